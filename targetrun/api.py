@@ -1,0 +1,201 @@
+"""The Python API, and the composition root: the only place adapters are chosen.
+
+>>> from targetrun import api                                    # doctest: +SKIP
+>>> spec = api.load("Pipelinefile.yaml")                         # doctest: +SKIP
+>>> summary = api.run(spec, params={"city": "paris"})            # doctest: +SKIP
+>>> api.exit_code(summary)                                       # doctest: +SKIP
+0
+
+``load`` validates a Pipelinefile; ``plan`` decides without running; ``run`` runs and
+returns a :class:`~targetrun.model.RunSummary`; ``status`` returns a
+:class:`~targetrun.state.StatusReport`. The CLI is a thin layer over these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
+from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, SpecError, UsageError, did_you_mean
+from targetrun.events import NullReporter, Reporter
+from targetrun.executors.base import EXECUTORS, Executor
+from targetrun.model import PipelineSpec, RunContext, RunSummary
+from targetrun.resolve import LOCAL, protocol
+from targetrun.spec import find_pipelinefile, load_pipeline
+from targetrun.state import StatusReport, build_status
+from targetrun.storage.base import STORAGES, Storage
+from targetrun.store.base import STORES, StateStore
+
+__all__ = ["load", "plan", "run", "status", "exit_code", "Backends", "RunRequest"]
+
+
+def load(path: str | None = None, *, use_cache: bool = True) -> PipelineSpec:
+    """Find (``path`` may be a folder or None for the current one) and validate a Pipelinefile."""
+    if path is None or os.path.isdir(path):
+        path = find_pipelinefile(path)
+    return load_pipeline(path, use_cache=use_cache)
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    when = now or dt.datetime.now(dt.timezone.utc)
+    return f"{when:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+def run_context(
+    spec: PipelineSpec,
+    *,
+    date: dt.date | dt.datetime | None = None,
+    params: Mapping[str, object] | None = None,
+    run_id: str | None = None,
+) -> RunContext:
+    """The template context of one run: the date, the parameters with overrides, an id."""
+    return RunContext(spec.name, _run_date(date), merge_params(spec, params or {}), run_id or new_run_id())
+
+
+def _run_date(date: dt.date | dt.datetime | None) -> dt.datetime:
+    if date is None:
+        return dt.datetime.now(dt.timezone.utc)
+    if isinstance(date, dt.datetime):
+        return date if date.tzinfo else date.replace(tzinfo=dt.timezone.utc)
+    return dt.datetime(date.year, date.month, date.day, tzinfo=dt.timezone.utc)
+
+
+def merge_params(spec: PipelineSpec, overrides: Mapping[str, object]) -> dict[str, object]:
+    params = dict(spec.params)
+    for name, value in overrides.items():
+        if name not in spec.params:
+            hint = did_you_mean(name, spec.params) or f"Declared parameters: {', '.join(spec.params) or 'none'}."
+            raise UsageError(f"unknown parameter {name!r}", hint=hint + " Declare it under `params:` first.")
+        params[name] = value
+    return params
+
+
+@dataclass
+class Backends:
+    """The storages and state store one command uses; built lazily, closed together."""
+
+    spec: PipelineSpec
+    store_url: str | None = None
+    _storages: dict[str, Storage] = field(default_factory=dict)
+    _store: StateStore | None = None
+
+    def storage(self, key: str) -> Storage:
+        if key not in self._storages:
+            self._storages[key] = self._make_storage(key)
+        return self._storages[key]
+
+    def _make_storage(self, key: str) -> Storage:
+        if key == LOCAL:
+            return STORAGES.get("local")()  # type: ignore[no-any-return]
+        named = self.spec.results.get(key)
+        proto = protocol(named.url) if named else key
+        if proto in STORAGES and proto != "fsspec":
+            return STORAGES.get(proto)(**(named.options if named else {}))  # type: ignore[no-any-return]
+        return STORAGES.get("fsspec")(proto, named.options if named else {})  # type: ignore[no-any-return]
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = open_store(self.spec, self.store_url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        for storage in self._storages.values():
+            storage.close()
+
+
+def open_store(spec: PipelineSpec, url: str | None = None) -> StateStore:
+    url = url or spec.cache_url
+    proto = protocol(url)
+    if proto in ("redis", "rediss", "unix"):
+        return STORES.get("redis")(url)  # type: ignore[no-any-return]
+    if proto not in (None, "file", "sqlite"):
+        raise SpecError(f"unknown state store {url!r}", file=spec.path, key="cache",
+                        hint="Use a path (SQLite) or a redis://host:port/db URL.")
+    path = url.split("://", 1)[1] if proto else url
+    return STORES.get("sqlite")(os.path.join(spec.root, os.path.expanduser(path)))  # type: ignore[no-any-return]
+
+
+@contextmanager
+def backends(spec: PipelineSpec, store_url: str | None = None) -> Iterator[Backends]:
+    opened = Backends(spec, store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def make_executor(name: str = "inline", jobs: int = 1) -> Executor:
+    if name == "inline" and jobs > 1:
+        name = "threads"
+    cls = EXECUTORS.get(name)
+    if name == "inline":
+        return cls()  # type: ignore[no-any-return]
+    return cls(max_workers=jobs)  # type: ignore[no-any-return]
+
+
+def plan(spec: PipelineSpec, request: RunRequest, context: RunContext, opened: Backends, *, use_store: bool = True) -> Plan:
+    store = opened.store if use_store else None
+    return Planner(spec, context, opened.storage, store).plan(request)
+
+
+def run(
+    spec: PipelineSpec | str | None = None,
+    tasks: Sequence[str] = (),
+    *,
+    force: Sequence[str] = (),
+    force_all: bool = False,
+    dry_run: bool = False,
+    keep_going: bool = False,
+    resume: str | None = None,
+    date: dt.date | dt.datetime | None = None,
+    params: Mapping[str, object] | None = None,
+    executor: str = "inline",
+    jobs: int = 1,
+    reporter: Reporter | None = None,
+    clock: Clock | None = None,
+    store_url: str | None = None,
+) -> RunSummary:
+    """Run a pipeline: decide, run what must run, checkpoint, record."""
+    spec = spec if isinstance(spec, PipelineSpec) else load(spec)
+    request = RunRequest(tuple(tasks), tuple(force), force_all, dry_run, keep_going, resume)
+    context = run_context(spec, date=date, params=params)
+    with backends(spec, store_url) as opened:
+        the_plan = plan(spec, request, context, opened, use_store=resume is not None or not dry_run)
+        pool = make_executor(executor, jobs)
+        try:
+            engine = Engine(storages=opened.storage, store=opened.store, executor=pool,
+                            reporter=reporter or NullReporter(), clock=clock)
+            return engine.run(the_plan, request)
+        finally:
+            pool.shutdown()
+
+
+def status(
+    spec: PipelineSpec | str | None = None,
+    tasks: Sequence[str] = (),
+    *,
+    date: dt.date | dt.datetime | None = None,
+    params: Mapping[str, object] | None = None,
+    store_url: str | None = None,
+) -> StatusReport:
+    """What exists, what would run and why -- without running anything."""
+    spec = spec if isinstance(spec, PipelineSpec) else load(spec)
+    context = run_context(spec, date=date, params=params)
+    with backends(spec, store_url) as opened:
+        the_plan = plan(spec, RunRequest(tuple(tasks)), context, opened)
+        return build_status(the_plan, opened.storage, opened.store)
+
+
+def exit_code(summary: RunSummary) -> int:
+    """0: every requested task satisfied; 1: a task failed; 3: a backend failed a task."""
+    if summary.ok:
+        return EXIT_OK
+    return EXIT_BACKEND if summary.backend_failed else EXIT_TASK_FAILED

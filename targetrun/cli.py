@@ -1,0 +1,240 @@
+"""The ``targetrun`` command line: a thin click layer over :mod:`targetrun.api`.
+
+Exit codes: 0 every requested task satisfied; 1 a task failed; 2 the Pipelinefile or the
+command line is wrong; 3 a backend (storage, state store, executor) could not be reached
+or could not tell; 4 an internal error (a bug: the traceback is printed); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import click
+
+from targetrun import __version__, api
+from targetrun.errors import RunInterrupted, TargetrunError, UsageError
+from targetrun.executors.base import EXECUTORS
+from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter, colour_enabled
+
+EXIT_INTERNAL = 4
+EPILOG = "Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments, 3 backend unreachable."
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the click group and turn every error into its exit code."""
+    code = invoke(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
+    sys.exit(code)
+
+
+def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
+    try:
+        result = cli.main(args=argv, prog_name="targetrun", standalone_mode=False, obj={"out": out, "err": err})
+    except TargetrunError as exc:
+        _print_error(exc.format(), err)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show(file=err)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.write("targetrun: interrupted\n")
+        return 130
+    except KeyboardInterrupt:
+        err.write("targetrun: interrupted\n")
+        return RunInterrupted.exit_code
+    except Exception:
+        err.write("targetrun: internal error (a bug in targetrun; please report it with this traceback):\n")
+        err.write(traceback.format_exc())
+        return EXIT_INTERNAL
+    return int(result or 0)
+
+
+def _print_error(message: str, err: TextIO) -> None:
+    err.write(f"targetrun: error: {message}\n")
+
+
+# -- shared options ----------------------------------------------------------------
+
+
+def _file_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-f", "--file", "path", type=click.Path(dir_okay=True), default=None,
+                        help="The Pipelinefile (default: Pipelinefile.yaml here or in a parent folder).")(f)
+
+
+def _context_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--date", "date", default=None, metavar="YYYY-MM-DD",
+                     help="Run date for {date}, {today}, ... (default: now, UTC).")(f)
+    f = click.option("--params-file", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="A YAML or JSON file of parameter values.")(f)
+    f = click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+                     help="Override a parameter; VALUE is read as YAML (3, true, [a, b]). Repeatable.")(f)
+    return _file_option(f)
+
+
+def _parse_params(pairs: Sequence[str], params_file: str | None) -> dict[str, object]:
+    from targetrun.spec.params import load_params_file, parse_param
+
+    params: dict[str, object] = load_params_file(params_file) if params_file else {}
+    for pair in pairs:
+        name, value = parse_param(pair)
+        params[name] = value
+    return params
+
+
+def _parse_date(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    if ".." in text:
+        raise UsageError(f"--date {text!r}: date ranges (backfills) are not supported yet", hint="Give one date, YYYY-MM-DD.")
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--date {text!r} is not a date", hint="Write it as YYYY-MM-DD, e.g. --date 2026-11-01.") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _out(ctx: click.Context) -> TextIO:
+    return ctx.obj["out"] if ctx.obj else sys.stdout  # type: ignore[no-any-return]
+
+
+# -- commands ----------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+@click.version_option(__version__, prog_name="targetrun")
+def cli() -> None:
+    """Run a Pipelinefile's tasks, skipping every task whose target already exists.
+
+    \b
+    targetrun run              run what the pipeline's final tasks need
+    targetrun run TASK         run what TASK needs
+    targetrun status           what exists, what would run and why
+    targetrun graph            the task graph (text, dot or mermaid)
+    """
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("tasks", nargs=-1)
+@_context_options
+@click.option("--force", "force", multiple=True, metavar="TASK",
+              help="Rerun TASK even if its target exists (and the requested tasks that need it). Repeatable.")
+@click.option("--force-all", is_flag=True, help="Rerun every requested task and everything it needs.")
+@click.option("--dry-run", "-n", is_flag=True, help="Print each decision and its reason; run nothing.")
+@click.option("--keep-going", "-k", is_flag=True, help="After a failure, finish the branches that do not depend on it.")
+@click.option("--resume", "resume", is_flag=False, flag_value="latest", default=None, metavar="[RUN_ID]",
+              help="Reuse the checkpoints of a failed run (default: the latest one).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Tasks to run at once.")
+@click.option("--executor", type=click.Choice(EXECUTORS.names()), default="inline", show_default=True,
+              help="Where tasks run: inline (this process), threads or processes pools, or dask.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document summarising every task.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only failures and the final line.")
+@click.option("-v", "--verbose", is_flag=True, help="Print each task start and full tracebacks.")
+@click.pass_context
+def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tuple[str, ...], params_file: str | None,
+        date: str | None, force: tuple[str, ...], force_all: bool, dry_run: bool, keep_going: bool,
+        resume: str | None, jobs: int, executor: str, as_json: bool, quiet: bool, verbose: bool) -> int:
+    """Run TASKS (default: the tasks nothing else needs) and what they need.
+
+    A task whose target exists is skipped and what it needs is not looked at. A task
+    that runs gets the values of its needs, and its output is written atomically to its
+    target and recorded in the state store.
+    """
+    out = _out(ctx)
+    spec = api.load(path)
+    if resume == "latest":
+        resume = _latest_failed_run(spec)
+    verbosity = QUIET if quiet else VERBOSE if verbose else NORMAL
+    reporter = None if as_json else ConsoleReporter(out, verbosity=verbosity, colour=colour_enabled(out))
+    summary = api.run(spec, tasks, force=force, force_all=force_all, dry_run=dry_run, keep_going=keep_going,
+                      resume=resume, date=_parse_date(date), params=_parse_params(params, params_file),
+                      executor=executor, jobs=jobs, reporter=reporter)
+    code = api.exit_code(summary)
+    if as_json:
+        from targetrun.report.json import summary_to_dict
+
+        out.write(json.dumps(summary_to_dict(summary, code), indent=2) + "\n")
+    return code
+
+
+def _latest_failed_run(spec: Any) -> str:
+    from targetrun.store.base import RunStatus
+
+    with api.backends(spec) as opened:
+        for record in opened.store.runs(spec.name, limit=50):
+            if record.status in (RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.BROKEN):
+                return record.run_id
+    raise UsageError("--resume: there is no failed or interrupted run to resume", hint="See `targetrun history`.")
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("tasks", nargs=-1)
+@_context_options
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--check", is_flag=True, help="Exit 1 if any task would run (for CI).")
+@click.pass_context
+def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tuple[str, ...],
+           params_file: str | None, date: str | None, as_json: bool, check: bool) -> int:
+    """Show each task's target, whether it exists, and what would run and why."""
+    from targetrun.report.status import render_status, status_to_dict
+
+    out = _out(ctx)
+    spec = api.load(path)
+    report = api.status(spec, tasks, date=_parse_date(date), params=_parse_params(params, params_file))
+    if as_json:
+        out.write(json.dumps(status_to_dict(report), indent=2) + "\n")
+    else:
+        render_status(report, out, colour=colour_enabled(out), now=dt.datetime.now(dt.timezone.utc).timestamp())
+    return 1 if check and report.would_run else 0
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("tasks", nargs=-1)
+@_file_option
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text", show_default=True)
+@click.pass_context
+def graph(ctx: click.Context, tasks: tuple[str, ...], path: str | None, fmt: str) -> int:
+    """Print the task graph: a text tree, Graphviz dot, or a Mermaid flowchart."""
+    from targetrun.report.graph import render_graph
+
+    spec = api.load(path)
+    _out(ctx).write(render_graph(spec, tasks, fmt))
+    return 0
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("task")
+@_context_options
+@click.option("--location", is_flag=True, help="Print where the value is stored instead of the value.")
+@click.pass_context
+def show(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...], params_file: str | None,
+         date: str | None, location: bool) -> int:
+    """Print TASK's checkpointed value (or, with --location, where it is stored)."""
+    from targetrun.report.show import show_value
+
+    spec = api.load(path)
+    show_value(spec, task, _out(ctx), date=_parse_date(date), params=_parse_params(params, params_file),
+               location_only=location)
+    return 0
+
+
+@cli.command(epilog=EPILOG)
+@_file_option
+@click.pass_context
+def validate(ctx: click.Context, path: str | None) -> int:
+    """Check the Pipelinefile (keys, types, needs, cycles, templates) without running anything."""
+    spec = api.load(path, use_cache=False)
+    where = os.path.relpath(spec.path) if not os.path.relpath(spec.path).startswith("..") else spec.path
+    _out(ctx).write(f"{where}: ok, {len(spec.tasks)} task{'s' if len(spec.tasks) != 1 else ''}\n")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,334 @@
+"""Running a plan: one scheduling loop over an executor's ``submit``.
+
+The loop reads like the docs: tasks whose needs are done are *submitted*; each finished
+attempt is either *recorded* (checkpoint record, value kept for the tasks that need it,
+dependents released) or *retried* after ``retry_delay`` (its inputs stay in memory), or
+*failed* (its dependents are blocked; without ``keep_going`` nothing new starts).
+Decisions, records and events all happen here, in the coordinating thread; workers only
+run :func:`~targetrun.engine.work.execute`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from targetrun import dag
+from targetrun.engine.plan import Plan, RunRequest
+from targetrun.engine.work import Input, Job, WorkError, WorkResult, check_call, execute, load_callable
+from targetrun.errors import SpecError
+from targetrun.events import (
+    Reporter,
+    RunFinished,
+    RunStarted,
+    TaskBlocked,
+    TaskFailed,
+    TaskPlanned,
+    TaskRetrying,
+    TaskSkipped,
+    TaskStarted,
+    TaskSucceeded,
+)
+from targetrun.executors.base import Executor
+from targetrun.model import Checkpoint, Decision, PlannedTask, Reason, RunSummary, TaskOutcome, TaskState
+from targetrun.storage.base import Storage
+from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
+
+
+@dataclass
+class Clock:
+    """Wall time for records, monotonic time and sleep for delays; tests inject fakes."""
+
+    now: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass
+class _Progress:
+    """The loop's state, one run."""
+
+    waiting: dict[str, int]  # upstream tasks of the run set still unfinished
+    consumers: dict[str, int]  # downstream tasks still to start, per task with a value in memory
+    dependents: dict[str, list[str]]  # within the run set
+    ready: deque[str] = field(default_factory=deque)
+    retries: list[tuple[float, str]] = field(default_factory=list)  # heap of (due, task)
+    inflight: dict[Future[Any], str] = field(default_factory=dict)
+    values: dict[str, object] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
+    stopping: bool = False
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        storages: Callable[[str], Storage],
+        store: StateStore,
+        executor: Executor,
+        reporter: Reporter,
+        clock: Clock | None = None,
+    ) -> None:
+        self.storages = storages
+        self.store = store
+        self.executor = executor
+        self.reporter = reporter
+        self.clock = clock or Clock()
+
+    # -- the run -------------------------------------------------------------------
+
+    def run(self, plan: Plan, request: RunRequest) -> RunSummary:
+        started = self.clock.now()
+        if request.dry_run:
+            return self._dry_run(plan, started)
+        functions = self._preflight(plan)
+        self.store.begin_run(RunRecord(plan.run_id, plan.spec.name, started, requested=plan.requested))
+        self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order)))
+        self._report_skips(plan)
+        progress = self._progress(plan)
+        status = RunStatus.INTERRUPTED
+        try:
+            self._loop(plan, request, progress, functions)
+            status = RunStatus.SUCCEEDED
+        finally:
+            summary = self._summary(plan, progress, started)
+            if status is RunStatus.SUCCEEDED and not summary.ok:
+                status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
+            if status is RunStatus.INTERRUPTED:
+                self.executor.shutdown(wait=False)
+            self.store.finish_run(plan.run_id, status, summary.finished, _counts(summary))
+            self.reporter.handle(RunFinished(summary))
+        return summary
+
+    def _loop(self, plan: Plan, request: RunRequest, progress: _Progress, functions: dict[str, Any]) -> None:
+        while progress.ready or progress.inflight or progress.retries:
+            self._submit_ready(plan, progress, functions)
+            for future in self._wait(progress):
+                name = progress.inflight.pop(future)
+                try:
+                    result = future.result()
+                except WorkError as exc:
+                    self._attempt_failed(plan, request, progress, name, exc)
+                else:
+                    self._record(plan, progress, name, result)
+            self._release_due_retries(progress)
+
+    def _submit_ready(self, plan: Plan, progress: _Progress, functions: dict[str, Any]) -> None:
+        while progress.ready and not progress.stopping and len(progress.inflight) < self.executor.max_workers:
+            name = progress.ready.popleft()
+            attempt = progress.attempts.get(name, 0) + 1
+            progress.attempts[name] = attempt
+            task = plan.tasks[name]
+            target = task.target.url if task.target else None
+            self.reporter.handle(TaskStarted(name, attempt, plan.decision(name), target))
+            future = self.executor.submit(execute, self._job(plan, progress, task, attempt, functions.get(name)))
+            progress.inflight[future] = name
+
+    def _wait(self, progress: _Progress) -> list[Future[Any]]:
+        if not progress.inflight:
+            if progress.retries and not progress.ready:
+                self.clock.sleep(max(0.0, progress.retries[0][0] - self.clock.monotonic()))
+            return []
+        done = [f for f in progress.inflight if f.done()]
+        if done:
+            return done
+        timeout = None
+        if progress.retries:
+            timeout = max(0.0, progress.retries[0][0] - self.clock.monotonic())
+        finished, _ = wait(list(progress.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+        return list(finished)
+
+    def _release_due_retries(self, progress: _Progress) -> None:
+        now = self.clock.monotonic()
+        while progress.retries and progress.retries[0][0] <= now:
+            _, name = heapq.heappop(progress.retries)
+            if not progress.stopping:
+                progress.ready.append(name)
+
+    # -- steps ---------------------------------------------------------------------
+
+    def _job(self, plan: Plan, progress: _Progress, task: PlannedTask, attempt: int, fn: Any) -> Job:
+        spec = task.spec
+        inputs = {arg: self._input(plan, progress, up, shell=spec.shell is not None) for arg, up in spec.needs}
+        checkpoint = task.checkpoint
+        context: dict[str, object] = {}
+        if spec.shell is not None:
+            context = dict(plan.base_context, task_name=spec.name, task_full_name=spec.name, task_run_count=attempt)
+        return Job(
+            task=spec.name,
+            attempt=attempt,
+            root=plan.spec.root,
+            serializer=task.serializer,
+            checkpoint=checkpoint.url if checkpoint else None,
+            storage=self.storages(checkpoint.result) if checkpoint else None,
+            fn=fn,
+            run=spec.run,
+            shell=spec.shell,
+            args=task.args,
+            inputs=inputs,
+            context=context,
+            keep_value=self.executor.in_process or not spec.checkpoint,
+        )
+
+    def _input(self, plan: Plan, progress: _Progress, upstream: str, *, shell: bool) -> Input:
+        if upstream in progress.values and not shell:
+            return Input(upstream, value=progress.values[upstream])
+        task = plan.tasks[upstream]
+        assert task.checkpoint is not None, "validation guarantees a checkpoint for values not in memory"
+        return Input(upstream, location=task.checkpoint.url, storage=self.storages(task.checkpoint.result),
+                     serializer=task.serializer)
+
+    def _record(self, plan: Plan, progress: _Progress, name: str, result: WorkResult) -> None:
+        task = plan.tasks[name]
+        checkpoint = None
+        if task.checkpoint is not None and result.content_hash is not None:
+            checkpoint = Checkpoint(name, task.checkpoint.url, task.serializer, result.size or 0, result.content_hash,
+                                    plan.run_id, result.written_at, result.duration)
+        attempts = progress.attempts[name]
+        outcome = TaskOutcome(name, TaskState.SUCCEEDED, plan.decision(name), _target(task), result.duration, attempts,
+                              checkpoint=checkpoint)
+        self._finish(plan, progress, outcome)
+        self.reporter.handle(TaskSucceeded(name, result.duration, attempts, checkpoint))
+        if progress.consumers.get(name):
+            progress.values[name] = result.value
+        self._release(plan, progress, name)
+
+    def _attempt_failed(self, plan: Plan, request: RunRequest, progress: _Progress, name: str, error: WorkError) -> None:
+        task = plan.tasks[name]
+        attempts = progress.attempts[name]
+        if attempts <= task.spec.max_retries and not progress.stopping:
+            delay = task.spec.retry_delay
+            self.reporter.handle(TaskRetrying(name, attempts, error.message, delay))
+            heapq.heappush(progress.retries, (self.clock.monotonic() + delay, name))
+            return
+        outcome = TaskOutcome(name, TaskState.FAILED, plan.decision(name), _target(task), 0.0, attempts,
+                              error=error.message, backend_error=error.backend)
+        self._finish(plan, progress, outcome)
+        self.reporter.handle(TaskFailed(name, error.message, attempts, error.details))
+        self._block_downstream(plan, progress, name)
+        if not request.keep_going:
+            progress.stopping = True
+
+    def _finish(self, plan: Plan, progress: _Progress, outcome: TaskOutcome) -> None:
+        progress.outcomes[outcome.task] = outcome
+        record = TaskRecord(plan.run_id, plan.spec.name, outcome.task, outcome.state, self.clock.now(),
+                            outcome.duration, outcome.attempts, outcome.error, outcome.target)
+        self.store.record_task(record, outcome.checkpoint)
+
+    def _release(self, plan: Plan, progress: _Progress, name: str) -> None:
+        for down in progress.dependents[name]:
+            progress.waiting[down] -= 1
+            if progress.waiting[down] == 0 and down not in progress.outcomes:
+                progress.ready.append(down)
+        for up in dict.fromkeys(plan.graph[name]):
+            if up in progress.consumers:
+                progress.consumers[up] -= 1
+                if progress.consumers[up] <= 0:
+                    progress.values.pop(up, None)
+
+    def _block_downstream(self, plan: Plan, progress: _Progress, failed: str) -> None:
+        blocked = dag.downstream_within(plan.graph, [failed], set(plan.order))
+        for name in dag.toposort(plan.graph, blocked):
+            if name in progress.outcomes:
+                continue
+            outcome = TaskOutcome(name, TaskState.UPSTREAM_FAILED, plan.decision(name), _target(plan.tasks[name]))
+            progress.outcomes[name] = outcome
+            self.reporter.handle(TaskBlocked(name, TaskState.UPSTREAM_FAILED, f"{failed!r} failed"))
+
+    # -- before and after ----------------------------------------------------------
+
+    def _preflight(self, plan: Plan) -> dict[str, Any]:
+        """Import every callable that will run, and check its arguments, before anything runs."""
+        functions: dict[str, Any] = {}
+        for name in plan.order:
+            task = plan.tasks[name]
+            spec = task.spec
+            if spec.run is None:
+                continue
+            where = dict(file=plan.spec.path, line=spec.line_of("run"), key=f"tasks.{name}.run")
+            try:
+                fn = load_callable(spec.run, plan.spec.root)
+            except Exception as exc:
+                raise SpecError(f"cannot load {spec.run!r} for task {name!r}: {type(exc).__name__}: {exc}",
+                                hint="Check the module and function names; the Pipelinefile's folder is importable.",
+                                **where) from None  # type: ignore[arg-type]
+            problem = check_call(fn, list(task.args) + [arg for arg, _ in spec.needs])
+            if problem:
+                raise SpecError(f"task {name!r} cannot call {spec.run}: {problem}",
+                                hint="Make the function's parameters match `args` and `needs`.", **where)  # type: ignore[arg-type]
+            if self.executor.in_process:
+                functions[name] = fn
+        return functions
+
+    def _progress(self, plan: Plan) -> _Progress:
+        runs = set(plan.order)
+        inside = {name: tuple(up for up in dict.fromkeys(plan.graph[name]) if up in runs) for name in plan.order}
+        waiting = {name: len(ups) for name, ups in inside.items()}
+        consumers: dict[str, int] = {}
+        for ups in inside.values():
+            for up in ups:
+                consumers[up] = consumers.get(up, 0) + 1
+        progress = _Progress(waiting, consumers, dag.dependents(inside))
+        progress.ready.extend(name for name in plan.order if waiting[name] == 0)
+        return progress
+
+    def _report_skips(self, plan: Plan) -> None:
+        for name, decision in plan.decisions.items():
+            if not decision.runs:
+                self.reporter.handle(TaskSkipped(name, decision, _target(plan.tasks[name])))
+
+    def _dry_run(self, plan: Plan, started: float) -> RunSummary:
+        self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order), True))
+        outcomes = []
+        for name in dag.toposort(plan.graph, plan.decisions):
+            decision = plan.decisions[name]
+            target = _target(plan.tasks[name])
+            if decision.runs:
+                self.reporter.handle(TaskPlanned(name, decision, target))
+                outcomes.append(TaskOutcome(name, TaskState.WOULD_RUN, decision, target))
+            else:
+                self.reporter.handle(TaskSkipped(name, decision, target))
+                outcomes.append(TaskOutcome(name, _skip_state(decision), decision, target))
+        outcomes.extend(_not_needed(plan))
+        summary = RunSummary(plan.run_id, plan.spec.name, tuple(outcomes), started, self.clock.now(), plan.requested, True)
+        self.reporter.handle(RunFinished(summary))
+        return summary
+
+    def _summary(self, plan: Plan, progress: _Progress, started: float) -> RunSummary:
+        outcomes = []
+        for name in dag.toposort(plan.graph, plan.decisions):
+            decision = plan.decisions[name]
+            if name in progress.outcomes:
+                outcomes.append(progress.outcomes[name])
+            elif decision.runs:
+                outcomes.append(TaskOutcome(name, TaskState.CANCELLED, decision, _target(plan.tasks[name]),
+                                            attempts=progress.attempts.get(name, 0)))
+            else:
+                outcomes.append(TaskOutcome(name, _skip_state(decision), decision, _target(plan.tasks[name])))
+        outcomes.extend(_not_needed(plan))
+        return RunSummary(plan.run_id, plan.spec.name, tuple(outcomes), started, self.clock.now(), plan.requested)
+
+
+def _target(task: PlannedTask) -> str | None:
+    return task.target.url if task.target else None
+
+
+def _skip_state(decision: Decision) -> TaskState:
+    return TaskState.CACHED if decision.reason is Reason.CACHE_HIT else TaskState.SKIPPED
+
+
+def _not_needed(plan: Plan) -> list[TaskOutcome]:
+    from targetrun.engine.plan import NOT_NEEDED
+
+    return [TaskOutcome(name, TaskState.NOT_NEEDED, NOT_NEEDED) for name in plan.spec.tasks if name not in plan.decisions]
+
+
+def _counts(summary: RunSummary) -> str:
+    parts = [f"{summary.count(state)} {state.value}" for state in TaskState if summary.count(state)]
+    return ", ".join(parts)

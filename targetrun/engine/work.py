@@ -1,0 +1,278 @@
+"""What an executor runs for one task attempt: the task body, then its checkpoint.
+
+:func:`execute` takes a picklable :class:`Job` and returns a :class:`WorkResult`, so the
+same function runs inline, in a thread, in a process or on a Dask worker. It loads the
+upstream values it needs (lazily, from their checkpoints, when they were not computed in
+this process), calls the function or the shell command, and writes the value atomically
+to its checkpoint location. Everything else -- decisions, records, events -- stays in
+the coordinating process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from targetrun import templating
+from targetrun.errors import StorageError
+from targetrun.serializers.base import SerializationError, serializer
+from targetrun.storage.base import Storage
+
+STDERR_TAIL_LINES = 20
+_NO_VALUE = object()
+
+
+class WorkError(Exception):
+    """A task attempt failed. ``backend`` marks storage failures (exit 3 when final)."""
+
+    def __init__(self, message: str, details: str = "", backend: bool = False) -> None:
+        super().__init__(message, details, backend)
+        self.message = message
+        self.details = details
+        self.backend = backend
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Input:
+    """An upstream value: in memory, or at a checkpoint location to load on demand."""
+
+    task: str
+    value: object = _NO_VALUE
+    location: str | None = None
+    storage: Storage | None = None
+    serializer: str = "pickle"
+
+    def load(self) -> object:
+        if self.value is not _NO_VALUE:
+            return self.value
+        assert self.location is not None and self.storage is not None
+        try:
+            with self.storage.open_read(self.location) as f:
+                return serializer(self.serializer).load(f)
+        except FileNotFoundError:
+            raise WorkError(f"the value of {self.task!r} is gone: {self.location} no longer exists") from None
+        except SerializationError as exc:
+            raise WorkError(f"cannot read the value of {self.task!r} from {self.location}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Job:
+    task: str
+    attempt: int
+    root: str
+    serializer: str
+    checkpoint: str | None = None
+    storage: Storage | None = None
+    fn: Callable[..., Any] | None = None  # resolved by the coordinator when in-process
+    run: str | None = None  # "module:function" for out-of-process workers
+    shell: str | None = None
+    args: Mapping[str, object] = field(default_factory=dict)
+    inputs: Mapping[str, Input] = field(default_factory=dict)  # by argument name
+    context: Mapping[str, object] = field(default_factory=dict)  # shell template context
+    keep_value: bool = True
+
+
+@dataclass(frozen=True)
+class WorkResult:
+    value: object
+    size: int | None
+    content_hash: str | None
+    duration: float
+    written_at: float
+
+
+def execute(job: Job) -> WorkResult:
+    """Run one attempt of a task and checkpoint its value; raise WorkError on failure."""
+    started = time.perf_counter()
+    try:
+        if job.shell is not None:
+            value, size, digest = _run_shell(job)
+        else:
+            value, size, digest = _run_python(job)
+    except WorkError:
+        raise
+    except StorageError as exc:
+        raise WorkError(exc.format(), backend=True) from None
+    except Exception as exc:  # the task's own failure: report it, with its traceback
+        raise WorkError(f"{type(exc).__name__}: {exc}", traceback.format_exc()) from None
+    return WorkResult(value if job.keep_value else None, size, digest, time.perf_counter() - started, time.time())
+
+
+# -- Python tasks ------------------------------------------------------------------
+
+
+def _run_python(job: Job) -> tuple[object, int | None, str | None]:
+    fn = job.fn or load_callable(job.run or "", job.root)
+    kwargs = dict(job.args)
+    kwargs.update((arg, source.load()) for arg, source in job.inputs.items())
+    value = fn(**kwargs)
+    if job.checkpoint is None or job.storage is None:
+        return value, None, None
+    size, digest = write_value(job.storage, job.checkpoint, value, job.serializer)
+    return value, size, digest
+
+
+def write_value(storage: Storage, url: str, value: object, serializer_name: str) -> tuple[int, str]:
+    """Serialize ``value`` atomically to ``url``; return its size and content hash."""
+    codec = serializer(serializer_name)
+    with storage.atomic_write(url) as f:
+        writer = HashingWriter(f)
+        try:
+            codec.dump(value, writer)
+        except SerializationError as exc:
+            raise WorkError(f"cannot write the value to {url} as {serializer_name}: {exc}") from None
+    _verify(storage, url)
+    return writer.size, writer.hexdigest()
+
+
+def _verify(storage: Storage, url: str) -> None:
+    if storage.info(url) is None:
+        raise WorkError(f"the checkpoint {url} is missing right after it was written", backend=True)
+
+
+class HashingWriter(io.RawIOBase):
+    """A write-through file that counts bytes and hashes them on the way."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._hash.update(view)
+        self.size += view.nbytes
+        self._raw.write(view)
+        return view.nbytes
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def file_digest(path: str) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def load_callable(path: str, root: str) -> Callable[..., Any]:
+    """Import ``module:function`` with the Pipelinefile's folder first on ``sys.path``.
+
+    A module of the same name imported earlier from another folder (another pipeline in
+    the same process) is dropped first, so each pipeline gets its own ``tasks.py``.
+    """
+    module_name, _, attr = path.partition(":")
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)
+    _forget_foreign(module_name, root)
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{path} is a {type(obj).__name__}, not a function")
+    return obj  # type: ignore[no-any-return]
+
+
+def _forget_foreign(module_name: str, root: str) -> None:
+    top = module_name.split(".")[0]
+    local = os.path.exists(os.path.join(root, top + ".py")) or os.path.isdir(os.path.join(root, top))
+    loaded = sys.modules.get(top)
+    if not local or loaded is None:
+        return
+    origin = os.path.abspath(getattr(loaded, "__file__", None) or root)
+    if origin.startswith(os.path.join(root, "")):
+        return
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def check_call(fn: Callable[..., Any], names: list[str]) -> str | None:
+    """Why ``fn`` cannot be called with these keyword arguments, or None."""
+    try:
+        inspect.signature(fn).bind(**dict.fromkeys(names))
+    except TypeError as exc:
+        return str(exc)
+    except ValueError:  # builtins without a signature: let the call decide
+        return None
+    return None
+
+
+# -- shell tasks -------------------------------------------------------------------
+
+
+def _run_shell(job: Job) -> tuple[object, int | None, str | None]:
+    assert job.shell is not None and job.storage is not None and job.checkpoint is not None
+    writes_output = any(name == "output" for name, _, _ in templating.fields(job.shell))
+    with ExitStack() as stack:
+        paths = {arg: stack.enter_context(_fetched(source)) for arg, source in job.inputs.items()}
+        paths.update({source.task: paths[arg] for arg, source in job.inputs.items()})
+        context = dict(job.context)
+        context["needs"] = templating.Namespace("needs", paths)
+        if writes_output:
+            out = stack.enter_context(job.storage.staged(job.checkpoint))
+            context["output"] = out
+            _call_shell(job, templating.render_shell(job.shell, context), stdout=None)
+            if not os.path.lexists(out):
+                raise WorkError("the command exited 0 but did not write {output}")
+            size, digest = file_digest(out) if os.path.isfile(out) else (0, "")
+            result: tuple[object, int | None, str | None] = (None, size, digest)
+        else:
+            command = templating.render_shell(job.shell, context)
+            with job.storage.atomic_write(job.checkpoint) as f:
+                writer = HashingWriter(f)
+                _call_shell(job, command, stdout=writer)
+            result = (None, writer.size, writer.hexdigest())
+    _verify(job.storage, job.checkpoint)
+    return result
+
+
+def _fetched(source: Input) -> Any:
+    assert source.storage is not None and source.location is not None
+    return source.storage.fetched(source.location)
+
+
+def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None) -> None:
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            cwd=job.root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stdout is not None else err,
+            stderr=err,
+        )
+        if stdout is not None:
+            assert process.stdout is not None
+            while chunk := process.stdout.read(1024 * 1024):
+                stdout.write(chunk)
+            process.stdout.close()
+        code = process.wait()
+        if code != 0:
+            err.seek(0)
+            tail = err.read().decode("utf-8", "replace").splitlines()[-STDERR_TAIL_LINES:]
+            reason = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            raise WorkError(f"the command {reason}", "\n".join(tail))

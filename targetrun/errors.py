@@ -1,0 +1,150 @@
+"""The exception tree of targetrun; every class knows its exit code.
+
+Exit codes (DESIGN.md §4):
+
+* 0 -- every requested task is satisfied;
+* 1 -- a task ran and failed (:class:`TaskFailed`);
+* 2 -- the pipeline file or the command line is wrong (:class:`SpecError`, :class:`UsageError`);
+* 3 -- a backend (storage, state store, executor) could not be reached or could not
+  tell (:class:`BackendError` and its children).
+
+A :class:`TargetrunError` is a *user-facing* error: the CLI prints its message as one
+paragraph and exits with its code, never a traceback. Anything else escaping the engine
+is a bug and is shown with its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_TASK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BACKEND = 3
+
+
+class TargetrunError(Exception):
+    """Base class: a problem the user can act on, printed without a traceback."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def format(self) -> str:
+        """The one paragraph the CLI prints."""
+        if not self.hint:
+            return self.message
+        joiner = "; " if self.hint[:1].islower() else ". "
+        return f"{self.message.rstrip('.')}{joiner}{self.hint}"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+class UsageError(TargetrunError):
+    """The command line is wrong (unknown task name, bad --date, bad -p)."""
+
+    exit_code = EXIT_USAGE
+
+
+class SpecError(TargetrunError):
+    """The pipeline file is wrong. Carries the file and line when known."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.file = file
+        self.line = line
+        self.key = key
+
+    def format(self) -> str:
+        where = []
+        if self.file:
+            where.append(self.file)
+        if self.line:
+            where.append(f"line {self.line}")
+        if self.key:
+            where.append(self.key)
+        prefix = ", ".join(where)
+        body = super().format()
+        return f"{prefix}: {body}" if prefix else body
+
+
+class UnknownKeyError(SpecError):
+    """A key the schema does not know; the hint is a "did you mean"."""
+
+
+class TemplateError(SpecError):
+    """A template names a key the context does not have, or cannot be rendered."""
+
+
+class CycleError(SpecError):
+    """The ``needs`` graph has a cycle; the message prints its path."""
+
+
+class DuplicateTargetError(SpecError):
+    """Two tasks render the same target."""
+
+
+class BackendError(TargetrunError):
+    """A backend could not be reached or could not tell: exit 3."""
+
+    exit_code = EXIT_BACKEND
+
+
+class StorageError(BackendError):
+    """Storage could not answer (credentials, network, permissions) -- never "missing"."""
+
+
+class CacheError(BackendError):
+    """The state store could not be opened, read or written."""
+
+
+class ExecutorError(BackendError):
+    """The executor could not be started or lost its workers."""
+
+
+class MissingExtraError(TargetrunError):
+    """An optional dependency is not installed; the hint says which extra to install."""
+
+    exit_code = EXIT_USAGE
+
+
+class TaskFailed(TargetrunError):
+    """A task ran and failed (after its retries). Not a runner error."""
+
+    exit_code = EXIT_TASK_FAILED
+
+
+class RunInterrupted(TargetrunError):
+    """The run was stopped by the user (Ctrl-C)."""
+
+    exit_code = 130
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A "did you mean" hint for ``word`` among ``choices``, or None.
+
+    >>> did_you_mean("rnu", ["run", "shell", "needs"])
+    "did you mean 'run'?"
+    >>> did_you_mean("zzz", ["run"]) is None
+    True
+    """
+    matches = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+    if not matches:
+        return None
+    quoted = " or ".join(repr(m) for m in matches)
+    return f"did you mean {quoted}?"

@@ -1,0 +1,128 @@
+"""Typed engine events and the :class:`Reporter` protocol.
+
+The engine emits one event per thing that happens; reporters (console, JSON, tests'
+:class:`RecordingReporter`) observe them and nothing else prints. Events are emitted from
+the coordinating process only, in the order things happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Union
+
+from targetrun.model import Checkpoint, Decision, RunSummary, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: str
+    pipeline: str
+    requested: tuple[str, ...]
+    planned: int  # tasks in the plan (skipped ones included)
+    to_run: int
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSkipped:
+    """Not run: target exists, cache hit, resumed checkpoint, or not needed."""
+
+    task: str
+    decision: Decision
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPlanned:
+    """Dry run only: the task would run."""
+
+    task: str
+    decision: Decision
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStarted:
+    task: str
+    attempt: int
+    decision: Decision
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRetrying:
+    task: str
+    attempt: int
+    error: str
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSucceeded:
+    task: str
+    duration: float
+    attempts: int
+    checkpoint: Checkpoint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed:
+    task: str
+    error: str
+    attempts: int
+    details: str = ""  # traceback or the command's last stderr lines
+
+
+@dataclass(frozen=True, slots=True)
+class TaskBlocked:
+    """Not started: an upstream task failed, or the run stopped after a failure."""
+
+    task: str
+    state: TaskState
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    summary: RunSummary
+
+
+Event = Union[
+    RunStarted, TaskSkipped, TaskPlanned, TaskStarted, TaskRetrying, TaskSucceeded, TaskFailed, TaskBlocked, RunFinished
+]
+
+
+class Reporter(Protocol):
+    def handle(self, event: Event) -> None: ...
+
+
+@dataclass
+class RecordingReporter:
+    """Keeps every event; tests assert on the list."""
+
+    events: list[Event] = field(default_factory=list)
+
+    def handle(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list[Event]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def tasks(self, kind: type) -> list[str]:
+        return [e.task for e in self.events if isinstance(e, kind)]  # type: ignore[union-attr]
+
+
+class Broadcast:
+    """Sends each event to several reporters."""
+
+    def __init__(self, *reporters: Reporter) -> None:
+        self.reporters = reporters
+
+    def handle(self, event: Event) -> None:
+        for reporter in self.reporters:
+            reporter.handle(event)
+
+
+class NullReporter:
+    def handle(self, event: Event) -> None:
+        pass

@@ -1,0 +1,254 @@
+"""The typed model every other module speaks: specs, decisions, states, outcomes.
+
+Three layers of objects, from the file to the run:
+
+* :class:`PipelineSpec` / :class:`TaskSpec` -- what the Pipelinefile says, validated,
+  templates still unrendered. They are cheap to pickle, which is how a validated file is
+  cached by content hash.
+* :class:`PlannedTask` -- one task of one run: its templates rendered against a
+  :class:`RunContext`, its target resolved to a location in a storage.
+* :class:`Decision`, :class:`TaskOutcome`, :class:`RunSummary` -- what the engine decided
+  and what happened.
+
+Nothing here does I/O or imports anything but the standard library and ``errors``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Validator(Enum):
+    """Prefect 1's cache validators, by their Pipelinefile names."""
+
+    DURATION_ONLY = "duration_only"
+    ALL_INPUTS = "all_inputs"
+    ALL_PARAMETERS = "all_parameters"
+    PARTIAL_INPUTS_ONLY = "partial_inputs_only"
+    PARTIAL_PARAMETERS_ONLY = "partial_parameters_only"
+    NEVER_USE = "never_use"
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """``cache_for`` / ``cache_validator`` / ``cache_key`` of one task."""
+
+    ttl: float
+    validator: Validator = Validator.DURATION_ONLY
+    names: tuple[str, ...] = ()
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultLocation:
+    """A named storage location: an fsspec URL or a local folder, plus storage options."""
+
+    name: str
+    url: str
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """One task as the Pipelinefile declares it (templates unrendered)."""
+
+    name: str
+    run: str | None = None
+    shell: str | None = None
+    needs: tuple[tuple[str, str], ...] = ()  # (keyword argument, upstream task)
+    args: Mapping[str, object] = field(default_factory=dict)
+    target: str | None = None
+    result: str = "."
+    serializer: str | None = None
+    checkpoint: bool = True
+    cache: CachePolicy | None = None
+    max_retries: int = 0
+    retry_delay: float = 0.0
+    foreach: object | None = None
+    line: int | None = None
+    field_lines: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        return tuple(task for _, task in self.needs)
+
+    def line_of(self, key: str) -> int | None:
+        return self.field_lines.get(key, self.line)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSpec:
+    """A validated Pipelinefile."""
+
+    name: str
+    path: str  # the Pipelinefile itself
+    root: str  # its folder: default result location, importable for ``run:``
+    tasks: Mapping[str, TaskSpec]
+    params: Mapping[str, object] = field(default_factory=dict)
+    results: Mapping[str, ResultLocation] = field(default_factory=dict)
+    cache_url: str = ".targetrun/state.db"
+    param_lines: Mapping[str, int] = field(default_factory=dict)
+    allow_outside_targets: bool = False
+
+    def task(self, name: str) -> TaskSpec:
+        return self.tasks[name]
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What templates may name for one run (DESIGN.md §2)."""
+
+    flow_name: str
+    date: dt.datetime
+    params: Mapping[str, object]
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a value lives: a URL (or absolute local path) in a named result location."""
+
+    result: str  # name of the ResultLocation whose storage holds it
+    url: str
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTask:
+    """A task of one run, with its templates rendered."""
+
+    spec: TaskSpec
+    target: Location | None  # declared target, rendered
+    checkpoint: Location | None  # where the value is written (target or default place)
+    serializer: str
+    args: Mapping[str, object]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class Action(Enum):
+    SKIP = "skip"
+    RUN = "run"
+    NOT_NEEDED = "not needed"
+
+
+class Reason(Enum):
+    """Why a task is skipped or run; the value is what ``status`` prints."""
+
+    TARGET_EXISTS = "target exists"
+    CACHE_HIT = "cache hit"
+    RESUMED = "checkpoint of a resumed run"
+    TARGET_MISSING = "target missing"
+    CACHE_EXPIRED = "cache expired"
+    INPUTS_CHANGED = "inputs changed"
+    PARAMETERS_CHANGED = "parameters changed"
+    NOT_CACHED = "no cache entry"
+    FORCED = "forced"
+    UPSTREAM_FORCED = "upstream forced"
+    NO_TARGET = "no target"
+    CORRUPT = "checkpoint corrupt"
+    NOT_NEEDED = "not needed"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The plan's verdict for one task."""
+
+    action: Action
+    reason: Reason
+    detail: str = ""
+    until: float | None = None  # cache expiry, epoch seconds
+
+    @property
+    def runs(self) -> bool:
+        return self.action is Action.RUN
+
+    def describe(self) -> str:
+        """Human words, e.g. ``will run: target missing``."""
+        if self.action is Action.NOT_NEEDED:
+            return "not needed"
+        text = self.reason.value
+        if self.until is not None:
+            until = dt.datetime.fromtimestamp(self.until, dt.timezone.utc)
+            text += f" (until {until:%Y-%m-%d %H:%M:%S}Z)"
+        if self.detail:
+            text += f" ({self.detail})"
+        return f"will run: {text}" if self.runs else text
+
+
+class TaskState(Enum):
+    """Where a task ended up in a run."""
+
+    SKIPPED = "skipped"
+    CACHED = "cached"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UPSTREAM_FAILED = "upstream failed"
+    CANCELLED = "cancelled"
+    NOT_NEEDED = "not needed"
+    WOULD_RUN = "would run"
+
+    @property
+    def satisfied(self) -> bool:
+        return self in (TaskState.SKIPPED, TaskState.CACHED, TaskState.SUCCEEDED)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The store's record of a value written by a task."""
+
+    task: str
+    location: str
+    serializer: str
+    size: int
+    content_hash: str
+    run_id: str
+    written_at: float
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    task: str
+    state: TaskState
+    decision: Decision
+    target: str | None = None
+    duration: float = 0.0
+    attempts: int = 0
+    error: str | None = None
+    checkpoint: Checkpoint | None = None
+    backend_error: bool = False  # failed because storage could not be reached: exit 3
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    run_id: str
+    pipeline: str
+    outcomes: tuple[TaskOutcome, ...]
+    started: float
+    finished: float
+    requested: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    @property
+    def failed(self) -> tuple[TaskOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.state is TaskState.FAILED)
+
+    @property
+    def ok(self) -> bool:
+        bad = (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED)
+        return not any(o.state in bad for o in self.outcomes)
+
+    @property
+    def backend_failed(self) -> bool:
+        return any(o.backend_error for o in self.outcomes)
+
+    def count(self, state: TaskState) -> int:
+        return sum(1 for o in self.outcomes if o.state is state)

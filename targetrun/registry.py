@@ -1,0 +1,78 @@
+"""Lazy registries: a name maps to ``"module:attribute"`` plus an install hint.
+
+Built-ins and plugins share one table per kind. Nothing is imported until a name is
+looked up, so ``targetrun --help`` never pays for s3fs, redis or dask. Plugins add names
+through entry points (groups ``targetrun.storage``, ``targetrun.cache_stores``,
+``targetrun.executors``, ``targetrun.serializers``, ``targetrun.reporters``), which are
+read only when a name is not a built-in (reading entry points costs tens of ms).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from targetrun.errors import MissingExtraError, UsageError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str  # "package.module:Attribute"
+    hint: str | None = None  # e.g. "Install targetrun[redis] to use redis:// stores"
+
+
+class Registry:
+    """One table of named implementations for one kind (storage, executors, ...)."""
+
+    def __init__(self, kind: str, group: str, entries: dict[str, Entry]) -> None:
+        self.kind = kind
+        self.group = group
+        self._entries = dict(entries)
+        self._loaded: dict[str, Any] = {}
+        self._plugins_read = False
+
+    def register(self, name: str, obj: Any, *, clobber: bool = False) -> None:
+        if not clobber and (name in self._entries or name in self._loaded):
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._loaded[name] = obj
+
+    def names(self, *, plugins: bool = False) -> list[str]:
+        if plugins:
+            self._read_plugins()
+        return sorted(set(self._entries) | set(self._loaded))
+
+    def __contains__(self, name: str) -> bool:
+        if name in self._entries or name in self._loaded:
+            return True
+        self._read_plugins()
+        return name in self._entries
+
+    def get(self, name: str) -> Any:
+        if name in self._loaded:
+            return self._loaded[name]
+        if name not in self:
+            raise UsageError(
+                f"unknown {self.kind} {name!r}",
+                hint=did_you_mean(name, self.names()) or f"Known: {', '.join(self.names())}.",
+            )
+        entry = self._entries[name]
+        module_name, _, attr = entry.path.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            if entry.hint is None:
+                raise
+            raise MissingExtraError(f"cannot load {self.kind} {name!r} ({exc})", hint=entry.hint) from None
+        obj = getattr(module, attr)
+        self._loaded[name] = obj
+        return obj
+
+    def _read_plugins(self) -> None:
+        if self._plugins_read:
+            return
+        self._plugins_read = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=self.group):
+            self._entries.setdefault(ep.name, Entry(ep.value))

@@ -1,0 +1,122 @@
+"""The console reporter: one line per task event, coloured on a terminal.
+
+Plain text when the stream is not a terminal or ``NO_COLOR`` is set, so CI logs have no
+control codes. Writing 10,000 lines through rich would cost about a second, so this
+reporter writes plain lines itself and adds ANSI colours only when colour is on.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TextIO
+
+from targetrun.durations import format_duration
+from targetrun.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskBlocked,
+    TaskFailed,
+    TaskPlanned,
+    TaskRetrying,
+    TaskSkipped,
+    TaskStarted,
+    TaskSucceeded,
+)
+from targetrun.model import RunSummary, TaskState
+
+_COLOURS = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36"}
+QUIET, NORMAL, VERBOSE = 0, 1, 2
+
+
+def colour_enabled(stream: TextIO, environ: dict[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    if "NO_COLOR" in env:
+        return False
+    if env.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class ConsoleReporter:
+    def __init__(self, stream: TextIO, *, verbosity: int = NORMAL, colour: bool = False) -> None:
+        self.stream = stream
+        self.verbosity = verbosity
+        self.colour = colour
+        self._width = 12
+
+    def _paint(self, text: str, style: str) -> str:
+        if not self.colour:
+            return text
+        return f"\x1b[{_COLOURS[style]}m{text}\x1b[0m"
+
+    def _line(self, label: str, style: str, task: str, text: str = "") -> None:
+        label = self._paint(f"{label:<8}", style)
+        name = task.ljust(self._width)
+        self.stream.write(f"{label} {name} {text}".rstrip() + "\n")
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._started(event)
+        elif isinstance(event, TaskSkipped):
+            if self.verbosity >= NORMAL:
+                self._line("skipped", "dim", event.task, event.decision.describe())
+        elif isinstance(event, TaskPlanned):
+            self._line("would run", "cyan", event.task, event.decision.describe().removeprefix("will run: "))
+        elif isinstance(event, TaskStarted):
+            if self.verbosity >= VERBOSE:
+                attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+                self._line("start", "cyan", event.task, event.decision.describe() + attempt)
+        elif isinstance(event, TaskSucceeded):
+            if self.verbosity >= NORMAL:
+                self._line("ran", "green", event.task, f"in {format_duration(event.duration)}")
+        elif isinstance(event, TaskRetrying):
+            self._line("retry", "yellow", event.task,
+                       f"attempt {event.attempt} failed: {event.error}; retrying in {format_duration(event.delay)}")
+        elif isinstance(event, TaskFailed):
+            self._failed(event)
+        elif isinstance(event, TaskBlocked):
+            if self.verbosity >= NORMAL:
+                self._line("blocked", "yellow", event.task, event.cause)
+        elif isinstance(event, RunFinished):
+            self._finished(event.summary)
+        self.stream.flush() if isinstance(event, (RunFinished, TaskFailed)) else None
+
+    def _started(self, event: RunStarted) -> None:
+        self._width = max(12, min(40, max((len(t) for t in event.requested), default=0) + 2))
+        if self.verbosity >= VERBOSE:
+            mode = "dry run" if event.dry_run else f"run {event.run_id}"
+            self.stream.write(f"{event.pipeline}: {mode}, {event.to_run} of {event.planned} tasks to run\n")
+
+    def _failed(self, event: TaskFailed) -> None:
+        tries = f" after {event.attempts} attempts" if event.attempts > 1 else ""
+        self._line("FAILED", "red", event.task, f"{event.error}{tries}")
+        details = event.details.rstrip()
+        if details:
+            lines = details.splitlines()
+            if self.verbosity < VERBOSE:
+                lines = lines[-12:]
+            for line in lines:
+                self.stream.write(self._paint(f"    | {line}", "dim") + "\n")
+
+    def _finished(self, summary: RunSummary) -> None:
+        parts = []
+        for state, style in (
+            (TaskState.SUCCEEDED, "green"),
+            (TaskState.WOULD_RUN, "cyan"),
+            (TaskState.SKIPPED, "dim"),
+            (TaskState.CACHED, "dim"),
+            (TaskState.FAILED, "red"),
+            (TaskState.UPSTREAM_FAILED, "yellow"),
+            (TaskState.CANCELLED, "yellow"),
+        ):
+            n = summary.count(state)
+            if n:
+                word = "ran" if state is TaskState.SUCCEEDED else state.value
+                parts.append(self._paint(f"{n} {word}", style))
+        if not parts:
+            parts.append("nothing to do")
+        took = format_duration(summary.finished - summary.started)
+        prefix = "dry run: " if summary.dry_run else ""
+        self.stream.write(f"{prefix}{', '.join(parts)} in {took}\n")

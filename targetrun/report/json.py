@@ -1,0 +1,61 @@
+"""Machine-readable output: one JSON document per command (``--json``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from targetrun.model import RunSummary, TaskOutcome, TaskState
+
+SCHEMA_VERSION = 1
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def outcome_to_dict(outcome: TaskOutcome) -> dict[str, Any]:
+    decision = outcome.decision
+    entry: dict[str, Any] = {
+        "task": outcome.task,
+        "state": outcome.state.value,
+        "reason": decision.reason.value,
+        "decision": decision.describe(),
+        "target": outcome.target,
+    }
+    if decision.until is not None:
+        entry["cached_until"] = iso(decision.until)
+    if outcome.attempts:
+        entry["attempts"] = outcome.attempts
+        entry["duration"] = round(outcome.duration, 6)
+    if outcome.error:
+        entry["error"] = outcome.error
+    if outcome.checkpoint is not None:
+        entry["checkpoint"] = {
+            "location": outcome.checkpoint.location,
+            "size": outcome.checkpoint.size,
+            "sha256": outcome.checkpoint.content_hash,
+            "serializer": outcome.checkpoint.serializer,
+        }
+    return entry
+
+
+def summary_to_dict(summary: RunSummary, exit_code: int) -> dict[str, Any]:
+    counts = {state.value: summary.count(state) for state in TaskState if summary.count(state)}
+    return {
+        "schema": SCHEMA_VERSION,
+        "command": "run",
+        "pipeline": summary.pipeline,
+        "run_id": summary.run_id,
+        "dry_run": summary.dry_run,
+        "ok": exit_code == 0,
+        "exit_code": exit_code,
+        "requested": list(summary.requested),
+        "started": iso(summary.started),
+        "finished": iso(summary.finished),
+        "duration": round(summary.finished - summary.started, 6),
+        "counts": counts,
+        "tasks": [outcome_to_dict(o) for o in summary.outcomes],
+    }

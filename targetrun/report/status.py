@@ -1,0 +1,95 @@
+"""Rendering ``targetrun status``: a rich table on a terminal, aligned plain text
+otherwise, or JSON."""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from targetrun.durations import format_duration
+from targetrun.report.json import SCHEMA_VERSION, iso
+from targetrun.state import StatusReport, StatusRow
+
+HEADERS = ("task", "target", "state", "size", "age", "last run")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""  # pragma: no cover
+
+
+def _state(row: StatusRow) -> str:
+    text = row.decision.describe()
+    if not row.decision.runs and row.decision.reason.value == "not needed" and row.target:
+        text += " (target exists)" if row.stat else (f" ({row.note})" if row.note else " (target missing)")
+    return text
+
+
+def _last(row: StatusRow, now: float) -> str:
+    if row.last is None:
+        return ""
+    return f"{row.last.state.value} {format_duration(max(0.0, now - row.last.finished))} ago"
+
+
+def cells(row: StatusRow, now: float) -> tuple[str, ...]:
+    age = format_duration(max(0.0, now - row.stat.mtime)) if row.stat and row.stat.mtime else ""
+    return (row.task, row.target or "-", _state(row), _size(row.stat.size if row.stat else None), age, _last(row, now))
+
+
+def render_status(report: StatusReport, out: TextIO, *, colour: bool, now: float) -> None:
+    rows = [cells(row, now) for row in report.rows]
+    if colour:
+        _rich_table(report, rows, out)
+    else:
+        _plain_table(rows, out)
+    would = len(report.would_run)
+    out.write(f"{report.pipeline} ({report.run_date}): {would} of {len(report.rows)} task{'s' if len(report.rows) != 1 else ''} would run\n")
+
+
+def _plain_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADERS)]
+    for line in [HEADERS, *rows]:
+        out.write("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() + "\n")
+
+
+def _rich_table(report: StatusReport, rows: list[tuple[str, ...]], out: TextIO) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*HEADERS, box=None, header_style="bold")
+    for row, line in zip(report.rows, rows):
+        style = "yellow" if row.decision.runs else ("dim" if not row.stat else "green")
+        table.add_row(*line, style=style)
+    Console(file=out, force_terminal=True, soft_wrap=True).print(table)
+
+
+def status_to_dict(report: StatusReport) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "command": "status",
+        "pipeline": report.pipeline,
+        "date": report.run_date,
+        "would_run": [r.task for r in report.would_run],
+        "tasks": [
+            {
+                "task": r.task,
+                "target": r.target,
+                "state": _state(r),
+                "action": r.decision.action.value,
+                "reason": r.decision.reason.value,
+                "exists": None if r.target is None else (None if r.note else r.stat is not None),
+                "size": r.stat.size if r.stat else None,
+                "modified": iso(r.stat.mtime) if r.stat else None,
+                "cached_until": iso(r.decision.until),
+                "last_run": None if r.last is None else {
+                    "run_id": r.last.run_id, "state": r.last.state.value, "finished": iso(r.last.finished),
+                    "error": r.last.error},
+            }
+            for r in report.rows
+        ],
+    }

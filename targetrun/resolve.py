@@ -1,0 +1,121 @@
+"""Where things live: result locations, rendered targets, default checkpoint places.
+
+Pure path arithmetic (no I/O). A task's target is relative to its result location
+(``result:``, default the Pipelinefile's folder); a rendered target that climbs out of it
+(``../../etc/passwd``) or is absolute is refused unless the Pipelinefile sets
+``allow_outside_targets: true``. A target written as a full URL (``s3://b/k.json``)
+names its own location.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import posixpath
+import re
+from collections.abc import Mapping
+
+from targetrun import templating
+from targetrun.errors import SpecError
+from targetrun.model import Location, PipelineSpec, RunContext, TaskSpec
+
+LOCAL = "local"
+_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+SUFFIX_SERIALIZERS = {".json": "json", ".txt": "text", ".pkl": "pickle", ".pickle": "pickle"}
+SERIALIZER_SUFFIXES = {"json": ".json", "text": ".txt", "pickle": ".pkl", "bytes": ".bin"}
+CHECKPOINT_DIR = ".targetrun/results"
+
+
+def protocol(url: str) -> str | None:
+    """The URL scheme, or None for a plain path.
+
+    >>> protocol("s3://b/k"), protocol("raw/x.json"), protocol("file:///tmp/x")
+    ('s3', None, 'file')
+    """
+    match = _URL.match(url)
+    return match.group(1).lower() if match else None
+
+
+def default_context(spec: PipelineSpec, date: dt.datetime | None = None, run_id: str = "check") -> dict[str, object]:
+    when = date or dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return templating.base_context(RunContext(spec.name, when, spec.params, run_id))
+
+
+def result_base(spec: PipelineSpec, result: str) -> Location:
+    """The folder or URL prefix a result reference points at.
+
+    A local folder is made absolute against the Pipelinefile's folder; the Location's
+    ``result`` names the storage that serves it: ``local``, a name under ``results:``,
+    or a URL protocol.
+    """
+    named = spec.results.get(result)
+    url = named.url if named else result
+    proto = protocol(url)
+    if proto is None or proto == "file":
+        path = url[len("file://") :] if proto == "file" else url
+        return Location(LOCAL, os.path.normpath(os.path.join(spec.root, os.path.expanduser(path))))
+    key = named.name if named and named.options else proto
+    return Location(key, url.rstrip("/"))
+
+
+def resolve_target(spec: PipelineSpec, task: TaskSpec, context: Mapping[str, object]) -> Location:
+    """Render a task's target and place it in its result location."""
+    assert task.target is not None
+    rendered = templating.render(task.target, context)
+    return place(spec, task.result, rendered, what="target")
+
+
+def place(spec: PipelineSpec, result: str, rendered: str, *, what: str) -> Location:
+    if not rendered.strip():
+        raise SpecError(f"the {what} renders to an empty path")
+    proto = protocol(rendered)
+    if proto is not None:
+        return _absolute_url(spec, rendered, proto)
+    base = result_base(spec, result)
+    relative = posixpath.normpath(rendered.replace("\\", "/"))
+    outside = rendered.startswith("/") or relative == ".." or relative.startswith("../")
+    if outside and not spec.allow_outside_targets:
+        raise SpecError(
+            f"the {what} {rendered!r} points outside its result location {base.url}",
+            hint="Keep targets relative and inside it, or set `allow_outside_targets: true` at the top of the file.",
+        )
+    if relative in (".", ""):
+        raise SpecError(f"the {what} {rendered!r} names the result folder itself, not a file inside it")
+    if base.result == LOCAL:
+        return Location(LOCAL, os.path.normpath(os.path.join(base.url, relative)))
+    return Location(base.result, f"{base.url}/{relative.lstrip('/')}")
+
+
+def _absolute_url(spec: PipelineSpec, url: str, proto: str) -> Location:
+    if proto == "file":
+        return Location(LOCAL, os.path.normpath(url[len("file://") :]))
+    for named in spec.results.values():
+        if named.options and url.startswith(named.url.rstrip("/") + "/"):
+            return Location(named.name, url)
+    return Location(proto, url)
+
+
+def default_checkpoint(spec: PipelineSpec, task: TaskSpec, serializer: str, run_id: str, suffix: str = "") -> Location:
+    """Where a task with no target keeps its value: under ``.targetrun/results/RUN_ID/``."""
+    name = f"{task.name}{suffix}{SERIALIZER_SUFFIXES.get(serializer, '.bin')}"
+    base = result_base(spec, task.result)
+    if base.result == LOCAL:
+        return Location(LOCAL, os.path.join(base.url, CHECKPOINT_DIR, run_id, name))
+    return Location(base.result, f"{base.url}/{CHECKPOINT_DIR}/{run_id}/{name}")
+
+
+def infer_serializer(task: TaskSpec, target: str | None) -> str:
+    """The serializer a task uses when it does not set one.
+
+    >>> from targetrun.model import TaskSpec
+    >>> infer_serializer(TaskSpec("a", run="m:f"), "x.json"), infer_serializer(TaskSpec("a", run="m:f"), "x.csv")
+    ('json', 'pickle')
+    >>> infer_serializer(TaskSpec("a", shell="echo"), "x.csv"), infer_serializer(TaskSpec("a", shell="echo"), None)
+    ('bytes', 'bytes')
+    """
+    if task.serializer:
+        return task.serializer
+    suffix = posixpath.splitext(target or "")[1].lower()
+    if suffix in SUFFIX_SERIALIZERS:
+        return SUFFIX_SERIALIZERS[suffix]
+    return "bytes" if task.shell is not None else "pickle"

@@ -1,0 +1,45 @@
+"""The Serializer port: how a value becomes the bytes of a checkpoint, and back.
+
+``dump`` writes to a binary file (streaming, so a large value is never held twice in
+memory); ``load`` reads from one. Built-ins: pickle, json, text, bytes. A serializer that
+cannot represent a value raises :class:`SerializationError`, which fails the task with a
+message saying what was returned and what the serializer takes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import BinaryIO
+
+from targetrun.registry import Entry, Registry
+
+
+class SerializationError(Exception):
+    """The value cannot be written (or read) by this serializer."""
+
+
+class Serializer(ABC):
+    name: str = ""
+
+    @abstractmethod
+    def dump(self, value: object, f: BinaryIO) -> None: ...
+
+    @abstractmethod
+    def load(self, f: BinaryIO) -> object: ...
+
+
+SERIALIZERS = Registry(
+    "serializer",
+    "targetrun.serializers",
+    {
+        "pickle": Entry("targetrun.serializers.builtin:PickleSerializer"),
+        "json": Entry("targetrun.serializers.builtin:JsonSerializer"),
+        "text": Entry("targetrun.serializers.builtin:TextSerializer"),
+        "bytes": Entry("targetrun.serializers.builtin:BytesSerializer"),
+    },
+)
+
+
+def serializer(name: str) -> Serializer:
+    cls = SERIALIZERS.get(name)
+    return cls()  # type: ignore[no-any-return]

@@ -1,0 +1,74 @@
+"""pickle, json, text and bytes serializers."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import BinaryIO
+
+from targetrun.serializers.base import SerializationError, Serializer
+
+
+class PickleSerializer(Serializer):
+    """Any picklable value. Loading a pickle runs code chosen by whoever wrote it:
+    only read pickles from storage you trust (see the README's security notes)."""
+
+    name = "pickle"
+
+    def dump(self, value: object, f: BinaryIO) -> None:
+        try:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise SerializationError(f"the value cannot be pickled: {exc}") from None
+
+    def load(self, f: BinaryIO) -> object:
+        try:
+            return pickle.load(f)
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
+            raise SerializationError(f"not a readable pickle: {exc}") from None
+
+
+class JsonSerializer(Serializer):
+    name = "json"
+
+    def dump(self, value: object, f: BinaryIO) -> None:
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"the value is not JSON: {exc}") from None
+        f.write(text.encode("utf-8") + b"\n")
+
+    def load(self, f: BinaryIO) -> object:
+        try:
+            return json.load(f)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SerializationError(f"not valid JSON: {exc}") from None
+
+
+class TextSerializer(Serializer):
+    name = "text"
+
+    def dump(self, value: object, f: BinaryIO) -> None:
+        if not isinstance(value, str):
+            raise SerializationError(f"the text serializer takes a str, the task returned {type(value).__name__}")
+        f.write(value.encode("utf-8"))
+
+    def load(self, f: BinaryIO) -> object:
+        try:
+            return f.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SerializationError(f"not UTF-8 text: {exc}") from None
+
+
+class BytesSerializer(Serializer):
+    name = "bytes"
+
+    def dump(self, value: object, f: BinaryIO) -> None:
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise SerializationError(f"the bytes serializer takes bytes, the task returned {type(value).__name__}")
+        f.write(value)
+
+    def load(self, f: BinaryIO) -> object:
+        return f.read()

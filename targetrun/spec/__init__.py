@@ -1,0 +1,106 @@
+"""Pipelinefile loading: find the file, load and validate it, cache the result.
+
+Validating a 10,000-task file takes a few hundred milliseconds (YAML parsing mostly), more
+than a whole no-op run may cost. The validated :class:`PipelineSpec` is therefore pickled
+under ``.targetrun/spec/`` keyed by a hash of the file's bytes, its path and the
+targetrun version: any edit makes a new key, so a stale spec is never used. yaml is
+imported only on a cache miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+
+from targetrun import __version__
+from targetrun.errors import SpecError, UsageError
+from targetrun.model import PipelineSpec
+
+FILENAMES = ("Pipelinefile.yaml", "Pipelinefile.yml", "Pipelinefile")
+SPEC_CACHE_DIR = os.path.join(".targetrun", "spec")
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def find_pipelinefile(start: str | None = None) -> str:
+    """The Pipelinefile in ``start`` (default: the current folder) or its parents."""
+    folder = os.path.abspath(start or os.getcwd())
+    while True:
+        for name in FILENAMES:
+            candidate = os.path.join(folder, name)
+            if os.path.isfile(candidate):
+                return candidate
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            raise UsageError(
+                f"no Pipelinefile.yaml in {os.path.abspath(start or os.getcwd())} or its parents",
+                hint="Create one, or point at it with -f PATH.",
+            )
+        folder = parent
+
+
+def load_pipeline(path: str, *, use_cache: bool = True) -> PipelineSpec:
+    """Load and validate a Pipelinefile (raises :class:`SpecError` with file and line)."""
+    data = _read(path)
+    key = hashlib.sha256(f"{__version__}\0{os.path.abspath(path)}\0".encode() + data).hexdigest()[:32]
+    cache_file = os.path.join(os.path.dirname(os.path.abspath(path)), SPEC_CACHE_DIR, f"{key}.pickle")
+    if use_cache:
+        cached = _read_cache(cache_file)
+        if cached is not None:
+            return cached
+    spec = parse_pipeline(data, path)
+    if use_cache:
+        _write_cache(cache_file, spec)
+    return spec
+
+
+def parse_pipeline(data: bytes, path: str) -> PipelineSpec:
+    from targetrun.spec.schema import build_pipeline
+    from targetrun.spec.yamlnodes import load_document
+
+    display = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", file=display) from None
+    if "\0" in text:
+        raise SpecError("the file contains a NUL byte; it is not a text file", file=display)
+    doc = load_document(text, display)
+    return build_pipeline(doc, path)
+
+
+def _read(path: str) -> bytes:
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            raise SpecError(f"the file is {size:,} bytes, more than the {MAX_FILE_BYTES:,} a Pipelinefile may be", file=path)
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise UsageError(f"no such Pipelinefile: {path}", hint="Check the -f path.") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a folder, not a Pipelinefile", hint="Point -f at the file.") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_cache(cache_file: str) -> PipelineSpec | None:
+    try:
+        with open(cache_file, "rb") as f:
+            spec = pickle.load(f)
+    except Exception:  # a missing, truncated or foreign cache file is simply a miss
+        return None
+    return spec if isinstance(spec, PipelineSpec) else None
+
+
+def _write_cache(cache_file: str, spec: PipelineSpec) -> None:
+    folder = os.path.dirname(cache_file)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(spec, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass  # a read-only folder only costs the next load its parse

@@ -1,0 +1,410 @@
+"""Validate a loaded Pipelinefile document and build the :class:`PipelineSpec`.
+
+Every check names the file, the line, the key path (``tasks.fetch.target``), what was
+expected and what was found. The whole file is checked before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from targetrun import dag, templating
+from targetrun.durations import parse_duration
+from targetrun.errors import CycleError, DuplicateTargetError, SpecError, TemplateError, UnknownKeyError, did_you_mean
+from targetrun.model import CachePolicy, PipelineSpec, ResultLocation, TaskSpec, Validator
+from targetrun.spec.yamlnodes import Document, Path
+
+TOP_KEYS = ("version", "name", "params", "results", "defaults", "cache", "tasks", "allow_outside_targets")
+TASK_KEYS = (
+    "run",
+    "shell",
+    "needs",
+    "args",
+    "target",
+    "result",
+    "serializer",
+    "checkpoint",
+    "cache_for",
+    "cache_validator",
+    "cache_key",
+    "max_retries",
+    "retry_delay",
+    "foreach",
+)
+DEFAULT_KEYS = ("result", "serializer", "checkpoint", "cache_for", "cache_validator", "max_retries", "retry_delay")
+RESULT_KEYS = ("url", "options")
+SERIALIZERS = ("pickle", "json", "text", "bytes")
+TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VALIDATORS_WITH_NAMES = (Validator.PARTIAL_INPUTS_ONLY, Validator.PARTIAL_PARAMETERS_ONLY)
+
+
+def build_pipeline(doc: Document, path: str) -> PipelineSpec:
+    return _Checker(doc, path).pipeline()
+
+
+class _Checker:
+    def __init__(self, doc: Document, path: str) -> None:
+        self.doc = doc
+        self.path = path
+        self.root = os.path.dirname(os.path.abspath(path))
+
+    # -- error helpers -------------------------------------------------------------
+
+    def error(self, path: Path, message: str, *, hint: str | None = None, cls: type[SpecError] = SpecError) -> SpecError:
+        return cls(message, file=self.doc.file, line=self.doc.line(path), key=".".join(path) or None, hint=hint)
+
+    def expect(self, path: Path, value: Any, kinds: type | tuple[type, ...], what: str) -> Any:
+        # bool is an int in Python; a YAML `yes` must not pass as a number.
+        if isinstance(value, kinds) and not (isinstance(value, bool) and bool not in _as_tuple(kinds)):
+            return value
+        raise self.error(path, f"expected {what}, found {_describe(value)}")
+
+    def known_keys(self, path: Path, mapping: Mapping[Any, Any], allowed: tuple[str, ...], where: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                hint = did_you_mean(str(key), allowed) or f"Allowed keys {where}: {', '.join(allowed)}."
+                raise self.error(path + (str(key),), f"unknown key {str(key)!r} {where}", hint=hint, cls=UnknownKeyError)
+
+    # -- the file ------------------------------------------------------------------
+
+    def pipeline(self) -> PipelineSpec:
+        top = self.doc.value
+        if top is None:
+            raise self.error((), "the file is empty", hint="A Pipelinefile needs at least a `tasks:` mapping.")
+        self.expect((), top, dict, "a mapping with `name`, `params`, `tasks`, ... at the top level")
+        self.known_keys((), top, TOP_KEYS, "at the top level")
+        version = top.get("version", 1)
+        if version != 1:
+            raise self.error(("version",), f"unsupported schema version {version!r}", hint="This targetrun reads version 1.")
+        name = self.expect(("name",), top.get("name", os.path.basename(self.root) or "pipeline"), str, "a string")
+        params = self.params(top.get("params", {}))
+        results = self.results(top.get("results", {}))
+        defaults = self.defaults(top.get("defaults", {}), results)
+        cache_url = self.expect(("cache",), top.get("cache", ".targetrun/state.db"), str, "a path or redis:// URL")
+        outside = self.expect(("allow_outside_targets",), top.get("allow_outside_targets", False), bool, "true or false")
+        if "tasks" not in top:
+            raise self.error((), "the file has no `tasks:` mapping", hint="Declare at least one task under `tasks:`.")
+        tasks_raw = self.expect(("tasks",), top["tasks"], dict, "a mapping of task names to task definitions")
+        if not tasks_raw:
+            raise self.error(("tasks",), "`tasks:` is empty", hint="Declare at least one task.")
+        tasks = {str(n): self.task(str(n), body, defaults, params, results) for n, body in tasks_raw.items()}
+        self.check_graph(tasks)
+        spec = PipelineSpec(
+            name=name,
+            path=os.path.abspath(self.path),
+            root=self.root,
+            tasks=tasks,
+            params=params,
+            results=results,
+            cache_url=cache_url,
+            param_lines={k: self.doc.line(("params", k)) or 0 for k in params},
+            allow_outside_targets=outside,
+        )
+        self.check_templates_render(spec)
+        return spec
+
+    def params(self, raw: Any) -> dict[str, object]:
+        raw = self.expect(("params",), raw if raw is not None else {}, dict, "a mapping of parameter names to values")
+        for key in raw:
+            if not isinstance(key, str) or not IDENTIFIER.match(key):
+                raise self.error(("params", str(key)), f"parameter name {key!r} is not a plain name (letters, digits, _)")
+        return dict(raw)
+
+    def results(self, raw: Any) -> dict[str, ResultLocation]:
+        raw = self.expect(("results",), raw if raw is not None else {}, dict, "a mapping of names to {url, options}")
+        found: dict[str, ResultLocation] = {}
+        for name, body in raw.items():
+            where = ("results", str(name))
+            if isinstance(body, str):
+                body = {"url": body}
+            self.expect(where, body, dict, "a mapping with `url` and optional `options`")
+            self.known_keys(where, body, RESULT_KEYS, f"in results.{name}")
+            if "url" not in body:
+                raise self.error(where, f"results.{name} has no `url`", hint="Give a path or an fsspec URL such as s3://bucket/prefix.")
+            url = self.expect(where + ("url",), body["url"], str, "a path or URL")
+            options = self.expect(where + ("options",), body.get("options") or {}, dict, "a mapping of storage options")
+            found[str(name)] = ResultLocation(str(name), url, dict(options))
+        return found
+
+    def defaults(self, raw: Any, results: Mapping[str, ResultLocation]) -> dict[str, Any]:
+        raw = self.expect(("defaults",), raw if raw is not None else {}, dict, "a mapping of task defaults")
+        self.known_keys(("defaults",), raw, DEFAULT_KEYS, "in defaults")
+        return dict(raw)
+
+    # -- one task ------------------------------------------------------------------
+
+    def task(
+        self,
+        name: str,
+        body: Any,
+        defaults: Mapping[str, Any],
+        params: Mapping[str, object],
+        results: Mapping[str, ResultLocation],
+    ) -> TaskSpec:
+        where: Path = ("tasks", name)
+        if not TASK_NAME.match(name):
+            raise self.error(where, f"task name {name!r} must start with a letter or _ and use only letters, digits, _ and -")
+        if body is None:
+            raise self.error(where, f"task {name!r} is empty", hint="Give it `run: module:function` or `shell: command`.")
+        self.expect(where, body, dict, f"a mapping of task keys for task {name!r}")
+        self.known_keys(where, body, TASK_KEYS, f"in task {name!r}")
+        merged = {**defaults, **body}
+        run, shell = body.get("run"), body.get("shell")
+        if (run is None) == (shell is None):
+            found = "both" if run is not None else "neither"
+            raise self.error(where, f"task {name!r} must have exactly one of `run` or `shell`, found {found}")
+        if run is not None:
+            self.expect(where + ("run",), run, str, "a callable as module:function")
+            if not CALLABLE.match(run):
+                raise self.error(where + ("run",), f"expected module:function, found {run!r}", hint="For example `run: tasks.weather:fetch`.")
+        else:
+            self.expect(where + ("shell",), shell, str, "a shell command string")
+            if not shell.strip():
+                raise self.error(where + ("shell",), "the shell command is empty")
+        needs = self.needs(where, body.get("needs", []), python=run is not None)
+        args = self.expect(where + ("args",), body.get("args") or {}, dict, "a mapping of keyword arguments")
+        for key in args:
+            if not isinstance(key, str) or not IDENTIFIER.match(key):
+                raise self.error(where + ("args", str(key)), f"argument name {key!r} is not a valid Python name")
+            if key in dict(needs):
+                raise self.error(where + ("args", key), f"argument {key!r} is also an upstream value from `needs`")
+        target = body.get("target")
+        if target is not None:
+            self.expect(where + ("target",), target, str, "a target path template")
+            if not target.strip():
+                raise self.error(where + ("target",), "the target is empty")
+        checkpoint = self.expect(where + ("checkpoint",), merged.get("checkpoint", True), bool, "true or false")
+        if target is not None and not checkpoint:
+            raise self.error(
+                where + ("checkpoint",),
+                "a task with a target must be checkpointed (the target is where its value is written)",
+                hint="Remove `checkpoint: false` or the target.",
+            )
+        result = self.result_ref(where, merged.get("result", "."), results)
+        serializer = merged.get("serializer")
+        if serializer is not None:
+            self.expect(where + ("serializer",), serializer, str, "a serializer name")
+            if serializer not in SERIALIZERS:
+                hint = did_you_mean(serializer, SERIALIZERS) or f"Known: {', '.join(SERIALIZERS)}."
+                raise self.error(where + ("serializer",), f"unknown serializer {serializer!r}", hint=hint, cls=UnknownKeyError)
+        retries = self.expect(where + ("max_retries",), merged.get("max_retries", 0), int, "a whole number of retries")
+        if retries < 0:
+            raise self.error(where + ("max_retries",), f"expected 0 or more retries, found {retries}")
+        delay = self.duration(where + ("retry_delay",), merged.get("retry_delay", 0))
+        cache = self.cache_policy(where, merged, body)
+        foreach = body.get("foreach")
+        spec = TaskSpec(
+            name=name,
+            run=run,
+            shell=shell,
+            needs=needs,
+            args=dict(args),
+            target=target,
+            result=result,
+            serializer=serializer,
+            checkpoint=checkpoint,
+            cache=cache,
+            max_retries=retries,
+            retry_delay=delay,
+            foreach=foreach,
+            line=self.doc.line(where),
+            field_lines={k: self.doc.line(where + (k,)) or 0 for k in body},
+        )
+        self.check_templates(spec, params)
+        return spec
+
+    def needs(self, where: Path, raw: Any, *, python: bool) -> tuple[tuple[str, str], ...]:
+        path = where + ("needs",)
+        if raw is None:
+            return ()
+        if isinstance(raw, str):
+            raw = [raw]
+        if isinstance(raw, list):
+            pairs = []
+            for i, item in enumerate(raw):
+                self.expect(path + (str(i),), item, str, "a task name")
+                if python and not IDENTIFIER.match(item):
+                    raise self.error(
+                        path,
+                        f"upstream {item!r} is not a valid Python argument name",
+                        hint=f"Use the mapping form, e.g. `needs: {{{item.replace('-', '_')}: {item}}}`.",
+                    )
+                pairs.append((item, item))
+        elif isinstance(raw, dict):
+            pairs = []
+            for arg, task in raw.items():
+                self.expect(path + (str(arg),), task, str, "a task name")
+                if not isinstance(arg, str) or not IDENTIFIER.match(arg):
+                    raise self.error(path + (str(arg),), f"argument name {arg!r} is not a valid Python name")
+                pairs.append((arg, task))
+        else:
+            raise self.error(path, f"expected a list of task names or a mapping argument: task, found {_describe(raw)}")
+        seen: set[str] = set()
+        for arg, _ in pairs:
+            if arg in seen:
+                raise self.error(path, f"{arg!r} is listed twice in needs")
+            seen.add(arg)
+        return tuple(pairs)
+
+    def result_ref(self, where: Path, raw: Any, results: Mapping[str, ResultLocation]) -> str:
+        value = self.expect(where + ("result",), raw, str, "a results name, a path or a URL")
+        bare = "/" not in value and ":" not in value and not value.startswith(".") and value != "inline"
+        if bare and value not in results:
+            hint = did_you_mean(value, results) or (
+                f"Declared results: {', '.join(results) or 'none'}. For a folder, write a path such as ./{value}."
+            )
+            raise self.error(where + ("result",), f"{value!r} is not a name under `results:`", hint=hint)
+        return value
+
+    def duration(self, path: Path, raw: Any) -> float:
+        try:
+            return parse_duration(raw)
+        except ValueError as exc:
+            raise self.error(path, str(exc), hint="Write a duration such as 30s, 10m, 1h or 2d.") from None
+
+    def cache_policy(self, where: Path, merged: Mapping[str, Any], body: Mapping[str, Any]) -> CachePolicy | None:
+        key = body.get("cache_key")
+        if "cache_for" not in merged:
+            if key is not None:
+                raise self.error(where + ("cache_key",), "`cache_key` needs `cache_for`", hint="Add e.g. `cache_for: 1h` to this task.")
+            if "cache_validator" in body:
+                raise self.error(where + ("cache_validator",), "`cache_validator` needs `cache_for`", hint="Add e.g. `cache_for: 1h`.")
+            return None
+        ttl = self.duration(where + ("cache_for",), merged["cache_for"])
+        validator, names = self.validator(where + ("cache_validator",), merged.get("cache_validator", "duration_only"))
+        if key is not None:
+            self.expect(where + ("cache_key",), key, str, "a cache key template")
+        return CachePolicy(ttl=ttl, validator=validator, names=names, key=key)
+
+    def validator(self, path: Path, raw: Any) -> tuple[Validator, tuple[str, ...]]:
+        choices = [v.value for v in Validator]
+        if isinstance(raw, dict) and len(raw) == 1:
+            (name, names), = raw.items()
+            validator = self._validator_name(path, name, choices)
+            if validator not in _VALIDATORS_WITH_NAMES:
+                raise self.error(path, f"{name} takes no list of names", hint=f"Write `cache_validator: {name}`.")
+            self.expect(path + (str(name),), names, list, "a list of names")
+            return validator, tuple(str(n) for n in names)
+        if not isinstance(raw, str):
+            raise self.error(path, f"expected a validator name or `{{partial_inputs_only: [names]}}`, found {_describe(raw)}")
+        validator = self._validator_name(path, raw, choices)
+        if validator in _VALIDATORS_WITH_NAMES:
+            raise self.error(path, f"{raw} needs a list of names", hint=f"Write `cache_validator: {{{raw}: [name, ...]}}`.")
+        return validator, ()
+
+    def _validator_name(self, path: Path, name: Any, choices: list[str]) -> Validator:
+        if name not in choices:
+            hint = did_you_mean(str(name), choices) or f"Known: {', '.join(choices)}."
+            raise self.error(path, f"unknown cache validator {name!r}", hint=hint, cls=UnknownKeyError)
+        return Validator(name)
+
+    # -- templates -----------------------------------------------------------------
+
+    def check_templates(self, task: TaskSpec, params: Mapping[str, object]) -> None:
+        allowed = templating.BASE_KEYS
+        if task.foreach is not None:
+            allowed = allowed | templating.MAPPED_KEYS
+        where: Path = ("tasks", task.name)
+        upstream = frozenset(arg for arg, _ in task.needs) | frozenset(task.upstream)
+        for field, template in _templates(task):
+            keys = allowed | templating.SHELL_KEYS if field == "shell" else allowed
+            try:
+                templating.check(template, keys, params=params, needs=upstream)
+            except TemplateError as exc:
+                raise self.error(where + tuple(field.split(".")), f"in {field}: {exc.message}", hint=exc.hint, cls=TemplateError) from None
+        if task.foreach is not None and task.target is not None:
+            named = {name for name, _, _ in templating.fields(task.target)}
+            if not named & templating.MAPPED_KEYS:
+                raise self.error(
+                    where + ("target",),
+                    "a mapped task's target must name {item} or {map_index}, or every child would share one target",
+                    hint='For example `target: "out/{item}.json"`.',
+                )
+
+    def check_graph(self, tasks: Mapping[str, TaskSpec]) -> None:
+        for task in tasks.values():
+            for arg, up in task.needs:
+                if up not in tasks:
+                    hint = did_you_mean(up, tasks) or f"Tasks: {', '.join(list(tasks)[:20])}."
+                    raise self.error(("tasks", task.name, "needs"), f"task {task.name!r} needs {up!r}, which is not a task", hint=hint)
+                if task.shell is not None and not tasks[up].checkpoint:
+                    raise self.error(
+                        ("tasks", task.name, "needs"),
+                        f"shell task {task.name!r} needs {up!r}, which has `checkpoint: false`, so it has no file to pass",
+                        hint=f"Checkpoint {up!r} or make {task.name!r} a Python task.",
+                    )
+        cycle = dag.find_cycle({name: task.upstream for name, task in tasks.items()})
+        if cycle:
+            raise self.error(
+                ("tasks", cycle[0], "needs"),
+                f"the needs form a cycle: {' -> '.join(cycle)}",
+                hint="Remove one of these needs.",
+                cls=CycleError,
+            )
+
+    def check_templates_render(self, spec: PipelineSpec) -> None:
+        """Render every plain (unmapped) target once with today's date and the default
+        params: catches bad format specs, escapes and two tasks sharing a target."""
+        from targetrun.resolve import default_context, resolve_target
+
+        context = default_context(spec)
+        seen: dict[str, str] = {}
+        for task in spec.tasks.values():
+            if task.target is None or task.foreach is not None:
+                continue
+            try:
+                location = resolve_target(spec, task, templating.task_context(context, task.name))
+            except SpecError as exc:
+                raise self.error(("tasks", task.name, "target"), exc.message, hint=exc.hint, cls=type(exc)) from None
+            key = location.url
+            if key in seen:
+                raise self.error(
+                    ("tasks", task.name, "target"),
+                    f"tasks {seen[key]!r} and {task.name!r} both write the target {key}",
+                    hint="Give each task its own target.",
+                    cls=DuplicateTargetError,
+                )
+            seen[key] = task.name
+
+
+def _templates(task: TaskSpec) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if task.target is not None:
+        found.append(("target", task.target))
+    if task.shell is not None:
+        found.append(("shell", task.shell))
+    if task.cache is not None and task.cache.key is not None:
+        found.append(("cache_key", task.cache.key))
+    if isinstance(task.foreach, str):
+        found.append(("foreach", task.foreach))
+    stack: list[tuple[str, Any]] = [(f"args.{k}", v) for k, v in task.args.items()]
+    while stack:
+        name, value = stack.pop()
+        if isinstance(value, str):
+            found.append((name, value))
+        elif isinstance(value, list):
+            stack.extend((f"{name}.{i}", v) for i, v in enumerate(value))
+        elif isinstance(value, dict):
+            stack.extend((f"{name}.{k}", v) for k, v in value.items())
+    return found
+
+
+def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kinds if isinstance(kinds, tuple) else (kinds,)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    kind = {dict: "a mapping", list: "a list", str: "the string", bool: "the boolean"}.get(type(value))
+    if kind is None:
+        return f"{type(value).__name__} {value!r}"
+    if isinstance(value, (str, bool)):
+        return f"{kind} {value!r}"
+    return kind
+

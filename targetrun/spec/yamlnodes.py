@@ -1,0 +1,152 @@
+"""YAML text -> plain Python values plus the line of every key, loaded safely.
+
+PyYAML's composer (C version when available) gives nodes with marks; we build the
+values ourselves so that we can (a) remember the line of every key for error messages,
+(b) refuse duplicate keys, non-standard tags and Python object tags, and (c) bound the
+work an alias-heavy document (the "billion laughs" shape) can cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from targetrun.errors import SpecError
+
+try:
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+MAX_NODES = 1_000_000  # values built, aliases counted each time they are used
+MAX_DEPTH = 64
+_STANDARD_TAGS = frozenset(
+    "tag:yaml.org,2002:" + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")
+)
+
+Path = tuple[str, ...]
+
+
+@dataclass
+class Document:
+    """The loaded values and where each key and value sits in the file."""
+
+    file: str
+    value: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+
+    def line(self, path: Path) -> int | None:
+        """The line of ``path``, or of its nearest ancestor that has one."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 1)
+
+
+def load_document(text: str, file: str) -> Document:
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise SpecError(
+            f"this is not valid YAML: {exc.problem or exc}",
+            file=file,
+            line=line,
+            hint="Check the indentation and quoting around that line.",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"this is not valid YAML: {exc}", file=file) from None
+    except RecursionError:
+        raise SpecError("the YAML nests too deeply", file=file) from None
+    doc = Document(file, None)
+    if node is None:
+        return doc
+    builder = _Builder(doc)
+    doc.value = builder.build(node, (), 0)
+    return doc
+
+
+class _Builder:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.count = 0
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise SpecError(
+                f"the document expands to more than {MAX_NODES:,} values (are YAML aliases multiplying it?)",
+                file=self.doc.file,
+                line=node.start_mark.line + 1,
+                hint="Pipelinefiles must not use aliases to build huge documents.",
+            )
+        if depth > MAX_DEPTH:
+            raise SpecError(
+                f"the document nests deeper than {MAX_DEPTH} levels",
+                file=self.doc.file,
+                line=node.start_mark.line + 1,
+            )
+        if node.tag not in _STANDARD_TAGS:
+            raise SpecError(
+                f"the YAML tag {node.tag!r} is not allowed",
+                file=self.doc.file,
+                line=node.start_mark.line + 1,
+                hint="Pipelinefiles are loaded safely: use plain strings, numbers, lists and mappings.",
+            )
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, path + (str(i),), depth + 1) for i, child in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        for key_node, value_node in self._pairs(node):
+            key = self.build(key_node, path, depth + 1)
+            if isinstance(key, (list, dict)):
+                raise SpecError(
+                    "a mapping key must be a plain name, not a list or mapping",
+                    file=self.doc.file,
+                    line=key_node.start_mark.line + 1,
+                )
+            name = str(key)
+            line = key_node.start_mark.line + 1
+            if key in result:
+                first = self.doc.lines.get(path + (name,))
+                raise SpecError(
+                    f"the key {name!r} appears twice (first at line {first})",
+                    file=self.doc.file,
+                    line=line,
+                    key=".".join(path + (name,)),
+                    hint="Remove or rename one of them.",
+                )
+            self.doc.lines[path + (name,)] = line
+            result[key] = self.build(value_node, path + (name,), depth + 1)
+        return result
+
+    def _pairs(self, node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise SpecError(
+                    "YAML merge keys (<<) are not supported",
+                    file=self.doc.file,
+                    line=key_node.start_mark.line + 1,
+                    hint="Use `defaults:` for values every task shares.",
+                )
+            yield key_node, value_node
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            raise SpecError(
+                f"cannot read the value {node.value!r}: {exc}",
+                file=self.doc.file,
+                line=node.start_mark.line + 1,
+            ) from None

@@ -1,0 +1,60 @@
+"""The read-only status view: per task, its target, what exists, what would run and why.
+
+Shares the planner's decisions with ``run`` (so ``status`` never disagrees with what
+``run`` would do) and adds what a person wants to see: size and age of each existing
+target, and the task's last recorded run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from targetrun.engine.plan import Plan
+from targetrun.errors import StorageError
+from targetrun.model import Decision, Location
+from targetrun.storage.base import Stat, Storage
+from targetrun.store.base import StateStore, TaskRecord
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    task: str
+    target: str | None
+    decision: Decision
+    stat: Stat | None  # None: missing, or not looked at
+    note: str = ""  # e.g. "cannot tell: ..." for a target nothing needs
+    last: TaskRecord | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    pipeline: str
+    run_date: str
+    rows: tuple[StatusRow, ...]
+
+    @property
+    def would_run(self) -> tuple[StatusRow, ...]:
+        return tuple(r for r in self.rows if r.decision.runs)
+
+
+def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateStore | None) -> StatusReport:
+    last = store.last_task_records(plan.spec.name) if store is not None else {}
+    rows = []
+    for name, task in plan.tasks.items():
+        target = task.target
+        decision = plan.decision(name)
+        stat, note = _stat(storages, target, needed=name in plan.decisions)
+        rows.append(StatusRow(name, target.url if target else None, decision, stat, note, last.get(name)))
+    return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
+
+
+def _stat(storages: Callable[[str], Storage], target: Location | None, *, needed: bool) -> tuple[Stat | None, str]:
+    if target is None:
+        return None, ""
+    try:
+        return storages(target.result).info(target.url), ""
+    except StorageError as exc:
+        if needed:
+            raise
+        return None, f"cannot tell: {exc.message}"

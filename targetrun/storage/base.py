@@ -1,0 +1,163 @@
+"""The Storage port: where targets and checkpoints live.
+
+A backend implements a few primitives; the rest is derived:
+
+* ``exists(url)`` has three answers: True, False (only for "not found") or
+  :class:`StorageError` ("cannot tell": credentials, network, permissions). A backend
+  must never turn "cannot tell" into False (fsspec's ``exists`` does; don't call it).
+* ``exists_many(urls)`` answers a batch; backends override it to answer a folder or
+  prefix with one listing instead of one request per key.
+* ``atomic_write(url)`` yields a binary file; the value appears at ``url`` only when the
+  block exits without an exception, so no partial target is ever visible.
+* ``staged(url)`` yields a local path for a shell command's ``{output}``; it is moved
+  onto ``url`` on success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from targetrun.registry import Entry, Registry
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    size: int | None
+    mtime: float | None
+
+
+class Storage(ABC):
+    """One storage backend instance (one fsspec filesystem and its options)."""
+
+    @abstractmethod
+    def info(self, url: str) -> Stat | None:
+        """Size and modification time, None when missing; StorageError when it cannot tell."""
+
+    @abstractmethod
+    def open_read(self, url: str) -> BinaryIO:
+        """A readable binary file (FileNotFoundError when missing)."""
+
+    @abstractmethod
+    def atomic_write(self, url: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """A writable binary file committed to ``url`` only on success."""
+
+    @abstractmethod
+    def put_file(self, local_path: str, url: str) -> None:
+        """Move or upload a finished local file onto ``url`` in one commit."""
+
+    @abstractmethod
+    def remove(self, url: str) -> None:
+        """Delete ``url``; a missing one is not an error."""
+
+    # -- derived -------------------------------------------------------------------
+
+    def exists(self, url: str) -> bool:
+        return self.info(url) is not None
+
+    def parent(self, url: str) -> str:
+        """The folder or prefix a listing of which answers ``url``'s existence."""
+        return url.rstrip("/").rsplit("/", 1)[0]
+
+    def key(self, url: str) -> str:
+        """``url`` in the form :meth:`listing` returns (e.g. without its protocol)."""
+        return url
+
+    def listing(self, parent: str) -> frozenset[str] | None:
+        """The keys of everything directly under ``parent`` (empty when it does not
+        exist), or None when this backend cannot list. StorageError when it cannot tell."""
+        return None
+
+    def exists_many(self, urls: Iterable[str]) -> dict[str, bool]:
+        return TargetChecker(lambda _key: self).check_urls("", list(urls))
+
+    def local_path(self, url: str) -> str | None:
+        """A local filesystem path for ``url`` if it has one (local storage)."""
+        return None
+
+    @contextlib.contextmanager
+    def staged(self, url: str) -> Iterator[str]:
+        """A local path to write; put onto ``url`` only if the block succeeds."""
+        folder = tempfile.mkdtemp(prefix="targetrun-stage-")
+        try:
+            path = os.path.join(folder, os.path.basename(url.rstrip("/")) or "output")
+            yield path
+            self.put_file(path, url)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def fetched(self, url: str) -> Iterator[str]:
+        """A local copy of ``url`` for a shell command's ``{needs.NAME}``, removed afterwards."""
+        local = self.local_path(url)
+        if local is not None:
+            yield local
+            return
+        folder = tempfile.mkdtemp(prefix="targetrun-input-")
+        try:
+            path = os.path.join(folder, os.path.basename(url.rstrip("/")) or "input")
+            with self.open_read(url) as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1024 * 1024)
+            yield path
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        pass
+
+
+class TargetChecker:
+    """Answers "does it exist?" for many targets with few requests.
+
+    Told up front which URLs a run may ask about, it answers a URL by one listing of its
+    folder or prefix when that prefix holds at least ``threshold`` of them (the listing is
+    reused for the rest), and by one ``info`` call otherwise. Prefixes nobody asks about
+    are never listed, so a target below an existing one costs nothing.
+    """
+
+    def __init__(self, storages: Callable[[str], Storage], *, threshold: int = 3) -> None:
+        self._storages = storages
+        self._threshold = threshold
+        self._expected: Counter[tuple[str, str]] = Counter()
+        self._listings: dict[tuple[str, str], frozenset[str] | None] = {}
+
+    def expect(self, storage_key: str, urls: Iterable[str]) -> None:
+        storage = self._storages(storage_key)
+        self._expected.update((storage_key, storage.parent(url)) for url in urls)
+
+    def check_urls(self, storage_key: str, urls: list[str]) -> dict[str, bool]:
+        if not self._expected:
+            self.expect(storage_key, urls)
+        storage = self._storages(storage_key)
+        answers: dict[str, bool] = {}
+        for url in urls:
+            group = (storage_key, storage.parent(url))
+            names = self._listing(storage, group)
+            answers[url] = storage.exists(url) if names is None else storage.key(url) in names
+        return answers
+
+    def _listing(self, storage: Storage, group: tuple[str, str]) -> frozenset[str] | None:
+        if group in self._listings:
+            return self._listings[group]
+        if self._expected[group] < self._threshold:
+            return None
+        names = storage.listing(group[1])
+        self._listings[group] = names
+        return names
+
+
+STORAGES = Registry(
+    "storage",
+    "targetrun.storage",
+    {
+        "local": Entry("targetrun.storage.local:LocalStorage"),
+        "fsspec": Entry("targetrun.storage.fsspec:FsspecStorage", "Install targetrun to get fsspec."),
+    },
+)

@@ -1,0 +1,165 @@
+"""Any fsspec filesystem (memory://, s3://, gs://, ...), imported lazily.
+
+* Existence: ``fs.info`` answers one key; only ``FileNotFoundError`` means missing,
+  anything else (403, DNS, timeout, missing bucket) is a :class:`StorageError`. Batches are
+  answered by one listing per prefix (see ``TargetChecker``).
+* Writes: the value is written to a local temporary file and then uploaded with one
+  ``put_file`` (one PUT, or a multipart upload completed only at the end), so the key
+  never holds a partial object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
+
+from targetrun.errors import MissingExtraError, StorageError, UsageError
+from targetrun.storage.base import Stat, Storage
+
+EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+_MASK = "***"
+
+
+class FsspecStorage(Storage):
+    def __init__(self, protocol: str, options: Mapping[str, Any] | None = None) -> None:
+        self.protocol = protocol
+        self.options = dict(options or {})
+        self._fs: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"protocol": self.protocol, "options": self.options, "_fs": None}
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            self._fs = _filesystem(self.protocol, self.options)
+        return self._fs
+
+    def _path(self, url: str) -> str:
+        return str(self.fs._strip_protocol(url))
+
+    def info(self, url: str) -> Stat | None:
+        try:
+            info = self.fs.info(self._path(url))
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # anything else is "cannot tell", never "missing"
+            raise _cannot_tell(url, exc) from None
+        mtime = info.get("mtime") or info.get("LastModified") or info.get("updated") or info.get("created")
+        return Stat(info.get("size"), _epoch(mtime))
+
+    def key(self, url: str) -> str:
+        return self._path(url).rstrip("/")
+
+    def listing(self, parent: str) -> frozenset[str]:
+        try:
+            entries = self.fs.ls(self._path(parent), detail=False)
+        except FileNotFoundError:
+            return frozenset()
+        except Exception as exc:
+            raise _cannot_tell(parent, exc) from None
+        return frozenset(str(self.fs._strip_protocol(e)).rstrip("/") for e in entries)
+
+    def open_read(self, url: str) -> BinaryIO:
+        try:
+            return self.fs.open(self._path(url), "rb")  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"cannot read {_mask(url)}: {exc}") from None
+
+    @contextlib.contextmanager
+    def atomic_write(self, url: str) -> Iterator[BinaryIO]:
+        fd, tmp = tempfile.mkstemp(prefix="targetrun-out-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+            self.put_file(tmp, url)
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+
+    def put_file(self, local_path: str, url: str) -> None:
+        path = self._path(url)
+        try:
+            parent = path.rsplit("/", 1)[0]
+            if "/" in path:
+                self.fs.makedirs(parent, exist_ok=True)
+            self.fs.put_file(local_path, path)
+        except Exception as exc:
+            raise StorageError(f"cannot write {_mask(url)}: {exc}") from None
+
+    def remove(self, url: str) -> None:
+        try:
+            self.fs.rm(self._path(url), recursive=True)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise StorageError(f"cannot remove {_mask(url)}: {exc}") from None
+
+
+def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
+    try:
+        import fsspec
+    except ImportError:  # pragma: no cover - fsspec is a core dependency
+        raise MissingExtraError("fsspec is not installed", hint="Install targetrun.") from None
+    try:
+        cls = fsspec.get_filesystem_class(protocol)
+    except ImportError:
+        extra = EXTRAS.get(protocol, protocol)
+        raise MissingExtraError(
+            f"the {protocol}:// filesystem is not installed",
+            hint=f"Install targetrun[{extra}] to use {protocol}:// locations.",
+        ) from None
+    except ValueError:
+        raise UsageError(f"unknown storage protocol {protocol}://", hint="Use a local path or an fsspec URL such as s3:// or gs://.") from None
+    try:
+        return cls(**_expand_env(options))
+    except Exception as exc:
+        raise StorageError(f"cannot open {protocol}:// storage: {exc}") from None
+
+
+def _expand_env(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``${VAR}`` in option strings comes from the environment, so no secret lives in the file."""
+    expanded: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, str):
+            expanded[key] = os.path.expandvars(value)
+        elif isinstance(value, Mapping):
+            expanded[key] = _expand_env(value)
+        else:
+            expanded[key] = value
+    return expanded
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _mask(url: str) -> str:
+    """Hide credentials embedded in a URL (``s3://key:secret@bucket``)."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://{_MASK}@{rest.split('@', 1)[1]}"
+    return url
+
+
+def _cannot_tell(url: str, exc: BaseException) -> StorageError:
+    return StorageError(
+        f"cannot tell whether {_mask(url)} exists: {type(exc).__name__}: {exc}",
+        hint="Check the credentials, network and bucket; targetrun never treats this as missing.",
+    )

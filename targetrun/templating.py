@@ -1,0 +1,245 @@
+"""Strict rendering of Pipelinefile templates (Python format strings, as in Prefect 1).
+
+A template such as ``raw/{params.city}/{date:%Y-%m-%d}.json`` names context keys
+(DESIGN.md §2). Templates are checked when the file loads -- :func:`check` names the
+unknown key and the keys that exist -- and rendered per run with :func:`render`.
+
+Two refinements over plain ``str.format``:
+
+* :func:`render_value` returns the raw object when a string is exactly one field
+  (``"{params.cities}"`` is the list, ``"{params.n}"`` the int), so ``args`` and
+  ``foreach`` keep their types;
+* :func:`render_shell` shell-quotes every substituted value, so a parameter such as
+  ``x; rm -rf /`` reaches the command as one quoted word.
+
+Pure: no I/O, standard library only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import string
+from _string import formatter_field_name_split  # type: ignore[import-not-found]
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from targetrun.errors import TemplateError, did_you_mean
+from targetrun.model import RunContext
+
+DATE_KEYS = (
+    "date",
+    "today",
+    "yesterday",
+    "tomorrow",
+    "today_nodash",
+    "yesterday_nodash",
+    "tomorrow_nodash",
+)
+BASE_KEYS = frozenset(
+    DATE_KEYS
+    + ("params", "parameters", "flow_name", "task_name", "task_full_name", "run_id", "task_run_count")
+)
+MAPPED_KEYS = frozenset(("item", "map_index"))
+SHELL_KEYS = frozenset(("output", "needs"))
+NAMESPACE_KEYS = frozenset(("params", "parameters", "needs"))
+
+_FORMATTER = string.Formatter()
+
+
+class Namespace(Mapping[str, Any]):
+    """``params``/``needs`` in templates: ``{params.city}`` and ``{parameters[city]}``."""
+
+    __slots__ = ("_kind", "_values")
+
+    def __init__(self, kind: str, values: Mapping[str, Any]) -> None:
+        self._kind = kind
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # no lookups for dunders (pickle probes them before __init__ state exists)
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __format__(self, spec: str) -> str:
+        return format(dict(self._values), spec)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Namespace, (self._kind, dict(self._values)))
+
+
+def fields(template: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """The fields a template names: (first name, attribute/index chain, format spec).
+
+    >>> fields("raw/{params.city}/{date:%Y}.json")
+    [('params', ('city',), ''), ('date', (), '%Y')]
+    >>> fields("{{literal}}")
+    []
+    """
+    found: list[tuple[str, tuple[str, ...], str]] = []
+    for _, name, spec, _ in _FORMATTER.parse(template):
+        if name is None:
+            continue
+        if name == "" or name.isdigit():
+            raise ValueError("positional fields such as {} or {0} are not allowed; name a key")
+        first, rest = formatter_field_name_split(name)
+        found.append((str(first), tuple(str(part) for _, part in rest), spec or ""))
+        if spec and "{" in spec:
+            found.extend(fields(spec))
+    return found
+
+
+def check(
+    template: str,
+    allowed: frozenset[str],
+    *,
+    params: Mapping[str, object],
+    needs: frozenset[str] = frozenset(),
+) -> None:
+    """Raise :class:`TemplateError` (without file/line; the caller adds them) if a
+    template names a key the context will not have.
+
+    >>> check("{params.city}/{today}", BASE_KEYS, params={"city": "x"})
+    >>> check("{flow_nme}", BASE_KEYS, params={})
+    Traceback (most recent call last):
+    ...
+    targetrun.errors.TemplateError: unknown template key 'flow_nme'; did you mean 'flow_name'?
+    """
+    try:
+        named = fields(template)
+    except ValueError as exc:
+        raise TemplateError(f"cannot parse template {template!r}: {exc}") from None
+    for first, chain, _ in named:
+        if first not in allowed:
+            raise TemplateError(
+                f"unknown template key {first!r}",
+                hint=did_you_mean(first, allowed) or f"Available keys: {', '.join(sorted(allowed))}.",
+            )
+        if first in NAMESPACE_KEYS:
+            _check_namespace(first, chain, params if first != "needs" else dict.fromkeys(needs))
+
+
+def _check_namespace(first: str, chain: tuple[str, ...], names: Mapping[str, object]) -> None:
+    if not chain:
+        return
+    if chain[0] not in names:
+        what = "upstream task" if first == "needs" else "parameter"
+        hint = did_you_mean(chain[0], names)
+        if hint is None:
+            hint = f"Declared: {', '.join(sorted(names)) or 'none'}."
+        raise TemplateError(f"unknown {what} {first}.{chain[0]!r}", hint=hint)
+
+
+def date_values(date: dt.datetime) -> dict[str, object]:
+    """The date keys for one run date (Prefect's ``today``/``yesterday``/...).
+
+    >>> date_values(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))["yesterday_nodash"]
+    '20261031'
+    """
+    day = dt.timedelta(days=1)
+    values: dict[str, object] = {"date": date}
+    for key, when in (("today", date), ("yesterday", date - day), ("tomorrow", date + day)):
+        values[key] = when.strftime("%Y-%m-%d")
+        values[f"{key}_nodash"] = when.strftime("%Y%m%d")
+    return values
+
+
+def base_context(run: RunContext) -> dict[str, object]:
+    """The context shared by every task of a run; task keys are added per task."""
+    params = Namespace("params", run.params)
+    context = date_values(run.date)
+    context.update(
+        params=params,
+        parameters=params,
+        flow_name=run.flow_name,
+        run_id=run.run_id,
+        task_run_count=1,
+    )
+    return context
+
+
+def task_context(base: Mapping[str, object], task_name: str, **extra: object) -> dict[str, object]:
+    context = dict(base)
+    context["task_name"] = task_name
+    context["task_full_name"] = task_name
+    context.update(extra)
+    return context
+
+
+def render(template: str, context: Mapping[str, object]) -> str:
+    """Render strictly: a missing key or a bad format spec raises :class:`TemplateError`.
+
+    >>> render("{a}-{b:>3}", {"a": 1, "b": "x"})
+    '1-  x'
+    """
+    try:
+        return template.format_map(context)
+    except (KeyError, AttributeError, IndexError) as exc:
+        raise TemplateError(f"template {template!r} names {exc} which this run does not have") from None
+    except (ValueError, TypeError) as exc:
+        raise TemplateError(f"cannot render template {template!r}: {exc}") from None
+
+
+def render_value(value: object, context: Mapping[str, object]) -> object:
+    """Render strings (a lone field keeps its type), recurse into lists and dicts.
+
+    >>> render_value({"n": "{n}", "s": "n={n}", "l": ["{n}"]}, {"n": 3})
+    {'n': 3, 's': 'n=3', 'l': [3]}
+    """
+    if isinstance(value, str):
+        lone = _lone_field(value)
+        if lone is not None:
+            try:
+                return _FORMATTER.get_field(lone, (), context)[0]
+            except (KeyError, AttributeError, IndexError) as exc:
+                raise TemplateError(f"template {value!r} names {exc} which this run does not have") from None
+        return render(value, context)
+    if isinstance(value, list):
+        return [render_value(v, context) for v in value]
+    if isinstance(value, dict):
+        return {k: render_value(v, context) for k, v in value.items()}
+    return value
+
+
+def _lone_field(template: str) -> str | None:
+    parsed = list(_FORMATTER.parse(template))
+    if len(parsed) != 1:
+        return None
+    literal, name, spec, conversion = parsed[0]
+    if literal or name is None or spec or conversion:
+        return None
+    return name
+
+
+class _ShellFormatter(string.Formatter):
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return shlex.quote(format(value, format_spec))
+
+
+_SHELL = _ShellFormatter()
+
+
+def render_shell(template: str, context: Mapping[str, object]) -> str:
+    """Render a shell command, quoting every substituted value.
+
+    >>> render_shell("echo {x} > {output}", {"x": "a; rm -rf /", "output": "o.txt"})
+    "echo 'a; rm -rf /' > o.txt"
+    """
+    try:
+        return _SHELL.vformat(template, (), context)
+    except (KeyError, AttributeError, IndexError) as exc:
+        raise TemplateError(f"shell command {template!r} names {exc} which this run does not have") from None
+    except (ValueError, TypeError) as exc:
+        raise TemplateError(f"cannot render shell command {template!r}: {exc}") from None
