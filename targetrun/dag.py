@@ -7,6 +7,7 @@ tasks run, and which tasks sit downstream of a forced one.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 
 Graph = Mapping[str, tuple[str, ...]]
@@ -80,19 +81,19 @@ def toposort(graph: Graph, only: Iterable[str] | None = None) -> list[str]:
     """
     scope = set(graph) if only is None else set(only)
     order = [name for name in graph if name in scope]
-    waiting = {name: sum(1 for up in set(graph[name]) if up in scope) for name in order}
-    reverse = dependents({name: tuple(up for up in graph[name] if up in scope) for name in order})
-    ready = [name for name in order if waiting[name] == 0]
-    result: list[str] = []
     position = {name: i for i, name in enumerate(order)}
+    waiting = {name: len({up for up in graph[name] if up in scope}) for name in order}
+    reverse = dependents({name: tuple(up for up in graph[name] if up in scope) for name in order})
+    ready = [position[name] for name in order if waiting[name] == 0]
+    heapq.heapify(ready)
+    result: list[str] = []
     while ready:
-        ready.sort(key=position.__getitem__, reverse=True)
-        name = ready.pop()
+        name = order[heapq.heappop(ready)]
         result.append(name)
         for down in reverse[name]:
             waiting[down] -= 1
             if waiting[down] == 0:
-                ready.append(down)
+                heapq.heappush(ready, position[down])
     if len(result) != len(order):
         raise ValueError("graph has a cycle")
     return result

@@ -60,30 +60,66 @@ def result_base(spec: PipelineSpec, result: str) -> Location:
 
 def resolve_target(spec: PipelineSpec, task: TaskSpec, context: Mapping[str, object]) -> Location:
     """Render a task's target and place it in its result location."""
-    assert task.target is not None
-    rendered = templating.render(task.target, context)
-    return place(spec, task.result, rendered, what="target")
+    return Placer(spec).target(task, context)
 
 
 def place(spec: PipelineSpec, result: str, rendered: str, *, what: str) -> Location:
-    if not rendered.strip():
-        raise SpecError(f"the {what} renders to an empty path")
-    proto = protocol(rendered)
-    if proto is not None:
-        return _absolute_url(spec, rendered, proto)
-    base = result_base(spec, result)
-    relative = posixpath.normpath(rendered.replace("\\", "/"))
-    outside = rendered.startswith("/") or relative == ".." or relative.startswith("../")
-    if outside and not spec.allow_outside_targets:
-        raise SpecError(
-            f"the {what} {rendered!r} points outside its result location {base.url}",
-            hint="Keep targets relative and inside it, or set `allow_outside_targets: true` at the top of the file.",
-        )
-    if relative in (".", ""):
-        raise SpecError(f"the {what} {rendered!r} names the result folder itself, not a file inside it")
-    if base.result == LOCAL:
-        return Location(LOCAL, os.path.normpath(os.path.join(base.url, relative)))
-    return Location(base.result, f"{base.url}/{relative.lstrip('/')}")
+    return Placer(spec).place(result, rendered, what=what)
+
+
+class Placer:
+    """Places rendered paths in result locations; remembers each result's base."""
+
+    def __init__(self, spec: PipelineSpec) -> None:
+        self.spec = spec
+        self._bases: dict[str, Location] = {}
+
+    def base(self, result: str) -> Location:
+        if result not in self._bases:
+            self._bases[result] = result_base(self.spec, result)
+        return self._bases[result]
+
+    def target(self, task: TaskSpec, context: Mapping[str, object]) -> Location:
+        assert task.target is not None
+        rendered = templating.render(task.target, context) if "{" in task.target else task.target
+        return self.place(task.result, rendered, what="target")
+
+    def place(self, result: str, rendered: str, *, what: str) -> Location:
+        if not rendered.strip():
+            raise SpecError(f"the {what} renders to an empty path")
+        if "://" in rendered and (proto := protocol(rendered)) is not None:
+            return _absolute_url(self.spec, rendered, proto)
+        base = self.base(result)
+        relative = _relative(rendered)
+        if relative is None and not self.spec.allow_outside_targets:
+            raise SpecError(
+                f"the {what} {rendered!r} points outside its result location {base.url}",
+                hint="Keep targets relative and inside it, or set `allow_outside_targets: true` at the top of the file.",
+            )
+        if relative in (".", ""):
+            raise SpecError(f"the {what} {rendered!r} names the result folder itself, not a file inside it")
+        if relative is None:  # allowed to leave the result location
+            relative = posixpath.normpath(rendered)
+        if base.result == LOCAL:
+            joined = os.path.normpath(os.path.join(base.url, relative)) if relative.startswith(("/", "..")) else f"{base.url.rstrip('/')}/{relative}"
+            return Location(LOCAL, joined)
+        return Location(base.result, f"{base.url}/{relative.lstrip('/')}")
+
+
+def _relative(rendered: str) -> str | None:
+    """The normalised relative path, or None if it is absolute or climbs out.
+
+    >>> _relative("a/b.txt"), _relative("a/../b.txt"), _relative("../x"), _relative("/etc/passwd")
+    ('a/b.txt', 'b.txt', None, None)
+    """
+    path = rendered.replace("\\", "/")
+    if path.startswith("/"):
+        return None
+    if "//" in path or "/." in f"/{path}" or path.endswith("/"):
+        path = posixpath.normpath(path)
+    if path == ".." or path.startswith("../"):
+        return None
+    return path
 
 
 def _absolute_url(spec: PipelineSpec, url: str, proto: str) -> Location:

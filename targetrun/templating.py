@@ -213,6 +213,21 @@ def render_value(value: object, context: Mapping[str, object]) -> object:
     return value
 
 
+def has_fields(value: object) -> bool:
+    """Whether rendering ``value`` could change it (a string with a brace, anywhere inside).
+
+    >>> has_fields({"a": 1, "b": ["x", "{y}"]}), has_fields({"a": "plain"})
+    (True, False)
+    """
+    if isinstance(value, str):
+        return "{" in value or "}" in value
+    if isinstance(value, dict):
+        return any(has_fields(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_fields(v) for v in value)
+    return False
+
+
 def _lone_field(template: str) -> str | None:
     parsed = list(_FORMATTER.parse(template))
     if len(parsed) != 1:

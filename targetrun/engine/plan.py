@@ -35,7 +35,7 @@ from targetrun.model import (
     RunContext,
     TaskSpec,
 )
-from targetrun.resolve import default_checkpoint, infer_serializer, resolve_target
+from targetrun.resolve import Placer, default_checkpoint, infer_serializer
 from targetrun.storage.base import Storage, TargetChecker
 from targetrun.store.base import StateStore
 
@@ -86,6 +86,7 @@ class Planner:
         self.store = store
         self.graph = {name: task.upstream for name, task in spec.tasks.items()}
         self.base = templating.base_context(context)
+        self.placer = Placer(spec)
 
     def plan(self, request: RunRequest) -> Plan:
         self._check_names(request.tasks, "task")
@@ -133,10 +134,12 @@ class Planner:
                 f"task {task.name!r} uses `cache_for`, which this version of targetrun does not run yet",
                 file=self.spec.path, line=task.line_of("cache_for"), key=f"tasks.{task.name}.cache_for",
             )
-        context = templating.task_context(self.base, task.name)
+        templated_args = templating.has_fields(task.args)
+        templated = templated_args or (task.target is not None and "{" in task.target)
+        context = templating.task_context(self.base, task.name) if templated else self.base
         try:
-            target = resolve_target(self.spec, task, context) if task.target is not None else None
-            args = {k: templating.render_value(v, context) for k, v in task.args.items()}
+            target = self.placer.target(task, context) if task.target is not None else None
+            args = {k: templating.render_value(v, context) for k, v in task.args.items()} if templated_args else task.args
         except SpecError as exc:
             raise SpecError(exc.message, file=self.spec.path, line=task.line_of("target"),
                             key=f"tasks.{task.name}", hint=exc.hint) from None

@@ -286,8 +286,10 @@ class Engine:
     def _dry_run(self, plan: Plan, started: float) -> RunSummary:
         self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order), True))
         outcomes = []
-        for name in dag.toposort(plan.graph, plan.decisions):
-            decision = plan.decisions[name]
+        for name in plan.tasks:  # in upstream-first order
+            decision = plan.decisions.get(name)
+            if decision is None:
+                continue
             target = _target(plan.tasks[name])
             if decision.runs:
                 self.reporter.handle(TaskPlanned(name, decision, target))
@@ -302,8 +304,10 @@ class Engine:
 
     def _summary(self, plan: Plan, progress: _Progress, started: float) -> RunSummary:
         outcomes = []
-        for name in dag.toposort(plan.graph, plan.decisions):
-            decision = plan.decisions[name]
+        for name in plan.tasks:  # in upstream-first order
+            decision = plan.decisions.get(name)
+            if decision is None:
+                continue
             if name in progress.outcomes:
                 outcomes.append(progress.outcomes[name])
             elif decision.runs:

@@ -126,11 +126,14 @@ class TargetChecker:
         self._storages = storages
         self._threshold = threshold
         self._expected: Counter[tuple[str, str]] = Counter()
+        self._group_of: dict[tuple[str, str], tuple[str, str]] = {}
         self._listings: dict[tuple[str, str], frozenset[str] | None] = {}
 
     def expect(self, storage_key: str, urls: Iterable[str]) -> None:
-        storage = self._storages(storage_key)
-        self._expected.update((storage_key, storage.parent(url)) for url in urls)
+        parent = self._storages(storage_key).parent
+        for url in urls:
+            group = self._group_of[(storage_key, url)] = (storage_key, parent(url))
+            self._expected[group] += 1
 
     def check_urls(self, storage_key: str, urls: list[str]) -> dict[str, bool]:
         if not self._expected:
@@ -138,7 +141,7 @@ class TargetChecker:
         storage = self._storages(storage_key)
         answers: dict[str, bool] = {}
         for url in urls:
-            group = (storage_key, storage.parent(url))
+            group = self._group_of.get((storage_key, url)) or (storage_key, storage.parent(url))
             names = self._listing(storage, group)
             answers[url] = storage.exists(url) if names is None else storage.key(url) in names
         return answers
