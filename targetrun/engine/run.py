@@ -107,7 +107,7 @@ class Engine:
         return summary
 
     def _loop(self, plan: Plan, request: RunRequest, progress: _Progress, functions: dict[str, Any]) -> None:
-        while progress.ready or progress.inflight or progress.retries:
+        while progress.inflight or (not progress.stopping and (progress.ready or progress.retries)):
             self._submit_ready(plan, progress, functions)
             for future in self._wait(progress):
                 name = progress.inflight.pop(future)

@@ -53,8 +53,13 @@ def load_document(text: str, file: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
+        problem = exc.problem or exc
+        # "did not find expected ']'" is reported where the parser gave up; say where the
+        # unclosed bracket, quote or block began, which is usually the line to fix.
+        if exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
+            problem = f"{problem} ({exc.context} that starts at line {exc.context_mark.line + 1})"
         raise SpecError(
-            f"this is not valid YAML: {exc.problem or exc}",
+            f"this is not valid YAML: {problem}",
             file=file,
             line=line,
             hint="Check the indentation and quoting around that line.",
@@ -66,6 +71,7 @@ def load_document(text: str, file: str) -> Document:
     doc = Document(file, None)
     if node is None:
         return doc
+    doc.lines[()] = node.start_mark.line + 1  # errors about the whole document name its first line, not a comment above it
     builder = _Builder(doc)
     doc.value = builder.build(node, (), 0)
     return doc
@@ -97,6 +103,7 @@ class _Builder:
                 f"the YAML tag {node.tag!r} is not allowed",
                 file=self.doc.file,
                 line=node.start_mark.line + 1,
+                key=".".join(path) or None,
                 hint="Pipelinefiles are loaded safely: use plain strings, numbers, lists and mappings.",
             )
         if isinstance(node, yaml.MappingNode):
@@ -107,7 +114,7 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
-        for key_node, value_node in self._pairs(node):
+        for key_node, value_node in self._pairs(node, path):
             key = self.build(key_node, path, depth + 1)
             if isinstance(key, (list, dict)):
                 raise SpecError(
@@ -130,13 +137,14 @@ class _Builder:
             result[key] = self.build(value_node, path + (name,), depth + 1)
         return result
 
-    def _pairs(self, node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
+    def _pairs(self, node: yaml.MappingNode, path: Path) -> Iterator[tuple[yaml.Node, yaml.Node]]:
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise SpecError(
                     "YAML merge keys (<<) are not supported",
                     file=self.doc.file,
                     line=key_node.start_mark.line + 1,
+                    key=".".join(path) or None,
                     hint="Use `defaults:` for values every task shares.",
                 )
             yield key_node, value_node
