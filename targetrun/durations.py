@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -13,6 +14,10 @@ def parse_duration(raw: object) -> float:
 
     >>> parse_duration("1h30m"), parse_duration("10s"), parse_duration(5), parse_duration("250ms")
     (5400.0, 10.0, 5.0, 0.25)
+    >>> parse_duration(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: expected a finite duration of 0 or more, found nan
     >>> parse_duration("soon")
     Traceback (most recent call last):
     ...
@@ -21,8 +26,8 @@ def parse_duration(raw: object) -> float:
     if isinstance(raw, bool):
         raise ValueError(f"expected a duration such as 30s, 10m, 1h or 2d, found {raw!r}")
     if isinstance(raw, (int, float)):
-        if raw < 0:
-            raise ValueError(f"expected a duration of 0 or more, found {raw!r}")
+        if not math.isfinite(raw) or raw < 0:
+            raise ValueError(f"expected a finite duration of 0 or more, found {raw!r}")
         return float(raw)
     text = str(raw).strip().lower().replace(" ", "")
     if text and _PART.sub("", text) == "" and _PART.match(text):
@@ -31,7 +36,7 @@ def parse_duration(raw: object) -> float:
         value = float(text)
     except ValueError:
         raise ValueError(f"expected a duration such as 30s, 10m, 1h or 2d, found {raw!r}") from None
-    if value < 0 or value != value or value == float("inf"):
+    if not math.isfinite(value) or value < 0:
         raise ValueError(f"expected a finite duration of 0 or more, found {raw!r}")
     return value
 

@@ -135,11 +135,12 @@ def _check_namespace(first: str, chain: tuple[str, ...], names: Mapping[str, obj
     if not chain:
         return
     if chain[0] not in names:
-        what = "upstream task" if first == "needs" else "parameter"
         hint = did_you_mean(chain[0], names)
-        if hint is None:
-            hint = f"Declared: {', '.join(sorted(names)) or 'none'}."
-        raise TemplateError(f"unknown {what} {first}.{chain[0]!r}", hint=hint)
+        if first == "needs":
+            hint = hint or f"This task needs: {', '.join(sorted(names)) or 'nothing'}."
+            raise TemplateError(f"{{needs.{chain[0]}}} names {chain[0]!r}, which this task does not need", hint=hint)
+        hint = hint or f"Declared parameters: {', '.join(sorted(names)) or 'none'}."
+        raise TemplateError(f"{{{first}.{chain[0]}}} names the undeclared parameter {chain[0]!r}", hint=hint)
 
 
 def date_values(date: dt.datetime) -> dict[str, object]:
@@ -199,7 +200,7 @@ def render_value(value: object, context: Mapping[str, object]) -> object:
     {'n': 3, 's': 'n=3', 'l': [3]}
     """
     if isinstance(value, str):
-        lone = _lone_field(value)
+        lone = lone_field(value)
         if lone is not None:
             try:
                 return _FORMATTER.get_field(lone, (), context)[0]
@@ -228,7 +229,8 @@ def has_fields(value: object) -> bool:
     return False
 
 
-def _lone_field(template: str) -> str | None:
+def lone_field(template: str) -> str | None:
+    """The field name when ``template`` is exactly one field (``"{params.xs}"``), else None."""
     parsed = list(_FORMATTER.parse(template))
     if len(parsed) != 1:
         return None

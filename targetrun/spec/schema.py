@@ -197,7 +197,9 @@ class _Checker:
             raise self.error(where + ("max_retries",), f"expected 0 or more retries, found {retries}")
         delay = self.duration(where + ("retry_delay",), merged.get("retry_delay", 0))
         cache = self.cache_policy(where, merged, body)
-        foreach = body.get("foreach")
+        foreach = self.foreach(where + ("foreach",), body.get("foreach"), needs, params)
+        if cache is not None:
+            self.check_validator_names(where, cache, needs, params)
         spec = TaskSpec(
             name=name,
             run=run,
@@ -250,6 +252,38 @@ class _Checker:
                 raise self.error(path, f"{arg!r} is listed twice in needs")
             seen.add(arg)
         return tuple(pairs)
+
+    def foreach(self, path: Path, raw: Any, needs: tuple[tuple[str, str], ...], params: Mapping[str, object]) -> Any:
+        """A list, a template naming a list (``"{params.cities}"``) or ``{needs: TASK}``."""
+        if raw is None or isinstance(raw, list):
+            return raw
+        if isinstance(raw, str):
+            if templating.lone_field(raw) is None:
+                raise self.error(path, f"expected one template field naming a list, such as \"{{params.cities}}\", found {raw!r}")
+            return raw
+        if isinstance(raw, dict) and list(raw) == ["needs"]:
+            upstream = raw["needs"]
+            if upstream not in {task for _, task in needs}:
+                raise self.error(path, f"foreach over {upstream!r}, which is not in this task's needs",
+                                 hint="Add it to `needs:` as well.")
+            return raw
+        raise self.error(path, f"expected a list, a template such as \"{{params.cities}}\" or {{needs: TASK}}, found {_describe(raw)}")
+
+    def check_validator_names(self, where: Path, cache: CachePolicy, needs: tuple[tuple[str, str], ...],
+                              params: Mapping[str, object]) -> None:
+        if cache.validator is Validator.PARTIAL_INPUTS_ONLY:
+            known: set[str] = {arg for arg, _ in needs} | {task for _, task in needs}
+            what = "input (argument from needs)"
+        elif cache.validator is Validator.PARTIAL_PARAMETERS_ONLY:
+            known = set(params)
+            what = "parameter"
+        else:
+            return
+        for name in cache.names:
+            if name not in known:
+                hint = did_you_mean(name, known) or f"Known: {', '.join(sorted(known)) or 'none'}."
+                raise self.error(where + ("cache_validator", cache.validator.value), f"{cache.validator.value} names {name!r}, which is not an {what} of this task",
+                                 hint=hint)
 
     def result_ref(self, where: Path, raw: Any, results: Mapping[str, ResultLocation]) -> str:
         value = self.expect(where + ("result",), raw, str, "a results name, a path or a URL")
@@ -355,12 +389,17 @@ class _Checker:
         context = default_context(spec)
         seen: dict[str, str] = {}
         for task in spec.tasks.values():
-            if task.target is None or task.foreach is not None:
+            if task.foreach is not None:
                 continue
+            if task.target is None:
+                self.check_args_render(task, templating.task_context(context, task.name))
+                continue
+            task_context = templating.task_context(context, task.name)
             try:
-                location = resolve_target(spec, task, templating.task_context(context, task.name))
+                location = resolve_target(spec, task, task_context)
             except SpecError as exc:
                 raise self.error(("tasks", task.name, "target"), exc.message, hint=exc.hint, cls=type(exc)) from None
+            self.check_args_render(task, task_context)
             key = location.url
             if key in seen:
                 raise self.error(
@@ -370,6 +409,14 @@ class _Checker:
                     cls=DuplicateTargetError,
                 )
             seen[key] = task.name
+
+
+    def check_args_render(self, task: TaskSpec, context: Mapping[str, object]) -> None:
+        for name, value in task.args.items():
+            try:
+                templating.render_value(value, context)
+            except TemplateError as exc:
+                raise self.error(("tasks", task.name, "args", name), exc.message, hint=exc.hint, cls=TemplateError) from None
 
 
 def _templates(task: TaskSpec) -> list[tuple[str, str]]:
