@@ -7,6 +7,7 @@ or could not tell; 4 an internal error (a bug: the traceback is printed); 130 in
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -33,6 +34,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
+    """Run the CLI with ``out``/``err`` as its streams; return the exit code."""
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        return _invoke(argv, out, err)
+
+
+def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
     try:
         result = cli.main(args=argv, prog_name="targetrun", standalone_mode=False, obj={"out": out, "err": err})
     except TargetrunError as exc:
@@ -79,7 +86,9 @@ def _context_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _parse_params(pairs: Sequence[str], params_file: str | None) -> dict[str, object]:
-    from targetrun.spec.params import load_params_file, parse_param
+    if not pairs and not params_file:
+        return {}
+    from targetrun.spec.params import load_params_file, parse_param  # imports yaml
 
     params: dict[str, object] = load_params_file(params_file) if params_file else {}
     for pair in pairs:

@@ -195,7 +195,7 @@ class Engine:
                               checkpoint=checkpoint)
         self._finish(plan, progress, outcome)
         self.reporter.handle(TaskSucceeded(name, result.duration, attempts, checkpoint))
-        if progress.consumers.get(name):
+        if progress.consumers.get(name) and task.spec.run is not None:  # shell values are read from their files
             progress.values[name] = result.value
         self._release(plan, progress, name)
 

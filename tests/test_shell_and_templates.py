@@ -1,0 +1,174 @@
+"""Shell tasks, template context keys, parameters and dates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def test_shell_output_and_needs_paths(project, steps):
+    proj = project("""
+    tasks:
+      words:
+        shell: "printf 'b a c a' > {output}"
+        target: out/words.txt
+      sorted:
+        shell: "tr ' ' '\\n' < {needs.words} | sort > {output}"
+        needs: [words]
+        target: out/sorted.txt
+      count:
+        run: steps:text
+        needs: {value: sorted}
+        target: out/count.txt
+    """, steps=steps)
+    result = proj.cli("run")
+    assert result.code == 0, result.text
+    assert proj.read("out/sorted.txt").split() == ["a", "a", "b", "c"]
+    assert proj.read("out/count.txt").split() == ["a", "a", "b", "c"]  # text value of a shell checkpoint
+
+
+def test_shell_stdout_is_the_result_without_output(project):
+    proj = project("""
+    tasks:
+      hello:
+        shell: "echo hello from {task_name}"
+        target: out/hello.txt
+    """)
+    assert proj.cli("run").code == 0
+    assert proj.read("out/hello.txt") == "hello from hello\n"
+
+
+def test_shell_failure_shows_stderr_tail_and_leaves_no_target(project):
+    proj = project("""
+    tasks:
+      broken:
+        shell: "echo partial > {output}; echo 'something went wrong' >&2; exit 3"
+        target: out/broken.txt
+      streamed:
+        shell: "echo partial; exit 4"
+        target: out/streamed.txt
+    """)
+    result = proj.cli("run", "--keep-going")
+    assert result.code == 1
+    assert "exited with status 3" in result.out and "something went wrong" in result.out
+    assert "exited with status 4" in result.out
+    assert not proj.exists("out/broken.txt") and not proj.exists("out/streamed.txt")
+    assert [p.name for p in (proj.root / "out").iterdir()] == []  # no staging leftovers
+
+
+def test_shell_that_forgets_output_fails(project):
+    proj = project("""
+    tasks:
+      lazy:
+        shell: "true {output}"
+        target: out/lazy.txt
+    """)
+    result = proj.cli("run")
+    assert result.code == 1 and "did not write {output}" in result.out
+
+
+@pytest.mark.parametrize("evil", ["x; touch pwned", "$(touch pwned)", "`touch pwned`", "a\ntouch pwned", "' ; touch pwned '"])
+def test_parameters_reach_shell_as_one_quoted_word(project, evil):
+    proj = project("""
+    params:
+      word: safe
+    tasks:
+      echo:
+        shell: "printf '%s' {params.word} > {output}"
+        target: out/echo.txt
+    """)
+    result = proj.cli("run", "-p", f"word={json.dumps(evil)}")
+    assert result.code == 0, result.text
+    assert proj.read("out/echo.txt") == evil
+    assert not proj.exists("pwned")
+
+
+def test_context_keys_and_format_specs(project, steps):
+    proj = project("""
+    name: ctx
+    params:
+      city: berlin
+    tasks:
+      t:
+        run: steps:text
+        args:
+          value: "{flow_name}|{task_name}|{task_full_name}|{today}|{yesterday}|{tomorrow}|{today_nodash}|{yesterday_nodash}|{tomorrow_nodash}|{date:%A}|{params.city}|{parameters[city]}|{task_run_count}"
+        target: "out/{params.city}/{date:%Y/%m/%d}.txt"
+    """, steps=steps)
+    assert proj.cli("run", "--date", "2026-11-01").code == 0
+    value = proj.read("out/berlin/2026/11/01.txt")
+    assert value == "ctx|t|t|2026-11-01|2026-10-31|2026-11-02|20261101|20261031|20261102|Sunday|berlin|berlin|1"
+
+
+def test_run_id_is_in_context(project, steps):
+    proj = project("""
+    tasks:
+      t:
+        run: steps:text
+        args: {value: "{run_id}"}
+        target: out/t.txt
+    """, steps=steps)
+    doc = json.loads(proj.cli("run", "--json").out)
+    assert proj.read("out/t.txt") == doc["run_id"]
+
+
+def test_params_override_types_and_params_file(project, steps):
+    proj = project("""
+    params:
+      n: 1
+      label: x
+    tasks:
+      t:
+        run: steps:add
+        args: {a: "{params.n}", b: 10}
+        target: "out/{params.label}.json"
+    """, steps=steps)
+    assert proj.cli("run", "-p", "n=5", "-p", "label=five").code == 0
+    assert json.loads(proj.read("out/five.json")) == 15  # "{params.n}" keeps the int
+    proj.write("params.yaml", "n: 7\nlabel: seven\n")
+    assert proj.cli("run", "--params-file", str(proj.root / "params.yaml")).code == 0
+    assert json.loads(proj.read("out/seven.json")) == 17
+
+
+def test_bad_command_line_values_exit_2(project, steps):
+    proj = project("params:\n  n: 1\ntasks:\n  t:\n    run: steps:const\n    target: out/t.json\n", steps=steps)
+    unknown = proj.cli("run", "-p", "m=3")
+    assert unknown.code == 2 and "unknown parameter 'm'" in unknown.err
+    assert proj.cli("run", "-p", "novalue").code == 2
+    bad_date = proj.cli("run", "--date", "yesterday")
+    assert bad_date.code == 2 and "YYYY-MM-DD" in bad_date.err
+    assert proj.cli("run", "--jobs", "0").code == 2
+    for result in (unknown, bad_date):
+        assert "Traceback" not in result.text
+
+
+def test_params_rendering_outside_the_result_location_is_refused(project, steps):
+    proj = project("""
+    params:
+      name: ok
+    tasks:
+      t:
+        run: steps:const
+        target: "out/{params.name}.json"
+    """, steps=steps)
+    result = proj.cli("run", "-p", "name=../../../etc/evil")
+    assert result.code == 2 and "outside its result location" in result.err
+    assert proj.counts() == {}
+
+
+def test_two_tasks_rendering_one_target_at_run_time(project, steps):
+    proj = project("""
+    params:
+      a: x
+      b: y
+    tasks:
+      one:
+        run: steps:const
+        target: "out/{params.a}.json"
+      two:
+        run: steps:const
+        target: "out/{params.b}.json"
+    """, steps=steps)
+    result = proj.cli("run", "-p", "b=x")
+    assert result.code == 2 and "both write the target" in result.err

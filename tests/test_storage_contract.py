@@ -1,0 +1,118 @@
+"""Every storage backend passes the same contract (targetrun.testing.StorageContract)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from targetrun.errors import StorageError
+from targetrun.executors.base import InlineExecutor
+from targetrun.executors.local import ProcessExecutor, ThreadExecutor
+from targetrun.serializers.builtin import BytesSerializer, JsonSerializer, PickleSerializer, TextSerializer
+from targetrun.storage.fsspec import FsspecStorage
+from targetrun.storage.local import LocalStorage
+from targetrun.testing import ExecutorContract, SerializerContract, StorageContract
+
+
+class TestLocalStorage(StorageContract):
+    @pytest.fixture
+    def storage(self):
+        return LocalStorage()
+
+    @pytest.fixture
+    def base_url(self, tmp_path):
+        return str(tmp_path / "store")
+
+    @pytest.fixture
+    def unreadable_url(self, tmp_path):
+        loop = tmp_path / "loop"
+        os.symlink(loop, loop)  # ELOOP: neither "exists" nor "not found"
+        return str(loop / "x.txt")
+
+
+class TestMemoryStorage(StorageContract):
+    @pytest.fixture
+    def storage(self):
+        return FsspecStorage("memory")
+
+    @pytest.fixture
+    def base_url(self):
+        return f"memory://contract-{uuid.uuid4().hex}"
+
+    @pytest.fixture
+    def unreadable_url(self):
+        pytest.skip("an in-memory filesystem always knows")
+
+
+def test_local_cannot_tell_stops_the_run_with_exit_3(project, steps):
+    proj = project("tasks:\n  t:\n    run: steps:const\n    target: loop/t.json\n", steps=steps)
+    os.symlink(proj.root / "loop", proj.root / "loop")
+    for command in ("run", "status"):
+        result = proj.cli(command)
+        assert result.code == 3, result.text
+        assert "cannot tell whether" in result.err and "never treats this as missing" in result.err
+    assert proj.counts() == {}
+
+
+def test_storage_error_is_never_missing():
+    with pytest.raises(StorageError):
+        LocalStorage().exists(_eloop_path())
+
+
+def _eloop_path() -> str:
+    import tempfile
+
+    folder = tempfile.mkdtemp()
+    loop = os.path.join(folder, "l")
+    os.symlink(loop, loop)
+    return os.path.join(loop, "f")
+
+
+SERIALIZER_CASES = {
+    "pickle": (PickleSerializer(), {"a": [1, 2.5, None]}, lambda: None),
+    "json": (JsonSerializer(), {"a": [1, 2.5, None], "u": "ü"}, {1, 2}),
+    "text": (TextSerializer(), "héllo\nworld", 42),
+    "bytes": (BytesSerializer(), b"\x00\xff", 3.5),
+}
+
+
+class TestSerializers(SerializerContract):
+    @pytest.fixture(params=list(SERIALIZER_CASES))
+    def case(self, request):
+        return SERIALIZER_CASES[request.param]
+
+    @pytest.fixture
+    def serializer(self, case):
+        return case[0]
+
+    @pytest.fixture
+    def sample(self, case):
+        return case[1]
+
+    @pytest.fixture
+    def unrepresentable(self, case):
+        return case[2]
+
+
+class TestInlineExecutor(ExecutorContract):
+    @pytest.fixture
+    def executor(self):
+        return InlineExecutor()
+
+
+class TestThreadExecutor(ExecutorContract):
+    @pytest.fixture
+    def executor(self):
+        pool = ThreadExecutor(2)
+        yield pool
+        pool.shutdown()
+
+
+class TestProcessExecutor(ExecutorContract):
+    @pytest.fixture(scope="class")
+    def executor(self):
+        pool = ProcessExecutor(2)
+        yield pool
+        pool.shutdown()
