@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 
 class Validator(Enum):
@@ -68,6 +69,7 @@ class TaskSpec:
     max_retries: int = 0
     retry_delay: float = 0.0
     foreach: object | None = None
+    templated_args: bool = False  # some string in args has a {field}: render per run
     line: int | None = None
     field_lines: Mapping[str, int] = field(default_factory=dict)
 
@@ -107,11 +109,13 @@ class RunContext:
     run_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
-    """Where a value lives: a URL (or absolute local path) in a named result location."""
+class Location(NamedTuple):
+    """Where a value lives: a URL (or absolute local path) in a named result location.
 
-    result: str  # name of the ResultLocation whose storage holds it
+    A NamedTuple rather than a dataclass: plans hash tens of thousands of these.
+    """
+
+    result: str  # the storage that holds it: "local", a name under results:, or a protocol
     url: str
 
     def __str__(self) -> str:

@@ -151,7 +151,8 @@ def infer_serializer(task: TaskSpec, target: str | None) -> str:
     """
     if task.serializer:
         return task.serializer
-    suffix = posixpath.splitext(target or "")[1].lower()
-    if suffix in SUFFIX_SERIALIZERS:
-        return SUFFIX_SERIALIZERS[suffix]
+    head, dot, suffix = (target or "").rpartition(".")
+    found = SUFFIX_SERIALIZERS.get(f".{suffix.lower()}") if dot and "/" not in suffix else None
+    if found:
+        return found
     return "bytes" if task.shell is not None else "pickle"

@@ -70,6 +70,12 @@ class Plan:
 
 
 NOT_NEEDED = Decision(Action.NOT_NEEDED, Reason.NOT_NEEDED)
+# Decisions are immutable: share one object per verdict instead of one per task.
+_SKIP_EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
+_RUN_MISSING = Decision(Action.RUN, Reason.TARGET_MISSING)
+_SKIP_RESUMED = Decision(Action.SKIP, Reason.RESUMED)
+_RUN_NO_TARGET = Decision(Action.RUN, Reason.NO_TARGET)
+_FORCED = {reason: Decision(Action.RUN, reason) for reason in (Reason.FORCED, Reason.UPSTREAM_FORCED)}
 
 
 class Planner:
@@ -134,7 +140,7 @@ class Planner:
                 f"task {task.name!r} uses `cache_for`, which this version of targetrun does not run yet",
                 file=self.spec.path, line=task.line_of("cache_for"), key=f"tasks.{task.name}.cache_for",
             )
-        templated_args = templating.has_fields(task.args)
+        templated_args = task.templated_args
         templated = templated_args or (task.target is not None and "{" in task.target)
         context = templating.task_context(self.base, task.name) if templated else self.base
         try:
@@ -203,12 +209,10 @@ class Planner:
     def decide(self, task: PlannedTask, forced: Reason | None, exists: bool) -> Decision:
         """One task's verdict, given whether its target (or resumed checkpoint) exists."""
         if forced is not None:
-            return Decision(Action.RUN, forced)
+            return _FORCED[forced]
         if task.target is not None:
-            return Decision(Action.SKIP, Reason.TARGET_EXISTS) if exists else Decision(Action.RUN, Reason.TARGET_MISSING)
-        if exists:
-            return Decision(Action.SKIP, Reason.RESUMED)
-        return Decision(Action.RUN, Reason.NO_TARGET)
+            return _SKIP_EXISTS if exists else _RUN_MISSING
+        return _SKIP_RESUMED if exists else _RUN_NO_TARGET
 
 
 def _check(checker: TargetChecker, locations: list[Location]) -> dict[Location, bool]:

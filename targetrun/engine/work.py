@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import inspect
 import io
 import os
-import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -109,6 +105,8 @@ def execute(job: Job) -> WorkResult:
     except StorageError as exc:
         raise WorkError(exc.format(), backend=True) from None
     except Exception as exc:  # the task's own failure: report it, with its traceback
+        import traceback
+
         raise WorkError(f"{type(exc).__name__}: {exc}", traceback.format_exc()) from None
     return WorkResult(value if job.keep_value else None, size, digest, time.perf_counter() - started, time.time())
 
@@ -213,6 +211,8 @@ def _forget_foreign(module_name: str, root: str) -> None:
 
 def check_call(fn: Callable[..., Any], names: list[str]) -> str | None:
     """Why ``fn`` cannot be called with these keyword arguments, or None."""
+    import inspect
+
     try:
         inspect.signature(fn).bind(**dict.fromkeys(names))
     except TypeError as exc:
@@ -257,6 +257,9 @@ def _fetched(source: Input) -> Any:
 
 
 def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None) -> None:
+    import subprocess
+    import tempfile
+
     with tempfile.TemporaryFile() as err:
         process = subprocess.Popen(
             ["/bin/sh", "-c", command],

@@ -214,6 +214,7 @@ class _Checker:
             max_retries=retries,
             retry_delay=delay,
             foreach=foreach,
+            templated_args=templating.has_fields(args),
             line=self.doc.line(where),
             field_lines={k: self.doc.line(where + (k,)) or 0 for k in body},
         )
