@@ -131,6 +131,7 @@ class PlannedTask:
     checkpoint: Location | None  # where the value is written (target or default place)
     serializer: str
     args: Mapping[str, object]
+    cache_key: str | None = None  # rendered; only for tasks with cache_for
 
     @property
     def name(self) -> str:
@@ -216,6 +217,33 @@ class Checkpoint:
     run_id: str
     written_at: float
     duration: float = 0.0
+    inputs: Mapping[str, str] = field(default_factory=dict)  # fingerprints it was made from
+    params: Mapping[str, str] = field(default_factory=dict)
+    storage: str = "local"  # the storage key (Location.result) that holds it
+
+    @property
+    def where(self) -> Location:
+        return Location(self.storage, self.location)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """An output cached under a key (``cache_for``), valid until ``expires``."""
+
+    key: str
+    variant: str  # one entry per distinct set of input and parameter fingerprints
+    pipeline: str
+    task: str
+    checkpoint: Checkpoint
+    expires: float
+
+    @property
+    def inputs(self) -> Mapping[str, str]:
+        return self.checkpoint.inputs
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        return self.checkpoint.params
 
 
 @dataclass(frozen=True, slots=True)

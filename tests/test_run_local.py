@@ -119,9 +119,12 @@ def test_status_reports_reasons(chain):
 def test_state_store_records_checkpoints(chain):
     chain.cli("run")
     db = sqlite3.connect(chain.root / ".targetrun/state.db")
-    rows = db.execute("SELECT task, size, length(hash), serializer FROM checkpoints ORDER BY task").fetchall()
+    rows = db.execute("SELECT task, record FROM checkpoints ORDER BY task").fetchall()
     db.close()
-    assert rows == [("a", 2, 64, "json"), ("b", 2, 64, "json"), ("c", 2, 64, "json")]
+    records = [(task, json.loads(r)) for task, r in rows]
+    assert [(t, r["size"], len(r["hash"]), r["serializer"]) for t, r in records] == [
+        ("a", 2, 64, "json"), ("b", 2, 64, "json"), ("c", 2, 64, "json")]
+    assert all(r["location"].endswith(f"out/{t}.json") and r["duration"] >= 0 for t, r in records)
 
 
 def test_failure_blocks_dependents_and_exits_1(project, steps):

@@ -10,22 +10,30 @@ For one task, in order:
 
 1. forced (``--force``, ``--force-all``, or downstream of a forced task on the way to a
    requested one) -> run;
-2. it has a target and the target exists -> skipped;
-3. its value was checkpointed by the run being resumed -> skipped;
-4. otherwise -> run (target missing, or no target).
+2. it has a target and the target exists -> skipped (with ``cache_for``: only while the
+   target is younger than ``cache_for`` and its recorded fingerprints pass the validator);
+3. it has ``cache_for`` and a valid entry under its cache key -> skipped: cache hit;
+4. its value was checkpointed by the run being resumed -> skipped;
+5. otherwise -> run (target missing, cache expired, inputs or parameters changed, ...).
 
-"Cannot tell" from a storage is a :class:`StorageError` and stops the plan.
+A validator over inputs needs its upstream tasks' fingerprints: those tasks are decided
+first (looked at, not run). An upstream that will run makes the input "pending": the task
+is planned to run and its cache is checked again once the input is known (the engine's
+late check). "Cannot tell" from a storage is a :class:`StorageError` and stops the plan.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from targetrun import dag, templating
+from targetrun import dag, fingerprint, templating
+from targetrun.engine.cache import entry_verdict, target_verdict
 from targetrun.errors import DuplicateTargetError, SpecError, UsageError, did_you_mean
 from targetrun.model import (
     Action,
+    CacheEntry,
     Checkpoint,
     Decision,
     Location,
@@ -34,6 +42,7 @@ from targetrun.model import (
     Reason,
     RunContext,
     TaskSpec,
+    Validator,
 )
 from targetrun.resolve import Placer, default_checkpoint, infer_serializer
 from targetrun.storage.base import Storage, TargetChecker
@@ -60,6 +69,8 @@ class Plan:
     order: list[str]  # the tasks that run, upstream first
     graph: dict[str, tuple[str, ...]]  # task -> upstream, whole pipeline
     base_context: dict[str, object] = field(default_factory=dict)
+    param_fingerprints: dict[str, str] = field(default_factory=dict)
+    output_fingerprint: Callable[[str], str] = lambda name: "pending"  # of a task not run (planner's)
 
     @property
     def run_id(self) -> str:
@@ -85,11 +96,17 @@ class Planner:
         context: RunContext,
         storages: Callable[[str], Storage],
         store: StateStore | None = None,
+        now: float | None = None,
     ) -> None:
         self.spec = spec
         self.context = context
         self.storages = storages
         self.store = store
+        self.now = time.time() if now is None else now
+        self.params = fingerprint.of_params(context.params)
+        self.outputs: dict[str, str] = {}  # task -> fingerprint of its value, for tasks not run
+        self.hits: dict[str, CacheEntry] = {}
+        self._kept: dict[str, Location] = {}  # skipped tasks whose value stays where it is
         self.graph = {name: task.upstream for name, task in spec.tasks.items()}
         self.base = templating.base_context(context)
         self.placer = Placer(spec)
@@ -109,9 +126,13 @@ class Planner:
         for name, decision in decisions.items():
             if decision.reason is Reason.RESUMED:  # read the value where the resumed run left it
                 tasks[name] = replace(tasks[name], checkpoint=probes[name])
+            elif decision.reason is Reason.CACHE_HIT:  # ... or where the cache entry points
+                hit = self.hits[name].checkpoint
+                tasks[name] = replace(tasks[name], checkpoint=hit.where, serializer=hit.serializer)
         runs = [name for name, d in decisions.items() if d.runs]
         order = dag.toposort(self.graph, runs)
-        return Plan(self.spec, self.context, tuple(requested), tasks, decisions, order, self.graph, self.base)
+        return Plan(self.spec, self.context, tuple(requested), tasks, decisions, order, self.graph, self.base,
+                    self.params, self.output_fingerprint)
 
     # -- steps ---------------------------------------------------------------------
 
@@ -135,17 +156,16 @@ class Planner:
                 f"task {task.name!r} uses `foreach`, which this version of targetrun does not run yet",
                 file=self.spec.path, line=task.line_of("foreach"), key=f"tasks.{task.name}.foreach",
             )
-        if task.cache is not None:
-            raise SpecError(
-                f"task {task.name!r} uses `cache_for`, which this version of targetrun does not run yet",
-                file=self.spec.path, line=task.line_of("cache_for"), key=f"tasks.{task.name}.cache_for",
-            )
         templated_args = task.templated_args
-        templated = templated_args or (task.target is not None and "{" in task.target)
+        key_template = task.cache.key if task.cache is not None else None
+        templated = templated_args or (task.target is not None and "{" in task.target) or key_template is not None
         context = templating.task_context(self.base, task.name) if templated else self.base
         try:
             target = self.placer.target(task, context) if task.target is not None else None
             args = {k: templating.render_value(v, context) for k, v in task.args.items()} if templated_args else task.args
+            cache_key = None
+            if task.cache is not None:
+                cache_key = templating.render(key_template, context) if key_template else f"{self.spec.name}/{task.name}"
         except SpecError as exc:
             raise SpecError(exc.message, file=self.spec.path, line=task.line_of("target"),
                             key=f"tasks.{task.name}", hint=exc.hint) from None
@@ -153,7 +173,7 @@ class Planner:
         checkpoint = target
         if checkpoint is None and task.checkpoint:
             checkpoint = default_checkpoint(self.spec, task, serializer, self.context.run_id)
-        return PlannedTask(task, target, checkpoint, serializer, args)
+        return PlannedTask(task, target, checkpoint, serializer, args, cache_key)
 
     def _check_duplicate_targets(self, tasks: Iterable[PlannedTask]) -> None:
         seen: dict[Location, str] = {}
@@ -184,18 +204,104 @@ class Planner:
         for key, urls in _group(p for p in probes.values() if p is not None):
             checker.expect(key, urls)
         decisions: dict[str, Decision] = {}
-        wave = requested
-        while wave:
-            found = _check(checker, [p for n in wave if (p := probes.get(n)) is not None])
+        wave, waiting = requested, []
+        while wave or waiting:
+            ready, blocked = self._split(list(dict.fromkeys(waiting + wave)), tasks, forced, decisions)
+            found = _check(checker, [p for n in ready if (p := probes.get(n)) is not None])
+            records, entries = self._records(tasks, ready, forced, found)
             upcoming: dict[str, None] = {}
-            for name in wave:
-                probe = probes.get(name)
-                decision = self.decide(tasks[name], forced.get(name), probe is not None and found[probe])
+            for name in ready:
+                decision = self._decide_one(tasks[name], forced.get(name), probes.get(name), found, records, entries)
                 decisions[name] = decision
+                self._note_output(tasks[name], decision, probes.get(name))
                 if decision.runs:
                     upcoming.update((up, None) for up in self.graph[name] if up not in decisions)
+            for name in blocked:  # decide what it needs first: looked at, not run
+                upcoming.update((up, None) for up in self.graph[name] if up not in decisions)
+            waiting = blocked
             wave = [name for name in upcoming if name not in decisions]
         return decisions
+
+    def _split(self, names: list[str], tasks: Mapping[str, PlannedTask], forced: Mapping[str, Reason],
+               decisions: Mapping[str, Decision]) -> tuple[list[str], list[str]]:
+        """Tasks that can be decided now, and those waiting for their inputs' fingerprints."""
+        ready, blocked = [], []
+        for name in names:
+            if name in decisions:
+                continue
+            cache = tasks[name].spec.cache
+            wants_inputs = cache is not None and cache.validator in (Validator.ALL_INPUTS, Validator.PARTIAL_INPUTS_ONLY)
+            if wants_inputs and name not in forced and any(up not in decisions for up in self.graph[name]):
+                blocked.append(name)
+            else:
+                ready.append(name)
+        return ready, blocked
+
+    def _records(self, tasks: Mapping[str, PlannedTask], names: list[str], forced: Mapping[str, Reason],
+                 found: Mapping[Location, bool]) -> tuple[dict[str, Checkpoint], dict[str, list[CacheEntry]]]:
+        """Checkpoint records and cache entries the wave's cached tasks need: two round trips."""
+        if self.store is None:
+            return {}, {}
+        cached = [tasks[n] for n in names if tasks[n].spec.cache is not None and n not in forced]
+        locations = [t.target.url for t in cached if t.target is not None and found.get(t.target)]
+        keys = [t.cache_key for t in cached if t.cache_key and not (t.target is not None and found.get(t.target))]
+        records = self.store.checkpoints(locations) if locations else {}
+        entries = self.store.cache_entries(keys) if keys else {}
+        return records, entries
+
+    def _decide_one(self, task: PlannedTask, forced: Reason | None, probe: Location | None,
+                    found: Mapping[Location, bool], records: Mapping[str, Checkpoint],
+                    entries: Mapping[str, list[CacheEntry]]) -> Decision:
+        exists = probe is not None and found[probe]
+        policy = task.spec.cache
+        if forced is not None or policy is None:
+            return self.decide(task, forced, exists)
+        inputs = self.input_fingerprints(task)
+        if task.target is not None and exists:
+            record = records.get(task.target.url)
+            mtime = None
+            if record is None:
+                stat = self.storages(task.target.result).info(task.target.url)
+                mtime = stat.mtime if stat else None
+            return target_verdict(policy, record, mtime, inputs, self.params, self.now)
+        missing = Reason.TARGET_MISSING if task.target is not None else Reason.NOT_CACHED
+        decision, entry = entry_verdict(policy, entries.get(task.cache_key or "", []), inputs, self.params, self.now,
+                                        missing=missing)
+        if entry is not None:
+            self.hits[task.name] = entry
+        elif decision.runs and task.target is None and exists:
+            return self.decide(task, None, exists)  # the resumed run's checkpoint
+        return decision
+
+    def input_fingerprints(self, task: PlannedTask) -> dict[str, str]:
+        """One fingerprint per keyword argument: upstream outputs and rendered args."""
+        inputs = {arg: self.output_fingerprint(up) for arg, up in task.spec.needs}
+        inputs.update((name, fingerprint.of_value(value)) for name, value in task.args.items())
+        return inputs
+
+    def output_fingerprint(self, name: str) -> str:
+        """The fingerprint of a value this run does not recompute (PENDING if it does).
+
+        Computed on demand, because only input validators ask: a no-op run of 10,000
+        plain targets never reads a single record.
+        """
+        if name not in self.outputs:
+            probe = self._kept.get(name)
+            self.outputs[name] = self._stored_fingerprint(probe) if probe is not None else fingerprint.PENDING
+        return self.outputs[name]
+
+    def _note_output(self, task: PlannedTask, decision: Decision, probe: Location | None) -> None:
+        if decision.reason is Reason.CACHE_HIT:
+            self.outputs[task.name] = fingerprint.of_content(self.hits[task.name].checkpoint.content_hash)
+        elif not decision.runs and probe is not None:
+            self._kept[task.name] = probe
+
+    def _stored_fingerprint(self, probe: Location) -> str:
+        record = self.store.checkpoint(probe.url) if self.store is not None else None
+        if record is not None:
+            return fingerprint.of_content(record.content_hash)
+        stat = self.storages(probe.result).info(probe.url)  # written by something else: its size and age
+        return f"stat:{stat.size}:{stat.mtime}" if stat else fingerprint.PENDING
 
     def _probe(self, task: PlannedTask, resumed: Checkpoint | None) -> Location | None:
         """The location whose existence decides a task: its target, or the checkpoint

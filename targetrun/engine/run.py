@@ -11,14 +11,18 @@ run :func:`~targetrun.engine.work.execute`.
 from __future__ import annotations
 
 import heapq
+import os
 import time
+from dataclasses import replace
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from targetrun import dag
+from targetrun import dag, fingerprint
+from targetrun.engine.cache import entry_verdict, new_entry, target_verdict
+from targetrun.engine.locks import RunLocks
 from targetrun.engine.plan import Plan, RunRequest
 from targetrun.engine.work import Input, Job, WorkError, WorkResult, check_call, execute, load_callable
 from targetrun.errors import SpecError
@@ -35,7 +39,7 @@ from targetrun.events import (
     TaskSucceeded,
 )
 from targetrun.executors.base import Executor
-from targetrun.model import Checkpoint, Decision, PlannedTask, Reason, RunSummary, TaskOutcome, TaskState
+from targetrun.model import Action, CacheEntry, Checkpoint, Decision, PlannedTask, Reason, RunSummary, TaskOutcome, TaskState
 from targetrun.storage.base import Storage
 from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
 
@@ -57,7 +61,7 @@ class _Progress:
     consumers: dict[str, int]  # downstream tasks still to start, per task with a value in memory
     dependents: dict[str, list[str]]  # within the run set
     ready: deque[str] = field(default_factory=deque)
-    retries: list[tuple[float, str]] = field(default_factory=list)  # heap of (due, task)
+    later: list[tuple[float, str]] = field(default_factory=list)  # heap of (due, task): retries, lock waits
     inflight: dict[Future[Any], str] = field(default_factory=dict)
     values: dict[str, object] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
@@ -74,12 +78,16 @@ class Engine:
         executor: Executor,
         reporter: Reporter,
         clock: Clock | None = None,
+        lock_lease: float | None = None,
+        lock_poll: float = 0.05,
     ) -> None:
         self.storages = storages
         self.store = store
         self.executor = executor
         self.reporter = reporter
         self.clock = clock or Clock()
+        self.lock_lease = lock_lease or float(os.environ.get("TARGETRUN_LOCK_LEASE", "60"))
+        self.lock_poll = lock_poll
 
     # -- the run -------------------------------------------------------------------
 
@@ -92,6 +100,7 @@ class Engine:
         self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order)))
         self._report_skips(plan)
         progress = self._progress(plan)
+        self.locks = RunLocks(self.store, plan.run_id, self.lock_lease)
         status = RunStatus.INTERRUPTED
         try:
             self._loop(plan, request, progress, functions)
@@ -102,12 +111,13 @@ class Engine:
                 status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
             if status is RunStatus.INTERRUPTED:
                 self.executor.shutdown(wait=False)
+            self.locks.release_all()
             self.store.finish_run(plan.run_id, status, summary.finished, _counts(summary))
             self.reporter.handle(RunFinished(summary))
         return summary
 
     def _loop(self, plan: Plan, request: RunRequest, progress: _Progress, functions: dict[str, Any]) -> None:
-        while progress.inflight or (not progress.stopping and (progress.ready or progress.retries)):
+        while progress.inflight or (not progress.stopping and (progress.ready or progress.later)):
             self._submit_ready(plan, progress, functions)
             for future in self._wait(progress):
                 name = progress.inflight.pop(future)
@@ -122,6 +132,11 @@ class Engine:
     def _submit_ready(self, plan: Plan, progress: _Progress, functions: dict[str, Any]) -> None:
         while progress.ready and not progress.stopping and len(progress.inflight) < self.executor.max_workers:
             name = progress.ready.popleft()
+            if not self.locks.claim(name, _lock_name(plan.tasks[name])):
+                heapq.heappush(progress.later, (self.clock.monotonic() + self.lock_poll, name))  # another run has it
+                continue
+            if progress.attempts.get(name, 0) == 0 and self._settled_meanwhile(plan, progress, name):
+                continue
             attempt = progress.attempts.get(name, 0) + 1
             progress.attempts[name] = attempt
             task = plan.tasks[name]
@@ -132,22 +147,22 @@ class Engine:
 
     def _wait(self, progress: _Progress) -> list[Future[Any]]:
         if not progress.inflight:
-            if progress.retries and not progress.ready:
-                self.clock.sleep(max(0.0, progress.retries[0][0] - self.clock.monotonic()))
+            if progress.later and not progress.ready:
+                self.clock.sleep(max(0.0, progress.later[0][0] - self.clock.monotonic()))
             return []
         done = [f for f in progress.inflight if f.done()]
         if done:
             return done
         timeout = None
-        if progress.retries:
-            timeout = max(0.0, progress.retries[0][0] - self.clock.monotonic())
+        if progress.later:
+            timeout = max(0.0, progress.later[0][0] - self.clock.monotonic())
         finished, _ = wait(list(progress.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
         return list(finished)
 
     def _release_due_retries(self, progress: _Progress) -> None:
         now = self.clock.monotonic()
-        while progress.retries and progress.retries[0][0] <= now:
-            _, name = heapq.heappop(progress.retries)
+        while progress.later and progress.later[0][0] <= now:
+            _, name = heapq.heappop(progress.later)
             if not progress.stopping:
                 progress.ready.append(name)
 
@@ -186,14 +201,20 @@ class Engine:
 
     def _record(self, plan: Plan, progress: _Progress, name: str, result: WorkResult) -> None:
         task = plan.tasks[name]
-        checkpoint = None
+        policy = task.spec.cache
+        checkpoint = entry = None
         if task.checkpoint is not None and result.content_hash is not None:
+            inputs = self._input_fingerprints(plan, progress, task) if policy else {}
+            params = plan.param_fingerprints if policy else {}
             checkpoint = Checkpoint(name, task.checkpoint.url, task.serializer, result.size or 0, result.content_hash,
-                                    plan.run_id, result.written_at, result.duration)
+                                    plan.run_id, result.written_at, result.duration, inputs, params, task.checkpoint.result)
+            if policy is not None and task.cache_key:
+                entry = new_entry(task.cache_key, plan.spec.name, name, checkpoint, policy)
         attempts = progress.attempts[name]
         outcome = TaskOutcome(name, TaskState.SUCCEEDED, plan.decision(name), _target(task), result.duration, attempts,
                               checkpoint=checkpoint)
-        self._finish(plan, progress, outcome)
+        self._finish(plan, progress, outcome, entry)
+        self.locks.release(name)
         self.reporter.handle(TaskSucceeded(name, result.duration, attempts, checkpoint))
         if progress.consumers.get(name) and task.spec.run is not None:  # shell values are read from their files
             progress.values[name] = result.value
@@ -205,21 +226,22 @@ class Engine:
         if attempts <= task.spec.max_retries and not progress.stopping:
             delay = task.spec.retry_delay
             self.reporter.handle(TaskRetrying(name, attempts, error.message, delay))
-            heapq.heappush(progress.retries, (self.clock.monotonic() + delay, name))
+            heapq.heappush(progress.later, (self.clock.monotonic() + delay, name))
             return
         outcome = TaskOutcome(name, TaskState.FAILED, plan.decision(name), _target(task), 0.0, attempts,
                               error=error.message, backend_error=error.backend)
         self._finish(plan, progress, outcome)
+        self.locks.release(name)
         self.reporter.handle(TaskFailed(name, error.message, attempts, error.details))
         self._block_downstream(plan, progress, name)
         if not request.keep_going:
             progress.stopping = True
 
-    def _finish(self, plan: Plan, progress: _Progress, outcome: TaskOutcome) -> None:
+    def _finish(self, plan: Plan, progress: _Progress, outcome: TaskOutcome, entry: CacheEntry | None = None) -> None:
         progress.outcomes[outcome.task] = outcome
         record = TaskRecord(plan.run_id, plan.spec.name, outcome.task, outcome.state, self.clock.now(),
                             outcome.duration, outcome.attempts, outcome.error, outcome.target)
-        self.store.record_task(record, outcome.checkpoint)
+        self.store.record_task(record, outcome.checkpoint, entry)
 
     def _release(self, plan: Plan, progress: _Progress, name: str) -> None:
         for down in progress.dependents[name]:
@@ -240,6 +262,58 @@ class Engine:
             outcome = TaskOutcome(name, TaskState.UPSTREAM_FAILED, plan.decision(name), _target(plan.tasks[name]))
             progress.outcomes[name] = outcome
             self.reporter.handle(TaskBlocked(name, TaskState.UPSTREAM_FAILED, f"{failed!r} failed"))
+
+    def _settled_meanwhile(self, plan: Plan, progress: _Progress, name: str) -> bool:
+        """Re-decide a task about to run: another run may have made its target or cache
+        entry meanwhile, or inputs that were pending at planning time may match a cache
+        entry now. A task that no longer needs to run is skipped here."""
+        task = plan.tasks[name]
+        decision = plan.decision(name)
+        if decision.reason in (Reason.FORCED, Reason.UPSTREAM_FORCED) or (task.target is None and task.spec.cache is None):
+            return False
+        now_decision, entry = self._redecide(plan, progress, task)
+        if now_decision.runs:
+            return False
+        if entry is not None:
+            plan.tasks[name] = task = replace(task, checkpoint=entry.checkpoint.where, serializer=entry.checkpoint.serializer)
+        state = TaskState.CACHED if now_decision.reason is Reason.CACHE_HIT else TaskState.SKIPPED
+        settled = replace(now_decision, detail=now_decision.detail or "found when about to run it")
+        progress.outcomes[name] = TaskOutcome(name, state, settled, _target(task),
+                                              checkpoint=entry.checkpoint if entry else None)
+        self.locks.release(name)
+        self.reporter.handle(TaskSkipped(name, settled, _target(task)))
+        self._release(plan, progress, name)
+        return True
+
+    def _redecide(self, plan: Plan, progress: _Progress, task: PlannedTask) -> tuple[Decision, CacheEntry | None]:
+        policy = task.spec.cache
+        if task.target is not None:
+            stat = self.storages(task.target.result).info(task.target.url)
+            if stat is not None:
+                if policy is None:
+                    return Decision(Action.SKIP, Reason.TARGET_EXISTS), None
+                record = self.store.checkpoint(task.target.url)
+                inputs = self._input_fingerprints(plan, progress, task)
+                return target_verdict(policy, record, stat.mtime, inputs, plan.param_fingerprints, self.clock.now()), None
+        if policy is None or not task.cache_key:
+            return plan.decision(task.name), None
+        entries = self.store.cache_entries([task.cache_key]).get(task.cache_key, [])
+        inputs = self._input_fingerprints(plan, progress, task)
+        return entry_verdict(policy, entries, inputs, plan.param_fingerprints, self.clock.now(), missing=Reason.NOT_CACHED)
+
+    def _input_fingerprints(self, plan: Plan, progress: _Progress, task: PlannedTask) -> dict[str, str]:
+        """Fingerprints of the inputs a task runs with (for its cache entry and validators)."""
+        inputs: dict[str, str] = {}
+        for arg, up in task.spec.needs:
+            outcome = progress.outcomes.get(up)
+            if outcome is not None and outcome.checkpoint is not None:
+                inputs[arg] = fingerprint.of_content(outcome.checkpoint.content_hash)
+            elif up in progress.values:
+                inputs[arg] = fingerprint.of_value(progress.values[up])
+            else:
+                inputs[arg] = plan.output_fingerprint(up)
+        inputs.update((name, fingerprint.of_value(value)) for name, value in task.args.items())
+        return inputs
 
     # -- before and after ----------------------------------------------------------
 
@@ -317,6 +391,13 @@ class Engine:
                 outcomes.append(TaskOutcome(name, _skip_state(decision), decision, _target(plan.tasks[name])))
         outcomes.extend(_not_needed(plan))
         return RunSummary(plan.run_id, plan.spec.name, tuple(outcomes), started, self.clock.now(), plan.requested)
+
+
+def _lock_name(task: PlannedTask) -> str | None:
+    """What two runs must not compute at once: the target, else the cache key."""
+    if task.target is not None:
+        return f"target:{task.target.url}"
+    return f"cache:{task.cache_key}" if task.cache_key else None
 
 
 def _target(task: PlannedTask) -> str | None:

@@ -1,10 +1,11 @@
-"""The state store port: run records, task records and checkpoint records.
+"""The state store port: run records, checkpoint records, cache entries and locks.
 
 The engine records, in the coordinating process only, each run (started, finished,
-status), each task that ran (state, duration, attempts, error) and each checkpoint it
-wrote (location, size, content hash, serializer, run id). ``status`` reads the last
-records; ``--resume`` reads a run's checkpoints. SQLite is the default; Redis shares one
-store between machines.
+status), each task that ran (state, duration, attempts, error), each checkpoint it wrote
+(location, size, content hash, serializer, run id, input and parameter fingerprints) and
+each cache entry (``cache_for``). ``status`` reads the last records; ``--resume`` reads a
+run's checkpoints. Leased locks stop two runs computing the same target at once. SQLite
+is the default; Redis shares one store between machines and CI jobs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
 
-from targetrun.model import Checkpoint, TaskState
+from targetrun.model import CacheEntry, Checkpoint, TaskState
 from targetrun.registry import Entry, Registry
 
 
@@ -59,12 +60,47 @@ class StateStore(ABC):
     def finish_run(self, run_id: str, status: RunStatus, finished: float, counts: str) -> None: ...
 
     @abstractmethod
-    def record_task(self, record: TaskRecord, checkpoint: Checkpoint | None) -> None:
-        """Record a task that ran, and the checkpoint it wrote (atomically together)."""
+    def record_task(self, record: TaskRecord, checkpoint: Checkpoint | None, entry: CacheEntry | None = None) -> None:
+        """Record a task that ran, the checkpoint it wrote and its cache entry (together)."""
 
     @abstractmethod
+    def checkpoints(self, locations: list[str]) -> dict[str, Checkpoint]:
+        """The latest checkpoint record written at each location (one round trip)."""
+
     def checkpoint(self, location: str) -> Checkpoint | None:
-        """The latest checkpoint record written at ``location``."""
+        return self.checkpoints([location]).get(location)
+
+    # -- cache entries ---------------------------------------------------------------
+
+    @abstractmethod
+    def cache_entries(self, keys: list[str]) -> dict[str, list[CacheEntry]]:
+        """Every entry under each key, newest first (one round trip for all keys)."""
+
+    @abstractmethod
+    def list_cache(self, pipeline: str | None = None) -> list[CacheEntry]: ...
+
+    @abstractmethod
+    def delete_cache(self, *, key: str | None = None, task: str | None = None, pipeline: str | None = None,
+                     expired_before: float | None = None) -> int:
+        """Delete matching entries (all of them when nothing is given); return how many."""
+
+    # -- locks -----------------------------------------------------------------------
+
+    @abstractmethod
+    def acquire(self, name: str, owner: str, lease: float) -> bool:
+        """Take the lock ``name`` for ``lease`` seconds unless someone else holds it."""
+
+    @abstractmethod
+    def renew(self, names: list[str], owner: str, lease: float) -> None:
+        """Extend the leases of locks ``owner`` holds. Called from a background thread."""
+
+    @abstractmethod
+    def release(self, name: str, owner: str) -> None:
+        """Release ``name`` if ``owner`` still holds it (also: break a dead owner's lock)."""
+
+    @abstractmethod
+    def lock_owner(self, name: str) -> str | None:
+        """Who holds ``name`` now (None when free or expired)."""
 
     @abstractmethod
     def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:

@@ -1,19 +1,25 @@
 """The default state store: one SQLite file (``.targetrun/state.db``), WAL mode.
 
-One connection per run, used by the coordinating thread. WAL with ``synchronous=NORMAL``
-makes every commit survive a crash of the process (kill -9), at a few tens of
-microseconds per commit; a task's record and its checkpoint record commit together.
+Each thread gets its own connection (the run's coordinating thread, and the thread that
+renews lock leases). WAL with ``synchronous=NORMAL`` makes every commit survive a crash
+of the process (kill -9) at a few tens of microseconds per commit; a task's record, its
+checkpoint record and its cache entry commit together. Locks are rows with an owner and
+a lease; ``BEGIN IMMEDIATE`` makes taking one atomic across processes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from targetrun.errors import CacheError
-from targetrun.model import Checkpoint, TaskState
+from targetrun.model import CacheEntry, Checkpoint, TaskState
 from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
 
 SCHEMA = """
@@ -27,27 +33,48 @@ CREATE TABLE IF NOT EXISTS task_runs (
     PRIMARY KEY (run_id, task));
 CREATE INDEX IF NOT EXISTS task_runs_by_task ON task_runs (pipeline, task, finished);
 CREATE TABLE IF NOT EXISTS checkpoints (
-    location TEXT PRIMARY KEY, task TEXT NOT NULL, serializer TEXT NOT NULL, size INTEGER NOT NULL,
-    hash TEXT NOT NULL, run_id TEXT NOT NULL, written_at REAL NOT NULL, duration REAL NOT NULL);
+    location TEXT PRIMARY KEY, run_id TEXT NOT NULL, task TEXT NOT NULL, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS checkpoints_by_run ON checkpoints (run_id);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT NOT NULL, variant TEXT NOT NULL, pipeline TEXT NOT NULL, task TEXT NOT NULL,
+    expires REAL NOT NULL, created REAL NOT NULL, record TEXT NOT NULL, PRIMARY KEY (key, variant));
+CREATE INDEX IF NOT EXISTS cache_by_task ON cache (pipeline, task);
+CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
 """
-_CHECKPOINT_COLUMNS = "task, location, serializer, size, hash, run_id, written_at, duration"
+MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
+_BATCH = 500  # keys per IN (...) query
 
 
 class SqliteStore(StateStore):
     def __init__(self, path: str, *, timeout: float = 30.0) -> None:
         self.path = path
-        self._db = self._connect(timeout)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        try:
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise self._broken(exc) from None
 
-    def _connect(self, timeout: float) -> sqlite3.Connection:
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            self._local.db = db
+            with self._guard:
+                self._all.append(db)
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
         try:
             folder = os.path.dirname(self.path)
             if folder:
                 os.makedirs(folder, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise self._broken(exc) from None
         return db
@@ -61,22 +88,25 @@ class SqliteStore(StateStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._broken(exc) from None
 
-    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def _query(self, sql: str, args: tuple[object, ...] | list[object] = ()) -> list[tuple[Any, ...]]:
         try:
             return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise self._broken(exc) from None
+
+    # -- runs and tasks ------------------------------------------------------------
 
     def begin_run(self, record: RunRecord) -> None:
         with self._transaction() as db:
@@ -88,9 +118,10 @@ class SqliteStore(StateStore):
 
     def finish_run(self, run_id: str, status: RunStatus, finished: float, counts: str) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE runs SET status = ?, finished = ?, counts = ? WHERE run_id = ?", (status.value, finished, counts, run_id))
+            db.execute("UPDATE runs SET status = ?, finished = ?, counts = ? WHERE run_id = ?",
+                       (status.value, finished, counts, run_id))
 
-    def record_task(self, record: TaskRecord, checkpoint: Checkpoint | None) -> None:
+    def record_task(self, record: TaskRecord, checkpoint: Checkpoint | None, entry: CacheEntry | None = None) -> None:
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO task_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -98,19 +129,33 @@ class SqliteStore(StateStore):
                  record.duration, record.attempts, record.error, record.target),
             )
             if checkpoint is not None:
-                db.execute(
-                    f"INSERT OR REPLACE INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (checkpoint.task, checkpoint.location, checkpoint.serializer, checkpoint.size,
-                     checkpoint.content_hash, checkpoint.run_id, checkpoint.written_at, checkpoint.duration),
-                )
+                db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
+                           (checkpoint.location, checkpoint.run_id, checkpoint.task, dump_checkpoint(checkpoint)))
+            if entry is not None:
+                self._put_entry(db, entry)
 
-    def checkpoint(self, location: str) -> Checkpoint | None:
-        rows = self._query(f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE location = ?", (location,))
-        return _checkpoint(rows[0]) if rows else None
+    def _put_entry(self, db: sqlite3.Connection, entry: CacheEntry) -> None:
+        db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (entry.key, entry.variant, entry.pipeline, entry.task, entry.expires,
+                    entry.checkpoint.written_at, dump_checkpoint(entry.checkpoint)))
+        db.execute(
+            "DELETE FROM cache WHERE key = ? AND variant NOT IN "
+            "(SELECT variant FROM cache WHERE key = ? ORDER BY created DESC LIMIT ?)",
+            (entry.key, entry.key, MAX_ENTRIES_PER_KEY),
+        )
+
+    def checkpoints(self, locations: list[str]) -> dict[str, Checkpoint]:
+        found: dict[str, Checkpoint] = {}
+        for start in range(0, len(locations), _BATCH):
+            chunk = locations[start:start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            for location, record in self._query(f"SELECT location, record FROM checkpoints WHERE location IN ({marks})", chunk):
+                found[location] = load_checkpoint(record)
+        return found
 
     def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
-        rows = self._query(f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE run_id = ?", (run_id,))
-        return {str(row[0]): _checkpoint(row) for row in rows}
+        rows = self._query("SELECT task, record FROM checkpoints WHERE run_id = ?", (run_id,))
+        return {task: load_checkpoint(record) for task, record in rows}
 
     def forget_checkpoint(self, location: str) -> None:
         with self._transaction() as db:
@@ -122,11 +167,8 @@ class SqliteStore(StateStore):
             "FROM task_runs WHERE pipeline = ? GROUP BY task",
             (pipeline,),
         )
-        return {
-            str(r[2]): TaskRecord(str(r[0]), str(r[1]), str(r[2]), TaskState(r[3]), float(r[4]),  # type: ignore[arg-type]
-                                  float(r[5]), int(r[6]), r[7], r[8])  # type: ignore[arg-type]
-            for r in rows
-        }
+        return {r[2]: TaskRecord(r[0], r[1], r[2], TaskState(r[3]), float(r[4]), float(r[5]), int(r[6]), r[7], r[8])
+                for r in rows}
 
     def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
         rows = self._query(
@@ -134,17 +176,89 @@ class SqliteStore(StateStore):
             "WHERE pipeline = ? ORDER BY started DESC LIMIT ?",
             (pipeline, limit),
         )
-        return [
-            RunRecord(str(r[0]), str(r[1]), float(r[2]), RunStatus(r[3]), r[4],  # type: ignore[arg-type]
-                      tuple(str(r[5]).split("\n")) if r[5] else (), str(r[6]))
-            for r in rows
-        ]
+        return [RunRecord(r[0], r[1], float(r[2]), RunStatus(r[3]), r[4], tuple(r[5].split("\n")) if r[5] else (), r[6])
+                for r in rows]
+
+    # -- cache -----------------------------------------------------------------------
+
+    def cache_entries(self, keys: list[str]) -> dict[str, list[CacheEntry]]:
+        found: dict[str, list[CacheEntry]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _BATCH):
+            chunk = unique[start:start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT key, variant, pipeline, task, expires, record FROM cache WHERE key IN ({marks}) "
+                               "ORDER BY created DESC", chunk)
+            for key, variant, pipeline, task, expires, record in rows:
+                found.setdefault(key, []).append(CacheEntry(key, variant, pipeline, task, load_checkpoint(record), expires))
+        return found
+
+    def list_cache(self, pipeline: str | None = None) -> list[CacheEntry]:
+        where, args = ("WHERE pipeline = ?", (pipeline,)) if pipeline else ("", ())
+        rows = self._query(f"SELECT key, variant, pipeline, task, expires, record FROM cache {where} ORDER BY key, created DESC", args)
+        return [CacheEntry(k, v, p, t, load_checkpoint(r), e) for k, v, p, t, e, r in rows]
+
+    def delete_cache(self, *, key: str | None = None, task: str | None = None, pipeline: str | None = None,
+                     expired_before: float | None = None) -> int:
+        clauses, args = [], []
+        for column, value in (("key", key), ("task", task), ("pipeline", pipeline)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if expired_before is not None:
+            clauses.append("expires <= ?")
+            args.append(expired_before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._transaction() as db:
+            return db.execute(f"DELETE FROM cache {where}", args).rowcount
+
+    # -- locks -----------------------------------------------------------------------
+
+    def acquire(self, name: str, owner: str, lease: float) -> bool:
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute("SELECT owner, expires FROM locks WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                return False
+            db.execute("INSERT OR REPLACE INTO locks VALUES (?, ?, ?)", (name, owner, now + lease))
+            return True
+
+    def renew(self, names: list[str], owner: str, lease: float) -> None:
+        with self._transaction() as db:
+            db.executemany("UPDATE locks SET expires = ? WHERE name = ? AND owner = ?",
+                           [(time.time() + lease, name, owner) for name in names])
+
+    def release(self, name: str, owner: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    def lock_owner(self, name: str) -> str | None:
+        rows = self._query("SELECT owner FROM locks WHERE name = ? AND expires > ?", (name, time.time()))
+        return rows[0][0] if rows else None
 
     def close(self) -> None:
-        self._db.close()
+        with self._guard:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+        self._local = threading.local()
 
 
-def _checkpoint(row: tuple[object, ...]) -> Checkpoint:
-    task, location, serializer, size, digest, run_id, written_at, duration = row
-    return Checkpoint(str(task), str(location), str(serializer), int(size), str(digest), str(run_id),  # type: ignore[call-overload]
-                      float(written_at), float(duration))  # type: ignore[arg-type]
+def dump_checkpoint(checkpoint: Checkpoint) -> str:
+    return json.dumps({
+        "task": checkpoint.task, "location": checkpoint.location, "serializer": checkpoint.serializer,
+        "size": checkpoint.size, "hash": checkpoint.content_hash, "run_id": checkpoint.run_id,
+        "written_at": checkpoint.written_at, "duration": checkpoint.duration, "inputs": dict(checkpoint.inputs),
+        "params": dict(checkpoint.params), "storage": checkpoint.storage,
+    }, separators=(",", ":"))
+
+
+def load_checkpoint(text: str | bytes) -> Checkpoint:
+    try:
+        d = json.loads(text)
+        return Checkpoint(d["task"], d["location"], d["serializer"], int(d["size"]), d["hash"], d["run_id"],
+                          float(d["written_at"]), float(d.get("duration", 0.0)), d.get("inputs", {}),
+                          d.get("params", {}), d.get("storage", "local"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CacheError(f"a checkpoint record in the state store is not readable: {exc}",
+                         hint="Clear it with `targetrun cache clear`, or move the store aside.") from None

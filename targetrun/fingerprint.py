@@ -1,0 +1,105 @@
+"""Stable fingerprints of values, inputs and parameters, for cache validators.
+
+A cache entry records, when it is written, one fingerprint per input (the upstream
+checkpoint's content hash, so deciding later never loads the upstream value) and one per
+parameter. A validator compares the recorded fingerprints with the current ones:
+``all_inputs`` all of them, ``partial_inputs_only: [x]`` only ``x``, and so on.
+
+Fingerprints are short strings: ``sha256:<hex>`` of a canonical encoding (JSON with
+sorted keys where the value allows it, pickle otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from collections.abc import Mapping
+
+from targetrun.model import Validator
+
+PENDING = "pending"  # an input whose upstream runs in this run: known only afterwards
+
+
+def of_value(value: object) -> str:
+    """Fingerprint of a Python value.
+
+    >>> of_value({"b": 1, "a": [1, 2]}) == of_value({"a": [1, 2], "b": 1})
+    True
+    >>> of_value(1) == of_value("1")
+    False
+    """
+    try:
+        data = b"j" + json.dumps(value, sort_keys=True, separators=(",", ":"), default=_reject).encode()
+    except (TypeError, ValueError):
+        data = b"p" + pickle.dumps(value, protocol=4)
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _reject(value: object) -> object:
+    raise TypeError(type(value).__name__)
+
+
+def of_content(content_hash: str) -> str:
+    """Fingerprint of a checkpoint from its recorded content hash."""
+    return content_hash if content_hash.startswith(("sha256:", "stat:")) else f"sha256:{content_hash}"
+
+
+def of_params(params: Mapping[str, object]) -> dict[str, str]:
+    return {name: of_value(value) for name, value in sorted(params.items())}
+
+
+def variant(inputs: Mapping[str, str], params: Mapping[str, str]) -> str:
+    """The identity of a cache entry under its key: one entry per distinct fingerprint set."""
+    data = json.dumps([sorted(inputs.items()), sorted(params.items())], separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def relevant(validator: Validator, names: tuple[str, ...], inputs: Mapping[str, str],
+             params: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The fingerprints a validator looks at.
+
+    >>> relevant(Validator.PARTIAL_INPUTS_ONLY, ("x",), {"x": "1", "y": "2"}, {"p": "3"})
+    ({'x': '1'}, {})
+    """
+    if validator is Validator.ALL_INPUTS:
+        return dict(inputs), {}
+    if validator is Validator.ALL_PARAMETERS:
+        return {}, dict(params)
+    if validator is Validator.PARTIAL_INPUTS_ONLY:
+        return {k: v for k, v in inputs.items() if k in names}, {}
+    if validator is Validator.PARTIAL_PARAMETERS_ONLY:
+        return {}, {k: v for k, v in params.items() if k in names}
+    return {}, {}
+
+
+def mismatch(validator: Validator, names: tuple[str, ...], recorded_inputs: Mapping[str, str],
+             recorded_params: Mapping[str, str], inputs: Mapping[str, str], params: Mapping[str, str]) -> str | None:
+    """Why a recorded entry fails its validator (``"input 'x' changed"``), or None if it passes.
+
+    Missing fingerprints count as changed: an entry written without them cannot vouch
+    for them (Prefect compared against nothing and passed; targetrun does not).
+
+    >>> mismatch(Validator.ALL_PARAMETERS, (), {}, {"n": "a"}, {}, {"n": "b"})
+    "parameter 'n' changed"
+    >>> mismatch(Validator.DURATION_ONLY, (), {}, {"n": "a"}, {}, {"n": "b"}) is None
+    True
+    """
+    want_inputs, want_params = relevant(validator, names, inputs, params)
+    if validator in (Validator.PARTIAL_INPUTS_ONLY, Validator.PARTIAL_PARAMETERS_ONLY):
+        pool = inputs if validator is Validator.PARTIAL_INPUTS_ONLY else params
+        missing = [n for n in names if n not in pool]
+        if missing:
+            kind = "input" if validator is Validator.PARTIAL_INPUTS_ONLY else "parameter"
+            return f"{kind} {missing[0]!r} is not known"
+    for kind, want, recorded in (("input", want_inputs, recorded_inputs), ("parameter", want_params, recorded_params)):
+        for name, fingerprint in want.items():
+            if fingerprint == PENDING:
+                return f"input {name!r} is recomputed in this run"
+            if recorded.get(name) != fingerprint:
+                return f"{kind} {name!r} changed"
+        if validator in (Validator.ALL_INPUTS, Validator.ALL_PARAMETERS):
+            extra = set(recorded) - set(want)
+            if extra and (kind == "input") == (validator is Validator.ALL_INPUTS):
+                return f"{kind} {sorted(extra)[0]!r} is gone"
+    return None
