@@ -63,7 +63,8 @@ class TaskSpec:
     args: Mapping[str, object] = field(default_factory=dict)
     target: str | None = None
     result: str = "."
-    serializer: str | None = None
+    serializer: str | None = None  # the task's own `serializer:` (wins over the target's suffix)
+    default_serializer: str | None = None  # from `defaults:` (loses to the target's suffix)
     checkpoint: bool = True
     cache: CachePolicy | None = None
     max_retries: int = 0

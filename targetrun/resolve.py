@@ -141,13 +141,16 @@ def default_checkpoint(spec: PipelineSpec, task: TaskSpec, serializer: str, run_
 
 
 def infer_serializer(task: TaskSpec, target: str | None) -> str:
-    """The serializer a task uses when it does not set one.
+    """The serializer of a task: its own key, else its target's suffix, else ``defaults:``.
 
     >>> from targetrun.model import TaskSpec
     >>> infer_serializer(TaskSpec("a", run="m:f"), "x.json"), infer_serializer(TaskSpec("a", run="m:f"), "x.csv")
     ('json', 'pickle')
     >>> infer_serializer(TaskSpec("a", shell="echo"), "x.csv"), infer_serializer(TaskSpec("a", shell="echo"), None)
     ('bytes', 'bytes')
+    >>> infer_serializer(TaskSpec("a", run="m:f", default_serializer="json"), "x.txt")
+    'text'
+
     """
     if task.serializer:
         return task.serializer
@@ -155,4 +158,6 @@ def infer_serializer(task: TaskSpec, target: str | None) -> str:
     found = SUFFIX_SERIALIZERS.get(f".{suffix.lower()}") if dot and "/" not in suffix else None
     if found:
         return found
+    if task.default_serializer:
+        return task.default_serializer
     return "bytes" if task.shell is not None else "pickle"

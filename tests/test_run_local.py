@@ -300,3 +300,36 @@ def test_edited_pipelinefile_is_reloaded(chain):
     chain.file.write_text(text)
     assert chain.cli("run", "a").code == 0
     assert json.loads(chain.read("out/a10.json")) == 10
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes"])
+def test_values_flow_between_tasks_on_pools(chain, executor):
+    result = chain.cli("run", "-j", "2", "--executor", executor)
+    assert result.code == 0, result.text
+    assert json.loads(chain.read("out/c.json")) == 3
+
+
+def test_serializer_precedence(project, steps):
+    proj = project("""
+    defaults:
+      serializer: pickle
+    tasks:
+      t:
+        run: steps:text
+        target: out/t.txt
+      j:
+        run: steps:const
+        target: out/j.json
+      p:
+        run: steps:const
+        target: out/p.data
+      own:
+        run: steps:const
+        serializer: json
+        target: out/own.data
+    """, steps=steps)
+    assert proj.cli("run").code == 0
+    assert proj.read("out/t.txt") == "hello"  # the suffix beats defaults
+    assert json.loads(proj.read("out/j.json")) == 1
+    assert (proj.root / "out/p.data").read_bytes().startswith(b"\x80")  # no suffix rule: the default
+    assert json.loads(proj.read("out/own.data")) == 1  # the task's own key beats everything

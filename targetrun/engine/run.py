@@ -188,12 +188,17 @@ class Engine:
             args=task.args,
             inputs=inputs,
             context=context,
-            keep_value=self.executor.in_process or not spec.checkpoint,
+            keep_value=self._keeps_value(task),
         )
+
+    def _keeps_value(self, task: PlannedTask) -> bool:
+        """Whether a task's value comes back from the worker and is kept in memory: only
+        for Python tasks, and out of process only when there is no checkpoint to read."""
+        return task.spec.run is not None and (self.executor.in_process or not task.spec.checkpoint)
 
     def _input(self, plan: Plan, progress: _Progress, upstream: str, *, shell: bool) -> Input:
         if upstream in progress.values and not shell:
-            return Input(upstream, value=progress.values[upstream])
+            return Input(upstream, value=progress.values[upstream], in_memory=True)
         task = plan.tasks[upstream]
         assert task.checkpoint is not None, "validation guarantees a checkpoint for values not in memory"
         return Input(upstream, location=task.checkpoint.url, storage=self.storages(task.checkpoint.result),
@@ -216,7 +221,7 @@ class Engine:
         self._finish(plan, progress, outcome, entry)
         self.locks.release(name)
         self.reporter.handle(TaskSucceeded(name, result.duration, attempts, checkpoint))
-        if progress.consumers.get(name) and task.spec.run is not None:  # shell values are read from their files
+        if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
         self._release(plan, progress, name)
 

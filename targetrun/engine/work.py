@@ -27,7 +27,6 @@ from targetrun.serializers.base import SerializationError, serializer
 from targetrun.storage.base import Storage
 
 STDERR_TAIL_LINES = 20
-_NO_VALUE = object()
 
 
 class WorkError(Exception):
@@ -48,13 +47,14 @@ class Input:
     """An upstream value: in memory, or at a checkpoint location to load on demand."""
 
     task: str
-    value: object = _NO_VALUE
+    value: object = None
+    in_memory: bool = False  # a flag, not a sentinel object: Inputs cross process boundaries
     location: str | None = None
     storage: Storage | None = None
     serializer: str = "pickle"
 
     def load(self) -> object:
-        if self.value is not _NO_VALUE:
+        if self.in_memory:
             return self.value
         assert self.location is not None and self.storage is not None
         try:

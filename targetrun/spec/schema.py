@@ -186,12 +186,8 @@ class _Checker:
                 hint="Remove `checkpoint: false` or the target.",
             )
         result = self.result_ref(where, merged.get("result", "."), results)
-        serializer = merged.get("serializer")
-        if serializer is not None:
-            self.expect(where + ("serializer",), serializer, str, "a serializer name")
-            if serializer not in SERIALIZERS:
-                hint = did_you_mean(serializer, SERIALIZERS) or f"Known: {', '.join(SERIALIZERS)}."
-                raise self.error(where + ("serializer",), f"unknown serializer {serializer!r}", hint=hint, cls=UnknownKeyError)
+        serializer = self.serializer(where + ("serializer",), body.get("serializer"))
+        default_serializer = self.serializer(("defaults", "serializer"), defaults.get("serializer"))
         retries = self.expect(where + ("max_retries",), merged.get("max_retries", 0), int, "a whole number of retries")
         if retries < 0:
             raise self.error(where + ("max_retries",), f"expected 0 or more retries, found {retries}")
@@ -209,6 +205,7 @@ class _Checker:
             target=target,
             result=result,
             serializer=serializer,
+            default_serializer=default_serializer,
             checkpoint=checkpoint,
             cache=cache,
             max_retries=retries,
@@ -220,6 +217,15 @@ class _Checker:
         )
         self.check_templates(spec, params)
         return spec
+
+    def serializer(self, path: Path, raw: Any) -> str | None:
+        if raw is None:
+            return None
+        self.expect(path, raw, str, "a serializer name")
+        if raw not in SERIALIZERS:
+            hint = did_you_mean(raw, SERIALIZERS) or f"Known: {', '.join(SERIALIZERS)}."
+            raise self.error(path, f"unknown serializer {raw!r}", hint=hint, cls=UnknownKeyError)
+        return str(raw)
 
     def needs(self, where: Path, raw: Any, *, python: bool) -> tuple[tuple[str, str], ...]:
         path = where + ("needs",)
