@@ -31,7 +31,7 @@ from targetrun.state import StatusReport, build_status
 from targetrun.storage.base import STORAGES, Storage
 from targetrun.store.base import STORES, StateStore
 
-__all__ = ["load", "plan", "run", "status", "exit_code", "Backends", "RunRequest"]
+__all__ = ["load", "plan", "run", "status", "invalidate", "exit_code", "Backends", "Clock", "RunRequest"]
 
 
 def load(path: str | None = None, *, use_cache: bool = True) -> PipelineSpec:
@@ -141,9 +141,10 @@ def make_executor(name: str = "inline", jobs: int = 1) -> Executor:
     return cls(max_workers=jobs)  # type: ignore[no-any-return]
 
 
-def plan(spec: PipelineSpec, request: RunRequest, context: RunContext, opened: Backends, *, use_store: bool = True) -> Plan:
+def plan(spec: PipelineSpec, request: RunRequest, context: RunContext, opened: Backends, *, use_store: bool = True,
+         clock: Clock | None = None) -> Plan:
     store = opened.store if use_store else None
-    return Planner(spec, context, opened.storage, store).plan(request)
+    return Planner(spec, context, opened.storage, store, now=(clock or Clock()).now()).plan(request)
 
 
 def run(
@@ -168,7 +169,7 @@ def run(
     request = RunRequest(tuple(tasks), tuple(force), force_all, dry_run, keep_going, resume)
     context = run_context(spec, date=date, params=params)
     with backends(spec, store_url) as opened:
-        the_plan = plan(spec, request, context, opened, use_store=resume is not None or not dry_run)
+        the_plan = plan(spec, request, context, opened, clock=clock)
         pool = make_executor(executor, jobs)
         try:
             engine = Engine(storages=opened.storage, store=opened.store, executor=pool,
@@ -185,13 +186,42 @@ def status(
     date: dt.date | dt.datetime | None = None,
     params: Mapping[str, object] | None = None,
     store_url: str | None = None,
+    clock: Clock | None = None,
 ) -> StatusReport:
     """What exists, what would run and why -- without running anything."""
     spec = spec if isinstance(spec, PipelineSpec) else load(spec)
     context = run_context(spec, date=date, params=params)
     with backends(spec, store_url) as opened:
-        the_plan = plan(spec, RunRequest(tuple(tasks)), context, opened)
+        the_plan = plan(spec, RunRequest(tuple(tasks)), context, opened, clock=clock)
         return build_status(the_plan, opened.storage, opened.store)
+
+
+def invalidate(
+    spec: PipelineSpec,
+    task: str,
+    *,
+    date: dt.date | dt.datetime | None = None,
+    params: Mapping[str, object] | None = None,
+    store_url: str | None = None,
+) -> list[str]:
+    """Remove a task's target, its checkpoint record and its cache entries; say what went."""
+    if task not in spec.tasks:
+        raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
+    context = run_context(spec, date=date, params=params)
+    removed: list[str] = []
+    with backends(spec, store_url) as opened:
+        planned = Planner(spec, context, opened.storage).render(spec.tasks[task])
+        if planned.target is not None:
+            storage = opened.storage(planned.target.result)
+            if storage.exists(planned.target.url):
+                storage.remove(planned.target.url)
+                removed.append(f"target {planned.target.url}")
+            opened.store.forget_checkpoint(planned.target.url)
+        if planned.cache_key:
+            count = opened.store.delete_cache(key=planned.cache_key)
+            if count:
+                removed.append(f"{count} cache entr{'y' if count == 1 else 'ies'} under {planned.cache_key!r}")
+    return removed
 
 
 def exit_code(summary: RunSummary) -> int:

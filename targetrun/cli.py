@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import click
 
 from targetrun import __version__, api
-from targetrun.errors import RunInterrupted, TargetrunError, UsageError
+from targetrun.errors import RunInterrupted, TargetrunError, UsageError, did_you_mean
 from targetrun.executors.base import EXECUTORS
 from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter, colour_enabled
 
@@ -109,6 +109,28 @@ def _parse_date(text: str | None) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
+def _clock() -> api.Clock | None:
+    """``TARGETRUN_NOW`` (epoch seconds or ISO time) pretends the current time is fixed:
+    for reproducible status checks and for tests of cache expiry without sleeping."""
+    text = os.environ.get("TARGETRUN_NOW")
+    if not text:
+        return None
+    try:
+        now = float(text)
+    except ValueError:
+        try:
+            when = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise UsageError(f"TARGETRUN_NOW={text!r} is neither epoch seconds nor an ISO time") from None
+        now = (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
+    return api.Clock(now=lambda: now)
+
+
+def _now() -> float:
+    clock = _clock()
+    return clock.now() if clock else dt.datetime.now(dt.timezone.utc).timestamp()
+
+
 def _out(ctx: click.Context) -> TextIO:
     return ctx.obj["out"] if ctx.obj else sys.stdout  # type: ignore[no-any-return]
 
@@ -164,7 +186,7 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     reporter = None if as_json else ConsoleReporter(out, verbosity=verbosity, colour=colour_enabled(out))
     summary = api.run(spec, tasks, force=force, force_all=force_all, dry_run=dry_run, keep_going=keep_going,
                       resume=resume, date=_parse_date(date), params=_parse_params(params, params_file),
-                      executor=executor, jobs=jobs, reporter=reporter)
+                      executor=executor, jobs=jobs, reporter=reporter, clock=_clock())
     code = api.exit_code(summary)
     if as_json:
         from targetrun.report.json import summary_to_dict
@@ -196,11 +218,11 @@ def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params:
 
     out = _out(ctx)
     spec = api.load(path)
-    report = api.status(spec, tasks, date=_parse_date(date), params=_parse_params(params, params_file))
+    report = api.status(spec, tasks, date=_parse_date(date), params=_parse_params(params, params_file), clock=_clock())
     if as_json:
         out.write(json.dumps(status_to_dict(report), indent=2) + "\n")
     else:
-        render_status(report, out, colour=colour_enabled(out), now=dt.datetime.now(dt.timezone.utc).timestamp())
+        render_status(report, out, colour=colour_enabled(out), now=_now())
     return 1 if check and report.would_run else 0
 
 
@@ -231,6 +253,84 @@ def show(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...
     spec = api.load(path)
     show_value(spec, task, _out(ctx), date=_parse_date(date), params=_parse_params(params, params_file),
                location_only=location)
+    return 0
+
+
+@cli.command(epilog=EPILOG)
+@_file_option
+@click.option("-n", "--limit", type=click.IntRange(1, 10000), default=20, show_default=True, help="How many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@click.pass_context
+def history(ctx: click.Context, path: str | None, limit: int, as_json: bool) -> int:
+    """List recent runs of this pipeline with their outcome (newest first)."""
+    from targetrun.report.records import history_to_list, render_history
+
+    spec = api.load(path)
+    with api.backends(spec) as opened:
+        runs = opened.store.runs(spec.name, limit)
+    if as_json:
+        _out(ctx).write(json.dumps(history_to_list(runs), indent=2) + "\n")
+    else:
+        render_history(runs, _out(ctx), _now())
+    return 0
+
+
+@cli.group(epilog=EPILOG)
+def cache() -> None:
+    """List or clear cached outputs (tasks with cache_for)."""
+
+
+@cache.command("list")
+@_file_option
+@click.option("--all", "every", is_flag=True, help="Entries of every pipeline sharing this store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+@click.pass_context
+def cache_list(ctx: click.Context, path: str | None, every: bool, as_json: bool) -> int:
+    """Each entry: key, task, expiry, location and size."""
+    from targetrun.report.records import cache_to_list, render_cache
+
+    spec = api.load(path)
+    with api.backends(spec) as opened:
+        entries = opened.store.list_cache(None if every else spec.name)
+    if as_json:
+        _out(ctx).write(json.dumps(cache_to_list(entries, _now()), indent=2) + "\n")
+    else:
+        render_cache(entries, _out(ctx), _now())
+    return 0
+
+
+@cache.command("clear")
+@click.argument("key", required=False)
+@_file_option
+@click.option("--task", "task", default=None, help="Only this task's entries.")
+@click.option("--expired", is_flag=True, help="Only entries that have expired.")
+@click.option("--all", "every", is_flag=True, help="Entries of every pipeline sharing this store.")
+@click.pass_context
+def cache_clear(ctx: click.Context, key: str | None, path: str | None, task: str | None, expired: bool,
+                every: bool) -> int:
+    """Delete cache entries: all of this pipeline's, those under KEY, of --task, or --expired.
+
+    Targets are not touched (see `targetrun invalidate`)."""
+    spec = api.load(path)
+    if task is not None and task not in spec.tasks:
+        raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
+    with api.backends(spec) as opened:
+        count = opened.store.delete_cache(key=key, task=task, pipeline=None if every or key else spec.name,
+                                          expired_before=_now() if expired else None)
+    _out(ctx).write(f"cleared {count} cache entr{'y' if count == 1 else 'ies'}\n")
+    return 0
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("task")
+@_context_options
+@click.pass_context
+def invalidate(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...], params_file: str | None,
+               date: str | None) -> int:
+    """Remove TASK's target and its cache entries, so the next run computes it again."""
+    spec = api.load(path)
+    removed = api.invalidate(spec, task, date=_parse_date(date), params=_parse_params(params, params_file))
+    _out(ctx).write("\n".join(f"removed {what}" for what in removed) + "\n" if removed else "nothing to remove\n")
     return 0
 
 

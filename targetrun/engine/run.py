@@ -212,7 +212,7 @@ class Engine:
             inputs = self._input_fingerprints(plan, progress, task) if policy else {}
             params = plan.param_fingerprints if policy else {}
             checkpoint = Checkpoint(name, task.checkpoint.url, task.serializer, result.size or 0, result.content_hash,
-                                    plan.run_id, result.written_at, result.duration, inputs, params, task.checkpoint.result)
+                                    plan.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result)
             if policy is not None and task.cache_key:
                 entry = new_entry(task.cache_key, plan.spec.name, name, checkpoint, policy)
         attempts = progress.attempts[name]

@@ -12,7 +12,7 @@ from targetrun.state import StatusReport, StatusRow
 HEADERS = ("task", "target", "state", "size", "age", "last run")
 
 
-def _size(n: int | None) -> str:
+def size_text(n: int | None) -> str:
     if n is None:
         return ""
     size = float(n)
@@ -38,7 +38,7 @@ def _last(row: StatusRow, now: float) -> str:
 
 def cells(row: StatusRow, now: float) -> tuple[str, ...]:
     age = format_duration(max(0.0, now - row.stat.mtime)) if row.stat and row.stat.mtime else ""
-    return (row.task, row.target or "-", _state(row), _size(row.stat.size if row.stat else None), age, _last(row, now))
+    return (row.task, row.target or "-", _state(row), size_text(row.stat.size if row.stat else None), age, _last(row, now))
 
 
 def render_status(report: StatusReport, out: TextIO, *, colour: bool, now: float) -> None:
@@ -52,8 +52,13 @@ def render_status(report: StatusReport, out: TextIO, *, colour: bool, now: float
 
 
 def _plain_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADERS)]
-    for line in [HEADERS, *rows]:
+    plain_table(HEADERS, rows, out)
+
+
+def plain_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], out: TextIO) -> None:
+    """Columns aligned with spaces; no control codes."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    for line in [headers, *rows]:
         out.write("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() + "\n")
 
 

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS cache (
 CREATE INDEX IF NOT EXISTS cache_by_task ON cache (pipeline, task);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
 """
+SCHEMA_VERSION = 2
 MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
 _BATCH = 500  # keys per IN (...) query
 
@@ -53,9 +54,33 @@ class SqliteStore(StateStore):
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         try:
-            self._db.executescript(SCHEMA)
+            self._check_schema()
         except sqlite3.Error as exc:
             raise self._broken(exc) from None
+
+    def _check_schema(self) -> None:
+        """Create the tables, or check they are ours, in one transaction (two runs may race here)."""
+        db = self._db
+        if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            if version != SCHEMA_VERSION and (version != 0 or tables):
+                raise CacheError(
+                    f"the state store {self.path} was written by another version of targetrun (schema {version})",
+                    hint="Move it aside; targetrun creates a new one (targets are kept, cache entries and history are not).",
+                )
+            if version != SCHEMA_VERSION:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     @property
     def _db(self) -> sqlite3.Connection:

@@ -1,0 +1,246 @@
+"""A state store in Redis, shared by every machine and CI job that points at it.
+
+Keys (prefix ``targetrun:``):
+
+* ``run:RUN_ID`` (hash) and ``runs:PIPELINE`` (sorted set by start time): run records;
+* ``last:PIPELINE`` (hash task -> JSON): each task's most recent record;
+* ``ckpt:LOCATION`` (JSON) and ``runckpt:RUN_ID`` (hash task -> JSON): checkpoint records;
+* ``cache:KEY`` (hash variant -> JSON): cache entries; the key expires (Redis TTL) with its
+  last entry, and every entry also carries its own expiry;
+* ``lock:NAME``: ``SET NX PX`` with the owner as value, released and renewed by Lua
+  scripts that act only while the owner still holds it.
+
+redis-py is imported lazily; without it the registry says "Install targetrun[redis]".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from targetrun.errors import CacheError
+from targetrun.model import CacheEntry, Checkpoint, TaskState
+from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
+from targetrun.store.sqlite import dump_checkpoint, load_checkpoint
+
+PREFIX = "targetrun:"
+MAX_ENTRIES_PER_KEY = 32
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+# Expire a cache key with its latest entry: move its expiry later, never earlier (Redis 6 has no PEXPIREAT GT).
+_EXTEND = """
+local ttl = redis.call('pttl', KEYS[1])
+local now = redis.call('time')
+local current = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + ttl
+if ttl < 0 or tonumber(ARGV[1]) > current then return redis.call('pexpireat', KEYS[1], ARGV[1]) end
+return 0
+"""
+_ACQUIRE = """
+local holder = redis.call('get', KEYS[1])
+if holder == false then return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 or 0 end
+if holder == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end
+return 0
+"""
+
+
+def mask(url: str) -> str:
+    """The URL with its password hidden.
+
+    >>> mask("redis://:secret@host:6379/0"), mask("rediss://user:pw@h/1"), mask("redis://h:1/0")
+    ('redis://:***@host:6379/0', 'rediss://user:***@h/1', 'redis://h:1/0')
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class RedisStore(StateStore):
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url
+        try:
+            self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                               decode_responses=True)
+            self.client.ping()
+        except (redis.RedisError, ValueError, OSError) as exc:
+            raise self._broken(exc) from None
+        self._release = self.client.register_script(_RELEASE)
+        self._renew = self.client.register_script(_RENEW)
+        self._acquire = self.client.register_script(_ACQUIRE)
+        self._extend = self.client.register_script(_EXTEND)
+
+    def _broken(self, exc: BaseException) -> CacheError:
+        what = "cannot be reached" if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)) else "failed"
+        return CacheError(f"the state store {mask(self.url)} {what}: {type(exc).__name__}: {exc}",
+                          hint="Check that Redis is running and the URL in `cache:` is right.")
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" in str(exc):
+                raise CacheError(f"the state store {mask(self.url)} holds a key of the wrong type: {exc}",
+                                 hint=f"Something else wrote keys under '{PREFIX}'; delete them or use another db.") from None
+            raise self._broken(exc) from None
+        except (redis.RedisError, OSError) as exc:
+            raise self._broken(exc) from None
+
+    # -- runs and tasks ------------------------------------------------------------
+
+    def begin_run(self, record: RunRecord) -> None:
+        pipe = self.client.pipeline()
+        pipe.hset(f"{PREFIX}run:{record.run_id}", mapping=_run_fields(record))
+        pipe.zadd(f"{PREFIX}runs:{record.pipeline}", {record.run_id: record.started})
+        self._call(pipe.execute)
+
+    def finish_run(self, run_id: str, status: RunStatus, finished: float, counts: str) -> None:
+        self._call(self.client.hset, f"{PREFIX}run:{run_id}",
+                   mapping={"status": status.value, "finished": finished, "counts": counts})
+
+    def record_task(self, record: TaskRecord, checkpoint: Checkpoint | None, entry: CacheEntry | None = None) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(f"{PREFIX}last:{record.pipeline}", record.task, json.dumps(_task_fields(record)))
+        if checkpoint is not None:
+            text = dump_checkpoint(checkpoint)
+            pipe.set(f"{PREFIX}ckpt:{checkpoint.location}", text)
+            pipe.hset(f"{PREFIX}runckpt:{checkpoint.run_id}", checkpoint.task, text)
+        if entry is not None:
+            key = f"{PREFIX}cache:{entry.key}"
+            pipe.hset(key, entry.variant, _entry_json(entry))
+        self._call(pipe.execute)
+        if entry is not None:
+            key = f"{PREFIX}cache:{entry.key}"
+            self._call(self._extend, keys=[key], args=[int(entry.expires * 1000)])
+            self._prune(key)
+
+    def _prune(self, key: str) -> None:
+        variants = self._call(self.client.hgetall, key)
+        if len(variants) <= MAX_ENTRIES_PER_KEY:
+            return
+        newest = sorted(variants, key=lambda v: json.loads(variants[v])["created"], reverse=True)
+        self._call(self.client.hdel, key, *newest[MAX_ENTRIES_PER_KEY:])
+
+    def checkpoints(self, locations: list[str]) -> dict[str, Checkpoint]:
+        if not locations:
+            return {}
+        values = self._call(self.client.mget, [f"{PREFIX}ckpt:{loc}" for loc in locations])
+        return {loc: load_checkpoint(v) for loc, v in zip(locations, values) if v is not None}
+
+    def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
+        rows = self._call(self.client.hgetall, f"{PREFIX}runckpt:{run_id}")
+        return {task: load_checkpoint(text) for task, text in rows.items()}
+
+    def forget_checkpoint(self, location: str) -> None:
+        self._call(self.client.delete, f"{PREFIX}ckpt:{location}")
+
+    def last_task_records(self, pipeline: str) -> dict[str, TaskRecord]:
+        rows = self._call(self.client.hgetall, f"{PREFIX}last:{pipeline}")
+        found = {}
+        for task, text in rows.items():
+            d = json.loads(text)
+            found[task] = TaskRecord(d["run_id"], pipeline, task, TaskState(d["state"]), d["finished"], d["duration"],
+                                     d["attempts"], d.get("error"), d.get("target"))
+        return found
+
+    def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
+        ids = self._call(self.client.zrevrange, f"{PREFIX}runs:{pipeline}", 0, limit - 1)
+        pipe = self.client.pipeline()
+        for run_id in ids:
+            pipe.hgetall(f"{PREFIX}run:{run_id}")
+        records = []
+        for run_id, fields in zip(ids, self._call(pipe.execute)):
+            if fields:
+                records.append(RunRecord(run_id, pipeline, float(fields["started"]), RunStatus(fields["status"]),
+                                         float(fields["finished"]) if fields.get("finished") else None,
+                                         tuple(fields["requested"].split("\n")) if fields.get("requested") else (),
+                                         fields.get("counts", "")))
+        return records
+
+    # -- cache -----------------------------------------------------------------------
+
+    def cache_entries(self, keys: list[str]) -> dict[str, list[CacheEntry]]:
+        unique = list(dict.fromkeys(keys))
+        pipe = self.client.pipeline()
+        for key in unique:
+            pipe.hgetall(f"{PREFIX}cache:{key}")
+        found: dict[str, list[CacheEntry]] = {}
+        for key, variants in zip(unique, self._call(pipe.execute)):
+            entries = [_load_entry(key, variant, text) for variant, text in variants.items()]
+            if entries:
+                found[key] = sorted(entries, key=lambda e: e.checkpoint.written_at, reverse=True)
+        return found
+
+    def _all_entries(self) -> Iterable[CacheEntry]:
+        for name in self._call(lambda: list(self.client.scan_iter(match=f"{PREFIX}cache:*", count=500))):
+            key = name[len(f"{PREFIX}cache:"):]
+            for variant, text in self._call(self.client.hgetall, name).items():
+                yield _load_entry(key, variant, text)
+
+    def list_cache(self, pipeline: str | None = None) -> list[CacheEntry]:
+        entries = [e for e in self._all_entries() if pipeline is None or e.pipeline == pipeline]
+        return sorted(entries, key=lambda e: (e.key, -e.checkpoint.written_at))
+
+    def delete_cache(self, *, key: str | None = None, task: str | None = None, pipeline: str | None = None,
+                     expired_before: float | None = None) -> int:
+        doomed = [e for e in self._all_entries()
+                  if (key is None or e.key == key) and (task is None or e.task == task)
+                  and (pipeline is None or e.pipeline == pipeline)
+                  and (expired_before is None or e.expires <= expired_before)]
+        pipe = self.client.pipeline()
+        for entry in doomed:
+            pipe.hdel(f"{PREFIX}cache:{entry.key}", entry.variant)
+        self._call(pipe.execute)
+        return len(doomed)
+
+    # -- locks -----------------------------------------------------------------------
+
+    def acquire(self, name: str, owner: str, lease: float) -> bool:
+        return bool(self._call(self._acquire, keys=[f"{PREFIX}lock:{name}"], args=[owner, int(lease * 1000)]))
+
+    def renew(self, names: list[str], owner: str, lease: float) -> None:
+        for name in names:
+            self._call(self._renew, keys=[f"{PREFIX}lock:{name}"], args=[owner, int(lease * 1000)])
+
+    def release(self, name: str, owner: str) -> None:
+        self._call(self._release, keys=[f"{PREFIX}lock:{name}"], args=[owner])
+
+    def lock_owner(self, name: str) -> str | None:
+        owner = self._call(self.client.get, f"{PREFIX}lock:{name}")
+        return str(owner) if owner is not None else None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _run_fields(record: RunRecord) -> dict[str, Any]:
+    return {"pipeline": record.pipeline, "started": record.started, "status": record.status.value,
+            "finished": record.finished or "", "requested": "\n".join(record.requested), "counts": record.counts}
+
+
+def _task_fields(record: TaskRecord) -> dict[str, Any]:
+    return {"run_id": record.run_id, "state": record.state.value, "finished": record.finished,
+            "duration": record.duration, "attempts": record.attempts, "error": record.error, "target": record.target}
+
+
+def _entry_json(entry: CacheEntry) -> str:
+    return json.dumps({"pipeline": entry.pipeline, "task": entry.task, "expires": entry.expires,
+                       "created": entry.checkpoint.written_at, "checkpoint": json.loads(dump_checkpoint(entry.checkpoint))},
+                      separators=(",", ":"))
+
+
+def _load_entry(key: str, variant: str, text: str) -> CacheEntry:
+    try:
+        d = json.loads(text)
+        return CacheEntry(key, variant, d["pipeline"], d["task"], load_checkpoint(json.dumps(d["checkpoint"])),
+                          float(d["expires"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CacheError(f"a cache entry under {key!r} in Redis is not readable: {exc}",
+                         hint=f"Clear it with `targetrun cache clear {key}`.") from None
+
