@@ -68,8 +68,10 @@ class Project:
     def cli(self, *args: str) -> Result:
         out, err = io.StringIO(), io.StringIO()
         argv = list(args)
-        if argv and argv[0] in ("run", "status", "graph", "show", "validate", "history", "cache", "invalidate", "logs"):
+        if argv and argv[0] in ("run", "status", "graph", "show", "validate", "history", "invalidate", "logs"):
             argv[1:1] = ["-f", str(self.file)]
+        elif argv and argv[0] == "cache":  # a group: the option belongs to its subcommand
+            argv[2:2] = ["-f", str(self.file)]
         code = invoke(argv, out, err)
         return Result(code, out.getvalue(), err.getvalue())
 
