@@ -1,0 +1,146 @@
+"""Concurrent runs, crashed lock holders, and --resume, with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from targetrun.store.sqlite import SqliteStore
+
+SLOW = '''
+import os, time
+
+def _log(name):
+    with open(os.path.join(os.path.dirname(__file__), "calls.log"), "a") as f:
+        f.write(name + "\\n")
+
+def work(name, wait=0.15, **upstream):
+    _log(name)
+    time.sleep(wait)
+    return name
+
+def hang(name):
+    _log(name)
+    time.sleep(60)
+'''
+
+RACE = """
+cache: {cache}
+tasks:
+  a: {{run: slow:work, args: {{name: a}}, target: out/a.txt}}
+  b: {{run: slow:work, args: {{name: b}}, target: out/b.txt}}
+  c: {{run: slow:work, needs: [a, b], args: {{name: c}}, target: out/c.txt}}
+  d: {{run: slow:work, needs: [c], args: {{name: d}}, cache_for: 1h}}
+  e: {{run: slow:work, needs: [c], args: {{name: e}}, target: out/e.txt}}
+  f: {{run: slow:work, needs: [d, e], args: {{name: f}}, target: out/f.txt}}
+"""
+
+
+def start(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "targetrun", "run", "--json", "-f", str(folder / "Pipelinefile.yaml"),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **(env or {})), start_new_session=True)
+
+
+def calls(folder: Path) -> list[str]:
+    log = folder / "calls.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def race_folder(tmp_path: Path, cache: str) -> Path:
+    folder = tmp_path / "race"
+    folder.mkdir()
+    (folder / "slow.py").write_text(SLOW)
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent(RACE.format(cache=cache)))
+    return folder
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_two_runs_started_together_run_every_task_once(tmp_path, backend, request):
+    cache = request.getfixturevalue("redis_url") if backend == "redis" else ".targetrun/state.db"
+    folder = race_folder(tmp_path, cache)
+    runs = [start(folder, "-j", "2"), start(folder, "-j", "2")]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    for run, (out, err) in zip(runs, outputs):
+        assert run.returncode == 0, err + out
+    assert sorted(calls(folder)) == ["a", "b", "c", "d", "e", "f"]
+    states = [{t["task"]: t["state"] for t in json.loads(out)["tasks"]} for out, _ in outputs]
+    for task in "abcdef":
+        assert sorted(s[task] for s in states) in (["skipped", "succeeded"], ["cached", "succeeded"]), (task, states)
+
+
+def test_a_lock_held_elsewhere_is_waited_for_until_its_lease_expires(tmp_path):
+    folder = race_folder(tmp_path, ".targetrun/state.db")
+    store = SqliteStore(str(folder / ".targetrun/state.db"))
+    assert store.acquire(f"target:{folder / 'out/a.txt'}", "another-host/1/run", lease=1.5)
+    store.close()
+    began = time.monotonic()
+    run = start(folder, "a")
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    assert time.monotonic() - began >= 1.4  # it waited for the other machine's lease
+    assert calls(folder) == ["a"]
+
+
+def test_kill_9_while_holding_a_lock_does_not_block_the_next_run(tmp_path):
+    folder = tmp_path / "k"
+    folder.mkdir()
+    (folder / "slow.py").write_text(SLOW)
+    (folder / "Pipelinefile.yaml").write_text("tasks:\n  h: {run: slow:hang, args: {name: h}, target: out/h.txt}\n")
+    holder = start(folder, env={"TARGETRUN_LOCK_LEASE": "30"})
+    deadline = time.monotonic() + 30
+    while "h" not in calls(folder):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(holder.pid, signal.SIGKILL)
+    holder.communicate(timeout=10)
+    (folder / "slow.py").write_text(SLOW.replace("time.sleep(60)", "return 'done'"))
+    began = time.monotonic()
+    rerun = start(folder)
+    out, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err
+    assert time.monotonic() - began < 10  # the dead holder's lock was broken, not waited out (30 s)
+    assert (folder / "out/h.txt").read_text() == "done"
+
+
+def test_resume_runs_only_the_failed_task_and_what_follows(tmp_path):
+    from tests.conftest import STEPS
+
+    folder = tmp_path / "resume"
+    folder.mkdir()
+    (folder / "steps.py").write_text(STEPS + textwrap.dedent('''
+        def fragile(x, name):
+            _log(name)
+            if os.path.exists(os.path.join(os.path.dirname(__file__), "broken")):
+                raise RuntimeError("broken")
+            return x + 1
+    '''))
+    lines = ["tasks:", "  t1: {run: steps:const, args: {value: 1, name: t1}}"]
+    for i in range(2, 11):
+        fn = "fragile" if i == 5 else "inc"
+        lines.append(f"  t{i}: {{run: steps:{fn}, needs: {{x: t{i - 1}}}, args: {{name: t{i}}}}}")
+    (folder / "Pipelinefile.yaml").write_text("\n".join(lines) + "\n")
+    (folder / "broken").write_text("")
+    first = start(folder)
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 1
+    assert calls(folder) == ["t1", "t2", "t3", "t4", "t5"]
+    (folder / "broken").unlink()
+    resumed = start(folder, "--resume")
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    assert calls(folder)[5:] == ["t5", "t6", "t7", "t8", "t9", "t10"]
+    states = {t["task"]: t["state"] for t in json.loads(out)["tasks"]}
+    # t4's checkpoint from the failed run is reused, so t1..t3 are not even looked at
+    assert [states[f"t{i}"] for i in range(1, 11)] == ["not needed"] * 3 + ["skipped"] + ["succeeded"] * 6
+    value = subprocess.run([sys.executable, "-m", "targetrun", "show", "t10", "-f", str(folder / "Pipelinefile.yaml")],
+                           capture_output=True, text=True, timeout=60)
+    assert value.stdout.strip() == "10"
