@@ -53,10 +53,21 @@ class SqliteStore(StateStore):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
-        try:
-            self._check_schema()
-        except sqlite3.Error as exc:
-            raise self._broken(exc) from None
+        self._while_busy(self._check_schema)
+
+    def _while_busy(self, step: Any) -> Any:
+        """Run ``step``, retrying while another process holds a lock SQLite will not wait
+        for (switching to WAL and creating the schema, when two runs open a new file)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return step()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise self._broken(exc) from None
+                time.sleep(0.01)
+            except sqlite3.Error as exc:
+                raise self._broken(exc) from None
 
     def _check_schema(self) -> None:
         """Create the tables, or check they are ours, in one transaction (two runs may race here)."""
@@ -98,10 +109,10 @@ class SqliteStore(StateStore):
             if folder:
                 os.makedirs(folder, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
         except (sqlite3.Error, OSError) as exc:
             raise self._broken(exc) from None
+        self._while_busy(lambda: db.execute("PRAGMA journal_mode=WAL"))
+        db.execute("PRAGMA synchronous=NORMAL")
         return db
 
     def _broken(self, exc: BaseException) -> CacheError:
