@@ -25,7 +25,7 @@ from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, SpecError,
 from targetrun.events import NullReporter, Reporter
 from targetrun.executors.base import EXECUTORS, Executor
 from targetrun.model import PipelineSpec, RunContext, RunSummary
-from targetrun.resolve import LOCAL, protocol
+from targetrun.resolve import INLINE, LOCAL, protocol
 from targetrun.spec import find_pipelinefile, load_pipeline
 from targetrun.state import StatusReport, build_status
 from targetrun.storage.base import STORAGES, Storage
@@ -92,6 +92,9 @@ class Backends:
     def _make_storage(self, key: str) -> Storage:
         if key == LOCAL:
             return STORAGES.get("local")()  # type: ignore[no-any-return]
+        if key == INLINE:
+            kind, location = store_address(self.spec, self.store_url)
+            return STORAGES.get("inline")(self.store, kind, location)  # type: ignore[no-any-return]
         named = self.spec.results.get(key)
         proto = protocol(named.url) if named else key
         if proto in STORAGES and proto != "fsspec":
@@ -111,16 +114,22 @@ class Backends:
             storage.close()
 
 
-def open_store(spec: PipelineSpec, url: str | None = None) -> StateStore:
+def store_address(spec: PipelineSpec, url: str | None = None) -> tuple[str, str]:
+    """Which store kind a `cache:` value names, and its address (a URL or a file path)."""
     url = url or spec.cache_url
     proto = protocol(url)
     if proto in ("redis", "rediss", "unix"):
-        return STORES.get("redis")(url)  # type: ignore[no-any-return]
+        return "redis", url
     if proto not in (None, "file", "sqlite"):
         raise SpecError(f"unknown state store {url!r}", file=spec.path, key="cache",
                         hint="Use a path (SQLite) or a redis://host:port/db URL.")
     path = url.split("://", 1)[1] if proto else url
-    return STORES.get("sqlite")(os.path.join(spec.root, os.path.expanduser(path)))  # type: ignore[no-any-return]
+    return "sqlite", os.path.join(spec.root, os.path.expanduser(path))
+
+
+def open_store(spec: PipelineSpec, url: str | None = None) -> StateStore:
+    kind, location = store_address(spec, url)
+    return STORES.get(kind)(location)  # type: ignore[no-any-return]
 
 
 @contextmanager

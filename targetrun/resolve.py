@@ -20,6 +20,7 @@ from targetrun.errors import SpecError
 from targetrun.model import Location, PipelineSpec, RunContext, TaskSpec
 
 LOCAL = "local"
+INLINE = "inline"  # values kept in the state store (result: inline)
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 SUFFIX_SERIALIZERS = {".json": "json", ".txt": "text", ".pkl": "pickle", ".pickle": "pickle"}
 SERIALIZER_SUFFIXES = {"json": ".json", "text": ".txt", "pickle": ".pkl", "bytes": ".bin"}
@@ -48,6 +49,8 @@ def result_base(spec: PipelineSpec, result: str) -> Location:
     ``result`` names the storage that serves it: ``local``, a name under ``results:``,
     or a URL protocol.
     """
+    if result == INLINE:
+        return Location(INLINE, f"inline://{spec.name}")
     named = spec.results.get(result)
     url = named.url if named else result
     proto = protocol(url)
@@ -160,4 +163,6 @@ def infer_serializer(task: TaskSpec, target: str | None) -> str:
         return found
     if task.default_serializer:
         return task.default_serializer
+    if task.result == INLINE:
+        return "json"
     return "bytes" if task.shell is not None else "pickle"

@@ -333,3 +333,33 @@ def test_serializer_precedence(project, steps):
     assert json.loads(proj.read("out/j.json")) == 1
     assert (proj.root / "out/p.data").read_bytes().startswith(b"\x80")  # no suffix rule: the default
     assert json.loads(proj.read("out/own.data")) == 1  # the task's own key beats everything
+
+
+def test_inline_results_live_in_the_state_store(project, steps):
+    proj = project("""
+    tasks:
+      small:
+        run: steps:const
+        args: {value: {"a": [1, 2]}, name: small}
+        result: inline
+        target: small.json
+      big:
+        run: steps:text
+        args: {value: "{params.blob}", name: big}
+        result: inline
+      after:
+        run: steps:total
+        needs: {x: small}
+        args: {name: after}
+        target: out/after.json
+    params:
+      blob: x
+    """, steps=steps.replace("return sum(values.values())", "return len(values['x']['a'])"))
+    assert proj.cli("run", "after").code == 0
+    assert not proj.exists("small.json")  # it lives in the store, not on disk
+    assert json.loads(proj.read("out/after.json")) == 2
+    assert proj.cli("show", "small").out.strip() == json.dumps({"a": [1, 2]}, indent=2)
+    again = proj.cli("run", "after", "--force", "after")
+    assert again.code == 0 and "skipped  small        target exists" in again.out  # the inline target exists
+    too_big = proj.cli("run", "big", "-p", "blob=" + "y" * 70_000)
+    assert too_big.code == 1 and "the most `result: inline` keeps" in too_big.out

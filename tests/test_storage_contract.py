@@ -116,3 +116,33 @@ class TestProcessExecutor(ExecutorContract):
         pool = ProcessExecutor(2)
         yield pool
         pool.shutdown()
+
+
+class TestInlineStorageOnSqlite(StorageContract):
+    @pytest.fixture
+    def storage(self, tmp_path):
+        from targetrun.storage.inline import InlineStorage
+        from targetrun.store.sqlite import SqliteStore
+
+        store = SqliteStore(str(tmp_path / "state.db"))
+        yield InlineStorage(store, "sqlite", str(tmp_path / "state.db"))
+        store.close()
+
+    @pytest.fixture
+    def base_url(self):
+        return "inline://contract"
+
+    @pytest.fixture
+    def unreadable_url(self):
+        pytest.skip("covered by the store's own errors (exit 3)")
+
+
+class TestInlineStorageOnRedis(TestInlineStorageOnSqlite):
+    @pytest.fixture
+    def storage(self, redis_url):
+        from targetrun.storage.inline import InlineStorage
+        from targetrun.store.redis import RedisStore
+
+        store = RedisStore(redis_url)
+        yield InlineStorage(store, "redis", redis_url)
+        store.close()

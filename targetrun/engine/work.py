@@ -128,12 +128,12 @@ def _run_python(job: Job) -> tuple[object, int | None, str | None]:
 def write_value(storage: Storage, url: str, value: object, serializer_name: str) -> tuple[int, str]:
     """Serialize ``value`` atomically to ``url``; return its size and content hash."""
     codec = serializer(serializer_name)
-    with storage.atomic_write(url) as f:
-        writer = HashingWriter(f)
-        try:
+    try:
+        with storage.atomic_write(url) as f:
+            writer = HashingWriter(f)
             codec.dump(value, writer)
-        except SerializationError as exc:
-            raise WorkError(f"cannot write the value to {url} as {serializer_name}: {exc}") from None
+    except SerializationError as exc:
+        raise WorkError(f"cannot write the value to {url} as {serializer_name}: {exc}") from None
     _verify(storage, url)
     return writer.size, writer.hexdigest()
 

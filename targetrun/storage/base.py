@@ -161,6 +161,7 @@ STORAGES = Registry(
     "targetrun.storage",
     {
         "local": Entry("targetrun.storage.local:LocalStorage"),
+        "inline": Entry("targetrun.storage.inline:InlineStorage"),
         "fsspec": Entry("targetrun.storage.fsspec:FsspecStorage", "Install targetrun to get fsspec."),
     },
 )

@@ -84,6 +84,17 @@ class StateStore(ABC):
                      expired_before: float | None = None) -> int:
         """Delete matching entries (all of them when nothing is given); return how many."""
 
+    # -- inline values (``result: inline``) -------------------------------------------
+
+    @abstractmethod
+    def put_blob(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def get_blob(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    def delete_blob(self, key: str) -> None: ...
+
     # -- locks -----------------------------------------------------------------------
 
     @abstractmethod

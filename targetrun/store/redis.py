@@ -7,6 +7,7 @@ Keys (prefix ``targetrun:``):
 * ``ckpt:LOCATION`` (JSON) and ``runckpt:RUN_ID`` (hash task -> JSON): checkpoint records;
 * ``cache:KEY`` (hash variant -> JSON): cache entries; the key expires (Redis TTL) with its
   last entry, and every entry also carries its own expiry;
+* ``blob:LOCATION``: values of tasks with ``result: inline``;
 * ``lock:NAME``: ``SET NX PX`` with the owner as value, released and renewed by Lua
   scripts that act only while the owner still holds it.
 
@@ -69,6 +70,8 @@ class RedisStore(StateStore):
             self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                                decode_responses=True)
             self.client.ping()
+            self._bytes = redis.Redis(connection_pool=redis.ConnectionPool.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout))  # undecoded, for inline values
         except (redis.RedisError, ValueError, OSError) as exc:
             raise self._broken(exc) from None
         self._release = self.client.register_script(_RELEASE)
@@ -199,6 +202,18 @@ class RedisStore(StateStore):
         self._call(pipe.execute)
         return len(doomed)
 
+    # -- inline values ---------------------------------------------------------------
+
+    def put_blob(self, key: str, data: bytes) -> None:
+        self._call(self._bytes.set, f"{PREFIX}blob:{key}", data)
+
+    def get_blob(self, key: str) -> bytes | None:
+        value = self._call(self._bytes.get, f"{PREFIX}blob:{key}")
+        return bytes(value) if value is not None else None
+
+    def delete_blob(self, key: str) -> None:
+        self._call(self._bytes.delete, f"{PREFIX}blob:{key}")
+
     # -- locks -----------------------------------------------------------------------
 
     def acquire(self, name: str, owner: str, lease: float) -> bool:
@@ -217,6 +232,7 @@ class RedisStore(StateStore):
 
     def close(self) -> None:
         self.client.close()
+        self._bytes.close()
 
 
 def _run_fields(record: RunRecord) -> dict[str, Any]:

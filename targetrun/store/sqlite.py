@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS cache (
     expires REAL NOT NULL, created REAL NOT NULL, record TEXT NOT NULL, PRIMARY KEY (key, variant));
 CREATE INDEX IF NOT EXISTS cache_by_task ON cache (pipeline, task);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 SCHEMA_VERSION = 2
 MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
@@ -247,6 +248,20 @@ class SqliteStore(StateStore):
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._transaction() as db:
             return db.execute(f"DELETE FROM cache {where}", args).rowcount
+
+    # -- inline values ---------------------------------------------------------------
+
+    def put_blob(self, key: str, data: bytes) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?)", (key, data))
+
+    def get_blob(self, key: str) -> bytes | None:
+        rows = self._query("SELECT data FROM blobs WHERE key = ?", (key,))
+        return bytes(rows[0][0]) if rows else None
+
+    def delete_blob(self, key: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM blobs WHERE key = ?", (key,))
 
     # -- locks -----------------------------------------------------------------------
 
