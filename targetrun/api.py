@@ -115,8 +115,9 @@ class Backends:
 
 
 def store_address(spec: PipelineSpec, url: str | None = None) -> tuple[str, str]:
-    """Which store kind a `cache:` value names, and its address (a URL or a file path)."""
-    url = url or spec.cache_url
+    """Which store kind a `cache:` value names, and its address (a URL or a file path).
+    ``${VAR}`` is taken from the environment, so no password needs to live in the file."""
+    url = os.path.expandvars(url or spec.cache_url)
     proto = protocol(url)
     if proto in ("redis", "rediss", "unix"):
         return "redis", url

@@ -40,20 +40,37 @@ class StatusReport:
 
 def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateStore | None) -> StatusReport:
     last = store.last_task_records(plan.spec.name) if store is not None else {}
+    stats = _stats(storages, plan)
     rows = []
     for name, task in plan.tasks.items():
         target = task.target
-        decision = plan.decision(name)
-        stat, note = _stat(storages, target, needed=name in plan.decisions)
-        rows.append(StatusRow(name, target.url if target else None, decision, stat, note, last.get(name)))
+        stat, note = stats.get(name, (None, ""))
+        rows.append(StatusRow(name, target.url if target else None, plan.decision(name), stat, note, last.get(name)))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
 
 
-def _stat(storages: Callable[[str], Storage], target: Location | None, *, needed: bool) -> tuple[Stat | None, str]:
-    if target is None:
-        return None, ""
+def _stats(storages: Callable[[str], Storage], plan: Plan) -> dict[str, tuple[Stat | None, str]]:
+    """Size and age of every target, a listing per prefix. A target nothing needs that
+    cannot be looked at is shown as "cannot tell"; a needed one already stopped the plan."""
+    by_storage: dict[str, list[tuple[str, Location]]] = {}
+    for name, task in plan.tasks.items():
+        if task.target is not None:
+            by_storage.setdefault(task.target.result, []).append((name, task.target))
+    found: dict[str, tuple[Stat | None, str]] = {}
+    for key, members in by_storage.items():
+        storage = storages(key)
+        try:
+            stats = storage.stat_many([loc.url for _, loc in members])
+            found.update((name, (stats[loc.url], "")) for name, loc in members)
+        except StorageError:
+            for name, loc in members:
+                found[name] = _stat(storage, loc, needed=name in plan.decisions)
+    return found
+
+
+def _stat(storage: Storage, target: Location, *, needed: bool) -> tuple[Stat | None, str]:
     try:
-        return storages(target.result).info(target.url), ""
+        return storage.info(target.url), ""
     except StorageError as exc:
         if needed:
             raise

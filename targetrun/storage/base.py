@@ -75,8 +75,25 @@ class Storage(ABC):
         exist), or None when this backend cannot list. StorageError when it cannot tell."""
         return None
 
+    def listing_stats(self, parent: str) -> dict[str, Stat] | None:
+        """Like :meth:`listing`, with each entry's size and age (None: cannot list)."""
+        return None
+
     def exists_many(self, urls: Iterable[str]) -> dict[str, bool]:
         return TargetChecker(lambda _key: self).check_urls("", list(urls))
+
+    def stat_many(self, urls: list[str], *, threshold: int = 3) -> dict[str, Stat | None]:
+        """Size and age of many URLs: one detailed listing per folder or prefix that holds
+        several of them, one ``info`` for the others."""
+        groups: dict[str, list[str]] = {}
+        for url in urls:
+            groups.setdefault(self.parent(url), []).append(url)
+        found: dict[str, Stat | None] = {}
+        for parent, members in groups.items():
+            stats = self.listing_stats(parent) if len(members) >= threshold else None
+            for url in members:
+                found[url] = stats.get(self.key(url)) if stats is not None else self.info(url)
+        return found
 
     def local_path(self, url: str) -> str | None:
         """A local filesystem path for ``url`` if it has one (local storage)."""

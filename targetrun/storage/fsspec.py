@@ -1,8 +1,13 @@
 """Any fsspec filesystem (memory://, s3://, gs://, ...), imported lazily.
 
 * Existence: ``fs.info`` answers one key; only ``FileNotFoundError`` means missing,
-  anything else (403, DNS, timeout, missing bucket) is a :class:`StorageError`. Batches are
-  answered by one listing per prefix (see ``TargetChecker``).
+  anything else (403, DNS, timeout) is a :class:`StorageError`. On object stores a missing
+  *bucket* also reads as "not found" to s3fs/gcsfs, so "missing" is believed only once
+  the bucket is known to exist (one check per bucket). Batches are answered by one
+  listing per prefix (see ``TargetChecker``), with sizes and ages for ``status``.
+* No hidden caches: each storage gets its own filesystem instance
+  (``skip_instance_cache``) without a listings cache, so a check never answers from an
+  earlier listing.
 * Writes: the value is written to a local temporary file and then uploaded with one
   ``put_file`` (one PUT, or a multipart upload completed only at the end), so the key
   never holds a partial object.
@@ -20,6 +25,7 @@ from targetrun.errors import MissingExtraError, StorageError, UsageError
 from targetrun.storage.base import Stat, Storage
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+BUCKETED = frozenset(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"))
 _MASK = "***"
 
 
@@ -28,9 +34,10 @@ class FsspecStorage(Storage):
         self.protocol = protocol
         self.options = dict(options or {})
         self._fs: Any = None
+        self._buckets: set[str] = set()  # known to exist
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"protocol": self.protocol, "options": self.options, "_fs": None}
+        return {"protocol": self.protocol, "options": self.options, "_fs": None, "_buckets": set()}
 
     @property
     def fs(self) -> Any:
@@ -45,23 +52,43 @@ class FsspecStorage(Storage):
         try:
             info = self.fs.info(self._path(url))
         except FileNotFoundError:
+            self._check_bucket(url)
             return None
         except Exception as exc:  # anything else is "cannot tell", never "missing"
             raise _cannot_tell(url, exc) from None
-        mtime = info.get("mtime") or info.get("LastModified") or info.get("updated") or info.get("created")
-        return Stat(info.get("size"), _epoch(mtime))
+        return _stat(info)
 
     def key(self, url: str) -> str:
         return self._path(url).rstrip("/")
 
     def listing(self, parent: str) -> frozenset[str]:
+        return frozenset(self.listing_stats(parent))
+
+    def listing_stats(self, parent: str) -> dict[str, Stat]:
         try:
-            entries = self.fs.ls(self._path(parent), detail=False)
+            entries = self.fs.ls(self._path(parent), detail=True)
         except FileNotFoundError:
-            return frozenset()
+            self._check_bucket(parent)
+            return {}
         except Exception as exc:
             raise _cannot_tell(parent, exc) from None
-        return frozenset(str(self.fs._strip_protocol(e)).rstrip("/") for e in entries)
+        return {str(self.fs._strip_protocol(e["name"])).rstrip("/"): _stat(e) for e in entries}
+
+    def _check_bucket(self, url: str) -> None:
+        """A missing bucket is "cannot tell" (a typo, or no permission), never "missing"."""
+        if self.protocol not in BUCKETED:
+            return
+        bucket = self._path(url).split("/", 1)[0]
+        if bucket in self._buckets:
+            return
+        try:
+            self.fs.info(bucket)
+        except FileNotFoundError:
+            raise StorageError(f"cannot tell whether {_mask(url)} exists: the bucket {bucket!r} does not exist",
+                               hint="Check the bucket name, or create the bucket.") from None
+        except Exception as exc:
+            raise _cannot_tell(url, exc) from None
+        self._buckets.add(bucket)
 
     def open_read(self, url: str) -> BinaryIO:
         try:
@@ -116,8 +143,11 @@ def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
         ) from None
     except ValueError:
         raise UsageError(f"unknown storage protocol {protocol}://", hint="Use a local path or an fsspec URL such as s3:// or gs://.") from None
+    settings = {"skip_instance_cache": True, **_expand_env(options)}
+    if protocol in BUCKETED:
+        settings.setdefault("use_listings_cache", False)
     try:
-        return cls(**_expand_env(options))
+        return cls(**settings)
     except Exception as exc:
         raise StorageError(f"cannot open {protocol}:// storage: {exc}") from None
 
@@ -133,6 +163,11 @@ def _expand_env(options: Mapping[str, Any]) -> dict[str, Any]:
         else:
             expanded[key] = value
     return expanded
+
+
+def _stat(info: Mapping[str, Any]) -> Stat:
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("updated") or info.get("created")
+    return Stat(info.get("size"), _epoch(mtime))
 
 
 def _epoch(value: Any) -> float | None:

@@ -266,13 +266,14 @@ class SqliteStore(StateStore):
     # -- locks -----------------------------------------------------------------------
 
     def acquire(self, name: str, owner: str, lease: float) -> bool:
+        # One statement, so one atomic write: take a free or expired lock, or extend our own.
         now = time.time()
-        with self._transaction() as db:
-            row = db.execute("SELECT owner, expires FROM locks WHERE name = ?", (name,)).fetchone()
-            if row is not None and row[0] != owner and row[1] > now:
-                return False
-            db.execute("INSERT OR REPLACE INTO locks VALUES (?, ?, ?)", (name, owner, now + lease))
-            return True
+        cursor = self._write(
+            "INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
+            "expires = excluded.expires WHERE locks.expires <= ? OR locks.owner = excluded.owner",
+            (name, owner, now + lease, now),
+        )
+        return cursor.rowcount == 1
 
     def renew(self, names: list[str], owner: str, lease: float) -> None:
         with self._transaction() as db:
@@ -280,8 +281,13 @@ class SqliteStore(StateStore):
                            [(time.time() + lease, name, owner) for name in names])
 
     def release(self, name: str, owner: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+        self._write("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    def _write(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise self._broken(exc) from None
 
     def lock_owner(self, name: str) -> str | None:
         rows = self._query("SELECT owner FROM locks WHERE name = ? AND expires > ?", (name, time.time()))
