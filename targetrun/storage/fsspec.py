@@ -49,8 +49,9 @@ class FsspecStorage(Storage):
         return str(self.fs._strip_protocol(url))
 
     def info(self, url: str) -> Stat | None:
+        fs = self.fs  # outside the try: a missing extra is its own error, not "cannot tell"
         try:
-            info = self.fs.info(self._path(url))
+            info = fs.info(self._path(url))
         except FileNotFoundError:
             self._check_bucket(url)
             return None
@@ -65,8 +66,9 @@ class FsspecStorage(Storage):
         return frozenset(self.listing_stats(parent))
 
     def listing_stats(self, parent: str) -> dict[str, Stat]:
+        fs = self.fs
         try:
-            entries = self.fs.ls(self._path(parent), detail=True)
+            entries = fs.ls(self._path(parent), detail=True)
         except FileNotFoundError:
             self._check_bucket(parent)
             return {}
@@ -91,8 +93,9 @@ class FsspecStorage(Storage):
         self._buckets.add(bucket)
 
     def open_read(self, url: str) -> BinaryIO:
+        fs = self.fs
         try:
-            return self.fs.open(self._path(url), "rb")  # type: ignore[no-any-return]
+            return fs.open(self._path(url), "rb")  # type: ignore[no-any-return]
         except FileNotFoundError:
             raise
         except Exception as exc:
@@ -111,17 +114,19 @@ class FsspecStorage(Storage):
 
     def put_file(self, local_path: str, url: str) -> None:
         path = self._path(url)
+        fs = self.fs
         try:
             parent = path.rsplit("/", 1)[0]
             if "/" in path:
-                self.fs.makedirs(parent, exist_ok=True)
-            self.fs.put_file(local_path, path)
+                fs.makedirs(parent, exist_ok=True)
+            fs.put_file(local_path, path)
         except Exception as exc:
             raise StorageError(f"cannot write {_mask(url)}: {exc}") from None
 
     def remove(self, url: str) -> None:
+        fs = self.fs
         try:
-            self.fs.rm(self._path(url), recursive=True)
+            fs.rm(self._path(url), recursive=True)
         except FileNotFoundError:
             pass
         except Exception as exc:
