@@ -59,11 +59,18 @@ def _stats(storages: Callable[[str], Storage], plan: Plan) -> dict[str, tuple[St
     found: dict[str, tuple[Stat | None, str]] = {}
     for key, members in by_storage.items():
         storage = storages(key)
+        unknown = []
+        for name, loc in members:
+            known, stat = plan.checker.known_stat(key, loc.url) if plan.checker else (False, None)
+            if known:
+                found[name] = (stat, "")
+            else:
+                unknown.append((name, loc))
         try:
-            stats = storage.stat_many([loc.url for _, loc in members])
-            found.update((name, (stats[loc.url], "")) for name, loc in members)
+            stats = storage.stat_many([loc.url for _, loc in unknown])
+            found.update((name, (stats[loc.url], "")) for name, loc in unknown)
         except StorageError:
-            for name, loc in members:
+            for name, loc in unknown:
                 found[name] = _stat(storage, loc, needed=name in plan.decisions)
     return found
 

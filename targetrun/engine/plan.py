@@ -70,6 +70,7 @@ class Plan:
     graph: dict[str, tuple[str, ...]]  # task -> upstream, whole pipeline
     base_context: dict[str, object] = field(default_factory=dict)
     param_fingerprints: dict[str, str] = field(default_factory=dict)
+    checker: TargetChecker | None = None  # its listings tell status sizes and ages for free
     output_fingerprint: Callable[[str], str] = lambda name: "pending"  # of a task not run (planner's)
 
     @property
@@ -107,6 +108,7 @@ class Planner:
         self.outputs: dict[str, str] = {}  # task -> fingerprint of its value, for tasks not run
         self.hits: dict[str, CacheEntry] = {}
         self._kept: dict[str, Location] = {}  # skipped tasks whose value stays where it is
+        self.checker = TargetChecker(storages)
         self.graph = {name: task.upstream for name, task in spec.tasks.items()}
         self.base = templating.base_context(context)
         self.placer = Placer(spec)
@@ -131,8 +133,9 @@ class Planner:
                 tasks[name] = replace(tasks[name], checkpoint=hit.where, serializer=hit.serializer)
         runs = [name for name, d in decisions.items() if d.runs]
         order = dag.toposort(self.graph, runs)
-        return Plan(self.spec, self.context, tuple(requested), tasks, decisions, order, self.graph, self.base,
-                    self.params, self.output_fingerprint)
+        return Plan(self.spec, self.context, tuple(requested), tasks, decisions, order, self.graph,
+                    base_context=self.base, param_fingerprints=self.params,
+                    output_fingerprint=self.output_fingerprint, checker=self.checker)
 
     # -- steps ---------------------------------------------------------------------
 
@@ -200,7 +203,7 @@ class Planner:
         forced: Mapping[str, Reason],
         probes: Mapping[str, Location | None],
     ) -> dict[str, Decision]:
-        checker = TargetChecker(self.storages)
+        checker = self.checker
         for key, urls in _group(p for p in probes.values() if p is not None):
             checker.expect(key, urls)
         decisions: dict[str, Decision] = {}

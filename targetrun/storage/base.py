@@ -145,6 +145,7 @@ class TargetChecker:
         self._expected: Counter[tuple[str, str]] = Counter()
         self._group_of: dict[tuple[str, str], tuple[str, str]] = {}
         self._listings: dict[tuple[str, str], frozenset[str] | None] = {}
+        self._stats: dict[tuple[str, str], Stat] = {}  # from detailed listings
 
     def expect(self, storage_key: str, urls: Iterable[str]) -> None:
         parent = self._storages(storage_key).parent
@@ -168,9 +169,28 @@ class TargetChecker:
             return self._listings[group]
         if self._expected[group] < self._threshold:
             return None
-        names = storage.listing(group[1])
+        stats = storage.listing_stats(group[1])  # sizes and ages come with the same request
+        if stats is not None:
+            self._stats.update(((group[0], key), stat) for key, stat in stats.items())
+            names: frozenset[str] | None = frozenset(stats)
+        else:
+            names = storage.listing(group[1])
         self._listings[group] = names
         return names
+
+    def known_stat(self, storage_key: str, url: str) -> tuple[bool, Stat | None]:
+        """(True, stat) when a listing already answered ``url`` (stat None: missing)."""
+        storage = self._storages(storage_key)
+        group = self._group_of.get((storage_key, url)) or (storage_key, storage.parent(url))
+        names = self._listings.get(group)
+        if names is None:
+            return False, None  # never listed
+        key = storage.key(url)
+        if (storage_key, key) in self._stats:
+            return True, self._stats[(storage_key, key)]
+        if key in names:
+            return False, None  # listed by name only: size and age unknown
+        return True, None
 
 
 STORAGES = Registry(
