@@ -33,6 +33,10 @@ tasks:
     needs: {{n: numbers, w: words}}
     args: {{name: report}}
     target: "out/report-{{today}}.pkl"
+  size:
+    shell: "wc -c < {{needs.numbers}} | tr -d ' ' > {{output}}"
+    needs: [numbers]
+    target: out/size.txt
   fragile:
     run: steps:flaky
     args: {{times: "{{params.failures}}", name: fragile}}
@@ -75,9 +79,10 @@ def test_end_to_end_on_every_storage(project, steps, lake):
     assert set(states(first).values()) == {"succeeded"}
     assert json.loads(read(f"{lake}/raw/numbers.json")) == [3, 1, 2]
     assert read(f"{lake}/raw/words.txt") == b"b a c"
+    assert read(f"{lake}/out/size.txt") == b"10\n"  # the shell task read a local copy of numbers
 
     second = proj.cli("run", "--json", "--date", "2026-11-01")
-    assert second.code == 0 and states(second) == {"report": "skipped", "fragile": "skipped",
+    assert second.code == 0 and states(second) == {"report": "skipped", "fragile": "skipped", "size": "skipped",
                                                     "numbers": "not needed", "words": "not needed"}
 
     status = json.loads(proj.cli("status", "--json", "--date", "2026-11-01").out)
@@ -87,7 +92,7 @@ def test_end_to_end_on_every_storage(project, steps, lake):
 
     forced = proj.cli("run", "--json", "--date", "2026-11-01", "--force", "numbers")
     assert states(forced) == {"numbers": "succeeded", "words": "skipped", "report": "succeeded",
-                              "fragile": "skipped"}
+                              "size": "succeeded", "fragile": "skipped"}
     assert proj.counts() == {"numbers": 2, "report": 2, "fragile": 1}  # shell tasks do not log
 
 
@@ -95,10 +100,11 @@ def test_partial_failure_then_rerun(project, steps, lake):
     proj = project(PIPELINE.format(url=lake), steps=steps + REPORT)
     failed = proj.cli("run", "--json", "--keep-going", "-p", "failures=5", "--date", "2026-11-01")
     assert failed.code == 1
-    assert states(failed) == {"numbers": "succeeded", "words": "succeeded", "report": "succeeded", "fragile": "failed"}
+    assert states(failed) == {"numbers": "succeeded", "words": "succeeded", "report": "succeeded",
+                              "size": "succeeded", "fragile": "failed"}
     fs, _, _ = fsspec.get_fs_token_paths(lake)
     assert not fs.exists(f"{lake}/out/fragile.json")
     rerun = proj.cli("run", "--json", "--date", "2026-11-01")
     assert rerun.code == 0, rerun.text
     assert states(rerun) == {"numbers": "not needed", "words": "not needed", "report": "skipped",
-                             "fragile": "succeeded"}
+                             "size": "skipped", "fragile": "succeeded"}
