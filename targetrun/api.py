@@ -96,7 +96,7 @@ class Backends:
             kind, location = store_address(self.spec, self.store_url)
             return STORAGES.get("inline")(self.store, kind, location)  # type: ignore[no-any-return]
         named = self.spec.results.get(key)
-        proto = protocol(named.url) if named else key
+        proto = (protocol(named.url) if named else key) or key
         if proto in STORAGES and proto != "fsspec":
             return STORAGES.get(proto)(**(named.options if named else {}))  # type: ignore[no-any-return]
         return STORAGES.get("fsspec")(proto, named.options if named else {})  # type: ignore[no-any-return]

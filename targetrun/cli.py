@@ -132,7 +132,7 @@ def _now() -> float:
 
 
 def _out(ctx: click.Context) -> TextIO:
-    return ctx.obj["out"] if ctx.obj else sys.stdout  # type: ignore[no-any-return]
+    return ctx.obj["out"] if ctx.obj else sys.stdout
 
 
 # -- commands ----------------------------------------------------------------------

@@ -207,7 +207,8 @@ class Planner:
         for key, urls in _group(p for p in probes.values() if p is not None):
             checker.expect(key, urls)
         decisions: dict[str, Decision] = {}
-        wave, waiting = requested, []
+        wave: list[str] = requested
+        waiting: list[str] = []
         while wave or waiting:
             ready, blocked = self._split(list(dict.fromkeys(waiting + wave)), tasks, forced, decisions)
             found = _check(checker, [p for n in ready if (p := probes.get(n)) is not None])

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from targetrun import templating
 from targetrun.errors import StorageError
@@ -131,7 +131,7 @@ def write_value(storage: Storage, url: str, value: object, serializer_name: str)
     try:
         with storage.atomic_write(url) as f:
             writer = HashingWriter(f)
-            codec.dump(value, writer)
+            codec.dump(value, cast(BinaryIO, writer))
     except SerializationError as exc:
         raise WorkError(f"cannot write the value to {url} as {serializer_name}: {exc}") from None
     _verify(storage, url)

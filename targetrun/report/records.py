@@ -17,7 +17,7 @@ def _when(ts: float, now: float) -> str:
 
 
 def render_history(runs: list[RunRecord], out: TextIO, now: float) -> None:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for run in runs:
         took = format_duration(run.finished - run.started) if run.finished else ""
         rows.append((run.run_id, _when(run.started, now), run.status.value, took, run.counts))
@@ -30,7 +30,7 @@ def history_to_list(runs: list[RunRecord]) -> list[dict[str, Any]]:
 
 
 def render_cache(entries: list[CacheEntry], out: TextIO, now: float) -> None:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for e in entries:
         expiry = ("expires " if e.expires > now else "expired ") + _when(e.expires, now)
         rows.append((e.key, e.task, expiry, e.checkpoint.location, size_text(e.checkpoint.size)))

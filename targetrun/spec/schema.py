@@ -300,7 +300,7 @@ class _Checker:
                 f"Declared results: {', '.join(results) or 'none'}. For a folder, write a path such as ./{value}."
             )
             raise self.error(where + ("result",), f"{value!r} is not a name under `results:`", hint=hint)
-        return value
+        return str(value)
 
     def duration(self, path: Path, raw: Any) -> float:
         try:

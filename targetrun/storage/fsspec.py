@@ -135,7 +135,7 @@ class FsspecStorage(Storage):
 
 def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
     try:
-        import fsspec
+        import fsspec  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - fsspec is a core dependency
         raise MissingExtraError("fsspec is not installed", hint="Install targetrun.") from None
     try:

@@ -99,7 +99,7 @@ class RedisStore(StateStore):
 
     def begin_run(self, record: RunRecord) -> None:
         pipe = self.client.pipeline()
-        pipe.hset(f"{PREFIX}run:{record.run_id}", mapping=_run_fields(record))
+        pipe.hset(f"{PREFIX}run:{record.run_id}", mapping=_run_fields(record))  # type: ignore[arg-type]
         pipe.zadd(f"{PREFIX}runs:{record.pipeline}", {record.run_id: record.started})
         self._call(pipe.execute)
 

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -137,7 +137,7 @@ class SqliteStore(StateStore):
         except sqlite3.Error as exc:
             raise self._broken(exc) from None
 
-    def _query(self, sql: str, args: tuple[object, ...] | list[object] = ()) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         try:
             return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
@@ -237,7 +237,8 @@ class SqliteStore(StateStore):
 
     def delete_cache(self, *, key: str | None = None, task: str | None = None, pipeline: str | None = None,
                      expired_before: float | None = None) -> int:
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[object] = []
         for column, value in (("key", key), ("task", task), ("pipeline", pipeline)):
             if value is not None:
                 clauses.append(f"{column} = ?")
