@@ -142,13 +142,34 @@ def backends(spec: PipelineSpec, store_url: str | None = None) -> Iterator[Backe
         opened.close()
 
 
-def make_executor(name: str = "inline", jobs: int = 1) -> Executor:
-    if name == "inline" and jobs > 1:
+def make_executor(name: str = "inline", jobs: int = 1, scheduler: str | None = None) -> Executor:
+    """An executor by registry name; a scheduler address implies dask."""
+    if scheduler is not None:
+        name = "dask"
+    elif name == "inline" and jobs > 1:
         name = "threads"
     cls = EXECUTORS.get(name)
     if name == "inline":
         return cls()  # type: ignore[no-any-return]
+    if name == "dask":
+        return cls(max_workers=jobs, scheduler=scheduler)  # type: ignore[no-any-return]
     return cls(max_workers=jobs)  # type: ignore[no-any-return]
+
+
+def scheduler_address(spec: PipelineSpec, given: str | None = None) -> str | None:
+    """``--scheduler``, else ``TARGETRUN_SCHEDULER``, else the Pipelinefile's ``scheduler:``."""
+    return given or os.environ.get("TARGETRUN_SCHEDULER") or spec.scheduler
+
+
+def check_shared_storage(the_plan: Plan) -> None:
+    """Workers elsewhere cannot write this machine's folders: refuse before anything runs."""
+    for name in the_plan.order:
+        checkpoint = the_plan.tasks[name].checkpoint
+        if checkpoint is not None and checkpoint.result in (LOCAL, INLINE, "memory"):
+            raise UsageError(
+                f"task {name!r} writes to {checkpoint.url}, which workers on a remote Dask scheduler cannot reach",
+                hint="Give it shared storage (result: s3://... or gs://...), or run without --scheduler.",
+            )
 
 
 def plan(spec: PipelineSpec, request: RunRequest, context: RunContext, opened: Backends, *, use_store: bool = True,
@@ -168,25 +189,36 @@ def run(
     resume: str | None = None,
     date: dt.date | dt.datetime | None = None,
     params: Mapping[str, object] | None = None,
-    executor: str = "inline",
+    executor: str | Executor = "inline",
     jobs: int = 1,
+    scheduler: str | None = None,
     reporter: Reporter | None = None,
     clock: Clock | None = None,
     store_url: str | None = None,
 ) -> RunSummary:
-    """Run a pipeline: decide, run what must run, checkpoint, record."""
+    """Run a pipeline: decide, run what must run, checkpoint, record.
+
+    ``executor`` is a registry name (inline, threads, processes, dask) or an executor
+    object the caller owns; ``scheduler`` (or TARGETRUN_SCHEDULER, or the Pipelinefile's
+    ``scheduler:``) runs the tasks on an existing Dask cluster.
+    """
     spec = spec if isinstance(spec, PipelineSpec) else load(spec)
     request = RunRequest(tuple(tasks), tuple(force), force_all, dry_run, keep_going, resume)
     context = run_context(spec, date=date, params=params)
     with backends(spec, store_url) as opened:
         the_plan = plan(spec, request, context, opened, clock=clock)
-        pool = make_executor(executor, jobs)
+        address = scheduler_address(spec, scheduler)
+        if address is not None and not request.dry_run:
+            check_shared_storage(the_plan)
+        owned = isinstance(executor, str)
+        pool = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
         try:
             engine = Engine(storages=opened.storage, store=opened.store, executor=pool,
                             reporter=reporter or NullReporter(), clock=clock)
             return engine.run(the_plan, request)
         finally:
-            pool.shutdown()
+            if owned:
+                pool.shutdown()
 
 
 def status(

@@ -164,14 +164,19 @@ def cli() -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Tasks to run at once.")
 @click.option("--executor", type=click.Choice(EXECUTORS.names()), default="inline", show_default=True,
-              help="Where tasks run: inline (this process), threads or processes pools, or dask.")
+              help="Where tasks run: inline (this process), threads or processes pools, or dask "
+                   "(a local Dask cluster with -j workers).")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run on an existing Dask cluster (also TARGETRUN_SCHEDULER or `scheduler:`); "
+                   "results must then be on shared storage.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document summarising every task.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and the final line.")
 @click.option("-v", "--verbose", is_flag=True, help="Print each task start and full tracebacks.")
 @click.pass_context
 def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tuple[str, ...], params_file: str | None,
         date: str | None, force: tuple[str, ...], force_all: bool, dry_run: bool, keep_going: bool,
-        resume: str | None, jobs: int, executor: str, as_json: bool, quiet: bool, verbose: bool) -> int:
+        resume: str | None, jobs: int, executor: str, scheduler: str | None, as_json: bool, quiet: bool,
+        verbose: bool) -> int:
     """Run TASKS (default: the tasks nothing else needs) and what they need.
 
     A task whose target exists is skipped and what it needs is not looked at. A task
@@ -186,7 +191,7 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     reporter = None if as_json else ConsoleReporter(out, verbosity=verbosity, colour=colour_enabled(out))
     summary = api.run(spec, tasks, force=force, force_all=force_all, dry_run=dry_run, keep_going=keep_going,
                       resume=resume, date=_parse_date(date), params=_parse_params(params, params_file),
-                      executor=executor, jobs=jobs, reporter=reporter, clock=_clock())
+                      executor=executor, jobs=jobs, scheduler=scheduler, reporter=reporter, clock=_clock())
     code = api.exit_code(summary)
     if as_json:
         from targetrun.report.json import summary_to_dict

@@ -93,6 +93,7 @@ class PipelineSpec:
     params: Mapping[str, object] = field(default_factory=dict)
     results: Mapping[str, ResultLocation] = field(default_factory=dict)
     cache_url: str = ".targetrun/state.db"
+    scheduler: str | None = None  # a Dask scheduler address (`scheduler:`)
     param_lines: Mapping[str, int] = field(default_factory=dict)
     allow_outside_targets: bool = False
 

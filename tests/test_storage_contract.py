@@ -146,3 +146,15 @@ class TestInlineStorageOnRedis(TestInlineStorageOnSqlite):
         store = RedisStore(redis_url)
         yield InlineStorage(store, "redis", redis_url)
         store.close()
+
+
+class TestDaskExecutor(ExecutorContract):
+    @pytest.fixture
+    def executor(self, dask_cluster):
+        from distributed import Client
+
+        from targetrun.executors.dask import DaskExecutor
+
+        client = Client(dask_cluster)
+        yield DaskExecutor(client=client)
+        client.close()

@@ -73,15 +73,19 @@ def states(result) -> dict[str, str]:
 
 
 def test_end_to_end_on_every_storage(project, steps, lake):
-    proj = project(PIPELINE.format(url=lake), steps=steps + REPORT)
-    first = proj.cli("run", "--json", "--date", "2026-11-01")
+    scenario(project(PIPELINE.format(url=lake), steps=steps + REPORT), lake)
+
+
+def scenario(proj, lake: str, *executor: str) -> None:
+    """Cold run, second run all skipped, status --json, --force: on any storage and executor."""
+    first = proj.cli("run", "--json", "--date", "2026-11-01", *executor)
     assert first.code == 0, first.text
     assert set(states(first).values()) == {"succeeded"}
     assert json.loads(read(f"{lake}/raw/numbers.json")) == [3, 1, 2]
     assert read(f"{lake}/raw/words.txt") == b"b a c"
     assert read(f"{lake}/out/size.txt") == b"10\n"  # the shell task read a local copy of numbers
 
-    second = proj.cli("run", "--json", "--date", "2026-11-01")
+    second = proj.cli("run", "--json", "--date", "2026-11-01", *executor)
     assert second.code == 0 and states(second) == {"report": "skipped", "fragile": "skipped", "size": "skipped",
                                                     "numbers": "not needed", "words": "not needed"}
 
@@ -90,7 +94,7 @@ def test_end_to_end_on_every_storage(project, steps, lake):
     assert all(row["exists"] for row in rows.values()) and rows["words"]["size"] == 5
     assert status["would_run"] == []
 
-    forced = proj.cli("run", "--json", "--date", "2026-11-01", "--force", "numbers")
+    forced = proj.cli("run", "--json", "--date", "2026-11-01", "--force", "numbers", *executor)
     assert states(forced) == {"numbers": "succeeded", "words": "skipped", "report": "succeeded",
                               "size": "succeeded", "fragile": "skipped"}
     assert proj.counts() == {"numbers": 2, "report": 2, "fragile": 1}  # shell tasks do not log

@@ -125,6 +125,9 @@ class Engine:
                     result = future.result()
                 except WorkError as exc:
                     self._attempt_failed(plan, request, progress, name, exc)
+                except Exception as exc:  # the executor lost the task (a worker died, ...)
+                    lost = WorkError(f"the executor lost the task: {type(exc).__name__}: {exc}", backend=True)
+                    self._attempt_failed(plan, request, progress, name, lost)
                 else:
                     self._record(plan, progress, name, result)
             self._release_due_retries(progress)

@@ -17,7 +17,7 @@ from targetrun.errors import CycleError, DuplicateTargetError, SpecError, Templa
 from targetrun.model import CachePolicy, PipelineSpec, ResultLocation, TaskSpec, Validator
 from targetrun.spec.yamlnodes import Document, Path
 
-TOP_KEYS = ("version", "name", "params", "results", "defaults", "cache", "tasks", "allow_outside_targets")
+TOP_KEYS = ("version", "name", "params", "results", "defaults", "cache", "scheduler", "tasks", "allow_outside_targets")
 TASK_KEYS = (
     "run",
     "shell",
@@ -86,6 +86,9 @@ class _Checker:
         results = self.results(top.get("results", {}))
         defaults = self.defaults(top.get("defaults", {}), results)
         cache_url = self.expect(("cache",), top.get("cache", ".targetrun/state.db"), str, "a path or redis:// URL")
+        scheduler = top.get("scheduler")
+        if scheduler is not None:
+            self.expect(("scheduler",), scheduler, str, "a Dask scheduler address such as tcp://host:8786")
         outside = self.expect(("allow_outside_targets",), top.get("allow_outside_targets", False), bool, "true or false")
         if "tasks" not in top:
             raise self.error((), "the file has no `tasks:` mapping", hint="Declare at least one task under `tasks:`.")
@@ -102,6 +105,7 @@ class _Checker:
             params=params,
             results=results,
             cache_url=cache_url,
+            scheduler=scheduler,
             param_lines={k: self.doc.line(("params", k)) or 0 for k in params},
             allow_outside_targets=outside,
         )
