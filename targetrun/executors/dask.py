@@ -12,6 +12,7 @@ waited on one by one: a dask future's completion sets a ``concurrent.futures.Fut
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -34,7 +35,8 @@ class DaskExecutor:
             if client is not None:
                 self._client = client
             elif scheduler is not None:
-                self._client = Client(scheduler, timeout="10s")  # type: ignore[no-untyped-call]
+                timeout = float(os.environ.get("TARGETRUN_SCHEDULER_TIMEOUT", "10"))
+                self._client = Client(scheduler, timeout=timeout)  # type: ignore[no-untyped-call]
             else:
                 settings = dict(n_workers=max_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                 dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
