@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import heapq
 import os
+import queue
 import time
 from dataclasses import replace
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,9 @@ from targetrun.storage.base import Storage
 from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
 
 
+WAKE_UP = 0.5  # seconds: the loop wakes at least this often (retries due, Ctrl-C)
+
+
 @dataclass
 class Clock:
     """Wall time for records, monotonic time and sleep for delays; tests inject fakes."""
@@ -63,6 +67,7 @@ class _Progress:
     ready: deque[str] = field(default_factory=deque)
     later: list[tuple[float, str]] = field(default_factory=list)  # heap of (due, task): retries, lock waits
     inflight: dict[Future[Any], str] = field(default_factory=dict)
+    finished: queue.SimpleQueue[Future[Any]] = field(default_factory=queue.SimpleQueue)  # fed by done-callbacks
     values: dict[str, object] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
@@ -133,7 +138,7 @@ class Engine:
             self._release_due_retries(progress)
 
     def _submit_ready(self, plan: Plan, progress: _Progress, functions: dict[str, Any]) -> None:
-        while progress.ready and not progress.stopping and len(progress.inflight) < self.executor.max_workers:
+        while progress.ready and not progress.stopping and len(progress.inflight) < self.executor.max_in_flight:
             name = progress.ready.popleft()
             if not self.locks.claim(name, _lock_name(plan.tasks[name])):
                 heapq.heappush(progress.later, (self.clock.monotonic() + self.lock_poll, name))  # another run has it
@@ -147,20 +152,25 @@ class Engine:
             self.reporter.handle(TaskStarted(name, attempt, plan.decision(name), target))
             future = self.executor.submit(execute, self._job(plan, progress, task, attempt, functions.get(name)))
             progress.inflight[future] = name
+            future.add_done_callback(progress.finished.put)
 
     def _wait(self, progress: _Progress) -> list[Future[Any]]:
         if not progress.inflight:
             if progress.later and not progress.ready:
                 self.clock.sleep(max(0.0, progress.later[0][0] - self.clock.monotonic()))
             return []
-        done = [f for f in progress.inflight if f.done()]
-        if done:
-            return done
-        timeout = None
+        timeout = WAKE_UP
         if progress.later:
-            timeout = max(0.0, progress.later[0][0] - self.clock.monotonic())
-        finished, _ = wait(list(progress.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
-        return list(finished)
+            timeout = min(timeout, max(0.0, progress.later[0][0] - self.clock.monotonic()))
+        try:
+            done = [progress.finished.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:  # take every other attempt that finished meanwhile
+            try:
+                done.append(progress.finished.get_nowait())
+            except queue.Empty:
+                return done
 
     def _release_due_retries(self, progress: _Progress) -> None:
         now = self.clock.monotonic()

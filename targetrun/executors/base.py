@@ -17,6 +17,8 @@ from targetrun.registry import Entry, Registry
 
 class Executor(Protocol):
     max_workers: int
+    #: attempts the engine keeps submitted at once (more than workers: none idles between tasks)
+    max_in_flight: int
     #: True when submitted functions run in this process and may share memory with it
     in_process: bool
 
@@ -27,6 +29,7 @@ class Executor(Protocol):
 
 class InlineExecutor:
     max_workers = 1
+    max_in_flight = 1
     in_process = True
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:

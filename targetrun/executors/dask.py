@@ -47,7 +47,8 @@ class DaskExecutor:
             raise ExecutorError(f"cannot reach the Dask scheduler {where}: {exc}",
                                 hint="Check the address (tcp://HOST:8786) and that the scheduler is running.") from None
         threads = sum(self._client.nthreads().values()) or max_workers
-        self.max_workers = threads * IN_FLIGHT_PER_THREAD
+        self.max_workers = threads
+        self.max_in_flight = threads * IN_FLIGHT_PER_THREAD
         self._pending: set[Any] = set()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:

@@ -13,6 +13,7 @@ class ThreadExecutor:
 
     def __init__(self, max_workers: int = 2) -> None:
         self.max_workers = max_workers
+        self.max_in_flight = 2 * max_workers
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="targetrun")
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
@@ -29,6 +30,7 @@ class ProcessExecutor:
 
     def __init__(self, max_workers: int = 2) -> None:
         self.max_workers = max_workers
+        self.max_in_flight = 2 * max_workers
         context = multiprocessing.get_context("spawn")
         self._pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=context)
 
