@@ -74,6 +74,15 @@ class TaskFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskGathered:
+    """A mapped task is complete: all its children are done (``ran`` of them ran)."""
+
+    task: str
+    children: int
+    ran: int
+
+
+@dataclass(frozen=True, slots=True)
 class TaskBlocked:
     """Not started: an upstream task failed, or the run stopped after a failure."""
 
@@ -88,7 +97,8 @@ class RunFinished:
 
 
 Event = Union[
-    RunStarted, TaskSkipped, TaskPlanned, TaskStarted, TaskRetrying, TaskSucceeded, TaskFailed, TaskBlocked, RunFinished
+    RunStarted, TaskSkipped, TaskPlanned, TaskStarted, TaskRetrying, TaskSucceeded, TaskFailed, TaskGathered,
+    TaskBlocked, RunFinished,
 ]
 
 

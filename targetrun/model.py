@@ -134,10 +134,33 @@ class PlannedTask:
     serializer: str
     args: Mapping[str, object]
     cache_key: str | None = None  # rendered; only for tasks with cache_for
+    map_index: int | None = None  # a child of a mapped task (`foreach`)
+    item: object = None  # ... and its item
+    children: tuple[str, ...] | None = None  # a mapped task's children, once its items are known
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        return self.spec.name if self.map_index is None else child_name(self.spec.name, self.map_index)
+
+    @property
+    def is_gather(self) -> bool:
+        """A mapped task itself: it runs nothing, its value is its children's values in order."""
+        return self.spec.foreach is not None and self.map_index is None
+
+    @property
+    def mapped_upstream(self) -> str | None:
+        """The upstream task whose value a `foreach: {needs: TASK}` maps over."""
+        foreach = self.spec.foreach
+        return str(foreach["needs"]) if isinstance(foreach, Mapping) else None
+
+
+def child_name(task: str, map_index: int) -> str:
+    """The name of a mapped task's child.
+
+    >>> child_name("per_city", 3)
+    'per_city[3]'
+    """
+    return f"{task}[{map_index}]"
 
 
 class Action(Enum):
@@ -160,6 +183,9 @@ class Reason(Enum):
     FORCED = "forced"
     UPSTREAM_FORCED = "upstream forced"
     NO_TARGET = "no target"
+    MAPPED = "mapped"  # a mapped task: some children run
+    CHILDREN_DONE = "all children done"  # a mapped task: no child runs
+    MAP_PENDING = "items known after upstream runs"
     CORRUPT = "checkpoint corrupt"
     NOT_NEEDED = "not needed"
 

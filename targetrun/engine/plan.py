@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 
 from targetrun import dag, fingerprint, templating
 from targetrun.engine.cache import entry_verdict, target_verdict
+from targetrun.engine.mapping import as_items, static_items
 from targetrun.errors import DuplicateTargetError, SpecError, UsageError, did_you_mean
 from targetrun.model import (
     Action,
@@ -43,8 +44,10 @@ from targetrun.model import (
     RunContext,
     TaskSpec,
     Validator,
+    child_name,
 )
 from targetrun.resolve import Placer, default_checkpoint, infer_serializer
+from targetrun.serializers.base import serializer
 from targetrun.storage.base import Storage, TargetChecker
 from targetrun.store.base import StateStore
 
@@ -72,6 +75,7 @@ class Plan:
     param_fingerprints: dict[str, str] = field(default_factory=dict)
     checker: TargetChecker | None = None  # its listings tell status sizes and ages for free
     output_fingerprint: Callable[[str], str] = lambda name: "pending"  # of a task not run (planner's)
+    expand: Callable[[str, list[object]], list[str]] = lambda name, items: []  # a mapped task, during the run
 
     @property
     def run_id(self) -> str:
@@ -109,9 +113,15 @@ class Planner:
         self.hits: dict[str, CacheEntry] = {}
         self._kept: dict[str, Location] = {}  # skipped tasks whose value stays where it is
         self.checker = TargetChecker(storages)
-        self.graph = {name: task.upstream for name, task in spec.tasks.items()}
+        self.graph = {name: task.upstream for name, task in spec.tasks.items()}  # grows with mapped children
         self.base = templating.base_context(context)
         self.placer = Placer(spec)
+        # what plan() decided, kept so that mapped tasks can be expanded during the run
+        self._tasks: dict[str, PlannedTask] = {}
+        self._decisions: dict[str, Decision] = {}
+        self._forced: Mapping[str, Reason] = {}
+        self._probes: dict[str, Location | None] = {}
+        self._resumed: Mapping[str, Checkpoint] = {}
 
     def plan(self, request: RunRequest) -> Plan:
         self._check_names(request.tasks, "task")
@@ -119,23 +129,30 @@ class Planner:
         requested = list(dict.fromkeys(request.tasks)) or dag.sinks(self.graph)
         requested += [name for name in request.force if name not in requested]
         scope = dag.ancestors(self.graph, requested)
-        forced = self._forced(request, scope)
-        tasks = {name: self.render(self.spec.tasks[name]) for name in dag.toposort(self.graph, scope)}
+        forced = self._forced_tasks(request, scope)
+        tasks = self._tasks = {name: self.render(self.spec.tasks[name]) for name in dag.toposort(self.graph, scope)}
         self._check_duplicate_targets(tasks.values())
-        resumed = self._resumed(request.resume)
-        probes = {name: self._probe(task, resumed.get(name)) for name, task in tasks.items() if name not in forced}
-        decisions = self._walk(requested, tasks, forced, probes)
-        for name, decision in decisions.items():
-            if decision.reason is Reason.RESUMED:  # read the value where the resumed run left it
-                tasks[name] = replace(tasks[name], checkpoint=probes[name])
-            elif decision.reason is Reason.CACHE_HIT:  # ... or where the cache entry points
-                hit = self.hits[name].checkpoint
-                tasks[name] = replace(tasks[name], checkpoint=hit.where, serializer=hit.serializer)
-        runs = [name for name, d in decisions.items() if d.runs]
-        order = dag.toposort(self.graph, runs)
-        return Plan(self.spec, self.context, tuple(requested), tasks, decisions, order, self.graph,
+        self._forced = forced
+        self._resumed = self._load_resumed(request.resume)
+        self._probes = {name: self._probe(task, self._resumed.get(name)) for name, task in tasks.items()
+                        if name not in forced}
+        decisions = self._decisions = self._walk(requested, tasks, forced, self._probes)
+        self._settle_locations(list(decisions))
+        self._tasks = {name: self._tasks[name] for name in dag.toposort(self.graph, self._tasks)}  # children too
+        order = dag.toposort(self.graph, [name for name, d in decisions.items() if d.runs])
+        return Plan(self.spec, self.context, tuple(requested), self._tasks, decisions, order, self.graph,
                     base_context=self.base, param_fingerprints=self.params,
-                    output_fingerprint=self.output_fingerprint, checker=self.checker)
+                    output_fingerprint=self.output_fingerprint, checker=self.checker, expand=self.expand_during_run)
+
+    def _settle_locations(self, names: list[str]) -> None:
+        """A skipped task's value is read where it is: a resumed run's checkpoint or a cache hit's."""
+        for name in names:
+            decision = self._decisions[name]
+            if decision.reason is Reason.RESUMED:
+                self._tasks[name] = replace(self._tasks[name], checkpoint=self._probes[name])
+            elif decision.reason is Reason.CACHE_HIT:
+                hit = self.hits[name].checkpoint
+                self._tasks[name] = replace(self._tasks[name], checkpoint=hit.where, serializer=hit.serializer)
 
     # -- steps ---------------------------------------------------------------------
 
@@ -145,38 +162,43 @@ class Planner:
                 hint = did_you_mean(name, self.spec.tasks) or f"Tasks: {', '.join(list(self.spec.tasks)[:20])}."
                 raise UsageError(f"unknown {what} {name!r}", hint=hint)
 
-    def _forced(self, request: RunRequest, scope: set[str]) -> dict[str, Reason]:
+    def _forced_tasks(self, request: RunRequest, scope: set[str]) -> dict[str, Reason]:
         if request.force_all:
             return dict.fromkeys(scope, Reason.FORCED)
         forced = dict.fromkeys(dag.downstream_within(self.graph, request.force, scope), Reason.UPSTREAM_FORCED)
         forced.update(dict.fromkeys(request.force, Reason.FORCED))
         return forced
 
-    def render(self, task: TaskSpec) -> PlannedTask:
-        """Render a task's target and args for this run (SpecError names the task)."""
-        if task.foreach is not None:
-            raise SpecError(
-                f"task {task.name!r} uses `foreach`, which this version of targetrun does not run yet",
-                file=self.spec.path, line=task.line_of("foreach"), key=f"tasks.{task.name}.foreach",
-            )
-        templated_args = task.templated_args
+    def render(self, task: TaskSpec, map_index: int | None = None, item: object = None) -> PlannedTask:
+        """Render a task's target and args for this run (SpecError names the task).
+
+        A mapped task renders as a gather node with no children yet; each child is
+        rendered with its own ``{item}`` and ``{map_index}``.
+        """
+        if task.foreach is not None and map_index is None:
+            return PlannedTask(task, None, None, "pickle", {})
+        mapped = map_index is not None
+        name = child_name(task.name, map_index) if map_index is not None else task.name
+        templated_args = task.templated_args or mapped
         key_template = task.cache.key if task.cache is not None else None
         templated = templated_args or (task.target is not None and "{" in task.target) or key_template is not None
-        context = templating.task_context(self.base, task.name) if templated else self.base
+        extra = {"item": item, "map_index": map_index, "task_full_name": name} if mapped else {}
+        context = templating.task_context(self.base, task.name, **extra) if templated else self.base
         try:
             target = self.placer.target(task, context) if task.target is not None else None
             args = {k: templating.render_value(v, context) for k, v in task.args.items()} if templated_args else task.args
             cache_key = None
             if task.cache is not None:
-                cache_key = templating.render(key_template, context) if key_template else f"{self.spec.name}/{task.name}"
+                cache_key = templating.render(key_template, context) if key_template else f"{self.spec.name}/{name}"
         except SpecError as exc:
             raise SpecError(exc.message, file=self.spec.path, line=task.line_of("target"),
                             key=f"tasks.{task.name}", hint=exc.hint) from None
         serializer = infer_serializer(task, target.url if target else None)
         checkpoint = target
         if checkpoint is None and task.checkpoint:
-            checkpoint = default_checkpoint(self.spec, task, serializer, self.context.run_id)
-        return PlannedTask(task, target, checkpoint, serializer, args, cache_key)
+            suffix = f"-{map_index}" if mapped else ""
+            checkpoint = default_checkpoint(self.spec, task, serializer, self.context.run_id, suffix)
+        return PlannedTask(task, target, checkpoint, serializer, args, cache_key, map_index, item)
 
     def _check_duplicate_targets(self, tasks: Iterable[PlannedTask]) -> None:
         seen: dict[Location, str] = {}
@@ -191,7 +213,7 @@ class Planner:
                 )
             seen[task.target] = task.name
 
-    def _resumed(self, run_id: str | None) -> Mapping[str, Checkpoint]:
+    def _load_resumed(self, run_id: str | None) -> Mapping[str, Checkpoint]:
         if run_id is None or self.store is None:
             return {}
         return self.store.run_checkpoints(run_id)
@@ -207,6 +229,7 @@ class Planner:
         for key, urls in _group(p for p in probes.values() if p is not None):
             checker.expect(key, urls)
         decisions: dict[str, Decision] = {}
+        self._decisions = decisions  # expansion of mapped tasks below reads and grows it
         wave: list[str] = requested
         waiting: list[str] = []
         while wave or waiting:
@@ -215,31 +238,124 @@ class Planner:
             records, entries = self._records(tasks, ready, forced, found)
             upcoming: dict[str, None] = {}
             for name in ready:
-                decision = self._decide_one(tasks[name], forced.get(name), probes.get(name), found, records, entries)
+                if tasks[name].is_gather:
+                    decision = self._decide_gather(name)
+                    if decision is None:  # just expanded: decide its children first
+                        blocked.append(name)
+                        continue
+                else:
+                    decision = self._decide_one(tasks[name], self._forced_of(tasks[name]), probes.get(name), found,
+                                                records, entries)
                 decisions[name] = decision
                 self._note_output(tasks[name], decision, probes.get(name))
                 if decision.runs:
                     upcoming.update((up, None) for up in self.graph[name] if up not in decisions)
-            for name in blocked:  # decide what it needs first: looked at, not run
-                upcoming.update((up, None) for up in self.graph[name] if up not in decisions)
+            for name in blocked:  # decide what it waits for first: looked at, not run
+                upcoming.update((up, None) for up in self._waits_for(tasks[name], forced, decisions))
             waiting = blocked
             wave = [name for name in upcoming if name not in decisions]
         return decisions
 
     def _split(self, names: list[str], tasks: Mapping[str, PlannedTask], forced: Mapping[str, Reason],
                decisions: Mapping[str, Decision]) -> tuple[list[str], list[str]]:
-        """Tasks that can be decided now, and those waiting for their inputs' fingerprints."""
-        ready, blocked = [], []
+        """Tasks that can be decided now, and those waiting for other decisions first."""
+        ready: list[str] = []
+        blocked: list[str] = []
         for name in names:
             if name in decisions:
                 continue
-            cache = tasks[name].spec.cache
-            wants_inputs = cache is not None and cache.validator in (Validator.ALL_INPUTS, Validator.PARTIAL_INPUTS_ONLY)
-            if wants_inputs and name not in forced and any(up not in decisions for up in self.graph[name]):
-                blocked.append(name)
-            else:
-                ready.append(name)
+            (blocked if self._waits_for(tasks[name], forced, decisions) else ready).append(name)
         return ready, blocked
+
+    def _waits_for(self, task: PlannedTask, forced: Mapping[str, Reason], decisions: Mapping[str, Decision]) -> list[str]:
+        """What must be decided before this task can be: its children (a mapped task), the
+        task it maps over, or its upstream tasks (a validator over inputs)."""
+        if task.is_gather:
+            if task.children is not None:
+                return [c for c in task.children if c not in decisions]
+            up = task.mapped_upstream
+            return [up] if up is not None and up not in decisions else []
+        cache = task.spec.cache
+        wants_inputs = cache is not None and cache.validator in (Validator.ALL_INPUTS, Validator.PARTIAL_INPUTS_ONLY)
+        if wants_inputs and self._forced_of(task) is None:
+            return [up for up in self.graph[task.name] if up not in decisions]
+        return []
+
+    def _forced_of(self, task: PlannedTask) -> Reason | None:
+        """A child of a forced mapped task is forced too."""
+        return self._forced.get(task.name) or self._forced.get(task.spec.name)
+
+    # -- mapped tasks --------------------------------------------------------------
+
+    def _decide_gather(self, name: str) -> Decision | None:
+        """A mapped task: expand it (None: decide the children first), or sum its children up."""
+        task = self._tasks[name]
+        if task.children is None:
+            items = self._items(task)
+            if items is None:
+                return Decision(Action.RUN, Reason.MAP_PENDING, detail=f"mapped over {task.mapped_upstream!r}")
+            self._expand(name, items)
+            return None
+        running = sum(1 for child in task.children if self._decisions[child].runs)
+        if running:
+            return Decision(Action.RUN, Reason.MAPPED, detail=f"{running} of {len(task.children)} children run")
+        return Decision(Action.SKIP, Reason.CHILDREN_DONE, detail=f"{len(task.children)} children")
+
+    def _items(self, task: PlannedTask) -> list[object] | None:
+        """The items to map over, or None while they depend on a task that runs first."""
+        where = dict(file=self.spec.path, line=task.spec.line_of("foreach"), key=f"tasks.{task.name}.foreach")
+        up = task.mapped_upstream
+        try:
+            if up is None:
+                return static_items(task.spec.foreach, self.base)
+            if self._decisions[up].runs:
+                return None
+            return as_items(self._load_value(up), f"the value of {up!r}")
+        except (ValueError, SpecError) as exc:
+            raise SpecError(f"task {task.name!r} cannot map: {exc}", **where) from None  # type: ignore[arg-type]
+
+    def _load_value(self, name: str) -> object:
+        """The value of a task this run does not recompute (to know what to map over)."""
+        task = self._tasks[name]
+        if task.is_gather:
+            return [self._load_value(child) for child in task.children or ()]
+        hit = self.hits.get(name)
+        where = hit.checkpoint.where if hit else (self._probes.get(name) or task.checkpoint)
+        codec = hit.checkpoint.serializer if hit else task.serializer
+        if where is None:
+            raise SpecError(f"the value of {name!r} was not kept (checkpoint: false)")
+        with self.storages(where.result).open_read(where.url) as f:
+            return serializer(codec).load(f)
+
+    def _expand(self, name: str, items: list[object]) -> list[str]:
+        """Render one child per item and put them in the graph before the mapped task."""
+        gather = self._tasks[name]
+        children = [self.render(gather.spec, i, item) for i, item in enumerate(items)]
+        self._check_duplicate_targets(children)
+        for child in children:
+            self._tasks[child.name] = child
+            self.graph[child.name] = gather.spec.upstream
+            if self._forced_of(child) is None:
+                self._probes[child.name] = self._probe(child, self._resumed.get(child.name))
+        names = tuple(child.name for child in children)
+        self.graph[name] = gather.spec.upstream + names
+        self._tasks[name] = replace(gather, children=names)
+        for key, urls in _group(p for n in names if (p := self._probes.get(n)) is not None):
+            self.checker.expect(key, urls)
+        return list(names)
+
+    def expand_during_run(self, name: str, items: list[object]) -> list[str]:
+        """Expand a mapped task whose items became known during the run; decide its children."""
+        names = self._expand(name, items)
+        found = _check(self.checker, [p for n in names if (p := self._probes.get(n)) is not None])
+        records, entries = self._records(self._tasks, names, self._forced, found)
+        for child in names:
+            task = self._tasks[child]
+            decision = self._decide_one(task, self._forced_of(task), self._probes.get(child), found, records, entries)
+            self._decisions[child] = decision
+            self._note_output(task, decision, self._probes.get(child))
+        self._settle_locations(names)
+        return names
 
     def _records(self, tasks: Mapping[str, PlannedTask], names: list[str], forced: Mapping[str, Reason],
                  found: Mapping[Location, bool]) -> tuple[dict[str, Checkpoint], dict[str, list[CacheEntry]]]:
@@ -289,6 +405,11 @@ class Planner:
         Computed on demand, because only input validators ask: a no-op run of 10,000
         plain targets never reads a single record.
         """
+        task = self._tasks.get(name)
+        if task is not None and task.is_gather:  # a mapped task: its children's, in order
+            parts = [self.output_fingerprint(child) for child in task.children or ()]
+            pending = task.children is None or fingerprint.PENDING in parts
+            return fingerprint.PENDING if pending else fingerprint.of_value(parts)
         if name not in self.outputs:
             probe = self._kept.get(name)
             self.outputs[name] = self._stored_fingerprint(probe) if probe is not None else fingerprint.PENDING

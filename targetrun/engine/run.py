@@ -24,6 +24,7 @@ from typing import Any
 from targetrun import dag, fingerprint
 from targetrun.engine.cache import entry_verdict, new_entry, target_verdict
 from targetrun.engine.locks import RunLocks
+from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import Plan, RunRequest
 from targetrun.engine.work import Input, Job, WorkError, WorkResult, check_call, execute, load_callable
 from targetrun.errors import SpecError
@@ -33,6 +34,7 @@ from targetrun.events import (
     RunStarted,
     TaskBlocked,
     TaskFailed,
+    TaskGathered,
     TaskPlanned,
     TaskRetrying,
     TaskSkipped,
@@ -72,6 +74,7 @@ class _Progress:
     attempts: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
     stopping: bool = False
+    request: RunRequest = field(default_factory=RunRequest)
 
 
 class Engine:
@@ -105,6 +108,7 @@ class Engine:
         self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order)))
         self._report_skips(plan)
         progress = self._progress(plan)
+        progress.request = request
         self.locks = RunLocks(self.store, plan.run_id, self.lock_lease)
         status = RunStatus.INTERRUPTED
         try:
@@ -140,6 +144,9 @@ class Engine:
     def _submit_ready(self, plan: Plan, progress: _Progress, functions: dict[str, Any]) -> None:
         while progress.ready and not progress.stopping and len(progress.inflight) < self.executor.max_in_flight:
             name = progress.ready.popleft()
+            if plan.tasks[name].is_gather:
+                self._expand_or_gather(plan, progress, name)
+                continue
             if not self.locks.claim(name, _lock_name(plan.tasks[name])):
                 heapq.heappush(progress.later, (self.clock.monotonic() + self.lock_poll, name))  # another run has it
                 continue
@@ -150,9 +157,48 @@ class Engine:
             task = plan.tasks[name]
             target = task.target.url if task.target else None
             self.reporter.handle(TaskStarted(name, attempt, plan.decision(name), target))
-            future = self.executor.submit(execute, self._job(plan, progress, task, attempt, functions.get(name)))
+            future = self.executor.submit(execute, self._job(plan, progress, task, attempt, functions.get(task.spec.name)))
             progress.inflight[future] = name
             future.add_done_callback(progress.finished.put)
+
+    def _expand_or_gather(self, plan: Plan, progress: _Progress, name: str) -> None:
+        """A mapped task whose needs are done: expand it if its items were pending, then,
+        once no child is left to run, it is complete (its value is its children's)."""
+        task = plan.tasks[name]
+        if task.children is None:
+            try:
+                items = as_items(self._input(plan, progress, str(task.mapped_upstream), shell=False).load(),
+                                 f"the value of {task.mapped_upstream!r}")
+            except (ValueError, WorkError) as exc:
+                error = WorkError(f"cannot map over {task.mapped_upstream!r}: {exc}")
+                progress.attempts[name] = 1
+                return self._attempt_failed(plan, progress.request, progress, name, error)
+            running = [child for child in plan.expand(name, items) if plan.decisions[child].runs]
+            self._adopt_children(plan, progress, name, running)
+            if running:
+                return
+        children = plan.tasks[name].children or ()
+        ran = sum(1 for c in children if progress.outcomes.get(c) and progress.outcomes[c].state is TaskState.SUCCEEDED)
+        progress.outcomes[name] = TaskOutcome(name, TaskState.SUCCEEDED, plan.decision(name), None)
+        self.reporter.handle(TaskGathered(name, len(children), ran))
+        self._release(plan, progress, name)
+
+    def _adopt_children(self, plan: Plan, progress: _Progress, name: str, running: list[str]) -> None:
+        """Children found during the run: report the skipped ones, queue the others."""
+        for child in plan.tasks[name].children or ():
+            if child not in running:
+                decision = plan.decisions[child]
+                progress.outcomes[child] = TaskOutcome(child, _skip_state(decision), decision, _target(plan.tasks[child]))
+                self.reporter.handle(TaskSkipped(child, decision, _target(plan.tasks[child])))
+        for child in running:
+            plan.order.append(child)
+            progress.waiting[child] = 0
+            progress.dependents[child] = [name]
+            progress.ready.append(child)
+        progress.waiting[name] = len(running)
+        for up in dict.fromkeys(plan.tasks[name].spec.upstream):  # each child keeps the unmapped values alive
+            if up in progress.consumers:
+                progress.consumers[up] += len(running)
 
     def _wait(self, progress: _Progress) -> list[Future[Any]]:
         if not progress.inflight:
@@ -184,6 +230,10 @@ class Engine:
     def _job(self, plan: Plan, progress: _Progress, task: PlannedTask, attempt: int, fn: Any) -> Job:
         spec = task.spec
         inputs = {arg: self._input(plan, progress, up, shell=spec.shell is not None) for arg, up in spec.needs}
+        if task.map_index is not None and task.mapped_upstream is not None:  # a child gets its own item
+            for arg, up in spec.needs:
+                if up == task.mapped_upstream:
+                    inputs[arg] = Input(up, value=task.item, in_memory=True)
         checkpoint = task.checkpoint
         context: dict[str, object] = {}
         if spec.shell is not None:
@@ -210,6 +260,10 @@ class Engine:
         return task.spec.run is not None and (self.executor.in_process or not task.spec.checkpoint)
 
     def _input(self, plan: Plan, progress: _Progress, upstream: str, *, shell: bool) -> Input:
+        gather = plan.tasks[upstream]
+        if gather.is_gather:
+            children = gather.children or ()
+            return Input(upstream, parts=tuple(self._input(plan, progress, c, shell=shell) for c in children))
         if upstream in progress.values and not shell:
             return Input(upstream, value=progress.values[upstream], in_memory=True)
         task = plan.tasks[upstream]
@@ -323,40 +377,47 @@ class Engine:
         """Fingerprints of the inputs a task runs with (for its cache entry and validators)."""
         inputs: dict[str, str] = {}
         for arg, up in task.spec.needs:
-            outcome = progress.outcomes.get(up)
-            if outcome is not None and outcome.checkpoint is not None:
-                inputs[arg] = fingerprint.of_content(outcome.checkpoint.content_hash)
-            elif up in progress.values:
-                inputs[arg] = fingerprint.of_value(progress.values[up])
-            else:
-                inputs[arg] = plan.output_fingerprint(up)
+            if task.map_index is not None and up == task.mapped_upstream:
+                inputs[arg] = fingerprint.of_value(task.item)
+                continue
+            inputs[arg] = self._output_fingerprint(plan, progress, up)
         inputs.update((name, fingerprint.of_value(value)) for name, value in task.args.items())
         return inputs
+
+    def _output_fingerprint(self, plan: Plan, progress: _Progress, up: str) -> str:
+        gather = plan.tasks[up]
+        if gather.is_gather:
+            return fingerprint.of_value([self._output_fingerprint(plan, progress, c) for c in gather.children or ()])
+        outcome = progress.outcomes.get(up)
+        if outcome is not None and outcome.checkpoint is not None:
+            return fingerprint.of_content(outcome.checkpoint.content_hash)
+        if up in progress.values:
+            return fingerprint.of_value(progress.values[up])
+        return plan.output_fingerprint(up)
 
     # -- before and after ----------------------------------------------------------
 
     def _preflight(self, plan: Plan) -> dict[str, Any]:
-        """Import every callable that will run, and check its arguments, before anything runs."""
+        """Import every callable that will run, and check its arguments, before anything
+        runs. Keyed by task name in the Pipelinefile: a mapped task's children share it."""
         functions: dict[str, Any] = {}
         for name in plan.order:
-            task = plan.tasks[name]
-            spec = task.spec
-            if spec.run is None:
+            spec = plan.tasks[name].spec
+            if spec.run is None or spec.name in functions:
                 continue
-            where = dict(file=plan.spec.path, line=spec.line_of("run"), key=f"tasks.{name}.run")
+            where = dict(file=plan.spec.path, line=spec.line_of("run"), key=f"tasks.{spec.name}.run")
             try:
                 fn = load_callable(spec.run, plan.spec.root)
             except Exception as exc:
-                raise SpecError(f"cannot load {spec.run!r} for task {name!r}: {type(exc).__name__}: {exc}",
+                raise SpecError(f"cannot load {spec.run!r} for task {spec.name!r}: {type(exc).__name__}: {exc}",
                                 hint="Check the module and function names; the Pipelinefile's folder is importable.",
                                 **where) from None  # type: ignore[arg-type]
-            problem = check_call(fn, list(task.args) + [arg for arg, _ in spec.needs])
+            problem = check_call(fn, list(spec.args) + [arg for arg, _ in spec.needs])
             if problem:
-                raise SpecError(f"task {name!r} cannot call {spec.run}: {problem}",
+                raise SpecError(f"task {spec.name!r} cannot call {spec.run}: {problem}",
                                 hint="Make the function's parameters match `args` and `needs`.", **where)  # type: ignore[arg-type]
-            if self.executor.in_process:
-                functions[name] = fn
-        return functions
+            functions[spec.name] = fn
+        return functions if self.executor.in_process else {}
 
     def _progress(self, plan: Plan) -> _Progress:
         runs = set(plan.order)

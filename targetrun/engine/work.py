@@ -52,10 +52,13 @@ class Input:
     location: str | None = None
     storage: Storage | None = None
     serializer: str = "pickle"
+    parts: tuple[Input, ...] | None = None  # a mapped task's value: its children's, in order
 
     def load(self) -> object:
         if self.in_memory:
             return self.value
+        if self.parts is not None:
+            return [part.load() for part in self.parts]
         assert self.location is not None and self.storage is not None
         try:
             with self.storage.open_read(self.location) as f:

@@ -17,6 +17,7 @@ from targetrun.events import (
     RunStarted,
     TaskBlocked,
     TaskFailed,
+    TaskGathered,
     TaskPlanned,
     TaskRetrying,
     TaskSkipped,
@@ -76,6 +77,9 @@ class ConsoleReporter:
                        f"attempt {event.attempt} failed: {event.error}; retrying in {format_duration(event.delay)}")
         elif isinstance(event, TaskFailed):
             self._failed(event)
+        elif isinstance(event, TaskGathered):
+            if self.verbosity >= NORMAL:
+                self._line("mapped", "green", event.task, f"{event.children} children, {event.ran} ran")
         elif isinstance(event, TaskBlocked):
             if self.verbosity >= NORMAL:
                 self._line("blocked", "yellow", event.task, event.cause)

@@ -377,6 +377,12 @@ class _Checker:
                 if up not in tasks:
                     hint = did_you_mean(up, tasks) or f"Tasks: {', '.join(list(tasks)[:20])}."
                     raise self.error(("tasks", task.name, "needs"), f"task {task.name!r} needs {up!r}, which is not a task", hint=hint)
+                if task.shell is not None and tasks[up].foreach is not None:
+                    raise self.error(
+                        ("tasks", task.name, "needs"),
+                        f"shell task {task.name!r} needs the mapped task {up!r}, whose value is a list, not one file",
+                        hint=f"Make {task.name!r} a Python task (it receives the list), or map it too.",
+                    )
                 if task.shell is not None and not tasks[up].checkpoint:
                     raise self.error(
                         ("tasks", task.name, "needs"),

@@ -1,0 +1,192 @@
+"""Mapped tasks (foreach): one child per item, each with its own target, cache entry and state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+MAPS = '''
+import os
+
+def _log(name):
+    with open(os.path.join(os.path.dirname(__file__), "calls.log"), "a") as f:
+        f.write(name + "\\n")
+
+def numbers(n):
+    _log("numbers")
+    return list(range(n))
+
+def square(x, tag=""):
+    _log(f"square-{x}")
+    return x * x
+
+def shout(city):
+    _log(f"shout-{city}")
+    return city.upper()
+
+def total(values):
+    _log("total")
+    return sum(values) if all(isinstance(v, int) for v in values) else "+".join(values)
+
+def explode(x):
+    if x == 3:
+        raise ValueError("three is bad")
+    return x
+'''
+
+
+def states(result) -> dict[str, str]:
+    return {t["task"]: t["state"] for t in json.loads(result.out)["tasks"]}
+
+
+def test_foreach_over_an_upstream_value_reruns_only_deleted_children(project):
+    proj = project("""
+    tasks:
+      numbers:
+        run: maps:numbers
+        args: {n: 100}
+        target: out/numbers.json
+      squares:
+        run: maps:square
+        needs: {x: numbers}
+        foreach: {needs: numbers}
+        target: "out/sq/{map_index}.json"
+      total:
+        run: maps:total
+        needs: {values: squares}
+        target: out/total.json
+    """, maps=MAPS)
+    first = proj.cli("run", "--json")
+    assert first.code == 0, first.text
+    assert json.loads(proj.read("out/total.json")) == sum(i * i for i in range(100))
+    assert json.loads(proj.read("out/sq/7.json")) == 49
+    assert sum(1 for k in proj.counts() if k.startswith("square-")) == 100
+    for i in (5, 50, 99):
+        (proj.root / f"out/sq/{i}.json").unlink()
+    rerun = proj.cli("run", "squares", "--json")
+    assert rerun.code == 0, rerun.text
+    ran = sorted(t for t, s in states(rerun).items() if s == "succeeded")
+    assert ran == ["squares", "squares[50]", "squares[5]", "squares[99]"]  # squares: the gathered parent
+    assert proj.counts()["square-5"] == 2 and proj.counts()["square-6"] == 1
+    assert proj.counts()["numbers"] == 1  # its target exists: read to know the items, not rerun
+
+
+def test_foreach_over_a_list_param_passes_items_and_gathers_in_order(project):
+    proj = project("""
+    params:
+      cities: [berlin, paris]
+    tasks:
+      per_city:
+        run: maps:shout
+        foreach: "{params.cities}"
+        args: {city: "{item}"}
+        target: "out/{item}.txt"
+      joined:
+        run: maps:total
+        needs: {values: per_city}
+        target: "out/joined-{params.cities[0]}.txt"
+    """, maps=MAPS)
+    assert proj.cli("run").code == 0
+    assert proj.read("out/joined-berlin.txt") == "BERLIN+PARIS"
+    result = proj.cli("run", "-p", "cities=[lima, berlin, oslo]", "--json")
+    assert states(result)["per_city[1]"] == "skipped"  # berlin's target exists
+    assert proj.read("out/joined-lima.txt") == "LIMA+BERLIN+OSLO"
+    assert proj.counts() == {"shout-berlin": 1, "shout-paris": 1, "total": 2, "shout-lima": 1, "shout-oslo": 1}
+
+
+def test_items_known_only_during_the_run(project):
+    """The upstream has no target, so it always runs: children are made when it finishes."""
+    proj = project("""
+    tasks:
+      numbers:
+        run: maps:numbers
+        args: {n: 4}
+      squares:
+        run: maps:square
+        needs: {x: numbers}
+        foreach: {needs: numbers}
+        target: "out/sq-{item}.json"
+    """, maps=MAPS)
+    dry = proj.cli("run", "--dry-run", "--json")
+    assert states(dry)["squares"] == "would run"
+    assert "mapped over 'numbers'" in next(t["decision"] for t in json.loads(dry.out)["tasks"] if t["task"] == "squares")
+    assert proj.cli("run").code == 0
+    assert [json.loads(proj.read(f"out/sq-{i}.json")) for i in range(4)] == [0, 1, 4, 9]
+    second = proj.cli("run", "--json")
+    assert states(second) == {"numbers": "succeeded", "squares": "succeeded", **{f"squares[{i}]": "skipped" for i in range(4)}}
+
+
+def test_status_groups_children_under_the_parent(project):
+    proj = project("""
+    tasks:
+      per:
+        run: maps:square
+        foreach: [1, 2, 3]
+        args: {x: "{item}"}
+        target: "out/{map_index}.json"
+    """, maps=MAPS)
+    proj.cli("run")
+    (proj.root / "out/1.json").unlink()
+    status = json.loads(proj.cli("status", "--json").out)
+    rows = {t["task"]: t for t in status["tasks"]}
+    assert rows["per"]["state"] == "will run: mapped (1 of 3 children run)"
+    assert rows["per[1]"]["state"] == "will run: target missing" and rows["per[0]"]["state"] == "target exists"
+    assert status["would_run"] == ["per[1]", "per"]
+
+
+def test_a_failing_child_fails_the_map_and_its_dependents(project):
+    proj = project("""
+    tasks:
+      parts:
+        run: maps:explode
+        foreach: [1, 2, 3, 4]
+        args: {x: "{item}"}
+        target: "out/{item}.json"
+      total:
+        run: maps:total
+        needs: {values: parts}
+        target: out/total.json
+    """, maps=MAPS)
+    result = proj.cli("run", "--keep-going", "--json")
+    assert result.code == 1
+    found = states(result)
+    assert found["parts[2]"] == "failed" and found["parts"] == "upstream failed" and found["total"] == "upstream failed"
+    assert [found[f"parts[{i}]"] for i in (0, 1, 3)] == ["succeeded"] * 3
+
+
+def test_each_child_has_its_own_cache_entry(project):
+    proj = project("""
+    tasks:
+      per:
+        run: maps:square
+        foreach: [2, 3]
+        args: {x: "{item}"}
+        cache_for: 1h
+    """, maps=MAPS)
+    assert proj.cli("run").code == 0
+    keys = sorted(e["key"] for e in json.loads(proj.cli("cache", "list", "--json").out))
+    assert keys == [f"{proj.root.name}/per[0]", f"{proj.root.name}/per[1]"]
+    again = proj.cli("run", "--json")
+    assert states(again) == {"per[0]": "cached", "per[1]": "cached", "per": "skipped"}
+
+
+@pytest.mark.parametrize("foreach, message", [
+    ('"{params.one}"', "is a int, not a list"),
+    ("{needs: numbers}", "is a dict, not a list"),
+])
+def test_mapping_over_a_non_list_is_refused(project, foreach, message):
+    proj = project(f"""
+    params: {{one: 1}}
+    tasks:
+      numbers: {{run: maps:numbers, args: {{n: 2}}, target: out/n.json}}
+      per:
+        run: maps:square
+        needs: {{x: numbers}}
+        foreach: {foreach}
+        target: "out/{{map_index}}.json"
+    """, maps=MAPS.replace("return list(range(n))", "return {'n': n}"))
+    first = proj.cli("run", "numbers")
+    assert first.code == 0
+    result = proj.cli("run")
+    assert result.code in (1, 2) and message in result.text and "Traceback" not in result.text
