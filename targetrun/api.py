@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, SpecError, UsageError, did_you_mean
@@ -31,7 +32,7 @@ from targetrun.state import StatusReport, build_status
 from targetrun.storage.base import STORAGES, Storage
 from targetrun.store.base import STORES, StateStore
 
-__all__ = ["load", "plan", "run", "status", "invalidate", "exit_code", "Backends", "Clock", "RunRequest"]
+__all__ = ["load", "plan", "run", "run_dates", "status", "invalidate", "exit_code", "Backends", "Clock", "RunRequest"]
 
 
 def load(path: str | None = None, *, use_cache: bool = True) -> PipelineSpec:
@@ -182,12 +183,26 @@ def run(
     spec: PipelineSpec | str | None = None,
     tasks: Sequence[str] = (),
     *,
+    date: dt.date | dt.datetime | None = None,
+    **options: Any,
+) -> RunSummary:
+    """Run a pipeline for one date: decide, run what must run, checkpoint, record.
+
+    Options are those of :func:`run_dates`.
+    """
+    return run_dates(spec, tasks, dates=[date], **options)[0]
+
+
+def run_dates(
+    spec: PipelineSpec | str | None = None,
+    tasks: Sequence[str] = (),
+    *,
+    dates: Sequence[dt.date | dt.datetime | None] = (None,),
     force: Sequence[str] = (),
     force_all: bool = False,
     dry_run: bool = False,
     keep_going: bool = False,
     resume: str | None = None,
-    date: dt.date | dt.datetime | None = None,
     params: Mapping[str, object] | None = None,
     executor: str | Executor = "inline",
     jobs: int = 1,
@@ -195,30 +210,39 @@ def run(
     reporter: Reporter | None = None,
     clock: Clock | None = None,
     store_url: str | None = None,
-) -> RunSummary:
-    """Run a pipeline: decide, run what must run, checkpoint, record.
+) -> list[RunSummary]:
+    """Run a pipeline once per date (a backfill), all dates sharing one executor.
 
     ``executor`` is a registry name (inline, threads, processes, dask) or an executor
     object the caller owns; ``scheduler`` (or TARGETRUN_SCHEDULER, or the Pipelinefile's
-    ``scheduler:``) runs the tasks on an existing Dask cluster.
+    ``scheduler:``) runs the tasks on an existing Dask cluster. Without ``keep_going``,
+    the dates after a failed one are not run.
     """
     spec = spec if isinstance(spec, PipelineSpec) else load(spec)
     request = RunRequest(tuple(tasks), tuple(force), force_all, dry_run, keep_going, resume)
-    context = run_context(spec, date=date, params=params)
+    address = scheduler_address(spec, scheduler)
+    summaries: list[RunSummary] = []
     with backends(spec, store_url) as opened:
-        the_plan = plan(spec, request, context, opened, clock=clock)
-        address = scheduler_address(spec, scheduler)
-        if address is not None and not request.dry_run:
-            check_shared_storage(the_plan)
-        owned = isinstance(executor, str)
+        plans = [plan(spec, request, run_context(spec, date=when, params=params), opened, clock=clock)
+                 for when in dates[:1]]  # the first date is planned before any executor starts
+        if address is not None and not dry_run:
+            check_shared_storage(plans[0])
         pool = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
         try:
             engine = Engine(storages=opened.storage, store=opened.store, executor=pool,
                             reporter=reporter or NullReporter(), clock=clock)
-            return engine.run(the_plan, request)
+            for index, when in enumerate(dates):
+                the_plan = plans[0] if index == 0 else plan(spec, request, run_context(spec, date=when, params=params),
+                                                            opened, clock=clock)
+                if index and address is not None and not dry_run:
+                    check_shared_storage(the_plan)
+                summaries.append(engine.run(the_plan, request))
+                if not summaries[-1].ok and not keep_going:
+                    break
         finally:
-            if owned:
+            if isinstance(executor, str):
                 pool.shutdown()
+    return summaries
 
 
 def status(
@@ -266,8 +290,9 @@ def invalidate(
     return removed
 
 
-def exit_code(summary: RunSummary) -> int:
+def exit_code(summary: RunSummary | Sequence[RunSummary]) -> int:
     """0: every requested task satisfied; 1: a task failed; 3: a backend failed a task."""
-    if summary.ok:
-        return EXIT_OK
-    return EXIT_BACKEND if summary.backend_failed else EXIT_TASK_FAILED
+    summaries = [summary] if isinstance(summary, RunSummary) else list(summary)
+    if any(s.backend_failed for s in summaries):
+        return EXIT_BACKEND
+    return EXIT_OK if all(s.ok for s in summaries) else EXIT_TASK_FAILED

@@ -76,8 +76,9 @@ def _file_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _context_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--date", "date", default=None, metavar="YYYY-MM-DD",
-                     help="Run date for {date}, {today}, ... (default: now, UTC).")(f)
+    f = click.option("--date", "dates", multiple=True, metavar="YYYY-MM-DD[..YYYY-MM-DD]",
+                     help="Run date for {date}, {today}, ... (default: now, UTC). A range A..B, or the option "
+                          "given several times, runs once per date (a backfill; run and status only).")(f)
     f = click.option("--params-file", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="A YAML or JSON file of parameter values.")(f)
     f = click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
@@ -97,11 +98,42 @@ def _parse_params(pairs: Sequence[str], params_file: str | None) -> dict[str, ob
     return params
 
 
+MAX_DATES = 10_000
+
+
+def _parse_dates(values: Sequence[str]) -> list[dt.datetime | None]:
+    """``--date`` values: single dates and inclusive ranges ``A..B``, in order, once each.
+
+    >>> [f"{d:%m-%d}" for d in _parse_dates(["2026-11-30..2026-12-02", "2026-11-30"])]
+    ['11-30', '12-01', '12-02']
+    """
+    if not values:
+        return [None]
+    found: dict[dt.datetime, None] = {}
+    for text in values:
+        first, dots, last = text.partition("..")
+        start = _parse_date(first)
+        end = _parse_date(last) if dots else start
+        assert start is not None and end is not None
+        if end < start:
+            raise UsageError(f"--date {text!r} ends before it starts", hint="Write the earlier date first: A..B.")
+        days = (end.date() - start.date()).days + 1
+        if len(found) + days > MAX_DATES:
+            raise UsageError(f"--date {text!r} asks for more than {MAX_DATES:,} runs")
+        found.update((start + dt.timedelta(days=i), None) for i in range(days))
+    return list(found)
+
+
+def _one_date(values: Sequence[str]) -> dt.datetime | None:
+    dates = _parse_dates(values)
+    if len(dates) > 1:
+        raise UsageError("this command takes one --date")
+    return dates[0]
+
+
 def _parse_date(text: str | None) -> dt.datetime | None:
     if text is None:
         return None
-    if ".." in text:
-        raise UsageError(f"--date {text!r}: date ranges (backfills) are not supported yet", hint="Give one date, YYYY-MM-DD.")
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -174,7 +206,7 @@ def cli() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Print each task start and full tracebacks.")
 @click.pass_context
 def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tuple[str, ...], params_file: str | None,
-        date: str | None, force: tuple[str, ...], force_all: bool, dry_run: bool, keep_going: bool,
+        dates: tuple[str, ...], force: tuple[str, ...], force_all: bool, dry_run: bool, keep_going: bool,
         resume: str | None, jobs: int, executor: str, scheduler: str | None, as_json: bool, quiet: bool,
         verbose: bool) -> int:
     """Run TASKS (default: the tasks nothing else needs) and what they need.
@@ -185,18 +217,22 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     """
     out = _out(ctx)
     spec = api.load(path)
+    when = _parse_dates(dates)
+    if resume is not None and len(when) > 1:
+        raise UsageError("--resume takes one run; it cannot be combined with several dates")
     if resume == "latest":
         resume = _latest_failed_run(spec)
     verbosity = QUIET if quiet else VERBOSE if verbose else NORMAL
-    reporter = None if as_json else ConsoleReporter(out, verbosity=verbosity, colour=colour_enabled(out))
-    summary = api.run(spec, tasks, force=force, force_all=force_all, dry_run=dry_run, keep_going=keep_going,
-                      resume=resume, date=_parse_date(date), params=_parse_params(params, params_file),
-                      executor=executor, jobs=jobs, scheduler=scheduler, reporter=reporter, clock=_clock())
-    code = api.exit_code(summary)
+    reporter = None if as_json else ConsoleReporter(out, verbosity=verbosity, colour=colour_enabled(out),
+                                                    dates=len(when) > 1)
+    summaries = api.run_dates(spec, tasks, dates=when, force=force, force_all=force_all, dry_run=dry_run,
+                              keep_going=keep_going, resume=resume, params=_parse_params(params, params_file),
+                              executor=executor, jobs=jobs, scheduler=scheduler, reporter=reporter, clock=_clock())
+    code = api.exit_code(summaries)
     if as_json:
-        from targetrun.report.json import summary_to_dict
+        from targetrun.report.json import summaries_to_dict
 
-        out.write(json.dumps(summary_to_dict(summary, code), indent=2) + "\n")
+        out.write(json.dumps(summaries_to_dict(summaries, code, api.exit_code), indent=2) + "\n")
     return code
 
 
@@ -217,18 +253,21 @@ def _latest_failed_run(spec: Any) -> str:
 @click.option("--check", is_flag=True, help="Exit 1 if any task would run (for CI).")
 @click.pass_context
 def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tuple[str, ...],
-           params_file: str | None, date: str | None, as_json: bool, check: bool) -> int:
+           params_file: str | None, dates: tuple[str, ...], as_json: bool, check: bool) -> int:
     """Show each task's target, whether it exists, and what would run and why."""
     from targetrun.report.status import render_status, status_to_dict
 
     out = _out(ctx)
     spec = api.load(path)
-    report = api.status(spec, tasks, date=_parse_date(date), params=_parse_params(params, params_file), clock=_clock())
+    values = _parse_params(params, params_file)
+    reports = [api.status(spec, tasks, date=when, params=values, clock=_clock()) for when in _parse_dates(dates)]
     if as_json:
-        out.write(json.dumps(status_to_dict(report), indent=2) + "\n")
+        docs = [status_to_dict(report) for report in reports]
+        out.write(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n")
     else:
-        render_status(report, out, colour=colour_enabled(out), now=_now())
-    return 1 if check and report.would_run else 0
+        for report in reports:
+            render_status(report, out, colour=colour_enabled(out), now=_now())
+    return 1 if check and any(report.would_run for report in reports) else 0
 
 
 @cli.command(epilog=EPILOG)
@@ -251,12 +290,12 @@ def graph(ctx: click.Context, tasks: tuple[str, ...], path: str | None, fmt: str
 @click.option("--location", is_flag=True, help="Print where the value is stored instead of the value.")
 @click.pass_context
 def show(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...], params_file: str | None,
-         date: str | None, location: bool) -> int:
+         dates: tuple[str, ...], location: bool) -> int:
     """Print TASK's checkpointed value (or, with --location, where it is stored)."""
     from targetrun.report.show import show_value
 
     spec = api.load(path)
-    show_value(spec, task, _out(ctx), date=_parse_date(date), params=_parse_params(params, params_file),
+    show_value(spec, task, _out(ctx), date=_one_date(dates), params=_parse_params(params, params_file),
                location_only=location)
     return 0
 
@@ -331,10 +370,10 @@ def cache_clear(ctx: click.Context, key: str | None, path: str | None, task: str
 @_context_options
 @click.pass_context
 def invalidate(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...], params_file: str | None,
-               date: str | None) -> int:
+               dates: tuple[str, ...]) -> int:
     """Remove TASK's target and its cache entries, so the next run computes it again."""
     spec = api.load(path)
-    removed = api.invalidate(spec, task, date=_parse_date(date), params=_parse_params(params, params_file))
+    removed = api.invalidate(spec, task, date=_one_date(dates), params=_parse_params(params, params_file))
     _out(ctx).write("\n".join(f"removed {what}" for what in removed) + "\n" if removed else "nothing to remove\n")
     return 0
 

@@ -21,6 +21,7 @@ class RunStarted:
     planned: int  # tasks in the plan (skipped ones included)
     to_run: int
     dry_run: bool = False
+    date: str = ""  # the run date, YYYY-MM-DD
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,8 @@ class Engine:
             return self._dry_run(plan, started)
         functions = self._preflight(plan)
         self.store.begin_run(RunRecord(plan.run_id, plan.spec.name, started, requested=plan.requested))
-        self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order)))
+        self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
+                                        date=f"{plan.context.date:%Y-%m-%d}"))
         self._report_skips(plan)
         progress = self._progress(plan)
         progress.request = request
@@ -437,7 +438,8 @@ class Engine:
                 self.reporter.handle(TaskSkipped(name, decision, _target(plan.tasks[name])))
 
     def _dry_run(self, plan: Plan, started: float) -> RunSummary:
-        self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order), True))
+        self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
+                                        True, date=f"{plan.context.date:%Y-%m-%d}"))
         outcomes = []
         for name in plan.tasks:  # in upstream-first order
             decision = plan.decisions.get(name)

@@ -41,10 +41,11 @@ def colour_enabled(stream: TextIO, environ: dict[str, str] | None = None) -> boo
 
 
 class ConsoleReporter:
-    def __init__(self, stream: TextIO, *, verbosity: int = NORMAL, colour: bool = False) -> None:
+    def __init__(self, stream: TextIO, *, verbosity: int = NORMAL, colour: bool = False, dates: bool = False) -> None:
         self.stream = stream
         self.verbosity = verbosity
         self.colour = colour
+        self.dates = dates  # a backfill: say which date each run is for
         self._width = 12
 
     def _paint(self, text: str, style: str) -> str:
@@ -89,6 +90,8 @@ class ConsoleReporter:
 
     def _started(self, event: RunStarted) -> None:
         self._width = max(12, min(40, max((len(t) for t in event.requested), default=0) + 2))
+        if self.dates:
+            self.stream.write(self._paint(f"== {event.date} ==", "bold") + "\n")
         if self.verbosity >= VERBOSE:
             mode = "dry run" if event.dry_run else f"run {event.run_id}"
             self.stream.write(f"{event.pipeline}: {mode}, {event.to_run} of {event.planned} tasks to run\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from targetrun.model import RunSummary, TaskOutcome, TaskState
@@ -58,4 +59,17 @@ def summary_to_dict(summary: RunSummary, exit_code: int) -> dict[str, Any]:
         "duration": round(summary.finished - summary.started, 6),
         "counts": counts,
         "tasks": [outcome_to_dict(o) for o in summary.outcomes],
+    }
+
+
+def summaries_to_dict(summaries: list[RunSummary], exit_code: int, code_of: Callable[[RunSummary], int]) -> dict[str, Any]:
+    """One run: its summary. A backfill: every date's summary under ``runs``."""
+    if len(summaries) == 1:
+        return summary_to_dict(summaries[0], exit_code)
+    return {
+        "schema": SCHEMA_VERSION,
+        "command": "run",
+        "ok": exit_code == 0,
+        "exit_code": exit_code,
+        "runs": [summary_to_dict(s, code_of(s)) for s in summaries],
     }
