@@ -223,8 +223,12 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     if resume == "latest":
         resume = _latest_failed_run(spec)
     verbosity = QUIET if quiet else VERBOSE if verbose else NORMAL
-    reporter = None if as_json else ConsoleReporter(out, verbosity=verbosity, colour=colour_enabled(out),
-                                                    dates=len(when) > 1)
+    from targetrun.events import Broadcast
+    from targetrun.report.logs import LogFileReporter
+
+    console = [] if as_json else [ConsoleReporter(out, verbosity=verbosity, colour=colour_enabled(out),
+                                                  dates=len(when) > 1)]
+    reporter = Broadcast(*console, LogFileReporter(spec.root))
     summaries = api.run_dates(spec, tasks, dates=when, force=force, force_all=force_all, dry_run=dry_run,
                               keep_going=keep_going, resume=resume, params=_parse_params(params, params_file),
                               executor=executor, jobs=jobs, scheduler=scheduler, reporter=reporter, clock=_clock())
@@ -317,6 +321,33 @@ def history(ctx: click.Context, path: str | None, limit: int, as_json: bool) -> 
     else:
         render_history(runs, _out(ctx), _now())
     return 0
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("task")
+@_file_option
+@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="That run's log (default: the latest run with one).")
+@click.pass_context
+def logs(ctx: click.Context, task: str, path: str | None, run_id: str | None) -> int:
+    """Print what TASK printed (stdout and stderr), kept in .targetrun/logs/RUN_ID/."""
+    from targetrun.report.logs import log_path
+
+    spec = api.load(path)
+    if task.split("[")[0] not in spec.tasks:
+        raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
+    if run_id is None:
+        with api.backends(spec) as opened:
+            runs = [r.run_id for r in opened.store.runs(spec.name, limit=200)]
+    else:
+        runs = [run_id]
+    for candidate in runs:
+        log = log_path(spec.root, candidate, task)
+        if os.path.exists(log):
+            with open(log, encoding="utf-8", errors="replace") as f:
+                _out(ctx).write(f"# {os.path.relpath(log, spec.root)}\n{f.read()}")
+            return 0
+    raise UsageError(f"no log of {task!r}" + (f" in run {run_id}" if run_id else ""),
+                     hint="A task that printed nothing has no log; see `targetrun history` for run ids.")
 
 
 @cli.group(epilog=EPILOG)

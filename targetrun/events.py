@@ -56,6 +56,7 @@ class TaskRetrying:
     attempt: int
     error: str
     delay: float
+    log: str = ""  # what the failed attempt printed
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class TaskSucceeded:
     duration: float
     attempts: int
     checkpoint: Checkpoint | None = None
+    log: str = ""  # what the task printed
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class TaskFailed:
     error: str
     attempts: int
     details: str = ""  # traceback or the command's last stderr lines
+    log: str = ""  # what the last attempt printed
 
 
 @dataclass(frozen=True, slots=True)

@@ -363,3 +363,56 @@ def test_inline_results_live_in_the_state_store(project, steps):
     assert again.code == 0 and "skipped  small        target exists" in again.out  # the inline target exists
     too_big = proj.cli("run", "big", "-p", "blob=" + "y" * 70_000)
     assert too_big.code == 1 and "the most `result: inline` keeps" in too_big.out
+
+
+def test_task_output_goes_to_log_files(project):
+    proj = project("""
+    tasks:
+      talk:
+        run: chatty:talk
+        target: out/talk.txt
+      fails:
+        run: chatty:boom
+        target: out/boom.txt
+      sh:
+        shell: "echo to-stderr >&2; echo result"
+        target: out/sh.txt
+    """, chatty='''
+import sys
+
+def talk():
+    print("hello from the task")
+    print("warning!", file=sys.stderr)
+    return "done"
+
+def boom():
+    print("about to fail")
+    raise ValueError("nope")
+''')
+    result = proj.cli("run", "--keep-going")
+    assert result.code == 1
+    assert "hello from the task" not in result.out  # captured, not mixed into the run's output
+    log = proj.cli("logs", "talk")
+    assert log.code == 0 and "hello from the task" in log.out and "warning!" in log.out
+    failed = proj.cli("logs", "fails").out
+    assert "about to fail" in failed and "ValueError: nope" in failed and "attempt 1: failed" in failed
+    assert "to-stderr" in proj.cli("logs", "sh").out and proj.read("out/sh.txt") == "result\n"
+    missing = proj.cli("logs", "nope")
+    assert missing.code == 2 and "unknown task" in missing.err
+
+
+def test_parallel_tasks_keep_their_own_output(project):
+    lines = ["tasks:"] + [f"  t{i}: {{run: chatty:talk, args: {{me: t{i}}}, target: out/t{i}.txt}}" for i in range(4)]
+    proj = project("\n".join(lines) + "\n", chatty='''
+import time
+
+def talk(me):
+    for n in range(5):
+        print(me, n)
+        time.sleep(0.01)
+    return me
+''')
+    assert proj.cli("run", "-j", "4", "--executor", "threads").code == 0
+    for i in range(4):
+        log = proj.cli("logs", f"t{i}").out
+        assert [line.split()[0] for line in log.splitlines()[2:]] == [f"t{i}"] * 5

@@ -288,7 +288,7 @@ class Engine:
                               checkpoint=checkpoint)
         self._finish(plan, progress, outcome, entry)
         self.locks.release(name)
-        self.reporter.handle(TaskSucceeded(name, result.duration, attempts, checkpoint))
+        self.reporter.handle(TaskSucceeded(name, result.duration, attempts, checkpoint, result.log))
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
         self._release(plan, progress, name)
@@ -298,14 +298,14 @@ class Engine:
         attempts = progress.attempts[name]
         if attempts <= task.spec.max_retries and not progress.stopping:
             delay = task.spec.retry_delay
-            self.reporter.handle(TaskRetrying(name, attempts, error.message, delay))
+            self.reporter.handle(TaskRetrying(name, attempts, error.message, delay, error.log))
             heapq.heappush(progress.later, (self.clock.monotonic() + delay, name))
             return
         outcome = TaskOutcome(name, TaskState.FAILED, plan.decision(name), _target(task), 0.0, attempts,
                               error=error.message, backend_error=error.backend)
         self._finish(plan, progress, outcome)
         self.locks.release(name)
-        self.reporter.handle(TaskFailed(name, error.message, attempts, error.details))
+        self.reporter.handle(TaskFailed(name, error.message, attempts, error.details, error.log))
         self._block_downstream(plan, progress, name)
         if not request.keep_going:
             progress.stopping = True

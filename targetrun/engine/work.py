@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
 from targetrun import templating
+from targetrun.engine.capture import tail, task_output
 from targetrun.errors import StorageError
 from targetrun.serializers.base import SerializationError, serializer
 from targetrun.storage.base import Storage
@@ -32,11 +33,12 @@ STDERR_TAIL_LINES = 20
 class WorkError(Exception):
     """A task attempt failed. ``backend`` marks storage failures (exit 3 when final)."""
 
-    def __init__(self, message: str, details: str = "", backend: bool = False) -> None:
-        super().__init__(message, details, backend)
+    def __init__(self, message: str, details: str = "", backend: bool = False, log: str = "") -> None:
+        super().__init__(message, details, backend, log)
         self.message = message
         self.details = details
         self.backend = backend
+        self.log = log  # what the attempt printed
 
     def __str__(self) -> str:
         return self.message
@@ -93,25 +95,29 @@ class WorkResult:
     content_hash: str | None
     duration: float
     written_at: float
+    log: str = ""  # what the task printed (stdout and stderr)
 
 
 def execute(job: Job) -> WorkResult:
     """Run one attempt of a task and checkpoint its value; raise WorkError on failure."""
     started = time.perf_counter()
-    try:
-        if job.shell is not None:
-            value, size, digest = _run_shell(job)
-        else:
-            value, size, digest = _run_python(job)
-    except WorkError:
-        raise
-    except StorageError as exc:
-        raise WorkError(exc.format(), backend=True) from None
-    except Exception as exc:  # the task's own failure: report it, with its traceback
-        import traceback
+    with task_output() as printed:
+        try:
+            if job.shell is not None:
+                value, size, digest = _run_shell(job, printed)
+            else:
+                value, size, digest = _run_python(job)
+        except WorkError as exc:
+            exc.log = tail(printed.getvalue())
+            raise
+        except StorageError as exc:
+            raise WorkError(exc.format(), backend=True, log=tail(printed.getvalue())) from None
+        except Exception as exc:  # the task's own failure: report it, with its traceback
+            import traceback
 
-        raise WorkError(f"{type(exc).__name__}: {exc}", traceback.format_exc()) from None
-    return WorkResult(value if job.keep_value else None, size, digest, time.perf_counter() - started, time.time())
+            raise WorkError(f"{type(exc).__name__}: {exc}", traceback.format_exc(), log=tail(printed.getvalue())) from None
+    return WorkResult(value if job.keep_value else None, size, digest, time.perf_counter() - started, time.time(),
+                      tail(printed.getvalue()))
 
 
 # -- Python tasks ------------------------------------------------------------------
@@ -228,7 +234,7 @@ def check_call(fn: Callable[..., Any], names: list[str]) -> str | None:
 # -- shell tasks -------------------------------------------------------------------
 
 
-def _run_shell(job: Job) -> tuple[object, int | None, str | None]:
+def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str | None]:
     assert job.shell is not None and job.storage is not None and job.checkpoint is not None
     writes_output = any(name == "output" for name, _, _ in templating.fields(job.shell))
     with ExitStack() as stack:
@@ -239,7 +245,7 @@ def _run_shell(job: Job) -> tuple[object, int | None, str | None]:
         if writes_output:
             out = stack.enter_context(job.storage.staged(job.checkpoint))
             context["output"] = out
-            _call_shell(job, templating.render_shell(job.shell, context), stdout=None)
+            _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
             if not os.path.lexists(out):
                 raise WorkError("the command exited 0 but did not write {output}")
             size, digest = file_digest(out) if os.path.isfile(out) else (0, "")
@@ -248,7 +254,7 @@ def _run_shell(job: Job) -> tuple[object, int | None, str | None]:
             command = templating.render_shell(job.shell, context)
             with job.storage.atomic_write(job.checkpoint) as f:
                 writer = HashingWriter(f)
-                _call_shell(job, command, stdout=writer)
+                _call_shell(job, command, stdout=writer, printed=printed)
             result = (None, writer.size, writer.hexdigest())
     _verify(job.storage, job.checkpoint)
     return result
@@ -259,7 +265,8 @@ def _fetched(source: Input) -> Any:
     return source.storage.fetched(source.location)
 
 
-def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None) -> None:
+def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io.StringIO) -> None:
+    """Run the command; its stderr (and stdout, unless stdout is the result) goes to the log."""
     import subprocess
     import tempfile
 
@@ -277,8 +284,9 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None) -> None:
                 stdout.write(chunk)
             process.stdout.close()
         code = process.wait()
+        err.seek(0)
+        printed.write(err.read().decode("utf-8", "replace"))
         if code != 0:
-            err.seek(0)
-            tail = err.read().decode("utf-8", "replace").splitlines()[-STDERR_TAIL_LINES:]
+            last = printed.getvalue().splitlines()[-STDERR_TAIL_LINES:]
             reason = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            raise WorkError(f"the command {reason}", "\n".join(tail))
+            raise WorkError(f"the command {reason}", "\n".join(last))
