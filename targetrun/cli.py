@@ -226,9 +226,7 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     from targetrun.events import Broadcast
     from targetrun.report.logs import LogFileReporter
 
-    console = [] if as_json else [ConsoleReporter(out, verbosity=verbosity, colour=colour_enabled(out),
-                                                  dates=len(when) > 1)]
-    reporter = Broadcast(*console, LogFileReporter(spec.root))
+    reporter = Broadcast(*_console_reporters(out, as_json, verbosity, len(when) > 1), LogFileReporter(spec.root))
     summaries = api.run_dates(spec, tasks, dates=when, force=force, force_all=force_all, dry_run=dry_run,
                               keep_going=keep_going, resume=resume, params=_parse_params(params, params_file),
                               executor=executor, jobs=jobs, scheduler=scheduler, reporter=reporter, clock=_clock())
@@ -238,6 +236,19 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
 
         out.write(json.dumps(summaries_to_dict(summaries, code, api.exit_code), indent=2) + "\n")
     return code
+
+
+def _console_reporters(out: TextIO, as_json: bool, verbosity: int, dates: bool) -> list[Any]:
+    """A live view on a terminal; one plain line per task event otherwise (CI); none with --json."""
+    if as_json:
+        return []
+    if getattr(out, "isatty", lambda: False)() and verbosity == NORMAL:
+        from rich.console import Console
+
+        from targetrun.report.live import LiveReporter
+
+        return [LiveReporter(Console(file=out))]
+    return [ConsoleReporter(out, verbosity=verbosity, colour=colour_enabled(out), dates=dates)]
 
 
 def _latest_failed_run(spec: Any) -> str:
