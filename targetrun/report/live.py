@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO, cast
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -47,7 +47,7 @@ class LiveReporter:
         self.total = self.done = self.skipped = self.failed = self.blocked = self.retries = 0
         self.running: dict[str, float] = {}
         self.started = 0.0
-        self._summary = ConsoleReporter(console.file, colour=console.is_terminal and not console.no_color)
+        self._summary = ConsoleReporter(cast(TextIO, console.file), colour=console.is_terminal and not console.no_color)
 
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
