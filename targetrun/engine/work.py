@@ -278,12 +278,17 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
             stdout=subprocess.PIPE if stdout is not None else err,
             stderr=err,
         )
-        if stdout is not None:
-            assert process.stdout is not None
-            while chunk := process.stdout.read(1024 * 1024):
-                stdout.write(chunk)
-            process.stdout.close()
-        code = process.wait()
+        try:
+            if stdout is not None:
+                assert process.stdout is not None
+                while chunk := process.stdout.read(1024 * 1024):
+                    stdout.write(chunk)
+                process.stdout.close()
+            code = process.wait()
+        except BaseException:  # Ctrl-C, or the write failed: do not leave the command running
+            process.kill()
+            process.wait()
+            raise
         err.seek(0)
         printed.write(err.read().decode("utf-8", "replace"))
         if code != 0:
