@@ -19,7 +19,7 @@ from typing import Any
 
 from targetrun.errors import ExecutorError
 
-IN_FLIGHT_PER_THREAD = 4  # keep workers busy while results travel back
+IN_FLIGHT_PER_THREAD = 32  # keep workers busy while results travel back (a round trip is ~11 ms)
 
 
 class DaskExecutor:
