@@ -157,6 +157,11 @@ def make_executor(name: str = "inline", jobs: int = 1, scheduler: str | None = N
     return cls(max_workers=jobs)  # type: ignore[no-any-return]
 
 
+def trusting(trust: bool | None) -> bool:
+    """``--trust``, else ``TARGETRUN_TRUST=1``: read pickles no run of this store recorded."""
+    return trust if trust is not None else os.environ.get("TARGETRUN_TRUST", "") not in ("", "0", "false", "no")
+
+
 def scheduler_address(spec: PipelineSpec, given: str | None = None) -> str | None:
     """``--scheduler``, else ``TARGETRUN_SCHEDULER``, else the Pipelinefile's ``scheduler:``."""
     return given or os.environ.get("TARGETRUN_SCHEDULER") or spec.scheduler
@@ -203,6 +208,8 @@ def run_dates(
     dry_run: bool = False,
     keep_going: bool = False,
     resume: str | None = None,
+    verify: bool = False,
+    trust: bool | None = None,
     params: Mapping[str, object] | None = None,
     executor: str | Executor = "inline",
     jobs: int = 1,
@@ -219,7 +226,7 @@ def run_dates(
     the dates after a failed one are not run.
     """
     spec = spec if isinstance(spec, PipelineSpec) else load(spec)
-    request = RunRequest(tuple(tasks), tuple(force), force_all, dry_run, keep_going, resume)
+    request = RunRequest(tuple(tasks), tuple(force), force_all, dry_run, keep_going, resume, verify, trusting(trust))
     address = scheduler_address(spec, scheduler)
     summaries: list[RunSummary] = []
     with backends(spec, store_url) as opened:
@@ -253,12 +260,15 @@ def status(
     params: Mapping[str, object] | None = None,
     store_url: str | None = None,
     clock: Clock | None = None,
+    verify: bool = False,
+    trust: bool | None = None,
 ) -> StatusReport:
     """What exists, what would run and why -- without running anything."""
     spec = spec if isinstance(spec, PipelineSpec) else load(spec)
     context = run_context(spec, date=date, params=params)
+    request = RunRequest(tuple(tasks), verify=verify, trust=trusting(trust))
     with backends(spec, store_url) as opened:
-        the_plan = plan(spec, RunRequest(tuple(tasks)), context, opened, clock=clock)
+        the_plan = plan(spec, request, context, opened, clock=clock)
         return build_status(the_plan, opened.storage, opened.store)
 
 

@@ -201,14 +201,18 @@ def cli() -> None:
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="Run on an existing Dask cluster (also TARGETRUN_SCHEDULER or `scheduler:`); "
                    "results must then be on shared storage.")
+@click.option("--verify", is_flag=True,
+              help="Check every existing checkpoint against its record (size, sha256), not only those read.")
+@click.option("--trust", is_flag=True, default=None,
+              help="Read pickle checkpoints that no run recorded in this state store (they can run code).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document summarising every task.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and the final line.")
 @click.option("-v", "--verbose", is_flag=True, help="Print each task start and full tracebacks.")
 @click.pass_context
 def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tuple[str, ...], params_file: str | None,
         dates: tuple[str, ...], force: tuple[str, ...], force_all: bool, dry_run: bool, keep_going: bool,
-        resume: str | None, jobs: int, executor: str, scheduler: str | None, as_json: bool, quiet: bool,
-        verbose: bool) -> int:
+        resume: str | None, jobs: int, executor: str, scheduler: str | None, verify: bool, trust: bool | None,
+        as_json: bool, quiet: bool, verbose: bool) -> int:
     """Run TASKS (default: the tasks nothing else needs) and what they need.
 
     A task whose target exists is skipped and what it needs is not looked at. A task
@@ -228,7 +232,8 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
 
     reporter = Broadcast(*_console_reporters(out, as_json, verbosity, len(when) > 1), LogFileReporter(spec.root))
     summaries = api.run_dates(spec, tasks, dates=when, force=force, force_all=force_all, dry_run=dry_run,
-                              keep_going=keep_going, resume=resume, params=_parse_params(params, params_file),
+                              keep_going=keep_going, resume=resume, verify=verify, trust=trust or None,
+                              params=_parse_params(params, params_file),
                               executor=executor, jobs=jobs, scheduler=scheduler, reporter=reporter, clock=_clock())
     code = api.exit_code(summaries)
     if as_json:
@@ -266,16 +271,20 @@ def _latest_failed_run(spec: Any) -> str:
 @_context_options
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.option("--check", is_flag=True, help="Exit 1 if any task would run (for CI).")
+@click.option("--verify", is_flag=True, help="Check every existing checkpoint against its record (size, sha256).")
+@click.option("--trust", is_flag=True, default=None, help="Read pickles that no run recorded in this state store.")
 @click.pass_context
 def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tuple[str, ...],
-           params_file: str | None, dates: tuple[str, ...], as_json: bool, check: bool) -> int:
+           params_file: str | None, dates: tuple[str, ...], as_json: bool, check: bool, verify: bool,
+           trust: bool | None) -> int:
     """Show each task's target, whether it exists, and what would run and why."""
     from targetrun.report.status import render_status, status_to_dict
 
     out = _out(ctx)
     spec = api.load(path)
     values = _parse_params(params, params_file)
-    reports = [api.status(spec, tasks, date=when, params=values, clock=_clock()) for when in _parse_dates(dates)]
+    reports = [api.status(spec, tasks, date=when, params=values, clock=_clock(), verify=verify, trust=trust or None)
+               for when in _parse_dates(dates)]
     if as_json:
         docs = [status_to_dict(report) for report in reports]
         out.write(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n")
@@ -303,15 +312,16 @@ def graph(ctx: click.Context, tasks: tuple[str, ...], path: str | None, fmt: str
 @click.argument("task")
 @_context_options
 @click.option("--location", is_flag=True, help="Print where the value is stored instead of the value.")
+@click.option("--trust", is_flag=True, default=None, help="Read a pickle that no run recorded in this state store.")
 @click.pass_context
 def show(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...], params_file: str | None,
-         dates: tuple[str, ...], location: bool) -> int:
+         dates: tuple[str, ...], location: bool, trust: bool | None) -> int:
     """Print TASK's checkpointed value (or, with --location, where it is stored)."""
     from targetrun.report.show import show_value
 
     spec = api.load(path)
     show_value(spec, task, _out(ctx), date=_one_date(dates), params=_parse_params(params, params_file),
-               location_only=location)
+               location_only=location, trust=api.trusting(trust or None))
     return 0
 
 

@@ -24,6 +24,7 @@ late check). "Cannot tell" from a storage is a :class:`StorageError` and stops t
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -60,6 +61,8 @@ class RunRequest:
     dry_run: bool = False
     keep_going: bool = False
     resume: str | None = None  # run id whose checkpoints are reused
+    verify: bool = False  # check every existing checkpoint, not only those a running task reads
+    trust: bool = False  # read pickles that no run recorded in this state store
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Planner:
         self.outputs: dict[str, str] = {}  # task -> fingerprint of its value, for tasks not run
         self.hits: dict[str, CacheEntry] = {}
         self._kept: dict[str, Location] = {}  # skipped tasks whose value stays where it is
+        self._verified: set[str] = set()
+        self.trust = False
         self.checker = TargetChecker(storages)
         self.graph = {name: task.upstream for name, task in spec.tasks.items()}  # grows with mapped children
         self.base = templating.base_context(context)
@@ -124,6 +129,7 @@ class Planner:
         self._resumed: Mapping[str, Checkpoint] = {}
 
     def plan(self, request: RunRequest) -> Plan:
+        self.trust = request.trust
         self._check_names(request.tasks, "task")
         self._check_names(request.force, "--force task")
         requested = list(dict.fromkeys(request.tasks)) or dag.sinks(self.graph)
@@ -136,13 +142,59 @@ class Planner:
         self._resumed = self._load_resumed(request.resume)
         self._probes = {name: self._probe(task, self._resumed.get(name)) for name, task in tasks.items()
                         if name not in forced}
-        decisions = self._decisions = self._walk(requested, tasks, forced, self._probes)
+        for key, urls in _group(p for p in self._probes.values() if p is not None):
+            self.checker.expect(key, urls)
+        decisions = self._walk(requested, tasks, forced, self._probes, {})
+        while corrupt := self._corrupt_checkpoints(decisions, everything=request.verify):
+            for name, problem in corrupt.items():  # treated as missing: recompute it, and what it needs
+                decisions[name] = Decision(Action.RUN, Reason.CORRUPT, detail=problem)
+            needs = [up for name in corrupt for up in self.graph[name] if up not in decisions]
+            self._walk(needs, tasks, forced, self._probes, decisions)
         self._settle_locations(list(decisions))
         self._tasks = {name: self._tasks[name] for name in dag.toposort(self.graph, self._tasks)}  # children too
         order = dag.toposort(self.graph, [name for name, d in decisions.items() if d.runs])
         return Plan(self.spec, self.context, tuple(requested), self._tasks, decisions, order, self.graph,
                     base_context=self.base, param_fingerprints=self.params,
                     output_fingerprint=self.output_fingerprint, checker=self.checker, expand=self.expand_during_run)
+
+    def _corrupt_checkpoints(self, decisions: Mapping[str, Decision], *, everything: bool) -> dict[str, str]:
+        """Skipped tasks whose checkpoint a running task will read (or all, with --verify)
+        and that no longer match what was recorded: their problem, by task."""
+        if everything:
+            suspects = [n for n, d in decisions.items() if not d.runs]
+        else:
+            suspects = [up for n, d in decisions.items() if d.runs for up in self.graph[n]]
+        corrupt: dict[str, str] = {}
+        for name in dict.fromkeys(suspects):
+            if name in self._verified or decisions.get(name, _RUN_NO_TARGET).runs:
+                continue
+            self._verified.add(name)
+            task = self._tasks[name]
+            for part in task.children or () if task.is_gather else (name,):
+                problem = self._check_checkpoint(part, decisions[part]) if part in decisions else None
+                if problem:
+                    corrupt[part] = problem
+        return corrupt
+
+    def _check_checkpoint(self, name: str, decision: Decision) -> str | None:
+        """Why a checkpoint cannot be trusted (size or sha256 differ from its record), or None."""
+        if decision.runs or decision.reason is Reason.NOT_NEEDED:
+            return None
+        hit = self.hits.get(name)
+        where = hit.checkpoint.where if hit else self._probes.get(name)
+        if where is None:
+            return None
+        record = hit.checkpoint if hit else (self.store.checkpoint(where.url) if self.store else None)
+        task = self._tasks[name]
+        if record is None:
+            if task.serializer == "pickle" and not self.trust:
+                raise UsageError(
+                    f"{where.url} (task {name!r}) is a pickle that no targetrun run recorded in this state store; "
+                    "loading a pickle runs code chosen by whoever wrote it",
+                    hint="Pass --trust if you trust its source, or give the task serializer: json.",
+                )
+            return None  # written by something else: nothing to compare with
+        return verify_checkpoint(self.storages(where.result), where.url, record)
 
     def _settle_locations(self, names: list[str]) -> None:
         """A skipped task's value is read where it is: a resumed run's checkpoint or a cache hit's."""
@@ -224,11 +276,10 @@ class Planner:
         tasks: Mapping[str, PlannedTask],
         forced: Mapping[str, Reason],
         probes: Mapping[str, Location | None],
+        decisions: dict[str, Decision],
     ) -> dict[str, Decision]:
+        """Decide ``requested`` and, in waves, what the tasks that run need."""
         checker = self.checker
-        for key, urls in _group(p for p in probes.values() if p is not None):
-            checker.expect(key, urls)
-        decisions: dict[str, Decision] = {}
         self._decisions = decisions  # expansion of mapped tasks below reads and grows it
         wave: list[str] = requested
         waiting: list[str] = []
@@ -459,3 +510,27 @@ def _group(locations: Iterable[Location]) -> list[tuple[str, list[str]]]:
     for location in locations:
         groups.setdefault(location.result, []).append(location.url)
     return list(groups.items())
+
+
+VERIFY_HASH_LIMIT = 64 * 1024 * 1024  # larger checkpoints are checked by size only
+
+
+def verify_checkpoint(storage: Storage, url: str, record: Checkpoint) -> str | None:
+    """Compare a checkpoint with its record: its size, then (up to 64 MiB) its sha256."""
+    stat = storage.info(url)
+    if stat is None:
+        return "it is gone"
+    if stat.size is not None and stat.size != record.size:
+        return f"it is {stat.size:,} bytes, {record.size:,} were written"
+    if not record.content_hash or record.size > VERIFY_HASH_LIMIT:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with storage.open_read(url) as f:
+            while chunk := f.read(1024 * 1024):
+                digest.update(chunk)
+    except (FileNotFoundError, IsADirectoryError):
+        return None  # a folder written by a shell task: its size was enough
+    if digest.hexdigest() != record.content_hash:
+        return "its content is not what was written (sha256 differs)"
+    return None

@@ -342,7 +342,8 @@ class Engine:
         entry now. A task that no longer needs to run is skipped here."""
         task = plan.tasks[name]
         decision = plan.decision(name)
-        if decision.reason in (Reason.FORCED, Reason.UPSTREAM_FORCED) or (task.target is None and task.spec.cache is None):
+        final = (Reason.FORCED, Reason.UPSTREAM_FORCED, Reason.CORRUPT)  # its existing target is not good enough
+        if decision.reason in final or (task.target is None and task.spec.cache is None):
             return False
         now_decision, entry = self._redecide(plan, progress, task)
         if now_decision.runs:

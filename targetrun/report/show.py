@@ -23,6 +23,7 @@ def show_value(
     date: dt.datetime | None,
     params: Mapping[str, object],
     location_only: bool,
+    trust: bool = False,
 ) -> None:
     if task not in spec.tasks:
         raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
@@ -41,6 +42,10 @@ def show_value(
         if location_only:
             out.write(where.url + "\n")
             return
+        if codec == "pickle" and not trust and opened.store.checkpoint(where.url) is None:
+            raise UsageError(f"{where.url} is a pickle that no targetrun run recorded in this state store; "
+                             "loading a pickle runs code chosen by whoever wrote it",
+                             hint="Pass --trust if you trust its source.")
         storage = opened.storage(where.result)
         try:
             with storage.open_read(where.url) as f:
