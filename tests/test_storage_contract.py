@@ -158,3 +158,31 @@ class TestDaskExecutor(ExecutorContract):
         client = Client(dask_cluster)
         yield DaskExecutor(client=client)
         client.close()
+
+
+class TestS3Storage(StorageContract):
+    @pytest.fixture
+    def storage(self, s3):
+        return FsspecStorage("s3")
+
+    @pytest.fixture
+    def base_url(self, s3):
+        return f"s3://test-bucket/contract-{uuid.uuid4().hex[:8]}"
+
+    @pytest.fixture
+    def unreadable_url(self, s3):
+        return "s3://no-such-bucket/x.txt"  # a missing bucket: cannot tell, never "missing"
+
+
+class TestGcsStorage(StorageContract):
+    @pytest.fixture
+    def storage(self, gcs):
+        return FsspecStorage("gs")
+
+    @pytest.fixture
+    def base_url(self, gcs):
+        return f"gs://test-bucket/contract-{uuid.uuid4().hex[:8]}"
+
+    @pytest.fixture
+    def unreadable_url(self, gcs):
+        return "gs://no-such-bucket/x.txt"

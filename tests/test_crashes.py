@@ -1,0 +1,142 @@
+"""SIGKILL at 20 moments spread over a run, on local disk and on S3.
+
+The tasks write their checkpoints slowly (a pickle that pauses between chunks, a shell
+command that writes line by line), so many of the kills land in the middle of a write.
+
+After every kill: each target that exists is byte for byte what an undisturbed run makes
+(nothing partial or corrupt), the state store opens and answers, and the next run
+completes with exactly the undisturbed outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import fsspec
+
+from targetrun.store.sqlite import SqliteStore
+
+KILLS = 20
+TASKS = '''
+import time
+
+class Slow:
+    """Pickling pauses here, so a checkpoint file grows over ~200 ms: kills land mid-write."""
+    def __reduce__(self):
+        time.sleep(0.005)
+        return (str, ("s",))
+
+    def __len__(self):  # like the "s" it unpickles to
+        return 1
+
+def gen(n):
+    return [part for i in range(n) for part in (bytes([i % 256]) * 65536, Slow())]
+
+def double(values):
+    return [len(v) * 2 for v in values]
+
+def summary(values, lines):
+    return {"count": len(values), "total": sum(values), "lines": len(lines.splitlines())}
+'''
+
+PIPELINE = """
+name: crash
+results:
+  lake: {lake}
+defaults: {{result: lake}}
+tasks:
+  gen: {{run: jobs:gen, args: {{n: 40}}, target: out/gen.pkl}}
+  double: {{run: jobs:double, needs: {{values: gen}}, target: out/double.json}}
+  lines:
+    shell: "for i in $(seq 60); do echo line $i; sleep 0.005; done > {{output}}"
+    target: out/lines.txt
+  summary: {{run: jobs:summary, needs: {{values: double, lines: lines}}, target: out/summary.json}}
+  cached: {{run: jobs:gen, args: {{n: 2}}, cache_for: 1h}}
+"""
+TARGETS = ("out/gen.pkl", "out/double.json", "out/lines.txt", "out/summary.json")
+
+
+def make(folder: Path, lake: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "jobs.py").write_text(TASKS)
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent(PIPELINE.format(lake=lake)))
+    return folder
+
+
+def run(folder: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "targetrun", "run", "-q", "-f", str(folder / "Pipelinefile.yaml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def finish(process: subprocess.Popen[str]) -> None:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, out + err
+
+
+def outputs(base: str) -> dict[str, bytes]:
+    found = {}
+    for rel in TARGETS:
+        try:
+            with fsspec.open(f"{base}/{rel}", "rb") as f:
+                found[rel] = f.read()
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def store_answers(folder: Path) -> None:
+    store = SqliteStore(str(folder / ".targetrun/state.db"))
+    try:
+        store.runs("crash")
+        store.last_task_records("crash")
+        store.list_cache("crash")
+    finally:
+        store.close()
+
+
+def kill_and_recover(tmp_path: Path, lake_of, options: str = "") -> None:
+    reference = make(tmp_path / "reference", lake_of("reference", options))
+    began = time.monotonic()
+    finish(run(reference))
+    duration = time.monotonic() - began
+    expected = outputs(lake_of("reference", ""))
+    assert set(expected) == set(TARGETS)
+
+    folder = make(tmp_path / "victim", lake_of("victim", options))
+    base = lake_of("victim", "")
+    for point in range(KILLS):
+        process = run(folder)
+        time.sleep(duration * (point + 0.5) / KILLS)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=30)
+        for rel, data in outputs(base).items():
+            assert data == expected[rel], f"kill {point}: {rel} is partial or corrupt"
+        store_answers(folder)
+        if point % 4 == 3:  # now and then, finish the run and start again from nothing
+            finish(run(folder))
+            assert outputs(base) == expected
+            fs, path = fsspec.core.url_to_fs(base)
+            fs.rm(f"{path}/out", recursive=True)
+    finish(run(folder))
+    assert outputs(base) == expected
+
+
+def test_sigkill_anywhere_on_local_disk(tmp_path):
+    kill_and_recover(tmp_path, lambda name, _options: str(tmp_path / name / "lake"))
+
+
+def test_sigkill_anywhere_on_s3(tmp_path, s3, s3_server):
+    options = (f"{{url: 's3://test-bucket/{{name}}', options: {{key: testing, secret: testing, "
+               f"client_kwargs: {{endpoint_url: '{s3_server.endpoint}'}}}}}}")
+
+    def lake(name: str, with_options: str) -> str:
+        return with_options.replace("{name}", name) if with_options else f"s3://test-bucket/{name}"
+
+    kill_and_recover(tmp_path, lake, options)
+
