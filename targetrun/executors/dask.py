@@ -42,7 +42,11 @@ class DaskExecutor:
                                 dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
                 self._cluster = LocalCluster(**settings)  # type: ignore[no-untyped-call]
                 self._client = Client(self._cluster)  # type: ignore[no-untyped-call]
-        except (OSError, TimeoutError) as exc:
+        except BaseException as exc:
+            if self._cluster is not None:
+                self._cluster.close()
+            if not isinstance(exc, (OSError, TimeoutError)):
+                raise
             where = scheduler or "a local cluster"
             raise ExecutorError(f"cannot reach the Dask scheduler {where}: {exc}",
                                 hint="Check the address (tcp://HOST:8786) and that the scheduler is running.") from None
