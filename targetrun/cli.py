@@ -47,8 +47,10 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show(file=err)
+    except click.ClickException as exc:  # click's own usage errors, in the same one-paragraph form
+        context = getattr(exc, "ctx", None)
+        command = context.command_path if context is not None else "targetrun"
+        _print_error(f"{exc.format_message()} (see `{command} --help`)", err)
         return exc.exit_code
     except click.exceptions.Abort:
         err.write("targetrun: interrupted\n")

@@ -49,6 +49,7 @@ class Document:
 
 def load_document(text: str, file: str) -> Document:
     try:
+        _check_depth(text, file)
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -75,6 +76,20 @@ def load_document(text: str, file: str) -> Document:
     builder = _Builder(doc)
     doc.value = builder.build(node, (), 0)
     return doc
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Refuse deep nesting before composing: libyaml's composer recurses (100,000 nested
+    brackets crash the process), while its event parser is a loop with a stack."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(f"the document nests deeper than {MAX_DEPTH} levels", file=file,
+                                line=event.start_mark.line + 1, hint="A Pipelinefile needs only a few levels.")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 class _Builder:
