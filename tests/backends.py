@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -35,24 +36,39 @@ def free_port() -> int:
 
 
 class S3Server:
-    """A moto server that can be stopped and started again on the same port."""
+    """moto's S3 server, stopped and started again on the same port.
+
+    moto's ThreadedMotoServer does not close its socket on stop() and waits without a
+    timeout for its thread to bind, so a restart on the same port can hang forever. This
+    runs the same WSGI app, binding in the caller (a failure raises at once) and closing
+    the socket on stop.
+    """
 
     def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._cls = ThreadedMotoServer
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.port = 0
+        self.endpoint = ""
         self._server: Any = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._server = self._cls(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
+        from moto.moto_server.threaded_moto_server import MotoRequestHandler
+        from moto.server import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler)
+        self.port = self._server.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(10)
             self._server = None
 
     def reset(self) -> None:
