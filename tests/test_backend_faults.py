@@ -34,10 +34,10 @@ def test_redis_stopped_mid_run(project, steps, redis_url, redis_server, monkeypa
     cache: {redis_url}
     tasks:
       first: {{run: steps:const, args: {{name: first}}, target: out/first.json}}
-      second: {{run: faults:stop_redis, needs: [first], target: out/second.txt}}
-    """, steps=steps, faults=FAULTS)
+      second: {{run: backendfaults:stop_redis, needs: [first], target: out/second.txt}}
+    """, steps=steps, backendfaults=FAULTS)
     monkeypatch.syspath_prepend(str(proj.root))
-    import faults
+    import backendfaults as faults
 
     monkeypatch.setattr(faults, "STOP", redis_server.stop)
     try:
@@ -67,11 +67,11 @@ def test_dask_worker_killed_mid_task_is_retried(project, tmp_path, one_failure_a
     proj = project(f"""
     tasks:
       fragile:
-        run: faults:die_once
+        run: backendfaults:die_once
         args: {{flag: "{tmp_path / 'died-once'}"}}
         max_retries: 1
         target: out/fragile.txt
-    """, faults=FAULTS)
+    """, backendfaults=FAULTS)
     result = proj.cli("run", "--executor", "dask", "-j", "2")
     assert result.code == 0, result.text
     assert "retry" in result.out and "the executor lost the task" in result.out
@@ -79,7 +79,7 @@ def test_dask_worker_killed_mid_task_is_retried(project, tmp_path, one_failure_a
 
 
 def test_dask_worker_killed_every_time_is_exit_3(project, one_failure_allowed):
-    proj = project("tasks:\n  doomed: {run: faults:always_die, target: out/doomed.txt}\n", faults=FAULTS)
+    proj = project("tasks:\n  doomed: {run: backendfaults:always_die, target: out/doomed.txt}\n", backendfaults=FAULTS)
     result = proj.cli("run", "--executor", "dask", "-j", "2")
     assert result.code == 3, result.text
     assert "the executor lost the task" in result.out and "KilledWorker" in result.out

@@ -33,12 +33,12 @@ def test_s3_server_stopped_in_the_middle_of_a_run(project, steps, s3, s3_server,
         args: {{name: first}}
         target: first.json
       second:
-        run: faults:stop_server
+        run: s3faults:stop_server
         needs: [first]
         target: second.txt
-    """, steps=steps, faults=FAULTS)
+    """, steps=steps, s3faults=FAULTS)
     monkeypatch.syspath_prepend(str(proj.root))
-    import faults
+    import s3faults as faults
 
     monkeypatch.setattr(faults, "STOP", s3_server.stop)
     try:

@@ -87,7 +87,8 @@ def _check_depth(text: str, file: str) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 raise SpecError(f"the document nests deeper than {MAX_DEPTH} levels", file=file,
-                                line=event.start_mark.line + 1, hint="A Pipelinefile needs only a few levels.")
+                                line=event.start_mark.line + 1 if event.start_mark else None,
+                                hint="A Pipelinefile needs only a few levels.")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
 
