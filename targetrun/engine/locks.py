@@ -12,7 +12,6 @@ a holder elsewhere is waited for until its lease expires.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 
 from targetrun.errors import BackendError
@@ -22,7 +21,7 @@ from targetrun.store.base import StateStore
 class RunLocks:
     def __init__(self, store: StateStore, run_id: str, lease: float) -> None:
         self.store = store
-        self.owner = f"{socket.gethostname()}/{os.getpid()}/{run_id}"
+        self.owner = f"{_host()}/{os.getpid()}/{run_id}"
         self.lease = lease
         self._held: dict[str, str] = {}  # task -> lock name
         self._guard = threading.Lock()
@@ -79,7 +78,7 @@ def _dead_here(owner: str) -> bool:
     """Whether ``owner`` (``host/pid/run``) is a process on this machine that no longer runs."""
     host, _, rest = owner.partition("/")
     pid_text = rest.partition("/")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != _host() or not pid_text.isdigit():
         return False
     try:
         os.kill(int(pid_text), 0)
@@ -88,3 +87,9 @@ def _dead_here(owner: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def _host() -> str:
+    import socket  # only runs that take locks pay for it
+
+    return socket.gethostname()

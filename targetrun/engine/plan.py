@@ -151,7 +151,8 @@ class Planner:
             needs = [up for name in corrupt for up in self.graph[name] if up not in decisions]
             self._walk(needs, tasks, forced, self._probes, decisions)
         self._settle_locations(list(decisions))
-        self._tasks = {name: self._tasks[name] for name in dag.toposort(self.graph, self._tasks)}  # children too
+        if len(self._tasks) > len(scope):  # mapped children were added: put them before their parents
+            self._tasks = {name: self._tasks[name] for name in dag.toposort(self.graph, self._tasks)}
         order = dag.toposort(self.graph, [name for name, d in decisions.items() if d.runs])
         return Plan(self.spec, self.context, tuple(requested), self._tasks, decisions, order, self.graph,
                     base_context=self.base, param_fingerprints=self.params,
