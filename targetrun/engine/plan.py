@@ -218,6 +218,8 @@ class Planner:
     def _forced_tasks(self, request: RunRequest, scope: set[str]) -> dict[str, Reason]:
         if request.force_all:
             return dict.fromkeys(scope, Reason.FORCED)
+        if not request.force:
+            return {}
         forced = dict.fromkeys(dag.downstream_within(self.graph, request.force, scope), Reason.UPSTREAM_FORCED)
         forced.update(dict.fromkeys(request.force, Reason.FORCED))
         return forced
