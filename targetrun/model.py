@@ -94,7 +94,6 @@ class PipelineSpec:
     results: Mapping[str, ResultLocation] = field(default_factory=dict)
     cache_url: str = ".targetrun/state.db"
     scheduler: str | None = None  # a Dask scheduler address (`scheduler:`)
-    param_lines: Mapping[str, int] = field(default_factory=dict)
     allow_outside_targets: bool = False
 
     def task(self, name: str) -> TaskSpec:
@@ -227,10 +226,6 @@ class TaskState(Enum):
     CANCELLED = "cancelled"
     NOT_NEEDED = "not needed"
     WOULD_RUN = "would run"
-
-    @property
-    def satisfied(self) -> bool:
-        return self in (TaskState.SKIPPED, TaskState.CACHED, TaskState.SUCCEEDED)
 
 
 @dataclass(frozen=True, slots=True)

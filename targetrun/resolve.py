@@ -157,7 +157,7 @@ def infer_serializer(task: TaskSpec, target: str | None) -> str:
     """
     if task.serializer:
         return task.serializer
-    head, dot, suffix = (target or "").rpartition(".")
+    _, dot, suffix = (target or "").rpartition(".")
     found = SUFFIX_SERIALIZERS.get(f".{suffix.lower()}") if dot and "/" not in suffix else None
     if found:
         return found

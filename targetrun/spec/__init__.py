@@ -2,9 +2,9 @@
 
 Validating a 10,000-task file takes a few hundred milliseconds (YAML parsing mostly), more
 than a whole no-op run may cost. The validated :class:`PipelineSpec` is therefore pickled
-under ``.targetrun/spec/`` keyed by a hash of the file's bytes, its path and the
-targetrun version: any edit makes a new key, so a stale spec is never used. yaml is
-imported only on a cache miss.
+under ``.targetrun/spec/`` keyed by a hash of the file's bytes, its path, the targetrun
+version and the model module: any edit makes a new key, so a stale spec is never used.
+yaml is imported only on a cache miss.
 """
 
 from __future__ import annotations
@@ -16,9 +16,20 @@ import tempfile
 
 from targetrun import __version__
 from targetrun.errors import SpecError, UsageError
+from targetrun import model
 from targetrun.model import PipelineSpec
 
 FILENAMES = ("Pipelinefile.yaml", "Pipelinefile.yml", "Pipelinefile")
+
+
+def _model_fingerprint() -> str:
+    """The version and the model module's size and age: a cached spec pickled by another
+    shape of the model classes (a development checkout, an upgrade) is never reused."""
+    stat = os.stat(model.__file__)
+    return f"{__version__}/{stat.st_size}/{stat.st_mtime_ns}"
+
+
+_MODEL = _model_fingerprint()
 SPEC_CACHE_DIR = os.path.join(".targetrun", "spec")
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
@@ -43,7 +54,7 @@ def find_pipelinefile(start: str | None = None) -> str:
 def load_pipeline(path: str, *, use_cache: bool = True) -> PipelineSpec:
     """Load and validate a Pipelinefile (raises :class:`SpecError` with file and line)."""
     data = _read(path)
-    key = hashlib.sha256(f"{__version__}\0{os.path.abspath(path)}\0".encode() + data).hexdigest()[:32]
+    key = hashlib.sha256(f"{_MODEL}\0{os.path.abspath(path)}\0".encode() + data).hexdigest()[:32]
     cache_file = os.path.join(os.path.dirname(os.path.abspath(path)), SPEC_CACHE_DIR, f"{key}.pickle")
     if use_cache:
         cached = _read_cache(cache_file)

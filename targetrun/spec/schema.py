@@ -106,7 +106,6 @@ class _Checker:
             results=results,
             cache_url=cache_url,
             scheduler=scheduler,
-            param_lines={k: self.doc.line(("params", k)) or 0 for k in params},
             allow_outside_targets=outside,
         )
         self.check_templates_render(spec)
