@@ -190,3 +190,23 @@ def test_mapping_over_a_non_list_is_refused(project, foreach, message):
     assert first.code == 0
     result = proj.cli("run")
     assert result.code in (1, 2) and message in result.text and "Traceback" not in result.text
+
+
+def test_status_agrees_with_run_on_cached_children_with_an_input_validator(project):
+    """A child's input is its own item: planning and running must fingerprint it the same way."""
+    proj = project("""
+    tasks:
+      numbers: {run: maps:numbers, args: {n: 3}, target: out/numbers.json}
+      squares:
+        run: maps:square
+        needs: {x: numbers}
+        foreach: {needs: numbers}
+        cache_for: 1h
+        cache_validator: all_inputs
+    """, maps=MAPS)
+    assert proj.cli("run").code == 0
+    status = {t["task"]: t["state"] for t in json.loads(proj.cli("status", "--json").out)["tasks"]}
+    assert all(status[f"squares[{i}]"].startswith("cache hit (until ") for i in range(3)), status
+    again = proj.cli("run", "--json")
+    assert {t: s for t, s in states(again).items() if t.startswith("squares[")} == {
+        f"squares[{i}]": "cached" for i in range(3)}

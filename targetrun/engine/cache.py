@@ -14,10 +14,10 @@ Two questions, answered from what the store recorded when an output was written:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from targetrun import fingerprint
-from targetrun.model import Action, CacheEntry, CachePolicy, Checkpoint, Decision, Reason, Validator
+from targetrun.model import Action, CacheEntry, CachePolicy, Checkpoint, Decision, PlannedTask, Reason, Validator
 
 
 def _changed(problem: str) -> Decision:
@@ -77,6 +77,23 @@ def entry_verdict(
         return Decision(Action.RUN, Reason.CACHE_EXPIRED, until=entries[0].expires), None
     problem = fingerprint.mismatch(policy.validator, policy.names, live[0].inputs, live[0].params, inputs, params)
     return _changed(problem or "no entry matches"), None
+
+
+def task_inputs(task: PlannedTask, output_of: Callable[[str], str]) -> dict[str, str]:
+    """One fingerprint per keyword argument a task runs with: each upstream's output (for a
+    mapped child, its own item in place of the list it maps over) and each rendered arg.
+
+    Planning and running both call this, each with its own ``output_of``, so ``status``
+    and ``run`` judge a cache entry by the same fingerprints.
+    """
+    inputs: dict[str, str] = {}
+    for arg, up in task.spec.needs:
+        if task.map_index is not None and up == task.mapped_upstream:
+            inputs[arg] = fingerprint.of_value(task.item)
+        else:
+            inputs[arg] = output_of(up)
+    inputs.update((name, fingerprint.of_value(value)) for name, value in task.args.items())
+    return inputs
 
 
 def new_entry(key: str, pipeline: str, task: str, checkpoint: Checkpoint, policy: CachePolicy) -> CacheEntry:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from targetrun import dag, fingerprint, templating
-from targetrun.engine.cache import entry_verdict, target_verdict
+from targetrun.engine.cache import entry_verdict, target_verdict, task_inputs
 from targetrun.engine.mapping import as_items, static_items
 from targetrun.errors import DuplicateTargetError, SpecError, UsageError, did_you_mean
 from targetrun.model import (
@@ -448,10 +448,7 @@ class Planner:
         return decision
 
     def input_fingerprints(self, task: PlannedTask) -> dict[str, str]:
-        """One fingerprint per keyword argument: upstream outputs and rendered args."""
-        inputs = {arg: self.output_fingerprint(up) for arg, up in task.spec.needs}
-        inputs.update((name, fingerprint.of_value(value)) for name, value in task.args.items())
-        return inputs
+        return task_inputs(task, self.output_fingerprint)
 
     def output_fingerprint(self, name: str) -> str:
         """The fingerprint of a value this run does not recompute (PENDING if it does).

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from targetrun import dag, fingerprint
-from targetrun.engine.cache import entry_verdict, new_entry, target_verdict
+from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import Plan, RunRequest
@@ -377,14 +377,7 @@ class Engine:
 
     def _input_fingerprints(self, plan: Plan, progress: _Progress, task: PlannedTask) -> dict[str, str]:
         """Fingerprints of the inputs a task runs with (for its cache entry and validators)."""
-        inputs: dict[str, str] = {}
-        for arg, up in task.spec.needs:
-            if task.map_index is not None and up == task.mapped_upstream:
-                inputs[arg] = fingerprint.of_value(task.item)
-                continue
-            inputs[arg] = self._output_fingerprint(plan, progress, up)
-        inputs.update((name, fingerprint.of_value(value)) for name, value in task.args.items())
-        return inputs
+        return task_inputs(task, lambda up: self._output_fingerprint(plan, progress, up))
 
     def _output_fingerprint(self, plan: Plan, progress: _Progress, up: str) -> str:
         gather = plan.tasks[up]
