@@ -25,7 +25,7 @@ from targetrun import dag, fingerprint
 from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
-from targetrun.engine.plan import Plan, RunRequest
+from targetrun.engine.plan import NOT_NEEDED, Plan, RunRequest
 from targetrun.engine.work import Input, Job, WorkError, WorkResult, check_call, execute, load_callable
 from targetrun.errors import SpecError
 from targetrun.events import (
@@ -108,12 +108,11 @@ class Engine:
         self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
                                         date=f"{plan.context.date:%Y-%m-%d}"))
         self._report_skips(plan)
-        progress = self._progress(plan)
-        progress.request = request
+        progress = self._progress(plan, request)
         self.locks = RunLocks(self.store, plan.run_id, self.lock_lease)
         status = RunStatus.INTERRUPTED
         try:
-            self._loop(plan, request, progress, functions)
+            self._loop(plan, progress, functions)
             status = RunStatus.SUCCEEDED
         finally:
             summary = self._summary(plan, progress, started)
@@ -126,7 +125,7 @@ class Engine:
             self.reporter.handle(RunFinished(summary))
         return summary
 
-    def _loop(self, plan: Plan, request: RunRequest, progress: _Progress, functions: dict[str, Any]) -> None:
+    def _loop(self, plan: Plan, progress: _Progress, functions: dict[str, Any]) -> None:
         while progress.inflight or (not progress.stopping and (progress.ready or progress.later)):
             self._submit_ready(plan, progress, functions)
             for future in self._wait(progress):
@@ -134,10 +133,10 @@ class Engine:
                 try:
                     result = future.result()
                 except WorkError as exc:
-                    self._attempt_failed(plan, request, progress, name, exc)
+                    self._attempt_failed(plan, progress, name, exc)
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
                     lost = WorkError(f"the executor lost the task: {type(exc).__name__}: {exc}", backend=True)
-                    self._attempt_failed(plan, request, progress, name, lost)
+                    self._attempt_failed(plan, progress, name, lost)
                 else:
                     self._record(plan, progress, name, result)
             self._release_due_retries(progress)
@@ -173,7 +172,7 @@ class Engine:
             except (ValueError, WorkError) as exc:
                 error = WorkError(f"cannot map over {task.mapped_upstream!r}: {exc}")
                 progress.attempts[name] = 1
-                return self._attempt_failed(plan, progress.request, progress, name, error)
+                return self._attempt_failed(plan, progress, name, error)
             running = [child for child in plan.expand(name, items) if plan.decisions[child].runs]
             self._adopt_children(plan, progress, name, running)
             if running:
@@ -293,7 +292,7 @@ class Engine:
             progress.values[name] = result.value
         self._release(plan, progress, name)
 
-    def _attempt_failed(self, plan: Plan, request: RunRequest, progress: _Progress, name: str, error: WorkError) -> None:
+    def _attempt_failed(self, plan: Plan, progress: _Progress, name: str, error: WorkError) -> None:
         task = plan.tasks[name]
         attempts = progress.attempts[name]
         if attempts <= task.spec.max_retries and not progress.stopping:
@@ -307,7 +306,7 @@ class Engine:
         self.locks.release(name)
         self.reporter.handle(TaskFailed(name, error.message, attempts, error.details, error.log))
         self._block_downstream(plan, progress, name)
-        if not request.keep_going:
+        if not progress.request.keep_going:
             progress.stopping = True
 
     def _finish(self, plan: Plan, progress: _Progress, outcome: TaskOutcome, entry: CacheEntry | None = None) -> None:
@@ -414,7 +413,7 @@ class Engine:
             functions[spec.name] = fn
         return functions if self.executor.in_process else {}
 
-    def _progress(self, plan: Plan) -> _Progress:
+    def _progress(self, plan: Plan, request: RunRequest) -> _Progress:
         runs = set(plan.order)
         inside = {name: tuple(up for up in dict.fromkeys(plan.graph[name]) if up in runs) for name in plan.order}
         waiting = {name: len(ups) for name, ups in inside.items()}
@@ -422,7 +421,7 @@ class Engine:
         for ups in inside.values():
             for up in ups:
                 consumers[up] = consumers.get(up, 0) + 1
-        progress = _Progress(waiting, consumers, dag.dependents(inside))
+        progress = _Progress(waiting, consumers, dag.dependents(inside), request=request)
         progress.ready.extend(name for name in plan.order if waiting[name] == 0)
         return progress
 
@@ -484,8 +483,6 @@ def _skip_state(decision: Decision) -> TaskState:
 
 
 def _not_needed(plan: Plan) -> list[TaskOutcome]:
-    from targetrun.engine.plan import NOT_NEEDED
-
     return [TaskOutcome(name, TaskState.NOT_NEEDED, NOT_NEEDED) for name in plan.spec.tasks if name not in plan.decisions]
 
 
