@@ -230,20 +230,20 @@ def run_dates(
     address = scheduler_address(spec, scheduler)
     summaries: list[RunSummary] = []
     with backends(spec, store_url) as opened:
-        plans = [plan(spec, request, run_context(spec, date=when, params=params), opened, clock=clock)
-                 for when in dates[:1]]  # the first date is planned before any executor starts
-        if address is not None and not dry_run:
-            check_shared_storage(plans[0])
+
+        def plan_for(when: dt.date | dt.datetime | None) -> Plan:
+            the_plan = plan(spec, request, run_context(spec, date=when, params=params), opened, clock=clock)
+            if address is not None and not dry_run:
+                check_shared_storage(the_plan)
+            return the_plan
+
+        first = plan_for(dates[0])  # before any executor starts: a bad file or target costs no cluster
         pool = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
         try:
             engine = Engine(storages=opened.storage, store=opened.store, executor=pool,
                             reporter=reporter or NullReporter(), clock=clock)
             for index, when in enumerate(dates):
-                the_plan = plans[0] if index == 0 else plan(spec, request, run_context(spec, date=when, params=params),
-                                                            opened, clock=clock)
-                if index and address is not None and not dry_run:
-                    check_shared_storage(the_plan)
-                summaries.append(engine.run(the_plan, request))
+                summaries.append(engine.run(first if index == 0 else plan_for(when), request))
                 if not summaries[-1].ok and not keep_going:
                     break
         finally:
