@@ -15,6 +15,7 @@ import hashlib
 import json
 import pickle
 from collections.abc import Mapping
+from typing import BinaryIO
 
 from targetrun.model import Validator
 
@@ -38,6 +39,21 @@ def of_value(value: object) -> str:
 
 def _reject(value: object) -> object:
     raise TypeError(type(value).__name__)
+
+
+def stream_digest(f: BinaryIO) -> tuple[int, str]:
+    """Size and sha256 of what is left to read in ``f``, read 1 MiB at a time.
+
+    >>> import io
+    >>> stream_digest(io.BytesIO(b"abc"))[0], stream_digest(io.BytesIO(b"abc"))[1][:12]
+    (3, 'ba7816bf8f01')
+    """
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := f.read(1024 * 1024):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
 
 
 def of_content(content_hash: str) -> str:

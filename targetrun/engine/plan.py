@@ -24,7 +24,6 @@ late check). "Cannot tell" from a storage is a :class:`StorageError` and stops t
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -524,13 +523,11 @@ def verify_checkpoint(storage: Storage, url: str, record: Checkpoint) -> str | N
         return f"it is {stat.size:,} bytes, {record.size:,} were written"
     if not record.content_hash or record.size > VERIFY_HASH_LIMIT:
         return None
-    digest = hashlib.sha256()
     try:
         with storage.open_read(url) as f:
-            while chunk := f.read(1024 * 1024):
-                digest.update(chunk)
+            _, digest = fingerprint.stream_digest(f)
     except (FileNotFoundError, IsADirectoryError):
         return None  # a folder written by a shell task: its size was enough
-    if digest.hexdigest() != record.content_hash:
+    if digest != record.content_hash:
         return "its content is not what was written (sha256 differs)"
     return None

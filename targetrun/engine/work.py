@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, cast
 
 from targetrun import templating
 from targetrun.engine.capture import tail, task_output
+from targetrun.fingerprint import stream_digest
 from targetrun.errors import StorageError
 from targetrun.serializers.base import SerializationError, serializer
 from targetrun.storage.base import Storage
@@ -176,13 +177,8 @@ class HashingWriter(io.RawIOBase):
 
 
 def file_digest(path: str) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
     with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+        return stream_digest(f)
 
 
 def load_callable(path: str, root: str) -> Callable[..., Any]:
