@@ -188,11 +188,7 @@ class Planner:
         task = self._tasks[name]
         if record is None:
             if task.serializer == "pickle" and not self.trust:
-                raise UsageError(
-                    f"{where.url} (task {name!r}) is a pickle that no targetrun run recorded in this state store; "
-                    "loading a pickle runs code chosen by whoever wrote it",
-                    hint="Pass --trust if you trust its source, or give the task serializer: json.",
-                )
+                raise untrusted_pickle(where.url, name)
             return None  # written by something else: nothing to compare with
         return verify_checkpoint(self.storages(where.result), where.url, record)
 
@@ -509,6 +505,15 @@ def _group(locations: Iterable[Location]) -> list[tuple[str, list[str]]]:
     for location in locations:
         groups.setdefault(location.result, []).append(location.url)
     return list(groups.items())
+
+
+def untrusted_pickle(url: str, task: str) -> UsageError:
+    """The refusal to load a pickle no run recorded in this state store (--trust lifts it)."""
+    return UsageError(
+        f"{url} (task {task!r}) is a pickle that no targetrun run recorded in this state store; "
+        "loading a pickle runs code chosen by whoever wrote it",
+        hint="Pass --trust if you trust its source, or give the task serializer: json.",
+    )
 
 
 VERIFY_HASH_LIMIT = 64 * 1024 * 1024  # larger checkpoints are checked by size only

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from targetrun import api
-from targetrun.engine.plan import Planner
+from targetrun.engine.plan import Planner, untrusted_pickle
 from targetrun.errors import UsageError, did_you_mean
 from targetrun.model import Location, PipelineSpec
 from targetrun.serializers.base import SerializationError, serializer
@@ -43,9 +43,7 @@ def show_value(
             out.write(where.url + "\n")
             return
         if codec == "pickle" and not trust and opened.store.checkpoint(where.url) is None:
-            raise UsageError(f"{where.url} is a pickle that no targetrun run recorded in this state store; "
-                             "loading a pickle runs code chosen by whoever wrote it",
-                             hint="Pass --trust if you trust its source.")
+            raise untrusted_pickle(where.url, task)
         storage = opened.storage(where.result)
         try:
             with storage.open_read(where.url) as f:
