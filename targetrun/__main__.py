@@ -1,4 +1,4 @@
-from targetrun.cli import main
+from targetrun._entry import main
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
+from targetrun.engine.recovery import recover
 from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, SpecError, UsageError, did_you_mean
 from targetrun.events import NullReporter, Reporter
 from targetrun.executors.base import EXECUTORS, Executor
@@ -157,6 +158,11 @@ def make_executor(name: str = "inline", jobs: int = 1, scheduler: str | None = N
     return cls(max_workers=jobs)  # type: ignore[no-any-return]
 
 
+def lock_lease() -> float:
+    """``TARGETRUN_LOCK_LEASE`` seconds (default 60): how long a lock or a heartbeat lasts."""
+    return float(os.environ.get("TARGETRUN_LOCK_LEASE", "60"))
+
+
 def trusting(trust: bool | None) -> bool:
     """``--trust``, else ``TARGETRUN_TRUST=1``: read pickles no run of this store recorded."""
     return trust if trust is not None else os.environ.get("TARGETRUN_TRUST", "") not in ("", "0", "false", "no")
@@ -237,18 +243,23 @@ def run_dates(
                 check_shared_storage(the_plan)
             return the_plan
 
+        if not dry_run:  # what an earlier run left half-way is settled before anything is decided
+            recover(opened.store, opened.storage, (clock or Clock()).now(), lock_lease())
         first = plan_for(dates[0])  # before any executor starts: a bad file or target costs no cluster
         pool = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
         try:
             engine = Engine(storages=opened.storage, store=opened.store, executor=pool,
-                            reporter=reporter or NullReporter(), clock=clock)
+                            reporter=reporter or NullReporter(), clock=clock, lock_lease=lock_lease())
             for index, when in enumerate(dates):
                 summaries.append(engine.run(first if index == 0 else plan_for(when), request))
                 if not summaries[-1].ok and not keep_going:
                     break
-        finally:
+        except BaseException:  # stopped (a signal) or broken: do not wait for running tasks
             if isinstance(executor, str):
-                pool.shutdown()
+                pool.shutdown(wait=False)
+            raise
+        if isinstance(executor, str):
+            pool.shutdown()
     return summaries
 
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 every requested task satisfied; 1 a task failed; 2 the Pipelinefile or the
 command line is wrong; 3 a backend (storage, state store, executor) could not be reached
-or could not tell; 4 an internal error (a bug: the traceback is printed); 130 interrupted.
+or could not tell; 4 an internal error (a bug: the traceback is printed); 130 interrupted
+(Ctrl-C); 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any, TextIO
 
 import click
 
-from targetrun import __version__, api
-from targetrun.errors import RunInterrupted, TargetrunError, UsageError, did_you_mean
+from targetrun import __version__, api, stopping
+from targetrun.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, TargetrunError, UsageError, did_you_mean
 from targetrun.executors.base import EXECUTORS
 from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter, colour_enabled
 
@@ -29,7 +30,14 @@ EPILOG = "Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments, 3 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the click group and turn every error into its exit code."""
+    stopping.install()
     code = invoke(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        # Everything is recorded and cleaned up; a Python task still running in a worker
+        # thread cannot be stopped, and must not hold the exit (nothing it does is committed).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -52,12 +60,10 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
         command = context.command_path if context is not None else "targetrun"
         _print_error(f"{exc.format_message()} (see `{command} --help`)", err)
         return exc.exit_code
-    except click.exceptions.Abort:
-        err.write("targetrun: interrupted\n")
-        return 130
-    except KeyboardInterrupt:
-        err.write("targetrun: interrupted\n")
-        return RunInterrupted.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort
+        code = stopping.exit_code_of(exc)
+        err.write(f"targetrun: interrupted ({'SIGTERM' if code == EXIT_TERMINATED else 'Ctrl-C'})\n")
+        return code
     except Exception:
         err.write("targetrun: internal error (a bug in targetrun; please report it with this traceback):\n")
         err.write(traceback.format_exc())
@@ -259,11 +265,12 @@ def _console_reporters(out: TextIO, as_json: bool, verbosity: int, dates: bool) 
 
 
 def _latest_failed_run(spec: Any) -> str:
-    from targetrun.store.base import RunStatus
+    from targetrun.store.base import RunStatus, as_seen
 
     with api.backends(spec) as opened:
         for record in opened.store.runs(spec.name, limit=50):
-            if record.status in (RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.BROKEN):
+            if as_seen(record, _now(), api.lock_lease()).status in (RunStatus.FAILED, RunStatus.INTERRUPTED,
+                                                                     RunStatus.BROKEN, RunStatus.DIED):
                 return record.run_id
     raise UsageError("--resume: there is no failed or interrupted run to resume", hint="See `targetrun history`.")
 
@@ -337,8 +344,10 @@ def history(ctx: click.Context, path: str | None, limit: int, as_json: bool) -> 
     from targetrun.report.records import history_to_list, render_history
 
     spec = api.load(path)
+    from targetrun.store.base import as_seen
+
     with api.backends(spec) as opened:
-        runs = opened.store.runs(spec.name, limit)
+        runs = [as_seen(run, _now(), api.lock_lease()) for run in opened.store.runs(spec.name, limit)]
     if as_json:
         _out(ctx).write(json.dumps(history_to_list(runs), indent=2) + "\n")
     else:

@@ -6,7 +6,8 @@ Exit codes (DESIGN.md §4):
 * 1 -- a task ran and failed (:class:`TaskFailed`);
 * 2 -- the pipeline file or the command line is wrong (:class:`SpecError`, :class:`UsageError`);
 * 3 -- a backend (storage, state store, executor) could not be reached or could not
-  tell (:class:`BackendError` and its children).
+  tell (:class:`BackendError` and its children);
+* 130 / 143 -- stopped by SIGINT (Ctrl-C) / SIGTERM (see :mod:`targetrun.stopping`).
 
 A :class:`TargetrunError` is a *user-facing* error: the CLI prints its message as one
 paragraph and exits with its code, never a traceback. Anything else escaping the engine
@@ -22,6 +23,8 @@ EXIT_OK = 0
 EXIT_TASK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, as a shell reports it
+EXIT_TERMINATED = 143  # SIGTERM (how CI cancels a job): 128 + 15
 
 
 class TargetrunError(Exception):
@@ -127,12 +130,6 @@ class TaskFailed(TargetrunError):
     """A task ran and failed (after its retries). Not a runner error."""
 
     exit_code = EXIT_TASK_FAILED
-
-
-class RunInterrupted(TargetrunError):
-    """The run was stopped by the user (Ctrl-C)."""
-
-    exit_code = 130
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

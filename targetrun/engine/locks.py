@@ -3,8 +3,9 @@
 Before a task runs, the engine takes a lock on its target (or, without one, its cache
 key) in the state store. A second run that finds it held waits and then re-decides --
 usually finding the target now exists -- instead of computing the same output twice.
-While a task runs, a daemon thread renews the leases of every lock this run holds, so
-only a crashed holder's lock expires. A holder on this machine whose process is gone
+While the run lasts, a daemon thread renews its heartbeat in the store (so ``history``
+can tell a live run from one that died) and the leases of every lock it holds, so only a
+crashed holder's lock expires. A holder on this machine whose process is gone
 (kill -9) is recognised from the owner name ``host/pid/run`` and its lock broken at once;
 a holder elsewhere is waited for until its lease expires.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 from targetrun.errors import BackendError
 from targetrun.store.base import StateStore
@@ -21,6 +23,7 @@ from targetrun.store.base import StateStore
 class RunLocks:
     def __init__(self, store: StateStore, run_id: str, lease: float) -> None:
         self.store = store
+        self.run_id = run_id
         self.owner = f"{_host()}/{os.getpid()}/{run_id}"
         self.lease = lease
         self._held: dict[str, str] = {}  # task -> lock name
@@ -58,6 +61,10 @@ class RunLocks:
             except BackendError:
                 pass  # the lease expires on its own
 
+    def start(self) -> None:
+        """Begin renewing: the run's heartbeat always, its locks once it holds some."""
+        self._start_renewing()
+
     def _start_renewing(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._renew_loop, name="targetrun-leases", daemon=True)
@@ -67,11 +74,12 @@ class RunLocks:
         while not self._stop.wait(self.lease / 3):
             with self._guard:
                 names = list(self._held.values())
-            if names:
-                try:
+            try:
+                self.store.heartbeat(self.run_id, time.time())
+                if names:
                     self.store.renew(names, self.owner, self.lease)
-                except BackendError:
-                    pass  # try again next period; a lost lease only risks duplicate work
+            except BackendError:
+                pass  # try again next period; a lost lease only risks duplicate work
 
 
 def _dead_here(owner: str) -> bool:

@@ -10,9 +10,11 @@ run :func:`~targetrun.engine.work.execute`.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import queue
+import secrets
 import time
 from dataclasses import replace
 from collections import deque
@@ -21,13 +23,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from targetrun import dag, fingerprint
+from targetrun import dag, fingerprint, liveness
 from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import NOT_NEEDED, Plan, RunRequest
-from targetrun.engine.work import Input, Job, WorkError, WorkResult, check_call, execute, load_callable
-from targetrun.errors import SpecError
+from targetrun.engine.work import (
+    Input, Job, WorkError, WorkResult, check_call, execute, kill_running_commands, load_callable,
+)
+from targetrun.errors import SpecError, TargetrunError
 from targetrun.events import (
     Reporter,
     RunFinished,
@@ -44,7 +48,7 @@ from targetrun.events import (
 from targetrun.executors.base import Executor
 from targetrun.model import Action, CacheEntry, Checkpoint, Decision, PlannedTask, Reason, RunSummary, TaskOutcome, TaskState
 from targetrun.storage.base import Storage
-from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
+from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord
 
 
 WAKE_UP = 0.5  # seconds: the loop wakes at least this often (retries due, Ctrl-C)
@@ -75,6 +79,7 @@ class _Progress:
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
+    staging: dict[str, tuple[str, str]] = field(default_factory=dict)  # task -> (storage key, staging url) in flight
 
 
 class Engine:
@@ -94,7 +99,7 @@ class Engine:
         self.executor = executor
         self.reporter = reporter
         self.clock = clock or Clock()
-        self.lock_lease = lock_lease or float(os.environ.get("TARGETRUN_LOCK_LEASE", "60"))
+        self.lock_lease = lock_lease or 60.0
         self.lock_poll = lock_poll
 
     # -- the run -------------------------------------------------------------------
@@ -104,12 +109,14 @@ class Engine:
         if request.dry_run:
             return self._dry_run(plan, started)
         functions = self._preflight(plan)
-        self.store.begin_run(RunRecord(plan.run_id, plan.spec.name, started, requested=plan.requested))
+        self.store.begin_run(RunRecord(plan.run_id, plan.spec.name, started, requested=plan.requested,
+                                       owner=liveness.owner_id(), heartbeat=started))
         self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
                                         date=f"{plan.context.date:%Y-%m-%d}"))
         self._report_skips(plan)
         progress = self._progress(plan, request)
         self.locks = RunLocks(self.store, plan.run_id, self.lock_lease)
+        self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
         status = RunStatus.INTERRUPTED
         try:
             self._loop(plan, progress, functions)
@@ -119,7 +126,9 @@ class Engine:
             if status is RunStatus.SUCCEEDED and not summary.ok:
                 status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
             if status is RunStatus.INTERRUPTED:
+                kill_running_commands()
                 self.executor.shutdown(wait=False)
+            self._discard_staging(progress)
             self.locks.release_all()
             self.store.finish_run(plan.run_id, status, summary.finished, _counts(summary))
             self.reporter.handle(RunFinished(summary))
@@ -238,13 +247,20 @@ class Engine:
         context: dict[str, object] = {}
         if spec.shell is not None:
             context = dict(plan.base_context, task_name=spec.name, task_full_name=spec.name, task_run_count=attempt)
+        storage = self.storages(checkpoint.result) if checkpoint else None
+        staging = None
+        if checkpoint is not None and storage is not None:
+            staging = storage.staging_url(checkpoint.url, f"{plan.run_id}-{attempt}-{secrets.token_hex(4)}")
+            self.store.intend_write(PendingWrite(plan.run_id, checkpoint.url, staging, checkpoint.result))
+            progress.staging[task.name] = (checkpoint.result, staging)
         return Job(
             task=spec.name,
             attempt=attempt,
             root=plan.spec.root,
             serializer=task.serializer,
             checkpoint=checkpoint.url if checkpoint else None,
-            storage=self.storages(checkpoint.result) if checkpoint else None,
+            staging=staging,
+            storage=storage,
             fn=fn,
             run=spec.run,
             shell=spec.shell,
@@ -275,6 +291,7 @@ class Engine:
         task = plan.tasks[name]
         policy = task.spec.cache
         checkpoint = entry = None
+        staging = progress.staging.pop(name, (None, None))[1]
         if task.checkpoint is not None and result.content_hash is not None:
             inputs = self._input_fingerprints(plan, progress, task) if policy else {}
             params = plan.param_fingerprints if policy else {}
@@ -282,18 +299,61 @@ class Engine:
                                     plan.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result)
             if policy is not None and task.cache_key:
                 entry = new_entry(task.cache_key, plan.spec.name, name, checkpoint, policy)
+            if staging is not None:
+                try:
+                    self._commit(task, staging, checkpoint, entry)
+                except TargetrunError as exc:
+                    return self._attempt_failed(plan, progress, name, WorkError(exc.format(), backend=True))
         attempts = progress.attempts[name]
         outcome = TaskOutcome(name, TaskState.SUCCEEDED, plan.decision(name), _target(task), result.duration, attempts,
                               checkpoint=checkpoint)
-        self._finish(plan, progress, outcome, entry)
+        self._finish(plan, progress, outcome, entry, staging)
         self.locks.release(name)
         self.reporter.handle(TaskSucceeded(name, result.duration, attempts, checkpoint, result.log))
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
         self._release(plan, progress, name)
 
+    def _commit(self, task: PlannedTask, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
+        """Make a staged checkpoint the target: its record is prepared first, so the bytes
+        at the target are vouched for from the moment they appear (store/base.py)."""
+        assert task.checkpoint is not None
+        try:
+            self.store.prepare_write(staging, checkpoint, entry)
+            self.storages(task.checkpoint.result).commit(staging, task.checkpoint.url)
+        except BaseException:
+            # The pending record stays: if the move did happen (a copy whose delete failed),
+            # the next run finds the target matching the prepared record and commits it.
+            with contextlib.suppress(TargetrunError):
+                self.storages(task.checkpoint.result).discard(staging)
+            raise
+
+    def _forget_staging(self, storage_key: str, staging: str) -> None:
+        """Remove a staging file and its pending record; what fails here the next run redoes."""
+        try:
+            self.storages(storage_key).discard(staging)
+            self.store.drop_pending(staging)
+        except TargetrunError:
+            pass
+
+    def _discard_staging(self, progress: _Progress) -> None:
+        """At the end of a run no attempt of it commits any more: remove what they staged.
+        An attempt still running (a Python task in a thread cannot be stopped) keeps its
+        pending record, so the next run removes whatever it leaves behind."""
+        in_flight = set(progress.inflight.values())
+        for name, (storage_key, staging) in progress.staging.items():
+            if name in in_flight:
+                with contextlib.suppress(TargetrunError):
+                    self.storages(storage_key).discard(staging)
+            else:
+                self._forget_staging(storage_key, staging)
+        progress.staging.clear()
+
     def _attempt_failed(self, plan: Plan, progress: _Progress, name: str, error: WorkError) -> None:
         task = plan.tasks[name]
+        storage_key, staging = progress.staging.pop(name, (None, None))
+        if storage_key is not None and staging is not None:
+            self._forget_staging(storage_key, staging)
         attempts = progress.attempts[name]
         if attempts <= task.spec.max_retries and not progress.stopping:
             delay = task.spec.retry_delay
@@ -309,11 +369,12 @@ class Engine:
         if not progress.request.keep_going:
             progress.stopping = True
 
-    def _finish(self, plan: Plan, progress: _Progress, outcome: TaskOutcome, entry: CacheEntry | None = None) -> None:
+    def _finish(self, plan: Plan, progress: _Progress, outcome: TaskOutcome, entry: CacheEntry | None = None,
+                staging: str | None = None) -> None:
         progress.outcomes[outcome.task] = outcome
         record = TaskRecord(plan.run_id, plan.spec.name, outcome.task, outcome.state, self.clock.now(),
                             outcome.duration, outcome.attempts, outcome.error, outcome.target)
-        self.store.record_task(record, outcome.checkpoint, entry)
+        self.store.record_task(record, outcome.checkpoint, entry, staging=staging)
 
     def _release(self, plan: Plan, progress: _Progress, name: str) -> None:
         for down in progress.dependents[name]:

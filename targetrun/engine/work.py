@@ -10,6 +10,7 @@ the coordinating process.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import io
@@ -79,6 +80,7 @@ class Job:
     root: str
     serializer: str
     checkpoint: str | None = None
+    staging: str | None = None  # where this attempt writes; the coordinator commits it to ``checkpoint``
     storage: Storage | None = None
     fn: Callable[..., Any] | None = None  # resolved by the coordinator when in-process
     run: str | None = None  # "module:function" for out-of-process workers
@@ -129,28 +131,29 @@ def _run_python(job: Job) -> tuple[object, int | None, str | None]:
     kwargs = dict(job.args)
     kwargs.update((arg, source.load()) for arg, source in job.inputs.items())
     value = fn(**kwargs)
-    if job.checkpoint is None or job.storage is None:
+    if job.checkpoint is None or job.storage is None or job.staging is None:
         return value, None, None
-    size, digest = write_value(job.storage, job.checkpoint, value, job.serializer)
+    size, digest = write_value(job.storage, job.staging, value, job.serializer, shown=job.checkpoint)
     return value, size, digest
 
 
-def write_value(storage: Storage, url: str, value: object, serializer_name: str) -> tuple[int, str]:
-    """Serialize ``value`` atomically to ``url``; return its size and content hash."""
+def write_value(storage: Storage, staging: str, value: object, serializer_name: str, *, shown: str) -> tuple[int, str]:
+    """Serialize ``value`` to the staging location of checkpoint ``shown``; return its size
+    and content hash. The coordinator records it, then commits it to the checkpoint."""
     codec = serializer(serializer_name)
     try:
-        with storage.atomic_write(url) as f:
+        with storage.stage_write(staging) as f:
             writer = HashingWriter(f)
             codec.dump(value, cast(BinaryIO, writer))
     except SerializationError as exc:
-        raise WorkError(f"cannot write the value to {url} as {serializer_name}: {exc}") from None
-    _verify(storage, url)
+        raise WorkError(f"cannot write the value to {shown} as {serializer_name}: {exc}") from None
+    _verify(storage, staging, shown)
     return writer.size, writer.hexdigest()
 
 
-def _verify(storage: Storage, url: str) -> None:
-    if storage.info(url) is None:
-        raise WorkError(f"the checkpoint {url} is missing right after it was written", backend=True)
+def _verify(storage: Storage, staging: str, shown: str) -> None:
+    if storage.info(staging) is None:
+        raise WorkError(f"the checkpoint for {shown} is missing right after it was written", backend=True)
 
 
 class HashingWriter(io.RawIOBase):
@@ -231,7 +234,7 @@ def check_call(fn: Callable[..., Any], names: list[str]) -> str | None:
 
 
 def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str | None]:
-    assert job.shell is not None and job.storage is not None and job.checkpoint is not None
+    assert job.shell is not None and job.storage is not None and job.checkpoint is not None and job.staging is not None
     writes_output = any(name == "output" for name, _, _ in templating.fields(job.shell))
     with ExitStack() as stack:
         paths = {arg: stack.enter_context(_fetched(source)) for arg, source in job.inputs.items()}
@@ -239,7 +242,7 @@ def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str 
         context = dict(job.context)
         context["needs"] = templating.Namespace("needs", paths)
         if writes_output:
-            out = stack.enter_context(job.storage.staged(job.checkpoint))
+            out = stack.enter_context(job.storage.stage_output(job.staging))
             context["output"] = out
             _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
             if not os.path.lexists(out):
@@ -248,12 +251,31 @@ def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str 
             result: tuple[object, int | None, str | None] = (None, size, digest)
         else:
             command = templating.render_shell(job.shell, context)
-            with job.storage.atomic_write(job.checkpoint) as f:
+            with job.storage.stage_write(job.staging) as f:
                 writer = HashingWriter(f)
                 _call_shell(job, command, stdout=writer, printed=printed)
             result = (None, writer.size, writer.hexdigest())
-    _verify(job.storage, job.checkpoint)
+    _verify(job.storage, job.staging, job.checkpoint)
     return result
+
+
+_RUNNING: set[Any] = set()  # shell commands running in this process (any thread)
+
+
+def kill_running_commands() -> None:
+    """Stop every shell command this process runs, with all it started (a run is stopping)."""
+    for process in list(_RUNNING):
+        _kill_group(process)
+
+
+def _kill_group(process: Any) -> None:
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(OSError):
+            process.kill()
 
 
 def _fetched(source: Input) -> Any:
@@ -267,13 +289,16 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
     import tempfile
 
     with tempfile.TemporaryFile() as err:
+        # Its own process group, so that stopping it stops everything it started.
         process = subprocess.Popen(
             ["/bin/sh", "-c", command],
             cwd=job.root,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE if stdout is not None else err,
             stderr=err,
+            start_new_session=True,
         )
+        _RUNNING.add(process)
         try:
             if stdout is not None:
                 assert process.stdout is not None
@@ -281,10 +306,12 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
                     stdout.write(chunk)
                 process.stdout.close()
             code = process.wait()
-        except BaseException:  # Ctrl-C, or the write failed: do not leave the command running
-            process.kill()
+        except BaseException:  # Ctrl-C, SIGTERM, or the write failed: do not leave the command running
+            _kill_group(process)
             process.wait()
             raise
+        finally:
+            _RUNNING.discard(process)
         err.seek(0)
         printed.write(err.read().decode("utf-8", "replace"))
         if code != 0:

@@ -11,6 +11,14 @@ A backend implements a few primitives; the rest is derived:
   block exits without an exception, so no partial target is ever visible.
 * ``staged(url)`` yields a local path for a shell command's ``{output}``; it is moved
   onto ``url`` on success.
+
+Checkpoints are written in two phases, so that a checkpoint becomes visible at its target
+only together with its record in the state store (DESIGN.md, "Trust and containment"):
+the worker writes the value to a *staging* location beside the target
+(:meth:`Storage.staging_url`, :meth:`Storage.stage_write` / :meth:`Storage.stage_output`);
+the coordinator records it, then :meth:`Storage.commit` moves it onto the target.
+Whatever is interrupted in between leaves at most a hidden staging file, which the next run
+removes (:meth:`Storage.discard`).
 """
 
 from __future__ import annotations
@@ -126,8 +134,60 @@ class Storage(ABC):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
+    # -- two-phase checkpoint writes -----------------------------------------------------
+
+    def staging_url(self, url: str, token: str) -> str:
+        """A hidden sibling of ``url`` for one attempt's write (``token`` names the attempt)."""
+        return staging_sibling(url, token)
+
+    @contextlib.contextmanager
+    def stage_write(self, staging: str) -> Iterator[BinaryIO]:
+        """A writable file at ``staging`` (never trusted as a target; removed on failure)."""
+        with self.atomic_write(staging) as f:
+            yield f
+
+    @contextlib.contextmanager
+    def stage_output(self, staging: str) -> Iterator[str]:
+        """A local path for a shell command's ``{output}`` that ends up at ``staging``."""
+        with self.staged(staging) as path:
+            yield path
+
+    def commit(self, staging: str, url: str) -> None:
+        """Move a staged write onto ``url`` in one step. The default copies and removes;
+        backends with a rename (local disk) or a server-side copy override it."""
+        with self.open_read(staging) as src, self.atomic_write(url) as dst:
+            shutil.copyfileobj(src, dst, 1024 * 1024)
+        self.discard(staging)
+
+    def discard(self, staging: str) -> None:
+        """Remove a staging file (a file only; a missing one is not an error)."""
+        self.remove(staging)
+
     def close(self) -> None:
         pass
+
+
+def staging_sibling(url: str, token: str) -> str:
+    """The hidden staging name beside ``url`` (same folder or prefix, so a rename or a
+    server-side copy commits it).
+
+    >>> staging_sibling("s3://b/out/x.json", "r1-3")
+    's3://b/out/.x.json.targetrun-r1-3'
+    >>> staging_sibling("/p/out/x.json", "r1-3")
+    '/p/out/.x.json.targetrun-r1-3'
+    """
+    head, _, name = url.rstrip("/").rpartition("/")
+    return f"{head}/.{name}.targetrun-{token}" if head else f".{name}.targetrun-{token}"
+
+
+def is_staging(url: str) -> bool:
+    """Whether ``url`` names a staging file (never a target).
+
+    >>> is_staging("/p/out/.x.json.targetrun-r1-3"), is_staging("/p/out/x.json")
+    (True, False)
+    """
+    name = url.rstrip("/").rpartition("/")[2]
+    return name.startswith(".") and ".targetrun-" in name
 
 
 class TargetChecker:

@@ -123,6 +123,28 @@ class FsspecStorage(Storage):
         except Exception as exc:
             raise StorageError(f"cannot write {_mask(url)}: {exc}") from None
 
+    def commit(self, staging: str, url: str) -> None:
+        """A server-side move (a copy and a delete on object stores): the target key is
+        written in one request, so it never holds a partial object."""
+        fs = self.fs
+        try:
+            if self.protocol in ("file", "local"):  # a rename; a copy would be visible half-done
+                fs.mv(self._path(staging), self._path(url))
+            else:  # not fs.mv: its listing-based expansion costs requests, and hung on the GCS emulator
+                fs.copy(self._path(staging), self._path(url))
+                fs.rm_file(self._path(staging))
+        except Exception as exc:
+            raise StorageError(f"cannot move the new checkpoint onto {_mask(url)}: {exc}") from None
+
+    def discard(self, staging: str) -> None:
+        fs = self.fs
+        try:
+            fs.rm_file(self._path(staging))
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise StorageError(f"cannot remove {_mask(staging)}: {exc}") from None
+
     def remove(self, url: str) -> None:
         fs = self.fs
         try:

@@ -78,6 +78,33 @@ class LocalStorage(Storage):
         with self._temporary_sibling(url) as tmp:
             yield tmp
 
+    # -- two-phase checkpoint writes (see storage/base.py) ----------------------------
+
+    @contextlib.contextmanager
+    def stage_write(self, staging: str) -> Iterator[BinaryIO]:
+        with self.stage_output(staging) as path:
+            with os.fdopen(_create_new(path), "wb") as f:
+                yield f
+
+    @contextlib.contextmanager
+    def stage_output(self, staging: str) -> Iterator[str]:
+        self._makedirs(os.path.dirname(staging))
+        try:
+            yield staging
+        except BaseException:
+            _discard(staging)
+            raise
+
+    def commit(self, staging: str, url: str) -> None:
+        try:
+            os.replace(staging, url)
+        except OSError as exc:
+            raise StorageError(f"cannot move the new checkpoint onto {url}: {exc.strerror or exc}",
+                               hint="Check that the path is a writable file location (not a folder).") from None
+
+    def discard(self, staging: str) -> None:
+        _discard(staging)
+
     def remove(self, url: str) -> None:
         try:
             if os.path.isdir(url) and not os.path.islink(url):
@@ -110,6 +137,17 @@ class LocalStorage(Storage):
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create the folder {folder}: {exc.strerror or exc}") from None
+
+
+def _create_new(path: str) -> int:
+    """Create ``path`` for writing; never follow or reuse what is already there (a planted
+    symlink at a staging name must not redirect the write)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, flags, 0o666)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}",
+                           hint="Check that its folder is writable and has free space.") from None
 
 
 def _discard(path: str) -> None:

@@ -11,9 +11,10 @@ is the default; Redis shares one store between machines and CI jobs.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
+from targetrun import liveness
 from targetrun.model import CacheEntry, Checkpoint, TaskState
 from targetrun.registry import Entry, Registry
 
@@ -24,6 +25,7 @@ class RunStatus(Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     BROKEN = "broken"  # the runner itself hit a backend error
+    DIED = "died"  # never recorded: a RUNNING run whose process is gone (see :func:`as_seen`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,21 @@ class RunRecord:
     finished: float | None = None
     requested: tuple[str, ...] = ()
     counts: str = ""  # "3 ran, 2 skipped, 1 failed"
+    owner: str = ""  # the process running it, "host/pid-namespace/pid" (see targetrun/liveness.py)
+    heartbeat: float | None = None  # renewed while the run is alive
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """A checkpoint write under way: its staging file, and (once the attempt succeeded)
+    the record it will commit with. See :meth:`StateStore.intend_write`."""
+
+    run_id: str
+    location: str
+    staging: str
+    storage: str  # the result location key, to reopen the storage
+    checkpoint: Checkpoint | None = None
+    entry: CacheEntry | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +67,14 @@ class TaskRecord:
     target: str | None = None
 
 
+def as_seen(run: RunRecord, now: float, lease: float) -> RunRecord:
+    """The run as a user should see it: a run recorded as running whose process is gone
+    (``kill -9``, a lost machine) has *died*; it does not run forever."""
+    if run.status is RunStatus.RUNNING and liveness.is_dead(run.owner, run.heartbeat, now, lease):
+        return replace(run, status=RunStatus.DIED)
+    return run
+
+
 class StateStore(ABC):
     """One connection to one store, used by one run (or one status query)."""
 
@@ -60,8 +85,42 @@ class StateStore(ABC):
     def finish_run(self, run_id: str, status: RunStatus, finished: float, counts: str) -> None: ...
 
     @abstractmethod
-    def record_task(self, record: TaskRecord, checkpoint: Checkpoint | None, entry: CacheEntry | None = None) -> None:
-        """Record a task that ran, the checkpoint it wrote and its cache entry (together)."""
+    def record_task(self, record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None = None,
+                    *, staging: str | None = None) -> None:
+        """Record a task that ran, the checkpoint it wrote and its cache entry (together);
+        with ``staging``, this commits that pending write and ends it in the same step."""
+
+    # -- two-phase checkpoint writes ---------------------------------------------------
+    #
+    # A checkpoint must never be visible at its target without a record that vouches for
+    # its bytes. The engine therefore (1) records the *intent* before the worker writes to
+    # a staging file, (2) *prepares* the record (size, sha256) once the attempt succeeded,
+    # (3) moves the staging file onto the target, and (4) commits the record
+    # (:meth:`record_task` with ``staging``), which ends the pending write. A run that
+    # stops anywhere in between leaves a pending write that the next run resolves
+    # (engine/recovery.py): a target whose bytes match the prepared record is committed,
+    # anything else staged is removed. Readers accept bytes that match a prepared record
+    # too, so a concurrent reader never mistakes a fresh output for a foreign one.
+
+    @abstractmethod
+    def intend_write(self, pending: PendingWrite) -> None: ...
+
+    @abstractmethod
+    def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None: ...
+
+    @abstractmethod
+    def pending_writes(self, location: str | None = None) -> list[PendingWrite]:
+        """Pending writes (of one location, or all); unreadable rows are skipped."""
+
+    @abstractmethod
+    def drop_pending(self, staging: str) -> None: ...
+
+    @abstractmethod
+    def heartbeat(self, run_id: str, now: float) -> None:
+        """Mark a running run as alive (see :attr:`RunRecord.heartbeat`)."""
+
+    @abstractmethod
+    def run(self, run_id: str) -> RunRecord | None: ...
 
     @abstractmethod
     def checkpoints(self, locations: list[str]) -> dict[str, Checkpoint]:

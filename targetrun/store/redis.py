@@ -8,6 +8,7 @@ Keys (prefix ``targetrun:``):
 * ``cache:KEY`` (hash variant -> JSON): cache entries; the key expires (Redis TTL) with its
   last entry, and every entry also carries its own expiry;
 * ``blob:LOCATION``: values of tasks with ``result: inline``;
+* ``pending`` (hash staging -> JSON): checkpoint writes under way (see store/base.py);
 * ``lock:NAME``: ``SET NX PX`` with the owner as value, released and renewed by Lua
   scripts that act only while the owner still holds it.
 
@@ -25,8 +26,8 @@ import redis
 
 from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
-from targetrun.store.sqlite import dump_checkpoint, load_checkpoint
+from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord
+from targetrun.store.sqlite import dump_checkpoint, dump_entry, load_checkpoint, load_entry
 
 PREFIX = "targetrun:"
 MAX_ENTRIES_PER_KEY = 32
@@ -107,9 +108,53 @@ class RedisStore(StateStore):
         self._call(self.client.hset, f"{PREFIX}run:{run_id}",
                    mapping={"status": status.value, "finished": finished, "counts": counts})
 
-    def record_task(self, record: TaskRecord, checkpoint: Checkpoint | None, entry: CacheEntry | None = None) -> None:
+    def heartbeat(self, run_id: str, now: float) -> None:
+        self._call(self.client.hset, f"{PREFIX}run:{run_id}", "heartbeat", now)
+
+    def run(self, run_id: str) -> RunRecord | None:
+        fields = self._call(self.client.hgetall, f"{PREFIX}run:{run_id}")
+        return _run_record(run_id, fields) if fields else None
+
+    def intend_write(self, pending: PendingWrite) -> None:
+        text = json.dumps({"run_id": pending.run_id, "location": pending.location, "storage": pending.storage})
+        self._call(self.client.hset, f"{PREFIX}pending", pending.staging, text)
+
+    def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
+        text = self._call(self.client.hget, f"{PREFIX}pending", staging)
+        d = json.loads(text) if text else {"run_id": checkpoint.run_id, "location": checkpoint.location,
+                                           "storage": checkpoint.storage}
+        d.update(record=dump_checkpoint(checkpoint), entry=dump_entry(entry) if entry else None)
+        self._call(self.client.hset, f"{PREFIX}pending", staging, json.dumps(d))
+
+    def pending_writes(self, location: str | None = None) -> list[PendingWrite]:
+        found = []
+        for staging, text in self._call(self.client.hgetall, f"{PREFIX}pending").items():
+            try:
+                d = json.loads(text)
+                if location is not None and d["location"] != location:
+                    continue
+                pending = PendingWrite(d["run_id"], d["location"], staging, d["storage"])
+            except (ValueError, KeyError, TypeError):
+                continue  # not ours to read; never committed
+            try:
+                pending = PendingWrite(pending.run_id, pending.location, staging, pending.storage,
+                                       load_checkpoint(d["record"]) if d.get("record") else None,
+                                       load_entry(d["entry"]) if d.get("entry") else None)
+            except CacheError:
+                pass
+            found.append(pending)
+        return found
+
+    def drop_pending(self, staging: str) -> None:
+        self._call(self.client.hdel, f"{PREFIX}pending", staging)
+
+    def record_task(self, record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None = None,
+                    *, staging: str | None = None) -> None:
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(f"{PREFIX}last:{record.pipeline}", record.task, json.dumps(_task_fields(record)))
+        if record is not None:
+            pipe.hset(f"{PREFIX}last:{record.pipeline}", record.task, json.dumps(_task_fields(record)))
+        if staging is not None:
+            pipe.hdel(f"{PREFIX}pending", staging)
         if checkpoint is not None:
             text = dump_checkpoint(checkpoint)
             pipe.set(f"{PREFIX}ckpt:{checkpoint.location}", text)
@@ -157,14 +202,7 @@ class RedisStore(StateStore):
         pipe = self.client.pipeline()
         for run_id in ids:
             pipe.hgetall(f"{PREFIX}run:{run_id}")
-        records = []
-        for run_id, fields in zip(ids, self._call(pipe.execute)):
-            if fields:
-                records.append(RunRecord(run_id, pipeline, float(fields["started"]), RunStatus(fields["status"]),
-                                         float(fields["finished"]) if fields.get("finished") else None,
-                                         tuple(fields["requested"].split("\n")) if fields.get("requested") else (),
-                                         fields.get("counts", "")))
-        return records
+        return [_run_record(run_id, fields) for run_id, fields in zip(ids, self._call(pipe.execute)) if fields]
 
     # -- cache -----------------------------------------------------------------------
 
@@ -237,7 +275,16 @@ class RedisStore(StateStore):
 
 def _run_fields(record: RunRecord) -> dict[str, Any]:
     return {"pipeline": record.pipeline, "started": record.started, "status": record.status.value,
-            "finished": record.finished or "", "requested": "\n".join(record.requested), "counts": record.counts}
+            "finished": record.finished or "", "requested": "\n".join(record.requested), "counts": record.counts,
+            "owner": record.owner, "heartbeat": record.heartbeat if record.heartbeat is not None else ""}
+
+
+def _run_record(run_id: str, fields: dict[str, Any]) -> RunRecord:
+    return RunRecord(run_id, fields.get("pipeline", ""), float(fields["started"]), RunStatus(fields["status"]),
+                     float(fields["finished"]) if fields.get("finished") else None,
+                     tuple(fields["requested"].split("\n")) if fields.get("requested") else (),
+                     fields.get("counts", ""), fields.get("owner", ""),
+                     float(fields["heartbeat"]) if fields.get("heartbeat") else None)
 
 
 def _task_fields(record: TaskRecord) -> dict[str, Any]:

@@ -20,12 +20,13 @@ from typing import Any
 
 from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
+from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, started REAL NOT NULL,
-    finished REAL, status TEXT NOT NULL, requested TEXT NOT NULL DEFAULT '', counts TEXT NOT NULL DEFAULT '');
+    finished REAL, status TEXT NOT NULL, requested TEXT NOT NULL DEFAULT '', counts TEXT NOT NULL DEFAULT '',
+    owner TEXT NOT NULL DEFAULT '', heartbeat REAL);
 CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started);
 CREATE TABLE IF NOT EXISTS task_runs (
     run_id TEXT NOT NULL, pipeline TEXT NOT NULL, task TEXT NOT NULL, state TEXT NOT NULL,
@@ -41,8 +42,19 @@ CREATE TABLE IF NOT EXISTS cache (
 CREATE INDEX IF NOT EXISTS cache_by_task ON cache (pipeline, task);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+    staging TEXT PRIMARY KEY, run_id TEXT NOT NULL, location TEXT NOT NULL, storage TEXT NOT NULL,
+    record TEXT, entry TEXT);
+CREATE INDEX IF NOT EXISTS pending_by_location ON pending (location);
 """
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Stores written by an older targetrun are upgraded in place: version -> statements.
+MIGRATIONS = {
+    2: ["ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''", "ALTER TABLE runs ADD COLUMN heartbeat REAL",
+        "CREATE TABLE IF NOT EXISTS pending (staging TEXT PRIMARY KEY, run_id TEXT NOT NULL, location TEXT NOT NULL, "
+        "storage TEXT NOT NULL, record TEXT, entry TEXT)",
+        "CREATE INDEX IF NOT EXISTS pending_by_location ON pending (location)"],
+}
 MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
 _BATCH = 500  # keys per IN (...) query
 
@@ -55,6 +67,21 @@ class SqliteStore(StateStore):
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._while_busy(self._check_schema)
+        self._identity = self._file_identity()
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _check_still_there(self) -> None:
+        """SQLite keeps writing to a database file that was deleted or replaced under it, and
+        those records would be lost: refuse to vouch for a new checkpoint then."""
+        if self._file_identity() != self._identity:
+            raise CacheError(f"the state store {self.path} was removed or replaced while this run was using it",
+                             hint="Run again: targets this run could not record were not kept.")
 
     def _while_busy(self, step: Any) -> Any:
         """Run ``step``, retrying while another process holds a lock SQLite will not wait
@@ -79,6 +106,11 @@ class SqliteStore(StateStore):
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            if version in MIGRATIONS and tables:
+                for statement in MIGRATIONS[version]:
+                    db.execute(statement)
+                version = SCHEMA_VERSION
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             if version != SCHEMA_VERSION and (version != 0 or tables):
                 raise CacheError(
                     f"the state store {self.path} was written by another version of targetrun (schema {version})",
@@ -148,9 +180,9 @@ class SqliteStore(StateStore):
     def begin_run(self, record: RunRecord) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.run_id, record.pipeline, record.started, record.finished, record.status.value,
-                 "\n".join(record.requested), record.counts),
+                 "\n".join(record.requested), record.counts, record.owner, record.heartbeat),
             )
 
     def finish_run(self, run_id: str, status: RunStatus, finished: float, counts: str) -> None:
@@ -158,18 +190,59 @@ class SqliteStore(StateStore):
             db.execute("UPDATE runs SET status = ?, finished = ?, counts = ? WHERE run_id = ?",
                        (status.value, finished, counts, run_id))
 
-    def record_task(self, record: TaskRecord, checkpoint: Checkpoint | None, entry: CacheEntry | None = None) -> None:
+    def heartbeat(self, run_id: str, now: float) -> None:
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO task_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.run_id, record.pipeline, record.task, record.state.value, record.finished,
-                 record.duration, record.attempts, record.error, record.target),
-            )
+            db.execute("UPDATE runs SET heartbeat = ? WHERE run_id = ?", (now, run_id))
+
+    def run(self, run_id: str) -> RunRecord | None:
+        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        return _run_record(rows[0]) if rows else None
+
+    def record_task(self, record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None = None,
+                    *, staging: str | None = None) -> None:
+        with self._transaction() as db:
+            if record is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO task_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (record.run_id, record.pipeline, record.task, record.state.value, record.finished,
+                     record.duration, record.attempts, record.error, record.target),
+                )
+            if staging is not None:
+                db.execute("DELETE FROM pending WHERE staging = ?", (staging,))
             if checkpoint is not None:
                 db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
                            (checkpoint.location, checkpoint.run_id, checkpoint.task, dump_checkpoint(checkpoint)))
             if entry is not None:
                 self._put_entry(db, entry)
+
+    # -- two-phase checkpoint writes -------------------------------------------------
+
+    def intend_write(self, pending: PendingWrite) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, NULL, NULL)",
+                       (pending.staging, pending.run_id, pending.location, pending.storage))
+
+    def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
+        self._check_still_there()
+        with self._transaction() as db:
+            db.execute("UPDATE pending SET record = ?, entry = ? WHERE staging = ?",
+                       (dump_checkpoint(checkpoint), dump_entry(entry) if entry else None, staging))
+
+    def pending_writes(self, location: str | None = None) -> list[PendingWrite]:
+        where, args = ("WHERE location = ?", (location,)) if location is not None else ("", ())
+        rows = self._query(f"SELECT run_id, location, staging, storage, record, entry FROM pending {where}", args)
+        found = []
+        for run_id, loc, staging, storage, record, entry in rows:
+            try:
+                found.append(PendingWrite(run_id, loc, staging, storage, load_checkpoint(record) if record else None,
+                                          load_entry(entry) if entry else None))
+            except CacheError:
+                found.append(PendingWrite(run_id, loc, staging, storage))  # unreadable record: never committed
+        return found
+
+    def drop_pending(self, staging: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM pending WHERE staging = ?", (staging,))
 
     def _put_entry(self, db: sqlite3.Connection, entry: CacheEntry) -> None:
         db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -209,12 +282,10 @@ class SqliteStore(StateStore):
 
     def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
         rows = self._query(
-            "SELECT run_id, pipeline, started, status, finished, requested, counts FROM runs "
-            "WHERE pipeline = ? ORDER BY started DESC LIMIT ?",
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE pipeline = ? ORDER BY started DESC LIMIT ?",
             (pipeline, limit),
         )
-        return [RunRecord(r[0], r[1], float(r[2]), RunStatus(r[3]), r[4], tuple(r[5].split("\n")) if r[5] else (), r[6])
-                for r in rows]
+        return [_run_record(r) for r in rows]
 
     # -- cache -----------------------------------------------------------------------
 
@@ -300,6 +371,29 @@ class SqliteStore(StateStore):
                 db.close()
             self._all.clear()
         self._local = threading.local()
+
+
+_RUN_COLUMNS = "run_id, pipeline, started, status, finished, requested, counts, owner, heartbeat"
+
+
+def _run_record(r: Sequence[Any]) -> RunRecord:
+    return RunRecord(r[0], r[1], float(r[2]), RunStatus(r[3]), r[4], tuple(r[5].split("\n")) if r[5] else (), r[6],
+                     r[7] or "", r[8])
+
+
+def dump_entry(entry: CacheEntry) -> str:
+    return json.dumps({"key": entry.key, "variant": entry.variant, "pipeline": entry.pipeline, "task": entry.task,
+                       "expires": entry.expires, "checkpoint": json.loads(dump_checkpoint(entry.checkpoint))},
+                      separators=(",", ":"))
+
+
+def load_entry(text: str) -> CacheEntry:
+    try:
+        d = json.loads(text)
+        return CacheEntry(d["key"], d["variant"], d["pipeline"], d["task"],
+                          load_checkpoint(json.dumps(d["checkpoint"])), float(d["expires"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CacheError(f"a pending cache entry in the state store is not readable: {exc}") from None
 
 
 def dump_checkpoint(checkpoint: Checkpoint) -> str:

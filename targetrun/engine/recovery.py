@@ -1,0 +1,67 @@
+"""Finish what a stopped run left half-way: pending checkpoint writes (store/base.py).
+
+A run that was interrupted, failed to reach its store, or died (``kill -9``, a lost
+machine) can leave pending writes. Before a new run plans, each pending write of a run that
+is no longer alive is resolved:
+
+* its target holds exactly the bytes of the prepared record (the move happened, the
+  commit did not) -> the record is committed: the project's own output stays trusted;
+* anything else -> its staging file is removed and the pending write dropped; whatever is
+  at the target keeps the record it had.
+
+Pending writes of a live run (another process, now) are left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+from targetrun import liveness
+from targetrun.errors import TargetrunError
+from targetrun.fingerprint import stream_digest
+from targetrun.model import Checkpoint
+from targetrun.storage.base import Storage
+from targetrun.store.base import PendingWrite, RunStatus, StateStore
+
+
+def recover(store: StateStore, storages: Callable[[str], Storage], now: float, lease: float) -> int:
+    """Resolve the pending writes of runs that are gone; return how many were resolved."""
+    resolved = 0
+    for pending in store.pending_writes():
+        if _alive(store, pending.run_id, now, lease):
+            continue
+        storage = storages(pending.storage)
+        if pending.checkpoint is not None and holds(storage, pending.location, pending.checkpoint):
+            store.record_task(None, pending.checkpoint, pending.entry, staging=pending.staging)
+        else:
+            _discard(store, storage, pending)
+        resolved += 1
+    return resolved
+
+
+def holds(storage: Storage, location: str, checkpoint: Checkpoint) -> bool:
+    """Whether ``location`` holds exactly the bytes ``checkpoint`` records."""
+    with contextlib.suppress(FileNotFoundError):
+        stat = storage.info(location)
+        if stat is None or (stat.size is not None and stat.size != checkpoint.size):
+            return False
+        with storage.open_read(location) as f:
+            size, digest = stream_digest(f)
+        return size == checkpoint.size and digest == checkpoint.content_hash
+    return False
+
+
+def _alive(store: StateStore, run_id: str, now: float, lease: float) -> bool:
+    run = store.run(run_id)
+    if run is None or run.status is not RunStatus.RUNNING:
+        return False
+    return not liveness.is_dead(run.owner, run.heartbeat, now, lease)
+
+
+def _discard(store: StateStore, storage: Storage, pending: PendingWrite) -> None:
+    try:
+        storage.discard(pending.staging)
+    except TargetrunError:
+        return  # the record stays until the staging file is gone: the next run tries again
+    store.drop_pending(pending.staging)

@@ -1,0 +1,62 @@
+"""Is a run (or a lock holder) still alive? By its heartbeat, and by its PID only when safe.
+
+A run records its owner as ``host/pidns/pid`` -- the PID namespace (the inode of
+``/proc/self/ns/pid``) matters because two containers on one machine can share a host name
+and reuse each other's PIDs: a PID is only evidence about a process in *our* namespace.
+While it runs, it renews a heartbeat in the state store. It is *dead* when its owner is a
+process of our namespace on this host that no longer exists (``kill -9``: seen at once),
+or when its heartbeat is older than the lease (any machine: seen once the lease passes).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def owner_id() -> str:
+    """``host/pidns/pid`` of this process."""
+    return f"{_host()}/{_pid_namespace()}/{os.getpid()}"
+
+
+def is_dead(owner: str, heartbeat: float | None, now: float, lease: float) -> bool:
+    """Whether the process behind ``owner`` is gone (see the module docstring).
+
+    >>> is_dead("elsewhere/1/1", heartbeat=100.0, now=110.0, lease=60.0)
+    False
+    >>> is_dead("elsewhere/1/1", heartbeat=100.0, now=200.0, lease=60.0)
+    True
+    >>> is_dead("", heartbeat=None, now=200.0, lease=60.0)  # an old record: cannot tell
+    False
+    """
+    if heartbeat is not None and now - heartbeat > lease:
+        return True
+    return _gone_here(owner)
+
+
+def _gone_here(owner: str) -> bool:
+    parts = owner.split("/")
+    if len(parts) != 3 or not parts[2].isdigit():
+        return False
+    host, namespace, pid = parts
+    if host != _host() or namespace != _pid_namespace():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
+
+
+def _host() -> str:
+    import socket  # only runs that record an owner pay for it
+
+    return socket.gethostname()

@@ -1,0 +1,64 @@
+"""Stopping on a signal: Ctrl-C (SIGINT) and SIGTERM, as a terminal and CI send them.
+
+The first signal raises :class:`Stopped` (a ``KeyboardInterrupt``) in the main thread,
+so the run unwinds through its ``finally`` blocks: running shell commands are killed with
+their whole process group, staging files are removed, no checkpoint is committed any more,
+and the run is recorded as interrupted. The exit code then is 128 + the signal number
+(130 for SIGINT, 143 for SIGTERM), as a shell reports a process killed by it. A second
+signal while that happens exits at once with the same code: the next run cleans up what
+is left (pending writes, see store/base.py).
+
+Standard library only: this is installed before anything else is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from types import FrameType
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was asked to stop by a signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+def install() -> None:
+    """Handle SIGINT and SIGTERM in this (main) thread from now on."""
+    for signum in SIGNALS:
+        signal.signal(signum, _on_signal)
+
+
+_stopping = False
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    global _stopping
+    if _stopping:  # asked twice: do not wait for the clean-up
+        _flush()
+        os._exit(128 + signum)
+    _stopping = True
+    raise Stopped(signum)
+
+
+def exit_code_of(exc: BaseException | None) -> int:
+    """The exit code for an interruption: the signal's, or 130 for a plain Ctrl-C."""
+    while exc is not None:
+        if isinstance(exc, Stopped):
+            return exc.exit_code
+        exc = exc.__cause__ or exc.__context__
+    return 128 + signal.SIGINT
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
