@@ -180,6 +180,19 @@ def staging_sibling(url: str, token: str) -> str:
     return f"{head}/.{name}.targetrun-{token}" if head else f".{name}.targetrun-{token}"
 
 
+def shown(url: str) -> str:
+    """The URL a user knows: a staging file is named by the target it is for.
+
+    >>> shown("s3://b/out/.x.json.targetrun-r1-3"), shown("s3://b/out/x.json")
+    ('s3://b/out/x.json', 's3://b/out/x.json')
+    """
+    head, _, name = url.rstrip("/").rpartition("/")
+    if not (name.startswith(".") and ".targetrun-" in name):
+        return url
+    target = name[1:].rsplit(".targetrun-", 1)[0]
+    return f"{head}/{target}" if head else target
+
+
 def is_staging(url: str) -> bool:
     """Whether ``url`` names a staging file (never a target).
 

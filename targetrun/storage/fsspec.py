@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from targetrun.errors import MissingExtraError, StorageError, UsageError
-from targetrun.storage.base import Stat, Storage
+from targetrun.storage.base import Stat, Storage, shown
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 BUCKETED = frozenset(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"))
@@ -121,7 +121,7 @@ class FsspecStorage(Storage):
                 fs.makedirs(parent, exist_ok=True)
             fs.put_file(local_path, path)
         except Exception as exc:
-            raise StorageError(f"cannot write {_mask(url)}: {exc}") from None
+            raise StorageError(f"cannot write {_mask(shown(url))}: {exc}") from None
 
     def commit(self, staging: str, url: str) -> None:
         """A server-side move (a copy and a delete on object stores): the target key is
@@ -222,6 +222,6 @@ def _mask(url: str) -> str:
 
 def _cannot_tell(url: str, exc: BaseException) -> StorageError:
     return StorageError(
-        f"cannot tell whether {_mask(url)} exists: {type(exc).__name__}: {exc}",
+        f"cannot tell whether {_mask(shown(url))} exists: {type(exc).__name__}: {exc}",
         hint="Check the credentials, network and bucket; targetrun never treats this as missing.",
     )

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from targetrun.errors import StorageError
-from targetrun.storage.base import Stat, Storage
+from targetrun.storage.base import Stat, Storage, shown
 
 # Errors that mean "this path cannot exist", as opposed to "cannot tell".
 _MISSING = (errno.ENOENT, errno.ENOTDIR)
@@ -146,7 +146,7 @@ def _create_new(path: str) -> int:
     try:
         return os.open(path, flags, 0o666)
     except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}",
+        raise StorageError(f"cannot write {shown(path)}: {exc.strerror or exc}",
                            hint="Check that its folder is writable and has free space.") from None
 
 
