@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from targetrun import dag, fingerprint
+from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
 from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
@@ -73,6 +74,7 @@ class _Progress:
     values: dict[str, object] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
+    records: dict[str, Checkpoint | None] = field(default_factory=dict)  # store records of checkpoints read
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
 
@@ -229,11 +231,9 @@ class Engine:
 
     def _job(self, plan: Plan, progress: _Progress, task: PlannedTask, attempt: int, fn: Any) -> Job:
         spec = task.spec
-        inputs = {arg: self._input(plan, progress, up, shell=spec.shell is not None) for arg, up in spec.needs}
-        if task.map_index is not None and task.mapped_upstream is not None:  # a child gets its own item
-            for arg, up in spec.needs:
-                if up == task.mapped_upstream:
-                    inputs[arg] = Input(up, value=task.item, in_memory=True)
+        own_item = task.mapped_upstream if task.map_index is not None else None  # a child gets its own item
+        inputs = {arg: Input(up, value=task.item, in_memory=True) if up == own_item
+                  else self._input(plan, progress, up, shell=spec.shell is not None) for arg, up in spec.needs}
         checkpoint = task.checkpoint
         context: dict[str, object] = {}
         if spec.shell is not None:
@@ -263,13 +263,33 @@ class Engine:
         gather = plan.tasks[upstream]
         if gather.is_gather:
             children = gather.children or ()
+            self._fetch_records(plan, progress, children)
             return Input(upstream, parts=tuple(self._input(plan, progress, c, shell=shell) for c in children))
         if upstream in progress.values and not shell:
             return Input(upstream, value=progress.values[upstream], in_memory=True)
         task = plan.tasks[upstream]
         assert task.checkpoint is not None, "validation guarantees a checkpoint for values not in memory"
         return Input(upstream, location=task.checkpoint.url, storage=self.storages(task.checkpoint.result),
-                     serializer=task.serializer)
+                     serializer=task.serializer, expected=self._expected(progress, upstream, task.checkpoint.url),
+                     trust=progress.request.trust)
+
+    def _expected(self, progress: _Progress, name: str, url: str) -> Expected | None:
+        """What was recorded for the checkpoint a task will read: this run's record if the
+        upstream ran (or was a cache hit), else the store's (the worker checks the bytes)."""
+        outcome = progress.outcomes.get(name)
+        if outcome is not None and outcome.checkpoint is not None and outcome.checkpoint.location == url:
+            return Expected.of(outcome.checkpoint)
+        if url not in progress.records:
+            progress.records[url] = self.store.checkpoint(url)
+        return Expected.of(progress.records[url])
+
+    def _fetch_records(self, plan: Plan, progress: _Progress, names: tuple[str, ...]) -> None:
+        """The store's records of a mapped task's children, in one round trip."""
+        urls = [url for n in names if n not in progress.values and (checkpoint := plan.tasks[n].checkpoint) is not None
+                and (url := checkpoint.url) not in progress.records]
+        if urls:
+            found = self.store.checkpoints(urls)
+            progress.records.update((url, found.get(url)) for url in urls)
 
     def _record(self, plan: Plan, progress: _Progress, name: str, result: WorkResult) -> None:
         task = plan.tasks[name]
@@ -363,9 +383,12 @@ class Engine:
         if task.target is not None:
             stat = self.storages(task.target.result).info(task.target.url)
             if stat is not None:
+                record = self.store.checkpoint(task.target.url)
+                progress.records.pop(task.target.url, None)
+                if not self._usable(progress, task, record):
+                    return plan.decision(task.name), None  # it appeared, but nothing vouches for it: make it
                 if policy is None:
                     return Decision(Action.SKIP, Reason.TARGET_EXISTS), None
-                record = self.store.checkpoint(task.target.url)
                 inputs = self._input_fingerprints(plan, progress, task)
                 return target_verdict(policy, record, stat.mtime, inputs, plan.param_fingerprints, self.clock.now()), None
         if policy is None or not task.cache_key:
@@ -373,6 +396,15 @@ class Engine:
         entries = self.store.cache_entries([task.cache_key]).get(task.cache_key, [])
         inputs = self._input_fingerprints(plan, progress, task)
         return entry_verdict(policy, entries, inputs, plan.param_fingerprints, self.clock.now(), missing=Reason.NOT_CACHED)
+
+    def _usable(self, progress: _Progress, task: PlannedTask, record: Checkpoint | None) -> bool:
+        """Whether a target that appeared after planning may stand for the task: it matches
+        what another run recorded, or (no record) it is data that cannot run code or --trust
+        was given. Otherwise the task runs and replaces it."""
+        assert task.target is not None
+        if record is None:
+            return not needs_record(task.serializer, progress.request.trust)
+        return verify_checkpoint(self.storages(task.target.result), task.target.url, record) is None
 
     def _input_fingerprints(self, plan: Plan, progress: _Progress, task: PlannedTask) -> dict[str, str]:
         """Fingerprints of the inputs a task runs with (for its cache entry and validators)."""
