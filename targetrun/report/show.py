@@ -2,7 +2,8 @@
 
 The value is read through :func:`~targetrun.checkpoints.read_value`, like every other
 read: a pickle is loaded only if this state store recorded it and its sha256 matches, a
-recorded checkpoint that differs is refused (exit 2), and ``--trust`` reads what is there.
+recorded checkpoint that differs is refused (exit 2), with ``--trust`` too (trust lifts
+only the refusal of data nobody recorded).
 """
 
 from __future__ import annotations
@@ -48,14 +49,14 @@ def show_value(
         if location_only:
             out.write(where.url + "\n")
             return
-        expected = None if trust else Expected.of(opened.store.checkpoint(where.url))
+        expected = Expected.of(opened.store.checkpoint(where.url))
         try:
             value = read_value(opened.storage(where.result), where.url, codec, expected=expected, trust=trust, task=task)
         except FileNotFoundError:
             raise UsageError(f"{where.url} does not exist", hint=f"Run `targetrun run {task}` first.") from None
         except CorruptCheckpoint as exc:
             raise UsageError(f"{exc}; refusing to show it",
-                             hint=f"Run `targetrun run {task}` to rebuild it, or pass --trust to read it anyway.") from None
+                             hint=f"Run `targetrun run {task}` to rebuild it.") from None
         except SerializationError as exc:
             raise UsageError(f"cannot read {where.url} as {codec}: {exc}") from None
         out.write(_format(value) + "\n")
