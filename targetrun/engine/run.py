@@ -27,7 +27,7 @@ from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, tas
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import NOT_NEEDED, Plan, RunRequest
-from targetrun.engine.work import Input, Job, WorkError, WorkResult, check_call, execute, load_callable
+from targetrun.engine.work import CorruptInput, Input, Job, WorkError, WorkResult, check_call, execute, load_callable
 from targetrun.errors import SpecError
 from targetrun.events import (
     Reporter,
@@ -44,6 +44,7 @@ from targetrun.events import (
 )
 from targetrun.executors.base import Executor
 from targetrun.model import Action, CacheEntry, Checkpoint, Decision, PlannedTask, Reason, RunSummary, TaskOutcome, TaskState
+from targetrun.resolve import default_checkpoint, infer_serializer
 from targetrun.storage.base import Storage
 from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
 
@@ -75,6 +76,7 @@ class _Progress:
     attempts: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
     records: dict[str, Checkpoint | None] = field(default_factory=dict)  # store records of checkpoints read
+    rebuilt: set[str] = field(default_factory=set)  # skipped tasks rebuilt because a reader found them corrupt
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
 
@@ -134,6 +136,8 @@ class Engine:
                 name = progress.inflight.pop(future)
                 try:
                     result = future.result()
+                except CorruptInput as exc:
+                    self._rebuild_input(plan, progress, name, exc)
                 except WorkError as exc:
                     self._attempt_failed(plan, progress, name, exc)
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
@@ -311,6 +315,35 @@ class Engine:
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
         self._release(plan, progress, name)
+
+    def _rebuild_input(self, plan: Plan, progress: _Progress, name: str, error: CorruptInput) -> None:
+        """A task found the checkpoint of an upstream it reads gone or changed since it was
+        recorded (after planning checked it). That upstream was skipped: run it now, then
+        the task again. Once per upstream and run; an upstream this run made, or a second
+        find, fails the task (something keeps replacing it)."""
+        up = error.task
+        task = plan.tasks.get(up)
+        if task is None or up in progress.rebuilt or up in progress.outcomes or up in progress.waiting \
+                or progress.stopping:
+            return self._attempt_failed(plan, progress, name, error)
+        progress.rebuilt.add(up)
+        self.reporter.handle(TaskRetrying(name, progress.attempts[name], f"{error.message}; rebuilding {up!r} first", 0.0))
+        progress.attempts[name] -= 1  # the attempt never got to run the task: it does not count
+        if task.target is None and task.spec.checkpoint:  # a cache hit's value lives in an earlier run's folder
+            suffix = f"-{task.map_index}" if task.map_index is not None else ""
+            serializer = infer_serializer(task.spec, None)
+            task = replace(task, serializer=serializer,
+                           checkpoint=default_checkpoint(plan.spec, task.spec, serializer, plan.run_id, suffix))
+            plan.tasks[up] = task
+        plan.decisions[up] = Decision(Action.RUN, Reason.CORRUPT, detail=error.message)
+        plan.order.append(up)
+        progress.waiting[up] = 0
+        progress.dependents[up] = [name]
+        progress.waiting[name] = 1
+        for upstream in dict.fromkeys(plan.graph[up]):  # the rebuild reads them too
+            if upstream in progress.consumers:
+                progress.consumers[upstream] += 1
+        progress.ready.append(up)
 
     def _attempt_failed(self, plan: Plan, progress: _Progress, name: str, error: WorkError) -> None:
         task = plan.tasks[name]

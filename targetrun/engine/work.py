@@ -46,6 +46,16 @@ class WorkError(Exception):
         return self.message
 
 
+class CorruptInput(WorkError):
+    """An input's checkpoint is gone or not what was recorded: the coordinator rebuilds
+    ``task`` (the upstream) and then runs the reader again."""
+
+    def __init__(self, message: str, task: str) -> None:
+        super().__init__(message)
+        self.args = (message, task)  # what pickling across processes passes back to __init__
+        self.task = task
+
+
 @dataclass(frozen=True)
 class Input:
     """An upstream value: in memory, or at a checkpoint location to load on demand.
@@ -75,9 +85,9 @@ class Input:
             return read_value(self.storage, self.location, self.serializer, expected=self.expected, trust=self.trust,
                               task=self.task)
         except FileNotFoundError:
-            raise WorkError(f"the value of {self.task!r} is gone: {self.location} no longer exists") from None
+            raise CorruptInput(f"the value of {self.task!r} is gone: {self.location} no longer exists", self.task) from None
         except CorruptCheckpoint as exc:
-            raise WorkError(f"refusing to read the value of {self.task!r}: {exc}; the next run rebuilds it") from None
+            raise CorruptInput(f"refusing to read the value of {self.task!r}: {exc}", self.task) from None
         except SerializationError as exc:
             raise WorkError(f"cannot read the value of {self.task!r} from {self.location}: {exc}") from None
         except UsageError as exc:  # not recorded, and loading it could run code
