@@ -391,3 +391,24 @@ def test_every_read_path_goes_through_the_one_reader():
     # the serializers themselves, and testing.py's serializer contract
     assert sorted(set(loaders)) == ["checkpoints.py", "serializers/builtin.py", "testing.py"]
     assert sorted(set(picklers)) == ["serializers/builtin.py"]
+
+
+def test_a_corrupt_child_of_a_mapped_task_is_rebuilt_before_what_needs_the_mapped_task(project):
+    proj = project("""
+    tasks:
+      squares: {run: plant:slow_square, foreach: [1, 2, 3], args: {x: "{item}"}, target: "out/sq/{item}.json"}
+      total: {run: plant:total, needs: {values: squares}, target: out/total.json}
+    """, plant=PLANT + '''
+def slow_square(x):
+    import time
+    time.sleep(0.5)  # a rebuild takes a while: a reader that does not wait for it reads the corrupt file
+    return square(x)
+''')
+    assert proj.cli("run").code == 0
+    path = proj.root / "out/sq/2.json"
+    path.write_text(path.read_text().replace("4", "5"))  # same size, other content
+    (proj.root / "out/total.json").unlink()
+    result = proj.cli("run", "-j", "2", "--json")
+    assert result.code == 0, result.text
+    assert states(result)["squares[1]"] == "succeeded"
+    assert json.loads(proj.read("out/total.json")) == 1 + 4 + 9
