@@ -173,6 +173,12 @@ def scheduler_address(spec: PipelineSpec, given: str | None = None) -> str | Non
     return given or os.environ.get("TARGETRUN_SCHEDULER") or spec.scheduler
 
 
+def settle(opened: Backends, clock: Clock | None = None) -> None:
+    """Resolve checkpoint writes that a run which is gone left half-way (engine/recovery.py),
+    before anything is decided or read: the project's own outputs stay trusted."""
+    recover(opened.store, opened.storage, (clock or Clock()).now(), lock_lease())
+
+
 def check_shared_storage(the_plan: Plan) -> None:
     """Workers elsewhere cannot write this machine's folders: refuse before anything runs."""
     for name in the_plan.order:
@@ -243,8 +249,8 @@ def run_dates(
                 check_shared_storage(the_plan)
             return the_plan
 
-        if not dry_run:  # what an earlier run left half-way is settled before anything is decided
-            recover(opened.store, opened.storage, (clock or Clock()).now(), lock_lease())
+        if not dry_run:
+            settle(opened, clock)
         first = plan_for(dates[0])  # before any executor starts: a bad file or target costs no cluster
         pool = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
         try:
@@ -279,6 +285,7 @@ def status(
     context = run_context(spec, date=date, params=params)
     request = RunRequest(tuple(tasks), verify=verify, trust=trusting(trust))
     with backends(spec, store_url) as opened:
+        settle(opened, clock)
         the_plan = plan(spec, request, context, opened, clock=clock)
         return build_status(the_plan, opened.storage, opened.store)
 

@@ -41,8 +41,9 @@ def _reject(value: object) -> object:
     raise TypeError(type(value).__name__)
 
 
-def stream_digest(f: BinaryIO) -> tuple[int, str]:
-    """Size and sha256 of what is left to read in ``f``, read 1 MiB at a time.
+def stream_digest(f: BinaryIO, copy_to: BinaryIO | None = None) -> tuple[int, str]:
+    """Size and sha256 of what is left to read in ``f``, read 1 MiB at a time (and
+    written to ``copy_to`` on the way, so the bytes hashed are the bytes kept).
 
     >>> import io
     >>> stream_digest(io.BytesIO(b"abc"))[0], stream_digest(io.BytesIO(b"abc"))[1][:12]
@@ -53,6 +54,8 @@ def stream_digest(f: BinaryIO) -> tuple[int, str]:
     while chunk := f.read(1024 * 1024):
         digest.update(chunk)
         size += len(chunk)
+        if copy_to is not None:
+            copy_to.write(chunk)
     return size, digest.hexdigest()
 
 

@@ -212,3 +212,35 @@ def _alive(pid: int) -> bool:
             return "\nState:\tZ" not in f.read()
     except FileNotFoundError:
         return False
+
+
+def test_a_write_stopped_between_move_and_commit_is_trusted_by_the_next_command(tmp_path):
+    """The narrowest window: the staged pickle was moved onto its target, the process died
+    before the record committed. The prepared record vouches for it: show, status and run
+    read it without --trust."""
+    import pickle
+
+    from targetrun.model import Checkpoint
+    from targetrun.store.base import PendingWrite, RunRecord, RunStatus
+    from targetrun.store.sqlite import SqliteStore
+
+    (tmp_path / "Pipelinefile.yaml").write_text(
+        "tasks:\n  made: {run: m:made, target: out/made.pkl}\n  user: {run: m:user, needs: [made], target: out/user.pkl}\n")
+    (tmp_path / "m.py").write_text("def made():\n    return 41\n\ndef user(made):\n    return made + 1\n")
+    target = tmp_path / "out" / "made.pkl"
+    target.parent.mkdir()
+    data = pickle.dumps(41)
+    target.write_bytes(data)
+    store = SqliteStore(str(tmp_path / ".targetrun" / "state.db"))
+    store.begin_run(RunRecord("r1", "pipeline", 1.0, RunStatus.INTERRUPTED))
+    staging = str(target.parent / ".made.pkl.targetrun-r1-1-ab")
+    store.intend_write(PendingWrite("r1", str(target), staging, "local"))
+    store.prepare_write(staging, Checkpoint("made", str(target), "pickle", len(data), hashlib.sha256(data).hexdigest(),
+                                            "r1", 1.0, 0.0, {}, {}, "local"), None)
+    store.close()
+    shown = _cli(tmp_path, "show", "made")
+    assert shown.returncode == 0 and shown.stdout.strip() == "41", shown.stdout + shown.stderr
+    run = _cli(tmp_path, "run", "--json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "out" / "user.pkl").exists()
+    assert_invariant(tmp_path, after_rerun=True)

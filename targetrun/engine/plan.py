@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from targetrun import dag, fingerprint, templating
+from targetrun.checkpoints import CorruptCheckpoint, Expected, needs_record, read_value, untrusted, verify_checkpoint
 from targetrun.engine.cache import entry_verdict, target_verdict, task_inputs
 from targetrun.engine.mapping import as_items, static_items
 from targetrun.errors import DuplicateTargetError, SpecError, UsageError, did_you_mean
@@ -47,7 +48,7 @@ from targetrun.model import (
     child_name,
 )
 from targetrun.resolve import Placer, default_checkpoint, infer_serializer
-from targetrun.serializers.base import serializer
+from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import Storage, TargetChecker
 from targetrun.store.base import StateStore
 
@@ -87,6 +88,15 @@ class Plan:
         return self.decisions.get(name, NOT_NEEDED)
 
 
+class _Unusable(Exception):
+    """A checkpoint planning wanted to read is corrupt or gone: the task must be rebuilt."""
+
+    def __init__(self, task: str, problem: str) -> None:
+        super().__init__(task, problem)
+        self.task = task
+        self.problem = problem
+
+
 NOT_NEEDED = Decision(Action.NOT_NEEDED, Reason.NOT_NEEDED)
 # Decisions are immutable: share one object per verdict instead of one per task.
 _SKIP_EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
@@ -115,6 +125,7 @@ class Planner:
         self.hits: dict[str, CacheEntry] = {}
         self._kept: dict[str, Location] = {}  # skipped tasks whose value stays where it is
         self._verified: set[str] = set()
+        self._rebuilt: list[str] = []  # found corrupt while walking: their needs are walked next
         self.trust = False
         self.checker = TargetChecker(storages)
         self.graph = {name: task.upstream for name, task in spec.tasks.items()}  # grows with mapped children
@@ -149,6 +160,7 @@ class Planner:
                 decisions[name] = Decision(Action.RUN, Reason.CORRUPT, detail=problem)
             needs = [up for name in corrupt for up in self.graph[name] if up not in decisions]
             self._walk(needs, tasks, forced, self._probes, decisions)
+        self._rerun_gathers(decisions)
         self._settle_locations(list(decisions))
         if len(self._tasks) > len(scope):  # mapped children were added: put them before their parents
             self._tasks = {name: self._tasks[name] for name in dag.toposort(self.graph, self._tasks)}
@@ -187,10 +199,21 @@ class Planner:
         record = hit.checkpoint if hit else (self.store.checkpoint(where.url) if self.store else None)
         task = self._tasks[name]
         if record is None:
-            if task.serializer == "pickle" and not self.trust:
-                raise untrusted_pickle(where.url, name)
+            if needs_record(task.serializer, self.trust):
+                raise untrusted(where.url, name, task.serializer)
             return None  # written by something else: nothing to compare with
         return verify_checkpoint(self.storages(where.result), where.url, record)
+
+    def _rerun_gathers(self, decisions: dict[str, Decision]) -> None:
+        """A mapped task decided done whose child was then found corrupt runs after all, so
+        that what needs it waits for the child's rebuild."""
+        for name, decision in decisions.items():
+            task = self._tasks.get(name)
+            if task is None or not task.is_gather or decision.runs or not task.children:
+                continue
+            running = sum(1 for child in task.children if decisions[child].runs)
+            if running:
+                decisions[name] = Decision(Action.RUN, Reason.MAPPED, detail=f"{running} of {len(task.children)} children run")
 
     def _settle_locations(self, names: list[str]) -> None:
         """A skipped task's value is read where it is: a resumed run's checkpoint or a cache hit's."""
@@ -301,6 +324,8 @@ class Planner:
                     upcoming.update((up, None) for up in self.graph[name] if up not in decisions)
             for name in blocked:  # decide what it waits for first: looked at, not run
                 upcoming.update((up, None) for up in self._waits_for(tasks[name], forced, decisions))
+            while self._rebuilt:  # a mapped task's upstream found corrupt: it runs, so its needs count
+                upcoming.update((up, None) for up in self.graph[self._rebuilt.pop()] if up not in decisions)
             waiting = blocked
             wave = [name for name in upcoming if name not in decisions]
         return decisions
@@ -351,7 +376,13 @@ class Planner:
         return Decision(Action.SKIP, Reason.CHILDREN_DONE, detail=f"{len(task.children)} children")
 
     def _items(self, task: PlannedTask) -> list[object] | None:
-        """The items to map over, or None while they depend on a task that runs first."""
+        """The items to map over, or None while they depend on a task that runs first.
+
+        An upstream that is not recomputed is read now -- under the trust rule, so only if
+        its checkpoint is recorded and matches (or is data that cannot run code, or with
+        --trust). One found corrupt is rebuilt first, and the task expands during the run
+        from the rebuilt value: nothing is ever derived from a corrupt list.
+        """
         where = dict(file=self.spec.path, line=task.spec.line_of("foreach"), key=f"tasks.{task.name}.foreach")
         up = task.mapped_upstream
         try:
@@ -359,12 +390,18 @@ class Planner:
                 return static_items(task.spec.foreach, self.base)
             if self._decisions[up].runs:
                 return None
-            return as_items(self._load_value(up), f"the value of {up!r}")
+            try:
+                value = self._load_value(up)
+            except _Unusable as exc:
+                self._rebuild(exc.task, exc.problem)
+                return None
+            return as_items(value, f"the value of {up!r}")
         except (ValueError, SpecError) as exc:
             raise SpecError(f"task {task.name!r} cannot map: {exc}", **where) from None  # type: ignore[arg-type]
 
     def _load_value(self, name: str) -> object:
-        """The value of a task this run does not recompute (to know what to map over)."""
+        """The value of a task this run does not recompute (to know what to map over),
+        read through :func:`read_value` against the store's record of it."""
         task = self._tasks[name]
         if task.is_gather:
             return [self._load_value(child) for child in task.children or ()]
@@ -373,8 +410,28 @@ class Planner:
         codec = hit.checkpoint.serializer if hit else task.serializer
         if where is None:
             raise SpecError(f"the value of {name!r} was not kept (checkpoint: false)")
-        with self.storages(where.result).open_read(where.url) as f:
-            return serializer(codec).load(f)
+        record = hit.checkpoint if hit else (self.store.checkpoint(where.url) if self.store else None)
+        try:
+            value = read_value(self.storages(where.result), where.url, codec, expected=Expected.of(record),
+                               trust=self.trust, task=name)
+        except CorruptCheckpoint as exc:
+            raise _Unusable(name, exc.problem) from None
+        except FileNotFoundError:
+            raise _Unusable(name, "it is gone") from None
+        except SerializationError as exc:
+            raise SpecError(f"cannot read the value of {name!r} from {where.url} as {codec}: {exc}",
+                            hint=f"Rebuild it with `targetrun run --force {task.spec.name}`.") from None
+        self._verified.add(name)
+        return value
+
+    def _rebuild(self, name: str, problem: str) -> None:
+        """A checkpoint found corrupt while planning: recompute it (and walk what it needs)."""
+        self._decisions[name] = Decision(Action.RUN, Reason.CORRUPT, detail=problem)
+        self._verified.add(name)
+        self._kept.pop(name, None)
+        self.outputs.pop(name, None)
+        self.hits.pop(name, None)
+        self._rebuilt.append(name)
 
     def _expand(self, name: str, items: list[object]) -> list[str]:
         """Render one child per item and put them in the graph before the mapped task."""
@@ -505,34 +562,3 @@ def _group(locations: Iterable[Location]) -> list[tuple[str, list[str]]]:
     for location in locations:
         groups.setdefault(location.result, []).append(location.url)
     return list(groups.items())
-
-
-def untrusted_pickle(url: str, task: str) -> UsageError:
-    """The refusal to load a pickle no run recorded in this state store (--trust lifts it)."""
-    return UsageError(
-        f"{url} (task {task!r}) is a pickle that no targetrun run recorded in this state store; "
-        "loading a pickle runs code chosen by whoever wrote it",
-        hint="Pass --trust if you trust its source, or give the task serializer: json.",
-    )
-
-
-VERIFY_HASH_LIMIT = 64 * 1024 * 1024  # larger checkpoints are checked by size only
-
-
-def verify_checkpoint(storage: Storage, url: str, record: Checkpoint) -> str | None:
-    """Compare a checkpoint with its record: its size, then (up to 64 MiB) its sha256."""
-    stat = storage.info(url)
-    if stat is None:
-        return "it is gone"
-    if stat.size is not None and stat.size != record.size:
-        return f"it is {stat.size:,} bytes, {record.size:,} were written"
-    if not record.content_hash or record.size > VERIFY_HASH_LIMIT:
-        return None
-    try:
-        with storage.open_read(url) as f:
-            _, digest = fingerprint.stream_digest(f)
-    except (FileNotFoundError, IsADirectoryError):
-        return None  # a folder written by a shell task: its size was enough
-    if digest != record.content_hash:
-        return "its content is not what was written (sha256 differs)"
-    return None

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from targetrun import dag, fingerprint, liveness
+from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
 from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import NOT_NEEDED, Plan, RunRequest
 from targetrun.engine.work import (
-    Input, Job, WorkError, WorkResult, check_call, execute, kill_running_commands, load_callable,
+    CorruptInput, Input, Job, WorkError, WorkResult, check_call, execute, kill_running_commands, load_callable,
 )
 from targetrun.errors import SpecError, TargetrunError
 from targetrun.events import (
@@ -47,6 +48,7 @@ from targetrun.events import (
 )
 from targetrun.executors.base import Executor
 from targetrun.model import Action, CacheEntry, Checkpoint, Decision, PlannedTask, Reason, RunSummary, TaskOutcome, TaskState
+from targetrun.resolve import default_checkpoint, infer_serializer
 from targetrun.storage.base import Storage
 from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord
 
@@ -77,6 +79,8 @@ class _Progress:
     values: dict[str, object] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
+    records: dict[str, Checkpoint | None] = field(default_factory=dict)  # store records of checkpoints read
+    rebuilt: set[str] = field(default_factory=set)  # skipped tasks rebuilt because a reader found them corrupt
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
     staging: dict[str, tuple[str, str]] = field(default_factory=dict)  # task -> (storage key, staging url) in flight
@@ -141,6 +145,8 @@ class Engine:
                 name = progress.inflight.pop(future)
                 try:
                     result = future.result()
+                except CorruptInput as exc:
+                    self._rebuild_input(plan, progress, name, exc)
                 except WorkError as exc:
                     self._attempt_failed(plan, progress, name, exc)
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
@@ -238,11 +244,9 @@ class Engine:
 
     def _job(self, plan: Plan, progress: _Progress, task: PlannedTask, attempt: int, fn: Any) -> Job:
         spec = task.spec
-        inputs = {arg: self._input(plan, progress, up, shell=spec.shell is not None) for arg, up in spec.needs}
-        if task.map_index is not None and task.mapped_upstream is not None:  # a child gets its own item
-            for arg, up in spec.needs:
-                if up == task.mapped_upstream:
-                    inputs[arg] = Input(up, value=task.item, in_memory=True)
+        own_item = task.mapped_upstream if task.map_index is not None else None  # a child gets its own item
+        inputs = {arg: Input(up, value=task.item, in_memory=True) if up == own_item
+                  else self._input(plan, progress, up, shell=spec.shell is not None) for arg, up in spec.needs}
         checkpoint = task.checkpoint
         context: dict[str, object] = {}
         if spec.shell is not None:
@@ -279,13 +283,33 @@ class Engine:
         gather = plan.tasks[upstream]
         if gather.is_gather:
             children = gather.children or ()
+            self._fetch_records(plan, progress, children)
             return Input(upstream, parts=tuple(self._input(plan, progress, c, shell=shell) for c in children))
         if upstream in progress.values and not shell:
             return Input(upstream, value=progress.values[upstream], in_memory=True)
         task = plan.tasks[upstream]
         assert task.checkpoint is not None, "validation guarantees a checkpoint for values not in memory"
         return Input(upstream, location=task.checkpoint.url, storage=self.storages(task.checkpoint.result),
-                     serializer=task.serializer)
+                     serializer=task.serializer, expected=self._expected(progress, upstream, task.checkpoint.url),
+                     trust=progress.request.trust)
+
+    def _expected(self, progress: _Progress, name: str, url: str) -> Expected | None:
+        """What was recorded for the checkpoint a task will read: this run's record if the
+        upstream ran (or was a cache hit), else the store's (the worker checks the bytes)."""
+        outcome = progress.outcomes.get(name)
+        if outcome is not None and outcome.checkpoint is not None and outcome.checkpoint.location == url:
+            return Expected.of(outcome.checkpoint)
+        if url not in progress.records:
+            progress.records[url] = self.store.checkpoint(url)
+        return Expected.of(progress.records[url])
+
+    def _fetch_records(self, plan: Plan, progress: _Progress, names: tuple[str, ...]) -> None:
+        """The store's records of a mapped task's children, in one round trip."""
+        urls = [url for n in names if n not in progress.values and (checkpoint := plan.tasks[n].checkpoint) is not None
+                and (url := checkpoint.url) not in progress.records]
+        if urls:
+            found = self.store.checkpoints(urls)
+            progress.records.update((url, found.get(url)) for url in urls)
 
     def _record(self, plan: Plan, progress: _Progress, name: str, result: WorkResult) -> None:
         task = plan.tasks[name]
@@ -348,6 +372,35 @@ class Engine:
             else:
                 self._forget_staging(storage_key, staging)
         progress.staging.clear()
+
+    def _rebuild_input(self, plan: Plan, progress: _Progress, name: str, error: CorruptInput) -> None:
+        """A task found the checkpoint of an upstream it reads gone or changed since it was
+        recorded (after planning checked it). That upstream was skipped: run it now, then
+        the task again. Once per upstream and run; an upstream this run made, or a second
+        find, fails the task (something keeps replacing it)."""
+        up = error.task
+        task = plan.tasks.get(up)
+        if task is None or up in progress.rebuilt or up in progress.outcomes or up in progress.waiting \
+                or progress.stopping:
+            return self._attempt_failed(plan, progress, name, error)
+        progress.rebuilt.add(up)
+        self.reporter.handle(TaskRetrying(name, progress.attempts[name], f"{error.message}; rebuilding {up!r} first", 0.0))
+        progress.attempts[name] -= 1  # the attempt never got to run the task: it does not count
+        if task.target is None and task.spec.checkpoint:  # a cache hit's value lives in an earlier run's folder
+            suffix = f"-{task.map_index}" if task.map_index is not None else ""
+            serializer = infer_serializer(task.spec, None)
+            task = replace(task, serializer=serializer,
+                           checkpoint=default_checkpoint(plan.spec, task.spec, serializer, plan.run_id, suffix))
+            plan.tasks[up] = task
+        plan.decisions[up] = Decision(Action.RUN, Reason.CORRUPT, detail=error.message)
+        plan.order.append(up)
+        progress.waiting[up] = 0
+        progress.dependents[up] = [name]
+        progress.waiting[name] = 1
+        for upstream in dict.fromkeys(plan.graph[up]):  # the rebuild reads them too
+            if upstream in progress.consumers:
+                progress.consumers[upstream] += 1
+        progress.ready.append(up)
 
     def _attempt_failed(self, plan: Plan, progress: _Progress, name: str, error: WorkError) -> None:
         task = plan.tasks[name]
@@ -424,9 +477,12 @@ class Engine:
         if task.target is not None:
             stat = self.storages(task.target.result).info(task.target.url)
             if stat is not None:
+                record = self.store.checkpoint(task.target.url)
+                progress.records.pop(task.target.url, None)
+                if not self._usable(progress, task, record):
+                    return plan.decision(task.name), None  # it appeared, but nothing vouches for it: make it
                 if policy is None:
                     return Decision(Action.SKIP, Reason.TARGET_EXISTS), None
-                record = self.store.checkpoint(task.target.url)
                 inputs = self._input_fingerprints(plan, progress, task)
                 return target_verdict(policy, record, stat.mtime, inputs, plan.param_fingerprints, self.clock.now()), None
         if policy is None or not task.cache_key:
@@ -434,6 +490,15 @@ class Engine:
         entries = self.store.cache_entries([task.cache_key]).get(task.cache_key, [])
         inputs = self._input_fingerprints(plan, progress, task)
         return entry_verdict(policy, entries, inputs, plan.param_fingerprints, self.clock.now(), missing=Reason.NOT_CACHED)
+
+    def _usable(self, progress: _Progress, task: PlannedTask, record: Checkpoint | None) -> bool:
+        """Whether a target that appeared after planning may stand for the task: it matches
+        what another run recorded, or (no record) it is data that cannot run code or --trust
+        was given. Otherwise the task runs and replaces it."""
+        assert task.target is not None
+        if record is None:
+            return not needs_record(task.serializer, progress.request.trust)
+        return verify_checkpoint(self.storages(task.target.result), task.target.url, record) is None
 
     def _input_fingerprints(self, plan: Plan, progress: _Progress, task: PlannedTask) -> dict[str, str]:
         """Fingerprints of the inputs a task runs with (for its cache entry and validators)."""

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
 from targetrun import templating
+from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.engine.capture import tail, task_output
 from targetrun.fingerprint import stream_digest
-from targetrun.errors import StorageError
+from targetrun.errors import StorageError, UsageError
 from targetrun.serializers.base import SerializationError, serializer
 from targetrun.storage.base import Storage
 
@@ -46,9 +47,24 @@ class WorkError(Exception):
         return self.message
 
 
+class CorruptInput(WorkError):
+    """An input's checkpoint is gone or not what was recorded: the coordinator rebuilds
+    ``task`` (the upstream) and then runs the reader again."""
+
+    def __init__(self, message: str, task: str) -> None:
+        super().__init__(message)
+        self.args = (message, task)  # what pickling across processes passes back to __init__
+        self.task = task
+
+
 @dataclass(frozen=True)
 class Input:
-    """An upstream value: in memory, or at a checkpoint location to load on demand."""
+    """An upstream value: in memory, or at a checkpoint location to load on demand.
+
+    A checkpoint is loaded where the task runs (maybe another process or a Dask worker),
+    so what the store recorded for it (``expected``) and ``--trust`` travel with it: the
+    worker applies the trust rule to the very bytes it loads (:func:`read_value`).
+    """
 
     task: str
     value: object = None
@@ -57,6 +73,8 @@ class Input:
     storage: Storage | None = None
     serializer: str = "pickle"
     parts: tuple[Input, ...] | None = None  # a mapped task's value: its children's, in order
+    expected: Expected | None = None  # size and sha256 the store recorded; None: not recorded
+    trust: bool = False  # --trust: load code-running data nobody recorded
 
     def load(self) -> object:
         if self.in_memory:
@@ -65,12 +83,16 @@ class Input:
             return [part.load() for part in self.parts]
         assert self.location is not None and self.storage is not None
         try:
-            with self.storage.open_read(self.location) as f:
-                return serializer(self.serializer).load(f)
+            return read_value(self.storage, self.location, self.serializer, expected=self.expected, trust=self.trust,
+                              task=self.task)
         except FileNotFoundError:
-            raise WorkError(f"the value of {self.task!r} is gone: {self.location} no longer exists") from None
+            raise CorruptInput(f"the value of {self.task!r} is gone: {self.location} no longer exists", self.task) from None
+        except CorruptCheckpoint as exc:
+            raise CorruptInput(f"refusing to read the value of {self.task!r}: {exc}", self.task) from None
         except SerializationError as exc:
             raise WorkError(f"cannot read the value of {self.task!r} from {self.location}: {exc}") from None
+        except UsageError as exc:  # not recorded, and loading it could run code
+            raise WorkError(exc.format()) from None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,10 @@
-"""``targetrun show TASK``: print a task's checkpointed value, or where it lives."""
+"""``targetrun show TASK``: print a task's checkpointed value, or where it lives.
+
+The value is read through :func:`~targetrun.checkpoints.read_value`, like every other
+read: a pickle is loaded only if this state store recorded it and its sha256 matches, a
+recorded checkpoint that differs is refused (exit 2), with ``--trust`` too (trust lifts
+only the refusal of data nobody recorded).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,11 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from targetrun import api
-from targetrun.engine.plan import Planner, untrusted_pickle
+from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
+from targetrun.engine.plan import Planner
 from targetrun.errors import UsageError, did_you_mean
 from targetrun.model import Location, PipelineSpec
-from targetrun.serializers.base import SerializationError, serializer
+from targetrun.serializers.base import SerializationError
 
 
 def show_value(
@@ -29,6 +36,7 @@ def show_value(
         raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
     context = api.run_context(spec, date=date, params=params)
     with api.backends(spec) as opened:
+        api.settle(opened)
         planned = Planner(spec, context, opened.storage).render(spec.tasks[task])
         where = planned.target
         codec = planned.serializer
@@ -42,14 +50,14 @@ def show_value(
         if location_only:
             out.write(where.url + "\n")
             return
-        if codec == "pickle" and not trust and opened.store.checkpoint(where.url) is None:
-            raise untrusted_pickle(where.url, task)
-        storage = opened.storage(where.result)
+        expected = Expected.of(opened.store.checkpoint(where.url))
         try:
-            with storage.open_read(where.url) as f:
-                value = serializer(codec).load(f)
+            value = read_value(opened.storage(where.result), where.url, codec, expected=expected, trust=trust, task=task)
         except FileNotFoundError:
             raise UsageError(f"{where.url} does not exist", hint=f"Run `targetrun run {task}` first.") from None
+        except CorruptCheckpoint as exc:
+            raise UsageError(f"{exc}; refusing to show it",
+                             hint=f"Run `targetrun run {task}` to rebuild it.") from None
         except SerializationError as exc:
             raise UsageError(f"cannot read {where.url} as {codec}: {exc}") from None
         out.write(_format(value) + "\n")

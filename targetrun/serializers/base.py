@@ -4,6 +4,10 @@
 memory); ``load`` reads from one. Built-ins: pickle, json, text, bytes. A serializer that
 cannot represent a value raises :class:`SerializationError`, which fails the task with a
 message saying what was returned and what the serializer takes.
+
+``executes_code`` says whether loading bytes can run code chosen by whoever wrote them
+(pickle can). Such bytes are loaded only through :func:`targetrun.checkpoints.read_value`,
+which applies the trust rule. A serializer that does not say is assumed to run code.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ class SerializationError(Exception):
 
 class Serializer(ABC):
     name: str = ""
+    executes_code: bool = True  # loading may run code the writer chose: only recorded, verified bytes
 
     @abstractmethod
     def dump(self, value: object, f: BinaryIO) -> None: ...

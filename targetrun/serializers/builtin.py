@@ -14,6 +14,7 @@ class PickleSerializer(Serializer):
     only read pickles from storage you trust (see the README's security notes)."""
 
     name = "pickle"
+    executes_code = True
 
     def dump(self, value: object, f: BinaryIO) -> None:
         try:
@@ -30,6 +31,7 @@ class PickleSerializer(Serializer):
 
 class JsonSerializer(Serializer):
     name = "json"
+    executes_code = False
 
     def dump(self, value: object, f: BinaryIO) -> None:
         try:
@@ -47,6 +49,7 @@ class JsonSerializer(Serializer):
 
 class TextSerializer(Serializer):
     name = "text"
+    executes_code = False
 
     def dump(self, value: object, f: BinaryIO) -> None:
         if not isinstance(value, str):
@@ -62,6 +65,7 @@ class TextSerializer(Serializer):
 
 class BytesSerializer(Serializer):
     name = "bytes"
+    executes_code = False
 
     def dump(self, value: object, f: BinaryIO) -> None:
         if isinstance(value, str):

@@ -1,23 +1,25 @@
 """Pipelinefile loading: find the file, load and validate it, cache the result.
 
 Validating a 10,000-task file takes a few hundred milliseconds (YAML parsing mostly), more
-than a whole no-op run may cost. The validated :class:`PipelineSpec` is therefore pickled
+than a whole no-op run may cost. The validated :class:`PipelineSpec` is therefore cached
 under ``.targetrun/spec/`` keyed by a hash of the file's bytes, its path, the targetrun
 version and the model module: any edit makes a new key, so a stale spec is never used.
-yaml is imported only on a cache miss.
+yaml is imported only on a cache miss. The cache file is JSON, not a pickle
+(:mod:`targetrun.spec.cachefile`): a file planted there cannot run code when it is read,
+and one that is not a spec is a miss.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import tempfile
 
 from targetrun import __version__
 from targetrun.errors import SpecError, UsageError
 from targetrun import model
 from targetrun.model import PipelineSpec
+from targetrun.spec import cachefile
 
 FILENAMES = ("Pipelinefile.yaml", "Pipelinefile.yml", "Pipelinefile")
 
@@ -55,7 +57,7 @@ def load_pipeline(path: str, *, use_cache: bool = True) -> PipelineSpec:
     """Load and validate a Pipelinefile (raises :class:`SpecError` with file and line)."""
     data = _read(path)
     key = hashlib.sha256(f"{_MODEL}\0{os.path.abspath(path)}\0".encode() + data).hexdigest()[:32]
-    cache_file = os.path.join(os.path.dirname(os.path.abspath(path)), SPEC_CACHE_DIR, f"{key}.pickle")
+    cache_file = os.path.join(os.path.dirname(os.path.abspath(path)), SPEC_CACHE_DIR, f"{key}.json")
     if use_cache:
         cached = _read_cache(cache_file)
         if cached is not None:
@@ -99,19 +101,19 @@ def _read(path: str) -> bytes:
 def _read_cache(cache_file: str) -> PipelineSpec | None:
     try:
         with open(cache_file, "rb") as f:
-            spec = pickle.load(f)
-    except Exception:  # a missing, truncated or foreign cache file is simply a miss
+            return cachefile.loads(f.read())
+    except (OSError, ValueError):  # a missing, truncated or foreign cache file is simply a miss
         return None
-    return spec if isinstance(spec, PipelineSpec) else None
 
 
 def _write_cache(cache_file: str, spec: PipelineSpec) -> None:
     folder = os.path.dirname(cache_file)
     try:
+        data = cachefile.dumps(spec)
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(spec, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(data)
         os.replace(tmp, cache_file)
-    except OSError:
-        pass  # a read-only folder only costs the next load its parse
+    except (OSError, TypeError, ValueError):
+        pass  # a read-only folder, or a value JSON cannot hold, only costs the next load its parse

@@ -1,0 +1,135 @@
+"""Reading a checkpoint: the one function through which stored bytes become a value.
+
+The trust rule (DESIGN.md §3): **no byte is loaded by a serializer that can run code**
+(pickle: :attr:`Serializer.executes_code`) **unless it is a checkpoint this state store
+recorded and its size and sha256 match the record when it is read** -- or the user passed
+``--trust``. Every reader goes through :func:`read_value`: planning (the items of a mapped
+task), the run (a worker loading its inputs, a mapped task expanding), and ``show``. The
+caller passes what the store recorded for the location (:class:`Expected`, or None when
+nothing was recorded); a worker receives it inside its :class:`~targetrun.engine.work.Input`.
+
+There is no gap between checking and using: the bytes are read once into a spooled buffer
+(in memory up to 16 MiB, a temporary file beyond), hashed on the way, compared with the
+record, and the serializer loads *that buffer*. A file replaced after the check is never
+the one loaded.
+
+A recorded checkpoint whose bytes differ from the record is *corrupt*
+(:class:`CorruptCheckpoint`), whatever the serializer and even with ``--trust``: planning
+recomputes it, a worker refuses it (the task that needed it fails). An unrecorded file is
+loaded only by a serializer that cannot run code (json, text, bytes), or with ``--trust``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from typing import BinaryIO, cast
+
+from targetrun.errors import UsageError
+from targetrun.fingerprint import stream_digest
+from targetrun.model import Checkpoint
+from targetrun.serializers.base import serializer
+from targetrun.storage.base import Storage
+
+SPOOL_IN_MEMORY = 16 * 1024 * 1024  # bytes of a checkpoint kept in memory while it is checked
+VERIFY_HASH_LIMIT = 64 * 1024 * 1024  # planning checks larger checkpoints by size only (reads hash all)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the state store recorded for a checkpoint: its size and sha256. Frozen and
+    picklable, so it travels to a worker with the input it describes."""
+
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, record: Checkpoint | None) -> Expected | None:
+        """The expectation a record sets; None when there is none to check against."""
+        if record is None or not record.content_hash:
+            return None
+        return cls(record.size, record.content_hash)
+
+
+class CorruptCheckpoint(Exception):
+    """A recorded checkpoint whose bytes are no longer the ones recorded."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        super().__init__(url, problem)
+        self.url = url
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.url} is not what targetrun wrote there ({self.problem})"
+
+
+def untrusted(url: str, task: str, codec: str) -> UsageError:
+    """The refusal to load code-running data no run recorded in this state store (exit 2)."""
+    return UsageError(
+        f"{url} (task {task!r}) is a {codec} checkpoint that no targetrun run recorded in this state store; "
+        f"loading {codec} data runs code chosen by whoever wrote it",
+        hint="Pass --trust (or set TARGETRUN_TRUST=1) if you trust its source, or give the task serializer: json.",
+    )
+
+
+def needs_record(codec: str, trust: bool) -> bool:
+    """Whether data of this serializer may be loaded only from a recorded, matching checkpoint."""
+    return not trust and serializer(codec).executes_code
+
+
+def read_value(storage: Storage, url: str, codec: str, *, expected: Expected | None, trust: bool, task: str) -> object:
+    """Load the value at ``url`` under the trust rule (the module docstring).
+
+    Raises :class:`UsageError` (unrecorded and the serializer can run code, no trust) before
+    a byte is read, :class:`CorruptCheckpoint` (bytes differ from the record),
+    ``FileNotFoundError`` (gone) or :class:`SerializationError` (not readable as ``codec``).
+    """
+    if expected is None:
+        if needs_record(codec, trust):
+            raise untrusted(url, task, codec)
+        with storage.open_read(url) as source:  # nothing to compare with: load as it streams
+            return serializer(codec).load(source)
+    with storage.open_read(url) as source, tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as buffer:
+        kept = cast(BinaryIO, buffer)
+        size, digest = stream_digest(source, copy_to=kept)
+        problem = mismatch(expected, size, digest)
+        if problem is not None:
+            raise CorruptCheckpoint(url, problem)
+        kept.seek(0)
+        return serializer(codec).load(kept)
+
+
+def mismatch(expected: Expected, size: int | None, digest: str | None) -> str | None:
+    """Why a checkpoint's size or sha256 is not what was recorded, or None.
+
+    >>> mismatch(Expected(3, "ab"), 2, None)
+    'it is 2 bytes, 3 were written'
+    >>> mismatch(Expected(3, "ab"), 3, "cd")
+    'its content is not what was written (sha256 differs)'
+    >>> mismatch(Expected(3, "ab"), 3, "ab") is None
+    True
+    """
+    if size is not None and size != expected.size:
+        return f"it is {size:,} bytes, {expected.size:,} were written"
+    if digest is not None and digest != expected.sha256:
+        return "its content is not what was written (sha256 differs)"
+    return None
+
+
+def verify_checkpoint(storage: Storage, url: str, record: Checkpoint) -> str | None:
+    """Compare a checkpoint with its record without loading it: its size, then (up to
+    64 MiB) its sha256. Planning uses this to find corrupt checkpoints; the reads that
+    follow check again, on the bytes they load."""
+    stat = storage.info(url)
+    if stat is None:
+        return "it is gone"
+    expected = Expected(record.size, record.content_hash)
+    problem = mismatch(expected, stat.size, None)
+    if problem is not None or not record.content_hash or record.size > VERIFY_HASH_LIMIT:
+        return problem
+    try:
+        with storage.open_read(url) as f:
+            _, digest = stream_digest(f)
+    except (FileNotFoundError, IsADirectoryError):
+        return None  # a folder written by a shell task: its size was enough
+    return mismatch(expected, None, digest)

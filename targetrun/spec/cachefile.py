@@ -1,0 +1,94 @@
+"""The spec cache's file format: a validated :class:`PipelineSpec` as JSON.
+
+The cache lives in the project's ``.targetrun/spec/`` folder, where anyone who can write a
+file could plant one. It used to be a pickle, and loading a pickle runs code chosen by
+whoever wrote it. JSON cannot: decoding builds only the values JSON has, plus the model's
+own frozen dataclasses and enums, named from a fixed table (:data:`CLASSES`). A file that
+does not decode into exactly that shape is a cache miss, and the Pipelinefile is parsed.
+
+Values JSON lacks are tagged objects whose tag key is a NUL character: tuples, dates,
+mappings with keys that are not strings (or that are the tag key), model objects and
+enums. Anything else in a spec cannot be cached (:class:`TypeError` on write), which
+costs only the next load its parse.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+from targetrun.model import CachePolicy, PipelineSpec, ResultLocation, TaskSpec, Validator
+
+TAG = "\0"
+CLASSES: dict[str, type] = {cls.__name__: cls for cls in (PipelineSpec, TaskSpec, CachePolicy, ResultLocation)}
+ENUMS: dict[str, type[Validator]] = {"Validator": Validator}
+
+
+def dumps(spec: PipelineSpec) -> bytes:
+    """The cache file's bytes (TypeError: the spec holds a value this format has no tag for)."""
+    return json.dumps(_encode(spec), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def loads(data: bytes) -> PipelineSpec:
+    """The spec back (ValueError: not a spec cache file of this shape)."""
+    try:
+        spec = json.loads(data, object_hook=_decode)
+    except (TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise ValueError(f"not a spec cache file: {exc}") from None
+    if not isinstance(spec, PipelineSpec):
+        raise ValueError("not a spec cache file: it does not hold a pipeline")
+    return spec
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, tuple):
+        return {TAG: "tuple", "v": [_encode(v) for v in value]}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and k != TAG for k in value):
+            return {k: _encode(v) for k, v in value.items()}
+        return {TAG: "dict", "v": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if isinstance(value, dt.datetime):  # before date: a datetime is a date
+        return {TAG: "datetime", "v": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {TAG: "date", "v": value.isoformat()}
+    if isinstance(value, Validator):
+        return {TAG: type(value).__name__, "v": value.value}
+    if dataclasses.is_dataclass(value) and CLASSES.get(type(value).__name__) is type(value):
+        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {TAG: type(value).__name__, **fields}
+    raise TypeError(f"a {type(value).__name__} cannot be stored in the spec cache")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    """JSON's object hook: a tagged object back to its value (inner objects come first)."""
+    tag = obj.get(TAG)
+    if tag is None:
+        return obj
+    if tag == "tuple":
+        return tuple(obj["v"])
+    if tag == "dict":
+        return {_key(k): v for k, v in obj["v"]}
+    if tag == "datetime":
+        return dt.datetime.fromisoformat(obj["v"])
+    if tag == "date":
+        return dt.date.fromisoformat(obj["v"])
+    if tag in ENUMS:
+        return ENUMS[tag](obj["v"])
+    cls = CLASSES.get(tag) if isinstance(tag, str) else None
+    if cls is None:
+        raise ValueError(f"unknown tag {tag!r}")
+    fields = {k: v for k, v in obj.items() if k != TAG}
+    return cls(**fields)
+
+
+def _key(key: Any) -> Any:
+    """A mapping key: lists decoded from JSON are unhashable, so a key is never one."""
+    if isinstance(key, (list, dict)):
+        raise ValueError("a mapping key that is a list or mapping")
+    return key
