@@ -110,12 +110,20 @@ class TestThreadExecutor(ExecutorContract):
         pool.shutdown()
 
 
+@pytest.fixture(scope="module")
+def process_pool():
+    # One pool for the whole class: starting worker processes is the slow part. It is a
+    # module-level fixture because a class-scoped fixture written as an instance method is
+    # deprecated (an error under pytest 9.2 with filterwarnings=error).
+    pool = ProcessExecutor(2)
+    yield pool
+    pool.shutdown()
+
+
 class TestProcessExecutor(ExecutorContract):
-    @pytest.fixture(scope="class")
-    def executor(self):
-        pool = ProcessExecutor(2)
-        yield pool
-        pool.shutdown()
+    @pytest.fixture
+    def executor(self, process_pool):
+        return process_pool
 
 
 class TestInlineStorageOnSqlite(StorageContract):
