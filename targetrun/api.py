@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from targetrun import settings
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, SpecError, UsageError, did_you_mean
 from targetrun.events import NullReporter, Reporter
@@ -118,7 +119,7 @@ class Backends:
 def store_address(spec: PipelineSpec, url: str | None = None) -> tuple[str, str]:
     """Which store kind a `cache:` value names, and its address (a URL or a file path).
     ``${VAR}`` is taken from the environment, so no password needs to live in the file."""
-    url = os.path.expandvars(url or spec.cache_url)
+    url = settings.expand_env(url or spec.cache_url, "cache")
     proto = protocol(url)
     if proto in ("redis", "rediss", "unix"):
         return "redis", url
@@ -159,12 +160,12 @@ def make_executor(name: str = "inline", jobs: int = 1, scheduler: str | None = N
 
 def trusting(trust: bool | None) -> bool:
     """``--trust``, else ``TARGETRUN_TRUST=1``: read pickles no run of this store recorded."""
-    return trust if trust is not None else os.environ.get("TARGETRUN_TRUST", "") not in ("", "0", "false", "no")
+    return trust if trust is not None else settings.trust()
 
 
 def scheduler_address(spec: PipelineSpec, given: str | None = None) -> str | None:
     """``--scheduler``, else ``TARGETRUN_SCHEDULER``, else the Pipelinefile's ``scheduler:``."""
-    return given or os.environ.get("TARGETRUN_SCHEDULER") or spec.scheduler
+    return given or os.environ.get(settings.SCHEDULER) or spec.scheduler
 
 
 def check_shared_storage(the_plan: Plan) -> None:
@@ -217,6 +218,7 @@ def run_dates(
     reporter: Reporter | None = None,
     clock: Clock | None = None,
     store_url: str | None = None,
+    lock_lease: float | None = None,
 ) -> list[RunSummary]:
     """Run a pipeline once per date (a backfill), all dates sharing one executor.
 
@@ -241,7 +243,8 @@ def run_dates(
         pool = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
         try:
             engine = Engine(storages=opened.storage, store=opened.store, executor=pool,
-                            reporter=reporter or NullReporter(), clock=clock)
+                            reporter=reporter or NullReporter(), clock=clock,
+                            lock_lease=lock_lease or settings.lock_lease())
             for index, when in enumerate(dates):
                 summaries.append(engine.run(first if index == 0 else plan_for(when), request))
                 if not summaries[-1].ok and not keep_going:
