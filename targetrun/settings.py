@@ -60,7 +60,7 @@ def now(environ: Mapping[str, str] | None = None) -> float | None:
     >>> now({"TARGETRUN_NOW": "inf"})
     Traceback (most recent call last):
     ...
-    targetrun.errors.UsageError: the environment variable TARGETRUN_NOW='inf' is not epoch seconds or an ISO time
+    targetrun.errors.UsageError: the environment variable TARGETRUN_NOW='inf' is not epoch seconds or an ISO time. Fix or unset TARGETRUN_NOW.
     """
     env = os.environ if environ is None else environ
     text = env.get(NOW, "").strip()
@@ -130,7 +130,7 @@ def expand_env(text: str, where: str, environ: Mapping[str, str] | None = None) 
     >>> expand_env("${NOPE}", "results.lake.options.key", {})
     Traceback (most recent call last):
     ...
-    targetrun.errors.UsageError: ${NOPE} in results.lake.options.key is not set in the environment
+    targetrun.errors.UsageError: ${NOPE} in results.lake.options.key is not set in the environment. Export NOPE before running targetrun.
     """
     env = os.environ if environ is None else environ
 

@@ -10,7 +10,13 @@ import pytest
 from targetrun.errors import StorageError
 from targetrun.executors.base import InlineExecutor
 from targetrun.executors.local import ProcessExecutor, ThreadExecutor
-from targetrun.serializers.builtin import BytesSerializer, JsonSerializer, PickleSerializer, TextSerializer
+from targetrun.serializers.builtin import (
+    BytesSerializer,
+    JsonSerializer,
+    PickleSerializer,
+    TextOrJsonSerializer,
+    TextSerializer,
+)
 from targetrun.storage.fsspec import FsspecStorage
 from targetrun.storage.local import LocalStorage
 from targetrun.testing import ExecutorContract, SerializerContract, StorageContract
@@ -75,6 +81,8 @@ SERIALIZER_CASES = {
     "json": (JsonSerializer(), {"a": [1, 2.5, None], "u": "ü"}, {1, 2}),
     "text": (TextSerializer(), "héllo\nworld", 42),
     "bytes": (BytesSerializer(), b"\x00\xff", 3.5),
+    "text-or-json, an int": (TextOrJsonSerializer(), 99, {1, 2}),
+    "text-or-json, a str": (TextOrJsonSerializer(), "99", b"bytes"),
 }
 
 

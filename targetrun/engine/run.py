@@ -278,8 +278,10 @@ class Engine:
         if task.checkpoint is not None and result.content_hash is not None:
             inputs = self._input_fingerprints(plan, progress, task) if policy else {}
             params = plan.param_fingerprints if policy else {}
-            checkpoint = Checkpoint(name, task.checkpoint.url, task.serializer, result.size or 0, result.content_hash,
+            written_as = result.serializer or task.serializer
+            checkpoint = Checkpoint(name, task.checkpoint.url, written_as, result.size or 0, result.content_hash,
                                     plan.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result)
+            plan.tasks[name] = task = replace(task, serializer=written_as)  # readers in this run use it
             if policy is not None and task.cache_key:
                 entry = new_entry(task.cache_key, plan.spec.name, name, checkpoint, policy)
         attempts = progress.attempts[name]

@@ -42,7 +42,9 @@ def show_value(
         if location_only:
             out.write(where.url + "\n")
             return
-        if codec == "pickle" and not trust and opened.store.checkpoint(where.url) is None:
+        written = opened.store.checkpoint(where.url)
+        codec = written.serializer if written else codec  # as it was written, never by a guess
+        if codec == "pickle" and not trust and written is None:
             raise untrusted_pickle(where.url, task)
         storage = opened.storage(where.result)
         try:
