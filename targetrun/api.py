@@ -43,6 +43,24 @@ def load(path: str | None = None, *, use_cache: bool = True) -> PipelineSpec:
     return load_pipeline(path, use_cache=use_cache)
 
 
+def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
+    """Everything ``run`` would refuse before running: the file's problems (all of them)
+    and, for each well-formed Python task, its function -- imported, never called -- and
+    its signature against ``args`` and ``needs``. Returns the file as messages name it,
+    the number of tasks, and the problems in line order."""
+    from targetrun.spec import check_file
+    from targetrun.spec.callables import resolve_callable
+
+    if path is None or os.path.isdir(path):
+        path = find_pipelinefile(path)
+    display, problems, tasks = check_file(path)
+    root = os.path.dirname(os.path.abspath(path))
+    for task in tasks.values():
+        if task.run is not None:
+            problems += resolve_callable(task, display, root)[1]
+    return display, len(tasks), sorted(problems, key=lambda problem: problem.line or 0)
+
+
 def new_run_id(now: dt.datetime | None = None) -> str:
     when = now or dt.datetime.now(dt.timezone.utc)
     return f"{when:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"

@@ -67,7 +67,9 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def _print_error(message: str, err: TextIO) -> None:
-    err.write(f"targetrun: error: {message}\n")
+    # One line per problem: a file with several problems (SpecProblems) lists them all.
+    for line in message.splitlines() or [""]:
+        err.write(f"targetrun: error: {line}\n")
 
 
 # -- shared options ----------------------------------------------------------------
@@ -441,13 +443,26 @@ def invalidate(ctx: click.Context, task: str, path: str | None, params: tuple[st
 
 @cli.command(epilog=EPILOG)
 @_file_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result (ok, or every problem) as JSON.")
 @click.pass_context
-def validate(ctx: click.Context, path: str | None) -> int:
-    """Check the Pipelinefile (keys, types, needs, cycles, templates) without running anything."""
-    spec = api.load(path, use_cache=False)
-    where = os.path.relpath(spec.path) if not os.path.relpath(spec.path).startswith("..") else spec.path
-    _out(ctx).write(f"{where}: ok, {len(spec.tasks)} task{'s' if len(spec.tasks) != 1 else ''}\n")
-    return 0
+def validate(ctx: click.Context, path: str | None, as_json: bool) -> int:
+    """Check the Pipelinefile without running anything: keys, types, needs, cycles,
+    templates, and each task's function (imported, not called) against its args and needs.
+    Every problem is reported, one line each."""
+    where, count, problems = api.validate(path)
+    if as_json:
+        from targetrun.report.json import SCHEMA_VERSION
+
+        doc = {"schema": SCHEMA_VERSION, "command": "validate", "file": where, "ok": not problems, "tasks": count,
+               "problems": [{"file": p.file, "line": p.line, "key": p.key, "message": p.message, "hint": p.hint,
+                             "text": p.format()} for p in problems]}
+        _out(ctx).write(json.dumps(doc, indent=2) + "\n")
+    elif not problems:
+        _out(ctx).write(f"{where}: ok, {count} task{'s' if count != 1 else ''}\n")
+    else:
+        for problem in problems:
+            _print_error(problem.format(), ctx.obj["err"] if ctx.obj else sys.stderr)
+    return 2 if problems else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

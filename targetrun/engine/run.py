@@ -26,8 +26,9 @@ from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, tas
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import NOT_NEEDED, Plan, RunRequest
-from targetrun.engine.work import Input, Job, WorkError, WorkResult, check_call, execute, load_callable
-from targetrun.errors import SpecError
+from targetrun.engine.work import Input, Job, WorkError, WorkResult, execute
+from targetrun.errors import SpecProblems
+from targetrun.spec.callables import resolve_callable
 from targetrun.events import (
     Reporter,
     RunFinished,
@@ -401,17 +402,9 @@ class Engine:
             spec = plan.tasks[name].spec
             if spec.run is None or spec.name in functions:
                 continue
-            where = dict(file=plan.spec.path, line=spec.line_of("run"), key=f"tasks.{spec.name}.run")
-            try:
-                fn = load_callable(spec.run, plan.spec.root)
-            except Exception as exc:
-                raise SpecError(f"cannot load {spec.run!r} for task {spec.name!r}: {type(exc).__name__}: {exc}",
-                                hint="Check the module and function names; the Pipelinefile's folder is importable.",
-                                **where) from None  # type: ignore[arg-type]
-            problem = check_call(fn, list(spec.args) + [arg for arg, _ in spec.needs])
-            if problem:
-                raise SpecError(f"task {spec.name!r} cannot call {spec.run}: {problem}",
-                                hint="Make the function's parameters match `args` and `needs`.", **where)  # type: ignore[arg-type]
+            fn, problems = resolve_callable(spec, plan.spec.path, plan.spec.root)  # as `validate` checks it
+            if problems:
+                raise SpecProblems.of(problems)
             functions[spec.name] = fn
         return functions if self.executor.in_process else {}
 

@@ -217,19 +217,6 @@ def _forget_foreign(module_name: str, root: str) -> None:
     importlib.invalidate_caches()
 
 
-def check_call(fn: Callable[..., Any], names: list[str]) -> str | None:
-    """Why ``fn`` cannot be called with these keyword arguments, or None."""
-    import inspect
-
-    try:
-        inspect.signature(fn).bind(**dict.fromkeys(names))
-    except TypeError as exc:
-        return str(exc)
-    except ValueError:  # builtins without a signature: let the call decide
-        return None
-    return None
-
-
 # -- shell tasks -------------------------------------------------------------------
 
 
