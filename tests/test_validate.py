@@ -87,6 +87,25 @@ def test_validate_reports_every_problem_of_the_file(project):
     assert "there is no module 'stepz'" in lines[4] and "did you mean 'steps'" in lines[4]
     assert not proj.exists("ran.log")
 
+    # A task with a problem of its own causes no follow-on problems in the tasks that need it.
+    proj.write("Pipelinefile.yaml", """
+        tasks:
+          fetch:
+            run: steps:fetch
+            args: {city: x}
+            taget: out/fetch.json
+          clean:
+            run: steps:clean
+            needs: [fetch]
+          report:
+            run: steps:report
+            needs: [clean]
+            args: {extra: 1}
+        """)
+    result = proj.cli("validate")
+    assert result.code == 2 and result.err.count("\n") == 2, result.err  # not "needs 'fetch', not a task"
+    assert "unknown key 'taget'" in result.err and "no parameter 'extra'" in result.err
+
 
 def test_validate_lists_problems_in_line_order_across_kinds(project):
     proj = project(MANY, steps=STEPS)
@@ -109,22 +128,6 @@ def test_validate_json(project):
     ok = good.cli("validate", "--json")
     assert ok.code == 0 and json.loads(ok.out)["ok"] is True and json.loads(ok.out)["problems"] == []
     assert json.loads(ok.out)["tasks"] == 1
-
-
-def test_a_wrong_task_causes_no_follow_on_problems(project):
-    proj = project("""
-        tasks:
-          fetch:
-            run: steps:fetch
-            args: {city: x}
-            taget: out/fetch.json
-          clean:
-            run: steps:clean
-            needs: [fetch]
-        """, steps=STEPS)
-    result = proj.cli("validate")
-    assert result.code == 2 and result.err.count("\n") == 1, result.err  # not also "needs 'fetch', not a task"
-    assert "unknown key 'taget'" in result.err
 
 
 def test_a_module_that_imports_a_missing_package_says_so(project):
