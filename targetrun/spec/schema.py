@@ -146,12 +146,12 @@ class _Checker:
         if self.problems:
             return None
         for raw_name, body in tasks_raw.items():
-            name = str(raw_name)
-            built = self.attempt(lambda: self.task(name, body, defaults, params, results), None)
+            task_name = str(raw_name)
+            built = self.attempt(lambda: self.task(task_name, body, defaults, params, results), None)
             if built is None:
-                self.broken.add(name)
+                self.broken.add(task_name)
             else:
-                self.tasks[name] = built
+                self.tasks[task_name] = built
         tasks = self.tasks
         self.check_graph(tasks)
         spec = PipelineSpec(
