@@ -111,6 +111,7 @@ def store_answers(folder: Path, base: str, found: dict[str, bytes]) -> None:
 
 def no_staging(base: str) -> None:
     fs, path = fsspec.core.url_to_fs(base)
+    fs.invalidate_cache()  # a listing cached by an earlier check would hide what is there now
     left = [name for name in fs.find(path) if ".targetrun-" in name.rsplit("/", 1)[-1]]
     assert left == [], f"staging files survived the next run: {left}"
 

@@ -88,6 +88,7 @@ class TextOrJsonSerializer(Serializer):
     """
 
     name = "text-or-json"
+    executes_code = False
 
     def for_value(self, value: object) -> str:
         return "text" if isinstance(value, str) else "json"
