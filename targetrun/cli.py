@@ -10,17 +10,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import click
 
 from targetrun import __version__, api
 from targetrun.errors import RunInterrupted, TargetrunError, UsageError, did_you_mean
 from targetrun.executors.base import EXECUTORS
+from targetrun.redact import RedactingWriter, printable, redact
 from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter, colour_enabled
 
 EXIT_INTERNAL = 4
@@ -34,13 +36,24 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
-    """Run the CLI with ``out``/``err`` as its streams; return the exit code."""
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        return _invoke(argv, out, err)
+    """Run the CLI with ``out``/``err`` as its streams; return the exit code.
+
+    Both streams pass through :class:`~targetrun.redact.RedactingWriter`: whatever any
+    layer or library prints -- error messages, reports, JSON, tracebacks -- reaches the
+    user with every credential masked.
+    """
+    safe_out, safe_err = RedactingWriter(out), RedactingWriter(err)
+    try:
+        with contextlib.redirect_stdout(safe_out), contextlib.redirect_stderr(safe_err):
+            return _invoke(argv, cast(TextIO, safe_out), cast(TextIO, safe_err))
+    finally:
+        safe_out.flush()
+        safe_err.flush()
 
 
 def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
     try:
+        _clock()  # a bad TARGETRUN_NOW is a usage error of every command, before anything is read
         result = cli.main(args=argv, prog_name="targetrun", standalone_mode=False, obj={"out": out, "err": err})
     except TargetrunError as exc:
         _print_error(exc.format(), err)
@@ -66,7 +79,8 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def _print_error(message: str, err: TextIO) -> None:
-    err.write(f"targetrun: error: {message}\n")
+    """One line: a message quoting a user's value cannot start a line of its own."""
+    err.write(f"targetrun: error: {printable(redact(message))}\n")
 
 
 # -- shared options ----------------------------------------------------------------
@@ -101,6 +115,7 @@ def _parse_params(pairs: Sequence[str], params_file: str | None) -> dict[str, ob
 
 
 MAX_DATES = 10_000
+MAX_EPOCH = 253_402_300_800.0  # 10000-01-01: later times do not fit a datetime
 
 
 def _parse_dates(values: Sequence[str]) -> list[dt.datetime | None]:
@@ -157,6 +172,9 @@ def _clock() -> api.Clock | None:
         except ValueError:
             raise UsageError(f"TARGETRUN_NOW={text!r} is neither epoch seconds nor an ISO time") from None
         now = (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
+    if not math.isfinite(now) or not 0 <= now < MAX_EPOCH:
+        raise UsageError(f"TARGETRUN_NOW={text!r} is not a time targetrun can use",
+                         hint="Give epoch seconds between 0 and the year 9999, or an ISO time.")
     return api.Clock(now=lambda: now)
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from dataclasses import replace
 from enum import Enum
 
 from targetrun.model import CacheEntry, Checkpoint, TaskState
+from targetrun.redact import redact
 from targetrun.registry import Entry, Registry
 
 
@@ -48,6 +50,12 @@ class TaskRecord:
     attempts: int = 0
     error: str | None = None
     target: str | None = None
+
+
+def kept(record: TaskRecord) -> TaskRecord:
+    """The record as a store keeps it: its error text with every credential masked
+    (``history``, ``status`` and other machines read it back)."""
+    return replace(record, error=redact(record.error)) if record.error else record
 
 
 class StateStore(ABC):

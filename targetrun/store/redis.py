@@ -19,13 +19,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
 import redis
 
-from targetrun.errors import CacheError
+from targetrun import redact
+from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
+from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord, kept
 from targetrun.store.sqlite import dump_checkpoint, load_checkpoint
 
 PREFIX = "targetrun:"
@@ -49,22 +48,29 @@ return 0
 
 
 def mask(url: str) -> str:
-    """The URL with its password hidden.
+    """The URL with its credentials hidden (one rule for every output: :mod:`targetrun.redact`).
 
-    >>> mask("redis://:secret@host:6379/0"), mask("rediss://user:pw@h/1"), mask("redis://h:1/0")
-    ('redis://:***@host:6379/0', 'rediss://user:***@h/1', 'redis://h:1/0')
+    >>> mask("redis://:secret@host:6379/0"), mask("rediss://user:p/w#?@h/1"), mask("redis://h:1/0")
+    ('redis://***@host:6379/0', 'rediss://***@h/1', 'redis://h:1/0')
     """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return redact.redact(url)
+
+
+def check_url(url: str) -> None:
+    """Refuse a password that holds ``/``, ``#`` or ``?`` unencoded: a URL parser ends the
+    host part there, so redis-py would quietly connect somewhere else (often localhost)."""
+    parts = redact.userinfo(url)
+    if parts is not None and any(c in parts[1] for c in "/#?"):
+        raise UsageError(
+            f"the state store URL {mask(url)} has '/', '#' or '?' in its password, not percent-encoded",
+            hint="Write them as %2F, %23 and %3F (Python: urllib.parse.quote(password, safe='')).",
+        )
 
 
 class RedisStore(StateStore):
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        redact.register_url(url)
+        check_url(url)
         self.url = url
         try:
             self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
@@ -108,6 +114,7 @@ class RedisStore(StateStore):
                    mapping={"status": status.value, "finished": finished, "counts": counts})
 
     def record_task(self, record: TaskRecord, checkpoint: Checkpoint | None, entry: CacheEntry | None = None) -> None:
+        record = kept(record)
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(f"{PREFIX}last:{record.pipeline}", record.task, json.dumps(_task_fields(record)))
         if checkpoint is not None:

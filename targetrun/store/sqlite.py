@@ -20,7 +20,7 @@ from typing import Any
 
 from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
+from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord, kept
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -159,6 +159,7 @@ class SqliteStore(StateStore):
                        (status.value, finished, counts, run_id))
 
     def record_task(self, record: TaskRecord, checkpoint: Checkpoint | None, entry: CacheEntry | None = None) -> None:
+        record = kept(record)
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO task_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
