@@ -48,10 +48,7 @@ def load(path: str | None = None, *, use_cache: bool = True) -> PipelineSpec:
 def register_secrets(spec: PipelineSpec) -> None:
     """Tell :mod:`targetrun.redact` every credential this pipeline's options hold (as
     written and with ``${VAR}`` expanded), so no output of this process shows them."""
-    redact.register_options([spec.cache_url, *(task.result for task in spec.tasks.values())])
-    for named in spec.results.values():
-        redact.register_options([named.url])
-        redact.register_options(named.options)
+    redact.register_spec(spec)
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:

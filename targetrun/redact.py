@@ -22,6 +22,7 @@ the cursor. Standard library only: every layer may import it.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import unicodedata
@@ -41,12 +42,12 @@ _SECRET_NAME = re.compile(
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s'\"<>`]*)@(?P<host>[^\s'\"<>`@/]*)")
 # password=..., secret_key=... and "token": "..." / 'password': '...' (names that are always credentials).
 _WORDS = r"[\w\-]*(?:password|passwd|secret|token|credential|api_?key|access_?key|private_?key)[\w\-]*"
-_NAMED = re.compile(rf"(?i)(?P<name>\b{_WORDS}=)(?P<value>[^\s&'\"]+)")
+_NAMED = re.compile(rf"(?i)(?P<name>\b{_WORDS}=)(?P<value>[^\s&'\"`<>)\]}},;]+)")
 _QUOTED = re.compile(rf"(?i)(?P<name>(?P<q>['\"]){_WORDS}(?P=q)\s*:\s*(?P<vq>['\"]))(?P<value>.*?)(?P=vq)")
 # Query parameters that carry credentials in signed or keyed URLs.
 _QUERY = re.compile(
     r"(?i)(?P<lead>[?&;](?:key|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature"
-    r"|x-goog-credential|auth|pwd|pass|access_token|code)=)(?P<value>[^&\s'\"#]+)"
+    r"|x-goog-credential|auth|pwd|pass|access_token|code)=)(?P<value>[^&\s'\"#`<>)\]},;]+)"
 )
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
 
@@ -105,40 +106,64 @@ def userinfo(url: str) -> tuple[str, str] | None:
 def register_url(url: object) -> None:
     """Register the password of a URL's userinfo and credential-named query parameters
     (``redis://host/0?password=...``)."""
+    register(*url_credentials(url))
+
+
+def url_credentials(url: object) -> list[str]:
+    """The password (also as ``user:password``) and credential-named query values of a URL.
+
+    >>> url_credentials("redis://:p/w@h/0"), url_credentials("redis://h/0?db=1&password=x%2Fy")
+    (['p/w', ':p/w'], ['x%2Fy'])
+    """
     if not isinstance(url, str):
-        return
+        return []
+    found: list[str] = []
     parts = userinfo(url)
     if parts is not None and parts[1]:
-        register(parts[1], f"{parts[0]}:{parts[1]}")
+        found += [parts[1], f"{parts[0]}:{parts[1]}"]
     query = url.partition("?")[2]
     for pair in re.split(r"[&;]", query) if query else ():
         name, eq, value = pair.partition("=")
-        if eq and (_SECRET_NAME.search(name) or _QUERY.match(f"?{name}=")):
-            register(value)
+        if eq and value and (_SECRET_NAME.search(name) or _QUERY.match(f"?{name}=")):
+            found.append(value)
+    return found
 
 
-def register_options(options: Mapping[str, object] | Iterable[object], *, expand: bool = True) -> None:
-    """Register the credentials among storage ``options`` (nested dicts and lists too):
-    values of credential-named keys, and userinfo of URL values -- each as written and
-    with ``${VAR}`` expanded from the environment."""
-    import os
-
+def option_credentials(options: Mapping[str, object] | Iterable[object], *, expand: bool = True) -> list[str]:
+    """The credentials among storage ``options`` (nested dicts and lists too): values of
+    credential-named keys and of URL userinfo -- as written and, with ``expand``, with
+    ``${VAR}`` expanded from the environment."""
     items: Iterable[tuple[str, object]]
     if isinstance(options, Mapping):
         items = ((str(k), v) for k, v in options.items())
     else:
         items = (("", v) for v in options)
+    found: list[str] = []
     for name, value in items:
         if isinstance(value, (Mapping, list, tuple)):
-            register_options(value, expand=expand)
-            continue
-        if not isinstance(value, str):
-            continue
-        forms = {value, os.path.expandvars(value)} if expand else {value}
-        for form in forms:
-            if name and _SECRET_NAME.search(name):
-                register(form)
-            register_url(form)
+            found += option_credentials(value, expand=expand)
+        elif isinstance(value, str):
+            for form in {value, os.path.expandvars(value)} if expand else {value}:
+                if name and _SECRET_NAME.search(name):
+                    found.append(form)
+                found += url_credentials(form)
+    return found
+
+
+def register_options(options: Mapping[str, object] | Iterable[object], *, expand: bool = True) -> None:
+    """Register the credentials among storage ``options`` (see :func:`option_credentials`)."""
+    register(*option_credentials(options, expand=expand))
+
+
+def register_spec(spec: Any) -> bool:
+    """Register every credential a validated Pipelinefile names (``cache:``, result URLs,
+    ``results:`` options). True when one is written in the file itself rather than taken
+    from the environment with ``${VAR}``: such a file is then not copied under .targetrun/."""
+    places: list[object] = [spec.cache_url, *(task.result for task in spec.tasks.values())]
+    for named in spec.results.values():
+        places += [named.url, named.options]
+    register_options(places)
+    return any("$" not in value for value in option_credentials(places, expand=False))
 
 
 def _hide_userinfo(match: re.Match[str]) -> str:
