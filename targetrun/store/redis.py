@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 import redis
 
 from targetrun import redact
 from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord, kept
+from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord, finite, kept, readable
 from targetrun.store.sqlite import dump_checkpoint, load_checkpoint
 
 PREFIX = "targetrun:"
@@ -134,44 +135,47 @@ class RedisStore(StateStore):
         variants = self._call(self.client.hgetall, key)
         if len(variants) <= MAX_ENTRIES_PER_KEY:
             return
-        newest = sorted(variants, key=lambda v: json.loads(variants[v])["created"], reverse=True)
+        newest = sorted(variants, key=lambda v: _created(variants[v]), reverse=True)
         self._call(self.client.hdel, key, *newest[MAX_ENTRIES_PER_KEY:])
 
     def checkpoints(self, locations: list[str]) -> dict[str, Checkpoint]:
         if not locations:
             return {}
         values = self._call(self.client.mget, [f"{PREFIX}ckpt:{loc}" for loc in locations])
-        return {loc: load_checkpoint(v) for loc, v in zip(locations, values) if v is not None}
+        rows = [(loc, v) for loc, v in zip(locations, values) if v is not None]
+        return dict(readable(self._name, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
 
     def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
         rows = self._call(self.client.hgetall, f"{PREFIX}runckpt:{run_id}")
-        return {task: load_checkpoint(text) for task, text in rows.items()}
+        return dict(readable(self._name, "checkpoint record", rows.items(), lambda r: (r[0], load_checkpoint(r[1]))))
+
+    @property
+    def _name(self) -> str:
+        return mask(self.url)
 
     def forget_checkpoint(self, location: str) -> None:
         self._call(self.client.delete, f"{PREFIX}ckpt:{location}")
 
     def last_task_records(self, pipeline: str) -> dict[str, TaskRecord]:
         rows = self._call(self.client.hgetall, f"{PREFIX}last:{pipeline}")
-        found = {}
-        for task, text in rows.items():
-            d = json.loads(text)
-            found[task] = TaskRecord(d["run_id"], pipeline, task, TaskState(d["state"]), d["finished"], d["duration"],
-                                     d["attempts"], d.get("error"), d.get("target"))
-        return found
+
+        def parse(row: tuple[str, str]) -> TaskRecord:
+            task, d = row[0], json.loads(row[1])
+            return TaskRecord(d["run_id"], pipeline, task, TaskState(d["state"]), finite(d["finished"]),
+                              finite(d["duration"]), int(d["attempts"]), d.get("error"), d.get("target"))
+
+        return {record.task: record for record in readable(self._name, "task record", rows.items(), parse)}
 
     def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
         ids = self._call(self.client.zrevrange, f"{PREFIX}runs:{pipeline}", 0, limit - 1)
         pipe = self.client.pipeline()
         for run_id in ids:
             pipe.hgetall(f"{PREFIX}run:{run_id}")
-        records = []
-        for run_id, fields in zip(ids, self._call(pipe.execute)):
-            if fields:
-                records.append(RunRecord(run_id, pipeline, float(fields["started"]), RunStatus(fields["status"]),
-                                         float(fields["finished"]) if fields.get("finished") else None,
-                                         tuple(fields["requested"].split("\n")) if fields.get("requested") else (),
-                                         fields.get("counts", "")))
-        return records
+        rows = [(run_id, fields) for run_id, fields in zip(ids, self._call(pipe.execute)) if fields]
+        return readable(self._name, "run record", rows, lambda r: RunRecord(
+            r[0], pipeline, finite(r[1]["started"]), RunStatus(r[1]["status"]),
+            finite(r[1]["finished"]) if r[1].get("finished") else None,
+            tuple(r[1]["requested"].split("\n")) if r[1].get("requested") else (), r[1].get("counts", "")))
 
     # -- cache -----------------------------------------------------------------------
 
@@ -182,7 +186,7 @@ class RedisStore(StateStore):
             pipe.hgetall(f"{PREFIX}cache:{key}")
         found: dict[str, list[CacheEntry]] = {}
         for key, variants in zip(unique, self._call(pipe.execute)):
-            entries = [_load_entry(key, variant, text) for variant, text in variants.items()]
+            entries = readable(self._name, "cache entry", variants.items(), partial(_load_entry, key))
             if entries:
                 found[key] = sorted(entries, key=lambda e: e.checkpoint.written_at, reverse=True)
         return found
@@ -190,8 +194,8 @@ class RedisStore(StateStore):
     def _all_entries(self) -> Iterable[CacheEntry]:
         for name in self._call(lambda: list(self.client.scan_iter(match=f"{PREFIX}cache:*", count=500))):
             key = name[len(f"{PREFIX}cache:"):]
-            for variant, text in self._call(self.client.hgetall, name).items():
-                yield _load_entry(key, variant, text)
+            variants = self._call(self.client.hgetall, name).items()
+            yield from readable(self._name, "cache entry", variants, partial(_load_entry, key))
 
     def list_cache(self, pipeline: str | None = None) -> list[CacheEntry]:
         entries = [e for e in self._all_entries() if pipeline is None or e.pipeline == pipeline]
@@ -258,11 +262,20 @@ def _entry_json(entry: CacheEntry) -> str:
                       separators=(",", ":"))
 
 
-def _load_entry(key: str, variant: str, text: str) -> CacheEntry:
+def _created(text: str) -> float:
+    """When an entry was written, for pruning; an unreadable one counts as oldest."""
+    try:
+        return finite(json.loads(text)["created"])
+    except (ValueError, KeyError, TypeError):
+        return float("-inf")
+
+
+def _load_entry(key: str, row: tuple[str, str]) -> CacheEntry:
+    variant, text = row
     try:
         d = json.loads(text)
         return CacheEntry(key, variant, d["pipeline"], d["task"], load_checkpoint(json.dumps(d["checkpoint"])),
-                          float(d["expires"]))
+                          finite(d["expires"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise CacheError(f"a cache entry under {key!r} in Redis is not readable: {exc}",
                          hint=f"Clear it with `targetrun cache clear {key}`.") from None

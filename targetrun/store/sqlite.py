@@ -20,7 +20,7 @@ from typing import Any
 
 from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord, kept
+from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord, finite, kept, readable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -187,13 +187,13 @@ class SqliteStore(StateStore):
         for start in range(0, len(locations), _BATCH):
             chunk = locations[start:start + _BATCH]
             marks = ",".join("?" * len(chunk))
-            for location, record in self._query(f"SELECT location, record FROM checkpoints WHERE location IN ({marks})", chunk):
-                found[location] = load_checkpoint(record)
+            rows = self._query(f"SELECT location, record FROM checkpoints WHERE location IN ({marks})", chunk)
+            found.update(readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
         return found
 
     def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
         rows = self._query("SELECT task, record FROM checkpoints WHERE run_id = ?", (run_id,))
-        return {task: load_checkpoint(record) for task, record in rows}
+        return dict(readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
 
     def forget_checkpoint(self, location: str) -> None:
         with self._transaction() as db:
@@ -205,17 +205,19 @@ class SqliteStore(StateStore):
             "FROM task_runs WHERE pipeline = ? GROUP BY task",
             (pipeline,),
         )
-        return {r[2]: TaskRecord(r[0], r[1], r[2], TaskState(r[3]), float(r[4]), float(r[5]), int(r[6]), r[7], r[8])
-                for r in rows}
+        records = readable(self.path, "task record", rows, lambda r: TaskRecord(
+            r[0], r[1], r[2], TaskState(r[3]), finite(r[4]), finite(r[5]), int(r[6]), r[7], r[8]))
+        return {record.task: record for record in records}
 
     def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
         rows = self._query(
             "SELECT run_id, pipeline, started, status, finished, requested, counts FROM runs "
-            "WHERE pipeline = ? ORDER BY started DESC LIMIT ?",
+            "WHERE pipeline = ? ORDER BY rowid DESC LIMIT ?",  # the order runs began here, whatever their clocks said
             (pipeline, limit),
         )
-        return [RunRecord(r[0], r[1], float(r[2]), RunStatus(r[3]), r[4], tuple(r[5].split("\n")) if r[5] else (), r[6])
-                for r in rows]
+        return readable(self.path, "run record", rows, lambda r: RunRecord(
+            r[0], r[1], finite(r[2]), RunStatus(r[3]), None if r[4] is None else finite(r[4]),
+            tuple(r[5].split("\n")) if r[5] else (), str(r[6])))
 
     # -- cache -----------------------------------------------------------------------
 
@@ -227,14 +229,14 @@ class SqliteStore(StateStore):
             marks = ",".join("?" * len(chunk))
             rows = self._query(f"SELECT key, variant, pipeline, task, expires, record FROM cache WHERE key IN ({marks}) "
                                "ORDER BY created DESC", chunk)
-            for key, variant, pipeline, task, expires, record in rows:
-                found.setdefault(key, []).append(CacheEntry(key, variant, pipeline, task, load_checkpoint(record), expires))
+            for entry in readable(self.path, "cache entry", rows, _entry):
+                found.setdefault(entry.key, []).append(entry)
         return found
 
     def list_cache(self, pipeline: str | None = None) -> list[CacheEntry]:
         where, args = ("WHERE pipeline = ?", (pipeline,)) if pipeline else ("", ())
         rows = self._query(f"SELECT key, variant, pipeline, task, expires, record FROM cache {where} ORDER BY key, created DESC", args)
-        return [CacheEntry(k, v, p, t, load_checkpoint(r), e) for k, v, p, t, e, r in rows]
+        return readable(self.path, "cache entry", rows, _entry)
 
     def delete_cache(self, *, key: str | None = None, task: str | None = None, pipeline: str | None = None,
                      expired_before: float | None = None) -> int:
@@ -312,12 +314,17 @@ def dump_checkpoint(checkpoint: Checkpoint) -> str:
     }, separators=(",", ":"))
 
 
+def _entry(row: tuple[Any, ...]) -> CacheEntry:
+    key, variant, pipeline, task, expires, record = row
+    return CacheEntry(key, variant, pipeline, task, load_checkpoint(record), finite(expires))
+
+
 def load_checkpoint(text: str | bytes) -> Checkpoint:
     try:
         d = json.loads(text)
         return Checkpoint(d["task"], d["location"], d["serializer"], int(d["size"]), d["hash"], d["run_id"],
-                          float(d["written_at"]), float(d.get("duration", 0.0)), d.get("inputs", {}),
-                          d.get("params", {}), d.get("storage", "local"))
-    except (ValueError, KeyError, TypeError) as exc:
+                          finite(d["written_at"]), finite(d.get("duration", 0.0)), dict(d.get("inputs", {})),
+                          dict(d.get("params", {})), d.get("storage", "local"))
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise CacheError(f"a checkpoint record in the state store is not readable: {exc}",
                          hint="Clear it with `targetrun cache clear`, or move the store aside.") from None
