@@ -181,6 +181,10 @@ class StateStore(ABC):
         """Who holds ``name`` now (None when free or expired)."""
 
     @abstractmethod
+    def lock_lease(self, name: str) -> tuple[str, float] | None:
+        """Who holds ``name`` and how many seconds its lease has left (None when free or expired)."""
+
+    @abstractmethod
     def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
         """Every checkpoint a run wrote, by task name."""
 

@@ -241,6 +241,13 @@ class RedisStore(StateStore):
         owner = self._call(self.client.get, f"{PREFIX}lock:{name}")
         return str(owner) if owner is not None else None
 
+    def lock_lease(self, name: str) -> tuple[str, float] | None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(f"{PREFIX}lock:{name}")
+        pipe.pttl(f"{PREFIX}lock:{name}")
+        owner, left = self._call(pipe.execute)
+        return (str(owner), max(0, int(left)) / 1000) if owner is not None and int(left) > 0 else None
+
     def close(self) -> None:
         self.client.close()
         self._bytes.close()

@@ -297,6 +297,11 @@ class SqliteStore(StateStore):
         rows = self._query("SELECT owner FROM locks WHERE name = ? AND expires > ?", (name, time.time()))
         return rows[0][0] if rows else None
 
+    def lock_lease(self, name: str) -> tuple[str, float] | None:
+        now = time.time()
+        rows = self._query("SELECT owner, expires FROM locks WHERE name = ? AND expires > ?", (name, now))
+        return (str(rows[0][0]), float(rows[0][1]) - now) if rows else None
+
     def close(self) -> None:
         with self._guard:
             for db in self._all:
