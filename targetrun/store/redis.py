@@ -87,6 +87,10 @@ class RedisStore(StateStore):
         self._extend = self.client.register_script(_EXTEND)
 
     def _broken(self, exc: BaseException) -> CacheError:
+        if isinstance(exc, redis.AuthenticationError):  # a ConnectionError to redis-py, but not a network problem
+            return CacheError(f"the state store {mask(self.url)} refused the credentials: {type(exc).__name__}: {exc}",
+                              hint="Check the user and password in `cache:` (percent-encoded: %2F for /, %23 for #, "
+                                   "%3F for ?, %40 for @, %3A for :).")
         what = "cannot be reached" if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)) else "failed"
         return CacheError(f"the state store {mask(self.url)} {what}: {type(exc).__name__}: {exc}",
                           hint="Check that Redis is running and the URL in `cache:` is right.")
