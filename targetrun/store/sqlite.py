@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from targetrun.errors import CacheError
+from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
 from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord, finite, kept, readable
 
@@ -47,10 +47,27 @@ MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
 _BATCH = 500  # keys per IN (...) query
 
 
+DEFAULT_TIMEOUT = 30.0
+
+
+def store_timeout() -> float:
+    """``TARGETRUN_STORE_TIMEOUT``: seconds to wait for another process's write lock."""
+    text = os.environ.get("TARGETRUN_STORE_TIMEOUT", "")
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = finite(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise UsageError(f"TARGETRUN_STORE_TIMEOUT={text!r} is not a number of seconds", hint="For example 30.")
+    return value
+
+
 class SqliteStore(StateStore):
-    def __init__(self, path: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str, *, timeout: float | None = None) -> None:
         self.path = path
-        self.timeout = timeout
+        self.timeout = store_timeout() if timeout is None else timeout
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -117,6 +134,12 @@ class SqliteStore(StateStore):
         return db
 
     def _broken(self, exc: BaseException) -> CacheError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return CacheError(
+                f"the state store {self.path} stayed locked by another process for {self.timeout:g}s",
+                hint="Another targetrun (or a program that opened the file) is writing to it; wait for it or stop "
+                "it, or set TARGETRUN_STORE_TIMEOUT to wait longer.",
+            )
         return CacheError(
             f"the state store {self.path} cannot be used: {exc}",
             hint="If it is damaged or not a targetrun database, move it aside; targetrun creates a new one "
