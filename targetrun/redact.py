@@ -9,8 +9,9 @@ task log files. It hides:
 
 * each known secret, in its plain, URL-quoted and URL-unquoted forms (library messages
   show any of them);
-* the userinfo of any ``scheme://user:password@host`` text, matched up to the *last* ``@``
-  of the URL-like word, so a password holding ``/ # ? @ :`` is hidden whole;
+* the password of any ``scheme://user:password@host`` text (shown as ``user:***@``),
+  matched up to the *last* ``@`` of the URL-like word, so a password holding
+  ``/ # ? @ :`` is hidden whole;
 * ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
   ``?key=...`` or ``&sig=...``.
 
@@ -113,14 +114,14 @@ def url_credentials(url: object) -> list[str]:
     """The password (also as ``user:password``) and credential-named query values of a URL.
 
     >>> url_credentials("redis://:p/w@h/0"), url_credentials("redis://h/0?db=1&password=x%2Fy")
-    (['p/w', ':p/w'], ['x%2Fy'])
+    (['p/w'], ['x%2Fy'])
     """
     if not isinstance(url, str):
         return []
     found: list[str] = []
     parts = userinfo(url)
     if parts is not None and parts[1]:
-        found += [parts[1], f"{parts[0]}:{parts[1]}"]
+        found.append(parts[1])
     query = url.partition("?")[2]
     for pair in re.split(r"[&;]", query) if query else ():
         name, eq, value = pair.partition("=")
@@ -167,16 +168,17 @@ def register_spec(spec: Any) -> bool:
 
 
 def _hide_userinfo(match: re.Match[str]) -> str:
-    if ":" not in match.group("userinfo"):
+    user, colon, _password = match.group("userinfo").partition(":")
+    if not colon:
         return match.group(0)  # user@host: a name, not a credential
-    return f"{match.group('scheme')}{MASK}@{match.group('host')}"
+    return f"{match.group('scheme')}{user}:{MASK}@{match.group('host')}"
 
 
 def redact(text: str) -> str:
     """``text`` with every known secret and every credential-shaped part masked.
 
     >>> redact("cannot reach redis://:p/a#ss?w@h:6379/0 (password=hunter22&x=1)")
-    'cannot reach redis://***@h:6379/0 (password=***&x=1)'
+    'cannot reach redis://:***@h:6379/0 (password=***&x=1)'
     >>> redact("GET https://b.s3.amazonaws.com/k?X-Amz-Signature=abc123&v=2")
     'GET https://b.s3.amazonaws.com/k?X-Amz-Signature=***&v=2'
     """

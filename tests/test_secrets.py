@@ -247,7 +247,7 @@ def test_redaction_covers_library_texts_it_was_never_told_about():
     from targetrun.redact import redact
 
     assert redact("Custom endpoint `http://u:p/a#ss?@h:9/?password=x1y2` bad") == \
-        "Custom endpoint `http://***@h:9/?password=***` bad"
+        "Custom endpoint `http://u:***@h:9/?password=***` bad"
     assert redact("{'secret': 'abc/def', 'token': \"t0k\"}") == "{'secret': '***', 'token': \"***\"}"
     assert redact("https://b.s3.amazonaws.com/k?X-Amz-Credential=AK%2F1&X-Amz-Signature=ff") == \
         "https://b.s3.amazonaws.com/k?X-Amz-Credential=***&X-Amz-Signature=***"
