@@ -9,9 +9,9 @@ task log files. It hides:
 
 * each known secret, in its plain, URL-quoted and URL-unquoted forms (library messages
   show any of them);
-* the password of any ``scheme://user:password@host`` text (shown as ``user:***@``),
-  matched up to the *last* ``@`` of the URL-like word, so a password holding
-  ``/ # ? @ :`` is hidden whole;
+* the userinfo of any ``scheme://user:password@host`` text (``://***@host``, or
+  ``://:***@host`` without a user), matched up to the *last* ``@`` of the URL-like word,
+  so a password holding ``/ # ? @ :`` is hidden whole;
 * ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
   ``?key=...`` or ``&sig=...``.
 
@@ -41,6 +41,8 @@ _SECRET_NAME = re.compile(
 )
 # scheme://userinfo@host: userinfo runs to the last "@" of the word, so "/#?@:" in a password stay inside it.
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s'\"<>`]*)@(?P<host>[^\s'\"<>`@/]*)")
+# user:***@ once a known password was masked, without a scheme ("bucket name KEY:***@bucket").
+_USER_OF_MASKED = re.compile(r"[^\s'\"<>`/:@]+:\*\*\*@")
 # password=..., secret_key=... and "token": "..." / 'password': '...' (names that are always credentials).
 _WORDS = r"[\w\-]*(?:password|passwd|secret|token|credential|api_?key|access_?key|private_?key)[\w\-]*"
 _NAMED = re.compile(rf"(?i)(?P<name>\b{_WORDS}=)(?P<value>[^\s&'\"`<>)\]}},;]+)")
@@ -171,7 +173,8 @@ def _hide_userinfo(match: re.Match[str]) -> str:
     user, colon, _password = match.group("userinfo").partition(":")
     if not colon:
         return match.group(0)  # user@host: a name, not a credential
-    return f"{match.group('scheme')}{user}:{MASK}@{match.group('host')}"
+    hidden = f":{MASK}" if not user else MASK  # the user too: in s3://KEY:SECRET@bucket it is the key id
+    return f"{match.group('scheme')}{hidden}@{match.group('host')}"
 
 
 def redact(text: str) -> str:
@@ -187,6 +190,8 @@ def redact(text: str) -> str:
     pattern = _pattern
     if pattern is not None:
         text = pattern.sub(MASK, text)
+        if ":***@" in text:
+            text = _USER_OF_MASKED.sub(f"{MASK}@", text)
     if "://" in text:
         text = _URL_USERINFO.sub(_hide_userinfo, text)
     if "=" in text:

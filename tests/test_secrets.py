@@ -198,6 +198,17 @@ def test_s3_credentials_in_options_and_endpoint_never_shown(tmp_path):
     assert_nowhere(folder, *texts)
 
 
+def test_credentials_written_into_a_bucket_url_never_shown(tmp_path):
+    folder = make(tmp_path, f"""
+        tasks:
+          a: {{run: tasks:ok, target: out/a.txt, result: "s3://{S3_KEY}:{quote(S3_SECRET, safe='')}@test-bucket/x"}}
+          b: {{run: tasks:ok, target: out/b.txt, result: "s3://{S3_KEY}:{S3_SECRET}@test-bucket/x"}}
+    """)
+    texts = run_all(folder, expected=3, store_commands=False)
+    assert "Invalid bucket name" in texts[1]  # botocore's own message, quoting the bucket
+    assert_nowhere(folder, *texts)
+
+
 def test_credentials_from_the_environment_are_masked_in_task_errors_logs_and_state(tmp_path, s3, s3_server):
     folder = make(tmp_path, f"""
         results:
@@ -247,7 +258,7 @@ def test_redaction_covers_library_texts_it_was_never_told_about():
     from targetrun.redact import redact
 
     assert redact("Custom endpoint `http://u:p/a#ss?@h:9/?password=x1y2` bad") == \
-        "Custom endpoint `http://u:***@h:9/?password=***` bad"
+        "Custom endpoint `http://***@h:9/?password=***` bad"
     assert redact("{'secret': 'abc/def', 'token': \"t0k\"}") == "{'secret': '***', 'token': \"***\"}"
     assert redact("https://b.s3.amazonaws.com/k?X-Amz-Credential=AK%2F1&X-Amz-Signature=ff") == \
         "https://b.s3.amazonaws.com/k?X-Amz-Credential=***&X-Amz-Signature=***"

@@ -52,7 +52,7 @@ def mask(url: str) -> str:
     """The URL with its credentials hidden (one rule for every output: :mod:`targetrun.redact`).
 
     >>> mask("redis://:secret@host:6379/0"), mask("rediss://user:p/w#?@h/1"), mask("redis://h:1/0")
-    ('redis://:***@host:6379/0', 'rediss://user:***@h/1', 'redis://h:1/0')
+    ('redis://:***@host:6379/0', 'rediss://***@h/1', 'redis://h:1/0')
     """
     return redact.redact(url)
 
