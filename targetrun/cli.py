@@ -446,7 +446,7 @@ def invalidate(ctx: click.Context, task: str, path: str | None, params: tuple[st
     """Remove TASK's target and its cache entries, so the next run computes it again."""
     spec = api.load(path)
     removed = api.invalidate(spec, task, date=_one_date(dates), params=_parse_params(params, params_file))
-    _out(ctx).write("\n".join(f"removed {what}" for what in removed) + "\n" if removed else "nothing to remove\n")
+    _out(ctx).write("\n".join(f"removed {printable(what)}" for what in removed) + "\n" if removed else "nothing to remove\n")
     return 0
 
 

@@ -61,7 +61,8 @@ def assert_nowhere(folder: Path, *texts: str) -> None:
 
 
 def targetrun(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "targetrun", *args, "-f", str(folder / "Pipelinefile.yaml")],
+    result = subprocess.run([sys.executable, "-m", "targetrun", *args[:1], "-f", str(folder / "Pipelinefile.yaml"),
+                             *args[1:]],
                             capture_output=True, text=True, timeout=120, cwd=folder,
                             env={**os.environ, "PLANTED": ENV_SECRET, "S3_SECRET_ENV": S3_SECRET, **(env or {})})
     assert "Traceback" not in result.stderr, result.stderr
@@ -241,7 +242,7 @@ def test_a_parameter_cannot_forge_a_line_of_the_output(tmp_path):
     texts = []
     # As typed in a shell: x=$'ok\n::error::forged', and as YAML escapes (with ESC and CR).
     for value in ("ok\n::error::forged", '"ok\\n::error::forged\\r\\x1b[2K"'):
-        for command in (("status",), ("run", "--dry-run"), ("run",), ("run", "-v")):
+        for command in (("status",), ("run", "--dry-run"), ("run",), ("run", "-v"), ("invalidate", "a")):
             result = targetrun(folder, *command, "-p", f"x={value}", env={"PLANTED": "boom\n::error::from the task"})
             texts += [result.stdout, result.stderr]
     history = targetrun(folder, "history")
