@@ -33,6 +33,8 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 MASK = "***"
 MIN_SECRET = 4  # shorter values would mask ordinary words; the patterns still hide them in URLs
+# Values of credential-named options that name a method, not a secret (gcsfs ``token: anon``).
+NOT_SECRET = frozenset({"anon", "google_default", "cloud", "browser", "cache", "none", "null", "true", "false"})
 
 # Option names whose values are credentials (fsspec/s3fs/gcsfs/adlfs spellings, redis).
 _SECRET_NAME = re.compile(
@@ -65,7 +67,7 @@ def register(*values: object) -> None:
     added = False
     with _guard:
         for value in values:
-            if not isinstance(value, str) or len(value) < MIN_SECRET:
+            if not isinstance(value, str) or len(value) < MIN_SECRET or value.lower() in NOT_SECRET:
                 continue
             for form in {value, quote(value, safe=""), quote_plus(value), unquote(value), unquote_plus(value)}:
                 if len(form) >= MIN_SECRET and form not in _known:
@@ -218,7 +220,7 @@ def _escape(char: str) -> str:
     if char in _ESCAPES:
         return _ESCAPES[char]
     code = ord(char)
-    if unicodedata.category(char) in ("Zs",):
+    if unicodedata.category(char) == "Zs":  # a no-break or other space: shown as it is
         return char
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
