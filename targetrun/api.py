@@ -27,6 +27,7 @@ from targetrun.engine.recovery import recover
 from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, SpecError, UsageError, did_you_mean
 from targetrun.events import NullReporter, Reporter
 from targetrun.executors.base import EXECUTORS, Executor
+from targetrun import redact
 from targetrun.model import PipelineSpec, RunContext, RunSummary
 from targetrun.resolve import INLINE, LOCAL, protocol
 from targetrun.spec import find_pipelinefile, load_pipeline
@@ -41,7 +42,15 @@ def load(path: str | None = None, *, use_cache: bool = True) -> PipelineSpec:
     """Find (``path`` may be a folder or None for the current one) and validate a Pipelinefile."""
     if path is None or os.path.isdir(path):
         path = find_pipelinefile(path)
-    return load_pipeline(path, use_cache=use_cache)
+    spec = load_pipeline(path, use_cache=use_cache)
+    register_secrets(spec)
+    return spec
+
+
+def register_secrets(spec: PipelineSpec) -> None:
+    """Tell :mod:`targetrun.redact` every credential this pipeline's options hold (as
+    written and with ``${VAR}`` expanded), so no output of this process shows them."""
+    redact.register_spec(spec)
 
 
 def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
@@ -139,6 +148,7 @@ def store_address(spec: PipelineSpec, url: str | None = None) -> tuple[str, str]
     """Which store kind a `cache:` value names, and its address (a URL or a file path).
     ``${VAR}`` is taken from the environment, so no password needs to live in the file."""
     url = settings.expand_env(url or spec.cache_url, "cache")
+    redact.register_url(url)
     proto = protocol(url)
     if proto in ("redis", "rediss", "unix"):
         return "redis", url
@@ -156,6 +166,7 @@ def open_store(spec: PipelineSpec, url: str | None = None) -> StateStore:
 
 @contextmanager
 def backends(spec: PipelineSpec, store_url: str | None = None) -> Iterator[Backends]:
+    register_secrets(spec)  # API callers may build a spec without load()
     opened = Backends(spec, store_url)
     try:
         yield opened

@@ -11,17 +11,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import click
 
 from targetrun import __version__, api, stopping
 from targetrun.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, TargetrunError, UsageError, did_you_mean
 from targetrun.executors.base import EXECUTORS
+from targetrun.redact import RedactingWriter, printable, redact
 from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter, colour_enabled
 from targetrun.settings import Settings, read_settings
 
@@ -32,24 +34,38 @@ EPILOG = "Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments, 3 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the click group and turn every error into its exit code."""
     stopping.install()
-    code = invoke(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
+    try:
+        code = invoke(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
+        stopping.ignore()  # the command is over: a signal now must not turn its result into a traceback
+    except KeyboardInterrupt as exc:  # a signal between the command's end and here
+        code = stopping.exit_code_of(exc)
     if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         # Everything is recorded and cleaned up; a Python task still running in a worker
         # thread cannot be stopped, and must not hold the exit (nothing it does is committed).
-        sys.stdout.flush()
-        sys.stderr.flush()
+        stopping.flush()
         os._exit(code)
     sys.exit(code)
 
 
 def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
-    """Run the CLI with ``out``/``err`` as its streams; return the exit code."""
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        return _invoke(argv, out, err)
+    """Run the CLI with ``out``/``err`` as its streams; return the exit code.
+
+    Both streams pass through :class:`~targetrun.redact.RedactingWriter`: whatever any
+    layer or library prints -- error messages, reports, JSON, tracebacks -- reaches the
+    user with every credential masked.
+    """
+    safe_out, safe_err = RedactingWriter(out), RedactingWriter(err)
+    try:
+        with contextlib.redirect_stdout(safe_out), contextlib.redirect_stderr(safe_err):
+            return _invoke(argv, cast(TextIO, safe_out), cast(TextIO, safe_err))
+    finally:
+        safe_out.flush()
+        safe_err.flush()
 
 
 def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
     try:
+        _clock()  # a bad TARGETRUN_NOW is a usage error of every command, before anything is read
         result = cli.main(args=argv, prog_name="targetrun", standalone_mode=False, obj={"out": out, "err": err})
     except TargetrunError as exc:
         _print_error(exc.format(), err)
@@ -73,9 +89,10 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def _print_error(message: str, err: TextIO) -> None:
-    # One line per problem: a file with several problems (SpecProblems) lists them all.
+    """One line per problem (a file with several lists them all); a message quoting a
+    user's value cannot start a line of its own, nor show a credential."""
     for line in message.splitlines() or [""]:
-        err.write(f"targetrun: error: {line}\n")
+        err.write(f"targetrun: error: {printable(redact(line))}\n")
 
 
 # -- shared options ----------------------------------------------------------------
@@ -446,7 +463,7 @@ def invalidate(ctx: click.Context, task: str, path: str | None, params: tuple[st
     """Remove TASK's target and its cache entries, so the next run computes it again."""
     spec = api.load(path)
     removed = api.invalidate(spec, task, date=_one_date(dates), params=_parse_params(params, params_file))
-    _out(ctx).write("\n".join(f"removed {what}" for what in removed) + "\n" if removed else "nothing to remove\n")
+    _out(ctx).write("\n".join(f"removed {printable(what)}" for what in removed) + "\n" if removed else "nothing to remove\n")
     return 0
 
 

@@ -60,7 +60,7 @@ def now(environ: Mapping[str, str] | None = None) -> float | None:
     >>> now({"TARGETRUN_NOW": "inf"})
     Traceback (most recent call last):
     ...
-    targetrun.errors.UsageError: the environment variable TARGETRUN_NOW='inf' is not epoch seconds or an ISO time. Fix or unset TARGETRUN_NOW.
+    targetrun.errors.UsageError: the environment variable TARGETRUN_NOW='inf' is not epoch seconds or an ISO time between 1970 and the year 9999. Fix or unset TARGETRUN_NOW.
     """
     env = os.environ if environ is None else environ
     text = env.get(NOW, "").strip()
@@ -73,10 +73,13 @@ def now(environ: Mapping[str, str] | None = None) -> float | None:
             when = dt.datetime.fromisoformat(text)
         except ValueError:
             raise _bad(NOW, text, "epoch seconds or an ISO time") from None
-        return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
-    if not math.isfinite(value):
-        raise _bad(NOW, text, "epoch seconds or an ISO time")
+        value = (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
+    if not math.isfinite(value) or not 0 <= value < MAX_EPOCH:
+        raise _bad(NOW, text, "epoch seconds or an ISO time between 1970 and the year 9999")
     return value
+
+
+MAX_EPOCH = 253_402_300_800.0  # 10000-01-01: later times do not fit a datetime
 
 
 def _positive_duration(env: Mapping[str, str], name: str, default: float) -> float:

@@ -35,13 +35,20 @@ def install() -> None:
         signal.signal(signum, _on_signal)
 
 
+def ignore() -> None:
+    """From now on SIGINT and SIGTERM are ignored: the command has finished, and only its
+    exit code is left to give."""
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 _stopping = False
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     global _stopping
     if _stopping:  # asked twice: do not wait for the clean-up
-        _flush()
+        flush()
         os._exit(128 + signum)
     _stopping = True
     raise Stopped(signum)
@@ -56,7 +63,7 @@ def exit_code_of(exc: BaseException | None) -> int:
     return 128 + signal.SIGINT
 
 
-def _flush() -> None:
+def flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

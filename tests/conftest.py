@@ -93,6 +93,14 @@ class Project:
         return found
 
 
+@pytest.fixture(autouse=True)
+def _no_secrets_from_earlier_tests() -> None:
+    """Secrets registered by one in-process command must not mask the next test's output."""
+    from targetrun import redact
+
+    redact.forget_all()
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Callable[..., Project]:
     """``project(pipeline_yaml, **modules)`` writes a pipeline folder and returns it."""

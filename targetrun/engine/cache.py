@@ -10,14 +10,38 @@ Two questions, answered from what the store recorded when an output was written:
   distinct fingerprint set, so switching a parameter back hits the first entry again.
 
 ``never_use`` never reuses anything. Expiry uses the injected clock's ``now``.
+
+Clocks are wrong sometimes, and a record outlives the clock that wrote it. So a record
+written "in the future" (more than :data:`CLOCK_SKEW` ahead of now: a clock that was
+ahead, or that has since gone back) has an unknown age and is not reused, and an entry is
+valid only while ``now < min(recorded expiry, written_at + cache_for)`` with today's
+``cache_for``: neither a bad clock nor a shortened ``cache_for`` lets an entry outlive it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 from targetrun import fingerprint
 from targetrun.model import Action, CacheEntry, CachePolicy, Checkpoint, Decision, PlannedTask, Reason, Validator
+
+
+CLOCK_SKEW = 60.0  # seconds a writer's clock may be ahead of ours before its records are "from the future"
+
+
+def _written_in_future(written: float, now: float) -> bool:
+    return not math.isfinite(written) or written > now + CLOCK_SKEW
+
+
+def valid_until(entry: CacheEntry, policy: CachePolicy) -> float:
+    """When ``entry`` stops being valid under today's ``cache_for``: never later than
+    ``cache_for`` after it was written, whatever expiry was recorded."""
+    return min(entry.expires, entry.checkpoint.written_at + policy.ttl)
+
+
+def _alive(entry: CacheEntry, policy: CachePolicy, now: float) -> bool:
+    return not _written_in_future(entry.checkpoint.written_at, now) and now < valid_until(entry, policy)
 
 
 def _changed(problem: str) -> Decision:
@@ -39,6 +63,9 @@ def target_verdict(
     written = record.written_at if record is not None else mtime
     if written is None:
         return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail="the target's age is unknown")
+    if _written_in_future(written, now):
+        return Decision(Action.RUN, Reason.CACHE_EXPIRED,
+                        detail="the target's age is unknown (it was recorded in the future: a clock was ahead)")
     until = written + policy.ttl
     if until <= now:
         return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail="the target is older than cache_for", until=until)
@@ -67,14 +94,18 @@ def entry_verdict(
     """
     if policy.validator is Validator.NEVER_USE:
         return Decision(Action.RUN, missing, detail="cache_validator is never_use"), None
-    live = [e for e in entries if e.expires > now]
+    live = [e for e in entries if _alive(e, policy, now)]
     for entry in live:
         if fingerprint.mismatch(policy.validator, policy.names, entry.inputs, entry.params, inputs, params) is None:
-            return Decision(Action.SKIP, Reason.CACHE_HIT, until=entry.expires), entry
+            return Decision(Action.SKIP, Reason.CACHE_HIT, until=valid_until(entry, policy)), entry
     if not entries:
         return Decision(Action.RUN, missing), None
     if not live:
-        return Decision(Action.RUN, Reason.CACHE_EXPIRED, until=entries[0].expires), None
+        newest = entries[0]
+        if _written_in_future(newest.checkpoint.written_at, now):
+            return Decision(Action.RUN, Reason.CACHE_EXPIRED,
+                            detail="the cache entry was recorded in the future (a clock was ahead)"), None
+        return Decision(Action.RUN, Reason.CACHE_EXPIRED, until=valid_until(newest, policy)), None
     problem = fingerprint.mismatch(policy.validator, policy.names, live[0].inputs, live[0].params, inputs, params)
     return _changed(problem or "no entry matches"), None
 

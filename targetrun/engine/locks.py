@@ -3,28 +3,45 @@
 Before a task runs, the engine takes a lock on its target (or, without one, its cache
 key) in the state store. A second run that finds it held waits and then re-decides --
 usually finding the target now exists -- instead of computing the same output twice.
-While the run lasts, a daemon thread renews its heartbeat in the store (so ``history``
-can tell a live run from one that died) and the leases of every lock it holds, so only a
-crashed holder's lock expires. A holder on this machine whose process is gone
-(kill -9) is recognised from the owner name ``host/pid/run`` and its lock broken at once;
-a holder elsewhere is waited for until its lease expires.
+
+Liveness is decided by the lease, never by a process id alone. While a task runs, a
+daemon thread renews the lease of every lock this run holds once per *heartbeat*
+(``min(lease / 3, 1 s)``), so a holder that stops renewing is gone (or hung). The owner
+name ``host/pid/run/lease=SECONDS`` tells a waiter the holder's lease, hence when it last
+renewed. A lock is taken over when its lease has expired; earlier only when its holder
+runs on this host name, its process id is not alive here *and* it has missed
+:data:`MISSED_BEATS` heartbeats -- a kill -9 is recovered from in seconds, while a live
+holder in another PID namespace with the same host name (containers) keeps its lock.
+
+The same thread renews the run's own heartbeat in the store, so ``history`` can tell a
+live run from one that died (see :mod:`targetrun.liveness`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
 from targetrun.errors import BackendError
 from targetrun.store.base import StateStore
 
+HEARTBEAT = 1.0  # seconds between renewals, at most
+MISSED_BEATS = 3  # heartbeats a dead-looking local holder must miss before its lock is broken
+_OWNER = re.compile(r"^(?P<host>[^/]*)/(?P<pid>\d+)/(?P<run>.*)/lease=(?P<lease>[0-9.]+)$")
+
+
+def heartbeat(lease: float) -> float:
+    """How often a holder with ``lease`` renews it."""
+    return min(lease / 3, HEARTBEAT)
+
 
 class RunLocks:
     def __init__(self, store: StateStore, run_id: str, lease: float) -> None:
         self.store = store
         self.run_id = run_id
-        self.owner = f"{_host()}/{os.getpid()}/{run_id}"
+        self.owner = f"{_host()}/{os.getpid()}/{run_id}/lease={lease:g}"
         self.lease = lease
         self._held: dict[str, str] = {}  # task -> lock name
         self._guard = threading.Lock()
@@ -36,10 +53,10 @@ class RunLocks:
         if name is None or self._held.get(task) == name:
             return True
         if not self.store.acquire(name, self.owner, self.lease):
-            holder = self.store.lock_owner(name)
-            if holder is None or not _dead_here(holder):
+            held = self.store.lock_lease(name)
+            if held is None or not _abandoned(*held):
                 return False
-            self.store.release(name, holder)  # its process is gone: no lease to wait out
+            self.store.release(name, held[0])  # its process is gone and it stopped renewing
             if not self.store.acquire(name, self.owner, self.lease):
                 return False
         with self._guard:
@@ -71,7 +88,7 @@ class RunLocks:
             self._thread.start()
 
     def _renew_loop(self) -> None:
-        while not self._stop.wait(self.lease / 3):
+        while not self._stop.wait(heartbeat(self.lease)):
             with self._guard:
                 names = list(self._held.values())
             try:
@@ -82,14 +99,27 @@ class RunLocks:
                 pass  # try again next period; a lost lease only risks duplicate work
 
 
-def _dead_here(owner: str) -> bool:
-    """Whether ``owner`` (``host/pid/run``) is a process on this machine that no longer runs."""
-    host, _, rest = owner.partition("/")
-    pid_text = rest.partition("/")[0]
-    if host != _host() or not pid_text.isdigit():
+def _abandoned(owner: str, left: float) -> bool:
+    """Whether the holder ``owner``, whose lease has ``left`` seconds to run, is gone: its
+    process id is not alive on this host *and* it has missed :data:`MISSED_BEATS` renewals.
+    An owner name without a lease (an older targetrun) is waited out."""
+    match = _OWNER.match(owner)
+    if match is None or match["host"] != _host():
         return False
     try:
-        os.kill(int(pid_text), 0)
+        lease = float(match["lease"])
+    except ValueError:
+        return False
+    silent = lease - left  # seconds since the holder last renewed
+    if silent <= MISSED_BEATS * heartbeat(lease) + 0.5:  # half a second for a busy machine's timer
+        return False
+    return _dead_here(int(match["pid"]))
+
+
+def _dead_here(pid: int) -> bool:
+    """Whether process ``pid`` does not exist in this PID namespace."""
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:

@@ -25,6 +25,7 @@ from targetrun.events import (
     TaskSucceeded,
 )
 from targetrun.model import RunSummary, TaskState
+from targetrun.redact import safe
 
 _COLOURS = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36"}
 QUIET, NORMAL, VERBOSE = 0, 1, 2
@@ -55,8 +56,8 @@ class ConsoleReporter:
 
     def _line(self, label: str, style: str, task: str, text: str = "") -> None:
         label = self._paint(f"{label:<8}", style)
-        name = task.ljust(self._width)
-        self.stream.write(f"{label} {name} {text}".rstrip() + "\n")
+        name = safe(task).ljust(self._width)
+        self.stream.write(f"{label} {name} {safe(text)}".rstrip() + "\n")
 
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -91,10 +92,10 @@ class ConsoleReporter:
     def _started(self, event: RunStarted) -> None:
         self._width = max(12, min(40, max((len(t) for t in event.requested), default=0) + 2))
         if self.dates:
-            self.stream.write(self._paint(f"== {event.date} ==", "bold") + "\n")
+            self.stream.write(self._paint(f"== {safe(event.date)} ==", "bold") + "\n")
         if self.verbosity >= VERBOSE:
             mode = "dry run" if event.dry_run else f"run {event.run_id}"
-            self.stream.write(f"{event.pipeline}: {mode}, {event.to_run} of {event.planned} tasks to run\n")
+            self.stream.write(f"{safe(event.pipeline)}: {mode}, {event.to_run} of {event.planned} tasks to run\n")
 
     def _failed(self, event: TaskFailed) -> None:
         tries = f" after {event.attempts} attempts" if event.attempts > 1 else ""
@@ -105,7 +106,7 @@ class ConsoleReporter:
             if self.verbosity < VERBOSE:
                 lines = lines[-12:]
             for line in lines:
-                self.stream.write(self._paint(f"    | {line}", "dim") + "\n")
+                self.stream.write(self._paint(f"    | {safe(line)}", "dim") + "\n")
 
     def _finished(self, summary: RunSummary) -> None:
         parts = []

@@ -14,7 +14,11 @@ SCHEMA_VERSION = 2  # 2: one object with `runs` whatever the number of dates
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        when = dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+    except (ValueError, OverflowError, OSError):  # a record's time beyond what a date can hold
+        return None
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def outcome_to_dict(outcome: TaskOutcome) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from targetrun.redact import safe
 from targetrun.durations import format_duration
 from targetrun.events import (
     Event,
@@ -89,9 +90,9 @@ class LiveReporter:
 
     def _print_failure(self, event: TaskFailed) -> None:
         lines = (event.details or event.log).rstrip().splitlines()[-FAILURE_LINES:]
-        text = Text(f"FAILED {event.task}: {event.error}", style="bold red")
+        text = Text(f"FAILED {safe(event.task)}: {safe(event.error)}", style="bold red")
         for line in lines:
-            text.append(f"\n    | {line}", style="dim")
+            text.append(f"\n    | {safe(line)}", style="dim")
         self.console.print(text)
 
     @property
@@ -121,7 +122,7 @@ class LiveReporter:
             table = Table.grid(padding=(0, 2))
             now = self.clock()
             for name, since in list(self.running.items())[:SHOWN_RUNNING]:
-                table.add_row(Text(name, style="cyan"), format_duration(now - since))
+                table.add_row(Text(safe(name), style="cyan"), format_duration(now - since))
             if len(self.running) > SHOWN_RUNNING:
                 table.add_row(Text(f"... and {len(self.running) - SHOWN_RUNNING} more", style="dim"), "")
             parts.append(table)

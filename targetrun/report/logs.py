@@ -2,7 +2,7 @@
 
 An observer like the other reporters: it writes the ``log`` that TaskSucceeded,
 TaskRetrying and TaskFailed events carry, one section per attempt. A task that printed
-nothing gets no file.
+nothing gets no file. Credentials known to the run are masked in what is kept.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from targetrun.events import Event, RunStarted, TaskFailed, TaskRetrying, TaskSucceeded
+from targetrun.redact import printable, redact
 
 LOGS = os.path.join(".targetrun", "logs")
 
@@ -42,7 +43,7 @@ class LogFileReporter:
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "a", encoding="utf-8") as f:
-                f.write(f"--- attempt {attempt}: {outcome} ---\n{text}")
+                f.write(redact(f"--- attempt {attempt}: {printable(outcome)} ---\n{text}"))  # logs are often CI artifacts
                 if not text.endswith("\n"):
                     f.write("\n")
         except OSError:

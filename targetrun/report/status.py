@@ -7,6 +7,7 @@ from typing import Any, TextIO
 
 from targetrun.durations import format_duration
 from targetrun.report.json import SCHEMA_VERSION, iso
+from targetrun.redact import safe
 from targetrun.state import StatusReport, StatusRow
 
 HEADERS = ("task", "target", "state", "size", "age", "last run")
@@ -48,7 +49,7 @@ def render_status(report: StatusReport, out: TextIO, *, colour: bool, now: float
     else:
         _plain_table(rows, out)
     would = len(report.would_run)
-    out.write(f"{report.pipeline} ({report.run_date}): {would} of {len(report.rows)} task{'s' if len(report.rows) != 1 else ''} would run\n")
+    out.write(f"{safe(report.pipeline)} ({report.run_date}): {would} of {len(report.rows)} task{'s' if len(report.rows) != 1 else ''} would run\n")
 
 
 def _plain_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
@@ -57,6 +58,7 @@ def _plain_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
 
 def plain_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], out: TextIO) -> None:
     """Columns aligned with spaces; no control codes."""
+    rows = [tuple(safe(cell) for cell in row) for row in rows]  # one line per row, whatever the values hold
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     for line in [headers, *rows]:
         out.write("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() + "\n")
@@ -65,11 +67,12 @@ def plain_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], out: Text
 def _rich_table(report: StatusReport, rows: list[tuple[str, ...]], out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(*HEADERS, box=None, header_style="bold")
     for row, line in zip(report.rows, rows):
         style = "yellow" if row.decision.runs else ("dim" if not row.stat else "green")
-        table.add_row(*line, style=style)
+        table.add_row(*(Text(safe(cell)) for cell in line), style=style)  # Text: a value is never markup
     Console(file=out, force_terminal=True, soft_wrap=True).print(table)
 
 

@@ -16,7 +16,7 @@ import os
 import tempfile
 from typing import TYPE_CHECKING
 
-from targetrun import __version__
+from targetrun import __version__, redact
 from targetrun.errors import SpecError, UsageError
 from targetrun import model
 from targetrun.model import PipelineSpec, TaskSpec
@@ -67,7 +67,7 @@ def load_pipeline(path: str, *, use_cache: bool = True) -> PipelineSpec:
         if cached is not None:
             return cached
     spec = parse_pipeline(data, path)
-    if use_cache:
+    if use_cache and not redact.register_spec(spec):  # a file holding credentials is not copied
         _write_cache(cache_file, spec)
     return spec
 

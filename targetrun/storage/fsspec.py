@@ -21,12 +21,12 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
+from targetrun import redact
 from targetrun.errors import MissingExtraError, StorageError, UsageError
 from targetrun.storage.base import Stat, Storage, shown
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 BUCKETED = frozenset(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"))
-_MASK = "***"
 
 
 class FsspecStorage(Storage):
@@ -171,6 +171,7 @@ def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
     except ValueError:
         raise UsageError(f"unknown storage protocol {protocol}://", hint="Use a local path or an fsspec URL such as s3:// or gs://.") from None
     settings = {"skip_instance_cache": True, **_expand_env(options)}
+    redact.register_options(settings, expand=False)  # a library's message may quote any of them
     if protocol in BUCKETED:
         settings.setdefault("use_listings_cache", False)
     try:
@@ -217,10 +218,7 @@ def _epoch(value: Any) -> float | None:
 
 def _mask(url: str) -> str:
     """Hide credentials embedded in a URL (``s3://key:secret@bucket``)."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://{_MASK}@{rest.split('@', 1)[1]}"
-    return url
+    return redact.redact(url)
 
 
 def _cannot_tell(url: str, exc: BaseException) -> StorageError:

@@ -4,6 +4,11 @@ Writes go to a hidden temporary sibling (``.NAME.tmp-PID-RANDOM``) in the destin
 folder and are renamed onto the target with ``os.replace`` only on success: a crash or a
 ``kill -9`` leaves at most a hidden temporary file, never a partial target. Batches of
 existence checks list each folder once (see ``TargetChecker``).
+
+A write that the disk refuses -- full (ENOSPC, EDQUOT), over the file size limit (EFBIG),
+read-only (EROFS), not permitted (EACCES, EPERM), a folder where the file should be
+(EISDIR) -- is a :class:`StorageError` (exit 3) naming the path and what to do, exactly
+like a refused S3 write, and its temporary file is removed: it is not the task's failure.
 """
 
 from __future__ import annotations
@@ -21,6 +26,19 @@ from targetrun.storage.base import Stat, Storage, shown
 
 # Errors that mean "this path cannot exist", as opposed to "cannot tell".
 _MISSING = (errno.ENOENT, errno.ENOTDIR)
+# Errors of a write that the storage refused, with what to do about each.
+_REFUSED = {
+    errno.ENOSPC: ("the disk is full", "Free space on that disk, or point the result elsewhere, and run again."),
+    errno.EDQUOT: ("the disk quota is used up", "Free space within your quota, or point the result elsewhere."),
+    errno.EFBIG: ("the file is larger than this process may write",
+                  "Raise the file size limit (`ulimit -f`) or the file system's limit, and run again."),
+    errno.EROFS: ("the file system is read-only", "Mount it writable, or point the result at a writable folder."),
+    errno.EACCES: ("permission denied", "Check the permissions of that folder, or point the result elsewhere."),
+    errno.EPERM: ("the operation is not permitted", "Check the permissions of that folder, or point the result elsewhere."),
+    errno.EISDIR: ("a folder is in the way", "Move or remove that folder (targetrun only replaces files), and run again."),
+    errno.ENOTDIR: ("a file is in the way of a folder on that path", "Move or remove that file, and run again."),
+    errno.EIO: ("the disk reported an I/O error", "Check the disk, and run again."),
+}
 
 
 class LocalStorage(Storage):
@@ -59,8 +77,8 @@ class LocalStorage(Storage):
 
     @contextlib.contextmanager
     def atomic_write(self, url: str) -> Iterator[BinaryIO]:
-        with self._temporary_sibling(url) as tmp:
-            with open(tmp, "wb") as f:
+        with self._temporary_sibling(url) as tmp, _refused_as_storage_error(url):
+            with open(tmp, "wb") as f:  # closing flushes: a full disk can answer there too
                 yield f
 
     def put_file(self, local_path: str, url: str) -> None:
@@ -69,8 +87,8 @@ class LocalStorage(Storage):
             os.replace(local_path, url)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
-                raise _cannot_tell(url, exc) from None
-            with self._temporary_sibling(url) as tmp:
+                raise _write_failed(url, exc) from None
+            with self._temporary_sibling(url) as tmp, _refused_as_storage_error(url):
                 shutil.move(local_path, tmp)
 
     @contextlib.contextmanager
@@ -82,8 +100,8 @@ class LocalStorage(Storage):
 
     @contextlib.contextmanager
     def stage_write(self, staging: str) -> Iterator[BinaryIO]:
-        with self.stage_output(staging) as path:
-            with os.fdopen(_create_new(path), "wb") as f:
+        with self.stage_output(staging) as path, _refused_as_storage_error(shown(staging)):
+            with os.fdopen(_create_new(path), "wb") as f:  # closing flushes: a full disk can answer there too
                 yield f
 
     @contextlib.contextmanager
@@ -99,8 +117,7 @@ class LocalStorage(Storage):
         try:
             os.replace(staging, url)
         except OSError as exc:
-            raise StorageError(f"cannot move the new checkpoint onto {url}: {exc.strerror or exc}",
-                               hint="Check that the path is a writable file location (not a folder).") from None
+            raise _write_failed(url, exc) from None
 
     def discard(self, staging: str) -> None:
         _discard(staging)
@@ -127,7 +144,10 @@ class LocalStorage(Storage):
         try:
             yield tmp
             if os.path.lexists(tmp):
-                os.replace(tmp, url)
+                try:
+                    os.replace(tmp, url)
+                except OSError as exc:
+                    raise _write_failed(url, exc) from None
         except BaseException:
             _discard(tmp)
             raise
@@ -136,7 +156,10 @@ class LocalStorage(Storage):
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"cannot create the folder {folder}: {exc.strerror or exc}") from None
+            reason, todo = _REFUSED.get(exc.errno or 0, (exc.strerror or str(exc), None))
+            if exc.errno == errno.EEXIST:  # makedirs says so when a file has the folder's name
+                reason, todo = "a file is in the way", "Move or remove that file, and run again."
+            raise StorageError(f"cannot create the folder {folder}: {reason}", hint=todo) from None
 
 
 def _create_new(path: str) -> int:
@@ -146,8 +169,7 @@ def _create_new(path: str) -> int:
     try:
         return os.open(path, flags, 0o666)
     except OSError as exc:
-        raise StorageError(f"cannot write {shown(path)}: {exc.strerror or exc}",
-                           hint="Check that its folder is writable and has free space.") from None
+        raise _write_failed(shown(path), exc) from None
 
 
 def _discard(path: str) -> None:
@@ -156,6 +178,23 @@ def _discard(path: str) -> None:
             shutil.rmtree(path)
         else:
             os.remove(path)
+
+
+@contextlib.contextmanager
+def _refused_as_storage_error(url: str) -> Iterator[None]:
+    """Turn the storage's refusal of a write (see ``_REFUSED``) into a StorageError;
+    other errors, such as a task's own, pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _REFUSED:
+            raise
+        raise _write_failed(url, exc) from None
+
+
+def _write_failed(url: str, exc: OSError) -> StorageError:
+    reason, todo = _REFUSED.get(exc.errno or 0, (exc.strerror or str(exc), "Check that path, and run again."))
+    return StorageError(f"cannot write {url}: {reason} ({exc.strerror or exc}); nothing was written there", hint=todo)
 
 
 def _cannot_tell(url: str, exc: OSError) -> StorageError:

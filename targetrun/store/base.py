@@ -6,16 +6,29 @@ status), each task that ran (state, duration, attempts, error), each checkpoint 
 each cache entry (``cache_for``). ``status`` reads the last records; ``--resume`` reads a
 run's checkpoints. Leased locks stop two runs computing the same target at once. SQLite
 is the default; Redis shares one store between machines and CI jobs.
+
+Reading is defensive: a store is shared, outlives versions and can be edited by hand, so a
+row with an unknown state, a malformed or non-finite number or unreadable JSON is skipped
+with one warning line (:func:`skip_row`) -- as if it had never been written -- instead of
+failing every later command.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+import math
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from enum import Enum
+from typing import TypeVar
 
 from targetrun import liveness
 from targetrun.model import CacheEntry, Checkpoint, TaskState
+from targetrun.errors import CacheError
+from targetrun.redact import printable, redact
 from targetrun.registry import Entry, Registry
 
 
@@ -73,6 +86,60 @@ def as_seen(run: RunRecord, now: float, lease: float) -> RunRecord:
     if run.status is RunStatus.RUNNING and liveness.is_dead(run.owner, run.heartbeat, now, lease):
         return replace(run, status=RunStatus.DIED)
     return run
+
+
+Row = TypeVar("Row")
+Parsed = TypeVar("Parsed")
+BAD_ROW = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, CacheError)
+_warned: set[tuple[str, str]] = set()
+_warned_guard = threading.Lock()
+
+
+def finite(value: object) -> float:
+    """A number a record may hold: finite (``nan``, ``inf`` and text are malformed).
+
+    >>> finite("1.5"), finite(2)
+    (1.5, 2.0)
+    >>> finite("inf")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'inf' is not a finite number
+    """
+    number = float(value)  # type: ignore[arg-type]  # ValueError/TypeError for anything else
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+def skip_row(store: str, what: str, problem: BaseException | str) -> None:
+    """Report a record that cannot be read: one warning line per store and kind of record
+    per process, on stderr (never in ``--json`` output on stdout)."""
+    with _warned_guard:
+        if (store, what) in _warned:
+            return
+        _warned.add((store, what))
+    text = problem.format() if isinstance(problem, CacheError) else f"{type(problem).__name__}: {problem}" \
+        if isinstance(problem, BaseException) else problem
+    sys.stderr.write(f"targetrun: warning: skipped an unreadable {what} in the state store {redact(store)} "
+                     f"({printable(redact(text))}); if this repeats, clear it with `targetrun cache clear` "
+                     f"or move the store aside\n")
+
+
+def readable(store: str, what: str, rows: Iterable[Row], parse: Callable[[Row], Parsed]) -> list[Parsed]:
+    """``parse`` applied to each row; a row it cannot parse is reported and left out."""
+    parsed: list[Parsed] = []
+    for row in rows:
+        try:
+            parsed.append(parse(row))
+        except BAD_ROW as exc:
+            skip_row(store, what, exc)
+    return parsed
+
+
+def kept(record: TaskRecord) -> TaskRecord:
+    """The record as a store keeps it: its error text with every credential masked
+    (``history``, ``status`` and other machines read it back)."""
+    return replace(record, error=redact(record.error)) if record.error else record
 
 
 class StateStore(ABC):
@@ -171,6 +238,10 @@ class StateStore(ABC):
     @abstractmethod
     def lock_owner(self, name: str) -> str | None:
         """Who holds ``name`` now (None when free or expired)."""
+
+    @abstractmethod
+    def lock_lease(self, name: str) -> tuple[str, float] | None:
+        """Who holds ``name`` and how many seconds its lease has left (None when free or expired)."""
 
     @abstractmethod
     def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
 import redis
 
-from targetrun.errors import CacheError
+from targetrun import redact
+from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord
+from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord, finite, kept, readable
 from targetrun.store.sqlite import dump_checkpoint, dump_entry, load_checkpoint, load_entry
 
 PREFIX = "targetrun:"
@@ -50,22 +50,29 @@ return 0
 
 
 def mask(url: str) -> str:
-    """The URL with its password hidden.
+    """The URL with its credentials hidden (one rule for every output: :mod:`targetrun.redact`).
 
-    >>> mask("redis://:secret@host:6379/0"), mask("rediss://user:pw@h/1"), mask("redis://h:1/0")
-    ('redis://:***@host:6379/0', 'rediss://user:***@h/1', 'redis://h:1/0')
+    >>> mask("redis://:secret@host:6379/0"), mask("rediss://user:p/w#?@h/1"), mask("redis://h:1/0")
+    ('redis://:***@host:6379/0', 'rediss://***@h/1', 'redis://h:1/0')
     """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return redact.redact(url)
+
+
+def check_url(url: str) -> None:
+    """Refuse a password that holds ``/``, ``#`` or ``?`` unencoded: a URL parser ends the
+    host part there, so redis-py would quietly connect somewhere else (often localhost)."""
+    parts = redact.userinfo(url)
+    if parts is not None and any(c in parts[1] for c in "/#?"):
+        raise UsageError(
+            f"the state store URL {mask(url)} has '/', '#' or '?' in its password, not percent-encoded",
+            hint="Write them as %2F, %23 and %3F (Python: urllib.parse.quote(password, safe='')).",
+        )
 
 
 class RedisStore(StateStore):
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        redact.register_url(url)
+        check_url(url)
         self.url = url
         try:
             self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
@@ -81,6 +88,10 @@ class RedisStore(StateStore):
         self._extend = self.client.register_script(_EXTEND)
 
     def _broken(self, exc: BaseException) -> CacheError:
+        if isinstance(exc, redis.AuthenticationError):  # a ConnectionError to redis-py, but not a network problem
+            return CacheError(f"the state store {mask(self.url)} refused the credentials: {type(exc).__name__}: {exc}",
+                              hint="Check the user and password in `cache:` (percent-encoded: %2F for /, %23 for #, "
+                                   "%3F for ?, %40 for @, %3A for :).")
         what = "cannot be reached" if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)) else "failed"
         return CacheError(f"the state store {mask(self.url)} {what}: {type(exc).__name__}: {exc}",
                           hint="Check that Redis is running and the URL in `cache:` is right.")
@@ -150,6 +161,7 @@ class RedisStore(StateStore):
 
     def record_task(self, record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None = None,
                     *, staging: str | None = None) -> None:
+        record = kept(record) if record is not None else None
         pipe = self.client.pipeline(transaction=True)
         if record is not None:
             pipe.hset(f"{PREFIX}last:{record.pipeline}", record.task, json.dumps(_task_fields(record)))
@@ -172,37 +184,44 @@ class RedisStore(StateStore):
         variants = self._call(self.client.hgetall, key)
         if len(variants) <= MAX_ENTRIES_PER_KEY:
             return
-        newest = sorted(variants, key=lambda v: json.loads(variants[v])["created"], reverse=True)
+        newest = sorted(variants, key=lambda v: _created(variants[v]), reverse=True)
         self._call(self.client.hdel, key, *newest[MAX_ENTRIES_PER_KEY:])
 
     def checkpoints(self, locations: list[str]) -> dict[str, Checkpoint]:
         if not locations:
             return {}
         values = self._call(self.client.mget, [f"{PREFIX}ckpt:{loc}" for loc in locations])
-        return {loc: load_checkpoint(v) for loc, v in zip(locations, values) if v is not None}
+        rows = [(loc, v) for loc, v in zip(locations, values) if v is not None]
+        return dict(readable(self._name, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
 
     def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
         rows = self._call(self.client.hgetall, f"{PREFIX}runckpt:{run_id}")
-        return {task: load_checkpoint(text) for task, text in rows.items()}
+        return dict(readable(self._name, "checkpoint record", rows.items(), lambda r: (r[0], load_checkpoint(r[1]))))
+
+    @property
+    def _name(self) -> str:
+        return mask(self.url)
 
     def forget_checkpoint(self, location: str) -> None:
         self._call(self.client.delete, f"{PREFIX}ckpt:{location}")
 
     def last_task_records(self, pipeline: str) -> dict[str, TaskRecord]:
         rows = self._call(self.client.hgetall, f"{PREFIX}last:{pipeline}")
-        found = {}
-        for task, text in rows.items():
-            d = json.loads(text)
-            found[task] = TaskRecord(d["run_id"], pipeline, task, TaskState(d["state"]), d["finished"], d["duration"],
-                                     d["attempts"], d.get("error"), d.get("target"))
-        return found
+
+        def parse(row: tuple[str, str]) -> TaskRecord:
+            task, d = row[0], json.loads(row[1])
+            return TaskRecord(d["run_id"], pipeline, task, TaskState(d["state"]), finite(d["finished"]),
+                              finite(d["duration"]), int(d["attempts"]), d.get("error"), d.get("target"))
+
+        return {record.task: record for record in readable(self._name, "task record", rows.items(), parse)}
 
     def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
         ids = self._call(self.client.zrevrange, f"{PREFIX}runs:{pipeline}", 0, limit - 1)
         pipe = self.client.pipeline()
         for run_id in ids:
             pipe.hgetall(f"{PREFIX}run:{run_id}")
-        return [_run_record(run_id, fields) for run_id, fields in zip(ids, self._call(pipe.execute)) if fields]
+        rows = [(run_id, fields) for run_id, fields in zip(ids, self._call(pipe.execute)) if fields]
+        return readable(self._name, "run record", rows, lambda r: _run_record(r[0], r[1]))
 
     # -- cache -----------------------------------------------------------------------
 
@@ -213,7 +232,7 @@ class RedisStore(StateStore):
             pipe.hgetall(f"{PREFIX}cache:{key}")
         found: dict[str, list[CacheEntry]] = {}
         for key, variants in zip(unique, self._call(pipe.execute)):
-            entries = [_load_entry(key, variant, text) for variant, text in variants.items()]
+            entries = readable(self._name, "cache entry", variants.items(), partial(_load_entry, key))
             if entries:
                 found[key] = sorted(entries, key=lambda e: e.checkpoint.written_at, reverse=True)
         return found
@@ -221,8 +240,8 @@ class RedisStore(StateStore):
     def _all_entries(self) -> Iterable[CacheEntry]:
         for name in self._call(lambda: list(self.client.scan_iter(match=f"{PREFIX}cache:*", count=500))):
             key = name[len(f"{PREFIX}cache:"):]
-            for variant, text in self._call(self.client.hgetall, name).items():
-                yield _load_entry(key, variant, text)
+            variants = self._call(self.client.hgetall, name).items()
+            yield from readable(self._name, "cache entry", variants, partial(_load_entry, key))
 
     def list_cache(self, pipeline: str | None = None) -> list[CacheEntry]:
         entries = [e for e in self._all_entries() if pipeline is None or e.pipeline == pipeline]
@@ -268,6 +287,13 @@ class RedisStore(StateStore):
         owner = self._call(self.client.get, f"{PREFIX}lock:{name}")
         return str(owner) if owner is not None else None
 
+    def lock_lease(self, name: str) -> tuple[str, float] | None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(f"{PREFIX}lock:{name}")
+        pipe.pttl(f"{PREFIX}lock:{name}")
+        owner, left = self._call(pipe.execute)
+        return (str(owner), max(0, int(left)) / 1000) if owner is not None and int(left) > 0 else None
+
     def close(self) -> None:
         self.client.close()
         self._bytes.close()
@@ -280,11 +306,11 @@ def _run_fields(record: RunRecord) -> dict[str, Any]:
 
 
 def _run_record(run_id: str, fields: dict[str, Any]) -> RunRecord:
-    return RunRecord(run_id, fields.get("pipeline", ""), float(fields["started"]), RunStatus(fields["status"]),
-                     float(fields["finished"]) if fields.get("finished") else None,
+    return RunRecord(run_id, fields.get("pipeline", ""), finite(fields["started"]), RunStatus(fields["status"]),
+                     finite(fields["finished"]) if fields.get("finished") else None,
                      tuple(fields["requested"].split("\n")) if fields.get("requested") else (),
                      fields.get("counts", ""), fields.get("owner", ""),
-                     float(fields["heartbeat"]) if fields.get("heartbeat") else None)
+                     finite(fields["heartbeat"]) if fields.get("heartbeat") else None)
 
 
 def _task_fields(record: TaskRecord) -> dict[str, Any]:
@@ -298,11 +324,20 @@ def _entry_json(entry: CacheEntry) -> str:
                       separators=(",", ":"))
 
 
-def _load_entry(key: str, variant: str, text: str) -> CacheEntry:
+def _created(text: str) -> float:
+    """When an entry was written, for pruning; an unreadable one counts as oldest."""
+    try:
+        return finite(json.loads(text)["created"])
+    except (ValueError, KeyError, TypeError):
+        return float("-inf")
+
+
+def _load_entry(key: str, row: tuple[str, str]) -> CacheEntry:
+    variant, text = row
     try:
         d = json.loads(text)
         return CacheEntry(key, variant, d["pipeline"], d["task"], load_checkpoint(json.dumps(d["checkpoint"])),
-                          float(d["expires"]))
+                          finite(d["expires"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise CacheError(f"a cache entry under {key!r} in Redis is not readable: {exc}",
                          hint=f"Clear it with `targetrun cache clear {key}`.") from None

@@ -18,9 +18,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from targetrun.errors import CacheError
+from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord
+from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord, finite, kept, readable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -59,10 +59,27 @@ MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
 _BATCH = 500  # keys per IN (...) query
 
 
+DEFAULT_TIMEOUT = 30.0
+
+
+def store_timeout() -> float:
+    """``TARGETRUN_STORE_TIMEOUT``: seconds to wait for another process's write lock."""
+    text = os.environ.get("TARGETRUN_STORE_TIMEOUT", "")
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = finite(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise UsageError(f"TARGETRUN_STORE_TIMEOUT={text!r} is not a number of seconds", hint="For example 30.")
+    return value
+
+
 class SqliteStore(StateStore):
-    def __init__(self, path: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str, *, timeout: float | None = None) -> None:
         self.path = path
-        self.timeout = timeout
+        self.timeout = store_timeout() if timeout is None else timeout
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -149,6 +166,12 @@ class SqliteStore(StateStore):
         return db
 
     def _broken(self, exc: BaseException) -> CacheError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return CacheError(
+                f"the state store {self.path} stayed locked by another process for {self.timeout:g}s",
+                hint="Another targetrun (or a program that opened the file) is writing to it; wait for it or stop "
+                "it, or set TARGETRUN_STORE_TIMEOUT to wait longer.",
+            )
         return CacheError(
             f"the state store {self.path} cannot be used: {exc}",
             hint="If it is damaged or not a targetrun database, move it aside; targetrun creates a new one "
@@ -200,6 +223,7 @@ class SqliteStore(StateStore):
 
     def record_task(self, record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None = None,
                     *, staging: str | None = None) -> None:
+        record = kept(record) if record is not None else None
         with self._transaction() as db:
             if record is not None:
                 db.execute(
@@ -259,13 +283,13 @@ class SqliteStore(StateStore):
         for start in range(0, len(locations), _BATCH):
             chunk = locations[start:start + _BATCH]
             marks = ",".join("?" * len(chunk))
-            for location, record in self._query(f"SELECT location, record FROM checkpoints WHERE location IN ({marks})", chunk):
-                found[location] = load_checkpoint(record)
+            rows = self._query(f"SELECT location, record FROM checkpoints WHERE location IN ({marks})", chunk)
+            found.update(readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
         return found
 
     def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
         rows = self._query("SELECT task, record FROM checkpoints WHERE run_id = ?", (run_id,))
-        return {task: load_checkpoint(record) for task, record in rows}
+        return dict(readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
 
     def forget_checkpoint(self, location: str) -> None:
         with self._transaction() as db:
@@ -277,15 +301,16 @@ class SqliteStore(StateStore):
             "FROM task_runs WHERE pipeline = ? GROUP BY task",
             (pipeline,),
         )
-        return {r[2]: TaskRecord(r[0], r[1], r[2], TaskState(r[3]), float(r[4]), float(r[5]), int(r[6]), r[7], r[8])
-                for r in rows}
+        records = readable(self.path, "task record", rows, lambda r: TaskRecord(
+            r[0], r[1], r[2], TaskState(r[3]), finite(r[4]), finite(r[5]), int(r[6]), r[7], r[8]))
+        return {record.task: record for record in records}
 
     def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
         rows = self._query(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE pipeline = ? ORDER BY started DESC LIMIT ?",
-            (pipeline, limit),
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE pipeline = ? ORDER BY rowid DESC LIMIT ?",  # the order runs
+            (pipeline, limit),  # began here, whatever their clocks said
         )
-        return [_run_record(r) for r in rows]
+        return readable(self.path, "run record", rows, _run_record)
 
     # -- cache -----------------------------------------------------------------------
 
@@ -297,14 +322,14 @@ class SqliteStore(StateStore):
             marks = ",".join("?" * len(chunk))
             rows = self._query(f"SELECT key, variant, pipeline, task, expires, record FROM cache WHERE key IN ({marks}) "
                                "ORDER BY created DESC", chunk)
-            for key, variant, pipeline, task, expires, record in rows:
-                found.setdefault(key, []).append(CacheEntry(key, variant, pipeline, task, load_checkpoint(record), expires))
+            for entry in readable(self.path, "cache entry", rows, _entry):
+                found.setdefault(entry.key, []).append(entry)
         return found
 
     def list_cache(self, pipeline: str | None = None) -> list[CacheEntry]:
         where, args = ("WHERE pipeline = ?", (pipeline,)) if pipeline else ("", ())
         rows = self._query(f"SELECT key, variant, pipeline, task, expires, record FROM cache {where} ORDER BY key, created DESC", args)
-        return [CacheEntry(k, v, p, t, load_checkpoint(r), e) for k, v, p, t, e, r in rows]
+        return readable(self.path, "cache entry", rows, _entry)
 
     def delete_cache(self, *, key: str | None = None, task: str | None = None, pipeline: str | None = None,
                      expired_before: float | None = None) -> int:
@@ -365,6 +390,11 @@ class SqliteStore(StateStore):
         rows = self._query("SELECT owner FROM locks WHERE name = ? AND expires > ?", (name, time.time()))
         return rows[0][0] if rows else None
 
+    def lock_lease(self, name: str) -> tuple[str, float] | None:
+        now = time.time()
+        rows = self._query("SELECT owner, expires FROM locks WHERE name = ? AND expires > ?", (name, now))
+        return (str(rows[0][0]), float(rows[0][1]) - now) if rows else None
+
     def close(self) -> None:
         with self._guard:
             for db in self._all:
@@ -377,8 +407,9 @@ _RUN_COLUMNS = "run_id, pipeline, started, status, finished, requested, counts, 
 
 
 def _run_record(r: Sequence[Any]) -> RunRecord:
-    return RunRecord(r[0], r[1], float(r[2]), RunStatus(r[3]), r[4], tuple(r[5].split("\n")) if r[5] else (), r[6],
-                     r[7] or "", r[8])
+    return RunRecord(r[0], r[1], finite(r[2]), RunStatus(r[3]), None if r[4] is None else finite(r[4]),
+                     tuple(r[5].split("\n")) if r[5] else (), str(r[6]), str(r[7] or ""),
+                     None if r[8] is None else finite(r[8]))
 
 
 def dump_entry(entry: CacheEntry) -> str:
@@ -405,12 +436,17 @@ def dump_checkpoint(checkpoint: Checkpoint) -> str:
     }, separators=(",", ":"))
 
 
+def _entry(row: tuple[Any, ...]) -> CacheEntry:
+    key, variant, pipeline, task, expires, record = row
+    return CacheEntry(key, variant, pipeline, task, load_checkpoint(record), finite(expires))
+
+
 def load_checkpoint(text: str | bytes) -> Checkpoint:
     try:
         d = json.loads(text)
         return Checkpoint(d["task"], d["location"], d["serializer"], int(d["size"]), d["hash"], d["run_id"],
-                          float(d["written_at"]), float(d.get("duration", 0.0)), d.get("inputs", {}),
-                          d.get("params", {}), d.get("storage", "local"))
-    except (ValueError, KeyError, TypeError) as exc:
+                          finite(d["written_at"]), finite(d.get("duration", 0.0)), dict(d.get("inputs", {})),
+                          dict(d.get("params", {})), d.get("storage", "local"))
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise CacheError(f"a checkpoint record in the state store is not readable: {exc}",
                          hint="Clear it with `targetrun cache clear`, or move the store aside.") from None

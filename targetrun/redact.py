@@ -1,0 +1,267 @@
+"""Masking credentials and escaping control characters in everything targetrun shows or keeps.
+
+The model: one per-process set of *known secrets*, filled when a command loads its
+options (a storage's ``key``/``secret``/``token``/``password`` options, the userinfo of any
+URL among them or in ``cache:``, after ``${VAR}`` expansion), and one function,
+:func:`redact`, that every exit calls -- the CLI's two streams (error messages, reporters,
+``--json``, tables, tracebacks), the task and run records written to the state store, and
+task log files. It hides:
+
+* each known secret, in its plain, URL-quoted and URL-unquoted forms (library messages
+  show any of them);
+* the userinfo of any ``scheme://user:password@host`` text (``://***@host``, or
+  ``://:***@host`` without a user), matched up to the *last* ``@`` of the URL-like word,
+  so a password holding ``/ # ? @ :`` is hidden whole;
+* ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
+  ``?key=...`` or ``&sig=...``.
+
+:func:`printable` is the other half of human output: values that come from users
+(parameters, task names, targets, error text) are shown with control characters and
+line breaks escaped, so a value cannot forge a line of a CI log (``::error::``) or move
+the cursor. Standard library only: every layer may import it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Mapping
+from typing import Any, TextIO
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
+
+MASK = "***"
+MIN_SECRET = 4  # shorter values would mask ordinary words; the patterns still hide them in URLs
+# Values of credential-named options that name a method, not a secret (gcsfs ``token: anon``).
+NOT_SECRET = frozenset({"anon", "google_default", "cloud", "browser", "cache", "none", "null", "true", "false"})
+
+# Option names whose values are credentials (fsspec/s3fs/gcsfs/adlfs spellings, redis).
+_SECRET_NAME = re.compile(
+    r"(?i)(?:^|_|-)(?:key|secret|token|password|passwd|pwd|credential|credentials|sas|signature|auth|session)"
+    r"(?:$|_|-|id$)|secret|token|password|passwd|credential"
+)
+# scheme://userinfo@host: userinfo runs to the last "@" of the word, so "/#?@:" in a password stay inside it.
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s'\"<>`]*)@(?P<host>[^\s'\"<>`@/]*)")
+# user:***@ once a known password was masked, without a scheme ("bucket name KEY:***@bucket").
+_USER_OF_MASKED = re.compile(r"[^\s'\"<>`/:@]+:\*\*\*@")
+# password=..., secret_key=... and "token": "..." / 'password': '...' (names that are always credentials).
+_WORDS = r"[\w\-]*(?:password|passwd|secret|token|credential|api_?key|access_?key|private_?key)[\w\-]*"
+_NAMED = re.compile(rf"(?i)(?P<name>\b{_WORDS}=)(?P<value>[^\s&'\"`<>)\]}},;]+)")
+_QUOTED = re.compile(rf"(?i)(?P<name>(?P<q>['\"]){_WORDS}(?P=q)\s*:\s*(?P<vq>['\"]))(?P<value>.*?)(?P=vq)")
+# Query parameters that carry credentials in signed or keyed URLs.
+_QUERY = re.compile(
+    r"(?i)(?P<lead>[?&;](?:key|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature"
+    r"|x-goog-credential|auth|pwd|pass|access_token|code)=)(?P<value>[^&\s'\"#`<>)\]},;]+)"
+)
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
+
+_known: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+_guard = threading.Lock()
+
+
+def register(*values: object) -> None:
+    """Remember secret values of this process: :func:`redact` hides them from now on."""
+    global _pattern
+    added = False
+    with _guard:
+        for value in values:
+            if not isinstance(value, str) or len(value) < MIN_SECRET or value.lower() in NOT_SECRET:
+                continue
+            for form in {value, quote(value, safe=""), quote_plus(value), unquote(value), unquote_plus(value)}:
+                if len(form) >= MIN_SECRET and form not in _known:
+                    _known.add(form)
+                    added = True
+        if added:
+            ordered = sorted(_known, key=len, reverse=True)  # the longest form first: no half-masked leftovers
+            _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def forget_all() -> None:
+    """Forget every registered secret (for tests and long-lived API users)."""
+    global _pattern
+    with _guard:
+        _known.clear()
+        _pattern = None
+
+
+def userinfo(url: str) -> tuple[str, str] | None:
+    """The (user, password) of a URL-like string, parsed leniently, or None.
+
+    The password may hold ``/ # ? @ :`` unencoded: the userinfo runs from ``://`` to the
+    last ``@`` before the next space. Both parts are returned as written.
+
+    >>> userinfo("redis://:p/a#ss?w@127.0.0.1:6379/0")
+    ('', 'p/a#ss?w')
+    >>> userinfo("s3://AKIA:se@cr:et@bucket/key"), userinfo("s3://bucket/key")
+    (('AKIA', 'se@cr:et'), None)
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        return None
+    word = rest.split()[0] if rest.split() else ""
+    info, at, _host = word.rpartition("@")
+    if not at:
+        return None
+    user, colon, password = info.partition(":")
+    return (user, password) if colon else (user, "")
+
+
+def register_url(url: object) -> None:
+    """Register the password of a URL's userinfo and credential-named query parameters
+    (``redis://host/0?password=...``)."""
+    register(*url_credentials(url))
+
+
+def url_credentials(url: object) -> list[str]:
+    """The password (also as ``user:password``) and credential-named query values of a URL.
+
+    >>> url_credentials("redis://:p/w@h/0"), url_credentials("redis://h/0?db=1&password=x%2Fy")
+    (['p/w'], ['x%2Fy'])
+    """
+    if not isinstance(url, str):
+        return []
+    found: list[str] = []
+    parts = userinfo(url)
+    if parts is not None and parts[1]:
+        found.append(parts[1])
+    query = url.partition("?")[2]
+    for pair in re.split(r"[&;]", query) if query else ():
+        name, eq, value = pair.partition("=")
+        if eq and value and (_SECRET_NAME.search(name) or _QUERY.match(f"?{name}=")):
+            found.append(value)
+    return found
+
+
+def option_credentials(options: Mapping[str, object] | Iterable[object], *, expand: bool = True) -> list[str]:
+    """The credentials among storage ``options`` (nested dicts and lists too): values of
+    credential-named keys and of URL userinfo -- as written and, with ``expand``, with
+    ``${VAR}`` expanded from the environment."""
+    items: Iterable[tuple[str, object]]
+    if isinstance(options, Mapping):
+        items = ((str(k), v) for k, v in options.items())
+    else:
+        items = (("", v) for v in options)
+    found: list[str] = []
+    for name, value in items:
+        if isinstance(value, (Mapping, list, tuple)):
+            found += option_credentials(value, expand=expand)
+        elif isinstance(value, str):
+            for form in {value, os.path.expandvars(value)} if expand else {value}:
+                if name and _SECRET_NAME.search(name):
+                    found.append(form)
+                found += url_credentials(form)
+    return found
+
+
+def register_options(options: Mapping[str, object] | Iterable[object], *, expand: bool = True) -> None:
+    """Register the credentials among storage ``options`` (see :func:`option_credentials`)."""
+    register(*option_credentials(options, expand=expand))
+
+
+def register_spec(spec: Any) -> bool:
+    """Register every credential a validated Pipelinefile names (``cache:``, result URLs,
+    ``results:`` options). True when one is written in the file itself rather than taken
+    from the environment with ``${VAR}``: such a file is then not copied under .targetrun/."""
+    places: list[object] = [spec.cache_url, *(task.result for task in spec.tasks.values())]
+    for named in spec.results.values():
+        places += [named.url, named.options]
+    register_options(places)
+    return any("$" not in value for value in option_credentials(places, expand=False))
+
+
+def _hide_userinfo(match: re.Match[str]) -> str:
+    user, colon, _password = match.group("userinfo").partition(":")
+    if not colon:
+        return match.group(0)  # user@host: a name, not a credential
+    hidden = f":{MASK}" if not user else MASK  # the user too: in s3://KEY:SECRET@bucket it is the key id
+    return f"{match.group('scheme')}{hidden}@{match.group('host')}"
+
+
+def redact(text: str) -> str:
+    """``text`` with every known secret and every credential-shaped part masked.
+
+    >>> redact("cannot reach redis://:p/a#ss?w@h:6379/0 (password=hunter22&x=1)")
+    'cannot reach redis://:***@h:6379/0 (password=***&x=1)'
+    >>> redact("GET https://b.s3.amazonaws.com/k?X-Amz-Signature=abc123&v=2")
+    'GET https://b.s3.amazonaws.com/k?X-Amz-Signature=***&v=2'
+    """
+    if not text:
+        return text
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+        if ":***@" in text:
+            text = _USER_OF_MASKED.sub(f"{MASK}@", text)
+    if "://" in text:
+        text = _URL_USERINFO.sub(_hide_userinfo, text)
+    if "=" in text:
+        text = _NAMED.sub(lambda m: m.group("name") + MASK, text)
+        text = _QUERY.sub(lambda m: m.group("lead") + MASK, text)
+    if ":" in text:
+        text = _QUOTED.sub(lambda m: m.group("name") + MASK + m.group("vq"), text)
+    return text
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: line breaks, escape and other control characters written as
+    escapes (``\\n``, ``\\x1b``), so a value cannot start a forged line or move the cursor.
+
+    >>> printable("ok\\n::error::forged\\x1b[2J")
+    'ok\\\\n::error::forged\\\\x1b[2J'
+    """
+    if text.isprintable():
+        return text
+    return "".join(_escape(c) if not c.isprintable() and c != " " else c for c in text)
+
+
+def _escape(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    code = ord(char)
+    if unicodedata.category(char) == "Zs":  # a no-break or other space: shown as it is
+        return char
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def safe(text: object) -> str:
+    """Redacted and printable: what human output shows of any value."""
+    return printable(redact(str(text)))
+
+
+class RedactingWriter:
+    """A text stream that passes on what is written to it, redacted, a line at a time.
+
+    Whole lines are redacted at once, so a secret written in two pieces is still found;
+    ``flush`` passes on a pending partial line (a live view's repaint, a prompt). Every
+    other attribute (``isatty``, ``encoding``, ``fileno``) is the wrapped stream's.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._pending += text
+            if "\n" not in self._pending:
+                return len(text)
+            lines, _, self._pending = self._pending.rpartition("\n")
+            self._stream.write(redact(lines + "\n"))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, ""
+            if pending:
+                self._stream.write(redact(pending))
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

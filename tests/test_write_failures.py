@@ -1,0 +1,140 @@
+"""Local writes the disk refuses are storage errors (exit 3) naming the path, with nothing
+partial left, and a rerun after the fix succeeds. Real refusals: a 64 KiB tmpfs that fills
+up, the process's file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored), a read-only mount,
+a folder where the file should be."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+TASKS = '''
+def big(n=200_000):
+    return "x" * n
+'''
+
+PIPELINE = """
+tasks:
+  py: {run: tasks:big, target: out/py.txt}
+  sh: {shell: "python -c 'print(\\"y\\" * 200000)'", target: out/sh.txt}
+"""
+
+
+def make(tmp_path: Path) -> Path:
+    folder = tmp_path / "p"
+    (folder / "out").mkdir(parents=True)
+    (folder / "tasks.py").write_text(TASKS)
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent(PIPELINE).lstrip())
+    return folder
+
+
+def targetrun(folder: Path, *args: str, preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "targetrun", *args[:1], "-f", str(folder / "Pipelinefile.yaml"),
+                             *args[1:]], capture_output=True, text=True, timeout=120, preexec_fn=preexec)
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr  # no storage frames
+    return result
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], path: Path, reason: str) -> None:
+    assert result.returncode == 3, result.stdout + result.stderr
+    text = result.stdout + result.stderr
+    assert f"cannot write {path}: {reason}" in text, text
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Everything under out/ (no partial target, no temporary file)."""
+    return sorted(str(p.relative_to(folder)) for p in (folder / "out").rglob("*"))
+
+
+def mount(*args: str) -> bool:
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def tmpfs() -> Iterator[Callable[..., None]]:
+    """``tmpfs(path, options)`` mounts a real tmpfs (skips where mounting is not allowed)."""
+    mounted: list[Path] = []
+
+    def attach(path: Path, options: str) -> None:
+        if not mount("-t", "tmpfs", "-o", options, "tmpfs", str(path)):
+            pytest.skip("this machine does not allow mounting a tmpfs")
+        mounted.append(path)
+
+    yield attach
+    for path in reversed(mounted):
+        subprocess.run(["umount", str(path)], capture_output=True)
+
+
+@pytest.mark.parametrize("task", ["py", "sh"])
+def test_a_full_disk_is_a_storage_error_with_nothing_partial(tmp_path, tmpfs, task):
+    folder = make(tmp_path)
+    tmpfs(folder / "out", "size=64k")
+    result = targetrun(folder, "run", task)
+    assert_refused(result, folder / "out" / f"{task}.txt", "the disk is full")
+    assert "Free space" in result.stdout + result.stderr
+    assert leftovers(folder) == []
+    subprocess.run(["umount", str(folder / "out")], check=True)  # the fix: room to write
+    again = targetrun(folder, "run", task)
+    assert again.returncode == 0, again.stderr
+    assert len((folder / "out" / f"{task}.txt").read_text().strip()) == 200_000
+
+
+def _file_size_limit() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (150 * 1024, 150 * 1024))  # the state store fits, the value not
+
+
+@pytest.mark.parametrize("task", ["py", "sh"])
+def test_the_file_size_limit_is_a_storage_error_with_nothing_partial(tmp_path, task):
+    folder = make(tmp_path)
+    result = targetrun(folder, "run", task, preexec=_file_size_limit)
+    assert_refused(result, folder / "out" / f"{task}.txt", "the file is larger than this process may write")
+    assert leftovers(folder) == []
+    again = targetrun(folder, "run", task)
+    assert again.returncode == 0, again.stderr
+    assert len((folder / "out" / f"{task}.txt").read_text().strip()) == 200_000
+
+
+def test_a_read_only_folder_is_a_storage_error(tmp_path, tmpfs):
+    folder = make(tmp_path)
+    tmpfs(folder / "out", "ro,size=64k")
+    result = targetrun(folder, "run", "py")
+    assert_refused(result, folder / "out" / "py.txt", "the file system is read-only")
+    assert leftovers(folder) == []
+    assert mount("-o", "remount,rw,size=1m", str(folder / "out"))
+    again = targetrun(folder, "run", "py")
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_folder_where_the_target_should_be_is_a_storage_error(tmp_path):
+    folder = make(tmp_path)
+    (folder / "out" / "py.txt" / "keep").mkdir(parents=True)
+    result = targetrun(folder, "run", "py", "--force", "py")
+    assert_refused(result, folder / "out" / "py.txt", "a folder is in the way")
+    assert leftovers(folder) == ["out/py.txt", "out/py.txt/keep"]  # the folder untouched, no temporary file
+    (folder / "out" / "py.txt" / "keep").rmdir()
+    (folder / "out" / "py.txt").rmdir()
+    again = targetrun(folder, "run", "py")
+    assert again.returncode == 0, again.stderr
+    assert (folder / "out" / "py.txt").is_file()
+
+
+def test_the_run_record_says_the_storage_broke(tmp_path):
+    folder = make(tmp_path)
+    result = targetrun(folder, "run", "py", "--json", preexec=_file_size_limit)
+    assert result.returncode == 3
+    import json
+
+    doc = json.loads(result.stdout)
+    assert doc["exit_code"] == 3 and doc["tasks"][0]["error"].startswith(f"cannot write {folder}/out/py.txt")
+    history = targetrun(folder, "history")
+    assert "broken" in history.stdout, history.stdout  # a backend failure, not a task failure
+    assert os.listdir(folder / "out") == []
