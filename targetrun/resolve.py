@@ -155,11 +155,12 @@ def _no_climbing(rendered: str, fixed_dir: str, what: str) -> None:
     >>> _no_climbing("raw/../../etc/passwd", "raw/", "target")
     Traceback (most recent call last):
     ...
-    targetrun.errors.SpecError: the target 'raw/../../etc/passwd' climbs out of its folder with '..'; check the -p values
+    targetrun.errors.SpecError: the target 'raw/../../etc/passwd' points outside its result location: a value climbs out of raw/ with '..'. Check the -p values.
     """
     rest = rendered[len(fixed_dir) :] if rendered.startswith(fixed_dir) else rendered
     if ".." in rest.replace("\\", "/").split("/"):
-        raise SpecError(f"the {what} {rendered!r} climbs out of its folder with '..'", hint="check the -p values")
+        raise SpecError(f"the {what} {rendered!r} points outside its result location: a value climbs out of "
+                        f"{fixed_dir or 'it'} with '..'", hint="Check the -p values.")
 
 
 def _relative(rendered: str) -> str | None:

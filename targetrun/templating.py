@@ -318,7 +318,7 @@ def format_field(name: str, value: object, spec: str) -> str:
     try:
         return format(value, spec)
     except (ValueError, TypeError) as exc:
-        raise TemplateError(f"cannot format {{{name}:{spec}}}: {exc}") from None
+        raise TemplateError(f"cannot render template field {{{name}:{spec}}}: {exc}") from None
 
 
 def _render(template: str, context: Mapping[str, object], quote: bool) -> str:

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
+from targetrun.envvars import expand_env
 from targetrun.errors import MissingExtraError, StorageError, UsageError
 from targetrun.storage.base import Stat, Storage
 
@@ -123,6 +124,14 @@ class FsspecStorage(Storage):
         except Exception as exc:
             raise StorageError(f"cannot write {_mask(url)}: {exc}") from None
 
+    def is_folder(self, url: str) -> bool:
+        try:
+            return bool(self.fs.isdir(self._path(url)))
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise StorageError(f"cannot tell whether {_mask(url)} is a folder: {exc}") from None
+
     def remove(self, url: str) -> None:
         fs = self.fs
         try:
@@ -162,7 +171,7 @@ def _expand_env(options: Mapping[str, Any]) -> dict[str, Any]:
     expanded: dict[str, Any] = {}
     for key, value in options.items():
         if isinstance(value, str):
-            expanded[key] = os.path.expandvars(value)
+            expanded[key] = expand_env(value, f"the storage option {key!r}")
         elif isinstance(value, Mapping):
             expanded[key] = _expand_env(value)
         else:
