@@ -177,11 +177,13 @@ def check(
             )
         known: Mapping[str, object] = params if first != "needs" else dict.fromkeys(needs, "")
         value = _check_steps(name, first, steps, known, items)
-        if spec and first != "date" and not _is_date(value):
+        if spec and not _is_date(value):
             _check_spec(name, spec, strict=value is not _UNKNOWN)
 
 
 _UNKNOWN = object()  # a value known only when the run renders it
+# What the other keys hold (text, unless listed), for checking a template at load time.
+_SAMPLES: dict[str, object] = {"date": dt.datetime(2000, 1, 1), "map_index": 0, "task_run_count": 1}
 
 
 def _check_steps(name: str, first: str, steps: tuple[Step, ...], known: Mapping[str, object],
@@ -204,7 +206,7 @@ def _check_steps(name: str, first: str, steps: tuple[Step, ...], known: Mapping[
             _check_rest(name, item, steps)
         return _UNKNOWN
     else:
-        value = _UNKNOWN if first in INDEXABLE_KEYS else None
+        value = _UNKNOWN if first in INDEXABLE_KEYS else _SAMPLES.get(first, "")
         rest = steps
     return _check_rest(name, value, rest)
 
