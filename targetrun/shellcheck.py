@@ -8,7 +8,10 @@ the value's own quotes close the author's, inside a heredoc or a comment the quo
 plain text and a newline in the value starts a new command, inside backticks a backtick
 in the value ends the substitution, after ``\\`` the opening quote is escaped, after
 ``$`` the word becomes ``$'...'``. In each of those places a value such as
-``$(touch PWNED)`` or ``'; touch PWNED; '`` would run.
+``$(touch PWNED)`` or ``'; touch PWNED; '`` would run. And a bare word that is the
+*command* of a pipeline (``{params.tool} --fast``, ``X=1 {x}``, ``if {x}``, ``eval {x}``)
+is a value run as a program, so that place is refused too; the file name after a
+redirection (``> {output}``) or an argument anywhere is fine.
 
 :func:`check_shell` scans a command template once, as ``/bin/sh`` would read it, and
 refuses any placeholder in such a place. The scanner is deliberately conservative: a
@@ -21,6 +24,7 @@ Pure: no I/O, standard library only.
 from __future__ import annotations
 
 import enum
+import re
 import string
 
 from targetrun.errors import TemplateError
@@ -45,15 +49,22 @@ class Ctx(enum.Enum):
 
 
 _SAFE = (Ctx.TOP, Ctx.CMDSUB)  # where a single-quoted word stays one literal word
+# Words after which the next word is still the command to run.
+_KEEP_COMMAND = frozenset(("if", "then", "else", "elif", "while", "until", "do", "!", "{", "time", "exec",
+                           "command", "builtin", "eval", "nohup", "env", "xargs", "sudo"))
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 
 class _Frame:
-    __slots__ = ("ctx", "depth", "cases")
+    __slots__ = ("ctx", "depth", "cases", "word", "command", "redirect")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
         self.depth = 0  # open ( or { inside this frame
         self.cases = 0  # open `case` words inside a $( ... ), whose patterns end in )
+        self.word: list[str] | None = None  # the word being read (code frames)
+        self.command = True  # the next word is the command to run
+        self.redirect = False  # the next word is the file of a redirection
 
 
 class _Unsafe(Exception):
@@ -173,8 +184,48 @@ class _Scanner:
     # -- contexts ------------------------------------------------------------------
 
     def _code(self, frame: _Frame) -> None:
-        """The top level, or the inside of ``$( ... )``."""
+        """The top level, or the inside of ``$( ... )``: quotes, substitutions, operators
+        and words, keeping track of which word is the command to run."""
         c = self._at()
+        if c == _MARK:
+            self._placeholder(frame)
+        elif c in _BLANK:
+            self._end_word(frame)
+            self.i += 1
+        elif c == "\n":
+            self._end_word(frame, command=True)
+            self.i += 1
+            self._heredoc_bodies()
+        elif c == "#" and self._word_start():
+            self._push(Ctx.COMMENT, 1)
+        elif c == "<" and self._at(1) == "<":
+            self._end_word(frame)
+            if self._at(2) == "<":  # <<< a here-string: an ordinary word follows
+                frame.redirect = True
+                self.i += 3
+            else:
+                self._heredoc_operator()
+        elif c in "<>":
+            self._end_word(frame, digits_ok=True)
+            frame.redirect = True  # the next word is a file name, not a command
+            self.i += 2 if self._at(1) in "&>|" else 1
+        elif c in ";&|":
+            self._end_word(frame, command=True)
+            self.i += 1
+        elif frame.ctx is Ctx.CMDSUB and c in "()":
+            self._end_word(frame, command=True)
+            self._paren(frame, c)
+        elif c == "(":
+            self._end_word(frame, command=True)
+            self.i += 1
+        elif c == ")":
+            self._end_word(frame)
+            self.i += 1
+        else:
+            self._in_word(frame, c)
+            self._word_char(frame, c)
+
+    def _word_char(self, frame: _Frame, c: str) -> None:
         if c == "\\":
             self._backslash()
         elif c == "'":
@@ -190,23 +241,40 @@ class _Scanner:
                 self._push(Ctx.DQ, 2)
             elif not self._dollar():
                 self.i += 1
-        elif c == "#" and self._word_start():
-            self._push(Ctx.COMMENT, 1)
-        elif c == "<" and self._at(1) == "<":
-            if self._at(2) == "<":  # <<< a here-string: an ordinary word follows
-                self.i += 3
-            else:
-                self._heredoc_operator()
-        elif c == "\n":
-            self.i += 1
-            self._heredoc_bodies()
-        elif frame.ctx is Ctx.CMDSUB and c in "()":
-            self._paren(frame, c)
-        elif frame.ctx is Ctx.CMDSUB and self._word_start() and self._word() in ("case", "esac"):
+        elif frame.ctx is Ctx.CMDSUB and frame.word == [c] and self._word() in ("case", "esac"):
             frame.cases += 1 if self._word() == "case" else -1
+            frame.word.extend(self._word()[1:])
             self.i += 4
         else:
             self.i += 1
+
+    def _placeholder(self, frame: _Frame) -> None:
+        """A placeholder in code: fine inside a word or as a file name, never as the command."""
+        if frame.word is None and frame.command and not frame.redirect:
+            raise _Unsafe(self.i, "the command to run",
+                          "A value is never run as a program: write the program itself, e.g. `sh {FIELD}` "
+                          "or `python {FIELD}`.")
+        self._in_word(frame, _MARK)
+        self.i += 1
+
+    def _in_word(self, frame: _Frame, c: str) -> None:
+        if frame.word is None:
+            frame.word = []
+        frame.word.append(c)
+
+    def _end_word(self, frame: _Frame, *, command: bool = False, digits_ok: bool = False) -> None:
+        """A word ended (at a blank or an operator); ``command``: the next word starts a command."""
+        word = "".join(frame.word) if frame.word is not None else None
+        frame.word = None
+        if word is not None:
+            if frame.redirect:
+                frame.redirect = False  # that was the file name
+            elif digits_ok and word.isdigit():
+                pass  # 2>file: an io number, not the command
+            elif frame.command and word not in _KEEP_COMMAND and not _ASSIGNMENT.match(word):
+                frame.command = False
+        if command:
+            frame.command, frame.redirect = True, False
 
     def _paren(self, frame: _Frame, c: str) -> None:
         if c == "(":

@@ -288,7 +288,7 @@ def test_an_index_checked_at_load_is_checked_again_when_a_value_changes_type(tmp
 
 # -- class 5: no value ever runs in a shell ------------------------------------------
 
-HOSTILE = ["$(touch PWNED)", "`touch PWNED`", "'; touch PWNED; '", '"; touch PWNED; "', "a\ntouch PWNED\n",
+HOSTILE = ["touch", "$(touch PWNED)", "`touch PWNED`", "'; touch PWNED; '", '"; touch PWNED; "', "a\ntouch PWNED\n",
            "x'$(touch PWNED)'y", "\\'; touch PWNED #"]
 
 
@@ -305,6 +305,9 @@ REFUSED = [
     "echo $(( {params.x} )) > {output}",
     "echo hi > {output} # {params.x}",
     'echo "$(echo "{params.x}")" > {output}',
+    "{params.x} PWNED; echo > {output}",
+    "echo > {output}; X=1 {params.x} PWNED",
+    "echo > {output} && eval {params.x} PWNED",
 ]
 BARE = [
     "printf '%s' {params.x} > {output}",
