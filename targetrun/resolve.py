@@ -90,7 +90,7 @@ class Placer:
 
     def target(self, task: TaskSpec, context: Mapping[str, object]) -> Location:
         assert task.target is not None
-        rendered = templating.render(task.target, context) if "{" in task.target else task.target
+        rendered = templating.render(task.target, context) if templating.has_fields(task.target) else task.target
         return self.place(task.result, rendered, what="target", template=task.target)
 
     def place(self, result: str, rendered: str, *, what: str, template: str | None = None) -> Location:
@@ -99,12 +99,15 @@ class Placer:
             raise SpecError(f"the {what} renders to an empty path")
         if "\0" in rendered:
             raise SpecError(f"the {what} {rendered!r} holds a NUL byte", hint="Check the -p values.")
+        if rendered.rstrip().endswith(("/", "\\")):
+            raise SpecError(f"the {what} {rendered!r} ends with '/': it names a folder, not a file",
+                            hint="Write the file name at the end, e.g. out/data.json (check the -p values).")
         fixed = templating.literal_prefix(template) if template is not None else rendered
         fixed_dir = fixed[: fixed.rfind("/") + 1]  # the folder the author's own text names
         _no_climbing(rendered, fixed_dir, what)
         if (proto := protocol(fixed)) is not None:
             location = _absolute_url(self.spec, rendered, proto)
-            if location.result == LOCAL and template is not None and fixed != template:
+            if location.result == LOCAL and template is not None and templating.names_a_field(template):
                 self._check_symlinks(location.url, os.path.normpath(fixed_dir[len("file://") :]), rendered, what)
             return location
         if protocol(rendered) is not None:
@@ -127,7 +130,7 @@ class Placer:
             relative = posixpath.normpath(rendered)
         if base.result == LOCAL:
             joined = os.path.normpath(os.path.join(base.url, relative)) if relative.startswith(("/", "..")) else f"{base.url.rstrip('/')}/{relative}"
-            if template is not None and fixed != template:
+            if template is not None and templating.names_a_field(template):
                 self._check_symlinks(joined, os.path.normpath(os.path.join(base.url, fixed_dir)), rendered, what)
             return Location(LOCAL, joined)
         return Location(base.result, f"{base.url}/{relative.lstrip('/')}")
@@ -182,6 +185,12 @@ def _relative(rendered: str) -> str | None:
 def _absolute_url(spec: PipelineSpec, url: str, proto: str) -> Location:
     if protocol(url) != proto:
         raise SpecError(f"the target {url!r} does not keep the protocol {proto}:// its template names")
+    path = url.split("://", 1)[1]
+    if proto == "file" and not path.startswith("/"):
+        raise SpecError(f"the target {url!r} is a file:// URL without an absolute path",
+                        hint="Write file:///absolute/path, or a path relative to the result location.")
+    if proto != "file" and "/" not in path.strip("/"):
+        raise SpecError(f"the target {url!r} names no file", hint=f"Write a full URL such as {proto}://bucket/key.json.")
     if proto == "file":
         return Location(LOCAL, os.path.normpath(url[len("file://") :]))
     for named in spec.results.values():

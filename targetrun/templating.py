@@ -436,6 +436,18 @@ def lone_field(template: str) -> str | None:
     return name
 
 
+def names_a_field(template: str) -> bool:
+    """Whether a template has a field at all (``{{`` and ``}}`` are text).
+
+    >>> names_a_field("out/{{x}}.txt"), names_a_field("out/{x}.txt")
+    (False, True)
+    """
+    try:
+        return any(name is not None for _, name, _, _ in _FORMATTER.parse(template))
+    except ValueError:
+        return False
+
+
 def literal_prefix(template: str) -> str:
     """The text before a template's first field (what no value can change).
 
