@@ -27,6 +27,7 @@ _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 SUFFIX_SERIALIZERS = {".json": "json", ".txt": "text", ".pkl": "pickle", ".pickle": "pickle"}
 SERIALIZER_SUFFIXES = {"json": ".json", "text": ".txt", "pickle": ".pkl", "bytes": ".bin"}
 CHECKPOINT_DIR = ".targetrun/results"
+_VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
 
 
 def protocol(url: str) -> str | None:
@@ -98,10 +99,10 @@ class Placer:
         if not rendered.strip():
             raise SpecError(f"the {what} renders to an empty path")
         if "\0" in rendered:
-            raise SpecError(f"the {what} {rendered!r} holds a NUL byte", hint="Check the -p values.")
+            raise SpecError(f"the {what} {rendered!r} holds a NUL byte", hint=_VALUES_HINT)
         if rendered.rstrip().endswith(("/", "\\")):
             raise SpecError(f"the {what} {rendered!r} ends with '/': it names a folder, not a file",
-                            hint="Write the file name at the end, e.g. out/data.json (check the -p values).")
+                            hint="Write the file name at the end, e.g. out/data.json (check the values that fill it).")
         fixed = templating.literal_prefix(template) if template is not None else rendered
         fixed_dir = fixed[: fixed.rfind("/") + 1]  # the folder the author's own text names
         _no_climbing(rendered, fixed_dir, what)
@@ -114,7 +115,7 @@ class Placer:
             raise SpecError(
                 f"the {what} renders to the URL {rendered!r}, but its template {template!r} is a path in its "
                 "result location: a value may not change a target's protocol or root",
-                hint="Check the -p values; to write elsewhere, name the URL in the template or in `result:`.",
+                hint="Check the values that fill it (-p, --params-file, foreach items); to write elsewhere, name the URL in the template or in `result:`.",
             )
         base = self.base(result)
         relative = _relative(rendered)
@@ -142,7 +143,7 @@ class Placer:
         if real_folder != real_root and not real_folder.startswith(real_root.rstrip(os.sep) + os.sep):
             raise SpecError(
                 f"the {what} {rendered!r} goes through a symlink to {real_folder}, outside {root}",
-                hint="A value may not lead a target out of its result location; check the -p values and symlinks.",
+                hint="A value may not lead a target out of its result location; check the values that fill it and the symlinks.",
             )
 
     def _realpath(self, folder: str) -> str:
@@ -158,12 +159,12 @@ def _no_climbing(rendered: str, fixed_dir: str, what: str) -> None:
     >>> _no_climbing("raw/../../etc/passwd", "raw/", "target")
     Traceback (most recent call last):
     ...
-    targetrun.errors.SpecError: the target 'raw/../../etc/passwd' points outside its result location: a value climbs out of raw/ with '..'. Check the -p values.
+    targetrun.errors.SpecError: the target 'raw/../../etc/passwd' points outside its result location: a value climbs out of raw/ with '..'. Check the values that fill it (-p, --params-file, foreach items).
     """
     rest = rendered[len(fixed_dir) :] if rendered.startswith(fixed_dir) else rendered
     if ".." in rest.replace("\\", "/").split("/"):
         raise SpecError(f"the {what} {rendered!r} points outside its result location: a value climbs out of "
-                        f"{fixed_dir or 'it'} with '..'", hint="Check the -p values.")
+                        f"{fixed_dir or 'it'} with '..'", hint=_VALUES_HINT)
 
 
 def _relative(rendered: str) -> str | None:

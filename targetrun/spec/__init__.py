@@ -23,10 +23,21 @@ FILENAMES = ("Pipelinefile.yaml", "Pipelinefile.yml", "Pipelinefile")
 
 
 def _model_fingerprint() -> str:
-    """The version and the model module's size and age: a cached spec pickled by another
-    shape of the model classes (a development checkout, an upgrade) is never reused."""
-    stat = os.stat(model.__file__)
-    return f"{__version__}/{stat.st_size}/{stat.st_mtime_ns}"
+    """The version and the size and age of the model and of every module that validates a
+    file: a cached spec pickled by another shape of the model classes, or checked by other
+    rules (a development checkout, an upgrade), is never reused."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(here)
+    checkers = [model.__file__] + [os.path.join(here, name) for name in ("schema.py", "yamlnodes.py", "values.py")]
+    checkers += [os.path.join(package, name) for name in ("templating.py", "shellcheck.py", "resolve.py", "durations.py")]
+    parts = [__version__]
+    for path in checkers:
+        try:
+            stat = os.stat(path)
+        except OSError:  # an installed wheel without one of them: the version still counts
+            continue
+        parts.append(f"{stat.st_size}/{stat.st_mtime_ns}")
+    return "/".join(parts)
 
 
 _MODEL = _model_fingerprint()
