@@ -53,6 +53,7 @@ _SAFE = (Ctx.TOP, Ctx.CMDSUB)  # where a single-quoted word stays one literal wo
 _KEEP_COMMAND = frozenset(("if", "then", "else", "elif", "while", "until", "do", "!", "{", "time", "exec",
                            "command", "builtin", "eval", "nohup", "env", "xargs", "sudo"))
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_PLAIN = re.compile(r"[^\s'\"\\`$#<>;&|()\0]+")  # characters that only make up a word
 
 
 class _Frame:
@@ -221,9 +222,20 @@ class _Scanner:
         elif c == ")":
             self._end_word(frame)
             self.i += 1
+        elif (plain := _PLAIN.match(self.text, self.i)) is not None:
+            self._plain(frame, plain.group())
         else:
             self._in_word(frame, c)
             self._word_char(frame, c)
+
+    def _plain(self, frame: _Frame, chunk: str) -> None:
+        """A run of characters with no meaning to the shell, read at once."""
+        if frame.ctx is Ctx.CMDSUB and frame.word is None and chunk in ("case", "esac"):
+            frame.cases += 1 if chunk == "case" else -1
+        if frame.word is None:
+            frame.word = []
+        frame.word.append(chunk)
+        self.i += len(chunk)
 
     def _word_char(self, frame: _Frame, c: str) -> None:
         if c == "\\":
@@ -241,10 +253,6 @@ class _Scanner:
                 self._push(Ctx.DQ, 2)
             elif not self._dollar():
                 self.i += 1
-        elif frame.ctx is Ctx.CMDSUB and frame.word == [c] and self._word() in ("case", "esac"):
-            frame.cases += 1 if self._word() == "case" else -1
-            frame.word.extend(self._word()[1:])
-            self.i += 4
         else:
             self.i += 1
 
@@ -290,12 +298,6 @@ class _Scanner:
 
     def _word_start(self) -> bool:
         return self.i == 0 or self.text[self.i - 1] in _WORD_END
-
-    def _word(self) -> str:
-        end = self.i
-        while end < len(self.text) and self.text[end] not in _WORD_END and self.text[end] != _MARK:
-            end += 1
-        return self.text[self.i : end]
 
     def _single(self, frame: _Frame) -> None:
         if self._at() == "'":

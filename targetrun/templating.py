@@ -125,13 +125,19 @@ def fields(template: str) -> list[tuple[str, tuple[str, ...], str]]:
     for _, name, spec, conversion in _FORMATTER.parse(template):
         if name is None:
             continue
-        first, steps = _split(name)
-        if conversion:
-            raise ValueError(f"the conversion !{conversion} in {{{name}!{conversion}}} is not supported; remove it")
-        if spec and ("{" in spec or "}" in spec):
-            raise ValueError(f"the format spec of {{{name}}} holds another field; nested fields are not supported")
+        first, steps = _plain_field(name, spec, conversion)
         found.append((first, tuple(str(key) for _, key in steps), spec or ""))
     return found
+
+
+def _plain_field(name: str, spec: str | None, conversion: str | None) -> tuple[str, tuple[Step, ...]]:
+    """Split a field; refuse a conversion (``!r``) or a nested field in its spec (ValueError)."""
+    first, steps = _split(name)
+    if conversion:
+        raise ValueError(f"the conversion !{conversion} in {{{name}!{conversion}}} is not supported; remove it")
+    if spec and ("{" in spec or "}" in spec):
+        raise ValueError(f"the format spec of {{{name}}} holds another field; nested fields are not supported")
+    return first, steps
 
 
 def check(
@@ -166,8 +172,7 @@ def check(
         if name is None:
             continue
         try:
-            first, steps = _split(name)
-            fields(f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}")
+            first, steps = _plain_field(name, spec, conversion)
         except ValueError as exc:
             raise TemplateError(f"cannot parse template {template!r}: {exc}") from None
         if first not in allowed:

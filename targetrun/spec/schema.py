@@ -415,9 +415,10 @@ class _Checker:
     def check_templates_render(self, spec: PipelineSpec) -> None:
         """Render every plain (unmapped) target once with today's date and the default
         params: catches bad format specs, escapes and two tasks sharing a target."""
-        from targetrun.resolve import default_context, resolve_target
+        from targetrun.resolve import Placer, default_context
 
         context = default_context(spec)
+        placer = Placer(spec)  # one for the file: each folder's realpath is asked once
         seen: dict[str, str] = {}
         for task in spec.tasks.values():
             if task.foreach is not None:
@@ -427,7 +428,7 @@ class _Checker:
                 continue
             task_context = templating.task_context(context, task.name)
             try:
-                location = resolve_target(spec, task, task_context)
+                location = placer.target(task, task_context)
             except SpecError as exc:
                 raise self.error(("tasks", task.name, "target"), exc.message, hint=exc.hint, cls=type(exc)) from None
             self.check_args_render(task, task_context)
