@@ -500,3 +500,13 @@ def test_a_nul_byte_in_a_parameter_is_refused(tmp_path):
                            "--params-file", str(tmp_path / "p.json")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "NUL byte" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "project" / "out").exists()
+
+
+def test_logs_reads_only_a_run_folder_of_this_project(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "a.log").write_text("not a log of this project\n")
+    path = write(tmp_path / "project", SIMPLE)
+    code, out, err = cli(path, "logs", "a", "--run", "../../../elsewhere")
+    assert_usage_error(code, err, "is not a run id")
+    assert "not a log of this project" not in out
