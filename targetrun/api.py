@@ -30,7 +30,9 @@ from targetrun.executors.base import EXECUTORS, Executor
 from targetrun import redact
 from targetrun.model import PipelineSpec, RunContext, RunSummary
 from targetrun.resolve import INLINE, LOCAL, protocol
-from targetrun.spec import find_pipelinefile, load_pipeline
+from targetrun.envvars import expand_env
+from targetrun.spec import find_pipelinefile, load_pipeline, check_store_url
+from targetrun.spec.values import check_param_name, check_param_value
 from targetrun.state import StatusReport, build_status
 from targetrun.storage.base import STORAGES, Storage
 from targetrun.store.base import STORES, StateStore
@@ -87,17 +89,27 @@ def run_context(
     return RunContext(spec.name, _run_date(date), merge_params(spec, params or {}), run_id or new_run_id())
 
 
+FIRST_DATE, LAST_DATE = dt.date(1000, 1, 2), dt.date(9998, 12, 30)
+
+
 def _run_date(date: dt.date | dt.datetime | None) -> dt.datetime:
+    """The run date in UTC; {yesterday} and {tomorrow} of it must be dates too."""
     if date is None:
         return dt.datetime.now(dt.timezone.utc)
     if isinstance(date, dt.datetime):
-        return date if date.tzinfo else date.replace(tzinfo=dt.timezone.utc)
-    return dt.datetime(date.year, date.month, date.day, tzinfo=dt.timezone.utc)
+        when = date if date.tzinfo else date.replace(tzinfo=dt.timezone.utc)
+    else:
+        when = dt.datetime(date.year, date.month, date.day, tzinfo=dt.timezone.utc)
+    if not FIRST_DATE <= when.date() <= LAST_DATE:
+        raise UsageError(f"the run date {when.date().isoformat()} is out of range",
+                         hint=f"Give a --date between {FIRST_DATE} and {LAST_DATE}.")
+    return when
 
 
 def merge_params(spec: PipelineSpec, overrides: Mapping[str, object]) -> dict[str, object]:
     params = dict(spec.params)
     for name, value in overrides.items():
+        check_param_value(check_param_name(name), value)
         if name not in spec.params:
             hint = did_you_mean(name, spec.params) or f"Declared parameters: {', '.join(spec.params) or 'none'}."
             raise UsageError(f"unknown parameter {name!r}", hint=hint + " Declare it under `params:` first.")
@@ -147,10 +159,11 @@ class Backends:
 def store_address(spec: PipelineSpec, url: str | None = None) -> tuple[str, str]:
     """Which store kind a `cache:` value names, and its address (a URL or a file path).
     ``${VAR}`` is taken from the environment, so no password needs to live in the file."""
-    url = settings.expand_env(url or spec.cache_url, "cache")
+    url = expand_env(url or spec.cache_url, "cache", file=spec.path)
     redact.register_url(url)
     proto = protocol(url)
     if proto in ("redis", "rediss", "unix"):
+        check_store_url(url, file=spec.path)
         return "redis", url
     if proto not in (None, "file", "sqlite"):
         raise SpecError(f"unknown state store {url!r}", file=spec.path, key="cache",
@@ -330,7 +343,12 @@ def invalidate(
     params: Mapping[str, object] | None = None,
     store_url: str | None = None,
 ) -> list[str]:
-    """Remove a task's target, its checkpoint record and its cache entries; say what went."""
+    """Remove a task's target, its checkpoint record and its cache entries; say what went.
+
+    Only a file that the state store has a checkpoint record for is removed -- something
+    targetrun wrote there -- and never a folder: a target that is neither is refused
+    (UsageError, exit 2) before anything is touched.
+    """
     if task not in spec.tasks:
         raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
     context = run_context(spec, date=date, params=params)
@@ -339,15 +357,26 @@ def invalidate(
         planned = Planner(spec, context, opened.storage).render(spec.tasks[task])
         if planned.target is not None:
             storage = opened.storage(planned.target.result)
-            if storage.exists(planned.target.url):
-                storage.remove(planned.target.url)
-                removed.append(f"target {planned.target.url}")
-            opened.store.forget_checkpoint(planned.target.url)
+            url = planned.target.url
+            if storage.exists(url):
+                _check_removable(storage, url, opened.store.checkpoint(url) is not None)
+                storage.remove(url)
+                removed.append(f"target {url}")
+            opened.store.forget_checkpoint(url)
         if planned.cache_key:
             count = opened.store.delete_cache(key=planned.cache_key)
             if count:
                 removed.append(f"{count} cache entr{'y' if count == 1 else 'ies'} under {planned.cache_key!r}")
     return removed
+
+
+def _check_removable(storage: Storage, url: str, recorded: bool) -> None:
+    if storage.is_folder(url):
+        raise UsageError(f"not removing {url}: it is a folder, and invalidate removes only files targetrun wrote",
+                         hint="Delete it yourself if you mean to.")
+    if not recorded:
+        raise UsageError(f"not removing {url}: no checkpoint record in the state store says targetrun wrote it",
+                         hint="Delete it yourself if you mean to; `targetrun run --force TASK` rewrites it.")
 
 
 def exit_code(summary: RunSummary | Sequence[RunSummary]) -> int:

@@ -393,6 +393,8 @@ def logs(ctx: click.Context, task: str, path: str | None, run_id: str | None) ->
     spec = api.load(path)
     if task.split("[")[0] not in spec.tasks:
         raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
+    if run_id is not None and (not run_id or run_id != os.path.basename(run_id) or run_id in (".", "..")):
+        raise UsageError(f"--run {run_id!r} is not a run id", hint="See `targetrun history` for run ids.")
     if run_id is None:
         with api.backends(spec) as opened:
             runs = [r.run_id for r in opened.store.runs(spec.name, limit=200)]

@@ -1,4 +1,8 @@
-"""Durations as the Pipelinefile writes them: ``30s``, ``10m``, ``1h30m``, ``2d``, or seconds."""
+"""Durations as the Pipelinefile writes them: ``30s``, ``10m``, ``1h30m``, ``2d``, or seconds.
+
+A duration is at most :data:`MAX_SECONDS` (1,000 years): an expiry time is a date, and
+``cache_for: 99999999999999999999d`` would be a date no calendar holds.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+MAX_SECONDS = 1000 * 365 * 86400.0
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 
 
@@ -18,20 +23,34 @@ def parse_duration(raw: object) -> float:
     Traceback (most recent call last):
     ...
     ValueError: expected a finite duration of 0 or more, found nan
+    >>> parse_duration("99999999999999999999d")
+    Traceback (most recent call last):
+    ...
+    ValueError: the duration '99999999999999999999d' is longer than 1,000 years
     >>> parse_duration("soon")
     Traceback (most recent call last):
     ...
     ValueError: expected a duration such as 30s, 10m, 1h or 2d, found 'soon'
     """
+    seconds = _seconds(raw)
+    if seconds > MAX_SECONDS:
+        shown = repr(raw) if len(repr(raw)) <= 40 else repr(str(raw)[:30] + "...")
+        raise ValueError(f"the duration {shown} is longer than 1,000 years")
+    return seconds
+
+
+def _seconds(raw: object) -> float:
     if isinstance(raw, bool):
         raise ValueError(f"expected a duration such as 30s, 10m, 1h or 2d, found {raw!r}")
     if isinstance(raw, (int, float)):
+        if isinstance(raw, int) and raw > MAX_SECONDS:
+            return float("inf")  # float(10**400) would overflow
         if not math.isfinite(raw) or raw < 0:
             raise ValueError(f"expected a finite duration of 0 or more, found {raw!r}")
         return float(raw)
     text = str(raw).strip().lower().replace(" ", "")
     if text and _PART.sub("", text) == "" and _PART.match(text):
-        return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+        return math.fsum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
     try:
         value = float(text)
     except ValueError:

@@ -61,6 +61,9 @@ _pattern: re.Pattern[str] | None = None
 _guard = threading.Lock()
 
 
+_ONLY_REFERENCES = re.compile(r"(?:\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)+")
+
+
 def register(*values: object) -> None:
     """Remember secret values of this process: :func:`redact` hides them from now on."""
     global _pattern
@@ -68,6 +71,8 @@ def register(*values: object) -> None:
     with _guard:
         for value in values:
             if not isinstance(value, str) or len(value) < MIN_SECRET or value.lower() in NOT_SECRET:
+                continue
+            if _ONLY_REFERENCES.fullmatch(value):  # "${TOKEN}" names a secret; its value is registered expanded
                 continue
             for form in {value, quote(value, safe=""), quote_plus(value), unquote(value), unquote_plus(value)}:
                 if len(form) >= MIN_SECRET and form not in _known:
@@ -112,6 +117,20 @@ def register_url(url: object) -> None:
     """Register the password of a URL's userinfo and credential-named query parameters
     (``redis://host/0?password=...``)."""
     register(*url_credentials(url))
+
+
+def unencoded_password(url: str) -> bool:
+    """Whether a URL's password holds ``/``, ``#`` or ``?`` unencoded: a URL parser ends
+    the host part there, so a client would quietly connect somewhere else.
+
+    >>> unencoded_password("redis://:p/w@h/0"), unencoded_password("redis://:p%2Fw@h/0")
+    (True, False)
+    """
+    parts = userinfo(url)
+    return parts is not None and any(c in parts[1] for c in "/#?")
+
+
+ENCODE_HINT = "Write them as %2F, %23 and %3F (Python: urllib.parse.quote(password, safe=''))."
 
 
 def url_credentials(url: object) -> list[str]:

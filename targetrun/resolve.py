@@ -1,10 +1,12 @@
 """Where things live: result locations, rendered targets, default checkpoint places.
 
-Pure path arithmetic (no I/O). A task's target is relative to its result location
-(``result:``, default the Pipelinefile's folder); a rendered target that climbs out of it
-(``../../etc/passwd``) or is absolute is refused unless the Pipelinefile sets
-``allow_outside_targets: true``. A target written as a full URL (``s3://b/k.json``)
-names its own location.
+Path arithmetic, plus one ``realpath`` per local folder a value leads to. A task's target
+is relative to its result location (``result:``, default the Pipelinefile's folder); a
+rendered target that climbs out of it (``../../etc/passwd``) or is absolute is refused
+unless the Pipelinefile sets ``allow_outside_targets: true`` *and* the template's own text
+points outside. A target written as a full URL (``s3://b/k.json``) names its own location.
+Whatever the values, a rendered target stays under the folder its template's literal
+text names (see :class:`Placer`): parameters choose names inside it, never its root.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 SUFFIX_SERIALIZERS = {".json": "json", ".txt": "text", ".pkl": "pickle", ".pickle": "pickle"}
 SERIALIZER_SUFFIXES = {"json": ".json", "text": ".txt", "pickle": ".pkl", "bytes": ".bin"}
 CHECKPOINT_DIR = ".targetrun/results"
+_VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
 
 
 def protocol(url: str) -> str | None:
@@ -66,16 +69,20 @@ def resolve_target(spec: PipelineSpec, task: TaskSpec, context: Mapping[str, obj
     return Placer(spec).target(task, context)
 
 
-def place(spec: PipelineSpec, result: str, rendered: str, *, what: str) -> Location:
-    return Placer(spec).place(result, rendered, what=what)
-
-
 class Placer:
-    """Places rendered paths in result locations; remembers each result's base."""
+    """Places rendered paths in result locations; remembers each result's base.
+
+    Containment (DESIGN.md §3): what a template's own text says is the author's choice;
+    what its values (parameters, items, the date) add may not move the target out of the
+    folder or URL prefix that text names. So a target whose template is a relative path
+    never renders to a URL or an absolute path, no value adds a ``..`` segment, and on
+    local storage no value reaches a folder through a symlink that leads outside.
+    """
 
     def __init__(self, spec: PipelineSpec) -> None:
         self.spec = spec
         self._bases: dict[str, Location] = {}
+        self._real: dict[str, str] = {}  # realpath of local folders, asked once per folder
 
     def base(self, result: str) -> Location:
         if result not in self._bases:
@@ -84,29 +91,80 @@ class Placer:
 
     def target(self, task: TaskSpec, context: Mapping[str, object]) -> Location:
         assert task.target is not None
-        rendered = templating.render(task.target, context) if "{" in task.target else task.target
-        return self.place(task.result, rendered, what="target")
+        rendered = templating.render(task.target, context) if templating.has_fields(task.target) else task.target
+        return self.place(task.result, rendered, what="target", template=task.target)
 
-    def place(self, result: str, rendered: str, *, what: str) -> Location:
+    def place(self, result: str, rendered: str, *, what: str, template: str | None = None) -> Location:
+        """Place ``rendered`` (made from ``template``; default: it is all literal text)."""
         if not rendered.strip():
             raise SpecError(f"the {what} renders to an empty path")
-        if "://" in rendered and (proto := protocol(rendered)) is not None:
-            return _absolute_url(self.spec, rendered, proto)
+        if "\0" in rendered:
+            raise SpecError(f"the {what} {rendered!r} holds a NUL byte", hint=_VALUES_HINT)
+        if rendered.rstrip().endswith(("/", "\\")):
+            raise SpecError(f"the {what} {rendered!r} ends with '/': it names a folder, not a file",
+                            hint="Write the file name at the end, e.g. out/data.json (check the values that fill it).")
+        fixed = templating.literal_prefix(template) if template is not None else rendered
+        fixed_dir = fixed[: fixed.rfind("/") + 1]  # the folder the author's own text names
+        _no_climbing(rendered, fixed_dir, what)
+        if (proto := protocol(fixed)) is not None:
+            location = _absolute_url(self.spec, rendered, proto)
+            if location.result == LOCAL and template is not None and templating.names_a_field(template):
+                self._check_symlinks(location.url, os.path.normpath(fixed_dir[len("file://") :]), rendered, what)
+            return location
+        if protocol(rendered) is not None:
+            raise SpecError(
+                f"the {what} renders to the URL {rendered!r}, but its template {template!r} is a path in its "
+                "result location: a value may not change a target's protocol or root",
+                hint="Check the values that fill it (-p, --params-file, foreach items); to write elsewhere, name the URL in the template or in `result:`.",
+            )
         base = self.base(result)
         relative = _relative(rendered)
-        if relative is None and not self.spec.allow_outside_targets:
+        if relative is None and not (self.spec.allow_outside_targets and _relative(fixed_dir or ".") is None):
             raise SpecError(
                 f"the {what} {rendered!r} points outside its result location {base.url}",
-                hint="Keep targets relative and inside it, or set `allow_outside_targets: true` at the top of the file.",
+                hint="Keep targets relative and inside it, or set `allow_outside_targets: true` at the top of the "
+                "file and write the outside folder in the template itself.",
             )
         if relative in (".", ""):
             raise SpecError(f"the {what} {rendered!r} names the result folder itself, not a file inside it")
-        if relative is None:  # allowed to leave the result location
+        if relative is None:  # the template's own text leaves the result location (allowed above)
             relative = posixpath.normpath(rendered)
         if base.result == LOCAL:
             joined = os.path.normpath(os.path.join(base.url, relative)) if relative.startswith(("/", "..")) else f"{base.url.rstrip('/')}/{relative}"
+            if template is not None and templating.names_a_field(template):
+                self._check_symlinks(joined, os.path.normpath(os.path.join(base.url, fixed_dir)), rendered, what)
             return Location(LOCAL, joined)
         return Location(base.result, f"{base.url}/{relative.lstrip('/')}")
+
+    def _check_symlinks(self, path: str, root: str, rendered: str, what: str) -> None:
+        """The folder a value led to must still be inside ``root`` once symlinks are resolved."""
+        folder = os.path.dirname(path)
+        real_root, real_folder = self._realpath(root), self._realpath(folder)
+        if real_folder != real_root and not real_folder.startswith(real_root.rstrip(os.sep) + os.sep):
+            raise SpecError(
+                f"the {what} {rendered!r} goes through a symlink to {real_folder}, outside {root}",
+                hint="A value may not lead a target out of its result location; check the values that fill it and the symlinks.",
+            )
+
+    def _realpath(self, folder: str) -> str:
+        if folder not in self._real:
+            self._real[folder] = os.path.realpath(folder)
+        return self._real[folder]
+
+
+def _no_climbing(rendered: str, fixed_dir: str, what: str) -> None:
+    """No ``..`` segment after the template's own folder: a value may not climb.
+
+    >>> _no_climbing("raw/a..b/x.json", "raw/", "target")
+    >>> _no_climbing("raw/../../etc/passwd", "raw/", "target")
+    Traceback (most recent call last):
+    ...
+    targetrun.errors.SpecError: the target 'raw/../../etc/passwd' points outside its result location: a value climbs out of raw/ with '..'. Check the values that fill it (-p, --params-file, foreach items).
+    """
+    rest = rendered[len(fixed_dir) :] if rendered.startswith(fixed_dir) else rendered
+    if ".." in rest.replace("\\", "/").split("/"):
+        raise SpecError(f"the {what} {rendered!r} points outside its result location: a value climbs out of "
+                        f"{fixed_dir or 'it'} with '..'", hint=_VALUES_HINT)
 
 
 def _relative(rendered: str) -> str | None:
@@ -126,6 +184,14 @@ def _relative(rendered: str) -> str | None:
 
 
 def _absolute_url(spec: PipelineSpec, url: str, proto: str) -> Location:
+    if protocol(url) != proto:
+        raise SpecError(f"the target {url!r} does not keep the protocol {proto}:// its template names")
+    path = url.split("://", 1)[1]
+    if proto == "file" and not path.startswith("/"):
+        raise SpecError(f"the target {url!r} is a file:// URL without an absolute path",
+                        hint="Write file:///absolute/path, or a path relative to the result location.")
+    if proto != "file" and "/" not in path.strip("/"):
+        raise SpecError(f"the target {url!r} names no file", hint=f"Write a full URL such as {proto}://bucket/key.json.")
     if proto == "file":
         return Location(LOCAL, os.path.normpath(url[len("file://") :]))
     for named in spec.results.values():

@@ -4,13 +4,25 @@ A template such as ``raw/{params.city}/{date:%Y-%m-%d}.json`` names context keys
 (DESIGN.md §2). Templates are checked when the file loads -- :func:`check` names the
 unknown key and the keys that exist -- and rendered per run with :func:`render`.
 
-Two refinements over plain ``str.format``:
+The renderer is not ``str.format``: ``str.format`` resolves ``{a.b}`` with ``getattr``,
+so ``{params.x.__class__}`` or a parameter named ``__init__`` would walk from a value to
+module globals and ``os.environ``. Here :meth:`string.Formatter.parse` only splits the
+text, and :func:`resolve` looks each field up itself:
+
+* the first name must be a context key (``date``, ``params``, ...);
+* ``params.NAME`` / ``parameters[NAME]`` / ``needs.NAME`` take one name, never a dunder;
+* after that only ``[i]`` on a list and ``[key]`` on a mapping -- no attribute access;
+* no ``!r`` conversions, no nested ``{}`` in a format spec, and a width or precision
+  of at most :data:`MAX_WIDTH` (``{today:>100000000}`` would print 100 MB).
+
+Two refinements over plain rendering:
 
 * :func:`render_value` returns the raw object when a string is exactly one field
   (``"{params.cities}"`` is the list, ``"{params.n}"`` the int), so ``args`` and
   ``foreach`` keep their types;
-* :func:`render_shell` shell-quotes every substituted value, so a parameter such as
-  ``x; rm -rf /`` reaches the command as one quoted word.
+* :func:`render_shell` shell-quotes every substituted value, and refuses a placeholder
+  that sits where a quoted word would not stay one word (inside quotes, a heredoc,
+  backticks, a comment, after ``\\`` or ``$``): see :mod:`targetrun.shellcheck`.
 
 Pure: no I/O, standard library only.
 """
@@ -18,6 +30,7 @@ Pure: no I/O, standard library only.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shlex
 import string
 from _string import formatter_field_name_split  # type: ignore[import-not-found]
@@ -26,6 +39,7 @@ from typing import Any
 
 from targetrun.errors import TemplateError, did_you_mean
 from targetrun.model import RunContext
+from targetrun.shellcheck import check_shell
 
 DATE_KEYS = (
     "date",
@@ -43,26 +57,32 @@ BASE_KEYS = frozenset(
 MAPPED_KEYS = frozenset(("item", "map_index"))
 SHELL_KEYS = frozenset(("output", "needs"))
 NAMESPACE_KEYS = frozenset(("params", "parameters", "needs"))
+# Keys whose value is a list or mapping only sometimes (an item of a mapped task, a
+# parameter): indexing them is checked against the value, when it is known.
+INDEXABLE_KEYS = frozenset(("item",)) | NAMESPACE_KEYS
+MAX_WIDTH = 4096  # the widest field and the longest precision a format spec may ask for
 
 _FORMATTER = string.Formatter()
+# The format-spec mini-language (https://docs.python.org/3/library/string.html#formatspec).
+_SPEC = re.compile(
+    r"(?:(?P<fill>.)?[<>=^])?[-+ ]?z?#?0?(?P<width>\d+)?[,_]?(?:\.(?P<precision>\d+))?[bcdeEfFgGnosxX%]?",
+    re.DOTALL,
+)
+
+Step = tuple[bool, "str | int"]  # (is an attribute `.name`, the name or index)
 
 
 class Namespace(Mapping[str, Any]):
-    """``params``/``needs`` in templates: ``{params.city}`` and ``{parameters[city]}``."""
+    """``params``/``needs`` in templates: ``{params.city}`` and ``{parameters[city]}``.
+
+    A plain read-only mapping; :func:`resolve` looks names up in it, never ``getattr``.
+    """
 
     __slots__ = ("_kind", "_values")
 
     def __init__(self, kind: str, values: Mapping[str, Any]) -> None:
         self._kind = kind
         self._values = values
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # no lookups for dunders (pickle probes them before __init__ state exists)
-            raise AttributeError(name)
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -73,11 +93,24 @@ class Namespace(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._values)
 
-    def __format__(self, spec: str) -> str:
-        return format(dict(self._values), spec)
-
     def __reduce__(self) -> tuple[Any, ...]:
         return (Namespace, (self._kind, dict(self._values)))
+
+
+def _split(name: str) -> tuple[str, tuple[Step, ...]]:
+    """A field name as its first name and the ``.attr`` / ``[index]`` steps after it.
+
+    >>> _split("params.xs[0]")
+    ('params', ((True, 'xs'), (False, 0)))
+    """
+    if name == "" or name.isdigit():
+        raise ValueError("positional fields such as {} or {0} are not allowed; name a key")
+    try:
+        first, rest = formatter_field_name_split(name)
+        steps = tuple((bool(is_attr), key) for is_attr, key in rest)
+    except ValueError as exc:
+        raise ValueError(f"the field {{{name}}} is malformed ({exc})") from None
+    return str(first), steps
 
 
 def fields(template: str) -> list[tuple[str, tuple[str, ...], str]]:
@@ -89,16 +122,22 @@ def fields(template: str) -> list[tuple[str, tuple[str, ...], str]]:
     []
     """
     found: list[tuple[str, tuple[str, ...], str]] = []
-    for _, name, spec, _ in _FORMATTER.parse(template):
+    for _, name, spec, conversion in _FORMATTER.parse(template):
         if name is None:
             continue
-        if name == "" or name.isdigit():
-            raise ValueError("positional fields such as {} or {0} are not allowed; name a key")
-        first, rest = formatter_field_name_split(name)
-        found.append((str(first), tuple(str(part) for _, part in rest), spec or ""))
-        if spec and "{" in spec:
-            found.extend(fields(spec))
+        first, steps = _plain_field(name, spec, conversion)
+        found.append((first, tuple(str(key) for _, key in steps), spec or ""))
     return found
+
+
+def _plain_field(name: str, spec: str | None, conversion: str | None) -> tuple[str, tuple[Step, ...]]:
+    """Split a field; refuse a conversion (``!r``) or a nested field in its spec (ValueError)."""
+    first, steps = _split(name)
+    if conversion:
+        raise ValueError(f"the conversion !{conversion} in {{{name}!{conversion}}} is not supported; remove it")
+    if spec and ("{" in spec or "}" in spec):
+        raise ValueError(f"the format spec of {{{name}}} holds another field; nested fields are not supported")
+    return first, steps
 
 
 def check(
@@ -107,40 +146,207 @@ def check(
     *,
     params: Mapping[str, object],
     needs: frozenset[str] = frozenset(),
+    items: list[object] | None = None,
 ) -> None:
     """Raise :class:`TemplateError` (without file/line; the caller adds them) if a
-    template names a key the context will not have.
+    template names a key the context will not have, or reads beyond it.
+
+    ``items`` are the items of a mapped task when the Pipelinefile lists them, so that
+    ``{item[0]}`` can be checked against them.
 
     >>> check("{params.city}/{today}", BASE_KEYS, params={"city": "x"})
     >>> check("{flow_nme}", BASE_KEYS, params={})
     Traceback (most recent call last):
     ...
     targetrun.errors.TemplateError: unknown template key 'flow_nme'; did you mean 'flow_name'?
+    >>> check("{params.x.__class__}", BASE_KEYS, params={"x": "a"})
+    Traceback (most recent call last):
+    ...
+    targetrun.errors.TemplateError: {params.x.__class__} reads the attribute '__class__' of a value; templates may read only the documented keys (params.NAME, then [index] on a list or [key] on a mapping)
     """
     try:
-        named = fields(template)
+        parsed = list(_FORMATTER.parse(template))
     except ValueError as exc:
         raise TemplateError(f"cannot parse template {template!r}: {exc}") from None
-    for first, chain, _ in named:
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        try:
+            first, steps = _plain_field(name, spec, conversion)
+        except ValueError as exc:
+            raise TemplateError(f"cannot parse template {template!r}: {exc}") from None
         if first not in allowed:
             raise TemplateError(
                 f"unknown template key {first!r}",
                 hint=did_you_mean(first, allowed) or f"Available keys: {', '.join(sorted(allowed))}.",
             )
-        if first in NAMESPACE_KEYS:
-            _check_namespace(first, chain, params if first != "needs" else dict.fromkeys(needs))
+        known: Mapping[str, object] = params if first != "needs" else dict.fromkeys(needs, "")
+        value = _check_steps(name, first, steps, known, items)
+        if spec and not _is_date(value):
+            _check_spec(name, spec, strict=value is not _UNKNOWN)
 
 
-def _check_namespace(first: str, chain: tuple[str, ...], names: Mapping[str, object]) -> None:
-    if not chain:
+_UNKNOWN = object()  # a value known only when the run renders it
+# What the other keys hold (text, unless listed), for checking a template at load time.
+_SAMPLES: dict[str, object] = {"date": dt.datetime(2000, 1, 1), "map_index": 0, "task_run_count": 1}
+
+
+def _check_steps(name: str, first: str, steps: tuple[Step, ...], known: Mapping[str, object],
+                 items: list[object] | None) -> object:
+    """Check a field's steps against what the file declares; return the value if known."""
+    if first in NAMESPACE_KEYS:
+        if not steps:
+            raise TemplateError(f"{{{first}}} names no {('upstream' if first == 'needs' else 'parameter')}",
+                                hint=f"Name one, e.g. {{{first}.NAME}}.")
+        _, key = steps[0]
+        _check_name(name, key)
+        if not isinstance(key, str) or not key:
+            raise TemplateError(f"{{{name}}} must name a {first} entry, as in {{{first}.NAME}}")
+        if key not in known:
+            _unknown_name(first, key, known)
+        value: object = known[key] if first != "needs" else _UNKNOWN
+        rest = steps[1:]
+    elif first == "item" and items is not None:
+        for item in items:
+            _check_rest(name, item, steps)
+        return _UNKNOWN
+    else:
+        value = _UNKNOWN if first in INDEXABLE_KEYS else _SAMPLES.get(first, "")
+        rest = steps
+    return _check_rest(name, value, rest)
+
+
+def _check_rest(name: str, value: object, steps: tuple[Step, ...]) -> object:
+    for is_attr, key in steps:
+        if is_attr:
+            raise _attribute_error(name, str(key))
+        _check_name(name, key)
+        if value is _UNKNOWN:
+            continue
+        value = _index(name, value, key)
+    return value
+
+
+def _check_name(name: str, key: str | int) -> None:
+    if isinstance(key, str) and key.startswith("__"):
+        raise TemplateError(f"{{{name}}} names {key!r}; dunder names are not template keys",
+                            hint="Templates read only the documented keys.")
+
+
+def _unknown_name(first: str, key: str, names: Mapping[str, object]) -> None:
+    hint = did_you_mean(key, names)
+    if first == "needs":
+        hint = hint or f"This task needs: {', '.join(sorted(names)) or 'nothing'}."
+        raise TemplateError(f"{{needs.{key}}} names {key!r}, which this task does not need", hint=hint)
+    hint = hint or f"Declared parameters: {', '.join(sorted(names)) or 'none'}."
+    raise TemplateError(f"{{{first}.{key}}} names the undeclared parameter {key!r}", hint=hint)
+
+
+def _attribute_error(name: str, key: str) -> TemplateError:
+    return TemplateError(
+        f"{{{name}}} reads the attribute {key!r} of a value; templates may read only the documented keys "
+        "(params.NAME, then [index] on a list or [key] on a mapping)"
+    )
+
+
+def _index(name: str, value: object, key: str | int) -> object:
+    """``value[key]`` for a list (by position) or a mapping (by key); nothing else."""
+    if isinstance(value, (list, tuple)):
+        if not isinstance(key, int):
+            raise TemplateError(f"{{{name}}} indexes a list with {key!r}; use a position such as [0]")
+        if key >= len(value):
+            raise TemplateError(f"{{{name}}}: the list has {len(value)} item{'s' if len(value) != 1 else ''}, "
+                                f"so [{key}] is out of range")
+        return value[key]
+    if isinstance(value, Mapping):
+        for candidate in (key, str(key)):
+            if candidate in value:
+                return value[candidate]
+        raise TemplateError(f"{{{name}}}: the mapping has no key {key!r}",
+                            hint=did_you_mean(str(key), [str(k) for k in value]) or None)
+    raise TemplateError(f"{{{name}}} indexes a {type(value).__name__}; [..] works only on a list or a mapping")
+
+
+def _is_date(value: object) -> bool:
+    return isinstance(value, (dt.date, dt.time))  # datetime is a date: its spec is strftime's
+
+
+def _check_spec(name: str, spec: str, *, strict: bool = True) -> None:
+    """A standard format spec with a bounded width and precision (dates use strftime).
+
+    Not ``strict``: the value is not known yet (an item) and may be a date, so only a
+    spec that parses as a standard one is checked."""
+    match = _SPEC.fullmatch(spec)
+    if match is None and not strict:
         return
-    if chain[0] not in names:
-        hint = did_you_mean(chain[0], names)
-        if first == "needs":
-            hint = hint or f"This task needs: {', '.join(sorted(names)) or 'nothing'}."
-            raise TemplateError(f"{{needs.{chain[0]}}} names {chain[0]!r}, which this task does not need", hint=hint)
-        hint = hint or f"Declared parameters: {', '.join(sorted(names)) or 'none'}."
-        raise TemplateError(f"{{{first}.{chain[0]}}} names the undeclared parameter {chain[0]!r}", hint=hint)
+    if match is None:
+        raise TemplateError(f"{{{name}:{spec}}} has an invalid format spec {spec!r}",
+                            hint="Use a spec such as :>8, :05d or :.2f (dates take strftime codes such as %Y).")
+    for part in ("width", "precision"):
+        if match[part] is not None and int(match[part]) > MAX_WIDTH:
+            raise TemplateError(f"{{{name}:{spec}}} asks for a {part} of {int(match[part]):,}, "
+                                f"more than the {MAX_WIDTH:,} a template may use")
+
+
+def resolve(name: str, context: Mapping[str, object]) -> object:
+    """The value of one field, looked up by the rules above (never with ``getattr``).
+
+    >>> resolve("params.xs[1]", {"params": Namespace("params", {"xs": ["a", "b"]})})
+    'b'
+    """
+    try:
+        first, steps = _split(name)
+    except ValueError as exc:
+        raise TemplateError(str(exc)) from None
+    if first not in context:
+        raise TemplateError(f"the template names {first!r}, which this run does not have")
+    value = context[first]
+    if first in NAMESPACE_KEYS:
+        if not steps:
+            raise TemplateError(f"{{{first}}} names no value", hint=f"Name one, e.g. {{{first}.NAME}}.")
+        _, key = steps[0]
+        _check_name(name, key)
+        assert isinstance(value, Mapping)
+        if not isinstance(key, str) or key not in value:
+            raise TemplateError(f"{{{name}}} names {str(key)!r}, which this run does not have")
+        value, steps = value[key], steps[1:]
+    for is_attr, key in steps:
+        if is_attr:
+            raise _attribute_error(name, str(key))
+        _check_name(name, key)
+        value = _index(name, value, key)
+    return value
+
+
+def format_field(name: str, value: object, spec: str) -> str:
+    """``format(value, spec)`` with the spec checked first (dates take strftime codes)."""
+    if spec and not _is_date(value):
+        _check_spec(name, spec)
+    try:
+        return format(value, spec)
+    except (ValueError, TypeError) as exc:
+        raise TemplateError(f"cannot render template field {{{name}:{spec}}}: {exc}") from None
+
+
+def _render(template: str, context: Mapping[str, object], quote: bool) -> str:
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError as exc:
+        raise TemplateError(f"cannot parse template {template!r}: {exc}") from None
+    out: list[str] = []
+    for literal, name, spec, conversion in parsed:
+        out.append(literal)
+        if name is None:
+            continue
+        if conversion or (spec and ("{" in spec or "}" in spec)):
+            raise TemplateError(f"template {template!r}: conversions and nested fields are not supported")
+        text = format_field(name, resolve(name, context), spec or "")
+        if quote:
+            if "\0" in text:
+                raise TemplateError(f"{{{name}}} renders to text with a NUL byte, which no shell command can hold")
+            text = shlex.quote(text)
+        out.append(text)
+    return "".join(out)
 
 
 def date_values(date: dt.datetime) -> dict[str, object]:
@@ -185,12 +391,7 @@ def render(template: str, context: Mapping[str, object]) -> str:
     >>> render("{a}-{b:>3}", {"a": 1, "b": "x"})
     '1-  x'
     """
-    try:
-        return template.format_map(context)
-    except (KeyError, AttributeError, IndexError) as exc:
-        raise TemplateError(f"template {template!r} names {exc} which this run does not have") from None
-    except (ValueError, TypeError) as exc:
-        raise TemplateError(f"cannot render template {template!r}: {exc}") from None
+    return _render(template, context, quote=False)
 
 
 def render_value(value: object, context: Mapping[str, object]) -> object:
@@ -202,10 +403,7 @@ def render_value(value: object, context: Mapping[str, object]) -> object:
     if isinstance(value, str):
         lone = lone_field(value)
         if lone is not None:
-            try:
-                return _FORMATTER.get_field(lone, (), context)[0]
-            except (KeyError, AttributeError, IndexError) as exc:
-                raise TemplateError(f"template {value!r} names {exc} which this run does not have") from None
+            return resolve(lone, context)
         return render(value, context)
     if isinstance(value, list):
         return [render_value(v, context) for v in value]
@@ -231,7 +429,10 @@ def has_fields(value: object) -> bool:
 
 def lone_field(template: str) -> str | None:
     """The field name when ``template`` is exactly one field (``"{params.xs}"``), else None."""
-    parsed = list(_FORMATTER.parse(template))
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError:
+        return None
     if len(parsed) != 1:
         return None
     literal, name, spec, conversion = parsed[0]
@@ -240,23 +441,43 @@ def lone_field(template: str) -> str | None:
     return name
 
 
-class _ShellFormatter(string.Formatter):
-    def format_field(self, value: Any, format_spec: str) -> str:
-        return shlex.quote(format(value, format_spec))
+def names_a_field(template: str) -> bool:
+    """Whether a template has a field at all (``{{`` and ``}}`` are text).
+
+    >>> names_a_field("out/{{x}}.txt"), names_a_field("out/{x}.txt")
+    (False, True)
+    """
+    try:
+        return any(name is not None for _, name, _, _ in _FORMATTER.parse(template))
+    except ValueError:
+        return False
 
 
-_SHELL = _ShellFormatter()
+def literal_prefix(template: str) -> str:
+    """The text before a template's first field (what no value can change).
+
+    >>> literal_prefix("s3://b/raw/{params.x}/k"), literal_prefix("{{a}}/x")
+    ('s3://b/raw/', '{a}/x')
+    """
+    prefix: list[str] = []
+    try:
+        for literal, name, _, _ in _FORMATTER.parse(template):
+            prefix.append(literal)
+            if name is not None:
+                break
+    except ValueError:
+        return ""
+    return "".join(prefix)
 
 
 def render_shell(template: str, context: Mapping[str, object]) -> str:
     """Render a shell command, quoting every substituted value.
 
+    The command is checked first (:func:`targetrun.shellcheck.check_shell`): a quoted
+    value is one word only where the shell reads a bare word.
+
     >>> render_shell("echo {x} > {output}", {"x": "a; rm -rf /", "output": "o.txt"})
     "echo 'a; rm -rf /' > o.txt"
     """
-    try:
-        return _SHELL.vformat(template, (), context)
-    except (KeyError, AttributeError, IndexError) as exc:
-        raise TemplateError(f"shell command {template!r} names {exc} which this run does not have") from None
-    except (ValueError, TypeError) as exc:
-        raise TemplateError(f"cannot render shell command {template!r}: {exc}") from None
+    check_shell(template)
+    return _render(template, context, quote=True)

@@ -1,14 +1,22 @@
-"""Parameter values from the command line (``-p NAME=VALUE``) and ``--params-file``."""
+"""Parameter values from the command line (``-p NAME=VALUE``) and ``--params-file``.
+
+Both are YAML, read with the Pipelinefile's own bounded loader
+(:func:`targetrun.spec.yamlnodes.load_value`: safe tags only, limited nesting and alias
+expansion), then held to the limits of :mod:`targetrun.spec.values`. Any problem is a
+:class:`~targetrun.errors.UsageError` (exit 2) naming the option.
+"""
 
 from __future__ import annotations
 
-import re
+import os
 
-import yaml
+from targetrun.errors import SpecError, UsageError
+from targetrun.spec.values import check_param_name, check_param_value
+from targetrun.spec.yamlnodes import YamlSyntaxError, load_value
 
-from targetrun.errors import UsageError
+__all__ = ["parse_param", "load_params_file", "check_param_name", "check_param_value"]
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_PARAMS_FILE_BYTES = 16 * 1024 * 1024
 
 
 def parse_param(pair: str) -> tuple[str, object]:
@@ -21,29 +29,49 @@ def parse_param(pair: str) -> tuple[str, object]:
     """
     name, sep, raw = pair.partition("=")
     name = name.strip()
-    if not sep or not _NAME.match(name):
+    if not sep:
         raise UsageError(f"-p {pair!r} is not NAME=VALUE", hint="For example -p city=paris.")
+    try:
+        check_param_name(name)
+    except UsageError as exc:
+        raise UsageError(f"-p {pair[:80]!r}: {exc.message}", hint="For example -p city=paris.") from None
+    if "\0" in raw:
+        raise UsageError(f"-p {name}: the value holds a NUL byte; no path or command can hold one")
     if raw == "":
         return name, ""
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
+        value = load_value(raw, f"-p {name}")
+    except YamlSyntaxError:
         return name, raw  # not YAML (e.g. "a: b: c"): keep the text as it was typed
-    return name, raw if value is None and raw.strip() not in ("null", "~") else value
+    except SpecError as exc:
+        raise UsageError(exc.format()) from None
+    value = raw if value is None and raw.strip() not in ("null", "~") else value
+    check_param_value(name, value)
+    return name, value
 
 
 def load_params_file(path: str) -> dict[str, object]:
     try:
-        with open(path, encoding="utf-8") as f:
-            values = yaml.safe_load(f)
+        size = os.path.getsize(path)
+        if size > MAX_PARAMS_FILE_BYTES:
+            raise UsageError(f"the params file {path} is {size:,} bytes, more than the {MAX_PARAMS_FILE_BYTES:,} allowed")
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read the params file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{path}{where}: not valid YAML or JSON: {getattr(exc, 'problem', exc)}") from None
+    if "\0" in text:
+        raise UsageError(f"the params file {path} holds a NUL byte; it is not a text file")
+    try:
+        values = load_value(text, path)
+    except SpecError as exc:
+        raise UsageError(exc.format().replace("this is not valid YAML", "not valid YAML or JSON")) from None
     if values is None:
         return {}
-    if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+    if not isinstance(values, dict):
         raise UsageError(f"{path}: expected a mapping of parameter names to values, found {type(values).__name__}")
+    for name, value in values.items():
+        try:
+            check_param_value(check_param_name(name), value)
+        except UsageError as exc:
+            raise UsageError(f"{path}: {exc.message}", hint=exc.hint) from None
     return values

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from targetrun import dag, templating
 from targetrun.durations import parse_duration
@@ -20,9 +20,16 @@ from targetrun.errors import (
     SpecProblems,
     TemplateError,
     UnknownKeyError,
+    UsageError,
     did_you_mean,
 )
 from targetrun.model import CachePolicy, PipelineSpec, ResultLocation, TaskSpec, Validator
+from targetrun.shellcheck import check_shell
+
+if TYPE_CHECKING:
+    from targetrun.resolve import Placer
+from targetrun.spec import check_store_url
+from targetrun.spec.values import check_param_name, check_param_value
 from targetrun.spec.yamlnodes import Document, Path
 
 TOP_KEYS = ("version", "name", "params", "results", "defaults", "cache", "scheduler", "tasks", "allow_outside_targets")
@@ -132,6 +139,11 @@ class _Checker:
         defaults: dict[str, Any] = self.attempt(lambda: self.defaults(top.get("defaults", {}), results), {})
         cache_url = self.attempt(lambda: self.expect(("cache",), top.get("cache", ".targetrun/state.db"), str,
                                                      "a path or redis:// URL"), "")
+        if cache_url.startswith(("redis://", "rediss://")) and "$" not in cache_url:
+            try:
+                check_store_url(cache_url)
+            except SpecError as exc:
+                self.problems.append(self.error(("cache",), exc.message, hint=exc.hint))
         scheduler = top.get("scheduler")
         if scheduler is not None:
             self.attempt(lambda: self.expect(("scheduler",), scheduler, str,
@@ -170,9 +182,12 @@ class _Checker:
 
     def params(self, raw: Any) -> dict[str, object]:
         raw = self.expect(("params",), raw if raw is not None else {}, dict, "a mapping of parameter names to values")
-        for key in raw:
-            if not isinstance(key, str) or not IDENTIFIER.match(key):
-                raise self.error(("params", str(key)), f"parameter name {key!r} is not a plain name (letters, digits, _)")
+        for key, value in raw.items():
+            try:
+                check_param_name(key)
+                check_param_value(str(key), value)
+            except UsageError as exc:
+                raise self.error(("params", str(key)), exc.message, hint=exc.hint) from None
         return dict(raw)
 
     def results(self, raw: Any) -> dict[str, ResultLocation]:
@@ -412,10 +427,13 @@ class _Checker:
             allowed = allowed | templating.MAPPED_KEYS
         where: Path = ("tasks", task.name)
         upstream = frozenset(arg for arg, _ in task.needs) | frozenset(task.upstream)
+        items = _known_items(task.foreach, params)
         for field, template in _templates(task):
             keys = allowed | templating.SHELL_KEYS if field == "shell" else allowed
             try:
-                templating.check(template, keys, params=params, needs=upstream)
+                templating.check(template, keys, params=params, needs=upstream, items=items)
+                if field == "shell":
+                    check_shell(template)
             except TemplateError as exc:
                 raise self.error(where + tuple(field.split(".")), f"in {field}: {exc.message}", hint=exc.hint, cls=TemplateError) from None
         if task.foreach is not None and task.target is not None:
@@ -463,24 +481,23 @@ class _Checker:
     def check_templates_render(self, spec: PipelineSpec) -> None:
         """Render every plain (unmapped) target once with today's date and the default
         params: catches bad format specs, escapes and two tasks sharing a target."""
-        from targetrun.resolve import default_context
+        from targetrun.resolve import Placer, default_context
 
         context = default_context(spec)
+        placer = Placer(spec)  # one for the file: each folder's realpath is asked once
         seen: dict[str, str] = {}
         for task in spec.tasks.values():
             if task.foreach is None:
-                self.attempt(lambda: self.check_task_renders(spec, task, context, seen), None)
+                self.attempt(lambda: self.check_task_renders(task, context, placer, seen), None)
 
-    def check_task_renders(self, spec: PipelineSpec, task: TaskSpec, context: Mapping[str, object],
+    def check_task_renders(self, task: TaskSpec, context: Mapping[str, object], placer: Placer,
                            seen: dict[str, str]) -> None:
-        from targetrun.resolve import resolve_target
-
         task_context = templating.task_context(context, task.name)
         if task.target is None:
             self.check_args_render(task, task_context)
             return
         try:
-            location = resolve_target(spec, task, task_context)
+            location = placer.target(task, task_context)
         except SpecError as exc:
             raise self.error(("tasks", task.name, "target"), exc.message, hint=exc.hint, cls=type(exc)) from None
         self.check_args_render(task, task_context)
@@ -523,6 +540,18 @@ def _templates(task: TaskSpec) -> list[tuple[str, str]]:
         elif isinstance(value, dict):
             stack.extend((f"{name}.{k}", v) for k, v in value.items())
     return found
+
+
+def _known_items(foreach: Any, params: Mapping[str, object]) -> list[object] | None:
+    """The items of a mapped task when the file says them (a list, or a list parameter's default)."""
+    if isinstance(foreach, list):
+        return [item for item in foreach if not templating.has_fields(item)]
+    if isinstance(foreach, str):
+        lone = templating.lone_field(foreach)
+        if lone and lone.startswith(("params.", "parameters.")):
+            value = params.get(lone.split(".", 1)[1])
+            return list(value) if isinstance(value, (list, tuple)) else None
+    return None
 
 
 def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:

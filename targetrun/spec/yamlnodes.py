@@ -2,8 +2,11 @@
 
 PyYAML's composer (C version when available) gives nodes with marks; we build the
 values ourselves so that we can (a) remember the line of every key for error messages,
-(b) refuse duplicate keys, non-standard tags and Python object tags, and (c) bound the
-work an alias-heavy document (the "billion laughs" shape) can cause.
+(b) refuse duplicate keys, non-standard tags and Python object tags, (c) bound the
+work an alias-heavy document (the "billion laughs" shape) can cause, and (d) refuse a
+mapping key that YAML 1.1 reads as a boolean or null (``yes:``, ``on:``, ``true:``, ``~:``),
+which would silently become a task named ``True`` or collide with ``"True":``.
+The same loader reads ``-p`` values and ``--params-file`` (:func:`load_value`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ except AttributeError:  # PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
 MAX_NODES = 1_000_000  # values built, aliases counted each time they are used
+MAX_VALUE_NODES = 100_000  # the same for one -p value or a params file
 MAX_DEPTH = 64
 _STANDARD_TAGS = frozenset(
     "tag:yaml.org,2002:" + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")
@@ -47,7 +51,16 @@ class Document:
         return self.lines.get((), 1)
 
 
-def load_document(text: str, file: str) -> Document:
+class YamlSyntaxError(SpecError):
+    """The text is not YAML at all (as opposed to YAML that breaks a limit)."""
+
+
+def load_value(text: str, source: str, *, max_nodes: int = MAX_VALUE_NODES) -> Any:
+    """One YAML value (a ``-p`` value, a params file) under the Pipelinefile's limits."""
+    return load_document(text, source, max_nodes=max_nodes).value
+
+
+def load_document(text: str, file: str, *, max_nodes: int = MAX_NODES) -> Document:
     try:
         _check_depth(text, file)
         node = yaml.compose(text, Loader=_Loader)
@@ -59,21 +72,21 @@ def load_document(text: str, file: str) -> Document:
         # unclosed bracket, quote or block began, which is usually the line to fix.
         if exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
             problem = f"{problem} ({exc.context} that starts at line {exc.context_mark.line + 1})"
-        raise SpecError(
+        raise YamlSyntaxError(
             f"this is not valid YAML: {problem}",
             file=file,
             line=line,
             hint="Check the indentation and quoting around that line.",
         ) from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"this is not valid YAML: {exc}", file=file) from None
+        raise YamlSyntaxError(f"this is not valid YAML: {exc}", file=file) from None
     except RecursionError:
         raise SpecError("the YAML nests too deeply", file=file) from None
     doc = Document(file, None)
     if node is None:
         return doc
     doc.lines[()] = node.start_mark.line + 1  # errors about the whole document name its first line, not a comment above it
-    builder = _Builder(doc)
+    builder = _Builder(doc, max_nodes)
     doc.value = builder.build(node, (), 0)
     return doc
 
@@ -115,16 +128,17 @@ def _count_depth(events: Iterator[yaml.Event], file: str) -> None:
 
 
 class _Builder:
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, max_nodes: int = MAX_NODES) -> None:
         self.doc = doc
+        self.max_nodes = max_nodes
         self.count = 0
         self.constructor = yaml.constructor.SafeConstructor()
 
     def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
         self.count += 1
-        if self.count > MAX_NODES:
+        if self.count > self.max_nodes:
             raise SpecError(
-                f"the document expands to more than {MAX_NODES:,} values (are YAML aliases multiplying it?)",
+                f"the document expands to more than {self.max_nodes:,} values (are YAML aliases multiplying it?)",
                 file=self.doc.file,
                 line=node.start_mark.line + 1,
                 hint="Pipelinefiles must not use aliases to build huge documents.",
@@ -151,6 +165,7 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
+        names: set[str] = set()
         for key_node, value_node in self._pairs(node, path):
             key = self.build(key_node, path, depth + 1)
             if isinstance(key, (list, dict)):
@@ -161,7 +176,16 @@ class _Builder:
                 )
             name = str(key)
             line = key_node.start_mark.line + 1
-            if key in result:
+            if isinstance(key, bool) or key is None:
+                raise SpecError(
+                    f"the key {key_node.value!r} is read by YAML as {'the boolean ' + str(key).lower() if key is not None else 'null'}, "
+                    "not as a name",
+                    file=self.doc.file,
+                    line=line,
+                    key=".".join(path + (str(key_node.value),)) or None,
+                    hint=f'Quote it to use it as a name: "{key_node.value}":',
+                )
+            if name in names:  # 1: and "1": would be one task, one parameter
                 first = self.doc.lines.get(path + (name,))
                 raise SpecError(
                     f"the key {name!r} appears twice (first at line {first})",
@@ -170,6 +194,7 @@ class _Builder:
                     key=".".join(path + (name,)),
                     hint="Remove or rename one of them.",
                 )
+            names.add(name)
             self.doc.lines[path + (name,)] = line
             result[key] = self.build(value_node, path + (name,), depth + 1)
         return result

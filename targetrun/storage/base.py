@@ -70,6 +70,12 @@ class Storage(ABC):
     def exists(self, url: str) -> bool:
         return self.info(url) is not None
 
+    def is_folder(self, url: str) -> bool:
+        """Whether ``url`` is a folder (or a prefix with keys under it). ``invalidate``
+        removes only files, so it asks first; adapters with folders override this."""
+        path = self.local_path(url)
+        return path is not None and os.path.isdir(path) and not os.path.islink(path)
+
     def parent(self, url: str) -> str:
         """The folder or prefix a listing of which answers ``url``'s existence."""
         return url.rstrip("/").rsplit("/", 1)[0]

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from targetrun import redact
+from targetrun.envvars import expand_env
 from targetrun.errors import MissingExtraError, StorageError, UsageError
 from targetrun.storage.base import Stat, Storage, shown
 
@@ -145,6 +146,14 @@ class FsspecStorage(Storage):
         except Exception as exc:
             raise StorageError(f"cannot remove {_mask(staging)}: {exc}") from None
 
+    def is_folder(self, url: str) -> bool:
+        try:
+            return bool(self.fs.isdir(self._path(url)))
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise StorageError(f"cannot tell whether {_mask(url)} is a folder: {exc}") from None
+
     def remove(self, url: str) -> None:
         fs = self.fs
         try:
@@ -182,8 +191,7 @@ def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
 
 def _expand_env(options: Mapping[str, Any], where: str = "storage options") -> dict[str, Any]:
     """``${VAR}`` in option strings comes from the environment, so no secret lives in the
-    file; an unset one is exit 2 naming it (:func:`targetrun.settings.expand_env`)."""
-    from targetrun.settings import expand_env
+    file; an unset one is exit 2 naming it (:func:`targetrun.envvars.expand_env`)."""
 
     expanded: dict[str, Any] = {}
     for key, value in options.items():

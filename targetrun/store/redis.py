@@ -61,12 +61,9 @@ def mask(url: str) -> str:
 def check_url(url: str) -> None:
     """Refuse a password that holds ``/``, ``#`` or ``?`` unencoded: a URL parser ends the
     host part there, so redis-py would quietly connect somewhere else (often localhost)."""
-    parts = redact.userinfo(url)
-    if parts is not None and any(c in parts[1] for c in "/#?"):
-        raise UsageError(
-            f"the state store URL {mask(url)} has '/', '#' or '?' in its password, not percent-encoded",
-            hint="Write them as %2F, %23 and %3F (Python: urllib.parse.quote(password, safe='')).",
-        )
+    if redact.unencoded_password(url):
+        raise UsageError(f"the state store URL {mask(url)} has '/', '#' or '?' in its password, not percent-encoded",
+                         hint=redact.ENCODE_HINT)
 
 
 class RedisStore(StateStore):
