@@ -6,6 +6,15 @@ dependents released) or *retried* after ``retry_delay`` (its inputs stay in memo
 *failed* (its dependents are blocked; without ``keep_going`` nothing new starts).
 Decisions, records and events all happen here, in the coordinating thread; workers only
 run :func:`~targetrun.engine.work.execute`.
+
+A submitted attempt is *queued* (TaskQueued); it is *running* (TaskStarted) when a worker
+begins it: the worker's start notice comes back through the queue the loop already waits
+on (or, when the worker is this very thread, is handled at once), so reporters are only
+ever called from the coordinating thread. A finished attempt whose notice has not arrived
+yet is announced as started first, so every attempt reads queued, started, then its end.
+While a run is on, this process's fds 1 and 2 point at the capture sink
+(:mod:`targetrun.engine.capture`): nothing a task or a library writes there reaches
+targetrun's own stdout.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import heapq
 import os
 import queue
 import secrets
+import threading
 import time
 from dataclasses import replace
 from collections import deque
@@ -25,6 +35,7 @@ from typing import Any
 
 from targetrun import dag, fingerprint, liveness
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
+from targetrun.engine.capture import process_output, unattributed_output
 from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
@@ -36,11 +47,13 @@ from targetrun.errors import SpecError, TargetrunError
 from targetrun.events import (
     Reporter,
     RunFinished,
+    RunOutput,
     RunStarted,
     TaskBlocked,
     TaskFailed,
     TaskGathered,
     TaskPlanned,
+    TaskQueued,
     TaskRetrying,
     TaskSkipped,
     TaskStarted,
@@ -65,6 +78,14 @@ class Clock:
     sleep: Callable[[float], None] = time.sleep
 
 
+@dataclass(frozen=True)
+class _Start:
+    """A worker began submission ``ticket`` of ``task``."""
+
+    task: str
+    ticket: int
+
+
 @dataclass
 class _Progress:
     """The loop's state, one run."""
@@ -75,7 +96,9 @@ class _Progress:
     ready: deque[str] = field(default_factory=deque)
     later: list[tuple[float, str]] = field(default_factory=list)  # heap of (due, task): retries, lock waits
     inflight: dict[Future[Any], str] = field(default_factory=dict)
-    finished: queue.SimpleQueue[Future[Any]] = field(default_factory=queue.SimpleQueue)  # fed by done-callbacks
+    finished: queue.SimpleQueue[Future[Any] | _Start] = field(default_factory=queue.SimpleQueue)  # done-callbacks, starts
+    announced: dict[str, tuple[int, bool]] = field(default_factory=dict)  # in flight: (ticket, TaskStarted emitted)
+    tickets: int = 0  # submissions so far
     values: dict[str, object] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
@@ -112,6 +135,10 @@ class Engine:
         started = self.clock.now()
         if request.dry_run:
             return self._dry_run(plan, started)
+        with process_output():  # from the imports on: what tasks print is theirs, stdout stays ours
+            return self._run(plan, request, started)
+
+    def _run(self, plan: Plan, request: RunRequest, started: float) -> RunSummary:
         functions = self._preflight(plan)
         self.store.begin_run(RunRecord(plan.run_id, plan.spec.name, started, requested=plan.requested,
                                        owner=liveness.owner_id(), heartbeat=started))
@@ -122,6 +149,7 @@ class Engine:
         self.locks = RunLocks(self.store, plan.run_id, self.lock_lease)
         self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
         status = RunStatus.INTERRUPTED
+        watching = self._watch_starts(plan, progress)
         try:
             self._loop(plan, progress, functions)
             status = RunStatus.SUCCEEDED
@@ -135,6 +163,11 @@ class Engine:
             self._discard_staging(progress)
             self.locks.release_all()
             self.store.finish_run(plan.run_id, status, summary.finished, _counts(summary))
+            if watching:
+                self.executor.watch_starts(None)  # type: ignore[attr-defined]
+            stray = unattributed_output()
+            if stray.strip():
+                self.reporter.handle(RunOutput(stray))
             self.reporter.handle(RunFinished(summary))
         return summary
 
@@ -142,7 +175,11 @@ class Engine:
         while progress.inflight or (not progress.stopping and (progress.ready or progress.later)):
             self._submit_ready(plan, progress, functions)
             for future in self._wait(progress):
+                if isinstance(future, _Start):
+                    self._started(plan, progress, future.task, future.ticket)
+                    continue
                 name = progress.inflight.pop(future)
+                self._surely_started(plan, progress, name)
                 try:
                     result = future.result()
                 except CorruptInput as exc:
@@ -170,11 +207,47 @@ class Engine:
             attempt = progress.attempts.get(name, 0) + 1
             progress.attempts[name] = attempt
             task = plan.tasks[name]
-            target = task.target.url if task.target else None
-            self.reporter.handle(TaskStarted(name, attempt, plan.decision(name), target))
-            future = self.executor.submit(execute, self._job(plan, progress, task, attempt, functions.get(task.spec.name)))
+            progress.tickets += 1
+            ticket = progress.tickets
+            job = self._job(plan, progress, task, attempt, functions.get(task.spec.name), ticket)
+            self.reporter.handle(TaskQueued(name, attempt, plan.decision(name), _target(task)))
+            progress.announced[name] = (ticket, False)
+            future = self.executor.submit(execute, job)  # an inline executor runs it right here
             progress.inflight[future] = name
+            if not hasattr(self.executor, "watch_starts"):  # it cannot tell: running once submitted
+                self._started(plan, progress, name, ticket)
             future.add_done_callback(progress.finished.put)
+
+    def _watch_starts(self, plan: Plan, progress: _Progress) -> bool:
+        """Have the executor's start notices reach this loop: through ``progress.finished``
+        from other threads, at once from this one (an inline executor's worker is the loop)."""
+        watch = getattr(self.executor, "watch_starts", None)
+        if watch is None:
+            return False
+        loop = threading.get_ident()
+
+        def notice(task: str, ticket: int) -> None:
+            if threading.get_ident() == loop:
+                self._started(plan, progress, task, ticket)
+            else:
+                progress.finished.put(_Start(task, ticket))
+
+        watch(notice)
+        return True
+
+    def _started(self, plan: Plan, progress: _Progress, name: str, ticket: int) -> None:
+        """Submission ``ticket`` of ``name`` began on a worker: it is running (once; a late
+        notice of an attempt that is over, or of an earlier submission, is ignored)."""
+        if progress.announced.get(name) != (ticket, False):
+            return
+        progress.announced[name] = (ticket, True)
+        self.reporter.handle(TaskStarted(name, progress.attempts[name], plan.decision(name), _target(plan.tasks[name])))
+
+    def _surely_started(self, plan: Plan, progress: _Progress, name: str) -> None:
+        """An attempt ended: if its start notice is still on its way, it started all the same."""
+        ticket, _ = progress.announced.get(name, (0, True))
+        self._started(plan, progress, name, ticket)
+        progress.announced.pop(name, None)
 
     def _expand_or_gather(self, plan: Plan, progress: _Progress, name: str) -> None:
         """A mapped task whose needs are done: expand it if its items were pending, then,
@@ -215,7 +288,7 @@ class Engine:
             if up in progress.consumers:
                 progress.consumers[up] += len(running)
 
-    def _wait(self, progress: _Progress) -> list[Future[Any]]:
+    def _wait(self, progress: _Progress) -> list[Future[Any] | _Start]:
         if not progress.inflight:
             if progress.later and not progress.ready:
                 self.clock.sleep(max(0.0, progress.later[0][0] - self.clock.monotonic()))
@@ -224,7 +297,7 @@ class Engine:
         if progress.later:
             timeout = min(timeout, max(0.0, progress.later[0][0] - self.clock.monotonic()))
         try:
-            done = [progress.finished.get(timeout=timeout)]
+            done: list[Future[Any] | _Start] = [progress.finished.get(timeout=timeout)]
         except queue.Empty:
             return []
         while True:  # take every other attempt that finished meanwhile
@@ -242,7 +315,7 @@ class Engine:
 
     # -- steps ---------------------------------------------------------------------
 
-    def _job(self, plan: Plan, progress: _Progress, task: PlannedTask, attempt: int, fn: Any) -> Job:
+    def _job(self, plan: Plan, progress: _Progress, task: PlannedTask, attempt: int, fn: Any, ticket: int = 0) -> Job:
         spec = task.spec
         own_item = task.mapped_upstream if task.map_index is not None else None  # a child gets its own item
         inputs = {arg: Input(up, value=task.item, in_memory=True) if up == own_item
@@ -272,6 +345,9 @@ class Engine:
             inputs=inputs,
             context=context,
             keep_value=self._keeps_value(task),
+            key=task.name,
+            ticket=ticket,
+            own_fds=bool(getattr(self.executor, "isolated", False)),
         )
 
     def _keeps_value(self, task: PlannedTask) -> bool:
