@@ -225,3 +225,38 @@ def test_every_attempt_is_queued_then_started_then_done(tmp_path, executor):
             running.discard(event.task)
     assert all(kinds == ["TaskQueued", "TaskStarted", "TaskSucceeded"] for kinds in seen.values()), seen
     assert len(seen) == 4 and most == (1 if executor == "inline" else 2)
+
+
+def test_logs_show_the_latest_attempt_of_the_latest_run(project):
+    """``logs TASK`` shows the latest attempt (``--all-attempts``: each one); a later run in
+    which the task printed nothing says so instead of showing an older run's lines."""
+    proj = project("""
+    tasks:
+      t:
+        run: moody:work
+        max_retries: 1
+        args: {loud: true}
+        target: out/t.txt
+    """, moody='''
+from pathlib import Path
+
+
+def work(loud):
+    tries = Path(__file__).with_name("tries.txt")  # next to this module, in the project
+    n = int(tries.read_text()) + 1 if tries.exists() else 1
+    tries.write_text(str(n))
+    if loud:
+        print(f"try {n}")
+    if n == 1:
+        raise RuntimeError("first try fails")
+    return "ok"
+''')
+    assert proj.cli("run").code == 0
+    latest = proj.cli("logs", "t")
+    assert latest.code == 0 and "try 2" in latest.out and "try 1" not in latest.out, latest.out
+    every = proj.cli("logs", "t", "--all-attempts").out
+    assert "try 1" in every and "first try fails" in every and "try 2" in every
+    proj.write("Pipelinefile.yaml", proj.file.read_text().replace("loud: true", "loud: false"))
+    assert proj.cli("run", "--force", "t").code == 0
+    quiet = proj.cli("logs", "t")
+    assert quiet.code == 0 and "attempt 1 printed nothing" in quiet.out and "try" not in quiet.out
