@@ -203,15 +203,31 @@ def test_verbose_start_lines_come_when_workers_begin(project):
     assert lines[:2] == ["start", "start"] and lines.index("ran") < [i for i, w in enumerate(lines) if w == "start"][2]
 
 
-@pytest.mark.parametrize("executor", ["inline", "threads", "processes"])
+class _Timed(RecordingReporter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: dict[tuple[str, str], float] = {}
+
+    def handle(self, event) -> None:
+        super().handle(event)
+        if isinstance(event, (TaskStarted, TaskSucceeded)):
+            self.at[(type(event).__name__, event.task)] = time.monotonic()
+
+
+@pytest.mark.parametrize("executor", ["inline", "threads", "processes", "dask"])
 def test_every_attempt_is_queued_then_started_then_done(tmp_path, executor):
     """The events say when a worker really begins an attempt: never more running at once
-    than the executor has workers, each attempt queued, then started, then done."""
-    root = _nap_project(tmp_path / "p", 4, 0.3)
-    events = RecordingReporter()
+    than the executor has workers, each attempt queued, then started (while it runs, not
+    when it ends), then done."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    root = _nap_project(tmp_path / "p", 4, 0.4)
+    events = _Timed()
     summary = api.run(str(root / "Pipelinefile.yaml"), executor=executor, jobs=2 if executor != "inline" else 1,
                       reporter=events)
     assert summary.ok
+    for i in range(4):  # the notice came from the worker as it began, not with the result
+        assert events.at[("TaskSucceeded", f"t{i}")] - events.at[("TaskStarted", f"t{i}")] > 0.25
     running: set[str] = set()
     most = 0
     seen: dict[str, list[str]] = {}

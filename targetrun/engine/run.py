@@ -99,6 +99,7 @@ class _Progress:
     finished: queue.SimpleQueue[Future[Any] | _Start] = field(default_factory=queue.SimpleQueue)  # done-callbacks, starts
     announced: dict[str, tuple[int, bool]] = field(default_factory=dict)  # in flight: (ticket, TaskStarted emitted)
     tickets: int = 0  # submissions so far
+    deferred: deque[tuple[str, int]] = field(default_factory=deque)  # start notices while every worker looked busy
     values: dict[str, object] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
@@ -191,6 +192,7 @@ class Engine:
                     self._attempt_failed(plan, progress, name, lost)
                 else:
                     self._record(plan, progress, name, result)
+                self._worker_freed(plan, progress)
             self._release_due_retries(progress)
 
     def _submit_ready(self, plan: Plan, progress: _Progress, functions: dict[str, Any]) -> None:
@@ -235,19 +237,35 @@ class Engine:
         watch(notice)
         return True
 
-    def _started(self, plan: Plan, progress: _Progress, name: str, ticket: int) -> None:
+    def _started(self, plan: Plan, progress: _Progress, name: str, ticket: int, *, ending: bool = False) -> None:
         """Submission ``ticket`` of ``name`` began on a worker: it is running (once; a late
-        notice of an attempt that is over, or of an earlier submission, is ignored)."""
+        notice of an attempt that is over, or of an earlier submission, is ignored).
+
+        A worker begins its next task as soon as it has sent the last one's result, so a
+        notice can overtake that result: while as many attempts are running as there are
+        workers, the notice waits for the next result (never more shown running than
+        workers)."""
         if progress.announced.get(name) != (ticket, False):
+            return
+        if not ending and self._running(progress) >= self.executor.max_workers:
+            progress.deferred.append((name, ticket))
             return
         progress.announced[name] = (ticket, True)
         self.reporter.handle(TaskStarted(name, progress.attempts[name], plan.decision(name), _target(plan.tasks[name])))
 
+    def _running(self, progress: _Progress) -> int:
+        return sum(1 for _, started in progress.announced.values() if started)
+
     def _surely_started(self, plan: Plan, progress: _Progress, name: str) -> None:
         """An attempt ended: if its start notice is still on its way, it started all the same."""
         ticket, _ = progress.announced.get(name, (0, True))
-        self._started(plan, progress, name, ticket)
+        self._started(plan, progress, name, ticket, ending=True)
         progress.announced.pop(name, None)
+
+    def _worker_freed(self, plan: Plan, progress: _Progress) -> None:
+        """An attempt's end was reported: a start notice that waited for a worker is announced."""
+        while progress.deferred and self._running(progress) < self.executor.max_workers:
+            self._started(plan, progress, *progress.deferred.popleft())
 
     def _expand_or_gather(self, plan: Plan, progress: _Progress, name: str) -> None:
         """A mapped task whose needs are done: expand it if its items were pending, then,
