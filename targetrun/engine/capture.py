@@ -238,7 +238,7 @@ def _flush_c_streams() -> None:
         if _LIBC is None:
             _LIBC = ctypes.CDLL(None)
         _LIBC.fflush(None)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no C library to ask (not POSIX)
         pass
 
 

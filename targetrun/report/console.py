@@ -96,10 +96,12 @@ class ConsoleReporter:
         self.stream.flush() if isinstance(event, (RunFinished, TaskFailed)) else None
 
     def _stray(self, text: str) -> None:
+        if self.verbosity < NORMAL:
+            return
         lines = len(text.rstrip("\n").splitlines())
         where = os.path.join(".targetrun", "logs", self.run_id, "unattributed.txt")
-        self._line("output", "yellow", "(run)",
-                   f"{lines} line{'s' if lines != 1 else ''} printed outside any one task (tasks ran at once); see {where}")
+        self._line("output", "yellow", "(run)", f"{lines} line{'s' if lines != 1 else ''} of output no single task can "
+                                                f"claim (tasks ran at once, or a worker's own); kept in {where}")
 
     def _started(self, event: RunStarted) -> None:
         self.run_id = event.run_id
