@@ -159,6 +159,7 @@ class _Sink:
         if self._fd is not None:  # start the file over: nothing in it is unsettled
             os.ftruncate(self._fd, 0)
             self._read = 0
+        self._running.clear()  # a task still running (a thread that cannot be stopped) is on its own now
 
     def terminal(self, fd: int, like: TextIO) -> TextIO | None:
         """A text stream on the original descriptor ``fd`` while the sink holds it."""

@@ -99,6 +99,7 @@ class _Progress:
     finished: queue.SimpleQueue[Future[Any] | _Start] = field(default_factory=queue.SimpleQueue)  # done-callbacks, starts
     announced: dict[str, tuple[int, bool]] = field(default_factory=dict)  # in flight: (ticket, TaskStarted emitted)
     tickets: int = 0  # submissions so far
+    running: int = 0  # attempts announced as started and not yet ended
     deferred: deque[tuple[str, int]] = field(default_factory=deque)  # start notices while every worker looked busy
     values: dict[str, object] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
@@ -247,24 +248,23 @@ class Engine:
         workers)."""
         if progress.announced.get(name) != (ticket, False):
             return
-        if not ending and self._running(progress) >= self.executor.max_workers:
+        if not ending and progress.running >= self.executor.max_workers:
             progress.deferred.append((name, ticket))
             return
         progress.announced[name] = (ticket, True)
+        progress.running += 1
         self.reporter.handle(TaskStarted(name, progress.attempts[name], plan.decision(name), _target(plan.tasks[name])))
-
-    def _running(self, progress: _Progress) -> int:
-        return sum(1 for _, started in progress.announced.values() if started)
 
     def _surely_started(self, plan: Plan, progress: _Progress, name: str) -> None:
         """An attempt ended: if its start notice is still on its way, it started all the same."""
         ticket, _ = progress.announced.get(name, (0, True))
         self._started(plan, progress, name, ticket, ending=True)
-        progress.announced.pop(name, None)
+        if progress.announced.pop(name, (0, False))[1]:
+            progress.running -= 1
 
     def _worker_freed(self, plan: Plan, progress: _Progress) -> None:
         """An attempt's end was reported: a start notice that waited for a worker is announced."""
-        while progress.deferred and self._running(progress) < self.executor.max_workers:
+        while progress.deferred and progress.running < self.executor.max_workers:
             self._started(plan, progress, *progress.deferred.popleft())
 
     def _expand_or_gather(self, plan: Plan, progress: _Progress, name: str) -> None:
