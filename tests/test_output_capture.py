@@ -107,14 +107,25 @@ def test_parallel_threads_keep_stdout_clean_and_lose_no_line(tmp_path):
 
 
 def test_dask_workers_output_stays_off_stdout(tmp_path):
+    """On a local Dask cluster, what workers write to their fds (a task's subprocesses, the
+    workers' own log lines such as "Compute Failed") never reaches targetrun's stdout or
+    stderr nor a failure message; a task's Python output is still its own."""
     pytest.importorskip("distributed")
     root = _noisy_project(tmp_path / "p", 1)
-    result = _targetrun(root, "run", "--json", "--executor", "dask", "-j", "1", timeout=180)
-    assert result.returncode == 0, result.stderr
-    json.loads(result.stdout)
-    assert "t0" not in result.stderr  # nor on stderr: the workers' fds point at the run's sink
+    (root / "bad.py").write_text("def boom():\n    print('before the failure')\n    raise ValueError('nope')\n")
+    with (root / "Pipelinefile.yaml").open("a") as f:
+        f.write("  bad: {run: bad:boom, target: out/bad.json}\n")
+    result = _targetrun(root, "run", "--json", "-k", "--executor", "dask", "-j", "1", timeout=180)
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert "ValueError: nope" in json.dumps(doc) and "Compute Failed" not in json.dumps(doc)
+    assert "t0" not in result.stderr and "Compute Failed" not in result.stderr  # the workers' fds: the run's sink
     log = _targetrun(root, "logs", "t0").stdout
     assert "print-t0" in log and "logging-t0" in log and "after-t0" in log
+    failed = _targetrun(root, "logs", "bad").stdout
+    assert "before the failure" in failed and "Compute Failed" not in failed
+    plain = _targetrun(root, "run", "--force", "bad", "--executor", "dask", "-j", "1", timeout=180)
+    assert "FAILED   bad" in plain.stdout and "Compute Failed" not in plain.stdout + plain.stderr
 
 
 # -- queued versus running ---------------------------------------------------------
