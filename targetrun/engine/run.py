@@ -156,6 +156,8 @@ class Engine:
             self._loop(plan, progress, functions)
             status = RunStatus.SUCCEEDED
         finally:
+            if watching:
+                self.executor.watch_starts(None)  # type: ignore[attr-defined]
             summary = self._summary(plan, progress, started)
             if status is RunStatus.SUCCEEDED and not summary.ok:
                 status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
@@ -165,8 +167,6 @@ class Engine:
             self._discard_staging(progress)
             self.locks.release_all()
             self.store.finish_run(plan.run_id, status, summary.finished, _counts(summary))
-            if watching:
-                self.executor.watch_starts(None)  # type: ignore[attr-defined]
             stray = unattributed_output()
             if stray.strip():
                 self.reporter.handle(RunOutput(stray))
