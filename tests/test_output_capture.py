@@ -287,3 +287,34 @@ def work(loud):
     assert proj.cli("run", "--force", "t").code == 0
     quiet = proj.cli("logs", "t")
     assert quiet.code == 0 and "attempt 1 printed nothing" in quiet.out and "try" not in quiet.out
+
+
+def test_logging_configured_at_import_stays_each_tasks_own(tmp_path):
+    """``logging.basicConfig()`` when the module is imported binds a handler to the
+    original stderr; while tasks run it writes through the per-thread router, so two
+    tasks logging at once on two threads each keep their own records."""
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "Pipelinefile.yaml").write_text("tasks:\n" + "".join(
+        f"  t{i}: {{run: chatty:work, args: {{me: t{i}}}, target: out/t{i}.json}}\n" for i in range(2)))
+    (root / "chatty.py").write_text('''
+import logging
+import time
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+
+
+def work(me):
+    for n in range(3):
+        logging.getLogger("chatty").info(f"record-{me}-{n}")
+        time.sleep(0.1)
+    return me
+''')
+    result = _targetrun(root, "run", "--json", "-j", "2", "--executor", "threads")
+    assert result.returncode == 0, result.stderr
+    json.loads(result.stdout)
+    assert "record-" not in result.stdout + result.stderr
+    for me, other in (("t0", "t1"), ("t1", "t0")):
+        log = _targetrun(root, "logs", me).stdout
+        assert all(f"INFO record-{me}-{n}" in log for n in range(3)), log
+        assert f"record-{other}" not in log

@@ -3,11 +3,12 @@
 Two layers, because a process has one ``sys.stdout`` object and one file descriptor 1,
 while tasks may run several at once in its threads:
 
-* **Python writes** (``print``, ``sys.stderr.write``, a ``logging`` handler that writes to
-  ``sys.stderr``, the default one included). While at least one task runs in a process,
-  ``sys.stdout`` and ``sys.stderr`` are a router that sends a write to the buffer of the
-  task running in the writing thread, or to the original stream for any other thread.
-  Exact for every executor, parallel threads included.
+* **Python writes** (``print``, ``sys.stderr.write``, ``logging``). While at least one
+  task runs in a process, ``sys.stdout`` and ``sys.stderr`` are a router that sends a
+  write to the buffer of the task running in the writing thread, or to the original
+  stream for any other thread; the root logger's stream handlers that write to the
+  original streams (``logging.basicConfig()`` at import time) write to the router
+  meanwhile. Exact for every executor, parallel threads included.
 
 * **File-descriptor writes** (a subprocess started with ``subprocess``/``os.system``, a C
   extension's ``printf``, ``os.write(1, ...)``, a handler bound to the original stream).
@@ -33,6 +34,7 @@ import codecs
 import contextlib
 import ctypes
 import io
+import logging
 import os
 import sys
 import tempfile
@@ -75,15 +77,31 @@ class _Capture:
         self._users = 0
         self._local = threading.local()
         self._saved: tuple[TextIO, TextIO] | None = None
+        self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+
+    def _install(self) -> None:
+        self._saved = (sys.stdout, sys.stderr)
+        routers = {id(sys.stdout): _Router(sys.stdout, self._local), id(sys.stderr): _Router(sys.stderr, self._local)}
+        sys.stdout, sys.stderr = routers[id(sys.stdout)], routers[id(sys.stderr)]
+        for handler in logging.root.handlers:
+            if type(handler) is logging.StreamHandler and id(handler.stream) in routers:
+                self._handlers.append((handler, handler.setStream(routers[id(handler.stream)])))
+
+    def _uninstall(self) -> None:
+        for handler, stream in self._handlers:
+            if isinstance(handler.stream, _Router):
+                handler.setStream(stream)
+        self._handlers.clear()
+        if self._saved is not None:
+            sys.stdout, sys.stderr = self._saved
+            self._saved = None
 
     @contextmanager
     def task_output(self) -> Iterator[io.StringIO]:
         buffer = io.StringIO()
         with self._lock:
             if self._users == 0:
-                self._saved = (sys.stdout, sys.stderr)
-                sys.stdout = _Router(sys.stdout, self._local)
-                sys.stderr = _Router(sys.stderr, self._local)
+                self._install()
             self._users += 1
         _SINK.task_begins(buffer)
         self._local.buffer = buffer
@@ -94,9 +112,8 @@ class _Capture:
             _SINK.task_ends(buffer)
             with self._lock:
                 self._users -= 1
-                if self._users == 0 and self._saved is not None:
-                    sys.stdout, sys.stderr = self._saved
-                    self._saved = None
+                if self._users == 0:
+                    self._uninstall()
 
 
 class _Sink:
