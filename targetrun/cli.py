@@ -384,30 +384,40 @@ def history(ctx: click.Context, path: str | None, limit: int, as_json: bool) -> 
 @cli.command(epilog=EPILOG)
 @click.argument("task")
 @_file_option
-@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="That run's log (default: the latest run with one).")
+@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="That run's log (default: the latest run of TASK).")
+@click.option("--all-attempts", is_flag=True, help="Every attempt of that run, not only the latest.")
 @click.pass_context
-def logs(ctx: click.Context, task: str, path: str | None, run_id: str | None) -> int:
-    """Print what TASK printed (stdout and stderr), kept in .targetrun/logs/RUN_ID/."""
-    from targetrun.report.logs import log_path
+def logs(ctx: click.Context, task: str, path: str | None, run_id: str | None, all_attempts: bool) -> int:
+    """Print what TASK printed (stdout and stderr, subprocesses included) in its latest attempt.
+
+    Logs are kept in .targetrun/logs/RUN_ID/."""
+    from targetrun.report.logs import find_log
 
     spec = api.load(path)
     if task.split("[")[0] not in spec.tasks:
         raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
     if run_id is not None and (not run_id or run_id != os.path.basename(run_id) or run_id in (".", "..")):
         raise UsageError(f"--run {run_id!r} is not a run id", hint="See `targetrun history` for run ids.")
+    last_attempt = None
     if run_id is None:
         with api.backends(spec) as opened:
+            latest = opened.store.last_task_records(spec.name).get(task)
             runs = [r.run_id for r in opened.store.runs(spec.name, limit=200)]
+        if latest is not None and latest.attempts > 0:
+            runs = [latest.run_id] + [r for r in runs if r != latest.run_id]
+            last_attempt = latest.attempts
     else:
         runs = [run_id]
-    for candidate in runs:
-        log = log_path(spec.root, candidate, task)
-        if os.path.exists(log):
-            with open(log, encoding="utf-8", errors="replace") as f:
-                _out(ctx).write(f"# {os.path.relpath(log, spec.root)}\n{f.read()}")
-            return 0
-    raise UsageError(f"no log of {task!r}" + (f" in run {run_id}" if run_id else ""),
-                     hint="A task that printed nothing has no log; see `targetrun history` for run ids.")
+    found = find_log(spec.root, task, runs, last_attempt=last_attempt, every_attempt=all_attempts)
+    if found is None:
+        raise UsageError(f"no log of {task!r}" + (f" in run {run_id}" if run_id else ""),
+                         hint="A task that printed nothing has no log; see `targetrun history` for run ids.")
+    shown = os.path.relpath(found.path, spec.root)
+    if not found.text:
+        _out(ctx).write(f"# {shown}: attempt {found.attempt} printed nothing\n")
+    else:
+        _out(ctx).write(f"# {shown}\n{found.text}")
+    return 0
 
 
 @cli.group(epilog=EPILOG)

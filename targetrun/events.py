@@ -43,7 +43,19 @@ class TaskPlanned:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskQueued:
+    """Submitted to the executor: waiting for a worker (TaskStarted follows when one begins it)."""
+
+    task: str
+    attempt: int
+    decision: Decision
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TaskStarted:
+    """A worker began the attempt (for executors that cannot tell: it was submitted)."""
+
     task: str
     attempt: int
     decision: Decision
@@ -96,13 +108,21 @@ class TaskBlocked:
 
 
 @dataclass(frozen=True, slots=True)
+class RunOutput:
+    """What reached the process's stdout or stderr during the run and cannot be told to be
+    one task's (several tasks ran at once in the process, or none did). Before RunFinished."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     summary: RunSummary
 
 
 Event = Union[
-    RunStarted, TaskSkipped, TaskPlanned, TaskStarted, TaskRetrying, TaskSucceeded, TaskFailed, TaskGathered,
-    TaskBlocked, RunFinished,
+    RunStarted, TaskSkipped, TaskPlanned, TaskQueued, TaskStarted, TaskRetrying, TaskSucceeded, TaskFailed,
+    TaskGathered, TaskBlocked, RunOutput, RunFinished,
 ]
 
 

@@ -6,6 +6,15 @@ dependents released) or *retried* after ``retry_delay`` (its inputs stay in memo
 *failed* (its dependents are blocked; without ``keep_going`` nothing new starts).
 Decisions, records and events all happen here, in the coordinating thread; workers only
 run :func:`~targetrun.engine.work.execute`.
+
+A submitted attempt is *queued* (TaskQueued); it is *running* (TaskStarted) when a worker
+begins it: the worker's start notice comes back through the queue the loop already waits
+on (or, when the worker is this very thread, is handled at once), so reporters are only
+ever called from the coordinating thread. A finished attempt whose notice has not arrived
+yet is announced as started first, so every attempt reads queued, started, then its end.
+While a run is on, this process's fds 1 and 2 point at the capture sink
+(:mod:`targetrun.engine.capture`): nothing a task or a library writes there reaches
+targetrun's own stdout.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import heapq
 import os
 import queue
 import secrets
+import threading
 import time
 from dataclasses import replace
 from collections import deque
@@ -25,6 +35,7 @@ from typing import Any
 
 from targetrun import dag, fingerprint, liveness
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
+from targetrun.engine.capture import process_output, unattributed_output
 from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
@@ -35,11 +46,13 @@ from targetrun.spec.callables import resolve_callable
 from targetrun.events import (
     Reporter,
     RunFinished,
+    RunOutput,
     RunStarted,
     TaskBlocked,
     TaskFailed,
     TaskGathered,
     TaskPlanned,
+    TaskQueued,
     TaskRetrying,
     TaskSkipped,
     TaskStarted,
@@ -64,6 +77,14 @@ class Clock:
     sleep: Callable[[float], None] = time.sleep
 
 
+@dataclass(frozen=True)
+class _Start:
+    """A worker began submission ``ticket`` of ``task``."""
+
+    task: str
+    ticket: int
+
+
 @dataclass
 class _Progress:
     """The loop's state, one run."""
@@ -74,7 +95,11 @@ class _Progress:
     ready: deque[str] = field(default_factory=deque)
     later: list[tuple[float, str]] = field(default_factory=list)  # heap of (due, task): retries, lock waits
     inflight: dict[Future[Any], str] = field(default_factory=dict)
-    finished: queue.SimpleQueue[Future[Any]] = field(default_factory=queue.SimpleQueue)  # fed by done-callbacks
+    finished: queue.SimpleQueue[Future[Any] | _Start] = field(default_factory=queue.SimpleQueue)  # done-callbacks, starts
+    announced: dict[str, tuple[int, bool]] = field(default_factory=dict)  # in flight: (ticket, TaskStarted emitted)
+    tickets: int = 0  # submissions so far
+    running: int = 0  # attempts announced as started and not yet ended
+    deferred: deque[tuple[str, int]] = field(default_factory=deque)  # start notices while every worker looked busy
     values: dict[str, object] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
@@ -111,6 +136,10 @@ class Engine:
         started = self.clock.now()
         if request.dry_run:
             return self._dry_run(plan, started)
+        with process_output():  # from the imports on: what tasks print is theirs, stdout stays ours
+            return self._run(plan, request, started)
+
+    def _run(self, plan: Plan, request: RunRequest, started: float) -> RunSummary:
         functions = self._preflight(plan)
         self.store.begin_run(RunRecord(plan.run_id, plan.spec.name, started, requested=plan.requested,
                                        owner=liveness.owner_id(), heartbeat=started))
@@ -121,10 +150,13 @@ class Engine:
         self.locks = RunLocks(self.store, plan.run_id, self.lock_lease)
         self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
         status = RunStatus.INTERRUPTED
+        watching = self._watch_starts(plan, progress)
         try:
             self._loop(plan, progress, functions)
             status = RunStatus.SUCCEEDED
         finally:
+            if watching:
+                self.executor.watch_starts(None)  # type: ignore[attr-defined]
             summary = self._summary(plan, progress, started)
             if status is RunStatus.SUCCEEDED and not summary.ok:
                 status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
@@ -134,6 +166,9 @@ class Engine:
             self._discard_staging(progress)
             self.locks.release_all()
             self.store.finish_run(plan.run_id, status, summary.finished, _counts(summary))
+            stray = unattributed_output()
+            if stray.strip():
+                self.reporter.handle(RunOutput(stray))
             self.reporter.handle(RunFinished(summary))
         return summary
 
@@ -141,7 +176,11 @@ class Engine:
         while progress.inflight or (not progress.stopping and (progress.ready or progress.later)):
             self._submit_ready(plan, progress, functions)
             for future in self._wait(progress):
+                if isinstance(future, _Start):
+                    self._started(plan, progress, future.task, future.ticket)
+                    continue
                 name = progress.inflight.pop(future)
+                self._surely_started(plan, progress, name)
                 try:
                     result = future.result()
                 except CorruptInput as exc:
@@ -153,6 +192,7 @@ class Engine:
                     self._attempt_failed(plan, progress, name, lost)
                 else:
                     self._record(plan, progress, name, result)
+                self._worker_freed(plan, progress)
             self._release_due_retries(progress)
 
     def _submit_ready(self, plan: Plan, progress: _Progress, functions: dict[str, Any]) -> None:
@@ -169,11 +209,62 @@ class Engine:
             attempt = progress.attempts.get(name, 0) + 1
             progress.attempts[name] = attempt
             task = plan.tasks[name]
-            target = task.target.url if task.target else None
-            self.reporter.handle(TaskStarted(name, attempt, plan.decision(name), target))
-            future = self.executor.submit(execute, self._job(plan, progress, task, attempt, functions.get(task.spec.name)))
+            progress.tickets += 1
+            ticket = progress.tickets
+            job = self._job(plan, progress, task, attempt, functions.get(task.spec.name), ticket)
+            self.reporter.handle(TaskQueued(name, attempt, plan.decision(name), _target(task)))
+            progress.announced[name] = (ticket, False)
+            future = self.executor.submit(execute, job)  # an inline executor runs it right here
             progress.inflight[future] = name
+            if not hasattr(self.executor, "watch_starts"):  # it cannot tell: running once submitted
+                self._started(plan, progress, name, ticket)
             future.add_done_callback(progress.finished.put)
+
+    def _watch_starts(self, plan: Plan, progress: _Progress) -> bool:
+        """Have the executor's start notices reach this loop: through ``progress.finished``
+        from other threads, at once from this one (an inline executor's worker is the loop)."""
+        watch = getattr(self.executor, "watch_starts", None)
+        if watch is None:
+            return False
+        loop = threading.get_ident()
+
+        def notice(task: str, ticket: int) -> None:
+            if threading.get_ident() == loop:
+                self._started(plan, progress, task, ticket)
+            else:
+                progress.finished.put(_Start(task, ticket))
+
+        watch(notice)
+        return True
+
+    def _started(self, plan: Plan, progress: _Progress, name: str, ticket: int, *, ending: bool = False) -> None:
+        """Submission ``ticket`` of ``name`` began on a worker: it is running (once; a late
+        notice of an attempt that is over, or of an earlier submission, is ignored).
+
+        A worker begins its next task as soon as it has sent the last one's result, so a
+        notice can overtake that result: while as many attempts are running as there are
+        workers, the notice waits for the next result (never more shown running than
+        workers)."""
+        if progress.announced.get(name) != (ticket, False):
+            return
+        if not ending and progress.running >= self.executor.max_workers:
+            progress.deferred.append((name, ticket))
+            return
+        progress.announced[name] = (ticket, True)
+        progress.running += 1
+        self.reporter.handle(TaskStarted(name, progress.attempts[name], plan.decision(name), _target(plan.tasks[name])))
+
+    def _surely_started(self, plan: Plan, progress: _Progress, name: str) -> None:
+        """An attempt ended: if its start notice is still on its way, it started all the same."""
+        ticket, _ = progress.announced.get(name, (0, True))
+        self._started(plan, progress, name, ticket, ending=True)
+        if progress.announced.pop(name, (0, False))[1]:
+            progress.running -= 1
+
+    def _worker_freed(self, plan: Plan, progress: _Progress) -> None:
+        """An attempt's end was reported: a start notice that waited for a worker is announced."""
+        while progress.deferred and progress.running < self.executor.max_workers:
+            self._started(plan, progress, *progress.deferred.popleft())
 
     def _expand_or_gather(self, plan: Plan, progress: _Progress, name: str) -> None:
         """A mapped task whose needs are done: expand it if its items were pending, then,
@@ -214,7 +305,7 @@ class Engine:
             if up in progress.consumers:
                 progress.consumers[up] += len(running)
 
-    def _wait(self, progress: _Progress) -> list[Future[Any]]:
+    def _wait(self, progress: _Progress) -> list[Future[Any] | _Start]:
         if not progress.inflight:
             if progress.later and not progress.ready:
                 self.clock.sleep(max(0.0, progress.later[0][0] - self.clock.monotonic()))
@@ -223,7 +314,7 @@ class Engine:
         if progress.later:
             timeout = min(timeout, max(0.0, progress.later[0][0] - self.clock.monotonic()))
         try:
-            done = [progress.finished.get(timeout=timeout)]
+            done: list[Future[Any] | _Start] = [progress.finished.get(timeout=timeout)]
         except queue.Empty:
             return []
         while True:  # take every other attempt that finished meanwhile
@@ -241,7 +332,7 @@ class Engine:
 
     # -- steps ---------------------------------------------------------------------
 
-    def _job(self, plan: Plan, progress: _Progress, task: PlannedTask, attempt: int, fn: Any) -> Job:
+    def _job(self, plan: Plan, progress: _Progress, task: PlannedTask, attempt: int, fn: Any, ticket: int = 0) -> Job:
         spec = task.spec
         own_item = task.mapped_upstream if task.map_index is not None else None  # a child gets its own item
         inputs = {arg: Input(up, value=task.item, in_memory=True) if up == own_item
@@ -271,6 +362,9 @@ class Engine:
             inputs=inputs,
             context=context,
             keep_value=self._keeps_value(task),
+            key=task.name,
+            ticket=ticket,
+            own_fds=bool(getattr(self.executor, "isolated", False)),
         )
 
     def _keeps_value(self, task: PlannedTask) -> bool:

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, cast
 
 from targetrun import templating
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
-from targetrun.engine.capture import tail, task_output
+from targetrun.engine.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
 from targetrun.errors import StorageError, UsageError
 from targetrun.serializers.base import SerializationError, serializer
@@ -111,6 +111,9 @@ class Job:
     inputs: Mapping[str, Input] = field(default_factory=dict)  # by argument name
     context: Mapping[str, object] = field(default_factory=dict)  # shell template context
     keep_value: bool = True
+    key: str = ""  # the planned task's name (a mapped child's own), for the start notice
+    ticket: int = 0  # which submission of the task this is, for the start notice
+    own_fds: bool = False  # the worker runs one attempt at a time: capture its fds 1 and 2 for it
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,19 @@ class WorkResult:
 
 
 def execute(job: Job) -> WorkResult:
-    """Run one attempt of a task and checkpoint its value; raise WorkError on failure."""
+    """Run one attempt of a task and checkpoint its value; raise WorkError on failure.
+
+    It first tells the coordinator the attempt has started on a worker (see
+    :func:`~targetrun.executors.base.announce_start`): until then the task is queued.
+    """
+    from targetrun.executors.base import announce_start
+
+    announce_start(job.key or job.task, job.ticket)
+    with process_output() if job.own_fds else contextlib.nullcontext():
+        return _attempt(job)
+
+
+def _attempt(job: Job) -> WorkResult:
     started = time.perf_counter()
     with task_output() as printed:
         try:

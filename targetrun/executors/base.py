@@ -4,13 +4,43 @@ The engine has one scheduling loop over ``submit``; threads, processes and dask 
 small adapters. :class:`InlineExecutor` runs the function at once in the calling thread
 and returns a finished future: it is the default (``-j 1``), the one tests and
 debuggers want, and it costs nothing per task.
+
+**Queued versus running.** A submitted attempt is *queued*; it is *running* once a worker
+begins it. The worker says so by calling :func:`announce_start` first thing, which calls
+the hook its executor installed where the work runs (a thread-local for the calling
+thread and pool threads, a process-wide one in pool processes, which send the notice back
+over a queue). An executor that can tell offers ``watch_starts(hook)``: the engine passes
+a thread-safe hook and counts an attempt as running only when it is called. One without
+``watch_starts`` has its attempts counted as running when submitted.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
+
+StartHook = Callable[[str, int], None]  # (task, ticket): that submission began on a worker
+
+_thread_hook = threading.local()  # a hook for work running in this thread
+_process_hook: StartHook | None = None  # a hook for work running anywhere in this process
+
+
+def set_thread_hook(hook: StartHook | None) -> None:
+    _thread_hook.hook = hook
+
+
+def set_process_hook(hook: StartHook | None) -> None:
+    global _process_hook
+    _process_hook = hook
+
+
+def announce_start(task: str, ticket: int) -> None:
+    """Called by the worker as an attempt begins: tell the coordinator, if it listens."""
+    hook: StartHook | None = getattr(_thread_hook, "hook", None) or _process_hook
+    if hook is not None:
+        hook(task, ticket)
 
 from targetrun.registry import Entry, Registry
 
@@ -28,18 +58,30 @@ class Executor(Protocol):
 
 
 class InlineExecutor:
+    """Runs each attempt at once, in the calling thread: it is running as soon as submitted."""
+
     max_workers = 1
     max_in_flight = 1
     in_process = True
 
+    def __init__(self) -> None:
+        self._hook: StartHook | None = None
+
+    def watch_starts(self, hook: StartHook | None) -> None:
+        self._hook = hook
+
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
+        before = getattr(_thread_hook, "hook", None)
+        set_thread_hook(self._hook)
         try:
             future.set_result(fn(*args))
         except BaseException as exc:  # the engine decides what an exception means
             if not isinstance(exc, Exception):
                 raise
             future.set_exception(exc)
+        finally:
+            set_thread_hook(before)
         return future
 
     def shutdown(self, wait: bool = True) -> None:

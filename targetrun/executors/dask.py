@@ -6,17 +6,28 @@ remote scheduler results must live on shared storage (s3://, gs://). Submissions
 waited on one by one: a dask future's completion sets a ``concurrent.futures.Future``
 (from Dask's callback thread), and the engine keeps several tasks per worker in flight.
 
+An attempt is *running* once a worker begins it: the worker logs an event on a topic of
+this executor's own, which the scheduler forwards to this client (see
+:mod:`targetrun.executors.base`). A local cluster's workers are started while this
+process's fds 1 and 2 point at the output sink (:mod:`targetrun.engine.capture`), so what
+they write there (their own logs, a task's subprocesses) never reaches targetrun's stdout:
+it is kept with the run's unattributed output. A Python task's own ``print`` and logging
+are captured per task on the worker as with every executor.
+
 ``dask[distributed]`` is imported here only, lazily: "Install targetrun[dask]".
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from targetrun.errors import ExecutorError
+from targetrun.executors.base import StartHook, set_thread_hook
 
 IN_FLIGHT_PER_THREAD = 32  # keep workers busy while results travel back (a round trip is ~11 ms)
 
@@ -41,7 +52,10 @@ class DaskExecutor:
             else:
                 settings = dict(n_workers=max_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                 dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
-                self._cluster = LocalCluster(**settings)  # type: ignore[no-untyped-call]
+                from targetrun.engine.capture import process_output
+
+                with process_output():  # the workers inherit the sink as their stdout and stderr
+                    self._cluster = LocalCluster(**settings)  # type: ignore[no-untyped-call]
                 self._client = Client(self._cluster)  # type: ignore[no-untyped-call]
         except BaseException as exc:
             if self._cluster is not None:
@@ -55,10 +69,22 @@ class DaskExecutor:
         self.max_workers = threads
         self.max_in_flight = threads * IN_FLIGHT_PER_THREAD
         self._pending: set[Any] = set()
+        self._hook: StartHook | None = None
+        self._topic = f"targetrun-start-{secrets.token_hex(8)}"  # this client's notices only
+        self._client.subscribe_topic(self._topic, self._on_event)
+
+    def watch_starts(self, hook: StartHook | None) -> None:
+        self._hook = hook
+
+    def _on_event(self, event: Any) -> None:
+        hook = self._hook
+        _, (task, ticket) = event
+        if hook is not None:
+            hook(task, ticket)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         result: Future[Any] = Future()
-        remote = self._client.submit(fn, *args, pure=False)
+        remote = self._client.submit(_on_worker, self._topic, fn, *args, pure=False)
         self._pending.add(remote)
 
         def settle(done: Any) -> None:
@@ -78,3 +104,19 @@ class DaskExecutor:
             self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _on_worker(topic: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` on a Dask worker, with start notices sent to the client as events."""
+    from distributed import get_worker
+
+    worker = get_worker()
+
+    def started(task: str, ticket: int) -> None:
+        worker.log_event(topic, [task, ticket])
+
+    set_thread_hook(started)
+    try:
+        return fn(*args)
+    finally:
+        set_thread_hook(None)

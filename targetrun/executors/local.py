@@ -1,11 +1,32 @@
-"""Thread and process pools over :mod:`concurrent.futures`."""
+"""Thread and process pools over :mod:`concurrent.futures`.
+
+Both tell the engine when an attempt really starts (see :mod:`targetrun.executors.base`):
+a pool thread calls the hook directly; a pool process puts the notice on a queue it got
+when it was spawned, and a thread here hands it to the hook. "Running" therefore means
+"a worker thread or process has begun it", not "the pool has accepted it".
+"""
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
+
+from targetrun.executors.base import StartHook, set_process_hook, set_thread_hook
+
+
+class _Relay:
+    """The executor's current start hook, read when a notice arrives (one per run)."""
+
+    def __init__(self) -> None:
+        self.hook: StartHook | None = None
+
+    def __call__(self, task: str, ticket: int) -> None:
+        hook = self.hook
+        if hook is not None:
+            hook(task, ticket)
 
 
 class ThreadExecutor:
@@ -14,7 +35,12 @@ class ThreadExecutor:
     def __init__(self, max_workers: int = 2) -> None:
         self.max_workers = max_workers
         self.max_in_flight = 2 * max_workers
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="targetrun")
+        self._relay = _Relay()
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="targetrun",
+                                        initializer=set_thread_hook, initargs=(self._relay,))
+
+    def watch_starts(self, hook: StartHook | None) -> None:
+        self._relay.hook = hook
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         return self._pool.submit(fn, *args)
@@ -23,19 +49,51 @@ class ThreadExecutor:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
+def _notify_through(queue: Any) -> None:
+    """In a pool process, as it starts: start notices go back over ``queue``."""
+    set_process_hook(lambda task, ticket: queue.put((task, ticket)))
+
+
 class ProcessExecutor:
-    """Worker processes (``spawn``: no fork of a process that holds threads and sockets)."""
+    """Worker processes (``spawn``: no fork of a process that holds threads and sockets).
+
+    Each worker runs one attempt at a time and nothing else writes to its stdout, so an
+    attempt takes over the worker's file descriptors 1 and 2 (``isolated``): what a task's
+    subprocesses and C code print is its own.
+    """
 
     in_process = False
+    isolated = True
 
     def __init__(self, max_workers: int = 2) -> None:
         self.max_workers = max_workers
         self.max_in_flight = 2 * max_workers
         context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=context)
+        self._relay = _Relay()
+        self._starts: Any = context.SimpleQueue()
+        self._pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=context, initializer=_notify_through,
+                                         initargs=(self._starts,))
+        self._reader = threading.Thread(target=self._read_starts, name="targetrun-starts", daemon=True)
+        self._reader.start()
+
+    def _read_starts(self) -> None:
+        while True:
+            try:
+                notice = self._starts.get()
+            except (EOFError, OSError):
+                return
+            if notice is None:
+                return
+            self._relay(*notice)
+
+    def watch_starts(self, hook: StartHook | None) -> None:
+        self._relay.hook = hook
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         return self._pool.submit(fn, *args)
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._starts.put(None)  # ends the reader
+        if wait:
+            self._reader.join(timeout=5)

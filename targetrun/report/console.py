@@ -1,7 +1,9 @@
 """The console reporter: one line per task event, coloured on a terminal.
 
 Plain text when the stream is not a terminal or ``NO_COLOR`` is set, so CI logs have no
-control codes. Writing 10,000 lines through rich would cost about a second, so this
+control codes. ``-v`` prints ``start`` when a worker begins a task (TaskStarted), not when
+it is queued. The lines go to the real terminal even while the run's fds 1 and 2 are
+captured (:class:`~targetrun.engine.capture.TerminalStream`). Writing 10,000 lines through rich would cost about a second, so this
 reporter writes plain lines itself and adds ANSI colours only when colour is on.
 """
 
@@ -11,9 +13,11 @@ import os
 from typing import TextIO
 
 from targetrun.durations import format_duration
+from targetrun.engine.capture import terminal
 from targetrun.events import (
     Event,
     RunFinished,
+    RunOutput,
     RunStarted,
     TaskBlocked,
     TaskFailed,
@@ -43,7 +47,8 @@ def colour_enabled(stream: TextIO, environ: dict[str, str] | None = None) -> boo
 
 class ConsoleReporter:
     def __init__(self, stream: TextIO, *, verbosity: int = NORMAL, colour: bool = False, dates: bool = False) -> None:
-        self.stream = stream
+        self.stream = terminal(stream)
+        self.run_id = ""
         self.verbosity = verbosity
         self.colour = colour
         self.dates = dates  # a backfill: say which date each run is for
@@ -85,11 +90,22 @@ class ConsoleReporter:
         elif isinstance(event, TaskBlocked):
             if self.verbosity >= NORMAL:
                 self._line("blocked", "yellow", event.task, event.cause)
+        elif isinstance(event, RunOutput):
+            self._stray(event.text)
         elif isinstance(event, RunFinished):
             self._finished(event.summary)
         self.stream.flush() if isinstance(event, (RunFinished, TaskFailed)) else None
 
+    def _stray(self, text: str) -> None:
+        if self.verbosity < NORMAL:
+            return
+        lines = len(text.rstrip("\n").splitlines())
+        where = os.path.join(".targetrun", "logs", self.run_id, "unattributed.txt")
+        self._line("output", "yellow", "(run)", f"{lines} line{'s' if lines != 1 else ''} of output no single task can "
+                                                f"claim (tasks ran at once, or a worker's own); kept in {where}")
+
     def _started(self, event: RunStarted) -> None:
+        self.run_id = event.run_id
         self._width = max(12, min(40, max((len(t) for t in event.requested), default=0) + 2))
         if self.dates:
             self.stream.write(self._paint(f"== {safe(event.date)} ==", "bold") + "\n")

@@ -2,17 +2,29 @@
 
 An observer like the other reporters: it writes the ``log`` that TaskSucceeded,
 TaskRetrying and TaskFailed events carry, one section per attempt. A task that printed
-nothing gets no file. Credentials known to the run are masked in what is kept.
+nothing gets no file; once a task has one in a run, each later attempt gets its section,
+even empty, so the last section is always the latest attempt. What the run's processes
+printed that cannot be told to be one task's (RunOutput: tasks ran at once in one
+process) goes to ``unattributed.txt`` there.
+
+:func:`find_log` is what ``targetrun logs TASK`` shows: the latest attempt of the latest
+run in which the task ran (the state store knows which), or every attempt of it. Credentials known to the run are masked in
+what is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from targetrun.events import Event, RunStarted, TaskFailed, TaskRetrying, TaskSucceeded
+from targetrun.events import Event, RunOutput, RunStarted, TaskFailed, TaskRetrying, TaskSucceeded
 from targetrun.redact import printable, redact
 
 LOGS = os.path.join(".targetrun", "logs")
+UNATTRIBUTED = "unattributed.txt"  # not a task's name: task logs end in .log
 
 
 def log_path(root: str, run_id: str, task: str) -> str:
@@ -35,17 +47,73 @@ class LogFileReporter:
         elif isinstance(event, TaskFailed):
             extra = f"\n{event.details}" if event.details and event.details not in event.log else ""
             self._write(event.task, event.attempts, event.log + extra, f"failed: {event.error}")
+        elif isinstance(event, RunOutput) and self.run_id:
+            path = os.path.join(self.root, LOGS, self.run_id, UNATTRIBUTED)
+            with contextlib.suppress(OSError):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(redact(event.text))
 
     def _write(self, task: str, attempt: int, text: str, outcome: str) -> None:
-        if not text.strip() or not self.run_id:
+        if not self.run_id:
             return
         path = log_path(self.root, self.run_id, task)
+        if not text.strip() and not os.path.exists(path):
+            return
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "a", encoding="utf-8") as f:
                 f.write(redact(f"--- attempt {attempt}: {printable(outcome)} ---\n{text}"))  # logs are often CI artifacts
-                if not text.endswith("\n"):
+                if text and not text.endswith("\n"):
                     f.write("\n")
         except OSError:
             pass  # a log that cannot be written must not fail the run
 
+
+
+_SECTION = re.compile(r"^--- attempt (\d+): .* ---$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class TaskLog:
+    path: str  # the log file (it may not exist: the attempt printed nothing)
+    attempt: int | None  # the attempt shown; None: every attempt
+    text: str  # its sections, headers included; "" when it printed nothing
+
+
+def sections(text: str) -> list[tuple[int, str]]:
+    """A log file's sections, ``(attempt, text with its header)``, in the order written.
+
+    >>> sections("--- attempt 1: failed: x ---\\nboom\\n--- attempt 2: succeeded ---\\nok\\n")
+    [(1, '--- attempt 1: failed: x ---\\nboom\\n'), (2, '--- attempt 2: succeeded ---\\nok\\n')]
+    """
+    starts = list(_SECTION.finditer(text))
+    return [(int(m.group(1)), text[m.start():starts[i + 1].start() if i + 1 < len(starts) else len(text)])
+            for i, m in enumerate(starts)]
+
+
+def find_log(root: str, task: str, runs: Sequence[str], *, last_attempt: int | None = None,
+             every_attempt: bool = False) -> TaskLog | None:
+    """The log to show for ``task``: from the first of ``runs`` (newest first) with one.
+
+    ``last_attempt`` is the store's count of attempts for ``runs[0]`` when the task is known
+    to have run there: then a run whose latest attempt printed nothing shows that (empty),
+    rather than an older attempt's or run's output. None: the first run with a log file.
+    """
+    for index, run_id in enumerate(runs):
+        path = log_path(root, run_id, task)
+        known = last_attempt if index == 0 else None
+        if not os.path.exists(path):
+            if known is not None:
+                return TaskLog(path, known, "")  # it ran there, silently
+            continue
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        parts = sections(text)
+        if every_attempt or not parts:
+            return TaskLog(path, None, text)
+        attempt, section = parts[-1]
+        if known is not None and attempt != known:  # the latest attempt printed nothing
+            return TaskLog(path, known, "")
+        return TaskLog(path, attempt, section)
+    return None
