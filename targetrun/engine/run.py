@@ -23,7 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from targetrun import dag, fingerprint, liveness
+from targetrun import dag, fingerprint, liveness, templating
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
 from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
 from targetrun.engine.locks import RunLocks
@@ -113,7 +113,9 @@ class Engine:
         if request.dry_run:
             return self._dry_run(plan, started)
         functions = self._preflight(plan)
-        self.store.begin_run(RunRecord(plan.run_id, plan.spec.name, started, requested=plan.requested,
+        # The record keeps the tasks named on the command line, not the sinks they default
+        # to: a run of a 10,000-task pipeline must not store 10,000 names, every time.
+        self.store.begin_run(RunRecord(plan.run_id, plan.spec.name, started, requested=tuple(dict.fromkeys(request.tasks)),
                                        owner=liveness.owner_id(), heartbeat=started))
         self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
                                         date=f"{plan.context.date:%Y-%m-%d}"))
@@ -319,8 +321,10 @@ class Engine:
         if task.checkpoint is not None and result.content_hash is not None:
             inputs = self._input_fingerprints(plan, progress, task) if policy else {}
             params = plan.param_fingerprints if policy else {}
+            made, made_for = templating.made_with(task.spec, plan.context)
             checkpoint = Checkpoint(name, task.checkpoint.url, task.serializer, result.size or 0, result.content_hash,
-                                    plan.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result)
+                                    plan.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result,
+                                    made, made_for)
             if policy is not None and task.cache_key:
                 entry = new_entry(task.cache_key, plan.spec.name, name, checkpoint, policy)
             if staging is not None:

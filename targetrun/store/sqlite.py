@@ -402,6 +402,8 @@ def dump_checkpoint(checkpoint: Checkpoint) -> str:
         "size": checkpoint.size, "hash": checkpoint.content_hash, "run_id": checkpoint.run_id,
         "written_at": checkpoint.written_at, "duration": checkpoint.duration, "inputs": dict(checkpoint.inputs),
         "params": dict(checkpoint.params), "storage": checkpoint.storage,
+        **({"made_with": dict(checkpoint.made_with)} if checkpoint.made_with else {}),
+        **({"made_for": checkpoint.made_for} if checkpoint.made_for else {}),
     }, separators=(",", ":"))
 
 
@@ -410,7 +412,7 @@ def load_checkpoint(text: str | bytes) -> Checkpoint:
         d = json.loads(text)
         return Checkpoint(d["task"], d["location"], d["serializer"], int(d["size"]), d["hash"], d["run_id"],
                           float(d["written_at"]), float(d.get("duration", 0.0)), d.get("inputs", {}),
-                          d.get("params", {}), d.get("storage", "local"))
+                          d.get("params", {}), d.get("storage", "local"), d.get("made_with", {}), d.get("made_for"))
     except (ValueError, KeyError, TypeError) as exc:
         raise CacheError(f"a checkpoint record in the state store is not readable: {exc}",
                          hint="Clear it with `targetrun cache clear`, or move the store aside.") from None
