@@ -81,7 +81,7 @@ def collect(spec: PipelineSpec, store: StateStore, policy: Policy, now: float, l
                and _folder_age(spec.root, name) < window]
     gone = set(doomed) | set(orphans)
     if _state_subdir(spec.root, LOGS) is not None:
-        found.logs = sorted(path for name in gone if os.path.isdir(path := _folder(spec.root, LOGS, name)))
+        found.logs = sorted(path for name in gone if os.path.lexists(path := _folder(spec.root, LOGS, name)))
     _collect_results(spec, store, doomed, orphans, gone, found)
     found.spec_caches = _stale_spec_caches(spec, now)
     return found
@@ -205,14 +205,14 @@ def _run_folders(root: str) -> list[str]:
         sub = _state_subdir(root, kind)
         if sub is not None:
             names.update(entry.name for entry in os.scandir(sub) if _safe_name(entry.name)
-                         and entry.is_dir(follow_symlinks=False))
+                         and (entry.is_dir(follow_symlinks=False) or entry.is_symlink()))
     return sorted(names)
 
 
 def _folder_age(root: str, name: str) -> float:
     """When a run's folders were last written (the newest of its logs and results folders)."""
     times = [os.lstat(path).st_mtime for kind in (LOGS, CHECKPOINT_DIR)
-             if os.path.isdir(path := _folder(root, kind, name))]
+             if os.path.lexists(path := _folder(root, kind, name))]
     return max(times, default=math.inf)
 
 
