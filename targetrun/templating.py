@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import shlex
 import string
 from _string import formatter_field_name_split  # type: ignore[import-not-found]
@@ -326,11 +327,28 @@ def value_text(value: object) -> str:
     return f"{text[:40]}… ({digest})"
 
 
+_SECRET_NAME = re.compile(r"pass|secret|token|key|credential|auth|private", re.IGNORECASE)
+
+
+def param_text(name: str, value: object) -> str:
+    """What the store keeps and ``status`` shows of a parameter's value: :func:`value_text`,
+    or for a name that looks like a credential only a digest, so a secret passed with
+    ``-p`` never lands in the store or in output.
+
+    >>> param_text("city", "berlin"), param_text("api_token", "s3cr3t").startswith("*** (")
+    ('berlin', True)
+    """
+    if _SECRET_NAME.search(name):
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        return f"*** ({hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]})"
+    return value_text(value)
+
+
 def made_with(task: TaskSpec, run: RunContext) -> tuple[dict[str, str], str | None]:
     """What a value of ``task`` made in ``run`` depends on, in the user's terms: the text of
     each parameter its templates name, and the run date if they name a date key."""
     names, dated = used_keys(task_templates(task), run.params)
-    return {name: value_text(run.params[name]) for name in names}, (f"{run.date:%Y-%m-%d}" if dated else None)
+    return {name: param_text(name, run.params[name]) for name in names}, (f"{run.date:%Y-%m-%d}" if dated else None)
 
 
 def made_differently(made: Mapping[str, str], made_for: str | None, run: RunContext) -> tuple[dict[str, str], str | None]:
@@ -344,6 +362,6 @@ def made_differently(made: Mapping[str, str], made_for: str | None, run: RunCont
     ({}, None)
     """
     params = {name: text for name, text in made.items()
-              if name not in run.params or value_text(run.params[name]) != text}
+              if name not in run.params or param_text(name, run.params[name]) != text}
     day = made_for if made_for is not None and made_for != f"{run.date:%Y-%m-%d}" else None
     return params, day

@@ -245,3 +245,22 @@ def test_a_no_op_run_of_many_tasks_stores_a_small_run_record(project):
     assert proj.cli("run", "-q", "a_task_with_a_longish_name_0001").code == 0
     history = json.loads(proj.cli("history", "--json").out)
     assert [run["requested"] for run in history] == [["a_task_with_a_longish_name_0001"], [], []]
+
+
+def test_a_parameter_that_looks_like_a_credential_is_recorded_and_shown_only_as_a_digest(project):
+    proj = project("""
+        name: creds
+        params:
+          api_token: none
+        tasks:
+          fetch:
+            run: wtasks:fetch
+            args: {city: "{params.api_token}", day: x}
+            target: out/fetch.json
+        """, wtasks=WTASKS)
+    assert proj.cli("run", "-p", "api_token=first-Secret-value").code == 0
+    status = proj.cli("status", "-p", "api_token=second-Secret-value")
+    assert "made with api_token=*** (" in status.out
+    assert "Secret-value" not in status.text
+    stored = b"".join(p.read_bytes() for p in (proj.root / ".targetrun").glob("state.db*"))
+    assert b"first-Secret-value" not in stored

@@ -24,7 +24,7 @@ from targetrun.engine.plan import Planner
 from targetrun.errors import UsageError, did_you_mean
 from targetrun.model import Checkpoint, Location, PipelineSpec, RunContext
 from targetrun.serializers.base import SerializationError
-from targetrun.templating import made_differently, value_text
+from targetrun.templating import made_differently, param_text
 
 
 def show_value(
@@ -75,7 +75,7 @@ def _made_as_asked(checkpoints: list[Checkpoint], task: str, context: RunContext
     if not checkpoints:
         raise UsageError(f"task {task!r} has no target and no recorded checkpoint yet", hint="Run it first.")
     made_with, made_for = made_differently(checkpoints[0].made_with, checkpoints[0].made_for, context)
-    asked = [f"{name}={value_text(context.params[name])}" for name in made_with if name in context.params]
+    asked = [f"{name}={param_text(name, context.params[name])}" for name in made_with if name in context.params]
     asked += [f"--date {context.date:%Y-%m-%d}"] if made_for else []
     latest = [f"{name}={text}" for name, text in made_with.items()] + ([f"--date {made_for}"] if made_for else [])
     raise UsageError(f"task {task!r} has no recorded checkpoint made with {' '.join(asked)} "
