@@ -79,10 +79,10 @@ def collect(spec: PipelineSpec, store: StateStore, policy: Policy, now: float, l
     orphans = [name for name in _run_folders(spec.root)
                if name not in known and name not in busy and store.run(name) is None
                and _folder_age(spec.root, name) < window]
-    gone = set(doomed) | set(orphans)
+    gone = {name for name in [*doomed, *orphans] if _safe_name(name)}  # a run id is a folder name: never a path
     if _state_subdir(spec.root, LOGS) is not None:
         found.logs = sorted(path for name in gone if os.path.lexists(path := _folder(spec.root, LOGS, name)))
-    _collect_results(spec, store, doomed, orphans, gone, found)
+    _collect_results(spec, store, doomed, gone, found)
     found.spec_caches = _stale_spec_caches(spec, now)
     return found
 
@@ -126,8 +126,7 @@ def _window(policy: Policy, runs: list[RunRecord], now: float) -> float:
 # -- values without a target ---------------------------------------------------------------
 
 
-def _collect_results(spec: PipelineSpec, store: StateStore, doomed: list[str], orphans: list[str], gone: set[str],
-                     found: Collected) -> None:
+def _collect_results(spec: PipelineSpec, store: StateStore, doomed: list[str], gone: set[str], found: Collected) -> None:
     """The values without a target of the runs that go: each one recorded in a run's
     results folder (any result location), and files in a local results folder of such a
     run. A value stays when a cache entry or a run that stays points to it."""

@@ -264,3 +264,28 @@ def test_a_parameter_that_looks_like_a_credential_is_recorded_and_shown_only_as_
     assert "Secret-value" not in status.text
     stored = b"".join(p.read_bytes() for p in (proj.root / ".targetrun").glob("state.db*"))
     assert b"first-Secret-value" not in stored
+
+
+def test_gc_removes_the_values_of_pruned_runs_in_a_remote_result_location(project, s3):
+    proj = project("""
+        name: remote
+        defaults:
+          result: s3://test-bucket/lake
+        tasks:
+          loose:
+            run: gtasks:loose
+          kept:
+            run: gtasks:made
+            target: out/kept.json
+        """, gtasks=GTASKS)
+    for _ in range(3):
+        assert proj.cli("run").code == 0
+    newest = _run_ids(proj)[0]
+
+    def folders() -> list[str]:
+        return sorted(p.rsplit("/", 1)[1] for p in s3.ls("test-bucket/lake/.targetrun/results", refresh=True))
+
+    assert len(folders()) == 3
+    result = proj.cli("gc", "-f", str(proj.file), "--keep-runs", "1")
+    assert result.code == 0 and "2 values" in result.out, result.text
+    assert folders() == [newest] and s3.exists("test-bucket/lake/out/kept.json")
