@@ -33,6 +33,10 @@ tasks:
     run: wtasks:summary
     needs: [fetch]
     args: {{city: "{{params.city}}"}}
+  clean:
+    run: wtasks:clean
+    needs: [fetch]
+    target: out/clean.json
 """
 
 WTASKS = '''
@@ -41,6 +45,9 @@ def fetch(city, day):
 
 def plain():
     return 7
+
+def clean(fetch):
+    return fetch["city"]
 
 def summary(fetch, city):
     print(f"summary for {city}")
@@ -71,6 +78,7 @@ def test_status_shows_relative_paths_and_what_an_existing_target_was_made_with(w
     assert "out/fetch.json" in rows["fetch"] and str(weather.root) not in asked.out
     assert "target exists (made with city=berlin)" in rows["fetch"]
     assert "made" not in rows["plain"]  # it uses no parameter: nothing to say
+    assert "out/clean.json" in rows["clean"] and "(made with city=berlin)" in rows["clean"]  # made from fetch's value
     other_day = weather.cli("status", "--date", "2026-11-30")
     fetch_row = next(line for line in other_day.out.splitlines() if line.startswith("fetch"))
     assert "(made for 2026-11-29)" in fetch_row and "city" not in fetch_row  # asked for berlin: only the date differs

@@ -321,7 +321,7 @@ class Engine:
         if task.checkpoint is not None and result.content_hash is not None:
             inputs = self._input_fingerprints(plan, progress, task) if policy else {}
             params = plan.param_fingerprints if policy else {}
-            made, made_for = templating.made_with(task.spec, plan.context)
+            made, made_for = self._made_with(plan, progress, task)
             checkpoint = Checkpoint(name, task.checkpoint.url, task.serializer, result.size or 0, result.content_hash,
                                     plan.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result,
                                     made, made_for)
@@ -341,6 +341,29 @@ class Engine:
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
         self._release(plan, progress, name)
+
+    def _made_with(self, plan: Plan, progress: _Progress, task: PlannedTask) -> tuple[dict[str, str], str | None]:
+        """What a value is made with, in the user's terms (``status``: "made with
+        city=berlin"): the parameters the task's own templates name, then what each value it
+        read was made with, as recorded -- so a target downstream of a parameter says so too."""
+        made, made_for = templating.made_with(task.spec, plan.context)
+        for up in dict.fromkeys(task.spec.upstream):
+            gather = plan.tasks[up]
+            for part in gather.children or () if gather.is_gather else (up,):
+                record = self._record_of(plan, progress, part)
+                if record is not None:
+                    for name, text in record.made_with.items():
+                        made.setdefault(name, text)
+                    made_for = made_for or record.made_for
+        return made, made_for
+
+    def _record_of(self, plan: Plan, progress: _Progress, name: str) -> Checkpoint | None:
+        """The record of a value a task read, when this run already knows it (no store trip)."""
+        outcome = progress.outcomes.get(name)
+        if outcome is not None and outcome.checkpoint is not None:
+            return outcome.checkpoint
+        checkpoint = plan.tasks[name].checkpoint if name in plan.tasks else None
+        return progress.records.get(checkpoint.url) if checkpoint is not None else None
 
     def _commit(self, task: PlannedTask, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
         """Make a staged checkpoint the target: its record is prepared first, so the bytes
