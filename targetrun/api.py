@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from targetrun import settings
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.engine.recovery import recover
 from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, SpecError, UsageError, did_you_mean
@@ -44,6 +45,24 @@ def load(path: str | None = None, *, use_cache: bool = True) -> PipelineSpec:
     if path is None or os.path.isdir(path):
         path = find_pipelinefile(path)
     return load_pipeline(path, use_cache=use_cache)
+
+
+def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
+    """Everything ``run`` would refuse before running: the file's problems (all of them)
+    and, for each well-formed Python task, its function -- imported, never called -- and
+    its signature against ``args`` and ``needs``. Returns the file as messages name it,
+    the number of tasks, and the problems in line order."""
+    from targetrun.spec import check_file
+    from targetrun.spec.callables import resolve_callable
+
+    if path is None or os.path.isdir(path):
+        path = find_pipelinefile(path)
+    display, problems, tasks = check_file(path)
+    root = os.path.dirname(os.path.abspath(path))
+    for task in tasks.values():
+        if task.run is not None:
+            problems += resolve_callable(task, display, root)[1]
+    return display, len(tasks), sorted(problems, key=lambda problem: problem.line or 0)
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -122,7 +141,7 @@ class Backends:
 def store_address(spec: PipelineSpec, url: str | None = None) -> tuple[str, str]:
     """Which store kind a `cache:` value names, and its address (a URL or a file path).
     ``${VAR}`` is taken from the environment, so no password needs to live in the file."""
-    url = os.path.expandvars(url or spec.cache_url)
+    url = settings.expand_env(url or spec.cache_url, "cache")
     proto = protocol(url)
     if proto in ("redis", "rediss", "unix"):
         return "redis", url
@@ -163,17 +182,17 @@ def make_executor(name: str = "inline", jobs: int = 1, scheduler: str | None = N
 
 def lock_lease() -> float:
     """``TARGETRUN_LOCK_LEASE`` seconds (default 60): how long a lock or a heartbeat lasts."""
-    return float(os.environ.get("TARGETRUN_LOCK_LEASE", "60"))
+    return settings.lock_lease()
 
 
 def trusting(trust: bool | None) -> bool:
     """``--trust``, else ``TARGETRUN_TRUST=1``: read pickles no run of this store recorded."""
-    return trust if trust is not None else os.environ.get("TARGETRUN_TRUST", "") not in ("", "0", "false", "no")
+    return trust if trust is not None else settings.trust()
 
 
 def scheduler_address(spec: PipelineSpec, given: str | None = None) -> str | None:
     """``--scheduler``, else ``TARGETRUN_SCHEDULER``, else the Pipelinefile's ``scheduler:``."""
-    return given or os.environ.get("TARGETRUN_SCHEDULER") or spec.scheduler
+    return given or os.environ.get(settings.SCHEDULER) or spec.scheduler
 
 
 def settle(opened: Backends, clock: Clock | None = None) -> None:
@@ -232,6 +251,7 @@ def run_dates(
     reporter: Reporter | None = None,
     clock: Clock | None = None,
     store_url: str | None = None,
+    lock_lease: float | None = None,
 ) -> list[RunSummary]:
     """Run a pipeline once per date (a backfill), all dates sharing one executor.
 
@@ -258,7 +278,8 @@ def run_dates(
         pool = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
         try:
             engine = Engine(storages=opened.storage, store=opened.store, executor=pool,
-                            reporter=reporter or NullReporter(), clock=clock, lock_lease=lock_lease())
+                            reporter=reporter or NullReporter(), clock=clock,
+                            lock_lease=lock_lease or settings.lock_lease())
             for index, when in enumerate(dates):
                 summaries.append(engine.run(first if index == 0 else plan_for(when), request))
                 if not summaries[-1].ok and not keep_going:

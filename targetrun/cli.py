@@ -23,6 +23,7 @@ from targetrun import __version__, api, stopping
 from targetrun.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, TargetrunError, UsageError, did_you_mean
 from targetrun.executors.base import EXECUTORS
 from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter, colour_enabled
+from targetrun.settings import Settings, read_settings
 
 EXIT_INTERNAL = 4
 EPILOG = "Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments, 3 backend unreachable."
@@ -72,7 +73,9 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def _print_error(message: str, err: TextIO) -> None:
-    err.write(f"targetrun: error: {message}\n")
+    # One line per problem: a file with several problems (SpecProblems) lists them all.
+    for line in message.splitlines() or [""]:
+        err.write(f"targetrun: error: {line}\n")
 
 
 # -- shared options ----------------------------------------------------------------
@@ -149,21 +152,20 @@ def _parse_date(text: str | None) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
+def _settings(ctx: click.Context | None = None) -> Settings:
+    """The TARGETRUN_* settings the group read once, before the command (exit 2 if bad)."""
+    context = ctx or click.get_current_context(silent=True)
+    found = context.find_object(dict) if context is not None else None
+    if found is not None and isinstance(found.get("settings"), Settings):
+        return found["settings"]  # type: ignore[no-any-return]
+    return read_settings()
+
+
 def _clock() -> api.Clock | None:
     """``TARGETRUN_NOW`` (epoch seconds or ISO time) pretends the current time is fixed:
     for reproducible status checks and for tests of cache expiry without sleeping."""
-    text = os.environ.get("TARGETRUN_NOW")
-    if not text:
-        return None
-    try:
-        now = float(text)
-    except ValueError:
-        try:
-            when = dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise UsageError(f"TARGETRUN_NOW={text!r} is neither epoch seconds nor an ISO time") from None
-        now = (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
-    return api.Clock(now=lambda: now)
+    fixed = _settings().now
+    return None if fixed is None else api.Clock(now=lambda: fixed)
 
 
 def _now() -> float:
@@ -180,7 +182,8 @@ def _out(ctx: click.Context) -> TextIO:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.version_option(__version__, prog_name="targetrun")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Run a Pipelinefile's tasks, skipping every task whose target already exists.
 
     \b
@@ -189,6 +192,9 @@ def cli() -> None:
     targetrun status           what exists, what would run and why
     targetrun graph            the task graph (text, dot or mermaid)
     """
+    # Every TARGETRUN_* variable is read and checked here, once: a bad value is exit 2
+    # naming it, before the command touches anything.
+    ctx.ensure_object(dict)["settings"] = read_settings()
 
 
 @cli.command(epilog=EPILOG)
@@ -227,6 +233,8 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     that runs gets the values of its needs, and its output is written atomically to its
     target and recorded in the state store.
     """
+    if quiet and verbose:
+        raise UsageError("-q/--quiet and -v/--verbose contradict each other", hint="Give one of them.")
     out = _out(ctx)
     spec = api.load(path)
     when = _parse_dates(dates)
@@ -240,9 +248,10 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
 
     reporter = Broadcast(*_console_reporters(out, as_json, verbosity, len(when) > 1), LogFileReporter(spec.root))
     summaries = api.run_dates(spec, tasks, dates=when, force=force, force_all=force_all, dry_run=dry_run,
-                              keep_going=keep_going, resume=resume, verify=verify, trust=trust or None,
+                              keep_going=keep_going, resume=resume, verify=verify, trust=trust or _settings(ctx).trust,
                               params=_parse_params(params, params_file),
-                              executor=executor, jobs=jobs, scheduler=scheduler, reporter=reporter, clock=_clock())
+                              executor=executor, jobs=jobs, scheduler=scheduler or _settings(ctx).scheduler, reporter=reporter,
+                              clock=_clock(), lock_lease=_settings(ctx).lock_lease)
     code = api.exit_code(summaries)
     if as_json:
         from targetrun.report.json import summaries_to_dict
@@ -287,16 +296,16 @@ def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params:
            params_file: str | None, dates: tuple[str, ...], as_json: bool, check: bool, verify: bool,
            trust: bool | None) -> int:
     """Show each task's target, whether it exists, and what would run and why."""
-    from targetrun.report.status import render_status, status_to_dict
+    from targetrun.report.status import render_status, statuses_to_dict
 
     out = _out(ctx)
     spec = api.load(path)
     values = _parse_params(params, params_file)
-    reports = [api.status(spec, tasks, date=when, params=values, clock=_clock(), verify=verify, trust=trust or None)
+    reports = [api.status(spec, tasks, date=when, params=values, clock=_clock(), verify=verify,
+                          trust=trust or _settings(ctx).trust)
                for when in _parse_dates(dates)]
     if as_json:
-        docs = [status_to_dict(report) for report in reports]
-        out.write(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n")
+        out.write(json.dumps(statuses_to_dict(reports), indent=2) + "\n")
     else:
         for report in reports:
             render_status(report, out, colour=colour_enabled(out), now=_now())
@@ -330,7 +339,7 @@ def show(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...
 
     spec = api.load(path)
     show_value(spec, task, _out(ctx), date=_one_date(dates), params=_parse_params(params, params_file),
-               location_only=location, trust=api.trusting(trust or None))
+               location_only=location, trust=trust or _settings(ctx).trust)
     return 0
 
 
@@ -476,13 +485,26 @@ def gc(ctx: click.Context, path: str | None, keep_runs: int | None, older_than: 
 
 @cli.command(epilog=EPILOG)
 @_file_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result (ok, or every problem) as JSON.")
 @click.pass_context
-def validate(ctx: click.Context, path: str | None) -> int:
-    """Check the Pipelinefile (keys, types, needs, cycles, templates) without running anything."""
-    spec = api.load(path, use_cache=False)
-    where = os.path.relpath(spec.path) if not os.path.relpath(spec.path).startswith("..") else spec.path
-    _out(ctx).write(f"{where}: ok, {len(spec.tasks)} task{'s' if len(spec.tasks) != 1 else ''}\n")
-    return 0
+def validate(ctx: click.Context, path: str | None, as_json: bool) -> int:
+    """Check the Pipelinefile without running anything: keys, types, needs, cycles,
+    templates, and each task's function (imported, not called) against its args and needs.
+    Every problem is reported, one line each."""
+    where, count, problems = api.validate(path)
+    if as_json:
+        from targetrun.report.json import SCHEMA_VERSION
+
+        doc = {"schema": SCHEMA_VERSION, "command": "validate", "file": where, "ok": not problems, "tasks": count,
+               "problems": [{"file": p.file, "line": p.line, "key": p.key, "message": p.message, "hint": p.hint,
+                             "text": p.format()} for p in problems]}
+        _out(ctx).write(json.dumps(doc, indent=2) + "\n")
+    elif not problems:
+        _out(ctx).write(f"{where}: ok, {count} task{'s' if count != 1 else ''}\n")
+    else:
+        for problem in problems:
+            _print_error(problem.format(), ctx.obj["err"] if ctx.obj else sys.stderr)
+    return 2 if problems else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -102,6 +102,25 @@ class DuplicateTargetError(SpecError):
     """Two tasks render the same target."""
 
 
+class SpecProblems(SpecError):
+    """Every problem found in one Pipelinefile, in line order; each is its own paragraph
+    (one line each), so a file with three mistakes is fixed in one round, not three."""
+
+    def __init__(self, problems: list[SpecError]) -> None:
+        ordered = sorted(problems, key=lambda p: (p.line or 0))
+        first = ordered[0]
+        super().__init__(first.message, file=first.file, line=first.line, key=first.key, hint=first.hint)
+        self.problems = ordered
+
+    def format(self) -> str:
+        return "\n".join(problem.format() for problem in self.problems)
+
+    @staticmethod
+    def of(problems: list[SpecError]) -> SpecError:
+        """One problem as itself, several as one :class:`SpecProblems`."""
+        return problems[0] if len(problems) == 1 else SpecProblems(problems)
+
+
 class BackendError(TargetrunError):
     """A backend could not be reached or could not tell: exit 3."""
 

@@ -146,19 +146,28 @@ def default_checkpoint(spec: PipelineSpec, task: TaskSpec, serializer: str, run_
 def infer_serializer(task: TaskSpec, target: str | None) -> str:
     """The serializer of a task: its own key, else its target's suffix, else ``defaults:``.
 
+    A Python task's ``.txt`` target gets the rule ``text-or-json``: the value picks text
+    (a str) or JSON (any other value), and the checkpoint records which (see
+    :class:`targetrun.serializers.builtin.TextOrJsonSerializer`). A shell task's ``.txt``
+    is its command's output, text.
+
     >>> from targetrun.model import TaskSpec
     >>> infer_serializer(TaskSpec("a", run="m:f"), "x.json"), infer_serializer(TaskSpec("a", run="m:f"), "x.csv")
     ('json', 'pickle')
     >>> infer_serializer(TaskSpec("a", shell="echo"), "x.csv"), infer_serializer(TaskSpec("a", shell="echo"), None)
     ('bytes', 'bytes')
     >>> infer_serializer(TaskSpec("a", run="m:f", default_serializer="json"), "x.txt")
-    'text'
+    'text-or-json'
+    >>> infer_serializer(TaskSpec("a", shell="echo"), "x.txt"), infer_serializer(TaskSpec("a", run="m:f", serializer="text"), "x.txt")
+    ('text', 'text')
 
     """
     if task.serializer:
         return task.serializer
     _, dot, suffix = (target or "").rpartition(".")
     found = SUFFIX_SERIALIZERS.get(f".{suffix.lower()}") if dot and "/" not in suffix else None
+    if found == "text" and task.shell is None:
+        return "text-or-json"
     if found:
         return found
     if task.default_serializer:

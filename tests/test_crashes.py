@@ -4,12 +4,14 @@ The tasks write their checkpoints slowly (a pickle that pauses between chunks, a
 command that writes line by line), so many of the kills land in the middle of a write.
 
 After every kill: each target that exists is byte for byte what an undisturbed run makes
-(nothing partial or corrupt), the state store opens and answers, and the next run
-completes with exactly the undisturbed outputs.
+(nothing partial or corrupt) and has a record in the state store that vouches for those
+bytes, and the next run completes (never asking for --trust) with exactly the undisturbed
+outputs and no staging file left.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -90,14 +92,28 @@ def outputs(base: str) -> dict[str, bytes]:
     return found
 
 
-def store_answers(folder: Path) -> None:
+def store_answers(folder: Path, base: str, found: dict[str, bytes]) -> None:
+    """The store opens and answers, and vouches for every target there is: its record (or
+    the record prepared for it by a run killed just before committing) has its bytes."""
     store = SqliteStore(str(folder / ".targetrun/state.db"))
     try:
         store.runs("crash")
         store.last_task_records("crash")
         store.list_cache("crash")
+        for rel, data in found.items():
+            location = f"{base}/{rel}"
+            records = [store.checkpoint(location)] + [p.checkpoint for p in store.pending_writes(location)]
+            vouched = {(r.size, r.content_hash) for r in records if r is not None}
+            assert (len(data), hashlib.sha256(data).hexdigest()) in vouched, f"{rel} is at its target without a record"
     finally:
         store.close()
+
+
+def no_staging(base: str) -> None:
+    fs, path = fsspec.core.url_to_fs(base)
+    fs.invalidate_cache()  # a listing cached by an earlier check would hide what is there now
+    left = [name for name in fs.find(path) if ".targetrun-" in name.rsplit("/", 1)[-1]]
+    assert left == [], f"staging files survived the next run: {left}"
 
 
 def kill_and_recover(tmp_path: Path, lake_of, options: str = "") -> None:
@@ -115,16 +131,19 @@ def kill_and_recover(tmp_path: Path, lake_of, options: str = "") -> None:
         time.sleep(duration * (point + 0.5) / KILLS)
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate(timeout=30)
-        for rel, data in outputs(base).items():
+        found = outputs(base)
+        for rel, data in found.items():
             assert data == expected[rel], f"kill {point}: {rel} is partial or corrupt"
-        store_answers(folder)
+        store_answers(folder, base, found)
         if point % 4 == 3:  # now and then, finish the run and start again from nothing
-            finish(run(folder))
+            finish(run(folder))  # exit 0: no --trust asked for the project's own pickles
             assert outputs(base) == expected
+            no_staging(base)
             fs, path = fsspec.core.url_to_fs(base)
             fs.rm(f"{path}/out", recursive=True)
     finish(run(folder))
     assert outputs(base) == expected
+    no_staging(base)
 
 
 def test_sigkill_anywhere_on_local_disk(tmp_path):

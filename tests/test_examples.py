@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,9 @@ def cli(*argv: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("folder", EXAMPLES, ids=lambda p: p.name if p != ROOT else "root")
-def test_example_runs_then_skips(folder, tmp_path):
+def test_example_runs_then_skips(folder, tmp_path, monkeypatch):
+    # Shell tasks that run `python` (the tutorial's report) get this interpreter, as in a venv.
+    monkeypatch.setenv("PATH", os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
     copy = tmp_path / "example"
     shutil.copytree(folder, copy, ignore=IGNORE)
     pipeline = str(copy / "Pipelinefile.yaml")

@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -93,11 +94,41 @@ def test_generated_command_lines(argv):
             os.chdir(cwd)
 
 
-def test_deep_nesting_is_refused_without_crashing(tmp_path):
+DEEP = {
+    "flow, 100,000 levels": "tasks: " + "[" * 100_000 + "]" * 100_000 + "\n",
+    "flow, 200 levels": "tasks: " + "[" * 200 + "]" * 200 + "\n",
+    "block, 3,000 levels": "".join(" " * i + "k:\n" for i in range(3000)) + " " * 3000 + "v\n",
+}
+
+
+@pytest.mark.parametrize("text", list(DEEP.values()), ids=list(DEEP))
+def test_deep_nesting_is_refused_without_crashing(tmp_path, text):
+    # Behaviour, not a library's wording: exit 2 (a segfault would be -11), one paragraph
+    # naming the file and targetrun's own limit, whatever limit the YAML library has.
     path = tmp_path / "Pipelinefile.yaml"
-    path.write_text("tasks: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    path.write_text(text)
     began = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "targetrun", "validate", "-f", str(path)],
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2, result.stderr  # a segfault would be -11
-    assert "nests deeper than 64 levels" in result.stderr and time.monotonic() - began < 10
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("targetrun: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert str(path) in result.stderr and "Traceback" not in result.stderr
+    assert "nests deeper than 64 levels" in result.stderr
+    assert time.monotonic() - began < 10
+
+
+@pytest.mark.parametrize("loader", ["CSafeLoader", "SafeLoader"])
+@pytest.mark.parametrize("text", list(DEEP.values()), ids=list(DEEP))
+def test_depth_limit_is_targetrun_own_with_either_yaml_parser(monkeypatch, loader, text):
+    from targetrun.errors import SpecError
+    from targetrun.spec import yamlnodes
+
+    if not hasattr(yaml, loader):
+        pytest.skip(f"PyYAML has no {loader} here")
+    monkeypatch.setattr(yamlnodes, "_Loader", getattr(yaml, loader))
+    with pytest.raises(SpecError, match="nests deeper than 64 levels"):
+        yamlnodes.load_document(text, "Pipelinefile.yaml")
+    # A shallow file's syntax error is still reported as the syntax error, where it is.
+    with pytest.raises(SpecError, match="not valid YAML.*line 1") as caught:
+        yamlnodes.load_document("a: [1, 2\nb: 3\n", "Pipelinefile.yaml")
+    assert "line 2" in str(caught.value)

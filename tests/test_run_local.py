@@ -246,7 +246,7 @@ def test_callable_problems_are_found_before_anything_runs(project, steps):
     """, steps=steps)
     result = proj.cli("run")
     assert result.code == 2
-    assert "line 7" in result.err and "unexpected keyword argument 'y'" in result.err
+    assert "line 7" in result.err and "has no parameter 'y' (from args)" in result.err
     assert proj.counts() == {}
     proj.write("Pipelinefile.yaml", "tasks:\n  x:\n    run: nosuchmodule:f\n")
     result = proj.cli("run")

@@ -110,7 +110,7 @@ def test_run_id_is_in_context(project, steps):
         target: out/t.txt
     """, steps=steps)
     doc = json.loads(proj.cli("run", "--json").out)
-    assert proj.read("out/t.txt") == doc["run_id"]
+    assert proj.read("out/t.txt") == doc["runs"][0]["run_id"]
 
 
 def test_params_override_types_and_params_file(project, steps):

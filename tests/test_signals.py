@@ -244,3 +244,17 @@ def test_a_write_stopped_between_move_and_commit_is_trusted_by_the_next_command(
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "out" / "user.pkl").exists()
     assert_invariant(tmp_path, after_rerun=True)
+
+
+def test_sigterm_at_any_moment_of_start_up_is_quiet(tmp_path):
+    """From the first millisecond: no traceback, and the code a shell expects (143, or the
+    signal itself before Python has started)."""
+    (tmp_path / "Pipelinefile.yaml").write_text("tasks:\n  a: {shell: \"echo a > {output}\", target: out/a.txt}\n")
+    for delay in (0.0, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.12, 0.2):
+        run = subprocess.Popen([sys.executable, "-m", "targetrun", "status", "-f", str(tmp_path / "Pipelinefile.yaml")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=30)
+        assert run.returncode in (143, -signal.SIGTERM, 0), (delay, run.returncode, err)
+        assert "Traceback" not in err, (delay, err)

@@ -10,7 +10,13 @@ import pytest
 from targetrun.errors import StorageError
 from targetrun.executors.base import InlineExecutor
 from targetrun.executors.local import ProcessExecutor, ThreadExecutor
-from targetrun.serializers.builtin import BytesSerializer, JsonSerializer, PickleSerializer, TextSerializer
+from targetrun.serializers.builtin import (
+    BytesSerializer,
+    JsonSerializer,
+    PickleSerializer,
+    TextOrJsonSerializer,
+    TextSerializer,
+)
 from targetrun.storage.fsspec import FsspecStorage
 from targetrun.storage.local import LocalStorage
 from targetrun.testing import ExecutorContract, SerializerContract, StorageContract
@@ -75,6 +81,8 @@ SERIALIZER_CASES = {
     "json": (JsonSerializer(), {"a": [1, 2.5, None], "u": "ü"}, {1, 2}),
     "text": (TextSerializer(), "héllo\nworld", 42),
     "bytes": (BytesSerializer(), b"\x00\xff", 3.5),
+    "text-or-json, an int": (TextOrJsonSerializer(), 99, {1, 2}),
+    "text-or-json, a str": (TextOrJsonSerializer(), "99", b"bytes"),
 }
 
 
@@ -110,12 +118,20 @@ class TestThreadExecutor(ExecutorContract):
         pool.shutdown()
 
 
+@pytest.fixture(scope="module")
+def process_pool():
+    # One pool for the whole class: starting worker processes is the slow part. It is a
+    # module-level fixture because a class-scoped fixture written as an instance method is
+    # deprecated (an error under pytest 9.2 with filterwarnings=error).
+    pool = ProcessExecutor(2)
+    yield pool
+    pool.shutdown()
+
+
 class TestProcessExecutor(ExecutorContract):
-    @pytest.fixture(scope="class")
-    def executor(self):
-        pool = ProcessExecutor(2)
-        yield pool
-        pool.shutdown()
+    @pytest.fixture
+    def executor(self, process_pool):
+        return process_pool
 
 
 class TestInlineStorageOnSqlite(StorageContract):

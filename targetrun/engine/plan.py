@@ -202,6 +202,8 @@ class Planner:
             if needs_record(task.serializer, self.trust):
                 raise untrusted(where.url, name, task.serializer)
             return None  # written by something else: nothing to compare with
+        if record.serializer != task.serializer:  # read it as it was written, never by a guess
+            self._tasks[name] = replace(task, serializer=record.serializer)
         return verify_checkpoint(self.storages(where.result), where.url, record)
 
     def _rerun_gathers(self, decisions: dict[str, Decision]) -> None:
@@ -407,10 +409,10 @@ class Planner:
             return [self._load_value(child) for child in task.children or ()]
         hit = self.hits.get(name)
         where = hit.checkpoint.where if hit else (self._probes.get(name) or task.checkpoint)
-        codec = hit.checkpoint.serializer if hit else task.serializer
         if where is None:
             raise SpecError(f"the value of {name!r} was not kept (checkpoint: false)")
         record = hit.checkpoint if hit else (self.store.checkpoint(where.url) if self.store else None)
+        codec = record.serializer if record else task.serializer  # as it was written, never by a guess
         try:
             value = read_value(self.storages(where.result), where.url, codec, expected=Expected.of(record),
                                trust=self.trust, task=name)

@@ -29,10 +29,9 @@ from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, tas
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import NOT_NEEDED, Plan, RunRequest
-from targetrun.engine.work import (
-    CorruptInput, Input, Job, WorkError, WorkResult, check_call, execute, kill_running_commands, load_callable,
-)
-from targetrun.errors import SpecError, TargetrunError
+from targetrun.engine.work import CorruptInput, Input, Job, WorkError, WorkResult, execute, kill_running_commands
+from targetrun.errors import SpecProblems, TargetrunError
+from targetrun.spec.callables import resolve_callable
 from targetrun.events import (
     Reporter,
     RunFinished,
@@ -321,10 +320,12 @@ class Engine:
         if task.checkpoint is not None and result.content_hash is not None:
             inputs = self._input_fingerprints(plan, progress, task) if policy else {}
             params = plan.param_fingerprints if policy else {}
+            written_as = result.serializer or task.serializer
             made, made_for = self._made_with(plan, progress, task)
-            checkpoint = Checkpoint(name, task.checkpoint.url, task.serializer, result.size or 0, result.content_hash,
+            checkpoint = Checkpoint(name, task.checkpoint.url, written_as, result.size or 0, result.content_hash,
                                     plan.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result,
                                     made, made_for)
+            plan.tasks[name] = task = replace(task, serializer=written_as)  # readers in this run use it
             if policy is not None and task.cache_key:
                 entry = new_entry(task.cache_key, plan.spec.name, name, checkpoint, policy)
             if staging is not None:
@@ -552,17 +553,9 @@ class Engine:
             spec = plan.tasks[name].spec
             if spec.run is None or spec.name in functions:
                 continue
-            where = dict(file=plan.spec.path, line=spec.line_of("run"), key=f"tasks.{spec.name}.run")
-            try:
-                fn = load_callable(spec.run, plan.spec.root)
-            except Exception as exc:
-                raise SpecError(f"cannot load {spec.run!r} for task {spec.name!r}: {type(exc).__name__}: {exc}",
-                                hint="Check the module and function names; the Pipelinefile's folder is importable.",
-                                **where) from None  # type: ignore[arg-type]
-            problem = check_call(fn, list(spec.args) + [arg for arg, _ in spec.needs])
-            if problem:
-                raise SpecError(f"task {spec.name!r} cannot call {spec.run}: {problem}",
-                                hint="Make the function's parameters match `args` and `needs`.", **where)  # type: ignore[arg-type]
+            fn, problems = resolve_callable(spec, plan.spec.path, plan.spec.root)  # as `validate` checks it
+            if problems:
+                raise SpecProblems.of(problems)
             functions[spec.name] = fn
         return functions if self.executor.in_process else {}
 

@@ -121,6 +121,7 @@ class WorkResult:
     duration: float
     written_at: float
     log: str = ""  # what the task printed (stdout and stderr)
+    serializer: str | None = None  # the one that wrote the checkpoint (a rule picks by value)
 
 
 def execute(job: Job) -> WorkResult:
@@ -128,10 +129,11 @@ def execute(job: Job) -> WorkResult:
     started = time.perf_counter()
     with task_output() as printed:
         try:
+            written_as = job.serializer
             if job.shell is not None:
                 value, size, digest = _run_shell(job, printed)
             else:
-                value, size, digest = _run_python(job)
+                value, size, digest, written_as = _run_python(job)
         except WorkError as exc:
             exc.log = tail(printed.getvalue())
             raise
@@ -142,21 +144,22 @@ def execute(job: Job) -> WorkResult:
 
             raise WorkError(f"{type(exc).__name__}: {exc}", traceback.format_exc(), log=tail(printed.getvalue())) from None
     return WorkResult(value if job.keep_value else None, size, digest, time.perf_counter() - started, time.time(),
-                      tail(printed.getvalue()))
+                      tail(printed.getvalue()), written_as)
 
 
 # -- Python tasks ------------------------------------------------------------------
 
 
-def _run_python(job: Job) -> tuple[object, int | None, str | None]:
+def _run_python(job: Job) -> tuple[object, int | None, str | None, str]:
     fn = job.fn or load_callable(job.run or "", job.root)
     kwargs = dict(job.args)
     kwargs.update((arg, source.load()) for arg, source in job.inputs.items())
     value = fn(**kwargs)
     if job.checkpoint is None or job.storage is None or job.staging is None:
-        return value, None, None
-    size, digest = write_value(job.storage, job.staging, value, job.serializer, shown=job.checkpoint)
-    return value, size, digest
+        return value, None, None, job.serializer
+    written_as = serializer(job.serializer).for_value(value)
+    size, digest = write_value(job.storage, job.staging, value, written_as, shown=job.checkpoint)
+    return value, size, digest, written_as
 
 
 def write_value(storage: Storage, staging: str, value: object, serializer_name: str, *, shown: str) -> tuple[int, str]:
@@ -237,19 +240,6 @@ def _forget_foreign(module_name: str, root: str) -> None:
     for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
         del sys.modules[name]
     importlib.invalidate_caches()
-
-
-def check_call(fn: Callable[..., Any], names: list[str]) -> str | None:
-    """Why ``fn`` cannot be called with these keyword arguments, or None."""
-    import inspect
-
-    try:
-        inspect.signature(fn).bind(**dict.fromkeys(names))
-    except TypeError as exc:
-        return str(exc)
-    except ValueError:  # builtins without a signature: let the call decide
-        return None
-    return None
 
 
 # -- shell tasks -------------------------------------------------------------------

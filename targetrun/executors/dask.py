@@ -12,7 +12,6 @@ waited on one by one: a dask future's completion sets a ``concurrent.futures.Fut
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -35,7 +34,9 @@ class DaskExecutor:
             if client is not None:
                 self._client = client
             elif scheduler is not None:
-                timeout = float(os.environ.get("TARGETRUN_SCHEDULER_TIMEOUT", "10"))
+                from targetrun.settings import scheduler_timeout
+
+                timeout = scheduler_timeout()
                 self._client = Client(scheduler, timeout=timeout)  # type: ignore[no-untyped-call]
             else:
                 settings = dict(n_workers=max_workers, threads_per_worker=1, processes=True, host="127.0.0.1",

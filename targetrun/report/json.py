@@ -8,7 +8,7 @@ from typing import Any
 
 from targetrun.model import RunSummary, TaskOutcome, TaskState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: one object with `runs` whatever the number of dates
 
 
 def iso(ts: float | None) -> str | None:
@@ -63,13 +63,25 @@ def summary_to_dict(summary: RunSummary, exit_code: int) -> dict[str, Any]:
 
 
 def summaries_to_dict(summaries: list[RunSummary], exit_code: int, code_of: Callable[[RunSummary], int]) -> dict[str, Any]:
-    """One run: its summary. A backfill: every date's summary under ``runs``."""
-    if len(summaries) == 1:
-        return summary_to_dict(summaries[0], exit_code)
+    """One shape whatever the number of dates: one object with every date's summary under
+    ``runs`` and, at the top, the totals and every task (each naming its ``run_id``), so a
+    consumer of a one-date run and one of a backfill read the same keys."""
+    runs = [summary_to_dict(s, code_of(s)) for s in summaries]
+    counts: dict[str, int] = {}
+    for run in runs:
+        for state, number in run["counts"].items():
+            counts[state] = counts.get(state, 0) + number
     return {
         "schema": SCHEMA_VERSION,
         "command": "run",
+        "pipeline": summaries[0].pipeline if summaries else None,
+        "dry_run": any(s.dry_run for s in summaries),
         "ok": exit_code == 0,
         "exit_code": exit_code,
-        "runs": [summary_to_dict(s, code_of(s)) for s in summaries],
+        "requested": list(summaries[0].requested) if summaries else [],
+        "started": iso(min(s.started for s in summaries)) if summaries else None,
+        "finished": iso(max(s.finished for s in summaries)) if summaries else None,
+        "counts": counts,
+        "tasks": [{**task, "run_id": run["run_id"]} for run in runs for task in run["tasks"]],
+        "runs": runs,
     }

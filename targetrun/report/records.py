@@ -29,7 +29,25 @@ def render_history(runs: list[RunRecord], out: TextIO, now: float) -> None:
 
 def history_to_list(runs: list[RunRecord]) -> list[dict[str, Any]]:
     return [{"run_id": r.run_id, "pipeline": r.pipeline, "started": iso(r.started), "finished": iso(r.finished),
-             "status": r.status.value, "requested": list(r.requested), "counts": r.counts} for r in runs]
+             "status": r.status.value, "requested": list(r.requested), "counts": parse_counts(r.counts)}
+            for r in runs]
+
+
+def parse_counts(text: str) -> dict[str, int]:
+    """The store keeps a run's counts as the line ``history`` prints; ``--json`` gives numbers,
+    keyed like ``run --json``'s ``counts``.
+
+    >>> parse_counts("3 succeeded, 1 upstream failed")
+    {'succeeded': 3, 'upstream failed': 1}
+    >>> parse_counts("")
+    {}
+    """
+    counts: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        number, _, state = part.partition(" ")
+        if number.isdigit() and state:
+            counts[state] = counts.get(state, 0) + int(number)
+    return counts
 
 
 def render_cache(entries: list[CacheEntry], out: TextIO, now: float) -> None:

@@ -52,7 +52,9 @@ def show_value(
         if location_only:
             out.write(where.url + "\n")
             return
-        expected = Expected.of(opened.store.checkpoint(where.url))
+        written = opened.store.checkpoint(where.url)
+        codec = written.serializer if written else codec  # as it was written, never by a guess
+        expected = Expected.of(written)
         try:
             value = read_value(opened.storage(where.result), where.url, codec, expected=expected, trust=trust, task=task)
         except FileNotFoundError:

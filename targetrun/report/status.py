@@ -105,3 +105,18 @@ def status_to_dict(report: StatusReport) -> dict[str, Any]:
             for r in report.rows
         ],
     }
+
+
+def statuses_to_dict(reports: list[StatusReport]) -> dict[str, Any]:
+    """``status --json``: one object whatever the number of dates (as ``run --json``):
+    every date's status under ``runs`` and, at the top, every row (each naming its date)."""
+    docs = [status_to_dict(report) for report in reports]
+    return {
+        "schema": SCHEMA_VERSION,
+        "command": "status",
+        "pipeline": reports[0].pipeline if reports else None,
+        "dates": [doc["date"] for doc in docs],
+        "would_run": [task for doc in docs for task in doc["would_run"]],
+        "tasks": [{**row, "date": doc["date"]} for doc in docs for row in doc["tasks"]],
+        "runs": docs,
+    }

@@ -1,7 +1,10 @@
 """The Serializer port: how a value becomes the bytes of a checkpoint, and back.
 
 ``dump`` writes to a binary file (streaming, so a large value is never held twice in
-memory); ``load`` reads from one. Built-ins: pickle, json, text, bytes. A serializer that
+memory); ``load`` reads from one. Built-ins: pickle, json, text, bytes, and the rule
+``text-or-json`` (a ``.txt`` target of a Python task): a str is written as text, any other
+JSON value (99, 1.5, true, null, a list, a dict) as JSON, which reads as "99" and loads
+back as 99; the checkpoint records which one wrote it. A serializer that
 cannot represent a value raises :class:`SerializationError`, which fails the task with a
 message saying what was returned and what the serializer takes.
 
@@ -32,6 +35,12 @@ class Serializer(ABC):
     @abstractmethod
     def load(self, f: BinaryIO) -> object: ...
 
+    def for_value(self, value: object) -> str:
+        """The serializer that writes ``value``: this one, except for a rule that picks by
+        the value (``text-or-json``). The checkpoint records the name returned here, so
+        reading never guesses."""
+        return self.name
+
 
 SERIALIZERS = Registry(
     "serializer",
@@ -41,6 +50,7 @@ SERIALIZERS = Registry(
         "json": Entry("targetrun.serializers.builtin:JsonSerializer"),
         "text": Entry("targetrun.serializers.builtin:TextSerializer"),
         "bytes": Entry("targetrun.serializers.builtin:BytesSerializer"),
+        "text-or-json": Entry("targetrun.serializers.builtin:TextOrJsonSerializer"),
     },
 )
 

@@ -76,3 +76,25 @@ class BytesSerializer(Serializer):
 
     def load(self, f: BinaryIO) -> object:
         return f.read()
+
+
+class TextOrJsonSerializer(Serializer):
+    """The rule for a Python task's ``.txt`` target: readable text whatever the value.
+
+    A str is written as text; any other JSON value as JSON text (``99``, ``[1, 2]``), so
+    the file reads as the value and the value round-trips. ``for_value`` names the one
+    used, and that name is what the checkpoint records. ``load`` is used only for a file
+    no run recorded (made by something else): it is text then.
+    """
+
+    name = "text-or-json"
+    executes_code = False
+
+    def for_value(self, value: object) -> str:
+        return "text" if isinstance(value, str) else "json"
+
+    def dump(self, value: object, f: BinaryIO) -> None:
+        (TextSerializer() if isinstance(value, str) else JsonSerializer()).dump(value, f)
+
+    def load(self, f: BinaryIO) -> object:
+        return TextSerializer().load(f)

@@ -14,12 +14,16 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from typing import TYPE_CHECKING
 
 from targetrun import __version__
 from targetrun.errors import SpecError, UsageError
 from targetrun import model
-from targetrun.model import PipelineSpec
+from targetrun.model import PipelineSpec, TaskSpec
 from targetrun.spec import cachefile
+
+if TYPE_CHECKING:
+    from targetrun.spec.yamlnodes import Document
 
 FILENAMES = ("Pipelinefile.yaml", "Pipelinefile.yml", "Pipelinefile")
 
@@ -77,17 +81,39 @@ def spec_cache_file(path: str, data: bytes | None = None) -> str:
 
 def parse_pipeline(data: bytes, path: str) -> PipelineSpec:
     from targetrun.spec.schema import build_pipeline
+
+    return build_pipeline(_document(data, path), path)
+
+
+def check_file(path: str) -> tuple[str, list[SpecError], dict[str, TaskSpec]]:
+    """For ``validate``: the file's name as messages show it, every problem of the file
+    (not only the first), and the tasks that are well formed."""
+    from targetrun.spec.schema import check_pipeline
+
+    display = _display(path)
+    try:
+        doc = _document(_read(path), path)
+    except SpecError as exc:
+        return display, [exc], {}
+    problems, tasks = check_pipeline(doc, path)
+    return display, problems, tasks
+
+
+def _display(path: str) -> str:
+    return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
+
+
+def _document(data: bytes, path: str) -> Document:
     from targetrun.spec.yamlnodes import load_document
 
-    display = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
+    display = _display(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", file=display) from None
     if "\0" in text:
         raise SpecError("the file contains a NUL byte; it is not a text file", file=display)
-    doc = load_document(text, display)
-    return build_pipeline(doc, path)
+    return load_document(text, display)
 
 
 def _read(path: str) -> bytes:

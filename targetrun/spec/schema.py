@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from targetrun import dag, templating
 from targetrun.durations import parse_duration
-from targetrun.errors import CycleError, DuplicateTargetError, SpecError, TemplateError, UnknownKeyError, did_you_mean
+from targetrun.errors import (
+    CycleError,
+    DuplicateTargetError,
+    SpecError,
+    SpecProblems,
+    TemplateError,
+    UnknownKeyError,
+    did_you_mean,
+)
 from targetrun.model import CachePolicy, PipelineSpec, ResultLocation, TaskSpec, Validator
 from targetrun.spec.yamlnodes import Document, Path
 
@@ -41,17 +49,53 @@ TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VALIDATORS_WITH_NAMES = (Validator.PARTIAL_INPUTS_ONLY, Validator.PARTIAL_PARAMETERS_ONLY)
+_T = TypeVar("_T")
 
 
 def build_pipeline(doc: Document, path: str) -> PipelineSpec:
-    return _Checker(doc, path).pipeline()
+    """The validated spec; raises every problem of the file at once (:class:`SpecProblems`)."""
+    checker = _Checker(doc, path)
+    spec = checker.check()
+    if checker.problems or spec is None:
+        raise SpecProblems.of(checker.problems)
+    return spec
+
+
+def check_pipeline(doc: Document, path: str) -> tuple[list[SpecError], dict[str, TaskSpec]]:
+    """Every problem of the file, and the tasks that are well formed (for ``validate``,
+    which goes on to check their functions)."""
+    checker = _Checker(doc, path)
+    checker.check()
+    return checker.problems, checker.tasks
 
 
 class _Checker:
+    """Checks the file section by section and task by task, collecting every problem: a
+    top-level section that is wrong stops there (the tasks would only repeat it); a task
+    that is wrong is left out of the later checks, so it causes no follow-on problems."""
+
     def __init__(self, doc: Document, path: str) -> None:
         self.doc = doc
         self.path = path
         self.root = os.path.dirname(os.path.abspath(path))
+        self.problems: list[SpecError] = []
+        self.tasks: dict[str, TaskSpec] = {}
+        self.broken: set[str] = set()  # tasks with a problem of their own
+
+    def check(self) -> PipelineSpec | None:
+        try:
+            return self.pipeline()
+        except SpecError as exc:
+            self.problems.append(exc)
+            return None
+
+    def attempt(self, check: Callable[[], _T], fallback: _T) -> _T:
+        """Run one check; on a problem, note it and go on with ``fallback``."""
+        try:
+            return check()
+        except SpecError as exc:
+            self.problems.append(exc)
+            return fallback
 
     # -- error helpers -------------------------------------------------------------
 
@@ -72,7 +116,7 @@ class _Checker:
 
     # -- the file ------------------------------------------------------------------
 
-    def pipeline(self) -> PipelineSpec:
+    def pipeline(self) -> PipelineSpec | None:
         top = self.doc.value
         if top is None:
             raise self.error((), "the file is empty", hint="A Pipelinefile needs at least a `tasks:` mapping.")
@@ -81,21 +125,34 @@ class _Checker:
         version = top.get("version", 1)
         if version != 1:
             raise self.error(("version",), f"unsupported schema version {version!r}", hint="This targetrun reads version 1.")
-        name = self.expect(("name",), top.get("name", os.path.basename(self.root) or "pipeline"), str, "a string")
-        params = self.params(top.get("params", {}))
-        results = self.results(top.get("results", {}))
-        defaults = self.defaults(top.get("defaults", {}), results)
-        cache_url = self.expect(("cache",), top.get("cache", ".targetrun/state.db"), str, "a path or redis:// URL")
+        name = self.attempt(lambda: self.expect(("name",), top.get("name", os.path.basename(self.root) or "pipeline"),
+                                                str, "a string"), "pipeline")
+        params: dict[str, object] = self.attempt(lambda: self.params(top.get("params", {})), {})
+        results: dict[str, ResultLocation] = self.attempt(lambda: self.results(top.get("results", {})), {})
+        defaults: dict[str, Any] = self.attempt(lambda: self.defaults(top.get("defaults", {}), results), {})
+        cache_url = self.attempt(lambda: self.expect(("cache",), top.get("cache", ".targetrun/state.db"), str,
+                                                     "a path or redis:// URL"), "")
         scheduler = top.get("scheduler")
         if scheduler is not None:
-            self.expect(("scheduler",), scheduler, str, "a Dask scheduler address such as tcp://host:8786")
-        outside = self.expect(("allow_outside_targets",), top.get("allow_outside_targets", False), bool, "true or false")
+            self.attempt(lambda: self.expect(("scheduler",), scheduler, str,
+                                             "a Dask scheduler address such as tcp://host:8786"), None)
+        outside = self.attempt(lambda: self.expect(("allow_outside_targets",), top.get("allow_outside_targets", False),
+                                                   bool, "true or false"), False)
         if "tasks" not in top:
             raise self.error((), "the file has no `tasks:` mapping", hint="Declare at least one task under `tasks:`.")
         tasks_raw = self.expect(("tasks",), top["tasks"], dict, "a mapping of task names to task definitions")
         if not tasks_raw:
             raise self.error(("tasks",), "`tasks:` is empty", hint="Declare at least one task.")
-        tasks = {str(n): self.task(str(n), body, defaults, params, results) for n, body in tasks_raw.items()}
+        if self.problems:
+            return None
+        for raw_name, body in tasks_raw.items():
+            task_name = str(raw_name)
+            built = self.attempt(lambda: self.task(task_name, body, defaults, params, results), None)
+            if built is None:
+                self.broken.add(task_name)
+            else:
+                self.tasks[task_name] = built
+        tasks = self.tasks
         self.check_graph(tasks)
         spec = PipelineSpec(
             name=name,
@@ -109,7 +166,7 @@ class _Checker:
             allow_outside_targets=outside,
         )
         self.check_templates_render(spec)
-        return spec
+        return None if self.problems else spec
 
     def params(self, raw: Any) -> dict[str, object]:
         raw = self.expect(("params",), raw if raw is not None else {}, dict, "a mapping of parameter names to values")
@@ -372,59 +429,70 @@ class _Checker:
 
     def check_graph(self, tasks: Mapping[str, TaskSpec]) -> None:
         for task in tasks.values():
-            for arg, up in task.needs:
-                if up not in tasks:
-                    hint = did_you_mean(up, tasks) or f"Tasks: {', '.join(list(tasks)[:20])}."
-                    raise self.error(("tasks", task.name, "needs"), f"task {task.name!r} needs {up!r}, which is not a task", hint=hint)
-                if task.shell is not None and tasks[up].foreach is not None:
-                    raise self.error(
-                        ("tasks", task.name, "needs"),
-                        f"shell task {task.name!r} needs the mapped task {up!r}, whose value is a list, not one file",
-                        hint=f"Make {task.name!r} a Python task (it receives the list), or map it too.",
-                    )
-                if task.shell is not None and not tasks[up].checkpoint:
-                    raise self.error(
-                        ("tasks", task.name, "needs"),
-                        f"shell task {task.name!r} needs {up!r}, which has `checkpoint: false`, so it has no file to pass",
-                        hint=f"Checkpoint {up!r} or make {task.name!r} a Python task.",
-                    )
-        cycle = dag.find_cycle({name: task.upstream for name, task in tasks.items()})
+            self.attempt(lambda: self.check_needs(task, tasks), None)
+        graph = {name: tuple(up for up in task.upstream if up in tasks) for name, task in tasks.items()}
+        cycle = dag.find_cycle(graph)
         if cycle:
-            raise self.error(
+            self.problems.append(self.error(
                 ("tasks", cycle[0], "needs"),
                 f"the needs form a cycle: {' -> '.join(cycle)}",
                 hint="Remove one of these needs.",
                 cls=CycleError,
-            )
+            ))
+
+    def check_needs(self, task: TaskSpec, tasks: Mapping[str, TaskSpec]) -> None:
+        for arg, up in task.needs:
+            if up in self.broken:
+                continue  # its own problem is reported already
+            if up not in tasks:
+                hint = did_you_mean(up, tasks) or f"Tasks: {', '.join(list(tasks)[:20])}."
+                raise self.error(("tasks", task.name, "needs"), f"task {task.name!r} needs {up!r}, which is not a task", hint=hint)
+            if task.shell is not None and tasks[up].foreach is not None:
+                raise self.error(
+                    ("tasks", task.name, "needs"),
+                    f"shell task {task.name!r} needs the mapped task {up!r}, whose value is a list, not one file",
+                    hint=f"Make {task.name!r} a Python task (it receives the list), or map it too.",
+                )
+            if task.shell is not None and not tasks[up].checkpoint:
+                raise self.error(
+                    ("tasks", task.name, "needs"),
+                    f"shell task {task.name!r} needs {up!r}, which has `checkpoint: false`, so it has no file to pass",
+                    hint=f"Checkpoint {up!r} or make {task.name!r} a Python task.",
+                )
 
     def check_templates_render(self, spec: PipelineSpec) -> None:
         """Render every plain (unmapped) target once with today's date and the default
         params: catches bad format specs, escapes and two tasks sharing a target."""
-        from targetrun.resolve import default_context, resolve_target
+        from targetrun.resolve import default_context
 
         context = default_context(spec)
         seen: dict[str, str] = {}
         for task in spec.tasks.values():
-            if task.foreach is not None:
-                continue
-            if task.target is None:
-                self.check_args_render(task, templating.task_context(context, task.name))
-                continue
-            task_context = templating.task_context(context, task.name)
-            try:
-                location = resolve_target(spec, task, task_context)
-            except SpecError as exc:
-                raise self.error(("tasks", task.name, "target"), exc.message, hint=exc.hint, cls=type(exc)) from None
+            if task.foreach is None:
+                self.attempt(lambda: self.check_task_renders(spec, task, context, seen), None)
+
+    def check_task_renders(self, spec: PipelineSpec, task: TaskSpec, context: Mapping[str, object],
+                           seen: dict[str, str]) -> None:
+        from targetrun.resolve import resolve_target
+
+        task_context = templating.task_context(context, task.name)
+        if task.target is None:
             self.check_args_render(task, task_context)
-            key = location.url
-            if key in seen:
-                raise self.error(
-                    ("tasks", task.name, "target"),
-                    f"tasks {seen[key]!r} and {task.name!r} both write the target {key}",
-                    hint="Give each task its own target.",
-                    cls=DuplicateTargetError,
-                )
-            seen[key] = task.name
+            return
+        try:
+            location = resolve_target(spec, task, task_context)
+        except SpecError as exc:
+            raise self.error(("tasks", task.name, "target"), exc.message, hint=exc.hint, cls=type(exc)) from None
+        self.check_args_render(task, task_context)
+        key = location.url
+        if key in seen:
+            raise self.error(
+                ("tasks", task.name, "target"),
+                f"tasks {seen[key]!r} and {task.name!r} both write the target {key}",
+                hint="Give each task its own target.",
+                cls=DuplicateTargetError,
+            )
+        seen[key] = task.name
 
 
     def check_args_render(self, task: TaskSpec, context: Mapping[str, object]) -> None:

@@ -80,9 +80,30 @@ def load_document(text: str, file: str) -> Document:
 
 def _check_depth(text: str, file: str) -> None:
     """Refuse deep nesting before composing: libyaml's composer recurses (100,000 nested
-    brackets crash the process), while its event parser is a loop with a stack."""
+    brackets crash the process), while its event parser is a loop with a stack.
+
+    The limit is targetrun's own and must not depend on the YAML library's: libyaml 0.2.5
+    and later stop at 1,000 levels in the *scanner*, which reads ahead of the events we
+    count, so a 100,000-level file fails there before we see level 65. When the fast parser
+    fails, the pure-Python parser (a loop with a stack and no limit of its own) recounts up
+    to the failure: if the document is already too deep there, that is the error to report;
+    otherwise the library's own syntax error stands."""
+    try:
+        _count_depth(yaml.parse(text, Loader=_Loader), file)
+    except SpecError:
+        raise
+    except yaml.YAMLError:
+        if _Loader is not yaml.SafeLoader:
+            try:
+                _count_depth(yaml.parse(text, Loader=yaml.SafeLoader), file)
+            except yaml.YAMLError:
+                pass
+        raise
+
+
+def _count_depth(events: Iterator[yaml.Event], file: str) -> None:
     depth = 0
-    for event in yaml.parse(text, Loader=_Loader):
+    for event in events:
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:

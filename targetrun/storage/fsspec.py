@@ -179,14 +179,17 @@ def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
         raise StorageError(f"cannot open {protocol}:// storage: {exc}") from None
 
 
-def _expand_env(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``${VAR}`` in option strings comes from the environment, so no secret lives in the file."""
+def _expand_env(options: Mapping[str, Any], where: str = "storage options") -> dict[str, Any]:
+    """``${VAR}`` in option strings comes from the environment, so no secret lives in the
+    file; an unset one is exit 2 naming it (:func:`targetrun.settings.expand_env`)."""
+    from targetrun.settings import expand_env
+
     expanded: dict[str, Any] = {}
     for key, value in options.items():
         if isinstance(value, str):
-            expanded[key] = os.path.expandvars(value)
+            expanded[key] = expand_env(value, f"{where}.{key}")
         elif isinstance(value, Mapping):
-            expanded[key] = _expand_env(value)
+            expanded[key] = _expand_env(value, f"{where}.{key}")
         else:
             expanded[key] = value
     return expanded

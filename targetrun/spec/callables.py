@@ -1,0 +1,101 @@
+"""Check a Python task's ``run: module:function`` the way a run would use it.
+
+``validate`` and the engine's preflight both go through :func:`resolve_callable`, so
+``validate`` refuses exactly what ``run`` would refuse before anything runs: a module that
+is not there (or fails to import), a function the module does not have, and a signature
+that does not accept the task's ``args`` and ``needs`` -- each problem named, with a "did
+you mean" where one is close. The function is imported, never called.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import pkgutil
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from targetrun.errors import SpecError, did_you_mean
+from targetrun.model import TaskSpec
+
+_RUN_HINT = "The Pipelinefile's folder is importable: `run: tasks:fetch` finds tasks.py next to it."
+
+
+def resolve_callable(task: TaskSpec, file: str, root: str) -> tuple[Callable[..., Any] | None, list[SpecError]]:
+    """The task's function and every problem with it (an empty list: it can be called)."""
+    from targetrun.engine.work import load_callable
+
+    assert task.run is not None
+    module_name, _, attr = task.run.partition(":")
+
+    def problem(message: str, hint: str | None = None) -> SpecError:
+        return SpecError(f"task {task.name!r}: {message}", file=file, line=task.line_of("run"),
+                         key=f"tasks.{task.name}.run", hint=hint)
+
+    try:
+        fn = load_callable(task.run, root)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        if module_name == missing or module_name.startswith(missing + "."):
+            return None, [problem(f"there is no module {missing!r} (run: {task.run})",
+                                  did_you_mean(missing.rpartition(".")[2], _modules_near(missing, root)) or _RUN_HINT)]
+        return None, [problem(f"importing {module_name!r} failed: it imports {missing!r}, which is not installed",
+                              f"Install {missing.split('.')[0]!r} in this environment.")]
+    except AttributeError:
+        module = sys.modules.get(module_name)
+        names = [n for n in dir(module) if not n.startswith("_")] if module is not None else []
+        return None, [problem(f"module {module_name!r} has no function {attr!r}",
+                              did_you_mean(attr.rpartition(".")[2], names) or f"Define {attr}() in {module_name}.")]
+    except TypeError as exc:  # load_callable: the name is there but is not callable
+        return None, [problem(str(exc))]
+    except Exception as exc:  # the module's own code failed while importing
+        return None, [problem(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}")]
+    return fn, [problem(text, hint) for text, hint in signature_problems(fn, task)]
+
+
+def signature_problems(fn: Callable[..., Any], task: TaskSpec) -> list[tuple[str, str | None]]:
+    """Why ``fn`` cannot be called with the task's ``args`` and ``needs`` as keywords.
+
+    >>> from targetrun.model import TaskSpec
+    >>> def fetch(city, days=7): ...
+    >>> signature_problems(fetch, TaskSpec("t", run="m:fetch", args={"citi": "x"}))[0][0]
+    "m:fetch has no parameter 'citi' (from args)"
+    >>> signature_problems(fetch, TaskSpec("t", run="m:fetch", args={"days": 3}))[0][0]
+    "m:fetch needs the argument 'city', which neither args nor needs gives"
+    """
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return []  # a builtin without a signature: the call itself will tell
+    given = {name: "args" for name in task.args} | {arg: "needs" for arg, _ in task.needs}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    keywords = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    found: list[tuple[str, str | None]] = []
+    if not takes_any:
+        for name, source in given.items():
+            if name not in keywords:
+                found.append((f"{task.run} has no parameter {name!r} (from {source})",
+                              did_you_mean(name, keywords) or f"Its parameters: {', '.join(params) or 'none'}."))
+    for name, param in params.items():
+        required = param.default is inspect.Parameter.empty
+        if required and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and name not in given:
+            found.append((f"{task.run} needs the argument {name!r}, which neither args nor needs gives",
+                          f"Add it to the task's `args:` or `needs:`, or give {name} a default."))
+        elif required and param.kind is param.POSITIONAL_ONLY:
+            found.append((f"{task.run} takes {name!r} by position only; a task passes keywords", None))
+    return found
+
+
+def _modules_near(module_name: str, root: str) -> list[str]:
+    """Module names a misspelt one may have meant: beside the Pipelinefile, or in its package."""
+    parent = module_name.rpartition(".")[0]
+    if parent:
+        package = sys.modules.get(parent)
+        paths = list(getattr(package, "__path__", []) or [])
+    else:
+        paths = [root]
+    names = [info.name for info in pkgutil.iter_modules(paths)]
+    if not parent:
+        names += [n for n in sys.builtin_module_names]
+    return [n for n in names if not n.startswith("_") and os.sep not in n]

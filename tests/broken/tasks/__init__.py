@@ -1,0 +1,1 @@
+"""Task functions the corpus Pipelinefiles name: `validate` imports them, never calls them."""

@@ -1,0 +1,37 @@
+"""The project's own benchmarks run as shipped (small sizes), and compare like with like."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=BENCH.parent)
+
+
+def test_bench_cache_runs_cold_then_no_op_on_both_stores():
+    done = _bench(str(BENCH / "bench_cache.py"), "--sizes", "20", "--repeat", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    assert [row[:2] for row in rows] == [["sqlite", "20"], ["redis", "20"]]
+
+
+def test_bench_engine_quick_runs_and_checks_its_targets():
+    done = _bench(str(BENCH / "bench_engine.py"), "--quick", "--shapes", "chain,fanin")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tasks=shell" in done.stdout and "FAILED" not in done.stdout
+
+
+def test_bench_engine_compares_shell_tasks_with_the_shell_references():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_engine
+    finally:
+        sys.path.remove(str(BENCH))
+    text = bench_engine.pipeline_yaml("fanin", 3)
+    assert text.count("shell:") == 4 and "run:" not in text  # like make's recipes: a command per task
+    assert bench_engine.pipeline_yaml("fanin", 3, kind="python").count("run:") == 4
