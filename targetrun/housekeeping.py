@@ -15,7 +15,8 @@ go, :func:`apply` removes it. The rules:
 * Folders under ``.targetrun/logs`` and ``.targetrun/results`` of runs this store has no
   record of (the store was moved aside, or an earlier gc kept a value a cache entry used)
   go by their age, against the same window.
-* Spec cache files other than the current Pipelinefile's go.
+* Spec cache files other than the current Pipelinefile's go (another Pipelinefile in the
+  same folder loses its cache too; that costs its next load one parse).
 * Nothing outside the Pipelinefile's ``.targetrun/`` folder is touched on disk, except a
   recorded value without a target inside another result location's ``.targetrun/results/``;
   a symlinked ``.targetrun``, ``logs`` or ``results`` folder is left alone.
