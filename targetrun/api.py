@@ -28,6 +28,7 @@ from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, SpecError,
 from targetrun.events import NullReporter, Reporter
 from targetrun.executors.base import EXECUTORS, Executor
 from targetrun import redact
+from targetrun.housekeeping import Collected, Policy, apply, collect
 from targetrun.model import PipelineSpec, RunContext, RunSummary
 from targetrun.resolve import INLINE, LOCAL, protocol
 from targetrun.envvars import expand_env
@@ -37,7 +38,9 @@ from targetrun.state import StatusReport, build_status
 from targetrun.storage.base import STORAGES, Storage
 from targetrun.store.base import STORES, StateStore
 
-__all__ = ["load", "plan", "run", "run_dates", "status", "invalidate", "exit_code", "Backends", "Clock", "RunRequest"]
+__all__ = ["load", "plan", "run", "run_dates", "status", "invalidate", "gc", "exit_code", "Backends", "Clock",
+           "RunRequest"]
+DEFAULT_KEEP_RUNS = 20  # what `targetrun gc` keeps when given no limit
 
 
 def load(path: str | None = None, *, use_cache: bool = True) -> PipelineSpec:
@@ -377,6 +380,29 @@ def _check_removable(storage: Storage, url: str, recorded: bool) -> None:
     if not recorded:
         raise UsageError(f"not removing {url}: no checkpoint record in the state store says targetrun wrote it",
                          hint="Delete it yourself if you mean to; `targetrun run --force TASK` rewrites it.")
+
+
+def gc(
+    spec: PipelineSpec,
+    *,
+    keep_runs: int | None = None,
+    older_than: float | None = None,
+    dry_run: bool = False,
+    store_url: str | None = None,
+    clock: Clock | None = None,
+) -> Collected:
+    """Prune old runs' records, logs and values without a target, and stale spec caches
+    (see :mod:`targetrun.housekeeping`); with neither limit, keep the last 20 runs."""
+    if keep_runs is None and older_than is None:
+        keep_runs = DEFAULT_KEEP_RUNS
+    now = (clock or Clock()).now()
+    with backends(spec, store_url) as opened:
+        if not dry_run:
+            settle(opened, clock)  # a write a dead run left half-way is resolved, not pruned
+        found = collect(spec, opened.store, Policy(keep_runs, older_than), now, lock_lease())
+        if not dry_run:
+            apply(found, spec, opened.store, opened.storage)
+    return found
 
 
 def exit_code(summary: RunSummary | Sequence[RunSummary]) -> int:

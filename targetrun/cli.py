@@ -481,6 +481,39 @@ def invalidate(ctx: click.Context, task: str, path: str | None, params: tuple[st
 
 @cli.command(epilog=EPILOG)
 @_file_option
+@click.option("--keep-runs", type=click.IntRange(0), default=None, metavar="N",
+              help="Keep the newest N runs (default 20 when --older-than is not given either).")
+@click.option("--older-than", default=None, metavar="DURATION",
+              help="Keep runs started within DURATION (30d, 12h, ...); with --keep-runs, a run goes only when "
+                   "neither keeps it.")
+@click.option("--dry-run", "-n", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+@click.pass_context
+def gc(ctx: click.Context, path: str | None, keep_runs: int | None, older_than: str | None, dry_run: bool,
+       as_json: bool) -> int:
+    """Prune old runs: their records, logs and values of tasks without a target, and stale spec caches.
+
+    Targets are never touched, nor a value a cache entry or a kept run still points to."""
+    from targetrun.durations import parse_duration
+    from targetrun.report.records import gc_to_dict, render_gc
+
+    seconds = None
+    if older_than is not None:
+        try:
+            seconds = parse_duration(older_than)
+        except ValueError as exc:
+            raise UsageError(f"--older-than: {exc}", hint="Write it as 30d, 12h, 90m or seconds.") from None
+    spec = api.load(path)
+    found = api.gc(spec, keep_runs=keep_runs, older_than=seconds, dry_run=dry_run, clock=_clock())
+    if as_json:
+        _out(ctx).write(json.dumps(gc_to_dict(found, spec.root, dry_run), indent=2) + "\n")
+    else:
+        render_gc(found, spec.root, dry_run, _out(ctx))
+    return 0
+
+
+@cli.command(epilog=EPILOG)
+@_file_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result (ok, or every problem) as JSON.")
 @click.pass_context
 def validate(ctx: click.Context, path: str | None, as_json: bool) -> int:

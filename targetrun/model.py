@@ -243,6 +243,11 @@ class Checkpoint:
     inputs: Mapping[str, str] = field(default_factory=dict)  # fingerprints it was made from
     params: Mapping[str, str] = field(default_factory=dict)
     storage: str = "local"  # the storage key (Location.result) that holds it
+    # What the run that wrote it asked for, in the user's terms: the values (as text, see
+    # templating.made_with) of the parameters the task's templates name, and the run date
+    # when they name one. ``status`` compares them with the ones asked about.
+    made_with: Mapping[str, str] = field(default_factory=dict)
+    made_for: str | None = None
 
     @property
     def where(self) -> Location:

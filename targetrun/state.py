@@ -2,17 +2,23 @@
 
 Shares the planner's decisions with ``run`` (so ``status`` never disagrees with what
 ``run`` would do) and adds what a person wants to see: size and age of each existing
-target, and the task's last recorded run.
+target, the task's last recorded run, and -- in the user's terms -- a local target as a
+path relative to the Pipelinefile's folder, and when an existing output was made with
+other parameter values or for another date than the ones asked about ("made with
+city=berlin"), from what its checkpoint record says the run that wrote it asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from targetrun.engine.plan import Plan
 from targetrun.errors import StorageError
-from targetrun.model import Decision, Location
+from targetrun import templating
+from targetrun.model import Decision, Location, PipelineSpec, Reason
+from targetrun.resolve import LOCAL
 from targetrun.storage.base import Stat, Storage
 from targetrun.store.base import StateStore, TaskRecord
 
@@ -25,6 +31,17 @@ class StatusRow:
     stat: Stat | None  # None: missing, or not looked at
     note: str = ""  # e.g. "cannot tell: ..." for a target nothing needs
     last: TaskRecord | None = None
+    path: str | None = None  # the target as the user wrote it: relative to the Pipelinefile's folder, or a URL
+    made_with: Mapping[str, str] = field(default_factory=dict)  # recorded parameter values that differ from now
+    made_for: str | None = None  # the recorded run date, when it differs from the one asked about
+
+    @property
+    def made(self) -> str:
+        """``made with city=berlin, for 2026-11-29``, or ``""`` when it was made as asked."""
+        parts = [f"made with {', '.join(f'{k}={v}' for k, v in self.made_with.items())}"] if self.made_with else []
+        if self.made_for:
+            parts.append(f"for {self.made_for}" if parts else f"made for {self.made_for}")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -41,12 +58,57 @@ class StatusReport:
 def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateStore | None) -> StatusReport:
     last = store.last_task_records(plan.spec.name) if store is not None else {}
     stats = _stats(storages, plan)
+    made = _made_differently(plan, store, stats)
     rows = []
     for name, task in plan.tasks.items():
         target = task.target
         stat, note = stats.get(name, (None, ""))
-        rows.append(StatusRow(name, target.url if target else None, plan.decision(name), stat, note, last.get(name)))
+        made_with, made_for = made.get(name, ({}, None))
+        rows.append(StatusRow(name, target.url if target else None, plan.decision(name), stat, note, last.get(name),
+                              display_path(plan.spec, target) if target else None, made_with, made_for))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
+
+
+def display_path(spec: PipelineSpec, where: Location) -> str:
+    """A location as the user wrote it: a local file relative to the Pipelinefile's folder
+    (absolute when it is outside it), anything else as its URL.
+
+    >>> spec = PipelineSpec("p", "/w/Pipelinefile.yaml", "/w", {})
+    >>> display_path(spec, Location("local", "/w/out/a.json")), display_path(spec, Location("local", "/tmp/x"))
+    ('out/a.json', '/tmp/x')
+    >>> display_path(spec, Location("s3", "s3://b/k.json"))
+    's3://b/k.json'
+    """
+    if where.result != LOCAL:
+        return where.url
+    relative = os.path.relpath(where.url, spec.root)
+    return where.url if relative == ".." or relative.startswith(".." + os.sep) else relative
+
+
+def _made_differently(plan: Plan, store: StateStore | None,
+                      stats: Mapping[str, tuple[Stat | None, str]]) -> dict[str, tuple[dict[str, str], str | None]]:
+    """For each task whose existing output stands (skipped, cache hit, or an existing target
+    nothing needs): the recorded parameter values and date that differ from the ones asked
+    about. Records from before targetrun kept them say nothing (one batched lookup)."""
+    if store is None:
+        return {}
+    standing: dict[str, str] = {}
+    for name, task in plan.tasks.items():
+        decision = plan.decision(name)
+        if decision.runs or task.checkpoint is None:
+            continue
+        if decision.reason is Reason.NOT_NEEDED and not stats.get(name, (None, ""))[0]:
+            continue  # nothing there to describe
+        standing[name] = task.checkpoint.url
+    records = store.checkpoints(list(dict.fromkeys(standing.values()))) if standing else {}
+    found = {}
+    for name, url in standing.items():
+        record = records.get(url)
+        if record is not None and (record.made_with or record.made_for):
+            made_with, made_for = templating.made_differently(record.made_with, record.made_for, plan.context)
+            if made_with or made_for:
+                found[name] = (made_with, made_for)
+    return found
 
 
 def _stats(storages: Callable[[str], Storage], plan: Plan) -> dict[str, tuple[Stat | None, str]]:

@@ -30,15 +30,17 @@ Pure: no I/O, standard library only.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
 import shlex
 import string
 from _string import formatter_field_name_split  # type: ignore[import-not-found]
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from targetrun.errors import TemplateError, did_you_mean
-from targetrun.model import RunContext
+from targetrun.model import RunContext, TaskSpec
 from targetrun.shellcheck import check_shell
 
 DATE_KEYS = (
@@ -481,3 +483,105 @@ def render_shell(template: str, context: Mapping[str, object]) -> str:
     """
     check_shell(template)
     return _render(template, context, quote=True)
+
+
+# -- what a value was made with (status: "made with city=berlin") --------------------
+
+_TEXT_LIMIT = 60  # longer parameter values are shortened, with a digest so they stay distinct
+
+
+def task_templates(task: TaskSpec) -> list[str]:
+    """The templates a task's *value* depends on: target, shell command, cache key and
+    args (strings anywhere inside). ``foreach`` is left out: a mapped child depends on its
+    own item, not on the whole list."""
+    found = [t for t in (task.target, task.shell, task.cache.key if task.cache else None) if t]
+    stack: list[object] = [task.args] if task.templated_args else []
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+    return found
+
+
+def used_keys(templates: Iterable[str], params: Iterable[str]) -> tuple[tuple[str, ...], bool]:
+    """The parameters some template names, and whether one names a date key.
+
+    >>> used_keys(["raw/{params.city}/x.json", "{parameters[n]}", "{yesterday}"], ["city", "n", "x"])
+    (('city', 'n'), True)
+    >>> used_keys(["{params}"], ["a", "b"])
+    (('a', 'b'), False)
+    """
+    declared = list(params)
+    names: set[str] = set()
+    dated = False
+    for template in templates:
+        try:
+            named = fields(template)
+        except ValueError:
+            continue  # not a template (checked at load): names nothing
+        for first, chain, _ in named:
+            if first in DATE_KEYS:
+                dated = True
+            elif first in ("params", "parameters"):
+                names.update(chain[:1] if chain else declared)
+    return tuple(name for name in declared if name in names), dated
+
+
+def value_text(value: object) -> str:
+    """A parameter value as a person passes it with ``-p``: strings bare, anything else as
+    JSON; a long value is cut, with a digest of the whole so two values never read alike.
+
+    >>> value_text("berlin"), value_text(3), value_text(["a", "b"])
+    ('berlin', '3', '["a", "b"]')
+    >>> len(value_text("x" * 500)) < 80
+    True
+    """
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    if len(text) <= _TEXT_LIMIT:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{text[:40]}… ({digest})"
+
+
+_SECRET_NAME = re.compile(r"pass|secret|token|key|credential|auth|private", re.IGNORECASE)
+
+
+def param_text(name: str, value: object) -> str:
+    """What the store keeps and ``status`` shows of a parameter's value: :func:`value_text`,
+    or for a name that looks like a credential only a digest, so a secret passed with
+    ``-p`` never lands in the store or in output.
+
+    >>> param_text("city", "berlin"), param_text("api_token", "s3cr3t").startswith("*** (")
+    ('berlin', True)
+    """
+    if _SECRET_NAME.search(name):
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        return f"*** ({hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]})"
+    return value_text(value)
+
+
+def made_with(task: TaskSpec, run: RunContext) -> tuple[dict[str, str], str | None]:
+    """What a value of ``task`` made in ``run`` depends on, in the user's terms: the text of
+    each parameter its templates name, and the run date if they name a date key."""
+    names, dated = used_keys(task_templates(task), run.params)
+    return {name: param_text(name, run.params[name]) for name in names}, (f"{run.date:%Y-%m-%d}" if dated else None)
+
+
+def made_differently(made: Mapping[str, str], made_for: str | None, run: RunContext) -> tuple[dict[str, str], str | None]:
+    """Which recorded parameter values and date differ from the ones asked about now.
+
+    >>> import datetime as dt
+    >>> now = RunContext("p", dt.datetime(2026, 11, 30), {"city": "paris", "n": 1}, "r")
+    >>> made_differently({"city": "berlin", "n": "1"}, "2026-11-29", now)
+    ({'city': 'berlin'}, '2026-11-29')
+    >>> made_differently({"city": "paris"}, None, now)
+    ({}, None)
+    """
+    params = {name: text for name, text in made.items()
+              if name not in run.params or param_text(name, run.params[name]) != text}
+    day = made_for if made_for is not None and made_for != f"{run.date:%Y-%m-%d}" else None
+    return params, day

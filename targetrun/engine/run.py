@@ -33,7 +33,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from targetrun import dag, fingerprint, liveness
+from targetrun import dag, fingerprint, liveness, templating
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
 from targetrun.engine.capture import process_output, unattributed_output
 from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
@@ -141,7 +141,9 @@ class Engine:
 
     def _run(self, plan: Plan, request: RunRequest, started: float) -> RunSummary:
         functions = self._preflight(plan)
-        self.store.begin_run(RunRecord(plan.run_id, plan.spec.name, started, requested=plan.requested,
+        # The record keeps the tasks named on the command line, not the sinks they default
+        # to: a run of a 10,000-task pipeline must not store 10,000 names, every time.
+        self.store.begin_run(RunRecord(plan.run_id, plan.spec.name, started, requested=tuple(dict.fromkeys(request.tasks)),
                                        owner=liveness.owner_id(), heartbeat=started))
         self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
                                         date=f"{plan.context.date:%Y-%m-%d}"))
@@ -413,8 +415,10 @@ class Engine:
             inputs = self._input_fingerprints(plan, progress, task) if policy else {}
             params = plan.param_fingerprints if policy else {}
             written_as = result.serializer or task.serializer
+            made, made_for = self._made_with(plan, progress, task)
             checkpoint = Checkpoint(name, task.checkpoint.url, written_as, result.size or 0, result.content_hash,
-                                    plan.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result)
+                                    plan.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result,
+                                    made, made_for)
             plan.tasks[name] = task = replace(task, serializer=written_as)  # readers in this run use it
             if policy is not None and task.cache_key:
                 entry = new_entry(task.cache_key, plan.spec.name, name, checkpoint, policy)
@@ -432,6 +436,29 @@ class Engine:
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
         self._release(plan, progress, name)
+
+    def _made_with(self, plan: Plan, progress: _Progress, task: PlannedTask) -> tuple[dict[str, str], str | None]:
+        """What a value is made with, in the user's terms (``status``: "made with
+        city=berlin"): the parameters the task's own templates name, then what each value it
+        read was made with, as recorded -- so a target downstream of a parameter says so too."""
+        made, made_for = templating.made_with(task.spec, plan.context)
+        for up in dict.fromkeys(task.spec.upstream):
+            gather = plan.tasks[up]
+            for part in gather.children or () if gather.is_gather else (up,):
+                record = self._record_of(plan, progress, part)
+                if record is not None:
+                    for name, text in record.made_with.items():
+                        made.setdefault(name, text)
+                    made_for = made_for or record.made_for
+        return made, made_for
+
+    def _record_of(self, plan: Plan, progress: _Progress, name: str) -> Checkpoint | None:
+        """The record of a value a task read, when this run already knows it (no store trip)."""
+        outcome = progress.outcomes.get(name)
+        if outcome is not None and outcome.checkpoint is not None:
+            return outcome.checkpoint
+        checkpoint = plan.tasks[name].checkpoint if name in plan.tasks else None
+        return progress.records.get(checkpoint.url) if checkpoint is not None else None
 
     def _commit(self, task: PlannedTask, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
         """Make a staged checkpoint the target: its record is prepared first, so the bytes

@@ -1,12 +1,15 @@
-"""``targetrun history`` and ``targetrun cache list``: tables of store records."""
+"""``targetrun history``, ``targetrun cache list`` and ``targetrun gc``: what the store records, and what went."""
 
 from __future__ import annotations
 
 from typing import Any, TextIO
 
+import os
+
 from targetrun.durations import format_duration
+from targetrun.housekeeping import Collected
 from targetrun.model import CacheEntry
-from targetrun.report.json import iso
+from targetrun.report.json import SCHEMA_VERSION, iso
 from targetrun.report.status import plain_table, size_text
 from targetrun.store.base import RunRecord
 
@@ -59,3 +62,30 @@ def cache_to_list(entries: list[CacheEntry], now: float) -> list[dict[str, Any]]
     return [{"key": e.key, "variant": e.variant, "pipeline": e.pipeline, "task": e.task, "expires": iso(e.expires),
              "expired": e.expires <= now, "location": e.checkpoint.location, "size": e.checkpoint.size,
              "sha256": e.checkpoint.content_hash, "inputs": dict(e.inputs), "params": dict(e.params)} for e in entries]
+
+
+def _shown(path: str, root: str) -> str:
+    relative = os.path.relpath(path, root) if "://" not in path else path
+    return path if relative.startswith("..") else relative
+
+
+def gc_to_dict(found: Collected, root: str, dry_run: bool) -> dict[str, Any]:
+    return {"schema": SCHEMA_VERSION, "command": "gc", "dry_run": dry_run, "runs": list(found.runs),
+            "logs": [_shown(p, root) for p in found.logs],
+            "results": [_shown(c.location, root) for c in found.results] + [_shown(p, root) for p in found.unrecorded],
+            "kept": [{"location": _shown(loc, root), "why": why} for loc, why in found.kept.items()],
+            "spec_caches": [_shown(p, root) for p in found.spec_caches], "bytes": found.freed}
+
+
+def render_gc(found: Collected, root: str, dry_run: bool, out: TextIO) -> None:
+    verb = "would remove" if dry_run else "removed"
+    values = len(found.results) + len(found.unrecorded)
+    for location, why in found.kept.items():
+        out.write(f"kept {_shown(location, root)}: {why}\n")
+    out.write(f"{verb} {_count(len(found.runs), 'run record')}, {_count(len(found.logs), 'log folder')}, "
+              f"{_count(values, 'value')} of tasks without a target ({size_text(found.freed) or '0 B'}), "
+              f"{_count(len(found.spec_caches), 'stale spec cache')}\n")
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"

@@ -4,6 +4,10 @@ The value is read through :func:`~targetrun.checkpoints.read_value`, like every 
 read: a pickle is loaded only if this state store recorded it and its sha256 matches, a
 recorded checkpoint that differs is refused (exit 2), with ``--trust`` too (trust lifts
 only the refusal of data nobody recorded).
+
+A task without a target keeps one value per run (under ``.targetrun/results/RUN_ID/``):
+``show`` prints the newest one made with the parameter values and date asked for
+(``-p``, ``--date``), as its checkpoint record says.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from targetrun import api
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.engine.plan import Planner
 from targetrun.errors import UsageError, did_you_mean
-from targetrun.model import Location, PipelineSpec
+from targetrun.model import Checkpoint, Location, PipelineSpec, RunContext
 from targetrun.serializers.base import SerializationError
+from targetrun.templating import made_differently, param_text
 
 
 def show_value(
@@ -41,11 +46,8 @@ def show_value(
         where = planned.target
         codec = planned.serializer
         if where is None:
-            record = opened.store.last_task_records(spec.name).get(task)
-            checkpoint = opened.store.run_checkpoints(record.run_id).get(task) if record else None
-            if checkpoint is None:
-                raise UsageError(f"task {task!r} has no target and no recorded checkpoint yet", hint="Run it first.")
-            where = Location(planned.checkpoint.result if planned.checkpoint else "local", checkpoint.location)
+            checkpoint = _made_as_asked(opened.store.task_checkpoints(spec.name, task), task, context)
+            where = Location(checkpoint.storage, checkpoint.location)
             codec = checkpoint.serializer
         if location_only:
             out.write(where.url + "\n")
@@ -63,6 +65,24 @@ def show_value(
         except SerializationError as exc:
             raise UsageError(f"cannot read {where.url} as {codec}: {exc}") from None
         out.write(_format(value) + "\n")
+
+
+def _made_as_asked(checkpoints: list[Checkpoint], task: str, context: RunContext) -> Checkpoint:
+    """The newest checkpoint of a task without a target made with the parameter values and
+    date asked for (``-p``, ``--date``; the defaults and today otherwise). A record from
+    before targetrun kept what a checkpoint was made with matches any."""
+    for checkpoint in checkpoints:
+        if made_differently(checkpoint.made_with, checkpoint.made_for, context) == ({}, None):
+            return checkpoint
+    if not checkpoints:
+        raise UsageError(f"task {task!r} has no target and no recorded checkpoint yet", hint="Run it first.")
+    made_with, made_for = made_differently(checkpoints[0].made_with, checkpoints[0].made_for, context)
+    asked = [f"{name}={param_text(name, context.params[name])}" for name in made_with if name in context.params]
+    asked += [f"--date {context.date:%Y-%m-%d}"] if made_for else []
+    latest = [f"{name}={text}" for name, text in made_with.items()] + ([f"--date {made_for}"] if made_for else [])
+    raise UsageError(f"task {task!r} has no recorded checkpoint made with {' '.join(asked)} "
+                     f"(the latest, of run {checkpoints[0].run_id}, was made with {' '.join(latest)})",
+                     hint=f"Run `targetrun run {task}` with those values first, or ask for the ones it was made with.")
 
 
 def _format(value: object) -> str:

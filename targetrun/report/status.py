@@ -38,8 +38,12 @@ def _last(row: StatusRow, now: float) -> str:
 
 
 def cells(row: StatusRow, now: float) -> tuple[str, ...]:
+    """One table row, in the user's terms: the target as written (relative to the
+    Pipelinefile's folder), and what an existing output was made with when that differs."""
     age = format_duration(max(0.0, now - row.stat.mtime)) if row.stat and row.stat.mtime else ""
-    return (row.task, row.target or "-", _state(row), size_text(row.stat.size if row.stat else None), age, _last(row, now))
+    state = _state(row) + (f" ({row.made})" if row.made else "")
+    return (row.task, row.path or row.target or "-", state, size_text(row.stat.size if row.stat else None), age,
+            _last(row, now))
 
 
 def render_status(report: StatusReport, out: TextIO, *, colour: bool, now: float) -> None:
@@ -87,6 +91,7 @@ def status_to_dict(report: StatusReport) -> dict[str, Any]:
             {
                 "task": r.task,
                 "target": r.target,
+                "path": r.path,
                 "state": _state(r),
                 "action": r.decision.action.value,
                 "reason": r.decision.reason.value,
@@ -94,6 +99,8 @@ def status_to_dict(report: StatusReport) -> dict[str, Any]:
                 "size": r.stat.size if r.stat else None,
                 "modified": iso(r.stat.mtime) if r.stat else None,
                 "cached_until": iso(r.decision.until),
+                "made_with": dict(r.made_with) or None,
+                "made_for": r.made_for,
                 "last_run": None if r.last is None else {
                     "run_id": r.last.run_id, "state": r.last.state.value, "finished": iso(r.last.finished),
                     "error": r.last.error},

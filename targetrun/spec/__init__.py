@@ -102,8 +102,7 @@ def find_pipelinefile(start: str | None = None) -> str:
 def load_pipeline(path: str, *, use_cache: bool = True) -> PipelineSpec:
     """Load and validate a Pipelinefile (raises :class:`SpecError` with file and line)."""
     data = _read(path)
-    key = hashlib.sha256(f"{_MODEL}\0{os.path.abspath(path)}\0".encode() + data).hexdigest()[:32]
-    cache_file = os.path.join(os.path.dirname(os.path.abspath(path)), SPEC_CACHE_DIR, f"{key}.json")
+    cache_file = spec_cache_file(path, data)
     if use_cache:
         cached = _read_cache(cache_file)
         if cached is not None:
@@ -112,6 +111,14 @@ def load_pipeline(path: str, *, use_cache: bool = True) -> PipelineSpec:
     if use_cache and not redact.register_spec(spec):  # a file holding credentials is not copied
         _write_cache(cache_file, spec)
     return spec
+
+
+def spec_cache_file(path: str, data: bytes | None = None) -> str:
+    """Where the validated form of the Pipelinefile at ``path`` (holding ``data``, read
+    when not given) is cached; every other file in that folder is stale (``targetrun gc``)."""
+    data = _read(path) if data is None else data
+    key = hashlib.sha256(f"{_MODEL}\0{os.path.abspath(path)}\0".encode() + data).hexdigest()[:32]
+    return os.path.join(os.path.dirname(os.path.abspath(path)), SPEC_CACHE_DIR, f"{key}.json")
 
 
 def parse_pipeline(data: bytes, path: str) -> PipelineSpec:

@@ -261,6 +261,20 @@ class StateStore(ABC):
     def close(self) -> None:
         pass
 
+    # -- housekeeping (``show`` by parameters, ``targetrun gc``) ------------------------
+
+    @abstractmethod
+    def task_checkpoints(self, pipeline: str, task: str, limit: int = 1000) -> list[Checkpoint]:
+        """The checkpoints ``task`` wrote in the pipeline's recorded runs, newest run first
+        (up to ``limit`` runs): ``show -p`` picks the one made with the parameters asked for."""
+
+    @abstractmethod
+    def prune_runs(self, pipeline: str, run_ids: list[str]) -> int:
+        """Forget these runs: their run records and task records -- except each task's most
+        recent record, which ``status`` shows as its last run. Checkpoint records are not
+        touched here (a target's record vouches for its bytes; see :meth:`forget_checkpoint`).
+        Return how many run records went."""
+
 
 STORES = Registry(
     "state store",

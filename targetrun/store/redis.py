@@ -295,6 +295,25 @@ class RedisStore(StateStore):
         self.client.close()
         self._bytes.close()
 
+    # -- housekeeping ------------------------------------------------------------------
+
+    def task_checkpoints(self, pipeline: str, task: str, limit: int = 1000) -> list[Checkpoint]:
+        ids = self._call(self.client.zrevrange, f"{PREFIX}runs:{pipeline}", 0, limit - 1)
+        pipe = self.client.pipeline()
+        for run_id in ids:
+            pipe.hget(f"{PREFIX}runckpt:{run_id}", task)
+        return [load_checkpoint(text) for text in self._call(pipe.execute) if text is not None]
+
+    def prune_runs(self, pipeline: str, run_ids: list[str]) -> int:
+        # Task records live only as each task's latest (``last:PIPELINE``), which stays.
+        runs = f"{PREFIX}runs:{pipeline}"
+        pipe = self.client.pipeline(transaction=True)
+        for run_id in run_ids:
+            pipe.zrem(runs, run_id)
+            pipe.delete(f"{PREFIX}run:{run_id}", f"{PREFIX}runckpt:{run_id}")
+        done = self._call(pipe.execute)
+        return sum(1 for found in done[0::2] if found)
+
 
 def _run_fields(record: RunRecord) -> dict[str, Any]:
     return {"pipeline": record.pipeline, "started": record.started, "status": record.status.value,

@@ -402,6 +402,31 @@ class SqliteStore(StateStore):
             self._all.clear()
         self._local = threading.local()
 
+    # -- housekeeping ------------------------------------------------------------------
+
+    def task_checkpoints(self, pipeline: str, task: str, limit: int = 1000) -> list[Checkpoint]:
+        rows = self._query(
+            "SELECT c.record FROM checkpoints c JOIN runs r ON r.run_id = c.run_id "
+            "WHERE r.pipeline = ? AND c.task = ? ORDER BY r.started DESC LIMIT ?", (pipeline, task, limit))
+        return [load_checkpoint(record) for (record,) in rows]
+
+    def prune_runs(self, pipeline: str, run_ids: list[str]) -> int:
+        removed = 0
+        with self._transaction() as db:
+            # SQLite's bare columns beside MAX() come from the row holding the maximum.
+            latest = {rowid for rowid, _ in db.execute(
+                "SELECT rowid, MAX(finished) FROM task_runs WHERE pipeline = ? GROUP BY task", (pipeline,))}
+            for start in range(0, len(run_ids), _BATCH):
+                chunk = run_ids[start:start + _BATCH]
+                marks = ",".join("?" * len(chunk))
+                doomed = [(rowid,) for (rowid,) in db.execute(
+                    f"SELECT rowid FROM task_runs WHERE pipeline = ? AND run_id IN ({marks})", (pipeline, *chunk))
+                    if rowid not in latest]
+                db.executemany("DELETE FROM task_runs WHERE rowid = ?", doomed)
+                removed += db.execute(f"DELETE FROM runs WHERE pipeline = ? AND run_id IN ({marks})",
+                                      (pipeline, *chunk)).rowcount
+        return removed
+
 
 _RUN_COLUMNS = "run_id, pipeline, started, status, finished, requested, counts, owner, heartbeat"
 
@@ -433,6 +458,8 @@ def dump_checkpoint(checkpoint: Checkpoint) -> str:
         "size": checkpoint.size, "hash": checkpoint.content_hash, "run_id": checkpoint.run_id,
         "written_at": checkpoint.written_at, "duration": checkpoint.duration, "inputs": dict(checkpoint.inputs),
         "params": dict(checkpoint.params), "storage": checkpoint.storage,
+        **({"made_with": dict(checkpoint.made_with)} if checkpoint.made_with else {}),
+        **({"made_for": checkpoint.made_for} if checkpoint.made_for else {}),
     }, separators=(",", ":"))
 
 
@@ -446,7 +473,8 @@ def load_checkpoint(text: str | bytes) -> Checkpoint:
         d = json.loads(text)
         return Checkpoint(d["task"], d["location"], d["serializer"], int(d["size"]), d["hash"], d["run_id"],
                           finite(d["written_at"]), finite(d.get("duration", 0.0)), dict(d.get("inputs", {})),
-                          dict(d.get("params", {})), d.get("storage", "local"))
+                          dict(d.get("params", {})), d.get("storage", "local"), dict(d.get("made_with", {})),
+                          d.get("made_for"))
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise CacheError(f"a checkpoint record in the state store is not readable: {exc}",
                          hint="Clear it with `targetrun cache clear`, or move the store aside.") from None
