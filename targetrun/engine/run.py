@@ -30,7 +30,7 @@ from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import NOT_NEEDED, Plan, RunRequest
 from targetrun.engine.work import (
-    CorruptInput, Input, Job, WorkError, WorkResult, check_call, execute, kill_running_commands, load_callable,
+    Attempt, CorruptInput, Input, Job, WorkError, WorkResult, check_call, execute, kill_running_commands, load_callable,
 )
 from targetrun.errors import SpecError, TargetrunError
 from targetrun.events import (
@@ -134,6 +134,8 @@ class Engine:
                 self.executor.shutdown(wait=False)
             self._discard_staging(progress)
             self.locks.release_all()
+            with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
+                self.store.record_outcomes(plan.run_id, summary.outcomes, f"{plan.context.date:%Y-%m-%d}")
             self.store.finish_run(plan.run_id, status, summary.finished, _counts(summary))
             self.reporter.handle(RunFinished(summary))
         return summary
@@ -331,7 +333,7 @@ class Engine:
         attempts = progress.attempts[name]
         outcome = TaskOutcome(name, TaskState.SUCCEEDED, plan.decision(name), _target(task), result.duration, attempts,
                               checkpoint=checkpoint)
-        self._finish(plan, progress, outcome, entry, staging)
+        self._finish(plan, progress, outcome, entry, staging, result.attempt)
         self.locks.release(name)
         self.reporter.handle(TaskSucceeded(name, result.duration, attempts, checkpoint, result.log))
         if progress.consumers.get(name) and self._keeps_value(task):
@@ -415,7 +417,7 @@ class Engine:
             return
         outcome = TaskOutcome(name, TaskState.FAILED, plan.decision(name), _target(task), 0.0, attempts,
                               error=error.message, backend_error=error.backend)
-        self._finish(plan, progress, outcome)
+        self._finish(plan, progress, outcome, attempt=error.attempt)
         self.locks.release(name)
         self.reporter.handle(TaskFailed(name, error.message, attempts, error.details, error.log))
         self._block_downstream(plan, progress, name)
@@ -423,10 +425,11 @@ class Engine:
             progress.stopping = True
 
     def _finish(self, plan: Plan, progress: _Progress, outcome: TaskOutcome, entry: CacheEntry | None = None,
-                staging: str | None = None) -> None:
+                staging: str | None = None, attempt: Attempt | None = None) -> None:
         progress.outcomes[outcome.task] = outcome
         record = TaskRecord(plan.run_id, plan.spec.name, outcome.task, outcome.state, self.clock.now(),
-                            outcome.duration, outcome.attempts, outcome.error, outcome.target)
+                            outcome.duration or (attempt.duration if attempt else 0.0), outcome.attempts, outcome.error,
+                            outcome.target, attempt.started if attempt else None, attempt.worker if attempt else "")
         self.store.record_task(record, outcome.checkpoint, entry, staging=staging)
 
     def _release(self, plan: Plan, progress: _Progress, name: str) -> None:

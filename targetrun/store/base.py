@@ -10,12 +10,15 @@ is the default; Redis shares one store between machines and CI jobs.
 
 from __future__ import annotations
 
+import json
+import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
 
 from targetrun import liveness
-from targetrun.model import CacheEntry, Checkpoint, TaskState
+from targetrun.model import CacheEntry, Checkpoint, TaskOutcome, TaskState
 from targetrun.registry import Entry, Registry
 
 
@@ -65,6 +68,28 @@ class TaskRecord:
     attempts: int = 0
     error: str | None = None
     target: str | None = None
+    started: float | None = None  # when the (last) attempt started; None in records of older versions
+    worker: str = ""  # where it ran, "host:pid[/thread]" (see engine/work.py); "" when unknown
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeMark:
+    """One task's place in a finished run, as the run's outcome summary keeps it: tasks
+    that did not run (skipped, cache hit, not needed, upstream failed) have no task record."""
+
+    task: str
+    state: TaskState
+    reason: str = ""  # the decision in words, e.g. "target exists", "will run: target missing"
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcomes:
+    """Every task's outcome of one run, and its run date (``--date``): one compact record per
+    run (see :meth:`StateStore.record_outcomes`), read by ``targetrun report``."""
+
+    date: str
+    marks: tuple[OutcomeMark, ...]
 
 
 def as_seen(run: RunRecord, now: float, lease: float) -> RunRecord:
@@ -189,6 +214,51 @@ class StateStore(ABC):
 
     def close(self) -> None:
         pass
+
+    # -- what ``targetrun report`` reads (derived; stores may do better) ---------------
+
+    def task_records(self, run_id: str, pipeline: str) -> dict[str, TaskRecord]:
+        """The records of the tasks that ran in one run, by task name. This fallback sees
+        only each task's latest record; the built-in stores keep every run's."""
+        return {task: r for task, r in self.last_task_records(pipeline).items() if r.run_id == run_id}
+
+    def record_outcomes(self, run_id: str, outcomes: Iterable[TaskOutcome], date: str = "") -> None:
+        """Keep every task's outcome of a finished run as one compressed blob (a few bytes
+        per task): what was skipped and why is otherwise not recorded per task."""
+        self.put_blob(_outcomes_key(run_id), encode_outcomes(outcomes, date))
+
+    def run_outcomes(self, run_id: str) -> RunOutcomes | None:
+        """What :meth:`record_outcomes` kept, or None (a run killed before its end, a run of
+        an older version, or an unreadable blob)."""
+        data = self.get_blob(_outcomes_key(run_id))
+        return decode_outcomes(data) if data is not None else None
+
+
+def _outcomes_key(run_id: str) -> str:
+    return f"targetrun-run:{run_id}:outcomes"  # no "://": never an inline value's location
+
+
+def encode_outcomes(outcomes: Iterable[TaskOutcome], date: str = "") -> bytes:
+    """Outcomes as zlib-compressed JSON rows ``[task, state, reason, target]``.
+
+    >>> from targetrun.model import Action, Decision, Reason
+    >>> marks = decode_outcomes(encode_outcomes([TaskOutcome("a", TaskState.SKIPPED, Decision(Action.SKIP,
+    ...     Reason.TARGET_EXISTS), "out/a.json")], "2026-11-30"))
+    >>> marks.date, marks.marks[0].state, marks.marks[0].reason, marks.marks[0].target
+    ('2026-11-30', <TaskState.SKIPPED: 'skipped'>, 'target exists', 'out/a.json')
+    """
+    rows = [[o.task, o.state.value, o.decision.describe(), o.target] for o in outcomes]
+    return zlib.compress(json.dumps({"v": 1, "date": date, "tasks": rows}, separators=(",", ":")).encode(), 6)
+
+
+def decode_outcomes(data: bytes) -> RunOutcomes | None:
+    try:
+        doc = json.loads(zlib.decompress(data))
+        marks = tuple(OutcomeMark(str(t), TaskState(s), str(r), None if g is None else str(g))
+                      for t, s, r, g in doc["tasks"])
+        return RunOutcomes(str(doc.get("date", "")), marks)
+    except (ValueError, KeyError, TypeError, zlib.error):
+        return None
 
 
 STORES = Registry(

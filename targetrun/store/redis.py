@@ -4,6 +4,7 @@ Keys (prefix ``targetrun:``):
 
 * ``run:RUN_ID`` (hash) and ``runs:PIPELINE`` (sorted set by start time): run records;
 * ``last:PIPELINE`` (hash task -> JSON): each task's most recent record;
+* ``runtasks:RUN_ID`` (hash task -> JSON): the records of the tasks one run ran (``report``);
 * ``ckpt:LOCATION`` (JSON) and ``runckpt:RUN_ID`` (hash task -> JSON): checkpoint records;
 * ``cache:KEY`` (hash variant -> JSON): cache entries; the key expires (Redis TTL) with its
   last entry, and every entry also carries its own expiry;
@@ -153,6 +154,7 @@ class RedisStore(StateStore):
         pipe = self.client.pipeline(transaction=True)
         if record is not None:
             pipe.hset(f"{PREFIX}last:{record.pipeline}", record.task, json.dumps(_task_fields(record)))
+            pipe.hset(f"{PREFIX}runtasks:{record.run_id}", record.task, json.dumps(_task_fields(record)))
         if staging is not None:
             pipe.hdel(f"{PREFIX}pending", staging)
         if checkpoint is not None:
@@ -190,12 +192,7 @@ class RedisStore(StateStore):
 
     def last_task_records(self, pipeline: str) -> dict[str, TaskRecord]:
         rows = self._call(self.client.hgetall, f"{PREFIX}last:{pipeline}")
-        found = {}
-        for task, text in rows.items():
-            d = json.loads(text)
-            found[task] = TaskRecord(d["run_id"], pipeline, task, TaskState(d["state"]), d["finished"], d["duration"],
-                                     d["attempts"], d.get("error"), d.get("target"))
-        return found
+        return {task: _task_record(pipeline, task, text) for task, text in rows.items()}
 
     def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
         ids = self._call(self.client.zrevrange, f"{PREFIX}runs:{pipeline}", 0, limit - 1)
@@ -268,6 +265,10 @@ class RedisStore(StateStore):
         owner = self._call(self.client.get, f"{PREFIX}lock:{name}")
         return str(owner) if owner is not None else None
 
+    def task_records(self, run_id: str, pipeline: str) -> dict[str, TaskRecord]:
+        rows = self._call(self.client.hgetall, f"{PREFIX}runtasks:{run_id}")
+        return {task: _task_record(pipeline, task, text) for task, text in rows.items()}
+
     def close(self) -> None:
         self.client.close()
         self._bytes.close()
@@ -289,7 +290,14 @@ def _run_record(run_id: str, fields: dict[str, Any]) -> RunRecord:
 
 def _task_fields(record: TaskRecord) -> dict[str, Any]:
     return {"run_id": record.run_id, "state": record.state.value, "finished": record.finished,
-            "duration": record.duration, "attempts": record.attempts, "error": record.error, "target": record.target}
+            "duration": record.duration, "attempts": record.attempts, "error": record.error, "target": record.target,
+            "started": record.started, "worker": record.worker}
+
+
+def _task_record(pipeline: str, task: str, text: str) -> TaskRecord:
+    d = json.loads(text)
+    return TaskRecord(d["run_id"], pipeline, task, TaskState(d["state"]), d["finished"], d["duration"],
+                      d["attempts"], d.get("error"), d.get("target"), d.get("started"), d.get("worker") or "")
 
 
 def _entry_json(entry: CacheEntry) -> str:
