@@ -42,7 +42,7 @@ def render_report(data: ReportData) -> str:
         '<body><div class="page">',
         _summary(data, ids),
         _history(data),
-        _section("Graph", _graph(data, ids), "graph", _legend()),
+        _section("Graph", _graph(data, ids), "graph", _legend(rows)),
         _section("Timeline", _timeline(data, ids), "timeline",
                  '<span class="hint">bars outlined in black: the critical path (what the run waited for)</span>'),
         _section("Tasks", _table(data, rows, ids), "tasks", ""),
@@ -131,7 +131,8 @@ def _history(data: ReportData) -> str:
             cells.append(f'<span class="run" title="{esc(tip + " · targetrun report --run " + run.run_id)}">{bar}</span>')
     statuses = Counter(r.status.value for r in data.history)
     words = ", ".join(f"{n} {s}" for s, n in statuses.most_common())
-    return (f'<section class="history"><h2>Last {len(data.history)} runs</h2><div class="strip">{"".join(cells)}</div>'
+    heading = "The last run" if len(data.history) == 1 else f"The last {len(data.history)} runs"
+    return (f'<section class="history"><h2>{heading}</h2><div class="strip">{"".join(cells)}</div>'
             f'<p class="hint">oldest left, newest right; height: duration; outlined: shown here. {esc(words)}</p></section>')
 
 
@@ -139,8 +140,11 @@ def _section(title: str, body: str, anchor: str, extra: str) -> str:
     return f'<section id="sec-{anchor}"><h2>{esc(title)} {extra}</h2><div class="scroll">{body}</div></section>'
 
 
-def _legend() -> str:
-    return "".join(f'<span class="pill st-{slug(s)}">{esc(label)}</span>' for s, (label, _, _) in STATES.items())
+def _legend(rows: list[TaskRow]) -> str:
+    present = {row.state for row in rows}
+    return "".join(f'<span class="pill st-{slug(s)}">{esc(label)}</span>' for s, (label, _, _) in STATES.items()
+                   if s in present) + '<span class="hint">click a task for its details</span>'
+
 
 
 # -- graph -------------------------------------------------------------------------

@@ -28,6 +28,9 @@ STATES: dict[str, tuple[str, str, str]] = {
 }
 
 
+FIT_WIDTH = 2400  # a graph up to this wide shrinks to the page; a wider one scrolls (its text stays legible)
+
+
 def esc(value: object) -> str:
     """Text as HTML/SVG text or attribute value: nothing a task printed can become markup.
 
@@ -81,7 +84,8 @@ def graph_svg(graph: Mapping[str, Sequence[str]], info: Mapping[str, NodeInfo] |
     box = layout(graph, labels)
     ids = {name: f"n{i}" for i, name in enumerate(graph)}
     namespace = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # HTML needs none: no URL in a report
-    out = [f'<svg{namespace} class="graph" width="{box.width:.0f}" height="{box.height:.0f}" '
+    fit = ' style="max-width:100%;height:auto"' if box.width <= FIT_WIDTH and not standalone else ""
+    out = [f'<svg{namespace} class="graph"{fit} width="{box.width:.0f}" height="{box.height:.0f}" '
            f'viewBox="0 0 {box.width:.0f} {box.height:.0f}" role="img" aria-label="task graph">',
            f"<style>{state_css()}</style>"]
     out.extend(_edges(box, info))
