@@ -293,7 +293,7 @@ def _ticks(span: float) -> list[float]:
     """About eight round tick positions over ``span`` seconds.
 
     >>> _ticks(10.0)[:4], len(_ticks(3600))
-    ([0.0, 1.0, 2.0, 3.0], 7)
+    ([0, 1, 2, 3], 7)
     """
     for step in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900,
                  1800, 3600, 7200, 14400, 43200, 86400):
