@@ -200,6 +200,40 @@ def test_report_renders_in_chromium_without_console_errors(failed_run: Path, tmp
     assert console_lines(shot.stderr) == []
 
 
+CLICKS = """<script>
+function visible(){return Array.prototype.filter.call(document.querySelectorAll('#tasks tbody tr'),
+  function(r){return r.style.display!=='none';}).map(function(r){return r.cells[0].textContent;});}
+var out={};
+document.querySelector('g.node[data-task="fan"] a').dispatchEvent(new MouseEvent('click',{bubbles:true,cancelable:true}));
+out.fan=visible();out.panel=!document.getElementById('panel').hidden;
+document.querySelector('g.node[data-task="broken"] a').dispatchEvent(new MouseEvent('click',{bubbles:true,cancelable:true}));
+out.after_broken_click=visible().length;out.panel_text=document.getElementById('panel-body').textContent;
+document.querySelector('button.chip[data-filter="failed"]').click();out.failed_only=visible();
+document.querySelector('button.chip[data-filter="failed"]').click();
+var took=document.querySelectorAll('#tasks th')[6];took.click();took.click();out.slowest=visible()[0];
+document.body.setAttribute('data-clicks',JSON.stringify(out));
+</script>"""
+
+
+@needs_chromium
+def test_clicking_a_mapped_node_shows_its_children_and_a_failure_its_error(failed_run: Path, tmp_path: Path) -> None:
+    """The interactive parts, driven in the browser: a copy of the report with a script
+    that clicks like a person would and writes down what the page then shows."""
+    assert targetrun(failed_run, "report", "-o", "r.html").returncode == 0
+    page = tmp_path / "clicked.html"
+    page.write_text((failed_run / "r.html").read_text().replace("</body>", CLICKS + "</body>"))
+    shown = chromium(page.as_uri(), "--dump-dom")
+    assert console_lines(shown.stderr) == []
+    found = re.search(r"data-clicks=\"([^\"]*)\"", shown.stdout)
+    assert found is not None, shown.stdout[-3000:]
+    clicks = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert sorted(clicks["fan"]) == [f"fan[{i}]" for i in range(5)] and clicks["panel"]
+    assert clicks["after_broken_click"] == 65  # a plain node clears the children filter
+    assert "shard 7 is corrupt" in clicks["panel_text"] and "about to fail" in clicks["panel_text"]
+    assert clicks["failed_only"] == ["broken"]
+    assert clicks["slowest"].startswith("l")  # sorted by duration, longest first: a task that slept
+
+
 def test_report_reads_no_checkpoint(failed_run: Path, tmp_path: Path) -> None:
     """Targets gone (copied project without out/): the report still shows sizes from the records."""
     copy = tmp_path / "copy"

@@ -169,11 +169,16 @@ def _graph(data: ReportData, ids: dict[tuple[str, str], str]) -> str:
                 tip.append(f"reason: {r.reason}")
             if r.target:
                 tip.append(f"target: {r.target}")
+            if r.size is not None:
+                tip.append(f"size {size_text(r.size)}" + (f", written {format_duration(max(0.0, data.generated - r.written))} "
+                                                           "ago" if r.written else ""))
             if r.duration is not None:
-                tip.append(f"took {format_duration(r.duration)}")
+                tip.append(f"took {format_duration(r.duration)}" + (f" on {r.worker}" if r.worker else ""))
         errors = [r for r in rows if r.error]
         if errors:
             tip.append(f"error: {errors[0].error}")
+            if errors[0].log:
+                tip.append("last lines printed:\n" + "\n".join(errors[0].log.splitlines()[-8:]))
         candidates = errors or own or children
         focus = candidates[-1] if candidates and not errors else candidates[0] if candidates else None
         href = f"#{ids[(focus.run_id, focus.task)]}" if focus is not None else None
@@ -461,7 +466,8 @@ function show(row,node){while(pbody.firstChild)pbody.removeChild(pbody.firstChil
 document.querySelectorAll('svg.graph .node a').forEach(function(a){a.addEventListener('click',function(e){
  var href=a.getAttribute('href')||'',row=document.getElementById(href.slice(1)),g=a.parentNode;e.preventDefault();
  document.querySelectorAll('.node.sel').forEach(function(n){n.classList.remove('sel');});g.classList.add('sel');
- var name=g.getAttribute('data-task');if(g.querySelector('.count')&&q&&g.querySelector('rect.part')){q.value=name+'[';apply();}
+ var name=g.getAttribute('data-task');if(q&&g.querySelector('rect.part')){q.value=name+'[';apply();}
+ else if(q&&/\[$/.test(q.value)){q.value='';apply();}
  show(row,g);});});
 })();
 """
