@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from targetrun.durations import format_duration
-from targetrun.report.collect import UNKNOWN, ReportData, RunView, TaskRow
+from targetrun.report.collect import ReportData, RunView, TaskRow
 from targetrun.report.status import size_text
 from targetrun.report.svg import STATES, NodeInfo, esc, graph_svg, slug, state_css, worst
 from targetrun.store.base import RunRecord, RunStatus
@@ -430,7 +430,7 @@ background:none;cursor:pointer}footer{color:#6a737d;font-size:12px;text-align:ce
 
 # Interactivity only: sorting, filtering, the detail panel. Reads the DOM (never HTML
 # strings), builds nodes with textContent, so no value can become markup here either.
-SCRIPT = """
+SCRIPT = r"""
 (function(){
 var table=document.getElementById('tasks');if(!table)return;
 var body=table.tBodies[0],rows=Array.prototype.slice.call(body.rows),heads=table.tHead.rows[0].cells;
