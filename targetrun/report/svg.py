@@ -55,7 +55,8 @@ def state_css() -> str:
              ".node .count{font-weight:600}", ".edge{fill:none;stroke:#98a4b0;stroke-width:1.2}",
              ".edge.blocked{stroke:#e0902e;stroke-dasharray:4 3}", ".node.st-failed rect{stroke:#8a1010;stroke-width:3}",
              ".node.st-unknown rect,.node.st-not-needed rect{stroke-dasharray:4 3}",
-             ".node:hover rect,.node.sel rect{stroke:#111;stroke-width:3}", ".node a{cursor:pointer}"]
+             ".node:hover rect,.node.sel rect{stroke:#111;stroke-width:3}", ".node a{cursor:pointer}",
+             ".st-plain rect{fill:#e8eef5}.st-plain text{fill:#1c2834}"]  # a graph without a run (graph --format svg)
     for state, (_, fill, text) in STATES.items():
         rules.append(f".st-{slug(state)} rect{{fill:{fill}}}.st-{slug(state)} text{{fill:{text}}}")
     return "".join(rules)
@@ -79,7 +80,7 @@ class NodeInfo:
 def graph_svg(graph: Mapping[str, Sequence[str]], info: Mapping[str, NodeInfo] | None = None,
               *, standalone: bool = False) -> str:
     """The graph (task -> the tasks it needs) laid out left to right, as one ``<svg>``."""
-    info = info or {}
+    info = info or {name: NodeInfo("plain", name) for name in graph}
     labels = {name: _label(name, info.get(name, NodeInfo())) for name in graph}
     box = layout(graph, labels)
     ids = {name: f"n{i}" for i, name in enumerate(graph)}
