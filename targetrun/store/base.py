@@ -3,8 +3,9 @@
 The engine records, in the coordinating process only, each run (started, finished,
 status), each task that ran (state, duration, attempts, error), each checkpoint it wrote
 (location, size, content hash, serializer, run id, input and parameter fingerprints) and
-each cache entry (``cache_for``). ``status`` reads the last records; ``--resume`` reads a
-run's checkpoints. Leased locks stop two runs computing the same target at once. SQLite
+each cache entry (``cache_for``), and at a run's end every task's outcome in one compressed
+record (``targetrun report`` shows what was skipped and why from it). ``status`` reads the
+last records; ``--resume`` reads a run's checkpoints. Leased locks stop two runs computing the same target at once. SQLite
 is the default; Redis shares one store between machines and CI jobs.
 """
 

@@ -8,7 +8,8 @@ Keys (prefix ``targetrun:``):
 * ``ckpt:LOCATION`` (JSON) and ``runckpt:RUN_ID`` (hash task -> JSON): checkpoint records;
 * ``cache:KEY`` (hash variant -> JSON): cache entries; the key expires (Redis TTL) with its
   last entry, and every entry also carries its own expiry;
-* ``blob:LOCATION``: values of tasks with ``result: inline``;
+* ``blob:LOCATION``: values of tasks with ``result: inline``, and each run's outcome summary
+  (``blob:targetrun-run:RUN_ID:outcomes``, see store/base.py);
 * ``pending`` (hash staging -> JSON): checkpoint writes under way (see store/base.py);
 * ``lock:NAME``: ``SET NX PX`` with the owner as value, released and renewed by Lua
   scripts that act only while the owner still holds it.
