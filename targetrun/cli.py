@@ -207,7 +207,8 @@ def cli(ctx: click.Context) -> None:
     targetrun run              run what the pipeline's final tasks need
     targetrun run TASK         run what TASK needs
     targetrun status           what exists, what would run and why
-    targetrun graph            the task graph (text, dot or mermaid)
+    targetrun graph            the task graph (text, dot, mermaid or svg)
+    targetrun report           an HTML report of the last run (graph, timeline, table)
     """
     # Every TARGETRUN_* variable is read and checked here, once: a bad value is exit 2
     # naming it, before the command touches anything.
@@ -239,11 +240,13 @@ def cli(ctx: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document summarising every task.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and the final line.")
 @click.option("-v", "--verbose", is_flag=True, help="Print each task start and full tracebacks.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Write the HTML report of this run to FILE at its end (also when it fails or is interrupted).")
 @click.pass_context
 def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tuple[str, ...], params_file: str | None,
         dates: tuple[str, ...], force: tuple[str, ...], force_all: bool, dry_run: bool, keep_going: bool,
         resume: str | None, jobs: int, executor: str, scheduler: str | None, verify: bool, trust: bool | None,
-        as_json: bool, quiet: bool, verbose: bool) -> int:
+        as_json: bool, quiet: bool, verbose: bool, report_path: str | None) -> int:
     """Run TASKS (default: the tasks nothing else needs) and what they need.
 
     A task whose target exists is skipped and what it needs is not looked at. A task
@@ -263,18 +266,81 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     from targetrun.events import Broadcast
     from targetrun.report.logs import LogFileReporter
 
-    reporter = Broadcast(*_console_reporters(out, as_json, verbosity, len(when) > 1), LogFileReporter(spec.root))
-    summaries = api.run_dates(spec, tasks, dates=when, force=force, force_all=force_all, dry_run=dry_run,
-                              keep_going=keep_going, resume=resume, verify=verify, trust=trust or _settings(ctx).trust,
-                              params=_parse_params(params, params_file),
-                              executor=executor, jobs=jobs, scheduler=scheduler or _settings(ctx).scheduler, reporter=reporter,
-                              clock=_clock(), lock_lease=_settings(ctx).lock_lease)
+    if report_path is not None and dry_run:
+        raise UsageError("--report shows what a run did; a dry run does nothing", hint="Drop --dry-run or --report.")
+    started = _RunIds()
+    reporter = Broadcast(*_console_reporters(out, as_json, verbosity, len(when) > 1), LogFileReporter(spec.root),
+                         started)
+    try:
+        summaries = api.run_dates(spec, tasks, dates=when, force=force, force_all=force_all, dry_run=dry_run,
+                                  keep_going=keep_going, resume=resume, verify=verify,
+                                  trust=trust or _settings(ctx).trust, params=_parse_params(params, params_file),
+                                  executor=executor, jobs=jobs, scheduler=scheduler or _settings(ctx).scheduler,
+                                  reporter=reporter, clock=_clock(), lock_lease=_settings(ctx).lock_lease)
+    finally:
+        if report_path is not None and started.run_ids:
+            _report_after_run(spec, report_path, started.run_ids, ctx.obj["err"] if ctx.obj else sys.stderr)
     code = api.exit_code(summaries)
     if as_json:
         from targetrun.report.json import summaries_to_dict
 
         out.write(json.dumps(summaries_to_dict(summaries, code, api.exit_code), indent=2) + "\n")
     return code
+
+
+class _RunIds:
+    """Observes which runs this command started (one per date), for ``--report``."""
+
+    def __init__(self) -> None:
+        self.run_ids: list[str] = []
+
+    def handle(self, event: Any) -> None:
+        from targetrun.events import RunStarted
+
+        if isinstance(event, RunStarted) and not event.dry_run:
+            self.run_ids.append(event.run_id)
+
+
+def _report_after_run(spec: Any, path: str, run_ids: list[str], err: TextIO) -> None:
+    """Write the report of the runs just made; a report that cannot be written is said,
+    and never replaces the run's own outcome or exit code."""
+    try:
+        written = write_report(spec, path, run_ids)
+        err.write(f"targetrun: report written to {written}\n")
+    except TargetrunError as exc:
+        _print_error(f"the report was not written: {exc.format()}", err)
+
+
+DEFAULT_REPORT = "targetrun-report.html"
+DEFAULT_HISTORY = 30
+
+
+def write_report(spec: Any, path: str, run_ids: Sequence[str] = (), last: int = DEFAULT_HISTORY) -> str:
+    """Gather the runs' records (nothing runs, no checkpoint is read), render the HTML and
+    write it atomically (a temporary sibling, then rename). Returns the path written."""
+    from targetrun.report.collect import choose_runs, collect
+    from targetrun.report.html import render_report
+    from targetrun.store.base import as_seen
+
+    now, lease = _now(), api.lock_lease()
+    with api.backends(spec) as opened:
+        runs = choose_runs(opened.store, spec.name, run_ids, now, lease)
+        history = [as_seen(r, now, lease) for r in opened.store.runs(spec.name, last)]
+        data = collect(spec, opened.store, runs, history, now)
+    page = render_report(data).encode("utf-8")
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        with open(temporary, "wb") as f:
+            f.write(page)
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise UsageError(f"cannot write the report to {path}: {exc.strerror or exc}",
+                         hint="Give -o a writable file path.") from None
+    return path
 
 
 def _console_reporters(out: TextIO, as_json: bool, verbosity: int, dates: bool) -> list[Any]:
@@ -332,10 +398,10 @@ def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params:
 @cli.command(epilog=EPILOG)
 @click.argument("tasks", nargs=-1)
 @_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "svg"]), default="text", show_default=True)
 @click.pass_context
 def graph(ctx: click.Context, tasks: tuple[str, ...], path: str | None, fmt: str) -> int:
-    """Print the task graph: a text tree, Graphviz dot, or a Mermaid flowchart."""
+    """Print the task graph: a text tree, Graphviz dot, a Mermaid flowchart, or SVG (laid out left to right)."""
     from targetrun.report.graph import render_graph
 
     spec = api.load(path)
@@ -417,6 +483,30 @@ def logs(ctx: click.Context, task: str, path: str | None, run_id: str | None, al
         _out(ctx).write(f"# {shown}: attempt {found.attempt} printed nothing\n")
     else:
         _out(ctx).write(f"# {shown}\n{found.text}")
+    return 0
+
+
+@cli.command(epilog=EPILOG)
+@_file_option
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=DEFAULT_REPORT, show_default=True,
+              metavar="FILE", help="Where to write the HTML file.")
+@click.option("--run", "run_ids", multiple=True, metavar="RUN_ID",
+              help="The run to show (repeatable; default: the latest run, with the other dates of its backfill).")
+@click.option("--last", type=click.IntRange(1, 1000), default=DEFAULT_HISTORY, show_default=True,
+              help="How many recent runs the history strip shows.")
+@click.pass_context
+def report(ctx: click.Context, path: str | None, output: str, run_ids: tuple[str, ...], last: int) -> int:
+    """Write one self-contained HTML file showing a run: its graph coloured by state, a
+    timeline of the tasks that ran, a table of every task and the recent runs.
+
+    It reads the state store and the task logs only: nothing runs, no checkpoint is read.
+    The file needs no network (no external URL) and opens in any browser; keep it as a
+    CI artifact. `targetrun run --report FILE` writes it at the end of a run.
+    """
+    spec = api.load(path)
+    written = write_report(spec, output, run_ids, last)
+    size = os.path.getsize(written)
+    _out(ctx).write(f"wrote {written} ({size / 1024:.0f} KB)\n")
     return 0
 
 

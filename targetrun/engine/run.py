@@ -40,7 +40,9 @@ from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, tas
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import NOT_NEEDED, Plan, RunRequest
-from targetrun.engine.work import CorruptInput, Input, Job, WorkError, WorkResult, execute, kill_running_commands
+from targetrun.engine.work import (
+    Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute, kill_running_commands,
+)
 from targetrun.errors import SpecProblems, TargetrunError
 from targetrun.spec.callables import resolve_callable
 from targetrun.events import (
@@ -167,6 +169,8 @@ class Engine:
                 self.executor.shutdown(wait=False)
             self._discard_staging(progress)
             self.locks.release_all()
+            with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
+                self.store.record_outcomes(plan.run_id, summary.outcomes, f"{plan.context.date:%Y-%m-%d}")
             self.store.finish_run(plan.run_id, status, summary.finished, _counts(summary))
             stray = unattributed_output()
             if stray.strip():
@@ -430,7 +434,7 @@ class Engine:
         attempts = progress.attempts[name]
         outcome = TaskOutcome(name, TaskState.SUCCEEDED, plan.decision(name), _target(task), result.duration, attempts,
                               checkpoint=checkpoint)
-        self._finish(plan, progress, outcome, entry, staging)
+        self._finish(plan, progress, outcome, entry, staging, result.attempt)
         self.locks.release(name)
         self.reporter.handle(TaskSucceeded(name, result.duration, attempts, checkpoint, result.log))
         if progress.consumers.get(name) and self._keeps_value(task):
@@ -537,7 +541,7 @@ class Engine:
             return
         outcome = TaskOutcome(name, TaskState.FAILED, plan.decision(name), _target(task), 0.0, attempts,
                               error=error.message, backend_error=error.backend)
-        self._finish(plan, progress, outcome)
+        self._finish(plan, progress, outcome, attempt=error.attempt)
         self.locks.release(name)
         self.reporter.handle(TaskFailed(name, error.message, attempts, error.details, error.log))
         self._block_downstream(plan, progress, name)
@@ -545,10 +549,11 @@ class Engine:
             progress.stopping = True
 
     def _finish(self, plan: Plan, progress: _Progress, outcome: TaskOutcome, entry: CacheEntry | None = None,
-                staging: str | None = None) -> None:
+                staging: str | None = None, attempt: Attempt | None = None) -> None:
         progress.outcomes[outcome.task] = outcome
         record = TaskRecord(plan.run_id, plan.spec.name, outcome.task, outcome.state, self.clock.now(),
-                            outcome.duration, outcome.attempts, outcome.error, outcome.target)
+                            outcome.duration or (attempt.duration if attempt else 0.0), outcome.attempts, outcome.error,
+                            outcome.target, attempt.started if attempt else None, attempt.worker if attempt else "")
         self.store.record_task(record, outcome.checkpoint, entry, staging=staging)
 
     def _release(self, plan: Plan, progress: _Progress, name: str) -> None:

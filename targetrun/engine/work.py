@@ -15,7 +15,9 @@ import hashlib
 import importlib
 import io
 import os
+import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -42,6 +44,7 @@ class WorkError(Exception):
         self.details = details
         self.backend = backend
         self.log = log  # what the attempt printed
+        self.attempt: Attempt | None = None  # set by execute (pickled with the exception's __dict__)
 
     def __str__(self) -> str:
         return self.message
@@ -117,6 +120,20 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """When and where an attempt ran, for the run's timeline (``targetrun report``)."""
+
+    started: float  # wall time, epoch seconds
+    duration: float
+    worker: str  # "host:pid", plus "/thread" off the main thread
+
+
+def worker_name() -> str:
+    thread = threading.current_thread().name
+    return f"{socket.gethostname()}:{os.getpid()}" + ("" if thread == "MainThread" else f"/{thread}")
+
+
+@dataclass(frozen=True)
 class WorkResult:
     value: object
     size: int | None
@@ -125,6 +142,7 @@ class WorkResult:
     written_at: float
     log: str = ""  # what the task printed (stdout and stderr)
     serializer: str | None = None  # the one that wrote the checkpoint (a rule picks by value)
+    attempt: Attempt | None = None  # when and where it ran (the report's timeline)
 
 
 def execute(job: Job) -> WorkResult:
@@ -141,7 +159,7 @@ def execute(job: Job) -> WorkResult:
 
 
 def _attempt(job: Job) -> WorkResult:
-    started = time.perf_counter()
+    started, wall = time.perf_counter(), time.time()
     with task_output() as printed:
         try:
             written_as = job.serializer
@@ -151,15 +169,21 @@ def _attempt(job: Job) -> WorkResult:
                 value, size, digest, written_as = _run_python(job)
         except WorkError as exc:
             exc.log = tail(printed.getvalue())
+            exc.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise
         except StorageError as exc:
-            raise WorkError(exc.format(), backend=True, log=tail(printed.getvalue())) from None
+            error = WorkError(exc.format(), backend=True, log=tail(printed.getvalue()))
+            error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
+            raise error from None
         except Exception as exc:  # the task's own failure: report it, with its traceback
             import traceback
 
-            raise WorkError(f"{type(exc).__name__}: {exc}", traceback.format_exc(), log=tail(printed.getvalue())) from None
-    return WorkResult(value if job.keep_value else None, size, digest, time.perf_counter() - started, time.time(),
-                      tail(printed.getvalue()), written_as)
+            error = WorkError(f"{type(exc).__name__}: {exc}", traceback.format_exc(), log=tail(printed.getvalue()))
+            error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
+            raise error from None
+    duration = time.perf_counter() - started
+    return WorkResult(value if job.keep_value else None, size, digest, duration, time.time(),
+                      tail(printed.getvalue()), written_as, Attempt(wall, duration, worker_name()))
 
 
 # -- Python tasks ------------------------------------------------------------------

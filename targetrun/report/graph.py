@@ -1,4 +1,4 @@
-"""``targetrun graph``: the needs graph as a text tree, Graphviz dot or Mermaid."""
+"""``targetrun graph``: the needs graph as a text tree, Graphviz dot, Mermaid or SVG."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ def render_graph(spec: PipelineSpec, tasks: Sequence[str], fmt: str) -> str:
         return _dot(spec, graph, scope)
     if fmt == "mermaid":
         return _mermaid(graph, scope)
+    if fmt == "svg":  # the report's layout (report/layout.py), without states
+        from targetrun.report.svg import graph_svg
+
+        return graph_svg({name: tuple(dict.fromkeys(graph[name])) for name in scope}, standalone=True)
     return _tree(spec, graph, roots)
 
 

@@ -3,8 +3,9 @@
 The engine records, in the coordinating process only, each run (started, finished,
 status), each task that ran (state, duration, attempts, error), each checkpoint it wrote
 (location, size, content hash, serializer, run id, input and parameter fingerprints) and
-each cache entry (``cache_for``). ``status`` reads the last records; ``--resume`` reads a
-run's checkpoints. Leased locks stop two runs computing the same target at once. SQLite
+each cache entry (``cache_for``), and at a run's end every task's outcome in one compressed
+record (``targetrun report`` shows what was skipped and why from it). ``status`` reads the
+last records; ``--resume`` reads a run's checkpoints. Leased locks stop two runs computing the same target at once. SQLite
 is the default; Redis shares one store between machines and CI jobs.
 
 Reading is defensive: a store is shared, outlives versions and can be edited by hand, so a
@@ -15,20 +16,21 @@ failing every later command.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
+import json
 import math
 import sys
 import threading
+import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TypeVar
 
 from targetrun import liveness
-from targetrun.model import CacheEntry, Checkpoint, TaskState
+from targetrun.model import CacheEntry, Checkpoint, TaskOutcome, TaskState
 from targetrun.errors import CacheError
 from targetrun.redact import printable, redact
+from abc import ABC, abstractmethod  # noqa: E402
 from targetrun.registry import Entry, Registry
 
 
@@ -78,6 +80,28 @@ class TaskRecord:
     attempts: int = 0
     error: str | None = None
     target: str | None = None
+    started: float | None = None  # when the (last) attempt started; None in records of older versions
+    worker: str = ""  # where it ran, "host:pid[/thread]" (see engine/work.py); "" when unknown
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeMark:
+    """One task's place in a finished run, as the run's outcome summary keeps it: tasks
+    that did not run (skipped, cache hit, not needed, upstream failed) have no task record."""
+
+    task: str
+    state: TaskState
+    reason: str = ""  # the decision in words, e.g. "target exists", "will run: target missing"
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcomes:
+    """Every task's outcome of one run, and its run date (``--date``): one compact record per
+    run (see :meth:`StateStore.record_outcomes`), read by ``targetrun report``."""
+
+    date: str
+    marks: tuple[OutcomeMark, ...]
 
 
 def as_seen(run: RunRecord, now: float, lease: float) -> RunRecord:
@@ -274,6 +298,52 @@ class StateStore(ABC):
         recent record, which ``status`` shows as its last run. Checkpoint records are not
         touched here (a target's record vouches for its bytes; see :meth:`forget_checkpoint`).
         Return how many run records went."""
+
+    # -- what ``targetrun report`` reads (derived; stores may do better) ---------------
+
+    def task_records(self, run_id: str, pipeline: str) -> dict[str, TaskRecord]:
+        """The records of the tasks that ran in one run, by task name. This fallback sees
+        only each task's latest record; the built-in stores keep every run's."""
+        return {task: r for task, r in self.last_task_records(pipeline).items() if r.run_id == run_id}
+
+    def record_outcomes(self, run_id: str, outcomes: Iterable[TaskOutcome], date: str = "") -> None:
+        """Keep every task's outcome of a finished run as one compressed blob (a few bytes
+        per task): what was skipped and why is otherwise not recorded per task."""
+        self.put_blob(_outcomes_key(run_id), encode_outcomes(outcomes, date))
+
+    def run_outcomes(self, run_id: str) -> RunOutcomes | None:
+        """What :meth:`record_outcomes` kept, or None (a run killed before its end, a run of
+        an older version, or an unreadable blob)."""
+        data = self.get_blob(_outcomes_key(run_id))
+        return decode_outcomes(data) if data is not None else None
+
+
+
+def _outcomes_key(run_id: str) -> str:
+    return f"targetrun-run:{run_id}:outcomes"  # no "://": never an inline value's location
+
+
+def encode_outcomes(outcomes: Iterable[TaskOutcome], date: str = "") -> bytes:
+    """Outcomes as zlib-compressed JSON rows ``[task, state, reason, target]``.
+
+    >>> from targetrun.model import Action, Decision, Reason
+    >>> marks = decode_outcomes(encode_outcomes([TaskOutcome("a", TaskState.SKIPPED, Decision(Action.SKIP,
+    ...     Reason.TARGET_EXISTS), "out/a.json")], "2026-11-30"))
+    >>> marks.date, marks.marks[0].state, marks.marks[0].reason, marks.marks[0].target
+    ('2026-11-30', <TaskState.SKIPPED: 'skipped'>, 'target exists', 'out/a.json')
+    """
+    rows = [[o.task, o.state.value, o.decision.describe(), o.target] for o in outcomes]
+    return zlib.compress(json.dumps({"v": 1, "date": date, "tasks": rows}, separators=(",", ":")).encode(), 6)
+
+
+def decode_outcomes(data: bytes) -> RunOutcomes | None:
+    try:
+        doc = json.loads(zlib.decompress(data))
+        marks = tuple(OutcomeMark(str(t), TaskState(s), str(r), None if g is None else str(g))
+                      for t, s, r, g in doc["tasks"])
+        return RunOutcomes(str(doc.get("date", "")), marks)
+    except (ValueError, KeyError, TypeError, zlib.error):
+        return None
 
 
 STORES = Registry(

@@ -4,10 +4,12 @@ Keys (prefix ``targetrun:``):
 
 * ``run:RUN_ID`` (hash) and ``runs:PIPELINE`` (sorted set by start time): run records;
 * ``last:PIPELINE`` (hash task -> JSON): each task's most recent record;
+* ``runtasks:RUN_ID`` (hash task -> JSON): the records of the tasks one run ran (``report``);
 * ``ckpt:LOCATION`` (JSON) and ``runckpt:RUN_ID`` (hash task -> JSON): checkpoint records;
 * ``cache:KEY`` (hash variant -> JSON): cache entries; the key expires (Redis TTL) with its
   last entry, and every entry also carries its own expiry;
-* ``blob:LOCATION``: values of tasks with ``result: inline``;
+* ``blob:LOCATION``: values of tasks with ``result: inline``, and each run's outcome summary
+  (``blob:targetrun-run:RUN_ID:outcomes``, see store/base.py);
 * ``pending`` (hash staging -> JSON): checkpoint writes under way (see store/base.py);
 * ``lock:NAME``: ``SET NX PX`` with the owner as value, released and renewed by Lua
   scripts that act only while the owner still holds it.
@@ -162,6 +164,7 @@ class RedisStore(StateStore):
         pipe = self.client.pipeline(transaction=True)
         if record is not None:
             pipe.hset(f"{PREFIX}last:{record.pipeline}", record.task, json.dumps(_task_fields(record)))
+            pipe.hset(f"{PREFIX}runtasks:{record.run_id}", record.task, json.dumps(_task_fields(record)))
         if staging is not None:
             pipe.hdel(f"{PREFIX}pending", staging)
         if checkpoint is not None:
@@ -204,13 +207,8 @@ class RedisStore(StateStore):
 
     def last_task_records(self, pipeline: str) -> dict[str, TaskRecord]:
         rows = self._call(self.client.hgetall, f"{PREFIX}last:{pipeline}")
-
-        def parse(row: tuple[str, str]) -> TaskRecord:
-            task, d = row[0], json.loads(row[1])
-            return TaskRecord(d["run_id"], pipeline, task, TaskState(d["state"]), finite(d["finished"]),
-                              finite(d["duration"]), int(d["attempts"]), d.get("error"), d.get("target"))
-
-        return {record.task: record for record in readable(self._name, "task record", rows.items(), parse)}
+        return {record.task: record for record in readable(self._name, "task record", rows.items(),
+                                                            lambda row: _task_record(pipeline, row[0], row[1]))}
 
     def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
         ids = self._call(self.client.zrevrange, f"{PREFIX}runs:{pipeline}", 0, limit - 1)
@@ -291,6 +289,11 @@ class RedisStore(StateStore):
         owner, left = self._call(pipe.execute)
         return (str(owner), max(0, int(left)) / 1000) if owner is not None and int(left) > 0 else None
 
+    def task_records(self, run_id: str, pipeline: str) -> dict[str, TaskRecord]:
+        rows = self._call(self.client.hgetall, f"{PREFIX}runtasks:{run_id}")
+        return {record.task: record for record in readable(self._name, "task record", rows.items(),
+                                                            lambda row: _task_record(pipeline, row[0], row[1]))}
+
     def close(self) -> None:
         self.client.close()
         self._bytes.close()
@@ -331,7 +334,15 @@ def _run_record(run_id: str, fields: dict[str, Any]) -> RunRecord:
 
 def _task_fields(record: TaskRecord) -> dict[str, Any]:
     return {"run_id": record.run_id, "state": record.state.value, "finished": record.finished,
-            "duration": record.duration, "attempts": record.attempts, "error": record.error, "target": record.target}
+            "duration": record.duration, "attempts": record.attempts, "error": record.error, "target": record.target,
+            "started": record.started, "worker": record.worker}
+
+
+def _task_record(pipeline: str, task: str, text: str) -> TaskRecord:
+    d = json.loads(text)
+    return TaskRecord(d["run_id"], pipeline, task, TaskState(d["state"]), finite(d["finished"]), finite(d["duration"]),
+                      int(d["attempts"]), d.get("error"), d.get("target"),
+                      None if d.get("started") is None else finite(d["started"]), str(d.get("worker") or ""))
 
 
 def _entry_json(entry: CacheEntry) -> str:

@@ -31,7 +31,7 @@ CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started);
 CREATE TABLE IF NOT EXISTS task_runs (
     run_id TEXT NOT NULL, pipeline TEXT NOT NULL, task TEXT NOT NULL, state TEXT NOT NULL,
     finished REAL NOT NULL, duration REAL NOT NULL, attempts INTEGER NOT NULL, error TEXT, target TEXT,
-    PRIMARY KEY (run_id, task));
+    started REAL, worker TEXT NOT NULL DEFAULT '', PRIMARY KEY (run_id, task));
 CREATE INDEX IF NOT EXISTS task_runs_by_task ON task_runs (pipeline, task, finished);
 CREATE TABLE IF NOT EXISTS checkpoints (
     location TEXT PRIMARY KEY, run_id TEXT NOT NULL, task TEXT NOT NULL, record TEXT NOT NULL);
@@ -47,13 +47,16 @@ CREATE TABLE IF NOT EXISTS pending (
     record TEXT, entry TEXT);
 CREATE INDEX IF NOT EXISTS pending_by_location ON pending (location);
 """
-SCHEMA_VERSION = 3
-# Stores written by an older targetrun are upgraded in place: version -> statements.
+SCHEMA_VERSION = 4
+# Stores written by an older targetrun are upgraded in place, one version at a time:
+# version -> the statements that make it the next one.
 MIGRATIONS = {
     2: ["ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''", "ALTER TABLE runs ADD COLUMN heartbeat REAL",
         "CREATE TABLE IF NOT EXISTS pending (staging TEXT PRIMARY KEY, run_id TEXT NOT NULL, location TEXT NOT NULL, "
         "storage TEXT NOT NULL, record TEXT, entry TEXT)",
         "CREATE INDEX IF NOT EXISTS pending_by_location ON pending (location)"],
+    3: ["ALTER TABLE task_runs ADD COLUMN started REAL",
+        "ALTER TABLE task_runs ADD COLUMN worker TEXT NOT NULL DEFAULT ''"],
 }
 MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
 _BATCH = 500  # keys per IN (...) query
@@ -124,10 +127,11 @@ class SqliteStore(StateStore):
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
             if version in MIGRATIONS and tables:
-                for statement in MIGRATIONS[version]:
-                    db.execute(statement)
-                version = SCHEMA_VERSION
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                while version in MIGRATIONS:
+                    for statement in MIGRATIONS[version]:
+                        db.execute(statement)
+                    version += 1
+                db.execute(f"PRAGMA user_version = {version}")
             if version != SCHEMA_VERSION and (version != 0 or tables):
                 raise CacheError(
                     f"the state store {self.path} was written by another version of targetrun (schema {version})",
@@ -227,9 +231,9 @@ class SqliteStore(StateStore):
         with self._transaction() as db:
             if record is not None:
                 db.execute(
-                    "INSERT OR REPLACE INTO task_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO task_runs ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (record.run_id, record.pipeline, record.task, record.state.value, record.finished,
-                     record.duration, record.attempts, record.error, record.target),
+                     record.duration, record.attempts, record.error, record.target, record.started, record.worker),
                 )
             if staging is not None:
                 db.execute("DELETE FROM pending WHERE staging = ?", (staging,))
@@ -395,6 +399,13 @@ class SqliteStore(StateStore):
         rows = self._query("SELECT owner, expires FROM locks WHERE name = ? AND expires > ?", (name, now))
         return (str(rows[0][0]), float(rows[0][1]) - now) if rows else None
 
+    def task_records(self, run_id: str, pipeline: str) -> dict[str, TaskRecord]:
+        rows = self._query(f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ?", (run_id,))
+        records = readable(self.path, "task record", rows, lambda r: TaskRecord(
+            r[0], r[1], r[2], TaskState(r[3]), finite(r[4]), finite(r[5]), int(r[6]), r[7], r[8],
+            None if r[9] is None else finite(r[9]), r[10] or ""))
+        return {record.task: record for record in records}
+
     def close(self) -> None:
         with self._guard:
             for db in self._all:
@@ -429,6 +440,7 @@ class SqliteStore(StateStore):
 
 
 _RUN_COLUMNS = "run_id, pipeline, started, status, finished, requested, counts, owner, heartbeat"
+_TASK_COLUMNS = "run_id, pipeline, task, state, finished, duration, attempts, error, target, started, worker"
 
 
 def _run_record(r: Sequence[Any]) -> RunRecord:
