@@ -19,6 +19,7 @@ of its file's bytes instead.)
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import pickle
 from collections.abc import Mapping
@@ -60,15 +61,14 @@ def _table_bytes(value: object) -> bytes | None:
     top, name = cls.__module__.split(".", 1)[0], cls.__name__
     v: Any = value
     if top == "numpy" and name == "ndarray" and not v.dtype.hasobject:
-        import numpy
-
+        numpy: Any = importlib.import_module("numpy")
         header = json.dumps([v.dtype.str, list(v.shape)]).encode()
-        return b"npy" + header + b"\0" + numpy.ascontiguousarray(v).tobytes()
+        data: bytes = numpy.ascontiguousarray(v).tobytes()
+        return b"npy" + header + b"\0" + data
     if top == "pandas" and name == "DataFrame":
-        import pandas
-
+        pandas: Any = importlib.import_module("pandas")
         try:
-            rows = pandas.util.hash_pandas_object(v, index=True).to_numpy().tobytes()
+            rows: bytes = pandas.util.hash_pandas_object(v, index=True).to_numpy().tobytes()
         except TypeError:  # unhashable cells (lists, dicts): pickle decides
             return None
         header = json.dumps([[str(c) for c in v.columns], [str(t) for t in v.dtypes], str(v.index.dtype)]).encode()
@@ -76,8 +76,8 @@ def _table_bytes(value: object) -> bytes | None:
     if top == "polars" and name == "DataFrame":
         return b"arrow" + bytes(v.write_ipc_stream(None, compression="uncompressed").getvalue())
     if top == "pyarrow" and name == "Table":
-        import pyarrow
-
+        pyarrow: Any = importlib.import_module("pyarrow")
+        importlib.import_module("pyarrow.ipc")
         sink = pyarrow.BufferOutputStream()
         with pyarrow.ipc.new_stream(sink, v.schema) as writer:
             writer.write_table(v)
