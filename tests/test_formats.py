@@ -93,6 +93,16 @@ class TestFormats(SerializerContract):
         return case[2]
 
 
+def test_compression_keeps_the_trust_rule_and_refuses_what_it_cannot_read():
+    assert serializer("pickle+gz").executes_code and serializer('by-suffix+gz {"suffix":".pkl"}').executes_code
+    assert not serializer("parquet+zst").executes_code and not serializer('by-suffix+xz {"suffix":".json"}').executes_code
+    from targetrun.serializers.base import SerializationError
+
+    for codec in ("gz", "bz2", "xz", "zst"):
+        with pytest.raises(SerializationError, match=f"not readable as {codec}-compressed json"):
+            serializer(f"json+{codec}").load(io.BytesIO(b"plain, not compressed"))
+
+
 def test_compressed_serializers_are_the_format_inside_the_codec(tmp_path):
     value = {"a": list(range(100))}
     for codec, opener in (("gz", gzip.open), ("bz2", bz2.open), ("xz", lzma.open)):
@@ -279,6 +289,24 @@ def test_fingerprints_of_tables_and_arrays_are_stable_across_processes(tmp_path)
     assert of_value(np.arange(3)) != of_value(np.arange(3, dtype="int32"))
 
 
+def test_fingerprints_follow_content_not_memory_layout():
+    """Equal tables pickle differently when pandas or numpy lay them out differently in
+    memory; their fingerprints are the same, so a validator does not see a change."""
+    import pickle
+
+    from targetrun.fingerprint import of_value
+
+    one_block = pd.DataFrame({"a": [1, 2], "b": [3, 4]})
+    two_blocks = pd.DataFrame({"a": [1, 2]})
+    two_blocks["b"] = [3, 4]
+    c_order = np.arange(6).reshape(2, 3)
+    fortran = np.asfortranarray(c_order)
+    assert pickle.dumps(one_block, protocol=4) != pickle.dumps(two_blocks, protocol=4)
+    assert pickle.dumps(c_order, protocol=4) != pickle.dumps(fortran, protocol=4)
+    assert of_value(one_block) == of_value(two_blocks) and of_value(c_order) == of_value(fortran)
+    assert of_value({"x": [one_block]}) == of_value({"x": [two_blocks]})
+
+
 # -- S3 and Dask ------------------------------------------------------------------------
 
 
@@ -294,10 +322,28 @@ def test_formats_on_s3_through_the_atomic_upload(project, s3):
     assert result.code == 0 and "ran      check" in result.out, result.text
 
 
-def test_formats_from_dask_workers(project, s3, dask_cluster):
-    base = "s3://test-bucket/dask"
-    proj = project(PIPELINE.format(base=base), steps=STEPS)
-    result = proj.cli("run", "--scheduler", dask_cluster.scheduler_address)
+@pytest.fixture(scope="module")
+def dask_processes():
+    import logging
+
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+    yield cluster
+    cluster.close()
+
+
+@pytest.mark.parametrize("workers", ["in-process", "processes"])
+def test_formats_from_dask_workers(project, s3, s3_server, request, workers):
+    """Worker processes write and read every format on S3 (their storage options come from
+    the Pipelinefile: the test's fsspec config does not reach them)."""
+    cluster = request.getfixturevalue("dask_cluster" if workers == "in-process" else "dask_processes")
+    lake = f"s3://test-bucket/dask-{workers}"
+    options = f"{{key: testing, secret: testing, client_kwargs: {{endpoint_url: '{s3_server.endpoint}'}}}}"
+    header = f"results:\n  lake:\n    url: {lake}\n    options: {options}\ndefaults:\n  result: lake\ntasks:"
+    proj = project(PIPELINE.format(base="data").replace("tasks:", header, 1), steps=STEPS)
+    base = f"{lake}/data"
+    result = proj.cli("run", "--scheduler", cluster.scheduler_address)
     assert result.code == 0, result.text
     read_back_by_other_libraries(lambda name: s3.cat_file(f"{base}/{name}"))
 

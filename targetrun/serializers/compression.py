@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from collections.abc import Iterator
 from typing import Any, BinaryIO, cast
 
-from targetrun.serializers.base import Serializer, require, with_compression
+from targetrun.serializers.base import SerializationError, Serializer, require, with_compression
 
 SPOOL_IN_MEMORY = 16 * 1024 * 1024
 
@@ -48,6 +48,16 @@ class Compressed(Serializer):
             self.inner.dump(value, stream)
 
     def load(self, f: BinaryIO) -> object:
+        try:
+            return self._load(f)
+        except (OSError, EOFError, lzma.LZMAError) as exc:  # gzip.BadGzipFile is an OSError
+            raise SerializationError(f"not readable as {self.codec}-compressed {self.name}: {exc}") from None
+        except Exception as exc:
+            if type(exc).__module__.split(".", 1)[0] == "zstandard":
+                raise SerializationError(f"not readable as zst-compressed {self.name}: {exc}") from None
+            raise
+
+    def _load(self, f: BinaryIO) -> object:
         with self._decompressor(f) as stream:
             if not self.inner.seekable:
                 return self.inner.load(stream)
