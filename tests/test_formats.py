@@ -348,6 +348,22 @@ def test_formats_from_dask_workers(project, s3, s3_server, request, workers):
     read_back_by_other_libraries(lambda name: s3.cat_file(f"{base}/{name}"))
 
 
+def test_an_external_parquet_on_s3_is_read_as_a_dataframe(project, s3):
+    """A parquet file no run recorded (made by another tool) is data that cannot run code:
+    downstream tasks read it without --trust, as a pandas DataFrame."""
+    with s3.open("s3://test-bucket/external/orders.parquet", "wb") as f:
+        pq.write_table(pa.table({"amount": [1.5, 2.5]}), f)
+    proj = project("""
+        tasks:
+          orders: {run: steps:never, target: 's3://test-bucket/external/orders.parquet'}
+          total: {run: steps:total, needs: [orders], target: 's3://test-bucket/total.json'}
+        """, steps="def never(): raise AssertionError('the target exists')\n"
+                   "def total(orders): return [type(orders).__name__, float(orders['amount'].sum())]\n")
+    result = proj.cli("run")
+    assert result.code == 0, result.text
+    assert json.loads(s3.cat_file("s3://test-bucket/total.json")) == ["DataFrame", 4.0]
+
+
 def test_reading_parquet_from_s3_spools_to_a_file_not_memory(project, s3, monkeypatch):
     """A large checkpoint is downloaded once, hashed on the way into a temporary file, and
     the format reads that file: read_value's buffer rolls over to disk past its limit."""

@@ -20,11 +20,13 @@ Nothing here imports pandas, polars or pyarrow until a value is written or read.
 from __future__ import annotations
 
 import io
+import tempfile
 from typing import Any, BinaryIO
 
 from targetrun.serializers.base import FormatMismatch, SerializationError, Ref, Serializer, kind_of, require
 
 FRAME_KINDS = ("pandas", "polars", "arrow")
+LOCAL_FILES = (tempfile.SpooledTemporaryFile, io.BytesIO, io.BufferedReader, io.FileIO)
 LIBRARY = {"pandas": "pandas", "polars": "polars", "arrow": "pyarrow"}
 
 
@@ -115,7 +117,10 @@ class ParquetSerializer(FrameSerializer):
         if kind == "polars":
             return lib.read_parquet(f)
         pa = require("pyarrow", "reading parquet")
-        source = pa.BufferReader(f.read())
+        # A local or spooled file is read whole (one native buffer, no per-seek callbacks);
+        # a remote file (an unrecorded target on S3) is handed over as it is, so pyarrow
+        # fetches the footer and the column chunks it needs with ranged reads.
+        source = pa.BufferReader(f.read()) if isinstance(f, LOCAL_FILES) else f
         if kind == "pandas":
             return lib.read_parquet(source)
         return require("pyarrow.parquet", "reading parquet").read_table(source)
