@@ -167,7 +167,7 @@ def _run_python(job: Job) -> tuple[object, int | None, str | None, str]:
         written_as = serializer(job.serializer).for_value(value)
     except FormatMismatch as exc:
         raise WorkError(f"task {job.task!r} returned a {exc.value_type}, which cannot be written to {job.checkpoint}: "
-                        f"{exc}; give the target a suffix that fits, or set the task's serializer:", usage=True) from None
+                        f"{exc}; give the target a suffix that fits, or set the task's `serializer`", usage=True) from None
     size, digest = write_value(job.storage, job.staging, value, written_as, shown=job.checkpoint)
     return value, size, digest, written_as
 
