@@ -390,3 +390,4 @@ def test_reading_parquet_from_s3_spools_to_a_file_not_memory(project, s3, monkey
     result = proj.cli("run", "use")
     assert result.code == 0, result.text
     assert json.loads(s3.cat_file("s3://test-bucket/use.json")) == sum(range(50_000)) and rolled
+    assert pq.read_table(io.BytesIO(s3.cat_file("s3://test-bucket/big.parquet"))).num_rows == 50_000
