@@ -24,7 +24,7 @@ from typing import Any
 from targetrun import settings
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.engine.recovery import recover
-from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, SpecError, UsageError, did_you_mean
+from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, SpecError, UsageError, did_you_mean
 from targetrun.events import NullReporter, Reporter
 from targetrun.executors.base import EXECUTORS, Executor
 from targetrun import redact
@@ -406,8 +406,11 @@ def gc(
 
 
 def exit_code(summary: RunSummary | Sequence[RunSummary]) -> int:
-    """0: every requested task satisfied; 1: a task failed; 3: a backend failed a task."""
+    """0: every requested task satisfied; 1: a task failed; 2: a value did not fit its
+    target's format or a format's library is missing; 3: a backend failed a task."""
     summaries = [summary] if isinstance(summary, RunSummary) else list(summary)
     if any(s.backend_failed for s in summaries):
         return EXIT_BACKEND
+    if any(s.usage_failed for s in summaries):
+        return EXIT_USAGE
     return EXIT_OK if all(s.ok for s in summaries) else EXIT_TASK_FAILED

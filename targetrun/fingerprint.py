@@ -6,16 +6,24 @@ parameter. A validator compares the recorded fingerprints with the current ones:
 ``all_inputs`` all of them, ``partial_inputs_only: [x]`` only ``x``, and so on.
 
 Fingerprints are short strings: ``sha256:<hex>`` of a canonical encoding (JSON with
-sorted keys where the value allows it, pickle otherwise).
+sorted keys where the value allows it, pickle otherwise). DataFrames, Arrow tables and
+numpy arrays -- alone or inside a list or dict -- are encoded by their content, never by
+pickle (whose bytes depend on the library's version and protocol details): an array by its
+dtype, shape and data; a pandas DataFrame by its columns, dtypes and
+``pandas.util.hash_pandas_object`` (index included, fixed key); a polars DataFrame or a
+pyarrow Table by its uncompressed Arrow IPC stream. So the same table fingerprints the same
+in every process and on every machine. (A checkpointed value is fingerprinted by the sha256
+of its file's bytes instead.)
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import pickle
 from collections.abc import Mapping
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from targetrun.model import Validator
 
@@ -31,14 +39,50 @@ def of_value(value: object) -> str:
     False
     """
     try:
-        data = b"j" + json.dumps(value, sort_keys=True, separators=(",", ":"), default=_reject).encode()
+        data = b"j" + json.dumps(value, sort_keys=True, separators=(",", ":"), default=_by_content).encode()
     except (TypeError, ValueError):
         data = b"p" + pickle.dumps(value, protocol=4)
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _reject(value: object) -> object:
-    raise TypeError(type(value).__name__)
+def _by_content(value: object) -> object:
+    """A table or array as the digest of its canonical bytes (JSON cannot hold it)."""
+    canonical = _table_bytes(value)
+    if canonical is None:
+        raise TypeError(type(value).__name__)
+    return {"$content": hashlib.sha256(canonical).hexdigest()}
+
+
+def _table_bytes(value: object) -> bytes | None:
+    """The canonical bytes of a numpy array, a pandas or polars DataFrame or a pyarrow
+    Table; None for anything else. Libraries are imported only when such a value is here
+    (its module is then already loaded)."""
+    cls = type(value)
+    top, name = cls.__module__.split(".", 1)[0], cls.__name__
+    v: Any = value
+    if top == "numpy" and name == "ndarray" and not v.dtype.hasobject:
+        numpy: Any = importlib.import_module("numpy")
+        header = json.dumps([v.dtype.str, list(v.shape)]).encode()
+        data: bytes = numpy.ascontiguousarray(v).tobytes()
+        return b"npy" + header + b"\0" + data
+    if top == "pandas" and name == "DataFrame":
+        pandas: Any = importlib.import_module("pandas")
+        try:
+            rows: bytes = pandas.util.hash_pandas_object(v, index=True).to_numpy().tobytes()
+        except TypeError:  # unhashable cells (lists, dicts): pickle decides
+            return None
+        header = json.dumps([[str(c) for c in v.columns], [str(t) for t in v.dtypes], str(v.index.dtype)]).encode()
+        return b"pandas" + header + b"\0" + rows
+    if top == "polars" and name == "DataFrame":
+        return b"arrow" + bytes(v.write_ipc_stream(None, compression="uncompressed").getvalue())
+    if top == "pyarrow" and name == "Table":
+        pyarrow: Any = importlib.import_module("pyarrow")
+        importlib.import_module("pyarrow.ipc")
+        sink = pyarrow.BufferOutputStream()
+        with pyarrow.ipc.new_stream(sink, v.schema) as writer:
+            writer.write_table(v)
+        return b"arrow" + bytes(sink.getvalue())
+    return None
 
 
 def stream_digest(f: BinaryIO, copy_to: BinaryIO | None = None) -> tuple[int, str]:

@@ -285,6 +285,7 @@ class TaskOutcome:
     error: str | None = None
     checkpoint: Checkpoint | None = None
     backend_error: bool = False  # failed because storage could not be reached: exit 3
+    usage_error: bool = False  # failed because the value does not fit its format or a library is missing: exit 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +310,10 @@ class RunSummary:
     @property
     def backend_failed(self) -> bool:
         return any(o.backend_error for o in self.outcomes)
+
+    @property
+    def usage_failed(self) -> bool:
+        return any(o.usage_error for o in self.outcomes)
 
     def count(self, state: TaskState) -> int:
         return sum(1 for o in self.outcomes if o.state is state)

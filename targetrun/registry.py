@@ -29,6 +29,7 @@ class Registry:
         self.kind = kind
         self.group = group
         self._entries = dict(entries)
+        self._builtins = tuple(entries)  # in the order given: the order lookups try them
         self._loaded: dict[str, Any] = {}
         self._plugins_read = False
 
@@ -41,6 +42,10 @@ class Registry:
         if plugins:
             self._read_plugins()
         return sorted(set(self._entries) | set(self._loaded))
+
+    def builtins(self) -> list[str]:
+        """The built-in names, in the order they were declared (no entry point is read)."""
+        return list(self._builtins)
 
     def __contains__(self, name: str) -> bool:
         if name in self._entries or name in self._loaded:

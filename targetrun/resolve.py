@@ -20,12 +20,11 @@ from collections.abc import Mapping
 from targetrun import templating
 from targetrun.errors import SpecError
 from targetrun.model import Location, PipelineSpec, RunContext, TaskSpec
+from targetrun.serializers.base import file_suffix, for_suffix, split_suffix, with_compression
 
 LOCAL = "local"
 INLINE = "inline"  # values kept in the state store (result: inline)
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
-SUFFIX_SERIALIZERS = {".json": "json", ".txt": "text", ".pkl": "pickle", ".pickle": "pickle"}
-SERIALIZER_SUFFIXES = {"json": ".json", "text": ".txt", "pickle": ".pkl", "bytes": ".bin"}
 CHECKPOINT_DIR = ".targetrun/results"
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
 
@@ -202,7 +201,7 @@ def _absolute_url(spec: PipelineSpec, url: str, proto: str) -> Location:
 
 def default_checkpoint(spec: PipelineSpec, task: TaskSpec, serializer: str, run_id: str, suffix: str = "") -> Location:
     """Where a task with no target keeps its value: under ``.targetrun/results/RUN_ID/``."""
-    name = f"{task.name}{suffix}{SERIALIZER_SUFFIXES.get(serializer, '.bin')}"
+    name = f"{task.name}{suffix}{file_suffix(serializer)}"
     base = result_base(spec, task.result)
     if base.result == LOCAL:
         return Location(LOCAL, os.path.join(base.url, CHECKPOINT_DIR, run_id, name))
@@ -210,34 +209,42 @@ def default_checkpoint(spec: PipelineSpec, task: TaskSpec, serializer: str, run_
 
 
 def infer_serializer(task: TaskSpec, target: str | None) -> str:
-    """The serializer of a task: its own key, else its target's suffix, else ``defaults:``.
+    """The serializer reference of a task: its own key, else what the serializer classes
+    in the registry claim for its target's suffix, else ``defaults:``.
 
-    A Python task's ``.txt`` target gets the rule ``text-or-json``: the value picks text
-    (a str) or JSON (any other value), and the checkpoint records which (see
-    :class:`targetrun.serializers.builtin.TextOrJsonSerializer`). A shell task's ``.txt``
-    is its command's output, text.
+    The registry is the one table (:func:`targetrun.serializers.base.for_suffix`): a
+    Python task's value is written in the format its suffix names (``.parquet``,
+    ``.csv``, ``.npy``...), and a suffix several formats claim (``.json``) becomes the rule
+    ``by-suffix`` that picks by the value. A Python task's ``.txt`` target gets the rule
+    ``text-or-json``. A compression suffix after it (``.gz``, ``.bz2``, ``.xz``, ``.zst``)
+    compresses whatever format a Python task writes. A shell task's file is read back by
+    the few formats that claim command output (``.txt``, ``.json``, ``.pkl``), else as
+    bytes -- and as bytes when compressed, as before.
 
     >>> from targetrun.model import TaskSpec
-    >>> infer_serializer(TaskSpec("a", run="m:f"), "x.json"), infer_serializer(TaskSpec("a", run="m:f"), "x.csv")
-    ('json', 'pickle')
+    >>> infer_serializer(TaskSpec("a", run="m:f"), "x.pkl"), infer_serializer(TaskSpec("a", run="m:f"), "x.csv")
+    ('pickle', 'csv')
+    >>> infer_serializer(TaskSpec("a", run="m:f"), "x.json.gz"), infer_serializer(TaskSpec("a", run="m:f"), "x.dat")
+    ('by-suffix+gz {"suffix":".json"}', 'pickle')
     >>> infer_serializer(TaskSpec("a", shell="echo"), "x.csv"), infer_serializer(TaskSpec("a", shell="echo"), None)
     ('bytes', 'bytes')
     >>> infer_serializer(TaskSpec("a", run="m:f", default_serializer="json"), "x.txt")
     'text-or-json'
     >>> infer_serializer(TaskSpec("a", shell="echo"), "x.txt"), infer_serializer(TaskSpec("a", run="m:f", serializer="text"), "x.txt")
     ('text', 'text')
+    >>> infer_serializer(TaskSpec("a", shell="echo"), "x.json.gz"), infer_serializer(TaskSpec("a", run="m:f", serializer="csv"), "x.csv.zst")
+    ('bytes', 'csv+zst')
 
     """
+    suffix, compression = split_suffix(target or "")
+    if task.shell is not None:
+        if task.serializer:
+            return task.serializer
+        found = None if compression else for_suffix(suffix, command_output=True)
+        return found or task.default_serializer or ("json" if task.result == INLINE else "bytes")
     if task.serializer:
-        return task.serializer
-    _, dot, suffix = (target or "").rpartition(".")
-    found = SUFFIX_SERIALIZERS.get(f".{suffix.lower()}") if dot and "/" not in suffix else None
-    if found == "text" and task.shell is None:
-        return "text-or-json"
-    if found:
-        return found
-    if task.default_serializer:
-        return task.default_serializer
-    if task.result == INLINE:
-        return "json"
-    return "bytes" if task.shell is not None else "pickle"
+        return with_compression(task.serializer, compression)
+    found = for_suffix(suffix, command_output=False)
+    if found is None:
+        found = task.default_serializer or ("json" if task.result == INLINE else "pickle")
+    return with_compression(found, compression)

@@ -25,7 +25,7 @@ from targetrun.executors.base import Executor
 from targetrun.serializers.base import SerializationError, Serializer
 from targetrun.storage.base import Storage
 
-__all__ = ["FakeClock", "RecordingReporter", "StorageContract", "SerializerContract", "ExecutorContract"]
+__all__ = ["FakeClock", "RecordingReporter", "StorageContract", "SerializerContract", "ExecutorContract", "same_value"]
 
 
 class FakeClock:
@@ -149,19 +149,33 @@ class StorageContract:
 
 
 class SerializerContract:
-    """Fixtures: ``serializer`` and ``sample`` (a value it must round-trip)."""
+    """What every Serializer must do. Fixtures: ``serializer``, ``sample`` (a value it must
+    round-trip) and ``unrepresentable`` (a value it must refuse with SerializationError).
+
+    Values are compared with :func:`same_value` (DataFrames and arrays by content); a
+    serializer whose values compare otherwise overrides ``assert_same``.
+    """
+
+    def assert_same(self, loaded: Any, sample: Any) -> None:
+        assert same_value(loaded, sample), f"read back {loaded!r}, wrote {sample!r}"
 
     def test_round_trip(self, serializer: Serializer, sample: Any, tmp_path: Any) -> None:
-        from targetrun.serializers.base import serializer as by_name
+        from targetrun.serializers.base import serializer as by_ref
 
         path = tmp_path / "value"
+        # What the checkpoint records (for_value) is a reference that reads it back.
+        written_as = serializer.for_value(sample)
         with open(path, "wb") as f:
             serializer.dump(sample, f)
-        # What the checkpoint records (for_value) is what reads it back.
-        written_as = serializer.for_value(sample)
-        reader = serializer if written_as == serializer.name else by_name(written_as)
         with open(path, "rb") as f:
-            assert reader.load(f) == sample
+            self.assert_same(by_ref(written_as).load(f), sample)
+
+    def test_the_same_value_writes_the_same_bytes(self, serializer: Serializer, sample: Any, tmp_path: Any) -> None:
+        """Fingerprints and staleness compare checkpoints by their bytes' sha256."""
+        for name in ("one", "two"):
+            with open(tmp_path / name, "wb") as f:
+                serializer.dump(sample, f)
+        assert (tmp_path / "one").read_bytes() == (tmp_path / "two").read_bytes()
 
     def test_unrepresentable_value_raises_serialization_error(self, serializer: Serializer, unrepresentable: Any,
                                                               tmp_path: Any) -> None:
@@ -169,6 +183,41 @@ class SerializerContract:
 
         with open(tmp_path / "bad", "wb") as f, pytest.raises(SerializationError):
             serializer.dump(unrepresentable, f)
+        if not serializer.accepts(unrepresentable):  # refused before writing, naming the formats that fit
+            with pytest.raises(SerializationError):
+                serializer.for_value(unrepresentable)
+
+    def test_declares_what_the_registry_needs(self, serializer: Serializer, sample: Any) -> None:
+        from targetrun.serializers.base import SERIALIZERS, Ref
+
+        assert serializer.name and " " not in serializer.name and "+" not in serializer.name
+        assert serializer.name in SERIALIZERS, f"{serializer.name!r} is not registered"
+        assert isinstance(serializer.executes_code, bool)
+        for suffix in (*serializer.suffixes, *serializer.output_suffixes):
+            assert suffix.startswith(".") and suffix == suffix.lower(), suffix
+        assert serializer.accepts(sample)
+        assert Ref.parse(serializer.for_value(sample)).name in SERIALIZERS
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equality that also compares DataFrames, Arrow tables and numpy arrays by content
+    (and kind: a polars DataFrame never equals a pandas one)."""
+    if type(a) is not type(b):
+        return False
+    module = type(a).__module__.split(".", 1)[0]
+    if module == "pandas":
+        return bool(a.equals(b)) and list(a.dtypes) == list(b.dtypes) and a.index.equals(b.index)
+    if module in ("polars", "pyarrow"):
+        return bool(a.equals(b))
+    if module == "numpy":
+        import numpy
+
+        return a.dtype == b.dtype and bool(numpy.array_equal(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    return bool(a == b)
 
 
 class ExecutorContract:

@@ -35,3 +35,10 @@ def test_bench_engine_compares_shell_tasks_with_the_shell_references():
     text = bench_engine.pipeline_yaml("fanin", 3)
     assert text.count("shell:") == 4 and "run:" not in text  # like make's recipes: a command per task
     assert bench_engine.pipeline_yaml("fanin", 3, kind="python").count("run:") == 4
+
+
+def test_bench_formats_round_trips_through_targetrun_and_pandas():
+    done = _bench(str(BENCH / "bench_formats.py"), "--rows", "2000", "--repeat", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "overhead ratio targetrun / pandas:" in done.stdout
+    assert [line.split()[0] for line in done.stdout.splitlines()[2:4]] == ["pandas", "targetrun"]

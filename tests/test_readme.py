@@ -222,7 +222,28 @@ def test_fragment_s3_results(tmp_path, s3, s3_server, monkeypatch, project):
     assert s3.cat("my-bucket/weather/hello.json") == b'{"hello": "lake"}\n'
 
 
+def test_fragment_csv_options(tmp_path):
+    pytest.importorskip("pandas")
+    block = _fragment("  export: {run: tasks:export, target: out/export.csv, serializer: {name: csv, options: {sep: \";\"}}}")
+    folder = _write(tmp_path / "p", "tasks:\n" + block.text + "  back: {run: tasks:back, needs: [export], target: out/back.json}\n",
+                    tasks="""
+                    import pandas as pd
+
+                    def export():
+                        return pd.DataFrame({"city": ["paris", "lyon"], "n": [1, 2]})
+
+                    def back(export):
+                        return export.to_dict("list")
+                    """)
+    done = _run(folder)
+    assert done.returncode == 0, done.stderr
+    assert (folder / "out/export.csv").read_text() == "city;n\nparis;1\nlyon;2\n"
+    assert (folder / "out/back.json").read_text() == '{"city": ["paris", "lyon"], "n": [1, 2]}\n'
+
+
 FRAGMENT_TESTS = {
+    "  export: {run: tasks:export, target: out/export.csv, serializer: {name: csv, options: {sep: \";\"}}}":
+        test_fragment_csv_options,
     "  words:": test_fragment_shell_task,
     "  report:": test_fragment_output_caching,
     "  per_city:": test_fragment_mapping,

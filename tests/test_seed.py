@@ -73,7 +73,7 @@ def check(words, nothing, listed):
     assert proj.read("out/check.txt") == "ok"
 
     # A .txt file no run recorded (made by something else) is text; an explicit
-    # `serializer: text` still takes only a str.
+    # `serializer: text` still takes only a str: a list there is a value/format mismatch (exit 2).
     proj.write("Pipelinefile.yaml", """
         tasks:
           given: {run: steps:words, target: in/given.txt}
@@ -82,5 +82,5 @@ def check(words, nothing, listed):
         """)
     proj.write("in/given.txt", "[1, 2]\n")
     result = proj.cli("run", "--keep-going")
-    assert result.code == 1 and "text serializer takes a str" in result.text, result.text
+    assert result.code == 2 and "text takes a str" in result.text, result.text
     assert json.loads(proj.read("out/use.json")) == {"type": "str", "value": "[1, 2]\n"}

@@ -389,7 +389,7 @@ def test_every_read_path_goes_through_the_one_reader():
                     and where not in ("checkpoints.py",):
                 picklers.append(where)
     # the serializers themselves, and testing.py's serializer contract
-    assert sorted(set(loaders)) == ["checkpoints.py", "serializers/builtin.py", "testing.py"]
+    assert sorted({w for w in loaders if not w.startswith("serializers/")}) == ["checkpoints.py", "testing.py"]
     assert sorted(set(picklers)) == ["serializers/builtin.py"]
 
 

@@ -534,13 +534,13 @@ class Engine:
         if storage_key is not None and staging is not None:
             self._forget_staging(storage_key, staging)
         attempts = progress.attempts[name]
-        if attempts <= task.spec.max_retries and not progress.stopping:
+        if attempts <= task.spec.max_retries and not progress.stopping and not error.usage:
             delay = task.spec.retry_delay
             self.reporter.handle(TaskRetrying(name, attempts, error.message, delay, error.log))
             heapq.heappush(progress.later, (self.clock.monotonic() + delay, name))
             return
         outcome = TaskOutcome(name, TaskState.FAILED, plan.decision(name), _target(task), 0.0, attempts,
-                              error=error.message, backend_error=error.backend)
+                              error=error.message, backend_error=error.backend, usage_error=error.usage)
         self._finish(plan, progress, outcome, attempt=error.attempt)
         self.locks.release(name)
         self.reporter.handle(TaskFailed(name, error.message, attempts, error.details, error.log))

@@ -28,22 +28,26 @@ from targetrun import templating
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.engine.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
-from targetrun.errors import StorageError, UsageError
-from targetrun.serializers.base import SerializationError, serializer
+from targetrun.errors import MissingExtraError, StorageError, UsageError
+from targetrun.serializers.base import FormatMismatch, SerializationError, serializer
 from targetrun.storage.base import Storage
 
 STDERR_TAIL_LINES = 20
 
 
 class WorkError(Exception):
-    """A task attempt failed. ``backend`` marks storage failures (exit 3 when final)."""
+    """A task attempt failed. ``backend`` marks storage failures (exit 3 when final);
+    ``usage`` a failure no retry can mend -- the value does not fit its target's format, or
+    the library a format needs is not installed (exit 2, not retried)."""
 
-    def __init__(self, message: str, details: str = "", backend: bool = False, log: str = "") -> None:
-        super().__init__(message, details, backend, log)
+    def __init__(self, message: str, details: str = "", backend: bool = False, log: str = "",
+                 usage: bool = False) -> None:
+        super().__init__(message, details, backend, log, usage)
         self.message = message
         self.details = details
         self.backend = backend
         self.log = log  # what the attempt printed
+        self.usage = usage
         self.attempt: Attempt | None = None  # set by execute (pickled with the exception's __dict__)
 
     def __str__(self) -> str:
@@ -175,6 +179,10 @@ def _attempt(job: Job) -> WorkResult:
             error = WorkError(exc.format(), backend=True, log=tail(printed.getvalue()))
             error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise error from None
+        except MissingExtraError as exc:  # a format's library (pandas, numpy...) is not installed
+            error = WorkError(f"task {job.task!r}: {exc.format()}", usage=True, log=tail(printed.getvalue()))
+            error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
+            raise error from None
         except Exception as exc:  # the task's own failure: report it, with its traceback
             import traceback
 
@@ -196,7 +204,11 @@ def _run_python(job: Job) -> tuple[object, int | None, str | None, str]:
     value = fn(**kwargs)
     if job.checkpoint is None or job.storage is None or job.staging is None:
         return value, None, None, job.serializer
-    written_as = serializer(job.serializer).for_value(value)
+    try:
+        written_as = serializer(job.serializer).for_value(value)
+    except FormatMismatch as exc:
+        raise WorkError(f"task {job.task!r} returned a {exc.value_type}, which cannot be written to {job.checkpoint}: "
+                        f"{exc}; give the target a suffix that fits, or set the task's `serializer`", usage=True) from None
     size, digest = write_value(job.storage, job.staging, value, written_as, shown=job.checkpoint)
     return value, size, digest, written_as
 

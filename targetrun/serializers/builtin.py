@@ -1,12 +1,13 @@
-"""pickle, json, text and bytes serializers."""
+"""pickle, json, text and bytes serializers, and the rules that pick one by the value."""
 
 from __future__ import annotations
 
 import json
 import pickle
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from targetrun.serializers.base import SerializationError, Serializer
+from targetrun.errors import UsageError
+from targetrun.serializers.base import FormatMismatch, SerializationError, Serializer, classes, kind_of
 
 
 class PickleSerializer(Serializer):
@@ -15,6 +16,7 @@ class PickleSerializer(Serializer):
 
     name = "pickle"
     executes_code = True
+    suffixes = output_suffixes = (".pkl", ".pickle")
 
     def dump(self, value: object, f: BinaryIO) -> None:
         try:
@@ -32,6 +34,11 @@ class PickleSerializer(Serializer):
 class JsonSerializer(Serializer):
     name = "json"
     executes_code = False
+    suffixes = output_suffixes = (".json",)
+    takes = "a JSON value (dict, list, str, number, bool or None)"
+
+    def accepts(self, value: object) -> bool:
+        return kind_of(value) is None and not isinstance(value, (bytes, bytearray, memoryview))
 
     def dump(self, value: object, f: BinaryIO) -> None:
         try:
@@ -50,6 +57,11 @@ class JsonSerializer(Serializer):
 class TextSerializer(Serializer):
     name = "text"
     executes_code = False
+    output_suffixes = (".txt",)  # a Python task's .txt is the rule text-or-json
+    takes = "a str"
+
+    def accepts(self, value: object) -> bool:
+        return isinstance(value, str)
 
     def dump(self, value: object, f: BinaryIO) -> None:
         if not isinstance(value, str):
@@ -66,6 +78,10 @@ class TextSerializer(Serializer):
 class BytesSerializer(Serializer):
     name = "bytes"
     executes_code = False
+    takes = "bytes or a str"
+
+    def accepts(self, value: object) -> bool:
+        return isinstance(value, (bytes, bytearray, memoryview, str))
 
     def dump(self, value: object, f: BinaryIO) -> None:
         if isinstance(value, str):
@@ -89,8 +105,15 @@ class TextOrJsonSerializer(Serializer):
 
     name = "text-or-json"
     executes_code = False
+    suffixes = (".txt",)
+    takes = "a str or a JSON value"
+
+    def accepts(self, value: object) -> bool:
+        return JsonSerializer().accepts(value)
 
     def for_value(self, value: object) -> str:
+        if not self.accepts(value):
+            raise FormatMismatch({"text": "a str", "json": "a JSON value"}, value, "to a .txt target")
         return "text" if isinstance(value, str) else "json"
 
     def dump(self, value: object, f: BinaryIO) -> None:
@@ -98,3 +121,40 @@ class TextOrJsonSerializer(Serializer):
 
     def load(self, f: BinaryIO) -> object:
         return TextSerializer().load(f)
+
+
+class BySuffixSerializer(Serializer):
+    """The rule for a suffix several formats claim (``.json``: json for a dict, frame-json
+    for a DataFrame): the first claimant that accepts the value writes it, and that is the
+    one recorded. ``load`` (a file no run recorded) uses the first claimant, the built-in
+    that needs no extra library."""
+
+    name = "by-suffix"
+    options = ("suffix",)
+    takes = "a value one of the formats claiming the suffix accepts"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.suffix = str(self.settings.get("suffix", ""))
+        self.candidates = [cls() for cls in classes(plugins=True) if self.suffix in cls.suffixes]
+        if not self.candidates:
+            raise UsageError(f"no serializer claims the suffix {self.suffix!r}")
+        self.executes_code = any(c.executes_code for c in self.candidates)
+
+    def for_value(self, value: object) -> str:
+        for candidate in self.candidates:
+            if candidate.accepts(value):
+                return candidate.for_value(value)
+        raise self._mismatch(value)
+
+    def dump(self, value: object, f: BinaryIO) -> None:
+        for candidate in self.candidates:
+            if candidate.accepts(value):
+                return candidate.dump(value, f)
+        raise self._mismatch(value)
+
+    def _mismatch(self, value: object) -> FormatMismatch:
+        return FormatMismatch({c.name: c.takes for c in self.candidates}, value, f"to a {self.suffix} target")
+
+    def load(self, f: BinaryIO) -> object:
+        return self.candidates[0].load(f)

@@ -51,7 +51,6 @@ TASK_KEYS = (
 )
 DEFAULT_KEYS = ("result", "serializer", "checkpoint", "cache_for", "cache_validator", "max_retries", "retry_delay")
 RESULT_KEYS = ("url", "options")
-SERIALIZERS = ("pickle", "json", "text", "bytes")
 TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -294,13 +293,34 @@ class _Checker:
         return spec
 
     def serializer(self, path: Path, raw: Any) -> str | None:
+        """A serializer name, or ``{name: csv, options: {sep: ";"}}``, as the reference
+        tasks carry (:class:`targetrun.serializers.base.Ref`). Names and options come
+        from the serializer classes in the registry, plugins included."""
+        from targetrun.errors import UsageError
+        from targetrun.serializers.base import RULES, SERIALIZERS, Ref, serializer
+
         if raw is None:
             return None
-        self.expect(path, raw, str, "a serializer name")
-        if raw not in SERIALIZERS:
-            hint = did_you_mean(raw, SERIALIZERS) or f"Known: {', '.join(SERIALIZERS)}."
+        options: dict[str, Any] = {}
+        if isinstance(raw, Mapping):
+            self.known_keys(path, raw, ("name", "options"), "in a serializer")
+            options = dict(self.expect(path + ("options",), raw.get("options") or {}, Mapping, "a mapping of options"))
+            for key, value in options.items():
+                self.expect(path + ("options", str(key)), value, (str, int, float, bool), "a string, number or boolean")
+            path, raw = path + ("name",), raw.get("name")
+        self.expect(path, raw, str, "a serializer name (or a mapping with name and options)")
+        if raw in RULES or raw not in SERIALIZERS:  # entry points are read only for a non-built-in name
+            known = [name for name in SERIALIZERS.names(plugins=True) if name not in RULES]
+            hint = did_you_mean(raw, known) or f"Known: {', '.join(known)}."
             raise self.error(path, f"unknown serializer {raw!r}", hint=hint, cls=UnknownKeyError)
-        return str(raw)
+        ref = str(Ref(raw, None, options))
+        try:
+            serializer(ref)  # its own options check (and a plugin that cannot load, named here)
+        except UsageError as exc:
+            raise self.error(path, exc.message, hint=exc.hint) from None
+        except Exception as exc:  # noqa: BLE001 - a serializer that refuses its options
+            raise self.error(path, f"serializer {raw!r} refuses these options: {exc}") from None
+        return ref
 
     def needs(self, where: Path, raw: Any, *, python: bool) -> tuple[tuple[str, str], ...]:
         path = where + ("needs",)
