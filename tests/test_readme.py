@@ -266,7 +266,7 @@ def test_every_block_is_tested():
 def test_readme_names_no_file_users_do_not_have():
     text = README.read_text(encoding="utf-8")
     for name in re.findall(r"`([\w./-]+\.(?:md|py|txt|yaml))`", text):
-        if "<" in name or name.startswith(("raw/", "clean/", "reports/", "sq/", "out/")) or "/" not in name and (
+        if "<" in name or name.startswith(("raw/", "clean/", "reports/", "sq/", "out/", ".targetrun/")) or "/" not in name and (
                 name in ("tasks.py", "report.py", "Pipelinefile.yaml")):
             continue
         places = (ROOT, ROOT / "examples", TUTORIAL, ROOT / "targetrun")
