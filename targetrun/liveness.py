@@ -15,7 +15,7 @@ import os
 
 def owner_id() -> str:
     """``host/pidns/pid`` of this process."""
-    return f"{_host()}/{_pid_namespace()}/{os.getpid()}"
+    return f"{host()}/{_pid_namespace()}/{os.getpid()}"
 
 
 def is_dead(owner: str, heartbeat: float | None, now: float, lease: float) -> bool:
@@ -37,16 +37,21 @@ def _gone_here(owner: str) -> bool:
     parts = owner.split("/")
     if len(parts) != 3 or not parts[2].isdigit():
         return False
-    host, namespace, pid = parts
-    if host != _host() or namespace != _pid_namespace():
+    host_name, namespace, pid = parts
+    if host_name != host() or namespace != _pid_namespace():
         return False
+    return not pid_exists(int(pid))
+
+
+def pid_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists in this PID namespace (one we may not signal counts)."""
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _pid_namespace() -> str:
@@ -56,7 +61,7 @@ def _pid_namespace() -> str:
         return "0"
 
 
-def _host() -> str:
-    import socket  # only runs that record an owner pay for it
+def host() -> str:
+    import socket  # only commands that record an owner pay for it
 
     return socket.gethostname()

@@ -24,6 +24,7 @@ import re
 import threading
 import time
 
+from targetrun import liveness
 from targetrun.errors import BackendError
 from targetrun.store.base import StateStore
 
@@ -41,7 +42,7 @@ class RunLocks:
     def __init__(self, store: StateStore, run_id: str, lease: float) -> None:
         self.store = store
         self.run_id = run_id
-        self.owner = f"{_host()}/{os.getpid()}/{run_id}/lease={lease:g}"
+        self.owner = f"{liveness.host()}/{os.getpid()}/{run_id}/lease={lease:g}"
         self.lease = lease
         self._held: dict[str, str] = {}  # task -> lock name
         self._guard = threading.Lock()
@@ -104,7 +105,7 @@ def _abandoned(owner: str, left: float) -> bool:
     process id is not alive on this host *and* it has missed :data:`MISSED_BEATS` renewals.
     An owner name without a lease (an older targetrun) is waited out."""
     match = _OWNER.match(owner)
-    if match is None or match["host"] != _host():
+    if match is None or match["host"] != liveness.host():
         return False
     try:
         lease = float(match["lease"])
@@ -113,21 +114,4 @@ def _abandoned(owner: str, left: float) -> bool:
     silent = lease - left  # seconds since the holder last renewed
     if silent <= MISSED_BEATS * heartbeat(lease) + 0.5:  # half a second for a busy machine's timer
         return False
-    return _dead_here(int(match["pid"]))
-
-
-def _dead_here(pid: int) -> bool:
-    """Whether process ``pid`` does not exist in this PID namespace."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _host() -> str:
-    import socket  # only runs that take locks pay for it
-
-    return socket.gethostname()
+    return not liveness.pid_exists(int(match["pid"]))
