@@ -29,6 +29,7 @@ def first():
     return list(range(100))
 
 def step(prev, n=0):
+    open(os.path.join(os.path.dirname(__file__), "alive"), "a").close()  # the run is under way
     time.sleep(float(os.environ.get("STEP_DELAY", "0")))
     return prev[1:] + [prev[0] + n]
 '''
@@ -163,8 +164,12 @@ def test_interrupted_at_random_moments_never_leaves_untrusted_outputs(tmp_path):
     _chain(tmp_path, 120)
     rng = random.Random(9)
     for round_ in range(12):
+        (tmp_path / "alive").unlink(missing_ok=True)
         run = _start(tmp_path, env={"STEP_DELAY": "0.002"})
-        time.sleep(rng.uniform(0.05, 1.2))
+        # Once tasks run (Python's own start-up is before any of targetrun's code: see
+        # test_sigterm_at_any_moment_of_start_up_is_quiet), at a random moment of the run.
+        _wait_for(lambda: (tmp_path / "alive").exists() or run.poll() is not None)
+        time.sleep(rng.uniform(0.0, 0.6))
         run.send_signal(rng.choice([signal.SIGINT, signal.SIGTERM]))
         out, err = run.communicate(timeout=60)
         assert run.returncode in (0, 130, 143), out + err
@@ -175,6 +180,8 @@ def test_interrupted_at_random_moments_never_leaves_untrusted_outputs(tmp_path):
             assert rerun.returncode == 0, rerun.stdout + rerun.stderr
             assert "--trust" not in rerun.stdout + rerun.stderr
             assert_invariant(tmp_path, after_rerun=True)
+            for i in range(rng.randrange(60, 120), 120):  # give the next rounds work to be stopped in
+                (tmp_path / "out" / f"t{i}.pkl").unlink()
     final = _cli(tmp_path, "run", "-q")
     assert final.returncode == 0, final.stdout + final.stderr
     assert_invariant(tmp_path, after_rerun=True)
