@@ -26,13 +26,14 @@ from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.engine.recovery import recover
 from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, SpecError, UsageError, did_you_mean
 from targetrun.events import NullReporter, Reporter
-from targetrun.executors.base import EXECUTORS, Executor
+from targetrun.executors import base as executors
+from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
 from targetrun import redact
 from targetrun.housekeeping import Collected, Policy, apply, collect
 from targetrun.model import PipelineSpec, RunContext, RunSummary
 from targetrun.resolve import INLINE, LOCAL, protocol
 from targetrun.envvars import expand_env
-from targetrun.spec import find_pipelinefile, load_pipeline, check_store_url
+from targetrun.spec import find_pipelinefile, load_pipeline
 from targetrun.spec.values import check_param_name, check_param_value
 from targetrun.state import StatusReport, build_status
 from targetrun.storage.base import STORAGES, Storage
@@ -160,19 +161,17 @@ class Backends:
 
 
 def store_address(spec: PipelineSpec, url: str | None = None) -> tuple[str, str]:
-    """Which store kind a `cache:` value names, and its address (a URL or a file path).
-    ``${VAR}`` is taken from the environment, so no password needs to live in the file."""
+    """Which state store a `cache:` value names (the registry entry serving its scheme),
+    and its address as that store takes it (a URL, or a file path under the Pipelinefile's
+    folder). ``${VAR}`` is taken from the environment, so no password needs to live in the file."""
     url = expand_env(url or spec.cache_url, "cache", file=spec.path)
     redact.register_url(url)
-    proto = protocol(url)
-    if proto in ("redis", "rediss", "unix"):
-        check_store_url(url, file=spec.path)
-        return "redis", url
-    if proto not in (None, "file", "sqlite"):
+    kind = STORES.for_scheme(protocol(url) or "")
+    if kind is None:
         raise SpecError(f"unknown state store {url!r}", file=spec.path, key="cache",
                         hint="Use a path (SQLite) or a redis://host:port/db URL.")
-    path = url.split("://", 1)[1] if proto else url
-    return "sqlite", os.path.join(spec.root, os.path.expanduser(path))
+    store: type[StateStore] = STORES.get(kind)
+    return kind, store.address(url, spec.root, file=spec.path)
 
 
 def open_store(spec: PipelineSpec, url: str | None = None) -> StateStore:
@@ -190,18 +189,13 @@ def backends(spec: PipelineSpec, store_url: str | None = None) -> Iterator[Backe
         opened.close()
 
 
-def make_executor(name: str = "inline", jobs: int = 1, scheduler: str | None = None) -> Executor:
-    """An executor by registry name; a scheduler address implies dask."""
-    if scheduler is not None:
-        name = "dask"
-    elif name == "inline" and jobs > 1:
-        name = "threads"
-    cls = EXECUTORS.get(name)
-    if name == "inline":
-        return cls()  # type: ignore[no-any-return]
-    if name == "dask":
-        return cls(max_workers=jobs, scheduler=scheduler)  # type: ignore[no-any-return]
-    return cls(max_workers=jobs)  # type: ignore[no-any-return]
+def make_executor(name: str = "inline", jobs: int = 1, scheduler: str | None = None,
+                  scheduler_timeout: float | None = None) -> Executor:
+    """An executor by registry name (built-in or plugin); a scheduler address implies dask."""
+    options = ExecutorOptions(jobs, scheduler, settings.scheduler_timeout() if scheduler_timeout is None
+                              else scheduler_timeout)
+    name = executors.choose(name, options)
+    return executors.create(EXECUTORS.get(name), options)
 
 
 def lock_lease() -> float:
@@ -276,6 +270,7 @@ def run_dates(
     clock: Clock | None = None,
     store_url: str | None = None,
     lock_lease: float | None = None,
+    scheduler_timeout: float | None = None,
 ) -> list[RunSummary]:
     """Run a pipeline once per date (a backfill), all dates sharing one executor.
 
@@ -299,7 +294,7 @@ def run_dates(
         if not dry_run:
             settle(opened, clock)
         first = plan_for(dates[0])  # before any executor starts: a bad file or target costs no cluster
-        pool = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
+        pool = make_executor(executor, jobs, address, scheduler_timeout) if isinstance(executor, str) else executor
         try:
             engine = Engine(storages=opened.storage, store=opened.store, executor=pool,
                             reporter=reporter or NullReporter(), clock=clock,

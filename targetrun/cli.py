@@ -24,6 +24,7 @@ from targetrun import __version__, api, stopping
 from targetrun.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, TargetrunError, UsageError, did_you_mean
 from targetrun.executors.base import EXECUTORS
 from targetrun.redact import RedactingWriter, printable, redact
+from targetrun.registry import Registry
 from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter, colour_enabled
 from targetrun.settings import Settings, read_settings
 
@@ -96,6 +97,29 @@ def _print_error(message: str, err: TextIO) -> None:
 
 
 # -- shared options ----------------------------------------------------------------
+
+
+class RegistryChoice(click.Choice[str]):
+    """A choice among a registry's names, plugins included (``--executor``): the registry
+    is the one list. Entry points are read only when the choices are shown (``--help``, an
+    error) or a name is not a built-in, so a plain run does not pay for reading them."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        super().__init__(registry.builtins())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._registry.names(plugins=True))
+
+    @choices.setter
+    def choices(self, value: object) -> None:  # click.Choice.__init__ assigns it; the registry decides
+        pass
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value in self._registry.builtins():
+            return str(value)
+        return super().convert(value, param, ctx)
 
 
 def _file_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -227,7 +251,7 @@ def cli(ctx: click.Context) -> None:
               help="Reuse the checkpoints of a failed run (default: the latest one).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Tasks to run at once.")
-@click.option("--executor", type=click.Choice(EXECUTORS.names()), default="inline", show_default=True,
+@click.option("--executor", type=RegistryChoice(EXECUTORS), default="inline", show_default=True,
               help="Where tasks run: inline (this process), threads or processes pools, or dask "
                    "(a local Dask cluster with -j workers).")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -276,7 +300,8 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
                                   keep_going=keep_going, resume=resume, verify=verify,
                                   trust=trust or _settings(ctx).trust, params=_parse_params(params, params_file),
                                   executor=executor, jobs=jobs, scheduler=scheduler or _settings(ctx).scheduler,
-                                  reporter=reporter, clock=_clock(), lock_lease=_settings(ctx).lock_lease)
+                                  reporter=reporter, clock=_clock(), lock_lease=_settings(ctx).lock_lease,
+                                  scheduler_timeout=_settings(ctx).scheduler_timeout)
     finally:
         if report_path is not None and started.run_ids:
             _report_after_run(spec, report_path, started.run_ids, ctx.obj["err"] if ctx.obj else sys.stderr)

@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from targetrun.errors import ExecutorError
-from targetrun.executors.base import StartHook, set_thread_hook
+from targetrun.executors.base import ExecutorOptions, StartHook, set_thread_hook
 
 IN_FLIGHT_PER_THREAD = 32  # keep workers busy while results travel back (a round trip is ~11 ms)
 
@@ -35,7 +35,12 @@ IN_FLIGHT_PER_THREAD = 32  # keep workers busy while results travel back (a roun
 class DaskExecutor:
     in_process = False
 
-    def __init__(self, max_workers: int = 2, scheduler: str | None = None, client: Any = None) -> None:
+    @classmethod
+    def create(cls, options: ExecutorOptions) -> DaskExecutor:
+        return cls(max_workers=options.jobs, scheduler=options.scheduler, timeout=options.scheduler_timeout)
+
+    def __init__(self, max_workers: int = 2, scheduler: str | None = None, client: Any = None,
+                 timeout: float = 10.0) -> None:
         from distributed import Client, LocalCluster
 
         self.remote = scheduler is not None
@@ -45,9 +50,6 @@ class DaskExecutor:
             if client is not None:
                 self._client = client
             elif scheduler is not None:
-                from targetrun.settings import scheduler_timeout
-
-                timeout = scheduler_timeout()
                 self._client = Client(scheduler, timeout=timeout)  # type: ignore[no-untyped-call]
             else:
                 settings = dict(n_workers=max_workers, threads_per_worker=1, processes=True, host="127.0.0.1",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -63,6 +64,7 @@ _BATCH = 500  # keys per IN (...) query
 
 
 DEFAULT_TIMEOUT = 30.0
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")  # as targetrun.resolve.protocol reads one
 
 
 def store_timeout() -> float:
@@ -80,6 +82,13 @@ def store_timeout() -> float:
 
 
 class SqliteStore(StateStore):
+    @classmethod
+    def address(cls, url: str, root: str, *, file: str | None = None) -> str:
+        """A path (``~`` expanded), or ``file://`` / ``sqlite://`` and a path, relative to ``root``."""
+        scheme = _SCHEME.match(url)
+        path = url[scheme.end():] if scheme else url
+        return os.path.join(root, os.path.expanduser(path))
+
     def __init__(self, path: str, *, timeout: float | None = None) -> None:
         self.path = path
         self.timeout = store_timeout() if timeout is None else timeout
