@@ -7,6 +7,7 @@ Exit codes (DESIGN.md §4):
 * 2 -- the pipeline file or the command line is wrong (:class:`SpecError`, :class:`UsageError`);
 * 3 -- a backend (storage, state store, executor) could not be reached or could not
   tell (:class:`BackendError` and its children);
+* 4 -- an internal error: a bug in targetrun (the CLI prints the traceback);
 * 130 / 143 -- stopped by SIGINT (Ctrl-C) / SIGTERM (see :mod:`targetrun.stopping`).
 
 A :class:`TargetrunError` is a *user-facing* error: the CLI prints its message as one
@@ -23,6 +24,7 @@ EXIT_OK = 0
 EXIT_TASK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
+EXIT_INTERNAL = 4  # anything that is not a TargetrunError escaped: a bug, shown with its traceback
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, as a shell reports it
 EXIT_TERMINATED = 143  # SIGTERM (how CI cancels a job): 128 + 15
 

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, cast
 
 from targetrun import templating
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
-from targetrun.engine.capture import process_output, tail, task_output
+from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
 from targetrun.errors import MissingExtraError, StorageError, UsageError
 from targetrun.serializers.base import FormatMismatch, SerializationError, serializer

@@ -9,7 +9,7 @@ waited on one by one: a dask future's completion sets a ``concurrent.futures.Fut
 An attempt is *running* once a worker begins it: the worker logs an event on a topic of
 this executor's own, which the scheduler forwards to this client (see
 :mod:`targetrun.executors.base`). A local cluster's workers are started while this
-process's fds 1 and 2 point at the output sink (:mod:`targetrun.engine.capture`), so what
+process's fds 1 and 2 point at the output sink (:mod:`targetrun.capture`), so what
 they write there (their own logs, a task's subprocesses) never reaches targetrun's stdout:
 it is kept with the run's unattributed output. A Python task's own ``print`` and logging
 are captured per task on the worker as with every executor.
@@ -54,7 +54,7 @@ class DaskExecutor:
             else:
                 settings = dict(n_workers=max_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                 dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
-                from targetrun.engine.capture import process_output
+                from targetrun.capture import process_output
 
                 with process_output():  # the workers inherit the sink as their stdout and stderr
                     self._cluster = LocalCluster(**settings)  # type: ignore[no-untyped-call]
