@@ -40,7 +40,7 @@ from targetrun.spec.values import check_param_name, check_param_value
 from targetrun.state import StatusReport, build_status
 from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import STORAGES, Storage
-from targetrun.store.base import STORES, RunRecord, RunStatus, StateStore, as_seen
+from targetrun.store.base import STORES, RunRecord, RunStatus, StateStore, StoreOptions, as_seen
 from targetrun.templating import made_differently, param_text
 
 __all__ = ["load", "plan", "run", "run_dates", "status", "invalidate", "gc", "exit_code", "Backends", "Clock",
@@ -131,6 +131,7 @@ class Backends:
 
     spec: PipelineSpec
     store_url: str | None = None
+    store_options: StoreOptions | None = None  # None: as TARGETRUN_STORE_TIMEOUT says
     _storages: dict[str, Storage] = field(default_factory=dict)
     _store: StateStore | None = None
 
@@ -144,7 +145,7 @@ class Backends:
             return STORAGES.get("local")()  # type: ignore[no-any-return]
         if key == INLINE:
             kind, location = store_address(self.spec, self.store_url)
-            return STORAGES.get("inline")(self.store, kind, location)  # type: ignore[no-any-return]
+            return STORAGES.get("inline")(self.store, kind, location, self.options)  # type: ignore[no-any-return]
         named = self.spec.results.get(key)
         proto = (protocol(named.url) if named else key) or key
         if proto in STORAGES and proto != "fsspec":
@@ -152,9 +153,15 @@ class Backends:
         return STORAGES.get("fsspec")(proto, named.options if named else {})  # type: ignore[no-any-return]
 
     @property
+    def options(self) -> StoreOptions:
+        if self.store_options is None:
+            self.store_options = StoreOptions(settings.store_timeout())
+        return self.store_options
+
+    @property
     def store(self) -> StateStore:
         if self._store is None:
-            self._store = open_store(self.spec, self.store_url)
+            self._store = open_store(self.spec, self.store_url, self.options)
         return self._store
 
     def close(self) -> None:
@@ -178,9 +185,10 @@ def store_address(spec: PipelineSpec, url: str | None = None) -> tuple[str, str]
     return kind, store.address(url, spec.root, file=spec.path)
 
 
-def open_store(spec: PipelineSpec, url: str | None = None) -> StateStore:
+def open_store(spec: PipelineSpec, url: str | None = None, options: StoreOptions | None = None) -> StateStore:
     kind, location = store_address(spec, url)
-    return STORES.get(kind)(location)  # type: ignore[no-any-return]
+    store: type[StateStore] = STORES.get(kind)
+    return store.open(location, options or StoreOptions(settings.store_timeout()))
 
 
 @contextmanager

@@ -3,7 +3,8 @@
 Exit codes (DESIGN.md §4):
 
 * 0 -- every requested task is satisfied;
-* 1 -- a task ran and failed (:class:`TaskFailed`);
+* 1 -- a task ran and failed (after its retries): an outcome in the run's summary
+  (``TaskState.FAILED``), never an exception -- and never a runner error;
 * 2 -- the pipeline file or the command line is wrong (:class:`SpecError`, :class:`UsageError`);
 * 3 -- a backend (storage, state store, executor) could not be reached or could not
   tell (:class:`BackendError` and its children);
@@ -145,12 +146,6 @@ class MissingExtraError(TargetrunError):
     """An optional dependency is not installed; the hint says which extra to install."""
 
     exit_code = EXIT_USAGE
-
-
-class TaskFailed(TargetrunError):
-    """A task ran and failed (after its retries). Not a runner error."""
-
-    exit_code = EXIT_TASK_FAILED
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

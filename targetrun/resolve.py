@@ -63,11 +63,6 @@ def result_base(spec: PipelineSpec, result: str) -> Location:
     return Location(key, url.rstrip("/"))
 
 
-def resolve_target(spec: PipelineSpec, task: TaskSpec, context: Mapping[str, object]) -> Location:
-    """Render a task's target and place it in its result location."""
-    return Placer(spec).target(task, context)
-
-
 class Placer:
     """Places rendered paths in result locations; remembers each result's base.
 

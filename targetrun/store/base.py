@@ -166,8 +166,22 @@ def kept(record: TaskRecord) -> TaskRecord:
     return replace(record, error=redact(record.error)) if record.error else record
 
 
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """What the environment says about opening a store (read once, by the caller: see
+    targetrun/settings.py); each store takes what it uses. Picklable: a worker process
+    that reopens the store (``result: inline``) opens it the same way."""
+
+    busy_timeout: float = 30.0  # seconds to wait for another process's write lock (TARGETRUN_STORE_TIMEOUT)
+
+
 class StateStore(ABC):
     """One connection to one store, used by one run (or one status query)."""
+
+    @classmethod
+    def open(cls, location: str, options: StoreOptions) -> StateStore:
+        """The store at ``location`` (what :meth:`address` returned), opened with ``options``."""
+        return cls(location)  # type: ignore[call-arg]  # a store's constructor takes its location
 
     @abstractmethod
     def begin_run(self, record: RunRecord) -> None: ...

@@ -21,7 +21,8 @@ from typing import Any
 
 from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord, finite, kept, readable
+from targetrun.store.base import (PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions, TaskRecord, finite, kept,
+                                  readable)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -67,21 +68,11 @@ DEFAULT_TIMEOUT = 30.0
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")  # as targetrun.resolve.protocol reads one
 
 
-def store_timeout() -> float:
-    """``TARGETRUN_STORE_TIMEOUT``: seconds to wait for another process's write lock."""
-    text = os.environ.get("TARGETRUN_STORE_TIMEOUT", "")
-    if not text:
-        return DEFAULT_TIMEOUT
-    try:
-        value = finite(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise UsageError(f"TARGETRUN_STORE_TIMEOUT={text!r} is not a number of seconds", hint="For example 30.")
-    return value
-
-
 class SqliteStore(StateStore):
+    @classmethod
+    def open(cls, location: str, options: StoreOptions) -> SqliteStore:
+        return cls(location, timeout=options.busy_timeout)
+
     @classmethod
     def address(cls, url: str, root: str, *, file: str | None = None) -> str:
         """A path (``~`` expanded), or ``file://`` / ``sqlite://`` and a path, relative to ``root``."""
@@ -89,9 +80,9 @@ class SqliteStore(StateStore):
         path = url[scheme.end():] if scheme else url
         return os.path.join(root, os.path.expanduser(path))
 
-    def __init__(self, path: str, *, timeout: float | None = None) -> None:
+    def __init__(self, path: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.path = path
-        self.timeout = store_timeout() if timeout is None else timeout
+        self.timeout = timeout  # seconds to wait for another process's write lock
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
