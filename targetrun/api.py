@@ -69,7 +69,7 @@ def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
     its signature against ``args`` and ``needs``. Returns the file as messages name it,
     the number of tasks, and the problems in line order."""
     from targetrun.spec import check_file
-    from targetrun.spec.callables import resolve_callable
+    from targetrun.callables import resolve_callable
 
     if path is None or os.path.isdir(path):
         path = find_pipelinefile(path)

@@ -26,6 +26,7 @@ LOCAL = "local"
 INLINE = "inline"  # values kept in the state store (result: inline)
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 CHECKPOINT_DIR = ".targetrun/results"
+LOGS = os.path.join(".targetrun", "logs")  # task logs, one folder per run (report/logs.py writes them)
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
 
 

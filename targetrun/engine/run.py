@@ -44,7 +44,7 @@ from targetrun.engine.work import (
     Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute, kill_running_commands,
 )
 from targetrun.errors import SpecProblems, TargetrunError
-from targetrun.spec.callables import resolve_callable
+from targetrun.callables import resolve_callable
 from targetrun.events import (
     Reporter,
     RunFinished,

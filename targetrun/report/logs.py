@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from targetrun.events import Event, RunOutput, RunStarted, TaskFailed, TaskRetrying, TaskSucceeded
 from targetrun.redact import printable, redact
+from targetrun.resolve import LOGS
 
-LOGS = os.path.join(".targetrun", "logs")
 UNATTRIBUTED = "unattributed.txt"  # not a task's name: task logs end in .log
 
 
