@@ -561,7 +561,7 @@ def write_report(spec: PipelineSpec, path: str, run_ids: Sequence[str] = (), las
                  clock: Clock | None = None, lock_lease: float | None = None, store_url: str | None = None) -> str:
     """Gather the runs' records (nothing runs, no checkpoint is read), render the HTML and
     write it atomically (a temporary sibling, then rename). Returns the path written."""
-    from targetrun.report.collect import choose_runs, collect
+    from targetrun.runview import choose_runs, collect
     from targetrun.report.html import render_report
 
     now, lease = _now(clock), _lease(lock_lease)

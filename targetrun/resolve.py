@@ -30,6 +30,12 @@ LOGS = os.path.join(".targetrun", "logs")  # task logs, one folder per run (repo
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
 
 
+def log_path(root: str, run_id: str, task: str) -> str:
+    """Where a run keeps what ``task`` printed: ``.targetrun/logs/RUN_ID/TASK.log``."""
+    safe = task.replace("/", "_").replace(os.sep, "_")
+    return os.path.join(root, LOGS, run_id, f"{safe}.log")
+
+
 def protocol(url: str) -> str | None:
     """The URL scheme, or None for a plain path.
 
