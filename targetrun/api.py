@@ -217,7 +217,7 @@ def trusting(trust: bool | None) -> bool:
 
 def scheduler_address(spec: PipelineSpec, given: str | None = None) -> str | None:
     """``--scheduler``, else ``TARGETRUN_SCHEDULER``, else the Pipelinefile's ``scheduler:``."""
-    return given or os.environ.get(settings.SCHEDULER) or spec.scheduler
+    return given or settings.scheduler() or spec.scheduler
 
 
 def settle(opened: Backends, clock: Clock | None = None, lease: float | None = None) -> None:

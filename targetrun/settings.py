@@ -46,7 +46,7 @@ def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every variable; raise :class:`UsageError` naming the first bad one."""
     env = os.environ if environ is None else environ
     return Settings(now=now(env), lock_lease=lock_lease(env), scheduler_timeout=scheduler_timeout(env),
-                    trust=trust(env), scheduler=env.get(SCHEDULER) or None, store_timeout=store_timeout(env))
+                    trust=trust(env), scheduler=scheduler(env), store_timeout=store_timeout(env))
 
 
 def _bad(name: str, text: str, expected: str) -> UsageError:
@@ -109,6 +109,11 @@ def lock_lease(environ: Mapping[str, str] | None = None) -> float:
 def scheduler_timeout(environ: Mapping[str, str] | None = None) -> float:
     """``TARGETRUN_SCHEDULER_TIMEOUT``, default 10 seconds."""
     return _positive_duration(os.environ if environ is None else environ, SCHEDULER_TIMEOUT, 10.0)
+
+
+def scheduler(environ: Mapping[str, str] | None = None) -> str | None:
+    """``TARGETRUN_SCHEDULER``: a Dask scheduler address, or None."""
+    return (os.environ if environ is None else environ).get(SCHEDULER) or None
 
 
 def store_timeout(environ: Mapping[str, str] | None = None) -> float:
