@@ -8,7 +8,12 @@
 
 ``load`` validates a Pipelinefile; ``plan`` decides without running; ``run`` runs and
 returns a :class:`~targetrun.model.RunSummary`; ``status`` returns a
-:class:`~targetrun.state.StatusReport`. The CLI is a thin layer over these.
+:class:`~targetrun.state.StatusReport`; ``history``, ``log_runs``, ``cache_entries``,
+``clear_cache``, ``show`` and ``write_report`` read what runs left. The CLI is a thin
+layer over these: it parses, calls one of them and renders the result (report/); only
+this module opens state stores and storages for a command, and picks adapters by their
+registry names. The clock and the lock lease are parameters (the CLI reads them from
+``TARGETRUN_NOW`` and ``TARGETRUN_LOCK_LEASE`` once, in :mod:`targetrun.settings`).
 """
 
 from __future__ import annotations
