@@ -251,8 +251,8 @@ def cli(ctx: click.Context) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Tasks to run at once.")
 @click.option("--executor", type=RegistryChoice(EXECUTORS), default="inline", show_default=True,
-              help="Where tasks run: inline (this process), threads or processes pools, or dask "
-                   "(a local Dask cluster with -j workers).")
+              help="Where tasks run: inline (this process), threads or processes pools, dask "
+                   "(a local Dask cluster with -j workers), or an installed plugin's executor.")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="Run on an existing Dask cluster (also TARGETRUN_SCHEDULER or `scheduler:`); "
                    "results must then be on shared storage.")
