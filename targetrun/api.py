@@ -8,11 +8,17 @@
 
 ``load`` validates a Pipelinefile; ``plan`` decides without running; ``run`` runs and
 returns a :class:`~targetrun.model.RunSummary`; ``status`` returns a
-:class:`~targetrun.state.StatusReport`. The CLI is a thin layer over these.
+:class:`~targetrun.state.StatusReport`; ``history``, ``log_runs``, ``cache_entries``,
+``clear_cache``, ``show`` and ``write_report`` read what runs left. The CLI is a thin
+layer over these: it parses, calls one of them and renders the result (report/); only
+this module opens state stores and storages for a command, and picks adapters by their
+registry names. The clock and the lock lease are parameters (the CLI reads them from
+``TARGETRUN_NOW`` and ``TARGETRUN_LOCK_LEASE`` once, in :mod:`targetrun.settings`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import secrets
@@ -23,20 +29,24 @@ from typing import Any
 
 from targetrun import settings
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
+from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.engine.recovery import recover
 from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, SpecError, UsageError, did_you_mean
 from targetrun.events import NullReporter, Reporter
-from targetrun.executors.base import EXECUTORS, Executor
+from targetrun.executors import base as executors
+from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
 from targetrun import redact
 from targetrun.housekeeping import Collected, Policy, apply, collect
-from targetrun.model import PipelineSpec, RunContext, RunSummary
+from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, RunContext, RunSummary
 from targetrun.resolve import INLINE, LOCAL, protocol
 from targetrun.envvars import expand_env
-from targetrun.spec import find_pipelinefile, load_pipeline, check_store_url
+from targetrun.spec import find_pipelinefile, load_pipeline
 from targetrun.spec.values import check_param_name, check_param_value
 from targetrun.state import StatusReport, build_status
+from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import STORAGES, Storage
-from targetrun.store.base import STORES, StateStore
+from targetrun.store.base import STORES, RunRecord, RunStatus, StateStore, StoreOptions, as_seen
+from targetrun.templating import made_differently, param_text
 
 __all__ = ["load", "plan", "run", "run_dates", "status", "invalidate", "gc", "exit_code", "Backends", "Clock",
            "RunRequest"]
@@ -64,7 +74,7 @@ def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
     its signature against ``args`` and ``needs``. Returns the file as messages name it,
     the number of tasks, and the problems in line order."""
     from targetrun.spec import check_file
-    from targetrun.spec.callables import resolve_callable
+    from targetrun.callables import resolve_callable
 
     if path is None or os.path.isdir(path):
         path = find_pipelinefile(path)
@@ -126,6 +136,7 @@ class Backends:
 
     spec: PipelineSpec
     store_url: str | None = None
+    store_options: StoreOptions | None = None  # None: as TARGETRUN_STORE_TIMEOUT says
     _storages: dict[str, Storage] = field(default_factory=dict)
     _store: StateStore | None = None
 
@@ -139,7 +150,7 @@ class Backends:
             return STORAGES.get("local")()  # type: ignore[no-any-return]
         if key == INLINE:
             kind, location = store_address(self.spec, self.store_url)
-            return STORAGES.get("inline")(self.store, kind, location)  # type: ignore[no-any-return]
+            return STORAGES.get("inline")(self.store, kind, location, self.options)  # type: ignore[no-any-return]
         named = self.spec.results.get(key)
         proto = (protocol(named.url) if named else key) or key
         if proto in STORAGES and proto != "fsspec":
@@ -147,9 +158,15 @@ class Backends:
         return STORAGES.get("fsspec")(proto, named.options if named else {})  # type: ignore[no-any-return]
 
     @property
+    def options(self) -> StoreOptions:
+        if self.store_options is None:
+            self.store_options = StoreOptions(settings.store_timeout())
+        return self.store_options
+
+    @property
     def store(self) -> StateStore:
         if self._store is None:
-            self._store = open_store(self.spec, self.store_url)
+            self._store = open_store(self.spec, self.store_url, self.options)
         return self._store
 
     def close(self) -> None:
@@ -160,24 +177,23 @@ class Backends:
 
 
 def store_address(spec: PipelineSpec, url: str | None = None) -> tuple[str, str]:
-    """Which store kind a `cache:` value names, and its address (a URL or a file path).
-    ``${VAR}`` is taken from the environment, so no password needs to live in the file."""
+    """Which state store a `cache:` value names (the registry entry serving its scheme),
+    and its address as that store takes it (a URL, or a file path under the Pipelinefile's
+    folder). ``${VAR}`` is taken from the environment, so no password needs to live in the file."""
     url = expand_env(url or spec.cache_url, "cache", file=spec.path)
     redact.register_url(url)
-    proto = protocol(url)
-    if proto in ("redis", "rediss", "unix"):
-        check_store_url(url, file=spec.path)
-        return "redis", url
-    if proto not in (None, "file", "sqlite"):
+    kind = STORES.for_scheme(protocol(url) or "")
+    if kind is None:
         raise SpecError(f"unknown state store {url!r}", file=spec.path, key="cache",
                         hint="Use a path (SQLite) or a redis://host:port/db URL.")
-    path = url.split("://", 1)[1] if proto else url
-    return "sqlite", os.path.join(spec.root, os.path.expanduser(path))
+    store: type[StateStore] = STORES.get(kind)
+    return kind, store.address(url, spec.root, file=spec.path)
 
 
-def open_store(spec: PipelineSpec, url: str | None = None) -> StateStore:
+def open_store(spec: PipelineSpec, url: str | None = None, options: StoreOptions | None = None) -> StateStore:
     kind, location = store_address(spec, url)
-    return STORES.get(kind)(location)  # type: ignore[no-any-return]
+    store: type[StateStore] = STORES.get(kind)
+    return store.open(location, options or StoreOptions(settings.store_timeout()))
 
 
 @contextmanager
@@ -190,23 +206,13 @@ def backends(spec: PipelineSpec, store_url: str | None = None) -> Iterator[Backe
         opened.close()
 
 
-def make_executor(name: str = "inline", jobs: int = 1, scheduler: str | None = None) -> Executor:
-    """An executor by registry name; a scheduler address implies dask."""
-    if scheduler is not None:
-        name = "dask"
-    elif name == "inline" and jobs > 1:
-        name = "threads"
-    cls = EXECUTORS.get(name)
-    if name == "inline":
-        return cls()  # type: ignore[no-any-return]
-    if name == "dask":
-        return cls(max_workers=jobs, scheduler=scheduler)  # type: ignore[no-any-return]
-    return cls(max_workers=jobs)  # type: ignore[no-any-return]
-
-
-def lock_lease() -> float:
-    """``TARGETRUN_LOCK_LEASE`` seconds (default 60): how long a lock or a heartbeat lasts."""
-    return settings.lock_lease()
+def make_executor(name: str = "inline", jobs: int = 1, scheduler: str | None = None,
+                  scheduler_timeout: float | None = None) -> Executor:
+    """An executor by registry name (built-in or plugin); a scheduler address implies dask."""
+    options = ExecutorOptions(jobs, scheduler, settings.scheduler_timeout() if scheduler_timeout is None
+                              else scheduler_timeout)
+    name = executors.choose(name, options)
+    return executors.create(EXECUTORS.get(name), options)
 
 
 def trusting(trust: bool | None) -> bool:
@@ -216,13 +222,13 @@ def trusting(trust: bool | None) -> bool:
 
 def scheduler_address(spec: PipelineSpec, given: str | None = None) -> str | None:
     """``--scheduler``, else ``TARGETRUN_SCHEDULER``, else the Pipelinefile's ``scheduler:``."""
-    return given or os.environ.get(settings.SCHEDULER) or spec.scheduler
+    return given or settings.scheduler() or spec.scheduler
 
 
-def settle(opened: Backends, clock: Clock | None = None) -> None:
+def settle(opened: Backends, clock: Clock | None = None, lease: float | None = None) -> None:
     """Resolve checkpoint writes that a run which is gone left half-way (engine/recovery.py),
     before anything is decided or read: the project's own outputs stay trusted."""
-    recover(opened.store, opened.storage, (clock or Clock()).now(), lock_lease())
+    recover(opened.store, opened.storage, _now(clock), _lease(lease))
 
 
 def check_shared_storage(the_plan: Plan) -> None:
@@ -276,6 +282,7 @@ def run_dates(
     clock: Clock | None = None,
     store_url: str | None = None,
     lock_lease: float | None = None,
+    scheduler_timeout: float | None = None,
 ) -> list[RunSummary]:
     """Run a pipeline once per date (a backfill), all dates sharing one executor.
 
@@ -297,13 +304,13 @@ def run_dates(
             return the_plan
 
         if not dry_run:
-            settle(opened, clock)
+            settle(opened, clock, lock_lease)
         first = plan_for(dates[0])  # before any executor starts: a bad file or target costs no cluster
-        pool = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
+        pool = make_executor(executor, jobs, address, scheduler_timeout) if isinstance(executor, str) else executor
         try:
             engine = Engine(storages=opened.storage, store=opened.store, executor=pool,
                             reporter=reporter or NullReporter(), clock=clock,
-                            lock_lease=lock_lease or settings.lock_lease())
+                            lock_lease=_lease(lock_lease))
             for index, when in enumerate(dates):
                 summaries.append(engine.run(first if index == 0 else plan_for(when), request))
                 if not summaries[-1].ok and not keep_going:
@@ -327,13 +334,14 @@ def status(
     clock: Clock | None = None,
     verify: bool = False,
     trust: bool | None = None,
+    lock_lease: float | None = None,
 ) -> StatusReport:
     """What exists, what would run and why -- without running anything."""
     spec = spec if isinstance(spec, PipelineSpec) else load(spec)
     context = run_context(spec, date=date, params=params)
     request = RunRequest(tuple(tasks), verify=verify, trust=trusting(trust))
     with backends(spec, store_url) as opened:
-        settle(opened, clock)
+        settle(opened, clock, lock_lease)
         the_plan = plan(spec, request, context, opened, clock=clock)
         return build_status(the_plan, opened.storage, opened.store)
 
@@ -390,6 +398,7 @@ def gc(
     dry_run: bool = False,
     store_url: str | None = None,
     clock: Clock | None = None,
+    lock_lease: float | None = None,
 ) -> Collected:
     """Prune old runs' records, logs and values without a target, and stale spec caches
     (see :mod:`targetrun.housekeeping`); with neither limit, keep the last 20 runs."""
@@ -398,8 +407,8 @@ def gc(
     now = (clock or Clock()).now()
     with backends(spec, store_url) as opened:
         if not dry_run:
-            settle(opened, clock)  # a write a dead run left half-way is resolved, not pruned
-        found = collect(spec, opened.store, Policy(keep_runs, older_than), now, lock_lease())
+            settle(opened, clock, lock_lease)  # a write a dead run left half-way is resolved, not pruned
+        found = collect(spec, opened.store, Policy(keep_runs, older_than), now, _lease(lock_lease))
         if not dry_run:
             apply(found, spec, opened.store, opened.storage)
     return found
@@ -414,3 +423,169 @@ def exit_code(summary: RunSummary | Sequence[RunSummary]) -> int:
     if any(s.usage_failed for s in summaries):
         return EXIT_USAGE
     return EXIT_OK if all(s.ok for s in summaries) else EXIT_TASK_FAILED
+
+
+# -- reading what runs left (history, logs, cache, show, report) -------------------------
+#
+# The CLI's read-only commands: each opens the state store here, so the command line only
+# parses and renders, and report/ only renders what these return.
+
+
+def _lease(given: float | None) -> float:
+    return settings.lock_lease() if given is None else given
+
+
+def _now(clock: Clock | None) -> float:
+    return (clock or Clock()).now()
+
+
+def history(spec: PipelineSpec, limit: int = 20, *, clock: Clock | None = None, lock_lease: float | None = None,
+            store_url: str | None = None) -> list[RunRecord]:
+    """Recent runs, newest first, as a user should see them (a run whose process is gone has died)."""
+    now, lease = _now(clock), _lease(lock_lease)
+    with backends(spec, store_url) as opened:
+        return [as_seen(run, now, lease) for run in opened.store.runs(spec.name, limit)]
+
+
+def latest_failed_run(spec: PipelineSpec, *, clock: Clock | None = None, lock_lease: float | None = None,
+                      store_url: str | None = None) -> str:
+    """The id of the newest run that failed, was interrupted, broke or died (``--resume``)."""
+    for record in history(spec, 50, clock=clock, lock_lease=lock_lease, store_url=store_url):
+        if record.status in (RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.BROKEN, RunStatus.DIED):
+            return record.run_id
+    raise UsageError("--resume: there is no failed or interrupted run to resume", hint="See `targetrun history`.")
+
+
+def check_task(spec: PipelineSpec, task: str, *, children: bool = False) -> None:
+    """``task`` (with ``children``, or a mapped child ``task[3]``) is one of the Pipelinefile's,
+    else exit 2 with did-you-mean."""
+    if (task.split("[")[0] if children else task) not in spec.tasks:
+        raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
+
+
+def log_runs(spec: PipelineSpec, task: str, *, store_url: str | None = None) -> tuple[list[str], int | None]:
+    """Where to look for ``task``'s latest log: run ids, the run of its latest record first,
+    and that record's attempt count (None when no record says)."""
+    check_task(spec, task, children=True)
+    with backends(spec, store_url) as opened:
+        latest = opened.store.last_task_records(spec.name).get(task)
+        runs = [r.run_id for r in opened.store.runs(spec.name, limit=200)]
+    if latest is not None and latest.attempts > 0:
+        return [latest.run_id] + [r for r in runs if r != latest.run_id], latest.attempts
+    return runs, None
+
+
+def cache_entries(spec: PipelineSpec, *, every: bool = False, store_url: str | None = None) -> list[CacheEntry]:
+    """The cache entries of this pipeline (``every``: of every pipeline sharing the store)."""
+    with backends(spec, store_url) as opened:
+        return opened.store.list_cache(None if every else spec.name)
+
+
+def clear_cache(spec: PipelineSpec, *, key: str | None = None, task: str | None = None, every: bool = False,
+                expired: bool = False, clock: Clock | None = None, store_url: str | None = None) -> int:
+    """Delete cache entries (this pipeline's, under ``key``, of ``task``, or the expired
+    ones); targets are not touched. Returns how many went."""
+    if task is not None:
+        check_task(spec, task)
+    with backends(spec, store_url) as opened:
+        return opened.store.delete_cache(key=key, task=task, pipeline=None if every or key else spec.name,
+                                         expired_before=_now(clock) if expired else None)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What ``targetrun show`` prints: where a task's value is, and the value (when read)."""
+
+    location: str
+    value: object = None
+
+
+def show(
+    spec: PipelineSpec,
+    task: str,
+    *,
+    date: dt.date | dt.datetime | None = None,
+    params: Mapping[str, object] | None = None,
+    location_only: bool = False,
+    trust: bool | None = None,
+    clock: Clock | None = None,
+    lock_lease: float | None = None,
+    store_url: str | None = None,
+) -> Shown:
+    """A task's checkpointed value, read like every other read (see :mod:`targetrun.checkpoints`):
+    a pickle only if this store recorded it and its sha256 matches; a recorded checkpoint
+    that differs is refused (exit 2), with ``trust`` too. A task without a target keeps one
+    value per run: the newest one made with the parameter values and date asked for."""
+    check_task(spec, task)
+    context = run_context(spec, date=date, params=params)
+    with backends(spec, store_url) as opened:
+        settle(opened, clock, lock_lease)
+        planned = Planner(spec, context, opened.storage).render(spec.tasks[task])
+        where, codec = planned.target, planned.serializer
+        if where is None:
+            checkpoint = _made_as_asked(opened.store.task_checkpoints(spec.name, task), task, context)
+            where, codec = Location(checkpoint.storage, checkpoint.location), checkpoint.serializer
+        if location_only:
+            return Shown(where.url)
+        written = opened.store.checkpoint(where.url)
+        codec = written.serializer if written else codec  # as it was written, never by a guess
+        try:
+            value = read_value(opened.storage(where.result), where.url, codec, expected=Expected.of(written),
+                               trust=trusting(trust), task=task)
+        except FileNotFoundError:
+            raise UsageError(f"{where.url} does not exist", hint=f"Run `targetrun run {task}` first.") from None
+        except CorruptCheckpoint as exc:
+            raise UsageError(f"{exc}; refusing to show it", hint=f"Run `targetrun run {task}` to rebuild it.") from None
+        except SerializationError as exc:
+            raise UsageError(f"cannot read {where.url} as {codec}: {exc}") from None
+        return Shown(where.url, value)
+
+
+def _made_as_asked(checkpoints: list[Checkpoint], task: str, context: RunContext) -> Checkpoint:
+    """The newest checkpoint of a task without a target made with the parameter values and
+    date asked for (``-p``, ``--date``; the defaults and today otherwise). A record from
+    before targetrun kept what a checkpoint was made with matches any."""
+    for checkpoint in checkpoints:
+        if made_differently(checkpoint.made_with, checkpoint.made_for, context) == ({}, None):
+            return checkpoint
+    if not checkpoints:
+        raise UsageError(f"task {task!r} has no target and no recorded checkpoint yet", hint="Run it first.")
+    made_with, made_for = made_differently(checkpoints[0].made_with, checkpoints[0].made_for, context)
+    asked = [f"{name}={param_text(name, context.params[name])}" for name in made_with if name in context.params]
+    asked += [f"--date {context.date:%Y-%m-%d}"] if made_for else []
+    latest = [f"{name}={text}" for name, text in made_with.items()] + ([f"--date {made_for}"] if made_for else [])
+    raise UsageError(f"task {task!r} has no recorded checkpoint made with {' '.join(asked)} "
+                     f"(the latest, of run {checkpoints[0].run_id}, was made with {' '.join(latest)})",
+                     hint=f"Run `targetrun run {task}` with those values first, or ask for the ones it was made with.")
+
+
+DEFAULT_HISTORY = 30  # runs the report's history strip shows
+
+
+def write_report(spec: PipelineSpec, path: str, run_ids: Sequence[str] = (), last: int = DEFAULT_HISTORY, *,
+                 clock: Clock | None = None, lock_lease: float | None = None, store_url: str | None = None) -> str:
+    """Gather the runs' records (nothing runs, no checkpoint is read), render the HTML and
+    write it atomically (a temporary sibling, then rename). Returns the path written."""
+    from targetrun.runview import choose_runs, collect
+    from targetrun.report.html import render_report
+
+    now, lease = _now(clock), _lease(lock_lease)
+    with backends(spec, store_url) as opened:
+        runs = choose_runs(opened.store, spec.name, run_ids, now, lease)
+        recent = [as_seen(r, now, lease) for r in opened.store.runs(spec.name, last)]
+        data = collect(spec, opened.store, runs, recent, now)
+    page = render_report(data).encode("utf-8")
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        with open(temporary, "wb") as f:
+            f.write(page)
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise UsageError(f"cannot write the report to {path}: {exc.strerror or exc}",
+                         hint="Give -o a writable file path.") from None
+    return path
+

@@ -21,13 +21,13 @@ from typing import Any, TextIO, cast
 import click
 
 from targetrun import __version__, api, stopping
-from targetrun.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, TargetrunError, UsageError, did_you_mean
+from targetrun.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, TargetrunError, UsageError
 from targetrun.executors.base import EXECUTORS
 from targetrun.redact import RedactingWriter, printable, redact
+from targetrun.registry import Registry
 from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter, colour_enabled
 from targetrun.settings import Settings, read_settings
 
-EXIT_INTERNAL = 4
 EPILOG = "Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments, 3 backend unreachable."
 
 
@@ -96,6 +96,29 @@ def _print_error(message: str, err: TextIO) -> None:
 
 
 # -- shared options ----------------------------------------------------------------
+
+
+class RegistryChoice(click.Choice[str]):
+    """A choice among a registry's names, plugins included (``--executor``): the registry
+    is the one list. Entry points are read only when the choices are shown (``--help``, an
+    error) or a name is not a built-in, so a plain run does not pay for reading them."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        super().__init__(registry.builtins())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._registry.names(plugins=True))
+
+    @choices.setter
+    def choices(self, value: object) -> None:  # click.Choice.__init__ assigns it; the registry decides
+        pass
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value in self._registry.builtins():
+            return str(value)
+        return super().convert(value, param, ctx)
 
 
 def _file_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -227,9 +250,9 @@ def cli(ctx: click.Context) -> None:
               help="Reuse the checkpoints of a failed run (default: the latest one).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Tasks to run at once.")
-@click.option("--executor", type=click.Choice(EXECUTORS.names()), default="inline", show_default=True,
-              help="Where tasks run: inline (this process), threads or processes pools, or dask "
-                   "(a local Dask cluster with -j workers).")
+@click.option("--executor", type=RegistryChoice(EXECUTORS), default="inline", show_default=True,
+              help="Where tasks run: inline (this process), threads or processes pools, dask "
+                   "(a local Dask cluster with -j workers), or an installed plugin's executor.")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="Run on an existing Dask cluster (also TARGETRUN_SCHEDULER or `scheduler:`); "
                    "results must then be on shared storage.")
@@ -276,7 +299,8 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
                                   keep_going=keep_going, resume=resume, verify=verify,
                                   trust=trust or _settings(ctx).trust, params=_parse_params(params, params_file),
                                   executor=executor, jobs=jobs, scheduler=scheduler or _settings(ctx).scheduler,
-                                  reporter=reporter, clock=_clock(), lock_lease=_settings(ctx).lock_lease)
+                                  reporter=reporter, clock=_clock(), lock_lease=_settings(ctx).lock_lease,
+                                  scheduler_timeout=_settings(ctx).scheduler_timeout)
     finally:
         if report_path is not None and started.run_ids:
             _report_after_run(spec, report_path, started.run_ids, ctx.obj["err"] if ctx.obj else sys.stderr)
@@ -312,35 +336,10 @@ def _report_after_run(spec: Any, path: str, run_ids: list[str], err: TextIO) -> 
 
 
 DEFAULT_REPORT = "targetrun-report.html"
-DEFAULT_HISTORY = 30
 
 
-def write_report(spec: Any, path: str, run_ids: Sequence[str] = (), last: int = DEFAULT_HISTORY) -> str:
-    """Gather the runs' records (nothing runs, no checkpoint is read), render the HTML and
-    write it atomically (a temporary sibling, then rename). Returns the path written."""
-    from targetrun.report.collect import choose_runs, collect
-    from targetrun.report.html import render_report
-    from targetrun.store.base import as_seen
-
-    now, lease = _now(), api.lock_lease()
-    with api.backends(spec) as opened:
-        runs = choose_runs(opened.store, spec.name, run_ids, now, lease)
-        history = [as_seen(r, now, lease) for r in opened.store.runs(spec.name, last)]
-        data = collect(spec, opened.store, runs, history, now)
-    page = render_report(data).encode("utf-8")
-    temporary = f"{path}.{os.getpid()}.tmp"
-    try:
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        with open(temporary, "wb") as f:
-            f.write(page)
-        os.replace(temporary, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        raise UsageError(f"cannot write the report to {path}: {exc.strerror or exc}",
-                         hint="Give -o a writable file path.") from None
-    return path
+def write_report(spec: Any, path: str, run_ids: Sequence[str] = (), last: int = api.DEFAULT_HISTORY) -> str:
+    return api.write_report(spec, path, run_ids, last, clock=_clock(), lock_lease=_settings().lock_lease)
 
 
 def _console_reporters(out: TextIO, as_json: bool, verbosity: int, dates: bool) -> list[Any]:
@@ -357,14 +356,7 @@ def _console_reporters(out: TextIO, as_json: bool, verbosity: int, dates: bool) 
 
 
 def _latest_failed_run(spec: Any) -> str:
-    from targetrun.store.base import RunStatus, as_seen
-
-    with api.backends(spec) as opened:
-        for record in opened.store.runs(spec.name, limit=50):
-            if as_seen(record, _now(), api.lock_lease()).status in (RunStatus.FAILED, RunStatus.INTERRUPTED,
-                                                                     RunStatus.BROKEN, RunStatus.DIED):
-                return record.run_id
-    raise UsageError("--resume: there is no failed or interrupted run to resume", hint="See `targetrun history`.")
+    return api.latest_failed_run(spec, clock=_clock(), lock_lease=_settings().lock_lease)
 
 
 @cli.command(epilog=EPILOG)
@@ -385,7 +377,7 @@ def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params:
     spec = api.load(path)
     values = _parse_params(params, params_file)
     reports = [api.status(spec, tasks, date=when, params=values, clock=_clock(), verify=verify,
-                          trust=trust or _settings(ctx).trust)
+                          trust=trust or _settings(ctx).trust, lock_lease=_settings(ctx).lock_lease)
                for when in _parse_dates(dates)]
     if as_json:
         out.write(json.dumps(statuses_to_dict(reports), indent=2) + "\n")
@@ -418,11 +410,16 @@ def graph(ctx: click.Context, tasks: tuple[str, ...], path: str | None, fmt: str
 def show(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...], params_file: str | None,
          dates: tuple[str, ...], location: bool, trust: bool | None) -> int:
     """Print TASK's checkpointed value (or, with --location, where it is stored)."""
-    from targetrun.report.show import show_value
+    from targetrun.report.show import render_value
 
     spec = api.load(path)
-    show_value(spec, task, _out(ctx), date=_one_date(dates), params=_parse_params(params, params_file),
-               location_only=location, trust=trust or _settings(ctx).trust)
+    shown = api.show(spec, task, date=_one_date(dates), params=_parse_params(params, params_file),
+                     location_only=location, trust=trust or _settings(ctx).trust, clock=_clock(),
+                     lock_lease=_settings(ctx).lock_lease)
+    if location:
+        _out(ctx).write(shown.location + "\n")
+    else:
+        render_value(shown.value, _out(ctx))
     return 0
 
 
@@ -436,10 +433,7 @@ def history(ctx: click.Context, path: str | None, limit: int, as_json: bool) -> 
     from targetrun.report.records import history_to_list, render_history
 
     spec = api.load(path)
-    from targetrun.store.base import as_seen
-
-    with api.backends(spec) as opened:
-        runs = [as_seen(run, _now(), api.lock_lease()) for run in opened.store.runs(spec.name, limit)]
+    runs = api.history(spec, limit, clock=_clock(), lock_lease=_settings(ctx).lock_lease)
     if as_json:
         _out(ctx).write(json.dumps(history_to_list(runs), indent=2) + "\n")
     else:
@@ -460,18 +454,12 @@ def logs(ctx: click.Context, task: str, path: str | None, run_id: str | None, al
     from targetrun.report.logs import find_log
 
     spec = api.load(path)
-    if task.split("[")[0] not in spec.tasks:
-        raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
+    api.check_task(spec, task, children=True)
     if run_id is not None and (not run_id or run_id != os.path.basename(run_id) or run_id in (".", "..")):
         raise UsageError(f"--run {run_id!r} is not a run id", hint="See `targetrun history` for run ids.")
     last_attempt = None
     if run_id is None:
-        with api.backends(spec) as opened:
-            latest = opened.store.last_task_records(spec.name).get(task)
-            runs = [r.run_id for r in opened.store.runs(spec.name, limit=200)]
-        if latest is not None and latest.attempts > 0:
-            runs = [latest.run_id] + [r for r in runs if r != latest.run_id]
-            last_attempt = latest.attempts
+        runs, last_attempt = api.log_runs(spec, task)
     else:
         runs = [run_id]
     found = find_log(spec.root, task, runs, last_attempt=last_attempt, every_attempt=all_attempts)
@@ -492,7 +480,7 @@ def logs(ctx: click.Context, task: str, path: str | None, run_id: str | None, al
               metavar="FILE", help="Where to write the HTML file.")
 @click.option("--run", "run_ids", multiple=True, metavar="RUN_ID",
               help="The run to show (repeatable; default: the latest run, with the other dates of its backfill).")
-@click.option("--last", type=click.IntRange(1, 1000), default=DEFAULT_HISTORY, show_default=True,
+@click.option("--last", type=click.IntRange(1, 1000), default=api.DEFAULT_HISTORY, show_default=True,
               help="How many recent runs the history strip shows.")
 @click.pass_context
 def report(ctx: click.Context, path: str | None, output: str, run_ids: tuple[str, ...], last: int) -> int:
@@ -525,8 +513,7 @@ def cache_list(ctx: click.Context, path: str | None, every: bool, as_json: bool)
     from targetrun.report.records import cache_to_list, render_cache
 
     spec = api.load(path)
-    with api.backends(spec) as opened:
-        entries = opened.store.list_cache(None if every else spec.name)
+    entries = api.cache_entries(spec, every=every)
     if as_json:
         _out(ctx).write(json.dumps(cache_to_list(entries, _now()), indent=2) + "\n")
     else:
@@ -547,11 +534,7 @@ def cache_clear(ctx: click.Context, key: str | None, path: str | None, task: str
 
     Targets are not touched (see `targetrun invalidate`)."""
     spec = api.load(path)
-    if task is not None and task not in spec.tasks:
-        raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
-    with api.backends(spec) as opened:
-        count = opened.store.delete_cache(key=key, task=task, pipeline=None if every or key else spec.name,
-                                          expired_before=_now() if expired else None)
+    count = api.clear_cache(spec, key=key, task=task, every=every, expired=expired, clock=_clock())
     _out(ctx).write(f"cleared {count} cache entr{'y' if count == 1 else 'ies'}\n")
     return 0
 
@@ -594,7 +577,8 @@ def gc(ctx: click.Context, path: str | None, keep_runs: int | None, older_than: 
         except ValueError as exc:
             raise UsageError(f"--older-than: {exc}", hint="Write it as 30d, 12h, 90m or seconds.") from None
     spec = api.load(path)
-    found = api.gc(spec, keep_runs=keep_runs, older_than=seconds, dry_run=dry_run, clock=_clock())
+    found = api.gc(spec, keep_runs=keep_runs, older_than=seconds, dry_run=dry_run, clock=_clock(),
+                   lock_lease=_settings(ctx).lock_lease)
     if as_json:
         _out(ctx).write(json.dumps(gc_to_dict(found, spec.root, dry_run), indent=2) + "\n")
     else:

@@ -3,10 +3,12 @@
 Exit codes (DESIGN.md §4):
 
 * 0 -- every requested task is satisfied;
-* 1 -- a task ran and failed (:class:`TaskFailed`);
+* 1 -- a task ran and failed (after its retries): an outcome in the run's summary
+  (``TaskState.FAILED``), never an exception -- and never a runner error;
 * 2 -- the pipeline file or the command line is wrong (:class:`SpecError`, :class:`UsageError`);
 * 3 -- a backend (storage, state store, executor) could not be reached or could not
   tell (:class:`BackendError` and its children);
+* 4 -- an internal error: a bug in targetrun (the CLI prints the traceback);
 * 130 / 143 -- stopped by SIGINT (Ctrl-C) / SIGTERM (see :mod:`targetrun.stopping`).
 
 A :class:`TargetrunError` is a *user-facing* error: the CLI prints its message as one
@@ -23,6 +25,7 @@ EXIT_OK = 0
 EXIT_TASK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
+EXIT_INTERNAL = 4  # anything that is not a TargetrunError escaped: a bug, shown with its traceback
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, as a shell reports it
 EXIT_TERMINATED = 143  # SIGTERM (how CI cancels a job): 128 + 15
 
@@ -143,12 +146,6 @@ class MissingExtraError(TargetrunError):
     """An optional dependency is not installed; the hint says which extra to install."""
 
     exit_code = EXIT_USAGE
-
-
-class TaskFailed(TargetrunError):
-    """A task ran and failed (after its retries). Not a runner error."""
-
-    exit_code = EXIT_TASK_FAILED
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 
 from targetrun.errors import TargetrunError
 from targetrun.model import Checkpoint, PipelineSpec
-from targetrun.report.logs import LOGS
-from targetrun.resolve import CHECKPOINT_DIR, LOCAL
+from targetrun.resolve import CHECKPOINT_DIR, LOCAL, LOGS
 from targetrun.spec import SPEC_CACHE_DIR, spec_cache_file
 from targetrun.storage.base import Storage
 from targetrun.store.base import RunRecord, RunStatus, StateStore, as_seen

@@ -3,8 +3,12 @@
 Built-ins and plugins share one table per kind. Nothing is imported until a name is
 looked up, so ``targetrun --help`` never pays for s3fs, redis or dask. Plugins add names
 through entry points (groups ``targetrun.storage``, ``targetrun.cache_stores``,
-``targetrun.executors``, ``targetrun.serializers``, ``targetrun.reporters``), which are
-read only when a name is not a built-in (reading entry points costs tens of ms).
+``targetrun.executors``, ``targetrun.serializers``), which are read only when a name is
+not a built-in (reading entry points costs tens of ms).
+
+An entry may also say which URL schemes it serves (the state stores: ``redis://`` is
+the ``redis`` store, a plain path the ``sqlite`` one), so callers look a URL up here
+instead of keeping a list of names of their own; a plugin serves the scheme of its name.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from targetrun.errors import MissingExtraError, UsageError, did_you_mean
 class Entry:
     path: str  # "package.module:Attribute"
     hint: str | None = None  # e.g. "Install targetrun[redis] to use redis:// stores"
+    schemes: tuple[str, ...] = ()  # URL schemes this entry serves; "" is a plain path
 
 
 class Registry:
@@ -46,6 +51,19 @@ class Registry:
     def builtins(self) -> list[str]:
         """The built-in names, in the order they were declared (no entry point is read)."""
         return list(self._builtins)
+
+    def for_scheme(self, scheme: str) -> str | None:
+        """The name that serves URLs of ``scheme`` ("" for a plain path): the built-in
+        entry that declares it, else a plugin registered under the scheme itself.
+
+        >>> table = Registry("store", "no.such.group", {"db": Entry("m:C", schemes=("", "db"))})
+        >>> table.for_scheme(""), table.for_scheme("db"), table.for_scheme("nope")
+        ('db', 'db', None)
+        """
+        for name, entry in self._entries.items():
+            if scheme in entry.schemes:
+                return name
+        return scheme if scheme and scheme in self else None
 
     def __contains__(self, name: str) -> bool:
         if name in self._entries or name in self._loaded:

@@ -26,7 +26,14 @@ LOCAL = "local"
 INLINE = "inline"  # values kept in the state store (result: inline)
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 CHECKPOINT_DIR = ".targetrun/results"
+LOGS = os.path.join(".targetrun", "logs")  # task logs, one folder per run (report/logs.py writes them)
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
+
+
+def log_path(root: str, run_id: str, task: str) -> str:
+    """Where a run keeps what ``task`` printed: ``.targetrun/logs/RUN_ID/TASK.log``."""
+    safe = task.replace("/", "_").replace(os.sep, "_")
+    return os.path.join(root, LOGS, run_id, f"{safe}.log")
 
 
 def protocol(url: str) -> str | None:
@@ -61,11 +68,6 @@ def result_base(spec: PipelineSpec, result: str) -> Location:
         return Location(LOCAL, os.path.normpath(os.path.join(spec.root, os.path.expanduser(path))))
     key = named.name if named and named.options else proto
     return Location(key, url.rstrip("/"))
-
-
-def resolve_target(spec: PipelineSpec, task: TaskSpec, context: Mapping[str, object]) -> Location:
-    """Render a task's target and place it in its result location."""
-    return Placer(spec).target(task, context)
 
 
 class Placer:

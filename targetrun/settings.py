@@ -23,6 +23,7 @@ NOW = "TARGETRUN_NOW"
 LOCK_LEASE = "TARGETRUN_LOCK_LEASE"
 SCHEDULER_TIMEOUT = "TARGETRUN_SCHEDULER_TIMEOUT"
 TRUST = "TARGETRUN_TRUST"
+STORE_TIMEOUT = "TARGETRUN_STORE_TIMEOUT"
 SCHEDULER = "TARGETRUN_SCHEDULER"
 
 _TRUE = ("1", "true", "yes", "on")
@@ -38,13 +39,14 @@ class Settings:
     scheduler_timeout: float  # seconds to wait for a remote Dask scheduler
     trust: bool  # read pickles that no run of this store recorded
     scheduler: str | None  # a Dask scheduler address
+    store_timeout: float  # seconds to wait for another process's write lock on a SQLite store
 
 
 def read_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every variable; raise :class:`UsageError` naming the first bad one."""
     env = os.environ if environ is None else environ
     return Settings(now=now(env), lock_lease=lock_lease(env), scheduler_timeout=scheduler_timeout(env),
-                    trust=trust(env), scheduler=env.get(SCHEDULER) or None)
+                    trust=trust(env), scheduler=scheduler(env), store_timeout=store_timeout(env))
 
 
 def _bad(name: str, text: str, expected: str) -> UsageError:
@@ -107,6 +109,30 @@ def lock_lease(environ: Mapping[str, str] | None = None) -> float:
 def scheduler_timeout(environ: Mapping[str, str] | None = None) -> float:
     """``TARGETRUN_SCHEDULER_TIMEOUT``, default 10 seconds."""
     return _positive_duration(os.environ if environ is None else environ, SCHEDULER_TIMEOUT, 10.0)
+
+
+def scheduler(environ: Mapping[str, str] | None = None) -> str | None:
+    """``TARGETRUN_SCHEDULER``: a Dask scheduler address, or None."""
+    return (os.environ if environ is None else environ).get(SCHEDULER) or None
+
+
+def store_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """``TARGETRUN_STORE_TIMEOUT``, default 30 seconds (0: do not wait).
+
+    >>> store_timeout({"TARGETRUN_STORE_TIMEOUT": "0.5"}), store_timeout({})
+    (0.5, 30.0)
+    """
+    env = os.environ if environ is None else environ
+    text = env.get(STORE_TIMEOUT, "").strip()
+    if not text:
+        return 30.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise _bad(STORE_TIMEOUT, text, "a number of seconds (for example 30)")
+    return value
 
 
 def trust(environ: Mapping[str, str] | None = None) -> bool:

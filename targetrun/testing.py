@@ -2,7 +2,8 @@
 
 A storage backend passes :class:`StorageContract` by subclassing it in a pytest test
 class and providing a ``storage`` fixture plus a ``base_url`` fixture (a folder or prefix
-the test may write under). The same holds for serializers and executors::
+the test may write under). The same holds for serializers, executors and state stores
+(:class:`StateStoreContract`, fixture ``store``)::
 
     class TestMyStorage(StorageContract):
         @pytest.fixture
@@ -23,9 +24,12 @@ from targetrun.errors import StorageError
 from targetrun.events import RecordingReporter
 from targetrun.executors.base import Executor
 from targetrun.serializers.base import SerializationError, Serializer
+from targetrun.model import CacheEntry, Checkpoint, TaskState
 from targetrun.storage.base import Storage
+from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord
 
-__all__ = ["FakeClock", "RecordingReporter", "StorageContract", "SerializerContract", "ExecutorContract", "same_value"]
+__all__ = ["FakeClock", "RecordingReporter", "StorageContract", "SerializerContract", "ExecutorContract",
+           "StateStoreContract", "same_value"]
 
 
 class FakeClock:
@@ -237,3 +241,114 @@ class ExecutorContract:
     def test_many_submissions(self, executor: Executor) -> None:
         futures = [executor.submit(operator.mul, i, i) for i in range(50)]
         assert [f.result(timeout=60) for f in futures] == [i * i for i in range(50)]
+
+
+class StateStoreContract:
+    """What every state store must do (SQLite, Redis, a plugin's). Fixture: ``store``, a
+    new, empty store; the contract closes nothing it did not open."""
+
+    PIPELINE = "contract"
+
+    def _checkpoint(self, task: str, location: str, run_id: str, written_at: float = 1_800_000_000.0) -> Checkpoint:
+        return Checkpoint(task=task, location=location, serializer="json", size=3, content_hash="ab" * 32,
+                          run_id=run_id, written_at=written_at, inputs={"x": "1"}, params={"p": "2"})
+
+    def _record(self, task: str, run_id: str, state: TaskState = TaskState.SUCCEEDED, error: str | None = None,
+                finished: float = 1_800_000_001.0) -> TaskRecord:
+        return TaskRecord(run_id=run_id, pipeline=self.PIPELINE, task=task, state=state, finished=finished,
+                          duration=1.0, attempts=1, error=error, started=finished - 1.0, worker="host:1")
+
+    def test_runs_are_recorded_and_listed_newest_first(self, store: StateStore) -> None:
+        for index, run_id in enumerate(["r1", "r2", "r3"]):
+            store.begin_run(RunRecord(run_id, self.PIPELINE, started=1_800_000_000.0 + index, requested=("a",)))
+        store.finish_run("r2", RunStatus.FAILED, 1_800_000_010.0, "1 failed")
+        assert [r.run_id for r in store.runs(self.PIPELINE)] == ["r3", "r2", "r1"]
+        assert [r.run_id for r in store.runs(self.PIPELINE, limit=1)] == ["r3"]
+        finished = store.run("r2")
+        assert finished is not None and finished.status is RunStatus.FAILED and finished.counts == "1 failed"
+        assert finished.finished == 1_800_000_010.0 and finished.requested == ("a",)
+        assert store.run("nope") is None and store.runs("another pipeline") == []
+
+    def test_a_task_record_keeps_its_checkpoint(self, store: StateStore) -> None:
+        store.begin_run(RunRecord("r1", self.PIPELINE, started=1_800_000_000.0))
+        checkpoint = self._checkpoint("a", "out/a.json", "r1")
+        store.record_task(self._record("a", "r1"), checkpoint)
+        assert store.checkpoint("out/a.json") == checkpoint
+        assert store.checkpoints(["out/a.json", "out/none.json"]) == {"out/a.json": checkpoint}
+        assert store.run_checkpoints("r1") == {"a": checkpoint}
+        last = store.last_task_records(self.PIPELINE)["a"]
+        assert last.state is TaskState.SUCCEEDED and last.run_id == "r1"
+        assert store.task_checkpoints(self.PIPELINE, "a") == [checkpoint]
+        store.forget_checkpoint("out/a.json")
+        assert store.checkpoint("out/a.json") is None
+
+    def test_the_latest_task_record_wins(self, store: StateStore) -> None:
+        for run_id, state, finished in [("r1", TaskState.FAILED, 1_800_000_001.0),
+                                        ("r2", TaskState.SUCCEEDED, 1_800_000_002.0)]:
+            store.begin_run(RunRecord(run_id, self.PIPELINE, started=finished - 1))
+            store.record_task(self._record("a", run_id, state, finished=finished), None)
+        assert store.last_task_records(self.PIPELINE)["a"].run_id == "r2"
+        assert set(store.task_records("r1", self.PIPELINE)) <= {"a"}
+
+    def test_cache_entries(self, store: StateStore) -> None:
+        store.begin_run(RunRecord("r1", self.PIPELINE, started=1_800_000_000.0))
+        entry = CacheEntry("k1", "v1", self.PIPELINE, "a", self._checkpoint("a", "out/a.json", "r1"), 1_800_003_600.0)
+        store.record_task(self._record("a", "r1"), entry.checkpoint, entry)
+        assert store.cache_entries(["k1", "k2"]).get("k1") == [entry]
+        assert not store.cache_entries(["k2"]).get("k2")
+        assert store.list_cache(self.PIPELINE) == [entry] and store.list_cache("another pipeline") == []
+        assert store.delete_cache(expired_before=1_800_000_000.0) == 0  # not expired yet
+        assert store.delete_cache(key="k1") == 1
+        assert store.list_cache(self.PIPELINE) == []
+
+    def test_blobs(self, store: StateStore) -> None:
+        assert store.get_blob("inline://a") is None
+        store.put_blob("inline://a", b"\x00bytes")
+        assert store.get_blob("inline://a") == b"\x00bytes"
+        store.delete_blob("inline://a")
+        assert store.get_blob("inline://a") is None
+
+    def test_a_lock_has_one_owner_until_released(self, store: StateStore) -> None:
+        assert store.acquire("t", "me", 60.0) is True
+        assert store.acquire("t", "you", 60.0) is False
+        assert store.lock_owner("t") == "me"
+        held = store.lock_lease("t")
+        assert held is not None and held[0] == "me" and 0 < held[1] <= 60.0
+        store.renew(["t"], "me", 60.0)
+        store.release("t", "you")  # not the owner: nothing happens
+        assert store.lock_owner("t") == "me"
+        store.release("t", "me")
+        assert store.lock_owner("t") is None and store.lock_lease("t") is None
+        assert store.acquire("t", "you", 60.0) is True
+
+    def test_pending_writes(self, store: StateStore) -> None:
+        store.begin_run(RunRecord("r1", self.PIPELINE, started=1_800_000_000.0))
+        pending = PendingWrite("r1", "out/a.json", "out/.a.json.tmp", "local")
+        store.intend_write(pending)
+        assert store.pending_writes() == [pending] and store.pending_writes("out/b.json") == []
+        checkpoint = self._checkpoint("a", "out/a.json", "r1")
+        store.prepare_write(pending.staging, checkpoint, None)
+        assert store.pending_writes("out/a.json")[0].checkpoint == checkpoint
+        store.record_task(self._record("a", "r1"), checkpoint, staging=pending.staging)  # commits and ends it
+        assert store.pending_writes() == [] and store.checkpoint("out/a.json") == checkpoint
+        store.intend_write(pending)
+        store.drop_pending(pending.staging)
+        assert store.pending_writes() == []
+
+    def test_outcomes_of_a_run(self, store: StateStore) -> None:
+        from targetrun.model import Action, Decision, Reason, TaskOutcome
+
+        assert store.run_outcomes("r1") is None
+        store.record_outcomes("r1", [TaskOutcome("a", TaskState.SKIPPED, Decision(Action.SKIP, Reason.TARGET_EXISTS),
+                                                 "out/a.json")], "2026-11-30")
+        kept = store.run_outcomes("r1")
+        assert kept is not None and kept.date == "2026-11-30"
+        assert [(m.task, m.state, m.target) for m in kept.marks] == [("a", TaskState.SKIPPED, "out/a.json")]
+
+    def test_pruned_runs_keep_each_tasks_latest_record(self, store: StateStore) -> None:
+        for index, run_id in enumerate(["r1", "r2"]):
+            store.begin_run(RunRecord(run_id, self.PIPELINE, started=1_800_000_000.0 + index))
+            store.record_task(self._record("a", run_id, finished=1_800_000_001.0 + index), None)
+        assert store.prune_runs(self.PIPELINE, ["r1"]) == 1
+        assert [r.run_id for r in store.runs(self.PIPELINE)] == ["r2"]
+        assert store.last_task_records(self.PIPELINE)["a"].run_id == "r2"

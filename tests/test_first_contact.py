@@ -123,3 +123,13 @@ def test_history_json_counts_are_numbers(project, steps):
     assert proj.cli("run").code == 0
     runs = json.loads(proj.cli("history", "--json").out)
     assert [run["counts"] for run in runs] == [{"skipped": 1, "not needed": 1}, {"succeeded": 2}]
+
+
+def test_a_bad_store_timeout_is_refused_before_any_command(project, steps):
+    """TARGETRUN_STORE_TIMEOUT is read with the other settings at the start, not when a
+    SQLite store happens to be opened: a command that opens none refuses it too."""
+    proj = project(PIPELINE, steps=steps)
+    done = _cli(proj, "graph", env={"TARGETRUN_STORE_TIMEOUT": "soon"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("targetrun: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "TARGETRUN_STORE_TIMEOUT='soon'" in done.stderr and "Traceback" not in done.stderr

@@ -19,7 +19,7 @@ from targetrun.serializers.builtin import (
 )
 from targetrun.storage.fsspec import FsspecStorage
 from targetrun.storage.local import LocalStorage
-from targetrun.testing import ExecutorContract, SerializerContract, StorageContract
+from targetrun.testing import ExecutorContract, SerializerContract, StateStoreContract, StorageContract
 
 
 class TestLocalStorage(StorageContract):
@@ -202,3 +202,23 @@ class TestGcsStorage(StorageContract):
     @pytest.fixture
     def unreadable_url(self, gcs):
         return "gs://no-such-bucket/x.txt"
+
+
+class TestSqliteStateStore(StateStoreContract):
+    @pytest.fixture
+    def store(self, tmp_path):
+        from targetrun.store.sqlite import SqliteStore
+
+        opened = SqliteStore(str(tmp_path / "state.db"))
+        yield opened
+        opened.close()
+
+
+class TestRedisStateStore(StateStoreContract):
+    @pytest.fixture
+    def store(self, redis_url):
+        from targetrun.store.redis import RedisStore
+
+        opened = RedisStore(redis_url)
+        yield opened
+        opened.close()

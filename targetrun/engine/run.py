@@ -13,7 +13,7 @@ on (or, when the worker is this very thread, is handled at once), so reporters a
 ever called from the coordinating thread. A finished attempt whose notice has not arrived
 yet is announced as started first, so every attempt reads queued, started, then its end.
 While a run is on, this process's fds 1 and 2 point at the capture sink
-(:mod:`targetrun.engine.capture`): nothing a task or a library writes there reaches
+(:mod:`targetrun.capture`): nothing a task or a library writes there reaches
 targetrun's own stdout.
 """
 
@@ -35,7 +35,7 @@ from typing import Any
 
 from targetrun import dag, fingerprint, liveness, templating
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
-from targetrun.engine.capture import process_output, unattributed_output
+from targetrun.capture import process_output, unattributed_output
 from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
@@ -44,7 +44,7 @@ from targetrun.engine.work import (
     Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute, kill_running_commands,
 )
 from targetrun.errors import SpecProblems, TargetrunError
-from targetrun.spec.callables import resolve_callable
+from targetrun.callables import resolve_callable
 from targetrun.events import (
     Reporter,
     RunFinished,

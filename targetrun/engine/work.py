@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import io
 import os
 import socket
@@ -26,7 +25,8 @@ from typing import Any, BinaryIO, cast
 
 from targetrun import templating
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
-from targetrun.engine.capture import process_output, tail, task_output
+from targetrun.callables import load_callable
+from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
 from targetrun.errors import MissingExtraError, StorageError, UsageError
 from targetrun.serializers.base import FormatMismatch, SerializationError, serializer
@@ -258,39 +258,6 @@ class HashingWriter(io.RawIOBase):
 def file_digest(path: str) -> tuple[int, str]:
     with open(path, "rb") as f:
         return stream_digest(f)
-
-
-def load_callable(path: str, root: str) -> Callable[..., Any]:
-    """Import ``module:function`` with the Pipelinefile's folder first on ``sys.path``.
-
-    A module of the same name imported earlier from another folder (another pipeline in
-    the same process) is dropped first, so each pipeline gets its own ``tasks.py``.
-    """
-    module_name, _, attr = path.partition(":")
-    if root in sys.path:
-        sys.path.remove(root)
-    sys.path.insert(0, root)
-    _forget_foreign(module_name, root)
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{path} is a {type(obj).__name__}, not a function")
-    return obj  # type: ignore[no-any-return]
-
-
-def _forget_foreign(module_name: str, root: str) -> None:
-    top = module_name.split(".")[0]
-    local = os.path.exists(os.path.join(root, top + ".py")) or os.path.isdir(os.path.join(root, top))
-    loaded = sys.modules.get(top)
-    if not local or loaded is None:
-        return
-    origin = os.path.abspath(getattr(loaded, "__file__", None) or root)
-    if origin.startswith(os.path.join(root, "")):
-        return
-    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
-        del sys.modules[name]
-    importlib.invalidate_caches()
 
 
 # -- shell tasks -------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 StartHook = Callable[[str, int], None]  # (task, ticket): that submission began on a worker
@@ -57,12 +58,51 @@ class Executor(Protocol):
     def shutdown(self, wait: bool = True) -> None: ...
 
 
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """What the command line says about where tasks run; each executor takes what it uses."""
+
+    jobs: int = 1  # workers (-j)
+    scheduler: str | None = None  # an existing Dask scheduler's address (--scheduler)
+    scheduler_timeout: float = 10.0  # seconds to wait for that scheduler (TARGETRUN_SCHEDULER_TIMEOUT)
+
+
+DEFAULT = "inline"  # -j 1 and no scheduler
+PARALLEL = "threads"  # what the default becomes with -j N > 1
+REMOTE = "dask"  # what a scheduler address implies
+
+
+def choose(name: str, options: ExecutorOptions) -> str:
+    """The registry name to use: a scheduler address implies dask; the default with ``-j N``
+    is a thread pool.
+
+    >>> choose("inline", ExecutorOptions(jobs=4)), choose("processes", ExecutorOptions(scheduler="tcp://h:1"))
+    ('threads', 'dask')
+    """
+    if options.scheduler is not None:
+        return REMOTE
+    return PARALLEL if name == DEFAULT and options.jobs > 1 else name
+
+
+def create(factory: Any, options: ExecutorOptions) -> Executor:
+    """An executor from its registry entry: ``factory.create(options)`` when the class has
+    one (every built-in), else ``factory(max_workers=jobs)`` (a plugin's pool)."""
+    make = getattr(factory, "create", None)
+    if make is not None:
+        return make(options)  # type: ignore[no-any-return]
+    return factory(max_workers=options.jobs)  # type: ignore[no-any-return]
+
+
 class InlineExecutor:
     """Runs each attempt at once, in the calling thread: it is running as soon as submitted."""
 
     max_workers = 1
     max_in_flight = 1
     in_process = True
+
+    @classmethod
+    def create(cls, options: ExecutorOptions) -> InlineExecutor:
+        return cls()  # one attempt at a time, whatever -j says
 
     def __init__(self) -> None:
         self._hook: StartHook | None = None

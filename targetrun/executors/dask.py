@@ -9,7 +9,7 @@ waited on one by one: a dask future's completion sets a ``concurrent.futures.Fut
 An attempt is *running* once a worker begins it: the worker logs an event on a topic of
 this executor's own, which the scheduler forwards to this client (see
 :mod:`targetrun.executors.base`). A local cluster's workers are started while this
-process's fds 1 and 2 point at the output sink (:mod:`targetrun.engine.capture`), so what
+process's fds 1 and 2 point at the output sink (:mod:`targetrun.capture`), so what
 they write there (their own logs, a task's subprocesses) never reaches targetrun's stdout:
 it is kept with the run's unattributed output. A Python task's own ``print`` and logging
 are captured per task on the worker as with every executor.
@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from targetrun.errors import ExecutorError
-from targetrun.executors.base import StartHook, set_thread_hook
+from targetrun.executors.base import ExecutorOptions, StartHook, set_thread_hook
 
 IN_FLIGHT_PER_THREAD = 32  # keep workers busy while results travel back (a round trip is ~11 ms)
 
@@ -35,7 +35,12 @@ IN_FLIGHT_PER_THREAD = 32  # keep workers busy while results travel back (a roun
 class DaskExecutor:
     in_process = False
 
-    def __init__(self, max_workers: int = 2, scheduler: str | None = None, client: Any = None) -> None:
+    @classmethod
+    def create(cls, options: ExecutorOptions) -> DaskExecutor:
+        return cls(max_workers=options.jobs, scheduler=options.scheduler, timeout=options.scheduler_timeout)
+
+    def __init__(self, max_workers: int = 2, scheduler: str | None = None, client: Any = None,
+                 timeout: float = 10.0) -> None:
         from distributed import Client, LocalCluster
 
         self.remote = scheduler is not None
@@ -45,14 +50,11 @@ class DaskExecutor:
             if client is not None:
                 self._client = client
             elif scheduler is not None:
-                from targetrun.settings import scheduler_timeout
-
-                timeout = scheduler_timeout()
                 self._client = Client(scheduler, timeout=timeout)  # type: ignore[no-untyped-call]
             else:
                 settings = dict(n_workers=max_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                 dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
-                from targetrun.engine.capture import process_output
+                from targetrun.capture import process_output
 
                 with process_output():  # the workers inherit the sink as their stdout and stderr
                     self._cluster = LocalCluster(**settings)  # type: ignore[no-untyped-call]

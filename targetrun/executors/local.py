@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
-from targetrun.executors.base import StartHook, set_process_hook, set_thread_hook
+from targetrun.executors.base import ExecutorOptions, StartHook, set_process_hook, set_thread_hook
 
 
 class _Relay:
@@ -31,6 +31,10 @@ class _Relay:
 
 class ThreadExecutor:
     in_process = True
+
+    @classmethod
+    def create(cls, options: ExecutorOptions) -> ThreadExecutor:
+        return cls(max_workers=options.jobs)
 
     def __init__(self, max_workers: int = 2) -> None:
         self.max_workers = max_workers
@@ -64,6 +68,10 @@ class ProcessExecutor:
 
     in_process = False
     isolated = True
+
+    @classmethod
+    def create(cls, options: ExecutorOptions) -> ProcessExecutor:
+        return cls(max_workers=options.jobs)
 
     def __init__(self, max_workers: int = 2) -> None:
         self.max_workers = max_workers

@@ -3,7 +3,7 @@
 Plain text when the stream is not a terminal or ``NO_COLOR`` is set, so CI logs have no
 control codes. ``-v`` prints ``start`` when a worker begins a task (TaskStarted), not when
 it is queued. The lines go to the real terminal even while the run's fds 1 and 2 are
-captured (:class:`~targetrun.engine.capture.TerminalStream`). Writing 10,000 lines through rich would cost about a second, so this
+captured (:class:`~targetrun.capture.TerminalStream`). Writing 10,000 lines through rich would cost about a second, so this
 reporter writes plain lines itself and adds ANSI colours only when colour is on.
 """
 
@@ -13,7 +13,7 @@ import os
 from typing import TextIO
 
 from targetrun.durations import format_duration
-from targetrun.engine.capture import terminal
+from targetrun.capture import terminal
 from targetrun.events import (
     Event,
     RunFinished,

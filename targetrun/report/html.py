@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from targetrun.durations import format_duration
-from targetrun.report.collect import ReportData, RunView, TaskRow
+from targetrun.runview import ReportData, RunView, TaskRow
 from targetrun.report.status import size_text
 from targetrun.report.svg import STATES, NodeInfo, esc, graph_svg, slug, state_css, worst
 from targetrun.store.base import RunRecord, RunStatus

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from targetrun.redact import safe
 from targetrun.durations import format_duration
-from targetrun.engine.capture import terminal
+from targetrun.capture import terminal
 from targetrun.events import (
     Event,
     RunFinished,

@@ -22,14 +22,9 @@ from dataclasses import dataclass
 
 from targetrun.events import Event, RunOutput, RunStarted, TaskFailed, TaskRetrying, TaskSucceeded
 from targetrun.redact import printable, redact
+from targetrun.resolve import LOGS, log_path
 
-LOGS = os.path.join(".targetrun", "logs")
 UNATTRIBUTED = "unattributed.txt"  # not a task's name: task logs end in .log
-
-
-def log_path(root: str, run_id: str, task: str) -> str:
-    safe = task.replace("/", "_").replace(os.sep, "_")
-    return os.path.join(root, LOGS, run_id, f"{safe}.log")
 
 
 class LogFileReporter:

@@ -51,37 +51,6 @@ SPEC_CACHE_DIR = os.path.join(".targetrun", "spec")
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
-def check_store_url(url: str, *, file: str | None = None) -> None:
-    """A ``redis://`` state store URL whose port and database are numbers, checked before
-    connecting (the message never repeats the URL: it may hold a password).
-
-    >>> check_store_url("redis://127.0.0.1:6379/0")
-    >>> check_store_url("redis://:pw@host:abc/0")
-    Traceback (most recent call last):
-    ...
-    targetrun.errors.SpecError: cache: the port 'abc' of the redis:// cache URL is not a number from 0 to 65535. Write it as redis://HOST:6379/0.
-    """
-    from urllib.parse import urlsplit
-
-    from targetrun import redact
-
-    if redact.unencoded_password(url):
-        raise SpecError(f"the password in the {url.partition(':')[0]}:// cache URL has '/', '#' or '?' not "
-                        "percent-encoded", file=file, key="cache", hint=redact.ENCODE_HINT)
-    parts = urlsplit(url)
-    hint = "Write it as redis://HOST:6379/0."
-    try:
-        parts.port
-    except ValueError:
-        port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
-        raise SpecError(f"the port {port[:20]!r} of the {parts.scheme}:// cache URL is not a number from 0 to 65535",
-                        file=file, key="cache", hint=hint) from None
-    database = parts.path.strip("/")
-    if parts.scheme != "unix" and database and not database.isdigit():
-        raise SpecError(f"the database {database[:20]!r} of the {parts.scheme}:// cache URL is not a number",
-                        file=file, key="cache", hint=hint)
-
-
 def find_pipelinefile(start: str | None = None) -> str:
     """The Pipelinefile in ``start`` (default: the current folder) or its parents."""
     folder = os.path.abspath(start or os.getcwd())

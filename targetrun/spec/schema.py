@@ -28,7 +28,7 @@ from targetrun.shellcheck import check_shell
 
 if TYPE_CHECKING:
     from targetrun.resolve import Placer
-from targetrun.spec import check_store_url
+from targetrun.store.base import check_store_url
 from targetrun.spec.values import check_param_name, check_param_value
 from targetrun.spec.yamlnodes import Document, Path
 

@@ -199,16 +199,6 @@ def shown(url: str) -> str:
     return f"{head}/{target}" if head else target
 
 
-def is_staging(url: str) -> bool:
-    """Whether ``url`` names a staging file (never a target).
-
-    >>> is_staging("/p/out/.x.json.targetrun-r1-3"), is_staging("/p/out/x.json")
-    (True, False)
-    """
-    name = url.rstrip("/").rpartition("/")[2]
-    return name.startswith(".") and ".targetrun-" in name
-
-
 class TargetChecker:
     """Answers "does it exist?" for many targets with few requests.
 

@@ -14,24 +14,26 @@ from typing import Any, BinaryIO
 
 from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import Stat, Storage
-from targetrun.store.base import STORES, StateStore
+from targetrun.store.base import STORES, StateStore, StoreOptions
 
 LIMIT = 64 * 1024
 
 
 class InlineStorage(Storage):
-    def __init__(self, store: StateStore, store_kind: str, store_location: str) -> None:
+    def __init__(self, store: StateStore, store_kind: str, store_location: str,
+                 options: StoreOptions | None = None) -> None:
         self._store: StateStore | None = store
         self._kind = store_kind  # how a worker in another process reopens the store
         self._location = store_location
+        self._options = options or StoreOptions()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_store": None, "_kind": self._kind, "_location": self._location}
+        return {"_store": None, "_kind": self._kind, "_location": self._location, "_options": self._options}
 
     @property
     def store(self) -> StateStore:
         if self._store is None:
-            self._store = STORES.get(self._kind)(self._location)
+            self._store = STORES.get(self._kind).open(self._location, self._options)
         return self._store
 
     def info(self, url: str) -> Stat | None:

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from targetrun import liveness
 from targetrun.model import CacheEntry, Checkpoint, TaskOutcome, TaskState
-from targetrun.errors import CacheError
+from targetrun.errors import CacheError, SpecError
 from targetrun.redact import printable, redact
 from abc import ABC, abstractmethod  # noqa: E402
 from targetrun.registry import Entry, Registry
@@ -166,8 +166,22 @@ def kept(record: TaskRecord) -> TaskRecord:
     return replace(record, error=redact(record.error)) if record.error else record
 
 
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """What the environment says about opening a store (read once, by the caller: see
+    targetrun/settings.py); each store takes what it uses. Picklable: a worker process
+    that reopens the store (``result: inline``) opens it the same way."""
+
+    busy_timeout: float = 30.0  # seconds to wait for another process's write lock (TARGETRUN_STORE_TIMEOUT)
+
+
 class StateStore(ABC):
     """One connection to one store, used by one run (or one status query)."""
+
+    @classmethod
+    def open(cls, location: str, options: StoreOptions) -> StateStore:
+        """The store at ``location`` (what :meth:`address` returned), opened with ``options``."""
+        return cls(location)  # type: ignore[call-arg]  # a store's constructor takes its location
 
     @abstractmethod
     def begin_run(self, record: RunRecord) -> None: ...
@@ -285,6 +299,13 @@ class StateStore(ABC):
     def close(self) -> None:
         pass
 
+    @classmethod
+    def address(cls, url: str, root: str, *, file: str | None = None) -> str:
+        """Where a `cache:` URL of this store's scheme points, as the constructor takes it
+        (``root`` is the Pipelinefile's folder; ``file`` names it in errors). Checked here,
+        before anything connects: a URL as given by default."""
+        return url
+
     # -- housekeeping (``show`` by parameters, ``targetrun gc``) ------------------------
 
     @abstractmethod
@@ -346,11 +367,45 @@ def decode_outcomes(data: bytes) -> RunOutcomes | None:
         return None
 
 
+def check_store_url(url: str, *, file: str | None = None) -> None:
+    """A ``redis://`` state store URL whose port and database are numbers, checked before
+    connecting (the message never repeats the URL: it may hold a password).
+
+    >>> check_store_url("redis://127.0.0.1:6379/0")
+    >>> check_store_url("redis://:pw@host:abc/0")
+    Traceback (most recent call last):
+    ...
+    targetrun.errors.SpecError: cache: the port 'abc' of the redis:// cache URL is not a number from 0 to 65535. Write it as redis://HOST:6379/0.
+    """
+    from urllib.parse import urlsplit
+
+    from targetrun import redact
+
+    if redact.unencoded_password(url):
+        raise SpecError(f"the password in the {url.partition(':')[0]}:// cache URL has '/', '#' or '?' not "
+                        "percent-encoded", file=file, key="cache", hint=redact.ENCODE_HINT)
+    parts = urlsplit(url)
+    hint = "Write it as redis://HOST:6379/0."
+    try:
+        parts.port
+    except ValueError:
+        port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        raise SpecError(f"the port {port[:20]!r} of the {parts.scheme}:// cache URL is not a number from 0 to 65535",
+                        file=file, key="cache", hint=hint) from None
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and database and not database.isdigit():
+        raise SpecError(f"the database {database[:20]!r} of the {parts.scheme}:// cache URL is not a number",
+                        file=file, key="cache", hint=hint)
+
+
+# The registry is the one list of state stores and of the `cache:` URL schemes they serve
+# ("" is a plain path); a plugin store serves URLs of its own name (``mystore://...``).
 STORES = Registry(
     "state store",
     "targetrun.cache_stores",
     {
-        "sqlite": Entry("targetrun.store.sqlite:SqliteStore"),
-        "redis": Entry("targetrun.store.redis:RedisStore", "Install targetrun[redis] to use a redis:// state store."),
+        "sqlite": Entry("targetrun.store.sqlite:SqliteStore", schemes=("", "file", "sqlite")),
+        "redis": Entry("targetrun.store.redis:RedisStore", "Install targetrun[redis] to use a redis:// state store.",
+                       schemes=("redis", "rediss", "unix")),
     },
 )

@@ -28,7 +28,8 @@ import redis
 from targetrun import redact
 from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord, finite, kept, readable
+from targetrun.store.base import (PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord, check_store_url, finite,
+                                  kept, readable)
 from targetrun.store.sqlite import dump_checkpoint, dump_entry, load_checkpoint, load_entry
 
 PREFIX = "targetrun:"
@@ -69,6 +70,12 @@ def check_url(url: str) -> None:
 
 
 class RedisStore(StateStore):
+    @classmethod
+    def address(cls, url: str, root: str, *, file: str | None = None) -> str:
+        """The URL itself, once its port and database are known to be numbers."""
+        check_store_url(url, file=file)
+        return url
+
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         redact.register_url(url)
         check_url(url)

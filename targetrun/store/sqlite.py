@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -20,7 +21,8 @@ from typing import Any
 
 from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord, finite, kept, readable
+from targetrun.store.base import (PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions, TaskRecord, finite, kept,
+                                  readable)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,26 +65,24 @@ _BATCH = 500  # keys per IN (...) query
 
 
 DEFAULT_TIMEOUT = 30.0
-
-
-def store_timeout() -> float:
-    """``TARGETRUN_STORE_TIMEOUT``: seconds to wait for another process's write lock."""
-    text = os.environ.get("TARGETRUN_STORE_TIMEOUT", "")
-    if not text:
-        return DEFAULT_TIMEOUT
-    try:
-        value = finite(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise UsageError(f"TARGETRUN_STORE_TIMEOUT={text!r} is not a number of seconds", hint="For example 30.")
-    return value
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")  # as targetrun.resolve.protocol reads one
 
 
 class SqliteStore(StateStore):
-    def __init__(self, path: str, *, timeout: float | None = None) -> None:
+    @classmethod
+    def open(cls, location: str, options: StoreOptions) -> SqliteStore:
+        return cls(location, timeout=options.busy_timeout)
+
+    @classmethod
+    def address(cls, url: str, root: str, *, file: str | None = None) -> str:
+        """A path (``~`` expanded), or ``file://`` / ``sqlite://`` and a path, relative to ``root``."""
+        scheme = _SCHEME.match(url)
+        path = url[scheme.end():] if scheme else url
+        return os.path.join(root, os.path.expanduser(path))
+
+    def __init__(self, path: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.path = path
-        self.timeout = store_timeout() if timeout is None else timeout
+        self.timeout = timeout  # seconds to wait for another process's write lock
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()

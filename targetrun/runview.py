@@ -1,4 +1,5 @@
-"""What ``targetrun report`` shows, gathered from the state store and the task logs.
+"""What ``targetrun report`` shows, gathered from the state store and the task logs
+(:func:`targetrun.api.write_report` gathers it; report/html.py only renders it).
 
 It runs nothing and reads no checkpoint: the graph comes from the Pipelinefile, each
 task's state from the run's records -- a task record for every task that ran (with when
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from targetrun.errors import UsageError
 from targetrun.model import PipelineSpec
-from targetrun.report.logs import log_path
+from targetrun.resolve import log_path
 from targetrun.store.base import RunRecord, StateStore, as_seen
 
 LOG_LINES = 30

@@ -1,4 +1,6 @@
-"""Check a Python task's ``run: module:function`` the way a run would use it.
+"""Import a Python task's ``run: module:function``, and check it the way a run would use it.
+
+The engine's workers import the function with :func:`load_callable`.
 
 ``validate`` and the engine's preflight both go through :func:`resolve_callable`, so
 ``validate`` refuses exactly what ``run`` would refuse before anything runs: a module that
@@ -9,6 +11,7 @@ you mean" where one is close. The function is imported, never called.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import pkgutil
@@ -24,8 +27,6 @@ _RUN_HINT = "The Pipelinefile's folder is importable: `run: tasks:fetch` finds t
 
 def resolve_callable(task: TaskSpec, file: str, root: str) -> tuple[Callable[..., Any] | None, list[SpecError]]:
     """The task's function and every problem with it (an empty list: it can be called)."""
-    from targetrun.engine.work import load_callable
-
     assert task.run is not None
     module_name, _, attr = task.run.partition(":")
 
@@ -99,3 +100,36 @@ def _modules_near(module_name: str, root: str) -> list[str]:
     if not parent:
         names += [n for n in sys.builtin_module_names]
     return [n for n in names if not n.startswith("_") and os.sep not in n]
+
+
+def load_callable(path: str, root: str) -> Callable[..., Any]:
+    """Import ``module:function`` with the Pipelinefile's folder first on ``sys.path``.
+
+    A module of the same name imported earlier from another folder (another pipeline in
+    the same process) is dropped first, so each pipeline gets its own ``tasks.py``.
+    """
+    module_name, _, attr = path.partition(":")
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)
+    _forget_foreign(module_name, root)
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{path} is a {type(obj).__name__}, not a function")
+    return obj  # type: ignore[no-any-return]
+
+
+def _forget_foreign(module_name: str, root: str) -> None:
+    top = module_name.split(".")[0]
+    local = os.path.exists(os.path.join(root, top + ".py")) or os.path.isdir(os.path.join(root, top))
+    loaded = sys.modules.get(top)
+    if not local or loaded is None:
+        return
+    origin = os.path.abspath(getattr(loaded, "__file__", None) or root)
+    if origin.startswith(os.path.join(root, "")):
+        return
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
