@@ -74,13 +74,31 @@ def register(*values: object) -> None:
                 continue
             if _ONLY_REFERENCES.fullmatch(value):  # "${TOKEN}" names a secret; its value is registered expanded
                 continue
-            for form in {value, quote(value, safe=""), quote_plus(value), unquote(value), unquote_plus(value)}:
+            for form in _spellings(value):
                 if len(form) >= MIN_SECRET and form not in _known:
                     _known.add(form)
                     added = True
         if added:
             ordered = sorted(_known, key=len, reverse=True)  # the longest form first: no half-masked leftovers
             _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def _spellings(value: str) -> set[str]:
+    """Every way a secret is commonly shown: as is, URL-quoted and unquoted, inside a
+    ``repr`` (tracebacks, library messages), JSON-escaped (``--json``, log records, the
+    report's data) and HTML-escaped (the report).
+
+    >>> forms = _spellings("pä<ss")
+    >>> "pä&lt;ss" in forms, "p" + chr(92) + "u00e4<ss" in forms
+    (True, True)
+    """
+    import html
+    import json
+
+    forms = {value, quote(value, safe=""), quote_plus(value), unquote(value), unquote_plus(value)}
+    for text in (value, repr(value)[1:-1]):
+        forms |= {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1], html.escape(text)}
+    return forms
 
 
 def forget_all() -> None:
@@ -91,7 +109,7 @@ def forget_all() -> None:
         _pattern = None
 
 
-def userinfo(url: str) -> tuple[str, str] | None:
+def userinfo(url: str, *, whole: bool = False) -> tuple[str, str] | None:
     """The (user, password) of a URL-like string, parsed leniently, or None.
 
     The password may hold ``/ # ? @ :`` unencoded: the userinfo runs from ``://`` to the
@@ -105,7 +123,7 @@ def userinfo(url: str) -> tuple[str, str] | None:
     scheme, sep, rest = url.partition("://")
     if not sep or not scheme:
         return None
-    word = rest.split()[0] if rest.split() else ""
+    word = rest if whole else (rest.split()[0] if rest.split() else "")
     info, at, _host = word.rpartition("@")
     if not at:
         return None
@@ -142,7 +160,7 @@ def url_credentials(url: object) -> list[str]:
     if not isinstance(url, str):
         return []
     found: list[str] = []
-    parts = userinfo(url)
+    parts = userinfo(url, whole=True)  # a URL from the configuration: a password may even hold spaces
     if parts is not None and parts[1]:
         found.append(parts[1])
     query = url.partition("?")[2]

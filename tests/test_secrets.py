@@ -264,3 +264,44 @@ def test_redaction_covers_library_texts_it_was_never_told_about():
     assert redact("https://b.s3.amazonaws.com/k?X-Amz-Credential=AK%2F1&X-Amz-Signature=ff") == \
         "https://b.s3.amazonaws.com/k?X-Amz-Credential=***&X-Amz-Signature=***"
     assert redact("ssh://git@github.com/x and cache_key=weather") == "ssh://git@github.com/x and cache_key=weather"
+
+
+@pytest.mark.parametrize("secret", ['pässwort"1\\x', "hunter'22<é>", "back\\slash&amp;9"])
+def test_a_secret_escaped_by_json_repr_or_html_is_masked_too(tmp_path, secret):
+    """--json escapes a secret, a traceback shows its repr, the report HTML-escapes it:
+    none of those spellings may get through."""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "tasks.py").write_text(
+        "import os\n\ndef leak():\n    s = os.environ['S']\n    print(repr(s), s)\n"
+        "    raise RuntimeError('could not log in with ' + s + f' {s!r}')\n")
+    (folder / "Pipelinefile.yaml").write_text(
+        "name: p\nresults:\n  lake:\n    url: memory://bucket/x\n    options: {key: 'AKIAKEYVALUE1', secret: '${S}'}\n"
+        "tasks:\n  t: {run: 'tasks:leak', target: t.json, result: lake}\n")
+    env = dict(os.environ, S=secret)
+    outputs = []
+    for command in (["run", "--json"], ["run"], ["history", "--json"], ["logs", "t"], ["report", "-o", "r.html"]):
+        done = subprocess.run([sys.executable, "-m", "targetrun", *command], cwd=folder, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert "Traceback (most recent call last)" not in done.stderr, done.stderr
+        outputs.append(done.stdout + done.stderr)
+    files = [p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file() and p.suffix != ".py"]
+    files += [(folder / ".targetrun" / "state.db").read_bytes().decode("utf-8", "replace")]
+    import html
+    import json
+    spellings = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+                 html.escape(secret), quote(secret, safe="")}
+    for text in outputs + files:
+        for spelled in spellings:
+            assert spelled not in text, (spelled, text[:300])
+
+
+def test_a_redis_password_with_a_space_is_masked_whole(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "Pipelinefile.yaml").write_text(
+        'cache: "redis://:${RP}@127.0.0.1:%d/0"\ntasks:\n  a: {shell: "echo a > {output}", target: a.txt}\n' % free_port())
+    done = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=folder, capture_output=True, text=True,
+                          env=dict(os.environ, RP="hunter2 secretpart"), timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "hunter2" not in done.stdout + done.stderr and "secretpart" not in done.stdout + done.stderr
