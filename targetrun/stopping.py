@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -52,6 +53,50 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         os._exit(128 + signum)
     _stopping = True
     raise Stopped(signum)
+
+
+# -- the commands this process runs -----------------------------------------------------
+
+_RUNNING: set[Any] = set()  # shell commands (Popen objects) running in this process, any thread
+
+
+def track(process: Any) -> None:
+    """A shell command started, in its own process group (``start_new_session``)."""
+    _RUNNING.add(process)
+
+
+def untrack(process: Any) -> None:
+    _RUNNING.discard(process)
+
+
+def kill_commands() -> None:
+    """Stop every shell command this process runs, with all it started (a run is stopping)."""
+    for process in list(_RUNNING):
+        kill_group(process)
+
+
+def kill_group(process: Any) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            process.kill()
+        except OSError:
+            pass
+
+
+def install_in_worker() -> None:
+    """In a worker process of a run: SIGINT or SIGTERM (the run is stopping, or a terminal's
+    Ctrl-C reached the whole group) kills its commands and ends the worker at once, so no
+    attempt runs or writes after the stop."""
+    for signum in SIGNALS:
+        signal.signal(signum, _stop_worker)
+
+
+def _stop_worker(signum: int, frame: FrameType | None) -> None:
+    kill_commands()
+    flush()
+    os._exit(128 + signum)
 
 
 def exit_code_of(exc: BaseException | None) -> int:

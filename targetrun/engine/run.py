@@ -33,7 +33,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from targetrun import dag, fingerprint, liveness, templating
+from targetrun import dag, fingerprint, liveness, stopping, templating
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
 from targetrun.capture import process_output, unattributed_output
 from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
@@ -41,7 +41,7 @@ from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import NOT_NEEDED, Plan, RunRequest
 from targetrun.engine.work import (
-    Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute, kill_running_commands,
+    Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute,
 )
 from targetrun.errors import SpecProblems, TargetrunError
 from targetrun.callables import resolve_callable
@@ -165,7 +165,7 @@ class Engine:
             if status is RunStatus.SUCCEEDED and not summary.ok:
                 status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
             if status is RunStatus.INTERRUPTED:
-                kill_running_commands()
+                stopping.kill_commands()
                 self.executor.shutdown(wait=False)
             self._discard_staging(progress)
             self.locks.release_all()

@@ -28,6 +28,7 @@ from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.callables import load_callable
 from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
+from targetrun import stopping
 from targetrun.errors import MissingExtraError, StorageError, UsageError
 from targetrun.serializers.base import FormatMismatch, SerializationError, serializer
 from targetrun.storage.base import Storage
@@ -289,25 +290,6 @@ def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str 
     return result
 
 
-_RUNNING: set[Any] = set()  # shell commands running in this process (any thread)
-
-
-def kill_running_commands() -> None:
-    """Stop every shell command this process runs, with all it started (a run is stopping)."""
-    for process in list(_RUNNING):
-        _kill_group(process)
-
-
-def _kill_group(process: Any) -> None:
-    import signal
-
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(OSError):
-            process.kill()
-
-
 def _fetched(source: Input) -> Any:
     assert source.storage is not None and source.location is not None
     return source.storage.fetched(source.location)
@@ -328,7 +310,7 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
             stderr=err,
             start_new_session=True,
         )
-        _RUNNING.add(process)
+        stopping.track(process)
         try:
             if stdout is not None:
                 assert process.stdout is not None
@@ -337,11 +319,11 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
                 process.stdout.close()
             code = process.wait()
         except BaseException:  # Ctrl-C, SIGTERM, or the write failed: do not leave the command running
-            _kill_group(process)
+            stopping.kill_group(process)
             process.wait()
             raise
         finally:
-            _RUNNING.discard(process)
+            stopping.untrack(process)
         err.seek(0)
         printed.write(err.read().decode("utf-8", "replace"))
         if code != 0:

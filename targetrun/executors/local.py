@@ -8,12 +8,14 @@ when it was spawned, and a thread here hands it to the hook. "Running" therefore
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
+from targetrun import stopping
 from targetrun.executors.base import ExecutorOptions, StartHook, set_process_hook, set_thread_hook
 
 
@@ -54,7 +56,9 @@ class ThreadExecutor:
 
 
 def _notify_through(queue: Any) -> None:
-    """In a pool process, as it starts: start notices go back over ``queue``."""
+    """In a pool process, as it starts: start notices go back over ``queue``, and a stop
+    signal ends the process with its commands (see :func:`targetrun.stopping.install_in_worker`)."""
+    stopping.install_in_worker()
     set_process_hook(lambda task, ticket: queue.put((task, ticket)))
 
 
@@ -101,6 +105,10 @@ class ProcessExecutor:
         return self._pool.submit(fn, *args)
 
     def shutdown(self, wait: bool = True) -> None:
+        if not wait:  # the run is stopping: no worker may go on with an attempt, or start the next one
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(OSError):
+                    process.terminate()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         self._starts.put(None)  # ends the reader
         if wait:
