@@ -472,6 +472,9 @@ def dump_checkpoint(checkpoint: Checkpoint) -> str:
         "params": dict(checkpoint.params), "storage": checkpoint.storage,
         **({"made_with": dict(checkpoint.made_with)} if checkpoint.made_with else {}),
         **({"made_for": checkpoint.made_for} if checkpoint.made_for else {}),
+        **({"code": dict(checkpoint.code)} if checkpoint.code is not None else {}),
+        **({"deps": dict(checkpoint.deps)} if checkpoint.deps is not None else {}),
+        **({"dep_stats": dict(checkpoint.dep_stats)} if checkpoint.dep_stats else {}),
     }, separators=(",", ":"))
 
 
@@ -486,7 +489,17 @@ def load_checkpoint(text: str | bytes) -> Checkpoint:
         return Checkpoint(d["task"], d["location"], d["serializer"], int(d["size"]), d["hash"], d["run_id"],
                           finite(d["written_at"]), finite(d.get("duration", 0.0)), dict(d.get("inputs", {})),
                           dict(d.get("params", {})), d.get("storage", "local"), dict(d.get("made_with", {})),
-                          d.get("made_for"))
+                          d.get("made_for"), _texts(d.get("code")), _texts(d.get("deps")),
+                          _texts(d.get("dep_stats")) or {})
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise CacheError(f"a checkpoint record in the state store is not readable: {exc}",
                          hint="Clear it with `targetrun cache clear`, or move the store aside.") from None
+
+
+def _texts(raw: object) -> dict[str, str] | None:
+    """A recorded mapping of names to fingerprints; None when the record has none (older)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TypeError(f"expected a mapping, found {type(raw).__name__}")
+    return {str(k): str(v) for k, v in raw.items()}
