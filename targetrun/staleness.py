@@ -66,14 +66,21 @@ def _strip_docstrings(tree: ast.AST) -> None:
 
 
 def _references(node: ast.AST) -> frozenset[str]:
-    """The names an object mentions: ``x`` and, for attribute access on a name, ``x.y``."""
+    """The names an object mentions: ``x`` and, for attribute access on a name, ``x.y`` --
+    less the names a function binds itself (its arguments and local assignments: an
+    argument called ``fetch`` is not the module's function ``fetch``)."""
     names: set[str] = set()
+    local: set[str] = set()
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name):
-            names.add(sub.id)
+            (local if isinstance(sub.ctx, (ast.Store, ast.Del)) else names).add(sub.id)
         elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name):
             names.add(f"{sub.value.id}.{sub.attr}")
-    return frozenset(names)
+        elif isinstance(sub, ast.arg):
+            local.add(sub.arg)
+        elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
+            local.update((a.asname or a.name).split(".")[0] for a in sub.names)
+    return frozenset(n for n in names if n.partition(".")[0] not in local)
 
 
 def _digest(node: ast.AST) -> str:

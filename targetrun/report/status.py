@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from targetrun.durations import format_duration
-from targetrun.report.json import SCHEMA_VERSION, iso, stale_to_list
+from targetrun.report.json import SCHEMA_VERSION, iso
 from targetrun.redact import safe
 from targetrun.state import StatusReport, StatusRow
 
@@ -28,6 +28,8 @@ def _state(row: StatusRow) -> str:
     text = row.decision.describe()
     if not row.decision.runs and row.decision.reason.value == "not needed" and row.target:
         text += " (target exists)" if row.stat else (f" ({row.note})" if row.note else " (target missing)")
+        if row.stale:
+            text += f" (stale: {'; '.join(s.describe() for s in row.stale)})"
     return text
 
 
@@ -101,7 +103,7 @@ def status_to_dict(report: StatusReport) -> dict[str, Any]:
                 "cached_until": iso(r.decision.until),
                 "made_with": dict(r.made_with) or None,
                 "made_for": r.made_for,
-                "stale": stale_to_list(r.decision),
+                "stale": [{"what": s.what.value, "detail": s.detail} for s in r.stale],
                 "last_run": None if r.last is None else {
                     "run_id": r.last.run_id, "state": r.last.state.value, "finished": iso(r.last.finished),
                     "error": r.last.error},
