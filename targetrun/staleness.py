@@ -387,9 +387,11 @@ def compare(
                 pending.append(upstream_of.get(arg, arg))
             elif now_fp != recorded:
                 changed.append(arg)
+        if any(s.what is StaleKind.PARAMETERS for s in found):  # templated args follow the parameters
+            changed = [a for a in changed if a in upstream_of]
         if changed:
-            found.append(Stale(StaleKind.INPUTS, ", ".join(dict.fromkeys(upstream_of.get(a, a) for a in changed)),
-                               tuple(changed)))
+            found.append(Stale(StaleKind.INPUTS, ", ".join(dict.fromkeys(upstream_of.get(a, f"argument {a}")
+                                                                         for a in changed)), tuple(changed)))
     if StaleKind.DEPS in kinds and record.deps is not None:
         now_deps = made_from.deps(spec, record).hashes
         changed = [k for k in sorted(set(now_deps) | set(record.deps)) if now_deps.get(k) != record.deps.get(k)]

@@ -108,6 +108,7 @@ class _Unusable(Exception):
 
 NOT_NEEDED = Decision(Action.NOT_NEEDED, Reason.NOT_NEEDED)
 _INPUT_VALIDATORS = frozenset((Validator.ALL_INPUTS, Validator.PARTIAL_INPUTS_ONLY))
+_MADE_FROM_VALIDATORS = frozenset((Validator.CODE, Validator.DEPS))
 _PARAMETER_VALIDATORS = frozenset((Validator.ALL_PARAMETERS, Validator.PARTIAL_PARAMETERS_ONLY))
 # Decisions are immutable: share one object per verdict instead of one per task.
 _SKIP_EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
@@ -369,7 +370,11 @@ class Planner:
             up = task.mapped_upstream
             return [up] if up is not None and up not in decisions else []
         cache = task.spec.cache
-        wants_inputs = self.rebuild_stale or (cache is not None and bool(cache.validators & _INPUT_VALIDATORS))
+        # a validator over inputs, or one that judges what made a target (code, deps, or
+        # validators without cache_for), looks at the upstream tasks first
+        wants_inputs = self.rebuild_stale or (cache is not None and (
+            bool(cache.validators & _INPUT_VALIDATORS) or bool(cache.validators & _MADE_FROM_VALIDATORS)
+            or not cache.caches))
         if wants_inputs and self._forced_of(task) is None:
             return [up for up in self.graph[task.name] if up not in decisions]
         return []
@@ -566,9 +571,12 @@ class Planner:
             return decision
         current: dict[str, str] = {}
 
+        def upstream(name: str) -> str:  # one this plan never looked at: from its record
+            return output_of(name) if name in self._decisions else self._reported_output(name)
+
         def input_of(arg: str) -> str | None:
             if not current:
-                current.update(task_inputs(task, output_of))
+                current.update(task_inputs(task, upstream))
             return current.get(arg) or None
 
         stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, looked)
@@ -599,7 +607,7 @@ class Planner:
         """An upstream's output fingerprint for judging staleness: as the run knows it, or
         (an upstream this walk never looked at) from its target's record; "" if unknown."""
         task = self._tasks.get(name)
-        if name in self._decisions or name in self._kept or name in self.outputs or task is None:
+        if name in self._decisions or name in self._kept or task is None:
             return self.output_fingerprint(name)
         if task.is_gather or task.target is None or self.store is None:
             return ""

@@ -660,6 +660,11 @@ class Engine:
         outcome = progress.outcomes.get(up)
         if outcome is not None and outcome.checkpoint is not None:
             return fingerprint.of_content(outcome.checkpoint.content_hash)
+        if outcome is not None and outcome.state is TaskState.SKIPPED and gather.target is not None:
+            # settled when about to run it (its target matched): the bytes its record vouches for
+            record = self.store.checkpoint(gather.target.url)
+            if record is not None:
+                return fingerprint.of_content(record.content_hash)
         if up in progress.values:
             return fingerprint.of_value(progress.values[up])
         return plan.output_fingerprint(up)
