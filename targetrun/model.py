@@ -57,7 +57,11 @@ class CachePolicy:
 
     @property
     def validators(self) -> frozenset[Validator]:
-        return frozenset(v for v, _ in self.checks)
+        # asked once per task and decision: computed once (a frozen dataclass may cache in __dict__)
+        found = self.__dict__.get("_validators")
+        if found is None:
+            found = self.__dict__["_validators"] = frozenset(v for v, _ in self.checks)
+        return found
 
     @property
     def caches(self) -> bool:
@@ -222,6 +226,8 @@ class StaleKind(Enum):
     PARAMETERS = "parameters"
     INPUTS = "inputs"
     DEPS = "deps"
+
+    __hash__ = object.__hash__  # members are singletons: identity hashing, in C (sets of kinds per task)
 
     @property
     def reason(self) -> Reason:

@@ -365,7 +365,7 @@ def compare(
     pending: list[str] = []
     if StaleKind.CODE in kinds and record.code is not None:
         now = made_from.code(spec)
-        if now is not None and dict(now) != dict(record.code):
+        if now is not None and now != record.code:
             found.append(Stale(StaleKind.CODE, code_detail(record.code, now)))
     if StaleKind.PARAMETERS in kinds and (record.made_with or record.made_for):
         made_with, made_for = templating.made_differently(record.made_with, record.made_for, made_from.context)

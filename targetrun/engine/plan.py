@@ -37,6 +37,7 @@ from targetrun.errors import DuplicateTargetError, SpecError, UsageError, did_yo
 from targetrun.model import (
     Action,
     CacheEntry,
+    CachePolicy,
     Checkpoint,
     Decision,
     Location,
@@ -152,11 +153,14 @@ class Planner:
         self.made_from = MadeFrom(spec.root, context, self._options_for)
         self.rebuild_stale = False
         self.report_stale = False
+        self._judged_below: set[str] = set()
+        self._kinds_of: dict[CachePolicy | None, tuple[frozenset[StaleKind], frozenset[StaleKind]]] = {}
 
     def plan(self, request: RunRequest) -> Plan:
         self.trust = request.trust
         self.rebuild_stale = request.rebuild_stale
         self.report_stale = request.report_stale or request.dry_run
+        self._kinds_of.clear()
         self._check_names(request.tasks, "task")
         self._check_names(request.force, "--force task")
         requested = list(dict.fromkeys(request.tasks)) or dag.sinks(self.graph)
@@ -167,6 +171,7 @@ class Planner:
         self._check_duplicate_targets(tasks.values())
         self._forced = forced
         self._resumed = self._load_resumed(request.resume)
+        self._judged_below = _judged_below(self.spec, tasks)
         self._probes = {name: self._probe(task, self._resumed.get(name)) for name, task in tasks.items()
                         if name not in forced}
         for key, urls in _group(p for p in self._probes.values() if p is not None):
@@ -369,12 +374,10 @@ class Planner:
                 return [c for c in task.children if c not in decisions]
             up = task.mapped_upstream
             return [up] if up is not None and up not in decisions else []
-        cache = task.spec.cache
         # a validator over inputs, or one that judges what made a target (code, deps, or
-        # validators without cache_for), looks at the upstream tasks first
-        wants_inputs = self.rebuild_stale or (cache is not None and (
-            bool(cache.validators & _INPUT_VALIDATORS) or bool(cache.validators & _MADE_FROM_VALIDATORS)
-            or not cache.caches))
+        # validators without cache_for) on this task or one it needs, looks at the upstream
+        # tasks first: an existing target above them does not hide them
+        wants_inputs = self.rebuild_stale or task.spec.name in self._judged_below
         if wants_inputs and self._forced_of(task) is None:
             return [up for up in self.graph[task.name] if up not in decisions]
         return []
@@ -543,6 +546,10 @@ class Planner:
         everything with --rebuild-stale; else what its validators cover -- ``code`` and
         ``deps`` always, the input and parameter validators when there is no ``cache_for``
         (with ``cache_for`` the Prefect 1 rules judge those, unchanged)."""
+        key = task.spec.cache  # equal policies judge alike
+        known = self._kinds_of.get(key)
+        if known is not None:
+            return known
         acting: set[StaleKind] = set()
         policy = task.spec.cache
         if self.rebuild_stale:
@@ -557,7 +564,8 @@ class Planner:
                 if validators & _PARAMETER_VALIDATORS:
                     acting.add(StaleKind.PARAMETERS)
         looked = set(StaleKind) if self.report_stale else acting
-        return frozenset(looked), frozenset(acting)
+        found = self._kinds_of[key] = (frozenset(looked), frozenset(acting))
+        return found
 
     def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
               output_of: Callable[[str], str]) -> Decision:
@@ -669,6 +677,22 @@ class Planner:
         if task.target is not None:
             return _SKIP_EXISTS if exists else _RUN_MISSING
         return _SKIP_RESUMED if exists else _RUN_NO_TARGET
+
+
+def _judges_upstream(policy: CachePolicy | None) -> bool:
+    """A validator that needs the upstream tasks decided before its own task."""
+    return policy is not None and (bool(policy.validators & (_INPUT_VALIDATORS | _MADE_FROM_VALIDATORS))
+                                   or not policy.caches)
+
+
+def _judged_below(spec: PipelineSpec, tasks: Mapping[str, PlannedTask]) -> set[str]:
+    """The tasks (by spec name) that have such a validator, or need one that does."""
+    found: set[str] = set()
+    for name in tasks:  # upstream first
+        task = spec.tasks.get(name)
+        if task is not None and (_judges_upstream(task.cache) or any(up in found for up in task.upstream)):
+            found.add(name)
+    return found
 
 
 def _check(checker: TargetChecker, locations: list[Location]) -> dict[Location, bool]:
