@@ -418,7 +418,7 @@ class Engine:
         staging = progress.staging.pop(name, (None, None))[1]
         if task.checkpoint is not None and result.content_hash is not None:
             # what made it, always (staleness): input and parameter fingerprints, code, deps
-            inputs = self._input_fingerprints(plan, progress, task)
+            inputs = self._recorded_inputs(plan, progress, task)
             params = plan.param_fingerprints
             written_as = result.serializer or task.serializer
             made, made_for = self._made_with(plan, progress, task)
@@ -443,6 +443,17 @@ class Engine:
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
         self._release(plan, progress, name)
+
+    def _recorded_inputs(self, plan: Plan, progress: _Progress, task: PlannedTask) -> dict[str, str]:
+        """The input fingerprints a record keeps. Without a cache policy they are only for
+        telling staleness later: a value kept in memory that cannot be fingerprinted
+        (nothing can pickle it) is then left out -- unknown -- rather than failing the task."""
+        if task.spec.cache is not None:
+            return self._input_fingerprints(plan, progress, task)
+        try:
+            return self._input_fingerprints(plan, progress, task)
+        except Exception:  # pickle raises anything a value's __reduce__ raises
+            return {}
 
     def _made_from(self, plan: Plan, task: PlannedTask) -> tuple[dict[str, str] | None, DepState | None]:
         """The code and deps fingerprints of what a task ran (computed once per run each;
