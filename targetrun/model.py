@@ -264,8 +264,9 @@ class Decision:
     def runs(self) -> bool:
         return self.action is Action.RUN
 
-    def describe(self) -> str:
-        """Human words, e.g. ``will run: target missing``."""
+    def describe(self, *, stale: bool = True) -> str:
+        """Human words, e.g. ``will run: target missing`` or ``target exists (stale: code
+        changed — tasks.py: clean)`` (``stale=False``: without what is stale)."""
         if self.action is Action.NOT_NEEDED:
             return "not needed"
         text = self.reason.value
@@ -274,7 +275,7 @@ class Decision:
             text += f" (until {until:%Y-%m-%d %H:%M:%S}Z)"
         if self.detail:
             text += f" ({self.detail})"
-        if self.stale and not self.runs:
+        if stale and self.stale and not self.runs:
             text += f" (stale: {'; '.join(s.describe() for s in self.stale)})"
         return f"will run: {text}" if self.runs else text
 

@@ -208,7 +208,14 @@ class CodeIndex:
 
 
 def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
-    """What changed, grouped by file: ``tasks.py: clean, helper normalize``."""
+    """What changed, grouped by file.
+
+    >>> code_detail({"tasks.py:clean": "task:1", "tasks.py:normalize": "def:1", "tasks.py:N": "const:1"},
+    ...             {"tasks.py:clean": "task:2", "tasks.py:normalize": "def:2", "tasks.py:N": "const:1"})
+    'tasks.py: clean, helper normalize'
+    >>> code_detail({"shell": "shell:a"}, {"shell": "shell:b"})
+    'command'
+    """
     by_file: dict[str, list[str]] = {}
     for key in sorted(set(recorded) | set(now)):
         if recorded.get(key) == now.get(key):
