@@ -7,7 +7,8 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   plus, transitively, every function, class and module-level constant of the *project*
   (modules whose file is under the Pipelinefile's folder) it references by name. Each
   object is one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names
-  what changed. Library code is left out. A shell task's code is its command template; a
+  what changed. An installed library it uses by name counts by its distribution's version
+  (``"pandas" -> "lib:2.2.3"``); the standard library is Python's own and is left out. A shell task's code is its command template; a
   ``version:`` key replaces the computed fingerprint.
 * **parameters** -- the values the task's templates name (``Checkpoint.made_with``).
 * **inputs** -- the content hash of each upstream value (``Checkpoint.inputs``), so an
@@ -31,7 +32,9 @@ import ast
 import functools
 import glob
 import hashlib
+import importlib.metadata
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,6 +182,17 @@ class CodeIndex:
                 return self._lookup(target, attr)
         return None
 
+    def _library(self, parsed: _Module, ref: str) -> tuple[str, str] | None:
+        """(distribution, version) of the installed library an imported name comes from;
+        None for the standard library, the project, and what is not an import."""
+        head = ref.partition(".")[0]
+        if head not in parsed.imports:
+            return None
+        top = parsed.imports[head][0].split(".")[0]
+        if not top or top in sys.stdlib_module_names or self._module(top) is not None:
+            return None
+        return _distribution(top)
+
     def of_callable(self, run: str) -> dict[str, str] | None:
         """``run: module:function`` -> each project object it reaches, by "file:name" ->
         "kind:digest" (the function itself is ``task``). None when its module is not a
@@ -203,8 +217,33 @@ class CodeIndex:
                     if where is not None and where not in seen:
                         seen.add(where)
                         todo.append(where)
+                    elif where is None:
+                        library = self._library(parsed, ref)
+                        if library is not None:
+                            result[library[0]] = f"lib:{library[1]}"
         self._closures[run] = result
         return result
+
+
+_DISTRIBUTIONS: dict[str, tuple[str, str] | None] = {}  # import name -> (distribution, version); per process
+
+
+def _distribution(top: str) -> tuple[str, str] | None:
+    """The installed distribution that provides a top-level import name, and its version
+    (looked up once per process; the full mapping only when the names differ, as yaml/PyYAML)."""
+    if top not in _DISTRIBUTIONS:
+        found: tuple[str, str] | None = None
+        try:
+            found = (top, importlib.metadata.version(top))
+        except importlib.metadata.PackageNotFoundError:
+            names = importlib.metadata.packages_distributions().get(top) or []
+            if names:
+                try:
+                    found = (names[0], importlib.metadata.version(names[0]))
+                except importlib.metadata.PackageNotFoundError:
+                    found = None
+        _DISTRIBUTIONS[top] = found
+    return _DISTRIBUTIONS[top]
 
 
 def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
@@ -223,7 +262,7 @@ def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
         file, _, name = key.rpartition(":")
         kind = (now.get(key) or recorded.get(key) or "").partition(":")[0]
         label = {"task": name, "def": f"helper {name}", "class": f"class {name}", "const": f"constant {name}",
-                 "shell": "command", "version": "version"}.get(kind, name)
+                 "shell": "command", "version": "version", "lib": f"library {name}"}.get(kind, name)
         if key not in now:
             label += " (gone)"
         by_file.setdefault(file, []).append(label)

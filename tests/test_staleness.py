@@ -399,3 +399,21 @@ def test_staleness_with_the_redis_store(tmp_path, redis_url):
     folder.ok("run", "--rebuild-stale")
     assert folder.calls() == ["clean", "report"]
     assert all(stale_of(r) == [] for r in folder.status().values())
+
+
+def test_an_installed_library_counts_by_its_version_and_the_standard_library_not_at_all(tmp_path):
+    import sqlite3
+
+    folder = make(tmp_path)
+    folder.edit("helpers.py", "SCALE = 10", "import json\nimport click\n\nSCALE = 10")
+    folder.edit("helpers.py", "return x * SCALE", "return x * SCALE + len(click.style('') + json.dumps(0)) - 1")
+    folder.ok("run")
+    db = sqlite3.connect(folder.root / ".targetrun/state.db")
+    (location, text), = db.execute("SELECT location, record FROM checkpoints WHERE task = 'clean'").fetchall()
+    record = json.loads(text)
+    assert record["code"]["click"].startswith("lib:") and "json" not in record["code"]
+    record["code"]["click"] = "lib:0.1"  # as if it had been made with an older click
+    db.execute("UPDATE checkpoints SET record = ? WHERE location = ?", (json.dumps(record), location))
+    db.commit()
+    db.close()
+    assert stale_of(folder.status()["clean"]) == [{"what": "code", "detail": "library click"}]
