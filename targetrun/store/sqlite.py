@@ -10,6 +10,7 @@ a lease; ``BEGIN IMMEDIATE`` makes taking one atomic across processes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -487,8 +488,11 @@ def load_checkpoint(text: str | bytes) -> Checkpoint:
     try:
         d = json.loads(text)
         get = d.get  # 10,000 records are read per no-op run with a validator: keep this lean
-        return Checkpoint(d["task"], d["location"], d["serializer"], int(d["size"]), d["hash"], d["run_id"],
-                          finite(d["written_at"]), finite(get("duration", 0.0)), _texts(get("inputs")) or {},
+        size, written, duration = d["size"], d["written_at"], get("duration", 0.0)
+        return Checkpoint(d["task"], d["location"], d["serializer"], size if type(size) is int else int(size),
+                          d["hash"], d["run_id"], written if type(written) is float and math.isfinite(written)
+                          else finite(written), duration if type(duration) is float and math.isfinite(duration)
+                          else finite(duration), _texts(get("inputs")) or {},
                           _texts(get("params")) or {}, get("storage", "local"), _texts(get("made_with")) or {},
                           get("made_for"), _texts(get("code")), _texts(get("deps")), _texts(get("dep_stats")) or {})
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
