@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from targetrun import templating
+from targetrun import fingerprint, templating
 from targetrun.model import Checkpoint, RunContext, Stale, StaleKind, TaskSpec
 
 UNKNOWN_DEP = "missing"  # a declared dep that is not there (or a glob that matches nothing)
@@ -379,6 +379,7 @@ class MadeFrom:
     dep_index: DepIndex = field(init=False)
 
     def __post_init__(self) -> None:
+        self._texts: dict[tuple[str | None, str | None, str | None], str | None] = {}
         self.code_index = CodeIndex(self.root)
         self.dep_index = DepIndex(self.root, self.options_for)
 
@@ -390,6 +391,14 @@ class MadeFrom:
         if spec.run is not None:
             return self.code_index.of_callable(spec.run)
         return None
+
+    def code_text(self, spec: TaskSpec) -> str | None:
+        """:meth:`code` as one canonical text (computed once per function per run)."""
+        key = (spec.version, spec.shell, spec.run)
+        if key not in self._texts:
+            code = self.code(spec)
+            self._texts[key] = fingerprint.canonical(code) if code is not None else None
+        return self._texts[key]
 
     def deps(self, spec: TaskSpec, previous: Checkpoint | None) -> DepState:
         return self.dep_index.of_task(spec.deps, previous)

@@ -417,3 +417,32 @@ def test_an_installed_library_counts_by_its_version_and_the_standard_library_not
     db.commit()
     db.close()
     assert stale_of(folder.status()["clean"]) == [{"what": "code", "detail": "library click"}]
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_a_code_validator_alone_rebuilds_what_changed_and_leaves_unknown_records_alone(tmp_path, store, request):
+    head = "defaults:\n  cache_validator: [code]\n"
+    if store == "redis":
+        head = f"cache: {request.getfixturevalue('redis_url')}\n" + head
+    folder = make(tmp_path, head=head)
+    folder.ok("run")
+    if store == "sqlite":  # report's record from before code fingerprints were kept
+        import sqlite3
+
+        db = sqlite3.connect(folder.root / ".targetrun/state.db")
+        (location, text), = db.execute("SELECT location, record FROM checkpoints WHERE task = 'report'").fetchall()
+        record = json.loads(text)
+        del record["code"]
+        db.execute("UPDATE checkpoints SET record = ? WHERE location = ?", (json.dumps(record), location))
+        db.commit()
+        db.close()
+    folder.reset_calls()
+    folder.ok("run")
+    assert folder.calls() == []
+    folder.edit("helpers.py", "return x * SCALE", "return x * SCALE - 1")
+    folder.edit("tasks.py", '"n": len(clean["values"])', '"n": len(clean["values"]) + 0')
+    folder.ok("run")
+    assert folder.calls() == (["clean"] if store == "sqlite" else ["clean", "report"])
+    folder.reset_calls()
+    folder.ok("run")
+    assert folder.calls() == []

@@ -109,6 +109,7 @@ class _Unusable(Exception):
 
 NOT_NEEDED = Decision(Action.NOT_NEEDED, Reason.NOT_NEEDED)
 _INPUT_VALIDATORS = frozenset((Validator.ALL_INPUTS, Validator.PARTIAL_INPUTS_ONLY))
+_CODE_ONLY = frozenset((StaleKind.CODE,))
 _MADE_FROM_VALIDATORS = frozenset((Validator.CODE, Validator.DEPS))
 _PARAMETER_VALIDATORS = frozenset((Validator.ALL_PARAMETERS, Validator.PARTIAL_PARAMETERS_ONLY))
 # Decisions are immutable: share one object per verdict instead of one per task.
@@ -497,9 +498,13 @@ class Planner:
             return {}, {}
         cached = [tasks[n] for n in names if tasks[n].spec.cache is not None and n not in forced]
         judged = [tasks[n] for n in names if n not in forced and (tasks[n].spec.cache is not None or self._kinds(tasks[n])[0])]
-        locations = [t.target.url for t in judged if t.target is not None and found.get(t.target)]
+        existing = [t for t in judged if t.target is not None and found.get(t.target)]
+        by_code = self._code_only(existing)
+        locations = [t.target.url for t in existing if t.target is not None and t.target.url not in by_code]
         keys = [t.cache_key for t in cached if t.cache_key and not (t.target is not None and found.get(t.target))]
         records = self.store.checkpoints(locations) if locations else {}
+        for code, urls in _by_value(by_code).items():  # only the records whose code differs are read
+            records.update(self.store.checkpoints_unless_code(urls, code))
         entries = self.store.cache_entries(keys) if keys else {}
         return records, entries
 
@@ -540,6 +545,21 @@ class Planner:
         return decision
 
     # -- staleness -----------------------------------------------------------------
+
+    def _code_only(self, tasks: list[PlannedTask]) -> dict[str, str]:
+        """Targets whose task only asks whether its code changed (a ``code`` validator,
+        without ``cache_for``, nothing reported): location -> the code fingerprint as
+        records store it. Their records need not be read when the fingerprint matches."""
+        found: dict[str, str] = {}
+        for task in tasks:
+            policy = task.spec.cache
+            if task.target is None or (policy is not None and policy.caches) or \
+                    self._kinds(task)[0] != _CODE_ONLY:
+                continue
+            code = self.made_from.code_text(task.spec)
+            if code is not None:
+                found[task.target.url] = code
+        return found
 
     def _kinds(self, task: PlannedTask) -> tuple[frozenset[StaleKind], frozenset[StaleKind]]:
         """What to compare for this task (reported), and what of that rebuilds it (acted on):
@@ -677,6 +697,13 @@ class Planner:
         if task.target is not None:
             return _SKIP_EXISTS if exists else _RUN_MISSING
         return _SKIP_RESUMED if exists else _RUN_NO_TARGET
+
+
+def _by_value(mapping: Mapping[str, str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for key, value in mapping.items():
+        groups.setdefault(value, []).append(key)
+    return groups
 
 
 def _judges_upstream(policy: CachePolicy | None) -> bool:
