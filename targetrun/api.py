@@ -283,6 +283,7 @@ def run_dates(
     store_url: str | None = None,
     lock_lease: float | None = None,
     scheduler_timeout: float | None = None,
+    rebuild_stale: bool = False,
 ) -> list[RunSummary]:
     """Run a pipeline once per date (a backfill), all dates sharing one executor.
 
@@ -292,7 +293,8 @@ def run_dates(
     the dates after a failed one are not run.
     """
     spec = spec if isinstance(spec, PipelineSpec) else load(spec)
-    request = RunRequest(tuple(tasks), tuple(force), force_all, dry_run, keep_going, resume, verify, trusting(trust))
+    request = RunRequest(tuple(tasks), tuple(force), force_all, dry_run, keep_going, resume, verify, trusting(trust),
+                         rebuild_stale=rebuild_stale, report_stale=dry_run)
     address = scheduler_address(spec, scheduler)
     summaries: list[RunSummary] = []
     with backends(spec, store_url) as opened:
@@ -339,7 +341,7 @@ def status(
     """What exists, what would run and why -- without running anything."""
     spec = spec if isinstance(spec, PipelineSpec) else load(spec)
     context = run_context(spec, date=date, params=params)
-    request = RunRequest(tuple(tasks), verify=verify, trust=trusting(trust))
+    request = RunRequest(tuple(tasks), verify=verify, trust=trusting(trust), report_stale=True)
     with backends(spec, store_url) as opened:
         settle(opened, clock, lock_lease)
         the_plan = plan(spec, request, context, opened, clock=clock)

@@ -246,6 +246,8 @@ def cli(ctx: click.Context) -> None:
 @click.option("--force-all", is_flag=True, help="Rerun every requested task and everything it needs.")
 @click.option("--dry-run", "-n", is_flag=True, help="Print each decision and its reason; run nothing.")
 @click.option("--keep-going", "-k", is_flag=True, help="After a failure, finish the branches that do not depend on it.")
+@click.option("--rebuild-stale", is_flag=True,
+              help="Rebuild every target in scope whose code, parameters, inputs or deps changed since it was made.")
 @click.option("--resume", "resume", is_flag=False, flag_value="latest", default=None, metavar="[RUN_ID]",
               help="Reuse the checkpoints of a failed run (default: the latest one).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
@@ -268,7 +270,7 @@ def cli(ctx: click.Context) -> None:
 @click.pass_context
 def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tuple[str, ...], params_file: str | None,
         dates: tuple[str, ...], force: tuple[str, ...], force_all: bool, dry_run: bool, keep_going: bool,
-        resume: str | None, jobs: int, executor: str, scheduler: str | None, verify: bool, trust: bool | None,
+        rebuild_stale: bool, resume: str | None, jobs: int, executor: str, scheduler: str | None, verify: bool, trust: bool | None,
         as_json: bool, quiet: bool, verbose: bool, report_path: str | None) -> int:
     """Run TASKS (default: the tasks nothing else needs) and what they need.
 
@@ -300,7 +302,8 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
                                   trust=trust or _settings(ctx).trust, params=_parse_params(params, params_file),
                                   executor=executor, jobs=jobs, scheduler=scheduler or _settings(ctx).scheduler,
                                   reporter=reporter, clock=_clock(), lock_lease=_settings(ctx).lock_lease,
-                                  scheduler_timeout=_settings(ctx).scheduler_timeout)
+                                  scheduler_timeout=_settings(ctx).scheduler_timeout,
+                                  rebuild_stale=rebuild_stale)
     finally:
         if report_path is not None and started.run_ids:
             _report_after_run(spec, report_path, started.run_ids, ctx.obj["err"] if ctx.obj else sys.stderr)

@@ -112,6 +112,15 @@ def of_params(params: Mapping[str, object]) -> dict[str, str]:
     return {name: of_value(value) for name, value in sorted(params.items())}
 
 
+def canonical(fingerprints: Mapping[str, str]) -> str:
+    """A mapping of fingerprints as one text (sorted keys, compact), as records store it.
+
+    >>> canonical({"b.py:f": "def:2", "a.py:g": "task:1"})
+    '{"a.py:g":"task:1","b.py:f":"def:2"}'
+    """
+    return json.dumps(dict(sorted(fingerprints.items())), separators=(",", ":"))
+
+
 def variant(inputs: Mapping[str, str], params: Mapping[str, str]) -> str:
     """The identity of a cache entry under its key: one entry per distinct fingerprint set."""
     data = json.dumps([sorted(inputs.items()), sorted(params.items())], separators=(",", ":")).encode()

@@ -31,16 +31,42 @@ class Validator(Enum):
     PARTIAL_INPUTS_ONLY = "partial_inputs_only"
     PARTIAL_PARAMETERS_ONLY = "partial_parameters_only"
     NEVER_USE = "never_use"
+    CODE = "code"  # the task's code fingerprint (see targetrun.staleness)
+    DEPS = "deps"  # the content of the external files it declares in `deps:`
 
 
 @dataclass(frozen=True)
 class CachePolicy:
-    """``cache_for`` / ``cache_validator`` / ``cache_key`` of one task."""
+    """``cache_for`` / ``cache_validator`` / ``cache_key`` of one task.
+
+    ``cache_validator`` may be a list (all must pass): the first is ``validator`` /
+    ``names``, the others are in ``also``. Without ``cache_for`` the ttl is infinite and
+    there is no cache key: the validators only judge an existing target.
+    """
 
     ttl: float
     validator: Validator = Validator.DURATION_ONLY
     names: tuple[str, ...] = ()
     key: str | None = None
+    also: tuple[tuple[Validator, tuple[str, ...]], ...] = ()
+
+    @property
+    def checks(self) -> tuple[tuple[Validator, tuple[str, ...]], ...]:
+        """Every validator with its names, in the order written."""
+        return ((self.validator, self.names), *self.also)
+
+    @property
+    def validators(self) -> frozenset[Validator]:
+        # asked once per task and decision: computed once (a frozen dataclass may cache in __dict__)
+        found = self.__dict__.get("_validators")
+        if found is None:
+            found = self.__dict__["_validators"] = frozenset(v for v, _ in self.checks)
+        return found
+
+    @property
+    def caches(self) -> bool:
+        """Whether the task keeps cache entries under a key (it has ``cache_for``)."""
+        return self.ttl != float("inf")
 
 
 @dataclass(frozen=True)
@@ -73,6 +99,8 @@ class TaskSpec:
     templated_args: bool = False  # some string in args has a {field}: render per run
     line: int | None = None
     field_lines: Mapping[str, int] = field(default_factory=dict)
+    deps: tuple[str, ...] = ()  # external files (paths or URLs, globs) it reads: `deps:`
+    version: str | None = None  # `version:` replaces the computed code fingerprint
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -178,6 +206,8 @@ class Reason(Enum):
     CACHE_EXPIRED = "cache expired"
     INPUTS_CHANGED = "inputs changed"
     PARAMETERS_CHANGED = "parameters changed"
+    CODE_CHANGED = "code changed"
+    DEPS_CHANGED = "deps changed"
     NOT_CACHED = "no cache entry"
     FORCED = "forced"
     UPSTREAM_FORCED = "upstream forced"
@@ -189,6 +219,37 @@ class Reason(Enum):
     NOT_NEEDED = "not needed"
 
 
+class StaleKind(Enum):
+    """What a target was made from that differs now (``status`` says "code changed")."""
+
+    CODE = "code"
+    PARAMETERS = "parameters"
+    INPUTS = "inputs"
+    DEPS = "deps"
+
+    __hash__ = object.__hash__  # members are singletons: identity hashing, in C (sets of kinds per task)
+
+    @property
+    def reason(self) -> Reason:
+        return _STALE_REASONS[self]
+
+
+_STALE_REASONS = {StaleKind.CODE: Reason.CODE_CHANGED, StaleKind.PARAMETERS: Reason.PARAMETERS_CHANGED,
+                  StaleKind.INPUTS: Reason.INPUTS_CHANGED, StaleKind.DEPS: Reason.DEPS_CHANGED}
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    """One way a target is out of date, e.g. ``Stale(StaleKind.PARAMETERS, "city: berlin → paris")``."""
+
+    what: StaleKind
+    detail: str
+    names: tuple[str, ...] = ()  # the inputs or parameters that changed (for the partial validators)
+
+    def describe(self) -> str:
+        return f"{self.what.reason.value} — {self.detail}" if self.detail else self.what.reason.value
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The plan's verdict for one task."""
@@ -197,13 +258,15 @@ class Decision:
     reason: Reason
     detail: str = ""
     until: float | None = None  # cache expiry, epoch seconds
+    stale: tuple[Stale, ...] = ()  # what differs from the record (reported; acted on only when asked)
 
     @property
     def runs(self) -> bool:
         return self.action is Action.RUN
 
-    def describe(self) -> str:
-        """Human words, e.g. ``will run: target missing``."""
+    def describe(self, *, stale: bool = True) -> str:
+        """Human words, e.g. ``will run: target missing`` or ``target exists (stale: code
+        changed — tasks.py: clean)`` (``stale=False``: without what is stale)."""
         if self.action is Action.NOT_NEEDED:
             return "not needed"
         text = self.reason.value
@@ -212,6 +275,8 @@ class Decision:
             text += f" (until {until:%Y-%m-%d %H:%M:%S}Z)"
         if self.detail:
             text += f" ({self.detail})"
+        if stale and self.stale and not self.runs:
+            text += f" (stale: {'; '.join(s.describe() for s in self.stale)})"
         return f"will run: {text}" if self.runs else text
 
 
@@ -248,6 +313,14 @@ class Checkpoint:
     # when they name one. ``status`` compares them with the ones asked about.
     made_with: Mapping[str, str] = field(default_factory=dict)
     made_for: str | None = None
+    # What made it (targetrun.staleness): None in records written before these were kept,
+    # which makes that part unknown -- never stale. ``code`` maps each project object the
+    # task's code reaches ("tasks.py:clean") to its normalised digest; ``deps`` each declared
+    # external file (relative to the Pipelinefile's folder, or its URL) to its sha256, and
+    # ``dep_stats`` keeps the size+mtime / ETag seen then, only to skip hashing next time.
+    code: Mapping[str, str] | None = None
+    deps: Mapping[str, str] | None = None
+    dep_stats: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def where(self) -> Location:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from targetrun.engine.plan import Plan
 from targetrun.errors import StorageError
 from targetrun import templating
-from targetrun.model import Decision, Location, PipelineSpec, Reason
+from targetrun.model import Action, Decision, Location, PipelineSpec, Reason, Stale
 from targetrun.resolve import LOCAL
 from targetrun.storage.base import Stat, Storage
 from targetrun.store.base import StateStore, TaskRecord
@@ -34,6 +34,7 @@ class StatusRow:
     path: str | None = None  # the target as the user wrote it: relative to the Pipelinefile's folder, or a URL
     made_with: Mapping[str, str] = field(default_factory=dict)  # recorded parameter values that differ from now
     made_for: str | None = None  # the recorded run date, when it differs from the one asked about
+    stale: tuple[Stale, ...] = ()  # what differs from what made it (see targetrun.staleness)
 
     @property
     def made(self) -> str:
@@ -59,13 +60,16 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
     last = store.last_task_records(plan.spec.name) if store is not None else {}
     stats = _stats(storages, plan)
     made = _made_differently(plan, store, stats)
+    stale = _stale_unneeded(plan, store, stats)
     rows = []
     for name, task in plan.tasks.items():
         target = task.target
         stat, note = stats.get(name, (None, ""))
         made_with, made_for = made.get(name, ({}, None))
-        rows.append(StatusRow(name, target.url if target else None, plan.decision(name), stat, note, last.get(name),
-                              display_path(plan.spec, target) if target else None, made_with, made_for))
+        decision = plan.decision(name)
+        rows.append(StatusRow(name, target.url if target else None, decision, stat, note, last.get(name),
+                              display_path(plan.spec, target) if target else None, made_with, made_for,
+                              decision.stale or stale.get(name, ())))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
 
 
@@ -109,6 +113,26 @@ def _made_differently(plan: Plan, store: StateStore | None,
             if made_with or made_for:
                 found[name] = (made_with, made_for)
     return found
+
+
+def _stale_unneeded(plan: Plan, store: StateStore | None,
+                    stats: Mapping[str, tuple[Stat | None, str]]) -> dict[str, tuple[Stale, ...]]:
+    """What is stale about existing targets the plan did not need to look at (one batched
+    lookup of their records): judged as if they had been asked for."""
+    if store is None:
+        return {}
+    unneeded = {name: task.target.url for name, task in plan.tasks.items()
+                if name not in plan.decisions and task.target is not None and stats.get(name, (None, ""))[0]}
+    records = store.checkpoints(list(unneeded.values())) if unneeded else {}
+    found: dict[str, tuple[Stale, ...]] = {}
+    for name, url in unneeded.items():
+        judged = plan.judge(plan.tasks[name], _EXISTS, records.get(url), plan.output_fingerprint)
+        if judged.stale:
+            found[name] = judged.stale
+    return found
+
+
+_EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
 
 
 def _stats(storages: Callable[[str], Storage], plan: Plan) -> dict[str, tuple[Stat | None, str]]:

@@ -20,6 +20,12 @@ def test_bench_cache_runs_cold_then_no_op_on_both_stores():
     assert [row[:2] for row in rows] == [["sqlite", "20"], ["redis", "20"]]
 
 
+def test_bench_staleness_quick_runs_both_variants_and_prints_the_ratio():
+    done = _bench(str(BENCH / "bench_staleness.py"), "--quick")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cache_validator: [code]" in done.stdout and "ratio:" in done.stdout
+
+
 def test_bench_engine_quick_runs_and_checks_its_targets():
     done = _bench(str(BENCH / "bench_engine.py"), "--quick", "--shapes", "chain,fanin")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -241,7 +241,24 @@ def test_fragment_csv_options(tmp_path):
     assert (folder / "out/back.json").read_text() == '{"city": ["paris", "lyon"], "n": [1, 2]}\n'
 
 
+def test_fragment_staleness(tmp_path):
+    block = _fragment("  clean:")
+    tutorial = (TUTORIAL / "Pipelinefile.yaml").read_text()
+    pipeline = tutorial.split("  clean:")[0] + block.text + "  report:" + tutorial.split("  report:")[1]
+    folder = _write(tmp_path / "p", pipeline, tasks=(TUTORIAL / "tasks.py").read_text())
+    shutil.copy(TUTORIAL / "report.py", folder / "report.py")
+    (folder / "config").mkdir()
+    (folder / "config/units.csv").write_text("unit\nC\n")
+    assert _run(folder).returncode == 0
+    (folder / "tasks.py").write_text((folder / "tasks.py").read_text() + "# a comment changes nothing\n")
+    assert "ran" not in _run(folder).stdout
+    (folder / "config/units.csv").write_text("unit\nF\n")
+    done = _run(folder)
+    assert done.returncode == 0 and "ran      clean" in done.stdout and "ran      fetch" not in done.stdout, done.stdout
+
+
 FRAGMENT_TESTS = {
+    "  clean:": test_fragment_staleness,
     "  export: {run: tasks:export, target: out/export.csv, serializer: {name: csv, options: {sep: \";\"}}}":
         test_fragment_csv_options,
     "  words:": test_fragment_shell_task,

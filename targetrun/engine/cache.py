@@ -58,7 +58,7 @@ def target_verdict(
     now: float,
 ) -> Decision:
     """An existing target under ``cache_for``: fresh and valid, or stale and why."""
-    if policy.validator is Validator.NEVER_USE:
+    if Validator.NEVER_USE in policy.validators:
         return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail="cache_validator is never_use")
     written = record.written_at if record is not None else mtime
     if written is None:
@@ -69,13 +69,28 @@ def target_verdict(
     until = written + policy.ttl
     if until <= now:
         return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail="the target is older than cache_for", until=until)
-    if policy.validator is not Validator.DURATION_ONLY:
+    if policy.validators & _FINGERPRINT_VALIDATORS:
         if record is None:
             return _changed("input/parameter fingerprints were never recorded for this target")
-        problem = fingerprint.mismatch(policy.validator, policy.names, record.inputs, record.params, inputs, params)
+        problem = _mismatch(policy, record.inputs, record.params, inputs, params)
         if problem:
             return _changed(problem)
-    return Decision(Action.SKIP, Reason.TARGET_EXISTS, until=until)
+    return Decision(Action.SKIP, Reason.TARGET_EXISTS, until=until if math.isfinite(until) else None)
+
+
+# the validators that compare input or parameter fingerprints (code and deps: targetrun.staleness)
+_FINGERPRINT_VALIDATORS = frozenset((Validator.ALL_INPUTS, Validator.ALL_PARAMETERS, Validator.PARTIAL_INPUTS_ONLY,
+                                     Validator.PARTIAL_PARAMETERS_ONLY))
+
+
+def _mismatch(policy: CachePolicy, recorded_inputs: Mapping[str, str], recorded_params: Mapping[str, str],
+              inputs: Mapping[str, str], params: Mapping[str, str]) -> str | None:
+    """The first validator of the list that fails, and why (all must pass)."""
+    for validator, names in policy.checks:
+        problem = fingerprint.mismatch(validator, names, recorded_inputs, recorded_params, inputs, params)
+        if problem:
+            return problem
+    return None
 
 
 def entry_verdict(
@@ -92,11 +107,11 @@ def entry_verdict(
     ``missing`` is the reason to give when there is no entry at all (``target missing``
     for a task with a target, ``no cache entry`` otherwise).
     """
-    if policy.validator is Validator.NEVER_USE:
+    if Validator.NEVER_USE in policy.validators:
         return Decision(Action.RUN, missing, detail="cache_validator is never_use"), None
     live = [e for e in entries if _alive(e, policy, now)]
     for entry in live:
-        if fingerprint.mismatch(policy.validator, policy.names, entry.inputs, entry.params, inputs, params) is None:
+        if _mismatch(policy, entry.inputs, entry.params, inputs, params) is None:
             return Decision(Action.SKIP, Reason.CACHE_HIT, until=valid_until(entry, policy)), entry
     if not entries:
         return Decision(Action.RUN, missing), None
@@ -106,7 +121,7 @@ def entry_verdict(
             return Decision(Action.RUN, Reason.CACHE_EXPIRED,
                             detail="the cache entry was recorded in the future (a clock was ahead)"), None
         return Decision(Action.RUN, Reason.CACHE_EXPIRED, until=valid_until(newest, policy)), None
-    problem = fingerprint.mismatch(policy.validator, policy.names, live[0].inputs, live[0].params, inputs, params)
+    problem = _mismatch(policy, live[0].inputs, live[0].params, inputs, params)
     return _changed(problem or "no entry matches"), None
 
 

@@ -28,7 +28,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from targetrun import dag, fingerprint, templating
+from targetrun import dag, fingerprint, staleness, templating
+from targetrun.staleness import MadeFrom
 from targetrun.checkpoints import CorruptCheckpoint, Expected, needs_record, read_value, untrusted, verify_checkpoint
 from targetrun.engine.cache import entry_verdict, target_verdict, task_inputs
 from targetrun.engine.mapping import as_items, static_items
@@ -36,6 +37,7 @@ from targetrun.errors import DuplicateTargetError, SpecError, UsageError, did_yo
 from targetrun.model import (
     Action,
     CacheEntry,
+    CachePolicy,
     Checkpoint,
     Decision,
     Location,
@@ -43,6 +45,8 @@ from targetrun.model import (
     PlannedTask,
     Reason,
     RunContext,
+    Stale,
+    StaleKind,
     TaskSpec,
     Validator,
     child_name,
@@ -63,6 +67,8 @@ class RunRequest:
     resume: str | None = None  # run id whose checkpoints are reused
     verify: bool = False  # check every existing checkpoint, not only those a running task reads
     trust: bool = False  # read pickles that no run recorded in this state store
+    rebuild_stale: bool = False  # rebuild every stale target in scope (`run --rebuild-stale`)
+    report_stale: bool = False  # say what is stale (status, --dry-run) even where nothing acts on it
 
 
 @dataclass
@@ -79,6 +85,10 @@ class Plan:
     checker: TargetChecker | None = None  # its listings tell status sizes and ages for free
     output_fingerprint: Callable[[str], str] = lambda name: "pending"  # of a task not run (planner's)
     expand: Callable[[str, list[object]], list[str]] = lambda name, items: []  # a mapped task, during the run
+    # an existing target's decision, judged against what its record says made it (staleness)
+    judge: Callable[[PlannedTask, Decision, Checkpoint | None, Callable[[str], str]], Decision] = \
+        lambda task, decision, record, output_of: decision
+    made_from: MadeFrom | None = None
 
     @property
     def run_id(self) -> str:
@@ -98,6 +108,10 @@ class _Unusable(Exception):
 
 
 NOT_NEEDED = Decision(Action.NOT_NEEDED, Reason.NOT_NEEDED)
+_INPUT_VALIDATORS = frozenset((Validator.ALL_INPUTS, Validator.PARTIAL_INPUTS_ONLY))
+_CODE_ONLY = frozenset((StaleKind.CODE,))
+_MADE_FROM_VALIDATORS = frozenset((Validator.CODE, Validator.DEPS))
+_PARAMETER_VALIDATORS = frozenset((Validator.ALL_PARAMETERS, Validator.PARTIAL_PARAMETERS_ONLY))
 # Decisions are immutable: share one object per verdict instead of one per task.
 _SKIP_EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
 _RUN_MISSING = Decision(Action.RUN, Reason.TARGET_MISSING)
@@ -137,9 +151,17 @@ class Planner:
         self._forced: Mapping[str, Reason] = {}
         self._probes: dict[str, Location | None] = {}
         self._resumed: Mapping[str, Checkpoint] = {}
+        self.made_from = MadeFrom(spec.root, context, self._options_for)
+        self.rebuild_stale = False
+        self.report_stale = False
+        self._judged_below: set[str] = set()
+        self._kinds_of: dict[CachePolicy | None, tuple[frozenset[StaleKind], frozenset[StaleKind]]] = {}
 
     def plan(self, request: RunRequest) -> Plan:
         self.trust = request.trust
+        self.rebuild_stale = request.rebuild_stale
+        self.report_stale = request.report_stale or request.dry_run
+        self._kinds_of.clear()
         self._check_names(request.tasks, "task")
         self._check_names(request.force, "--force task")
         requested = list(dict.fromkeys(request.tasks)) or dag.sinks(self.graph)
@@ -150,6 +172,7 @@ class Planner:
         self._check_duplicate_targets(tasks.values())
         self._forced = forced
         self._resumed = self._load_resumed(request.resume)
+        self._judged_below = _judged_below(self.spec, tasks)
         self._probes = {name: self._probe(task, self._resumed.get(name)) for name, task in tasks.items()
                         if name not in forced}
         for key, urls in _group(p for p in self._probes.values() if p is not None):
@@ -167,7 +190,8 @@ class Planner:
         order = dag.toposort(self.graph, [name for name, d in decisions.items() if d.runs])
         return Plan(self.spec, self.context, tuple(requested), self._tasks, decisions, order, self.graph,
                     base_context=self.base, param_fingerprints=self.params,
-                    output_fingerprint=self.output_fingerprint, checker=self.checker, expand=self.expand_during_run)
+                    output_fingerprint=self.output_fingerprint, checker=self.checker, expand=self.expand_during_run,
+                    judge=self.judge, made_from=self.made_from)
 
     def _corrupt_checkpoints(self, decisions: Mapping[str, Decision], *, everything: bool) -> dict[str, str]:
         """Skipped tasks whose checkpoint a running task will read (or all, with --verify)
@@ -263,7 +287,7 @@ class Planner:
             target = self.placer.target(task, context) if task.target is not None else None
             args = {k: templating.render_value(v, context) for k, v in task.args.items()} if templated_args else task.args
             cache_key = None
-            if task.cache is not None:
+            if task.cache is not None and task.cache.caches:
                 cache_key = templating.render(key_template, context) if key_template else f"{self.spec.name}/{name}"
         except SpecError as exc:
             raise SpecError(exc.message, file=self.spec.path, line=task.line_of("target"),
@@ -351,8 +375,10 @@ class Planner:
                 return [c for c in task.children if c not in decisions]
             up = task.mapped_upstream
             return [up] if up is not None and up not in decisions else []
-        cache = task.spec.cache
-        wants_inputs = cache is not None and cache.validator in (Validator.ALL_INPUTS, Validator.PARTIAL_INPUTS_ONLY)
+        # a validator over inputs, or one that judges what made a target (code, deps, or
+        # validators without cache_for) on this task or one it needs, looks at the upstream
+        # tasks first: an existing target above them does not hide them
+        wants_inputs = self.rebuild_stale or task.spec.name in self._judged_below
         if wants_inputs and self._forced_of(task) is None:
             return [up for up in self.graph[task.name] if up not in decisions]
         return []
@@ -471,9 +497,14 @@ class Planner:
         if self.store is None:
             return {}, {}
         cached = [tasks[n] for n in names if tasks[n].spec.cache is not None and n not in forced]
-        locations = [t.target.url for t in cached if t.target is not None and found.get(t.target)]
+        judged = [tasks[n] for n in names if n not in forced and (tasks[n].spec.cache is not None or self._kinds(tasks[n])[0])]
+        existing = [t for t in judged if t.target is not None and found.get(t.target)]
+        by_code = self._code_only(existing)
+        locations = [t.target.url for t in existing if t.target is not None and t.target.url not in by_code]
         keys = [t.cache_key for t in cached if t.cache_key and not (t.target is not None and found.get(t.target))]
         records = self.store.checkpoints(locations) if locations else {}
+        for code, urls in _by_value(by_code).items():  # only the records whose code differs are read
+            records.update(self.store.checkpoints_unless_code(urls, code))
         entries = self.store.cache_entries(keys) if keys else {}
         return records, entries
 
@@ -481,9 +512,21 @@ class Planner:
                     found: Mapping[Location, bool], records: Mapping[str, Checkpoint],
                     entries: Mapping[str, list[CacheEntry]]) -> Decision:
         exists = probe is not None and found[probe]
+        decision = self._decide_by_cache(task, forced, exists, records, entries)
+        if forced is None and task.target is not None and exists:
+            decision = self.judge(task, decision, records.get(task.target.url), self._reported_output)
+        return decision
+
+    def _decide_by_cache(self, task: PlannedTask, forced: Reason | None, exists: bool,
+                         records: Mapping[str, Checkpoint], entries: Mapping[str, list[CacheEntry]]) -> Decision:
+        """The existence and ``cache_for`` rules (staleness is judged afterwards)."""
         policy = task.spec.cache
         if forced is not None or policy is None:
             return self.decide(task, forced, exists)
+        if not policy.caches:  # validators without cache_for judge an existing target only
+            if exists and task.target is not None and Validator.NEVER_USE in policy.validators:
+                return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail="cache_validator is never_use")
+            return self.decide(task, None, exists)
         inputs = self.input_fingerprints(task)
         if task.target is not None and exists:
             record = records.get(task.target.url)
@@ -500,6 +543,111 @@ class Planner:
         elif decision.runs and task.target is None and exists:
             return self.decide(task, None, exists)  # the resumed run's checkpoint
         return decision
+
+    # -- staleness -----------------------------------------------------------------
+
+    def _code_only(self, tasks: list[PlannedTask]) -> dict[str, str]:
+        """Targets whose task only asks whether its code changed (a ``code`` validator,
+        without ``cache_for``, nothing reported): location -> the code fingerprint as
+        records store it. Their records need not be read when the fingerprint matches."""
+        found: dict[str, str] = {}
+        for task in tasks:
+            policy = task.spec.cache
+            if task.target is None or (policy is not None and policy.caches) or \
+                    self._kinds(task)[0] != _CODE_ONLY:
+                continue
+            code = self.made_from.code_text(task.spec)
+            if code is not None:
+                found[task.target.url] = code
+        return found
+
+    def _kinds(self, task: PlannedTask) -> tuple[frozenset[StaleKind], frozenset[StaleKind]]:
+        """What to compare for this task (reported), and what of that rebuilds it (acted on):
+        everything with --rebuild-stale; else what its validators cover -- ``code`` and
+        ``deps`` always, the input and parameter validators when there is no ``cache_for``
+        (with ``cache_for`` the Prefect 1 rules judge those, unchanged)."""
+        key = task.spec.cache  # equal policies judge alike
+        known = self._kinds_of.get(key)
+        if known is not None:
+            return known
+        acting: set[StaleKind] = set()
+        policy = task.spec.cache
+        if self.rebuild_stale:
+            acting = set(StaleKind)
+        elif policy is not None:
+            validators = policy.validators
+            acting.update(kind for v, kind in ((Validator.CODE, StaleKind.CODE), (Validator.DEPS, StaleKind.DEPS))
+                          if v in validators)
+            if not policy.caches:
+                if validators & _INPUT_VALIDATORS:
+                    acting.add(StaleKind.INPUTS)
+                if validators & _PARAMETER_VALIDATORS:
+                    acting.add(StaleKind.PARAMETERS)
+        looked = set(StaleKind) if self.report_stale else acting
+        found = self._kinds_of[key] = (frozenset(looked), frozenset(acting))
+        return found
+
+    def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
+              output_of: Callable[[str], str]) -> Decision:
+        """An existing target's decision, with what is stale about it: run when a validator
+        covers a stale kind (or --rebuild-stale), else the same decision saying why it is
+        stale. A record without a kind's fingerprints says nothing about it (unknown)."""
+        if decision.runs or decision.reason is not Reason.TARGET_EXISTS or record is None:
+            return decision
+        looked, acting = self._kinds(task)
+        if not looked:
+            return decision
+        current: dict[str, str] = {}
+
+        def upstream(name: str) -> str:  # one this plan never looked at: from its record
+            return output_of(name) if name in self._decisions else self._reported_output(name)
+
+        def input_of(arg: str) -> str | None:
+            if not current:
+                current.update(task_inputs(task, upstream))
+            return current.get(arg) or None
+
+        stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, looked)
+        found = tuple(stale)
+        if pending and StaleKind.INPUTS in acting and self._acts_on(task, Stale(StaleKind.INPUTS, "", tuple(pending))):
+            return Decision(Action.RUN, Reason.INPUTS_CHANGED, detail=f"{pending[0]} is recomputed in this run",
+                            stale=found)
+        for item in stale:
+            if item.what in acting and self._acts_on(task, item):
+                return Decision(Action.RUN, item.what.reason, detail=item.detail, stale=found)
+        return replace(decision, stale=found) if found else decision
+
+    def _acts_on(self, task: PlannedTask, item: Stale) -> bool:
+        """Whether a partial validator (``partial_inputs_only: [x]``) names what changed."""
+        policy = task.spec.cache
+        if self.rebuild_stale or policy is None:
+            return True
+        partial = {StaleKind.INPUTS: Validator.PARTIAL_INPUTS_ONLY, StaleKind.PARAMETERS: Validator.PARTIAL_PARAMETERS_ONLY}
+        full = {StaleKind.INPUTS: Validator.ALL_INPUTS, StaleKind.PARAMETERS: Validator.ALL_PARAMETERS}
+        if item.what not in partial or full[item.what] in policy.validators:
+            return True
+        upstream_of = dict(task.spec.needs)
+        names = {n for v, ns in policy.checks if v is partial[item.what] for n in ns}
+        return any(n in names or upstream_of.get(n) in names for n in item.names) or \
+            any(upstream_of.get(n) in item.names for n in names)
+
+    def _reported_output(self, name: str) -> str:
+        """An upstream's output fingerprint for judging staleness: as the run knows it, or
+        (an upstream this walk never looked at) from its target's record; "" if unknown."""
+        task = self._tasks.get(name)
+        if name in self._decisions or name in self._kept or task is None:
+            return self.output_fingerprint(name)
+        if task.is_gather or task.target is None or self.store is None:
+            return ""
+        record = self.store.checkpoint(task.target.url)
+        return fingerprint.of_content(record.content_hash) if record is not None else ""
+
+    def _options_for(self, url: str) -> Mapping[str, object]:
+        """Storage options of the result location a remote ``deps`` URL lies in."""
+        for location in self.spec.results.values():
+            if url.startswith(location.url.rstrip("/") + "/"):
+                return location.options
+        return {}
 
     def input_fingerprints(self, task: PlannedTask) -> dict[str, str]:
         return task_inputs(task, self.output_fingerprint)
@@ -549,6 +697,29 @@ class Planner:
         if task.target is not None:
             return _SKIP_EXISTS if exists else _RUN_MISSING
         return _SKIP_RESUMED if exists else _RUN_NO_TARGET
+
+
+def _by_value(mapping: Mapping[str, str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for key, value in mapping.items():
+        groups.setdefault(value, []).append(key)
+    return groups
+
+
+def _judges_upstream(policy: CachePolicy | None) -> bool:
+    """A validator that needs the upstream tasks decided before its own task."""
+    return policy is not None and (bool(policy.validators & (_INPUT_VALIDATORS | _MADE_FROM_VALIDATORS))
+                                   or not policy.caches)
+
+
+def _judged_below(spec: PipelineSpec, tasks: Mapping[str, PlannedTask]) -> set[str]:
+    """The tasks (by spec name) that have such a validator, or need one that does."""
+    found: set[str] = set()
+    for name in tasks:  # upstream first
+        task = spec.tasks.get(name)
+        if task is not None and (_judges_upstream(task.cache) or any(up in found for up in task.upstream)):
+            found.add(name)
+    return found
 
 
 def _check(checker: TargetChecker, locations: list[Location]) -> dict[Location, bool]:

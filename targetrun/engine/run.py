@@ -45,6 +45,7 @@ from targetrun.engine.work import (
 )
 from targetrun.errors import SpecProblems, TargetrunError
 from targetrun.callables import resolve_callable
+from targetrun.staleness import DepState
 from targetrun.events import (
     Reporter,
     RunFinished,
@@ -416,13 +417,15 @@ class Engine:
         checkpoint = entry = None
         staging = progress.staging.pop(name, (None, None))[1]
         if task.checkpoint is not None and result.content_hash is not None:
-            inputs = self._input_fingerprints(plan, progress, task) if policy else {}
-            params = plan.param_fingerprints if policy else {}
+            # what made it, always (staleness): input and parameter fingerprints, code, deps
+            inputs = self._recorded_inputs(plan, progress, task)
+            params = plan.param_fingerprints
             written_as = result.serializer or task.serializer
             made, made_for = self._made_with(plan, progress, task)
+            code, deps = self._made_from(plan, task)
             checkpoint = Checkpoint(name, task.checkpoint.url, written_as, result.size or 0, result.content_hash,
                                     plan.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result,
-                                    made, made_for)
+                                    made, made_for, code, deps.hashes if deps else None, deps.stats if deps else {})
             plan.tasks[name] = task = replace(task, serializer=written_as)  # readers in this run use it
             if policy is not None and task.cache_key:
                 entry = new_entry(task.cache_key, plan.spec.name, name, checkpoint, policy)
@@ -440,6 +443,31 @@ class Engine:
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
         self._release(plan, progress, name)
+
+    def _recorded_inputs(self, plan: Plan, progress: _Progress, task: PlannedTask) -> dict[str, str]:
+        """The input fingerprints a record keeps. Without a cache policy they are only for
+        telling staleness later: a value kept in memory that cannot be fingerprinted
+        (nothing can pickle it) is then left out -- unknown -- rather than failing the task."""
+        if task.spec.cache is not None:
+            return self._input_fingerprints(plan, progress, task)
+        try:
+            return self._input_fingerprints(plan, progress, task)
+        except Exception:  # pickle raises anything a value's __reduce__ raises
+            return {}
+
+    def _made_from(self, plan: Plan, task: PlannedTask) -> tuple[dict[str, str] | None, DepState | None]:
+        """The code and deps fingerprints of what a task ran (computed once per run each;
+        the deps' last record lets unchanged files skip hashing)."""
+        if plan.made_from is None:
+            return None, None
+        deps = None
+        if task.spec.deps and task.checkpoint is not None:
+            try:
+                previous = self.store.checkpoint(task.checkpoint.url)
+            except TargetrunError:
+                previous = None
+            deps = plan.made_from.deps(task.spec, previous)
+        return plan.made_from.code(task.spec), deps
 
     def _made_with(self, plan: Plan, progress: _Progress, task: PlannedTask) -> tuple[dict[str, str], str | None]:
         """What a value is made with, in the user's terms (``status``: "made with
@@ -608,10 +636,15 @@ class Engine:
                 progress.records.pop(task.target.url, None)
                 if not self._usable(progress, task, record):
                     return plan.decision(task.name), None  # it appeared, but nothing vouches for it: make it
-                if policy is None:
-                    return Decision(Action.SKIP, Reason.TARGET_EXISTS), None
-                inputs = self._input_fingerprints(plan, progress, task)
-                return target_verdict(policy, record, stat.mtime, inputs, plan.param_fingerprints, self.clock.now()), None
+                if policy is None or not policy.caches:
+                    decision = Decision(Action.SKIP, Reason.TARGET_EXISTS)
+                else:
+                    inputs = self._input_fingerprints(plan, progress, task)
+                    decision = target_verdict(policy, record, stat.mtime, inputs, plan.param_fingerprints,
+                                              self.clock.now())
+                # what made it still holds? (inputs now known: an upstream rebuilt into the same
+                # bytes leaves this one fresh -- the early cutoff)
+                return plan.judge(task, decision, record, lambda up: self._output_fingerprint(plan, progress, up)), None
         if policy is None or not task.cache_key:
             return plan.decision(task.name), None
         entries = self.store.cache_entries([task.cache_key]).get(task.cache_key, [])
@@ -638,6 +671,11 @@ class Engine:
         outcome = progress.outcomes.get(up)
         if outcome is not None and outcome.checkpoint is not None:
             return fingerprint.of_content(outcome.checkpoint.content_hash)
+        if outcome is not None and outcome.state is TaskState.SKIPPED and gather.target is not None:
+            # settled when about to run it (its target matched): the bytes its record vouches for
+            record = self.store.checkpoint(gather.target.url)
+            if record is not None:
+                return fingerprint.of_content(record.content_hash)
         if up in progress.values:
             return fingerprint.of_value(progress.values[up])
         return plan.output_fingerprint(up)

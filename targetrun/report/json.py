@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from targetrun.model import RunSummary, TaskOutcome, TaskState
+from targetrun.model import Decision, RunSummary, TaskOutcome, TaskState
 
 SCHEMA_VERSION = 2  # 2: one object with `runs` whatever the number of dates
 
@@ -21,6 +21,11 @@ def iso(ts: float | None) -> str | None:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def stale_to_list(decision: Decision) -> list[dict[str, str]]:
+    """What is out of date about a task's target (empty: nothing, or nothing recorded)."""
+    return [{"what": s.what.value, "detail": s.detail} for s in decision.stale]
+
+
 def outcome_to_dict(outcome: TaskOutcome) -> dict[str, Any]:
     decision = outcome.decision
     entry: dict[str, Any] = {
@@ -29,6 +34,7 @@ def outcome_to_dict(outcome: TaskOutcome) -> dict[str, Any]:
         "reason": decision.reason.value,
         "decision": decision.describe(),
         "target": outcome.target,
+        "stale": stale_to_list(decision),
     }
     if decision.until is not None:
         entry["cached_until"] = iso(decision.until)

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 from targetrun.durations import format_duration
 from targetrun.report.json import SCHEMA_VERSION, iso
 from targetrun.redact import safe
+from targetrun.model import StaleKind
 from targetrun.state import StatusReport, StatusRow
 
 HEADERS = ("task", "target", "state", "size", "age", "last run")
@@ -25,10 +26,19 @@ def size_text(n: int | None) -> str:
 
 
 def _state(row: StatusRow) -> str:
-    text = row.decision.describe()
+    text = row.decision.describe(stale=False)
     if not row.decision.runs and row.decision.reason.value == "not needed" and row.target:
         text += " (target exists)" if row.stat else (f" ({row.note})" if row.note else " (target missing)")
     return text
+
+
+def _stale(row: StatusRow) -> str:
+    """`` (stale: code changed — tasks.py: clean)`` for an output that stands although what
+    made it changed (a parameter change is already said by "made with")."""
+    if row.decision.runs:
+        return ""
+    items = [s for s in row.stale if not (row.made and s.what is StaleKind.PARAMETERS)]
+    return f" (stale: {'; '.join(s.describe() for s in items)})" if items else ""
 
 
 def _last(row: StatusRow, now: float) -> str:
@@ -41,7 +51,7 @@ def cells(row: StatusRow, now: float) -> tuple[str, ...]:
     """One table row, in the user's terms: the target as written (relative to the
     Pipelinefile's folder), and what an existing output was made with when that differs."""
     age = format_duration(max(0.0, now - row.stat.mtime)) if row.stat and row.stat.mtime else ""
-    state = _state(row) + (f" ({row.made})" if row.made else "")
+    state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
     return (row.task, row.path or row.target or "-", state, size_text(row.stat.size if row.stat else None), age,
             _last(row, now))
 
@@ -101,6 +111,7 @@ def status_to_dict(report: StatusReport) -> dict[str, Any]:
                 "cached_until": iso(r.decision.until),
                 "made_with": dict(r.made_with) or None,
                 "made_for": r.made_for,
+                "stale": [{"what": s.what.value, "detail": s.detail} for s in r.stale],
                 "last_run": None if r.last is None else {
                     "run_id": r.last.run_id, "state": r.last.state.value, "finished": iso(r.last.finished),
                     "error": r.last.error},

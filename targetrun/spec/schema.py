@@ -48,6 +48,8 @@ TASK_KEYS = (
     "max_retries",
     "retry_delay",
     "foreach",
+    "deps",
+    "version",
 )
 DEFAULT_KEYS = ("result", "serializer", "checkpoint", "cache_for", "cache_validator", "max_retries", "retry_delay")
 RESULT_KEYS = ("url", "options")
@@ -288,9 +290,31 @@ class _Checker:
             templated_args=templating.has_fields(args),
             line=self.doc.line(where),
             field_lines={k: self.doc.line(where + (k,)) or 0 for k in body},
+            deps=self.deps(where + ("deps",), body.get("deps")),
+            version=self.version(where + ("version",), body.get("version")),
         )
         self.check_templates(spec, params)
         return spec
+
+    def deps(self, path: Path, raw: Any) -> tuple[str, ...]:
+        """``deps:`` -- the external files a task reads: paths (relative to the
+        Pipelinefile's folder) or URLs, globs allowed; one string or a list."""
+        if raw is None:
+            return ()
+        items = [raw] if isinstance(raw, str) else self.expect(path, raw, list, "a list of paths, URLs or globs")
+        for i, item in enumerate(items):
+            if not isinstance(item, str) or not item.strip():
+                raise self.error(path + (str(i),), f"expected a path, URL or glob, found {_describe(item)}",
+                                 hint="Write e.g. `deps: [data/raw.csv, \"config/*.yaml\"]`.")
+        return tuple(items)
+
+    def version(self, path: Path, raw: Any) -> str | None:
+        """``version:`` -- replaces the computed code fingerprint (text or a number)."""
+        if raw is None:
+            return None
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+            raise self.error(path, f"expected a version such as \"2\" or \"2024-06 fix\", found {_describe(raw)}")
+        return str(raw)
 
     def serializer(self, path: Path, raw: Any) -> str | None:
         """A serializer name, or ``{name: csv, options: {sep: ";"}}``, as the reference
@@ -373,19 +397,20 @@ class _Checker:
 
     def check_validator_names(self, where: Path, cache: CachePolicy, needs: tuple[tuple[str, str], ...],
                               params: Mapping[str, object]) -> None:
-        if cache.validator is Validator.PARTIAL_INPUTS_ONLY:
-            known: set[str] = {arg for arg, _ in needs} | {task for _, task in needs}
-            what = "input (argument from needs)"
-        elif cache.validator is Validator.PARTIAL_PARAMETERS_ONLY:
-            known = set(params)
-            what = "parameter"
-        else:
-            return
-        for name in cache.names:
-            if name not in known:
-                hint = did_you_mean(name, known) or f"Known: {', '.join(sorted(known)) or 'none'}."
-                raise self.error(where + ("cache_validator", cache.validator.value), f"{cache.validator.value} names {name!r}, which is not an {what} of this task",
-                                 hint=hint)
+        for validator, names in cache.checks:
+            if validator is Validator.PARTIAL_INPUTS_ONLY:
+                known: set[str] = {arg for arg, _ in needs} | {task for _, task in needs}
+                what = "input (argument from needs)"
+            elif validator is Validator.PARTIAL_PARAMETERS_ONLY:
+                known = set(params)
+                what = "parameter"
+            else:
+                continue
+            for name in names:
+                if name not in known:
+                    hint = did_you_mean(name, known) or f"Known: {', '.join(sorted(known)) or 'none'}."
+                    raise self.error(where + ("cache_validator", validator.value), f"{validator.value} names {name!r}, which is not an {what} of this task",
+                                     hint=hint)
 
     def result_ref(self, where: Path, raw: Any, results: Mapping[str, ResultLocation]) -> str:
         value = self.expect(where + ("result",), raw, str, "a results name, a path or a URL")
@@ -404,18 +429,29 @@ class _Checker:
             raise self.error(path, str(exc), hint="Write a duration such as 30s, 10m, 1h or 2d.") from None
 
     def cache_policy(self, where: Path, merged: Mapping[str, Any], body: Mapping[str, Any]) -> CachePolicy | None:
+        """``cache_for`` with its validators and key; or validators alone (no time limit,
+        no cache key: they judge an existing target by what made it)."""
         key = body.get("cache_key")
         if "cache_for" not in merged:
             if key is not None:
                 raise self.error(where + ("cache_key",), "`cache_key` needs `cache_for`", hint="Add e.g. `cache_for: 1h` to this task.")
-            if "cache_validator" in body:
-                raise self.error(where + ("cache_validator",), "`cache_validator` needs `cache_for`", hint="Add e.g. `cache_for: 1h`.")
-            return None
+            if "cache_validator" not in merged:
+                return None
+            checks = self.validators(where + ("cache_validator",), merged["cache_validator"])
+            return CachePolicy(ttl=float("inf"), validator=checks[0][0], names=checks[0][1], also=checks[1:])
         ttl = self.duration(where + ("cache_for",), merged["cache_for"])
-        validator, names = self.validator(where + ("cache_validator",), merged.get("cache_validator", "duration_only"))
+        checks = self.validators(where + ("cache_validator",), merged.get("cache_validator", "duration_only"))
         if key is not None:
             self.expect(where + ("cache_key",), key, str, "a cache key template")
-        return CachePolicy(ttl=ttl, validator=validator, names=names, key=key)
+        return CachePolicy(ttl=ttl, validator=checks[0][0], names=checks[0][1], key=key, also=checks[1:])
+
+    def validators(self, path: Path, raw: Any) -> tuple[tuple[Validator, tuple[str, ...]], ...]:
+        """One validator, or a list of them (all must pass)."""
+        if isinstance(raw, list):
+            if not raw:
+                raise self.error(path, "the list of validators is empty", hint="Write e.g. `cache_validator: [code, all_inputs]`.")
+            return tuple(self.validator(path + (str(i),), item) for i, item in enumerate(raw))
+        return (self.validator(path, raw),)
 
     def validator(self, path: Path, raw: Any) -> tuple[Validator, tuple[str, ...]]:
         choices = [v.value for v in Validator]
@@ -427,7 +463,7 @@ class _Checker:
             self.expect(path + (str(name),), names, list, "a list of names")
             return validator, tuple(str(n) for n in names)
         if not isinstance(raw, str):
-            raise self.error(path, f"expected a validator name or `{{partial_inputs_only: [names]}}`, found {_describe(raw)}")
+            raise self.error(path, f"expected a validator name, a list of them or `{{partial_inputs_only: [names]}}`, found {_describe(raw)}")
         validator = self._validator_name(path, raw, choices)
         if validator in _VALIDATORS_WITH_NAMES:
             raise self.error(path, f"{raw} needs a list of names", hint=f"Write `cache_validator: {{{raw}: [name, ...]}}`.")

@@ -234,6 +234,15 @@ class StateStore(ABC):
     def checkpoint(self, location: str) -> Checkpoint | None:
         return self.checkpoints([location]).get(location)
 
+    def checkpoints_unless_code(self, locations: list[str], code: str) -> dict[str, Checkpoint]:
+        """The records at ``locations`` except those whose code fingerprint, as
+        :func:`targetrun.fingerprint.canonical` text, is ``code`` -- all a code-only
+        validator needs to see. A store may compare without decoding the others."""
+        from targetrun.fingerprint import canonical
+
+        return {location: record for location, record in self.checkpoints(locations).items()
+                if record.code is None or canonical(record.code) != code}
+
     # -- cache entries ---------------------------------------------------------------
 
     @abstractmethod

@@ -10,6 +10,7 @@ a lease; ``BEGIN IMMEDIATE`` makes taking one atomic across processes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sqlite3
@@ -291,6 +292,27 @@ class SqliteStore(StateStore):
             found.update(readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
         return found
 
+    def checkpoints_unless_code(self, locations: list[str], code: str) -> dict[str, Checkpoint]:
+        """The records at ``locations`` except those whose code fingerprint is ``code``:
+        SQLite compares it (json_extract, in C), so a 10,000-task no-op whose code did not
+        change decodes no record. A malformed record is returned (and reported) as usual."""
+        found: dict[str, Checkpoint] = {}
+        for start in range(0, len(locations), _BATCH):
+            chunk = locations[start:start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            sql = (f"SELECT location, record FROM checkpoints WHERE location IN ({marks}) AND "
+                   "CASE WHEN json_valid(record) THEN json_extract(record, '$.code') IS NOT ? ELSE 1 END")
+            try:
+                rows = self._db.execute(sql, [*chunk, code]).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such function" not in str(exc):  # an SQLite without JSON: compare in Python
+                    raise self._broken(exc) from None
+                return super().checkpoints_unless_code(locations, code)
+            except sqlite3.Error as exc:
+                raise self._broken(exc) from None
+            found.update(readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
+        return found
+
     def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
         rows = self._query("SELECT task, record FROM checkpoints WHERE run_id = ?", (run_id,))
         return dict(readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
@@ -472,6 +494,9 @@ def dump_checkpoint(checkpoint: Checkpoint) -> str:
         "params": dict(checkpoint.params), "storage": checkpoint.storage,
         **({"made_with": dict(checkpoint.made_with)} if checkpoint.made_with else {}),
         **({"made_for": checkpoint.made_for} if checkpoint.made_for else {}),
+        **({"code": dict(sorted(checkpoint.code.items()))} if checkpoint.code is not None else {}),
+        **({"deps": dict(checkpoint.deps)} if checkpoint.deps is not None else {}),
+        **({"dep_stats": dict(checkpoint.dep_stats)} if checkpoint.dep_stats else {}),
     }, separators=(",", ":"))
 
 
@@ -483,10 +508,21 @@ def _entry(row: tuple[Any, ...]) -> CacheEntry:
 def load_checkpoint(text: str | bytes) -> Checkpoint:
     try:
         d = json.loads(text)
-        return Checkpoint(d["task"], d["location"], d["serializer"], int(d["size"]), d["hash"], d["run_id"],
-                          finite(d["written_at"]), finite(d.get("duration", 0.0)), dict(d.get("inputs", {})),
-                          dict(d.get("params", {})), d.get("storage", "local"), dict(d.get("made_with", {})),
-                          d.get("made_for"))
+        get = d.get  # 10,000 records are read per no-op run with a validator: keep this lean
+        size, written, duration = d["size"], d["written_at"], get("duration", 0.0)
+        return Checkpoint(d["task"], d["location"], d["serializer"], size if type(size) is int else int(size),
+                          d["hash"], d["run_id"], written if type(written) is float and math.isfinite(written)
+                          else finite(written), duration if type(duration) is float and math.isfinite(duration)
+                          else finite(duration), _texts(get("inputs")) or {},
+                          _texts(get("params")) or {}, get("storage", "local"), _texts(get("made_with")) or {},
+                          get("made_for"), _texts(get("code")), _texts(get("deps")), _texts(get("dep_stats")) or {})
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise CacheError(f"a checkpoint record in the state store is not readable: {exc}",
                          hint="Clear it with `targetrun cache clear`, or move the store aside.") from None
+
+
+def _texts(raw: object) -> dict[str, str] | None:
+    """A recorded mapping of names to fingerprints; None when the record has none (older)."""
+    if raw is None or isinstance(raw, dict):  # json.loads made a fresh dict: no copy
+        return raw
+    raise TypeError(f"expected a mapping, found {type(raw).__name__}")

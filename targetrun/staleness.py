@@ -1,0 +1,455 @@
+"""What a target was made from, and whether that still holds (DESIGN.md "Staleness").
+
+A checkpoint records, when it is written, four kinds of fingerprints:
+
+* **code** -- for a Python task, its function normalised through the AST (``ast.dump``
+  with docstrings removed: comments, docstrings, blank lines and formatting do not count),
+  plus, transitively, every function, class and module-level constant of the *project*
+  (modules whose file is under the Pipelinefile's folder) it references by name. Each
+  object is one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names
+  what changed. An installed library it uses by name counts by its distribution's version
+  (``"pandas" -> "lib:2.2.3"``); the standard library is Python's own and is left out. A shell task's code is its command template; a
+  ``version:`` key replaces the computed fingerprint.
+* **parameters** -- the values the task's templates name (``Checkpoint.made_with``).
+* **inputs** -- the content hash of each upstream value (``Checkpoint.inputs``), so an
+  upstream rebuilt into the same bytes changes nothing (early cutoff).
+* **deps** -- the sha256 of each external file a task declares in ``deps:``, keyed by its
+  path relative to the Pipelinefile's folder (or its URL). Size+mtime (local) or the ETag
+  (remote) seen last time only lets hashing be *skipped* when they match.
+
+No fingerprint holds an absolute path or an mtime, so a moved or re-cloned project with
+its state has nothing stale. A record written before a kind was kept says nothing about
+it: unknown, never stale.
+
+Cost: source files are parsed once per process per content (a dict keyed by path and
+sha256), and a function's closure is computed once per :class:`MadeFrom`, i.e. once per
+run: 10,000 tasks sharing a function cost one computation.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import glob
+import hashlib
+import importlib.metadata
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from targetrun import fingerprint, templating
+from targetrun.model import Checkpoint, RunContext, Stale, StaleKind, TaskSpec
+
+UNKNOWN_DEP = "missing"  # a declared dep that is not there (or a glob that matches nothing)
+
+
+# -- code ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Module:
+    """One parsed source file: its top-level objects and what its names import."""
+
+    objects: dict[str, tuple[str, str, frozenset[str]]]  # name -> (kind, digest, names it references)
+    imports: dict[str, tuple[str, str | None]]  # local name -> (absolute module, attribute or None)
+
+
+_PARSED: dict[tuple[str, str], _Module | None] = {}  # (path, sha256 of its bytes) -> parsed; per process
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+
+
+def _references(node: ast.AST) -> frozenset[str]:
+    """The names an object mentions: ``x`` and, for attribute access on a name, ``x.y`` --
+    less the names a function binds itself (its arguments and local assignments: an
+    argument called ``fetch`` is not the module's function ``fetch``)."""
+    names: set[str] = set()
+    local: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            (local if isinstance(sub.ctx, (ast.Store, ast.Del)) else names).add(sub.id)
+        elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name):
+            names.add(f"{sub.value.id}.{sub.attr}")
+        elif isinstance(sub, ast.arg):
+            local.add(sub.arg)
+        elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
+            local.update((a.asname or a.name).split(".")[0] for a in sub.names)
+    return frozenset(n for n in names if n.partition(".")[0] not in local)
+
+
+def _digest(node: ast.AST) -> str:
+    return hashlib.sha256(ast.dump(node).encode()).hexdigest()[:16]
+
+
+def _parse(source: bytes, module: str, is_package: bool) -> _Module | None:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    _strip_docstrings(tree)
+    objects: dict[str, tuple[str, str, frozenset[str]]] = {}
+    imports: dict[str, tuple[str, str | None]] = {}
+    package = module if is_package else module.rpartition(".")[0]
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            kind = "class" if isinstance(node, ast.ClassDef) else "def"
+            objects[node.name] = (kind, _digest(node), _references(node))
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    objects[target.id] = ("const", _digest(node.value), _references(node.value))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    imports[alias.asname] = (alias.name, None)
+                else:
+                    top = alias.name.split(".")[0]
+                    imports[top] = (top, None)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+                base = ".".join([*parts, *([node.module] if node.module else [])])
+            for alias in node.names:
+                if alias.name != "*":
+                    imports[alias.asname or alias.name] = (base, alias.name)
+    return _Module(objects, imports)
+
+
+class CodeIndex:
+    """Code fingerprints of a project's functions, for one run."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.realpath(root)
+        self._files: dict[str, tuple[str, _Module | None] | None] = {}  # module -> (relative path, parsed)
+        self._closures: dict[str, dict[str, str] | None] = {}
+
+    def _module(self, name: str) -> tuple[str, _Module | None] | None:
+        """A project module by its dotted name (None: not a file under the root)."""
+        if name in self._files:
+            return self._files[name]
+        found: tuple[str, _Module | None] | None = None
+        base = os.path.join(self.root, *name.split(".")) if name else ""
+        for path, is_package in ((base + ".py", False), (os.path.join(base, "__init__.py"), True)):
+            if name and os.path.isfile(path):
+                with open(path, "rb") as f:
+                    source = f.read()
+                key = (path, hashlib.sha256(source).hexdigest())
+                if key not in _PARSED:
+                    _PARSED[key] = _parse(source, name, is_package)
+                found = (os.path.relpath(path, self.root).replace(os.sep, "/"), _PARSED[key])
+                break
+        self._files[name] = found
+        return found
+
+    def _lookup(self, module: str, name: str, depth: int = 0) -> tuple[str, str] | None:
+        """Where a top-level name of a project module is defined: (module, name), following imports."""
+        found = self._module(module)
+        if found is None or found[1] is None or depth > 10:
+            return None
+        parsed = found[1]
+        if name in parsed.objects:
+            return module, name
+        if name in parsed.imports:
+            source, attr = parsed.imports[name]
+            return self._lookup(source, attr, depth + 1) if attr is not None else None
+        return None
+
+    def _resolve(self, module: str, ref: str) -> tuple[str, str] | None:
+        """The project object a name used in ``module`` stands for, or None (local, builtin, library)."""
+        head, _, attr = ref.partition(".")
+        found = self._module(module)
+        if found is None or found[1] is None:
+            return None
+        parsed = found[1]
+        if not attr:
+            return self._lookup(module, head)
+        if head in parsed.imports:  # `import helpers` ... `helpers.normalize`
+            source, imported = parsed.imports[head]
+            target = f"{source}.{imported}" if imported is not None else source
+            if self._module(target) is not None:
+                return self._lookup(target, attr)
+        return None
+
+    def _library(self, parsed: _Module, ref: str) -> tuple[str, str] | None:
+        """(distribution, version) of the installed library an imported name comes from;
+        None for the standard library, the project, and what is not an import."""
+        head = ref.partition(".")[0]
+        if head not in parsed.imports:
+            return None
+        top = parsed.imports[head][0].split(".")[0]
+        if not top or top in sys.stdlib_module_names or self._module(top) is not None:
+            return None
+        return _distribution(top)
+
+    def of_callable(self, run: str) -> dict[str, str] | None:
+        """``run: module:function`` -> each project object it reaches, by "file:name" ->
+        "kind:digest" (the function itself is ``task``). None when its module is not a
+        project file or does not parse (then its code is unknown)."""
+        if run in self._closures:
+            return self._closures[run]
+        module, _, attr = run.partition(":")
+        start = self._lookup(module, attr.split(".")[0])
+        result: dict[str, str] | None = None
+        if start is not None:
+            result = {}
+            todo = [start]
+            seen = {start}
+            while todo:
+                mod, name = todo.pop()
+                rel, parsed = self._files[mod] or ("?", None)
+                assert parsed is not None
+                kind, digest, refs = parsed.objects[name]
+                result[f"{rel}:{name}"] = f"{'task' if (mod, name) == start else kind}:{digest}"
+                for ref in sorted(refs):
+                    where = self._resolve(mod, ref)
+                    if where is not None and where not in seen:
+                        seen.add(where)
+                        todo.append(where)
+                    elif where is None:
+                        library = self._library(parsed, ref)
+                        if library is not None:
+                            result[library[0]] = f"lib:{library[1]}"
+        self._closures[run] = result
+        return result
+
+
+_DISTRIBUTIONS: dict[str, tuple[str, str] | None] = {}  # import name -> (distribution, version); per process
+
+
+def _distribution(top: str) -> tuple[str, str] | None:
+    """The installed distribution that provides a top-level import name, and its version
+    (looked up once per process; the full mapping only when the names differ, as yaml/PyYAML)."""
+    if top not in _DISTRIBUTIONS:
+        found: tuple[str, str] | None = None
+        try:
+            found = (top, importlib.metadata.version(top))
+        except importlib.metadata.PackageNotFoundError:
+            names = importlib.metadata.packages_distributions().get(top) or []
+            if names:
+                try:
+                    found = (names[0], importlib.metadata.version(names[0]))
+                except importlib.metadata.PackageNotFoundError:
+                    found = None
+        _DISTRIBUTIONS[top] = found
+    return _DISTRIBUTIONS[top]
+
+
+def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
+    """What changed, grouped by file.
+
+    >>> code_detail({"tasks.py:clean": "task:1", "tasks.py:normalize": "def:1", "tasks.py:N": "const:1"},
+    ...             {"tasks.py:clean": "task:2", "tasks.py:normalize": "def:2", "tasks.py:N": "const:1"})
+    'tasks.py: clean, helper normalize'
+    >>> code_detail({"shell": "shell:a"}, {"shell": "shell:b"})
+    'command'
+    """
+    by_file: dict[str, list[str]] = {}
+    for key in sorted(set(recorded) | set(now)):
+        if recorded.get(key) == now.get(key):
+            continue
+        file, _, name = key.rpartition(":")
+        kind = (now.get(key) or recorded.get(key) or "").partition(":")[0]
+        label = {"task": name, "def": f"helper {name}", "class": f"class {name}", "const": f"constant {name}",
+                 "shell": "command", "version": "version", "lib": f"library {name}"}.get(kind, name)
+        if key not in now:
+            label += " (gone)"
+        by_file.setdefault(file, []).append(label)
+    return "; ".join(f"{file}: {', '.join(names)}" if file else ", ".join(names) for file, names in by_file.items())
+
+
+# -- deps ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DepState:
+    """Each declared dep's sha256 and the stat seen (only to skip hashing next time)."""
+
+    hashes: dict[str, str]
+    stats: dict[str, str]
+
+
+class DepIndex:
+    """Fingerprints of the external files tasks declare, for one run (each file hashed at
+    most once, and not at all when its size+mtime or ETag match the last record)."""
+
+    def __init__(self, root: str, options_for: Callable[[str], Mapping[str, Any]] | None = None) -> None:
+        self.root = root
+        self.options_for = options_for or (lambda url: {})
+        self._seen: dict[str, tuple[str, str]] = {}  # key -> (hash, stat)
+
+    def of_task(self, deps: Iterable[str], previous: Checkpoint | None) -> DepState:
+        hashes: dict[str, str] = {}
+        stats: dict[str, str] = {}
+        for pattern in deps:
+            for key, stat, read in self._expand(pattern):
+                if key not in self._seen:
+                    old_hash = previous.deps.get(key) if previous is not None and previous.deps is not None else None
+                    old_stat = previous.dep_stats.get(key) if previous is not None else None
+                    if read is None:
+                        self._seen[key] = (UNKNOWN_DEP, "")
+                    elif old_hash is not None and old_stat is not None and old_stat == stat and stat:
+                        self._seen[key] = (old_hash, stat)  # the shortcut: nothing to hash
+                    else:
+                        self._seen[key] = ("sha256:" + read(), stat)
+                hashes[key], stats[key] = self._seen[key]
+        return DepState(hashes, {k: v for k, v in stats.items() if v})
+
+    def _expand(self, pattern: str) -> list[tuple[str, str, Callable[[], str] | None]]:
+        """(key, stat, how to hash it) for each file a pattern names."""
+        if "://" in pattern:
+            return self._expand_remote(pattern)
+        full = pattern if os.path.isabs(pattern) else os.path.join(self.root, pattern)
+        paths = sorted(glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [full]
+        found: list[tuple[str, str, Callable[[], str] | None]] = []
+        for path in paths:
+            key = _relative_key(path, self.root)
+            try:
+                st = os.stat(path)
+            except OSError:
+                found.append((key, "", None))
+                continue
+            found.append((key, f"{st.st_size}:{st.st_mtime_ns}", functools.partial(_hash_local, path)))
+        return found or [(pattern, "", None)]
+
+    def _expand_remote(self, pattern: str) -> list[tuple[str, str, Callable[[], str] | None]]:
+        import fsspec  # type: ignore[import-untyped]
+
+        fs, path = fsspec.core.url_to_fs(pattern, **self.options_for(pattern))
+        protocol = pattern.split("://", 1)[0]
+        paths = sorted(fs.glob(path)) if glob.has_magic(pattern) else [path]
+        found: list[tuple[str, str, Callable[[], str] | None]] = []
+        for p in paths:
+            key = f"{protocol}://{p}"
+            try:
+                info = fs.info(p)
+            except FileNotFoundError:
+                found.append((key, "", None))
+                continue
+            tag = info.get("ETag") or info.get("etag") or info.get("generation") or info.get("md5Hash")
+            stat = f"etag:{str(tag).strip(chr(34))}" if tag else ""
+            found.append((key, stat, functools.partial(_hash_remote, fs, p)))
+        return found or [(pattern, "", None)]
+
+
+def _relative_key(path: str, root: str) -> str:
+    relative = os.path.relpath(path, root)
+    return path if relative.startswith("..") else relative.replace(os.sep, "/")
+
+
+def _hash_local(path: str) -> str:
+    with open(path, "rb") as f:
+        return _hash_open(f)
+
+
+def _hash_remote(fs: Any, path: str) -> str:
+    return _hash_open(fs.open(path, "rb"))
+
+
+def _hash_open(f: Any) -> str:
+    digest = hashlib.sha256()
+    with f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- one task: what makes it now, and how that compares with its record -----------------
+
+
+@dataclass
+class MadeFrom:
+    """Per run: the code and deps fingerprints of tasks, computed once each."""
+
+    root: str
+    context: RunContext
+    options_for: Callable[[str], Mapping[str, Any]] | None = None
+    code_index: CodeIndex = field(init=False)
+    dep_index: DepIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._texts: dict[tuple[str | None, str | None, str | None], str | None] = {}
+        self.code_index = CodeIndex(self.root)
+        self.dep_index = DepIndex(self.root, self.options_for)
+
+    def code(self, spec: TaskSpec) -> dict[str, str] | None:
+        if spec.version is not None:
+            return {"version": "version:" + spec.version}
+        if spec.shell is not None:
+            return {"shell": "shell:" + hashlib.sha256(spec.shell.encode()).hexdigest()[:16]}
+        if spec.run is not None:
+            return self.code_index.of_callable(spec.run)
+        return None
+
+    def code_text(self, spec: TaskSpec) -> str | None:
+        """:meth:`code` as one canonical text (computed once per function per run)."""
+        key = (spec.version, spec.shell, spec.run)
+        if key not in self._texts:
+            code = self.code(spec)
+            self._texts[key] = fingerprint.canonical(code) if code is not None else None
+        return self._texts[key]
+
+    def deps(self, spec: TaskSpec, previous: Checkpoint | None) -> DepState:
+        return self.dep_index.of_task(spec.deps, previous)
+
+
+def compare(
+    spec: TaskSpec,
+    record: Checkpoint,
+    made_from: MadeFrom,
+    inputs: Callable[[str], str | None],
+    kinds: frozenset[StaleKind],
+) -> tuple[list[Stale], list[str]]:
+    """What differs between a target's record and the present, for the kinds asked about,
+    and the upstream tasks whose value is recomputed in this run (known only afterwards).
+
+    ``inputs(arg)`` is the present fingerprint of an input, PENDING, or None (unknown).
+    """
+    found: list[Stale] = []
+    pending: list[str] = []
+    if StaleKind.CODE in kinds and record.code is not None:
+        now = made_from.code(spec)
+        if now is not None and now != record.code:
+            found.append(Stale(StaleKind.CODE, code_detail(record.code, now)))
+    if StaleKind.PARAMETERS in kinds and (record.made_with or record.made_for):
+        made_with, made_for = templating.made_differently(record.made_with, record.made_for, made_from.context)
+        changes = [(name, old, templating.param_text(name, made_from.context.params[name])
+                    if name in made_from.context.params else "(unset)") for name, old in made_with.items()]
+        if made_for:
+            changes.append(("date", made_for, f"{made_from.context.date:%Y-%m-%d}"))
+        if changes:
+            found.append(Stale(StaleKind.PARAMETERS, ", ".join(f"{n}: {a} → {b}" for n, a, b in changes),
+                               tuple(n for n, _, _ in changes)))
+    if StaleKind.INPUTS in kinds and record.code is not None and record.inputs:
+        upstream_of = dict(spec.needs)
+        changed: list[str] = []
+        for arg, recorded in record.inputs.items():
+            now_fp = inputs(arg)
+            if now_fp is None or now_fp.startswith("stat:"):
+                continue  # nothing to compare with
+            if now_fp == "pending":
+                pending.append(upstream_of.get(arg, arg))
+            elif now_fp != recorded:
+                changed.append(arg)
+        if any(s.what is StaleKind.PARAMETERS for s in found):  # templated args follow the parameters
+            changed = [a for a in changed if a in upstream_of]
+        if changed:
+            found.append(Stale(StaleKind.INPUTS, ", ".join(dict.fromkeys(upstream_of.get(a, f"argument {a}")
+                                                                         for a in changed)), tuple(changed)))
+    if StaleKind.DEPS in kinds and record.deps is not None:
+        now_deps = made_from.deps(spec, record).hashes
+        changed = [k for k in sorted(set(now_deps) | set(record.deps)) if now_deps.get(k) != record.deps.get(k)]
+        if changed:
+            found.append(Stale(StaleKind.DEPS, ", ".join(changed), tuple(changed)))
+    return found, pending
