@@ -93,6 +93,20 @@ class Storage(ABC):
         """Like :meth:`listing`, with each entry's size and age (None: cannot list)."""
         return None
 
+    def list_pages(self, parent: str, *, recursive: bool, max_requests: int,
+                   start: str | None = None) -> Listing | None:
+        """One listing of ``parent`` (all depths when ``recursive``) that stops after
+        ``max_requests`` requests, beginning at key ``start`` if the backend can skip
+        ahead; None when this backend cannot list that way. The default lists a folder
+        whole (local disk: one system call, no requests to count)."""
+        if recursive:
+            return None
+        stats = self.listing_stats(parent)
+        if stats is not None:
+            return Listing(dict(stats))
+        names = self.listing(parent)
+        return None if names is None else Listing(dict.fromkeys(names))
+
     def exists_many(self, urls: Iterable[str]) -> dict[str, bool]:
         return TargetChecker(lambda _key: self).check_urls("", list(urls))
 
@@ -209,13 +223,42 @@ def is_staging(url: str) -> bool:
     return name.startswith(".") and ".targetrun-" in name
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What one bounded listing saw: each key found (with its size and age, or None when
+    the backend lists names only) and how far it got. ``upto`` None: the listing is
+    complete; otherwise it stopped early and answers only the keys that sort at or before
+    ``upto`` (object stores list in key order)."""
+
+    entries: dict[str, Stat | None]
+    upto: str | None = None
+    start: str | None = None  # the listing began at this key (the first target it was for)
+
+    def answers(self, key: str) -> bool:
+        return (self.upto is None or key <= self.upto) and (self.start is None or key >= self.start)
+
+
 class TargetChecker:
     """Answers "does it exist?" for many targets with few requests.
 
-    Told up front which URLs a run may ask about, it answers a URL by one listing of its
-    folder or prefix when that prefix holds at least ``threshold`` of them (the listing is
-    reused for the rest), and by one ``info`` call otherwise. Prefixes nobody asks about
-    are never listed, so a target below an existing one costs nothing.
+    Told up front which URLs a run may ask about, it chooses per group of targets (the
+    targets sharing a folder or prefix) between three ways to answer, from what is known
+    before any request: how many targets each folder holds and how they spread.
+
+    * a folder holding at least ``threshold`` targets is listed once (with sizes and ages);
+    * targets alone or nearly alone in their folders but sharing a parent (Hive-style
+      ``events/dt=2025-01-01/part.json`` x 365) are answered by one *recursive* listing of
+      that parent -- about one request per 1,000 objects below it;
+    * the rest are checked one key at a time (``info``).
+
+    A listing is never allowed to cost more than the per-key checks it replaces: it stops
+    after half as many requests as it has targets to answer (object stores return 1,000
+    keys a page, in key order). Keys a stopped listing already passed are answered by it;
+    the others fall back to per-key checks, so a crowded prefix holding a few targets
+    costs about one request per target. Backends that cannot list page by page (local
+    disk, where a listing is one cheap system call) list folders whole, as before.
+    Prefixes nobody asks about are never listed, so a target below an existing one costs
+    nothing.
     """
 
     def __init__(self, storages: Callable[[str], Storage], *, threshold: int = 3) -> None:
@@ -223,14 +266,22 @@ class TargetChecker:
         self._threshold = threshold
         self._expected: Counter[tuple[str, str]] = Counter()
         self._group_of: dict[tuple[str, str], tuple[str, str]] = {}
-        self._listings: dict[tuple[str, str], frozenset[str] | None] = {}
-        self._stats: dict[tuple[str, str], Stat] = {}  # from detailed listings
+        self._first: dict[tuple[str, str], str] = {}  # group -> the smallest URL expected in it
+        self._families: dict[tuple[str, str], set[tuple[str, str]]] = {}  # parent of folders -> folders
+        self._tried: set[tuple[str, str]] = set()  # folders (and parents) already listed or declined
+        self._listings: dict[tuple[str, str], list[tuple[bool, Listing]]] = {}  # (storage, prefix) -> listings
+        self._found: dict[tuple[str, str], Stat | None] = {}  # keys seen by a listing
 
     def expect(self, storage_key: str, urls: Iterable[str]) -> None:
         parent = self._storages(storage_key).parent
         for url in urls:
-            group = self._group_of[(storage_key, url)] = (storage_key, parent(url))
+            group = self._group_of.get((storage_key, url))
+            if group is None:
+                group = self._group_of[(storage_key, url)] = (storage_key, parent(url))
+                self._families.setdefault((storage_key, parent(group[1])), set()).add(group)
             self._expected[group] += 1
+            if url < self._first.get(group, url + "\uffff"):
+                self._first[group] = url
 
     def check_urls(self, storage_key: str, urls: list[str]) -> dict[str, bool]:
         if not self._expected:
@@ -239,37 +290,63 @@ class TargetChecker:
         answers: dict[str, bool] = {}
         for url in urls:
             group = self._group_of.get((storage_key, url)) or (storage_key, storage.parent(url))
-            names = self._listing(storage, group)
-            answers[url] = storage.exists(url) if names is None else storage.key(url) in names
+            self._list_for(storage, group)
+            known = self._known(storage_key, storage.key(url))
+            answers[url] = storage.exists(url) if known is None else known
         return answers
 
-    def _listing(self, storage: Storage, group: tuple[str, str]) -> frozenset[str] | None:
-        if group in self._listings:
-            return self._listings[group]
-        if self._expected[group] < self._threshold:
+    def _known(self, storage_key: str, key: str) -> bool | None:
+        """True/False when a listing answered ``key``; None when none did."""
+        if (storage_key, key) in self._found:
+            return True
+        if not self._listings:
             return None
-        stats = storage.listing_stats(group[1])  # sizes and ages come with the same request
-        if stats is not None:
-            self._stats.update(((group[0], key), stat) for key, stat in stats.items())
-            names: frozenset[str] | None = frozenset(stats)
-        else:
-            names = storage.listing(group[1])
-        self._listings[group] = names
-        return names
+        prefix, depth = key, 0
+        while True:  # the folder holding ``key``, then each folder above it
+            prefix = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+            for recursive, listing in self._listings.get((storage_key, prefix), ()):
+                if (recursive or depth == 0) and listing.answers(key):
+                    return False
+            if not prefix:
+                return None
+            depth += 1
+
+    def _list_for(self, storage: Storage, group: tuple[str, str]) -> None:
+        """List what answers ``group``'s targets best, once (or decide not to)."""
+        if group in self._tried:
+            return
+        self._tried.add(group)
+        count = self._expected[group]
+        if count >= self._threshold:
+            self._list(storage, group, recursive=False, targets=count, first=self._first.get(group))
+            return
+        family = (group[0], storage.parent(group[1]))
+        if family in self._tried or family[1] == group[1]:
+            return
+        self._tried.add(family)
+        lonely = [g for g in self._families.get(family, ()) if self._expected[g] < self._threshold]
+        count = sum(self._expected[g] for g in lonely)
+        if count >= self._threshold:
+            first = min((self._first[g] for g in lonely if g in self._first), default=None)
+            self._list(storage, family, recursive=True, targets=count, first=first)
+
+    def _list(self, storage: Storage, where: tuple[str, str], *, recursive: bool, targets: int,
+              first: str | None) -> None:
+        budget = max(1, targets // 2)  # requests; per-key checks would cost at least `targets`
+        start = storage.key(first) if first is not None else None
+        listing = storage.list_pages(where[1], recursive=recursive, max_requests=budget, start=start)
+        if listing is None:
+            return
+        self._listings.setdefault((where[0], storage.key(where[1])), []).append((recursive, listing))
+        self._found.update(((where[0], key), stat) for key, stat in listing.entries.items())
 
     def known_stat(self, storage_key: str, url: str) -> tuple[bool, Stat | None]:
         """(True, stat) when a listing already answered ``url`` (stat None: missing)."""
-        storage = self._storages(storage_key)
-        group = self._group_of.get((storage_key, url)) or (storage_key, storage.parent(url))
-        names = self._listings.get(group)
-        if names is None:
-            return False, None  # never listed
-        key = storage.key(url)
-        if (storage_key, key) in self._stats:
-            return True, self._stats[(storage_key, key)]
-        if key in names:
-            return False, None  # listed by name only: size and age unknown
-        return True, None
+        key = self._storages(storage_key).key(url)
+        if (storage_key, key) in self._found:
+            stat = self._found[(storage_key, key)]
+            return (True, stat) if stat is not None else (False, None)  # by name only: size unknown
+        return (True, None) if self._known(storage_key, key) is False else (False, None)
 
 
 STORAGES = Registry(

@@ -3,8 +3,10 @@
 * Existence: ``fs.info`` answers one key; only ``FileNotFoundError`` means missing,
   anything else (403, DNS, timeout) is a :class:`StorageError`. On object stores a missing
   *bucket* also reads as "not found" to s3fs/gcsfs, so "missing" is believed only once
-  the bucket is known to exist (one check per bucket). Batches are answered by one
-  listing per prefix (see ``TargetChecker``), with sizes and ages for ``status``.
+  the bucket is known to exist (one check per bucket). Batches are answered by listings
+  chosen per shape (see ``TargetChecker``), with sizes and ages for ``status``. On S3 and
+  GCS a listing is paged by hand (``list_objects_v2`` / ``objects.list``, 1,000 keys a
+  request) so that it can stop after a budget of requests; other filesystems list whole.
 * No hidden caches: each storage gets its own filesystem instance
   (``skip_instance_cache``) without a listings cache, so a check never answers from an
   earlier listing.
@@ -24,7 +26,7 @@ from typing import Any, BinaryIO
 from targetrun import redact
 from targetrun.envvars import expand_env
 from targetrun.errors import MissingExtraError, StorageError, UsageError
-from targetrun.storage.base import Stat, Storage, shown
+from targetrun.storage.base import Listing, Stat, Storage, shown
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 BUCKETED = frozenset(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"))
@@ -76,6 +78,36 @@ class FsspecStorage(Storage):
         except Exception as exc:
             raise _cannot_tell(parent, exc) from None
         return {str(self.fs._strip_protocol(e["name"])).rstrip("/"): _stat(e) for e in entries}
+
+    def list_pages(self, parent: str, *, recursive: bool, max_requests: int,
+                   start: str | None = None) -> Listing | None:
+        pages = {"s3": _s3_pages, "s3a": _s3_pages, "gs": _gcs_pages, "gcs": _gcs_pages}.get(self.protocol)
+        if pages is None:
+            return super().list_pages(parent, recursive=recursive, max_requests=max_requests)
+        fs = self.fs
+        bucket, _, prefix = self._path(parent).rstrip("/").partition("/")
+        # Skip ahead to the first target (S3's StartAfter): a crowded prefix holding a few
+        # targets is answered by the page that holds them, not by paging through the rest.
+        after = start.partition("/")[2][:-1] if start and start.startswith(bucket + "/") and pages is _s3_pages else None
+        try:
+            keys, upto = pages(fs, bucket, prefix + "/" if prefix else "", recursive, max_requests, after)
+        except FileNotFoundError:
+            self._check_bucket(parent)
+            return Listing({})
+        except Exception as exc:
+            raise _cannot_tell(parent, exc) from None
+        entries: dict[str, Stat | None] = {}
+        root = f"{bucket}/{prefix}".rstrip("/")
+        for key, stat in keys:
+            name = f"{bucket}/{key}".rstrip("/")
+            entries[name] = stat
+            if recursive:  # every folder on the way down exists too (a target may be a folder)
+                while (name := name.rsplit("/", 1)[0]) != root and len(name) > len(root) and name not in entries:
+                    entries[name] = Stat(0, None)
+        if not entries and upto is None:
+            self._check_bucket(parent)
+        return Listing(entries, None if upto is None else f"{bucket}/{upto}",
+                       None if after is None else f"{bucket}/{after}")
 
     def _check_bucket(self, url: str) -> None:
         """A missing bucket is "cannot tell" (a typo, or no permission), never "missing"."""
@@ -162,6 +194,46 @@ class FsspecStorage(Storage):
             pass
         except Exception as exc:
             raise StorageError(f"cannot remove {_mask(url)}: {exc}") from None
+
+
+def _s3_pages(fs: Any, bucket: str, prefix: str, recursive: bool, max_requests: int,
+              after: str | None) -> tuple[list[tuple[str, Stat | None]], str | None]:
+    """Keys under ``prefix`` (sizes and ages), and the last key seen if it stopped early."""
+    from fsspec.asyn import sync  # type: ignore[import-untyped]
+
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
+    if after and after > prefix:
+        kwargs["StartAfter"] = after
+    if not recursive:
+        kwargs["Delimiter"] = "/"
+    keys: list[tuple[str, Stat | None]] = []
+    for _ in range(max_requests):
+        page = sync(fs.loop, fs._call_s3, "list_objects_v2", **kwargs)  # errors come translated
+        keys += [(c["Key"], Stat(c.get("Size"), _epoch(c.get("LastModified")))) for c in page.get("Contents", [])]
+        keys += [(p["Prefix"].rstrip("/"), Stat(0, None)) for p in page.get("CommonPrefixes", [])]
+        if not page.get("IsTruncated"):
+            return keys, None
+        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+    return keys, max((k for k, _ in keys), default=prefix)
+
+
+def _gcs_pages(fs: Any, bucket: str, prefix: str, recursive: bool, max_requests: int,
+               after: str | None) -> tuple[list[tuple[str, Stat | None]], str | None]:
+    """Like :func:`_s3_pages`, on GCS's JSON API (``objects.list``)."""
+    from fsspec.asyn import sync
+
+    params: dict[str, Any] = {"prefix": prefix or None, "maxResults": 1000}
+    if not recursive:
+        params["delimiter"] = "/"
+    keys: list[tuple[str, Stat | None]] = []
+    for _ in range(max_requests):
+        page = sync(fs.loop, fs._call, "GET", "b/{}/o", bucket, json_out=True, **params)
+        keys += [(o["name"], Stat(int(o["size"]), _epoch(o.get("updated")))) for o in page.get("items", [])]
+        keys += [(p.rstrip("/"), Stat(0, None)) for p in page.get("prefixes", [])]
+        if not page.get("nextPageToken"):
+            return keys, None
+        params["pageToken"] = page["nextPageToken"]
+    return keys, max((k for k, _ in keys), default=prefix)
 
 
 def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
