@@ -82,6 +82,18 @@ class Placer:
         self.spec = spec
         self._bases: dict[str, Location] = {}
         self._real: dict[str, str] = {}  # realpath of local folders, asked once per folder
+        self._serializers: dict[tuple[object, ...], str] = {}
+
+    def serializer(self, task: TaskSpec, target: str | None) -> str:
+        """:func:`infer_serializer`, asked once per kind of task and target suffix: the
+        registry does not change during a plan, and 10,000 ``.txt`` targets share one answer."""
+        name = (target or "").rsplit("/", 1)[-1]
+        key = (task.shell is None, task.serializer, task.default_serializer, task.result,
+               name[name.find("."):] if "." in name else "")
+        found = self._serializers.get(key)
+        if found is None:
+            found = self._serializers[key] = infer_serializer(task, target)
+        return found
 
     def base(self, result: str) -> Location:
         if result not in self._bases:

@@ -274,26 +274,38 @@ class TargetChecker:
 
     def expect(self, storage_key: str, urls: Iterable[str]) -> None:
         parent = self._storages(storage_key).parent
+        by_folder: dict[str, list[str]] = {}
         for url in urls:
-            group = self._group_of.get((storage_key, url))
-            if group is None:
-                group = self._group_of[(storage_key, url)] = (storage_key, parent(url))
-                self._families.setdefault((storage_key, parent(group[1])), set()).add(group)
-            self._expected[group] += 1
-            if url < self._first.get(group, url + "\uffff"):
-                self._first[group] = url
+            by_folder.setdefault(parent(url), []).append(url)
+        for folder, members in by_folder.items():
+            group = (storage_key, folder)
+            self._group_of.update(((storage_key, url), group) for url in members)
+            self._expected[group] += len(members)
+            first = min(members)
+            if first < self._first.get(group, first + "\uffff"):
+                self._first[group] = first
+            self._families.setdefault((storage_key, parent(folder)), set()).add(group)
 
     def check_urls(self, storage_key: str, urls: list[str]) -> dict[str, bool]:
         if not self._expected:
             self.expect(storage_key, urls)
         storage = self._storages(storage_key)
-        answers: dict[str, bool] = {}
+        by_group: dict[tuple[str, str], list[str]] = {}
+        group_of = self._group_of
         for url in urls:
-            group = self._group_of.get((storage_key, url)) or (storage_key, storage.parent(url))
+            group = group_of.get((storage_key, url)) or (storage_key, storage.parent(url))
+            by_group.setdefault(group, []).append(url)
+        answers: dict[str, bool] = {}
+        found, key = self._found, storage.key
+        for group, members in by_group.items():
             self._list_for(storage, group)
-            known = self._known(storage_key, storage.key(url))
-            answers[url] = storage.exists(url) if known is None else known
-        return answers
+            for url in members:
+                if (storage_key, key(url)) in found:
+                    answers[url] = True
+                    continue
+                known = self._known(storage_key, key(url))
+                answers[url] = storage.exists(url) if known is None else known
+        return dict(zip(urls, (answers[url] for url in urls)))  # in the order asked
 
     def _known(self, storage_key: str, key: str) -> bool | None:
         """True/False when a listing answered ``key``; None when none did."""
