@@ -102,6 +102,23 @@ def test_s3_few_targets_in_a_crowded_prefix_cost_no_more_than_per_key(s3: Any, f
     assert listed <= min(counter.n, 1), (listed, counter.n)  # the page that holds them; was 2 pages of the crowd
 
 
+def test_s3_targets_spread_through_a_crowded_prefix_cost_at_most_one_request_each(s3: Any, fresh_s3: Any) -> None:
+    """4 targets 700 keys apart among 2,800 objects: each request starts at the next target
+    (StartAfter), never pages through the crowd between them. Two of them are missing, one
+    is a folder, so per-key checks would take 7 requests."""
+    crowd = [f"test-bucket/spread/k{i:05d}" for i in range(2800)]
+    targets = [f"test-bucket/spread/k{i:05d}x" for i in (0, 700, 1400, 2100)]
+    s3.pipe({k: b"1" for k in [*crowd, targets[0], f"{targets[1]}/part-0"]})
+    storage, counter = fresh_s3()
+    assert check(storage, "s3", targets) == dict(zip(targets, (True, True, False, False)))
+    listed = counter.n
+    storage, counter = fresh_s3()
+    assert per_key(storage, "s3", targets) == dict(zip(targets, (True, True, False, False)))
+    # one request from the first target (it reaches the second), one from the third (it
+    # reaches the fourth); paging through the whole crowd took 3
+    assert listed <= 2 < len(targets) < counter.n, (listed, counter.n)
+
+
 def test_s3_a_target_that_is_a_folder_exists_in_a_recursive_listing(s3: Any, fresh_s3: Any) -> None:
     keys = [f"test-bucket/parts/dt={day}/part.json" for day in days(4)]
     s3.pipe({f"{keys[0]}/chunk-0": b"1", keys[1]: b"1"})

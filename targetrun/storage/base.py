@@ -94,11 +94,11 @@ class Storage(ABC):
         return None
 
     def list_pages(self, parent: str, *, recursive: bool, max_requests: int,
-                   start: str | None = None) -> Listing | None:
-        """One listing of ``parent`` (all depths when ``recursive``) that stops after
-        ``max_requests`` requests, beginning at key ``start`` if the backend can skip
-        ahead; None when this backend cannot list that way. The default lists a folder
-        whole (local disk: one system call, no requests to count)."""
+                   keys: list[str] | None = None) -> Listing | None:
+        """One listing of ``parent`` (all depths when ``recursive``) that answers ``keys``
+        (in :meth:`key` form) in at most ``max_requests`` requests; None when this backend
+        cannot list that way. The default lists a folder whole (local disk: one system
+        call, no requests to count)."""
         if recursive:
             return None
         stats = self.listing_stats(parent)
@@ -225,17 +225,16 @@ def is_staging(url: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """What one bounded listing saw: each key found (with its size and age, or None when
-    the backend lists names only) and how far it got. ``upto`` None: the listing is
-    complete; otherwise it stopped early and answers only the keys that sort at or before
-    ``upto`` (object stores list in key order)."""
+    """What one listing saw: each key found (with its size and age, or None when the
+    backend lists names only), and which keys it decides. ``decided`` None: the listing is
+    complete, so a key it did not find is missing; otherwise only the keys in ``decided``
+    are answered (a listing that stopped early, or one that sought its targets out)."""
 
     entries: dict[str, Stat | None]
-    upto: str | None = None
-    start: str | None = None  # the listing began at this key (the first target it was for)
+    decided: frozenset[str] | None = None
 
     def answers(self, key: str) -> bool:
-        return (self.upto is None or key <= self.upto) and (self.start is None or key >= self.start)
+        return self.decided is None or key in self.decided
 
 
 class TargetChecker:
@@ -251,12 +250,15 @@ class TargetChecker:
       that parent -- about one request per 1,000 objects below it;
     * the rest are checked one key at a time (``info``).
 
-    A listing is never allowed to cost more than the per-key checks it replaces: it stops
-    after half as many requests as it has targets to answer (object stores return 1,000
-    keys a page, in key order). Keys a stopped listing already passed are answered by it;
-    the others fall back to per-key checks, so a crowded prefix holding a few targets
-    costs about one request per target. Backends that cannot list page by page (local
-    disk, where a listing is one cheap system call) list folders whole, as before.
+    A listing never costs more than the per-key checks it replaces. Object stores list in
+    key order, 1,000 keys a request, and can start a listing at any key (S3's
+    ``StartAfter``, GCS's ``startOffset``); so each request starts at the first target not
+    yet answered and answers it and every target among the next 1,000 keys: at most one
+    request per target (a missing key costs per-key checks two), about one per 1,000 keys
+    where targets are dense, and a few targets among thousands of other objects cost one
+    request each at most. Targets a listing did not reach within its budget (as many
+    requests as targets) are checked per key. Backends that cannot list page by page
+    (local disk, where a listing is one cheap system call) list folders whole.
     Prefixes nobody asks about are never listed, so a target below an existing one costs
     nothing.
     """
@@ -266,7 +268,7 @@ class TargetChecker:
         self._threshold = threshold
         self._expected: Counter[tuple[str, str]] = Counter()
         self._group_of: dict[tuple[str, str], tuple[str, str]] = {}
-        self._first: dict[tuple[str, str], str] = {}  # group -> the smallest URL expected in it
+        self._members: dict[tuple[str, str], list[str]] = {}  # group -> the URLs expected in it
         self._families: dict[tuple[str, str], set[tuple[str, str]]] = {}  # parent of folders -> folders
         self._tried: set[tuple[str, str]] = set()  # folders (and parents) already listed or declined
         self._listings: dict[tuple[str, str], list[tuple[bool, Listing]]] = {}  # (storage, prefix) -> listings
@@ -281,9 +283,7 @@ class TargetChecker:
             group = (storage_key, folder)
             self._group_of.update(((storage_key, url), group) for url in members)
             self._expected[group] += len(members)
-            first = min(members)
-            if first < self._first.get(group, first + "\uffff"):
-                self._first[group] = first
+            self._members.setdefault(group, []).extend(members)
             self._families.setdefault((storage_key, parent(folder)), set()).add(group)
 
     def check_urls(self, storage_key: str, urls: list[str]) -> dict[str, bool]:
@@ -330,7 +330,7 @@ class TargetChecker:
         self._tried.add(group)
         count = self._expected[group]
         if count >= self._threshold:
-            self._list(storage, group, recursive=False, targets=count, first=self._first.get(group))
+            self._list(storage, group, recursive=False, urls=self._members.get(group, []))
             return
         family = (group[0], storage.parent(group[1]))
         if family in self._tried or family[1] == group[1]:
@@ -339,14 +339,12 @@ class TargetChecker:
         lonely = [g for g in self._families.get(family, ()) if self._expected[g] < self._threshold]
         count = sum(self._expected[g] for g in lonely)
         if count >= self._threshold:
-            first = min((self._first[g] for g in lonely if g in self._first), default=None)
-            self._list(storage, family, recursive=True, targets=count, first=first)
+            self._list(storage, family, recursive=True, urls=[u for g in lonely for u in self._members.get(g, [])])
 
-    def _list(self, storage: Storage, where: tuple[str, str], *, recursive: bool, targets: int,
-              first: str | None) -> None:
-        budget = max(1, targets // 2)  # requests; per-key checks would cost at least `targets`
-        start = storage.key(first) if first is not None else None
-        listing = storage.list_pages(where[1], recursive=recursive, max_requests=budget, start=start)
+    def _list(self, storage: Storage, where: tuple[str, str], *, recursive: bool, urls: list[str]) -> None:
+        keys = sorted({storage.key(url) for url in urls})
+        # at most one request per target: per-key checks would cost at least that
+        listing = storage.list_pages(where[1], recursive=recursive, max_requests=max(1, len(keys)), keys=keys)
         if listing is None:
             return
         self._listings.setdefault((where[0], storage.key(where[1])), []).append((recursive, listing))
