@@ -15,7 +15,6 @@ import hashlib
 import importlib
 import io
 import os
-import socket
 import sys
 import threading
 import time
@@ -133,6 +132,8 @@ class Attempt:
 
 
 def worker_name() -> str:
+    import socket  # not at import: a run that executes nothing never needs it
+
     thread = threading.current_thread().name
     return f"{socket.gethostname()}:{os.getpid()}" + ("" if thread == "MainThread" else f"/{thread}")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -140,7 +139,7 @@ class LocalStorage(Storage):
     def _temporary_sibling(self, url: str) -> Iterator[str]:
         folder, name = os.path.split(url)
         self._makedirs(folder)
-        tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
         try:
             yield tmp
             if os.path.lexists(tmp):
