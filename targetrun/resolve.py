@@ -114,12 +114,15 @@ class Placer:
         if rendered.rstrip().endswith(("/", "\\")):
             raise SpecError(f"the {what} {rendered!r} ends with '/': it names a folder, not a file",
                             hint="Write the file name at the end, e.g. out/data.json (check the values that fill it).")
-        fixed = templating.literal_prefix(template) if template is not None else rendered
+        # A template without braces is all literal text (the common case: parse nothing).
+        braces = template is not None and ("{" in template or "}" in template)
+        fielded = template is not None and braces and templating.names_a_field(template)
+        fixed = rendered if template is None else templating.literal_prefix(template) if braces else template
         fixed_dir = fixed[: fixed.rfind("/") + 1]  # the folder the author's own text names
         _no_climbing(rendered, fixed_dir, what)
         if (proto := protocol(fixed)) is not None:
             location = _absolute_url(self.spec, rendered, proto)
-            if location.result == LOCAL and template is not None and templating.names_a_field(template):
+            if location.result == LOCAL and fielded:
                 self._check_symlinks(location.url, os.path.normpath(fixed_dir[len("file://") :]), rendered, what)
             return location
         if protocol(rendered) is not None:
@@ -142,7 +145,7 @@ class Placer:
             relative = posixpath.normpath(rendered)
         if base.result == LOCAL:
             joined = os.path.normpath(os.path.join(base.url, relative)) if relative.startswith(("/", "..")) else f"{base.url.rstrip('/')}/{relative}"
-            if template is not None and templating.names_a_field(template):
+            if fielded:
                 self._check_symlinks(joined, os.path.normpath(os.path.join(base.url, fixed_dir)), rendered, what)
             return Location(LOCAL, joined)
         return Location(base.result, f"{base.url}/{relative.lstrip('/')}")
