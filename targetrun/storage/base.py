@@ -94,9 +94,9 @@ class Storage(ABC):
         return None
 
     def list_pages(self, parent: str, *, recursive: bool, max_requests: int,
-                   keys: list[str] | None = None) -> Listing | None:
-        """One listing of ``parent`` (all depths when ``recursive``) that answers ``keys``
-        (in :meth:`key` form) in at most ``max_requests`` requests; None when this backend
+                   urls: list[str] | None = None) -> Listing | None:
+        """One listing of ``parent`` (all depths when ``recursive``) that answers ``urls``
+        in at most ``max_requests`` requests; None when this backend
         cannot list that way. The default lists a folder whole (local disk: one system
         call, no requests to count)."""
         if recursive:
@@ -342,9 +342,8 @@ class TargetChecker:
             self._list(storage, family, recursive=True, urls=[u for g in lonely for u in self._members.get(g, [])])
 
     def _list(self, storage: Storage, where: tuple[str, str], *, recursive: bool, urls: list[str]) -> None:
-        keys = sorted({storage.key(url) for url in urls})
         # at most one request per target: per-key checks would cost at least that
-        listing = storage.list_pages(where[1], recursive=recursive, max_requests=max(1, len(keys)), keys=keys)
+        listing = storage.list_pages(where[1], recursive=recursive, max_requests=max(1, len(set(urls))), urls=urls)
         if listing is None:
             return
         self._listings.setdefault((where[0], storage.key(where[1])), []).append((recursive, listing))

@@ -81,14 +81,15 @@ class FsspecStorage(Storage):
         return {str(self.fs._strip_protocol(e["name"])).rstrip("/"): _stat(e) for e in entries}
 
     def list_pages(self, parent: str, *, recursive: bool, max_requests: int,
-                   keys: list[str] | None = None) -> Listing | None:
+                   urls: list[str] | None = None) -> Listing | None:
         page = {"s3": _s3_page, "s3a": _s3_page, "gs": _gcs_page, "gcs": _gcs_page}.get(self.protocol)
         if page is None:
             return super().list_pages(parent, recursive=recursive, max_requests=max_requests)
         fs = self.fs
         bucket, _, prefix = self._path(parent).rstrip("/").partition("/")
         prefix = prefix + "/" if prefix else ""
-        wanted = [k.partition("/")[2] for k in keys or () if k.startswith(bucket + "/")]
+        keys = {self.key(url) for url in urls or ()}
+        wanted = [k.partition("/")[2] for k in keys if k.startswith(bucket + "/")]
         try:
             found, decided = _seek(lambda start: page(fs, bucket, prefix, recursive, start), wanted, max_requests)
         except FileNotFoundError:

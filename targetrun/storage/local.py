@@ -58,7 +58,8 @@ class LocalStorage(Storage):
 
     def listing(self, parent: str) -> frozenset[str]:
         try:
-            return frozenset(os.path.join(parent, name) for name in os.listdir(parent))
+            head = parent if parent.endswith(os.sep) or not parent else parent + os.sep
+            return frozenset([head + name for name in os.listdir(parent)])  # os.path.join's result, faster
         except OSError as exc:
             if exc.errno in _MISSING:
                 return frozenset()
