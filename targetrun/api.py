@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -88,7 +87,7 @@ def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
 
 def new_run_id(now: dt.datetime | None = None) -> str:
     when = now or dt.datetime.now(dt.timezone.utc)
-    return f"{when:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    return f"{when:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
 
 
 def run_context(

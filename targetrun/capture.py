@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import ctypes
 import io
 import logging
 import os
@@ -254,6 +253,8 @@ def _flush_c_streams() -> None:
     global _LIBC
     try:
         if _LIBC is None:
+            import ctypes  # only when capturing a task's C-level output
+
             _LIBC = ctypes.CDLL(None)
         _LIBC.fflush(None)
     except (OSError, AttributeError, TypeError):  # no C library to ask (not POSIX)

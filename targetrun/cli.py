@@ -281,7 +281,7 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     if quiet and verbose:
         raise UsageError("-q/--quiet and -v/--verbose contradict each other", hint="Give one of them.")
     out = _out(ctx)
-    spec = api.load(path)
+    spec = _load(path)
     when = _parse_dates(dates)
     if resume is not None and len(when) > 1:
         raise UsageError("--resume takes one run; it cannot be combined with several dates")
@@ -315,16 +315,31 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     return code
 
 
+def _load(path: str | None) -> Any:
+    """The validated Pipelinefile; its objects then leave the garbage collector's sight.
+
+    They live until the command ends, and a pipeline of 10,000 tasks is ~100,000
+    objects that every full collection during planning would walk again (~8 % of a
+    no-op run's CPU). ``gc.freeze`` keeps them out of later collections.
+    """
+    import gc
+
+    spec = api.load(path)
+    gc.freeze()
+    return spec
+
+
 class _RunIds:
     """Observes which runs this command started (one per date), for ``--report``."""
 
     def __init__(self) -> None:
-        self.run_ids: list[str] = []
-
-    def handle(self, event: Any) -> None:
         from targetrun.events import RunStarted
 
-        if isinstance(event, RunStarted) and not event.dry_run:
+        self.run_ids: list[str] = []
+        self._started = RunStarted  # imported once, not per event (a no-op run sends 10,000)
+
+    def handle(self, event: Any) -> None:
+        if isinstance(event, self._started) and not event.dry_run:
             self.run_ids.append(event.run_id)
 
 
@@ -377,7 +392,7 @@ def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params:
     from targetrun.report.status import render_status, statuses_to_dict
 
     out = _out(ctx)
-    spec = api.load(path)
+    spec = _load(path)
     values = _parse_params(params, params_file)
     reports = [api.status(spec, tasks, date=when, params=values, clock=_clock(), verify=verify,
                           trust=trust or _settings(ctx).trust, lock_lease=_settings(ctx).lock_lease)
@@ -399,7 +414,7 @@ def graph(ctx: click.Context, tasks: tuple[str, ...], path: str | None, fmt: str
     """Print the task graph: a text tree, Graphviz dot, a Mermaid flowchart, or SVG (laid out left to right)."""
     from targetrun.report.graph import render_graph
 
-    spec = api.load(path)
+    spec = _load(path)
     _out(ctx).write(render_graph(spec, tasks, fmt))
     return 0
 
@@ -415,7 +430,7 @@ def show(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...
     """Print TASK's checkpointed value (or, with --location, where it is stored)."""
     from targetrun.report.show import render_value
 
-    spec = api.load(path)
+    spec = _load(path)
     shown = api.show(spec, task, date=_one_date(dates), params=_parse_params(params, params_file),
                      location_only=location, trust=trust or _settings(ctx).trust, clock=_clock(),
                      lock_lease=_settings(ctx).lock_lease)
@@ -435,7 +450,7 @@ def history(ctx: click.Context, path: str | None, limit: int, as_json: bool) -> 
     """List recent runs of this pipeline with their outcome (newest first)."""
     from targetrun.report.records import history_to_list, render_history
 
-    spec = api.load(path)
+    spec = _load(path)
     runs = api.history(spec, limit, clock=_clock(), lock_lease=_settings(ctx).lock_lease)
     if as_json:
         _out(ctx).write(json.dumps(history_to_list(runs), indent=2) + "\n")
@@ -456,7 +471,7 @@ def logs(ctx: click.Context, task: str, path: str | None, run_id: str | None, al
     Logs are kept in .targetrun/logs/RUN_ID/."""
     from targetrun.report.logs import find_log
 
-    spec = api.load(path)
+    spec = _load(path)
     api.check_task(spec, task, children=True)
     if run_id is not None and (not run_id or run_id != os.path.basename(run_id) or run_id in (".", "..")):
         raise UsageError(f"--run {run_id!r} is not a run id", hint="See `targetrun history` for run ids.")
@@ -494,7 +509,7 @@ def report(ctx: click.Context, path: str | None, output: str, run_ids: tuple[str
     The file needs no network (no external URL) and opens in any browser; keep it as a
     CI artifact. `targetrun run --report FILE` writes it at the end of a run.
     """
-    spec = api.load(path)
+    spec = _load(path)
     written = write_report(spec, output, run_ids, last)
     size = os.path.getsize(written)
     _out(ctx).write(f"wrote {written} ({size / 1024:.0f} KB)\n")
@@ -515,7 +530,7 @@ def cache_list(ctx: click.Context, path: str | None, every: bool, as_json: bool)
     """Each entry: key, task, expiry, location and size."""
     from targetrun.report.records import cache_to_list, render_cache
 
-    spec = api.load(path)
+    spec = _load(path)
     entries = api.cache_entries(spec, every=every)
     if as_json:
         _out(ctx).write(json.dumps(cache_to_list(entries, _now()), indent=2) + "\n")
@@ -536,7 +551,7 @@ def cache_clear(ctx: click.Context, key: str | None, path: str | None, task: str
     """Delete cache entries: all of this pipeline's, those under KEY, of --task, or --expired.
 
     Targets are not touched (see `targetrun invalidate`)."""
-    spec = api.load(path)
+    spec = _load(path)
     count = api.clear_cache(spec, key=key, task=task, every=every, expired=expired, clock=_clock())
     _out(ctx).write(f"cleared {count} cache entr{'y' if count == 1 else 'ies'}\n")
     return 0
@@ -549,7 +564,7 @@ def cache_clear(ctx: click.Context, key: str | None, path: str | None, task: str
 def invalidate(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...], params_file: str | None,
                dates: tuple[str, ...]) -> int:
     """Remove TASK's target and its cache entries, so the next run computes it again."""
-    spec = api.load(path)
+    spec = _load(path)
     removed = api.invalidate(spec, task, date=_one_date(dates), params=_parse_params(params, params_file))
     _out(ctx).write("\n".join(f"removed {printable(what)}" for what in removed) + "\n" if removed else "nothing to remove\n")
     return 0
@@ -579,7 +594,7 @@ def gc(ctx: click.Context, path: str | None, keep_runs: int | None, older_than: 
             seconds = parse_duration(older_than)
         except ValueError as exc:
             raise UsageError(f"--older-than: {exc}", hint="Write it as 30d, 12h, 90m or seconds.") from None
-    spec = api.load(path)
+    spec = _load(path)
     found = api.gc(spec, keep_runs=keep_runs, older_than=seconds, dry_run=dry_run, clock=_clock(),
                    lock_lease=_settings(ctx).lock_lease)
     if as_json:

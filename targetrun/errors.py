@@ -18,7 +18,6 @@ is a bug and is shown with its traceback.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 EXIT_OK = 0
@@ -156,6 +155,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     >>> did_you_mean("zzz", ["run"]) is None
     True
     """
+    import difflib  # only when a name is wrong
+
     matches = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
     if not matches:
         return None

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import pickle
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
@@ -41,6 +40,8 @@ def of_value(value: object) -> str:
     try:
         data = b"j" + json.dumps(value, sort_keys=True, separators=(",", ":"), default=_by_content).encode()
     except (TypeError, ValueError):
+        import pickle  # only for values JSON cannot hold
+
         data = b"p" + pickle.dumps(value, protocol=4)
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

@@ -201,7 +201,8 @@ def register_spec(spec: Any) -> bool:
     """Register every credential a validated Pipelinefile names (``cache:``, result URLs,
     ``results:`` options). True when one is written in the file itself rather than taken
     from the environment with ``${VAR}``: such a file is then not copied under .targetrun/."""
-    places: list[object] = [spec.cache_url, *(task.result for task in spec.tasks.values())]
+    # each distinct result once: 10,000 tasks usually share one or two
+    places: list[object] = [spec.cache_url, *dict.fromkeys(task.result for task in spec.tasks.values())]
     for named in spec.results.values():
         places += [named.url, named.options]
     register_options(places)

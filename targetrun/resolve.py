@@ -84,6 +84,18 @@ class Placer:
         self.spec = spec
         self._bases: dict[str, Location] = {}
         self._real: dict[str, str] = {}  # realpath of local folders, asked once per folder
+        self._serializers: dict[tuple[object, ...], str] = {}
+
+    def serializer(self, task: TaskSpec, target: str | None) -> str:
+        """:func:`infer_serializer`, asked once per kind of task and target suffix: the
+        registry does not change during a plan, and 10,000 ``.txt`` targets share one answer."""
+        name = (target or "").rsplit("/", 1)[-1]
+        key = (task.shell is None, task.serializer, task.default_serializer, task.result,
+               name[name.find("."):] if "." in name else "")
+        found = self._serializers.get(key)
+        if found is None:
+            found = self._serializers[key] = infer_serializer(task, target)
+        return found
 
     def base(self, result: str) -> Location:
         if result not in self._bases:
@@ -104,12 +116,15 @@ class Placer:
         if rendered.rstrip().endswith(("/", "\\")):
             raise SpecError(f"the {what} {rendered!r} ends with '/': it names a folder, not a file",
                             hint="Write the file name at the end, e.g. out/data.json (check the values that fill it).")
-        fixed = templating.literal_prefix(template) if template is not None else rendered
+        # A template without braces is all literal text (the common case: parse nothing).
+        braces = template is not None and ("{" in template or "}" in template)
+        fielded = template is not None and braces and templating.names_a_field(template)
+        fixed = rendered if template is None else templating.literal_prefix(template) if braces else template
         fixed_dir = fixed[: fixed.rfind("/") + 1]  # the folder the author's own text names
         _no_climbing(rendered, fixed_dir, what)
         if (proto := protocol(fixed)) is not None:
             location = _absolute_url(self.spec, rendered, proto)
-            if location.result == LOCAL and template is not None and templating.names_a_field(template):
+            if location.result == LOCAL and fielded:
                 self._check_symlinks(location.url, os.path.normpath(fixed_dir[len("file://") :]), rendered, what)
             return location
         if protocol(rendered) is not None:
@@ -132,7 +147,7 @@ class Placer:
             relative = posixpath.normpath(rendered)
         if base.result == LOCAL:
             joined = os.path.normpath(os.path.join(base.url, relative)) if relative.startswith(("/", "..")) else f"{base.url.rstrip('/')}/{relative}"
-            if template is not None and templating.names_a_field(template):
+            if fielded:
                 self._check_symlinks(joined, os.path.normpath(os.path.join(base.url, fixed_dir)), rendered, what)
             return Location(LOCAL, joined)
         return Location(base.result, f"{base.url}/{relative.lstrip('/')}")

@@ -85,6 +85,10 @@ def display_path(spec: PipelineSpec, where: Location) -> str:
     """
     if where.result != LOCAL:
         return where.url
+    inside = spec.root.rstrip(os.sep) + os.sep
+    rest = where.url[len(inside):] if where.url.startswith(inside) and os.path.isabs(inside) else None
+    if rest and f"{os.sep}." not in f"{os.sep}{rest}" and os.sep * 2 not in f"{os.sep}{rest}{os.sep}":
+        return rest  # already normal and inside: relpath would return it too, after much more work
     relative = os.path.relpath(where.url, spec.root)
     return where.url if relative == ".." or relative.startswith(".." + os.sep) else relative
 

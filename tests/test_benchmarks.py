@@ -48,3 +48,31 @@ def test_bench_formats_round_trips_through_targetrun_and_pandas():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "overhead ratio targetrun / pandas:" in done.stdout
     assert [line.split()[0] for line in done.stdout.splitlines()[2:4]] == ["pandas", "targetrun"]
+
+
+def test_bench_vs_make_gives_make_and_targetrun_the_same_work(tmp_path):
+    """The paired comparison is like with like: on the generated chain and fan-out, make and
+    targetrun leave the same bytes in every target."""
+    import shutil
+
+    if shutil.which("make") is None:
+        import pytest
+
+        pytest.skip("GNU make is not installed")
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_vs_make
+    finally:
+        sys.path.remove(str(BENCH))
+    for write in (bench_vs_make.write_chain, bench_vs_make.write_fanout):
+        folder = tmp_path / write.__name__
+        folder.mkdir()
+        write(folder, 5)
+        made = {}
+        for cmd in (["make", "-s"], [sys.executable, "-m", "targetrun", "run", "-q"]):
+            bench_vs_make.cold(folder)
+            done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=120,
+                                  env=bench_vs_make.child_env())
+            assert done.returncode == 0, done.stdout + done.stderr
+            made[cmd[0]] = {p.name: p.read_text() for p in sorted((folder / "out").iterdir()) if not p.name.startswith(".")}
+        assert made["make"] == made[sys.executable] and len(made["make"]) >= 5, made

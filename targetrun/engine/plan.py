@@ -51,7 +51,7 @@ from targetrun.model import (
     Validator,
     child_name,
 )
-from targetrun.resolve import Placer, default_checkpoint, infer_serializer
+from targetrun.resolve import Placer, default_checkpoint
 from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import Storage, TargetChecker
 from targetrun.store.base import StateStore
@@ -292,7 +292,7 @@ class Planner:
         except SpecError as exc:
             raise SpecError(exc.message, file=self.spec.path, line=task.line_of("target"),
                             key=f"tasks.{task.name}", hint=exc.hint) from None
-        serializer = infer_serializer(task, target.url if target else None)
+        serializer = self.placer.serializer(task, target.url if target else None)
         checkpoint = target
         if checkpoint is None and task.checkpoint:
             suffix = f"-{map_index}" if mapped else ""

@@ -23,7 +23,6 @@ import contextlib
 import heapq
 import os
 import queue
-import secrets
 import threading
 import time
 from dataclasses import replace
@@ -351,7 +350,7 @@ class Engine:
         storage = self.storages(checkpoint.result) if checkpoint else None
         staging = None
         if checkpoint is not None and storage is not None:
-            staging = storage.staging_url(checkpoint.url, f"{plan.run_id}-{attempt}-{secrets.token_hex(4)}")
+            staging = storage.staging_url(checkpoint.url, f"{plan.run_id}-{attempt}-{os.urandom(4).hex()}")
             self.store.intend_write(PendingWrite(plan.run_id, checkpoint.url, staging, checkpoint.result))
             progress.staging[task.name] = (checkpoint.result, staging)
         return Job(

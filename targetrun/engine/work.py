@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import io
 import os
-import socket
 import sys
 import threading
 import time
@@ -134,6 +133,8 @@ class Attempt:
 
 
 def worker_name() -> str:
+    import socket  # not at import: a run that executes nothing never needs it
+
     thread = threading.current_thread().name
     return f"{socket.gethostname()}:{os.getpid()}" + ("" if thread == "MainThread" else f"/{thread}")
 

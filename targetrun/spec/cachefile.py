@@ -60,9 +60,24 @@ def _encode(value: Any) -> Any:
     if isinstance(value, Validator):
         return {TAG: type(value).__name__, "v": value.value}
     if dataclasses.is_dataclass(value) and CLASSES.get(type(value).__name__) is type(value):
-        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # Fields left at their defaults are not written: a task is then a third of the
+        # bytes, and the reader (the class's own constructor) fills them in again.
+        fields = {f.name: _encode(v) for f in dataclasses.fields(value)
+                  if not _is_default(f, v := getattr(value, f.name))}
         return {TAG: type(value).__name__, **fields}
     raise TypeError(f"a {type(value).__name__} cannot be stored in the spec cache")
+
+
+def _is_default(field: dataclasses.Field[Any], value: Any) -> bool:
+    """Whether ``value`` is what the class would fill in for ``field`` (same type too:
+    ``0`` is not ``False``)."""
+    if field.default is not dataclasses.MISSING:
+        default = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    else:
+        return False
+    return type(value) is type(default) and bool(value == default)
 
 
 def _decode(obj: dict[str, Any]) -> Any:
@@ -83,7 +98,8 @@ def _decode(obj: dict[str, Any]) -> Any:
     cls = CLASSES.get(tag) if isinstance(tag, str) else None
     if cls is None:
         raise ValueError(f"unknown tag {tag!r}")
-    fields = {k: v for k, v in obj.items() if k != TAG}
+    fields = dict(obj)
+    del fields[TAG]
     return cls(**fields)
 
 

@@ -93,6 +93,20 @@ class Storage(ABC):
         """Like :meth:`listing`, with each entry's size and age (None: cannot list)."""
         return None
 
+    def list_pages(self, parent: str, *, recursive: bool, max_requests: int,
+                   urls: list[str] | None = None) -> Listing | None:
+        """One listing of ``parent`` (all depths when ``recursive``) that answers ``urls``
+        in at most ``max_requests`` requests; None when this backend
+        cannot list that way. The default lists a folder whole (local disk: one system
+        call, no requests to count)."""
+        if recursive:
+            return None
+        stats = self.listing_stats(parent)
+        if stats is not None:
+            return Listing(dict(stats))
+        names = self.listing(parent)
+        return None if names is None else Listing(dict.fromkeys(names))
+
     def exists_many(self, urls: Iterable[str]) -> dict[str, bool]:
         return TargetChecker(lambda _key: self).check_urls("", list(urls))
 
@@ -199,13 +213,44 @@ def shown(url: str) -> str:
     return f"{head}/{target}" if head else target
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What one listing saw: each key found (with its size and age, or None when the
+    backend lists names only), and which keys it decides. ``decided`` None: the listing is
+    complete, so a key it did not find is missing; otherwise only the keys in ``decided``
+    are answered (a listing that stopped early, or one that sought its targets out)."""
+
+    entries: dict[str, Stat | None]
+    decided: frozenset[str] | None = None
+
+    def answers(self, key: str) -> bool:
+        return self.decided is None or key in self.decided
+
+
 class TargetChecker:
     """Answers "does it exist?" for many targets with few requests.
 
-    Told up front which URLs a run may ask about, it answers a URL by one listing of its
-    folder or prefix when that prefix holds at least ``threshold`` of them (the listing is
-    reused for the rest), and by one ``info`` call otherwise. Prefixes nobody asks about
-    are never listed, so a target below an existing one costs nothing.
+    Told up front which URLs a run may ask about, it chooses per group of targets (the
+    targets sharing a folder or prefix) between three ways to answer, from what is known
+    before any request: how many targets each folder holds and how they spread.
+
+    * a folder holding at least ``threshold`` targets is listed once (with sizes and ages);
+    * targets alone or nearly alone in their folders but sharing a parent (Hive-style
+      ``events/dt=2025-01-01/part.json`` x 365) are answered by one *recursive* listing of
+      that parent -- about one request per 1,000 objects below it;
+    * the rest are checked one key at a time (``info``).
+
+    A listing never costs more than the per-key checks it replaces. Object stores list in
+    key order, 1,000 keys a request, and can start a listing at any key (S3's
+    ``StartAfter``, GCS's ``startOffset``); so each request starts at the first target not
+    yet answered and answers it and every target among the next 1,000 keys: at most one
+    request per target (a missing key costs per-key checks two), about one per 1,000 keys
+    where targets are dense, and a few targets among thousands of other objects cost one
+    request each at most. Targets a listing did not reach within its budget (as many
+    requests as targets) are checked per key. Backends that cannot list page by page
+    (local disk, where a listing is one cheap system call) list folders whole.
+    Prefixes nobody asks about are never listed, so a target below an existing one costs
+    nothing.
     """
 
     def __init__(self, storages: Callable[[str], Storage], *, threshold: int = 3) -> None:
@@ -213,53 +258,94 @@ class TargetChecker:
         self._threshold = threshold
         self._expected: Counter[tuple[str, str]] = Counter()
         self._group_of: dict[tuple[str, str], tuple[str, str]] = {}
-        self._listings: dict[tuple[str, str], frozenset[str] | None] = {}
-        self._stats: dict[tuple[str, str], Stat] = {}  # from detailed listings
+        self._members: dict[tuple[str, str], list[str]] = {}  # group -> the URLs expected in it
+        self._families: dict[tuple[str, str], set[tuple[str, str]]] = {}  # parent of folders -> folders
+        self._tried: set[tuple[str, str]] = set()  # folders (and parents) already listed or declined
+        self._listings: dict[tuple[str, str], list[tuple[bool, Listing]]] = {}  # (storage, prefix) -> listings
+        self._found: dict[tuple[str, str], Stat | None] = {}  # keys seen by a listing
 
     def expect(self, storage_key: str, urls: Iterable[str]) -> None:
         parent = self._storages(storage_key).parent
+        by_folder: dict[str, list[str]] = {}
         for url in urls:
-            group = self._group_of[(storage_key, url)] = (storage_key, parent(url))
-            self._expected[group] += 1
+            by_folder.setdefault(parent(url), []).append(url)
+        for folder, members in by_folder.items():
+            group = (storage_key, folder)
+            self._group_of.update(((storage_key, url), group) for url in members)
+            self._expected[group] += len(members)
+            self._members.setdefault(group, []).extend(members)
+            self._families.setdefault((storage_key, parent(folder)), set()).add(group)
 
     def check_urls(self, storage_key: str, urls: list[str]) -> dict[str, bool]:
         if not self._expected:
             self.expect(storage_key, urls)
         storage = self._storages(storage_key)
-        answers: dict[str, bool] = {}
+        by_group: dict[tuple[str, str], list[str]] = {}
+        group_of = self._group_of
         for url in urls:
-            group = self._group_of.get((storage_key, url)) or (storage_key, storage.parent(url))
-            names = self._listing(storage, group)
-            answers[url] = storage.exists(url) if names is None else storage.key(url) in names
-        return answers
+            group = group_of.get((storage_key, url)) or (storage_key, storage.parent(url))
+            by_group.setdefault(group, []).append(url)
+        answers: dict[str, bool] = {}
+        found, key = self._found, storage.key
+        for group, members in by_group.items():
+            self._list_for(storage, group)
+            for url in members:
+                if (storage_key, key(url)) in found:
+                    answers[url] = True
+                    continue
+                known = self._known(storage_key, key(url))
+                answers[url] = storage.exists(url) if known is None else known
+        return dict(zip(urls, (answers[url] for url in urls)))  # in the order asked
 
-    def _listing(self, storage: Storage, group: tuple[str, str]) -> frozenset[str] | None:
-        if group in self._listings:
-            return self._listings[group]
-        if self._expected[group] < self._threshold:
+    def _known(self, storage_key: str, key: str) -> bool | None:
+        """True/False when a listing answered ``key``; None when none did."""
+        if (storage_key, key) in self._found:
+            return True
+        if not self._listings:
             return None
-        stats = storage.listing_stats(group[1])  # sizes and ages come with the same request
-        if stats is not None:
-            self._stats.update(((group[0], key), stat) for key, stat in stats.items())
-            names: frozenset[str] | None = frozenset(stats)
-        else:
-            names = storage.listing(group[1])
-        self._listings[group] = names
-        return names
+        prefix, depth = key, 0
+        while True:  # the folder holding ``key``, then each folder above it
+            prefix = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+            for recursive, listing in self._listings.get((storage_key, prefix), ()):
+                if (recursive or depth == 0) and listing.answers(key):
+                    return False
+            if not prefix:
+                return None
+            depth += 1
+
+    def _list_for(self, storage: Storage, group: tuple[str, str]) -> None:
+        """List what answers ``group``'s targets best, once (or decide not to)."""
+        if group in self._tried:
+            return
+        self._tried.add(group)
+        count = self._expected[group]
+        if count >= self._threshold:
+            self._list(storage, group, recursive=False, urls=self._members.get(group, []))
+            return
+        family = (group[0], storage.parent(group[1]))
+        if family in self._tried or family[1] == group[1]:
+            return
+        self._tried.add(family)
+        lonely = [g for g in self._families.get(family, ()) if self._expected[g] < self._threshold]
+        count = sum(self._expected[g] for g in lonely)
+        if count >= self._threshold:
+            self._list(storage, family, recursive=True, urls=[u for g in lonely for u in self._members.get(g, [])])
+
+    def _list(self, storage: Storage, where: tuple[str, str], *, recursive: bool, urls: list[str]) -> None:
+        # at most one request per target: per-key checks would cost at least that
+        listing = storage.list_pages(where[1], recursive=recursive, max_requests=max(1, len(set(urls))), urls=urls)
+        if listing is None:
+            return
+        self._listings.setdefault((where[0], storage.key(where[1])), []).append((recursive, listing))
+        self._found.update(((where[0], key), stat) for key, stat in listing.entries.items())
 
     def known_stat(self, storage_key: str, url: str) -> tuple[bool, Stat | None]:
         """(True, stat) when a listing already answered ``url`` (stat None: missing)."""
-        storage = self._storages(storage_key)
-        group = self._group_of.get((storage_key, url)) or (storage_key, storage.parent(url))
-        names = self._listings.get(group)
-        if names is None:
-            return False, None  # never listed
-        key = storage.key(url)
-        if (storage_key, key) in self._stats:
-            return True, self._stats[(storage_key, key)]
-        if key in names:
-            return False, None  # listed by name only: size and age unknown
-        return True, None
+        key = self._storages(storage_key).key(url)
+        if (storage_key, key) in self._found:
+            stat = self._found[(storage_key, key)]
+            return (True, stat) if stat is not None else (False, None)  # by name only: size unknown
+        return (True, None) if self._known(storage_key, key) is False else (False, None)
 
 
 STORAGES = Registry(

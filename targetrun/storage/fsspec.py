@@ -3,8 +3,11 @@
 * Existence: ``fs.info`` answers one key; only ``FileNotFoundError`` means missing,
   anything else (403, DNS, timeout) is a :class:`StorageError`. On object stores a missing
   *bucket* also reads as "not found" to s3fs/gcsfs, so "missing" is believed only once
-  the bucket is known to exist (one check per bucket). Batches are answered by one
-  listing per prefix (see ``TargetChecker``), with sizes and ages for ``status``.
+  the bucket is known to exist (one check per bucket). Batches are answered by listings
+  chosen per shape (see ``TargetChecker``), with sizes and ages for ``status``. On S3 and
+  GCS a listing is made request by request (``list_objects_v2`` / ``objects.list``, 1,000
+  keys each), each starting at the first target not yet answered (:func:`_seek`); other
+  filesystems list whole.
 * No hidden caches: each storage gets its own filesystem instance
   (``skip_instance_cache``) without a listings cache, so a check never answers from an
   earlier listing.
@@ -18,13 +21,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from targetrun import redact
 from targetrun.envvars import expand_env
 from targetrun.errors import MissingExtraError, StorageError, UsageError
-from targetrun.storage.base import Stat, Storage, shown
+from targetrun.storage.base import Listing, Stat, Storage, shown
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 BUCKETED = frozenset(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"))
@@ -76,6 +79,35 @@ class FsspecStorage(Storage):
         except Exception as exc:
             raise _cannot_tell(parent, exc) from None
         return {str(self.fs._strip_protocol(e["name"])).rstrip("/"): _stat(e) for e in entries}
+
+    def list_pages(self, parent: str, *, recursive: bool, max_requests: int,
+                   urls: list[str] | None = None) -> Listing | None:
+        page = {"s3": _s3_page, "s3a": _s3_page, "gs": _gcs_page, "gcs": _gcs_page}.get(self.protocol)
+        if page is None:
+            return super().list_pages(parent, recursive=recursive, max_requests=max_requests)
+        fs = self.fs
+        bucket, _, prefix = self._path(parent).rstrip("/").partition("/")
+        prefix = prefix + "/" if prefix else ""
+        keys = {self.key(url) for url in urls or ()}
+        wanted = [k.partition("/")[2] for k in keys if k.startswith(bucket + "/")]
+        try:
+            found, decided = _seek(lambda start: page(fs, bucket, prefix, recursive, start), wanted, max_requests)
+        except FileNotFoundError:
+            self._check_bucket(parent)
+            return Listing({})
+        except Exception as exc:
+            raise _cannot_tell(parent, exc) from None
+        entries: dict[str, Stat | None] = {}
+        root = f"{bucket}/{prefix}".rstrip("/")
+        for key, stat in found:
+            name = f"{bucket}/{key}".rstrip("/")
+            entries[name] = stat
+            if recursive:  # every folder on the way down exists too (a target may be a folder)
+                while (name := name.rsplit("/", 1)[0]) != root and len(name) > len(root) and name not in entries:
+                    entries[name] = Stat(0, None)
+        if not entries and decided is None:
+            self._check_bucket(parent)
+        return Listing(entries, None if decided is None else frozenset(f"{bucket}/{k}" for k in decided))
 
     def _check_bucket(self, url: str) -> None:
         """A missing bucket is "cannot tell" (a typo, or no permission), never "missing"."""
@@ -162,6 +194,79 @@ class FsspecStorage(Storage):
             pass
         except Exception as exc:
             raise StorageError(f"cannot remove {_mask(url)}: {exc}") from None
+
+
+Page = tuple[list[tuple[str, Stat | None]], bool]  # (keys in order, with sizes and ages; more after them?)
+
+
+def _seek(page: Callable[[str | None], Page], wanted: list[str],
+          max_requests: int) -> tuple[list[tuple[str, Stat | None]], set[str] | None]:
+    """Answer ``wanted`` keys with listing requests that each start at the first key not
+    yet answered, so that every request answers at least that one. Returns what was found
+    and the keys decided (None: the listing covered everything).
+
+    A key is decided once seen, or seen with keys below it (``key/...``: a target may be
+    a folder), or once the listing has passed it and everything below it.
+    """
+    found: list[tuple[str, Stat | None]] = []
+    decided: set[str] = set()
+    seen: set[str] = set()  # keys found, and every folder above them
+    todo = sorted(set(wanted))
+    i = 0
+    start = todo[0] if todo else None
+    for _ in range(max_requests):
+        entries, more = page(start)
+        found += entries
+        if not more:
+            if start is None:
+                return found, None
+            decided.update(todo[i:])  # everything from ``start`` on was listed
+            return found, decided
+        for key, _ in entries:
+            while key and key not in seen:
+                seen.add(key)
+                key = key.rpartition("/")[0]
+        last = max((k for k, _ in entries), default="")
+        before = i
+        while i < len(todo) and (todo[i] in seen or (last > todo[i] + "/" and not last.startswith(todo[i] + "/"))):
+            decided.add(todo[i])
+            i += 1
+        if i >= len(todo) or i == before:
+            break  # all answered, or no progress: the rest are checked per key
+        start = todo[i]
+    return found, decided
+
+
+def _s3_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | None) -> Page:
+    """One ``list_objects_v2`` request: up to 1,000 keys under ``prefix`` from ``start`` on."""
+    from fsspec.asyn import sync  # type: ignore[import-untyped]
+
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
+    if not recursive:
+        kwargs["Delimiter"] = "/"
+    if start and start > prefix:  # StartAfter is exclusive: begin just before ``start``
+        kwargs["StartAfter"] = start[:-1]
+    page = sync(fs.loop, fs._call_s3, "list_objects_v2", **kwargs)  # errors come translated
+    keys: list[tuple[str, Stat | None]] = [(c["Key"], Stat(c.get("Size"), _epoch(c.get("LastModified"))))
+                                           for c in page.get("Contents", [])]
+    keys += [(p["Prefix"].rstrip("/"), Stat(0, None)) for p in page.get("CommonPrefixes", [])]
+    return sorted(keys), bool(page.get("IsTruncated"))
+
+
+def _gcs_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | None) -> Page:
+    """Like :func:`_s3_page`, on GCS's JSON API (``objects.list``, ``startOffset`` inclusive)."""
+    from fsspec.asyn import sync
+
+    params: dict[str, Any] = {"prefix": prefix or None, "maxResults": 1000}
+    if not recursive:
+        params["delimiter"] = "/"
+    if start and start > prefix:
+        params["startOffset"] = start
+    page = sync(fs.loop, fs._call, "GET", "b/{}/o", bucket, json_out=True, **params)
+    keys: list[tuple[str, Stat | None]] = [(o["name"], Stat(int(o["size"]), _epoch(o.get("updated"))))
+                                           for o in page.get("items", [])]
+    keys += [(p.rstrip("/"), Stat(0, None)) for p in page.get("prefixes", [])]
+    return sorted(keys), bool(page.get("nextPageToken"))
 
 
 def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
