@@ -53,11 +53,16 @@ _SAFE = (Ctx.TOP, Ctx.CMDSUB)  # where a single-quoted word stays one literal wo
 _KEEP_COMMAND = frozenset(("if", "then", "else", "elif", "while", "until", "do", "!", "{", "time", "exec",
                            "command", "builtin", "eval", "nohup", "env", "xargs", "sudo"))
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+# Programs whose argument after one of these flags is code they run (``sh -c {x}``).
+_INTERPRETERS = frozenset(("sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox", "python", "python3", "perl",
+                           "ruby", "node", "nodejs", "php", "Rscript", "awk", "gawk", "tclsh", "lua", "pwsh"))
+_CODE_FLAGS = frozenset(("-c", "-e", "-E", "--command", "--eval", "-Command", "-r"))
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _PLAIN = re.compile(r"[^\s'\"\\`$#<>;&|()\0]+")  # characters that only make up a word
 
 
 class _Frame:
-    __slots__ = ("ctx", "depth", "cases", "word", "command", "redirect")
+    __slots__ = ("ctx", "depth", "cases", "word", "command", "redirect", "words")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
@@ -66,6 +71,7 @@ class _Frame:
         self.word: list[str] | None = None  # the word being read (code frames)
         self.command = True  # the next word is the command to run
         self.redirect = False  # the next word is the file of a redirection
+        self.words: list[str] = []  # the words of the simple command read so far
 
 
 class _Unsafe(Exception):
@@ -122,6 +128,7 @@ class _Scanner:
         self.i = 0
         self.stack = [_Frame(Ctx.TOP)]
         self.heredocs: list[tuple[str, bool]] = []  # delimiters waiting for the next newline
+        self.tainted: dict[str, int] = {}  # variables assigned a placeholder, and where (``a={x}; $a`` runs it)
 
     def scan(self) -> None:
         handlers = {
@@ -257,11 +264,18 @@ class _Scanner:
             self.i += 1
 
     def _placeholder(self, frame: _Frame) -> None:
-        """A placeholder in code: fine inside a word or as a file name, never as the command."""
+        """A placeholder in code: fine inside a word or as a file name, never as the command
+        nor as the code an interpreter or ``trap`` runs."""
         if frame.word is None and frame.command and not frame.redirect:
             raise _Unsafe(self.i, "the command to run",
                           "A value is never run as a program: write the program itself, e.g. `sh {FIELD}` "
                           "or `python {FIELD}`.")
+        program = frame.words[0].rpartition("/")[2] if frame.words else ""
+        if frame.word is None and not frame.redirect and (
+                (program in _INTERPRETERS and frame.words[-1] in _CODE_FLAGS) or (program == "trap" and len(frame.words) == 1)):
+            raise _Unsafe(self.i, f"the code `{' '.join(frame.words)}` runs",
+                          "A value is never run as code: pass it as a file or an argument instead, e.g. "
+                          "`sh script.sh {FIELD}` or `python job.py {FIELD}`.")
         self._in_word(frame, _MARK)
         self.i += 1
 
@@ -275,6 +289,7 @@ class _Scanner:
         word = "".join(frame.word) if frame.word is not None else None
         frame.word = None
         if word is not None:
+            self._note_variables(frame, word)
             if frame.redirect:
                 frame.redirect = False  # that was the file name
             elif digits_ok and word.isdigit():
@@ -283,6 +298,19 @@ class _Scanner:
                 frame.command = False
         if command:
             frame.command, frame.redirect = True, False
+            frame.words = []
+
+    def _note_variables(self, frame: _Frame, word: str) -> None:
+        """Remember ``NAME=...{x}...``; refuse ``$NAME`` run as a command afterwards."""
+        assigned = _ASSIGNMENT.match(word)
+        if assigned and _MARK in word and frame.command:
+            self.tainted[word[:assigned.end() - 1]] = self.i - len(word) + word.index(_MARK)
+        variable = _VARIABLE.match(word)
+        if frame.command and not frame.redirect and not assigned and variable and variable.group(1) in self.tainted:
+            raise _Unsafe(self.tainted[variable.group(1)], f"run as a command through ${variable.group(1)}",
+                          "A value is never run as a program: use the variable as an argument, e.g. `cat \"$NAME\"`.")
+        if not frame.redirect:
+            frame.words.append(word)
 
     def _paren(self, frame: _Frame, c: str) -> None:
         if c == "(":

@@ -510,3 +510,37 @@ def test_logs_reads_only_a_run_folder_of_this_project(tmp_path):
     code, out, err = cli(path, "logs", "a", "--run", "../../../elsewhere")
     assert_usage_error(code, err, "is not a run id")
     assert "not a log of this project" not in out
+
+
+@pytest.mark.parametrize("command", [
+    "sh -c {params.x} > {output}",
+    "bash -x -c {params.x} > {output}",
+    "/usr/bin/python3 -c {params.x} > {output}",
+    "a={params.x}; $a > {output}",
+    "trap {params.x} EXIT; echo > {output}",
+])
+def test_a_value_is_never_the_code_a_program_runs(tmp_path, command):
+    """Beyond quoting: ``sh -c {x}``, ``trap {x}`` and ``a={x}; $a`` run the value as code."""
+    path = write(tmp_path / "p", f"""
+    params: {{x: hi}}
+    tasks:
+      t: {{shell: '{command}', target: o.txt}}
+    """)
+    code, _, err = cli(path, "run", "-p", f"x=touch {tmp_path / 'PWNED'}")
+    assert_usage_error(code, err, "{params.x}")
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("command", ["echo {params.x} > {output}", 'a={params.x}; echo "$a" > {output}',
+                                     "sh script.sh {params.x} > {output}"])
+def test_a_value_as_an_argument_is_still_fine(tmp_path, command):
+    path = write(tmp_path / "p", f"""
+    params: {{x: hi}}
+    tasks:
+      t: {{shell: '{command}', target: o.txt}}
+    """)
+    (tmp_path / "p" / "script.sh").write_text('echo "$1"\n')
+    code, out, err = cli(path, "run", "-p", "x=$(touch PWNED)")
+    assert code == 0, out + err
+    assert "$(touch PWNED)" in (tmp_path / "p" / "o.txt").read_text()
+    assert not (tmp_path / "p" / "PWNED").exists()
