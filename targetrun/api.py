@@ -29,7 +29,7 @@ from typing import Any
 from targetrun import settings
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
-from targetrun.engine.recovery import recover
+from targetrun.engine.recovery import holds, recover
 from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, SpecError, UsageError, did_you_mean
 from targetrun.events import NullReporter, Reporter
 from targetrun.executors import base as executors
@@ -304,6 +304,9 @@ def run_dates(
                 check_shared_storage(the_plan)
             return the_plan
 
+        if resume is not None and opened.store.run(resume) is None:
+            raise UsageError(f"--resume {resume!r}: the state store has no such run",
+                             hint="See `targetrun history` for run ids, or give --resume alone for the latest failed run.")
         if not dry_run:
             settle(opened, clock, lock_lease)
         first = plan_for(dates[0])  # before any executor starts: a bad file or target costs no cluster
@@ -371,7 +374,7 @@ def invalidate(
             storage = opened.storage(planned.target.result)
             url = planned.target.url
             if storage.exists(url):
-                _check_removable(storage, url, opened.store.checkpoint(url) is not None)
+                _check_removable(storage, url, opened.store.checkpoint(url))
                 storage.remove(url)
                 removed.append(f"target {url}")
             opened.store.forget_checkpoint(url)
@@ -382,13 +385,17 @@ def invalidate(
     return removed
 
 
-def _check_removable(storage: Storage, url: str, recorded: bool) -> None:
+def _check_removable(storage: Storage, url: str, record: Checkpoint | None) -> None:
+    """Remove only what targetrun wrote: a file whose bytes are still those its record names."""
     if storage.is_folder(url):
         raise UsageError(f"not removing {url}: it is a folder, and invalidate removes only files targetrun wrote",
                          hint="Delete it yourself if you mean to.")
-    if not recorded:
+    if record is None:
         raise UsageError(f"not removing {url}: no checkpoint record in the state store says targetrun wrote it",
                          hint="Delete it yourself if you mean to; `targetrun run --force TASK` rewrites it.")
+    if not holds(storage, url, record):
+        raise UsageError(f"not removing {url}: its bytes are no longer the ones targetrun wrote there",
+                         hint="Something else replaced it; delete it yourself if you mean to.")
 
 
 def gc(
@@ -576,17 +583,38 @@ def write_report(spec: PipelineSpec, path: str, run_ids: Sequence[str] = (), las
         recent = [as_seen(r, now, lease) for r in opened.store.runs(spec.name, last)]
         data = collect(spec, opened.store, runs, recent, now)
     page = render_report(data).encode("utf-8")
+    _write_output_file(path, page)
+    return path
+
+
+def _write_output_file(path: str, data: bytes) -> None:
+    """Write a file the user named: a regular file (or a new one, in an existing folder) is
+    replaced atomically (a temporary sibling, then rename); anything else that is there -- a
+    device such as /dev/stdout, a pipe, a symlink -- is written *into*, never replaced."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):  # made only below the current folder, never anywhere else
+        if os.path.commonpath([folder, os.getcwd()]) != os.getcwd():
+            raise UsageError(f"cannot write {path}: the folder {folder} does not exist",
+                             hint="Create the folder first, or give another path.")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}", hint="Give a writable file path.") from None
+    try:
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+            with open(path, "wb") as f:
+                f.write(data)
+            return
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}", hint="Give a writable file path.") from None
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        with open(temporary, "wb") as f:
-            f.write(page)
+        with open(temporary, "xb") as f:
+            f.write(data)
         os.replace(temporary, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.remove(temporary)
         raise UsageError(f"cannot write the report to {path}: {exc.strerror or exc}",
                          hint="Give -o a writable file path.") from None
-    return path
 

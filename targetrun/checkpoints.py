@@ -28,7 +28,7 @@ from typing import BinaryIO, cast
 from targetrun.errors import UsageError
 from targetrun.fingerprint import stream_digest
 from targetrun.model import Checkpoint
-from targetrun.serializers.base import serializer
+from targetrun.serializers.base import SerializationError, serializer
 from targetrun.storage.base import Storage
 
 SPOOL_IN_MEMORY = 16 * 1024 * 1024  # bytes of a checkpoint kept in memory while it is checked
@@ -88,7 +88,7 @@ def read_value(storage: Storage, url: str, codec: str, *, expected: Expected | N
         if needs_record(codec, trust):
             raise untrusted(url, task, codec)
         with storage.open_read(url) as source:  # nothing to compare with: load as it streams
-            return serializer(codec).load(source)
+            return _load(codec, source)
     with storage.open_read(url) as source, tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as buffer:
         kept = cast(BinaryIO, buffer)
         size, digest = stream_digest(source, copy_to=kept)
@@ -96,7 +96,14 @@ def read_value(storage: Storage, url: str, codec: str, *, expected: Expected | N
         if problem is not None:
             raise CorruptCheckpoint(url, problem)
         kept.seek(0)
-        return serializer(codec).load(kept)
+        return _load(codec, kept)
+
+
+def _load(codec: str, source: BinaryIO) -> object:
+    try:
+        return serializer(codec).load(source)
+    except RecursionError:  # JSON (or any format) nested deeper than the interpreter can follow
+        raise SerializationError("it is nested too deeply to be read") from None
 
 
 def mismatch(expected: Expected, size: int | None, digest: str | None) -> str | None:

@@ -39,7 +39,7 @@ NOT_SECRET = frozenset({"anon", "google_default", "cloud", "browser", "cache", "
 # Option names whose values are credentials (fsspec/s3fs/gcsfs/adlfs spellings, redis).
 _SECRET_NAME = re.compile(
     r"(?i)(?:^|_|-)(?:key|secret|token|password|passwd|pwd|credential|credentials|sas|signature|auth|session)"
-    r"(?:$|_|-|id$)|secret|token|password|passwd|credential"
+    r"(?:$|_|-|id$)|secret|token|password|passwd|credential|authorization|cookie"
 )
 # scheme://userinfo@host: userinfo runs to the last "@" of the word, so "/#?@:" in a password stay inside it.
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s'\"<>`]*)@(?P<host>[^\s'\"<>`@/]*)")

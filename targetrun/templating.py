@@ -326,7 +326,7 @@ def format_field(name: str, value: object, spec: str) -> str:
         _check_spec(name, spec)
     try:
         return format(value, spec)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:  # {n:c} of a huge n overflows
         raise TemplateError(f"cannot render template field {{{name}:{spec}}}: {exc}") from None
 
 

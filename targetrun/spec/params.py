@@ -55,8 +55,11 @@ def load_params_file(path: str) -> dict[str, object]:
         size = os.path.getsize(path)
         if size > MAX_PARAMS_FILE_BYTES:
             raise UsageError(f"the params file {path} is {size:,} bytes, more than the {MAX_PARAMS_FILE_BYTES:,} allowed")
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
+        with open(path, "rb") as f:  # at most the limit + 1 bytes: /dev/zero or a pipe has no size to check
+            data = f.read(MAX_PARAMS_FILE_BYTES + 1)
+        if len(data) > MAX_PARAMS_FILE_BYTES:
+            raise UsageError(f"the params file {path} is more than the {MAX_PARAMS_FILE_BYTES:,} bytes allowed")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read the params file {path}: {exc}") from None
     if "\0" in text:

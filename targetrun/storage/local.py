@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from targetrun.errors import StorageError
+from targetrun.errors import StorageError, UsageError
 from targetrun.storage.base import Stat, Storage, shown
 
 # Errors that mean "this path cannot exist", as opposed to "cannot tell".
@@ -50,6 +50,9 @@ class LocalStorage(Storage):
         except OSError as exc:
             if exc.errno in _MISSING:
                 return None
+            if exc.errno == errno.ENAMETOOLONG:  # the values that made the path are wrong, not the disk
+                raise UsageError(f"the path {url[:120]}... is longer than this filesystem allows",
+                                 hint="Shorten the values or names that make up this target.") from None
             raise _cannot_tell(url, exc) from None
         return Stat(st.st_size, st.st_mtime)
 

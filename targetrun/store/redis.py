@@ -130,7 +130,8 @@ class RedisStore(StateStore):
 
     def run(self, run_id: str) -> RunRecord | None:
         fields = self._call(self.client.hgetall, f"{PREFIX}run:{run_id}")
-        return _run_record(run_id, fields) if fields else None
+        found = readable(self._name, "run record", [fields] if fields else [], lambda f: _run_record(run_id, f))
+        return found[0] if found else None
 
     def intend_write(self, pending: PendingWrite) -> None:
         text = json.dumps({"run_id": pending.run_id, "location": pending.location, "storage": pending.storage})

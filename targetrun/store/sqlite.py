@@ -224,7 +224,8 @@ class SqliteStore(StateStore):
 
     def run(self, run_id: str) -> RunRecord | None:
         rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
-        return _run_record(rows[0]) if rows else None
+        found = readable(self.path, "run record", rows, _run_record)
+        return found[0] if found else None
 
     def record_task(self, record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None = None,
                     *, staging: str | None = None) -> None:
