@@ -2,7 +2,8 @@
 
 :func:`targetrun.api.show` finds and reads the value (checked like every other read);
 this module only turns it into text: a str or bytes as it is, anything JSON can write as
-indented JSON, the rest as :func:`pprint.pformat` gives it.
+indented JSON, the rest as :func:`pprint.pformat` gives it -- line by line, with control
+characters escaped.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ import json
 import pprint
 from typing import TextIO
 
+from targetrun.redact import printable
+
 
 def render_value(value: object, out: TextIO) -> None:
-    out.write(format_value(value) + "\n")
+    """The value's own lines, each with its control characters escaped (a stored value
+    cannot move the cursor or hide text in a terminal or CI log)."""
+    out.write("\n".join(printable(line) for line in format_value(value).split("\n")) + "\n")
 
 
 def format_value(value: object) -> str:
