@@ -69,6 +69,9 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
         result = cli.main(args=argv, prog_name="targetrun", standalone_mode=False, obj={"out": out, "err": err})
     except TargetrunError as exc:
         _print_error(exc.format(), err)
+        if "--json" in argv and argv[:1] in (["run"], ["status"]):  # CI parses stdout: it gets a document too
+            out.write(json.dumps({"ok": False, "exit_code": exc.exit_code, "error": exc.format(), "runs": []},
+                                 indent=2) + "\n")
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

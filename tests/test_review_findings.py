@@ -90,3 +90,13 @@ def test_invalidate_leaves_a_file_whose_bytes_someone_else_replaced(tmp_path):
     (folder / "out" / "a.json").write_text('["not", "ours"]\n')
     assert_refused(targetrun(folder, "invalidate", "a"), "no longer the ones targetrun wrote")
     assert (folder / "out" / "a.json").read_text() == '["not", "ours"]\n'
+
+
+def test_run_json_prints_a_document_also_when_it_stops_before_any_task(tmp_path):
+    import json
+
+    folder = project(tmp_path, "tasks:\n  a: {run: 'tasks:a', target: out/a.json}\n")
+    done = targetrun(folder, "run", "--json", "--resume", "nope")
+    assert done.returncode == 2
+    document = json.loads(done.stdout)
+    assert document["ok"] is False and document["exit_code"] == 2 and "no such run" in document["error"]
