@@ -100,3 +100,11 @@ def test_run_json_prints_a_document_also_when_it_stops_before_any_task(tmp_path)
     assert done.returncode == 2
     document = json.loads(done.stdout)
     assert document["ok"] is False and document["exit_code"] == 2 and "no such run" in document["error"]
+
+
+def test_a_value_that_does_not_fit_json_is_a_usage_error(tmp_path):
+    folder = project(tmp_path, "tasks:\n  a: {run: 'tasks:inf', target: out/a.json}\n",
+                     "def inf():\n    return float('inf')\n")
+    done = targetrun(folder, "run")
+    assert done.returncode == 2 and "not JSON" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert not (folder / "out" / "a.json").exists()

@@ -362,7 +362,7 @@ def test_inline_results_live_in_the_state_store(project, steps):
     again = proj.cli("run", "after", "--force", "after")
     assert again.code == 0 and "skipped  small        target exists" in again.out  # the inline target exists
     too_big = proj.cli("run", "big", "-p", "blob=" + "y" * 70_000)
-    assert too_big.code == 1 and "the most `result: inline` keeps" in too_big.out
+    assert too_big.code == 2 and "the most `result: inline` keeps" in too_big.out  # a value that does not fit: exit 2
 
 
 def test_task_output_goes_to_log_files(project):

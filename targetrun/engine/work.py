@@ -223,8 +223,8 @@ def write_value(storage: Storage, staging: str, value: object, serializer_name: 
         with storage.stage_write(staging) as f:
             writer = HashingWriter(f)
             codec.dump(value, cast(BinaryIO, writer))
-    except SerializationError as exc:
-        raise WorkError(f"cannot write the value to {shown} as {serializer_name}: {exc}") from None
+    except SerializationError as exc:  # the value does not fit its target's format: the same on every attempt
+        raise WorkError(f"cannot write the value to {shown} as {serializer_name}: {exc}", usage=True) from None
     _verify(storage, staging, shown)
     return writer.size, writer.hexdigest()
 
