@@ -6,8 +6,9 @@ is no longer alive is resolved:
 
 * its target holds exactly the bytes of the prepared record (the move happened, the
   commit did not) -> the record is committed: the project's own output stays trusted;
-* anything else -> its staging file is removed and the pending write dropped; whatever is
-  at the target keeps the record it had.
+* anything else -> its staging file is removed, and the pending write dropped once its run
+  has been gone for :data:`STRAGGLER_GRACE` (an object store may still complete an upload
+  sent just before the end); whatever is at the target keeps the record it had.
 
 Pending writes of a live run (another process, now) are left alone.
 """
@@ -33,11 +34,29 @@ def recover(store: StateStore, storages: Callable[[str], Storage], now: float, l
             continue
         storage = storages(pending.storage)
         if pending.checkpoint is not None and holds(storage, pending.location, pending.checkpoint):
+            # The move happened; on an object store it is a copy then a delete, and the run
+            # may have died between the two: the staging copy goes too.
+            with contextlib.suppress(TargetrunError):
+                storage.discard(pending.staging)
             store.record_task(None, pending.checkpoint, pending.entry, staging=pending.staging)
         else:
-            _discard(store, storage, pending)
+            _discard(store, storage, pending, settled=_gone_long(store, pending.run_id, now))
         resolved += 1
     return resolved
+
+
+# An object store may still complete an upload its client sent just before it died: the
+# record of a staging file stays this long after its run's last sign of life, so a later
+# run removes such a straggler too.
+STRAGGLER_GRACE = 30.0
+
+
+def _gone_long(store: StateStore, run_id: str, now: float) -> bool:
+    run = store.run(run_id)
+    if run is None:
+        return True
+    last = run.heartbeat if run.heartbeat is not None else run.started
+    return now - last > STRAGGLER_GRACE
 
 
 def holds(storage: Storage, location: str, checkpoint: Checkpoint) -> bool:
@@ -59,9 +78,10 @@ def _alive(store: StateStore, run_id: str, now: float, lease: float) -> bool:
     return not liveness.is_dead(run.owner, run.heartbeat, now, lease)
 
 
-def _discard(store: StateStore, storage: Storage, pending: PendingWrite) -> None:
+def _discard(store: StateStore, storage: Storage, pending: PendingWrite, *, settled: bool) -> None:
     try:
         storage.discard(pending.staging)
     except TargetrunError:
         return  # the record stays until the staging file is gone: the next run tries again
-    store.drop_pending(pending.staging)
+    if settled:
+        store.drop_pending(pending.staging)
