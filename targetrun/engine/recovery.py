@@ -23,14 +23,15 @@ from targetrun.errors import TargetrunError
 from targetrun.fingerprint import stream_digest
 from targetrun.model import Checkpoint
 from targetrun.storage.base import Storage
-from targetrun.store.base import PendingWrite, RunStatus, StateStore
+from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore
 
 
 def recover(store: StateStore, storages: Callable[[str], Storage], now: float, lease: float) -> int:
     """Resolve the pending writes of runs that are gone; return how many were resolved."""
     resolved = 0
     for pending in store.pending_writes():
-        if _alive(store, pending.run_id, now, lease):
+        run = store.run(pending.run_id)
+        if _alive(run, now, lease):
             continue
         storage = storages(pending.storage)
         if pending.checkpoint is not None and holds(storage, pending.location, pending.checkpoint):
@@ -40,7 +41,7 @@ def recover(store: StateStore, storages: Callable[[str], Storage], now: float, l
                 storage.discard(pending.staging)
             store.record_task(None, pending.checkpoint, pending.entry, staging=pending.staging)
         else:
-            _discard(store, storage, pending, settled=_gone_long(store, pending.run_id, now))
+            _discard(store, storage, pending, settled=_gone_long(run, now))
         resolved += 1
     return resolved
 
@@ -51,8 +52,7 @@ def recover(store: StateStore, storages: Callable[[str], Storage], now: float, l
 STRAGGLER_GRACE = 30.0
 
 
-def _gone_long(store: StateStore, run_id: str, now: float) -> bool:
-    run = store.run(run_id)
+def _gone_long(run: RunRecord | None, now: float) -> bool:
     if run is None:
         return True
     last = run.heartbeat if run.heartbeat is not None else run.started
@@ -71,8 +71,7 @@ def holds(storage: Storage, location: str, checkpoint: Checkpoint) -> bool:
     return False
 
 
-def _alive(store: StateStore, run_id: str, now: float, lease: float) -> bool:
-    run = store.run(run_id)
+def _alive(run: RunRecord | None, now: float, lease: float) -> bool:
     if run is None or run.status is not RunStatus.RUNNING:
         return False
     return not liveness.is_dead(run.owner, run.heartbeat, now, lease)
