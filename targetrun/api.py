@@ -39,8 +39,8 @@ from targetrun.housekeeping import Collected, Policy, apply, collect
 from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, RunContext, RunSummary
 from targetrun.resolve import INLINE, LOCAL, protocol
 from targetrun.envvars import expand_env
-from targetrun.spec import find_pipelinefile, load_pipeline
-from targetrun.spec.values import check_param_name, check_param_value
+from targetrun.pipelinefile import find_pipelinefile, load_pipeline
+from targetrun.pipelinefile.values import check_param_name, check_param_value
 from targetrun.state import StatusReport, build_status
 from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import STORAGES, Storage
@@ -72,7 +72,7 @@ def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
     and, for each well-formed Python task, its function -- imported, never called -- and
     its signature against ``args`` and ``needs``. Returns the file as messages name it,
     the number of tasks, and the problems in line order."""
-    from targetrun.spec import check_file
+    from targetrun.pipelinefile import check_file
     from targetrun.callables import resolve_callable
 
     if path is None or os.path.isdir(path):

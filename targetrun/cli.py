@@ -143,7 +143,7 @@ def _context_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def _parse_params(pairs: Sequence[str], params_file: str | None) -> dict[str, object]:
     if not pairs and not params_file:
         return {}
-    from targetrun.spec.params import load_params_file, parse_param  # imports yaml
+    from targetrun.pipelinefile.params import load_params_file, parse_param  # imports yaml
 
     params: dict[str, object] = load_params_file(params_file) if params_file else {}
     for pair in pairs:

@@ -3,7 +3,7 @@
 Every run leaves a run record and task records in the state store, the logs of the tasks
 that printed (``.targetrun/logs/RUN_ID/``) and the values of its tasks without a target
 (``.targetrun/results/RUN_ID/``, in each result location); every edit of the Pipelinefile
-leaves a spec cache file (``.targetrun/spec/``). :func:`collect` decides what of that may
+leaves a spec cache file (``.targetrun/pipelinefile/``). :func:`collect` decides what of that may
 go, :func:`apply` removes it. The rules:
 
 * A run goes when it is older than the window kept: beyond the newest ``keep_runs`` runs
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from targetrun.errors import TargetrunError
 from targetrun.model import Checkpoint, PipelineSpec
 from targetrun.resolve import CHECKPOINT_DIR, LOCAL, LOGS
-from targetrun.spec import SPEC_CACHE_DIR, spec_cache_file
+from targetrun.pipelinefile import SPEC_CACHE_DIR, spec_cache_file
 from targetrun.storage.base import Storage
 from targetrun.store.base import RunRecord, RunStatus, StateStore, as_seen
 

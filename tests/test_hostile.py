@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from targetrun.cli import invoke
-from targetrun.spec.schema import TASK_KEYS, TOP_KEYS
+from targetrun.pipelinefile.schema import TASK_KEYS, TOP_KEYS
 
 # No "/", ":" or "." in generated text: no path leaves the temporary folder, no URL is
 # fetched, so every failure is the input's fault, never the network's.
@@ -121,7 +121,7 @@ def test_deep_nesting_is_refused_without_crashing(tmp_path, text):
 @pytest.mark.parametrize("text", list(DEEP.values()), ids=list(DEEP))
 def test_depth_limit_is_targetrun_own_with_either_yaml_parser(monkeypatch, loader, text):
     from targetrun.errors import SpecError
-    from targetrun.spec import yamlnodes
+    from targetrun.pipelinefile import yamlnodes
 
     if not hasattr(yaml, loader):
         pytest.skip(f"PyYAML has no {loader} here")

@@ -66,7 +66,7 @@ def inside(module: str, package: str) -> bool:
 
 RULES = [
     # (importer, what it must never import, why)
-    ("targetrun.engine", ("targetrun.report", "targetrun.cli", "targetrun.api", "targetrun.spec"),
+    ("targetrun.engine", ("targetrun.report", "targetrun.cli", "targetrun.api", "targetrun.pipelinefile"),
      "the engine knows only ports: no reporter, no command line, no composition root, no loader"),
     ("targetrun.report", ("targetrun.api", "targetrun.engine"),
      "report/ renders what api gives it"),
@@ -97,11 +97,11 @@ def test_the_parser_sees_every_kind_of_import(tmp_path):
     (folder / "engine" / "x.py").write_text(
         "from __future__ import annotations\nfrom typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n    from targetrun import errors\n"
-        "def f():\n    from targetrun import api\n    from .. import model\n    import targetrun.spec.schema\n")
+        "def f():\n    from targetrun import api\n    from .. import model\n    import targetrun.pipelinefile.schema\n")
     modules = {".".join(["targetrun", *p.relative_to(folder).with_suffix("").parts]).removesuffix(".__init__"): p
                for p in folder.rglob("*.py")}
     found = imports_of("targetrun.engine.x", modules=modules)
-    assert found == {"targetrun.errors", "targetrun.api", "targetrun.model", "targetrun.spec.schema"}
+    assert found == {"targetrun.errors", "targetrun.api", "targetrun.model", "targetrun.pipelinefile.schema"}
     assert imports_of("targetrun.engine.x", modules=modules, typing_too=False) == found - {"targetrun.errors"}
 
 

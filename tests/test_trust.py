@@ -295,7 +295,7 @@ def test_a_pickle_planted_in_the_spec_cache_is_never_loaded(project):
 
 
 def test_the_spec_cache_gives_back_the_same_spec(project):
-    from targetrun.spec import load_pipeline
+    from targetrun.pipelinefile import load_pipeline
 
     proj = project("""
     name: shapes
@@ -318,7 +318,7 @@ def test_the_spec_cache_leaves_defaults_out_and_keeps_what_was_set(project):
     bytes for 10,000 tasks, and a third of the decoding), and reads back the same."""
     import json
 
-    from targetrun.spec import load_pipeline
+    from targetrun.pipelinefile import load_pipeline
 
     proj = project("""
     tasks:

@@ -29,8 +29,8 @@ from targetrun.shellcheck import check_shell
 if TYPE_CHECKING:
     from targetrun.resolve import Placer
 from targetrun.store.base import check_store_url
-from targetrun.spec.values import check_param_name, check_param_value
-from targetrun.spec.yamlnodes import Document, Path
+from targetrun.pipelinefile.values import check_param_name, check_param_value
+from targetrun.pipelinefile.yamlnodes import Document, Path
 
 TOP_KEYS = ("version", "name", "params", "results", "defaults", "cache", "scheduler", "tasks", "allow_outside_targets")
 TASK_KEYS = (

@@ -2,10 +2,10 @@
 
 Validating a 10,000-task file takes a few hundred milliseconds (YAML parsing mostly), more
 than a whole no-op run may cost. The validated :class:`PipelineSpec` is therefore cached
-under ``.targetrun/spec/`` keyed by a hash of the file's bytes, its path, the targetrun
+under ``.targetrun/pipelinefile/`` keyed by a hash of the file's bytes, its path, the targetrun
 version and the model module: any edit makes a new key, so a stale spec is never used.
 yaml is imported only on a cache miss. The cache file is JSON, not a pickle
-(:mod:`targetrun.spec.cachefile`): a file planted there cannot run code when it is read,
+(:mod:`targetrun.pipelinefile.cachefile`): a file planted there cannot run code when it is read,
 and one that is not a spec is a miss.
 """
 
@@ -20,10 +20,10 @@ from targetrun import __version__, redact
 from targetrun.errors import SpecError, UsageError
 from targetrun import model
 from targetrun.model import PipelineSpec, TaskSpec
-from targetrun.spec import cachefile
+from targetrun.pipelinefile import cachefile
 
 if TYPE_CHECKING:
-    from targetrun.spec.yamlnodes import Document
+    from targetrun.pipelinefile.yamlnodes import Document
 
 FILENAMES = ("Pipelinefile.yaml", "Pipelinefile.yml", "Pipelinefile")
 
@@ -91,7 +91,7 @@ def spec_cache_file(path: str, data: bytes | None = None) -> str:
 
 
 def parse_pipeline(data: bytes, path: str) -> PipelineSpec:
-    from targetrun.spec.schema import build_pipeline
+    from targetrun.pipelinefile.schema import build_pipeline
 
     return build_pipeline(_document(data, path), path)
 
@@ -99,7 +99,7 @@ def parse_pipeline(data: bytes, path: str) -> PipelineSpec:
 def check_file(path: str) -> tuple[str, list[SpecError], dict[str, TaskSpec]]:
     """For ``validate``: the file's name as messages show it, every problem of the file
     (not only the first), and the tasks that are well formed."""
-    from targetrun.spec.schema import check_pipeline
+    from targetrun.pipelinefile.schema import check_pipeline
 
     display = _display(path)
     try:
@@ -115,7 +115,7 @@ def _display(path: str) -> str:
 
 
 def _document(data: bytes, path: str) -> Document:
-    from targetrun.spec.yamlnodes import load_document
+    from targetrun.pipelinefile.yamlnodes import load_document
 
     display = _display(path)
     try:

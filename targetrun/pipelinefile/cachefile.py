@@ -1,6 +1,6 @@
 """The spec cache's file format: a validated :class:`PipelineSpec` as JSON.
 
-The cache lives in the project's ``.targetrun/spec/`` folder, where anyone who can write a
+The cache lives in the project's ``.targetrun/pipelinefile/`` folder, where anyone who can write a
 file could plant one. It used to be a pickle, and loading a pickle runs code chosen by
 whoever wrote it. JSON cannot: decoding builds only the values JSON has, plus the model's
 own frozen dataclasses and enums, named from a fixed table (:data:`CLASSES`). A file that

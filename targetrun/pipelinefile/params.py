@@ -1,8 +1,8 @@
 """Parameter values from the command line (``-p NAME=VALUE``) and ``--params-file``.
 
 Both are YAML, read with the Pipelinefile's own bounded loader
-(:func:`targetrun.spec.yamlnodes.load_value`: safe tags only, limited nesting and alias
-expansion), then held to the limits of :mod:`targetrun.spec.values`. Any problem is a
+(:func:`targetrun.pipelinefile.yamlnodes.load_value`: safe tags only, limited nesting and alias
+expansion), then held to the limits of :mod:`targetrun.pipelinefile.values`. Any problem is a
 :class:`~targetrun.errors.UsageError` (exit 2) naming the option.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 
 from targetrun.errors import SpecError, UsageError
-from targetrun.spec.values import check_param_name, check_param_value
-from targetrun.spec.yamlnodes import YamlSyntaxError, load_value
+from targetrun.pipelinefile.values import check_param_name, check_param_value
+from targetrun.pipelinefile.yamlnodes import YamlSyntaxError, load_value
 
 __all__ = ["parse_param", "load_params_file", "check_param_name", "check_param_value"]
 
