@@ -242,9 +242,12 @@ def check_shared_storage(the_plan: Plan) -> None:
 
 
 def plan(spec: PipelineSpec, request: RunRequest, context: RunContext, opened: Backends, *, use_store: bool = True,
-         clock: Clock | None = None) -> Plan:
+         clock: Clock | None = None) -> tuple[Plan, Planner]:
+    """The plan, and the planner that made it (a run asks it to decide mapped tasks'
+    children; ``status`` asks it what is stale about targets the plan did not need)."""
     store = opened.store if use_store else None
-    return Planner(spec, context, opened.storage, store, now=(clock or Clock()).now()).plan(request)
+    planner = Planner(spec, context, opened.storage, store, now=(clock or Clock()).now())
+    return planner.plan(request), planner
 
 
 def run(
@@ -298,11 +301,11 @@ def run_dates(
     summaries: list[RunSummary] = []
     with backends(spec, store_url) as opened:
 
-        def plan_for(when: dt.date | dt.datetime | None) -> Plan:
-            the_plan = plan(spec, request, run_context(spec, date=when, params=params), opened, clock=clock)
+        def plan_for(when: dt.date | dt.datetime | None) -> tuple[Plan, Planner]:
+            the_plan, planner = plan(spec, request, run_context(spec, date=when, params=params), opened, clock=clock)
             if address is not None and not dry_run:
                 check_shared_storage(the_plan)
-            return the_plan
+            return the_plan, planner
 
         if resume is not None and opened.store.run(resume) is None:
             raise UsageError(f"--resume {resume!r}: the state store has no such run",
@@ -316,7 +319,8 @@ def run_dates(
                             reporter=reporter or NullReporter(), clock=clock,
                             lock_lease=_lease(lock_lease))
             for index, when in enumerate(dates):
-                summaries.append(engine.run(first if index == 0 else plan_for(when), request))
+                the_plan, planner = first if index == 0 else plan_for(when)
+                summaries.append(engine.run(the_plan, request, planner))
                 if not summaries[-1].ok and not keep_going:
                     break
         except BaseException:  # stopped (a signal) or broken: do not wait for running tasks
@@ -346,8 +350,8 @@ def status(
     request = RunRequest(tuple(tasks), verify=verify, trust=trusting(trust), report_stale=True)
     with backends(spec, store_url) as opened:
         settle(opened, clock, lock_lease)
-        the_plan = plan(spec, request, context, opened, clock=clock)
-        return build_status(the_plan, opened.storage, opened.store)
+        the_plan, planner = plan(spec, request, context, opened, clock=clock)
+        return build_status(the_plan, opened.storage, opened.store, planner)
 
 
 def invalidate(

@@ -22,9 +22,11 @@ import hashlib
 import importlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any, BinaryIO
 
-from targetrun.model import Validator
+from targetrun.model import StaleKind, Validator
 
 PENDING = "pending"  # an input whose upstream runs in this run: known only afterwards
 
@@ -146,33 +148,61 @@ def relevant(validator: Validator, names: tuple[str, ...], inputs: Mapping[str, 
     return {}, {}
 
 
+class Change(Enum):
+    """How one fingerprint differs from its record."""
+
+    CHANGED = "changed"
+    GONE = "is gone"  # recorded, no longer there (``all_*`` validators)
+    UNKNOWN = "is not known"  # a ``partial_*`` validator names it, the task has no such input/parameter
+    PENDING = "is recomputed in this run"  # its upstream runs first: known only afterwards
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """Which input or parameter fails a validator, and how: a value, not a text to parse.
+
+    >>> str(Difference(StaleKind.PARAMETERS, "city", Change.CHANGED))
+    "parameter 'city' changed"
+    """
+
+    kind: StaleKind  # INPUTS or PARAMETERS
+    name: str
+    change: Change
+
+    def __str__(self) -> str:
+        noun = "parameter" if self.kind is StaleKind.PARAMETERS else "input"
+        return f"{noun} {self.name!r} {self.change.value}"
+
+
 def mismatch(validator: Validator, names: tuple[str, ...], recorded_inputs: Mapping[str, str],
-             recorded_params: Mapping[str, str], inputs: Mapping[str, str], params: Mapping[str, str]) -> str | None:
-    """Why a recorded entry fails its validator (``"input 'x' changed"``), or None if it passes.
+             recorded_params: Mapping[str, str], inputs: Mapping[str, str],
+             params: Mapping[str, str]) -> Difference | None:
+    """Why a recorded entry fails its validator, or None if it passes.
 
     Missing fingerprints count as changed: an entry written without them cannot vouch
     for them (Prefect compared against nothing and passed; targetrun does not).
 
-    >>> mismatch(Validator.ALL_PARAMETERS, (), {}, {"n": "a"}, {}, {"n": "b"})
+    >>> str(mismatch(Validator.ALL_PARAMETERS, (), {}, {"n": "a"}, {}, {"n": "b"}))
     "parameter 'n' changed"
     >>> mismatch(Validator.DURATION_ONLY, (), {}, {"n": "a"}, {}, {"n": "b"}) is None
     True
     """
     want_inputs, want_params = relevant(validator, names, inputs, params)
     if validator in (Validator.PARTIAL_INPUTS_ONLY, Validator.PARTIAL_PARAMETERS_ONLY):
-        pool = inputs if validator is Validator.PARTIAL_INPUTS_ONLY else params
+        of_inputs = validator is Validator.PARTIAL_INPUTS_ONLY
+        pool = inputs if of_inputs else params
         missing = [n for n in names if n not in pool]
         if missing:
-            kind = "input" if validator is Validator.PARTIAL_INPUTS_ONLY else "parameter"
-            return f"{kind} {missing[0]!r} is not known"
-    for kind, want, recorded in (("input", want_inputs, recorded_inputs), ("parameter", want_params, recorded_params)):
+            return Difference(StaleKind.INPUTS if of_inputs else StaleKind.PARAMETERS, missing[0], Change.UNKNOWN)
+    for kind, want, recorded in ((StaleKind.INPUTS, want_inputs, recorded_inputs),
+                                 (StaleKind.PARAMETERS, want_params, recorded_params)):
         for name, fingerprint in want.items():
             if fingerprint == PENDING:
-                return f"input {name!r} is recomputed in this run"
+                return Difference(StaleKind.INPUTS, name, Change.PENDING)
             if recorded.get(name) != fingerprint:
-                return f"{kind} {name!r} changed"
+                return Difference(kind, name, Change.CHANGED)
         if validator in (Validator.ALL_INPUTS, Validator.ALL_PARAMETERS):
             extra = set(recorded) - set(want)
-            if extra and (kind == "input") == (validator is Validator.ALL_INPUTS):
-                return f"{kind} {sorted(extra)[0]!r} is gone"
+            if extra and (kind is StaleKind.INPUTS) == (validator is Validator.ALL_INPUTS):
+                return Difference(kind, sorted(extra)[0], Change.GONE)
     return None

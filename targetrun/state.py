@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from targetrun.engine.plan import Plan
 from targetrun.errors import StorageError
 from targetrun import templating
-from targetrun.model import Action, Decision, Location, PipelineSpec, Reason, Stale
+from targetrun.model import Action, Checkpoint, Decision, Location, PipelineSpec, Reason, Stale
 from targetrun.resolve import LOCAL
 from targetrun.storage.base import Stat, Storage
 from targetrun.store.base import StateStore, TaskRecord
@@ -56,11 +57,18 @@ class StatusReport:
         return tuple(r for r in self.rows if r.decision.runs)
 
 
-def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateStore | None) -> StatusReport:
+class Judge(Protocol):
+    """Tells what is stale about an existing target (the planner: engine/plan.py)."""
+
+    def stale_of(self, name: str, record: Checkpoint | None) -> tuple[Stale, ...]: ...
+
+
+def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateStore | None,
+                 judge: Judge) -> StatusReport:
     last = store.last_task_records(plan.spec.name) if store is not None else {}
     stats = _stats(storages, plan)
     made = _made_differently(plan, store, stats)
-    stale = _stale_unneeded(plan, store, stats)
+    stale = _stale_unneeded(plan, store, stats, judge)
     rows = []
     for name, task in plan.tasks.items():
         target = task.target
@@ -119,8 +127,8 @@ def _made_differently(plan: Plan, store: StateStore | None,
     return found
 
 
-def _stale_unneeded(plan: Plan, store: StateStore | None,
-                    stats: Mapping[str, tuple[Stat | None, str]]) -> dict[str, tuple[Stale, ...]]:
+def _stale_unneeded(plan: Plan, store: StateStore | None, stats: Mapping[str, tuple[Stat | None, str]],
+                    judge: Judge) -> dict[str, tuple[Stale, ...]]:
     """What is stale about existing targets the plan did not need to look at (one batched
     lookup of their records): judged as if they had been asked for."""
     if store is None:
@@ -130,13 +138,11 @@ def _stale_unneeded(plan: Plan, store: StateStore | None,
     records = store.checkpoints(list(unneeded.values())) if unneeded else {}
     found: dict[str, tuple[Stale, ...]] = {}
     for name, url in unneeded.items():
-        judged = plan.judge(plan.tasks[name], _EXISTS, records.get(url), plan.output_fingerprint)
-        if judged.stale:
-            found[name] = judged.stale
+        stale = judge.stale_of(name, records.get(url))
+        if stale:
+            found[name] = stale
     return found
 
-
-_EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
 
 
 def _stats(storages: Callable[[str], Storage], plan: Plan) -> dict[str, tuple[Stat | None, str]]:

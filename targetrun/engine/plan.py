@@ -6,15 +6,10 @@ existing target is ever looked at. Each wave of the walk is checked in one batch
 folder or prefix that holds several of the run's targets is listed once
 (:class:`~targetrun.storage.base.TargetChecker`).
 
-For one task, in order:
-
-1. forced (``--force``, ``--force-all``, or downstream of a forced task on the way to a
-   requested one) -> run;
-2. it has a target and the target exists -> skipped (with ``cache_for``: only while the
-   target is younger than ``cache_for`` and its recorded fingerprints pass the validator);
-3. it has ``cache_for`` and a valid entry under its cache key -> skipped: cache hit;
-4. its value was checkpointed by the run being resumed -> skipped;
-5. otherwise -> run (target missing, cache expired, inputs or parameters changed, ...).
+The planner gathers the facts about each task (does its target exist, the store's
+records and cache entries, fingerprints, what is stale) and the rules of
+:mod:`targetrun.engine.decide` turn them into a decision; the run's late re-check calls
+the same rules. What planning found is handed on as a :class:`Plan`, a value.
 
 A validator over inputs needs its upstream tasks' fingerprints: those tasks are decided
 first (looked at, not run). An upstream that will run makes the input "pending": the task
@@ -27,11 +22,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 from targetrun import dag, fingerprint, staleness, templating
 from targetrun.staleness import MadeFrom
 from targetrun.checkpoints import CorruptCheckpoint, Expected, needs_record, read_value, untrusted, verify_checkpoint
-from targetrun.engine.cache import entry_verdict, target_verdict, task_inputs
+from targetrun.engine.cache import task_inputs
+from targetrun.engine.decide import (
+    INPUT_VALIDATORS, NOT_NEEDED, Facts, StaleRules, decide, judged, needs_inputs, stale_rules, with_staleness,
+)
 from targetrun.engine.mapping import as_items, static_items
 from targetrun.errors import DuplicateTargetError, SpecError, UsageError, did_you_mean
 from targetrun.model import (
@@ -71,24 +70,21 @@ class RunRequest:
     report_stale: bool = False  # say what is stale (status, --dry-run) even where nothing acts on it
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
+    """What planning found: a value (read-only mappings, no callbacks). A run works on its
+    own copy of it (:class:`~targetrun.engine.scope.RunScope`)."""
+
     spec: PipelineSpec
     context: RunContext
     requested: tuple[str, ...]
-    tasks: dict[str, PlannedTask]  # every task in scope, rendered
-    decisions: dict[str, Decision]  # every task visited
-    order: list[str]  # the tasks that run, upstream first
-    graph: dict[str, tuple[str, ...]]  # task -> upstream, whole pipeline
-    base_context: dict[str, object] = field(default_factory=dict)
-    param_fingerprints: dict[str, str] = field(default_factory=dict)
+    tasks: Mapping[str, PlannedTask]  # every task in scope, rendered, upstream first
+    decisions: Mapping[str, Decision]  # every task visited
+    order: tuple[str, ...]  # the tasks that run, upstream first
+    graph: Mapping[str, tuple[str, ...]]  # task -> upstream, whole pipeline (and mapped children)
+    base_context: Mapping[str, object] = field(default_factory=dict)
+    param_fingerprints: Mapping[str, str] = field(default_factory=dict)
     checker: TargetChecker | None = None  # its listings tell status sizes and ages for free
-    output_fingerprint: Callable[[str], str] = lambda name: "pending"  # of a task not run (planner's)
-    expand: Callable[[str, list[object]], list[str]] = lambda name, items: []  # a mapped task, during the run
-    # an existing target's decision, judged against what its record says made it (staleness)
-    judge: Callable[[PlannedTask, Decision, Checkpoint | None, Callable[[str], str]], Decision] = \
-        lambda task, decision, record, output_of: decision
-    made_from: MadeFrom | None = None
 
     @property
     def run_id(self) -> str:
@@ -96,6 +92,15 @@ class Plan:
 
     def decision(self, name: str) -> Decision:
         return self.decisions.get(name, NOT_NEEDED)
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """A mapped task expanded during the run: its children, upstream first, and their decisions."""
+
+    gather: PlannedTask
+    children: tuple[PlannedTask, ...]
+    decisions: Mapping[str, Decision]
 
 
 class _Unusable(Exception):
@@ -107,17 +112,9 @@ class _Unusable(Exception):
         self.problem = problem
 
 
-NOT_NEEDED = Decision(Action.NOT_NEEDED, Reason.NOT_NEEDED)
-_INPUT_VALIDATORS = frozenset((Validator.ALL_INPUTS, Validator.PARTIAL_INPUTS_ONLY))
 _CODE_ONLY = frozenset((StaleKind.CODE,))
 _MADE_FROM_VALIDATORS = frozenset((Validator.CODE, Validator.DEPS))
-_PARAMETER_VALIDATORS = frozenset((Validator.ALL_PARAMETERS, Validator.PARTIAL_PARAMETERS_ONLY))
-# Decisions are immutable: share one object per verdict instead of one per task.
-_SKIP_EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
-_RUN_MISSING = Decision(Action.RUN, Reason.TARGET_MISSING)
-_SKIP_RESUMED = Decision(Action.SKIP, Reason.RESUMED)
-_RUN_NO_TARGET = Decision(Action.RUN, Reason.NO_TARGET)
-_FORCED = {reason: Decision(Action.RUN, reason) for reason in (Reason.FORCED, Reason.UPSTREAM_FORCED)}
+_EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
 
 
 class Planner:
@@ -155,13 +152,13 @@ class Planner:
         self.rebuild_stale = False
         self.report_stale = False
         self._judged_below: set[str] = set()
-        self._kinds_of: dict[CachePolicy | None, tuple[frozenset[StaleKind], frozenset[StaleKind]]] = {}
+        self._rules_of: dict[CachePolicy | None, StaleRules] = {}
 
     def plan(self, request: RunRequest) -> Plan:
         self.trust = request.trust
         self.rebuild_stale = request.rebuild_stale
         self.report_stale = request.report_stale or request.dry_run
-        self._kinds_of.clear()
+        self._rules_of.clear()
         self._check_names(request.tasks, "task")
         self._check_names(request.force, "--force task")
         requested = list(dict.fromkeys(request.tasks)) or dag.sinks(self.graph)
@@ -188,10 +185,10 @@ class Planner:
         if len(self._tasks) > len(scope):  # mapped children were added: put them before their parents
             self._tasks = {name: self._tasks[name] for name in dag.toposort(self.graph, self._tasks)}
         order = dag.toposort(self.graph, [name for name, d in decisions.items() if d.runs])
-        return Plan(self.spec, self.context, tuple(requested), self._tasks, decisions, order, self.graph,
-                    base_context=self.base, param_fingerprints=self.params,
-                    output_fingerprint=self.output_fingerprint, checker=self.checker, expand=self.expand_during_run,
-                    judge=self.judge, made_from=self.made_from)
+        return Plan(self.spec, self.context, tuple(requested), MappingProxyType(dict(self._tasks)),
+                    MappingProxyType(dict(decisions)), tuple(order), MappingProxyType(dict(self.graph)),
+                    base_context=MappingProxyType(self.base), param_fingerprints=MappingProxyType(self.params),
+                    checker=self.checker)
 
     def _corrupt_checkpoints(self, decisions: Mapping[str, Decision], *, everything: bool) -> dict[str, str]:
         """Skipped tasks whose checkpoint a running task will read (or all, with --verify)
@@ -202,7 +199,7 @@ class Planner:
             suspects = [up for n, d in decisions.items() if d.runs for up in self.graph[n]]
         corrupt: dict[str, str] = {}
         for name in dict.fromkeys(suspects):
-            if name in self._verified or decisions.get(name, _RUN_NO_TARGET).runs:
+            if name in self._verified or (name not in decisions or decisions[name].runs):
                 continue
             self._verified.add(name)
             task = self._tasks[name]
@@ -478,7 +475,7 @@ class Planner:
             self.checker.expect(key, urls)
         return list(names)
 
-    def expand_during_run(self, name: str, items: list[object]) -> list[str]:
+    def expand_during_run(self, name: str, items: list[object]) -> Expansion:
         """Expand a mapped task whose items became known during the run; decide its children."""
         names = self._expand(name, items)
         found = _check(self.checker, [p for n in names if (p := self._probes.get(n)) is not None])
@@ -489,7 +486,8 @@ class Planner:
             self._decisions[child] = decision
             self._note_output(task, decision, self._probes.get(child))
         self._settle_locations(names)
-        return names
+        return Expansion(self._tasks[name], tuple(self._tasks[n] for n in names),
+                         MappingProxyType({n: self._decisions[n] for n in names}))
 
     def _records(self, tasks: Mapping[str, PlannedTask], names: list[str], forced: Mapping[str, Reason],
                  found: Mapping[Location, bool]) -> tuple[dict[str, Checkpoint], dict[str, list[CacheEntry]]]:
@@ -497,7 +495,7 @@ class Planner:
         if self.store is None:
             return {}, {}
         cached = [tasks[n] for n in names if tasks[n].spec.cache is not None and n not in forced]
-        judged = [tasks[n] for n in names if n not in forced and (tasks[n].spec.cache is not None or self._kinds(tasks[n])[0])]
+        judged = [tasks[n] for n in names if n not in forced and (tasks[n].spec.cache is not None or self._rules(tasks[n]).looked)]
         existing = [t for t in judged if t.target is not None and found.get(t.target)]
         by_code = self._code_only(existing)
         locations = [t.target.url for t in existing if t.target is not None and t.target.url not in by_code]
@@ -511,37 +509,23 @@ class Planner:
     def _decide_one(self, task: PlannedTask, forced: Reason | None, probe: Location | None,
                     found: Mapping[Location, bool], records: Mapping[str, Checkpoint],
                     entries: Mapping[str, list[CacheEntry]]) -> Decision:
+        """Gather one task's facts and let :func:`~targetrun.engine.decide.decide` rule."""
         exists = probe is not None and found[probe]
-        decision = self._decide_by_cache(task, forced, exists, records, entries)
-        if forced is None and task.target is not None and exists:
-            decision = self.judge(task, decision, records.get(task.target.url), self._reported_output)
-        return decision
-
-    def _decide_by_cache(self, task: PlannedTask, forced: Reason | None, exists: bool,
-                         records: Mapping[str, Checkpoint], entries: Mapping[str, list[CacheEntry]]) -> Decision:
-        """The existence and ``cache_for`` rules (staleness is judged afterwards)."""
         policy = task.spec.cache
-        if forced is not None or policy is None:
-            return self.decide(task, forced, exists)
-        if not policy.caches:  # validators without cache_for judge an existing target only
-            if exists and task.target is not None and Validator.NEVER_USE in policy.validators:
-                return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail="cache_validator is never_use")
-            return self.decide(task, None, exists)
-        inputs = self.input_fingerprints(task)
-        if task.target is not None and exists:
-            record = records.get(task.target.url)
-            mtime = None
-            if record is None:
-                stat = self.storages(task.target.result).info(task.target.url)
-                mtime = stat.mtime if stat else None
-            return target_verdict(policy, record, mtime, inputs, self.params, self.now)
-        missing = Reason.TARGET_MISSING if task.target is not None else Reason.NOT_CACHED
-        decision, entry = entry_verdict(policy, entries.get(task.cache_key or "", []), inputs, self.params, self.now,
-                                        missing=missing)
+        compares = needs_inputs(policy, forced)
+        record = records.get(task.target.url) if task.target is not None and exists else None
+        mtime = None
+        if compares and task.target is not None and exists and record is None:
+            stat = self.storages(task.target.result).info(task.target.url)  # no record: its age, from the storage
+            mtime = stat.mtime if stat else None
+        facts = Facts(policy, task.target is not None, exists, self.now, forced, record, mtime,
+                      entries.get(task.cache_key or "", ()), self.input_fingerprints(task) if compares else {},
+                      self.params)
+        decision, entry = decide(facts)
         if entry is not None:
             self.hits[task.name] = entry
-        elif decision.runs and task.target is None and exists:
-            return self.decide(task, None, exists)  # the resumed run's checkpoint
+        if forced is None and task.target is not None and exists:
+            decision = self.judge(task, decision, record, self._reported_output)
         return decision
 
     # -- staleness -----------------------------------------------------------------
@@ -554,48 +538,32 @@ class Planner:
         for task in tasks:
             policy = task.spec.cache
             if task.target is None or (policy is not None and policy.caches) or \
-                    self._kinds(task)[0] != _CODE_ONLY:
+                    self._rules(task).looked != _CODE_ONLY:
                 continue
             code = self.made_from.code_text(task.spec)
             if code is not None:
                 found[task.target.url] = code
         return found
 
-    def _kinds(self, task: PlannedTask) -> tuple[frozenset[StaleKind], frozenset[StaleKind]]:
-        """What to compare for this task (reported), and what of that rebuilds it (acted on):
-        everything with --rebuild-stale; else what its validators cover -- ``code`` and
-        ``deps`` always, the input and parameter validators when there is no ``cache_for``
-        (with ``cache_for`` the Prefect 1 rules judge those, unchanged)."""
-        key = task.spec.cache  # equal policies judge alike
-        known = self._kinds_of.get(key)
-        if known is not None:
-            return known
-        acting: set[StaleKind] = set()
-        policy = task.spec.cache
-        if self.rebuild_stale:
-            acting = set(StaleKind)
-        elif policy is not None:
-            validators = policy.validators
-            acting.update(kind for v, kind in ((Validator.CODE, StaleKind.CODE), (Validator.DEPS, StaleKind.DEPS))
-                          if v in validators)
-            if not policy.caches:
-                if validators & _INPUT_VALIDATORS:
-                    acting.add(StaleKind.INPUTS)
-                if validators & _PARAMETER_VALIDATORS:
-                    acting.add(StaleKind.PARAMETERS)
-        looked = set(StaleKind) if self.report_stale else acting
-        found = self._kinds_of[key] = (frozenset(looked), frozenset(acting))
-        return found
+    def _rules(self, task: PlannedTask) -> StaleRules:
+        """What to compare for this task, and what of it rebuilds it (equal policies judge alike)."""
+        key = task.spec.cache
+        rules = self._rules_of.get(key)
+        if rules is None:
+            rules = self._rules_of[key] = stale_rules(key, rebuild_stale=self.rebuild_stale,
+                                                      report_stale=self.report_stale)
+        return rules
 
     def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
               output_of: Callable[[str], str]) -> Decision:
-        """An existing target's decision, with what is stale about it: run when a validator
-        covers a stale kind (or --rebuild-stale), else the same decision saying why it is
-        stale. A record without a kind's fingerprints says nothing about it (unknown)."""
-        if decision.runs or decision.reason is not Reason.TARGET_EXISTS or record is None:
+        """An existing target's decision, with what is stale about it (rule 5 of
+        :mod:`~targetrun.engine.decide`). A record without a kind's fingerprints says
+        nothing about it (unknown). ``output_of`` gives upstream output fingerprints as
+        the caller knows them (the run knows more than the plan)."""
+        if not judged(decision) or record is None:
             return decision
-        looked, acting = self._kinds(task)
-        if not looked:
+        rules = self._rules(task)
+        if not rules.looked:
             return decision
         current: dict[str, str] = {}
 
@@ -607,29 +575,14 @@ class Planner:
                 current.update(task_inputs(task, upstream))
             return current.get(arg) or None
 
-        stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, looked)
-        found = tuple(stale)
-        if pending and StaleKind.INPUTS in acting and self._acts_on(task, Stale(StaleKind.INPUTS, "", tuple(pending))):
-            return Decision(Action.RUN, Reason.INPUTS_CHANGED, detail=f"{pending[0]} is recomputed in this run",
-                            stale=found)
-        for item in stale:
-            if item.what in acting and self._acts_on(task, item):
-                return Decision(Action.RUN, item.what.reason, detail=item.detail, stale=found)
-        return replace(decision, stale=found) if found else decision
+        stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, rules.looked)
+        return with_staleness(decision, stale, pending, rules, task.spec.cache, task.spec.needs,
+                              rebuild_stale=self.rebuild_stale)
 
-    def _acts_on(self, task: PlannedTask, item: Stale) -> bool:
-        """Whether a partial validator (``partial_inputs_only: [x]``) names what changed."""
-        policy = task.spec.cache
-        if self.rebuild_stale or policy is None:
-            return True
-        partial = {StaleKind.INPUTS: Validator.PARTIAL_INPUTS_ONLY, StaleKind.PARAMETERS: Validator.PARTIAL_PARAMETERS_ONLY}
-        full = {StaleKind.INPUTS: Validator.ALL_INPUTS, StaleKind.PARAMETERS: Validator.ALL_PARAMETERS}
-        if item.what not in partial or full[item.what] in policy.validators:
-            return True
-        upstream_of = dict(task.spec.needs)
-        names = {n for v, ns in policy.checks if v is partial[item.what] for n in ns}
-        return any(n in names or upstream_of.get(n) in names for n in item.names) or \
-            any(upstream_of.get(n) in item.names for n in names)
+    def stale_of(self, name: str, record: Checkpoint | None) -> tuple[Stale, ...]:
+        """What is stale about the existing target of a task this plan did not look at
+        (``status`` shows it), judged as if it had been asked for."""
+        return self.judge(self._tasks[name], _EXISTS, record, self.output_fingerprint).stale
 
     def _reported_output(self, name: str) -> str:
         """An upstream's output fingerprint for judging staleness: as the run knows it, or
@@ -690,14 +643,6 @@ class Planner:
             return Location(task.checkpoint.result, resumed.location)
         return None
 
-    def decide(self, task: PlannedTask, forced: Reason | None, exists: bool) -> Decision:
-        """One task's verdict, given whether its target (or resumed checkpoint) exists."""
-        if forced is not None:
-            return _FORCED[forced]
-        if task.target is not None:
-            return _SKIP_EXISTS if exists else _RUN_MISSING
-        return _SKIP_RESUMED if exists else _RUN_NO_TARGET
-
 
 def _by_value(mapping: Mapping[str, str]) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
@@ -708,7 +653,7 @@ def _by_value(mapping: Mapping[str, str]) -> dict[str, list[str]]:
 
 def _judges_upstream(policy: CachePolicy | None) -> bool:
     """A validator that needs the upstream tasks decided before its own task."""
-    return policy is not None and (bool(policy.validators & (_INPUT_VALIDATORS | _MADE_FROM_VALIDATORS))
+    return policy is not None and (bool(policy.validators & (INPUT_VALIDATORS | _MADE_FROM_VALIDATORS))
                                    or not policy.caches)
 
 

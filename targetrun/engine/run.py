@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import replace
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +35,12 @@ from typing import Any
 from targetrun import dag, fingerprint, liveness, stopping, templating
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
 from targetrun.capture import process_output, unattributed_output
-from targetrun.engine.cache import entry_verdict, new_entry, target_verdict, task_inputs
+from targetrun.engine.cache import new_entry, task_inputs
+from targetrun.engine.decide import NOT_NEEDED, Facts, decide, needs_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
-from targetrun.engine.plan import NOT_NEEDED, Plan, RunRequest
+from targetrun.engine.plan import Plan, RunRequest
+from targetrun.engine.scope import Planning, RunScope
 from targetrun.engine.work import (
     Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute,
 )
@@ -61,7 +63,7 @@ from targetrun.events import (
     TaskSucceeded,
 )
 from targetrun.executors.base import Executor
-from targetrun.model import Action, CacheEntry, Checkpoint, Decision, PlannedTask, Reason, RunSummary, TaskOutcome, TaskState
+from targetrun.model import CacheEntry, Checkpoint, Decision, PipelineSpec, PlannedTask, Reason, RunSummary, TaskOutcome, TaskState
 from targetrun.resolve import default_checkpoint, infer_serializer
 from targetrun.storage.base import Storage
 from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord
@@ -134,34 +136,36 @@ class Engine:
 
     # -- the run -------------------------------------------------------------------
 
-    def run(self, plan: Plan, request: RunRequest) -> RunSummary:
+    def run(self, plan: Plan, request: RunRequest, planning: Planning) -> RunSummary:
+        """Run what ``plan`` says must run (``planning``: the planner that made it, which
+        decides mapped tasks' children once their items are known)."""
         started = self.clock.now()
         if request.dry_run:
             return self._dry_run(plan, started)
         with process_output():  # from the imports on: what tasks print is theirs, stdout stays ours
-            return self._run(plan, request, started)
+            return self._run(RunScope(plan, planning), request, started)
 
-    def _run(self, plan: Plan, request: RunRequest, started: float) -> RunSummary:
-        functions = self._preflight(plan)
+    def _run(self, scope: RunScope, request: RunRequest, started: float) -> RunSummary:
+        functions = self._preflight(scope)
         # The record keeps the tasks named on the command line, not the sinks they default
         # to: a run of a 10,000-task pipeline must not store 10,000 names, every time.
-        self.store.begin_run(RunRecord(plan.run_id, plan.spec.name, started, requested=tuple(dict.fromkeys(request.tasks)),
+        self.store.begin_run(RunRecord(scope.run_id, scope.spec.name, started, requested=tuple(dict.fromkeys(request.tasks)),
                                        owner=liveness.owner_id(), heartbeat=started))
-        self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
-                                        date=f"{plan.context.date:%Y-%m-%d}"))
-        self._report_skips(plan)
-        progress = self._progress(plan, request)
-        self.locks = RunLocks(self.store, plan.run_id, self.lock_lease)
+        self.reporter.handle(RunStarted(scope.run_id, scope.spec.name, scope.plan.requested, len(scope.decisions), len(scope.order),
+                                        date=f"{scope.context.date:%Y-%m-%d}"))
+        self._report_skips(scope)
+        progress = self._progress(scope, request)
+        self.locks = RunLocks(self.store, scope.run_id, self.lock_lease)
         self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
         status = RunStatus.INTERRUPTED
-        watching = self._watch_starts(plan, progress)
+        watching = self._watch_starts(scope, progress)
         try:
-            self._loop(plan, progress, functions)
+            self._loop(scope, progress, functions)
             status = RunStatus.SUCCEEDED
         finally:
             if watching:
                 self.executor.watch_starts(None)  # type: ignore[attr-defined]
-            summary = self._summary(plan, progress, started)
+            summary = self._summary(scope, progress, started)
             if status is RunStatus.SUCCEEDED and not summary.ok:
                 status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
             if status is RunStatus.INTERRUPTED:
@@ -170,63 +174,63 @@ class Engine:
             self._discard_staging(progress)
             self.locks.release_all()
             with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
-                self.store.record_outcomes(plan.run_id, summary.outcomes, f"{plan.context.date:%Y-%m-%d}")
-            self.store.finish_run(plan.run_id, status, summary.finished, _counts(summary))
+                self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
+            self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
             stray = unattributed_output()
             if stray.strip():
                 self.reporter.handle(RunOutput(stray))
             self.reporter.handle(RunFinished(summary))
         return summary
 
-    def _loop(self, plan: Plan, progress: _Progress, functions: dict[str, Any]) -> None:
+    def _loop(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
         while progress.inflight or (not progress.stopping and (progress.ready or progress.later)):
-            self._submit_ready(plan, progress, functions)
+            self._submit_ready(scope, progress, functions)
             for future in self._wait(progress):
                 if isinstance(future, _Start):
-                    self._started(plan, progress, future.task, future.ticket)
+                    self._started(scope, progress, future.task, future.ticket)
                     continue
                 name = progress.inflight.pop(future)
-                self._surely_started(plan, progress, name)
+                self._surely_started(scope, progress, name)
                 try:
                     result = future.result()
                 except CorruptInput as exc:
-                    self._rebuild_input(plan, progress, name, exc)
+                    self._rebuild_input(scope, progress, name, exc)
                 except WorkError as exc:
-                    self._attempt_failed(plan, progress, name, exc)
+                    self._attempt_failed(scope, progress, name, exc)
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
                     lost = WorkError(f"the executor lost the task: {type(exc).__name__}: {exc}", backend=True)
-                    self._attempt_failed(plan, progress, name, lost)
+                    self._attempt_failed(scope, progress, name, lost)
                 else:
-                    self._record(plan, progress, name, result)
-                self._worker_freed(plan, progress)
+                    self._record(scope, progress, name, result)
+                self._worker_freed(scope, progress)
             self._release_due_retries(progress)
 
-    def _submit_ready(self, plan: Plan, progress: _Progress, functions: dict[str, Any]) -> None:
+    def _submit_ready(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
         while progress.ready and not progress.stopping and len(progress.inflight) < self.executor.max_in_flight:
             name = progress.ready.popleft()
-            if plan.tasks[name].is_gather:
-                self._expand_or_gather(plan, progress, name)
+            if scope.tasks[name].is_gather:
+                self._expand_or_gather(scope, progress, name)
                 continue
-            if not self.locks.claim(name, _lock_name(plan.tasks[name])):
+            if not self.locks.claim(name, _lock_name(scope.tasks[name])):
                 heapq.heappush(progress.later, (self.clock.monotonic() + self.lock_poll, name))  # another run has it
                 continue
-            if progress.attempts.get(name, 0) == 0 and self._settled_meanwhile(plan, progress, name):
+            if progress.attempts.get(name, 0) == 0 and self._settled_meanwhile(scope, progress, name):
                 continue
             attempt = progress.attempts.get(name, 0) + 1
             progress.attempts[name] = attempt
-            task = plan.tasks[name]
+            task = scope.tasks[name]
             progress.tickets += 1
             ticket = progress.tickets
-            job = self._job(plan, progress, task, attempt, functions.get(task.spec.name), ticket)
-            self.reporter.handle(TaskQueued(name, attempt, plan.decision(name), _target(task)))
+            job = self._job(scope, progress, task, attempt, functions.get(task.spec.name), ticket)
+            self.reporter.handle(TaskQueued(name, attempt, scope.decision(name), _target(task)))
             progress.announced[name] = (ticket, False)
             future = self.executor.submit(execute, job)  # an inline executor runs it right here
             progress.inflight[future] = name
             if not hasattr(self.executor, "watch_starts"):  # it cannot tell: running once submitted
-                self._started(plan, progress, name, ticket)
+                self._started(scope, progress, name, ticket)
             future.add_done_callback(progress.finished.put)
 
-    def _watch_starts(self, plan: Plan, progress: _Progress) -> bool:
+    def _watch_starts(self, scope: RunScope, progress: _Progress) -> bool:
         """Have the executor's start notices reach this loop: through ``progress.finished``
         from other threads, at once from this one (an inline executor's worker is the loop)."""
         watch = getattr(self.executor, "watch_starts", None)
@@ -236,14 +240,14 @@ class Engine:
 
         def notice(task: str, ticket: int) -> None:
             if threading.get_ident() == loop:
-                self._started(plan, progress, task, ticket)
+                self._started(scope, progress, task, ticket)
             else:
                 progress.finished.put(_Start(task, ticket))
 
         watch(notice)
         return True
 
-    def _started(self, plan: Plan, progress: _Progress, name: str, ticket: int, *, ending: bool = False) -> None:
+    def _started(self, scope: RunScope, progress: _Progress, name: str, ticket: int, *, ending: bool = False) -> None:
         """Submission ``ticket`` of ``name`` began on a worker: it is running (once; a late
         notice of an attempt that is over, or of an earlier submission, is ignored).
 
@@ -258,56 +262,55 @@ class Engine:
             return
         progress.announced[name] = (ticket, True)
         progress.running += 1
-        self.reporter.handle(TaskStarted(name, progress.attempts[name], plan.decision(name), _target(plan.tasks[name])))
+        self.reporter.handle(TaskStarted(name, progress.attempts[name], scope.decision(name), _target(scope.tasks[name])))
 
-    def _surely_started(self, plan: Plan, progress: _Progress, name: str) -> None:
+    def _surely_started(self, scope: RunScope, progress: _Progress, name: str) -> None:
         """An attempt ended: if its start notice is still on its way, it started all the same."""
         ticket, _ = progress.announced.get(name, (0, True))
-        self._started(plan, progress, name, ticket, ending=True)
+        self._started(scope, progress, name, ticket, ending=True)
         if progress.announced.pop(name, (0, False))[1]:
             progress.running -= 1
 
-    def _worker_freed(self, plan: Plan, progress: _Progress) -> None:
+    def _worker_freed(self, scope: RunScope, progress: _Progress) -> None:
         """An attempt's end was reported: a start notice that waited for a worker is announced."""
         while progress.deferred and progress.running < self.executor.max_workers:
-            self._started(plan, progress, *progress.deferred.popleft())
+            self._started(scope, progress, *progress.deferred.popleft())
 
-    def _expand_or_gather(self, plan: Plan, progress: _Progress, name: str) -> None:
+    def _expand_or_gather(self, scope: RunScope, progress: _Progress, name: str) -> None:
         """A mapped task whose needs are done: expand it if its items were pending, then,
         once no child is left to run, it is complete (its value is its children's)."""
-        task = plan.tasks[name]
+        task = scope.tasks[name]
         if task.children is None:
             try:
-                items = as_items(self._input(plan, progress, str(task.mapped_upstream), shell=False).load(),
+                items = as_items(self._input(scope, progress, str(task.mapped_upstream), shell=False).load(),
                                  f"the value of {task.mapped_upstream!r}")
             except (ValueError, WorkError) as exc:
                 error = WorkError(f"cannot map over {task.mapped_upstream!r}: {exc}")
                 progress.attempts[name] = 1
-                return self._attempt_failed(plan, progress, name, error)
-            running = [child for child in plan.expand(name, items) if plan.decisions[child].runs]
-            self._adopt_children(plan, progress, name, running)
+                return self._attempt_failed(scope, progress, name, error)
+            running = scope.expand(name, items)
+            self._adopt_children(scope, progress, name, running)
             if running:
                 return
-        children = plan.tasks[name].children or ()
+        children = scope.tasks[name].children or ()
         ran = sum(1 for c in children if progress.outcomes.get(c) and progress.outcomes[c].state is TaskState.SUCCEEDED)
-        progress.outcomes[name] = TaskOutcome(name, TaskState.SUCCEEDED, plan.decision(name), None)
+        progress.outcomes[name] = TaskOutcome(name, TaskState.SUCCEEDED, scope.decision(name), None)
         self.reporter.handle(TaskGathered(name, len(children), ran))
-        self._release(plan, progress, name)
+        self._release(scope, progress, name)
 
-    def _adopt_children(self, plan: Plan, progress: _Progress, name: str, running: list[str]) -> None:
+    def _adopt_children(self, scope: RunScope, progress: _Progress, name: str, running: list[str]) -> None:
         """Children found during the run: report the skipped ones, queue the others."""
-        for child in plan.tasks[name].children or ():
+        for child in scope.tasks[name].children or ():
             if child not in running:
-                decision = plan.decisions[child]
-                progress.outcomes[child] = TaskOutcome(child, _skip_state(decision), decision, _target(plan.tasks[child]))
-                self.reporter.handle(TaskSkipped(child, decision, _target(plan.tasks[child])))
+                decision = scope.decisions[child]
+                progress.outcomes[child] = TaskOutcome(child, _skip_state(decision), decision, _target(scope.tasks[child]))
+                self.reporter.handle(TaskSkipped(child, decision, _target(scope.tasks[child])))
         for child in running:
-            plan.order.append(child)
             progress.waiting[child] = 0
             progress.dependents[child] = [name]
             progress.ready.append(child)
         progress.waiting[name] = len(running)
-        for up in dict.fromkeys(plan.tasks[name].spec.upstream):  # each child keeps the unmapped values alive
+        for up in dict.fromkeys(scope.tasks[name].spec.upstream):  # each child keeps the unmapped values alive
             if up in progress.consumers:
                 progress.consumers[up] += len(running)
 
@@ -338,25 +341,25 @@ class Engine:
 
     # -- steps ---------------------------------------------------------------------
 
-    def _job(self, plan: Plan, progress: _Progress, task: PlannedTask, attempt: int, fn: Any, ticket: int = 0) -> Job:
+    def _job(self, scope: RunScope, progress: _Progress, task: PlannedTask, attempt: int, fn: Any, ticket: int = 0) -> Job:
         spec = task.spec
         own_item = task.mapped_upstream if task.map_index is not None else None  # a child gets its own item
         inputs = {arg: Input(up, value=task.item, in_memory=True) if up == own_item
-                  else self._input(plan, progress, up, shell=spec.shell is not None) for arg, up in spec.needs}
+                  else self._input(scope, progress, up, shell=spec.shell is not None) for arg, up in spec.needs}
         checkpoint = task.checkpoint
         context: dict[str, object] = {}
         if spec.shell is not None:
-            context = dict(plan.base_context, task_name=spec.name, task_full_name=spec.name, task_run_count=attempt)
+            context = dict(scope.plan.base_context, task_name=spec.name, task_full_name=spec.name, task_run_count=attempt)
         storage = self.storages(checkpoint.result) if checkpoint else None
         staging = None
         if checkpoint is not None and storage is not None:
-            staging = storage.staging_url(checkpoint.url, f"{plan.run_id}-{attempt}-{os.urandom(4).hex()}")
-            self.store.intend_write(PendingWrite(plan.run_id, checkpoint.url, staging, checkpoint.result))
+            staging = storage.staging_url(checkpoint.url, f"{scope.run_id}-{attempt}-{os.urandom(4).hex()}")
+            self.store.intend_write(PendingWrite(scope.run_id, checkpoint.url, staging, checkpoint.result))
             progress.staging[task.name] = (checkpoint.result, staging)
         return Job(
             task=spec.name,
             attempt=attempt,
-            root=plan.spec.root,
+            root=scope.spec.root,
             serializer=task.serializer,
             checkpoint=checkpoint.url if checkpoint else None,
             staging=staging,
@@ -378,15 +381,15 @@ class Engine:
         for Python tasks, and out of process only when there is no checkpoint to read."""
         return task.spec.run is not None and (self.executor.in_process or not task.spec.checkpoint)
 
-    def _input(self, plan: Plan, progress: _Progress, upstream: str, *, shell: bool) -> Input:
-        gather = plan.tasks[upstream]
+    def _input(self, scope: RunScope, progress: _Progress, upstream: str, *, shell: bool) -> Input:
+        gather = scope.tasks[upstream]
         if gather.is_gather:
             children = gather.children or ()
-            self._fetch_records(plan, progress, children)
-            return Input(upstream, parts=tuple(self._input(plan, progress, c, shell=shell) for c in children))
+            self._fetch_records(scope, progress, children)
+            return Input(upstream, parts=tuple(self._input(scope, progress, c, shell=shell) for c in children))
         if upstream in progress.values and not shell:
             return Input(upstream, value=progress.values[upstream], in_memory=True)
-        task = plan.tasks[upstream]
+        task = scope.tasks[upstream]
         assert task.checkpoint is not None, "validation guarantees a checkpoint for values not in memory"
         return Input(upstream, location=task.checkpoint.url, storage=self.storages(task.checkpoint.result),
                      serializer=task.serializer, expected=self._expected(progress, upstream, task.checkpoint.url),
@@ -402,93 +405,92 @@ class Engine:
             progress.records[url] = self.store.checkpoint(url)
         return Expected.of(progress.records[url])
 
-    def _fetch_records(self, plan: Plan, progress: _Progress, names: tuple[str, ...]) -> None:
+    def _fetch_records(self, scope: RunScope, progress: _Progress, names: tuple[str, ...]) -> None:
         """The store's records of a mapped task's children, in one round trip."""
-        urls = [url for n in names if n not in progress.values and (checkpoint := plan.tasks[n].checkpoint) is not None
+        urls = [url for n in names if n not in progress.values and (checkpoint := scope.tasks[n].checkpoint) is not None
                 and (url := checkpoint.url) not in progress.records]
         if urls:
             found = self.store.checkpoints(urls)
             progress.records.update((url, found.get(url)) for url in urls)
 
-    def _record(self, plan: Plan, progress: _Progress, name: str, result: WorkResult) -> None:
-        task = plan.tasks[name]
+    def _record(self, scope: RunScope, progress: _Progress, name: str, result: WorkResult) -> None:
+        task = scope.tasks[name]
         policy = task.spec.cache
         checkpoint = entry = None
         staging = progress.staging.pop(name, (None, None))[1]
         if task.checkpoint is not None and result.content_hash is not None:
             # what made it, always (staleness): input and parameter fingerprints, code, deps
-            inputs = self._recorded_inputs(plan, progress, task)
-            params = plan.param_fingerprints
+            inputs = self._recorded_inputs(scope, progress, task)
+            params = scope.params
             written_as = result.serializer or task.serializer
-            made, made_for = self._made_with(plan, progress, task)
-            code, deps = self._made_from(plan, task)
+            made, made_for = self._made_with(scope, progress, task)
+            code, deps = self._made_from(scope, task)
             checkpoint = Checkpoint(name, task.checkpoint.url, written_as, result.size or 0, result.content_hash,
-                                    plan.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result,
+                                    scope.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result,
                                     made, made_for, code, deps.hashes if deps else None, deps.stats if deps else {})
-            plan.tasks[name] = task = replace(task, serializer=written_as)  # readers in this run use it
+            task = replace(task, serializer=written_as)
+            scope.read_from(name, task)  # readers in this run read it as written
             if policy is not None and task.cache_key:
-                entry = new_entry(task.cache_key, plan.spec.name, name, checkpoint, policy)
+                entry = new_entry(task.cache_key, scope.spec.name, name, checkpoint, policy)
             if staging is not None:
                 try:
                     self._commit(task, staging, checkpoint, entry)
                 except TargetrunError as exc:
-                    return self._attempt_failed(plan, progress, name, WorkError(exc.format(), backend=True))
+                    return self._attempt_failed(scope, progress, name, WorkError(exc.format(), backend=True))
         attempts = progress.attempts[name]
-        outcome = TaskOutcome(name, TaskState.SUCCEEDED, plan.decision(name), _target(task), result.duration, attempts,
+        outcome = TaskOutcome(name, TaskState.SUCCEEDED, scope.decision(name), _target(task), result.duration, attempts,
                               checkpoint=checkpoint)
-        self._finish(plan, progress, outcome, entry, staging, result.attempt)
+        self._finish(scope, progress, outcome, entry, staging, result.attempt)
         self.locks.release(name)
         self.reporter.handle(TaskSucceeded(name, result.duration, attempts, checkpoint, result.log))
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
-        self._release(plan, progress, name)
+        self._release(scope, progress, name)
 
-    def _recorded_inputs(self, plan: Plan, progress: _Progress, task: PlannedTask) -> dict[str, str]:
+    def _recorded_inputs(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> dict[str, str]:
         """The input fingerprints a record keeps. Without a cache policy they are only for
         telling staleness later: a value kept in memory that cannot be fingerprinted
         (nothing can pickle it) is then left out -- unknown -- rather than failing the task."""
         if task.spec.cache is not None:
-            return self._input_fingerprints(plan, progress, task)
+            return self._input_fingerprints(scope, progress, task)
         try:
-            return self._input_fingerprints(plan, progress, task)
+            return self._input_fingerprints(scope, progress, task)
         except Exception:  # pickle raises anything a value's __reduce__ raises
             return {}
 
-    def _made_from(self, plan: Plan, task: PlannedTask) -> tuple[dict[str, str] | None, DepState | None]:
+    def _made_from(self, scope: RunScope, task: PlannedTask) -> tuple[dict[str, str] | None, DepState | None]:
         """The code and deps fingerprints of what a task ran (computed once per run each;
         the deps' last record lets unchanged files skip hashing)."""
-        if plan.made_from is None:
-            return None, None
         deps = None
         if task.spec.deps and task.checkpoint is not None:
             try:
                 previous = self.store.checkpoint(task.checkpoint.url)
             except TargetrunError:
                 previous = None
-            deps = plan.made_from.deps(task.spec, previous)
-        return plan.made_from.code(task.spec), deps
+            deps = scope.made_from.deps(task.spec, previous)
+        return scope.made_from.code(task.spec), deps
 
-    def _made_with(self, plan: Plan, progress: _Progress, task: PlannedTask) -> tuple[dict[str, str], str | None]:
+    def _made_with(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> tuple[dict[str, str], str | None]:
         """What a value is made with, in the user's terms (``status``: "made with
         city=berlin"): the parameters the task's own templates name, then what each value it
         read was made with, as recorded -- so a target downstream of a parameter says so too."""
-        made, made_for = templating.made_with(task.spec, plan.context)
+        made, made_for = templating.made_with(task.spec, scope.context)
         for up in dict.fromkeys(task.spec.upstream):
-            gather = plan.tasks[up]
+            gather = scope.tasks[up]
             for part in gather.children or () if gather.is_gather else (up,):
-                record = self._record_of(plan, progress, part)
+                record = self._record_of(scope, progress, part)
                 if record is not None:
                     for name, text in record.made_with.items():
                         made.setdefault(name, text)
                     made_for = made_for or record.made_for
         return made, made_for
 
-    def _record_of(self, plan: Plan, progress: _Progress, name: str) -> Checkpoint | None:
+    def _record_of(self, scope: RunScope, progress: _Progress, name: str) -> Checkpoint | None:
         """The record of a value a task read, when this run already knows it (no store trip)."""
         outcome = progress.outcomes.get(name)
         if outcome is not None and outcome.checkpoint is not None:
             return outcome.checkpoint
-        checkpoint = plan.tasks[name].checkpoint if name in plan.tasks else None
+        checkpoint = scope.tasks[name].checkpoint if name in scope.tasks else None
         return progress.records.get(checkpoint.url) if checkpoint is not None else None
 
     def _commit(self, task: PlannedTask, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
@@ -526,16 +528,16 @@ class Engine:
                 self._forget_staging(storage_key, staging)
         progress.staging.clear()
 
-    def _rebuild_input(self, plan: Plan, progress: _Progress, name: str, error: CorruptInput) -> None:
+    def _rebuild_input(self, scope: RunScope, progress: _Progress, name: str, error: CorruptInput) -> None:
         """A task found the checkpoint of an upstream it reads gone or changed since it was
         recorded (after planning checked it). That upstream was skipped: run it now, then
         the task again. Once per upstream and run; an upstream this run made, or a second
         find, fails the task (something keeps replacing it)."""
         up = error.task
-        task = plan.tasks.get(up)
+        task = scope.tasks.get(up)
         if task is None or up in progress.rebuilt or up in progress.outcomes or up in progress.waiting \
                 or progress.stopping:
-            return self._attempt_failed(plan, progress, name, error)
+            return self._attempt_failed(scope, progress, name, error)
         progress.rebuilt.add(up)
         self.reporter.handle(TaskRetrying(name, progress.attempts[name], f"{error.message}; rebuilding {up!r} first", 0.0))
         progress.attempts[name] -= 1  # the attempt never got to run the task: it does not count
@@ -543,20 +545,18 @@ class Engine:
             suffix = f"-{task.map_index}" if task.map_index is not None else ""
             serializer = infer_serializer(task.spec, None)
             task = replace(task, serializer=serializer,
-                           checkpoint=default_checkpoint(plan.spec, task.spec, serializer, plan.run_id, suffix))
-            plan.tasks[up] = task
-        plan.decisions[up] = Decision(Action.RUN, Reason.CORRUPT, detail=error.message)
-        plan.order.append(up)
+                           checkpoint=default_checkpoint(scope.spec, task.spec, serializer, scope.run_id, suffix))
+        scope.rebuild(up, error.message, task)
         progress.waiting[up] = 0
         progress.dependents[up] = [name]
         progress.waiting[name] = 1
-        for upstream in dict.fromkeys(plan.graph[up]):  # the rebuild reads them too
+        for upstream in dict.fromkeys(scope.graph[up]):  # the rebuild reads them too
             if upstream in progress.consumers:
                 progress.consumers[upstream] += 1
         progress.ready.append(up)
 
-    def _attempt_failed(self, plan: Plan, progress: _Progress, name: str, error: WorkError) -> None:
-        task = plan.tasks[name]
+    def _attempt_failed(self, scope: RunScope, progress: _Progress, name: str, error: WorkError) -> None:
+        task = scope.tasks[name]
         storage_key, staging = progress.staging.pop(name, (None, None))
         if storage_key is not None and staging is not None:
             self._forget_staging(storage_key, staging)
@@ -566,89 +566,90 @@ class Engine:
             self.reporter.handle(TaskRetrying(name, attempts, error.message, delay, error.log))
             heapq.heappush(progress.later, (self.clock.monotonic() + delay, name))
             return
-        outcome = TaskOutcome(name, TaskState.FAILED, plan.decision(name), _target(task), 0.0, attempts,
+        outcome = TaskOutcome(name, TaskState.FAILED, scope.decision(name), _target(task), 0.0, attempts,
                               error=error.message, backend_error=error.backend, usage_error=error.usage)
-        self._finish(plan, progress, outcome, attempt=error.attempt)
+        self._finish(scope, progress, outcome, attempt=error.attempt)
         self.locks.release(name)
         self.reporter.handle(TaskFailed(name, error.message, attempts, error.details, error.log))
-        self._block_downstream(plan, progress, name)
+        self._block_downstream(scope, progress, name)
         if not progress.request.keep_going:
             progress.stopping = True
 
-    def _finish(self, plan: Plan, progress: _Progress, outcome: TaskOutcome, entry: CacheEntry | None = None,
+    def _finish(self, scope: RunScope, progress: _Progress, outcome: TaskOutcome, entry: CacheEntry | None = None,
                 staging: str | None = None, attempt: Attempt | None = None) -> None:
         progress.outcomes[outcome.task] = outcome
-        record = TaskRecord(plan.run_id, plan.spec.name, outcome.task, outcome.state, self.clock.now(),
+        record = TaskRecord(scope.run_id, scope.spec.name, outcome.task, outcome.state, self.clock.now(),
                             outcome.duration or (attempt.duration if attempt else 0.0), outcome.attempts, outcome.error,
                             outcome.target, attempt.started if attempt else None, attempt.worker if attempt else "")
         self.store.record_task(record, outcome.checkpoint, entry, staging=staging)
 
-    def _release(self, plan: Plan, progress: _Progress, name: str) -> None:
+    def _release(self, scope: RunScope, progress: _Progress, name: str) -> None:
         for down in progress.dependents[name]:
             progress.waiting[down] -= 1
             if progress.waiting[down] == 0 and down not in progress.outcomes:
                 progress.ready.append(down)
-        for up in dict.fromkeys(plan.graph[name]):
+        for up in dict.fromkeys(scope.graph[name]):
             if up in progress.consumers:
                 progress.consumers[up] -= 1
                 if progress.consumers[up] <= 0:
                     progress.values.pop(up, None)
 
-    def _block_downstream(self, plan: Plan, progress: _Progress, failed: str) -> None:
-        blocked = dag.downstream_within(plan.graph, [failed], set(plan.order))
-        for name in dag.toposort(plan.graph, blocked):
+    def _block_downstream(self, scope: RunScope, progress: _Progress, failed: str) -> None:
+        blocked = dag.downstream_within(scope.graph, [failed], set(scope.order))
+        for name in dag.toposort(scope.graph, blocked):
             if name in progress.outcomes:
                 continue
-            outcome = TaskOutcome(name, TaskState.UPSTREAM_FAILED, plan.decision(name), _target(plan.tasks[name]))
+            outcome = TaskOutcome(name, TaskState.UPSTREAM_FAILED, scope.decision(name), _target(scope.tasks[name]))
             progress.outcomes[name] = outcome
             self.reporter.handle(TaskBlocked(name, TaskState.UPSTREAM_FAILED, f"{failed!r} failed"))
 
-    def _settled_meanwhile(self, plan: Plan, progress: _Progress, name: str) -> bool:
+    def _settled_meanwhile(self, scope: RunScope, progress: _Progress, name: str) -> bool:
         """Re-decide a task about to run: another run may have made its target or cache
         entry meanwhile, or inputs that were pending at planning time may match a cache
         entry now. A task that no longer needs to run is skipped here."""
-        task = plan.tasks[name]
-        decision = plan.decision(name)
+        task = scope.tasks[name]
+        decision = scope.decision(name)
         final = (Reason.FORCED, Reason.UPSTREAM_FORCED, Reason.CORRUPT)  # its existing target is not good enough
         if decision.reason in final or (task.target is None and task.spec.cache is None):
             return False
-        now_decision, entry = self._redecide(plan, progress, task)
+        now_decision, entry = self._redecide(scope, progress, task)
         if now_decision.runs:
             return False
         if entry is not None:
-            plan.tasks[name] = task = replace(task, checkpoint=entry.checkpoint.where, serializer=entry.checkpoint.serializer)
+            task = replace(task, checkpoint=entry.checkpoint.where, serializer=entry.checkpoint.serializer)
+            scope.read_from(name, task)
         state = TaskState.CACHED if now_decision.reason is Reason.CACHE_HIT else TaskState.SKIPPED
         settled = replace(now_decision, detail=now_decision.detail or "found when about to run it")
         progress.outcomes[name] = TaskOutcome(name, state, settled, _target(task),
                                               checkpoint=entry.checkpoint if entry else None)
         self.locks.release(name)
         self.reporter.handle(TaskSkipped(name, settled, _target(task)))
-        self._release(plan, progress, name)
+        self._release(scope, progress, name)
         return True
 
-    def _redecide(self, plan: Plan, progress: _Progress, task: PlannedTask) -> tuple[Decision, CacheEntry | None]:
+    def _redecide(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> tuple[Decision, CacheEntry | None]:
+        """The task's facts as they are now, ruled on by :func:`~targetrun.engine.decide.decide`."""
         policy = task.spec.cache
+        compares = needs_inputs(policy, None)
         if task.target is not None:
             stat = self.storages(task.target.result).info(task.target.url)
             if stat is not None:
                 record = self.store.checkpoint(task.target.url)
                 progress.records.pop(task.target.url, None)
                 if not self._usable(progress, task, record):
-                    return plan.decision(task.name), None  # it appeared, but nothing vouches for it: make it
-                if policy is None or not policy.caches:
-                    decision = Decision(Action.SKIP, Reason.TARGET_EXISTS)
-                else:
-                    inputs = self._input_fingerprints(plan, progress, task)
-                    decision = target_verdict(policy, record, stat.mtime, inputs, plan.param_fingerprints,
-                                              self.clock.now())
+                    return scope.decision(task.name), None  # it appeared, but nothing vouches for it: make it
+                inputs = self._input_fingerprints(scope, progress, task) if compares else {}
+                decision, _ = decide(Facts(policy, True, True, self.clock.now(), record=record, mtime=stat.mtime,
+                                           inputs=inputs, params=scope.params))
                 # what made it still holds? (inputs now known: an upstream rebuilt into the same
                 # bytes leaves this one fresh -- the early cutoff)
-                return plan.judge(task, decision, record, lambda up: self._output_fingerprint(plan, progress, up)), None
-        if policy is None or not task.cache_key:
-            return plan.decision(task.name), None
+                return scope.judge(task, decision, record, lambda up: self._output_fingerprint(scope, progress, up)), None
+        if not compares or not task.cache_key:
+            return scope.decision(task.name), None
         entries = self.store.cache_entries([task.cache_key]).get(task.cache_key, [])
-        inputs = self._input_fingerprints(plan, progress, task)
-        return entry_verdict(policy, entries, inputs, plan.param_fingerprints, self.clock.now(), missing=Reason.NOT_CACHED)
+        inputs = self._input_fingerprints(scope, progress, task)
+        return decide(Facts(policy, task.target is not None, False, self.clock.now(), entries=entries, inputs=inputs,
+                            params=scope.params))
 
     def _usable(self, progress: _Progress, task: PlannedTask, record: Checkpoint | None) -> bool:
         """Whether a target that appeared after planning may stand for the task: it matches
@@ -659,14 +660,14 @@ class Engine:
             return not needs_record(task.serializer, progress.request.trust)
         return verify_checkpoint(self.storages(task.target.result), task.target.url, record) is None
 
-    def _input_fingerprints(self, plan: Plan, progress: _Progress, task: PlannedTask) -> dict[str, str]:
+    def _input_fingerprints(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> dict[str, str]:
         """Fingerprints of the inputs a task runs with (for its cache entry and validators)."""
-        return task_inputs(task, lambda up: self._output_fingerprint(plan, progress, up))
+        return task_inputs(task, lambda up: self._output_fingerprint(scope, progress, up))
 
-    def _output_fingerprint(self, plan: Plan, progress: _Progress, up: str) -> str:
-        gather = plan.tasks[up]
+    def _output_fingerprint(self, scope: RunScope, progress: _Progress, up: str) -> str:
+        gather = scope.tasks[up]
         if gather.is_gather:
-            return fingerprint.of_value([self._output_fingerprint(plan, progress, c) for c in gather.children or ()])
+            return fingerprint.of_value([self._output_fingerprint(scope, progress, c) for c in gather.children or ()])
         outcome = progress.outcomes.get(up)
         if outcome is not None and outcome.checkpoint is not None:
             return fingerprint.of_content(outcome.checkpoint.content_hash)
@@ -677,40 +678,40 @@ class Engine:
                 return fingerprint.of_content(record.content_hash)
         if up in progress.values:
             return fingerprint.of_value(progress.values[up])
-        return plan.output_fingerprint(up)
+        return scope.planned_output(up)
 
     # -- before and after ----------------------------------------------------------
 
-    def _preflight(self, plan: Plan) -> dict[str, Any]:
+    def _preflight(self, scope: RunScope) -> dict[str, Any]:
         """Import every callable that will run, and check its arguments, before anything
         runs. Keyed by task name in the Pipelinefile: a mapped task's children share it."""
         functions: dict[str, Any] = {}
-        for name in plan.order:
-            spec = plan.tasks[name].spec
+        for name in scope.order:
+            spec = scope.tasks[name].spec
             if spec.run is None or spec.name in functions:
                 continue
-            fn, problems = resolve_callable(spec, plan.spec.path, plan.spec.root)  # as `validate` checks it
+            fn, problems = resolve_callable(spec, scope.spec.path, scope.spec.root)  # as `validate` checks it
             if problems:
                 raise SpecProblems.of(problems)
             functions[spec.name] = fn
         return functions if self.executor.in_process else {}
 
-    def _progress(self, plan: Plan, request: RunRequest) -> _Progress:
-        runs = set(plan.order)
-        inside = {name: tuple(up for up in dict.fromkeys(plan.graph[name]) if up in runs) for name in plan.order}
+    def _progress(self, scope: RunScope, request: RunRequest) -> _Progress:
+        runs = set(scope.order)
+        inside = {name: tuple(up for up in dict.fromkeys(scope.graph[name]) if up in runs) for name in scope.order}
         waiting = {name: len(ups) for name, ups in inside.items()}
         consumers: dict[str, int] = {}
         for ups in inside.values():
             for up in ups:
                 consumers[up] = consumers.get(up, 0) + 1
         progress = _Progress(waiting, consumers, dag.dependents(inside), request=request)
-        progress.ready.extend(name for name in plan.order if waiting[name] == 0)
+        progress.ready.extend(name for name in scope.order if waiting[name] == 0)
         return progress
 
-    def _report_skips(self, plan: Plan) -> None:
-        for name, decision in plan.decisions.items():
+    def _report_skips(self, scope: RunScope) -> None:
+        for name, decision in scope.decisions.items():
             if not decision.runs:
-                self.reporter.handle(TaskSkipped(name, decision, _target(plan.tasks[name])))
+                self.reporter.handle(TaskSkipped(name, decision, _target(scope.tasks[name])))
 
     def _dry_run(self, plan: Plan, started: float) -> RunSummary:
         self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
@@ -727,26 +728,26 @@ class Engine:
             else:
                 self.reporter.handle(TaskSkipped(name, decision, target))
                 outcomes.append(TaskOutcome(name, _skip_state(decision), decision, target))
-        outcomes.extend(_not_needed(plan))
+        outcomes.extend(_not_needed(plan.spec, plan.decisions))
         summary = RunSummary(plan.run_id, plan.spec.name, tuple(outcomes), started, self.clock.now(), plan.requested, True)
         self.reporter.handle(RunFinished(summary))
         return summary
 
-    def _summary(self, plan: Plan, progress: _Progress, started: float) -> RunSummary:
+    def _summary(self, scope: RunScope, progress: _Progress, started: float) -> RunSummary:
         outcomes = []
-        for name in plan.tasks:  # in upstream-first order
-            decision = plan.decisions.get(name)
+        for name in scope.tasks:  # in upstream-first order
+            decision = scope.decisions.get(name)
             if decision is None:
                 continue
             if name in progress.outcomes:
                 outcomes.append(progress.outcomes[name])
             elif decision.runs:
-                outcomes.append(TaskOutcome(name, TaskState.CANCELLED, decision, _target(plan.tasks[name]),
+                outcomes.append(TaskOutcome(name, TaskState.CANCELLED, decision, _target(scope.tasks[name]),
                                             attempts=progress.attempts.get(name, 0)))
             else:
-                outcomes.append(TaskOutcome(name, _skip_state(decision), decision, _target(plan.tasks[name])))
-        outcomes.extend(_not_needed(plan))
-        return RunSummary(plan.run_id, plan.spec.name, tuple(outcomes), started, self.clock.now(), plan.requested)
+                outcomes.append(TaskOutcome(name, _skip_state(decision), decision, _target(scope.tasks[name])))
+        outcomes.extend(_not_needed(scope.spec, scope.decisions))
+        return RunSummary(scope.run_id, scope.spec.name, tuple(outcomes), started, self.clock.now(), scope.plan.requested)
 
 
 def _lock_name(task: PlannedTask) -> str | None:
@@ -764,8 +765,8 @@ def _skip_state(decision: Decision) -> TaskState:
     return TaskState.CACHED if decision.reason is Reason.CACHE_HIT else TaskState.SKIPPED
 
 
-def _not_needed(plan: Plan) -> list[TaskOutcome]:
-    return [TaskOutcome(name, TaskState.NOT_NEEDED, NOT_NEEDED) for name in plan.spec.tasks if name not in plan.decisions]
+def _not_needed(spec: PipelineSpec, decisions: Mapping[str, Decision]) -> list[TaskOutcome]:
+    return [TaskOutcome(name, TaskState.NOT_NEEDED, NOT_NEEDED) for name in spec.tasks if name not in decisions]
 
 
 def _counts(summary: RunSummary) -> str:

@@ -1,0 +1,272 @@
+"""The decision: skip, cache hit or run, for one task -- pure functions over facts.
+
+Planning (engine/plan.py) and the run's late re-check (engine/run.py) gather the *facts*
+about a task -- is it forced, does its target (or a resumed checkpoint) exist, what the
+store recorded for it, its cache entries, the fingerprints of its inputs and parameters
+now, what is stale about it, the time -- and call :func:`decide`, then
+:func:`with_staleness`. Nothing else decides, so ``status`` and ``run`` cannot disagree.
+Nothing here reads a file, a clock or a store.
+
+The rules, in order (DESIGN.md §3):
+
+1. forced (``--force``, ``--force-all``, or downstream of a forced task) -> run;
+2. no cache policy, or validators without ``cache_for``: an existing target (or a resumed
+   checkpoint) is kept, a missing one is made (``never_use`` remakes an existing target);
+3. ``cache_for`` and an existing target: kept while it is younger than ``cache_for`` and
+   its recorded fingerprints pass the validators (:func:`target_verdict`);
+4. ``cache_for`` and no target (or a missing one): a live entry under the cache key whose
+   fingerprints pass is a cache hit (:func:`entry_verdict`); else a resumed checkpoint;
+5. an existing target that was kept is then judged against what its record says made it:
+   a stale kind its validators cover (or ``--rebuild-stale``) rebuilds it, any other is
+   only reported (:func:`with_staleness`).
+
+Clocks are wrong sometimes, and a record outlives the clock that wrote it. So a record
+written "in the future" (more than :data:`CLOCK_SKEW` ahead of now: a clock that was
+ahead, or that has since gone back) has an unknown age and is not reused, and an entry is
+valid only while ``now < min(recorded expiry, written_at + cache_for)`` with today's
+``cache_for``: neither a bad clock nor a shortened ``cache_for`` lets an entry outlive it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from targetrun import fingerprint
+from targetrun.fingerprint import Difference
+from targetrun.model import Action, CacheEntry, CachePolicy, Checkpoint, Decision, Reason, Stale, StaleKind, Validator
+
+CLOCK_SKEW = 60.0  # seconds a writer's clock may be ahead of ours before its records are "from the future"
+
+NOT_NEEDED = Decision(Action.NOT_NEEDED, Reason.NOT_NEEDED)
+# Decisions are immutable: share one object per verdict instead of one per task.
+_SKIP_EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
+_RUN_MISSING = Decision(Action.RUN, Reason.TARGET_MISSING)
+_SKIP_RESUMED = Decision(Action.SKIP, Reason.RESUMED)
+_RUN_NO_TARGET = Decision(Action.RUN, Reason.NO_TARGET)
+_FORCED = {reason: Decision(Action.RUN, reason) for reason in (Reason.FORCED, Reason.UPSTREAM_FORCED)}
+_NEVER_USE = "cache_validator is never_use"
+
+INPUT_VALIDATORS = frozenset((Validator.ALL_INPUTS, Validator.PARTIAL_INPUTS_ONLY))
+_PARAMETER_VALIDATORS = frozenset((Validator.ALL_PARAMETERS, Validator.PARTIAL_PARAMETERS_ONLY))
+# the validators that compare input or parameter fingerprints (code and deps: targetrun.staleness)
+_FINGERPRINT_VALIDATORS = INPUT_VALIDATORS | _PARAMETER_VALIDATORS
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What is known about one task when it is decided.
+
+    ``exists`` is about its target, or (a task without one) the checkpoint of the run
+    being resumed. ``record`` is the store's record of an existing target, ``mtime`` its
+    age from the storage when no record exists (only asked under ``cache_for``).
+    ``inputs`` is only needed under ``cache_for`` (see :func:`needs_inputs`).
+    """
+
+    policy: CachePolicy | None
+    has_target: bool
+    exists: bool
+    now: float
+    forced: Reason | None = None
+    record: Checkpoint | None = None
+    mtime: float | None = None
+    entries: Sequence[CacheEntry] = ()
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+def needs_inputs(policy: CachePolicy | None, forced: Reason | None) -> bool:
+    """Whether :func:`decide` compares input fingerprints (only ``cache_for`` does)."""
+    return forced is None and policy is not None and policy.caches
+
+
+def decide(facts: Facts) -> tuple[Decision, CacheEntry | None]:
+    """Rules 1-4: the task's decision, and the cache entry it hits (if any)."""
+    policy = facts.policy
+    if facts.forced is not None:
+        return _FORCED[facts.forced], None
+    if policy is None:
+        return _by_existence(facts), None
+    if not policy.caches:  # validators without cache_for judge an existing target only
+        if facts.exists and facts.has_target and Validator.NEVER_USE in policy.validators:
+            return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail=_NEVER_USE), None
+        return _by_existence(facts), None
+    if facts.has_target and facts.exists:
+        return target_verdict(policy, facts.record, facts.mtime, facts.inputs, facts.params, facts.now), None
+    missing = Reason.TARGET_MISSING if facts.has_target else Reason.NOT_CACHED
+    decision, entry = entry_verdict(policy, facts.entries, facts.inputs, facts.params, facts.now, missing=missing)
+    if entry is None and decision.runs and not facts.has_target and facts.exists:
+        return _SKIP_RESUMED, None  # no entry, but the resumed run's checkpoint
+    return decision, entry
+
+
+def _by_existence(facts: Facts) -> Decision:
+    if facts.has_target:
+        return _SKIP_EXISTS if facts.exists else _RUN_MISSING
+    return _SKIP_RESUMED if facts.exists else _RUN_NO_TARGET
+
+
+# -- cache_for -------------------------------------------------------------------------
+
+
+def _written_in_future(written: float, now: float) -> bool:
+    return not math.isfinite(written) or written > now + CLOCK_SKEW
+
+
+def valid_until(entry: CacheEntry, policy: CachePolicy) -> float:
+    """When ``entry`` stops being valid under today's ``cache_for``: never later than
+    ``cache_for`` after it was written, whatever expiry was recorded."""
+    return min(entry.expires, entry.checkpoint.written_at + policy.ttl)
+
+
+def _alive(entry: CacheEntry, policy: CachePolicy, now: float) -> bool:
+    return not _written_in_future(entry.checkpoint.written_at, now) and now < valid_until(entry, policy)
+
+
+def _changed(difference: Difference) -> Decision:
+    return Decision(Action.RUN, difference.kind.reason, detail=str(difference))
+
+
+def target_verdict(
+    policy: CachePolicy,
+    record: Checkpoint | None,
+    mtime: float | None,
+    inputs: Mapping[str, str],
+    params: Mapping[str, str],
+    now: float,
+) -> Decision:
+    """An existing target under ``cache_for``: fresh and valid, or stale and why."""
+    if Validator.NEVER_USE in policy.validators:
+        return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail=_NEVER_USE)
+    written = record.written_at if record is not None else mtime
+    if written is None:
+        return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail="the target's age is unknown")
+    if _written_in_future(written, now):
+        return Decision(Action.RUN, Reason.CACHE_EXPIRED,
+                        detail="the target's age is unknown (it was recorded in the future: a clock was ahead)")
+    until = written + policy.ttl
+    if until <= now:
+        return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail="the target is older than cache_for", until=until)
+    if policy.validators & _FINGERPRINT_VALIDATORS:
+        if record is None:
+            return Decision(Action.RUN, Reason.INPUTS_CHANGED,
+                            detail="input/parameter fingerprints were never recorded for this target")
+        difference = _mismatch(policy, record.inputs, record.params, inputs, params)
+        if difference is not None:
+            return _changed(difference)
+    return Decision(Action.SKIP, Reason.TARGET_EXISTS, until=until if math.isfinite(until) else None)
+
+
+def _mismatch(policy: CachePolicy, recorded_inputs: Mapping[str, str], recorded_params: Mapping[str, str],
+              inputs: Mapping[str, str], params: Mapping[str, str]) -> Difference | None:
+    """The first validator of the list that fails, and why (all must pass)."""
+    for validator, names in policy.checks:
+        difference = fingerprint.mismatch(validator, names, recorded_inputs, recorded_params, inputs, params)
+        if difference is not None:
+            return difference
+    return None
+
+
+def entry_verdict(
+    policy: CachePolicy,
+    entries: Sequence[CacheEntry],
+    inputs: Mapping[str, str],
+    params: Mapping[str, str],
+    now: float,
+    *,
+    missing: Reason,
+) -> tuple[Decision, CacheEntry | None]:
+    """A valid entry under the task's key (newest first), or why none is.
+
+    ``missing`` is the reason to give when there is no entry at all (``target missing``
+    for a task with a target, ``no cache entry`` otherwise).
+    """
+    if Validator.NEVER_USE in policy.validators:
+        return Decision(Action.RUN, missing, detail=_NEVER_USE), None
+    live = [e for e in entries if _alive(e, policy, now)]
+    for entry in live:
+        if _mismatch(policy, entry.inputs, entry.params, inputs, params) is None:
+            return Decision(Action.SKIP, Reason.CACHE_HIT, until=valid_until(entry, policy)), entry
+    if not entries:
+        return Decision(Action.RUN, missing), None
+    if not live:
+        newest = entries[0]
+        if _written_in_future(newest.checkpoint.written_at, now):
+            return Decision(Action.RUN, Reason.CACHE_EXPIRED,
+                            detail="the cache entry was recorded in the future (a clock was ahead)"), None
+        return Decision(Action.RUN, Reason.CACHE_EXPIRED, until=valid_until(newest, policy)), None
+    difference = _mismatch(policy, live[0].inputs, live[0].params, inputs, params)
+    assert difference is not None, "a live entry that passes was returned above"
+    return _changed(difference), None
+
+
+# -- staleness (rule 5) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaleRules:
+    """What to compare for a task (``looked``: reported) and what of that rebuilds it
+    (``acting``), from its cache policy and the run's options."""
+
+    looked: frozenset[StaleKind]
+    acting: frozenset[StaleKind]
+
+
+def stale_rules(policy: CachePolicy | None, *, rebuild_stale: bool, report_stale: bool) -> StaleRules:
+    """Everything acts with ``--rebuild-stale``; else what the validators cover -- ``code``
+    and ``deps`` always, the input and parameter validators when there is no ``cache_for``
+    (with ``cache_for`` the Prefect 1 rules above judge those, unchanged)."""
+    acting: set[StaleKind] = set()
+    if rebuild_stale:
+        acting = set(StaleKind)
+    elif policy is not None:
+        validators = policy.validators
+        acting.update(kind for v, kind in ((Validator.CODE, StaleKind.CODE), (Validator.DEPS, StaleKind.DEPS))
+                      if v in validators)
+        if not policy.caches:
+            if validators & INPUT_VALIDATORS:
+                acting.add(StaleKind.INPUTS)
+            if validators & _PARAMETER_VALIDATORS:
+                acting.add(StaleKind.PARAMETERS)
+    looked = set(StaleKind) if report_stale else acting
+    return StaleRules(frozenset(looked), frozenset(acting))
+
+
+def acts_on(policy: CachePolicy | None, needs: Sequence[tuple[str, str]], item: Stale, *, rebuild_stale: bool) -> bool:
+    """Whether a partial validator (``partial_inputs_only: [x]``) names what changed
+    (``needs``: the task's (argument, upstream task) pairs)."""
+    if rebuild_stale or policy is None:
+        return True
+    partial = {StaleKind.INPUTS: Validator.PARTIAL_INPUTS_ONLY, StaleKind.PARAMETERS: Validator.PARTIAL_PARAMETERS_ONLY}
+    full = {StaleKind.INPUTS: Validator.ALL_INPUTS, StaleKind.PARAMETERS: Validator.ALL_PARAMETERS}
+    if item.what not in partial or full[item.what] in policy.validators:
+        return True
+    upstream_of = dict(needs)
+    names = {n for v, ns in policy.checks if v is partial[item.what] for n in ns}
+    return any(n in names or upstream_of.get(n) in names for n in item.names) or \
+        any(upstream_of.get(n) in item.names for n in names)
+
+
+def judged(decision: Decision) -> bool:
+    """Whether rule 5 applies: an existing target that rules 1-4 kept."""
+    return not decision.runs and decision.reason is Reason.TARGET_EXISTS
+
+
+def with_staleness(decision: Decision, stale: Sequence[Stale], pending: Sequence[str], rules: StaleRules,
+                   policy: CachePolicy | None, needs: Sequence[tuple[str, str]], *, rebuild_stale: bool) -> Decision:
+    """Rule 5: a kept target with what is stale about it (``stale``), given which of its
+    inputs are recomputed in this run (``pending``): run when a validator covers a stale
+    kind (or ``--rebuild-stale``), else the same decision saying why it is stale."""
+    found = tuple(stale)
+
+    def acting(item: Stale) -> bool:
+        return item.what in rules.acting and acts_on(policy, needs, item, rebuild_stale=rebuild_stale)
+
+    if pending and acting(Stale(StaleKind.INPUTS, "", tuple(pending))):
+        return Decision(Action.RUN, Reason.INPUTS_CHANGED, detail=f"{pending[0]} is recomputed in this run",
+                        stale=found)
+    for item in found:
+        if acting(item):
+            return Decision(Action.RUN, item.what.reason, detail=item.detail, stale=found)
+    return replace(decision, stale=found) if found else decision

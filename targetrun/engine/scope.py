@@ -1,0 +1,107 @@
+"""One run's scope: the tasks it knows, their decisions and the graph, as the run grows them.
+
+Planning hands the run a :class:`~targetrun.engine.plan.Plan`, a value. The run starts a
+:class:`RunScope` from it -- its own copy -- and changes it only through the named methods
+below: a mapped task expanded once its items are known (the planner renders and decides
+the children: :class:`Planning`), a skipped upstream rebuilt because a reader found its
+checkpoint corrupt, a task whose value is now read from elsewhere (a cache hit found at
+run time, a value written in another format). The plan itself never changes, so
+``status`` and the report read exactly what was planned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from targetrun.engine.decide import NOT_NEEDED
+from targetrun.engine.plan import Expansion, Plan
+from targetrun.model import Action, Checkpoint, Decision, PipelineSpec, PlannedTask, Reason, RunContext
+from targetrun.staleness import MadeFrom
+
+
+class Planning(Protocol):
+    """What the run asks the planner after planning (:class:`~targetrun.engine.plan.Planner`)."""
+
+    made_from: MadeFrom
+
+    def expand_during_run(self, name: str, items: list[object]) -> Expansion: ...
+
+    def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
+              output_of: Callable[[str], str]) -> Decision: ...
+
+    def output_fingerprint(self, name: str) -> str: ...
+
+
+class RunScope:
+    """The tasks of one run, their decisions, the graph and the order they run in."""
+
+    def __init__(self, plan: Plan, planning: Planning) -> None:
+        self.plan = plan
+        self.tasks: dict[str, PlannedTask] = dict(plan.tasks)
+        self.decisions: dict[str, Decision] = dict(plan.decisions)
+        self.graph: dict[str, tuple[str, ...]] = dict(plan.graph)
+        self.order: list[str] = list(plan.order)
+        self._planning = planning
+
+    # what the plan says, unchanged
+    @property
+    def spec(self) -> PipelineSpec:
+        return self.plan.spec
+
+    @property
+    def context(self) -> RunContext:
+        return self.plan.context
+
+    @property
+    def run_id(self) -> str:
+        return self.plan.run_id
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        return self.plan.param_fingerprints
+
+    @property
+    def made_from(self) -> MadeFrom:
+        return self._planning.made_from
+
+    def decision(self, name: str) -> Decision:
+        return self.decisions.get(name, NOT_NEEDED)
+
+    # -- how the run grows it -----------------------------------------------------------
+
+    def expand(self, name: str, items: list[object]) -> list[str]:
+        """A mapped task's items are known: its children join the scope, decided. Returns
+        the children that run (they run before the mapped task)."""
+        expansion = self._planning.expand_during_run(name, items)
+        for child in expansion.children:
+            self.tasks[child.name] = child
+            self.graph[child.name] = expansion.gather.spec.upstream
+        self.tasks[name] = expansion.gather
+        self.graph[name] = expansion.gather.spec.upstream + tuple(c.name for c in expansion.children)
+        self.decisions.update(expansion.decisions)
+        running = [c.name for c in expansion.children if expansion.decisions[c.name].runs]
+        self.order.extend(running)
+        return running
+
+    def rebuild(self, name: str, detail: str, task: PlannedTask | None = None) -> None:
+        """A skipped task runs after all (its checkpoint was found corrupt), written to
+        ``task``'s checkpoint when given (a cache hit's value lived in an earlier run's folder)."""
+        if task is not None:
+            self.tasks[name] = task
+        self.decisions[name] = Decision(Action.RUN, Reason.CORRUPT, detail=detail)
+        self.order.append(name)
+
+    def read_from(self, name: str, task: PlannedTask) -> None:
+        """Where (and as what) the run's readers find a task's value from now on."""
+        self.tasks[name] = task
+
+    # -- what the planner knows --------------------------------------------------------
+
+    def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
+              output_of: Callable[[str], str]) -> Decision:
+        return self._planning.judge(task, decision, record, output_of)
+
+    def planned_output(self, name: str) -> str:
+        """The output fingerprint of a task as planning knew it (``pending`` if it runs)."""
+        return self._planning.output_fingerprint(name)
