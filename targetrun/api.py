@@ -30,14 +30,14 @@ from targetrun import settings
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.engine.recovery import holds, recover
-from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, SpecError, UsageError, did_you_mean
+from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, SpecError, UsageError, check_known_tasks, did_you_mean
 from targetrun.events import NullReporter, Reporter
 from targetrun.executors import base as executors
 from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
 from targetrun import redact
 from targetrun.housekeeping import Collected, Policy, apply, collect
 from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, RunContext, RunSummary
-from targetrun.resolve import INLINE, LOCAL, protocol
+from targetrun.resolve import INLINE, LOCAL, TaskRenderer, protocol
 from targetrun.envvars import expand_env
 from targetrun.pipelinefile import find_pipelinefile, load_pipeline
 from targetrun.pipelinefile.values import check_param_name, check_param_value
@@ -368,12 +368,11 @@ def invalidate(
     targetrun wrote there -- and never a folder: a target that is neither is refused
     (UsageError, exit 2) before anything is touched.
     """
-    if task not in spec.tasks:
-        raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
+    check_task(spec, task)
     context = run_context(spec, date=date, params=params)
     removed: list[str] = []
     with backends(spec, store_url) as opened:
-        planned = Planner(spec, context, opened.storage).render(spec.tasks[task])
+        planned = TaskRenderer.for_run(spec, context).render(spec.tasks[task])
         if planned.target is not None:
             storage = opened.storage(planned.target.result)
             url = planned.target.url
@@ -471,8 +470,7 @@ def latest_failed_run(spec: PipelineSpec, *, clock: Clock | None = None, lock_le
 def check_task(spec: PipelineSpec, task: str, *, children: bool = False) -> None:
     """``task`` (with ``children``, or a mapped child ``task[3]``) is one of the Pipelinefile's,
     else exit 2 with did-you-mean."""
-    if (task.split("[")[0] if children else task) not in spec.tasks:
-        raise UsageError(f"unknown task {task!r}", hint=did_you_mean(task, spec.tasks) or None)
+    check_known_tasks([task], spec.tasks, children=children)
 
 
 def log_runs(spec: PipelineSpec, task: str, *, store_url: str | None = None) -> tuple[list[str], int | None]:
@@ -532,7 +530,7 @@ def show(
     context = run_context(spec, date=date, params=params)
     with backends(spec, store_url) as opened:
         settle(opened, clock, lock_lease)
-        planned = Planner(spec, context, opened.storage).render(spec.tasks[task])
+        planned = TaskRenderer.for_run(spec, context).render(spec.tasks[task])
         where, codec = planned.target, planned.serializer
         if where is None:
             checkpoint = _made_as_asked(opened.store.task_checkpoints(spec.name, task), task, context)

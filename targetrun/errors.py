@@ -18,7 +18,7 @@ is a bug and is shown with its traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1
@@ -145,6 +145,23 @@ class MissingExtraError(TargetrunError):
     """An optional dependency is not installed; the hint says which extra to install."""
 
     exit_code = EXIT_USAGE
+
+
+def check_known_tasks(names: Iterable[str], tasks: Collection[str], *, what: str = "task",
+                      children: bool = False) -> None:
+    """The one "unknown task" check: each of ``names`` is one of ``tasks`` (with
+    ``children``, a mapped child ``name[3]`` counts as its task), else exit 2 with did-you-mean.
+
+    >>> check_known_tasks(["fetch"], ["fetch", "clean"])
+    >>> check_known_tasks(["fecth"], ["fetch", "clean"])
+    Traceback (most recent call last):
+    ...
+    targetrun.errors.UsageError: unknown task 'fecth'; did you mean 'fetch'?
+    """
+    for name in names:
+        if (name.split("[")[0] if children else name) not in tasks:
+            hint = did_you_mean(name, tasks) or f"Tasks: {', '.join(list(tasks)[:20]) or 'none'}."
+            raise UsageError(f"unknown {what} {name!r}", hint=hint)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import posixpath
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from targetrun import templating
-from targetrun.errors import SpecError
-from targetrun.model import Location, PipelineSpec, RunContext, TaskSpec
+from targetrun.errors import DuplicateTargetError, SpecError
+from targetrun.model import Location, PipelineSpec, PlannedTask, RunContext, TaskSpec, child_name
 from targetrun.serializers.base import file_suffix, for_suffix, split_suffix, with_compression
 
 LOCAL = "local"
@@ -166,6 +167,89 @@ class Placer:
         if folder not in self._real:
             self._real[folder] = os.path.realpath(folder)
         return self._real[folder]
+
+
+class TaskRenderer:
+    """Renders tasks for one run: target, arguments, cache key, serializer, checkpoint.
+
+    The one place that does: planning (and each mapped child), ``show``, ``forget`` and
+    the loader's check of every template all call it. Errors name the task and the key
+    whose template failed (``tasks.fetch.target``, ``tasks.fetch.args.url``).
+    """
+
+    def __init__(self, spec: PipelineSpec, base: Mapping[str, object], run_id: str, placer: Placer | None = None) -> None:
+        self.spec = spec
+        self.base = base  # templating.base_context of the run
+        self.run_id = run_id
+        self.placer = placer or Placer(spec)
+
+    @classmethod
+    def for_run(cls, spec: PipelineSpec, context: RunContext) -> TaskRenderer:
+        return cls(spec, templating.base_context(context), context.run_id)
+
+    def render(self, task: TaskSpec, map_index: int | None = None, item: object = None) -> PlannedTask:
+        """A task as this run runs it. A mapped task renders as a gather node with no
+        children yet; each child is rendered with its own ``{item}`` and ``{map_index}``."""
+        if task.foreach is not None and map_index is None:
+            return PlannedTask(task, None, None, "pickle", {})
+        target, args, cache_key = self.fields(task, map_index, item)
+        serializer = self.placer.serializer(task, target.url if target else None)
+        checkpoint = target
+        if checkpoint is None and task.checkpoint:
+            suffix = f"-{map_index}" if map_index is not None else ""
+            checkpoint = default_checkpoint(self.spec, task, serializer, self.run_id, suffix)
+        return PlannedTask(task, target, checkpoint, serializer, args, cache_key, map_index, item)
+
+    def fields(self, task: TaskSpec, map_index: int | None = None,
+               item: object = None) -> tuple[Location | None, Mapping[str, object], str | None]:
+        """The task's templates rendered: its target, its arguments and its cache key."""
+        mapped = map_index is not None
+        name = child_name(task.name, map_index) if map_index is not None else task.name
+        templated_args = task.templated_args or mapped
+        key_template = task.cache.key if task.cache is not None else None
+        templated = templated_args or (task.target is not None and "{" in task.target) or key_template is not None
+        extra = {"item": item, "map_index": map_index, "task_full_name": name} if mapped else {}
+        context = templating.task_context(self.base, task.name, **extra) if templated else self.base
+        with self._naming(task, "target"):
+            target = self.placer.target(task, context) if task.target is not None else None
+        args = task.args
+        if templated_args:
+            args = {}
+            for key, value in task.args.items():
+                with self._naming(task, "args", key):
+                    args[key] = templating.render_value(value, context)
+        cache_key = None
+        if task.cache is not None and task.cache.caches:
+            with self._naming(task, "cache_key"):
+                cache_key = templating.render(key_template, context) if key_template else f"{self.spec.name}/{name}"
+        return target, args, cache_key
+
+    @contextlib.contextmanager
+    def _naming(self, task: TaskSpec, *key: str) -> Iterator[None]:
+        """A template error, with the file, the line and the key of the template."""
+        try:
+            yield
+        except SpecError as exc:
+            raise type(exc)(exc.message, file=self.spec.path, line=task.line_of(key[0]),
+                            key=".".join(("tasks", task.name) + key), hint=exc.hint) from None
+
+
+class TargetOwners:
+    """Which task writes each target of a run: the one check that no two tasks share a
+    target (the loader's, over the plain tasks, and each run's, mapped children included)."""
+
+    def __init__(self, spec: PipelineSpec) -> None:
+        self.spec = spec
+        self._owners: dict[Location, str] = {}
+
+    def claim(self, task: str, target: Location, line: int | None) -> None:
+        owner = self._owners.setdefault(target, task)
+        if owner != task:
+            raise DuplicateTargetError(
+                f"tasks {owner!r} and {task!r} both write the target {target.url}",
+                file=self.spec.path, line=line, key=f"tasks.{task.split('[')[0]}.target",
+                hint="Give each task its own target (check the -p values and the foreach items).",
+            )
 
 
 def _no_climbing(rendered: str, fixed_dir: str, what: str) -> None:

@@ -18,7 +18,7 @@ from typing import Protocol
 from targetrun.engine.plan import Plan
 from targetrun.errors import StorageError
 from targetrun import templating
-from targetrun.model import Action, Checkpoint, Decision, Location, PipelineSpec, Reason, Stale
+from targetrun.model import Checkpoint, Decision, Location, PipelineSpec, Reason, Stale
 from targetrun.resolve import LOCAL
 from targetrun.storage.base import Stat, Storage
 from targetrun.store.base import StateStore, TaskRecord

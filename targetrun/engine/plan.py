@@ -32,7 +32,7 @@ from targetrun.engine.decide import (
     INPUT_VALIDATORS, NOT_NEEDED, Facts, StaleRules, decide, judged, needs_inputs, stale_rules, with_staleness,
 )
 from targetrun.engine.mapping import as_items, static_items
-from targetrun.errors import DuplicateTargetError, SpecError, UsageError, did_you_mean
+from targetrun.errors import SpecError, check_known_tasks
 from targetrun.model import (
     Action,
     CacheEntry,
@@ -46,11 +46,9 @@ from targetrun.model import (
     RunContext,
     Stale,
     StaleKind,
-    TaskSpec,
     Validator,
-    child_name,
 )
-from targetrun.resolve import Placer, default_checkpoint
+from targetrun.resolve import TargetOwners, TaskRenderer
 from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import Storage, TargetChecker
 from targetrun.store.base import StateStore
@@ -141,7 +139,8 @@ class Planner:
         self.checker = TargetChecker(storages)
         self.graph = {name: task.upstream for name, task in spec.tasks.items()}  # grows with mapped children
         self.base = templating.base_context(context)
-        self.placer = Placer(spec)
+        self.renderer = TaskRenderer(spec, self.base, context.run_id)
+        self.owners = TargetOwners(spec)
         # what plan() decided, kept so that mapped tasks can be expanded during the run
         self._tasks: dict[str, PlannedTask] = {}
         self._decisions: dict[str, Decision] = {}
@@ -159,14 +158,15 @@ class Planner:
         self.rebuild_stale = request.rebuild_stale
         self.report_stale = request.report_stale or request.dry_run
         self._rules_of.clear()
-        self._check_names(request.tasks, "task")
-        self._check_names(request.force, "--force task")
+        check_known_tasks(request.tasks, self.spec.tasks)
+        check_known_tasks(request.force, self.spec.tasks, what="--force task")
         requested = list(dict.fromkeys(request.tasks)) or dag.sinks(self.graph)
         requested += [name for name in request.force if name not in requested]
         scope = dag.ancestors(self.graph, requested)
         forced = self._forced_tasks(request, scope)
-        tasks = self._tasks = {name: self.render(self.spec.tasks[name]) for name in dag.toposort(self.graph, scope)}
-        self._check_duplicate_targets(tasks.values())
+        render = self.renderer.render
+        tasks = self._tasks = {name: render(self.spec.tasks[name]) for name in dag.toposort(self.graph, scope)}
+        self._claim_targets(tasks.values())
         self._forced = forced
         self._resumed = self._load_resumed(request.resume)
         self._judged_below = _judged_below(self.spec, tasks)
@@ -250,12 +250,6 @@ class Planner:
 
     # -- steps ---------------------------------------------------------------------
 
-    def _check_names(self, names: Iterable[str], what: str) -> None:
-        for name in names:
-            if name not in self.spec.tasks:
-                hint = did_you_mean(name, self.spec.tasks) or f"Tasks: {', '.join(list(self.spec.tasks)[:20])}."
-                raise UsageError(f"unknown {what} {name!r}", hint=hint)
-
     def _forced_tasks(self, request: RunRequest, scope: set[str]) -> dict[str, Reason]:
         if request.force_all:
             return dict.fromkeys(scope, Reason.FORCED)
@@ -265,49 +259,10 @@ class Planner:
         forced.update(dict.fromkeys(request.force, Reason.FORCED))
         return forced
 
-    def render(self, task: TaskSpec, map_index: int | None = None, item: object = None) -> PlannedTask:
-        """Render a task's target and args for this run (SpecError names the task).
-
-        A mapped task renders as a gather node with no children yet; each child is
-        rendered with its own ``{item}`` and ``{map_index}``.
-        """
-        if task.foreach is not None and map_index is None:
-            return PlannedTask(task, None, None, "pickle", {})
-        mapped = map_index is not None
-        name = child_name(task.name, map_index) if map_index is not None else task.name
-        templated_args = task.templated_args or mapped
-        key_template = task.cache.key if task.cache is not None else None
-        templated = templated_args or (task.target is not None and "{" in task.target) or key_template is not None
-        extra = {"item": item, "map_index": map_index, "task_full_name": name} if mapped else {}
-        context = templating.task_context(self.base, task.name, **extra) if templated else self.base
-        try:
-            target = self.placer.target(task, context) if task.target is not None else None
-            args = {k: templating.render_value(v, context) for k, v in task.args.items()} if templated_args else task.args
-            cache_key = None
-            if task.cache is not None and task.cache.caches:
-                cache_key = templating.render(key_template, context) if key_template else f"{self.spec.name}/{name}"
-        except SpecError as exc:
-            raise SpecError(exc.message, file=self.spec.path, line=task.line_of("target"),
-                            key=f"tasks.{task.name}", hint=exc.hint) from None
-        serializer = self.placer.serializer(task, target.url if target else None)
-        checkpoint = target
-        if checkpoint is None and task.checkpoint:
-            suffix = f"-{map_index}" if mapped else ""
-            checkpoint = default_checkpoint(self.spec, task, serializer, self.context.run_id, suffix)
-        return PlannedTask(task, target, checkpoint, serializer, args, cache_key, map_index, item)
-
-    def _check_duplicate_targets(self, tasks: Iterable[PlannedTask]) -> None:
-        seen: dict[Location, str] = {}
+    def _claim_targets(self, tasks: Iterable[PlannedTask]) -> None:
         for task in tasks:
-            if task.target is None:
-                continue
-            if task.target in seen:
-                raise DuplicateTargetError(
-                    f"tasks {seen[task.target]!r} and {task.name!r} both write the target {task.target.url} in this run",
-                    file=self.spec.path, line=task.spec.line_of("target"), key=f"tasks.{task.name}.target",
-                    hint="Give each task its own target (check the -p values).",
-                )
-            seen[task.target] = task.name
+            if task.target is not None:
+                self.owners.claim(task.name, task.target, task.spec.line_of("target"))
 
     def _load_resumed(self, run_id: str | None) -> Mapping[str, Checkpoint]:
         if run_id is None or self.store is None:
@@ -461,8 +416,8 @@ class Planner:
     def _expand(self, name: str, items: list[object]) -> list[str]:
         """Render one child per item and put them in the graph before the mapped task."""
         gather = self._tasks[name]
-        children = [self.render(gather.spec, i, item) for i, item in enumerate(items)]
-        self._check_duplicate_targets(children)
+        children = [self.renderer.render(gather.spec, i, item) for i, item in enumerate(items)]
+        self._claim_targets(children)
         for child in children:
             self._tasks[child.name] = child
             self.graph[child.name] = gather.spec.upstream

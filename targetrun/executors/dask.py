@@ -20,7 +20,6 @@ are captured per task on the worker as with every executor.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Callable
 from concurrent.futures import Future

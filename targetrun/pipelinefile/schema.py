@@ -15,7 +15,6 @@ from targetrun import dag, templating
 from targetrun.durations import parse_duration
 from targetrun.errors import (
     CycleError,
-    DuplicateTargetError,
     SpecError,
     SpecProblems,
     TemplateError,
@@ -27,7 +26,7 @@ from targetrun.model import CachePolicy, PipelineSpec, ResultLocation, TaskSpec,
 from targetrun.shellcheck import check_shell
 
 if TYPE_CHECKING:
-    from targetrun.resolve import Placer
+    from targetrun.resolve import TargetOwners, TaskRenderer
 from targetrun.store.base import check_store_url
 from targetrun.pipelinefile.values import check_param_name, check_param_value
 from targetrun.pipelinefile.yamlnodes import Document, Path
@@ -535,45 +534,24 @@ class _Checker:
                 )
 
     def check_templates_render(self, spec: PipelineSpec) -> None:
-        """Render every plain (unmapped) target once with today's date and the default
-        params: catches bad format specs, escapes and two tasks sharing a target."""
-        from targetrun.resolve import Placer, default_context
+        """Render every plain (unmapped) task once, as a run would, with today's date and
+        the default params: catches bad format specs, escapes and two tasks sharing a target."""
+        from targetrun.resolve import TargetOwners, TaskRenderer, default_context
 
-        context = default_context(spec)
-        placer = Placer(spec)  # one for the file: each folder's realpath is asked once
-        seen: dict[str, str] = {}
+        renderer = TaskRenderer(spec, default_context(spec), "check")  # one Placer: each folder's realpath asked once
+        owners = TargetOwners(spec)
         for task in spec.tasks.values():
             if task.foreach is None:
-                self.attempt(lambda: self.check_task_renders(task, context, placer, seen), None)
+                self.attempt(lambda: self.check_task_renders(task, renderer, owners), None)
 
-    def check_task_renders(self, task: TaskSpec, context: Mapping[str, object], placer: Placer,
-                           seen: dict[str, str]) -> None:
-        task_context = templating.task_context(context, task.name)
-        if task.target is None:
-            self.check_args_render(task, task_context)
-            return
+    def check_task_renders(self, task: TaskSpec, renderer: TaskRenderer, owners: TargetOwners) -> None:
         try:
-            location = placer.target(task, task_context)
-        except SpecError as exc:
-            raise self.error(("tasks", task.name, "target"), exc.message, hint=exc.hint, cls=type(exc)) from None
-        self.check_args_render(task, task_context)
-        key = location.url
-        if key in seen:
-            raise self.error(
-                ("tasks", task.name, "target"),
-                f"tasks {seen[key]!r} and {task.name!r} both write the target {key}",
-                hint="Give each task its own target.",
-                cls=DuplicateTargetError,
-            )
-        seen[key] = task.name
-
-
-    def check_args_render(self, task: TaskSpec, context: Mapping[str, object]) -> None:
-        for name, value in task.args.items():
-            try:
-                templating.render_value(value, context)
-            except TemplateError as exc:
-                raise self.error(("tasks", task.name, "args", name), exc.message, hint=exc.hint, cls=TemplateError) from None
+            target, _, _ = renderer.fields(task)
+            if target is not None:
+                owners.claim(task.name, target, None)
+        except SpecError as exc:  # the line of the exact key that failed, from the YAML
+            path = tuple((exc.key or f"tasks.{task.name}").split(".", 3))
+            raise self.error(path, exc.message, hint=exc.hint, cls=type(exc)) from None
 
 
 def _templates(task: TaskSpec) -> list[tuple[str, str]]:

@@ -6,16 +6,13 @@ import json
 from collections.abc import Sequence
 
 from targetrun import dag
+from targetrun.errors import check_known_tasks
 from targetrun.model import PipelineSpec
 
 
 def render_graph(spec: PipelineSpec, tasks: Sequence[str], fmt: str) -> str:
     graph = {name: task.upstream for name, task in spec.tasks.items()}
-    for name in tasks:
-        if name not in graph:
-            from targetrun.errors import UsageError, did_you_mean
-
-            raise UsageError(f"unknown task {name!r}", hint=did_you_mean(name, graph) or None)
+    check_known_tasks(tasks, graph)
     roots = list(tasks) or dag.sinks(graph)
     scope = dag.toposort(graph, dag.ancestors(graph, roots))
     if fmt == "dot":

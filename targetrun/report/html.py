@@ -23,7 +23,7 @@ from targetrun.durations import format_duration
 from targetrun.runview import ReportData, RunView, TaskRow
 from targetrun.report.status import size_text
 from targetrun.report.svg import STATES, NodeInfo, esc, graph_svg, slug, state_css, worst
-from targetrun.store.base import RunRecord, RunStatus
+from targetrun.store.base import RunStatus
 
 RUN_COLOURS = {
     RunStatus.SUCCEEDED: "#2f9e5b", RunStatus.FAILED: "#d63c3c", RunStatus.BROKEN: "#8a1010",
