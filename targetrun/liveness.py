@@ -30,10 +30,17 @@ def is_dead(owner: str, heartbeat: float | None, now: float, lease: float) -> bo
     """
     if heartbeat is not None and now - heartbeat > lease:
         return True
-    return _gone_here(owner)
+    return gone_here(owner)
 
 
-def _gone_here(owner: str) -> bool:
+def gone_here(owner: str) -> bool:
+    """Whether ``owner`` (``host/pidns/pid``) is a process of this host and PID namespace
+    that no longer exists. Anything else -- another machine, another namespace, an owner
+    written in another form -- cannot be told by its PID (False).
+
+    >>> gone_here("another-host/4026531836/1")
+    False
+    """
     parts = owner.split("/")
     if len(parts) != 3 or not parts[2].isdigit():
         return False

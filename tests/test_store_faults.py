@@ -258,7 +258,7 @@ def test_a_lock_of_a_dead_looking_pid_with_a_fresh_lease_is_not_broken(tmp_path,
     else:
         store = SqliteStore(str(folder / ".targetrun/state.db"))
     name = f"target:{folder / 'out/a.txt'}"
-    owner = f"{socket.gethostname()}/{_dead_pid()}/other-run/lease=2"
+    owner = f"{socket.gethostname()}/another-pid-namespace/{_dead_pid()}/other-run/lease=2"
     assert store.acquire(name, owner, 2.0)  # type: ignore[attr-defined]
     stop = threading.Event()
 

@@ -7,11 +7,13 @@ usually finding the target now exists -- instead of computing the same output tw
 Liveness is decided by the lease, never by a process id alone. While a task runs, a
 daemon thread renews the lease of every lock this run holds once per *heartbeat*
 (``min(lease / 3, 1 s)``), so a holder that stops renewing is gone (or hung). The owner
-name ``host/pid/run/lease=SECONDS`` tells a waiter the holder's lease, hence when it last
-renewed. A lock is taken over when its lease has expired; earlier only when its holder
-runs on this host name, its process id is not alive here *and* it has missed
-:data:`MISSED_BEATS` heartbeats -- a kill -9 is recovered from in seconds, while a live
-holder in another PID namespace with the same host name (containers) keeps its lock.
+name ``host/pidns/pid/run/lease=SECONDS`` -- the run's own owner (see
+:func:`targetrun.liveness.owner_id`), its run id and its lease -- tells a waiter the
+holder's lease, hence when it last renewed. A lock is taken over when its lease has
+expired; earlier only when its holder is a process of this host *and* PID namespace that
+is gone *and* it has missed :data:`MISSED_BEATS` heartbeats -- a kill -9 is recovered
+from in seconds, while a live holder in another PID namespace with the same host name
+(containers) keeps its lock.
 
 The same thread renews the run's own heartbeat in the store, so ``history`` can tell a
 live run from one that died (see :mod:`targetrun.liveness`).
@@ -19,7 +21,6 @@ live run from one that died (see :mod:`targetrun.liveness`).
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -30,7 +31,7 @@ from targetrun.store.base import StateStore
 
 HEARTBEAT = 1.0  # seconds between renewals, at most
 MISSED_BEATS = 3  # heartbeats a dead-looking local holder must miss before its lock is broken
-_OWNER = re.compile(r"^(?P<host>[^/]*)/(?P<pid>\d+)/(?P<run>.*)/lease=(?P<lease>[0-9.]+)$")
+_OWNER = re.compile(r"^(?P<process>[^/]*/[^/]*/\d+)/(?P<run>.*)/lease=(?P<lease>[0-9.]+)$")
 
 
 def heartbeat(lease: float) -> float:
@@ -42,7 +43,7 @@ class RunLocks:
     def __init__(self, store: StateStore, run_id: str, lease: float) -> None:
         self.store = store
         self.run_id = run_id
-        self.owner = f"{liveness.host()}/{os.getpid()}/{run_id}/lease={lease:g}"
+        self.owner = f"{liveness.owner_id()}/{run_id}/lease={lease:g}"
         self.lease = lease
         self._held: dict[str, str] = {}  # task -> lock name
         self._guard = threading.Lock()
@@ -102,10 +103,10 @@ class RunLocks:
 
 def _abandoned(owner: str, left: float) -> bool:
     """Whether the holder ``owner``, whose lease has ``left`` seconds to run, is gone: its
-    process id is not alive on this host *and* it has missed :data:`MISSED_BEATS` renewals.
-    An owner name without a lease (an older targetrun) is waited out."""
+    process is gone from this host and PID namespace *and* it has missed
+    :data:`MISSED_BEATS` renewals."""
     match = _OWNER.match(owner)
-    if match is None or match["host"] != liveness.host():
+    if match is None:  # another form (an older targetrun): waited out
         return False
     try:
         lease = float(match["lease"])
@@ -114,4 +115,4 @@ def _abandoned(owner: str, left: float) -> bool:
     silent = lease - left  # seconds since the holder last renewed
     if silent <= MISSED_BEATS * heartbeat(lease) + 0.5:  # half a second for a busy machine's timer
         return False
-    return not liveness.pid_exists(int(match["pid"]))
+    return liveness.gone_here(match["process"])
