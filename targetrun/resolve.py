@@ -14,9 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import posixpath
-import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from targetrun import templating
 from targetrun.errors import DuplicateTargetError, SpecError
@@ -210,28 +209,23 @@ class TaskRenderer:
         templated = templated_args or (task.target is not None and "{" in task.target) or key_template is not None
         extra = {"item": item, "map_index": map_index, "task_full_name": name} if mapped else {}
         context = templating.task_context(self.base, task.name, **extra) if templated else self.base
-        with self._naming(task, "target"):
-            target = self.placer.target(task, context) if task.target is not None else None
-        args = task.args
-        if templated_args:
-            args = {}
-            for key, value in task.args.items():
-                with self._naming(task, "args", key):
-                    args[key] = templating.render_value(value, context)
-        cache_key = None
-        if task.cache is not None and task.cache.caches:
-            with self._naming(task, "cache_key"):
-                cache_key = templating.render(key_template, context) if key_template else f"{self.spec.name}/{name}"
-        return target, args, cache_key
-
-    @contextlib.contextmanager
-    def _naming(self, task: TaskSpec, *key: str) -> Iterator[None]:
-        """A template error, with the file, the line and the key of the template."""
         try:
-            yield
-        except SpecError as exc:
-            raise type(exc)(exc.message, file=self.spec.path, line=task.line_of(key[0]),
-                            key=".".join(("tasks", task.name) + key), hint=exc.hint) from None
+            part: tuple[str, ...] = ("target",)
+            target = self.placer.target(task, context) if task.target is not None else None
+            args = task.args
+            if templated_args:
+                args = {}
+                for key, value in task.args.items():
+                    part = ("args", key)
+                    args[key] = templating.render_value(value, context)
+            cache_key = None
+            if task.cache is not None and task.cache.caches:
+                part = ("cache_key",)
+                cache_key = templating.render(key_template, context) if key_template else f"{self.spec.name}/{name}"
+        except SpecError as exc:  # with the file, the line and the key of the template
+            raise type(exc)(exc.message, file=self.spec.path, line=task.line_of(part[0]),
+                            key=".".join(("tasks", task.name) + part), hint=exc.hint) from None
+        return target, args, cache_key
 
 
 class TargetOwners:
