@@ -1,9 +1,10 @@
 """Running a plan: one scheduling loop over an executor's ``submit``.
 
 The loop reads like the docs: tasks whose needs are done are *submitted*; each finished
-attempt is either *recorded* (checkpoint record, value kept for the tasks that need it,
-dependents released) or *retried* after ``retry_delay`` (its inputs stay in memory), or
-*failed* (its dependents are blocked; without ``keep_going`` nothing new starts).
+attempt is either *recorded* (its checkpoint committed through
+:mod:`~targetrun.engine.writes`, its record kept, its value kept for the tasks that need
+it, dependents released) or *retried* after ``retry_delay`` (its inputs stay in memory),
+or *failed* (its dependents are blocked; without ``keep_going`` nothing new starts).
 Decisions, records and events all happen here, in the coordinating thread; workers only
 run :func:`~targetrun.engine.work.execute`.
 
@@ -21,15 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import os
 import queue
 import threading
 import time
-from dataclasses import replace
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from targetrun import dag, fingerprint, liveness, stopping, templating
@@ -41,6 +40,7 @@ from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import Plan, RunRequest
 from targetrun.engine.scope import Planning, RunScope
+from targetrun.engine.writes import Writes
 from targetrun.engine.work import (
     Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute,
 )
@@ -66,7 +66,7 @@ from targetrun.executors.base import Executor
 from targetrun.model import CacheEntry, Checkpoint, Decision, PipelineSpec, PlannedTask, Reason, RunSummary, TaskOutcome, TaskState
 from targetrun.resolve import default_checkpoint, infer_serializer
 from targetrun.storage.base import Storage
-from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord
+from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
 
 
 WAKE_UP = 0.5  # seconds: the loop wakes at least this often (retries due, Ctrl-C)
@@ -111,7 +111,6 @@ class _Progress:
     rebuilt: set[str] = field(default_factory=set)  # skipped tasks rebuilt because a reader found them corrupt
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
-    staging: dict[str, tuple[str, str]] = field(default_factory=dict)  # task -> (storage key, staging url) in flight
 
 
 class Engine:
@@ -156,6 +155,7 @@ class Engine:
         self._report_skips(scope)
         progress = self._progress(scope, request)
         self.locks = RunLocks(self.store, scope.run_id, self.lock_lease)
+        self.writes = Writes(self.store, self.storages, scope.run_id)
         self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
         status = RunStatus.INTERRUPTED
         watching = self._watch_starts(scope, progress)
@@ -171,7 +171,7 @@ class Engine:
             if status is RunStatus.INTERRUPTED:
                 stopping.kill_commands()
                 self.executor.shutdown(wait=False)
-            self._discard_staging(progress)
+            self.writes.discard_all(set(progress.inflight.values()))
             self.locks.release_all()
             with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
                 self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
@@ -350,12 +350,9 @@ class Engine:
         context: dict[str, object] = {}
         if spec.shell is not None:
             context = dict(scope.plan.base_context, task_name=spec.name, task_full_name=spec.name, task_run_count=attempt)
-        storage = self.storages(checkpoint.result) if checkpoint else None
-        staging = None
-        if checkpoint is not None and storage is not None:
-            staging = storage.staging_url(checkpoint.url, f"{scope.run_id}-{attempt}-{os.urandom(4).hex()}")
-            self.store.intend_write(PendingWrite(scope.run_id, checkpoint.url, staging, checkpoint.result))
-            progress.staging[task.name] = (checkpoint.result, staging)
+        storage = staging = None
+        if checkpoint is not None:
+            storage, staging = self.writes.stage(task.name, checkpoint, attempt)
         return Job(
             task=spec.name,
             attempt=attempt,
@@ -417,16 +414,17 @@ class Engine:
         task = scope.tasks[name]
         policy = task.spec.cache
         checkpoint = entry = None
-        staging = progress.staging.pop(name, (None, None))[1]
-        if task.checkpoint is not None and result.content_hash is not None:
+        staging = self.writes.finished(name)
+        where = task.checkpoint
+        if where is not None and result.content_hash is not None:
             # what made it, always (staleness): input and parameter fingerprints, code, deps
             inputs = self._recorded_inputs(scope, progress, task)
             params = scope.params
             written_as = result.serializer or task.serializer
             made, made_for = self._made_with(scope, progress, task)
             code, deps = self._made_from(scope, task)
-            checkpoint = Checkpoint(name, task.checkpoint.url, written_as, result.size or 0, result.content_hash,
-                                    scope.run_id, self.clock.now(), result.duration, inputs, params, task.checkpoint.result,
+            checkpoint = Checkpoint(name, where.url, written_as, result.size or 0, result.content_hash,
+                                    scope.run_id, self.clock.now(), result.duration, inputs, params, where.result,
                                     made, made_for, code, deps.hashes if deps else None, deps.stats if deps else {})
             task = replace(task, serializer=written_as)
             scope.read_from(name, task)  # readers in this run read it as written
@@ -434,7 +432,7 @@ class Engine:
                 entry = new_entry(task.cache_key, scope.spec.name, name, checkpoint, policy)
             if staging is not None:
                 try:
-                    self._commit(task, staging, checkpoint, entry)
+                    self.writes.commit(where, staging, checkpoint, entry)
                 except TargetrunError as exc:
                     return self._attempt_failed(scope, progress, name, WorkError(exc.format(), backend=True))
         attempts = progress.attempts[name]
@@ -493,41 +491,6 @@ class Engine:
         checkpoint = scope.tasks[name].checkpoint if name in scope.tasks else None
         return progress.records.get(checkpoint.url) if checkpoint is not None else None
 
-    def _commit(self, task: PlannedTask, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
-        """Make a staged checkpoint the target: its record is prepared first, so the bytes
-        at the target are vouched for from the moment they appear (store/base.py)."""
-        assert task.checkpoint is not None
-        try:
-            self.store.prepare_write(staging, checkpoint, entry)
-            self.storages(task.checkpoint.result).commit(staging, task.checkpoint.url)
-        except BaseException:
-            # The pending record stays: if the move did happen (a copy whose delete failed),
-            # the next run finds the target matching the prepared record and commits it.
-            with contextlib.suppress(TargetrunError):
-                self.storages(task.checkpoint.result).discard(staging)
-            raise
-
-    def _forget_staging(self, storage_key: str, staging: str) -> None:
-        """Remove a staging file and its pending record; what fails here the next run redoes."""
-        try:
-            self.storages(storage_key).discard(staging)
-            self.store.drop_pending(staging)
-        except TargetrunError:
-            pass
-
-    def _discard_staging(self, progress: _Progress) -> None:
-        """At the end of a run no attempt of it commits any more: remove what they staged.
-        An attempt still running (a Python task in a thread cannot be stopped) keeps its
-        pending record, so the next run removes whatever it leaves behind."""
-        in_flight = set(progress.inflight.values())
-        for name, (storage_key, staging) in progress.staging.items():
-            if name in in_flight:
-                with contextlib.suppress(TargetrunError):
-                    self.storages(storage_key).discard(staging)
-            else:
-                self._forget_staging(storage_key, staging)
-        progress.staging.clear()
-
     def _rebuild_input(self, scope: RunScope, progress: _Progress, name: str, error: CorruptInput) -> None:
         """A task found the checkpoint of an upstream it reads gone or changed since it was
         recorded (after planning checked it). That upstream was skipped: run it now, then
@@ -557,9 +520,7 @@ class Engine:
 
     def _attempt_failed(self, scope: RunScope, progress: _Progress, name: str, error: WorkError) -> None:
         task = scope.tasks[name]
-        storage_key, staging = progress.staging.pop(name, (None, None))
-        if storage_key is not None and staging is not None:
-            self._forget_staging(storage_key, staging)
+        self.writes.forget(name)
         attempts = progress.attempts[name]
         if attempts <= task.spec.max_retries and not progress.stopping and not error.usage:
             delay = task.spec.retry_delay

@@ -1,0 +1,81 @@
+"""One run's checkpoint writes, in two phases (see store/base.py and storage/base.py).
+
+Before an attempt runs, its checkpoint gets a *staging* place next to its target and the
+store a pending record of the intent (:meth:`Writes.stage`); the worker writes there.
+When the attempt succeeds, the record of what it wrote is *prepared* and the staged file
+is moved onto the target (:meth:`Writes.commit`); the task's record then completes the
+write. An attempt that fails, and the end of the run, remove what was staged
+(:meth:`Writes.forget`, :meth:`Writes.discard_all`). Whatever a crash leaves half-way,
+the next run finishes or removes by the pending records (engine/recovery.py): a target is
+never half-written, and the bytes at a target are vouched for from the moment they appear.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Collection
+
+from targetrun.errors import TargetrunError
+from targetrun.model import CacheEntry, Checkpoint, Location
+from targetrun.storage.base import Storage
+from targetrun.store.base import PendingWrite, StateStore
+
+
+class Writes:
+    def __init__(self, store: StateStore, storages: Callable[[str], Storage], run_id: str) -> None:
+        self.store = store
+        self.storages = storages
+        self.run_id = run_id
+        self._staged: dict[str, tuple[str, str]] = {}  # task -> (storage key, staging url), in flight
+
+    def stage(self, task: str, checkpoint: Location, attempt: int) -> tuple[Storage, str]:
+        """Where an attempt of ``task`` writes its checkpoint: the storage and a staging URL,
+        recorded as pending before the attempt starts."""
+        storage = self.storages(checkpoint.result)
+        staging = storage.staging_url(checkpoint.url, f"{self.run_id}-{attempt}-{os.urandom(4).hex()}")
+        self.store.intend_write(PendingWrite(self.run_id, checkpoint.url, staging, checkpoint.result))
+        self._staged[task] = (checkpoint.result, staging)
+        return storage, staging
+
+    def finished(self, task: str) -> str | None:
+        """The staging URL of ``task``'s attempt, which has ended (None if it staged nothing)."""
+        return self._staged.pop(task, (None, None))[1]
+
+    def commit(self, target: Location, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
+        """Make a staged checkpoint the target: its record is prepared first."""
+        try:
+            self.store.prepare_write(staging, checkpoint, entry)
+            self.storages(target.result).commit(staging, target.url)
+        except BaseException:
+            # The pending record stays: if the move did happen (a copy whose delete failed),
+            # the next run finds the target matching the prepared record and commits it.
+            with contextlib.suppress(TargetrunError):
+                self.storages(target.result).discard(staging)
+            raise
+
+    def forget(self, task: str) -> None:
+        """An attempt of ``task`` failed: remove what it staged and its pending record."""
+        storage_key, staging = self._staged.pop(task, (None, None))
+        if storage_key is not None and staging is not None:
+            self._forget(storage_key, staging)
+
+    def discard_all(self, in_flight: Collection[str]) -> None:
+        """At the end of a run no attempt of it commits any more: remove what they staged.
+        An attempt still running (a Python task in a thread cannot be stopped) keeps its
+        pending record, so the next run removes whatever it leaves behind."""
+        for task, (storage_key, staging) in self._staged.items():
+            if task in in_flight:
+                with contextlib.suppress(TargetrunError):
+                    self.storages(storage_key).discard(staging)
+            else:
+                self._forget(storage_key, staging)
+        self._staged.clear()
+
+    def _forget(self, storage_key: str, staging: str) -> None:
+        """Remove a staging file and its pending record; what fails here the next run redoes."""
+        try:
+            self.storages(storage_key).discard(staging)
+            self.store.drop_pending(staging)
+        except TargetrunError:
+            pass
