@@ -54,9 +54,9 @@ _PARAMETER_VALIDATORS = frozenset((Validator.ALL_PARAMETERS, Validator.PARTIAL_P
 _FINGERPRINT_VALIDATORS = INPUT_VALIDATORS | _PARAMETER_VALIDATORS
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built once per task (10,000 in a no-op), frozen init is 7x slower
 class Facts:
-    """What is known about one task when it is decided.
+    """What is known about one task when it is decided (nothing here changes it).
 
     ``exists`` is about its target, or (a task without one) the checkpoint of the run
     being resumed. ``record`` is the store's record of an existing target, ``mtime`` its
