@@ -227,3 +227,44 @@ def test_s3_target_keys_are_unchanged_beside_relative_local_ones(tmp_path, s3, s
     assert moved.tr("status", "--check").returncode == 0
     assert moved.ran() == []
     assert moved.ran("--force", "down") == ["down"]  # the pickle on S3 and the local one: both vouched for
+
+
+def test_a_write_stopped_before_its_commit_is_recovered_where_the_project_moved_to(tmp_path):
+    """A run died between moving a pickle onto its target and committing its record, and
+    with a staged file it never moved; the folder then moved. The next run finishes both
+    in the new place: the moved pickle is committed (and read without --trust), the staged
+    file is removed."""
+    import hashlib
+    import pickle
+
+    from targetrun import api
+    from targetrun.model import Checkpoint
+    from targetrun.store.base import PendingWrite, RunRecord, RunStatus
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "Pipelinefile.yaml").write_text(
+        "name: stopped\ntasks:\n  made: {run: m:made, target: out/made.pkl}\n"
+        "  user: {run: m:user, needs: [made], target: out/user.pkl}\n")
+    (root / "m.py").write_text("def made():\n    return 41\n\ndef user(made):\n    return made + 1\n")
+    (root / "out").mkdir()
+    data = pickle.dumps(41)
+    (root / "out" / "made.pkl").write_bytes(data)  # moved onto its target; the commit never happened
+    (root / "out" / ".user.pkl.targetrun-r1-2-cd").write_bytes(pickle.dumps(0))  # staged, never moved
+    store = api.open_store(api.load(str(root)))  # as a run of this version writes them
+    try:
+        store.begin_run(RunRecord("r1", "stopped", 1.0, RunStatus.INTERRUPTED))
+        for task, staging, value in (("made", ".made.pkl.targetrun-r1-1-ab", data), ("user", ".user.pkl.targetrun-r1-2-cd",
+                                                                                    pickle.dumps(0))):
+            target, staged = str(root / "out" / f"{task}.pkl"), str(root / "out" / staging)
+            store.intend_write(PendingWrite("r1", target, staged, "local"))
+            store.prepare_write(staged, Checkpoint(task, target, "pickle", len(value), hashlib.sha256(value).hexdigest(),
+                                                   "r1", 1.0, 0.0, {}, {}, "local"), None)
+    finally:
+        store.close()
+    moved = move(Folder(root), tmp_path / "elsewhere" / "proj")
+    done = moved.ok("run", "--json")  # made.pkl: vouched for by the record the recovery committed
+    assert {t["task"]: t["state"] for t in json.loads(done)["tasks"]} == {"made": "skipped", "user": "succeeded"}
+    assert pickle.loads((moved.root / "out" / "user.pkl").read_bytes()) == 42
+    assert list((moved.root / "out").glob(".*")) == []  # the staged file was found where it is now
+    assert moved.tr("status", "--check").returncode == 0
