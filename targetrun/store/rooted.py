@@ -113,7 +113,7 @@ class Keys:
 
     def checkpoint_in(self, checkpoint: Checkpoint, *, own: bool = True) -> Checkpoint:
         location = self.located(checkpoint.location, own=own)
-        return checkpoint if location == checkpoint.location else replace(checkpoint, location=location)
+        return checkpoint if location == checkpoint.location else _at(checkpoint, location)
 
     def entry_out(self, entry: CacheEntry) -> CacheEntry:
         checkpoint = self.checkpoint_out(entry.checkpoint, placed=True)
@@ -129,6 +129,13 @@ class Keys:
         if record.target is None or not record.target.startswith(ROOT_MARK):
             return record
         return replace(record, target=self.located(record.target))
+
+
+def _at(c: Checkpoint, location: str) -> Checkpoint:
+    """``c`` at another location: ``status`` of 10,000 targets reads 10,000 records, and
+    this is twice as fast as :func:`dataclasses.replace`."""
+    return Checkpoint(c.task, location, c.serializer, c.size, c.content_hash, c.run_id, c.written_at, c.duration,
+                      c.inputs, c.params, c.storage, c.made_with, c.made_for, c.code, c.deps, c.dep_stats)
 
 
 class RootedStore(StateStore):
@@ -237,12 +244,16 @@ class RootedStore(StateStore):
         with none is fetched once more by its absolute path: a record written before
         root-marked keys, found while the project has not moved. For ``checkpoints_unless_code``
         "none" includes a record made by that code: the second fetch then skips it too."""
-        keyed = {self.keys.stored(location): location for location in locations}
+        stored = self.keys.stored
+        keyed = {stored(location): location for location in locations}
         found = fetch(list(keyed))
-        records = {keyed[key]: self.keys.checkpoint_in(record) for key, record in found.items()}
+        records = {}
+        for key, record in found.items():
+            location = keyed[key]  # a record found by a location's key is that location's
+            records[location] = record if record.location == location else _at(record, location)
         older = [location for key, location in keyed.items() if key not in found and key != location]
         if older:
-            records.update((location, self.keys.checkpoint_in(record)) for location, record in fetch(older).items())
+            records.update(fetch(older))
         for key, location in keyed.items():
             if key == location and location not in records and location in self._foreign:
                 records[location] = self._foreign[location]
