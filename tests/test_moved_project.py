@@ -268,3 +268,15 @@ def test_a_write_stopped_before_its_commit_is_recovered_where_the_project_moved_
     assert pickle.loads((moved.root / "out" / "user.pkl").read_bytes()) == 42
     assert list((moved.root / "out").glob(".*")) == []  # the staged file was found where it is now
     assert moved.tr("status", "--check").returncode == 0
+
+
+def test_gc_in_a_moved_project_keeps_the_value_a_cache_entry_points_to(tmp_path):
+    folder = make(tmp_path / "proj")
+    assert folder.ran() == ["up", "mid", "down"]
+    first_run = folder.ok("history").splitlines()[1].split()[0]
+    moved = move(folder, tmp_path / "elsewhere" / "clone")
+    kept = moved.root / ".targetrun" / "results" / first_run / "mid.pkl"
+    doc = json.loads(moved.ok("gc", "--keep-runs", "0", "--json"))  # the run that wrote it goes
+    assert {"location": f".targetrun/results/{first_run}/mid.pkl", "why": "a cache entry points to it"} in doc["kept"]
+    assert kept.exists()  # mid's cached value, where the project is now
+    assert moved.ran("--force", "down") == ["down"]  # mid: still a cache hit, its value read without --trust
