@@ -254,12 +254,14 @@ def test_a_write_stopped_before_its_commit_is_recovered_where_the_project_moved_
     store = api.open_store(api.load(str(root)))  # as a run of this version writes them
     try:
         store.begin_run(RunRecord("r1", "stopped", 1.0, RunStatus.INTERRUPTED))
-        for task, staging, value in (("made", ".made.pkl.targetrun-r1-1-ab", data), ("user", ".user.pkl.targetrun-r1-2-cd",
-                                                                                    pickle.dumps(0))):
+        writes = (("made", ".made.pkl.targetrun-r1-1-ab", data),
+                  ("user", ".user.pkl.targetrun-r1-2-cd", pickle.dumps(0)))
+        for task, staging, value in writes:
             target, staged = str(root / "out" / f"{task}.pkl"), str(root / "out" / staging)
             store.intend_write(PendingWrite("r1", target, staged, "local"))
-            store.prepare_write(staged, Checkpoint(task, target, "pickle", len(value), hashlib.sha256(value).hexdigest(),
-                                                   "r1", 1.0, 0.0, {}, {}, "local"), None)
+            digest = hashlib.sha256(value).hexdigest()
+            store.prepare_write(staged, Checkpoint(task, target, "pickle", len(value), digest, "r1", 1.0, 0.0, {}, {},
+                                                   "local"), None)
     finally:
         store.close()
     moved = move(Folder(root), tmp_path / "elsewhere" / "proj")

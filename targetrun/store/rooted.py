@@ -1,29 +1,37 @@
 """Records of local files keyed relative to the project, so a moved project keeps them.
 
 A local target is an absolute path (``/home/me/proj/out/a.pkl``), but what the state
-store keeps about it -- the checkpoint record, a pending write, the location a cache entry
+store keeps about it -- the checkpoint record, a pending write, the place a cache entry
 points to, the target named in a task record or a run's outcomes -- must survive moving or
 re-cloning the project folder together with its ``.targetrun/``. So every local path under
-the Pipelinefile's folder is stored as a *root-marked* key, ``{root}/out/a.pkl``, and read
-back against wherever the folder is now. Anything else is stored as it is: ``s3://`` and
-other URLs (they name the same object from anywhere) and local paths outside the project
+the Pipelinefile's folder is stored *root-marked*, ``{root}/out/a.pkl``, and read back
+against wherever the folder is now. Anything else is stored as it is: ``s3://`` and other
+URLs (they name the same object from anywhere) and local paths outside the project
 (``result: /data/lake``: they do not move with it).
 
 :class:`Keys` is the one translation, and :class:`RootedStore` the one place it is applied:
 the composition root (api.py) wraps every store it opens, so every reader and writer --
-planning, the run, recovery, ``status``, ``show``, ``report``, ``gc`` -- goes through it,
-and a plugin store gets it too. Store adapters keep seeing plain strings.
+planning, the run, recovery, ``status``, ``show``, ``report``, ``history``, ``gc`` -- goes
+through it, and a plugin store gets it too. Store adapters keep seeing plain strings.
+
+Two records are read by *other* projects sharing the store: a cache entry (``cache_key``
+may be shared between pipelines) and a pending write (recovery reads them all). Their
+places also keep the root they were written from (``{root:/home/me/proj}/out/a.pkl``):
+the pipeline that wrote them (the entry's pipeline, the pending write's run's) reads them
+inside its folder as it is now, any other where they were written -- as before. A
+checkpoint another pipeline's cache entry points to is vouched for by that entry (its
+record is keyed relative to a folder the reader cannot know).
 
 Lock names are not translated: a lock says "this file is being computed", and two clones
 at different paths sharing a Redis store write different files.
 
 Records written before this (keyed by the absolute path) are still found while the
-project has not moved: a location whose root-marked key has no record is looked up once
-more under its absolute path. This costs one more batched lookup only for locations with
-no record at all; rewriting the old keys instead (a schema migration) is not possible,
-because a store does not know which project's root its paths are under -- several
-projects may share one store. Old records are replaced by root-marked ones as targets are
-rewritten; an old pending write is ended under the key it was written with.
+project has not moved: a location inside the project whose root-marked key has no record
+is looked up once more under its absolute path (one more batched lookup, only for those).
+Rewriting the old keys instead (a schema migration) is not possible: a store does not know
+which project's folder its paths are under -- several projects may share one store. An
+old record is shadowed by a root-marked one when its target is rewritten, and forgotten
+with it; an old pending write is ended under the key it was written with.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from targetrun.model import CacheEntry, Checkpoint, TaskOutcome
 from targetrun.store.base import (OutcomeMark, PendingWrite, RunOutcomes, RunRecord, RunStatus, StateStore,
                                   TaskRecord)
 
+Fetch = Callable[[list[str]], dict[str, Checkpoint]]  # records by key, as a store's checkpoints() returns them
 ROOT_MARK = "{root}/"  # never the start of an absolute path or of a URL
 _PLACED = "{root:"  # ... nor is this: "{root:/quoted/writer/root}/rel/path"
 
@@ -186,7 +195,8 @@ class RootedStore(StateStore):
         placed = self.keys.placed
         self.inner.intend_write(replace(
             pending, location=placed(pending.location), staging=placed(pending.staging),
-            checkpoint=self.keys.checkpoint_out(pending.checkpoint, placed=True) if pending.checkpoint else None,
+            checkpoint=self.keys.checkpoint_out(pending.checkpoint, placed=True) if pending.checkpoint is not None
+            else None,
             entry=self.keys.entry_out(pending.entry) if pending.entry is not None else None))
 
     def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
@@ -220,7 +230,8 @@ class RootedStore(StateStore):
         staging = located(pending.staging, own=own)
         self._pending_keys[staging] = pending.staging
         return replace(pending, location=located(pending.location, own=own), staging=staging,
-                       checkpoint=self.keys.checkpoint_in(pending.checkpoint, own=own) if pending.checkpoint else None,
+                       checkpoint=self.keys.checkpoint_in(pending.checkpoint, own=own) if pending.checkpoint is not None
+                       else None,
                        entry=self.keys.entry_in(pending.entry) if pending.entry is not None else None)
 
     def _staging_key(self, staging: str) -> str:
@@ -239,7 +250,7 @@ class RootedStore(StateStore):
         return {location: record for location, record in records.items()
                 if record.code is None or location not in self._foreign or canonical(record.code) != code}
 
-    def _lookup(self, locations: list[str], fetch: Callable[[list[str]], dict[str, Checkpoint]]) -> dict[str, Checkpoint]:
+    def _lookup(self, locations: list[str], fetch: Fetch) -> dict[str, Checkpoint]:
         """The records of ``locations``, fetched by their keys; a location inside the project
         with none is fetched once more by its absolute path: a record written before
         root-marked keys, found while the project has not moved. For ``checkpoints_unless_code``
