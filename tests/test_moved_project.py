@@ -282,3 +282,27 @@ def test_gc_in_a_moved_project_keeps_the_value_a_cache_entry_points_to(tmp_path)
     assert {"location": f".targetrun/results/{first_run}/mid.pkl", "why": "a cache entry points to it"} in doc["kept"]
     assert kept.exists()  # mid's cached value, where the project is now
     assert moved.ran("--force", "down") == ["down"]  # mid: still a cache hit, its value read without --trust
+
+
+def test_keys_round_trip_and_never_confuse_two_locations():
+    """Whatever the path: a location comes back as itself (where the project is), two
+    locations never share a key, and only paths inside the project are root-marked."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    keys = Keys("/w/pro}j", "p")
+    names = st.text(st.sampled_from("ab/.}{%:"), max_size=12)
+    locations = st.one_of(names.map(lambda n: f"/w/pro}}j/{n}"), names.map(lambda n: f"/w/{n}"),
+                          names.map(lambda n: f"s3://b/{n}"))
+
+    @settings(max_examples=300, deadline=None)
+    @given(locations, locations)
+    def check(a: str, b: str) -> None:
+        for key in (keys.stored, keys.placed):
+            assert keys.located(key(a)) == a and keys.located(key(a), own=False) == a
+            assert (key(a) == key(b)) == (a == b)
+        assert (keys.stored(a) != a) == a.startswith("/w/pro}j/")
+        assert Keys("/else/where", "p").located(keys.stored(a)) == (
+            "/else/where/" + a[len("/w/pro}j/"):] if a.startswith("/w/pro}j/") else a)
+
+    check()
