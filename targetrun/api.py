@@ -45,6 +45,7 @@ from targetrun.state import StatusReport, build_status
 from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import STORAGES, Storage
 from targetrun.store.base import STORES, RunRecord, RunStatus, StateStore, StoreOptions, as_seen
+from targetrun.store.rooted import RootedStore
 from targetrun.templating import made_differently, param_text
 
 __all__ = ["load", "plan", "run", "run_dates", "status", "invalidate", "gc", "exit_code", "Backends", "Clock",
@@ -190,9 +191,12 @@ def store_address(spec: PipelineSpec, url: str | None = None) -> tuple[str, str]
 
 
 def open_store(spec: PipelineSpec, url: str | None = None, options: StoreOptions | None = None) -> StateStore:
+    """The state store a `cache:` value names, seen from this project: local locations in
+    it are keyed relative to the Pipelinefile's folder (targetrun/store/rooted.py), so a
+    moved or re-cloned project keeps its records."""
     kind, location = store_address(spec, url)
     store: type[StateStore] = STORES.get(kind)
-    return store.open(location, options or StoreOptions(settings.store_timeout()))
+    return RootedStore(store.open(location, options or StoreOptions(settings.store_timeout())), spec.root, spec.name)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import fsspec
 
+from targetrun.store.rooted import RootedStore
 from targetrun.store.sqlite import SqliteStore
 
 KILLS = 20
@@ -95,7 +96,7 @@ def outputs(base: str) -> dict[str, bytes]:
 def store_answers(folder: Path, base: str, found: dict[str, bytes]) -> None:
     """The store opens and answers, and vouches for every target there is: its record (or
     the record prepared for it by a run killed just before committing) has its bytes."""
-    store = SqliteStore(str(folder / ".targetrun/state.db"))
+    store = RootedStore(SqliteStore(str(folder / ".targetrun/state.db")), str(folder), "crash")  # as targetrun opens it
     try:
         store.runs("crash")
         store.last_task_records("crash")

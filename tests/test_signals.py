@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from targetrun.store.rooted import Keys
+
 CHAIN_STEPS = '''
 import os, time
 
@@ -65,7 +67,8 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:
 def _records(root: Path) -> dict[str, dict[str, object]]:
     db = sqlite3.connect(root / ".targetrun" / "state.db")
     try:
-        return {loc: json.loads(rec) for loc, rec in db.execute("SELECT location, record FROM checkpoints")}
+        located = Keys(str(root), "").located  # records inside the project are keyed relative to it
+        return {located(loc): json.loads(rec) for loc, rec in db.execute("SELECT location, record FROM checkpoints")}
     finally:
         db.close()
 

@@ -8,6 +8,10 @@ record (``targetrun report`` shows what was skipped and why from it). ``status``
 last records; ``--resume`` reads a run's checkpoints. Leased locks stop two runs computing the same target at once. SQLite
 is the default; Redis shares one store between machines and CI jobs.
 
+A store sees locations as the keys targetrun/store/rooted.py makes of them: a local path
+inside the project arrives root-marked (``{root}/out/a.pkl``), so a moved or re-cloned
+project finds its records; api.py wraps every store it opens in that translation.
+
 Reading is defensive: a store is shared, outlives versions and can be edited by hand, so a
 row with an unknown state, a malformed or non-finite number or unreadable JSON is skipped
 with one warning line (:func:`skip_row`) -- as if it had never been written -- instead of

@@ -5,7 +5,8 @@ Keys (prefix ``targetrun:``):
 * ``run:RUN_ID`` (hash) and ``runs:PIPELINE`` (sorted set by start time): run records;
 * ``last:PIPELINE`` (hash task -> JSON): each task's most recent record;
 * ``runtasks:RUN_ID`` (hash task -> JSON): the records of the tasks one run ran (``report``);
-* ``ckpt:LOCATION`` (JSON) and ``runckpt:RUN_ID`` (hash task -> JSON): checkpoint records;
+* ``ckpt:LOCATION`` (JSON) and ``runckpt:RUN_ID`` (hash task -> JSON): checkpoint records
+  (a local LOCATION inside the project is root-marked: ``ckpt:{root}/out/a.pkl``, see store/rooted.py);
 * ``cache:KEY`` (hash variant -> JSON): cache entries; the key expires (Redis TTL) with its
   last entry, and every entry also carries its own expiry;
 * ``blob:LOCATION``: values of tasks with ``result: inline``, and each run's outcome summary

@@ -1,0 +1,356 @@
+"""Records of local files keyed relative to the project, so a moved project keeps them.
+
+A local target is an absolute path (``/home/me/proj/out/a.pkl``), but what the state
+store keeps about it -- the checkpoint record, a pending write, the place a cache entry
+points to, the target named in a task record or a run's outcomes -- must survive moving or
+re-cloning the project folder together with its ``.targetrun/``. So every local path under
+the Pipelinefile's folder is stored *root-marked*, ``{root}/out/a.pkl``, and read back
+against wherever the folder is now. Anything else is stored as it is: ``s3://`` and other
+URLs (they name the same object from anywhere) and local paths outside the project
+(``result: /data/lake``: they do not move with it).
+
+:class:`Keys` is the one translation, and :class:`RootedStore` the one place it is applied:
+the composition root (api.py) wraps every store it opens, so every reader and writer --
+planning, the run, recovery, ``status``, ``show``, ``report``, ``history``, ``gc`` -- goes
+through it, and a plugin store gets it too. Store adapters keep seeing plain strings.
+
+Two records are read by *other* projects sharing the store: a cache entry (``cache_key``
+may be shared between pipelines) and a pending write (recovery reads them all). Their
+places also keep the root they were written from (``{root:/home/me/proj}/out/a.pkl``):
+the pipeline that wrote them (the entry's pipeline, the pending write's run's) reads them
+inside its folder as it is now, any other where they were written -- as before. A
+checkpoint another pipeline's cache entry points to is vouched for by that entry (its
+record is keyed relative to a folder the reader cannot know).
+
+Lock names are not translated: a lock says "this file is being computed", and two clones
+at different paths sharing a Redis store write different files.
+
+Records written before this (keyed by the absolute path) are still found while the
+project has not moved: a location inside the project whose root-marked key has no record
+is looked up once more under its absolute path (one more batched lookup, only for those).
+Rewriting the old keys instead (a schema migration) is not possible: a store does not know
+which project's folder its paths are under -- several projects may share one store. An
+old record is shadowed by a root-marked one when its target is rewritten, and forgotten
+with it; an old pending write is ended under the key it was written with.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from urllib.parse import quote, unquote
+
+from targetrun.model import CacheEntry, Checkpoint, TaskOutcome
+from targetrun.store.base import (OutcomeMark, PendingWrite, RunOutcomes, RunRecord, RunStatus, StateStore,
+                                  TaskRecord)
+
+Fetch = Callable[[list[str]], dict[str, Checkpoint]]  # records by key, as a store's checkpoints() returns them
+ROOT_MARK = "{root}/"  # never the start of an absolute path or of a URL
+_PLACED = "{root:"  # ... nor is this: "{root:/quoted/writer/root}/rel/path"
+
+
+class Keys:
+    """The translation between a location (an absolute local path or a URL) and what a
+    state store keeps, for the project whose Pipelinefile is in ``root``.
+
+    A location a record is *looked up by* is stored as a root-marked key, the same for every
+    copy of the project (:meth:`stored`). A location inside a record that another project
+    may read -- a cache entry's checkpoint (``cache_key`` is shared between pipelines) and a
+    pending write (recovery reads them all) -- also keeps the root it was written from
+    (:meth:`placed`), so another project finds the file where it was written, and this one
+    (or its moved copy) where it is now.
+
+    >>> keys = Keys("/w/proj", "demo")
+    >>> keys.stored("/w/proj/out/a.pkl"), keys.located("{root}/out/a.pkl")
+    ('{root}/out/a.pkl', '/w/proj/out/a.pkl')
+    >>> keys.stored("/w/other/a.pkl"), keys.stored("s3://b/out/a.pkl"), keys.stored("/w/proj2/a")
+    ('/w/other/a.pkl', 's3://b/out/a.pkl', '/w/proj2/a')
+    >>> moved = Keys("/elsewhere/clone", "demo")
+    >>> moved.located("{root}/out/a.pkl")
+    '/elsewhere/clone/out/a.pkl'
+    >>> keys.placed("/w/proj/out/a.pkl")
+    '{root:/w/proj}/out/a.pkl'
+    >>> moved.located(keys.placed("/w/proj/out/a.pkl")), moved.located(keys.placed("/w/proj/out/a.pkl"), own=False)
+    ('/elsewhere/clone/out/a.pkl', '/w/proj/out/a.pkl')
+    """
+
+    def __init__(self, root: str, pipeline: str) -> None:
+        self.root = os.path.abspath(root)
+        self.pipeline = pipeline
+        self._inside = self.root.rstrip(os.sep) + os.sep
+        self._placed = f"{_PLACED}{quote(self.root, safe='/')}}}/"
+
+    def _rest(self, location: str) -> str | None:
+        """``location`` relative to the project's folder, with ``/`` separators; None outside it."""
+        if not location.startswith(self._inside):
+            return None
+        rest = location[len(self._inside):]
+        return rest.replace(os.sep, "/") if os.sep != "/" else rest
+
+    def stored(self, location: str) -> str:
+        """The key a record of ``location`` is looked up by: root-marked inside the project."""
+        rest = self._rest(location)
+        return location if rest is None else ROOT_MARK + rest
+
+    def placed(self, location: str) -> str:
+        """``location`` as a record another project may read keeps it: root-marked, with this root."""
+        rest = self._rest(location)
+        return location if rest is None else self._placed + rest
+
+    def located(self, key: str, *, own: bool = True) -> str:
+        """The location a stored key names: inside this project as it is now, or (``own``
+        false: a record another project wrote) where its writer was."""
+        if key.startswith(ROOT_MARK):
+            inside, rest = self._inside, key[len(ROOT_MARK):]
+        elif key.startswith(_PLACED) and "}/" in key:
+            writer, _, rest = key[len(_PLACED):].partition("}/")
+            inside = self._inside if own else unquote(writer).rstrip(os.sep) + os.sep
+        else:
+            return key
+        return inside + (rest.replace("/", os.sep) if os.sep != "/" else rest)
+
+    def writer(self, key: str) -> str | None:
+        """The root a :meth:`placed` key was written from (None for any other key)."""
+        if key.startswith(_PLACED) and "}/" in key:
+            return unquote(key[len(_PLACED):].partition("}/")[0])
+        return None
+
+    def checkpoint_out(self, checkpoint: Checkpoint, *, placed: bool = False) -> Checkpoint:
+        key = (self.placed if placed else self.stored)(checkpoint.location)
+        return checkpoint if key == checkpoint.location else replace(checkpoint, location=key)
+
+    def checkpoint_in(self, checkpoint: Checkpoint, *, own: bool = True) -> Checkpoint:
+        location = self.located(checkpoint.location, own=own)
+        return checkpoint if location == checkpoint.location else _at(checkpoint, location)
+
+    def entry_out(self, entry: CacheEntry) -> CacheEntry:
+        checkpoint = self.checkpoint_out(entry.checkpoint, placed=True)
+        return entry if checkpoint is entry.checkpoint else replace(entry, checkpoint=checkpoint)
+
+    def entry_in(self, entry: CacheEntry) -> CacheEntry:
+        """A cache entry of this pipeline points into this project; another pipeline's
+        (a shared ``cache_key``) to where that pipeline wrote it."""
+        checkpoint = self.checkpoint_in(entry.checkpoint, own=entry.pipeline == self.pipeline)
+        return entry if checkpoint is entry.checkpoint else replace(entry, checkpoint=checkpoint)
+
+    def target_in(self, record: TaskRecord) -> TaskRecord:
+        if record.target is None or not record.target.startswith(ROOT_MARK):
+            return record
+        return replace(record, target=self.located(record.target))
+
+
+def _at(c: Checkpoint, location: str) -> Checkpoint:
+    """``c`` at another location: ``status`` of 10,000 targets reads 10,000 records, and
+    this is twice as fast as :func:`dataclasses.replace`."""
+    return Checkpoint(c.task, location, c.serializer, c.size, c.content_hash, c.run_id, c.written_at, c.duration,
+                      c.inputs, c.params, c.storage, c.made_with, c.made_for, c.code, c.deps, c.dep_stats)
+
+
+class RootedStore(StateStore):
+    """A state store seen through :class:`Keys`: every location written is stored as its
+    key, every key read is returned as a location (see the module docstring)."""
+
+    def __init__(self, inner: StateStore, root: str, pipeline: str) -> None:
+        self.inner = inner
+        self.keys = Keys(root, pipeline)
+        # The key each pending write read here was stored under (by its staging location):
+        # it is ended under that key, whatever root or format it was written with.
+        self._pending_keys: dict[str, str] = {}
+        # The checkpoints of other pipelines' cache entries read here, by location (see _entry_in).
+        self._foreign: dict[str, Checkpoint] = {}
+
+    # -- runs --------------------------------------------------------------------------
+
+    def begin_run(self, record: RunRecord) -> None:
+        self.inner.begin_run(record)
+
+    def finish_run(self, run_id: str, status: RunStatus, finished: float, counts: str) -> None:
+        self.inner.finish_run(run_id, status, finished, counts)
+
+    def heartbeat(self, run_id: str, now: float) -> None:
+        self.inner.heartbeat(run_id, now)
+
+    def run(self, run_id: str) -> RunRecord | None:
+        return self.inner.run(run_id)
+
+    def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
+        return self.inner.runs(pipeline, limit)
+
+    def prune_runs(self, pipeline: str, run_ids: list[str]) -> int:
+        return self.inner.prune_runs(pipeline, run_ids)
+
+    # -- what a task wrote -------------------------------------------------------------
+
+    def record_task(self, record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None = None,
+                    *, staging: str | None = None) -> None:
+        if record is not None and record.target is not None:
+            key = self.keys.stored(record.target)
+            record = record if key == record.target else replace(record, target=key)
+        self.inner.record_task(record, self.keys.checkpoint_out(checkpoint) if checkpoint is not None else None,
+                               self.keys.entry_out(entry) if entry is not None else None,
+                               staging=self._staging_key(staging) if staging is not None else None)
+
+    def intend_write(self, pending: PendingWrite) -> None:
+        placed = self.keys.placed
+        self.inner.intend_write(replace(
+            pending, location=placed(pending.location), staging=placed(pending.staging),
+            checkpoint=self.keys.checkpoint_out(pending.checkpoint, placed=True) if pending.checkpoint is not None
+            else None,
+            entry=self.keys.entry_out(pending.entry) if pending.entry is not None else None))
+
+    def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
+        self.inner.prepare_write(self._staging_key(staging), self.keys.checkpoint_out(checkpoint, placed=True),
+                                 self.keys.entry_out(entry) if entry is not None else None)
+
+    def pending_writes(self, location: str | None = None) -> list[PendingWrite]:
+        if location is None:
+            found = self.inner.pending_writes()
+        else:  # written from this root, or before root-marked keys
+            keys = dict.fromkeys([self.keys.placed(location), location])
+            found = [pending for key in keys for pending in self.inner.pending_writes(key)]
+        runs: dict[str, bool] = {}
+        return [self._pending_in(pending, runs) for pending in found]
+
+    def drop_pending(self, staging: str) -> None:
+        self.inner.drop_pending(self._staging_key(staging))
+
+    def _pending_in(self, pending: PendingWrite, runs: dict[str, bool]) -> PendingWrite:
+        """A pending write as a location: this project's (written here, or from where the
+        project was before it moved: its run is of this pipeline) is inside the project as
+        it is now; another project's is where that project wrote it."""
+        writer = self.keys.writer(pending.staging)
+        own = True
+        if writer is not None and writer != self.keys.root:
+            if pending.run_id not in runs:
+                run = self.inner.run(pending.run_id)
+                runs[pending.run_id] = run is not None and run.pipeline == self.keys.pipeline
+            own = runs[pending.run_id]
+        located = self.keys.located
+        staging = located(pending.staging, own=own)
+        self._pending_keys[staging] = pending.staging
+        return replace(pending, location=located(pending.location, own=own), staging=staging,
+                       checkpoint=self.keys.checkpoint_in(pending.checkpoint, own=own) if pending.checkpoint is not None
+                       else None,
+                       entry=self.keys.entry_in(pending.entry) if pending.entry is not None else None)
+
+    def _staging_key(self, staging: str) -> str:
+        return self._pending_keys.get(staging) or self.keys.placed(staging)
+
+    # -- checkpoint records ------------------------------------------------------------
+
+    def checkpoints(self, locations: list[str]) -> dict[str, Checkpoint]:
+        return self._lookup(locations, self.inner.checkpoints)
+
+    def checkpoints_unless_code(self, locations: list[str], code: str) -> dict[str, Checkpoint]:
+        from targetrun.fingerprint import canonical
+
+        records = self._lookup(locations, lambda keys: self.inner.checkpoints_unless_code(keys, code))
+        # (a foreign cache entry's record is checked here, as the store checks its own)
+        return {location: record for location, record in records.items()
+                if record.code is None or location not in self._foreign or canonical(record.code) != code}
+
+    def _lookup(self, locations: list[str], fetch: Fetch) -> dict[str, Checkpoint]:
+        """The records of ``locations``, fetched by their keys; a location inside the project
+        with none is fetched once more by its absolute path: a record written before
+        root-marked keys, found while the project has not moved. For ``checkpoints_unless_code``
+        "none" includes a record made by that code: the second fetch then skips it too."""
+        stored = self.keys.stored
+        keyed = {stored(location): location for location in locations}
+        found = fetch(list(keyed))
+        records = {}
+        for key, record in found.items():
+            location = keyed[key]  # a record found by a location's key is that location's
+            records[location] = record if record.location == location else _at(record, location)
+        older = [location for key, location in keyed.items() if key not in found and key != location]
+        if older:
+            records.update(fetch(older))
+        for key, location in keyed.items():
+            if key == location and location not in records and location in self._foreign:
+                records[location] = self._foreign[location]
+        return records
+
+    def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
+        return {task: self.keys.checkpoint_in(record) for task, record in self.inner.run_checkpoints(run_id).items()}
+
+    def task_checkpoints(self, pipeline: str, task: str, limit: int = 1000) -> list[Checkpoint]:
+        return [self.keys.checkpoint_in(record) for record in self.inner.task_checkpoints(pipeline, task, limit)]
+
+    def forget_checkpoint(self, location: str) -> None:
+        key = self.keys.stored(location)
+        self.inner.forget_checkpoint(key)
+        if key != location:
+            self.inner.forget_checkpoint(location)  # and a record written before root-marked keys
+
+    # -- task records ------------------------------------------------------------------
+
+    def last_task_records(self, pipeline: str) -> dict[str, TaskRecord]:
+        return {task: self.keys.target_in(record) for task, record in self.inner.last_task_records(pipeline).items()}
+
+    def task_records(self, run_id: str, pipeline: str) -> dict[str, TaskRecord]:
+        return {task: self.keys.target_in(record) for task, record in self.inner.task_records(run_id, pipeline).items()}
+
+    def record_outcomes(self, run_id: str, outcomes: Iterable[TaskOutcome], date: str = "") -> None:
+        stored = self.keys.stored
+        self.inner.record_outcomes(run_id, (o if o.target is None else replace(o, target=stored(o.target))
+                                            for o in outcomes), date)
+
+    def run_outcomes(self, run_id: str) -> RunOutcomes | None:
+        found = self.inner.run_outcomes(run_id)
+        if found is None:
+            return None
+        located = self.keys.located
+        return RunOutcomes(found.date, tuple(m if m.target is None else OutcomeMark(m.task, m.state, m.reason,
+                                                                                     located(m.target))
+                                             for m in found.marks))
+
+    # -- cache entries -----------------------------------------------------------------
+
+    def cache_entries(self, keys: list[str]) -> dict[str, list[CacheEntry]]:
+        return {key: [self._entry_in(entry) for entry in entries]
+                for key, entries in self.inner.cache_entries(keys).items()}
+
+    def list_cache(self, pipeline: str | None = None) -> list[CacheEntry]:
+        return [self._entry_in(entry) for entry in self.inner.list_cache(pipeline)]
+
+    def _entry_in(self, entry: CacheEntry) -> CacheEntry:
+        """An entry as a location; another pipeline's local checkpoint (a shared ``cache_key``)
+        is remembered as a record of its location: that pipeline keyed its record relative
+        to its own folder, which a reader of the location cannot know."""
+        located = self.keys.entry_in(entry)
+        if located is not entry and entry.pipeline != self.keys.pipeline:
+            self._foreign[located.checkpoint.location] = located.checkpoint
+        return located
+
+    def delete_cache(self, *, key: str | None = None, task: str | None = None, pipeline: str | None = None,
+                     expired_before: float | None = None) -> int:
+        return self.inner.delete_cache(key=key, task=task, pipeline=pipeline, expired_before=expired_before)
+
+    # -- inline values and locks: keys that are not local paths ------------------------
+
+    def put_blob(self, key: str, data: bytes) -> None:
+        self.inner.put_blob(key, data)
+
+    def get_blob(self, key: str) -> bytes | None:
+        return self.inner.get_blob(key)
+
+    def delete_blob(self, key: str) -> None:
+        self.inner.delete_blob(key)
+
+    def acquire(self, name: str, owner: str, lease: float) -> bool:
+        return self.inner.acquire(name, owner, lease)
+
+    def renew(self, names: list[str], owner: str, lease: float) -> None:
+        self.inner.renew(names, owner, lease)
+
+    def release(self, name: str, owner: str) -> None:
+        self.inner.release(name, owner)
+
+    def lock_owner(self, name: str) -> str | None:
+        return self.inner.lock_owner(name)
+
+    def lock_lease(self, name: str) -> tuple[str, float] | None:
+        return self.inner.lock_lease(name)
+
+    def close(self) -> None:
+        self.inner.close()
