@@ -203,9 +203,10 @@ class TaskRenderer:
             checkpoint = default_checkpoint(self.spec, task, serializer, self.run_id, suffix)
         return PlannedTask(task, target, checkpoint, serializer, args, cache_key, map_index, item)
 
-    def fields(self, task: TaskSpec, map_index: int | None = None,
-               item: object = None) -> tuple[Location | None, Mapping[str, object], str | None]:
-        """The task's templates rendered: its target, its arguments and its cache key."""
+    def fields(self, task: TaskSpec, map_index: int | None = None, item: object = None, *,
+               cache_key: bool = True) -> tuple[Location | None, Mapping[str, object], str | None]:
+        """The task's templates rendered: its target, its arguments and (unless
+        ``cache_key`` is False) its cache key."""
         mapped = map_index is not None
         name = child_name(task.name, map_index) if map_index is not None else task.name
         templated_args = task.templated_args or mapped
@@ -222,14 +223,14 @@ class TaskRenderer:
                 for key, value in task.args.items():
                     part = ("args", key)
                     args[key] = templating.render_value(value, context)
-            cache_key = None
-            if task.cache is not None and task.cache.caches:
+            rendered_key = None
+            if cache_key and task.cache is not None and task.cache.caches:
                 part = ("cache_key",)
-                cache_key = templating.render(key_template, context) if key_template else f"{self.spec.name}/{name}"
+                rendered_key = templating.render(key_template, context) if key_template else f"{self.spec.name}/{name}"
         except SpecError as exc:  # with the file, the line and the key of the template
             raise type(exc)(exc.message, file=self.spec.path, line=task.line_of(part[0]),
                             key=".".join(("tasks", task.name) + part), hint=exc.hint) from None
-        return target, args, cache_key
+        return target, args, rendered_key
 
 
 class TargetOwners:
@@ -238,10 +239,10 @@ class TargetOwners:
 
     def __init__(self, spec: PipelineSpec) -> None:
         self.spec = spec
-        self._owners: dict[Location, str] = {}
+        self._owners: dict[str, str] = {}  # by URL: two named results may reach one place
 
     def claim(self, task: str, target: Location, line: int | None) -> None:
-        owner = self._owners.setdefault(target, task)
+        owner = self._owners.setdefault(target.url, task)
         if owner != task:
             raise DuplicateTargetError(
                 f"tasks {owner!r} and {task!r} both write the target {target.url}",

@@ -269,3 +269,23 @@ def test_unreachable_redis_is_exit_3_with_masked_url(project, steps):
         result = proj.cli(command)
         assert result.code == 3, result.text
         assert "redis://:***@127.0.0.1:1/0" in result.err and "hunter2" not in result.text
+
+
+def test_never_use_without_cache_for_remakes_the_target_on_every_run_as_status_says(tmp_path):
+    """``cache_validator: never_use`` alone: the target is remade on every run. The run and
+    `status` decide by the same rules (the run's late re-check once skipped it, while
+    `status` said it would run)."""
+    folder = tmp_path / "nu"
+    folder.mkdir()
+    (folder / "Pipelinefile.yaml").write_text(
+        "tasks:\n  a: {shell: \"echo made >> log.txt; echo hi > {output}\", target: out/a.txt, cache_validator: never_use}\n")
+    argv = [sys.executable, "-m", "targetrun"]
+    for _ in range(2):
+        ran = subprocess.run([*argv, "run", "--json", "-f", str(folder / "Pipelinefile.yaml")], capture_output=True,
+                             text=True, timeout=120)
+        assert ran.returncode == 0, ran.stderr
+        assert [t["state"] for t in json.loads(ran.stdout)["tasks"]] == ["succeeded"]
+        status = subprocess.run([*argv, "status", "--json", "-f", str(folder / "Pipelinefile.yaml")],
+                                capture_output=True, text=True, timeout=120)
+        assert "cache_validator is never_use" in status.stdout
+    assert (folder / "log.txt").read_text().split() == ["made", "made"]

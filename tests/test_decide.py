@@ -13,6 +13,7 @@ from targetrun.fingerprint import Change, Difference
 from targetrun.model import Action, CacheEntry, CachePolicy, Checkpoint, Reason, Stale, StaleKind, Validator
 
 NOW = 1_800_000_000.0
+T = "/out/t.json"  # the target
 HOUR = 3600.0
 
 
@@ -25,26 +26,31 @@ def _entry(written_at: float, ttl: float, params: dict[str, str]) -> CacheEntry:
 
 
 @pytest.mark.parametrize(("facts", "action", "reason"), [
-    (Facts(None, True, True, NOW, forced=Reason.FORCED), Action.RUN, Reason.FORCED),
-    (Facts(None, True, True, NOW), Action.SKIP, Reason.TARGET_EXISTS),
-    (Facts(None, True, False, NOW), Action.RUN, Reason.TARGET_MISSING),
-    (Facts(None, False, True, NOW), Action.SKIP, Reason.RESUMED),
-    (Facts(None, False, False, NOW), Action.RUN, Reason.NO_TARGET),
+    (Facts(None, T, True, NOW, forced=Reason.FORCED), Action.RUN, Reason.FORCED),
+    (Facts(None, T, True, NOW), Action.SKIP, Reason.TARGET_EXISTS),
+    (Facts(None, T, False, NOW), Action.RUN, Reason.TARGET_MISSING),
+    (Facts(None, None, True, NOW), Action.SKIP, Reason.RESUMED),
+    (Facts(None, None, False, NOW), Action.RUN, Reason.NO_TARGET),
     # validators without cache_for judge an existing target only; never_use remakes it
-    (Facts(CachePolicy(float("inf"), Validator.NEVER_USE), True, True, NOW), Action.RUN, Reason.CACHE_EXPIRED),
-    (Facts(CachePolicy(float("inf"), Validator.CODE), True, False, NOW), Action.RUN, Reason.TARGET_MISSING),
+    (Facts(CachePolicy(float("inf"), Validator.NEVER_USE), T, True, NOW), Action.RUN, Reason.CACHE_EXPIRED),
+    (Facts(CachePolicy(float("inf"), Validator.CODE), T, False, NOW), Action.RUN, Reason.TARGET_MISSING),
     # cache_for over an existing target: its age decides
-    (Facts(CachePolicy(HOUR), True, True, NOW, record=_record(NOW - 60)), Action.SKIP, Reason.TARGET_EXISTS),
-    (Facts(CachePolicy(HOUR), True, True, NOW, record=_record(NOW - 2 * HOUR)), Action.RUN, Reason.CACHE_EXPIRED),
-    (Facts(CachePolicy(HOUR), True, True, NOW, record=_record(NOW + 2 * HOUR)), Action.RUN, Reason.CACHE_EXPIRED),
-    (Facts(CachePolicy(HOUR), True, True, NOW, mtime=NOW - 60), Action.SKIP, Reason.TARGET_EXISTS),
-    (Facts(CachePolicy(HOUR), True, True, NOW), Action.RUN, Reason.CACHE_EXPIRED),  # no record, no age
+    (Facts(CachePolicy(HOUR), T, True, NOW, record=_record(NOW - 60)), Action.SKIP, Reason.TARGET_EXISTS),
+    (Facts(CachePolicy(HOUR), T, True, NOW, record=_record(NOW - 2 * HOUR)), Action.RUN, Reason.CACHE_EXPIRED),
+    (Facts(CachePolicy(HOUR), T, True, NOW, record=_record(NOW + 2 * HOUR)), Action.RUN, Reason.CACHE_EXPIRED),
+    (Facts(CachePolicy(HOUR), T, True, NOW, mtime=NOW - 60), Action.SKIP, Reason.TARGET_EXISTS),
+    (Facts(CachePolicy(HOUR), T, True, NOW), Action.RUN, Reason.CACHE_EXPIRED),  # no record, no age
     # cache_for without a target: the entries under its key
-    (Facts(CachePolicy(HOUR), False, False, NOW), Action.RUN, Reason.NOT_CACHED),
-    (Facts(CachePolicy(HOUR), False, False, NOW, entries=(_entry(NOW - 60, HOUR, {}),)), Action.SKIP, Reason.CACHE_HIT),
-    (Facts(CachePolicy(HOUR), False, False, NOW, entries=(_entry(NOW - 2 * HOUR, HOUR, {}),)), Action.RUN,
+    (Facts(CachePolicy(HOUR), None, False, NOW), Action.RUN, Reason.NOT_CACHED),
+    (Facts(CachePolicy(HOUR), None, False, NOW, entries=(_entry(NOW - 60, HOUR, {}),)), Action.SKIP, Reason.CACHE_HIT),
+    (Facts(CachePolicy(HOUR), None, False, NOW, entries=(_entry(NOW - 2 * HOUR, HOUR, {}),)), Action.RUN,
      Reason.CACHE_EXPIRED),
-    (Facts(CachePolicy(HOUR), False, True, NOW), Action.SKIP, Reason.RESUMED),  # no entry, the resumed checkpoint
+    (Facts(CachePolicy(HOUR), None, True, NOW), Action.SKIP, Reason.RESUMED),  # no entry, the resumed checkpoint
+    # an entry whose value is the target found missing is no hit: that value is gone
+    (Facts(CachePolicy(HOUR), "/out/t.json", False, NOW, entries=(_entry(NOW - 60, HOUR, {}),)), Action.RUN,
+     Reason.TARGET_MISSING),
+    (Facts(CachePolicy(HOUR), "/out/other.json", False, NOW, entries=(_entry(NOW - 60, HOUR, {}),)), Action.SKIP,
+     Reason.CACHE_HIT),
 ])
 def test_each_rule(facts: Facts, action: Action, reason: Reason) -> None:
     decision, entry = decide(facts)
@@ -57,11 +63,11 @@ def test_a_parameter_change_is_a_typed_difference_and_its_own_reason() -> None:
     before, after = fingerprint.of_value("berlin"), fingerprint.of_value("paris")
     difference = fingerprint.mismatch(Validator.ALL_PARAMETERS, (), {}, {"city": before}, {}, {"city": after})
     assert difference == Difference(StaleKind.PARAMETERS, "city", Change.CHANGED)
-    decision, entry = decide(Facts(policy, False, False, NOW, entries=(_entry(NOW - 60, HOUR, {"city": before}),),
+    decision, entry = decide(Facts(policy, None, False, NOW, entries=(_entry(NOW - 60, HOUR, {"city": before}),),
                                    params={"city": after}))
     assert entry is None
     assert (decision.reason, decision.detail) == (Reason.PARAMETERS_CHANGED, "parameter 'city' changed")
-    same, hit = decide(Facts(policy, False, False, NOW, entries=(_entry(NOW - 60, HOUR, {"city": before}),),
+    same, hit = decide(Facts(policy, None, False, NOW, entries=(_entry(NOW - 60, HOUR, {"city": before}),),
                              params={"city": before}))
     assert same.reason is Reason.CACHE_HIT and hit is not None
 
@@ -78,7 +84,7 @@ def test_input_differences(validator: Validator, names: tuple[str, ...], recorde
 
 
 def test_staleness_is_reported_unless_a_validator_covers_it() -> None:
-    kept = decide(Facts(None, True, True, NOW))[0]
+    kept = decide(Facts(None, T, True, NOW))[0]
     code = Stale(StaleKind.CODE, "tasks.py: clean")
     reported = stale_rules(None, rebuild_stale=False, report_stale=True)
     assert reported.acting == frozenset() and StaleKind.CODE in reported.looked
@@ -94,7 +100,7 @@ def test_staleness_is_reported_unless_a_validator_covers_it() -> None:
 
 
 def test_a_partial_validator_acts_only_on_the_inputs_it_names() -> None:
-    kept = decide(Facts(None, True, True, NOW))[0]
+    kept = decide(Facts(None, T, True, NOW))[0]
     policy = CachePolicy(float("inf"), Validator.PARTIAL_INPUTS_ONLY, ("rows",))
     rules = stale_rules(policy, rebuild_stale=False, report_stale=True)
     needs = (("rows", "fetch"), ("lookup", "countries"))

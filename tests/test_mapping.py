@@ -210,3 +210,48 @@ def test_status_agrees_with_run_on_cached_children_with_an_input_validator(proje
     again = proj.cli("run", "--json")
     assert {t: s for t, s in states(again).items() if t.startswith("squares[")} == {
         f"squares[{i}]": "cached" for i in range(3)}
+
+
+def test_a_deleted_target_under_cache_for_is_rebuilt_not_a_cache_hit(project):
+    """A cache entry whose value is the very target that was deleted has nothing left to
+    reuse: the child runs again (it was a "cache hit" on a gone file, and its reader failed)."""
+    proj = project("""
+    tasks:
+      numbers: {run: maps:numbers, args: {n: 4}, target: out/numbers.json}
+      squares:
+        run: maps:square
+        needs: {x: numbers}
+        foreach: {needs: numbers}
+        target: "out/sq/{map_index}.json"
+        cache_for: 1h
+      total: {run: maps:total, needs: {values: squares}, target: out/total.json}
+    """, maps=MAPS)
+    assert proj.cli("run").code == 0
+    for gone in ("out/sq/2.json", "out/total.json", "out/numbers.json"):  # the items are known only in the run
+        (proj.root / gone).unlink()
+    rerun = proj.cli("run", "--json")
+    assert rerun.code == 0, rerun.text
+    assert states(rerun)["squares[2]"] == "succeeded" and states(rerun)["squares[1]"] != "succeeded"
+    assert json.loads(proj.read("out/total.json")) == 0 + 1 + 4 + 9
+    assert json.loads(proj.read("out/sq/2.json")) == 4
+
+
+def test_a_child_whose_target_is_another_tasks_fails_its_mapped_task_not_the_run(project):
+    """Items known only during the run lead a child onto another task's target: the mapped
+    task fails with exit 2 naming both, the run ends as failed (recorded, reported), and
+    nothing is overwritten."""
+    proj = project("""
+    tasks:
+      summary: {run: clash:summary, target: out/all.json}
+      names: {run: clash:names, target: out/names.json}
+      parts: {run: clash:one, needs: {name: names}, foreach: {needs: names}, target: "out/{item}.json"}
+    """, clash="def names():\n    return ['x', 'all']\n\ndef one(name):\n    return name\n\ndef summary():\n"
+               "    return 1\n")
+    result = proj.cli("run", "--json")
+    assert result.code == 2, result.text
+    doc = json.loads(result.out)
+    assert doc["runs"], doc  # the run finished and was reported
+    assert states(result)["parts"] == "failed" and states(result)["summary"] == "succeeded"
+    assert "tasks 'summary' and 'parts[1]' both write the target" in result.text
+    assert json.loads(proj.read("out/all.json")) == 1  # summary's value stands
+    assert "failed" in proj.cli("history").out

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from targetrun import liveness
 from targetrun.store.sqlite import SqliteStore
 
 TASKS = '''
@@ -245,10 +246,12 @@ def _dead_pid() -> int:
     return process.pid
 
 
+@pytest.mark.parametrize("namespace", ["ours", "another"])
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
-def test_a_lock_of_a_dead_looking_pid_with_a_fresh_lease_is_not_broken(tmp_path, backend, request):
-    """A holder on this host name whose PID is not alive *here* (another PID namespace: a
-    container with the same host name) keeps its lock while it renews the lease."""
+def test_a_lock_of_a_dead_looking_pid_with_a_fresh_lease_is_not_broken(tmp_path, backend, namespace, request):
+    """A holder on this host name whose PID is not alive *here* keeps its lock while it
+    renews the lease: one in another PID namespace (a container with the same host name)
+    is never judged by its PID, and one whose PID looks gone in ours still renews."""
     cache = request.getfixturevalue("redis_url") if backend == "redis" else ".targetrun/state.db"
     folder = make(tmp_path, cache=cache)
     if backend == "redis":
@@ -258,7 +261,9 @@ def test_a_lock_of_a_dead_looking_pid_with_a_fresh_lease_is_not_broken(tmp_path,
     else:
         store = SqliteStore(str(folder / ".targetrun/state.db"))
     name = f"target:{folder / 'out/a.txt'}"
-    owner = f"{socket.gethostname()}/another-pid-namespace/{_dead_pid()}/other-run/lease=2"
+    here = liveness.owner_id().rsplit("/", 1)[0]  # host/pidns
+    process = here if namespace == "ours" else f"{socket.gethostname()}/another-pid-namespace"
+    owner = f"{process}/{_dead_pid()}/other-run/lease=2"
     assert store.acquire(name, owner, 2.0)  # type: ignore[attr-defined]
     stop = threading.Event()
 
@@ -282,3 +287,18 @@ def test_a_lock_of_a_dead_looking_pid_with_a_fresh_lease_is_not_broken(tmp_path,
     started = float((folder / "calls.log").read_text().split()[1])
     assert started >= stopped  # taken over only after the holder stopped renewing
     store.close()  # type: ignore[attr-defined]
+
+
+def test_a_lock_whose_holder_died_here_is_taken_over_in_seconds_not_at_its_lease(tmp_path):
+    """A holder of this host and PID namespace that is gone (kill -9) and stopped renewing:
+    the next run takes its lock after a few missed heartbeats, long before its lease ends."""
+    folder = make(tmp_path)
+    store = SqliteStore(str(folder / ".targetrun/state.db"))
+    here = liveness.owner_id().rsplit("/", 1)[0]
+    assert store.acquire(f"target:{folder / 'out/a.txt'}", f"{here}/{_dead_pid()}/dead-run/lease=60", 60.0)
+    store.close()
+    started = time.monotonic()
+    result = targetrun(folder, "run", "a", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert calls(folder) == ["a"]
+    assert time.monotonic() - started < 30  # the lease had 60 s to run

@@ -135,3 +135,40 @@ def test_a_module_that_imports_a_missing_package_says_so(project):
                    steps="import no_such_package_xyz\n\ndef fetch():\n    return 1\n")
     result = proj.cli("validate")
     assert result.code == 2 and "imports 'no_such_package_xyz', which is not installed" in result.err, result.err
+
+
+PLAIN = "def f():\n    return 1\n"
+
+
+def test_two_named_results_that_reach_one_file_are_one_target(project):
+    """Two tasks writing the same URL through two result names (each with its own storage
+    options) write one file: refused at load, like any shared target."""
+    proj = project("""
+    results:
+      lake: {url: "memory://bucket", options: {skip_instance_cache: true}}
+      raw: {url: "memory://bucket/raw", options: {skip_instance_cache: true}}
+    tasks:
+      a: {run: plain:f, result: lake, target: raw/x.json}
+      b: {run: plain:f, result: raw, target: x.json}
+    """, plain=PLAIN)
+    for command in ("validate", "run"):
+        result = proj.cli(command)
+        assert result.code == 2, result.text
+        assert "tasks 'a' and 'b' both write the target memory://bucket/raw/x.json" in result.err
+        assert "Traceback" not in result.text
+
+
+def test_a_cache_key_is_rendered_for_a_run_not_for_the_defaults(project):
+    """A cache_key that only renders with the -p values of a run does not make the file
+    invalid (the defaults are not what a run uses for it)."""
+    proj = project("""
+    params: {x: abc}
+    tasks:
+      a: {run: plain:f, cache_for: 1h, cache_key: "k-{params.x:03d}"}
+      b: {run: plain:f, target: out/b.json}
+    """, plain=PLAIN)
+    assert proj.cli("validate").code == 0
+    assert proj.cli("run", "b").code == 0
+    assert proj.cli("run", "a", "-p", "x=7").code == 0
+    failed = proj.cli("run", "a")  # with the default, the key cannot render: exit 2, naming the key
+    assert failed.code == 2 and "tasks.a.cache_key" in failed.err, failed.text

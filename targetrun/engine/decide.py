@@ -58,14 +58,14 @@ _FINGERPRINT_VALIDATORS = INPUT_VALIDATORS | _PARAMETER_VALIDATORS
 class Facts:
     """What is known about one task when it is decided (nothing here changes it).
 
-    ``exists`` is about its target, or (a task without one) the checkpoint of the run
-    being resumed. ``record`` is the store's record of an existing target, ``mtime`` its
+    ``target`` is the task's target URL (None: it has none); ``exists`` is about that
+    target, or (a task without one) the checkpoint of the run being resumed. ``record`` is the store's record of an existing target, ``mtime`` its
     age from the storage when no record exists (only asked under ``cache_for``).
     ``inputs`` is only needed under ``cache_for`` (see :func:`needs_inputs`).
     """
 
     policy: CachePolicy | None
-    has_target: bool
+    target: str | None
     exists: bool
     now: float
     forced: Reason | None = None
@@ -89,20 +89,22 @@ def decide(facts: Facts) -> tuple[Decision, CacheEntry | None]:
     if policy is None:
         return _by_existence(facts), None
     if not policy.caches:  # validators without cache_for judge an existing target only
-        if facts.exists and facts.has_target and Validator.NEVER_USE in policy.validators:
+        if facts.exists and facts.target is not None and Validator.NEVER_USE in policy.validators:
             return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail=_NEVER_USE), None
         return _by_existence(facts), None
-    if facts.has_target and facts.exists:
+    if facts.target is not None and facts.exists:
         return target_verdict(policy, facts.record, facts.mtime, facts.inputs, facts.params, facts.now), None
-    missing = Reason.TARGET_MISSING if facts.has_target else Reason.NOT_CACHED
-    decision, entry = entry_verdict(policy, facts.entries, facts.inputs, facts.params, facts.now, missing=missing)
-    if entry is None and decision.runs and not facts.has_target and facts.exists:
+    missing = Reason.TARGET_MISSING if facts.target is not None else Reason.NOT_CACHED
+    # an entry whose value is the very target found missing has no value left to reuse
+    entries = [e for e in facts.entries if e.checkpoint.location != facts.target]
+    decision, entry = entry_verdict(policy, entries, facts.inputs, facts.params, facts.now, missing=missing)
+    if entry is None and decision.runs and facts.target is None and facts.exists:
         return _SKIP_RESUMED, None  # no entry, but the resumed run's checkpoint
     return decision, entry
 
 
 def _by_existence(facts: Facts) -> Decision:
-    if facts.has_target:
+    if facts.target is not None:
         return _SKIP_EXISTS if facts.exists else _RUN_MISSING
     return _SKIP_RESUMED if facts.exists else _RUN_NO_TARGET
 

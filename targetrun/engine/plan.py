@@ -473,7 +473,7 @@ class Planner:
         if compares and task.target is not None and exists and record is None:
             stat = self.storages(task.target.result).info(task.target.url)  # no record: its age, from the storage
             mtime = stat.mtime if stat else None
-        facts = Facts(policy, task.target is not None, exists, self.now, forced, record, mtime,
+        facts = Facts(policy, task.target.url if task.target is not None else None, exists, self.now, forced, record, mtime,
                       entries.get(task.cache_key or "", ()), self.input_fingerprints(task) if compares else {},
                       self.params)
         decision, entry = decide(facts)

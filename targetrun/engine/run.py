@@ -44,7 +44,7 @@ from targetrun.engine.writes import Writes
 from targetrun.engine.work import (
     Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute,
 )
-from targetrun.errors import SpecProblems, TargetrunError
+from targetrun.errors import SpecError, SpecProblems, TargetrunError
 from targetrun.callables import resolve_callable
 from targetrun.staleness import DepState
 from targetrun.events import (
@@ -288,7 +288,11 @@ class Engine:
                 error = WorkError(f"cannot map over {task.mapped_upstream!r}: {exc}")
                 progress.attempts[name] = 1
                 return self._attempt_failed(scope, progress, name, error)
-            running = scope.expand(name, items)
+            try:
+                running = scope.expand(name, items)
+            except SpecError as exc:  # a child's target cannot be rendered, or is another task's: exit 2
+                progress.attempts[name] = 1
+                return self._attempt_failed(scope, progress, name, WorkError(exc.format(), usage=True))
             self._adopt_children(scope, progress, name, running)
             if running:
                 return
@@ -600,7 +604,7 @@ class Engine:
                 if not self._usable(progress, task, record):
                     return scope.decision(task.name), None  # it appeared, but nothing vouches for it: make it
                 inputs = self._input_fingerprints(scope, progress, task) if compares else {}
-                decision, _ = decide(Facts(policy, True, True, self.clock.now(), record=record, mtime=stat.mtime,
+                decision, _ = decide(Facts(policy, task.target.url, True, self.clock.now(), record=record, mtime=stat.mtime,
                                            inputs=inputs, params=scope.params))
                 # what made it still holds? (inputs now known: an upstream rebuilt into the same
                 # bytes leaves this one fresh -- the early cutoff)
@@ -609,7 +613,7 @@ class Engine:
             return scope.decision(task.name), None
         entries = self.store.cache_entries([task.cache_key]).get(task.cache_key, [])
         inputs = self._input_fingerprints(scope, progress, task)
-        return decide(Facts(policy, task.target is not None, False, self.clock.now(), entries=entries, inputs=inputs,
+        return decide(Facts(policy, task.target.url if task.target else None, False, self.clock.now(), entries=entries, inputs=inputs,
                             params=scope.params))
 
     def _usable(self, progress: _Progress, task: PlannedTask, record: Checkpoint | None) -> bool:

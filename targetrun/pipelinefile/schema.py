@@ -546,7 +546,7 @@ class _Checker:
 
     def check_task_renders(self, task: TaskSpec, renderer: TaskRenderer, owners: TargetOwners) -> None:
         try:
-            target, _, _ = renderer.fields(task)
+            target, _, _ = renderer.fields(task, cache_key=False)  # a key may need the -p values of a run
             if target is not None:
                 owners.claim(task.name, target, None)
         except SpecError as exc:  # the line of the exact key that failed, from the YAML
