@@ -200,7 +200,8 @@ class TaskRenderer:
         checkpoint = target
         if checkpoint is None and task.checkpoint:
             suffix = f"-{map_index}" if map_index is not None else ""
-            checkpoint = default_checkpoint(self.spec, task, serializer, self.run_id, suffix)
+            checkpoint = default_checkpoint(self.spec, task, serializer, self.run_id, suffix,
+                                            self.placer.base(task.result))
         return PlannedTask(task, target, checkpoint, serializer, args, cache_key, map_index, item)
 
     def fields(self, task: TaskSpec, map_index: int | None = None, item: object = None, *,
@@ -311,10 +312,12 @@ def _absolute_url(spec: PipelineSpec, url: str, proto: str) -> Location:
     return Location(proto, url)
 
 
-def default_checkpoint(spec: PipelineSpec, task: TaskSpec, serializer: str, run_id: str, suffix: str = "") -> Location:
-    """Where a task with no target keeps its value: under ``.targetrun/results/RUN_ID/``."""
+def default_checkpoint(spec: PipelineSpec, task: TaskSpec, serializer: str, run_id: str, suffix: str = "",
+                       base: Location | None = None) -> Location:
+    """Where a task with no target keeps its value: under ``.targetrun/results/RUN_ID/``
+    of its result location (``base``, when the caller already knows it)."""
     name = f"{task.name}{suffix}{file_suffix(serializer)}"
-    base = result_base(spec, task.result)
+    base = base or result_base(spec, task.result)
     if base.result == LOCAL:
         return Location(LOCAL, os.path.join(base.url, CHECKPOINT_DIR, run_id, name))
     return Location(base.result, f"{base.url}/{CHECKPOINT_DIR}/{run_id}/{name}")
