@@ -147,14 +147,31 @@ class RecordingReporter:
 
 
 class Broadcast:
-    """Sends each event to several reporters."""
+    """Sends each event to several reporters.
+
+    A reporter may say which kinds of event it acts on (a ``wants(kind) -> bool``
+    method, asked once per kind): the others are not sent to it. A no-op run of 10,000
+    tasks emits 10,000 TaskSkipped events that the log writer, ``-q``'s console and the
+    run-id observer all ignore; routing by kind spares 30,000 calls that do nothing.
+    A reporter without ``wants`` gets every event.
+    """
 
     def __init__(self, *reporters: Reporter) -> None:
         self.reporters = reporters
+        self._routes: dict[type, tuple[Reporter, ...]] = {}
 
     def handle(self, event: Event) -> None:
-        for reporter in self.reporters:
+        kind = type(event)
+        route = self._routes.get(kind)
+        if route is None:
+            route = self._routes[kind] = tuple(r for r in self.reporters if _wants(r, kind))
+        for reporter in route:
             reporter.handle(event)
+
+
+def _wants(reporter: Reporter, kind: type) -> bool:
+    wants = getattr(reporter, "wants", None)
+    return True if wants is None else bool(wants(kind))
 
 
 class NullReporter:

@@ -27,6 +27,9 @@ INLINE = "inline"  # values kept in the state store (result: inline)
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 CHECKPOINT_DIR = ".targetrun/results"
 LOGS = os.path.join(".targetrun", "logs")  # task logs, one folder per run (report/logs.py writes them)
+# A literal relative path whose every segment starts with a letter, digit or '_': no '..',
+# '.' or empty segment, no scheme (no ':'), no backslash, no space, no NUL (Placer.place).
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.+=,@-]*)*")
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
 
 
@@ -109,6 +112,14 @@ class Placer:
 
     def place(self, result: str, rendered: str, *, what: str, template: str | None = None) -> Location:
         """Place ``rendered`` (made from ``template``; default: it is all literal text)."""
+        if (template is None or template == rendered) and _PLAIN.fullmatch(rendered):
+            # The common case, a literal relative path such as out/t1.txt: every check below
+            # passes by construction (no '..', '.' or empty segment, no scheme, no NUL, not
+            # absolute, no field so no symlink check), so only the join is left.
+            base = self.base(result)
+            if base.result == LOCAL:
+                return Location(LOCAL, f"{base.url.rstrip('/')}/{rendered}")
+            return Location(base.result, f"{base.url}/{rendered}")
         if not rendered.strip():
             raise SpecError(f"the {what} renders to an empty path")
         if "\0" in rendered:
@@ -219,10 +230,30 @@ def _absolute_url(spec: PipelineSpec, url: str, proto: str) -> Location:
 def default_checkpoint(spec: PipelineSpec, task: TaskSpec, serializer: str, run_id: str, suffix: str = "") -> Location:
     """Where a task with no target keeps its value: under ``.targetrun/results/RUN_ID/``."""
     name = f"{task.name}{suffix}{file_suffix(serializer)}"
-    base = result_base(spec, task.result)
+    base = _checkpoint_base(spec, task.result)
     if base.result == LOCAL:
         return Location(LOCAL, os.path.join(base.url, CHECKPOINT_DIR, run_id, name))
     return Location(base.result, f"{base.url}/{CHECKPOINT_DIR}/{run_id}/{name}")
+
+
+_BASES: dict[tuple[object, ...], Location] = {}
+
+
+def _checkpoint_base(spec: PipelineSpec, result: str) -> Location:
+    """:func:`result_base`, remembered by what it depends on (the pipeline's folder and
+    name, the result location's URL and options): each of 10,000 cache hits asks, for
+    one or two distinct answers."""
+    named = spec.results.get(result)
+    url = named.url if named else result
+    if url.startswith("~"):  # it follows $HOME
+        return result_base(spec, result)
+    key = (spec.root, spec.name, result, named.name if named else None, url, bool(named.options) if named else False)
+    found = _BASES.get(key)
+    if found is None:
+        if len(_BASES) > 256:  # a long-lived process loading many pipelines
+            _BASES.clear()
+        found = _BASES[key] = result_base(spec, result)
+    return found
 
 
 def infer_serializer(task: TaskSpec, target: str | None) -> str:

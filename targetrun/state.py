@@ -108,7 +108,9 @@ def _made_differently(plan: Plan, store: StateStore | None,
         if decision.reason is Reason.NOT_NEEDED and not stats.get(name, (None, ""))[0]:
             continue  # nothing there to describe
         standing[name] = task.checkpoint.url
-    records = store.checkpoints(list(dict.fromkeys(standing.values()))) if standing else {}
+    # Only records that kept parameter values or a date can differ (the planner may have
+    # read every record already; the store selects these without decoding the rest again).
+    records = store.checkpoints_made_with(list(dict.fromkeys(standing.values()))) if standing else {}
     found = {}
     for name, url in standing.items():
         record = records.get(url)

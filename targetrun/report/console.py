@@ -64,6 +64,14 @@ class ConsoleReporter:
         name = safe(task).ljust(self._width)
         self.stream.write(f"{label} {name} {safe(text)}".rstrip() + "\n")
 
+    def wants(self, kind: type) -> bool:
+        """Every event but those this verbosity prints nothing for (events.Broadcast asks)."""
+        if kind is TaskSkipped or kind is TaskSucceeded or kind is TaskGathered or kind is TaskBlocked:
+            return self.verbosity >= NORMAL
+        if kind is TaskStarted:
+            return self.verbosity >= VERBOSE
+        return True
+
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self._started(event)
