@@ -149,11 +149,12 @@ def _stats(storages: Callable[[str], Storage], plan: Plan) -> dict[str, tuple[St
         if task.target is not None:
             by_storage.setdefault(task.target.result, []).append((name, task.target))
     found: dict[str, tuple[Stat | None, str]] = {}
+    known_stat = plan.checker.known_stat if plan.checker else lambda _key, _url: (False, None)
     for key, members in by_storage.items():
         storage = storages(key)
         unknown = []
         for name, loc in members:
-            known, stat = plan.checker.known_stat(key, loc.url) if plan.checker else (False, None)
+            known, stat = known_stat(key, loc.url)
             if known:
                 found[name] = (stat, "")
             else:

@@ -41,10 +41,22 @@ def _stale(row: StatusRow) -> str:
     return f" (stale: {'; '.join(s.describe() for s in items)})" if items else ""
 
 
-def _last(row: StatusRow, now: float) -> str:
+def _last(row: StatusRow, now: float, said: dict[tuple[object, ...], str] | None = None) -> str:
     if row.last is None:
         return ""
-    return f"{row.last.state.value} {format_duration(max(0.0, now - row.last.finished))} ago"
+    return f"{row.last.state.value} {_duration(max(0.0, now - row.last.finished), said)} ago"
+
+
+def _duration(seconds: float, said: dict[tuple[object, ...], str] | None) -> str:
+    """:func:`format_duration`; from a minute on it shows whole seconds, so the words for
+    each whole second are made once per table (10,000 ages fall in few seconds)."""
+    if said is None or seconds < 60:
+        return format_duration(seconds)
+    key = ("duration", int(seconds))
+    found = said.get(key)
+    if found is None:
+        found = said[key] = format_duration(seconds)
+    return found
 
 
 def cells(row: StatusRow, now: float, said: dict[tuple[object, ...], str] | None = None) -> tuple[str, ...]:
@@ -53,14 +65,14 @@ def cells(row: StatusRow, now: float, said: dict[tuple[object, ...], str] | None
 
     ``said`` remembers the state column across the rows of one table: 10,000 rows share a
     handful of decisions, and each is put into words once."""
-    age = format_duration(max(0.0, now - row.stat.mtime)) if row.stat and row.stat.mtime else ""
+    age = _duration(max(0.0, now - row.stat.mtime), said) if row.stat and row.stat.mtime else ""
     if said is None or row.made or row.stale:
         state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
     else:
         key = (row.decision, row.stat is not None, row.note, row.target is not None)
         state = said.get(key) or said.setdefault(key, _state(row))
     return (row.task, row.path or row.target or "-", state, size_text(row.stat.size if row.stat else None), age,
-            _last(row, now))
+            _last(row, now, said))
 
 
 def render_status(report: StatusReport, out: TextIO, *, colour: bool, now: float) -> None:

@@ -227,6 +227,9 @@ class Listing:
         return self.decided is None or key in self.decided
 
 
+_UNSEEN = Stat(-1, None)  # a marker: no listing saw the key
+
+
 class TargetChecker:
     """Answers "does it exist?" for many targets with few requests.
 
@@ -342,8 +345,8 @@ class TargetChecker:
     def known_stat(self, storage_key: str, url: str) -> tuple[bool, Stat | None]:
         """(True, stat) when a listing already answered ``url`` (stat None: missing)."""
         key = self._storages(storage_key).key(url)
-        if (storage_key, key) in self._found:
-            stat = self._found[(storage_key, key)]
+        stat = self._found.get((storage_key, key), _UNSEEN)  # one lookup: status asks for every target
+        if stat is not _UNSEEN:
             return (True, stat) if stat is not None else (False, None)  # by name only: size unknown
         return (True, None) if self._known(storage_key, key) is False else (False, None)
 

@@ -347,8 +347,7 @@ class SqliteStore(StateStore):
             "FROM task_runs WHERE pipeline = ? GROUP BY task",
             (pipeline,),
         )
-        records = readable(self.path, "task record", rows, lambda r: TaskRecord(
-            r[0], r[1], r[2], TaskState(r[3]), finite(r[4]), finite(r[5]), int(r[6]), r[7], r[8]))
+        records = readable(self.path, "task record", rows, _last_record)
         return {record.task: record for record in records}
 
     def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
@@ -483,6 +482,22 @@ class SqliteStore(StateStore):
 
 _RUN_COLUMNS = "run_id, pipeline, started, status, finished, requested, counts, owner, heartbeat"
 _TASK_COLUMNS = "run_id, pipeline, task, state, finished, duration, attempts, error, target, started, worker"
+
+
+_STATES = {state.value: state for state in TaskState}
+
+
+def _number(value: object) -> float:
+    """:func:`finite`, with the common case (a finite float, as written) first."""
+    return value if type(value) is float and math.isfinite(value) else finite(value)
+
+
+def _last_record(r: Sequence[Any]) -> TaskRecord:
+    """A row of :meth:`SqliteStore.last_task_records` (``status`` reads one per task):
+    as ``TaskRecord(..., TaskState(r[3]), finite(r[4]), ...)``, by lookups, not calls."""
+    attempts = r[6]
+    return TaskRecord(r[0], r[1], r[2], _STATES[r[3]], _number(r[4]), _number(r[5]),
+                      attempts if type(attempts) is int else int(attempts), r[7], r[8])
 
 
 class _NoJson(Exception):
