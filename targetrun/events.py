@@ -161,12 +161,19 @@ class Broadcast:
         self._routes: dict[type, tuple[Reporter, ...]] = {}
 
     def handle(self, event: Event) -> None:
-        kind = type(event)
+        for reporter in self._route(type(event)):
+            reporter.handle(event)
+
+    def wants(self, kind: type) -> bool:
+        """Whether any of its reporters acts on events of this kind: an emitter may skip
+        making events nobody would see (10,000 TaskSkipped under ``-q``)."""
+        return bool(self._route(kind))
+
+    def _route(self, kind: type) -> tuple[Reporter, ...]:
         route = self._routes.get(kind)
         if route is None:
             route = self._routes[kind] = tuple(r for r in self.reporters if _wants(r, kind))
-        for reporter in route:
-            reporter.handle(event)
+        return route
 
 
 def _wants(reporter: Reporter, kind: type) -> bool:

@@ -32,6 +32,7 @@ def test_broadcast_sends_a_reporter_only_the_kinds_it_wants():
         fan.handle(event)
     assert [type(e) for e in everything.events] == [RunStarted, TaskSkipped, TaskSkipped]  # no `wants`: all
     assert [type(e) for e in picky.events] == [RunStarted]
+    assert fan.wants(TaskSkipped) and Broadcast(picky).wants(RunStarted) and not Broadcast(picky).wants(TaskSkipped)
 
 
 def _many(n: int) -> str:
@@ -46,13 +47,13 @@ def test_status_decodes_each_checkpoint_record_at_most_once(project, monkeypatch
                    "  fetch: {shell: 'echo {params.city} > {output}', target: out/data.txt}\n")
     assert proj.cli("run", "-q").code == 0
     decoded: list[object] = []
-    real = sqlite_store.load_checkpoint
+    real = sqlite_store.checkpoint_of  # every record read becomes a Checkpoint here
 
-    def counting(text: str | bytes) -> Checkpoint:
-        decoded.append(text)
-        return real(text)
+    def counting(doc: object) -> Checkpoint:
+        decoded.append(doc)
+        return real(doc)
 
-    monkeypatch.setattr(sqlite_store, "load_checkpoint", counting)
+    monkeypatch.setattr(sqlite_store, "checkpoint_of", counting)
     status = proj.cli("status", "-p", "city=paris")
     assert status.code == 0 and "0 of 31 tasks would run" in status.out, status.out + status.err
     assert "(made with city=berlin)" in status.out
@@ -89,6 +90,40 @@ def test_the_store_selects_the_records_that_kept_parameters_or_a_date(tmp_path, 
         # the generic rule (any other store) agrees
         generic = sqlite_store.StateStore.checkpoints_made_with(store, ["/p/plain", "/p/with", "/p/for", "/p/empty"])
         assert sorted(generic) == ["/p/for", "/p/with"]
+    finally:
+        store.close()
+
+
+class _CountingJson:
+    """The json module, counting the documents decoded."""
+
+    def __init__(self) -> None:
+        self.loads_calls = 0
+
+    def loads(self, text: str | bytes) -> object:
+        self.loads_calls += 1
+        return json.loads(text)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(json, name)
+
+
+def test_records_read_together_are_decoded_in_one_piece(tmp_path, capsys, monkeypatch):
+    """Records are decoded in one piece when all are well formed; a malformed one among
+    them sends the batch row by row, so it alone is reported and left out."""
+    good = {f"/p/{i}": _record(f"/p/{i}", inputs={"x": str(i)}) for i in range(5)}
+    store = _store_with(tmp_path, {**good, "/p/two": _record("/p/two") + "," + _record("/p/extra")})
+    counting = _CountingJson()
+    monkeypatch.setattr(sqlite_store, "json", counting)
+    try:
+        assert sorted(store.checkpoints(list(good))) == sorted(good)
+        assert counting.loads_calls == 1
+        assert {loc: c.inputs for loc, c in store.checkpoints(list(good)).items()} == \
+            {loc: {"x": loc.rsplit("/", 1)[1]} for loc in good}
+        assert capsys.readouterr().err == ""
+        mixed = store.checkpoints([*good, "/p/two"])
+        assert sorted(mixed) == sorted(good)  # the record holding two objects is not read as one
+        assert "unreadable" in capsys.readouterr().err
     finally:
         store.close()
 

@@ -293,11 +293,14 @@ class TargetChecker:
         for group, members in by_group.items():
             self._list_for(storage, group)
             for url in members:
-                if (storage_key, key(url)) in found:
+                name = key(url)
+                if (storage_key, name) in found:
                     answers[url] = True
                     continue
-                known = self._known(storage_key, key(url))
+                known = self._known(storage_key, name)
                 answers[url] = storage.exists(url) if known is None else known
+        if len(by_group) == 1:
+            return answers  # one group: already in the order asked
         return dict(zip(urls, (answers[url] for url in urls)))  # in the order asked
 
     def _known(self, storage_key: str, key: str) -> bool | None:

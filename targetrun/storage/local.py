@@ -72,6 +72,9 @@ class LocalStorage(Storage):
         return found
 
     def parent(self, url: str) -> str:
+        cut = url.rfind(os.sep)
+        if cut > 0 and url[cut - 1] != os.sep:  # the usual /a/b/c.txt: what dirname returns
+            return url[:cut]
         return os.path.dirname(url)
 
     def listing(self, parent: str) -> frozenset[str]:

@@ -290,8 +290,17 @@ class SqliteStore(StateStore):
             chunk = locations[start:start + _BATCH]
             marks = ",".join("?" * len(chunk))
             rows = self._query(f"SELECT location, record FROM checkpoints WHERE location IN ({marks})", chunk)
-            found.update(readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
+            found.update(self._records(rows))
         return found
+
+    def _records(self, rows: list[tuple[Any, ...]]) -> list[tuple[str, Checkpoint]]:
+        """Rows ``(key, record)`` decoded: all at once when they are well formed (see
+        :func:`_decoded`), else row by row, a malformed one reported and left out."""
+        docs = _decoded(rows, 1)
+        if docs is None:
+            return readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1])))
+        return readable(self.path, "checkpoint record", zip([row[0] for row in rows], docs),
+                        lambda pair: (pair[0], checkpoint_of(pair[1])))
 
     def checkpoints_unless_code(self, locations: list[str], code: str) -> dict[str, Checkpoint]:
         """The records at ``locations`` except those whose code fingerprint is ``code``:
@@ -330,12 +339,12 @@ class SqliteStore(StateStore):
                 raise self._broken(exc) from None
             except sqlite3.Error as exc:
                 raise self._broken(exc) from None
-            found.update(readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
+            found.update(self._records(rows))
         return found
 
     def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
         rows = self._query("SELECT task, record FROM checkpoints WHERE run_id = ?", (run_id,))
-        return dict(readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
+        return dict(self._records(rows))
 
     def forget_checkpoint(self, location: str) -> None:
         with self._transaction() as db:
@@ -367,7 +376,10 @@ class SqliteStore(StateStore):
             marks = ",".join("?" * len(chunk))
             rows = self._query(f"SELECT key, variant, pipeline, task, expires, record FROM cache WHERE key IN ({marks}) "
                                "ORDER BY created DESC", chunk)
-            for entry in readable(self.path, "cache entry", rows, _entry):
+            docs = _decoded(rows, 5)
+            entries = readable(self.path, "cache entry", rows, _entry) if docs is None else \
+                readable(self.path, "cache entry", zip(rows, docs), lambda pair: _entry_of(*pair))
+            for entry in entries:
                 found.setdefault(entry.key, []).append(entry)
         return found
 
@@ -544,9 +556,41 @@ def _entry(row: tuple[Any, ...]) -> CacheEntry:
     return CacheEntry(key, variant, pipeline, task, load_checkpoint(record), finite(expires))
 
 
+def _entry_of(row: tuple[Any, ...], doc: object) -> CacheEntry:
+    """:func:`_entry`, its record already decoded."""
+    key, variant, pipeline, task, expires, _ = row
+    return CacheEntry(key, variant, pipeline, task, checkpoint_of(doc), finite(expires))
+
+
+def _decoded(rows: Sequence[tuple[Any, ...]], column: int) -> list[Any] | None:
+    """The JSON records in ``column`` of ``rows``, decoded by one ``json.loads`` of them
+    all, or None when any is not one JSON object (its caller then decodes row by row,
+    reporting and leaving out the bad ones, as always). Half of a record's decoding time is
+    the call itself: 10,000 cache hits or a status of 10,000 targets read that many."""
+    texts = [row[column] for row in rows]
+    if not all(type(text) is str and text[:1] == "{" and text[-1:] == "}" for text in texts):
+        return None
+    try:
+        docs = json.loads("[" + ",".join(texts) + "]")
+    except (ValueError, RecursionError):
+        return None
+    if len(docs) != len(texts) or not all(type(doc) is dict for doc in docs):
+        return None  # a record of several objects, or one spread over two: row by row
+    return docs  # type: ignore[no-any-return]
+
+
 def load_checkpoint(text: str | bytes) -> Checkpoint:
     try:
         d = json.loads(text)
+    except ValueError as exc:
+        raise CacheError(f"a checkpoint record in the state store is not readable: {exc}",
+                         hint="Clear it with `targetrun cache clear`, or move the store aside.") from None
+    return checkpoint_of(d)
+
+
+def checkpoint_of(d: Any) -> Checkpoint:
+    """A decoded checkpoint record (CacheError: it is not one)."""
+    try:
         get = d.get  # 10,000 records are read per no-op run with a validator: keep this lean
         size, written, duration = d["size"], d["written_at"], get("duration", 0.0)
         return Checkpoint(d["task"], d["location"], d["serializer"], size if type(size) is int else int(size),
