@@ -393,7 +393,7 @@ class MadeFrom:
         if spec.version is not None:
             return {"version": "version:" + spec.version}
         if spec.shell is not None:
-            return {"shell": "shell:" + hashlib.sha256(spec.shell.encode()).hexdigest()[:16]}
+            return {"shell": _shell_digest(spec.shell)}
         if spec.run is not None:
             return self.code_index.of_callable(spec.run)
         return None
@@ -408,6 +408,12 @@ class MadeFrom:
 
     def deps(self, spec: TaskSpec, previous: Checkpoint | None) -> DepState:
         return self.dep_index.of_task(spec.deps, previous)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shell_digest(command: str) -> str:
+    """A shell task's code fingerprint; 10,000 tasks often share a few command templates."""
+    return "shell:" + hashlib.sha256(command.encode()).hexdigest()[:16]
 
 
 def compare(

@@ -62,13 +62,14 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
     made = _made_differently(plan, store, stats)
     stale = _stale_unneeded(plan, store, stats)
     rows = []
+    shown = _displayer(plan.spec)
     for name, task in plan.tasks.items():
         target = task.target
         stat, note = stats.get(name, (None, ""))
         made_with, made_for = made.get(name, ({}, None))
         decision = plan.decision(name)
         rows.append(StatusRow(name, target.url if target else None, decision, stat, note, last.get(name),
-                              display_path(plan.spec, target) if target else None, made_with, made_for,
+                              shown(target) if target else None, made_with, made_for,
                               decision.stale or stale.get(name, ())))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
 
@@ -91,6 +92,22 @@ def display_path(spec: PipelineSpec, where: Location) -> str:
         return rest  # already normal and inside: relpath would return it too, after much more work
     relative = os.path.relpath(where.url, spec.root)
     return where.url if relative == ".." or relative.startswith(".." + os.sep) else relative
+
+
+def _displayer(spec: PipelineSpec) -> Callable[[Location], str]:
+    """:func:`display_path` for many locations: a local target already normal and inside
+    the Pipelinefile's folder (the usual one) is cut without asking ``os.path`` again."""
+    inside = spec.root.rstrip(os.sep) + os.sep
+    cut = len(inside) if os.path.isabs(inside) else None
+
+    def shown(where: Location) -> str:
+        if cut is not None and where.result == LOCAL and where.url.startswith(inside):
+            rest = where.url[cut:]
+            if rest and f"{os.sep}." not in f"{os.sep}{rest}" and os.sep * 2 not in f"{os.sep}{rest}{os.sep}":
+                return rest
+        return display_path(spec, where)
+
+    return shown
 
 
 def _made_differently(plan: Plan, store: StateStore | None,

@@ -150,13 +150,27 @@ def test_a_cached_pipelinefile_is_rebuilt_without_running_the_model_constructors
     assert cached.tasks["b"].checkpoint is True and cached.tasks["b"].deps == ()  # defaults filled in
     # a cache file of another shape (a field the class lacks, a required one missing) is a miss
     cache = spec_cache_file(str(path))
-    for change in ("unknown field", "missing name"):
-        with open(cache, "rb") as f:
-            doc = json.loads(f.read())
+    with open(cache, "rb") as f:
+        written = json.loads(f.read())
+    table = written["tasks"]  # the tasks as one table: a column per field some task sets, a row per task
+    assert table["\0"] == "TaskTable" and table["fields"][0] == "name" and len(table["rows"]) == 2
+    for change in ("unknown field", "missing name", "short row", "twice the same task", "task as an object"):
+        doc = json.loads(json.dumps(written))
+        table = doc["tasks"]
         if change == "unknown field":
-            doc["tasks"]["a"]["surprise"] = 1
+            table["fields"].append("surprise")
+            for row in table["rows"]:
+                row.append(1)
+        elif change == "missing name":
+            table["fields"].pop(0)
+            for row in table["rows"]:
+                row.pop(0)
+        elif change == "short row":
+            table["rows"][1].pop()
+        elif change == "twice the same task":
+            table["rows"][1][0] = table["rows"][0][0]
         else:
-            del doc["tasks"]["a"]["name"]
+            doc["tasks"] = {"a": {"\0": "TaskSpec", "surprise": 1}}
         with open(cache, "w") as f:
             json.dump(doc, f)
         assert load_pipeline(str(path)) == parsed, change  # parsed again, not built from the odd file
