@@ -17,16 +17,11 @@ import os
 from targetrun import stopping
 
 
-paused = False  # garbage collection paused by main(), until the CLI resumes it
-
-
 def main() -> None:
-    global paused
     gc.disable()
-    paused = True
     stopping.install()
     try:
         from targetrun.cli import main as cli_main
     except KeyboardInterrupt as exc:  # stopped while importing: nothing has started yet
         os._exit(stopping.exit_code_of(exc))
-    cli_main()
+    cli_main(collection_paused=True)

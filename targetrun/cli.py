@@ -27,12 +27,16 @@ from targetrun.registry import Registry
 from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter, colour_enabled
 from targetrun.settings import Settings, read_settings
 
-_PAUSED = ("run", "status")  # commands that keep garbage collection paused while they plan (_entry.py)
+_paused = False  # garbage collection paused by the console script until planning is done
+_PLANNING = ("run", "status")  # commands that keep garbage collection paused while they plan
 EPILOG = "Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments, 3 backend unreachable."
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: run the click group and turn every error into its exit code."""
+def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) -> None:
+    """Entry point: run the click group and turn every error into its exit code.
+    ``collection_paused``: the caller paused garbage collection (targetrun/_entry.py)."""
+    global _paused
+    _paused = collection_paused
     stopping.install()
     try:
         code = invoke(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
@@ -241,7 +245,7 @@ def cli(ctx: click.Context) -> None:
     # Every TARGETRUN_* variable is read and checked here, once: a bad value is exit 2
     # naming it, before the command touches anything.
     ctx.ensure_object(dict)["settings"] = read_settings()
-    if ctx.invoked_subcommand not in _PAUSED:  # only these resume collection themselves
+    if ctx.invoked_subcommand not in _PLANNING:  # only these resume collection themselves
         collect_garbage_again()
 
 
@@ -338,10 +342,9 @@ def collect_garbage_again() -> None:
     """End the pause the console script began (targetrun/_entry.py): what was made so far
     lives on (the plan), so it is frozen out of every later collection, and collection
     resumes before any task's code runs. A no-op where nothing paused it (the API, tests)."""
-    from targetrun import _entry
-
-    if _entry.paused:
-        _entry.paused = False
+    global _paused
+    if _paused:
+        _paused = False
         garbage.freeze()
         garbage.enable()
 
