@@ -67,7 +67,7 @@ class CachePolicy:
     @property
     def caches(self) -> bool:
         """Whether the task keeps cache entries under a key (it has ``cache_for``)."""
-        return self.ttl != float("inf")
+        return self.ttl != _FOREVER
 
 
 @dataclass(frozen=True)
@@ -280,6 +280,7 @@ class Decision:
         return f"will run: {text}" if self.runs else text
 
 
+_FOREVER = float("inf")
 _LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z: datetime's limit
 
 
