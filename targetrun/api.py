@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from targetrun import settings
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
@@ -35,18 +35,20 @@ from targetrun.events import NullReporter, Reporter
 from targetrun.executors import base as executors
 from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
 from targetrun import redact
-from targetrun.housekeeping import Collected, Policy, apply, collect
 from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, RunContext, RunSummary
 from targetrun.resolve import INLINE, LOCAL, TaskRenderer, protocol
 from targetrun.envvars import expand_env
 from targetrun.pipelinefile import find_pipelinefile, load_pipeline
 from targetrun.pipelinefile.values import check_param_name, check_param_value
-from targetrun.state import StatusReport, build_status
 from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import STORAGES, Storage
 from targetrun.store.base import STORES, RunRecord, RunStatus, StateStore, StoreOptions, as_seen
 from targetrun.store.rooted import RootedStore
 from targetrun.templating import made_differently, param_text
+
+if TYPE_CHECKING:  # imported where used: `run` needs neither (start-up time)
+    from targetrun.housekeeping import Collected
+    from targetrun.state import StatusReport
 
 __all__ = ["load", "plan", "run", "run_dates", "status", "invalidate", "gc", "exit_code", "Backends", "Clock",
            "RunRequest"]
@@ -355,6 +357,8 @@ def status(
     with backends(spec, store_url) as opened:
         settle(opened, clock, lock_lease)
         the_plan, planner = plan(spec, request, context, opened, clock=clock)
+        from targetrun.state import build_status
+
         return build_status(the_plan, opened.storage, opened.store, planner)
 
 
@@ -417,6 +421,8 @@ def gc(
 ) -> Collected:
     """Prune old runs' records, logs and values without a target, and stale spec caches
     (see :mod:`targetrun.housekeeping`); with neither limit, keep the last 20 runs."""
+    from targetrun.housekeeping import Policy, apply, collect
+
     if keep_runs is None and older_than is None:
         keep_runs = DEFAULT_KEEP_RUNS
     now = (clock or Clock()).now()

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc as garbage  # `gc` is a command below
 import json
-import math
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO, cast
 
@@ -28,11 +27,16 @@ from targetrun.registry import Registry
 from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter, colour_enabled
 from targetrun.settings import Settings, read_settings
 
+_paused = False  # garbage collection paused by the console script until planning is done
+_PLANNING = ("run", "status")  # commands that keep garbage collection paused while they plan
 EPILOG = "Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments, 3 backend unreachable."
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: run the click group and turn every error into its exit code."""
+def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) -> None:
+    """Entry point: run the click group and turn every error into its exit code.
+    ``collection_paused``: the caller paused garbage collection (targetrun/_entry.py)."""
+    global _paused
+    _paused = collection_paused
     stopping.install()
     try:
         code = invoke(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
@@ -85,6 +89,8 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
         err.write(f"targetrun: interrupted ({'SIGTERM' if code == EXIT_TERMINATED else 'Ctrl-C'})\n")
         return code
     except Exception:
+        import traceback  # only a bug pays for it
+
         err.write("targetrun: internal error (a bug in targetrun; please report it with this traceback):\n")
         err.write(traceback.format_exc())
         return EXIT_INTERNAL
@@ -239,6 +245,8 @@ def cli(ctx: click.Context) -> None:
     # Every TARGETRUN_* variable is read and checked here, once: a bad value is exit 2
     # naming it, before the command touches anything.
     ctx.ensure_object(dict)["settings"] = read_settings()
+    if ctx.invoked_subcommand not in _PLANNING:  # only these resume collection themselves
+        collect_garbage_again()
 
 
 @cli.command(epilog=EPILOG)
@@ -297,8 +305,8 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     if report_path is not None and dry_run:
         raise UsageError("--report shows what a run did; a dry run does nothing", hint="Drop --dry-run or --report.")
     started = _RunIds()
-    reporter = Broadcast(*_console_reporters(out, as_json, verbosity, len(when) > 1), LogFileReporter(spec.root),
-                         started)
+    reporter = Broadcast(_CollectorBack(), *_console_reporters(out, as_json, verbosity, len(when) > 1),
+                         LogFileReporter(spec.root), started)
     try:
         summaries = api.run_dates(spec, tasks, dates=when, force=force, force_all=force_all, dry_run=dry_run,
                                   keep_going=keep_going, resume=resume, verify=verify,
@@ -325,11 +333,33 @@ def _load(path: str | None) -> Any:
     objects that every full collection during planning would walk again (~8 % of a
     no-op run's CPU). ``gc.freeze`` keeps them out of later collections.
     """
-    import gc
-
     spec = api.load(path)
-    gc.freeze()
+    garbage.freeze()
     return spec
+
+
+def collect_garbage_again() -> None:
+    """End the pause the console script began (targetrun/_entry.py): what was made so far
+    lives on (the plan), so it is frozen out of every later collection, and collection
+    resumes before any task's code runs. A no-op where nothing paused it (the API, tests)."""
+    global _paused
+    if _paused:
+        _paused = False
+        garbage.freeze()
+        garbage.enable()
+
+
+class _CollectorBack:
+    """Resumes garbage collection when the first run starts: after planning, before any
+    task runs (RunStarted precedes every submission, dry runs included)."""
+
+    def wants(self, kind: type) -> bool:
+        from targetrun.events import RunStarted
+
+        return kind is RunStarted
+
+    def handle(self, event: Any) -> None:
+        collect_garbage_again()
 
 
 class _RunIds:
@@ -340,6 +370,9 @@ class _RunIds:
 
         self.run_ids: list[str] = []
         self._started = RunStarted  # imported once, not per event (a no-op run sends 10,000)
+
+    def wants(self, kind: type) -> bool:
+        return kind is self._started
 
     def handle(self, event: Any) -> None:
         if isinstance(event, self._started) and not event.dry_run:
@@ -400,6 +433,7 @@ def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params:
     reports = [api.status(spec, tasks, date=when, params=values, clock=_clock(), verify=verify,
                           trust=trust or _settings(ctx).trust, lock_lease=_settings(ctx).lock_lease)
                for when in _parse_dates(dates)]
+    collect_garbage_again()  # planned and looked at: the reports live until the end
     if as_json:
         out.write(json.dumps(statuses_to_dict(reports), indent=2) + "\n")
     else:

@@ -147,14 +147,39 @@ class RecordingReporter:
 
 
 class Broadcast:
-    """Sends each event to several reporters."""
+    """Sends each event to several reporters.
+
+    A reporter may say which kinds of event it acts on (a ``wants(kind) -> bool``
+    method, asked once per kind): the others are not sent to it. A no-op run of 10,000
+    tasks emits 10,000 TaskSkipped events that the log writer, ``-q``'s console and the
+    run-id observer all ignore; routing by kind spares 30,000 calls that do nothing.
+    A reporter without ``wants`` gets every event.
+    """
 
     def __init__(self, *reporters: Reporter) -> None:
         self.reporters = reporters
+        self._routes: dict[type, tuple[Reporter, ...]] = {}
 
     def handle(self, event: Event) -> None:
-        for reporter in self.reporters:
+        for reporter in self._route(type(event)):
             reporter.handle(event)
+
+    def wants(self, kind: type) -> bool:
+        """Whether any of its reporters acts on events of this kind: an emitter may skip
+        making events nobody would see (10,000 TaskSkipped under ``-q``)."""
+        return bool(self._route(kind))
+
+    def _route(self, kind: type) -> tuple[Reporter, ...]:
+        route = self._routes.get(kind)
+        if route is None:
+            route = self._routes[kind] = tuple(r for r in self.reporters if wanted(r, kind))
+        return route
+
+
+def wanted(reporter: Reporter, kind: type) -> bool:
+    """Whether ``reporter`` acts on events of ``kind`` (one without ``wants`` takes all)."""
+    wants = getattr(reporter, "wants", None)
+    return True if wants is None else bool(wants(kind))
 
 
 class NullReporter:

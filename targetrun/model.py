@@ -16,6 +16,7 @@ Nothing here does I/O or imports anything but the standard library and ``errors`
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -66,7 +67,7 @@ class CachePolicy:
     @property
     def caches(self) -> bool:
         """Whether the task keeps cache entries under a key (it has ``cache_for``)."""
-        return self.ttl != float("inf")
+        return self.ttl != _FOREVER
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,11 @@ class TaskSpec:
 
     @property
     def upstream(self) -> tuple[str, ...]:
-        return tuple(task for _, task in self.needs)
+        # asked a few times per task by every plan: computed once (a frozen dataclass may cache in __dict__)
+        found: tuple[str, ...] | None = self.__dict__.get("_upstream")
+        if found is None:
+            found = self.__dict__["_upstream"] = tuple(task for _, task in self.needs)
+        return found
 
     def line_of(self, key: str) -> int | None:
         return self.field_lines.get(key, self.line)
@@ -196,6 +201,9 @@ class Action(Enum):
     NOT_NEEDED = "not needed"
 
 
+_RUN = Action.RUN  # an enum member read from its class costs 5x a global's lookup
+
+
 class Reason(Enum):
     """Why a task is skipped or run; the value is what ``status`` prints."""
 
@@ -262,7 +270,7 @@ class Decision:
 
     @property
     def runs(self) -> bool:
-        return self.action is Action.RUN
+        return self.action is _RUN  # a module constant: asked ~7 times per task of a plan
 
     def describe(self, *, stale: bool = True) -> str:
         """Human words, e.g. ``will run: target missing`` or ``target exists (stale: code
@@ -271,13 +279,31 @@ class Decision:
             return "not needed"
         text = self.reason.value
         if self.until is not None:
-            until = dt.datetime.fromtimestamp(self.until, dt.timezone.utc)
-            text += f" (until {until:%Y-%m-%d %H:%M:%S}Z)"
+            text += f" (until {_utc_text(self.until)})"
         if self.detail:
             text += f" ({self.detail})"
         if stale and self.stale and not self.runs:
             text += f" (stale: {'; '.join(s.describe() for s in self.stale)})"
         return f"will run: {text}" if self.runs else text
+
+
+_FOREVER = float("inf")
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z: datetime's limit
+
+
+def _utc_text(when: float) -> str:
+    """``2026-11-30 12:00:00Z``: the UTC second ``when`` falls in, as datetime shows it.
+
+    ``time.gmtime`` takes a third of datetime's time (a cache-hit no-op describes 10,000
+    expiries); it floors, where datetime first rounds to the microsecond, so a time within
+    half a microsecond of the next second, or beyond datetime's range, goes to datetime.
+
+    >>> _utc_text(0.0), _utc_text(59.9999996), _utc_text(1796088948.25)
+    ('1970-01-01 00:00:00Z', '1970-01-01 00:01:00Z', '2026-12-01 01:35:48Z')
+    """
+    if 0 <= when < _LAST_SECOND and when % 1 < 0.9999995:
+        return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(when))
+    return f"{dt.datetime.fromtimestamp(when, dt.timezone.utc):%Y-%m-%d %H:%M:%S}Z"
 
 
 class TaskState(Enum):
@@ -370,6 +396,12 @@ class RunSummary:
     finished: float
     requested: tuple[str, ...] = ()
     dry_run: bool = False
+    # How many outcomes are in each state, and whether any failed for want of a backend
+    # or of a usable value: counted in one pass when first asked. The run's end, the
+    # console, the record and the exit code ask a dozen times; 10,000 outcomes each time
+    # cost more than the rest of a no-op's end.
+    _tally: tuple[dict[TaskState, int], bool, bool] | None = field(default=None, init=False, repr=False,
+                                                                     compare=False)
 
     @property
     def failed(self) -> tuple[TaskOutcome, ...]:
@@ -377,16 +409,29 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        bad = (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED)
-        return not any(o.state in bad for o in self.outcomes)
+        counts = self._counted()[0]
+        return not any(counts.get(state) for state in (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED))
 
     @property
     def backend_failed(self) -> bool:
-        return any(o.backend_error for o in self.outcomes)
+        return self._counted()[1]
 
     @property
     def usage_failed(self) -> bool:
-        return any(o.usage_error for o in self.outcomes)
+        return self._counted()[2]
 
     def count(self, state: TaskState) -> int:
-        return sum(1 for o in self.outcomes if o.state is state)
+        return self._counted()[0].get(state, 0)
+
+    def _counted(self) -> tuple[dict[TaskState, int], bool, bool]:
+        tally = self._tally
+        if tally is None:
+            counts: dict[TaskState, int] = {}
+            backend = usage = False
+            for o in self.outcomes:
+                counts[o.state] = counts.get(o.state, 0) + 1
+                if o.backend_error or o.usage_error:
+                    backend, usage = backend or o.backend_error, usage or o.usage_error
+            tally = (counts, backend, usage)
+            object.__setattr__(self, "_tally", tally)  # frozen: a cache of what the fields say
+        return tally

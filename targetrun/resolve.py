@@ -27,6 +27,9 @@ INLINE = "inline"  # values kept in the state store (result: inline)
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 CHECKPOINT_DIR = ".targetrun/results"
 LOGS = os.path.join(".targetrun", "logs")  # task logs, one folder per run (report/logs.py writes them)
+# A literal relative path whose every segment starts with a letter, digit or '_': no '..',
+# '.' or empty segment, no scheme (no ':'), no backslash, no space, no NUL (Placer.place).
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.+=,@-]*)*")
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
 
 
@@ -104,15 +107,19 @@ class Placer:
 
     def target(self, task: TaskSpec, context: Mapping[str, object]) -> Location:
         assert task.target is not None
-        if templating.has_fields(task.target):
-            return self.place(task.result, templating.render(task.target, context), what="target", template=task.target)
-        base = self.base(task.result)
-        if base.result == LOCAL and _plain_relative(task.target):  # the common case, checked in a few steps
-            return Location(LOCAL, f"{base.url.rstrip('/')}/{task.target}")
-        return self.place(task.result, task.target, what="target", template=task.target)
+        rendered = templating.render(task.target, context) if templating.has_fields(task.target) else task.target
+        return self.place(task.result, rendered, what="target", template=task.target)
 
     def place(self, result: str, rendered: str, *, what: str, template: str | None = None) -> Location:
         """Place ``rendered`` (made from ``template``; default: it is all literal text)."""
+        if (template is None or template == rendered) and _PLAIN.fullmatch(rendered):
+            # The common case, a literal relative path such as out/t1.txt: every check below
+            # passes by construction (no '..', '.' or empty segment, no scheme, no NUL, not
+            # absolute, no field so no symlink check), so only the join is left.
+            base = self.base(result)
+            if base.result == LOCAL:
+                return Location(LOCAL, f"{base.url.rstrip('/')}/{rendered}")
+            return Location(base.result, f"{base.url}/{rendered}")
         if not rendered.strip():
             raise SpecError(f"the {what} renders to an empty path")
         if "\0" in rendered:
@@ -265,18 +272,6 @@ def _no_climbing(rendered: str, fixed_dir: str, what: str) -> None:
     if ".." in rest.replace("\\", "/").split("/"):
         raise SpecError(f"the {what} {rendered!r} points outside its result location: a value climbs out of "
                         f"{fixed_dir or 'it'} with '..'", hint=_VALUES_HINT)
-
-
-def _plain_relative(path: str) -> bool:
-    """A literal relative path that :meth:`Placer.place` would keep as it is: no URL, no
-    ``.`` or ``..`` segment, no empty segment, no backslash or NUL, a file name at the end.
-
-    >>> [_plain_relative(p) for p in ("out/a.json", "out/../a", "out//a", "/etc/x", "s3://b/k", ".hidden", "out/")]
-    [True, False, False, False, False, False, False]
-    """
-    return bool(path) and path[0] not in "/ " and path[-1] not in "/ " and "//" not in path \
-        and "/." not in path and not path.startswith(".") and "\\" not in path and "\0" not in path \
-        and "://" not in path
 
 
 def _relative(rendered: str) -> str | None:

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import ast
 import functools
-import glob
 import hashlib
-import importlib.metadata
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -230,8 +228,12 @@ _DISTRIBUTIONS: dict[str, tuple[str, str] | None] = {}  # import name -> (distri
 
 def _distribution(top: str) -> tuple[str, str] | None:
     """The installed distribution that provides a top-level import name, and its version
-    (looked up once per process; the full mapping only when the names differ, as yaml/PyYAML)."""
+    (looked up once per process; the full mapping only when the names differ, as yaml/PyYAML).
+    importlib.metadata is imported here, not at the top: it brings email, zipfile and more
+    (~10 ms), and a run with no ``code`` validator never asks."""
     if top not in _DISTRIBUTIONS:
+        import importlib.metadata
+
         found: tuple[str, str] | None = None
         try:
             found = (top, importlib.metadata.version(top))
@@ -308,6 +310,8 @@ class DepIndex:
 
     def _expand(self, pattern: str) -> list[tuple[str, str, Callable[[], str] | None]]:
         """(key, stat, how to hash it) for each file a pattern names."""
+        import glob  # only a task with `deps:` asks
+
         if "://" in pattern:
             return self._expand_remote(pattern)
         full = pattern if os.path.isabs(pattern) else os.path.join(self.root, pattern)
@@ -324,6 +328,8 @@ class DepIndex:
         return found or [(pattern, "", None)]
 
     def _expand_remote(self, pattern: str) -> list[tuple[str, str, Callable[[], str] | None]]:
+        import glob
+
         import fsspec  # type: ignore[import-untyped]
 
         fs, path = fsspec.core.url_to_fs(pattern, **self.options_for(pattern))
@@ -387,7 +393,7 @@ class MadeFrom:
         if spec.version is not None:
             return {"version": "version:" + spec.version}
         if spec.shell is not None:
-            return {"shell": "shell:" + hashlib.sha256(spec.shell.encode()).hexdigest()[:16]}
+            return {"shell": _shell_digest(spec.shell)}
         if spec.run is not None:
             return self.code_index.of_callable(spec.run)
         return None
@@ -402,6 +408,12 @@ class MadeFrom:
 
     def deps(self, spec: TaskSpec, previous: Checkpoint | None) -> DepState:
         return self.dep_index.of_task(spec.deps, previous)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shell_digest(command: str) -> str:
+    """A shell task's code fingerprint; 10,000 tasks often share a few command templates."""
+    return "shell:" + hashlib.sha256(command.encode()).hexdigest()[:16]
 
 
 def compare(

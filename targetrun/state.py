@@ -70,13 +70,14 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
     made = _made_differently(plan, store, stats)
     stale = _stale_unneeded(plan, store, stats, judge)
     rows = []
+    shown = _displayer(plan.spec)
     for name, task in plan.tasks.items():
         target = task.target
         stat, note = stats.get(name, (None, ""))
         made_with, made_for = made.get(name, ({}, None))
         decision = plan.decision(name)
         rows.append(StatusRow(name, target.url if target else None, decision, stat, note, last.get(name),
-                              display_path(plan.spec, target) if target else None, made_with, made_for,
+                              shown(target) if target else None, made_with, made_for,
                               decision.stale or stale.get(name, ())))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
 
@@ -101,6 +102,22 @@ def display_path(spec: PipelineSpec, where: Location) -> str:
     return where.url if relative == ".." or relative.startswith(".." + os.sep) else relative
 
 
+def _displayer(spec: PipelineSpec) -> Callable[[Location], str]:
+    """:func:`display_path` for many locations: a local target already normal and inside
+    the Pipelinefile's folder (the usual one) is cut without asking ``os.path`` again."""
+    inside = spec.root.rstrip(os.sep) + os.sep
+    cut = len(inside) if os.path.isabs(inside) else None
+
+    def shown(where: Location) -> str:
+        if cut is not None and where.result == LOCAL and where.url.startswith(inside):
+            rest = where.url[cut:]
+            if rest and f"{os.sep}." not in f"{os.sep}{rest}" and os.sep * 2 not in f"{os.sep}{rest}{os.sep}":
+                return rest
+        return display_path(spec, where)
+
+    return shown
+
+
 def _made_differently(plan: Plan, store: StateStore | None,
                       stats: Mapping[str, tuple[Stat | None, str]]) -> dict[str, tuple[dict[str, str], str | None]]:
     """For each task whose existing output stands (skipped, cache hit, or an existing target
@@ -116,7 +133,9 @@ def _made_differently(plan: Plan, store: StateStore | None,
         if decision.reason is Reason.NOT_NEEDED and not stats.get(name, (None, ""))[0]:
             continue  # nothing there to describe
         standing[name] = task.checkpoint.url
-    records = store.checkpoints(list(dict.fromkeys(standing.values()))) if standing else {}
+    # Only records that kept parameter values or a date can differ (the planner may have
+    # read every record already; the store selects these without decoding the rest again).
+    records = store.checkpoints_made_with(list(dict.fromkeys(standing.values()))) if standing else {}
     found = {}
     for name, url in standing.items():
         record = records.get(url)
@@ -153,11 +172,12 @@ def _stats(storages: Callable[[str], Storage], plan: Plan) -> dict[str, tuple[St
         if task.target is not None:
             by_storage.setdefault(task.target.result, []).append((name, task.target))
     found: dict[str, tuple[Stat | None, str]] = {}
+    known_stat = plan.checker.known_stat if plan.checker else lambda _key, _url: (False, None)
     for key, members in by_storage.items():
         storage = storages(key)
         unknown = []
         for name, loc in members:
-            known, stat = plan.checker.known_stat(key, loc.url) if plan.checker else (False, None)
+            known, stat = known_stat(key, loc.url)
             if known:
                 found[name] = (stat, "")
             else:

@@ -61,6 +61,7 @@ from targetrun.events import (
     TaskSkipped,
     TaskStarted,
     TaskSucceeded,
+    wanted,
 )
 from targetrun.executors.base import Executor
 from targetrun.model import CacheEntry, Checkpoint, Decision, PipelineSpec, PlannedTask, Reason, RunSummary, TaskOutcome, TaskState
@@ -674,6 +675,8 @@ class Engine:
         return progress
 
     def _report_skips(self, scope: RunScope) -> None:
+        if not wanted(self.reporter, TaskSkipped):  # -q: 10,000 events nobody reads
+            return
         for name, decision in scope.decisions.items():
             if not decision.runs:
                 self.reporter.handle(TaskSkipped(name, decision, _target(scope.tasks[name])))

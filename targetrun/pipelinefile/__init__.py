@@ -29,12 +29,14 @@ FILENAMES = ("Pipelinefile.yaml", "Pipelinefile.yml", "Pipelinefile")
 
 
 def _model_fingerprint() -> str:
-    """The version and the size and age of the model and of every module that validates a
-    file: a cached spec pickled by another shape of the model classes, or checked by other
-    rules (a development checkout, an upgrade), is never reused."""
+    """The version and the size and age of the model, of every module that validates a
+    file and of the cache's own format: a cached spec written for another shape of the
+    model classes or in another layout, or checked by other rules (a development checkout,
+    an upgrade), is never reused."""
     here = os.path.dirname(os.path.abspath(__file__))
     package = os.path.dirname(here)
-    checkers = [model.__file__] + [os.path.join(here, name) for name in ("schema.py", "yamlnodes.py", "values.py")]
+    checkers = [model.__file__] + [os.path.join(here, name)
+                                   for name in ("schema.py", "yamlnodes.py", "values.py", "cachefile.py")]
     checkers += [os.path.join(package, name) for name in ("templating.py", "shellcheck.py", "resolve.py", "durations.py")]
     parts = [__version__]
     for path in checkers:

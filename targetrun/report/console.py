@@ -28,7 +28,7 @@ from targetrun.events import (
     TaskStarted,
     TaskSucceeded,
 )
-from targetrun.model import RunSummary, TaskState
+from targetrun.model import Decision, RunSummary, TaskState
 from targetrun.redact import safe
 
 _COLOURS = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36"}
@@ -53,6 +53,7 @@ class ConsoleReporter:
         self.colour = colour
         self.dates = dates  # a backfill: say which date each run is for
         self._width = 12
+        self._said: dict[int, tuple[Decision, str]] = {}
 
     def _paint(self, text: str, style: str) -> str:
         if not self.colour:
@@ -64,12 +65,28 @@ class ConsoleReporter:
         name = safe(task).ljust(self._width)
         self.stream.write(f"{label} {name} {safe(text)}".rstrip() + "\n")
 
+    def _words(self, decision: Decision) -> str:
+        """A decision's words, made once per decision object: the 10,000 skips of a
+        no-op share one (the pair keeps the object, so its id is not reused meanwhile)."""
+        said = self._said.get(id(decision))
+        if said is None:
+            said = self._said[id(decision)] = (decision, decision.describe())
+        return said[1]
+
+    def wants(self, kind: type) -> bool:
+        """Every event but those this verbosity prints nothing for (events.Broadcast asks)."""
+        if kind is TaskSkipped or kind is TaskSucceeded or kind is TaskGathered or kind is TaskBlocked:
+            return self.verbosity >= NORMAL
+        if kind is TaskStarted:
+            return self.verbosity >= VERBOSE
+        return True
+
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self._started(event)
         elif isinstance(event, TaskSkipped):
             if self.verbosity >= NORMAL:
-                self._line("skipped", "dim", event.task, event.decision.describe())
+                self._line("skipped", "dim", event.task, self._words(event.decision))
         elif isinstance(event, TaskPlanned):
             self._line("would run", "cyan", event.task, event.decision.describe().removeprefix("will run: "))
         elif isinstance(event, TaskStarted):

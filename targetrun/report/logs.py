@@ -25,12 +25,17 @@ from targetrun.redact import printable, redact
 from targetrun.resolve import LOGS, log_path
 
 UNATTRIBUTED = "unattributed.txt"  # not a task's name: task logs end in .log
+_LOGGED = frozenset((RunStarted, TaskSucceeded, TaskRetrying, TaskFailed, RunOutput))
 
 
 class LogFileReporter:
     def __init__(self, root: str) -> None:
         self.root = root
         self.run_id = ""
+
+    def wants(self, kind: type) -> bool:
+        """Only the events that carry what a task printed (events.Broadcast asks)."""
+        return kind in _LOGGED
 
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):

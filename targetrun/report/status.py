@@ -41,23 +41,43 @@ def _stale(row: StatusRow) -> str:
     return f" (stale: {'; '.join(s.describe() for s in items)})" if items else ""
 
 
-def _last(row: StatusRow, now: float) -> str:
+def _last(row: StatusRow, now: float, said: dict[tuple[object, ...], str] | None = None) -> str:
     if row.last is None:
         return ""
-    return f"{row.last.state.value} {format_duration(max(0.0, now - row.last.finished))} ago"
+    return f"{row.last.state.value} {_duration(max(0.0, now - row.last.finished), said)} ago"
 
 
-def cells(row: StatusRow, now: float) -> tuple[str, ...]:
+def _duration(seconds: float, said: dict[tuple[object, ...], str] | None) -> str:
+    """:func:`format_duration`; from a minute on it shows whole seconds, so the words for
+    each whole second are made once per table (10,000 ages fall in few seconds)."""
+    if said is None or seconds < 60:
+        return format_duration(seconds)
+    key = ("duration", int(seconds))
+    found = said.get(key)
+    if found is None:
+        found = said[key] = format_duration(seconds)
+    return found
+
+
+def cells(row: StatusRow, now: float, said: dict[tuple[object, ...], str] | None = None) -> tuple[str, ...]:
     """One table row, in the user's terms: the target as written (relative to the
-    Pipelinefile's folder), and what an existing output was made with when that differs."""
-    age = format_duration(max(0.0, now - row.stat.mtime)) if row.stat and row.stat.mtime else ""
-    state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
+    Pipelinefile's folder), and what an existing output was made with when that differs.
+
+    ``said`` remembers the state column across the rows of one table: 10,000 rows share a
+    handful of decisions, and each is put into words once."""
+    age = _duration(max(0.0, now - row.stat.mtime), said) if row.stat and row.stat.mtime else ""
+    if said is None or row.made or row.stale:
+        state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
+    else:
+        key = (row.decision, row.stat is not None, row.note, row.target is not None)
+        state = said.get(key) or said.setdefault(key, _state(row))
     return (row.task, row.path or row.target or "-", state, size_text(row.stat.size if row.stat else None), age,
-            _last(row, now))
+            _last(row, now, said))
 
 
 def render_status(report: StatusReport, out: TextIO, *, colour: bool, now: float) -> None:
-    rows = [cells(row, now) for row in report.rows]
+    said: dict[tuple[object, ...], str] = {}
+    rows = [cells(row, now, said) for row in report.rows]
     if colour:
         _rich_table(report, rows, out)
     else:
@@ -71,11 +91,20 @@ def _plain_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
 
 
 def plain_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], out: TextIO) -> None:
-    """Columns aligned with spaces; no control codes."""
-    rows = [tuple(safe(cell) for cell in row) for row in rows]  # one line per row, whatever the values hold
+    """Columns aligned with spaces; no control codes. Each distinct cell is made safe
+    once (a column of 10,000 rows holds few distinct states, sizes and ages)."""
+    shown: dict[str, str] = {}
+
+    def show(cell: str) -> str:
+        found = shown.get(cell)
+        if found is None:
+            found = shown[cell] = safe(cell)
+        return found
+
+    rows = [tuple(map(show, row)) for row in rows]  # one line per row, whatever the values hold
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    for line in [headers, *rows]:
-        out.write("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() + "\n")
+    out.write("".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() + "\n"
+                      for line in [headers, *rows]))
 
 
 def _rich_table(report: StatusReport, rows: list[tuple[str, ...]], out: TextIO) -> None:

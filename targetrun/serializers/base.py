@@ -245,11 +245,22 @@ def formats_for(value: object) -> list[str]:
 
 def file_suffix(ref: str) -> str:
     """The suffix of a checkpoint file named after its serializer (a task with no target)."""
+    if ref not in _REF_NAMES:  # parsed once per reference: 10,000 cache hits ask with a few
+        try:
+            _REF_NAMES[ref] = Ref.parse(ref).name
+        except UsageError:
+            _REF_NAMES[ref] = None
+    name = _REF_NAMES[ref]
+    if name is None:
+        return ".bin"
     try:
-        cls = SERIALIZERS.get(Ref.parse(ref).name)
+        cls = SERIALIZERS.get(name)  # asked each time: a plugin may be registered meanwhile
     except UsageError:
         return ".bin"
     return next(iter(cls.suffixes or cls.output_suffixes), ".bin")
+
+
+_REF_NAMES: dict[str, str | None] = {}  # serializer reference -> its name (None: not a reference)
 
 
 # -- values, by type, without importing their libraries ----------------------------

@@ -227,6 +227,9 @@ class Listing:
         return self.decided is None or key in self.decided
 
 
+_UNSEEN = Stat(-1, None)  # a marker: no listing saw the key
+
+
 class TargetChecker:
     """Answers "does it exist?" for many targets with few requests.
 
@@ -290,11 +293,14 @@ class TargetChecker:
         for group, members in by_group.items():
             self._list_for(storage, group)
             for url in members:
-                if (storage_key, key(url)) in found:
+                name = key(url)
+                if (storage_key, name) in found:
                     answers[url] = True
                     continue
-                known = self._known(storage_key, key(url))
+                known = self._known(storage_key, name)
                 answers[url] = storage.exists(url) if known is None else known
+        if len(by_group) == 1:
+            return answers  # one group: already in the order asked
         return dict(zip(urls, (answers[url] for url in urls)))  # in the order asked
 
     def _known(self, storage_key: str, key: str) -> bool | None:
@@ -342,8 +348,8 @@ class TargetChecker:
     def known_stat(self, storage_key: str, url: str) -> tuple[bool, Stat | None]:
         """(True, stat) when a listing already answered ``url`` (stat None: missing)."""
         key = self._storages(storage_key).key(url)
-        if (storage_key, key) in self._found:
-            stat = self._found[(storage_key, key)]
+        stat = self._found.get((storage_key, key), _UNSEEN)  # one lookup: status asks for every target
+        if stat is not _UNSEEN:
             return (True, stat) if stat is not None else (False, None)  # by name only: size unknown
         return (True, None) if self._known(storage_key, key) is False else (False, None)
 

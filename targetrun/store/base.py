@@ -247,6 +247,13 @@ class StateStore(ABC):
         return {location: record for location, record in self.checkpoints(locations).items()
                 if record.code is None or canonical(record.code) != code}
 
+    def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
+        """The records at ``locations`` that keep what the run that wrote them asked for
+        (``made_with`` or ``made_for``): the only ones ``status`` describes as "made with
+        ...". A store may select them without decoding the others."""
+        return {location: record for location, record in self.checkpoints(locations).items()
+                if record.made_with or record.made_for}
+
     # -- cache entries ---------------------------------------------------------------
 
     @abstractmethod
@@ -357,6 +364,9 @@ def _outcomes_key(run_id: str) -> str:
     return f"targetrun-run:{run_id}:outcomes"  # no "://": never an inline value's location
 
 
+_STATE_TEXT = {state: state.value for state in TaskState}
+
+
 def encode_outcomes(outcomes: Iterable[TaskOutcome], date: str = "") -> bytes:
     """Outcomes as zlib-compressed JSON rows ``[task, state, reason, target]``.
 
@@ -368,11 +378,12 @@ def encode_outcomes(outcomes: Iterable[TaskOutcome], date: str = "") -> bytes:
     """
     words: dict[int, tuple[object, str]] = {}  # a no-op of 10,000 tasks shares one decision: describe it once
     rows = []
+    state_text = _STATE_TEXT  # an enum member's .value is a descriptor call: look it up instead
     for o in outcomes:
         said = words.get(id(o.decision))
         if said is None:  # the decision is kept in the pair, so its id is not reused meanwhile
             said = words[id(o.decision)] = (o.decision, o.decision.describe())
-        rows.append([o.task, o.state.value, said[1], o.target])
+        rows.append([o.task, state_text[o.state], said[1], o.target])
     # level 1: a third of level 6's time on this repetitive text, and about as small
     return zlib.compress(json.dumps({"v": 1, "date": date, "tasks": rows}, separators=(",", ":")).encode(), 1)
 

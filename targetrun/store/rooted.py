@@ -250,6 +250,9 @@ class RootedStore(StateStore):
         return {location: record for location, record in records.items()
                 if record.code is None or location not in self._foreign or canonical(record.code) != code}
 
+    def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
+        return self._lookup(locations, self.inner.checkpoints_made_with)
+
     def _lookup(self, locations: list[str], fetch: Fetch) -> dict[str, Checkpoint]:
         """The records of ``locations``, fetched by their keys; a location inside the project
         with none is fetched once more by its absolute path: a record written before

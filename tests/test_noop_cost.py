@@ -1,0 +1,203 @@
+"""What a no-op costs, held by what it does rather than by a clock: which reporters see
+each event, how often `status` decodes a checkpoint record, what a cached Pipelinefile
+load and a no-op run import. Each of these was a measured part of the 10,000-task no-op
+(benchmarks/bench_vs_make.py); the figures themselves are the benchmarks' business."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from targetrun import model
+from targetrun.events import Broadcast, RecordingReporter, RunStarted, TaskSkipped
+from targetrun.model import Action, Checkpoint, Decision, Reason
+from targetrun.pipelinefile import load_pipeline, spec_cache_file
+from targetrun.store import sqlite as sqlite_store
+from targetrun.store.base import StoreOptions
+
+from tests.test_imports import loaded_after
+
+SKIP = Decision(Action.SKIP, Reason.TARGET_EXISTS)
+
+
+class _OnlyRunStarted(RecordingReporter):
+    def wants(self, kind: type) -> bool:
+        return kind is RunStarted
+
+
+def test_broadcast_sends_a_reporter_only_the_kinds_it_wants():
+    everything, picky = RecordingReporter(), _OnlyRunStarted()
+    fan = Broadcast(everything, picky)
+    for event in (RunStarted("r", "p", (), 2, 0), TaskSkipped("a", SKIP), TaskSkipped("b", SKIP)):
+        fan.handle(event)
+    assert [type(e) for e in everything.events] == [RunStarted, TaskSkipped, TaskSkipped]  # no `wants`: all
+    assert [type(e) for e in picky.events] == [RunStarted]
+    assert fan.wants(TaskSkipped) and Broadcast(picky).wants(RunStarted) and not Broadcast(picky).wants(TaskSkipped)
+
+
+def _many(n: int) -> str:
+    return "tasks:\n" + "".join(f"  t{i}: {{shell: 'echo {i} > {{output}}', target: out/t{i}.txt}}\n" for i in range(n))
+
+
+def test_status_decodes_each_checkpoint_record_at_most_once(project, monkeypatch):
+    """It used to read every record twice: once to plan, once more to say what each
+    output was "made with" -- which only records keeping parameters or a date can say,
+    and still do."""
+    proj = project("params: {city: berlin}\n" + _many(30) +
+                   "  fetch: {shell: 'echo {params.city} > {output}', target: out/data.txt}\n")
+    assert proj.cli("run", "-q").code == 0
+    decoded: list[object] = []
+    real = sqlite_store.checkpoint_of  # every record read becomes a Checkpoint here
+
+    def counting(doc: object) -> Checkpoint:
+        decoded.append(doc)
+        return real(doc)
+
+    monkeypatch.setattr(sqlite_store, "checkpoint_of", counting)
+    status = proj.cli("status", "-p", "city=paris")
+    assert status.code == 0 and "0 of 31 tasks would run" in status.out, status.out + status.err
+    assert "(made with city=berlin)" in status.out
+    assert len(decoded) <= 31 + 1  # each record once, and the one that kept a parameter again
+
+
+def _store_with(tmp_path, records: dict[str, str]) -> sqlite_store.SqliteStore:
+    store = sqlite_store.SqliteStore.open(str(tmp_path / "state.db"), StoreOptions())
+    store.close()
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.executemany("INSERT INTO checkpoints (location, task, run_id, record) VALUES (?, ?, ?, ?)",
+                       [(loc, "t", "r", text) for loc, text in records.items()])
+    return sqlite_store.SqliteStore.open(str(tmp_path / "state.db"), StoreOptions())
+
+
+def _record(location: str, **extra: object) -> str:
+    return json.dumps({"task": "t", "location": location, "serializer": "text", "size": 1, "hash": "h",
+                       "run_id": "r", "written_at": 1.0, **extra})
+
+
+def test_the_store_selects_the_records_that_kept_parameters_or_a_date(tmp_path, capsys):
+    store = _store_with(tmp_path, {
+        "/p/plain": _record("/p/plain"),
+        "/p/with": _record("/p/with", made_with={"city": "berlin"}),
+        "/p/for": _record("/p/for", made_for="2026-11-01"),
+        "/p/empty": _record("/p/empty", made_with={}),  # as some older runs wrote it: says nothing
+        "/p/broken": "{not json",
+    })
+    try:
+        found = store.checkpoints_made_with(["/p/plain", "/p/with", "/p/for", "/p/empty", "/p/broken", "/p/none"])
+        assert sorted(found) == ["/p/for", "/p/with"]
+        assert found["/p/with"].made_with == {"city": "berlin"} and found["/p/for"].made_for == "2026-11-01"
+        assert "unreadable" in capsys.readouterr().err  # a malformed record is reported, as by checkpoints()
+        # the generic rule (any other store) agrees
+        generic = sqlite_store.StateStore.checkpoints_made_with(store, ["/p/plain", "/p/with", "/p/for", "/p/empty"])
+        assert sorted(generic) == ["/p/for", "/p/with"]
+    finally:
+        store.close()
+
+
+class _CountingJson:
+    """The json module, counting the documents decoded."""
+
+    def __init__(self) -> None:
+        self.loads_calls = 0
+
+    def loads(self, text: str | bytes) -> object:
+        self.loads_calls += 1
+        return json.loads(text)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(json, name)
+
+
+def test_records_read_together_are_decoded_in_one_piece(tmp_path, capsys, monkeypatch):
+    """Records are decoded in one piece when all are well formed; a malformed one among
+    them sends the batch row by row, so it alone is reported and left out."""
+    good = {f"/p/{i}": _record(f"/p/{i}", inputs={"x": str(i)}) for i in range(5)}
+    store = _store_with(tmp_path, {**good, "/p/two": _record("/p/two") + "," + _record("/p/extra")})
+    counting = _CountingJson()
+    monkeypatch.setattr(sqlite_store, "json", counting)
+    try:
+        assert sorted(store.checkpoints(list(good))) == sorted(good)
+        assert counting.loads_calls == 1
+        assert {loc: c.inputs for loc, c in store.checkpoints(list(good)).items()} == \
+            {loc: {"x": loc.rsplit("/", 1)[1]} for loc in good}
+        assert capsys.readouterr().err == ""
+        mixed = store.checkpoints([*good, "/p/two"])
+        assert sorted(mixed) == sorted(good)  # the record holding two objects is not read as one
+        assert "unreadable" in capsys.readouterr().err
+    finally:
+        store.close()
+
+
+def test_a_cached_pipelinefile_is_rebuilt_without_running_the_model_constructors(tmp_path, monkeypatch):
+    """The cache holds only data: loading it fills the frozen dataclasses as their own
+    constructors would (same values, defaults filled in) without calling them."""
+    path = tmp_path / "Pipelinefile.yaml"
+    path.write_text("params: {city: berlin, when: 2026-11-01}\n"
+                    "results: {store: {url: out, options: {k: v}}}\n"
+                    "tasks:\n"
+                    "  a: {run: 'm:f', args: {x: [1, 2], y: {z: null}}, target: a.json, cache_for: 1h}\n"
+                    "  b: {shell: 'cat {needs.a}', needs: [a], target: b.txt, result: store, max_retries: 2}\n")
+    parsed = load_pipeline(str(path))  # parses, validates, writes the cache
+
+    def refuse(self: object, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a constructor ran while loading the spec cache")
+
+    monkeypatch.setattr(model.TaskSpec, "__init__", refuse)
+    monkeypatch.setattr(model.PipelineSpec, "__init__", refuse)
+    cached = load_pipeline(str(path))
+    monkeypatch.undo()
+    assert cached == parsed and cached is not parsed
+    assert cached.tasks["b"].checkpoint is True and cached.tasks["b"].deps == ()  # defaults filled in
+    # a cache file of another shape (a field the class lacks, a required one missing) is a miss
+    cache = spec_cache_file(str(path))
+    with open(cache, "rb") as f:
+        written = json.loads(f.read())
+    table = written["tasks"]  # the tasks as one table: a column per field some task sets, a row per task
+    assert table["\0"] == "TaskTable" and table["fields"][0] == "name" and len(table["rows"]) == 2
+    for change in ("unknown field", "missing name", "short row", "twice the same task", "task as an object"):
+        doc = json.loads(json.dumps(written))
+        table = doc["tasks"]
+        if change == "unknown field":
+            table["fields"].append("surprise")
+            for row in table["rows"]:
+                row.append(1)
+        elif change == "missing name":
+            table["fields"].pop(0)
+            for row in table["rows"]:
+                row.pop(0)
+        elif change == "short row":
+            table["rows"][1].pop()
+        elif change == "twice the same task":
+            table["rows"][1][0] = table["rows"][0][0]
+        else:
+            doc["tasks"] = {"a": {"\0": "TaskSpec", "surprise": 1}}
+        with open(cache, "w") as f:
+            json.dump(doc, f)
+        assert load_pipeline(str(path)) == parsed, change  # parsed again, not built from the odd file
+
+
+def test_a_local_no_op_run_does_not_import_package_metadata(tmp_path):
+    """importlib.metadata (with email, zipfile, ...) is for the `code` validator's library
+    versions; a run that judges no code does not pay for it."""
+    (tmp_path / "Pipelinefile.yaml").write_text("tasks:\n  a:\n    shell: echo hi\n    target: a.txt\n")
+    (tmp_path / "a.txt").write_text("hi\n")
+    run = (f"from targetrun.cli import invoke\nimport io, sys\n"
+           f"assert invoke(['run', '-q', '-f', {str(tmp_path / 'Pipelinefile.yaml')!r}], io.StringIO(), sys.stderr) == 0")
+    loaded_after(run, ())  # the first run validates and caches the spec
+    assert loaded_after(run, ("email", "zipfile")) == []
+
+
+def test_the_console_script_pauses_collection_while_planning_and_resumes_it_for_tasks(tmp_path):
+    """The garbage collector is paused from start-up through planning (everything made
+    then stays alive) and running again before any task runs: a Python task's module is
+    imported while it is paused, its function runs with it on."""
+    import subprocess
+    import sys
+
+    (tmp_path / "Pipelinefile.yaml").write_text("tasks:\n  probe: {run: 'probe:seen', target: seen.json}\n")
+    (tmp_path / "probe.py").write_text("import gc\nPAUSED_AT_IMPORT = not gc.isenabled()\n\n"
+                                       "def seen():\n    return [PAUSED_AT_IMPORT, gc.isenabled()]\n")
+    done = subprocess.run([sys.executable, "-m", "targetrun", "run", "-q"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "seen.json").read_text()) == [True, True]
