@@ -1,17 +1,48 @@
-"""The ``targetrun`` console script: signals are handled before the CLI is even imported,
-so Ctrl-C or SIGTERM at start-up exits 130/143 quietly instead of with a traceback."""
+"""The ``targetrun`` console script (and ``python -m targetrun``): Ctrl-C or SIGTERM at any
+moment of start-up exits 130/143 quietly instead of with a traceback.
+
+Three stages, each covered:
+
+1. This module's first statement (and ``__main__.py``'s) installs a handler that ends the
+   process at once with 128 + the signal number: nothing has started, so there is nothing
+   to clean up or say (``targetrun._stop_quietly_from_now``, in the package's
+   ``__init__``, which is loaded already, so no file is read before it). It also unblocks
+   both signals, so one a launcher kept pending arrives there.
+2. :func:`main` installs the real handlers (:mod:`targetrun.stopping`) and imports the
+   CLI; a stop while importing ends the process the same way.
+3. From then on a stop unwinds the command (``Stopped``) and the CLI exits 130/143.
+
+Before stage 1 the interpreter is still starting itself (its standard streams, ``site``
+and ``.pth`` files): no code of any package runs there, so a signal then is the
+interpreter's own to handle -- it dies of it (a shell reports 130) or says that its
+start-up was interrupted. Only the process that starts targetrun can close that gap: it
+may start it with SIGINT and SIGTERM blocked, and stage 1 receives a signal sent meanwhile.
+"""
 
 from __future__ import annotations
 
-import os
+from targetrun import _stop_quietly_from_now  # the package is loaded already: no file is read
 
-from targetrun import stopping
+_stop_quietly_from_now()
+
+import os  # noqa: E402
+from typing import NoReturn  # noqa: E402 - only once a signal can no longer raise here
+
+from targetrun import stopping  # noqa: E402
 
 
 def main() -> None:
-    stopping.install()
     try:
+        stopping.install()
         from targetrun.cli import main as cli_main
     except KeyboardInterrupt as exc:  # stopped while importing: nothing has started yet
-        os._exit(stopping.exit_code_of(exc))
-    cli_main()
+        _exit(exc)
+    try:
+        cli_main()  # handles a stop itself; this catches one in the instant before it does
+    except KeyboardInterrupt as exc:
+        _exit(exc)
+
+
+def _exit(exc: BaseException) -> NoReturn:
+    stopping.flush()
+    os._exit(stopping.exit_code_of(exc))
