@@ -8,9 +8,10 @@ Three stages, each covered:
    to clean up or say (``targetrun._stop_quietly_from_now``, in the package's
    ``__init__``, which is loaded already, so no file is read before it). It also unblocks
    both signals, so one a launcher kept pending arrives there.
-2. :func:`main` installs the real handlers (:mod:`targetrun.stopping`) and imports the
-   CLI; a stop while importing ends the process the same way.
-3. From then on a stop unwinds the command (``Stopped``) and the CLI exits 130/143.
+2. :func:`main` imports the CLI under that handler: a stop while importing ends the
+   process the same way, raising nothing an import could swallow.
+3. The CLI installs the real handlers (:mod:`targetrun.stopping`) first thing; from then on
+   a stop unwinds the command (``Stopped``) and the CLI exits 130/143.
 
 Before stage 1 the interpreter is still starting itself (its standard streams, ``site``
 and ``.pth`` files): no code of any package runs there, so a signal then is the
@@ -26,23 +27,18 @@ from targetrun import _stop_quietly_from_now  # the package is loaded already: n
 _stop_quietly_from_now()
 
 import os  # noqa: E402
-from typing import NoReturn  # noqa: E402 - only once a signal can no longer raise here
 
 from targetrun import stopping  # noqa: E402
 
 
 def main() -> None:
-    try:
-        stopping.install()
-        from targetrun.cli import main as cli_main
-    except KeyboardInterrupt as exc:  # stopped while importing: nothing has started yet
-        _exit(exc)
-    try:
-        cli_main()  # handles a stop itself; this catches one in the instant before it does
-    except KeyboardInterrupt as exc:
-        _exit(exc)
+    # Stage 2: the CLI is imported under stage 1's handler. Nothing has started, so ending
+    # the process at once is all a stop needs -- and no exception is raised, which an
+    # import's finalizer or weakref callback could swallow ("Exception ignored in ...").
+    from targetrun.cli import main as cli_main
 
-
-def _exit(exc: BaseException) -> NoReturn:
-    stopping.flush()
-    os._exit(stopping.exit_code_of(exc))
+    try:
+        cli_main()  # stage 3: installs the real handlers first thing
+    except KeyboardInterrupt as exc:  # one in the instant before the CLI's own handling began
+        stopping.flush()
+        os._exit(stopping.exit_code_of(exc))

@@ -10,8 +10,9 @@ run. The outcome allowed depends only on where the signal landed:
   files, the search for the ``targetrun`` package) and no package code can run: it dies of
   the signal (return code -2; a shell reports 130, the convention for "killed by SIGINT")
   or reports that its own start-up was interrupted and exits 1 ("Fatal Python error:
-  init_import_site", "failed to set __main__.__loader__"). In both cases nothing of
-  targetrun may show in the output: no frame of its files.
+  init_import_site", "failed to set __main__.__loader__"), or -- rarely -- loses it
+  inside a finalizer or a ``.pth`` file and goes on ("Exception ignored in ...", exit 0).
+  In every case nothing of targetrun may show in the output: no frame of its files.
 
 A launcher can close that gap by starting targetrun with SIGINT blocked: the signal then
 stays pending and is delivered to targetrun's first statements, which exit 130.
@@ -33,6 +34,7 @@ SCRIPT = Path(sys.executable).parent / "targetrun"
 COMMANDS = {"console script": [str(SCRIPT), "run"], "python -m": [sys.executable, "-m", "targetrun", "run"]}
 OUR_FRAME = re.compile(r'File "[^"]*[/\\]targetrun[/\\][^"]*\.py"')
 DELAYS_MS = list(range(0, 85, 5))
+LATER_MS = [150, 300, 600, 1200, 2000, 2000, 2000, 2000, 2000, 2000]  # a slow start-up still ends in the run
 
 
 @pytest.fixture
@@ -48,12 +50,14 @@ def start(command: list[str], folder: Path) -> subprocess.Popen[bytes]:
 
 def verdict(code: int, err: str) -> str | None:
     """What is wrong with this outcome of a SIGINT at start-up, or None."""
+    if OUR_FRAME.search(err) or "Stopped" in err:
+        return f"exit {code} with targetrun's own code in a traceback"
     if code == 130:
         return "a traceback" if "Traceback" in err else None
-    if OUR_FRAME.search(err):
-        return f"exit {code} with targetrun's own code in the traceback"
     if code in (-signal.SIGINT, 1):
         return None  # before targetrun's first statement: the interpreter's own start-up
+    if code == 0 and ("Exception ignored in" in err or "Remainder of file ignored" in err):
+        return None  # the interpreter lost the signal in its own start-up (a finalizer, a .pth file)
     return f"exit {code}"
 
 
@@ -61,7 +65,9 @@ def verdict(code: int, err: str) -> str | None:
 @pytest.mark.parametrize("entry", list(COMMANDS))
 def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(pipeline, entry):
     outcomes: list[tuple[int, int]] = []
-    for delay in DELAYS_MS * 2:
+    for delay in DELAYS_MS * 2 + LATER_MS:
+        if delay in LATER_MS and sum(code == 130 for _, code in outcomes) >= 6:
+            break  # enough signals landed in targetrun (a loaded machine starts slower: wait longer)
         process = start(COMMANDS[entry], pipeline)
         time.sleep(delay / 1000)
         process.send_signal(signal.SIGINT)
@@ -69,10 +75,11 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(pipeline
         err = err_bytes.decode(errors="replace")
         problem = verdict(process.returncode, err)
         assert problem is None, f"SIGINT after {delay} ms: {problem}\n{err}"
+        if process.returncode == 130:
+            assert not (pipeline / "a.txt").exists()  # stopped before the task finished
+        (pipeline / "a.txt").unlink(missing_ok=True)
         outcomes.append((delay, process.returncode))
-    assert not (pipeline / "a.txt").exists()
-    handled = [delay for delay, code in outcomes if code == 130]
-    assert len(handled) >= len(outcomes) // 3, outcomes  # most signals land in targetrun, not before it
+    assert sum(code == 130 for _, code in outcomes) >= 6, outcomes  # the test saw targetrun handle them
 
 
 @pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
