@@ -144,3 +144,12 @@ def test_the_task_name_limit_is_where_file_names_still_work(project):
     assert proj.read("total.json").strip() == "156"
     logs = proj.cli("logs", f"{name}[11]")
     assert logs.code == 0 and "made 12" in logs.text, logs.text
+
+
+@pytest.mark.parametrize("command", ["validate", "status"])
+def test_an_unknown_state_store_scheme_is_refused_with_its_line(project, command):
+    """`validate` refuses the `cache:` URL `run` and `status` would refuse, naming its line."""
+    proj = project(f'name: x\ncache: "nosuch://h/0"\ntasks:\n  a: {SHELL_TASK}\n')
+    result = proj.cli(command)
+    assert result.code == 2, result.text
+    assert "Pipelinefile.yaml, line 2, cache: unknown state store 'nosuch://h/0'" in result.err

@@ -147,6 +147,7 @@ class _Checker:
                 check_store_url(cache_url)
             except SpecError as exc:
                 self.problems.append(self.error(("cache",), exc.message, hint=exc.hint))
+        self.attempt(lambda: self.check_store_scheme(cache_url), None)
         scheduler = top.get("scheduler")
         if scheduler is not None:
             self.attempt(lambda: self.expect(("scheduler",), scheduler, str,
@@ -453,6 +454,16 @@ class _Checker:
         problem = self.protocols[proto]
         if problem is not None:
             raise self.error(path, f"{url!r}: {problem.message}", hint=problem.hint)
+
+    def check_store_scheme(self, url: str) -> None:
+        """``cache:`` must name a state store the registry serves (a path is SQLite)."""
+        from targetrun.resolve import protocol
+        from targetrun.store.base import STORES
+
+        scheme = protocol(url) if "$" not in url else None
+        if scheme is not None and STORES.for_scheme(scheme) is None:
+            raise self.error(("cache",), f"unknown state store {url!r}",
+                             hint="Use a path (SQLite) or a redis://host:port/db URL.")
 
     def check_name_length(self, where: Path, name: str) -> None:
         """A task's name becomes part of file names (its log, a checkpoint under
