@@ -21,7 +21,15 @@ any spelling -- ``$a``, ``${a}``, ``${a:-x}``, ``${#a}``, ``${!a}``, inside doub
 inside ``$(...)`` or backticks, alone or with other text -- is refused where the expanded
 text would be run: as the command, as the code of an interpreter (``sh -c "$a"``) or of
 ``trap``, and as any argument of ``eval`` (which parses its arguments again). A tainted
-variable as an ordinary argument (``cat "$a"``) is fine.
+variable as an ordinary argument (``cat "$a"``) is fine. ``set -- {x}`` taints the
+positional parameters, and a value given as an argument after ``sh -c CODE`` taints them
+inside CODE (``sh -c '$1' _ {x}``), which is read with the same rules.
+
+Last, a value must not become a program's *input* when that program reads its code from
+its input: a shell or interpreter given no script (``sh``, ``bash -s``, ``python3 -``) at
+the end of a pipeline an earlier command put a value into (``echo {x} | sh``, through
+``cat`` or ``tr`` too), or given a here-string (``bash <<< {x}``). That refuses ``cat
+{needs.a} | sh`` as well; write ``sh {needs.a}``.
 
 :func:`check_shell` scans a command template once, as ``/bin/sh`` would read it, and
 refuses any placeholder in such a place. The scanner is deliberately conservative: a
@@ -68,14 +76,15 @@ _INTERPRETERS = frozenset(("sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "b
                            "ruby", "node", "nodejs", "php", "Rscript", "awk", "gawk", "tclsh", "lua", "pwsh"))
 _SHELLS = frozenset(("sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"))
 _CODE_FLAGS = frozenset(("-c", "-e", "-E", "--command", "--eval", "-Command", "-r"))
-_EXPANSION = re.compile(r"\$(?:\{[#!]?([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
+_EXPANSION = re.compile(r"\$(?:\{[#!]?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])|([A-Za-z_][A-Za-z0-9_]*|[0-9@*]))")
 # Builtins whose arguments are assignments (``export a={x}``).
 _DECLARE = frozenset(("export", "local", "readonly", "declare", "typeset"))
 _PLAIN = re.compile(r"[^\s'\"\\`$#<>;&|()\0]+")  # characters that only make up a word
 
 
 class _Frame:
-    __slots__ = ("ctx", "depth", "cases", "word", "start", "command", "redirect", "words")
+    __slots__ = ("ctx", "depth", "cases", "word", "start", "command", "redirect", "words", "herestring", "values",
+                 "stdin", "piped", "code")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
@@ -86,6 +95,12 @@ class _Frame:
         self.command = True  # the next word is the command to run
         self.redirect = False  # the next word is the file of a redirection
         self.words: list[str] = []  # the words of the simple command read so far
+        self.herestring = False  # the next word is a here-string (``<<< WORD``): the command's input
+        # Where a placeholder's value is in this simple command (-1: none): among its words,
+        # in its input (a here-string), or coming down the pipeline from an earlier command.
+        self.values: list[int] = []
+        self.stdin = self.piped = -1
+        self.code: tuple[int, str] | None = None  # the code word given to ``sh -c``: where, and its text
 
 
 class _Unsafe(Exception):
@@ -224,8 +239,8 @@ class _Scanner:
             self._push(Ctx.COMMENT, 1)
         elif c == "<" and self._at(1) == "<":
             self._end_word(frame)
-            if self._at(2) == "<":  # <<< a here-string: an ordinary word follows
-                frame.redirect = True
+            if self._at(2) == "<":  # <<< a here-string: an ordinary word follows, the command's input
+                frame.redirect = frame.herestring = True
                 self.i += 3
             else:
                 self._heredoc_operator()
@@ -234,7 +249,8 @@ class _Scanner:
             frame.redirect = True  # the next word is a file name, not a command
             self.i += 2 if self._at(1) in "&>|" else 1
         elif c in ";&|":
-            self._end_word(frame, command=True)
+            pipe = c == "|" and self._at(1) != "|" and self._at(-1) != "|"  # a | b, not a || b
+            self._end_word(frame, command=True, pipe=pipe)
             self.i += 1
         elif frame.ctx is Ctx.CMDSUB and c in "()":
             self._end_word(frame, command=True)
@@ -298,21 +314,47 @@ class _Scanner:
             frame.word, frame.start = [], self.i
         frame.word.append(c)
 
-    def _end_word(self, frame: _Frame, *, command: bool = False, digits_ok: bool = False) -> None:
-        """A word ended (at a blank or an operator); ``command``: the next word starts a command."""
+    def _end_word(self, frame: _Frame, *, command: bool = False, digits_ok: bool = False, pipe: bool = False) -> None:
+        """A word ended (at a blank or an operator); ``command``: the next word starts a
+        command (``pipe``: and reads this one's output)."""
         word = "".join(frame.word) if frame.word is not None else None
         frame.word = None
         if word is not None:
-            self._note_variables(frame, word, self.text[frame.start : self.i])
+            origin = self._note_variables(frame, word, self.text[frame.start : self.i])
+            if origin >= 0 and frame.herestring:
+                frame.stdin = origin if frame.stdin < 0 else frame.stdin
+            elif origin >= 0 and not frame.redirect:
+                frame.values.append(origin)
             if frame.redirect:
-                frame.redirect = False  # that was the file name
+                frame.redirect = frame.herestring = False  # that was the file name
             elif digits_ok and word.isdigit():
                 pass  # 2>file: an io number, not the command
             elif frame.command and word not in _KEEP_COMMAND and not _ASSIGNMENT.match(word):
                 frame.command = False
         if command:
-            frame.command, frame.redirect = True, False
+            self._end_command(frame, pipe)
+            frame.command, frame.redirect, frame.herestring = True, False, False
             frame.words = []
+
+    def _end_command(self, frame: _Frame, pipe: bool) -> None:
+        """A simple command ended: refuse a value that reaches it as the code it reads
+        (``echo {x} | sh``, ``sh <<< {x}``, ``sh -c '$1' _ {x}``); pass the value on to the
+        next command of a pipeline (through ``cat`` or ``tr`` too: what they pass on is it)."""
+        stdin = frame.stdin if frame.stdin >= 0 else frame.piped
+        if stdin >= 0 and _reads_code_from_input(frame.words):
+            raise _Unsafe(stdin, f"the code `{' '.join(frame.words)}` reads from its input",
+                          "A value is never run as code: pass it as an argument of a script (`sh script.sh {FIELD}`), "
+                          "or run a file as the script (`sh {FIELD}`) instead of piping it in.")
+        after = [at for at in frame.values if frame.code is not None and at > frame.code[0]]
+        if frame.code is not None and after:  # sh -c CODE NAME {x}: $0, $1 ... hold the value
+            inner = _Scanner(frame.code[1])
+            inner.tainted = dict.fromkeys((*"0123456789", "@", "*"), after[0])
+            inner.scan()
+        if pipe and frame.piped < 0:
+            frame.piped = frame.values[0] if frame.values else stdin
+        elif not pipe:
+            frame.piped = -1
+        frame.values, frame.stdin, frame.code = [], -1, None
 
     @staticmethod
     def _runs_code(frame: _Frame) -> bool:
@@ -333,14 +375,19 @@ class _Scanner:
         code = source[1:-1] if len(source) >= 2 and source[0] == source[-1] and source[0] in "'\"" else source
         if source.startswith('"'):  # what the shell passes on: \$ \` \" \\ unescaped
             code = re.sub(r'\\([$`"\\])', r"\1", code)
+        frame.code = (self.i, code)  # its arguments ($0, $1 ...) come after it
+        if not self.tainted:
+            return
         inner = _Scanner(code)
         inner.tainted = dict(self.tainted)  # the places of their placeholders in this text
         inner.scan()
 
-    def _note_variables(self, frame: _Frame, word: str, source: str) -> None:
+    def _note_variables(self, frame: _Frame, word: str, source: str) -> int:
         """Follow values into variables (``a={x}``, ``b=$a``, ``for a in {x}``) and refuse
         a word expanding one where its text would run (see the module docstring).
-        ``word`` is what this frame read of the word, ``source`` all of its text."""
+        ``word`` is what this frame read of the word, ``source`` all of its text. Returns
+        where the value the word holds (a placeholder's, or a tainted variable's) comes
+        from, or -1."""
         tainted = [name for name in _expansions(source) if name in self.tainted]
         where = source.find(_MARK)
         origin = frame.start + where if where >= 0 else self.tainted[tainted[0]] if tainted else -1
@@ -351,7 +398,9 @@ class _Scanner:
         looping = len(frame.words) >= 3 and frame.words[0] == "for" and frame.words[2] == "in"
         if looping and origin >= 0:
             self.tainted[frame.words[1]] = origin
-        if self.tainted and not frame.redirect and self._runs_code(frame):
+        if frame.words[:1] == ["set"] and origin >= 0:  # set -- {x}: the positional parameters hold it
+            self.tainted.update(dict.fromkeys((*"123456789", "@", "*"), origin))
+        if not frame.redirect and self._runs_code(frame):
             self._check_code(frame, source)
         if tainted and not frame.redirect and not (assigned and (frame.command or declaring)):
             name = tainted[0]
@@ -364,6 +413,7 @@ class _Scanner:
                               "`sh script.sh \"$NAME\"`.")
         if not frame.redirect:
             frame.words.append(word)
+        return origin
 
     def _paren(self, frame: _Frame, c: str) -> None:
         if c == "(":
@@ -536,3 +586,26 @@ def _expansions(source: str) -> list[str]:
             names.append(match.group(1) or match.group(2))
         i += 1
     return names
+
+
+_FROM_INPUT = (_SHELLS | _INTERPRETERS) - {"awk", "gawk"}  # these read their program from input without one
+
+
+def _reads_code_from_input(words: list[str]) -> bool:
+    """Whether a simple command reads the code it runs from its input: a shell or an
+    interpreter given no script (``sh``, ``bash -s x``, ``python3 -``), also behind
+    ``env``, ``sudo`` ...
+
+    >>> _reads_code_from_input(["sh"]), _reads_code_from_input(["env", "python3", "-u"])
+    (True, True)
+    >>> _reads_code_from_input(["sh", "build.sh"]), _reads_code_from_input(["bash", "-c", "'cat'"])
+    (False, False)
+    """
+    rest = [word for word in words if not _ASSIGNMENT.match(word)]
+    while rest and (rest[0] in _KEEP_COMMAND or (rest[0].startswith("-") and len(rest) > 1)):
+        rest = rest[1:]  # wrappers and their options
+    if not rest or rest[0].rpartition("/")[2] not in _FROM_INPUT:
+        return False
+    options = rest[1:]
+    operands = [word for word in options if not word.startswith("-") or word == "-"]
+    return not operands or operands[0] == "-" or "-s" in options

@@ -1,12 +1,15 @@
 """A value reaches a shell command's code through a variable just as well as directly:
 ``a={x}; ${a}``, ``"${a}"``, ``${a:-x}``, ``eval "$a"``, ``sh -c "${a}"``, ``b=$a; $b``,
-``export a={x}``, ``for a in {x}; do $a; done``, the literal code of ``sh -c '...'``.
+``export a={x}``, ``for a in {x}; do $a; done``, the literal code of ``sh -c '...'``
+(and its ``$1`` when the value is an argument after it), ``set -- {x}; "$1"``, and a
+shell's input: ``echo {x} | sh``, ``bash <<< {x}``.
 Each such command is refused when the file loads (exit 2, naming the placeholder), and
 first shown to really run the value when /bin/sh is given it; the same variable used as
 an argument stays fine."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 import shutil
@@ -43,19 +46,26 @@ CASES = [
     ("a={params.x}; if ${{a}}; then :; fi; echo > {output}", 'a={params.x}; if test "${{a}}"; then echo > {output}; fi'),
     ("a={params.x} sh -c 'eval \"$a\"' > {output}", "a={params.x} sh -c 'echo \"$a\"' > {output}"),
     ('env sh -c {params.x} > {output}', 'env sh script.sh {params.x} > {output}'),
+    # a value that reaches a shell's input, or the positional parameters of code
+    ("echo {params.x} | sh > {output}", "echo {params.x} | sh script.sh > {output}"),
+    ('a={params.x}; printf "%s" "$a" | cat | bash > {output}', 'a={params.x}; printf "%s" "$a" | cat | tr a b > {output}'),
+    ("bash <<< {params.x} > {output}", "bash script.sh {params.x} > {output}"),
+    ('set -- {params.x}; "$1" > {output}', 'set -- {params.x}; echo "$1" > {output}'),
+    ("sh -c '$1' _ {params.x} > {output}", "sh -c 'echo \"$1\"' _ {params.x} > {output}"),
+    ("bash -c 'eval \"$@\"' _ {params.x} > {output}", "bash -c 'printf %s \"$@\"' _ {params.x} > {output}"),
 ]
 
 
 def shell_runs(command: str, folder: Path) -> bool:
-    """Whether /bin/sh, given the command as targetrun would fill it in, runs the value
-    (as code, or as the name of a program)."""
+    """Whether /bin/sh or bash, given the command as targetrun would fill it in, runs the
+    value (as code, or as the name of a program)."""
     evil = folder / "evil.sh"
     evil.write_text("#!/bin/sh\ntouch PWNED\n")
     evil.chmod(0o755)
     ran = False
-    for value in (EVIL, PROGRAM):
+    for value, shell in itertools.product((EVIL, PROGRAM), ("/bin/sh", "bash")):  # /bin/sh is bash on many systems
         filled = command.format(params=SimpleNamespace(x=shlex.quote(value)), output="o.txt")
-        subprocess.run(["/bin/sh", "-c", filled], cwd=folder, capture_output=True, timeout=30)
+        subprocess.run([shell, "-c", filled], cwd=folder, capture_output=True, timeout=30)
         made = list(folder.glob("PWNED*"))  # ${a}x makes PWNEDx
         ran = ran or bool(made)
         for path in made:
