@@ -29,7 +29,12 @@ Last, a value must not become a program's *input* when that program reads its co
 its input: a shell or interpreter given no script (``sh``, ``bash -s``, ``python3 -``) at
 the end of a pipeline an earlier command put a value into (``echo {x} | sh``, through
 ``cat`` or ``tr`` too), or given a here-string (``bash <<< {x}``). That refuses ``cat
-{needs.a} | sh`` as well; write ``sh {needs.a}``.
+{needs.a} | sh`` as well; write ``sh {needs.a}``. ``read a`` given such an input taints
+``a``; a value in the text of an ``alias`` is refused outright.
+
+Not followed: a value written to a file that is run later (``echo {x} > f; sh f``), a
+shell function's parameters (``f() { $1; }; f {x}``), and wrappers whose options take an
+argument before the interpreter (``sudo -u bob sh <<< {x}``).
 
 :func:`check_shell` scans a command template once, as ``/bin/sh`` would read it, and
 refuses any placeholder in such a place. The scanner is deliberately conservative: a
@@ -345,6 +350,9 @@ class _Scanner:
             raise _Unsafe(stdin, f"the code `{' '.join(frame.words)}` reads from its input",
                           "A value is never run as code: pass it as an argument of a script (`sh script.sh {FIELD}`), "
                           "or run a file as the script (`sh {FIELD}`) instead of piping it in.")
+        command = _command_words(frame.words)
+        if stdin >= 0 and command[:1] == ["read"]:  # read a <<< {x}: the names it reads into hold it
+            self.tainted.update(dict.fromkeys((word for word in command[1:] if _NAME.fullmatch(word)), stdin))
         after = [at for at in frame.values if frame.code is not None and at > frame.code[0]]
         if frame.code is not None and after:  # sh -c CODE NAME {x}: $0, $1 ... hold the value
             inner = _Scanner(frame.code[1])
@@ -400,6 +408,9 @@ class _Scanner:
             self.tainted[frame.words[1]] = origin
         if frame.words[:1] == ["set"] and origin >= 0:  # set -- {x}: the positional parameters hold it
             self.tainted.update(dict.fromkeys((*"123456789", "@", "*"), origin))
+        if frame.words[:1] == ["alias"] and origin >= 0:
+            raise _Unsafe(origin, "the text of an alias, which runs as a command",
+                          "A value is never run as a program: use a shell function or a script that takes it as an argument.")
         if not frame.redirect and self._runs_code(frame):
             self._check_code(frame, source)
         if tainted and not frame.redirect and not (assigned and (frame.command or declaring)):
@@ -601,11 +612,23 @@ def _reads_code_from_input(words: list[str]) -> bool:
     >>> _reads_code_from_input(["sh", "build.sh"]), _reads_code_from_input(["bash", "-c", "'cat'"])
     (False, False)
     """
-    rest = [word for word in words if not _ASSIGNMENT.match(word)]
-    while rest and (rest[0] in _KEEP_COMMAND or (rest[0].startswith("-") and len(rest) > 1)):
-        rest = rest[1:]  # wrappers and their options
+    rest = _command_words(words)
+    while rest and rest[0].startswith("-") and len(rest) > 1:
+        rest = _command_words(rest[1:])  # a wrapper's options
     if not rest or rest[0].rpartition("/")[2] not in _FROM_INPUT:
         return False
     options = rest[1:]
     operands = [word for word in options if not word.startswith("-") or word == "-"]
     return not operands or operands[0] == "-" or "-s" in options
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _command_words(words: list[str]) -> list[str]:
+    """A simple command's words from the program it runs on: without the assignments,
+    keywords and wrappers before it (``X=1 if env nohup prog`` -> ``prog ...``)."""
+    start = 0
+    while start < len(words) and (words[start] in _KEEP_COMMAND or _ASSIGNMENT.match(words[start])):
+        start += 1
+    return words[start:]

@@ -2,7 +2,7 @@
 ``a={x}; ${a}``, ``"${a}"``, ``${a:-x}``, ``eval "$a"``, ``sh -c "${a}"``, ``b=$a; $b``,
 ``export a={x}``, ``for a in {x}; do $a; done``, the literal code of ``sh -c '...'``
 (and its ``$1`` when the value is an argument after it), ``set -- {x}; "$1"``, and a
-shell's input: ``echo {x} | sh``, ``bash <<< {x}``.
+shell's input: ``echo {x} | sh``, ``bash <<< {x}``, ``read a`` from one, ``alias a={x}``.
 Each such command is refused when the file loads (exit 2, naming the placeholder), and
 first shown to really run the value when /bin/sh is given it; the same variable used as
 an argument stays fine."""
@@ -53,6 +53,9 @@ CASES = [
     ('set -- {params.x}; "$1" > {output}', 'set -- {params.x}; echo "$1" > {output}'),
     ("sh -c '$1' _ {params.x} > {output}", "sh -c 'echo \"$1\"' _ {params.x} > {output}"),
     ("bash -c 'eval \"$@\"' _ {params.x} > {output}", "bash -c 'printf %s \"$@\"' _ {params.x} > {output}"),
+    ('printf "%s\\n" {params.x} | {{ read -r a; $a; }} > {output}',
+     'printf "%s\\n" {params.x} | {{ read -r a; echo "$a"; }} > {output}'),
+    ("alias a={params.x}\na > {output}", "alias a='echo ok'\na {params.x} > {output}"),
 ]
 
 
