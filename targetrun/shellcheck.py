@@ -101,8 +101,9 @@ class _Frame:
         self.redirect = False  # the next word is the file of a redirection
         self.words: list[str] = []  # the words of the simple command read so far
         self.herestring = False  # the next word is a here-string (``<<< WORD``): the command's input
-        # Where a placeholder's value is in this simple command (-1: none): among its words,
-        # in its input (a here-string), or coming down the pipeline from an earlier command.
+        # Where the placeholders whose values this simple command holds are in the text:
+        # among its words; in its input (a here-string); coming down the pipeline from an
+        # earlier command (-1: none).
         self.values: list[int] = []
         self.stdin = self.piped = -1
         self.code: tuple[int, str] | None = None  # the code word given to ``sh -c``: where, and its text
