@@ -1,27 +1,53 @@
-"""The ``targetrun`` console script: signals are handled before the CLI is even imported,
-so Ctrl-C or SIGTERM at start-up exits 130/143 quietly instead of with a traceback.
+"""The ``targetrun`` console script (and ``python -m targetrun``): Ctrl-C or SIGTERM at any
+moment of start-up exits 130/143 quietly instead of with a traceback.
 
-The cyclic garbage collector is paused from here until the command has loaded and
-planned (see :func:`targetrun.cli.collect_garbage_again`): importing, loading a
-10,000-task Pipelinefile and planning it allocate a few hundred thousand objects that
-all stay alive, and every collection meanwhile walks them again for nothing (~7 % of a
-no-op run). Collection resumes before any task runs (only the modules of Python tasks
-may be imported meanwhile), and right away for the commands that do not plan.
+Three stages, each covered:
+
+1. This module's first statement (and ``__main__.py``'s) installs a handler that ends the
+   process at once with 128 + the signal number: nothing has started, so there is nothing
+   to clean up or say (``targetrun._stop_quietly_from_now``, in the package's
+   ``__init__``, which is loaded already, so no file is read before it). It also unblocks
+   both signals, so one a launcher kept pending arrives there.
+2. :func:`main` imports the CLI under that handler: a stop while importing ends the
+   process the same way, raising nothing an import could swallow.
+3. The CLI installs the real handlers (:mod:`targetrun.stopping`) first thing; from then on
+   a stop unwinds the command (``Stopped``) and the CLI exits 130/143.
+
+Before stage 1 the interpreter is still starting itself (its standard streams, ``site``
+and ``.pth`` files): no code of any package runs there, so a signal then is the
+interpreter's own to handle -- it dies of it (a shell reports 130) or says that its
+start-up was interrupted. Only the process that starts targetrun can close that gap: it
+may start it with SIGINT and SIGTERM blocked, and stage 1 receives a signal sent meanwhile.
+
+The cyclic garbage collector is paused from :func:`main` until the command has loaded
+and planned (see :func:`targetrun.cli.collect_garbage_again`): importing, loading a
+10,000-task Pipelinefile and planning it allocate a few hundred thousand objects that all
+stay alive, and every collection meanwhile walks them again for nothing (~7 % of a no-op
+run). Collection resumes before any task runs (only the modules of Python tasks may be
+imported meanwhile), and right away for the commands that do not plan.
 """
 
 from __future__ import annotations
 
-import gc
-import os
+from targetrun import _stop_quietly_from_now  # the package is loaded already: no file is read
 
-from targetrun import stopping
+_stop_quietly_from_now()
+
+import gc  # noqa: E402
+import os  # noqa: E402
+
+from targetrun import stopping  # noqa: E402
 
 
 def main() -> None:
-    gc.disable()
-    stopping.install()
+    gc.disable()  # resumed by the CLI once it has planned (see the module docstring)
+    # Stage 2: the CLI is imported under stage 1's handler. Nothing has started, so ending
+    # the process at once is all a stop needs -- and no exception is raised, which an
+    # import's finalizer or weakref callback could swallow ("Exception ignored in ...").
+    from targetrun.cli import main as cli_main
+
     try:
-        from targetrun.cli import main as cli_main
-    except KeyboardInterrupt as exc:  # stopped while importing: nothing has started yet
+        cli_main(collection_paused=True)  # stage 3: installs the real handlers first thing
+    except KeyboardInterrupt as exc:  # one in the instant before the CLI's own handling began
+        stopping.flush()
         os._exit(stopping.exit_code_of(exc))
-    cli_main(collection_paused=True)

@@ -122,6 +122,7 @@ def _run_date(date: dt.date | dt.datetime | None) -> dt.datetime:
 
 
 def merge_params(spec: PipelineSpec, overrides: Mapping[str, object]) -> dict[str, object]:
+    redact.register_values(*overrides.values())  # -p dsn=app:pw@db/x: pw is masked from now on
     params = dict(spec.params)
     for name, value in overrides.items():
         check_param_value(check_param_name(name), value)

@@ -12,6 +12,20 @@ task log files. It hides:
 * the userinfo of any ``scheme://user:password@host`` text (``://***@host``, or
   ``://:***@host`` without a user), matched up to the *last* ``@`` of the URL-like word,
   so a password holding ``/ # ? @ :`` is hidden whole;
+* the same without a scheme (a DSN typed into ``-p`` or an option, echoed by a task or a
+  library): ``user:password@host``, ``user:password@host:5432/db`` become ``***@host``,
+  ``***@host:5432/db``. The rule, precisely: a *word* (at the start of the text or after a
+  blank, a quote or one of ``= , ; ( [ { < | >``) made of a user name -- a letter, then
+  letters, digits and ``. _ ~ % + - @`` --, a ``:`` not followed by ``//`` or a backslash,
+  a password of one or more characters other than blanks, quotes, angle brackets and
+  backticks that runs to the *last* ``@`` of the word, and a host -- a DNS name or IPv4
+  address (letters, digits, ``-`` and ``.``) or ``[IPv6]`` -- with an optional ``:PORT``
+  (digits only), followed by the end of the word, ``/``, ``?``, ``#``, a closing bracket,
+  ``,``, ``;`` or a final ``.``. So ``a@b.com`` (no password), ``10:30@home`` (the "user"
+  is a number), ``git@github.com:org/repo`` (no ``@`` after the ``:``),
+  ``image:tag@sha256:9f2c`` (``sha256:9f2c`` is no host and port), a Windows path
+  (``C:`` and a backslash) and ``mailto:a@b.com`` (an address, not a password) are left
+  as they are;
 * ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
   ``?key=...`` or ``&sig=...``.
 
@@ -43,6 +57,14 @@ _SECRET_NAME = re.compile(
 )
 # scheme://userinfo@host: userinfo runs to the last "@" of the word, so "/#?@:" in a password stay inside it.
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s'\"<>`]*)@(?P<host>[^\s'\"<>`@/]*)")
+# user:password@host without a scheme (the rule in the module docstring).
+_BARE_USERINFO = re.compile(
+    r"(?<![^\s'\"(\[{<=,;|>])"  # a word starts here
+    r"(?P<user>[A-Za-z][A-Za-z0-9._~%+@-]*):(?!//|\\)(?P<password>[^\s'\"<>`]+)"
+    r"@(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)"
+    r"(?P<port>:[0-9]{1,5})?(?=$|[\s/?#'\"<>`),;\]}|]|\.(?:$|\s))"
+)
+_NOT_A_USER = frozenset(("mailto",))  # mailto:a@b.com is an address
 # user:***@ once a known password was masked, without a scheme ("bucket name KEY:***@bucket").
 _USER_OF_MASKED = re.compile(r"[^\s'\"<>`/:@]+:\*\*\*@")
 # password=..., secret_key=... and "token": "..." / 'password': '...' (names that are always credentials).
@@ -131,6 +153,27 @@ def userinfo(url: str, *, whole: bool = False) -> tuple[str, str] | None:
     return (user, password) if colon else (user, "")
 
 
+def bare_userinfo(text: str) -> list[tuple[str, str]]:
+    """The (user, password) pairs written without a scheme in ``text`` (the rule in the
+    module docstring).
+
+    >>> bare_userinfo("dsn=app:s3cr/t@db.internal:5432/sales"), bare_userinfo("a@b.com at 10:30@home")
+    ([('app', 's3cr/t')], [])
+    """
+    return [(m.group("user"), m.group("password")) for m in _BARE_USERINFO.finditer(text)
+            if m.group("user").lower() not in _NOT_A_USER]
+
+
+def register_values(*values: object) -> None:
+    """Register the credentials written as URL or ``user:password@host`` userinfo inside
+    parameter values (strings, lists and mappings of them): ``-p dsn=app:pw@db/x`` keeps
+    ``pw`` out of everything shown from then on, also where a library prints it alone.
+    Only userinfo counts: a parameter's name says nothing (``key: weather`` is no secret)."""
+    for text in _strings(values):
+        if "@" in text:
+            register(*url_credentials(text))
+
+
 def register_url(url: object) -> None:
     """Register the password of a URL's userinfo and credential-named query parameters
     (``redis://host/0?password=...``)."""
@@ -163,6 +206,8 @@ def url_credentials(url: object) -> list[str]:
     parts = userinfo(url, whole=True)  # a URL from the configuration: a password may even hold spaces
     if parts is not None and parts[1]:
         found.append(parts[1])
+    elif "@" in url and "://" not in url:  # user:password@host:5432/db, written without a scheme
+        found += [password for _user, password in bare_userinfo(url)]
     query = url.partition("?")[2]
     for pair in re.split(r"[&;]", query) if query else ():
         name, eq, value = pair.partition("=")
@@ -206,7 +251,19 @@ def register_spec(spec: Any) -> bool:
     for named in spec.results.values():
         places += [named.url, named.options]
     register_options(places)
-    return any("$" not in value for value in option_credentials(places, expand=False))
+    register_values(*spec.params.values())  # a DSN given as a parameter's default
+    in_params = any(url_credentials(v) for v in _strings(spec.params.values()))
+    return in_params or any("$" not in value for value in option_credentials(places, expand=False))
+
+
+def _strings(values: Iterable[object]) -> Iterable[str]:
+    for value in values:
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, Mapping):
+            yield from _strings(value.values())
+        elif isinstance(value, (list, tuple)):
+            yield from _strings(value)
 
 
 def _hide_userinfo(match: re.Match[str]) -> str:
@@ -217,6 +274,12 @@ def _hide_userinfo(match: re.Match[str]) -> str:
     return f"{match.group('scheme')}{hidden}@{match.group('host')}"
 
 
+def _hide_bare_userinfo(match: re.Match[str]) -> str:
+    if match.group("user").lower() in _NOT_A_USER:
+        return match.group(0)
+    return f"{MASK}@{match.group('host')}{match.group('port') or ''}"
+
+
 def redact(text: str) -> str:
     """``text`` with every known secret and every credential-shaped part masked.
 
@@ -224,6 +287,8 @@ def redact(text: str) -> str:
     'cannot reach redis://:***@h:6379/0 (password=***&x=1)'
     >>> redact("GET https://b.s3.amazonaws.com/k?X-Amz-Signature=abc123&v=2")
     'GET https://b.s3.amazonaws.com/k?X-Amz-Signature=***&v=2'
+    >>> redact("psql app:hunter2@db:5432/sales failed; mail a@b.com at 10:30@home")
+    'psql ***@db:5432/sales failed; mail a@b.com at 10:30@home'
     """
     if not text:
         return text
@@ -234,6 +299,8 @@ def redact(text: str) -> str:
             text = _USER_OF_MASKED.sub(f"{MASK}@", text)
     if "://" in text:
         text = _URL_USERINFO.sub(_hide_userinfo, text)
+    if "@" in text and ":" in text:
+        text = _BARE_USERINFO.sub(_hide_bare_userinfo, text)
     if "=" in text:
         text = _NAMED.sub(lambda m: m.group("name") + MASK, text)
         text = _QUERY.sub(lambda m: m.group("lead") + MASK, text)

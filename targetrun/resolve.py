@@ -30,6 +30,13 @@ LOGS = os.path.join(".targetrun", "logs")  # task logs, one folder per run (repo
 # A literal relative path whose every segment starts with a letter, digit or '_': no '..',
 # '.' or empty segment, no scheme (no ':'), no backslash, no space, no NUL (Placer.place).
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.+=,@-]*)*")
+# A task's name becomes part of file names: its log (``NAME.log``) and, for a task without
+# a target, its checkpoint ``NAME-INDEX.SUFFIX`` with the staging sibling
+# ``.NAME-INDEX.SUFFIX.targetrun-RUN_ID-ATTEMPT-RANDOM`` and a local write's
+# ``.STAGING.tmp-PID-RANDOM`` around that: about 85 bytes added to the name. A file name
+# holds at most 255 bytes (Linux, macOS, Windows), so names stop at 128, with room to spare
+# for a plugin's longer suffix.
+MAX_TASK_NAME = 128
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
 
 

@@ -13,6 +13,29 @@ in the value ends the substitution, after ``\\`` the opening quote is escaped, a
 is a value run as a program, so that place is refused too; the file name after a
 redirection (``> {output}``) or an argument anywhere is fine.
 
+A value can also reach those places through a variable: ``a={x}; $a``. A variable is
+*tainted* when it is assigned a placeholder or a tainted variable (``a={x}``, ``b=$a``, as
+a command's prefix or after ``export``/``local``/``readonly``/``declare``/``typeset``) or is
+the name of a ``for`` loop over words holding one. A word that expands a tainted variable in
+any spelling -- ``$a``, ``${a}``, ``${a:-x}``, ``${#a}``, ``${!a}``, inside double quotes or
+inside ``$(...)`` or backticks, alone or with other text -- is refused where the expanded
+text would be run: as the command, as the code of an interpreter (``sh -c "$a"``) or of
+``trap``, and as any argument of ``eval`` (which parses its arguments again). A tainted
+variable as an ordinary argument (``cat "$a"``) is fine. ``set -- {x}`` taints the
+positional parameters, and a value given as an argument after ``sh -c CODE`` taints them
+inside CODE (``sh -c '$1' _ {x}``), which is read with the same rules.
+
+Last, a value must not become a program's *input* when that program reads its code from
+its input: a shell or interpreter given no script (``sh``, ``bash -s``, ``python3 -``) at
+the end of a pipeline an earlier command put a value into (``echo {x} | sh``, through
+``cat`` or ``tr`` too), or given a here-string (``bash <<< {x}``). That refuses ``cat
+{needs.a} | sh`` as well; write ``sh {needs.a}``. ``read a`` given such an input taints
+``a``; a value in the text of an ``alias`` is refused outright.
+
+Not followed: a value written to a file that is run later (``echo {x} > f; sh f``), a
+shell function's parameters (``f() { $1; }; f {x}``), and wrappers whose options take an
+argument before the interpreter (``sudo -u bob sh <<< {x}``).
+
 :func:`check_shell` scans a command template once, as ``/bin/sh`` would read it, and
 refuses any placeholder in such a place. The scanner is deliberately conservative: a
 construct it does not follow keeps it in the stricter context, so an unusual command may
@@ -56,22 +79,34 @@ _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 # Programs whose argument after one of these flags is code they run (``sh -c {x}``).
 _INTERPRETERS = frozenset(("sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox", "python", "python3", "perl",
                            "ruby", "node", "nodejs", "php", "Rscript", "awk", "gawk", "tclsh", "lua", "pwsh"))
+_SHELLS = frozenset(("sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"))
 _CODE_FLAGS = frozenset(("-c", "-e", "-E", "--command", "--eval", "-Command", "-r"))
-_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+_EXPANSION = re.compile(r"\$(?:\{[#!]?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*])|([A-Za-z_][A-Za-z0-9_]*|[0-9@*]))")
+# Builtins whose arguments are assignments (``export a={x}``).
+_DECLARE = frozenset(("export", "local", "readonly", "declare", "typeset"))
 _PLAIN = re.compile(r"[^\s'\"\\`$#<>;&|()\0]+")  # characters that only make up a word
 
 
 class _Frame:
-    __slots__ = ("ctx", "depth", "cases", "word", "command", "redirect", "words")
+    __slots__ = ("ctx", "depth", "cases", "word", "start", "command", "redirect", "words", "herestring", "values",
+                 "stdin", "piped", "code")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
         self.depth = 0  # open ( or { inside this frame
         self.cases = 0  # open `case` words inside a $( ... ), whose patterns end in )
         self.word: list[str] | None = None  # the word being read (code frames)
+        self.start = 0  # where it starts in the text (with what nested contexts inside it read)
         self.command = True  # the next word is the command to run
         self.redirect = False  # the next word is the file of a redirection
         self.words: list[str] = []  # the words of the simple command read so far
+        self.herestring = False  # the next word is a here-string (``<<< WORD``): the command's input
+        # Where the placeholders whose values this simple command holds are in the text:
+        # among its words; in its input (a here-string); coming down the pipeline from an
+        # earlier command (-1: none).
+        self.values: list[int] = []
+        self.stdin = self.piped = -1
+        self.code: tuple[int, str] | None = None  # the code word given to ``sh -c``: where, and its text
 
 
 class _Unsafe(Exception):
@@ -141,6 +176,8 @@ class _Scanner:
             if self.text[self.i] == _MARK and frame.ctx not in _SAFE:
                 raise _Unsafe(self.i, frame.ctx.value, self._hint(frame.ctx))
             handlers[frame.ctx](frame)
+        if self.stack[-1].ctx in _SAFE:
+            self._end_word(self.stack[-1], command=True)  # the last word counts like any other
 
     # -- helpers -------------------------------------------------------------------
 
@@ -208,8 +245,8 @@ class _Scanner:
             self._push(Ctx.COMMENT, 1)
         elif c == "<" and self._at(1) == "<":
             self._end_word(frame)
-            if self._at(2) == "<":  # <<< a here-string: an ordinary word follows
-                frame.redirect = True
+            if self._at(2) == "<":  # <<< a here-string: an ordinary word follows, the command's input
+                frame.redirect = frame.herestring = True
                 self.i += 3
             else:
                 self._heredoc_operator()
@@ -218,7 +255,8 @@ class _Scanner:
             frame.redirect = True  # the next word is a file name, not a command
             self.i += 2 if self._at(1) in "&>|" else 1
         elif c in ";&|":
-            self._end_word(frame, command=True)
+            pipe = c == "|" and self._at(1) != "|" and self._at(-1) != "|"  # a | b, not a || b
+            self._end_word(frame, command=True, pipe=pipe)
             self.i += 1
         elif frame.ctx is Ctx.CMDSUB and c in "()":
             self._end_word(frame, command=True)
@@ -240,7 +278,7 @@ class _Scanner:
         if frame.ctx is Ctx.CMDSUB and frame.word is None and chunk in ("case", "esac"):
             frame.cases += 1 if chunk == "case" else -1
         if frame.word is None:
-            frame.word = []
+            frame.word, frame.start = [], self.i
         frame.word.append(chunk)
         self.i += len(chunk)
 
@@ -270,9 +308,7 @@ class _Scanner:
             raise _Unsafe(self.i, "the command to run",
                           "A value is never run as a program: write the program itself, e.g. `sh {FIELD}` "
                           "or `python {FIELD}`.")
-        program = frame.words[0].rpartition("/")[2] if frame.words else ""
-        if frame.word is None and not frame.redirect and (
-                (program in _INTERPRETERS and frame.words[-1] in _CODE_FLAGS) or (program == "trap" and len(frame.words) == 1)):
+        if frame.word is None and not frame.redirect and self._runs_code(frame):
             raise _Unsafe(self.i, f"the code `{' '.join(frame.words)}` runs",
                           "A value is never run as code: pass it as a file or an argument instead, e.g. "
                           "`sh script.sh {FIELD}` or `python job.py {FIELD}`.")
@@ -281,36 +317,115 @@ class _Scanner:
 
     def _in_word(self, frame: _Frame, c: str) -> None:
         if frame.word is None:
-            frame.word = []
+            frame.word, frame.start = [], self.i
         frame.word.append(c)
 
-    def _end_word(self, frame: _Frame, *, command: bool = False, digits_ok: bool = False) -> None:
-        """A word ended (at a blank or an operator); ``command``: the next word starts a command."""
+    def _end_word(self, frame: _Frame, *, command: bool = False, digits_ok: bool = False, pipe: bool = False) -> None:
+        """A word ended (at a blank or an operator); ``command``: the next word starts a
+        command (``pipe``: and reads this one's output)."""
         word = "".join(frame.word) if frame.word is not None else None
         frame.word = None
         if word is not None:
-            self._note_variables(frame, word)
+            origin = self._note_variables(frame, word, self.text[frame.start : self.i])
+            if origin >= 0 and frame.herestring:
+                frame.stdin = origin if frame.stdin < 0 else frame.stdin
+            elif origin >= 0 and not frame.redirect:
+                frame.values.append(origin)
             if frame.redirect:
-                frame.redirect = False  # that was the file name
+                frame.redirect = frame.herestring = False  # that was the file name
             elif digits_ok and word.isdigit():
                 pass  # 2>file: an io number, not the command
             elif frame.command and word not in _KEEP_COMMAND and not _ASSIGNMENT.match(word):
                 frame.command = False
         if command:
-            frame.command, frame.redirect = True, False
+            self._end_command(frame, pipe)
+            frame.command, frame.redirect, frame.herestring = True, False, False
             frame.words = []
 
-    def _note_variables(self, frame: _Frame, word: str) -> None:
-        """Remember ``NAME=...{x}...``; refuse ``$NAME`` run as a command afterwards."""
+    def _end_command(self, frame: _Frame, pipe: bool) -> None:
+        """A simple command ended: refuse a value that reaches it as the code it reads
+        (``echo {x} | sh``, ``sh <<< {x}``, ``sh -c '$1' _ {x}``); pass the value on to the
+        next command of a pipeline (through ``cat`` or ``tr`` too: what they pass on is it)."""
+        stdin = frame.stdin if frame.stdin >= 0 else frame.piped
+        if stdin >= 0 and _reads_code_from_input(frame.words):
+            raise _Unsafe(stdin, f"the code `{' '.join(frame.words)}` reads from its input",
+                          "A value is never run as code: pass it as an argument of a script (`sh script.sh {FIELD}`), "
+                          "or run a file as the script (`sh {FIELD}`) instead of piping it in.")
+        command = _command_words(frame.words)
+        if stdin >= 0 and command[:1] == ["read"]:  # read a <<< {x}: the names it reads into hold it
+            self.tainted.update(dict.fromkeys((word for word in command[1:] if _NAME.fullmatch(word)), stdin))
+        after = [at for at in frame.values if frame.code is not None and at > frame.code[0]]
+        if frame.code is not None and after:  # sh -c CODE NAME {x}: $0, $1 ... hold the value
+            inner = _Scanner(frame.code[1])
+            inner.tainted = dict.fromkeys((*"0123456789", "@", "*"), after[0])
+            inner.scan()
+        if pipe and frame.piped < 0:
+            frame.piped = frame.values[0] if frame.values else stdin
+        elif not pipe:
+            frame.piped = -1
+        frame.values, frame.stdin, frame.code = [], -1, None
+
+    @staticmethod
+    def _runs_code(frame: _Frame) -> bool:
+        """Whether the next word of the command read so far is code something runs: the
+        argument after ``-c`` (``-e`` ...) of an interpreter (also behind ``env``,
+        ``sudo`` ...: any word of the command naming one counts), or ``trap``'s first."""
+        if not frame.words:
+            return False
+        programs = {word.rpartition("/")[2] for word in frame.words}
+        return bool(programs & _INTERPRETERS and frame.words[-1] in _CODE_FLAGS) or (
+            frame.words[0] == "trap" and len(frame.words) == 1)
+
+    def _check_code(self, frame: _Frame, source: str) -> None:
+        """The literal code a shell is given (``a={x} sh -c 'eval "$a"'``) is read with the
+        same rules: the variables tainted here may be in its environment."""
+        if not {word.rpartition("/")[2] for word in frame.words} & _SHELLS:
+            return
+        code = source[1:-1] if len(source) >= 2 and source[0] == source[-1] and source[0] in "'\"" else source
+        if source.startswith('"'):  # what the shell passes on: \$ \` \" \\ unescaped
+            code = re.sub(r'\\([$`"\\])', r"\1", code)
+        frame.code = (self.i, code)  # its arguments ($0, $1 ...) come after it
+        if not self.tainted:
+            return
+        inner = _Scanner(code)
+        inner.tainted = dict(self.tainted)  # the places of their placeholders in this text
+        inner.scan()
+
+    def _note_variables(self, frame: _Frame, word: str, source: str) -> int:
+        """Follow values into variables (``a={x}``, ``b=$a``, ``for a in {x}``) and refuse
+        a word expanding one where its text would run (see the module docstring).
+        ``word`` is what this frame read of the word, ``source`` all of its text. Returns
+        where the value the word holds (a placeholder's, or a tainted variable's) comes
+        from, or -1."""
+        tainted = [name for name in _expansions(source) if name in self.tainted]
+        where = source.find(_MARK)
+        origin = frame.start + where if where >= 0 else self.tainted[tainted[0]] if tainted else -1
         assigned = _ASSIGNMENT.match(word)
-        if assigned and _MARK in word and frame.command:
-            self.tainted[word[:assigned.end() - 1]] = self.i - len(word) + word.index(_MARK)
-        variable = _VARIABLE.match(word)
-        if frame.command and not frame.redirect and not assigned and variable and variable.group(1) in self.tainted:
-            raise _Unsafe(self.tainted[variable.group(1)], f"run as a command through ${variable.group(1)}",
-                          "A value is never run as a program: use the variable as an argument, e.g. `cat \"$NAME\"`.")
+        declaring = bool(frame.words) and frame.words[0] in _DECLARE
+        if assigned and origin >= 0 and (frame.command or declaring):
+            self.tainted[word[:assigned.end() - 1]] = origin
+        looping = len(frame.words) >= 3 and frame.words[0] == "for" and frame.words[2] == "in"
+        if looping and origin >= 0:
+            self.tainted[frame.words[1]] = origin
+        if frame.words[:1] == ["set"] and origin >= 0:  # set -- {x}: the positional parameters hold it
+            self.tainted.update(dict.fromkeys((*"123456789", "@", "*"), origin))
+        if frame.words[:1] == ["alias"] and origin >= 0:
+            raise _Unsafe(origin, "the text of an alias, which runs as a command",
+                          "A value is never run as a program: use a shell function or a script that takes it as an argument.")
+        if not frame.redirect and self._runs_code(frame):
+            self._check_code(frame, source)
+        if tainted and not frame.redirect and not (assigned and (frame.command or declaring)):
+            name = tainted[0]
+            if frame.command:
+                raise _Unsafe(self.tainted[name], f"run as a command through ${name}",
+                              "A value is never run as a program: use the variable as an argument, e.g. `cat \"$NAME\"`.")
+            if self._runs_code(frame) or (frame.words and frame.words[0] == "eval"):
+                raise _Unsafe(self.tainted[name], f"run as code through ${name} (`{' '.join(frame.words)}` runs it)",
+                              "A value is never run as code: pass it as a file or an argument instead, e.g. "
+                              "`sh script.sh \"$NAME\"`.")
         if not frame.redirect:
             frame.words.append(word)
+        return origin
 
     def _paren(self, frame: _Frame, c: str) -> None:
         if c == "(":
@@ -456,3 +571,65 @@ class _Scanner:
                 self.i = end + 1
                 if (line.lstrip("\t") if strip_tabs else line) == delimiter:
                     break
+
+
+def _expansions(source: str) -> list[str]:
+    """The variables a word's text expands, in order: ``$a``, ``${a}``, ``${a:-x}``,
+    ``${#a}``, ``${!a}``, also inside double quotes, ``$(...)`` and backticks; not inside
+    single quotes or after a backslash.
+
+    >>> _expansions('x$a"${b:-1}"$(echo ${#e})'), _expansions("'$d'" + ' $((1))')
+    (['a', 'b', 'e'], [])
+    """
+    names: list[str] = []
+    i, quoted = 0, False
+    while i < len(source):
+        c = source[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "'" and not quoted:
+            end = source.find("'", i + 1)
+            i = len(source) if end < 0 else end + 1
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif c == "$" and (match := _EXPANSION.match(source, i)) is not None:
+            names.append(match.group(1) or match.group(2))
+        i += 1
+    return names
+
+
+_FROM_INPUT = (_SHELLS | _INTERPRETERS) - {"awk", "gawk"}  # these read their program from input without one
+
+
+def _reads_code_from_input(words: list[str]) -> bool:
+    """Whether a simple command reads the code it runs from its input: a shell or an
+    interpreter given no script (``sh``, ``bash -s x``, ``python3 -``), also behind
+    ``env``, ``sudo`` ...
+
+    >>> _reads_code_from_input(["sh"]), _reads_code_from_input(["env", "python3", "-u"])
+    (True, True)
+    >>> _reads_code_from_input(["sh", "build.sh"]), _reads_code_from_input(["bash", "-c", "'cat'"])
+    (False, False)
+    """
+    rest = _command_words(words)
+    while rest and rest[0].startswith("-") and len(rest) > 1:
+        rest = _command_words(rest[1:])  # a wrapper's options
+    if not rest or rest[0].rpartition("/")[2] not in _FROM_INPUT:
+        return False
+    options = rest[1:]
+    operands = [word for word in options if not word.startswith("-") or word == "-"]
+    return not operands or operands[0] == "-" or "-s" in options
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _command_words(words: list[str]) -> list[str]:
+    """A simple command's words from the program it runs on: without the assignments,
+    keywords and wrappers before it (``X=1 if env nohup prog`` -> ``prog ...``)."""
+    start = 0
+    while start < len(words) and (words[start] in _KEEP_COMMAND or _ASSIGNMENT.match(words[start])):
+        start += 1
+    return words[start:]

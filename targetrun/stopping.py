@@ -8,11 +8,19 @@ and the run is recorded as interrupted. The exit code then is 128 + the signal n
 signal while that happens exits at once with the same code: the next run cleans up what
 is left (pending writes, see store/base.py).
 
+A signal can arrive while a finalizer (``__del__``) or a weakref callback runs -- the import
+system runs such callbacks all the time. The interpreter cannot raise out of those: it
+prints "Exception ignored in ..." and drops the exception, and the run would go on as if
+never stopped. So :func:`install` also takes the hook those dropped exceptions go to
+(``sys.unraisablehook``): a dropped :class:`Stopped` is delivered again, as the same
+signal, to the code that runs next.
+
 Standard library only: this is installed before anything else is imported.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
@@ -27,13 +35,40 @@ class Stopped(KeyboardInterrupt):
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
+        self.signum = signum
         self.exit_code = 128 + signum
 
 
 def install() -> None:
     """Handle SIGINT and SIGTERM in this (main) thread from now on."""
+    global _previous_hook
     for signum in SIGNALS:
         signal.signal(signum, _on_signal)
+    if sys.unraisablehook is not _redeliver_dropped_stop:
+        _previous_hook = sys.unraisablehook
+        sys.unraisablehook = _redeliver_dropped_stop
+
+
+_previous_hook: Any = sys.__unraisablehook__
+
+
+def _redeliver_dropped_stop(unraisable: Any) -> None:
+    """A :class:`Stopped` raised inside a finalizer or callback, which the interpreter
+    drops: send the signal again, so it stops the code that runs next. Anything else goes
+    to the hook that was there before."""
+    global _stopping
+    if isinstance(unraisable.exc_value, Stopped):
+        _stopping = False  # the same first signal, not a second one
+        # Not handled in here (the hook's own exception would be dropped too): another
+        # thread marks the signal as arrived once this one lets go of the interpreter, and
+        # the main thread runs the handler at its next instruction, past the finalizer.
+        _thread.start_new_thread(_interrupt_main, (unraisable.exc_value.signum,))
+        return
+    _previous_hook(unraisable)
+
+
+def _interrupt_main(signum: int) -> None:
+    _thread.interrupt_main(signal.Signals(signum))
 
 
 def ignore() -> None:

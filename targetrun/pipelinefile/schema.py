@@ -17,6 +17,7 @@ from targetrun.errors import (
     CycleError,
     SpecError,
     SpecProblems,
+    TargetrunError,
     TemplateError,
     UnknownKeyError,
     UsageError,
@@ -88,6 +89,7 @@ class _Checker:
         self.problems: list[SpecError] = []
         self.tasks: dict[str, TaskSpec] = {}
         self.broken: set[str] = set()  # tasks with a problem of their own
+        self.protocols: dict[str, SpecError | None] = {}  # each URL protocol's answer, asked once per file
 
     def check(self) -> PipelineSpec | None:
         try:
@@ -144,6 +146,7 @@ class _Checker:
                 check_store_url(cache_url)
             except SpecError as exc:
                 self.problems.append(self.error(("cache",), exc.message, hint=exc.hint))
+        self.attempt(lambda: self.check_store_scheme(cache_url), None)
         scheduler = top.get("scheduler")
         if scheduler is not None:
             self.attempt(lambda: self.expect(("scheduler",), scheduler, str,
@@ -202,6 +205,7 @@ class _Checker:
             if "url" not in body:
                 raise self.error(where, f"results.{name} has no `url`", hint="Give a path or an fsspec URL such as s3://bucket/prefix.")
             url = self.expect(where + ("url",), body["url"], str, "a path or URL")
+            self.check_protocol(where + ("url",), url)
             options = self.expect(where + ("options",), body.get("options") or {}, dict, "a mapping of storage options")
             found[str(name)] = ResultLocation(str(name), url, dict(options))
         return found
@@ -209,6 +213,8 @@ class _Checker:
     def defaults(self, raw: Any, results: Mapping[str, ResultLocation]) -> dict[str, Any]:
         raw = self.expect(("defaults",), raw if raw is not None else {}, dict, "a mapping of task defaults")
         self.known_keys(("defaults",), raw, DEFAULT_KEYS, "in defaults")
+        if isinstance(raw.get("result"), str) and raw["result"] not in results:
+            self.check_protocol(("defaults", "result"), raw["result"])
         return dict(raw)
 
     # -- one task ------------------------------------------------------------------
@@ -224,6 +230,7 @@ class _Checker:
         where: Path = ("tasks", name)
         if not TASK_NAME.match(name):
             raise self.error(where, f"task name {name!r} must start with a letter or _ and use only letters, digits, _ and -")
+        self.check_name_length(where, name)
         if body is None:
             raise self.error(where, f"task {name!r} is empty", hint="Give it `run: module:function` or `shell: command`.")
         self.expect(where, body, dict, f"a mapping of task keys for task {name!r}")
@@ -261,6 +268,10 @@ class _Checker:
                 hint="Remove `checkpoint: false` or the target.",
             )
         result = self.result_ref(where, merged.get("result", "."), results)
+        if "result" in body and result not in results:
+            self.check_protocol(where + ("result",), result)
+        if target is not None:
+            self.check_protocol(where + ("target",), templating.literal_prefix(target))
         serializer = self.serializer(where + ("serializer",), body.get("serializer"))
         default_serializer = self.serializer(("defaults", "serializer"), defaults.get("serializer"))
         retries = self.expect(where + ("max_retries",), merged.get("max_retries", 0), int, "a whole number of retries")
@@ -305,6 +316,7 @@ class _Checker:
             if not isinstance(item, str) or not item.strip():
                 raise self.error(path + (str(i),), f"expected a path, URL or glob, found {_describe(item)}",
                                  hint="Write e.g. `deps: [data/raw.csv, \"config/*.yaml\"]`.")
+            self.check_protocol(path if isinstance(raw, str) else path + (str(i),), item)
         return tuple(items)
 
     def version(self, path: Path, raw: Any) -> str | None:
@@ -420,6 +432,52 @@ class _Checker:
             )
             raise self.error(where + ("result",), f"{value!r} is not a name under `results:`", hint=hint)
         return str(value)
+
+    def check_protocol(self, path: Path, url: str) -> None:
+        """A URL's protocol must be one a storage serves (fsspec's registry or a plugin's),
+        with its library installed: refused here, at load, naming the extra to install --
+        not when the first task touches it. Plain paths and ``${VAR}`` are not URLs yet."""
+        from targetrun.resolve import protocol
+
+        proto = protocol(url)
+        if proto is None:
+            return
+        if proto not in self.protocols:
+            from targetrun.storage.base import check_protocol
+
+            try:
+                check_protocol(proto)
+                self.protocols[proto] = None
+            except TargetrunError as exc:
+                self.protocols[proto] = SpecError(exc.message, hint=exc.hint)
+        problem = self.protocols[proto]
+        if problem is not None:
+            raise self.error(path, f"{url!r}: {problem.message}", hint=problem.hint)
+
+    def check_store_scheme(self, url: str) -> None:
+        """``cache:`` must name a state store the registry serves (a path is SQLite)."""
+        from targetrun.resolve import protocol
+        from targetrun.store.base import STORES
+
+        scheme = protocol(url) if "$" not in url else None
+        if scheme is not None and STORES.for_scheme(scheme) is None:
+            raise self.error(("cache",), f"unknown state store {url!r}",
+                             hint="Use a path (SQLite) or a redis://host:port/db URL.")
+
+    def check_name_length(self, where: Path, name: str) -> None:
+        """A task's name becomes part of file names (its log, a checkpoint under
+        ``.targetrun/results/``, their staging siblings), and a file name holds at most
+        255 bytes: a longer name would only fail when the task first writes."""
+        from targetrun.resolve import MAX_TASK_NAME
+
+        size = len(name.encode())
+        if size > MAX_TASK_NAME:
+            raise self.error(
+                where,
+                f"task name {name[:24]}... is {size} characters long; a task name is at most {MAX_TASK_NAME}",
+                hint=f"A task's name becomes part of file names (its log, its checkpoint), and a file name holds at most "
+                     f"255 bytes. Give the task a name of at most {MAX_TASK_NAME} characters.",
+            )
 
     def duration(self, path: Path, raw: Any) -> float:
         try:

@@ -363,3 +363,13 @@ STORAGES = Registry(
         "fsspec": Entry("targetrun.storage.fsspec:FsspecStorage", "Install targetrun to get fsspec."),
     },
 )
+
+
+def check_protocol(protocol: str) -> None:
+    """Refuse a URL protocol no storage serves, before anything runs: a storage registered
+    under the protocol's own name (a plugin) serves it, else fsspec must know it and its
+    library be installed (:func:`targetrun.storage.fsspec.check_protocol`: exit 2, naming
+    the extra to install). Nothing is imported but fsspec's table of protocols."""
+    if protocol == "file" or (protocol != "fsspec" and protocol in STORAGES):
+        return
+    STORAGES.get("fsspec").check_protocol(protocol)

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 from targetrun import redact
 from targetrun.envvars import expand_env
-from targetrun.errors import MissingExtraError, StorageError, UsageError
+from targetrun.errors import MissingExtraError, StorageError, UsageError, did_you_mean
 from targetrun.storage.base import Listing, Stat, Storage, shown
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
@@ -39,6 +39,11 @@ class FsspecStorage(Storage):
         self.options = dict(options or {})
         self._fs: Any = None
         self._buckets: set[str] = set()  # known to exist
+
+    @staticmethod
+    def check_protocol(protocol: str) -> None:
+        """See :func:`check_protocol`: the registry asks the class, so nothing else is imported."""
+        check_protocol(protocol)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"protocol": self.protocol, "options": self.options, "_fs": None, "_buckets": set()}
@@ -269,18 +274,58 @@ def _gcs_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | N
     return sorted(keys), bool(page.get("nextPageToken"))
 
 
-def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
+def check_protocol(protocol: str) -> None:
+    """Refuse a URL protocol fsspec does not know (:class:`UsageError`), or one whose
+    library is not installed (:class:`MissingExtraError` naming the extra), without
+    importing that library: fsspec's own table (``known_implementations``, which also
+    holds the ``fsspec.specs`` entry points of installed packages) says which module
+    serves a protocol, and ``find_spec`` whether it is there. ``validate`` asks this for
+    every URL of a Pipelinefile, and every filesystem is opened through it."""
+    import importlib.util
+
     try:
-        import fsspec  # type: ignore[import-untyped]
+        from fsspec.registry import known_implementations, registry  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - fsspec is a core dependency
         raise MissingExtraError("fsspec is not installed", hint="Install targetrun.") from None
+    if protocol in registry:  # registered at run time (fsspec.register_implementation): imported already
+        return
+    known = known_implementations.get(protocol)
+    if known is None:
+        names = sorted(set(known_implementations) | set(registry))
+        raise UsageError(
+            f"unknown storage protocol {protocol}://",
+            hint=did_you_mean(protocol, names)
+            or f"Use a local path or a URL of a protocol fsspec knows: {', '.join(n + '://' for n in names)}.",
+        )
+    module = str(known["class"]).rpartition(".")[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # its parent package is missing (or blocked)
+        found = False
+    if not found:
+        raise MissingExtraError(f"the {protocol}:// filesystem is not installed", hint=_install_hint(protocol, known))
+
+
+def _install_hint(protocol: str, known: Mapping[str, Any] | None) -> str:
+    """Which extra to install for ``protocol``: targetrun's own, else what fsspec says."""
+    if protocol in EXTRAS:
+        return f"Install targetrun[{EXTRAS[protocol]}] to use {protocol}:// locations."
+    said = str((known or {}).get("err") or "").strip()
+    return f"{said.rstrip('.')}." if said else f"Install the fsspec implementation of {protocol}://."
+
+
+def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
+    import fsspec  # type: ignore[import-untyped]
+
+    check_protocol(protocol)
     try:
         cls = fsspec.get_filesystem_class(protocol)
-    except ImportError:
-        extra = EXTRAS.get(protocol, protocol)
+    except ImportError:  # installed, but a library it needs is not (http:// without aiohttp)
+        from fsspec.registry import known_implementations
+
         raise MissingExtraError(
             f"the {protocol}:// filesystem is not installed",
-            hint=f"Install targetrun[{extra}] to use {protocol}:// locations.",
+            hint=_install_hint(protocol, known_implementations.get(protocol)),
         ) from None
     except ValueError:
         raise UsageError(f"unknown storage protocol {protocol}://", hint="Use a local path or an fsspec URL such as s3:// or gs://.") from None
