@@ -131,7 +131,7 @@ def _load_whole(storage: Storage, url: str, codec: str, expected: Expected) -> o
     digest = _Digest(data)
     try:
         value = _load(codec, io.BytesIO(data))  # BytesIO shares ``data``: no copy
-    except BaseException:
+    except Exception:  # (an interrupt stays an interrupt)
         problem = mismatch(expected, None, digest.result())
         if problem is not None:  # corrupt bytes: say so, not what the decoder thought of them
             raise CorruptCheckpoint(url, problem) from None

@@ -472,3 +472,40 @@ def test_a_local_parquet_checkpoint_changed_after_it_was_recorded_is_refused_eve
     with pytest.raises(CorruptCheckpoint) as refused:
         read_value(storage, target, 'parquet {"compression":"none"}', expected=expected, trust=True, task="t")
     assert refused.value.problem == why
+
+
+def test_a_format_that_can_run_code_and_reads_whole_loads_nothing_before_the_check(tmp_path, monkeypatch):
+    """Only a format that cannot run code decodes while the bytes are hashed. One that can
+    (a plugin pickling whole files) gets the bytes in memory too, but its ``load`` is never
+    called on bytes that differ from the record -- not even with --trust."""
+    import pickle
+
+    from targetrun.checkpoints import CorruptCheckpoint, read_value
+    from targetrun.serializers.base import SERIALIZERS, Serializer
+
+    loaded = []
+
+    class WholePickle(Serializer):
+        name = "whole-pickle"
+        reads_whole = True  # executes_code stays True, as for any serializer that does not say
+
+        def dump(self, value, f):
+            f.write(pickle.dumps(value))
+
+        def load(self, f):
+            data = f.read()
+            loaded.append(data)
+            return pickle.loads(data)
+
+    monkeypatch.setitem(SERIALIZERS._loaded, "whole-pickle", WholePickle)
+    storage, target, expected = local_checkpoint(tmp_path, {"amount": 2.5}, "whole-pickle")
+    assert read_value(storage, target, "whole-pickle", expected=expected, trust=False, task="t") == {"amount": 2.5}
+    assert len(loaded) == 1
+    with open(target, "rb") as f:
+        data = f.read()
+    with open(target, "wb") as f:
+        f.write(pickle.dumps({"amount": 3.5}))  # same size, other content
+    assert len(pickle.dumps({"amount": 3.5})) == len(data)
+    with pytest.raises(CorruptCheckpoint, match="sha256 differs"):
+        read_value(storage, target, "whole-pickle", expected=expected, trust=True, task="t")
+    assert len(loaded) == 1
