@@ -2,10 +2,11 @@
 """Writing and reading an N-row DataFrame as parquet through targetrun vs pandas directly.
 
 targetrun's path is the one every task takes: the worker serializes the value into a
-staging file beside the target while hashing the bytes on the way (``write_value``), the
-staging file is committed onto the target, and the downstream read goes through
-``read_value``: the bytes are hashed into a spooled buffer (a temporary file past 16 MiB),
-compared with the record, and parquet is read from that buffer. pandas' path is
+staging file beside the target, hashing the bytes on the way (``write_value``; Arrow's
+output is hashed and written on a second thread while it encodes), the staging file is
+renamed onto the target, and the downstream read goes through ``read_value``: the local
+checkpoint is read once into memory and decoded while a second thread hashes those same
+bytes; the value is returned only if the digest matches the record. pandas' path is
 ``df.to_parquet(path)`` then ``pd.read_parquet(path)``. Figures: median seconds of
 ``--repeat`` rounds (after a warm-up) and the overhead ratio targetrun / pandas. Each
 round checks the value read back equals the one written (outside the timing).

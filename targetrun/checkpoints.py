@@ -13,6 +13,15 @@ There is no gap between checking and using: the bytes are read once into a spool
 record, and the serializer loads *that buffer*. A file replaced after the check is never
 the one loaded.
 
+A serializer that holds the whole file in memory anyway (:attr:`Serializer.reads_whole`:
+parquet) reading a *local* checkpoint skips the spool: the file is read once into one
+immutable ``bytes`` (never more than the recorded size plus one byte), and the serializer
+loads exactly that object. If it cannot run code, it decodes while a second thread hashes
+the same object (hashlib and Arrow both release the GIL, so the two overlap on two cores),
+and the value is returned only if the digest matches -- a mismatch is still
+:class:`CorruptCheckpoint`, whatever the decoder made of the bytes. A serializer that can
+run code never overlaps: the check comes first.
+
 A recorded checkpoint whose bytes differ from the record is *corrupt*
 (:class:`CorruptCheckpoint`), whatever the serializer and even with ``--trust``: planning
 recomputes it, a worker refuses it (the task that needed it fails). An unrecorded file is
@@ -21,7 +30,10 @@ loaded only by a serializer that cannot run code (json, text, bytes), or with ``
 
 from __future__ import annotations
 
+import hashlib
+import io
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
@@ -89,6 +101,8 @@ def read_value(storage: Storage, url: str, codec: str, *, expected: Expected | N
             raise untrusted(url, task, codec)
         with storage.open_read(url) as source:  # nothing to compare with: load as it streams
             return _load(codec, source)
+    if serializer(codec).reads_whole and storage.local_path(url) is not None:
+        return _load_whole(storage, url, codec, expected)
     with storage.open_read(url) as source, tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as buffer:
         kept = cast(BinaryIO, buffer)
         size, digest = stream_digest(source, copy_to=kept)
@@ -97,6 +111,56 @@ def read_value(storage: Storage, url: str, codec: str, *, expected: Expected | N
             raise CorruptCheckpoint(url, problem)
         kept.seek(0)
         return _load(codec, kept)
+
+
+def _load_whole(storage: Storage, url: str, codec: str, expected: Expected) -> object:
+    """Read the checkpoint once into memory and load those very bytes if they match the
+    record (the module docstring). Reading stops one byte past the recorded size, so a
+    file grown since it was recorded is refused without being read into memory whole."""
+    with storage.open_read(url) as source:
+        data = bytes(source.read(expected.size + 1))  # bytes: immutable while it is hashed and decoded
+        size = len(data) + (_count_rest(source) if len(data) > expected.size else 0)
+    problem = mismatch(expected, size, None)
+    if problem is not None:
+        raise CorruptCheckpoint(url, problem)
+    if serializer(codec).executes_code:
+        problem = mismatch(expected, None, hashlib.sha256(data).hexdigest())
+        if problem is not None:
+            raise CorruptCheckpoint(url, problem)
+        return _load(codec, io.BytesIO(data))
+    digest = _Digest(data)
+    try:
+        value = _load(codec, io.BytesIO(data))  # BytesIO shares ``data``: no copy
+    except Exception:  # (an interrupt stays an interrupt)
+        problem = mismatch(expected, None, digest.result())
+        if problem is not None:  # corrupt bytes: say so, not what the decoder thought of them
+            raise CorruptCheckpoint(url, problem) from None
+        raise
+    problem = mismatch(expected, None, digest.result())
+    if problem is not None:
+        raise CorruptCheckpoint(url, problem)  # the value decoded from them is dropped
+    return value
+
+
+class _Digest:
+    """The sha256 of an immutable ``bytes``, computed on a thread of its own."""
+
+    def __init__(self, data: bytes) -> None:
+        self._hash = hashlib.sha256()
+        self._thread = threading.Thread(target=self._hash.update, args=(data,), name="targetrun-sha256", daemon=True)
+        self._thread.start()
+
+    def result(self) -> str:
+        self._thread.join()
+        return self._hash.hexdigest()
+
+
+def _count_rest(source: BinaryIO) -> int:
+    """How many bytes are left in ``source`` (read and dropped a MiB at a time)."""
+    size = 0
+    while chunk := source.read(1024 * 1024):
+        size += len(chunk)
+    return size
 
 
 def _load(codec: str, source: BinaryIO) -> object:

@@ -391,3 +391,121 @@ def test_reading_parquet_from_s3_spools_to_a_file_not_memory(project, s3, monkey
     assert result.code == 0, result.text
     assert json.loads(s3.cat_file("s3://test-bucket/use.json")) == sum(range(50_000)) and rolled
     assert pq.read_table(io.BytesIO(s3.cat_file("s3://test-bucket/big.parquet"))).num_rows == 50_000
+
+
+# -- parquet checkpoints on a local disk: one read, hashed while it decodes ---------------
+
+
+def local_checkpoint(tmp_path, value, ref="parquet"):
+    """A real checkpoint written the way a worker writes one: staged while hashed, then
+    committed. Returns the storage, the target and the record to check it against."""
+    from targetrun.checkpoints import Expected
+    from targetrun.engine.work import write_value
+    from targetrun.storage.local import LocalStorage
+
+    storage = LocalStorage()
+    target = str(tmp_path / f"value.{ref.split()[0]}")
+    staging = storage.staging_url(target, "t1")
+    size, digest = write_value(storage, staging, value, ref, shown=target)
+    storage.commit(staging, target)
+    return storage, target, Expected(size, digest)
+
+
+def test_a_local_parquet_checkpoint_is_read_once_into_memory_not_copied_into_a_spool(tmp_path, monkeypatch):
+    """Parquet decodes from one in-memory buffer anyway, so a local checkpoint is read
+    straight into it and hashed there: no spooled temporary copy of a file already on disk.
+    A format that streams (json) still goes through the spool, which shows the watch works."""
+    import targetrun.checkpoints as checkpoints
+    from targetrun.checkpoints import read_value
+
+    spooled = []
+    real = checkpoints.tempfile.SpooledTemporaryFile
+
+    class Watching(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            spooled.append(True)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoints.tempfile, "SpooledTemporaryFile", Watching)
+    df = pd.DataFrame({"x": range(50_000), "y": [i / 4 for i in range(50_000)]})
+    storage, target, expected = local_checkpoint(tmp_path, df)
+    back = read_value(storage, target, "parquet", expected=expected, trust=False, task="t")
+    pd.testing.assert_frame_equal(back, df)
+    assert spooled == []
+    storage, target, expected = local_checkpoint(tmp_path, {"a": 1}, "json")
+    assert read_value(storage, target, "json", expected=expected, trust=False, task="t") == {"a": 1}
+    assert spooled == [True]
+
+
+def damage_decodable(path):
+    """Change one stored float (2.5 -> 3.5) of an uncompressed parquet file in place: same
+    size, and pyarrow still decodes it (only the sha256 can tell)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    old, new = np.float64(2.5).tobytes(), np.float64(3.5).tobytes()
+    assert data.count(old) >= 1
+    with open(path, "r+b") as f:
+        f.seek(data.index(old))
+        f.write(new)
+    assert 3.5 in pq.read_table(path).column("amount").to_pylist()
+
+
+@pytest.mark.parametrize("damage", ["same size and still decodes", "grown", "truncated"])
+def test_a_local_parquet_checkpoint_changed_after_it_was_recorded_is_refused_even_if_it_decodes(tmp_path, damage):
+    """The read that decodes while it hashes returns nothing from bytes that differ from the
+    record: CorruptCheckpoint, whatever the decoder made of them (a decodable edit included),
+    and a grown file is measured to its real size without being loaded whole."""
+    from targetrun.checkpoints import CorruptCheckpoint, read_value
+
+    df = pd.DataFrame({"amount": [1.25, 2.5] * 1000})
+    storage, target, expected = local_checkpoint(tmp_path, df, 'parquet {"compression":"none"}')
+    if damage == "same size and still decodes":
+        damage_decodable(target)
+        why = "its content is not what was written (sha256 differs)"
+    elif damage == "grown":
+        with open(target, "ab") as f:
+            f.write(b"\0" * 3_000_000)
+        why = f"it is {expected.size + 3_000_000:,} bytes, {expected.size:,} were written"
+    else:
+        os.truncate(target, expected.size - 1)
+        why = f"it is {expected.size - 1:,} bytes, {expected.size:,} were written"
+    with pytest.raises(CorruptCheckpoint) as refused:
+        read_value(storage, target, 'parquet {"compression":"none"}', expected=expected, trust=True, task="t")
+    assert refused.value.problem == why
+
+
+def test_a_format_that_can_run_code_and_reads_whole_loads_nothing_before_the_check(tmp_path, monkeypatch):
+    """Only a format that cannot run code decodes while the bytes are hashed. One that can
+    (a plugin pickling whole files) gets the bytes in memory too, but its ``load`` is never
+    called on bytes that differ from the record -- not even with --trust."""
+    import pickle
+
+    from targetrun.checkpoints import CorruptCheckpoint, read_value
+    from targetrun.serializers.base import SERIALIZERS, Serializer
+
+    loaded = []
+
+    class WholePickle(Serializer):
+        name = "whole-pickle"
+        reads_whole = True  # executes_code stays True, as for any serializer that does not say
+
+        def dump(self, value, f):
+            f.write(pickle.dumps(value))
+
+        def load(self, f):
+            data = f.read()
+            loaded.append(data)
+            return pickle.loads(data)
+
+    monkeypatch.setitem(SERIALIZERS._loaded, "whole-pickle", WholePickle)
+    storage, target, expected = local_checkpoint(tmp_path, {"amount": 2.5}, "whole-pickle")
+    assert read_value(storage, target, "whole-pickle", expected=expected, trust=False, task="t") == {"amount": 2.5}
+    assert len(loaded) == 1
+    with open(target, "rb") as f:
+        data = f.read()
+    with open(target, "wb") as f:
+        f.write(pickle.dumps({"amount": 3.5}))  # same size, other content
+    assert len(pickle.dumps({"amount": 3.5})) == len(data)
+    with pytest.raises(CorruptCheckpoint, match="sha256 differs"):
+        read_value(storage, target, "whole-pickle", expected=expected, trust=True, task="t")
+    assert len(loaded) == 1

@@ -19,12 +19,17 @@ import pytest
 TASKS = '''
 def big(n=200_000):
     return "x" * n
+
+def frame(n=200_000):
+    import pandas as pd
+    return pd.DataFrame({"n": range(n), "half": [i / 2 for i in range(n)]})
 '''
 
 PIPELINE = """
 tasks:
   py: {run: tasks:big, target: out/py.txt}
   sh: {shell: "python -c 'print(\\"y\\" * 200000)'", target: out/sh.txt}
+  pq: {run: tasks:frame, target: out/pq.parquet}
 """
 
 
@@ -101,6 +106,32 @@ def test_the_file_size_limit_is_a_storage_error_with_nothing_partial(tmp_path, t
     again = targetrun(folder, "run", task)
     assert again.returncode == 0, again.stderr
     assert len((folder / "out" / f"{task}.txt").read_text().strip()) == 200_000
+
+
+@pytest.mark.parametrize("refusal", ["full disk", "file size limit"])
+def test_a_parquet_value_the_disk_refuses_is_a_storage_error_not_a_format_error(tmp_path, tmpfs, refusal):
+    """Parquet is encoded by Arrow, which writes to the checkpoint's file through its own
+    stream: the disk's refusal comes back wrapped in the library's error, and is still the
+    storage's failure (exit 3, what to do), not "pandas cannot write this value" (exit 2)."""
+    pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    folder = make(tmp_path)
+    if refusal == "full disk":
+        tmpfs(folder / "out", "size=64k")
+        result = targetrun(folder, "run", "pq")
+        assert_refused(result, folder / "out" / "pq.parquet", "the disk is full")
+    else:
+        result = targetrun(folder, "run", "pq", preexec=_file_size_limit)
+        assert_refused(result, folder / "out" / "pq.parquet", "the file is larger than this process may write")
+    assert "cannot write this value" not in result.stdout + result.stderr
+    assert leftovers(folder) == []
+    if refusal == "full disk":
+        subprocess.run(["umount", str(folder / "out")], check=True)  # the fix: room to write
+    again = targetrun(folder, "run", "pq")
+    assert again.returncode == 0, again.stderr
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(folder / "out" / "pq.parquet").num_rows == 200_000
 
 
 def test_a_read_only_folder_is_a_storage_error(tmp_path, tmpfs):

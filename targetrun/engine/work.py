@@ -222,7 +222,11 @@ def write_value(storage: Storage, staging: str, value: object, serializer_name: 
     try:
         with storage.stage_write(staging) as f:
             writer = HashingWriter(f)
-            codec.dump(value, cast(BinaryIO, writer))
+            try:
+                codec.dump(value, cast(BinaryIO, writer))
+            except SerializationError:
+                writer.raise_refusal()  # a full disk is the storage's failure (exit 3), not the format's
+                raise
     except SerializationError as exc:  # the value does not fit its target's format: the same on every attempt
         raise WorkError(f"cannot write the value to {shown} as {serializer_name}: {exc}", usage=True) from None
     _verify(storage, staging, shown)
@@ -242,6 +246,7 @@ class HashingWriter(io.RawIOBase):
         self._raw = raw
         self._hash = hashlib.sha256()
         self.size = 0
+        self.refused: Exception | None = None
 
     def writable(self) -> bool:
         return True
@@ -250,8 +255,17 @@ class HashingWriter(io.RawIOBase):
         view = memoryview(data)
         self._hash.update(view)
         self.size += view.nbytes
-        self._raw.write(view)
+        try:
+            self._raw.write(view)
+        except Exception as exc:
+            self.refused = exc  # a serializer's library may wrap it in its own error: write_value raises this one
+            raise
         return view.nbytes
+
+    def raise_refusal(self) -> None:
+        """Raise the error the checkpoint's file raised on a write, if it raised one."""
+        if self.refused is not None:
+            raise self.refused
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()

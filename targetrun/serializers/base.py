@@ -36,13 +36,17 @@ or read, never when targetrun starts; a missing one is a :class:`MissingExtraErr
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
+import queue
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from targetrun.errors import MissingExtraError, UsageError
 from targetrun.registry import Entry, Registry
@@ -82,6 +86,7 @@ class Serializer(ABC):
     extra: str | None = None  # the targetrun extra whose libraries it imports
     options: tuple[str, ...] = ()  # the options a Pipelinefile may give it
     seekable: bool = False  # ``load`` needs a file it can seek (parquet, feather, npz)
+    reads_whole: bool = False  # ``load`` reads the whole file into memory anyway: hand it the bytes already read
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.options))
@@ -308,3 +313,64 @@ def require(module: str, purpose: str) -> ModuleType:
             f"{purpose} needs the {top} library, which is not installed",
             hint=f"Install it with: pip install 'targetrun[{extra}]'",
         ) from None
+
+
+# -- writing on a second thread -----------------------------------------------------
+
+
+class _WriteBehind(io.RawIOBase):
+    """A write-only file that hands each write, as an immutable ``bytes``, to a thread that
+    writes it to the real file (see :func:`write_behind`)."""
+
+    def __init__(self, f: BinaryIO, depth: int) -> None:
+        super().__init__()
+        self._f = f
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)  # bounds the memory held
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="targetrun-write", daemon=True)
+        self._thread.start()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._raise()
+        chunk = data if type(data) is bytes else bytes(data)  # a copy the caller cannot change after returning
+        self._chunks.put(chunk)
+        return len(chunk)
+
+    def finish(self) -> None:
+        """Wait until every chunk is written; raise what writing one raised."""
+        self._chunks.put(None)
+        self._thread.join()
+        self._raise()
+
+    def _drain(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._error is None:  # after a failure keep taking chunks, so a writer never blocks
+                try:
+                    self._f.write(chunk)
+                except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+@contextlib.contextmanager
+def write_behind(f: BinaryIO, depth: int = 16) -> Iterator[BinaryIO]:
+    """A file whose writes reach ``f`` on a thread of their own, in order, while the caller
+    goes on encoding: what ``f`` does with each chunk (the checkpoint's sha256 and the disk
+    write, both without the GIL) overlaps the encoder's own work on a second core. Each
+    chunk is an immutable copy, so the bytes ``f`` hashes are the bytes it writes. At most
+    ``depth`` chunks wait; leaving the block waits for all of them and raises the error one
+    of them met (a full disk), else the block's own error."""
+    behind = _WriteBehind(f, depth)
+    try:
+        yield cast(BinaryIO, behind)
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            behind.finish()
+        raise
+    behind.finish()
