@@ -32,7 +32,7 @@ import pandas as pd  # noqa: E402
 
 from targetrun.checkpoints import Expected, read_value  # noqa: E402
 from targetrun.engine.work import write_value  # noqa: E402
-from targetrun.serializers.base import serializer  # noqa: E402
+from targetrun.serializers.make import serializer  # noqa: E402
 from targetrun.storage.local import LocalStorage  # noqa: E402
 
 

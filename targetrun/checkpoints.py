@@ -40,7 +40,8 @@ from typing import BinaryIO, cast
 from targetrun.errors import UsageError
 from targetrun.fingerprint import stream_digest
 from targetrun.model import Checkpoint
-from targetrun.serializers.base import SerializationError, serializer
+from targetrun.serializers.base import SerializationError
+from targetrun.serializers.make import serializer
 from targetrun.storage.base import Storage
 
 SPOOL_IN_MEMORY = 16 * 1024 * 1024  # bytes of a checkpoint kept in memory while it is checked

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from targetrun.errors import TargetrunError
 from targetrun.model import Checkpoint, PipelineSpec
-from targetrun.resolve import CHECKPOINT_DIR, LOCAL, LOGS
+from targetrun.resolve import CHECKPOINT_DIR, LOGS
 from targetrun.pipelinefile import SPEC_CACHE_DIR, spec_cache_file
 from targetrun.storage.base import Storage
 from targetrun.store.base import RunRecord, RunStatus, StateStore, as_seen

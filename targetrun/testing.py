@@ -164,7 +164,7 @@ class SerializerContract:
         assert same_value(loaded, sample), f"read back {loaded!r}, wrote {sample!r}"
 
     def test_round_trip(self, serializer: Serializer, sample: Any, tmp_path: Any) -> None:
-        from targetrun.serializers.base import serializer as by_ref
+        from targetrun.serializers.make import serializer as by_ref
 
         path = tmp_path / "value"
         # What the checkpoint records (for_value) is a reference that reads it back.

@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from targetrun.serializers.base import serializer
+from targetrun.serializers.make import serializer
 from targetrun.serializers.compression import Compressed
 from targetrun.testing import SerializerContract
 
@@ -268,7 +268,7 @@ def test_fingerprints_of_tables_and_arrays_are_stable_across_processes(tmp_path)
         import hashlib, io, sys
         import numpy as np, pandas as pd, polars as pl, pyarrow as pa
         from targetrun.fingerprint import of_value
-        from targetrun.serializers.base import serializer
+        from targetrun.serializers.make import serializer
         df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}, index=pd.Index([3, 4], name="k"))
         values = [df, np.arange(6).reshape(2, 3), pl.DataFrame({"a": [1]}), pa.table({"a": [1]}), [df, {"x": df}]]
         print(*(of_value(v) for v in values))

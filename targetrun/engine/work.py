@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import io
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,7 +28,8 @@ from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
 from targetrun import stopping
 from targetrun.errors import MissingExtraError, StorageError, UsageError
-from targetrun.serializers.base import FormatMismatch, SerializationError, serializer
+from targetrun.serializers.base import FormatMismatch, SerializationError
+from targetrun.serializers.make import serializer
 from targetrun.storage.base import Storage
 
 STDERR_TAIL_LINES = 20

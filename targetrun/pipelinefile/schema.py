@@ -332,7 +332,8 @@ class _Checker:
         tasks carry (:class:`targetrun.serializers.base.Ref`). Names and options come
         from the serializer classes in the registry, plugins included."""
         from targetrun.errors import UsageError
-        from targetrun.serializers.base import RULES, SERIALIZERS, Ref, serializer
+        from targetrun.serializers.base import RULES, SERIALIZERS, Ref
+        from targetrun.serializers.make import serializer
 
         if raw is None:
             return None

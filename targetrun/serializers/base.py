@@ -169,18 +169,6 @@ class Ref:
         return f"{head} {json.dumps(dict(self.options), sort_keys=True, separators=(',', ':'))}"
 
 
-def serializer(ref: str) -> Serializer:
-    """The serializer a reference names, with its options and compression."""
-    parsed = Ref.parse(ref)
-    cls = SERIALIZERS.get(parsed.name)
-    made: Serializer = cls(**parsed.options)
-    if parsed.compression is None:
-        return made
-    from targetrun.serializers.compression import Compressed
-
-    return Compressed(made, parsed.compression)
-
-
 def with_compression(ref: str, compression: str | None) -> str:
     """``ref`` compressed with ``compression`` (a reference already compressed keeps its own)."""
     parsed = Ref.parse(ref)

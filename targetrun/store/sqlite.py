@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from targetrun.errors import CacheError, UsageError
+from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
 from targetrun.store.base import (PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions, TaskRecord, finite, kept,
                                   readable)
