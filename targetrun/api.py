@@ -122,14 +122,14 @@ def _run_date(date: dt.date | dt.datetime | None) -> dt.datetime:
 
 
 def merge_params(spec: PipelineSpec, overrides: Mapping[str, object]) -> dict[str, object]:
-    redact.register_values(*overrides.values())  # -p dsn=app:pw@db/x: pw is masked from now on
     params = dict(spec.params)
     for name, value in overrides.items():
-        check_param_value(check_param_name(name), value)
+        check_param_value(check_param_name(name), value)  # bounded before anything walks it
         if name not in spec.params:
             hint = did_you_mean(name, spec.params) or f"Declared parameters: {', '.join(spec.params) or 'none'}."
             raise UsageError(f"unknown parameter {name!r}", hint=hint + " Declare it under `params:` first.")
         params[name] = value
+    redact.register_values(*overrides.values())  # -p dsn=app:pw@db/x: pw is masked from now on
     return params
 
 
