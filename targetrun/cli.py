@@ -331,10 +331,12 @@ def _load(path: str | None) -> Any:
 
     They live until the command ends, and a pipeline of 10,000 tasks is ~100,000
     objects that every full collection during planning would walk again (~8 % of a
-    no-op run's CPU). ``gc.freeze`` keeps them out of later collections.
+    no-op run's CPU). ``gc.freeze`` keeps them out of later collections -- only in the
+    console script's own process: a program that calls the CLI in-process keeps its heap.
     """
     spec = api.load(path)
-    garbage.freeze()
+    if _paused:
+        garbage.freeze()
     return spec
 
 

@@ -60,9 +60,9 @@ _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userin
 # user:password@host without a scheme (the rule in the module docstring).
 _BARE_USERINFO = re.compile(
     r"(?<![^\s'\"(\[{<=,;|>])"  # a word starts here
-    r"(?P<user>[A-Za-z][A-Za-z0-9._~%+@-]*):(?!//|\\)(?P<password>[^\s'\"<>`]+)"
-    r"@(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)"
-    r"(?P<port>:[0-9]{1,5})?(?=$|[\s/?#'\"<>`),;\]}|]|\.(?:$|\s))"
+    r"(?P<user>[A-Za-z_][A-Za-z0-9._~%+@-]*):(?!//|\\)(?P<password>[^\s'\"<>`]+)"
+    r"@(?!sha\d+:)(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*)"
+    r"(?P<port>:[0-9]{1,5})?(?=$|[\s/?#'\"<>`),;:\]}|\\]|\.)"
 )
 _NOT_A_USER = frozenset(("mailto",))  # mailto:a@b.com is an address
 # user:***@ once a known password was masked, without a scheme ("bucket name KEY:***@bucket").

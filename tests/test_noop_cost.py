@@ -201,3 +201,14 @@ def test_the_console_script_pauses_collection_while_planning_and_resumes_it_for_
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "seen.json").read_text()) == [True, True]
+
+
+def test_the_cli_called_in_process_leaves_the_callers_collector_alone(project):
+    """Only the console script pauses and freezes the collector: a program (or a test) that
+    calls the CLI in-process keeps collecting its own cycles."""
+    import gc
+
+    proj = project("tasks:\n  a: {shell: 'echo a > {output}', target: out/a.txt}\n")
+    frozen = gc.get_freeze_count()
+    assert proj.cli("run").code == 0 and proj.cli("status").code == 0 and proj.cli("run", "--dry-run").code == 0
+    assert gc.isenabled() and gc.get_freeze_count() == frozen

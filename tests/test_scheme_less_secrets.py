@@ -98,6 +98,11 @@ def test_a_scheme_less_credential_is_masked_everywhere_and_ordinary_text_is_not(
     ("psql -d app:p/w#d@db.internal:5432/sales failed", "psql -d ***@db.internal:5432/sales failed"),
     ("dsn=me@corp.com:s3cr@t@10.0.0.7:1521.", "dsn=***@10.0.0.7:1521."),
     ("('reader:pw123@[::1]:6379')", "('***@[::1]:6379')"),
+    ("app:hunter22@my_db:5432/x", "***@my_db:5432/x"),  # a host name with "_" (docker-compose services)
+    ("_svc:pw@db/x", "***@db/x"),
+    ("app:pw@db:sales", "***@db:sales"),
+    ('could not connect to \\"app:hunter22@db\\"', 'could not connect to \\"***@db\\"'),  # as JSON escapes it
+    ("app:pw@db\\nnext", "***@db\\nnext"),
 ])
 @pytest.mark.parametrize("ordinary", [
     *ORDINARY, "Note: ops@example.com", "ratio 3:1@peak", "key:value@", "10:30@home.", "user@host:22",
