@@ -306,3 +306,48 @@ def test_keys_round_trip_and_never_confuse_two_locations():
             "/else/where/" + a[len("/w/pro}j/"):] if a.startswith("/w/pro}j/") else a)
 
     check()
+
+
+def test_a_clone_sharing_the_store_leaves_another_clones_stopped_writes_where_they_are(tmp_path):
+    """Two clones of one pipeline, side by side on this machine, share one state store. A
+    run of clone A died between moving a pickle onto its target and committing its record,
+    with another value still staged. Clone B's next command resolves those writes in A's
+    folder -- where they are -- never as its own: A's staged file is removed, A's pickle is
+    committed and read without --trust, and nothing appears in B."""
+    import hashlib
+    import pickle
+
+    from targetrun import api
+    from targetrun.model import Checkpoint
+    from targetrun.store.base import PendingWrite, RunRecord, RunStatus
+
+    pipeline = (f"name: shared\ncache: {tmp_path / 'shared.db'}\ntasks:\n  made: {{run: m:made, target: out/made.pkl}}\n"
+                "  user: {run: m:user, needs: [made], target: out/user.pkl}\n")
+    clones = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        (root / "out").mkdir(parents=True)
+        (root / "Pipelinefile.yaml").write_text(pipeline)
+        (root / "m.py").write_text("def made():\n    return 41\n\ndef user(made):\n    return made + 1\n")
+        clones.append(Folder(root))
+    a, b = clones
+    data = pickle.dumps(41)
+    (a.root / "out" / "made.pkl").write_bytes(data)  # moved onto its target; the commit never happened
+    (a.root / "out" / ".user.pkl.targetrun-r1-2-cd").write_bytes(pickle.dumps(0))  # staged, never moved
+    store = api.open_store(api.load(str(a.root)))
+    try:
+        store.begin_run(RunRecord("r1", "shared", 1.0, RunStatus.INTERRUPTED))
+        for task, staging, value in (("made", ".made.pkl.targetrun-r1-1-ab", data),
+                                     ("user", ".user.pkl.targetrun-r1-2-cd", pickle.dumps(0))):
+            target, staged = str(a.root / "out" / f"{task}.pkl"), str(a.root / "out" / staging)
+            store.intend_write(PendingWrite("r1", target, staged, "local"))
+            store.prepare_write(staged, Checkpoint(task, target, "pickle", len(value), hashlib.sha256(value).hexdigest(),
+                                                   "r1", 1.0, 0.0, {}, {}, "local"), None)
+    finally:
+        store.close()
+    b.ok("status")  # B settles first
+    assert list((b.root / "out").iterdir()) == []
+    assert list((a.root / "out").glob(".*")) == []  # A's staged file: removed where it is
+    done = a.ok("run", "--json")  # made.pkl: vouched for by the record B's command committed
+    assert {t["task"]: t["state"] for t in json.loads(done)["tasks"]} == {"made": "skipped", "user": "succeeded"}
+    assert pickle.loads((a.root / "out" / "user.pkl").read_bytes()) == 42

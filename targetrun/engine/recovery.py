@@ -10,18 +10,22 @@ is no longer alive is resolved:
   has been gone for :data:`STRAGGLER_GRACE` (an object store may still complete an upload
   sent just before the end); whatever is at the target keeps the record it had.
 
-Pending writes of a live run (another process, now) are left alone.
+Pending writes of a live run (another process, now) are left alone, and so are those in a
+local folder this machine does not have (a clone elsewhere sharing the store cleans up
+its own).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 
 from targetrun import liveness
 from targetrun.errors import TargetrunError
 from targetrun.fingerprint import stream_digest
 from targetrun.model import Checkpoint
+from targetrun.resolve import LOCAL
 from targetrun.storage.base import Storage
 from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore
 
@@ -30,6 +34,8 @@ def recover(store: StateStore, storages: Callable[[str], Storage], now: float, l
     """Resolve the pending writes of runs that are gone; return how many were resolved."""
     resolved = 0
     for pending in store.pending_writes():
+        if pending.storage == LOCAL and not os.path.isdir(os.path.dirname(pending.staging)):
+            continue  # another machine's folder: its own next command resolves it
         run = store.run(pending.run_id)
         if _alive(run, now, lease):
             continue

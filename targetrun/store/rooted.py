@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from urllib.parse import quote, unquote
 
+from targetrun import liveness
 from targetrun.model import CacheEntry, Checkpoint, TaskOutcome
 from targetrun.store.base import (OutcomeMark, PendingWrite, RunOutcomes, RunRecord, RunStatus, StateStore,
                                   TaskRecord)
@@ -217,14 +218,17 @@ class RootedStore(StateStore):
 
     def _pending_in(self, pending: PendingWrite, runs: dict[str, bool]) -> PendingWrite:
         """A pending write as a location: this project's (written here, or from where the
-        project was before it moved: its run is of this pipeline) is inside the project as
-        it is now; another project's is where that project wrote it."""
+        project was before it moved) is inside the project as it is now; any other is where
+        its writer wrote it. Written from another folder, it is this project's only if its
+        run is of this pipeline, ran on this machine, and that folder is gone: a clone that
+        still stands there (or on another machine) keeps its own pending writes."""
         writer = self.keys.writer(pending.staging)
         own = True
         if writer is not None and writer != self.keys.root:
             if pending.run_id not in runs:
                 run = self.inner.run(pending.run_id)
-                runs[pending.run_id] = run is not None and run.pipeline == self.keys.pipeline
+                runs[pending.run_id] = run is not None and run.pipeline == self.keys.pipeline \
+                    and run.owner.split("/", 1)[0] in ("", liveness.host()) and not os.path.isdir(writer)
             own = runs[pending.run_id]
         located = self.keys.located
         staging = located(pending.staging, own=own)
