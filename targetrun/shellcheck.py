@@ -32,9 +32,13 @@ the end of a pipeline an earlier command put a value into (``echo {x} | sh``, th
 {needs.a} | sh`` as well; write ``sh {needs.a}``. ``read a`` given such an input taints
 ``a``; a value in the text of an ``alias`` is refused outright.
 
-Not followed: a value written to a file that is run later (``echo {x} > f; sh f``), a
-shell function's parameters (``f() { $1; }; f {x}``), and wrappers whose options take an
-argument before the interpreter (``sudo -u bob sh <<< {x}``).
+Not followed -- the scanner is a careful reader of the shell's grammar, not a shell: a value
+written to a file that is run later (``echo {x} > f; sh f``), a shell function's
+parameters (``f() { $1; }; f {x}``), wrappers whose options take an argument before the
+program (``sudo -u bob sh <<< {x}``, ``timeout 5 {x}``, ``find . -exec {x} ;``), and the
+shell's further ways of evaluating a variable's text: a ``case`` pattern list, a
+here-document fed to ``read``, an ``eval`` of a name built at run time, bash's arithmetic on array
+subscripts. A command that needs a value as code should be a Python task.
 
 :func:`check_shell` scans a command template once, as ``/bin/sh`` would read it, and
 refuses any placeholder in such a place. The scanner is deliberately conservative: a
@@ -74,7 +78,8 @@ class Ctx(enum.Enum):
 _SAFE = (Ctx.TOP, Ctx.CMDSUB)  # where a single-quoted word stays one literal word
 # Words after which the next word is still the command to run.
 _KEEP_COMMAND = frozenset(("if", "then", "else", "elif", "while", "until", "do", "!", "{", "time", "exec",
-                           "command", "builtin", "eval", "nohup", "env", "xargs", "sudo"))
+                           "command", "builtin", "eval", "nohup", "env", "xargs", "sudo", "doas", "nice", "setsid",
+                           "unbuffer"))
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 # Programs whose argument after one of these flags is code they run (``sh -c {x}``).
 _INTERPRETERS = frozenset(("sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox", "python", "python3", "perl",

@@ -28,6 +28,8 @@ PROGRAM = "./evil.sh"  # a value that names a program: run even as one quoted wo
 # (a command that runs the value, the same variable used safely as an argument)
 CASES = [
     ("a={params.x}; ${{a}} > {output}", 'a={params.x}; echo "${{a}}" > {output}'),
+    ("nice {params.x}; echo > {output}", "nice echo {params.x} > {output}"),  # wrappers that run their argument
+    ("setsid {params.x}; echo > {output}", "setsid echo {params.x} > {output}"),
     ("a={params.x}; ${{a:-true}} > {output}", "a={params.x}; echo ${{a:-true}} > {output}"),
     ('a={params.x}; "${{a}}" > {output}', 'a={params.x}; printf %s "${{a}}" > {output}'),
     ("a={params.x}; ${{a}}x > {output}", "a={params.x}; echo ${{a}}x > {output}"),
