@@ -21,14 +21,18 @@ any spelling -- ``$a``, ``${a}``, ``${a:-x}``, ``${#a}``, ``${!a}``, inside doub
 inside ``$(...)`` or backticks, alone or with other text -- is refused where the expanded
 text would be run: as the command, as the code of an interpreter (``sh -c "$a"``) or of
 ``trap``, and as any argument of ``eval`` (which parses its arguments again). A tainted
-variable as an ordinary argument (``cat "$a"``) is fine. ``set -- {x}`` taints the
-positional parameters, and a value given as an argument after ``sh -c CODE`` taints them
-inside CODE (``sh -c '$1' _ {x}``), which is read with the same rules.
+variable as an ordinary argument (``cat "$a"``) is fine. Once a variable holds a value,
+``eval`` is refused anywhere (it reaches variables by names built at run time), and so is
+a held variable in a ``case`` branch, in a heredoc's body, or named inside ``$((...))``
+(bash evaluates ``a[$(...)]`` in a variable's text). ``set -- {x}`` taints the positional
+parameters; a value (or a held variable) given as an argument after ``sh -c CODE`` is
+refused, since CODE reads it as ``$0``, ``$1`` ...
 
 Last, a value must not become a program's *input* when that program reads its code from
 its input: a shell or interpreter given no script (``sh``, ``bash -s``, ``python3 -``) at
-the end of a pipeline an earlier command put a value into (``echo {x} | sh``, through
-``cat`` or ``tr`` too), or given a here-string (``bash <<< {x}``). That refuses ``cat
+the end of a pipeline an earlier command put a value into (``echo {x} | sh``, ``bash
+/dev/stdin``, ``xargs sh -c`` or ``xargs -I% %``, through ``cat`` or ``tr`` too), or given a
+here-string (``bash <<< {x}``). That refuses ``cat
 {needs.a} | sh`` as well; write ``sh {needs.a}``. ``read a`` given such an input taints
 ``a``; a value in the text of an ``alias`` is refused outright.
 
@@ -36,9 +40,8 @@ Not followed -- the scanner is a careful reader of the shell's grammar, not a sh
 written to a file that is run later (``echo {x} > f; sh f``), a shell function's
 parameters (``f() { $1; }; f {x}``), wrappers whose options take an argument before the
 program (``sudo -u bob sh <<< {x}``, ``timeout 5 {x}``, ``find . -exec {x} ;``), and the
-shell's further ways of evaluating a variable's text: a ``case`` pattern list, a
-here-document fed to ``read``, an ``eval`` of a name built at run time, bash's arithmetic on array
-subscripts. A command that needs a value as code should be a Python task.
+shell's further ways of evaluating a variable's text that this reader does not know. A
+command that needs a value as code should be a Python task.
 
 :func:`check_shell` scans a command template once, as ``/bin/sh`` would read it, and
 refuses any placeholder in such a place. The scanner is deliberately conservative: a
@@ -94,7 +97,7 @@ _PLAIN = re.compile(r"[^\s'\"\\`$#<>;&|()\0]+")  # characters that only make up 
 
 class _Frame:
     __slots__ = ("ctx", "depth", "cases", "word", "start", "command", "redirect", "words", "herestring", "values",
-                 "stdin", "piped", "code")
+                 "stdin", "piped", "code", "after_code")
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
@@ -110,6 +113,7 @@ class _Frame:
         # among its words; in its input (a here-string); coming down the pipeline from an
         # earlier command (-1: none).
         self.values: list[int] = []
+        self.after_code: list[int] = []  # ... of those, the ones given after an inline script (``sh -c CODE x``)
         self.stdin = self.piped = -1
         self.code: tuple[int, str] | None = None  # the code word given to ``sh -c``: where, and its text
 
@@ -336,6 +340,8 @@ class _Scanner:
                 frame.stdin = origin if frame.stdin < 0 else frame.stdin
             elif origin >= 0 and not frame.redirect:
                 frame.values.append(origin)
+                if frame.code is not None:  # an argument after `sh -c CODE`: its $0, $1 ...
+                    frame.after_code.append(origin)
             if frame.redirect:
                 frame.redirect = frame.herestring = False  # that was the file name
             elif digits_ok and word.isdigit():
@@ -357,18 +363,27 @@ class _Scanner:
                           "A value is never run as code: pass it as an argument of a script (`sh script.sh {FIELD}`), "
                           "or run a file as the script (`sh {FIELD}`) instead of piping it in.")
         command = _command_words(frame.words)
+        if self.tainted and "eval" in frame.words[:len(frame.words) - len(command) + 1]:
+            name = next(iter(self.tainted))  # eval reaches any variable, by a name built at run time too
+            raise _Unsafe(self.tainted[name], f"reachable by `eval` once ${name} holds a value",
+                          "Do not combine eval with a variable that holds a value; use the variable as an argument.")
+        if frame.words[:1] == ["case"] and any(name in self.tainted for word in frame.words[3:]
+                                                for name in _expansions(word)):
+            raise _Unsafe(self.tainted[next(name for word in frame.words[3:] for name in _expansions(word)
+                                            if name in self.tainted)],
+                          "in a case branch (a branch's first word is a command)",
+                          "Use the variable as an argument outside the case, e.g. `cat \"$NAME\"`.")
         if stdin >= 0 and command[:1] == ["read"]:  # read a <<< {x}: the names it reads into hold it
             self.tainted.update(dict.fromkeys((word for word in command[1:] if _NAME.fullmatch(word)), stdin))
-        after = [at for at in frame.values if frame.code is not None and at > frame.code[0]]
-        if frame.code is not None and after:  # sh -c CODE NAME {x}: $0, $1 ... hold the value
-            inner = _Scanner(frame.code[1])
-            inner.tainted = dict.fromkeys((*"0123456789", "@", "*"), after[0])
-            inner.scan()
+        if frame.after_code:  # sh -c CODE NAME {x}: $0, $1 ... hold the value
+            raise _Unsafe(frame.after_code[0], f"an argument of the inline script `{' '.join(frame.words)}` ($0, $1 ... "
+                          "inside its code, which a shell may evaluate in many ways)",
+                          "Put the code in a script file and pass the value to it: `sh script.sh {FIELD}`.")
         if pipe and frame.piped < 0:
             frame.piped = frame.values[0] if frame.values else stdin
         elif not pipe:
             frame.piped = -1
-        frame.values, frame.stdin, frame.code = [], -1, None
+        frame.values, frame.stdin, frame.code, frame.after_code = [], -1, None, []
 
     @staticmethod
     def _runs_code(frame: _Frame) -> bool:
@@ -519,6 +534,11 @@ class _Scanner:
             self._pop(2)
         elif c == "$" and self._dollar():
             return
+        elif (name := _NAME.match(self.text, self.i)) is not None:
+            if name.group() in self.tainted:  # bash evaluates the text of a variable named in $((...))
+                raise _Unsafe(self.tainted[name.group()], f"inside $((...)) through {name.group()}",
+                              "Keep values out of arithmetic; check a number with a script that takes it as an argument.")
+            self.i = name.end()
         else:
             self.i += 1
 
@@ -573,6 +593,10 @@ class _Scanner:
                 if mark >= 0:
                     raise _Unsafe(self.i + mark, "inside a heredoc",
                                   "Pass the value as an argument instead, e.g. `printf '%s\\n' {FIELD} > file`.")
+                held = [name for name in _expansions(line) if name in self.tainted]
+                if held:  # read b <<EOF / $a / EOF; $b: the text goes on into whatever reads it
+                    raise _Unsafe(self.tainted[held[0]], f"inside a heredoc through ${held[0]}",
+                                  "Pass the value as an argument instead, e.g. `printf '%s\\n' \"$NAME\" > file`.")
                 self.i = end + 1
                 if (line.lstrip("\t") if strip_tabs else line) == delimiter:
                     break
@@ -617,18 +641,48 @@ def _reads_code_from_input(words: list[str]) -> bool:
     (True, True)
     >>> _reads_code_from_input(["sh", "build.sh"]), _reads_code_from_input(["bash", "-c", "'cat'"])
     (False, False)
+    >>> _reads_code_from_input(["bash", "/dev/stdin"]), _reads_code_from_input(["xargs", "-I%", "sh", "-c", "%"])
+    (True, True)
+    >>> _reads_code_from_input(["xargs", "-I", "%", "%"]), _reads_code_from_input(["xargs", "-n1", "echo"])
+    (True, False)
+    >>> _reads_code_from_input([".", "/dev/stdin"]), _reads_code_from_input(["grep", "x"])
+    (True, False)
     """
+    if "xargs" in words:  # it makes commands out of its input: code when it runs a shell or the input itself
+        return _xargs_runs_input(words[words.index("xargs") + 1:])
     rest = _command_words(words)
     while rest and rest[0].startswith("-") and len(rest) > 1:
         rest = _command_words(rest[1:])  # a wrapper's options
+    if rest[:1] in (["source"], ["."]):
+        return rest[1:2] == [] or rest[1] in _INPUT_FILES
     if not rest or rest[0].rpartition("/")[2] not in _FROM_INPUT:
         return False
     options = rest[1:]
     operands = [word for word in options if not word.startswith("-") or word == "-"]
-    return not operands or operands[0] == "-" or "-s" in options
+    return not operands or operands[0] == "-" or operands[0] in _INPUT_FILES or "-s" in options
+
+
+def _xargs_runs_input(args: list[str]) -> bool:
+    """Whether ``xargs ARGS`` runs its input as code: its program is a shell or an
+    interpreter, or is the replace string itself (``xargs -I% %``)."""
+    replace, i = None, 0
+    while i < len(args) and args[i].startswith("-"):
+        flag = args[i]
+        if flag in ("-I", "-E", "-L", "-n", "-P", "-s", "-d", "-a"):  # its value is the next word
+            replace = args[i + 1] if flag == "-I" and i + 1 < len(args) else replace
+            i += 2
+            continue
+        if flag.startswith("-I"):
+            replace = flag[2:]
+        elif flag.startswith("-i"):
+            replace = flag[2:] or "{}"
+        i += 1
+    program = args[i] if i < len(args) else None
+    return program is not None and (program == replace or program.rpartition("/")[2] in _SHELLS | _INTERPRETERS)
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INPUT_FILES = frozenset(("/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"))  # a script that is the input
 
 
 def _command_words(words: list[str]) -> list[str]:

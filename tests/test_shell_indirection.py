@@ -29,6 +29,12 @@ PROGRAM = "./evil.sh"  # a value that names a program: run even as one quoted wo
 CASES = [
     ("a={params.x}; ${{a}} > {output}", 'a={params.x}; echo "${{a}}" > {output}'),
     ("nice {params.x}; echo > {output}", "nice echo {params.x} > {output}"),  # wrappers that run their argument
+    # the shell's other ways of evaluating a variable's text
+    ("a={params.x}; case $a in *) $a;; esac > {output}", 'a={params.x}; case "$a" in *) echo ok;; esac > {output}'),
+    ("a={params.x}\nread b <<EOF\n$a\nEOF\n$b; echo > {output}",
+     "a={params.x}\nread b <<EOF\nok\nEOF\necho \"$b\" \"$a\" > {output}"),
+    ("a={params.x}; b=a; eval \\$$b; echo > {output}", 'a={params.x}; b=a; echo "$a" "$b" > {output}'),
+    ('a={params.x}; eval "b=\\$a"; $b; echo > {output}', 'a={params.x}; b="$a"; echo "$b" > {output}'),
     ("setsid {params.x}; echo > {output}", "setsid echo {params.x} > {output}"),
     ("a={params.x}; ${{a:-true}} > {output}", "a={params.x}; echo ${{a:-true}} > {output}"),
     ('a={params.x}; "${{a}}" > {output}', 'a={params.x}; printf %s "${{a}}" > {output}'),
@@ -36,7 +42,7 @@ CASES = [
     ('a={params.x}; eval "${{a}}" > {output}', 'a={params.x}; echo "${{#a}}" > {output}'),
     ('a={params.x}; eval "$a" > {output}', 'a={params.x}; test -n "$a" && echo ok > {output}'),
     ("a={params.x}; eval echo ok \\; $a > {output}", "a={params.x}; echo ok \\; $a > {output}"),
-    ('a={params.x}; sh -c "${{a}}" > {output}', 'a={params.x}; sh -c "echo ok" "${{a}}" > {output}'),
+    ('a={params.x}; sh -c "${{a}}" > {output}', 'a={params.x}; sh script.sh "${{a}}" > {output}'),
     ('a={params.x}; bash -c "$a" > {output}', 'a={params.x}; bash script.sh "$a" > {output}'),
     ('a={params.x}; env sh -c "$a" > {output}', 'a={params.x}; env echo "$a" > {output}'),
     ('a={params.x}; trap "${{a}}" EXIT; echo > {output}', 'a={params.x}; trap \'echo "$a"\' EXIT; echo > {output}'),
@@ -53,8 +59,12 @@ CASES = [
     ('a={params.x}; printf "%s" "$a" | cat | bash > {output}', 'a={params.x}; printf "%s" "$a" | cat | tr a b > {output}'),
     ("bash <<< {params.x} > {output}", "bash script.sh {params.x} > {output}"),
     ('set -- {params.x}; "$1" > {output}', 'set -- {params.x}; echo "$1" > {output}'),
-    ("sh -c '$1' _ {params.x} > {output}", "sh -c 'echo \"$1\"' _ {params.x} > {output}"),
-    ("bash -c 'eval \"$@\"' _ {params.x} > {output}", "bash -c 'printf %s \"$@\"' _ {params.x} > {output}"),
+    ("sh -c '$1' _ {params.x} > {output}", "sh script.sh {params.x} > {output}"),
+    ("bash -c 'eval \"$@\"' _ {params.x} > {output}", "bash script.sh {params.x} > {output}"),
+    ("a={params.x}; sh -c '$0' \"$a\"; echo > {output}", 'a={params.x}; sh script.sh "$a"; echo > {output}'),
+    ("a={params.x}; sh -c 'eval \"$1\"' _ \"$a\"; echo > {output}", 'a={params.x}; sh script.sh "$a"; echo > {output}'),
+    ("echo {params.x} | bash /dev/stdin; echo > {output}", "echo {params.x} | bash script.sh; echo > {output}"),
+    ("echo {params.x} | xargs -I% sh -c %; echo > {output}", "echo {params.x} | xargs echo > {output}"),
     ('printf "%s\\n" {params.x} | {{ read -r a; $a; }} > {output}',
      'printf "%s\\n" {params.x} | {{ read -r a; echo "$a"; }} > {output}'),
     ("alias a={params.x}\na > {output}", "alias a='echo ok'\na {params.x} > {output}"),
@@ -106,3 +116,12 @@ def test_the_last_word_of_a_command_counts_too():
         with pytest.raises(TemplateError, match=r"through \$a"):
             check_shell(command)
     check_shell("a={x}; echo $a")
+
+
+@pytest.mark.parametrize("command", [
+    "a={params.x}; echo $((a)) > {output}",  # bash evaluates a[$(...)] in the variable's text
+    "a={params.x}; export a; bash -c 'echo $((a))' > {output}",
+])
+def test_a_value_in_arithmetic_is_refused(command):
+    with pytest.raises(TemplateError, match=r"\$\(\(\.\.\.\)\)"):
+        check_shell(command)
