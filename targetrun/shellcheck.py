@@ -367,11 +367,9 @@ class _Scanner:
             name = next(iter(self.tainted))  # eval reaches any variable, by a name built at run time too
             raise _Unsafe(self.tainted[name], f"reachable by `eval` once ${name} holds a value",
                           "Do not combine eval with a variable that holds a value; use the variable as an argument.")
-        if frame.words[:1] == ["case"] and any(name in self.tainted for word in frame.words[3:]
-                                                for name in _expansions(word)):
-            raise _Unsafe(self.tainted[next(name for word in frame.words[3:] for name in _expansions(word)
-                                            if name in self.tainted)],
-                          "in a case branch (a branch's first word is a command)",
+        branch = self._held(*frame.words[3:]) if frame.words[:1] == ["case"] else []
+        if branch:
+            raise _Unsafe(self.tainted[branch[0]], "in a case branch (a branch's first word is a command)",
                           "Use the variable as an argument outside the case, e.g. `cat \"$NAME\"`.")
         if stdin >= 0 and command[:1] == ["read"]:  # read a <<< {x}: the names it reads into hold it
             self.tainted.update(dict.fromkeys((word for word in command[1:] if _NAME.fullmatch(word)), stdin))
@@ -384,6 +382,10 @@ class _Scanner:
         elif not pipe:
             frame.piped = -1
         frame.values, frame.stdin, frame.code, frame.after_code = [], -1, None, []
+
+    def _held(self, *texts: str) -> list[str]:
+        """The variables holding a value that ``texts`` expand, in order."""
+        return [name for text in texts for name in _expansions(text) if name in self.tainted]
 
     @staticmethod
     def _runs_code(frame: _Frame) -> bool:
@@ -417,7 +419,7 @@ class _Scanner:
         ``word`` is what this frame read of the word, ``source`` all of its text. Returns
         where the value the word holds (a placeholder's, or a tainted variable's) comes
         from, or -1."""
-        tainted = [name for name in _expansions(source) if name in self.tainted]
+        tainted = self._held(source)
         where = source.find(_MARK)
         origin = frame.start + where if where >= 0 else self.tainted[tainted[0]] if tainted else -1
         assigned = _ASSIGNMENT.match(word)
@@ -593,7 +595,7 @@ class _Scanner:
                 if mark >= 0:
                     raise _Unsafe(self.i + mark, "inside a heredoc",
                                   "Pass the value as an argument instead, e.g. `printf '%s\\n' {FIELD} > file`.")
-                held = [name for name in _expansions(line) if name in self.tainted]
+                held = self._held(line)
                 if held:  # read b <<EOF / $a / EOF; $b: the text goes on into whatever reads it
                     raise _Unsafe(self.tainted[held[0]], f"inside a heredoc through ${held[0]}",
                                   "Pass the value as an argument instead, e.g. `printf '%s\\n' \"$NAME\" > file`.")

@@ -102,20 +102,20 @@ class Keys:
     def located(self, key: str, *, own: bool = True) -> str:
         """The location a stored key names: inside this project as it is now, or (``own``
         false: a record another project wrote) where its writer was."""
+        placed = _split_placed(key)
         if key.startswith(ROOT_MARK):
             inside, rest = self._inside, key[len(ROOT_MARK):]
-        elif key.startswith(_PLACED) and "}/" in key:
-            writer, _, rest = key[len(_PLACED):].partition("}/")
-            inside = self._inside if own else unquote(writer).rstrip(os.sep) + os.sep
+        elif placed is not None:
+            writer, rest = placed
+            inside = self._inside if own else writer.rstrip(os.sep) + os.sep
         else:
             return key
         return inside + (rest.replace("/", os.sep) if os.sep != "/" else rest)
 
     def writer(self, key: str) -> str | None:
         """The root a :meth:`placed` key was written from (None for any other key)."""
-        if key.startswith(_PLACED) and "}/" in key:
-            return unquote(key[len(_PLACED):].partition("}/")[0])
-        return None
+        placed = _split_placed(key)
+        return placed[0] if placed is not None else None
 
     def checkpoint_out(self, checkpoint: Checkpoint, *, placed: bool = False) -> Checkpoint:
         key = (self.placed if placed else self.stored)(checkpoint.location)
@@ -139,6 +139,14 @@ class Keys:
         if record.target is None or not record.target.startswith(ROOT_MARK):
             return record
         return replace(record, target=self.located(record.target))
+
+
+def _split_placed(key: str) -> tuple[str, str] | None:
+    """A :meth:`Keys.placed` key as (the root it was written from, the rest); None for any other key."""
+    if not key.startswith(_PLACED) or "}/" not in key:
+        return None
+    writer, _, rest = key[len(_PLACED):].partition("}/")
+    return unquote(writer), rest
 
 
 def _at(c: Checkpoint, location: str) -> Checkpoint:
