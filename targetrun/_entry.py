@@ -35,12 +35,23 @@ _stop_quietly_from_now()
 
 import gc  # noqa: E402
 import os  # noqa: E402
+import sys  # noqa: E402
 
 from targetrun import stopping  # noqa: E402
+from targetrun.replay import replay  # noqa: E402
 
 
 def main() -> None:
     gc.disable()  # resumed by the CLI once it has planned (see the module docstring)
+    # A no-op the last identical command certified is answered before the CLI is even
+    # imported (targetrun/replay.py); None: anything else, and the CLI answers.
+    code = replay(sys.argv[1:], sys.stdout)
+    if code is not None:
+        # Ended here, not through the interpreter's finalization, which puts the default
+        # signal handlers back first: a SIGTERM then would kill the process (-15) instead
+        # of the quiet exit 143 of stage 1. There is nothing left to clean up.
+        stopping.flush()
+        os._exit(code)
     # Stage 2: the CLI is imported under stage 1's handler. Nothing has started, so ending
     # the process at once is all a stop needs -- and no exception is raised, which an
     # import's finalizer or weakref callback could swallow ("Exception ignored in ...").

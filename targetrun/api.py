@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from targetrun import settings
+from targetrun import liveness, locate, settings
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.engine.recovery import holds, recover
@@ -38,7 +38,7 @@ from targetrun import redact
 from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, RunContext, RunSummary
 from targetrun.resolve import INLINE, LOCAL, TaskRenderer, protocol
 from targetrun.envvars import expand_env
-from targetrun.pipelinefile import find_pipelinefile, load_pipeline
+from targetrun.pipelinefile import load_pipeline
 from targetrun.pipelinefile.values import check_param_name, check_param_value
 from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import STORAGES, Storage
@@ -48,6 +48,7 @@ from targetrun.templating import made_differently, param_text
 
 if TYPE_CHECKING:  # imported where used: `run` needs neither (start-up time)
     from targetrun.housekeeping import Collected
+    from targetrun.replay import Ticket
     from targetrun.state import StatusReport
 
 __all__ = ["load", "plan", "run", "run_dates", "status", "invalidate", "gc", "exit_code", "Backends", "Clock",
@@ -57,9 +58,7 @@ DEFAULT_KEEP_RUNS = 20  # what `targetrun gc` keeps when given no limit
 
 def load(path: str | None = None, *, use_cache: bool = True) -> PipelineSpec:
     """Find (``path`` may be a folder or None for the current one) and validate a Pipelinefile."""
-    if path is None or os.path.isdir(path):
-        path = find_pipelinefile(path)
-    spec = load_pipeline(path, use_cache=use_cache)
+    spec = load_pipeline(locate.pipelinefile(path), use_cache=use_cache)
     register_secrets(spec)
     return spec
 
@@ -78,8 +77,7 @@ def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
     from targetrun.pipelinefile import check_file
     from targetrun.callables import resolve_callable
 
-    if path is None or os.path.isdir(path):
-        path = find_pipelinefile(path)
+    path = locate.pipelinefile(path)
     display, problems, tasks = check_file(path)
     root = os.path.dirname(os.path.abspath(path))
     for task in tasks.values():
@@ -89,8 +87,7 @@ def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
-    when = now or dt.datetime.now(dt.timezone.utc)
-    return f"{when:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
+    return liveness.new_run_id(None if now is None else now.timestamp())
 
 
 def run_context(
@@ -293,13 +290,15 @@ def run_dates(
     lock_lease: float | None = None,
     scheduler_timeout: float | None = None,
     rebuild_stale: bool = False,
+    ticket: Ticket | None = None,
 ) -> list[RunSummary]:
     """Run a pipeline once per date (a backfill), all dates sharing one executor.
 
     ``executor`` is a registry name (inline, threads, processes, dask) or an executor
     object the caller owns; ``scheduler`` (or TARGETRUN_SCHEDULER, or the Pipelinefile's
     ``scheduler:``) runs the tasks on an existing Dask cluster. Without ``keep_going``,
-    the dates after a failed one are not run.
+    the dates after a failed one are not run. ``ticket``: the command line of a run that
+    may leave a no-op certificate for the next identical one (:mod:`targetrun.certify`).
     """
     spec = spec if isinstance(spec, PipelineSpec) else load(spec)
     request = RunRequest(tuple(tasks), tuple(force), force_all, dry_run, keep_going, resume, verify, trusting(trust),
@@ -328,6 +327,10 @@ def run_dates(
             for index, when in enumerate(dates):
                 the_plan, planner = first if index == 0 else plan_for(when)
                 summaries.append(engine.run(the_plan, request, planner))
+                if ticket is not None and len(dates) == 1:
+                    from targetrun.certify import certify
+
+                    certify(ticket, the_plan, planner.hits, summaries[-1], opened.store, planner.now)
                 if not summaries[-1].ok and not keep_going:
                     break
         except BaseException:  # stopped (a signal) or broken: do not wait for running tasks

@@ -19,12 +19,13 @@ from typing import Any, TextIO, cast
 
 import click
 
-from targetrun import __version__, api, stopping
+from targetrun import __version__, api, replay, stopping
 from targetrun.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, TargetrunError, UsageError
 from targetrun.executors.base import EXECUTORS
 from targetrun.redact import RedactingWriter, printable, redact
 from targetrun.registry import Registry
-from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter, colour_enabled
+from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter
+from targetrun.paint import colour_enabled
 from targetrun.settings import Settings, read_settings
 
 _paused = False  # garbage collection paused by the console script until planning is done
@@ -70,7 +71,8 @@ def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
 def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
     try:
         _clock()  # a bad TARGETRUN_NOW is a usage error of every command, before anything is read
-        result = cli.main(args=argv, prog_name="targetrun", standalone_mode=False, obj={"out": out, "err": err})
+        result = cli.main(args=argv, prog_name="targetrun", standalone_mode=False,
+                          obj={"out": out, "err": err, "argv": argv})
     except TargetrunError as exc:
         _print_error(exc.format(), err)
         if "--json" in argv and argv[:1] in (["run"], ["status"]):  # CI parses stdout: it gets a document too
@@ -292,6 +294,8 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     if quiet and verbose:
         raise UsageError("-q/--quiet and -v/--verbose contradict each other", hint="Give one of them.")
     out = _out(ctx)
+    # taken before the file is read: the certificate a no-op leaves is for what was read
+    ticket = replay.Ticket.take(ctx.obj["argv"]) if ctx.obj and "argv" in ctx.obj else None
     spec = _load(path)
     when = _parse_dates(dates)
     if resume is not None and len(when) > 1:
@@ -314,7 +318,7 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
                                   executor=executor, jobs=jobs, scheduler=scheduler or _settings(ctx).scheduler,
                                   reporter=reporter, clock=_clock(), lock_lease=_settings(ctx).lock_lease,
                                   scheduler_timeout=_settings(ctx).scheduler_timeout,
-                                  rebuild_stale=rebuild_stale)
+                                  rebuild_stale=rebuild_stale, ticket=ticket)
     finally:
         if report_path is not None and started.run_ids:
             _report_after_run(spec, report_path, started.run_ids, ctx.obj["err"] if ctx.obj else sys.stderr)

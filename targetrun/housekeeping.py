@@ -34,6 +34,7 @@ from targetrun.errors import TargetrunError
 from targetrun.model import Checkpoint, PipelineSpec
 from targetrun.resolve import CHECKPOINT_DIR, LOGS
 from targetrun.pipelinefile import SPEC_CACHE_DIR, spec_cache_file
+from targetrun.replay import FOLDER as REPLAY_DIR
 from targetrun.storage.base import Storage
 from targetrun.store.base import RunRecord, RunStatus, StateStore, as_seen
 
@@ -61,6 +62,7 @@ class Collected:
     folders: list[str] = field(default_factory=list)  # results folders removed once empty
     kept: dict[str, str] = field(default_factory=dict)  # location -> why it stays
     spec_caches: list[str] = field(default_factory=list)
+    replays: list[str] = field(default_factory=list)  # no-op certificates (targetrun/replay.py)
 
     @property
     def freed(self) -> int:
@@ -84,6 +86,7 @@ def collect(spec: PipelineSpec, store: StateStore, policy: Policy, now: float, l
         found.logs = sorted(path for name in gone if os.path.lexists(path := _folder(spec.root, LOGS, name)))
     _collect_results(spec, store, doomed, gone, found)
     found.spec_caches = _stale_spec_caches(spec, now)
+    found.replays = _replay_certificates(spec)
     return found
 
 
@@ -99,7 +102,7 @@ def apply(found: Collected, spec: PipelineSpec, store: StateStore, storages: Cal
         _prune_empty(folder)
     for folder in found.logs:
         _remove_tree(folder)
-    for path in found.spec_caches:
+    for path in [*found.spec_caches, *found.replays]:
         _unlink(path)
     store.prune_runs(spec.name, found.runs)
 
@@ -290,3 +293,12 @@ def _stale_spec_caches(spec: PipelineSpec, now: float) -> list[str]:
             stale.append(entry.path)
     return sorted(stale)
 
+
+def _replay_certificates(spec: PipelineSpec) -> list[str]:
+    """Every no-op certificate: each is only a shortcut, and the next no-op that finds none
+    checks in full once and certifies itself again (a certificate never goes stale by
+    itself: all it rests on is checked whenever it is used)."""
+    folder = os.path.join(spec.root, REPLAY_DIR)
+    if os.path.islink(os.path.join(spec.root, STATE_DIR)) or os.path.islink(folder) or not os.path.isdir(folder):
+        return []
+    return sorted(entry.path for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False))

@@ -11,6 +11,17 @@ or when its heartbeat is older than the lease (any machine: seen once the lease 
 from __future__ import annotations
 
 import os
+import time
+
+
+def new_run_id(now: float | None = None) -> str:
+    """A run's id: its start time (UTC, to the second) and six random hex digits.
+
+    >>> new_run_id(0.0)[:16]
+    '19700101T000000-'
+    """
+    when = time.gmtime(time.time() if now is None else now)
+    return f"{time.strftime('%Y%m%dT%H%M%S', when)}-{os.urandom(3).hex()}"
 
 
 def owner_id() -> str:

@@ -507,6 +507,32 @@ def task_templates(task: TaskSpec) -> list[str]:
     return found
 
 
+# strftime codes that print the day or something coarser (ISO weeks, the century, ...)
+_DAY_CODES = frozenset("aAbBhdeDFmyYCjUWGVuwxnt%")
+_CODE = re.compile(r"%(.?)", re.DOTALL)
+_PER_RUN_KEYS = frozenset(("run_id", "task_run_count"))
+
+
+def varies_within_a_day(template: str) -> bool:
+    """Whether two runs of one date can render ``template`` differently: it names the
+    run's id or attempt count, or the run time finer than its day (``{date:%H}``; and
+    ``{date}`` alone, which prints the time).
+
+    >>> [varies_within_a_day(t) for t in ("out/{date:%Y-%m-%d}.json", "{today}/{params.x}", "{date:%H}", "{date}", "{run_id}")]
+    [False, False, True, True, True]
+    """
+    try:
+        named = fields(template)
+    except ValueError:
+        return True  # not a template: cannot tell
+    for first, chain, spec in named:
+        if first in _PER_RUN_KEYS:
+            return True
+        if first == "date" and (chain or not spec or any(code not in _DAY_CODES for code in _CODE.findall(spec))):
+            return True
+    return False
+
+
 def used_keys(templates: Iterable[str], params: Iterable[str]) -> tuple[tuple[str, ...], bool]:
     """The parameters some template names, and whether one names a date key.
 

@@ -25,7 +25,6 @@ from targetrun.pipelinefile import cachefile
 if TYPE_CHECKING:
     from targetrun.pipelinefile.yamlnodes import Document
 
-FILENAMES = ("Pipelinefile.yaml", "Pipelinefile.yml", "Pipelinefile")
 
 
 def _model_fingerprint() -> str:
@@ -51,23 +50,6 @@ def _model_fingerprint() -> str:
 _MODEL = _model_fingerprint()
 SPEC_CACHE_DIR = os.path.join(".targetrun", "spec")
 MAX_FILE_BYTES = 64 * 1024 * 1024
-
-
-def find_pipelinefile(start: str | None = None) -> str:
-    """The Pipelinefile in ``start`` (default: the current folder) or its parents."""
-    folder = os.path.abspath(start or os.getcwd())
-    while True:
-        for name in FILENAMES:
-            candidate = os.path.join(folder, name)
-            if os.path.isfile(candidate):
-                return candidate
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            raise UsageError(
-                f"no Pipelinefile.yaml in {os.path.abspath(start or os.getcwd())} or its parents",
-                hint="Create one, or point at it with -f PATH.",
-            )
-        folder = parent
 
 
 def load_pipeline(path: str, *, use_cache: bool = True) -> PipelineSpec:

@@ -30,19 +30,9 @@ from targetrun.events import (
 )
 from targetrun.model import Decision, RunSummary, TaskState
 from targetrun.redact import safe
+from targetrun.paint import final_line, paint
 
-_COLOURS = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36"}
 QUIET, NORMAL, VERBOSE = 0, 1, 2
-
-
-def colour_enabled(stream: TextIO, environ: dict[str, str] | None = None) -> bool:
-    env = os.environ if environ is None else environ
-    if "NO_COLOR" in env:
-        return False
-    if env.get("FORCE_COLOR"):
-        return True
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
 
 
 class ConsoleReporter:
@@ -56,9 +46,7 @@ class ConsoleReporter:
         self._said: dict[int, tuple[Decision, str]] = {}
 
     def _paint(self, text: str, style: str) -> str:
-        if not self.colour:
-            return text
-        return f"\x1b[{_COLOURS[style]}m{text}\x1b[0m"
+        return paint(text, style, self.colour)
 
     def _line(self, label: str, style: str, task: str, text: str = "") -> None:
         label = self._paint(f"{label:<8}", style)
@@ -142,22 +130,6 @@ class ConsoleReporter:
                 self.stream.write(self._paint(f"    | {safe(line)}", "dim") + "\n")
 
     def _finished(self, summary: RunSummary) -> None:
-        parts = []
-        for state, style in (
-            (TaskState.SUCCEEDED, "green"),
-            (TaskState.WOULD_RUN, "cyan"),
-            (TaskState.SKIPPED, "dim"),
-            (TaskState.CACHED, "dim"),
-            (TaskState.FAILED, "red"),
-            (TaskState.UPSTREAM_FAILED, "yellow"),
-            (TaskState.CANCELLED, "yellow"),
-        ):
-            n = summary.count(state)
-            if n:
-                word = "ran" if state is TaskState.SUCCEEDED else state.value
-                parts.append(self._paint(f"{n} {word}", style))
-        if not parts:
-            parts.append("nothing to do")
+        counts = {state.value: summary.count(state) for state in TaskState}
         took = format_duration(summary.finished - summary.started)
-        prefix = "dry run: " if summary.dry_run else ""
-        self.stream.write(f"{prefix}{', '.join(parts)} in {took}\n")
+        self.stream.write(final_line(counts, took, colour=self.colour, dry_run=summary.dry_run))

@@ -74,7 +74,8 @@ def gc_to_dict(found: Collected, root: str, dry_run: bool) -> dict[str, Any]:
             "logs": [_shown(p, root) for p in found.logs],
             "results": [_shown(c.location, root) for c in found.results] + [_shown(p, root) for p in found.unrecorded],
             "kept": [{"location": _shown(loc, root), "why": why} for loc, why in found.kept.items()],
-            "spec_caches": [_shown(p, root) for p in found.spec_caches], "bytes": found.freed}
+            "spec_caches": [_shown(p, root) for p in found.spec_caches],
+            "replays": [_shown(p, root) for p in found.replays], "bytes": found.freed}
 
 
 def render_gc(found: Collected, root: str, dry_run: bool, out: TextIO) -> None:
@@ -84,7 +85,8 @@ def render_gc(found: Collected, root: str, dry_run: bool, out: TextIO) -> None:
         out.write(f"kept {_shown(location, root)}: {why}\n")
     out.write(f"{verb} {_count(len(found.runs), 'run record')}, {_count(len(found.logs), 'log folder')}, "
               f"{_count(values, 'value')} of tasks without a target ({size_text(found.freed) or '0 B'}), "
-              f"{_count(len(found.spec_caches), 'stale spec cache')}\n")
+              f"{_count(len(found.spec_caches), 'stale spec cache')}"
+              f"{', ' + _count(len(found.replays), 'no-op certificate') if found.replays else ''}\n")
 
 
 def _count(n: int, what: str) -> str:

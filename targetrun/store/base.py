@@ -36,11 +36,13 @@ from targetrun.errors import CacheError, SpecError
 from targetrun.redact import printable, redact
 from abc import ABC, abstractmethod  # noqa: E402
 from targetrun.registry import Entry, Registry
+from targetrun.store import statements
+from targetrun.store.statements import outcomes_key
 
 
 class RunStatus(Enum):
     RUNNING = "running"
-    SUCCEEDED = "succeeded"
+    SUCCEEDED = statements.SUCCEEDED  # one spelling: the no-op replay writes it too
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     BROKEN = "broken"  # the runner itself hit a backend error
@@ -350,18 +352,14 @@ class StateStore(ABC):
     def record_outcomes(self, run_id: str, outcomes: Iterable[TaskOutcome], date: str = "") -> None:
         """Keep every task's outcome of a finished run as one compressed blob (a few bytes
         per task): what was skipped and why is otherwise not recorded per task."""
-        self.put_blob(_outcomes_key(run_id), encode_outcomes(outcomes, date))
+        self.put_blob(outcomes_key(run_id), encode_outcomes(outcomes, date))
 
     def run_outcomes(self, run_id: str) -> RunOutcomes | None:
         """What :meth:`record_outcomes` kept, or None (a run killed before its end, a run of
         an older version, or an unreadable blob)."""
-        data = self.get_blob(_outcomes_key(run_id))
+        data = self.get_blob(outcomes_key(run_id))
         return decode_outcomes(data) if data is not None else None
 
-
-
-def _outcomes_key(run_id: str) -> str:
-    return f"targetrun-run:{run_id}:outcomes"  # no "://": never an inline value's location
 
 
 _STATE_TEXT = {state: state.value for state in TaskState}

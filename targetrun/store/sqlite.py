@@ -24,6 +24,7 @@ from typing import Any
 
 from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
+from targetrun.store.statements import GET_BLOB, INSERT_RUN, PUT_BLOB
 from targetrun.store.base import (PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions, TaskRecord, finite, kept,
                                   readable)
 
@@ -210,7 +211,7 @@ class SqliteStore(StateStore):
     def begin_run(self, record: RunRecord) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                INSERT_RUN,
                 (record.run_id, record.pipeline, record.started, record.finished, record.status.value,
                  "\n".join(record.requested), record.counts, record.owner, record.heartbeat),
             )
@@ -409,10 +410,10 @@ class SqliteStore(StateStore):
 
     def put_blob(self, key: str, data: bytes) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?)", (key, data))
+            db.execute(PUT_BLOB, (key, data))
 
     def get_blob(self, key: str) -> bytes | None:
-        rows = self._query("SELECT data FROM blobs WHERE key = ?", (key,))
+        rows = self._query(GET_BLOB, (key,))
         return bytes(rows[0][0]) if rows else None
 
     def delete_blob(self, key: str) -> None:

@@ -1,0 +1,38 @@
+"""Where the Pipelinefile is: the one place that finds it.
+
+Standard library and :mod:`targetrun.errors` only: the no-op replay
+(:mod:`targetrun.replay`) finds the file before anything else of targetrun is imported.
+"""
+
+from __future__ import annotations
+
+import os
+
+from targetrun.errors import UsageError
+
+FILENAMES = ("Pipelinefile.yaml", "Pipelinefile.yml", "Pipelinefile")
+
+
+def pipelinefile(given: str | None = None) -> str:
+    """The Pipelinefile ``-f`` names (a file, or a folder to search), else the one in the
+    current folder or its parents -- as given when it is a file, else found."""
+    if given is not None and not os.path.isdir(given):
+        return given
+    return find_pipelinefile(given)
+
+
+def find_pipelinefile(start: str | None = None) -> str:
+    """The Pipelinefile in ``start`` (default: the current folder) or its parents."""
+    folder = os.path.abspath(start or os.getcwd())
+    while True:
+        for name in FILENAMES:
+            candidate = os.path.join(folder, name)
+            if os.path.isfile(candidate):
+                return candidate
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            raise UsageError(
+                f"no Pipelinefile.yaml in {os.path.abspath(start or os.getcwd())} or its parents",
+                hint="Create one, or point at it with -f PATH.",
+            )
+        folder = parent

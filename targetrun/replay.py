@@ -1,0 +1,297 @@
+"""The no-op replay: ``targetrun run -q`` answered without loading the Pipelinefile, when
+the last identical command found nothing to do and nothing its decisions rested on has
+changed since.
+
+Why: a no-op over 10,000 targets is mostly fixed cost -- importing targetrun, loading the
+Pipelinefile, rendering and deciding every task -- spent to learn again what the last
+run learned; make answers the same question in a tenth of the time. So when a run of
+``targetrun run -q`` ran nothing, it leaves a *certificate* in ``.targetrun/replay/``
+(:mod:`targetrun.certify` decides when, and writes it), and the next command reads it
+before anything else of targetrun is imported (``targetrun/_entry.py``).
+
+A certificate holds:
+
+* its **key**: what every decision depended on besides the files and cache rows below --
+  the command line (only ``-q``, ``-f``, ``-p``, ``--date``, ``-j``, ``--executor`` and
+  task names qualify), the current folder, the Pipelinefile's path and bytes, the
+  environment (less a few names a shell changes on every command), the Python (version,
+  interpreter and environment) and the size and modification time of every source file
+  of targetrun;
+* the run **date** (a day: no template of those tasks renders the time or the run id);
+* the local **files** whose existence the decisions rested on: the targets found, and the
+  values of the cache hits;
+* for **cache hits** (tasks without a target or needs): the cache rows under their keys,
+  and the window of time in which each hit stays valid and no row is "from the future";
+* what the run **recorded**: pipeline, requested tasks, counts, the outcomes blob.
+
+The replay answers only when all of it holds: the same key, today's date (unless
+``--date`` fixed it), now inside the window, every file there, the store of the same
+schema with no pending checkpoint write (the full run would settle those first) and the
+same cache rows (a new entry could change which one hits). It then records the run as
+the full run does -- the run row and its outcomes, in one transaction -- and prints the
+final line. Anything else, and any error, returns None: the full run answers, as if this
+module did not exist. The replay can be stricter than the full run, never looser.
+
+Standard library only, and the stdlib-only modules of targetrun it shares with the full
+run: the final line, run ids and owners, the store's statements, finding the Pipelinefile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+FORMAT = 1  # of the certificate file; another one is ignored
+FOLDER = os.path.join(".targetrun", "replay")
+BUSY_TIMEOUT = 0.5  # seconds to wait for the store's write lock before leaving it to the full run
+
+# Options of `run` a replayable command may have, and whether each takes a value.
+_OPTIONS = {"-q": False, "--quiet": False, "-f": True, "--file": True, "-p": True, "--param": True,
+            "--date": True, "-j": True, "--jobs": True, "--executor": True}
+_QUIET = ("-q", "--quiet")
+# Names a shell sets anew for every command: they cannot change a decision.
+_VOLATILE = frozenset(("_", "OLDPWD", "SHLVL", "PWD", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"))
+
+
+class Command:
+    """A command line the replay may answer: ``run -q`` with options that only choose the
+    file, parameters, date, tasks or executor (every word of it is in the key)."""
+
+    __slots__ = ("argv", "file", "dated")
+
+    def __init__(self, argv: Sequence[str], file: str | None, dated: bool) -> None:
+        self.argv = tuple(argv)
+        self.file = file  # -f's value, if given
+        self.dated = dated  # --date given: the run date is not today's
+
+    @classmethod
+    def parse(cls, argv: Sequence[str]) -> Command | None:
+        if not argv or argv[0] != "run":
+            return None
+        file, dated, quiet = None, False, False
+        words = iter(argv[1:])
+        for word in words:
+            name, equals, value = word.partition("=") if word.startswith("--") else (word, "", "")
+            if not word.startswith("-"):
+                continue  # a task name
+            takes = _OPTIONS.get(name)
+            if takes is None or (equals and not takes):
+                return None  # anything else (--force, --json, -qv, ...): the full run
+            if takes and not equals:
+                value = next(words, None)  # type: ignore[assignment]
+                if value is None:
+                    return None
+            quiet = quiet or name in _QUIET
+            dated = dated or name == "--date"
+            if name in ("-f", "--file"):
+                file = value
+        return cls(argv, file, dated) if quiet else None
+
+
+def code_identity() -> str:
+    """Every source file of targetrun by size and modification time: other code may decide
+    differently (an upgrade, an edit of a checkout)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    parts = []
+    for folder, subfolders, files in os.walk(package):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(folder, name))
+                parts.append(f"{os.path.relpath(os.path.join(folder, name), package)}:{st.st_size}:{st.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def key(command: Command, cwd: str, pipelinefile: str, data: bytes, environ: Mapping[str, str]) -> str:
+    """What a certificate is for (see the module docstring); one digest."""
+    digest = hashlib.sha256()
+    words = [str(FORMAT), sys.version, sys.executable, sys.prefix, code_identity(), cwd, pipelinefile,
+             str(len(command.argv)), *command.argv]
+    words += [f"{name}={value}" for name, value in sorted(environ.items()) if name not in _VOLATILE]
+    for word in words:  # no word can hold a NUL (argv, paths and the environment cannot)
+        digest.update(word.encode("utf-8", "surrogateescape") + b"\0")
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def certificate_path(command: Command, cwd: str, pipelinefile: str) -> str:
+    """One file per Pipelinefile, folder and command line: a new day or an edit replaces it."""
+    name = hashlib.sha256("\0".join((cwd, pipelinefile, *command.argv)).encode("utf-8", "surrogateescape"))
+    return os.path.join(os.path.dirname(pipelinefile), FOLDER, name.hexdigest()[:32])
+
+
+def rows_digest(rows: Sequence[Sequence[object]]) -> str:
+    """The cache rows a hit rested on (``statements.CACHE_ROWS``), as one digest."""
+    return hashlib.sha256(repr([tuple(row) for row in rows]).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def utc_day(when: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(when))
+
+
+class Ticket:
+    """What the full run needs to certify itself: the command, where the certificate goes
+    and its key (taken before the Pipelinefile is loaded, checked again after the run)."""
+
+    __slots__ = ("command", "cwd", "pipelinefile", "environ", "key")
+
+    def __init__(self, command: Command, cwd: str, pipelinefile: str, environ: Mapping[str, str]) -> None:
+        self.command = command
+        self.cwd = cwd
+        self.pipelinefile = pipelinefile
+        self.environ = dict(environ)
+        self.key = self._key_now()
+
+    @classmethod
+    def take(cls, argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Ticket | None:
+        """A ticket for this command line, or None (not replayable, no readable file)."""
+        command = Command.parse(argv)
+        env = os.environ if environ is None else environ
+        if command is None or "TARGETRUN_NOW" in env:
+            return None
+        try:
+            from targetrun.locate import pipelinefile
+
+            return cls(command, os.getcwd(), os.path.abspath(pipelinefile(command.file)), env)
+        except Exception:  # a missing file and the like: the full run says what is wrong
+            return None
+
+    def _key_now(self) -> str:
+        with open(self.pipelinefile, "rb") as f:
+            data = f.read()
+        return key(self.command, self.cwd, self.pipelinefile, data, self.environ)
+
+    def unchanged(self) -> bool:
+        """Whether the key still holds (the Pipelinefile was not edited during the run)."""
+        try:
+            return self._key_now() == self.key
+        except OSError:
+            return False
+
+    @property
+    def path(self) -> str:
+        return certificate_path(self.command, self.cwd, self.pipelinefile)
+
+
+def write(path: str, certificate: Mapping[str, Any]) -> None:
+    """Write a certificate whole or not at all (a reader never sees half of one). JSON: a
+    damaged or hostile file can only fail to parse, never run or crash anything."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump(dict(certificate, format=FORMAT), f, separators=(",", ":"))
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def forget(path: str) -> None:
+    """Remove a certificate that no longer holds (the next no-op takes the full path)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# -- the replay --------------------------------------------------------------------------
+
+
+def replay(argv: Sequence[str], out: TextIO, environ: Mapping[str, str] | None = None,
+           now: float | None = None) -> int | None:
+    """Answer the command from its certificate: the exit code, or None for the full run.
+    ``now``: the time to judge the certificate by (default: the clock's)."""
+    started = time.time() if now is None else now
+    try:
+        ticket = Ticket.take(argv, environ)
+        if ticket is None:
+            return None
+        with open(ticket.path, encoding="utf-8") as f:
+            certificate = json.load(f)
+        if not _holds(certificate, ticket, started):
+            return None
+        finished = _record(certificate, started)
+    except Exception:  # no certificate, a changed file, a busy store, anything: the full run
+        return None
+    if finished is None:
+        return None
+    from targetrun.durations import format_duration
+    from targetrun.paint import colour_enabled, final_line
+
+    try:  # the run is recorded: whatever happens to the output, it is not run again
+        out.write(final_line(certificate["final"], format_duration(finished - started), colour=colour_enabled(out)))
+        out.flush()
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+# Every field of a certificate and its type: a damaged file is not used.
+_FIELDS = {"format": int, "key": str, "day": str, "files": list, "hit_keys": str, "hit_rows": str,
+           "not_before": float, "not_after": float, "store": str, "schema": int, "pipeline": str,
+           "requested": str, "counts": str, "outcomes": str, "final": dict}
+_STATES = frozenset(("skipped", "cached", "not needed"))  # what a no-op's tasks end as
+
+
+def well_formed(certificate: object) -> bool:
+    """Whether ``certificate`` has every field, of its type (floats may be written as ints)."""
+    if not isinstance(certificate, dict) or set(certificate) != set(_FIELDS):
+        return False
+    for name, kind in _FIELDS.items():
+        value = certificate[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
+            return False
+    final = certificate["final"]
+    return all(isinstance(path, str) for path in certificate["files"]) and set(final) <= _STATES and \
+        all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in final.values())
+
+
+def _holds(certificate: Any, ticket: Ticket, now: float) -> bool:
+    if not well_formed(certificate) or certificate["format"] != FORMAT or certificate["key"] != ticket.key:
+        return False
+    if not ticket.command.dated and certificate["day"] != utc_day(now):
+        return False
+    if not certificate["not_before"] <= now < certificate["not_after"]:
+        return False
+    stat = os.stat
+    for path in certificate["files"]:
+        stat(path)  # missing (or unreadable): raises, and the full run decides
+    return True
+
+
+def _record(certificate: dict[str, Any], started: float) -> float | None:
+    """Record the run as the full run would, in one transaction: when it finished, or None
+    (the store is not as the certificate needs it)."""
+    import sqlite3
+
+    from targetrun import liveness
+    from targetrun.store import statements
+
+    os.stat(certificate["store"])  # connecting would create a missing one
+    db = sqlite3.connect(certificate["store"], timeout=BUSY_TIMEOUT, isolation_level=None)
+    try:
+        if db.execute("PRAGMA user_version").fetchone()[0] != certificate["schema"]:
+            return None
+        db.execute("PRAGMA synchronous=NORMAL")  # as the store's own connections (WAL is the file's)
+        db.execute("BEGIN IMMEDIATE")
+        if db.execute(statements.ANY_PENDING).fetchone()[0]:
+            db.execute("ROLLBACK")
+            return None
+        hit_keys = certificate["hit_keys"]
+        if hit_keys != "[]" and rows_digest(db.execute(statements.CACHE_ROWS, (hit_keys,)).fetchall()) != certificate["hit_rows"]:
+            db.execute("ROLLBACK")
+            return None
+        run_id, finished = liveness.new_run_id(started), time.time()
+        db.execute(statements.INSERT_RUN, (run_id, certificate["pipeline"], started, finished, statements.SUCCEEDED,
+                                           certificate["requested"], certificate["counts"], liveness.owner_id(), started))
+        db.execute(statements.PUT_BLOB, (statements.outcomes_key(run_id), bytes.fromhex(certificate["outcomes"])))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    return finished
