@@ -330,7 +330,7 @@ def run_dates(
                 if ticket is not None and len(dates) == 1:
                     from targetrun.certify import certify
 
-                    certify(ticket, the_plan, planner.hits, summaries[-1], opened.store, planner.now)
+                    certify(ticket, the_plan, planner, summaries[-1], opened.store)
                 if not summaries[-1].ok and not keep_going:
                     break
         except BaseException:  # stopped (a signal) or broken: do not wait for running tasks

@@ -7,7 +7,7 @@ replay checks again:
   record (no ``cache_for``, no ``never_use``), nothing of its staleness looked at (no
   ``code``/``deps`` validator), not mapped, its target a local file;
 * a **cache hit** of a task without a target or needs: not mapped, its value a local
-  file (its validity then rests on its cache rows and the clock only);
+  file (its validity then rests on the cache entries and the clock only);
 * every other task **not needed**;
 
 and none of those tasks' templates renders anything finer than the run's day (the run
@@ -19,15 +19,15 @@ rested on is checked again whenever it is used).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sqlite3
 from collections.abc import Mapping
 
 from targetrun import replay
-from targetrun.engine.decide import CLOCK_SKEW, stale_rules
-from targetrun.engine.plan import Plan
+from targetrun.engine.decide import CLOCK_SKEW, stale_rules, valid_until
+from targetrun.engine.plan import Plan, Planner
+from targetrun.errors import TargetrunError
 from targetrun.model import Action, CacheEntry, Reason, RunSummary, TaskSpec, TaskState, Validator
 from targetrun.resolve import LOCAL
 from targetrun.store import statements
@@ -38,23 +38,24 @@ from targetrun.templating import task_templates, varies_within_a_day
 _NO_OP = frozenset((TaskState.SKIPPED, TaskState.CACHED, TaskState.NOT_NEEDED))
 
 
-def certify(ticket: replay.Ticket, plan: Plan, hits: Mapping[str, CacheEntry], summary: RunSummary,
-            store: StateStore, now: float) -> None:
+def certify(ticket: replay.Ticket, plan: Plan, planner: Planner, summary: RunSummary, store: StateStore) -> None:
     """Leave a certificate for the next identical command, when this run earns one
-    (``hits``: the cache entries the plan hit; ``now``: the time it decided at).
-    Never fails the run: a certificate that cannot be written is simply not there."""
+    (``planner``: what decided the plan -- its cache hits, its time, the cache generation
+    it read). Never fails the run: a certificate that cannot be written is simply not there."""
     sqlite = _sqlite_file(store)
     if sqlite is None or summary.dry_run or not summary.ok:
         return
-    found = _what_it_rested_on(plan, hits, summary)
+    found = _what_it_rested_on(plan, planner.hits, summary)
     if found is None:
         return
-    files, entries = found
+    files, hits = found
     try:
-        certificate = _certificate(plan, summary, sqlite, files, entries, now)
+        window = _cache_window(plan, planner, store, hits)
+        day = replay.utc_day(plan.context.date.timestamp())  # the date its templates rendered
+        certificate = _certificate(summary, sqlite, files, window, day) if window is not None else None
         if certificate is not None and ticket.unchanged():
             replay.write(ticket.path, dict(certificate, key=ticket.key))
-    except (OSError, sqlite3.Error, ValueError):
+    except (OSError, sqlite3.Error, ValueError, TargetrunError):
         pass
 
 
@@ -106,37 +107,48 @@ def _day_only(spec: TaskSpec) -> bool:
     return not any(varies_within_a_day(template) for template in task_templates(spec))
 
 
-def _certificate(plan: Plan, summary: RunSummary, sqlite: str, files: list[str], entries: list[CacheEntry],
-                 now: float) -> dict[str, object] | None:
-    """What the replay checks and records, read back from the store as this run left it."""
-    policies = {name: task.spec.cache for name, task in plan.tasks.items()}
+def _cache_window(plan: Plan, planner: Planner, store: StateStore,
+                  hits: list[CacheEntry]) -> tuple[int, float, float] | None:
+    """The cache generation the hits rest on and the time they stay valid in, or None:
+    the cache changed since the plan read it (-1 and no bounds: no hit to rest on)."""
+    if not hits:
+        return -1, -math.inf, math.inf
+    generation = planner.cache_generation
+    every = store.cache_entries(sorted({hit.key for hit in hits}))
+    if generation is None or store.cache_generation() != generation:  # read after: `every` is as planned
+        return None
     not_before, not_after = -math.inf, math.inf
-    for entry in entries:
-        policy = policies[entry.task] if entry.task in policies else None
+    for hit in hits:
+        policy = plan.tasks[hit.task].spec.cache
         if policy is None:
             return None
-        not_before = max(not_before, entry.checkpoint.written_at - CLOCK_SKEW)
-        not_after = min(not_after, entry.expires, entry.checkpoint.written_at + policy.ttl)
-    keys = json.dumps(sorted({entry.key for entry in entries}))
+        not_before = max(not_before, hit.checkpoint.written_at - CLOCK_SKEW)  # "from the future" before
+        not_after = min(not_after, valid_until(hit, policy))
+    for entries in every.values():  # an entry "from the future" comes alive later, and may hit instead
+        for entry in entries:
+            if entry.checkpoint.written_at > planner.now + CLOCK_SKEW:
+                not_after = min(not_after, entry.checkpoint.written_at - CLOCK_SKEW)
+    return generation, not_before, not_after
+
+
+def _certificate(summary: RunSummary, sqlite: str, files: list[str], window: tuple[int, float, float],
+                 day: str) -> dict[str, object] | None:
+    """What the replay checks and records, read back from the store as this run left it."""
     db = sqlite3.connect(sqlite, timeout=replay.BUSY_TIMEOUT, isolation_level=None)
     try:
         run = db.execute(statements.RUN_ROW, (summary.run_id,)).fetchone()
         blob = db.execute(statements.GET_BLOB, (statements.outcomes_key(summary.run_id),)).fetchone()
-        rows = db.execute(statements.CACHE_ROWS, (keys,)).fetchall() if entries else []
         schema = db.execute("PRAGMA user_version").fetchone()[0]
     finally:
         db.close()
     if run is None or blob is None or schema != SCHEMA_VERSION or run[1] != statements.SUCCEEDED:
         return None
-    for _key, _variant, _expires, created, _record in rows:  # a row "from the future" comes alive later
-        if created > now + CLOCK_SKEW:
-            not_after = min(not_after, created - CLOCK_SKEW)
     pipeline, _status, requested, counts = run
+    generation, not_before, not_after = window
     return {
-        "day": replay.utc_day(plan.context.date.timestamp()),
+        "day": day,
         "files": files,
-        "hit_keys": keys,
-        "hit_rows": replay.rows_digest(rows),
+        "cache_generation": generation,
         "not_before": not_before,
         "not_after": not_after,
         "store": sqlite,

@@ -11,7 +11,7 @@ before anything else of targetrun is imported (``targetrun/_entry.py``).
 
 A certificate holds:
 
-* its **key**: what every decision depended on besides the files and cache rows below --
+* its **key**: what every decision depended on besides the files and the cache below --
   the command line (only ``-q``, ``-f``, ``-p``, ``--date``, ``-j``, ``--executor`` and
   task names qualify), the current folder, the Pipelinefile's path and bytes, the
   environment (less a few names a shell changes on every command), the Python (version,
@@ -20,14 +20,15 @@ A certificate holds:
 * the run **date** (a day: no template of those tasks renders the time or the run id);
 * the local **files** whose existence the decisions rested on: the targets found, and the
   values of the cache hits;
-* for **cache hits** (tasks without a target or needs): the cache rows under their keys,
-  and the window of time in which each hit stays valid and no row is "from the future";
+* for **cache hits** (tasks without a target or needs): the cache's generation (a
+  counter the store bumps on every change of any entry), and the window of time in which
+  each hit stays valid and no entry under their keys is "from the future";
 * what the run **recorded**: pipeline, requested tasks, counts, the outcomes blob.
 
 The replay answers only when all of it holds: the same key, today's date (unless
 ``--date`` fixed it), now inside the window, every file there, the store of the same
 schema with no pending checkpoint write (the full run would settle those first) and the
-same cache rows (a new entry could change which one hits). It then records the run as
+same cache generation (a new entry could change which one hits). It then records the run as
 the full run does -- the run row and its outcomes, in one transaction -- and prints the
 final line. Anything else, and any error, returns None: the full run answers, as if this
 module did not exist. The replay can be stricter than the full run, never looser.
@@ -123,11 +124,6 @@ def certificate_path(command: Command, cwd: str, pipelinefile: str) -> str:
     """One file per Pipelinefile, folder and command line: a new day or an edit replaces it."""
     name = hashlib.sha256("\0".join((cwd, pipelinefile, *command.argv)).encode("utf-8", "surrogateescape"))
     return os.path.join(os.path.dirname(pipelinefile), FOLDER, name.hexdigest()[:32])
-
-
-def rows_digest(rows: Sequence[Sequence[object]]) -> str:
-    """The cache rows a hit rested on (``statements.CACHE_ROWS``), as one digest."""
-    return hashlib.sha256(repr([tuple(row) for row in rows]).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def utc_day(when: float) -> str:
@@ -233,7 +229,7 @@ def replay(argv: Sequence[str], out: TextIO, environ: Mapping[str, str] | None =
 
 
 # Every field of a certificate and its type: a damaged file is not used.
-_FIELDS = {"format": int, "key": str, "day": str, "files": list, "hit_keys": str, "hit_rows": str,
+_FIELDS = {"format": int, "key": str, "day": str, "files": list, "cache_generation": int,
            "not_before": float, "not_after": float, "store": str, "schema": int, "pipeline": str,
            "requested": str, "counts": str, "outcomes": str, "final": dict}
 _STATES = frozenset(("skipped", "cached", "not needed"))  # what a no-op's tasks end as
@@ -283,9 +279,9 @@ def _record(certificate: dict[str, Any], started: float) -> float | None:
         if db.execute(statements.ANY_PENDING).fetchone()[0]:
             db.execute("ROLLBACK")
             return None
-        hit_keys = certificate["hit_keys"]
-        if hit_keys != "[]" and rows_digest(db.execute(statements.CACHE_ROWS, (hit_keys,)).fetchall()) != certificate["hit_rows"]:
-            db.execute("ROLLBACK")
+        generation = certificate["cache_generation"]
+        if generation >= 0 and db.execute(statements.CACHE_GENERATION).fetchone()[0] != generation:
+            db.execute("ROLLBACK")  # some cache entry changed: which one hits may have
             return None
         run_id, finished = liveness.new_run_id(started), time.time()
         db.execute(statements.INSERT_RUN, (run_id, certificate["pipeline"], started, finished, statements.SUCCEEDED,

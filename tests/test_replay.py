@@ -320,3 +320,65 @@ def test_gc_removes_the_certificates_and_the_next_no_op_certifies_again(project)
     assert not list((proj.root / ".targetrun" / "replay").iterdir())
     assert not command(proj).replayed
     assert command(proj).replayed
+
+
+def test_an_entry_from_the_future_ends_the_window_when_it_would_come_alive(project):
+    """An entry written by a clock that was ahead is not used until its time comes; then it
+    is the newest live entry and hits instead -- so the certificate made before then ends
+    when it would come alive, and the full run answers from then on."""
+    from dataclasses import replace
+
+    proj = project("name: f\ntasks:\n  d: {shell: 'echo d', cache_for: 1h}\n")
+    command(proj)
+    store = SqliteStore(str(proj.root / ".targetrun" / "state.db"))
+    try:
+        (entry,) = store.list_cache()
+        ahead = entry.checkpoint.written_at + 60.0 + 3.0  # "from the future" for three more seconds
+        store.record_task(None, None, replace(entry, variant="written-ahead", expires=entry.expires + 63.0,
+                                              checkpoint=replace(entry.checkpoint, written_at=ahead)))
+    finally:
+        store.close()
+    assert certified(proj).words == "1 cached"  # the older entry hits, while the other is ahead
+    time.sleep(max(0.0, ahead - 60.0 - time.time()) + 0.2)
+    answer = command(proj)
+    assert (answer.code, answer.words, answer.replayed) == (0, "1 cached", False), answer.err
+    store = SqliteStore(str(proj.root / ".targetrun" / "state.db"))
+    try:
+        *_, before, after = [store.run_outcomes(row[0]) for row in runs(proj)]
+    finally:
+        store.close()
+    assert before.marks[0].reason != after.marks[0].reason  # another entry hits now: "cache hit (until ...)"
+
+
+def test_the_sqlite_cache_generation_counts_every_change_and_survives_an_upgrade(tmp_path: Path):
+    from dataclasses import replace
+
+    from targetrun.model import CacheEntry, Checkpoint
+    from targetrun.store import sqlite as sqlite_store
+
+    path = tmp_path / "state.db"
+    store = SqliteStore(str(path))
+    try:
+        seen = [store.cache_generation()]
+        entry = CacheEntry("k", "v", "p", "t", Checkpoint("t", str(tmp_path / "x"), "json", 1, "h", "r", 1.0), 9e9)
+        store.record_task(None, None, entry)
+        seen.append(store.cache_generation())
+        store.record_task(None, None, replace(entry, expires=9.5e9))  # replaced
+        seen.append(store.cache_generation())
+        store.delete_cache()
+        seen.append(store.cache_generation())
+    finally:
+        store.close()
+    assert seen == sorted(set(seen)) and len(seen) == 4, seen  # every change a new, larger number
+    db = sqlite3.connect(path)  # an older store (schema 4): the upgrade adds the counting
+    db.executescript("DROP TRIGGER cache_insert_counted; DROP TRIGGER cache_update_counted; "
+                     "DROP TRIGGER cache_delete_counted; DROP TABLE generations; PRAGMA user_version = 4;")
+    db.close()
+    store = SqliteStore(str(path))
+    try:
+        before = store.cache_generation()
+        store.record_task(None, None, entry)
+        assert store.cache_generation() == before + 1
+    finally:
+        store.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION == 5

@@ -132,6 +132,9 @@ class Planner:
         self.params = fingerprint.of_params(context.params)
         self.outputs: dict[str, str] = {}  # task -> fingerprint of its value, for tasks not run
         self.hits: dict[str, CacheEntry] = {}
+        # The store's cache generation when entries were first read: a no-op that hit the
+        # cache may be replayed while it stays so (targetrun/certify.py).
+        self.cache_generation: int | None = None
         self._kept: dict[str, Location] = {}  # skipped tasks whose value stays where it is
         self._verified: set[str] = set()
         self._rebuilt: list[str] = []  # found corrupt while walking: their needs are walked next
@@ -458,6 +461,8 @@ class Planner:
         records = self.store.checkpoints(locations) if locations else {}
         for code, urls in _by_value(by_code).items():  # only the records whose code differs are read
             records.update(self.store.checkpoints_unless_code(urls, code))
+        if keys and self.cache_generation is None:  # before reading: a change meanwhile shows
+            self.cache_generation = self.store.cache_generation()
         entries = self.store.cache_entries(keys) if keys else {}
         return records, entries
 

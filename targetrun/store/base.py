@@ -262,6 +262,11 @@ class StateStore(ABC):
     def cache_entries(self, keys: list[str]) -> dict[str, list[CacheEntry]]:
         """Every entry under each key, newest first (one round trip for all keys)."""
 
+    def cache_generation(self) -> int | None:
+        """A number that changes whenever any cache entry is added, changed or removed, or
+        None: this store cannot tell (then no no-op that hit the cache is replayed)."""
+        return None
+
     @abstractmethod
     def list_cache(self, pipeline: str | None = None) -> list[CacheEntry]: ...
 

@@ -321,6 +321,9 @@ class RootedStore(StateStore):
 
     # -- cache entries -----------------------------------------------------------------
 
+    def cache_generation(self) -> int | None:
+        return self.inner.cache_generation()
+
     def cache_entries(self, keys: list[str]) -> dict[str, list[CacheEntry]]:
         return {key: [self._entry_in(entry) for entry in entries]
                 for key, entries in self.inner.cache_entries(keys).items()}

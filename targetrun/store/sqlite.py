@@ -24,7 +24,7 @@ from typing import Any
 
 from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.statements import GET_BLOB, INSERT_RUN, PUT_BLOB
+from targetrun.store.statements import CACHE_GENERATION, GET_BLOB, INSERT_RUN, PUT_BLOB
 from targetrun.store.base import (PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions, TaskRecord, finite, kept,
                                   readable)
 
@@ -53,7 +53,14 @@ CREATE TABLE IF NOT EXISTS pending (
     record TEXT, entry TEXT);
 CREATE INDEX IF NOT EXISTS pending_by_location ON pending (location);
 """
-SCHEMA_VERSION = 4
+# The cache table's generation (statements.CACHE_GENERATION): a trigger per kind of change.
+GENERATIONS = [
+    "CREATE TABLE IF NOT EXISTS generations (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    *(f"CREATE TRIGGER IF NOT EXISTS cache_{change.lower()}_counted AFTER {change} ON cache BEGIN "
+      "INSERT INTO generations VALUES ('cache', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1; END"
+      for change in ("INSERT", "UPDATE", "DELETE")),
+]
+SCHEMA_VERSION = 5
 # Stores written by an older targetrun are upgraded in place, one version at a time:
 # version -> the statements that make it the next one.
 MIGRATIONS = {
@@ -63,6 +70,7 @@ MIGRATIONS = {
         "CREATE INDEX IF NOT EXISTS pending_by_location ON pending (location)"],
     3: ["ALTER TABLE task_runs ADD COLUMN started REAL",
         "ALTER TABLE task_runs ADD COLUMN worker TEXT NOT NULL DEFAULT ''"],
+    4: GENERATIONS,
 }
 MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
 _BATCH = 500  # keys per IN (...) query
@@ -142,9 +150,8 @@ class SqliteStore(StateStore):
                     hint="Move it aside; targetrun creates a new one (targets are kept, cache entries and history are not).",
                 )
             if version != SCHEMA_VERSION:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in [s for s in SCHEMA.split(";") if s.strip()] + GENERATIONS:
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             db.execute("ROLLBACK")
@@ -411,6 +418,9 @@ class SqliteStore(StateStore):
     def put_blob(self, key: str, data: bytes) -> None:
         with self._transaction() as db:
             db.execute(PUT_BLOB, (key, data))
+
+    def cache_generation(self) -> int | None:
+        return int(self._query(CACHE_GENERATION)[0][0])
 
     def get_blob(self, key: str) -> bytes | None:
         rows = self._query(GET_BLOB, (key,))
