@@ -260,21 +260,23 @@ class TargetChecker:
         self._storages = storages
         self._threshold = threshold
         self._expected: Counter[tuple[str, str]] = Counter()
-        self._group_of: dict[tuple[str, str], tuple[str, str]] = {}
+        # by storage, then by URL or key: 100,000 targets would otherwise be 100,000 tuples each
+        self._group_of: dict[str, dict[str, tuple[str, str]]] = {}
         self._members: dict[tuple[str, str], list[str]] = {}  # group -> the URLs expected in it
         self._families: dict[tuple[str, str], set[tuple[str, str]]] = {}  # parent of folders -> folders
         self._tried: set[tuple[str, str]] = set()  # folders (and parents) already listed or declined
         self._listings: dict[tuple[str, str], list[tuple[bool, Listing]]] = {}  # (storage, prefix) -> listings
-        self._found: dict[tuple[str, str], Stat | None] = {}  # keys seen by a listing
+        self._found: dict[str, dict[str, Stat | None]] = {}  # keys seen by a listing
 
     def expect(self, storage_key: str, urls: Iterable[str]) -> None:
         parent = self._storages(storage_key).parent
         by_folder: dict[str, list[str]] = {}
         for url in urls:
             by_folder.setdefault(parent(url), []).append(url)
+        group_of = self._group_of.setdefault(storage_key, {})
         for folder, members in by_folder.items():
             group = (storage_key, folder)
-            self._group_of.update(((storage_key, url), group) for url in members)
+            group_of.update(dict.fromkeys(members, group))
             self._expected[group] += len(members)
             self._members.setdefault(group, []).extend(members)
             self._families.setdefault((storage_key, parent(folder)), set()).add(group)
@@ -284,17 +286,17 @@ class TargetChecker:
             self.expect(storage_key, urls)
         storage = self._storages(storage_key)
         by_group: dict[tuple[str, str], list[str]] = {}
-        group_of = self._group_of
+        group_of = self._group_of.get(storage_key, {})
         for url in urls:
-            group = group_of.get((storage_key, url)) or (storage_key, storage.parent(url))
+            group = group_of.get(url) or (storage_key, storage.parent(url))
             by_group.setdefault(group, []).append(url)
         answers: dict[str, bool] = {}
-        found, key = self._found, storage.key
+        found, key = self._found.setdefault(storage_key, {}), storage.key
         for group, members in by_group.items():
             self._list_for(storage, group)
             for url in members:
                 name = key(url)
-                if (storage_key, name) in found:
+                if name in found:
                     answers[url] = True
                     continue
                 known = self._known(storage_key, name)
@@ -305,7 +307,7 @@ class TargetChecker:
 
     def _known(self, storage_key: str, key: str) -> bool | None:
         """True/False when a listing answered ``key``; None when none did."""
-        if (storage_key, key) in self._found:
+        if key in self._found.get(storage_key, ()):
             return True
         if not self._listings:
             return None
@@ -343,12 +345,12 @@ class TargetChecker:
         if listing is None:
             return
         self._listings.setdefault((where[0], storage.key(where[1])), []).append((recursive, listing))
-        self._found.update(((where[0], key), stat) for key, stat in listing.entries.items())
+        self._found.setdefault(where[0], {}).update(listing.entries)
 
     def known_stat(self, storage_key: str, url: str) -> tuple[bool, Stat | None]:
         """(True, stat) when a listing already answered ``url`` (stat None: missing)."""
         key = self._storages(storage_key).key(url)
-        stat = self._found.get((storage_key, key), _UNSEEN)  # one lookup: status asks for every target
+        stat = self._found.get(storage_key, {}).get(key, _UNSEEN)  # status asks for every target
         if stat is not _UNSEEN:
             return (True, stat) if stat is not None else (False, None)  # by name only: size unknown
         return (True, None) if self._known(storage_key, key) is False else (False, None)
