@@ -10,7 +10,14 @@ when the machine's load drifts while absolute seconds move by ±30 %.
 Workloads (the goals of issue 13):
 
 ``noop-1000`` / ``noop-10000``
-    N existing targets, nothing to do (``targetrun run -q`` vs ``make -s``).
+    N existing targets, nothing to do (``targetrun run -q`` vs ``make -s``): a repeated
+    no-op, which targetrun answers from the last one's certificate (targetrun/replay.py).
+``noop-10000-full``
+    the same with the certificate removed before each run: the first no-op after any
+    change (an edit, a deleted target, another day) decides every task in full.
+``noop-1000-vs-doit``
+    the 1,000-target no-op against doit (``python -m doit``, tasks with ``targets`` and
+    ``uptodate: [True]``), when doit is installed (``pip install doit``); else skipped.
 ``chain-1000``
     cold: ``t{i}`` is ``cat t{i-1} > t{i}``; targets and state removed before each run.
 ``fanout-1000-j2``
@@ -146,6 +153,23 @@ def timed(cmd: list[str], cwd: Path) -> float:
     return seconds
 
 
+def write_dodo(folder: Path, n: int) -> None:
+    """doit's form of write_independent: a task is done while its target exists."""
+    (folder / "dodo.py").write_text(
+        "def task_t():\n"
+        f"    for i in range({n}):\n"
+        f"        yield {{'name': f't{{i}}', 'actions': [f'echo 0 > {OUT}/t{{i}}.txt'], "
+        f"'targets': [f'{OUT}/t{{i}}.txt'], 'uptodate': [True]}}\n")
+
+
+def has_doit() -> bool:
+    return subprocess.run([sys.executable, "-c", "import doit"], capture_output=True).returncode == 0
+
+
+def drop_certificates(folder: Path) -> None:
+    shutil.rmtree(folder / ".targetrun" / "replay", ignore_errors=True)
+
+
 def cold(folder: Path) -> None:
     shutil.rmtree(folder / OUT, ignore_errors=True)
     shutil.rmtree(folder / ".targetrun", ignore_errors=True)
@@ -191,6 +215,11 @@ def workloads() -> list[Workload]:
         return Workload(f"noop-{n}", 4.0 if n == 10000 else float("inf"), "targetrun run", "make",
                         setup, lambda f: targetrun("run", "-q"), make_cmd(), nothing)
 
+    def doit_setup(folder: Path) -> None:
+        write_independent(folder, 1000)
+        write_dodo(folder, 1000)
+        warm(folder, [targetrun("run", "-q"), [sys.executable, "-m", "doit"]])
+
     def chain_setup(folder: Path) -> None:
         write_chain(folder, 1000)
 
@@ -205,9 +234,13 @@ def workloads() -> list[Workload]:
         write_independent(folder, 10000)
         warm(folder, [targetrun("run", "-q")])
 
-    return [
+    found = [
         noop(10000),
+        Workload("noop-10000-full", float("inf"), "targetrun run", "make", noop(10000).setup,
+                 lambda f: targetrun("run", "-q"), make_cmd(), drop_certificates),
         noop(1000),
+        Workload("noop-1000-vs-doit", 0.5, "targetrun run", "doit", doit_setup,
+                 lambda f: targetrun("run", "-q"), lambda f: [sys.executable, "-m", "doit"], nothing),
         Workload("chain-1000", 1.0, "targetrun run", "make", chain_setup,
                  lambda f: targetrun("run", "-q"), make_cmd(), cold),
         Workload("fanout-1000-j2", 1.1, "targetrun -j 2", "make -j2", fan_setup,
@@ -219,6 +252,7 @@ def workloads() -> list[Workload]:
         Workload("status-10000", 1.1, "targetrun status", "targetrun run", status_setup,
                  lambda f: targetrun("status"), lambda f: targetrun("run", "-q"), nothing),
     ]
+    return found
 
 
 @dataclass(frozen=True)
@@ -278,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown workload(s) {sorted(unknown)}; choose from {', '.join(all_names)}")
     results = []
+    if "noop-1000-vs-doit" in chosen and not has_doit():
+        chosen.remove("noop-1000-vs-doit")
+        print("noop-1000-vs-doit: skipped, doit is not installed (pip install doit)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="targetrun-vs-make-") as root:
         for w in workloads():
             if w.name in chosen:

@@ -521,6 +521,8 @@ def varies_within_a_day(template: str) -> bool:
     >>> [varies_within_a_day(t) for t in ("out/{date:%Y-%m-%d}.json", "{today}/{params.x}", "{date:%H}", "{date}", "{run_id}")]
     [False, False, True, True, True]
     """
+    if "{" not in template:
+        return False
     try:
         named = fields(template)
     except ValueError:
