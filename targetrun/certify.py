@@ -31,7 +31,7 @@ from targetrun.errors import TargetrunError
 from targetrun.model import Action, CacheEntry, Reason, RunSummary, TaskSpec, TaskState, Validator
 from targetrun.resolve import LOCAL
 from targetrun.store import statements
-from targetrun.store.base import StateStore
+from targetrun.store.base import StateStore, warned
 from targetrun.store.sqlite import SCHEMA_VERSION, SqliteStore
 from targetrun.templating import task_templates, varies_within_a_day
 
@@ -43,7 +43,7 @@ def certify(ticket: replay.Ticket, plan: Plan, planner: Planner, summary: RunSum
     (``planner``: what decided the plan -- its cache hits, its time, the cache generation
     it read). Never fails the run: a certificate that cannot be written is simply not there."""
     sqlite = _sqlite_file(store)
-    if sqlite is None or summary.dry_run or not summary.ok:
+    if sqlite is None or summary.dry_run or not summary.ok or warned():  # a warning must be said again
         return
     found = _what_it_rested_on(plan, planner.hits, summary)
     if found is None:

@@ -382,3 +382,20 @@ def test_the_sqlite_cache_generation_counts_every_change_and_survives_an_upgrade
     finally:
         store.close()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION == 5
+
+
+def test_a_run_that_warned_about_its_store_is_not_replayed_silently(project):
+    """A damaged cache row is skipped with a warning on stderr: every later run says it
+    again, so none of them is answered from a certificate."""
+    proj = project(PLAIN)
+    command(proj)
+    certified(proj)
+    db = sqlite3.connect(proj.root / ".targetrun" / "state.db")
+    db.execute("INSERT INTO cache VALUES ('plain/d', 'damaged', 'plain', 'd', 9e9, 1.0, 'not a record')")
+    db.commit()
+    db.close()
+    for _ in range(2):
+        answer = command(proj)
+        assert answer.code == 0 and not answer.replayed, answer.err
+        assert "warning: skipped an unreadable cache entry" in answer.err
+        assert answer.words == "2 skipped, 1 cached"
