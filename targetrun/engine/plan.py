@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import TypeVar
 
 from targetrun import dag, fingerprint, staleness, templating
 from targetrun.staleness import MadeFrom
@@ -110,7 +111,7 @@ class _Unusable(Exception):
         self.problem = problem
 
 
-_CODE_ONLY = frozenset((StaleKind.CODE,))
+_Value = TypeVar("_Value")
 _MADE_FROM_VALIDATORS = frozenset((Validator.CODE, Validator.DEPS))
 _EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
 
@@ -452,12 +453,13 @@ class Planner:
         cached = [tasks[n] for n in names if tasks[n].spec.cache is not None and n not in forced]
         judged = [tasks[n] for n in names if n not in forced and (tasks[n].spec.cache is not None or self._rules(tasks[n]).looked)]
         existing = [t for t in judged if t.target is not None and found.get(t.target)]
-        by_code = self._code_only(existing)
+        by_code = self._judged_by_code(existing)
         locations = [t.target.url for t in existing if t.target is not None and t.target.url not in by_code]
         keys = [t.cache_key for t in cached if t.cache_key and not (t.target is not None and found.get(t.target))]
         records = self.store.checkpoints(locations) if locations else {}
-        for code, urls in _by_value(by_code).items():  # only the records whose code differs are read
-            records.update(self.store.checkpoints_unless_code(urls, code))
+        for (code, kinds), urls in _by_value(by_code).items():  # only records where something may differ are read
+            records.update((url, record) for url, record in self.store.checkpoints_that_differ(urls, code, kinds).items()
+                           if record is not None)
         entries = self.store.cache_entries(keys) if keys else {}
         return records, entries
 
@@ -485,19 +487,23 @@ class Planner:
 
     # -- staleness -----------------------------------------------------------------
 
-    def _code_only(self, tasks: list[PlannedTask]) -> dict[str, str]:
-        """Targets whose task only asks whether its code changed (a ``code`` validator,
-        without ``cache_for``, nothing reported): location -> the code fingerprint as
-        records store it. Their records need not be read when the fingerprint matches."""
-        found: dict[str, str] = {}
+    def _judged_by_code(self, tasks: list[PlannedTask]) -> dict[str, tuple[str, frozenset[StaleKind]]]:
+        """Targets whose records are only judged for staleness, code among what is looked
+        at (no ``cache_for``: nothing else reads the record): location -> the code
+        fingerprint as records store it, and the kinds looked at. A record whose code is
+        that and that keeps nothing else those kinds compare need not be read: nothing
+        about it is stale (:meth:`~targetrun.store.base.StateStore.checkpoints_that_differ`)."""
+        found: dict[str, tuple[str, frozenset[StaleKind]]] = {}
         for task in tasks:
             policy = task.spec.cache
-            if task.target is None or (policy is not None and policy.caches) or \
-                    self._rules(task).looked != _CODE_ONLY:
+            if task.target is None or (policy is not None and policy.caches):
+                continue
+            looked = self._rules(task).looked
+            if StaleKind.CODE not in looked:
                 continue
             code = self.made_from.code_text(task.spec)
             if code is not None:
-                found[task.target.url] = code
+                found[task.target.url] = (code, looked)
         return found
 
     def _rules(self, task: PlannedTask) -> StaleRules:
@@ -599,8 +605,8 @@ class Planner:
         return None
 
 
-def _by_value(mapping: Mapping[str, str]) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {}
+def _by_value(mapping: Mapping[str, _Value]) -> dict[_Value, list[str]]:
+    groups: dict[_Value, list[str]] = {}
     for key, value in mapping.items():
         groups.setdefault(value, []).append(key)
     return groups

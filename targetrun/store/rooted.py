@@ -37,16 +37,18 @@ with it; an old pending write is ended under the key it was written with.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
+from typing import Optional, TypeVar
 from urllib.parse import quote, unquote
 
 from targetrun import liveness
-from targetrun.model import CacheEntry, Checkpoint, TaskOutcome
+from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskOutcome
 from targetrun.store.base import (OutcomeMark, PendingWrite, RunOutcomes, RunRecord, RunStatus, StateStore,
-                                  TaskRecord)
+                                  TaskRecord, may_differ)
 
-Fetch = Callable[[list[str]], dict[str, Checkpoint]]  # records by key, as a store's checkpoints() returns them
+# A record as a lookup returns it: checkpoints() always one, checkpoints_that_differ() None for a record with nothing to judge
+_Record = TypeVar("_Record", Checkpoint, Optional[Checkpoint])
 ROOT_MARK = "{root}/"  # never the start of an absolute path or of a URL
 _PLACED = "{root:"  # ... nor is this: "{root:/quoted/writer/root}/rel/path"
 
@@ -254,29 +256,28 @@ class RootedStore(StateStore):
     def checkpoints(self, locations: list[str]) -> dict[str, Checkpoint]:
         return self._lookup(locations, self.inner.checkpoints)
 
-    def checkpoints_unless_code(self, locations: list[str], code: str) -> dict[str, Checkpoint]:
-        from targetrun.fingerprint import canonical
-
-        records = self._lookup(locations, lambda keys: self.inner.checkpoints_unless_code(keys, code))
-        # (a foreign cache entry's record is checked here, as the store checks its own)
-        return {location: record for location, record in records.items()
-                if record.code is None or location not in self._foreign or canonical(record.code) != code}
+    def checkpoints_that_differ(self, locations: list[str], code: str,
+                                kinds: Collection[StaleKind]) -> dict[str, Checkpoint | None]:
+        records = self._lookup(locations, lambda keys: self.inner.checkpoints_that_differ(keys, code, kinds))
+        # (a foreign cache entry's record is judged here, as the store judges its own)
+        return {location: None if record is not None and location in self._foreign
+                and not may_differ(record, code, kinds) else record for location, record in records.items()}
 
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         return self._lookup(locations, self.inner.checkpoints_made_with)
 
-    def _lookup(self, locations: list[str], fetch: Fetch) -> dict[str, Checkpoint]:
+    def _lookup(self, locations: list[str], fetch: Callable[[list[str]], Mapping[str, _Record]]) -> dict[str, _Record]:
         """The records of ``locations``, fetched by their keys; a location inside the project
         with none is fetched once more by its absolute path: a record written before
-        root-marked keys, found while the project has not moved. For ``checkpoints_unless_code``
-        "none" includes a record made by that code: the second fetch then skips it too."""
+        root-marked keys, found while the project has not moved. (A None that
+        ``checkpoints_that_differ`` gives is a record found.)"""
         stored = self.keys.stored
         keyed = {stored(location): location for location in locations}
         found = fetch(list(keyed))
-        records = {}
+        records: dict[str, _Record] = {}
         for key, record in found.items():
             location = keyed[key]  # a record found by a location's key is that location's
-            records[location] = record if record.location == location else _at(record, location)
+            records[location] = record if record is None or record.location == location else _at(record, location)
         older = [location for key, location in keyed.items() if key not in found and key != location]
         if older:
             records.update(fetch(older))
