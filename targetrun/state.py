@@ -133,9 +133,13 @@ def _made_differently(plan: Plan, store: StateStore | None,
         if decision.reason is Reason.NOT_NEEDED and not stats.get(name, (None, ""))[0]:
             continue  # nothing there to describe
         standing[name] = task.checkpoint.url
-    # Only records that kept parameter values or a date can differ (the planner may have
-    # read every record already; the store selects these without decoding the rest again).
-    records = store.checkpoints_made_with(list(dict.fromkeys(standing.values()))) if standing else {}
+    # Only records that kept parameter values or a date can differ: those planning read
+    # say so already (Plan.records); the store selects the others without decoding the rest.
+    read = plan.records
+    records = {url: record for url in standing.values() if (record := read.get(url)) is not None}
+    unread = list(dict.fromkeys(url for url in standing.values() if url not in read))
+    if unread:
+        records.update(store.checkpoints_made_with(unread))
     found = {}
     for name, url in standing.items():
         record = records.get(url)

@@ -84,6 +84,10 @@ class Plan:
     base_context: Mapping[str, object] = field(default_factory=dict)
     param_fingerprints: Mapping[str, str] = field(default_factory=dict)
     checker: TargetChecker | None = None  # its listings tell status sizes and ages for free
+    # The records of existing targets planning read, by location (status reads no record
+    # twice); None: there is one, made by today's code, keeping nothing else that can
+    # differ -- no parameter values, date, input fingerprints or deps -- so it was not decoded.
+    records: Mapping[str, Checkpoint | None] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -112,6 +116,7 @@ class _Unusable(Exception):
 
 
 _Value = TypeVar("_Value")
+_EVERY_KIND = frozenset(StaleKind)
 _MADE_FROM_VALIDATORS = frozenset((Validator.CODE, Validator.DEPS))
 _EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
 
@@ -153,6 +158,7 @@ class Planner:
         self.report_stale = False
         self._judged_below: set[str] = set()
         self._rules_of: dict[CachePolicy | None, StaleRules] = {}
+        self._read: dict[str, Checkpoint | None] = {}  # see Plan.records
 
     def plan(self, request: RunRequest) -> Plan:
         self.trust = request.trust
@@ -189,7 +195,7 @@ class Planner:
         return Plan(self.spec, self.context, tuple(requested), MappingProxyType(dict(self._tasks)),
                     MappingProxyType(dict(decisions)), tuple(order), MappingProxyType(dict(self.graph)),
                     base_context=MappingProxyType(self.base), param_fingerprints=MappingProxyType(self.params),
-                    checker=self.checker)
+                    checker=self.checker, records=MappingProxyType(dict(self._read)))
 
     def _corrupt_checkpoints(self, decisions: Mapping[str, Decision], *, everything: bool) -> dict[str, str]:
         """Skipped tasks whose checkpoint a running task will read (or all, with --verify)
@@ -457,9 +463,13 @@ class Planner:
         locations = [t.target.url for t in existing if t.target is not None and t.target.url not in by_code]
         keys = [t.cache_key for t in cached if t.cache_key and not (t.target is not None and found.get(t.target))]
         records = self.store.checkpoints(locations) if locations else {}
+        self._read.update(records)
         for (code, kinds), urls in _by_value(by_code).items():  # only records where something may differ are read
-            records.update((url, record) for url, record in self.store.checkpoints_that_differ(urls, code, kinds).items()
-                           if record is not None)
+            for url, record in self.store.checkpoints_that_differ(urls, code, kinds).items():
+                if record is not None:
+                    records[url] = self._read[url] = record
+                elif kinds == _EVERY_KIND:  # then None says all of Plan.records' None
+                    self._read[url] = None
         entries = self.store.cache_entries(keys) if keys else {}
         return records, entries
 

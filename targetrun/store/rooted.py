@@ -138,9 +138,12 @@ class Keys:
         return entry if checkpoint is entry.checkpoint else replace(entry, checkpoint=checkpoint)
 
     def target_in(self, record: TaskRecord) -> TaskRecord:
-        if record.target is None or not record.target.startswith(ROOT_MARK):
-            return record
-        return replace(record, target=self.located(record.target))
+        r = record
+        if r.target is None or not r.target.startswith(ROOT_MARK):
+            return r
+        # as replace(record, target=...), at a third of its cost (status reads one per task)
+        return TaskRecord(r.run_id, r.pipeline, r.task, r.state, r.finished, r.duration, r.attempts, r.error,
+                          self.located(r.target), r.started, r.worker)
 
 
 def _split_placed(key: str) -> tuple[str, str] | None:
