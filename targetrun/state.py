@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from targetrun.engine.decide import NOT_NEEDED
 from targetrun.engine.plan import Plan
 from targetrun.errors import StorageError
 from targetrun import templating
@@ -71,15 +72,19 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
     stale = _stale_unneeded(plan, store, stats, judge)
     rows = []
     shown = _displayer(plan.spec)
+    decision_of, stat_of, last_of = plan.decisions.get, stats.get, last.get  # a row per task: 10,000 in a no-op
     for name, task in plan.tasks.items():
         target = task.target
-        stat, note = stats.get(name, (None, ""))
-        made_with, made_for = made.get(name, ({}, None))
-        decision = plan.decision(name)
-        rows.append(StatusRow(name, target.url if target else None, decision, stat, note, last.get(name),
+        stat, note = stat_of(name) or _UNSEEN
+        made_with, made_for = made.get(name) or ({}, None)
+        decision = decision_of(name) or NOT_NEEDED
+        rows.append(StatusRow(name, target.url if target else None, decision, stat, note, last_of(name),
                               shown(target) if target else None, made_with, made_for,
                               decision.stale or stale.get(name, ())))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
+
+
+_UNSEEN: tuple[Stat | None, str] = (None, "")
 
 
 def display_path(spec: PipelineSpec, where: Location) -> str:
