@@ -262,9 +262,11 @@ class RootedStore(StateStore):
     def checkpoints_that_differ(self, locations: list[str], code: str,
                                 kinds: Collection[StaleKind]) -> dict[str, Checkpoint | None]:
         records = self._lookup(locations, lambda keys: self.inner.checkpoints_that_differ(keys, code, kinds))
-        # (a foreign cache entry's record is judged here, as the store judges its own)
-        return {location: None if record is not None and location in self._foreign
-                and not may_differ(record, code, kinds) else record for location, record in records.items()}
+        for location in self._foreign.keys() & records.keys():  # judged here, as the store judges its own
+            record = records[location]
+            if record is not None and not may_differ(record, code, kinds):
+                records[location] = None
+        return records
 
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         return self._lookup(locations, self.inner.checkpoints_made_with)
@@ -284,8 +286,8 @@ class RootedStore(StateStore):
         older = [location for key, location in keyed.items() if key not in found and key != location]
         if older:
             records.update(fetch(older))
-        for key, location in keyed.items():
-            if key == location and location not in records and location in self._foreign:
+        for location in self._foreign.keys() & keyed.keys():  # a location that is its own key
+            if location not in records:
                 records[location] = self._foreign[location]
         return records
 

@@ -310,14 +310,21 @@ class SqliteStore(StateStore):
         record only where something may differ, so a no-op of 10,000 unchanged targets (or
         their ``status``) decodes none. A malformed record is returned (and reported) as usual."""
         same = " AND ".join(["json_extract(record, '$.code') IS ?", *(_SAME[kind] for kind in _SAME if kind in kinds)])
-        column = f"CASE WHEN NOT json_valid(record) THEN record WHEN {same} THEN NULL ELSE record END"
+        quick = f"CASE WHEN {same} THEN NULL ELSE record END"
+        guarded = f"CASE WHEN NOT json_valid(record) THEN record WHEN {same} THEN NULL ELSE record END"
         found: dict[str, Checkpoint | None] = {}
         for start in range(0, len(locations), _BATCH):
             chunk = locations[start:start + _BATCH]
             marks = ",".join("?" * len(chunk))
             try:
-                rows = self._db.execute(f"SELECT location, {column} FROM checkpoints WHERE location IN ({marks})",
-                                        [code, *chunk]).fetchall()
+                try:  # checking each record is JSON first would parse it once more: only when one is not
+                    rows = self._db.execute(f"SELECT location, {quick} FROM checkpoints WHERE location IN ({marks})",
+                                            [code, *chunk]).fetchall()
+                except sqlite3.OperationalError as exc:
+                    if "malformed JSON" not in str(exc):
+                        raise
+                    rows = self._db.execute(f"SELECT location, {guarded} FROM checkpoints WHERE location IN ({marks})",
+                                            [code, *chunk]).fetchall()
             except sqlite3.OperationalError as exc:
                 if "no such function" in str(exc):  # an SQLite without JSON: compare in Python
                     return super().checkpoints_that_differ(locations, code, kinds)
