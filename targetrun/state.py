@@ -130,25 +130,28 @@ def _made_differently(plan: Plan, store: StateStore | None,
     about. Records from before targetrun kept them say nothing (one batched lookup)."""
     if store is None:
         return {}
-    standing: dict[str, str] = {}
-    for name, task in plan.tasks.items():
-        decision = plan.decision(name)
-        if decision.runs or task.checkpoint is None:
-            continue
-        if decision.reason is Reason.NOT_NEEDED and not stats.get(name, (None, ""))[0]:
-            continue  # nothing there to describe
-        standing[name] = task.checkpoint.url
     # Only records that kept parameter values or a date can differ: those planning read
     # say so already (Plan.records); the store selects the others without decoding the rest.
-    read = plan.records
-    records = {url: record for url in standing.values() if (record := read.get(url)) is not None}
-    unread = list(dict.fromkeys(url for url in standing.values() if url not in read))
+    read, decision_of = plan.records, plan.decisions.get
+    kept: dict[str, Checkpoint] = {}  # by task: a record that kept them
+    unread: dict[str, str] = {}  # by task: a location planning did not read
+    for name, task in plan.tasks.items():
+        decision = decision_of(name) or NOT_NEEDED
+        if decision.runs or task.checkpoint is None:
+            continue
+        if decision.reason is Reason.NOT_NEEDED and not (stats.get(name) or _UNSEEN)[0]:
+            continue  # nothing there to describe
+        url = task.checkpoint.url
+        if url not in read:
+            unread[name] = url
+        elif (record := read[url]) is not None and (record.made_with or record.made_for):
+            kept[name] = record
     if unread:
-        records.update(store.checkpoints_made_with(unread))
+        records = store.checkpoints_made_with(list(dict.fromkeys(unread.values())))
+        kept.update((name, records[url]) for name, url in unread.items() if url in records)
     found = {}
-    for name, url in standing.items():
-        record = records.get(url)
-        if record is not None and (record.made_with or record.made_for):
+    for name, record in kept.items():
+        if record.made_with or record.made_for:
             made_with, made_for = templating.made_differently(record.made_with, record.made_for, plan.context)
             if made_with or made_for:
                 found[name] = (made_with, made_for)

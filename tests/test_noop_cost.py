@@ -125,6 +125,30 @@ def test_the_store_judges_records_as_the_python_rule_does(tmp_path, capsys):
         store.close()
 
 
+def test_status_asks_the_store_again_only_about_records_planning_did_not_read(project, monkeypatch):
+    """Planning read (or found nothing to read in) the record of every target it looked
+    at; "made with" takes what it needs from the plan and asks the store only about the
+    targets planning did not look at -- here, one that nothing needs."""
+    proj = project("params: {city: berlin}\n" + _many(20) +
+                   "  fetch: {shell: 'echo {params.city} > {output}', target: out/data.txt}\n"
+                   "  up: {shell: 'echo {params.city} > {output}', target: out/up.txt}\n"
+                   "  down: {shell: 'cat {needs.up} > {output}', needs: [up], target: out/down.txt}\n")
+    assert proj.cli("run", "-q").code == 0
+    asked: list[list[str]] = []
+    real = sqlite_store.SqliteStore.checkpoints_made_with
+
+    def counting(self: sqlite_store.SqliteStore, locations: list[str]) -> dict[str, Checkpoint]:
+        asked.append(locations)
+        return real(self, locations)
+
+    monkeypatch.setattr(sqlite_store.SqliteStore, "checkpoints_made_with", counting)
+    status = proj.cli("status", "-p", "city=paris")
+    assert status.code == 0 and "0 of 23 tasks would run" in status.out, status.out + status.err
+    made = {line.split()[0] for line in status.out.splitlines() if "made with city=berlin" in line}
+    assert made == {"fetch", "up", "down"}, status.out
+    assert [len(locations) for locations in asked] == [1]  # only `up`, which nothing needs
+
+
 def _store_with(tmp_path, records: dict[str, str]) -> sqlite_store.SqliteStore:
     store = sqlite_store.SqliteStore.open(str(tmp_path / "state.db"), StoreOptions())
     store.close()

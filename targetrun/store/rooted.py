@@ -138,12 +138,13 @@ class Keys:
         return entry if checkpoint is entry.checkpoint else replace(entry, checkpoint=checkpoint)
 
     def target_in(self, record: TaskRecord) -> TaskRecord:
-        r = record
-        if r.target is None or not r.target.startswith(ROOT_MARK):
+        r, target = record, record.target
+        if target is None or not target.startswith(ROOT_MARK):
             return r
-        # as replace(record, target=...), at a third of its cost (status reads one per task)
+        rest = target[len(ROOT_MARK):]  # as located(target), and replace(record, target=...) at a third of
+        # its cost: status reads a record per task
         return TaskRecord(r.run_id, r.pipeline, r.task, r.state, r.finished, r.duration, r.attempts, r.error,
-                          self.located(r.target), r.started, r.worker)
+                          self._inside + (rest.replace("/", os.sep) if os.sep != "/" else rest), r.started, r.worker)
 
 
 def _split_placed(key: str) -> tuple[str, str] | None:
@@ -306,7 +307,8 @@ class RootedStore(StateStore):
     # -- task records ------------------------------------------------------------------
 
     def last_task_records(self, pipeline: str) -> dict[str, TaskRecord]:
-        return {task: self.keys.target_in(record) for task, record in self.inner.last_task_records(pipeline).items()}
+        target_in = self.keys.target_in
+        return {task: target_in(record) for task, record in self.inner.last_task_records(pipeline).items()}
 
     def task_records(self, run_id: str, pipeline: str) -> dict[str, TaskRecord]:
         return {task: self.keys.target_in(record) for task, record in self.inner.task_records(run_id, pipeline).items()}
