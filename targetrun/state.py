@@ -61,7 +61,8 @@ class StatusReport:
 class Judge(Protocol):
     """Tells what is stale about an existing target (the planner: engine/plan.py)."""
 
-    def stale_of(self, name: str, record: Checkpoint | None) -> tuple[Stale, ...]: ...
+    def stale_of(self, name: str, record: Checkpoint | None,
+                 known: Mapping[str, Checkpoint | None] = ...) -> tuple[Stale, ...]: ...
 
 
 def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateStore | None,
@@ -161,15 +162,17 @@ def _made_differently(plan: Plan, store: StateStore | None,
 def _stale_unneeded(plan: Plan, store: StateStore | None, stats: Mapping[str, tuple[Stat | None, str]],
                     judge: Judge) -> dict[str, tuple[Stale, ...]]:
     """What is stale about existing targets the plan did not need to look at (one batched
-    lookup of their records): judged as if they had been asked for."""
+    lookup of their records, which also tells their upstream output fingerprints): judged
+    as if they had been asked for."""
     if store is None:
         return {}
     unneeded = {name: task.target.url for name, task in plan.tasks.items()
-                if name not in plan.decisions and task.target is not None and stats.get(name, (None, ""))[0]}
+                if name not in plan.decisions and task.target is not None and (stats.get(name) or _UNSEEN)[0]}
     records = store.checkpoints(list(unneeded.values())) if unneeded else {}
+    known = {url: records.get(url) for url in unneeded.values()}  # None: no record there
     found: dict[str, tuple[Stale, ...]] = {}
     for name, url in unneeded.items():
-        stale = judge.stale_of(name, records.get(url))
+        stale = judge.stale_of(name, known[url], known)
         if stale:
             found[name] = stale
     return found

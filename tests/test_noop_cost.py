@@ -149,6 +149,32 @@ def test_status_asks_the_store_again_only_about_records_planning_did_not_read(pr
     assert [len(locations) for locations in asked] == [1]  # only `up`, which nothing needs
 
 
+def test_status_of_a_chain_reads_the_records_nothing_needs_in_one_lookup(project, monkeypatch):
+    """Only the last task of a chain is needed; every target above it is judged as if it
+    were asked for, against its upstream's recorded output. Those records come from the
+    one lookup of the targets nothing needs, not from one lookup per upstream -- and an
+    upstream rebuilt into other bytes still makes the task below it stale."""
+    chain = "".join(f"  t{i}: {{shell: 'cat {{needs.t{i - 1}}} > {{output}}', needs: [t{i - 1}], target: out/t{i}.txt}}\n"
+                    for i in range(1, 40))
+    proj = project("tasks:\n  t0: {shell: 'echo 0 > {output}', target: out/t0.txt}\n" + chain)
+    assert proj.cli("run", "-q").code == 0
+    proj.file.write_text(proj.file.read_text().replace("echo 0 >", "echo 1 >"))
+    assert proj.cli("run", "-q", "--force", "t0", "t0").code == 0  # t0 alone, into new bytes
+    lookups: list[int] = []
+    real = sqlite_store.SqliteStore.checkpoints
+
+    def counting(self: sqlite_store.SqliteStore, locations: list[str]) -> dict[str, Checkpoint]:
+        lookups.append(len(locations))
+        return real(self, locations)
+
+    monkeypatch.setattr(sqlite_store.SqliteStore, "checkpoints", counting)
+    status = proj.cli("status")
+    assert status.code == 0 and "0 of 40 tasks would run" in status.out, status.out + status.err
+    stale = [line.split()[0] for line in status.out.splitlines() if "stale" in line]
+    assert stale == ["t1"] and "(stale: inputs changed — t0)" in status.out
+    assert len(lookups) <= 3, lookups  # not one per task
+
+
 def _store_with(tmp_path, records: dict[str, str]) -> sqlite_store.SqliteStore:
     store = sqlite_store.SqliteStore.open(str(tmp_path / "state.db"), StoreOptions())
     store.close()

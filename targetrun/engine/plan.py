@@ -117,6 +117,7 @@ class _Unusable(Exception):
 
 _Value = TypeVar("_Value")
 _EVERY_KIND = frozenset(StaleKind)
+_NONE_KNOWN: Mapping[str, Checkpoint | None] = MappingProxyType({})
 _MADE_FROM_VALIDATORS = frozenset((Validator.CODE, Validator.DEPS))
 _EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
 
@@ -528,11 +529,13 @@ class Planner:
         return rules
 
     def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
-              output_of: Callable[[str], str]) -> Decision:
+              output_of: Callable[[str], str], known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> Decision:
         """An existing target's decision, with what is stale about it (rule 5 of
         :mod:`~targetrun.engine.decide`). A record without a kind's fingerprints says
         nothing about it (unknown). ``output_of`` gives upstream output fingerprints as
-        the caller knows them (the run knows more than the plan)."""
+        the caller knows them (the run knows more than the plan); ``known``, the records
+        the caller read already, by location (None: none there), for upstreams the plan
+        never looked at."""
         if not judged(decision) or record is None:
             return decision
         rules = self._rules(task)
@@ -541,7 +544,7 @@ class Planner:
         current: dict[str, str] = {}
 
         def upstream(name: str) -> str:  # one this plan never looked at: from its record
-            return output_of(name) if name in self._decisions else self._reported_output(name)
+            return output_of(name) if name in self._decisions else self._reported_output(name, known)
 
         def input_of(arg: str) -> str | None:
             if not current:
@@ -552,20 +555,25 @@ class Planner:
         return with_staleness(decision, stale, pending, rules, task.spec.cache, task.spec.needs,
                               rebuild_stale=self.rebuild_stale)
 
-    def stale_of(self, name: str, record: Checkpoint | None) -> tuple[Stale, ...]:
+    def stale_of(self, name: str, record: Checkpoint | None,
+                 known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> tuple[Stale, ...]:
         """What is stale about the existing target of a task this plan did not look at
-        (``status`` shows it), judged as if it had been asked for."""
-        return self.judge(self._tasks[name], _EXISTS, record, self.output_fingerprint).stale
+        (``status`` shows it), judged as if it had been asked for. ``known``: the records
+        the caller read already, by location (status reads those of every target it judges
+        in one lookup, so an upstream's is not looked up again, one at a time)."""
+        return self.judge(self._tasks[name], _EXISTS, record, self.output_fingerprint, known).stale
 
-    def _reported_output(self, name: str) -> str:
+    def _reported_output(self, name: str, known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> str:
         """An upstream's output fingerprint for judging staleness: as the run knows it, or
-        (an upstream this walk never looked at) from its target's record; "" if unknown."""
+        (an upstream this walk never looked at) from its target's record -- in ``known``
+        when the caller read it already; "" if unknown."""
         task = self._tasks.get(name)
         if name in self._decisions or name in self._kept or task is None:
             return self.output_fingerprint(name)
         if task.is_gather or task.target is None or self.store is None:
             return ""
-        record = self.store.checkpoint(task.target.url)
+        url = task.target.url
+        record = known[url] if url in known else self.store.checkpoint(url)
         return fingerprint.of_content(record.content_hash) if record is not None else ""
 
     def _options_for(self, url: str) -> Mapping[str, object]:
