@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from targetrun.engine.decide import NOT_NEEDED
 from targetrun.engine.plan import Plan
 from targetrun.errors import StorageError
 from targetrun import templating
@@ -24,7 +25,7 @@ from targetrun.storage.base import Stat, Storage
 from targetrun.store.base import StateStore, TaskRecord
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per task: 10,000 in a no-op
 class StatusRow:
     task: str
     target: str | None
@@ -60,7 +61,8 @@ class StatusReport:
 class Judge(Protocol):
     """Tells what is stale about an existing target (the planner: engine/plan.py)."""
 
-    def stale_of(self, name: str, record: Checkpoint | None) -> tuple[Stale, ...]: ...
+    def stale_of(self, name: str, record: Checkpoint | None,
+                 known: Mapping[str, Checkpoint | None] = ...) -> tuple[Stale, ...]: ...
 
 
 def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateStore | None,
@@ -71,15 +73,19 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
     stale = _stale_unneeded(plan, store, stats, judge)
     rows = []
     shown = _displayer(plan.spec)
+    decision_of, stat_of, last_of = plan.decisions.get, stats.get, last.get  # a row per task: 10,000 in a no-op
     for name, task in plan.tasks.items():
         target = task.target
-        stat, note = stats.get(name, (None, ""))
-        made_with, made_for = made.get(name, ({}, None))
-        decision = plan.decision(name)
-        rows.append(StatusRow(name, target.url if target else None, decision, stat, note, last.get(name),
+        stat, note = stat_of(name) or _UNSEEN
+        made_with, made_for = made.get(name) or ({}, None)
+        decision = decision_of(name) or NOT_NEEDED
+        rows.append(StatusRow(name, target.url if target else None, decision, stat, note, last_of(name),
                               shown(target) if target else None, made_with, made_for,
                               decision.stale or stale.get(name, ())))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
+
+
+_UNSEEN: tuple[Stat | None, str] = (None, "")
 
 
 def display_path(spec: PipelineSpec, where: Location) -> str:
@@ -125,21 +131,28 @@ def _made_differently(plan: Plan, store: StateStore | None,
     about. Records from before targetrun kept them say nothing (one batched lookup)."""
     if store is None:
         return {}
-    standing: dict[str, str] = {}
+    # Only records that kept parameter values or a date can differ: those planning read
+    # say so already (Plan.records); the store selects the others without decoding the rest.
+    read, decision_of = plan.records, plan.decisions.get
+    kept: dict[str, Checkpoint] = {}  # by task: a record that kept them
+    unread: dict[str, str] = {}  # by task: a location planning did not read
     for name, task in plan.tasks.items():
-        decision = plan.decision(name)
+        decision = decision_of(name) or NOT_NEEDED
         if decision.runs or task.checkpoint is None:
             continue
-        if decision.reason is Reason.NOT_NEEDED and not stats.get(name, (None, ""))[0]:
+        if decision.reason is Reason.NOT_NEEDED and not (stats.get(name) or _UNSEEN)[0]:
             continue  # nothing there to describe
-        standing[name] = task.checkpoint.url
-    # Only records that kept parameter values or a date can differ (the planner may have
-    # read every record already; the store selects these without decoding the rest again).
-    records = store.checkpoints_made_with(list(dict.fromkeys(standing.values()))) if standing else {}
+        url = task.checkpoint.url
+        if url not in read:
+            unread[name] = url
+        elif (record := read[url]) is not None and (record.made_with or record.made_for):
+            kept[name] = record
+    if unread:
+        records = store.checkpoints_made_with(list(dict.fromkeys(unread.values())))
+        kept.update((name, records[url]) for name, url in unread.items() if url in records)
     found = {}
-    for name, url in standing.items():
-        record = records.get(url)
-        if record is not None and (record.made_with or record.made_for):
+    for name, record in kept.items():
+        if record.made_with or record.made_for:
             made_with, made_for = templating.made_differently(record.made_with, record.made_for, plan.context)
             if made_with or made_for:
                 found[name] = (made_with, made_for)
@@ -149,15 +162,17 @@ def _made_differently(plan: Plan, store: StateStore | None,
 def _stale_unneeded(plan: Plan, store: StateStore | None, stats: Mapping[str, tuple[Stat | None, str]],
                     judge: Judge) -> dict[str, tuple[Stale, ...]]:
     """What is stale about existing targets the plan did not need to look at (one batched
-    lookup of their records): judged as if they had been asked for."""
+    lookup of their records, which also tells their upstream output fingerprints): judged
+    as if they had been asked for."""
     if store is None:
         return {}
     unneeded = {name: task.target.url for name, task in plan.tasks.items()
-                if name not in plan.decisions and task.target is not None and stats.get(name, (None, ""))[0]}
+                if name not in plan.decisions and task.target is not None and (stats.get(name) or _UNSEEN)[0]}
     records = store.checkpoints(list(unneeded.values())) if unneeded else {}
+    known = {url: records.get(url) for url in unneeded.values()}  # None: no record there
     found: dict[str, tuple[Stale, ...]] = {}
     for name, url in unneeded.items():
-        stale = judge.stale_of(name, records.get(url))
+        stale = judge.stale_of(name, known[url], known)
         if stale:
             found[name] = stale
     return found

@@ -352,3 +352,37 @@ class StateStoreContract:
         assert store.prune_runs(self.PIPELINE, ["r1"]) == 1
         assert [r.run_id for r in store.runs(self.PIPELINE)] == ["r2"]
         assert store.last_task_records(self.PIPELINE)["a"].run_id == "r2"
+
+    def test_checkpoints_that_differ_leaves_out_only_what_cannot_be_stale(self, store: StateStore) -> None:
+        """A record is returned where judging it for the kinds asked about may find
+        something stale; None where it cannot (same code, nothing else those kinds
+        compare); a location without a record is left out."""
+        from dataclasses import replace
+
+        from targetrun.model import StaleKind
+
+        code = {"shell": "shell:1"}
+        base = replace(self._checkpoint("a", "out/same.json", "r1"), inputs={}, params={}, code=code)
+        records = {
+            "out/same.json": base,
+            "out/other-code.json": replace(base, code={"shell": "shell:2"}),
+            "out/no-code.json": replace(base, code=None),
+            "out/made-with.json": replace(base, made_with={"city": "berlin"}),
+            "out/made-for.json": replace(base, made_for="2026-11-01"),
+            "out/inputs.json": replace(base, inputs={"x": "1"}),
+            "out/deps.json": replace(base, deps={"data.csv": "sha256:1"}),
+        }
+        store.begin_run(RunRecord("r1", self.PIPELINE, started=1_800_000_000.0))
+        for location, record in records.items():
+            store.record_task(None, replace(record, location=location))
+        asked = [*records, "out/none.json"]
+        every = frozenset(StaleKind)
+        found = store.checkpoints_that_differ(asked, '{"shell":"shell:1"}', every)
+        assert sorted(found) == sorted(records)
+        assert found["out/same.json"] is None
+        assert {loc for loc, record in found.items() if record is not None} == set(records) - {"out/same.json"}
+        assert found["out/made-with.json"] == replace(records["out/made-with.json"], location="out/made-with.json")
+        only_code = store.checkpoints_that_differ(asked, '{"shell":"shell:1"}', frozenset((StaleKind.CODE,)))
+        assert {loc for loc, record in only_code.items() if record is not None} == \
+            {"out/other-code.json", "out/no-code.json"}
+        assert sorted(only_code) == sorted(records)

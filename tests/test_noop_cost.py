@@ -60,6 +60,121 @@ def test_status_decodes_each_checkpoint_record_at_most_once(project, monkeypatch
     assert len(decoded) <= 31 + 1  # each record once, and the one that kept a parameter again
 
 
+def test_status_of_unchanged_targets_decodes_no_checkpoint_record(project, monkeypatch):
+    """Status judges every existing target for staleness; a record made by today's code
+    that keeps no parameters, inputs or deps cannot be stale, and the store says so
+    without decoding it. A changed command is still found, decoded and said."""
+    proj = project("tasks:\n" + "".join(f"  t{i}: {{shell: 'echo {i} > {{output}}', target: out/t{i}.txt}}\n"
+                                        for i in range(30)))
+    assert proj.cli("run", "-q").code == 0
+    decoded: list[object] = []
+    real = sqlite_store.checkpoint_of
+
+    def counting(doc: object) -> Checkpoint:
+        decoded.append(doc)
+        return real(doc)
+
+    monkeypatch.setattr(sqlite_store, "checkpoint_of", counting)
+    status = proj.cli("status")
+    assert status.code == 0 and "0 of 30 tasks would run" in status.out and "stale" not in status.out
+    assert decoded == []
+    proj.file.write_text(proj.file.read_text().replace("echo 7 >", "echo seven >"))
+    status = proj.cli("status")
+    assert status.code == 0 and "0 of 30 tasks would run" in status.out
+    assert [line for line in status.out.splitlines() if "stale" in line] == \
+        [line for line in status.out.splitlines() if line.startswith("t7 ")]
+    assert "(stale: code changed — command)" in status.out and len(decoded) == 1
+
+
+def test_the_store_judges_records_as_the_python_rule_does(tmp_path, capsys):
+    """What SQLite decides without decoding (json_extract) agrees with may_differ, the
+    rule every other store applies, on records as odd as a store may hold."""
+    from targetrun.model import StaleKind
+    from targetrun.store.base import may_differ
+
+    code = {"code": {"shell": "shell:1"}}
+    store = _store_with(tmp_path, {
+        "/p/same": _record("/p/same", **code, inputs={}, params={}),
+        "/p/same-older": _record("/p/same-older", **code),  # no inputs or params kept
+        "/p/empty-made": _record("/p/empty-made", **code, made_with={}, made_for=""),
+        "/p/null-deps": _record("/p/null-deps", **code, deps=None),
+        "/p/spaced": '{"task": "t", "location": "/p/spaced", "serializer": "text", "size": 1, "hash": "h", '
+                     '"run_id": "r", "written_at": 1.0, "code": {"shell": "shell:1"}, "inputs": { }}',
+        "/p/code": _record("/p/code", code={"shell": "shell:2"}),
+        "/p/no-code": _record("/p/no-code"),
+        "/p/with": _record("/p/with", **code, made_with={"city": "berlin"}),
+        "/p/for": _record("/p/for", **code, made_for="2026-11-01"),
+        "/p/inputs": _record("/p/inputs", **code, inputs={"x": "1"}),
+        "/p/deps": _record("/p/deps", **code, deps={}),
+        "/p/broken": "{not json",
+    })
+    try:
+        every = ["/p/same", "/p/same-older", "/p/empty-made", "/p/null-deps", "/p/spaced", "/p/code", "/p/no-code",
+                 "/p/with", "/p/for", "/p/inputs", "/p/deps"]
+        for kinds in (frozenset(StaleKind), frozenset((StaleKind.CODE,)), frozenset((StaleKind.CODE, StaleKind.DEPS))):
+            found = store.checkpoints_that_differ([*every, "/p/broken", "/p/none"], '{"shell":"shell:1"}', kinds)
+            assert sorted(found) == sorted(every)  # the malformed record is left out, as by checkpoints()
+            records = store.checkpoints(every)
+            assert {loc for loc, r in found.items() if r is not None} == \
+                {loc for loc, r in records.items() if may_differ(r, '{"shell":"shell:1"}', kinds)}, kinds
+            assert {loc: r for loc, r in found.items() if r is not None} == \
+                {loc: r for loc, r in records.items() if found[loc] is not None}
+        assert {loc for loc, r in found.items() if r is not None} == {"/p/code", "/p/no-code", "/p/deps"}
+        assert "unreadable" in capsys.readouterr().err
+    finally:
+        store.close()
+
+
+def test_status_asks_the_store_again_only_about_records_planning_did_not_read(project, monkeypatch):
+    """Planning read (or found nothing to read in) the record of every target it looked
+    at; "made with" takes what it needs from the plan and asks the store only about the
+    targets planning did not look at -- here, one that nothing needs."""
+    proj = project("params: {city: berlin}\n" + _many(20) +
+                   "  fetch: {shell: 'echo {params.city} > {output}', target: out/data.txt}\n"
+                   "  up: {shell: 'echo {params.city} > {output}', target: out/up.txt}\n"
+                   "  down: {shell: 'cat {needs.up} > {output}', needs: [up], target: out/down.txt}\n")
+    assert proj.cli("run", "-q").code == 0
+    asked: list[list[str]] = []
+    real = sqlite_store.SqliteStore.checkpoints_made_with
+
+    def counting(self: sqlite_store.SqliteStore, locations: list[str]) -> dict[str, Checkpoint]:
+        asked.append(locations)
+        return real(self, locations)
+
+    monkeypatch.setattr(sqlite_store.SqliteStore, "checkpoints_made_with", counting)
+    status = proj.cli("status", "-p", "city=paris")
+    assert status.code == 0 and "0 of 23 tasks would run" in status.out, status.out + status.err
+    made = {line.split()[0] for line in status.out.splitlines() if "made with city=berlin" in line}
+    assert made == {"fetch", "up", "down"}, status.out
+    assert [len(locations) for locations in asked] == [1]  # only `up`, which nothing needs
+
+
+def test_status_of_a_chain_reads_the_records_nothing_needs_in_one_lookup(project, monkeypatch):
+    """Only the last task of a chain is needed; every target above it is judged as if it
+    were asked for, against its upstream's recorded output. Those records come from the
+    one lookup of the targets nothing needs, not from one lookup per upstream -- and an
+    upstream rebuilt into other bytes still makes the task below it stale."""
+    chain = "".join(f"  t{i}: {{shell: 'cat {{needs.t{i - 1}}} > {{output}}', needs: [t{i - 1}], target: out/t{i}.txt}}\n"
+                    for i in range(1, 40))
+    proj = project("tasks:\n  t0: {shell: 'echo 0 > {output}', target: out/t0.txt}\n" + chain)
+    assert proj.cli("run", "-q").code == 0
+    proj.file.write_text(proj.file.read_text().replace("echo 0 >", "echo 1 >"))
+    assert proj.cli("run", "-q", "--force", "t0", "t0").code == 0  # t0 alone, into new bytes
+    lookups: list[int] = []
+    real = sqlite_store.SqliteStore.checkpoints
+
+    def counting(self: sqlite_store.SqliteStore, locations: list[str]) -> dict[str, Checkpoint]:
+        lookups.append(len(locations))
+        return real(self, locations)
+
+    monkeypatch.setattr(sqlite_store.SqliteStore, "checkpoints", counting)
+    status = proj.cli("status")
+    assert status.code == 0 and "0 of 40 tasks would run" in status.out, status.out + status.err
+    stale = [line.split()[0] for line in status.out.splitlines() if "stale" in line]
+    assert stale == ["t1"] and "(stale: inputs changed — t0)" in status.out
+    assert len(lookups) <= 3, lookups  # not one per task
+
+
 def _store_with(tmp_path, records: dict[str, str]) -> sqlite_store.SqliteStore:
     store = sqlite_store.SqliteStore.open(str(tmp_path / "state.db"), StoreOptions())
     store.close()

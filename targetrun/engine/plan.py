@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import TypeVar
 
 from targetrun import dag, fingerprint, staleness, templating
 from targetrun.staleness import MadeFrom
@@ -83,6 +84,10 @@ class Plan:
     base_context: Mapping[str, object] = field(default_factory=dict)
     param_fingerprints: Mapping[str, str] = field(default_factory=dict)
     checker: TargetChecker | None = None  # its listings tell status sizes and ages for free
+    # The records of existing targets planning read, by location (status reads no record
+    # twice); None: there is one, made by today's code, keeping nothing else that can
+    # differ -- no parameter values, date, input fingerprints or deps -- so it was not decoded.
+    records: Mapping[str, Checkpoint | None] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -110,7 +115,9 @@ class _Unusable(Exception):
         self.problem = problem
 
 
-_CODE_ONLY = frozenset((StaleKind.CODE,))
+_Value = TypeVar("_Value")
+_EVERY_KIND = frozenset(StaleKind)
+_NONE_KNOWN: Mapping[str, Checkpoint | None] = MappingProxyType({})
 _MADE_FROM_VALIDATORS = frozenset((Validator.CODE, Validator.DEPS))
 _EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
 
@@ -155,6 +162,7 @@ class Planner:
         self.report_stale = False
         self._judged_below: set[str] = set()
         self._rules_of: dict[CachePolicy | None, StaleRules] = {}
+        self._read: dict[str, Checkpoint | None] = {}  # see Plan.records
 
     def plan(self, request: RunRequest) -> Plan:
         self.trust = request.trust
@@ -191,7 +199,7 @@ class Planner:
         return Plan(self.spec, self.context, tuple(requested), MappingProxyType(dict(self._tasks)),
                     MappingProxyType(dict(decisions)), tuple(order), MappingProxyType(dict(self.graph)),
                     base_context=MappingProxyType(self.base), param_fingerprints=MappingProxyType(self.params),
-                    checker=self.checker)
+                    checker=self.checker, records=MappingProxyType(dict(self._read)))
 
     def _corrupt_checkpoints(self, decisions: Mapping[str, Decision], *, everything: bool) -> dict[str, str]:
         """Skipped tasks whose checkpoint a running task will read (or all, with --verify)
@@ -455,12 +463,16 @@ class Planner:
         cached = [tasks[n] for n in names if tasks[n].spec.cache is not None and n not in forced]
         judged = [tasks[n] for n in names if n not in forced and (tasks[n].spec.cache is not None or self._rules(tasks[n]).looked)]
         existing = [t for t in judged if t.target is not None and found.get(t.target)]
-        by_code = self._code_only(existing)
+        by_code = self._judged_by_code(existing)
         locations = [t.target.url for t in existing if t.target is not None and t.target.url not in by_code]
         keys = [t.cache_key for t in cached if t.cache_key and not (t.target is not None and found.get(t.target))]
         records = self.store.checkpoints(locations) if locations else {}
-        for code, urls in _by_value(by_code).items():  # only the records whose code differs are read
-            records.update(self.store.checkpoints_unless_code(urls, code))
+        self._read.update(records)
+        for (code, kinds), urls in _by_value(by_code).items():  # only records where something may differ are read
+            read = self.store.checkpoints_that_differ(urls, code, kinds)
+            differ = {url: record for url, record in read.items() if record is not None}
+            records.update(differ)
+            self._read.update(read if kinds == _EVERY_KIND else differ)  # a None says all of Plan.records' then
         if keys and self.cache_generation is None:  # before reading: a change meanwhile shows
             self.cache_generation = self.store.cache_generation()
         entries = self.store.cache_entries(keys) if keys else {}
@@ -490,19 +502,26 @@ class Planner:
 
     # -- staleness -----------------------------------------------------------------
 
-    def _code_only(self, tasks: list[PlannedTask]) -> dict[str, str]:
-        """Targets whose task only asks whether its code changed (a ``code`` validator,
-        without ``cache_for``, nothing reported): location -> the code fingerprint as
-        records store it. Their records need not be read when the fingerprint matches."""
-        found: dict[str, str] = {}
+    def _judged_by_code(self, tasks: list[PlannedTask]) -> dict[str, tuple[str, frozenset[StaleKind]]]:
+        """Targets whose records are only judged for staleness, code among what is looked
+        at (no ``cache_for``: nothing else reads the record): location -> the code
+        fingerprint as records store it, and the kinds looked at. A record whose code is
+        that and that keeps nothing else those kinds compare need not be read: nothing
+        about it is stale (:meth:`~targetrun.store.base.StateStore.checkpoints_that_differ`)."""
+        found: dict[str, tuple[str, frozenset[StaleKind]]] = {}
+        pairs: dict[tuple[CachePolicy | None, str | None, str | None, str | None],
+                    tuple[str, frozenset[StaleKind]] | None] = {}  # 10,000 tasks share a few
         for task in tasks:
-            policy = task.spec.cache
-            if task.target is None or (policy is not None and policy.caches) or \
-                    self._rules(task).looked != _CODE_ONLY:
-                continue
-            code = self.made_from.code_text(task.spec)
-            if code is not None:
-                found[task.target.url] = code
+            spec = task.spec
+            key = (spec.cache, spec.version, spec.shell, spec.run)
+            if key not in pairs:
+                looked = self._rules(task).looked
+                code = self.made_from.code_text(spec) \
+                    if StaleKind.CODE in looked and not (spec.cache is not None and spec.cache.caches) else None
+                pairs[key] = (code, looked) if code is not None else None
+            pair = pairs[key]
+            if pair is not None and task.target is not None:
+                found[task.target.url] = pair
         return found
 
     def _rules(self, task: PlannedTask) -> StaleRules:
@@ -515,11 +534,13 @@ class Planner:
         return rules
 
     def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
-              output_of: Callable[[str], str]) -> Decision:
+              output_of: Callable[[str], str], known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> Decision:
         """An existing target's decision, with what is stale about it (rule 5 of
         :mod:`~targetrun.engine.decide`). A record without a kind's fingerprints says
         nothing about it (unknown). ``output_of`` gives upstream output fingerprints as
-        the caller knows them (the run knows more than the plan)."""
+        the caller knows them (the run knows more than the plan); ``known``, the records
+        the caller read already, by location (None: none there), for upstreams the plan
+        never looked at."""
         if not judged(decision) or record is None:
             return decision
         rules = self._rules(task)
@@ -528,7 +549,7 @@ class Planner:
         current: dict[str, str] = {}
 
         def upstream(name: str) -> str:  # one this plan never looked at: from its record
-            return output_of(name) if name in self._decisions else self._reported_output(name)
+            return output_of(name) if name in self._decisions else self._reported_output(name, known)
 
         def input_of(arg: str) -> str | None:
             if not current:
@@ -539,20 +560,25 @@ class Planner:
         return with_staleness(decision, stale, pending, rules, task.spec.cache, task.spec.needs,
                               rebuild_stale=self.rebuild_stale)
 
-    def stale_of(self, name: str, record: Checkpoint | None) -> tuple[Stale, ...]:
+    def stale_of(self, name: str, record: Checkpoint | None,
+                 known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> tuple[Stale, ...]:
         """What is stale about the existing target of a task this plan did not look at
-        (``status`` shows it), judged as if it had been asked for."""
-        return self.judge(self._tasks[name], _EXISTS, record, self.output_fingerprint).stale
+        (``status`` shows it), judged as if it had been asked for. ``known``: the records
+        the caller read already, by location (status reads those of every target it judges
+        in one lookup, so an upstream's is not looked up again, one at a time)."""
+        return self.judge(self._tasks[name], _EXISTS, record, self.output_fingerprint, known).stale
 
-    def _reported_output(self, name: str) -> str:
+    def _reported_output(self, name: str, known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> str:
         """An upstream's output fingerprint for judging staleness: as the run knows it, or
-        (an upstream this walk never looked at) from its target's record; "" if unknown."""
+        (an upstream this walk never looked at) from its target's record -- in ``known``
+        when the caller read it already; "" if unknown."""
         task = self._tasks.get(name)
         if name in self._decisions or name in self._kept or task is None:
             return self.output_fingerprint(name)
         if task.is_gather or task.target is None or self.store is None:
             return ""
-        record = self.store.checkpoint(task.target.url)
+        url = task.target.url
+        record = known[url] if url in known else self.store.checkpoint(url)
         return fingerprint.of_content(record.content_hash) if record is not None else ""
 
     def _options_for(self, url: str) -> Mapping[str, object]:
@@ -604,8 +630,8 @@ class Planner:
         return None
 
 
-def _by_value(mapping: Mapping[str, str]) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {}
+def _by_value(mapping: Mapping[str, _Value]) -> dict[_Value, list[str]]:
+    groups: dict[_Value, list[str]] = {}
     for key, value in mapping.items():
         groups.setdefault(value, []).append(key)
     return groups

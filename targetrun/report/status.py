@@ -8,7 +8,7 @@ from typing import Any, TextIO
 from targetrun.durations import format_duration
 from targetrun.report.json import SCHEMA_VERSION, iso
 from targetrun.redact import safe
-from targetrun.model import StaleKind
+from targetrun.model import Decision, StaleKind, TaskState
 from targetrun.state import StatusReport, StatusRow
 
 HEADERS = ("task", "target", "state", "size", "age", "last run")
@@ -41,12 +41,6 @@ def _stale(row: StatusRow) -> str:
     return f" (stale: {'; '.join(s.describe() for s in items)})" if items else ""
 
 
-def _last(row: StatusRow, now: float, said: dict[tuple[object, ...], str] | None = None) -> str:
-    if row.last is None:
-        return ""
-    return f"{row.last.state.value} {_duration(max(0.0, now - row.last.finished), said)} ago"
-
-
 def _duration(seconds: float, said: dict[tuple[object, ...], str] | None) -> str:
     """:func:`format_duration`; from a minute on it shows whole seconds, so the words for
     each whole second are made once per table (10,000 ages fall in few seconds)."""
@@ -59,25 +53,50 @@ def _duration(seconds: float, said: dict[tuple[object, ...], str] | None) -> str
     return found
 
 
-def cells(row: StatusRow, now: float, said: dict[tuple[object, ...], str] | None = None) -> tuple[str, ...]:
+def cells(row: StatusRow, now: float) -> tuple[str, ...]:
     """One table row, in the user's terms: the target as written (relative to the
-    Pipelinefile's folder), and what an existing output was made with when that differs.
+    Pipelinefile's folder), and what an existing output was made with when that differs."""
+    return _Cells(now)(row)
 
-    ``said`` remembers the state column across the rows of one table: 10,000 rows share a
-    handful of decisions, and each is put into words once."""
-    age = _duration(max(0.0, now - row.stat.mtime), said) if row.stat and row.stat.mtime else ""
-    if said is None or row.made or row.stale:
-        state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
-    else:
-        key = (row.decision, row.stat is not None, row.note, row.target is not None)
-        state = said.get(key) or said.setdefault(key, _state(row))
-    return (row.task, row.path or row.target or "-", state, size_text(row.stat.size if row.stat else None), age,
-            _last(row, now, said))
+
+class _Cells:
+    """:func:`cells` for the rows of one table. 10,000 rows share a handful of decisions,
+    sizes and whole seconds: each is put into words once (a decision is known by its
+    identity, and kept here with its words, so that identity is not reused meanwhile)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.states: dict[tuple[int, bool, str, bool], tuple[Decision, str]] = {}
+        self.sizes: dict[int | None, str] = {}
+        self.said: dict[tuple[object, ...], str] = {}  # durations from a minute on (see _duration)
+        self.ran: dict[TaskState, str] = {}
+
+    def __call__(self, row: StatusRow) -> tuple[str, ...]:
+        stat, now = row.stat, self.now
+        age = _duration(max(0.0, now - stat.mtime), self.said) if stat and stat.mtime else ""
+        if row.made_with or row.made_for or row.stale:
+            state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
+        else:
+            key = (id(row.decision), stat is not None, row.note, row.target is not None)
+            known = self.states.get(key)
+            if known is None:
+                known = self.states[key] = (row.decision, _state(row))
+            state = known[1]
+        size = stat.size if stat else None
+        size_words = self.sizes.get(size)
+        if size_words is None:
+            size_words = self.sizes[size] = size_text(size)
+        last = row.last
+        if last is None:
+            ran = ""
+        else:
+            words = self.ran.get(last.state) or self.ran.setdefault(last.state, last.state.value)
+            ran = f"{words} {_duration(max(0.0, now - last.finished), self.said)} ago"
+        return row.task, row.path or row.target or "-", state, size_words, age, ran
 
 
 def render_status(report: StatusReport, out: TextIO, *, colour: bool, now: float) -> None:
-    said: dict[tuple[object, ...], str] = {}
-    rows = [cells(row, now, said) for row in report.rows]
+    rows = list(map(_Cells(now), report.rows))
     if colour:
         _rich_table(report, rows, out)
     else:
@@ -91,20 +110,21 @@ def _plain_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
 
 
 def plain_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], out: TextIO) -> None:
-    """Columns aligned with spaces; no control codes. Each distinct cell is made safe
-    once (a column of 10,000 rows holds few distinct states, sizes and ages)."""
-    shown: dict[str, str] = {}
+    """Columns aligned with spaces; no control codes. A column is made safe a value at a
+    time, each distinct value once (a column of 10,000 rows holds few distinct states,
+    sizes and ages), and each line is formatted by one ``%`` (``%-Ns`` is ``ljust(N)``)."""
+    columns = [_safe_column(column) for column in zip(*rows)] or [() for _ in headers]
+    widths = [max(len(h), *map(len, column)) if column else len(h) for h, column in zip(headers, columns)]
+    line = "  ".join(f"%-{w}s" for w in widths)
+    out.write("".join([(line % tuple(headers)).rstrip() + "\n",  # one line per row, whatever the values hold
+                       *[(line % cells).rstrip() + "\n" for cells in zip(*columns)]]))
 
-    def show(cell: str) -> str:
-        found = shown.get(cell)
-        if found is None:
-            found = shown[cell] = safe(cell)
-        return found
 
-    rows = [tuple(map(show, row)) for row in rows]  # one line per row, whatever the values hold
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    out.write("".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() + "\n"
-                      for line in [headers, *rows]))
+def _safe_column(column: tuple[str, ...]) -> tuple[str, ...]:
+    shown = {cell: safe(cell) for cell in dict.fromkeys(column)}
+    if all(cell == shown[cell] for cell in shown):
+        return column
+    return tuple(map(shown.__getitem__, column))
 
 
 def _rich_table(report: StatusReport, rows: list[tuple[str, ...]], out: TextIO) -> None:

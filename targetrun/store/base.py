@@ -25,13 +25,13 @@ import math
 import sys
 import threading
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TypeVar
 
 from targetrun import liveness
-from targetrun.model import CacheEntry, Checkpoint, TaskOutcome, TaskState
+from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskOutcome, TaskState
 from targetrun.errors import CacheError, SpecError
 from targetrun.redact import printable, redact
 from abc import ABC, abstractmethod  # noqa: E402
@@ -247,14 +247,17 @@ class StateStore(ABC):
     def checkpoint(self, location: str) -> Checkpoint | None:
         return self.checkpoints([location]).get(location)
 
-    def checkpoints_unless_code(self, locations: list[str], code: str) -> dict[str, Checkpoint]:
-        """The records at ``locations`` except those whose code fingerprint, as
-        :func:`targetrun.fingerprint.canonical` text, is ``code`` -- all a code-only
-        validator needs to see. A store may compare without decoding the others."""
-        from targetrun.fingerprint import canonical
-
-        return {location: record for location, record in self.checkpoints(locations).items()
-                if record.code is None or canonical(record.code) != code}
+    def checkpoints_that_differ(self, locations: list[str], code: str,
+                                kinds: Collection[StaleKind]) -> dict[str, Checkpoint | None]:
+        """Every record at ``locations``, as what judging it against the present needs:
+        the record when something of ``kinds`` in it may differ (:func:`may_differ`), else
+        None -- the record is there, its code fingerprint (as
+        :func:`targetrun.fingerprint.canonical` text) is ``code``, and it keeps nothing
+        else ``kinds`` compare, so nothing about it is stale. A location without a record
+        is left out. A store may tell without decoding the records that are None (a no-op
+        of 10,000 unchanged targets, or their ``status``, then decodes none)."""
+        return {location: record if may_differ(record, code, kinds) else None
+                for location, record in self.checkpoints(locations).items()}
 
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         """The records at ``locations`` that keep what the run that wrote them asked for
@@ -372,6 +375,19 @@ class StateStore(ABC):
         data = self.get_blob(outcomes_key(run_id))
         return decode_outcomes(data) if data is not None else None
 
+
+
+def may_differ(record: Checkpoint, code: str, kinds: Collection[StaleKind]) -> bool:
+    """Whether judging ``record`` for ``kinds`` (targetrun.staleness.compare) can find
+    something stale, when the task's code fingerprint is now ``code``: its code differs
+    or was not kept, or it keeps parameter values or a date, input fingerprints or deps
+    -- those of them that ``kinds`` compare."""
+    from targetrun.fingerprint import canonical
+
+    if record.code is None or canonical(record.code) != code:
+        return True
+    return (StaleKind.PARAMETERS in kinds and bool(record.made_with or record.made_for)) or \
+        (StaleKind.INPUTS in kinds and bool(record.inputs)) or (StaleKind.DEPS in kinds and record.deps is not None)
 
 
 _STATE_TEXT = {state: state.value for state in TaskState}

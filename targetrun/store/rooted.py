@@ -37,16 +37,18 @@ with it; an old pending write is ended under the key it was written with.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
+from typing import Optional, TypeVar
 from urllib.parse import quote, unquote
 
 from targetrun import liveness
-from targetrun.model import CacheEntry, Checkpoint, TaskOutcome
+from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskOutcome
 from targetrun.store.base import (OutcomeMark, PendingWrite, RunOutcomes, RunRecord, RunStatus, StateStore,
-                                  TaskRecord)
+                                  TaskRecord, may_differ)
 
-Fetch = Callable[[list[str]], dict[str, Checkpoint]]  # records by key, as a store's checkpoints() returns them
+# A record as a lookup returns it: checkpoints() always one, checkpoints_that_differ() None for a record with nothing to judge
+_Record = TypeVar("_Record", Checkpoint, Optional[Checkpoint])
 ROOT_MARK = "{root}/"  # never the start of an absolute path or of a URL
 _PLACED = "{root:"  # ... nor is this: "{root:/quoted/writer/root}/rel/path"
 
@@ -136,9 +138,13 @@ class Keys:
         return entry if checkpoint is entry.checkpoint else replace(entry, checkpoint=checkpoint)
 
     def target_in(self, record: TaskRecord) -> TaskRecord:
-        if record.target is None or not record.target.startswith(ROOT_MARK):
-            return record
-        return replace(record, target=self.located(record.target))
+        r, target = record, record.target
+        if target is None or not target.startswith(ROOT_MARK):
+            return r
+        rest = target[len(ROOT_MARK):]  # as located(target), and replace(record, target=...) at a third of
+        # its cost: status reads a record per task
+        return TaskRecord(r.run_id, r.pipeline, r.task, r.state, r.finished, r.duration, r.attempts, r.error,
+                          self._inside + (rest.replace("/", os.sep) if os.sep != "/" else rest), r.started, r.worker)
 
 
 def _split_placed(key: str) -> tuple[str, str] | None:
@@ -254,34 +260,35 @@ class RootedStore(StateStore):
     def checkpoints(self, locations: list[str]) -> dict[str, Checkpoint]:
         return self._lookup(locations, self.inner.checkpoints)
 
-    def checkpoints_unless_code(self, locations: list[str], code: str) -> dict[str, Checkpoint]:
-        from targetrun.fingerprint import canonical
-
-        records = self._lookup(locations, lambda keys: self.inner.checkpoints_unless_code(keys, code))
-        # (a foreign cache entry's record is checked here, as the store checks its own)
-        return {location: record for location, record in records.items()
-                if record.code is None or location not in self._foreign or canonical(record.code) != code}
+    def checkpoints_that_differ(self, locations: list[str], code: str,
+                                kinds: Collection[StaleKind]) -> dict[str, Checkpoint | None]:
+        records = self._lookup(locations, lambda keys: self.inner.checkpoints_that_differ(keys, code, kinds))
+        for location in self._foreign.keys() & records.keys():  # judged here, as the store judges its own
+            record = records[location]
+            if record is not None and not may_differ(record, code, kinds):
+                records[location] = None
+        return records
 
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         return self._lookup(locations, self.inner.checkpoints_made_with)
 
-    def _lookup(self, locations: list[str], fetch: Fetch) -> dict[str, Checkpoint]:
+    def _lookup(self, locations: list[str], fetch: Callable[[list[str]], Mapping[str, _Record]]) -> dict[str, _Record]:
         """The records of ``locations``, fetched by their keys; a location inside the project
         with none is fetched once more by its absolute path: a record written before
-        root-marked keys, found while the project has not moved. For ``checkpoints_unless_code``
-        "none" includes a record made by that code: the second fetch then skips it too."""
+        root-marked keys, found while the project has not moved. (A None that
+        ``checkpoints_that_differ`` gives is a record found.)"""
         stored = self.keys.stored
         keyed = {stored(location): location for location in locations}
         found = fetch(list(keyed))
-        records = {}
+        records: dict[str, _Record] = {}
         for key, record in found.items():
             location = keyed[key]  # a record found by a location's key is that location's
-            records[location] = record if record.location == location else _at(record, location)
+            records[location] = record if record is None or record.location == location else _at(record, location)
         older = [location for key, location in keyed.items() if key not in found and key != location]
         if older:
             records.update(fetch(older))
-        for key, location in keyed.items():
-            if key == location and location not in records and location in self._foreign:
+        for location in self._foreign.keys() & keyed.keys():  # a location that is its own key
+            if location not in records:
                 records[location] = self._foreign[location]
         return records
 
@@ -300,7 +307,8 @@ class RootedStore(StateStore):
     # -- task records ------------------------------------------------------------------
 
     def last_task_records(self, pipeline: str) -> dict[str, TaskRecord]:
-        return {task: self.keys.target_in(record) for task, record in self.inner.last_task_records(pipeline).items()}
+        target_in = self.keys.target_in
+        return {task: target_in(record) for task, record in self.inner.last_task_records(pipeline).items()}
 
     def task_records(self, run_id: str, pipeline: str) -> dict[str, TaskRecord]:
         return {task: self.keys.target_in(record) for task, record in self.inner.task_records(run_id, pipeline).items()}

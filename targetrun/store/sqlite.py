@@ -18,12 +18,12 @@ import sqlite3
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from targetrun.errors import CacheError
-from targetrun.model import CacheEntry, Checkpoint, TaskState
+from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskState
 from targetrun.store.statements import CACHE_GENERATION, GET_BLOB, INSERT_RUN, PUT_BLOB
 from targetrun.store.base import (PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions, TaskRecord, finite, kept,
                                   readable)
@@ -312,15 +312,36 @@ class SqliteStore(StateStore):
         return readable(self.path, "checkpoint record", zip([row[0] for row in rows], docs),
                         lambda pair: (pair[0], checkpoint_of(pair[1])))
 
-    def checkpoints_unless_code(self, locations: list[str], code: str) -> dict[str, Checkpoint]:
-        """The records at ``locations`` except those whose code fingerprint is ``code``:
-        SQLite compares it (json_extract, in C), so a 10,000-task no-op whose code did not
-        change decodes no record. A malformed record is returned (and reported) as usual."""
-        where = "CASE WHEN json_valid(record) THEN json_extract(record, '$.code') IS NOT ? ELSE 1 END"
-        try:
-            return self._checkpoints_where(locations, where, code)
-        except _NoJson:  # an SQLite without JSON: compare in Python
-            return super().checkpoints_unless_code(locations, code)
+    def checkpoints_that_differ(self, locations: list[str], code: str,
+                                kinds: Collection[StaleKind]) -> dict[str, Checkpoint | None]:
+        """As the base class says; SQLite compares (json_extract, in C) and returns the
+        record only where something may differ, so a no-op of 10,000 unchanged targets (or
+        their ``status``) decodes none. A malformed record is returned (and reported) as usual."""
+        same = " AND ".join(["json_extract(record, '$.code') IS ?", *(_SAME[kind] for kind in _SAME if kind in kinds)])
+        quick = f"CASE WHEN {same} THEN NULL ELSE record END"
+        guarded = f"CASE WHEN NOT json_valid(record) THEN record WHEN {same} THEN NULL ELSE record END"
+        found: dict[str, Checkpoint | None] = {}
+        for start in range(0, len(locations), _BATCH):
+            chunk = locations[start:start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            try:
+                try:  # checking each record is JSON first would parse it once more: only when one is not
+                    rows = self._db.execute(f"SELECT location, {quick} FROM checkpoints WHERE location IN ({marks})",
+                                            [code, *chunk]).fetchall()
+                except sqlite3.OperationalError as exc:
+                    if "malformed JSON" not in str(exc):
+                        raise
+                    rows = self._db.execute(f"SELECT location, {guarded} FROM checkpoints WHERE location IN ({marks})",
+                                            [code, *chunk]).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such function" in str(exc):  # an SQLite without JSON: compare in Python
+                    return super().checkpoints_that_differ(locations, code, kinds)
+                raise self._broken(exc) from None
+            except sqlite3.Error as exc:
+                raise self._broken(exc) from None
+            found.update((row[0], None) for row in rows if row[1] is None)
+            found.update(self._records([row for row in rows if row[1] is not None]))
+        return found
 
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         """As the base class says; SQLite selects the records (json_extract, in C), so the
@@ -523,6 +544,16 @@ def _last_record(r: Sequence[Any]) -> TaskRecord:
     attempts = r[6]
     return TaskRecord(r[0], r[1], r[2], _STATES[r[3]], _number(r[4]), _number(r[5]),
                       attempts if type(attempts) is int else int(attempts), r[7], r[8])
+
+
+# What a record keeps that could differ, by the kind that compares it (see
+# targetrun.store.base.may_differ): "same" when it keeps none of it.
+_SAME = {
+    StaleKind.PARAMETERS: "COALESCE(json_extract(record, '$.made_with'), '{}') = '{}' "
+                          "AND COALESCE(json_extract(record, '$.made_for'), '') = ''",
+    StaleKind.INPUTS: "COALESCE(json_extract(record, '$.inputs'), '{}') = '{}'",
+    StaleKind.DEPS: "json_extract(record, '$.deps') IS NULL",
+}
 
 
 class _NoJson(Exception):
