@@ -27,7 +27,10 @@ Workloads (the goals of issue 13):
     targetrun only: a no-op of 10,000 ``cache_for`` hits (no targets) against the
     no-op of 10,000 existing targets.
 ``status-10000``
-    targetrun only: ``status`` against ``run`` on the 10,000-target no-op.
+    targetrun only: ``status`` against ``run`` on the 10,000-target no-op (which is
+    replayed; ``status`` always looks at everything, its ages and last runs change).
+``status-10000-vs-full``
+    the same against a ``run`` that decides every task in full (certificate removed).
 
 GNU make is used from ``PATH``; when it is missing the script installs it with the
 system package manager (``apt-get install make``) if it can, else says so and exits 2.
@@ -251,6 +254,8 @@ def workloads() -> list[Workload]:
                  lambda f: targetrun("run", "-q", "-f", "cache.yaml"), lambda f: targetrun("run", "-q"), nothing),
         Workload("status-10000", 1.1, "targetrun status", "targetrun run", status_setup,
                  lambda f: targetrun("status"), lambda f: targetrun("run", "-q"), nothing),
+        Workload("status-10000-vs-full", float("inf"), "targetrun status", "run (in full)", status_setup,
+                 lambda f: targetrun("status"), lambda f: targetrun("run", "-q"), drop_certificates),
     ]
     return found
 
