@@ -44,7 +44,7 @@ def certify(ticket: replay.Ticket, plan: Plan, hits: Mapping[str, CacheEntry], s
     (``hits``: the cache entries the plan hit; ``now``: the time it decided at).
     Never fails the run: a certificate that cannot be written is simply not there."""
     sqlite = _sqlite_file(store)
-    if sqlite is None or summary.dry_run or not summary.ok:
+    if sqlite is None or summary.dry_run or not summary.ok or ticket.spoke():
         return
     found = _what_it_rested_on(plan, hits, summary)
     if found is None:
@@ -52,7 +52,7 @@ def certify(ticket: replay.Ticket, plan: Plan, hits: Mapping[str, CacheEntry], s
     files, entries = found
     try:
         certificate = _certificate(plan, summary, sqlite, files, entries, now)
-        if certificate is not None and ticket.unchanged():
+        if certificate is not None and ticket.unchanged() and not ticket.spoke():
             replay.write(ticket.path, dict(certificate, key=ticket.key))
     except (OSError, sqlite3.Error, ValueError):
         pass
@@ -135,6 +135,7 @@ def _certificate(plan: Plan, summary: RunSummary, sqlite: str, files: list[str],
     return {
         "day": replay.utc_day(plan.context.date.timestamp()),
         "files": files,
+        "folders": replay.folders_of(files),
         "hit_keys": keys,
         "hit_rows": replay.rows_digest(rows),
         "not_before": not_before,

@@ -296,6 +296,9 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     out = _out(ctx)
     # taken before the file is read: the certificate a no-op leaves is for what was read
     ticket = replay.Ticket.take(ctx.obj["argv"]) if ctx.obj and "argv" in ctx.obj else None
+    if ticket is not None:
+        err = ctx.obj["err"]
+        ticket.spoke = lambda: bool(getattr(err, "written", True))  # a warning: the replay would not repeat it
     spec = _load(path)
     when = _parse_dates(dates)
     if resume is not None and len(when) > 1:

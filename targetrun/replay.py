@@ -14,12 +14,15 @@ A certificate holds:
 * its **key**: what every decision depended on besides the files and cache rows below --
   the command line (only ``-q``, ``-f``, ``-p``, ``--date``, ``-j``, ``--executor`` and
   task names qualify), the current folder, the Pipelinefile's path and bytes, the
-  environment (less a few names a shell changes on every command), the Python (version,
-  interpreter and environment) and the size and modification time of every source file
-  of targetrun;
+  environment (less a few names a shell changes on every command, unless the
+  Pipelinefile names them: ``cache: ${PWD}/state.db``), the Python (version, interpreter
+  and environment), the size and modification time of every source file of targetrun,
+  and the modification time of every folder Python imports from (installing or removing
+  a package -- a plugin executor or serializer -- changes what the full run accepts);
 * the run **date** (a day: no template of those tasks renders the time or the run id);
 * the local **files** whose existence the decisions rested on: the targets found, and the
-  values of the cache hits;
+  values of the cache hits; and the real path of every folder holding one (the full run
+  refuses a target whose folder a symlink has since led out of its result location);
 * for **cache hits** (tasks without a target or needs): the cache rows under their keys,
   and the window of time in which each hit stays valid and no row is "from the future";
 * what the run **recorded**: pipeline, requested tasks, counts, the outcomes blob.
@@ -28,9 +31,12 @@ The replay answers only when all of it holds: the same key, today's date (unless
 ``--date`` fixed it), now inside the window, every file there, the store of the same
 schema with no pending checkpoint write (the full run would settle those first) and the
 same cache rows (a new entry could change which one hits). It then records the run as
-the full run does -- the run row and its outcomes, in one transaction -- and prints the
-final line. Anything else, and any error, returns None: the full run answers, as if this
-module did not exist. The replay can be stricter than the full run, never looser.
+the full run does -- the run row and its outcomes, in one transaction -- printing the
+final line before that transaction commits: output that cannot be written (a closed
+pipe, a full disk, no stdout at all) rolls the record back, and the full run answers --
+and fails -- as it would have. Anything else, and any error, returns None: the full run
+answers, as if this module did not exist. The replay can be stricter than the full run,
+never looser.
 
 Standard library only, and the stdlib-only modules of targetrun it shares with the full
 run: the final line, run ids and owners, the store's statements, finding the Pipelinefile.
@@ -43,10 +49,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-FORMAT = 1  # of the certificate file; another one is ignored
+FORMAT = 2  # of the certificate file; another one is ignored
 FOLDER = os.path.join(".targetrun", "replay")
 BUSY_TIMEOUT = 0.5  # seconds to wait for the store's write lock before leaving it to the full run
 
@@ -56,6 +62,9 @@ _OPTIONS = {"-q": False, "--quiet": False, "-f": True, "--file": True, "-p": Tru
 _QUIET = ("-q", "--quiet")
 # Names a shell sets anew for every command: they cannot change a decision.
 _VOLATILE = frozenset(("_", "OLDPWD", "SHLVL", "PWD", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"))
+# Where Python imports from, as it started (a Python task's import later puts the
+# Pipelinefile's folder first): the first entry is the script's or current folder.
+_IMPORT_PATH = tuple(sys.path[1:])
 
 
 class Command:
@@ -107,12 +116,32 @@ def code_identity() -> str:
     return "\n".join(parts)
 
 
+def installed() -> str:
+    """Every folder Python imports from, by modification time: installing, upgrading or
+    removing a package adds or removes entries there (its ``.dist-info`` folder, where a
+    plugin's entry points live), so what the full run accepts may have changed."""
+    parts = []
+    for folder in _IMPORT_PATH:
+        try:
+            parts.append(f"{folder}:{os.stat(folder).st_mtime_ns}")
+        except (OSError, ValueError):
+            parts.append(f"{folder}:-")
+    return "\n".join(parts)
+
+
+def _counts(name: str, data: bytes) -> bool:
+    """Whether the environment variable ``name`` is in the key: all are, but the ones a
+    shell sets anew for every command -- unless the Pipelinefile names them (``${PWD}``
+    in ``cache:`` decides which store the full run opens)."""
+    return name not in _VOLATILE or name.encode() in data
+
+
 def key(command: Command, cwd: str, pipelinefile: str, data: bytes, environ: Mapping[str, str]) -> str:
     """What a certificate is for (see the module docstring); one digest."""
     digest = hashlib.sha256()
-    words = [str(FORMAT), sys.version, sys.executable, sys.prefix, code_identity(), cwd, pipelinefile,
+    words = [str(FORMAT), sys.version, sys.executable, sys.prefix, code_identity(), installed(), cwd, pipelinefile,
              str(len(command.argv)), *command.argv]
-    words += [f"{name}={value}" for name, value in sorted(environ.items()) if name not in _VOLATILE]
+    words += [f"{name}={value}" for name, value in sorted(environ.items()) if _counts(name, data)]
     for word in words:  # no word can hold a NUL (argv, paths and the environment cannot)
         digest.update(word.encode("utf-8", "surrogateescape") + b"\0")
     digest.update(data)
@@ -138,7 +167,7 @@ class Ticket:
     """What the full run needs to certify itself: the command, where the certificate goes
     and its key (taken before the Pipelinefile is loaded, checked again after the run)."""
 
-    __slots__ = ("command", "cwd", "pipelinefile", "environ", "key")
+    __slots__ = ("command", "cwd", "pipelinefile", "environ", "key", "spoke")
 
     def __init__(self, command: Command, cwd: str, pipelinefile: str, environ: Mapping[str, str]) -> None:
         self.command = command
@@ -146,6 +175,10 @@ class Ticket:
         self.pipelinefile = pipelinefile
         self.environ = dict(environ)
         self.key = self._key_now()
+        # Whether the command wrote anything on stderr (the caller says how to tell): a
+        # warning the full run gives every time -- an unreadable record it skips -- is
+        # one the replay would not give, so such a run is not certified.
+        self.spoke: Callable[[], bool] = lambda: False
 
     @classmethod
     def take(cls, argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Ticket | None:
@@ -203,37 +236,40 @@ def forget(path: str) -> None:
 # -- the replay --------------------------------------------------------------------------
 
 
-def replay(argv: Sequence[str], out: TextIO, environ: Mapping[str, str] | None = None,
+def replay(argv: Sequence[str], out: TextIO | None, environ: Mapping[str, str] | None = None,
            now: float | None = None) -> int | None:
     """Answer the command from its certificate: the exit code, or None for the full run.
     ``now``: the time to judge the certificate by (default: the clock's)."""
     started = time.time() if now is None else now
     try:
         ticket = Ticket.take(argv, environ)
-        if ticket is None:
+        if ticket is None or out is None:  # no stdout at all: the full run says what happens then
             return None
         with open(ticket.path, encoding="utf-8") as f:
             certificate = json.load(f)
         if not _holds(certificate, ticket, started):
             return None
-        finished = _record(certificate, started)
+        return _record(certificate, started, out)
     except Exception:  # no certificate, a changed file, a busy store, anything: the full run
         return None
-    if finished is None:
-        return None
+
+
+def _announce(certificate: Mapping[str, Any], started: float, finished: float, out: TextIO) -> bool:
+    """Print the final line as the full run prints it; False when it cannot be written
+    (a closed pipe, a full disk): the full run then answers, and fails, as it would."""
     from targetrun.durations import format_duration
     from targetrun.paint import colour_enabled, final_line
 
-    try:  # the run is recorded: whatever happens to the output, it is not run again
+    try:
         out.write(final_line(certificate["final"], format_duration(finished - started), colour=colour_enabled(out)))
         out.flush()
-    except (OSError, ValueError):
-        pass
-    return 0
+    except Exception:
+        return False
+    return True
 
 
 # Every field of a certificate and its type: a damaged file is not used.
-_FIELDS = {"format": int, "key": str, "day": str, "files": list, "hit_keys": str, "hit_rows": str,
+_FIELDS = {"format": int, "key": str, "day": str, "files": list, "folders": dict, "hit_keys": str, "hit_rows": str,
            "not_before": float, "not_after": float, "store": str, "schema": int, "pipeline": str,
            "requested": str, "counts": str, "outcomes": str, "final": dict}
 _STATES = frozenset(("skipped", "cached", "not needed"))  # what a no-op's tasks end as
@@ -248,6 +284,9 @@ def well_formed(certificate: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
             return False
     final = certificate["final"]
+    folders = certificate["folders"]
+    if not all(isinstance(real, str) for real in folders.values()):
+        return False
     return all(isinstance(path, str) for path in certificate["files"]) and set(final) <= _STATES and \
         all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in final.values())
 
@@ -262,12 +301,21 @@ def _holds(certificate: Any, ticket: Ticket, now: float) -> bool:
     stat = os.stat
     for path in certificate["files"]:
         stat(path)  # missing (or unreadable): raises, and the full run decides
-    return True
+    realpath = os.path.realpath
+    return all(realpath(folder) == real for folder, real in certificate["folders"].items())
 
 
-def _record(certificate: dict[str, Any], started: float) -> float | None:
-    """Record the run as the full run would, in one transaction: when it finished, or None
-    (the store is not as the certificate needs it)."""
+def folders_of(files: Sequence[str]) -> dict[str, str]:
+    """The real path of every folder holding one of ``files``: the full run refuses a
+    target that a symlink leads out of its result location, so a folder that resolves
+    elsewhere than when the certificate was written is not replayed."""
+    return {folder: os.path.realpath(folder) for folder in dict.fromkeys(os.path.dirname(path) for path in files)}
+
+
+def _record(certificate: dict[str, Any], started: float, out: TextIO) -> int | None:
+    """Record the run as the full run would, in one transaction, and print its final line
+    before that commits: 0, or None (the store is not as the certificate needs it, or
+    the line could not be written) and nothing is recorded."""
     import sqlite3
 
     from targetrun import liveness
@@ -291,7 +339,10 @@ def _record(certificate: dict[str, Any], started: float) -> float | None:
         db.execute(statements.INSERT_RUN, (run_id, certificate["pipeline"], started, finished, statements.SUCCEEDED,
                                            certificate["requested"], certificate["counts"], liveness.owner_id(), started))
         db.execute(statements.PUT_BLOB, (statements.outcomes_key(run_id), bytes.fromhex(certificate["outcomes"])))
+        if not _announce(certificate, started, finished, out):
+            db.execute("ROLLBACK")
+            return None
         db.execute("COMMIT")
     finally:
         db.close()
-    return finished
+    return 0

@@ -1,0 +1,154 @@
+"""The no-op replay against what its certificate left out: cases where the full run would
+answer differently -- another store, a refused target, an unknown option, a warning, an
+exit code -- while everything the first certificates checked still held. Each case runs
+the real command (`python -m targetrun`) and compares the replayed answer with the full
+run's on the same project.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import sysconfig
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.test_replay import PLAIN, Answer, certified, command, runs
+
+
+def full_answer(proj, *args: str, env: dict[str, str] | None = None) -> Answer:
+    """What the full run answers now: the certificates moved aside for one command."""
+    folder = proj.root / ".targetrun" / "replay"
+    aside = proj.root.parent / f"{proj.root.name}-certificates"
+    shutil.move(str(folder), str(aside))
+    try:
+        answer = command(proj, *args, env=env)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.move(str(aside), str(folder))
+    assert not answer.replayed
+    return answer
+
+
+def test_a_shell_variable_the_pipelinefile_names_is_in_the_key(project):
+    """PWD is left out of the key (a shell sets it anew), but `cache: ${PWD}/...` makes it
+    choose the store: another PWD is another store, where the task has no cache entry."""
+    proj = project("name: pwd\ncache: '${PWD}/state.db'\ntasks:\n  d: {shell: 'echo d', cache_for: 1h}\n")
+    for name in ("w1", "w2"):
+        (proj.root / name).mkdir()
+    first = dict(os.environ, PWD=str(proj.root / "w1"))
+    command(proj, env=first)
+    certified(proj, env=first)
+    second = dict(os.environ, PWD=str(proj.root / "w2"))
+    expected = full_answer(proj, env=second)
+    assert (expected.code, expected.words) == (0, "1 ran")
+    (proj.root / "w2" / "state.db").unlink()  # as it was before that full run
+    answer = command(proj, env=second)
+    assert (answer.code, answer.words, answer.replayed) == (0, "1 ran", False), answer.err
+    assert (proj.root / "w2" / "state.db").exists()
+
+
+def test_a_target_folder_a_symlink_now_leads_outside_is_refused_as_the_full_run_refuses_it(project, tmp_path: Path):
+    """Containment: the full run refuses a target that a value leads through a symlink out
+    of its result location (exit 2). A folder swapped for such a symlink, the target still
+    found through it, must not be replayed as "skipped"."""
+    proj = project("name: sym\ntasks:\n  a: {shell: 'echo a > {output}', target: 'data/{today}/a.txt'}\n")
+    command(proj)
+    certified(proj)
+    (day,) = (proj.root / "data").iterdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (day / "a.txt").rename(outside / "a.txt")
+    day.rmdir()
+    day.symlink_to(outside)
+    answer = command(proj)
+    assert answer.code == 2 and not answer.replayed, (answer.code, answer.out, answer.err)
+    assert "goes through a symlink" in answer.err
+    assert (outside / "a.txt").exists()
+
+
+def test_a_removed_plugin_is_seen_as_the_full_run_sees_it(project):
+    """An executor named on the command line comes from an installed package's entry
+    point: once that package is removed, the full run refuses the option (exit 2), and so
+    must the next identical command."""
+    name = f"replayplug{uuid.uuid4().hex[:8]}"
+    info = Path(sysconfig.get_paths()["purelib"]) / f"{name}-0.1.dist-info"
+    info.mkdir()
+    try:
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[targetrun.executors]\n{name} = targetrun.executors.base:InlineExecutor\n")
+        proj = project(PLAIN)
+        command(proj, "--executor", name)
+        certified(proj, "--executor", name)
+    finally:
+        shutil.rmtree(info)
+    answer = command(proj, "--executor", name)
+    assert answer.code == 2 and not answer.replayed, (answer.code, answer.out, answer.err)
+    assert name in answer.err
+
+
+def test_a_run_that_warned_is_not_replayed_silently(project):
+    """An unreadable cache row under the hit's key: the full run skips it with a warning on
+    stderr, every time. A replay would answer without it: such a run is not certified."""
+    proj = project(PLAIN)
+    command(proj)
+    db = sqlite3.connect(proj.root / ".targetrun" / "state.db")
+    try:
+        row = db.execute("SELECT key, pipeline, task, expires, created FROM cache").fetchone()
+        db.execute("INSERT INTO cache (key, variant, pipeline, task, expires, created, record) "
+                   "VALUES (?, 'other', ?, ?, ?, ?, 'not json')", row)
+        db.commit()
+    finally:
+        db.close()
+    for _ in range(3):
+        answer = command(proj)
+        assert (answer.code, answer.words, answer.replayed) == (0, "2 skipped, 1 cached", False), answer.err
+        assert "warning: skipped an unreadable cache entry" in answer.err
+    assert not list((proj.root / ".targetrun").glob("replay/*"))
+
+
+def _closed_pipe(proj) -> tuple[int, str]:
+    """The command with its stdout a pipe nobody reads: (exit code, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "targetrun", "run", "-q", "-f", str(proj.file)], cwd=proj.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    return proc.wait(timeout=60), err
+
+
+def _full_disk(proj) -> int:
+    with open("/dev/full", "w") as full:
+        return subprocess.run([sys.executable, "-m", "targetrun", "run", "-q", "-f", str(proj.file)], cwd=proj.root,
+                              stdout=full, stderr=subprocess.DEVNULL, timeout=60).returncode
+
+
+@pytest.mark.parametrize("how", ["a closed pipe", "a full disk"])
+def test_output_that_cannot_be_written_exits_as_the_full_run_exits(project, how):
+    """The final line cannot be written: the full run exits with its own code for that
+    (1 for a closed pipe, as click answers EPIPE). The replay must not answer 0 -- it
+    takes back its record and leaves the command to the full run, which records it once."""
+    if how == "a full disk" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    attempt = _closed_pipe if how == "a closed pipe" else _full_disk
+    proj = project(PLAIN)
+    command(proj)
+    certified(proj)
+    certificates = proj.root / ".targetrun" / "replay"
+    shutil.move(str(certificates), str(proj.root / "aside"))
+    expected = attempt(proj)
+    shutil.rmtree(certificates, ignore_errors=True)
+    shutil.move(str(proj.root / "aside"), str(certificates))
+    assert expected != 0
+    before = len(runs(proj))
+    result = attempt(proj)
+    code = result[0] if isinstance(result, tuple) else result
+    assert code == (expected[0] if isinstance(expected, tuple) else expected)
+    assert len(runs(proj)) == before + 1  # recorded once, by the full run
+    assert command(proj).replayed  # the certificate still holds for a readable stdout
