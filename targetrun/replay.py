@@ -47,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +55,7 @@ from typing import Any, TextIO
 
 FORMAT = 2  # of the certificate file; another one is ignored
 FOLDER = os.path.join(".targetrun", "replay")
+MAX_BYTES = 256 << 20  # a certificate larger than this is not read (10,000 targets: ~1 MB)
 BUSY_TIMEOUT = 0.5  # seconds to wait for the store's write lock before leaving it to the full run
 
 # Options of `run` a replayable command may have, and whether each takes a value.
@@ -225,6 +227,19 @@ def write(path: str, certificate: Mapping[str, Any]) -> None:
             os.unlink(temporary)
 
 
+def read(path: str) -> object:
+    """The certificate at ``path``, parsed; None when it is not a regular file of at most
+    :data:`MAX_BYTES` (itself: a symlink is not followed). A FIFO, a device or a symlink
+    planted there (to ``/dev/zero``, say) must not hang the command or fill its memory."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    with os.fdopen(os.open(path, flags), "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
+            return None
+        data = f.read(MAX_BYTES + 1)
+    return json.loads(data) if len(data) <= MAX_BYTES else None
+
+
 def forget(path: str) -> None:
     """Remove a certificate that no longer holds (the next no-op takes the full path)."""
     try:
@@ -245,8 +260,7 @@ def replay(argv: Sequence[str], out: TextIO | None, environ: Mapping[str, str] |
         ticket = Ticket.take(argv, environ)
         if ticket is None or out is None:  # no stdout at all: the full run says what happens then
             return None
-        with open(ticket.path, encoding="utf-8") as f:
-            certificate = json.load(f)
+        certificate = read(ticket.path)
         if not _holds(certificate, ticket, started):
             return None
         return _record(certificate, started, out)
@@ -298,9 +312,9 @@ def _holds(certificate: Any, ticket: Ticket, now: float) -> bool:
         return False
     if not certificate["not_before"] <= now < certificate["not_after"]:
         return False
-    stat = os.stat
+    lookup = os.stat
     for path in certificate["files"]:
-        stat(path)  # missing (or unreadable): raises, and the full run decides
+        lookup(path)  # missing (or unreadable): raises, and the full run decides
     realpath = os.path.realpath
     return all(realpath(folder) == real for folder, real in certificate["folders"].items())
 

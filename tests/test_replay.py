@@ -50,9 +50,9 @@ class Answer:
         return self.out.strip().rpartition(" in ")[0]
 
 
-def command(proj, *args: str, env: dict[str, str] | None = None) -> Answer:
+def command(proj, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Answer:
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "targetrun", "run", "-q", "-f", str(proj.file), *args],
-                          cwd=proj.root, capture_output=True, text=True, env=env or dict(os.environ), timeout=120)
+                          cwd=proj.root, capture_output=True, text=True, env=env or dict(os.environ), timeout=timeout)
     return Answer(proc)
 
 

@@ -152,3 +152,27 @@ def test_output_that_cannot_be_written_exits_as_the_full_run_exits(project, how)
     assert code == (expected[0] if isinstance(expected, tuple) else expected)
     assert len(runs(proj)) == before + 1  # recorded once, by the full run
     assert command(proj).replayed  # the certificate still holds for a readable stdout
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a symlink"])
+def test_a_certificate_that_is_not_a_regular_file_is_not_read(project, tmp_path: Path, kind):
+    """The certificate's name is predictable from the folder and the command line, so a
+    checkout or an archive can put something there: a FIFO (opening it would wait for a
+    writer forever) or a symlink (to /dev/zero, read until memory runs out -- here to a
+    valid certificate, which shows it is followed). Neither is read; the full run answers."""
+    proj = project(PLAIN)
+    command(proj)
+    certified(proj)
+    (path,) = (proj.root / ".targetrun" / "replay").iterdir()
+    if kind == "a FIFO":
+        path.unlink()
+        os.mkfifo(path)
+    else:
+        elsewhere = tmp_path / "elsewhere.json"
+        path.rename(elsewhere)
+        path.symlink_to(elsewhere)
+    try:
+        answer = command(proj, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the command waited on the certificate")
+    assert (answer.code, answer.words, answer.replayed) == (0, "2 skipped, 1 cached", False), answer.err
