@@ -227,7 +227,7 @@ def write(path: str, certificate: Mapping[str, Any]) -> None:
             os.unlink(temporary)
 
 
-def read(path: str) -> object:
+def read(path: str) -> Any:
     """The certificate at ``path``, parsed; None when it is not a regular file of at most
     :data:`MAX_BYTES` (itself: a symlink is not followed). A FIFO, a device or a symlink
     planted there (to ``/dev/zero``, say) must not hang the command or fill its memory."""
