@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) 
     _paused = collection_paused
     stopping.install()
     try:
-        code = invoke(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
+        code = invoke(list(sys.argv[1:] if argv is None else argv), _stream(sys.stdout), _stream(sys.stderr))
         stopping.ignore()  # the command is over: a signal now must not turn its result into a traceback
     except KeyboardInterrupt as exc:  # a signal between the command's end and here
         code = stopping.exit_code_of(exc)
@@ -50,6 +50,12 @@ def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) 
         stopping.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def _stream(stream: TextIO | None) -> TextIO:
+    """A standard stream, or -- started with it closed (``>&-``), so Python has None --
+    one that discards what is written, as ``print`` does then: not a traceback."""
+    return stream if stream is not None else open(os.devnull, "w", encoding="utf-8")
 
 
 def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:

@@ -176,3 +176,21 @@ def test_a_certificate_that_is_not_a_regular_file_is_not_read(project, tmp_path:
     except subprocess.TimeoutExpired:
         pytest.fail("the command waited on the certificate")
     assert (answer.code, answer.words, answer.replayed) == (0, "2 skipped, 1 cached", False), answer.err
+
+
+def test_a_closed_stdout_is_no_traceback_on_either_path(project):
+    """Started with stdout closed (`>&-`: Python's sys.stdout is None), a no-op -- certified
+    or not -- exits 0 without a traceback and is recorded once, as `print` would discard
+    the line. (It was an internal error on the full path, and the replay recorded the run
+    and then crashed.)"""
+    proj = project(PLAIN)
+    command(proj)
+    certified(proj)
+    before = len(runs(proj))
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-m", "targetrun", "run", "-q", "-f", str(proj.file)], cwd=proj.root,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60,
+                              preexec_fn=lambda: os.close(1))
+        assert (proc.returncode, proc.stderr) == (0, "")
+    assert len(runs(proj)) == before + 2
+    assert all(row[2] == "succeeded" and row[5] is not None for row in runs(proj))
