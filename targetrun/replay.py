@@ -263,7 +263,7 @@ def replay(argv: Sequence[str], out: TextIO | None, environ: Mapping[str, str] |
         certificate = read(ticket.path)
         if not _holds(certificate, ticket, started):
             return None
-        return _record(certificate, started, out)
+        return _record(certificate, started, out, busy_timeout(ticket.environ))
     except Exception:  # no certificate, a changed file, a busy store, anything: the full run
         return None
 
@@ -326,7 +326,19 @@ def folders_of(files: Sequence[str]) -> dict[str, str]:
     return {folder: os.path.realpath(folder) for folder in dict.fromkeys(os.path.dirname(path) for path in files)}
 
 
-def _record(certificate: dict[str, Any], started: float, out: TextIO) -> int | None:
+def busy_timeout(environ: Mapping[str, str]) -> float:
+    """How long to wait for the store's write lock: :data:`BUSY_TIMEOUT`, or less when
+    ``TARGETRUN_STORE_TIMEOUT`` says less -- the full run gives up then (exit 3), so a
+    replay that waited longer could answer where it would not. A value that is not a
+    plain number of seconds raises: the full run says what is wrong with it."""
+    text = environ.get("TARGETRUN_STORE_TIMEOUT", "").strip()
+    value = float(text) if text else BUSY_TIMEOUT
+    if not 0 <= value < float("inf"):
+        raise ValueError(text)
+    return min(value, BUSY_TIMEOUT)
+
+
+def _record(certificate: dict[str, Any], started: float, out: TextIO, timeout: float) -> int | None:
     """Record the run as the full run would, in one transaction, and print its final line
     before that commits: 0, or None (the store is not as the certificate needs it, or
     the line could not be written) and nothing is recorded."""
@@ -336,7 +348,7 @@ def _record(certificate: dict[str, Any], started: float, out: TextIO) -> int | N
     from targetrun.store import statements
 
     os.stat(certificate["store"])  # connecting would create a missing one
-    db = sqlite3.connect(certificate["store"], timeout=BUSY_TIMEOUT, isolation_level=None)
+    db = sqlite3.connect(certificate["store"], timeout=timeout, isolation_level=None)
     try:
         if db.execute("PRAGMA user_version").fetchone()[0] != certificate["schema"]:
             return None

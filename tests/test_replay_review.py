@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_replay import PLAIN, Answer, certified, command, runs
+from tests.test_replay import PLAIN, Answer, certified, command, replay_in_child, runs
 
 
 def full_answer(proj, *args: str, env: dict[str, str] | None = None) -> Answer:
@@ -194,3 +194,20 @@ def test_a_closed_stdout_is_no_traceback_on_either_path(project):
         assert (proc.returncode, proc.stderr) == (0, "")
     assert len(runs(proj)) == before + 2
     assert all(row[2] == "succeeded" and row[5] is not None for row in runs(proj))
+
+
+def test_the_replay_waits_for_the_store_no_longer_than_the_full_run_would(project):
+    """TARGETRUN_STORE_TIMEOUT=0: the full run does not wait for another writer's lock
+    (exit 3). The replay waited up to 0.5 s regardless, and answered 0 where the full run
+    fails; now it waits no longer than the setting allows."""
+    env = dict(os.environ, TARGETRUN_STORE_TIMEOUT="0")
+    proj = project(PLAIN)
+    command(proj, env=env)
+    certified(proj, env=env)
+    assert replay_in_child(proj, env=env) == 0  # the certificate holds in such a child
+    assert replay_in_child(proj, hold=0.3, env=env) is None
+    assert replay_in_child(proj, hold=0.3) is None  # another environment: another command
+    relaxed = dict(os.environ, TARGETRUN_STORE_TIMEOUT="30")
+    command(proj, env=relaxed)
+    certified(proj, env=relaxed)
+    assert replay_in_child(proj, hold=0.3, env=relaxed) == 0  # waits its 0.5 s at most, as before
