@@ -26,7 +26,7 @@ import sqlite3
 from collections.abc import Mapping
 
 from targetrun import replay
-from targetrun.engine.decide import CLOCK_SKEW, stale_rules
+from targetrun.engine.decide import CLOCK_SKEW, stale_rules, valid_until
 from targetrun.engine.plan import Plan
 from targetrun.model import Action, CacheEntry, Reason, RunSummary, TaskSpec, TaskState, Validator
 from targetrun.resolve import LOCAL
@@ -64,10 +64,11 @@ def _sqlite_file(store: StateStore) -> str | None:
 
 
 def _what_it_rested_on(plan: Plan, hits: Mapping[str, CacheEntry],
-                       summary: RunSummary) -> tuple[list[str], list[CacheEntry]] | None:
-    """The files and cache entries every decision rested on, or None: not replayable."""
+                       summary: RunSummary) -> tuple[list[str], list[tuple[TaskSpec, CacheEntry]]] | None:
+    """The files and the cache entries (with the task that hit each) every decision
+    rested on, or None: not replayable."""
     files: list[str] = []
-    entries: list[CacheEntry] = []
+    entries: list[tuple[TaskSpec, CacheEntry]] = []
     for outcome in summary.outcomes:
         if outcome.state not in _NO_OP:
             return None
@@ -88,7 +89,7 @@ def _what_it_rested_on(plan: Plan, hits: Mapping[str, CacheEntry],
             if entry is None or entry.checkpoint.storage != LOCAL:
                 return None
             files.append(entry.checkpoint.location)
-            entries.append(entry)
+            entries.append((task.spec, entry))
         else:
             return None
     return files, entries
@@ -106,18 +107,19 @@ def _day_only(spec: TaskSpec) -> bool:
     return not any(varies_within_a_day(template) for template in task_templates(spec))
 
 
-def _certificate(plan: Plan, summary: RunSummary, sqlite: str, files: list[str], entries: list[CacheEntry],
-                 now: float) -> dict[str, object] | None:
+def _certificate(plan: Plan, summary: RunSummary, sqlite: str, files: list[str],
+                 entries: list[tuple[TaskSpec, CacheEntry]], now: float) -> dict[str, object] | None:
     """What the replay checks and records, read back from the store as this run left it."""
-    policies = {name: task.spec.cache for name, task in plan.tasks.items()}
     not_before, not_after = -math.inf, math.inf
-    for entry in entries:
-        policy = policies[entry.task] if entry.task in policies else None
+    for spec, entry in entries:
+        # the policy of the task that hit: an entry under a shared cache_key may have been
+        # written by another task (or pipeline), with another cache_for
+        policy = spec.cache
         if policy is None:
             return None
         not_before = max(not_before, entry.checkpoint.written_at - CLOCK_SKEW)
-        not_after = min(not_after, entry.expires, entry.checkpoint.written_at + policy.ttl)
-    keys = json.dumps(sorted({entry.key for entry in entries}))
+        not_after = min(not_after, valid_until(entry, policy))
+    keys = json.dumps(sorted({entry.key for _spec, entry in entries}))
     db = sqlite3.connect(sqlite, timeout=replay.BUSY_TIMEOUT, isolation_level=None)
     try:
         run = db.execute(statements.RUN_ROW, (summary.run_id,)).fetchone()

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import sysconfig
+import time
 import uuid
 from pathlib import Path
 
@@ -211,3 +212,22 @@ def test_the_replay_waits_for_the_store_no_longer_than_the_full_run_would(projec
     command(proj, env=relaxed)
     certified(proj, env=relaxed)
     assert replay_in_child(proj, hold=0.3, env=relaxed) == 0  # waits its 0.5 s at most, as before
+
+
+def test_a_hit_on_an_entry_another_task_wrote_is_valid_for_the_hitting_tasks_cache_for(project, tmp_path: Path):
+    """Two tasks share a cache_key: `a` (cache_for 10d) writes the entry, `b` (cache_for
+    1h) hits it. The full run keeps b's hit for an hour; the certificate's window came
+    from the writer's cache_for (ten days), so two hours later the replay still said
+    "cached" where the full run runs b."""
+    proj = project("name: share\ntasks:\n  a: {shell: 'echo a', cache_for: 10d, cache_key: k}\n"
+                   "  b: {shell: 'echo b', cache_for: 1h, cache_key: k}\n")
+    assert command(proj, "a").words == "1 ran"
+    assert certified(proj).words == "2 cached"
+    later = time.time() + 7200
+    copy = tmp_path / "copy"
+    shutil.copytree(proj.root, copy)
+    full = subprocess.run([sys.executable, "-m", "targetrun", "run", "-q"], cwd=copy, capture_output=True, text=True,
+                          env=dict(os.environ, TARGETRUN_NOW=str(later)), timeout=60)
+    assert full.stdout.rpartition(" in ")[0] == "1 ran, 1 cached", full.stderr  # what the full run says then
+    assert replay_in_child(proj, now=later) is None
+    assert replay_in_child(proj) == 0  # and the certificate holds now
