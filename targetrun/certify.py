@@ -103,6 +103,15 @@ def _by_existence_only(spec: TaskSpec) -> bool:
     return not stale_rules(policy, rebuild_stale=False, report_stale=False).looked
 
 
+def _hits_still_there(entries: list[tuple[TaskSpec, CacheEntry]], rows: list[tuple[object, ...]]) -> bool:
+    """Whether the rows read back hold every entry the plan hit, as it read them: another
+    command may have cleared or remade them since (``cache clear``, ``--force``), and a
+    certificate of those rows would vouch for a hit the full run no longer finds."""
+    found = {(key, variant, expires, created) for key, variant, expires, created, _record in rows}
+    return all((entry.key, entry.variant, entry.expires, entry.checkpoint.written_at) in found
+               for _spec, entry in entries)
+
+
 def _day_only(spec: TaskSpec) -> bool:
     return not any(varies_within_a_day(template) for template in task_templates(spec))
 
@@ -129,6 +138,8 @@ def _certificate(plan: Plan, summary: RunSummary, sqlite: str, files: list[str],
     finally:
         db.close()
     if run is None or blob is None or schema != SCHEMA_VERSION or run[1] != statements.SUCCEEDED:
+        return None
+    if not _hits_still_there(entries, rows):
         return None
     for _key, _variant, _expires, created, _record in rows:  # a row "from the future" comes alive later
         if created > now + CLOCK_SKEW:

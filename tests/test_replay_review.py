@@ -231,3 +231,34 @@ def test_a_hit_on_an_entry_another_task_wrote_is_valid_for_the_hitting_tasks_cac
     assert full.stdout.rpartition(" in ")[0] == "1 ran, 1 cached", full.stderr  # what the full run says then
     assert replay_in_child(proj, now=later) is None
     assert replay_in_child(proj) == 0  # and the certificate holds now
+
+
+# A no-op run (the key of `run -q -f FILE` from the project folder) during which another
+# command clears the cache: between this run's decisions and its certificate.
+CLEARED_MEANWHILE = """
+import subprocess, sys
+from targetrun import api, replay
+from targetrun.events import RunFinished
+FILE = sys.argv[1]
+class ClearMeanwhile:
+    def handle(self, event):
+        if isinstance(event, RunFinished):
+            subprocess.run([sys.executable, "-m", "targetrun", "cache", "clear", "-f", FILE], check=True,
+                           capture_output=True)
+ticket = replay.Ticket.take(["run", "-q", "-f", FILE])
+(summary,) = api.run_dates(FILE, (), dates=[None], reporter=ClearMeanwhile(), ticket=ticket)
+print(summary.ok)
+"""
+
+
+def test_a_cache_cleared_while_a_no_op_decided_is_not_certified(project):
+    """The certificate read the cache rows back after the run: cleared meanwhile, it
+    vouched for no rows at all, and the replay then said "cached" where the full run,
+    finding no entry, runs the task."""
+    proj = project("name: race\ntasks:\n  d: {shell: 'echo d', cache_for: 1h}\n")
+    assert command(proj).words == "1 ran"
+    child = subprocess.run([sys.executable, "-c", CLEARED_MEANWHILE, str(proj.file)], cwd=proj.root,
+                           capture_output=True, text=True, timeout=120)
+    assert child.stdout.strip() == "True", child.stderr
+    answer = command(proj)
+    assert (answer.code, answer.words, answer.replayed) == (0, "1 ran", False), answer.err
