@@ -62,6 +62,10 @@ BUSY_TIMEOUT = 0.5  # seconds to wait for the store's write lock before leaving 
 _OPTIONS = {"-q": False, "--quiet": False, "-f": True, "--file": True, "-p": True, "--param": True,
             "--date": True, "-j": True, "--jobs": True, "--executor": True}
 _QUIET = ("-q", "--quiet")
+# Executors that start nothing when created: the full run creates its executor before it
+# decides anything, and one that reaches a cluster (dask, a plugin) can fail there even
+# for a no-op -- which a replay, creating none, would not.
+_EXECUTORS = frozenset(("inline", "threads", "processes"))
 # Names a shell sets anew for every command: they cannot change a decision.
 _VOLATILE = frozenset(("_", "OLDPWD", "SHLVL", "PWD", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"))
 # Where Python imports from, as it started (a Python task's import later puts the
@@ -71,7 +75,8 @@ _IMPORT_PATH = tuple(sys.path[1:])
 
 class Command:
     """A command line the replay may answer: ``run -q`` with options that only choose the
-    file, parameters, date, tasks or executor (every word of it is in the key)."""
+    file, parameters, date, tasks or a built-in executor that starts nothing when created
+    (every word of it is in the key)."""
 
     __slots__ = ("argv", "file", "dated")
 
@@ -97,6 +102,8 @@ class Command:
                 value = next(words, None)  # type: ignore[assignment]
                 if value is None:
                     return None
+            if name == "--executor" and value not in _EXECUTORS:
+                return None
             quiet = quiet or name in _QUIET
             dated = dated or name == "--date"
             if name in ("-f", "--file"):

@@ -315,6 +315,7 @@ def test_the_command_lines_a_replay_may_answer(argv, file, dated):
     ["run", "-q", "-n"], ["run", "-q", "--resume"], ["run", "-q", "--report", "r.html"], ["run", "-q", "-f"],
     ["run", "-q", "--params-file", "p.yaml"], ["run", "-q", "--rebuild-stale"], ["run", "-q", "--quiet=1"],
     ["--verbose", "run", "-q"], ["run", "-q", "--verify"], ["run", "-q", "--trust"],
+    ["run", "-q", "--executor", "dask"], ["run", "-q", "--executor=someplugin"],
 ])
 def test_every_other_command_line_takes_the_full_run(argv):
     assert Command.parse(argv) is None

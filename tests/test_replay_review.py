@@ -74,21 +74,25 @@ def test_a_target_folder_a_symlink_now_leads_outside_is_refused_as_the_full_run_
 
 
 def test_a_removed_plugin_is_seen_as_the_full_run_sees_it(project):
-    """An executor named on the command line comes from an installed package's entry
-    point: once that package is removed, the full run refuses the option (exit 2), and so
-    must the next identical command."""
+    """A task's serializer comes from an installed package's entry point: once that
+    package is removed, the full run that validates the Pipelinefile (no spec cache: a
+    fresh checkout, or a file holding credentials, which is never cached) refuses it,
+    exit 2, even with every target there -- and so must the next identical command."""
     name = f"replayplug{uuid.uuid4().hex[:8]}"
     info = Path(sysconfig.get_paths()["purelib"]) / f"{name}-0.1.dist-info"
     info.mkdir()
     try:
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-        (info / "entry_points.txt").write_text(f"[targetrun.executors]\n{name} = targetrun.executors.base:InlineExecutor\n")
-        proj = project(PLAIN)
-        command(proj, "--executor", name)
-        certified(proj, "--executor", name)
+        (info / "entry_points.txt").write_text(
+            f"[targetrun.serializers]\n{name} = targetrun.serializers.builtin:TextSerializer\n")
+        proj = project(f"name: plug\ntasks:\n  a: {{run: 'tasks:make', target: out/a.txt, serializer: {name}}}\n",
+                       tasks="def make():\n    return 'a'\n")
+        assert command(proj).words == "1 ran"
+        certified(proj)
     finally:
         shutil.rmtree(info)
-    answer = command(proj, "--executor", name)
+    shutil.rmtree(proj.root / ".targetrun" / "spec")
+    answer = command(proj)
     assert answer.code == 2 and not answer.replayed, (answer.code, answer.out, answer.err)
     assert name in answer.err
 
@@ -262,3 +266,42 @@ def test_a_cache_cleared_while_a_no_op_decided_is_not_certified(project):
     assert child.stdout.strip() == "True", child.stderr
     answer = command(proj)
     assert (answer.code, answer.words, answer.replayed) == (0, "1 ran", False), answer.err
+
+
+DOWN_EXECUTOR = '''
+import os
+from targetrun.errors import ExecutorError
+from targetrun.executors.base import InlineExecutor
+
+
+class Down(InlineExecutor):
+    """Connects to its cluster when created (as dask does): fails while it is down."""
+
+    @classmethod
+    def create(cls, options):
+        if os.path.exists(os.environ["CLUSTER_DOWN_MARKER"]):
+            raise ExecutorError("the cluster is down")
+        return cls()
+'''
+
+
+def test_an_executor_that_fails_when_created_is_not_replayed(project, tmp_path: Path):
+    """The full run creates the executor before it decides anything, even for a no-op: a
+    plugin (or dask) that reaches a cluster then fails when the cluster is down (exit 3).
+    The replay creates none, so it answered 0: it now answers only for the executors that
+    start nothing when created (inline, threads, processes)."""
+    plugins = tmp_path / "plugins"
+    (plugins / "downexec-0.1.dist-info").mkdir(parents=True)
+    (plugins / "downexec.py").write_text(DOWN_EXECUTOR)
+    (plugins / "downexec-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: downexec\nVersion: 0.1\n")
+    (plugins / "downexec-0.1.dist-info" / "entry_points.txt").write_text("[targetrun.executors]\ndown = downexec:Down\n")
+    marker = tmp_path / "cluster-is-down"
+    env = dict(os.environ, PYTHONPATH=str(plugins), CLUSTER_DOWN_MARKER=str(marker))
+    proj = project(PLAIN)
+    assert command(proj, "--executor", "down", env=env).code == 0
+    for _ in range(2):
+        assert command(proj, "--executor", "down", env=env).words == "2 skipped, 1 cached"
+    marker.touch()
+    answer = command(proj, "--executor", "down", env=env)
+    assert answer.code == 3 and not answer.replayed, (answer.code, answer.out, answer.err)
+    assert "the cluster is down" in answer.err
