@@ -204,9 +204,7 @@ class Ticket:
             return None
 
     def _key_now(self) -> str:
-        with open(self.pipelinefile, "rb") as f:
-            data = f.read()
-        return key(self.command, self.cwd, self.pipelinefile, data, self.environ)
+        return key(self.command, self.cwd, self.pipelinefile, _contents(self.pipelinefile), self.environ)
 
     def unchanged(self) -> bool:
         """Whether the key still holds (the Pipelinefile was not edited during the run)."""
@@ -218,6 +216,19 @@ class Ticket:
     @property
     def path(self) -> str:
         return certificate_path(self.command, self.cwd, self.pipelinefile)
+
+
+def _contents(pipelinefile: str) -> bytes:
+    """The Pipelinefile's bytes, when it is a regular file the full run would read: not a
+    pipe (``-f <(generate)``: reading it here would leave the full run an empty stream)
+    nor one larger than the full run accepts (refused unread). OSError otherwise."""
+    from targetrun.locate import MAX_FILE_BYTES
+
+    info = os.stat(pipelinefile)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+        raise OSError(f"{pipelinefile}: not a regular file of at most {MAX_FILE_BYTES} bytes")
+    with open(pipelinefile, "rb") as f:
+        return f.read(MAX_FILE_BYTES + 1)
 
 
 def write(path: str, certificate: Mapping[str, Any]) -> None:

@@ -305,3 +305,30 @@ def test_an_executor_that_fails_when_created_is_not_replayed(project, tmp_path: 
     answer = command(proj, "--executor", "down", env=env)
     assert answer.code == 3 and not answer.replayed, (answer.code, answer.out, answer.err)
     assert "the cluster is down" in answer.err
+
+
+def _from_a_pipe(proj, *args: str) -> tuple[int, str]:
+    """`targetrun run ARGS -f <(cat Pipelinefile.yaml)`: the file is a pipe, readable once."""
+    read, write = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "targetrun", "run", *args, "-f", f"/dev/fd/{read}"],
+                                cwd=proj.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                pass_fds=(read,))
+    finally:
+        os.close(read)
+    with os.fdopen(write, "wb") as pipe:
+        pipe.write(proj.file.read_bytes())
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def test_a_pipelinefile_read_from_a_pipe_is_left_whole_for_the_full_run(project):
+    """`-f <(generate)`: the replay read the pipe to compute its key, and the full run then
+    found it empty (exit 2, "the file is empty") where without -q it answers otherwise.
+    A file that is not a regular one is not read for a certificate."""
+    proj = project(PLAIN)
+    command(proj)
+    verbose_code, verbose_err = _from_a_pipe(proj)
+    quiet_code, quiet_err = _from_a_pipe(proj, "-q")
+    assert (quiet_code, quiet_err) == (verbose_code, verbose_err)
+    assert "the file is empty" not in quiet_err
