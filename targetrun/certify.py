@@ -54,7 +54,7 @@ def certify(ticket: replay.Ticket, plan: Plan, hits: Mapping[str, CacheEntry], s
         certificate = _certificate(plan, summary, sqlite, files, entries, now)
         if certificate is not None and ticket.unchanged() and not ticket.spoke():
             replay.write(ticket.path, dict(certificate, key=ticket.key))
-    except (OSError, sqlite3.Error, ValueError):
+    except Exception:  # a damaged store row, a full disk: the run stands, uncertified
         pass
 
 
@@ -142,6 +142,8 @@ def _certificate(plan: Plan, summary: RunSummary, sqlite: str, files: list[str],
     if not _hits_still_there(entries, rows):
         return None
     for _key, _variant, _expires, created, _record in rows:  # a row "from the future" comes alive later
+        if isinstance(created, bool) or not isinstance(created, (int, float)):
+            return None  # a damaged row: its time is unknown
         if created > now + CLOCK_SKEW:
             not_after = min(not_after, created - CLOCK_SKEW)
     pipeline, _status, requested, counts = run

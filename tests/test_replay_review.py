@@ -332,3 +332,22 @@ def test_a_pipelinefile_read_from_a_pipe_is_left_whole_for_the_full_run(project)
     quiet_code, quiet_err = _from_a_pipe(proj, "-q")
     assert (quiet_code, quiet_err) == (verbose_code, verbose_err)
     assert "the file is empty" not in quiet_err
+
+
+@pytest.mark.parametrize("created", ["'x'", "X'00'"])
+def test_a_damaged_cache_row_never_fails_a_no_op(project, created):
+    """A cache row whose `created` column holds text (SQLite keeps what it is given): the
+    full run decides from the record and answers "cached"; writing the certificate
+    compared that text with a number and the run ended in an internal error, exit 4."""
+    proj = project("name: damaged\ntasks:\n  d: {shell: 'echo d', cache_for: 1h}\n")
+    assert command(proj).words == "1 ran"
+    db = sqlite3.connect(proj.root / ".targetrun" / "state.db")
+    try:
+        db.execute(f"UPDATE cache SET created = {created}")
+        db.commit()
+    finally:
+        db.close()
+    for _ in range(2):
+        answer = command(proj)
+        assert (answer.code, answer.words) == (0, "1 cached"), answer.err
+        assert "Traceback" not in answer.err
