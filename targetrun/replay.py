@@ -347,13 +347,14 @@ def folders_of(files: Sequence[str]) -> dict[str, str]:
 def busy_timeout(environ: Mapping[str, str]) -> float:
     """How long to wait for the store's write lock: :data:`BUSY_TIMEOUT`, or less when
     ``TARGETRUN_STORE_TIMEOUT`` says less -- the full run gives up then (exit 3), so a
-    replay that waited longer could answer where it would not. A value that is not a
-    plain number of seconds raises: the full run says what is wrong with it."""
-    text = environ.get("TARGETRUN_STORE_TIMEOUT", "").strip()
-    value = float(text) if text else BUSY_TIMEOUT
-    if not 0 <= value < float("inf"):
-        raise ValueError(text)
-    return min(value, BUSY_TIMEOUT)
+    replay that waited longer could answer where it would not. A bad value raises: the
+    full run says what is wrong with it. (targetrun/settings.py reads it, as every
+    ``TARGETRUN_*`` variable; imported only when it is set: start-up time.)"""
+    if "TARGETRUN_STORE_TIMEOUT" not in environ:
+        return BUSY_TIMEOUT
+    from targetrun import settings
+
+    return min(settings.store_timeout(environ), BUSY_TIMEOUT)
 
 
 def _record(certificate: dict[str, Any], started: float, out: TextIO, timeout: float) -> int | None:
