@@ -27,11 +27,10 @@ from collections.abc import Mapping
 from targetrun import replay
 from targetrun.engine.decide import CLOCK_SKEW, stale_rules, valid_until
 from targetrun.engine.plan import Plan, Planner
-from targetrun.errors import TargetrunError
 from targetrun.model import Action, CacheEntry, Reason, RunSummary, TaskSpec, TaskState, Validator
 from targetrun.resolve import LOCAL
 from targetrun.store import statements
-from targetrun.store.base import StateStore, warned
+from targetrun.store.base import StateStore
 from targetrun.store.sqlite import SCHEMA_VERSION, SqliteStore
 from targetrun.templating import task_templates, varies_within_a_day
 
@@ -43,19 +42,19 @@ def certify(ticket: replay.Ticket, plan: Plan, planner: Planner, summary: RunSum
     (``planner``: what decided the plan -- its cache hits, its time, the cache generation
     it read). Never fails the run: a certificate that cannot be written is simply not there."""
     sqlite = _sqlite_file(store)
-    if sqlite is None or summary.dry_run or not summary.ok or warned():  # a warning must be said again
+    if sqlite is None or summary.dry_run or not summary.ok or ticket.spoke():  # a warning must be said again
         return
     found = _what_it_rested_on(plan, planner.hits, summary)
     if found is None:
         return
     files, hits = found
     try:
-        window = _cache_window(plan, planner, store, hits)
+        window = _cache_window(planner, store, hits)
         day = replay.utc_day(plan.context.date.timestamp())  # the date its templates rendered
         certificate = _certificate(summary, sqlite, files, window, day) if window is not None else None
-        if certificate is not None and ticket.unchanged():
+        if certificate is not None and ticket.unchanged() and not ticket.spoke():
             replay.write(ticket.path, dict(certificate, key=ticket.key))
-    except (OSError, sqlite3.Error, ValueError, TargetrunError):
+    except Exception:  # a damaged store row, a full disk: the run stands, uncertified
         pass
 
 
@@ -65,10 +64,11 @@ def _sqlite_file(store: StateStore) -> str | None:
 
 
 def _what_it_rested_on(plan: Plan, hits: Mapping[str, CacheEntry],
-                       summary: RunSummary) -> tuple[list[str], list[CacheEntry]] | None:
-    """The files and cache entries every decision rested on, or None: not replayable."""
+                       summary: RunSummary) -> tuple[list[str], list[tuple[TaskSpec, CacheEntry]]] | None:
+    """The files and the cache entries (with the task that hit each) every decision
+    rested on, or None: not replayable."""
     files: list[str] = []
-    entries: list[CacheEntry] = []
+    entries: list[tuple[TaskSpec, CacheEntry]] = []
     varies: dict[str, bool] = {}  # by template: 10,000 tasks share a few shell commands
     skipped, cached, not_needed = TaskState.SKIPPED, TaskState.CACHED, TaskState.NOT_NEEDED
     for outcome in summary.outcomes:  # identity tests: an Enum's hash is Python code, 10,000 times
@@ -93,7 +93,7 @@ def _what_it_rested_on(plan: Plan, hits: Mapping[str, CacheEntry],
             if entry is None or entry.checkpoint.storage != LOCAL:
                 return None
             files.append(entry.checkpoint.location)
-            entries.append(entry)
+            entries.append((task.spec, entry))
         else:
             return None
     return files, entries
@@ -109,19 +109,21 @@ def _by_existence_only(spec: TaskSpec) -> bool:
     return not stale_rules(policy, rebuild_stale=False, report_stale=False).looked
 
 
-def _cache_window(plan: Plan, planner: Planner, store: StateStore,
-                  hits: list[CacheEntry]) -> tuple[int, float, float] | None:
+def _cache_window(planner: Planner, store: StateStore,
+                  hits: list[tuple[TaskSpec, CacheEntry]]) -> tuple[int, float, float] | None:
     """The cache generation the hits rest on and the time they stay valid in, or None:
     the cache changed since the plan read it (-1 and no bounds: no hit to rest on)."""
     if not hits:
         return -1, -math.inf, math.inf
     generation = planner.cache_generation
-    every = store.cache_entries(sorted({hit.key for hit in hits}))
+    every = store.cache_entries(sorted({hit.key for _spec, hit in hits}))
     if generation is None or store.cache_generation() != generation:  # read after: `every` is as planned
         return None
     not_before, not_after = -math.inf, math.inf
-    for hit in hits:
-        policy = plan.tasks[hit.task].spec.cache
+    for spec, hit in hits:
+        # the policy of the task that hit: an entry under a shared cache_key may have been
+        # written by another task (or pipeline), with another cache_for
+        policy = spec.cache
         if policy is None:
             return None
         not_before = max(not_before, hit.checkpoint.written_at - CLOCK_SKEW)  # "from the future" before
@@ -150,6 +152,7 @@ def _certificate(summary: RunSummary, sqlite: str, files: list[str], window: tup
     return {
         "day": day,
         "files": files,
+        "folders": replay.folders_of(files),
         "cache_generation": generation,
         "not_before": not_before,
         "not_after": not_after,

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) 
     _paused = collection_paused
     stopping.install()
     try:
-        code = invoke(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
+        code = invoke(list(sys.argv[1:] if argv is None else argv), _stream(sys.stdout), _stream(sys.stderr))
         stopping.ignore()  # the command is over: a signal now must not turn its result into a traceback
     except KeyboardInterrupt as exc:  # a signal between the command's end and here
         code = stopping.exit_code_of(exc)
@@ -50,6 +50,12 @@ def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) 
         stopping.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def _stream(stream: TextIO | None) -> TextIO:
+    """A standard stream, or -- started with it closed (``>&-``), so Python has None --
+    one that discards what is written, as ``print`` does then: not a traceback."""
+    return stream if stream is not None else open(os.devnull, "w", encoding="utf-8")
 
 
 def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
@@ -296,6 +302,9 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
     out = _out(ctx)
     # taken before the file is read: the certificate a no-op leaves is for what was read
     ticket = replay.Ticket.take(ctx.obj["argv"]) if ctx.obj and "argv" in ctx.obj else None
+    if ticket is not None:
+        err = ctx.obj["err"]
+        ticket.spoke = lambda: bool(getattr(err, "written", True))  # a warning: the replay would not repeat it
     spec = _load(path)
     when = _parse_dates(dates)
     if resume is not None and len(when) > 1:

@@ -11,6 +11,7 @@ import os
 from targetrun.errors import UsageError
 
 FILENAMES = ("Pipelinefile.yaml", "Pipelinefile.yml", "Pipelinefile")
+MAX_FILE_BYTES = 64 * 1024 * 1024  # a larger Pipelinefile is refused before it is read
 
 
 def pipelinefile(given: str | None = None) -> str:

@@ -361,9 +361,11 @@ class RedactingWriter:
         self._stream = stream
         self._pending = ""
         self._lock = threading.Lock()
+        self.written = False  # whether anything was written (a no-op that warned is not replayed)
 
     def write(self, text: str) -> int:
         with self._lock:
+            self.written = self.written or bool(text)
             self._pending += text
             if "\n" not in self._pending:
                 return len(text)

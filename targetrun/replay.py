@@ -14,12 +14,15 @@ A certificate holds:
 * its **key**: what every decision depended on besides the files and the cache below --
   the command line (only ``-q``, ``-f``, ``-p``, ``--date``, ``-j``, ``--executor`` and
   task names qualify), the current folder, the Pipelinefile's path and bytes, the
-  environment (less a few names a shell changes on every command), the Python (version,
-  interpreter and environment) and the size and modification time of every source file
-  of targetrun;
+  environment (less a few names a shell changes on every command, unless the
+  Pipelinefile names them: ``cache: ${PWD}/state.db``), the Python (version, interpreter
+  and environment), the size and modification time of every source file of targetrun,
+  and the modification time of every folder Python imports from (installing or removing
+  a package -- a plugin executor or serializer -- changes what the full run accepts);
 * the run **date** (a day: no template of those tasks renders the time or the run id);
 * the local **files** whose existence the decisions rested on: the targets found, and the
-  values of the cache hits;
+  values of the cache hits; and the real path of every folder holding one (the full run
+  refuses a target whose folder a symlink has since led out of its result location);
 * for **cache hits** (tasks without a target or needs): the cache's generation (a
   counter the store bumps on every change of any entry), and the window of time in which
   each hit stays valid and no entry under their keys is "from the future";
@@ -29,9 +32,12 @@ The replay answers only when all of it holds: the same key, today's date (unless
 ``--date`` fixed it), now inside the window, every file there, the store of the same
 schema with no pending checkpoint write (the full run would settle those first) and the
 same cache generation (a new entry could change which one hits). It then records the run as
-the full run does -- the run row and its outcomes, in one transaction -- and prints the
-final line. Anything else, and any error, returns None: the full run answers, as if this
-module did not exist. The replay can be stricter than the full run, never looser.
+the full run does -- the run row and its outcomes, in one transaction -- printing the
+final line before that transaction commits: output that cannot be written (a closed
+pipe, a full disk, no stdout at all) rolls the record back, and the full run answers --
+and fails -- as it would have. Anything else, and any error, returns None: the full run
+answers, as if this module did not exist. The replay can be stricter than the full run,
+never looser.
 
 Standard library only, and the stdlib-only modules of targetrun it shares with the full
 run: the final line, run ids and owners, the store's statements, finding the Pipelinefile.
@@ -42,26 +48,36 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-FORMAT = 1  # of the certificate file; another one is ignored
+FORMAT = 2  # of the certificate file; another one is ignored
 FOLDER = os.path.join(".targetrun", "replay")
+MAX_BYTES = 256 << 20  # a certificate larger than this is not read (10,000 targets: ~1 MB)
 BUSY_TIMEOUT = 0.5  # seconds to wait for the store's write lock before leaving it to the full run
 
 # Options of `run` a replayable command may have, and whether each takes a value.
 _OPTIONS = {"-q": False, "--quiet": False, "-f": True, "--file": True, "-p": True, "--param": True,
             "--date": True, "-j": True, "--jobs": True, "--executor": True}
 _QUIET = ("-q", "--quiet")
+# Executors that start nothing when created: the full run creates its executor before it
+# decides anything, and one that reaches a cluster (dask, a plugin) can fail there even
+# for a no-op -- which a replay, creating none, would not.
+_EXECUTORS = frozenset(("inline", "threads", "processes"))
 # Names a shell sets anew for every command: they cannot change a decision.
 _VOLATILE = frozenset(("_", "OLDPWD", "SHLVL", "PWD", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"))
+# Where Python imports from, as it started (a Python task's import later puts the
+# Pipelinefile's folder first): the first entry is the script's or current folder.
+_IMPORT_PATH = tuple(sys.path[1:])
 
 
 class Command:
     """A command line the replay may answer: ``run -q`` with options that only choose the
-    file, parameters, date, tasks or executor (every word of it is in the key)."""
+    file, parameters, date, tasks or a built-in executor that starts nothing when created
+    (every word of it is in the key)."""
 
     __slots__ = ("argv", "file", "dated")
 
@@ -87,6 +103,8 @@ class Command:
                 value = next(words, None)  # type: ignore[assignment]
                 if value is None:
                     return None
+            if name == "--executor" and value not in _EXECUTORS:
+                return None
             quiet = quiet or name in _QUIET
             dated = dated or name == "--date"
             if name in ("-f", "--file"):
@@ -108,12 +126,32 @@ def code_identity() -> str:
     return "\n".join(parts)
 
 
+def installed() -> str:
+    """Every folder Python imports from, by modification time: installing, upgrading or
+    removing a package adds or removes entries there (its ``.dist-info`` folder, where a
+    plugin's entry points live), so what the full run accepts may have changed."""
+    parts = []
+    for folder in _IMPORT_PATH:
+        try:
+            parts.append(f"{folder}:{os.stat(folder).st_mtime_ns}")
+        except (OSError, ValueError):
+            parts.append(f"{folder}:-")
+    return "\n".join(parts)
+
+
+def _counts(name: str, data: bytes) -> bool:
+    """Whether the environment variable ``name`` is in the key: all are, but the ones a
+    shell sets anew for every command -- unless the Pipelinefile names them (``${PWD}``
+    in ``cache:`` decides which store the full run opens)."""
+    return name not in _VOLATILE or name.encode() in data
+
+
 def key(command: Command, cwd: str, pipelinefile: str, data: bytes, environ: Mapping[str, str]) -> str:
     """What a certificate is for (see the module docstring); one digest."""
     digest = hashlib.sha256()
-    words = [str(FORMAT), sys.version, sys.executable, sys.prefix, code_identity(), cwd, pipelinefile,
+    words = [str(FORMAT), sys.version, sys.executable, sys.prefix, code_identity(), installed(), cwd, pipelinefile,
              str(len(command.argv)), *command.argv]
-    words += [f"{name}={value}" for name, value in sorted(environ.items()) if name not in _VOLATILE]
+    words += [f"{name}={value}" for name, value in sorted(environ.items()) if _counts(name, data)]
     for word in words:  # no word can hold a NUL (argv, paths and the environment cannot)
         digest.update(word.encode("utf-8", "surrogateescape") + b"\0")
     digest.update(data)
@@ -134,7 +172,7 @@ class Ticket:
     """What the full run needs to certify itself: the command, where the certificate goes
     and its key (taken before the Pipelinefile is loaded, checked again after the run)."""
 
-    __slots__ = ("command", "cwd", "pipelinefile", "environ", "key")
+    __slots__ = ("command", "cwd", "pipelinefile", "environ", "key", "spoke")
 
     def __init__(self, command: Command, cwd: str, pipelinefile: str, environ: Mapping[str, str]) -> None:
         self.command = command
@@ -142,6 +180,10 @@ class Ticket:
         self.pipelinefile = pipelinefile
         self.environ = dict(environ)
         self.key = self._key_now()
+        # Whether the command wrote anything on stderr (the caller says how to tell): a
+        # warning the full run gives every time -- an unreadable record it skips -- is
+        # one the replay would not give, so such a run is not certified.
+        self.spoke: Callable[[], bool] = lambda: False
 
     @classmethod
     def take(cls, argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Ticket | None:
@@ -158,9 +200,7 @@ class Ticket:
             return None
 
     def _key_now(self) -> str:
-        with open(self.pipelinefile, "rb") as f:
-            data = f.read()
-        return key(self.command, self.cwd, self.pipelinefile, data, self.environ)
+        return key(self.command, self.cwd, self.pipelinefile, _contents(self.pipelinefile), self.environ)
 
     def unchanged(self) -> bool:
         """Whether the key still holds (the Pipelinefile was not edited during the run)."""
@@ -172,6 +212,19 @@ class Ticket:
     @property
     def path(self) -> str:
         return certificate_path(self.command, self.cwd, self.pipelinefile)
+
+
+def _contents(pipelinefile: str) -> bytes:
+    """The Pipelinefile's bytes, when it is a regular file the full run would read: not a
+    pipe (``-f <(generate)``: reading it here would leave the full run an empty stream)
+    nor one larger than the full run accepts (refused unread). OSError otherwise."""
+    from targetrun.locate import MAX_FILE_BYTES
+
+    info = os.stat(pipelinefile)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+        raise OSError(f"{pipelinefile}: not a regular file of at most {MAX_FILE_BYTES} bytes")
+    with open(pipelinefile, "rb") as f:
+        return f.read(MAX_FILE_BYTES + 1)
 
 
 def write(path: str, certificate: Mapping[str, Any]) -> None:
@@ -188,6 +241,19 @@ def write(path: str, certificate: Mapping[str, Any]) -> None:
             os.unlink(temporary)
 
 
+def read(path: str) -> Any:
+    """The certificate at ``path``, parsed; None when it is not a regular file of at most
+    :data:`MAX_BYTES` (itself: a symlink is not followed). A FIFO, a device or a symlink
+    planted there (to ``/dev/zero``, say) must not hang the command or fill its memory."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    with os.fdopen(os.open(path, flags), "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
+            return None
+        data = f.read(MAX_BYTES + 1)
+    return json.loads(data) if len(data) <= MAX_BYTES else None
+
+
 def forget(path: str) -> None:
     """Remove a certificate that no longer holds (the next no-op takes the full path)."""
     try:
@@ -199,37 +265,39 @@ def forget(path: str) -> None:
 # -- the replay --------------------------------------------------------------------------
 
 
-def replay(argv: Sequence[str], out: TextIO, environ: Mapping[str, str] | None = None,
+def replay(argv: Sequence[str], out: TextIO | None, environ: Mapping[str, str] | None = None,
            now: float | None = None) -> int | None:
     """Answer the command from its certificate: the exit code, or None for the full run.
     ``now``: the time to judge the certificate by (default: the clock's)."""
     started = time.time() if now is None else now
     try:
         ticket = Ticket.take(argv, environ)
-        if ticket is None:
+        if ticket is None or out is None:  # no stdout at all: the full run says what happens then
             return None
-        with open(ticket.path, encoding="utf-8") as f:
-            certificate = json.load(f)
+        certificate = read(ticket.path)
         if not _holds(certificate, ticket, started):
             return None
-        finished = _record(certificate, started)
+        return _record(certificate, started, out, busy_timeout(ticket.environ))
     except Exception:  # no certificate, a changed file, a busy store, anything: the full run
         return None
-    if finished is None:
-        return None
+
+
+def _announce(certificate: Mapping[str, Any], started: float, finished: float, out: TextIO) -> bool:
+    """Print the final line as the full run prints it; False when it cannot be written
+    (a closed pipe, a full disk): the full run then answers, and fails, as it would."""
     from targetrun.durations import format_duration
     from targetrun.paint import colour_enabled, final_line
 
-    try:  # the run is recorded: whatever happens to the output, it is not run again
+    try:
         out.write(final_line(certificate["final"], format_duration(finished - started), colour=colour_enabled(out)))
         out.flush()
-    except (OSError, ValueError):
-        pass
-    return 0
+    except Exception:
+        return False
+    return True
 
 
 # Every field of a certificate and its type: a damaged file is not used.
-_FIELDS = {"format": int, "key": str, "day": str, "files": list, "cache_generation": int,
+_FIELDS = {"format": int, "key": str, "day": str, "files": list, "folders": dict, "cache_generation": int,
            "not_before": float, "not_after": float, "store": str, "schema": int, "pipeline": str,
            "requested": str, "counts": str, "outcomes": str, "final": dict}
 _STATES = frozenset(("skipped", "cached", "not needed"))  # what a no-op's tasks end as
@@ -244,6 +312,9 @@ def well_formed(certificate: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
             return False
     final = certificate["final"]
+    folders = certificate["folders"]
+    if not all(isinstance(real, str) for real in folders.values()):
+        return False
     return all(isinstance(path, str) for path in certificate["files"]) and set(final) <= _STATES and \
         all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in final.values())
 
@@ -255,22 +326,44 @@ def _holds(certificate: Any, ticket: Ticket, now: float) -> bool:
         return False
     if not certificate["not_before"] <= now < certificate["not_after"]:
         return False
-    stat = os.stat
+    lookup = os.stat
     for path in certificate["files"]:
-        stat(path)  # missing (or unreadable): raises, and the full run decides
-    return True
+        lookup(path)  # missing (or unreadable): raises, and the full run decides
+    realpath = os.path.realpath
+    return all(realpath(folder) == real for folder, real in certificate["folders"].items())
 
 
-def _record(certificate: dict[str, Any], started: float) -> float | None:
-    """Record the run as the full run would, in one transaction: when it finished, or None
-    (the store is not as the certificate needs it)."""
+def folders_of(files: Sequence[str]) -> dict[str, str]:
+    """The real path of every folder holding one of ``files``: the full run refuses a
+    target that a symlink leads out of its result location, so a folder that resolves
+    elsewhere than when the certificate was written is not replayed."""
+    return {folder: os.path.realpath(folder) for folder in dict.fromkeys(os.path.dirname(path) for path in files)}
+
+
+def busy_timeout(environ: Mapping[str, str]) -> float:
+    """How long to wait for the store's write lock: :data:`BUSY_TIMEOUT`, or less when
+    ``TARGETRUN_STORE_TIMEOUT`` says less -- the full run gives up then (exit 3), so a
+    replay that waited longer could answer where it would not. A bad value raises: the
+    full run says what is wrong with it. (targetrun/settings.py reads it, as every
+    ``TARGETRUN_*`` variable; imported only when it is set: start-up time.)"""
+    if "TARGETRUN_STORE_TIMEOUT" not in environ:
+        return BUSY_TIMEOUT
+    from targetrun import settings
+
+    return min(settings.store_timeout(environ), BUSY_TIMEOUT)
+
+
+def _record(certificate: dict[str, Any], started: float, out: TextIO, timeout: float) -> int | None:
+    """Record the run as the full run would, in one transaction, and print its final line
+    before that commits: 0, or None (the store is not as the certificate needs it, or
+    the line could not be written) and nothing is recorded."""
     import sqlite3
 
     from targetrun import liveness
     from targetrun.store import statements
 
     os.stat(certificate["store"])  # connecting would create a missing one
-    db = sqlite3.connect(certificate["store"], timeout=BUSY_TIMEOUT, isolation_level=None)
+    db = sqlite3.connect(certificate["store"], timeout=timeout, isolation_level=None)
     try:
         if db.execute("PRAGMA user_version").fetchone()[0] != certificate["schema"]:
             return None
@@ -287,7 +380,10 @@ def _record(certificate: dict[str, Any], started: float) -> float | None:
         db.execute(statements.INSERT_RUN, (run_id, certificate["pipeline"], started, finished, statements.SUCCEEDED,
                                            certificate["requested"], certificate["counts"], liveness.owner_id(), started))
         db.execute(statements.PUT_BLOB, (statements.outcomes_key(run_id), bytes.fromhex(certificate["outcomes"])))
+        if not _announce(certificate, started, finished, out):
+            db.execute("ROLLBACK")
+            return None
         db.execute("COMMIT")
     finally:
         db.close()
-    return finished
+    return 0

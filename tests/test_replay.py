@@ -9,7 +9,6 @@ answered by the replay never imports the CLI, which `-X importtime` shows.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
@@ -22,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from targetrun import replay
 from targetrun.replay import Command
 from targetrun.store.base import PendingWrite
 from targetrun.store.sqlite import SqliteStore
@@ -50,9 +48,9 @@ class Answer:
         return self.out.strip().rpartition(" in ")[0]
 
 
-def command(proj, *args: str, env: dict[str, str] | None = None) -> Answer:
+def command(proj, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Answer:
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "targetrun", "run", "-q", "-f", str(proj.file), *args],
-                          cwd=proj.root, capture_output=True, text=True, env=env or dict(os.environ), timeout=120)
+                          cwd=proj.root, capture_output=True, text=True, env=env or dict(os.environ), timeout=timeout)
     return Answer(proc)
 
 
@@ -148,20 +146,42 @@ def test_another_environment_parameters_or_date_is_another_command(project):
         assert certified(proj, *args).words in ("3 skipped, 1 cached", "2 skipped, 1 cached")
 
 
+def replay_in_child(proj, *, now: float | None = None, hold: float | None = None,
+                    env: dict[str, str] | None = None) -> int | None:
+    """``replay.replay`` called in a fresh interpreter started as the console script is
+    (the key holds the import path and the environment): its answer. ``hold``: another
+    connection holds the store's write lock when the replay starts, for that many seconds."""
+    script = (
+        "import sqlite3, sys, threading\n"
+        "from targetrun import replay\n"
+        f"hold = {hold!r}\n"
+        "if hold is not None:\n"
+        f"    db = sqlite3.connect({str(proj.root / '.targetrun' / 'state.db')!r}, isolation_level=None,"
+        " check_same_thread=False)\n"
+        "    db.execute('BEGIN IMMEDIATE')\n"
+        "    threading.Timer(hold, lambda: db.execute('COMMIT')).start()\n"
+        f"code = replay.replay(['run', '-q', '-f', {str(proj.file)!r}], sys.stdout, now={now!r})\n"
+        "print('answer', code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=proj.root, capture_output=True, text=True,
+                          env=env or dict(os.environ), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    answer = proc.stdout.strip().splitlines()[-1].removeprefix("answer ")
+    return None if answer == "None" else int(answer)
+
+
 def test_a_certificate_of_another_day_or_outside_its_window_is_not_used(project):
+    """Judged in a child whose key matches (in this process the import path differs): the
+    certificate answers now, and not tomorrow or once the cache hit has expired."""
     proj = project(PLAIN)
     command(proj)
     certified(proj)
-    argv = ["run", "-q", "-f", str(proj.file)]
-    here = os.getcwd()
-    os.chdir(proj.root)
-    try:
-        out = io.StringIO()
-        assert replay.replay(argv, out, now=time.time() + 86400) is None  # tomorrow: another run date
-        assert replay.replay(argv, out, now=time.time() + 7200) is None  # the cache hit expired
-        assert out.getvalue() == ""
-    finally:
-        os.chdir(here)
+    before = len(runs(proj))
+    assert replay_in_child(proj, now=time.time() + 86400) is None  # tomorrow: another run date
+    assert replay_in_child(proj, now=time.time() + 7200) is None  # the cache hit expired
+    assert len(runs(proj)) == before
+    assert replay_in_child(proj) == 0
+    assert len(runs(proj)) == before + 1
 
 
 def test_a_pending_write_in_the_store_leaves_it_to_the_full_run(project):
@@ -295,6 +315,7 @@ def test_the_command_lines_a_replay_may_answer(argv, file, dated):
     ["run", "-q", "-n"], ["run", "-q", "--resume"], ["run", "-q", "--report", "r.html"], ["run", "-q", "-f"],
     ["run", "-q", "--params-file", "p.yaml"], ["run", "-q", "--rebuild-stale"], ["run", "-q", "--quiet=1"],
     ["--verbose", "run", "-q"], ["run", "-q", "--verify"], ["run", "-q", "--trust"],
+    ["run", "-q", "--executor", "dask"], ["run", "-q", "--executor=someplugin"],
 ])
 def test_every_other_command_line_takes_the_full_run(argv):
     assert Command.parse(argv) is None

@@ -16,7 +16,7 @@ import os
 import tempfile
 from typing import TYPE_CHECKING
 
-from targetrun import __version__, redact
+from targetrun import __version__, locate, redact
 from targetrun.errors import SpecError, UsageError
 from targetrun import model
 from targetrun.model import PipelineSpec, TaskSpec
@@ -49,7 +49,7 @@ def _model_fingerprint() -> str:
 
 _MODEL = _model_fingerprint()
 SPEC_CACHE_DIR = os.path.join(".targetrun", "spec")
-MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_FILE_BYTES = locate.MAX_FILE_BYTES
 
 
 def load_pipeline(path: str, *, use_cache: bool = True) -> PipelineSpec:

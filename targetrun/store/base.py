@@ -155,13 +155,6 @@ def skip_row(store: str, what: str, problem: BaseException | str) -> None:
                      f"or move the store aside\n")
 
 
-def warned() -> bool:
-    """Whether this process reported an unreadable record (a run that did is not replayed
-    later without saying it again: targetrun/certify.py)."""
-    with _warned_guard:
-        return bool(_warned)
-
-
 def readable(store: str, what: str, rows: Iterable[Row], parse: Callable[[Row], Parsed]) -> list[Parsed]:
     """``parse`` applied to each row; a row it cannot parse is reported and left out."""
     parsed: list[Parsed] = []
