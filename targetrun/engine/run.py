@@ -225,7 +225,8 @@ class Engine:
             job = self._job(scope, progress, task, attempt, functions.get(task.spec.name), ticket)
             self.reporter.handle(TaskQueued(name, attempt, scope.decision(name), _target(task)))
             progress.announced[name] = (ticket, False)
-            future = self.executor.submit(execute, job)  # an inline executor runs it right here
+            self.store.flush()  # an inline executor runs it right here: what was kept commits first
+            future = self.executor.submit(execute, job)
             progress.inflight[future] = name
             if not hasattr(self.executor, "watch_starts"):  # it cannot tell: running once submitted
                 self._started(scope, progress, name, ticket)
@@ -320,17 +321,25 @@ class Engine:
                 progress.consumers[up] += len(running)
 
     def _wait(self, progress: _Progress) -> list[Future[Any] | _Start]:
+        """What finished (or started) meanwhile, waiting for the first if nothing has. The
+        writes the store kept (group commit) commit before any wait: a record is never held
+        back for longer than the loop is busy."""
         if not progress.inflight:
             if progress.later and not progress.ready:
+                self.store.flush()
                 self.clock.sleep(max(0.0, progress.later[0][0] - self.clock.monotonic()))
             return []
         timeout = WAKE_UP
         if progress.later:
             timeout = min(timeout, max(0.0, progress.later[0][0] - self.clock.monotonic()))
         try:
-            done: list[Future[Any] | _Start] = [progress.finished.get(timeout=timeout)]
+            done: list[Future[Any] | _Start] = [progress.finished.get_nowait()]
         except queue.Empty:
-            return []
+            self.store.flush()
+            try:
+                done = [progress.finished.get(timeout=timeout)]
+            except queue.Empty:
+                return []
         while True:  # take every other attempt that finished meanwhile
             try:
                 done.append(progress.finished.get_nowait())
@@ -547,7 +556,9 @@ class Engine:
         record = TaskRecord(scope.run_id, scope.spec.name, outcome.task, outcome.state, self.clock.now(),
                             outcome.duration or (attempt.duration if attempt else 0.0), outcome.attempts, outcome.error,
                             outcome.target, attempt.started if attempt else None, attempt.worker if attempt else "")
-        self.store.record_task(record, outcome.checkpoint, entry, staging=staging)
+        # Kept for the store's next write (group commit): its target, if any, is already
+        # vouched for by its prepared pending write (see engine/writes.py).
+        self.store.record_task_soon(record, outcome.checkpoint, entry, staging=staging)
 
     def _release(self, scope: RunScope, progress: _Progress, name: str) -> None:
         for down in progress.dependents[name]:
