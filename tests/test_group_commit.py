@@ -57,6 +57,30 @@ def test_kept_writes_commit_with_the_next_write_in_order(tmp_path: Path) -> None
     assert _rows(db, "SELECT name FROM locks") == [("target:out/b.txt",)]
 
 
+def test_the_intent_of_a_write_commits_with_the_claim_of_its_lock(tmp_path: Path) -> None:
+    """One transaction before an attempt starts: the previous task's kept record, this
+    task's intent and its lock -- all or nothing."""
+    db = str(tmp_path / "state.db")
+    store = SqliteStore(db, timeout=0.05)
+    store.record_task_soon(_record("a"), _checkpoint("out/a.txt"))
+    store.intend_write_soon(PendingWrite("run-1", "out/b.txt", "out/.b.stage", "local"))
+    assert _rows(db, "SELECT count(*) FROM pending") == [(0,)]
+    with sqlite3.connect(db, isolation_level=None) as other:
+        other.execute("BEGIN IMMEDIATE")  # another process writes meanwhile: the claim fails whole
+        try:
+            store.acquire("target:out/b.txt", "me", 60.0)
+        except Exception as exc:
+            assert "locked" in str(exc)
+        else:
+            raise AssertionError("the claim should have found the store locked")
+        other.execute("ROLLBACK")
+    assert _rows(db, "SELECT count(*) FROM pending") == [(0,)] and _rows(db, "SELECT count(*) FROM locks") == [(0,)]
+    assert store.acquire("target:out/b.txt", "me", 60.0)
+    assert _rows(db, "SELECT staging FROM pending") == [("out/.b.stage",)]
+    assert _rows(db, "SELECT location FROM checkpoints") == [("out/a.txt",)]
+    assert _rows(db, "SELECT name FROM locks") == [("target:out/b.txt",)]
+
+
 def test_a_thread_reads_what_it_kept_and_flush_commits_it(tmp_path: Path) -> None:
     db = str(tmp_path / "state.db")
     store = SqliteStore(db)

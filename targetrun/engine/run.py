@@ -212,20 +212,25 @@ class Engine:
             if scope.tasks[name].is_gather:
                 self._expand_or_gather(scope, progress, name)
                 continue
-            if not self.locks.claim(name, _lock_name(scope.tasks[name])):
+            task = scope.tasks[name]
+            attempt = progress.attempts.get(name, 0) + 1
+            # Staged first: the record of the intent is kept by the store and commits with the
+            # claim of the lock, one transaction (group commit); if it is not needed, it goes.
+            staged = self.writes.stage(name, task.checkpoint, attempt) if task.checkpoint is not None else None
+            if not self.locks.claim(name, _lock_name(task)):
+                self.writes.forget(name)
                 heapq.heappush(progress.later, (self.clock.monotonic() + self.lock_poll, name))  # another run has it
                 continue
-            if progress.attempts.get(name, 0) == 0 and self._settled_meanwhile(scope, progress, name):
+            if attempt == 1 and self._settled_meanwhile(scope, progress, name):
+                self.writes.forget(name)
                 continue
-            attempt = progress.attempts.get(name, 0) + 1
             progress.attempts[name] = attempt
-            task = scope.tasks[name]
             progress.tickets += 1
             ticket = progress.tickets
-            job = self._job(scope, progress, task, attempt, functions.get(task.spec.name), ticket)
+            job = self._job(scope, progress, task, attempt, functions.get(task.spec.name), ticket, staged)
             self.reporter.handle(TaskQueued(name, attempt, scope.decision(name), _target(task)))
             progress.announced[name] = (ticket, False)
-            self.store.flush()  # an inline executor runs it right here: what was kept commits first
+            self.store.flush()  # the intent of its write, at the latest (an inline executor runs it right here)
             future = self.executor.submit(execute, job)
             progress.inflight[future] = name
             if not hasattr(self.executor, "watch_starts"):  # it cannot tell: running once submitted
@@ -355,7 +360,8 @@ class Engine:
 
     # -- steps ---------------------------------------------------------------------
 
-    def _job(self, scope: RunScope, progress: _Progress, task: PlannedTask, attempt: int, fn: Any, ticket: int = 0) -> Job:
+    def _job(self, scope: RunScope, progress: _Progress, task: PlannedTask, attempt: int, fn: Any, ticket: int,
+             staged: tuple[Storage, str] | None) -> Job:
         spec = task.spec
         own_item = task.mapped_upstream if task.map_index is not None else None  # a child gets its own item
         inputs = {arg: Input(up, value=task.item, in_memory=True) if up == own_item
@@ -364,9 +370,7 @@ class Engine:
         context: dict[str, object] = {}
         if spec.shell is not None:
             context = dict(scope.plan.base_context, task_name=spec.name, task_full_name=spec.name, task_run_count=attempt)
-        storage = staging = None
-        if checkpoint is not None:
-            storage, staging = self.writes.stage(task.name, checkpoint, attempt)
+        storage, staging = staged if staged is not None else (None, None)
         return Job(
             task=spec.name,
             attempt=attempt,

@@ -31,10 +31,12 @@ class Writes:
 
     def stage(self, task: str, checkpoint: Location, attempt: int) -> tuple[Storage, str]:
         """Where an attempt of ``task`` writes its checkpoint: the storage and a staging URL,
-        recorded as pending before the attempt starts."""
+        recorded as pending before the attempt starts. The record is kept by the store to
+        commit with the claim of the task's lock (group commit): the caller flushes the
+        store before the attempt starts."""
         storage = self.storages(checkpoint.result)
         staging = storage.staging_url(checkpoint.url, f"{self.run_id}-{attempt}-{os.urandom(4).hex()}")
-        self.store.intend_write(PendingWrite(self.run_id, checkpoint.url, staging, checkpoint.result))
+        self.store.intend_write_soon(PendingWrite(self.run_id, checkpoint.url, staging, checkpoint.result))
         self._staged[task] = (checkpoint.result, staging)
         return storage, staging
 

@@ -206,7 +206,8 @@ class StateStore(ABC):
     # a task's record after its target is in place (its prepared pending write already
     # vouches for it: a crash before the commit is made good by recovery), and the release
     # of that task's lock -- may be *kept* and committed in the same transaction as the
-    # calling thread's next write, or at :meth:`flush`. Kept writes commit in the order they
+    # calling thread's next write, or at :meth:`flush`. So may the intent of a write whose
+    # staging place nothing writes to before the caller's next write or flush. Kept writes commit in the order they
     # were kept, before that next write, and a read by the same thread sees them. A store
     # without group commit writes at once (these defaults).
 
@@ -218,6 +219,11 @@ class StateStore(ABC):
     def release_soon(self, name: str, owner: str) -> None:
         """:meth:`release`, kept to commit with this thread's next write (or :meth:`flush`)."""
         self.release(name, owner)
+
+    def intend_write_soon(self, pending: PendingWrite) -> None:
+        """:meth:`intend_write`, kept to commit with this thread's next write (the claim of
+        the task's lock): the caller flushes before anything writes to the staging place."""
+        self.intend_write(pending)
 
     def flush(self) -> None:
         """Commit the writes this thread kept (:meth:`record_task_soon`, :meth:`release_soon`)."""

@@ -215,12 +215,18 @@ class RootedStore(StateStore):
                 self._staging_key(staging) if staging is not None else None)
 
     def intend_write(self, pending: PendingWrite) -> None:
+        self.inner.intend_write(self._pending_out(pending))
+
+    def intend_write_soon(self, pending: PendingWrite) -> None:
+        self.inner.intend_write_soon(self._pending_out(pending))
+
+    def _pending_out(self, pending: PendingWrite) -> PendingWrite:
         placed = self.keys.placed
-        self.inner.intend_write(replace(
+        return replace(
             pending, location=placed(pending.location), staging=placed(pending.staging),
             checkpoint=self.keys.checkpoint_out(pending.checkpoint, placed=True) if pending.checkpoint is not None
             else None,
-            entry=self.keys.entry_out(pending.entry) if pending.entry is not None else None))
+            entry=self.keys.entry_out(pending.entry) if pending.entry is not None else None)
 
     def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
         self.inner.prepare_write(self._staging_key(staging), self.keys.checkpoint_out(checkpoint, placed=True),

@@ -266,8 +266,10 @@ class SqliteStore(StateStore):
 
     def intend_write(self, pending: PendingWrite) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, NULL, NULL)",
-                       (pending.staging, pending.run_id, pending.location, pending.storage))
+            db.execute(_INTEND, (pending.staging, pending.run_id, pending.location, pending.storage))
+
+    def intend_write_soon(self, pending: PendingWrite) -> None:
+        self._later().append((_INTEND, (pending.staging, pending.run_id, pending.location, pending.storage)))
 
     def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
         self._check_still_there()
@@ -511,6 +513,7 @@ class SqliteStore(StateStore):
 _RUN_COLUMNS = "run_id, pipeline, started, status, finished, requested, counts, owner, heartbeat"
 _TASK_COLUMNS = "run_id, pipeline, task, state, finished, duration, attempts, error, target, started, worker"
 _RELEASE = "DELETE FROM locks WHERE name = ? AND owner = ?"
+_INTEND = "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, NULL, NULL)"
 
 
 def _task_writes(record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None,
