@@ -130,6 +130,7 @@ class Engine:
         self.store = store
         self.executor = executor
         self.reporter = reporter
+        self._watching = False  # whether the executor's start notices reach the loop (see _watch_starts)
         self.clock = clock or Clock()
         self.lock_lease = lock_lease or 60.0
         self.lock_poll = lock_poll
@@ -159,7 +160,7 @@ class Engine:
         self.writes = Writes(self.store, self.storages, scope.run_id)
         self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
         status = RunStatus.INTERRUPTED
-        watching = self._watch_starts(scope, progress)
+        watching = self._watching = self._watch_starts(scope, progress)
         try:
             self._loop(scope, progress, functions)
             status = RunStatus.SUCCEEDED
@@ -233,15 +234,17 @@ class Engine:
             self.store.flush()  # the intent of its write, at the latest (an inline executor runs it right here)
             future = self.executor.submit(execute, job)
             progress.inflight[future] = name
-            if not hasattr(self.executor, "watch_starts"):  # it cannot tell: running once submitted
+            if not self._watching:  # it cannot tell, or nobody asks: running once submitted
                 self._started(scope, progress, name, ticket)
             future.add_done_callback(progress.finished.put)
 
     def _watch_starts(self, scope: RunScope, progress: _Progress) -> bool:
         """Have the executor's start notices reach this loop: through ``progress.finished``
-        from other threads, at once from this one (an inline executor's worker is the loop)."""
+        from other threads, at once from this one (an inline executor's worker is the loop).
+        Only when a reporter shows tasks starting (``-v``, the live view): otherwise each
+        notice would only wake this loop once more per task, for nothing."""
         watch = getattr(self.executor, "watch_starts", None)
-        if watch is None:
+        if watch is None or not wanted(self.reporter, TaskStarted):
             return False
         loop = threading.get_ident()
 

@@ -133,10 +133,16 @@ class Attempt:
 
 
 def worker_name() -> str:
-    import socket  # not at import: a run that executes nothing never needs it
+    global _HOST
+    if _HOST is None:
+        import socket  # not at import: a run that executes nothing never needs it
 
+        _HOST = socket.gethostname()  # once per process, not once per attempt
     thread = threading.current_thread().name
-    return f"{socket.gethostname()}:{os.getpid()}" + ("" if thread == "MainThread" else f"/{thread}")
+    return f"{_HOST}:{os.getpid()}" + ("" if thread == "MainThread" else f"/{thread}")
+
+
+_HOST: str | None = None
 
 
 @dataclass(frozen=True)
