@@ -119,7 +119,7 @@ class Keys:
 
     def checkpoint_out(self, checkpoint: Checkpoint, *, placed: bool = False) -> Checkpoint:
         key = (self.placed if placed else self.stored)(checkpoint.location)
-        return checkpoint if key == checkpoint.location else replace(checkpoint, location=key)
+        return checkpoint if key == checkpoint.location else _at(checkpoint, key)
 
     def checkpoint_in(self, checkpoint: Checkpoint, *, own: bool = True) -> Checkpoint:
         location = self.located(checkpoint.location, own=own)
