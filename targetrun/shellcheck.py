@@ -138,6 +138,8 @@ def check_shell(template: str) -> None:
     ...
     targetrun.errors.TemplateError: the placeholder {params.x} is inside double quotes "..." of the shell command, where the quoted value could end the quoting and run as a command. Write the placeholder as a bare word, e.g. `echo {params.x}` or `cp {params.x} out/`: targetrun quotes the value itself.
     """
+    if template in _PASSED:  # checked when the Pipelinefile was loaded: rendering it does not scan it again
+        return
     formatter = string.Formatter()
     try:
         parsed = list(formatter.parse(template))
@@ -162,6 +164,15 @@ def check_shell(template: str) -> None:
             "could end the quoting and run as a command",
             hint=problem.hint.replace("FIELD", name),
         ) from None
+    if len(_PASSED) >= _PASSED_MAX:  # a long-lived process checking ever new commands
+        _PASSED.clear()
+    _PASSED.add(template)
+
+
+# Templates that passed: the verdict depends on the text alone, and each shell task's
+# command is checked when the Pipelinefile is loaded and again when it is rendered.
+_PASSED: set[str] = set()
+_PASSED_MAX = 100_000
 
 
 class _Scanner:

@@ -140,3 +140,42 @@ def test_the_run_never_writes_into_its_plan(bench: Callable[..., Bench]) -> None
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.order = ()  # type: ignore[misc]
     assert (b.root / "out/each/3.json").read_text().strip() == "9"
+
+
+class _Only:
+    """A reporter that acts on some kinds of event only (events.Broadcast asks ``wants``)."""
+
+    def __init__(self, *kinds: type) -> None:
+        self.kinds = kinds
+        self.events: list[object] = []
+
+    def wants(self, kind: type) -> bool:
+        return kind in self.kinds
+
+    def handle(self, event: object) -> None:
+        self.events.append(event)
+
+
+@pytest.mark.parametrize("shown", [True, False])
+def test_workers_send_start_notices_only_when_a_reporter_shows_starts(bench: Callable[..., Bench], shown: bool) -> None:
+    """A start notice wakes the loop once more per task: sent only when something shows
+    tasks starting (-v, the live view); either way every task runs and succeeds."""
+    from targetrun.events import TaskStarted
+    from targetrun.executors.local import ThreadExecutor
+
+    b = bench("""
+    tasks:
+      a: {run: eng_notice:listened, target: out/a.json}
+      b: {run: eng_notice:listened, target: out/b.json}
+    """, "eng_notice", "from targetrun.executors import base\n\n"
+         "def listened():\n    relay = base._thread_hook.hook\n    return relay is not None and relay.hook is not None\n")
+    plan, planner = b.plan()
+    reporter = _Only(TaskSucceeded, TaskStarted) if shown else _Only(TaskSucceeded)
+    pool = ThreadExecutor(max_workers=2)
+    try:
+        Engine(storages=b.storages, store=b.store, executor=pool, reporter=reporter,  # type: ignore[arg-type]
+               clock=b.clock).run(plan, RunRequest(), planner)
+    finally:
+        pool.shutdown()
+    assert sorted(e.task for e in reporter.events if isinstance(e, TaskSucceeded)) == ["a", "b"]  # type: ignore[attr-defined]
+    assert (b.root / "out/a.json").read_text().strip() == ("true" if shown else "false")

@@ -318,3 +318,25 @@ def work(me):
         log = _targetrun(root, "logs", me).stdout
         assert all(f"INFO record-{me}-{n}" in log for n in range(3)), log
         assert f"record-{other}" not in log
+
+
+def test_a_quiet_retry_after_a_loud_attempt_gets_its_own_section_and_a_quiet_task_no_log(project):
+    """The log writer remembers which tasks have a log in this run: a retry that printed
+    nothing still gets its section (so the latest section is the latest attempt), and a task
+    that never printed gets no file."""
+    proj = project("""
+    tasks:
+      flaky:
+        shell: "if [ -f tried ]; then echo ok > {output}; else touch tried; echo first try fails >&2; exit 1; fi"
+        max_retries: 1
+        target: out/flaky.txt
+      quiet:
+        shell: "echo 1 > {output}"
+        target: out/quiet.txt
+    """)
+    assert proj.cli("run").code == 0
+    latest = proj.cli("logs", "flaky")
+    assert latest.code == 0 and "--- attempt 2: succeeded ---" in latest.out and "first try" not in latest.out, latest.out
+    assert "first try fails" in proj.cli("logs", "flaky", "--all-attempts").out
+    logs = [p.name for p in (proj.root / ".targetrun" / "logs").rglob("*.log")]
+    assert logs == ["flaky.log"]

@@ -172,3 +172,57 @@ def test_two_tasks_rendering_one_target_at_run_time(project, steps):
     """, steps=steps)
     result = proj.cli("run", "-p", "b=x")
     assert result.code == 2 and "both write the target" in result.err
+
+
+def test_a_command_checked_at_load_is_not_scanned_again_and_a_refused_one_stays_refused(tmp_path, monkeypatch):
+    """The shell check's verdict depends on the text alone: a command that passed when the
+    Pipelinefile was loaded is not scanned again when rendered; one that failed is refused
+    on every check (a refusal is never remembered as a pass)."""
+    from targetrun import shellcheck
+    from targetrun.errors import TemplateError
+    from targetrun.pipelinefile import load_pipeline
+    from targetrun.templating import render_shell
+
+    scans = []
+    scan = shellcheck._Scanner.scan
+    monkeypatch.setattr(shellcheck._Scanner, "scan", lambda self: (scans.append(self.text), scan(self))[1])
+    command = "cat {needs.a} | tr a-z A-Z > {output}  # checked once"
+    (tmp_path / "Pipelinefile.yaml").write_text(
+        "tasks:\n  a: {shell: 'echo a > {output}', target: out/a.txt}\n"
+        f"  b: {{shell: '{command}', needs: [a], target: out/b.txt}}\n")
+    load_pipeline(str(tmp_path / "Pipelinefile.yaml"))
+    checked = len(scans)
+    assert render_shell(command, {"needs": {"a": "out/a 1.txt"}, "output": "o.txt"}) == \
+        "cat 'out/a 1.txt' | tr a-z A-Z > o.txt  # checked once"
+    assert len(scans) == checked  # rendering reused the load's verdict
+
+    for _ in range(2):
+        with pytest.raises(TemplateError):
+            render_shell('echo "{params.x}" # refused', {"params": {"x": "1"}})
+    assert len(scans) == checked + 2
+
+
+def test_shell_output_comes_back_through_a_pipe_whole_and_never_waits_for_what_the_command_left_running(project):
+    """What a command prints reaches its log while it runs: both streams whole when they
+    interleave far beyond a pipe's capacity (stdout the result, stderr the log), and a
+    background process the command left holding the log open is not waited for."""
+    import time
+
+    proj = project("""
+    tasks:
+      chatty:
+        shell: "i=0; while [ $i -lt 20000 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done"
+        target: out/chatty.txt
+      detached:
+        shell: "(sleep 30; echo late >&2) & echo early >&2; echo 1 > {output}"
+        target: out/detached.txt
+    """)
+    started = time.monotonic()
+    result = proj.cli("run")
+    assert result.code == 0, result.text
+    assert time.monotonic() - started < 20  # not the 30 s its background process keeps the pipe
+    assert proj.read("out/chatty.txt").split() == [f"out{i}" for i in range(20000)]
+    log = proj.cli("logs", "chatty").out
+    assert "err0\n" in log and "err19999\n" in log and log.count("\nerr") == 20000
+    assert "early" in proj.cli("logs", "detached").out
+    assert proj.read("out/detached.txt") == "1\n"

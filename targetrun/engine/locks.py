@@ -67,16 +67,21 @@ class RunLocks:
         return True
 
     def release(self, task: str) -> None:
+        """Let ``task``'s lock go with the store's next write (group commit): after the task's
+        record, which the engine kept just before, so a run waiting for the lock finds it."""
         with self._guard:
             name = self._held.pop(task, None)
         if name is not None:
-            self.store.release(name, self.owner)
+            self.store.release_soon(name, self.owner)
 
     def release_all(self) -> None:
         self._stop.set()
         for task in list(self._held):
+            with self._guard:
+                name = self._held.pop(task, None)
             try:
-                self.release(task)
+                if name is not None:
+                    self.store.release(name, self.owner)
             except BackendError:
                 pass  # the lease expires on its own
 

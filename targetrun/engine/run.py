@@ -130,6 +130,7 @@ class Engine:
         self.store = store
         self.executor = executor
         self.reporter = reporter
+        self._watching = False  # whether the executor's start notices reach the loop (see _watch_starts)
         self.clock = clock or Clock()
         self.lock_lease = lock_lease or 60.0
         self.lock_poll = lock_poll
@@ -159,7 +160,7 @@ class Engine:
         self.writes = Writes(self.store, self.storages, scope.run_id)
         self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
         status = RunStatus.INTERRUPTED
-        watching = self._watch_starts(scope, progress)
+        watching = self._watching = self._watch_starts(scope, progress)
         try:
             self._loop(scope, progress, functions)
             status = RunStatus.SUCCEEDED
@@ -212,30 +213,38 @@ class Engine:
             if scope.tasks[name].is_gather:
                 self._expand_or_gather(scope, progress, name)
                 continue
-            if not self.locks.claim(name, _lock_name(scope.tasks[name])):
+            task = scope.tasks[name]
+            attempt = progress.attempts.get(name, 0) + 1
+            # Staged first: the record of the intent is kept by the store and commits with the
+            # claim of the lock, one transaction (group commit); if it is not needed, it goes.
+            staged = self.writes.stage(name, task.checkpoint, attempt) if task.checkpoint is not None else None
+            if not self.locks.claim(name, _lock_name(task)):
+                self.writes.forget(name)
                 heapq.heappush(progress.later, (self.clock.monotonic() + self.lock_poll, name))  # another run has it
                 continue
-            if progress.attempts.get(name, 0) == 0 and self._settled_meanwhile(scope, progress, name):
+            if attempt == 1 and self._settled_meanwhile(scope, progress, name):
+                self.writes.forget(name)
                 continue
-            attempt = progress.attempts.get(name, 0) + 1
             progress.attempts[name] = attempt
-            task = scope.tasks[name]
             progress.tickets += 1
             ticket = progress.tickets
-            job = self._job(scope, progress, task, attempt, functions.get(task.spec.name), ticket)
+            job = self._job(scope, progress, task, attempt, functions.get(task.spec.name), ticket, staged)
             self.reporter.handle(TaskQueued(name, attempt, scope.decision(name), _target(task)))
             progress.announced[name] = (ticket, False)
-            future = self.executor.submit(execute, job)  # an inline executor runs it right here
+            self.store.flush()  # the intent of its write, at the latest (an inline executor runs it right here)
+            future = self.executor.submit(execute, job)
             progress.inflight[future] = name
-            if not hasattr(self.executor, "watch_starts"):  # it cannot tell: running once submitted
+            if not self._watching:  # it cannot tell, or nobody asks: running once submitted
                 self._started(scope, progress, name, ticket)
             future.add_done_callback(progress.finished.put)
 
     def _watch_starts(self, scope: RunScope, progress: _Progress) -> bool:
         """Have the executor's start notices reach this loop: through ``progress.finished``
-        from other threads, at once from this one (an inline executor's worker is the loop)."""
+        from other threads, at once from this one (an inline executor's worker is the loop).
+        Only when a reporter shows tasks starting (``-v``, the live view): otherwise each
+        notice would only wake this loop once more per task, for nothing."""
         watch = getattr(self.executor, "watch_starts", None)
-        if watch is None:
+        if watch is None or not wanted(self.reporter, TaskStarted):
             return False
         loop = threading.get_ident()
 
@@ -320,17 +329,25 @@ class Engine:
                 progress.consumers[up] += len(running)
 
     def _wait(self, progress: _Progress) -> list[Future[Any] | _Start]:
+        """What finished (or started) meanwhile, waiting for the first if nothing has. The
+        writes the store kept (group commit) commit before any wait: a record is never held
+        back for longer than the loop is busy."""
         if not progress.inflight:
             if progress.later and not progress.ready:
+                self.store.flush()
                 self.clock.sleep(max(0.0, progress.later[0][0] - self.clock.monotonic()))
             return []
         timeout = WAKE_UP
         if progress.later:
             timeout = min(timeout, max(0.0, progress.later[0][0] - self.clock.monotonic()))
         try:
-            done: list[Future[Any] | _Start] = [progress.finished.get(timeout=timeout)]
+            done: list[Future[Any] | _Start] = [progress.finished.get_nowait()]
         except queue.Empty:
-            return []
+            self.store.flush()
+            try:
+                done = [progress.finished.get(timeout=timeout)]
+            except queue.Empty:
+                return []
         while True:  # take every other attempt that finished meanwhile
             try:
                 done.append(progress.finished.get_nowait())
@@ -346,7 +363,8 @@ class Engine:
 
     # -- steps ---------------------------------------------------------------------
 
-    def _job(self, scope: RunScope, progress: _Progress, task: PlannedTask, attempt: int, fn: Any, ticket: int = 0) -> Job:
+    def _job(self, scope: RunScope, progress: _Progress, task: PlannedTask, attempt: int, fn: Any, ticket: int,
+             staged: tuple[Storage, str] | None) -> Job:
         spec = task.spec
         own_item = task.mapped_upstream if task.map_index is not None else None  # a child gets its own item
         inputs = {arg: Input(up, value=task.item, in_memory=True) if up == own_item
@@ -355,9 +373,7 @@ class Engine:
         context: dict[str, object] = {}
         if spec.shell is not None:
             context = dict(scope.plan.base_context, task_name=spec.name, task_full_name=spec.name, task_run_count=attempt)
-        storage = staging = None
-        if checkpoint is not None:
-            storage, staging = self.writes.stage(task.name, checkpoint, attempt)
+        storage, staging = staged if staged is not None else (None, None)
         return Job(
             task=spec.name,
             attempt=attempt,
@@ -547,7 +563,9 @@ class Engine:
         record = TaskRecord(scope.run_id, scope.spec.name, outcome.task, outcome.state, self.clock.now(),
                             outcome.duration or (attempt.duration if attempt else 0.0), outcome.attempts, outcome.error,
                             outcome.target, attempt.started if attempt else None, attempt.worker if attempt else "")
-        self.store.record_task(record, outcome.checkpoint, entry, staging=staging)
+        # Kept for the store's next write (group commit): its target, if any, is already
+        # vouched for by its prepared pending write (see engine/writes.py).
+        self.store.record_task_soon(record, outcome.checkpoint, entry, staging=staging)
 
     def _release(self, scope: RunScope, progress: _Progress, name: str) -> None:
         for down in progress.dependents[name]:

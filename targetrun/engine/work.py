@@ -133,10 +133,16 @@ class Attempt:
 
 
 def worker_name() -> str:
-    import socket  # not at import: a run that executes nothing never needs it
+    global _HOST
+    if _HOST is None:
+        import socket  # not at import: a run that executes nothing never needs it
 
+        _HOST = socket.gethostname()  # once per process, not once per attempt
     thread = threading.current_thread().name
-    return f"{socket.gethostname()}:{os.getpid()}" + ("" if thread == "MainThread" else f"/{thread}")
+    return f"{_HOST}:{os.getpid()}" + ("" if thread == "MainThread" else f"/{thread}")
+
+
+_HOST: str | None = None
 
 
 @dataclass(frozen=True)
@@ -311,37 +317,90 @@ def _fetched(source: Input) -> Any:
 
 
 def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io.StringIO) -> None:
-    """Run the command; its stderr (and stdout, unless stdout is the result) goes to the log."""
-    import subprocess
-    import tempfile
+    """Run the command; its stderr (and stdout, unless stdout is the result) goes to the log.
 
-    with tempfile.TemporaryFile() as err:
+    What it prints comes back through a pipe this process reads while the command runs
+    (no file per command)."""
+    import subprocess
+
+    err, err_end = os.pipe()
+    try:
         # Its own process group, so that stopping it stops everything it started.
         process = subprocess.Popen(
             ["/bin/sh", "-c", command],
             cwd=job.root,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if stdout is not None else err,
-            stderr=err,
+            stdout=subprocess.PIPE if stdout is not None else err_end,
+            stderr=err_end,
             start_new_session=True,
         )
-        stopping.track(process)
-        try:
-            if stdout is not None:
-                assert process.stdout is not None
-                while chunk := process.stdout.read(1024 * 1024):
-                    stdout.write(chunk)
-                process.stdout.close()
-            code = process.wait()
-        except BaseException:  # Ctrl-C, SIGTERM, or the write failed: do not leave the command running
-            stopping.kill_group(process)
-            process.wait()
-            raise
-        finally:
-            stopping.untrack(process)
-        err.seek(0)
-        printed.write(err.read().decode("utf-8", "replace"))
-        if code != 0:
-            last = printed.getvalue().splitlines()[-STDERR_TAIL_LINES:]
-            reason = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            raise WorkError(f"the command {reason}", "\n".join(last))
+    except BaseException:
+        os.close(err)
+        raise
+    finally:
+        os.close(err_end)  # the command holds its own copy: the pipe ends when the command's copies close
+    stopping.track(process)
+    try:
+        text = _collect(process, err, stdout)
+        code = process.wait()
+    except BaseException:  # Ctrl-C, SIGTERM, or the write failed: do not leave the command running
+        stopping.kill_group(process)
+        process.wait()
+        raise
+    finally:
+        os.close(err)
+        if process.stdout is not None:
+            process.stdout.close()
+        stopping.untrack(process)
+    printed.write(text.decode("utf-8", "replace"))
+    if code != 0:
+        last = printed.getvalue().splitlines()[-STDERR_TAIL_LINES:]
+        reason = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        raise WorkError(f"the command {reason}", "\n".join(last))
+
+
+_LEFT_OPEN_POLL = 100  # ms: how often to look whether the command exited while its output pipe stays open
+_CHUNK = 65536  # a pipe's capacity: one read empties it
+
+
+def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
+    """What the command prints to ``err`` while it runs, and (``result``) its stdout, as
+    they come. Its stdout is read to the end, as the result must be whole. Its log ends
+    when the pipe does or, once the command has exited, with what is there: a background
+    process it left holding the pipe open is not waited for (as with a file)."""
+    import select
+
+    out = process.stdout.fileno() if result is not None else None
+    poller = select.poll()
+    poller.register(err, select.POLLIN)
+    if out is not None:
+        poller.register(out, select.POLLIN)
+    reading = {err} if out is None else {err, out}
+    chunks: list[bytes] = []
+    while reading:
+        for fd, _ in poller.poll(_LEFT_OPEN_POLL):
+            data = os.read(fd, _CHUNK)
+            if not data:
+                poller.unregister(fd)
+                reading.discard(fd)
+            elif fd == out:
+                assert result is not None
+                result.write(data)
+            else:
+                chunks.append(data)
+        if reading == {err} and process.poll() is not None:  # it exited: nothing of its own is still to come
+            chunks.append(_available(err))
+            break
+    return b"".join(chunks)
+
+
+def _available(fd: int) -> bytes:
+    """What can be read from ``fd`` now, without waiting for more."""
+    os.set_blocking(fd, False)
+    chunks = []
+    try:
+        while data := os.read(fd, _CHUNK):
+            chunks.append(data)
+    except BlockingIOError:
+        pass
+    return b"".join(chunks)

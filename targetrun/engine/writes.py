@@ -4,7 +4,11 @@ Before an attempt runs, its checkpoint gets a *staging* place next to its target
 store a pending record of the intent (:meth:`Writes.stage`); the worker writes there.
 When the attempt succeeds, the record of what it wrote is *prepared* and the staged file
 is moved onto the target (:meth:`Writes.commit`); the task's record then completes the
-write. An attempt that fails, and the end of the run, remove what was staged
+write. The intent and the task's record are *kept* by the store and commit with its next
+write (group commit, see store/base.py): the intent with the claim of the task's lock,
+before the attempt starts; the record with whatever the run writes next. The prepared
+record alone is committed on its own, before the move, as it is what vouches for the
+target until the task's record is in. An attempt that fails, and the end of the run, remove what was staged
 (:meth:`Writes.forget`, :meth:`Writes.discard_all`). Whatever a crash leaves half-way,
 the next run finishes or removes by the pending records (engine/recovery.py): a target is
 never half-written, and the bytes at a target are vouched for from the moment they appear.
@@ -31,10 +35,12 @@ class Writes:
 
     def stage(self, task: str, checkpoint: Location, attempt: int) -> tuple[Storage, str]:
         """Where an attempt of ``task`` writes its checkpoint: the storage and a staging URL,
-        recorded as pending before the attempt starts."""
+        recorded as pending before the attempt starts. The record is kept by the store to
+        commit with the claim of the task's lock (group commit): the caller flushes the
+        store before the attempt starts."""
         storage = self.storages(checkpoint.result)
         staging = storage.staging_url(checkpoint.url, f"{self.run_id}-{attempt}-{os.urandom(4).hex()}")
-        self.store.intend_write(PendingWrite(self.run_id, checkpoint.url, staging, checkpoint.result))
+        self.store.intend_write_soon(PendingWrite(self.run_id, checkpoint.url, staging, checkpoint.result))
         self._staged[task] = (checkpoint.result, staging)
         return storage, staging
 

@@ -32,6 +32,7 @@ class LogFileReporter:
     def __init__(self, root: str) -> None:
         self.root = root
         self.run_id = ""
+        self._written: set[str] = set()  # logs this reporter wrote in this run (each run has its folder)
 
     def wants(self, kind: type) -> bool:
         """Only the events that carry what a task printed (events.Broadcast asks)."""
@@ -40,6 +41,7 @@ class LogFileReporter:
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.run_id = event.run_id
+            self._written.clear()
         elif isinstance(event, TaskSucceeded):
             self._write(event.task, event.attempts, event.log, "succeeded")
         elif isinstance(event, TaskRetrying):
@@ -57,9 +59,10 @@ class LogFileReporter:
     def _write(self, task: str, attempt: int, text: str, outcome: str) -> None:
         if not self.run_id:
             return
-        path = log_path(self.root, self.run_id, task)
-        if not text.strip() and not os.path.exists(path):
+        if not text.strip() and task not in self._written:  # a quiet task: no file, and no look for one
             return
+        path = log_path(self.root, self.run_id, task)
+        self._written.add(task)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "a", encoding="utf-8") as f:

@@ -201,6 +201,35 @@ class StateStore(ABC):
         """Record a task that ran, the checkpoint it wrote and its cache entry (together);
         with ``staging``, this commits that pending write and ends it in the same step."""
 
+    # -- group commit ------------------------------------------------------------------
+    #
+    # A run writes a few records per task; committing each on its own is most of what a
+    # tiny shell task costs the coordinator. The writes that nothing depends on at once --
+    # a task's record after its target is in place (its prepared pending write already
+    # vouches for it: a crash before the commit is made good by recovery), and the release
+    # of that task's lock -- may be *kept* and committed in the same transaction as the
+    # calling thread's next write, or at :meth:`flush`. So may the intent of a write whose
+    # staging place nothing writes to before the caller's next write or flush. Kept writes commit in the order they
+    # were kept, before that next write, and a read by the same thread sees them. A store
+    # without group commit writes at once (these defaults).
+
+    def record_task_soon(self, record: TaskRecord | None, checkpoint: Checkpoint | None,
+                         entry: CacheEntry | None = None, *, staging: str | None = None) -> None:
+        """:meth:`record_task`, kept to commit with this thread's next write (or :meth:`flush`)."""
+        self.record_task(record, checkpoint, entry, staging=staging)
+
+    def release_soon(self, name: str, owner: str) -> None:
+        """:meth:`release`, kept to commit with this thread's next write (or :meth:`flush`)."""
+        self.release(name, owner)
+
+    def intend_write_soon(self, pending: PendingWrite) -> None:
+        """:meth:`intend_write`, kept to commit with this thread's next write (the claim of
+        the task's lock): the caller flushes before anything writes to the staging place."""
+        self.intend_write(pending)
+
+    def flush(self) -> None:
+        """Commit the writes this thread kept (:meth:`record_task_soon`, :meth:`release_soon`)."""
+
     # -- two-phase checkpoint writes ---------------------------------------------------
     #
     # A checkpoint must never be visible at its target without a record that vouches for

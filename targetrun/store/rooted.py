@@ -121,7 +121,7 @@ class Keys:
 
     def checkpoint_out(self, checkpoint: Checkpoint, *, placed: bool = False) -> Checkpoint:
         key = (self.placed if placed else self.stored)(checkpoint.location)
-        return checkpoint if key == checkpoint.location else replace(checkpoint, location=key)
+        return checkpoint if key == checkpoint.location else _at(checkpoint, key)
 
     def checkpoint_in(self, checkpoint: Checkpoint, *, own: bool = True) -> Checkpoint:
         location = self.located(checkpoint.location, own=own)
@@ -199,20 +199,40 @@ class RootedStore(StateStore):
 
     def record_task(self, record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None = None,
                     *, staging: str | None = None) -> None:
+        record, checkpoint, entry, staging = self._task_out(record, checkpoint, entry, staging)
+        self.inner.record_task(record, checkpoint, entry, staging=staging)
+
+    def record_task_soon(self, record: TaskRecord | None, checkpoint: Checkpoint | None,
+                         entry: CacheEntry | None = None, *, staging: str | None = None) -> None:
+        record, checkpoint, entry, staging = self._task_out(record, checkpoint, entry, staging)
+        self.inner.record_task_soon(record, checkpoint, entry, staging=staging)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def _task_out(self, record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None,
+                  staging: str | None) -> tuple[TaskRecord | None, Checkpoint | None, CacheEntry | None, str | None]:
+        """What :meth:`record_task` is given, as the inner store keeps it."""
         if record is not None and record.target is not None:
             key = self.keys.stored(record.target)
             record = record if key == record.target else replace(record, target=key)
-        self.inner.record_task(record, self.keys.checkpoint_out(checkpoint) if checkpoint is not None else None,
-                               self.keys.entry_out(entry) if entry is not None else None,
-                               staging=self._staging_key(staging) if staging is not None else None)
+        return (record, self.keys.checkpoint_out(checkpoint) if checkpoint is not None else None,
+                self.keys.entry_out(entry) if entry is not None else None,
+                self._staging_key(staging) if staging is not None else None)
 
     def intend_write(self, pending: PendingWrite) -> None:
+        self.inner.intend_write(self._pending_out(pending))
+
+    def intend_write_soon(self, pending: PendingWrite) -> None:
+        self.inner.intend_write_soon(self._pending_out(pending))
+
+    def _pending_out(self, pending: PendingWrite) -> PendingWrite:
         placed = self.keys.placed
-        self.inner.intend_write(replace(
+        return replace(
             pending, location=placed(pending.location), staging=placed(pending.staging),
             checkpoint=self.keys.checkpoint_out(pending.checkpoint, placed=True) if pending.checkpoint is not None
             else None,
-            entry=self.keys.entry_out(pending.entry) if pending.entry is not None else None))
+            entry=self.keys.entry_out(pending.entry) if pending.entry is not None else None)
 
     def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
         self.inner.prepare_write(self._staging_key(staging), self.keys.checkpoint_out(checkpoint, placed=True),
@@ -371,6 +391,9 @@ class RootedStore(StateStore):
 
     def release(self, name: str, owner: str) -> None:
         self.inner.release(name, owner)
+
+    def release_soon(self, name: str, owner: str) -> None:
+        self.inner.release_soon(name, owner)
 
     def lock_owner(self, name: str) -> str | None:
         return self.inner.lock_owner(name)

@@ -5,6 +5,11 @@ renews lock leases). WAL with ``synchronous=NORMAL`` makes every commit survive 
 of the process (kill -9) at a few tens of microseconds per commit; a task's record, its
 checkpoint record and its cache entry commit together. Locks are rows with an owner and
 a lease; ``BEGIN IMMEDIATE`` makes taking one atomic across processes.
+
+Group commit (see :class:`~targetrun.store.base.StateStore`): the statements of a kept
+write wait in a per-thread list and run at the start of that thread's next transaction,
+so they commit with it, in order -- or roll back with it, and stay kept for the next one.
+A thread's read first commits what it kept, so it reads its own writes.
 """
 
 from __future__ import annotations
@@ -196,18 +201,35 @@ class SqliteStore(StateStore):
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         db = self._db
+        later = self._later()
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
+                for statement, args in later:  # what this thread kept commits first, with this write
+                    db.execute(statement, args)
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+            later.clear()
         except sqlite3.Error as exc:
             raise self._broken(exc) from None
 
+    def _later(self) -> list[tuple[str, Sequence[object]]]:
+        """This thread's kept writes, oldest first (see the module docstring)."""
+        later: list[tuple[str, Sequence[object]]] | None = getattr(self._local, "later", None)
+        if later is None:
+            later = self._local.later = []
+        return later
+
+    def flush(self) -> None:
+        if self._later():
+            with self._transaction():
+                pass
+
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        self.flush()  # a thread reads its own kept writes
         try:
             return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
@@ -239,28 +261,23 @@ class SqliteStore(StateStore):
 
     def record_task(self, record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None = None,
                     *, staging: str | None = None) -> None:
-        record = kept(record) if record is not None else None
+        statements = _task_writes(record, checkpoint, entry, staging)
         with self._transaction() as db:
-            if record is not None:
-                db.execute(
-                    f"INSERT OR REPLACE INTO task_runs ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (record.run_id, record.pipeline, record.task, record.state.value, record.finished,
-                     record.duration, record.attempts, record.error, record.target, record.started, record.worker),
-                )
-            if staging is not None:
-                db.execute("DELETE FROM pending WHERE staging = ?", (staging,))
-            if checkpoint is not None:
-                db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
-                           (checkpoint.location, checkpoint.run_id, checkpoint.task, dump_checkpoint(checkpoint)))
-            if entry is not None:
-                self._put_entry(db, entry)
+            for statement, args in statements:
+                db.execute(statement, args)
+
+    def record_task_soon(self, record: TaskRecord | None, checkpoint: Checkpoint | None,
+                         entry: CacheEntry | None = None, *, staging: str | None = None) -> None:
+        self._later().extend(_task_writes(record, checkpoint, entry, staging))
 
     # -- two-phase checkpoint writes -------------------------------------------------
 
     def intend_write(self, pending: PendingWrite) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, NULL, NULL)",
-                       (pending.staging, pending.run_id, pending.location, pending.storage))
+            db.execute(_INTEND, (pending.staging, pending.run_id, pending.location, pending.storage))
+
+    def intend_write_soon(self, pending: PendingWrite) -> None:
+        self._later().append((_INTEND, (pending.staging, pending.run_id, pending.location, pending.storage)))
 
     def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
         self._check_still_there()
@@ -283,16 +300,6 @@ class SqliteStore(StateStore):
     def drop_pending(self, staging: str) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM pending WHERE staging = ?", (staging,))
-
-    def _put_entry(self, db: sqlite3.Connection, entry: CacheEntry) -> None:
-        db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (entry.key, entry.variant, entry.pipeline, entry.task, entry.expires,
-                    entry.checkpoint.written_at, dump_checkpoint(entry.checkpoint)))
-        db.execute(
-            "DELETE FROM cache WHERE key = ? AND variant NOT IN "
-            "(SELECT variant FROM cache WHERE key = ? ORDER BY created DESC LIMIT ?)",
-            (entry.key, entry.key, MAX_ENTRIES_PER_KEY),
-        )
 
     def checkpoints(self, locations: list[str]) -> dict[str, Checkpoint]:
         found: dict[str, Checkpoint] = {}
@@ -362,6 +369,7 @@ class SqliteStore(StateStore):
             chunk = locations[start:start + _BATCH]
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT location, record FROM checkpoints WHERE location IN ({marks}) AND {condition}"
+            self.flush()  # a thread reads its own kept writes
             try:
                 rows = self._db.execute(sql, [*chunk, *args]).fetchall()
             except sqlite3.OperationalError as exc:
@@ -469,9 +477,16 @@ class SqliteStore(StateStore):
                            [(time.time() + lease, name, owner) for name in names])
 
     def release(self, name: str, owner: str) -> None:
-        self._write("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+        self._write(_RELEASE, (name, owner))
+
+    def release_soon(self, name: str, owner: str) -> None:
+        self._later().append((_RELEASE, (name, owner)))
 
     def _write(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor:
+        """One statement, committed on its own -- or with the writes this thread kept."""
+        if self._later():
+            with self._transaction() as db:
+                return db.execute(sql, args)
         try:
             return self._db.execute(sql, args)
         except sqlite3.Error as exc:
@@ -494,6 +509,7 @@ class SqliteStore(StateStore):
         return {record.task: record for record in records}
 
     def close(self) -> None:
+        self.flush()
         with self._guard:
             for db in self._all:
                 db.close()
@@ -528,6 +544,33 @@ class SqliteStore(StateStore):
 
 _RUN_COLUMNS = "run_id, pipeline, started, status, finished, requested, counts, owner, heartbeat"
 _TASK_COLUMNS = "run_id, pipeline, task, state, finished, duration, attempts, error, target, started, worker"
+_RELEASE = "DELETE FROM locks WHERE name = ? AND owner = ?"
+_INTEND = "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, NULL, NULL)"
+
+
+def _task_writes(record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None,
+                 staging: str | None) -> list[tuple[str, Sequence[object]]]:
+    """The statements of :meth:`SqliteStore.record_task`, which commit together."""
+    statements: list[tuple[str, Sequence[object]]] = []
+    if record is not None:
+        record = kept(record)
+        statements.append((
+            f"INSERT OR REPLACE INTO task_runs ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.run_id, record.pipeline, record.task, record.state.value, record.finished,
+             record.duration, record.attempts, record.error, record.target, record.started, record.worker)))
+    if staging is not None:
+        statements.append(("DELETE FROM pending WHERE staging = ?", (staging,)))
+    if checkpoint is not None:
+        statements.append(("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
+                           (checkpoint.location, checkpoint.run_id, checkpoint.task, dump_checkpoint(checkpoint))))
+    if entry is not None:
+        statements.append(("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (entry.key, entry.variant, entry.pipeline, entry.task, entry.expires,
+                            entry.checkpoint.written_at, dump_checkpoint(entry.checkpoint))))
+        statements.append(("DELETE FROM cache WHERE key = ? AND variant NOT IN "
+                           "(SELECT variant FROM cache WHERE key = ? ORDER BY created DESC LIMIT ?)",
+                           (entry.key, entry.key, MAX_ENTRIES_PER_KEY)))
+    return statements
 
 
 _STATES = {state.value: state for state in TaskState}

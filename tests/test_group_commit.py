@@ -1,0 +1,172 @@
+"""Group commit: a task's record and its lock's release wait for the store's next write.
+
+The records a run writes after a target is in place are *kept* by the SQLite store and
+committed with the coordinating thread's next write (see store/base.py). These tests use
+real SQLite files, a second connection as another process would see them, and a real
+SIGKILL in the window where a record is kept: the target it leaves is still trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from targetrun.model import Checkpoint, TaskState
+from targetrun.store.base import PendingWrite, TaskRecord
+from targetrun.store.sqlite import SqliteStore
+
+
+def _checkpoint(location: str) -> Checkpoint:
+    return Checkpoint("a", location, "text", 2, "ab" * 32, "run-1", 1_800_000_000.0, 0.1, {}, {}, "local")
+
+
+def _record(task: str) -> TaskRecord:
+    return TaskRecord("run-1", "p", task, TaskState.SUCCEEDED, 1_800_000_000.0, 0.1, 1, None, "out/a.txt")
+
+
+def _rows(db: str, sql: str) -> list[tuple[object, ...]]:
+    """What another process reading the file sees now."""
+    with sqlite3.connect(db) as other:
+        return other.execute(sql).fetchall()
+
+
+def test_kept_writes_commit_with_the_next_write_in_order(tmp_path: Path) -> None:
+    db = str(tmp_path / "state.db")
+    store = SqliteStore(db)
+    store.intend_write(PendingWrite("run-1", "out/a.txt", "out/.a.stage", "local"))
+    store.prepare_write("out/.a.stage", _checkpoint("out/a.txt"), None)
+    assert store.acquire("target:out/a.txt", "me", 60.0)
+
+    store.record_task_soon(_record("a"), _checkpoint("out/a.txt"), staging="out/.a.stage")
+    store.release_soon("target:out/a.txt", "me")
+    # Nothing of it is visible elsewhere yet: the prepared pending write still vouches for the target.
+    assert _rows(db, "SELECT count(*) FROM checkpoints") == [(0,)]
+    assert _rows(db, "SELECT record IS NOT NULL FROM pending") == [(1,)]
+    assert _rows(db, "SELECT owner FROM locks") == [("me",)]
+
+    assert store.acquire("target:out/b.txt", "me", 60.0)  # the next write carries them
+    assert _rows(db, "SELECT location FROM checkpoints") == [("out/a.txt",)]
+    assert _rows(db, "SELECT task FROM task_runs") == [("a",)]
+    assert _rows(db, "SELECT count(*) FROM pending") == [(0,)]
+    assert _rows(db, "SELECT name FROM locks") == [("target:out/b.txt",)]
+
+
+def test_the_intent_of_a_write_commits_with_the_claim_of_its_lock(tmp_path: Path) -> None:
+    """One transaction before an attempt starts: the previous task's kept record, this
+    task's intent and its lock -- all or nothing."""
+    db = str(tmp_path / "state.db")
+    store = SqliteStore(db, timeout=0.05)
+    store.record_task_soon(_record("a"), _checkpoint("out/a.txt"))
+    store.intend_write_soon(PendingWrite("run-1", "out/b.txt", "out/.b.stage", "local"))
+    assert _rows(db, "SELECT count(*) FROM pending") == [(0,)]
+    with sqlite3.connect(db, isolation_level=None) as other:
+        other.execute("BEGIN IMMEDIATE")  # another process writes meanwhile: the claim fails whole
+        try:
+            store.acquire("target:out/b.txt", "me", 60.0)
+        except Exception as exc:
+            assert "locked" in str(exc)
+        else:
+            raise AssertionError("the claim should have found the store locked")
+        other.execute("ROLLBACK")
+    assert _rows(db, "SELECT count(*) FROM pending") == [(0,)] and _rows(db, "SELECT count(*) FROM locks") == [(0,)]
+    assert store.acquire("target:out/b.txt", "me", 60.0)
+    assert _rows(db, "SELECT staging FROM pending") == [("out/.b.stage",)]
+    assert _rows(db, "SELECT location FROM checkpoints") == [("out/a.txt",)]
+    assert _rows(db, "SELECT name FROM locks") == [("target:out/b.txt",)]
+
+
+def test_a_thread_reads_what_it_kept_and_flush_commits_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "state.db")
+    store = SqliteStore(db)
+    store.record_task_soon(_record("a"), _checkpoint("out/a.txt"))
+    assert _rows(db, "SELECT count(*) FROM checkpoints") == [(0,)]
+    assert store.checkpoint("out/a.txt") == _checkpoint("out/a.txt")  # its own read commits first
+    assert _rows(db, "SELECT count(*) FROM checkpoints") == [(1,)]
+
+    store.record_task_soon(_record("b"), None)
+    store.flush()
+    assert _rows(db, "SELECT task FROM task_runs ORDER BY task") == [("a",), ("b",)]
+    store.flush()  # nothing kept: no transaction, no error
+
+
+def test_kept_writes_survive_a_failed_transaction(tmp_path: Path) -> None:
+    """A transaction that fails rolls back what it carried; the kept writes wait for the next."""
+    db = str(tmp_path / "state.db")
+    store = SqliteStore(db, timeout=0.05)
+    store.record_task_soon(_record("a"), _checkpoint("out/a.txt"))
+    with sqlite3.connect(db, isolation_level=None) as other:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            store.flush()
+        except Exception as exc:
+            assert "locked" in str(exc)
+        else:
+            raise AssertionError("the flush should have found the store locked")
+        other.execute("ROLLBACK")
+    assert _rows(db, "SELECT count(*) FROM checkpoints") == [(0,)]
+    store.put_blob("k", b"v")
+    assert _rows(db, "SELECT location FROM checkpoints") == [("out/a.txt",)]
+
+
+KILLER = """
+import json, os, signal, sqlite3, sys
+from targetrun import api
+from targetrun.events import TaskSucceeded
+
+root = sys.argv[1]
+db = os.path.join(root, ".targetrun", "state.db")
+
+class KillAfterA:
+    def handle(self, event):
+        if isinstance(event, TaskSucceeded) and event.task == "a":
+            with sqlite3.connect(db) as other:  # what a crash right now leaves behind
+                seen = {
+                    "target": os.path.exists(os.path.join(root, "out", "a.pkl")),
+                    "records": other.execute("SELECT count(*) FROM checkpoints").fetchone()[0],
+                    "prepared": other.execute("SELECT count(*) FROM pending WHERE record IS NOT NULL").fetchone()[0],
+                    "locks": other.execute("SELECT count(*) FROM locks").fetchone()[0],
+                }
+            with open(os.path.join(root, "seen.json"), "w") as f:
+                json.dump(seen, f)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+api.run(os.path.join(root, "Pipelinefile.yaml"), reporter=KillAfterA())
+"""
+
+
+def test_sigkill_while_a_record_is_kept_leaves_a_trusted_target(tmp_path: Path) -> None:
+    """Killed after a's pickle is in place and before its record is committed: the next run
+    commits the prepared record, skips a, and b reads the pickle without --trust."""
+    (tmp_path / "gc_jobs.py").write_text("def make():\n    return {'n': 21}\n\ndef double(a):\n    return a['n'] * 2\n")
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: gc
+        tasks:
+          a: {run: gc_jobs:make, target: out/a.pkl}
+          b: {run: gc_jobs:double, needs: [a], target: out/b.json}
+        """))
+    (tmp_path / "killer.py").write_text(KILLER)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    killed = subprocess.run([sys.executable, str(tmp_path / "killer.py"), str(tmp_path)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    # The window group commit opens: the target is in place, its record only prepared, its lock held.
+    assert seen == {"target": True, "records": 0, "prepared": 1, "locks": 1}
+
+    started = time.monotonic()
+    again = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "trust" not in again.stdout + again.stderr
+    assert (tmp_path / "out" / "b.json").read_text().strip() == "42"
+    assert time.monotonic() - started < 60  # a's abandoned lock is not waited for: a is not run again
+    db = str(tmp_path / ".targetrun" / "state.db")
+    assert _rows(db, "SELECT task FROM checkpoints ORDER BY task") == [("a",), ("b",)]
+    assert _rows(db, "SELECT count(*) FROM pending") == [(0,)]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no staging file left
