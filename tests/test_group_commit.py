@@ -117,26 +117,28 @@ def test_kept_writes_survive_a_failed_transaction(tmp_path: Path) -> None:
 KILLER = """
 import json, os, signal, sqlite3, sys
 from targetrun import api
-from targetrun.events import TaskSucceeded
+from targetrun.store.sqlite import SqliteStore
 
 root = sys.argv[1]
 db = os.path.join(root, ".targetrun", "state.db")
+keep = SqliteStore.record_task_soon
 
-class KillAfterA:
-    def handle(self, event):
-        if isinstance(event, TaskSucceeded) and event.task == "a":
-            with sqlite3.connect(db) as other:  # what a crash right now leaves behind
-                seen = {
-                    "target": os.path.exists(os.path.join(root, "out", "a.pkl")),
-                    "records": other.execute("SELECT count(*) FROM checkpoints").fetchone()[0],
-                    "prepared": other.execute("SELECT count(*) FROM pending WHERE record IS NOT NULL").fetchone()[0],
-                    "locks": other.execute("SELECT count(*) FROM locks").fetchone()[0],
-                }
-            with open(os.path.join(root, "seen.json"), "w") as f:
-                json.dump(seen, f)
-            os.kill(os.getpid(), signal.SIGKILL)
+def kill_once_a_is_kept(self, record, checkpoint, entry=None, *, staging=None):
+    keep(self, record, checkpoint, entry, staging=staging)
+    if record is not None and record.task == "a":
+        with sqlite3.connect(db) as other:  # what a crash right now leaves behind
+            seen = {
+                "target": os.path.exists(os.path.join(root, "out", "a.pkl")),
+                "records": other.execute("SELECT count(*) FROM checkpoints").fetchone()[0],
+                "prepared": other.execute("SELECT count(*) FROM pending WHERE record IS NOT NULL").fetchone()[0],
+                "locks": other.execute("SELECT count(*) FROM locks").fetchone()[0],
+            }
+        with open(os.path.join(root, "seen.json"), "w") as f:
+            json.dump(seen, f)
+        os.kill(os.getpid(), signal.SIGKILL)
 
-api.run(os.path.join(root, "Pipelinefile.yaml"), reporter=KillAfterA())
+SqliteStore.record_task_soon = kill_once_a_is_kept  # the moment a's record is kept, before anything commits it
+api.run(os.path.join(root, "Pipelinefile.yaml"))
 """
 
 

@@ -48,6 +48,7 @@ from targetrun.errors import SpecError, SpecProblems, TargetrunError
 from targetrun.callables import resolve_callable
 from targetrun.staleness import DepState
 from targetrun.events import (
+    Event,
     Reporter,
     RunFinished,
     RunOutput,
@@ -152,7 +153,7 @@ class Engine:
         # to: a run of a 10,000-task pipeline must not store 10,000 names, every time.
         self.store.begin_run(RunRecord(scope.run_id, scope.spec.name, started, requested=tuple(dict.fromkeys(request.tasks)),
                                        owner=liveness.owner_id(), heartbeat=started))
-        self.reporter.handle(RunStarted(scope.run_id, scope.spec.name, scope.plan.requested, len(scope.decisions), len(scope.order),
+        self._tell(RunStarted(scope.run_id, scope.spec.name, scope.plan.requested, len(scope.decisions), len(scope.order),
                                         date=f"{scope.context.date:%Y-%m-%d}"))
         self._report_skips(scope)
         progress = self._progress(scope, request)
@@ -180,8 +181,8 @@ class Engine:
             self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
             stray = unattributed_output()
             if stray.strip():
-                self.reporter.handle(RunOutput(stray))
-            self.reporter.handle(RunFinished(summary))
+                self._tell(RunOutput(stray))
+            self._tell(RunFinished(summary))
         return summary
 
     def _loop(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
@@ -229,7 +230,7 @@ class Engine:
             progress.tickets += 1
             ticket = progress.tickets
             job = self._job(scope, progress, task, attempt, functions.get(task.spec.name), ticket, staged)
-            self.reporter.handle(TaskQueued(name, attempt, scope.decision(name), _target(task)))
+            self._tell(TaskQueued(name, attempt, scope.decision(name), _target(task)))
             progress.announced[name] = (ticket, False)
             self.store.flush()  # the intent of its write, at the latest (an inline executor runs it right here)
             future = self.executor.submit(execute, job)
@@ -237,6 +238,17 @@ class Engine:
             if not self._watching:  # it cannot tell, or nobody asks: running once submitted
                 self._started(scope, progress, name, ticket)
             future.add_done_callback(progress.finished.put)
+
+    def _tell(self, event: Event) -> None:
+        """Hand ``event`` to the reporter -- after the writes the store kept (group commit)
+        have committed, when a reporter acts on it. A reporter may take any time (a console
+        writing to a pipe nobody reads, a live view, an API caller's own code), and
+        meanwhile another process must find what this run reports done recorded: a target
+        in place with its record still kept is a pickle nobody recorded to a reader there
+        (refused without --trust), and its lock still held."""
+        if wanted(self.reporter, type(event)):
+            self.store.flush()
+        self.reporter.handle(event)
 
     def _watch_starts(self, scope: RunScope, progress: _Progress) -> bool:
         """Have the executor's start notices reach this loop: through ``progress.finished``
@@ -272,7 +284,7 @@ class Engine:
             return
         progress.announced[name] = (ticket, True)
         progress.running += 1
-        self.reporter.handle(TaskStarted(name, progress.attempts[name], scope.decision(name), _target(scope.tasks[name])))
+        self._tell(TaskStarted(name, progress.attempts[name], scope.decision(name), _target(scope.tasks[name])))
 
     def _surely_started(self, scope: RunScope, progress: _Progress, name: str) -> None:
         """An attempt ended: if its start notice is still on its way, it started all the same."""
@@ -309,7 +321,7 @@ class Engine:
         children = scope.tasks[name].children or ()
         ran = sum(1 for c in children if progress.outcomes.get(c) and progress.outcomes[c].state is TaskState.SUCCEEDED)
         progress.outcomes[name] = TaskOutcome(name, TaskState.SUCCEEDED, scope.decision(name), None)
-        self.reporter.handle(TaskGathered(name, len(children), ran))
+        self._tell(TaskGathered(name, len(children), ran))
         self._release(scope, progress, name)
 
     def _adopt_children(self, scope: RunScope, progress: _Progress, name: str, running: list[str]) -> None:
@@ -318,7 +330,7 @@ class Engine:
             if child not in running:
                 decision = scope.decisions[child]
                 progress.outcomes[child] = TaskOutcome(child, _skip_state(decision), decision, _target(scope.tasks[child]))
-                self.reporter.handle(TaskSkipped(child, decision, _target(scope.tasks[child])))
+                self._tell(TaskSkipped(child, decision, _target(scope.tasks[child])))
         for child in running:
             progress.waiting[child] = 0
             progress.dependents[child] = [name]
@@ -461,7 +473,7 @@ class Engine:
                               checkpoint=checkpoint)
         self._finish(scope, progress, outcome, entry, staging, result.attempt)
         self.locks.release(name)
-        self.reporter.handle(TaskSucceeded(name, result.duration, attempts, checkpoint, result.log))
+        self._tell(TaskSucceeded(name, result.duration, attempts, checkpoint, result.log))
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
         self._release(scope, progress, name)
@@ -523,7 +535,7 @@ class Engine:
                 or progress.stopping:
             return self._attempt_failed(scope, progress, name, error)
         progress.rebuilt.add(up)
-        self.reporter.handle(TaskRetrying(name, progress.attempts[name], f"{error.message}; rebuilding {up!r} first", 0.0))
+        self._tell(TaskRetrying(name, progress.attempts[name], f"{error.message}; rebuilding {up!r} first", 0.0))
         progress.attempts[name] -= 1  # the attempt never got to run the task: it does not count
         if task.target is None and task.spec.checkpoint:  # a cache hit's value lives in an earlier run's folder
             suffix = f"-{task.map_index}" if task.map_index is not None else ""
@@ -545,14 +557,14 @@ class Engine:
         attempts = progress.attempts[name]
         if attempts <= task.spec.max_retries and not progress.stopping and not error.usage:
             delay = task.spec.retry_delay
-            self.reporter.handle(TaskRetrying(name, attempts, error.message, delay, error.log))
+            self._tell(TaskRetrying(name, attempts, error.message, delay, error.log))
             heapq.heappush(progress.later, (self.clock.monotonic() + delay, name))
             return
         outcome = TaskOutcome(name, TaskState.FAILED, scope.decision(name), _target(task), 0.0, attempts,
                               error=error.message, backend_error=error.backend, usage_error=error.usage)
         self._finish(scope, progress, outcome, attempt=error.attempt)
         self.locks.release(name)
-        self.reporter.handle(TaskFailed(name, error.message, attempts, error.details, error.log))
+        self._tell(TaskFailed(name, error.message, attempts, error.details, error.log))
         self._block_downstream(scope, progress, name)
         if not progress.request.keep_going:
             progress.stopping = True
@@ -585,7 +597,7 @@ class Engine:
                 continue
             outcome = TaskOutcome(name, TaskState.UPSTREAM_FAILED, scope.decision(name), _target(scope.tasks[name]))
             progress.outcomes[name] = outcome
-            self.reporter.handle(TaskBlocked(name, TaskState.UPSTREAM_FAILED, f"{failed!r} failed"))
+            self._tell(TaskBlocked(name, TaskState.UPSTREAM_FAILED, f"{failed!r} failed"))
 
     def _settled_meanwhile(self, scope: RunScope, progress: _Progress, name: str) -> bool:
         """Re-decide a task about to run: another run may have made its target or cache
@@ -607,7 +619,7 @@ class Engine:
         progress.outcomes[name] = TaskOutcome(name, state, settled, _target(task),
                                               checkpoint=entry.checkpoint if entry else None)
         self.locks.release(name)
-        self.reporter.handle(TaskSkipped(name, settled, _target(task)))
+        self._tell(TaskSkipped(name, settled, _target(task)))
         self._release(scope, progress, name)
         return True
 
@@ -697,10 +709,10 @@ class Engine:
             return
         for name, decision in scope.decisions.items():
             if not decision.runs:
-                self.reporter.handle(TaskSkipped(name, decision, _target(scope.tasks[name])))
+                self._tell(TaskSkipped(name, decision, _target(scope.tasks[name])))
 
     def _dry_run(self, plan: Plan, started: float) -> RunSummary:
-        self.reporter.handle(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
+        self._tell(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
                                         True, date=f"{plan.context.date:%Y-%m-%d}"))
         outcomes = []
         for name in plan.tasks:  # in upstream-first order
@@ -709,14 +721,14 @@ class Engine:
                 continue
             target = _target(plan.tasks[name])
             if decision.runs:
-                self.reporter.handle(TaskPlanned(name, decision, target))
+                self._tell(TaskPlanned(name, decision, target))
                 outcomes.append(TaskOutcome(name, TaskState.WOULD_RUN, decision, target))
             else:
-                self.reporter.handle(TaskSkipped(name, decision, target))
+                self._tell(TaskSkipped(name, decision, target))
                 outcomes.append(TaskOutcome(name, _skip_state(decision), decision, target))
         outcomes.extend(_not_needed(plan.spec, plan.decisions))
         summary = RunSummary(plan.run_id, plan.spec.name, tuple(outcomes), started, self.clock.now(), plan.requested, True)
-        self.reporter.handle(RunFinished(summary))
+        self._tell(RunFinished(summary))
         return summary
 
     def _summary(self, scope: RunScope, progress: _Progress, started: float) -> RunSummary:

@@ -208,7 +208,8 @@ class StateStore(ABC):
     # a task's record after its target is in place (its prepared pending write already
     # vouches for it: a crash before the commit is made good by recovery), and the release
     # of that task's lock -- may be *kept* and committed in the same transaction as the
-    # calling thread's next write, or at :meth:`flush`. So may the intent of a write whose
+    # calling thread's next write, or at :meth:`flush` (the engine flushes before it waits, starts
+    # an attempt or reports anything: see Engine._tell). So may the intent of a write whose
     # staging place nothing writes to before the caller's next write or flush. Kept writes commit in the order they
     # were kept, before that next write, and a read by the same thread sees them. A store
     # without group commit writes at once (these defaults).

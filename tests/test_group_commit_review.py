@@ -1,0 +1,66 @@
+"""Group commit under a hostile review: what another process sees while a run keeps writes.
+
+The SQLite store keeps a task's record and its lock's release for the run's next write
+(store/base.py). These tests stop a real run exactly inside such a window -- in its
+reporter, which may take any time (a terminal or pipe that does not read, a live view) --
+and run real ``targetrun`` processes against the same project meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+PAUSER = """
+import json, os, subprocess, sys
+from targetrun import api
+from targetrun.events import TaskSucceeded
+
+root = sys.argv[1]
+
+class OthersLookWhileItReports:
+    # A reporter that takes its time (as a console writing to a pipe nobody reads does):
+    # meanwhile other targetrun processes use the project.
+    def handle(self, event):
+        if isinstance(event, TaskSucceeded) and event.task == "a":
+            seen = {}
+            for name, command in (("run", ["run", "b"]), ("status", ["status"])):
+                done = subprocess.run([sys.executable, "-m", "targetrun", *command], cwd=root,
+                                      capture_output=True, text=True, timeout=120)
+                seen[name] = [done.returncode, done.stdout + done.stderr]
+            with open(os.path.join(root, "seen.json"), "w") as f:
+                json.dump(seen, f)
+
+api.run(os.path.join(root, "Pipelinefile.yaml"), tasks=["a"], reporter=OthersLookWhileItReports())
+"""
+
+
+def _project(root: Path) -> dict[str, str]:
+    (root / "gcr_jobs.py").write_text("def make():\n    return {'n': 21}\n\ndef double(a):\n    return a['n'] * 2\n")
+    (root / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: gcr
+        tasks:
+          a: {run: gcr_jobs:make, target: out/a.pkl}
+          b: {run: gcr_jobs:double, needs: [a], target: out/b.json}
+        """))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+
+
+def test_a_pickle_reported_done_is_trusted_by_another_process(tmp_path: Path) -> None:
+    """While a run tells its reporter that 'a' succeeded, a's pickle is in place: another
+    process's `run b` reads it and `status` shows it, without --trust (exit 0 both) --
+    not 'a pickle checkpoint that no targetrun run recorded' (exit 2)."""
+    env = _project(tmp_path)
+    (tmp_path / "pauser.py").write_text(PAUSER)
+    first = subprocess.run([sys.executable, str(tmp_path / "pauser.py"), str(tmp_path)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen["run"][0] == 0, seen["run"][1]
+    assert seen["status"][0] == 0, seen["status"][1]
+    assert "trust" not in seen["run"][1] + seen["status"][1]
+    assert (tmp_path / "out" / "b.json").read_text().strip() == "42"
