@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 PAUSER = """
@@ -64,3 +65,25 @@ def test_a_pickle_reported_done_is_trusted_by_another_process(tmp_path: Path) ->
     assert seen["status"][0] == 0, seen["status"][1]
     assert "trust" not in seen["run"][1] + seen["status"][1]
     assert (tmp_path / "out" / "b.json").read_text().strip() == "42"
+
+
+def test_a_background_process_left_holding_stderr_lives_on(tmp_path: Path) -> None:
+    """A shell task that starts a background process which keeps the task's stderr: the
+    task ends without waiting for it (exit 0) and the process goes on -- it is not killed
+    by a broken pipe the next time it prints (as it was not when stderr was a file)."""
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: bg
+        tasks:
+          a:
+            shell: "sh -c 'sleep 1; echo late >&2; sleep 0.2; touch alive_after_printing' > /dev/null & echo started >&2"
+        """))
+    done = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (tmp_path / "alive_after_printing").exists()  # the task did not wait for it
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "alive_after_printing").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "alive_after_printing").exists(), "the background process died when it printed"
+    assert "started" in subprocess.run([sys.executable, "-m", "targetrun", "logs", "a"], cwd=tmp_path,
+                                       capture_output=True, text=True, timeout=60).stdout

@@ -390,8 +390,27 @@ def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
                 chunks.append(data)
         if reading == {err} and process.poll() is not None:  # it exited: nothing of its own is still to come
             chunks.append(_available(err))
+            _drain_elsewhere(err)
             break
     return b"".join(chunks)
+
+
+def _drain_elsewhere(fd: int) -> None:
+    """The command exited and left a background process holding its output pipe: a reader
+    of its own (``cat``, detached) takes and drops what that process prints until it closes
+    the pipe, as a file took it before. Closing the pipe with no reader would kill that
+    process (SIGPIPE) the next time it prints -- a server a task started, say."""
+    import subprocess
+
+    os.set_blocking(fd, True)  # the reader shares the pipe's open file: not left non-blocking
+    try:
+        # The shell starts the reader in the background and exits at once: nothing to wait
+        # for here, and the reader, orphaned, is reaped by init, not left a zombie of this process.
+        # (A background job's stdin is /dev/null unless redirected: the pipe reaches it as fd 3.)
+        subprocess.run(["/bin/sh", "-c", "exec 3<&0; cat <&3 >/dev/null 3<&- &"], stdin=fd, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, start_new_session=True, check=False)
+    except OSError:
+        pass  # no reader: the background process meets a closed pipe when it prints, nothing worse
 
 
 def _available(fd: int) -> bytes:
