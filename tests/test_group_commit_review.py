@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -87,3 +88,43 @@ def test_a_background_process_left_holding_stderr_lives_on(tmp_path: Path) -> No
     assert (tmp_path / "alive_after_printing").exists(), "the background process died when it printed"
     assert "started" in subprocess.run([sys.executable, "-m", "targetrun", "logs", "a"], cwd=tmp_path,
                                        capture_output=True, text=True, timeout=60).stdout
+
+
+def test_a_run_waiting_for_another_runs_lock_does_not_stage_at_each_look(tmp_path: Path) -> None:
+    """Two runs of one task: the second waits for the first's lock, then finds the target
+    made (exit 0, nothing run twice). While it waits it records no intent to write after
+    its first look (a pending row, then a staging file to remove -- one more store write and, on an object
+    store, one more request at every look, 20 a second)."""
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: wait
+        tasks:
+          a: {shell: "sleep 2; echo made > {output}", target: out/a.txt}
+        """))
+    first = subprocess.Popen([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    db = tmp_path / ".targetrun" / "state.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the first run holds a's lock
+        try:
+            with sqlite3.connect(db) as other:
+                if other.execute("SELECT count(*) FROM locks").fetchone()[0]:
+                    break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.02)
+    with sqlite3.connect(db) as other:  # every intent to write, as it is recorded
+        other.execute("CREATE TABLE seen_intents (run_id TEXT)")
+        other.execute("CREATE TRIGGER seen_intent AFTER INSERT ON pending BEGIN "
+                      "INSERT INTO seen_intents VALUES (new.run_id); END")
+    second = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "skipped" in second.stdout or "target exists" in second.stdout, second.stdout
+    assert (tmp_path / "out" / "a.txt").read_text() == "made\n"
+    with sqlite3.connect(db) as other:
+        runs = [r[0] for r in other.execute("SELECT run_id FROM runs ORDER BY rowid")]
+        intents = other.execute("SELECT run_id, count(*) FROM seen_intents GROUP BY run_id").fetchall()
+    assert len(runs) == 2
+    assert dict(intents).get(runs[1], 0) <= 1, intents  # its first look, before it knew the lock was taken

@@ -111,6 +111,7 @@ class _Progress:
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
     records: dict[str, Checkpoint | None] = field(default_factory=dict)  # store records of checkpoints read
     rebuilt: set[str] = field(default_factory=set)  # skipped tasks rebuilt because a reader found them corrupt
+    contended: set[str] = field(default_factory=set)  # tasks whose lock another run held when they were due
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
 
@@ -218,14 +219,23 @@ class Engine:
             attempt = progress.attempts.get(name, 0) + 1
             # Staged first: the record of the intent is kept by the store and commits with the
             # claim of the lock, one transaction (group commit); if it is not needed, it goes.
-            staged = self.writes.stage(name, task.checkpoint, attempt) if task.checkpoint is not None else None
+            # Not for a task that waits for another run's lock: each look would write an intent
+            # and remove it again (and its staging file: a request, on an object store).
+            staged = None
+            if task.checkpoint is not None and name not in progress.contended:
+                staged = self.writes.stage(name, task.checkpoint, attempt)
             if not self.locks.claim(name, _lock_name(task)):
-                self.writes.forget(name)
+                if staged is not None:
+                    self.writes.forget(name)
+                progress.contended.add(name)
                 heapq.heappush(progress.later, (self.clock.monotonic() + self.lock_poll, name))  # another run has it
                 continue
             if attempt == 1 and self._settled_meanwhile(scope, progress, name):
-                self.writes.forget(name)
+                if staged is not None:
+                    self.writes.forget(name)
                 continue
+            if staged is None and task.checkpoint is not None:  # it waited: committed by the flush below
+                staged = self.writes.stage(name, task.checkpoint, attempt)
             progress.attempts[name] = attempt
             progress.tickets += 1
             ticket = progress.tickets
