@@ -155,7 +155,7 @@ class Engine:
         self.store.begin_run(RunRecord(scope.run_id, scope.spec.name, started, requested=tuple(dict.fromkeys(request.tasks)),
                                        owner=liveness.owner_id(), heartbeat=started))
         self._tell(RunStarted(scope.run_id, scope.spec.name, scope.plan.requested, len(scope.decisions), len(scope.order),
-                                        date=f"{scope.context.date:%Y-%m-%d}"))
+                              date=f"{scope.context.date:%Y-%m-%d}"))
         self._report_skips(scope)
         progress = self._progress(scope, request)
         self.locks = RunLocks(self.store, scope.run_id, self.lock_lease)
@@ -723,7 +723,7 @@ class Engine:
 
     def _dry_run(self, plan: Plan, started: float) -> RunSummary:
         self._tell(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
-                                        True, date=f"{plan.context.date:%Y-%m-%d}"))
+                              True, date=f"{plan.context.date:%Y-%m-%d}"))
         outcomes = []
         for name in plan.tasks:  # in upstream-first order
             decision = plan.decisions.get(name)
