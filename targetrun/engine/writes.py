@@ -8,10 +8,11 @@ write. The intent and the task's record are *kept* by the store and commit with 
 write (group commit, see store/base.py): the intent with the claim of the task's lock,
 before the attempt starts; the record with whatever the run writes next. The prepared
 record alone is committed on its own, before the move, as it is what vouches for the
-target until the task's record is in. An attempt that fails, and the end of the run, remove what was staged
-(:meth:`Writes.forget`, :meth:`Writes.discard_all`). Whatever a crash leaves half-way,
-the next run finishes or removes by the pending records (engine/recovery.py): a target is
-never half-written, and the bytes at a target are vouched for from the moment they appear.
+target until the task's record is in. An attempt that fails, and the end of the run,
+remove what was staged (:meth:`Writes.forget`, :meth:`Writes.discard_all`). Whatever a
+crash leaves half-way, the next run finishes or removes by the pending records
+(engine/recovery.py): a target is never half-written, and the bytes at a target are
+vouched for from the moment they appear.
 """
 
 from __future__ import annotations

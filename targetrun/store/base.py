@@ -203,16 +203,16 @@ class StateStore(ABC):
 
     # -- group commit ------------------------------------------------------------------
     #
-    # A run writes a few records per task; committing each on its own is most of what a
-    # tiny shell task costs the coordinator. The writes that nothing depends on at once --
-    # a task's record after its target is in place (its prepared pending write already
-    # vouches for it: a crash before the commit is made good by recovery), and the release
-    # of that task's lock -- may be *kept* and committed in the same transaction as the
-    # calling thread's next write, or at :meth:`flush` (the engine flushes before it waits, starts
-    # an attempt or reports anything: see Engine._tell). So may the intent of a write whose
-    # staging place nothing writes to before the caller's next write or flush. Kept writes commit in the order they
-    # were kept, before that next write, and a read by the same thread sees them. A store
-    # without group commit writes at once (these defaults).
+    # A run writes a few records per task; committing each on its own is most of what a tiny
+    # shell task costs the coordinator. The writes that nothing depends on at once -- a task's
+    # record after its target is in place (its prepared pending write already vouches for it:
+    # a crash before the commit is made good by recovery), and the release of that task's lock
+    # -- may be *kept* and committed in the same transaction as the calling thread's next
+    # write, or at :meth:`flush` (the engine flushes before it waits, starts an attempt or
+    # reports anything: see Engine._tell). So may the intent of a write whose staging place
+    # nothing writes to before the caller's next write or flush. Kept writes commit in the
+    # order they were kept, before that next write, and a read by the same thread sees them. A
+    # store without group commit writes at once (these defaults).
 
     def record_task_soon(self, record: TaskRecord | None, checkpoint: Checkpoint | None,
                          entry: CacheEntry | None = None, *, staging: str | None = None) -> None:
