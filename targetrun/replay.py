@@ -254,14 +254,6 @@ def read(path: str) -> Any:
     return json.loads(data) if len(data) <= MAX_BYTES else None
 
 
-def forget(path: str) -> None:
-    """Remove a certificate that no longer holds (the next no-op takes the full path)."""
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 # -- the replay --------------------------------------------------------------------------
 
 
