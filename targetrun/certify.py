@@ -104,7 +104,7 @@ def _by_existence_only(spec: TaskSpec) -> bool:
     policy = spec.cache
     if policy is None:
         return True
-    if (policy.caches or Validator.NEVER_USE in policy.validators):
+    if policy.caches or Validator.NEVER_USE in policy.validators:
         return False
     return not stale_rules(policy, rebuild_stale=False, report_stale=False).looked
 
