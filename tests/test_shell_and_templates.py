@@ -226,3 +226,37 @@ def test_shell_output_comes_back_through_a_pipe_whole_and_never_waits_for_what_t
     assert "err0\n" in log and "err19999\n" in log and log.count("\nerr") == 20000
     assert "early" in proj.cli("logs", "detached").out
     assert proj.read("out/detached.txt") == "1\n"
+
+
+def test_a_command_that_printed_and_exited_leaves_no_reader_behind(monkeypatch):
+    """A detached reader takes over a shell task's output pipe only when something the
+    command started still holds it open. A command that printed and exited closed it:
+    its output is read to the end, and no shell is started for a reader (it was, when the
+    command's exit was seen before the end of its output -- here, a command that ended
+    before its output is read at all)."""
+    import os
+    import subprocess
+
+    from targetrun.engine import work
+
+    drained: list[int] = []
+    monkeypatch.setattr(work, "_drain_elsewhere", drained.append)
+    err, err_end = os.pipe()
+    process = subprocess.Popen(["/bin/sh", "-c", "echo printed >&2"], stdout=err_end, stderr=err_end)
+    os.close(err_end)
+    process.wait()  # exited, its output still in the pipe
+    try:
+        assert work._collect(process, err, None) == b"printed\n"
+    finally:
+        os.close(err)
+    assert drained == []
+    err, err_end = os.pipe()  # and one whose background process still holds the pipe
+    process = subprocess.Popen(["/bin/sh", "-c", "(sleep 1; echo late >&2) & echo early >&2"],
+                               stdout=err_end, stderr=err_end, start_new_session=True)
+    os.close(err_end)
+    process.wait()
+    try:
+        assert work._collect(process, err, None).startswith(b"early")
+    finally:
+        os.close(err)
+    assert len(drained) == 1

@@ -389,8 +389,10 @@ def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
             else:
                 chunks.append(data)
         if reading == {err} and process.poll() is not None:  # it exited: nothing of its own is still to come
-            chunks.append(_available(err))
-            _drain_elsewhere(err)
+            rest, ended = _available(err)
+            chunks.append(rest)
+            if not ended:  # something it started still holds the pipe
+                _drain_elsewhere(err)
             break
     return b"".join(chunks)
 
@@ -413,13 +415,14 @@ def _drain_elsewhere(fd: int) -> None:
         pass  # no reader: the background process meets a closed pipe when it prints, nothing worse
 
 
-def _available(fd: int) -> bytes:
-    """What can be read from ``fd`` now, without waiting for more."""
+def _available(fd: int) -> tuple[bytes, bool]:
+    """What can be read from ``fd`` now, without waiting for more, and whether the pipe
+    ended (every writer closed it)."""
     os.set_blocking(fd, False)
     chunks = []
     try:
         while data := os.read(fd, _CHUNK):
             chunks.append(data)
     except BlockingIOError:
-        pass
-    return b"".join(chunks)
+        return b"".join(chunks), False
+    return b"".join(chunks), True
