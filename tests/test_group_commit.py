@@ -142,18 +142,24 @@ api.run(os.path.join(root, "Pipelinefile.yaml"))
 """
 
 
+def pickle_pair(root: Path, name: str) -> dict[str, str]:
+    """A pipeline ``name`` in ``root``: a writes a pickle, b reads it (b.json is 42); the
+    environment that imports its module."""
+    (root / f"{name}_jobs.py").write_text("def make():\n    return {'n': 21}\n\ndef double(a):\n    return a['n'] * 2\n")
+    (root / "Pipelinefile.yaml").write_text(textwrap.dedent(f"""
+        name: {name}
+        tasks:
+          a: {{run: {name}_jobs:make, target: out/a.pkl}}
+          b: {{run: {name}_jobs:double, needs: [a], target: out/b.json}}
+        """))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+
+
 def test_sigkill_while_a_record_is_kept_leaves_a_trusted_target(tmp_path: Path) -> None:
     """Killed after a's pickle is in place and before its record is committed: the next run
     commits the prepared record, skips a, and b reads the pickle without --trust."""
-    (tmp_path / "gc_jobs.py").write_text("def make():\n    return {'n': 21}\n\ndef double(a):\n    return a['n'] * 2\n")
-    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
-        name: gc
-        tasks:
-          a: {run: gc_jobs:make, target: out/a.pkl}
-          b: {run: gc_jobs:double, needs: [a], target: out/b.json}
-        """))
+    env = pickle_pair(tmp_path, "gc")
     (tmp_path / "killer.py").write_text(KILLER)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     killed = subprocess.run([sys.executable, str(tmp_path / "killer.py"), str(tmp_path)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, killed.stderr

@@ -9,13 +9,14 @@ and run real ``targetrun`` processes against the same project meanwhile.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+from tests.test_group_commit import pickle_pair
 
 PAUSER = """
 import json, os, subprocess, sys
@@ -41,22 +42,11 @@ api.run(os.path.join(root, "Pipelinefile.yaml"), tasks=["a"], reporter=OthersLoo
 """
 
 
-def _project(root: Path) -> dict[str, str]:
-    (root / "gcr_jobs.py").write_text("def make():\n    return {'n': 21}\n\ndef double(a):\n    return a['n'] * 2\n")
-    (root / "Pipelinefile.yaml").write_text(textwrap.dedent("""
-        name: gcr
-        tasks:
-          a: {run: gcr_jobs:make, target: out/a.pkl}
-          b: {run: gcr_jobs:double, needs: [a], target: out/b.json}
-        """))
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
-
-
 def test_a_pickle_reported_done_is_trusted_by_another_process(tmp_path: Path) -> None:
     """While a run tells its reporter that 'a' succeeded, a's pickle is in place: another
     process's `run b` reads it and `status` shows it, without --trust (exit 0 both) --
     not 'a pickle checkpoint that no targetrun run recorded' (exit 2)."""
-    env = _project(tmp_path)
+    env = pickle_pair(tmp_path, "gcr")
     (tmp_path / "pauser.py").write_text(PAUSER)
     first = subprocess.run([sys.executable, str(tmp_path / "pauser.py"), str(tmp_path)], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=300)
