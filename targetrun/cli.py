@@ -282,7 +282,9 @@ def cli(ctx: click.Context) -> None:
 @click.option("--trust", is_flag=True, default=None,
               help="Read pickle checkpoints that no run recorded in this state store (they can run code).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document summarising every task.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only failures and the final line.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print only failures and the final line. A repeated no-op is then answered from the "
+                   "last one's certificate (.targetrun/replay/), without loading the Pipelinefile.")
 @click.option("-v", "--verbose", is_flag=True, help="Print each task start and full tracebacks.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Write the HTML report of this run to FILE at its end (also when it fails or is interrupted).")
