@@ -172,14 +172,16 @@ class Ticket:
     """What the full run needs to certify itself: the command, where the certificate goes
     and its key (taken before the Pipelinefile is loaded, checked again after the run)."""
 
-    __slots__ = ("command", "cwd", "pipelinefile", "environ", "key", "spoke")
+    __slots__ = ("command", "cwd", "pipelinefile", "environ", "key", "_read", "spoke")
 
     def __init__(self, command: Command, cwd: str, pipelinefile: str, environ: Mapping[str, str]) -> None:
         self.command = command
         self.cwd = cwd
         self.pipelinefile = pipelinefile
         self.environ = dict(environ)
-        self.key = self._key_now()
+        data = _contents(pipelinefile)
+        self.key = key(command, cwd, pipelinefile, data, self.environ)
+        self._read = hashlib.sha256(data).digest()  # the Pipelinefile as this command read it
         # Whether the command wrote anything on stderr (the caller says how to tell): a
         # warning the full run gives every time -- an unreadable record it skips -- is
         # one the replay would not give, so such a run is not certified.
@@ -199,13 +201,12 @@ class Ticket:
         except Exception:  # a missing file and the like: the full run says what is wrong
             return None
 
-    def _key_now(self) -> str:
-        return key(self.command, self.cwd, self.pipelinefile, _contents(self.pipelinefile), self.environ)
-
     def unchanged(self) -> bool:
-        """Whether the key still holds (the Pipelinefile was not edited during the run)."""
+        """Whether the Pipelinefile still holds what this command read: the run loaded it
+        after the key was taken. (The rest of the key is the state the run started in; a
+        change since shows when the next command takes its own key.)"""
         try:
-            return self._key_now() == self.key
+            return hashlib.sha256(_contents(self.pipelinefile)).digest() == self._read
         except OSError:
             return False
 
