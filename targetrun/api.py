@@ -86,10 +86,6 @@ def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
     return display, len(tasks), sorted(problems, key=lambda problem: problem.line or 0)
 
 
-def new_run_id(now: dt.datetime | None = None) -> str:
-    return liveness.new_run_id(None if now is None else now.timestamp())
-
-
 def run_context(
     spec: PipelineSpec,
     *,
@@ -98,7 +94,7 @@ def run_context(
     run_id: str | None = None,
 ) -> RunContext:
     """The template context of one run: the date, the parameters with overrides, an id."""
-    return RunContext(spec.name, _run_date(date), merge_params(spec, params or {}), run_id or new_run_id())
+    return RunContext(spec.name, _run_date(date), merge_params(spec, params or {}), run_id or liveness.new_run_id())
 
 
 FIRST_DATE, LAST_DATE = dt.date(1000, 1, 2), dt.date(9998, 12, 30)
