@@ -25,9 +25,9 @@ import sqlite3
 from collections.abc import Mapping
 
 from targetrun import replay
-from targetrun.engine.decide import CLOCK_SKEW, stale_rules, valid_until
+from targetrun.engine.decide import CLOCK_SKEW, by_existence, stale_rules, valid_until
 from targetrun.engine.plan import Plan, Planner
-from targetrun.model import Action, CacheEntry, Reason, RunSummary, TaskSpec, TaskState, Validator
+from targetrun.model import Action, CacheEntry, Reason, RunSummary, TaskSpec, TaskState
 from targetrun.resolve import LOCAL
 from targetrun.store import statements
 from targetrun.store.base import StateStore
@@ -100,13 +100,11 @@ def _what_it_rested_on(plan: Plan, hits: Mapping[str, CacheEntry],
 
 
 def _by_existence_only(spec: TaskSpec) -> bool:
-    """Whether only the target's existence decides this task (rules 2 and 5 look at nothing else)."""
+    """Whether only the target's existence decides this task: rules 1-4 look at nothing
+    else, and rule 5 (staleness) looks at nothing either."""
     policy = spec.cache
-    if policy is None:
-        return True
-    if policy.caches or Validator.NEVER_USE in policy.validators:
-        return False
-    return not stale_rules(policy, rebuild_stale=False, report_stale=False).looked
+    return policy is None or (by_existence(policy) and not stale_rules(policy, rebuild_stale=False,
+                                                                         report_stale=False).looked)
 
 
 def _cache_window(planner: Planner, store: StateStore,

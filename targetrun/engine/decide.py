@@ -81,15 +81,22 @@ def needs_inputs(policy: CachePolicy | None, forced: Reason | None) -> bool:
     return forced is None and policy is not None and policy.caches
 
 
+def by_existence(policy: CachePolicy | None) -> bool:
+    """Whether rules 1-4 look at nothing but whether the target (or a resumed checkpoint)
+    exists: no cache policy, or validators without ``cache_for`` and without ``never_use``."""
+    return policy is None or (not policy.caches and Validator.NEVER_USE not in policy.validators)
+
+
 def decide(facts: Facts) -> tuple[Decision, CacheEntry | None]:
     """Rules 1-4: the task's decision, and the cache entry it hits (if any)."""
     policy = facts.policy
     if facts.forced is not None:
         return _FORCED[facts.forced], None
-    if policy is None:
+    if by_existence(policy):
         return _by_existence(facts), None
-    if not policy.caches:  # validators without cache_for judge an existing target only
-        if facts.exists and facts.target is not None and Validator.NEVER_USE in policy.validators:
+    assert policy is not None
+    if not policy.caches:  # never_use without cache_for: an existing target is remade
+        if facts.exists and facts.target is not None:
             return Decision(Action.RUN, Reason.CACHE_EXPIRED, detail=_NEVER_USE), None
         return _by_existence(facts), None
     if facts.target is not None and facts.exists:
