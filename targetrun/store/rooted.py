@@ -104,15 +104,17 @@ class Keys:
     def located(self, key: str, *, own: bool = True) -> str:
         """The location a stored key names: inside this project as it is now, or (``own``
         false: a record another project wrote) where its writer was."""
-        placed = _split_placed(key)
         if key.startswith(ROOT_MARK):
-            inside, rest = self._inside, key[len(ROOT_MARK):]
-        elif placed is not None:
-            writer, rest = placed
-            inside = self._inside if own else writer.rstrip(os.sep) + os.sep
-        else:
+            return self._inside_at(key[len(ROOT_MARK):])
+        placed = _split_placed(key)
+        if placed is None:
             return key
-        return inside + (rest.replace("/", os.sep) if os.sep != "/" else rest)
+        writer, rest = placed
+        return self._inside_at(rest) if own else _joined(writer.rstrip(os.sep) + os.sep, rest)
+
+    def _inside_at(self, rest: str) -> str:
+        """The place ``rest`` (a key's path below its root, ``/``-separated) names in this project."""
+        return _joined(self._inside, rest)
 
     def writer(self, key: str) -> str | None:
         """The root a :meth:`placed` key was written from (None for any other key)."""
@@ -141,10 +143,15 @@ class Keys:
         r, target = record, record.target
         if target is None or not target.startswith(ROOT_MARK):
             return r
-        rest = target[len(ROOT_MARK):]  # as located(target), and replace(record, target=...) at a third of
-        # its cost: status reads a record per task
+        # as located(target); a new record rather than replace(record, target=...), which
+        # costs three times as much: status reads a record per task
         return TaskRecord(r.run_id, r.pipeline, r.task, r.state, r.finished, r.duration, r.attempts, r.error,
-                          self._inside + (rest.replace("/", os.sep) if os.sep != "/" else rest), r.started, r.worker)
+                          self._inside_at(target[len(ROOT_MARK):]), r.started, r.worker)
+
+
+def _joined(root: str, rest: str) -> str:
+    """``root`` (ending in a separator) and a ``/``-separated path below it, as this system writes paths."""
+    return root + (rest.replace("/", os.sep) if os.sep != "/" else rest)
 
 
 def _split_placed(key: str) -> tuple[str, str] | None:
