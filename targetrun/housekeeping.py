@@ -191,8 +191,9 @@ def _folder(root: str, kind: str, name: str) -> str:
 
 
 def _state_subdir(root: str, kind: str) -> str | None:
-    """``.targetrun/logs`` or ``.targetrun/results`` of the project, or None when it (or
-    ``.targetrun``) is missing or a symlink: gc never follows one out of the project."""
+    """A folder under the project's ``.targetrun`` (``logs``, ``results``, ``spec``,
+    ``replay``), or None when it (or ``.targetrun``) is missing or a symlink: gc never
+    follows one out of the project."""
     state = os.path.join(root, STATE_DIR)
     sub = os.path.join(root, kind)
     if os.path.islink(state) or os.path.islink(sub) or not os.path.isdir(sub):
@@ -276,8 +277,8 @@ def _size(path: str) -> int:
 def _stale_spec_caches(spec: PipelineSpec, now: float) -> list[str]:
     """Spec cache files of other contents or versions of the Pipelinefile (and temporary
     files a writer left more than an hour ago)."""
-    folder = os.path.join(spec.root, SPEC_CACHE_DIR)
-    if os.path.islink(os.path.join(spec.root, STATE_DIR)) or os.path.islink(folder) or not os.path.isdir(folder):
+    folder = _state_subdir(spec.root, SPEC_CACHE_DIR)
+    if folder is None:
         return []
     try:
         current = os.path.basename(spec_cache_file(spec.path))
@@ -298,7 +299,7 @@ def _replay_certificates(spec: PipelineSpec) -> list[str]:
     """Every no-op certificate: each is only a shortcut, and the next no-op that finds none
     checks in full once and certifies itself again (a certificate never goes stale by
     itself: all it rests on is checked whenever it is used)."""
-    folder = os.path.join(spec.root, REPLAY_DIR)
-    if os.path.islink(os.path.join(spec.root, STATE_DIR)) or os.path.islink(folder) or not os.path.isdir(folder):
+    folder = _state_subdir(spec.root, REPLAY_DIR)
+    if folder is None:
         return []
     return sorted(entry.path for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False))
