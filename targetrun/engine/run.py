@@ -717,9 +717,11 @@ class Engine:
     def _report_skips(self, scope: RunScope) -> None:
         if not wanted(self.reporter, TaskSkipped):  # -q: 10,000 events nobody reads
             return
+        self.store.flush()  # what _tell does for each event: once serves them all, nothing is kept meanwhile
+        handle = self.reporter.handle
         for name, decision in scope.decisions.items():
             if not decision.runs:
-                self._tell(TaskSkipped(name, decision, _target(scope.tasks[name])))
+                handle(TaskSkipped(name, decision, _target(scope.tasks[name])))
 
     def _dry_run(self, plan: Plan, started: float) -> RunSummary:
         self._tell(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
