@@ -62,6 +62,7 @@ from targetrun.events import (
     TaskSkipped,
     TaskStarted,
     TaskSucceeded,
+    acts_on,
     wanted,
 )
 from targetrun.executors.base import Executor
@@ -256,7 +257,7 @@ class Engine:
         meanwhile another process must find what this run reports done recorded: a target
         in place with its record still kept is a pickle nobody recorded to a reader there
         (refused without --trust), and its lock still held."""
-        if wanted(self.reporter, type(event)):
+        if acts_on(self.reporter, event):
             self.store.flush()
         self.reporter.handle(event)
 
