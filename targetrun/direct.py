@@ -161,21 +161,44 @@ def _executable(path: str) -> bool:
 
 def shell_environment(cwd: str, environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
     """The environment dash gives the programs it runs from ``cwd``."""
+    return _per_call(_filtered(environ), cwd)
+
+
+def _filtered(environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
     env = {name: value for name, value in environ.items() if _NAME.match(name)}
-    env[b"PWD"] = _pwd(cwd, environ.get(b"PWD"))
     if b"IFS" in env:
         env[b"IFS"] = b" \t\n"
     if b"OPTIND" in env:
         env[b"OPTIND"] = b"1"
+    return env
+
+
+def _per_call(inherited: dict[bytes, bytes], cwd: str) -> dict[bytes, bytes]:
+    """The parts that change with the folder and the process, on a copy of ``inherited``."""
+    env = dict(inherited)
+    env[b"PWD"] = _pwd(cwd, inherited.get(b"PWD"))
     if b"PPID" in env:
         env[b"PPID"] = str(os.getpid()).encode()  # the shell's parent: this process
     return env
 
 
-def _inherited() -> dict[bytes, bytes]:
+def _environment(cwd: str) -> dict[bytes, bytes]:
+    """:func:`shell_environment` of this process's environment, its filtering done again
+    only when that environment changed since the last command."""
+    global _LAST
+    entries, last = _inherited(), _LAST  # one read: other threads start commands too
+    if last is None or last[0] != entries:
+        last = _LAST = entries, _filtered(dict(entry.split(b"=", 1) for entry in entries if b"=" in entry))
+    return _per_call(last[1], cwd)
+
+
+_LAST: tuple[tuple[bytes, ...], dict[bytes, bytes]] | None = None
+
+
+def _inherited() -> tuple[bytes, ...]:
     """This process's environment as a program it starts inherits it: the C library's
-    ``environ``, which a library may have changed without ``os.environ`` (ncurses sets
-    ``LINES`` and ``COLUMNS``, say)."""
+    ``environ`` (``NAME=value`` entries), which a library may have changed without
+    ``os.environ`` (ncurses sets ``LINES`` and ``COLUMNS``, say)."""
     global _ENVIRON
     try:
         if _ENVIRON is None:
@@ -189,8 +212,8 @@ def _inherited() -> dict[bytes, bytes]:
                 break
             entries.append(entry)
     except (OSError, ValueError, AttributeError):  # no C library to ask
-        return dict(os.environb)
-    return dict(entry.split(b"=", 1) for entry in entries if b"=" in entry)
+        return tuple(name + b"=" + value for name, value in os.environb.items())
+    return tuple(entries)
 
 
 _ENVIRON: Any = None
@@ -257,7 +280,7 @@ def _start_direct(simple: Simple, cwd: str, stdout: int | IO[Any] | None, stderr
     program = resolve(simple.argv[0], cwd, os.environ)
     if program is None:
         return None
-    env = shell_environment(cwd, _inherited())
+    env = _environment(cwd)
     target = None
     if simple.redirect is not None:
         target = _open_redirect(os.path.join(cwd, simple.redirect))

@@ -161,6 +161,20 @@ def test_environment_is_the_one_the_shell_passes(folder: Path, monkeypatch: pyte
         assert (folder / "out").read_text() == "local\n"
 
 
+def test_an_inherited_pwd_through_a_symlink_is_kept_where_it_names_the_folder(folder: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """dash keeps an inherited PWD that names its folder by another path, and replaces one
+    that does not: the same from one command to the next, whatever folder came before."""
+    (folder.parent / f"{folder.name}-link").symlink_to(folder)
+    monkeypatch.setenv("PWD", str(folder.parent / f"{folder.name}-link"))
+    for where in (folder / "adir", folder, folder / "adir", folder):
+        _script(where / "pwd-of", 'echo "$PWD"')
+        by_shell, by_us = _run(where, "./pwd-of > out", shell=True), _run(where, "./pwd-of > out", shell=False)
+        assert by_us == by_shell
+        assert (where / "out").read_text().strip() == str(folder.parent / f"{folder.name}-link" if where == folder
+                                                          else where.resolve())
+
+
 def test_a_direct_command_is_killed_with_the_run(tmp_path: Path) -> None:
     """SIGTERM stops the run and kills the program it started without a shell (exit 143)."""
     _script(tmp_path / "slow", 'echo $$ > slow.pid; cat /proc/$PPID/comm > parent; exec sleep 60')
