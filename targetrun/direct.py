@@ -39,7 +39,6 @@ two on real processes): with any other shell every command goes to the shell as 
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import re
@@ -129,15 +128,15 @@ def _program_ok(text: str, program: str) -> bool:
     return program != "" and "=" not in first.group() and program not in SHELL_WORDS
 
 
-def resolve(program: str, cwd: str, environ: Mapping[str, str]) -> str | None:
+def resolve(program: str, cwd: str, search: str | None) -> str | None:
     """The file the shell would execute for ``program``, when that is certain.
 
-    A name with ``/`` is that path; else the first ``PATH`` entry where the name exists,
-    when it is an executable regular file. None for anything else (the shell decides)."""
+    A name with ``/`` is that path; else the first entry of ``search`` (the ``PATH`` the
+    shell would have) where the name exists, when it is an executable regular file. None
+    for anything else (the shell decides)."""
     if "/" in program:
         path = os.path.join(cwd, program)
         return path if _executable(path) else None
-    search = environ.get("PATH")
     if search is None or "%" in search:
         return None
     for entry in search.split(":"):
@@ -277,10 +276,11 @@ def start(command: str, cwd: str, *, stdout: int | IO[Any] | None, stderr: int,
 
 
 def _start_direct(simple: Simple, cwd: str, stdout: int | IO[Any] | None, stderr: int) -> subprocess.Popen[bytes] | None:
-    program = resolve(simple.argv[0], cwd, os.environ)
+    env = _environment(cwd)
+    search = env.get(b"PATH")
+    program = resolve(simple.argv[0], cwd, None if search is None else os.fsdecode(search))
     if program is None:
         return None
-    env = _environment(cwd)
     target = None
     if simple.redirect is not None:
         target = _open_redirect(os.path.join(cwd, simple.redirect))
@@ -300,9 +300,7 @@ def _open_redirect(path: str) -> int | None:
     (the shell then fails with its own words) or would block (a FIFO with no reader)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOCTTY | os.O_NONBLOCK, 0o666)
-    except OSError as exc:
-        if exc.errno == errno.EINTR:
-            raise
+    except OSError:  # (a signal's Stopped is no OSError: it goes through)
         return None
     os.set_blocking(fd, True)
     return fd
