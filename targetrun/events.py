@@ -169,6 +169,10 @@ class Broadcast:
         making events nobody would see (10,000 TaskSkipped under ``-q``)."""
         return bool(self._route(kind))
 
+    def acts_on(self, event: Event) -> bool:
+        """Whether any of its reporters does something with this very event."""
+        return any(acts_on(reporter, event) for reporter in self._route(type(event)))
+
     def _route(self, kind: type) -> tuple[Reporter, ...]:
         route = self._routes.get(kind)
         if route is None:
@@ -180,6 +184,15 @@ def wanted(reporter: Reporter, kind: type) -> bool:
     """Whether ``reporter`` acts on events of ``kind`` (one without ``wants`` takes all)."""
     wants = getattr(reporter, "wants", None)
     return True if wants is None else bool(wants(kind))
+
+
+def acts_on(reporter: Reporter, event: Event) -> bool:
+    """Whether ``reporter`` does something with ``event``: its ``acts_on(event)`` when it
+    has one (the log writer ignores a task that printed nothing), else :func:`wanted`.
+    The engine commits the writes it keeps before telling a reporter that acts (a reporter
+    may take any time); one that ignores the event costs no commit."""
+    check = getattr(reporter, "acts_on", None)
+    return wanted(reporter, type(event)) if check is None else bool(check(event))
 
 
 class NullReporter:

@@ -178,3 +178,47 @@ def test_sigkill_while_a_record_is_kept_leaves_a_trusted_target(tmp_path: Path) 
     assert _rows(db, "SELECT task FROM checkpoints ORDER BY task") == [("a",), ("b",)]
     assert _rows(db, "SELECT count(*) FROM pending") == [(0,)]
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no staging file left
+
+
+PEEK = """
+import json, os, sqlite3, sys
+from targetrun import api
+from targetrun.events import Broadcast, TaskSucceeded
+from targetrun.report.logs import LogFileReporter
+
+root = sys.argv[1]
+seen = {}
+
+class Peek:
+    # Told of every success but does nothing with one (as -q's console): it looks at
+    # what another process sees of the task's record at that moment.
+    def wants(self, kind):
+        return kind is TaskSucceeded
+    def acts_on(self, event):
+        return False
+    def handle(self, event):
+        with sqlite3.connect(os.path.join(root, ".targetrun", "state.db")) as other:
+            seen[event.task] = other.execute("SELECT count(*) FROM task_runs WHERE task = ?", (event.task,)).fetchone()[0]
+
+api.run(os.path.join(root, "Pipelinefile.yaml"), reporter=Broadcast(Peek(), LogFileReporter(root)))
+print(json.dumps(seen))
+"""
+
+
+def test_a_success_nobody_acts_on_costs_no_commit(tmp_path: Path) -> None:
+    """A quiet task's success that no reporter acts on (the log writer ignores a task that
+    printed nothing) leaves its record kept for the next write; one the log writer writes
+    down commits first, as any reporter that acts."""
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""\
+        name: gc
+        tasks:
+          quiet: {shell: "printf q > {output}", target: out/quiet.txt}
+          loud: {shell: "echo hello; printf l > {output}", target: out/loud.txt, needs: [quiet]}
+        """))
+    (tmp_path / "peek.py").write_text(PEEK)
+    done = subprocess.run([sys.executable, str(tmp_path / "peek.py"), str(tmp_path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"quiet": 0, "loud": 1}
+    assert _rows(str(tmp_path / ".targetrun" / "state.db"), "SELECT task FROM task_runs ORDER BY task") == \
+        [("loud",), ("quiet",)]  # the kept one committed with the next write

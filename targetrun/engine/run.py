@@ -62,6 +62,7 @@ from targetrun.events import (
     TaskSkipped,
     TaskStarted,
     TaskSucceeded,
+    acts_on,
     wanted,
 )
 from targetrun.executors.base import Executor
@@ -256,7 +257,7 @@ class Engine:
         meanwhile another process must find what this run reports done recorded: a target
         in place with its record still kept is a pickle nobody recorded to a reader there
         (refused without --trust), and its lock still held."""
-        if wanted(self.reporter, type(event)):
+        if acts_on(self.reporter, event):
             self.store.flush()
         self.reporter.handle(event)
 
@@ -469,8 +470,9 @@ class Engine:
             checkpoint = Checkpoint(name, where.url, written_as, result.size or 0, result.content_hash,
                                     scope.run_id, self.clock.now(), result.duration, inputs, params, where.result,
                                     made, made_for, code, deps.hashes if deps else None, deps.stats if deps else {})
-            task = replace(task, serializer=written_as)
-            scope.read_from(name, task)  # readers in this run read it as written
+            if written_as != task.serializer:
+                task = replace(task, serializer=written_as)
+                scope.read_from(name, task)  # readers in this run read it as written
             if policy is not None and task.cache_key:
                 entry = new_entry(task.cache_key, scope.spec.name, name, checkpoint, policy)
             if staging is not None:

@@ -323,22 +323,18 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
     (no file per command)."""
     import subprocess
 
+    from targetrun import direct
+
     err, err_end = os.pipe()
     try:
-        # Its own process group, so that stopping it stops everything it started.
-        process = subprocess.Popen(
-            ["/bin/sh", "-c", command],
-            cwd=job.root,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if stdout is not None else err_end,
-            stderr=err_end,
-            start_new_session=True,
-        )
+        started = direct.start(command, job.root, stdout=subprocess.PIPE if stdout is not None else err_end,
+                               stderr=err_end, allow_redirect=stdout is None)
     except BaseException:
         os.close(err)
         raise
     finally:
         os.close(err_end)  # the command holds its own copy: the pipe ends when the command's copies close
+    process = started.process
     stopping.track(process)
     try:
         text = _collect(process, err, stdout)
@@ -352,7 +348,8 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
         if process.stdout is not None:
             process.stdout.close()
         stopping.untrack(process)
-    printed.write(text.decode("utf-8", "replace"))
+    code, said = started.status(code)
+    printed.write(text.decode("utf-8", "replace") + said)
     if code != 0:
         last = printed.getvalue().splitlines()[-STDERR_TAIL_LINES:]
         reason = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"

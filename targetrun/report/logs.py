@@ -38,6 +38,15 @@ class LogFileReporter:
         """Only the events that carry what a task printed (events.Broadcast asks)."""
         return kind in _LOGGED
 
+    def acts_on(self, event: Event) -> bool:
+        """A success of a task that printed nothing (and has no log yet in this run) is ignored."""
+        if isinstance(event, TaskSucceeded):
+            return self._logs(event.task, event.log)
+        return type(event) in _LOGGED
+
+    def _logs(self, task: str, text: str) -> bool:
+        return bool(self.run_id) and (bool(text.strip()) or task in self._written)
+
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.run_id = event.run_id
@@ -57,9 +66,7 @@ class LogFileReporter:
                     f.write(redact(event.text))
 
     def _write(self, task: str, attempt: int, text: str, outcome: str) -> None:
-        if not self.run_id:
-            return
-        if not text.strip() and task not in self._written:  # a quiet task: no file, and no look for one
+        if not self._logs(task, text):  # a quiet task: no file, and no look for one
             return
         path = log_path(self.root, self.run_id, task)
         self._written.add(task)

@@ -1,0 +1,313 @@
+"""Simple commands run without a shell, as GNU make runs them.
+
+``/bin/sh -c "cat a > b"`` costs a shell's start-up and, as dash forks even for the last
+command, a second process: about 0.7 ms a task on top of ``cat`` itself. GNU make skips
+the shell for a command line with no shell metacharacter whose program is no shell
+builtin (``sh_chars`` and ``sh_cmds`` in its job.c) and runs the program itself. This
+module does the same for a command that is *certainly* simple -- plain words, optionally
+followed by one ``> file`` redirection of stdout (the usual ``cmd ... > {output}``) -- and
+gives what the shell would have given:
+
+* **Words**: runs of ``[A-Za-z0-9_./:=,+%@-]`` and single-quoted text (``'a b'``, how
+  :func:`shlex.quote` writes a rendered value), separated by spaces or tabs. Nothing
+  else: no ``"``, ``\\``, ``$``, globs, ``~``, ``#``, newline, ``;``/``&``/``|``/``<``, no other
+  redirection (``>>``, ``2>``, ``>&``, ``>|``); a ``>`` needs a blank before it (``a>b`` and
+  ``2>b`` differ in the shell) and its file word ends the command.
+* **Program**: not a shell builtin or special builtin (``echo``, ``printf``, ``test``,
+  ``[``, ``true``, ``cd``, ``exec``, ``.`` ...) or reserved word of dash or bash, nor an
+  assignment (a ``=`` in the first word). A builtin stays the shell's work.
+* **Lookup**: a name with ``/`` is used as it is, relative to the task's folder; else the
+  first ``PATH`` entry (an empty one is the folder itself) where the name exists must be
+  an executable regular file. Anything else -- not found, a directory, not executable, no
+  ``PATH``, a ``%`` in ``PATH`` (dash's own syntax) -- goes to the shell.
+* **Environment**: as dash passes it on: names that are no shell identifier dropped,
+  ``PWD`` the folder (the inherited ``PWD`` kept when it is absolute and the same folder,
+  as dash checks), and ``IFS``, ``OPTIND``, ``PPID`` reset when inherited.
+* **Redirection**: the file is opened ``O_WRONLY|O_CREAT|O_TRUNC``, mode 0o666 under the
+  umask, before the program starts, as the shell does.
+* **Failures the shell words**: when the file cannot be opened or the program cannot be
+  started (``ENOEXEC``: a script without ``#!``, which the shell runs itself; a vanished
+  file; ``EACCES``), the command goes to ``/bin/sh -c`` after all, which gives its own exit
+  code (2, 126, 127) and message: nothing of the command ran yet, and opening the file
+  again truncates it again. A program killed by a signal is reported as the shell reports
+  it: status 128 + the signal, and the signal's name on stderr (not for SIGINT and
+  SIGPIPE), without dash's " (core dumped)" suffix.
+
+Only where ``/bin/sh`` is dash, whose behaviour this reproduces (the tests compare the
+two on real processes): with any other shell every command goes to the shell as before.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import stat
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+SHELL = "/bin/sh"
+
+_BARE = "A-Za-z0-9_./:=,+%@-"
+_WORD = re.compile(rf"(?:[{_BARE}]+|'[^']*')+")
+_NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# dash's builtins and special builtins, bash's as well, and the reserved words of both:
+# such a program is the shell's own work, never run from PATH in its place.
+SHELL_WORDS = frozenset("""
+    . : [ [[ ]] ! { } alias bg bind break builtin caller case cd chdir command compgen complete
+    compopt continue coproc declare dirs disown do done echo elif else enable esac eval exec
+    exit export false fc fg fi for function getopts hash help history if in jobs kill let local
+    logout login mapfile newgrp popd printf pushd pwd read readarray readonly return select set
+    shift shopt source suspend test then time times trap true type typeset ulimit umask
+    unalias unset until wait while
+""".split())
+
+
+@dataclass(frozen=True)
+class Simple:
+    """A command the shell would run as one program: its words and its stdout file."""
+
+    argv: tuple[str, ...]
+    redirect: str | None  # the ``> file`` word, or None
+
+
+def parse(command: str) -> Simple | None:
+    """The command's words and redirection when it is certainly simple, else None.
+
+    >>> parse("cat out/t0.txt > '/tmp/a b/t1.txt'")
+    Simple(argv=('cat', 'out/t0.txt'), redirect='/tmp/a b/t1.txt')
+    >>> parse("echo hi > x") is None, parse("cat a >> x") is None, parse("cat $HOME") is None
+    (True, True, True)
+    """
+    words: list[str] = []
+    redirect = None
+    pos = _skip_blanks(command, 0)
+    while pos < len(command):
+        if command[pos] == ">":
+            if not words or pos == 0 or command[pos - 1] not in " \t":
+                return None
+            pos = _skip_blanks(command, pos + 1)
+            word = _WORD.match(command, pos)
+            if word is None:
+                return None
+            redirect = _unquote(word.group())
+            pos = _skip_blanks(command, word.end())
+            if pos != len(command):  # something after the file word: not the plain form
+                return None
+            break
+        word = _WORD.match(command, pos)
+        if word is None:
+            return None
+        end = _skip_blanks(command, word.end())
+        if end == word.end() and end < len(command):  # a word runs into something else
+            return None
+        words.append(_unquote(word.group()))
+        pos = end
+    if not words or not _program_ok(command.lstrip(" \t"), words[0]):
+        return None
+    return Simple(tuple(words), redirect)
+
+
+def _skip_blanks(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    return pos
+
+
+def _unquote(word: str) -> str:
+    return word.replace("'", "") if "'" in word else word  # quotes hold no quote: dropping them is the value
+
+
+def _program_ok(text: str, program: str) -> bool:
+    first = _WORD.match(text)
+    assert first is not None
+    return program != "" and "=" not in first.group() and program not in SHELL_WORDS
+
+
+def resolve(program: str, cwd: str, search: str | None) -> str | None:
+    """The file the shell would execute for ``program``, when that is certain.
+
+    A name with ``/`` is that path; else the first entry of ``search`` (the ``PATH`` the
+    shell would have) where the name exists, when it is an executable regular file. None
+    for anything else (the shell decides)."""
+    if "/" in program:
+        path = os.path.join(cwd, program)
+        return path if _executable(path) else None
+    if search is None or "%" in search:
+        return None
+    for entry in search.split(":"):
+        path = os.path.join(cwd, entry or ".", program)
+        try:
+            info = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            return None
+        return path if stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK) else None
+    return None
+
+
+def _executable(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode) and os.access(path, os.X_OK)
+    except OSError:
+        return False
+
+
+def shell_environment(cwd: str, environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    """The environment dash gives the programs it runs from ``cwd``."""
+    return _per_call(_filtered(environ), cwd)
+
+
+def _filtered(environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    env = {name: value for name, value in environ.items() if _NAME.match(name)}
+    if b"IFS" in env:
+        env[b"IFS"] = b" \t\n"
+    if b"OPTIND" in env:
+        env[b"OPTIND"] = b"1"
+    return env
+
+
+def _per_call(inherited: dict[bytes, bytes], cwd: str) -> dict[bytes, bytes]:
+    """The parts that change with the folder and the process, on a copy of ``inherited``."""
+    env = dict(inherited)
+    env[b"PWD"] = _pwd(cwd, inherited.get(b"PWD"))
+    if b"PPID" in env:
+        env[b"PPID"] = str(os.getpid()).encode()  # the shell's parent: this process
+    return env
+
+
+def _environment(cwd: str) -> dict[bytes, bytes]:
+    """:func:`shell_environment` of this process's environment, its filtering done again
+    only when that environment changed since the last command."""
+    global _LAST
+    entries, last = _inherited(), _LAST  # one read: other threads start commands too
+    if last is None or last[0] != entries:
+        last = _LAST = entries, _filtered(dict(entry.split(b"=", 1) for entry in entries if b"=" in entry))
+    return _per_call(last[1], cwd)
+
+
+_LAST: tuple[tuple[bytes, ...], dict[bytes, bytes]] | None = None
+
+
+def _inherited() -> tuple[bytes, ...]:
+    """This process's environment as a program it starts inherits it: the C library's
+    ``environ`` (``NAME=value`` entries), which a library may have changed without
+    ``os.environ`` (ncurses sets ``LINES`` and ``COLUMNS``, say)."""
+    global _ENVIRON
+    try:
+        if _ENVIRON is None:
+            import ctypes
+
+            _ENVIRON = ctypes.POINTER(ctypes.c_char_p).in_dll(ctypes.CDLL(None), "environ")  # the variable itself
+        entries = []
+        for i in itertools.count():
+            entry = _ENVIRON[i]
+            if entry is None:
+                break
+            entries.append(entry)
+    except (OSError, ValueError, AttributeError):  # no C library to ask
+        return tuple(name + b"=" + value for name, value in os.environb.items())
+    return tuple(entries)
+
+
+_ENVIRON: Any = None
+
+
+def _pwd(cwd: str, inherited: bytes | None) -> bytes:
+    """dash keeps an inherited absolute ``PWD`` naming the folder it starts in, else asks getcwd()."""
+    if inherited and inherited.startswith(b"/"):
+        try:
+            if os.path.samestat(os.stat(inherited), os.stat(cwd)):
+                return inherited
+        except OSError:
+            pass
+    return os.fsencode(os.path.realpath(cwd))
+
+
+def enabled() -> bool:
+    """Whether ``/bin/sh`` is dash (the shell whose behaviour this reproduces)."""
+    global _ENABLED
+    if _ENABLED is None:
+        _ENABLED = os.path.basename(os.path.realpath(SHELL)) == "dash"
+    return _ENABLED
+
+
+_ENABLED: bool | None = None
+
+
+class Started:
+    """A started command: its process, and whether the shell runs it (not the program directly)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], direct: bool) -> None:
+        self.process = process
+        self.direct = direct
+
+    def status(self, code: int) -> tuple[int, str]:
+        """The exit status and the stderr line the shell would have given for ``code``."""
+        if not self.direct or code >= 0:
+            return code, ""
+        signum = -code
+        try:
+            name = signal.strsignal(signum) or f"Signal {signum}"
+        except ValueError:
+            name = f"Signal {signum}"
+        said = "" if signum in (signal.SIGINT, signal.SIGPIPE) else name + "\n"
+        return 128 + signum, said
+
+
+def start(command: str, cwd: str, *, stdout: int | IO[Any] | None, stderr: int,
+          allow_redirect: bool = True) -> Started:
+    """Start ``command`` in ``cwd`` in a session of its own: directly when it is certainly
+    simple (see the module's docstring), else -- or when that fails before the program
+    runs -- with ``/bin/sh -c``. ``allow_redirect=False`` keeps a ``> file`` command for
+    the shell (stdout is then the caller's pipe)."""
+    cwd = os.path.abspath(cwd)
+    simple = parse(command) if enabled() else None
+    if simple is not None and (simple.redirect is None or allow_redirect):
+        process = _start_direct(simple, cwd, stdout, stderr)
+        if process is not None:
+            return Started(process, True)
+    return Started(_popen([SHELL, "-c", command], None, cwd, stdout, stderr, None), False)
+
+
+def _start_direct(simple: Simple, cwd: str, stdout: int | IO[Any] | None, stderr: int) -> subprocess.Popen[bytes] | None:
+    env = _environment(cwd)
+    search = env.get(b"PATH")
+    program = resolve(simple.argv[0], cwd, None if search is None else os.fsdecode(search))
+    if program is None:
+        return None
+    target = None
+    if simple.redirect is not None:
+        target = _open_redirect(os.path.join(cwd, simple.redirect))
+        if target is None:
+            return None
+    try:
+        return _popen(list(simple.argv), program, cwd, target if target is not None else stdout, stderr, env)
+    except OSError:
+        return None  # it could not start (no #!, gone, not executable): the shell says why
+    finally:
+        if target is not None:
+            os.close(target)
+
+
+def _open_redirect(path: str) -> int | None:
+    """The redirection's file, opened as the shell opens it; None when it cannot be
+    (the shell then fails with its own words) or would block (a FIFO with no reader)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOCTTY | os.O_NONBLOCK, 0o666)
+    except OSError:  # (a signal's Stopped is no OSError: it goes through)
+        return None
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _popen(argv: list[str], program: str | None, cwd: str, stdout: int | IO[Any] | None, stderr: int,
+           env: dict[bytes, bytes] | None) -> subprocess.Popen[bytes]:
+    # Its own process group, so that stopping it stops everything it started.
+    return subprocess.Popen(argv, executable=program, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
+                            stderr=stderr, start_new_session=True)

@@ -1,0 +1,198 @@
+"""Simple commands run without a shell (targetrun/direct.py) give what ``/bin/sh -c`` gives.
+
+Real processes, real files: each command runs both ways in the same folder and the exit
+status, the bytes of its output file, its stdout and its stderr are compared.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from targetrun import direct
+from targetrun.templating import render_shell
+
+pytestmark = pytest.mark.skipif(not direct.enabled(), reason="/bin/sh is not dash")
+
+# (command, whether it runs directly: simple, and it could be started without the shell)
+COMMANDS = [
+    ("cat a.txt > out", True),
+    ("cat a.txt", True),
+    ("cat a.txt 'sp ace/in.txt' > 'o ut'", True),
+    ("  cat\ta.txt   >out  ", True),
+    ("cat missing.txt > out", True),  # the program's own failure: exit 1, its message
+    ("./bin/tool x 'b c' '' a=b -- > out", True),
+    ("bin/tool stdout-only", True),
+    ("'./my tool' one > out", True),
+    ("./bin/selfkill TERM > out", True),  # killed by a signal: 143 and "Terminated"
+    ("./bin/selfkill SEGV", True),
+    ("./bin/selfkill PIPE", True),  # the shell says nothing for SIGPIPE
+    ("./bin/selfkill INT", True),
+    ("env > out", True),
+    ("nosuchprogram x > out", False),  # 127, "not found"
+    ("./nothere > out", False),
+    ("./noexec.sh > out", False),  # 126, "Permission denied"
+    ("./adir > out", False),
+    ("./noshebang > out", False),  # ENOEXEC: the shell runs it as a script itself
+    ("./badshebang > out", False),
+    ("cat a.txt > nodir/out", False),  # 2, "cannot create"
+    ("cat a.txt > adir", False),
+    ("echo hi > out", False),  # builtins stay the shell's
+    ("printf x > out", False),
+    ("true", False),
+    ("[ -f a.txt ]", False),
+    ("cat a.txt >> out", False),
+    ("cat a.txt 2> out", False),
+    ("cat a.txt>out", False),
+    ("cat a.txt > out; cat a.txt", False),
+    ("cat $HOME > out", False),
+    ("cat ~/x > out", False),
+    ("cat *.txt > out", False),
+    ("X=1 env > out", False),
+    ('cat "a.txt" > out', False),
+    ("cat a.txt | cat > out", False),
+]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "a.txt").write_text("alpha\n")
+    (tmp_path / "sp ace").mkdir()
+    (tmp_path / "sp ace" / "in.txt").write_text("spaced\n")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "bin").mkdir()
+    _script(tmp_path / "bin" / "tool", 'for a in "$@"; do echo "[$a]"; done; echo "to stderr" >&2; exit 3')
+    _script(tmp_path / "my tool", 'echo "tool $1"')
+    _script(tmp_path / "bin" / "selfkill", 'echo before; kill -s "$1" $$; echo after')
+    (tmp_path / "noexec.sh").write_text("#!/bin/sh\necho no\n")
+    (tmp_path / "noshebang").write_text("echo from a script without a first line\nexit 4\n")
+    (tmp_path / "noshebang").chmod(0o755)
+    (tmp_path / "badshebang").write_text("#!/no/such/interpreter\necho x\n")
+    (tmp_path / "badshebang").chmod(0o755)
+    return tmp_path
+
+
+def _script(path: Path, body: str) -> None:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def _run(folder: Path, command: str, *, shell: bool) -> tuple[int, bytes, bytes, bytes | None]:
+    """(exit status, stdout, stderr, bytes of ./out or ./o ut) of one way of running it."""
+    return _started(folder, command, shell=shell)[1]
+
+
+def _started(folder: Path, command: str, *, shell: bool) -> tuple[bool, tuple[int, bytes, bytes, bytes | None]]:
+    for name in ("out", "o ut"):
+        (folder / name).unlink(missing_ok=True)
+    if shell:
+        started = direct.Started(direct._popen([direct.SHELL, "-c", command], None, str(folder), subprocess.PIPE,
+                                               subprocess.PIPE, None), False)
+    else:
+        started = direct.start(command, str(folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = started.process.communicate(timeout=30)
+    code, said = started.status(started.process.returncode)
+    written = next(((folder / n).read_bytes() for n in ("out", "o ut") if (folder / n).exists()), None)
+    return started.direct, (code, out or b"", err + said.encode(), written)
+
+
+def _lines(data: bytes | None) -> object:
+    return None if data is None else sorted(data.splitlines())
+
+
+@pytest.mark.parametrize("command,is_direct", COMMANDS)
+def test_direct_gives_what_the_shell_gives(folder: Path, command: str, is_direct: bool) -> None:
+    by_shell = _run(folder, command, shell=True)
+    went_direct, by_us = _started(folder, command, shell=False)
+    assert went_direct == is_direct
+    if command.startswith("env"):  # dash lists the environment in its own order
+        assert (by_us[0], _lines(by_us[3])) == (by_shell[0], _lines(by_shell[3]))
+    else:
+        assert by_us == by_shell
+
+
+def test_the_simple_ones_really_skip_the_shell(folder: Path) -> None:
+    """The program's parent is this process, not a shell (else the comparison above proves nothing)."""
+    _script(folder / "bin" / "parent", 'cat /proc/$PPID/comm')
+    started = direct.start("bin/parent > out", str(folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    started.process.communicate(timeout=30)
+    assert started.direct
+    assert (folder / "out").read_text().strip() == Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+    started = direct.start("bin/parent; true", str(folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, _ = started.process.communicate(timeout=30)
+    assert not started.direct and out.strip() in (b"sh", b"dash")
+
+
+def test_rendered_paths_with_spaces_and_quotes(folder: Path) -> None:
+    """Values the templates quote: plain, with spaces (single quotes: direct), with a quote
+    (``'"'"'``: the shell)."""
+    for name, is_direct in (("plain.txt", True), ("with space.txt", True), ("it's.txt", False)):
+        (folder / name).write_text(f"content of {name}\n")
+        command = render_shell("cat {x} > {output}", {"x": name, "output": str(folder / f"copy {name}")})
+        assert (direct.parse(command) is not None) == is_direct, command
+        for shell in (True, False):
+            (folder / f"copy {name}").unlink(missing_ok=True)
+            code, _, err, _ = _run(folder, command, shell=shell)
+            assert (code, err) == (0, b"")
+            assert (folder / f"copy {name}").read_text() == f"content of {name}\n"
+
+
+@pytest.mark.parametrize("variables", [
+    {"PWD": "/"},  # wrong: dash uses the folder
+    {"PATH": ":/usr/bin:/bin", "IFS": "x", "OPTIND": "7", "PPID": "1"},  # an empty entry is the folder itself
+    {"ODD-NAME": "1", "1X": "2", "EMPTY": ""},  # not shell names: dash drops them
+])
+def test_environment_is_the_one_the_shell_passes(folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 variables: dict[str, str]) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    for command in ("env > out", "bin/tool > out"):
+        by_shell, by_us = _run(folder, command, shell=True), _run(folder, command, shell=False)
+        assert (by_us[0], _lines(by_us[3])) == (by_shell[0], _lines(by_shell[3]))
+    if variables.get("PATH", "").startswith(":"):
+        _script(folder / "localprog", "echo local")  # found through the empty PATH entry
+        assert _run(folder, "localprog > out", shell=False) == _run(folder, "localprog > out", shell=True)
+        assert (folder / "out").read_text() == "local\n"
+
+
+def test_an_inherited_pwd_through_a_symlink_is_kept_where_it_names_the_folder(folder: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """dash keeps an inherited PWD that names its folder by another path, and replaces one
+    that does not: the same from one command to the next, whatever folder came before."""
+    (folder.parent / f"{folder.name}-link").symlink_to(folder)
+    monkeypatch.setenv("PWD", str(folder.parent / f"{folder.name}-link"))
+    for where in (folder / "adir", folder, folder / "adir", folder):
+        _script(where / "pwd-of", 'echo "$PWD"')
+        by_shell, by_us = _run(where, "./pwd-of > out", shell=True), _run(where, "./pwd-of > out", shell=False)
+        assert by_us == by_shell
+        assert (where / "out").read_text().strip() == str(folder.parent / f"{folder.name}-link" if where == folder
+                                                          else where.resolve())
+
+
+def test_a_direct_command_is_killed_with_the_run(tmp_path: Path) -> None:
+    """SIGTERM stops the run and kills the program it started without a shell (exit 143)."""
+    _script(tmp_path / "slow", 'echo $$ > slow.pid; cat /proc/$PPID/comm > parent; exec sleep 60')
+    (tmp_path / "Pipelinefile.yaml").write_text(
+        "name: p\ntasks:\n  slow:\n    shell: \"./slow > {output}\"\n    target: out/slow.txt\n")
+    run = subprocess.Popen([sys.executable, "-m", "targetrun", "run", "-q"], cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "parent").exists() or not (tmp_path / "parent").read_text():
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.05)
+    assert "python" in (tmp_path / "parent").read_text()  # run directly, not through a shell
+    pid = int((tmp_path / "slow.pid").read_text())
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 143, err.decode()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+        assert time.monotonic() < deadline, "the command outlived the stopped run"
+        time.sleep(0.05)
+    assert not (tmp_path / "out" / "slow.txt").exists()
