@@ -22,7 +22,7 @@ from targetrun import templating
 from targetrun.model import Checkpoint, Decision, Location, PipelineSpec, Reason, Stale
 from targetrun.resolve import LOCAL
 from targetrun.storage.base import Stat, Storage
-from targetrun.store.base import StateStore, TaskRecord
+from targetrun.store.base import LastRun, StateStore
 
 
 @dataclass(frozen=True, slots=True)  # one per task: 10,000 in a no-op
@@ -32,7 +32,7 @@ class StatusRow:
     decision: Decision
     stat: Stat | None  # None: missing, or not looked at
     note: str = ""  # e.g. "cannot tell: ..." for a target nothing needs
-    last: TaskRecord | None = None
+    last: LastRun | None = None  # the task's most recent record
     path: str | None = None  # the target as the user wrote it: relative to the Pipelinefile's folder, or a URL
     made_with: Mapping[str, str] = field(default_factory=dict)  # recorded parameter values that differ from now
     made_for: str | None = None  # the recorded run date, when it differs from the one asked about
@@ -67,7 +67,7 @@ class Judge(Protocol):
 
 def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateStore | None,
                  judge: Judge) -> StatusReport:
-    last = store.last_task_records(plan.spec.name) if store is not None else {}
+    last = store.last_runs(plan.spec.name) if store is not None else {}
     stats = _stats(storages, plan)
     made = _made_differently(plan, store, stats)
     stale = _stale_unneeded(plan, store, stats, judge)

@@ -44,7 +44,7 @@ from urllib.parse import quote, unquote
 
 from targetrun import liveness
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskOutcome
-from targetrun.store.base import (OutcomeMark, PendingWrite, RunOutcomes, RunRecord, RunStatus, StateStore,
+from targetrun.store.base import (LastRun, OutcomeMark, PendingWrite, RunOutcomes, RunRecord, RunStatus, StateStore,
                                   TaskRecord, may_differ)
 
 # A record as a lookup returns it: checkpoints() always one, checkpoints_that_differ() None for a record with nothing to judge
@@ -336,6 +336,9 @@ class RootedStore(StateStore):
     def last_task_records(self, pipeline: str) -> dict[str, TaskRecord]:
         target_in = self.keys.target_in
         return {task: target_in(record) for task, record in self.inner.last_task_records(pipeline).items()}
+
+    def last_runs(self, pipeline: str) -> dict[str, LastRun]:
+        return self.inner.last_runs(pipeline)  # no target in them to locate
 
     def task_records(self, run_id: str, pipeline: str) -> dict[str, TaskRecord]:
         return {task: self.keys.target_in(record) for task, record in self.inner.task_records(run_id, pipeline).items()}
