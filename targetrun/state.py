@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
 
 from targetrun.engine.decide import NOT_NEEDED
 from targetrun.engine.plan import Plan
@@ -24,9 +25,10 @@ from targetrun.resolve import LOCAL
 from targetrun.storage.base import Stat, Storage
 from targetrun.store.base import LastRun, StateStore
 
+_NO_VALUES: Mapping[str, str] = MappingProxyType({})
 
-@dataclass(frozen=True, slots=True)  # one per task: 10,000 in a no-op
-class StatusRow:
+
+class StatusRow(NamedTuple):  # one per task, 10,000 in a no-op: a tuple is made three times faster
     task: str
     target: str | None
     decision: Decision
@@ -34,7 +36,7 @@ class StatusRow:
     note: str = ""  # e.g. "cannot tell: ..." for a target nothing needs
     last: LastRun | None = None  # the task's most recent record
     path: str | None = None  # the target as the user wrote it: relative to the Pipelinefile's folder, or a URL
-    made_with: Mapping[str, str] = field(default_factory=dict)  # recorded parameter values that differ from now
+    made_with: Mapping[str, str] = _NO_VALUES  # recorded parameter values that differ from now
     made_for: str | None = None  # the recorded run date, when it differs from the one asked about
     stale: tuple[Stale, ...] = ()  # what differs from what made it (see targetrun.staleness)
 
@@ -73,15 +75,16 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
     stale = _stale_unneeded(plan, store, stats, judge)
     rows = []
     shown = _displayer(plan.spec)
-    decision_of, stat_of, last_of = plan.decisions.get, stats.get, last.get  # a row per task: 10,000 in a no-op
+    # a row per task, 10,000 in a no-op: each lookup bound once
+    decision_of, stat_of, last_of, made_of, stale_of = plan.decisions.get, stats.get, last.get, made.get, stale.get
+    row, as_asked = StatusRow, (_NO_VALUES, None)
     for name, task in plan.tasks.items():
         target = task.target
-        stat, note = stat_of(name) or _UNSEEN
-        made_with, made_for = made.get(name) or ({}, None)
-        decision = decision_of(name) or NOT_NEEDED
-        rows.append(StatusRow(name, target.url if target else None, decision, stat, note, last_of(name),
-                              shown(target) if target else None, made_with, made_for,
-                              decision.stale or stale.get(name, ())))
+        stat, note = stat_of(name, _UNSEEN)
+        made_with, made_for = made_of(name, as_asked)
+        decision = decision_of(name, NOT_NEEDED)
+        rows.append(row(name, target.url if target else None, decision, stat, note, last_of(name),
+                        shown(target) if target else None, made_with, made_for, decision.stale or stale_of(name, ())))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
 
 
@@ -125,7 +128,7 @@ def _displayer(spec: PipelineSpec) -> Callable[[Location], str]:
 
 
 def _made_differently(plan: Plan, store: StateStore | None,
-                      stats: Mapping[str, tuple[Stat | None, str]]) -> dict[str, tuple[dict[str, str], str | None]]:
+                      stats: Mapping[str, tuple[Stat | None, str]]) -> dict[str, tuple[Mapping[str, str], str | None]]:
     """For each task whose existing output stands (skipped, cache hit, or an existing target
     nothing needs): the recorded parameter values and date that differ from the ones asked
     about. Records from before targetrun kept them say nothing (one batched lookup)."""
