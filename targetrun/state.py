@@ -190,16 +190,13 @@ def _stats(storages: Callable[[str], Storage], plan: Plan) -> dict[str, tuple[St
         if task.target is not None:
             by_storage.setdefault(task.target.result, []).append((name, task.target))
     found: dict[str, tuple[Stat | None, str]] = {}
-    known_stat = plan.checker.known_stat if plan.checker else lambda _key, _url: (False, None)
     for key, members in by_storage.items():
         storage = storages(key)
-        unknown = []
-        for name, loc in members:
-            known, stat = known_stat(key, loc.url)
-            if known:
-                found[name] = (stat, "")
-            else:
-                unknown.append((name, loc))
+        known = plan.checker.known_stats(key, [loc.url for _, loc in members]) if plan.checker else {}
+        unknown = members
+        if known:  # a listing with sizes (object stores): only the rest is asked
+            found.update((name, (known[loc.url], "")) for name, loc in members if loc.url in known)
+            unknown = [(name, loc) for name, loc in members if loc.url not in known]
         try:
             stats = storage.stat_many([loc.url for _, loc in unknown])
             found.update((name, (stats[loc.url], "")) for name, loc in unknown)
