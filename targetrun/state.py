@@ -153,7 +153,7 @@ def _made_differently(plan: Plan, store: StateStore | None,
     if unread:
         records = store.checkpoints_made_with(list(dict.fromkeys(unread.values())))
         kept.update((name, records[url]) for name, url in unread.items() if url in records)
-    found = {}
+    found: dict[str, tuple[Mapping[str, str], str | None]] = {}
     for name, record in kept.items():
         if record.made_with or record.made_for:
             made_with, made_for = templating.made_differently(record.made_with, record.made_for, plan.context)
