@@ -117,10 +117,15 @@ def _displayer(spec: PipelineSpec) -> Callable[[Location], str]:
     inside = spec.root.rstrip(os.sep) + os.sep
     cut = len(inside) if os.path.isabs(inside) else None
 
+    sep, hidden, empty = os.sep, os.sep + ".", os.sep * 2
+
     def shown(where: Location) -> str:
-        if cut is not None and where.result == LOCAL and where.url.startswith(inside):
-            rest = where.url[cut:]
-            if rest and f"{os.sep}." not in f"{os.sep}{rest}" and os.sep * 2 not in f"{os.sep}{rest}{os.sep}":
+        url = where.url
+        if cut is not None and url.startswith(inside) and where.result == LOCAL:
+            rest = url[cut:]
+            # display_path's test, without making two strings: no part starts with "." and none is empty
+            if rest and rest[0] != "." and rest[0] != sep and rest[-1] != sep and hidden not in rest \
+                    and empty not in rest:
                 return rest
         return display_path(spec, where)
 

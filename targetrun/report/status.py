@@ -128,10 +128,11 @@ def plain_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], out: Text
 
 
 def _safe_column(column: tuple[str, ...]) -> tuple[str, ...]:
-    shown = {cell: safe(cell) for cell in dict.fromkeys(column)}
-    if all(cell == shown[cell] for cell in shown):
+    distinct = list(dict.fromkeys(column))
+    shown = list(map(safe, distinct))
+    if shown == distinct:  # the usual: nothing to mask or escape
         return column
-    return tuple(map(shown.__getitem__, column))
+    return tuple(map(dict(zip(distinct, shown)).__getitem__, column))
 
 
 def _rich_table(report: StatusReport, rows: list[tuple[str, ...]], out: TextIO) -> None:

@@ -96,6 +96,17 @@ class Keys:
         rest = self._rest(location)
         return location if rest is None else ROOT_MARK + rest
 
+    def stored_all(self, locations: list[str]) -> list[str]:
+        """:meth:`stored` of each of ``locations`` (a lookup of 10,000 records at once).
+
+        >>> Keys("/w/proj", "demo").stored_all(["/w/proj/out/a.pkl", "/w/proj2/a", "s3://b/k"])
+        ['{root}/out/a.pkl', '/w/proj2/a', 's3://b/k']
+        """
+        if os.sep != "/":
+            return list(map(self.stored, locations))
+        inside, cut = self._inside, len(self._inside)
+        return [ROOT_MARK + location[cut:] if location.startswith(inside) else location for location in locations]
+
     def placed(self, location: str) -> str:
         """``location`` as a record another project may read keeps it: root-marked, with this root."""
         rest = self._rest(location)
@@ -304,8 +315,7 @@ class RootedStore(StateStore):
         with none is fetched once more by its absolute path: a record written before
         root-marked keys, found while the project has not moved. (A None that
         ``checkpoints_that_differ`` gives is a record found.)"""
-        stored = self.keys.stored
-        keyed = {stored(location): location for location in locations}
+        keyed = dict(zip(self.keys.stored_all(locations), locations))
         found = fetch(list(keyed))
         records: dict[str, _Record] = {}
         for key, record in found.items():
