@@ -70,25 +70,22 @@ class Judge(Protocol):
 def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateStore | None,
                  judge: Judge) -> StatusReport:
     last = store.last_runs(plan.spec.name) if store is not None else {}
-    stats = _stats(storages, plan)
+    stats, notes = _stats(storages, plan)
     made = _made_differently(plan, store, stats)
     stale = _stale_unneeded(plan, store, stats, judge)
     rows = []
     shown = _displayer(plan.spec)
     # a row per task, 10,000 in a no-op: each lookup bound once
-    decision_of, stat_of, last_of, made_of, stale_of = plan.decisions.get, stats.get, last.get, made.get, stale.get
-    row, as_asked = StatusRow, (_NO_VALUES, None)
+    decision_of, stat_of, note_of, last_of = plan.decisions.get, stats.get, notes.get, last.get
+    made_of, stale_of, row, as_asked = made.get, stale.get, StatusRow, (_NO_VALUES, None)
     for name, task in plan.tasks.items():
         target = task.target
-        stat, note = stat_of(name, _UNSEEN)
         made_with, made_for = made_of(name, as_asked)
         decision = decision_of(name, NOT_NEEDED)
-        rows.append(row(name, target.url if target else None, decision, stat, note, last_of(name),
+        rows.append(row(name, target.url if target else None, decision, stat_of(name), note_of(name, ""), last_of(name),
                         shown(target) if target else None, made_with, made_for, decision.stale or stale_of(name, ())))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
 
-
-_UNSEEN: tuple[Stat | None, str] = (None, "")
 
 
 def display_path(spec: PipelineSpec, where: Location) -> str:
@@ -132,8 +129,7 @@ def _displayer(spec: PipelineSpec) -> Callable[[Location], str]:
     return shown
 
 
-def _made_differently(plan: Plan, store: StateStore | None,
-                      stats: Mapping[str, tuple[Stat | None, str]]) -> dict[str, tuple[Mapping[str, str], str | None]]:
+def _made_differently(plan: Plan, store: StateStore | None, stats: Mapping[str, Stat | None]) -> dict[str, tuple[Mapping[str, str], str | None]]:
     """For each task whose existing output stands (skipped, cache hit, or an existing target
     nothing needs): the recorded parameter values and date that differ from the ones asked
     about. Records from before targetrun kept them say nothing (one batched lookup)."""
@@ -148,7 +144,7 @@ def _made_differently(plan: Plan, store: StateStore | None,
         decision = decision_of(name) or NOT_NEEDED
         if decision.runs or task.checkpoint is None:
             continue
-        if decision.reason is Reason.NOT_NEEDED and not (stats.get(name) or _UNSEEN)[0]:
+        if decision.reason is Reason.NOT_NEEDED and not stats.get(name):
             continue  # nothing there to describe
         url = task.checkpoint.url
         if url not in read:
@@ -167,7 +163,7 @@ def _made_differently(plan: Plan, store: StateStore | None,
     return found
 
 
-def _stale_unneeded(plan: Plan, store: StateStore | None, stats: Mapping[str, tuple[Stat | None, str]],
+def _stale_unneeded(plan: Plan, store: StateStore | None, stats: Mapping[str, Stat | None],
                     judge: Judge) -> dict[str, tuple[Stale, ...]]:
     """What is stale about existing targets the plan did not need to look at (one batched
     lookup of their records, which also tells their upstream output fingerprints): judged
@@ -175,7 +171,7 @@ def _stale_unneeded(plan: Plan, store: StateStore | None, stats: Mapping[str, tu
     if store is None:
         return {}
     unneeded = {name: task.target.url for name, task in plan.tasks.items()
-                if name not in plan.decisions and task.target is not None and (stats.get(name) or _UNSEEN)[0]}
+                if name not in plan.decisions and task.target is not None and stats.get(name)}
     records = store.checkpoints(list(unneeded.values())) if unneeded else {}
     known = {url: records.get(url) for url in unneeded.values()}  # None: no record there
     found: dict[str, tuple[Stale, ...]] = {}
@@ -187,33 +183,39 @@ def _stale_unneeded(plan: Plan, store: StateStore | None, stats: Mapping[str, tu
 
 
 
-def _stats(storages: Callable[[str], Storage], plan: Plan) -> dict[str, tuple[Stat | None, str]]:
-    """Size and age of every target, a listing per prefix. A target nothing needs that
-    cannot be looked at is shown as "cannot tell"; a needed one already stopped the plan."""
-    by_storage: dict[str, list[tuple[str, Location]]] = {}
+def _stats(storages: Callable[[str], Storage], plan: Plan) -> tuple[dict[str, Stat | None], dict[str, str]]:
+    """Size and age of every target by task (None: missing), a listing per prefix; and a
+    note for a target nothing needs that cannot be looked at ("cannot tell: ..."; a
+    needed one already stopped the plan)."""
+    by_storage: dict[str, tuple[list[str], list[str]]] = {}  # by storage: task names, and their targets
     for name, task in plan.tasks.items():
         if task.target is not None:
-            by_storage.setdefault(task.target.result, []).append((name, task.target))
-    found: dict[str, tuple[Stat | None, str]] = {}
-    for key, members in by_storage.items():
+            names, urls = by_storage.setdefault(task.target.result, ([], []))
+            names.append(name)
+            urls.append(task.target.url)
+    stats: dict[str, Stat | None] = {}
+    notes: dict[str, str] = {}
+    for key, (names, urls) in by_storage.items():
         storage = storages(key)
-        known = plan.checker.known_stats(key, [loc.url for _, loc in members]) if plan.checker else {}
-        unknown = members
+        known = plan.checker.known_stats(key, urls) if plan.checker else {}
         if known:  # a listing with sizes (object stores): only the rest is asked
-            found.update((name, (known[loc.url], "")) for name, loc in members if loc.url in known)
-            unknown = [(name, loc) for name, loc in members if loc.url not in known]
+            stats.update((name, known[url]) for name, url in zip(names, urls) if url in known)
+            rest = [(name, url) for name, url in zip(names, urls) if url not in known]
+            names, urls = [name for name, _ in rest], [url for _, url in rest]
         try:
-            stats = storage.stat_many([loc.url for _, loc in unknown])
-            found.update((name, (stats[loc.url], "")) for name, loc in unknown)
+            found = storage.stat_many(urls)
+            stats.update(zip(names, map(found.__getitem__, urls)))
         except StorageError:
-            for name, loc in unknown:
-                found[name] = _stat(storage, loc, needed=name in plan.decisions)
-    return found
+            for name, url in zip(names, urls):
+                stats[name], note = _stat(storage, url, needed=name in plan.decisions)
+                if note:
+                    notes[name] = note
+    return stats, notes
 
 
-def _stat(storage: Storage, target: Location, *, needed: bool) -> tuple[Stat | None, str]:
+def _stat(storage: Storage, url: str, *, needed: bool) -> tuple[Stat | None, str]:
     try:
-        return storage.info(target.url), ""
+        return storage.info(url), ""
     except StorageError as exc:
         if needed:
             raise
