@@ -26,7 +26,7 @@ from targetrun.executors.base import Executor
 from targetrun.serializers.base import SerializationError, Serializer
 from targetrun.model import CacheEntry, Checkpoint, TaskState
 from targetrun.storage.base import Storage
-from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord
+from targetrun.store.base import LastRun, PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord
 
 __all__ = ["FakeClock", "RecordingReporter", "StorageContract", "SerializerContract", "ExecutorContract",
            "StateStoreContract", "same_value"]
@@ -289,6 +289,9 @@ class StateStoreContract:
             store.record_task(self._record("a", run_id, state, finished=finished), None)
         assert store.last_task_records(self.PIPELINE)["a"].run_id == "r2"
         assert set(store.task_records("r1", self.PIPELINE)) <= {"a"}
+        # what status shows of it: the same record, less what it does not show
+        assert store.last_runs(self.PIPELINE) == {"a": LastRun("r2", TaskState.SUCCEEDED, 1_800_000_002.0, None)}
+        assert store.last_runs("another pipeline") == {}
 
     def test_cache_entries(self, store: StateStore) -> None:
         store.begin_run(RunRecord("r1", self.PIPELINE, started=1_800_000_000.0))

@@ -10,6 +10,7 @@ from targetrun.report.json import SCHEMA_VERSION, iso
 from targetrun.redact import safe
 from targetrun.model import Decision, StaleKind, TaskState
 from targetrun.state import StatusReport, StatusRow
+from targetrun.store.base import LastRun
 
 HEADERS = ("task", "target", "state", "size", "age", "last run")
 
@@ -41,18 +42,6 @@ def _stale(row: StatusRow) -> str:
     return f" (stale: {'; '.join(s.describe() for s in items)})" if items else ""
 
 
-def _duration(seconds: float, said: dict[tuple[object, ...], str] | None) -> str:
-    """:func:`format_duration`; from a minute on it shows whole seconds, so the words for
-    each whole second are made once per table (10,000 ages fall in few seconds)."""
-    if said is None or seconds < 60:
-        return format_duration(seconds)
-    key = ("duration", int(seconds))
-    found = said.get(key)
-    if found is None:
-        found = said[key] = format_duration(seconds)
-    return found
-
-
 def cells(row: StatusRow, now: float) -> tuple[str, ...]:
     """One table row, in the user's terms: the target as written (relative to the
     Pipelinefile's folder), and what an existing output was made with when that differs."""
@@ -62,18 +51,41 @@ def cells(row: StatusRow, now: float) -> tuple[str, ...]:
 class _Cells:
     """:func:`cells` for the rows of one table. 10,000 rows share a handful of decisions,
     sizes and whole seconds: each is put into words once (a decision is known by its
-    identity, and kept here with its words, so that identity is not reused meanwhile)."""
+    identity, and kept here with its words, so that identity is not reused meanwhile).
+    From a minute on a duration shows whole seconds, so an age, and a last run with its
+    state ("succeeded 3m5s ago"), is put into words once per whole second."""
 
     def __init__(self, now: float) -> None:
         self.now = now
         self.states: dict[tuple[int, bool, str, bool], tuple[Decision, str]] = {}
         self.sizes: dict[int | None, str] = {}
-        self.said: dict[tuple[object, ...], str] = {}  # durations from a minute on (see _duration)
-        self.ran: dict[TaskState, str] = {}
+        self.ages: dict[int, str] = {}  # by whole second, from a minute on
+        self.ran: dict[tuple[TaskState, int], str] = {}  # by state and whole second, from a minute on
+        self.words: dict[TaskState, str] = {}  # a state's value (an Enum's value is a Python call)
+
+    def _age(self, seconds: float) -> str:
+        if seconds < 60:
+            return format_duration(seconds if seconds > 0.0 else 0.0)
+        whole = int(seconds)
+        found = self.ages.get(whole)
+        if found is None:
+            found = self.ages[whole] = format_duration(seconds)
+        return found
+
+    def _ran(self, last: LastRun) -> str:
+        seconds, state = self.now - last.finished, last.state
+        if seconds < 60:
+            words = self.words.get(state) or self.words.setdefault(state, state.value)
+            return f"{words} {format_duration(seconds if seconds > 0.0 else 0.0)} ago"
+        key = (state, int(seconds))
+        found = self.ran.get(key)
+        if found is None:
+            found = self.ran[key] = f"{state.value} {format_duration(seconds)} ago"
+        return found
 
     def __call__(self, row: StatusRow) -> tuple[str, ...]:
-        stat, now = row.stat, self.now
-        age = _duration(max(0.0, now - stat.mtime), self.said) if stat and stat.mtime else ""
+        stat = row.stat
+        age = self._age(self.now - stat.mtime) if stat and stat.mtime else ""
         if row.made_with or row.made_for or row.stale:
             state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
         else:
@@ -87,12 +99,7 @@ class _Cells:
         if size_words is None:
             size_words = self.sizes[size] = size_text(size)
         last = row.last
-        if last is None:
-            ran = ""
-        else:
-            words = self.ran.get(last.state) or self.ran.setdefault(last.state, last.state.value)
-            ran = f"{words} {_duration(max(0.0, now - last.finished), self.said)} ago"
-        return row.task, row.path or row.target or "-", state, size_words, age, ran
+        return row.task, row.path or row.target or "-", state, size_words, age, self._ran(last) if last else ""
 
 
 def render_status(report: StatusReport, out: TextIO, *, colour: bool, now: float) -> None:
@@ -121,10 +128,11 @@ def plain_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], out: Text
 
 
 def _safe_column(column: tuple[str, ...]) -> tuple[str, ...]:
-    shown = {cell: safe(cell) for cell in dict.fromkeys(column)}
-    if all(cell == shown[cell] for cell in shown):
+    distinct = list(dict.fromkeys(column))
+    shown = list(map(safe, distinct))
+    if shown == distinct:  # the usual: nothing to mask or escape
         return column
-    return tuple(map(shown.__getitem__, column))
+    return tuple(map(dict(zip(distinct, shown)).__getitem__, column))
 
 
 def _rich_table(report: StatusReport, rows: list[tuple[str, ...]], out: TextIO) -> None:

@@ -347,14 +347,23 @@ class TargetChecker:
         self._listings.setdefault((where[0], storage.key(where[1])), []).append((recursive, listing))
         self._found.setdefault(where[0], {}).update(listing.entries)
 
-    def known_stat(self, storage_key: str, url: str) -> tuple[bool, Stat | None]:
-        """(True, stat) when a listing already answered ``url`` (stat None: missing)."""
-        key = self._storages(storage_key).key(url)
-        stat = self._found.get(storage_key, {}).get(key, _UNSEEN)  # status asks for every target
-        if stat is not _UNSEEN:
-            return (True, stat) if stat is not None else (False, None)  # by name only: size unknown
-        return (True, None) if self._known(storage_key, key) is False else (False, None)
-
+    def known_stats(self, storage_key: str, urls: list[str]) -> dict[str, Stat | None]:
+        """What listings already told about ``urls``: a URL a listing found with its size
+        and age maps to its stat, one a listing shows missing to None; a URL not in the
+        answer was not seen, or seen by name only (size unknown). ``status`` asks for
+        every target at once."""
+        key = self._storages(storage_key).key
+        found = self._found.get(storage_key, {})
+        answers: dict[str, Stat | None] = {}
+        for url in urls:
+            name = key(url)
+            stat = found.get(name, _UNSEEN)
+            if stat is _UNSEEN:
+                if self._known(storage_key, name) is False:
+                    answers[url] = None
+            elif stat is not None:
+                answers[url] = stat
+        return answers
 
 STORAGES = Registry(
     "storage",

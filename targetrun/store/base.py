@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from targetrun import liveness
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskOutcome, TaskState
@@ -88,6 +88,16 @@ class TaskRecord:
     target: str | None = None
     started: float | None = None  # when the (last) attempt started; None in records of older versions
     worker: str = ""  # where it ran, "host:pid[/thread]" (see engine/work.py); "" when unknown
+
+
+class LastRun(NamedTuple):
+    """What ``status`` shows of a task's most recent record ("succeeded 3 min ago", and
+    in ``--json`` its run id and error): a tuple, as 10,000 of them are read in a no-op."""
+
+    run_id: str
+    state: TaskState
+    finished: float
+    error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +358,12 @@ class StateStore(ABC):
     @abstractmethod
     def last_task_records(self, pipeline: str) -> dict[str, TaskRecord]:
         """The most recent record of each task of a pipeline."""
+
+    def last_runs(self, pipeline: str) -> dict[str, LastRun]:
+        """What ``status`` shows of each task's most recent record (derived from
+        :meth:`last_task_records`; a store may read less)."""
+        return {task: LastRun(r.run_id, r.state, r.finished, r.error)
+                for task, r in self.last_task_records(pipeline).items()}
 
     @abstractmethod
     def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:

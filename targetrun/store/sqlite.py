@@ -30,8 +30,8 @@ from typing import Any
 from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskState
 from targetrun.store.statements import CACHE_GENERATION, GET_BLOB, INSERT_RUN, PUT_BLOB
-from targetrun.store.base import (PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions, TaskRecord, finite, kept,
-                                  readable)
+from targetrun.store.base import (LastRun, PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions, TaskRecord, finite,
+                                  kept, readable)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -398,6 +398,16 @@ class SqliteStore(StateStore):
         records = readable(self.path, "task record", rows, _last_record)
         return {record.task: record for record in records}
 
+    def last_runs(self, pipeline: str) -> dict[str, LastRun]:
+        """As :meth:`last_task_records` selects them (a row it would leave out as unreadable
+        is left out here too, and reported), without the columns ``status`` does not show."""
+        rows = self._query(
+            "SELECT task, run_id, state, MAX(finished), error, duration, attempts "
+            "FROM task_runs WHERE pipeline = ? GROUP BY task",
+            (pipeline,),
+        )
+        return dict(readable(self.path, "task record", rows, _last_run))
+
     def runs(self, pipeline: str, limit: int = 20) -> list[RunRecord]:
         rows = self._query(
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE pipeline = ? ORDER BY rowid DESC LIMIT ?",  # the order runs
@@ -579,6 +589,15 @@ _STATES = {state.value: state for state in TaskState}
 def _number(value: object) -> float:
     """:func:`finite`, with the common case (a finite float, as written) first."""
     return value if type(value) is float and math.isfinite(value) else finite(value)
+
+
+def _last_run(r: Sequence[Any]) -> tuple[str, LastRun]:
+    """A row of :meth:`SqliteStore.last_runs`, checked as :func:`_last_record` checks it."""
+    attempts = r[6]
+    if type(attempts) is not int:
+        int(attempts)
+    _number(r[5])
+    return r[0], LastRun(r[1], _STATES[r[2]], _number(r[3]), r[4])
 
 
 def _last_record(r: Sequence[Any]) -> TaskRecord:
