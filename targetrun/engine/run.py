@@ -44,7 +44,7 @@ from targetrun.engine.writes import Writes
 from targetrun.engine.work import (
     Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute,
 )
-from targetrun.errors import SpecError, SpecProblems, TargetrunError
+from targetrun.errors import EXIT_BACKEND, SpecError, SpecProblems, TargetrunError
 from targetrun.callables import resolve_callable
 from targetrun.staleness import DepState
 from targetrun.events import (
@@ -162,28 +162,35 @@ class Engine:
         self.writes = Writes(self.store, self.storages, scope.run_id)
         self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
         status = RunStatus.INTERRUPTED
+        ended: BaseException | None = None  # what ended the loop, if it did not end by itself
         watching = self._watching = self._watch_starts(scope, progress)
         try:
             self._loop(scope, progress, functions)
             status = RunStatus.SUCCEEDED
+        except BaseException as exc:
+            status, ended = _ended_by(exc), exc
+            raise
         finally:
             if watching:
                 self.executor.watch_starts(None)  # type: ignore[attr-defined]
             summary = self._summary(scope, progress, started)
             if status is RunStatus.SUCCEEDED and not summary.ok:
                 status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
-            if status is RunStatus.INTERRUPTED:
+            if status is not RunStatus.SUCCEEDED and ended is not None:
                 stopping.kill_commands()
                 self.executor.shutdown(wait=False)
             self.writes.discard_all(set(progress.inflight.values()))
             self.locks.release_all()
             with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
                 self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
-            self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
-            stray = unattributed_output()
-            if stray.strip():
-                self._tell(RunOutput(stray))
-            self._tell(RunFinished(summary))
+            # A run ended by a stop or a fault is recorded as far as the store lets it; a
+            # store that fails now must not turn that stop (130) or fault into another error.
+            with contextlib.suppress(TargetrunError) if ended is not None else contextlib.nullcontext():
+                self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
+                stray = unattributed_output()
+                if stray.strip():
+                    self._tell(RunOutput(stray))
+                self._tell(RunFinished(summary))
         return summary
 
     def _loop(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
@@ -758,6 +765,18 @@ class Engine:
                 outcomes.append(TaskOutcome(name, _skip_state(decision), decision, _target(scope.tasks[name])))
         outcomes.extend(_not_needed(scope.spec, scope.decisions))
         return RunSummary(scope.run_id, scope.spec.name, tuple(outcomes), started, self.clock.now(), scope.plan.requested)
+
+
+def _ended_by(exc: BaseException) -> RunStatus:
+    """How a run whose loop raised ``exc`` is recorded: a stop (Ctrl-C, SIGTERM) is
+    interrupted; a backend that failed the runner itself (a store that cannot commit what
+    the run kept, a storage that cannot tell) is broken -- as is a bug; an error of the
+    Pipelinefile or the command line found only now (exit 2) is failed."""
+    if isinstance(exc, KeyboardInterrupt):
+        return RunStatus.INTERRUPTED
+    if isinstance(exc, TargetrunError) and exc.exit_code != EXIT_BACKEND:
+        return RunStatus.FAILED
+    return RunStatus.BROKEN
 
 
 def _lock_name(task: PlannedTask) -> str | None:

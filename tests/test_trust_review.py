@@ -1,0 +1,160 @@
+"""Trust under a hostile review: store faults, signals and output at the worst moments.
+
+Real processes and files only: a second process that holds the SQLite store's write lock
+(``BEGIN EXCLUSIVE``) at a chosen moment, real SIGINT/SIGTERM, real ``targetrun`` runs.
+What must hold (README "Security and failure"): a store fault ends a run as *broken*
+with exit 3 and one paragraph, never as *interrupted* nor 130; a stop ends promptly with
+130/143 whatever the store does; a no-op's final line is printed once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+# Holds the project's store locked (every other writer waits) from when it says so in
+# `locked` until it has held it for argv[2] seconds, or (argv[2] == "forever") until killed.
+HOLDER = """
+import os, sqlite3, sys, time
+try:
+    os.setsid()  # started by a task: not killed with the task's process group
+except OSError:
+    pass
+db = sqlite3.connect(os.path.join(".targetrun", "state.db"), isolation_level=None, timeout=30)
+db.execute("BEGIN EXCLUSIVE")
+with open("locked.tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename("locked.tmp", "locked")
+if sys.argv[1] == "forever":
+    while True:
+        time.sleep(1)
+time.sleep(float(sys.argv[1]))
+db.execute("ROLLBACK")
+"""
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TARGETRUN_")}
+    env.update(extra)
+    return env
+
+
+def _lock_store_from_a_task(root: Path, hold: str) -> None:
+    """A pipeline whose first task (no checkpoint: nothing to prepare) has the store locked
+    by another process when it ends: the run's next commit -- the one carrying that task's
+    kept record -- meets a store it cannot write."""
+    (root / "holder.py").write_text(HOLDER)
+    (root / "steps.py").write_text(textwrap.dedent(f"""
+        import os, subprocess, sys, time
+
+        def lock():
+            subprocess.Popen([sys.executable, "holder.py", "{hold}"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+            while not os.path.exists("locked"):
+                time.sleep(0.02)
+        """))
+    (root / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: locked
+        tasks:
+          a: {run: "steps:lock", checkpoint: false}
+          b: {shell: "echo b > {output}", target: out/b.txt}
+        """))
+
+
+def _runs(root: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(root / ".targetrun" / "state.db", timeout=30) as db:
+        return db.execute("SELECT run_id, status FROM runs ORDER BY started").fetchall()
+
+
+def test_a_store_that_fails_a_group_commit_ends_the_run_broken_with_exit_3(tmp_path: Path) -> None:
+    """The store stays locked past TARGETRUN_STORE_TIMEOUT exactly when the run commits a
+    task's kept record: exit 3 with one paragraph naming the store, recorded as broken
+    (the store is free again by then) -- not interrupted, not 130, no traceback."""
+    _lock_store_from_a_task(tmp_path, "1.6")
+    done = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=_env(TARGETRUN_STORE_TIMEOUT="1"))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "interrupted" not in done.stderr, done.stderr
+    assert "targetrun: error: the state store" in done.stderr and "locked" in done.stderr, done.stderr
+    assert [status for _, status in _runs(tmp_path)] == ["broken"]
+    assert not (tmp_path / "out" / "b.txt").exists()
+
+
+def _wait_for(path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def _kill_holder(root: Path) -> None:
+    try:
+        os.kill(int((root / "locked").read_text()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_ends_promptly_while_another_process_holds_the_store(tmp_path: Path, signum: int, code: int) -> None:
+    """Ctrl-C (SIGTERM) while a task runs and another process holds the store's write lock:
+    the run does not wait the store's busy timeout (30 s) for each record it would still
+    write -- it ends within seconds, exit 130 (143), quietly; once the lock is gone the
+    project is as a stop leaves it: no staging file, nothing untrusted (`status` exit 0)."""
+    (tmp_path / "holder.py").write_text(HOLDER)
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent(f"""
+        name: stop-locked
+        tasks:
+          a:
+            shell: "{sys.executable} holder.py forever > /dev/null 2>&1 & while [ ! -e locked ]; do sleep 0.02; done; echo a > {{output}}; sleep 60"
+            target: out/a.txt
+        """))
+    run = subprocess.Popen([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait_for(tmp_path / "locked")
+        time.sleep(0.3)
+        stopped = time.monotonic()
+        run.send_signal(signum)
+        out, err = run.communicate(timeout=120)
+        took = time.monotonic() - stopped
+    finally:
+        run.kill()
+        _kill_holder(tmp_path)
+    assert run.returncode == code, out + err
+    assert took < 3.0, f"the stop took {took:.1f}s"
+    assert "Traceback" not in err and "targetrun: error" not in err, err
+    assert not (tmp_path / "out" / "a.txt").exists()
+    status = subprocess.run([sys.executable, "-m", "targetrun", "status"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, env=_env())
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True  # no staging file
+
+
+def test_ctrl_c_while_the_run_waits_for_a_locked_store_ends_it_promptly(tmp_path: Path) -> None:
+    """The run is waiting (up to the default 30 s) for another process's lock to commit a
+    task's kept record when Ctrl-C arrives: it ends within seconds, exit 130, quietly --
+    the wait is not SQLite's own, which would hold the signal for the whole timeout."""
+    _lock_store_from_a_task(tmp_path, "forever")
+    run = subprocess.Popen([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait_for(tmp_path / "locked")
+        time.sleep(0.5)  # the run meets the lock and waits
+        stopped = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=120)
+        took = time.monotonic() - stopped
+    finally:
+        run.kill()
+        _kill_holder(tmp_path)
+    assert run.returncode == 130, out + err
+    assert took < 3.0, f"the stop took {took:.1f}s"
+    assert "Traceback" not in err and "targetrun: error" not in err, err
