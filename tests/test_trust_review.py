@@ -158,3 +158,59 @@ def test_ctrl_c_while_the_run_waits_for_a_locked_store_ends_it_promptly(tmp_path
     assert run.returncode == 130, out + err
     assert took < 3.0, f"the stop took {took:.1f}s"
     assert "Traceback" not in err and "targetrun: error" not in err, err
+
+
+# Runs the command line with a real SIGINT sent to itself at the moment its main thread is
+# about to execute the line of targetrun/store/sqlite.py given as argv[1] (its text) inside a
+# transaction that carries a task's kept record -- where a Ctrl-C may land.
+AT_LINE = """
+import linecache, os, signal, sys
+
+line_text = sys.argv[1]
+sent = False
+
+def local(frame, event, arg):
+    global sent
+    if event == "line" and not sent and line_text in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+        later = frame.f_locals.get("later") or []
+        if any("task_runs" in statement for statement, _ in later):
+            sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+            [None for _ in range(3)]  # the interpreter handles it here, at this very line
+    return local
+
+def tracer(frame, event, arg):
+    if frame.f_code.co_name == "_transaction" and frame.f_code.co_filename.endswith(os.path.join("store", "sqlite.py")):
+        return local
+    return None
+
+sys.settrace(tracer)
+sys.argv = ["targetrun", *sys.argv[2:]]
+from targetrun.cli import main
+main()
+"""
+
+
+def test_a_signal_as_a_transaction_commits_kept_records_leaves_the_run_interrupted(tmp_path: Path) -> None:
+    """Ctrl-C lands just before the COMMIT of the transaction that carries a task's kept
+    record: the transaction is not left open (which failed every later write: exit 3,
+    'cannot start a transaction within a transaction', the run left 'running' and its
+    records lost). Exit 130; the task's record is kept and the run recorded interrupted."""
+    (tmp_path / "at_line.py").write_text(AT_LINE)
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: at-commit
+        tasks:
+          a: {shell: "echo a > {output}", target: out/a.txt}
+          b: {shell: "echo b > {output}", target: out/b.txt, needs: [a]}
+        """))
+    done = subprocess.run([sys.executable, "at_line.py", 'db.execute("COMMIT")', "run"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=_env())
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "targetrun: error" not in done.stderr, done.stderr
+    assert [status for _, status in _runs(tmp_path)] == ["interrupted"]
+    with sqlite3.connect(tmp_path / ".targetrun" / "state.db") as db:
+        assert db.execute("SELECT task, state FROM task_runs").fetchall() == [("a", "succeeded")]
+        assert db.execute("SELECT count(*) FROM pending").fetchone() == (0,)
+    status = subprocess.run([sys.executable, "-m", "targetrun", "status", "--check"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, env=_env())
+    assert "trust" not in status.stdout + status.stderr
