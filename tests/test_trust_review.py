@@ -214,3 +214,98 @@ def test_a_signal_as_a_transaction_commits_kept_records_leaves_the_run_interrupt
     status = subprocess.run([sys.executable, "-m", "targetrun", "status", "--check"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120, env=_env())
     assert "trust" not in status.stdout + status.stderr
+
+
+REPLAYED = """
+name: plain
+tasks:
+  a: {shell: 'echo a > {output}', target: out/a.txt}
+"""
+
+
+def _no_op(root: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "targetrun", "run", "-q"], cwd=root,
+                          capture_output=True, text=True, timeout=120, env=env or _env())
+
+
+def _certified(root: Path) -> None:
+    (root / "Pipelinefile.yaml").write_text(REPLAYED)
+    for _ in range(3):
+        done = _no_op(root)
+        assert done.returncode == 0, done.stderr
+        if "targetrun.cli" not in done.stderr:  # replayed: answered before the CLI was imported
+            return
+    raise AssertionError("never replayed")
+
+
+def test_a_replay_whose_commit_must_wait_prints_its_final_line_once(tmp_path: Path) -> None:
+    """The replay prints its final line, then commits the run's record. A store in
+    rollback-journal mode (not WAL) that another process is reading makes that COMMIT wait:
+    the replay must not then hand the command to the full run, which prints the line a
+    second time. It waits as the full run would, commits, and answers: one line, exit 0,
+    one more run recorded."""
+    _certified(tmp_path)
+    db_path = tmp_path / ".targetrun" / "state.db"
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA journal_mode=DELETE").fetchone() == ("delete",)
+        before = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    reader = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, time\n"
+        f"db = sqlite3.connect({str(db_path)!r}, isolation_level=None)\n"
+        "db.execute('BEGIN'); db.execute('SELECT count(*) FROM runs').fetchall()\n"
+        "print('reading', flush=True); time.sleep(2); db.execute('COMMIT')\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        done = _no_op(tmp_path)
+    finally:
+        reader.wait(timeout=30)
+        assert reader.stdout is not None
+        reader.stdout.close()
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(lines) == 1 and "skipped" in lines[0], done.stdout
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == before + 1
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A 4 MB file system of its own (tmpfs; root only), to fill up."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_replay_whose_commit_meets_a_full_disk_answers_once_with_exit_3(small_disk: Path) -> None:
+    """The disk fills between the replay's checks and its COMMIT (after the final line is
+    printed): one final line, exit 3, one paragraph saying the run was not recorded and
+    why (a full disk: make room) -- no second line from a full run, no traceback."""
+    _certified(small_disk)
+    db = sqlite3.connect(small_disk / ".targetrun" / "state.db", isolation_level=None)
+    try:  # kept open: the store's WAL index stays (the replay needs no room for it), its log empty
+        db.execute("SELECT count(*) FROM runs").fetchall()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        before = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+        with open(small_disk / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+            except OSError:
+                pass
+        done = _no_op(small_disk)
+        (small_disk / "filler").unlink()
+        after = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    finally:
+        db.close()
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert len(lines) == 1 and "skipped" in lines[0], done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("targetrun:")]
+    assert len(errors) == 1 and "not recorded" in errors[0] and "disk is full" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert after == before
