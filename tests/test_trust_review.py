@@ -309,3 +309,29 @@ def test_a_replay_whose_commit_meets_a_full_disk_answers_once_with_exit_3(small_
     assert len(errors) == 1 and "not recorded" in errors[0] and "disk is full" in errors[0], done.stderr
     assert "Traceback" not in done.stderr
     assert after == before
+
+
+def test_a_background_process_left_holding_a_tasks_stdout_does_not_hold_the_run(tmp_path: Path) -> None:
+    """A shell task whose stdout is its value starts a server-like process that keeps that
+    stdout: the task ends when its command does (not when the process does), its value is
+    what the command printed, and the process lives on -- not killed by a broken pipe when
+    it prints later. The next command trusts the target (exit 0)."""
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: bg-stdout
+        tasks:
+          a:
+            shell: "sh -c 'sleep 2; echo late; sleep 0.3; touch alive_after_printing' & echo value"
+            target: out/a.txt
+        """))
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=_env())
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert took < 1.8, f"the run took {took:.1f}s: it waited for the background process"
+    assert (tmp_path / "out" / "a.txt").read_text() == "value\n"
+    _wait_for(tmp_path / "alive_after_printing", timeout=15)
+    assert (tmp_path / "out" / "a.txt").read_text() == "value\n"
+    check = subprocess.run([sys.executable, "-m", "targetrun", "status", "--check"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120, env=_env())
+    assert check.returncode == 0, check.stdout + check.stderr

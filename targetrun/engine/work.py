@@ -365,9 +365,12 @@ _CHUNK = 65536  # a pipe's capacity: one read empties it
 
 def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
     """What the command prints to ``err`` while it runs, and (``result``) its stdout, as
-    they come. Its stdout is read to the end, as the result must be whole. Its log ends
-    when the pipe does or, once the command has exited, with what is there: a background
-    process it left holding the pipe open is not waited for (as with a file)."""
+    they come. Each ends when its pipe does or, once the command has exited, with what is
+    there: everything the command and its foreground children wrote is in the pipe by
+    then, and a background process it left holding a pipe open (``server &``) is not
+    waited for -- a daemon a task starts must not hold the run for its lifetime. What such
+    a process prints later goes to a detached reader (:func:`_drain_elsewhere`), not into
+    the task's value or log."""
     import select
 
     out = process.stdout.fileno() if result is not None else None
@@ -388,11 +391,16 @@ def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
                 result.write(data)
             else:
                 chunks.append(data)
-        if reading == {err} and process.poll() is not None:  # it exited: nothing of its own is still to come
-            rest, ended = _available(err)
-            chunks.append(rest)
-            if not ended:  # something it started still holds the pipe
-                _drain_elsewhere(err)
+        if reading and process.poll() is not None:  # it exited: nothing of its own is still to come
+            for fd in sorted(reading):
+                rest, ended = _available(fd)
+                if fd == out:
+                    assert result is not None
+                    result.write(rest)
+                else:
+                    chunks.append(rest)
+                if not ended:  # something it started still holds the pipe
+                    _drain_elsewhere(fd)
             break
     return b"".join(chunks)
 
