@@ -335,3 +335,38 @@ def test_a_background_process_left_holding_a_tasks_stdout_does_not_hold_the_run(
     check = subprocess.run([sys.executable, "-m", "targetrun", "status", "--check"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120, env=_env())
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_shell_task_with_checkpoint_false_runs_for_what_it_does(tmp_path: Path) -> None:
+    """`checkpoint: false` on a shell task: it runs (exit 0) and what it prints is its log
+    -- not an internal AssertionError with a traceback in the task's failure."""
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: side-effect
+        tasks:
+          a: {shell: "echo said; echo warned >&2; touch did", checkpoint: false}
+        """))
+    done = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert (tmp_path / "did").exists()
+    logs = subprocess.run([sys.executable, "-m", "targetrun", "logs", "a"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=_env())
+    assert "said" in logs.stdout and "warned" in logs.stdout, logs.stdout + logs.stderr
+
+
+@pytest.mark.parametrize("tasks", [
+    'a: {shell: "echo x > {output}", checkpoint: false}',
+    'a: {shell: "echo x", checkpoint: false}\n  b: {run: "m:use", needs: [a]}',
+])
+def test_a_shell_task_with_checkpoint_false_that_a_value_is_asked_of_is_refused(tmp_path: Path, tasks: str) -> None:
+    """A shell task's value is its checkpoint: one with `checkpoint: false` that writes
+    {output}, or that a Python task needs, is refused before anything runs (exit 2, one
+    paragraph naming the line) -- not an internal error (exit 4) or a failed task."""
+    (tmp_path / "m.py").write_text("def use(a):\n    return a\n")
+    (tmp_path / "Pipelinefile.yaml").write_text(f"name: refused\ntasks:\n  {tasks}\n")
+    done = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=_env())
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.startswith("targetrun: error: Pipelinefile.yaml, line ") and "checkpoint: false" in done.stderr

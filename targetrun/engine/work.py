@@ -286,13 +286,17 @@ def file_digest(path: str) -> tuple[int, str]:
 
 
 def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str | None]:
-    assert job.shell is not None and job.storage is not None and job.checkpoint is not None and job.staging is not None
+    assert job.shell is not None
     writes_output = any(name == "output" for name, _, _ in templating.fields(job.shell))
     with ExitStack() as stack:
         paths = {arg: stack.enter_context(_fetched(source)) for arg, source in job.inputs.items()}
         paths.update({source.task: paths[arg] for arg, source in job.inputs.items()})
         context = dict(job.context)
         context["needs"] = templating.Namespace("needs", paths)
+        if job.staging is None:  # `checkpoint: false`: it runs for what it does, and what it prints is its log
+            _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
+            return None, None, None
+        assert job.storage is not None and job.checkpoint is not None
         if writes_output:
             out = stack.enter_context(job.storage.stage_output(job.staging))
             context["output"] = out
