@@ -370,3 +370,21 @@ def test_a_shell_task_with_checkpoint_false_that_a_value_is_asked_of_is_refused(
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stderr.startswith("targetrun: error: Pipelinefile.yaml, line ") and "checkpoint: false" in done.stderr
+
+
+@pytest.mark.parametrize("secret, where", [
+    ("hunter1pass", 'a: {shell: "psql postgres://app:hunter1pass@db/x -c select"}'),
+    ("hunter2pass", 'a: {run: "m:use", args: {a: "redis://:hunter2pass@cache:6379/0"}}'),
+])
+def test_a_credential_written_anywhere_in_the_pipelinefile_is_not_copied_into_the_spec_cache(
+        tmp_path: Path, secret: str, where: str) -> None:
+    """A password in a URL in a shell command or an argument (not only in `cache:` or a
+    result's options) keeps the file out of `.targetrun/spec/`: nothing under `.targetrun/`
+    (often a CI artifact) holds it after a run."""
+    (tmp_path / "m.py").write_text("def use(a):\n    return 1\n")
+    (tmp_path / "Pipelinefile.yaml").write_text(f"name: creds\ntasks:\n  {where}\n")
+    subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True, text=True,
+                   timeout=120, env=_env())
+    assert (tmp_path / ".targetrun").exists()
+    holding = [str(p) for p in (tmp_path / ".targetrun").rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert holding == []
