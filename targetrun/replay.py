@@ -432,7 +432,9 @@ def _not_recorded(store: str, exc: BaseException, busy: bool, environ: Mapping[s
         hint = ("If the disk is full, make room; if the file is damaged or not a targetrun database, move it aside "
                 "(targetrun creates a new one).")
     try:
-        sys.stderr.write(f"targetrun: error: the state store {store} {what}. {hint}\n")
+        from targetrun.redact import printable, redact  # as every message the CLI writes
+
+        sys.stderr.write(f"targetrun: error: {printable(redact(f'the state store {store} {what}. {hint}'))}\n")
         sys.stderr.flush()
     except Exception:  # no stderr (started with it closed): the exit code says it
         pass
