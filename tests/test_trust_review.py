@@ -388,3 +388,32 @@ def test_a_credential_written_anywhere_in_the_pipelinefile_is_not_copied_into_th
     assert (tmp_path / ".targetrun").exists()
     holding = [str(p) for p in (tmp_path / ".targetrun").rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
     assert holding == []
+
+
+def test_a_credential_in_a_staleness_reason_reaches_neither_the_report_file_nor_the_store(tmp_path: Path) -> None:
+    """A parameter holding a DSN changes: the decision reads "parameters changed (dsn: ...)".
+    The HTML report (a file written straight to disk, often published by CI) and the run's
+    recorded outcomes mask its password, as every message does."""
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: dsn
+        params:
+          dsn: "postgres://app:hunter9old@db/x"
+        tasks:
+          a: {shell: "test -n {params.dsn} && echo made > {output}", target: out/a.txt,
+              cache_validator: [all_parameters]}
+        """))
+    for args in ([], ["-p", "dsn=postgres://app:hunter9new@db/y"]):
+        done = subprocess.run([sys.executable, "-m", "targetrun", "run", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, env=_env())
+        assert done.returncode == 0, done.stdout + done.stderr
+    report = subprocess.run([sys.executable, "-m", "targetrun", "report", "-o", "report.html"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, env=_env())
+    assert report.returncode == 0, report.stdout + report.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "parameters changed" in page and "postgres://***@db" in page
+    assert "hunter9" not in page
+    import zlib
+    with sqlite3.connect(tmp_path / ".targetrun" / "state.db") as db:
+        outcomes = [zlib.decompress(data) for (data,) in db.execute("SELECT data FROM blobs")]
+    assert any(b"parameters changed" in text for text in outcomes)
+    assert not any(b"hunter9" in text for text in outcomes)
