@@ -417,3 +417,21 @@ def test_a_credential_in_a_staleness_reason_reaches_neither_the_report_file_nor_
         outcomes = [zlib.decompress(data) for (data,) in db.execute("SELECT data FROM blobs")]
     assert any(b"parameters changed" in text for text in outcomes)
     assert not any(b"hunter9" in text for text in outcomes)
+
+
+def test_a_state_store_on_a_full_disk_says_to_make_room_not_to_move_it_aside(small_disk: Path) -> None:
+    """The disk holding the store is full: exit 3, one paragraph that says so and what to
+    do (make room) -- not the hint for a damaged file (move it aside, losing its records)."""
+    (small_disk / "Pipelinefile.yaml").write_text(REPLAYED)
+    with open(small_disk / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"x" * 4096)
+        except OSError:
+            pass
+    done = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=small_disk, capture_output=True, text=True,
+                          timeout=120, env=_env())
+    assert done.returncode == 3, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("targetrun:")]
+    assert len(errors) == 1 and "make room" in errors[0] and "move it aside" not in errors[0], done.stderr
+    assert "Traceback" not in done.stderr

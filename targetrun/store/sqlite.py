@@ -15,6 +15,7 @@ A thread's read first commits what it kept, so it reads its own writes.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -89,6 +90,12 @@ _SLICE = 0.05  # seconds SQLite waits for a lock on its own before the store loo
 def _busy(exc: BaseException) -> bool:
     """Whether SQLite gave up waiting for another connection's lock."""
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _full(exc: BaseException) -> bool:
+    """Whether the disk (or a quota) left no room: SQLITE_FULL, or ENOSPC/EDQUOT from the OS."""
+    return isinstance(exc, sqlite3.Error) and "is full" in str(exc) or \
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")  # as targetrun.resolve.protocol reads one
 
 
@@ -203,6 +210,12 @@ class SqliteStore(StateStore):
                 f"the state store {self.path} stayed locked by another process for {self.timeout:g}s",
                 hint="Another targetrun (or a program that opened the file) is writing to it; wait for it or stop "
                 "it, or set TARGETRUN_STORE_TIMEOUT to wait longer.",
+            )
+        if _full(exc):  # moving the store aside would lose its records for nothing
+            return CacheError(
+                f"the state store {self.path} cannot be written: {exc}",
+                hint="The disk that holds it is full: make room on it, then run again (targets already made are kept "
+                "and trusted).",
             )
         return CacheError(
             f"the state store {self.path} cannot be used: {exc}",
