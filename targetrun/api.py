@@ -632,8 +632,10 @@ def _write_output_file(path: str, data: bytes) -> None:
             f.write(data)
         os.replace(temporary, path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
         raise UsageError(f"cannot write the report to {path}: {exc.strerror or exc}",
                          hint="Give -o a writable file path.") from None
+    finally:  # a failed write, or a stop (Ctrl-C) before the rename, leaves no temporary file behind
+        if os.path.lexists(temporary):
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
 

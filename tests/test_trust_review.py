@@ -435,3 +435,42 @@ def test_a_state_store_on_a_full_disk_says_to_make_room_not_to_move_it_aside(sma
     errors = [line for line in done.stderr.splitlines() if line.startswith("targetrun:")]
     assert len(errors) == 1 and "make room" in errors[0] and "move it aside" not in errors[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+# Runs the command line with a real SIGINT sent to itself when its main thread is about to
+# run the line holding argv[2] (its text) in the function argv[1] -- a chosen moment.
+AT_FUNCTION_LINE = """
+import linecache, os, signal, sys
+
+function, line_text = sys.argv[1], sys.argv[2]
+sent = False
+
+def local(frame, event, arg):
+    global sent
+    if event == "line" and not sent and line_text in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+        sent = True
+        os.kill(os.getpid(), signal.SIGINT)
+        [None for _ in range(3)]  # the interpreter handles it here, at this very line
+    return local
+
+def tracer(frame, event, arg):
+    return local if frame.f_code.co_name == function else None
+
+sys.settrace(tracer)
+sys.argv = ["targetrun", *sys.argv[3:]]
+from targetrun.cli import main
+main()
+"""
+
+
+def test_a_stop_just_before_the_report_is_renamed_into_place_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """Ctrl-C between writing the report's temporary sibling and renaming it: exit 130,
+    no report and no `report.html.PID.tmp` left beside it."""
+    (tmp_path / "Pipelinefile.yaml").write_text(REPLAYED)
+    assert subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True,
+                          timeout=120, env=_env()).returncode == 0
+    (tmp_path / "at.py").write_text(AT_FUNCTION_LINE)
+    done = subprocess.run([sys.executable, "at.py", "_write_output_file", "os.replace(temporary, path)", "report", "-o",
+                           "report.html"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=_env())
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("report")) == []
