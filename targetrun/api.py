@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from targetrun import liveness, locate, settings
+from targetrun import liveness, locate, settings, stopping
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.engine.recovery import holds, recover
@@ -206,7 +206,7 @@ def backends(spec: PipelineSpec, store_url: str | None = None) -> Iterator[Backe
     except BaseException:
         # What ended the command (a stop: 130/143; a fault) is what it reports: a store
         # that cannot take the writes it kept now (locked, gone) must not replace it.
-        with contextlib.suppress(TargetrunError):
+        with contextlib.suppress(TargetrunError), stopping.hurried():
             opened.close()
         raise
     opened.close()

@@ -24,7 +24,9 @@ Two rules keep a stop from breaking what it interrupts:
   committed but not forgotten would be applied twice). A second signal still exits at once.
 * Once stopping, a wait for another process (a store's lock) is short: every such wait
   ends by :data:`STOP_GRACE` seconds after the first signal (:func:`wait_until`), so the
-  clean-up records what it can and the command exits within seconds, as asked.
+  clean-up records what it can and the command exits within seconds, as asked. A command
+  ending on an error (a store that stayed locked) cleans up the same way (:func:`hurried`):
+  it does not wait the store's whole timeout again for each record it would still write.
 
 Standard library only: this is installed before anything else is imported.
 """
@@ -94,7 +96,7 @@ def ignore() -> None:
 
 
 _stopping = False
-_stopped_at: float | None = None  # time.monotonic() of the first signal
+_hurry_from: float | None = None  # time.monotonic() of the first signal, or of the start of hurried()
 _deferring = 0  # the main thread is inside this many deferred() sections
 _deferred: int | None = None  # the signal that arrived meanwhile, raised when they end
 
@@ -102,13 +104,13 @@ STOP_GRACE = 1.0  # seconds after a stop that waits for another process may stil
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    global _stopping, _stopped_at, _deferred
+    global _stopping, _hurry_from, _deferred
     if _stopping:  # asked twice: do not wait for the clean-up
         flush()
         os._exit(128 + signum)
     _stopping = True
-    if _stopped_at is None:
-        _stopped_at = time.monotonic()
+    if _hurry_from is None:
+        _hurry_from = time.monotonic()
     if _deferring:
         _deferred = signum
         return
@@ -143,10 +145,29 @@ def deliver() -> None:
 
 def wait_until(deadline: float) -> float:
     """When a wait for another process that would end at ``deadline`` (``time.monotonic()``)
-    must end: then, or -- once a stop signal arrived -- by :data:`STOP_GRACE` after it."""
-    if _stopped_at is None:
+    must end: then, or -- once a stop signal arrived, or inside :func:`hurried` -- by
+    :data:`STOP_GRACE` after that began."""
+    if _hurry_from is None:
         return deadline
-    return min(deadline, _stopped_at + STOP_GRACE)
+    return min(deadline, _hurry_from + STOP_GRACE)
+
+
+@contextmanager
+def hurried(when: bool = True) -> Iterator[None]:
+    """Within (when ``when``): the command is ending on an error, and every wait for
+    another process ends by :data:`STOP_GRACE` after this began -- what it still records
+    on its way out is best-effort. Afterwards waits are as long as before (an API caller's
+    next run), unless a stop arrived meanwhile."""
+    global _hurry_from
+    if not when or _hurry_from is not None:
+        yield
+        return
+    _hurry_from = time.monotonic()
+    try:
+        yield
+    finally:
+        if not _stopping:
+            _hurry_from = None
 
 
 # -- the commands this process runs -----------------------------------------------------

@@ -474,3 +474,21 @@ def test_a_stop_just_before_the_report_is_renamed_into_place_leaves_no_temporary
                            "report.html"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=_env())
     assert done.returncode == 130, done.stdout + done.stderr
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("report")) == []
+
+
+def test_a_run_broken_by_a_locked_store_ends_without_waiting_again_for_each_record(tmp_path: Path) -> None:
+    """The store stays locked by another process: the run's commit gives up after
+    TARGETRUN_STORE_TIMEOUT (exit 3), and what it would still record on its way out (the
+    run's end, its outcomes, the release of what it staged) waits a short grace in all --
+    not the whole timeout again for each of them."""
+    _lock_store_from_a_task(tmp_path, "forever")
+    started = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300, env=_env(TARGETRUN_STORE_TIMEOUT="3"))
+        took = time.monotonic() - started
+    finally:
+        _kill_holder(tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "targetrun: error: the state store" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert took < 7.5, f"the run took {took:.1f}s to end"

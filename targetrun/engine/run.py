@@ -171,26 +171,34 @@ class Engine:
             status, ended = _ended_by(exc), exc
             raise
         finally:
-            if watching:
-                self.executor.watch_starts(None)  # type: ignore[attr-defined]
-            summary = self._summary(scope, progress, started)
-            if status is RunStatus.SUCCEEDED and not summary.ok:
-                status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
-            if status is not RunStatus.SUCCEEDED and ended is not None:
-                stopping.kill_commands()
-                self.executor.shutdown(wait=False)
-            self.writes.discard_all(set(progress.inflight.values()))
-            self.locks.release_all()
-            with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
-                self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
-            # A run ended by a stop or a fault is recorded as far as the store lets it; a
-            # store that fails now must not turn that stop (130) or fault into another error.
-            with contextlib.suppress(TargetrunError) if ended is not None else contextlib.nullcontext():
-                self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
-                stray = unattributed_output()
-                if stray.strip():
-                    self._tell(RunOutput(stray))
-                self._tell(RunFinished(summary))
+            with stopping.hurried(ended is not None):  # a stop or a fault: record what the store takes at once
+                summary = self._end(scope, progress, started, status, ended, watching)
+        return summary
+
+    def _end(self, scope: RunScope, progress: _Progress, started: float, status: RunStatus,
+             ended: BaseException | None, watching: bool) -> RunSummary:
+        """The end of a run however it ends: staged writes removed, locks released, the run
+        recorded -- as far as the store lets it when a stop or a fault ended it (``ended``)."""
+        if watching:
+            self.executor.watch_starts(None)  # type: ignore[attr-defined]
+        summary = self._summary(scope, progress, started)
+        if status is RunStatus.SUCCEEDED and not summary.ok:
+            status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
+        if ended is not None:  # a stop or a fault: nothing runs on, nothing is waited for
+            stopping.kill_commands()
+            self.executor.shutdown(wait=False)
+        self.writes.discard_all(set(progress.inflight.values()))
+        self.locks.release_all()
+        with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
+            self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
+        # A run ended by a stop or a fault is recorded as far as the store lets it; a
+        # store that fails now must not turn that stop (130) or fault into another error.
+        with contextlib.suppress(TargetrunError) if ended is not None else contextlib.nullcontext():
+            self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
+            stray = unattributed_output()
+            if stray.strip():
+                self._tell(RunOutput(stray))
+            self._tell(RunFinished(summary))
         return summary
 
     def _loop(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:

@@ -115,7 +115,7 @@ class SqliteStore(StateStore):
         self.path = path
         self.timeout = timeout  # seconds to wait for another process's write lock
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []  # each connection and its thread
         self._guard = threading.Lock()
         self._while_busy(self._check_schema)
         self._identity = self._file_identity()
@@ -188,7 +188,7 @@ class SqliteStore(StateStore):
             db = self._connect()
             self._local.db = db
             with self._guard:
-                self._all.append(db)
+                self._all.append((threading.current_thread(), db))
         return db
 
     def _connect(self) -> sqlite3.Connection:
@@ -542,8 +542,12 @@ class SqliteStore(StateStore):
             self.flush()
         finally:  # a store that cannot take the kept writes is still let go of
             with self._guard:
-                for db in self._all:
-                    db.close()
+                for thread, db in self._all:
+                    # Never under a thread that may be using it: closing a connection while
+                    # another thread waits in SQLite frees what that thread runs on (a crash).
+                    # A live thread's connection closes when the thread ends (its local data goes).
+                    if thread is threading.current_thread() or not thread.is_alive():
+                        db.close()
                 self._all.clear()
             self._local = threading.local()
 
