@@ -492,3 +492,37 @@ def test_a_run_broken_by_a_locked_store_ends_without_waiting_again_for_each_reco
     assert done.returncode == 3, done.stdout + done.stderr
     assert "targetrun: error: the state store" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert took < 7.5, f"the run took {took:.1f}s to end"
+
+
+def test_a_stop_ends_promptly_while_a_redis_store_does_not_answer(tmp_path: Path) -> None:
+    """A Redis state store that stops answering (its process paused: a network that drops
+    packets) while a task runs, then Ctrl-C: the run does not wait the client's timeout
+    for each record it would still write -- it ends within a few seconds, exit 130."""
+    from tests.backends import RedisServer
+
+    server = RedisServer(str(tmp_path))
+    server.start()
+    assert server.process is not None
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent(f"""
+        name: stop-redis
+        cache: {server.url}
+        tasks:
+          a: {{shell: "touch started; sleep 60; echo a > {{output}}", target: out/a.txt}}
+        """))
+    run = subprocess.Popen([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait_for(tmp_path / "started")
+        server.process.send_signal(signal.SIGSTOP)
+        time.sleep(0.3)
+        stopped = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=120)
+        took = time.monotonic() - stopped
+    finally:
+        run.kill()
+        server.process.send_signal(signal.SIGCONT)
+        server.stop()
+    assert run.returncode == 130, out + err
+    assert "Traceback" not in err, err
+    assert took < 8.0, f"the stop took {took:.1f}s"
