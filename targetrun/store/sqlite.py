@@ -95,7 +95,7 @@ def _busy(exc: BaseException) -> bool:
 def _full(exc: BaseException) -> bool:
     """Whether the disk (or a quota) left no room: SQLITE_FULL, or ENOSPC/EDQUOT from the OS."""
     return isinstance(exc, sqlite3.Error) and "is full" in str(exc) or \
-        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")  # as targetrun.resolve.protocol reads one
 
 
