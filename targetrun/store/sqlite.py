@@ -96,6 +96,8 @@ def _full(exc: BaseException) -> bool:
     """Whether the disk (or a quota) left no room: SQLITE_FULL, or ENOSPC/EDQUOT from the OS."""
     return isinstance(exc, sqlite3.Error) and "is full" in str(exc) or \
         isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")  # as targetrun.resolve.protocol reads one
 
 
@@ -239,7 +241,8 @@ class SqliteStore(StateStore):
                         db.execute(statement, args)
                     yield db
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    if db.in_transaction:  # SQLite may have rolled it back itself (a full disk): say why, not this
+                        db.execute("ROLLBACK")
                     raise
                 db.execute("COMMIT")
                 later.clear()
