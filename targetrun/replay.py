@@ -399,9 +399,12 @@ def _commit(db: Any, store: str, environ: Mapping[str, str]) -> int:
     import sqlite3
 
     limit: float | None = None
-    db.execute(f"PRAGMA busy_timeout = {int(COMMIT_SLICE * 1000)}")
+    slices = False
     while True:
         try:
+            if not slices:  # inside the try: nothing after the line may hand the command to the full run
+                db.execute(f"PRAGMA busy_timeout = {int(COMMIT_SLICE * 1000)}")
+                slices = True
             db.execute("COMMIT")
             return 0
         except sqlite3.OperationalError as exc:
@@ -414,13 +417,13 @@ def _commit(db: Any, store: str, environ: Mapping[str, str]) -> int:
                 except Exception:  # a bad value: the full run would have refused it; wait no longer
                     limit = time.monotonic()
             if not busy or limit is None or time.monotonic() >= limit or not db.in_transaction:
-                return _not_recorded(store, exc, busy, environ)
+                return _not_recorded(store, exc, busy)
             time.sleep(0.01)
         except Exception as exc:
-            return _not_recorded(store, exc, False, environ)
+            return _not_recorded(store, exc, False)
 
 
-def _not_recorded(store: str, exc: BaseException, busy: bool, environ: Mapping[str, str]) -> int:
+def _not_recorded(store: str, exc: BaseException, busy: bool) -> int:
     """The no-op was answered (its line is printed) but the state store did not take its
     record: say so as the full run says a store error, and exit 3."""
     if busy:
