@@ -129,7 +129,7 @@ def test_a_stop_ends_promptly_while_another_process_holds_the_store(tmp_path: Pa
         run.kill()
         _kill_holder(tmp_path)
     assert run.returncode == code, out + err
-    assert took < 3.0, f"the stop took {took:.1f}s"
+    assert took < 4.0, f"the stop took {took:.1f}s"
     assert "Traceback" not in err and "targetrun: error" not in err, err
     assert not (tmp_path / "out" / "a.txt").exists()
     status = subprocess.run([sys.executable, "-m", "targetrun", "status"], cwd=tmp_path, capture_output=True,
@@ -156,7 +156,7 @@ def test_ctrl_c_while_the_run_waits_for_a_locked_store_ends_it_promptly(tmp_path
         run.kill()
         _kill_holder(tmp_path)
     assert run.returncode == 130, out + err
-    assert took < 3.0, f"the stop took {took:.1f}s"
+    assert took < 4.0, f"the stop took {took:.1f}s"
     assert "Traceback" not in err and "targetrun: error" not in err, err
 
 
