@@ -438,7 +438,8 @@ def test_a_state_store_on_a_full_disk_says_to_make_room_not_to_move_it_aside(sma
 
 
 # Runs the command line with a real SIGINT sent to itself when its main thread is about to
-# run the line holding argv[2] (its text) in the function argv[1] -- a chosen moment.
+# run the line holding argv[2] (its text) in the function argv[1] (or one of several, comma
+# separated) -- a chosen moment.
 AT_FUNCTION_LINE = """
 import linecache, os, signal, sys
 
@@ -454,7 +455,7 @@ def local(frame, event, arg):
     return local
 
 def tracer(frame, event, arg):
-    return local if frame.f_code.co_name == function else None
+    return local if frame.f_code.co_name in function.split(",") else None
 
 sys.settrace(tracer)
 sys.argv = ["targetrun", *sys.argv[3:]]
@@ -526,3 +527,20 @@ def test_a_stop_ends_promptly_while_a_redis_store_does_not_answer(tmp_path: Path
     assert run.returncode == 130, out + err
     assert "Traceback" not in err, err
     assert took < 8.0, f"the stop took {took:.1f}s"
+
+
+@pytest.mark.parametrize("line", ["self.locks.release_all()", "self.store.record_outcomes("])
+def test_a_stop_while_a_finished_run_is_being_recorded_still_records_it(tmp_path: Path, line: str) -> None:
+    """Every task is done and Ctrl-C lands while the run writes its own end: exit 130, but
+    the run is recorded (succeeded: all it did is done and kept) -- not left 'running',
+    to show as 'died' -- and the next command finds everything in place (exit 0)."""
+    (tmp_path / "Pipelinefile.yaml").write_text(REPLAYED)
+    (tmp_path / "at.py").write_text(AT_FUNCTION_LINE)
+    done = subprocess.run([sys.executable, "at.py", "_run,_end", line, "run"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=_env())
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert [status for _, status in _runs(tmp_path)] == ["succeeded"]
+    check = subprocess.run([sys.executable, "-m", "targetrun", "status", "--check"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120, env=_env())
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -187,14 +187,17 @@ class Engine:
         if ended is not None:  # a stop or a fault: nothing runs on, nothing is waited for
             stopping.kill_commands()
             self.executor.shutdown(wait=False)
-        self.writes.discard_all(set(progress.inflight.values()))
-        self.locks.release_all()
-        with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
-            self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
         # A run ended by a stop or a fault is recorded as far as the store lets it; a
         # store that fails now must not turn that stop (130) or fault into another error.
+        # And a stop that arrives now is raised once the run is recorded, not before: a run
+        # whose tasks are all done must not be left 'running' (to show as 'died').
         with contextlib.suppress(TargetrunError) if ended is not None else contextlib.nullcontext():
-            self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
+            with stopping.deferred():
+                self.writes.discard_all(set(progress.inflight.values()))
+                self.locks.release_all()
+                with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
+                    self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
+                self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
             stray = unattributed_output()
             if stray.strip():
                 self._tell(RunOutput(stray))
