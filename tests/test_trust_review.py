@@ -544,3 +544,31 @@ def test_a_stop_while_a_finished_run_is_being_recorded_still_records_it(tmp_path
     check = subprocess.run([sys.executable, "-m", "targetrun", "status", "--check"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120, env=_env())
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("function, line", [
+    ("_run", "self._tell(RunStarted("),
+    ("_report_skips", "handle(TaskSkipped("),
+    ("_run,_end", "self.locks.start()"),
+])
+def test_a_stop_just_after_a_run_began_records_it_interrupted(tmp_path: Path, function: str, line: str) -> None:
+    """Ctrl-C right after the run's record was written -- while the run says it started,
+    lists what it skips (10,000 lines for a large no-op), or starts renewing its lease:
+    exit 130 and the run is recorded interrupted, not left 'running' to show as 'died'."""
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: begun
+        tasks:
+          a: {shell: "echo a > {output}", target: out/a.txt}
+          b: {shell: "echo b > {output}", target: out/b.txt, needs: [a]}
+        """))
+    subprocess.run([sys.executable, "-m", "targetrun", "run", "a"], cwd=tmp_path, capture_output=True, timeout=120,
+                   env=_env())
+    (tmp_path / "at.py").write_text(AT_FUNCTION_LINE)
+    done = subprocess.run([sys.executable, "at.py", function, line, "run"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=_env())
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert [status for _, status in _runs(tmp_path)] == ["succeeded", "interrupted"]
+    again = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120, env=_env())
+    assert again.returncode == 0, again.stdout + again.stderr

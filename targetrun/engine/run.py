@@ -150,29 +150,36 @@ class Engine:
 
     def _run(self, scope: RunScope, request: RunRequest, started: float) -> RunSummary:
         functions = self._preflight(scope)
-        # The record keeps the tasks named on the command line, not the sinks they default
-        # to: a run of a 10,000-task pipeline must not store 10,000 names, every time.
-        self.store.begin_run(RunRecord(scope.run_id, scope.spec.name, started, requested=tuple(dict.fromkeys(request.tasks)),
-                                       owner=liveness.owner_id(), heartbeat=started))
-        self._tell(RunStarted(scope.run_id, scope.spec.name, scope.plan.requested, len(scope.decisions), len(scope.order),
-                              date=f"{scope.context.date:%Y-%m-%d}"))
-        self._report_skips(scope)
         progress = self._progress(scope, request)
         self.locks = RunLocks(self.store, scope.run_id, self.lock_lease)
         self.writes = Writes(self.store, self.storages, scope.run_id)
-        self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
+        self._watching = watching = False
         status = RunStatus.INTERRUPTED
-        ended: BaseException | None = None  # what ended the loop, if it did not end by itself
-        watching = self._watching = self._watch_starts(scope, progress)
+        begun = False  # the run's record exists: from then on, however it ends, it is recorded
+        ended: BaseException | None = None  # what ended the run, if it did not end by itself
         try:
+            # A stop during the record's write is raised once it is written, and known so.
+            with stopping.deferred():
+                # The record keeps the tasks named on the command line, not the sinks they default
+                # to: a run of a 10,000-task pipeline must not store 10,000 names, every time.
+                self.store.begin_run(RunRecord(scope.run_id, scope.spec.name, started,
+                                               requested=tuple(dict.fromkeys(request.tasks)),
+                                               owner=liveness.owner_id(), heartbeat=started))
+                begun = True
+            self._tell(RunStarted(scope.run_id, scope.spec.name, scope.plan.requested, len(scope.decisions),
+                                  len(scope.order), date=f"{scope.context.date:%Y-%m-%d}"))
+            self._report_skips(scope)
+            self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
+            watching = self._watching = self._watch_starts(scope, progress)
             self._loop(scope, progress, functions)
             status = RunStatus.SUCCEEDED
         except BaseException as exc:
             status, ended = _ended_by(exc), exc
             raise
         finally:
-            with stopping.hurried(ended is not None):  # a stop or a fault: record what the store takes at once
-                summary = self._end(scope, progress, started, status, ended, watching)
+            if begun:  # (a store that could not begin it has nothing to end)
+                with stopping.hurried(ended is not None):  # a stop or a fault: record what the store takes at once
+                    summary = self._end(scope, progress, started, status, ended, watching)
         return summary
 
     def _end(self, scope: RunScope, progress: _Progress, started: float, status: RunStatus,
