@@ -26,11 +26,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from targetrun import liveness, locate, settings
+from targetrun import liveness, locate, settings, stopping
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.engine.recovery import holds, recover
-from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, SpecError, UsageError, check_known_tasks, did_you_mean
+from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, SpecError, TargetrunError, UsageError, check_known_tasks, did_you_mean
 from targetrun.events import NullReporter, Reporter
 from targetrun.executors import base as executors
 from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
@@ -166,10 +166,12 @@ class Backends:
         return self._store
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-        for storage in self._storages.values():
-            storage.close()
+        try:
+            if self._store is not None:
+                self._store.close()
+        finally:
+            for storage in self._storages.values():
+                storage.close()
 
 
 def store_address(spec: PipelineSpec, url: str | None = None) -> tuple[str, str]:
@@ -201,8 +203,13 @@ def backends(spec: PipelineSpec, store_url: str | None = None) -> Iterator[Backe
     opened = Backends(spec, store_url)
     try:
         yield opened
-    finally:
-        opened.close()
+    except BaseException:
+        # What ended the command (a stop: 130/143; a fault) is what it reports: a store
+        # that cannot take the writes it kept now (locked, gone) must not replace it.
+        with contextlib.suppress(TargetrunError), stopping.hurried():
+            opened.close()
+        raise
+    opened.close()
 
 
 def make_executor(name: str = "inline", jobs: int = 1, scheduler: str | None = None,
@@ -625,8 +632,10 @@ def _write_output_file(path: str, data: bytes) -> None:
             f.write(data)
         os.replace(temporary, path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
         raise UsageError(f"cannot write the report to {path}: {exc.strerror or exc}",
                          hint="Give -o a writable file path.") from None
+    finally:  # a failed write, or a stop (Ctrl-C) before the rename, leaves no temporary file behind
+        if os.path.lexists(temporary):
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
 

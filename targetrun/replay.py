@@ -35,7 +35,10 @@ same cache generation (a new entry could change which one hits). It then records
 the full run does -- the run row and its outcomes, in one transaction -- printing the
 final line before that transaction commits: output that cannot be written (a closed
 pipe, a full disk, no stdout at all) rolls the record back, and the full run answers --
-and fails -- as it would have. Anything else, and any error, returns None: the full run
+and fails -- as it would have. Once the line is printed, the command is the replay's:
+a COMMIT that must wait for another process waits as the full run would, and one that
+fails (a full disk) is exit 3 with the store's error -- never the full run, which would
+print the line again. Anything else before the line, and any error, returns None: the full run
 answers, as if this module did not exist. The replay can be stricter than the full run,
 never looser.
 
@@ -270,7 +273,7 @@ def replay(argv: Sequence[str], out: TextIO | None, environ: Mapping[str, str] |
         certificate = read(ticket.path)
         if not _holds(certificate, ticket, started):
             return None
-        return _record(certificate, started, out, busy_timeout(ticket.environ))
+        return _record(certificate, started, out, busy_timeout(ticket.environ), ticket.environ)
     except Exception:  # no certificate, a changed file, a busy store, anything: the full run
         return None
 
@@ -346,10 +349,12 @@ def busy_timeout(environ: Mapping[str, str]) -> float:
     return min(settings.store_timeout(environ), BUSY_TIMEOUT)
 
 
-def _record(certificate: dict[str, Any], started: float, out: TextIO, timeout: float) -> int | None:
+def _record(certificate: dict[str, Any], started: float, out: TextIO, timeout: float,
+            environ: Mapping[str, str]) -> int | None:
     """Record the run as the full run would, in one transaction, and print its final line
     before that commits: 0, or None (the store is not as the certificate needs it, or
-    the line could not be written) and nothing is recorded."""
+    the line could not be written) and nothing is recorded. Once the line is printed the
+    command is answered here, whatever the COMMIT meets (:func:`_commit`)."""
     import sqlite3
 
     from targetrun import liveness
@@ -376,7 +381,64 @@ def _record(certificate: dict[str, Any], started: float, out: TextIO, timeout: f
         if not _announce(certificate, started, finished, out):
             db.execute("ROLLBACK")
             return None
-        db.execute("COMMIT")
+        return _commit(db, certificate["store"], environ)
     finally:
         db.close()
-    return 0
+
+
+COMMIT_SLICE = 0.05  # seconds SQLite waits on its own at the COMMIT before the clock is read again
+
+
+def _commit(db: Any, store: str, environ: Mapping[str, str]) -> int:
+    """Commit the replay's record, its final line already printed: from here on the
+    command is answered here -- handing it to the full run would print the line twice.
+    The COMMIT can still meet another process (a store not in WAL mode that another
+    process reads) or a full disk: it waits as long as the full run would wait for the
+    store (``TARGETRUN_STORE_TIMEOUT``, in short slices, so Ctrl-C ends it at once), and
+    a record it cannot commit is the full run's error: one paragraph on stderr, exit 3."""
+    import sqlite3
+
+    limit: float | None = None
+    slices = False
+    while True:
+        try:
+            if not slices:  # inside the try: nothing after the line may hand the command to the full run
+                db.execute(f"PRAGMA busy_timeout = {int(COMMIT_SLICE * 1000)}")
+                slices = True
+            db.execute("COMMIT")
+            return 0
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if busy and limit is None:
+                try:
+                    from targetrun import settings
+
+                    limit = time.monotonic() + settings.store_timeout(environ)
+                except Exception:  # a bad value: the full run would have refused it; wait no longer
+                    limit = time.monotonic()
+            if not busy or limit is None or time.monotonic() >= limit or not db.in_transaction:
+                return _not_recorded(store, exc, busy)
+            time.sleep(0.01)
+        except Exception as exc:
+            return _not_recorded(store, exc, False)
+
+
+def _not_recorded(store: str, exc: BaseException, busy: bool) -> int:
+    """The no-op was answered (its line is printed) but the state store did not take its
+    record: say so as the full run says a store error, and exit 3."""
+    if busy:
+        what = "stayed locked by another process; this run was not recorded"
+        hint = ("Another targetrun (or a program that opened the file) is using it; wait for it or stop it, or set "
+                "TARGETRUN_STORE_TIMEOUT to wait longer.")
+    else:
+        what = f"cannot be used: {exc}; this run was not recorded"
+        hint = ("If the disk is full, make room; if the file is damaged or not a targetrun database, move it aside "
+                "(targetrun creates a new one).")
+    try:
+        from targetrun.redact import printable, redact  # as every message the CLI writes
+
+        sys.stderr.write(f"targetrun: error: {printable(redact(f'the state store {store} {what}. {hint}'))}\n")
+        sys.stderr.flush()
+    except Exception:  # no stderr (started with it closed): the exit code says it
+        pass
+    return 3

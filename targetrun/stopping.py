@@ -15,6 +15,19 @@ never stopped. So :func:`install` also takes the hook those dropped exceptions g
 (``sys.unraisablehook``): a dropped :class:`Stopped` is delivered again, as the same
 signal, to the code that runs next.
 
+Two rules keep a stop from breaking what it interrupts:
+
+* A store transaction is one step (:func:`deferred`): a first signal that arrives while
+  one is open -- between its BEGIN and its COMMIT, or between the COMMIT and the store
+  forgetting the writes it kept for it -- is raised when the transaction is over, not in
+  the middle (a transaction left open would fail every later write; writes kept and
+  committed but not forgotten would be applied twice). A second signal still exits at once.
+* Once stopping, a wait for another process (a store's lock) is short: every such wait
+  ends by :data:`STOP_GRACE` seconds after the first signal (:func:`wait_until`), so the
+  clean-up records what it can and the command exits within seconds, as asked. A command
+  ending on an error (a store that stayed locked) cleans up the same way (:func:`hurried`):
+  it does not wait the store's whole timeout again for each record it would still write.
+
 Standard library only: this is installed before anything else is imported.
 """
 
@@ -24,6 +37,10 @@ import _thread
 import os
 import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -79,15 +96,78 @@ def ignore() -> None:
 
 
 _stopping = False
+_hurry_from: float | None = None  # time.monotonic() of the first signal, or of the start of hurried()
+_deferring = 0  # the main thread is inside this many deferred() sections
+_deferred: int | None = None  # the signal that arrived meanwhile, raised when they end
+
+STOP_GRACE = 1.0  # seconds after a stop that waits for another process may still take, all together
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    global _stopping
+    global _stopping, _hurry_from, _deferred
     if _stopping:  # asked twice: do not wait for the clean-up
         flush()
         os._exit(128 + signum)
     _stopping = True
+    if _hurry_from is None:
+        _hurry_from = time.monotonic()
+    if _deferring:
+        _deferred = signum
+        return
     raise Stopped(signum)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A step a stop must not cut in two (a store transaction): a first signal arriving
+    in it is raised as it ends. Signals are handled in the main thread only, so elsewhere
+    this does nothing. Code inside that waits calls :func:`deliver` where stopping is safe."""
+    global _deferring
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring:
+            deliver()
+
+
+def deliver() -> None:
+    """Raise the signal a :func:`deferred` step held back, if one arrived (in the main thread)."""
+    global _deferred
+    if _deferred is not None and threading.current_thread() is threading.main_thread():
+        signum, _deferred = _deferred, None
+        raise Stopped(signum)
+
+
+def wait_until(deadline: float) -> float:
+    """When a wait for another process that would end at ``deadline`` (``time.monotonic()``)
+    must end: then, or -- once a stop signal arrived, or inside :func:`hurried` -- by
+    :data:`STOP_GRACE` after that began."""
+    if _hurry_from is None:
+        return deadline
+    return min(deadline, _hurry_from + STOP_GRACE)
+
+
+@contextmanager
+def hurried(when: bool = True) -> Iterator[None]:
+    """Within (when ``when``): the command is ending on an error, and every wait for
+    another process ends by :data:`STOP_GRACE` after this began -- what it still records
+    on its way out is best-effort. Afterwards waits are as long as before (an API caller's
+    next run), unless a stop arrived meanwhile."""
+    global _hurry_from
+    if not when or _hurry_from is not None:
+        yield
+        return
+    _hurry_from = time.monotonic()
+    try:
+        yield
+    finally:
+        if not _stopping:
+            _hurry_from = None
 
 
 # -- the commands this process runs -----------------------------------------------------

@@ -31,6 +31,7 @@ from targetrun.store.base import StateStore
 
 HEARTBEAT = 1.0  # seconds between renewals, at most
 MISSED_BEATS = 3  # heartbeats a dead-looking local holder must miss before its lock is broken
+RENEWAL_JOIN = 5.0  # seconds the end of a run waits for a renewal under way (the store may be slow)
 _OWNER = re.compile(r"^(?P<process>[^/]*/[^/]*/\d+)/(?P<run>.*)/lease=(?P<lease>[0-9.]+)$")
 
 
@@ -76,6 +77,10 @@ class RunLocks:
 
     def release_all(self) -> None:
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            # Its renewal ends before the run does (and the store closes); once stopping,
+            # or on a fault, its wait for a locked store is short (targetrun/stopping.py).
+            self._thread.join(timeout=RENEWAL_JOIN)
         for task in list(self._held):
             with self._guard:
                 name = self._held.pop(task, None)

@@ -44,7 +44,7 @@ from targetrun.engine.writes import Writes
 from targetrun.engine.work import (
     Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute,
 )
-from targetrun.errors import SpecError, SpecProblems, TargetrunError
+from targetrun.errors import EXIT_BACKEND, SpecError, SpecProblems, TargetrunError
 from targetrun.callables import resolve_callable
 from targetrun.staleness import DepState
 from targetrun.events import (
@@ -151,36 +151,61 @@ class Engine:
 
     def _run(self, scope: RunScope, request: RunRequest, started: float) -> RunSummary:
         functions = self._preflight(scope)
-        # The record keeps the tasks named on the command line, not the sinks they default
-        # to: a run of a 10,000-task pipeline must not store 10,000 names, every time.
-        self.store.begin_run(RunRecord(scope.run_id, scope.spec.name, started, requested=tuple(dict.fromkeys(request.tasks)),
-                                       owner=liveness.owner_id(), heartbeat=started))
-        self._tell(RunStarted(scope.run_id, scope.spec.name, scope.plan.requested, len(scope.decisions), len(scope.order),
-                              date=f"{scope.context.date:%Y-%m-%d}"))
-        self._report_skips(scope)
         progress = self._progress(scope, request)
         self.locks = RunLocks(self.store, scope.run_id, self.lock_lease)
         self.writes = Writes(self.store, self.storages, scope.run_id)
-        self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
+        self._watching = watching = False
         status = RunStatus.INTERRUPTED
-        watching = self._watching = self._watch_starts(scope, progress)
+        begun = False  # the run's record exists: from then on, however it ends, it is recorded
+        ended: BaseException | None = None  # what ended the run, if it did not end by itself
         try:
+            # A stop during the record's write is raised once it is written, and known so.
+            with stopping.deferred():
+                # The record keeps the tasks named on the command line, not the sinks they default
+                # to: a run of a 10,000-task pipeline must not store 10,000 names, every time.
+                self.store.begin_run(RunRecord(scope.run_id, scope.spec.name, started,
+                                               requested=tuple(dict.fromkeys(request.tasks)),
+                                               owner=liveness.owner_id(), heartbeat=started))
+                begun = True
+            self._tell(RunStarted(scope.run_id, scope.spec.name, scope.plan.requested, len(scope.decisions),
+                                  len(scope.order), date=f"{scope.context.date:%Y-%m-%d}"))
+            self._report_skips(scope)
+            self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
+            watching = self._watching = self._watch_starts(scope, progress)
             self._loop(scope, progress, functions)
             status = RunStatus.SUCCEEDED
+        except BaseException as exc:
+            status, ended = _ended_by(exc), exc
+            raise
         finally:
-            if watching:
-                self.executor.watch_starts(None)  # type: ignore[attr-defined]
-            summary = self._summary(scope, progress, started)
-            if status is RunStatus.SUCCEEDED and not summary.ok:
-                status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
-            if status is RunStatus.INTERRUPTED:
-                stopping.kill_commands()
-                self.executor.shutdown(wait=False)
-            self.writes.discard_all(set(progress.inflight.values()))
-            self.locks.release_all()
-            with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
-                self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
-            self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
+            if begun:  # (a store that could not begin it has nothing to end)
+                with stopping.hurried(ended is not None):  # a stop or a fault: record what the store takes at once
+                    summary = self._end(scope, progress, started, status, ended, watching)
+        return summary
+
+    def _end(self, scope: RunScope, progress: _Progress, started: float, status: RunStatus,
+             ended: BaseException | None, watching: bool) -> RunSummary:
+        """The end of a run however it ends: staged writes removed, locks released, the run
+        recorded -- as far as the store lets it when a stop or a fault ended it (``ended``)."""
+        if watching:
+            self.executor.watch_starts(None)  # type: ignore[attr-defined]
+        summary = self._summary(scope, progress, started)
+        if status is RunStatus.SUCCEEDED and not summary.ok:
+            status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
+        if ended is not None:  # a stop or a fault: nothing runs on, nothing is waited for
+            stopping.kill_commands()
+            self.executor.shutdown(wait=False)
+        # A run ended by a stop or a fault is recorded as far as the store lets it; a
+        # store that fails now must not turn that stop (130) or fault into another error.
+        # And a stop that arrives now is raised once the run is recorded, not before: a run
+        # whose tasks are all done must not be left 'running' (to show as 'died').
+        with contextlib.suppress(TargetrunError) if ended is not None else contextlib.nullcontext():
+            with stopping.deferred():
+                self.writes.discard_all(set(progress.inflight.values()))
+                self.locks.release_all()
+                with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
+                    self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
+                self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
             stray = unattributed_output()
             if stray.strip():
                 self._tell(RunOutput(stray))
@@ -760,6 +785,18 @@ class Engine:
                 outcomes.append(TaskOutcome(name, _skip_state(decision), decision, _target(scope.tasks[name])))
         outcomes.extend(_not_needed(scope.spec, scope.decisions))
         return RunSummary(scope.run_id, scope.spec.name, tuple(outcomes), started, self.clock.now(), scope.plan.requested)
+
+
+def _ended_by(exc: BaseException) -> RunStatus:
+    """How a run whose loop raised ``exc`` is recorded: a stop (Ctrl-C, SIGTERM) is
+    interrupted; a backend that failed the runner itself (a store that cannot commit what
+    the run kept, a storage that cannot tell) is broken -- as is a bug; an error of the
+    Pipelinefile or the command line found only now (exit 2) is failed."""
+    if isinstance(exc, KeyboardInterrupt):
+        return RunStatus.INTERRUPTED
+    if isinstance(exc, TargetrunError) and exc.exit_code != EXIT_BACKEND:
+        return RunStatus.FAILED
+    return RunStatus.BROKEN
 
 
 def _lock_name(task: PlannedTask) -> str | None:

@@ -286,13 +286,17 @@ def file_digest(path: str) -> tuple[int, str]:
 
 
 def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str | None]:
-    assert job.shell is not None and job.storage is not None and job.checkpoint is not None and job.staging is not None
+    assert job.shell is not None
     writes_output = any(name == "output" for name, _, _ in templating.fields(job.shell))
     with ExitStack() as stack:
         paths = {arg: stack.enter_context(_fetched(source)) for arg, source in job.inputs.items()}
         paths.update({source.task: paths[arg] for arg, source in job.inputs.items()})
         context = dict(job.context)
         context["needs"] = templating.Namespace("needs", paths)
+        if job.staging is None:  # `checkpoint: false`: it runs for what it does, and what it prints is its log
+            _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
+            return None, None, None
+        assert job.storage is not None and job.checkpoint is not None
         if writes_output:
             out = stack.enter_context(job.storage.stage_output(job.staging))
             context["output"] = out
@@ -362,9 +366,12 @@ _CHUNK = 65536  # a pipe's capacity: one read empties it
 
 def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
     """What the command prints to ``err`` while it runs, and (``result``) its stdout, as
-    they come. Its stdout is read to the end, as the result must be whole. Its log ends
-    when the pipe does or, once the command has exited, with what is there: a background
-    process it left holding the pipe open is not waited for (as with a file)."""
+    they come. Each ends when its pipe does or, once the command has exited, with what is
+    there: everything the command and its foreground children wrote is in the pipe by
+    then, and a background process it left holding a pipe open (``server &``) is not
+    waited for -- a daemon a task starts must not hold the run for its lifetime. What such
+    a process prints later goes to a detached reader (:func:`_drain_elsewhere`), not into
+    the task's value or log."""
     import select
 
     out = process.stdout.fileno() if result is not None else None
@@ -385,11 +392,16 @@ def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
                 result.write(data)
             else:
                 chunks.append(data)
-        if reading == {err} and process.poll() is not None:  # it exited: nothing of its own is still to come
-            rest, ended = _available(err)
-            chunks.append(rest)
-            if not ended:  # something it started still holds the pipe
-                _drain_elsewhere(err)
+        if reading and process.poll() is not None:  # it exited: nothing of its own is still to come
+            for fd in sorted(reading):
+                rest, ended = _available(fd)
+                if fd == out:
+                    assert result is not None
+                    result.write(rest)
+                else:
+                    chunks.append(rest)
+                if not ended:  # something it started still holds the pipe
+                    _drain_elsewhere(fd)
             break
     return b"".join(chunks)
 

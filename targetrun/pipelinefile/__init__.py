@@ -61,9 +61,19 @@ def load_pipeline(path: str, *, use_cache: bool = True) -> PipelineSpec:
         if cached is not None:
             return cached
     spec = parse_pipeline(data, path)
-    if use_cache and not redact.register_spec(spec):  # a file holding credentials is not copied
-        _write_cache(cache_file, spec)
+    if use_cache and not redact.register_spec(spec) and not _quotes_credentials(data):
+        _write_cache(cache_file, spec)  # a file holding credentials is not copied
     return spec
+
+
+def _quotes_credentials(data: bytes) -> bool:
+    """Whether the file holds anything every output would mask (one rule:
+    :func:`targetrun.redact.redact`) -- beyond the options :func:`~targetrun.redact.register_spec`
+    looks at, a password in a URL of a shell command (``psql postgres://app:pw@db``), a
+    ``password=`` in a template, a value of ``args``: such a file is not copied into
+    ``.targetrun/spec/`` (often kept as a CI artifact, with the logs)."""
+    text = data.decode("utf-8", "replace")
+    return redact.redact(text) != text
 
 
 def spec_cache_file(path: str, data: bytes | None = None) -> str:

@@ -267,6 +267,12 @@ class _Checker:
                 "a task with a target must be checkpointed (the target is where its value is written)",
                 hint="Remove `checkpoint: false` or the target.",
             )
+        if isinstance(shell, str) and not checkpoint and any(f == "output" for f, _, _ in templating.fields(shell)):
+            raise self.error(
+                where + ("checkpoint",),
+                "a shell task that writes {output} must be checkpointed ({output} is where its value is written)",
+                hint="Remove `checkpoint: false`, or {output} from the command.",
+            )
         result = self.result_ref(where, merged.get("result", "."), results)
         if "result" in body and result not in results:
             self.check_protocol(where + ("result",), result)
@@ -590,6 +596,13 @@ class _Checker:
                     ("tasks", task.name, "needs"),
                     f"shell task {task.name!r} needs {up!r}, which has `checkpoint: false`, so it has no file to pass",
                     hint=f"Checkpoint {up!r} or make {task.name!r} a Python task.",
+                )
+            if tasks[up].shell is not None and not tasks[up].checkpoint:
+                raise self.error(
+                    ("tasks", task.name, "needs"),
+                    f"task {task.name!r} needs the shell task {up!r}, which has `checkpoint: false`: a shell task's "
+                    "value is its checkpoint, so it has none to pass",
+                    hint=f"Checkpoint {up!r}, or remove it from the needs of {task.name!r}.",
                 )
 
     def check_templates_render(self, spec: PipelineSpec) -> None:

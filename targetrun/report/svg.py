@@ -11,6 +11,7 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from targetrun.redact import redact
 from targetrun.report.layout import Layout, layout
 
 # state -> (label, fill, text colour); in order of precedence when one node stands for
@@ -32,12 +33,16 @@ FIT_WIDTH = 2400  # a graph up to this wide shrinks to the page; a wider one scr
 
 
 def esc(value: object) -> str:
-    """Text as HTML/SVG text or attribute value: nothing a task printed can become markup.
+    """Text as HTML/SVG text or attribute value: nothing a task printed can become markup,
+    and no credential reaches the file (it is written straight to disk, not through the
+    command line's redacting streams): the one redaction, before escaping.
 
     >>> esc('<script>alert("x")</script>')
     '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;'
+    >>> esc("dsn: postgres://app:hunter2@db/x")
+    'dsn: postgres://***@db/x'
     """
-    return html.escape(str(value), quote=True)
+    return html.escape(redact(str(value)), quote=True)
 
 
 def worst(states: Sequence[str]) -> str:

@@ -447,7 +447,8 @@ def encode_outcomes(outcomes: Iterable[TaskOutcome], date: str = "") -> bytes:
     for o in outcomes:
         said = words.get(id(o.decision))
         if said is None:  # the decision is kept in the pair, so its id is not reused meanwhile
-            said = words[id(o.decision)] = (o.decision, o.decision.describe())
+            # recorded text, as a task's error is (see kept): no credential in it ("parameters changed (dsn: ...)")
+            said = words[id(o.decision)] = (o.decision, redact(o.decision.describe()))
         rows.append([o.task, state_text[o.state], said[1], o.target])
     # level 1: a third of level 6's time on this repetitive text, and about as small
     return zlib.compress(json.dumps({"v": 1, "date": date, "tasks": rows}, separators=(",", ":")).encode(), 1)

@@ -21,12 +21,13 @@ redis-py is imported lazily; without it the registry says "Install targetrun[red
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
 import redis
 
-from targetrun import redact
+from targetrun import redact, stopping
 from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
 from targetrun.store.base import (PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord, check_store_url, finite,
@@ -89,6 +90,7 @@ class RedisStore(StateStore):
                 url, socket_timeout=timeout, socket_connect_timeout=timeout))  # undecoded, for inline values
         except (redis.RedisError, ValueError, OSError) as exc:
             raise self._broken(exc) from None
+        self._silent = False  # it did not answer while the command was ending (see _call)
         self._release = self.client.register_script(_RELEASE)
         self._renew = self.client.register_script(_RENEW)
         self._acquire = self.client.register_script(_ACQUIRE)
@@ -104,6 +106,12 @@ class RedisStore(StateStore):
                           hint="Check that Redis is running and the URL in `cache:` is right.")
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        ending = stopping.wait_until(math.inf) < math.inf  # a stop, or a fault, ends the command
+        if ending and self._silent:
+            # It did not answer once the command began to end: it must not cost the client's
+            # whole timeout again for each record the command would still write.
+            raise CacheError(f"the state store {mask(self.url)} did not answer; the command is ending without "
+                             "waiting for it again", hint="Check that Redis is running and reachable.")
         try:
             return fn(*args, **kwargs)
         except redis.ResponseError as exc:
@@ -112,6 +120,8 @@ class RedisStore(StateStore):
                                  hint=f"Something else wrote keys under '{PREFIX}'; delete them or use another db.") from None
             raise self._broken(exc) from None
         except (redis.RedisError, OSError) as exc:
+            if ending and isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
+                self._silent = True
             raise self._broken(exc) from None
 
     # -- runs and tasks ------------------------------------------------------------

@@ -15,6 +15,7 @@ A thread's read first commits what it kept, so it reads its own writes.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -24,9 +25,10 @@ import threading
 import time
 import types
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
+from targetrun import stopping
 from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskState
 from targetrun.store.statements import CACHE_GENERATION, GET_BLOB, INSERT_RUN, PUT_BLOB
@@ -82,6 +84,20 @@ _BATCH = 500  # keys per IN (...) query
 
 
 DEFAULT_TIMEOUT = 30.0
+_SLICE = 0.05  # seconds SQLite waits for a lock on its own before the store looks at the clock and signals
+
+
+def _busy(exc: BaseException) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _full(exc: BaseException) -> bool:
+    """Whether the disk (or a quota) left no room: SQLITE_FULL, or ENOSPC/EDQUOT from the OS."""
+    return isinstance(exc, sqlite3.Error) and "is full" in str(exc) or \
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")  # as targetrun.resolve.protocol reads one
 
 
@@ -101,7 +117,7 @@ class SqliteStore(StateStore):
         self.path = path
         self.timeout = timeout  # seconds to wait for another process's write lock
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []  # each connection and its thread
         self._guard = threading.Lock()
         self._while_busy(self._check_schema)
         self._identity = self._file_identity()
@@ -121,15 +137,19 @@ class SqliteStore(StateStore):
                              hint="Run again: targets this run could not record were not kept.")
 
     def _while_busy(self, step: Any) -> Any:
-        """Run ``step``, retrying while another process holds a lock SQLite will not wait
-        for (switching to WAL and creating the schema, when two runs open a new file)."""
+        """Run ``step``, retrying while another process holds a lock it needs, for up to
+        the store's timeout. SQLite itself waits only a slice of it (:data:`_SLICE`) each
+        time, so the wait is in Python: a stop signal is handled at once (SQLite's own wait
+        would hold it for the whole timeout), and once stopping the wait is cut short
+        (targetrun/stopping.py) -- a Ctrl-C never waits 30 s per record for a locked store."""
         deadline = time.monotonic() + self.timeout
         while True:
             try:
                 return step()
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                if not _busy(exc) or time.monotonic() >= stopping.wait_until(deadline):
                     raise self._broken(exc) from None
+                stopping.deliver()  # nothing is open here: a stop held back until now ends the wait
                 time.sleep(0.01)
             except sqlite3.Error as exc:
                 raise self._broken(exc) from None
@@ -170,7 +190,7 @@ class SqliteStore(StateStore):
             db = self._connect()
             self._local.db = db
             with self._guard:
-                self._all.append(db)
+                self._all.append((threading.current_thread(), db))
         return db
 
     def _connect(self) -> sqlite3.Connection:
@@ -178,7 +198,8 @@ class SqliteStore(StateStore):
             folder = os.path.dirname(self.path)
             if folder:
                 os.makedirs(folder, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(self.path, timeout=min(self.timeout, _SLICE), isolation_level=None,
+                                 check_same_thread=False)
         except (sqlite3.Error, OSError) as exc:
             raise self._broken(exc) from None
         self._while_busy(lambda: db.execute("PRAGMA journal_mode=WAL"))
@@ -186,11 +207,17 @@ class SqliteStore(StateStore):
         return db
 
     def _broken(self, exc: BaseException) -> CacheError:
-        if "locked" in str(exc) or "busy" in str(exc):
+        if _busy(exc):
             return CacheError(
                 f"the state store {self.path} stayed locked by another process for {self.timeout:g}s",
                 hint="Another targetrun (or a program that opened the file) is writing to it; wait for it or stop "
                 "it, or set TARGETRUN_STORE_TIMEOUT to wait longer.",
+            )
+        if _full(exc):  # moving the store aside would lose its records for nothing
+            return CacheError(
+                f"the state store {self.path} cannot be written: {exc}",
+                hint="The disk that holds it is full: make room on it, then run again (targets already made are kept "
+                "and trusted).",
             )
         return CacheError(
             f"the state store {self.path} cannot be used: {exc}",
@@ -200,21 +227,30 @@ class SqliteStore(StateStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, with what this thread kept first. A stop signal in it is
+        raised once it is over (stopping.deferred): never with the transaction left open
+        (every later write of the run would fail) nor between its COMMIT and forgetting
+        the kept writes it carried (they would be applied again by the next one)."""
         db = self._db
         later = self._later()
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with stopping.deferred():
             try:
-                for statement, args in later:  # what this thread kept commits first, with this write
-                    db.execute(statement, args)
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            later.clear()
-        except sqlite3.Error as exc:
-            raise self._broken(exc) from None
+                self._while_busy(lambda: db.execute("BEGIN IMMEDIATE"))
+                try:
+                    for statement, args in later:  # what this thread kept commits first, with this write
+                        db.execute(statement, args)
+                    yield db
+                except BaseException:
+                    if db.in_transaction:  # SQLite may have rolled it back itself (a full disk): say why, not this
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+                later.clear()
+            except sqlite3.Error as exc:
+                if db.in_transaction:  # a COMMIT that failed (a full disk) may leave it open
+                    with suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise self._broken(exc) from None
 
     def _later(self) -> list[tuple[str, Sequence[object]]]:
         """This thread's kept writes, oldest first (see the module docstring)."""
@@ -230,10 +266,8 @@ class SqliteStore(StateStore):
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         self.flush()  # a thread reads its own kept writes
-        try:
-            return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise self._broken(exc) from None
+        db = self._db
+        return self._while_busy(lambda: db.execute(sql, args).fetchall())  # type: ignore[no-any-return]
 
     # -- runs and tasks ------------------------------------------------------------
 
@@ -497,10 +531,8 @@ class SqliteStore(StateStore):
         if self._later():
             with self._transaction() as db:
                 return db.execute(sql, args)
-        try:
-            return self._db.execute(sql, args)
-        except sqlite3.Error as exc:
-            raise self._broken(exc) from None
+        db = self._db
+        return self._while_busy(lambda: db.execute(sql, args))  # type: ignore[no-any-return]
 
     def lock_owner(self, name: str) -> str | None:
         rows = self._query("SELECT owner FROM locks WHERE name = ? AND expires > ?", (name, time.time()))
@@ -519,12 +551,18 @@ class SqliteStore(StateStore):
         return {record.task: record for record in records}
 
     def close(self) -> None:
-        self.flush()
-        with self._guard:
-            for db in self._all:
-                db.close()
-            self._all.clear()
-        self._local = threading.local()
+        try:
+            self.flush()
+        finally:  # a store that cannot take the kept writes is still let go of
+            with self._guard:
+                for thread, db in self._all:
+                    # Never under a thread that may be using it: closing a connection while
+                    # another thread waits in SQLite frees what that thread runs on (a crash).
+                    # A live thread's connection closes when the thread ends (its local data goes).
+                    if thread is threading.current_thread() or not thread.is_alive():
+                        db.close()
+                self._all.clear()
+            self._local = threading.local()
 
     # -- housekeeping ------------------------------------------------------------------
 
