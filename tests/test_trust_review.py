@@ -74,6 +74,14 @@ def _runs(root: Path) -> list[tuple[str, str]]:
         return db.execute("SELECT run_id, status FROM runs ORDER BY started").fetchall()
 
 
+def _stop_and_time(run: subprocess.Popen[str], signum: int) -> tuple[str, str, float]:
+    """Sends ``signum`` to the running command: what it printed, and the seconds it took to end."""
+    stopped = time.monotonic()
+    run.send_signal(signum)
+    out, err = run.communicate(timeout=120)
+    return out, err, time.monotonic() - stopped
+
+
 def test_a_store_that_fails_a_group_commit_ends_the_run_broken_with_exit_3(tmp_path: Path) -> None:
     """The store stays locked past TARGETRUN_STORE_TIMEOUT exactly when the run commits a
     task's kept record: exit 3 with one paragraph naming the store, recorded as broken
@@ -121,10 +129,7 @@ def test_a_stop_ends_promptly_while_another_process_holds_the_store(tmp_path: Pa
     try:
         _wait_for(tmp_path / "locked")
         time.sleep(0.3)
-        stopped = time.monotonic()
-        run.send_signal(signum)
-        out, err = run.communicate(timeout=120)
-        took = time.monotonic() - stopped
+        out, err, took = _stop_and_time(run, signum)
     finally:
         run.kill()
         _kill_holder(tmp_path)
@@ -148,10 +153,7 @@ def test_ctrl_c_while_the_run_waits_for_a_locked_store_ends_it_promptly(tmp_path
     try:
         _wait_for(tmp_path / "locked")
         time.sleep(0.5)  # the run meets the lock and waits
-        stopped = time.monotonic()
-        run.send_signal(signal.SIGINT)
-        out, err = run.communicate(timeout=120)
-        took = time.monotonic() - stopped
+        out, err, took = _stop_and_time(run, signal.SIGINT)
     finally:
         run.kill()
         _kill_holder(tmp_path)
@@ -516,10 +518,7 @@ def test_a_stop_ends_promptly_while_a_redis_store_does_not_answer(tmp_path: Path
         _wait_for(tmp_path / "started")
         server.process.send_signal(signal.SIGSTOP)
         time.sleep(0.3)
-        stopped = time.monotonic()
-        run.send_signal(signal.SIGINT)
-        out, err = run.communicate(timeout=120)
-        took = time.monotonic() - stopped
+        out, err, took = _stop_and_time(run, signal.SIGINT)
     finally:
         run.kill()
         server.process.send_signal(signal.SIGCONT)
