@@ -22,7 +22,8 @@ Two rules keep a stop from breaking what it interrupts:
   forgetting the writes it kept for it -- is raised when the transaction is over, not in
   the middle (a transaction left open would fail every later write; writes kept and
   committed but not forgotten would be applied twice). A second signal still exits at once.
-* Once stopping, a wait for another process (a store's lock) is short: every such wait
+* Once stopping, a wait for another process (a store's lock, a bucket's answer:
+  :func:`within_grace`) is short: every such wait
   ends by :data:`STOP_GRACE` seconds after the first signal (:func:`wait_until`), so the
   clean-up records what it can and the command exits within seconds, as asked. A command
   ending on an error (a store that stayed locked) cleans up the same way (:func:`hurried`):
@@ -34,12 +35,13 @@ Standard library only: this is installed before anything else is imported.
 from __future__ import annotations
 
 import _thread
+import math
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -168,6 +170,36 @@ def hurried(when: bool = True) -> Iterator[None]:
     finally:
         if not _stopping:
             _hurry_from = None
+
+
+def within_grace(step: Callable[[], object]) -> bool:
+    """Run ``step`` -- a call to another machine (a bucket) -- and say whether it finished.
+    Normally it simply runs. While the command ends on a stop or a fault (see
+    :func:`wait_until`) it runs in a thread of its own and is given up when the grace ends:
+    a bucket that stopped answering must not hold a Ctrl-C for its client's whole retry
+    budget (minutes). A step given up goes on in that thread until the process exits;
+    the caller leaves things so the next run finishes the job. What ``step`` raises is
+    raised here."""
+    if _hurry_from is None:
+        step()
+        return True
+    failed: list[BaseException] = []
+    done = threading.Event()
+
+    def call() -> None:
+        try:
+            step()
+        except BaseException as exc:  # handed to the caller below
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=call, name="targetrun-grace", daemon=True).start()
+    if not done.wait(max(0.0, wait_until(math.inf) - time.monotonic())):
+        return False
+    if failed:
+        raise failed[0]
+    return True
 
 
 # -- the commands this process runs -----------------------------------------------------

@@ -571,3 +571,72 @@ def test_a_stop_just_after_a_run_began_records_it_interrupted(tmp_path: Path, fu
     again = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True, text=True,
                            timeout=120, env=_env())
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def _moto_process(port: int) -> subprocess.Popen[bytes]:
+    """An S3 server in a process of its own (moto's), so that it can be paused (SIGSTOP):
+    connections are then accepted by the kernel and never answered -- a bucket that hangs."""
+    import urllib.request
+
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+            return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("moto's server did not start")
+
+
+def test_a_stop_ends_promptly_while_the_bucket_of_a_running_tasks_target_does_not_answer(tmp_path: Path) -> None:
+    """Ctrl-C while a task writing to S3 runs and the S3 server has stopped answering: the
+    staged object cannot be removed, but the stop ends within seconds (exit 130), not after
+    the client's retries (minutes); its pending record stays, and the next run, with the
+    server back, finishes cleanly and leaves no staging object."""
+    import fsspec
+
+    from tests.backends import free_port
+
+    port = free_port()
+    server = _moto_process(port)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        fs = fsspec.filesystem("s3", key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint},
+                               skip_instance_cache=True, use_listings_cache=False)
+        fs.mkdir("hang-bucket")
+        (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent(f"""
+            name: hang
+            results:
+              lake: {{url: 's3://hang-bucket/lake', options: {{key: testing, secret: testing,
+                      client_kwargs: {{endpoint_url: '{endpoint}'}}}}}}
+            defaults: {{result: lake}}
+            tasks:
+              a: {{shell: "if test ! -e go; then touch started; sleep 60; fi; echo a > {{output}}", target: out/a.txt}}
+            """))
+        run = subprocess.Popen([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=_env())
+        try:
+            _wait_for(tmp_path / "started")
+            server.send_signal(signal.SIGSTOP)
+            time.sleep(0.3)
+            out, err, took = _stop_and_time(run, signal.SIGINT)
+        finally:
+            run.kill()
+            server.send_signal(signal.SIGCONT)
+        assert run.returncode == 130, out + err
+        assert "Traceback" not in err, err
+        assert took < 8.0, f"the stop took {took:.1f}s"
+
+        (tmp_path / "go").touch()  # the task ends at once from now on
+        again = subprocess.run([sys.executable, "-m", "targetrun", "run", "-q"], cwd=tmp_path, capture_output=True,
+                               text=True, env=_env(), timeout=300)
+        assert again.returncode == 0, again.stdout + again.stderr
+        left = [name for name in fs.find("hang-bucket") if ".targetrun-" in name.rsplit("/", 1)[-1]]
+        assert left == [] and fs.cat("hang-bucket/lake/out/a.txt") == b"a\n"
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.terminate()
+        server.wait(30)

@@ -21,6 +21,7 @@ import contextlib
 import os
 from collections.abc import Callable, Collection
 
+from targetrun import stopping
 from targetrun.errors import TargetrunError
 from targetrun.model import CacheEntry, Checkpoint, Location
 from targetrun.storage.base import Storage
@@ -58,7 +59,7 @@ class Writes:
             # The pending record stays: if the move did happen (a copy whose delete failed),
             # the next run finds the target matching the prepared record and commits it.
             with contextlib.suppress(TargetrunError):
-                self.storages(target.result).discard(staging)
+                self._discard(target.result, staging)
             raise
 
     def forget(self, task: str) -> None:
@@ -74,7 +75,7 @@ class Writes:
         for task, (storage_key, staging) in self._staged.items():
             if task in in_flight:
                 with contextlib.suppress(TargetrunError):
-                    self.storages(storage_key).discard(staging)
+                    self._discard(storage_key, staging)
             else:
                 self._forget(storage_key, staging)
         self._staged.clear()
@@ -82,7 +83,17 @@ class Writes:
     def _forget(self, storage_key: str, staging: str) -> None:
         """Remove a staging file and its pending record; what fails here the next run redoes."""
         try:
-            self.storages(storage_key).discard(staging)
-            self.store.drop_pending(staging)
+            if self._discard(storage_key, staging):
+                self.store.drop_pending(staging)
         except TargetrunError:
             pass
+
+    def _discard(self, storage_key: str, staging: str) -> bool:
+        """Remove a staging file; False when a stop or a fault ends the run and its remote
+        storage did not answer within the grace (targetrun/stopping.py): its pending record
+        then stays, and the next run removes it. A local file is always removed."""
+        storage = self.storages(storage_key)
+        if storage.local_path(staging) is not None:
+            storage.discard(staging)
+            return True
+        return stopping.within_grace(lambda: storage.discard(staging))
