@@ -180,7 +180,8 @@ def within_grace(step: Callable[[], object]) -> bool:
     budget (minutes). A step given up goes on in that thread until the process exits;
     the caller leaves things so the next run finishes the job. What ``step`` raises is
     raised here."""
-    if _hurry_from is None:
+    deadline = wait_until(math.inf)
+    if deadline == math.inf:  # not ending: as long as the client takes
         step()
         return True
     failed: list[BaseException] = []
@@ -195,7 +196,7 @@ def within_grace(step: Callable[[], object]) -> bool:
             done.set()
 
     threading.Thread(target=call, name="targetrun-grace", daemon=True).start()
-    if not done.wait(max(0.0, wait_until(math.inf) - time.monotonic())):
+    if not done.wait(max(0.0, deadline - time.monotonic())):
         return False
     if failed:
         raise failed[0]
