@@ -135,10 +135,13 @@ def deferred() -> Iterator[None]:
             deliver()
 
 
-def deliver() -> None:
-    """Raise the signal a :func:`deferred` step held back, if one arrived (in the main thread)."""
+def deliver(own: int = 0) -> None:
+    """Raise the signal a :func:`deferred` step held back, if one arrived (in the main
+    thread) -- and only when no section but the caller's ``own`` ones is open: a wait
+    inside a store transaction that is itself inside a larger deferred step (a run's end:
+    release the locks, record the run) must not cut that larger step in two."""
     global _deferred
-    if _deferred is not None and threading.current_thread() is threading.main_thread():
+    if _deferred is not None and _deferring <= own and threading.current_thread() is threading.main_thread():
         signum, _deferred = _deferred, None
         raise Stopped(signum)
 

@@ -571,3 +571,48 @@ def test_a_stop_just_after_a_run_began_records_it_interrupted(tmp_path: Path, fu
     again = subprocess.run([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, capture_output=True, text=True,
                            timeout=120, env=_env())
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+# At the first line of the run's end (`_end`), another process takes the store's write lock
+# for argv[1] seconds and a real SIGINT reaches this process 0.2 s later: while the end's
+# first write waits for the lock, inside the end's own deferred step.
+LOCKED_AT_THE_END = """
+import os, signal, subprocess, sys, threading, time
+
+hold = sys.argv[1]
+started = False
+
+def local(frame, event, arg):
+    global started
+    if event == "line" and not started:
+        started = True
+        subprocess.Popen([sys.executable, "holder.py", hold], start_new_session=True)
+        while not os.path.exists("locked"):
+            time.sleep(0.01)
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    return local
+
+def tracer(frame, event, arg):
+    return local if frame.f_code.co_name == "_end" else None
+
+sys.settrace(tracer)
+sys.argv = ["targetrun", *sys.argv[2:]]
+from targetrun.cli import main
+main()
+"""
+
+
+def test_a_stop_while_the_end_of_a_run_waits_for_a_locked_store_still_records_the_run(tmp_path: Path) -> None:
+    """Every task is done; the run's end (release the locks, record the run: one deferred
+    step) meets a store another process holds for 0.6 s, and Ctrl-C arrives during that
+    wait. The wait inside the end's first transaction must not raise the held-back stop
+    (it cut the end in two: the run was left 'running', to show as 'died'): the end waits
+    out the grace, records the run, and only then exits 130."""
+    (tmp_path / "Pipelinefile.yaml").write_text(REPLAYED)
+    (tmp_path / "holder.py").write_text(HOLDER)
+    (tmp_path / "at.py").write_text(LOCKED_AT_THE_END)
+    done = subprocess.run([sys.executable, "at.py", "0.6", "run"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=_env())
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert [status for _, status in _runs(tmp_path)] == ["succeeded"]
