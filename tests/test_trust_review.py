@@ -616,3 +616,29 @@ def test_a_stop_while_the_end_of_a_run_waits_for_a_locked_store_still_records_th
     assert done.returncode == 130, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     assert [status for _, status in _runs(tmp_path)] == ["succeeded"]
+
+
+@pytest.mark.parametrize("function, line", [
+    ("_execute_child", "os.read(errpipe_read"),  # in the start: the program runs, Popen waits for its exec
+    ("_call_shell", "stopping.track("),
+    ("_call_shell", "os.close(err_end)"),
+])
+def test_a_stop_as_a_command_starts_kills_it(tmp_path: Path, function: str, line: str) -> None:
+    """Ctrl-C lands while the command starts, or just after, before the run tracks it (the
+    commands a stopping run kills): exit 130, and the command does not run on after the
+    run ended (it went on and wrote its file a second later)."""
+    (tmp_path / "slow").write_text("#!/bin/sh\nsleep 1\necho late > late\n")
+    (tmp_path / "slow").chmod(0o755)
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: starting
+        tasks:
+          slow: {shell: "./slow > {output}", target: out/slow.txt}
+        """))
+    (tmp_path / "at.py").write_text(AT_FUNCTION_LINE)
+    done = subprocess.run([sys.executable, "at.py", function, line, "run"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=_env())
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    time.sleep(1.5)
+    assert not (tmp_path / "late").exists(), "the command ran on after the stopped run"
+    assert not (tmp_path / "out" / "slow.txt").exists()
