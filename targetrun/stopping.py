@@ -5,8 +5,8 @@ so the run unwinds through its ``finally`` blocks: running shell commands are ki
 their whole process group, staging files are removed, no checkpoint is committed any more,
 and the run is recorded as interrupted. The exit code then is 128 + the signal number
 (130 for SIGINT, 143 for SIGTERM), as a shell reports a process killed by it. A second
-signal while that happens exits at once with the same code: the next run cleans up what
-is left (pending writes, see store/base.py).
+signal while that happens exits at once with the same code, killing the running commands
+first (no more): the next run cleans up what is left (pending writes, see store/base.py).
 
 A signal can arrive while a finalizer (``__del__``) or a weakref callback runs -- the import
 system runs such callbacks all the time. The interpreter cannot raise out of those: it
@@ -105,7 +105,8 @@ STOP_GRACE = 1.0  # seconds after a stop that waits for another process may stil
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     global _stopping, _hurry_from, _deferred
-    if _stopping:  # asked twice: do not wait for the clean-up
+    if _stopping:  # asked twice: do not wait for the clean-up -- but leave no command running on
+        kill_commands()
         flush()
         os._exit(128 + signum)
     _stopping = True

@@ -642,3 +642,33 @@ def test_a_stop_as_a_command_starts_kills_it(tmp_path: Path, function: str, line
     time.sleep(1.5)
     assert not (tmp_path / "late").exists(), "the command ran on after the stopped run"
     assert not (tmp_path / "out" / "slow.txt").exists()
+
+
+def test_a_second_stop_before_the_commands_are_killed_still_kills_them(tmp_path: Path) -> None:
+    """Two tasks run in threads (-j 2); Ctrl-C, and a second Ctrl-C as the run's end begins,
+    before it kills the commands: the second one exits at once (130), as documented -- and
+    kills the commands on its way (they ran on after the run had ended, and wrote files)."""
+    (tmp_path / "slow").write_text('#!/bin/sh\necho $$ > "started-$1"\nsleep 1.5\necho late > "late-$1"\n')
+    (tmp_path / "slow").chmod(0o755)
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: twice
+        tasks:
+          a: {shell: "./slow a > {output}", target: out/a.txt}
+          b: {shell: "./slow b > {output}", target: out/b.txt}
+        """))
+    (tmp_path / "at.py").write_text(AT_FUNCTION_LINE)
+    run = subprocess.Popen([sys.executable, "at.py", "_end", "summary = self._summary(", "run", "-j", "2", "--executor",
+                            "threads"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=_env())
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"started-{name}").exists() for name in "ab"):
+            assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+            time.sleep(0.02)
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 130, out + err
+    time.sleep(2.0)
+    assert not list(tmp_path.glob("late-*")), "a command ran on after the stopped run"
