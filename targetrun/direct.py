@@ -27,8 +27,9 @@ gives what the shell would have given:
   as dash checks), and ``IFS``, ``OPTIND``, ``PPID`` reset when inherited.
 * **Redirection**: the file is opened ``O_WRONLY|O_CREAT|O_TRUNC``, mode 0o666 under the
   umask, before the program starts, as the shell does -- when this process opens what the
-  shell would: a regular file, a FIFO or ``/dev/null``, on no path through ``/proc``
-  (``/dev/stdout``, ``/dev/fd/2`` name the opening process's own files). Else the shell.
+  shell would: a regular file (or a new one) or ``/dev/null``, on no path through ``/proc``
+  (``/dev/stdout``, ``/dev/fd/2`` name the opening process's own files). Else (a FIFO, a
+  device) the shell.
 * **Failures the shell words**: when the file cannot be opened or the program cannot be
   started (``ENOEXEC``: a script without ``#!``, which the shell runs itself; a vanished
   file; ``EACCES``), the command goes to ``/bin/sh -c`` after all, which gives its own exit
@@ -320,8 +321,8 @@ def _start_direct(simple: Simple, cwd: str, stdout: int | IO[Any] | None, stderr
 
 def _open_redirect(path: str) -> int | None:
     """The redirection's file, opened as the shell opens it; None when it cannot be
-    (the shell then fails with its own words), would block (a FIFO with no reader), or
-    would not be the file the shell opens: see :func:`_same_for_the_shell`."""
+    (the shell then fails with its own words), or would not be the file the shell opens:
+    see :func:`_same_for_the_shell`."""
     if not _same_for_the_shell(path):
         return None
     try:
@@ -338,7 +339,10 @@ def _same_for_the_shell(path: str) -> bool:
     name the *opening* process's files: here this process's own output or its store,
     which the open would truncate, there the command's pipe), nor for a device other than
     ``/dev/null`` (``/dev/tty`` is the opening process's terminal; the command runs in a
-    session without one). A regular file, a FIFO, ``/dev/null`` or a new file is."""
+    session without one), nor for a FIFO: a program that then cannot be started goes to
+    the shell, and closing the FIFO here ended its reader (the shell's open then waited
+    for another one forever). A regular file, ``/dev/null`` or a new file is: opened
+    again by the shell, it is the same."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -346,7 +350,7 @@ def _same_for_the_shell(path: str) -> bool:
     except OSError:
         return False
     else:
-        if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode) or _is_null(info)):
+        if not (stat.S_ISREG(info.st_mode) or _is_null(info)):
             return False
     return not _through_proc(path)
 

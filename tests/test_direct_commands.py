@@ -258,19 +258,32 @@ def test_a_redirect_through_proc_never_opens_this_processs_files(folder: Path, t
 
 
 def _what_stays_direct(folder: Path) -> None:
-    """What the narrowing keeps direct: a regular file (also through a link), /dev/null, a FIFO with a reader."""
+    """What the narrowing keeps direct: a regular file (also through a link), /dev/null."""
     (folder / "link-to-out").symlink_to("out")
     for command in ("cat a.txt > out", "cat a.txt > link-to-out", "cat a.txt > /dev/null"):
         went_direct, by_us = _started(folder, command, shell=False)
         assert went_direct and by_us[0] == 0, command
+
+
+def test_a_redirect_to_a_fifo_is_the_shells(folder: Path) -> None:
+    """A FIFO with a reader: a program that cannot be started directly (no ``#!``) goes to
+    the shell after its file was opened here -- closing the FIFO ended the reader, and the
+    shell's open then waited forever for another. The shell opens it once: the reader
+    gets what the script printed."""
+    (folder / "noshebang").write_text("echo from a script without a first line\n")
     os.mkfifo(folder / "fifo")
     reader = subprocess.Popen(["cat", "fifo"], cwd=folder, stdout=subprocess.PIPE)
     try:
         time.sleep(0.2)  # the reader has the FIFO open
-        went_direct, by_us = _started(folder, "cat a.txt > fifo", shell=False)
+        started = direct.start("./noshebang > fifo", str(folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            started.process.communicate(timeout=10)
+        finally:
+            started.process.kill()
+        out, _ = reader.communicate(timeout=10)
     finally:
-        out, _ = reader.communicate(timeout=30)
-    assert went_direct and by_us[0] == 0 and out == b"alpha\n"
+        reader.kill()
+    assert (started.process.returncode, out) == (0, b"from a script without a first line\n")
 
 
 @pytest.mark.parametrize("name", ["SEGV", "QUIT", "ABRT"])
