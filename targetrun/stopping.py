@@ -96,7 +96,8 @@ def ignore() -> None:
 
 
 _stopping = False
-_hurry_from: float | None = None  # time.monotonic() of the first signal, or of the start of hurried()
+_hurry_from: float | None = None  # time.monotonic() of the first signal: the whole process is stopping
+_hurried = threading.local()  # .since: time.monotonic() of the start of hurried() in this thread
 _deferring = 0  # the main thread is inside this many deferred() sections
 _deferred: int | None = None  # the signal that arrived meanwhile, raised when they end
 
@@ -149,29 +150,32 @@ def deliver(own: int = 0) -> None:
 
 def wait_until(deadline: float) -> float:
     """When a wait for another process that would end at ``deadline`` (``time.monotonic()``)
-    must end: then, or -- once a stop signal arrived, or inside :func:`hurried` -- by
-    :data:`STOP_GRACE` after that began."""
-    if _hurry_from is None:
+    must end: then, or -- once a stop signal arrived, or inside :func:`hurried` in this
+    thread -- by :data:`STOP_GRACE` after that began."""
+    since: float | None = getattr(_hurried, "since", None)
+    if _hurry_from is not None:
+        since = _hurry_from if since is None else min(since, _hurry_from)
+    if since is None:
         return deadline
-    return min(deadline, _hurry_from + STOP_GRACE)
+    return min(deadline, since + STOP_GRACE)
 
 
 @contextmanager
 def hurried(when: bool = True) -> Iterator[None]:
-    """Within (when ``when``): the command is ending on an error, and every wait for
-    another process ends by :data:`STOP_GRACE` after this began -- what it still records
-    on its way out is best-effort. Afterwards waits are as long as before (an API caller's
-    next run), unless a stop arrived meanwhile."""
-    global _hurry_from
-    if not when or _hurry_from is not None:
+    """Within (when ``when``), in this thread: the command is ending on an error, and every
+    wait for another process ends by :data:`STOP_GRACE` after this began -- what it still
+    records on its way out is best-effort. Afterwards waits are as long as before (an API
+    caller's next run), unless a stop arrived meanwhile. Only this thread's waits: another
+    run of the same process, in another thread, is not ending (its waits were cut to the
+    grace too, and a store that was merely busy failed it)."""
+    if not when or getattr(_hurried, "since", None) is not None:
         yield
         return
-    _hurry_from = time.monotonic()
+    _hurried.since = time.monotonic()
     try:
         yield
     finally:
-        if not _stopping:
-            _hurry_from = None
+        _hurried.since = None
 
 
 # -- the commands this process runs -----------------------------------------------------

@@ -672,3 +672,40 @@ def test_a_second_stop_before_the_commands_are_killed_still_kills_them(tmp_path:
     assert run.returncode == 130, out + err
     time.sleep(2.0)
     assert not list(tmp_path.glob("late-*")), "a command ran on after the stopped run"
+
+
+def test_a_run_ending_on_an_error_does_not_hurry_another_run_of_the_same_process(tmp_path: Path) -> None:
+    """Two API runs in two threads of one process: while one ends on an error (its waits
+    for the store are cut to the short grace), the other waits for a store another process
+    holds for 2 s as long as its timeout allows, and writes (it failed after 1 s:
+    'stayed locked ... for 10s')."""
+    import threading
+
+    from targetrun import stopping
+    from targetrun.store.sqlite import SqliteStore
+
+    path = tmp_path / ".targetrun" / "state.db"
+    store = SqliteStore(str(path), timeout=10)
+    (tmp_path / "holder.py").write_text(HOLDER)
+    holder = subprocess.Popen([sys.executable, "holder.py", "2"], cwd=tmp_path)
+    ending = threading.Event()
+
+    def other_run_ends_on_an_error() -> None:
+        with stopping.hurried():
+            ending.set()
+            time.sleep(3)
+
+    try:
+        _wait_for(tmp_path / "locked")
+        thread = threading.Thread(target=other_run_ends_on_an_error)
+        thread.start()
+        ending.wait(10)
+        began = time.monotonic()
+        store.release_soon("a-lock", "an-owner")
+        store.flush()  # waits for the holder, then writes
+        assert time.monotonic() - began > 1.5
+        thread.join()
+    finally:
+        holder.kill()
+        holder.wait()
+        store.close()
