@@ -181,11 +181,33 @@ def hurried(when: bool = True) -> Iterator[None]:
 # -- the commands this process runs -----------------------------------------------------
 
 _RUNNING: set[Any] = set()  # shell commands (Popen objects) running in this process, any thread
+_STARTING: set[int] = set()  # the threads (idents) starting a command that is not tracked yet
+_STARTED = threading.Condition(threading.RLock())  # (reentrant: a signal handler may take it in a holder's thread)
+START_GRACE = 2.0  # seconds kill_commands() waits for other threads to finish starting their commands
+
+
+@contextmanager
+def starting() -> Iterator[None]:
+    """Starting a command and tracking it (:func:`track`), in this thread: a
+    :func:`kill_commands` meanwhile (another thread stops the run) waits for the command to
+    be tracked, to kill it too -- else it ran on after the run had ended."""
+    me = threading.get_ident()
+    with _STARTED:
+        _STARTING.add(me)
+    try:
+        yield
+    finally:
+        with _STARTED:
+            _STARTING.discard(me)
+            _STARTED.notify_all()
 
 
 def track(process: Any) -> None:
-    """A shell command started, in its own process group (``start_new_session``)."""
+    """A shell command started, in its own process group (``start_new_session``). Once a
+    stop arrived it is killed at once (started as the run stopped, in another thread)."""
     _RUNNING.add(process)
+    if _stopping:
+        kill_group(process)
 
 
 def untrack(process: Any) -> None:
@@ -193,7 +215,15 @@ def untrack(process: Any) -> None:
 
 
 def kill_commands() -> None:
-    """Stop every shell command this process runs, with all it started (a run is stopping)."""
+    """Stop every shell command this process runs, with all it started (a run is stopping)
+    -- also those other threads are starting now, once they are tracked (a few ms)."""
+    for process in list(_RUNNING):
+        kill_group(process)
+    me = threading.get_ident()
+    deadline = time.monotonic() + START_GRACE
+    with _STARTED:
+        while _STARTING - {me} and (left := deadline - time.monotonic()) > 0:
+            _STARTED.wait(left)
     for process in list(_RUNNING):
         kill_group(process)
 

@@ -709,3 +709,49 @@ def test_a_run_ending_on_an_error_does_not_hurry_another_run_of_the_same_process
         holder.kill()
         holder.wait()
         store.close()
+
+
+# A worker thread that is about to track the command it started (line argv[1] of
+# `_call_shell`) sends this process a real SIGINT and lets the main thread stop the run
+# (kill the commands it tracks) before it goes on.
+LATE_TRACKING = """
+import linecache, os, signal, sys, threading, time
+
+line_text = sys.argv[1]
+sent = False
+
+def local(frame, event, arg):
+    global sent
+    if event == "line" and not sent and line_text in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+        sent = True
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1.0)  # the main thread stops the run meanwhile
+    return local
+
+def tracer(frame, event, arg):
+    return local if frame.f_code.co_name == "_call_shell" else None
+
+threading.settrace(tracer)
+sys.argv = ["targetrun", *sys.argv[2:]]
+from targetrun.cli import main
+main()
+"""
+
+
+def test_a_command_a_worker_thread_tracks_after_the_stop_is_killed(tmp_path: Path) -> None:
+    """A worker thread (-j 2, threads) starts a command as the run stops and tracks it only
+    after the run killed the commands it tracked: exit 130, and the command is killed
+    anyway (it ran on after the run had ended, and wrote its file)."""
+    (tmp_path / "slow").write_text("#!/bin/sh\nsleep 1.5\necho late > late\n")
+    (tmp_path / "slow").chmod(0o755)
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: late-tracking
+        tasks:
+          slow: {shell: "./slow > {output}", target: out/slow.txt}
+        """))
+    (tmp_path / "at.py").write_text(LATE_TRACKING)
+    done = subprocess.run([sys.executable, "at.py", "stopping.track(", "run", "-j", "2", "--executor", "threads"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=_env())
+    assert done.returncode == 130, done.stdout + done.stderr
+    time.sleep(2.0)
+    assert not (tmp_path / "late").exists(), "the command ran on after the stopped run"

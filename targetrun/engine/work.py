@@ -334,8 +334,9 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
     try:
         # A stop while the command starts is raised once it is tracked, here, where the
         # command is killed: raised inside the start (or before the tracking) it left the
-        # command running on after the run had ended.
-        with stopping.deferred():
+        # command running on after the run had ended. A stop in another thread (this one
+        # a pool's) waits for the tracking to kill it (stopping.starting).
+        with stopping.deferred(), stopping.starting():
             try:
                 started = direct.start(command, job.root, stdout=subprocess.PIPE if stdout is not None else err_end,
                                        stderr=err_end, allow_redirect=stdout is None)
