@@ -17,21 +17,26 @@ gives what the shell would have given:
   ``[``, ``true``, ``cd``, ``exec``, ``.`` ...) or reserved word of dash or bash, nor an
   assignment (a ``=`` in the first word). A builtin stays the shell's work.
 * **Lookup**: a name with ``/`` is used as it is, relative to the task's folder; else the
-  first ``PATH`` entry (an empty one is the folder itself) where the name exists must be
-  an executable regular file. Anything else -- not found, a directory, not executable, no
-  ``PATH``, a ``%`` in ``PATH`` (dash's own syntax) -- goes to the shell.
+  first ``PATH`` entry where the name exists must be an executable regular file, executed
+  as ``entry/name`` (the path a script sees as its ``$0`` is the one the shell gives it).
+  Anything else -- not found, a directory, not executable, no ``PATH``, a ``%`` in
+  ``PATH`` (dash's own syntax), found through an empty entry (dash executes the bare
+  name) -- goes to the shell.
 * **Environment**: as dash passes it on: names that are no shell identifier dropped,
   ``PWD`` the folder (the inherited ``PWD`` kept when it is absolute and the same folder,
   as dash checks), and ``IFS``, ``OPTIND``, ``PPID`` reset when inherited.
 * **Redirection**: the file is opened ``O_WRONLY|O_CREAT|O_TRUNC``, mode 0o666 under the
-  umask, before the program starts, as the shell does.
+  umask, before the program starts, as the shell does -- when this process opens what the
+  shell would: a regular file (or a new one) or ``/dev/null``, on no path through ``/proc``
+  (``/dev/stdout``, ``/dev/fd/2`` name the opening process's own files). Else (a FIFO, a
+  device) the shell.
 * **Failures the shell words**: when the file cannot be opened or the program cannot be
   started (``ENOEXEC``: a script without ``#!``, which the shell runs itself; a vanished
   file; ``EACCES``), the command goes to ``/bin/sh -c`` after all, which gives its own exit
   code (2, 126, 127) and message: nothing of the command ran yet, and opening the file
   again truncates it again. A program killed by a signal is reported as the shell reports
   it: status 128 + the signal, and the signal's name on stderr (not for SIGINT and
-  SIGPIPE), without dash's " (core dumped)" suffix.
+  SIGPIPE), with dash's " (core dumped)" when it dumped core.
 
 Only where ``/bin/sh`` is dash, whose behaviour this reproduces (the tests compare the
 two on real processes): with any other shell every command goes to the shell as before.
@@ -129,14 +134,16 @@ def _program_ok(text: str, program: str) -> bool:
 
 
 def resolve(program: str, cwd: str, search: str | None) -> str | None:
-    """The file the shell would execute for ``program``, when that is certain.
+    """The path the shell would execute for ``program``, when that is certain -- spelt
+    as the shell spells it, relative to ``cwd`` as the shell's is: a script's interpreter
+    gets that path as the script's name (``$0``, ``sys.argv[0]``).
 
     A name with ``/`` is that path; else the first entry of ``search`` (the ``PATH`` the
-    shell would have) where the name exists, when it is an executable regular file. None
-    for anything else (the shell decides)."""
+    shell would have) where the name exists, as ``entry + "/" + name``, when it is an
+    executable regular file. None for anything else (the shell decides) -- also for a
+    name found through an empty entry, which the shell executes as the bare name."""
     if "/" in program:
-        path = os.path.join(cwd, program)
-        return path if _executable(path) else None
+        return program if _executable(os.path.join(cwd, program)) else None
     if search is None or "%" in search:
         return None
     for entry in search.split(":"):
@@ -147,7 +154,9 @@ def resolve(program: str, cwd: str, search: str | None) -> str | None:
             continue
         except OSError:
             return None
-        return path if stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK) else None
+        if not entry or not stat.S_ISREG(info.st_mode) or not os.access(path, os.X_OK):
+            return None
+        return entry + "/" + program
     return None
 
 
@@ -233,11 +242,24 @@ def enabled() -> bool:
     """Whether ``/bin/sh`` is dash (the shell whose behaviour this reproduces)."""
     global _ENABLED
     if _ENABLED is None:
-        _ENABLED = os.path.basename(os.path.realpath(SHELL)) == "dash"
+        # (and a Popen that still reports the raw wait status, for " (core dumped)")
+        _ENABLED = os.path.basename(os.path.realpath(SHELL)) == "dash" and \
+            hasattr(subprocess.Popen, "_handle_exitstatus")
     return _ENABLED
 
 
 _ENABLED: bool | None = None
+
+
+class _Process(subprocess.Popen[bytes]):
+    """A Popen that keeps whether the program dumped core: the shell says so (" (core
+    dumped)"), and the exit code alone does not tell."""
+
+    core_dumped = False
+
+    def _handle_exitstatus(self, sts: int, *args: Any, **kwargs: Any) -> None:
+        self.core_dumped = os.WIFSIGNALED(sts) and os.WCOREDUMP(sts)
+        super()._handle_exitstatus(sts, *args, **kwargs)  # type: ignore[misc]
 
 
 class Started:
@@ -256,6 +278,8 @@ class Started:
             name = signal.strsignal(signum) or f"Signal {signum}"
         except ValueError:
             name = f"Signal {signum}"
+        if getattr(self.process, "core_dumped", False):
+            name += " (core dumped)"
         said = "" if signum in (signal.SIGINT, signal.SIGPIPE) else name + "\n"
         return 128 + signum, said
 
@@ -297,7 +321,10 @@ def _start_direct(simple: Simple, cwd: str, stdout: int | IO[Any] | None, stderr
 
 def _open_redirect(path: str) -> int | None:
     """The redirection's file, opened as the shell opens it; None when it cannot be
-    (the shell then fails with its own words) or would block (a FIFO with no reader)."""
+    (the shell then fails with its own words), or would not be the file the shell opens:
+    see :func:`_same_for_the_shell`."""
+    if not _same_for_the_shell(path):
+        return None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOCTTY | os.O_NONBLOCK, 0o666)
     except OSError:  # (a signal's Stopped is no OSError: it goes through)
@@ -306,8 +333,79 @@ def _open_redirect(path: str) -> int | None:
     return fd
 
 
+def _same_for_the_shell(path: str) -> bool:
+    """Whether opening ``path`` here opens what the shell would open. Not so for a path
+    through ``/proc`` (``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``, ``/proc/self/...``
+    name the *opening* process's files: here this process's own output or its store,
+    which the open would truncate, there the command's pipe), nor for a device other than
+    ``/dev/null`` (``/dev/tty`` is the opening process's terminal; the command runs in a
+    session without one), nor for a FIFO: a program that then cannot be started goes to
+    the shell, and closing the FIFO here ended its reader (the shell's open then waited
+    for another one forever). A regular file, ``/dev/null`` or a new file is: opened
+    again by the shell, it is the same."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        pass  # a new file, unless a component on the way is /proc's (checked below)
+    except OSError:
+        return False
+    else:
+        if not (stat.S_ISREG(info.st_mode) or _is_null(info)):
+            return False
+    return not _through_proc(path)
+
+
+def _is_null(info: os.stat_result) -> bool:
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(info.st_mode) and info.st_rdev == null.st_rdev
+
+
+def _through_proc(path: str) -> bool:
+    """Whether resolving the absolute ``path`` (its symbolic links followed one by one, as
+    the kernel does) enters the ``/proc`` file system, whose links name what the process
+    resolving them has open. Never follows a link inside ``/proc`` itself."""
+    try:
+        proc = os.stat("/proc").st_dev
+    except OSError:
+        return False
+    parts = path.split("/")
+    parts.reverse()  # a stack: the next component last
+    current, links = "/", 0
+    while parts:
+        part = parts.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, part)
+        try:
+            info = os.lstat(candidate)
+        except OSError:
+            return False  # not there (a new file) or not reachable: the open decides, on the same path
+        if info.st_dev == proc:
+            return True
+        if stat.S_ISLNK(info.st_mode):
+            links += 1
+            if links > 40:  # the kernel's own limit: ELOOP, which the shell reports
+                return True
+            try:
+                target = os.readlink(candidate)
+            except OSError:
+                return True  # changed under us: the shell decides
+            if target.startswith("/"):
+                current = "/"
+            parts.extend(reversed(target.split("/")))
+            continue
+        current = candidate
+    return False
+
+
 def _popen(argv: list[str], program: str | None, cwd: str, stdout: int | IO[Any] | None, stderr: int,
            env: dict[bytes, bytes] | None) -> subprocess.Popen[bytes]:
     # Its own process group, so that stopping it stops everything it started.
-    return subprocess.Popen(argv, executable=program, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
+    return _Process(argv, executable=program, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
                             stderr=stderr, start_new_session=True)

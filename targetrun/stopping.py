@@ -5,8 +5,8 @@ so the run unwinds through its ``finally`` blocks: running shell commands are ki
 their whole process group, staging files are removed, no checkpoint is committed any more,
 and the run is recorded as interrupted. The exit code then is 128 + the signal number
 (130 for SIGINT, 143 for SIGTERM), as a shell reports a process killed by it. A second
-signal while that happens exits at once with the same code: the next run cleans up what
-is left (pending writes, see store/base.py).
+signal while that happens exits at once with the same code, killing the running commands
+first (no more): the next run cleans up what is left (pending writes, see store/base.py).
 
 A signal can arrive while a finalizer (``__del__``) or a weakref callback runs -- the import
 system runs such callbacks all the time. The interpreter cannot raise out of those: it
@@ -98,7 +98,8 @@ def ignore() -> None:
 
 
 _stopping = False
-_hurry_from: float | None = None  # time.monotonic() of the first signal, or of the start of hurried()
+_hurry_from: float | None = None  # time.monotonic() of the first signal: the whole process is stopping
+_hurried = threading.local()  # .since: time.monotonic() of the start of hurried() in this thread
 _deferring = 0  # the main thread is inside this many deferred() sections
 _deferred: int | None = None  # the signal that arrived meanwhile, raised when they end
 
@@ -107,7 +108,8 @@ STOP_GRACE = 1.0  # seconds after a stop that waits for another process may stil
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     global _stopping, _hurry_from, _deferred
-    if _stopping:  # asked twice: do not wait for the clean-up
+    if _stopping:  # asked twice: do not wait for the clean-up -- but leave no command running on
+        kill_commands()
         flush()
         os._exit(128 + signum)
     _stopping = True
@@ -137,39 +139,45 @@ def deferred() -> Iterator[None]:
             deliver()
 
 
-def deliver() -> None:
-    """Raise the signal a :func:`deferred` step held back, if one arrived (in the main thread)."""
+def deliver(own: int = 0) -> None:
+    """Raise the signal a :func:`deferred` step held back, if one arrived (in the main
+    thread) -- and only when no section but the caller's ``own`` ones is open: a wait
+    inside a store transaction that is itself inside a larger deferred step (a run's end:
+    release the locks, record the run) must not cut that larger step in two."""
     global _deferred
-    if _deferred is not None and threading.current_thread() is threading.main_thread():
+    if _deferred is not None and _deferring <= own and threading.current_thread() is threading.main_thread():
         signum, _deferred = _deferred, None
         raise Stopped(signum)
 
 
 def wait_until(deadline: float) -> float:
     """When a wait for another process that would end at ``deadline`` (``time.monotonic()``)
-    must end: then, or -- once a stop signal arrived, or inside :func:`hurried` -- by
-    :data:`STOP_GRACE` after that began."""
-    if _hurry_from is None:
+    must end: then, or -- once a stop signal arrived, or inside :func:`hurried` in this
+    thread -- by :data:`STOP_GRACE` after that began."""
+    since: float | None = getattr(_hurried, "since", None)
+    if _hurry_from is not None:
+        since = _hurry_from if since is None else min(since, _hurry_from)
+    if since is None:
         return deadline
-    return min(deadline, _hurry_from + STOP_GRACE)
+    return min(deadline, since + STOP_GRACE)
 
 
 @contextmanager
 def hurried(when: bool = True) -> Iterator[None]:
-    """Within (when ``when``): the command is ending on an error, and every wait for
-    another process ends by :data:`STOP_GRACE` after this began -- what it still records
-    on its way out is best-effort. Afterwards waits are as long as before (an API caller's
-    next run), unless a stop arrived meanwhile."""
-    global _hurry_from
-    if not when or _hurry_from is not None:
+    """Within (when ``when``), in this thread: the command is ending on an error, and every
+    wait for another process ends by :data:`STOP_GRACE` after this began -- what it still
+    records on its way out is best-effort. Afterwards waits are as long as before (an API
+    caller's next run), unless a stop arrived meanwhile. Only this thread's waits: another
+    run of the same process, in another thread, is not ending (its waits were cut to the
+    grace too, and a store that was merely busy failed it)."""
+    if not when or getattr(_hurried, "since", None) is not None:
         yield
         return
-    _hurry_from = time.monotonic()
+    _hurried.since = time.monotonic()
     try:
         yield
     finally:
-        if not _stopping:
-            _hurry_from = None
+        _hurried.since = None
 
 
 def within_grace(step: Callable[[], object]) -> bool:
@@ -206,11 +214,33 @@ def within_grace(step: Callable[[], object]) -> bool:
 # -- the commands this process runs -----------------------------------------------------
 
 _RUNNING: set[Any] = set()  # shell commands (Popen objects) running in this process, any thread
+_STARTING: set[int] = set()  # the threads (idents) starting a command that is not tracked yet
+_STARTED = threading.Condition(threading.RLock())  # (reentrant: a signal handler may take it in a holder's thread)
+START_GRACE = 2.0  # seconds kill_commands() waits for other threads to finish starting their commands
+
+
+@contextmanager
+def starting() -> Iterator[None]:
+    """Starting a command and tracking it (:func:`track`), in this thread: a
+    :func:`kill_commands` meanwhile (another thread stops the run) waits for the command to
+    be tracked, to kill it too -- else it ran on after the run had ended."""
+    me = threading.get_ident()
+    with _STARTED:
+        _STARTING.add(me)
+    try:
+        yield
+    finally:
+        with _STARTED:
+            _STARTING.discard(me)
+            _STARTED.notify_all()
 
 
 def track(process: Any) -> None:
-    """A shell command started, in its own process group (``start_new_session``)."""
+    """A shell command started, in its own process group (``start_new_session``). Once a
+    stop arrived it is killed at once (started as the run stopped, in another thread)."""
     _RUNNING.add(process)
+    if _stopping:
+        kill_group(process)
 
 
 def untrack(process: Any) -> None:
@@ -218,7 +248,15 @@ def untrack(process: Any) -> None:
 
 
 def kill_commands() -> None:
-    """Stop every shell command this process runs, with all it started (a run is stopping)."""
+    """Stop every shell command this process runs, with all it started (a run is stopping)
+    -- also those other threads are starting now, once they are tracked (a few ms)."""
+    for process in list(_RUNNING):
+        kill_group(process)
+    me = threading.get_ident()
+    deadline = time.monotonic() + START_GRACE
+    with _STARTED:
+        while _STARTING - {me} and (left := deadline - time.monotonic()) > 0:
+            _STARTED.wait(left)
     for process in list(_RUNNING):
         kill_group(process)
 

@@ -196,3 +196,113 @@ def test_a_direct_command_is_killed_with_the_run(tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "the command outlived the stopped run"
         time.sleep(0.05)
     assert not (tmp_path / "out" / "slow.txt").exists()
+
+
+def _script_name(folder: Path) -> None:
+    _script(folder / "bin" / "whoami", 'echo "$0"; echo "usage: $0" >&2')
+    _script(folder / "whoami", 'echo "$0"')
+
+
+@pytest.mark.parametrize("path_before, command, is_direct", [
+    ("", "./bin/whoami > out", True),
+    ("", "bin//whoami > out", True),
+    ("bin", "whoami > out", True),  # a relative entry: the script is bin/whoami, as the shell runs it
+    ("bin/", "whoami > out", True),  # dash joins entry and name with one more slash: bin//whoami
+    ("{folder}/bin/", "whoami > out", True),
+    (".", "whoami > out", True),
+    ("", "whoami > out", False),  # an empty entry: dash executes the bare name
+])
+def test_a_script_is_given_the_name_the_shell_gives_it(folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      path_before: str, command: str, is_direct: bool) -> None:
+    """The interpreter of a ``#!`` script gets the path it was executed by as the script's
+    name (``$0``, ``sys.argv[0]``, usage messages, ``dirname "$0"``): it is the path the
+    shell builds (it was this folder joined to it: ``/tmp/.../bin//whoami`` for ``bin/``)."""
+    _script_name(folder)
+    monkeypatch.setenv("PATH", path_before.format(folder=folder) + ":" + os.environ["PATH"])
+    by_shell = _run(folder, command, shell=True)
+    went_direct, by_us = _started(folder, command, shell=False)
+    assert went_direct == is_direct
+    assert by_us == by_shell
+
+
+@pytest.mark.parametrize("target", ["/dev/stdout", "/dev/stderr", "/dev/fd/1", "/proc/self/fd/2", "link-to-stderr",
+                                    "fd-dir/2"])
+def test_a_redirect_to_the_processs_own_files_is_the_shells(folder: Path, target: str) -> None:
+    """``> /dev/stderr`` (and any path through /proc: ``/dev/fd/N``, a link to one) names
+    the *opening* process's file: in the shell the command's own stderr (the task's log),
+    opened here it was this process's own stderr -- the output went to the terminal, and
+    the open truncated the file this process writes to."""
+    (folder / "link-to-stderr").symlink_to("/dev/stderr")
+    (folder / "fd-dir").symlink_to("/dev/fd")
+    command = f"cat a.txt > {target}"
+    by_shell = _run(folder, command, shell=True)
+    went_direct, by_us = _started(folder, command, shell=False)
+    assert by_us == by_shell
+    assert not went_direct
+
+
+def test_a_redirect_through_proc_never_opens_this_processs_files(folder: Path, tmp_path_factory: pytest.TempPathFactory
+                                                                  ) -> None:
+    """A file this process holds open (its state store, say) as ``/dev/fd/N``: the shell
+    has no such descriptor (exit 2), and this process's file is left as it was."""
+    kept = tmp_path_factory.mktemp("kept") / "store.db"
+    kept.write_bytes(b"records\n")
+    with open(kept, "rb+") as held:
+        command = f"cat a.txt > /dev/fd/{held.fileno()}"
+        by_shell = _run(folder, command, shell=True)
+        assert kept.read_bytes() == b"records\n"
+        by_us = _run(folder, command, shell=False)
+    assert kept.read_bytes() == b"records\n"
+    assert by_us == by_shell and by_shell[0] == 2
+    _what_stays_direct(folder)
+
+
+def _what_stays_direct(folder: Path) -> None:
+    """What the narrowing keeps direct: a regular file (also through a link), /dev/null."""
+    (folder / "link-to-out").symlink_to("out")
+    for command in ("cat a.txt > out", "cat a.txt > link-to-out", "cat a.txt > /dev/null"):
+        went_direct, by_us = _started(folder, command, shell=False)
+        assert went_direct and by_us[0] == 0, command
+
+
+def test_a_redirect_to_a_fifo_is_the_shells(folder: Path) -> None:
+    """A FIFO with a reader: a program that cannot be started directly (no ``#!``) goes to
+    the shell after its file was opened here -- closing the FIFO ended the reader, and the
+    shell's open then waited forever for another. The shell opens it once: the reader
+    gets what the script printed."""
+    (folder / "noshebang").write_text("echo from a script without a first line\n")
+    os.mkfifo(folder / "fifo")
+    reader = subprocess.Popen(["cat", "fifo"], cwd=folder, stdout=subprocess.PIPE)
+    try:
+        time.sleep(0.2)  # the reader has the FIFO open
+        started = direct.start("./noshebang > fifo", str(folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            started.process.communicate(timeout=10)
+        finally:
+            started.process.kill()
+        out, _ = reader.communicate(timeout=10)
+    finally:
+        reader.kill()
+    assert (started.process.returncode, out) == (0, b"from a script without a first line\n")
+
+
+@pytest.mark.parametrize("name", ["SEGV", "QUIT", "ABRT"])
+def test_a_program_that_dumps_core_is_reported_as_the_shell_reports_it(folder: Path, name: str) -> None:
+    """With core dumps on, dash says "Segmentation fault (core dumped)": so does the direct path."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    if hard == 0:
+        pytest.skip("core dumps are not allowed here")
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+    try:
+        by_shell = _run(folder, f"./bin/selfkill {name}", shell=True)
+        went_direct, by_us = _started(folder, f"./bin/selfkill {name}", shell=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+        for core in folder.glob("core*"):
+            core.unlink()
+    assert went_direct
+    if b"core dumped" not in by_shell[2]:
+        pytest.skip("no core was dumped (the system's core_pattern)")
+    assert by_us == by_shell

@@ -640,3 +640,187 @@ def test_a_stop_ends_promptly_while_the_bucket_of_a_running_tasks_target_does_no
         server.send_signal(signal.SIGCONT)
         server.terminate()
         server.wait(30)
+
+
+# At the first line of the run's end (`_end`), another process takes the store's write lock
+# for argv[1] seconds and a real SIGINT reaches this process 0.2 s later: while the end's
+# first write waits for the lock, inside the end's own deferred step.
+LOCKED_AT_THE_END = """
+import os, signal, subprocess, sys, threading, time
+
+hold = sys.argv[1]
+started = False
+
+def local(frame, event, arg):
+    global started
+    if event == "line" and not started:
+        started = True
+        subprocess.Popen([sys.executable, "holder.py", hold], start_new_session=True)
+        while not os.path.exists("locked"):
+            time.sleep(0.01)
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    return local
+
+def tracer(frame, event, arg):
+    return local if frame.f_code.co_name == "_end" else None
+
+sys.settrace(tracer)
+sys.argv = ["targetrun", *sys.argv[2:]]
+from targetrun.cli import main
+main()
+"""
+
+
+def test_a_stop_while_the_end_of_a_run_waits_for_a_locked_store_still_records_the_run(tmp_path: Path) -> None:
+    """Every task is done; the run's end (release the locks, record the run: one deferred
+    step) meets a store another process holds for 0.6 s, and Ctrl-C arrives during that
+    wait. The wait inside the end's first transaction must not raise the held-back stop
+    (it cut the end in two: the run was left 'running', to show as 'died'): the end waits
+    out the grace, records the run, and only then exits 130."""
+    (tmp_path / "Pipelinefile.yaml").write_text(REPLAYED)
+    (tmp_path / "holder.py").write_text(HOLDER)
+    (tmp_path / "at.py").write_text(LOCKED_AT_THE_END)
+    done = subprocess.run([sys.executable, "at.py", "0.6", "run"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=_env())
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert [status for _, status in _runs(tmp_path)] == ["succeeded"]
+
+
+@pytest.mark.parametrize("function, line", [
+    ("_execute_child", "os.read(errpipe_read"),  # in the start: the program runs, Popen waits for its exec
+    ("_call_shell", "stopping.track("),
+    ("_call_shell", "os.close(err_end)"),
+])
+def test_a_stop_as_a_command_starts_kills_it(tmp_path: Path, function: str, line: str) -> None:
+    """Ctrl-C lands while the command starts, or just after, before the run tracks it (the
+    commands a stopping run kills): exit 130, and the command does not run on after the
+    run ended (it went on and wrote its file a second later)."""
+    (tmp_path / "slow").write_text("#!/bin/sh\nsleep 1\necho late > late\n")
+    (tmp_path / "slow").chmod(0o755)
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: starting
+        tasks:
+          slow: {shell: "./slow > {output}", target: out/slow.txt}
+        """))
+    (tmp_path / "at.py").write_text(AT_FUNCTION_LINE)
+    done = subprocess.run([sys.executable, "at.py", function, line, "run"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=_env())
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    time.sleep(1.5)
+    assert not (tmp_path / "late").exists(), "the command ran on after the stopped run"
+    assert not (tmp_path / "out" / "slow.txt").exists()
+
+
+def test_a_second_stop_before_the_commands_are_killed_still_kills_them(tmp_path: Path) -> None:
+    """Two tasks run in threads (-j 2); Ctrl-C, and a second Ctrl-C as the run's end begins,
+    before it kills the commands: the second one exits at once (130), as documented -- and
+    kills the commands on its way (they ran on after the run had ended, and wrote files)."""
+    (tmp_path / "slow").write_text('#!/bin/sh\necho $$ > "started-$1"\nsleep 1.5\necho late > "late-$1"\n')
+    (tmp_path / "slow").chmod(0o755)
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: twice
+        tasks:
+          a: {shell: "./slow a > {output}", target: out/a.txt}
+          b: {shell: "./slow b > {output}", target: out/b.txt}
+        """))
+    (tmp_path / "at.py").write_text(AT_FUNCTION_LINE)
+    run = subprocess.Popen([sys.executable, "at.py", "_end", "summary = self._summary(", "run", "-j", "2", "--executor",
+                            "threads"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=_env())
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"started-{name}").exists() for name in "ab"):
+            assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+            time.sleep(0.02)
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 130, out + err
+    time.sleep(2.0)
+    assert not list(tmp_path.glob("late-*")), "a command ran on after the stopped run"
+
+
+def test_a_run_ending_on_an_error_does_not_hurry_another_run_of_the_same_process(tmp_path: Path) -> None:
+    """Two API runs in two threads of one process: while one ends on an error (its waits
+    for the store are cut to the short grace), the other waits for a store another process
+    holds for 2 s as long as its timeout allows, and writes (it failed after 1 s:
+    'stayed locked ... for 10s')."""
+    import threading
+
+    from targetrun import stopping
+    from targetrun.store.sqlite import SqliteStore
+
+    path = tmp_path / ".targetrun" / "state.db"
+    store = SqliteStore(str(path), timeout=10)
+    (tmp_path / "holder.py").write_text(HOLDER)
+    holder = subprocess.Popen([sys.executable, "holder.py", "2"], cwd=tmp_path)
+    ending = threading.Event()
+
+    def other_run_ends_on_an_error() -> None:
+        with stopping.hurried():
+            ending.set()
+            time.sleep(3)
+
+    try:
+        _wait_for(tmp_path / "locked")
+        thread = threading.Thread(target=other_run_ends_on_an_error)
+        thread.start()
+        ending.wait(10)
+        began = time.monotonic()
+        store.release_soon("a-lock", "an-owner")
+        store.flush()  # waits for the holder, then writes
+        assert time.monotonic() - began > 1.5
+        thread.join()
+    finally:
+        holder.kill()
+        holder.wait()
+        store.close()
+
+
+# A worker thread that is about to track the command it started (line argv[1] of
+# `_call_shell`) sends this process a real SIGINT and lets the main thread stop the run
+# (kill the commands it tracks) before it goes on.
+LATE_TRACKING = """
+import linecache, os, signal, sys, threading, time
+
+line_text = sys.argv[1]
+sent = False
+
+def local(frame, event, arg):
+    global sent
+    if event == "line" and not sent and line_text in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+        sent = True
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1.0)  # the main thread stops the run meanwhile
+    return local
+
+def tracer(frame, event, arg):
+    return local if frame.f_code.co_name == "_call_shell" else None
+
+threading.settrace(tracer)
+sys.argv = ["targetrun", *sys.argv[2:]]
+from targetrun.cli import main
+main()
+"""
+
+
+def test_a_command_a_worker_thread_tracks_after_the_stop_is_killed(tmp_path: Path) -> None:
+    """A worker thread (-j 2, threads) starts a command as the run stops and tracks it only
+    after the run killed the commands it tracked: exit 130, and the command is killed
+    anyway (it ran on after the run had ended, and wrote its file)."""
+    (tmp_path / "slow").write_text("#!/bin/sh\nsleep 1.5\necho late > late\n")
+    (tmp_path / "slow").chmod(0o755)
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        name: late-tracking
+        tasks:
+          slow: {shell: "./slow > {output}", target: out/slow.txt}
+        """))
+    (tmp_path / "at.py").write_text(LATE_TRACKING)
+    done = subprocess.run([sys.executable, "at.py", "stopping.track(", "run", "-j", "2", "--executor", "threads"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=_env())
+    assert done.returncode == 130, done.stdout + done.stderr
+    time.sleep(2.0)
+    assert not (tmp_path / "late").exists(), "the command ran on after the stopped run"

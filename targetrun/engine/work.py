@@ -330,28 +330,33 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
     from targetrun import direct
 
     err, err_end = os.pipe()
+    started: direct.Started | None = None
     try:
-        started = direct.start(command, job.root, stdout=subprocess.PIPE if stdout is not None else err_end,
-                               stderr=err_end, allow_redirect=stdout is None)
-    except BaseException:
-        os.close(err)
-        raise
-    finally:
-        os.close(err_end)  # the command holds its own copy: the pipe ends when the command's copies close
-    process = started.process
-    stopping.track(process)
-    try:
+        # A stop while the command starts is raised once it is tracked, here, where the
+        # command is killed: raised inside the start (or before the tracking) it left the
+        # command running on after the run had ended. A stop in another thread (this one
+        # a pool's) waits for the tracking to kill it (stopping.starting).
+        with stopping.deferred(), stopping.starting():
+            try:
+                started = direct.start(command, job.root, stdout=subprocess.PIPE if stdout is not None else err_end,
+                                       stderr=err_end, allow_redirect=stdout is None)
+            finally:
+                os.close(err_end)  # the command holds its own copy: the pipe ends when the command's copies close
+            stopping.track(started.process)
+        process = started.process
         text = _collect(process, err, stdout)
         code = process.wait()
     except BaseException:  # Ctrl-C, SIGTERM, or the write failed: do not leave the command running
-        stopping.kill_group(process)
-        process.wait()
+        if started is not None:
+            stopping.kill_group(started.process)
+            started.process.wait()
         raise
     finally:
         os.close(err)
-        if process.stdout is not None:
-            process.stdout.close()
-        stopping.untrack(process)
+        if started is not None:
+            if started.process.stdout is not None:
+                started.process.stdout.close()
+            stopping.untrack(started.process)
     code, said = started.status(code)
     printed.write(text.decode("utf-8", "replace") + said)
     if code != 0:

@@ -136,12 +136,14 @@ class SqliteStore(StateStore):
             raise CacheError(f"the state store {self.path} was removed or replaced while this run was using it",
                              hint="Run again: targets this run could not record were not kept.")
 
-    def _while_busy(self, step: Any) -> Any:
+    def _while_busy(self, step: Any, own: int = 0) -> Any:
         """Run ``step``, retrying while another process holds a lock it needs, for up to
         the store's timeout. SQLite itself waits only a slice of it (:data:`_SLICE`) each
         time, so the wait is in Python: a stop signal is handled at once (SQLite's own wait
         would hold it for the whole timeout), and once stopping the wait is cut short
-        (targetrun/stopping.py) -- a Ctrl-C never waits 30 s per record for a locked store."""
+        (targetrun/stopping.py) -- a Ctrl-C never waits 30 s per record for a locked store.
+        ``own``: how many deferred sections the caller itself opened around this wait
+        (a transaction's BEGIN: its own one); a stop held back by any other is not raised here."""
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -149,7 +151,7 @@ class SqliteStore(StateStore):
             except sqlite3.OperationalError as exc:
                 if not _busy(exc) or time.monotonic() >= stopping.wait_until(deadline):
                     raise self._broken(exc) from None
-                stopping.deliver()  # nothing is open here: a stop held back until now ends the wait
+                stopping.deliver(own)  # nothing of the caller's is open here: a stop held back until now ends the wait
                 time.sleep(0.01)
             except sqlite3.Error as exc:
                 raise self._broken(exc) from None
@@ -235,7 +237,7 @@ class SqliteStore(StateStore):
         later = self._later()
         with stopping.deferred():
             try:
-                self._while_busy(lambda: db.execute("BEGIN IMMEDIATE"))
+                self._while_busy(lambda: db.execute("BEGIN IMMEDIATE"), own=1)
                 try:
                     for statement, args in later:  # what this thread kept commits first, with this write
                         db.execute(statement, args)
