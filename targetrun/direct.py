@@ -44,6 +44,7 @@ two on real processes): with any other shell every command goes to the shell as 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
@@ -154,7 +155,7 @@ def resolve(program: str, cwd: str, search: str | None) -> str | None:
             continue
         except OSError:
             return None
-        if not entry or not stat.S_ISREG(info.st_mode) or not os.access(path, os.X_OK):
+        if not entry or not _runs(path, info):
             return None
         return entry + "/" + program
     return None
@@ -162,14 +163,15 @@ def resolve(program: str, cwd: str, search: str | None) -> str | None:
 
 def _executable(path: str) -> bool:
     try:
-        return stat.S_ISREG(os.stat(path).st_mode) and os.access(path, os.X_OK)
+        info = os.stat(path)
     except OSError:
         return False
+    return _runs(path, info)
 
 
-def shell_environment(cwd: str, environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
-    """The environment dash gives the programs it runs from ``cwd``."""
-    return _per_call(_filtered(environ), cwd)
+def _runs(path: str, info: os.stat_result) -> bool:
+    """Whether the file at ``path`` (``info``: its stat) is one the shell would execute."""
+    return stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK)
 
 
 def _filtered(environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
@@ -191,8 +193,8 @@ def _per_call(inherited: dict[bytes, bytes], cwd: str) -> dict[bytes, bytes]:
 
 
 def _environment(cwd: str) -> dict[bytes, bytes]:
-    """:func:`shell_environment` of this process's environment, its filtering done again
-    only when that environment changed since the last command."""
+    """The environment dash gives the programs it runs from ``cwd``, from this process's
+    environment, its filtering done again only when that changed since the last command."""
     global _LAST
     entries, last = _inherited(), _LAST  # one read: other threads start commands too
     if last is None or last[0] != entries:
@@ -356,20 +358,26 @@ def _same_for_the_shell(path: str) -> bool:
 
 
 def _is_null(info: os.stat_result) -> bool:
+    null = _device_of(os.devnull, "st_rdev")
+    return null is not None and stat.S_ISCHR(info.st_mode) and info.st_rdev == null
+
+
+@functools.cache
+def _device_of(path: str, field: str) -> int | None:
+    """``field`` of ``path``'s stat (``/dev/null``'s device, ``/proc``'s file system), looked
+    up once: every direct command with a redirection asks, and neither changes."""
     try:
-        null = os.stat(os.devnull)
+        return int(getattr(os.stat(path), field))
     except OSError:
-        return False
-    return stat.S_ISCHR(info.st_mode) and info.st_rdev == null.st_rdev
+        return None
 
 
 def _through_proc(path: str) -> bool:
     """Whether resolving the absolute ``path`` (its symbolic links followed one by one, as
     the kernel does) enters the ``/proc`` file system, whose links name what the process
     resolving them has open. Never follows a link inside ``/proc`` itself."""
-    try:
-        proc = os.stat("/proc").st_dev
-    except OSError:
+    proc = _device_of("/proc", "st_dev")
+    if proc is None:
         return False
     parts = path.split("/")
     parts.reverse()  # a stack: the next component last
@@ -408,4 +416,4 @@ def _popen(argv: list[str], program: str | None, cwd: str, stdout: int | IO[Any]
            env: dict[bytes, bytes] | None) -> subprocess.Popen[bytes]:
     # Its own process group, so that stopping it stops everything it started.
     return _Process(argv, executable=program, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
-                            stderr=stderr, start_new_session=True)
+                    stderr=stderr, start_new_session=True)
