@@ -154,7 +154,7 @@ class Engine:
         progress = self._progress(scope, request)
         self.locks = RunLocks(self.store, scope.run_id, self.lock_lease)
         self.writes = Writes(self.store, self.storages, scope.run_id)
-        self._watching = watching = False
+        self._watching = False
         status = RunStatus.INTERRUPTED
         begun = False  # the run's record exists: from then on, however it ends, it is recorded
         ended: BaseException | None = None  # what ended the run, if it did not end by itself
@@ -171,7 +171,7 @@ class Engine:
                                   len(scope.order), date=f"{scope.context.date:%Y-%m-%d}"))
             self._report_skips(scope)
             self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
-            watching = self._watching = self._watch_starts(scope, progress)
+            self._watching = self._watch_starts(scope, progress)
             self._loop(scope, progress, functions)
             status = RunStatus.SUCCEEDED
         except BaseException as exc:
@@ -180,14 +180,14 @@ class Engine:
         finally:
             if begun:  # (a store that could not begin it has nothing to end)
                 with stopping.hurried(ended is not None):  # a stop or a fault: record what the store takes at once
-                    summary = self._end(scope, progress, started, status, ended, watching)
+                    summary = self._end(scope, progress, started, status, ended)
         return summary
 
     def _end(self, scope: RunScope, progress: _Progress, started: float, status: RunStatus,
-             ended: BaseException | None, watching: bool) -> RunSummary:
+             ended: BaseException | None) -> RunSummary:
         """The end of a run however it ends: staged writes removed, locks released, the run
         recorded -- as far as the store lets it when a stop or a fault ended it (``ended``)."""
-        if watching:
+        if self._watching:
             self.executor.watch_starts(None)  # type: ignore[attr-defined]
         summary = self._summary(scope, progress, started)
         if status is RunStatus.SUCCEEDED and not summary.ok:
