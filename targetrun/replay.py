@@ -398,6 +398,8 @@ def _commit(db: Any, store: str, environ: Mapping[str, str]) -> int:
     a record it cannot commit is the full run's error: one paragraph on stderr, exit 3."""
     import sqlite3
 
+    from targetrun.store import statements
+
     limit: float | None = None
     slices = False
     while True:
@@ -408,7 +410,7 @@ def _commit(db: Any, store: str, environ: Mapping[str, str]) -> int:
             db.execute("COMMIT")
             return 0
         except sqlite3.OperationalError as exc:
-            busy = "locked" in str(exc) or "busy" in str(exc)
+            busy = statements.busy(exc)
             if busy and limit is None:
                 try:
                     from targetrun import settings
@@ -425,15 +427,16 @@ def _commit(db: Any, store: str, environ: Mapping[str, str]) -> int:
 
 def _not_recorded(store: str, exc: BaseException, busy: bool) -> int:
     """The no-op was answered (its line is printed) but the state store did not take its
-    record: say so as the full run says a store error, and exit 3."""
+    record: say so as the full run says a store error (the same hints), and exit 3."""
+    from targetrun.store import statements
+
     if busy:
-        what = "stayed locked by another process; this run was not recorded"
-        hint = ("Another targetrun (or a program that opened the file) is using it; wait for it or stop it, or set "
-                "TARGETRUN_STORE_TIMEOUT to wait longer.")
+        what, hint = "stayed locked by another process", statements.BUSY_HINT
+    elif statements.full(exc):
+        what, hint = f"cannot be written: {exc}", statements.FULL_HINT
     else:
-        what = f"cannot be used: {exc}; this run was not recorded"
-        hint = ("If the disk is full, make room; if the file is damaged or not a targetrun database, move it aside "
-                "(targetrun creates a new one).")
+        what, hint = f"cannot be used: {exc}", statements.DAMAGED_HINT
+    what += "; this run was not recorded"
     try:
         from targetrun.redact import printable, redact  # as every message the CLI writes
 

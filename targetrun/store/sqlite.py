@@ -15,7 +15,6 @@ A thread's read first commits what it kept, so it reads its own writes.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import math
 import os
@@ -31,7 +30,8 @@ from typing import Any
 from targetrun import stopping
 from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskState
-from targetrun.store.statements import CACHE_GENERATION, GET_BLOB, INSERT_RUN, PUT_BLOB
+from targetrun.store.statements import (BUSY_HINT, CACHE_GENERATION, DAMAGED_HINT, FULL_HINT, GET_BLOB, INSERT_RUN,
+                                        PUT_BLOB, busy, full)
 from targetrun.store.base import (LastRun, PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions, TaskRecord, finite,
                                   kept, readable)
 
@@ -87,17 +87,6 @@ DEFAULT_TIMEOUT = 30.0
 _SLICE = 0.05  # seconds SQLite waits for a lock on its own before the store looks at the clock and signals
 
 
-def _busy(exc: BaseException) -> bool:
-    """Whether SQLite gave up waiting for another connection's lock."""
-    return "locked" in str(exc) or "busy" in str(exc)
-
-
-def _full(exc: BaseException) -> bool:
-    """Whether the disk (or a quota) left no room: SQLITE_FULL, or ENOSPC/EDQUOT from the OS."""
-    return isinstance(exc, sqlite3.Error) and "is full" in str(exc) or \
-        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-
-
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")  # as targetrun.resolve.protocol reads one
 
 
@@ -149,7 +138,7 @@ class SqliteStore(StateStore):
             try:
                 return step()
             except sqlite3.OperationalError as exc:
-                if not _busy(exc) or time.monotonic() >= stopping.wait_until(deadline):
+                if not busy(exc) or time.monotonic() >= stopping.wait_until(deadline):
                     raise self._broken(exc) from None
                 stopping.deliver(own)  # nothing of the caller's is open here: a stop held back until now ends the wait
                 time.sleep(0.01)
@@ -209,23 +198,12 @@ class SqliteStore(StateStore):
         return db
 
     def _broken(self, exc: BaseException) -> CacheError:
-        if _busy(exc):
-            return CacheError(
-                f"the state store {self.path} stayed locked by another process for {self.timeout:g}s",
-                hint="Another targetrun (or a program that opened the file) is writing to it; wait for it or stop "
-                "it, or set TARGETRUN_STORE_TIMEOUT to wait longer.",
-            )
-        if _full(exc):  # moving the store aside would lose its records for nothing
-            return CacheError(
-                f"the state store {self.path} cannot be written: {exc}",
-                hint="The disk that holds it is full: make room on it, then run again (targets already made are kept "
-                "and trusted).",
-            )
-        return CacheError(
-            f"the state store {self.path} cannot be used: {exc}",
-            hint="If it is damaged or not a targetrun database, move it aside; targetrun creates a new one "
-            "(cache entries and run history in it are then forgotten, targets are not).",
-        )
+        if busy(exc):
+            return CacheError(f"the state store {self.path} stayed locked by another process for {self.timeout:g}s",
+                              hint=BUSY_HINT)
+        if full(exc):
+            return CacheError(f"the state store {self.path} cannot be written: {exc}", hint=FULL_HINT)
+        return CacheError(f"the state store {self.path} cannot be used: {exc}", hint=DAMAGED_HINT)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -6,6 +6,9 @@ Standard library only.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 SUCCEEDED = "succeeded"  # RunStatus.SUCCEEDED's value (targetrun/store/base.py): a no-op that is replayed
 INSERT_RUN = "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 PUT_BLOB = "INSERT OR REPLACE INTO blobs VALUES (?, ?)"
@@ -15,6 +18,27 @@ ANY_PENDING = "SELECT count(*) FROM pending"
 # How many times the cache table changed: triggers count every insert, update and delete
 # (schema 5), so "the cache is as it was" is one row to read.
 CACHE_GENERATION = "SELECT coalesce((SELECT value FROM generations WHERE name = 'cache'), 0)"
+
+
+# What a user can do about the store's three kinds of failure (its message names the store).
+BUSY_HINT = ("Another targetrun (or a program that opened the file) is using it; wait for it or stop it, or set "
+             "TARGETRUN_STORE_TIMEOUT to wait longer.")
+FULL_HINT = ("The disk that holds it is full: make room on it, then run again (targets already made are kept and "
+             "trusted).")
+DAMAGED_HINT = ("If it is damaged or not a targetrun database, move it aside; targetrun creates a new one (cache "
+                "entries and run history in it are then forgotten, targets are not).")
+
+
+def busy(exc: BaseException) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def full(exc: BaseException) -> bool:
+    """Whether the disk (or a quota) left no room: SQLITE_FULL, or ENOSPC/EDQUOT from the OS.
+    Moving such a store aside (the hint for a damaged one) would lose its records for nothing."""
+    return isinstance(exc, sqlite3.Error) and "is full" in str(exc) or \
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 def outcomes_key(run_id: str) -> str:
