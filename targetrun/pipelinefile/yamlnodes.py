@@ -62,7 +62,7 @@ def load_value(text: str, source: str, *, max_nodes: int = MAX_VALUE_NODES) -> A
 
 def load_document(text: str, file: str, *, max_nodes: int = MAX_NODES) -> Document:
     try:
-        _check_depth(text, file)
+        aliased = _check_depth(text, file)
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -86,12 +86,14 @@ def load_document(text: str, file: str, *, max_nodes: int = MAX_NODES) -> Docume
     if node is None:
         return doc
     doc.lines[()] = node.start_mark.line + 1  # errors about the whole document name its first line, not a comment above it
+    if aliased:
+        _refuse_expansion(node, file, max_nodes)
     builder = _Builder(doc, max_nodes)
     doc.value = builder.build(node, (), 0)
     return doc
 
 
-def _check_depth(text: str, file: str) -> None:
+def _check_depth(text: str, file: str) -> bool:
     """Refuse deep nesting before composing: libyaml's composer recurses (100,000 nested
     brackets crash the process), while its event parser is a loop with a stack.
 
@@ -100,9 +102,9 @@ def _check_depth(text: str, file: str) -> None:
     count, so a 100,000-level file fails there before we see level 65. When the fast parser
     fails, the pure-Python parser (a loop with a stack and no limit of its own) recounts up
     to the failure: if the document is already too deep there, that is the error to report;
-    otherwise the library's own syntax error stands."""
+    otherwise the library's own syntax error stands. Returns whether the text uses an alias."""
     try:
-        _count_depth(yaml.parse(text, Loader=_Loader), file)
+        return _count_depth(yaml.parse(text, Loader=_Loader), file)
     except SpecError:
         raise
     except yaml.YAMLError:
@@ -114,8 +116,9 @@ def _check_depth(text: str, file: str) -> None:
         raise
 
 
-def _count_depth(events: Iterator[yaml.Event], file: str) -> None:
+def _count_depth(events: Iterator[yaml.Event], file: str) -> bool:
     depth = 0
+    aliased = False
     for event in events:
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
@@ -125,6 +128,68 @@ def _count_depth(events: Iterator[yaml.Event], file: str) -> None:
                                 hint="A Pipelinefile needs only a few levels.")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliased = True
+    return aliased
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _refuse_expansion(root: yaml.Node, file: str, max_nodes: int) -> None:
+    """Refuse a document whose aliases expand it past ``max_nodes`` values *before*
+    building any of it, naming the line where the builder would have crossed the limit.
+
+    Why: the builder counts every value it makes, so an alias bomb was refused only after a
+    million values were built (over a second of CPU for 40 bytes of YAML). Each node's
+    expanded size is computed once (aliases share nodes), so this costs one visit per
+    distinct node. A document nested past the depth limit through aliases (or recursive
+    ones, ``&a [*a]``) is left to the builder, which reports the depth where it is."""
+    sizes: dict[int, int] = {}
+    try:
+        total = _expanded_size(root, 0, sizes, max_nodes + 1)
+    except _TooDeep:
+        return
+    if total <= max_nodes:
+        return
+    node, allowed = root, max_nodes
+    while allowed > 0:  # walk the build order to the value that would be one too many
+        allowed -= 1
+        for child in _children(node):
+            if sizes[id(child)] > allowed:
+                node = child
+                break
+            allowed -= sizes[id(child)]
+    raise SpecError(
+        f"the document expands to more than {max_nodes:,} values (are YAML aliases multiplying it?)",
+        file=file,
+        line=node.start_mark.line + 1,
+        hint="Pipelinefiles must not use aliases to build huge documents.",
+    )
+
+
+def _expanded_size(node: yaml.Node, depth: int, sizes: dict[int, int], cap: int) -> int:
+    """How many values building ``node`` makes, counted like :class:`_Builder` (mapping
+    keys too), saturating at ``cap``."""
+    if depth > MAX_DEPTH:
+        raise _TooDeep
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    total = 1
+    for child in _children(node):
+        total = min(cap, total + _expanded_size(child, depth + 1, sizes, cap))
+    sizes[id(node)] = total
+    return total
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 class _Builder:
