@@ -11,7 +11,8 @@ run. The outcome allowed depends only on where the signal landed:
   the signal (return code -2; a shell reports 130, the convention for "killed by SIGINT")
   or reports that its own start-up was interrupted and exits 1 ("Fatal Python error:
   init_import_site", "failed to set __main__.__loader__"), or -- rarely -- loses it
-  inside a finalizer or a ``.pth`` file and goes on ("Exception ignored in ...", exit 0).
+  inside a finalizer, a ``.pth`` file or its check of the console script as a zip archive
+  and goes on ("Exception ignored in ...", exit 0).
   In every case no statement of targetrun may show in the output (a frame of its package
   at "line 0" is the interpreter creating the module, before its first statement).
 
@@ -38,6 +39,12 @@ COMMANDS = {"console script": [str(SCRIPT), "run"], "python -m": [sys.executable
 # the import machinery) -- none of targetrun's code has run yet.
 OUR_FRAME = re.compile(r'File "[^"]*[/\\]targetrun[/\\][^"]*\.py", line (?!0\b)\d+')
 DELAYS_MS = list(range(0, 85, 5))
+# What CPython prints when a SIGINT lands in its own start-up code, which reports the
+# KeyboardInterrupt and goes on (then targetrun runs to the end, unaware of it): a
+# finalizer, a .pth file, or the check whether the console script is a zip archive to put
+# on sys.path (seen under load: "Failed checking if argv[0] is an import path entry").
+INTERPRETER_LOST_IT = ("Exception ignored in", "Remainder of file ignored",
+                       "Failed checking if argv[0] is an import path entry")
 LATER_MS = [150, 300, 600, 1200, 2000, 2000, 2000, 2000, 2000, 2000]  # a slow start-up still ends in the run
 
 
@@ -60,7 +67,7 @@ def verdict(code: int, err: str) -> str | None:
         return "a traceback" if "Traceback" in err else None
     if code in (-signal.SIGINT, 1):
         return None  # before targetrun's first statement: the interpreter's own start-up
-    if code == 0 and ("Exception ignored in" in err or "Remainder of file ignored" in err):
+    if code == 0 and any(lost in err for lost in INTERPRETER_LOST_IT):
         return None  # the interpreter lost the signal in its own start-up (a finalizer, a .pth file)
     return f"exit {code}"
 
