@@ -1,0 +1,107 @@
+"""An independent hostile review of the trust guarantees (DESIGN.md §3, README "Security
+model"): each test is an attack that broke a promise at its mechanism before the fix.
+
+Real files, real processes and real FIFOs; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from targetrun import redact
+from targetrun.cli import invoke
+
+TASKS = '''
+def f(n="x"):
+    return {"n": n}
+
+def g(a):
+    return a
+'''
+
+
+def _one_target(project, target: str, cache: str = ""):
+    return project(f"""
+        name: hostile
+        {cache}
+        params:
+          n: a
+        tasks:
+          a:
+            run: t:f
+            args: {{n: "{{params.n}}"}}
+            target: "{target}"
+    """, t=TASKS)
+
+
+# -- a value may not aim a target at targetrun's own files ----------------------------
+
+
+@pytest.mark.parametrize("value", [".targetrun/state.db", ".targetrun/spec/x.json", "sub/.targetrun/x.json",
+                                   ".TargetRun/state.db", "Pipelinefile.yaml", "pipelinefile.YAML"])
+def test_a_value_cannot_overwrite_the_state_store_or_the_pipelinefile(project, value):
+    proj = _one_target(project, "{params.n}")
+    assert proj.cli("run").code == 0  # a store with records to lose
+    before_store = (proj.root / ".targetrun/state.db").read_bytes()
+    before_file = proj.file.read_bytes()
+
+    result = proj.cli("run", "--force-all", "-p", f"n={value}")
+
+    assert result.code == 2, result.text
+    assert "Traceback" not in result.text
+    assert "targetrun" in result.err and "tasks.a.target" in result.err, result.err
+    assert (proj.root / ".targetrun/state.db").read_bytes() == before_store
+    assert proj.file.read_bytes() == before_file
+    assert proj.cli("status").code == 0
+
+
+def test_a_value_cannot_overwrite_a_state_store_kept_elsewhere(project):
+    proj = _one_target(project, "{params.n}", cache="cache: db/my-state.db")
+    assert proj.cli("run").code == 0
+    for value in ("db/my-state.db", "db/my-state.db-wal"):
+        result = proj.cli("run", "--force-all", "-p", f"n={value}")
+        assert result.code == 2, result.text
+        assert "state store" in result.err, result.err
+    with sqlite3.connect(proj.root / "db/my-state.db") as db:
+        assert db.execute("pragma integrity_check").fetchone() == ("ok",)
+
+
+# -- arguments that are not UTF-8 ------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["run", "-p", "n=a\udcffb"], ["cache", "clear", "a\udcffb"],
+                                  ["report", "--run", "a\udcffb"], ["run", "a\udcffb"]])
+def test_an_argument_that_is_not_utf8_is_a_usage_error(project, argv):
+    proj = _one_target(project, "out/{params.n}.json")
+    os.chdir(proj.root)
+    from io import StringIO
+
+    out, err = StringIO(), StringIO()
+    code = invoke(argv, out, err)
+    assert code == 2, err.getvalue()
+    assert "Traceback" not in err.getvalue() and "UTF-8" in err.getvalue(), err.getvalue()
+    assert err.getvalue().count("\n") == 1
+
+
+def test_a_non_utf8_argument_end_to_end(project):
+    proj = _one_target(project, "out/{params.n}.json")
+    done = subprocess.run([os.fsencode(sys.executable), b"-m", b"targetrun", b"run", b"-p", b"n=a\xffb"],
+                          cwd=proj.root, capture_output=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert b"Traceback" not in done.stderr and b"UTF-8" in done.stderr
+    assert not (proj.root / "out").exists()
+
+
+def test_the_python_api_refuses_a_parameter_that_is_not_utf8(project):
+    from targetrun import api
+    from targetrun.errors import UsageError
+
+    proj = _one_target(project, "out/{params.n}.json")
+    with pytest.raises(UsageError, match="UTF-8"):
+        api.run(str(proj.file), params={"n": "a\udcffb"})
