@@ -105,3 +105,87 @@ def test_the_python_api_refuses_a_parameter_that_is_not_utf8(project):
     proj = _one_target(project, "out/{params.n}.json")
     with pytest.raises(UsageError, match="UTF-8"):
         api.run(str(proj.file), params={"n": "a\udcffb"})
+
+
+# -- what is planted at a target or a dep is read only if it is a regular file -------------
+
+
+def _cli(root: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """The real command in its own process: a hang is a failed test, not a stuck suite."""
+    return subprocess.run([sys.executable, "-m", "targetrun", *args], cwd=root, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _reader(project):
+    return project("""
+        name: hostile
+        tasks:
+          a:
+            run: t:f
+            target: out/a.json
+          b:
+            run: t:g
+            needs: [a]
+            target: out/b.json
+    """, t=TASKS)
+
+
+@pytest.mark.parametrize("plant", ["fifo", "dev-zero"])
+def test_a_fifo_or_device_at_a_target_is_refused_not_read(project, plant):
+    proj = _reader(project)
+    (proj.root / "out").mkdir()
+    if plant == "fifo":
+        os.mkfifo(proj.root / "out/a.json")  # opening it for reading waits for a writer forever
+    else:
+        os.symlink("/dev/zero", proj.root / "out/a.json")  # never ends: all memory, then MemoryError
+    for command in (["run", "b"], ["show", "a"]):
+        done = _cli(proj.root, *command)
+        text = done.stdout + done.stderr
+        assert done.returncode == 3, text
+        assert "not a regular file" in text and "Traceback" not in text, text
+    assert not (proj.root / "out/b.json").exists()
+
+
+@pytest.mark.parametrize("plant", ["fifo", "dev-zero"])
+def test_a_fifo_or_device_among_deps_is_refused_not_read(project, plant):
+    proj = project("""
+        name: hostile
+        tasks:
+          a:
+            shell: "echo made > {output}"
+            target: out/a.txt
+            deps: [data/in.csv]
+            cache_validator: deps
+    """)
+    (proj.root / "data").mkdir()
+    (proj.root / "data/in.csv").write_text("x\n")
+    assert proj.cli("run").code == 0  # a record with the dep's size and mtime, which now change
+    (proj.root / "data/in.csv").unlink()
+    if plant == "fifo":
+        os.mkfifo(proj.root / "data/in.csv")
+    else:
+        os.symlink("/dev/zero", proj.root / "data/in.csv")
+    for command in (["status"], ["run"]):
+        done = _cli(proj.root, *command)
+        assert done.returncode == 2, done.stderr
+        assert "data/in.csv is not a regular file" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_deps_glob_that_matches_folders_fingerprints_their_files(project):
+    proj = project("""
+        name: hostile
+        tasks:
+          a:
+            shell: "echo made > {output}"
+            target: out/a.txt
+            deps: ["data/**"]
+            cache_validator: deps
+    """)
+    (proj.root / "data/sub").mkdir(parents=True)
+    (proj.root / "data/sub/x.csv").write_text("1\n")
+    first = proj.cli("run")
+    assert first.code == 0, first.text  # was: IsADirectoryError, exit 4
+    assert proj.cli("status", "--check").code == 0
+    (proj.root / "data/sub/x.csv").write_text("2\n")
+    changed = proj.cli("status")
+    assert "deps changed" in changed.out or "data/sub/x.csv" in changed.out, changed.out
