@@ -189,3 +189,46 @@ def test_a_deps_glob_that_matches_folders_fingerprints_their_files(project):
     (proj.root / "data/sub/x.csv").write_text("2\n")
     changed = proj.cli("status")
     assert "deps changed" in changed.out or "data/sub/x.csv" in changed.out, changed.out
+
+
+# -- credentials in the shapes HTTP clients, SDKs and config files print ----------------
+
+LEAKS = {
+    "BEARERTOKEN1": "requests: 401 for GET https://api.example.com/v1 headers={'Authorization': 'Bearer BEARERTOKEN1'}",
+    "BASICCRED2": "Authorization: Basic BASICCRED2",
+    "BEARERTOKEN3": "curl -H 'Authorization: bearer BEARERTOKEN3' https://api.example.com",
+    "SIGNATURE4": "Authorization': b'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261201/us-east-1/s3/aws4_request, "
+                  "SignedHeaders=host;x-amz-date, Signature=SIGNATURE4'",
+    "AWSSECRET5": "aws_secret_access_key = AWSSECRET5",
+    "DBPASSWORD6": "database:\n  password: DBPASSWORD6\n  host: db",
+    "GHTOKEN7": "Bearer GHTOKEN7 was rejected",
+}
+
+
+def test_redaction_masks_authorization_headers_and_config_lines():
+    for secret, text in LEAKS.items():
+        assert secret not in redact.redact(text), text
+    for harmless in ("cache_key=weather", "max_tokens = 5", "tokens: 12", "the key: value pairs",
+                     "Basic checks passed", "a bearer of bad news"):
+        assert redact.redact(harmless) == harmless
+
+
+def test_a_task_printing_and_raising_headers_leaks_nothing_anywhere(project):
+    lines = "\n".join(f"    print({text!r})" for text in LEAKS.values())
+    proj = project("""
+        name: hostile
+        tasks:
+          a:
+            run: t:f
+            target: out/a.json
+    """, t=f"def f():\n{lines}\n    raise RuntimeError({LEAKS['BEARERTOKEN1']!r})\n")
+    shown = [proj.cli("run"), proj.cli("run", "--json"), proj.cli("logs", "a"), proj.cli("history", "--json"),
+             proj.cli("report", "-o", str(proj.root / "r.html"))]
+    assert shown[0].code == 1, shown[0].text
+    files = [*(proj.root / ".targetrun").rglob("*"), proj.root / "r.html"]  # t.py holds them, of course
+    kept = [path.read_bytes().decode("utf-8", "replace") for path in files if path.is_file()]
+    for secret in LEAKS:
+        for result in shown:
+            assert secret not in result.text, (secret, result.text)
+        for text in kept:
+            assert secret not in text, secret
