@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import posixpath
 import re
+import unicodedata
 from collections.abc import Mapping
 
 from targetrun import templating
@@ -37,6 +38,8 @@ _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@-]*(?:/[A-Za-z0-9_][A-Za-z0-9_
 # holds at most 255 bytes (Linux, macOS, Windows), so names stop at 128, with room to spare
 # for a plugin's longer suffix.
 MAX_TASK_NAME = 128
+# A local target's staging sibling adds the same ~85 bytes to the target's own file name.
+MAX_TARGET_NAME_BYTES = 255 - 85
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
 _OWN_FOLDER = ".targetrun"  # targetrun's own files: state store, spec and replay caches, logs, values
 _SQLITE_SIBLINGS = ("", "-wal", "-shm", "-journal")  # a SQLite store is these files together
@@ -98,7 +101,7 @@ class Placer:
         self._real: dict[str, str] = {}  # realpath of local folders, asked once per folder
         self._serializers: dict[tuple[object, ...], str] = {}
         self._own = _own_files(spec)
-        self._own_names = frozenset(os.path.basename(path) for path in self._own)
+        self._own_names = tuple({os.path.basename(path) for path in self._own})  # as written: endswith
 
     def serializer(self, task: TaskSpec, target: str | None) -> str:
         """:func:`infer_serializer`, asked once per kind of task and target suffix: the
@@ -130,8 +133,10 @@ class Placer:
             base = self.base(result)
             if base.result == LOCAL:
                 joined = f"{base.url.rstrip('/')}/{rendered}"
-                if rendered[rendered.rfind("/") + 1 :].casefold() in self._own_names:
+                if rendered.endswith(self._own_names):  # the author's own text: its own spelling
                     self._not_targetruns_own(joined, rendered, what)
+                if len(rendered) > MAX_TARGET_NAME_BYTES // 4:  # could be too long in UTF-8: count
+                    _name_fits(joined, rendered, what)
                 return Location(LOCAL, joined)
             return Location(base.result, f"{base.url}/{rendered}")
         if not rendered.strip():
@@ -154,6 +159,7 @@ class Placer:
             location = _absolute_url(self.spec, rendered, proto)
             if location.result == LOCAL:
                 self._not_targetruns_own(location.url, rendered, what)
+                _name_fits(location.url, rendered, what)
                 if fielded:
                     self._check_symlinks(location.url, os.path.normpath(fixed_dir[len("file://") :]), rendered, what)
             return location
@@ -178,6 +184,7 @@ class Placer:
         if base.result == LOCAL:
             joined = os.path.normpath(os.path.join(base.url, relative)) if relative.startswith(("/", "..")) else f"{base.url.rstrip('/')}/{relative}"
             self._not_targetruns_own(joined, rendered, what)
+            _name_fits(joined, rendered, what)
             if fielded:
                 self._check_symlinks(joined, os.path.normpath(os.path.join(base.url, fixed_dir)), rendered, what)
             return Location(LOCAL, joined)
@@ -278,15 +285,39 @@ class TargetOwners:
     def __init__(self, spec: PipelineSpec) -> None:
         self.spec = spec
         self._owners: dict[str, str] = {}  # by URL: two named results may reach one place
+        self._folded: dict[str, tuple[str, str]] = {}  # local paths as a case-insensitive disk sees them
 
     def claim(self, task: str, target: Location, line: int | None) -> None:
         owner = self._owners.setdefault(target.url, task)
         if owner != task:
-            raise DuplicateTargetError(
-                f"tasks {owner!r} and {task!r} both write the target {target.url}",
-                file=self.spec.path, line=line, key=f"tasks.{task.split('[')[0]}.target",
-                hint="Give each task its own target (check the -p values and the foreach items).",
-            )
+            raise self._duplicate(f"tasks {owner!r} and {task!r} both write the target {target.url}", task, line)
+        if target.result == LOCAL:
+            # macOS and Windows disks open out/Report.json for out/report.json, and NFC "é" for
+            # NFD "é": two such targets would silently be one file there, so they are refused everywhere.
+            url = target.url
+            folded = url.lower() if url.isascii() else unicodedata.normalize("NFC", url).casefold()
+            other, first = self._folded.setdefault(folded, (task, url))
+            if other != task and first != url:
+                raise self._duplicate(
+                    f"tasks {other!r} and {task!r} write {first} and {url}, one file on a case-insensitive "
+                    "or Unicode-normalising disk (macOS, Windows)", task, line)
+
+    def _duplicate(self, message: str, task: str, line: int | None) -> DuplicateTargetError:
+        return DuplicateTargetError(message, file=self.spec.path, line=line, key=f"tasks.{task.split('[')[0]}.target",
+                                    hint="Give each task its own target (check the -p values and the foreach items).")
+
+
+def _name_fits(path: str, rendered: str, what: str) -> None:
+    """A local target's file name leaves room for its staging sibling (``.NAME.targetrun-...``)
+    within the 255 bytes a file name holds: refused here, before its task runs, rather than
+    when the finished value cannot be written."""
+    size = len(os.path.basename(path).encode("utf-8", "surrogateescape"))
+    if size > MAX_TARGET_NAME_BYTES:
+        shown = rendered if len(rendered) <= 80 else f"{rendered[:60]}...{rendered[-12:]}"
+        raise SpecError(
+            f"the {what} {shown!r} has a file name of {size} bytes; a target's file name may have at most "
+            f"{MAX_TARGET_NAME_BYTES} (a file name holds 255 bytes, and targetrun writes a hidden staging file "
+            "named after the target beside it)", hint=f"Shorten the name. {_VALUES_HINT}")
 
 
 def _own_files(spec: PipelineSpec) -> dict[str, str]:

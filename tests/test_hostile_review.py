@@ -232,3 +232,58 @@ def test_a_task_printing_and_raising_headers_leaks_nothing_anywhere(project):
             assert secret not in result.text, (secret, result.text)
         for text in kept:
             assert secret not in text, secret
+
+
+# -- a file name too long for targetrun's staging sibling is refused before anything runs --
+
+
+def test_a_target_name_too_long_for_its_staging_file_is_refused_before_the_task_runs(project):
+    proj = project("""
+        name: hostile
+        params:
+          n: a
+        tasks:
+          a:
+            shell: "echo ran >> ran.log; echo made > {output}"
+            target: "out/{params.n}.txt"
+    """)
+    for command in ("status", "run"):
+        result = proj.cli(command, "-p", "n=" + "é" * 100)  # 204 bytes: a file, but no room for .NAME.targetrun-...
+        assert result.code == 2, result.text
+        assert "tasks.a.target" in result.err and "bytes" in result.err, result.err
+    assert not proj.exists("ran.log")
+    fits = proj.cli("run", "-p", "n=" + "a" * 160)
+    assert fits.code == 0, fits.text
+
+
+# -- two targets that one case-insensitive or normalising disk sees as one file ------------
+
+
+@pytest.mark.parametrize("items", ["[Report, report]", "[\u00e9, e\u0301]"])
+def test_mapped_targets_that_are_one_file_on_macos_are_refused(project, items):
+    proj = project("""
+        name: hostile
+        params:
+          items: [a, b]
+        tasks:
+          m:
+            run: t:f
+            foreach: "{params.items}"
+            args: {n: "{item}"}
+            target: "out/{item}.json"
+    """, t=TASKS)
+    result = proj.cli("run", "-p", f"items={items}")
+    assert result.code == 2, result.text
+    assert "case-insensitive" in result.err and "tasks.m.target" in result.err, result.err
+    assert not proj.exists("out")
+
+
+def test_two_tasks_whose_targets_differ_only_by_case_are_refused_at_load(project):
+    proj = project("""
+        name: hostile
+        tasks:
+          a: {shell: "echo 1 > {output}", target: out/Data.txt}
+          b: {shell: "echo 2 > {output}", target: out/data.txt}
+    """)
+    result = proj.cli("validate")
+    assert result.code == 2 and "line 4" in result.err and "tasks.b.target" in result.err, result.err
