@@ -287,3 +287,13 @@ def test_two_tasks_whose_targets_differ_only_by_case_are_refused_at_load(project
     """)
     result = proj.cli("validate")
     assert result.code == 2 and "line 4" in result.err and "tasks.b.target" in result.err, result.err
+
+
+# -- a Pipelinefile that is not UTF-8 names its line ------------------------------------
+
+
+def test_a_pipelinefile_that_is_not_utf8_names_the_line(project):
+    proj = project("name: x\ntasks:\n  a:\n    shell: \"echo hi\"\n")
+    proj.file.write_bytes(b"name: x\ntasks:\n  a:\n    shell: \"echo \xff\xfe\"\n")
+    result = proj.cli("validate")
+    assert result.code == 2 and "line 4" in result.err and "not UTF-8" in result.err, result.err
