@@ -77,6 +77,7 @@ def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
 def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
     try:
         _clock()  # a bad TARGETRUN_NOW is a usage error of every command, before anything is read
+        _utf8_only(argv)
         result = cli.main(args=argv, prog_name="targetrun", standalone_mode=False,
                           obj={"out": out, "err": err, "argv": argv})
     except TargetrunError as exc:
@@ -103,6 +104,22 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
         err.write(traceback.format_exc())
         return EXIT_INTERNAL
     return int(result or 0)
+
+
+def _utf8_only(argv: list[str]) -> None:
+    """Refuse an argument holding bytes that are not UTF-8 (Python keeps them as lone
+    surrogates): no name, value, path or message of targetrun can carry one, and every
+    later layer would stumble on it in its own way."""
+    for position, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                shown = repr(arg.encode("utf-8", "surrogateescape"))[1:]
+            except UnicodeEncodeError:
+                shown = ascii(arg)
+            raise UsageError(f"argument {position} ({shown}) is not UTF-8 text",
+                             hint="Write names, values and paths as UTF-8.") from None
 
 
 def _print_error(message: str, err: TextIO) -> None:

@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import posixpath
 import re
+import unicodedata
 from collections.abc import Mapping
 
 from targetrun import templating
@@ -37,7 +38,11 @@ _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@-]*(?:/[A-Za-z0-9_][A-Za-z0-9_
 # holds at most 255 bytes (Linux, macOS, Windows), so names stop at 128, with room to spare
 # for a plugin's longer suffix.
 MAX_TASK_NAME = 128
+# A local target's staging sibling adds the same ~85 bytes to the target's own file name.
+MAX_TARGET_NAME_BYTES = 255 - 85
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
+_OWN_FOLDER = ".targetrun"  # targetrun's own files: state store, spec and replay caches, logs, values
+_SQLITE_SIBLINGS = ("", "-wal", "-shm", "-journal")  # a SQLite store is these files together
 
 
 def log_path(root: str, run_id: str, task: str) -> str:
@@ -95,6 +100,8 @@ class Placer:
         self._bases: dict[str, Location] = {}
         self._real: dict[str, str] = {}  # realpath of local folders, asked once per folder
         self._serializers: dict[tuple[object, ...], str] = {}
+        self._own = _own_files(spec)
+        self._own_names = tuple({os.path.basename(path) for path in self._own})  # as written: endswith
 
     def serializer(self, task: TaskSpec, target: str | None) -> str:
         """:func:`infer_serializer`, asked once per kind of task and target suffix: the
@@ -125,7 +132,12 @@ class Placer:
             # absolute, no field so no symlink check), so only the join is left.
             base = self.base(result)
             if base.result == LOCAL:
-                return Location(LOCAL, f"{base.url.rstrip('/')}/{rendered}")
+                joined = f"{base.url.rstrip('/')}/{rendered}"
+                if rendered.endswith(self._own_names):  # the author's own text: its own spelling
+                    self._not_targetruns_own(joined, rendered, what)
+                if len(rendered) > MAX_TARGET_NAME_BYTES // 4:  # could be too long in UTF-8: count
+                    _name_fits(joined, rendered, what)
+                return Location(LOCAL, joined)
             return Location(base.result, f"{base.url}/{rendered}")
         if not rendered.strip():
             raise SpecError(f"the {what} renders to an empty path")
@@ -140,10 +152,16 @@ class Placer:
         fixed = rendered if template is None else templating.literal_prefix(template) if braces else template
         fixed_dir = fixed[: fixed.rfind("/") + 1]  # the folder the author's own text names
         _no_climbing(rendered, fixed_dir, what)
+        if _OWN_FOLDER in rendered.casefold().replace("\\", "/").split("/"):
+            raise SpecError(f"the {what} {rendered!r} is inside a {_OWN_FOLDER}/ folder, where targetrun keeps its "
+                            "own files (state store, caches, logs)", hint=_VALUES_HINT)
         if (proto := protocol(fixed)) is not None:
             location = _absolute_url(self.spec, rendered, proto)
-            if location.result == LOCAL and fielded:
-                self._check_symlinks(location.url, os.path.normpath(fixed_dir[len("file://") :]), rendered, what)
+            if location.result == LOCAL:
+                self._not_targetruns_own(location.url, rendered, what)
+                _name_fits(location.url, rendered, what)
+                if fielded:
+                    self._check_symlinks(location.url, os.path.normpath(fixed_dir[len("file://") :]), rendered, what)
             return location
         if protocol(rendered) is not None:
             raise SpecError(
@@ -165,10 +183,22 @@ class Placer:
             relative = posixpath.normpath(rendered)
         if base.result == LOCAL:
             joined = os.path.normpath(os.path.join(base.url, relative)) if relative.startswith(("/", "..")) else f"{base.url.rstrip('/')}/{relative}"
+            self._not_targetruns_own(joined, rendered, what)
+            _name_fits(joined, rendered, what)
             if fielded:
                 self._check_symlinks(joined, os.path.normpath(os.path.join(base.url, fixed_dir)), rendered, what)
             return Location(LOCAL, joined)
         return Location(base.result, f"{base.url}/{relative.lstrip('/')}")
+
+    def _not_targetruns_own(self, path: str, rendered: str, what: str) -> None:
+        """A target is never the Pipelinefile or the state store: writing it would destroy
+        what vouches for every checkpoint. Compared without case, as a case-insensitive
+        disk (macOS, Windows) would open the file."""
+        folded = os.path.normpath(path).casefold()
+        for own, kind in self._own.items():
+            if folded == own.casefold():
+                raise SpecError(f"the {what} {rendered!r} is {kind} ({own})",
+                                hint=f"Give the {what} another name. {_VALUES_HINT}")
 
     def _check_symlinks(self, path: str, root: str, rendered: str, what: str) -> None:
         """The folder a value led to must still be inside ``root`` once symlinks are resolved."""
@@ -255,15 +285,53 @@ class TargetOwners:
     def __init__(self, spec: PipelineSpec) -> None:
         self.spec = spec
         self._owners: dict[str, str] = {}  # by URL: two named results may reach one place
+        self._folded: dict[str, tuple[str, str]] = {}  # local paths as a case-insensitive disk sees them
 
     def claim(self, task: str, target: Location, line: int | None) -> None:
         owner = self._owners.setdefault(target.url, task)
         if owner != task:
-            raise DuplicateTargetError(
-                f"tasks {owner!r} and {task!r} both write the target {target.url}",
-                file=self.spec.path, line=line, key=f"tasks.{task.split('[')[0]}.target",
-                hint="Give each task its own target (check the -p values and the foreach items).",
-            )
+            raise self._duplicate(f"tasks {owner!r} and {task!r} both write the target {target.url}", task, line)
+        if target.result == LOCAL:
+            # macOS and Windows disks open out/Report.json for out/report.json, and NFC "é" for
+            # NFD "é": two such targets would silently be one file there, so they are refused everywhere.
+            url = target.url
+            folded = url.lower() if url.isascii() else unicodedata.normalize("NFC", url).casefold()
+            other, first = self._folded.setdefault(folded, (task, url))
+            if other != task and first != url:
+                raise self._duplicate(
+                    f"tasks {other!r} and {task!r} write {first} and {url}, one file on a case-insensitive "
+                    "or Unicode-normalising disk (macOS, Windows)", task, line)
+
+    def _duplicate(self, message: str, task: str, line: int | None) -> DuplicateTargetError:
+        return DuplicateTargetError(message, file=self.spec.path, line=line, key=f"tasks.{task.split('[')[0]}.target",
+                                    hint="Give each task its own target (check the -p values and the foreach items).")
+
+
+def _name_fits(path: str, rendered: str, what: str) -> None:
+    """A local target's file name leaves room for its staging sibling (``.NAME.targetrun-...``)
+    within the 255 bytes a file name holds: refused here, before its task runs, rather than
+    when the finished value cannot be written."""
+    size = len(os.path.basename(path).encode("utf-8", "surrogateescape"))
+    if size > MAX_TARGET_NAME_BYTES:
+        shown = rendered if len(rendered) <= 80 else f"{rendered[:60]}...{rendered[-12:]}"
+        raise SpecError(
+            f"the {what} {shown!r} has a file name of {size} bytes; a target's file name may have at most "
+            f"{MAX_TARGET_NAME_BYTES} (a file name holds 255 bytes, and targetrun writes a hidden staging file "
+            "named after the target beside it)", hint=f"Shorten the name. {_VALUES_HINT}")
+
+
+def _own_files(spec: PipelineSpec) -> dict[str, str]:
+    """The files no target may be, with what each is: the Pipelinefile and a local SQLite
+    state store (with its journal files). A ``cache:`` naming ``${VAR}`` or a server is
+    left out: it is not a file of this folder that a target could name."""
+    own = {os.path.normpath(spec.path): "the Pipelinefile itself"}
+    url = spec.cache_url
+    proto = protocol(url)
+    if "$" not in url and proto in (None, "file", "sqlite"):
+        path = re.sub(r"^[A-Za-z]+://", "", url)
+        store = os.path.normpath(os.path.join(spec.root, os.path.expanduser(path)))
+        own.update({store + suffix: "the state store" for suffix in _SQLITE_SIBLINGS})
+    return own
 
 
 def _no_climbing(rendered: str, fixed_dir: str, what: str) -> None:

@@ -32,12 +32,14 @@ import ast
 import functools
 import hashlib
 import os
+import stat as filemode
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from targetrun import fingerprint, templating
+from targetrun.errors import UsageError
 from targetrun.model import Checkpoint, RunContext, Stale, StaleKind, TaskSpec
 
 UNKNOWN_DEP = "missing"  # a declared dep that is not there (or a glob that matches nothing)
@@ -316,6 +318,8 @@ class DepIndex:
             return self._expand_remote(pattern)
         full = pattern if os.path.isabs(pattern) else os.path.join(self.root, pattern)
         paths = sorted(glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [full]
+        if len(paths) == 1 and os.path.isdir(paths[0]):  # a folder named as such: the files in it
+            paths = sorted(glob.glob(os.path.join(glob.escape(paths[0]), "**"), recursive=True))
         found: list[tuple[str, str, Callable[[], str] | None]] = []
         for path in paths:
             key = _relative_key(path, self.root)
@@ -324,6 +328,11 @@ class DepIndex:
             except OSError:
                 found.append((key, "", None))
                 continue
+            if filemode.S_ISDIR(st.st_mode):  # a glob's folders hold the files it also matches
+                continue
+            if not filemode.S_ISREG(st.st_mode):  # reading a FIFO waits forever, /dev/zero never ends
+                raise UsageError(f"the deps entry {key} is not a regular file (a FIFO, device or socket): it cannot "
+                                 "be fingerprinted", hint="List only files in `deps:`, and check what is at that path.")
             found.append((key, f"{st.st_size}:{st.st_mtime_ns}", functools.partial(_hash_local, path)))
         return found or [(pattern, "", None)]
 
@@ -343,6 +352,8 @@ class DepIndex:
             except FileNotFoundError:
                 found.append((key, "", None))
                 continue
+            if info.get("type") == "directory":  # a prefix a glob matched: its files count, not it
+                continue
             tag = info.get("ETag") or info.get("etag") or info.get("generation") or info.get("md5Hash")
             stat = f"etag:{str(tag).strip(chr(34))}" if tag else ""
             found.append((key, stat, functools.partial(_hash_remote, fs, p)))
@@ -355,8 +366,13 @@ def _relative_key(path: str, root: str) -> str:
 
 
 def _hash_local(path: str) -> str:
-    with open(path, "rb") as f:
-        return _hash_open(f)
+    # Without waiting for a writer: a FIFO put there since the stat is refused, not read forever.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    if not filemode.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"the deps entry {path} is not a regular file (a FIFO, device or socket)",
+                         hint="List only files in `deps:`, and check what is at that path.")
+    return _hash_open(os.fdopen(fd, "rb"))
 
 
 def _hash_remote(fs: Any, path: str) -> str:

@@ -115,7 +115,9 @@ def _document(data: bytes, path: str) -> Document:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", file=display) from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SpecError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", file=display, line=line,
+                        hint="Save it as UTF-8.") from None
     if "\0" in text:
         raise SpecError("the file contains a NUL byte; it is not a text file", file=display)
     return load_document(text, display)

@@ -51,6 +51,7 @@ TASK_KEYS = (
     "deps",
     "version",
 )
+MAX_RETRIES = 10_000
 DEFAULT_KEYS = ("result", "serializer", "checkpoint", "cache_for", "cache_validator", "max_retries", "retry_delay")
 RESULT_KEYS = ("url", "options")
 TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -283,6 +284,9 @@ class _Checker:
         retries = self.expect(where + ("max_retries",), merged.get("max_retries", 0), int, "a whole number of retries")
         if retries < 0:
             raise self.error(where + ("max_retries",), f"expected 0 or more retries, found {retries}")
+        if retries > MAX_RETRIES:  # 10**20 retries of a failing task is a run that never ends
+            shown = f"{retries:,}" if retries < 10**30 else f"a number of {len(str(retries))} digits"
+            raise self.error(where + ("max_retries",), f"expected at most {MAX_RETRIES:,} retries, found {shown}")
         delay = self.duration(where + ("retry_delay",), merged.get("retry_delay", 0))
         cache = self.cache_policy(where, merged, body)
         foreach = self.foreach(where + ("foreach",), body.get("foreach"), needs, params)

@@ -23,6 +23,14 @@ MAX_DEPTH = 64
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_param_name(name: object) -> str:
     """A parameter name: letters, digits and ``_``, not starting with ``__``.
 
@@ -64,6 +72,9 @@ def check_param_value(name: str, value: object) -> None:
         if isinstance(item, str):
             if "\0" in item:
                 raise UsageError(f"parameter {name!r} holds a NUL byte (in {where}); no path or command can hold one")
+            if not _utf8(item):
+                raise UsageError(f"parameter {name!r} is not UTF-8 text (in {where}): it holds a lone surrogate "
+                                 "(bytes that were not UTF-8)", hint="Pass the value as UTF-8 text.")
         elif isinstance(item, Mapping):
             for key, child in item.items():
                 stack.append((key, f"{where} key", depth + 1))

@@ -11,6 +11,7 @@ The same loader reads ``-p`` values and ``--params-file`` (:func:`load_value`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -226,7 +227,7 @@ class _Builder:
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, path + (str(i),), depth + 1) for i, child in enumerate(node.value)]
-        return self._scalar(node)
+        return self._scalar(node, path)
 
     def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
@@ -276,12 +277,18 @@ class _Builder:
                 )
             yield key_node, value_node
 
-    def _scalar(self, node: yaml.Node) -> Any:
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
         try:
             return self.constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            text = str(node.value)
+            shown = text if len(text) <= 60 else f"{text[:24]}...{text[-12:]} ({len(text):,} characters)"
+            reason = str(exc) if len(str(exc)) <= 200 else f"{str(exc)[:120]}..."
+            if "integer string conversion" in reason:  # Python's own limit, with advice meant for programmers
+                reason = f"a number of more than {sys.get_int_max_str_digits():,} digits is more than targetrun reads"
             raise SpecError(
-                f"cannot read the value {node.value!r}: {exc}",
+                f"cannot read the value {shown!r}: {reason}",
                 file=self.doc.file,
                 line=node.start_mark.line + 1,
+                key=".".join(path) or None,
             ) from None

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -87,14 +88,26 @@ class LocalStorage(Storage):
             raise _cannot_tell(parent, exc) from None
 
     def open_read(self, url: str) -> BinaryIO:
+        """The file at ``url``, which must be a regular file: a FIFO planted at a target
+        would make the reader wait forever, and ``/dev/zero`` (or a symlink to it) never
+        ends, so neither is read -- not even opened in a way that waits for a writer."""
         try:
-            return open(url, "rb")
+            fd = os.open(url, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             raise
         except IsADirectoryError as exc:
             raise StorageError(f"{url} is a folder, not a file: {exc.strerror}") from None
         except OSError as exc:
             raise _cannot_tell(url, exc) from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise StorageError(f"{url} is {kind}, not a regular file: targetrun does not read it",
+                               hint="Move it away (targetrun writes targets as regular files), and run again.")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
 
     @contextlib.contextmanager
     def atomic_write(self, url: str) -> Iterator[BinaryIO]:
