@@ -15,8 +15,11 @@ import os
 
 import pytest
 
-from targetrun import templating
+from targetrun import fingerprint, templating
+from targetrun.engine.cache import new_entry
+from targetrun.engine.decide import Facts, decide
 from targetrun.errors import TemplateError
+from targetrun.model import CachePolicy, Checkpoint, Reason, Validator
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
@@ -244,3 +247,128 @@ def test_tasks_sharing_a_cache_key_keep_their_own_entries(project, at):
     at(T0 + 120)
     assert states(proj.cli("run", "--json", "a")) == {"a": "cached"}  # its own entry is still there
     assert proj.counts() == {"a": 1, "b": 1}
+
+
+# -- each validator against Prefect 1.4.1's, case by case ----------------------------------
+
+HOUR = 3600.0
+NOW = 1_800_000_000.0
+V = Validator
+POLICIES = {  # Prefect's validator (with validate_on) -> targetrun's policy
+    "duration_only": CachePolicy(HOUR, V.DURATION_ONLY),
+    "all_inputs": CachePolicy(HOUR, V.ALL_INPUTS),
+    "all_parameters": CachePolicy(HOUR, V.ALL_PARAMETERS),
+    "partial_inputs_only[x]": CachePolicy(HOUR, V.PARTIAL_INPUTS_ONLY, ("x",)),
+    "partial_parameters_only[p]": CachePolicy(HOUR, V.PARTIAL_PARAMETERS_ONLY, ("p",)),
+    "partial_inputs_only[]": CachePolicy(HOUR, V.PARTIAL_INPUTS_ONLY, ()),
+    "partial_parameters_only[]": CachePolicy(HOUR, V.PARTIAL_PARAMETERS_ONLY, ()),
+    "never_use": CachePolicy(HOUR, V.NEVER_USE),
+}
+# (age of the entry, recorded inputs, recorded parameters, inputs now, parameters now) and
+# which validators keep the entry: Prefect 1.4.1's cache_validators.py run on these very
+# values (hashed_inputs by dask's tokenize, cached_parameters compared with ==).
+ALL = frozenset(POLICIES) - {"never_use"}
+NO_INPUTS = ALL - {"all_inputs", "partial_inputs_only[x]"}
+NO_PARAMS = ALL - {"all_parameters", "partial_parameters_only[p]"}
+CASES = {
+    "same": (60, {"x": 1, "y": "a"}, {"p": 1, "q": "b"}, {"x": 1, "y": "a"}, {"p": 1, "q": "b"}, ALL),
+    "a second before expiry": (HOUR - 1, {"x": 1}, {"p": 1}, {"x": 1}, {"p": 1}, ALL),
+    # duration_only: `cached_result_expiration > now`, so an entry is gone at its expiry exactly
+    "exactly at expiry": (HOUR, {"x": 1}, {"p": 1}, {"x": 1}, {"p": 1}, frozenset()),
+    "expired": (HOUR + 1, {"x": 1}, {"p": 1}, {"x": 1}, {"p": 1}, frozenset()),
+    "named input changed": (60, {"x": 1, "y": "a"}, {"p": 1}, {"x": 2, "y": "a"}, {"p": 1}, NO_INPUTS),
+    "other input changed": (60, {"x": 1, "y": "a"}, {"p": 1}, {"x": 1, "y": "b"}, {"p": 1}, ALL - {"all_inputs"}),
+    "input added": (60, {"x": 1}, {"p": 1}, {"x": 1, "z": 0}, {"p": 1}, ALL - {"all_inputs"}),
+    "input removed": (60, {"x": 1, "z": 0}, {"p": 1}, {"x": 1}, {"p": 1}, ALL - {"all_inputs"}),
+    "named input removed": (60, {"x": 1, "y": "a"}, {"p": 1}, {"y": "a"}, {"p": 1}, NO_INPUTS),
+    "named input added": (60, {"y": "a"}, {"p": 1}, {"x": 1, "y": "a"}, {"p": 1}, NO_INPUTS),
+    "named parameter changed": (60, {"x": 1}, {"p": 1, "q": "b"}, {"x": 1}, {"p": 2, "q": "b"}, NO_PARAMS),
+    "other parameter changed": (60, {"x": 1}, {"p": 1, "q": "b"}, {"x": 1}, {"p": 1, "q": "c"}, ALL - {"all_parameters"}),
+    "parameter added": (60, {"x": 1}, {"p": 1}, {"x": 1}, {"p": 1, "r": 0}, ALL - {"all_parameters"}),
+    "parameter removed": (60, {"x": 1}, {"p": 1, "r": 0}, {"x": 1}, {"p": 1}, ALL - {"all_parameters"}),
+    "None stays None": (60, {"x": None}, {"p": None}, {"x": None}, {"p": None}, ALL),
+    "input None to 0": (60, {"x": None}, {"p": 1}, {"x": 0}, {"p": 1}, NO_INPUTS),
+    "parameter None to 0": (60, {"x": 1}, {"p": None}, {"x": 1}, {"p": 0}, NO_PARAMS),
+    "input 1 to '1'": (60, {"x": 1}, {"p": 1}, {"x": "1"}, {"p": 1}, NO_INPUTS),
+    "input 1 to [1]": (60, {"x": 1}, {"p": 1}, {"x": [1]}, {"p": 1}, NO_INPUTS),
+    "input 1 to 1.0": (60, {"x": 1}, {"p": 1}, {"x": 1.0}, {"p": 1}, NO_INPUTS),
+    "input 1 to True": (60, {"x": 1}, {"p": 1}, {"x": True}, {"p": 1}, NO_INPUTS),
+    "input mapping reordered": (60, {"x": {"a": 1, "b": 2}}, {"p": 1}, {"x": {"b": 2, "a": 1}}, {"p": 1}, ALL),
+    "parameter 1 to '1'": (60, {"x": 1}, {"p": 1}, {"x": 1}, {"p": "1"}, NO_PARAMS),
+    "parameter list reordered": (60, {"x": 1}, {"p": [1, 2]}, {"x": 1}, {"p": [2, 1]}, NO_PARAMS),
+}
+# Where targetrun deliberately differs, and why. Prefect compares parameters with ==, so
+# 1, 1.0 and True are one value to it; targetrun compares fingerprints of the value as
+# written, and a task given 1.0 may well write "1.0": it reruns (never serves a value made
+# from another parameter value). It differs only towards rerunning.
+STRICTER = {
+    "parameter 1 to 1.0": (60, {"x": 1}, {"p": 1}, {"x": 1}, {"p": 1.0}, NO_PARAMS),
+    "parameter 1 to True": (60, {"x": 1}, {"p": 1}, {"x": 1}, {"p": True}, NO_PARAMS),
+}
+
+
+def _fingerprints(values: dict[str, object]) -> dict[str, str]:
+    return {name: fingerprint.of_value(value) for name, value in values.items()}
+
+
+@pytest.mark.parametrize("case", [*CASES, *STRICTER])
+@pytest.mark.parametrize("validator", list(POLICIES))
+def test_each_validator_keeps_an_entry_when_prefect_does(validator, case):
+    age, recorded_inputs, recorded_params, inputs, params, keeps = {**CASES, **STRICTER}[case]
+    policy = POLICIES[validator]
+    written = NOW - age
+    record = Checkpoint("t", "/cache/t.pkl", "pickle", 1, "ab", "run-1", written,
+                        inputs=_fingerprints(recorded_inputs), params=_fingerprints(recorded_params))
+    entry = new_entry("k", "p", "t", record, policy)
+    decision, hit = decide(Facts(policy, None, False, NOW, entries=(entry,), inputs=_fingerprints(inputs),
+                                 params=_fingerprints(params)))
+    assert (hit is not None) is (validator in keeps), decision
+    assert decision.reason is (Reason.CACHE_HIT if validator in keeps else decision.reason)
+    if hit is None:  # the reason names what Prefect's validator looked at
+        assert decision.runs and decision.reason is not Reason.CACHE_HIT
+
+
+# -- what a run stores: on a miss, an entry with every input and parameter; on a hit, nothing
+
+
+STORED = """
+params: {n: 1, unused: a}
+tasks:
+  up:
+    run: steps:const
+    args: {value: "{params.n}", name: up}
+    target: out/up-{params.n}.json
+  t:
+    run: steps:inc
+    needs: {x: up}
+    args: {name: t}
+    cache_for: 1h
+    cache_validator: VALIDATOR
+"""
+
+
+def test_a_hit_stores_nothing_so_the_entry_expires_when_first_written_plus_cache_for(project, steps, at):
+    """Prefect's cache_result runs only for a task that ran (a Cached state from a hit is
+    returned as it is): a hit never extends the entry's expiry."""
+    proj = project(STORED.replace("VALIDATOR", "duration_only"), steps=steps)
+    assert states(proj.cli("run", "--json"))["t"] == "succeeded"
+    at(T0 + HOUR / 2)
+    assert states(proj.cli("run", "--json"))["t"] == "cached"
+    at(T0 + HOUR - 1)
+    assert states(proj.cli("run", "--json"))["t"] == "cached"
+    at(T0 + HOUR)  # expiry > now fails at the expiry itself
+    assert states(proj.cli("run", "--json"))["t"] == "succeeded"
+    assert proj.counts() == {"up": 1, "t": 2}
+
+
+def test_an_entry_keeps_every_input_and_parameter_whatever_its_validator(project, steps, at):
+    """Prefect's Cached state holds hashed_inputs of every input and all the flow's
+    parameters, whichever validator the task had: a stricter validator written later
+    judges the same entry."""
+    proj = project(STORED.replace("VALIDATOR", "duration_only"), steps=steps)
+    assert states(proj.cli("run", "--json"))["t"] == "succeeded"
+    proj.write("Pipelinefile.yaml", STORED.replace("VALIDATOR", "[all_inputs, all_parameters]"))
+    at(T0 + 60)
+    assert states(proj.cli("run", "--json"))["t"] == "cached"
+    at(T0 + 120)
+    assert states(proj.cli("run", "--json", "-p", "unused=b"))["t"] == "succeeded"  # every parameter counts
