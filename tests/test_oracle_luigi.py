@@ -119,6 +119,11 @@ def test_targetrun_decides_as_luigi_does(tmp_path_factory, scenario):
 
     exists = set(names) - deleted - untargeted
     fate = luigi(deps, requested or sinks, exists, failing)
+    # the plan (one decision function for status and run) foresees all but the failures
+    _, planned, ran = run(root, *(requested or ()), "--dry-run")
+    assert ran == []
+    foreseen = {t: "would run" if f in (SUCCEEDED, FAILED, BLOCKED) else f for t, f in fate.items()}
+    assert {t: planned.get(t, UNSEEN) for t in names} == {t: foreseen.get(t, UNSEEN) for t in names}
     code, states, ran = run(root, *(requested or ()), "-j", str(jobs))
 
     assert {t: states.get(t, UNSEEN) for t in names} == {t: fate.get(t, UNSEEN) for t in names}
