@@ -124,9 +124,15 @@ def canonical(fingerprints: Mapping[str, str]) -> str:
     return json.dumps(dict(sorted(fingerprints.items())), separators=(",", ":"))
 
 
-def variant(inputs: Mapping[str, str], params: Mapping[str, str]) -> str:
-    """The identity of a cache entry under its key: one entry per distinct fingerprint set."""
-    data = json.dumps([sorted(inputs.items()), sorted(params.items())], separators=(",", ":")).encode()
+def variant(inputs: Mapping[str, str], params: Mapping[str, str], owner: tuple[str, str]) -> str:
+    """The identity of a cache entry under its key: one entry per task (``owner``: its
+    pipeline and name) and distinct fingerprint set. Tasks sharing a ``cache_key`` keep
+    their own entries, as Prefect 1 keeps every task's Cached state under the key.
+
+    >>> variant({}, {}, ("p", "a")) == variant({}, {}, ("p", "b"))
+    False
+    """
+    data = json.dumps([sorted(inputs.items()), sorted(params.items()), list(owner)], separators=(",", ":")).encode()
     return hashlib.sha256(data).hexdigest()[:32]
 
 

@@ -464,8 +464,8 @@ def compare(
         changed: list[str] = []
         for arg, recorded in record.inputs.items():
             now_fp = inputs(arg)
-            if now_fp is None or now_fp.startswith("stat:"):
-                continue  # nothing to compare with
+            if now_fp is None or recorded.startswith("stat:"):
+                continue  # nothing to compare with (an older targetrun kept an unrecorded input's size and age)
             if now_fp == "pending":
                 pending.append(upstream_of.get(arg, arg))
             elif now_fp != recorded:

@@ -39,6 +39,7 @@ from _string import formatter_field_name_split  # type: ignore[import-not-found]
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from targetrun import dateformat
 from targetrun.errors import TemplateError, did_you_mean
 from targetrun.model import RunContext, TaskSpec
 from targetrun.shellcheck import check_shell
@@ -184,7 +185,9 @@ def check(
             )
         known: Mapping[str, object] = params if first != "needs" else dict.fromkeys(needs, "")
         value = _check_steps(name, first, steps, known, items)
-        if spec and not _is_date(value):
+        if spec and _is_date(value):
+            _check_date_spec(name, spec)
+        elif spec:
             _check_spec(name, spec, strict=value is not _UNKNOWN)
 
 
@@ -270,7 +273,16 @@ def _index(name: str, value: object, key: str | int) -> object:
 
 
 def _is_date(value: object) -> bool:
-    return isinstance(value, (dt.date, dt.time))  # datetime is a date: its spec is strftime's
+    return isinstance(value, dt.date)  # a datetime is a date too: its spec is pendulum's or strftime's
+
+
+def _check_date_spec(name: str, spec: str) -> None:
+    try:
+        dateformat.check(spec)
+    except ValueError as exc:
+        raise TemplateError(f"{{{name}:{spec}}}: {exc}",
+                            hint="Write literal text in [brackets] (`{date:YYYY-MM-DD[T]HH}`), or use strftime "
+                                 "codes (`{date:%G-W%V}`): a spec with a '%' is strftime's.") from None
 
 
 def _check_spec(name: str, spec: str, *, strict: bool = True) -> None:
@@ -321,8 +333,16 @@ def resolve(name: str, context: Mapping[str, object]) -> object:
 
 
 def format_field(name: str, value: object, spec: str) -> str:
-    """``format(value, spec)`` with the spec checked first (dates take strftime codes)."""
-    if spec and not _is_date(value):
+    """``format(value, spec)`` with the spec checked first; a date as Prefect 1's pendulum
+    date renders (:mod:`targetrun.dateformat`: ISO 8601 alone, strftime with a '%',
+    pendulum tokens without)."""
+    if isinstance(value, dt.date):
+        _check_date_spec(name, spec)
+        try:
+            return dateformat.render(value, spec)
+        except (ValueError, OverflowError) as exc:
+            raise TemplateError(f"cannot render template field {{{name}:{spec}}}: {exc}") from None
+    if spec:
         _check_spec(name, spec)
     try:
         return format(value, spec)
@@ -530,7 +550,10 @@ def varies_within_a_day(template: str) -> bool:
     for first, chain, spec in named:
         if first in _PER_RUN_KEYS:
             return True
-        if first == "date" and (chain or not spec or any(code not in _DAY_CODES for code in _CODE.findall(spec))):
+        if first != "date":
+            continue
+        pendulum = dateformat.finer_than_a_day(spec)
+        if chain or not spec or pendulum or (pendulum is None and any(c not in _DAY_CODES for c in _CODE.findall(spec))):
             return True
     return False
 

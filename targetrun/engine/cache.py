@@ -28,5 +28,5 @@ def task_inputs(task: PlannedTask, output_of: Callable[[str], str]) -> dict[str,
 
 
 def new_entry(key: str, pipeline: str, task: str, checkpoint: Checkpoint, policy: CachePolicy) -> CacheEntry:
-    return CacheEntry(key, fingerprint.variant(checkpoint.inputs, checkpoint.params), pipeline, task, checkpoint,
-                      checkpoint.written_at + policy.ttl)
+    return CacheEntry(key, fingerprint.variant(checkpoint.inputs, checkpoint.params, (pipeline, task)), pipeline, task,
+                      checkpoint, checkpoint.written_at + policy.ttl)

@@ -614,11 +614,21 @@ class Planner:
             self._kept[task.name] = probe
 
     def _stored_fingerprint(self, probe: Location) -> str:
-        record = self.store.checkpoint(probe.url) if self.store is not None else None
+        return self.target_fingerprint(probe)
+
+    def target_fingerprint(self, where: Location) -> str:
+        """The fingerprint of an existing target's value: its record's content hash, or
+        (written by something else, so no record) the sha256 of its bytes -- the same
+        fingerprint a record of those bytes holds. Never its size and age: a copy of the
+        same bytes changes those, a same-size rewrite may not. PENDING if it is gone."""
+        record = self.store.checkpoint(where.url) if self.store is not None else None
         if record is not None:
             return fingerprint.of_content(record.content_hash)
-        stat = self.storages(probe.result).info(probe.url)  # written by something else: its size and age
-        return f"stat:{stat.size}:{stat.mtime}" if stat else fingerprint.PENDING
+        try:
+            with self.storages(where.result).open_read(where.url) as f:
+                return fingerprint.of_content(fingerprint.stream_digest(f)[1])
+        except FileNotFoundError:
+            return fingerprint.PENDING
 
     def _probe(self, task: PlannedTask, resumed: Checkpoint | None) -> Location | None:
         """The location whose existence decides a task: its target, or the checkpoint

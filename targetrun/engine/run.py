@@ -705,10 +705,9 @@ class Engine:
         if outcome is not None and outcome.checkpoint is not None:
             return fingerprint.of_content(outcome.checkpoint.content_hash)
         if outcome is not None and outcome.state is TaskState.SKIPPED and gather.target is not None:
-            # settled when about to run it (its target matched): the bytes its record vouches for
-            record = self.store.checkpoint(gather.target.url)
-            if record is not None:
-                return fingerprint.of_content(record.content_hash)
+            # its target stands for it: the bytes its record vouches for, or (no record) its
+            # bytes -- as planning fingerprinted them, never the value they were read as
+            return scope.target_fingerprint(gather.target)
         if up in progress.values:
             return fingerprint.of_value(progress.values[up])
         return scope.planned_output(up)

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from targetrun.engine.decide import NOT_NEEDED
 from targetrun.engine.plan import Expansion, Plan
-from targetrun.model import Action, Checkpoint, Decision, PipelineSpec, PlannedTask, Reason, RunContext
+from targetrun.model import Action, Checkpoint, Decision, Location, PipelineSpec, PlannedTask, Reason, RunContext
 from targetrun.staleness import MadeFrom
 
 
@@ -31,6 +31,8 @@ class Planning(Protocol):
               output_of: Callable[[str], str]) -> Decision: ...
 
     def output_fingerprint(self, name: str) -> str: ...
+
+    def target_fingerprint(self, where: Location) -> str: ...
 
 
 class RunScope:
@@ -105,3 +107,7 @@ class RunScope:
     def planned_output(self, name: str) -> str:
         """The output fingerprint of a task as planning knew it (``pending`` if it runs)."""
         return self._planning.output_fingerprint(name)
+
+    def target_fingerprint(self, where: Location) -> str:
+        """The fingerprint of an existing target's value (its record's, else its bytes')."""
+        return self._planning.target_fingerprint(where)

@@ -36,7 +36,8 @@ def _model_fingerprint() -> str:
     package = os.path.dirname(here)
     checkers = [model.__file__] + [os.path.join(here, name)
                                    for name in ("schema.py", "yamlnodes.py", "values.py", "cachefile.py")]
-    checkers += [os.path.join(package, name) for name in ("templating.py", "shellcheck.py", "resolve.py", "durations.py")]
+    checkers += [os.path.join(package, name)
+                 for name in ("templating.py", "dateformat.py", "shellcheck.py", "resolve.py", "durations.py")]
     parts = [__version__]
     for path in checkers:
         try:

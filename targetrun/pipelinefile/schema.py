@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from targetrun import dag, templating
@@ -291,7 +292,7 @@ class _Checker:
         cache = self.cache_policy(where, merged, body)
         foreach = self.foreach(where + ("foreach",), body.get("foreach"), needs, params)
         if cache is not None:
-            self.check_validator_names(where, cache, needs, params)
+            cache = self.check_validator_names(where, cache, needs, args, params)
         spec = TaskSpec(
             name=name,
             run=run,
@@ -418,21 +419,36 @@ class _Checker:
         raise self.error(path, f"expected a list, a template such as \"{{params.cities}}\" or {{needs: TASK}}, found {_describe(raw)}")
 
     def check_validator_names(self, where: Path, cache: CachePolicy, needs: tuple[tuple[str, str], ...],
-                              params: Mapping[str, object]) -> None:
+                              args: Mapping[str, object], params: Mapping[str, object]) -> CachePolicy:
+        """The policy with each ``partial_inputs_only`` name as the arguments it means.
+
+        Prefect's inputs are every argument a task runs with: an upstream value's argument
+        and a plain ``args`` one alike. An upstream task's name stands for the argument(s)
+        its value arrives as (an argument of that name wins). A name that is none of these
+        is refused here, where Prefect would quietly validate on nothing."""
+        checks: list[tuple[Validator, tuple[str, ...]]] = []
         for validator, names in cache.checks:
             if validator is Validator.PARTIAL_INPUTS_ONLY:
-                known: set[str] = {arg for arg, _ in needs} | {task for _, task in needs}
-                what = "input (argument from needs)"
+                arguments = [arg for arg, _ in needs] + list(args)
+                known: set[str] = set(arguments) | {task for _, task in needs}
+                what = "input (an argument from needs or args, or an upstream task)"
             elif validator is Validator.PARTIAL_PARAMETERS_ONLY:
-                known = set(params)
+                known, arguments = set(params), []
                 what = "parameter"
             else:
+                checks.append((validator, names))
                 continue
             for name in names:
                 if name not in known:
                     hint = did_you_mean(name, known) or f"Known: {', '.join(sorted(known)) or 'none'}."
                     raise self.error(where + ("cache_validator", validator.value), f"{validator.value} names {name!r}, which is not an {what} of this task",
                                      hint=hint)
+            if validator is Validator.PARTIAL_INPUTS_ONLY:
+                names = tuple(dict.fromkeys(arg for name in names
+                                            for arg in ([name] if name in arguments else [a for a, t in needs if t == name])))
+            checks.append((validator, names))
+        (validator, names), *also = checks
+        return replace(cache, validator=validator, names=names, also=tuple(also))
 
     def result_ref(self, where: Path, raw: Any, results: Mapping[str, ResultLocation]) -> str:
         value = self.expect(where + ("result",), raw, str, "a results name, a path or a URL")
