@@ -267,7 +267,8 @@ def cli(ctx: click.Context) -> None:
 @click.argument("tasks", nargs=-1)
 @_context_options
 @click.option("--force", "force", multiple=True, metavar="TASK",
-              help="Rerun TASK even if its target exists (and the requested tasks that need it). Repeatable.")
+              help="Rerun TASK even if its target exists, and every task from it up to the requested tasks. "
+                   "Repeatable.")
 @click.option("--force-all", is_flag=True, help="Rerun every requested task and everything it needs.")
 @click.option("--dry-run", "-n", is_flag=True, help="Print each decision and its reason; run nothing.")
 @click.option("--keep-going", "-k", is_flag=True, help="After a failure, finish the branches that do not depend on it.")

@@ -223,3 +223,43 @@ def test_the_pandas_example_on_a_base_install_names_the_extra(tmp_path):
     shutil.copytree(ROOT / "examples" / "sales-parquet", folder)
     message = _one_paragraph_error(_base_cli(folder, "run"), errors.EXIT_USAGE)
     assert "it imports 'pandas', which is not installed. Install it with: pip install 'targetrun[pandas]'" in message
+
+
+# -- --help's defaults and environment variables -------------------------------------------
+
+
+def test_the_pipelinefile_is_found_in_a_parent_folder_as_help_says(tmp_path):
+    folder = _pipeline(tmp_path / "p", LOCAL)
+    (folder / "sub" / "deeper").mkdir(parents=True)
+    done = _cli(folder / "sub" / "deeper", "run")
+    assert done.returncode == 0, done.stderr
+    assert (folder / "out" / "hello.json").exists()  # targets stay relative to the Pipelinefile's folder
+
+
+def test_the_scheduler_comes_from_the_environment_as_help_says(tmp_path, monkeypatch):
+    """--help: --scheduler "also TARGETRUN_SCHEDULER": a run then goes to that cluster, and
+    local targets are refused before anything runs, the hint naming where it came from."""
+    folder = _pipeline(tmp_path / "p", LOCAL)
+    monkeypatch.setenv("TARGETRUN_SCHEDULER", "tcp://127.0.0.1:1")
+    message = _one_paragraph_error(_cli(folder, "run"), errors.EXIT_USAGE)
+    assert "remote Dask scheduler cannot reach" in message and "TARGETRUN_SCHEDULER" in message
+    assert not (folder / "out").exists()
+
+
+def test_the_first_run_of_the_example_imports_no_extra(tmp_path):
+    """README: the first command runs the example with only the base dependencies. Even
+    where every extra is installed (this venv), a cold run of it imports none of them."""
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    (folder / "Pipelinefile.yaml").write_text((ROOT / "Pipelinefile.yaml").read_text())
+    os.symlink(ROOT / "pipeline_tasks", folder / "pipeline_tasks")
+    probe = (
+        "import io, sys\nfrom targetrun.cli import invoke\n"
+        "assert invoke(['run'], io.StringIO(), sys.stderr) == 0\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert (folder / "reports").is_dir()
+    assert loaded & {*EXTRA_LIBRARIES, "botocore", "aiobotocore", "google"} == set()
