@@ -263,3 +263,45 @@ def test_the_first_run_of_the_example_imports_no_extra(tmp_path):
     loaded = set(done.stdout.split())
     assert (folder / "reports").is_dir()
     assert loaded & {*EXTRA_LIBRARIES, "botocore", "aiobotocore", "google"} == set()
+
+
+# -- examples/README.md's commands ---------------------------------------------------------
+
+
+def _example_blocks() -> list[tuple[str, list[str]]]:
+    """Each indented block: ``cd FOLDER`` then commands, each with its ``# comment`` if any."""
+    text = (ROOT / "examples" / "README.md").read_text(encoding="utf-8")
+    blocks = []
+    for block in re.findall(r"\n\n((?:    .+\n)+)", text):
+        lines = [line[4:].strip() for line in block.splitlines()]
+        assert lines[0].startswith("cd "), lines
+        blocks.append((lines[0][3:], lines[1:]))
+    return blocks
+
+
+@pytest.mark.parametrize("folder, commands", _example_blocks(), ids=lambda value: value if isinstance(value, str) else "")
+def test_examples_readme_commands_run_as_shown(tmp_path, monkeypatch, folder, commands):
+    import glob
+    import shlex
+    import shutil
+
+    if folder == "sales-parquet":
+        pytest.importorskip("pandas")
+    monkeypatch.setenv("PATH", os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    copy = tmp_path / folder
+    shutil.copytree(ROOT / "examples" / folder, copy)
+    for line in commands:
+        command, _, comment = (part.strip() for part in line.partition("  #"))
+        for step in command.split(" && "):
+            program, *args = shlex.split(step)
+            if program == "cat":  # what the README tells the reader to look at exists and says something
+                files = [path for arg in args for path in glob.glob(str(copy / arg))]
+                assert files and all(Path(path).read_text().strip() for path in files), step
+                continue
+            assert program == "targetrun", step
+            done = _cli(copy, *args)
+            assert done.returncode == 0, f"examples/README.md, {folder}: `{step}` exited {done.returncode}:\n" \
+                                         f"{done.stdout}{done.stderr}"
+        said = re.fullmatch(r"(\w+): target exists", comment)
+        if said:  # the comment says what the reader sees
+            assert re.search(rf"^skipped +{said[1]} +target exists$", done.stdout, re.M), done.stdout
