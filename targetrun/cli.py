@@ -255,6 +255,15 @@ def cli(ctx: click.Context) -> None:
     targetrun status           what exists, what would run and why
     targetrun graph            the task graph (text, dot, mermaid or svg)
     targetrun report           an HTML report of the last run (graph, timeline, table)
+
+    \b
+    Environment (a bad value is exit 2 naming it):
+    TARGETRUN_TRUST=1              as --trust
+    TARGETRUN_SCHEDULER            as --scheduler
+    TARGETRUN_SCHEDULER_TIMEOUT    seconds to reach a Dask scheduler (default 10)
+    TARGETRUN_LOCK_LEASE           lease of a task's lock (default 60s)
+    TARGETRUN_STORE_TIMEOUT        seconds to wait for a busy SQLite store (default 30)
+    TARGETRUN_NOW                  a fixed current time (epoch seconds or ISO), for checks
     """
     # Every TARGETRUN_* variable is read and checked here, once: a bad value is exit 2
     # naming it, before the command touches anything.

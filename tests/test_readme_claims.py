@@ -305,3 +305,15 @@ def test_examples_readme_commands_run_as_shown(tmp_path, monkeypatch, folder, co
         said = re.fullmatch(r"(\w+): target exists", comment)
         if said:  # the comment says what the reader sees
             assert re.search(rf"^skipped +{said[1]} +target exists$", done.stdout, re.M), done.stdout
+
+
+def test_help_and_readme_name_every_environment_variable(tmp_path):
+    """settings.py is the one list of TARGETRUN_* variables; `targetrun --help` and the
+    README name each (TARGETRUN_SCHEDULER_TIMEOUT was in neither)."""
+    from targetrun import settings
+
+    names = {value for key, value in vars(settings).items() if key.isupper() and str(value).startswith("TARGETRUN_")}
+    assert len(names) >= 6
+    help_text = _cli(tmp_path, "--help").stdout
+    for name in names:
+        assert name in help_text and name in README, name
