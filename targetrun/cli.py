@@ -481,7 +481,8 @@ def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params:
 @cli.command(epilog=EPILOG)
 @click.argument("tasks", nargs=-1)
 @_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "svg"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "svg"]), default="text", show_default=True,
+              help="text (a tree), dot (Graphviz), mermaid (a flowchart) or svg (laid out as in the report).")
 @click.pass_context
 def graph(ctx: click.Context, tasks: tuple[str, ...], path: str | None, fmt: str) -> int:
     """Print the task graph: a text tree, Graphviz dot, a Mermaid flowchart, or SVG (laid out left to right)."""

@@ -317,3 +317,20 @@ def test_help_and_readme_name_every_environment_variable(tmp_path):
     help_text = _cli(tmp_path, "--help").stdout
     for name in names:
         assert name in help_text and name in README, name
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """--help is where a newcomer looks: no option is listed without a sentence."""
+    import click
+
+    from targetrun.cli import cli
+
+    def commands(group: click.Group, path: str):
+        for name, command in group.commands.items():
+            yield f"{path} {name}", command
+            if isinstance(command, click.Group):
+                yield from commands(command, f"{path} {name}")
+
+    bare = [f"{path} {param.opts[0]}" for path, command in commands(cli, "targetrun") for param in command.params
+            if isinstance(param, click.Option) and not (param.help or "").strip()]
+    assert bare == []
