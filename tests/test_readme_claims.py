@@ -229,11 +229,14 @@ def test_the_pandas_example_on_a_base_install_names_the_extra(tmp_path):
 
 
 def test_the_pipelinefile_is_found_in_a_parent_folder_as_help_says(tmp_path):
-    folder = _pipeline(tmp_path / "p", LOCAL)
+    """... and from there, as the README says, targets are relative to the Pipelinefile's
+    folder and shell commands run in it."""
+    folder = _pipeline(tmp_path / "p", LOCAL + "  where: {shell: 'pwd > {output}', target: out/where.txt}\n")
     (folder / "sub" / "deeper").mkdir(parents=True)
     done = _cli(folder / "sub" / "deeper", "run")
     assert done.returncode == 0, done.stderr
-    assert (folder / "out" / "hello.json").exists()  # targets stay relative to the Pipelinefile's folder
+    assert (folder / "out" / "hello.json").exists()
+    assert (folder / "out" / "where.txt").read_text().strip() == str(folder)
 
 
 def test_the_scheduler_comes_from_the_environment_as_help_says(tmp_path, monkeypatch):
@@ -334,3 +337,20 @@ def test_every_option_of_every_command_says_what_it_does():
     bare = [f"{path} {param.opts[0]}" for path, command in commands(cli, "targetrun") for param in command.params
             if isinstance(param, click.Option) and not (param.help or "").strip()]
     assert bare == []
+
+
+def test_validate_status_and_graph_of_table_targets_import_no_data_library(tmp_path):
+    """README §6: no format library "is imported by --help, validate or a run that writes
+    none of these formats" -- nor by status or graph, which only plan."""
+    (tmp_path / "Pipelinefile.yaml").write_text("tasks:\n  a: {run: 'm:f', target: a.parquet}\n"
+                                                "  b: {run: 'm:f', target: b.csv.zst}\n  c: {run: 'm:f', target: c.npy}\n")
+    (tmp_path / "m.py").write_text("def f():\n    return 1\n")
+    probe = (
+        "import io, sys\nfrom targetrun.cli import invoke\n"
+        "for argv in (['validate'], ['status'], ['graph', '--format', 'svg'], ['run', '--dry-run']):\n"
+        "    assert invoke(argv, io.StringIO(), sys.stderr) == 0, argv\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert set(done.stdout.split()) & set(EXTRA_LIBRARIES) == set()
