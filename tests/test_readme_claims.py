@@ -354,3 +354,13 @@ def test_validate_status_and_graph_of_table_targets_import_no_data_library(tmp_p
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert set(done.stdout.split()) & set(EXTRA_LIBRARIES) == set()
+
+
+@pytest.mark.parametrize("command, says", [(["history"], "no runs recorded yet"), (["cache", "list"], "no cache entries")])
+def test_an_empty_store_says_so(tmp_path, command, says):
+    """A newcomer's first `history` or `cache list` gets a sentence, not a bare header."""
+    folder = _pipeline(tmp_path / "p", LOCAL)
+    done = _cli(folder, *command)
+    assert done.returncode == 0 and says in done.stdout, done.stdout + done.stderr
+    assert _cli(folder, "run").returncode == 0
+    assert says not in _cli(folder, "history").stdout
