@@ -244,7 +244,8 @@ def check_shared_storage(the_plan: Plan) -> None:
         if checkpoint is not None and checkpoint.result in (LOCAL, INLINE, "memory"):
             raise UsageError(
                 f"task {name!r} writes to {checkpoint.url}, which workers on a remote Dask scheduler cannot reach",
-                hint="Give it shared storage (result: s3://... or gs://...), or run without --scheduler.",
+                hint="Give it shared storage (result: s3://... or gs://...), or run without a scheduler "
+                     "(--scheduler, TARGETRUN_SCHEDULER and the Pipelinefile's scheduler: name one).",
             )
 
 

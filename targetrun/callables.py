@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from targetrun.errors import SpecError, did_you_mean
+from targetrun.errors import EXTRA_OF, SpecError, did_you_mean, install_hint
 from targetrun.model import TaskSpec
 
 _RUN_HINT = "The Pipelinefile's folder is importable: `run: tasks:fetch` finds tasks.py next to it."
@@ -41,8 +41,9 @@ def resolve_callable(task: TaskSpec, file: str, root: str) -> tuple[Callable[...
         if module_name == missing or module_name.startswith(missing + "."):
             return None, [problem(f"there is no module {missing!r} (run: {task.run})",
                                   did_you_mean(missing.rpartition(".")[2], _modules_near(missing, root)) or _RUN_HINT)]
+        top = missing.split(".")[0]
         return None, [problem(f"importing {module_name!r} failed: it imports {missing!r}, which is not installed",
-                              f"Install {missing.split('.')[0]!r} in this environment.")]
+                              install_hint(EXTRA_OF[top]) if top in EXTRA_OF else f"Install {top!r} in this environment.")]
     except AttributeError:
         module = sys.modules.get(module_name)
         names = [n for n in dir(module) if not n.startswith("_")] if module is not None else []

@@ -30,7 +30,10 @@ from targetrun.settings import Settings, read_settings
 
 _paused = False  # garbage collection paused by the console script until planning is done
 _PLANNING = ("run", "status")  # commands that keep garbage collection paused while they plan
-EPILOG = "Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments, 3 backend unreachable."
+# click 8.2+ raises it for a group called without a command (8.1 prints the help and exits 0)
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+EPILOG = ("Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments (or an extra to install), "
+          "3 backend unreachable or could not tell, 4 internal error (a bug), 130 Ctrl-C, 143 SIGTERM.")
 
 
 def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) -> None:
@@ -87,6 +90,9 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
                                  indent=2) + "\n")
         return exc.exit_code
     except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except _NO_ARGS_IS_HELP as exc:  # `targetrun` alone: the help itself, as click shows it
+        err.write(exc.format_message() + "\n")
         return int(exc.exit_code)
     except click.ClickException as exc:  # click's own usage errors, in the same one-paragraph form
         context = getattr(exc, "ctx", None)
@@ -266,6 +272,15 @@ def cli(ctx: click.Context) -> None:
     targetrun status           what exists, what would run and why
     targetrun graph            the task graph (text, dot, mermaid or svg)
     targetrun report           an HTML report of the last run (graph, timeline, table)
+
+    \b
+    Environment (a bad value is exit 2 naming it):
+    TARGETRUN_TRUST=1              as --trust
+    TARGETRUN_SCHEDULER            as --scheduler
+    TARGETRUN_SCHEDULER_TIMEOUT    seconds to reach a Dask scheduler (default 10)
+    TARGETRUN_LOCK_LEASE           lease of a task's lock (default 60s)
+    TARGETRUN_STORE_TIMEOUT        seconds to wait for a busy SQLite store (default 30)
+    TARGETRUN_NOW                  a fixed current time (epoch seconds or ISO), for checks
     """
     # Every TARGETRUN_* variable is read and checked here, once: a bad value is exit 2
     # naming it, before the command touches anything.
@@ -278,7 +293,8 @@ def cli(ctx: click.Context) -> None:
 @click.argument("tasks", nargs=-1)
 @_context_options
 @click.option("--force", "force", multiple=True, metavar="TASK",
-              help="Rerun TASK even if its target exists (and the requested tasks that need it). Repeatable.")
+              help="Rerun TASK even if its target exists, and every task from it up to the requested tasks. "
+                   "Repeatable.")
 @click.option("--force-all", is_flag=True, help="Rerun every requested task and everything it needs.")
 @click.option("--dry-run", "-n", is_flag=True, help="Print each decision and its reason; run nothing.")
 @click.option("--keep-going", "-k", is_flag=True, help="After a failure, finish the branches that do not depend on it.")
@@ -289,15 +305,17 @@ def cli(ctx: click.Context) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Tasks to run at once.")
 @click.option("--executor", type=RegistryChoice(EXECUTORS), default="inline", show_default=True,
-              help="Where tasks run: inline (this process), threads or processes pools, dask "
-                   "(a local Dask cluster with -j workers), or an installed plugin's executor.")
+              help="Where tasks run: inline (one task at a time), threads when -j is above 1; threads or "
+                   "processes pools, dask (a local Dask cluster with -j workers; targetrun[dask]), or an "
+                   "installed plugin's executor.")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="Run on an existing Dask cluster (also TARGETRUN_SCHEDULER or `scheduler:`); "
                    "results must then be on shared storage.")
 @click.option("--verify", is_flag=True,
               help="Check every existing checkpoint against its record (size, sha256), not only those read.")
 @click.option("--trust", is_flag=True, default=None,
-              help="Read pickle checkpoints that no run recorded in this state store (they can run code).")
+              help="Read pickle checkpoints that no run recorded in this state store (they can run code). "
+                   "Also TARGETRUN_TRUST=1.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document summarising every task.")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only failures and the final line. A repeated no-op is then answered from the "
@@ -453,7 +471,8 @@ def _latest_failed_run(spec: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.option("--check", is_flag=True, help="Exit 1 if any task would run (for CI).")
 @click.option("--verify", is_flag=True, help="Check every existing checkpoint against its record (size, sha256).")
-@click.option("--trust", is_flag=True, default=None, help="Read pickles that no run recorded in this state store.")
+@click.option("--trust", is_flag=True, default=None,
+              help="Read pickles that no run recorded in this state store. Also TARGETRUN_TRUST=1.")
 @click.pass_context
 def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tuple[str, ...],
            params_file: str | None, dates: tuple[str, ...], as_json: bool, check: bool, verify: bool,
@@ -479,7 +498,8 @@ def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params:
 @cli.command(epilog=EPILOG)
 @click.argument("tasks", nargs=-1)
 @_file_option
-@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "svg"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "svg"]), default="text", show_default=True,
+              help="text (a tree), dot (Graphviz), mermaid (a flowchart) or svg (laid out as in the report).")
 @click.pass_context
 def graph(ctx: click.Context, tasks: tuple[str, ...], path: str | None, fmt: str) -> int:
     """Print the task graph: a text tree, Graphviz dot, a Mermaid flowchart, or SVG (laid out left to right)."""
@@ -494,7 +514,8 @@ def graph(ctx: click.Context, tasks: tuple[str, ...], path: str | None, fmt: str
 @click.argument("task")
 @_context_options
 @click.option("--location", is_flag=True, help="Print where the value is stored instead of the value.")
-@click.option("--trust", is_flag=True, default=None, help="Read a pickle that no run recorded in this state store.")
+@click.option("--trust", is_flag=True, default=None,
+              help="Read a pickle that no run recorded in this state store. Also TARGETRUN_TRUST=1.")
 @click.pass_context
 def show(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...], params_file: str | None,
          dates: tuple[str, ...], location: bool, trust: bool | None) -> int:
@@ -592,7 +613,7 @@ def cache() -> None:
     """List or clear cached outputs (tasks with cache_for)."""
 
 
-@cache.command("list")
+@cache.command("list", epilog=EPILOG)
 @_file_option
 @click.option("--all", "every", is_flag=True, help="Entries of every pipeline sharing this store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
@@ -610,7 +631,7 @@ def cache_list(ctx: click.Context, path: str | None, every: bool, as_json: bool)
     return 0
 
 
-@cache.command("clear")
+@cache.command("clear", epilog=EPILOG)
 @click.argument("key", required=False)
 @_file_option
 @click.option("--task", "task", default=None, help="Only this task's entries.")

@@ -137,7 +137,7 @@ def ancestors(graph: Graph, roots: Iterable[str]) -> set[str]:
 def downstream_within(graph: Graph, sources: Iterable[str], scope: set[str]) -> set[str]:
     """Tasks in ``scope`` that depend, transitively through ``scope``, on a source.
 
-    Used for ``--force``: forcing ``a`` reruns ``a`` and the requested tasks that need it.
+    Used for ``--force``: forcing ``a`` reruns ``a`` and every task from it up to the requested tasks.
 
     >>> sorted(downstream_within({"a": (), "b": ("a",), "c": ("b",), "d": ("a",)}, ["a"], {"a", "b", "c"}))
     ['b', 'c']

@@ -146,6 +146,26 @@ class MissingExtraError(TargetrunError):
 
     exit_code = EXIT_USAGE
 
+    @classmethod
+    def needs(cls, what: str, library: str, extra: str) -> MissingExtraError:
+        """The one wording of "install the extra", wherever a library turns out missing.
+
+        >>> print(MissingExtraError.needs("the dask executor", "distributed", "dask"))
+        the dask executor needs the distributed library, which is not installed. Install it with: pip install 'targetrun[dask]'
+        """
+        return cls(f"{what} needs the {library} library, which is not installed", hint=install_hint(extra))
+
+
+# Which extra installs a library (the extras in pyproject.toml): a task module's missing
+# import is answered with the extra too, when it is one of these.
+EXTRA_OF = {"pandas": "pandas", "pyarrow": "pandas", "polars": "polars", "numpy": "numpy", "zstandard": "zstd",
+            "s3fs": "s3", "gcsfs": "gcs", "redis": "redis", "dask": "dask", "distributed": "dask"}
+
+
+def install_hint(extra: str) -> str:
+    """The command to paste: quoted, so no shell reads the brackets as a glob."""
+    return f"Install it with: pip install 'targetrun[{extra}]'"
+
 
 def check_known_tasks(names: Iterable[str], tasks: Collection[str], *, what: str = "task",
                       children: bool = False) -> None:

@@ -14,6 +14,7 @@ instead of keeping a list of names of their own; a plugin serves the scheme of i
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,10 @@ from targetrun.errors import MissingExtraError, UsageError, did_you_mean
 @dataclass(frozen=True)
 class Entry:
     path: str  # "package.module:Attribute"
-    hint: str | None = None  # e.g. "Install targetrun[redis] to use redis:// stores"
+    hint: str | None = None  # what to do when its module cannot be imported (without an extra)
     schemes: tuple[str, ...] = ()  # URL schemes this entry serves; "" is a plain path
+    extra: str | None = None  # the targetrun extra that installs what it needs ...
+    requires: tuple[str, ...] = ()  # ... namely these libraries (its module may import them late)
 
 
 class Registry:
@@ -82,6 +85,8 @@ class Registry:
         entry = self._entries[name]
         module_name, _, attr = entry.path.partition(":")
         try:
+            for library in entry.requires:  # now, not half-way through starting it (dask's are late)
+                self._import(name, entry, library)
             module = importlib.import_module(module_name)
         except ImportError as exc:
             if entry.hint is None:
@@ -90,6 +95,34 @@ class Registry:
         obj = getattr(module, attr)
         self._loaded[name] = obj
         return obj
+
+    def missing(self, name: str) -> MissingExtraError | None:
+        """Why ``name`` could not be used here -- a library it requires is not installed --
+        found without importing anything (``validate`` asks, and must stay cheap), or None.
+
+        >>> table = Registry("executor", "no.such.group", {
+        ...     "ok": Entry("m:C", requires=("json",)), "far": Entry("m:C", extra="far", requires=("no_such_lib_x",))})
+        >>> table.missing("ok") is None, str(table.missing("far"))
+        (True, "the far executor needs the no_such_lib_x library, which is not installed. Install it with: pip install 'targetrun[far]'")
+        """
+        entry = self._entries.get(name)
+        for library in entry.requires if entry else ():
+            try:
+                found = importlib.util.find_spec(library) is not None
+            except (ImportError, ValueError):  # a parent package is missing, or blocked
+                found = False
+            if not found:
+                return self._needs(name, entry, library) if entry else None
+        return None
+
+    def _import(self, name: str, entry: Entry, library: str) -> None:
+        try:
+            importlib.import_module(library)
+        except ImportError:
+            raise self._needs(name, entry, library) from None
+
+    def _needs(self, name: str, entry: Entry, library: str) -> MissingExtraError:
+        return MissingExtraError.needs(f"the {name} {self.kind}", library, entry.extra or name)
 
     def _read_plugins(self) -> None:
         if self._plugins_read:

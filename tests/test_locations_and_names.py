@@ -84,7 +84,7 @@ def test_a_protocol_without_its_extra_names_the_extra_at_validate(tmp_path, modu
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert "Pipelinefile.yaml, line 2, tasks.t.target: " in result.stderr
-    assert f"Install targetrun[{extra}] to use {url.split(':')[0]}:// locations" in result.stderr
+    assert f"the {url.split(':')[0]}:// filesystem is not installed. Install it with: pip install 'targetrun[{extra}]'" in result.stderr
     assert "Traceback" not in result.stderr
 
 

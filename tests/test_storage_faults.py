@@ -109,5 +109,5 @@ def test_missing_extra_says_what_to_install(tmp_path, module, url, extra):
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
-    assert f"Install targetrun[{extra}] to use {url.split(':')[0]}:// locations" in result.stderr
+    assert f"the {url.split(':')[0]}:// filesystem is not installed. Install it with: pip install 'targetrun[{extra}]'" in result.stderr
     assert "Traceback" not in result.stderr

@@ -135,6 +135,6 @@ EXECUTORS = Registry(
         "inline": Entry("targetrun.executors.base:InlineExecutor"),
         "threads": Entry("targetrun.executors.local:ThreadExecutor"),
         "processes": Entry("targetrun.executors.local:ProcessExecutor"),
-        "dask": Entry("targetrun.executors.dask:DaskExecutor", "Install targetrun[dask] to use the dask executor."),
+        "dask": Entry("targetrun.executors.dask:DaskExecutor", extra="dask", requires=("dask", "distributed")),
     },
 )

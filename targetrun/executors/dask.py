@@ -14,7 +14,7 @@ they write there (their own logs, a task's subprocesses) never reaches targetrun
 it is kept with the run's unattributed output. A Python task's own ``print`` and logging
 are captured per task on the worker as with every executor.
 
-``dask[distributed]`` is imported here only, lazily: "Install targetrun[dask]".
+``dask[distributed]`` is imported here only, lazily; the executor registry (``requires``) imports it first, so without it a run says "pip install 'targetrun[dask]'" (exit 2).
 """
 
 from __future__ import annotations

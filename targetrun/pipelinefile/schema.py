@@ -482,14 +482,22 @@ class _Checker:
             raise self.error(path, f"{url!r}: {problem.message}", hint=problem.hint)
 
     def check_store_scheme(self, url: str) -> None:
-        """``cache:`` must name a state store the registry serves (a path is SQLite)."""
+        """``cache:`` must name a state store the registry serves (a path is SQLite), with
+        its library installed -- found without importing it. A scheme is letters only, so
+        ``${VAR}`` later in the URL (a password) does not hide it."""
         from targetrun.resolve import protocol
         from targetrun.store.base import STORES
 
-        scheme = protocol(url) if "$" not in url else None
-        if scheme is not None and STORES.for_scheme(scheme) is None:
+        scheme = protocol(url)
+        if scheme is None:
+            return
+        store = STORES.for_scheme(scheme)
+        if store is None:
             raise self.error(("cache",), f"unknown state store {url!r}",
                              hint="Use a path (SQLite) or a redis://host:port/db URL.")
+        problem = STORES.missing(store)
+        if problem is not None:
+            raise self.error(("cache",), problem.message, hint=problem.hint)
 
     def check_name_length(self, where: Path, name: str) -> None:
         """A task's name becomes part of file names (its log, a checkpoint under

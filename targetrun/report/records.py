@@ -20,6 +20,9 @@ def _when(ts: float, now: float) -> str:
 
 
 def render_history(runs: list[RunRecord], out: TextIO, now: float) -> None:
+    if not runs:  # a newcomer's first look: a header over nothing says less than this
+        out.write("no runs recorded yet (`targetrun run` records one)\n")
+        return
     rows: list[tuple[str, ...]] = []
     for run in runs:
         took = format_duration(run.finished - run.started) if run.finished else ""
@@ -51,6 +54,9 @@ def parse_counts(text: str) -> dict[str, int]:
 
 
 def render_cache(entries: list[CacheEntry], out: TextIO, now: float) -> None:
+    if not entries:
+        out.write("no cache entries (a task with cache_for records one when it runs)\n")
+        return
     rows: list[tuple[str, ...]] = []
     for e in entries:
         expiry = ("expires " if e.expires > now else "expired ") + _when(e.expires, now)

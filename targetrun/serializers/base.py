@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, BinaryIO, cast
 
-from targetrun.errors import MissingExtraError, UsageError
+from targetrun.errors import EXTRA_OF, MissingExtraError, UsageError
 from targetrun.registry import Entry, Registry
 
 
@@ -286,7 +286,6 @@ def type_name(value: object) -> str:
     return cls.__name__ if top == "builtins" else f"{top} {cls.__name__}"
 
 
-EXTRA_OF = {"pandas": "pandas", "pyarrow": "pandas", "polars": "polars", "numpy": "numpy", "zstandard": "zstd"}
 
 
 def require(module: str, purpose: str) -> ModuleType:
@@ -296,11 +295,7 @@ def require(module: str, purpose: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         top = module.split(".", 1)[0]
-        extra = EXTRA_OF.get(top, top)
-        raise MissingExtraError(
-            f"{purpose} needs the {top} library, which is not installed",
-            hint=f"Install it with: pip install 'targetrun[{extra}]'",
-        ) from None
+        raise MissingExtraError.needs(purpose, top, EXTRA_OF.get(top, top)) from None
 
 
 # -- writing on a second thread -----------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 from targetrun import redact
 from targetrun.envvars import expand_env
-from targetrun.errors import MissingExtraError, StorageError, UsageError, did_you_mean
+from targetrun.errors import MissingExtraError, StorageError, UsageError, did_you_mean, install_hint
 from targetrun.storage.base import Listing, Stat, Storage, shown
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
@@ -309,7 +309,7 @@ def check_protocol(protocol: str) -> None:
 def _install_hint(protocol: str, known: Mapping[str, Any] | None) -> str:
     """Which extra to install for ``protocol``: targetrun's own, else what fsspec says."""
     if protocol in EXTRAS:
-        return f"Install targetrun[{EXTRAS[protocol]}] to use {protocol}:// locations."
+        return install_hint(EXTRAS[protocol])
     said = str((known or {}).get("err") or "").strip()
     return f"{said.rstrip('.')}." if said else f"Install the fsspec implementation of {protocol}://."
 

@@ -502,7 +502,7 @@ STORES = Registry(
     "targetrun.cache_stores",
     {
         "sqlite": Entry("targetrun.store.sqlite:SqliteStore", schemes=("", "file", "sqlite")),
-        "redis": Entry("targetrun.store.redis:RedisStore", "Install targetrun[redis] to use a redis:// state store.",
+        "redis": Entry("targetrun.store.redis:RedisStore", extra="redis", requires=("redis",),
                        schemes=("redis", "rediss", "unix")),
     },
 )

@@ -15,7 +15,7 @@ Keys (prefix ``targetrun:``):
 * ``lock:NAME``: ``SET NX PX`` with the owner as value, released and renewed by Lua
   scripts that act only while the owner still holds it.
 
-redis-py is imported lazily; without it the registry says "Install targetrun[redis]".
+redis-py is imported with this module; without it the registry (``requires``) says "pip install 'targetrun[redis]'", and ``validate`` says so with the ``cache:`` line.
 """
 
 from __future__ import annotations
