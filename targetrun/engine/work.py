@@ -173,7 +173,11 @@ def execute(job: Job) -> WorkResult:
 
 def _attempt(job: Job) -> WorkResult:
     started, wall = time.perf_counter(), time.time()
-    with task_output() as printed:
+    # A shell task's output comes through its own pipes (see _call_shell), nothing of it
+    # through this process's streams: it needs a log, not the capture of sys.stdout and
+    # fds 1 and 2 a Python task needs (installing it, settling the sink and flushing C's
+    # stdio, twice a task). A Python task running beside it keeps the sink to itself.
+    with task_output() if job.shell is None else contextlib.nullcontext(io.StringIO()) as printed:
         try:
             written_as = job.serializer
             if job.shell is not None:
