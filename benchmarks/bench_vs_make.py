@@ -136,11 +136,16 @@ def targetrun(*args: str) -> list[str]:
     return [sys.executable, "-m", "targetrun", *args]
 
 
-def child_env() -> dict[str, str]:
+def child_env(cwd: Path | None = None) -> dict[str, str]:
     """The caller's environment with this checkout first on the path, and bytecode
     caching on (an installed package has its .pyc files; without them every run would
-    compile targetrun's sources again, ~0.1 s)."""
+    compile targetrun's sources again, ~0.1 s). ``PWD`` names ``cwd``, the folder the
+    command runs in, as a shell (or make) starting it there would set it: an inherited
+    ``PWD`` naming another folder would have every command a tool starts work out its
+    folder again (dash, and targetrun's direct commands, resolve it then)."""
     env = dict(os.environ)
+    if cwd is not None:
+        env["PWD"] = str(cwd)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     return env
@@ -148,7 +153,7 @@ def child_env() -> dict[str, str]:
 
 def timed(cmd: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL,
+    proc = subprocess.run(cmd, cwd=cwd, env=child_env(cwd), stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:

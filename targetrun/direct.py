@@ -183,26 +183,35 @@ def _filtered(environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
     return env
 
 
-def _per_call(inherited: dict[bytes, bytes], cwd: str) -> dict[bytes, bytes]:
-    """The parts that change with the folder and the process, on a copy of ``inherited``."""
+def _per_call(inherited: dict[bytes, bytes], cwd: str, as_is: bool) -> dict[bytes, bytes] | None:
+    """The parts that change with the folder and the process, on a copy of ``inherited``;
+    None when this process's environment is already that (``as_is``: filtering changed
+    nothing, the inherited ``PWD`` stays and there is no ``PPID`` to reset): the program
+    then inherits it, and no copy is built and encoded for every command."""
+    pwd = _pwd(cwd, inherited.get(b"PWD"))
+    if as_is and b"PPID" not in inherited and pwd == inherited.get(b"PWD"):
+        return None
     env = dict(inherited)
-    env[b"PWD"] = _pwd(cwd, inherited.get(b"PWD"))
+    env[b"PWD"] = pwd
     if b"PPID" in env:
         env[b"PPID"] = str(os.getpid()).encode()  # the shell's parent: this process
     return env
 
 
-def _environment(cwd: str) -> dict[bytes, bytes]:
+def _environment(cwd: str) -> tuple[dict[bytes, bytes] | None, bytes | None]:
     """The environment dash gives the programs it runs from ``cwd``, from this process's
-    environment, its filtering done again only when that changed since the last command."""
+    environment, its filtering done again only when that changed since the last command --
+    None when it is this process's own, unchanged -- and the ``PATH`` in it."""
     global _LAST
     entries, last = _inherited(), _LAST  # one read: other threads start commands too
     if last is None or last[0] != entries:
-        last = _LAST = entries, _filtered(dict(entry.split(b"=", 1) for entry in entries if b"=" in entry))
-    return _per_call(last[1], cwd)
+        filtered = _filtered(dict(entry.split(b"=", 1) for entry in entries if b"=" in entry))
+        as_is = tuple(name + b"=" + value for name, value in filtered.items()) == entries
+        last = _LAST = entries, filtered, as_is
+    return _per_call(last[1], cwd, last[2]), last[1].get(b"PATH")
 
 
-_LAST: tuple[tuple[bytes, ...], dict[bytes, bytes]] | None = None
+_LAST: tuple[tuple[bytes, ...], dict[bytes, bytes], bool] | None = None
 
 
 def _inherited() -> tuple[bytes, ...]:
@@ -302,8 +311,7 @@ def start(command: str, cwd: str, *, stdout: int | IO[Any] | None, stderr: int,
 
 
 def _start_direct(simple: Simple, cwd: str, stdout: int | IO[Any] | None, stderr: int) -> subprocess.Popen[bytes] | None:
-    env = _environment(cwd)
-    search = env.get(b"PATH")
+    env, search = _environment(cwd)
     program = resolve(simple.argv[0], cwd, None if search is None else os.fsdecode(search))
     if program is None:
         return None
@@ -414,6 +422,7 @@ def _through_proc(path: str) -> bool:
 
 def _popen(argv: list[str], program: str | None, cwd: str, stdout: int | IO[Any] | None, stderr: int,
            env: dict[bytes, bytes] | None) -> subprocess.Popen[bytes]:
-    # Its own process group, so that stopping it stops everything it started.
+    # Its own process group, so that stopping it stops everything it started. (env None:
+    # the program inherits this process's environment.)
     return _Process(argv, executable=program, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
                     stderr=stderr, start_new_session=True)

@@ -155,23 +155,33 @@ def check_shell(template: str) -> None:
             pieces.append(_MARK)
             names.append(name)
     text = "".join(pieces)
-    try:
-        _Scanner(text).scan()
-    except _Unsafe as problem:
-        name = names[text[: problem.index].count(_MARK)]
-        raise TemplateError(
-            f"the placeholder {{{name}}} is {problem.where} of the shell command, where the quoted value "
-            "could end the quoting and run as a command",
-            hint=problem.hint.replace("FIELD", name),
-        ) from None
-    if len(_PASSED) >= _PASSED_MAX:  # a long-lived process checking ever new commands
-        _PASSED.clear()
-    _PASSED.add(template)
+    if text not in _SHAPES_PASSED:
+        try:
+            _Scanner(text).scan()
+        except _Unsafe as problem:
+            name = names[text[: problem.index].count(_MARK)]
+            raise TemplateError(
+                f"the placeholder {{{name}}} is {problem.where} of the shell command, where the quoted value "
+                "could end the quoting and run as a command",
+                hint=problem.hint.replace("FIELD", name),
+            ) from None
+        _remember(_SHAPES_PASSED, text)
+    _remember(_PASSED, template)
+
+
+def _remember(passed: set[str], text: str) -> None:
+    if len(passed) >= _PASSED_MAX:  # a long-lived process checking ever new commands
+        passed.clear()
+    passed.add(text)
 
 
 # Templates that passed: the verdict depends on the text alone, and each shell task's
 # command is checked when the Pipelinefile is loaded and again when it is rendered.
 _PASSED: set[str] = set()
+# Shapes that passed: a template's text with every placeholder a mark. The scan sees
+# nothing else (a placeholder's name only words the error), so ``cat {needs.t1} > {output}``
+# and ``cat {needs.t2} > {output}`` -- a thousand tasks of one pattern -- are scanned once.
+_SHAPES_PASSED: set[str] = set()
 _PASSED_MAX = 100_000
 
 

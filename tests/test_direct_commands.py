@@ -161,6 +161,21 @@ def test_environment_is_the_one_the_shell_passes(folder: Path, monkeypatch: pyte
         assert (folder / "out").read_text() == "local\n"
 
 
+def test_an_environment_dash_would_pass_as_it_is_is_inherited(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When filtering changes nothing and ``PWD`` names the folder, the program inherits
+    this process's environment (no copy built per command), and it is still dash's."""
+    for name in list(os.environ):
+        if name in ("IFS", "OPTIND", "PPID") or not name.isidentifier() or not name.isascii():
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PWD", str(folder))
+    assert direct._environment(str(folder))[0] is None
+    for command in ("env > out", "bin/tool > out"):
+        by_shell, by_us = _run(folder, command, shell=True), _run(folder, command, shell=False)
+        assert (by_us[0], _lines(by_us[3])) == (by_shell[0], _lines(by_shell[3]))
+    monkeypatch.setenv("PPID", "1")  # one to reset: a copy again
+    assert direct._environment(str(folder))[0] is not None
+
+
 def test_an_inherited_pwd_through_a_symlink_is_kept_where_it_names_the_folder(folder: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """dash keeps an inherited PWD that names its folder by another path, and replaces one

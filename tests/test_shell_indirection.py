@@ -125,3 +125,16 @@ def test_the_last_word_of_a_command_counts_too():
 def test_a_value_in_arithmetic_is_refused(command):
     with pytest.raises(TemplateError, match=r"\$\(\(\.\.\.\)\)"):
         check_shell(command)
+
+
+def test_one_verdict_per_shape_names_each_templates_own_placeholder():
+    """The scan's verdict is kept per shape (placeholders as marks): many templates of one
+    shape pass with one scan, and a refused shape still names each template's placeholder."""
+    for i in range(3):
+        check_shell(f"cat {{needs.t{i}}} > {{output}}")
+    for name in ("params.x", "params.y"):
+        with pytest.raises(TemplateError, match=rf"\{{{name}\}} is inside double quotes"):
+            check_shell(f'echo "{{{name}}}" > {{output}}')
+    with pytest.raises(TemplateError, match=r"\{b\} is inside double quotes"):
+        check_shell('cat {a} "{b}"')  # another shape than `cat {a} {b}`, which passes
+    check_shell("cat {a} {b}")

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -172,7 +173,11 @@ def execute(job: Job) -> WorkResult:
 
 def _attempt(job: Job) -> WorkResult:
     started, wall = time.perf_counter(), time.time()
-    with task_output() as printed:
+    # A shell task's output comes through its own pipes (see _call_shell), nothing of it
+    # through this process's streams: it needs a log, not the capture of sys.stdout and
+    # fds 1 and 2 a Python task needs (installing it, settling the sink and flushing C's
+    # stdio, twice a task). A Python task running beside it keeps the sink to itself.
+    with task_output() if job.shell is None else contextlib.nullcontext(io.StringIO()) as printed:
         try:
             written_as = job.serializer
             if job.shell is not None:
@@ -282,6 +287,31 @@ def file_digest(path: str) -> tuple[int, str]:
         return stream_digest(f)
 
 
+def _output_digest(path: str) -> tuple[int, str] | None:
+    """Size and sha256 of what a command wrote to ``{output}``: None when nothing is
+    there, ``(0, "")`` for what is no file (a folder, a dangling link). A regular file,
+    the usual case, is read through its descriptor alone: four system calls, where a
+    buffered file object adds a stat, a terminal test and a seek to every shell task."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return file_digest(path) if os.path.isfile(path) else (0, "")  # through a link, or none
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        digest, size = hashlib.sha256(), 0
+        while chunk := os.read(fd, _CHUNK_OF_FILE):
+            digest.update(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    return size, digest.hexdigest()
+
+
+_CHUNK_OF_FILE = 1024 * 1024
+
+
 # -- shell tasks -------------------------------------------------------------------
 
 
@@ -301,10 +331,12 @@ def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str 
             out = stack.enter_context(job.storage.stage_output(job.staging))
             context["output"] = out
             _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
-            if not os.path.lexists(out):
+            written = _output_digest(out)
+            if written is None:
                 raise WorkError("the command exited 0 but did not write {output}")
-            size, digest = file_digest(out) if os.path.isfile(out) else (0, "")
-            result: tuple[object, int | None, str | None] = (None, size, digest)
+            if written[1]:  # a file read just now: it is there
+                return None, written[0], written[1]
+            result: tuple[object, int | None, str | None] = (None, *written)
         else:
             command = templating.render_shell(job.shell, context)
             with job.storage.stage_write(job.staging) as f:

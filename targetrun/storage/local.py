@@ -187,6 +187,8 @@ class LocalStorage(Storage):
             raise
 
     def _makedirs(self, folder: str) -> None:
+        if os.path.isdir(folder):  # the usual case, one stat (makedirs: a stat, a failed mkdir and a stat)
+            return
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
