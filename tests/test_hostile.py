@@ -43,7 +43,7 @@ def check(argv: list[str]) -> tuple[int, str]:
     code = invoke(argv, out, err)
     text = out.getvalue() + err.getvalue()
     assert code in (0, 1, 2), (code, argv, text)
-    assert "Traceback" not in text and "internal error" not in text, text
+    assert "Traceback" not in text and "targetrun: internal error" not in text, text
     if code == 2:
         assert err.getvalue().startswith("targetrun: error: ") or "Usage:" in text, text  # bare `targetrun`: the help, plainly
     assert time.monotonic() - began < 20
