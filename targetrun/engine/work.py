@@ -334,9 +334,9 @@ def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str 
             written = _output_digest(out)
             if written is None:
                 raise WorkError("the command exited 0 but did not write {output}")
-            if written[1]:  # a file read just now: it is there
-                return None, written[0], written[1]
             result: tuple[object, int | None, str | None] = (None, *written)
+            if written[1] and out == job.staging:  # the staging itself, read whole just now: it is there
+                return result
         else:
             command = templating.render_shell(job.shell, context)
             with job.storage.stage_write(job.staging) as f:
