@@ -604,7 +604,7 @@ class Planner:
             return fingerprint.PENDING if pending else fingerprint.of_value(parts)
         if name not in self.outputs:
             probe = self._kept.get(name)
-            self.outputs[name] = self._stored_fingerprint(probe) if probe is not None else fingerprint.PENDING
+            self.outputs[name] = self.target_fingerprint(probe) if probe is not None else fingerprint.PENDING
         return self.outputs[name]
 
     def _note_output(self, task: PlannedTask, decision: Decision, probe: Location | None) -> None:
@@ -612,9 +612,6 @@ class Planner:
             self.outputs[task.name] = fingerprint.of_content(self.hits[task.name].checkpoint.content_hash)
         elif not decision.runs and probe is not None:
             self._kept[task.name] = probe
-
-    def _stored_fingerprint(self, probe: Location) -> str:
-        return self.target_fingerprint(probe)
 
     def target_fingerprint(self, where: Location) -> str:
         """The fingerprint of an existing target's value: its record's content hash, or
