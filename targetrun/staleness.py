@@ -41,6 +41,7 @@ from typing import Any
 from targetrun import fingerprint, templating
 from targetrun.errors import UsageError
 from targetrun.model import Checkpoint, RunContext, Stale, StaleKind, TaskSpec
+from targetrun.storage.local import open_regular
 
 UNKNOWN_DEP = "missing"  # a declared dep that is not there (or a glob that matches nothing)
 
@@ -366,13 +367,11 @@ def _relative_key(path: str, root: str) -> str:
 
 
 def _hash_local(path: str) -> str:
-    # Without waiting for a writer: a FIFO put there since the stat is refused, not read forever.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    if not filemode.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
+    opened, _ = open_regular(path)  # a FIFO put there since the stat is refused, not read forever
+    if opened is None:
         raise UsageError(f"the deps entry {path} is not a regular file (a FIFO, device or socket)",
                          hint="List only files in `deps:`, and check what is at that path.")
-    return _hash_open(os.fdopen(fd, "rb"))
+    return _hash_open(opened)
 
 
 def _hash_remote(fs: Any, path: str) -> str:
