@@ -75,6 +75,19 @@ class S3Server:
         request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
         urllib.request.urlopen(request).read()
 
+    def seed(self, objects: dict[str, bytes]) -> None:
+        """Put many objects ("bucket/key": bytes) straight into this server's store, as a
+        fixture's setup: thousands of PUTs through HTTP would take tens of seconds. The
+        server runs in this process, so its backend is moto's global one; what the code
+        under test then lists and reads still goes through HTTP."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        for path, data in objects.items():
+            bucket, key = path.split("/", 1)
+            backend.put_object(bucket, key, data)
+
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:

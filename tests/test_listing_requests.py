@@ -91,9 +91,9 @@ def test_s3_dense_prefixes_take_one_listing_each(s3: Any, fresh_s3: Any) -> None
     assert counter.n <= 3, counter.n
 
 
-def test_s3_few_targets_in_a_crowded_prefix_cost_no_more_than_per_key(s3: Any, fresh_s3: Any) -> None:
+def test_s3_few_targets_in_a_crowded_prefix_cost_no_more_than_per_key(s3: Any, s3_server: Any, fresh_s3: Any) -> None:
     others, targets = crowded("test-bucket")
-    s3.pipe({k: b"1\n" for k in [*others, *targets[:2]]})
+    s3_server.seed({k: b"1\n" for k in [*others, *targets[:2]]})
     storage, counter = fresh_s3()
     assert check(storage, "s3", targets) == {targets[0]: True, targets[1]: True, targets[2]: False}
     listed = counter.n
@@ -102,13 +102,14 @@ def test_s3_few_targets_in_a_crowded_prefix_cost_no_more_than_per_key(s3: Any, f
     assert listed <= min(counter.n, 1), (listed, counter.n)  # the page that holds them; was 2 pages of the crowd
 
 
-def test_s3_targets_spread_through_a_crowded_prefix_cost_at_most_one_request_each(s3: Any, fresh_s3: Any) -> None:
+def test_s3_targets_spread_through_a_crowded_prefix_cost_at_most_one_request_each(s3: Any, s3_server: Any,
+                                                                                  fresh_s3: Any) -> None:
     """4 targets 700 keys apart among 2,800 objects: each request starts at the next target
     (StartAfter), never pages through the crowd between them. Two of them are missing, one
     is a folder, so per-key checks would take 7 requests."""
     crowd = [f"test-bucket/spread/k{i:05d}" for i in range(2800)]
     targets = [f"test-bucket/spread/k{i:05d}x" for i in (0, 700, 1400, 2100)]
-    s3.pipe({k: b"1" for k in [*crowd, targets[0], f"{targets[1]}/part-0"]})
+    s3_server.seed({k: b"1" for k in [*crowd, targets[0], f"{targets[1]}/part-0"]})
     storage, counter = fresh_s3()
     assert check(storage, "s3", targets) == dict(zip(targets, (True, True, False, False)))
     listed = counter.n
