@@ -1,0 +1,189 @@
+"""Staleness of file dependencies (``deps:``): outside the project, folders and S3
+prefixes, missing files, templated paths and the stat shortcut (DESIGN.md "Staleness").
+
+Everything goes through the CLI in-process (``status --json``, ``run --json``) against
+real files; the S3 cases use the moto server of ``tests/backends.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+
+PIPELINE = """
+name: deps
+params:
+  which: a
+tasks:
+  fetch:
+    shell: "echo made > {{output}}"
+    target: out/fetch.txt
+    cache_validator: [deps]
+    deps: {deps}
+"""
+
+
+def make(project, deps: str, head: str = "") -> Project:
+    return project(head + PIPELINE.format(deps=deps))
+
+
+def stale(proj: Project, *args: str) -> list[dict[str, str]]:
+    done = proj.cli("status", "--json", *args)
+    assert done.code in (0, 1), done.text
+    row = next(r for r in json.loads(done.out)["tasks"] if r["task"] == "fetch")
+    return row["stale"]
+
+
+def ran(proj: Project, *args: str) -> str:
+    done = proj.cli("run", "--json", *args)
+    assert done.code == 0, done.text
+    row = next(r for r in json.loads(done.out)["tasks"] if r["task"] == "fetch")
+    return row["state"]
+
+
+def recorded_deps(proj: Project) -> dict[str, str]:
+    db = sqlite3.connect(proj.root / ".targetrun/state.db")
+    try:
+        (record,) = db.execute("SELECT record FROM checkpoints WHERE location LIKE '%fetch.txt'").fetchone()
+    finally:
+        db.close()
+    return json.loads(record)["deps"]
+
+
+def put(root: Path, rel: str, text: str) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# -- 1. keys relative to the project, normalised ------------------------------------------
+
+
+def test_a_dep_outside_the_project_survives_moving_the_project_with_its_neighbour(project, tmp_path):
+    proj = make(project, '["../shared/lookup.csv", "data/./raw.csv", "data//b.csv"]')
+    put(proj.root.parent, "shared/lookup.csv", "k,v\n")
+    put(proj.root, "data/raw.csv", "a\n")
+    put(proj.root, "data/b.csv", "b\n")
+    assert ran(proj) == "succeeded"
+    keys = recorded_deps(proj)
+    assert sorted(keys) == ["../shared/lookup.csv", "data/b.csv", "data/raw.csv"]  # no absolute path
+    # the project and its neighbour cloned elsewhere, deeper: nothing is stale
+    moved = tmp_path / "elsewhere" / "deeper"
+    shutil.copytree(proj.root.parent, moved)
+    clone = Project(moved / proj.root.name)
+    assert stale(clone) == []
+    assert ran(clone) == "skipped"
+    # spellings of one path name one key
+    clone.file.write_text(PIPELINE.format(deps='["../shared/./lookup.csv", "data/raw.csv", "x/../data/b.csv"]'))
+    assert stale(clone) == []
+
+
+def test_a_record_with_an_old_absolute_key_is_read_without_crashing(project):
+    proj = make(project, '["../shared/lookup.csv"]')
+    lookup = put(proj.root.parent, "shared/lookup.csv", "k,v\n")
+    assert ran(proj) == "succeeded"
+    db = sqlite3.connect(proj.root / ".targetrun/state.db")
+    for location, record in db.execute("SELECT location, record FROM checkpoints").fetchall():
+        d = json.loads(record)
+        if d.get("deps"):  # as an older targetrun wrote it: the absolute, un-normalised path
+            old = str(proj.root) + "/../shared/lookup.csv"
+            d["deps"] = {old: d["deps"]["../shared/lookup.csv"]}
+            d["dep_stats"] = {}
+            db.execute("UPDATE checkpoints SET record = ? WHERE location = ?", (json.dumps(d), location))
+    db.commit()
+    db.close()
+    assert stale(proj) == []  # the same file, where it was: not stale
+    lookup.write_text("k,v\n1,2\n")
+    assert stale(proj) == [{"what": "deps", "detail": "dep ../shared/lookup.csv changed"}]
+
+
+# -- 2. folders and prefixes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ['["data/"]', '["data"]', '["dat*"]', '["./data/."]'])
+def test_a_folder_dep_is_every_file_under_it(project, spelling):
+    proj = make(project, spelling)
+    put(proj.root, "data/a.csv", "a\n")
+    put(proj.root, "data/sub/b.csv", "b\n")
+    assert ran(proj) == "succeeded"
+    assert sorted(recorded_deps(proj)) == ["data/a.csv", "data/sub/b.csv"]
+    assert stale(proj) == []
+    put(proj.root, "data/sub/b.csv", "b2\n")
+    assert stale(proj) == [{"what": "deps", "detail": "dep data/sub/b.csv changed"}]
+    put(proj.root, "data/sub/deeper/c.csv", "c\n")
+    assert stale(proj)[0]["detail"] == "dep data/sub/b.csv changed, new dep data/sub/deeper/c.csv"
+    (proj.root / "data/a.csv").unlink()
+    assert stale(proj)[0]["detail"] == "dep data/a.csv is gone, dep data/sub/b.csv changed, " \
+                                       "new dep data/sub/deeper/c.csv"
+    assert ran(proj, "--rebuild-stale") == "succeeded"
+    assert stale(proj) == []
+
+
+def test_a_fifo_in_a_folder_dep_is_a_usage_error(project):
+    proj = make(project, '["data/"]')
+    put(proj.root, "data/a.csv", "a\n")
+    os.mkfifo(proj.root / "data/pipe")
+    done = proj.cli("run")
+    assert done.code == 2 and "data/pipe" in done.text and "regular file" in done.text, done.text
+    assert "Traceback" not in done.text
+
+
+@pytest.mark.parametrize("spelling", ["s3://test-bucket/data/", "s3://test-bucket/data", "s3://test-bucket/dat*"])
+def test_an_s3_prefix_dep_is_every_object_under_it(project, s3, s3_server, spelling):
+    options = json.dumps({"key": "testing", "secret": "testing",
+                          "client_kwargs": {"endpoint_url": s3_server.endpoint}})
+    head = f"results:\n  lake:\n    url: s3://test-bucket\n    options: {options}\n"
+    proj = make(project, json.dumps([spelling]), head=head)
+    s3.pipe("test-bucket/data/a.csv", b"a\n")
+    s3.pipe("test-bucket/data/sub/b.csv", b"b\n")
+    assert ran(proj) == "succeeded"
+    assert sorted(recorded_deps(proj)) == ["s3://test-bucket/data/a.csv", "s3://test-bucket/data/sub/b.csv"]
+    assert stale(proj) == []
+    s3.pipe("test-bucket/data/sub/b.csv", b"b2\n")
+    s3.pipe("test-bucket/data/c.csv", b"c\n")
+    s3.rm("test-bucket/data/a.csv")
+    assert stale(proj) == [{"what": "deps", "detail": "dep s3://test-bucket/data/a.csv is gone, "
+                            "new dep s3://test-bucket/data/c.csv, dep s3://test-bucket/data/sub/b.csv changed"}]
+
+
+# -- 3. what happened to a dep, in words ----------------------------------------------------
+
+
+def test_a_dep_deleted_says_missing_and_a_dep_dropped_says_gone(project):
+    proj = make(project, '["data/a.csv", "data/b.csv"]')
+    put(proj.root, "data/a.csv", "a\n")
+    put(proj.root, "data/b.csv", "b\n")
+    assert ran(proj) == "succeeded"
+    (proj.root / "data/a.csv").unlink()
+    assert stale(proj) == [{"what": "deps", "detail": "dep data/a.csv is missing"}]
+    text = proj.cli("status").out
+    assert "dep data/a.csv is missing" in text, text
+    put(proj.root, "data/a.csv", "a\n")
+    proj.file.write_text(PIPELINE.format(deps='["data/a.csv", "data/c.csv"]'))
+    put(proj.root, "data/c.csv", "c\n")
+    assert stale(proj) == [{"what": "deps", "detail": "dep data/b.csv is gone, new dep data/c.csv"}]
+
+
+# -- 4. templated deps ---------------------------------------------------------------------
+
+
+# -- 5. the stat shortcut -------------------------------------------------------------------
+
+
+def test_a_same_size_rewrite_with_its_mtime_restored_is_still_seen(project):
+    proj = make(project, '["data/a.csv"]')
+    path = put(proj.root, "data/a.csv", "aaaa\n")
+    assert ran(proj) == "succeeded"
+    before = os.stat(path)
+    path.write_text("bbbb\n")  # same size, then the mtime put back (touch -r, rsync -t, git checkout)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size and os.stat(path).st_mtime_ns == before.st_mtime_ns
+    assert stale(proj) == [{"what": "deps", "detail": "dep data/a.csv changed"}]
