@@ -169,6 +169,7 @@ class PlannedTask:
     map_index: int | None = None  # a child of a mapped task (`foreach`)
     item: object = None  # ... and its item
     children: tuple[str, ...] | None = None  # a mapped task's children, once its items are known
+    deps: tuple[str, ...] = ()  # spec.deps with their templates rendered
 
     @property
     def name(self) -> str:

@@ -175,6 +175,29 @@ def test_a_dep_deleted_says_missing_and_a_dep_dropped_says_gone(project):
 # -- 4. templated deps ---------------------------------------------------------------------
 
 
+def test_a_templated_dep_is_rendered_with_the_task_params(project):
+    proj = make(project, '["data/{params.which}.csv"]')
+    put(proj.root, "data/a.csv", "a\n")
+    put(proj.root, "data/b.csv", "b\n")
+    assert ran(proj) == "succeeded"
+    assert sorted(recorded_deps(proj)) == ["data/a.csv"]
+    put(proj.root, "data/a.csv", "a2\n")
+    assert stale(proj) == [{"what": "deps", "detail": "dep data/a.csv changed"}]
+    assert ran(proj, "--rebuild-stale") == "succeeded"
+    details = [s["detail"] for s in stale(proj, "-p", "which=b") if s["what"] == "deps"]
+    assert details == ["dep data/a.csv is gone, new dep data/b.csv"]
+
+
+def test_a_templated_dep_with_an_unknown_key_fails_like_a_bad_target(project):
+    bad_target = project(PIPELINE.format(deps="[]").replace("out/fetch.txt", "out/{params.whihc}.txt"))
+    bad_dep = make(project, '["data/{params.whihc}.csv"]')
+    expected = bad_target.cli("status")
+    done = bad_dep.cli("status")
+    assert done.code == expected.code == 2, done.text
+    assert "params.whihc" in done.err or "whihc" in done.err
+    assert "deps" in done.err and "Traceback" not in done.err
+
+
 # -- 5. the stat shortcut -------------------------------------------------------------------
 
 

@@ -535,7 +535,7 @@ class Engine:
                 previous = self.store.checkpoint(task.checkpoint.url)
             except TargetrunError:
                 previous = None
-            deps = scope.made_from.deps(task.spec, previous)
+            deps = scope.made_from.deps(task.spec, previous, task.deps)
         return scope.made_from.code(task.spec), deps
 
     def _made_with(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> tuple[dict[str, str], str | None]:
