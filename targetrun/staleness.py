@@ -33,6 +33,7 @@ import ast
 import functools
 import hashlib
 import os
+import re
 import stat as filemode
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -321,8 +322,12 @@ class DepIndex:
         return DepState(hashes, {k: v for k, v in stats.items() if v})
 
     def missing(self, deps: Iterable[str]) -> list[str]:
-        """The deps that are not there now (a path that does not exist, a glob matching nothing)."""
-        return [key for pattern in deps for key, _, read in self._expand(pattern) if read is None]
+        """The deps named by path that are not there now. A glob that matches nothing is not
+        missing (Make's ``$(wildcard)``): it names no file, which the record says."""
+        import glob
+
+        return [key for pattern in deps if not glob.has_magic(pattern)
+                for key, _, read in self._expand(pattern) if read is None]
 
     def _expand(self, pattern: str) -> list[tuple[str, str, Callable[[], str] | None]]:
         """(key, stat, how to hash it) for each file a pattern names; (key, "", None) for
@@ -438,11 +443,16 @@ def recorded_deps(recorded: Mapping[str, str], root: str) -> dict[str, str]:
             else key: value for key, value in recorded.items()}
 
 
+_GLOB_CHARS = re.compile(r"[*?[]")  # glob.has_magic's test, without importing glob
+
+
 def deps_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
     """What differs between a record's deps and the present, by key, in words.
 
     >>> deps_detail({"a": "1", "b": "2", "c": "3"}, {"a": "9", "c": UNKNOWN_DEP, "d": "4"})
     'dep a changed, dep b is gone, dep c is missing, new dep d'
+    >>> deps_detail({"conf/x.ini": "1"}, {"conf/*.ini": UNKNOWN_DEP})
+    'dep conf/*.ini matches nothing, dep conf/x.ini is gone'
     """
     words: list[str] = []
     for key in sorted(set(recorded) | set(now)):
@@ -450,7 +460,7 @@ def deps_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
         if old == new:
             continue
         if new == UNKNOWN_DEP:
-            words.append(f"dep {key} is missing")
+            words.append(f"dep {key} matches nothing" if _GLOB_CHARS.search(key) else f"dep {key} is missing")
         elif new is None:
             words.append(f"dep {key} is gone")
         elif old is None or old == UNKNOWN_DEP:

@@ -172,6 +172,21 @@ def test_a_dep_deleted_says_missing_and_a_dep_dropped_says_gone(project):
     assert stale(proj) == [{"what": "deps", "detail": "dep data/b.csv is gone, new dep data/c.csv"}]
 
 
+def test_a_task_whose_dep_is_missing_does_not_run(project):
+    """Make: "No rule to make target" (exit 2). A dep is a file no task makes: the task
+    fails before its command runs, is not retried, says which file; its dependents do not run."""
+    proj = project(PIPELINE.format(deps='["data/nope.csv"]') + """
+  after:
+    shell: "echo after > {output}"
+    needs: [fetch]
+    target: out/after.txt
+""")
+    done = proj.cli("run")
+    assert done.code == 2, done.text
+    assert "dep data/nope.csv is missing" in done.text and "Traceback" not in done.text
+    assert not proj.exists("out/fetch.txt") and not proj.exists("out/after.txt")
+
+
 # -- 4. templated deps ---------------------------------------------------------------------
 
 
@@ -210,3 +225,37 @@ def test_a_same_size_rewrite_with_its_mtime_restored_is_still_seen(project):
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert os.stat(path).st_size == before.st_size and os.stat(path).st_mtime_ns == before.st_mtime_ns
     assert stale(proj) == [{"what": "deps", "detail": "dep data/a.csv changed"}]
+
+
+def test_a_mapped_task_renders_each_childs_deps_with_its_item(project):
+    proj = project("""
+name: mapped
+tasks:
+  per:
+    shell: "echo made > {output}"
+    foreach: [a, b]
+    target: "out/{item}.txt"
+    deps: ["data/{item}.csv"]
+    cache_validator: [deps]
+""")
+    put(proj.root, "data/a.csv", "a\n")
+    put(proj.root, "data/b.csv", "b\n")
+    assert proj.cli("run").code == 0
+    put(proj.root, "data/b.csv", "b2\n")
+    rows = {r["task"]: r["stale"] for r in json.loads(proj.cli("status", "--json").out)["tasks"]}
+    stale_children = {name: s for name, s in rows.items() if s}
+    assert list(stale_children.values()) == [[{"what": "deps", "detail": "dep data/b.csv changed"}]], rows
+    (proj.root / "data/a.csv").unlink()
+    done = proj.cli("run", "--keep-going")
+    assert done.code == 2 and "dep data/a.csv is missing" in done.text, done.text
+    assert "per[1]" in done.text and "dep data/b.csv" not in done.text  # the other child ran
+
+
+def test_a_glob_that_matches_nothing_does_not_stop_the_run_and_says_so(project):
+    proj = make(project, '["conf/*.ini"]')
+    put(proj.root, "conf/x.ini", "[x]\n")
+    assert ran(proj) == "succeeded"
+    (proj.root / "conf/x.ini").unlink()
+    assert stale(proj) == [{"what": "deps", "detail": "dep conf/*.ini matches nothing, dep conf/x.ini is gone"}]
+    assert ran(proj, "--rebuild-stale") == "succeeded"  # like Make's $(wildcard): no file, no error
+    assert stale(proj) == []
