@@ -246,6 +246,8 @@ class TaskRenderer:
             suffix = f"-{map_index}" if map_index is not None else ""
             checkpoint = default_checkpoint(self.spec, task, serializer, self.run_id, suffix,
                                             self.placer.base(task.result))
+        if not task.deps:  # most tasks: the field's default
+            return PlannedTask(task, target, checkpoint, serializer, args, cache_key, map_index, item)
         return PlannedTask(task, target, checkpoint, serializer, args, cache_key, map_index, item,
                            deps=self.deps(task, map_index, item))
 
