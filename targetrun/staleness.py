@@ -40,8 +40,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from targetrun import fingerprint, templating
-from targetrun.errors import UsageError
+from targetrun import fingerprint, redact, templating
+from targetrun.errors import StorageError, UsageError
 from targetrun.model import Checkpoint, RunContext, Stale, StaleKind, TaskSpec
 from targetrun.storage.local import open_regular
 
@@ -368,19 +368,22 @@ class DepIndex:
 
         fs, path = fsspec.core.url_to_fs(pattern, **self.options_for(pattern))
         protocol = pattern.split("://", 1)[0]
-        if glob.has_magic(pattern):
-            infos: dict[str, Any] = dict(fs.glob(path, detail=True))
-        else:
-            try:
-                infos = {path: fs.info(path)}
-            except FileNotFoundError:
-                infos = {}
         files: dict[str, Any] = {}
-        for name, info in sorted(infos.items()):
-            if info.get("type") == "directory":  # a prefix: every object under it
-                files.update(fs.find(name, detail=True))
+        try:
+            if glob.has_magic(pattern):
+                infos: dict[str, Any] = dict(fs.glob(path, detail=True))
             else:
-                files[name] = info
+                try:
+                    infos = {path: fs.info(path)}
+                except FileNotFoundError:
+                    infos = {}
+            for name, info in sorted(infos.items()):
+                if info.get("type") == "directory":  # a prefix: every object under it
+                    files.update(fs.find(name, detail=True))
+                else:
+                    files[name] = info
+        except Exception as exc:  # credentials, network: "cannot tell", never "missing"
+            raise _cannot_tell(pattern, exc) from None
         if not infos:  # nothing there (an empty prefix is there: it names no object)
             return [(f"{protocol}://{path.rstrip('/')}", "", None)]
         return [(f"{protocol}://{name.rstrip('/')}", _etag(info), functools.partial(_hash_remote, fs, name))
@@ -487,7 +490,17 @@ def _hash_local(path: str) -> str:
 
 
 def _hash_remote(fs: Any, path: str) -> str:
-    return _hash_open(fs.open(path, "rb"))
+    try:
+        return _hash_open(fs.open(path, "rb"))
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise _cannot_tell(path, exc) from None
+
+
+def _cannot_tell(url: str, exc: BaseException) -> StorageError:
+    return StorageError(f"cannot read the dep {redact.redact(url)}: {type(exc).__name__}: {redact.redact(str(exc))}",
+                        hint="Check the credentials, network and bucket; targetrun never treats this as missing.")
 
 
 def _hash_open(f: Any) -> str:

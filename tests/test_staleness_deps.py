@@ -259,3 +259,17 @@ def test_a_glob_that_matches_nothing_does_not_stop_the_run_and_says_so(project):
     assert stale(proj) == [{"what": "deps", "detail": "dep conf/*.ini matches nothing, dep conf/x.ini is gone"}]
     assert ran(proj, "--rebuild-stale") == "succeeded"  # like Make's $(wildcard): no file, no error
     assert stale(proj) == []
+
+
+def test_a_remote_dep_that_cannot_be_reached_is_cannot_tell_not_missing(project):
+    """DESIGN: never treat "cannot tell" as missing -- exit 3, one paragraph, no secret."""
+    options = json.dumps({"key": "AKIDSECRETKEYID", "secret": "verysecretvalue",
+                          "client_kwargs": {"endpoint_url": "http://127.0.0.1:9"},
+                          "config_kwargs": {"retries": {"max_attempts": 1}}})
+    head = f"results:\n  lake:\n    url: s3://test-bucket\n    options: {options}\n"
+    proj = make(project, '["s3://test-bucket/ref/units.csv"]', head=head)
+    done = proj.cli("run")
+    assert done.code == 3, done.text
+    assert "s3://test-bucket/ref/units.csv" in done.text and "is missing" not in done.text, done.text
+    assert "Traceback" not in done.text and "verysecretvalue" not in done.text
+    assert not proj.exists("out/fetch.txt")  # it did not run

@@ -282,8 +282,8 @@ class Engine:
         before it runs (a file no task makes; no retry brings it), exit 2."""
         try:
             missing = scope.made_from.dep_index.missing(task.deps)
-        except TargetrunError as exc:  # a FIFO or device named in deps
-            error = WorkError(exc.format(), usage=True)
+        except TargetrunError as exc:  # a FIFO or device named in deps (exit 2); a store that cannot tell (3)
+            error = WorkError(exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code != EXIT_BACKEND)
         else:
             if not missing:
                 return False
