@@ -154,6 +154,20 @@ def test_an_s3_prefix_dep_is_every_object_under_it(project, s3, s3_server, spell
                             "new dep s3://test-bucket/data/c.csv, dep s3://test-bucket/data/sub/b.csv changed"}]
 
 
+@pytest.mark.parametrize("backend", ["s3", "gcs"])
+def test_a_prefix_dep_on_either_object_store_is_every_object_under_it(project, request, backend):
+    fs = request.getfixturevalue(backend)  # fsspec's config reaches the server
+    scheme = "s3" if backend == "s3" else "gs"
+    proj = make(project, f'["{scheme}://test-bucket/data/"]')
+    fs.pipe("test-bucket/data/a.csv", b"a\n")
+    fs.pipe("test-bucket/data/sub/b.csv", b"b\n")
+    assert ran(proj) == "succeeded"
+    assert sorted(recorded_deps(proj)) == [f"{scheme}://test-bucket/data/a.csv", f"{scheme}://test-bucket/data/sub/b.csv"]
+    assert stale(proj) == []
+    fs.pipe("test-bucket/data/sub/b.csv", b"b2\n")
+    assert stale(proj) == [{"what": "deps", "detail": f"dep {scheme}://test-bucket/data/sub/b.csv changed"}]
+
+
 # -- 3. what happened to a dep, in words ----------------------------------------------------
 
 
