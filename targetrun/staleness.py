@@ -391,8 +391,8 @@ class DepIndex:
 
 
 def _files_under(path: str) -> Iterable[tuple[str, os.stat_result | None]]:
-    """``path`` and its stat, or for a folder every file under it (recursively, sorted);
-    (path, None) when nothing is there."""
+    """``path`` and its stat, or for a folder every file under it (recursively, sorted,
+    linked folders followed once); (path, None) when nothing is there."""
     try:
         st = os.stat(path)
     except OSError:
@@ -401,14 +401,28 @@ def _files_under(path: str) -> Iterable[tuple[str, os.stat_result | None]]:
     if not filemode.S_ISDIR(st.st_mode):
         yield path, st
         return
-    for folder, subfolders, names in os.walk(path):
-        subfolders.sort()
+    visited = {(st.st_dev, st.st_ino)}
+    # Linked folders are followed (data/raw -> /mnt/big is common), each real folder once: a loop ends
+    for folder, subfolders, names in os.walk(path, followlinks=True):
+        subfolders[:] = [d for d in sorted(subfolders) if _first_visit(os.path.join(folder, d), visited)]
         for name in sorted(names):
             file = os.path.join(folder, name)
             try:
                 yield file, os.stat(file)
-            except OSError:  # removed meanwhile, or a dangling link: not there
-                yield file, None
+            except OSError:  # a dangling link, or removed meanwhile: no file under the folder
+                continue
+
+
+def _first_visit(folder: str, visited: set[tuple[int, int]]) -> bool:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return False
+    key = (st.st_dev, st.st_ino)
+    if key in visited:
+        return False
+    visited.add(key)
+    return True
 
 
 def _etag(info: Mapping[str, Any]) -> str:

@@ -287,3 +287,16 @@ def test_a_remote_dep_that_cannot_be_reached_is_cannot_tell_not_missing(project)
     assert "s3://test-bucket/ref/units.csv" in done.text and "is missing" not in done.text, done.text
     assert "Traceback" not in done.text and "verysecretvalue" not in done.text
     assert not proj.exists("out/fetch.txt")  # it did not run
+
+
+def test_a_folder_dep_follows_a_linked_folder_inside_it_once_and_skips_a_dangling_link(project):
+    proj = make(project, '["data/"]')
+    put(proj.root, "data/a.csv", "a\n")
+    put(proj.root, "elsewhere/big.csv", "1\n")
+    os.symlink("../elsewhere", proj.root / "data/linked")  # data/raw -> /mnt/big, as people do
+    os.symlink(".", proj.root / "data/loop")  # a cycle: listed once, not forever
+    os.symlink("nowhere", proj.root / "data/dangling")  # no file: not one of the folder's files
+    assert ran(proj) == "succeeded"
+    assert sorted(recorded_deps(proj)) == ["data/a.csv", "data/linked/big.csv"]
+    put(proj.root, "elsewhere/big.csv", "2\n")
+    assert stale(proj) == [{"what": "deps", "detail": "dep data/linked/big.csv changed"}]
