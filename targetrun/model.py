@@ -169,6 +169,7 @@ class PlannedTask:
     map_index: int | None = None  # a child of a mapped task (`foreach`)
     item: object = None  # ... and its item
     children: tuple[str, ...] | None = None  # a mapped task's children, once its items are known
+    deps: tuple[str, ...] = ()  # spec.deps with their templates rendered
 
     @property
     def name(self) -> str:
@@ -343,7 +344,7 @@ class Checkpoint:
     # which makes that part unknown -- never stale. ``code`` maps each project object the
     # task's code reaches ("tasks.py:clean") to its normalised digest; ``deps`` each declared
     # external file (relative to the Pipelinefile's folder, or its URL) to its sha256, and
-    # ``dep_stats`` keeps the size+mtime / ETag seen then, only to skip hashing next time.
+    # ``dep_stats`` keeps the stat / ETag seen then, only to skip hashing next time.
     code: Mapping[str, str] | None = None
     deps: Mapping[str, str] | None = None
     dep_stats: Mapping[str, str] = field(default_factory=dict)

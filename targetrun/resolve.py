@@ -246,7 +246,26 @@ class TaskRenderer:
             suffix = f"-{map_index}" if map_index is not None else ""
             checkpoint = default_checkpoint(self.spec, task, serializer, self.run_id, suffix,
                                             self.placer.base(task.result))
-        return PlannedTask(task, target, checkpoint, serializer, args, cache_key, map_index, item)
+        if not task.deps:  # most tasks: the field's default
+            return PlannedTask(task, target, checkpoint, serializer, args, cache_key, map_index, item)
+        return PlannedTask(task, target, checkpoint, serializer, args, cache_key, map_index, item,
+                           deps=self.deps(task, map_index, item))
+
+    def deps(self, task: TaskSpec, map_index: int | None = None, item: object = None) -> tuple[str, ...]:
+        """The task's ``deps:`` rendered as its target is (same keys, same errors)."""
+        if not any("{" in dep or "}" in dep for dep in task.deps):
+            return task.deps
+        extra = {"item": item, "map_index": map_index, "task_full_name": child_name(task.name, map_index)} \
+            if map_index is not None else {}
+        context = templating.task_context(self.base, task.name, **extra)
+        rendered: list[str] = []
+        for i, dep in enumerate(task.deps):
+            try:
+                rendered.append(templating.render(dep, context))
+            except SpecError as exc:
+                raise type(exc)(exc.message, file=self.spec.path, line=task.line_of("deps"),
+                                key=f"tasks.{task.name}.deps.{i}", hint=exc.hint) from None
+        return tuple(rendered)
 
     def fields(self, task: TaskSpec, map_index: int | None = None, item: object = None, *,
                cache_key: bool = True) -> tuple[Location | None, Mapping[str, object], str | None]:

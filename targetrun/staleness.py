@@ -13,9 +13,10 @@ A checkpoint records, when it is written, four kinds of fingerprints:
 * **parameters** -- the values the task's templates name (``Checkpoint.made_with``).
 * **inputs** -- the content hash of each upstream value (``Checkpoint.inputs``), so an
   upstream rebuilt into the same bytes changes nothing (early cutoff).
-* **deps** -- the sha256 of each external file a task declares in ``deps:``, keyed by its
-  path relative to the Pipelinefile's folder (or its URL). Size+mtime (local) or the ETag
-  (remote) seen last time only lets hashing be *skipped* when they match.
+* **deps** -- the sha256 of each external file a task declares in ``deps:`` (a folder or
+  prefix: each file under it), keyed by its normalised path relative to the Pipelinefile's
+  folder (or its URL). Size, mtime, ctime and inode (local) or the ETag (remote) seen last
+  time only let hashing be *skipped* when they match.
 
 No fingerprint holds an absolute path or an mtime, so a moved or re-cloned project with
 its state has nothing stale. A record written before a kind was kept says nothing about
@@ -32,14 +33,15 @@ import ast
 import functools
 import hashlib
 import os
+import re
 import stat as filemode
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from targetrun import fingerprint, templating
-from targetrun.errors import UsageError
+from targetrun import fingerprint, redact, templating
+from targetrun.errors import StorageError, UsageError
 from targetrun.model import Checkpoint, RunContext, Stale, StaleKind, TaskSpec
 from targetrun.storage.local import open_regular
 
@@ -287,7 +289,14 @@ class DepState:
 
 class DepIndex:
     """Fingerprints of the external files tasks declare, for one run (each file hashed at
-    most once, and not at all when its size+mtime or ETag match the last record)."""
+    most once, and not at all when its stat or ETag match the last record).
+
+    A dep is keyed by its path relative to the Pipelinefile's folder, normalised
+    (``data/./a.csv``, ``data//a.csv`` and ``x/../data/a.csv`` are ``data/a.csv``; a file
+    beside the project is ``../shared/a.csv``), so a project moved or cloned with its
+    neighbours keeps its keys; an absolute path outside the project keeps its absolute
+    spelling, which a move does not change. A folder, an S3 prefix, or a folder a glob
+    matches stands for every regular file under it, recursively, in sorted order."""
 
     def __init__(self, root: str, options_for: Callable[[str], Mapping[str, Any]] | None = None) -> None:
         self.root = root
@@ -297,45 +306,60 @@ class DepIndex:
     def of_task(self, deps: Iterable[str], previous: Checkpoint | None) -> DepState:
         hashes: dict[str, str] = {}
         stats: dict[str, str] = {}
+        old_hashes = recorded_deps(previous.deps, self.root) if previous is not None and previous.deps else {}
+        old_stats = recorded_deps(previous.dep_stats, self.root) if previous is not None else {}
         for pattern in deps:
             for key, stat, read in self._expand(pattern):
                 if key not in self._seen:
-                    old_hash = previous.deps.get(key) if previous is not None and previous.deps is not None else None
-                    old_stat = previous.dep_stats.get(key) if previous is not None else None
+                    old_hash, old_stat = old_hashes.get(key), old_stats.get(key)
                     if read is None:
                         self._seen[key] = (UNKNOWN_DEP, "")
                     elif old_hash is not None and old_stat is not None and old_stat == stat and stat:
                         self._seen[key] = (old_hash, stat)  # the shortcut: nothing to hash
                     else:
-                        self._seen[key] = ("sha256:" + read(), stat)
+                        self._seen[key] = (_hash_or_missing(read), stat)
                 hashes[key], stats[key] = self._seen[key]
         return DepState(hashes, {k: v for k, v in stats.items() if v})
 
+    def missing(self, deps: Iterable[str]) -> list[str]:
+        """The deps named by path that are not there now. A glob that matches nothing is not
+        missing (Make's ``$(wildcard)``): it names no file, which the record says."""
+        import glob
+
+        return [key for pattern in deps if not glob.has_magic(pattern)
+                for key, _, read in self._expand(pattern) if read is None]
+
     def _expand(self, pattern: str) -> list[tuple[str, str, Callable[[], str] | None]]:
-        """(key, stat, how to hash it) for each file a pattern names."""
+        """(key, stat, how to hash it) for each file a pattern names; (key, "", None) for
+        one that names nothing."""
         import glob  # only a task with `deps:` asks
 
         if "://" in pattern:
             return self._expand_remote(pattern)
-        full = pattern if os.path.isabs(pattern) else os.path.join(self.root, pattern)
+        absolute = os.path.isabs(pattern)
+        full = os.path.normpath(pattern if absolute else os.path.join(self.root, pattern))  # the path the key names
         paths = sorted(glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [full]
-        if len(paths) == 1 and os.path.isdir(paths[0]):  # a folder named as such: the files in it
-            paths = sorted(glob.glob(os.path.join(glob.escape(paths[0]), "**"), recursive=True))
-        found: list[tuple[str, str, Callable[[], str] | None]] = []
+        found: dict[str, tuple[str, str, Callable[[], str] | None]] = {}
+        matched = False
         for path in paths:
-            key = _relative_key(path, self.root)
-            try:
-                st = os.stat(path)
-            except OSError:
-                found.append((key, "", None))
-                continue
-            if filemode.S_ISDIR(st.st_mode):  # a glob's folders hold the files it also matches
-                continue
-            if not filemode.S_ISREG(st.st_mode):  # reading a FIFO waits forever, /dev/zero never ends
-                raise UsageError(f"the deps entry {key} is not a regular file (a FIFO, device or socket): it cannot "
-                                 "be fingerprinted", hint="List only files in `deps:`, and check what is at that path.")
-            found.append((key, f"{st.st_size}:{st.st_mtime_ns}", functools.partial(_hash_local, path)))
-        return found or [(pattern, "", None)]
+            for file, st in _files_under(path):
+                matched = True
+                key = _relative_key(file, self.root, absolute)
+                if st is None:
+                    found[key] = (key, "", None)
+                    continue
+                if not filemode.S_ISREG(st.st_mode):  # reading a FIFO waits forever, /dev/zero never ends
+                    raise UsageError(f"the deps entry {key} is not a regular file (a FIFO, device or socket): it "
+                                     "cannot be fingerprinted",
+                                     hint="List only files in `deps:`, and check what is at that path.")
+                # inode and ctime too (as git and DVC do): a same-size rewrite whose mtime was put
+                # back (touch -r, rsync -t, a checkout) still changes them, so it is hashed again
+                found[key] = (key, f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}",
+                              functools.partial(_hash_local, file))
+        if not matched:  # nothing there (an empty folder is there: it names no file)
+            key = _relative_key(full, self.root, absolute)
+            return [(key, "", None)]
+        return [found[key] for key in sorted(found)]
 
     def _expand_remote(self, pattern: str) -> list[tuple[str, str, Callable[[], str] | None]]:
         import glob
@@ -344,38 +368,153 @@ class DepIndex:
 
         fs, path = fsspec.core.url_to_fs(pattern, **self.options_for(pattern))
         protocol = pattern.split("://", 1)[0]
-        paths = sorted(fs.glob(path)) if glob.has_magic(pattern) else [path]
-        found: list[tuple[str, str, Callable[[], str] | None]] = []
-        for p in paths:
-            key = f"{protocol}://{p}"
+        files: dict[str, Any] = {}
+        try:
+            if glob.has_magic(pattern):
+                infos: dict[str, Any] = dict(fs.glob(path, detail=True))
+            else:
+                try:
+                    infos = {path: fs.info(path)}
+                except FileNotFoundError:
+                    infos = {}
+            for name, info in sorted(infos.items()):
+                if info.get("type") == "directory":  # a prefix: every object under it
+                    files.update(fs.find(name, detail=True))
+                else:
+                    files[name] = info
+        except Exception as exc:  # credentials, network: "cannot tell", never "missing"
+            raise _cannot_tell(pattern, exc) from None
+        if not infos:  # nothing there (an empty prefix is there: it names no object)
+            return [(f"{protocol}://{path.rstrip('/')}", "", None)]
+        return [(f"{protocol}://{name.rstrip('/')}", _etag(info), functools.partial(_hash_remote, fs, name))
+                for name, info in sorted(files.items()) if info.get("type") != "directory"]
+
+
+def _files_under(path: str) -> Iterable[tuple[str, os.stat_result | None]]:
+    """``path`` and its stat, or for a folder every file under it (recursively, sorted,
+    linked folders followed once); (path, None) when nothing is there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        yield path, None
+        return
+    if not filemode.S_ISDIR(st.st_mode):
+        yield path, st
+        return
+    visited = {(st.st_dev, st.st_ino)}
+    # Linked folders are followed (data/raw -> /mnt/big is common), each real folder once: a loop ends
+    for folder, subfolders, names in os.walk(path, followlinks=True):
+        subfolders[:] = [d for d in sorted(subfolders) if _first_visit(os.path.join(folder, d), visited)]
+        for name in sorted(names):
+            file = os.path.join(folder, name)
             try:
-                info = fs.info(p)
-            except FileNotFoundError:
-                found.append((key, "", None))
+                yield file, os.stat(file)
+            except OSError:  # a dangling link, or removed meanwhile: no file under the folder
                 continue
-            if info.get("type") == "directory":  # a prefix a glob matched: its files count, not it
-                continue
-            tag = info.get("ETag") or info.get("etag") or info.get("generation") or info.get("md5Hash")
-            stat = f"etag:{str(tag).strip(chr(34))}" if tag else ""
-            found.append((key, stat, functools.partial(_hash_remote, fs, p)))
-        return found or [(pattern, "", None)]
 
 
-def _relative_key(path: str, root: str) -> str:
-    relative = os.path.relpath(path, root)
-    return path if relative.startswith("..") else relative.replace(os.sep, "/")
+def _first_visit(folder: str, visited: set[tuple[int, int]]) -> bool:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return False
+    key = (st.st_dev, st.st_ino)
+    if key in visited:
+        return False
+    visited.add(key)
+    return True
+
+
+def _etag(info: Mapping[str, Any]) -> str:
+    tag = info.get("ETag") or info.get("etag") or info.get("generation") or info.get("md5Hash")
+    return f"etag:{str(tag).strip(chr(34))}" if tag else ""
+
+
+def _relative_key(path: str, root: str, absolute: bool = False) -> str:
+    """A local dep's key: relative to the project, normalised, with ``/`` -- except a path
+    declared absolute that lies outside the project, which stays absolute (normalised).
+
+    >>> _relative_key("/p/proj/data/./a//b.csv", "/p/proj"), _relative_key("/p/proj/../shared/x", "/p/proj")
+    ('data/a/b.csv', '../shared/x')
+    >>> _relative_key("/etc/x/../hosts", "/p/proj", absolute=True)
+    '/etc/hosts'
+    """
+    relative = os.path.relpath(path, root).replace(os.sep, "/")
+    if absolute and (relative == ".." or relative.startswith("../")):
+        return os.path.normpath(path).replace(os.sep, "/")
+    return relative
+
+
+def recorded_deps(recorded: Mapping[str, str], root: str) -> dict[str, str]:
+    """A record's deps by today's keys. Records written before keys were normalised kept a
+    dep outside the project as the absolute join of the project folder and the path
+    (``/p/proj/../shared/x``): such a key under the same folder reads as ``../shared/x``.
+
+    >>> recorded_deps({"/p/proj/../shared/x": "h", "data/a": "i", "s3://b/k": "j"}, "/p/proj")
+    {'../shared/x': 'h', 'data/a': 'i', 's3://b/k': 'j'}
+    """
+    if not any(key.startswith("/") for key in recorded):
+        return dict(recorded)
+    prefix = root.rstrip(os.sep) + os.sep
+    return {(_relative_key(key, root) if key.startswith(prefix) else os.path.normpath(key)) if key.startswith("/")
+            else key: value for key, value in recorded.items()}
+
+
+_GLOB_CHARS = re.compile(r"[*?[]")  # glob.has_magic's test, without importing glob
+
+
+def deps_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
+    """What differs between a record's deps and the present, by key, in words.
+
+    >>> deps_detail({"a": "1", "b": "2", "c": "3"}, {"a": "9", "c": UNKNOWN_DEP, "d": "4"})
+    'dep a changed, dep b is gone, dep c is missing, new dep d'
+    >>> deps_detail({"conf/x.ini": "1"}, {"conf/*.ini": UNKNOWN_DEP})
+    'dep conf/*.ini matches nothing, dep conf/x.ini is gone'
+    """
+    words: list[str] = []
+    for key in sorted(set(recorded) | set(now)):
+        old, new = recorded.get(key), now.get(key)
+        if old == new:
+            continue
+        if new == UNKNOWN_DEP:
+            words.append(f"dep {key} matches nothing" if _GLOB_CHARS.search(key) else f"dep {key} is missing")
+        elif new is None:
+            words.append(f"dep {key} is gone")
+        elif old is None or old == UNKNOWN_DEP:
+            words.append(f"new dep {key}")
+        else:
+            words.append(f"dep {key} changed")
+    return ", ".join(words)
+
+
+def _hash_or_missing(read: Callable[[], str]) -> str:
+    try:
+        return "sha256:" + read()
+    except FileNotFoundError:  # removed since it was listed
+        return UNKNOWN_DEP
 
 
 def _hash_local(path: str) -> str:
-    opened, _ = open_regular(path)  # a FIFO put there since the stat is refused, not read forever
+    opened, mode = open_regular(path)  # a FIFO put there since the stat is refused, not read forever
     if opened is None:
-        raise UsageError(f"the deps entry {path} is not a regular file (a FIFO, device or socket)",
+        what = "a folder" if filemode.S_ISDIR(mode) else "a FIFO, device or socket"
+        raise UsageError(f"the deps entry {path} is not a regular file ({what}): it cannot be fingerprinted",
                          hint="List only files in `deps:`, and check what is at that path.")
     return _hash_open(opened)
 
 
 def _hash_remote(fs: Any, path: str) -> str:
-    return _hash_open(fs.open(path, "rb"))
+    try:
+        return _hash_open(fs.open(path, "rb"))
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise _cannot_tell(path, exc) from None
+
+
+def _cannot_tell(url: str, exc: BaseException) -> StorageError:
+    return StorageError(f"cannot read the dep {redact.redact(url)}: {type(exc).__name__}: {redact.redact(str(exc))}",
+                        hint="Check the credentials, network and bucket; targetrun never treats this as missing.")
 
 
 def _hash_open(f: Any) -> str:
@@ -421,8 +560,10 @@ class MadeFrom:
             self._texts[key] = fingerprint.canonical(code) if code is not None else None
         return self._texts[key]
 
-    def deps(self, spec: TaskSpec, previous: Checkpoint | None) -> DepState:
-        return self.dep_index.of_task(spec.deps, previous)
+    def deps(self, spec: TaskSpec, previous: Checkpoint | None, rendered: Sequence[str] | None = None) -> DepState:
+        """The deps' fingerprints now: ``rendered`` are the task's deps with their templates
+        rendered (:class:`~targetrun.resolve.TaskRenderer`); ``spec.deps`` when it has none."""
+        return self.dep_index.of_task(spec.deps if rendered is None else rendered, previous)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -437,11 +578,13 @@ def compare(
     made_from: MadeFrom,
     inputs: Callable[[str], str | None],
     kinds: frozenset[StaleKind],
+    deps: Sequence[str] | None = None,
 ) -> tuple[list[Stale], list[str]]:
     """What differs between a target's record and the present, for the kinds asked about,
     and the upstream tasks whose value is recomputed in this run (known only afterwards).
 
-    ``inputs(arg)`` is the present fingerprint of an input, PENDING, or None (unknown).
+    ``inputs(arg)`` is the present fingerprint of an input, PENDING, or None (unknown);
+    ``deps``, the task's deps rendered (None: ``spec.deps`` as written).
     """
     found: list[Stale] = []
     pending: list[str] = []
@@ -475,8 +618,9 @@ def compare(
             found.append(Stale(StaleKind.INPUTS, ", ".join(dict.fromkeys(upstream_of.get(a, f"argument {a}")
                                                                          for a in changed)), tuple(changed)))
     if StaleKind.DEPS in kinds and record.deps is not None:
-        now_deps = made_from.deps(spec, record).hashes
-        changed = [k for k in sorted(set(now_deps) | set(record.deps)) if now_deps.get(k) != record.deps.get(k)]
+        now_deps = made_from.deps(spec, record, deps).hashes
+        then = recorded_deps(record.deps, made_from.root)
+        changed = [k for k in sorted(set(now_deps) | set(then)) if now_deps.get(k) != then.get(k)]
         if changed:
-            found.append(Stale(StaleKind.DEPS, ", ".join(changed), tuple(changed)))
+            found.append(Stale(StaleKind.DEPS, deps_detail(then, now_deps), tuple(changed)))
     return found, pending

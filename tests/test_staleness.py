@@ -239,11 +239,11 @@ def test_a_deps_file_touched_is_not_stale_and_edited_is(tmp_path):
     folder.ok("run", "fetch")
     assert folder.calls() == []
     folder.write("data/raw.csv", "a,b\n1,3\n")
-    assert stale_of(folder.status()["fetch"]) == [{"what": "deps", "detail": "data/raw.csv"}]
-    assert "will run: deps changed (data/raw.csv)" in folder.ok("status", "fetch")
-    assert "deps changed (data/raw.csv)" in folder.ok("run", "fetch", "--dry-run")
+    assert stale_of(folder.status()["fetch"]) == [{"what": "deps", "detail": "dep data/raw.csv changed"}]
+    assert "will run: deps changed (dep data/raw.csv changed)" in folder.ok("status", "fetch")
+    assert "deps changed (dep data/raw.csv changed)" in folder.ok("run", "fetch", "--dry-run")
     folder.write("conf/y.ini", "[y]\n")  # a new file matching the glob
-    assert stale_of(folder.status()["fetch"]) == [{"what": "deps", "detail": "conf/y.ini, data/raw.csv"}]
+    assert stale_of(folder.status()["fetch"]) == [{"what": "deps", "detail": "new dep conf/y.ini, dep data/raw.csv changed"}]
     folder.ok("run", "fetch")
     assert folder.calls() == ["fetch"]
     assert stale_of(folder.status()["fetch"]) == []
@@ -376,7 +376,7 @@ def test_staleness_on_s3_targets(tmp_path, s3, s3_server):
     folder.ok("run")
     assert s3.exists("test-bucket/lake/out/report.json")
     s3.pipe("test-bucket/lake/ref/units.csv", b"unit\nF\n")  # a remote dep: its ETag changes, then its sha256
-    assert stale_of(folder.status()["fetch"]) == [{"what": "deps", "detail": "s3://test-bucket/lake/ref/units.csv"}]
+    assert stale_of(folder.status()["fetch"]) == [{"what": "deps", "detail": "dep s3://test-bucket/lake/ref/units.csv changed"}]
     s3.pipe("test-bucket/lake/ref/units.csv", b"unit\nC\n")  # the same bytes again: not stale
     assert stale_of(folder.status()["fetch"]) == []
     folder.reset_calls()

@@ -556,7 +556,7 @@ class Planner:
                 current.update(task_inputs(task, upstream))
             return current.get(arg) or None
 
-        stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, rules.looked)
+        stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, rules.looked, task.deps)
         return with_staleness(decision, stale, pending, rules, task.spec.cache, task.spec.needs,
                               rebuild_stale=self.rebuild_stale)
 

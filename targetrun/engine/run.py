@@ -243,6 +243,8 @@ class Engine:
                 continue
             task = scope.tasks[name]
             attempt = progress.attempts.get(name, 0) + 1
+            if attempt == 1 and task.deps and self._deps_missing(scope, progress, task):
+                continue
             # Staged first: the record of the intent is kept by the store and commits with the
             # claim of the lock, one transaction (group commit); if it is not needed, it goes.
             # Not for a task that waits for another run's lock: each look would write an intent
@@ -274,6 +276,25 @@ class Engine:
             if not self._watching:  # it cannot tell, or nobody asks: running once submitted
                 self._started(scope, progress, name, ticket)
             future.add_done_callback(progress.finished.put)
+
+    def _deps_missing(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
+        """Make's "No rule to make target": a task whose declared dep is not there fails
+        before it runs (a file no task makes; no retry brings it), exit 2."""
+        try:
+            missing = scope.made_from.dep_index.missing(task.deps)
+        except TargetrunError as exc:  # a FIFO or device named in deps (exit 2); a store that cannot tell (3)
+            error = WorkError(exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code != EXIT_BACKEND)
+        else:
+            if not missing:
+                return False
+            names = ", ".join(f"dep {key} is missing" for key in missing)
+            where = f"tasks.{task.spec.name}.deps"
+            error = WorkError(f"{names}: nothing is there and no task makes it ({where} in {scope.spec.path}). "
+                              "Create it, or correct the path; a value another task makes is read through `needs:`.",
+                              usage=True)
+        progress.attempts[task.name] = 1
+        self._attempt_failed(scope, progress, task.name, error)
+        return True
 
     def _tell(self, event: Event) -> None:
         """Hand ``event`` to the reporter -- after the writes the store kept (group commit)
@@ -535,7 +556,7 @@ class Engine:
                 previous = self.store.checkpoint(task.checkpoint.url)
             except TargetrunError:
                 previous = None
-            deps = scope.made_from.deps(task.spec, previous)
+            deps = scope.made_from.deps(task.spec, previous, task.deps)
         return scope.made_from.code(task.spec), deps
 
     def _made_with(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> tuple[dict[str, str], str | None]:

@@ -647,6 +647,7 @@ class _Checker:
     def check_task_renders(self, task: TaskSpec, renderer: TaskRenderer, owners: TargetOwners) -> None:
         try:
             target, _, _ = renderer.fields(task, cache_key=False)  # a key may need the -p values of a run
+            renderer.deps(task)
             if target is not None:
                 owners.claim(task.name, target, None)
         except SpecError as exc:  # the line of the exact key that failed, from the YAML
@@ -664,6 +665,7 @@ def _templates(task: TaskSpec) -> list[tuple[str, str]]:
         found.append(("cache_key", task.cache.key))
     if isinstance(task.foreach, str):
         found.append(("foreach", task.foreach))
+    found.extend((f"deps.{i}", dep) for i, dep in enumerate(task.deps))
     stack: list[tuple[str, Any]] = [(f"args.{k}", v) for k, v in task.args.items()]
     while stack:
         name, value = stack.pop()
