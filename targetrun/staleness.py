@@ -288,6 +288,11 @@ class CodeIndex:
         self._walked[run] = closure
         return closure
 
+    def sources(self) -> list[str]:
+        """The project files read so far (absolute paths): what the code of the tasks
+        looked at rests on (:mod:`targetrun.certify`)."""
+        return sorted(os.path.join(self.root, found[0]) for found in self._files.values() if found is not None)
+
     def unparsable(self, run: str) -> str | None:
         """``"helpers.py:3 does not parse"`` when a project file the callable reaches does
         not parse (the first, by path), else None. Asks no library's version."""

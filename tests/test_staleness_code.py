@@ -275,3 +275,27 @@ def test_a_cache_hit_with_a_deps_validator_is_not_used_after_a_dep_changed(proje
     row = rows(p)["fetch"]
     assert row["state"] == "will run: deps changed (data/raw.csv)"
     assert _states(p.cli("run", "--json"))["fetch"] == ("succeeded", "will run: deps changed (data/raw.csv)")
+
+
+# -- the no-op replay (`run -q` answered from the last identical no-op) -------------------
+
+
+def test_a_replayed_no_op_never_stands_on_code_that_no_longer_parses(project):
+    p = project(PIPELINE, tasks=TASKS, helpers=HELPERS)
+    assert run_fresh(p, "-q").returncode == 0
+    assert run_fresh(p, "-q").returncode == 0  # a no-op: it leaves a certificate for the next one
+    assert any((p.root / ".targetrun" / "replay").iterdir())
+    p.write("helpers.py", "def norm(values:\n    return sorted(values)\n")
+    done = run_fresh(p, "-q")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "helpers.py, line 1" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_replayed_no_op_never_uses_a_cache_hit_its_code_validator_refuses(project):
+    p = project(CACHED.format(validator="cache_validator: [code]"), tasks=TASKS, helpers=HELPERS)
+    assert run_fresh(p, "-q").returncode == 0
+    assert run_fresh(p, "-q").returncode == 0
+    assert p.counts() == {"fetch": 1}
+    p.write("helpers.py", HELPERS.replace("sorted(values)", "sorted(values, reverse=True)"))
+    assert run_fresh(p, "-q").returncode == 0
+    assert p.counts() == {"fetch": 2}
