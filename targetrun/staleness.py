@@ -179,6 +179,7 @@ class CodeIndex:
         self._path: list[str] | None = None  # where modules are found: asked for only when code is
         self._files: dict[str, tuple[str, _Module] | None] = {}  # module -> (relative path, parsed)
         self._walked: dict[str, _Closure | None] = {}
+        self._unparsable: dict[str, str | None] = {}
         self._closures: dict[str, dict[str, str] | None] = {}
 
     def _module(self, name: str) -> tuple[str, _Module] | None:
@@ -296,10 +297,12 @@ class CodeIndex:
     def unparsable(self, run: str) -> str | None:
         """``"helpers.py:3 does not parse"`` when a project file the callable reaches does
         not parse (the first, by path), else None. Asks no library's version."""
-        closure = self._walk(run)
-        broken = sorted((key, value) for key, value in closure.entries.items()
-                        if value.startswith(UNPARSABLE + ":")) if closure is not None else []
-        return _unparsable_text(*broken[0]) if broken else None
+        if run not in self._unparsable:  # asked once per task: 10,000 tasks share a few functions
+            closure = self._walk(run)
+            broken = sorted((key, value) for key, value in closure.entries.items()
+                            if value.startswith(UNPARSABLE + ":")) if closure is not None else []
+            self._unparsable[run] = _unparsable_text(*broken[0]) if broken else None
+        return self._unparsable[run]
 
     def of_callable(self, run: str) -> dict[str, str] | None:
         """``run: module:function`` -> each project object it reaches, by "file:name" ->

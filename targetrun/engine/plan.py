@@ -529,9 +529,11 @@ class Planner:
         """What makes the task now, as :func:`~targetrun.engine.decide.decide` asks: whether
         its code parses, and -- only when there are cache entries to judge -- the code and
         deps fingerprints of the kinds looked at (``status`` looks at all)."""
-        unparsable = self.made_from.unparsable(task.spec)
+        unparsable = self.made_from.unparsable(task.spec) if task.spec.run is not None else None
+        if not entries:  # the common case, 10,000 times in a no-op: nothing else to know
+            return NOTHING_KNOWN if unparsable is None else MadeNow(unparsable)
         policy = task.spec.cache
-        if not entries or policy is None or not policy.caches:
+        if policy is None or not policy.caches:
             return NOTHING_KNOWN if unparsable is None else MadeNow(unparsable)
         rules = self._rules(task)
         code = self.made_from.code(task.spec) if StaleKind.CODE in rules.looked else None
