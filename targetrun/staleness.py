@@ -39,6 +39,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import json
 import os
 import stat as filemode
 import sys
@@ -621,7 +622,8 @@ def compare(
                    for name, old in made_with.items()]
         changes += [_type_change(name, text, params[name]) for name, text in record.made_with.items()
                     if name not in made_with and name in params and record.params.get(name) is not None
-                    and record.params[name] != made_from.param_fingerprint(name)]
+                    and record.params[name] != made_from.param_fingerprint(name)
+                    and _was_retyped(name, text, record.params[name], params[name])]
         if made_for:
             changes.append(("date", made_for, f"{made_from.context.date:%Y-%m-%d}"))
         if changes:
@@ -663,6 +665,29 @@ def deps_stale(recorded: Mapping[str, str] | None, now: Mapping[str, str] | None
         return None
     changed = [k for k in sorted(set(now) | set(recorded)) if now.get(k) != recorded.get(k)]
     return Stale(StaleKind.DEPS, ", ".join(changed), tuple(changed)) if changed else None
+
+
+def _was_retyped(name: str, text: str, recorded: str, value: object) -> bool:
+    """Whether a value that reads as ``text`` both then and now was another type then:
+    its record's typed fingerprint is that of the other reading of the text (the string
+    ``text``, or the JSON value it spells). Anything else -- a fingerprint of some other
+    making -- is not known to differ: never stale on a guess. A secret's text is a digest:
+    its fingerprint alone tells.
+
+    >>> from targetrun.fingerprint import of_value
+    >>> _was_retyped("n", "1", of_value(1), "1"), _was_retyped("n", "1", of_value("1"), 1)
+    (True, True)
+    >>> _was_retyped("n", "1", "sha256:0000", "1")
+    False
+    """
+    if templating.param_text(name, value) != templating.value_text(value):
+        return True
+    if not isinstance(value, str):
+        return recorded == fingerprint.of_value(text)
+    try:
+        return recorded == fingerprint.of_value(json.loads(text))
+    except ValueError:
+        return False
 
 
 def _type_change(name: str, text: str, value: object) -> tuple[str, str, str]:
