@@ -17,6 +17,8 @@ import sys
 
 import pytest
 
+from targetrun.model import Reason
+
 TASKS = '''
 import os
 from helpers import norm
@@ -220,6 +222,52 @@ def test_installed_packages_inside_the_project_folder_are_not_its_code(tmp_path,
 
 
 # -- cache hits (cache_for, no target) ---------------------------------------------------
+
+NOW = 1_800_000_000.0
+
+
+def _entry_made_by(code: dict[str, str] | None, deps: dict[str, str] | None = None):
+    from targetrun.model import CacheEntry, Checkpoint
+
+    record = Checkpoint("t", "/r/t.pkl", "pickle", 2, "ab", "run-1", NOW - 60, code=code, deps=deps)
+    return CacheEntry("k", "v", "p", "t", record, NOW + 3000)
+
+
+@pytest.mark.parametrize("validators, rebuild, action, reason", [
+    ("code", False, "run", "code changed"),  # the validator names code: the entry is not used
+    ("duration_only", False, "skip", "cache hit"),  # Prefect's rule: reported, used
+    ("duration_only", True, "run", "code changed"),  # --rebuild-stale
+    ("deps", False, "skip", "cache hit"),
+])
+def test_entry_verdict_judges_the_code_its_record_names(validators, rebuild, action, reason):
+    from targetrun.engine.decide import Facts, MadeNow, decide, stale_rules
+    from targetrun.model import CachePolicy, Validator
+
+    policy = CachePolicy(3600.0, Validator(validators))
+    rules = stale_rules(policy, rebuild_stale=rebuild, report_stale=True)
+    made = MadeNow(code={"tasks.py:f": "task:2"}, deps={"a.csv": "sha256:1"}, rules=rules)
+    entry = _entry_made_by({"tasks.py:f": "task:1"}, {"a.csv": "sha256:1"})
+    decision, hit = decide(Facts(policy, None, False, NOW, entries=(entry,), made=made))
+    assert (decision.action.value, decision.reason.value) == (action, reason)
+    assert [(s.what.value, s.detail) for s in decision.stale] == [("code", "tasks.py: f")]
+    assert (hit is entry) == (action == "skip")
+    unknown = decide(Facts(policy, None, False, NOW, entries=(_entry_made_by(None),), made=made))[0]
+    assert unknown.reason.value == "cache hit" and unknown.stale == ()  # a record without code: unknown, never stale
+
+
+def test_code_that_does_not_parse_keeps_nothing_whatever_the_rules_kept():
+    from targetrun.engine.decide import Facts, MadeNow, decide
+    from targetrun.model import CachePolicy
+
+    broken = MadeNow("tasks.py:3 does not parse")
+    for facts in (Facts(None, "/out/t", True, NOW, made=broken),  # target exists
+                  Facts(CachePolicy(3600.0), None, False, NOW, entries=(_entry_made_by(None),), made=broken),  # a hit
+                  Facts(None, None, True, NOW, made=broken)):  # a resumed checkpoint
+        decision, hit = decide(facts)
+        assert decision.runs and decision.reason.value == "code changed" and hit is None
+        assert decision.detail == "tasks.py:3 does not parse"
+    forced, _ = decide(Facts(None, "/out/t", True, NOW, forced=Reason.FORCED, made=broken))
+    assert forced.reason is Reason.FORCED
 
 CACHED = '''
 name: cached
