@@ -612,7 +612,7 @@ def compare(
     found: list[Stale] = []
     pending: list[str] = []
     if StaleKind.CODE in kinds and record.code is not None:
-        code = code_stale(record.code, made_from.code(spec))
+        code = code_stale(record.code, _or_gone(record.code, made_from.code(spec)))
         if code is not None:
             found.append(code)
     if StaleKind.PARAMETERS in kinds and (record.made_with or record.made_for):
@@ -650,6 +650,18 @@ def compare(
         if deps is not None:
             found.append(deps)
     return found, pending
+
+
+def _or_gone(recorded: Mapping[str, str], now: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    """The code now -- or, for a task whose function its record found and that is nowhere
+    now (its module deleted, the function renamed), the record less that function: it is
+    gone, not unknown (what it reached is not known to have changed)."""
+    if now is not None:
+        return now
+    callable_kinds = ("task:", "dist:")  # the function itself, in the project or a library
+    if not any(value.startswith(callable_kinds) for value in recorded.values()):
+        return None
+    return {key: value for key, value in recorded.items() if not value.startswith(callable_kinds)}
 
 
 def code_stale(recorded: Mapping[str, str] | None, now: Mapping[str, str] | None) -> Stale | None:

@@ -347,3 +347,23 @@ def test_a_replayed_no_op_never_uses_a_cache_hit_its_code_validator_refuses(proj
     p.write("helpers.py", HELPERS.replace("sorted(values)", "sorted(values, reverse=True)"))
     assert run_fresh(p, "-q").returncode == 0
     assert p.counts() == {"fetch": 2}
+
+
+# -- a task function that is nowhere now ---------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["renamed", "module deleted"])
+def test_a_task_function_found_when_made_and_nowhere_now_is_stale_as_gone(project, how):
+    p = project(PIPELINE, tasks=TASKS, helpers=HELPERS)
+    assert p.cli("run").code == 0
+    if how == "renamed":
+        p.write("tasks.py", TASKS.replace("def fetch():", "def fetch_all():"))
+    else:
+        (p.root / "tasks.py").unlink()
+    row = rows(p)["fetch"]
+    assert row["stale"] == [{"what": "code", "detail": "tasks.py: fetch (gone)"}]
+    assert row["action"] == "skip"  # no validator: reported; the existing target stands
+    p.file.write_text(PIPELINE + "    cache_validator: [code]\n")
+    assert rows(p)["fetch"]["state"] == "will run: code changed (tasks.py: fetch (gone))"
+    done = run_fresh(p)  # it runs, so the missing function is a clear error, not a silent skip
+    assert done.returncode == 2 and "tasks" in done.stderr and "Traceback" not in done.stderr, done.stderr
