@@ -20,7 +20,7 @@ late check). "Cannot tell" from a storage is a :class:`StorageError` and stops t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeVar
@@ -30,7 +30,7 @@ from targetrun.staleness import MadeFrom
 from targetrun.checkpoints import CorruptCheckpoint, Expected, needs_record, read_value, untrusted, verify_checkpoint
 from targetrun.engine.cache import task_inputs
 from targetrun.engine.decide import (
-    INPUT_VALIDATORS, NOT_NEEDED, Facts, StaleRules, decide, judged, needs_inputs, stale_rules, with_staleness,
+    INPUT_VALIDATORS, NOT_NEEDED, NOTHING_KNOWN, Facts, MadeNow, StaleRules, decide, judged, needs_inputs, stale_rules, with_staleness,
 )
 from targetrun.engine.mapping import as_items, static_items
 from targetrun.errors import SpecError, check_known_tasks
@@ -490,9 +490,10 @@ class Planner:
         if compares and task.target is not None and exists and record is None:
             stat = self.storages(task.target.result).info(task.target.url)  # no record: its age, from the storage
             mtime = stat.mtime if stat else None
+        found_entries = entries.get(task.cache_key or "", ())
         facts = Facts(policy, task.target.url if task.target is not None else None, exists, self.now, forced, record, mtime,
-                      entries.get(task.cache_key or "", ()), self.input_fingerprints(task) if compares else {},
-                      self.params)
+                      found_entries, self.input_fingerprints(task) if compares else {}, self.params,
+                      self.made_now(task, found_entries) if forced is None else NOTHING_KNOWN)
         decision, entry = decide(facts)
         if entry is not None:
             self.hits[task.name] = entry
@@ -523,6 +524,22 @@ class Planner:
             if pair is not None and task.target is not None:
                 found[task.target.url] = pair
         return found
+
+    def made_now(self, task: PlannedTask, entries: Sequence[CacheEntry]) -> MadeNow:
+        """What makes the task now, as :func:`~targetrun.engine.decide.decide` asks: whether
+        its code parses, and -- only when there are cache entries to judge -- the code and
+        deps fingerprints of the kinds looked at (``status`` looks at all)."""
+        unparsable = self.made_from.unparsable(task.spec) if task.spec.run is not None else None
+        if not entries:  # the common case, 10,000 times in a no-op: nothing else to know
+            return NOTHING_KNOWN if unparsable is None else MadeNow(unparsable)
+        policy = task.spec.cache
+        if policy is None or not policy.caches:
+            return NOTHING_KNOWN if unparsable is None else MadeNow(unparsable)
+        rules = self._rules(task)
+        code = self.made_from.code(task.spec) if StaleKind.CODE in rules.looked else None
+        deps = self.made_from.deps(task.spec, entries[0].checkpoint, task.deps).hashes \
+            if StaleKind.DEPS in rules.looked and task.deps else None
+        return MadeNow(unparsable, code, deps, rules, self.made_from.root)
 
     def _rules(self, task: PlannedTask) -> StaleRules:
         """What to compare for this task, and what of it rebuilds it (equal policies judge alike)."""
