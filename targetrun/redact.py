@@ -48,6 +48,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
+from targetrun import stopping
+from targetrun.capture import terminal
+
 MASK = "***"
 MIN_SECRET = 4  # shorter values would mask ordinary words; the patterns still hide them in URLs
 # Values of credential-named options that name a method, not a secret (gcsfs ``token: anon``).
@@ -380,11 +383,17 @@ class RedactingWriter:
     other attribute (``isatty``, ``encoding``, ``fileno``) is the wrapped stream's.
     """
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
+    stays_on_terminal = True  # (capture.terminal: what a reporter writes here is redacted, on the terminal)
+
+    def __init__(self, stream: TextIO, *, hushed: RedactingWriter | None = None) -> None:
+        # Below the redaction, not above it: while a run holds fds 1 and 2 for its tasks'
+        # output, what is written here goes to the terminal -- redacted, like the rest.
+        self._stream = terminal(stream)
         self._pending = ""
         self._lock = threading.Lock()
+        self._hushed_by = hushed  # another writer: once its reader went away, this one drops all too
         self.written = False  # whether anything was written (a no-op that warned is not replayed)
+        self.reader_gone = False  # a write failed because the reader went away (EPIPE): drop the rest
 
     def write(self, text: str) -> int:
         with self._lock:
@@ -393,8 +402,23 @@ class RedactingWriter:
             if "\n" not in self._pending:
                 return len(text)
             lines, _, self._pending = self._pending.rpartition("\n")
-            self._stream.write(redact(lines + "\n"))
+            self._pass_on(redact(lines + "\n"))
         return len(text)
+
+    def _pass_on(self, text: str | None) -> None:
+        """Write ``text`` to the stream (None: flush it) -- unless its reader went away
+        (``| head -1`` has read its line): then drop this and everything after, and stop
+        the command (:func:`targetrun.stopping.output_closed`, exit 141), as git does."""
+        if self.reader_gone or (self._hushed_by is not None and self._hushed_by.reader_gone):
+            return
+        try:
+            if text is None:
+                self._stream.flush()
+            else:
+                self._stream.write(text)
+        except BrokenPipeError:
+            self.reader_gone = True
+            stopping.output_closed()
 
     def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
@@ -404,8 +428,8 @@ class RedactingWriter:
         with self._lock:
             pending, self._pending = self._pending, ""
             if pending:
-                self._stream.write(redact(pending))
-        self._stream.flush()
+                self._pass_on(redact(pending))
+        self._pass_on(None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
