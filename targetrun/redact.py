@@ -29,8 +29,9 @@ task log files. It hides:
 * ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
   ``?key=...`` or ``&sig=...``;
 * config lines whose name ends in a credential word (``aws_secret_access_key = ...``,
-  ``password: ...``; not ``max_tokens = 5``), an ``Authorization`` header's value
-  (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256 ...``) and any ``Bearer <token>``.
+  ``password: ...``, ``X-Api-Key: ...``; not ``max_tokens = 5``), an ``Authorization``
+  header's value (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256 ...``), a ``Cookie`` or
+  ``Set-Cookie`` header's value and any ``Bearer <token>`` -- every word in any case.
 
 :func:`printable` is the other half of human output: values that come from users
 (parameters, task names, targets, error text) are shown with control characters and
@@ -74,21 +75,27 @@ _NOT_A_USER = frozenset(("mailto",))  # mailto:a@b.com is an address
 # user:***@ once a known password was masked, without a scheme ("bucket name KEY:***@bucket").
 _USER_OF_MASKED = re.compile(r"[^\s'\"<>`/:@]+:\*\*\*@")
 # password=..., secret_key=... and "token": "..." / 'password': '...' (names that are always credentials).
-_WORDS = r"[\w\-]*(?:password|passwd|secret|token|credential|signature|api_?key|access_?key|private_?key)[\w\-]*"
+_WORDS = r"[\w\-]*(?:password|passwd|secret|token|credential|signature|api[_-]?key|access[_-]?key|private[_-]?key)[\w\-]*"
 _NAMED = re.compile(rf"(?i)(?P<name>\b{_WORDS}=)(?P<value>[^\s&'\"`<>)\]}},;]+)")
 # A config line (INI ``name = value``, YAML ``name: value``) whose name *ends* in a credential
-# word: ``aws_secret_access_key = ...``, ``password: ...`` -- but not ``max_tokens = 5``.
-_ENDS_SECRET = r"[\w\-]*(?:password|passwd|secret|_token|api_?key|access_?key|secret_?key|private_?key)"
-_CONFIG = re.compile(rf"(?im)(?P<name>(?:^|(?<=[\s{{,]))(?:{_ENDS_SECRET}|token)(?:\s+=\s*|\s*=\s+|\s*:\s+))"
+# word: ``aws_secret_access_key = ...``, ``password: ...`` -- but not ``max_tokens = 5``. HTTP
+# headers spell the words with hyphens (``X-Api-Key: ...``, ``PRIVATE-TOKEN: ...``), and a
+# command line quotes them (``curl -H 'x-auth-token: ...'``).
+_ENDS_SECRET = r"[\w\-]*(?:password|passwd|secret|[_-]token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)"
+_CONFIG = re.compile(rf"(?im)(?P<name>(?:^|(?<=[\s{{,'\"]))(?:{_ENDS_SECRET}|token)(?:\s+=\s*|\s*=\s+|\s*:\s+))"
                      r"(?P<value>[^\s'\"`<>,;]+)")
 # HTTP credentials: an Authorization header's value and any "Bearer <token>".
 _AUTHORIZATION = re.compile(
     r"(?i)(?P<name>\b(?:proxy-)?authorization['\"]?\s*[:=]\s*(?:b?['\"])?\s*"
     r"(?:(?:bearer|basic|digest|token|negotiate|aws4-hmac-sha256|aws)\s+)?)(?P<value>[^\s'\"`<>]+)"
 )
-# A bearer token is one word of token characters holding a capital, a digit or a symbol,
-# so "a bearer of bad news" stays as it is.
-_BEARER = re.compile(r"(?i)(?P<name>\bbearer\s+)(?P<value>(?-i:(?=[\w\-.~+/]*[A-Z0-9\-.~+/_]))[\w\-.~+/]{6,}=*)")
+# A bearer token is one word of token characters, in any case ("bearer", "BEARER"), holding
+# a capital, a digit or a symbol -- or of 20 characters or more, all lower-case letters too:
+# so "a bearer of bad news" and "bearer instruments" stay as they are.
+_BEARER = re.compile(r"(?i)(?P<name>\bbearer\s+)"
+                     r"(?P<value>(?:(?-i:(?=[\w\-.~+/]*[A-Z0-9\-.~+/_]))|(?=[\w\-.~+/]{20}))[\w\-.~+/]{6,}=*)")
+# A cookie header's value: every name=value in it (a session is a credential).
+_COOKIE = re.compile(r"(?i)(?P<name>\b(?:set-)?cookie['\"]?\s*:\s*(?:['\"])?)(?P<value>[^\n'\"`<>]+)")
 _QUOTED = re.compile(rf"(?i)(?P<name>(?P<q>['\"]){_WORDS}(?P=q)\s*:\s*(?P<vq>['\"]))(?P<value>.*?)(?P=vq)")
 # Query parameters that carry credentials in signed or keyed URLs.
 _QUERY = re.compile(
@@ -346,6 +353,8 @@ def redact(text: str) -> str:
         text = _AUTHORIZATION.sub(lambda m: m.group("name") + MASK, text)
     if "bearer" in lowered:
         text = _BEARER.sub(lambda m: m.group("name") + MASK, text)
+    if "cookie" in lowered:
+        text = _COOKIE.sub(lambda m: m.group("name") + MASK, text)
     return text
 
 
