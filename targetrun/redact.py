@@ -41,8 +41,10 @@ the cursor. Standard library only: every layer may import it.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import threading
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -416,8 +418,10 @@ class RedactingWriter:
 
     def _pass_on(self, text: str | None) -> None:
         """Write ``text`` to the stream (None: flush it) -- unless its reader went away
-        (``| head -1`` has read its line): then drop this and everything after, and stop
-        the command (:func:`targetrun.stopping.output_closed`, exit 141), as git does."""
+        (``| head -1`` has read its line, or the terminal is gone: an ssh session dropped,
+        whose SIGHUP is stopping the command already): then drop this and everything
+        after, and stop the command (:func:`targetrun.stopping.output_closed`, exit 141,
+        as git does; once stopping, the stop's own code)."""
         if self.reader_gone or (self._hushed_by is not None and self._hushed_by.reader_gone):
             return
         try:
@@ -425,9 +429,20 @@ class RedactingWriter:
                 self._stream.flush()
             else:
                 self._stream.write(text)
-        except BrokenPipeError:
+        except OSError as exc:
+            if not (isinstance(exc, BrokenPipeError) or (exc.errno == errno.EIO and self._on_a_terminal())):
+                raise
             self.reader_gone = True
             stopping.output_closed()
+
+    def _on_a_terminal(self) -> bool:
+        """Whether the stream is on a character device (a terminal; a hung-up one answers
+        writes with EIO -- and isatty() with False, so that cannot tell) rather than a file,
+        whose EIO is a disk's error to report."""
+        try:
+            return stat.S_ISCHR(os.fstat(self._stream.fileno()).st_mode)
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:

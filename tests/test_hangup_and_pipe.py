@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -56,20 +57,60 @@ def _stop(run: subprocess.Popen[str], signum: int) -> tuple[str, str]:
     return out, err
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGHUP, 129), (signal.SIGQUIT, 131)])
-def test_a_hangup_or_quit_while_a_shell_task_runs_kills_its_process_group(tmp_path, signum, code):
+# A session of its own whose controlling terminal is ``stdin``, then the command.
+ON_A_TERMINAL = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+                 "os.execv(sys.executable, [sys.executable, '-m', 'targetrun', *sys.argv[1:]])")
+
+
+def _on_a_terminal(root: Path) -> tuple[subprocess.Popen[str], int]:
+    """``targetrun run`` in a terminal of its own (a pseudo-terminal, as ssh gives one),
+    and the terminal's other end: closing it is the terminal going away."""
+    master, slave = os.openpty()
+    try:
+        run = subprocess.Popen([sys.executable, "-c", ON_A_TERMINAL, "run", "-f", str(root / "Pipelinefile.yaml")],
+                               stdin=slave, stdout=slave, stderr=slave, start_new_session=True, text=True)
+    finally:
+        os.close(slave)
+    return run, master
+
+
+def _read_what_is_shown(terminal: int) -> bool:
+    """Read what the terminal shows so far (a live view that nobody reads would fill the
+    terminal's buffer and block). True."""
+    while select.select([terminal], [], [], 0)[0]:
+        try:
+            if not os.read(terminal, 65536):
+                break
+        except OSError:
+            break
+    return True
+
+
+@pytest.mark.parametrize("how", ["terminal closed", "SIGQUIT"])
+def test_a_hangup_or_quit_while_a_shell_task_runs_kills_its_process_group(tmp_path, how):
+    """The terminal closing (an ssh session dropped): the kernel sends SIGHUP, and from then
+    on every write to the terminal fails (EIO); or Ctrl-\\ (SIGQUIT)."""
     (tmp_path / "Pipelinefile.yaml").write_text(SHELL_WITH_A_CHILD)
-    run = _start(tmp_path)
-    _wait_for(lambda: (tmp_path / "started").exists())
+    if how == "terminal closed":
+        run, terminal = _on_a_terminal(tmp_path)
+        _wait_for(lambda: _read_what_is_shown(terminal) and (tmp_path / "started").exists())
+    else:
+        run = _start(tmp_path)
+        _wait_for(lambda: (tmp_path / "started").exists())
     sleeper = int((tmp_path / "sleeper.pid").read_text())
-    out, err = _stop(run, signum)
-    assert run.returncode == code, out + err
-    assert f"interrupted ({signal.Signals(signum).name})" in err
+    if how == "terminal closed":
+        os.close(terminal)
+        run.wait(timeout=30)
+        assert run.returncode == 129
+    else:
+        out, err = _stop(run, signal.SIGQUIT)
+        assert run.returncode == 131, out + err
+        assert "interrupted (SIGQUIT)" in err
     _wait_for(lambda: not _alive(sleeper), timeout=5)  # the command's own child went with it
     assert not (tmp_path / "out" / "slow.txt").exists() and _staging_files(tmp_path) == []
     assert _history(tmp_path) == ["interrupted"]
     assert_invariant(tmp_path, after_rerun=False)
-    if signum != signal.SIGHUP:
+    if how != "terminal closed":
         return  # (the same stop: one resume is enough)
     (tmp_path / "Pipelinefile.yaml").write_text(SHELL_WITH_A_CHILD.replace("sleep 60", "sleep 0"))
     rerun = _cli(tmp_path, "run", "--json")
