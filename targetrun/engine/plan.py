@@ -51,7 +51,7 @@ from targetrun.model import (
 )
 from targetrun.resolve import TargetOwners, TaskRenderer
 from targetrun.serializers.base import SerializationError
-from targetrun.storage.base import Storage, TargetChecker
+from targetrun.storage.base import Stat, Storage, TargetChecker
 from targetrun.store.base import StateStore
 
 
@@ -163,6 +163,8 @@ class Planner:
         self._judged_below: set[str] = set()
         self._rules_of: dict[CachePolicy | None, StaleRules] = {}
         self._read: dict[str, Checkpoint | None] = {}  # see Plan.records
+        # sha256 fingerprints of unrecorded targets' bytes, by URL and stat (see _hash_of)
+        self._hashed: dict[tuple[str, Stat], str] = {}
 
     def plan(self, request: RunRequest) -> Plan:
         self.trust = request.trust
@@ -638,11 +640,28 @@ class Planner:
         record = self.store.checkpoint(where.url) if self.store is not None else None
         if record is not None:
             return fingerprint.of_content(record.content_hash)
+        return self._hash_of(where)
+
+    def _hash_of(self, where: Location) -> str:
+        """The fingerprint of an unrecorded target's bytes, hashed once per plan while its
+        size and modification time stay the same: a target that N tasks read is read
+        through once, not N times (a file found made during the run is asked for by each
+        of its dependents). A stat costs a fraction of a read; one that changed since
+        (the target was rewritten) hashes it again. PENDING if it is gone."""
+        storage = self.storages(where.result)
+        stat = storage.info(where.url)
+        if stat is None:
+            return fingerprint.PENDING
+        known = self._hashed.get((where.url, stat))
+        if known is not None:
+            return known
         try:
-            with self.storages(where.result).open_read(where.url) as f:
-                return fingerprint.of_content(fingerprint.stream_digest(f)[1])
+            with storage.open_read(where.url) as f:
+                known = fingerprint.of_content(fingerprint.stream_digest(f)[1])
         except FileNotFoundError:
             return fingerprint.PENDING
+        self._hashed[(where.url, stat)] = known
+        return known
 
     def _probe(self, task: PlannedTask, resumed: Checkpoint | None) -> Location | None:
         """The location whose existence decides a task: its target, or the checkpoint
