@@ -24,6 +24,10 @@ The rules, in order (DESIGN.md §3):
 
 Whatever rules 2-5 keep, a task whose code does not parse now runs (and so fails at its
 import, with the parser's file and line), as Make remakes a target whose source changed.
+And a task that would run while a dep it declares is missing (nothing there, and no task
+of the run makes it) *fails*: the run takes it up and fails it before it runs (Make's "No
+rule to make target", Snakemake's MissingInputException), and status and ``--dry-run``
+say so, "will fail: dep data/x.csv is missing" (:func:`fails_for_missing_deps`).
 
 Clocks are wrong sometimes, and a record outlives the clock that wrote it. So a record
 written "in the future" (more than :data:`CLOCK_SKEW` ahead of now: a clock that was
@@ -98,7 +102,8 @@ class Facts:
     target, or (a task without one) the checkpoint of the run being resumed. ``record`` is the store's record of an existing target, ``mtime`` its
     age from the storage when no record exists (only asked under ``cache_for``).
     ``inputs`` is only needed under ``cache_for`` (see :func:`needs_inputs`); ``made``
-    says whether the code parses and, for a cache entry, what else made it.
+    says whether the code parses and, for a cache entry, what else made it; ``missing``,
+    which of its declared deps are missing (asked only of a task with ``deps:``).
     """
 
     policy: CachePolicy | None
@@ -112,6 +117,7 @@ class Facts:
     inputs: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
     made: MadeNow = NOTHING_KNOWN
+    missing: Sequence[str] = ()  # the declared deps not there now that no task of the run makes (keys)
 
 
 def needs_inputs(policy: CachePolicy | None, forced: Reason | None) -> bool:
@@ -131,12 +137,24 @@ def decide(facts: Facts) -> tuple[Decision, CacheEntry | None]:
     remakes a target whose source changed, the run then imports the code and fails with
     the parser's message (nothing silently stands on code that cannot run)."""
     if facts.forced is not None:
-        return _FORCED[facts.forced], None
+        return fails_for_missing_deps(_FORCED[facts.forced], facts.missing), None
     decision, entry = _unforced(facts)
     if facts.made.unparsable is not None and not decision.runs:
         detail = facts.made.unparsable
-        return Decision(Action.RUN, Reason.CODE_CHANGED, detail=detail, stale=(Stale(StaleKind.CODE, detail),)), None
-    return decision, entry
+        decision, entry = Decision(Action.RUN, Reason.CODE_CHANGED, detail=detail,
+                                   stale=(Stale(StaleKind.CODE, detail),)), None
+    return fails_for_missing_deps(decision, facts.missing), entry
+
+
+def fails_for_missing_deps(decision: Decision, missing: Sequence[str]) -> Decision:
+    """A task that would run while declared deps are missing fails instead (the run takes
+    it up and fails it before it runs); one that is kept needs none of them (its target is
+    only stale). ``missing``: their keys, as :meth:`~targetrun.staleness.DepIndex.missing`
+    gives them."""
+    if not missing or not decision.runs:
+        return decision
+    detail = ", ".join(f"dep {key} is missing" for key in missing)
+    return Decision(Action.RUN, Reason.DEPS_MISSING, detail=detail, stale=decision.stale)
 
 
 def _unforced(facts: Facts) -> tuple[Decision, CacheEntry | None]:

@@ -30,7 +30,8 @@ from targetrun.staleness import MadeFrom
 from targetrun.checkpoints import CorruptCheckpoint, Expected, needs_record, read_value, untrusted, verify_checkpoint
 from targetrun.engine.cache import task_inputs
 from targetrun.engine.decide import (
-    INPUT_VALIDATORS, NOT_NEEDED, NOTHING_KNOWN, Facts, MadeNow, StaleRules, decide, judged, needs_inputs, stale_rules, with_staleness,
+    INPUT_VALIDATORS, NOT_NEEDED, NOTHING_KNOWN, Facts, MadeNow, StaleRules, decide, fails_for_missing_deps, judged,
+    needs_inputs, stale_rules, with_staleness,
 )
 from targetrun.engine.mapping import as_items, static_items
 from targetrun.errors import SpecError, check_known_tasks
@@ -163,6 +164,7 @@ class Planner:
         self._judged_below: set[str] = set()
         self._rules_of: dict[CachePolicy | None, StaleRules] = {}
         self._read: dict[str, Checkpoint | None] = {}  # see Plan.records
+        self._made_upstream: dict[str, frozenset[str]] = {}  # task -> its deps an upstream task's target is
 
     def plan(self, request: RunRequest) -> Plan:
         self.trust = request.trust
@@ -178,6 +180,7 @@ class Planner:
         render = self.renderer.render
         tasks = self._tasks = {name: render(self.spec.tasks[name]) for name in dag.toposort(self.graph, scope)}
         self._claim_targets(tasks.values())
+        self._made_upstream = self._deps_other_tasks_make(tasks)
         self._forced = forced
         self._resumed = self._load_resumed(request.resume)
         self._judged_below = _judged_below(self.spec, tasks)
@@ -188,10 +191,11 @@ class Planner:
         decisions = self._walk(requested, tasks, forced, self._probes, {})
         while corrupt := self._corrupt_checkpoints(decisions, everything=request.verify):
             for name, problem in corrupt.items():  # treated as missing: recompute it, and what it needs
-                decisions[name] = Decision(Action.RUN, Reason.CORRUPT, detail=problem)
+                decisions[name] = self._unless_deps_missing(tasks[name], Decision(Action.RUN, Reason.CORRUPT, detail=problem))
             needs = [up for name in corrupt for up in self.graph[name] if up not in decisions]
             self._walk(needs, tasks, forced, self._probes, decisions)
         self._rerun_gathers(decisions)
+        self._blocked_by_failing(decisions)
         self._settle_locations(list(decisions))
         if len(self._tasks) > len(scope):  # mapped children were added: put them before their parents
             self._tasks = {name: self._tasks[name] for name in dag.toposort(self.graph, self._tasks)}
@@ -248,6 +252,20 @@ class Planner:
             running = sum(1 for child in task.children if decisions[child].runs)
             if running:
                 decisions[name] = Decision(Action.RUN, Reason.MAPPED, detail=f"{running} of {len(task.children)} children run")
+
+    def _blocked_by_failing(self, decisions: dict[str, Decision]) -> None:
+        """A task that needs one that will fail (a dep missing) will not run: the run blocks
+        it ("upstream failed"), and status and --dry-run say so beforehand."""
+        failing = {name: name for name, d in decisions.items() if d.reason is Reason.DEPS_MISSING}
+        if not failing:
+            return
+        for name in dag.toposort(self.graph, [n for n, d in decisions.items() if d.runs]):
+            up = next((u for u in self.graph[name] if u in failing), None) if name not in failing else None
+            if up is not None:
+                cause = failing[name] = failing[up]
+                decisions[name] = Decision(Action.RUN, Reason.UPSTREAM_FAILS,
+                                           detail=f"{cause!r} will fail ({decisions[cause].detail})",
+                                           stale=decisions[name].stale)
 
     def _settle_locations(self, names: list[str]) -> None:
         """A skipped task's value is read where it is: a resumed run's checkpoint or a cache hit's."""
@@ -417,7 +435,8 @@ class Planner:
 
     def _rebuild(self, name: str, problem: str) -> None:
         """A checkpoint found corrupt while planning: recompute it (and walk what it needs)."""
-        self._decisions[name] = Decision(Action.RUN, Reason.CORRUPT, detail=problem)
+        self._decisions[name] = self._unless_deps_missing(self._tasks[name],
+                                                          Decision(Action.RUN, Reason.CORRUPT, detail=problem))
         self._verified.add(name)
         self._kept.pop(name, None)
         self.outputs.pop(name, None)
@@ -495,11 +514,71 @@ class Planner:
                       found_entries, self.input_fingerprints(task) if compares else {}, self.params,
                       self.made_now(task, found_entries) if forced is None else NOTHING_KNOWN)
         decision, entry = decide(facts)
+        if decision.runs and task.deps:  # only a task that would run needs its deps there
+            facts.missing = self.missing_deps(task)
+            decision, entry = decide(facts)
         if entry is not None:
             self.hits[task.name] = entry
         if forced is None and task.target is not None and exists:
             decision = self.judge(task, decision, record, self._reported_output)
         return decision
+
+    # -- deps ----------------------------------------------------------------------
+
+    def missing_deps(self, task: PlannedTask) -> list[str]:
+        """The task's declared deps that are not there now (keys), less those an upstream
+        task makes (its target: it runs first when it is missing). A storage that cannot
+        tell raises (exit 3), as for a target; a FIFO named in deps is a usage error."""
+        made = self._made_upstream.get(task.name, frozenset())
+        return self.made_from.dep_index.missing([dep for dep in task.deps if dep not in made])
+
+    def _unless_deps_missing(self, task: PlannedTask, decision: Decision) -> Decision:
+        return fails_for_missing_deps(decision, self.missing_deps(task)) if task.deps else decision
+
+    def _deps_other_tasks_make(self, tasks: Mapping[str, PlannedTask]) -> dict[str, frozenset[str]]:
+        """Deps that are (or hold) another task's target. Make orders such a pair; here the
+        reader must need the maker (``needs:``, directly or not) -- then it runs first and
+        the dep is not missing meanwhile -- or the pipeline is refused (exit 2): nothing
+        else orders them, so the reader could run first, or read it half-written."""
+        readers = [task for task in tasks.values() if task.deps]
+        if not readers:
+            return {}
+        targets = _Targets(self._all_targets(tasks))
+        made: dict[str, frozenset[str]] = {}
+        for task in readers:
+            upstream: set[str] | None = None  # asked only when a dep names a target
+            ordered: set[str] = set()
+            for i, dep in enumerate(task.deps):
+                for maker, url in targets.named_by(self.spec.root, dep):
+                    if maker == task.name:
+                        continue
+                    if upstream is None:
+                        upstream = dag.ancestors(self.graph, [task.name])
+                    if maker not in upstream:
+                        raise SpecError(
+                            f"the dep {dep} of task {task.name!r} is (or holds) the target of task {maker!r} "
+                            f"({url}), which {task.name!r} does not need: nothing orders them, so {task.name!r} "
+                            "could run before it, or read it while it is written",
+                            file=self.spec.path, line=task.spec.line_of("deps"), key=f"tasks.{task.spec.name}.deps.{i}",
+                            hint=f"Add `needs: [{maker}]` to {task.spec.name!r} (it then runs after {maker!r} and is "
+                            "given its value), or read another file.")
+                    ordered.add(dep)
+            if ordered:
+                made[task.name] = frozenset(ordered)
+        return made
+
+    def _all_targets(self, tasks: Mapping[str, PlannedTask]) -> list[tuple[str, str]]:
+        """(task, target URL) of every task of the pipeline with a known target: those of
+        this run as rendered, the others rendered now (a mapped task's children are known
+        only once its items are: left out)."""
+        found: list[tuple[str, str]] = []
+        for name, spec in self.spec.tasks.items():
+            task = tasks.get(name)
+            if task is None and spec.target is not None and spec.foreach is None:
+                task = self.renderer.render(spec)
+            if task is not None and task.target is not None:
+                found.append((name, task.target.url))
+        return found
 
     # -- staleness -----------------------------------------------------------------
 
@@ -652,6 +731,52 @@ class Planner:
         if resumed is not None and task.checkpoint is not None:
             return Location(task.checkpoint.result, resumed.location)
         return None
+
+
+class _Targets:
+    """Every target of a pipeline by URL, to find those a declared dep names: the same file
+    or object, those under a folder or prefix it names, or those a glob of it matches.
+
+    >>> found = _Targets([("a", "/p/data/x.csv"), ("b", "/p/data/sub/y.csv"), ("c", "s3://b/ref/u.csv")])
+    >>> found.named_by("/p", "data/x.csv"), found.named_by("/p", "data/"), found.named_by("/p", "data/x")
+    ([('a', '/p/data/x.csv')], [('b', '/p/data/sub/y.csv'), ('a', '/p/data/x.csv')], [])
+    >>> found.named_by("/p", "data/*.csv"), found.named_by("/p", "s3://b/ref/"), found.named_by("/p", "ref/u.csv")
+    ([('a', '/p/data/x.csv')], [('c', 's3://b/ref/u.csv')], [])
+    >>> found.named_by("/p", "data/s*"), found.named_by("/p", "data/**/*.csv")
+    ([('b', '/p/data/sub/y.csv')], [('b', '/p/data/sub/y.csv'), ('a', '/p/data/x.csv')])
+    """
+
+    def __init__(self, targets: list[tuple[str, str]]) -> None:
+        self._sorted = sorted((url, task) for task, url in targets)
+        self._urls = [url for url, _ in self._sorted]
+
+    def named_by(self, root: str, dep: str) -> list[tuple[str, str]]:
+        import bisect
+        import fnmatch
+        import os
+
+        if "://" in dep:
+            path = dep.rstrip("/")
+        else:
+            path = os.path.normpath(dep if os.path.isabs(dep) else os.path.join(root, dep))
+        if any(c in dep for c in "*?["):  # rare: a glob is matched against every target
+            if "**" in dep:  # any depth, none included (`data/**/*.csv` names data/x.csv)
+                shallow = path.replace("**/", "")
+                return [(task, url) for url, task in self._sorted
+                        if fnmatch.fnmatchcase(url, path) or fnmatch.fnmatchcase(url, shallow)]
+            depth = path.count("/") + 1  # as glob: `*` stays within a folder; a folder it matches holds files
+            return [(task, url) for url, task in self._sorted
+                    if fnmatch.fnmatchcase("/".join(url.split("/")[:depth]), path)]
+        found: list[tuple[str, str]] = []
+        at = bisect.bisect_left(self._urls, path)
+        if at < len(self._urls) and self._urls[at] == path:
+            found.append((self._sorted[at][1], path))
+        folder = path.rstrip("/") + "/"
+        at = bisect.bisect_left(self._urls, folder)
+        while at < len(self._urls) and self._urls[at].startswith(folder):
+            found.append((self._sorted[at][1], self._urls[at]))
+            at += 1
+        return found
 
 
 def _by_value(mapping: Mapping[str, _Value]) -> dict[_Value, list[str]]:

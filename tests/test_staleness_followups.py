@@ -1,0 +1,155 @@
+"""Gaps the deps and parameter staleness work left (DESIGN.md "Staleness", §3's status
+categories), each through the CLI in-process:
+
+1. a task whose declared dep is missing: ``status``, ``run --dry-run`` and their JSON say
+   what ``run`` then does (it fails, exit 2), from the one decision both make; a dep that
+   another task makes is either ordered (that task is upstream) or refused, never a race;
+2. a parameter used only in a templated dep is a parameter the task uses (``made_with``);
+3. a remote dep in a bucket that does not exist is "cannot tell" (exit 3), never missing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+FETCH = """
+name: deps
+params:
+  which: a
+tasks:
+  fetch:
+    shell: "echo made > {{output}}"
+    target: out/fetch.txt
+    cache_validator: [deps]
+    deps: {deps}
+"""
+
+AFTER = """
+  after:
+    shell: "echo after > {output}"
+    needs: [fetch]
+    target: out/after.txt
+"""
+
+
+def put(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def rows(done_out: str) -> dict[str, dict[str, object]]:
+    return {row["task"]: row for row in json.loads(done_out)["tasks"]}
+
+
+# -- 1. a missing dep: predicted as run does it ---------------------------------------------
+
+
+def test_status_and_dry_run_say_a_task_with_a_missing_dep_will_fail_as_run_then_does(project):
+    proj = project(FETCH.format(deps='["data/nope.csv"]') + AFTER)
+    said = "will fail: dep data/nope.csv is missing"
+
+    status = proj.cli("status")
+    assert status.code == 0 and said in status.out, status.text
+    table = rows(proj.cli("status", "--json").out)
+    assert table["fetch"]["state"] == said and table["fetch"]["reason"] == "dep missing", table["fetch"]
+    assert table["fetch"]["action"] == "run"  # in the run's set: it is taken up, and fails there
+    blocked = "will not run: 'fetch' will fail (dep data/nope.csv is missing)"
+    assert table["after"]["state"] == blocked and table["after"]["reason"] == "upstream will fail", table["after"]
+    assert proj.cli("status", "--check").code == 1  # not satisfied
+
+    dry = proj.cli("run", "--dry-run")
+    assert dry.code == 0 and said in dry.text, dry.text
+    planned = rows(proj.cli("run", "--dry-run", "--json").out)
+    assert planned["fetch"]["decision"] == said and planned["fetch"]["reason"] == "dep missing", planned["fetch"]
+    assert planned["after"]["decision"] == blocked, planned["after"]
+
+    done = proj.cli("run", "--json")
+    assert done.code == 2, done.text
+    ran = rows(done.out)
+    assert ran["fetch"]["state"] == "failed" and ran["after"]["state"] == "upstream failed", ran
+    assert "dep data/nope.csv is missing: nothing is there and no task makes it" in ran["fetch"]["error"]
+    assert ran["fetch"]["decision"] == said and ran["after"]["decision"] == blocked  # the verdicts status showed
+    assert not proj.exists("out/fetch.txt") and not proj.exists("out/after.txt")
+
+
+def test_a_missing_dep_of_a_task_whose_target_exists_is_only_stale(project):
+    """Make does not remake a target whose prerequisite vanished... it stops; targetrun keeps
+    the target (the dep is not needed to keep it) and says it is stale -- nothing runs."""
+    proj = project(FETCH.format(deps='["data/a.csv"]').replace("    cache_validator: [deps]\n", ""))
+    put(proj.root, "data/a.csv", "a\n")
+    assert proj.cli("run").code == 0
+    (proj.root / "data/a.csv").unlink()
+    table = rows(proj.cli("status", "--json").out)
+    assert table["fetch"]["reason"] == "target exists", table
+    assert proj.cli("status", "--check").code == 0
+    assert proj.cli("run").code == 0
+
+
+def test_a_glob_dep_matching_nothing_is_not_predicted_to_fail(project):
+    proj = project(FETCH.format(deps='["conf/*.ini"]'))
+    table = rows(proj.cli("status", "--json").out)
+    assert table["fetch"]["state"] == "will run: target missing", table
+    assert proj.cli("run").code == 0
+
+
+def test_a_dep_that_appears_is_found_by_the_next_status(project):
+    proj = project(FETCH.format(deps='["data/a.csv"]'))
+    assert rows(proj.cli("status", "--json").out)["fetch"]["reason"] == "dep missing"
+    put(proj.root, "data/a.csv", "a\n")
+    assert rows(proj.cli("status", "--json").out)["fetch"]["state"] == "will run: target missing"
+    assert proj.cli("run").code == 0
+
+
+def test_a_forced_task_with_a_missing_dep_is_predicted_to_fail_too(project):
+    proj = project(FETCH.format(deps='["data/a.csv"]'))
+    put(proj.root, "data/a.csv", "a\n")
+    assert proj.cli("run").code == 0
+    (proj.root / "data/a.csv").unlink()
+    planned = rows(proj.cli("run", "--dry-run", "--json", "--force", "fetch").out)
+    assert planned["fetch"]["reason"] == "dep missing", planned
+    assert proj.cli("run", "--force", "fetch").code == 2
+
+
+# -- 1b. a dep another task makes -----------------------------------------------------------
+
+MAKER = """
+name: made
+tasks:
+  make_x:
+    shell: "echo x > {output}"
+    target: data/x.csv
+  use_x:
+    shell: "cat data/x.csv > {output}"
+    target: out/use.txt
+    deps: ["data/x.csv"]
+"""
+
+
+def test_a_dep_another_task_makes_without_being_needed_is_refused_before_anything_runs(project):
+    """Make would order them; without `needs:` nothing does, so the reader could run first
+    or read it half-written. Refused, exit 2, naming both tasks and what to write."""
+    proj = project(MAKER)
+    for args in (("status",), ("run", "--dry-run"), ("run",), ("run", "-j", "2")):
+        done = proj.cli(*args)
+        assert done.code == 2, (args, done.text)
+        assert "data/x.csv" in done.err and "make_x" in done.err and "use_x" in done.err, done.err
+        assert "needs:" in done.err and "Traceback" not in done.text
+    assert not proj.exists("data/x.csv") and not proj.exists("out/use.txt")
+
+
+def test_a_dep_inside_a_folder_dep_another_task_makes_is_refused_too(project):
+    proj = project(MAKER.replace('deps: ["data/x.csv"]', 'deps: ["data/"]'))
+    done = proj.cli("status")
+    assert done.code == 2 and "make_x" in done.err, done.text
+
+
+def test_a_dep_an_upstream_task_makes_is_ordered_and_not_predicted_missing(project):
+    proj = project(MAKER.replace('deps: ["data/x.csv"]', 'deps: ["data/x.csv"]\n    needs: [make_x]'))
+    table = rows(proj.cli("status", "--json").out)
+    assert table["use_x"]["state"] == "will run: target missing", table
+    done = proj.cli("run", "-j", "2")
+    assert done.code == 0, done.text
+    assert proj.read("out/use.txt") == "x\n"
