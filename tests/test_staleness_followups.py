@@ -11,8 +11,10 @@ categories), each through the CLI in-process:
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+from tests.conftest import Project
 
 FETCH = """
 name: deps
@@ -153,3 +155,47 @@ def test_a_dep_an_upstream_task_makes_is_ordered_and_not_predicted_missing(proje
     done = proj.cli("run", "-j", "2")
     assert done.code == 0, done.text
     assert proj.read("out/use.txt") == "x\n"
+
+
+# -- 2. a parameter used only in a templated dep --------------------------------------------
+
+
+def recorded(proj: Project, like: str) -> dict[str, object]:
+    db = sqlite3.connect(proj.root / ".targetrun/state.db")
+    try:
+        (record,) = db.execute("SELECT record FROM checkpoints WHERE location LIKE ?", (like,)).fetchone()
+    finally:
+        db.close()
+    return dict(json.loads(record))
+
+
+def test_a_parameter_used_only_in_a_dep_reads_as_a_parameter_change(project):
+    proj = project(FETCH.format(deps='["data/{params.which}.csv"]'))
+    put(proj.root, "data/a.csv", "a\n")
+    put(proj.root, "data/b.csv", "b\n")
+    assert proj.cli("run").code == 0
+    assert recorded(proj, "%fetch.txt")["made_with"] == {"which": "a"}
+    row = rows(proj.cli("status", "--json", "-p", "which=b").out)["fetch"]
+
+    stale = {s["what"]: s["detail"] for s in row["stale"]}  # type: ignore[union-attr]
+    assert stale["parameters"] == "which: a → b", row
+    assert stale.get("deps", "dep data/a.csv is gone, new dep data/b.csv") == "dep data/a.csv is gone, new dep data/b.csv"
+    assert row["state"] == "will run: parameters changed (which: a → b)", row
+
+
+def test_a_record_from_before_deps_params_counted_is_not_stale_on_upgrade(project):
+    proj = project(FETCH.format(deps='["data/{params.which}.csv"]'))
+    put(proj.root, "data/a.csv", "a\n")
+    assert proj.cli("run").code == 0
+    db = sqlite3.connect(proj.root / ".targetrun/state.db")
+    try:  # as an older targetrun wrote it: the dep's parameter not among those it used
+        (location, record) = db.execute("SELECT location, record FROM checkpoints").fetchone()
+        old = json.loads(record)
+        old["made_with"], old["params"] = {}, {}
+        db.execute("UPDATE checkpoints SET record = ? WHERE location = ?", (json.dumps(old), location))
+        db.commit()
+    finally:
+        db.close()
+    row = rows(proj.cli("status", "--json").out)["fetch"]
+    assert row["stale"] == [] and row["reason"] == "target exists", row
+    assert proj.cli("status", "--check").code == 0

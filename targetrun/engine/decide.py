@@ -39,7 +39,7 @@ valid only while ``now < min(recorded expiry, written_at + cache_for)`` with tod
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from targetrun import fingerprint
@@ -334,6 +334,18 @@ def acts_on(policy: CachePolicy | None, needs: Sequence[tuple[str, str]], item: 
     names = {n for v, ns in policy.checks if v is partial[item.what] for n in ns}
     return any(n in names or upstream_of.get(n) in names for n in item.names) or \
         any(upstream_of.get(n) in item.names for n in names)
+
+
+def as_parameter_change(decision: Decision, dep_params: Collection[str]) -> Decision:
+    """A deps change that a parameter named in the deps' templates caused
+    (``data/{params.which}.csv``, which: a → b) reads as that parameter's change; what
+    differs in the deps follows in ``stale``."""
+    if decision.reason is not Reason.DEPS_CHANGED or not dep_params:
+        return decision
+    for item in decision.stale:
+        if item.what is StaleKind.PARAMETERS and not set(item.names).isdisjoint(dep_params):
+            return replace(decision, reason=Reason.PARAMETERS_CHANGED, detail=item.detail)
+    return decision
 
 
 def judged(decision: Decision) -> bool:

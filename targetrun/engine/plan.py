@@ -30,7 +30,7 @@ from targetrun.staleness import MadeFrom
 from targetrun.checkpoints import CorruptCheckpoint, Expected, needs_record, read_value, untrusted, verify_checkpoint
 from targetrun.engine.cache import task_inputs
 from targetrun.engine.decide import (
-    INPUT_VALIDATORS, NOT_NEEDED, NOTHING_KNOWN, Facts, MadeNow, StaleRules, decide, fails_for_missing_deps, judged,
+    INPUT_VALIDATORS, NOT_NEEDED, NOTHING_KNOWN, Facts, MadeNow, StaleRules, as_parameter_change, decide, fails_for_missing_deps, judged,
     needs_inputs, stale_rules, with_staleness,
 )
 from targetrun.engine.mapping import as_items, static_items
@@ -48,6 +48,7 @@ from targetrun.model import (
     RunContext,
     Stale,
     StaleKind,
+    TaskSpec,
     Validator,
 )
 from targetrun.resolve import TargetOwners, TaskRenderer
@@ -653,8 +654,13 @@ class Planner:
             return current.get(arg) or None
 
         stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, rules.looked, task.deps)
-        return with_staleness(decision, stale, pending, rules, task.spec.cache, task.spec.needs,
-                              rebuild_stale=self.rebuild_stale)
+        decision = with_staleness(decision, stale, pending, rules, task.spec.cache, task.spec.needs,
+                                  rebuild_stale=self.rebuild_stale)
+        return as_parameter_change(decision, self._dep_params(task.spec)) if task.spec.deps else decision
+
+    def _dep_params(self, spec: TaskSpec) -> tuple[str, ...]:
+        """The parameters the task's deps templates name (``data/{params.which}.csv``)."""
+        return templating.used_keys([dep for dep in spec.deps if "{" in dep], self.context.params)[0]
 
     def stale_of(self, name: str, record: Checkpoint | None,
                  known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> tuple[Stale, ...]:
