@@ -199,3 +199,27 @@ def test_a_record_from_before_deps_params_counted_is_not_stale_on_upgrade(projec
     row = rows(proj.cli("status", "--json").out)["fetch"]
     assert row["stale"] == [] and row["reason"] == "target exists", row
     assert proj.cli("status", "--check").code == 0
+
+
+# -- 3. a remote dep in a bucket that does not exist ------------------------------------------
+
+
+def test_a_remote_dep_in_a_missing_bucket_is_cannot_tell_not_missing(project, s3):
+    """As for targets: s3fs says "not found" for a key of a bucket that does not exist, which
+    is a typo or no permission -- exit 3, never "missing" (nor "will fail")."""
+    proj = project(FETCH.format(deps='["s3://no-such-bucket/ref/units.csv"]'))
+    for args in (("status",), ("status", "--json"), ("run", "--dry-run"), ("run",)):
+        done = proj.cli(*args)
+        assert done.code == 3, (args, done.text)
+        assert "no-such-bucket" in done.err and "is missing" not in done.text, (args, done.text)
+        assert "Traceback" not in done.text
+    assert not proj.exists("out/fetch.txt")
+
+
+def test_a_remote_dep_missing_in_a_bucket_that_exists_is_missing(project, s3):
+    proj = project(FETCH.format(deps='["s3://test-bucket/ref/units.csv"]'))
+    assert rows(proj.cli("status", "--json").out)["fetch"]["state"] == \
+        "will fail: dep s3://test-bucket/ref/units.csv is missing"
+    assert proj.cli("run").code == 2
+    s3.pipe("test-bucket/ref/units.csv", b"u\n")
+    assert proj.cli("run").code == 0
