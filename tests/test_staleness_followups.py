@@ -14,6 +14,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from targetrun.engine.decide import Facts, decide, fails_for_missing_deps
+from targetrun.model import CacheEntry, CachePolicy, Checkpoint, Reason, Validator
 from tests.conftest import Project
 
 FETCH = """
@@ -113,6 +115,59 @@ def test_a_forced_task_with_a_missing_dep_is_predicted_to_fail_too(project):
     planned = rows(proj.cli("run", "--dry-run", "--json", "--force", "fetch").out)
     assert planned["fetch"]["reason"] == "dep missing", planned
     assert proj.cli("run", "--force", "fetch").code == 2
+
+
+def test_a_dep_that_appears_before_its_task_is_due_lets_it_run(project):
+    """Planning said it would fail; an upstream task put the file there meanwhile (not as
+    its target: nothing could tell beforehand). The run asks again when the task is due."""
+    proj = project("""
+name: appears
+tasks:
+  prepare:
+    shell: "mkdir -p data && echo a > data/a.csv && echo done > {output}"
+    target: out/prepare.txt
+  fetch:
+    shell: "cat data/a.csv > {output}"
+    target: out/fetch.txt
+    needs: [prepare]
+    deps: ["data/a.csv"]
+""")
+    assert rows(proj.cli("status", "--json").out)["fetch"]["reason"] == "dep missing"
+    done = proj.cli("run", "--json")
+    assert done.code == 0, done.text
+    fetch = rows(done.out)["fetch"]
+    assert fetch["state"] == "succeeded" and fetch["decision"] == "will run: deps changed (dep data/a.csv appeared since planning)", fetch
+    assert proj.read("out/fetch.txt") == "a\n"
+
+
+
+NOW, HOUR, T = 1_800_000_000.0, 3600.0, "/out/t.json"
+
+
+def _entry(written_at: float) -> CacheEntry:
+    return CacheEntry("k", "v", "p", "t", Checkpoint("t", "/c/v", "json", 2, "ab", "r", written_at), written_at + HOUR)
+
+
+def test_missing_deps_turn_every_run_into_a_failure_and_keep_every_skip() -> None:
+    """The rule alone, over each kind of fact: a task kept needs none of its deps; one that
+    runs -- forced, expired, missing, code that does not parse -- fails instead."""
+    cases = [Facts(None, T, True, NOW, forced=Reason.FORCED), Facts(None, T, True, NOW), Facts(None, T, False, NOW),
+             Facts(None, None, True, NOW), Facts(None, None, False, NOW),
+             Facts(CachePolicy(float("inf"), Validator.NEVER_USE), T, True, NOW),
+             Facts(CachePolicy(HOUR), T, True, NOW, mtime=NOW - 60), Facts(CachePolicy(HOUR), T, True, NOW),
+             Facts(CachePolicy(HOUR), None, False, NOW, entries=(_entry(NOW - 60),)),
+             Facts(CachePolicy(HOUR), None, False, NOW, entries=(_entry(NOW - 2 * HOUR),))]
+    for facts in cases:
+        before, kept = decide(facts)
+        facts.missing = ("data/x.csv",)
+        after, entry = decide(facts)
+        if before.runs:
+            assert (after.reason, after.detail, entry) == (Reason.DEPS_MISSING, "dep data/x.csv is missing", None)
+            assert after.describe() == "will fail: dep data/x.csv is missing"
+            assert fails_for_missing_deps(after, ()).describe() == \
+                "will run: deps changed (dep data/x.csv appeared since planning)"
+        else:
+            assert (after, entry) == (before, kept), facts
 
 
 # -- 1b. a dep another task makes -----------------------------------------------------------

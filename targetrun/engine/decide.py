@@ -150,7 +150,11 @@ def fails_for_missing_deps(decision: Decision, missing: Sequence[str]) -> Decisi
     """A task that would run while declared deps are missing fails instead (the run takes
     it up and fails it before it runs); one that is kept needs none of them (its target is
     only stale). ``missing``: their keys, as :meth:`~targetrun.staleness.DepIndex.missing`
-    gives them."""
+    gives them. Asked again when the task is due (the run), a task planned to fail whose
+    deps are all there by then runs: something put them there meanwhile."""
+    if not missing and decision.reason is Reason.DEPS_MISSING:
+        appeared = decision.detail.replace(" is missing", " appeared")
+        return Decision(Action.RUN, Reason.DEPS_CHANGED, detail=f"{appeared} since planning", stale=decision.stale)
     if not missing or not decision.runs:
         return decision
     detail = ", ".join(f"dep {key} is missing" for key in missing)

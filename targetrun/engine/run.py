@@ -288,10 +288,11 @@ class Engine:
             error = WorkError(exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code != EXIT_BACKEND)
         else:
             planned = scope.decision(task.name)
-            if not missing:
-                return False
             decision = fails_for_missing_deps(planned, missing)
-            scope.redecided(task.name, decision)
+            if decision is not planned:
+                scope.redecided(task.name, decision)
+            if decision.reason is not Reason.DEPS_MISSING:
+                return False
             where = f"tasks.{task.spec.name}.deps"
             error = WorkError(f"{decision.detail}: nothing is there and no task makes it ({where} in {scope.spec.path}). "
                               "Create it, or correct the path; a value another task makes is read through `needs:`.",
