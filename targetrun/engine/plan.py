@@ -51,7 +51,7 @@ from targetrun.model import (
     TaskSpec,
     Validator,
 )
-from targetrun.resolve import TargetOwners, TaskRenderer
+from targetrun.resolve import DepMakers, TargetOwners, TaskRenderer
 from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import Storage, TargetChecker
 from targetrun.store.base import StateStore
@@ -537,35 +537,18 @@ class Planner:
         return fails_for_missing_deps(decision, self.missing_deps(task)) if task.deps else decision
 
     def _deps_other_tasks_make(self, tasks: Mapping[str, PlannedTask]) -> dict[str, frozenset[str]]:
-        """Deps that are (or hold) another task's target. Make orders such a pair; here the
-        reader must need the maker (``needs:``, directly or not) -- then it runs first and
-        the dep is not missing meanwhile -- or the pipeline is refused (exit 2): nothing
-        else orders them, so the reader could run first, or read it half-written."""
+        """Deps that are (or hold) another task's target, for each task that reads one: the
+        reader needs that task (so it runs first), else the pipeline is refused
+        (:class:`~targetrun.resolve.DepMakers`)."""
         readers = [task for task in tasks.values() if task.deps]
         if not readers:
             return {}
-        targets = _Targets(self._all_targets(tasks))
+        makers = DepMakers(self.spec, self._all_targets(tasks))
         made: dict[str, frozenset[str]] = {}
         for task in readers:
-            upstream: set[str] | None = None  # asked only when a dep names a target
-            ordered: set[str] = set()
-            for i, dep in enumerate(task.deps):
-                for maker, url in targets.named_by(self.spec.root, dep):
-                    if maker == task.name:
-                        continue
-                    if upstream is None:
-                        upstream = dag.ancestors(self.graph, [task.name])
-                    if maker not in upstream:
-                        raise SpecError(
-                            f"the dep {dep} of task {task.name!r} is (or holds) the target of task {maker!r} "
-                            f"({url}), which {task.name!r} does not need: nothing orders them, so {task.name!r} "
-                            "could run before it, or read it while it is written",
-                            file=self.spec.path, line=task.spec.line_of("deps"), key=f"tasks.{task.spec.name}.deps.{i}",
-                            hint=f"Add `needs: [{maker}]` to {task.spec.name!r} (it then runs after {maker!r} and is "
-                            "given its value), or read another file.")
-                    ordered.add(dep)
+            ordered = makers.ordered(task.name, task.spec, task.deps, lambda: dag.ancestors(self.graph, [task.name]))
             if ordered:
-                made[task.name] = frozenset(ordered)
+                made[task.name] = ordered
         return made
 
     def _all_targets(self, tasks: Mapping[str, PlannedTask]) -> list[tuple[str, str]]:
@@ -737,52 +720,6 @@ class Planner:
         if resumed is not None and task.checkpoint is not None:
             return Location(task.checkpoint.result, resumed.location)
         return None
-
-
-class _Targets:
-    """Every target of a pipeline by URL, to find those a declared dep names: the same file
-    or object, those under a folder or prefix it names, or those a glob of it matches.
-
-    >>> found = _Targets([("a", "/p/data/x.csv"), ("b", "/p/data/sub/y.csv"), ("c", "s3://b/ref/u.csv")])
-    >>> found.named_by("/p", "data/x.csv"), found.named_by("/p", "data/"), found.named_by("/p", "data/x")
-    ([('a', '/p/data/x.csv')], [('b', '/p/data/sub/y.csv'), ('a', '/p/data/x.csv')], [])
-    >>> found.named_by("/p", "data/*.csv"), found.named_by("/p", "s3://b/ref/"), found.named_by("/p", "ref/u.csv")
-    ([('a', '/p/data/x.csv')], [('c', 's3://b/ref/u.csv')], [])
-    >>> found.named_by("/p", "data/s*"), found.named_by("/p", "data/**/*.csv")
-    ([('b', '/p/data/sub/y.csv')], [('b', '/p/data/sub/y.csv'), ('a', '/p/data/x.csv')])
-    """
-
-    def __init__(self, targets: list[tuple[str, str]]) -> None:
-        self._sorted = sorted((url, task) for task, url in targets)
-        self._urls = [url for url, _ in self._sorted]
-
-    def named_by(self, root: str, dep: str) -> list[tuple[str, str]]:
-        import bisect
-        import fnmatch
-        import os
-
-        if "://" in dep:
-            path = dep.rstrip("/")
-        else:
-            path = os.path.normpath(dep if os.path.isabs(dep) else os.path.join(root, dep))
-        if any(c in dep for c in "*?["):  # rare: a glob is matched against every target
-            if "**" in dep:  # any depth, none included (`data/**/*.csv` names data/x.csv)
-                shallow = path.replace("**/", "")
-                return [(task, url) for url, task in self._sorted
-                        if fnmatch.fnmatchcase(url, path) or fnmatch.fnmatchcase(url, shallow)]
-            depth = path.count("/") + 1  # as glob: `*` stays within a folder; a folder it matches holds files
-            return [(task, url) for url, task in self._sorted
-                    if fnmatch.fnmatchcase("/".join(url.split("/")[:depth]), path)]
-        found: list[tuple[str, str]] = []
-        at = bisect.bisect_left(self._urls, path)
-        if at < len(self._urls) and self._urls[at] == path:
-            found.append((self._sorted[at][1], path))
-        folder = path.rstrip("/") + "/"
-        at = bisect.bisect_left(self._urls, folder)
-        while at < len(self._urls) and self._urls[at].startswith(folder):
-            found.append((self._sorted[at][1], self._urls[at]))
-            at += 1
-        return found
 
 
 def _by_value(mapping: Mapping[str, _Value]) -> dict[_Value, list[str]]:
