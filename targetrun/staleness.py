@@ -545,7 +545,6 @@ class DepIndex:
         return [(f"{protocol}://{name.rstrip('/')}", _etag(info), functools.partial(_hash_remote, fs, name))
                 for name, info in sorted(files.items()) if info.get("type") != "directory"]
 
-
     def _check_bucket(self, fs: Any, protocol: str, path: str, pattern: str) -> None:
         """s3fs and gcsfs say "not found" for a key in a bucket that does not exist: that is
         "cannot tell" (a typo, or no permission), never "missing" -- as for a target
