@@ -204,6 +204,19 @@ def test_a_dep_inside_a_folder_dep_another_task_makes_is_refused_too(project):
     assert done.code == 2 and "make_x" in done.err, done.text
 
 
+def test_a_mapped_childs_dep_another_task_makes_is_refused_or_ordered(project):
+    mapped = MAKER.replace('cat data/x.csv > {output}"\n    target: out/use.txt',
+                           'cat data/x.csv > {output}"\n    foreach: [x]\n    target: "out/{item}.txt"')
+    mapped = mapped.replace('deps: ["data/x.csv"]', 'deps: ["data/{item}.csv"]')
+    assert "foreach" in mapped
+    proj = project(mapped)
+    done = proj.cli("status")
+    assert done.code == 2 and "make_x" in done.err and "use_x[0]" in done.err, done.text
+    proj = project(mapped.replace('deps: ["data/{item}.csv"]', 'deps: ["data/{item}.csv"]\n    needs: [make_x]'))
+    done = proj.cli("run")
+    assert done.code == 0 and proj.read("out/x.txt") == "x\n", done.text
+
+
 def test_a_dep_an_upstream_task_makes_is_ordered_and_not_predicted_missing(project):
     proj = project(MAKER.replace('deps: ["data/x.csv"]', 'deps: ["data/x.csv"]\n    needs: [make_x]'))
     table = rows(proj.cli("status", "--json").out)

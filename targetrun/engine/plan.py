@@ -166,6 +166,7 @@ class Planner:
         self._rules_of: dict[CachePolicy | None, StaleRules] = {}
         self._read: dict[str, Checkpoint | None] = {}  # see Plan.records
         self._made_upstream: dict[str, frozenset[str]] = {}  # task -> its deps an upstream task's target is
+        self._makers: DepMakers | None = None  # every target of the pipeline, once a task with deps asks
 
     def plan(self, request: RunRequest) -> Plan:
         self.trust = request.trust
@@ -455,6 +456,9 @@ class Planner:
             if self._forced_of(child) is None:
                 self._probes[child.name] = self._probe(child, self._resumed.get(child.name))
         names = tuple(child.name for child in children)
+        for child in children:  # a child's deps, rendered with its item, another task may make
+            if child.deps and (ordered := self._ordered_deps(child, self._tasks)):
+                self._made_upstream[child.name] = ordered
         self.graph[name] = gather.spec.upstream + names
         self._tasks[name] = replace(gather, children=names)
         for key, urls in _group(p for n in names if (p := self._probes.get(n)) is not None):
@@ -540,16 +544,18 @@ class Planner:
         """Deps that are (or hold) another task's target, for each task that reads one: the
         reader needs that task (so it runs first), else the pipeline is refused
         (:class:`~targetrun.resolve.DepMakers`)."""
-        readers = [task for task in tasks.values() if task.deps]
-        if not readers:
-            return {}
-        makers = DepMakers(self.spec, self._all_targets(tasks))
         made: dict[str, frozenset[str]] = {}
-        for task in readers:
-            ordered = makers.ordered(task.name, task.spec, task.deps, lambda: dag.ancestors(self.graph, [task.name]))
-            if ordered:
-                made[task.name] = ordered
+        for task in tasks.values():
+            if task.deps:
+                ordered = self._ordered_deps(task, tasks)
+                if ordered:
+                    made[task.name] = ordered
         return made
+
+    def _ordered_deps(self, task: PlannedTask, tasks: Mapping[str, PlannedTask]) -> frozenset[str]:
+        if self._makers is None:
+            self._makers = DepMakers(self.spec, self._all_targets(tasks))
+        return self._makers.ordered(task.name, task.spec, task.deps, lambda: dag.ancestors(self.graph, [task.name]))
 
     def _all_targets(self, tasks: Mapping[str, PlannedTask]) -> list[tuple[str, str]]:
         """(task, target URL) of every task of the pipeline with a known target: those of
