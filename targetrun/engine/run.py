@@ -445,8 +445,10 @@ class Engine:
                   else self._input(scope, progress, up, shell=spec.shell is not None) for arg, up in spec.needs}
         checkpoint = task.checkpoint
         context: dict[str, object] = {}
-        if spec.shell is not None:
-            context = dict(scope.plan.base_context, task_name=spec.name, task_full_name=spec.name, task_run_count=attempt)
+        if spec.shell is not None:  # the fields its target and deps were rendered with, and the attempt
+            child = {"item": task.item, "map_index": task.map_index, "task_full_name": task.name} \
+                if task.map_index is not None else {}
+            context = templating.task_context(scope.plan.base_context, spec.name, task_run_count=attempt, **child)
         storage, staging = staged if staged is not None else (None, None)
         return Job(
             task=spec.name,
