@@ -17,18 +17,9 @@ from pathlib import Path
 from targetrun.engine.decide import Facts, decide, fails_for_missing_deps
 from targetrun.model import CacheEntry, CachePolicy, Checkpoint, Reason, Validator
 from tests.conftest import Project
+from tests.test_staleness_deps import PIPELINE
 
-FETCH = """
-name: deps
-params:
-  which: a
-tasks:
-  fetch:
-    shell: "echo made > {{output}}"
-    target: out/fetch.txt
-    cache_validator: [deps]
-    deps: {deps}
-"""
+FETCH = PIPELINE  # one task with deps and a deps validator, as tests/test_staleness_deps.py writes it
 
 AFTER = """
   after:
