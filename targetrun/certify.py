@@ -277,7 +277,7 @@ def _status_rows(report: StatusReport) -> dict[str, Any] | None:
     for row in report.rows:
         if row.note:
             return None
-        url, sig, mtime = row.target, status_replay.NO_TARGET, 0.0
+        url, sig, mtime = row.target, status_replay.MISSING, 0.0
         if url is not None:
             try:
                 st: os.stat_result | None = os.stat(url)
@@ -285,7 +285,6 @@ def _status_rows(report: StatusReport) -> dict[str, Any] | None:
                 st = None
             if (st is None) != (row.stat is None):
                 return None
-            sig = status_replay.MISSING
             if st is not None and row.stat is not None:
                 if (st.st_size, st.st_mtime) != (row.stat.size, row.stat.mtime):
                     return None
@@ -296,9 +295,9 @@ def _status_rows(report: StatusReport) -> dict[str, Any] | None:
             size_words = sizes[size] = size_text(size)
         cells.append((safe(row.task), safe(row.path or row.target or "-"), safe(state_cell(row)), size_words))
         urls.append(url or "")
-        signatures += sig
+        signatures.append(sig)
         mtimes.append(mtime)
-        present.append(sig is not status_replay.MISSING and sig is not status_replay.NO_TARGET)
+        present.append(sig != status_replay.MISSING)
     widths = [max(len(h), *map(len, column)) if column else len(h) for h, column in zip(HEADERS, zip(*cells))]
     line = "".join(f"%-{w}s  " for w in widths[:4])
     return {"header": line % HEADERS[:4], "prefixes": [line % row for row in cells], "urls": urls,

@@ -88,10 +88,13 @@ def ticket(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> rep
         return None
 
 
-def signature(st: os.stat_result) -> list[int]:
-    """What a target must still be for the certified row to hold: a rewrite changes the
-    change time even when it keeps the size and sets the modification time back."""
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+def signature(st: os.stat_result) -> int:
+    """What a target must still be for the certified row to hold, as one number: a digest
+    of its size and its modification and change times in nanoseconds (a rewrite changes the
+    change time even when it keeps the size and sets the modification time back). Python's
+    hash of a tuple of integers is the same in every process of one Python (the key pins
+    it), never -1 (:data:`MISSING`), and two stats that differ share it once in 2**61."""
+    return hash((st.st_size, st.st_mtime_ns, st.st_ctime_ns))
 
 
 def answer(argv: Sequence[str], out: TextIO | None, environ: Mapping[str, str] | None = None,
@@ -130,12 +133,12 @@ def answer(argv: Sequence[str], out: TextIO | None, environ: Mapping[str, str] |
 # ``urls`` (paths) joined by NULs, "" for a task without a target; ``ran`` (the last run's
 # state) joined by newlines, "" for none; and, packed (little-endian, base64: exact, and
 # read without parsing 40,000 numbers), ``finished`` (when each last run ended, doubles, 0
-# for none) and ``signatures`` (SIGNATURE 64-bit integers a row, see :func:`signature`).
+# for none) and ``signatures`` (64-bit integers, see :func:`signature`; MISSING for a
+# target that is not there, or none).
 _FIELDS = {"format": int, "key": str, "day": str, "store": str, "schema": int, "records": int, "cache": int,
            "header": str, "prefixes": str, "urls": str, "signatures": str, "ran": str, "finished": str,
            "folders": dict, "footer": str, "would": int}
-SIGNATURE = 3
-MISSING, NO_TARGET = [-1, 0, 0], [-2, 0, 0]  # a row's signature when its target is not there, or there is none
+MISSING = -1  # the signature of a row whose target is not there, or that has none (no hash is -1)
 
 
 def pack(numbers: Sequence[float], kind: str) -> str:
@@ -162,7 +165,7 @@ def columns(certificate: Mapping[str, Any]) -> tuple[list[str], list[str], tuple
                            certificate["ran"].split("\n"))
     signatures, finished = _unpack(certificate["signatures"], "q"), _unpack(certificate["finished"], "d")
     rows = len(prefixes)
-    if not len(urls) == len(ran) == len(finished) == rows or len(signatures) != rows * SIGNATURE:
+    if not len(urls) == len(ran) == len(finished) == rows or len(signatures) != rows:
         return None
     return prefixes, urls, signatures, ran, finished
 
@@ -187,21 +190,20 @@ def _look(urls: list[str], signatures: Sequence[int]) -> list[float] | None:
     stat = os.stat
     mtimes: list[float] = []
     append = mtimes.append
-    numbers = iter(signatures)
-    for url, size, modified, changed in zip(urls, numbers, numbers, numbers):  # SIGNATURE numbers a row
+    for url, certified in zip(urls, signatures):
         if not url:
-            if size != NO_TARGET[0]:
+            if certified != MISSING:
                 return None
             append(0.0)
             continue
         try:
             st = stat(url)
         except FileNotFoundError:
-            if size != MISSING[0]:
+            if certified != MISSING:
                 return None
             append(0.0)
             continue
-        if st.st_ctime_ns != changed or st.st_mtime_ns != modified or st.st_size != size:
+        if hash((st.st_size, st.st_mtime_ns, st.st_ctime_ns)) != certified:  # signature(st), inlined
             return None
         append(st.st_mtime)
     return mtimes
