@@ -216,14 +216,16 @@ def certify_status(ticket: replay.Ticket, witness: StatusWitness, report: Status
     if redact._known or not _status_rests_on_files_and_store(plan):  # noqa: SLF001
         return
     try:
-        rows = _status_rows(report)
+        cut = text.rfind("\n", 0, len(text) - 1) + 1
+        table, footer = text[:cut], text[cut:]
+        rows = _status_rows(report, table)
         if rows is None:
             return
-        footer = text[text.rfind("\n", 0, len(text) - 1) + 1:]
-        # the replay's rendering must be this status's, character for character, and print nothing a mask would hide
+        # the replay's rendering must be this status's, character for character, and print nothing a mask would
+        # hide (the table and the final line are each redacted whole, as the command's output stream redacts them)
         prefixes, urls, ran = rows["prefixes"], rows["urls"], rows["ran"]
-        table = status_replay.render(rows["header"], prefixes, ran, rows["finished"], rows.pop("mtimes"), now)
-        if table + footer != text or redact.redact(text) != text:
+        if status_replay.render(rows["header"], prefixes, ran, rows["finished"], rows.pop("mtimes"), now) != table \
+                or redact.redact(table) != table or redact.redact(footer) != footer:
             return
         if any("\n" in line for line in prefixes + ran) or any("\0" in url for url in urls):
             return  # cannot be joined (printable text has no line break, a path no NUL: never, but checked)
@@ -260,20 +262,20 @@ def _status_rests_on_files_and_store(plan: Plan) -> bool:
     return True
 
 
-def _status_rows(report: StatusReport) -> dict[str, Any] | None:
-    """The certificate's rows (status_replay.render's form, its columns not yet joined), each
+def _status_rows(report: StatusReport, table: str) -> dict[str, Any] | None:
+    """The certificate's rows (status_replay.render's form, its columns not yet joined) --
+    each line's first four cells cut from ``table``, the status as printed --, each
     target's modification time looked at again (``mtimes``) and whether it is there
     (``present``); None when a row says something the replay cannot check ("cannot tell"),
     or a target is not as the row saw it."""
-    from targetrun.redact import safe
-    from targetrun.report.status import HEADERS, size_text, state_cell
-
-    cells: list[tuple[str, str, str, str]] = []
+    lines = table.split("\n")[:-1]
+    cut = lines[0].find("  age  ") + 2  # where the ages begin: the header's fifth column
+    if cut < 2 or len(lines) != len(report.rows) + 1:
+        return None
     urls: list[str] = []
     signatures: list[int] = []
     mtimes: list[float] = []
     present: list[bool] = []
-    sizes: dict[int | None, str] = {}
     for row in report.rows:
         if row.note:
             return None
@@ -289,18 +291,11 @@ def _status_rows(report: StatusReport) -> dict[str, Any] | None:
                 if (st.st_size, st.st_mtime) != (row.stat.size, row.stat.mtime):
                     return None
                 sig, mtime = status_replay.signature(st), row.stat.mtime or 0.0
-        size = row.stat.size if row.stat else None
-        size_words = sizes.get(size)
-        if size_words is None:
-            size_words = sizes[size] = size_text(size)
-        cells.append((safe(row.task), safe(row.path or row.target or "-"), safe(state_cell(row)), size_words))
         urls.append(url or "")
         signatures.append(sig)
         mtimes.append(mtime)
         present.append(sig != status_replay.MISSING)
-    widths = [max(len(h), *map(len, column)) if column else len(h) for h, column in zip(HEADERS, zip(*cells))]
-    line = "".join(f"%-{w}s  " for w in widths[:4])
-    return {"header": line % HEADERS[:4], "prefixes": [line % row for row in cells], "urls": urls,
+    return {"header": lines[0][:cut], "prefixes": [line[:cut].ljust(cut) for line in lines[1:]], "urls": urls,
             "signatures": signatures, "ran": [row.last.state.value if row.last else "" for row in report.rows],
             "finished": [row.last.finished if row.last else 0.0 for row in report.rows], "mtimes": mtimes,
             "present": present}

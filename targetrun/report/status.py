@@ -42,12 +42,6 @@ def _stale(row: StatusRow) -> str:
     return f" (stale: {'; '.join(s.describe() for s in items)})" if items else ""
 
 
-def state_cell(row: StatusRow) -> str:
-    """The state column: the decision in words, what an existing output was made with
-    when that differs, and what is stale about it."""
-    return _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
-
-
 def cells(row: StatusRow, now: float) -> tuple[str, ...]:
     """One table row, in the user's terms: the target as written (relative to the
     Pipelinefile's folder), and what an existing output was made with when that differs."""
@@ -93,7 +87,7 @@ class _Cells:
         stat = row.stat
         age = self._age(self.now - stat.mtime) if stat and stat.mtime else ""
         if row.made_with or row.made_for or row.stale:
-            state = state_cell(row)
+            state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
         else:
             key = (id(row.decision), stat is not None, row.note, row.target is not None)
             known = self.states.get(key)
