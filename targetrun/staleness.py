@@ -465,7 +465,17 @@ def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
 
     >>> code_detail({"tasks.py:f": "task:1", "helpers.py:g": "def:1"}, {"tasks.py:f": "task:1", "helpers.py": "unparsable:3"})
     'helpers.py:3 does not parse'
+
+    A ``version:`` put on a task (or taken off) replaces the computed fingerprint: nothing
+    it stood for is "gone".
+
+    >>> code_detail({"tasks.py:f": "task:1", "helpers.py:g": "def:1"}, {"version": "version:1"})
+    'version (added)'
+    >>> code_detail({"version": "version:1"}, {"tasks.py:f": "task:1"})
+    'version (removed)'
     """
+    if ("version" in recorded) != ("version" in now):
+        return "version (added)" if "version" in now else "version (removed)"
     incomplete = any(v.startswith(UNPARSABLE + ":") for v in now.values())
     by_file: dict[str, list[str]] = {}
     for key in sorted(set(recorded) | set(now)):

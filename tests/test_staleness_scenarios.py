@@ -355,6 +355,7 @@ SCENARIOS = [
                                                   "cube = functools.partial(\n    power,\n    n=3,\n)"))),
     Scenario("unreferenced-helper-edited", (e("helpers.py", "return x - 1", "return x - 2"),
                                             e("pkg/words.py", "def exclaim", "def unused():\n    return 0\n\n\ndef exclaim"))),
+    Scenario("main-block-edited", (e("helpers.py", "EXTRA += [2]\n", "EXTRA += [2]\n\nif __name__ == '__main__':\n    print(double(2))\n"),)),
     Scenario("new-function-added", (e("helpers.py", "def with_default", "def brand_new():\n    return 1\n\n\ndef with_default"),)),
     # -- code: what counts ------------------------------------------------------------------
     Scenario("task-body", (e("tasks.py", "return n * SCALE", "return n * SCALE + 0"),), {"const": "code: tasks.py: const"}),
@@ -405,6 +406,9 @@ SCENARIOS = [
              {"dotted": "code: pkg/words.py: helper whisper"}),
     Scenario("version-hides-code", (e("tasks.py", "return n * 7", "return n * 7 + 0"),)),
     Scenario("version-changed", (e("Pipelinefile.yaml", 'version: "1"', 'version: "2"'),), {"pinned": "code: version"}),
+    Scenario("version-added", (e("Pipelinefile.yaml", '{run: "tasks:via_from", args', '{run: "tasks:via_from", version: "1", args'),),
+             {"via_from": "code: version (added)"}),
+    Scenario("version-removed", (e("Pipelinefile.yaml", 'version: "1", ', ""),), {"pinned": "code: version (removed)"}),
     Scenario("shell-command-edited", (e("Pipelinefile.yaml", "one > {output}", "one two > {output}"),),
              {"shelled": "code: command"}),
     # -- parameters ---------------------------------------------------------------------------
