@@ -149,9 +149,14 @@ def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
         parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
         base = ".".join([*parts, *([node.module] if node.module else [])])
     for alias in node.names:
-        if alias.name != "*":
+        if alias.name == "*":  # `from helpers import *`: its names are looked up there (_lookup)
+            found[STAR + base] = (base, None)
+        else:
             found[alias.asname or alias.name] = (base, alias.name)
     return found
+
+
+STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no name starts so)
 
 
 def _digest(node: ast.AST) -> str:
@@ -284,6 +289,9 @@ class CodeIndex:
         if name in parsed.imports:
             source, attr = parsed.imports[name]
             return self._lookup(source, attr, depth + 1) if attr is not None else None
+        for key, (source, _) in reversed(parsed.imports.items()):  # `from helpers import *`: the last one wins
+            if key.startswith(STAR) and (found_there := self._lookup(source, name, depth + 1)) is not None:
+                return found_there
         return None
 
     def _origin(self, module: str, name: str, depth: int = 0) -> tuple[str, str] | None:

@@ -105,6 +105,11 @@ EXTRA = [1]
 EXTRA += [2]
 '''
 
+EXTRAS = '''
+def bump(x):
+    return x + 1
+'''
+
 PKG_INIT = '''
 from .core import shout
 '''
@@ -139,6 +144,7 @@ import helpers as h
 import pkg.words
 from helpers import HIGH, LIMIT, SCALE, Scaler, cube, double, middle, square, tag, with_default
 from pkg import shout
+from extras import *  # noqa: F403
 
 
 def _log(name):
@@ -240,6 +246,11 @@ def extended(n):
     return n + sum(helpers.EXTRA)
 
 
+def starred(n):
+    _log("starred")
+    return bump(n)  # noqa: F405
+
+
 def greet(city, n):
     _log("greet")
     return f"{city}:{n}"
@@ -300,6 +311,7 @@ tasks:
   aliased: {{run: "tasks:aliased", args: {{n: 2}}, target: out/aliased.json}}
   clamped: {{run: "tasks:clamped", args: {{n: 2}}, target: out/clamped.json}}
   extended: {{run: "tasks:extended", args: {{n: 2}}, target: out/extended.json}}
+  starred: {{run: "tasks:starred", args: {{n: 2}}, target: out/starred.json}}
   greet: {{run: "tasks:greet", args: {{city: "{{params.city}}", n: 2}}, target: out/greet.json}}
   per_city: {{run: "tasks:plain", args: {{n: 3}}, target: "out/city-{{params.city}}.json"}}
   keyed: {{run: "tasks:keyed", args: {{api_token: "{{params.api_token}}"}}, target: out/keyed.json}}
@@ -404,6 +416,7 @@ SCENARIOS = [
              {"package": "code: pkg/core.py: helper shout", "inpkg": "code: pkg/core.py: shout"}),
     Scenario("import-dotted-module", (e("pkg/words.py", "return s.lower()", "return s.lower().strip()"),),
              {"dotted": "code: pkg/words.py: helper whisper"}),
+    Scenario("star-import", (e("extras.py", "return x + 1", "return x + 2"),), {"starred": "code: extras.py: helper bump"}),
     Scenario("version-hides-code", (e("tasks.py", "return n * 7", "return n * 7 + 0"),)),
     Scenario("version-changed", (e("Pipelinefile.yaml", 'version: "1"', 'version: "2"'),), {"pinned": "code: version"}),
     Scenario("version-added", (e("Pipelinefile.yaml", '{run: "tasks:via_from", args', '{run: "tasks:via_from", version: "1", args'),),
@@ -473,7 +486,7 @@ def make(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, fresh_imports
 
 def write_project(root: Path, *, validated: bool) -> Project:
     files = {"Pipelinefile.yaml": PIPELINE.format(defaults=VALIDATED if validated else ""),
-             "helpers.py": HELPERS, "tasks.py": TASKS,
+             "helpers.py": HELPERS, "tasks.py": TASKS, "extras.py": EXTRAS,
              "pkg/__init__.py": PKG_INIT, "pkg/core.py": PKG_CORE, "pkg/words.py": PKG_WORDS}
     for rel, text in files.items():
         path = root / rel
