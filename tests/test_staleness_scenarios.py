@@ -136,6 +136,15 @@ def whisper(s):
     return s.lower()
 '''
 
+PKG_SUB_DEEP = '''
+from .. import words as w
+from ..words import upper
+
+
+def loud(s):
+    return w.exclaim(upper(s))
+'''
+
 TASKS = '''
 import os
 
@@ -307,6 +316,7 @@ tasks:
   package: {{run: "tasks:package", args: {{s: hi}}, target: out/package.json}}
   dotted: {{run: "tasks:dotted", args: {{s: HI}}, target: out/dotted.json}}
   inpkg: {{run: "pkg.core:shout", args: {{s: yo}}, target: out/inpkg.json}}
+  nested: {{run: "pkg.sub.deep:loud", args: {{s: ho}}, target: out/nested.json}}
   lazy: {{run: "tasks:lazy", args: {{n: 2}}, target: out/lazy.json}}
   aliased: {{run: "tasks:aliased", args: {{n: 2}}, target: out/aliased.json}}
   clamped: {{run: "tasks:clamped", args: {{n: 2}}, target: out/clamped.json}}
@@ -407,10 +417,11 @@ SCENARIOS = [
     Scenario("augmented-constant", (e("helpers.py", "EXTRA += [2]", "EXTRA += [3]"),),
              {"extended": "code: helpers.py: constant EXTRA"}),
     Scenario("relative-from-dot-import", (e("pkg/words.py", "return s.upper()", "return s.upper().strip()"),),
-             {"package": "code: pkg/words.py: helper upper", "inpkg": "code: pkg/words.py: helper upper"}),
+             {"package": "code: pkg/words.py: helper upper", "inpkg": "code: pkg/words.py: helper upper",
+              "nested": "code: pkg/words.py: helper upper"}),
     Scenario("relative-from-dot-module-import", (e("pkg/words.py", 'return s + "!"', 'return s + "!!"'),),
-             {"package": "code: pkg/words.py: helper exclaim", "inpkg": "code: pkg/words.py: helper exclaim"},
-             runs=frozenset({"package", "inpkg"})),
+             {"package": "code: pkg/words.py: helper exclaim", "inpkg": "code: pkg/words.py: helper exclaim",
+              "nested": "code: pkg/words.py: helper exclaim"}),
     Scenario("package-function-itself", (e("pkg/core.py", "return exclaim(words.upper(s))",
                                            "return exclaim(words.upper(s)) + ''"),),
              {"package": "code: pkg/core.py: helper shout", "inpkg": "code: pkg/core.py: shout"}),
@@ -428,6 +439,8 @@ SCENARIOS = [
     Scenario("shell-param-changed", args=("-p", "mode=slow"), stale={"shelled": "parameters: mode: fast → slow"}),
     Scenario("used-param-changed", args=("-p", "city=paris"), stale={"greet": "parameters: city: berlin → paris"},
              missing=frozenset({"per_city"})),
+    Scenario("param-default-edited-in-the-pipelinefile", (e("Pipelinefile.yaml", "  city: berlin", "  city: rome"),),
+             {"greet": "parameters: city: berlin → rome"}, missing=frozenset({"per_city"})),
     Scenario("same-values-given", args=("-p", "mode=fast", "-p", "n=1")),
     Scenario("typed-param-changed", args=("-p", "n=5"), stale={"plain": "parameters: n: 1 → 5"}),
     Scenario("secret-param-changed", args=("-p", "api_token=s3cr3t-value-2"), stale={"keyed": "parameters: api_token: *** (…"}),
@@ -487,7 +500,8 @@ def make(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, fresh_imports
 def write_project(root: Path, *, validated: bool) -> Project:
     files = {"Pipelinefile.yaml": PIPELINE.format(defaults=VALIDATED if validated else ""),
              "helpers.py": HELPERS, "tasks.py": TASKS, "extras.py": EXTRAS,
-             "pkg/__init__.py": PKG_INIT, "pkg/core.py": PKG_CORE, "pkg/words.py": PKG_WORDS}
+             "pkg/__init__.py": PKG_INIT, "pkg/core.py": PKG_CORE, "pkg/words.py": PKG_WORDS,
+             "pkg/sub/__init__.py": "", "pkg/sub/deep.py": PKG_SUB_DEEP}
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
