@@ -615,3 +615,44 @@ def test_a_moved_project_with_its_state_has_nothing_stale(make, tmp_path):
     assert stale_of(moved, "--date", DAY) == nothing
     assert ran(moved, "--date", DAY) == set()
     assert ran(moved, "--rebuild-stale", "--date", DAY) == set()
+
+
+FORCED = '''
+name: forced
+tasks:
+  source: {run: "tasks:source", target: out/source.json, serializer: json}
+  sink: {run: "tasks:sink", needs: {values: source}, target: out/sink.json, serializer: json}
+'''
+
+FORCED_TASKS = '''
+import os
+
+
+def source():
+    with open(os.path.join(os.path.dirname(__file__), "value.txt")) as f:  # read, not declared: not a dep
+        return [int(f.read())]
+
+
+def sink(values):
+    return sum(values)
+'''
+
+
+def test_an_upstream_forced_into_the_same_bytes_leaves_its_dependent_fresh_and_into_other_bytes_not(
+        tmp_path, fresh_imports):
+    p = Project(tmp_path / "forced")
+    p.root.mkdir()
+    p.file.write_text(FORCED.lstrip("\n"))
+    (p.root / "tasks.py").write_text(FORCED_TASKS.lstrip("\n"))
+    (p.root / "value.txt").write_text("1")
+    assert ran(p) == {"source", "sink"}
+    assert ran(p, "--force", "source", "source") == {"source"}  # the same bytes again
+    assert stale_of(p) == {"source": [], "sink": []}
+    (p.root / "value.txt").write_text("2")
+    assert stale_of(p) == {"source": [], "sink": []}  # an undeclared file is nobody's business
+    assert ran(p, "--force", "source", "source") == {"source"}  # other bytes: sink is stale by its input
+    assert stale_of(p) == {"source": [], "sink": ["inputs: source"]}
+    assert ran(p) == set()  # no validator: existence decides
+    assert ran(p, "--rebuild-stale") == {"sink"}
+    assert stale_of(p) == {"source": [], "sink": []}
+    assert json.loads((p.root / "out/sink.json").read_text()) == 2
