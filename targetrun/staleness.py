@@ -180,7 +180,8 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
     """The objects and imports a module's statements define. Inside ``if``/``try``/``with``
     at module level (a fallback ``def`` in ``except ImportError:``) each definition counts,
     and one name defined in several branches counts by all of them; ``X += ...`` adds to
-    ``X``; ``A, B = ...`` defines ``A`` and ``B`` by the whole value."""
+    ``X``, as ``X[k] = ...`` and ``X.a = ...`` do; ``A, B = ...`` defines ``A`` and ``B``
+    by the whole value."""
     objects = parsed.objects
 
     def define(name: str, kind: str, node: ast.AST, merge: bool) -> None:
@@ -200,8 +201,13 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 for name in ast.walk(target):  # `A = ...`, and each name of `A, (B, *C) = ...`
-                    if isinstance(name, ast.Name):
+                    if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
                         define(name.id, "const", node.value, branch)
+                root = target
+                while isinstance(root, (ast.Attribute, ast.Subscript)):
+                    root = root.value
+                if root is not target and isinstance(root, ast.Name) and root.id in objects:
+                    define(root.id, "const", node, True)  # `TABLE["b"] = ...`, `Scaler.factor = ...`: it changes
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             define(node.target.id, "const", node, True)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):

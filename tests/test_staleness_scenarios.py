@@ -103,6 +103,9 @@ except ImportError:
 
 EXTRA = [1]
 EXTRA += [2]
+
+TABLE = {"a": 1}
+TABLE["b"] = 2
 '''
 
 EXTRAS = '''
@@ -260,6 +263,11 @@ def starred(n):
     return bump(n)  # noqa: F405
 
 
+def tabled(n):
+    _log("tabled")
+    return n + helpers.TABLE["b"]
+
+
 def greet(city, n):
     _log("greet")
     return f"{city}:{n}"
@@ -322,6 +330,7 @@ tasks:
   clamped: {{run: "tasks:clamped", args: {{n: 2}}, target: out/clamped.json}}
   extended: {{run: "tasks:extended", args: {{n: 2}}, target: out/extended.json}}
   starred: {{run: "tasks:starred", args: {{n: 2}}, target: out/starred.json}}
+  tabled: {{run: "tasks:tabled", args: {{n: 2}}, target: out/tabled.json}}
   greet: {{run: "tasks:greet", args: {{city: "{{params.city}}", n: 2}}, target: out/greet.json}}
   per_city: {{run: "tasks:plain", args: {{n: 3}}, target: "out/city-{{params.city}}.json"}}
   keyed: {{run: "tasks:keyed", args: {{api_token: "{{params.api_token}}"}}, target: out/keyed.json}}
@@ -394,6 +403,10 @@ SCENARIOS = [
              {"derived": "code: helpers.py: constant LIMIT"}),
     Scenario("tuple-unpacked-constant", (e("helpers.py", "LOW, HIGH = 1, 9", "LOW, HIGH = 1, 8"),),
              {"unpacked": "code: helpers.py: constant HIGH"}),
+    Scenario("constant-literal-edited", (e("helpers.py", 'TABLE = {"a": 1}', 'TABLE = {"a": 5}'),),
+             {"tabled": "code: helpers.py: constant TABLE"}),
+    Scenario("constant-item-assigned-later", (e("helpers.py", 'TABLE["b"] = 2', 'TABLE["b"] = 3'),),
+             {"tabled": "code: helpers.py: constant TABLE"}),
     Scenario("class-method", (e("helpers.py", "return x * self.factor", "return x * self.factor + 0"),),
              {"classy": "code: helpers.py: class Scaler"}),
     Scenario("class-attribute", (e("helpers.py", "factor = 3", "factor = 4"),),
