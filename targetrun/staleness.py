@@ -555,6 +555,7 @@ class DepIndex:
         self.root = root
         self.options_for = options_for or (lambda url: {})
         self._seen: dict[str, tuple[str, str]] = {}  # key -> (hash, stat)
+        self._buckets: set[str] = set()  # buckets of remote deps known to exist
 
     def of_task(self, deps: Iterable[str], previous: Checkpoint | None) -> DepState:
         hashes: dict[str, str] = {}
@@ -638,9 +639,28 @@ class DepIndex:
         except Exception as exc:  # credentials, network: "cannot tell", never "missing"
             raise _cannot_tell(pattern, exc) from None
         if not infos:  # nothing there (an empty prefix is there: it names no object)
+            self._check_bucket(fs, protocol, path, pattern)
             return [(f"{protocol}://{path.rstrip('/')}", "", None)]
         return [(f"{protocol}://{name.rstrip('/')}", _etag(info), functools.partial(_hash_remote, fs, name))
                 for name, info in sorted(files.items()) if info.get("type") != "directory"]
+
+    def _check_bucket(self, fs: Any, protocol: str, path: str, pattern: str) -> None:
+        """s3fs and gcsfs say "not found" for a key in a bucket that does not exist: that is
+        "cannot tell" (a typo, or no permission), never "missing" -- as for a target
+        (:meth:`~targetrun.storage.fsspec.FsspecStorage._check_bucket`). Once per bucket."""
+        from targetrun.storage.fsspec import BUCKETED
+
+        bucket = path.split("/", 1)[0]
+        if protocol not in BUCKETED or bucket in self._buckets:
+            return
+        try:
+            fs.info(bucket)
+        except FileNotFoundError:
+            raise StorageError(f"cannot tell whether the dep {redact.redact(pattern)} exists: the bucket {bucket!r} "
+                               "does not exist", hint="Check the bucket name, or create the bucket.") from None
+        except Exception as exc:
+            raise _cannot_tell(pattern, exc) from None
+        self._buckets.add(bucket)
 
 
 def _files_under(path: str) -> Iterable[tuple[str, os.stat_result | None]]:

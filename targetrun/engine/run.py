@@ -35,7 +35,7 @@ from targetrun import dag, fingerprint, liveness, stopping, templating
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
 from targetrun.capture import process_output, unattributed_output
 from targetrun.engine.cache import new_entry, task_inputs
-from targetrun.engine.decide import NOT_NEEDED, Facts, decide, needs_inputs
+from targetrun.engine.decide import NOT_NEEDED, Facts, decide, fails_for_missing_deps, needs_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import Plan, RunRequest
@@ -245,7 +245,7 @@ class Engine:
                 continue
             task = scope.tasks[name]
             attempt = progress.attempts.get(name, 0) + 1
-            if attempt == 1 and task.deps and self._deps_missing(scope, progress, task):
+            if attempt == 1 and task.deps and self._fails_for_missing_deps(scope, progress, task):
                 continue
             # Staged first: the record of the intent is kept by the store and commits with the
             # claim of the lock, one transaction (group commit); if it is not needed, it goes.
@@ -279,19 +279,24 @@ class Engine:
                 self._started(scope, progress, name, ticket)
             future.add_done_callback(progress.finished.put)
 
-    def _deps_missing(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
+    def _fails_for_missing_deps(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
         """Make's "No rule to make target": a task whose declared dep is not there fails
-        before it runs (a file no task makes; no retry brings it), exit 2."""
+        before it runs (a file no task makes; no retry brings it), exit 2 -- the verdict
+        status and --dry-run gave (:func:`~targetrun.engine.decide.fails_for_missing_deps`),
+        asked again with the deps as they are now: one may have appeared or gone since."""
         try:
-            missing = scope.made_from.dep_index.missing(task.deps)
+            missing = scope.missing_deps(task)
         except TargetrunError as exc:  # a FIFO or device named in deps (exit 2); a store that cannot tell (3)
             error = WorkError(exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code != EXIT_BACKEND)
         else:
-            if not missing:
+            planned = scope.decision(task.name)
+            decision = fails_for_missing_deps(planned, missing)
+            if decision is not planned:
+                scope.redecided(task.name, decision)
+            if decision.reason is not Reason.DEPS_MISSING:
                 return False
-            names = ", ".join(f"dep {key} is missing" for key in missing)
             where = f"tasks.{task.spec.name}.deps"
-            error = WorkError(f"{names}: nothing is there and no task makes it ({where} in {scope.spec.path}). "
+            error = WorkError(f"{decision.detail}: nothing is there and no task makes it ({where} in {scope.spec.path}). "
                               "Create it, or correct the path; a value another task makes is read through `needs:`.",
                               usage=True)
         progress.attempts[task.name] = 1
