@@ -586,6 +586,8 @@ def test_without_a_validator_status_reports_run_keeps_and_rebuild_stale_rebuilds
     assert matches(got, want), got
     assert {t for t, row in status.items() if row["action"] == "run"} == set(scenario.missing), \
         "no validator: existence decides"
+    for task in scenario.stale:  # kept (the JSON's `stale` says why: checked above)
+        assert status[task]["reason"] in ("target exists", "not needed"), status[task]
     dry = {t["task"]: [f"{s['what']}: {s['detail']}" for s in t["stale"]]
            for t in cli(p, "run", "--dry-run", *args)["tasks"]}  # type: ignore[attr-defined]
     assert matches({t: s for t, s in dry.items() if s}, {t: s for t, s in want.items() if s}), dry
@@ -614,6 +616,8 @@ def test_with_code_and_input_validators_a_run_rebuilds_exactly_the_stale(make, s
     assert matches(got, expected_stale(scenario, TASK_NAMES)), got
     would = scenario.would if scenario.would is not None else set(scenario.stale) | set(scenario.missing)
     assert {t for t, row in status.items() if row["action"] == "run"} == would
+    for task, detail in scenario.stale.items():  # the validator acts on it: "will run: code changed (...)"
+        assert status[task]["reason"] == f"{detail.partition(': ')[0]} changed", status[task]
     assert ran(p, *args) == scenario.rebuilt
     assert stale_of(p, *args) == {t: [] for t in TASK_NAMES}
     assert ran(p, *args) == set()
