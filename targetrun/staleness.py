@@ -6,7 +6,10 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   with docstrings removed: comments, docstrings, blank lines and formatting do not count),
   plus, transitively, every function, class and module-level constant of the *project*
   (modules found, as Python would find them, in the Pipelinefile's folder, a ``src/``
-  folder in it, or a ``sys.path`` folder inside it) it references by name. Each object is
+  folder in it, or a ``sys.path`` folder inside it) it references by name -- directly, as
+  ``module.name`` or ``package.module.name``, or through an import inside the function;
+  a constant counts by every assignment to it (``A, B = ...``, ``X += ...``) and a name
+  defined in an ``if``/``try`` at module level by each branch. Each object is
   one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
   changed; a project file that does not parse is one entry, ``"helpers.py" ->
   "unparsable:3"`` (``status``: "helpers.py:3 does not parse"). An installed library it
@@ -60,13 +63,27 @@ UNKNOWN_DEP = "missing"  # a declared dep that is not there (or a glob that matc
 # -- code ------------------------------------------------------------------------------
 
 
+Imports = dict[str, tuple[str, str | None]]  # local name -> (absolute module, attribute or None)
+
+
+@dataclass(frozen=True)
+class _Object:
+    """A top-level function, class or constant: its digest, the names it references, and
+    the imports made inside it (``from helpers import mul`` in a function body)."""
+
+    kind: str
+    digest: str
+    references: frozenset[str]
+    imports: Imports
+
+
 @dataclass
 class _Module:
     """One parsed source file: its top-level objects and what its names import -- or,
     when it does not parse, the line Python's parser stopped at (then nothing else)."""
 
-    objects: dict[str, tuple[str, str, frozenset[str]]]  # name -> (kind, digest, names it references)
-    imports: dict[str, tuple[str, str | None]]  # local name -> (absolute module, attribute or None)
+    objects: dict[str, _Object]
+    imports: Imports
     unparsable: int | None = None
 
 
@@ -83,22 +100,63 @@ def _strip_docstrings(tree: ast.AST) -> None:
                 node.body = body[1:] or [ast.Pass()]
 
 
-def _references(node: ast.AST) -> frozenset[str]:
-    """The names an object mentions: ``x`` and, for attribute access on a name, ``x.y`` --
-    less the names a function binds itself (its arguments and local assignments: an
-    argument called ``fetch`` is not the module's function ``fetch``)."""
+def _dotted(node: ast.Attribute) -> str | None:
+    """``pkg.words.upper`` for an attribute chain that starts at a name, else None."""
+    parts = [node.attr]
+    value = node.value
+    while isinstance(value, ast.Attribute):
+        parts.append(value.attr)
+        value = value.value
+    return ".".join([value.id, *reversed(parts)]) if isinstance(value, ast.Name) else None
+
+
+def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
+    """The names an object mentions: ``x`` and, for attribute access on a name, the whole
+    chain (``pkg.words.upper``) -- less the names a function binds itself (its arguments
+    and local assignments: an argument called ``fetch`` is not the module's function
+    ``fetch``) -- and the imports made inside it, by which its names are resolved first
+    (a function that imports a helper where it needs it still uses that helper)."""
     names: set[str] = set()
     local: set[str] = set()
+    imports: Imports = {}
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name):
             (local if isinstance(sub.ctx, (ast.Store, ast.Del)) else names).add(sub.id)
-        elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name):
-            names.add(f"{sub.value.id}.{sub.attr}")
+        elif isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None:
+            names.add(chain)
         elif isinstance(sub, ast.arg):
             local.add(sub.arg)
         elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
-            local.update((a.asname or a.name).split(".")[0] for a in sub.names)
-    return frozenset(n for n in names if n.partition(".")[0] not in local)
+            imports.update(_imports_of(sub, package))
+    local -= imports.keys()
+    return frozenset(n for n in names if n.partition(".")[0] not in local), imports
+
+
+def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
+    """What an import statement binds: local name -> (absolute module, attribute or None)."""
+    found: Imports = {}
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.asname:
+                found[alias.asname] = (alias.name, None)
+            else:
+                top = alias.name.split(".")[0]
+                found[top] = (top, None)
+        return found
+    base = node.module or ""
+    if node.level:
+        parts = package.split(".") if package else []
+        parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+        base = ".".join([*parts, *([node.module] if node.module else [])])
+    for alias in node.names:
+        if alias.name == "*":  # `from helpers import *`: its names are looked up there (_lookup)
+            found[STAR + base] = (base, None)
+        else:
+            found[alias.asname or alias.name] = (base, alias.name)
+    return found
+
+
+STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no name starts so)
 
 
 def _digest(node: ast.AST) -> str:
@@ -113,35 +171,52 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
     except ValueError:  # a NUL byte: Python refuses the whole file
         return _Module({}, {}, unparsable=1)
     _strip_docstrings(tree)
-    objects: dict[str, tuple[str, str, frozenset[str]]] = {}
-    imports: dict[str, tuple[str, str | None]] = {}
-    package = module if is_package else module.rpartition(".")[0]
-    for node in tree.body:
+    parsed = _Module({}, {})
+    _collect(tree.body, parsed, module if is_package else module.rpartition(".")[0], branch=False)
+    return parsed
+
+
+def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: bool) -> None:
+    """The objects and imports a module's statements define. Inside ``if``/``try``/``with``
+    at module level (a fallback ``def`` in ``except ImportError:``) each definition counts,
+    and one name defined in several branches counts by all of them; ``X += ...`` adds to
+    ``X``, as ``X[k] = ...`` and ``X.a = ...`` do; ``A, B = ...`` defines ``A`` and ``B``
+    by the whole value."""
+    objects = parsed.objects
+
+    def define(name: str, kind: str, node: ast.AST, merge: bool) -> None:
+        references, imports = _references(node, package)
+        new = _Object(kind, _digest(node), references, imports)
+        old = objects.get(name)
+        if merge and old is not None:
+            digest = hashlib.sha256((old.digest + new.digest).encode()).hexdigest()[:16]
+            new = _Object(old.kind if kind == "const" else kind, digest, old.references | references,
+                          {**old.imports, **imports})
+        objects[name] = new
+
+    for node in body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            kind = "class" if isinstance(node, ast.ClassDef) else "def"
-            objects[node.name] = (kind, _digest(node), _references(node))
+            define(node.name, "class" if isinstance(node, ast.ClassDef) else "def", node, branch)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
-                if isinstance(target, ast.Name):
-                    objects[target.id] = ("const", _digest(node.value), _references(node.value))
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.asname:
-                    imports[alias.asname] = (alias.name, None)
-                else:
-                    top = alias.name.split(".")[0]
-                    imports[top] = (top, None)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".") if package else []
-                parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
-                base = ".".join([*parts, *([node.module] if node.module else [])])
-            for alias in node.names:
-                if alias.name != "*":
-                    imports[alias.asname or alias.name] = (base, alias.name)
-    return _Module(objects, imports)
+                for name in ast.walk(target):  # `A = ...`, and each name of `A, (B, *C) = ...`
+                    if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
+                        define(name.id, "const", node.value, branch)
+                root = target
+                while isinstance(root, (ast.Attribute, ast.Subscript)):
+                    root = root.value
+                if root is not target and isinstance(root, ast.Name) and root.id in objects:
+                    define(root.id, "const", node, True)  # `TABLE["b"] = ...`, `Scaler.factor = ...`: it changes
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            define(node.target.id, "const", node, True)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            parsed.imports.update(_imports_of(node, package))
+        elif isinstance(node, (ast.If, ast.Try, ast.With)) or type(node).__name__ == "TryStar":
+            for block in ("body", "orelse", "finalbody"):
+                _collect(getattr(node, block, []), parsed, package, branch=True)
+            for handler in getattr(node, "handlers", []):
+                _collect(handler.body, parsed, package, branch=True)
 
 
 def _search_path(root: str) -> list[str]:
@@ -220,6 +295,9 @@ class CodeIndex:
         if name in parsed.imports:
             source, attr = parsed.imports[name]
             return self._lookup(source, attr, depth + 1) if attr is not None else None
+        for key, (source, _) in reversed(parsed.imports.items()):  # `from helpers import *`: the last one wins
+            if key.startswith(STAR) and (found_there := self._lookup(source, name, depth + 1)) is not None:
+                return found_there
         return None
 
     def _origin(self, module: str, name: str, depth: int = 0) -> tuple[str, str] | None:
@@ -233,29 +311,40 @@ class CodeIndex:
             return None
         return self._origin(imported[0], imported[1], depth + 1)
 
-    def _resolve(self, module: str, ref: str) -> tuple[str, str] | None:
-        """The project object a name used in ``module`` stands for, or None (local, builtin, library)."""
-        head, _, attr = ref.partition(".")
+    def _resolve(self, module: str, ref: str, local: Imports) -> tuple[str, str] | None:
+        """The project object a name used in ``module`` stands for, or None (local, builtin,
+        library). ``local``: the imports made inside the object that uses it, which come first."""
+        head, *attrs = ref.split(".")
         found = self._module(module)
         if found is None:
             return None
-        parsed = found[1]
-        if not attr:
+        imported = local.get(head) or found[1].imports.get(head)
+        if not attrs:
+            if head in local:
+                source, name = local[head]
+                return self._lookup(source, name) if name is not None else None
             return self._lookup(module, head)
-        if head in parsed.imports:  # `import helpers` ... `helpers.normalize`
-            source, imported = parsed.imports[head]
-            target = f"{source}.{imported}" if imported is not None else source
-            if self._module(target) is not None:
-                return self._lookup(target, attr)
+        if imported is None:
+            return None
+        # `import helpers` ... `helpers.normalize`; `import pkg.words` ... `pkg.words.upper`
+        target = f"{imported[0]}.{imported[1]}" if imported[1] is not None else imported[0]
+        for attr in attrs:
+            if self._module(target) is None:
+                return None
+            where = self._lookup(target, attr)
+            if where is not None:
+                return where
+            target = f"{target}.{attr}"  # a submodule, perhaps
         return None
 
-    def _library(self, parsed: _Module, ref: str) -> str | None:
+    def _library(self, parsed: _Module, ref: str, local: Imports) -> str | None:
         """The top-level name of the installed library an imported name comes from; None
         for the standard library, the project, and what is not an import."""
         head = ref.partition(".")[0]
-        if head not in parsed.imports:
+        imported = local.get(head) or parsed.imports.get(head)
+        if imported is None:
             return None
-        top = parsed.imports[head][0].split(".")[0]
+        top = imported[0].split(".")[0]
         if not top or top in sys.stdlib_module_names or self._module(top) is not None:
             return None
         return top
@@ -280,14 +369,14 @@ class CodeIndex:
             if parsed.unparsable is not None:
                 closure.entries[rel] = f"{UNPARSABLE}:{parsed.unparsable}"
                 continue
-            kind, digest, refs = parsed.objects[name]
-            closure.entries[f"{rel}:{name}"] = f"{'task' if (mod, name) == start else kind}:{digest}"
-            for ref in sorted(refs):
-                where = self._resolve(mod, ref)
+            obj = parsed.objects[name]
+            closure.entries[f"{rel}:{name}"] = f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
+            for ref in sorted(obj.references):
+                where = self._resolve(mod, ref, obj.imports)
                 if where is not None and where not in seen:
                     seen.add(where)
                     todo.append(where)
-                elif where is None and (library := self._library(parsed, ref)) is not None:
+                elif where is None and (library := self._library(parsed, ref, obj.imports)) is not None:
                     closure.libraries.add(library)
         self._walked[run] = closure
         return closure
@@ -390,7 +479,17 @@ def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
 
     >>> code_detail({"tasks.py:f": "task:1", "helpers.py:g": "def:1"}, {"tasks.py:f": "task:1", "helpers.py": "unparsable:3"})
     'helpers.py:3 does not parse'
+
+    A ``version:`` put on a task (or taken off) replaces the computed fingerprint: nothing
+    it stood for is "gone".
+
+    >>> code_detail({"tasks.py:f": "task:1", "helpers.py:g": "def:1"}, {"version": "version:1"})
+    'version (added)'
+    >>> code_detail({"version": "version:1"}, {"tasks.py:f": "task:1"})
+    'version (removed)'
     """
+    if ("version" in recorded) != ("version" in now):
+        return "version (added)" if "version" in now else "version (removed)"
     incomplete = any(v.startswith(UNPARSABLE + ":") for v in now.values())
     by_file: dict[str, list[str]] = {}
     for key in sorted(set(recorded) | set(now)):

@@ -44,7 +44,7 @@ from targetrun.engine.writes import Writes
 from targetrun.engine.work import (
     Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute,
 )
-from targetrun.errors import EXIT_BACKEND, SpecError, SpecProblems, TargetrunError
+from targetrun.errors import EXIT_BACKEND, SpecError, SpecProblems, StorageError, TargetrunError
 from targetrun.callables import resolve_callable
 from targetrun.staleness import DepState
 from targetrun.events import (
@@ -66,7 +66,9 @@ from targetrun.events import (
     wanted,
 )
 from targetrun.executors.base import Executor
-from targetrun.model import CacheEntry, Checkpoint, Decision, PipelineSpec, PlannedTask, Reason, RunSummary, TaskOutcome, TaskState
+from targetrun.model import (
+    CacheEntry, Checkpoint, Decision, PipelineSpec, PlannedTask, Reason, RunSummary, Stale, TaskOutcome, TaskState,
+)
 from targetrun.resolve import default_checkpoint, infer_serializer
 from targetrun.storage.base import Storage
 from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
@@ -145,7 +147,7 @@ class Engine:
         decides mapped tasks' children once their items are known)."""
         started = self.clock.now()
         if request.dry_run:
-            return self._dry_run(plan, started)
+            return self._dry_run(plan, started, planning)
         with process_output():  # from the imports on: what tasks print is theirs, stdout stays ours
             return self._run(RunScope(plan, planning), request, started)
 
@@ -777,7 +779,7 @@ class Engine:
             if not decision.runs:
                 handle(TaskSkipped(name, decision, _target(scope.tasks[name])))
 
-    def _dry_run(self, plan: Plan, started: float) -> RunSummary:
+    def _dry_run(self, plan: Plan, started: float, planning: Planning) -> RunSummary:
         self._tell(RunStarted(plan.run_id, plan.spec.name, plan.requested, len(plan.decisions), len(plan.order),
                               True, date=f"{plan.context.date:%Y-%m-%d}"))
         outcomes = []
@@ -792,10 +794,35 @@ class Engine:
             else:
                 self._tell(TaskSkipped(name, decision, target))
                 outcomes.append(TaskOutcome(name, _skip_state(decision), decision, target))
-        outcomes.extend(_not_needed(plan.spec, plan.decisions))
+        outcomes.extend(_not_needed(plan.spec, plan.decisions, self._stale_unneeded(plan, planning)))
         summary = RunSummary(plan.run_id, plan.spec.name, tuple(outcomes), started, self.clock.now(), plan.requested, True)
         self._tell(RunFinished(summary))
         return summary
+
+    def _stale_unneeded(self, plan: Plan, planning: Planning) -> dict[str, tuple[Stale, ...]]:
+        """What a dry run says is stale about existing targets nothing requested needs (an
+        upstream of a kept target), judged as ``status`` judges them: DESIGN.md has
+        ``run --dry-run`` say what is stale as ``status`` does. One lookup of their records
+        and one batched stat per storage; a target whose storage cannot tell says nothing."""
+        unneeded = {name: task.target for name, task in plan.tasks.items()
+                    if name not in plan.decisions and task.target is not None}
+        if not unneeded:
+            return {}
+        records = self.store.checkpoints([target.url for target in unneeded.values()])
+        by_storage: dict[str, list[str]] = {}
+        for target in unneeded.values():
+            if records.get(target.url) is not None:
+                by_storage.setdefault(target.result, []).append(target.url)
+        there: set[str] = set()
+        for key, urls in by_storage.items():
+            try:
+                there.update(url for url, stat in self.storages(key).stat_many(urls).items() if stat is not None)
+            except StorageError:
+                continue  # cannot tell: a dry run reports nothing about them, never "stale"
+        known = {target.url: records.get(target.url) for target in unneeded.values()}
+        found = {name: planning.stale_of(name, records[target.url], known)
+                 for name, target in unneeded.items() if target.url in there}
+        return {name: stale for name, stale in found.items() if stale}
 
     def _summary(self, scope: RunScope, progress: _Progress, started: float) -> RunSummary:
         outcomes = []
@@ -826,6 +853,9 @@ def _ended_by(exc: BaseException) -> RunStatus:
     return RunStatus.BROKEN
 
 
+_NOTHING_STALE: Mapping[str, tuple[Stale, ...]] = {}
+
+
 def _lock_name(task: PlannedTask) -> str | None:
     """What two runs must not compute at once: the target, else the cache key."""
     if task.target is not None:
@@ -841,8 +871,10 @@ def _skip_state(decision: Decision) -> TaskState:
     return TaskState.CACHED if decision.reason is Reason.CACHE_HIT else TaskState.SKIPPED
 
 
-def _not_needed(spec: PipelineSpec, decisions: Mapping[str, Decision]) -> list[TaskOutcome]:
-    return [TaskOutcome(name, TaskState.NOT_NEEDED, NOT_NEEDED) for name in spec.tasks if name not in decisions]
+def _not_needed(spec: PipelineSpec, decisions: Mapping[str, Decision],
+                stale: Mapping[str, tuple[Stale, ...]] = _NOTHING_STALE) -> list[TaskOutcome]:
+    return [TaskOutcome(name, TaskState.NOT_NEEDED, replace(NOT_NEEDED, stale=stale[name]) if name in stale else NOT_NEEDED)
+            for name in spec.tasks if name not in decisions]
 
 
 def _counts(summary: RunSummary) -> str:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from targetrun.engine.decide import NOT_NEEDED, MadeNow
 from targetrun.engine.plan import Expansion, Plan
-from targetrun.model import Action, CacheEntry, Checkpoint, Decision, Location, PipelineSpec, PlannedTask, Reason, RunContext
+from targetrun.model import Action, CacheEntry, Checkpoint, Decision, Location, PipelineSpec, PlannedTask, Reason, RunContext, Stale
 from targetrun.staleness import MadeFrom
 
 
@@ -35,6 +35,9 @@ class Planning(Protocol):
     def made_now(self, task: PlannedTask, entries: Sequence[CacheEntry]) -> MadeNow: ...
 
     def target_fingerprint(self, where: Location) -> str: ...
+
+    def stale_of(self, name: str, record: Checkpoint | None,
+                 known: Mapping[str, Checkpoint | None] = ...) -> tuple[Stale, ...]: ...
 
     def missing_deps(self, task: PlannedTask) -> list[str]: ...
 
