@@ -113,6 +113,7 @@ class _Progress:
     records: dict[str, Checkpoint | None] = field(default_factory=dict)  # store records of checkpoints read
     rebuilt: set[str] = field(default_factory=set)  # skipped tasks rebuilt because a reader found them corrupt
     contended: set[str] = field(default_factory=set)  # tasks whose lock another run held when they were due
+    deps_read: dict[str, DepState] = field(default_factory=dict)  # deps fingerprinted before their task ran
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
 
@@ -282,6 +283,10 @@ class Engine:
         before it runs (a file no task makes; no retry brings it), exit 2."""
         try:
             missing = scope.made_from.dep_index.missing(task.deps)
+            if not missing:  # the record says what the task read, not what is there once it ran
+                _, deps = self._made_from(scope, task)
+                if deps is not None:
+                    progress.deps_read[task.name] = deps
         except TargetrunError as exc:  # a FIFO or device named in deps (exit 2); a store that cannot tell (3)
             error = WorkError(exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code != EXIT_BACKEND)
         else:
@@ -512,7 +517,7 @@ class Engine:
             params = scope.params
             written_as = result.serializer or task.serializer
             made, made_for = self._made_with(scope, progress, task)
-            code, deps = self._made_from(scope, task)
+            code, deps = self._made_from(scope, task, progress.deps_read.pop(name, None))
             checkpoint = Checkpoint(name, where.url, written_as, result.size or 0, result.content_hash,
                                     scope.run_id, self.clock.now(), result.duration, inputs, params, where.result,
                                     made, made_for, code, deps.hashes if deps else None, deps.stats if deps else {})
@@ -547,16 +552,16 @@ class Engine:
         except Exception:  # pickle raises anything a value's __reduce__ raises
             return {}
 
-    def _made_from(self, scope: RunScope, task: PlannedTask) -> tuple[dict[str, str] | None, DepState | None]:
+    def _made_from(self, scope: RunScope, task: PlannedTask,
+                   deps: DepState | None = None) -> tuple[dict[str, str] | None, DepState | None]:
         """The code and deps fingerprints of what a task ran (computed once per run each;
-        the deps' last record lets unchanged files skip hashing)."""
-        deps = None
-        if task.spec.deps and task.checkpoint is not None:
+        the deps' last record lets unchanged files skip hashing); ``deps``: as taken before it ran."""
+        if deps is None and task.spec.deps and task.checkpoint is not None:
             try:
                 previous = self.store.checkpoint(task.checkpoint.url)
             except TargetrunError:
                 previous = None
-            deps = scope.made_from.deps(task.spec, previous, task.deps)
+            deps = scope.made_from.deps(task.spec, previous, task.deps, task.checkpoint.url)
         return scope.made_from.code(task.spec), deps
 
     def _made_with(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> tuple[dict[str, str], str | None]:
