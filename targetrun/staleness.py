@@ -561,17 +561,32 @@ def _hash_or_missing(read: Callable[[], str]) -> str:
 
 
 def _hash_local(path: str) -> str:
+    """The sha256 of a local dep. Read without waiting: a file on disk reads the same, and a
+    "regular" pseudo-file that would wait for data (/proc/kmsg) says so instead of hanging
+    the run. Any error but "not found" (EIO, EAGAIN, permissions) is "cannot tell"."""
     try:
         opened, mode = open_regular(path)  # a FIFO put there since the stat is refused, not read forever
+        if opened is None:
+            what = "a folder" if filemode.S_ISDIR(mode) else "a FIFO, device or socket"
+            raise UsageError(f"the deps entry {path} is not a regular file ({what}): it cannot be fingerprinted",
+                             hint="List only files in `deps:`, and check what is at that path.")
+        with opened:
+            os.set_blocking(opened.fileno(), False)
+            digest = hashlib.sha256()
+            while chunk := _read_now(opened):
+                digest.update(chunk)
+        return digest.hexdigest()
     except FileNotFoundError:  # removed since it was listed
         raise
     except OSError as exc:
         raise _cannot_read(path, exc) from None
-    if opened is None:
-        what = "a folder" if filemode.S_ISDIR(mode) else "a FIFO, device or socket"
-        raise UsageError(f"the deps entry {path} is not a regular file ({what}): it cannot be fingerprinted",
-                         hint="List only files in `deps:`, and check what is at that path.")
-    return _hash_open(opened)
+
+
+def _read_now(f: Any) -> bytes:
+    chunk = f.raw.read(1024 * 1024)
+    if chunk is None:  # no data yet: not a file on disk
+        raise BlockingIOError(errno.EAGAIN, "it waits for data instead of reading as a file on disk does")
+    return bytes(chunk)
 
 
 def _hash_remote(fs: Any, path: str) -> str:

@@ -307,3 +307,30 @@ def test_a_dep_rewritten_while_its_task_runs_leaves_the_target_stale(project):
     assert proj.cli("run").code == 0
     assert proj.read("data/a.csv") == "later\n"
     assert stale(proj) == [{"what": "deps", "detail": "dep data/a.csv changed"}]
+
+
+# -- 7. a "regular" file that is not a file on disk ---------------------------------------
+
+
+def _run_within(proj: Project, seconds: float, *args: str):
+    """The command's result, or a failure if it has not ended in ``seconds`` (a hang)."""
+    box: list = []
+    worker = threading.Thread(target=lambda: box.append(proj.cli(*args)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert box, f"`targetrun {' '.join(args)}` still running after {seconds}s"
+    return box[0]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/kmsg"), reason="Linux /proc")
+def test_a_proc_file_that_waits_for_data_is_cannot_tell_not_a_hang(project):
+    """/proc/kmsg is a "regular" file whose read waits for the next kernel message."""
+    proj = make(project, ["/proc/kmsg"])
+    _cannot_tell(_run_within(proj, 20, "run"), "/proc/kmsg")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="Linux /proc")
+def test_a_file_whose_read_fails_is_cannot_tell_not_a_traceback(project):
+    """Reading /proc/self/mem from offset 0 fails with EIO, as a failing disk does."""
+    proj = make(project, ["/proc/self/mem"])
+    _cannot_tell(proj.cli("run"), "/proc/self/mem")
