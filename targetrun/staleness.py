@@ -350,6 +350,8 @@ class DepIndex:
         absolute = os.path.isabs(pattern)
         full = os.path.normpath(pattern if absolute else os.path.join(self.root, pattern))  # the path the key names
         paths = sorted(glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [full]
+        if not paths and os.path.lexists(full):  # data/report[1].csv matches no report1.csv: the file so named
+            paths = [full]
         found: dict[str, tuple[str, str, Callable[[], str] | None]] = {}
         matched = False
         for path in paths:

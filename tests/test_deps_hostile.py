@@ -334,3 +334,18 @@ def test_a_file_whose_read_fails_is_cannot_tell_not_a_traceback(project):
     """Reading /proc/self/mem from offset 0 fails with EIO, as a failing disk does."""
     proj = make(project, ["/proc/self/mem"])
     _cannot_tell(proj.cli("run"), "/proc/self/mem")
+
+
+# -- 8. a file whose name reads as a glob -------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["data/report[1].csv", "data/what?.csv", "data/*star*.csv"])
+def test_a_dep_named_with_glob_characters_is_that_file_when_the_pattern_matches_nothing(project, name):
+    """As the shell does without nullglob: ``report[1].csv`` matches no report1.csv, so it
+    is the file of that name -- tracked, not silently "matches nothing"."""
+    proj = make(project, [name])
+    put(proj.root, name, "a\n")
+    assert proj.cli("run").code == 0
+    assert list(recorded_deps(proj)) == [name]
+    put(proj.root, name, "b\n")
+    assert stale(proj) == [{"what": "deps", "detail": f"dep {name} changed"}]
