@@ -345,7 +345,9 @@ class DepIndex:
         one that names nothing."""
         import glob  # only a task with `deps:` asks
 
-        if _SCHEME.match(pattern):  # s3://b/k; not data/a://b.csv, a local name holding "://"
+        if pattern[:7].lower() == "file://":  # a local path: read as one (a FIFO, /dev/zero and /proc refused)
+            pattern = pattern[7:]
+        elif _SCHEME.match(pattern):  # s3://b/k; not data/a://b.csv, a local name holding "://"
             return self._expand_remote(pattern)
         absolute = os.path.isabs(pattern)
         full = os.path.normpath(pattern if absolute else os.path.join(self.root, pattern))  # the path the key names
@@ -602,8 +604,11 @@ def _hash_remote(fs: Any, path: str) -> str:
         raise _cannot_tell(path, exc) from None
 
 
-def _cannot_read(path: str, exc: OSError) -> StorageError:
+def _cannot_read(path: str, exc: OSError) -> StorageError | UsageError:
     reason = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENAMETOOLONG:  # no such file can exist: the path is written wrong
+        return UsageError(f"the deps entry {path} is not a possible path: {reason}",
+                          hint="Shorten the name in `deps:` (a file name holds at most 255 bytes).")
     return StorageError(f"cannot read the dep {path}: {reason}; targetrun cannot tell whether it changed",
                         hint="Check the permissions of that file and the folders above it, or leave it out of `deps:`.")
 

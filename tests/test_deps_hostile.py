@@ -349,3 +349,35 @@ def test_a_dep_named_with_glob_characters_is_that_file_when_the_pattern_matches_
     assert list(recorded_deps(proj)) == [name]
     put(proj.root, name, "b\n")
     assert stale(proj) == [{"what": "deps", "detail": f"dep {name} changed"}]
+
+
+# -- 9. file:// deps are local files; impossible names --------------------------------------
+
+
+@pytest.mark.parametrize("target", ["fifo", "/dev/zero", "/proc/kmsg"])
+def test_a_file_url_dep_is_held_to_the_rules_of_a_local_dep(project, tmp_path, target):
+    """file:///dev/zero never ends and a FIFO waits for a writer: read through fsspec, as
+    any other URL, neither was refused and the run hung."""
+    if target == "fifo":
+        target = str(tmp_path / "fifo")
+        os.mkfifo(target)
+    if not os.path.exists(target):
+        pytest.skip(f"no {target} here")
+    proj = make(project, [f"file://{target}"])
+    done = _run_within(proj, 20, "run")
+    assert done.code in (2, 3) and target in done.text and "Traceback" not in done.text, done.text
+    assert not proj.exists("out/fetch.txt")
+
+
+def test_a_file_url_dep_is_fingerprinted_as_its_path(project, tmp_path):
+    ref = put(tmp_path, "ref/units.csv", "a\n")
+    proj = make(project, [f"file://{ref}"])
+    assert proj.cli("run").code == 0
+    ref.write_text("b\n")
+    assert stale(proj) == [{"what": "deps", "detail": f"dep {ref} changed"}]
+
+
+def test_a_dep_name_too_long_to_exist_is_a_usage_error(project):
+    proj = make(project, ["data/" + "a" * 300 + ".csv"])
+    done = proj.cli("run")
+    assert done.code == 2 and "Traceback" not in done.text, done.text
