@@ -381,3 +381,25 @@ def test_a_dep_name_too_long_to_exist_is_a_usage_error(project):
     proj = make(project, ["data/" + "a" * 300 + ".csv"])
     done = proj.cli("run")
     assert done.code == 2 and "Traceback" not in done.text, done.text
+
+
+def test_an_item_from_upstream_data_may_not_lead_a_dep_out_of_its_folder(project):
+    """foreach items can come from data a task fetched: the same rule as -p values."""
+    proj = project("""
+name: mapped
+tasks:
+  items:
+    run: items:items
+    target: out/items.json
+  per:
+    shell: "echo made > {output}"
+    foreach: {needs: items}
+    needs: [items]
+    target: "out/{map_index}.txt"
+    deps: ["data/{item}"]
+""", items="def items():\n    return ['a', '../../../../etc/hostname']\n")
+    put(proj.root, "data/a", "a\n")
+    done = proj.cli("run", "--keep-going")
+    assert done.code == 2, done.text
+    assert "tasks.per.deps.0" in done.text and "may not" in done.text and "Traceback" not in done.text, done.text
+    assert "is missing" not in done.text
