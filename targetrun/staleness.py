@@ -391,7 +391,7 @@ class DepIndex:
                 try:
                     infos = {path: fs.info(path)}
                 except FileNotFoundError as exc:
-                    if not _not_found(exc):  # fsspec's HTTP says "not found" for a refused connection too
+                    if not _not_found(exc, protocol):  # fsspec's HTTP says "not found" for a refused connection too
                         raise
                     infos = {}
             for name, info in sorted(infos.items()):
@@ -403,7 +403,7 @@ class DepIndex:
             raise _cannot_tell(pattern, exc) from None
         if not infos:  # nothing there (an empty prefix is there: it names no object)
             return [(_remote_key(protocol, path), "", None)]
-        return [(_remote_key(protocol, name), _etag(info), functools.partial(_hash_remote, fs, name))
+        return [(_remote_key(protocol, name), _etag(info), functools.partial(_hash_remote, fs, protocol, name))
                 for name, info in sorted(files.items()) if info.get("type") != "directory"]
 
 
@@ -472,11 +472,13 @@ def _nothing_there(exc: OSError) -> bool:
     return isinstance(exc, (FileNotFoundError, NotADirectoryError)) or exc.errno == errno.ELOOP
 
 
-def _not_found(exc: FileNotFoundError) -> bool:
+def _not_found(exc: FileNotFoundError, protocol: str) -> bool:
     """fsspec's HTTP file system raises FileNotFoundError for any failed request, with the
-    real error as its cause: only an answer of 404 or 410 says nothing is there."""
+    real error as its cause: there only an answer of 404 or 410 says nothing is there.
+    (s3fs and gcsfs raise it for a "not found" from the store, with the store's error as
+    its cause.)"""
     cause = exc.__cause__
-    if cause is None or isinstance(cause, FileNotFoundError):
+    if protocol.lower() not in ("http", "https") or cause is None or isinstance(cause, FileNotFoundError):
         return True
     return getattr(cause, "status", None) in (404, 410)
 
@@ -593,11 +595,11 @@ def _read_now(f: Any) -> bytes:
     return bytes(chunk)
 
 
-def _hash_remote(fs: Any, path: str) -> str:
+def _hash_remote(fs: Any, protocol: str, path: str) -> str:
     try:
         return _hash_open(fs.open(path, "rb"))
     except FileNotFoundError as exc:
-        if _not_found(exc):  # removed since it was listed
+        if _not_found(exc, protocol):  # removed since it was listed
             raise
         raise _cannot_tell(path, exc) from None
     except Exception as exc:

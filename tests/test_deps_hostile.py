@@ -403,3 +403,13 @@ tasks:
     assert done.code == 2, done.text
     assert "tasks.per.deps.0" in done.text and "may not" in done.text and "Traceback" not in done.text, done.text
     assert "is missing" not in done.text
+
+
+@pytest.mark.parametrize("backend", ["s3", "gcs"])
+def test_an_object_not_there_is_missing_on_either_object_store(project, request, backend):
+    """Not found from the store itself (a 404 under boto's or gcsfs's error) is missing, exit 2."""
+    request.getfixturevalue(backend)
+    scheme = "s3" if backend == "s3" else "gs"
+    proj = make(project, [f"{scheme}://test-bucket/ref/nope.csv"])
+    done = proj.cli("run")
+    assert done.code == 2 and f"dep {scheme}://test-bucket/ref/nope.csv is missing" in done.text, done.text
