@@ -413,3 +413,11 @@ def test_an_object_not_there_is_missing_on_either_object_store(project, request,
     proj = make(project, [f"{scheme}://test-bucket/ref/nope.csv"])
     done = proj.cli("run")
     assert done.code == 2 and f"dep {scheme}://test-bucket/ref/nope.csv is missing" in done.text, done.text
+
+
+@pytest.mark.parametrize("dep", ["data/a\\u0000b.csv", "s3://test-bucket/a\\u0000b.csv"])
+def test_a_dep_holding_a_nul_byte_is_refused_when_the_file_loads(project, dep):
+    proj = project(PIPELINE.format(deps=f'["{dep}"]', shell="echo made > {output}"))
+    done = proj.cli("run")
+    assert done.code == 2 and "NUL" in done.text and "tasks.fetch.deps" in done.text, done.text
+    assert "Traceback" not in done.text
