@@ -33,11 +33,12 @@ import ast
 import errno
 import functools
 import hashlib
+import itertools
 import os
 import re
 import stat as filemode
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -351,14 +352,22 @@ class DepIndex:
             return self._expand_remote(pattern)
         absolute = os.path.isabs(pattern)
         full = os.path.normpath(pattern if absolute else os.path.join(self.root, pattern))  # the path the key names
-        paths = sorted(glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [full]
-        if not paths and os.path.lexists(full):  # data/report[1].csv matches no report1.csv: the file so named
-            paths = [full]
+        magic = glob.has_magic(pattern)
+        paths: Iterator[str] = glob.iglob(full, recursive=True) if magic else iter([full])
+        first = next(paths, None)
+        if first is None and os.path.lexists(full):  # data/report[1].csv matches no report1.csv: the file so named
+            first = full
         found: dict[str, tuple[str, str, Callable[[], str] | None]] = {}
-        matched = False
-        for path in paths:
+        walked: set[str] = set()  # a folder matched is walked whole: what else the glob matches in it is in it
+        matched = first is not None  # an empty folder is there: it names no file
+        for path in itertools.chain([first] if first is not None else [], paths):
+            path = os.path.normpath(path)  # glob yields root/ for root/**
+            if magic and _inside(path, walked):
+                continue
+            walked.add(path)
             for file, st in _files_under(path):
-                matched = True
+                if len(found) >= MAX_DEP_FILES:  # before the walk of / or a linked /usr takes minutes
+                    raise _too_many(pattern)
                 key = _relative_key(file, self.root, absolute)
                 if st is None:
                     found[key] = (key, "", None)
@@ -371,7 +380,7 @@ class DepIndex:
                 # back (touch -r, rsync -t, a checkout) still changes them, so it is hashed again
                 found[key] = (key, f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}",
                               functools.partial(_hash_local, file))
-        if not matched:  # nothing there (an empty folder is there: it names no file)
+        if not matched:  # nothing there
             key = _relative_key(full, self.root, absolute)
             return [(key, "", None)]
         return [found[key] for key in sorted(found)]
@@ -401,6 +410,8 @@ class DepIndex:
                     files[name] = info
         except Exception as exc:  # credentials, network: "cannot tell", never "missing"
             raise _cannot_tell(pattern, exc) from None
+        if len(files) > MAX_DEP_FILES:
+            raise _too_many(_remote_key(protocol, path))
         if not infos:  # nothing there (an empty prefix is there: it names no object)
             return [(_remote_key(protocol, path), "", None)]
         return [(_remote_key(protocol, name), _etag(info), functools.partial(_hash_remote, fs, protocol, name))
@@ -444,6 +455,24 @@ def _files_under(path: str) -> Iterable[tuple[str, os.stat_result | None]]:
                 # a dangling link, or removed meanwhile: no file under the folder
 
 
+def _inside(path: str, folders: set[str]) -> bool:
+    """Whether ``path`` lies under one of ``folders`` (paths as glob yields them)."""
+    parent = os.path.dirname(path)
+    while parent not in folders:
+        up = os.path.dirname(parent)
+        if up == parent:
+            return False
+        parent = up
+    return True
+
+
+def _too_many(entry: str) -> UsageError:
+    return UsageError(f"the deps entry {entry} names more than {MAX_DEP_FILES:,} files: each would be hashed, and "
+                      "recorded with every target made from it",
+                      hint="Name a narrower folder or glob, or list a manifest (a checksum file) of the folder "
+                      "instead, and check for a link to a large tree (/, /usr) inside it.")
+
+
 def _first_visit(folder: str, visited: set[tuple[int, int]]) -> bool:
     try:
         st = os.stat(folder)
@@ -458,6 +487,7 @@ def _first_visit(folder: str, visited: set[tuple[int, int]]) -> bool:
     return True
 
 
+MAX_DEP_FILES = 100_000  # files one deps entry may name (a link to / or /usr in a folder, a glob like /**)
 OWN_FOLDER = ".targetrun"  # the state store, caches, logs and untargeted values: never a dep
 
 

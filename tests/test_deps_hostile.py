@@ -421,3 +421,41 @@ def test_a_dep_holding_a_nul_byte_is_refused_when_the_file_loads(project, dep):
     done = proj.cli("run")
     assert done.code == 2 and "NUL" in done.text and "tasks.fetch.deps" in done.text, done.text
     assert "Traceback" not in done.text
+
+
+# -- 10. an empty folder, and a bound on what one entry may name --------------------------
+
+
+@pytest.mark.parametrize("deps", [["data/"], ["dat*"]])
+def test_an_empty_folder_dep_is_there_and_names_no_file(project, deps):
+    proj = make(project, deps)
+    (proj.root / "data").mkdir()
+    done = proj.cli("run")
+    assert done.code == 0, done.text
+    assert recorded_deps(proj) == {}
+    put(proj.root, "data/a.csv", "a\n")
+    assert stale(proj) == [{"what": "deps", "detail": "new dep data/a.csv"}]
+
+
+def test_a_folder_dep_with_a_link_to_a_huge_tree_stops_at_the_bound(project, monkeypatch):
+    """A link to /usr inside data/ (or a glob such as /**) would hash every file under it,
+    for minutes, and record each in every checkpoint: refused once the bound is passed."""
+    from targetrun import staleness
+
+    monkeypatch.setattr(staleness, "MAX_DEP_FILES", 500)
+    proj = make(project, ["data/"])
+    put(proj.root, "data/a.csv", "a\n")
+    os.symlink("/usr", proj.root / "data/usr")
+    done = _run_within(proj, 20, "run")
+    assert done.code == 2 and "data/ names more than 500 files" in done.text, done.text
+    proj = make(project, ["/usr/**"])
+    done = _run_within(proj, 20, "run")
+    assert done.code == 2 and "/usr/** names more than 500 files" in done.text, done.text
+
+
+def test_a_glob_matching_folders_and_their_files_walks_each_file_once(project):
+    proj = make(project, ["**"])
+    for i in range(3):
+        put(proj.root, f"data/d{i}/x/y/f.csv", f"{i}\n")
+    assert proj.cli("run").code == 0
+    assert sorted(recorded_deps(proj)) == ["Pipelinefile.yaml"] + [f"data/d{i}/x/y/f.csv" for i in range(3)]
