@@ -41,6 +41,8 @@ MAX_TASK_NAME = 128
 # A local target's staging sibling adds the same ~85 bytes to the target's own file name.
 MAX_TARGET_NAME_BYTES = 255 - 85
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
+_DEP_HINT = _VALUES_HINT[:-1] + ('; to read elsewhere, write that folder or URL in the template itself '
+                                 '(deps: ["/mnt/data/{params.x}"]).')
 _OWN_FOLDER = ".targetrun"  # targetrun's own files: state store, spec and replay caches, logs, values
 _SQLITE_SIBLINGS = ("", "-wal", "-shm", "-journal")  # a SQLite store is these files together
 
@@ -379,7 +381,7 @@ def _dep_in_place(rendered: str, template: str) -> str:
     >>> _dep_in_place("s3://other/x", "{params.x}")
     Traceback (most recent call last):
     ...
-    targetrun.errors.SpecError: the dep 's3://other/x' is a URL, but its template '{params.x}' is a path: a value may not give a dep a protocol or a root. Check the values that fill it (-p, --params-file, foreach items).
+    targetrun.errors.SpecError: the dep 's3://other/x' is a URL, but its template '{params.x}' is a path: a value may not give a dep a protocol or a root. Check the values that fill it (-p, --params-file, foreach items); to read elsewhere, write that folder or URL in the template itself (deps: ["/mnt/data/{params.x}"]).
     """
     if template == rendered or not templating.names_a_field(template):
         return rendered
@@ -390,11 +392,11 @@ def _dep_in_place(rendered: str, template: str) -> str:
     rest = rendered[len(fixed_dir) :] if rendered.startswith(fixed_dir) else rendered
     if ".." in rest.replace("\\", "/").split("/"):
         raise SpecError(f"the dep {rendered!r} climbs out of {fixed_dir or 'the project folder'} with '..': a value "
-                        "may not lead a dep out of the folder its template names", hint=_VALUES_HINT)
+                        "may not lead a dep out of the folder its template names", hint=_DEP_HINT)
     if protocol(fixed) is None and (protocol(rendered) is not None or rendered.startswith(("/", "\\"))):
         what = "a URL" if protocol(rendered) is not None else "an absolute path"
         raise SpecError(f"the dep {rendered!r} is {what}, but its template {template!r} is a path: a value may not "
-                        "give a dep a protocol or a root", hint=_VALUES_HINT)
+                        "give a dep a protocol or a root", hint=_DEP_HINT)
     return rendered
 
 
