@@ -459,3 +459,20 @@ def test_a_glob_matching_folders_and_their_files_walks_each_file_once(project):
         put(proj.root, f"data/d{i}/x/y/f.csv", f"{i}\n")
     assert proj.cli("run").code == 0
     assert sorted(recorded_deps(proj)) == ["Pipelinefile.yaml"] + [f"data/d{i}/x/y/f.csv" for i in range(3)]
+
+
+def test_status_with_an_s3_dep_that_cannot_be_reached_is_exit_3_and_shows_no_secret(project, s3, s3_server):
+    def head(endpoint: str) -> str:
+        options = json.dumps({"key": "testing", "secret": SECRET, "client_kwargs": {"endpoint_url": endpoint},
+                              "config_kwargs": {"retries": {"max_attempts": 1}}})
+        return f"results:\n  lake:\n    url: s3://test-bucket\n    options: {options}\n"
+
+    s3.pipe("test-bucket/ref/a.csv", b"a\n")
+    proj = make(project, ["s3://test-bucket/ref/"], head=head(s3_server.endpoint))
+    assert proj.cli("run").code == 0
+    proj.file.write_text(head("http://127.0.0.1:9") + PIPELINE.format(deps='["s3://test-bucket/ref/"]',
+                                                                      shell="echo made > {output}"))
+    done = proj.cli("status", "--json")  # each command waits out s3fs's retries: one is enough
+    _cannot_tell(done, "s3://test-bucket/ref")
+    assert SECRET not in done.text
+    assert sorted(recorded_deps(proj)) == ["s3://test-bucket/ref/a.csv"]
