@@ -329,8 +329,10 @@ class TerminalStream(io.TextIOBase):
 
 def terminal(stream: TextIO | IO[str]) -> TextIO:
     """``stream``, kept on the terminal while tasks' output is captured (see TerminalStream).
-    A stream on another descriptor, or on none (a StringIO), is returned as it is."""
-    if isinstance(stream, TerminalStream) or _std_fd(stream) is None:
+    A stream on another descriptor, or on none (a StringIO), is returned as it is -- and so is
+    one that stays on the terminal by itself below what it does (``stays_on_terminal``: the
+    CLI's redacting streams), which a TerminalStream around it would bypass."""
+    if isinstance(stream, TerminalStream) or getattr(stream, "stays_on_terminal", False) or _std_fd(stream) is None:
         return cast(TextIO, stream)
     return cast(TextIO, TerminalStream(cast(TextIO, stream)))
 

@@ -6,12 +6,15 @@ replay checks again:
 * a task **skipped because its target exists**: no cache policy that would look at its
   record (no ``cache_for``, no ``never_use``), nothing of its staleness looked at (no
   ``code``/``deps`` validator), not mapped, its target a local file;
-* a **cache hit** of a task without a target or needs: not mapped, its value a local
-  file (its validity then rests on the cache entries and the clock only);
+* a **cache hit** of a task without a target or needs: not mapped, no ``deps``
+  validator, its value a local file (its validity then rests on the cache entries, the
+  clock and -- for a ``code`` validator -- the project's sources only);
 * every other task **not needed**;
 
 and none of those tasks' templates renders anything finer than the run's day (the run
-id, ``{date:%H}``): the replay's key pins the date to a day. Anything else -- a task
+id, ``{date:%H}``): the replay's key pins the date to a day. The project source files
+the Python tasks' code was read from are held too, by size and modification time: a
+task whose code no longer parses is never kept. Anything else -- a task
 that ran or failed, a resumed checkpoint, a remote target, a state store that is not the
 local SQLite file -- leaves no certificate (an earlier one still holds: everything it
 rested on is checked again whenever it is used).
@@ -27,7 +30,7 @@ from collections.abc import Mapping
 from targetrun import replay
 from targetrun.engine.decide import CLOCK_SKEW, by_existence, stale_rules, valid_until
 from targetrun.engine.plan import Plan, Planner
-from targetrun.model import Action, CacheEntry, Reason, RunSummary, TaskSpec, TaskState
+from targetrun.model import Action, CacheEntry, Reason, RunSummary, StaleKind, TaskSpec, TaskState
 from targetrun.resolve import LOCAL
 from targetrun.store import statements
 from targetrun.store.base import StateStore
@@ -51,7 +54,8 @@ def certify(ticket: replay.Ticket, plan: Plan, planner: Planner, summary: RunSum
     try:
         window = _cache_window(planner, store, hits)
         day = replay.utc_day(plan.context.date.timestamp())  # the date its templates rendered
-        certificate = _certificate(summary, sqlite, files, window, day) if window is not None else None
+        sources = {path: replay.source_stamp(path) for path in planner.made_from.code_index.sources()}
+        certificate = _certificate(summary, sqlite, files, sources, window, day) if window is not None else None
         if certificate is not None and ticket.unchanged() and not ticket.spoke():
             replay.write(ticket.path, dict(certificate, key=ticket.key))
     except Exception:  # a damaged store row, a full disk: the run stands, uncertified
@@ -88,7 +92,8 @@ def _what_it_rested_on(plan: Plan, hits: Mapping[str, CacheEntry],
             if not _by_existence_only(task.spec) or task.target is None or task.target.result != LOCAL:
                 return None
             files.append(task.target.url)
-        elif decision.reason is Reason.CACHE_HIT and task.target is None and not task.spec.needs:
+        elif decision.reason is Reason.CACHE_HIT and task.target is None and not task.spec.needs \
+                and not _judges_deps(task.spec):
             entry = hits.get(outcome.task)
             if entry is None or entry.checkpoint.storage != LOCAL:
                 return None
@@ -97,6 +102,12 @@ def _what_it_rested_on(plan: Plan, hits: Mapping[str, CacheEntry],
         else:
             return None
     return files, entries
+
+
+def _judges_deps(spec: TaskSpec) -> bool:
+    """Whether a cache hit rests on its deps' contents, which a replay does not read
+    (its code rests on the project's sources, which the certificate holds)."""
+    return StaleKind.DEPS in stale_rules(spec.cache, rebuild_stale=False, report_stale=False).looked
 
 
 def _by_existence_only(spec: TaskSpec) -> bool:
@@ -133,8 +144,8 @@ def _cache_window(planner: Planner, store: StateStore,
     return generation, not_before, not_after
 
 
-def _certificate(summary: RunSummary, sqlite: str, files: list[str], window: tuple[int, float, float],
-                 day: str) -> dict[str, object] | None:
+def _certificate(summary: RunSummary, sqlite: str, files: list[str], sources: dict[str, str],
+                 window: tuple[int, float, float], day: str) -> dict[str, object] | None:
     """What the replay checks and records, read back from the store as this run left it."""
     db = sqlite3.connect(sqlite, timeout=replay.BUSY_TIMEOUT, isolation_level=None)
     try:
@@ -151,6 +162,7 @@ def _certificate(summary: RunSummary, sqlite: str, files: list[str], window: tup
         "day": day,
         "files": files,
         "folders": replay.folders_of(files),
+        "sources": sources,
         "cache_generation": generation,
         "not_before": not_before,
         "not_after": not_after,

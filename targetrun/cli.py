@@ -2,8 +2,9 @@
 
 Exit codes: 0 every requested task satisfied; 1 a task failed; 2 the Pipelinefile or the
 command line is wrong; 3 a backend (storage, state store, executor) could not be reached
-or could not tell; 4 an internal error (a bug: the traceback is printed); 130 interrupted
-(Ctrl-C); 143 stopped by SIGTERM.
+or could not tell; 4 an internal error (a bug: the traceback is printed); 128 + N stopped by
+signal N, as a shell reports it: 129 SIGHUP (the terminal closed), 130 Ctrl-C, 131 SIGQUIT,
+141 SIGPIPE (the output's reader went away: quiet), 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, TextIO, cast
 import click
 
 from targetrun import __version__, api, replay, stopping
-from targetrun.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, TargetrunError, UsageError
+from targetrun.errors import EXIT_INTERNAL, EXIT_OUTPUT_CLOSED, TargetrunError, UsageError
 from targetrun.executors.base import EXECUTORS
 from targetrun.redact import RedactingWriter, printable, redact
 from targetrun.registry import Registry
@@ -33,7 +34,8 @@ _PLANNING = ("run", "status")  # commands that keep garbage collection paused wh
 # click 8.2+ raises it for a group called without a command (8.1 prints the help and exits 0)
 _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 EPILOG = ("Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments (or an extra to install), "
-          "3 backend unreachable or could not tell, 4 internal error (a bug), 130 Ctrl-C, 143 SIGTERM.")
+          "3 backend unreachable or could not tell, 4 internal error (a bug); stopped: 129 SIGHUP, 130 Ctrl-C, "
+          "131 SIGQUIT, 141 SIGPIPE (output closed), 143 SIGTERM.")
 
 
 def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) -> None:
@@ -47,7 +49,7 @@ def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) 
         stopping.ignore()  # the command is over: a signal now must not turn its result into a traceback
     except KeyboardInterrupt as exc:  # a signal between the command's end and here
         code = stopping.exit_code_of(exc)
-    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+    if code in stopping.STOP_CODES:
         # Everything is recorded and cleaned up; a Python task still running in a worker
         # thread cannot be stopped, and must not hold the exit (nothing it does is committed).
         stopping.flush()
@@ -68,7 +70,8 @@ def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
     layer or library prints -- error messages, reports, JSON, tracebacks -- reaches the
     user with every credential masked.
     """
-    safe_out, safe_err = RedactingWriter(out), RedactingWriter(err)
+    safe_out = RedactingWriter(out)
+    safe_err = RedactingWriter(err, hushed=safe_out)  # once the output's reader went away, nothing more is said
     try:
         with contextlib.redirect_stdout(safe_out), contextlib.redirect_stderr(safe_err):
             return _invoke(argv, cast(TextIO, safe_out), cast(TextIO, safe_err))
@@ -101,7 +104,8 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
         return exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort
         code = stopping.exit_code_of(exc)
-        err.write(f"targetrun: interrupted ({'SIGTERM' if code == EXIT_TERMINATED else 'Ctrl-C'})\n")
+        if code != EXIT_OUTPUT_CLOSED:  # (a reader that went away is told nothing, as git does)
+            err.write(f"targetrun: interrupted ({stopping.name_of(code)})\n")
         return code
     except Exception:
         import traceback  # only a bug pays for it

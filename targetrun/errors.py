@@ -9,7 +9,8 @@ Exit codes (DESIGN.md §4):
 * 3 -- a backend (storage, state store, executor) could not be reached or could not
   tell (:class:`BackendError` and its children);
 * 4 -- an internal error: a bug in targetrun (the CLI prints the traceback);
-* 130 / 143 -- stopped by SIGINT (Ctrl-C) / SIGTERM (see :mod:`targetrun.stopping`).
+* 128 + N -- stopped by signal N (see :mod:`targetrun.stopping`): 129 SIGHUP, 130 SIGINT
+  (Ctrl-C), 131 SIGQUIT, 143 SIGTERM; 141 (SIGPIPE) when the output's reader went away.
 
 A :class:`TargetrunError` is a *user-facing* error: the CLI prints its message as one
 paragraph and exits with its code, never a traceback. Anything else escaping the engine
@@ -27,6 +28,9 @@ EXIT_BACKEND = 3
 EXIT_INTERNAL = 4  # anything that is not a TargetrunError escaped: a bug, shown with its traceback
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, as a shell reports it
 EXIT_TERMINATED = 143  # SIGTERM (how CI cancels a job): 128 + 15
+EXIT_HANGUP = 129  # SIGHUP (the terminal closed, the ssh session dropped): 128 + 1
+EXIT_QUIT = 131  # SIGQUIT (Ctrl-\\): 128 + 3
+EXIT_OUTPUT_CLOSED = 141  # the output's reader went away (EPIPE, as SIGPIPE): 128 + 13, as git exits
 
 
 class TargetrunError(Exception):

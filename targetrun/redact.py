@@ -29,8 +29,9 @@ task log files. It hides:
 * ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
   ``?key=...`` or ``&sig=...``;
 * config lines whose name ends in a credential word (``aws_secret_access_key = ...``,
-  ``password: ...``; not ``max_tokens = 5``), an ``Authorization`` header's value
-  (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256 ...``) and any ``Bearer <token>``.
+  ``password: ...``, ``X-Api-Key: ...``; not ``max_tokens = 5``), an ``Authorization``
+  header's value (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256 ...``), a ``Cookie`` or
+  ``Set-Cookie`` header's value and any ``Bearer <token>`` -- every word in any case.
 
 :func:`printable` is the other half of human output: values that come from users
 (parameters, task names, targets, error text) are shown with control characters and
@@ -40,13 +41,18 @@ the cursor. Standard library only: every layer may import it.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import threading
 import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
+
+from targetrun import stopping
+from targetrun.capture import terminal
 
 MASK = "***"
 MIN_SECRET = 4  # shorter values would mask ordinary words; the patterns still hide them in URLs
@@ -71,21 +77,27 @@ _NOT_A_USER = frozenset(("mailto",))  # mailto:a@b.com is an address
 # user:***@ once a known password was masked, without a scheme ("bucket name KEY:***@bucket").
 _USER_OF_MASKED = re.compile(r"[^\s'\"<>`/:@]+:\*\*\*@")
 # password=..., secret_key=... and "token": "..." / 'password': '...' (names that are always credentials).
-_WORDS = r"[\w\-]*(?:password|passwd|secret|token|credential|signature|api_?key|access_?key|private_?key)[\w\-]*"
+_WORDS = r"[\w\-]*(?:password|passwd|secret|token|credential|signature|api[_-]?key|access[_-]?key|private[_-]?key)[\w\-]*"
 _NAMED = re.compile(rf"(?i)(?P<name>\b{_WORDS}=)(?P<value>[^\s&'\"`<>)\]}},;]+)")
 # A config line (INI ``name = value``, YAML ``name: value``) whose name *ends* in a credential
-# word: ``aws_secret_access_key = ...``, ``password: ...`` -- but not ``max_tokens = 5``.
-_ENDS_SECRET = r"[\w\-]*(?:password|passwd|secret|_token|api_?key|access_?key|secret_?key|private_?key)"
-_CONFIG = re.compile(rf"(?im)(?P<name>(?:^|(?<=[\s{{,]))(?:{_ENDS_SECRET}|token)(?:\s+=\s*|\s*=\s+|\s*:\s+))"
+# word: ``aws_secret_access_key = ...``, ``password: ...`` -- but not ``max_tokens = 5``. HTTP
+# headers spell the words with hyphens (``X-Api-Key: ...``, ``PRIVATE-TOKEN: ...``), and a
+# command line quotes them (``curl -H 'x-auth-token: ...'``).
+_ENDS_SECRET = r"[\w\-]*(?:password|passwd|secret|[_-]token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)"
+_CONFIG = re.compile(rf"(?im)(?P<name>(?:^|(?<=[\s{{,'\"]))(?:{_ENDS_SECRET}|token)(?:\s+=\s*|\s*=\s+|\s*:\s+))"
                      r"(?P<value>[^\s'\"`<>,;]+)")
 # HTTP credentials: an Authorization header's value and any "Bearer <token>".
 _AUTHORIZATION = re.compile(
     r"(?i)(?P<name>\b(?:proxy-)?authorization['\"]?\s*[:=]\s*(?:b?['\"])?\s*"
     r"(?:(?:bearer|basic|digest|token|negotiate|aws4-hmac-sha256|aws)\s+)?)(?P<value>[^\s'\"`<>]+)"
 )
-# A bearer token is one word of token characters holding a capital, a digit or a symbol,
-# so "a bearer of bad news" stays as it is.
-_BEARER = re.compile(r"(?i)(?P<name>\bbearer\s+)(?P<value>(?-i:(?=[\w\-.~+/]*[A-Z0-9\-.~+/_]))[\w\-.~+/]{6,}=*)")
+# A bearer token is one word of token characters, in any case ("bearer", "BEARER"), holding
+# a capital, a digit or a symbol -- or of 20 characters or more, all lower-case letters too:
+# so "a bearer of bad news" and "bearer instruments" stay as they are.
+_BEARER = re.compile(r"(?i)(?P<name>\bbearer\s+)"
+                     r"(?P<value>(?:(?-i:(?=[\w\-.~+/]*[A-Z0-9\-.~+/_]))|(?=[\w\-.~+/]{20}))[\w\-.~+/]{6,}=*)")
+# A cookie header's value: every name=value in it (a session is a credential).
+_COOKIE = re.compile(r"(?i)(?P<name>\b(?:set-)?cookie['\"]?\s*:\s*(?:['\"])?)(?P<value>[^\n'\"`<>]+)")
 _QUOTED = re.compile(rf"(?i)(?P<name>(?P<q>['\"]){_WORDS}(?P=q)\s*:\s*(?P<vq>['\"]))(?P<value>.*?)(?P=vq)")
 # Query parameters that carry credentials in signed or keyed URLs.
 _QUERY = re.compile(
@@ -343,6 +355,8 @@ def redact(text: str) -> str:
         text = _AUTHORIZATION.sub(lambda m: m.group("name") + MASK, text)
     if "bearer" in lowered:
         text = _BEARER.sub(lambda m: m.group("name") + MASK, text)
+    if "cookie" in lowered:
+        text = _COOKIE.sub(lambda m: m.group("name") + MASK, text)
     return text
 
 
@@ -380,11 +394,17 @@ class RedactingWriter:
     other attribute (``isatty``, ``encoding``, ``fileno``) is the wrapped stream's.
     """
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
+    stays_on_terminal = True  # (capture.terminal: what a reporter writes here is redacted, on the terminal)
+
+    def __init__(self, stream: TextIO, *, hushed: RedactingWriter | None = None) -> None:
+        # Below the redaction, not above it: while a run holds fds 1 and 2 for its tasks'
+        # output, what is written here goes to the terminal -- redacted, like the rest.
+        self._stream = terminal(stream)
         self._pending = ""
         self._lock = threading.Lock()
+        self._hushed_by = hushed  # another writer: once its reader went away, this one drops all too
         self.written = False  # whether anything was written (a no-op that warned is not replayed)
+        self.reader_gone = False  # a write failed because the reader went away (EPIPE): drop the rest
 
     def write(self, text: str) -> int:
         with self._lock:
@@ -393,8 +413,36 @@ class RedactingWriter:
             if "\n" not in self._pending:
                 return len(text)
             lines, _, self._pending = self._pending.rpartition("\n")
-            self._stream.write(redact(lines + "\n"))
+            self._pass_on(redact(lines + "\n"))
         return len(text)
+
+    def _pass_on(self, text: str | None) -> None:
+        """Write ``text`` to the stream (None: flush it) -- unless its reader went away
+        (``| head -1`` has read its line, or the terminal is gone: an ssh session dropped,
+        whose SIGHUP is stopping the command already): then drop this and everything
+        after, and stop the command (:func:`targetrun.stopping.output_closed`, exit 141,
+        as git does; once stopping, the stop's own code)."""
+        if self.reader_gone or (self._hushed_by is not None and self._hushed_by.reader_gone):
+            return
+        try:
+            if text is None:
+                self._stream.flush()
+            else:
+                self._stream.write(text)
+        except OSError as exc:
+            if not (isinstance(exc, BrokenPipeError) or (exc.errno == errno.EIO and self._on_a_terminal())):
+                raise
+            self.reader_gone = True
+            stopping.output_closed()
+
+    def _on_a_terminal(self) -> bool:
+        """Whether the stream is on a character device (a terminal; a hung-up one answers
+        writes with EIO -- and isatty() with False, so that cannot tell) rather than a file,
+        whose EIO is a disk's error to report."""
+        try:
+            return stat.S_ISCHR(os.fstat(self._stream.fileno()).st_mode)
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
@@ -404,8 +452,8 @@ class RedactingWriter:
         with self._lock:
             pending, self._pending = self._pending, ""
             if pending:
-                self._stream.write(redact(pending))
-        self._stream.flush()
+                self._pass_on(redact(pending))
+        self._pass_on(None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

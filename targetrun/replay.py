@@ -20,6 +20,9 @@ A certificate holds:
   and the modification time of every folder Python imports from (installing or removing
   a package -- a plugin executor or serializer -- changes what the full run accepts);
 * the run **date** (a day: no template of those tasks renders the time or the run id);
+* the project's **sources** the Python tasks' code was read from, by size and
+  modification time: a task whose code no longer parses is never kept by the full run,
+  and a cache hit under a ``code`` validator rests on that code;
 * the local **files** whose existence the decisions rested on: the targets found, and the
   values of the cache hits; and the real path of every folder holding one (the full run
   refuses a target whose folder a symlink has since led out of its result location);
@@ -57,7 +60,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-FORMAT = 2  # of the certificate file; another one is ignored
+FORMAT = 3  # of the certificate file; another one is ignored
 FOLDER = os.path.join(".targetrun", "replay")
 MAX_BYTES = 256 << 20  # a certificate larger than this is not read (10,000 targets: ~1 MB)
 BUSY_TIMEOUT = 0.5  # seconds to wait for the store's write lock before leaving it to the full run
@@ -293,7 +296,7 @@ def _announce(certificate: Mapping[str, Any], started: float, finished: float, o
 
 
 # Every field of a certificate and its type: a damaged file is not used.
-_FIELDS = {"format": int, "key": str, "day": str, "files": list, "folders": dict, "cache_generation": int,
+_FIELDS = {"format": int, "key": str, "day": str, "files": list, "folders": dict, "sources": dict, "cache_generation": int,
            "not_before": float, "not_after": float, "store": str, "schema": int, "pipeline": str,
            "requested": str, "counts": str, "outcomes": str, "final": dict}
 _STATES = frozenset(("skipped", "cached", "not needed"))  # what a no-op's tasks end as
@@ -311,6 +314,8 @@ def well_formed(certificate: object) -> bool:
     folders = certificate["folders"]
     if not all(isinstance(real, str) for real in folders.values()):
         return False
+    if not all(isinstance(stamp, str) for stamp in certificate["sources"].values()):
+        return False
     return all(isinstance(path, str) for path in certificate["files"]) and set(final) <= _STATES and \
         all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in final.values())
 
@@ -325,8 +330,17 @@ def _holds(certificate: Any, ticket: Ticket, now: float) -> bool:
     lookup = os.stat
     for path in certificate["files"]:
         lookup(path)  # missing (or unreadable): raises, and the full run decides
+    for path, stamp in certificate["sources"].items():
+        if source_stamp(path) != stamp:  # the task code changed (or no longer parses): the full run judges it
+            return False
     realpath = os.path.realpath
     return all(realpath(folder) == real for folder, real in certificate["folders"].items())
+
+
+def source_stamp(path: str) -> str:
+    """A project source file by size and modification time (as :func:`code_identity`)."""
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def folders_of(files: Sequence[str]) -> dict[str, str]:

@@ -5,12 +5,20 @@ A checkpoint records, when it is written, four kinds of fingerprints:
 * **code** -- for a Python task, its function normalised through the AST (``ast.dump``
   with docstrings removed: comments, docstrings, blank lines and formatting do not count),
   plus, transitively, every function, class and module-level constant of the *project*
-  (modules whose file is under the Pipelinefile's folder) it references by name. Each
-  object is one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names
-  what changed. An installed library it uses by name counts by its distribution's version
-  (``"pandas" -> "lib:2.2.3"``); the standard library is Python's own and is left out. A shell task's code is its command template; a
-  ``version:`` key replaces the computed fingerprint.
-* **parameters** -- the values the task's templates name (``Checkpoint.made_with``).
+  (modules found, as Python would find them, in the Pipelinefile's folder, a ``src/``
+  folder in it, or a ``sys.path`` folder inside it) it references by name. Each object is
+  one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
+  changed; a project file that does not parse is one entry, ``"helpers.py" ->
+  "unparsable:3"`` (``status``: "helpers.py:3 does not parse"). An installed library it
+  uses by name counts by its distribution's version (``"pandas" -> "lib:2.2.3"``); the
+  standard library a helper uses is Python's own and is left out. A task that *is* a
+  library's callable counts by that library's version (``"yaml:safe_dump" -> "dist:PyYAML
+  6.0.2"``), one from the standard library by Python's (``"json:dumps" ->
+  "python:3.11.7"``). A shell task's code is its command template; a ``version:`` key
+  replaces the computed fingerprint.
+* **parameters** -- the values the task's templates name (``Checkpoint.made_with``, as
+  text), and their typed fingerprints (``Checkpoint.params``): ``1`` and ``"1"`` read the
+  same and differ.
 * **inputs** -- the content hash of each upstream value (``Checkpoint.inputs``), so an
   upstream rebuilt into the same bytes changes nothing (early cutoff).
 * **deps** -- the sha256 of each external file a task declares in ``deps:`` (a folder or
@@ -34,6 +42,7 @@ import errno
 import functools
 import hashlib
 import itertools
+import json
 import os
 import re
 import stat as filemode
@@ -55,13 +64,16 @@ UNKNOWN_DEP = "missing"  # a declared dep that is not there (or a glob that matc
 
 @dataclass
 class _Module:
-    """One parsed source file: its top-level objects and what its names import."""
+    """One parsed source file: its top-level objects and what its names import -- or,
+    when it does not parse, the line Python's parser stopped at (then nothing else)."""
 
     objects: dict[str, tuple[str, str, frozenset[str]]]  # name -> (kind, digest, names it references)
     imports: dict[str, tuple[str, str | None]]  # local name -> (absolute module, attribute or None)
+    unparsable: int | None = None
 
 
-_PARSED: dict[tuple[str, str], _Module | None] = {}  # (path, sha256 of its bytes) -> parsed; per process
+_PARSED: dict[tuple[str, str], _Module] = {}  # (path, sha256 of its bytes) -> parsed; per process
+UNPARSABLE = "unparsable"  # the kind of a code entry for a project file that does not parse
 
 
 def _strip_docstrings(tree: ast.AST) -> None:
@@ -95,11 +107,13 @@ def _digest(node: ast.AST) -> str:
     return hashlib.sha256(ast.dump(node).encode()).hexdigest()[:16]
 
 
-def _parse(source: bytes, module: str, is_package: bool) -> _Module | None:
+def _parse(source: bytes, module: str, is_package: bool) -> _Module:
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return None
+    except SyntaxError as exc:  # the import will fail on the same line: say where
+        return _Module({}, {}, unparsable=exc.lineno or 1)
+    except ValueError:  # a NUL byte: Python refuses the whole file
+        return _Module({}, {}, unparsable=1)
     _strip_docstrings(tree)
     objects: dict[str, tuple[str, str, frozenset[str]]] = {}
     imports: dict[str, tuple[str, str | None]] = {}
@@ -132,50 +146,100 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module | None:
     return _Module(objects, imports)
 
 
+def _search_path(root: str) -> list[str]:
+    """The folders a project's modules are found in, in the order Python looks: the root
+    (the runner puts it first on ``sys.path``), the ``sys.path`` folders that lie inside
+    it (``PYTHONPATH=src``, an editable install's path entry), then ``root/src`` -- a src
+    layout counts even where it is installed by a finder rather than a path entry, or not
+    on this process's path at all. A folder of installed packages inside the root (a
+    ``.venv`` there) holds libraries, not the project's code."""
+    found = [root]
+    venvs = {os.path.realpath(p) for p in (sys.prefix, sys.exec_prefix, sys.base_prefix)}
+    for entry in [*sys.path, os.path.join(root, "src")]:
+        real = os.path.realpath(entry or os.curdir)
+        inside = real.startswith(root + os.sep)
+        installed = any(real == v or real.startswith(v + os.sep) for v in venvs) or \
+            any(part in ("site-packages", "dist-packages") for part in real.split(os.sep))
+        if inside and not installed and real not in found and os.path.isdir(real):
+            found.append(real)
+    return found
+
+
+@dataclass
+class _Closure:
+    """What a ``run: module:function`` reaches: each project object it uses ("file:name" ->
+    "kind:digest"), the imported names whose library counts by its version, and -- for a
+    callable that is not the project's -- the module and name it comes from."""
+
+    entries: dict[str, str] = field(default_factory=dict)
+    libraries: set[str] = field(default_factory=set)  # top-level import names
+    outside: tuple[str, str] | None = None
+
+
 class CodeIndex:
     """Code fingerprints of a project's functions, for one run."""
 
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
-        self._files: dict[str, tuple[str, _Module | None] | None] = {}  # module -> (relative path, parsed)
+        self._path: list[str] | None = None  # where modules are found: asked for only when code is
+        self._files: dict[str, tuple[str, _Module] | None] = {}  # module -> (relative path, parsed)
+        self._walked: dict[str, _Closure | None] = {}
+        self._unparsable: dict[str, str | None] = {}
         self._closures: dict[str, dict[str, str] | None] = {}
 
-    def _module(self, name: str) -> tuple[str, _Module | None] | None:
-        """A project module by its dotted name (None: not a file under the root)."""
+    def _module(self, name: str) -> tuple[str, _Module] | None:
+        """A project module by its dotted name (None: not a file in the project's folders)."""
         if name in self._files:
             return self._files[name]
-        found: tuple[str, _Module | None] | None = None
-        base = os.path.join(self.root, *name.split(".")) if name else ""
-        for path, is_package in ((base + ".py", False), (os.path.join(base, "__init__.py"), True)):
-            if name and os.path.isfile(path):
-                with open(path, "rb") as f:
-                    source = f.read()
-                key = (path, hashlib.sha256(source).hexdigest())
-                if key not in _PARSED:
-                    _PARSED[key] = _parse(source, name, is_package)
-                found = (os.path.relpath(path, self.root).replace(os.sep, "/"), _PARSED[key])
+        found: tuple[str, _Module] | None = None
+        if self._path is None:
+            self._path = _search_path(self.root)
+        for folder in self._path if name else ():
+            base = os.path.join(folder, *name.split("."))
+            for path, is_package in ((base + ".py", False), (os.path.join(base, "__init__.py"), True)):
+                if os.path.isfile(path):
+                    with open(path, "rb") as f:
+                        source = f.read()
+                    key = (path, hashlib.sha256(source).hexdigest())
+                    if key not in _PARSED:
+                        _PARSED[key] = _parse(source, name, is_package)
+                    found = (os.path.relpath(path, self.root).replace(os.sep, "/"), _PARSED[key])
+                    break
+            if found is not None:
                 break
         self._files[name] = found
         return found
 
     def _lookup(self, module: str, name: str, depth: int = 0) -> tuple[str, str] | None:
-        """Where a top-level name of a project module is defined: (module, name), following imports."""
+        """Where a top-level name of a project module is defined: (module, name), following
+        imports -- or the module that does not parse, where the name cannot be told."""
         found = self._module(module)
-        if found is None or found[1] is None or depth > 10:
+        if found is None or depth > 10:
             return None
         parsed = found[1]
-        if name in parsed.objects:
+        if name in parsed.objects or parsed.unparsable is not None:
             return module, name
         if name in parsed.imports:
             source, attr = parsed.imports[name]
             return self._lookup(source, attr, depth + 1) if attr is not None else None
         return None
 
+    def _origin(self, module: str, name: str, depth: int = 0) -> tuple[str, str] | None:
+        """The module outside the project a name comes from, following the project's
+        imports (``from json import dumps`` in tasks.py): (module, name), or None."""
+        found = self._module(module)
+        if found is None:
+            return module, name
+        imported = found[1].imports.get(name)
+        if imported is None or imported[1] is None or depth > 10:
+            return None
+        return self._origin(imported[0], imported[1], depth + 1)
+
     def _resolve(self, module: str, ref: str) -> tuple[str, str] | None:
         """The project object a name used in ``module`` stands for, or None (local, builtin, library)."""
         head, _, attr = ref.partition(".")
         found = self._module(module)
-        if found is None or found[1] is None:
+        if found is None:
             return None
         parsed = found[1]
         if not attr:
@@ -187,47 +251,101 @@ class CodeIndex:
                 return self._lookup(target, attr)
         return None
 
-    def _library(self, parsed: _Module, ref: str) -> tuple[str, str] | None:
-        """(distribution, version) of the installed library an imported name comes from;
-        None for the standard library, the project, and what is not an import."""
+    def _library(self, parsed: _Module, ref: str) -> str | None:
+        """The top-level name of the installed library an imported name comes from; None
+        for the standard library, the project, and what is not an import."""
         head = ref.partition(".")[0]
         if head not in parsed.imports:
             return None
         top = parsed.imports[head][0].split(".")[0]
         if not top or top in sys.stdlib_module_names or self._module(top) is not None:
             return None
-        return _distribution(top)
+        return top
+
+    def _walk(self, run: str) -> _Closure | None:
+        """What ``run: module:function`` reaches (once per run), without asking any
+        library's version; None when it is nowhere to be found."""
+        if run in self._walked:
+            return self._walked[run]
+        module, _, attr = run.partition(":")
+        head = attr.split(".")[0]
+        start = self._lookup(module, head)
+        closure: _Closure | None = _Closure()
+        if start is None:
+            origin = self._origin(module, head)
+            closure = _Closure(outside=(origin[0], origin[1] + attr[len(head):])) if origin is not None else None
+        todo = [start] if start is not None else []
+        seen = set(todo)
+        while todo and closure is not None:
+            mod, name = todo.pop()
+            rel, parsed = self._files[mod] or ("?", _Module({}, {}, 1))
+            if parsed.unparsable is not None:
+                closure.entries[rel] = f"{UNPARSABLE}:{parsed.unparsable}"
+                continue
+            kind, digest, refs = parsed.objects[name]
+            closure.entries[f"{rel}:{name}"] = f"{'task' if (mod, name) == start else kind}:{digest}"
+            for ref in sorted(refs):
+                where = self._resolve(mod, ref)
+                if where is not None and where not in seen:
+                    seen.add(where)
+                    todo.append(where)
+                elif where is None and (library := self._library(parsed, ref)) is not None:
+                    closure.libraries.add(library)
+        self._walked[run] = closure
+        return closure
+
+    def sources(self) -> list[str]:
+        """The project files read so far (absolute paths): what the code of the tasks
+        looked at rests on (:mod:`targetrun.certify`)."""
+        return sorted(os.path.join(self.root, found[0]) for found in self._files.values() if found is not None)
+
+    def unparsable(self, run: str) -> str | None:
+        """``"helpers.py:3 does not parse"`` when a project file the callable reaches does
+        not parse (the first, by path), else None. Asks no library's version."""
+        if run not in self._unparsable:  # asked once per task: 10,000 tasks share a few functions
+            closure = self._walk(run)
+            broken = sorted((key, value) for key, value in closure.entries.items()
+                            if value.startswith(UNPARSABLE + ":")) if closure is not None else []
+            self._unparsable[run] = _unparsable_text(*broken[0]) if broken else None
+        return self._unparsable[run]
 
     def of_callable(self, run: str) -> dict[str, str] | None:
         """``run: module:function`` -> each project object it reaches, by "file:name" ->
-        "kind:digest" (the function itself is ``task``). None when its module is not a
-        project file or does not parse (then its code is unknown)."""
+        "kind:digest" (the function itself is ``task``; a file that does not parse is
+        "file" -> "unparsable:line"), and each installed library those use, by its
+        distribution -> "lib:version". A callable from the standard library counts by
+        Python's version ("json:dumps" -> "python:3.11.7"), one from an installed library
+        by its distribution's ("yaml:safe_dump" -> "dist:PyYAML 6.0.2"). None when it is
+        none of these (then its code is unknown)."""
         if run in self._closures:
             return self._closures[run]
-        module, _, attr = run.partition(":")
-        start = self._lookup(module, attr.split(".")[0])
+        closure = self._walk(run)
         result: dict[str, str] | None = None
-        if start is not None:
-            result = {}
-            todo = [start]
-            seen = {start}
-            while todo:
-                mod, name = todo.pop()
-                rel, parsed = self._files[mod] or ("?", None)
-                assert parsed is not None
-                kind, digest, refs = parsed.objects[name]
-                result[f"{rel}:{name}"] = f"{'task' if (mod, name) == start else kind}:{digest}"
-                for ref in sorted(refs):
-                    where = self._resolve(mod, ref)
-                    if where is not None and where not in seen:
-                        seen.add(where)
-                        todo.append(where)
-                    elif where is None:
-                        library = self._library(parsed, ref)
-                        if library is not None:
-                            result[library[0]] = f"lib:{library[1]}"
+        if closure is not None and closure.outside is not None:
+            result = _outside_code(*closure.outside)
+        elif closure is not None:
+            result = dict(closure.entries)
+            for top in sorted(closure.libraries):
+                library = _distribution(top)
+                if library is not None:
+                    result[library[0]] = f"lib:{library[1]}"
         self._closures[run] = result
         return result
+
+
+def _unparsable_text(file: str, value: str) -> str:
+    return f"{file}:{value.partition(':')[2]} does not parse"
+
+
+def _outside_code(module: str, name: str) -> dict[str, str] | None:
+    """The code fingerprint of a callable that is not the project's: the standard
+    library's by Python's version, an installed library's by its distribution's; None
+    for anything else (a module on a path outside the project: unknown)."""
+    top = module.split(".")[0]
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return {f"{module}:{name}": f"python:{sys.version.split()[0]}"}
+    library = _distribution(top)
+    return {f"{module}:{name}": f"dist:{library[0]} {library[1]}"} if library is not None else None
 
 
 _DISTRIBUTIONS: dict[str, tuple[str, str] | None] = {}  # import name -> (distribution, version); per process
@@ -255,27 +373,63 @@ def _distribution(top: str) -> tuple[str, str] | None:
     return _DISTRIBUTIONS[top]
 
 
+_LABELS = {"task": "{}", "def": "helper {}", "class": "class {}", "const": "constant {}", "shell": "command",
+           "version": "version", "lib": "library {}"}
+
+
 def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
-    """What changed, grouped by file.
+    """What changed, grouped by file; a version (a library's, Python's) with both sides.
 
     >>> code_detail({"tasks.py:clean": "task:1", "tasks.py:normalize": "def:1", "tasks.py:N": "const:1"},
     ...             {"tasks.py:clean": "task:2", "tasks.py:normalize": "def:2", "tasks.py:N": "const:1"})
     'tasks.py: clean, helper normalize'
     >>> code_detail({"shell": "shell:a"}, {"shell": "shell:b"})
     'command'
+    >>> code_detail({"json:dumps": "python:3.11.7", "click": "lib:8.1"}, {"json:dumps": "python:3.12.1", "click": "lib:8.2"})
+    'library click (8.1 → 8.2), json:dumps (python 3.11.7 → 3.12.1)'
+
+    A file that does not parse hides what it defines: its objects are not "gone".
+
+    >>> code_detail({"tasks.py:f": "task:1", "helpers.py:g": "def:1"}, {"tasks.py:f": "task:1", "helpers.py": "unparsable:3"})
+    'helpers.py:3 does not parse'
     """
+    incomplete = any(v.startswith(UNPARSABLE + ":") for v in now.values())
     by_file: dict[str, list[str]] = {}
     for key in sorted(set(recorded) | set(now)):
-        if recorded.get(key) == now.get(key):
-            continue
+        old, new = recorded.get(key), now.get(key)
+        if old == new or (new is None and (incomplete or (old or "").startswith(UNPARSABLE + ":"))):
+            continue  # unchanged; or not known now (behind a file that does not parse), or parses again
         file, _, name = key.rpartition(":")
-        kind = (now.get(key) or recorded.get(key) or "").partition(":")[0]
-        label = {"task": name, "def": f"helper {name}", "class": f"class {name}", "const": f"constant {name}",
-                 "shell": "command", "version": "version", "lib": f"library {name}"}.get(kind, name)
-        if key not in now:
+        kind, _, value = (new or old or "").partition(":")
+        if kind == UNPARSABLE:
+            file, label = "", _unparsable_text(key, new or "")
+        elif kind in ("python", "dist"):  # a callable outside the project, by the version of what holds it
+            file, label = "", f"{key} ({_versions(old, new)})"
+        else:
+            label = _LABELS.get(kind, "{}").format(name)
+            if kind == "lib" and old is not None and new is not None:
+                label += f" ({old.partition(':')[2]} → {value})"
+        if new is None:
             label += " (gone)"
         by_file.setdefault(file, []).append(label)
     return "; ".join(f"{file}: {', '.join(names)}" if file else ", ".join(names) for file, names in by_file.items())
+
+
+def _versions(old: str | None, new: str | None) -> str:
+    """``python:3.11.7``, ``python:3.12.1`` -> ``python 3.11.7 → 3.12.1``; a distribution
+    replaced by another (or by Python) names both.
+
+    >>> _versions("dist:PyYAML 5.4", "dist:PyYAML 6.0"), _versions("dist:simplejson 3.1", "python:3.12.1")
+    ('PyYAML 5.4 → 6.0', 'simplejson 3.1 → python 3.12.1')
+    """
+    def named(entry: str | None) -> tuple[str, str]:
+        kind, _, value = (entry or ":?").partition(":")
+        name, _, version = (f"python {value}" if kind == "python" else value).rpartition(" ")
+        return name, version
+
+    (old_name, old_version), (new_name, new_version) = named(old), named(new)
+    before = f"{old_name} {old_version}".strip()
+    return f"{before} → {new_version}" if old_name == new_name else f"{before} → {new_name} {new_version}".strip()
 
 
 # -- deps ------------------------------------------------------------------------------
@@ -673,6 +827,7 @@ class MadeFrom:
 
     def __post_init__(self) -> None:
         self._texts: dict[tuple[str | None, str | None, str | None], str | None] = {}
+        self._params: dict[str, str] = {}
         self.code_index = CodeIndex(self.root)
         self.dep_index = DepIndex(self.root, self.options_for)
 
@@ -684,6 +839,17 @@ class MadeFrom:
         if spec.run is not None:
             return self.code_index.of_callable(spec.run)
         return None
+
+    def param_fingerprint(self, name: str) -> str:
+        """The fingerprint of a parameter's value now, as records keep it (``Checkpoint.params``)."""
+        if name not in self._params:
+            self._params[name] = fingerprint.of_value(self.context.params[name])
+        return self._params[name]
+
+    def unparsable(self, spec: TaskSpec) -> str | None:
+        """Why a Python task's code cannot be imported as it is now (``"tasks.py:3 does not
+        parse"``), else None -- whatever its ``version:`` says: the import fails all the same."""
+        return self.code_index.unparsable(spec.run) if spec.run is not None else None
 
     def code_text(self, spec: TaskSpec) -> str | None:
         """:meth:`code` as one canonical text (computed once per function per run)."""
@@ -724,13 +890,18 @@ def compare(
     found: list[Stale] = []
     pending: list[str] = []
     if StaleKind.CODE in kinds and record.code is not None:
-        now = made_from.code(spec)
-        if now is not None and now != record.code:
-            found.append(Stale(StaleKind.CODE, code_detail(record.code, now)))
+        code = code_stale(record.code, _or_gone(record.code, made_from.code(spec)))
+        if code is not None:
+            found.append(code)
     if StaleKind.PARAMETERS in kinds and (record.made_with or record.made_for):
         made_with, made_for = templating.made_differently(record.made_with, record.made_for, made_from.context)
-        changes = [(name, old, templating.param_text(name, made_from.context.params[name])
-                    if name in made_from.context.params else "(unset)") for name, old in made_with.items()]
+        params = made_from.context.params
+        changes = [(name, old, templating.param_text(name, params[name]) if name in params else "(unset)")
+                   for name, old in made_with.items()]
+        changes += [_type_change(name, text, params[name]) for name, text in record.made_with.items()
+                    if name not in made_with and name in params and record.params.get(name) is not None
+                    and record.params[name] != made_from.param_fingerprint(name)
+                    and _was_retyped(name, text, record.params[name], params[name])]
         if made_for:
             changes.append(("date", made_for, f"{made_from.context.date:%Y-%m-%d}"))
         if changes:
@@ -753,9 +924,73 @@ def compare(
             found.append(Stale(StaleKind.INPUTS, ", ".join(dict.fromkeys(upstream_of.get(a, f"argument {a}")
                                                                          for a in changed)), tuple(changed)))
     if StaleKind.DEPS in kinds and record.deps is not None:
-        now_deps = made_from.deps(spec, record, deps, record.location).hashes
-        then = recorded_deps(record.deps, made_from.root)
-        changed = [k for k in sorted(set(now_deps) | set(then)) if now_deps.get(k) != then.get(k)]
-        if changed:
-            found.append(Stale(StaleKind.DEPS, deps_detail(then, now_deps), tuple(changed)))
+        now_deps = made_from.deps(spec, record, deps, record.location).hashes  # the target is none of its deps
+        found_deps = deps_stale(record.deps, now_deps, made_from.root)
+        if found_deps is not None:
+            found.append(found_deps)
     return found, pending
+
+
+def _or_gone(recorded: Mapping[str, str], now: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    """The code now -- or, for a task whose function its record found and that is nowhere
+    now (its module deleted, the function renamed), the record less that function: it is
+    gone, not unknown (what it reached is not known to have changed)."""
+    if now is not None:
+        return now
+    callable_kinds = ("task:", "dist:")  # the function itself, in the project or a library
+    if not any(value.startswith(callable_kinds) for value in recorded.values()):
+        return None
+    return {key: value for key, value in recorded.items() if not value.startswith(callable_kinds)}
+
+
+def code_stale(recorded: Mapping[str, str] | None, now: Mapping[str, str] | None) -> Stale | None:
+    """How the code a record names differs from the code now (None: the same, or either unknown)."""
+    if recorded is None or now is None or now == recorded:
+        return None
+    return Stale(StaleKind.CODE, code_detail(recorded, now))
+
+
+def deps_stale(recorded: Mapping[str, str] | None, now: Mapping[str, str] | None, root: str) -> Stale | None:
+    """Which declared deps differ from a record's hashes (None: none, or either unknown).
+    ``root``: the project folder, to read a record that kept absolute keys (:func:`recorded_deps`)."""
+    if recorded is None or now is None:
+        return None
+    then = recorded_deps(recorded, root)
+    changed = [k for k in sorted(set(now) | set(then)) if now.get(k) != then.get(k)]
+    return Stale(StaleKind.DEPS, deps_detail(then, now), tuple(changed)) if changed else None
+
+
+def _was_retyped(name: str, text: str, recorded: str, value: object) -> bool:
+    """Whether a value that reads as ``text`` both then and now was another type then:
+    its record's typed fingerprint is that of the other reading of the text (the string
+    ``text``, or the JSON value it spells). Anything else -- a fingerprint of some other
+    making -- is not known to differ: never stale on a guess. A secret's text is a digest:
+    its fingerprint alone tells.
+
+    >>> from targetrun.fingerprint import of_value
+    >>> _was_retyped("n", "1", of_value(1), "1"), _was_retyped("n", "1", of_value("1"), 1)
+    (True, True)
+    >>> _was_retyped("n", "1", "sha256:0000", "1")
+    False
+    """
+    if templating.param_text(name, value) != templating.value_text(value):
+        return True
+    if not isinstance(value, str):
+        return recorded == fingerprint.of_value(text)
+    try:
+        return recorded == fingerprint.of_value(json.loads(text))
+    except ValueError:
+        return False
+
+
+def _type_change(name: str, text: str, value: object) -> tuple[str, str, str]:
+    """A parameter whose value reads the same and is another type (``1`` and ``"1"``,
+    ``true`` and ``"true"``): the string side quoted, as YAML and ``-p`` tell them apart.
+    A secret's value stays hidden; only its new type is said.
+
+    >>> _type_change("n", "1", "1"), _type_change("flag", "true", True)
+    (('n', '1', "'1'"), ('flag', "'true'", 'true'))
+    """
+    if templating.param_text(name, value) != templating.value_text(value):  # a secret: kept as a digest
+        return name, text, f"{text} (now a {type(value).__name__})"
+    return (name, text, repr(text)) if isinstance(value, str) else (name, repr(text), text)

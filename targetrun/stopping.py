@@ -1,12 +1,25 @@
-"""Stopping on a signal: Ctrl-C (SIGINT) and SIGTERM, as a terminal and CI send them.
+"""Stopping on a signal: Ctrl-C (SIGINT), SIGTERM, SIGHUP and SIGQUIT, as a terminal, CI
+and an ssh session send them -- and on a reader that went away (a closed pipe).
 
 The first signal raises :class:`Stopped` (a ``KeyboardInterrupt``) in the main thread,
 so the run unwinds through its ``finally`` blocks: running shell commands are killed with
 their whole process group, staging files are removed, no checkpoint is committed any more,
 and the run is recorded as interrupted. The exit code then is 128 + the signal number
-(130 for SIGINT, 143 for SIGTERM), as a shell reports a process killed by it. A second
-signal while that happens exits at once with the same code, killing the running commands
-first (no more): the next run cleans up what is left (pending writes, see store/base.py).
+(129 SIGHUP, 130 SIGINT, 131 SIGQUIT, 143 SIGTERM), as a shell reports a process killed by
+it. A second signal while that happens exits at once with the same code, killing the
+running commands first (no more): the next run cleans up what is left (pending writes, see
+store/base.py).
+
+The four are handled alike, as make handles them (its ``fatal_error_signal``): the terminal
+closing (SIGHUP) or Ctrl-\\ (SIGQUIT) reaches targetrun but not its commands, which run in
+process groups of their own -- killed by the signal's default action, targetrun would leave
+them running, and the run 'running' until a later command calls it died. SIGHUP or SIGQUIT
+ignored when the command started (``nohup``) stays ignored, as a shell leaves it.
+
+SIGPIPE itself stays ignored, as Python sets it: a socket whose peer went away (a store, a
+bucket) must be an error of that backend, not a stop. A write to the command's own output
+that fails because its reader went away (``targetrun status | head -1``) is the stop
+instead (:func:`output_closed`): exit 141 (128 + SIGPIPE), like git, and nothing more is said.
 
 A signal can arrive while a finalizer (``__del__``) or a weakref callback runs -- the import
 system runs such callbacks all the time. The interpreter cannot raise out of those: it
@@ -46,7 +59,11 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# (SIGHUP and SIGQUIT do not exist on Windows)
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
+OPTIONAL = tuple(signum for signum in SIGNALS if signum not in (signal.SIGINT, signal.SIGTERM))  # nohup's to ignore
+CLOSED_OUTPUT = getattr(signal, "SIGPIPE", 13)  # the stop of a reader that went away (see output_closed)
+STOP_CODES = frozenset(128 + signum for signum in (*SIGNALS, CLOSED_OUTPUT))  # the exit codes of a stop
 
 
 class Stopped(KeyboardInterrupt):
@@ -59,16 +76,32 @@ class Stopped(KeyboardInterrupt):
 
 
 def install() -> None:
-    """Handle SIGINT and SIGTERM in this (main) thread from now on."""
-    global _previous_hook
+    """Handle SIGINT, SIGTERM, SIGHUP and SIGQUIT in this (main) thread from now on (but
+    what the command started ignoring, see :func:`kept_ignored`)."""
+    global _previous_hook, _installed
+    ignored = kept_ignored()
     for signum in SIGNALS:
-        signal.signal(signum, _on_signal)
+        if signum not in ignored:
+            signal.signal(signum, _on_signal)
+    _installed = True
     if sys.unraisablehook is not _redeliver_dropped_stop:
         _previous_hook = sys.unraisablehook
         sys.unraisablehook = _redeliver_dropped_stop
 
 
 _previous_hook: Any = sys.__unraisablehook__
+_installed = False  # install() was called: this process is the command, whose stops are its own
+_ignored_at_start: frozenset[int] | None = None
+
+
+def kept_ignored() -> frozenset[int]:
+    """The optional stop signals (SIGHUP, SIGQUIT) this process found ignored the first time
+    it asked -- before it set any handler: started under ``nohup`` (or in a script's
+    background, for SIGQUIT). They stay ignored, here and in worker processes."""
+    global _ignored_at_start
+    if _ignored_at_start is None:
+        _ignored_at_start = frozenset(signum for signum in OPTIONAL if signal.getsignal(signum) == signal.SIG_IGN)
+    return _ignored_at_start
 
 
 def _redeliver_dropped_stop(unraisable: Any) -> None:
@@ -91,7 +124,7 @@ def _interrupt_main(signum: int) -> None:
 
 
 def ignore() -> None:
-    """From now on SIGINT and SIGTERM are ignored: the command has finished, and only its
+    """From now on the stop signals are ignored: the command has finished, and only its
     exit code is left to give."""
     for signum in SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
@@ -107,11 +140,16 @@ STOP_GRACE = 1.0  # seconds after a stop that waits for another process may stil
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    global _stopping, _hurry_from, _deferred
     if _stopping:  # asked twice: do not wait for the clean-up -- but leave no command running on
         kill_commands()
         flush()
         os._exit(128 + signum)
+    _stop(signum)
+
+
+def _stop(signum: int) -> None:
+    """The first stop: raised now, or as the :func:`deferred` step it landed in ends."""
+    global _stopping, _hurry_from, _deferred
     _stopping = True
     if _hurry_from is None:
         _hurry_from = time.monotonic()
@@ -119,6 +157,20 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         _deferred = signum
         return
     raise Stopped(signum)
+
+
+def output_closed() -> None:
+    """A write to the command's own output failed because its reader went away (EPIPE:
+    ``| head -1`` has read its line): the command stops as if by SIGPIPE -- raised in the
+    main thread (or as its :func:`deferred` step ends), exit 141. Once stopping already, or
+    in another thread, nothing is raised: the caller drops what it could not write. Outside
+    the command (targetrun used as a library, :func:`install` never called) the caller
+    raises the ``BrokenPipeError`` as it was."""
+    if not _installed:
+        raise BrokenPipeError(32, "Broken pipe")
+    if _stopping or threading.current_thread() is not threading.main_thread():
+        return
+    _stop(CLOSED_OUTPUT)
 
 
 @contextmanager
@@ -271,18 +323,24 @@ def kill_group(process: Any) -> None:
             pass
 
 
-def install_in_worker() -> None:
-    """In a worker process of a run: SIGINT or SIGTERM (the run is stopping, or a terminal's
-    Ctrl-C reached the whole group) kills its commands and ends the worker at once, so no
-    attempt runs or writes after the stop."""
+def install_in_worker(ignored: frozenset[int] = frozenset()) -> None:
+    """In a worker process of a run: a stop signal (the run is stopping, or a terminal's
+    Ctrl-C or hangup reached the whole group) kills its commands and ends the worker at
+    once, so no attempt runs or writes after the stop. ``ignored``: the signals the run
+    itself keeps ignored (:func:`kept_ignored`: nohup), which the worker ignores too."""
     for signum in SIGNALS:
-        signal.signal(signum, _stop_worker)
+        signal.signal(signum, signal.SIG_IGN if signum in ignored else _stop_worker)
 
 
 def _stop_worker(signum: int, frame: FrameType | None) -> None:
     kill_commands()
     flush()
     os._exit(128 + signum)
+
+
+def name_of(code: int) -> str:
+    """How an interruption's exit code is said: 'Ctrl-C' for 130, else the signal's name."""
+    return "Ctrl-C" if code == 128 + signal.SIGINT else signal.Signals(code - 128).name
 
 
 def exit_code_of(exc: BaseException | None) -> int:

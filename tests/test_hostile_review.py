@@ -202,6 +202,14 @@ LEAKS = {
     "AWSSECRET5": "aws_secret_access_key = AWSSECRET5",
     "DBPASSWORD6": "database:\n  password: DBPASSWORD6\n  host: db",
     "GHTOKEN7": "Bearer GHTOKEN7 was rejected",
+    # lower case throughout, hyphenated header names, cookies
+    "lowercasebearertokenvalue": "authorization failed: bearer lowercasebearertokenvalue",
+    "xapikey8": "X-Api-Key: xapikey8",
+    "xapikey9": "{'x-api-key': 'xapikey9'}",
+    "authtoken10": "x-auth-token: authtoken10",
+    "glpat-token11": "PRIVATE-TOKEN: glpat-token11",
+    "cookievalue12": "Cookie: session=cookievalue12; theme=dark",
+    "setcookie13": "set-cookie: sid=setcookie13; Path=/; HttpOnly",
 }
 
 
@@ -209,7 +217,8 @@ def test_redaction_masks_authorization_headers_and_config_lines():
     for secret, text in LEAKS.items():
         assert secret not in redact.redact(text), text
     for harmless in ("cache_key=weather", "max_tokens = 5", "tokens: 12", "the key: value pairs",
-                     "Basic checks passed", "a bearer of bad news"):
+                     "Basic checks passed", "a bearer of bad news", "the bearer instruments were sold",
+                     "max-tokens: 5", "cookie jar: empty", "the api-key header is missing"):
         assert redact.redact(harmless) == harmless
 
 

@@ -137,13 +137,19 @@ import time
 def nap(me, seconds=1.0):
     time.sleep(seconds)
     return me
+
+
+def clocked_nap(me, seconds=1.0):
+    """A nap that says when it ended, by the system-wide monotonic clock the test reads too."""
+    time.sleep(seconds)
+    return {"me": me, "ended": time.monotonic()}
 '''
 
 
-def _nap_project(root: Path, tasks: int, seconds: float) -> Path:
+def _nap_project(root: Path, tasks: int, seconds: float, nap: str = "nap") -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "naps.py").write_text(NAPS)
-    lines = ["tasks:"] + [f"  t{i}: {{run: naps:nap, args: {{me: t{i}, seconds: {seconds}}}, target: out/t{i}.json}}"
+    lines = ["tasks:"] + [f"  t{i}: {{run: naps:{nap}, args: {{me: t{i}, seconds: {seconds}}}, target: out/t{i}.json}}"
                           for i in range(tasks)]
     (root / "Pipelinefile.yaml").write_text("\n".join(lines) + "\n")
     return root
@@ -232,13 +238,14 @@ def test_every_attempt_is_queued_then_started_then_done(tmp_path, executor):
     when it ends), then done."""
     if executor == "dask":
         pytest.importorskip("distributed")
-    root = _nap_project(tmp_path / "p", 4, 0.4)
+    root = _nap_project(tmp_path / "p", 4, 0.5, nap="clocked_nap")
     events = _Timed()
     summary = api.run(str(root / "Pipelinefile.yaml"), executor=executor, jobs=2 if executor != "inline" else 1,
                       reporter=events)
     assert summary.ok
-    for i in range(4):  # the notice came from the worker as it began, not with the result
-        assert events.at[("TaskSucceeded", f"t{i}")] - events.at[("TaskStarted", f"t{i}")] > 0.25
+    for i in range(4):  # the notice came from the worker as it began, not with the result: before the nap ended
+        ended = json.loads((root / "out" / f"t{i}.json").read_text())["ended"]
+        assert events.at[("TaskStarted", f"t{i}")] < ended < events.at[("TaskSucceeded", f"t{i}")]
     running: set[str] = set()
     most = 0
     seen: dict[str, list[str]] = {}

@@ -118,7 +118,8 @@ def test_the_exit_code_table_is_the_one_in_errors_py():
     table = dict(re.findall(r"^\| (\d+) \| (.+) \|$", README, re.M))
     assert sorted(map(int, table)) == sorted(
         [errors.EXIT_OK, errors.EXIT_TASK_FAILED, errors.EXIT_USAGE, errors.EXIT_BACKEND, errors.EXIT_INTERNAL,
-         errors.EXIT_INTERRUPTED, errors.EXIT_TERMINATED])
+         errors.EXIT_HANGUP, errors.EXIT_INTERRUPTED, errors.EXIT_QUIT, errors.EXIT_OUTPUT_CLOSED,
+         errors.EXIT_TERMINATED])
     assert "an extra's library is missing" in table[str(errors.MissingExtraError.exit_code)]
     assert "could not be reached" in table[str(errors.BackendError.exit_code)]
 
@@ -128,7 +129,7 @@ def test_every_command_help_lists_every_exit_code(tmp_path):
         done = _cli(tmp_path, *command, "--help")
         assert done.returncode == 0, done.stderr
         text = " ".join(done.stdout.split())
-        for code in ("0 ok", "1 a task failed", "2 ", "3 ", "4 ", "130 ", "143 "):
+        for code in ("0 ok", "1 a task failed", "2 ", "3 ", "4 ", "129 ", "130 ", "131 ", "141 ", "143 "):
             assert f" {code}" in text.split("Exit codes:")[1], (command, code, text)
 
 

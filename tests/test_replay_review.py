@@ -12,7 +12,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import sysconfig
 import time
 import uuid
 from pathlib import Path
@@ -73,26 +72,28 @@ def test_a_target_folder_a_symlink_now_leads_outside_is_refused_as_the_full_run_
     assert (outside / "a.txt").exists()
 
 
-def test_a_removed_plugin_is_seen_as_the_full_run_sees_it(project):
+def test_a_removed_plugin_is_seen_as_the_full_run_sees_it(project, tmp_path):
     """A task's serializer comes from an installed package's entry point: once that
     package is removed, the full run that validates the Pipelinefile (no spec cache: a
     fresh checkout, or a file holding credentials, which is never cached) refuses it,
-    exit 2, even with every target there -- and so must the next identical command."""
+    exit 2, even with every target there -- and so must the next identical command.
+    (Installed into a folder on PYTHONPATH, as pip --target leaves it, not into this
+    venv's site-packages: other tests running meanwhile key their replays on that.)"""
     name = f"replayplug{uuid.uuid4().hex[:8]}"
-    info = Path(sysconfig.get_paths()["purelib"]) / f"{name}-0.1.dist-info"
-    info.mkdir()
-    try:
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-        (info / "entry_points.txt").write_text(
-            f"[targetrun.serializers]\n{name} = targetrun.serializers.builtin:TextSerializer\n")
-        proj = project(f"name: plug\ntasks:\n  a: {{run: 'tasks:make', target: out/a.txt, serializer: {name}}}\n",
-                       tasks="def make():\n    return 'a'\n")
-        assert command(proj).words == "1 ran"
-        certified(proj)
-    finally:
-        shutil.rmtree(info)
+    site = tmp_path / "site"
+    env = dict(os.environ, PYTHONPATH=str(site))
+    info = site / f"{name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        f"[targetrun.serializers]\n{name} = targetrun.serializers.builtin:TextSerializer\n")
+    proj = project(f"name: plug\ntasks:\n  a: {{run: 'tasks:make', target: out/a.txt, serializer: {name}}}\n",
+                   tasks="def make():\n    return 'a'\n")
+    assert command(proj, env=env).words == "1 ran"
+    certified(proj, env=env)
+    shutil.rmtree(info)
     shutil.rmtree(proj.root / ".targetrun" / "spec")
-    answer = command(proj)
+    answer = command(proj, env=env)
     assert answer.code == 2 and not answer.replayed, (answer.code, answer.out, answer.err)
     assert name in answer.err
 

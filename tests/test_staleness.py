@@ -412,11 +412,12 @@ def test_an_installed_library_counts_by_its_version_and_the_standard_library_not
     (location, text), = db.execute("SELECT location, record FROM checkpoints WHERE task = 'clean'").fetchall()
     record = json.loads(text)
     assert record["code"]["click"].startswith("lib:") and "json" not in record["code"]
+    record_click = record["code"]["click"].partition(":")[2]
     record["code"]["click"] = "lib:0.1"  # as if it had been made with an older click
     db.execute("UPDATE checkpoints SET record = ? WHERE location = ?", (json.dumps(record), location))
     db.commit()
     db.close()
-    assert stale_of(folder.status()["clean"]) == [{"what": "code", "detail": "library click"}]
+    assert stale_of(folder.status()["clean"]) == [{"what": "code", "detail": f"library click (0.1 → {record_click})"}]
 
 
 @pytest.mark.parametrize("store", ["sqlite", "redis"])

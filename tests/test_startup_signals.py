@@ -95,7 +95,8 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(pipeline
 
 @pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
 @pytest.mark.parametrize("entry", list(COMMANDS))
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129),
+                                          (signal.SIGQUIT, 131)])
 def test_a_signal_a_launcher_kept_pending_is_handled_by_the_first_statements(pipeline, entry, signum, code):
     """Started with the signal blocked (how a launcher closes the interpreter's own start-up
     gap), sent at once: targetrun receives it as soon as its code runs and exits."""

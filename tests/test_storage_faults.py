@@ -69,14 +69,14 @@ def s3_auth(s3_server):
 
 def test_wrong_s3_credentials_are_exit_3_not_missing(project, steps, s3, s3_auth, monkeypatch):
     monkeypatch.setenv("LAKE_SECRET", "s3cr3t-value")
-    proj = project(f"""
+    proj = project("""
     results:
       lake:
         url: s3://test-bucket/auth
-        options: {{key: wrong-key, secret: "${{LAKE_SECRET}}", config_kwargs: {{retries: {{max_attempts: 1}}}}}}
-    defaults: {{result: lake}}
+        options: {key: wrong-key, secret: "${LAKE_SECRET}", config_kwargs: {retries: {max_attempts: 1}}}
+    defaults: {result: lake}
     tasks:
-      t: {{run: steps:const, target: t.json}}
+      t: {run: steps:const, target: t.json}
     """, steps=steps)
     s3_auth()
     for command in (["status"], ["status", "--json"], ["run"], ["run", "--json"]):

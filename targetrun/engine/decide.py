@@ -15,10 +15,15 @@ The rules, in order (DESIGN.md §3):
 3. ``cache_for`` and an existing target: kept while it is younger than ``cache_for`` and
    its recorded fingerprints pass the validators (:func:`target_verdict`);
 4. ``cache_for`` and no target (or a missing one): a live entry under the cache key whose
-   fingerprints pass is a cache hit (:func:`entry_verdict`); else a resumed checkpoint;
+   fingerprints pass, and whose record's code and deps are not stale in a way that acts
+   (as rule 5 judges a target), is a cache hit (:func:`entry_verdict`); else a resumed
+   checkpoint;
 5. an existing target that was kept is then judged against what its record says made it:
    a stale kind its validators cover (or ``--rebuild-stale``) rebuilds it, any other is
    only reported (:func:`with_staleness`).
+
+Whatever rules 2-5 keep, a task whose code does not parse now runs (and so fails at its
+import, with the parser's file and line), as Make remakes a target whose source changed.
 
 Clocks are wrong sometimes, and a record outlives the clock that wrote it. So a record
 written "in the future" (more than :data:`CLOCK_SKEW` ahead of now: a clock that was
@@ -36,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from targetrun import fingerprint
 from targetrun.fingerprint import Difference
 from targetrun.model import Action, CacheEntry, CachePolicy, Checkpoint, Decision, Reason, Stale, StaleKind, Validator
+from targetrun.staleness import code_stale, deps_stale
 
 CLOCK_SKEW = 60.0  # seconds a writer's clock may be ahead of ours before its records are "from the future"
 
@@ -54,6 +60,36 @@ _PARAMETER_VALIDATORS = frozenset((Validator.ALL_PARAMETERS, Validator.PARTIAL_P
 _FINGERPRINT_VALIDATORS = INPUT_VALIDATORS | _PARAMETER_VALIDATORS
 
 
+@dataclass(frozen=True)
+class StaleRules:
+    """What to compare for a task (``looked``: reported) and what of that rebuilds it
+    (``acting``), from its cache policy and the run's options."""
+
+    looked: frozenset[StaleKind]
+    acting: frozenset[StaleKind]
+
+
+NOTHING_LOOKED = StaleRules(frozenset(), frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class MadeNow:
+    """What makes a task now, besides its inputs and parameters. ``unparsable``: why its
+    code cannot be imported as it is (a file it reaches does not parse), else None. For
+    judging a cache entry's record (:func:`entry_verdict`): its ``code`` and ``deps``
+    fingerprints now (None: not asked, or unknown) and which stale kinds are looked at
+    and which of those act (:func:`stale_rules`)."""
+
+    unparsable: str | None = None
+    code: Mapping[str, str] | None = None
+    deps: Mapping[str, str] | None = None
+    rules: StaleRules = NOTHING_LOOKED
+    root: str = ""  # the project folder deps keys are relative to (old records kept absolute ones)
+
+
+NOTHING_KNOWN = MadeNow()
+
+
 @dataclass(slots=True)  # not frozen: built once per task (10,000 in a no-op), frozen init is 7x slower
 class Facts:
     """What is known about one task when it is decided (nothing here changes it).
@@ -61,7 +97,8 @@ class Facts:
     ``target`` is the task's target URL (None: it has none); ``exists`` is about that
     target, or (a task without one) the checkpoint of the run being resumed. ``record`` is the store's record of an existing target, ``mtime`` its
     age from the storage when no record exists (only asked under ``cache_for``).
-    ``inputs`` is only needed under ``cache_for`` (see :func:`needs_inputs`).
+    ``inputs`` is only needed under ``cache_for`` (see :func:`needs_inputs`); ``made``
+    says whether the code parses and, for a cache entry, what else made it.
     """
 
     policy: CachePolicy | None
@@ -74,6 +111,7 @@ class Facts:
     entries: Sequence[CacheEntry] = ()
     inputs: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
+    made: MadeNow = NOTHING_KNOWN
 
 
 def needs_inputs(policy: CachePolicy | None, forced: Reason | None) -> bool:
@@ -88,10 +126,21 @@ def by_existence(policy: CachePolicy | None) -> bool:
 
 
 def decide(facts: Facts) -> tuple[Decision, CacheEntry | None]:
-    """Rules 1-4: the task's decision, and the cache entry it hits (if any)."""
-    policy = facts.policy
+    """Rules 1-4: the task's decision, and the cache entry it hits (if any). Nothing is
+    kept for a task whose code does not parse now, whatever the validators: as Make
+    remakes a target whose source changed, the run then imports the code and fails with
+    the parser's message (nothing silently stands on code that cannot run)."""
     if facts.forced is not None:
         return _FORCED[facts.forced], None
+    decision, entry = _unforced(facts)
+    if facts.made.unparsable is not None and not decision.runs:
+        detail = facts.made.unparsable
+        return Decision(Action.RUN, Reason.CODE_CHANGED, detail=detail, stale=(Stale(StaleKind.CODE, detail),)), None
+    return decision, entry
+
+
+def _unforced(facts: Facts) -> tuple[Decision, CacheEntry | None]:
+    policy = facts.policy
     if by_existence(policy):
         return _by_existence(facts), None
     assert policy is not None
@@ -104,7 +153,8 @@ def decide(facts: Facts) -> tuple[Decision, CacheEntry | None]:
     missing = Reason.TARGET_MISSING if facts.target is not None else Reason.NOT_CACHED
     # an entry whose value is the very target found missing has no value left to reuse
     entries = [e for e in facts.entries if e.checkpoint.location != facts.target]
-    decision, entry = entry_verdict(policy, entries, facts.inputs, facts.params, facts.now, missing=missing)
+    decision, entry = entry_verdict(policy, entries, facts.inputs, facts.params, facts.now, missing=missing,
+                                    made=facts.made)
     if entry is None and decision.runs and facts.target is None and facts.exists:
         return _SKIP_RESUMED, None  # no entry, but the resumed run's checkpoint
     return decision, entry
@@ -185,18 +235,30 @@ def entry_verdict(
     now: float,
     *,
     missing: Reason,
+    made: MadeNow = NOTHING_KNOWN,
 ) -> tuple[Decision, CacheEntry | None]:
     """A valid entry under the task's key (newest first), or why none is.
 
     ``missing`` is the reason to give when there is no entry at all (``target missing``
-    for a task with a target, ``no cache entry`` otherwise).
+    for a task with a target, ``no cache entry`` otherwise). An entry is judged by what
+    made it, as an existing target is (rule 5): its record's code and deps against
+    ``made``'s -- a stale kind that acts (a ``code`` or ``deps`` validator, or
+    ``--rebuild-stale``) leaves the entry unused, any other is reported with the hit.
     """
     if Validator.NEVER_USE in policy.validators:
         return Decision(Action.RUN, missing, detail=_NEVER_USE), None
     live = [e for e in entries if _alive(e, policy, now)]
+    stale_entry: Decision | None = None
     for entry in live:
         if _mismatch(policy, entry.inputs, entry.params, inputs, params) is None:
-            return Decision(Action.SKIP, Reason.CACHE_HIT, until=valid_until(entry, policy)), entry
+            stale = _made_differently(entry.checkpoint, made)
+            acting = next((s for s in stale if s.what in made.rules.acting), None)
+            if acting is None:
+                return Decision(Action.SKIP, Reason.CACHE_HIT, until=valid_until(entry, policy), stale=stale), entry
+            if stale_entry is None:
+                stale_entry = Decision(Action.RUN, acting.what.reason, detail=acting.detail, stale=stale)
+    if stale_entry is not None:
+        return stale_entry, None
     if not entries:
         return Decision(Action.RUN, missing), None
     if not live:
@@ -210,16 +272,15 @@ def entry_verdict(
     return _changed(difference), None
 
 
+def _made_differently(record: Checkpoint, made: MadeNow) -> tuple[Stale, ...]:
+    """What of the code and deps a cache entry's record names differs now (kinds looked at only)."""
+    looked = made.rules.looked
+    found = (code_stale(record.code, made.code) if StaleKind.CODE in looked else None,
+             deps_stale(record.deps, made.deps, made.root) if StaleKind.DEPS in looked else None)
+    return tuple(s for s in found if s is not None)
+
+
 # -- staleness (rule 5) ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StaleRules:
-    """What to compare for a task (``looked``: reported) and what of that rebuilds it
-    (``acting``), from its cache policy and the run's options."""
-
-    looked: frozenset[StaleKind]
-    acting: frozenset[StaleKind]
 
 
 def stale_rules(policy: CachePolicy | None, *, rebuild_stale: bool, report_stale: bool) -> StaleRules:

@@ -20,7 +20,7 @@ late check). "Cannot tell" from a storage is a :class:`StorageError` and stops t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeVar
@@ -30,7 +30,7 @@ from targetrun.staleness import MadeFrom
 from targetrun.checkpoints import CorruptCheckpoint, Expected, needs_record, read_value, untrusted, verify_checkpoint
 from targetrun.engine.cache import task_inputs
 from targetrun.engine.decide import (
-    INPUT_VALIDATORS, NOT_NEEDED, Facts, StaleRules, decide, judged, needs_inputs, stale_rules, with_staleness,
+    INPUT_VALIDATORS, NOT_NEEDED, NOTHING_KNOWN, Facts, MadeNow, StaleRules, decide, judged, needs_inputs, stale_rules, with_staleness,
 )
 from targetrun.engine.mapping import as_items, static_items
 from targetrun.errors import SpecError, check_known_tasks
@@ -51,7 +51,7 @@ from targetrun.model import (
 )
 from targetrun.resolve import TargetOwners, TaskRenderer
 from targetrun.serializers.base import SerializationError
-from targetrun.storage.base import Storage, TargetChecker
+from targetrun.storage.base import Stat, Storage, TargetChecker
 from targetrun.store.base import StateStore
 
 
@@ -163,6 +163,8 @@ class Planner:
         self._judged_below: set[str] = set()
         self._rules_of: dict[CachePolicy | None, StaleRules] = {}
         self._read: dict[str, Checkpoint | None] = {}  # see Plan.records
+        # sha256 fingerprints of unrecorded targets' bytes, by URL and stat (see _hash_of)
+        self._hashed: dict[tuple[str, Stat], str] = {}
 
     def plan(self, request: RunRequest) -> Plan:
         self.trust = request.trust
@@ -490,9 +492,10 @@ class Planner:
         if compares and task.target is not None and exists and record is None:
             stat = self.storages(task.target.result).info(task.target.url)  # no record: its age, from the storage
             mtime = stat.mtime if stat else None
+        found_entries = entries.get(task.cache_key or "", ())
         facts = Facts(policy, task.target.url if task.target is not None else None, exists, self.now, forced, record, mtime,
-                      entries.get(task.cache_key or "", ()), self.input_fingerprints(task) if compares else {},
-                      self.params)
+                      found_entries, self.input_fingerprints(task) if compares else {}, self.params,
+                      self.made_now(task, found_entries) if forced is None else NOTHING_KNOWN)
         decision, entry = decide(facts)
         if entry is not None:
             self.hits[task.name] = entry
@@ -523,6 +526,23 @@ class Planner:
             if pair is not None and task.target is not None:
                 found[task.target.url] = pair
         return found
+
+    def made_now(self, task: PlannedTask, entries: Sequence[CacheEntry]) -> MadeNow:
+        """What makes the task now, as :func:`~targetrun.engine.decide.decide` asks: whether
+        its code parses, and -- only when there are cache entries to judge -- the code and
+        deps fingerprints of the kinds looked at (``status`` looks at all)."""
+        unparsable = self.made_from.unparsable(task.spec) if task.spec.run is not None else None
+        if not entries:  # the common case, 10,000 times in a no-op: nothing else to know
+            return NOTHING_KNOWN if unparsable is None else MadeNow(unparsable)
+        policy = task.spec.cache
+        if policy is None or not policy.caches:
+            return NOTHING_KNOWN if unparsable is None else MadeNow(unparsable)
+        rules = self._rules(task)
+        code = self.made_from.code(task.spec) if StaleKind.CODE in rules.looked else None
+        own = task.checkpoint.url if task.checkpoint is not None else None  # never one of its own deps
+        deps = self.made_from.deps(task.spec, entries[0].checkpoint, task.deps, own).hashes \
+            if StaleKind.DEPS in rules.looked and task.deps else None
+        return MadeNow(unparsable, code, deps, rules, self.made_from.root)
 
     def _rules(self, task: PlannedTask) -> StaleRules:
         """What to compare for this task, and what of it rebuilds it (equal policies judge alike)."""
@@ -621,11 +641,28 @@ class Planner:
         record = self.store.checkpoint(where.url) if self.store is not None else None
         if record is not None:
             return fingerprint.of_content(record.content_hash)
+        return self._hash_of(where)
+
+    def _hash_of(self, where: Location) -> str:
+        """The fingerprint of an unrecorded target's bytes, hashed once per plan while its
+        size and modification time stay the same: a target that N tasks read is read
+        through once, not N times (a file found made during the run is asked for by each
+        of its dependents). A stat costs a fraction of a read; one that changed since
+        (the target was rewritten) hashes it again. PENDING if it is gone."""
+        storage = self.storages(where.result)
+        stat = storage.info(where.url)
+        if stat is None:
+            return fingerprint.PENDING
+        known = self._hashed.get((where.url, stat))
+        if known is not None:
+            return known
         try:
-            with self.storages(where.result).open_read(where.url) as f:
-                return fingerprint.of_content(fingerprint.stream_digest(f)[1])
+            with storage.open_read(where.url) as f:
+                known = fingerprint.of_content(fingerprint.stream_digest(f)[1])
         except FileNotFoundError:
             return fingerprint.PENDING
+        self._hashed[(where.url, stat)] = known
+        return known
 
     def _probe(self, task: PlannedTask, resumed: Checkpoint | None) -> Location | None:
         """The location whose existence decides a task: its target, or the checkpoint

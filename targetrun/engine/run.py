@@ -699,7 +699,7 @@ class Engine:
                     return scope.decision(task.name), None  # it appeared, but nothing vouches for it: make it
                 inputs = self._input_fingerprints(scope, progress, task) if compares else {}
                 decision, _ = decide(Facts(policy, task.target.url, True, self.clock.now(), record=record, mtime=stat.mtime,
-                                           inputs=inputs, params=scope.params))
+                                           inputs=inputs, params=scope.params, made=scope.made_now(task, ())))
                 # what made it still holds? (inputs now known: an upstream rebuilt into the same
                 # bytes leaves this one fresh -- the early cutoff)
                 return scope.judge(task, decision, record, lambda up: self._output_fingerprint(scope, progress, up)), None
@@ -708,7 +708,7 @@ class Engine:
         entries = self.store.cache_entries([task.cache_key]).get(task.cache_key, [])
         inputs = self._input_fingerprints(scope, progress, task)
         return decide(Facts(policy, task.target.url if task.target else None, False, self.clock.now(), entries=entries, inputs=inputs,
-                            params=scope.params))
+                            params=scope.params, made=scope.made_now(task, entries)))
 
     def _usable(self, progress: _Progress, task: PlannedTask, record: Checkpoint | None) -> bool:
         """Whether a target that appeared after planning may stand for the task: it matches

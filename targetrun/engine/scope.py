@@ -11,12 +11,12 @@ run time, a value written in another format). The plan itself never changes, so
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from targetrun.engine.decide import NOT_NEEDED
+from targetrun.engine.decide import NOT_NEEDED, MadeNow
 from targetrun.engine.plan import Expansion, Plan
-from targetrun.model import Action, Checkpoint, Decision, Location, PipelineSpec, PlannedTask, Reason, RunContext
+from targetrun.model import Action, CacheEntry, Checkpoint, Decision, Location, PipelineSpec, PlannedTask, Reason, RunContext
 from targetrun.staleness import MadeFrom
 
 
@@ -31,6 +31,8 @@ class Planning(Protocol):
               output_of: Callable[[str], str]) -> Decision: ...
 
     def output_fingerprint(self, name: str) -> str: ...
+
+    def made_now(self, task: PlannedTask, entries: Sequence[CacheEntry]) -> MadeNow: ...
 
     def target_fingerprint(self, where: Location) -> str: ...
 
@@ -103,6 +105,10 @@ class RunScope:
     def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
               output_of: Callable[[str], str]) -> Decision:
         return self._planning.judge(task, decision, record, output_of)
+
+    def made_now(self, task: PlannedTask, entries: Sequence[CacheEntry]) -> MadeNow:
+        """What makes the task now, for :func:`~targetrun.engine.decide.decide` (as planning asks it)."""
+        return self._planning.made_now(task, entries)
 
     def planned_output(self, name: str) -> str:
         """The output fingerprint of a task as planning knew it (``pending`` if it runs)."""

@@ -55,10 +55,11 @@ class ThreadExecutor:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
-def _notify_through(queue: Any) -> None:
+def _notify_through(queue: Any, ignored: frozenset[int]) -> None:
     """In a pool process, as it starts: start notices go back over ``queue``, and a stop
-    signal ends the process with its commands (see :func:`targetrun.stopping.install_in_worker`)."""
-    stopping.install_in_worker()
+    signal ends the process with its commands (see :func:`targetrun.stopping.install_in_worker`)
+    -- but those in ``ignored``, which the run keeps ignored (nohup)."""
+    stopping.install_in_worker(ignored)
     set_process_hook(lambda task, ticket: queue.put((task, ticket)))
 
 
@@ -84,7 +85,7 @@ class ProcessExecutor:
         self._relay = _Relay()
         self._starts: Any = context.SimpleQueue()
         self._pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=context, initializer=_notify_through,
-                                         initargs=(self._starts,))
+                                         initargs=(self._starts, stopping.kept_ignored()))
         self._reader = threading.Thread(target=self._read_starts, name="targetrun-starts", daemon=True)
         self._reader.start()
 

@@ -1,0 +1,69 @@
+"""Properties of :func:`targetrun.redact.redact` over the shapes HTTP clients print
+credentials in: whatever the case of the scheme and header words, whatever the token's
+characters, the token never shows."""
+
+from __future__ import annotations
+
+import string
+import subprocess
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from targetrun.redact import redact
+
+TOKEN_CHARS = string.ascii_letters + string.digits + "-._~+/"
+# A token: 20 characters or more (all lower-case letters too), or 6 or more with a capital,
+# a digit or a symbol.
+TOKENS = st.one_of(
+    st.text(string.ascii_lowercase, min_size=20, max_size=60),
+    st.builds(lambda head, mark, tail: head + mark + tail, st.text(TOKEN_CHARS, min_size=5, max_size=20),
+              st.sampled_from(string.ascii_uppercase + string.digits + "-./"), st.text(TOKEN_CHARS, max_size=20)),
+)
+
+
+def _cased(word: str, flips: list[bool]) -> str:
+    return "".join(c.upper() if flip else c.lower() for c, flip in zip(word, flips + [False] * len(word)))
+
+
+@given(TOKENS, st.lists(st.booleans(), max_size=20), st.lists(st.booleans(), max_size=20),
+       st.sampled_from(["{b} {t}", "{a}: {b} {t}", "{a}={b} {t}", "'{a}': '{b} {t}'", '"{a}": "{b} {t}"',
+                        "curl -H '{a}: {b} {t}' https://h/", "401: {b} {t} rejected"]))
+@settings(max_examples=150, deadline=None)
+def test_a_bearer_token_never_shows_whatever_the_case(token, flips_a, flips_b, shape):
+    text = shape.format(a=_cased("authorization", flips_a), b=_cased("bearer", flips_b), t=token)
+    assert redact(text).count(token) < text.count(token), text
+
+
+@given(st.text(TOKEN_CHARS, min_size=6, max_size=40), st.lists(st.booleans(), max_size=20),
+       st.sampled_from(["x-api-key", "api-key", "x-auth-token", "private-token", "x-access-token", "api_key"]),
+       st.sampled_from(["{n}: {t}", "{n}={t}", "'{n}': '{t}'", '"{n}": "{t}"', "-H '{n}: {t}'"]))
+@settings(max_examples=150, deadline=None)
+def test_a_credential_header_never_shows_whatever_its_spelling(token, flips, name, shape):
+    text = shape.format(n=_cased(name, flips), t=token)
+    assert redact(text).count(token) < text.count(token), text
+
+
+@given(st.text(string.ascii_lowercase, min_size=1, max_size=19))
+def test_prose_after_bearer_stays(word):
+    """A short word of lower-case letters after "bearer" is prose, not a token."""
+    assert redact(f"a bearer {word} of news") == f"a bearer {word} of news"
+
+
+def test_what_a_reporter_writes_while_a_run_holds_the_terminal_is_redacted_too():
+    """While a run holds fds 1 and 2 for its tasks' output, a reporter writes to the
+    terminal's own descriptor: still through the CLI's redacting stream, not past it."""
+    code = (
+        "import sys\n"
+        "from targetrun.capture import process_output\n"
+        "from targetrun.redact import RedactingWriter\n"
+        "from targetrun.report.console import ConsoleReporter\n"
+        "reporter = ConsoleReporter(RedactingWriter(sys.stdout))\n"
+        "with process_output():\n"
+        "    reporter.stream.write('reached https://u:pw4321xyz@h/ and bearer lowercasetokenlowercasetoken\\n')\n"
+        "    reporter.stream.flush()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "reached https://***@h/ and bearer ***\n"
