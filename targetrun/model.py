@@ -226,6 +226,8 @@ class Reason(Enum):
     MAP_PENDING = "items known after upstream runs"
     CORRUPT = "checkpoint corrupt"
     NOT_NEEDED = "not needed"
+    DEPS_MISSING = "dep missing"  # a declared dep is not there and no task makes it: the run fails it
+    UPSTREAM_FAILS = "upstream will fail"  # a task it needs will fail (its dep is missing): it will not run
 
 
 class StaleKind(Enum):
@@ -278,6 +280,10 @@ class Decision:
         changed — tasks.py: clean)`` (``stale=False``: without what is stale)."""
         if self.action is Action.NOT_NEEDED:
             return "not needed"
+        if self.reason is Reason.DEPS_MISSING:  # taken up by the run, and failed before it runs
+            return f"will fail: {self.detail}"
+        if self.reason is Reason.UPSTREAM_FAILS:
+            return f"will not run: {self.detail}"
         text = self.reason.value
         if self.until is not None:
             text += f" (until {_utc_text(self.until)})"

@@ -16,7 +16,7 @@ import os
 import posixpath
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from targetrun import templating
 from targetrun.errors import DuplicateTargetError, SpecError
@@ -326,6 +326,82 @@ class TargetOwners:
     def _duplicate(self, message: str, task: str, line: int | None) -> DuplicateTargetError:
         return DuplicateTargetError(message, file=self.spec.path, line=line, key=f"tasks.{task.split('[')[0]}.target",
                                     hint="Give each task its own target (check the -p values and the foreach items).")
+
+
+class DepMakers:
+    """Which task makes a file a task declares in ``deps:``. Make orders such a pair; here
+    the reader must need the maker (``needs:``, directly or not) -- then it runs after it,
+    and the dep is not missing meanwhile -- or the pipeline is refused (exit 2): nothing
+    else orders them, so the reader could run first, or read it while it is written.
+
+    A dep names a target when it is the same file or object, a folder or prefix the target
+    lies under, or a glob that matches it (``*`` within a folder, as glob has it).
+
+    >>> spec = PipelineSpec("p", "/p/Pipelinefile.yaml", "/p", {})
+    >>> found = DepMakers(spec, [("a", "/p/data/x.csv"), ("b", "/p/data/sub/y.csv"), ("c", "s3://b/ref/u.csv")])
+    >>> found.named_by("data/x.csv"), found.named_by("data/"), found.named_by("data/x")
+    ([('a', '/p/data/x.csv')], [('b', '/p/data/sub/y.csv'), ('a', '/p/data/x.csv')], [])
+    >>> found.named_by("data/*.csv"), found.named_by("s3://b/ref/"), found.named_by("ref/u.csv")
+    ([('a', '/p/data/x.csv')], [('c', 's3://b/ref/u.csv')], [])
+    >>> found.named_by("data/s*"), found.named_by("data/**/*.csv")
+    ([('b', '/p/data/sub/y.csv')], [('b', '/p/data/sub/y.csv'), ('a', '/p/data/x.csv')])
+    """
+
+    def __init__(self, spec: PipelineSpec, targets: list[tuple[str, str]]) -> None:
+        self.spec = spec
+        self._sorted = sorted((url, task) for task, url in targets)
+        self._urls = [url for url, _ in self._sorted]
+
+    def ordered(self, name: str, task: TaskSpec, deps: Sequence[str],
+                upstream: Callable[[], set[str]]) -> frozenset[str]:
+        """The deps of task ``name`` that a task it needs makes (``upstream``: the tasks it
+        needs, transitively, asked only when a dep names a target). Raises SpecError for a
+        dep another task makes that it does not need."""
+        ordered: set[str] = set()
+        needed: set[str] | None = None
+        for i, dep in enumerate(deps):
+            for maker, url in self.named_by(dep):
+                if maker == name:
+                    continue
+                needed = upstream() if needed is None else needed
+                if maker not in needed:
+                    raise SpecError(
+                        f"the dep {dep} of task {name!r} is (or holds) the target of task {maker!r} ({url}), which "
+                        f"{name!r} does not need: nothing orders them, so {name!r} could run before it, or read it "
+                        "while it is written",
+                        file=self.spec.path, line=task.line_of("deps"), key=f"tasks.{task.name}.deps.{i}",
+                        hint=f"Add `needs: [{maker}]` to {task.name!r} (it then runs after {maker!r} and is given "
+                        "its value), or read another file.")
+                ordered.add(dep)
+        return frozenset(ordered)
+
+    def named_by(self, dep: str) -> list[tuple[str, str]]:
+        """(task, target URL) of each target ``dep`` names."""
+        import bisect
+        import fnmatch
+
+        if "://" in dep:
+            path = dep.rstrip("/")
+        else:
+            path = os.path.normpath(dep if os.path.isabs(dep) else os.path.join(self.spec.root, dep))
+        if any(c in dep for c in "*?["):  # rare: a glob is matched against every target
+            if "**" in dep:  # any depth, none included (`data/**/*.csv` names data/x.csv)
+                shallow = path.replace("**/", "")
+                return [(task, url) for url, task in self._sorted
+                        if fnmatch.fnmatchcase(url, path) or fnmatch.fnmatchcase(url, shallow)]
+            depth = path.count("/") + 1  # as glob: `*` stays within a folder; a folder it matches holds files
+            return [(task, url) for url, task in self._sorted
+                    if fnmatch.fnmatchcase("/".join(url.split("/")[:depth]), path)]
+        found: list[tuple[str, str]] = []
+        at = bisect.bisect_left(self._urls, path)
+        if at < len(self._urls) and self._urls[at] == path:
+            found.append((self._sorted[at][1], path))
+        folder = path.rstrip("/") + "/"
+        at = bisect.bisect_left(self._urls, folder)
+        while at < len(self._urls) and self._urls[at].startswith(folder):
+            found.append((self._sorted[at][1], self._urls[at]))
+            at += 1
+        return found
 
 
 def _name_fits(path: str, rendered: str, what: str) -> None:

@@ -458,6 +458,7 @@ class DepIndex:
         self.root = root
         self.options_for = options_for or (lambda url: {})
         self._seen: dict[str, tuple[str, str]] = {}  # key -> (hash, stat)
+        self._buckets: set[str] = set()  # buckets of remote deps known to exist
 
     def of_task(self, deps: Iterable[str], previous: Checkpoint | None, own: str | None = None) -> DepState:
         """The deps' fingerprints now; ``own``, the task's target, is none of them (a folder
@@ -567,9 +568,28 @@ class DepIndex:
         if len(files) > MAX_DEP_FILES:
             raise _too_many(_remote_key(protocol, path))
         if not infos:  # nothing there (an empty prefix is there: it names no object)
+            self._check_bucket(fs, protocol, path, pattern)
             return [(_remote_key(protocol, path), "", None)]
         return [(_remote_key(protocol, name), _etag(info), functools.partial(_hash_remote, fs, protocol, name))
                 for name, info in sorted(files.items()) if info.get("type") != "directory"]
+
+    def _check_bucket(self, fs: Any, protocol: str, path: str, pattern: str) -> None:
+        """s3fs and gcsfs say "not found" for a key in a bucket that does not exist: that is
+        "cannot tell" (a typo, or no permission), never "missing" -- as for a target
+        (:meth:`~targetrun.storage.fsspec.FsspecStorage._check_bucket`). Once per bucket."""
+        from targetrun.storage.fsspec import BUCKETED
+
+        bucket = path.split("/", 1)[0]
+        if protocol not in BUCKETED or bucket in self._buckets:
+            return
+        try:
+            fs.info(bucket)
+        except FileNotFoundError:
+            raise StorageError(f"cannot tell whether the dep {redact.redact(pattern)} exists: the bucket {bucket!r} "
+                               "does not exist", hint="Check the bucket name, or create the bucket.") from None
+        except Exception as exc:
+            raise _cannot_tell(pattern, exc) from None
+        self._buckets.add(bucket)
 
 
 def _files_under(path: str) -> Iterable[tuple[str, os.stat_result | None]]:

@@ -511,10 +511,11 @@ _TEXT_LIMIT = 60  # longer parameter values are shortened, with a digest so they
 
 
 def task_templates(task: TaskSpec) -> list[str]:
-    """The templates a task's *value* depends on: target, shell command, cache key and
-    args (strings anywhere inside). ``foreach`` is left out: a mapped child depends on its
-    own item, not on the whole list."""
+    """The templates a task's *value* depends on: target, shell command, cache key, deps
+    (the files it reads: ``data/{params.which}.csv``) and args (strings anywhere inside).
+    ``foreach`` is left out: a mapped child depends on its own item, not on the whole list."""
     found = [t for t in (task.target, task.shell, task.cache.key if task.cache else None) if t]
+    found += [dep for dep in task.deps if "{" in dep]
     stack: list[object] = [task.args] if task.templated_args else []
     while stack:
         value = stack.pop()

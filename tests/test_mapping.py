@@ -255,3 +255,39 @@ def test_a_child_whose_target_is_another_tasks_fails_its_mapped_task_not_the_run
     assert "tasks 'summary' and 'parts[1]' both write the target" in result.text
     assert json.loads(proj.read("out/all.json")) == 1  # summary's value stands
     assert "failed" in proj.cli("history").out
+
+
+def test_a_mapped_shell_task_renders_its_own_item_index_and_name(project):
+    """A child of a mapped shell task has {item}, {map_index} and {task_full_name} in its
+    command, as its target does; a hostile item is one literal word, never run."""
+    proj = project("""
+    params:
+      cities: [berlin, "$(touch PWNED)"]
+    tasks:
+      per_city:
+        foreach: "{params.cities}"
+        shell: "printf '%s %s %s' {item} {map_index} {task_full_name} > {output}"
+        target: "out/{map_index}.txt"
+    """)
+    result = proj.cli("run")
+    assert result.code == 0, result.err
+    assert proj.read("out/0.txt") == "berlin 0 per_city[0]"
+    assert proj.read("out/1.txt") == "$(touch PWNED) 1 per_city[1]"
+    assert not (proj.root / "PWNED").exists()
+
+
+def test_targetruns_own_error_inside_a_task_is_one_paragraph_not_a_traceback(project):
+    """An error of targetrun's own raised while a task runs (here: a shell command names a
+    field its run does not have, which only `{item}` of a mapped child used to hit) reads as
+    its message with its exit code, not as a traceback of targetrun's internals."""
+    from targetrun.engine import work
+    from targetrun.errors import TemplateError
+
+    failing = work.Job(task="t", attempt=1, root=str(proj_root := project("tasks: {}\n").root), serializer="text",
+                       checkpoint=None, staging=None, storage=None, fn=None, run=None, shell="echo {nothing}",
+                       args={}, inputs={}, context={}, keep_value=False, key="t", ticket=0, own_fds=False)
+    with pytest.raises(work.WorkError) as caught:
+        work.execute(failing)
+    assert "Traceback" not in caught.value.details and "nothing" in str(caught.value)
+    assert caught.value.usage and proj_root.exists()
+    assert TemplateError.exit_code == 2

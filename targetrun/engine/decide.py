@@ -24,6 +24,10 @@ The rules, in order (DESIGN.md §3):
 
 Whatever rules 2-5 keep, a task whose code does not parse now runs (and so fails at its
 import, with the parser's file and line), as Make remakes a target whose source changed.
+And a task that would run while a dep it declares is missing (nothing there, and no task
+of the run makes it) *fails*: the run takes it up and fails it before it runs (Make's "No
+rule to make target", Snakemake's MissingInputException), and status and ``--dry-run``
+say so, "will fail: dep data/x.csv is missing" (:func:`fails_for_missing_deps`).
 
 Clocks are wrong sometimes, and a record outlives the clock that wrote it. So a record
 written "in the future" (more than :data:`CLOCK_SKEW` ahead of now: a clock that was
@@ -35,7 +39,7 @@ valid only while ``now < min(recorded expiry, written_at + cache_for)`` with tod
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from targetrun import fingerprint
@@ -98,7 +102,8 @@ class Facts:
     target, or (a task without one) the checkpoint of the run being resumed. ``record`` is the store's record of an existing target, ``mtime`` its
     age from the storage when no record exists (only asked under ``cache_for``).
     ``inputs`` is only needed under ``cache_for`` (see :func:`needs_inputs`); ``made``
-    says whether the code parses and, for a cache entry, what else made it.
+    says whether the code parses and, for a cache entry, what else made it; ``missing``,
+    which of its declared deps are missing (asked only of a task with ``deps:``).
     """
 
     policy: CachePolicy | None
@@ -112,6 +117,7 @@ class Facts:
     inputs: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
     made: MadeNow = NOTHING_KNOWN
+    missing: Sequence[str] = ()  # the declared deps not there now that no task of the run makes (keys)
 
 
 def needs_inputs(policy: CachePolicy | None, forced: Reason | None) -> bool:
@@ -131,12 +137,28 @@ def decide(facts: Facts) -> tuple[Decision, CacheEntry | None]:
     remakes a target whose source changed, the run then imports the code and fails with
     the parser's message (nothing silently stands on code that cannot run)."""
     if facts.forced is not None:
-        return _FORCED[facts.forced], None
+        return fails_for_missing_deps(_FORCED[facts.forced], facts.missing), None
     decision, entry = _unforced(facts)
     if facts.made.unparsable is not None and not decision.runs:
         detail = facts.made.unparsable
-        return Decision(Action.RUN, Reason.CODE_CHANGED, detail=detail, stale=(Stale(StaleKind.CODE, detail),)), None
-    return decision, entry
+        decision, entry = Decision(Action.RUN, Reason.CODE_CHANGED, detail=detail,
+                                   stale=(Stale(StaleKind.CODE, detail),)), None
+    return fails_for_missing_deps(decision, facts.missing), entry
+
+
+def fails_for_missing_deps(decision: Decision, missing: Sequence[str]) -> Decision:
+    """A task that would run while declared deps are missing fails instead (the run takes
+    it up and fails it before it runs); one that is kept needs none of them (its target is
+    only stale). ``missing``: their keys, as :meth:`~targetrun.staleness.DepIndex.missing`
+    gives them. Asked again when the task is due (the run), a task planned to fail whose
+    deps are all there by then runs: something put them there meanwhile."""
+    if not missing and decision.reason is Reason.DEPS_MISSING:
+        appeared = decision.detail.replace(" is missing", " appeared")
+        return Decision(Action.RUN, Reason.DEPS_CHANGED, detail=f"{appeared} since planning", stale=decision.stale)
+    if not missing or not decision.runs:
+        return decision
+    detail = ", ".join(f"dep {key} is missing" for key in missing)
+    return Decision(Action.RUN, Reason.DEPS_MISSING, detail=detail, stale=decision.stale)
 
 
 def _unforced(facts: Facts) -> tuple[Decision, CacheEntry | None]:
@@ -316,6 +338,18 @@ def acts_on(policy: CachePolicy | None, needs: Sequence[tuple[str, str]], item: 
     names = {n for v, ns in policy.checks if v is partial[item.what] for n in ns}
     return any(n in names or upstream_of.get(n) in names for n in item.names) or \
         any(upstream_of.get(n) in item.names for n in names)
+
+
+def as_parameter_change(decision: Decision, dep_params: Collection[str]) -> Decision:
+    """A deps change that a parameter named in the deps' templates caused
+    (``data/{params.which}.csv``, which: a → b) reads as that parameter's change; what
+    differs in the deps follows in ``stale``."""
+    if decision.reason is not Reason.DEPS_CHANGED or not dep_params:
+        return decision
+    for item in decision.stale:
+        if item.what is StaleKind.PARAMETERS and not set(item.names).isdisjoint(dep_params):
+            return replace(decision, reason=Reason.PARAMETERS_CHANGED, detail=item.detail)
+    return decision
 
 
 def judged(decision: Decision) -> bool:

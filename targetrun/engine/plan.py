@@ -30,7 +30,8 @@ from targetrun.staleness import MadeFrom
 from targetrun.checkpoints import CorruptCheckpoint, Expected, needs_record, read_value, untrusted, verify_checkpoint
 from targetrun.engine.cache import task_inputs
 from targetrun.engine.decide import (
-    INPUT_VALIDATORS, NOT_NEEDED, NOTHING_KNOWN, Facts, MadeNow, StaleRules, decide, judged, needs_inputs, stale_rules, with_staleness,
+    INPUT_VALIDATORS, NOT_NEEDED, NOTHING_KNOWN, Facts, MadeNow, StaleRules, as_parameter_change, decide, fails_for_missing_deps, judged,
+    needs_inputs, stale_rules, with_staleness,
 )
 from targetrun.engine.mapping import as_items, static_items
 from targetrun.errors import SpecError, check_known_tasks
@@ -47,9 +48,10 @@ from targetrun.model import (
     RunContext,
     Stale,
     StaleKind,
+    TaskSpec,
     Validator,
 )
-from targetrun.resolve import TargetOwners, TaskRenderer
+from targetrun.resolve import DepMakers, TargetOwners, TaskRenderer
 from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import Stat, Storage, TargetChecker
 from targetrun.store.base import StateStore
@@ -165,6 +167,8 @@ class Planner:
         self._read: dict[str, Checkpoint | None] = {}  # see Plan.records
         # sha256 fingerprints of unrecorded targets' bytes, by URL and stat (see _hash_of)
         self._hashed: dict[tuple[str, Stat], str] = {}
+        self._made_upstream: dict[str, frozenset[str]] = {}  # task -> its deps an upstream task's target is
+        self._makers: DepMakers | None = None  # every target of the pipeline, once a task with deps asks
 
     def plan(self, request: RunRequest) -> Plan:
         self.trust = request.trust
@@ -180,6 +184,7 @@ class Planner:
         render = self.renderer.render
         tasks = self._tasks = {name: render(self.spec.tasks[name]) for name in dag.toposort(self.graph, scope)}
         self._claim_targets(tasks.values())
+        self._made_upstream = self._deps_other_tasks_make(tasks)
         self._forced = forced
         self._resumed = self._load_resumed(request.resume)
         self._judged_below = _judged_below(self.spec, tasks)
@@ -190,10 +195,11 @@ class Planner:
         decisions = self._walk(requested, tasks, forced, self._probes, {})
         while corrupt := self._corrupt_checkpoints(decisions, everything=request.verify):
             for name, problem in corrupt.items():  # treated as missing: recompute it, and what it needs
-                decisions[name] = Decision(Action.RUN, Reason.CORRUPT, detail=problem)
+                decisions[name] = self._unless_deps_missing(tasks[name], Decision(Action.RUN, Reason.CORRUPT, detail=problem))
             needs = [up for name in corrupt for up in self.graph[name] if up not in decisions]
             self._walk(needs, tasks, forced, self._probes, decisions)
         self._rerun_gathers(decisions)
+        self._blocked_by_failing(decisions)
         self._settle_locations(list(decisions))
         if len(self._tasks) > len(scope):  # mapped children were added: put them before their parents
             self._tasks = {name: self._tasks[name] for name in dag.toposort(self.graph, self._tasks)}
@@ -250,6 +256,20 @@ class Planner:
             running = sum(1 for child in task.children if decisions[child].runs)
             if running:
                 decisions[name] = Decision(Action.RUN, Reason.MAPPED, detail=f"{running} of {len(task.children)} children run")
+
+    def _blocked_by_failing(self, decisions: dict[str, Decision]) -> None:
+        """A task that needs one that will fail (a dep missing) will not run: the run blocks
+        it ("upstream failed"), and status and --dry-run say so beforehand."""
+        failing = {name: name for name, d in decisions.items() if d.reason is Reason.DEPS_MISSING}
+        if not failing:
+            return
+        for name in dag.toposort(self.graph, [n for n, d in decisions.items() if d.runs]):
+            up = next((u for u in self.graph[name] if u in failing), None) if name not in failing else None
+            if up is not None:
+                cause = failing[name] = failing[up]
+                decisions[name] = Decision(Action.RUN, Reason.UPSTREAM_FAILS,
+                                           detail=f"{cause!r} will fail ({decisions[cause].detail})",
+                                           stale=decisions[name].stale)
 
     def _settle_locations(self, names: list[str]) -> None:
         """A skipped task's value is read where it is: a resumed run's checkpoint or a cache hit's."""
@@ -419,7 +439,8 @@ class Planner:
 
     def _rebuild(self, name: str, problem: str) -> None:
         """A checkpoint found corrupt while planning: recompute it (and walk what it needs)."""
-        self._decisions[name] = Decision(Action.RUN, Reason.CORRUPT, detail=problem)
+        self._decisions[name] = self._unless_deps_missing(self._tasks[name],
+                                                          Decision(Action.RUN, Reason.CORRUPT, detail=problem))
         self._verified.add(name)
         self._kept.pop(name, None)
         self.outputs.pop(name, None)
@@ -437,6 +458,9 @@ class Planner:
             if self._forced_of(child) is None:
                 self._probes[child.name] = self._probe(child, self._resumed.get(child.name))
         names = tuple(child.name for child in children)
+        for child in children:  # a child's deps, rendered with its item, another task may make
+            if child.deps and (ordered := self._ordered_deps(child, self._tasks)):
+                self._made_upstream[child.name] = ordered
         self.graph[name] = gather.spec.upstream + names
         self._tasks[name] = replace(gather, children=names)
         for key, urls in _group(p for n in names if (p := self._probes.get(n)) is not None):
@@ -497,11 +521,56 @@ class Planner:
                       found_entries, self.input_fingerprints(task) if compares else {}, self.params,
                       self.made_now(task, found_entries) if forced is None else NOTHING_KNOWN)
         decision, entry = decide(facts)
+        if decision.runs and task.deps:  # only a task that would run needs its deps there
+            facts.missing = self.missing_deps(task)
+            decision, entry = decide(facts)
         if entry is not None:
             self.hits[task.name] = entry
         if forced is None and task.target is not None and exists:
             decision = self.judge(task, decision, record, self._reported_output)
         return decision
+
+    # -- deps ----------------------------------------------------------------------
+
+    def missing_deps(self, task: PlannedTask) -> list[str]:
+        """The task's declared deps that are not there now (keys), less those an upstream
+        task makes (its target: it runs first when it is missing). A storage that cannot
+        tell raises (exit 3), as for a target; a FIFO named in deps is a usage error."""
+        made = self._made_upstream.get(task.name, frozenset())
+        return self.made_from.dep_index.missing([dep for dep in task.deps if dep not in made])
+
+    def _unless_deps_missing(self, task: PlannedTask, decision: Decision) -> Decision:
+        return fails_for_missing_deps(decision, self.missing_deps(task)) if task.deps else decision
+
+    def _deps_other_tasks_make(self, tasks: Mapping[str, PlannedTask]) -> dict[str, frozenset[str]]:
+        """Deps that are (or hold) another task's target, for each task that reads one: the
+        reader needs that task (so it runs first), else the pipeline is refused
+        (:class:`~targetrun.resolve.DepMakers`)."""
+        made: dict[str, frozenset[str]] = {}
+        for task in tasks.values():
+            if task.deps:
+                ordered = self._ordered_deps(task, tasks)
+                if ordered:
+                    made[task.name] = ordered
+        return made
+
+    def _ordered_deps(self, task: PlannedTask, tasks: Mapping[str, PlannedTask]) -> frozenset[str]:
+        if self._makers is None:
+            self._makers = DepMakers(self.spec, self._all_targets(tasks))
+        return self._makers.ordered(task.name, task.spec, task.deps, lambda: dag.ancestors(self.graph, [task.name]))
+
+    def _all_targets(self, tasks: Mapping[str, PlannedTask]) -> list[tuple[str, str]]:
+        """(task, target URL) of every task of the pipeline with a known target: those of
+        this run as rendered, the others rendered now (a mapped task's children are known
+        only once its items are: left out)."""
+        found: list[tuple[str, str]] = []
+        for name, spec in self.spec.tasks.items():
+            task = tasks.get(name)
+            if task is None and spec.target is not None and spec.foreach is None:
+                task = self.renderer.render(spec)
+            if task is not None and task.target is not None:
+                found.append((name, task.target.url))
+        return found
 
     # -- staleness -----------------------------------------------------------------
 
@@ -577,8 +646,13 @@ class Planner:
             return current.get(arg) or None
 
         stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, rules.looked, task.deps)
-        return with_staleness(decision, stale, pending, rules, task.spec.cache, task.spec.needs,
-                              rebuild_stale=self.rebuild_stale)
+        decision = with_staleness(decision, stale, pending, rules, task.spec.cache, task.spec.needs,
+                                  rebuild_stale=self.rebuild_stale)
+        return as_parameter_change(decision, self._dep_params(task.spec)) if task.spec.deps else decision
+
+    def _dep_params(self, spec: TaskSpec) -> tuple[str, ...]:
+        """The parameters the task's deps templates name (``data/{params.which}.csv``)."""
+        return templating.used_keys([dep for dep in spec.deps if "{" in dep], self.context.params)[0]
 
     def stale_of(self, name: str, record: Checkpoint | None,
                  known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> tuple[Stale, ...]:

@@ -35,7 +35,7 @@ from targetrun import dag, fingerprint, liveness, stopping, templating
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
 from targetrun.capture import process_output, unattributed_output
 from targetrun.engine.cache import new_entry, task_inputs
-from targetrun.engine.decide import NOT_NEEDED, Facts, decide, needs_inputs
+from targetrun.engine.decide import NOT_NEEDED, Facts, decide, fails_for_missing_deps, needs_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import Plan, RunRequest
@@ -244,7 +244,7 @@ class Engine:
                 continue
             task = scope.tasks[name]
             attempt = progress.attempts.get(name, 0) + 1
-            if attempt == 1 and task.deps and self._deps_missing(scope, progress, task):
+            if attempt == 1 and task.deps and self._fails_for_missing_deps(scope, progress, task):
                 continue
             # Staged first: the record of the intent is kept by the store and commits with the
             # claim of the lock, one transaction (group commit); if it is not needed, it goes.
@@ -278,28 +278,44 @@ class Engine:
                 self._started(scope, progress, name, ticket)
             future.add_done_callback(progress.finished.put)
 
-    def _deps_missing(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
+    def _fails_for_missing_deps(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
         """Make's "No rule to make target": a task whose declared dep is not there fails
-        before it runs (a file no task makes; no retry brings it), exit 2."""
+        before it runs (a file no task makes; no retry brings it), exit 2 -- the verdict
+        status and --dry-run gave (:func:`~targetrun.engine.decide.fails_for_missing_deps`),
+        asked again with the deps as they are now: one may have appeared or gone since."""
         try:
-            missing = scope.made_from.dep_index.missing(task.deps)
-            if not missing:  # the record says what the task read, not what is there once it ran
-                _, deps = self._made_from(scope, task)
-                if deps is not None:
-                    progress.deps_read[task.name] = deps
+            missing = scope.missing_deps(task)
         except TargetrunError as exc:  # a FIFO or device named in deps (exit 2); a store that cannot tell (3)
             error = WorkError(exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code != EXIT_BACKEND)
         else:
-            if not missing:
-                return False
-            names = ", ".join(f"dep {key} is missing" for key in missing)
-            where = f"tasks.{task.spec.name}.deps"
-            error = WorkError(f"{names}: nothing is there and no task makes it ({where} in {scope.spec.path}). "
-                              "Create it, or correct the path; a value another task makes is read through `needs:`.",
-                              usage=True)
+            planned = scope.decision(task.name)
+            decision = fails_for_missing_deps(planned, missing)
+            if decision is not planned:
+                scope.redecided(task.name, decision)
+            if decision.reason is not Reason.DEPS_MISSING:
+                unread = self._read_deps(scope, progress, task)
+                if unread is None:
+                    return False
+                error = unread
+            else:
+                where = f"tasks.{task.spec.name}.deps"
+                error = WorkError(f"{decision.detail}: nothing is there and no task makes it ({where} in "
+                                  f"{scope.spec.path}). Create it, or correct the path; a value another task makes "
+                                  "is read through `needs:`.", usage=True)
         progress.attempts[task.name] = 1
         self._attempt_failed(scope, progress, task.name, error)
         return True
+
+    def _read_deps(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> WorkError | None:
+        """Fingerprint the deps as the task is about to read them: the record says what it
+        read, not what is there once it ran (a dep rewritten meanwhile leaves it stale)."""
+        try:
+            _, deps = self._made_from(scope, task)
+        except TargetrunError as exc:  # a FIFO or device in a folder dep (exit 2); a file that cannot be read (3)
+            return WorkError(exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code != EXIT_BACKEND)
+        if deps is not None:
+            progress.deps_read[task.name] = deps
+        return None
 
     def _tell(self, event: Event) -> None:
         """Hand ``event`` to the reporter -- after the writes the store kept (group commit)
@@ -445,8 +461,10 @@ class Engine:
                   else self._input(scope, progress, up, shell=spec.shell is not None) for arg, up in spec.needs}
         checkpoint = task.checkpoint
         context: dict[str, object] = {}
-        if spec.shell is not None:
-            context = dict(scope.plan.base_context, task_name=spec.name, task_full_name=spec.name, task_run_count=attempt)
+        if spec.shell is not None:  # the fields its target and deps were rendered with, and the attempt
+            child = {"item": task.item, "map_index": task.map_index, "task_full_name": task.name} \
+                if task.map_index is not None else {}
+            context = templating.task_context(scope.plan.base_context, spec.name, task_run_count=attempt, **child)
         storage, staging = staged if staged is not None else (None, None)
         return Job(
             task=spec.name,

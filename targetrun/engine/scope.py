@@ -36,6 +36,8 @@ class Planning(Protocol):
 
     def target_fingerprint(self, where: Location) -> str: ...
 
+    def missing_deps(self, task: PlannedTask) -> list[str]: ...
+
 
 class RunScope:
     """The tasks of one run, their decisions, the graph and the order they run in."""
@@ -96,6 +98,10 @@ class RunScope:
         self.decisions[name] = Decision(Action.RUN, Reason.CORRUPT, detail=detail)
         self.order.append(name)
 
+    def redecided(self, name: str, decision: Decision) -> None:
+        """A task about to run was decided again with what is true now (its deps)."""
+        self.decisions[name] = decision
+
     def read_from(self, name: str, task: PlannedTask) -> None:
         """Where (and as what) the run's readers find a task's value from now on."""
         self.tasks[name] = task
@@ -117,3 +123,7 @@ class RunScope:
     def target_fingerprint(self, where: Location) -> str:
         """The fingerprint of an existing target's value (its record's, else its bytes')."""
         return self._planning.target_fingerprint(where)
+
+    def missing_deps(self, task: PlannedTask) -> list[str]:
+        """The task's declared deps missing now, as planning tells them (see Planner.missing_deps)."""
+        return self._planning.missing_deps(task)

@@ -28,7 +28,7 @@ from targetrun.callables import load_callable
 from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
 from targetrun import stopping
-from targetrun.errors import MissingExtraError, StorageError, UsageError
+from targetrun.errors import EXIT_BACKEND, EXIT_USAGE, MissingExtraError, StorageError, TargetrunError, UsageError
 from targetrun.serializers.base import FormatMismatch, SerializationError
 from targetrun.serializers.make import serializer
 from targetrun.storage.base import Storage
@@ -194,6 +194,11 @@ def _attempt(job: Job) -> WorkResult:
             raise error from None
         except MissingExtraError as exc:  # a format's library (pandas, numpy...) is not installed
             error = WorkError(f"task {job.task!r}: {exc.format()}", usage=True, log=tail(printed.getvalue()))
+            error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
+            raise error from None
+        except TargetrunError as exc:  # targetrun's own (a shell template naming no field): its message says it all
+            error = WorkError(exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code == EXIT_USAGE,
+                              log=tail(printed.getvalue()))
             error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise error from None
         except Exception as exc:  # the task's own failure: report it, with its traceback

@@ -642,19 +642,41 @@ class _Checker:
 
         renderer = TaskRenderer(spec, default_context(spec), "check")  # one Placer: each folder's realpath asked once
         owners = TargetOwners(spec)
+        rendered: dict[str, tuple[str | None, tuple[str, ...]]] = {}  # task -> its target URL and deps
         for task in spec.tasks.values():
             if task.foreach is None:
-                self.attempt(lambda: self.check_task_renders(task, renderer, owners), None)
+                self.attempt(lambda: self.check_task_renders(task, renderer, owners, rendered), None)
+        if any(deps for _, deps in rendered.values()):
+            self.check_dep_makers(spec, rendered)
 
-    def check_task_renders(self, task: TaskSpec, renderer: TaskRenderer, owners: TargetOwners) -> None:
+    def check_task_renders(self, task: TaskSpec, renderer: TaskRenderer, owners: TargetOwners,
+                           rendered: dict[str, tuple[str | None, tuple[str, ...]]]) -> None:
         try:
             target, _, _ = renderer.fields(task, cache_key=False)  # a key may need the -p values of a run
-            renderer.deps(task)
+            deps = renderer.deps(task)
             if target is not None:
                 owners.claim(task.name, target, None)
+            rendered[task.name] = (target.url if target is not None else None, deps)
         except SpecError as exc:  # the line of the exact key that failed, from the YAML
-            path = tuple((exc.key or f"tasks.{task.name}").split(".", 3))
-            raise self.error(path, exc.message, hint=exc.hint, cls=type(exc)) from None
+            raise self._at_its_key(exc, task) from None
+
+    def check_dep_makers(self, spec: PipelineSpec, rendered: Mapping[str, tuple[str | None, tuple[str, ...]]]) -> None:
+        """A dep another task makes is read only after it: the reader needs it (DepMakers)."""
+        from targetrun.resolve import DepMakers
+
+        graph = {name: task.upstream for name, task in spec.tasks.items()}
+        makers = DepMakers(spec, [(name, url) for name, (url, _) in rendered.items() if url is not None])
+        for name, (_, deps) in rendered.items():
+            task = spec.tasks[name]
+            try:
+                makers.ordered(name, task, deps, lambda: dag.ancestors(graph, [name]))
+            except SpecError as exc:
+                self.problems.append(self._at_its_key(exc, task))
+
+    def _at_its_key(self, exc: SpecError, task: TaskSpec) -> SpecError:
+        """``exc`` at the line of the exact key that failed, from the YAML."""
+        path = tuple((exc.key or f"tasks.{task.name}").split(".", 3))
+        return self.error(path, exc.message, hint=exc.hint, cls=type(exc))
 
 
 def _templates(task: TaskSpec) -> list[tuple[str, str]]:
