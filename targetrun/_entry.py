@@ -46,6 +46,10 @@ def main() -> None:
     # A no-op the last identical command certified is answered before the CLI is even
     # imported (targetrun/replay.py); None: anything else, and the CLI answers.
     code = replay(sys.argv[1:], sys.stdout)
+    if code is None and sys.argv[1:2] == ["status"]:  # the same for a status (targetrun/status_replay.py)
+        from targetrun.status_replay import answer
+
+        code = answer(sys.argv[1:], sys.stdout)
     if code is not None:
         # Ended here, not through the interpreter's finalization, which puts the default
         # signal handlers back first: a SIGTERM then would kill the process (-15) instead

@@ -47,6 +47,7 @@ from targetrun.store.rooted import RootedStore
 from targetrun.templating import made_differently, param_text
 
 if TYPE_CHECKING:  # imported where used: `run` needs neither (start-up time)
+    from targetrun.certify import StatusWitness
     from targetrun.housekeeping import Collected
     from targetrun.replay import Ticket
     from targetrun.state import StatusReport
@@ -357,14 +358,21 @@ def status(
     verify: bool = False,
     trust: bool | None = None,
     lock_lease: float | None = None,
+    witness: StatusWitness | None = None,
 ) -> StatusReport:
-    """What exists, what would run and why -- without running anything."""
+    """What exists, what would run and why -- without running anything. ``witness``: told
+    the store before planning reads it, and the plan (the CLI certifies its table with it:
+    targetrun/status_replay.py)."""
     spec = spec if isinstance(spec, PipelineSpec) else load(spec)
     context = run_context(spec, date=date, params=params)
     request = RunRequest(tuple(tasks), verify=verify, trust=trusting(trust), report_stale=True)
     with backends(spec, store_url) as opened:
         settle(opened, clock, lock_lease)
+        if witness is not None:
+            witness.before(opened.store)
         the_plan, planner = plan(spec, request, context, opened, clock=clock)
+        if witness is not None:
+            witness.after(the_plan)
         from targetrun.state import build_status
 
         return build_status(the_plan, opened.storage, opened.store, planner)

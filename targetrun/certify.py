@@ -26,12 +26,14 @@ import math
 import os
 import sqlite3
 from collections.abc import Mapping
+from typing import Any
 
-from targetrun import replay
+from targetrun import replay, status_replay
 from targetrun.engine.decide import CLOCK_SKEW, by_existence, stale_rules, valid_until
 from targetrun.engine.plan import Plan, Planner
 from targetrun.model import Action, CacheEntry, Reason, RunSummary, StaleKind, TaskSpec, TaskState
 from targetrun.resolve import LOCAL
+from targetrun.state import StatusReport
 from targetrun.store import statements
 from targetrun.store.base import StateStore
 from targetrun.store.sqlite import SCHEMA_VERSION, SqliteStore
@@ -174,3 +176,138 @@ def _certificate(summary: RunSummary, sqlite: str, files: list[str], sources: di
         "outcomes": bytes(blob[0]).hex(),
         "final": {state.value: summary.count(state) for state in _NO_OP if summary.count(state)},
     }
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+class StatusWitness:
+    """What ``status`` needs to certify its table (:mod:`targetrun.status_replay`): the state
+    store's generations as they were before planning read anything, and the plan."""
+
+    def __init__(self) -> None:
+        self.store: str | None = None  # the SQLite file, when the store is one
+        self.generations: tuple[int, int, int, int] | None = None  # schema, pending, records, cache
+        self.plan: Plan | None = None
+
+    def before(self, store: StateStore) -> None:
+        self.store = _sqlite_file(store)
+        if self.store is not None:
+            self.generations = _generations(self.store)
+
+    def after(self, plan: Plan) -> None:
+        self.plan = plan
+
+
+def _generations(sqlite: str) -> tuple[int, int, int, int]:
+    db = sqlite3.connect(sqlite, timeout=replay.BUSY_TIMEOUT, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        try:
+            found = (int(db.execute("PRAGMA user_version").fetchone()[0]),
+                     int(db.execute(statements.ANY_PENDING).fetchone()[0]),
+                     int(db.execute(statements.RECORDS_GENERATION).fetchone()[0]),
+                     int(db.execute(statements.CACHE_GENERATION).fetchone()[0]))
+        finally:
+            db.execute("COMMIT")
+        return found
+    finally:
+        db.close()
+
+
+def certify_status(ticket: replay.Ticket, witness: StatusWitness, report: StatusReport, text: str,
+                   now: float) -> None:
+    """Leave a status certificate when this status's table (``text``, as printed, its ages
+    taken at ``now``) rested only on what the replay checks again. Never fails the command."""
+    from targetrun import redact
+
+    plan, store, before = witness.plan, witness.store, witness.generations
+    if plan is None or store is None or before is None or before[0] != SCHEMA_VERSION or before[1] or ticket.spoke():
+        return
+    # the replay prints without masking: no credential may be known to this process
+    if redact._known or not _status_rests_on_files_and_store(plan):  # noqa: SLF001
+        return
+    try:
+        cut = text.rfind("\n", 0, len(text) - 1) + 1
+        table, footer = text[:cut], text[cut:]
+        rows = _status_rows(report, table)
+        if rows is None:
+            return
+        # the replay's rendering must be this status's, character for character, and print nothing a mask would
+        # hide (the table and the final line are each redacted whole, as the command's output stream redacts them)
+        prefixes, urls, ran = rows["prefixes"], rows["urls"], rows["ran"]
+        if status_replay.render(rows["header"], prefixes, ran, rows["finished"], rows.pop("mtimes"), now) != table \
+                or redact.redact(table) != table or redact.redact(footer) != footer:
+            return
+        if any("\n" in line for line in prefixes + ran) or any("\0" in url for url in urls):
+            return  # cannot be joined (printable text has no line break, a path no NUL: never, but checked)
+        if _generations(store) != before or not ticket.unchanged() or ticket.spoke():
+            return
+        files = [url for url, present in zip(urls, rows.pop("present")) if present]
+        replay.write(ticket.path, {
+            "key": ticket.key, "day": replay.utc_day(plan.context.date.timestamp()), "store": store,
+            "schema": before[0], "records": before[2], "cache": before[3],
+            **rows, "prefixes": "\n".join(prefixes), "urls": "\0".join(urls), "ran": "\n".join(ran),
+            "signatures": status_replay.pack(rows["signatures"], "q"),
+            "finished": status_replay.pack(rows["finished"], "d"),
+            "folders": replay.folders_of(files), "footer": footer, "would": len(report.would_run)})
+    except Exception:  # a full disk, a target changing meanwhile: the status stands, uncertified
+        pass
+
+
+def _status_rests_on_files_and_store(plan: Plan) -> bool:
+    """Whether every task's row rests only on its target, the Pipelinefile, the day and the
+    store: a shell task (its code is its command), no deps, decided by existence, not
+    mapped, a local target, templates fixed for the day."""
+    varies: dict[str, bool] = {}
+    for task in plan.tasks.values():
+        spec = task.spec
+        if spec.shell is None or spec.run is not None or spec.deps or spec.foreach is not None:
+            return False
+        if task.map_index is not None or (spec.cache is not None and not by_existence(spec.cache)):
+            return False
+        if task.target is not None and task.target.result != LOCAL:
+            return False
+        if any(varies[t] if t in varies else varies.setdefault(t, varies_within_a_day(t))
+               for t in task_templates(spec)):
+            return False
+    return True
+
+
+def _status_rows(report: StatusReport, table: str) -> dict[str, Any] | None:
+    """The certificate's rows (status_replay.render's form, its columns not yet joined) --
+    each line's first four cells cut from ``table``, the status as printed --, each
+    target's modification time looked at again (``mtimes``) and whether it is there
+    (``present``); None when a row says something the replay cannot check ("cannot tell"),
+    or a target is not as the row saw it."""
+    lines = table.split("\n")[:-1]
+    cut = lines[0].find("  age  ") + 2  # where the ages begin: the header's fifth column
+    if cut < 2 or len(lines) != len(report.rows) + 1:
+        return None
+    urls: list[str] = []
+    signatures: list[int] = []
+    mtimes: list[float] = []
+    present: list[bool] = []
+    for row in report.rows:
+        if row.note:
+            return None
+        url, sig, mtime = row.target, status_replay.MISSING, 0.0
+        if url is not None:
+            try:
+                st: os.stat_result | None = os.stat(url)
+            except FileNotFoundError:
+                st = None
+            if (st is None) != (row.stat is None):
+                return None
+            if st is not None and row.stat is not None:
+                if (st.st_size, st.st_mtime) != (row.stat.size, row.stat.mtime):
+                    return None
+                sig, mtime = status_replay.signature(st), row.stat.mtime or 0.0
+        urls.append(url or "")
+        signatures.append(sig)
+        mtimes.append(mtime)
+        present.append(sig != status_replay.MISSING)
+    return {"header": lines[0][:cut], "prefixes": [line[:cut].ljust(cut) for line in lines[1:]], "urls": urls,
+            "signatures": signatures, "ran": [row.last.state.value if row.last else "" for row in report.rows],
+            "finished": [row.last.finished if row.last else 0.0 for row in report.rows], "mtimes": mtimes,
+            "present": present}

@@ -485,18 +485,58 @@ def status(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params:
     from targetrun.report.status import render_status, statuses_to_dict
 
     out = _out(ctx)
+    # taken before the file is read, as run's (targetrun/status_replay.py): None unless plain text may be certified
+    ticket = _status_ticket(ctx, out)
+    witness = None
+    if ticket is not None:
+        from targetrun.certify import StatusWitness
+
+        witness = StatusWitness()
     spec = _load(path)
     values = _parse_params(params, params_file)
     reports = [api.status(spec, tasks, date=when, params=values, clock=_clock(), verify=verify,
-                          trust=trust or _settings(ctx).trust, lock_lease=_settings(ctx).lock_lease)
+                          trust=trust or _settings(ctx).trust, lock_lease=_settings(ctx).lock_lease, witness=witness)
                for when in _parse_dates(dates)]
     collect_garbage_again()  # planned and looked at: the reports live until the end
     if as_json:
         out.write(json.dumps(statuses_to_dict(reports), indent=2) + "\n")
+    elif ticket is not None and witness is not None and len(reports) == 1:
+        _render_and_certify(reports[0], out, ticket, witness)
     else:
         for report in reports:
             render_status(report, out, colour=colour_enabled(out), now=_now())
     return 1 if check and any(report.would_run for report in reports) else 0
+
+
+def _status_ticket(ctx: click.Context, out: TextIO) -> replay.Ticket | None:
+    """The ticket a plain-text status certifies its table with (see targetrun/status_replay.py)."""
+    if not ctx.obj or "argv" not in ctx.obj or colour_enabled(out):
+        return None
+    from targetrun import status_replay
+
+    found = status_replay.ticket(ctx.obj["argv"])
+    if found is not None:
+        err = ctx.obj["err"]
+        found.spoke = lambda: bool(getattr(err, "written", True))  # a warning: the replay would not repeat it
+    return found
+
+
+def _render_and_certify(report: Any, out: TextIO, ticket: replay.Ticket, witness: Any) -> None:
+    """Print the table, then leave a certificate for the next identical status when it earns one."""
+    import io
+
+    from targetrun.certify import certify_status
+    from targetrun.report.status import render_status
+
+    now = _now()
+    buffer = io.StringIO()
+    render_status(report, buffer, colour=False, now=now)
+    text = buffer.getvalue()
+    cut = text.rfind("\n", 0, len(text) - 1) + 1
+    out.write(text[:cut])  # the table and the final line in two writes, as render_status writes them: the output
+    out.write(text[cut:])  # stream redacts each write whole, and only the final line holds a ":" to look at
+    out.flush()
+    certify_status(ticket, witness, report, text, now)
 
 
 @cli.command(epilog=EPILOG)

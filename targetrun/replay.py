@@ -240,8 +240,9 @@ def write(path: str, certificate: Mapping[str, Any]) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
+        text = json.dumps(dict(certificate, format=FORMAT), separators=(",", ":"))  # dumps: json.dump encodes in Python
         with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(dict(certificate, format=FORMAT), f, separators=(",", ":"))
+            f.write(text)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

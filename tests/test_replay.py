@@ -402,7 +402,7 @@ def test_the_sqlite_cache_generation_counts_every_change_and_survives_an_upgrade
         assert store.cache_generation() == before + 1
     finally:
         store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION == 5
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION == 6
 
 
 def test_a_run_that_warned_about_its_store_is_not_replayed_silently(project):

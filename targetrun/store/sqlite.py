@@ -67,7 +67,16 @@ GENERATIONS = [
       "INSERT INTO generations VALUES ('cache', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1; END"
       for change in ("INSERT", "UPDATE", "DELETE")),
 ]
-SCHEMA_VERSION = 5
+# The records' generation (statements.RECORDS_GENERATION): every change of a checkpoint
+# record or a task record is counted, so "what status read from the store is as it was"
+# is one row to read (schema 6; targetrun/status_replay.py). A run's own row and its
+# outcomes (what a replayed no-op writes) are not counted: they change no status.
+RECORD_GENERATIONS = [
+    f"CREATE TRIGGER IF NOT EXISTS {table}_{change.lower()}_counted AFTER {change} ON {table} BEGIN "
+    "INSERT INTO generations VALUES ('records', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1; END"
+    for table in ("checkpoints", "task_runs") for change in ("INSERT", "UPDATE", "DELETE")
+]
+SCHEMA_VERSION = 6
 # Stores written by an older targetrun are upgraded in place, one version at a time:
 # version -> the statements that make it the next one.
 MIGRATIONS = {
@@ -78,6 +87,7 @@ MIGRATIONS = {
     3: ["ALTER TABLE task_runs ADD COLUMN started REAL",
         "ALTER TABLE task_runs ADD COLUMN worker TEXT NOT NULL DEFAULT ''"],
     4: GENERATIONS,
+    5: RECORD_GENERATIONS,
 }
 MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
 _BATCH = 500  # keys per IN (...) query
@@ -166,7 +176,7 @@ class SqliteStore(StateStore):
                     hint="Move it aside; targetrun creates a new one (targets are kept, cache entries and history are not).",
                 )
             if version != SCHEMA_VERSION:
-                for statement in [s for s in SCHEMA.split(";") if s.strip()] + GENERATIONS:
+                for statement in [s for s in SCHEMA.split(";") if s.strip()] + GENERATIONS + RECORD_GENERATIONS:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:

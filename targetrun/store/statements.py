@@ -18,6 +18,9 @@ ANY_PENDING = "SELECT count(*) FROM pending"
 # How many times the cache table changed: triggers count every insert, update and delete
 # (schema 5), so "the cache is as it was" is one row to read.
 CACHE_GENERATION = "SELECT coalesce((SELECT value FROM generations WHERE name = 'cache'), 0)"
+# How many times a checkpoint record or a task record changed (schema 6): what status shows
+# of the store is as it was while both generations are.
+RECORDS_GENERATION = "SELECT coalesce((SELECT value FROM generations WHERE name = 'records'), 0)"
 
 
 # What a user can do about the store's three kinds of failure (its message names the store).

@@ -1,0 +1,157 @@
+"""The status replay (targetrun/status_replay.py, certify.certify_status): a repeated
+`status` is answered from the last identical status's certificate -- and only while
+everything its table rested on still holds. The invariant under test: whenever the replay
+answers, it prints what the full status prints at that moment, character for character;
+after any change it does not answer (a deleted target is never said to exist).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from targetrun import api, status_replay
+from targetrun.report.status import render_status
+
+PLAIN = """
+name: plain
+tasks:
+  a: {shell: 'echo a > {output}', target: out/a.txt}
+  b: {shell: 'cat {needs.a} > {output}', needs: [a], target: 'out/b-{today}.txt'}
+  c: {shell: 'echo c > {output}', target: out/c.txt}
+  d: {shell: 'echo d > {output}', target: out/d.txt}
+  e: {shell: 'echo e'}
+"""
+
+
+def replayed(proj, *args: str, now: float | None = None) -> tuple[int, str] | None:
+    out = io.StringIO()
+    code = status_replay.answer(["status", "-f", str(proj.file), *args], out, now=now)
+    return None if code is None else (code, out.getvalue())
+
+
+def full(proj, now: float) -> str:
+    out = io.StringIO()
+    render_status(api.status(str(proj.file)), out, colour=False, now=now)
+    return out.getvalue()
+
+
+def certified(project, text: str = PLAIN):
+    """A project whose targets a, b, c exist (d is missing), its status certified."""
+    proj = project(text)
+    assert proj.cli("run").code == 0
+    os.remove(proj.root / "out" / "d.txt")
+    assert proj.cli("status").code == 0
+    assert replayed(proj) is not None
+    return proj
+
+
+def test_the_replay_prints_what_the_full_status_prints(project):
+    proj = certified(project)
+    now = time.time()
+    for later in (0.0, 0.4, 7.0, 75.0):  # ages under a second, under a minute, from a minute on
+        answer = replayed(proj, now=now + later)
+        if answer is None:  # the UTC day ended meanwhile
+            assert time.gmtime(now + later).tm_yday != time.gmtime(now).tm_yday
+            continue
+        assert answer == (0, full(proj, now + later))
+    assert "target missing" in full(proj, now)
+    assert proj.cli("status", "--check").code == 1  # d would run; a command line of its own, certified
+    assert replayed(proj, "--check", now=now) == (1, full(proj, now))
+
+
+def _rewrite_keeping_size_and_mtime(proj) -> None:
+    path = proj.root / "out" / "c.txt"
+    before = os.stat(path)
+    path.write_text("C\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _sql(statement: str) -> Callable[..., None]:
+    def change(proj) -> None:
+        db = sqlite3.connect(proj.root / ".targetrun" / "state.db")
+        db.execute(statement)
+        db.commit()
+        db.close()
+    return change
+
+
+CHANGES = {
+    "a target deleted": lambda proj: os.remove(proj.root / "out" / "a.txt"),
+    "a missing target created": lambda proj: (proj.root / "out" / "d.txt").write_text("d\n"),
+    "a target rewritten, size and mtime kept": _rewrite_keeping_size_and_mtime,
+    "a target replaced by a folder": lambda proj: (os.remove(proj.root / "out" / "c.txt"),
+                                                   os.mkdir(proj.root / "out" / "c.txt")),
+    "the Pipelinefile edited": lambda proj: proj.write("Pipelinefile.yaml", PLAIN.replace("echo c", "echo C")),
+    "a checkpoint record changed": _sql("UPDATE checkpoints SET run_id = 'other' WHERE task = 'c'"),
+    "a checkpoint record removed": _sql("DELETE FROM checkpoints WHERE task = 'c'"),
+    "a task record added": _sql("INSERT INTO task_runs SELECT 'later', pipeline, task, 'failed', finished + 1, "
+                                "duration, attempts, 'boom', target, started, worker FROM task_runs WHERE task = 'c'"),
+    "a cache entry written": _sql("INSERT INTO cache VALUES ('k', 'v', 'plain', 'e', 9e9, 1.0, '{}')"),
+    "a pending write": _sql("INSERT INTO pending VALUES ('out/.c.txt.tmp', 'r', 'out/c.txt', 'local', NULL, NULL)"),
+    "the store replaced": lambda proj: os.remove(proj.root / ".targetrun" / "state.db"),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_after_any_change_the_full_status_answers(project, change):
+    proj = certified(project)
+    CHANGES[change](proj)
+    assert replayed(proj) is None
+
+
+def test_a_deleted_target_is_never_said_to_exist(project):
+    proj = certified(project)
+    os.remove(proj.root / "out" / "a.txt")
+    assert replayed(proj) is None
+    row = proj.cli("status").out.splitlines()[1]
+    assert row.split()[:2] == ["a", "out/a.txt"] and "target missing" in row, row
+
+
+def test_a_run_replayed_meanwhile_keeps_the_certificate(project):
+    """A replayed no-op records a run (its row and outcomes), which no status shows."""
+    proj = certified(project, PLAIN.replace("  e: {shell: 'echo e'}\n", ""))  # e would run every time
+    (proj.root / "out" / "d.txt").write_text("d\n")
+    assert proj.cli("status").code == 0  # certified again, with d there
+    for _ in range(2):
+        assert proj.cli("run", "-q").code == 0
+    assert replayed(proj) is not None
+
+
+@pytest.mark.parametrize("text", [
+    PLAIN + "  f: {run: tasks:f, target: out/f.txt}\n",  # a Python task: its code is in files the key does not hold
+    PLAIN + "  f: {shell: 'cat in.txt > {output}', deps: [in.txt], target: out/f.txt}\n",
+    PLAIN + "  f: {shell: 'echo f > {output}', target: out/f.txt, cache_for: 1h}\n",
+    PLAIN + "  f: {shell: 'echo {run_id} > {output}', target: 'out/f.txt'}\n",
+], ids=["python", "deps", "cache_for", "run id"])
+def test_a_table_resting_on_more_is_not_certified(project, text):
+    proj = project(text)
+    proj.write("in.txt", "in\n")
+    proj.write("tasks.py", "def f():\n    return 1\n")
+    proj.cli("run")
+    for _ in range(2):
+        assert proj.cli("status").code == 0
+    assert replayed(proj) is None
+
+
+def test_other_forms_of_status_are_not_replayed(project):
+    proj = certified(project)
+    for args in (["--json"], ["--verify"], ["--date", "2026-01-01..2026-01-02"], ["--trust"]):
+        assert replayed(proj, *args) is None
+
+
+def test_the_console_script_answers_before_importing_the_cli(project):
+    proj = certified(project)  # certified in this process: a command elsewhere has its own key, and certifies once
+    for first in (True, False):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "targetrun", "status", "-f", str(proj.file)],
+                              cwd=proj.root, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and ("targetrun.cli" in proc.stderr) == first
+    assert [line.split()[:3] for line in proc.stdout.splitlines()] == \
+        [line.split()[:3] for line in full(proj, time.time()).splitlines()]
