@@ -41,6 +41,8 @@ MAX_TASK_NAME = 128
 # A local target's staging sibling adds the same ~85 bytes to the target's own file name.
 MAX_TARGET_NAME_BYTES = 255 - 85
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
+_DEP_HINT = _VALUES_HINT[:-1] + ('; to read elsewhere, write that folder or URL in the template itself '
+                                 '(deps: ["/mnt/data/{params.x}"]).')
 _OWN_FOLDER = ".targetrun"  # targetrun's own files: state store, spec and replay caches, logs, values
 _SQLITE_SIBLINGS = ("", "-wal", "-shm", "-journal")  # a SQLite store is these files together
 
@@ -261,7 +263,7 @@ class TaskRenderer:
         rendered: list[str] = []
         for i, dep in enumerate(task.deps):
             try:
-                rendered.append(templating.render(dep, context))
+                rendered.append(_dep_in_place(templating.render(dep, context), dep))
             except SpecError as exc:
                 raise type(exc)(exc.message, file=self.spec.path, line=task.line_of("deps"),
                                 key=f"tasks.{task.name}.deps.{i}", hint=exc.hint) from None
@@ -442,6 +444,36 @@ def _no_climbing(rendered: str, fixed_dir: str, what: str) -> None:
     if ".." in rest.replace("\\", "/").split("/"):
         raise SpecError(f"the {what} {rendered!r} points outside its result location: a value climbs out of "
                         f"{fixed_dir or 'it'} with '..'", hint=_VALUES_HINT)
+
+
+def _dep_in_place(rendered: str, template: str) -> str:
+    """A rendered dep stays where its template's own text puts it, as a target does: a
+    value may not climb out of that folder with '..', make the path absolute, or give it a
+    protocol -- ``deps: ["data/{params.x}"]`` never reads /etc/shadow, s3://another-bucket
+    or the cloud metadata endpoint, whatever -p or a foreach item says.
+
+    >>> _dep_in_place("data/sub/x.csv", "data/{params.x}")
+    'data/sub/x.csv'
+    >>> _dep_in_place("s3://other/x", "{params.x}")
+    Traceback (most recent call last):
+    ...
+    targetrun.errors.SpecError: the dep 's3://other/x' is a URL, but its template '{params.x}' is a path: a value may not give a dep a protocol or a root. Check the values that fill it (-p, --params-file, foreach items); to read elsewhere, write that folder or URL in the template itself (deps: ["/mnt/data/{params.x}"]).
+    """
+    if template == rendered or not templating.names_a_field(template):
+        return rendered
+    if "\0" in rendered:
+        raise SpecError(f"the dep {rendered!r} holds a NUL byte", hint=_VALUES_HINT)
+    fixed = templating.literal_prefix(template)
+    fixed_dir = fixed[: fixed.rfind("/") + 1]
+    rest = rendered[len(fixed_dir) :] if rendered.startswith(fixed_dir) else rendered
+    if ".." in rest.replace("\\", "/").split("/"):
+        raise SpecError(f"the dep {rendered!r} climbs out of {fixed_dir or 'the project folder'} with '..': a value "
+                        "may not lead a dep out of the folder its template names", hint=_DEP_HINT)
+    if protocol(fixed) is None and (protocol(rendered) is not None or rendered.startswith(("/", "\\"))):
+        what = "a URL" if protocol(rendered) is not None else "an absolute path"
+        raise SpecError(f"the dep {rendered!r} is {what}, but its template {template!r} is a path: a value may not "
+                        "give a dep a protocol or a root", hint=_DEP_HINT)
+    return rendered
 
 
 def _relative(rendered: str) -> str | None:

@@ -41,14 +41,16 @@ run: 10,000 tasks sharing a function cost one computation.
 from __future__ import annotations
 
 import ast
+import errno
 import functools
 import hashlib
+import itertools
 import json
 import os
 import re
 import stat as filemode
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -557,13 +559,18 @@ class DepIndex:
         self._seen: dict[str, tuple[str, str]] = {}  # key -> (hash, stat)
         self._buckets: set[str] = set()  # buckets of remote deps known to exist
 
-    def of_task(self, deps: Iterable[str], previous: Checkpoint | None) -> DepState:
+    def of_task(self, deps: Iterable[str], previous: Checkpoint | None, own: str | None = None) -> DepState:
+        """The deps' fingerprints now; ``own``, the task's target, is none of them (a folder
+        dep may hold it: what a task writes is not what it reads)."""
         hashes: dict[str, str] = {}
         stats: dict[str, str] = {}
         old_hashes = recorded_deps(previous.deps, self.root) if previous is not None and previous.deps else {}
         old_stats = recorded_deps(previous.dep_stats, self.root) if previous is not None else {}
+        own_key = self._key_of(own) if own is not None else None
         for pattern in deps:
             for key, stat, read in self._expand(pattern):
+                if key == own_key:
+                    continue
                 if key not in self._seen:
                     old_hash, old_stat = old_hashes.get(key), old_stats.get(key)
                     if read is None:
@@ -574,6 +581,11 @@ class DepIndex:
                         self._seen[key] = (_hash_or_missing(read), stat)
                 hashes[key], stats[key] = self._seen[key]
         return DepState(hashes, {k: v for k, v in stats.items() if v})
+
+    def _key_of(self, url: str) -> str:
+        if _SCHEME.match(url):
+            return _remote_key(url.split("://", 1)[0], url)
+        return _relative_key(os.path.normpath(url), self.root, absolute=os.path.isabs(url))
 
     def missing(self, deps: Iterable[str]) -> list[str]:
         """The deps named by path that are not there now. A glob that matches nothing is not
@@ -588,16 +600,28 @@ class DepIndex:
         one that names nothing."""
         import glob  # only a task with `deps:` asks
 
-        if "://" in pattern:
+        if pattern[:7].lower() == "file://":  # a local path: read as one (a FIFO, /dev/zero and /proc refused)
+            pattern = pattern[7:]
+        elif _SCHEME.match(pattern):  # s3://b/k; not data/a://b.csv, a local name holding "://"
             return self._expand_remote(pattern)
         absolute = os.path.isabs(pattern)
         full = os.path.normpath(pattern if absolute else os.path.join(self.root, pattern))  # the path the key names
-        paths = sorted(glob.glob(full, recursive=True)) if glob.has_magic(pattern) else [full]
+        magic = glob.has_magic(pattern)
+        paths: Iterator[str] = glob.iglob(full, recursive=True) if magic else iter([full])
+        first = next(paths, None)
+        if first is None and os.path.lexists(full):  # data/report[1].csv matches no report1.csv: the file so named
+            first = full
         found: dict[str, tuple[str, str, Callable[[], str] | None]] = {}
-        matched = False
-        for path in paths:
+        walked: set[str] = set()  # a folder matched is walked whole: what else the glob matches in it is in it
+        matched = first is not None  # an empty folder is there: it names no file
+        for path in itertools.chain([first] if first is not None else [], paths):
+            path = os.path.normpath(path)  # glob yields root/ for root/**
+            if magic and _inside(path, walked):
+                continue
+            walked.add(path)
             for file, st in _files_under(path):
-                matched = True
+                if len(found) >= MAX_DEP_FILES:  # before the walk of / or a linked /usr takes minutes
+                    raise _too_many(pattern)
                 key = _relative_key(file, self.root, absolute)
                 if st is None:
                     found[key] = (key, "", None)
@@ -610,7 +634,7 @@ class DepIndex:
                 # back (touch -r, rsync -t, a checkout) still changes them, so it is hashed again
                 found[key] = (key, f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}",
                               functools.partial(_hash_local, file))
-        if not matched:  # nothing there (an empty folder is there: it names no file)
+        if not matched:  # nothing there
             key = _relative_key(full, self.root, absolute)
             return [(key, "", None)]
         return [found[key] for key in sorted(found)]
@@ -629,7 +653,9 @@ class DepIndex:
             else:
                 try:
                     infos = {path: fs.info(path)}
-                except FileNotFoundError:
+                except FileNotFoundError as exc:
+                    if not _not_found(exc, protocol):  # fsspec's HTTP says "not found" for a refused connection too
+                        raise
                     infos = {}
             for name, info in sorted(infos.items()):
                 if info.get("type") == "directory":  # a prefix: every object under it
@@ -638,10 +664,12 @@ class DepIndex:
                     files[name] = info
         except Exception as exc:  # credentials, network: "cannot tell", never "missing"
             raise _cannot_tell(pattern, exc) from None
+        if len(files) > MAX_DEP_FILES:
+            raise _too_many(_remote_key(protocol, path))
         if not infos:  # nothing there (an empty prefix is there: it names no object)
             self._check_bucket(fs, protocol, path, pattern)
-            return [(f"{protocol}://{path.rstrip('/')}", "", None)]
-        return [(f"{protocol}://{name.rstrip('/')}", _etag(info), functools.partial(_hash_remote, fs, name))
+            return [(_remote_key(protocol, path), "", None)]
+        return [(_remote_key(protocol, name), _etag(info), functools.partial(_hash_remote, fs, protocol, name))
                 for name, info in sorted(files.items()) if info.get("type") != "directory"]
 
     def _check_bucket(self, fs: Any, protocol: str, path: str, pattern: str) -> None:
@@ -665,37 +693,110 @@ class DepIndex:
 
 def _files_under(path: str) -> Iterable[tuple[str, os.stat_result | None]]:
     """``path`` and its stat, or for a folder every file under it (recursively, sorted,
-    linked folders followed once); (path, None) when nothing is there."""
+    linked folders followed once, targetrun's own files left out); (path, None) when
+    nothing is there. What cannot be looked at (permissions, I/O) is StorageError: a file
+    in a folder that cannot be listed is not gone, and not missing -- it cannot be told."""
     try:
         st = os.stat(path)
-    except OSError:
+    except OSError as exc:
+        if not _nothing_there(exc):
+            raise _cannot_read(path, exc) from None
         yield path, None
         return
     if not filemode.S_ISDIR(st.st_mode):
         yield path, st
         return
     visited = {(st.st_dev, st.st_ino)}
+
+    def unreadable(exc: OSError) -> None:  # os.walk would skip the folder: its files would read as gone
+        if not _nothing_there(exc):  # removed meanwhile: nothing under it
+            raise _cannot_read(exc.filename or path, exc) from None
+
     # Linked folders are followed (data/raw -> /mnt/big is common), each real folder once: a loop ends
-    for folder, subfolders, names in os.walk(path, followlinks=True):
-        subfolders[:] = [d for d in sorted(subfolders) if _first_visit(os.path.join(folder, d), visited)]
+    for folder, subfolders, names in os.walk(path, onerror=unreadable, followlinks=True):
+        subfolders[:] = [d for d in sorted(subfolders)
+                         if d != OWN_FOLDER and _first_visit(os.path.join(folder, d), visited)]
         for name in sorted(names):
+            if _staging(name):  # a target being written: gone once its run ends
+                continue
             file = os.path.join(folder, name)
             try:
                 yield file, os.stat(file)
-            except OSError:  # a dangling link, or removed meanwhile: no file under the folder
-                continue
+            except OSError as exc:
+                if not _nothing_there(exc):
+                    raise _cannot_read(file, exc) from None
+                # a dangling link, or removed meanwhile: no file under the folder
+
+
+def _inside(path: str, folders: set[str]) -> bool:
+    """Whether ``path`` lies under one of ``folders`` (paths as glob yields them)."""
+    parent = os.path.dirname(path)
+    while parent not in folders:
+        up = os.path.dirname(parent)
+        if up == parent:
+            return False
+        parent = up
+    return True
+
+
+def _too_many(entry: str) -> UsageError:
+    return UsageError(f"the deps entry {entry} names more than {MAX_DEP_FILES:,} files: each would be hashed, and "
+                      "recorded with every target made from it",
+                      hint="Name a narrower folder or glob, or list a manifest (a checksum file) of the folder "
+                      "instead, and check for a link to a large tree (/, /usr) inside it.")
 
 
 def _first_visit(folder: str, visited: set[tuple[int, int]]) -> bool:
     try:
         st = os.stat(folder)
-    except OSError:
+    except OSError as exc:
+        if not _nothing_there(exc):
+            raise _cannot_read(folder, exc) from None
         return False
     key = (st.st_dev, st.st_ino)
     if key in visited:
         return False
     visited.add(key)
     return True
+
+
+MAX_DEP_FILES = 100_000  # files one deps entry may name (a link to / or /usr in a folder, a glob like /**)
+OWN_FOLDER = ".targetrun"  # the state store, caches, logs and untargeted values: never a dep
+
+
+def _staging(name: str) -> bool:
+    """A staging sibling of a target (``.NAME.targetrun-TOKEN``, storage.base.staging_sibling)."""
+    return name.startswith(".") and ".targetrun-" in name
+
+
+def _nothing_there(exc: OSError) -> bool:
+    """An error that says no file is at the path (a dangling or looping link included), as
+    opposed to one that says it cannot be looked at (permissions, I/O, a name too long)."""
+    return isinstance(exc, (FileNotFoundError, NotADirectoryError)) or exc.errno == errno.ELOOP
+
+
+def _not_found(exc: FileNotFoundError, protocol: str) -> bool:
+    """fsspec's HTTP file system raises FileNotFoundError for any failed request, with the
+    real error as its cause: there only an answer of 404 or 410 says nothing is there.
+    (s3fs and gcsfs raise it for a "not found" from the store, with the store's error as
+    its cause.)"""
+    cause = exc.__cause__
+    if protocol.lower() not in ("http", "https") or cause is None or isinstance(cause, FileNotFoundError):
+        return True
+    return getattr(cause, "status", None) in (404, 410)
+
+
+def _remote_key(protocol: str, path: str) -> str:
+    """A remote dep's key: its URL without credentials -- the file, not how to reach it
+    (a password in the key would be written to the state store and shown by ``status``).
+
+    >>> _remote_key("s3", "bucket/data/"), _remote_key("https", "https://u:pw@host:8/a.csv")
+    ('s3://bucket/data', 'https://host:8/a.csv')
+    """
+    url = path if _SCHEME.match(path) else f"{protocol}://{path}"  # fsspec's HTTP paths keep their scheme
+    scheme, rest = url.split("://", 1)
+    head, slash, tail = rest.partition("/")
+    return f"{scheme}://{head.rpartition('@')[2]}{slash}{tail}".rstrip("/")
 
 
 def _etag(info: Mapping[str, Any]) -> str:
@@ -734,6 +835,7 @@ def recorded_deps(recorded: Mapping[str, str], root: str) -> dict[str, str]:
 
 
 _GLOB_CHARS = re.compile(r"[*?[]")  # glob.has_magic's test, without importing glob
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # resolve.protocol's test: a URL starts with its scheme
 
 
 def deps_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
@@ -768,21 +870,52 @@ def _hash_or_missing(read: Callable[[], str]) -> str:
 
 
 def _hash_local(path: str) -> str:
-    opened, mode = open_regular(path)  # a FIFO put there since the stat is refused, not read forever
-    if opened is None:
-        what = "a folder" if filemode.S_ISDIR(mode) else "a FIFO, device or socket"
-        raise UsageError(f"the deps entry {path} is not a regular file ({what}): it cannot be fingerprinted",
-                         hint="List only files in `deps:`, and check what is at that path.")
-    return _hash_open(opened)
+    """The sha256 of a local dep. Read without waiting: a file on disk reads the same, and a
+    "regular" pseudo-file that would wait for data (/proc/kmsg) says so instead of hanging
+    the run. Any error but "not found" (EIO, EAGAIN, permissions) is "cannot tell"."""
+    try:
+        opened, mode = open_regular(path)  # a FIFO put there since the stat is refused, not read forever
+        if opened is None:
+            what = "a folder" if filemode.S_ISDIR(mode) else "a FIFO, device or socket"
+            raise UsageError(f"the deps entry {path} is not a regular file ({what}): it cannot be fingerprinted",
+                             hint="List only files in `deps:`, and check what is at that path.")
+        with opened:
+            os.set_blocking(opened.fileno(), False)
+            digest = hashlib.sha256()
+            while chunk := _read_now(opened):
+                digest.update(chunk)
+        return digest.hexdigest()
+    except FileNotFoundError:  # removed since it was listed
+        raise
+    except OSError as exc:
+        raise _cannot_read(path, exc) from None
 
 
-def _hash_remote(fs: Any, path: str) -> str:
+def _read_now(f: Any) -> bytes:
+    chunk = f.raw.read(1024 * 1024)
+    if chunk is None:  # no data yet: not a file on disk
+        raise BlockingIOError(errno.EAGAIN, "it waits for data instead of reading as a file on disk does")
+    return bytes(chunk)
+
+
+def _hash_remote(fs: Any, protocol: str, path: str) -> str:
     try:
         return _hash_open(fs.open(path, "rb"))
-    except FileNotFoundError:
-        raise
+    except FileNotFoundError as exc:
+        if _not_found(exc, protocol):  # removed since it was listed
+            raise
+        raise _cannot_tell(path, exc) from None
     except Exception as exc:
         raise _cannot_tell(path, exc) from None
+
+
+def _cannot_read(path: str, exc: OSError) -> StorageError | UsageError:
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENAMETOOLONG:  # no such file can exist: the path is written wrong
+        return UsageError(f"the deps entry {path} is not a possible path: {reason}",
+                          hint="Shorten the name in `deps:` (a file name holds at most 255 bytes).")
+    return StorageError(f"cannot read the dep {path}: {reason}; targetrun cannot tell whether it changed",
+                        hint="Check the permissions of that file and the folders above it, or leave it out of `deps:`.")
 
 
 def _cannot_tell(url: str, exc: BaseException) -> StorageError:
@@ -845,10 +978,12 @@ class MadeFrom:
             self._texts[key] = fingerprint.canonical(code) if code is not None else None
         return self._texts[key]
 
-    def deps(self, spec: TaskSpec, previous: Checkpoint | None, rendered: Sequence[str] | None = None) -> DepState:
+    def deps(self, spec: TaskSpec, previous: Checkpoint | None, rendered: Sequence[str] | None = None,
+             own: str | None = None) -> DepState:
         """The deps' fingerprints now: ``rendered`` are the task's deps with their templates
-        rendered (:class:`~targetrun.resolve.TaskRenderer`); ``spec.deps`` when it has none."""
-        return self.dep_index.of_task(spec.deps if rendered is None else rendered, previous)
+        rendered (:class:`~targetrun.resolve.TaskRenderer`); ``spec.deps`` when it has none.
+        ``own``: the task's target, never one of its deps."""
+        return self.dep_index.of_task(spec.deps if rendered is None else rendered, previous, own)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -908,7 +1043,8 @@ def compare(
             found.append(Stale(StaleKind.INPUTS, ", ".join(dict.fromkeys(upstream_of.get(a, f"argument {a}")
                                                                          for a in changed)), tuple(changed)))
     if StaleKind.DEPS in kinds and record.deps is not None:
-        found_deps = deps_stale(record.deps, made_from.deps(spec, record, deps).hashes, made_from.root)
+        now_deps = made_from.deps(spec, record, deps, record.location).hashes  # the target is none of its deps
+        found_deps = deps_stale(record.deps, now_deps, made_from.root)
         if found_deps is not None:
             found.append(found_deps)
     return found, pending

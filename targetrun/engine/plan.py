@@ -608,7 +608,8 @@ class Planner:
             return NOTHING_KNOWN if unparsable is None else MadeNow(unparsable)
         rules = self._rules(task)
         code = self.made_from.code(task.spec) if StaleKind.CODE in rules.looked else None
-        deps = self.made_from.deps(task.spec, entries[0].checkpoint, task.deps).hashes \
+        own = task.checkpoint.url if task.checkpoint is not None else None  # never one of its own deps
+        deps = self.made_from.deps(task.spec, entries[0].checkpoint, task.deps, own).hashes \
             if StaleKind.DEPS in rules.looked and task.deps else None
         return MadeNow(unparsable, code, deps, rules, self.made_from.root)
 

@@ -115,6 +115,7 @@ class _Progress:
     records: dict[str, Checkpoint | None] = field(default_factory=dict)  # store records of checkpoints read
     rebuilt: set[str] = field(default_factory=set)  # skipped tasks rebuilt because a reader found them corrupt
     contended: set[str] = field(default_factory=set)  # tasks whose lock another run held when they were due
+    deps_read: dict[str, DepState] = field(default_factory=dict)  # deps fingerprinted before their task ran
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
 
@@ -294,14 +295,29 @@ class Engine:
             if decision is not planned:
                 scope.redecided(task.name, decision)
             if decision.reason is not Reason.DEPS_MISSING:
-                return False
-            where = f"tasks.{task.spec.name}.deps"
-            error = WorkError(f"{decision.detail}: nothing is there and no task makes it ({where} in {scope.spec.path}). "
-                              "Create it, or correct the path; a value another task makes is read through `needs:`.",
-                              usage=True)
+                unread = self._read_deps(scope, progress, task)
+                if unread is None:
+                    return False
+                error = unread
+            else:
+                where = f"tasks.{task.spec.name}.deps"
+                error = WorkError(f"{decision.detail}: nothing is there and no task makes it ({where} in "
+                                  f"{scope.spec.path}). Create it, or correct the path; a value another task makes "
+                                  "is read through `needs:`.", usage=True)
         progress.attempts[task.name] = 1
         self._attempt_failed(scope, progress, task.name, error)
         return True
+
+    def _read_deps(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> WorkError | None:
+        """Fingerprint the deps as the task is about to read them: the record says what it
+        read, not what is there once it ran (a dep rewritten meanwhile leaves it stale)."""
+        try:
+            _, deps = self._made_from(scope, task)
+        except TargetrunError as exc:  # a FIFO or device in a folder dep (exit 2); a file that cannot be read (3)
+            return WorkError(exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code != EXIT_BACKEND)
+        if deps is not None:
+            progress.deps_read[task.name] = deps
+        return None
 
     def _tell(self, event: Event) -> None:
         """Hand ``event`` to the reporter -- after the writes the store kept (group commit)
@@ -521,7 +537,7 @@ class Engine:
             params = scope.params
             written_as = result.serializer or task.serializer
             made, made_for = self._made_with(scope, progress, task)
-            code, deps = self._made_from(scope, task)
+            code, deps = self._made_from(scope, task, progress.deps_read.pop(name, None))
             checkpoint = Checkpoint(name, where.url, written_as, result.size or 0, result.content_hash,
                                     scope.run_id, self.clock.now(), result.duration, inputs, params, where.result,
                                     made, made_for, code, deps.hashes if deps else None, deps.stats if deps else {})
@@ -556,16 +572,16 @@ class Engine:
         except Exception:  # pickle raises anything a value's __reduce__ raises
             return {}
 
-    def _made_from(self, scope: RunScope, task: PlannedTask) -> tuple[dict[str, str] | None, DepState | None]:
+    def _made_from(self, scope: RunScope, task: PlannedTask,
+                   deps: DepState | None = None) -> tuple[dict[str, str] | None, DepState | None]:
         """The code and deps fingerprints of what a task ran (computed once per run each;
-        the deps' last record lets unchanged files skip hashing)."""
-        deps = None
-        if task.spec.deps and task.checkpoint is not None:
+        the deps' last record lets unchanged files skip hashing); ``deps``: as taken before it ran."""
+        if deps is None and task.spec.deps and task.checkpoint is not None:
             try:
                 previous = self.store.checkpoint(task.checkpoint.url)
             except TargetrunError:
                 previous = None
-            deps = scope.made_from.deps(task.spec, previous, task.deps)
+            deps = scope.made_from.deps(task.spec, previous, task.deps, task.checkpoint.url)
         return scope.made_from.code(task.spec), deps
 
     def _made_with(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> tuple[dict[str, str], str | None]:

@@ -327,6 +327,8 @@ class _Checker:
             if not isinstance(item, str) or not item.strip():
                 raise self.error(path + (str(i),), f"expected a path, URL or glob, found {_describe(item)}",
                                  hint="Write e.g. `deps: [data/raw.csv, \"config/*.yaml\"]`.")
+            if "\0" in item:  # no file name holds one (os.stat would raise ValueError)
+                raise self.error(path + (str(i),), f"the dep {item!r} holds a NUL byte; no path can hold one")
             self.check_protocol(path if isinstance(raw, str) else path + (str(i),), item)
         return tuple(items)
 
