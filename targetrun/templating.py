@@ -623,6 +623,19 @@ def made_with(task: TaskSpec, run: RunContext) -> tuple[dict[str, str], str | No
     return {name: param_text(name, run.params[name]) for name in names}, (f"{run.date:%Y-%m-%d}" if dated else None)
 
 
+def list_made_with(task: TaskSpec, run: RunContext) -> tuple[dict[str, str], str | None]:
+    """What the list a mapped task maps over is made with: the parameters (and the date)
+    its ``foreach`` names. A child depends on its own item only (:func:`task_templates`),
+    but a task that reads the mapped task reads the whole list, so it records these too:
+    another list then makes it stale. A long value is kept as :func:`value_text` keeps it
+    (its start and a digest of the whole), never 10,000 items in every record downstream."""
+    foreach = task.foreach
+    templates = [foreach] if isinstance(foreach, str) else \
+        [t for t in foreach if isinstance(t, str)] if isinstance(foreach, list) else []
+    names, dated = used_keys(templates, run.params)
+    return {name: param_text(name, run.params[name]) for name in names}, (f"{run.date:%Y-%m-%d}" if dated else None)
+
+
 def made_differently(made: Mapping[str, str], made_for: str | None, run: RunContext) -> tuple[dict[str, str], str | None]:
     """Which recorded parameter values and date differ from the ones asked about now.
 

@@ -591,6 +591,11 @@ class Engine:
         made, made_for = templating.made_with(task.spec, scope.context)
         for up in dict.fromkeys(task.spec.upstream):
             gather = scope.tasks[up]
+            if gather.is_gather:  # it reads the whole list: what the list is made with too
+                listed, listed_for = templating.list_made_with(gather.spec, scope.context)
+                for name, text in listed.items():
+                    made.setdefault(name, text)
+                made_for = made_for or listed_for
             for part in gather.children or () if gather.is_gather else (up,):
                 record = self._record_of(scope, progress, part)
                 if record is not None:
