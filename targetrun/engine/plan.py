@@ -34,7 +34,7 @@ from targetrun.engine.decide import (
     needs_inputs, stale_rules, with_staleness,
 )
 from targetrun.engine.mapping import as_items, static_items
-from targetrun.errors import SpecError, check_known_tasks
+from targetrun.errors import SpecError, TargetrunError, check_known_tasks
 from targetrun.model import (
     Action,
     CacheEntry,
@@ -201,6 +201,8 @@ class Planner:
         self._rerun_gathers(decisions)
         self._blocked_by_failing(decisions)
         self._settle_locations(list(decisions))
+        if self.report_stale and not self.rebuild_stale:
+            self._expand_unneeded(decisions)
         if len(self._tasks) > len(scope):  # mapped children were added: put them before their parents
             self._tasks = {name: self._tasks[name] for name in dag.toposort(self.graph, self._tasks)}
         order = dag.toposort(self.graph, [name for name, d in decisions.items() if d.runs])
@@ -466,6 +468,34 @@ class Planner:
         for key, urls in _group(p for n in names if (p := self._probes.get(n)) is not None):
             self.checker.expect(key, urls)
         return list(names)
+
+    def _expand_unneeded(self, decisions: Mapping[str, Decision]) -> None:
+        """Expand the mapped tasks nothing requested needs whose items are known without
+        running anything (a list or a parameter, or an upstream's existing value), so that
+        ``status`` and ``--dry-run`` judge their children as they judge any unneeded
+        upstream (not needed, and what is stale about each child's target): they say what
+        ``run --rebuild-stale``, which walks up to them, will rebuild. Nothing is decided
+        here. Items that cannot be read now (an upstream that runs, or whose value is gone,
+        corrupt or untrusted) leave the task unexpanded: nothing is said, as of a target
+        whose storage cannot tell."""
+        for name in list(self._tasks):  # upstream first: a mapped upstream is expanded before its reader
+            task = self._tasks[name]
+            if name in decisions or not task.is_gather or task.children is not None:
+                continue
+            items = self._unneeded_items(task, decisions)
+            if items is not None:
+                self._expand(name, items)
+
+    def _unneeded_items(self, task: PlannedTask, decisions: Mapping[str, Decision]) -> list[object] | None:
+        up = task.mapped_upstream
+        try:
+            if up is None:
+                return static_items(task.spec.foreach, self.base)
+            if up in decisions and decisions[up].runs:
+                return None
+            return as_items(self._load_value(up), f"the value of {up!r}")
+        except (_Unusable, ValueError, TargetrunError):
+            return None
 
     def expand_during_run(self, name: str, items: list[object]) -> Expansion:
         """Expand a mapped task whose items became known during the run; decide its children."""

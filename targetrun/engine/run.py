@@ -815,7 +815,7 @@ class Engine:
             else:
                 self._tell(TaskSkipped(name, decision, target))
                 outcomes.append(TaskOutcome(name, _skip_state(decision), decision, target))
-        outcomes.extend(_not_needed(plan.spec, plan.decisions, self._stale_unneeded(plan, planning)))
+        outcomes.extend(_not_needed(plan.spec, plan.decisions, self._stale_unneeded(plan, planning), plan.tasks))
         summary = RunSummary(plan.run_id, plan.spec.name, tuple(outcomes), started, self.clock.now(), plan.requested, True)
         self._tell(RunFinished(summary))
         return summary
@@ -875,6 +875,7 @@ def _ended_by(exc: BaseException) -> RunStatus:
 
 
 _NOTHING_STALE: Mapping[str, tuple[Stale, ...]] = {}
+_NO_TASKS: Mapping[str, PlannedTask] = {}
 
 
 def _lock_name(task: PlannedTask) -> str | None:
@@ -893,9 +894,18 @@ def _skip_state(decision: Decision) -> TaskState:
 
 
 def _not_needed(spec: PipelineSpec, decisions: Mapping[str, Decision],
-                stale: Mapping[str, tuple[Stale, ...]] = _NOTHING_STALE) -> list[TaskOutcome]:
+                stale: Mapping[str, tuple[Stale, ...]] = _NOTHING_STALE,
+                tasks: Mapping[str, PlannedTask] = _NO_TASKS) -> list[TaskOutcome]:
+    """An outcome for each task nothing needed: those of the pipeline, each after the
+    children of it a dry run expanded (``tasks``) to say which of them are stale."""
+    names: list[str] = []
+    for name in spec.tasks:
+        gather = tasks.get(name)
+        if gather is not None and gather.is_gather:
+            names.extend(gather.children or ())
+        names.append(name)
     return [TaskOutcome(name, TaskState.NOT_NEEDED, replace(NOT_NEEDED, stale=stale[name]) if name in stale else NOT_NEEDED)
-            for name in spec.tasks if name not in decisions]
+            for name in names if name not in decisions]
 
 
 def _counts(summary: RunSummary) -> str:
