@@ -738,6 +738,11 @@ def test_the_stale_children_of_a_mapped_upstream_nothing_requested_needs_are_rep
     assert {t["task"]: (t["state"], [f"{s['what']}: {s['detail']}" for s in t["stale"]])  # type: ignore[index]
             for t in dry} == {name: ("skipped" if name == "report" else "not needed", said)  # type: ignore[union-attr]
                               for name, said in stale.items()}
+    _forget()
+    text = p.cli("run", "--dry-run").out
+    assert "not needed (code changed — tasks.py: fetch): --rebuild-stale rebuilds it" in text, text
+    assert [line.split()[:2] for line in text.splitlines() if line.startswith("stale")] == \
+        [["stale", "per_city[0]"], ["stale", "per_city[1]"]]
     assert ran(p) == set()  # no validator: existence decides
     assert ran(p, "--rebuild-stale") == {"per_city", "per_city[0]", "per_city[1]"}  # the same bytes: report stays
     assert stale_of(p) == {name: [] for name in stale}

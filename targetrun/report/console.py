@@ -118,6 +118,16 @@ class ConsoleReporter:
             mode = "dry run" if event.dry_run else f"run {event.run_id}"
             self.stream.write(f"{safe(event.pipeline)}: {mode}, {event.to_run} of {event.planned} tasks to run\n")
 
+    def _stale_unneeded(self, summary: RunSummary) -> None:
+        """A dry run says what is stale where nothing requested needs it (an upstream of a
+        kept target, a child of a mapped one), as ``status`` does: what ``--rebuild-stale``
+        would rebuild."""
+        for outcome in summary.outcomes:
+            stale = outcome.decision.stale
+            if outcome.state is TaskState.NOT_NEEDED and stale:
+                said = "; ".join(s.describe() for s in stale)
+                self._line("stale", "yellow", outcome.task, f"not needed ({said}): --rebuild-stale rebuilds it")
+
     def _failed(self, event: TaskFailed) -> None:
         tries = f" after {event.attempts} attempts" if event.attempts > 1 else ""
         self._line("FAILED", "red", event.task, f"{event.error}{tries}")
@@ -130,6 +140,8 @@ class ConsoleReporter:
                 self.stream.write(self._paint(f"    | {safe(line)}", "dim") + "\n")
 
     def _finished(self, summary: RunSummary) -> None:
+        if summary.dry_run and self.verbosity >= NORMAL:
+            self._stale_unneeded(summary)
         counts = {state.value: summary.count(state) for state in TaskState}
         took = format_duration(summary.finished - summary.started)
         self.stream.write(final_line(counts, took, colour=self.colour, dry_run=summary.dry_run))
