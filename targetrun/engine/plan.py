@@ -483,8 +483,11 @@ class Planner:
             if name in decisions or not task.is_gather or task.children is not None:
                 continue
             items = self._unneeded_items(task, decisions)
-            if items is not None:
-                self._expand(name, items)
+            try:
+                if items is not None:
+                    self._expand(name, items)
+            except TargetrunError:  # e.g. two children render one target: a run that needs it says so
+                continue
 
     def _unneeded_items(self, task: PlannedTask, decisions: Mapping[str, Decision]) -> list[object] | None:
         up = task.mapped_upstream
