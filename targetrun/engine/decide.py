@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from targetrun import fingerprint
 from targetrun.fingerprint import Difference
 from targetrun.model import Action, CacheEntry, CachePolicy, Checkpoint, Decision, Reason, Stale, StaleKind, Validator
-from targetrun.staleness import code_stale, deps_stale
+from targetrun.stalediff import code_stale, deps_stale
 
 CLOCK_SKEW = 60.0  # seconds a writer's clock may be ahead of ours before its records are "from the future"
 
