@@ -306,7 +306,10 @@ class TargetOwners:
     def __init__(self, spec: PipelineSpec) -> None:
         self.spec = spec
         self._owners: dict[str, str] = {}  # by URL: two named results may reach one place
-        self._folded: dict[str, tuple[str, str]] = {}  # local paths as a case-insensitive disk sees them
+        # local paths as a case-insensitive disk sees them -> the first path seen so (its task: _owners);
+        # the usual path is its own folded spelling, kept then as one string (a plan of 100,000 targets
+        # holds this as long as it lives)
+        self._folded: dict[str, str] = {}
 
     def claim(self, task: str, target: Location, line: int | None) -> None:
         owner = self._owners.setdefault(target.url, task)
@@ -317,8 +320,8 @@ class TargetOwners:
             # NFD "é": two such targets would silently be one file there, so they are refused everywhere.
             url = target.url
             folded = url.lower() if url.isascii() else unicodedata.normalize("NFC", url).casefold()
-            other, first = self._folded.setdefault(folded, (task, url))
-            if other != task and first != url:
+            first = self._folded.setdefault(url if folded == url else folded, url)
+            if first != url and (other := self._owners[first]) != task:
                 raise self._duplicate(
                     f"tasks {other!r} and {task!r} write {first} and {url}, one file on a case-insensitive "
                     "or Unicode-normalising disk (macOS, Windows)", task, line)
