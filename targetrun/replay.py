@@ -27,8 +27,8 @@ A certificate holds:
   values of the cache hits; and the real path of every folder holding one (the full run
   refuses a target whose folder a symlink has since led out of its result location);
 * for **cache hits** (tasks without a target or needs): the cache's generation (a
-  counter the store bumps on every change of any entry), and the window of time in which
-  each hit stays valid and no entry under their keys is "from the future";
+  random tag the store gives it anew on every change of any entry), and the window of
+  time in which each hit stays valid and no entry under their keys is "from the future";
 * what the run **recorded**: pipeline, requested tasks, counts, the outcomes blob.
 
 The replay answers only when all of it holds: the same key, today's date (unless

@@ -17,8 +17,9 @@ Pipelinefile bytes, environment, Python and targetrun's own sources) and **day**
   target deleted, created or rewritten since makes the full status answer; the real path
   of every folder holding one;
 * the state store's **generations** of records (every checkpoint or task record written,
-  replaced or removed: schema 6) and of the cache, so a run, an ``invalidate`` or a
-  ``gc`` by another process since makes the full status answer; and no pending write
+  replaced or removed tags them anew, at random: schema 7) and of the cache, so a run, an
+  ``invalidate``, a ``gc`` by another process or another store put in place since makes
+  the full status answer; and no pending write
   (the full status would settle it first);
 * each row's last run (its state and when it finished): the age columns are computed
   from them and the clock, as the full status computes them.
