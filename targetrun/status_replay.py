@@ -122,11 +122,29 @@ def answer(argv: Sequence[str], out: TextIO | None, environ: Mapping[str, str] |
         mtimes = _look(urls, signatures)
         if mtimes is None or not _store_unchanged(certificate):
             return None
-        out.write(render(certificate["header"], prefixes, ran, finished, mtimes, when) + certificate["footer"])
-        out.flush()
+        if not _print(out, render(certificate["header"], prefixes, ran, finished, mtimes, when), certificate["footer"]):
+            from targetrun.errors import EXIT_OUTPUT_CLOSED
+
+            return EXIT_OUTPUT_CLOSED
         return 1 if parsed[1] and certificate["would"] else 0
     except Exception:
         return None
+
+
+def _print(out: TextIO, table: str, footer: str) -> bool:
+    """Write the table, then the final line, as the full status writes them; False when
+    the reader went away (``| head -1``): the full status then exits 141, quietly. Two
+    writes, each flushed, because of what a pipe's reader going away does to the first: the
+    kernel cuts the table's write short, which Python reports as no error at all (the rest
+    is lost) -- it is the final line's write that fails, as the full status's does."""
+    try:
+        out.write(table)
+        out.flush()
+        out.write(footer)
+        out.flush()
+    except BrokenPipeError:
+        return False
+    return True
 
 
 # Every field of a status certificate and its type. The rows are columns, which JSON reads

@@ -122,3 +122,38 @@ def test_a_schema_6_store_is_upgraded_to_tagged_generations(tmp_path):
         assert cache == seeded[1] and records not in (seeded[0], seeded[0] + 1, 0, 1)
     finally:
         db.close()
+
+
+def _wide_project(root, rows: int = 800):
+    """A pipeline whose status table is larger than a pipe holds (~64 KB), its targets there."""
+    (root / "out").mkdir(parents=True)
+    lines = ["name: wide", "tasks:"]
+    for i in range(rows):
+        name = f"task_{i:04d}_with_a_name_long_enough_to_fill_the_pipe"
+        lines.append(f"  {name}: {{shell: 'echo > {{output}}', target: out/{name}.txt}}")
+        (root / "out" / f"{name}.txt").write_text("x\n")
+    (root / "Pipelinefile.yaml").write_text("\n".join(lines) + "\n")
+
+
+def test_a_replayed_status_whose_reader_goes_away_mid_table_exits_141(tmp_path):
+    """``targetrun status | head -1``: the reader goes away while the table is being
+    written. The full status exits 141 (its final line's write fails); a write the kernel
+    cut short is no error to Python, so the replay must see the reader gone as the full
+    status does -- not exit 0 with half a table."""
+    import subprocess
+    import sys
+
+    _wide_project(tmp_path)
+    command = [sys.executable, "-m", "targetrun", "status"]
+    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and len(first.stdout) > 100_000, first.stderr
+    assert os.listdir(tmp_path / ".targetrun" / "replay")  # certified
+    for _ in range(3):
+        proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(10) == b"task      "
+        time.sleep(0.3)  # the replay is blocked writing the table into the full pipe
+        proc.stdout.close()
+        with proc.stderr:
+            said = proc.stderr.read()
+        assert (proc.wait(timeout=60), said) == (141, b"")
