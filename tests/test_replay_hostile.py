@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
+import stat
 import time
 
 from targetrun import api, status_replay
@@ -157,3 +158,95 @@ def test_a_replayed_status_whose_reader_goes_away_mid_table_exits_141(tmp_path):
         with proc.stderr:
             said = proc.stderr.read()
         assert (proc.wait(timeout=60), said) == (141, b"")
+
+
+# -- the invariant over random sequences of edits ------------------------------------------
+
+def _target(proj, name: str):
+    return proj.root / "out" / f"{name}.txt"
+
+
+def _remove(path) -> None:
+    if path.is_symlink() or path.is_file():
+        os.remove(path)
+    elif path.is_dir():
+        os.rmdir(path)
+
+
+def _rewrite_keeping_stat(path) -> None:
+    if path.is_file() and not path.is_symlink():
+        before = os.stat(path)
+        path.write_bytes(bytes(reversed(path.read_bytes())))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _symlink_to_a_copy(proj, path) -> None:
+    elsewhere = proj.root / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    copy = elsewhere / path.name
+    copy.write_text("linked\n")
+    _remove(path)
+    os.symlink(copy, path)
+
+
+def _run_without_fifos(proj, name: str) -> None:
+    """A run (a FIFO target would hold its shell command forever: removed first)."""
+    for path in (proj.root / "out").iterdir():
+        if stat.S_ISFIFO(path.lstat().st_mode):
+            os.remove(path)
+    proj.cli("run", name)
+
+
+def _sql_edit(proj, statement: str) -> None:
+    db = sqlite3.connect(proj.root / STORE)
+    try:
+        db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+
+
+EDITS = {
+    "delete": lambda proj, name: _remove(_target(proj, name)),
+    "create": lambda proj, name: (_remove(_target(proj, name)), _target(proj, name).write_text(f"{name}\n")),
+    "rewrite, stat kept": lambda proj, name: _rewrite_keeping_stat(_target(proj, name)),
+    "touch": lambda proj, name: os.utime(_target(proj, name)) if _target(proj, name).exists() else None,
+    "folder": lambda proj, name: (_remove(_target(proj, name)), os.mkdir(_target(proj, name))),
+    "symlink": lambda proj, name: _symlink_to_a_copy(proj, _target(proj, name)),
+    "fifo": lambda proj, name: (_remove(_target(proj, name)), os.mkfifo(_target(proj, name))),
+    "run": lambda proj, name: _run_without_fifos(proj, name),
+    "status": lambda proj, name: proj.cli("status"),
+    "record removed": lambda proj, name: _sql_edit(proj, f"DELETE FROM checkpoints WHERE task = '{name}'"),
+    "task record": lambda proj, name: _sql_edit(
+        proj, "INSERT INTO task_runs VALUES (hex(randomblob(8)), 'plain', "
+              f"'{name}', 'failed', 1e9, 1.0, 1, 'boom', NULL, 1e9, '')"),
+    "Pipelinefile": lambda proj, name: proj.write(
+        "Pipelinefile.yaml", PLAIN.replace(f"echo {name}", f"echo {name}{name}")
+        if f"echo {name}{name}" not in proj.file.read_text() else PLAIN),
+}
+
+
+def test_whatever_happens_a_replayed_status_is_the_full_status(project):
+    """Random sequences of edits of the targets, the store and the Pipelinefile, a status
+    (certifying again) and a run among them: after each, at any moment, the replay is
+    silent or prints what the full status prints."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    names = st.sampled_from(["a", "b", "c", "d"])
+    steps = st.lists(st.tuples(st.sampled_from(sorted(EDITS)), names), min_size=1, max_size=5)
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(steps=steps, later=st.sampled_from([0.0, 5.0, 75.0]))
+    def check(steps, later):
+        proj = certified(project)
+        for edit, name in steps:
+            try:
+                EDITS[edit](proj, name)
+            except OSError:  # a FIFO read by a run, a folder written: the edit, not the replay
+                pass
+            now = time.time() + later
+            answer = _replayed(proj, now)
+            if answer is not None:
+                assert answer == _full(proj, now), (steps, edit, name)
+
+    check()
