@@ -13,7 +13,7 @@ Pipelinefile bytes, environment, Python and targetrun's own sources) and **day**
 
 * every row's cells that do not move with the clock (task, target, state, size), and
   for every target the **stat signature** it had (size, modification and change time in
-  nanoseconds, inode) or that it was missing -- every target is looked at again, so a
+  nanoseconds: a file put in its place, a folder or a FIFO, is made later) or that it was missing -- every target is looked at again, so a
   target deleted, created or rewritten since makes the full status answer; the real path
   of every folder holding one;
 * the state store's **generations** of records (every checkpoint or task record written,

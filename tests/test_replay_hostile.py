@@ -250,3 +250,16 @@ def test_whatever_happens_a_replayed_status_is_the_full_status(project):
                 assert answer == _full(proj, now), (steps, edit, name)
 
     check()
+
+
+def test_a_certificate_larger_than_any_real_one_is_not_read(tmp_path):
+    """10,000 targets' certificate is ~1 MB: a file of 64 MB planted there (sparse: no disk
+    spent) is left unread, not parsed into memory."""
+    from targetrun import replay
+
+    path = tmp_path / "certificate"
+    with open(path, "wb") as f:
+        f.truncate(64 << 20)
+    began = time.monotonic()
+    assert replay.read(str(path)) is None
+    assert time.monotonic() - began < 1.0
