@@ -263,3 +263,52 @@ def test_a_certificate_larger_than_any_real_one_is_not_read(tmp_path):
     began = time.monotonic()
     assert replay.read(str(path)) is None
     assert time.monotonic() - began < 1.0
+
+
+# -- stop signals at any moment of a replay --------------------------------------------------
+
+STOPS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+
+def test_a_stop_at_any_moment_of_a_replay_is_quiet_and_leaves_the_store_whole(tmp_path):
+    """`run -q` and `status` answered from their certificates, stopped by one or two signals
+    at random moments: exit 0 or 128 + a signal's number, nothing on stderr, the store
+    whole with no pending write, no certificate's temporary file left, and the next
+    `run -q` a no-op. (Started with the signals blocked, as a launcher closes the gap of
+    the interpreter's own start-up: targetrun unblocks them first thing.)"""
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    _wide_project(tmp_path, rows=200)
+    command = [sys.executable, "-m", "targetrun"]
+    for args in (["run", "-q"], ["run", "-q"], ["status"]):  # the first records the targets' runs
+        assert subprocess.run([*command, *args], cwd=tmp_path, capture_output=True, timeout=60).returncode == 0
+    stops = [getattr(signal, name) for name in STOPS]
+    chance = random.Random(7)
+    codes = set()
+    for _ in range(16):
+        args = chance.choice([["run", "-q"], ["status"]])
+        proc = subprocess.Popen([*command, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, stops))
+        time.sleep(chance.uniform(0.0, 0.3))
+        for signum in chance.sample(stops, chance.choice([1, 2])):
+            proc.send_signal(signum)
+            time.sleep(chance.uniform(0.0, 0.01))
+        assert proc.stderr is not None
+        with proc.stderr:
+            said = proc.stderr.read()
+        code = proc.wait(timeout=60)
+        assert code in {0, *(128 + signum for signum in stops)} and said == b"", (args, code, said)
+        codes.add(code)
+    assert len(codes) > 1  # some were stopped
+    db = sqlite3.connect(tmp_path / STORE)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM pending").fetchone()[0] == 0
+    finally:
+        db.close()
+    assert not [name for name in os.listdir(tmp_path / ".targetrun" / "replay") if name.endswith(".tmp")]
+    last = subprocess.run([*command, "run", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert last.returncode == 0 and last.stdout.startswith("200 skipped"), last.stdout + last.stderr
