@@ -27,8 +27,8 @@ A certificate holds:
   values of the cache hits; and the real path of every folder holding one (the full run
   refuses a target whose folder a symlink has since led out of its result location);
 * for **cache hits** (tasks without a target or needs): the cache's generation (a
-  counter the store bumps on every change of any entry), and the window of time in which
-  each hit stays valid and no entry under their keys is "from the future";
+  random tag the store gives it anew on every change of any entry), and the window of
+  time in which each hit stays valid and no entry under their keys is "from the future";
 * what the run **recorded**: pipeline, requested tasks, counts, the outcomes blob.
 
 The replay answers only when all of it holds: the same key, today's date (unless
@@ -62,7 +62,10 @@ from typing import Any, TextIO
 
 FORMAT = 3  # of the certificate file; another one is ignored
 FOLDER = os.path.join(".targetrun", "replay")
-MAX_BYTES = 256 << 20  # a certificate larger than this is not read (10,000 targets: ~1 MB)
+# A certificate larger than this is not read: 10,000 targets' are ~1 MB (a status's ~1.1 MB,
+# a run's ~0.4 MB), so this is ~300,000 targets. A file planted at 256 MB cost a status 13 s
+# and 1.5 GB of memory to parse before it could be found wanting.
+MAX_BYTES = 32 << 20
 BUSY_TIMEOUT = 0.5  # seconds to wait for the store's write lock before leaving it to the full run
 
 # Options of `run` a replayable command may have, and whether each takes a value.

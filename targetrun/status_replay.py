@@ -13,12 +13,13 @@ Pipelinefile bytes, environment, Python and targetrun's own sources) and **day**
 
 * every row's cells that do not move with the clock (task, target, state, size), and
   for every target the **stat signature** it had (size, modification and change time in
-  nanoseconds, inode) or that it was missing -- every target is looked at again, so a
+  nanoseconds: a file put in its place, a folder or a FIFO, is made later) or that it was missing -- every target is looked at again, so a
   target deleted, created or rewritten since makes the full status answer; the real path
   of every folder holding one;
 * the state store's **generations** of records (every checkpoint or task record written,
-  replaced or removed: schema 6) and of the cache, so a run, an ``invalidate`` or a
-  ``gc`` by another process since makes the full status answer; and no pending write
+  replaced or removed tags them anew, at random: schema 7) and of the cache, so a run, an
+  ``invalidate``, a ``gc`` by another process or another store put in place since makes
+  the full status answer; and no pending write
   (the full status would settle it first);
 * each row's last run (its state and when it finished): the age columns are computed
   from them and the clock, as the full status computes them.
@@ -121,11 +122,29 @@ def answer(argv: Sequence[str], out: TextIO | None, environ: Mapping[str, str] |
         mtimes = _look(urls, signatures)
         if mtimes is None or not _store_unchanged(certificate):
             return None
-        out.write(render(certificate["header"], prefixes, ran, finished, mtimes, when) + certificate["footer"])
-        out.flush()
+        if not _print(out, render(certificate["header"], prefixes, ran, finished, mtimes, when), certificate["footer"]):
+            from targetrun.errors import EXIT_OUTPUT_CLOSED
+
+            return EXIT_OUTPUT_CLOSED
         return 1 if parsed[1] and certificate["would"] else 0
     except Exception:
         return None
+
+
+def _print(out: TextIO, table: str, footer: str) -> bool:
+    """Write the table, then the final line, as the full status writes them; False when
+    the reader went away (``| head -1``): the full status then exits 141, quietly. Two
+    writes, each flushed, because of what a pipe's reader going away does to the first: the
+    kernel cuts the table's write short, which Python reports as no error at all (the rest
+    is lost) -- it is the final line's write that fails, as the full status's does."""
+    try:
+        out.write(table)
+        out.flush()
+        out.write(footer)
+        out.flush()
+    except BrokenPipeError:
+        return False
+    return True
 
 
 # Every field of a status certificate and its type. The rows are columns, which JSON reads

@@ -60,23 +60,33 @@ CREATE TABLE IF NOT EXISTS pending (
     record TEXT, entry TEXT);
 CREATE INDEX IF NOT EXISTS pending_by_location ON pending (location);
 """
-# The cache table's generation (statements.CACHE_GENERATION): a trigger per kind of change.
+# The generations (statements.CACHE_GENERATION, statements.RECORDS_GENERATION): a trigger
+# per table and kind of change gives its generation a new random value (0 to 2**63 - 1), a
+# tag of the change rather than a count (schema 7). A count from 0 is not an identity: two
+# stores of one pipeline that saw as many changes -- another project's copied in, a backup
+# restored and run again as often -- would hold the same numbers and other records, and a
+# certificate (targetrun/replay.py, targetrun/status_replay.py) would vouch for them.
+_NEW_TAG = "random() & 9223372036854775807"
+
+
+def _tagging(table: str, change: str, generation: str) -> str:
+    return (f"CREATE TRIGGER IF NOT EXISTS {table}_{change.lower()}_counted AFTER {change} ON {table} BEGIN "
+            f"INSERT INTO generations VALUES ('{generation}', {_NEW_TAG}) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value; END")
+
+
+_CHANGES = ("INSERT", "UPDATE", "DELETE")
 GENERATIONS = [
     "CREATE TABLE IF NOT EXISTS generations (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-    *(f"CREATE TRIGGER IF NOT EXISTS cache_{change.lower()}_counted AFTER {change} ON cache BEGIN "
-      "INSERT INTO generations VALUES ('cache', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1; END"
-      for change in ("INSERT", "UPDATE", "DELETE")),
+    *(_tagging("cache", change, "cache") for change in _CHANGES),
 ]
-# The records' generation (statements.RECORDS_GENERATION): every change of a checkpoint
-# record or a task record is counted, so "what status read from the store is as it was"
-# is one row to read (schema 6; targetrun/status_replay.py). A run's own row and its
-# outcomes (what a replayed no-op writes) are not counted: they change no status.
-RECORD_GENERATIONS = [
-    f"CREATE TRIGGER IF NOT EXISTS {table}_{change.lower()}_counted AFTER {change} ON {table} BEGIN "
-    "INSERT INTO generations VALUES ('records', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1; END"
-    for table in ("checkpoints", "task_runs") for change in ("INSERT", "UPDATE", "DELETE")
-]
-SCHEMA_VERSION = 6
+# Every change of a checkpoint record or a task record is tagged, so "what status read from
+# the store is as it was" is one row to read (targetrun/status_replay.py). A run's own row
+# and its outcomes (what a replayed no-op writes) are not: they change no status.
+RECORD_GENERATIONS = [_tagging(table, change, "records") for table in ("checkpoints", "task_runs") for change in _CHANGES]
+# A new store's generations start as tags too (a store made again must not start where the last one did).
+SEED_GENERATIONS = [f"INSERT OR REPLACE INTO generations VALUES ('{name}', {_NEW_TAG})" for name in ("cache", "records")]
+SCHEMA_VERSION = 7
 # Stores written by an older targetrun are upgraded in place, one version at a time:
 # version -> the statements that make it the next one.
 MIGRATIONS = {
@@ -88,6 +98,9 @@ MIGRATIONS = {
         "ALTER TABLE task_runs ADD COLUMN worker TEXT NOT NULL DEFAULT ''"],
     4: GENERATIONS,
     5: RECORD_GENERATIONS,
+    # schema 6 counted changes from 0: its triggers are replaced by tagging ones, and the generations tagged
+    6: [f"DROP TRIGGER IF EXISTS {table}_{change.lower()}_counted" for table in ("cache", "checkpoints", "task_runs")
+        for change in _CHANGES] + GENERATIONS + RECORD_GENERATIONS + SEED_GENERATIONS,
 }
 MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
 _BATCH = 500  # keys per IN (...) query
@@ -176,7 +189,8 @@ class SqliteStore(StateStore):
                     hint="Move it aside; targetrun creates a new one (targets are kept, cache entries and history are not).",
                 )
             if version != SCHEMA_VERSION:
-                for statement in [s for s in SCHEMA.split(";") if s.strip()] + GENERATIONS + RECORD_GENERATIONS:
+                tables_and_triggers = GENERATIONS + RECORD_GENERATIONS + SEED_GENERATIONS
+                for statement in [s for s in SCHEMA.split(";") if s.strip()] + tables_and_triggers:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:

@@ -15,11 +15,11 @@ PUT_BLOB = "INSERT OR REPLACE INTO blobs VALUES (?, ?)"
 GET_BLOB = "SELECT data FROM blobs WHERE key = ?"
 RUN_ROW = "SELECT pipeline, status, requested, counts FROM runs WHERE run_id = ?"
 ANY_PENDING = "SELECT count(*) FROM pending"
-# How many times the cache table changed: triggers count every insert, update and delete
-# (schema 5), so "the cache is as it was" is one row to read.
+# The cache table's generation: triggers give it a new random tag on every insert, update
+# and delete (schema 7; a count from 0 before), so "the cache is as it was" is one row to read.
 CACHE_GENERATION = "SELECT coalesce((SELECT value FROM generations WHERE name = 'cache'), 0)"
-# How many times a checkpoint record or a task record changed (schema 6): what status shows
-# of the store is as it was while both generations are.
+# The records' generation, tagged anew on every change of a checkpoint record or a task
+# record (schema 7): what status shows of the store is as it was while both generations are.
 RECORDS_GENERATION = "SELECT coalesce((SELECT value FROM generations WHERE name = 'records'), 0)"
 
 
