@@ -97,21 +97,11 @@ class Command:
 
     @classmethod
     def parse(cls, argv: Sequence[str]) -> Command | None:
-        if not argv or argv[0] != "run":
+        options = command_options(argv, "run", _OPTIONS)  # anything else (--force, --json, -qv, ...): None
+        if options is None:
             return None
         file, dated, quiet = None, False, False
-        words = iter(argv[1:])
-        for word in words:
-            name, equals, value = word.partition("=") if word.startswith("--") else (word, "", "")
-            if not word.startswith("-"):
-                continue  # a task name
-            takes = _OPTIONS.get(name)
-            if takes is None or (equals and not takes):
-                return None  # anything else (--force, --json, -qv, ...): the full run
-            if takes and not equals:
-                value = next(words, None)  # type: ignore[assignment]
-                if value is None:
-                    return None
+        for name, value in options:
             if name == "--executor" and value not in _EXECUTORS:
                 return None
             quiet = quiet or name in _QUIET
@@ -119,6 +109,38 @@ class Command:
             if name in ("-f", "--file"):
                 file = value
         return cls(argv, file, dated) if quiet else None
+
+
+def command_options(argv: Sequence[str], command: str,
+                    known: Mapping[str, bool]) -> list[tuple[str, str]] | None:
+    """The options of ``argv`` (``targetrun COMMAND ...``) with their values ("" for a
+    flag), when every one is ``known`` (name -> whether it takes a value); None for
+    another command, an unknown option, or one whose value is missing: the full command
+    answers those. Task names are skipped.
+
+    >>> command_options(["status", "-f", "x.yaml", "report", "--check"], "status", {"-f": True, "--check": False})
+    [('-f', 'x.yaml'), ('--check', '')]
+    >>> command_options(["status", "--json"], "status", {"-f": True}), command_options(["run", "-f"], "run", {"-f": True})
+    (None, None)
+    """
+    if not argv or argv[0] != command:
+        return None
+    found: list[tuple[str, str]] = []
+    words = iter(argv[1:])
+    for word in words:
+        if not word.startswith("-"):
+            continue  # a task name
+        name, equals, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        takes = known.get(name)
+        if takes is None or (equals and not takes):
+            return None
+        if takes and not equals:
+            following = next(words, None)
+            if following is None:
+                return None
+            value = following
+        found.append((name, value))
+    return found
 
 
 def code_identity() -> str:

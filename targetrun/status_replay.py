@@ -50,21 +50,11 @@ _OPTIONS = {"-f": True, "--file": True, "-p": True, "--param": True, "--date": T
 def parse(argv: Sequence[str]) -> tuple[replay.Command, bool] | None:
     """The command (as the replay keys one) and whether ``--check`` was given, or None:
     not a status this module answers (``--json``, ``--verify``, a date range, ...)."""
-    if not argv or argv[0] != "status":
+    options = replay.command_options(argv, "status", _OPTIONS)
+    if options is None:
         return None
     file, dated, check = None, False, False
-    words = iter(argv[1:])
-    for word in words:
-        name, equals, value = word.partition("=") if word.startswith("--") else (word, "", "")
-        if not word.startswith("-"):
-            continue  # a task name
-        takes = _OPTIONS.get(name)
-        if takes is None or (equals and not takes):
-            return None
-        if takes and not equals:
-            value = next(words, None)  # type: ignore[assignment]
-            if value is None:
-                return None
+    for name, value in options:
         if name == "--date":
             if dated or ".." in value:
                 return None  # several dates: several tables
