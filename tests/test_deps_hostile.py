@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Project
+from tests.test_staleness_deps import put, recorded_deps
 
 PIPELINE = """
 name: deps
@@ -51,13 +52,6 @@ def stale(proj: Project, *args: str) -> list[dict[str, str]]:
     return status_row(proj, *args)["stale"]
 
 
-def put(root: Path, rel: str, text: str) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
 def store_text(proj: Project) -> str:
     """Every row of every table of the project's state store, as text."""
     db = sqlite3.connect(proj.root / ".targetrun/state.db")
@@ -66,15 +60,6 @@ def store_text(proj: Project) -> str:
         return "\n".join(repr(row) for t in tables for row in db.execute(f'SELECT * FROM "{t}"'))
     finally:
         db.close()
-
-
-def recorded_deps(proj: Project) -> dict[str, str]:
-    db = sqlite3.connect(proj.root / ".targetrun/state.db")
-    try:
-        (record,) = db.execute("SELECT record FROM checkpoints WHERE location LIKE '%fetch.txt'").fetchone()
-    finally:
-        db.close()
-    return json.loads(record)["deps"]
 
 
 # -- file modes enforced for root too -------------------------------------------------------
