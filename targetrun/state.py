@@ -11,7 +11,7 @@ city=berlin"), from what its checkpoint record says the run that wrote it asked 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple, Protocol
@@ -63,8 +63,7 @@ class StatusReport:
 class Judge(Protocol):
     """Tells what is stale about an existing target (the planner: engine/plan.py)."""
 
-    def stale_of(self, name: str, record: Checkpoint | None,
-                 known: Mapping[str, Checkpoint | None] = ...) -> tuple[Stale, ...]: ...
+    def stale_unneeded(self, existing: Iterable[str]) -> dict[str, tuple[Stale, ...]]: ...
 
 
 def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateStore | None,
@@ -72,7 +71,7 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
     last = store.last_runs(plan.spec.name) if store is not None else {}
     stats, notes = _stats(storages, plan)
     made = _made_differently(plan, store, stats)
-    stale = _stale_unneeded(plan, store, stats, judge)
+    stale = _stale_unneeded(plan, stats, judge)
     rows = []
     shown = _displayer(plan.spec)
     # a row per task, 10,000 in a no-op: each lookup bound once
@@ -163,24 +162,9 @@ def _made_differently(plan: Plan, store: StateStore | None, stats: Mapping[str, 
     return found
 
 
-def _stale_unneeded(plan: Plan, store: StateStore | None, stats: Mapping[str, Stat | None],
-                    judge: Judge) -> dict[str, tuple[Stale, ...]]:
-    """What is stale about existing targets the plan did not need to look at (one batched
-    lookup of their records, which also tells their upstream output fingerprints): judged
-    as if they had been asked for."""
-    if store is None:
-        return {}
-    unneeded = {name: task.target.url for name, task in plan.tasks.items()
-                if name not in plan.decisions and task.target is not None and stats.get(name)}
-    records = store.checkpoints(list(unneeded.values())) if unneeded else {}
-    known = {url: records.get(url) for url in unneeded.values()}  # None: no record there
-    found: dict[str, tuple[Stale, ...]] = {}
-    for name, url in unneeded.items():
-        stale = judge.stale_of(name, known[url], known)
-        if stale:
-            found[name] = stale
-    return found
-
+def _stale_unneeded(plan: Plan, stats: Mapping[str, Stat | None], judge: Judge) -> dict[str, tuple[Stale, ...]]:
+    """What is stale about existing targets the plan did not need to look at."""
+    return judge.stale_unneeded(name for name in plan.tasks if name not in plan.decisions and stats.get(name))
 
 
 def _stats(storages: Callable[[str], Storage], plan: Plan) -> tuple[dict[str, Stat | None], dict[str, str]]:

@@ -687,13 +687,21 @@ class Planner:
         """The parameters the task's deps templates name (``data/{params.which}.csv``)."""
         return templating.used_keys([dep for dep in spec.deps if "{" in dep], self.context.params)[0]
 
-    def stale_of(self, name: str, record: Checkpoint | None,
-                 known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> tuple[Stale, ...]:
-        """What is stale about the existing target of a task this plan did not look at
-        (``status`` shows it), judged as if it had been asked for. ``known``: the records
-        the caller read already, by location (status reads those of every target it judges
-        in one lookup, so an upstream's is not looked up again, one at a time)."""
-        return self.judge(self._tasks[name], _EXISTS, record, self.output_fingerprint, known).stale
+    def stale_unneeded(self, existing: Iterable[str]) -> dict[str, tuple[Stale, ...]]:
+        """What is stale about the existing targets of tasks this plan did not need
+        (``existing``: their names -- ``status`` and ``run --dry-run`` each know which are
+        there), judged as if they had been asked for. One batched lookup of their records,
+        which also tells their upstream output fingerprints (not looked up again one at a
+        time); a task without a record or with nothing stale is left out."""
+        urls = {name: task.target.url for name in existing
+                if (task := self._tasks[name]).target is not None}
+        if self.store is None or not urls:
+            return {}
+        records = self.store.checkpoints(list(urls.values()))
+        known = {url: records.get(url) for url in urls.values()}  # None: no record there
+        found = {name: self.judge(self._tasks[name], _EXISTS, known[url], self.output_fingerprint, known).stale
+                 for name, url in urls.items()}
+        return {name: stale for name, stale in found.items() if stale}
 
     def _reported_output(self, name: str, known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> str:
         """An upstream's output fingerprint for judging staleness: as the run knows it, or

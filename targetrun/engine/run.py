@@ -822,28 +822,21 @@ class Engine:
 
     def _stale_unneeded(self, plan: Plan, planning: Planning) -> dict[str, tuple[Stale, ...]]:
         """What a dry run says is stale about existing targets nothing requested needs (an
-        upstream of a kept target), judged as ``status`` judges them: DESIGN.md has
-        ``run --dry-run`` say what is stale as ``status`` does. One lookup of their records
-        and one batched stat per storage; a target whose storage cannot tell says nothing."""
-        unneeded = {name: task.target for name, task in plan.tasks.items()
-                    if name not in plan.decisions and task.target is not None}
-        if not unneeded:
-            return {}
-        records = self.store.checkpoints([target.url for target in unneeded.values()])
-        by_storage: dict[str, list[str]] = {}
-        for target in unneeded.values():
-            if records.get(target.url) is not None:
-                by_storage.setdefault(target.result, []).append(target.url)
-        there: set[str] = set()
-        for key, urls in by_storage.items():
+        upstream of a kept target), judged by the planner as ``status`` has it judged:
+        DESIGN.md has ``run --dry-run`` say what is stale as ``status`` does. One batched
+        stat per storage; a target whose storage cannot tell says nothing."""
+        by_storage: dict[str, dict[str, str]] = {}  # storage -> target URL -> task
+        for name, task in plan.tasks.items():
+            if name not in plan.decisions and task.target is not None:
+                by_storage.setdefault(task.target.result, {})[task.target.url] = name
+        there: list[str] = []
+        for key, names in by_storage.items():
             try:
-                there.update(url for url, stat in self.storages(key).stat_many(urls).items() if stat is not None)
+                stats = self.storages(key).stat_many(list(names))
             except StorageError:
                 continue  # cannot tell: a dry run reports nothing about them, never "stale"
-        known = {target.url: records.get(target.url) for target in unneeded.values()}
-        found = {name: planning.stale_of(name, records[target.url], known)
-                 for name, target in unneeded.items() if target.url in there}
-        return {name: stale for name, stale in found.items() if stale}
+            there += [names[url] for url, stat in stats.items() if stat is not None]
+        return planning.stale_unneeded(there)
 
     def _summary(self, scope: RunScope, progress: _Progress, started: float) -> RunSummary:
         outcomes = []

@@ -11,7 +11,7 @@ run time, a value written in another format). The plan itself never changes, so
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from targetrun.engine.decide import NOT_NEEDED, MadeNow
@@ -36,8 +36,7 @@ class Planning(Protocol):
 
     def target_fingerprint(self, where: Location) -> str: ...
 
-    def stale_of(self, name: str, record: Checkpoint | None,
-                 known: Mapping[str, Checkpoint | None] = ...) -> tuple[Stale, ...]: ...
+    def stale_unneeded(self, existing: Iterable[str]) -> dict[str, tuple[Stale, ...]]: ...
 
     def missing_deps(self, task: PlannedTask) -> list[str]: ...
 
