@@ -443,10 +443,15 @@ def _no_climbing(rendered: str, fixed_dir: str, what: str) -> None:
     ...
     targetrun.errors.SpecError: the target 'raw/../../etc/passwd' points outside its result location: a value climbs out of raw/ with '..'. Check the values that fill it (-p, --params-file, foreach items).
     """
-    rest = rendered[len(fixed_dir) :] if rendered.startswith(fixed_dir) else rendered
-    if ".." in rest.replace("\\", "/").split("/"):
+    if _climbs_out(rendered, fixed_dir):
         raise SpecError(f"the {what} {rendered!r} points outside its result location: a value climbs out of "
                         f"{fixed_dir or 'it'} with '..'", hint=_VALUES_HINT)
+
+
+def _climbs_out(rendered: str, fixed_dir: str) -> bool:
+    """Whether a ``..`` segment follows the template's own folder ``fixed_dir`` (a target's or a dep's)."""
+    rest = rendered[len(fixed_dir) :] if rendered.startswith(fixed_dir) else rendered
+    return ".." in rest.replace("\\", "/").split("/")
 
 
 def _dep_in_place(rendered: str, template: str) -> str:
@@ -468,8 +473,7 @@ def _dep_in_place(rendered: str, template: str) -> str:
         raise SpecError(f"the dep {rendered!r} holds a NUL byte", hint=_VALUES_HINT)
     fixed = templating.literal_prefix(template)
     fixed_dir = fixed[: fixed.rfind("/") + 1]
-    rest = rendered[len(fixed_dir) :] if rendered.startswith(fixed_dir) else rendered
-    if ".." in rest.replace("\\", "/").split("/"):
+    if _climbs_out(rendered, fixed_dir):
         raise SpecError(f"the dep {rendered!r} climbs out of {fixed_dir or 'the project folder'} with '..': a value "
                         "may not lead a dep out of the folder its template names", hint=_DEP_HINT)
     if protocol(fixed) is None and (protocol(rendered) is not None or rendered.startswith(("/", "\\"))):
