@@ -87,8 +87,7 @@ def _what_it_rested_on(plan: Plan, hits: Mapping[str, CacheEntry],
         decision = plan.decisions.get(outcome.task)
         if task is None or decision is None or decision.stale or task.map_index is not None or task.is_gather:
             return None
-        if any(varies[t] if t in varies else varies.setdefault(t, varies_within_a_day(t))
-               for t in task_templates(task.spec)):
+        if not _fixed_for_the_day(task.spec, varies):
             return None
         if decision.action is Action.SKIP and decision.reason is Reason.TARGET_EXISTS:
             if not _by_existence_only(task.spec) or task.target is None or task.target.result != LOCAL:
@@ -104,6 +103,14 @@ def _what_it_rested_on(plan: Plan, hits: Mapping[str, CacheEntry],
         else:
             return None
     return files, entries
+
+
+def _fixed_for_the_day(spec: TaskSpec, varies: dict[str, bool]) -> bool:
+    """Whether none of the task's templates renders anything finer than the run's day (the
+    run id, ``{date:%H}``): the replay's key pins the date to a day. ``varies``: the answer
+    by template, kept across a plan's tasks (10,000 tasks share a few shell commands)."""
+    return not any(varies[t] if t in varies else varies.setdefault(t, varies_within_a_day(t))
+                   for t in task_templates(spec))
 
 
 def _judges_deps(spec: TaskSpec) -> bool:
@@ -268,8 +275,7 @@ def _status_rests_on_files_and_store(plan: Plan) -> bool:
             return False
         if task.target is not None and task.target.result != LOCAL:
             return False
-        if any(varies[t] if t in varies else varies.setdefault(t, varies_within_a_day(t))
-               for t in task_templates(spec)):
+        if not _fixed_for_the_day(spec, varies):
             return False
     return True
 
