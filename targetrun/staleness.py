@@ -797,11 +797,8 @@ def _cannot_tell(url: str, exc: BaseException) -> StorageError:
 
 
 def _hash_open(f: Any) -> str:
-    digest = hashlib.sha256()
     with f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return fingerprint.stream_digest(f)[1]
 
 
 # -- one task: what makes it now, and how that compares with its record -----------------
