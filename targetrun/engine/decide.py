@@ -24,10 +24,12 @@ The rules, in order (DESIGN.md §3):
 
 Whatever rules 2-5 keep, a task whose code does not parse now runs (and so fails at its
 import, with the parser's file and line), as Make remakes a target whose source changed.
-And a task that would run while a dep it declares is missing (nothing there, and no task
-of the run makes it) *fails*: the run takes it up and fails it before it runs (Make's "No
-rule to make target", Snakemake's MissingInputException), and status and ``--dry-run``
-say so, "will fail: dep data/x.csv is missing" (:func:`fails_for_missing_deps`).
+And a task whose final decision -- after rule 5 -- is to run while a dep it declares is
+missing (nothing there, and no task of the run makes it) *fails*: the run takes it up and
+fails it before it runs (Make's "No rule to make target", Snakemake's
+MissingInputException), and status and ``--dry-run`` say so, "will fail: dep data/x.csv
+is missing" (:func:`fails_for_missing_deps`, which the planner applies once, last, and the
+run asks again through the planner when the task is due).
 
 Clocks are wrong sometimes, and a record outlives the clock that wrote it. So a record
 written "in the future" (more than :data:`CLOCK_SKEW` ahead of now: a clock that was
@@ -102,8 +104,7 @@ class Facts:
     target, or (a task without one) the checkpoint of the run being resumed. ``record`` is the store's record of an existing target, ``mtime`` its
     age from the storage when no record exists (only asked under ``cache_for``).
     ``inputs`` is only needed under ``cache_for`` (see :func:`needs_inputs`); ``made``
-    says whether the code parses and, for a cache entry, what else made it; ``missing``,
-    which of its declared deps are missing (asked only of a task with ``deps:``).
+    says whether the code parses and, for a cache entry, what else made it.
     """
 
     policy: CachePolicy | None
@@ -117,7 +118,6 @@ class Facts:
     inputs: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
     made: MadeNow = NOTHING_KNOWN
-    missing: Sequence[str] = ()  # the declared deps not there now that no task of the run makes (keys)
 
 
 def needs_inputs(policy: CachePolicy | None, forced: Reason | None) -> bool:
@@ -137,19 +137,19 @@ def decide(facts: Facts) -> tuple[Decision, CacheEntry | None]:
     remakes a target whose source changed, the run then imports the code and fails with
     the parser's message (nothing silently stands on code that cannot run)."""
     if facts.forced is not None:
-        return fails_for_missing_deps(_FORCED[facts.forced], facts.missing), None
+        return _FORCED[facts.forced], None
     decision, entry = _unforced(facts)
     if facts.made.unparsable is not None and not decision.runs:
         detail = facts.made.unparsable
         decision, entry = Decision(Action.RUN, Reason.CODE_CHANGED, detail=detail,
                                    stale=(Stale(StaleKind.CODE, detail),)), None
-    return fails_for_missing_deps(decision, facts.missing), entry
+    return decision, entry
 
 
 def fails_for_missing_deps(decision: Decision, missing: Sequence[str]) -> Decision:
-    """A task that would run while declared deps are missing fails instead (the run takes
-    it up and fails it before it runs); one that is kept needs none of them (its target is
-    only stale). ``missing``: their keys, as :meth:`~targetrun.staleness.DepIndex.missing`
+    """A task whose final decision (rules 1-5) is to run while declared deps are missing
+    fails instead (the run takes it up and fails it before it runs); one that is kept needs
+    none of them (its target is only stale). ``missing``: their keys, as :meth:`~targetrun.staleness.DepIndex.missing`
     gives them. Asked again when the task is due (the run), a task planned to fail whose
     deps are all there by then runs: something put them there meanwhile."""
     if not missing and decision.reason is Reason.DEPS_MISSING:

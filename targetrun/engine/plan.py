@@ -195,7 +195,7 @@ class Planner:
         decisions = self._walk(requested, tasks, forced, self._probes, {})
         while corrupt := self._corrupt_checkpoints(decisions, everything=request.verify):
             for name, problem in corrupt.items():  # treated as missing: recompute it, and what it needs
-                decisions[name] = self._unless_deps_missing(tasks[name], Decision(Action.RUN, Reason.CORRUPT, detail=problem))
+                decisions[name] = self.deps_verdict(tasks[name], Decision(Action.RUN, Reason.CORRUPT, detail=problem))
             needs = [up for name in corrupt for up in self.graph[name] if up not in decisions]
             self._walk(needs, tasks, forced, self._probes, decisions)
         self._rerun_gathers(decisions)
@@ -266,7 +266,8 @@ class Planner:
         if not failing:
             return
         for name in dag.toposort(self.graph, [n for n, d in decisions.items() if d.runs]):
-            up = next((u for u in self.graph[name] if u in failing), None) if name not in failing else None
+            # the run blocks it once an upstream fails, before it would fail for its own deps
+            up = next((u for u in self.graph[name] if u in failing), None)
             if up is not None:
                 cause = failing[name] = failing[up]
                 decisions[name] = Decision(Action.RUN, Reason.UPSTREAM_FAILS,
@@ -441,7 +442,7 @@ class Planner:
 
     def _rebuild(self, name: str, problem: str) -> None:
         """A checkpoint found corrupt while planning: recompute it (and walk what it needs)."""
-        self._decisions[name] = self._unless_deps_missing(self._tasks[name],
+        self._decisions[name] = self.deps_verdict(self._tasks[name],
                                                           Decision(Action.RUN, Reason.CORRUPT, detail=problem))
         self._verified.add(name)
         self._kept.pop(name, None)
@@ -554,26 +555,30 @@ class Planner:
                       found_entries, self.input_fingerprints(task) if compares else {}, self.params,
                       self.made_now(task, found_entries) if forced is None else NOTHING_KNOWN)
         decision, entry = decide(facts)
-        if decision.runs and task.deps:  # only a task that would run needs its deps there
-            facts.missing = self.missing_deps(task)
-            decision, entry = decide(facts)
         if entry is not None:
             self.hits[task.name] = entry
         if forced is None and task.target is not None and exists:
             decision = self.judge(task, decision, record, self._reported_output)
-        return decision
+        return self.deps_verdict(task, decision)  # last: whatever made it run, rule 5 included
 
     # -- deps ----------------------------------------------------------------------
 
-    def missing_deps(self, task: PlannedTask) -> list[str]:
+    def deps_verdict(self, task: PlannedTask, decision: Decision) -> Decision:
+        """The one judgement of a task's missing deps, given its final decision: one that
+        runs while a declared dep is missing fails instead, one planned to fail whose deps
+        are all there now runs (:func:`~targetrun.engine.decide.fails_for_missing_deps`).
+        Planning asks it last for every task it decides; the run asks it again, of the
+        planned decision, when the task is due. Only a task that runs reads its deps."""
+        if not task.deps or not decision.runs:
+            return decision
+        return fails_for_missing_deps(decision, self._missing_deps(task))
+
+    def _missing_deps(self, task: PlannedTask) -> list[str]:
         """The task's declared deps that are not there now (keys), less those an upstream
         task makes (its target: it runs first when it is missing). A storage that cannot
         tell raises (exit 3), as for a target; a FIFO named in deps is a usage error."""
         made = self._made_upstream.get(task.name, frozenset())
         return self.made_from.dep_index.missing([dep for dep in task.deps if dep not in made])
-
-    def _unless_deps_missing(self, task: PlannedTask, decision: Decision) -> Decision:
-        return fails_for_missing_deps(decision, self.missing_deps(task)) if task.deps else decision
 
     def _deps_other_tasks_make(self, tasks: Mapping[str, PlannedTask]) -> dict[str, frozenset[str]]:
         """Deps that are (or hold) another task's target, for each task that reads one: the

@@ -35,7 +35,7 @@ from targetrun import dag, fingerprint, liveness, stopping, templating
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
 from targetrun.capture import process_output, unattributed_output
 from targetrun.engine.cache import new_entry, task_inputs
-from targetrun.engine.decide import NOT_NEEDED, Facts, decide, fails_for_missing_deps, needs_inputs
+from targetrun.engine.decide import NOT_NEEDED, Facts, decide, needs_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import Plan, RunRequest
@@ -283,15 +283,14 @@ class Engine:
     def _fails_for_missing_deps(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
         """Make's "No rule to make target": a task whose declared dep is not there fails
         before it runs (a file no task makes; no retry brings it), exit 2 -- the verdict
-        status and --dry-run gave (:func:`~targetrun.engine.decide.fails_for_missing_deps`),
-        asked again with the deps as they are now: one may have appeared or gone since."""
+        status and --dry-run gave (the planner's one judgement, ``deps_verdict``), asked
+        again with the deps as they are now: one may have appeared or gone since."""
+        planned = scope.decision(task.name)
         try:
-            missing = scope.missing_deps(task)
+            decision = scope.deps_verdict(task, planned)
         except TargetrunError as exc:  # a FIFO or device named in deps (exit 2); a store that cannot tell (3)
             error = WorkError(exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code != EXIT_BACKEND)
         else:
-            planned = scope.decision(task.name)
-            decision = fails_for_missing_deps(planned, missing)
             if decision is not planned:
                 scope.redecided(task.name, decision)
             if decision.reason is not Reason.DEPS_MISSING:

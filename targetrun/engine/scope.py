@@ -38,7 +38,7 @@ class Planning(Protocol):
 
     def stale_unneeded(self, existing: Iterable[str]) -> dict[str, tuple[Stale, ...]]: ...
 
-    def missing_deps(self, task: PlannedTask) -> list[str]: ...
+    def deps_verdict(self, task: PlannedTask, decision: Decision) -> Decision: ...
 
 
 class RunScope:
@@ -126,6 +126,7 @@ class RunScope:
         """The fingerprint of an existing target's value (its record's, else its bytes')."""
         return self._planning.target_fingerprint(where)
 
-    def missing_deps(self, task: PlannedTask) -> list[str]:
-        """The task's declared deps missing now, as planning tells them (see Planner.missing_deps)."""
-        return self._planning.missing_deps(task)
+    def deps_verdict(self, task: PlannedTask, decision: Decision) -> Decision:
+        """``decision`` with the task's deps as they are now, judged as planning judged them
+        (see Planner.deps_verdict): the one judgement of "a dep is missing, it fails"."""
+        return self._planning.deps_verdict(task, decision)
