@@ -555,6 +555,8 @@ class DepIndex:
                     found[key] = (key, "", None)
                     continue
                 if not filemode.S_ISREG(st.st_mode):  # reading a FIFO waits forever, /dev/zero never ends
+                    if magic or file != path:  # found in a folder or by a glob: not a file, as git skips it
+                        continue
                     raise UsageError(f"the deps entry {key} is not a regular file (a FIFO, device or socket): it "
                                      "cannot be fingerprinted",
                                      hint="List only files in `deps:`, and check what is at that path.")
@@ -622,7 +624,8 @@ class DepIndex:
 def _files_under(path: str) -> Iterable[tuple[str, os.stat_result | None]]:
     """``path`` and its stat, or for a folder every file under it (recursively, sorted,
     linked folders followed once, targetrun's own files left out); (path, None) when
-    nothing is there. What cannot be looked at (permissions, I/O) is StorageError: a file
+    nothing is there. Only stat is asked, never open: the caller leaves out what is not a
+    regular file (a FIFO, socket or device) before anything reads it. What cannot be looked at (permissions, I/O) is StorageError: a file
     in a folder that cannot be listed is not gone, and not missing -- it cannot be told."""
     try:
         st = os.stat(path)

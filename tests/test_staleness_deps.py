@@ -127,11 +127,18 @@ def test_a_folder_dep_is_every_file_under_it(project, spelling):
     assert stale(proj) == []
 
 
-def test_a_fifo_in_a_folder_dep_is_a_usage_error(project):
+def test_a_fifo_in_a_folder_dep_is_skipped_and_one_named_is_a_usage_error(project):
+    """A folder stands for its regular files, as git tracks them (see also
+    tests/test_deps_folder_contents.py); a FIFO named in deps cannot be fingerprinted."""
     proj = make(project, '["data/"]')
     put(proj.root, "data/a.csv", "a\n")
     os.mkfifo(proj.root / "data/pipe")
-    done = proj.cli("run")
+    assert ran(proj) == "succeeded"
+    assert list(recorded_deps(proj)) == ["data/a.csv"]
+    named = make(project, '["data/pipe"]')
+    (named.root / "data").mkdir()
+    os.mkfifo(named.root / "data/pipe")
+    done = named.cli("run")
     assert done.code == 2 and "data/pipe" in done.text and "regular file" in done.text, done.text
     assert "Traceback" not in done.text
 
