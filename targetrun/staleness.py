@@ -470,6 +470,34 @@ class DepState:
     stats: dict[str, str]
 
 
+@dataclass(frozen=True)
+class OwnFiles:
+    """targetrun's own files wherever they live -- the state store and its journals, which
+    every run writes -- by real path, never a dep (a folder dep holding the store would
+    otherwise be changed by the very run that records it). ``names``: their file names, so
+    that only a file so named is resolved."""
+
+    paths: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, files: Iterable[str]) -> OwnFiles:
+        real = {_real_folder(file) for file in files}
+        return cls(frozenset(real), frozenset(os.path.basename(path) for path in real))
+
+    def holds(self, file: str) -> bool:
+        return os.path.basename(file) in self.names and _real_folder(file) in self.paths
+
+
+def _real_folder(file: str) -> str:
+    """``file`` with its folder's links resolved (not its own: a journal comes and goes)."""
+    folder, name = os.path.split(os.path.abspath(file))
+    return os.path.join(os.path.realpath(folder), name)
+
+
+NO_OWN_FILES = OwnFiles()
+
+
 class DepIndex:
     """Fingerprints of the external files tasks declare, for one run (each file hashed at
     most once, and not at all when its stat or ETag match the last record).
@@ -481,9 +509,11 @@ class DepIndex:
     spelling, which a move does not change. A folder, an S3 prefix, or a folder a glob
     matches stands for every regular file under it, recursively, in sorted order."""
 
-    def __init__(self, root: str, options_for: Callable[[str], Mapping[str, Any]] | None = None) -> None:
+    def __init__(self, root: str, options_for: Callable[[str], Mapping[str, Any]] | None = None,
+                 own_files: OwnFiles = NO_OWN_FILES) -> None:
         self.root = root
         self.options_for = options_for or (lambda url: {})
+        self.own_files = own_files
         self._seen: dict[str, tuple[str, str]] = {}  # key -> (hash, stat)
         self._buckets: set[str] = set()  # buckets of remote deps known to exist
 
@@ -550,6 +580,8 @@ class DepIndex:
             for file, st in _files_under(path):
                 if len(found) >= MAX_DEP_FILES:  # before the walk of / or a linked /usr takes minutes
                     raise _too_many(pattern)
+                if self.own_files.holds(file):  # the state store: this run writes it
+                    continue
                 key = relative_key(file, self.root, absolute)
                 if st is None:
                     found[key] = (key, "", None)
@@ -695,9 +727,14 @@ MAX_DEP_FILES = 100_000  # files one deps entry may name (a link to / or /usr in
 OWN_FOLDER = ".targetrun"  # the state store, caches, logs and untargeted values: never a dep
 
 
+_TEMPORARY = re.compile(r"\..+\.tmp-[0-9]+-[0-9a-f]{8}")  # storage.local's temporary sibling of a file it writes
+
+
 def _staging(name: str) -> bool:
-    """A staging sibling of a target (``.NAME.targetrun-TOKEN``, storage.base.staging_sibling)."""
-    return name.startswith(".") and ".targetrun-" in name
+    """A file targetrun is writing, gone once its write ends: a checkpoint's staging sibling
+    (``.NAME.targetrun-TOKEN``, storage.base.staging_sibling) or local storage's temporary
+    sibling (``.NAME.tmp-PID-HEX``)."""
+    return name.startswith(".") and (".targetrun-" in name or _TEMPORARY.fullmatch(name) is not None)
 
 
 def _nothing_there(exc: OSError) -> bool:
@@ -814,6 +851,7 @@ class MadeFrom:
     root: str
     context: RunContext
     options_for: Callable[[str], Mapping[str, Any]] | None = None
+    own_files: OwnFiles = NO_OWN_FILES  # the state store's files: never a dep
     code_index: CodeIndex = field(init=False)
     dep_index: DepIndex = field(init=False)
 
@@ -821,7 +859,7 @@ class MadeFrom:
         self._texts: dict[tuple[str | None, str | None, str | None], str | None] = {}
         self._params: dict[str, str] = {}
         self.code_index = CodeIndex(self.root)
-        self.dep_index = DepIndex(self.root, self.options_for)
+        self.dep_index = DepIndex(self.root, self.options_for, self.own_files)
 
     def code(self, spec: TaskSpec) -> dict[str, str] | None:
         if spec.version is not None:

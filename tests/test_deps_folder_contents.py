@@ -96,3 +96,46 @@ def test_a_fifo_a_glob_matches_is_skipped_but_one_named_is_refused(project):
     os.mkfifo(named.root / "data/pipe")
     done = cli(named, "run")
     assert done.returncode == 2 and "data/pipe" in done.stderr and "regular file" in done.stderr, done.stderr
+
+
+# -- 4. targetrun's own files in a folder dep -----------------------------------------------
+
+
+def test_a_state_store_inside_a_folder_dep_is_not_a_dep(project):
+    """`cache: data/state.db` with `deps: [data/]`: the run's own writes to the store (and
+    its -wal/-shm/-journal) are not what the task read, so the next run has nothing stale."""
+    proj = project(pipeline(head="cache: data/state.db\n"))
+    proj.write("data/a.csv", "a\n")
+    for _ in range(2):
+        done = cli(proj, "run")
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert list(recorded_deps(proj.root / "data/state.db")) == ["data/a.csv"]
+    row = fetch_row(proj)
+    assert (row["reason"], row["stale"]) == ("target exists", []), row
+    proj.write("data/a.csv", "changed\n")  # a real dep's change is still seen
+    assert fetch_row(proj)["reason"] == "deps changed"
+
+
+def test_a_state_store_reached_through_a_linked_folder_is_not_a_dep(project, tmp_path):
+    """The store lives outside the project; the folder dep reaches it through a link."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proj = project(pipeline(head=f"cache: {elsewhere}/state.db\n"))
+    proj.write("data/a.csv", "a\n")
+    os.symlink(elsewhere, proj.root / "data/linked")
+    for _ in range(2):
+        assert cli(proj, "run").returncode == 0
+    assert list(recorded_deps(elsewhere / "state.db")) == ["data/a.csv"]
+    row = fetch_row(proj)
+    assert (row["reason"], row["stale"]) == ("target exists", []), row
+
+
+def test_staging_files_of_targetrun_in_a_folder_dep_are_not_deps(project):
+    """A target being written beside a folder's files (a checkpoint's staging sibling, a
+    local temporary sibling) is targetrun's, gone once its write ends."""
+    proj = project(pipeline())
+    proj.write("data/a.csv", "a\n")
+    proj.write("data/.b.csv.targetrun-20261202T000000-abcdef-1", "staged\n")
+    proj.write("data/.b.csv.tmp-4242-0123abcd", "temporary\n")
+    assert cli(proj, "run").returncode == 0
+    assert list(recorded_deps(proj.root / ".targetrun/state.db")) == ["data/a.csv"]

@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from targetrun import dag, fingerprint, staleness, templating
-from targetrun.staleness import MadeFrom
+from targetrun.staleness import MadeFrom, OwnFiles
 from targetrun.checkpoints import CorruptCheckpoint, Expected, needs_record, read_value, untrusted, verify_checkpoint
 from targetrun.engine.cache import task_inputs
 from targetrun.engine.decide import (
@@ -159,7 +159,8 @@ class Planner:
         self._forced: Mapping[str, Reason] = {}
         self._probes: dict[str, Location | None] = {}
         self._resumed: Mapping[str, Checkpoint] = {}
-        self.made_from = MadeFrom(spec.root, context, self._options_for)
+        self.made_from = MadeFrom(spec.root, context, self._options_for,
+                                  OwnFiles.of(store.files() if store is not None else ()))
         self.rebuild_stale = False
         self.report_stale = False
         self._judged_below: set[str] = set()

@@ -375,6 +375,11 @@ class StateStore(ABC):
     def close(self) -> None:
         pass
 
+    def files(self) -> tuple[str, ...]:
+        """The local files this store keeps its state in, journals included (none for a
+        server): written by every run, so never anyone's dep."""
+        return ()
+
     @classmethod
     def address(cls, url: str, root: str, *, file: str | None = None) -> str:
         """Where a `cache:` URL of this store's scheme points, as the constructor takes it

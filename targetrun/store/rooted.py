@@ -423,3 +423,6 @@ class RootedStore(StateStore):
 
     def close(self) -> None:
         self.inner.close()
+
+    def files(self) -> tuple[str, ...]:
+        return self.inner.files()

@@ -107,6 +107,7 @@ _BATCH = 500  # keys per IN (...) query
 
 
 DEFAULT_TIMEOUT = 30.0
+SQLITE_SIBLINGS = ("", "-wal", "-shm", "-journal")  # a SQLite store is these files together
 _SLICE = 0.05  # seconds SQLite waits for a lock on its own before the store looks at the clock and signals
 
 
@@ -553,6 +554,9 @@ class SqliteStore(StateStore):
             r[0], r[1], r[2], TaskState(r[3]), finite(r[4]), finite(r[5]), int(r[6]), r[7], r[8],
             None if r[9] is None else finite(r[9]), r[10] or ""))
         return {record.task: record for record in records}
+
+    def files(self) -> tuple[str, ...]:
+        return tuple(self.path + suffix for suffix in SQLITE_SIBLINGS)
 
     def close(self) -> None:
         try:
