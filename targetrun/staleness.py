@@ -524,10 +524,10 @@ class DepIndex:
         stats: dict[str, str] = {}
         old_hashes = recorded_deps(previous.deps, self.root) if previous is not None and previous.deps else {}
         old_stats = recorded_deps(previous.dep_stats, self.root) if previous is not None else {}
-        own_key = self._key_of(own) if own is not None else None
+        is_own = self._own_target(own)
         for pattern in deps:
             for key, stat, read in self._expand(pattern):
-                if key == own_key:
+                if is_own(key, stat):
                     continue
                 if key not in self._seen:
                     old_hash, old_stat = old_hashes.get(key), old_stats.get(key)
@@ -539,6 +539,28 @@ class DepIndex:
                         self._seen[key] = (_hash_or_missing(read), stat)
                 hashes[key], stats[key] = self._seen[key]
         return DepState(hashes, {k: v for k, v in stats.items() if v})
+
+    def _own_target(self, own: str | None) -> Callable[[str, str], bool]:
+        """Whether a dep (its key and stat text) is ``own``, the task's target, however the
+        deps spell its path: by its key, or -- a local one reached through a linked folder
+        (``linked/`` -> ``out/``) -- by its real path, resolved only for a file with the
+        target's inode (the last field of a local stat text)."""
+        if own is None:
+            return lambda key, stat: False
+        own_key = self._key_of(own)
+        try:
+            st = os.stat(own) if not _SCHEME.match(own) else None
+        except OSError:  # not there (yet): no other path can lead to it either
+            st = None
+        if st is None:
+            return lambda key, stat: key == own_key
+        inode, real = f":{st.st_ino}", os.path.realpath(own)
+
+        def is_own(key: str, stat: str) -> bool:
+            return key == own_key or (stat.endswith(inode) and not _SCHEME.match(key)
+                                      and os.path.realpath(os.path.join(self.root, key)) == real)
+
+        return is_own
 
     def _key_of(self, url: str) -> str:
         if _SCHEME.match(url):

@@ -139,3 +139,21 @@ def test_staging_files_of_targetrun_in_a_folder_dep_are_not_deps(project):
     proj.write("data/.b.csv.tmp-4242-0123abcd", "temporary\n")
     assert cli(proj, "run").returncode == 0
     assert list(recorded_deps(proj.root / ".targetrun/state.db")) == ["data/a.csv"]
+
+
+# -- 5. the task's own target, however the folder dep spells it -------------------------------
+
+
+def test_the_tasks_own_target_reached_through_a_linked_folder_is_not_its_dep(project):
+    """`deps: [linked/]` where linked -> out, the folder the task writes out/fetch.txt into:
+    what it writes is not what it reads, whatever path leads there."""
+    proj = project(pipeline(deps="linked/"))
+    proj.write("out/input.csv", "in\n")
+    os.symlink("out", proj.root / "linked")
+    for _ in range(2):
+        done = cli(proj, "run", "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["counts"] == {"skipped": 1}, done.stdout
+    assert list(recorded_deps(proj.root / ".targetrun/state.db")) == ["linked/input.csv"]
+    row = fetch_row(proj)
+    assert (row["reason"], row["stale"]) == ("target exists", []), row
