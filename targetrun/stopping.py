@@ -6,9 +6,9 @@ so the run unwinds through its ``finally`` blocks: running shell commands are ki
 their whole process group, staging files are removed, no checkpoint is committed any more,
 and the run is recorded as interrupted. The exit code then is 128 + the signal number
 (129 SIGHUP, 130 SIGINT, 131 SIGQUIT, 143 SIGTERM), as a shell reports a process killed by
-it. A second signal while that happens exits at once with the same code, killing the
-running commands first (no more): the next run cleans up what is left (pending writes, see
-store/base.py).
+it. A second signal while that happens exits at once, killing the running commands first
+(no more), with the first signal's code whatever the second was (a CI runner's SIGTERM,
+then a Ctrl-C: 143): the next run cleans up what is left (pending writes, see store/base.py).
 
 The four are handled alike, as make handles them (its ``fatal_error_signal``): the terminal
 closing (SIGHUP) or Ctrl-\\ (SIGQUIT) reaches targetrun but not its commands, which run in
@@ -131,6 +131,7 @@ def ignore() -> None:
 
 
 _stopping = False
+_first: int | None = None  # the signal that stopped the command (a closed output: SIGPIPE): its exit code is kept
 _hurry_from: float | None = None  # time.monotonic() of the first signal: the whole process is stopping
 _hurried = threading.local()  # .since: time.monotonic() of the start of hurried() in this thread
 _deferring = 0  # the main thread is inside this many deferred() sections
@@ -143,14 +144,16 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     if _stopping:  # asked twice: do not wait for the clean-up -- but leave no command running on
         kill_commands()
         flush()
-        os._exit(128 + signum)
+        os._exit(128 + (_first if _first is not None else signum))  # what stopped it was the first
     _stop(signum)
 
 
 def _stop(signum: int) -> None:
     """The first stop: raised now, or as the :func:`deferred` step it landed in ends."""
-    global _stopping, _hurry_from, _deferred
+    global _stopping, _hurry_from, _deferred, _first
     _stopping = True
+    if _first is None:
+        _first = signum
     if _hurry_from is None:
         _hurry_from = time.monotonic()
     if _deferring:
