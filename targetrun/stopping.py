@@ -120,6 +120,11 @@ def _redeliver_dropped_stop(unraisable: Any) -> None:
 
 
 def _interrupt_main(signum: int) -> None:
+    global _relayed, _relay_taken
+    if signal.getsignal(signum) is not _on_signal:  # a closed output (SIGPIPE stays ignored): through SIGINT's handler
+        with _relay:
+            _relayed, _relay_taken = signum, False
+        signum = signal.SIGINT
     _thread.interrupt_main(signal.Signals(signum))
 
 
@@ -141,6 +146,10 @@ STOP_GRACE = 1.0  # seconds after a stop that waits for another process may stil
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
+    global _relay_taken
+    if _relayed is not None and not _relay_taken:  # the stop another thread noticed (see _relay_to_main)
+        _relay_taken = True
+        signum = _relayed
     if _stopping:  # asked twice: do not wait for the clean-up -- but leave no command running on
         kill_commands()
         flush()
@@ -164,16 +173,43 @@ def _stop(signum: int) -> None:
 
 def output_closed() -> None:
     """A write to the command's own output failed because its reader went away (EPIPE:
-    ``| head -1`` has read its line): the command stops as if by SIGPIPE -- raised in the
-    main thread (or as its :func:`deferred` step ends), exit 141. Once stopping already, or
-    in another thread, nothing is raised: the caller drops what it could not write. Outside
-    the command (targetrun used as a library, :func:`install` never called) the caller
-    raises the ``BrokenPipeError`` as it was."""
+    ``| head -1`` has read its line): the command stops as if by SIGPIPE, exit 141 --
+    raised in the main thread (or as its :func:`deferred` step ends), and when another
+    thread noticed it (a live view's refresh, a task's own thread printing) handed to the
+    main thread as a signal is (:func:`_relay_to_main`): the same stop, whichever thread
+    wrote. Nothing is raised in the caller but in the main thread: the caller drops what it
+    could not write. Once stopping already, nothing more happens. Outside the command
+    (targetrun used as a library, :func:`install` never called) the caller raises the
+    ``BrokenPipeError`` as it was."""
     if not _installed:
         raise BrokenPipeError(32, "Broken pipe")
-    if _stopping or threading.current_thread() is not threading.main_thread():
+    if _stopping:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        _relay_to_main(CLOSED_OUTPUT)
         return
     _stop(CLOSED_OUTPUT)
+
+
+_relay = threading.Lock()
+_relayed: int | None = None  # a stop another thread noticed, for the main thread to raise
+_relay_taken = False  # the main thread's handler took it: a later signal is a second one
+
+
+def _relay_to_main(signum: int) -> None:
+    """Have the main thread stop as if ``signum`` had arrived: a real SIGINT sent to it
+    alone (it also wakes a main thread waiting in a system call or a lock), whose handler
+    takes ``signum`` instead (:func:`_on_signal`). Once: the first thread to notice relays."""
+    global _relayed
+    with _relay:
+        if _relayed is not None:
+            return
+        _relayed = signum
+    main = threading.main_thread().ident
+    if hasattr(signal, "pthread_kill") and main is not None:
+        signal.pthread_kill(main, signal.SIGINT)
+    else:  # (Windows) runs the handler once the main thread runs Python again
+        _thread.interrupt_main()
 
 
 @contextmanager

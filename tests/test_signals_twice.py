@@ -49,3 +49,74 @@ def test_a_second_signal_during_the_clean_up_keeps_the_first_signals_exit_code(t
     assert run.returncode == 128 + first, (run.returncode, out, err)
     assert "Traceback" not in err, err
     assert not (tmp_path / "out" / "slow.txt").exists()
+
+
+# -- a closed output noticed in another thread ---------------------------------------------
+
+CHATTY = '''
+import threading, time
+
+def talk():
+    def chatter():  # not a task's thread: what it prints goes to the command's own output
+        while True:
+            print("chatter " * 20, flush=True)
+            time.sleep(0.01)
+    threading.Thread(target=chatter, daemon=True).start()
+    return 1
+'''
+
+TALK_AND_WAIT = (
+    "tasks:\n"
+    "  talk: {run: chatty:talk, target: out/talk.json}\n"
+    "  slow:\n"
+    "    shell: \"sleep 60 & echo $! > sleeper.pid; wait; echo late > {output}\"\n"
+    "    target: out/slow.txt\n"
+)
+
+
+def test_a_closed_output_noticed_in_another_thread_stops_the_run_quietly_with_141(tmp_path: Path) -> None:
+    """`targetrun run -j 2 | head -c 1`, where what head reads and what then fails to be
+    written comes from a thread that is not the main one: the run stops as when the main
+    thread notices it -- at once, exit 141, nothing said, recorded as interrupted, the
+    running command killed, no target it did not finish."""
+    from tests.test_hangup_and_pipe import _history, _piped_to_head
+    from tests.test_signals import _alive, _staging_files, assert_invariant
+
+    (tmp_path / "Pipelinefile.yaml").write_text(TALK_AND_WAIT)
+    (tmp_path / "chatty.py").write_text(CHATTY)
+    began = time.monotonic()
+    code, err = _piped_to_head(tmp_path, "run", "-q", "-j", "2")
+    assert (code, err) == (141, ""), err
+    assert time.monotonic() - began < 20, "the run went on after its output was closed"
+    _wait_for(lambda: not _alive(int((tmp_path / "sleeper.pid").read_text())), timeout=5)
+    assert _history(tmp_path) == ["interrupted"]
+    assert _staging_files(tmp_path) == [] and not (tmp_path / "out" / "slow.txt").exists()
+    assert_invariant(tmp_path, after_rerun=False)
+
+
+DROPPED_IN_A_FINALIZER = '''
+import sys, time
+from targetrun import stopping
+
+stopping.install()
+
+class Closing:
+    def __del__(self):  # the interpreter drops what a finalizer raises: the stop is delivered again
+        stopping.output_closed()
+
+try:
+    Closing()
+    time.sleep(2)
+    sys.exit(0)
+except KeyboardInterrupt as exc:
+    sys.exit(stopping.exit_code_of(exc))
+'''
+
+
+def test_a_closed_output_stop_dropped_by_a_finalizer_is_delivered_again_as_141() -> None:
+    """SIGPIPE itself stays ignored, so the stop cannot be delivered again as that signal is."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", DROPPED_IN_A_FINALIZER], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 141, (done.returncode, done.stderr)
