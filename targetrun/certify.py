@@ -90,7 +90,7 @@ def _what_it_rested_on(plan: Plan, hits: Mapping[str, CacheEntry],
         if not _fixed_for_the_day(task.spec, varies):
             return None
         if decision.action is Action.SKIP and decision.reason is Reason.TARGET_EXISTS:
-            if not _by_existence_only(task.spec) or task.target is None or task.target.result != LOCAL:
+            if not decided_by_existence(task.spec) or task.target is None or task.target.result != LOCAL:
                 return None
             files.append(task.target.url)
         elif decision.reason is Reason.CACHE_HIT and task.target is None and not task.spec.needs \
@@ -119,9 +119,11 @@ def _judges_deps(spec: TaskSpec) -> bool:
     return StaleKind.DEPS in stale_rules(spec.cache, rebuild_stale=False, report_stale=False).looked
 
 
-def _by_existence_only(spec: TaskSpec) -> bool:
+def decided_by_existence(spec: TaskSpec) -> bool:
     """Whether only the target's existence decides this task: rules 1-4 look at nothing
-    else, and rule 5 (staleness) looks at nothing either."""
+    else (no ``cache_for``, no ``never_use``), and rule 5 (staleness) acts on nothing (no
+    validator). The one policy check of both certificates, the run's and the status's: a
+    replay checks the targets again, never what a validator or a cache entry would weigh."""
     policy = spec.cache
     return policy is None or (by_existence(policy) and not stale_rules(policy, rebuild_stale=False,
                                                                          report_stale=False).looked)
@@ -264,14 +266,15 @@ def certify_status(ticket: replay.Ticket, witness: StatusWitness, report: Status
 
 def _status_rests_on_files_and_store(plan: Plan) -> bool:
     """Whether every task's row rests only on its target, the Pipelinefile, the day and the
-    store: a shell task (its code is its command), no deps, decided by existence, not
-    mapped, a local target, templates fixed for the day."""
+    store: a shell task (its code is its command), no deps, decided by existence alone
+    (:func:`decided_by_existence`, as the run's certificate asks), not mapped, a local
+    target, templates fixed for the day."""
     varies: dict[str, bool] = {}
     for task in plan.tasks.values():
         spec = task.spec
         if spec.shell is None or spec.run is not None or spec.deps or spec.foreach is not None:
             return False
-        if task.map_index is not None or (spec.cache is not None and not by_existence(spec.cache)):
+        if task.map_index is not None or not decided_by_existence(spec):
             return False
         if task.target is not None and task.target.result != LOCAL:
             return False

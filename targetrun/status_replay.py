@@ -26,7 +26,8 @@ Pipelinefile bytes, environment, Python and targetrun's own sources) and **day**
 
 Only a status whose every task is decided by its target's existence and the store alone
 is certified: shell tasks (their code is the command, in the Pipelinefile), no ``deps``,
-no ``cache_for`` or ``never_use``, not mapped, local targets, templates fixed for the
+decided by existence alone as the run's certificate asks (no ``cache_for``, ``never_use``
+or validator: :func:`targetrun.certify.decided_by_existence`), not mapped, local targets, templates fixed for the
 day; plain text (no terminal, no ``--json``); no credential known to the process (the
 replay could not mask it). Anything else, and any error here, returns None: the full
 status answers, as if this module did not exist. Standard library only.
