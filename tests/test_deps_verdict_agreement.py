@@ -20,19 +20,20 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from tests.conftest import Project
 
 DEPS = ("data/d0.txt", "data/d1.txt", "data/d2.txt")
-VALIDATORS = (None, "[deps]", "[all_inputs]", "[code]")
+POLICIES = (None, "cache_validator: [deps]", "cache_validator: [all_inputs]", "cache_validator: [code]",
+            "cache_for: 1h", "cache_validator: never_use", "cache_for: 1h\n    cache_validator: [all_inputs, deps]")
 
 
 def _pipeline(tasks: list[tuple[list[int], list[int], str | None]]) -> str:
     lines = ["name: agree", "tasks:"]
-    for i, (needs, deps, validator) in enumerate(tasks):
+    for i, (needs, deps, policy) in enumerate(tasks):
         lines += [f"  t{i}:", f"    shell: \"echo t{i} > {{output}}\"", f"    target: out/t{i}.txt"]
         if needs:
             lines.append(f"    needs: [{', '.join(f't{n}' for n in needs)}]")
         if deps:
             lines.append(f"    deps: [{', '.join(DEPS[d] for d in deps)}]")
-        if validator is not None:
-            lines.append(f"    cache_validator: {validator}")
+        if policy is not None:
+            lines.append(f"    {policy}")
     return "\n".join(lines) + "\n"
 
 
@@ -43,7 +44,7 @@ def _scenarios(draw: st.DrawFn) -> dict[str, object]:
     for i in range(count):
         needs = sorted(draw(st.sets(st.integers(0, i - 1), max_size=2))) if i else []
         deps = sorted(draw(st.sets(st.integers(0, len(DEPS) - 1), max_size=2)))
-        tasks.append((needs, deps, draw(st.sampled_from(VALIDATORS))))
+        tasks.append((needs, deps, draw(st.sampled_from(POLICIES))))
     return {
         "tasks": tasks,
         "first_run": draw(st.booleans()),
@@ -64,6 +65,15 @@ _STATE_OF = {"will fail": "failed", "will not run": "upstream failed", "will run
 def _expected_state(decision: str) -> set[str]:
     verdict = next((state for words, state in _STATE_OF.items() if decision.startswith(words)), None)
     return {verdict} if verdict is not None else {"skipped", "cached", "not needed"}
+
+
+def _early_cutoffs(predicted: dict[str, str], states: dict[str, str]) -> set[str]:
+    """Tasks planned to run only because an upstream is recomputed, which the run then kept:
+    the upstream was rebuilt into the same bytes (DESIGN.md's early cutoff, which planning
+    cannot foresee). Never one predicted to fail: its dep is checked first."""
+    return {task for task, decision in predicted.items()
+            if decision.startswith("will run") and "is recomputed in this run" in decision
+            and states[task] in ("skipped", "cached")}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -98,12 +108,16 @@ def test_status_and_dry_run_predict_what_run_does_with_missing_deps(scenario: di
                 {t: d for t, d in predicted.items() if d.startswith("will")}
 
         done = proj.cli("run", "--json", *options)
-        assert _rows(done.out, "reason") == _rows(dry.out, "reason"), (dry.out, done.text)
+        reasons, planned_reasons = _rows(done.out, "reason"), _rows(dry.out, "reason")
+        for task in _early_cutoffs(predicted, _rows(done.out, "state")):
+            reasons[task] = planned_reasons[task]
+        assert reasons == planned_reasons, (dry.out, done.text)
         assert {t: d for t, d in _rows(done.out, "decision").items() if d.startswith("will f")} == \
             {t: d for t, d in predicted.items() if d.startswith("will f")}, done.text
         states = _rows(done.out, "state")
         for task, decision in predicted.items():
-            assert states[task] in _expected_state(decision), (task, decision, states, done.text)
+            if task not in _early_cutoffs(predicted, states):
+                assert states[task] in _expected_state(decision), (task, decision, states, done.text)
         fails = any(d.startswith("will fail") for d in predicted.values())
         assert done.code == (2 if fails else 0), (predicted, done.text)
 
@@ -111,7 +125,7 @@ def test_status_and_dry_run_predict_what_run_does_with_missing_deps(scenario: di
 def test_a_kept_target_that_its_deps_validator_rebuilds_is_predicted_to_fail_when_the_dep_is_gone(project) -> None:
     """Rule 5 turns the kept target into a run (deps changed); with the dep gone that run
     fails, and status says so -- not "will run: deps changed"."""
-    proj = project(_pipeline([([], [0], "[deps]"), ([0], [], None)]))
+    proj = project(_pipeline([([], [0], "cache_validator: [deps]"), ([0], [], None)]))
     proj.write(DEPS[0], "first\n")
     assert proj.cli("run").code == 0
     (proj.root / DEPS[0]).unlink()
