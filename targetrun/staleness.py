@@ -677,10 +677,11 @@ class DepIndex:
 
 def _files_under(path: str) -> Iterable[tuple[str, os.stat_result | None]]:
     """``path`` and its stat, or for a folder every file under it (recursively, sorted,
-    linked folders followed once, targetrun's own files left out); (path, None) when
-    nothing is there. Only stat is asked, never open: the caller leaves out what is not a
-    regular file (a FIFO, socket or device) before anything reads it. What cannot be looked at (permissions, I/O) is StorageError: a file
-    in a folder that cannot be listed is not gone, and not missing -- it cannot be told."""
+    linked folders followed once, targetrun's staging files and own folder left out);
+    (path, None) when nothing is there. Only stat is asked, never open: the caller leaves
+    out what is not a regular file (a FIFO, socket or device) before anything reads it.
+    What cannot be looked at (permissions, I/O) is StorageError: a file in a folder that
+    cannot be listed is not gone, and not missing -- it cannot be told."""
     try:
         st = os.stat(path)
     except OSError as exc:

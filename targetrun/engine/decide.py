@@ -149,8 +149,8 @@ def decide(facts: Facts) -> tuple[Decision, CacheEntry | None]:
 def fails_for_missing_deps(decision: Decision, missing: Sequence[str]) -> Decision:
     """A task whose final decision (rules 1-5) is to run while declared deps are missing
     fails instead (the run takes it up and fails it before it runs); one that is kept needs
-    none of them (its target is only stale). ``missing``: their keys, as :meth:`~targetrun.staleness.DepIndex.missing`
-    gives them. Asked again when the task is due (the run), a task planned to fail whose
+    none of them (its target is only stale). ``missing``: their keys, as
+    :meth:`~targetrun.staleness.DepIndex.missing` gives them. Asked again when the task is due (the run), a task planned to fail whose
     deps are all there by then runs: something put them there meanwhile."""
     if not missing and decision.reason is Reason.DEPS_MISSING:
         appeared = decision.detail.replace(" is missing", " appeared")

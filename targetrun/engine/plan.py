@@ -443,8 +443,8 @@ class Planner:
 
     def _rebuild(self, name: str, problem: str) -> None:
         """A checkpoint found corrupt while planning: recompute it (and walk what it needs)."""
-        self._decisions[name] = self.deps_verdict(self._tasks[name],
-                                                          Decision(Action.RUN, Reason.CORRUPT, detail=problem))
+        corrupt = Decision(Action.RUN, Reason.CORRUPT, detail=problem)
+        self._decisions[name] = self.deps_verdict(self._tasks[name], corrupt)
         self._verified.add(name)
         self._kept.pop(name, None)
         self.outputs.pop(name, None)
