@@ -149,6 +149,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     global _relay_taken
     if _relayed is not None and not _relay_taken:  # the stop another thread noticed (see _relay_to_main)
         _relay_taken = True
+        if _stopping:  # the main thread noticed the same closed output first: not a second stop
+            return
         signum = _relayed
     if _stopping:  # asked twice: do not wait for the clean-up -- but leave no command running on
         kill_commands()
