@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_signals import _start, _wait_for
+from tests.test_signals import _alive, _start, _wait_for
 
 SLOW = (
     "tasks:\n"
     "  slow:\n"
-    "    shell: \"echo started > started; sleep 60; echo late > {output}\"\n"
+    "    shell: \"sleep 60 & echo $! > sleeper.pid; echo started > started; wait; echo late > {output}\"\n"
     "    target: out/slow.txt\n"
 )
 
@@ -39,8 +39,9 @@ def test_a_second_signal_during_the_clean_up_keeps_the_first_signals_exit_code(t
     try:
         store.execute("BEGIN IMMEDIATE")  # the run's clean-up waits for this lock
         run.send_signal(first)
-        time.sleep(0.3)  # the first is handled: the clean-up waits for the store
-        assert run.poll() is None, "the clean-up did not wait for the store"
+        sleeper = int((tmp_path / "sleeper.pid").read_text())
+        _wait_for(lambda: not _alive(sleeper), timeout=10)  # the first is handled: its command is killed
+        assert run.poll() is None, "the clean-up did not wait for the store"  # it waits for the lock
         run.send_signal(second)
         out, err = run.communicate(timeout=30)
     finally:
@@ -82,7 +83,7 @@ def test_a_closed_output_noticed_in_another_thread_stops_the_run_quietly_with_14
     thread notices it -- at once, exit 141, nothing said, recorded as interrupted, the
     running command killed, no target it did not finish."""
     from tests.test_hangup_and_pipe import _history, _piped_to_head
-    from tests.test_signals import _alive, _cli, _staging_files, assert_invariant
+    from tests.test_signals import _cli, _staging_files, assert_invariant
 
     (tmp_path / "Pipelinefile.yaml").write_text(TALK_AND_WAIT)
     (tmp_path / "chatty.py").write_text(CHATTY)
