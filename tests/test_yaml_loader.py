@@ -98,6 +98,12 @@ CASES = {'scalars': "a: [yes, No, on, OFF, true, ~, null, '', 0o17, 017, 0x1F, 1
  'tab': 'a:\n\tb: 1\n',
  'value tag': 'a: =\n',
  'sequence of pairs': '- a: 1\n  b: [x, {c: 2}]\n- !!seq []\n- !!map {}\n- !!str {d: 1}\n'}
+CASES['non-specific tags'] = 'a: ! 12\nb: ! [1]\nc: !!str\nd: ! "x"\n'
+CASES['tagged anchor'] = 'a: &a !!str {x: 1}\nb: *a\n'
+CASES['document markers'] = '--- !!map\na: 1\n...\n'
+CASES['directive'] = '%YAML 1.1\n---\na: 1\n'
+CASES['anchored root'] = '&r {a: 1, b: [2]}\n'
+CASES['nested aliases'] = 'a: &a {x: &x [1, {y: 2}]}\nb: &b {p: *a, q: *x}\nc:\n  - *b\n  - k: *b\n'
 
 EXPECTED = {('scalars', None): ('ok',
                      "{str:'a': [bool:True, bool:False, bool:True, bool:False, bool:True, NoneType:None, "
@@ -356,6 +362,42 @@ EXPECTED = {('scalars', None): ('ok',
                                "[{str:'a': int:1, str:'b': [str:'x', {str:'c': int:2}]}, [], {}, {str:'d': "
                                'int:1}]',
                                [('', 1), ('0/a', 1), ('0/b', 2), ('0/b/1/c', 2), ('3/d', 5)])}
+EXPECTED[('non-specific tags', None)] = ('ok',
+ "{str:'a': int:12, str:'b': [int:1], str:'c': str:'', str:'d': str:'x'}",
+ [('', 1), ('a', 1), ('b', 2), ('c', 3), ('d', 4)])
+EXPECTED[('tagged anchor', None)] = ('ok',
+ "{str:'a': {str:'x': int:1}, str:'b': {str:'x': int:1}}",
+ [('', 1), ('a', 1), ('a/x', 1), ('b', 2), ('b/x', 1)])
+EXPECTED[('document markers', None)] = ('ok', "{str:'a': int:1}", [('', 1), ('a', 2)])
+EXPECTED[('directive', None)] = ('ok', "{str:'a': int:1}", [('', 3), ('a', 3)])
+EXPECTED[('anchored root', None)] = ('ok', "{str:'a': int:1, str:'b': [int:2]}", [('', 1), ('a', 1), ('b', 1)])
+EXPECTED[('nested aliases', None)] = ('ok',
+ "{str:'a': {str:'x': [int:1, {str:'y': int:2}]}, str:'b': {str:'p': {str:'x': [int:1, {str:'y': "
+ "int:2}]}, str:'q': [int:1, {str:'y': int:2}]}, str:'c': [{str:'p': {str:'x': [int:1, {str:'y': "
+ "int:2}]}, str:'q': [int:1, {str:'y': int:2}]}, {str:'k': {str:'p': {str:'x': [int:1, {str:'y': "
+ "int:2}]}, str:'q': [int:1, {str:'y': int:2}]}}]}",
+ [('', 1),
+  ('a', 1),
+  ('a/x', 1),
+  ('a/x/1/y', 1),
+  ('b', 2),
+  ('b/p', 2),
+  ('b/p/x', 1),
+  ('b/p/x/1/y', 1),
+  ('b/q', 2),
+  ('b/q/1/y', 1),
+  ('c', 3),
+  ('c/0/p', 2),
+  ('c/0/p/x', 1),
+  ('c/0/p/x/1/y', 1),
+  ('c/0/q', 2),
+  ('c/0/q/1/y', 1),
+  ('c/1/k', 5),
+  ('c/1/k/p', 2),
+  ('c/1/k/p/x', 1),
+  ('c/1/k/p/x/1/y', 1),
+  ('c/1/k/q', 2),
+  ('c/1/k/q/1/y', 1)])
 
 
 @pytest.mark.parametrize("name, limit", list(EXPECTED), ids=[f"{n}-{l}" for n, l in EXPECTED])
@@ -401,33 +443,39 @@ SCALARS = PLAIN_SCALARS * 4 + ["!!int x", "!!binary aGk=", "2026-13-45", "!foo k
 
 @st.composite
 def flow_documents(draw: st.DrawFn) -> str:
-    """Flow-style documents spread over many lines, with anchors, aliases (some to
-    anchors not closed yet or never defined), duplicate and boolean keys and odd tags."""
-    anchors: list[str] = []
+    """Flow-style documents spread over many lines, with anchors and aliases (mostly to
+    closed anchors, some to one still open or never defined), duplicate and boolean keys
+    and odd tags."""
+    closed: list[str] = []
+    opened: list[str] = []
+
+    def alias() -> str:
+        return "*" + draw(st.sampled_from(closed * 8 + opened + ["nope"]))
 
     def node(depth: int) -> str:
-        kind = draw(st.sampled_from(["scalar", "alias", "seq", "map"] if depth < 4 else ["scalar", "alias"]))
-        if kind == "alias" and anchors:
-            return "*" + draw(st.sampled_from(anchors * 8 + ["nope"]))
-        anchor = ""
-        if draw(st.integers(0, 3)) == 0:
-            name = f"n{len(anchors)}"
-            anchor = f"&{name} "
-            anchors.append(name)
-        if kind in ("scalar", "alias"):
-            return anchor + draw(st.sampled_from(SCALARS))
+        kinds = ["scalar", "alias", "seq", "map", "map"] if depth < 4 else ["scalar", "alias"]
+        kind = draw(st.sampled_from(kinds if closed else kinds[:1] + kinds[2:]))
+        if kind == "alias":
+            return alias()
+        name = f"n{len(closed) + len(opened)}" if draw(st.booleans()) else None
+        if kind == "scalar":
+            closed.extend([name] if name else [])
+            return (f"&{name} " if name else "") + draw(st.sampled_from(SCALARS))
+        opened.extend([name] if name else [])
         items = []
         for _ in range(draw(st.integers(0, 3))):
             if kind == "seq":
                 items.append(node(depth + 1))
             else:
-                key = "*" + draw(st.sampled_from(anchors)) if anchors and draw(st.integers(0, 5)) == 0 else draw(
-                    st.sampled_from(KEYS))
+                key = alias() if closed and draw(st.integers(0, 5)) == 0 else draw(st.sampled_from(KEYS))
                 items.append(f"{key} : {node(depth + 1)}")
+        if name:
+            opened.remove(name)
+            closed.append(name)
         separator = draw(st.sampled_from([", ", ",\n  "]))
-        return anchor + ("[%s]" if kind == "seq" else "{%s}") % separator.join(items)
+        return (f"&{name} " if name else "") + ("[%s]" if kind == "seq" else "{%s}") % separator.join(items)
 
-    return "\n".join(f"k{i}: {node(1)}" for i in range(draw(st.integers(1, 4)))) + "\n"
+    return "\n".join(f"k{i}: {node(1)}" for i in range(draw(st.integers(1, 5)))) + "\n"
 
 
 def composed_outcome(text: str, limit: int) -> tuple[Any, ...]:
@@ -449,7 +497,7 @@ def composed_outcome(text: str, limit: int) -> tuple[Any, ...]:
 
 
 @settings(max_examples=400, deadline=None)
-@given(flow_documents(), st.integers(1, 60))
+@given(flow_documents(), st.integers(1, 60) | st.just(yamlnodes.MAX_NODES))
 def test_any_document_loads_as_by_composing_it(text: str, limit: int) -> None:
     got = outcome(text, limit)
     expected = composed_outcome(text, limit)
