@@ -19,7 +19,7 @@ into nodes instead and built by :class:`_Builder`, whose rules both builders sha
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,7 +183,12 @@ def _survey(events: Iterator[yaml.Event], file: str, max_nodes: int) -> _Survey:
     closed: dict[str, tuple[int, int]] = {}  # anchor -> (size, height)
     documents = 0
     for event in events:
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+        if isinstance(event, yaml.ScalarEvent):
+            survey.streamable &= _new_anchor(event.anchor, open_nodes, closed)
+            if event.anchor is not None:
+                closed[event.anchor] = (1, 0)
+            open_nodes[-1].add(1, 0)
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             if len(open_nodes) > MAX_DEPTH:
                 raise SpecError(f"the document nests deeper than {MAX_DEPTH} levels", file=file,
                                 line=event.start_mark.line + 1 if event.start_mark else None,
@@ -195,11 +200,6 @@ def _survey(events: Iterator[yaml.Event], file: str, max_nodes: int) -> _Survey:
             if node.anchor is not None:
                 closed[node.anchor] = (node.size, node.height)
             open_nodes[-1].add(node.size, node.height)
-        elif isinstance(event, yaml.ScalarEvent):
-            survey.streamable &= _new_anchor(event.anchor, open_nodes, closed)
-            if event.anchor is not None:
-                closed[event.anchor] = (1, 0)
-            open_nodes[-1].add(1, 0)
         elif isinstance(event, yaml.AliasEvent):
             survey.aliased = True
             size, height = closed.get(_alias_name(event), (max_nodes + 1, MAX_DEPTH + 1))
@@ -409,13 +409,11 @@ class _Builder(_Rules):
 @dataclass
 class _Anchored:
     """A value built under an anchor, to give again at each alias: the line of its node
-    (where an alias used as a key is said to be), its tag and, for a scalar, its text (an
-    alias key is checked as the node it names), and the lines of the keys below it,
-    relative to it."""
+    (where an alias used as a key is said to be), for a scalar its text (an alias key is
+    checked as the node it names), and the lines of the keys below it, relative to it."""
 
     value: Any
     line: int
-    tag: str
     text: str | None = None
     lines: list[tuple[Path, int]] = field(default_factory=list)
 
@@ -428,6 +426,7 @@ class _EventBuilder(_Rules):
     def __init__(self, doc: Document, max_nodes: int, loader: Any) -> None:
         super().__init__(doc, max_nodes)
         self.loader = loader
+        self._next: Callable[[], Any] = loader.get_event
         self.anchors: dict[str, _Anchored] = {}
         self.recording: list[tuple[int, list[tuple[Path, int]]]] = []  # anchored collections being built
 
@@ -440,9 +439,6 @@ class _EventBuilder(_Rules):
         root = self._next()
         self.doc.lines[()] = root.start_mark.line + 1  # errors about the whole document name its first line
         self.doc.value = self._node(root, (), 0)
-
-    def _next(self) -> Any:
-        return self.loader.get_event()
 
     def _tag(self, event: Any) -> str:
         tag: str | None = event.tag
@@ -457,7 +453,9 @@ class _EventBuilder(_Rules):
     def _node(self, event: Any, path: Path, depth: int) -> Any:
         if isinstance(event, yaml.AliasEvent):
             return self._alias(self.anchors[_alias_name(event)], path)
-        tag = self._tag(event)
+        return self._tagged_node(event, self._tag(event), path, depth)
+
+    def _tagged_node(self, event: Any, tag: str, path: Path, depth: int) -> Any:
         line = event.start_mark.line + 1
         self._enter(tag, line, path, depth)
         if isinstance(event, yaml.ScalarEvent):
@@ -465,11 +463,11 @@ class _EventBuilder(_Rules):
             end: Any = event.end_mark
             value = self._scalar(yaml.ScalarNode(tag, event.value, start, end, event.style), path)
             if event.anchor is not None:
-                self.anchors[event.anchor] = _Anchored(value, line, tag, event.value)
+                self.anchors[event.anchor] = _Anchored(value, line, event.value)
             return value
         if event.anchor is None:
             return self._collection(event, path, depth)
-        anchored = _Anchored(None, line, tag)
+        anchored = _Anchored(None, line)
         self.recording.append((len(path), anchored.lines))
         anchored.value = self._collection(event, path, depth)
         self.recording.pop()
@@ -493,12 +491,13 @@ class _EventBuilder(_Rules):
         while not isinstance(key_event, yaml.MappingEndEvent):
             if isinstance(key_event, yaml.AliasEvent):
                 anchored = self.anchors[_alias_name(key_event)]
-                line, tag, text = anchored.line, anchored.tag, anchored.text
+                line, text = anchored.line, anchored.text  # a merge key was refused where it was anchored
+                key = self._alias(anchored, path)
             else:
-                line, tag, text = key_event.start_mark.line + 1, self._tag(key_event), key_event.value if isinstance(
-                    key_event, yaml.ScalarEvent) else None
-            self._refuse_merge_key(tag, line, path)
-            key = self._node(key_event, path, depth + 1)
+                line, tag = key_event.start_mark.line + 1, self._tag(key_event)
+                text = key_event.value if isinstance(key_event, yaml.ScalarEvent) else None
+                self._refuse_merge_key(tag, line, path)
+                key = self._tagged_node(key_event, tag, path, depth + 1)
             name = self._key_name(key, text, line, path, names)
             self._set_line(path + (name,), line)
             result[key] = self._node(self._next(), path + (name,), depth + 1)
