@@ -183,11 +183,13 @@ def _survey(events: Iterator[yaml.Event], file: str, max_nodes: int) -> _Survey:
     closed: dict[str, tuple[int, int]] = {}  # anchor -> (size, height)
     documents = 0
     for event in events:
-        if isinstance(event, yaml.ScalarEvent):
-            survey.streamable &= _new_anchor(event.anchor, open_nodes, closed)
+        if isinstance(event, yaml.ScalarEvent):  # most events: kept short
             if event.anchor is not None:
+                survey.streamable &= _new_anchor(event.anchor, open_nodes, closed)
                 closed[event.anchor] = (1, 0)
-            open_nodes[-1].add(1, 0)
+            parent = open_nodes[-1]
+            parent.size += 1
+            parent.height = parent.height or 1
         elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             if len(open_nodes) > MAX_DEPTH:
                 raise SpecError(f"the document nests deeper than {MAX_DEPTH} levels", file=file,
@@ -357,7 +359,7 @@ class _Rules:
         return name
 
     def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
-        if node.tag == _STR:  # what SafeConstructor makes of it, without its bookkeeping
+        if node.tag == _STR:  # what SafeConstructor makes of it (most scalars), without its bookkeeping
             return node.value
         try:
             return self.constructor.construct_object(node, deep=True)
@@ -459,9 +461,7 @@ class _EventBuilder(_Rules):
         line = event.start_mark.line + 1
         self._enter(tag, line, path, depth)
         if isinstance(event, yaml.ScalarEvent):
-            start: Any = event.start_mark  # libyaml's marks, shaped as PyYAML's
-            end: Any = event.end_mark
-            value = self._scalar(yaml.ScalarNode(tag, event.value, start, end, event.style), path)
+            value = event.value if tag == _STR else self._scalar(_scalar_node(event, tag), path)
             if event.anchor is not None:
                 self.anchors[event.anchor] = _Anchored(value, line, event.value)
             return value
@@ -516,6 +516,13 @@ class _EventBuilder(_Rules):
         for below, line in anchored.lines:
             self._set_line(path + below, line)
         return _copy(anchored.value)
+
+
+def _scalar_node(event: Any, tag: str) -> yaml.ScalarNode:
+    """The node the composer would have made of a scalar event, for the constructor."""
+    start: Any = event.start_mark  # libyaml's marks, shaped as PyYAML's
+    end: Any = event.end_mark
+    return yaml.ScalarNode(tag, event.value, start, end, event.style)
 
 
 def _copy(value: Any) -> Any:
