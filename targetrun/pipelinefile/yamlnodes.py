@@ -3,11 +3,11 @@
 PyYAML's parser (C version when available) gives events with marks; we build the
 values straight from them, never holding the whole node tree (about 2 KB a task: 100,000
 tasks took 210 MB more than their values), so that we can (a) remember the line of every
-key for error messages, (b) refuse duplicate keys, non-standard tags and Python object tags, (c) bound the
-work an alias-heavy document (the "billion laughs" shape) can cause, and (d) refuse a
-mapping key that YAML 1.1 reads as a boolean or null (``yes:``, ``on:``, ``true:``, ``~:``),
-which would silently become a task named ``True`` or collide with ``"True":``.
-The same loader reads ``-p`` values and ``--params-file`` (:func:`load_value`).
+key for error messages, (b) refuse duplicate keys, non-standard tags and Python object
+tags, (c) bound the work an alias-heavy document (the "billion laughs" shape) can cause,
+and (d) refuse a mapping key that YAML 1.1 reads as a boolean or null (``yes:``,
+``on:``, ``true:``, ``~:``), which would silently become a task named ``True`` or collide
+with ``"True":``. The same loader reads ``-p`` values and ``--params-file`` (:func:`load_value`).
 
 A first pass over the events (:func:`_survey`) checks the depth and sizes every alias; a
 document whose aliases the events alone cannot settle (an alias to an anchor not closed
