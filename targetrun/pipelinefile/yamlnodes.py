@@ -1,18 +1,25 @@
 """YAML text -> plain Python values plus the line of every key, loaded safely.
 
-PyYAML's composer (C version when available) gives nodes with marks; we build the
-values ourselves so that we can (a) remember the line of every key for error messages,
-(b) refuse duplicate keys, non-standard tags and Python object tags, (c) bound the
-work an alias-heavy document (the "billion laughs" shape) can cause, and (d) refuse a
-mapping key that YAML 1.1 reads as a boolean or null (``yes:``, ``on:``, ``true:``, ``~:``),
-which would silently become a task named ``True`` or collide with ``"True":``.
-The same loader reads ``-p`` values and ``--params-file`` (:func:`load_value`).
+PyYAML's parser (C version when available) gives events with marks; we build the
+values straight from them, never holding the whole node tree (about 2 KB a task: 100,000
+tasks took 210 MB more than their values), so that we can (a) remember the line of every
+key for error messages, (b) refuse duplicate keys, non-standard tags and Python object
+tags, (c) bound the work an alias-heavy document (the "billion laughs" shape) can cause,
+and (d) refuse a mapping key that YAML 1.1 reads as a boolean or null (``yes:``,
+``on:``, ``true:``, ``~:``), which would silently become a task named ``True`` or collide
+with ``"True":``. The same loader reads ``-p`` values and ``--params-file`` (:func:`load_value`).
+
+A first pass over the events (:func:`_survey`) checks the depth and sizes every alias; a
+document whose aliases the events alone cannot settle (an alias to an anchor not closed
+yet, one that expands past the limits, a repeated anchor, a second document) is composed
+into nodes instead and built by :class:`_Builder`, whose rules both builders share
+(:class:`_Rules`), so every document gets the same values, lines and errors either way.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +70,9 @@ def load_value(text: str, source: str, *, max_nodes: int = MAX_VALUE_NODES) -> A
 
 def load_document(text: str, file: str, *, max_nodes: int = MAX_NODES) -> Document:
     try:
-        aliased = _check_depth(text, file)
+        survey = _survey_text(text, file, max_nodes)
+        if survey.streamable:
+            return _build_from_events(text, file, max_nodes)
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -83,6 +92,20 @@ def load_document(text: str, file: str, *, max_nodes: int = MAX_NODES) -> Docume
         raise YamlSyntaxError(f"this is not valid YAML: {exc}", file=file) from None
     except RecursionError:
         raise SpecError("the YAML nests too deeply", file=file) from None
+    return _build_from_nodes(node, survey.aliased, file, max_nodes)
+
+
+def _build_from_events(text: str, file: str, max_nodes: int) -> Document:
+    doc = Document(file, None)
+    loader = _Loader(text)
+    try:
+        _EventBuilder(doc, max_nodes, loader).document()
+    finally:
+        loader.dispose()
+    return doc
+
+
+def _build_from_nodes(node: yaml.Node | None, aliased: bool, file: str, max_nodes: int) -> Document:
     doc = Document(file, None)
     if node is None:
         return doc
@@ -94,8 +117,8 @@ def load_document(text: str, file: str, *, max_nodes: int = MAX_NODES) -> Docume
     return doc
 
 
-def _check_depth(text: str, file: str) -> bool:
-    """Refuse deep nesting before composing: libyaml's composer recurses (100,000 nested
+def _survey_text(text: str, file: str, max_nodes: int = MAX_NODES) -> _Survey:
+    """Refuse deep nesting before building: libyaml's composer recurses (100,000 nested
     brackets crash the process), while its event parser is a loop with a stack.
 
     The limit is targetrun's own and must not depend on the YAML library's: libyaml 0.2.5
@@ -103,35 +126,102 @@ def _check_depth(text: str, file: str) -> bool:
     count, so a 100,000-level file fails there before we see level 65. When the fast parser
     fails, the pure-Python parser (a loop with a stack and no limit of its own) recounts up
     to the failure: if the document is already too deep there, that is the error to report;
-    otherwise the library's own syntax error stands. Returns whether the text uses an alias."""
+    otherwise the library's own syntax error stands. Returns what the events tell about the
+    document's aliases (:func:`_survey`)."""
     try:
-        return _count_depth(yaml.parse(text, Loader=_Loader), file)
+        return _survey(_parse(text, _Loader), file, max_nodes)
     except SpecError:
         raise
     except yaml.YAMLError:
         if _Loader is not yaml.SafeLoader:
             try:
-                _count_depth(yaml.parse(text, Loader=yaml.SafeLoader), file)
+                _survey(_parse(text, yaml.SafeLoader), file, max_nodes)
             except yaml.YAMLError:
                 pass
         raise
 
 
-def _count_depth(events: Iterator[yaml.Event], file: str) -> bool:
-    depth = 0
-    aliased = False
+def _parse(text: str, loader_class: type) -> Iterator[yaml.Event]:
+    loader = loader_class(text)
+    try:
+        while loader.check_event():
+            yield loader.get_event()
+    finally:
+        loader.dispose()
+
+
+@dataclass
+class _Survey:
+    """What one pass over the events tells: whether the document uses an alias, and
+    whether :class:`_EventBuilder` can build it. It cannot when settling an alias needs the
+    node tree: an alias to an anchor not closed yet (``&a [*a]``, refused for its depth
+    where the builder reaches it) or never defined, an anchor named twice, a second document
+    (the composer's errors), or aliases that expand the document past ``max_nodes`` values
+    or :data:`MAX_DEPTH` levels (refused at the very value where building would cross)."""
+
+    aliased: bool = False
+    streamable: bool = True
+
+
+@dataclass
+class _Sized:
+    """A node being surveyed: the values building it makes (counted like the builders,
+    keys too) and how many levels sit below it."""
+
+    anchor: str | None
+    size: int = 1
+    height: int = 0
+
+    def add(self, size: int, height: int) -> None:
+        self.size += size
+        self.height = max(self.height, height + 1)
+
+
+def _survey(events: Iterator[yaml.Event], file: str, max_nodes: int) -> _Survey:
+    survey = _Survey()
+    open_nodes = [_Sized(None, size=0)]  # the stream itself, then each collection open here
+    closed: dict[str, tuple[int, int]] = {}  # anchor -> (size, height)
+    documents = 0
     for event in events:
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
+        if isinstance(event, yaml.ScalarEvent):  # most events: kept short
+            if event.anchor is not None:
+                survey.streamable &= _new_anchor(event.anchor, open_nodes, closed)
+                closed[event.anchor] = (1, 0)
+            parent = open_nodes[-1]
+            parent.size += 1
+            parent.height = parent.height or 1
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if len(open_nodes) > MAX_DEPTH:
                 raise SpecError(f"the document nests deeper than {MAX_DEPTH} levels", file=file,
                                 line=event.start_mark.line + 1 if event.start_mark else None,
                                 hint="A Pipelinefile needs only a few levels.")
+            survey.streamable &= _new_anchor(event.anchor, open_nodes, closed)
+            open_nodes.append(_Sized(event.anchor))
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
+            node = open_nodes.pop()
+            if node.anchor is not None:
+                closed[node.anchor] = (node.size, node.height)
+            open_nodes[-1].add(node.size, node.height)
         elif isinstance(event, yaml.AliasEvent):
-            aliased = True
-    return aliased
+            survey.aliased = True
+            size, height = closed.get(_alias_name(event), (max_nodes + 1, MAX_DEPTH + 1))
+            survey.streamable &= _alias_name(event) in closed and len(open_nodes) - 1 + height <= MAX_DEPTH
+            open_nodes[-1].add(size, height)
+        elif isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            survey.streamable &= documents == 1
+    survey.streamable &= not survey.aliased or open_nodes[0].size <= max_nodes
+    return survey
+
+
+def _alias_name(event: yaml.AliasEvent) -> str:
+    assert event.anchor is not None  # the parser gives every alias its name
+    return event.anchor
+
+
+def _new_anchor(anchor: str | None, open_nodes: list[_Sized], closed: dict[str, tuple[int, int]]) -> bool:
+    """Whether ``anchor`` names no other node (the composer refuses a second one)."""
+    return anchor is None or (anchor not in closed and all(node.anchor != anchor for node in open_nodes))
 
 
 class _TooDeep(Exception):
@@ -193,91 +283,84 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-class _Builder:
+class _Rules:
+    """What both builders check and make, node by node and key by key: the count of values
+    (keys too), the depth, the tags, the keys, the scalars."""
+
     def __init__(self, doc: Document, max_nodes: int = MAX_NODES) -> None:
         self.doc = doc
         self.max_nodes = max_nodes
         self.count = 0
         self.constructor = yaml.constructor.SafeConstructor()
 
-    def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
+    def _enter(self, tag: str, line: int, path: Path, depth: int) -> None:
         self.count += 1
         if self.count > self.max_nodes:
             raise SpecError(
                 f"the document expands to more than {self.max_nodes:,} values (are YAML aliases multiplying it?)",
                 file=self.doc.file,
-                line=node.start_mark.line + 1,
+                line=line,
                 hint="Pipelinefiles must not use aliases to build huge documents.",
             )
         if depth > MAX_DEPTH:
             raise SpecError(
                 f"the document nests deeper than {MAX_DEPTH} levels",
                 file=self.doc.file,
-                line=node.start_mark.line + 1,
+                line=line,
             )
-        if node.tag not in _STANDARD_TAGS:
+        if tag not in _STANDARD_TAGS:
             raise SpecError(
-                f"the YAML tag {node.tag!r} is not allowed",
+                f"the YAML tag {tag!r} is not allowed",
                 file=self.doc.file,
-                line=node.start_mark.line + 1,
+                line=line,
                 key=".".join(path) or None,
                 hint="Pipelinefiles are loaded safely: use plain strings, numbers, lists and mappings.",
             )
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, depth)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(child, path + (str(i),), depth + 1) for i, child in enumerate(node.value)]
-        return self._scalar(node, path)
 
-    def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[Any, Any]:
-        result: dict[Any, Any] = {}
-        names: set[str] = set()
-        for key_node, value_node in self._pairs(node, path):
-            key = self.build(key_node, path, depth + 1)
-            if isinstance(key, (list, dict)):
-                raise SpecError(
-                    "a mapping key must be a plain name, not a list or mapping",
-                    file=self.doc.file,
-                    line=key_node.start_mark.line + 1,
-                )
-            name = str(key)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, bool) or key is None:
-                raise SpecError(
-                    f"the key {key_node.value!r} is read by YAML as {'the boolean ' + str(key).lower() if key is not None else 'null'}, "
-                    "not as a name",
-                    file=self.doc.file,
-                    line=line,
-                    key=".".join(path + (str(key_node.value),)) or None,
-                    hint=f'Quote it to use it as a name: "{key_node.value}":',
-                )
-            if name in names:  # 1: and "1": would be one task, one parameter
-                first = self.doc.lines.get(path + (name,))
-                raise SpecError(
-                    f"the key {name!r} appears twice (first at line {first})",
-                    file=self.doc.file,
-                    line=line,
-                    key=".".join(path + (name,)),
-                    hint="Remove or rename one of them.",
-                )
-            names.add(name)
-            self.doc.lines[path + (name,)] = line
-            result[key] = self.build(value_node, path + (name,), depth + 1)
-        return result
+    def _refuse_merge_key(self, tag: str, line: int, path: Path) -> None:
+        if tag == "tag:yaml.org,2002:merge":
+            raise SpecError(
+                "YAML merge keys (<<) are not supported",
+                file=self.doc.file,
+                line=line,
+                key=".".join(path) or None,
+                hint="Use `defaults:` for values every task shares.",
+            )
 
-    def _pairs(self, node: yaml.MappingNode, path: Path) -> Iterator[tuple[yaml.Node, yaml.Node]]:
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise SpecError(
-                    "YAML merge keys (<<) are not supported",
-                    file=self.doc.file,
-                    line=key_node.start_mark.line + 1,
-                    key=".".join(path) or None,
-                    hint="Use `defaults:` for values every task shares.",
-                )
-            yield key_node, value_node
+    def _key_name(self, key: Any, text: Any, line: int, path: Path, names: set[str]) -> str:
+        """The name under which ``key`` (written ``text``) is kept, once it is known to be
+        a plain name that no earlier key of the mapping has."""
+        if isinstance(key, (list, dict)):
+            raise SpecError(
+                "a mapping key must be a plain name, not a list or mapping",
+                file=self.doc.file,
+                line=line,
+            )
+        name = str(key)
+        if isinstance(key, bool) or key is None:
+            raise SpecError(
+                f"the key {text!r} is read by YAML as {'the boolean ' + str(key).lower() if key is not None else 'null'}, "
+                "not as a name",
+                file=self.doc.file,
+                line=line,
+                key=".".join(path + (str(text),)) or None,
+                hint=f'Quote it to use it as a name: "{text}":',
+            )
+        if name in names:  # 1: and "1": would be one task, one parameter
+            first = self.doc.lines.get(path + (name,))
+            raise SpecError(
+                f"the key {name!r} appears twice (first at line {first})",
+                file=self.doc.file,
+                line=line,
+                key=".".join(path + (name,)),
+                hint="Remove or rename one of them.",
+            )
+        names.add(name)
+        return name
 
-    def _scalar(self, node: yaml.Node, path: Path) -> Any:
+    def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
+        if node.tag == _STR:  # what SafeConstructor makes of it (most scalars), without its bookkeeping
+            return node.value
         try:
             return self.constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
@@ -292,3 +375,159 @@ class _Builder:
                 line=node.start_mark.line + 1,
                 key=".".join(path) or None,
             ) from None
+        finally:  # the constructor remembers every node it made; each of ours is made once
+            self.constructor.constructed_objects.pop(node, None)
+
+
+_STR = "tag:yaml.org,2002:str"
+
+
+class _Builder(_Rules):
+    """Builds the values of a composed node tree (the way for documents :func:`_survey`
+    finds the events cannot settle)."""
+
+    def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
+        self._enter(node.tag, node.start_mark.line + 1, path, depth)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, path + (str(i),), depth + 1) for i, child in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
+        return self._scalar(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        names: set[str] = set()
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            self._refuse_merge_key(key_node.tag, line, path)
+            key = self.build(key_node, path, depth + 1)
+            name = self._key_name(key, key_node.value, line, path, names)
+            self.doc.lines[path + (name,)] = line
+            result[key] = self.build(value_node, path + (name,), depth + 1)
+        return result
+
+
+@dataclass
+class _Anchored:
+    """A value built under an anchor, to give again at each alias: the line of its node
+    (where an alias used as a key is said to be), for a scalar its text (an alias key is
+    checked as the node it names), and the lines of the keys below it, relative to it."""
+
+    value: Any
+    line: int
+    text: str | None = None
+    lines: list[tuple[Path, int]] = field(default_factory=list)
+
+
+class _EventBuilder(_Rules):
+    """Builds the values straight from the parser's events, in the order :class:`_Builder`
+    walks the nodes. Only for documents :func:`_survey` found streamable: every alias names
+    a closed anchor, and no alias makes the document too big or too deep."""
+
+    def __init__(self, doc: Document, max_nodes: int, loader: Any) -> None:
+        super().__init__(doc, max_nodes)
+        self.loader = loader
+        self._next: Callable[[], Any] = loader.get_event
+        self.anchors: dict[str, _Anchored] = {}
+        self.recording: list[tuple[int, list[tuple[Path, int]]]] = []  # anchored collections being built
+
+    def document(self) -> None:
+        event = self._next()
+        while not isinstance(event, (yaml.DocumentStartEvent, yaml.StreamEndEvent)):
+            event = self._next()
+        if isinstance(event, yaml.StreamEndEvent):
+            return
+        root = self._next()
+        self.doc.lines[()] = root.start_mark.line + 1  # errors about the whole document name its first line
+        self.doc.value = self._node(root, (), 0)
+
+    def _tag(self, event: Any) -> str:
+        tag: str | None = event.tag
+        if tag is None or tag == "!":  # as the composer resolves it
+            kind = (yaml.ScalarNode if isinstance(event, yaml.ScalarEvent)
+                    else yaml.MappingNode if isinstance(event, yaml.MappingStartEvent) else yaml.SequenceNode)
+            value = event.value if isinstance(event, yaml.ScalarEvent) else None
+            tag = self.loader.resolve(kind, value, event.implicit)
+        assert tag is not None
+        return tag
+
+    def _node(self, event: Any, path: Path, depth: int) -> Any:
+        if isinstance(event, yaml.AliasEvent):
+            return self._alias(self.anchors[_alias_name(event)], path)
+        return self._tagged_node(event, self._tag(event), path, depth)
+
+    def _tagged_node(self, event: Any, tag: str, path: Path, depth: int) -> Any:
+        line = event.start_mark.line + 1
+        self._enter(tag, line, path, depth)
+        if isinstance(event, yaml.ScalarEvent):
+            value = event.value if tag == _STR else self._scalar(_scalar_node(event, tag), path)
+            if event.anchor is not None:
+                self.anchors[event.anchor] = _Anchored(value, line, event.value)
+            return value
+        if event.anchor is None:
+            return self._collection(event, path, depth)
+        anchored = _Anchored(None, line)
+        self.recording.append((len(path), anchored.lines))
+        anchored.value = self._collection(event, path, depth)
+        self.recording.pop()
+        self.anchors[event.anchor] = anchored
+        return anchored.value
+
+    def _collection(self, event: Any, path: Path, depth: int) -> Any:
+        if isinstance(event, yaml.MappingStartEvent):
+            return self._mapping(path, depth)
+        items: list[Any] = []
+        child = self._next()
+        while not isinstance(child, yaml.SequenceEndEvent):
+            items.append(self._node(child, path + (str(len(items)),), depth + 1))
+            child = self._next()
+        return items
+
+    def _mapping(self, path: Path, depth: int) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        names: set[str] = set()
+        key_event = self._next()
+        while not isinstance(key_event, yaml.MappingEndEvent):
+            if isinstance(key_event, yaml.AliasEvent):
+                anchored = self.anchors[_alias_name(key_event)]
+                line, text = anchored.line, anchored.text  # a merge key was refused where it was anchored
+                key = self._alias(anchored, path)
+            else:
+                line, tag = key_event.start_mark.line + 1, self._tag(key_event)
+                text = key_event.value if isinstance(key_event, yaml.ScalarEvent) else None
+                self._refuse_merge_key(tag, line, path)
+                key = self._tagged_node(key_event, tag, path, depth + 1)
+            name = self._key_name(key, text, line, path, names)
+            self._set_line(path + (name,), line)
+            result[key] = self._node(self._next(), path + (name,), depth + 1)
+            key_event = self._next()
+        return result
+
+    def _set_line(self, path: Path, line: int) -> None:
+        self.doc.lines[path] = line
+        for start, lines in self.recording:
+            lines.append((path[start:], line))
+
+    def _alias(self, anchored: _Anchored, path: Path) -> Any:
+        """A copy of the anchored value, as :class:`_Builder` builds one at each alias. It
+        is not counted: the survey found that the whole document, aliases expanded, fits
+        under the limits, so no count can cross them."""
+        for below, line in anchored.lines:
+            self._set_line(path + below, line)
+        return _copy(anchored.value)
+
+
+def _scalar_node(event: Any, tag: str) -> yaml.ScalarNode:
+    """The node the composer would have made of a scalar event, for the constructor."""
+    start: Any = event.start_mark  # libyaml's marks, shaped as PyYAML's
+    end: Any = event.end_mark
+    return yaml.ScalarNode(tag, event.value, start, end, event.style)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value  # scalars (str, int, float, bool, None, dates) do not change
