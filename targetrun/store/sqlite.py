@@ -670,10 +670,14 @@ def _run_record(r: Sequence[Any]) -> RunRecord:
                      None if r[8] is None else finite(r[8]))
 
 
+# One encoder for every record this store writes: json.dumps with these separators builds
+# a new JSONEncoder on each call, and a task's records are encoded twice a task.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def dump_entry(entry: CacheEntry) -> str:
-    return json.dumps({"key": entry.key, "variant": entry.variant, "pipeline": entry.pipeline, "task": entry.task,
-                       "expires": entry.expires, "checkpoint": json.loads(dump_checkpoint(entry.checkpoint))},
-                      separators=(",", ":"))
+    return _ENCODE({"key": entry.key, "variant": entry.variant, "pipeline": entry.pipeline, "task": entry.task,
+                    "expires": entry.expires, "checkpoint": json.loads(dump_checkpoint(entry.checkpoint))})
 
 
 def load_entry(text: str) -> CacheEntry:
@@ -686,7 +690,7 @@ def load_entry(text: str) -> CacheEntry:
 
 
 def dump_checkpoint(checkpoint: Checkpoint) -> str:
-    return json.dumps({
+    return _ENCODE({
         "task": checkpoint.task, "location": checkpoint.location, "serializer": checkpoint.serializer,
         "size": checkpoint.size, "hash": checkpoint.content_hash, "run_id": checkpoint.run_id,
         "written_at": checkpoint.written_at, "duration": checkpoint.duration, "inputs": dict(checkpoint.inputs),
@@ -696,7 +700,7 @@ def dump_checkpoint(checkpoint: Checkpoint) -> str:
         **({"code": dict(sorted(checkpoint.code.items()))} if checkpoint.code is not None else {}),
         **({"deps": dict(checkpoint.deps)} if checkpoint.deps is not None else {}),
         **({"dep_stats": dict(checkpoint.dep_stats)} if checkpoint.dep_stats else {}),
-    }, separators=(",", ":"))
+    })
 
 
 def _entry(row: tuple[Any, ...]) -> CacheEntry:
