@@ -122,8 +122,12 @@ def fields(template: str) -> list[tuple[str, tuple[str, ...], str]]:
 
     >>> fields("raw/{params.city}/{date:%Y}.json")
     [('params', ('city',), ''), ('date', (), '%Y')]
-    >>> fields("{{literal}}")
-    []
+    >>> fields("{{literal}}"), fields("out/a.txt")
+    ([], [])
+    >>> fields("a}b")
+    Traceback (most recent call last):
+    ...
+    ValueError: Single '}' encountered in format string
     """
     if "{" not in template and "}" not in template:  # a plain path or command: nothing to parse
         return []
