@@ -319,9 +319,10 @@ class SqliteStore(StateStore):
 
     def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
         self._check_still_there()
-        with self._transaction() as db:
-            db.execute("UPDATE pending SET record = ?, entry = ? WHERE staging = ?",
-                       (dump_checkpoint(checkpoint), dump_entry(entry) if entry else None, staging))
+        # One statement, committed on its own when nothing is kept (the usual case: each
+        # finished task prepares its record alone), without a BEGIN and a COMMIT around it.
+        self._write("UPDATE pending SET record = ?, entry = ? WHERE staging = ?",
+                    (dump_checkpoint(checkpoint), dump_entry(entry) if entry else None, staging))
 
     def pending_writes(self, location: str | None = None) -> list[PendingWrite]:
         where, args = ("WHERE location = ?", (location,)) if location is not None else ("", ())
