@@ -51,6 +51,7 @@ import re
 import signal
 import stat
 import subprocess
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -112,6 +113,8 @@ def parse(command: str) -> Simple | None:
         if end == word.end() and end < len(command):  # a word runs into something else
             return None
         words.append(_unquote(word.group()))
+        if len(words) == 1 and words[0] in SHELL_WORDS:  # ``echo ... > {output}``: the shell's, whatever follows
+            return None
         pos = end
     if not words or not _program_ok(command.lstrip(" \t"), words[0]):
         return None
@@ -424,5 +427,19 @@ def _popen(argv: list[str], program: str | None, cwd: str, stdout: int | IO[Any]
            env: dict[bytes, bytes] | None) -> subprocess.Popen[bytes]:
     # Its own process group, so that stopping it stops everything it started. (env None:
     # the program inherits this process's environment.)
-    return _Process(argv, executable=program, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
+    return _Process(argv, executable=program, cwd=cwd, env=env, stdin=_null_input(), stdout=stdout,
                     stderr=stderr, start_new_session=True)
+
+
+def _null_input() -> int:
+    """``/dev/null``, opened once for every command's stdin (not inherited by anything
+    else: close-on-exec): ``stdin=subprocess.DEVNULL`` opens and closes it for each command."""
+    global _NULL
+    with _NULL_GUARD:  # commands start in several threads: one descriptor for them all
+        if _NULL is None:
+            _NULL = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)  # as subprocess.DEVNULL opens it
+        return _NULL
+
+
+_NULL: int | None = None
+_NULL_GUARD = threading.Lock()

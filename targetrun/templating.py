@@ -30,6 +30,7 @@ Pure: no I/O, standard library only.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -121,16 +122,30 @@ def fields(template: str) -> list[tuple[str, tuple[str, ...], str]]:
 
     >>> fields("raw/{params.city}/{date:%Y}.json")
     [('params', ('city',), ''), ('date', (), '%Y')]
-    >>> fields("{{literal}}")
-    []
+    >>> fields("{{literal}}"), fields("out/a.txt")
+    ([], [])
+    >>> fields("a}b")
+    Traceback (most recent call last):
+    ...
+    ValueError: Single '}' encountered in format string
     """
+    if "{" not in template and "}" not in template:  # a plain path or command: nothing to parse
+        return []
+    return list(_parsed_fields(template))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_fields(template: str) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+    """:func:`fields`, parsed once per template text: the tasks of a pipeline share a few
+    (every task of a fan-out runs the same command), and a run asks for each task's twice
+    (what it is made with, and whether its command writes ``{output}``)."""
     found: list[tuple[str, tuple[str, ...], str]] = []
     for _, name, spec, conversion in _FORMATTER.parse(template):
         if name is None:
             continue
         first, steps = _plain_field(name, spec, conversion)
         found.append((first, tuple(str(key) for _, key in steps), spec or ""))
-    return found
+    return tuple(found)
 
 
 def _plain_field(name: str, spec: str | None, conversion: str | None) -> tuple[str, tuple[Step, ...]]:

@@ -44,6 +44,9 @@ COMMANDS = [
     ("cat a.txt > nodir/out", False),  # 2, "cannot create"
     ("cat a.txt > adir", False),
     ("echo hi > out", False),  # builtins stay the shell's
+    ("'echo' hi > out", False),
+    ("./bin/stdin-probe > out", True),
+    ("./bin/stdin-probe", True),
     ("printf x > out", False),
     ("true", False),
     ("[ -f a.txt ]", False),
@@ -70,6 +73,9 @@ def folder(tmp_path: Path) -> Path:
     _script(tmp_path / "bin" / "tool", 'for a in "$@"; do echo "[$a]"; done; echo "to stderr" >&2; exit 3')
     _script(tmp_path / "my tool", 'echo "tool $1"')
     _script(tmp_path / "bin" / "selfkill", 'echo before; kill -s "$1" $$; echo after')
+    # what a command's stdin is: /dev/null, at its end, and open for writing too (as subprocess.DEVNULL opens it)
+    _script(tmp_path / "bin" / "stdin-probe",
+            'readlink /proc/self/fd/0; if read x; then echo "read $x"; else echo end; fi; echo w >&0 && echo writable')
     (tmp_path / "noexec.sh").write_text("#!/bin/sh\necho no\n")
     (tmp_path / "noshebang").write_text("echo from a script without a first line\nexit 4\n")
     (tmp_path / "noshebang").chmod(0o755)
@@ -127,6 +133,14 @@ def test_the_simple_ones_really_skip_the_shell(folder: Path) -> None:
     started = direct.start("bin/parent; true", str(folder), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, _ = started.process.communicate(timeout=30)
     assert not started.direct and out.strip() in (b"sh", b"dash")
+
+
+def test_every_command_reads_dev_null_open_for_writing_too(folder: Path) -> None:
+    """A command's stdin is ``/dev/null``, at its end and writable, as ``subprocess.DEVNULL``
+    gave it -- the second command too (the one descriptor behind it stays open)."""
+    for shell in (False, True, False):
+        _, (code, out, _, written) = _started(folder, "./bin/stdin-probe > out", shell=shell)
+        assert (code, out, written) == (0, b"", b"/dev/null\nend\nwritable\n")
 
 
 def test_rendered_paths_with_spaces_and_quotes(folder: Path) -> None:

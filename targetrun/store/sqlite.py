@@ -320,9 +320,10 @@ class SqliteStore(StateStore):
 
     def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
         self._check_still_there()
-        with self._transaction() as db:
-            db.execute("UPDATE pending SET record = ?, entry = ? WHERE staging = ?",
-                       (dump_checkpoint(checkpoint), dump_entry(entry) if entry else None, staging))
+        # One statement, committed on its own when nothing is kept (the usual case: each
+        # finished task prepares its record alone), without a BEGIN and a COMMIT around it.
+        self._write("UPDATE pending SET record = ?, entry = ? WHERE staging = ?",
+                    (dump_checkpoint(checkpoint), dump_entry(entry) if entry else None, staging))
 
     def pending_writes(self, location: str | None = None) -> list[PendingWrite]:
         where, args = ("WHERE location = ?", (location,)) if location is not None else ("", ())
@@ -674,10 +675,14 @@ def _run_record(r: Sequence[Any]) -> RunRecord:
                      None if r[8] is None else finite(r[8]))
 
 
+# One encoder for every record this store writes: json.dumps with these separators builds
+# a new JSONEncoder on each call, and a task's records are encoded twice a task.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def dump_entry(entry: CacheEntry) -> str:
-    return json.dumps({"key": entry.key, "variant": entry.variant, "pipeline": entry.pipeline, "task": entry.task,
-                       "expires": entry.expires, "checkpoint": json.loads(dump_checkpoint(entry.checkpoint))},
-                      separators=(",", ":"))
+    return _ENCODE({"key": entry.key, "variant": entry.variant, "pipeline": entry.pipeline, "task": entry.task,
+                    "expires": entry.expires, "checkpoint": json.loads(dump_checkpoint(entry.checkpoint))})
 
 
 def load_entry(text: str) -> CacheEntry:
@@ -690,7 +695,7 @@ def load_entry(text: str) -> CacheEntry:
 
 
 def dump_checkpoint(checkpoint: Checkpoint) -> str:
-    return json.dumps({
+    return _ENCODE({
         "task": checkpoint.task, "location": checkpoint.location, "serializer": checkpoint.serializer,
         "size": checkpoint.size, "hash": checkpoint.content_hash, "run_id": checkpoint.run_id,
         "written_at": checkpoint.written_at, "duration": checkpoint.duration, "inputs": dict(checkpoint.inputs),
@@ -700,7 +705,7 @@ def dump_checkpoint(checkpoint: Checkpoint) -> str:
         **({"code": dict(sorted(checkpoint.code.items()))} if checkpoint.code is not None else {}),
         **({"deps": dict(checkpoint.deps)} if checkpoint.deps is not None else {}),
         **({"dep_stats": dict(checkpoint.dep_stats)} if checkpoint.dep_stats else {}),
-    }, separators=(",", ":"))
+    })
 
 
 def _entry(row: tuple[Any, ...]) -> CacheEntry:
