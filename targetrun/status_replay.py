@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from targetrun import replay
@@ -249,37 +249,92 @@ def render(header: str, prefixes: list[str], ran: list[str], finished: Sequence[
     padded as that table pads them, and the two spaces after; the ages are computed here
     from each target's modification time (0: no age) and each row's last run (its state,
     "" for none, and its end)."""
+    ages = _ages(mtimes, now)
+    width = max(len(HEADERS[4]), *(len(words) for words, _rows in ages))
+    padded = _by_row(len(prefixes), [(f"{words:<{width}}  ", rows) for words, rows in ages])
+    last_runs = _last_runs(ran, finished, now)
+    lines = list(map("".join, zip(prefixes, padded, _by_row(len(prefixes), last_runs))))
+    for row in _rows_without(last_runs):  # rare: a line ends in its last run ("... ago"), or is stripped
+        lines[row] = (prefixes[row] + padded[row]).rstrip()
+    return "\n".join([f"{header}{HEADERS[4]:<{width}}  {HEADERS[5]}", *lines]) + "\n"
+
+
+# The age columns, 10,000 rows at a time. A duration in words is a step function of the
+# seconds: each of its words covers one interval of them, and no two intervals share words
+# (report/status.py's "1.5s", "12s", "3m5s": targetrun/durations.py). So over rows in order
+# of their seconds, equal words are adjacent, and a run of them is found by putting a few
+# rows into words -- galloping ahead, then bisecting to the run's end -- not every row:
+# 10,000 targets made within a minute share ~100 words.
+_Run = tuple[str, list[int]]  # words, and the rows they are said of
+
+
+def _ages(mtimes: Sequence[float], now: float) -> list[_Run]:
+    """report/status.py's _Cells._age of every row (0: no target, no age), in runs."""
+    from bisect import bisect_left, bisect_right
+
     from targetrun.durations import format_duration
 
-    # report/status.py's _Cells._age and _Cells._ran, inlined (10,000 rows): under a minute
-    # a duration shows tenths, so each is put into words; from a minute on once per whole second
-    ages: dict[int, str] = {}
-    said: dict[str, dict[int, str]] = {}  # last runs by state, then whole second
-    age_cells: list[str] = []
-    last_cells: list[str] = []
-    for mtime, state, end in zip(mtimes, ran, finished):
-        if not mtime:
-            age_cells.append("")
-        elif (seconds := now - mtime) < 60:
-            age_cells.append(format_duration(seconds if seconds > 0.0 else 0.0))
-        else:
-            found = ages.get(whole := int(seconds))
-            if found is None:
-                found = ages[whole] = format_duration(seconds)
-            age_cells.append(found)
+    def words(row: int) -> str:
+        seconds = now - mtimes[row]
+        return format_duration(seconds if seconds > 0.0 else 0.0)
+
+    order = sorted(range(len(mtimes)), key=mtimes.__getitem__)
+    # rows without an age, together in that order (a modification time before 1970 comes first)
+    lo, hi = bisect_left(order, 0.0, key=mtimes.__getitem__), bisect_right(order, 0.0, key=mtimes.__getitem__)
+    return [*_runs(order[:lo], words), ("", order[lo:hi]), *_runs(order[hi:], words)]
+
+
+def _last_runs(ran: Sequence[str], finished: Sequence[float], now: float) -> list[_Run]:
+    """report/status.py's _Cells._ran of every row ("" for none), in runs: rows in order of
+    their state, then of their end (words never equal across states: "failed 5s ago")."""
+    from targetrun.durations import format_duration
+
+    def words(row: int) -> str:
+        state = ran[row]
         if not state:
-            last_cells.append("")
-        elif (seconds := now - end) < 60:
-            last_cells.append(f"{state} {format_duration(seconds if seconds > 0.0 else 0.0)} ago")
-        else:
-            by_second = said.get(state)
-            if by_second is None:
-                by_second = said[state] = {}
-            words = by_second.get(whole := int(seconds))
-            if words is None:
-                words = by_second[whole] = f"{state} {format_duration(seconds)} ago"
-            last_cells.append(words)
-    line = f"%s%-{max(len(HEADERS[4]), *map(len, age_cells))}s  %s"
-    # a line ends in its last run ("... ago"): only a line without one has padding to strip
-    lines = [line % cells if cells[2] else (line % cells).rstrip() for cells in zip(prefixes, age_cells, last_cells)]
-    return "\n".join([(line % (header, HEADERS[4], HEADERS[5])).rstrip(), *lines]) + "\n"
+            return ""
+        seconds = now - finished[row]
+        return f"{state} {format_duration(seconds if seconds > 0.0 else 0.0)} ago"
+
+    order = sorted(range(len(ran)), key=finished.__getitem__)
+    order.sort(key=ran.__getitem__)  # stable: by state, then by end
+    return _runs(order, words)
+
+
+def _runs(order: list[int], words: Callable[[int], str]) -> list[_Run]:
+    """The rows of ``order`` with their words, as runs of equal words, when equal words are
+    adjacent in that order; putting ~2 log2(n) rows of a run of n into words, and each row
+    at most once."""
+    runs: list[_Run] = []
+    count = len(order)
+    start, said = 0, words(order[0]) if order else ""
+    while start < count:
+        same, step, differs, then = start, 1, count, ""  # rows [start, same] say `said`; `differs` does not
+        while same + step < count:
+            found = words(order[same + step])
+            if found != said:
+                differs, then = same + step, found
+                break
+            same, step = same + step, step * 2
+        while differs - same > 1:
+            middle = (same + differs) // 2
+            found = words(order[middle])
+            if found == said:
+                same = middle
+            else:
+                differs, then = middle, found
+        runs.append((said, order[start:differs]))
+        start, said = differs, then
+    return runs
+
+
+def _by_row(count: int, runs: list[_Run]) -> list[str]:
+    cells = [""] * count
+    for words, rows in runs:
+        for row in rows:
+            cells[row] = words
+    return cells
+
+
+def _rows_without(runs: list[_Run]) -> list[int]:
+    return [row for words, rows in runs if not words for row in rows]

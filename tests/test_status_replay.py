@@ -155,3 +155,42 @@ def test_the_console_script_answers_before_importing_the_cli(project):
         assert proc.returncode == 0 and ("targetrun.cli" in proc.stderr) == first
     assert [line.split()[:3] for line in proc.stdout.splitlines()] == \
         [line.split()[:3] for line in full(proj, time.time()).splitlines()]
+
+
+def _many(n: int) -> str:
+    tasks = "".join(f"  t{i}: {{shell: 'echo {i} > {{output}}', target: 'out/t{i}.txt'}}\n" for i in range(n))
+    half = tasks.index(f"  t{n // 2}:")  # a failed last run amid the succeeded ones
+    return (f"name: many\ntasks:\n{tasks[:half]}  fails: {{shell: 'exit 3', target: out/never.txt}}\n"
+            f"{tasks[half:]}  bare: {{shell: 'echo x'}}\n")
+
+
+# Ages around every boundary of the duration words: under a second (ms), tenths, seconds,
+# minutes, hours, days; the same age many times; a modification time in the future.
+AGES = [0.0, 0.0004, 0.0006, 0.3, 0.9994, 0.9996, 1.0, 1.04, 1.05, 1.06, 5.55, 9.94, 9.96, 10.0, 10.5, 11.5, 59.4,
+        59.6, 60.0, 61.0, 119.9, 3599.0, 3600.0, 7199.0, 86399.0, 172799.0, 172800.0, 10 ** 6, -1.0, -0.0004]
+
+
+def test_the_replay_prints_what_the_full_status_prints_at_every_age(project):
+    """Many targets, their ages on and around the boundaries of the words that say them, in
+    no order (ties, a time in the future); a failed last run, rows without an age or
+    without a last run: the replay's table is the full status's, at many moments."""
+    n = 90
+    proj = project(_many(n))
+    proj.cli("run", "--keep-going")  # `fails` fails: a failed last run
+    proj.write("Pipelinefile.yaml", _many(n) + "  added: {shell: 'echo a > {output}', target: out/added.txt}\n"
+               "  unmade: {shell: 'echo u > {output}', target: out/unmade.txt}\n")
+    proj.write("out/added.txt", "a\n")  # a target without a last run
+    now = time.time()
+    for i in range(n):
+        age = AGES[(i * 7) % len(AGES)] if i % 5 else AGES[3]  # every fifth the same
+        os.utime(proj.root / "out" / f"t{i}.txt", (now - age, now - age))
+    assert proj.cli("status").code == 0
+    assert replayed(proj) is not None
+    shown = full(proj, now)
+    assert "failed" in shown and "target missing" in shown and "ms " in shown and "2d0h" in shown
+    for later in (0.0, 0.0005, 0.05, 0.5, 0.96, 4.5, 50.0, 59.5, 3000.0, 86400.0 * 1.5):
+        answer = replayed(proj, now=now + later)
+        if answer is None:  # the UTC day ended meanwhile
+            assert time.gmtime(now + later).tm_yday != time.gmtime(now).tm_yday
+            continue
+        assert answer == (0, full(proj, now + later)), later
