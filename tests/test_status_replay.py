@@ -194,3 +194,25 @@ def test_the_replay_prints_what_the_full_status_prints_at_every_age(project):
             assert time.gmtime(now + later).tm_yday != time.gmtime(now).tm_yday
             continue
         assert answer == (0, full(proj, now + later)), later
+
+
+@pytest.mark.parametrize("damage", ["cut short", "a byte more", "a column's size", "rows", "its first line alone"])
+def test_a_damaged_certificate_is_not_used(project, damage):
+    proj = certified(project)
+    folder = proj.root / ".targetrun" / "replay"
+    (path,) = [folder / name for name in os.listdir(folder) if (folder / name).read_bytes().find(b'"sizes"') > 0]
+    data = path.read_bytes()
+    first, columns = data.split(b"\n", 1)
+    if damage == "cut short":
+        data = data[:-1]
+    elif damage == "a byte more":
+        data += b"\0"
+    elif damage == "a column's size":
+        data = first.replace(b'"sizes":[', b'"sizes":[1') + b"\n" + columns
+    elif damage == "rows":
+        data = first.replace(b'"rows":', b'"rows":1') + b"\n" + columns
+    else:
+        data = first
+    path.write_bytes(data)
+    assert replayed(proj) is None
+    assert proj.cli("status").code == 0 and replayed(proj) is not None  # the full status certifies it again
