@@ -216,3 +216,22 @@ def test_a_damaged_certificate_is_not_used(project, damage):
     path.write_bytes(data)
     assert replayed(proj) is None
     assert proj.cli("status").code == 0 and replayed(proj) is not None  # the full status certifies it again
+
+
+def test_a_fifo_at_a_target_is_never_opened_by_status_run_or_their_replays(project):
+    """A FIFO where a target was: opening it for reading would wait for a writer forever.
+    Every command, full or answered from a certificate, looks at it without opening it."""
+    proj = project(PLAIN)
+    assert proj.cli("run").code == 0
+    os.remove(proj.root / "out" / "c.txt")
+    os.mkfifo(proj.root / "out" / "c.txt")
+    said = []
+    for args in (["status"], ["status"], ["run", "-q"], ["run", "-q"], ["status"], ["status", "--verify"]):
+        proc = subprocess.run([sys.executable, "-m", "targetrun", *args], cwd=proj.root, capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+        said.append((args, proc.returncode, proc.stdout, proc.stderr))
+    assert [code for _args, code, _out, _err in said[:5]] == [0] * 5, said
+    rows = [[line.split()[:3] for line in out.splitlines()] for args, _code, out, _err in said if args == ["status"]]
+    assert rows[0] == rows[1] == rows[2] and ["c", "out/c.txt", "target"] in rows[0], rows
+    verified = [line for line in said[5][2].splitlines() if line.startswith("c ")]
+    assert said[5][1] == 0 and len(verified) == 1 and "will run" in verified[0], said[5]
