@@ -235,3 +235,11 @@ def test_a_fifo_at_a_target_is_never_opened_by_status_run_or_their_replays(proje
     assert rows[0] == rows[1] == rows[2] and ["c", "out/c.txt", "target"] in rows[0], rows
     verified = [line for line in said[5][2].splitlines() if line.startswith("c ")]
     assert said[5][1] == 0 and len(verified) == 1 and "will run" in verified[0], said[5]
+
+
+def test_a_percent_sign_in_a_target_is_printed_as_it_is(project):
+    """The replay formats its table with ``%``: a row's own ``%`` is text, not a placeholder."""
+    proj = certified(project, PLAIN.replace("out/c.txt", "out/100%s%%.txt"))
+    now = time.time()
+    answer = replayed(proj, now=now)
+    assert answer is not None and answer == (0, full(proj, now)) and "out/100%s%%.txt" in answer[1], answer
