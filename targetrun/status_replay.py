@@ -155,9 +155,9 @@ class Certificate:
     columns, read where they lie in the file (numbers through memoryviews: no list of
     10,000 of them is made). The columns, in the file's order:
 
-    * ``template``: the table's lines after the header, each line's first four cells as
-      printed and ``%s%s`` where its age and last run go (``%`` written ``%%``); a line
-      without a last run is cut where the full status strips it;
+    * ``template``: ``%s`` where the header line goes, then the table's lines, each line's
+      first four cells as printed and ``%s%s`` where its age and last run go (``%`` written
+      ``%%``); a line without a last run is cut where the full status strips it;
     * ``paths``: every target's path (``os.fsencode``), NUL-separated, and ``signatures``
       (64-bit, :func:`signature`; :data:`MISSING` for one not there), in the same order;
     * ``aged``: the rows with an age, in order of their modification time, and ``mtimes``,
@@ -204,7 +204,7 @@ class Certificate:
                  for row, prefix in enumerate(prefixes)]
         looked = [(os.fsencode(url), signatures[row]) for row, url in enumerate(urls) if url is not None]
         columns = {
-            "template": "".join(lines).encode("utf-8"),
+            "template": "".join(["%s", *lines]).encode("utf-8"),  # the header line first
             "paths": b"\0".join(path for path, _sig in looked),
             "signatures": array("q", [sig for _path, sig in looked]).tobytes(),
             "aged": array("I", aged).tobytes(),
@@ -270,8 +270,8 @@ class Certificate:
                 for row in by_last_run[first:first + count]:
                     age_cells[row] = age_cells[row].rstrip()
             first += count
-        cells = tuple(chain.from_iterable(zip(age_cells, last_cells)))
-        return f"{self.fields['header']}{HEADERS[4]:<{width}}  {HEADERS[5]}\n" + self.template % cells
+        header = f"{self.fields['header']}{HEADERS[4]:<{width}}  {HEADERS[5]}\n"
+        return self.template % (header, *chain.from_iterable(zip(age_cells, last_cells)))  # one copy of the table
 
 
 def _holds(certificate: Mapping[str, Any], ticket: replay.Ticket, now: float) -> bool:
