@@ -114,7 +114,8 @@ def answer(argv: Sequence[str], out: TextIO | None, environ: Mapping[str, str] |
         when = time.time() if now is None else now
         if certificate is None or not _holds(certificate.fields, found, when):
             return None
-        if not _look(certificate.paths(), certificate.signatures) or not _store_unchanged(certificate.fields):
+        if not _look(certificate.fields["looked"], certificate.names(), certificate.signatures) \
+                or not _store_unchanged(certificate.fields):
             return None
         if not _print(out, certificate.render(when), certificate.fields["footer"]):
             from targetrun.errors import EXIT_OUTPUT_CLOSED
@@ -145,9 +146,10 @@ def _print(out: TextIO, table: str, footer: str) -> bool:
 # states in the order the rows are listed by them, each with how many rows it has ("" for
 # no last run); "sizes": the byte length of each column (see Certificate).
 _FIELDS = {"format": int, "key": str, "day": str, "store": str, "schema": int, "records": int, "cache": int,
-           "header": str, "footer": str, "would": int, "folders": dict, "rows": int, "states": list, "sizes": list}
+           "header": str, "footer": str, "would": int, "folders": dict, "looked": list, "rows": int, "states": list,
+           "sizes": list}
 MISSING = -1  # the signature of a target that is not there (no hash is -1)
-_COLUMNS = ("template", "paths", "signatures", "aged", "mtimes", "by_last_run", "finished")
+_COLUMNS = ("template", "names", "signatures", "aged", "mtimes", "by_last_run", "finished")
 
 
 class Certificate:
@@ -158,27 +160,30 @@ class Certificate:
     * ``template``: ``%s`` where the header line goes, then the table's lines, each line's
       first four cells as printed and ``%s%s`` where its age and last run go (``%`` written
       ``%%``); a line without a last run is cut where the full status strips it;
-    * ``paths``: every target's path (``os.fsencode``), NUL-separated, and ``signatures``
-      (64-bit, :func:`signature`; :data:`MISSING` for one not there), in the same order;
+    * ``names``: every target's name in its folder (``os.fsencode``), NUL-separated, by
+      folder (``fields["looked"]`` lists each with how many names it holds: a target is
+      looked at from its folder, opened once, not along its whole path), and
+      ``signatures`` (64-bit, :func:`signature`; :data:`MISSING` for one not there), in
+      the same order;
     * ``aged``: the rows with an age, in order of their modification time, and ``mtimes``,
       those times in that order;
     * ``by_last_run``: every row, in order of its last run's state (as ``fields["states"]``
       lists them), then its end, and ``finished``: those ends in that order.
     """
 
-    __slots__ = ("fields", "template", "_paths", "signatures", "aged", "mtimes", "by_last_run", "finished")
+    __slots__ = ("fields", "template", "_names", "signatures", "aged", "mtimes", "by_last_run", "finished")
 
-    def __init__(self, fields: dict[str, Any], template: str, paths: bytes, signatures: Sequence[int],
+    def __init__(self, fields: dict[str, Any], template: str, names: bytes, signatures: Sequence[int],
                  aged: Sequence[int], mtimes: Sequence[float], by_last_run: Sequence[int],
                  finished: Sequence[float]) -> None:
         self.fields = fields
         self.template = template
-        self._paths = paths
+        self._names = names
         self.signatures, self.aged, self.mtimes = signatures, aged, mtimes
         self.by_last_run, self.finished = by_last_run, finished
 
-    def paths(self) -> list[bytes]:
-        return self._paths.split(b"\0") if self._paths else []
+    def names(self) -> list[bytes]:
+        return self._names.split(b"\0") if self._names else []
 
     @staticmethod
     def encode(fields: Mapping[str, Any], prefixes: Sequence[str], urls: Sequence[str | None],
@@ -202,19 +207,28 @@ class Certificate:
                 states.append([ran[row], 1])
         lines = [(prefix if ran[row] or mtimes[row] else prefix.rstrip()).replace("%", "%%") + "%s%s\n"
                  for row, prefix in enumerate(prefixes)]
-        looked = [(os.fsencode(url), signatures[row]) for row, url in enumerate(urls) if url is not None]
+        looked = sorted(((*os.path.split(url), signatures[row]) for row, url in enumerate(urls) if url is not None),
+                        key=lambda target: target[0])  # by folder (stable)
+        if not all(folder and name for folder, name, _sig in looked):
+            raise ValueError("a target without a folder or a name")  # never: a target is a file's absolute path
         columns = {
             "template": "".join(["%s", *lines]).encode("utf-8"),  # the header line first
-            "paths": b"\0".join(path for path, _sig in looked),
-            "signatures": array("q", [sig for _path, sig in looked]).tobytes(),
+            "names": b"\0".join(os.fsencode(name) for _folder, name, _sig in looked),
+            "signatures": array("q", [sig for _folder, _name, sig in looked]).tobytes(),
             "aged": array("I", aged).tobytes(),
             "mtimes": array("d", [mtimes[row] for row in aged]).tobytes(),
             "by_last_run": array("I", by_last_run).tobytes(),
             "finished": array("d", [finished[row] for row in by_last_run]).tobytes(),
         }
-        if any(b"\0" in path for path, _sig in looked):
+        if any("\0" in name for _folder, name, _sig in looked):
             raise ValueError("a path with a NUL")  # never: a path cannot hold one
-        first = dict(fields, format=FORMAT, rows=len(prefixes), states=states,
+        folders: list[list[Any]] = []
+        for folder, _name, _sig in looked:
+            if folders and folders[-1][0] == folder:
+                folders[-1][1] += 1
+            else:
+                folders.append([folder, 1])
+        first = dict(fields, format=FORMAT, looked=folders, rows=len(prefixes), states=states,
                      sizes=[len(columns[name]) for name in _COLUMNS])
         return b"".join([replay.json_line(first), *(columns[name] for name in _COLUMNS)])
 
@@ -244,7 +258,7 @@ class Certificate:
         by_last_run, finished = columns["by_last_run"].cast("I"), columns["finished"].cast("d")
         if not len(aged) == len(mtimes) <= rows or not len(by_last_run) == len(finished) == rows:
             return None
-        return cls(fields, str(columns["template"], "utf-8"), bytes(columns["paths"]), columns["signatures"].cast("q"),
+        return cls(fields, str(columns["template"], "utf-8"), bytes(columns["names"]), columns["signatures"].cast("q"),
                    aged, mtimes, by_last_run, finished)
 
     def render(self, now: float) -> str:
@@ -283,22 +297,45 @@ def _holds(certificate: Mapping[str, Any], ticket: replay.Ticket, now: float) ->
     return all(realpath(folder) == real for folder, real in certificate["folders"].items())
 
 
-def _look(paths: list[bytes], signatures: Sequence[int]) -> bool:
+def _look(folders: list[Any], names: list[bytes], signatures: Sequence[int]) -> bool:
     """Whether every target is as certified: there with the same signature, or missing
-    (False also when one cannot be looked at)."""
-    if len(paths) != len(signatures):
+    (False also when one cannot be looked at). ``folders``: each with how many of
+    ``names`` it holds, in order."""
+    if len(names) != len(signatures) or sum(count for _folder, count in folders) != len(names):
         return False
-    stat = os.stat
-    for path, certified in zip(paths, signatures):
-        try:
-            st = stat(path)
-        except FileNotFoundError:
-            if certified != MISSING:
-                return False
-            continue
-        if hash((st.st_size, st.st_mtime_ns, st.st_ctime_ns)) != certified:  # signature(st), inlined
+    first = 0
+    for folder, count in folders:
+        if not _look_in(folder, names[first:first + count], signatures[first:first + count]):
             return False
+        first += count
     return True
+
+
+def _look_in(folder: str, names: list[bytes], signatures: Sequence[int]) -> bool:
+    """:func:`_look` for the targets in one folder: each looked at from the folder, opened
+    once (the kernel then walks one name, not the whole path); a missing folder holds none."""
+    stat = os.stat
+    if stat not in os.supports_dir_fd or not hasattr(os, "O_DIRECTORY"):  # where there is none: the whole path
+        names, where = [os.path.join(os.fsencode(folder), name) for name in names], None
+    else:
+        try:
+            where = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return all(certified == MISSING for certified in signatures)
+    try:
+        for name, certified in zip(names, signatures):
+            try:
+                st = stat(name, dir_fd=where)
+            except FileNotFoundError:
+                if certified != MISSING:
+                    return False
+                continue
+            if hash((st.st_size, st.st_mtime_ns, st.st_ctime_ns)) != certified:  # signature(st), inlined
+                return False
+        return True
+    finally:
+        if where is not None:
+            os.close(where)
 
 
 def _store_unchanged(certificate: Mapping[str, Any]) -> bool:

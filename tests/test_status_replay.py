@@ -243,3 +243,21 @@ def test_a_percent_sign_in_a_target_is_printed_as_it_is(project):
     now = time.time()
     answer = replayed(proj, now=now)
     assert answer is not None and answer == (0, full(proj, now)) and "out/100%s%%.txt" in answer[1], answer
+
+
+def test_targets_are_looked_at_folder_by_folder_a_missing_folder_holding_none(project):
+    proj = project(PLAIN + "  g: {shell: 'echo g > {output}', target: gone/deeper/g.txt}\n")
+    assert proj.cli("run").code == 0
+    os.remove(proj.root / "gone" / "deeper" / "g.txt")
+    os.rmdir(proj.root / "gone" / "deeper")
+    assert proj.cli("status").code == 0
+    now = time.time()
+    assert replayed(proj, now=now) == (0, full(proj, now))  # its folder missing: g is missing
+    os.mkdir(proj.root / "gone" / "deeper")
+    assert replayed(proj, now=now) == (0, full(proj, now))  # the folder back, empty: g still missing
+    (proj.root / "gone" / "deeper" / "g.txt").write_text("g\n")
+    assert replayed(proj) is None  # g made since
+    os.remove(proj.root / "gone" / "deeper" / "g.txt")
+    os.rmdir(proj.root / "gone" / "deeper")
+    (proj.root / "gone" / "deeper").write_text("a file where the folder was\n")
+    assert replayed(proj) is None  # cannot tell from there: the full status says
