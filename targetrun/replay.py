@@ -62,7 +62,7 @@ from typing import Any, TextIO
 
 FORMAT = 3  # of the certificate file; another one is ignored
 FOLDER = os.path.join(".targetrun", "replay")
-# A certificate larger than this is not read: 10,000 targets' are ~1 MB (a status's ~1.1 MB,
+# A certificate larger than this is not read: 10,000 targets' are ~1 MB (a status's ~0.9 MB,
 # a run's ~0.4 MB), so this is ~300,000 targets. A file planted at 256 MB cost a status 13 s
 # and 1.5 GB of memory to parse before it could be found wanting.
 MAX_BYTES = 32 << 20
