@@ -242,24 +242,23 @@ def certify_status(ticket: replay.Ticket, witness: StatusWitness, report: Status
         rows = _status_rows(report, table)
         if rows is None:
             return
-        # the replay's rendering must be this status's, character for character, and print nothing a mask would
-        # hide (the table and the final line are each redacted whole, as the command's output stream redacts them)
-        prefixes, urls, ran = rows["prefixes"], rows["urls"], rows["ran"]
-        if status_replay.render(rows["header"], prefixes, ran, rows["finished"], rows.pop("mtimes"), now) != table \
+        header, columns = rows
+        files = [url for url, sig in zip(columns["urls"], columns["signatures"])
+                 if url is not None and sig != status_replay.MISSING]
+        data = status_replay.Certificate.encode({
+            "key": ticket.key, "day": replay.utc_day(plan.context.date.timestamp()), "store": store,
+            "schema": before[0], "records": before[2], "cache": before[3], "header": header,
+            "folders": replay.folders_of(files), "footer": footer, "would": len(report.would_run)}, **columns)
+        # the replay's rendering (of the certificate as it will read it) must be this status's, character for
+        # character, and print nothing a mask would hide (the table and the final line are each redacted whole, as
+        # the command's output stream redacts them)
+        certificate = status_replay.Certificate.decode(data)
+        if certificate is None or certificate.render(now) != table \
                 or redact.redact(table) != table or redact.redact(footer) != footer:
             return
-        if any("\n" in line for line in prefixes + ran) or any("\0" in url for url in urls):
-            return  # cannot be joined (printable text has no line break, a path no NUL: never, but checked)
         if _generations(store) != before or not ticket.unchanged() or ticket.spoke():
             return
-        files = [url for url, present in zip(urls, rows.pop("present")) if present]
-        replay.write(ticket.path, {
-            "key": ticket.key, "day": replay.utc_day(plan.context.date.timestamp()), "store": store,
-            "schema": before[0], "records": before[2], "cache": before[3],
-            **rows, "prefixes": "\n".join(prefixes), "urls": "\0".join(urls), "ran": "\n".join(ran),
-            "signatures": status_replay.pack(rows["signatures"], "q"),
-            "finished": status_replay.pack(rows["finished"], "d"),
-            "folders": replay.folders_of(files), "footer": footer, "would": len(report.would_run)})
+        replay.write_bytes(ticket.path, data)
     except Exception:  # a full disk, a target changing meanwhile: the status stands, uncertified
         pass
 
@@ -283,27 +282,25 @@ def _status_rests_on_files_and_store(plan: Plan) -> bool:
     return True
 
 
-def _status_rows(report: StatusReport, table: str) -> dict[str, Any] | None:
-    """The certificate's rows (status_replay.render's form, its columns not yet joined) --
-    each line's first four cells cut from ``table``, the status as printed --, each
-    target's modification time looked at again (``mtimes``) and whether it is there
-    (``present``); None when a row says something the replay cannot check ("cannot tell"),
-    or a target is not as the row saw it."""
+def _status_rows(report: StatusReport, table: str) -> tuple[str, dict[str, Any]] | None:
+    """The header's first four cells and the certificate's columns (status_replay.Certificate.encode's
+    arguments) -- each line's first four cells cut from ``table``, the status as printed --,
+    each target's modification time looked at again; None when a row says something the
+    replay cannot check ("cannot tell"), or a target is not as the row saw it."""
     lines = table.split("\n")[:-1]
     cut = lines[0].find("  age  ") + 2  # where the ages begin: the header's fifth column
     if cut < 2 or len(lines) != len(report.rows) + 1:
         return None
-    urls: list[str] = []
+    urls: list[str | None] = []
     signatures: list[int] = []
     mtimes: list[float] = []
-    present: list[bool] = []
     for row in report.rows:
         if row.note:
             return None
-        url, sig, mtime = row.target, status_replay.MISSING, 0.0
-        if url is not None:
+        sig, mtime = status_replay.MISSING, 0.0
+        if row.target is not None:
             try:
-                st: os.stat_result | None = os.stat(url)
+                st: os.stat_result | None = os.stat(row.target)
             except FileNotFoundError:
                 st = None
             if (st is None) != (row.stat is None):
@@ -312,11 +309,10 @@ def _status_rows(report: StatusReport, table: str) -> dict[str, Any] | None:
                 if (st.st_size, st.st_mtime) != (row.stat.size, row.stat.mtime):
                     return None
                 sig, mtime = status_replay.signature(st), row.stat.mtime or 0.0
-        urls.append(url or "")
+        urls.append(row.target)
         signatures.append(sig)
         mtimes.append(mtime)
-        present.append(sig != status_replay.MISSING)
-    return {"header": lines[0][:cut], "prefixes": [line[:cut].ljust(cut) for line in lines[1:]], "urls": urls,
-            "signatures": signatures, "ran": [row.last.state.value if row.last else "" for row in report.rows],
-            "finished": [row.last.finished if row.last else 0.0 for row in report.rows], "mtimes": mtimes,
-            "present": present}
+    return lines[0][:cut], {
+        "prefixes": [line[:cut].ljust(cut) for line in lines[1:]], "urls": urls, "signatures": signatures,
+        "ran": [row.last.state.value if row.last else "" for row in report.rows],
+        "finished": [row.last.finished if row.last else 0.0 for row in report.rows], "mtimes": mtimes}

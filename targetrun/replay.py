@@ -62,7 +62,7 @@ from typing import Any, TextIO
 
 FORMAT = 3  # of the certificate file; another one is ignored
 FOLDER = os.path.join(".targetrun", "replay")
-# A certificate larger than this is not read: 10,000 targets' are ~1 MB (a status's ~1.1 MB,
+# A certificate larger than this is not read: 10,000 targets' are ~1 MB (a status's ~0.9 MB,
 # a run's ~0.4 MB), so this is ~300,000 targets. A file planted at 256 MB cost a status 13 s
 # and 1.5 GB of memory to parse before it could be found wanting.
 MAX_BYTES = 32 << 20
@@ -262,12 +262,22 @@ def _contents(pipelinefile: str) -> bytes:
 def write(path: str, certificate: Mapping[str, Any]) -> None:
     """Write a certificate whole or not at all (a reader never sees half of one). JSON: a
     damaged or hostile file can only fail to parse, never run or crash anything."""
+    # dumps: json.dump encodes in Python
+    write_bytes(path, json.dumps(dict(certificate, format=FORMAT), separators=(",", ":")).encode("utf-8"))
+
+
+def json_line(fields: Mapping[str, Any]) -> bytes:
+    """``fields`` as one line of JSON (ASCII: every line break in a string is escaped)."""
+    return json.dumps(fields, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write a certificate's bytes whole or not at all: a temporary sibling, then a rename."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
-        text = json.dumps(dict(certificate, format=FORMAT), separators=(",", ":"))  # dumps: json.dump encodes in Python
-        with open(temporary, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(temporary, "wb") as f:
+            f.write(data)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -275,16 +285,22 @@ def write(path: str, certificate: Mapping[str, Any]) -> None:
 
 
 def read(path: str) -> Any:
-    """The certificate at ``path``, parsed; None when it is not a regular file of at most
-    :data:`MAX_BYTES` (itself: a symlink is not followed). A FIFO, a device or a symlink
-    planted there (to ``/dev/zero``, say) must not hang the command or fill its memory."""
+    """The certificate at ``path``, parsed; None when it is not one (see :func:`read_bytes`)."""
+    data = read_bytes(path)
+    return None if data is None else json.loads(data)
+
+
+def read_bytes(path: str) -> bytes | None:
+    """The bytes of the certificate at ``path``; None when it is not a regular file of at
+    most :data:`MAX_BYTES` (itself: a symlink is not followed). A FIFO, a device or a
+    symlink planted there (to ``/dev/zero``, say) must not hang the command or fill its memory."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     with os.fdopen(os.open(path, flags), "rb") as f:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
             return None
         data = f.read(MAX_BYTES + 1)
-    return json.loads(data) if len(data) <= MAX_BYTES else None
+    return data if len(data) <= MAX_BYTES else None
 
 
 # -- the replay --------------------------------------------------------------------------

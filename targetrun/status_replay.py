@@ -21,8 +21,16 @@ Pipelinefile bytes, environment, Python and targetrun's own sources) and **day**
   ``invalidate``, a ``gc`` by another process or another store put in place since makes
   the full status answer; and no pending write
   (the full status would settle it first);
-* each row's last run (its state and when it finished): the age columns are computed
-  from them and the clock, as the full status computes them.
+* each row's last run (its state and when it finished) and its target's modification
+  time: the age columns are computed from them and the clock, as the full status
+  computes them.
+
+The file is one line of JSON (the small fields) and then the columns, raw: the table as a
+``%`` template (two ``%s`` a row, where its ages go), the targets' paths and signatures,
+and the rows in order of their modification time and of their last run, with those
+times. Read as they are -- no JSON string to scan, no base64, no list of 10,000 strings a
+column -- because on this machine class every megabyte a command touches anew costs it
+~1 ms of page faults.
 
 Only a status whose every task is decided by its target's existence and the store alone
 is certified: shell tasks (their code is the command, in the Pipelinefile), no ``deps``,
@@ -37,7 +45,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from targetrun import replay
@@ -102,22 +110,19 @@ def answer(argv: Sequence[str], out: TextIO | None, environ: Mapping[str, str] |
         found = ticket(argv, env)
         if found is None:
             return None
-        certificate = replay.read(found.path)
+        data = replay.read_bytes(found.path)
+        certificate = None if data is None else Certificate.decode(data)
         when = time.time() if now is None else now
-        if not _holds(certificate, found, when):
+        if certificate is None or not _holds(certificate.fields, found, when):
             return None
-        rows = columns(certificate)
-        if rows is None:
+        if not _look(certificate.fields["looked"], certificate.names(), certificate.signatures) \
+                or not _store_unchanged(certificate.fields):
             return None
-        prefixes, urls, signatures, ran, finished = rows
-        mtimes = _look(urls, signatures)
-        if mtimes is None or not _store_unchanged(certificate):
-            return None
-        if not _print(out, render(certificate["header"], prefixes, ran, finished, mtimes, when), certificate["footer"]):
+        if not _print(out, certificate.render(when), certificate.fields["footer"]):
             from targetrun.errors import EXIT_OUTPUT_CLOSED
 
             return EXIT_OUTPUT_CLOSED
-        return 1 if parsed[1] and certificate["would"] else 0
+        return 1 if parsed[1] and certificate.fields["would"] else 0
     except Exception:
         return None
 
@@ -138,54 +143,153 @@ def _print(out: TextIO, table: str, footer: str) -> bool:
     return True
 
 
-# Every field of a status certificate and its type. The rows are columns, which JSON reads
-# many times faster than a list a row: ``prefixes`` (lines of safe text) joined by newlines;
-# ``urls`` (paths) joined by NULs, "" for a task without a target; ``ran`` (the last run's
-# state) joined by newlines, "" for none; and, packed (little-endian, base64: exact, and
-# read without parsing 40,000 numbers), ``finished`` (when each last run ended, doubles, 0
-# for none) and ``signatures`` (64-bit integers, see :func:`signature`; MISSING for a
-# target that is not there, or none).
+# Every field of a status certificate's first line and its type; "states": the last runs'
+# states in the order the rows are listed by them, each with how many rows it has ("" for
+# no last run); "sizes": the byte length of each column (see Certificate).
 _FIELDS = {"format": int, "key": str, "day": str, "store": str, "schema": int, "records": int, "cache": int,
-           "header": str, "prefixes": str, "urls": str, "signatures": str, "ran": str, "finished": str,
-           "folders": dict, "footer": str, "would": int}
-MISSING = -1  # the signature of a row whose target is not there, or that has none (no hash is -1)
+           "header": str, "footer": str, "would": int, "folders": dict, "looked": list, "rows": int, "states": list,
+           "sizes": list}
+MISSING = -1  # the signature of a target that is not there (no hash is -1)
+_COLUMNS = ("template", "names", "signatures", "aged", "mtimes", "by_last_run", "finished")
 
 
-def pack(numbers: Sequence[float], kind: str) -> str:
-    """``numbers`` as a certificate holds them: ``kind`` "q" (64-bit integers) or "d" (doubles)."""
-    import binascii
-    import struct
+class Certificate:
+    """A status certificate as :func:`answer` uses it: its first line's ``fields``, and its
+    columns, read where they lie in the file (numbers through memoryviews: no list of
+    10,000 of them is made). The columns, in the file's order:
 
-    return binascii.b2a_base64(struct.pack(f"<{len(numbers)}{kind}", *numbers), newline=False).decode("ascii")
+    * ``template``: ``%s`` where the header line goes, then the table's lines, each line's
+      first four cells as printed and ``%s%s`` where its age and last run go (``%`` written
+      ``%%``); a line without a last run is cut where the full status strips it;
+    * ``names``: every target's name in its folder (``os.fsencode``), NUL-separated, by
+      folder (``fields["looked"]`` lists each with how many names it holds: a target is
+      looked at from its folder, opened once, not along its whole path), and
+      ``signatures`` (64-bit, :func:`signature`; :data:`MISSING` for one not there), in
+      the same order;
+    * ``aged``: the rows with an age, in order of their modification time, and ``mtimes``,
+      those times in that order;
+    * ``by_last_run``: every row, in order of its last run's state (as ``fields["states"]``
+      lists them), then its end, and ``finished``: those ends in that order.
+    """
+
+    __slots__ = ("fields", "template", "_names", "signatures", "aged", "mtimes", "by_last_run", "finished")
+
+    def __init__(self, fields: dict[str, Any], template: str, names: bytes, signatures: Sequence[int],
+                 aged: Sequence[int], mtimes: Sequence[float], by_last_run: Sequence[int],
+                 finished: Sequence[float]) -> None:
+        self.fields = fields
+        self.template = template
+        self._names = names
+        self.signatures, self.aged, self.mtimes = signatures, aged, mtimes
+        self.by_last_run, self.finished = by_last_run, finished
+
+    def names(self) -> list[bytes]:
+        return self._names.split(b"\0") if self._names else []
+
+    @staticmethod
+    def encode(fields: Mapping[str, Any], prefixes: Sequence[str], urls: Sequence[str | None],
+               signatures: Sequence[int], ran: Sequence[str], finished: Sequence[float],
+               mtimes: Sequence[float]) -> bytes:
+        """The certificate of a table: ``fields`` (the first line's, less the ones made here),
+        and a row's first four cells padded to where the ages begin (``prefixes``), its
+        target (None: none) with its signature, its last run's state ("" none) and end, and
+        its target's modification time (0: no age)."""
+        from array import array
+
+        rows = range(len(prefixes))
+        aged = sorted((row for row in rows if mtimes[row]), key=mtimes.__getitem__)
+        by_last_run = sorted(rows, key=finished.__getitem__)
+        by_last_run.sort(key=ran.__getitem__)  # stable: by state, then by end
+        states: list[list[Any]] = []
+        for row in by_last_run:
+            if states and states[-1][0] == ran[row]:
+                states[-1][1] += 1
+            else:
+                states.append([ran[row], 1])
+        lines = [(prefix if ran[row] or mtimes[row] else prefix.rstrip()).replace("%", "%%") + "%s%s\n"
+                 for row, prefix in enumerate(prefixes)]
+        looked = sorted(((*os.path.split(url), signatures[row]) for row, url in enumerate(urls) if url is not None),
+                        key=lambda target: target[0])  # by folder (stable)
+        if not all(folder and name for folder, name, _sig in looked):
+            raise ValueError("a target without a folder or a name")  # never: a target is a file's absolute path
+        columns = {
+            "template": "".join(["%s", *lines]).encode("utf-8"),  # the header line first
+            "names": b"\0".join(os.fsencode(name) for _folder, name, _sig in looked),
+            "signatures": array("q", [sig for _folder, _name, sig in looked]).tobytes(),
+            "aged": array("I", aged).tobytes(),
+            "mtimes": array("d", [mtimes[row] for row in aged]).tobytes(),
+            "by_last_run": array("I", by_last_run).tobytes(),
+            "finished": array("d", [finished[row] for row in by_last_run]).tobytes(),
+        }
+        if any("\0" in name for _folder, name, _sig in looked):
+            raise ValueError("a path with a NUL")  # never: a path cannot hold one
+        folders: list[list[Any]] = []
+        for folder, _name, _sig in looked:
+            if folders and folders[-1][0] == folder:
+                folders[-1][1] += 1
+            else:
+                folders.append([folder, 1])
+        first = dict(fields, format=FORMAT, looked=folders, rows=len(prefixes), states=states,
+                     sizes=[len(columns[name]) for name in _COLUMNS])
+        return b"".join([replay.json_line(first), *(columns[name] for name in _COLUMNS)])
+
+    @classmethod
+    def decode(cls, data: bytes) -> Certificate | None:
+        """The certificate in ``data``, or None: not one, or not whole."""
+        import json
+
+        end = data.find(b"\n") + 1
+        fields = json.loads(data[:end]) if end else None
+        if not isinstance(fields, dict) or set(fields) != set(_FIELDS) or not all(
+                isinstance(fields[name], kind) and not isinstance(fields[name], bool) for name, kind in _FIELDS.items()):
+            return None
+        sizes, rows = fields["sizes"], fields["rows"]
+        if len(sizes) != len(_COLUMNS) or not all(type(size) is int and size >= 0 for size in sizes) \
+                or end + sum(sizes) != len(data):
+            return None
+        if not all(isinstance(state, list) and len(state) == 2 and isinstance(state[0], str) and type(state[1]) is int
+                   for state in fields["states"]) or sum(count for _state, count in fields["states"]) != rows:
+            return None
+        view = memoryview(data)
+        columns: dict[str, memoryview] = {}
+        for name, size in zip(_COLUMNS, sizes):
+            columns[name] = view[end:end + size]
+            end += size
+        aged, mtimes = columns["aged"].cast("I"), columns["mtimes"].cast("d")
+        by_last_run, finished = columns["by_last_run"].cast("I"), columns["finished"].cast("d")
+        if not len(aged) == len(mtimes) <= rows or not len(by_last_run) == len(finished) == rows:
+            return None
+        return cls(fields, str(columns["template"], "utf-8"), bytes(columns["names"]), columns["signatures"].cast("q"),
+                   aged, mtimes, by_last_run, finished)
+
+    def render(self, now: float) -> str:
+        """The table as targetrun/report/status.py renders it in plain text, its ages taken at ``now``."""
+        from itertools import chain
+
+        rows, aged, by_last_run = self.fields["rows"], self.aged, self.by_last_run
+        ages = _runs(len(aged), _age_words(self.mtimes, now))
+        width = max([len(HEADERS[4]), *(len(words) for words, _start, _end in ages)])
+        age_cells = [" " * (width + 2)] * rows  # no age
+        for words, start, end in ages:
+            padded = f"{words:<{width}}  "
+            for row in aged[start:end]:
+                age_cells[row] = padded
+        last_cells = [""] * rows
+        first = 0
+        for state, count in self.fields["states"]:
+            if state:
+                for words, start, end in _runs(count, _last_run_words(state, self.finished[first:], now)):
+                    for row in by_last_run[first + start:first + end]:
+                        last_cells[row] = words
+            else:  # a line without a last run ends at its age (the template cut one without either)
+                for row in by_last_run[first:first + count]:
+                    age_cells[row] = age_cells[row].rstrip()
+            first += count
+        header = f"{self.fields['header']}{HEADERS[4]:<{width}}  {HEADERS[5]}\n"
+        return self.template % (header, *chain.from_iterable(zip(age_cells, last_cells)))  # one copy of the table
 
 
-def _unpack(text: str, kind: str) -> tuple[Any, ...]:
-    import binascii
-    import struct
-
-    data = binascii.a2b_base64(text)
-    return struct.unpack(f"<{len(data) // 8}{kind}", data)
-
-
-def columns(certificate: Mapping[str, Any]) -> tuple[list[str], list[str], tuple[int, ...], list[str],
-                                                      tuple[float, ...]] | None:
-    """The rows' columns (prefixes, urls, signatures, last runs' states and ends), or None
-    when they do not hold one entry a row."""
-    prefixes, urls, ran = (certificate["prefixes"].split("\n"), certificate["urls"].split("\0"),
-                           certificate["ran"].split("\n"))
-    signatures, finished = _unpack(certificate["signatures"], "q"), _unpack(certificate["finished"], "d")
-    rows = len(prefixes)
-    if not len(urls) == len(ran) == len(finished) == rows or len(signatures) != rows:
-        return None
-    return prefixes, urls, signatures, ran, finished
-
-
-def _holds(certificate: Any, ticket: replay.Ticket, now: float) -> bool:
-    if not isinstance(certificate, dict) or set(certificate) != set(_FIELDS):
-        return False
-    if not all(isinstance(certificate[name], kind) and not isinstance(certificate[name], bool)
-               for name, kind in _FIELDS.items()):
-        return False
+def _holds(certificate: Mapping[str, Any], ticket: replay.Ticket, now: float) -> bool:
     if certificate["format"] != FORMAT or certificate["key"] != ticket.key:
         return False
     if not ticket.command.dated and certificate["day"] != replay.utc_day(now):
@@ -194,29 +298,45 @@ def _holds(certificate: Any, ticket: replay.Ticket, now: float) -> bool:
     return all(realpath(folder) == real for folder, real in certificate["folders"].items())
 
 
-def _look(urls: list[str], signatures: Sequence[int]) -> list[float] | None:
-    """Every target's modification time now (0 when there is none), or None: one is not as
-    certified (created, deleted, rewritten, or it cannot be looked at)."""
+def _look(folders: list[Any], names: list[bytes], signatures: Sequence[int]) -> bool:
+    """Whether every target is as certified: there with the same signature, or missing
+    (False also when one cannot be looked at). ``folders``: each with how many of
+    ``names`` it holds, in order."""
+    if len(names) != len(signatures) or sum(count for _folder, count in folders) != len(names):
+        return False
+    first = 0
+    for folder, count in folders:
+        if not _look_in(folder, names[first:first + count], signatures[first:first + count]):
+            return False
+        first += count
+    return True
+
+
+def _look_in(folder: str, names: list[bytes], signatures: Sequence[int]) -> bool:
+    """:func:`_look` for the targets in one folder: each looked at from the folder, opened
+    once (the kernel then walks one name, not the whole path); a missing folder holds none."""
     stat = os.stat
-    mtimes: list[float] = []
-    append = mtimes.append
-    for url, certified in zip(urls, signatures):
-        if not url:
-            if certified != MISSING:
-                return None
-            append(0.0)
-            continue
+    if stat not in os.supports_dir_fd or not hasattr(os, "O_DIRECTORY"):  # where there is none: the whole path
+        names, where = [os.path.join(os.fsencode(folder), name) for name in names], None
+    else:
         try:
-            st = stat(url)
+            where = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
-            if certified != MISSING:
-                return None
-            append(0.0)
-            continue
-        if hash((st.st_size, st.st_mtime_ns, st.st_ctime_ns)) != certified:  # signature(st), inlined
-            return None
-        append(st.st_mtime)
-    return mtimes
+            return all(certified == MISSING for certified in signatures)
+    try:
+        for name, certified in zip(names, signatures):
+            try:
+                st = stat(name, dir_fd=where)
+            except FileNotFoundError:
+                if certified != MISSING:
+                    return False
+                continue
+            if hash((st.st_size, st.st_mtime_ns, st.st_ctime_ns)) != certified:  # signature(st), inlined
+                return False
+        return True
+    finally:
+        if where is not None:
+            os.close(where)
 
 
 def _store_unchanged(certificate: Mapping[str, Any]) -> bool:
@@ -243,44 +363,57 @@ def _store_unchanged(certificate: Mapping[str, Any]) -> bool:
         db.close()
 
 
-def render(header: str, prefixes: list[str], ran: list[str], finished: Sequence[float], mtimes: list[float],
-           now: float) -> str:
-    """The table as targetrun/report/status.py renders it in plain text. ``header`` and
-    ``prefixes``: each line's first four cells (task, target, state, size), made safe and
-    padded as that table pads them, and the two spaces after; the ages are computed here
-    from each target's modification time (0: no age) and each row's last run (its state,
-    "" for none, and its end)."""
+# The age columns, 10,000 rows at a time. A duration in words is a step function of the
+# seconds: each of its words covers one interval of them, and no two intervals share words
+# (report/status.py's "1.5s", "12s", "3m5s": targetrun/durations.py). So over rows in order
+# of their seconds, equal words are adjacent, and a run of them is found by putting a few
+# rows into words -- galloping ahead, then bisecting to the run's end -- not every row:
+# 10,000 targets made within a minute share ~100 words.
+_Run = tuple[str, int, int]  # words, and the positions [start, end) they are said of
+
+
+def _age_words(mtimes: Sequence[float], now: float) -> Callable[[int], str]:
+    """report/status.py's _Cells._age of the target modified at ``mtimes[position]``."""
     from targetrun.durations import format_duration
 
-    # report/status.py's _Cells._age and _Cells._ran, inlined (10,000 rows): under a minute
-    # a duration shows tenths, so each is put into words; from a minute on once per whole second
-    ages: dict[int, str] = {}
-    said: dict[str, dict[int, str]] = {}  # last runs by state, then whole second
-    age_cells: list[str] = []
-    last_cells: list[str] = []
-    for mtime, state, end in zip(mtimes, ran, finished):
-        if not mtime:
-            age_cells.append("")
-        elif (seconds := now - mtime) < 60:
-            age_cells.append(format_duration(seconds if seconds > 0.0 else 0.0))
-        else:
-            found = ages.get(whole := int(seconds))
-            if found is None:
-                found = ages[whole] = format_duration(seconds)
-            age_cells.append(found)
-        if not state:
-            last_cells.append("")
-        elif (seconds := now - end) < 60:
-            last_cells.append(f"{state} {format_duration(seconds if seconds > 0.0 else 0.0)} ago")
-        else:
-            by_second = said.get(state)
-            if by_second is None:
-                by_second = said[state] = {}
-            words = by_second.get(whole := int(seconds))
-            if words is None:
-                words = by_second[whole] = f"{state} {format_duration(seconds)} ago"
-            last_cells.append(words)
-    line = f"%s%-{max(len(HEADERS[4]), *map(len, age_cells))}s  %s"
-    # a line ends in its last run ("... ago"): only a line without one has padding to strip
-    lines = [line % cells if cells[2] else (line % cells).rstrip() for cells in zip(prefixes, age_cells, last_cells)]
-    return "\n".join([(line % (header, HEADERS[4], HEADERS[5])).rstrip(), *lines]) + "\n"
+    def words(position: int) -> str:
+        seconds = now - mtimes[position]
+        return format_duration(seconds if seconds > 0.0 else 0.0)
+
+    return words
+
+
+def _last_run_words(state: str, finished: Sequence[float], now: float) -> Callable[[int], str]:
+    """report/status.py's _Cells._ran of a last run in ``state`` that ended at ``finished[position]``."""
+    from targetrun.durations import format_duration
+
+    def words(position: int) -> str:
+        seconds = now - finished[position]
+        return f"{state} {format_duration(seconds if seconds > 0.0 else 0.0)} ago"
+
+    return words
+
+
+def _runs(count: int, words: Callable[[int], str]) -> list[_Run]:
+    """Positions 0 to ``count`` with their words, as runs of equal words, when equal words
+    are adjacent; putting ~2 log2(n) positions of a run of n into words, each at most once."""
+    runs: list[_Run] = []
+    start, said = 0, words(0) if count else ""
+    while start < count:
+        same, step, differs, then = start, 1, count, ""  # [start, same] say `said`; `differs` does not
+        while same + step < count:
+            found = words(same + step)
+            if found != said:
+                differs, then = same + step, found
+                break
+            same, step = same + step, step * 2
+        while differs - same > 1:
+            middle = (same + differs) // 2
+            found = words(middle)
+            if found == said:
+                same = middle
+            else:
+                differs, then = middle, found
+        runs.append((said, start, differs))
+        start, said = differs, then
+    return runs

@@ -147,6 +147,31 @@ def test_a_fifo_or_device_at_a_target_is_refused_not_read(project, plant):
 
 
 @pytest.mark.parametrize("plant", ["fifo", "dev-zero"])
+def test_a_fifo_or_device_in_place_of_the_spec_cache_is_a_miss_not_read(project, plant):
+    """``.targetrun/spec/<key>.json`` is read by every run and status before anything else:
+    a FIFO there (opening it waits for a writer forever) or a link to /dev/zero (never
+    ends) is no cache -- the Pipelinefile is parsed, and the cache written again."""
+    from targetrun.pipelinefile import spec_cache_file
+
+    proj = project("""
+        name: plain
+        tasks:
+          a: {shell: 'echo a > {output}', target: out/a.txt}
+    """)
+    assert _cli(proj.root, "run").returncode == 0
+    cache = spec_cache_file(str(proj.file))
+    os.remove(cache)
+    if plant == "fifo":
+        os.mkfifo(cache)
+    else:
+        os.symlink("/dev/zero", cache)
+    for command in (["status"], ["run"]):
+        done = _cli(proj.root, *command)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert os.path.isfile(cache) and not os.path.islink(cache)  # written again, in the plant's place
+
+
+@pytest.mark.parametrize("plant", ["fifo", "dev-zero"])
 def test_a_fifo_or_device_among_deps_is_refused_not_read(project, plant):
     proj = project("""
         name: hostile

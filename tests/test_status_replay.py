@@ -155,3 +155,109 @@ def test_the_console_script_answers_before_importing_the_cli(project):
         assert proc.returncode == 0 and ("targetrun.cli" in proc.stderr) == first
     assert [line.split()[:3] for line in proc.stdout.splitlines()] == \
         [line.split()[:3] for line in full(proj, time.time()).splitlines()]
+
+
+def _many(n: int) -> str:
+    tasks = "".join(f"  t{i}: {{shell: 'echo {i} > {{output}}', target: 'out/t{i}.txt'}}\n" for i in range(n))
+    half = tasks.index(f"  t{n // 2}:")  # a failed last run amid the succeeded ones
+    return (f"name: many\ntasks:\n{tasks[:half]}  fails: {{shell: 'exit 3', target: out/never.txt}}\n"
+            f"{tasks[half:]}  bare: {{shell: 'echo x'}}\n")
+
+
+# Ages around every boundary of the duration words: under a second (ms), tenths, seconds,
+# minutes, hours, days; the same age many times; a modification time in the future.
+AGES = [0.0, 0.0004, 0.0006, 0.3, 0.9994, 0.9996, 1.0, 1.04, 1.05, 1.06, 5.55, 9.94, 9.96, 10.0, 10.5, 11.5, 59.4,
+        59.6, 60.0, 61.0, 119.9, 3599.0, 3600.0, 7199.0, 86399.0, 172799.0, 172800.0, 10 ** 6, -1.0, -0.0004]
+
+
+def test_the_replay_prints_what_the_full_status_prints_at_every_age(project):
+    """Many targets, their ages on and around the boundaries of the words that say them, in
+    no order (ties, a time in the future); a failed last run, rows without an age or
+    without a last run: the replay's table is the full status's, at many moments."""
+    n = 90
+    proj = project(_many(n))
+    proj.cli("run", "--keep-going")  # `fails` fails: a failed last run
+    proj.write("Pipelinefile.yaml", _many(n) + "  added: {shell: 'echo a > {output}', target: out/added.txt}\n"
+               "  unmade: {shell: 'echo u > {output}', target: out/unmade.txt}\n")
+    proj.write("out/added.txt", "a\n")  # a target without a last run
+    now = time.time()
+    for i in range(n):
+        age = AGES[(i * 7) % len(AGES)] if i % 5 else AGES[3]  # every fifth the same
+        os.utime(proj.root / "out" / f"t{i}.txt", (now - age, now - age))
+    assert proj.cli("status").code == 0
+    assert replayed(proj) is not None
+    shown = full(proj, now)
+    assert "failed" in shown and "target missing" in shown and "ms " in shown and "2d0h" in shown
+    for later in (0.0, 0.0005, 0.05, 0.5, 0.96, 4.5, 50.0, 59.5, 3000.0, 86400.0 * 1.5):
+        answer = replayed(proj, now=now + later)
+        if answer is None:  # the UTC day ended meanwhile
+            assert time.gmtime(now + later).tm_yday != time.gmtime(now).tm_yday
+            continue
+        assert answer == (0, full(proj, now + later)), later
+
+
+@pytest.mark.parametrize("damage", ["cut short", "a byte more", "a column's size", "rows", "its first line alone"])
+def test_a_damaged_certificate_is_not_used(project, damage):
+    proj = certified(project)
+    folder = proj.root / ".targetrun" / "replay"
+    (path,) = [folder / name for name in os.listdir(folder) if (folder / name).read_bytes().find(b'"sizes"') > 0]
+    data = path.read_bytes()
+    first, columns = data.split(b"\n", 1)
+    if damage == "cut short":
+        data = data[:-1]
+    elif damage == "a byte more":
+        data += b"\0"
+    elif damage == "a column's size":
+        data = first.replace(b'"sizes":[', b'"sizes":[1') + b"\n" + columns
+    elif damage == "rows":
+        data = first.replace(b'"rows":', b'"rows":1') + b"\n" + columns
+    else:
+        data = first
+    path.write_bytes(data)
+    assert replayed(proj) is None
+    assert proj.cli("status").code == 0 and replayed(proj) is not None  # the full status certifies it again
+
+
+def test_a_fifo_at_a_target_is_never_opened_by_status_run_or_their_replays(project):
+    """A FIFO where a target was: opening it for reading would wait for a writer forever.
+    Every command, full or answered from a certificate, looks at it without opening it."""
+    proj = project(PLAIN)
+    assert proj.cli("run").code == 0
+    os.remove(proj.root / "out" / "c.txt")
+    os.mkfifo(proj.root / "out" / "c.txt")
+    said = []
+    for args in (["status"], ["status"], ["run", "-q"], ["run", "-q"], ["status"], ["status", "--verify"]):
+        proc = subprocess.run([sys.executable, "-m", "targetrun", *args], cwd=proj.root, capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+        said.append((args, proc.returncode, proc.stdout, proc.stderr))
+    assert [code for _args, code, _out, _err in said[:5]] == [0] * 5, said
+    rows = [[line.split()[:3] for line in out.splitlines()] for args, _code, out, _err in said if args == ["status"]]
+    assert rows[0] == rows[1] == rows[2] and ["c", "out/c.txt", "target"] in rows[0], rows
+    verified = [line for line in said[5][2].splitlines() if line.startswith("c ")]
+    assert said[5][1] == 0 and len(verified) == 1 and "will run" in verified[0], said[5]
+
+
+def test_a_percent_sign_in_a_target_is_printed_as_it_is(project):
+    """The replay formats its table with ``%``: a row's own ``%`` is text, not a placeholder."""
+    proj = certified(project, PLAIN.replace("out/c.txt", "out/100%s%%.txt"))
+    now = time.time()
+    answer = replayed(proj, now=now)
+    assert answer is not None and answer == (0, full(proj, now)) and "out/100%s%%.txt" in answer[1], answer
+
+
+def test_targets_are_looked_at_folder_by_folder_a_missing_folder_holding_none(project):
+    proj = project(PLAIN + "  g: {shell: 'echo g > {output}', target: gone/deeper/g.txt}\n")
+    assert proj.cli("run").code == 0
+    os.remove(proj.root / "gone" / "deeper" / "g.txt")
+    os.rmdir(proj.root / "gone" / "deeper")
+    assert proj.cli("status").code == 0
+    now = time.time()
+    assert replayed(proj, now=now) == (0, full(proj, now))  # its folder missing: g is missing
+    os.mkdir(proj.root / "gone" / "deeper")
+    assert replayed(proj, now=now) == (0, full(proj, now))  # the folder back, empty: g still missing
+    (proj.root / "gone" / "deeper" / "g.txt").write_text("g\n")
+    assert replayed(proj) is None  # g made since
+    os.remove(proj.root / "gone" / "deeper" / "g.txt")
+    os.rmdir(proj.root / "gone" / "deeper")
+    (proj.root / "gone" / "deeper").write_text("a file where the folder was\n")
+    assert replayed(proj) is None  # cannot tell from there: the full status says

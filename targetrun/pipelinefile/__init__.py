@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat as filemode
 import tempfile
 from typing import TYPE_CHECKING
 
@@ -140,10 +141,16 @@ def _read(path: str) -> bytes:
 
 
 def _read_cache(cache_file: str) -> PipelineSpec | None:
+    """The spec cached at ``cache_file``; None for a miss: a missing, truncated or foreign
+    file, or anything but a regular file -- a FIFO planted there is opened without waiting
+    for a writer (forever) and not read, nor is a device (``/dev/zero`` never ends)."""
     try:
-        with open(cache_file, "rb") as f:
+        fd = os.open(cache_file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not filemode.S_ISREG(os.fstat(fd).st_mode):
+                return None
             return cachefile.loads(f.read())
-    except (OSError, ValueError):  # a missing, truncated or foreign cache file is simply a miss
+    except (OSError, ValueError):
         return None
 
 
