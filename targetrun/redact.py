@@ -156,6 +156,7 @@ def forget_all() -> None:
     global _pattern
     with _guard:
         _known.clear()
+        _environment_forms.clear()
         _pattern = None
 
 
@@ -200,6 +201,46 @@ def register_values(*values: object) -> None:
     for text in _strings(values):
         if "@" in text:
             register(*url_credentials(text))
+
+
+# An environment variable whose name *ends* in a credential word holds a credential
+# (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, AWS_ACCESS_KEY_ID, PGPASSWORD, MYSQL_PWD,
+# OPENAI_API_KEY, REDISCLI_AUTH, AZURE_STORAGE_CONNECTION_STRING) -- but not SSH_AUTH_SOCK,
+# XDG_SESSION_TYPE, OLDPWD or a *_TOKEN_FILE, which name places and kinds, not secrets.
+_SECRET_VARIABLE = re.compile(
+    r"(?i)(?:token|secret|password|passwd|passphrase|_pwd|_auth|(?:^|_)key|apikey|_key_id|connection_string)$"
+)
+_environment_forms: set[str] = set()  # the spellings register_environment added (see secrets_beyond_environment)
+
+
+def register_environment(environ: Mapping[str, str]) -> None:
+    """Register the credentials a command's environment holds, which a task it runs (or a
+    library it calls) may print alone: the values of variables named like credentials
+    (``GITHUB_TOKEN``, ``PGPASSWORD``; see ``_SECRET_VARIABLE``) and the password of any
+    value holding a URL or ``user:password@host`` (``DATABASE_URL``, ``HTTPS_PROXY``).
+    The environment is passed in: the command line reads it, once.
+
+    >>> forget_all(); register_environment({"CI_TOKEN": "t0k3n-v4lue", "XDG_SESSION_TYPE": "wayland"})
+    >>> redact("echo t0k3n-v4lue wayland")
+    'echo *** wayland'
+    >>> forget_all()
+    """
+    found = [value for name, value in environ.items() if _SECRET_VARIABLE.search(name)]
+    for value in environ.values():
+        if "@" in value:
+            found += url_credentials(value)
+    with _guard:
+        before = set(_known)
+    register(*found)
+    with _guard:
+        _environment_forms.update(_known - before)
+
+
+def secrets_beyond_environment() -> bool:
+    """Whether this process knows a credential besides those of its environment (the
+    Pipelinefile's, a ``-p`` value's): what a no-op certificate must not rest on."""
+    with _guard:
+        return bool(_known - _environment_forms)
 
 
 def register_url(url: object) -> None:

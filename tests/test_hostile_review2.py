@@ -1,0 +1,69 @@
+"""Hostile review, round 2: cases a previous round left open, each reproduced with real
+files and processes before it was fixed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+
+# Credentials a CI job or a shell session has in its environment, which the Pipelinefile never names.
+ENV_SECRETS = {
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzz",
+    "GITHUB_TOKEN": "ghp_R3alL00kingT0kenValue0123456789",
+    "PGPASSWORD": "pg-Hunter2-pass",
+    "MY_SERVICE_API_KEY": "sk-live-4f9a8b7c6d5e",
+    "REDISCLI_AUTH": "r3dis-auth-Value",
+}
+DSN_PASSWORD = "dsnPw-9x8y7z"
+ORDINARY = {"XDG_SESSION_TYPE": "wayland", "SESSION_NAME": "nightlybuild", "KEYBOARD_LAYOUT": "dvorak-intl"}
+
+ECHO_TASKS = '''
+import os
+
+def leak():
+    names = ("AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "PGPASSWORD", "MY_SERVICE_API_KEY", "REDISCLI_AUTH")
+    said = " ".join(os.environ[n] for n in names)
+    print("python task saw", said, os.environ["DATABASE_URL"].split(":")[2].split("@")[0])
+    raise RuntimeError("python task failed with " + said)
+'''
+
+
+def _cli(folder: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "targetrun", *args], capture_output=True, text=True,
+                            timeout=120, cwd=folder, env={**os.environ, **env})
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_secrets_in_the_environment_that_a_failing_task_echoes_are_masked_everywhere(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "tasks.py").write_text(ECHO_TASKS)
+    names = " ".join(f"${name}" for name in ENV_SECRETS)
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent(f"""
+        tasks:
+          shell_leak:
+            shell: 'echo "shell saw {names} $XDG_SESSION_TYPE $SESSION_NAME $KEYBOARD_LAYOUT" >&2; echo "$DATABASE_URL" | cut -d: -f3 >&2; exit 3'
+            target: out/s.txt
+          py_leak: {{run: tasks:leak, target: out/p.txt}}
+    """).lstrip())
+    env = {**ENV_SECRETS, **ORDINARY, "DATABASE_URL": f"postgres://app:{DSN_PASSWORD}@db.internal:5432/sales"}
+    texts = []
+    for command in (("run", "-v", "--keep-going"), ("run", "--json", "--keep-going"),
+                    ("run", "-j", "2", "--executor", "processes", "--keep-going"), ("history",), ("logs", "shell_leak"),
+                    ("logs", "py_leak"), ("report", "-o", "r.html")):
+        result = _cli(folder, *command, env=env)
+        texts += [result.stdout, result.stderr]
+    joined = "".join(texts)
+    assert "shell saw" in joined and "python task saw" in joined, joined  # the tasks did print
+    assert "wayland nightlybuild dvorak-intl" in joined  # ordinary values stay readable
+    blobs = [("output", joined.encode())]
+    blobs += [(str(p), p.read_bytes()) for p in (folder / ".targetrun").rglob("*") if p.is_file()]
+    blobs += [("report", (folder / "r.html").read_bytes())]
+    for secret in (*ENV_SECRETS.values(), DSN_PASSWORD):
+        for where, blob in blobs:
+            assert secret.encode() not in blob, f"{secret!r} found in {where}"
