@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 
 # Credentials a CI job or a shell session has in its environment, which the Pipelinefile never names.
 ENV_SECRETS = {
@@ -65,5 +67,64 @@ def test_secrets_in_the_environment_that_a_failing_task_echoes_are_masked_everyw
     blobs += [(str(p), p.read_bytes()) for p in (folder / ".targetrun").rglob("*") if p.is_file()]
     blobs += [("report", (folder / "r.html").read_bytes())]
     for secret in (*ENV_SECRETS.values(), DSN_PASSWORD):
+        for where, blob in blobs:
+            assert secret.encode() not in blob, f"{secret!r} found in {where}"
+
+
+# Credentials a library or a command prints that no option named: the shapes themselves give them away.
+GHP = "ghp_" + "R3alL00kingT0kenValue0123456789ab"
+SHAPED = [
+    ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=abcdEFGH1234+/q==;EndpointSuffix=core.windows.net",
+     "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=***;EndpointSuffix=core.windows.net"),
+    (f"git clone https://{GHP}@github.com/org/repo.git failed", "git clone https://***@github.com/org/repo.git failed"),
+    (f"GITHUB_TOKEN is {GHP}.", "GITHUB_TOKEN is ***."),
+    ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFG rejected", "*** rejected"),
+    ("glpat-AbCdEfGh1234567890xyz expired", "*** expired"),
+    ("slack said xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "slack said ***"),
+    ("key AIzaSyA1234567890abcdefghijklmnopqrstuv invalid", "key *** invalid"),
+    ("openai: sk-proj-AbCdEf0123456789AbCdEf0123456789 invalid", "openai: *** invalid"),
+    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U end",
+     "jwt *** end"),
+    ("mysql --password hunter2pw -u app", "mysql --password *** -u app"),
+    ("curl --token s3cr3tT0ken https://h/x", "curl --token *** https://h/x"),
+    ("openssl ... -passin pass:Hunter2pw", "openssl ... -passin pass:***"),
+    ("https://h/p?passphrase=abcdef123456&x=1", "https://h/p?passphrase=***&x=1"),
+]
+# Text of the same look that is no credential.
+NOT_SHAPED = ["sk-learn is a package", "ghp_ alone", "use --password-file /run/secrets/pw", "eyJ alone.eyJ",
+              "the password policy", "AccountName=acct;EndpointSuffix=core.windows.net", "git@github.com:org/repo",
+              "--token-file /run/t", "task-a ran"]
+
+
+@pytest.mark.parametrize(("text", "shown"), SHAPED)
+def test_a_credential_recognised_by_its_shape_is_masked(text: str, shown: str) -> None:
+    from targetrun.redact import redact
+
+    assert redact(text) == shown
+
+
+@pytest.mark.parametrize("text", NOT_SHAPED)
+def test_text_that_only_looks_like_a_credential_stays(text: str) -> None:
+    from targetrun.redact import redact
+
+    assert redact(text) == text
+
+
+def test_a_credential_shape_a_failing_shell_command_prints_is_masked_in_the_log_and_the_store(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    connection = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=abcdEFGH1234+/q==;EndpointSuffix=x"
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent(f"""
+        tasks:
+          t:
+            shell: 'echo "cloning https://{GHP}@github.com/o/r.git with {connection}" >&2; exit 2'
+            target: out/t.txt
+    """).lstrip())
+    texts = [_cli(folder, *command, env={}).stdout + _cli(folder, *command, env={}).stderr
+             for command in (("run", "-v"), ("history", "--json"), ("logs", "t"))]
+    assert "https://***@github.com" in "".join(texts)
+    blobs = [("output", "".join(texts).encode())]
+    blobs += [(str(p), p.read_bytes()) for p in (folder / ".targetrun").rglob("*") if p.is_file()]
+    for secret in (GHP, "abcdEFGH1234+/q=="):
         for where, blob in blobs:
             assert secret.encode() not in blob, f"{secret!r} found in {where}"
