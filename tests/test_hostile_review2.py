@@ -128,3 +128,53 @@ def test_a_credential_shape_a_failing_shell_command_prints_is_masked_in_the_log_
     for secret in (GHP, "abcdEFGH1234+/q=="):
         for where, blob in blobs:
             assert secret.encode() not in blob, f"{secret!r} found in {where}"
+
+
+def _project(tmp_path: Path, pipeline: str) -> Path:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent(pipeline).lstrip())
+    return folder
+
+
+def _sql(folder: Path, statement: str, *args: str) -> list[tuple[str, ...]]:
+    import sqlite3
+
+    db = sqlite3.connect(folder / ".targetrun" / "state.db")
+    try:
+        with db:
+            return db.execute(statement, args).fetchall()
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("planted", [
+    "{root}/.targetrun/results/{run}/../../../../victim.txt",  # a `..` out of the run's folder
+    "{outside}/.targetrun/results/{run}/victim.txt",  # another project's results folder
+    "{root}/.targetrun/results/{run}/sub/../../../../../victim.txt",
+])
+def test_gc_removes_no_file_a_tampered_record_points_outside_its_runs_results_folder(tmp_path: Path,
+                                                                                       planted: str) -> None:
+    """A state store is data another process (or a shared Redis) may have written: a
+    record of a value without a target that names a file elsewhere is not a licence to
+    remove it."""
+    folder = _project(tmp_path, """
+        tasks:
+          a: {shell: "echo hi"}
+          b: {shell: "cat {needs.a}", needs: [a], target: out/b.txt}
+    """)
+    assert _cli(folder, "run", env={}).returncode == 0
+    victim = tmp_path / "victim.txt"
+    outside = tmp_path / "other" / ".targetrun" / "results"
+    (run,), = _sql(folder, "SELECT run_id FROM checkpoints WHERE task = 'a'")
+    (outside / run).mkdir(parents=True)
+    for path in (victim, outside / run / "victim.txt"):
+        path.write_text("precious")
+    (old,), = _sql(folder, "SELECT location FROM checkpoints WHERE task = 'a'")
+    new = planted.format(root="{root}", run=run, outside=tmp_path / "other")
+    _sql(folder, "UPDATE checkpoints SET location = ?, record = replace(record, ?, ?) WHERE task = 'a'", new, old, new)
+    assert _cli(folder, "run", "--force-all", env={}).returncode == 0  # a newer run: the first one may go
+    result = _cli(folder, "gc", "--keep-runs", "1", env={})
+    assert result.returncode in (0, 3), result.stderr
+    assert victim.read_text() == "precious"
+    assert (outside / run / "victim.txt").read_text() == "precious"
