@@ -178,3 +178,27 @@ def test_gc_removes_no_file_a_tampered_record_points_outside_its_runs_results_fo
     assert result.returncode in (0, 3), result.stderr
     assert victim.read_text() == "precious"
     assert (outside / run / "victim.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("kind", ["file", "folder", "beside its target"])
+def test_recovery_removes_no_file_a_tampered_pending_write_names_as_its_staging(tmp_path: Path, kind: str) -> None:
+    """A pending write's staging file is removed by the next command -- but only a staging
+    file beside its target (``.NAME.targetrun-TOKEN``), never whatever path the row names."""
+    folder = _project(tmp_path, """
+        tasks:
+          a: {shell: "echo hi", target: out/a.txt}
+    """)
+    assert _cli(folder, "run", env={}).returncode == 0
+    victim = {"file": tmp_path / "victim.txt", "folder": tmp_path / "victim",
+              "beside its target": folder / "out" / "notes.txt"}[kind]
+    if kind == "folder":
+        victim.mkdir()
+        (victim / "inside.txt").write_text("precious")
+    else:
+        victim.write_text("precious")
+    _sql(folder, "INSERT INTO pending (staging, run_id, location, storage, record, entry) VALUES (?, ?, ?, ?, NULL, NULL)",
+         str(victim), "20200101T000000-dead00", "{root}/out/a.txt", "local")
+    result = _cli(folder, "run", "--force-all", env={})
+    assert result.returncode == 0, result.stderr
+    assert victim.exists(), "the pending row's 'staging' path was removed"
+    assert (folder / "out" / "a.txt").read_text() == "hi\n"
