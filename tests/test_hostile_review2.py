@@ -202,3 +202,30 @@ def test_recovery_removes_no_file_a_tampered_pending_write_names_as_its_staging(
     assert result.returncode == 0, result.stderr
     assert victim.exists(), "the pending row's 'staging' path was removed"
     assert (folder / "out" / "a.txt").read_text() == "hi\n"
+
+
+@pytest.mark.parametrize(("spec", "named"), [
+    ("%Q", "%Q"),  # no such code: the C library prints it as it stands
+    ("%Y-%m-%", "%"),  # a lone '%' at the end
+    ("%Y%+", "%+"),  # BSD's, not glibc's
+    ("%99999d", "%99999d"),  # a width past the C library's buffer renders as nothing
+    ("%:z", "%:z"),  # Python 3.12's, not 3.11's
+])
+def test_a_strftime_code_that_renders_the_same_for_every_date_is_refused_at_load(tmp_path: Path, spec: str,
+                                                                                   named: str) -> None:
+    """``{date:%Q}`` comes out as ``%Q`` (and ``{date:%99999d}`` as nothing) on every date:
+    one target for every run, which the run would then skip as existing."""
+    folder = _project(tmp_path, f"""
+        tasks:
+          ok: {{shell: "echo", target: "out/{{date:%G-W%V}}/{{date:%-d}}-{{date:%Ey}}-{{date:%10Y}}%%.txt"}}
+          a:
+            shell: "echo"
+            target: "out/{{date:{spec}}}.txt"
+    """)
+    for command in ("validate", "run", "status"):
+        result = _cli(folder, command, env={})
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        message = result.stderr
+        assert "Pipelinefile.yaml, line 5, tasks.a.target" in message and repr(named)[1:-1] in message, message
+        assert "ok" not in result.stdout
+    assert not (folder / "out").exists()
