@@ -229,3 +229,23 @@ def test_a_strftime_code_that_renders_the_same_for_every_date_is_refused_at_load
         assert "Pipelinefile.yaml, line 5, tasks.a.target" in message and repr(named)[1:-1] in message, message
         assert "ok" not in result.stdout
     assert not (folder / "out").exists()
+
+
+@pytest.mark.parametrize("made", [False, True])
+def test_a_folder_name_too_long_in_a_target_is_refused_before_the_task_runs_whether_or_not_its_parent_exists(
+        tmp_path: Path, made: bool) -> None:
+    """A value making a folder name of more than 255 bytes is the values' fault (exit 2),
+    said before the task runs -- not a storage failure after it ran (exit 3) just because
+    the folder above it did not exist yet."""
+    folder = _project(tmp_path, """
+        params: {x: a}
+        tasks:
+          a: {shell: "echo ran >> ran.log; echo hi", target: "out/{params.x}/a.txt"}
+    """)
+    if made:
+        (folder / "out").mkdir()
+    for command in ("run", "status"):
+        result = _cli(folder, command, "-p", "x=" + "b" * 300, env={})
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "300 bytes" in result.stderr and "255" in result.stderr, result.stderr
+    assert not (folder / "ran.log").exists()
