@@ -224,9 +224,11 @@ def register_values(*values: object) -> None:
 # An environment variable whose name *ends* in a credential word holds a credential
 # (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, AWS_ACCESS_KEY_ID, PGPASSWORD, MYSQL_PWD,
 # OPENAI_API_KEY, REDISCLI_AUTH, AZURE_STORAGE_CONNECTION_STRING) -- but not SSH_AUTH_SOCK,
-# XDG_SESSION_TYPE, OLDPWD or a *_TOKEN_FILE, which name places and kinds, not secrets.
+# XDG_SESSION_TYPE, OLDPWD or a *_TOKEN_FILE, which name places and kinds, not secrets. A
+# KEY is a credential only as a kind of key (SORT_KEY=name or S3_KEY=data/x.csv is not one).
 _SECRET_VARIABLE = re.compile(
-    r"(?i)(?:token|secret|password|passwd|passphrase|_pwd|_auth|(?:^|_)key|apikey|_key_id|connection_string)$"
+    r"(?i)(?:token|secret|password|passwd|passphrase|_pwd|_auth|connection_string"
+    r"|(?:access|secret|api|private|account|storage|master|encryption|signing|client|app|service|license)_?key(?:_?id)?)$"
 )
 _environment_forms: set[str] = set()  # the spellings register_environment added (see secrets_beyond_environment)
 

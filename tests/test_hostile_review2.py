@@ -21,7 +21,8 @@ ENV_SECRETS = {
     "REDISCLI_AUTH": "r3dis-auth-Value",
 }
 DSN_PASSWORD = "dsnPw-9x8y7z"
-ORDINARY = {"XDG_SESSION_TYPE": "wayland", "SESSION_NAME": "nightlybuild", "KEYBOARD_LAYOUT": "dvorak-intl"}
+ORDINARY = {"XDG_SESSION_TYPE": "wayland", "SESSION_NAME": "nightlybuild", "KEYBOARD_LAYOUT": "dvorak-intl",
+            "SORT_KEY": "population"}
 
 ECHO_TASKS = '''
 import os
@@ -49,7 +50,7 @@ def test_secrets_in_the_environment_that_a_failing_task_echoes_are_masked_everyw
     (folder / "Pipelinefile.yaml").write_text(textwrap.dedent(f"""
         tasks:
           shell_leak:
-            shell: 'echo "shell saw {names} $XDG_SESSION_TYPE $SESSION_NAME $KEYBOARD_LAYOUT" >&2; echo "$DATABASE_URL" | cut -d: -f3 >&2; exit 3'
+            shell: 'echo "shell saw {names} $XDG_SESSION_TYPE $SESSION_NAME $KEYBOARD_LAYOUT $SORT_KEY" >&2; echo "$DATABASE_URL" | cut -d: -f3 >&2; exit 3'
             target: out/s.txt
           py_leak: {{run: tasks:leak, target: out/p.txt}}
     """).lstrip())
@@ -62,7 +63,7 @@ def test_secrets_in_the_environment_that_a_failing_task_echoes_are_masked_everyw
         texts += [result.stdout, result.stderr]
     joined = "".join(texts)
     assert "shell saw" in joined and "python task saw" in joined, joined  # the tasks did print
-    assert "wayland nightlybuild dvorak-intl" in joined  # ordinary values stay readable
+    assert "wayland nightlybuild dvorak-intl population" in joined  # ordinary values stay readable
     blobs = [("output", joined.encode())]
     blobs += [(str(p), p.read_bytes()) for p in (folder / ".targetrun").rglob("*") if p.is_file()]
     blobs += [("report", (folder / "r.html").read_bytes())]
