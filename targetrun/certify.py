@@ -233,8 +233,10 @@ def certify_status(ticket: replay.Ticket, witness: StatusWitness, report: Status
     plan, store, before = witness.plan, witness.store, witness.generations
     if plan is None or store is None or before is None or before[0] != SCHEMA_VERSION or before[1] or ticket.spoke():
         return
-    # the replay prints without masking: no credential may be known to this process
-    if redact._known or not _status_rests_on_files_and_store(plan):  # noqa: SLF001
+    # The replay prints without masking: no credential may be known to this process but
+    # those of its environment -- the certificate's key holds the whole environment, so
+    # the replay runs only with the same ones, and the table below is checked against them.
+    if redact.secrets_beyond_environment() or not _status_rests_on_files_and_store(plan):
         return
     try:
         cut = text.rfind("\n", 0, len(text) - 1) + 1

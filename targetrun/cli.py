@@ -23,7 +23,7 @@ import click
 from targetrun import __version__, api, replay, stopping
 from targetrun.errors import EXIT_INTERNAL, EXIT_OUTPUT_CLOSED, TargetrunError, UsageError
 from targetrun.executors.base import EXECUTORS
-from targetrun.redact import RedactingWriter, printable, redact
+from targetrun.redact import RedactingWriter, printable, redact, register_environment
 from targetrun.registry import Registry
 from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter
 from targetrun.paint import colour_enabled
@@ -289,6 +289,8 @@ def cli(ctx: click.Context) -> None:
     # Every TARGETRUN_* variable is read and checked here, once: a bad value is exit 2
     # naming it, before the command touches anything.
     ctx.ensure_object(dict)["settings"] = read_settings()
+    # A task (or a library) may print a credential of this environment alone: mask them all.
+    register_environment(os.environ)
     if ctx.invoked_subcommand not in _PLANNING:  # only these resume collection themselves
         collect_garbage_again()
 

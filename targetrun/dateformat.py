@@ -143,23 +143,57 @@ def _tokens(d: dt.datetime, spec: str) -> str:
     return _TOKENS.sub(one, spec)
 
 
-def check(spec: str) -> None:
-    """Raise ValueError if pendulum would render a token of ``spec`` as nothing or as its
-    own letters (a spec with a ``%`` is strftime's, and not looked at).
+# A strftime code Python 3.11 and the C library (glibc, macOS) both render: an optional flag
+# (``-_0^#``), a width of at most MAX_STRFTIME_WIDTH and an ``E``/``O`` alternative form. Any
+# other code comes out as its own letters (``%Q``, ``%+``, a lone ``%`` at the end) and a wide
+# field as nothing: the same text for every date.
+MAX_STRFTIME_WIDTH = 64
+_STRFTIME_CODE = re.compile(
+    r"%(?:(?P<flag>[-_0^#]?)(?P<width>\d*)(?:E[cCxXyY]|O[deHImMSuUVwWy]|[aAbBcCdDeFfgGhHIjklmMnpPrRsStTuUVwWxXyYzZ])|%)"
+)
 
-    >>> check("YYYY-MM-DD")
+
+def check(spec: str) -> None:
+    """Raise ValueError if ``spec`` would render the same for every date: a pendulum token
+    it renders as nothing or as its own letters, or a strftime code (a spec with a ``%``)
+    that the C library prints as it stands or, too wide, as nothing.
+
+    >>> check("YYYY-MM-DD"), check("%G-W%V"), check("%-d %Ey %10Y %%")
+    (None, None, None)
     >>> check("YYYY-ww")
     Traceback (most recent call last):
     ...
     ValueError: the date format 'YYYY-ww' uses the token 'ww', which Prefect 1's pendulum renders as nothing or as the letters themselves
+    >>> check("%Y-%Q")
+    Traceback (most recent call last):
+    ...
+    ValueError: the date format '%Y-%Q' uses '%Q', which strftime renders as the letters themselves, the same for every date
     """
-    if not spec or "%" in spec:
+    if not spec:
+        return
+    if "%" in spec:
+        _check_strftime(spec)
         return
     for match in _TOKENS.finditer(spec):
         token = match.group(3)
         if token is not None and token not in _RULES:
             raise ValueError(f"the date format {spec!r} uses the token {token!r}, which Prefect 1's pendulum renders "
                              "as nothing or as the letters themselves")
+
+
+def _check_strftime(spec: str) -> None:
+    at = 0
+    while (start := spec.find("%", at)) >= 0:
+        code = _STRFTIME_CODE.match(spec, start)
+        if code is None:
+            bad = re.match(r"%[-_0^#]?\d*[EO:]?.?", spec[start:], re.DOTALL)
+            shown = bad.group(0) if bad else "%"
+            raise ValueError(f"the date format {spec!r} uses {shown!r}, which strftime renders as the letters "
+                             "themselves, the same for every date")
+        if code.group("width") and int(code.group("width")) > MAX_STRFTIME_WIDTH:
+            raise ValueError(f"the date format {spec!r} uses {code.group(0)!r}, a field wider than "
+                             f"{MAX_STRFTIME_WIDTH} characters, which strftime renders as nothing, the same for every date")
+        at = code.end()
 
 
 def render(value: dt.date, spec: str) -> str:

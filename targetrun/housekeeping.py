@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from targetrun.errors import TargetrunError
 from targetrun.model import Checkpoint, PipelineSpec
-from targetrun.resolve import CHECKPOINT_DIR, LOGS
+from targetrun.resolve import CHECKPOINT_DIR, INLINE, LOCAL, LOGS, result_base
 from targetrun.pipelinefile import SPEC_CACHE_DIR, spec_cache_file
 from targetrun.replay import FOLDER as REPLAY_DIR
 from targetrun.storage.base import Storage
@@ -134,9 +134,10 @@ def _collect_results(spec: PipelineSpec, store: StateStore, doomed: list[str], g
     results folder (any result location), and files in a local results folder of such a
     run. A value stays when a cache entry or a run that stays points to it."""
     candidates: dict[str, Checkpoint | None] = {}
+    folders = _results_folders(spec)
     for run_id in doomed:
         for checkpoint in store.run_checkpoints(run_id).values():
-            if _in_results_of(checkpoint.location, run_id) and not _has_target(spec, checkpoint.task):
+            if _in_results_of(folders, checkpoint, run_id) and not _has_target(spec, checkpoint.task):
                 candidates[checkpoint.location] = checkpoint
     local = [] if _state_subdir(spec.root, CHECKPOINT_DIR) is None else \
         sorted(_folder(spec.root, CHECKPOINT_DIR, name) for name in gone)
@@ -162,15 +163,38 @@ def _collect_results(spec: PipelineSpec, store: StateStore, doomed: list[str], g
     found.folders = [folder for folder in local if os.path.isdir(folder)]
 
 
-def _in_results_of(location: str, run_id: str) -> bool:
-    """Whether a location lies in a ``.targetrun/results/RUN_ID/`` folder (local or URL).
+def _results_folders(spec: PipelineSpec) -> set[tuple[str, str]]:
+    """(storage, folder or URL prefix) of each result location this pipeline's tasks use:
+    where their values without a target are kept, under ``.targetrun/results/RUN_ID/``."""
+    bases = {result_base(spec, task.result) for task in spec.tasks.values() if task.result != INLINE}
+    return {(base.result, base.url.rstrip("/")) for base in bases}
 
-    >>> _in_results_of("/w/.targetrun/results/r1/a.pkl", "r1"), _in_results_of("s3://b/.targetrun/results/r1/a", "r1")
+
+def _in_results_of(folders: set[tuple[str, str]], checkpoint: Checkpoint, run_id: str) -> bool:
+    """Whether a recorded value lies directly in the ``.targetrun/results/RUN_ID/`` folder
+    of one of ``folders``, served by that folder's storage. The record comes from the state
+    store -- data another process may have written --, so a location that leaves that folder
+    (a ``..`` segment, another project's results folder, another storage) is never removed.
+
+    >>> folders = {("local", "/w"), ("s3", "s3://b/lake")}
+    >>> def at(location, storage="local"):
+    ...     return _in_results_of(folders, Checkpoint("t", location, "json", 1, "h", "r1", 0.0, storage=storage), "r1")
+    >>> at("/w/.targetrun/results/r1/a.pkl"), at("s3://b/lake/.targetrun/results/r1/a", "s3")
     (True, True)
-    >>> _in_results_of("/w/out/r1/a.pkl", "r1"), _in_results_of("/w/.targetrun/results/r10/a.pkl", "r1")
+    >>> at("/w/out/r1/a.pkl"), at("/w/.targetrun/results/r10/a.pkl"), at("/w/.targetrun/results/r1/../../../x")
+    (False, False, False)
+    >>> at("/elsewhere/.targetrun/results/r1/a.pkl"), at("/w/.targetrun/results/r1/a.pkl", "s3")
     (False, False)
     """
-    return f"/{CHECKPOINT_DIR}/{run_id}/" in location.replace(os.sep, "/")
+    if not _safe_name(run_id):
+        return False
+    location = checkpoint.location
+    for storage, folder in folders:
+        inside = f"{folder}/{CHECKPOINT_DIR}/{run_id}/" if storage != LOCAL else \
+            os.path.join(folder, CHECKPOINT_DIR, run_id) + os.sep
+        if checkpoint.storage == storage and location.startswith(inside) and _safe_name(location[len(inside):]):
+            return True
+    return False
 
 
 def _has_target(spec: PipelineSpec, task: str) -> bool:

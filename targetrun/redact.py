@@ -77,13 +77,15 @@ _NOT_A_USER = frozenset(("mailto",))  # mailto:a@b.com is an address
 # user:***@ once a known password was masked, without a scheme ("bucket name KEY:***@bucket").
 _USER_OF_MASKED = re.compile(r"[^\s'\"<>`/:@]+:\*\*\*@")
 # password=..., secret_key=... and "token": "..." / 'password': '...' (names that are always credentials).
-_WORDS = r"[\w\-]*(?:password|passwd|secret|token|credential|signature|api[_-]?key|access[_-]?key|private[_-]?key)[\w\-]*"
+_WORDS = (r"[\w\-]*(?:password|passwd|passphrase|secret|token|credential|signature|api[_-]?key|access[_-]?key"
+          r"|account[_-]?key|private[_-]?key)[\w\-]*")
 _NAMED = re.compile(rf"(?i)(?P<name>\b{_WORDS}=)(?P<value>[^\s&'\"`<>)\]}},;]+)")
 # A config line (INI ``name = value``, YAML ``name: value``) whose name *ends* in a credential
 # word: ``aws_secret_access_key = ...``, ``password: ...`` -- but not ``max_tokens = 5``. HTTP
 # headers spell the words with hyphens (``X-Api-Key: ...``, ``PRIVATE-TOKEN: ...``), and a
 # command line quotes them (``curl -H 'x-auth-token: ...'``).
-_ENDS_SECRET = r"[\w\-]*(?:password|passwd|secret|[_-]token|api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key)"
+_ENDS_SECRET = (r"[\w\-]*(?:password|passwd|passphrase|secret|[_-]token|api[_-]?key|access[_-]?key|account[_-]?key"
+                r"|secret[_-]?key|private[_-]?key)")
 _CONFIG = re.compile(rf"(?im)(?P<name>(?:^|(?<=[\s{{,'\"]))(?:{_ENDS_SECRET}|token)(?:\s+=\s*|\s*=\s+|\s*:\s+))"
                      r"(?P<value>[^\s'\"`<>,;]+)")
 # HTTP credentials: an Authorization header's value and any "Bearer <token>".
@@ -103,6 +105,22 @@ _QUOTED = re.compile(rf"(?i)(?P<name>(?P<q>['\"]){_WORDS}(?P=q)\s*:\s*(?P<vq>['\
 _QUERY = re.compile(
     r"(?i)(?P<lead>[?&;](?:key|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature"
     r"|x-goog-credential|auth|pwd|pass|access_token|code)=)(?P<value>[^&\s'\"#`<>)\]},;]+)"
+)
+# A credential on a command line: ``--password VALUE``, ``--api-key VALUE`` (a value, not the
+# next option; ``--password-file PATH`` names a file) and openssl's ``-passin pass:VALUE``.
+_FLAG = re.compile(
+    r"(?i)(?P<name>(?<![\w-])--?(?:[a-z]+-)*(?:password|passwd|passphrase|token|secret|api-?key|access-key|secret-key)"
+    r"\s+(?:pass:)?|(?<![\w-])-pass(?:in|out)\s+pass:)(?P<value>[^\s'\"`<>\-][^\s'\"`<>]*)"
+)
+# Tokens whose issuers gave them a recognisable shape (so that scanners find them):
+# GitHub, GitLab, Slack, Google API keys, OpenAI/Stripe secret keys, Hugging Face, npm,
+# PyPI, AWS access key ids and JSON Web Tokens -- also as a URL's user (https://TOKEN@github.com).
+# (The look-ahead of the first letters lets the search skip most positions at once.)
+_TOKEN_SHAPE = re.compile(
+    r"(?=[gxAsrhnpe])(?<![A-Za-z0-9_\-])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{35}|[sr]k[-_](?=[A-Za-z_\-]*[0-9])[A-Za-z0-9_\-]{20,}"
+    r"|hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|pypi-[A-Za-z0-9_\-]{50,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
+    r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{8,})(?![A-Za-z0-9_\-])"
 )
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
 
@@ -156,6 +174,7 @@ def forget_all() -> None:
     global _pattern
     with _guard:
         _known.clear()
+        _environment_forms.clear()
         _pattern = None
 
 
@@ -200,6 +219,48 @@ def register_values(*values: object) -> None:
     for text in _strings(values):
         if "@" in text:
             register(*url_credentials(text))
+
+
+# An environment variable whose name *ends* in a credential word holds a credential
+# (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, AWS_ACCESS_KEY_ID, PGPASSWORD, MYSQL_PWD,
+# OPENAI_API_KEY, REDISCLI_AUTH, AZURE_STORAGE_CONNECTION_STRING) -- but not SSH_AUTH_SOCK,
+# XDG_SESSION_TYPE, OLDPWD or a *_TOKEN_FILE, which name places and kinds, not secrets. A
+# KEY is a credential only as a kind of key (SORT_KEY=name or S3_KEY=data/x.csv is not one).
+_SECRET_VARIABLE = re.compile(
+    r"(?i)(?:token|secret|password|passwd|passphrase|_pwd|_auth|connection_string"
+    r"|(?:access|secret|api|private|account|storage|master|encryption|signing|client|app|service|license)_?key(?:_?id)?)$"
+)
+_environment_forms: set[str] = set()  # the spellings register_environment added (see secrets_beyond_environment)
+
+
+def register_environment(environ: Mapping[str, str]) -> None:
+    """Register the credentials a command's environment holds, which a task it runs (or a
+    library it calls) may print alone: the values of variables named like credentials
+    (``GITHUB_TOKEN``, ``PGPASSWORD``; see ``_SECRET_VARIABLE``) and the password of any
+    value holding a URL or ``user:password@host`` (``DATABASE_URL``, ``HTTPS_PROXY``).
+    The environment is passed in: the command line reads it, once.
+
+    >>> forget_all(); register_environment({"CI_TOKEN": "t0k3n-v4lue", "XDG_SESSION_TYPE": "wayland"})
+    >>> redact("echo t0k3n-v4lue wayland")
+    'echo *** wayland'
+    >>> forget_all()
+    """
+    found = [value for name, value in environ.items() if _SECRET_VARIABLE.search(name)]
+    for value in environ.values():
+        if "@" in value:
+            found += url_credentials(value)
+    with _guard:
+        before = set(_known)
+    register(*found)
+    with _guard:
+        _environment_forms.update(_known - before)
+
+
+def secrets_beyond_environment() -> bool:
+    """Whether this process knows a credential besides those of its environment (the
+    Pipelinefile's, a ``-p`` value's): what a no-op certificate must not rest on."""
+    with _guard:
+        return bool(_known - _environment_forms)
 
 
 def register_url(url: object) -> None:
@@ -339,6 +400,7 @@ def redact(text: str) -> str:
         text = pattern.sub(MASK, text)
         if ":***@" in text:
             text = _USER_OF_MASKED.sub(f"{MASK}@", text)
+    text = _TOKEN_SHAPE.sub(MASK, text)
     if "://" in text:
         text = _URL_USERINFO.sub(_hide_userinfo, text)
     if "@" in text and ":" in text:
@@ -349,6 +411,8 @@ def redact(text: str) -> str:
     if ":" in text:
         text = _QUOTED.sub(lambda m: m.group("name") + MASK + m.group("vq"), text)
     lowered = text.lower()
+    if "-pass" in lowered or "--" in text:
+        text = _FLAG.sub(lambda m: m.group("name") + MASK, text)
     if "=" in text or ":" in text:
         text = _CONFIG.sub(lambda m: m.group("name") + MASK, text)
     if "authorization" in lowered:

@@ -39,7 +39,8 @@ _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@-]*(?:/[A-Za-z0-9_][A-Za-z0-9_
 # for a plugin's longer suffix.
 MAX_TASK_NAME = 128
 # A local target's staging sibling adds the same ~85 bytes to the target's own file name.
-MAX_TARGET_NAME_BYTES = 255 - 85
+MAX_FILE_NAME_BYTES = 255  # of a file or folder name (Linux, macOS, Windows)
+MAX_TARGET_NAME_BYTES = MAX_FILE_NAME_BYTES - 85
 _VALUES_HINT = "Check the values that fill it (-p, --params-file, foreach items)."
 _DEP_HINT = _VALUES_HINT[:-1] + ('; to read elsewhere, write that folder or URL in the template itself '
                                  '(deps: ["/mnt/data/{params.x}"]).')
@@ -411,13 +412,31 @@ def _name_fits(path: str, rendered: str, what: str) -> None:
     """A local target's file name leaves room for its staging sibling (``.NAME.targetrun-...``)
     within the 255 bytes a file name holds: refused here, before its task runs, rather than
     when the finished value cannot be written."""
-    size = len(os.path.basename(path).encode("utf-8", "surrogateescape"))
+    folders, name = os.path.split(path)
+    if len(rendered) > MAX_FILE_NAME_BYTES // 4:  # shorter, no name in it can be too long (the base's exist)
+        _folder_names_fit(folders, rendered, what)
+    size = len(name.encode("utf-8", "surrogateescape"))
     if size > MAX_TARGET_NAME_BYTES:
-        shown = rendered if len(rendered) <= 80 else f"{rendered[:60]}...{rendered[-12:]}"
         raise SpecError(
-            f"the {what} {shown!r} has a file name of {size} bytes; a target's file name may have at most "
+            f"the {what} {_shown(rendered)!r} has a file name of {size} bytes; a target's file name may have at most "
             f"{MAX_TARGET_NAME_BYTES} (a file name holds 255 bytes, and targetrun writes a hidden staging file "
             "named after the target beside it)", hint=f"Shorten the name. {_VALUES_HINT}")
+
+
+def _folder_names_fit(folders: str, rendered: str, what: str) -> None:
+    """Every folder name on a local target's path holds at most 255 bytes. Checked here:
+    the file system says so only once the folder above it exists (before that, a look at the
+    target answers "missing"), which would be a failed write after the task ran."""
+    for folder in folders.split(os.sep):
+        size = len(folder.encode("utf-8", "surrogateescape"))
+        if size > MAX_FILE_NAME_BYTES:
+            shown = folder if len(folder) <= 60 else f"{folder[:40]}...{folder[-12:]}"
+            raise SpecError(f"the {what} {_shown(rendered)!r} has a folder name of {size} bytes ({shown!r}); a "
+                            f"folder name holds at most {MAX_FILE_NAME_BYTES}", hint=f"Shorten it. {_VALUES_HINT}")
+
+
+def _shown(rendered: str) -> str:
+    return rendered if len(rendered) <= 80 else f"{rendered[:60]}...{rendered[-12:]}"
 
 
 def _own_files(spec: PipelineSpec) -> dict[str, str]:

@@ -295,9 +295,11 @@ def _check_date_spec(name: str, spec: str) -> None:
     try:
         dateformat.check(spec)
     except ValueError as exc:
-        raise TemplateError(f"{{{name}:{spec}}}: {exc}",
-                            hint="Write literal text in [brackets] (`{date:YYYY-MM-DD[T]HH}`), or use strftime "
-                                 "codes (`{date:%G-W%V}`): a spec with a '%' is strftime's.") from None
+        hint = ("Use strftime codes such as %Y, %m, %d, %-d or %G-W%V, and write %% for a '%' itself."
+                if "%" in spec else
+                "Write literal text in [brackets] (`{date:YYYY-MM-DD[T]HH}`), or use strftime "
+                "codes (`{date:%G-W%V}`): a spec with a '%' is strftime's.")
+        raise TemplateError(f"{{{name}:{spec}}}: {exc}", hint=hint) from None
 
 
 def _check_spec(name: str, spec: str, *, strict: bool = True) -> None:

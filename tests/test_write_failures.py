@@ -170,3 +170,27 @@ def test_the_run_record_says_the_storage_broke(tmp_path):
     history = targetrun(folder, "history")
     assert "broken" in history.stdout, history.stdout  # a backend failure, not a task failure
     assert os.listdir(folder / "out") == []
+
+
+OUTPUT_PIPELINE = """
+tasks:
+  out: {shell: "head -c 200000 /dev/zero | tr '\\\\0' z > {output}", target: out/out.txt}
+"""
+
+
+@pytest.mark.parametrize("refusal", ["read-only", "full disk"])
+def test_a_shell_command_writing_output_where_the_disk_refuses_is_a_storage_error(tmp_path, tmpfs, refusal):
+    """A shell task that writes ``{output}`` itself meets the disk's refusal inside its
+    command (``sh: cannot create ...: Read-only file system``): still the storage's failure
+    (exit 3, the path, what to do), not a failed task (exit 1)."""
+    folder = make(tmp_path)
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent(OUTPUT_PIPELINE).lstrip())
+    tmpfs(folder / "out", "ro,size=64k" if refusal == "read-only" else "size=64k")
+    result = targetrun(folder, "run")
+    assert_refused(result, folder / "out" / "out.txt",
+                   "the file system is read-only" if refusal == "read-only" else "the disk is full")
+    assert leftovers(folder) == []
+    assert mount("-o", "remount,rw,size=1m", str(folder / "out"))
+    again = targetrun(folder, "run")
+    assert again.returncode == 0, again.stderr
+    assert len((folder / "out" / "out.txt").read_text().strip()) == 200_000

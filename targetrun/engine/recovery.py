@@ -10,6 +10,9 @@ is no longer alive is resolved:
   has been gone for :data:`STRAGGLER_GRACE` (an object store may still complete an upload
   sent just before the end); whatever is at the target keeps the record it had.
 
+A pending write whose staging name is not its target's staging sibling
+(``.NAME.targetrun-TOKEN`` beside it) was not written by targetrun -- a store is data
+another process may have changed --: its row is dropped and the path it names left alone.
 Pending writes of a live run (another process, now) are left alone, and so are those in a
 local folder this machine does not have (a clone elsewhere sharing the store cleans up
 its own).
@@ -26,7 +29,7 @@ from targetrun.errors import TargetrunError
 from targetrun.fingerprint import stream_digest
 from targetrun.model import Checkpoint
 from targetrun.resolve import LOCAL
-from targetrun.storage.base import Storage
+from targetrun.storage.base import Storage, is_staging_of
 from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore
 
 
@@ -34,6 +37,11 @@ def recover(store: StateStore, storages: Callable[[str], Storage], now: float, l
     """Resolve the pending writes of runs that are gone; return how many were resolved."""
     resolved = 0
     for pending in store.pending_writes():
+        if not is_staging_of(pending.staging, pending.location):
+            # Not a write targetrun prepared (a row someone else put in the store): its
+            # "staging file" may be any file or folder, which is not ours to remove.
+            store.drop_pending(pending.staging)
+            continue
         if pending.storage == LOCAL and not os.path.isdir(os.path.dirname(pending.staging)):
             continue  # another machine's folder: its own next command resolves it
         run = store.run(pending.run_id)

@@ -200,6 +200,23 @@ def staging_sibling(url: str, token: str) -> str:
     return f"{head}/.{name}.targetrun-{token}" if head else f".{name}.targetrun-{token}"
 
 
+def is_staging_of(staging: str, url: str) -> bool:
+    """Whether ``staging`` is a staging name :func:`staging_sibling` gives ``url`` (some
+    token without a ``/``): what a pending write read from a state store -- data another
+    process may have written -- must name before its file is removed.
+
+    >>> is_staging_of("/p/out/.x.json.targetrun-r1-3", "/p/out/x.json")
+    True
+    >>> is_staging_of("/home/me", "/p/out/x.json"), is_staging_of("/p/out/.x.json.targetrun-", "/p/out/x.json")
+    (False, False)
+    >>> is_staging_of("/p/out/.x.json.targetrun-a/../../../etc", "/p/out/x.json")
+    False
+    """
+    prefix = staging_sibling(url, "")
+    token = staging[len(prefix):] if staging.startswith(prefix) else ""
+    return bool(token) and "/" not in token and "\\" not in token and "\0" not in token
+
+
 def shown(url: str) -> str:
     """The URL a user knows: a staging file is named by the target it is for.
 

@@ -136,10 +136,22 @@ class LocalStorage(Storage):
 
     @contextlib.contextmanager
     def stage_output(self, staging: str) -> Iterator[str]:
-        self._makedirs(os.path.dirname(staging))
+        """``staging`` for a command to write itself. The disk's refusal then reaches the
+        command, not targetrun (``sh: cannot create ...: Read-only file system``), so it is
+        looked for here: a folder where no file can be created is refused before the command
+        runs, and a command that failed on a disk now full is the storage's failure too."""
+        folder = os.path.dirname(staging)
+        self._makedirs(folder)
+        _can_create(staging)
         try:
             yield staging
-        except BaseException:
+        except Exception:
+            full = _disk_full(folder)  # before the partial file goes, which makes room again
+            _discard(staging)
+            if full:
+                raise _write_failed(shown(staging), OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from None
+            raise
+        except BaseException:  # a stop: nothing to tell, only the staging file to remove
             _discard(staging)
             raise
 
@@ -202,6 +214,23 @@ def _create_new(path: str) -> int:
         return os.open(path, flags, 0o666)
     except OSError as exc:
         raise _write_failed(shown(path), exc) from None
+
+
+def _can_create(path: str) -> None:
+    """Create ``path`` and remove it again: whether this folder takes a new file (a
+    read-only mount, missing permission and a disk out of inodes answer here)."""
+    os.close(_create_new(path))
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _disk_full(folder: str) -> bool:
+    """Whether the disk holding ``folder`` has no block (or no inode) left for this process."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail == 0 or (st.f_files > 0 and st.f_favail == 0)
 
 
 def _discard(path: str) -> None:
