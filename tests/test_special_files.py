@@ -150,3 +150,79 @@ tasks:
     _refused(_cli(tmp_path, "logs", "a"), 2, "not a regular file")
     done = _cli(tmp_path, "status")
     assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("plant", ["fifo", "dev-zero"])
+def test_a_fifo_or_device_as_the_state_store_is_refused(tmp_path, plant):
+    (tmp_path / "Pipelinefile.yaml").write_text(PLAIN)
+    (tmp_path / ".targetrun").mkdir()
+    _plant(tmp_path / ".targetrun" / "state.db", plant)
+    for command in ("run", "status"):
+        _refused(_cli(tmp_path, command), 3, "cannot be used")
+
+
+# -- each reader, given what a race could swap in between a check and the open ----------
+# None of them checks the path and then opens it: each judges what it opened. So a FIFO
+# already there when it opens stands for one swapped in after any check.
+
+
+def _in_time(call):
+    """``call()``'s result or exception, from a thread: a hang fails the test."""
+    found: list[object] = []
+
+    def attempt() -> None:
+        try:
+            found.append(call())
+        except BaseException as exc:  # noqa: B902 -- reported to the test
+            found.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(TIMEOUT)
+    assert found, "it hung"
+    return found[0]
+
+
+@pytest.fixture(params=["fifo", "dev-zero"])
+def planted(request, tmp_path) -> str:
+    path = tmp_path / "planted"
+    _plant(path, request.param)
+    return str(path)
+
+
+def test_a_module_source_that_is_no_file_is_no_module(planted):
+    from targetrun.staleness import _module_source
+
+    assert _in_time(lambda: _module_source(planted)) is None
+
+
+def test_an_output_that_is_no_file_is_digested_unread(planted):
+    from targetrun.engine.work import _output_digest
+
+    assert _in_time(lambda: _output_digest(planted)) == (0, "")
+
+
+def test_a_file_digest_refuses_what_is_no_file(planted):
+    from targetrun.engine.work import file_digest
+
+    assert isinstance(_in_time(lambda: file_digest(planted)), NotRegularFile)
+
+
+def test_the_replay_key_never_reads_a_stream(planted):
+    from targetrun.replay import _contents
+
+    assert isinstance(_in_time(lambda: _contents(planted)), NotRegularFile)
+
+
+def test_a_spec_cache_that_is_no_file_is_a_miss(planted):
+    from targetrun.pipelinefile import _read_cache
+
+    assert _in_time(lambda: _read_cache(planted)) is None
+
+
+def test_a_target_that_is_no_file_is_a_storage_error(planted):
+    from targetrun.errors import StorageError
+    from targetrun.storage.local import LocalStorage
+
+    found = _in_time(lambda: LocalStorage().open_read(planted))
+    assert isinstance(found, StorageError) and "not a regular file" in str(found), found
