@@ -60,6 +60,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
+from targetrun.regularfile import open_regular
+
 FORMAT = 3  # of the certificate file; another one is ignored
 FOLDER = os.path.join(".targetrun", "replay")
 # A certificate larger than this is not read: 10,000 targets' are ~1 MB (a status's ~0.9 MB,
@@ -252,10 +254,9 @@ def _contents(pipelinefile: str) -> bytes:
     nor one larger than the full run accepts (refused unread). OSError otherwise."""
     from targetrun.locate import MAX_FILE_BYTES
 
-    info = os.stat(pipelinefile)
-    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
-        raise OSError(f"{pipelinefile}: not a regular file of at most {MAX_FILE_BYTES} bytes")
-    with open(pipelinefile, "rb") as f:
+    with open_regular(pipelinefile) as f:  # a pipe or a device: NotRegularFile, an OSError
+        if os.fstat(f.fileno()).st_size > MAX_FILE_BYTES:
+            raise OSError(f"{pipelinefile}: more than {MAX_FILE_BYTES} bytes")
         return f.read(MAX_FILE_BYTES + 1)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from targetrun.errors import UsageError
 from targetrun.model import PipelineSpec
+from targetrun.regularfile import open_regular
 from targetrun.resolve import log_path
 from targetrun.store.base import RunRecord, StateStore, as_seen
 
@@ -143,7 +144,7 @@ def _reason(text: str) -> str:
 def _log_tail(root: str, run_id: str, task: str) -> str:
     path = log_path(root, run_id, task)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a FIFO or a device in its place is not read: ""
             f.seek(max(0, os.fstat(f.fileno()).st_size - LOG_BYTES * 4))
             text = f.read().decode("utf-8", errors="replace")
     except OSError:

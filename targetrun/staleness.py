@@ -62,7 +62,7 @@ from targetrun.errors import StorageError, UsageError
 from targetrun.model import Checkpoint, RunContext, Stale, StaleKind, TaskSpec
 from targetrun.stalediff import (UNKNOWN_DEP, UNPARSABLE, code_stale, deps_stale, recorded_deps, relative_key,
                                  unparsable_text)
-from targetrun.storage.local import open_regular
+from targetrun.regularfile import NotRegularFile, kind_of, open_regular
 
 # -- code ------------------------------------------------------------------------------
 
@@ -222,6 +222,23 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                 _collect(handler.body, parsed, package, branch=True)
 
 
+def _module_source(path: str) -> bytes | None:
+    """The source of the module file at ``path``; None when no regular file is there (a
+    FIFO or a device is no module: it is not read, and would wait or never end)."""
+    try:
+        with open_regular(path) as f:
+            return f.read()
+    except NotRegularFile:
+        return None
+    except OSError as exc:
+        if exc.errno in _NO_FILE_THERE:  # what os.path.isfile says False to, as before
+            return None
+        raise
+
+
+_NO_FILE_THERE = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP)
+
+
 def _search_path(root: str) -> list[str]:
     """The folders a project's modules are found in, in the order Python looks: the root
     (the runner puts it first on ``sys.path``), the ``sys.path`` folders that lie inside
@@ -273,9 +290,8 @@ class CodeIndex:
         for folder in self._path if name else ():
             base = os.path.join(folder, *name.split("."))
             for path, is_package in ((base + ".py", False), (os.path.join(base, "__init__.py"), True)):
-                if os.path.isfile(path):
-                    with open(path, "rb") as f:
-                        source = f.read()
+                source = _module_source(path)
+                if source is not None:
                     key = (path, hashlib.sha256(source).hexdigest())
                     if key not in _PARSED:
                         _PARSED[key] = _parse(source, name, is_package)
@@ -810,11 +826,11 @@ def _hash_local(path: str) -> str:
     "regular" pseudo-file that would wait for data (/proc/kmsg) says so instead of hanging
     the run. Any error but "not found" (EIO, EAGAIN, permissions) is "cannot tell"."""
     try:
-        opened, mode = open_regular(path)  # a FIFO put there since the stat is refused, not read forever
-        if opened is None:
-            what = "a folder" if filemode.S_ISDIR(mode) else "a FIFO, device or socket"
-            raise UsageError(f"the deps entry {path} is not a regular file ({what}): it cannot be fingerprinted",
-                             hint="List only files in `deps:`, and check what is at that path.")
+        try:
+            opened = open_regular(path)  # a FIFO put there since the stat is refused, not read forever
+        except NotRegularFile as exc:
+            raise UsageError(f"the deps entry {path} is not a regular file ({kind_of(exc.mode)}): it cannot be fingerprinted",
+                             hint="List only files in `deps:`, and check what is at that path.") from None
         with opened:
             os.set_blocking(opened.fileno(), False)
             digest = hashlib.sha256()

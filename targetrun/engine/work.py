@@ -27,6 +27,7 @@ from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.callables import load_callable
 from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
+from targetrun.regularfile import open_regular, regular_descriptor
 from targetrun import stopping
 from targetrun.errors import EXIT_BACKEND, EXIT_USAGE, MissingExtraError, StorageError, TargetrunError, UsageError
 from targetrun.serializers.base import FormatMismatch, SerializationError
@@ -288,22 +289,22 @@ class HashingWriter(io.RawIOBase):
 
 
 def file_digest(path: str) -> tuple[int, str]:
-    with open(path, "rb") as f:
+    with open_regular(path) as f:  # NotRegularFile (an OSError) for a FIFO swapped in since the check
         return stream_digest(f)
 
 
 def _output_digest(path: str) -> tuple[int, str] | None:
     """Size and sha256 of what a command wrote to ``{output}``: None when nothing is
     there, ``(0, "")`` for what is no file (a folder, a dangling link). A regular file,
-    the usual case, is read through its descriptor alone: four system calls, where a
-    buffered file object adds a stat, a terminal test and a seek to every shell task."""
+    the usual case, is read through its descriptor alone: a buffered file object would
+    add a terminal test and a seek to every shell task."""
     try:
         info = os.lstat(path)
     except OSError:
         return None
     if not stat.S_ISREG(info.st_mode):
-        return file_digest(path) if os.path.isfile(path) else (0, "")  # through a link, or none
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return _linked_digest(path)
+    fd = regular_descriptor(path)  # judged again by what is open: a FIFO swapped in is never read
     try:
         digest, size = hashlib.sha256(), 0
         while chunk := os.read(fd, _CHUNK_OF_FILE):
@@ -312,6 +313,15 @@ def _output_digest(path: str) -> tuple[int, str] | None:
     finally:
         os.close(fd)
     return size, digest.hexdigest()
+
+
+def _linked_digest(path: str) -> tuple[int, str]:
+    """Through a link to a regular file, its digest; ``(0, "")`` for no file (a folder, a
+    dangling link, a FIFO or a device -- never read)."""
+    try:
+        return file_digest(path)
+    except OSError:
+        return 0, ""
 
 
 _CHUNK_OF_FILE = 1024 * 1024

@@ -11,9 +11,9 @@ and one that is not a spec is a miss.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
-import stat as filemode
 import tempfile
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ from targetrun.errors import SpecError, UsageError
 from targetrun import model
 from targetrun.model import PipelineSpec, TaskSpec
 from targetrun.pipelinefile import cachefile
+from targetrun.regularfile import NotRegularFile, kind_of, open_regular, read_named
 
 if TYPE_CHECKING:
     from targetrun.pipelinefile.yamlnodes import Document
@@ -126,17 +127,19 @@ def _document(data: bytes, path: str) -> Document:
 
 
 def _read(path: str) -> bytes:
+    """The Pipelinefile's bytes: a regular file, or a stream the user named (``-f
+    <(generate)``) read up to the limit; never waited on without end (see ``read_named``)."""
     try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise SpecError(f"the file is {size:,} bytes, more than the {MAX_FILE_BYTES:,} a Pipelinefile may be", file=path)
-        with open(path, "rb") as f:
-            return f.read()
+        return read_named(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise UsageError(f"no such Pipelinefile: {path}", hint="Check the -f path.") from None
     except IsADirectoryError:
         raise UsageError(f"{path} is a folder, not a Pipelinefile", hint="Point -f at the file.") from None
+    except NotRegularFile as exc:
+        raise UsageError(f"{path} is {kind_of(exc.mode)}, not a Pipelinefile", hint="Point -f at the file.") from None
     except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            raise SpecError(f"the file is {exc.strerror} for a Pipelinefile", file=path) from None
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
@@ -145,10 +148,7 @@ def _read_cache(cache_file: str) -> PipelineSpec | None:
     file, or anything but a regular file -- a FIFO planted there is opened without waiting
     for a writer (forever) and not read, nor is a device (``/dev/zero`` never ends)."""
     try:
-        fd = os.open(cache_file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        with os.fdopen(fd, "rb") as f:
-            if not filemode.S_ISREG(os.fstat(fd).st_mode):
-                return None
+        with open_regular(cache_file) as f:  # NotRegularFile, an OSError: a miss
             return cachefile.loads(f.read())
     except (OSError, ValueError):
         return None

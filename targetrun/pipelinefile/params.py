@@ -8,9 +8,9 @@ expansion), then held to the limits of :mod:`targetrun.pipelinefile.values`. Any
 
 from __future__ import annotations
 
-import os
 
 from targetrun.errors import SpecError, UsageError
+from targetrun.regularfile import read_named
 from targetrun.pipelinefile.values import check_param_name, check_param_value
 from targetrun.pipelinefile.yamlnodes import YamlSyntaxError, load_value
 
@@ -52,15 +52,10 @@ def parse_param(pair: str) -> tuple[str, object]:
 
 def load_params_file(path: str) -> dict[str, object]:
     try:
-        size = os.path.getsize(path)
-        if size > MAX_PARAMS_FILE_BYTES:
-            raise UsageError(f"the params file {path} is {size:,} bytes, more than the {MAX_PARAMS_FILE_BYTES:,} allowed")
-        with open(path, "rb") as f:  # at most the limit + 1 bytes: /dev/zero or a pipe has no size to check
-            data = f.read(MAX_PARAMS_FILE_BYTES + 1)
-        if len(data) > MAX_PARAMS_FILE_BYTES:
-            raise UsageError(f"the params file {path} is more than the {MAX_PARAMS_FILE_BYTES:,} bytes allowed")
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_named(path, MAX_PARAMS_FILE_BYTES).decode("utf-8")  # a stream too: <(generate), /dev/stdin
+    except OSError as exc:
+        raise UsageError(f"cannot read the params file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
         raise UsageError(f"cannot read the params file {path}: {exc}") from None
     if "\0" in text:
         raise UsageError(f"the params file {path} holds a NUL byte; it is not a text file")

@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from targetrun.events import Event, RunOutput, RunStarted, TaskFailed, TaskRetrying, TaskSucceeded
+from targetrun.errors import UsageError
 from targetrun.redact import printable, redact
+from targetrun.regularfile import NotRegularFile, kind_of, open_regular
 from targetrun.resolve import LOGS, log_path
 
 UNATTRIBUTED = "unattributed.txt"  # not a task's name: task logs end in .log
@@ -117,8 +119,7 @@ def find_log(root: str, task: str, runs: Sequence[str], *, last_attempt: int | N
             if known is not None:
                 return TaskLog(path, known, "")  # it ran there, silently
             continue
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        text = _read_log(path)
         parts = sections(text)
         if every_attempt or not parts:
             return TaskLog(path, None, text)
@@ -127,3 +128,14 @@ def find_log(root: str, task: str, runs: Sequence[str], *, last_attempt: int | N
             return TaskLog(path, known, "")
         return TaskLog(path, attempt, section)
     return None
+
+
+def _read_log(path: str) -> str:
+    """A task's log as text. Something put in its place that is no regular file is not read:
+    a FIFO would wait for a writer forever, ``/dev/zero`` never ends."""
+    try:
+        with open_regular(path) as f:
+            return f.read().decode("utf-8", errors="replace")
+    except NotRegularFile as exc:
+        raise UsageError(f"the log {path} is {kind_of(exc.mode)}, not a regular file: targetrun does not read it",
+                         hint="Move it away; targetrun writes logs as regular files.") from None

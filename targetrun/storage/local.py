@@ -17,11 +17,11 @@ import contextlib
 import errno
 import os
 import shutil
-import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from targetrun.errors import StorageError, UsageError
+from targetrun.regularfile import NotRegularFile, open_regular
 from targetrun.storage.base import Stat, Storage, shown
 
 # Errors that mean "this path cannot exist", as opposed to "cannot tell".
@@ -92,18 +92,16 @@ class LocalStorage(Storage):
         would make the reader wait forever, and ``/dev/zero`` (or a symlink to it) never
         ends, so neither is read -- not even opened in a way that waits for a writer."""
         try:
-            opened, mode = open_regular(url)
+            return open_regular(url)
         except FileNotFoundError:
             raise
         except IsADirectoryError as exc:
             raise StorageError(f"{url} is a folder, not a file: {exc.strerror}") from None
+        except NotRegularFile as exc:
+            raise StorageError(f"{url} is {exc.strerror}: targetrun does not read it",
+                               hint="Move it away (targetrun writes targets as regular files), and run again.") from None
         except OSError as exc:
             raise _cannot_tell(url, exc) from None
-        if opened is None:
-            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
-            raise StorageError(f"{url} is {kind}, not a regular file: targetrun does not read it",
-                               hint="Move it away (targetrun writes targets as regular files), and run again.")
-        return opened
 
     @contextlib.contextmanager
     def atomic_write(self, url: str) -> Iterator[BinaryIO]:
@@ -263,25 +261,3 @@ def _cannot_tell(url: str, exc: OSError) -> StorageError:
         f"cannot tell whether {url} exists: {exc.strerror or exc}",
         hint="Check the permissions of that path; targetrun never treats this as missing.",
     )
-
-
-def open_regular(path: str) -> tuple[BinaryIO | None, int]:
-    """``path`` opened for reading when it is a regular file (else None), and its mode.
-
-    Opened without waiting for a writer -- a FIFO planted there would block the open
-    itself -- and judged by the descriptor, so what was opened is what was checked: every
-    local reader of a target or a dep goes through here, and none reads a FIFO or a device
-    (``/dev/zero`` never ends). OSError as ``os.open`` raises it."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            os.close(fd)
-            return None, mode
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb"), mode
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        raise
