@@ -93,6 +93,9 @@ class _Checker:
         self.broken: set[str] = set()  # tasks with a problem of their own
         self.protocols: dict[str, SpecError | None] = {}  # each URL protocol's answer, asked once per file
         self.layouts: dict[tuple[tuple[str, int], ...], Mapping[str, int]] = {}  # see field_offsets
+        # one object for a command or a delay tasks repeat (the document has one a task)
+        self.commands: dict[str, str] = {}
+        self.delays: dict[float, float] = {}
 
     def check(self) -> PipelineSpec | None:
         try:
@@ -297,8 +300,8 @@ class _Checker:
         line = self.doc.line(where)
         spec = TaskSpec(
             name=name,
-            run=run,
-            shell=shell,
+            run=run if run is None else self.commands.setdefault(run, run),
+            shell=shell if shell is None else self.commands.setdefault(shell, shell),
             needs=needs,
             args=dict(args) if args else NO_ARGS,
             target=target,
@@ -308,7 +311,7 @@ class _Checker:
             checkpoint=checkpoint,
             cache=cache,
             max_retries=retries,
-            retry_delay=delay,
+            retry_delay=self.delays.setdefault(delay, delay),
             foreach=foreach,
             templated_args=templating.has_fields(args),
             line=line,
