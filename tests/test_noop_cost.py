@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tracemalloc
+
+import pytest
 
 from targetrun import model
 from targetrun.events import Broadcast, RecordingReporter, RunStarted, TaskSkipped
@@ -327,3 +330,23 @@ def test_the_cli_called_in_process_leaves_the_callers_collector_alone(project):
     frozen = gc.get_freeze_count()
     assert proj.cli("run").code == 0 and proj.cli("status").code == 0 and proj.cli("run", "--dry-run").code == 0
     assert gc.isenabled() and gc.get_freeze_count() == frozen
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["from the spec cache", "parsed"])
+def test_a_loaded_pipeline_keeps_a_few_hundred_bytes_a_task(tmp_path, cached):
+    """Issue 13: 100,000 tasks in under 300 MB. What a task's spec keeps all run long is its
+    slotted TaskSpec, its name, target and line: tasks share their command, their empty
+    args and the offsets of their keys' lines (about 1 KB a task before)."""
+    n = 2000
+    path = tmp_path / "Pipelinefile.yaml"
+    path.write_text("defaults: {serializer: text}\ntasks:\n" + "".join(
+        f"  t{i}:\n    shell: 'echo 0 > {{output}}'\n    target: out/t{i}.txt\n" for i in range(n)))
+    load_pipeline(str(path))  # writes the cache
+    tracemalloc.start()
+    try:
+        spec = load_pipeline(str(path), use_cache=cached)
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(spec.tasks) == n and spec.tasks["t7"].line_of("target") == 3 * 7 + 5
+    assert kept / n < 600, f"{kept / n:.0f} bytes a task"  # ~1,000 before, ~400 now

@@ -75,7 +75,7 @@ def _encode(value: Any) -> Any:
         # Fields left at their defaults are not written: a task is then a third of the
         # bytes, and the reader (the class's own constructor) fills them in again.
         fields = {f.name: _encode_tasks(v) if f.name == "tasks" and type(value) is PipelineSpec else _encode(v)
-                  for f in dataclasses.fields(value) if not _is_default(f, v := getattr(value, f.name))}
+                  for f in dataclasses.fields(value) if f.init and not _is_default(f, v := getattr(value, f.name))}
         return {TAG: type(value).__name__, **fields}
     raise TypeError(f"a {type(value).__name__} cannot be stored in the spec cache")
 
@@ -87,8 +87,8 @@ def _encode_tasks(tasks: Any) -> Any:
     if not isinstance(tasks, dict) or not tasks or \
             not all(type(task) is TaskSpec and task.name == name for name, task in tasks.items()):
         return _encode(tasks)
-    used = [f for f in dataclasses.fields(TaskSpec)
-            if f.name == "name" or any(not _is_default(f, getattr(task, f.name)) for task in tasks.values())]
+    used = [f for f in dataclasses.fields(TaskSpec) if f.init and
+            (f.name == "name" or any(not _is_default(f, getattr(task, f.name)) for task in tasks.values()))]
     return {TAG: "TaskTable", "fields": [f.name for f in used],
             "rows": [[_encode(getattr(task, f.name)) for f in used] for task in tasks.values()]}
 
@@ -131,47 +131,54 @@ def _decode(obj: dict[str, Any]) -> Any:
 
 
 def _task_table(fields: Any, rows: Any) -> dict[str, TaskSpec]:
-    """The tasks of a table (see :func:`_encode_tasks`), by name, each filled as
-    :func:`_build` fills one; a table of another shape is a ValueError (a cache miss)."""
+    """The tasks of a table (see :func:`_encode_tasks`), by name, each filled as the
+    class's own ``__init__`` would fill it, without calling it: a frozen dataclass's
+    ``__init__`` sets each of its ~20 fields by name through ``object.__setattr__``, while
+    each slot's own setter is a third cheaper. A table of another shape is a ValueError (a
+    cache miss).
+
+    What tasks share is kept once, as parsing the Pipelinefile keeps it: a string tasks
+    share (a templated command, a serializer: JSON makes a copy a row, ~60 bytes each a
+    task that a plan of 100,000 tasks keeps all run long), the lines of keys written alike
+    (``field_offsets``) and, for a field the table leaves out, its default."""
+    every = dataclasses.fields(TaskSpec)
+    position = {f.name: i for i, f in enumerate(every) if f.init}
     if type(fields) is not list or type(rows) is not list or not all(type(name) is str for name in fields) \
-            or len(set(fields)) != len(fields) or "name" not in fields:
+            or len(set(fields)) != len(fields) or "name" not in fields or not set(fields) <= position.keys():
         raise ValueError("a task table without the expected columns")
-    if TaskSpec not in _SHAPES:
-        _SHAPES[TaskSpec] = _shape(TaskSpec)
-    shape = _SHAPES[TaskSpec]
-    named = fields.index("name")
-    width = len(fields)
+    named, width = fields.index("name"), len(fields)
+    places = [position[name] for name in fields]
+    # the defaults, one value for every task (a factory's empty mapping too: a spec is never changed)
+    template = [f.default if f.default is not dataclasses.MISSING else _made(f) for f in every]
+    setters = [getattr(TaskSpec, f.name).__set__ for f in every]  # the slots' own
+    offsets_at = fields.index("field_offsets") if "field_offsets" in fields else -1
+    shared: dict[Any, Any] = {}
+    same = shared.setdefault
+    new = object.__new__
     tasks: dict[str, TaskSpec] = {}
-    if shape is None or not shape.names.issuperset(fields):  # a model that _build cannot fill itself
-        for row in rows:
-            if type(row) is not list or len(row) != width:
-                raise ValueError("a task table row of another width")
-            task = TaskSpec(**dict(zip(fields, row)))
-            tasks[task.name] = task
-    else:
-        rest = {name: value for name, value in shape.defaults.items() if name not in fields}
-        factories = [(name, factory) for name, factory in shape.factories if name not in fields]
-        new = object.__new__
-        # One string for a value tasks share (a templated command, a serializer): JSON makes
-        # a copy a row, ~60 bytes each a task that a plan of 100,000 tasks keeps all run long.
-        shared: dict[str, str] = {}
-        same = shared.setdefault
-        for row in rows:
-            if type(row) is not list or len(row) != width or type(row[named]) is not str:
-                raise ValueError("a task table row of another shape")
-            for i, value in enumerate(row):
-                if type(value) is str and i != named:  # a task's name is its own
-                    row[i] = same(value, value)
-            task = new(TaskSpec)
-            state = task.__dict__  # filled in place: no dict made only to be copied
-            state.update(rest)
-            state.update(zip(fields, row))
-            for name, factory in factories:
-                state[name] = factory()
-            tasks[row[named]] = task
+    for row in rows:
+        if type(row) is not list or len(row) != width or type(row[named]) is not str:
+            raise ValueError("a task table row of another shape")
+        values = template.copy()
+        for i, value in enumerate(row):
+            if type(value) is str and i != named:  # a task's name is its own
+                value = same(value, value)
+            elif i == offsets_at and type(value) is dict:
+                value = same(tuple(value.items()), value)
+            values[places[i]] = value
+        task = new(TaskSpec)
+        for put, value in zip(setters, values):
+            put(task, value)
+        tasks[row[named]] = task
     if len(tasks) != len(rows):
         raise ValueError("a task table naming a task twice")
     return tasks
+
+
+def _made(field: dataclasses.Field[Any]) -> Any:
+    """What a field's default factory makes (None for a field without a default: ``name``)."""
+    factory = field.default_factory
+    return None if factory is dataclasses.MISSING else factory()
 
 
 def _build(cls: type, fields: dict[str, Any]) -> Any:

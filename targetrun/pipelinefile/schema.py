@@ -24,7 +24,7 @@ from targetrun.errors import (
     UsageError,
     did_you_mean,
 )
-from targetrun.model import CachePolicy, PipelineSpec, ResultLocation, TaskSpec, Validator
+from targetrun.model import NO_ARGS, CachePolicy, PipelineSpec, ResultLocation, TaskSpec, Validator
 from targetrun.shellcheck import check_shell
 
 if TYPE_CHECKING:
@@ -92,6 +92,10 @@ class _Checker:
         self.tasks: dict[str, TaskSpec] = {}
         self.broken: set[str] = set()  # tasks with a problem of their own
         self.protocols: dict[str, SpecError | None] = {}  # each URL protocol's answer, asked once per file
+        self.layouts: dict[tuple[tuple[str, int], ...], Mapping[str, int]] = {}  # see field_offsets
+        # one object for a command or a delay tasks repeat (the document has one a task)
+        self.commands: dict[str, str] = {}
+        self.delays: dict[float, float] = {}
 
     def check(self) -> PipelineSpec | None:
         try:
@@ -293,12 +297,13 @@ class _Checker:
         foreach = self.foreach(where + ("foreach",), body.get("foreach"), needs, params)
         if cache is not None:
             cache = self.check_validator_names(where, cache, needs, args, params)
+        line = self.doc.line(where)
         spec = TaskSpec(
             name=name,
-            run=run,
-            shell=shell,
+            run=run if run is None else self.commands.setdefault(run, run),
+            shell=shell if shell is None else self.commands.setdefault(shell, shell),
             needs=needs,
-            args=dict(args),
+            args=dict(args) if args else NO_ARGS,
             target=target,
             result=result,
             serializer=serializer,
@@ -306,16 +311,25 @@ class _Checker:
             checkpoint=checkpoint,
             cache=cache,
             max_retries=retries,
-            retry_delay=delay,
+            retry_delay=self.delays.setdefault(delay, delay),
             foreach=foreach,
             templated_args=templating.has_fields(args),
-            line=self.doc.line(where),
-            field_lines={k: self.doc.line(where + (k,)) or 0 for k in body},
+            line=line,
+            field_offsets=self.field_offsets(where, body, line),
             deps=self.deps(where + ("deps",), body.get("deps")),
             version=self.version(where + ("version",), body.get("version")),
         )
         self.check_templates(spec, params)
         return spec
+
+    def field_offsets(self, where: Path, body: Mapping[str, Any], line: int | None) -> Mapping[str, int]:
+        """Where each key of a task is, as an offset from the task's line; tasks written
+        alike (the same keys, each as far below the name) share one mapping."""
+        offsets = tuple((key, (self.doc.line(where + (key,)) or 0) - (line or 0)) for key in body)
+        found = self.layouts.get(offsets)
+        if found is None:
+            found = self.layouts[offsets] = dict(offsets)
+        return found
 
     def deps(self, path: Path, raw: Any) -> tuple[str, ...]:
         """``deps:`` -- the external files a task reads: paths (relative to the

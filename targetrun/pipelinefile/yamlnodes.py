@@ -430,6 +430,9 @@ class _EventBuilder(_Rules):
         self.loader = loader
         self._next: Callable[[], Any] = loader.get_event
         self.anchors: dict[str, _Anchored] = {}
+        # One string per distinct key text: 100,000 tasks repeat `shell:` and `target:`, and
+        # the parser makes a new string at each (~11 MB for the document, and its specs).
+        self.keys: dict[str, str] = {}
         self.recording: list[tuple[int, list[tuple[Path, int]]]] = []  # anchored collections being built
 
     def document(self) -> None:
@@ -498,6 +501,8 @@ class _EventBuilder(_Rules):
                 text = key_event.value if isinstance(key_event, yaml.ScalarEvent) else None
                 self._refuse_merge_key(tag, line, path)
                 key = self._tagged_node(key_event, tag, path, depth + 1)
+                if type(key) is str:
+                    key = self.keys.setdefault(key, key)
             name = self._key_name(key, text, line, path, names)
             self._set_line(path + (name,), line)
             result[key] = self._node(self._next(), path + (name,), depth + 1)

@@ -105,7 +105,13 @@ class Storage(ABC):
         if stats is not None:
             return Listing(dict(stats))
         names = self.listing(parent)
-        return None if names is None else Listing(dict.fromkeys(names))
+        if names is None:
+            return None
+        # A name that is one of ``urls`` is kept as that URL's own string: a folder of
+        # 100,000 targets would otherwise hold each path twice all run long (~9 MB).
+        entries: dict[str, Stat | None] = dict.fromkeys(key for key in map(self.key, urls or ()) if key in names)
+        entries.update(dict.fromkeys(names))  # an equal key already in keeps its string
+        return Listing(entries)
 
     def exists_many(self, urls: Iterable[str]) -> dict[str, bool]:
         return TargetChecker(lambda _key: self).check_urls("", list(urls))
@@ -282,7 +288,8 @@ class TargetChecker:
         self._members: dict[tuple[str, str], list[str]] = {}  # group -> the URLs expected in it
         self._families: dict[tuple[str, str], set[tuple[str, str]]] = {}  # parent of folders -> folders
         self._tried: set[tuple[str, str]] = set()  # folders (and parents) already listed or declined
-        self._listings: dict[tuple[str, str], list[tuple[bool, Listing]]] = {}  # (storage, prefix) -> listings
+        # (storage, prefix) -> for each listing: recursive?, which keys it answers (None: all)
+        self._listings: dict[tuple[str, str], list[tuple[bool, frozenset[str] | None]]] = {}
         self._found: dict[str, dict[str, Stat | None]] = {}  # keys seen by a listing
 
     def expect(self, storage_key: str, urls: Iterable[str]) -> None:
@@ -331,8 +338,8 @@ class TargetChecker:
         prefix, depth = key, 0
         while True:  # the folder holding ``key``, then each folder above it
             prefix = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-            for recursive, listing in self._listings.get((storage_key, prefix), ()):
-                if (recursive or depth == 0) and listing.answers(key):
+            for recursive, decided in self._listings.get((storage_key, prefix), ()):
+                if (recursive or depth == 0) and (decided is None or key in decided):
                     return False
             if not prefix:
                 return None
@@ -361,7 +368,8 @@ class TargetChecker:
         listing = storage.list_pages(where[1], recursive=recursive, max_requests=max(1, len(set(urls))), urls=urls)
         if listing is None:
             return
-        self._listings.setdefault((where[0], storage.key(where[1])), []).append((recursive, listing))
+        # what it found is kept once, in _found (the listing itself goes: a second mapping of every target)
+        self._listings.setdefault((where[0], storage.key(where[1])), []).append((recursive, listing.decided))
         self._found.setdefault(where[0], {}).update(listing.entries)
 
     def known_stats(self, storage_key: str, urls: list[str]) -> dict[str, Stat | None]:
