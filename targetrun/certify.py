@@ -34,6 +34,7 @@ from targetrun.engine.plan import Plan, Planner
 from targetrun.model import Action, CacheEntry, Reason, RunSummary, StaleKind, TaskSpec, TaskState
 from targetrun.resolve import LOCAL
 from targetrun.state import StatusReport
+from targetrun.storage.base import Stat
 from targetrun.store import statements
 from targetrun.store.base import StateStore
 from targetrun.store.sqlite import SCHEMA_VERSION, SqliteStore
@@ -109,8 +110,15 @@ def _fixed_for_the_day(spec: TaskSpec, varies: dict[str, bool]) -> bool:
     """Whether none of the task's templates renders anything finer than the run's day (the
     run id, ``{date:%H}``): the replay's key pins the date to a day. ``varies``: the answer
     by template, kept across a plan's tasks (10,000 tasks share a few shell commands)."""
-    return not any(varies[t] if t in varies else varies.setdefault(t, varies_within_a_day(t))
-                   for t in task_templates(spec))
+    for template in task_templates(spec):
+        if "{" not in template:  # a literal (10,000 targets each its own): nothing to render
+            continue
+        found = varies.get(template)
+        if found is None:
+            found = varies[template] = varies_within_a_day(template)
+        if found:
+            return False
+    return True
 
 
 def _judges_deps(spec: TaskSpec) -> bool:
@@ -271,13 +279,21 @@ def _status_rests_on_files_and_store(plan: Plan) -> bool:
     (:func:`decided_by_existence`, as the run's certificate asks), not mapped, a local
     target, templates fixed for the day."""
     varies: dict[str, bool] = {}
+    by_policy: dict[int, bool] = {}  # decided_by_existence by policy: 10,000 tasks share a few (None most)
     for task in plan.tasks.values():
         spec = task.spec
-        if spec.shell is None or spec.run is not None or spec.deps or spec.foreach is not None:
+        if spec.shell is None or spec.run is not None or spec.deps or spec.foreach is not None \
+                or task.map_index is not None:
             return False
-        if task.map_index is not None or not decided_by_existence(spec):
-            return False
-        if task.target is not None and task.target.result != LOCAL:
+        policy = spec.cache
+        if policy is not None:
+            known = by_policy.get(id(policy))  # the plan holds every policy: no identity is reused meanwhile
+            if known is None:
+                known = by_policy[id(policy)] = decided_by_existence(spec)
+            if not known:
+                return False
+        target = task.target
+        if target is not None and target.result != LOCAL:
             return False
         if not _fixed_for_the_day(spec, varies):
             return False
@@ -287,8 +303,9 @@ def _status_rests_on_files_and_store(plan: Plan) -> bool:
 def _status_rows(report: StatusReport, table: str) -> tuple[str, dict[str, Any]] | None:
     """The header's first four cells and the certificate's columns (status_replay.Certificate.encode's
     arguments) -- each line's first four cells cut from ``table``, the status as printed --,
-    each target's modification time looked at again; None when a row says something the
-    replay cannot check ("cannot tell"), or a target is not as the row saw it."""
+    each target's signature as the row's look at it saw it (a target whose look kept none is
+    looked at again); None when a row says something the replay cannot check ("cannot
+    tell"), or a target looked at again is not as the row saw it."""
     lines = table.split("\n")[:-1]
     cut = lines[0].find("  age  ") + 2  # where the ages begin: the header's fifth column
     if cut < 2 or len(lines) != len(report.rows) + 1:
@@ -296,25 +313,36 @@ def _status_rows(report: StatusReport, table: str) -> tuple[str, dict[str, Any]]
     urls: list[str | None] = []
     signatures: list[int] = []
     mtimes: list[float] = []
+    missing = status_replay.MISSING
     for row in report.rows:
         if row.note:
             return None
-        sig, mtime = status_replay.MISSING, 0.0
-        if row.target is not None:
-            try:
-                st: os.stat_result | None = os.stat(row.target)
-            except FileNotFoundError:
-                st = None
-            if (st is None) != (row.stat is None):
+        stat, target = row.stat, row.target
+        if target is None or stat is None:
+            # missing as the row saw it (the replay looks again); with no target, never looked at
+            sig, mtime = missing, 0.0
+        elif stat.signature is not None:  # the very stat the row shows: nothing to compare
+            sig, mtime = stat.signature, stat.mtime or 0.0
+        else:
+            found = _signature_as_seen(target, stat)
+            if found is None:
                 return None
-            if st is not None and row.stat is not None:
-                if (st.st_size, st.st_mtime) != (row.stat.size, row.stat.mtime):
-                    return None
-                sig, mtime = status_replay.signature(st), row.stat.mtime or 0.0
-        urls.append(row.target)
+            sig, mtime = found, stat.mtime or 0.0
+        urls.append(target)
         signatures.append(sig)
         mtimes.append(mtime)
     return lines[0][:cut], {
         "prefixes": [line[:cut].ljust(cut) for line in lines[1:]], "urls": urls, "signatures": signatures,
         "ran": [row.last.state.value if row.last else "" for row in report.rows],
         "finished": [row.last.finished if row.last else 0.0 for row in report.rows], "mtimes": mtimes}
+
+
+def _signature_as_seen(target: str, seen: Stat) -> int | None:
+    """The signature of ``target`` looked at again, or None: not as the row saw it (``seen``)."""
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return None
+    if (st.st_size, st.st_mtime) != (seen.size, seen.mtime):
+        return None
+    return status_replay.signature(st)

@@ -390,7 +390,13 @@ def folders_of(files: Sequence[str]) -> dict[str, str]:
     """The real path of every folder holding one of ``files``: the full run refuses a
     target that a symlink leads out of its result location, so a folder that resolves
     elsewhere than when the certificate was written is not replayed."""
-    return {folder: os.path.realpath(folder) for folder in dict.fromkeys(os.path.dirname(path) for path in files)}
+    if os.altsep is None:  # one separator: a path's folder rests on what precedes its last one alone
+        sep = os.sep
+        heads = dict.fromkeys([path[:path.rfind(sep) + 1] for path in files])  # 10,000 files share a few
+        folders = dict.fromkeys(os.path.dirname(head) for head in heads)  # dirname("/a/b/") is dirname("/a/b/c")
+    else:
+        folders = dict.fromkeys(os.path.dirname(path) for path in files)
+    return {folder: os.path.realpath(folder) for folder in folders}
 
 
 def busy_timeout(environ: Mapping[str, str]) -> float:

@@ -261,3 +261,55 @@ def test_targets_are_looked_at_folder_by_folder_a_missing_folder_holding_none(pr
     os.rmdir(proj.root / "gone" / "deeper")
     (proj.root / "gone" / "deeper").write_text("a file where the folder was\n")
     assert replayed(proj) is None  # cannot tell from there: the full status says
+
+
+def _certify_after(proj, change: Callable[..., object]) -> str:
+    """The full status of ``proj`` in this process -- its table built, then ``change``
+    made, then the table certified, as the CLI does after printing: the certificate's path."""
+    from targetrun.certify import StatusWitness, certify_status
+
+    ticket = status_replay.ticket(["status", "-f", str(proj.file)])
+    assert ticket is not None
+    witness = StatusWitness()
+    report = api.status(str(proj.file), witness=witness)
+    now = time.time()
+    out = io.StringIO()
+    render_status(report, out, colour=False, now=now)
+    change()
+    certify_status(ticket, witness, report, out.getvalue(), now)
+    return ticket.path
+
+
+def test_the_certificate_holds_each_target_as_the_table_saw_it(project):
+    """The certificate records every target as the table's look at it saw it, not as a
+    second look finds it: a target removed between the two is certified there, and the
+    replay, finding it gone, lets the full status answer."""
+    proj = project(PLAIN)
+    assert proj.cli("run").code == 0
+    path = _certify_after(proj, lambda: os.remove(proj.root / "out" / "a.txt"))
+    assert os.path.exists(path)  # certified: the table's own look, not another one
+    assert replayed(proj) is None
+    row = proj.cli("status").out.splitlines()[1]
+    assert row.split()[:2] == ["a", "out/a.txt"] and "target missing" in row, row
+
+
+def test_a_target_made_after_the_tables_look_is_not_replayed_as_missing(project):
+    proj = project(PLAIN)
+    assert proj.cli("run").code == 0
+    os.remove(proj.root / "out" / "d.txt")
+    path = _certify_after(proj, lambda: (proj.root / "out" / "d.txt").write_text("d\n"))
+    assert os.path.exists(path)
+    assert replayed(proj) is None
+
+
+def test_the_local_storage_signs_each_target_as_the_replay_does(tmp_path):
+    """The signature a local stat keeps is the replay's: the certificate records the one and
+    the replay compares the other."""
+    from targetrun.storage.local import LocalStorage
+
+    target = tmp_path / "t.txt"
+    target.write_text("t\n")
+    found = LocalStorage().stat_many([str(target), str(tmp_path / "missing.txt")])
+    seen = found[str(target)]
+    assert seen is not None and seen.signature == status_replay.signature(os.stat(target))
+    assert found[str(tmp_path / "missing.txt")] is None

@@ -30,7 +30,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from targetrun.registry import Entry, Registry
@@ -40,6 +40,11 @@ from targetrun.registry import Entry, Registry
 class Stat:
     size: int | None
     mtime: float | None
+    # A local file's size, modification and change times in nanoseconds as one number
+    # (targetrun.status_replay.signature), from the same system call as the rest: the status
+    # certificate records it, so the table's targets are not looked at a second time. None:
+    # not known (any other storage, or one answer at a time). Not compared: it adds no fact.
+    signature: int | None = field(default=None, compare=False)
 
 
 class Storage(ABC):
