@@ -94,6 +94,16 @@ class _Start:
     ticket: int
 
 
+@dataclass(frozen=True)
+class _Unkept:
+    """A success whose record the store has not been handed yet (see Engine._record)."""
+
+    record: TaskRecord
+    checkpoint: Checkpoint | None
+    entry: CacheEntry | None
+    staging: str | None
+
+
 @dataclass
 class _Progress:
     """The loop's state, one run."""
@@ -116,6 +126,7 @@ class _Progress:
     rebuilt: set[str] = field(default_factory=set)  # skipped tasks rebuilt because a reader found them corrupt
     contended: set[str] = field(default_factory=set)  # tasks whose lock another run held when they were due
     deps_read: dict[str, DepState] = field(default_factory=dict)  # deps fingerprinted before their task ran
+    unkept: deque[_Unkept] = field(default_factory=deque)  # successes whose records wait for the next command
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
 
@@ -137,6 +148,8 @@ class Engine:
         self.executor = executor
         self.reporter = reporter
         self._watching = False  # whether the executor's start notices reach the loop (see _watch_starts)
+        self._overlaps = False  # whether the executor runs our hook while a command runs (see _meanwhile)
+        self._current: _Progress | None = None  # the run on, for _tell and that hook
         self.clock = clock or Clock()
         self.lock_lease = lock_lease or 60.0
         self.lock_poll = lock_poll
@@ -158,6 +171,7 @@ class Engine:
         self.locks = RunLocks(self.store, scope.run_id, self.lock_lease)
         self.writes = Writes(self.store, self.storages, scope.run_id)
         self._watching = False
+        self._current = progress
         status = RunStatus.INTERRUPTED
         begun = False  # the run's record exists: from then on, however it ends, it is recorded
         ended: BaseException | None = None  # what ended the run, if it did not end by itself
@@ -175,6 +189,7 @@ class Engine:
             self._report_skips(scope)
             self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
             self._watching = self._watch_starts(scope, progress)
+            self._overlaps = self._overlap()
             self._loop(scope, progress, functions)
             status = RunStatus.SUCCEEDED
         except BaseException as exc:
@@ -192,6 +207,9 @@ class Engine:
         recorded -- as far as the store lets it when a stop or a fault ended it (``ended``)."""
         if self._watching:
             self.executor.watch_starts(None)  # type: ignore[attr-defined]
+        if self._overlaps:
+            self.executor.overlap(None)  # type: ignore[attr-defined]
+            self._overlaps = False
         summary = self._summary(scope, progress, started)
         if status is RunStatus.SUCCEEDED and not summary.ok:
             status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
@@ -204,11 +222,13 @@ class Engine:
         # whose tasks are all done must not be left 'running' (to show as 'died').
         with contextlib.suppress(TargetrunError) if ended is not None else contextlib.nullcontext():
             with stopping.deferred():
+                self._keep_records(progress)
                 self.writes.discard_all(set(progress.inflight.values()))
                 self.locks.release_all()
                 with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
                     self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
                 self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
+            self._current = None
             stray = unattributed_output()
             if stray.strip():
                 self._tell(RunOutput(stray))
@@ -245,6 +265,8 @@ class Engine:
                 self._expand_or_gather(scope, progress, name)
                 continue
             task = scope.tasks[name]
+            if not (self._overlaps and task.spec.shell is not None):
+                self._keep_records(progress)  # no command of its own to hide them behind: kept with its claim
             attempt = progress.attempts.get(name, 0) + 1
             if attempt == 1 and task.deps and self._fails_for_missing_deps(scope, progress, task):
                 continue
@@ -326,6 +348,8 @@ class Engine:
         in place with its record still kept is a pickle nobody recorded to a reader there
         (refused without --trust), and its lock still held."""
         if acts_on(self.reporter, event):
+            if self._current is not None:
+                self._keep_records(self._current)
             self.store.flush()
         self.reporter.handle(event)
 
@@ -423,6 +447,7 @@ class Engine:
         """What finished (or started) meanwhile, waiting for the first if nothing has. The
         writes the store kept (group commit) commit before any wait: a record is never held
         back for longer than the loop is busy."""
+        self._keep_records(progress)
         if not progress.inflight:
             if progress.later and not progress.ready:
                 self.store.flush()
@@ -553,8 +578,11 @@ class Engine:
         attempts = progress.attempts[name]
         outcome = TaskOutcome(name, TaskState.SUCCEEDED, scope.decision(name), _target(task), result.duration, attempts,
                               checkpoint=checkpoint)
-        self._finish(scope, progress, outcome, entry, staging, result.attempt)
-        self.locks.release(name)
+        progress.outcomes[name] = outcome
+        # Its record and the release of its lock wait until the next command has started
+        # (_keep_records): the target is vouched for by its prepared record meanwhile, and
+        # the claim that must commit before that command starts carries nothing but its own.
+        progress.unkept.append(_Unkept(self._task_record(scope, outcome, result.attempt), checkpoint, entry, staging))
         self._tell(TaskSucceeded(name, result.duration, attempts, checkpoint, result.log))
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
@@ -649,22 +677,54 @@ class Engine:
             return
         outcome = TaskOutcome(name, TaskState.FAILED, scope.decision(name), _target(task), 0.0, attempts,
                               error=error.message, backend_error=error.backend, usage_error=error.usage)
-        self._finish(scope, progress, outcome, attempt=error.attempt)
+        self._finish(scope, progress, outcome, error.attempt)
         self.locks.release(name)
         self._tell(TaskFailed(name, error.message, attempts, error.details, error.log))
         self._block_downstream(scope, progress, name)
         if not progress.request.keep_going:
             progress.stopping = True
 
-    def _finish(self, scope: RunScope, progress: _Progress, outcome: TaskOutcome, entry: CacheEntry | None = None,
-                staging: str | None = None, attempt: Attempt | None = None) -> None:
+    def _finish(self, scope: RunScope, progress: _Progress, outcome: TaskOutcome, attempt: Attempt | None = None) -> None:
+        """A task that failed: its outcome, and its record kept for the store's next write."""
         progress.outcomes[outcome.task] = outcome
-        record = TaskRecord(scope.run_id, scope.spec.name, outcome.task, outcome.state, self.clock.now(),
-                            outcome.duration or (attempt.duration if attempt else 0.0), outcome.attempts, outcome.error,
-                            outcome.target, attempt.started if attempt else None, attempt.worker if attempt else "")
-        # Kept for the store's next write (group commit): its target, if any, is already
-        # vouched for by its prepared pending write (see engine/writes.py).
-        self.store.record_task_soon(record, outcome.checkpoint, entry, staging=staging)
+        self.store.record_task_soon(self._task_record(scope, outcome, attempt), outcome.checkpoint, None)
+
+    def _task_record(self, scope: RunScope, outcome: TaskOutcome, attempt: Attempt | None) -> TaskRecord:
+        return TaskRecord(scope.run_id, scope.spec.name, outcome.task, outcome.state, self.clock.now(),
+                          outcome.duration or (attempt.duration if attempt else 0.0), outcome.attempts, outcome.error,
+                          outcome.target, attempt.started if attempt else None, attempt.worker if attempt else "")
+
+    def _keep_records(self, progress: _Progress) -> None:
+        """Hand the store the records of the successes not kept yet, each with the release of
+        its task's lock after it (group commit: they commit with the store's next write; a
+        target is already vouched for by its prepared pending write, see engine/writes.py).
+        Whole, even when a stop arrives: a record taken off the list is kept."""
+        if not progress.unkept:
+            return
+        with stopping.deferred():
+            while progress.unkept:
+                done = progress.unkept.popleft()
+                self.store.record_task_soon(done.record, done.checkpoint, done.entry, staging=done.staging)
+                self.locks.release(done.record.task)
+
+    def _overlap(self) -> bool:
+        """Have the executor run :meth:`_meanwhile` while a command it started runs, when it
+        can: only the inline one, whose worker is this thread."""
+        overlap = getattr(self.executor, "overlap", None)
+        if overlap is None:
+            return False
+        overlap(self._meanwhile)
+        return True
+
+    def _meanwhile(self) -> None:
+        """While a command runs (on another core, as this thread would only wait for it):
+        keep and commit the records of the successes before it. A store that fails here
+        keeps them: the loop's next write commits them, or says why."""
+        if self._current is None:
+            return
+        self._keep_records(self._current)
+        with contextlib.suppress(TargetrunError):
+            self.store.flush()
 
     def _release(self, scope: RunScope, progress: _Progress, name: str) -> None:
         for down in progress.dependents[name]:
