@@ -104,6 +104,16 @@ class _Unkept:
     staging: str | None
 
 
+@dataclass(frozen=True)
+class _Making:
+    """What a task's value is made from that its attempt does not change: its inputs'
+    fingerprints and what they were made with (see Engine._made_meanwhile)."""
+
+    inputs: dict[str, str]
+    made: dict[str, str]
+    made_for: str | None
+
+
 @dataclass
 class _Progress:
     """The loop's state, one run."""
@@ -127,6 +137,7 @@ class _Progress:
     contended: set[str] = field(default_factory=set)  # tasks whose lock another run held when they were due
     deps_read: dict[str, DepState] = field(default_factory=dict)  # deps fingerprinted before their task ran
     unkept: deque[_Unkept] = field(default_factory=deque)  # successes whose records wait for the next command
+    making: dict[str, _Making] = field(default_factory=dict)  # worked out while the task's command ran
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
 
@@ -150,6 +161,7 @@ class Engine:
         self._watching = False  # whether the executor's start notices reach the loop (see _watch_starts)
         self._overlaps = False  # whether the executor runs our hook while a command runs (see _meanwhile)
         self._current: _Progress | None = None  # the run on, for _tell and that hook
+        self._scope: RunScope | None = None  # and its scope, for that hook
         self.clock = clock or Clock()
         self.lock_lease = lock_lease or 60.0
         self.lock_poll = lock_poll
@@ -171,7 +183,7 @@ class Engine:
         self.locks = RunLocks(self.store, scope.run_id, self.lock_lease)
         self.writes = Writes(self.store, self.storages, scope.run_id)
         self._watching = False
-        self._current = progress
+        self._current, self._scope = progress, scope
         status = RunStatus.INTERRUPTED
         begun = False  # the run's record exists: from then on, however it ends, it is recorded
         ended: BaseException | None = None  # what ended the run, if it did not end by itself
@@ -228,7 +240,7 @@ class Engine:
                 with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
                     self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
                 self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
-            self._current = None
+            self._current = self._scope = None
             stray = unattributed_output()
             if stray.strip():
                 self._tell(RunOutput(stray))
@@ -243,6 +255,7 @@ class Engine:
                     self._started(scope, progress, future.task, future.ticket)
                     continue
                 name = progress.inflight.pop(future)
+                making = progress.making.pop(name, None)
                 self._surely_started(scope, progress, name)
                 try:
                     result = future.result()
@@ -254,7 +267,7 @@ class Engine:
                     lost = WorkError(f"the executor lost the task: {type(exc).__name__}: {exc}", backend=True)
                     self._attempt_failed(scope, progress, name, lost)
                 else:
-                    self._record(scope, progress, name, result)
+                    self._record(scope, progress, name, result, making)
                 self._worker_freed(scope, progress)
             self._release_due_retries(progress)
 
@@ -549,7 +562,8 @@ class Engine:
             found = self.store.checkpoints(urls)
             progress.records.update((url, found.get(url)) for url in urls)
 
-    def _record(self, scope: RunScope, progress: _Progress, name: str, result: WorkResult) -> None:
+    def _record(self, scope: RunScope, progress: _Progress, name: str, result: WorkResult,
+                making: _Making | None = None) -> None:
         task = scope.tasks[name]
         policy = task.spec.cache
         checkpoint = entry = None
@@ -557,14 +571,14 @@ class Engine:
         where = task.checkpoint
         if where is not None and result.content_hash is not None:
             # what made it, always (staleness): input and parameter fingerprints, code, deps
-            inputs = self._recorded_inputs(scope, progress, task)
+            making = making or self._making(scope, progress, task)
             params = scope.params
             written_as = result.serializer or task.serializer
-            made, made_for = self._made_with(scope, progress, task)
             code, deps = self._made_from(scope, task, progress.deps_read.pop(name, None))
             checkpoint = Checkpoint(name, where.url, written_as, result.size or 0, result.content_hash,
-                                    scope.run_id, self.clock.now(), result.duration, inputs, params, where.result,
-                                    made, made_for, code, deps.hashes if deps else None, deps.stats if deps else {})
+                                    scope.run_id, self.clock.now(), result.duration, making.inputs, params, where.result,
+                                    making.made, making.made_for, code, deps.hashes if deps else None,
+                                    deps.stats if deps else {})
             if written_as != task.serializer:
                 task = replace(task, serializer=written_as)
                 scope.read_from(name, task)  # readers in this run read it as written
@@ -587,6 +601,22 @@ class Engine:
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
         self._release(scope, progress, name)
+
+    def _making(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> _Making:
+        return _Making(self._recorded_inputs(scope, progress, task), *self._made_with(scope, progress, task))
+
+    def _made_meanwhile(self, scope: RunScope, progress: _Progress) -> None:
+        """While a task's command runs: what its record will say it was made from, as far as
+        the attempt cannot change it -- work its successor's start then need not wait for.
+        What fails here is worked out again, and fails, when the task is recorded."""
+        for name in progress.announced:  # in flight (the inline executor: this one attempt)
+            task = scope.tasks[name]
+            if name in progress.making or task.checkpoint is None:
+                continue
+            try:
+                progress.making[name] = self._making(scope, progress, task)
+            except Exception:
+                continue
 
     def _recorded_inputs(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> dict[str, str]:
         """The input fingerprints a record keeps. Without a cache policy they are only for
@@ -718,13 +748,15 @@ class Engine:
 
     def _meanwhile(self) -> None:
         """While a command runs (on another core, as this thread would only wait for it):
-        keep and commit the records of the successes before it. A store that fails here
-        keeps them: the loop's next write commits them, or says why."""
-        if self._current is None:
+        keep and commit the records of the successes before it (a store that fails here
+        keeps them: the loop's next write commits them, or says why), and work out what the
+        running task's own record will need."""
+        if self._current is None or self._scope is None:
             return
         self._keep_records(self._current)
         with contextlib.suppress(TargetrunError):
             self.store.flush()
+        self._made_meanwhile(self._scope, self._current)
 
     def _release(self, scope: RunScope, progress: _Progress, name: str) -> None:
         for down in progress.dependents[name]:
