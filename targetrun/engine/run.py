@@ -138,6 +138,7 @@ class _Progress:
     deps_read: dict[str, DepState] = field(default_factory=dict)  # deps fingerprinted before their task ran
     unkept: deque[_Unkept] = field(default_factory=deque)  # successes whose records wait for the next command
     making: dict[str, _Making] = field(default_factory=dict)  # worked out while the task's command ran
+    early: set[str] = field(default_factory=set)  # staged and claimed while their last upstream ran
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
 
@@ -288,7 +289,10 @@ class Engine:
             # Not for a task that waits for another run's lock: each look would write an intent
             # and remove it again (and its staging file: a request, on an object store).
             staged = None
-            if task.checkpoint is not None and name not in progress.contended:
+            if name in progress.early:  # staged and claimed while its upstream ran (_claim_early)
+                progress.early.discard(name)
+                staged = self.writes.staged(name)
+            elif task.checkpoint is not None and name not in progress.contended:
                 staged = self.writes.stage(name, task.checkpoint, attempt)
             if not self.locks.claim(name, _lock_name(task)):
                 if staged is not None:
@@ -618,6 +622,37 @@ class Engine:
             except Exception:
                 continue
 
+    def _claim_early(self, scope: RunScope, progress: _Progress) -> None:
+        """While a task's command runs: stage and claim each task that waits for it alone
+        (its first attempt, a target of its own, no deps to check first), so that its own
+        start need not wait for that commit. If the upstream fails, :meth:`_block_downstream`
+        lets them go again; the end of the run does in any case."""
+        if progress.stopping:
+            return
+        for running in progress.announced:
+            for down in progress.dependents[running]:
+                task = scope.tasks[down]
+                if (progress.waiting[down] != 1 or down in progress.outcomes or down in progress.early
+                        or down in progress.attempts or down in progress.contended or task.is_gather
+                        or task.checkpoint is None or task.target is None or task.deps):
+                    continue
+                self.writes.stage(down, task.checkpoint, 1)
+                try:
+                    claimed = self.locks.claim(down, _lock_name(task))
+                except TargetrunError:  # the store failed: the loop's own claim says why
+                    claimed = False
+                if not claimed:
+                    self.writes.forget(down)
+                    continue
+                progress.early.add(down)
+
+    def _let_go_early(self, progress: _Progress, name: str) -> None:
+        """A task staged and claimed early that will not run now: its place and lock go."""
+        if name in progress.early:
+            progress.early.discard(name)
+            self.writes.forget(name)
+            self.locks.release(name)
+
     def _recorded_inputs(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> dict[str, str]:
         """The input fingerprints a record keeps. Without a cache policy they are only for
         telling staleness later: a value kept in memory that cannot be fingerprinted
@@ -757,6 +792,7 @@ class Engine:
         with contextlib.suppress(TargetrunError):
             self.store.flush()
         self._made_meanwhile(self._scope, self._current)
+        self._claim_early(self._scope, self._current)
 
     def _release(self, scope: RunScope, progress: _Progress, name: str) -> None:
         for down in progress.dependents[name]:
@@ -776,6 +812,7 @@ class Engine:
                 continue
             outcome = TaskOutcome(name, TaskState.UPSTREAM_FAILED, scope.decision(name), _target(scope.tasks[name]))
             progress.outcomes[name] = outcome
+            self._let_go_early(progress, name)
             self._tell(TaskBlocked(name, TaskState.UPSTREAM_FAILED, f"{failed!r} failed"))
 
     def _settled_meanwhile(self, scope: RunScope, progress: _Progress, name: str) -> bool:
