@@ -13,6 +13,13 @@ begins it: the worker's start notice comes back through the queue the loop alrea
 on (or, when the worker is this very thread, is handled at once), so reporters are only
 ever called from the coordinating thread. A finished attempt whose notice has not arrived
 yet is announced as started first, so every attempt reads queued, started, then its end.
+With the inline executor the loop's thread would only wait while a command runs (on
+another core): a hook it runs then (:meth:`Engine._meanwhile`) does what the next start
+need not wait for -- it keeps and commits the records of the successes before, works out
+what the running task's record will say it was made from, and stages and claims the task
+that waits for it alone. Between one command's exit and the next one's start there is
+then one commit (the prepared record) and one rename.
+
 While a run is on, this process's fds 1 and 2 point at the capture sink
 (:mod:`targetrun.capture`): nothing a task or a library writes there reaches
 targetrun's own stdout.
@@ -784,15 +791,15 @@ class Engine:
     def _meanwhile(self) -> None:
         """While a command runs (on another core, as this thread would only wait for it):
         keep and commit the records of the successes before it (a store that fails here
-        keeps them: the loop's next write commits them, or says why), and work out what the
-        running task's own record will need."""
+        keeps them: the loop's next write commits them, or says why), work out what the
+        running task's own record will need, and claim the task that waits for it alone."""
         if self._current is None or self._scope is None:
             return
         self._keep_records(self._current)
+        self._made_meanwhile(self._scope, self._current)
+        self._claim_early(self._scope, self._current)  # one commit: the claims carry the records
         with contextlib.suppress(TargetrunError):
             self.store.flush()
-        self._made_meanwhile(self._scope, self._current)
-        self._claim_early(self._scope, self._current)
 
     def _release(self, scope: RunScope, progress: _Progress, name: str) -> None:
         for down in progress.dependents[name]:
