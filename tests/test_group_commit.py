@@ -222,3 +222,80 @@ def test_a_success_nobody_acts_on_costs_no_commit(tmp_path: Path) -> None:
     assert json.loads(done.stdout.splitlines()[-1]) == {"quiet": 0, "loud": 1}
     assert _rows(str(tmp_path / ".targetrun" / "state.db"), "SELECT task FROM task_runs ORDER BY task") == \
         [("loud",), ("quiet",)]  # the kept one committed with the next write
+
+
+STOP_WHEN_QUEUED = """
+import os, signal, sys
+from targetrun import api
+from targetrun.events import Broadcast, TaskQueued
+from targetrun.report.logs import LogFileReporter
+
+class StopAtB:
+    # Told that b is queued -- after a succeeded, before b's command starts -- and does
+    # nothing with it (no commit first): it stops the run right then, as a Ctrl-C would.
+    def wants(self, kind):
+        return kind is TaskQueued
+    def acts_on(self, event):
+        return False
+    def handle(self, event):
+        if event.task == "b":
+            os.kill(os.getpid(), signal.SIGINT)
+
+try:
+    api.run(os.path.join(sys.argv[1], "Pipelinefile.yaml"), reporter=Broadcast(StopAtB(), LogFileReporter(sys.argv[1])))
+except KeyboardInterrupt:
+    print("stopped")
+"""
+
+
+def test_a_stop_before_the_next_command_starts_records_the_success_before_it(tmp_path: Path) -> None:
+    """a's record waits for b's command to start (it commits while that runs); a stop
+    before b's command starts still finds a recorded, its lock released, nothing pending."""
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""\
+        name: gc
+        tasks:
+          a: {shell: "printf a > {output}", target: out/a.txt}
+          b: {shell: "cat {needs.a} > {output}", target: out/b.txt, needs: [a]}
+        """))
+    (tmp_path / "stop.py").write_text(STOP_WHEN_QUEUED)
+    done = subprocess.run([sys.executable, str(tmp_path / "stop.py"), str(tmp_path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1:] == ["stopped"], done.stdout + done.stderr
+    db = str(tmp_path / ".targetrun" / "state.db")
+    assert _rows(db, "SELECT task, state FROM task_runs") == [("a", "succeeded")]
+    assert _rows(db, "SELECT task FROM checkpoints") == [("a",)]
+    assert _rows(db, "SELECT count(*) FROM pending") == [(0,)]
+    assert _rows(db, "SELECT count(*) FROM locks") == [(0,)]
+    assert _rows(db, "SELECT status FROM runs") == [("interrupted",)]
+    assert not (tmp_path / "out" / "b.txt").exists()
+
+
+WAIT_FOR_A = """
+import sqlite3, sys, time
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    with sqlite3.connect(sys.argv[1]) as other:
+        if other.execute("SELECT count(*) FROM task_runs WHERE task = 'a'").fetchone()[0]:
+            print("recorded")
+            break
+    time.sleep(0.01)
+else:
+    print("not recorded")
+"""
+
+
+def test_a_success_is_committed_while_the_next_command_runs(tmp_path: Path) -> None:
+    """The inline executor commits a's record while b's command runs (the loop would only
+    wait for it): b, another process, sees a recorded before it ends -- a record is never
+    held back for a whole command."""
+    (tmp_path / "wait_for_a.py").write_text(WAIT_FOR_A)
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent(f"""\
+        name: gc
+        tasks:
+          a: {{shell: "printf a > {{output}}", target: out/a.txt}}
+          b: {{shell: "{sys.executable} wait_for_a.py .targetrun/state.db > {{output}}", target: out/b.txt, needs: [a]}}
+        """))
+    done = subprocess.run([sys.executable, "-m", "targetrun", "run", "-q"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "out" / "b.txt").read_text().strip() == "recorded"

@@ -13,6 +13,13 @@ begins it: the worker's start notice comes back through the queue the loop alrea
 on (or, when the worker is this very thread, is handled at once), so reporters are only
 ever called from the coordinating thread. A finished attempt whose notice has not arrived
 yet is announced as started first, so every attempt reads queued, started, then its end.
+With the inline executor the loop's thread would only wait while a command runs (on
+another core): a hook it runs then (:meth:`Engine._meanwhile`) does what the next start
+need not wait for -- it keeps and commits the records of the successes before, works out
+what the running task's record will say it was made from, and stages and claims the task
+that waits for it alone. Between one command's exit and the next one's start there is
+then one commit (the prepared record) and one rename.
+
 While a run is on, this process's fds 1 and 2 point at the capture sink
 (:mod:`targetrun.capture`): nothing a task or a library writes there reaches
 targetrun's own stdout.
@@ -94,6 +101,26 @@ class _Start:
     ticket: int
 
 
+@dataclass(frozen=True)
+class _Unkept:
+    """A success whose record the store has not been handed yet (see Engine._record)."""
+
+    record: TaskRecord
+    checkpoint: Checkpoint | None
+    entry: CacheEntry | None
+    staging: str | None
+
+
+@dataclass(frozen=True)
+class _Making:
+    """What a task's value is made from that its attempt does not change: its inputs'
+    fingerprints and what they were made with (see Engine._made_meanwhile)."""
+
+    inputs: dict[str, str]
+    made: dict[str, str]
+    made_for: str | None
+
+
 @dataclass
 class _Progress:
     """The loop's state, one run."""
@@ -116,6 +143,9 @@ class _Progress:
     rebuilt: set[str] = field(default_factory=set)  # skipped tasks rebuilt because a reader found them corrupt
     contended: set[str] = field(default_factory=set)  # tasks whose lock another run held when they were due
     deps_read: dict[str, DepState] = field(default_factory=dict)  # deps fingerprinted before their task ran
+    unkept: deque[_Unkept] = field(default_factory=deque)  # successes whose records wait for the next command
+    making: dict[str, _Making] = field(default_factory=dict)  # worked out while the task's command ran
+    early: set[str] = field(default_factory=set)  # staged and claimed while their last upstream ran
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
 
@@ -137,6 +167,9 @@ class Engine:
         self.executor = executor
         self.reporter = reporter
         self._watching = False  # whether the executor's start notices reach the loop (see _watch_starts)
+        self._overlaps = False  # whether the executor runs our hook while a command runs (see _meanwhile)
+        self._current: _Progress | None = None  # the run on, for _tell and that hook
+        self._scope: RunScope | None = None  # and its scope, for that hook
         self.clock = clock or Clock()
         self.lock_lease = lock_lease or 60.0
         self.lock_poll = lock_poll
@@ -158,6 +191,7 @@ class Engine:
         self.locks = RunLocks(self.store, scope.run_id, self.lock_lease)
         self.writes = Writes(self.store, self.storages, scope.run_id)
         self._watching = False
+        self._current, self._scope = progress, scope
         status = RunStatus.INTERRUPTED
         begun = False  # the run's record exists: from then on, however it ends, it is recorded
         ended: BaseException | None = None  # what ended the run, if it did not end by itself
@@ -175,6 +209,7 @@ class Engine:
             self._report_skips(scope)
             self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
             self._watching = self._watch_starts(scope, progress)
+            self._overlaps = self._overlap()
             self._loop(scope, progress, functions)
             status = RunStatus.SUCCEEDED
         except BaseException as exc:
@@ -192,6 +227,9 @@ class Engine:
         recorded -- as far as the store lets it when a stop or a fault ended it (``ended``)."""
         if self._watching:
             self.executor.watch_starts(None)  # type: ignore[attr-defined]
+        if self._overlaps:
+            self.executor.overlap(None)  # type: ignore[attr-defined]
+            self._overlaps = False
         summary = self._summary(scope, progress, started)
         if status is RunStatus.SUCCEEDED and not summary.ok:
             status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
@@ -204,11 +242,13 @@ class Engine:
         # whose tasks are all done must not be left 'running' (to show as 'died').
         with contextlib.suppress(TargetrunError) if ended is not None else contextlib.nullcontext():
             with stopping.deferred():
+                self._keep_records(progress)
                 self.writes.discard_all(set(progress.inflight.values()))
                 self.locks.release_all()
                 with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
                     self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
                 self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
+            self._current = self._scope = None
             stray = unattributed_output()
             if stray.strip():
                 self._tell(RunOutput(stray))
@@ -223,6 +263,7 @@ class Engine:
                     self._started(scope, progress, future.task, future.ticket)
                     continue
                 name = progress.inflight.pop(future)
+                making = progress.making.pop(name, None)
                 self._surely_started(scope, progress, name)
                 try:
                     result = future.result()
@@ -234,7 +275,7 @@ class Engine:
                     lost = WorkError(f"the executor lost the task: {type(exc).__name__}: {exc}", backend=True)
                     self._attempt_failed(scope, progress, name, lost)
                 else:
-                    self._record(scope, progress, name, result)
+                    self._record(scope, progress, name, result, making)
                 self._worker_freed(scope, progress)
             self._release_due_retries(progress)
 
@@ -245,6 +286,8 @@ class Engine:
                 self._expand_or_gather(scope, progress, name)
                 continue
             task = scope.tasks[name]
+            if not (self._overlaps and task.spec.shell is not None):
+                self._keep_records(progress)  # no command of its own to hide them behind: kept with its claim
             attempt = progress.attempts.get(name, 0) + 1
             if attempt == 1 and task.deps and self._fails_for_missing_deps(scope, progress, task):
                 continue
@@ -253,7 +296,10 @@ class Engine:
             # Not for a task that waits for another run's lock: each look would write an intent
             # and remove it again (and its staging file: a request, on an object store).
             staged = None
-            if task.checkpoint is not None and name not in progress.contended:
+            if name in progress.early:  # staged and claimed while its upstream ran (_claim_early)
+                progress.early.discard(name)
+                staged = self.writes.staged(name)
+            elif task.checkpoint is not None and name not in progress.contended:
                 staged = self.writes.stage(name, task.checkpoint, attempt)
             if not self.locks.claim(name, _lock_name(task)):
                 if staged is not None:
@@ -326,6 +372,8 @@ class Engine:
         in place with its record still kept is a pickle nobody recorded to a reader there
         (refused without --trust), and its lock still held."""
         if acts_on(self.reporter, event):
+            if self._current is not None:
+                self._keep_records(self._current)
             self.store.flush()
         self.reporter.handle(event)
 
@@ -423,6 +471,7 @@ class Engine:
         """What finished (or started) meanwhile, waiting for the first if nothing has. The
         writes the store kept (group commit) commit before any wait: a record is never held
         back for longer than the loop is busy."""
+        self._keep_records(progress)
         if not progress.inflight:
             if progress.later and not progress.ready:
                 self.store.flush()
@@ -524,7 +573,8 @@ class Engine:
             found = self.store.checkpoints(urls)
             progress.records.update((url, found.get(url)) for url in urls)
 
-    def _record(self, scope: RunScope, progress: _Progress, name: str, result: WorkResult) -> None:
+    def _record(self, scope: RunScope, progress: _Progress, name: str, result: WorkResult,
+                making: _Making | None = None) -> None:
         task = scope.tasks[name]
         policy = task.spec.cache
         checkpoint = entry = None
@@ -532,14 +582,14 @@ class Engine:
         where = task.checkpoint
         if where is not None and result.content_hash is not None:
             # what made it, always (staleness): input and parameter fingerprints, code, deps
-            inputs = self._recorded_inputs(scope, progress, task)
+            making = making or self._making(scope, progress, task)
             params = scope.params
             written_as = result.serializer or task.serializer
-            made, made_for = self._made_with(scope, progress, task)
             code, deps = self._made_from(scope, task, progress.deps_read.pop(name, None))
             checkpoint = Checkpoint(name, where.url, written_as, result.size or 0, result.content_hash,
-                                    scope.run_id, self.clock.now(), result.duration, inputs, params, where.result,
-                                    made, made_for, code, deps.hashes if deps else None, deps.stats if deps else {})
+                                    scope.run_id, self.clock.now(), result.duration, making.inputs, params, where.result,
+                                    making.made, making.made_for, code, deps.hashes if deps else None,
+                                    deps.stats if deps else {})
             if written_as != task.serializer:
                 task = replace(task, serializer=written_as)
                 scope.read_from(name, task)  # readers in this run read it as written
@@ -553,12 +603,62 @@ class Engine:
         attempts = progress.attempts[name]
         outcome = TaskOutcome(name, TaskState.SUCCEEDED, scope.decision(name), _target(task), result.duration, attempts,
                               checkpoint=checkpoint)
-        self._finish(scope, progress, outcome, entry, staging, result.attempt)
-        self.locks.release(name)
+        progress.outcomes[name] = outcome
+        # Its record and the release of its lock wait until the next command has started
+        # (_keep_records): the target is vouched for by its prepared record meanwhile, and
+        # the claim that must commit before that command starts carries nothing but its own.
+        progress.unkept.append(_Unkept(self._task_record(scope, outcome, result.attempt), checkpoint, entry, staging))
         self._tell(TaskSucceeded(name, result.duration, attempts, checkpoint, result.log))
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
         self._release(scope, progress, name)
+
+    def _making(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> _Making:
+        return _Making(self._recorded_inputs(scope, progress, task), *self._made_with(scope, progress, task))
+
+    def _made_meanwhile(self, scope: RunScope, progress: _Progress) -> None:
+        """While a task's command runs: what its record will say it was made from, as far as
+        the attempt cannot change it -- work its successor's start then need not wait for.
+        What fails here is worked out again, and fails, when the task is recorded."""
+        for name in progress.announced:  # in flight (the inline executor: this one attempt)
+            task = scope.tasks[name]
+            if name in progress.making or task.checkpoint is None:
+                continue
+            try:
+                progress.making[name] = self._making(scope, progress, task)
+            except Exception:
+                continue
+
+    def _claim_early(self, scope: RunScope, progress: _Progress) -> None:
+        """While a task's command runs: stage and claim each task that waits for it alone
+        (its first attempt, a target of its own, no deps to check first), so that its own
+        start need not wait for that commit. If the upstream fails, :meth:`_block_downstream`
+        lets them go again; the end of the run does in any case."""
+        if progress.stopping:
+            return
+        for running in progress.announced:
+            for down in progress.dependents[running]:
+                task = scope.tasks[down]
+                if (progress.waiting[down] != 1 or down in progress.outcomes or down in progress.early
+                        or down in progress.attempts or down in progress.contended or task.is_gather
+                        or task.checkpoint is None or task.target is None or task.deps):
+                    continue
+                self.writes.stage(down, task.checkpoint, 1)
+                try:
+                    claimed = self.locks.claim(down, _lock_name(task))
+                except TargetrunError:  # the store failed: the loop's own claim says why
+                    claimed = False
+                if not claimed:
+                    self.writes.forget(down)
+                    continue
+                progress.early.add(down)
+
+    def _let_go_early(self, progress: _Progress, name: str) -> None:
+        """A task staged and claimed early that will not run now: its place and lock go."""
+        if name in progress.early:
+            progress.early.discard(name)
+            self.writes.forget(name)
+            self.locks.release(name)
 
     def _recorded_inputs(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> dict[str, str]:
         """The input fingerprints a record keeps. Without a cache policy they are only for
@@ -649,22 +749,57 @@ class Engine:
             return
         outcome = TaskOutcome(name, TaskState.FAILED, scope.decision(name), _target(task), 0.0, attempts,
                               error=error.message, backend_error=error.backend, usage_error=error.usage)
-        self._finish(scope, progress, outcome, attempt=error.attempt)
+        self._finish(scope, progress, outcome, error.attempt)
         self.locks.release(name)
         self._tell(TaskFailed(name, error.message, attempts, error.details, error.log))
         self._block_downstream(scope, progress, name)
         if not progress.request.keep_going:
             progress.stopping = True
 
-    def _finish(self, scope: RunScope, progress: _Progress, outcome: TaskOutcome, entry: CacheEntry | None = None,
-                staging: str | None = None, attempt: Attempt | None = None) -> None:
+    def _finish(self, scope: RunScope, progress: _Progress, outcome: TaskOutcome, attempt: Attempt | None = None) -> None:
+        """A task that failed: its outcome, and its record kept for the store's next write."""
         progress.outcomes[outcome.task] = outcome
-        record = TaskRecord(scope.run_id, scope.spec.name, outcome.task, outcome.state, self.clock.now(),
-                            outcome.duration or (attempt.duration if attempt else 0.0), outcome.attempts, outcome.error,
-                            outcome.target, attempt.started if attempt else None, attempt.worker if attempt else "")
-        # Kept for the store's next write (group commit): its target, if any, is already
-        # vouched for by its prepared pending write (see engine/writes.py).
-        self.store.record_task_soon(record, outcome.checkpoint, entry, staging=staging)
+        self.store.record_task_soon(self._task_record(scope, outcome, attempt), outcome.checkpoint, None)
+
+    def _task_record(self, scope: RunScope, outcome: TaskOutcome, attempt: Attempt | None) -> TaskRecord:
+        return TaskRecord(scope.run_id, scope.spec.name, outcome.task, outcome.state, self.clock.now(),
+                          outcome.duration or (attempt.duration if attempt else 0.0), outcome.attempts, outcome.error,
+                          outcome.target, attempt.started if attempt else None, attempt.worker if attempt else "")
+
+    def _keep_records(self, progress: _Progress) -> None:
+        """Hand the store the records of the successes not kept yet, each with the release of
+        its task's lock after it (group commit: they commit with the store's next write; a
+        target is already vouched for by its prepared pending write, see engine/writes.py).
+        Whole, even when a stop arrives: a record taken off the list is kept."""
+        if not progress.unkept:
+            return
+        with stopping.deferred():
+            while progress.unkept:
+                done = progress.unkept.popleft()
+                self.store.record_task_soon(done.record, done.checkpoint, done.entry, staging=done.staging)
+                self.locks.release(done.record.task)
+
+    def _overlap(self) -> bool:
+        """Have the executor run :meth:`_meanwhile` while a command it started runs, when it
+        can: only the inline one, whose worker is this thread."""
+        overlap = getattr(self.executor, "overlap", None)
+        if overlap is None:
+            return False
+        overlap(self._meanwhile)
+        return True
+
+    def _meanwhile(self) -> None:
+        """While a command runs (on another core, as this thread would only wait for it):
+        keep and commit the records of the successes before it (a store that fails here
+        keeps them: the loop's next write commits them, or says why), work out what the
+        running task's own record will need, and claim the task that waits for it alone."""
+        if self._current is None or self._scope is None:
+            return
+        self._keep_records(self._current)
+        self._made_meanwhile(self._scope, self._current)
+        self._claim_early(self._scope, self._current)  # one commit: the claims carry the records
+        with contextlib.suppress(TargetrunError):
+            self.store.flush()
 
     def _release(self, scope: RunScope, progress: _Progress, name: str) -> None:
         for down in progress.dependents[name]:
@@ -684,6 +819,7 @@ class Engine:
                 continue
             outcome = TaskOutcome(name, TaskState.UPSTREAM_FAILED, scope.decision(name), _target(scope.tasks[name]))
             progress.outcomes[name] = outcome
+            self._let_go_early(progress, name)
             self._tell(TaskBlocked(name, TaskState.UPSTREAM_FAILED, f"{failed!r} failed"))
 
     def _settled_meanwhile(self, scope: RunScope, progress: _Progress, name: str) -> bool:

@@ -375,6 +375,7 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
     import subprocess
 
     from targetrun import direct
+    from targetrun.executors.base import command_started
 
     err, err_end = os.pipe()
     started: direct.Started | None = None
@@ -391,6 +392,7 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
                 os.close(err_end)  # the command holds its own copy: the pipe ends when the command's copies close
             stopping.track(started.process)
         process = started.process
+        command_started()  # the coordinator's own work, when this is its thread, runs beside the command
         text = _collect(process, err, stdout)
         code = process.wait()
     except BaseException:  # Ctrl-C, SIGTERM, or the write failed: do not leave the command running

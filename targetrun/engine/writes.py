@@ -46,6 +46,11 @@ class Writes:
         self._staged[task] = (checkpoint.result, staging)
         return storage, staging
 
+    def staged(self, task: str) -> tuple[Storage, str] | None:
+        """The place an attempt of ``task`` staged and has not used yet, if any."""
+        found = self._staged.get(task)
+        return (self.storages(found[0]), found[1]) if found is not None else None
+
     def finished(self, task: str) -> str | None:
         """The staging URL of ``task``'s attempt, which has ended (None if it staged nothing)."""
         return self._staged.pop(task, (None, None))[1]

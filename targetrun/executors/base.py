@@ -12,6 +12,11 @@ thread and pool threads, a process-wide one in pool processes, which send the no
 over a queue). An executor that can tell offers ``watch_starts(hook)``: the engine passes
 a thread-safe hook and counts an attempt as running only when it is called. One without
 ``watch_starts`` has its attempts counted as running when submitted.
+
+**Meanwhile.** A worker that started a command calls :func:`command_started` before it
+waits for it. The inline executor's worker is the engine's own thread, which would
+otherwise sit idle while the command runs on another core: its ``overlap(hook)`` has
+that call run the engine's hook there, for work the command does not wait for.
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ def announce_start(task: str, ticket: int) -> None:
     hook: StartHook | None = getattr(_thread_hook, "hook", None) or _process_hook
     if hook is not None:
         hook(task, ticket)
+
+
+def command_started() -> None:
+    """Called by the worker once the command it started runs, before it waits for it: the
+    coordinator's own work goes on meanwhile, when the worker is its thread (inline)."""
+    hook: Callable[[], None] | None = getattr(_thread_hook, "meanwhile", None)
+    if hook is not None:
+        hook()
 
 from targetrun.registry import Entry, Registry
 
@@ -106,14 +119,21 @@ class InlineExecutor:
 
     def __init__(self) -> None:
         self._hook: StartHook | None = None
+        self._meanwhile: Callable[[], None] | None = None
 
     def watch_starts(self, hook: StartHook | None) -> None:
         self._hook = hook
 
+    def overlap(self, hook: Callable[[], None] | None) -> None:
+        """Run ``hook`` (the caller's own work) while an attempt's command runs: see
+        :func:`command_started`."""
+        self._meanwhile = hook
+
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
-        before = getattr(_thread_hook, "hook", None)
+        before, before_meanwhile = getattr(_thread_hook, "hook", None), getattr(_thread_hook, "meanwhile", None)
         set_thread_hook(self._hook)
+        _thread_hook.meanwhile = self._meanwhile
         try:
             future.set_result(fn(*args))
         except BaseException as exc:  # the engine decides what an exception means
@@ -122,6 +142,7 @@ class InlineExecutor:
             future.set_exception(exc)
         finally:
             set_thread_hook(before)
+            _thread_hook.meanwhile = before_meanwhile
         return future
 
     def shutdown(self, wait: bool = True) -> None:

@@ -23,6 +23,7 @@ from targetrun.events import (
     TaskFailed,
     TaskGathered,
     TaskPlanned,
+    TaskQueued,
     TaskRetrying,
     TaskSkipped,
     TaskStarted,
@@ -62,7 +63,11 @@ class ConsoleReporter:
         return said[1]
 
     def wants(self, kind: type) -> bool:
-        """Every event but those this verbosity prints nothing for (events.Broadcast asks)."""
+        """Every event but those this verbosity prints nothing for (events.Broadcast asks).
+        Never a task queued: nothing is printed for one, and a reporter that acts on an
+        event has the store commit what it kept first -- once more before every command."""
+        if kind is TaskQueued:
+            return False
         if kind is TaskSkipped or kind is TaskSucceeded or kind is TaskGathered or kind is TaskBlocked:
             return self.verbosity >= NORMAL
         if kind is TaskStarted:
