@@ -63,3 +63,55 @@ def test_the_python_api_masks_environment_credentials_a_task_echoes(tmp_path: Pa
         for where, blob in blobs:
             assert secret.encode() not in blob, f"{secret!r} in {where}"
 
+
+# -- 2. credential query parameters and webhook URLs whose path is the secret -------------
+
+@pytest.mark.parametrize("text, shown", [
+    ("GET https://api.example.com/v1?auth_key=Zk81jd92kd&x=1", "GET https://api.example.com/v1?auth_key=***&x=1"),
+    ("https://app.example.com/s?session=9f8e7d6c5b&lang=en", "https://app.example.com/s?session=***&lang=en"),
+    ("https://app.example.com/cb?jwt=abc.def.ghi1234", "https://app.example.com/cb?jwt=***"),
+    ("https://h/x?a=1&access_token=AT123456", "https://h/x?a=1&access_token=***"),
+    ("https://h/x?api_key=k3y-value&apikey=k3y-two", "https://h/x?api_key=***&apikey=***"),
+    ("https://h/x?sessionid=s3ss10n&authkey=ak3y9", "https://h/x?sessionid=***&authkey=***"),
+    ("https://h/x;jsessionid=0A1B2C3D4E?q=1", "https://h/x;jsessionid=***"),  # a value may hold a ?
+    ("https://app.example.com/cb#access_token=T0k3nFrag&state=ok", "https://app.example.com/cb#access_token=***&state=ok"),
+    ("https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIAPLANTED%2F20260101%2Fus-east-1&sig=zz9",
+     "https://b.s3.amazonaws.com/k?X-Amz-Credential=***&sig=***"),
+    ("posting to https://hooks.slack.com/services/T0123ABCD/B0456EFGH/aBcDeFgHiJkLmNoPqRsTuVwX failed",
+     "posting to https://hooks.slack.com/services/T0123ABCD/B0456EFGH/*** failed"),
+    ("https://discord.com/api/webhooks/123456789012345678/Ab-Cd_Ef.GhIjKlMnOpQrStUv",
+     "https://discord.com/api/webhooks/123456789012345678/***"),
+    ("https://discordapp.com/api/v10/webhooks/1234567/tok-EN_value?wait=true",
+     "https://discordapp.com/api/v10/webhooks/1234567/***?wait=true"),
+])
+def test_credential_query_parameters_and_webhook_paths_are_masked(text: str, shown: str) -> None:
+    assert redact.redact(text) == shown
+
+
+@pytest.mark.parametrize("text", [
+    "https://example.com/search?q=session+planning&page=2",
+    "https://example.com/docs/hooks/services/overview",
+    "see https://discord.com/channels/123/456 for details",
+    "https://hooks.slack.com/",
+])
+def test_ordinary_urls_are_left_as_they_are(text: str) -> None:
+    assert redact.redact(text) == text
+
+
+def test_a_webhook_url_a_shell_task_echoes_is_masked_in_its_log(tmp_path: Path) -> None:
+    hook = "https://hooks.slack.com/services/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"
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        tasks:
+          notify: {shell: 'echo "curl -X POST $NOTIFY_URL failed" >&2; exit 1', target: out/n.txt}
+    """).lstrip())
+    result = subprocess.run([sys.executable, "-m", "targetrun", "run"], capture_output=True, text=True,
+                            timeout=120, cwd=folder, env={**os.environ, "NOTIFY_URL": f"{hook}?auth_key=Ak3yVal9"})
+    assert result.returncode == 1, result.stderr
+    blobs = [("stdout", result.stdout.encode()), ("stderr", result.stderr.encode()),
+             *_files_under(folder / ".targetrun")]
+    assert any(b"B0456EFGH/***?auth_key=***" in blob for _, blob in blobs), blobs
+    for where, blob in blobs:
+        assert b"zYxWvUtSrQpOnMlKjIhGfEdC" not in blob and b"Ak3yVal9" not in blob, where
+
