@@ -36,7 +36,7 @@ from targetrun.executors import base as executors
 from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
 from targetrun import redact
 from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, RunContext, RunSummary
-from targetrun.resolve import INLINE, LOCAL, TaskRenderer, protocol
+from targetrun.resolve import INLINE, LOCAL, TaskRenderer, escapes_through_symlink, protocol
 from targetrun.envvars import expand_env
 from targetrun.pipelinefile import load_pipeline
 from targetrun.pipelinefile.values import check_param_name, check_param_value
@@ -576,6 +576,8 @@ def show(
             where, codec = Location(checkpoint.storage, checkpoint.location), checkpoint.serializer
         if location_only:
             return Shown(where.url)
+        if where.result == LOCAL:
+            _refuse_outside(spec, spec.tasks[task].result, where.url, task)
         written = opened.store.checkpoint(where.url)
         codec = written.serializer if written else codec  # as it was written, never by a guess
         try:
@@ -588,6 +590,16 @@ def show(
         except SerializationError as exc:
             raise UsageError(f"cannot read {where.url} as {codec}: {exc}") from None
         return Shown(where.url, value)
+
+
+def _refuse_outside(spec: PipelineSpec, result: str, url: str, task: str) -> None:
+    """A target replaced by a symlink out of its result location (or reached through a
+    symlinked folder) is not shown: it would print a file of someone else's choosing."""
+    real = escapes_through_symlink(spec, result, url)
+    if real is not None:
+        raise UsageError(f"not showing {url}: it is a symlink to {real}, outside its result location",
+                         hint=f"A target stays inside its result location; remove the link and run "
+                              f"`targetrun run {task}` to rebuild it.")
 
 
 def _made_as_asked(checkpoints: list[Checkpoint], task: str, context: RunContext) -> Checkpoint:

@@ -88,6 +88,30 @@ def result_base(spec: PipelineSpec, result: str) -> Location:
     return Location(key, url.rstrip("/"))
 
 
+def escapes_through_symlink(spec: PipelineSpec, result: str, path: str) -> str | None:
+    """Where a local ``path`` really is, when symlinks -- the file itself replaced by one,
+    or a folder above it -- lead it out of the folder it was placed in (its result
+    location; for a target the Pipelinefile allows outside, the folder its path names);
+    None when it stays inside or does not exist. What reads a target for a person to see
+    (``show``) asks this first: a link to someone else's file is not its value.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     spec = PipelineSpec(name="p", path=os.path.join(root, "P.yaml"), root=root, tasks={})
+    ...     os.symlink("/etc/hostname", os.path.join(root, "t.txt"))
+    ...     escapes_through_symlink(spec, LOCAL, os.path.join(root, "t.txt"))
+    '/etc/hostname'
+    """
+    base = result_base(spec, result).url
+    lexical = os.path.normpath(path)
+    inside = lexical.startswith(base.rstrip(os.sep) + os.sep)
+    root = os.path.realpath(base if inside else os.path.dirname(lexical))
+    real = os.path.realpath(lexical)
+    if real == lexical or not os.path.lexists(lexical):
+        return None
+    return None if real.startswith(root.rstrip(os.sep) + os.sep) else real
+
+
 class Placer:
     """Places rendered paths in result locations; remembers each result's base.
 

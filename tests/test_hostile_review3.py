@@ -115,3 +115,48 @@ def test_a_webhook_url_a_shell_task_echoes_is_masked_in_its_log(tmp_path: Path) 
     for where, blob in blobs:
         assert b"zYxWvUtSrQpOnMlKjIhGfEdC" not in blob and b"Ak3yVal9" not in blob, where
 
+
+# -- 3. `show` does not follow a target replaced by a symlink out of its result location ---
+
+def _show_project(tmp_path: Path) -> tuple[Path, Path]:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent("""
+        tasks:
+          t: {shell: 'echo hello > {output}', target: out/t.txt}
+    """).lstrip())
+    outside = tmp_path / "private.txt"
+    outside.write_text("PRIVATE-CONTENT-of-another-user\n")
+    return folder, outside
+
+
+def _targetrun(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "targetrun", *args], capture_output=True, text=True,
+                          timeout=120, cwd=folder)
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_show_refuses_a_target_that_a_symlink_leads_out_of_its_result_location(tmp_path: Path, recorded: bool) -> None:
+    folder, outside = _show_project(tmp_path)
+    if recorded:
+        assert _targetrun(folder, "run").returncode == 0
+        assert _targetrun(folder, "show", "t").stdout.strip() == "hello"
+        (folder / "out" / "t.txt").unlink()
+    else:
+        (folder / "out").mkdir()
+    (folder / "out" / "t.txt").symlink_to(outside)
+    result = _targetrun(folder, "show", "t")
+    assert "PRIVATE-CONTENT" not in result.stdout + result.stderr
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("targetrun: error:") and "symlink" in result.stderr, result.stderr
+    assert str(outside) in result.stderr and "out/t.txt" in result.stderr
+
+
+def test_show_reads_a_target_symlinked_inside_its_result_location(tmp_path: Path) -> None:
+    folder, _outside = _show_project(tmp_path)
+    (folder / "out").mkdir()
+    (folder / "data.txt").write_text("inside\n")
+    (folder / "out" / "t.txt").symlink_to(folder / "data.txt")
+    result = _targetrun(folder, "show", "t")
+    assert (result.returncode, result.stdout.strip()) == (0, "inside"), result.stderr
