@@ -160,3 +160,65 @@ def test_show_reads_a_target_symlinked_inside_its_result_location(tmp_path: Path
     (folder / "out" / "t.txt").symlink_to(folder / "data.txt")
     result = _targetrun(folder, "show", "t")
     assert (result.returncode, result.stdout.strip()) == (0, "inside"), result.stderr
+
+
+# -- 4. a shell task's args and argument names that are no plain Python name are refused ---
+
+def _validate(tmp_path: Path, pipeline: str) -> subprocess.CompletedProcess[str]:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "tasks.py").write_text("def f(**kw):\n    return 1\n\ndef b():\n    return 2\n")
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent(pipeline).lstrip())
+    return subprocess.run([sys.executable, "-m", "targetrun", "run"], capture_output=True, text=True,
+                          timeout=120, cwd=folder)
+
+
+def test_a_shell_task_with_args_is_refused_at_load(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+        tasks:
+          s:
+            shell: 'echo hi > {output}'
+            target: out/s.txt
+            args: {city: paris}
+    """)
+    assert result.returncode == 2, result.stderr
+    assert "Pipelinefile.yaml, line 5, " in result.stderr and "tasks.s.args" in result.stderr, result.stderr
+    assert "shell" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "p" / "out").exists(), "nothing ran"
+
+
+@pytest.mark.parametrize("where, body, line, key, word", [
+    ("needs", "needs: {__class__: b}", 5, "tasks.t.needs.__class__", "__class__"),
+    ("needs", "needs: {class: b}", 5, "tasks.t.needs.class", "keyword"),
+    ("args", "args: {__init__: 1}", 5, "tasks.t.args.__init__", "__init__"),
+    ("args", "args: {lambda: 1}", 5, "tasks.t.args.lambda", "keyword"),
+])
+def test_an_argument_name_that_is_a_dunder_or_a_keyword_is_refused(tmp_path: Path, where: str, body: str,
+                                                                    line: int, key: str, word: str) -> None:
+    result = _validate(tmp_path, f"""
+        tasks:
+          b: {{run: tasks:b, target: out/b.json}}
+          t:
+            run: tasks:f
+            {body}
+            target: out/t.json
+    """)
+    assert result.returncode == 2, result.stderr
+    assert f"Pipelinefile.yaml, line {line}, " in result.stderr and key in result.stderr, result.stderr
+    assert word in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("needs", ["needs: {__dict__: b}", "needs: {_private: b}"])
+def test_shell_needs_names_follow_the_same_rule(tmp_path: Path, needs: str) -> None:
+    result = _validate(tmp_path, f"""
+        tasks:
+          b: {{shell: 'echo b > {{output}}', target: out/b.txt}}
+          t:
+            shell: 'cat {{needs.{needs.split('{')[1].split(':')[0]}}} > {{output}}'
+            {needs}
+            target: out/t.txt
+    """)
+    dunder = "__dict__" in needs
+    assert result.returncode == (2 if dunder else 0), result.stderr
+    if dunder:
+        assert "tasks.t.needs.__dict__" in result.stderr, result.stderr
