@@ -593,8 +593,8 @@ def show(
 
 
 def _refuse_outside(spec: PipelineSpec, result: str, url: str, task: str) -> None:
-    """A target replaced by a symlink out of its result location (or reached through a
-    symlinked folder) is not shown: it would print a file of someone else's choosing."""
+    """A target replaced by a symlink out of its result location is not shown: it would
+    print a file of someone else's choosing."""
     real = escapes_through_symlink(spec, result, url)
     if real is not None:
         raise UsageError(f"not showing {url}: it is a symlink to {real}, outside its result location",

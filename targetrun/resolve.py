@@ -89,10 +89,11 @@ def result_base(spec: PipelineSpec, result: str) -> Location:
 
 
 def escapes_through_symlink(spec: PipelineSpec, result: str, path: str) -> str | None:
-    """Where a local ``path`` really is, when symlinks -- the file itself replaced by one,
-    or a folder above it -- lead it out of the folder it was placed in (its result
-    location; for a target the Pipelinefile allows outside, the folder its path names);
-    None when it stays inside or does not exist. What reads a target for a person to see
+    """Where a local file ``path`` really is, when it was replaced by a symlink that leads
+    out of both its result location and its own folder; None when it stays inside one of
+    them or does not exist. A symlinked *folder* is not judged here: one named in the
+    template's own text is the author's choice, and one a value leads to is refused when
+    the target is rendered (:meth:`Placer.place`). What reads a target for a person to see
     (``show``) asks this first: a link to someone else's file is not its value.
 
     >>> import tempfile
@@ -102,14 +103,15 @@ def escapes_through_symlink(spec: PipelineSpec, result: str, path: str) -> str |
     ...     escapes_through_symlink(spec, LOCAL, os.path.join(root, "t.txt"))
     '/etc/hostname'
     """
-    base = result_base(spec, result).url
     lexical = os.path.normpath(path)
-    inside = lexical.startswith(base.rstrip(os.sep) + os.sep)
-    root = os.path.realpath(base if inside else os.path.dirname(lexical))
-    real = os.path.realpath(lexical)
-    if real == lexical or not os.path.lexists(lexical):
+    if not os.path.islink(lexical):
         return None
-    return None if real.startswith(root.rstrip(os.sep) + os.sep) else real
+    real = os.path.realpath(lexical)
+    for root in (result_base(spec, result).url, os.path.dirname(lexical)):
+        real_root = os.path.realpath(root)
+        if real.startswith(real_root.rstrip(os.sep) + os.sep):
+            return None
+    return real
 
 
 class Placer:

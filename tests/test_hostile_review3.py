@@ -222,3 +222,13 @@ def test_shell_needs_names_follow_the_same_rule(tmp_path: Path, needs: str) -> N
     assert result.returncode == (2 if dunder else 0), result.stderr
     if dunder:
         assert "tasks.t.needs.__dict__" in result.stderr, result.stderr
+
+
+def test_show_reads_a_target_in_a_folder_the_template_names_through_a_symlink(tmp_path: Path) -> None:
+    folder, _outside = _show_project(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (folder / "out").symlink_to(shared)  # the author's own choice: out/ lives elsewhere
+    assert _targetrun(folder, "run").returncode == 0
+    result = _targetrun(folder, "show", "t")
+    assert (result.returncode, result.stdout.strip()) == (0, "hello"), result.stderr
