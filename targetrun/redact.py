@@ -187,6 +187,7 @@ def forget_all() -> None:
     with _guard:
         _known.clear()
         _environment_forms.clear()
+        _registered_environment.clear()
         _pattern = None
 
 
@@ -243,6 +244,7 @@ _SECRET_VARIABLE = re.compile(
     r"|(?:access|secret|api|private|account|storage|master|encryption|signing|client|app|service|license)_?key(?:_?id)?)$"
 )
 _environment_forms: set[str] = set()  # the spellings register_environment added (see secrets_beyond_environment)
+_registered_environment: dict[str, str] = {}  # the environment register_environment last looked at
 
 
 def register_environment(environ: Mapping[str, str]) -> None:
@@ -257,8 +259,12 @@ def register_environment(environ: Mapping[str, str]) -> None:
     'echo *** wayland'
     >>> forget_all()
     """
-    found = [value for name, value in environ.items() if _SECRET_VARIABLE.search(name)]
-    for value in environ.values():
+    current = dict(environ)
+    with _guard:  # the same environment again (each API call registers it): nothing to look at
+        if current == _registered_environment:
+            return
+    found = [value for name, value in current.items() if _SECRET_VARIABLE.search(name)]
+    for value in current.values():
         if "@" in value:
             found += url_credentials(value)
     with _guard:
@@ -266,6 +272,8 @@ def register_environment(environ: Mapping[str, str]) -> None:
     register(*found)
     with _guard:
         _environment_forms.update(_known - before)
+        _registered_environment.clear()
+        _registered_environment.update(current)
 
 
 def secrets_beyond_environment() -> bool:

@@ -232,3 +232,17 @@ def test_show_reads_a_target_in_a_folder_the_template_names_through_a_symlink(tm
     assert _targetrun(folder, "run").returncode == 0
     result = _targetrun(folder, "show", "t")
     assert (result.returncode, result.stdout.strip()) == (0, "hello"), result.stderr
+
+
+def test_an_environment_registered_again_after_it_gained_a_token_masks_the_new_one() -> None:
+    redact.forget_all()
+    try:
+        environ = {"CI_TOKEN": "first-T0ken-value"}
+        redact.register_environment(environ)
+        redact.register_environment(environ)  # the same again: nothing new, nothing lost
+        environ["DEPLOY_SECRET"] = "second-S3cret-value"
+        redact.register_environment(environ)
+        assert redact.redact("first-T0ken-value second-S3cret-value") == "*** ***"
+        assert not redact.secrets_beyond_environment()
+    finally:
+        redact.forget_all()
