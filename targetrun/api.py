@@ -596,7 +596,7 @@ def _refuse_outside(spec: PipelineSpec, result: str, url: str, task: str) -> Non
     """A target replaced by a symlink out of its result location is not shown: it would
     print a file of someone else's choosing."""
     real = escapes_through_symlink(spec, result, url)
-    if real is not None:
+    if real is not None and os.path.isfile(real):  # (a link to a device or FIFO is refused as one: exit 3)
         raise UsageError(f"not showing {url}: it is a symlink to {real}, outside its result location",
                          hint=f"A target stays inside its result location; remove the link and run "
                               f"`targetrun run {task}` to rebuild it.")
