@@ -36,7 +36,7 @@ from targetrun.executors import base as executors
 from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
 from targetrun import redact
 from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, RunContext, RunSummary
-from targetrun.resolve import INLINE, LOCAL, TaskRenderer, protocol
+from targetrun.resolve import INLINE, LOCAL, TaskRenderer, escapes_through_symlink, protocol
 from targetrun.envvars import expand_env
 from targetrun.pipelinefile import load_pipeline
 from targetrun.pipelinefile.values import check_param_name, check_param_value
@@ -57,17 +57,29 @@ __all__ = ["load", "plan", "run", "run_dates", "status", "invalidate", "gc", "ex
 DEFAULT_KEEP_RUNS = 20  # what `targetrun gc` keeps when given no limit
 
 
-def load(path: str | None = None, *, use_cache: bool = True) -> PipelineSpec:
+def load(path: str | None = None, *, use_cache: bool = True, environ: Mapping[str, str] | None = None) -> PipelineSpec:
     """Find (``path`` may be a folder or None for the current one) and validate a Pipelinefile."""
+    register_environment(environ)  # before the file is read: its errors may quote a value
     spec = load_pipeline(locate.pipelinefile(path), use_cache=use_cache)
-    register_secrets(spec)
+    redact.register_spec(spec)
     return spec
 
 
-def register_secrets(spec: PipelineSpec) -> None:
-    """Tell :mod:`targetrun.redact` every credential this pipeline's options hold (as
-    written and with ``${VAR}`` expanded), so no output of this process shows them."""
+def register_secrets(spec: PipelineSpec, environ: Mapping[str, str] | None = None) -> None:
+    """Tell :mod:`targetrun.redact` every credential this process's environment and this
+    pipeline's options hold (as written and with ``${VAR}`` expanded), so no output of
+    this process shows them: not its streams, nor the logs and records of the tasks it runs."""
+    register_environment(environ)
     redact.register_spec(spec)
+
+
+def register_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Tell :mod:`targetrun.redact` the credentials of ``environ`` (this process's
+    environment when not given), which a task -- or a library -- may print alone
+    (``echo $GITHUB_TOKEN``). Every entry of this API passes here, through :func:`load`
+    or :func:`backends`, so a Python caller is masked as the command line is. Run again
+    on each call: a long-lived caller's environment may have gained a token since."""
+    redact.register_environment(os.environ if environ is None else environ)
 
 
 def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
@@ -78,6 +90,7 @@ def validate(path: str | None = None) -> tuple[str, int, list[SpecError]]:
     from targetrun.pipelinefile import check_file
     from targetrun.callables import resolve_callable
 
+    register_environment()  # a problem may quote a value of the file that is a credential of the environment
     path = locate.pipelinefile(path)
     display, problems, tasks = check_file(path)
     root = os.path.dirname(os.path.abspath(path))
@@ -563,6 +576,8 @@ def show(
             where, codec = Location(checkpoint.storage, checkpoint.location), checkpoint.serializer
         if location_only:
             return Shown(where.url)
+        if where.result == LOCAL:
+            _refuse_outside(spec, spec.tasks[task].result, where.url, task)
         written = opened.store.checkpoint(where.url)
         codec = written.serializer if written else codec  # as it was written, never by a guess
         try:
@@ -575,6 +590,16 @@ def show(
         except SerializationError as exc:
             raise UsageError(f"cannot read {where.url} as {codec}: {exc}") from None
         return Shown(where.url, value)
+
+
+def _refuse_outside(spec: PipelineSpec, result: str, url: str, task: str) -> None:
+    """A target replaced by a symlink out of its result location is not shown: it would
+    print a file of someone else's choosing."""
+    real = escapes_through_symlink(spec, result, url)
+    if real is not None and os.path.isfile(real):  # (a link to a device or FIFO is refused as one: exit 3)
+        raise UsageError(f"not showing {url}: it is a symlink to {real}, outside its result location",
+                         hint=f"A target stays inside its result location; remove the link and run "
+                              f"`targetrun run {task}` to rebuild it.")
 
 
 def _made_as_asked(checkpoints: list[Checkpoint], task: str, context: RunContext) -> Checkpoint:

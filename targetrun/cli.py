@@ -290,6 +290,8 @@ def cli(ctx: click.Context) -> None:
     # naming it, before the command touches anything.
     ctx.ensure_object(dict)["settings"] = read_settings()
     # A task (or a library) may print a credential of this environment alone: mask them all.
+    # The API registers them too (api.load, api.backends); this is for what click itself
+    # says about an argument before any of the API is called (`--jobs $TOKEN`).
     register_environment(os.environ)
     if ctx.invoked_subcommand not in _PLANNING:  # only these resume collection themselves
         collect_garbage_again()

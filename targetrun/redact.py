@@ -27,7 +27,8 @@ task log files. It hides:
   (``C:`` and a backslash) and ``mailto:a@b.com`` (an address, not a password) are left
   as they are;
 * ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
-  ``?key=...`` or ``&sig=...``;
+  ``?key=...``, ``&sig=...``, ``?auth_key=...``, ``?session=...`` or ``?jwt=...``, and the
+  secret last part of a Slack or Discord webhook URL's path;
 * config lines whose name ends in a credential word (``aws_secret_access_key = ...``,
   ``password: ...``, ``X-Api-Key: ...``; not ``max_tokens = 5``), an ``Authorization``
   header's value (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256 ...``), a ``Cookie`` or
@@ -101,10 +102,21 @@ _BEARER = re.compile(r"(?i)(?P<name>\bbearer\s+)"
 # A cookie header's value: every name=value in it (a session is a credential).
 _COOKIE = re.compile(r"(?i)(?P<name>\b(?:set-)?cookie['\"]?\s*:\s*(?:['\"])?)(?P<value>[^\n'\"`<>]+)")
 _QUOTED = re.compile(rf"(?i)(?P<name>(?P<q>['\"]){_WORDS}(?P=q)\s*:\s*(?P<vq>['\"]))(?P<value>.*?)(?P=vq)")
-# Query parameters that carry credentials in signed or keyed URLs.
+# Query parameters that carry credentials in signed or keyed URLs, sessions and tokens
+# (``?auth_key=``, ``?session=``, ``;jsessionid=``, ``?jwt=``; also in a fragment, as
+# OAuth's implicit flow returns ``#access_token=``). Names holding password, secret,
+# token, signature, api_key... are _NAMED's.
 _QUERY = re.compile(
-    r"(?i)(?P<lead>[?&;](?:key|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature"
-    r"|x-goog-credential|auth|pwd|pass|access_token|code)=)(?P<value>[^&\s'\"#`<>)\]},;]+)"
+    r"(?i)(?P<lead>[?&;#](?:key|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature"
+    r"|x-goog-credential|auth|auth[_-]?key|pwd|pass|access_token|code|jwt|session(?:[_-]?(?:id|key))?"
+    r"|j?sessionid|phpsessid|sid)=)(?P<value>[^&\s'\"#`<>)\]},;]+)"
+)
+# Webhook URLs whose last path part is the secret: whoever has it may post as the hook
+# (Slack ``hooks.slack.com/services/T../B../SECRET``, Discord ``/api/webhooks/ID/TOKEN``).
+_WEBHOOK = re.compile(
+    r"(?i)(?P<lead>\bhooks\.slack\.com/(?:services|workflows|triggers)/(?:[A-Za-z0-9_\-]+/)+"
+    r"|\b(?:[a-z0-9\-]+\.)?discord(?:app)?\.com/api/(?:v\d+/)?webhooks/\d+/)"
+    r"(?P<value>[A-Za-z0-9_\-.~]+)"
 )
 # A credential on a command line: ``--password VALUE``, ``--api-key VALUE`` (a value, not the
 # next option; ``--password-file PATH`` names a file) and openssl's ``-passin pass:VALUE``.
@@ -175,6 +187,7 @@ def forget_all() -> None:
     with _guard:
         _known.clear()
         _environment_forms.clear()
+        _registered_environment.clear()
         _pattern = None
 
 
@@ -231,6 +244,7 @@ _SECRET_VARIABLE = re.compile(
     r"|(?:access|secret|api|private|account|storage|master|encryption|signing|client|app|service|license)_?key(?:_?id)?)$"
 )
 _environment_forms: set[str] = set()  # the spellings register_environment added (see secrets_beyond_environment)
+_registered_environment: dict[str, str] = {}  # the environment register_environment last looked at
 
 
 def register_environment(environ: Mapping[str, str]) -> None:
@@ -245,8 +259,12 @@ def register_environment(environ: Mapping[str, str]) -> None:
     'echo *** wayland'
     >>> forget_all()
     """
-    found = [value for name, value in environ.items() if _SECRET_VARIABLE.search(name)]
-    for value in environ.values():
+    current = dict(environ)
+    with _guard:  # the same environment again (each API call registers it): nothing to look at
+        if current == _registered_environment:
+            return
+    found = [value for name, value in current.items() if _SECRET_VARIABLE.search(name)]
+    for value in current.values():
         if "@" in value:
             found += url_credentials(value)
     with _guard:
@@ -254,6 +272,8 @@ def register_environment(environ: Mapping[str, str]) -> None:
     register(*found)
     with _guard:
         _environment_forms.update(_known - before)
+        _registered_environment.clear()
+        _registered_environment.update(current)
 
 
 def secrets_beyond_environment() -> bool:
@@ -408,6 +428,8 @@ def redact(text: str) -> str:
     if "=" in text:
         text = _NAMED.sub(lambda m: m.group("name") + MASK, text)
         text = _QUERY.sub(lambda m: m.group("lead") + MASK, text)
+    if "hooks" in text:  # (and webhooks)
+        text = _WEBHOOK.sub(lambda m: m.group("lead") + MASK, text)
     if ":" in text:
         text = _QUOTED.sub(lambda m: m.group("name") + MASK + m.group("vq"), text)
     lowered = text.lower()

@@ -88,6 +88,32 @@ def result_base(spec: PipelineSpec, result: str) -> Location:
     return Location(key, url.rstrip("/"))
 
 
+def escapes_through_symlink(spec: PipelineSpec, result: str, path: str) -> str | None:
+    """Where a local file ``path`` really is, when it was replaced by a symlink that leads
+    out of both its result location and its own folder; None when it stays inside one of
+    them or does not exist. A symlinked *folder* is not judged here: one named in the
+    template's own text is the author's choice, and one a value leads to is refused when
+    the target is rendered (:meth:`Placer.place`). What reads a target for a person to see
+    (``show``) asks this first: a link to someone else's file is not its value.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     spec = PipelineSpec(name="p", path=os.path.join(root, "P.yaml"), root=root, tasks={})
+    ...     os.symlink("/etc/hostname", os.path.join(root, "t.txt"))
+    ...     escapes_through_symlink(spec, LOCAL, os.path.join(root, "t.txt"))
+    '/etc/hostname'
+    """
+    lexical = os.path.normpath(path)
+    if not os.path.islink(lexical):
+        return None
+    real = os.path.realpath(lexical)
+    for root in (result_base(spec, result).url, os.path.dirname(lexical)):
+        real_root = os.path.realpath(root)
+        if real.startswith(real_root.rstrip(os.sep) + os.sep):
+            return None
+    return real
+
+
 class Placer:
     """Places rendered paths in result locations; remembers each result's base.
 

@@ -6,6 +6,7 @@ expected and what was found. The whole file is checked before anything runs.
 
 from __future__ import annotations
 
+import keyword
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -58,6 +59,27 @@ RESULT_KEYS = ("url", "options")
 TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _argument_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a keyword argument's name, or None.
+
+    >>> [_argument_name_problem(n) for n in ("city", "class", "__class__", "2x", "_x")]
+    [None, 'it is a Python keyword', "it is a dunder name, one of Python's own", 'it is no identifier', None]
+    """
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        return "it is no identifier"
+    if keyword.iskeyword(name):
+        return "it is a Python keyword"
+    if len(name) > 4 and name.startswith("__") and name.endswith("__"):
+        return "it is a dunder name, one of Python's own"
+    return None
+
+
+def _as_argument(name: str) -> str:
+    """A name like ``name`` that :func:`_argument_name_problem` accepts (for hints)."""
+    plain = re.sub(r"\W", "_", name).strip("_") or "value"
+    return plain if _argument_name_problem(plain) is None else f"up_{plain}"
 _VALIDATORS_WITH_NAMES = (Validator.PARTIAL_INPUTS_ONLY, Validator.PARTIAL_PARAMETERS_ONLY)
 _T = TypeVar("_T")
 
@@ -255,10 +277,14 @@ class _Checker:
             if not shell.strip():
                 raise self.error(where + ("shell",), "the shell command is empty")
         needs = self.needs(where, body.get("needs", []), python=run is not None)
+        if shell is not None and "args" in body:
+            raise self.error(where + ("args",), f"task {name!r} is a shell task: its command would ignore `args`, "
+                             "which are keyword arguments of a Python function (`run:`)",
+                             hint="Write the values into the command itself (`{params.NAME}`, a literal), "
+                                  "or make it a Python task.")
         args = self.expect(where + ("args",), body.get("args") or {}, dict, "a mapping of keyword arguments")
         for key in args:
-            if not isinstance(key, str) or not IDENTIFIER.match(key):
-                raise self.error(where + ("args", str(key)), f"argument name {key!r} is not a valid Python name")
+            self.check_argument_name(where + ("args", str(key)), key)
             if key in dict(needs):
                 raise self.error(where + ("args", key), f"argument {key!r} is also an upstream value from `needs`")
         target = body.get("target")
@@ -395,19 +421,18 @@ class _Checker:
             pairs = []
             for i, item in enumerate(raw):
                 self.expect(path + (str(i),), item, str, "a task name")
-                if python and not IDENTIFIER.match(item):
+                if python and _argument_name_problem(item) is not None:
                     raise self.error(
                         path,
-                        f"upstream {item!r} is not a valid Python argument name",
-                        hint=f"Use the mapping form, e.g. `needs: {{{item.replace('-', '_')}: {item}}}`.",
+                        f"upstream {item!r} is not a valid Python argument name ({_argument_name_problem(item)})",
+                        hint=f"Use the mapping form, e.g. `needs: {{{_as_argument(item)}: {item}}}`.",
                     )
                 pairs.append((item, item))
         elif isinstance(raw, dict):
             pairs = []
             for arg, task in raw.items():
                 self.expect(path + (str(arg),), task, str, "a task name")
-                if not isinstance(arg, str) or not IDENTIFIER.match(arg):
-                    raise self.error(path + (str(arg),), f"argument name {arg!r} is not a valid Python name")
+                self.check_argument_name(path + (str(arg),), arg)
                 pairs.append((arg, task))
         else:
             raise self.error(path, f"expected a list of task names or a mapping argument: task, found {_describe(raw)}")
@@ -417,6 +442,15 @@ class _Checker:
                 raise self.error(path, f"{arg!r} is listed twice in needs")
             seen.add(arg)
         return tuple(pairs)
+
+    def check_argument_name(self, path: Path, name: object) -> None:
+        """A name in ``args`` or the mapping form of ``needs`` becomes a keyword argument of a
+        Python function (``needs.NAME`` in a shell command): a plain identifier, not a
+        keyword (``class``) and not one of Python's own dunder names (``__class__``)."""
+        problem = _argument_name_problem(name)
+        if problem is not None:
+            raise self.error(path, f"argument name {name!r} is not a valid Python name: {problem}",
+                             hint="Use letters, digits and _ (not first a digit), e.g. `city` or `raw_data`.")
 
     def foreach(self, path: Path, raw: Any, needs: tuple[tuple[str, str], ...], params: Mapping[str, object]) -> Any:
         """A list, a template naming a list (``"{params.cities}"``) or ``{needs: TASK}``."""
