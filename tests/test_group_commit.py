@@ -17,6 +17,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from targetrun.model import Checkpoint, TaskState
 from targetrun.store.base import PendingWrite, TaskRecord
 from targetrun.store.sqlite import SqliteStore
@@ -299,3 +301,47 @@ def test_a_success_is_committed_while_the_next_command_runs(tmp_path: Path) -> N
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "out" / "b.txt").read_text().strip() == "recorded"
+
+
+STOP_RIGHT_AFTER_THE_MOVE = """
+import os, runpy, signal, sys
+
+def stop_once_moved(frame, event, arg):
+    # A Ctrl-C the moment os.replace put b's target in place -- before the engine took
+    # note of its record: the worst moment for the record to be lost.
+    if event == "c_return" and arg is os.replace and os.path.exists(os.path.join(root, "out", "b.txt")):
+        sys.setprofile(None)
+        os.kill(os.getpid(), signal.SIGINT)
+
+root = sys.argv[1]
+sys.argv = ["targetrun", "run", "-q", "-f", os.path.join(root, "Pipelinefile.yaml")]
+sys.setprofile(stop_once_moved)
+runpy.run_module("targetrun", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("kind", ["shell", "python"])
+def test_a_stop_right_after_a_target_is_moved_in_place_still_records_it(tmp_path: Path, kind: str) -> None:
+    """The move of a staged target and the keeping of its record are one step: a stop
+    that lands between them leaves the target recorded (not only vouched for by its
+    pending write until the next run), so nothing in place is ever without a record."""
+    b = ('{shell: "cat {needs.a} > {output}", target: out/b.txt, needs: [a]}' if kind == "shell"
+         else "{run: steps:copy, target: out/b.txt, needs: {text: a}, serializer: text}")
+    (tmp_path / "steps.py").write_text("def copy(text):\n    return text\n")
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent(f"""\
+        name: gc
+        tasks:
+          a: {{shell: "printf a > {{output}}", target: out/a.txt}}
+          b: {b}
+          c: {{shell: "cat {{needs.b}} > {{output}}", target: out/c.txt, needs: [b]}}
+        """))
+    (tmp_path / "stop.py").write_text(STOP_RIGHT_AFTER_THE_MOVE)
+    done = subprocess.run([sys.executable, str(tmp_path / "stop.py"), str(tmp_path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stdout + done.stderr
+    db = str(tmp_path / ".targetrun" / "state.db")
+    assert (tmp_path / "out" / "b.txt").exists()
+    assert _rows(db, "SELECT task FROM checkpoints ORDER BY task") == [("a",), ("b",)]
+    assert _rows(db, "SELECT count(*) FROM pending") == [(0,)]
+    assert _rows(db, "SELECT status FROM runs") == [("interrupted",)]
+    assert not (tmp_path / "out" / "c.txt").exists()

@@ -595,19 +595,25 @@ class Engine:
                 scope.read_from(name, task)  # readers in this run read it as written
             if policy is not None and task.cache_key:
                 entry = new_entry(task.cache_key, scope.spec.name, name, checkpoint, policy)
-            if staging is not None:
+        moving = where is not None and checkpoint is not None and staging is not None
+        # The move of its target and the taking in of its record are one step: a stop between
+        # the two would leave the target in place with only a pending record to vouch for it.
+        with stopping.deferred() if moving else contextlib.nullcontext():
+            if moving:
+                assert where is not None and checkpoint is not None and staging is not None
                 try:
                     self.writes.commit(where, staging, checkpoint, entry)
                 except TargetrunError as exc:
                     return self._attempt_failed(scope, progress, name, WorkError(exc.format(), backend=True))
-        attempts = progress.attempts[name]
-        outcome = TaskOutcome(name, TaskState.SUCCEEDED, scope.decision(name), _target(task), result.duration, attempts,
-                              checkpoint=checkpoint)
-        progress.outcomes[name] = outcome
-        # Its record and the release of its lock wait until the next command has started
-        # (_keep_records): the target is vouched for by its prepared record meanwhile, and
-        # the claim that must commit before that command starts carries nothing but its own.
-        progress.unkept.append(_Unkept(self._task_record(scope, outcome, result.attempt), checkpoint, entry, staging))
+            attempts = progress.attempts[name]
+            outcome = TaskOutcome(name, TaskState.SUCCEEDED, scope.decision(name), _target(task), result.duration,
+                                  attempts, checkpoint=checkpoint)
+            progress.outcomes[name] = outcome
+            # Its record and the release of its lock wait until the next command has started
+            # (_keep_records): the target is vouched for by its prepared record meanwhile, and
+            # the claim that must commit before that command starts carries nothing but its own.
+            progress.unkept.append(_Unkept(self._task_record(scope, outcome, result.attempt), checkpoint, entry,
+                                           staging))
         self._tell(TaskSucceeded(name, result.duration, attempts, checkpoint, result.log))
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
