@@ -138,18 +138,19 @@ class LocalStorage(Storage):
     def stage_output(self, staging: str) -> Iterator[str]:
         """``staging`` for a command to write itself. The disk's refusal then reaches the
         command, not targetrun (``sh: cannot create ...: Read-only file system``), so it is
-        looked for here: a folder where no file can be created is refused before the command
-        runs, and a command that failed on a disk now full is the storage's failure too."""
+        looked for here once the command failed: a folder that takes no new file (read-only,
+        no permission) or a disk now full is the storage's failure, not the task's. (Only
+        then: a trial file before every command cost a create and an unlink a task, which
+        doubled the system time of a cold fan-out.)"""
         folder = os.path.dirname(staging)
         self._makedirs(folder)
-        _can_create(staging)
         try:
             yield staging
         except Exception:
-            full = _disk_full(folder)  # before the partial file goes, which makes room again
+            refusal = _refusal(folder)  # before the partial file goes, which makes room again
             _discard(staging)
-            if full:
-                raise _write_failed(shown(staging), OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from None
+            if refusal is not None:
+                raise _write_failed(shown(staging), OSError(refusal, os.strerror(refusal))) from None
             raise
         except BaseException:  # a stop: nothing to tell, only the staging file to remove
             _discard(staging)
@@ -216,21 +217,21 @@ def _create_new(path: str) -> int:
         raise _write_failed(shown(path), exc) from None
 
 
-def _can_create(path: str) -> None:
-    """Create ``path`` and remove it again: whether this folder takes a new file (a
-    read-only mount, missing permission and a disk out of inodes answer here)."""
-    os.close(_create_new(path))
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _disk_full(folder: str) -> bool:
-    """Whether the disk holding ``folder`` has no block (or no inode) left for this process."""
+def _refusal(folder: str) -> int | None:
+    """Why ``folder`` takes no new file, as an errno, if it does not: a read-only mount,
+    no permission to write there, or a disk with no block (or no inode) left for this
+    process; None when it would take one."""
     try:
         st = os.statvfs(folder)
     except OSError:
-        return False
-    return st.f_bavail == 0 or (st.f_files > 0 and st.f_favail == 0)
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return errno.EROFS
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return errno.EACCES
+    if st.f_bavail == 0 or (st.f_files > 0 and st.f_favail == 0):
+        return errno.ENOSPC
+    return None
 
 
 def _discard(path: str) -> None:
