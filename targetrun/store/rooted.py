@@ -358,8 +358,11 @@ class RootedStore(StateStore):
 
     def record_outcomes(self, run_id: str, outcomes: Iterable[TaskOutcome], date: str = "") -> None:
         stored = self.keys.stored
-        self.inner.record_outcomes(run_id, (o if o.target is None else replace(o, target=stored(o.target))
-                                            for o in outcomes), date)
+        # new outcomes rather than replace(), which costs three times as much: a no-op of
+        # 10,000 tasks records 10,000 of them (40 ms of its 0.9 s, profiled)
+        self.inner.record_outcomes(run_id, (o if o.target is None else TaskOutcome(
+            o.task, o.state, o.decision, stored(o.target), o.duration, o.attempts, o.error, o.checkpoint,
+            o.backend_error, o.usage_error) for o in outcomes), date)
 
     def run_outcomes(self, run_id: str) -> RunOutcomes | None:
         found = self.inner.run_outcomes(run_id)
