@@ -113,8 +113,10 @@ _QUERY = re.compile(
 )
 # Webhook URLs whose last path part is the secret: whoever has it may post as the hook
 # (Slack ``hooks.slack.com/services/T../B../SECRET``, Discord ``/api/webhooks/ID/TOKEN``).
+# The folders before the secret are taken possessively, so that masking a text again
+# changes nothing (the part before a mask is not the secret).
 _WEBHOOK = re.compile(
-    r"(?i)(?P<lead>\bhooks\.slack\.com/(?:services|workflows|triggers)/(?:[A-Za-z0-9_\-]+/)+"
+    r"(?i)(?P<lead>\bhooks\.slack\.com/(?:services|workflows|triggers)/(?:[A-Za-z0-9_\-]+/)++"
     r"|\b(?:[a-z0-9\-]+\.)?discord(?:app)?\.com/api/(?:v\d+/)?webhooks/\d+/)"
     r"(?P<value>[A-Za-z0-9_\-.~]+)"
 )

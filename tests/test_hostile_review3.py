@@ -246,3 +246,35 @@ def test_an_environment_registered_again_after_it_gained_a_token_masks_the_new_o
         assert not redact.secrets_beyond_environment()
     finally:
         redact.forget_all()
+
+
+SUMMARY_ERRORS = """
+import os, sys
+from targetrun import api
+summary = api.run(os.path.join(sys.argv[1], "Pipelinefile.yaml"), keep_going=True)
+for outcome in summary.outcomes:
+    print(outcome.task, outcome.state.value, outcome.error)
+"""
+
+
+def test_the_errors_of_the_summary_the_api_returns_are_masked(tmp_path: Path) -> None:
+    """A Python caller prints the summary's errors itself, without the console's masking:
+    a credential in a task's exception (the URL it could not reach, a token) is masked
+    in the summary too, as in the console, the logs and the store."""
+    (tmp_path / "steps.py").write_text(textwrap.dedent("""\
+        def boom():
+            raise RuntimeError("cannot reach postgres://user:s3cr3tPassw0rd@db.example/x "
+                               "with ghp_abcdefghijklmnopqrstuvwxyz0123456789")
+        """))
+    (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""\
+        tasks:
+          a: {run: steps:boom, target: out/a.pkl}
+          b: {shell: "exit 3", target: out/b.txt}
+        """))
+    (tmp_path / "summary.py").write_text(SUMMARY_ERRORS)
+    done = subprocess.run([sys.executable, str(tmp_path / "summary.py"), str(tmp_path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    printed = done.stdout + done.stderr
+    assert "a failed" in printed and "b failed" in printed, printed
+    assert "postgres://" in printed and "db.example" in printed, printed  # the message is still there
+    assert "s3cr3tPassw0rd" not in printed and "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in printed, printed

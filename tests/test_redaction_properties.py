@@ -67,3 +67,22 @@ def test_what_a_reporter_writes_while_a_run_holds_the_terminal_is_redacted_too()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "reached https://***@h/ and bearer ***\n"
+
+
+CREDENTIAL_TEXTS = st.sampled_from([
+    "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/{t}",
+    "https://hooks.slack.com/workflows/T01/A02/33/{t}?auth_key={t}",
+    "https://discord.com/api/webhooks/123456/{t}/slack",
+    "postgres://app:{t}@db:5432/sales",
+    "Authorization: Bearer {t}",
+    "curl --password {t} https://x.example/?session={t}&jwt={t}",
+    "GET https://b.s3.amazonaws.com/k?X-Amz-Signature={t}&v=2",
+])
+
+
+@given(CREDENTIAL_TEXTS, st.text(TOKEN_CHARS, min_size=8, max_size=40), st.text(string.printable, max_size=30))
+def test_masking_a_masked_text_again_changes_nothing(shape, token, around):
+    """Text is masked where it is made and again where it is shown (an error masked by the
+    run, then by the console): the second pass must not eat what the first one left."""
+    once = redact(around + shape.format(t=token) + around)
+    assert redact(once) == once

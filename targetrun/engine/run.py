@@ -76,6 +76,7 @@ from targetrun.executors.base import Executor
 from targetrun.model import (
     CacheEntry, Checkpoint, Decision, PipelineSpec, PlannedTask, Reason, RunSummary, Stale, TaskOutcome, TaskState,
 )
+from targetrun.redact import redact
 from targetrun.resolve import default_checkpoint, infer_serializer
 from targetrun.storage.base import Storage
 from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
@@ -745,6 +746,10 @@ class Engine:
         progress.ready.append(up)
 
     def _attempt_failed(self, scope: RunScope, progress: _Progress, name: str, error: WorkError) -> None:
+        # Masked once, here, before any event, outcome or summary carries it: an exception's
+        # text often holds the URL it could not reach, and a Python caller of the API prints
+        # the summary's errors without the console's masking.
+        error.message, error.details, error.log = redact(error.message), redact(error.details), redact(error.log)
         task = scope.tasks[name]
         self.writes.forget(name)
         attempts = progress.attempts[name]
