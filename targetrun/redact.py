@@ -113,12 +113,13 @@ _QUERY = re.compile(
 )
 # Webhook URLs whose last path part is the secret: whoever has it may post as the hook
 # (Slack ``hooks.slack.com/services/T../B../SECRET``, Discord ``/api/webhooks/ID/TOKEN``).
-# The folders before the secret are taken possessively, so that masking a text again
-# changes nothing (the part before a mask is not the secret).
+# The secret is the last part (a trailing slash allowed); folders and secret are taken
+# possessively, and a part right before a mask is not one, so that masking a text again
+# changes nothing.
 _WEBHOOK = re.compile(
-    r"(?i)(?P<lead>\bhooks\.slack\.com/(?:services|workflows|triggers)/(?:[A-Za-z0-9_\-]+/)++"
+    r"(?i)(?P<lead>\bhooks\.slack\.com/(?:services|workflows|triggers)/(?:[A-Za-z0-9_\-]+/(?=[A-Za-z0-9_\-]))++"
     r"|\b(?:[a-z0-9\-]+\.)?discord(?:app)?\.com/api/(?:v\d+/)?webhooks/\d+/)"
-    r"(?P<value>[A-Za-z0-9_\-.~]+)"
+    r"(?P<value>[A-Za-z0-9_\-.~]++)(?!/" + re.escape(MASK) + ")"
 )
 # A credential on a command line: ``--password VALUE``, ``--api-key VALUE`` (a value, not the
 # next option; ``--password-file PATH`` names a file) and openssl's ``-passin pass:VALUE``.

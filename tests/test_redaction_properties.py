@@ -72,6 +72,7 @@ def test_what_a_reporter_writes_while_a_run_holds_the_terminal_is_redacted_too()
 CREDENTIAL_TEXTS = st.sampled_from([
     "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/{t}",
     "https://hooks.slack.com/workflows/T01/A02/33/{t}?auth_key={t}",
+    "hooks.slack.com/services/T1/B2/{t}/ (trailing slash)",
     "https://discord.com/api/webhooks/123456/{t}/slack",
     "postgres://app:{t}@db:5432/sales",
     "Authorization: Bearer {t}",
@@ -86,3 +87,8 @@ def test_masking_a_masked_text_again_changes_nothing(shape, token, around):
     run, then by the console): the second pass must not eat what the first one left."""
     once = redact(around + shape.format(t=token) + around)
     assert redact(once) == once
+
+
+def test_a_slack_webhook_written_with_a_trailing_slash_is_masked():
+    assert redact("post to hooks.slack.com/services/T1/B2/XXsecretXX/ now") == \
+        "post to hooks.slack.com/services/T1/B2/***/ now"
