@@ -345,3 +345,76 @@ def test_a_stop_right_after_a_target_is_moved_in_place_still_records_it(tmp_path
     assert _rows(db, "SELECT count(*) FROM pending") == [(0,)]
     assert _rows(db, "SELECT status FROM runs") == [("interrupted",)]
     assert not (tmp_path / "out" / "c.txt").exists()
+
+
+def _stores(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> object:
+    if backend == "redis":
+        from targetrun.store.redis import RedisStore
+
+        return RedisStore(request.getfixturevalue("redis_url"))
+    return SqliteStore(str(tmp_path / "state.db"))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_acquire_many_takes_the_free_locks_and_only_those(tmp_path: Path, backend: str,
+                                                         request: pytest.FixtureRequest) -> None:
+    """The batch claim means what one claim after another means: free, expired and our own
+    locks are taken; one another owner holds is not."""
+    store = _stores(tmp_path, backend, request)
+    assert store.acquire("held", "other", 60.0)  # type: ignore[attr-defined]
+    assert store.acquire("expired", "other", 0.001)  # type: ignore[attr-defined]
+    assert store.acquire("ours", "me", 60.0)  # type: ignore[attr-defined]
+    time.sleep(0.05)
+    taken = store.acquire_many(["free", "held", "expired", "ours"], "me", 60.0)  # type: ignore[attr-defined]
+    assert taken == {"free", "expired", "ours"}
+    assert [store.lock_owner(n) for n in ("free", "held", "expired", "ours")] == ["me", "other", "me", "me"]  # type: ignore[attr-defined]
+    assert store.acquire_many([], "me", 60.0) == set()  # type: ignore[attr-defined]
+
+
+def test_acquire_many_is_one_transaction_with_the_kept_writes(tmp_path: Path) -> None:
+    """The claims of several tasks and their intents commit together, or (the store busy
+    with another process's write) none of them does."""
+    db = str(tmp_path / "state.db")
+    store = SqliteStore(db, timeout=0.05)
+    store.record_task_soon(_record("a"), _checkpoint("out/a.txt"))
+    for name in "bc":
+        store.intend_write_soon(PendingWrite("run-1", f"out/{name}.txt", f"out/.{name}.stage", "local"))
+    with sqlite3.connect(db, isolation_level=None) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(Exception, match="locked"):
+            store.acquire_many(["target:out/b.txt", "target:out/c.txt"], "me", 60.0)
+        other.execute("ROLLBACK")
+    assert _rows(db, "SELECT count(*) FROM pending") == [(0,)] and _rows(db, "SELECT count(*) FROM locks") == [(0,)]
+    assert store.acquire_many(["target:out/b.txt", "target:out/c.txt"], "me", 60.0) == {"target:out/b.txt",
+                                                                                       "target:out/c.txt"}
+    assert _rows(db, "SELECT staging FROM pending ORDER BY staging") == [("out/.b.stage",), ("out/.c.stage",)]
+    assert _rows(db, "SELECT location FROM checkpoints") == [("out/a.txt",)]
+    assert _rows(db, "SELECT name FROM locks ORDER BY name") == [("target:out/b.txt",), ("target:out/c.txt",)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_prepare_writes_prepares_each_record(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    store = _stores(tmp_path, backend, request)
+    names = ["a", "b", "c"]
+    for name in names:
+        store.intend_write(PendingWrite("run-1", f"out/{name}.txt", f"out/.{name}.stage", "local"))  # type: ignore[attr-defined]
+    store.prepare_writes([(f"out/.{n}.stage", _checkpoint(f"out/{n}.txt"), None) for n in names[:2]])  # type: ignore[attr-defined]
+    found = {p.staging: p.checkpoint for p in store.pending_writes()}  # type: ignore[attr-defined]
+    assert found == {"out/.a.stage": _checkpoint("out/a.txt"), "out/.b.stage": _checkpoint("out/b.txt"),
+                     "out/.c.stage": None}
+
+
+def test_prepare_writes_commit_together_or_not_at_all(tmp_path: Path) -> None:
+    db = str(tmp_path / "state.db")
+    store = SqliteStore(db, timeout=0.05)
+    for name in "ab":
+        store.intend_write(PendingWrite("run-1", f"out/{name}.txt", f"out/.{name}.stage", "local"))
+    prepared = [(f"out/.{n}.stage", _checkpoint(f"out/{n}.txt"), None) for n in "ab"]
+    with sqlite3.connect(db, isolation_level=None) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(Exception, match="locked"):
+            store.prepare_writes(prepared)
+        other.execute("ROLLBACK")
+    assert _rows(db, "SELECT count(*) FROM pending WHERE record IS NOT NULL") == [(0,)]
+    store.prepare_writes(prepared)
+    assert _rows(db, "SELECT count(*) FROM pending WHERE record IS NOT NULL") == [(2,)]

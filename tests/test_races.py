@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -173,3 +174,62 @@ def test_resume_runs_only_the_failed_task_and_what_follows(tmp_path):
     value = subprocess.run([sys.executable, "-m", "targetrun", "show", "t10", "-f", str(folder / "Pipelinefile.yaml")],
                            capture_output=True, text=True, timeout=60)
     assert value.stdout.strip() == "10"
+
+
+def _fan_folder(tmp_path: Path, n: int, cache: str = ".targetrun/state.db") -> Path:
+    """n independent shell tasks, each logging its name and writing its target."""
+    folder = tmp_path / "fan"
+    folder.mkdir()
+    tasks = "".join(f"  t{i}: {{shell: 'echo t{i} >> calls.log; sleep 0.05; echo {i} > {{output}}', "
+                    f"target: out/t{i}.txt}}\n" for i in range(n))
+    (folder / "Pipelinefile.yaml").write_text(f"cache: {cache}\ntasks:\n{tasks}")
+    return folder
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_runs_sharing_many_ready_tasks_run_each_once_and_share_them(tmp_path, backend, request):
+    """A run claims a few ready tasks ahead in one write, not all of them: two runs started
+    together over 40 independent tasks run every task exactly once, and both do some."""
+    cache = request.getfixturevalue("redis_url") if backend == "redis" else ".targetrun/state.db"
+    folder = _fan_folder(tmp_path, 40, cache)
+    processes = [start(folder, "-j", "2") for _ in range(2)]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err + out
+    assert sorted(calls(folder)) == sorted(f"t{i}" for i in range(40))  # each command exactly once in all
+    ran = [sum(t["state"] == "succeeded" for t in json.loads(out)["tasks"]) for out, _ in outputs]
+    assert sum(ran) == 40 and min(ran) > 0, ran
+    for i in range(40):
+        assert (folder / f"out/t{i}.txt").read_text() == f"{i}\n"
+
+
+def test_a_stop_lets_go_of_every_task_claimed_ahead(tmp_path):
+    """SIGINT while a -j 2 run has claimed ready tasks ahead of their start: it exits 130
+    and leaves no lock, no pending write and no staging file; every target it made is
+    trusted (the next run skips it and runs only the rest)."""
+    folder = _fan_folder(tmp_path, 60)
+    run = start(folder, "-j", "2")
+    deadline = time.monotonic() + 60
+    while len(calls(folder)) < 6:
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    os.killpg(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    store = folder / ".targetrun/state.db"
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT count(*) FROM locks").fetchone() == (0,)
+        # only the attempts in flight (at most 2 per worker) keep theirs, for the next run to clear;
+        # the tasks claimed ahead (up to 16) keep none
+        assert db.execute("SELECT count(*) FROM pending").fetchone()[0] <= 4
+    assert [p.name for p in (folder / "out").iterdir() if not p.name.startswith("t")] == []
+    made = {p.name for p in (folder / "out").iterdir()}
+    assert 0 < len(made) < 60
+    again = start(folder, "-j", "2")
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    states = {t["task"]: t["state"] for t in json.loads(out)["tasks"]}
+    assert {t for t, s in states.items() if s == "skipped"} == {p[:-4] for p in made}
+    assert all(s in ("skipped", "succeeded") for s in states.values()), states
+    with sqlite3.connect(store) as db:  # (the killed attempts' pending rows stay for recovery's grace)
+        assert db.execute("SELECT count(*) FROM locks").fetchone() == (0,)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Mapping
 
 from targetrun import liveness
 from targetrun.errors import BackendError
@@ -66,6 +67,23 @@ class RunLocks:
             self._held[task] = name
         self._start_renewing()
         return True
+
+    def claim_many(self, wanted: Mapping[str, str | None]) -> set[str]:
+        """:meth:`claim` for each task (``task -> lock name``), the free locks taken in one
+        write: the tasks that now hold theirs."""
+        asked = {task: name for task, name in wanted.items() if name is not None and self._held.get(task) != name}
+        taken = self.store.acquire_many(list(dict.fromkeys(asked.values())), self.owner, self.lease) if asked else set()
+        claimed = {task for task in wanted if task not in asked}
+        for task, name in asked.items():
+            if name in taken:
+                with self._guard:
+                    self._held[task] = name
+                claimed.add(task)
+            elif self.claim(task, name):  # held by another run: taken over if it was abandoned
+                claimed.add(task)
+        if taken:
+            self._start_renewing()
+        return claimed
 
     def release(self, task: str) -> None:
         """Let ``task``'s lock go with the store's next write (group commit): after the task's

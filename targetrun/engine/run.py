@@ -83,6 +83,7 @@ from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
 
 
 WAKE_UP = 0.5  # seconds: the loop wakes at least this often (retries due, Ctrl-C)
+AHEAD_PER_SLOT = 4  # ready tasks claimed ahead per attempt the executor keeps in flight (see _claim_ahead)
 
 
 @dataclass
@@ -110,6 +111,23 @@ class _Unkept:
     checkpoint: Checkpoint | None
     entry: CacheEntry | None
     staging: str | None
+
+
+@dataclass(frozen=True)
+class _Made:
+    """A success about to be recorded (see Engine._record_all)."""
+
+    name: str
+    task: PlannedTask
+    result: WorkResult
+    staging: str | None
+    checkpoint: Checkpoint | None
+    entry: CacheEntry | None
+
+    @property
+    def moves(self) -> bool:
+        """Whether a staged checkpoint is moved onto its target."""
+        return self.task.checkpoint is not None and self.checkpoint is not None and self.staging is not None
 
 
 @dataclass(frozen=True)
@@ -257,6 +275,7 @@ class Engine:
         return summary
 
     def _loop(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
+        succeeded: list[tuple[str, WorkResult, _Making | None]] = []  # of one wake-up: their records are prepared in one write
         while progress.inflight or (not progress.stopping and (progress.ready or progress.later)):
             self._submit_ready(scope, progress, functions)
             for future in self._wait(progress):
@@ -267,7 +286,7 @@ class Engine:
                 making = progress.making.pop(name, None)
                 self._surely_started(scope, progress, name)
                 try:
-                    result = future.result()
+                    succeeded.append((name, future.result(), making))
                 except CorruptInput as exc:
                     self._rebuild_input(scope, progress, name, exc)
                 except WorkError as exc:
@@ -275,12 +294,15 @@ class Engine:
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
                     lost = WorkError(f"the executor lost the task: {type(exc).__name__}: {exc}", backend=True)
                     self._attempt_failed(scope, progress, name, lost)
-                else:
-                    self._record(scope, progress, name, result, making)
                 self._worker_freed(scope, progress)
+            if succeeded:
+                self._record_all(scope, progress, succeeded)
+                succeeded.clear()
             self._release_due_retries(progress)
 
     def _submit_ready(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
+        if len(progress.inflight) < self.executor.max_in_flight:
+            self._claim_ahead(scope, progress)
         while progress.ready and not progress.stopping and len(progress.inflight) < self.executor.max_in_flight:
             name = progress.ready.popleft()
             if scope.tasks[name].is_gather:
@@ -297,7 +319,8 @@ class Engine:
             # Not for a task that waits for another run's lock: each look would write an intent
             # and remove it again (and its staging file: a request, on an object store).
             staged = None
-            if name in progress.early:  # staged and claimed while its upstream ran (_claim_early)
+            claimed_ahead = name in progress.early  # its intent committed with its claim
+            if claimed_ahead:  # staged and claimed before (_claim_early, _claim_ahead)
                 progress.early.discard(name)
                 staged = self.writes.staged(name)
             elif task.checkpoint is not None and name not in progress.contended:
@@ -320,7 +343,8 @@ class Engine:
             job = self._job(scope, progress, task, attempt, functions.get(task.spec.name), ticket, staged)
             self._tell(TaskQueued(name, attempt, scope.decision(name), _target(task)))
             progress.announced[name] = (ticket, False)
-            self.store.flush()  # the intent of its write, at the latest (an inline executor runs it right here)
+            if not claimed_ahead:
+                self.store.flush()  # the intent of its write, at the latest (an inline executor runs it right here)
             future = self.executor.submit(execute, job)
             progress.inflight[future] = name
             if not self._watching:  # it cannot tell, or nobody asks: running once submitted
@@ -574,8 +598,25 @@ class Engine:
             found = self.store.checkpoints(urls)
             progress.records.update((url, found.get(url)) for url in urls)
 
-    def _record(self, scope: RunScope, progress: _Progress, name: str, result: WorkResult,
-                making: _Making | None = None) -> None:
+    def _record_all(self, scope: RunScope, progress: _Progress,
+                    succeeded: list[tuple[str, WorkResult, _Making | None]]) -> None:
+        """The successes of one wake-up: the records that vouch for their targets are
+        prepared in one write (one commit, not one a task), then each target is moved."""
+        made = [self._made(scope, progress, name, result, making) for name, result, making in succeeded]
+        moving = [m for m in made if m.moves]
+        prepared = False
+        if len(moving) > 1:
+            try:
+                self.writes.prepare([(m.staging, m.checkpoint, m.entry) for m in moving])  # type: ignore[misc]
+                prepared = True
+            except TargetrunError:  # each is prepared on its own below, and fails with its own reason
+                pass
+        for m in made:
+            self._record(scope, progress, m, prepared=prepared)
+
+    def _made(self, scope: RunScope, progress: _Progress, name: str, result: WorkResult,
+              making: _Making | None) -> _Made:
+        """What a success's record says: the checkpoint it wrote and what made it."""
         task = scope.tasks[name]
         policy = task.spec.cache
         checkpoint = entry = None
@@ -596,14 +637,19 @@ class Engine:
                 scope.read_from(name, task)  # readers in this run read it as written
             if policy is not None and task.cache_key:
                 entry = new_entry(task.cache_key, scope.spec.name, name, checkpoint, policy)
-        moving = where is not None and checkpoint is not None and staging is not None
+        return _Made(name, task, result, staging, checkpoint, entry)
+
+    def _record(self, scope: RunScope, progress: _Progress, made: _Made, *, prepared: bool = False) -> None:
+        """A success: its target moved in (its record ``prepared`` already, or now) and its
+        outcome kept, its record handed to the store with the next command's claim."""
+        name, task, result, checkpoint = made.name, made.task, made.result, made.checkpoint
         # The move of its target and the taking in of its record are one step: a stop between
         # the two would leave the target in place with only a pending record to vouch for it.
-        with stopping.deferred() if moving else contextlib.nullcontext():
-            if moving:
-                assert where is not None and checkpoint is not None and staging is not None
+        with stopping.deferred() if made.moves else contextlib.nullcontext():
+            if made.moves:
+                assert task.checkpoint is not None and checkpoint is not None and made.staging is not None
                 try:
-                    self.writes.commit(where, staging, checkpoint, entry)
+                    self.writes.commit(task.checkpoint, made.staging, checkpoint, made.entry, prepared=prepared)
                 except TargetrunError as exc:
                     return self._attempt_failed(scope, progress, name, WorkError(exc.format(), backend=True))
             attempts = progress.attempts[name]
@@ -613,8 +659,8 @@ class Engine:
             # Its record and the release of its lock wait until the next command has started
             # (_keep_records): the target is vouched for by its prepared record meanwhile, and
             # the claim that must commit before that command starts carries nothing but its own.
-            progress.unkept.append(_Unkept(self._task_record(scope, outcome, result.attempt), checkpoint, entry,
-                                           staging))
+            progress.unkept.append(_Unkept(self._task_record(scope, outcome, result.attempt), checkpoint, made.entry,
+                                           made.staging))
         self._tell(TaskSucceeded(name, result.duration, attempts, checkpoint, result.log))
         if progress.consumers.get(name) and self._keeps_value(task):
             progress.values[name] = result.value
@@ -659,6 +705,44 @@ class Engine:
                     self.writes.forget(down)
                     continue
                 progress.early.add(down)
+
+    def _claim_ahead(self, scope: RunScope, progress: _Progress) -> None:
+        """Stage and claim the next ready tasks in one write, when several are ready: each
+        would otherwise commit its own claim, and a parallel run of many small tasks spends
+        more time committing than running them. A few per worker, not all that are ready:
+        another run sharing the store still finds the rest free. They are ready tasks of
+        the kind :meth:`_claim_early` takes; the end of the run lets go of any not started."""
+        if progress.stopping or len(progress.ready) < 2:
+            return
+        room = AHEAD_PER_SLOT * self.executor.max_in_flight - len(progress.early)
+        if room <= self.executor.max_in_flight:  # enough are claimed: not a write for one or two
+            return
+        wanted: dict[str, str | None] = {}
+        for name in progress.ready:
+            if len(wanted) >= room:
+                break
+            task = scope.tasks[name]
+            if (name in progress.early or name in progress.outcomes or name in progress.attempts
+                    or name in progress.contended or task.is_gather or task.checkpoint is None
+                    or task.target is None or task.deps):
+                continue
+            wanted[name] = _lock_name(task)
+        if len(wanted) < 2:
+            return
+        for name in wanted:
+            checkpoint = scope.tasks[name].checkpoint
+            assert checkpoint is not None
+            self.writes.stage(name, checkpoint, 1)
+        try:
+            claimed = self.locks.claim_many(wanted)
+            self.store.flush()  # the intents, were no lock left to take (a write carries them otherwise)
+        except TargetrunError:  # the store failed: each task's own claim says why
+            claimed = set()
+        for name in wanted:
+            if name in claimed:
+                progress.early.add(name)
+            else:
+                self.writes.forget(name)
 
     def _let_go_early(self, progress: _Progress, name: str) -> None:
         """A task staged and claimed early that will not run now: its place and lock go."""

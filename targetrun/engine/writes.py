@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 from targetrun import stopping
 from targetrun.errors import TargetrunError
@@ -55,10 +55,17 @@ class Writes:
         """The staging URL of ``task``'s attempt, which has ended (None if it staged nothing)."""
         return self._staged.pop(task, (None, None))[1]
 
-    def commit(self, target: Location, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
-        """Make a staged checkpoint the target: its record is prepared first."""
+    def prepare(self, prepared: Sequence[tuple[str, Checkpoint, CacheEntry | None]]) -> None:
+        """Prepare the records of several staged checkpoints ``(staging, checkpoint, entry)``
+        in one write, before each is committed (``commit(..., prepared=True)``)."""
+        self.store.prepare_writes(prepared)
+
+    def commit(self, target: Location, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None,
+               *, prepared: bool = False) -> None:
+        """Make a staged checkpoint the target: its record is prepared first (unless it was)."""
         try:
-            self.store.prepare_write(staging, checkpoint, entry)
+            if not prepared:
+                self.store.prepare_write(staging, checkpoint, entry)
             self.storages(target.result).commit(staging, target.url)
         except BaseException:
             # The pending record stays: if the move did happen (a copy whose delete failed),

@@ -25,7 +25,7 @@ import math
 import sys
 import threading
 import zlib
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import NamedTuple, TypeVar
@@ -259,6 +259,12 @@ class StateStore(ABC):
     @abstractmethod
     def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None: ...
 
+    def prepare_writes(self, prepared: Sequence[tuple[str, Checkpoint, CacheEntry | None]]) -> None:
+        """:meth:`prepare_write` of several ``(staging, checkpoint, entry)`` at once: all of
+        them hold when it returns (a store that can commits them in one write)."""
+        for staging, checkpoint, entry in prepared:
+            self.prepare_write(staging, checkpoint, entry)
+
     @abstractmethod
     def pending_writes(self, location: str | None = None) -> list[PendingWrite]:
         """Pending writes (of one location, or all); unreadable rows are skipped."""
@@ -334,6 +340,11 @@ class StateStore(ABC):
     @abstractmethod
     def acquire(self, name: str, owner: str, lease: float) -> bool:
         """Take the lock ``name`` for ``lease`` seconds unless someone else holds it."""
+
+    def acquire_many(self, names: Sequence[str], owner: str, lease: float) -> set[str]:
+        """:meth:`acquire` of each of ``names``: the ones taken (a store that can takes them
+        in one write, with what this thread kept)."""
+        return {name for name in names if self.acquire(name, owner, lease)}
 
     @abstractmethod
     def renew(self, names: list[str], owner: str, lease: float) -> None:

@@ -37,7 +37,7 @@ with it; an old pending write is ended under the key it was written with.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Optional, TypeVar
 from urllib.parse import quote, unquote
@@ -259,6 +259,12 @@ class RootedStore(StateStore):
         self.inner.prepare_write(self._staging_key(staging), self.keys.checkpoint_out(checkpoint, placed=True),
                                  self.keys.entry_out(entry) if entry is not None else None)
 
+    def prepare_writes(self, prepared: Sequence[tuple[str, Checkpoint, CacheEntry | None]]) -> None:
+        checkpoint_out, entry_out = self.keys.checkpoint_out, self.keys.entry_out
+        self.inner.prepare_writes([(self._staging_key(staging), checkpoint_out(checkpoint, placed=True),
+                                    entry_out(entry) if entry is not None else None)
+                                   for staging, checkpoint, entry in prepared])
+
     def pending_writes(self, location: str | None = None) -> list[PendingWrite]:
         if location is None:
             found = self.inner.pending_writes()
@@ -411,6 +417,9 @@ class RootedStore(StateStore):
 
     def acquire(self, name: str, owner: str, lease: float) -> bool:
         return self.inner.acquire(name, owner, lease)
+
+    def acquire_many(self, names: Sequence[str], owner: str, lease: float) -> set[str]:
+        return self.inner.acquire_many(names, owner, lease)
 
     def renew(self, names: list[str], owner: str, lease: float) -> None:
         self.inner.renew(names, owner, lease)

@@ -322,8 +322,17 @@ class SqliteStore(StateStore):
         self._check_still_there()
         # One statement, committed on its own when nothing is kept (the usual case: each
         # finished task prepares its record alone), without a BEGIN and a COMMIT around it.
-        self._write("UPDATE pending SET record = ?, entry = ? WHERE staging = ?",
-                    (dump_checkpoint(checkpoint), dump_entry(entry) if entry else None, staging))
+        self._write(_PREPARE, (dump_checkpoint(checkpoint), dump_entry(entry) if entry else None, staging))
+
+    def prepare_writes(self, prepared: Sequence[tuple[str, Checkpoint, CacheEntry | None]]) -> None:
+        if len(prepared) == 1:
+            self.prepare_write(*prepared[0])
+            return
+        self._check_still_there()
+        rows = [(dump_checkpoint(checkpoint), dump_entry(entry) if entry else None, staging)
+                for staging, checkpoint, entry in prepared]
+        with self._transaction() as db:
+            db.executemany(_PREPARE, rows)
 
     def pending_writes(self, location: str | None = None) -> list[PendingWrite]:
         where, args = ("WHERE location = ?", (location,)) if location is not None else ("", ())
@@ -514,12 +523,14 @@ class SqliteStore(StateStore):
     def acquire(self, name: str, owner: str, lease: float) -> bool:
         # One statement, so one atomic write: take a free or expired lock, or extend our own.
         now = time.time()
-        cursor = self._write(
-            "INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
-            "expires = excluded.expires WHERE locks.expires <= ? OR locks.owner = excluded.owner",
-            (name, owner, now + lease, now),
-        )
-        return cursor.rowcount == 1
+        return self._write(_ACQUIRE, (name, owner, now + lease, now)).rowcount == 1
+
+    def acquire_many(self, names: Sequence[str], owner: str, lease: float) -> set[str]:
+        if len(names) == 1:
+            return set(names) if self.acquire(names[0], owner, lease) else set()
+        now = time.time()
+        with self._transaction() as db:  # one write for all, with what this thread kept
+            return {name for name in names if db.execute(_ACQUIRE, (name, owner, now + lease, now)).rowcount == 1}
 
     def renew(self, names: list[str], owner: str, lease: float) -> None:
         with self._transaction() as db:
@@ -603,6 +614,12 @@ _RUN_COLUMNS = "run_id, pipeline, started, status, finished, requested, counts, 
 _TASK_COLUMNS = "run_id, pipeline, task, state, finished, duration, attempts, error, target, started, worker"
 _RELEASE = "DELETE FROM locks WHERE name = ? AND owner = ?"
 _INTEND = "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, NULL, NULL)"
+
+
+_PREPARE = "UPDATE pending SET record = ?, entry = ? WHERE staging = ?"
+# take a free or expired lock, or extend our own (rowcount 1), in one atomic statement
+_ACQUIRE = ("INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
+            "expires = excluded.expires WHERE locks.expires <= ? OR locks.owner = excluded.owner")
 
 
 def _task_writes(record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None,
