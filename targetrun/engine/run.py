@@ -83,6 +83,7 @@ from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
 
 
 WAKE_UP = 0.5  # seconds: the loop wakes at least this often (retries due, Ctrl-C)
+KEPT_FOR = 0.005  # seconds the loop waits for an attempt to end before it commits what the store kept
 AHEAD_PER_SLOT = 4  # ready tasks claimed ahead per attempt the executor keeps in flight (see _claim_ahead)
 
 
@@ -494,8 +495,9 @@ class Engine:
 
     def _wait(self, progress: _Progress) -> list[Future[Any] | _Start]:
         """What finished (or started) meanwhile, waiting for the first if nothing has. The
-        writes the store kept (group commit) commit before any wait: a record is never held
-        back for longer than the loop is busy."""
+        writes the store kept (group commit) commit before any wait longer than a moment
+        (:data:`KEPT_FOR`): a record is never held back for longer than the loop is busy,
+        and an attempt that ends within that moment carries them with its own write."""
         self._keep_records(progress)
         if not progress.inflight:
             if progress.later and not progress.ready:
@@ -506,11 +508,11 @@ class Engine:
         if progress.later:
             timeout = min(timeout, max(0.0, progress.later[0][0] - self.clock.monotonic()))
         try:
-            done: list[Future[Any] | _Start] = [progress.finished.get_nowait()]
+            done: list[Future[Any] | _Start] = [progress.finished.get(timeout=min(timeout, KEPT_FOR))]
         except queue.Empty:
             self.store.flush()
             try:
-                done = [progress.finished.get(timeout=timeout)]
+                done = [progress.finished.get(timeout=max(0.0, timeout - KEPT_FOR))]
             except queue.Empty:
                 return []
         while True:  # take every other attempt that finished meanwhile
