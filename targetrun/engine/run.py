@@ -277,11 +277,12 @@ class Engine:
 
     def _loop(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
         succeeded: list[tuple[str, WorkResult, _Making | None]] = []  # of one wake-up: their records are prepared in one write
+        starts: list[_Start] = []  # of one wake-up: told after its ends (never more shown running than workers)
         while progress.inflight or (not progress.stopping and (progress.ready or progress.later)):
             self._submit_ready(scope, progress, functions)
             for future in self._wait(progress):
                 if isinstance(future, _Start):
-                    self._started(scope, progress, future.task, future.ticket)
+                    starts.append(future)
                     continue
                 name = progress.inflight.pop(future)
                 making = progress.making.pop(name, None)
@@ -295,10 +296,13 @@ class Engine:
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
                     lost = WorkError(f"the executor lost the task: {type(exc).__name__}: {exc}", backend=True)
                     self._attempt_failed(scope, progress, name, lost)
-                self._worker_freed(scope, progress)
             if succeeded:
                 self._record_all(scope, progress, succeeded)
                 succeeded.clear()
+            for start in starts:
+                self._started(scope, progress, start.task, start.ticket)
+            starts.clear()
+            self._worker_freed(scope, progress)
             self._release_due_retries(progress)
 
     def _submit_ready(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
