@@ -17,7 +17,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
@@ -164,15 +164,74 @@ def execute(job: Job) -> WorkResult:
 
     It first tells the coordinator the attempt has started on a worker (see
     :func:`~targetrun.executors.base.announce_start`): until then the task is queued.
+    A command it starts is waited for here (see :func:`stepped` for the other way).
     """
+    return _drive(_steps(job))
+
+
+def stepped(job: Job) -> Steps | None:
+    """:func:`execute` as steps, for an executor that waits for many commands at once in
+    one thread (targetrun/executors/loop.py): each time the attempt has started its
+    command the steps yield it as :class:`Running`, and go on once sent ``(printed, exit
+    code)`` -- or, thrown an exception, kill it. Only a shell task's attempt whose files
+    are all local: nothing in its steps waits for the network. Else None."""
+    if job.shell is None or job.own_fds:
+        return None
+    local: list[tuple[Storage | None, str | None]] = [(job.storage, job.staging)] if job.staging is not None else []
+    local += [(source.storage, source.location) for source in job.inputs.values() if not source.in_memory]
+    if any(storage is None or place is None or storage.local_path(place) is None for storage, place in local):
+        return None
+    return _steps(job)
+
+
+execute.stepped = stepped  # type: ignore[attr-defined]
+
+
+class Running:
+    """A command an attempt started, and the pipes it prints to (see :class:`Collector`)."""
+
+    def __init__(self, process: Any, err: int, result: io.RawIOBase | None) -> None:
+        self.process = process
+        self.err = err
+        self.result = result
+
+    def collector(self) -> Collector:
+        """What takes its output as it comes, for a caller that waits for it elsewhere."""
+        return Collector(self.process, self.err, self.result)
+
+    def wait(self) -> tuple[bytes, int]:
+        """Wait for it here: what it printed and its exit code."""
+        text = _collect(self.process, self.err, self.result)
+        return text, self.process.wait()
+
+
+Steps = Generator[Running, "tuple[bytes, int] | None", WorkResult]
+
+
+def _drive(steps: Steps) -> WorkResult:
+    """Run ``steps`` to their end, waiting for each command they start right here."""
+    said: tuple[bytes, int] | None = None
+    thrown: BaseException | None = None
+    while True:
+        try:
+            running = steps.send(said) if thrown is None else steps.throw(thrown)
+        except StopIteration as done:
+            return cast(WorkResult, done.value)
+        try:
+            said, thrown = running.wait(), None
+        except BaseException as exc:  # Ctrl-C while waiting: the steps kill their command
+            said, thrown = None, exc
+
+
+def _steps(job: Job) -> Steps:
     from targetrun.executors.base import announce_start
 
     announce_start(job.key or job.task, job.ticket)
     with process_output() if job.own_fds else contextlib.nullcontext():
-        return _attempt(job)
+        return (yield from _attempt(job))
 
 
-def _attempt(job: Job) -> WorkResult:
+def _attempt(job: Job) -> Steps:
     started, wall = time.perf_counter(), time.time()
     # A shell task's output comes through its own pipes (see _call_shell), nothing of it
     # through this process's streams: it needs a log, not the capture of sys.stdout and
@@ -182,7 +241,7 @@ def _attempt(job: Job) -> WorkResult:
         try:
             written_as = job.serializer
             if job.shell is not None:
-                value, size, digest = _run_shell(job, printed)
+                value, size, digest = yield from _run_shell(job, printed)
             else:
                 value, size, digest, written_as = _run_python(job)
         except WorkError as exc:
@@ -330,7 +389,7 @@ _CHUNK_OF_FILE = 1024 * 1024
 # -- shell tasks -------------------------------------------------------------------
 
 
-def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str | None]:
+def _run_shell(job: Job, printed: io.StringIO) -> Generator[Running, Any, tuple[object, int | None, str | None]]:
     assert job.shell is not None
     writes_output = any(name == "output" for name, _, _ in templating.fields(job.shell))
     with ExitStack() as stack:
@@ -339,13 +398,13 @@ def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str 
         context = dict(job.context)
         context["needs"] = templating.Namespace("needs", paths)
         if job.staging is None:  # `checkpoint: false`: it runs for what it does, and what it prints is its log
-            _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
+            yield from _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
             return None, None, None
         assert job.storage is not None and job.checkpoint is not None
         if writes_output:
             out = stack.enter_context(job.storage.stage_output(job.staging))
             context["output"] = out
-            _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
+            yield from _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
             written = _output_digest(out)
             if written is None:
                 raise WorkError("the command exited 0 but did not write {output}")
@@ -356,7 +415,7 @@ def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str 
             command = templating.render_shell(job.shell, context)
             with job.storage.stage_write(job.staging) as f:
                 writer = HashingWriter(f)
-                _call_shell(job, command, stdout=writer, printed=printed)
+                yield from _call_shell(job, command, stdout=writer, printed=printed)
             result = (None, writer.size, writer.hexdigest())
     _verify(job.storage, job.staging, job.checkpoint)
     return result
@@ -367,11 +426,12 @@ def _fetched(source: Input) -> Any:
     return source.storage.fetched(source.location)
 
 
-def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io.StringIO) -> None:
+def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None,
+                printed: io.StringIO) -> Generator[Running, Any, None]:
     """Run the command; its stderr (and stdout, unless stdout is the result) goes to the log.
 
-    What it prints comes back through a pipe this process reads while the command runs
-    (no file per command)."""
+    What it prints comes back through a pipe read while the command runs (no file per
+    command): by whoever waits for the :class:`Running` this yields once it started."""
     import subprocess
 
     from targetrun import direct
@@ -393,9 +453,8 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
             stopping.track(started.process)
         process = started.process
         command_started()  # the coordinator's own work, when this is its thread, runs beside the command
-        text = _collect(process, err, stdout)
-        code = process.wait()
-    except BaseException:  # Ctrl-C, SIGTERM, or the write failed: do not leave the command running
+        text, code = yield Running(process, err, stdout)
+    except BaseException:  # (GeneratorExit too: the steps were closed, the run is ending)  # Ctrl-C, SIGTERM, or the write failed: do not leave the command running
         if started is not None:
             stopping.kill_group(started.process)
             started.process.wait()
@@ -428,36 +487,57 @@ def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
     the task's value or log."""
     import select
 
-    out = process.stdout.fileno() if result is not None else None
+    collector = Collector(process, err, result)
     poller = select.poll()
-    poller.register(err, select.POLLIN)
-    if out is not None:
-        poller.register(out, select.POLLIN)
-    reading = {err} if out is None else {err, out}
-    chunks: list[bytes] = []
-    while reading:
+    for fd in collector.reading:
+        poller.register(fd, select.POLLIN)
+    while collector.reading:
         for fd, _ in poller.poll(_LEFT_OPEN_POLL):
-            data = os.read(fd, _CHUNK)
-            if not data:
+            if not collector.read(fd):
                 poller.unregister(fd)
-                reading.discard(fd)
-            elif fd == out:
-                assert result is not None
-                result.write(data)
-            else:
-                chunks.append(data)
-        if reading and process.poll() is not None:  # it exited: nothing of its own is still to come
-            for fd in sorted(reading):
-                rest, ended = _available(fd)
-                if fd == out:
-                    assert result is not None
-                    result.write(rest)
-                else:
-                    chunks.append(rest)
-                if not ended:  # something it started still holds the pipe
-                    _drain_elsewhere(fd)
-            break
-    return b"".join(chunks)
+        if collector.reading and process.poll() is not None:  # it exited: nothing of its own is still to come
+            collector.take_rest()
+    return collector.text()
+
+
+class Collector:
+    """What a running command prints, as it comes (see :func:`_collect`): ``err`` (its
+    stderr, and its stdout unless that is the value), and its stdout into ``result``."""
+
+    def __init__(self, process: Any, err: int, result: io.RawIOBase | None) -> None:
+        self.result = result
+        self.out = process.stdout.fileno() if result is not None else None
+        self.reading = {err} if self.out is None else {err, self.out}  # pipes not ended yet
+        self._chunks: list[bytes] = []
+
+    def read(self, fd: int) -> bool:
+        """Take what ``fd`` (ready to read) holds; False once the pipe has ended."""
+        data = os.read(fd, _CHUNK)
+        if not data:
+            self.reading.discard(fd)
+            return False
+        self._keep(fd, data)
+        return True
+
+    def take_rest(self) -> None:
+        """The command exited: what is in its pipes now is the last of its own; one that a
+        process it left behind still holds goes to a reader elsewhere."""
+        for fd in sorted(self.reading):
+            rest, ended = _available(fd)
+            self._keep(fd, rest)
+            if not ended:  # something it started still holds the pipe
+                _drain_elsewhere(fd)
+        self.reading.clear()
+
+    def text(self) -> bytes:
+        return b"".join(self._chunks)
+
+    def _keep(self, fd: int, data: bytes) -> None:
+        if fd == self.out:
+            assert self.result is not None
+            self.result.write(data)
+        else:
+            self._chunks.append(data)
 
 
 def _drain_elsewhere(fd: int) -> None:
