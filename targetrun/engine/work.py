@@ -171,9 +171,10 @@ def execute(job: Job) -> WorkResult:
 
 def stepped(job: Job) -> Steps | None:
     """:func:`execute` as steps, for an executor that waits for many commands at once in
-    one thread (targetrun/executors/loop.py): each time the attempt has started its
-    command the steps yield it as :class:`Running`, and go on once sent ``(printed, exit
-    code)`` -- or, thrown an exception, kill it. Only a shell task's attempt whose files
+    one thread (targetrun/executors/loop.py): the steps yield the command to start
+    (:class:`Starting`, sent back what it started), then the command that runs
+    (:class:`Running`, sent back ``(printed, exit code)``) -- or, thrown an exception or
+    closed, kill it. Only a shell task's attempt whose files
     are all local: nothing in its steps waits for the network. Else None."""
     if job.shell is None or job.own_fds:
         return None
@@ -185,6 +186,46 @@ def stepped(job: Job) -> Steps | None:
 
 
 execute.stepped = stepped  # type: ignore[attr-defined]
+
+
+class Starting:
+    """A command an attempt is about to start: :meth:`start` starts it in the calling
+    thread (any thread: the run's, a pool's, the loop's starter) and tracks it."""
+
+    def __init__(self, command: str, cwd: str, *, stdout: int, err_end: int, allow_redirect: bool) -> None:
+        self.command = command
+        self.cwd = cwd
+        self.stdout = stdout
+        self.err_end = err_end
+        self.allow_redirect = allow_redirect
+        self.started: Any = None  # the Started, once it is (a stop may end the steps before they hear of it)
+        self._begun = False
+
+    def abandon(self) -> None:
+        """The steps end before it was started (a stop): the pipe's end it would have given
+        the command is closed here."""
+        if not self._begun:
+            self._begun = True
+            os.close(self.err_end)
+
+    def start(self) -> Any:
+        from targetrun import direct
+
+        self._begun = True
+        # A stop while the command starts is raised once it is tracked, in the steps, where
+        # the command is killed: raised inside the start (or before the tracking) it left the
+        # command running on after the run had ended. A stop in another thread (this one a
+        # pool's or the loop's starter) waits for the tracking to kill it (stopping.starting).
+        with stopping.deferred(), stopping.starting():
+            try:
+                self.started = direct.start(self.command, self.cwd, stdout=self.stdout, stderr=self.err_end,
+                                            allow_redirect=self.allow_redirect)
+            finally:
+                os.close(self.err_end)  # the command holds its own copy: the pipe ends when the command's copies close
+            stopping.track(self.started.process)
+        return self.started
+
+    wait = start  # waited for right here (see _drive)
 
 
 class Running:
@@ -205,20 +246,21 @@ class Running:
         return text, self.process.wait()
 
 
-Steps = Generator[Running, "tuple[bytes, int] | None", WorkResult]
+Step = Starting | Running
+Steps = Generator[Step, Any, WorkResult]
 
 
 def _drive(steps: Steps) -> WorkResult:
     """Run ``steps`` to their end, waiting for each command they start right here."""
-    said: tuple[bytes, int] | None = None
+    said: Any = None
     thrown: BaseException | None = None
     while True:
         try:
-            running = steps.send(said) if thrown is None else steps.throw(thrown)
+            step = steps.send(said) if thrown is None else steps.throw(thrown)
         except StopIteration as done:
             return cast(WorkResult, done.value)
         try:
-            said, thrown = running.wait(), None
+            said, thrown = step.wait(), None
         except BaseException as exc:  # Ctrl-C while waiting: the steps kill their command
             said, thrown = None, exc
 
@@ -389,7 +431,7 @@ _CHUNK_OF_FILE = 1024 * 1024
 # -- shell tasks -------------------------------------------------------------------
 
 
-def _run_shell(job: Job, printed: io.StringIO) -> Generator[Running, Any, tuple[object, int | None, str | None]]:
+def _run_shell(job: Job, printed: io.StringIO) -> Generator[Step, Any, tuple[object, int | None, str | None]]:
     assert job.shell is not None
     writes_output = any(name == "output" for name, _, _ in templating.fields(job.shell))
     with ExitStack() as stack:
@@ -427,11 +469,12 @@ def _fetched(source: Input) -> Any:
 
 
 def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None,
-                printed: io.StringIO) -> Generator[Running, Any, None]:
+                printed: io.StringIO) -> Generator[Step, Any, None]:
     """Run the command; its stderr (and stdout, unless stdout is the result) goes to the log.
 
-    What it prints comes back through a pipe read while the command runs (no file per
-    command): by whoever waits for the :class:`Running` this yields once it started."""
+    It yields the command to start (:class:`Starting`), then the command it started
+    (:class:`Running`): whoever drives the steps starts it and reads what it prints
+    through a pipe while it runs (no file per command)."""
     import subprocess
 
     from targetrun import direct
@@ -440,17 +483,15 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None,
     err, err_end = os.pipe()
     started: direct.Started | None = None
     try:
-        # A stop while the command starts is raised once it is tracked, here, where the
-        # command is killed: raised inside the start (or before the tracking) it left the
-        # command running on after the run had ended. A stop in another thread (this one
-        # a pool's) waits for the tracking to kill it (stopping.starting).
-        with stopping.deferred(), stopping.starting():
-            try:
-                started = direct.start(command, job.root, stdout=subprocess.PIPE if stdout is not None else err_end,
-                                       stderr=err_end, allow_redirect=stdout is None)
-            finally:
-                os.close(err_end)  # the command holds its own copy: the pipe ends when the command's copies close
-            stopping.track(started.process)
+        starting = Starting(command, job.root, stdout=subprocess.PIPE if stdout is not None else err_end,
+                            err_end=err_end, allow_redirect=stdout is None)
+        try:
+            started = yield starting
+        except BaseException:  # a stop as it started: what did start is killed below
+            started = starting.started
+            starting.abandon()
+            raise
+        assert started is not None
         process = started.process
         command_started()  # the coordinator's own work, when this is its thread, runs beside the command
         text, code = yield Running(process, err, stdout)
