@@ -174,8 +174,8 @@ def stepped(job: Job) -> Steps | None:
     one thread (targetrun/executors/loop.py): the steps yield the command to start
     (:class:`Starting`, sent back what it started), then the command that runs
     (:class:`Running`, sent back ``(printed, exit code)``) -- or, thrown an exception or
-    closed, kill it. Only a shell task's attempt whose files
-    are all local: nothing in its steps waits for the network. Else None."""
+    closed, kill it. Only a shell task's attempt whose files are all local: nothing in
+    its steps waits for the network. Else None."""
     if job.shell is None or job.own_fds:
         return None
     local: list[tuple[Storage | None, str | None]] = [(job.storage, job.staging)] if job.staging is not None else []
@@ -495,7 +495,7 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None,
         process = started.process
         command_started()  # the coordinator's own work, when this is its thread, runs beside the command
         text, code = yield Running(process, err, stdout)
-    except BaseException:  # (GeneratorExit too: the steps were closed, the run is ending)  # Ctrl-C, SIGTERM, or the write failed: do not leave the command running
+    except BaseException:  # Ctrl-C, SIGTERM, the write failed, the steps closed (the run ends): do not leave it running
         if started is not None:
             stopping.kill_group(started.process)
             started.process.wait()
