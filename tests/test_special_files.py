@@ -226,3 +226,28 @@ def test_a_target_that_is_no_file_is_a_storage_error(planted):
 
     found = _in_time(lambda: LocalStorage().open_read(planted))
     assert isinstance(found, StorageError) and "not a regular file" in str(found), found
+
+
+def test_an_output_digest_reads_what_a_command_wrote(tmp_path):
+    """What ``{output}`` holds, as the record keeps it: a file's size and sha256 (read
+    whole, past one chunk as well; through a link too), None when nothing is there, and
+    ``(0, "")`` for a folder or a dangling link."""
+    import hashlib
+
+    from targetrun.engine import work
+
+    def expected(data: bytes) -> tuple[int, str]:
+        return len(data), hashlib.sha256(data).hexdigest()
+
+    for size in (0, 2, work._CHUNK_OF_FILE, work._CHUNK_OF_FILE + 3, 2 * work._CHUNK_OF_FILE):
+        data = os.urandom(size)
+        (tmp_path / "out.txt").write_bytes(data)
+        assert work._output_digest(str(tmp_path / "out.txt")) == expected(data), size
+    (tmp_path / "link").symlink_to(tmp_path / "out.txt")
+    assert work._output_digest(str(tmp_path / "link")) == expected(data)
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    assert work._output_digest(str(tmp_path / "dangling")) == (0, "")
+    (tmp_path / "folder").mkdir()
+    assert work._output_digest(str(tmp_path / "folder")) == (0, "")
+    assert work._output_digest(str(tmp_path / "missing")) is None
+    assert work._output_digest(str(tmp_path / "missing" / "below")) is None

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import os
+import select
 import stat
 import threading
 import time
@@ -27,7 +28,7 @@ from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.callables import load_callable
 from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
-from targetrun.regularfile import open_regular, regular_descriptor
+from targetrun.regularfile import open_regular
 from targetrun import stopping
 from targetrun.errors import EXIT_BACKEND, EXIT_USAGE, MissingExtraError, StorageError, TargetrunError, UsageError
 from targetrun.serializers.base import FormatMismatch, SerializationError
@@ -396,35 +397,58 @@ def file_digest(path: str) -> tuple[int, str]:
 
 def _output_digest(path: str) -> tuple[int, str] | None:
     """Size and sha256 of what a command wrote to ``{output}``: None when nothing is
-    there, ``(0, "")`` for what is no file (a folder, a dangling link). A regular file,
-    the usual case, is read through its descriptor alone: a buffered file object would
-    add a terminal test and a seek to every shell task."""
+    there, ``(0, "")`` for what is no file (a folder, a dangling link, a FIFO or a device
+    -- never read). The usual regular file costs an open, a stat of what is open, one read
+    and a close: opened without waiting (a FIFO would wait for a writer), which a regular
+    file ignores.
+    Every call here lets another thread take the interpreter, and the engine's thread is
+    waiting for it: a stat of the path first, a flag changed, an empty read to see the end
+    would each cost a hand-over for every shell task."""
     try:
-        info = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return _linked_digest(path)
-    fd = regular_descriptor(path)  # judged again by what is open: a FIFO swapped in is never read
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        return _not_opened(path, exc)
     try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return 0, ""
+        # The whole file and a byte more, at most a chunk: a short read that reached the
+        # size the stat saw is the end. (A read of a whole chunk for two bytes costs more
+        # than the rest together: a megabyte allocated, and given back, every time.)
+        want = min(info.st_size + 1, _CHUNK_OF_FILE)
         digest, size = hashlib.sha256(), 0
-        while chunk := os.read(fd, _CHUNK_OF_FILE):
+        while chunk := _read(fd, want):
             digest.update(chunk)
             size += len(chunk)
+            if len(chunk) < want and size >= info.st_size:
+                break
     finally:
         os.close(fd)
     return size, digest.hexdigest()
 
 
-def _linked_digest(path: str) -> tuple[int, str]:
-    """Through a link to a regular file, its digest; ``(0, "")`` for no file (a folder, a
-    dangling link, a FIFO or a device -- never read)."""
+def _read(fd: int, size: int) -> bytes:
     try:
-        return file_digest(path)
+        return os.read(fd, size)
+    except BlockingIOError:  # a file system that honours O_NONBLOCK for a file: read it as usual
+        os.set_blocking(fd, True)
+        return os.read(fd, size)
+
+
+def _not_opened(path: str, error: OSError) -> tuple[int, str] | None:
+    """What :func:`_output_digest` says of a path it could not open: None when nothing is
+    there, ``(0, "")`` for a dangling link or a socket; a regular file it may not read
+    raises the open's error, as reading it would."""
+    try:
+        info = os.lstat(path)
     except OSError:
-        return 0, ""
+        return None
+    if stat.S_ISREG(info.st_mode):
+        raise error
+    return 0, ""
 
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _CHUNK_OF_FILE = 1024 * 1024
 
 
@@ -516,6 +540,7 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None,
 
 _LEFT_OPEN_POLL = 100  # ms: how often to look whether the command exited while its output pipe stays open
 _CHUNK = 65536  # a pipe's capacity: one read empties it
+_HUNG_UP = getattr(select, "POLLHUP", -1)  # poll's word for a pipe every writer closed (-1: no poll here)
 
 
 def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
@@ -533,8 +558,8 @@ def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
     for fd in collector.reading:
         poller.register(fd, select.POLLIN)
     while collector.reading:
-        for fd, _ in poller.poll(_LEFT_OPEN_POLL):
-            if not collector.read(fd):
+        for fd, events in poller.poll(_LEFT_OPEN_POLL):
+            if not collector.read(fd, events):
                 poller.unregister(fd)
         if collector.reading and process.poll() is not None:  # it exited: nothing of its own is still to come
             collector.take_rest()
@@ -551,9 +576,11 @@ class Collector:
         self.reading = {err} if self.out is None else {err, self.out}  # pipes not ended yet
         self._chunks: list[bytes] = []
 
-    def read(self, fd: int) -> bool:
-        """Take what ``fd`` (ready to read) holds; False once the pipe has ended."""
-        data = os.read(fd, _CHUNK)
+    def read(self, fd: int, events: int = 0) -> bool:
+        """Take what ``fd`` (ready to read: ``events``, as poll said) holds; False once the
+        pipe has ended. Hung up with nothing in it (``POLLHUP`` alone: a command that printed
+        nothing) it has ended, and no read is needed to tell."""
+        data = b"" if events == _HUNG_UP else os.read(fd, _CHUNK)
         if not data:
             self.reading.discard(fd)
             return False
