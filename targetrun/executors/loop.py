@@ -118,7 +118,7 @@ class LoopExecutor:
             timeout = min(timeout, _LEFT_OPEN_POLL)
         ready = self._poller.poll(max(0, int(timeout * 1000 + 0.999)))
         touched: dict[_Waiting, None] = {}
-        for fd, _ in ready:
+        for fd, events in ready:
             if fd == self._wake_r:
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self._wake_r, 4096):
@@ -128,7 +128,7 @@ class LoopExecutor:
             if waiting is None:
                 continue
             touched[waiting] = None
-            if fd != waiting.pidfd and not waiting.collector.read(fd):
+            if fd != waiting.pidfd and not waiting.collector.read(fd, events):
                 self._unwatch_fd(fd)
         for waiting in [w for w in self._waiting if w.pidfd is None] if len(touched) < len(self._waiting) else ():
             touched[waiting] = None  # no pidfd: an exited command is found by looking
