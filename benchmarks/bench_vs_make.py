@@ -22,8 +22,7 @@ Workloads (the goals of issue 13):
     cold: ``t{i}`` is ``cat t{i-1} > t{i}``; targets and state removed before each run.
 ``fanout-1000-j2``
     cold: 1,000 independent ``echo`` tasks into one that counts them, ``-j 2`` against
-    ``make -j2``; also ``-j 2`` against targetrun's own ``-j 1`` (it must be faster), and
-    ``-j 2`` on its default executor (the loop) against ``--executor threads``.
+    ``make -j2``; also ``-j 2`` against targetrun's own ``-j 1`` (it must be faster).
 ``cachehit-10000``
     targetrun only: a no-op of 10,000 ``cache_for`` hits (no targets) against the
     no-op of 10,000 existing targets.
@@ -256,9 +255,6 @@ def workloads() -> list[Workload]:
                  lambda f: targetrun("run", "-q", "-j", "2"), make_cmd("-j2"), cold),
         Workload("fanout-1000-j2-vs-j1", 1.0, "targetrun -j 2", "targetrun -j 1", fan_setup,
                  lambda f: targetrun("run", "-q", "-j", "2"), lambda f: targetrun("run", "-q"), cold),
-        Workload("fanout-1000-loop-vs-threads", 1.0, "-j 2 (loop)", "-j 2 --executor threads", fan_setup,
-                 lambda f: targetrun("run", "-q", "-j", "2"),
-                 lambda f: targetrun("run", "-q", "-j", "2", "--executor", "threads"), cold),
         Workload("cachehit-10000", 1.2, "cache-hit no-op", "target no-op", cache_setup,
                  lambda f: targetrun("run", "-q", "-f", "cache.yaml"), lambda f: targetrun("run", "-q"), nothing),
         Workload("status-10000", 1.1, "targetrun status", "targetrun run", status_setup,

@@ -313,8 +313,7 @@ def cli(ctx: click.Context) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
               help="Tasks to run at once.")
 @click.option("--executor", type=RegistryChoice(EXECUTORS), default="inline", show_default=True,
-              help="Where tasks run: inline (one task at a time), loop when -j is above 1 (commands side by "
-                   "side from the run's own thread, as make runs them; Python tasks in threads); threads or "
+              help="Where tasks run: inline (one task at a time), threads when -j is above 1; threads or "
                    "processes pools, dask (a local Dask cluster with -j workers; targetrun[dask]), or an "
                    "installed plugin's executor.")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",

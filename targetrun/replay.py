@@ -77,7 +77,7 @@ _QUIET = ("-q", "--quiet")
 # Executors that start nothing when created: the full run creates its executor before it
 # decides anything, and one that reaches a cluster (dask, a plugin) can fail there even
 # for a no-op -- which a replay, creating none, would not.
-_EXECUTORS = frozenset(("inline", "loop", "threads", "processes"))
+_EXECUTORS = frozenset(("inline", "threads", "processes"))
 # Names a shell sets anew for every command: they cannot change a decision.
 _VOLATILE = frozenset(("_", "OLDPWD", "SHLVL", "PWD", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"))
 # Where Python imports from, as it started (a Python task's import later puts the

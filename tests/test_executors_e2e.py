@@ -13,7 +13,7 @@ from tests.test_storage_e2e import PIPELINE, REPORT, scenario
 S3_OPTIONS = "{{key: testing, secret: testing, client_kwargs: {{endpoint_url: '{endpoint}'}}}}"
 
 
-@pytest.mark.parametrize("executor", ["inline", "loop", "threads", "processes"])
+@pytest.mark.parametrize("executor", ["inline", "threads", "processes"])
 def test_scenario_on_local_executors(project, steps, tmp_path, executor):
     lake = str(tmp_path / "lake")
     scenario(project(PIPELINE.format(url=lake), steps=steps + REPORT), lake, "--executor", executor, "-j", "2")

@@ -65,7 +65,7 @@ def _targetrun(root: Path, *args: str, timeout: float = 120) -> subprocess.Compl
                           timeout=timeout)
 
 
-@pytest.mark.parametrize("executor", ["inline", "loop", "threads", "processes"])
+@pytest.mark.parametrize("executor", ["inline", "threads", "processes"])
 def test_json_stdout_parses_and_logs_hold_every_line(tmp_path, executor):
     """Whatever a task prints, and however, ``run --json`` stdout is one JSON document and
     ``logs TASK`` has every line; one task at a time (threads with -j 1), so each line is
@@ -231,7 +231,7 @@ class _Timed(RecordingReporter):
             self.at[(type(event).__name__, event.task)] = time.monotonic()
 
 
-@pytest.mark.parametrize("executor", ["inline", "loop", "threads", "processes", "dask"])
+@pytest.mark.parametrize("executor", ["inline", "threads", "processes", "dask"])
 def test_every_attempt_is_queued_then_started_then_done(tmp_path, executor):
     """The events say when a worker really begins an attempt: never more running at once
     than the executor has workers, each attempt queued, then started (while it runs, not

@@ -195,12 +195,11 @@ def test_running_again_runs_nothing_and_the_final_task_is_skipped(tmp_path):
     assert "ran " not in again.stdout and "skipped  report       target exists" in again.stdout, again.stdout
 
 
-def test_j_without_an_executor_runs_python_tasks_on_threads_as_help_says(tmp_path):
-    """README: `targetrun run -j 4  # 4 tasks at once (the loop)`, Python tasks in pool
-    threads; --help says the default executor is inline, the loop with -j above 1."""
+def test_j_without_an_executor_runs_on_threads_as_help_says(tmp_path):
+    """README: `targetrun run -j 4  # 4 tasks at once (a thread pool)`; --help says the
+    default executor is inline, threads with -j above 1."""
     help_text = " ".join(_cli(tmp_path, "run", "--help").stdout.split())
-    assert "inline (one task at a time), loop when -j is above 1" in help_text
-    assert "Python tasks in threads" in help_text
+    assert "inline (one task at a time), threads when -j is above 1" in help_text
     folder = tmp_path / "p"
     folder.mkdir()
     (folder / "tasks.py").write_text("import threading\n\ndef where(i):\n    return threading.current_thread().name\n")

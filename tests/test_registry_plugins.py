@@ -78,7 +78,7 @@ def site(tmp_path: Path) -> Path:
 def test_a_plugin_executor_is_listed_in_run_help(tmp_path, site):
     shown = targetrun(tmp_path, site, "run", "--help")
     assert shown.returncode == 0, shown.stderr
-    assert "[counting|dask|inline|loop|processes|threads]" in " ".join(shown.stdout.split())
+    assert "[counting|dask|inline|processes|threads]" in " ".join(shown.stdout.split())
     without = targetrun(tmp_path, None, "run", "--help")
     assert "counting" not in without.stdout  # it comes from the entry point, nowhere else
 

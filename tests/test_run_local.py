@@ -302,7 +302,7 @@ def test_edited_pipelinefile_is_reloaded(chain):
     assert json.loads(chain.read("out/a10.json")) == 10
 
 
-@pytest.mark.parametrize("executor", ["loop", "threads", "processes"])
+@pytest.mark.parametrize("executor", ["threads", "processes"])
 def test_values_flow_between_tasks_on_pools(chain, executor):
     result = chain.cli("run", "-j", "2", "--executor", executor)
     assert result.code == 0, result.text

@@ -114,7 +114,7 @@ def test_sigterm_stops_a_shell_task_and_its_whole_process_group(tmp_path):
     assert [r["status"] for r in history] == ["interrupted"]
 
 
-@pytest.mark.parametrize("executor", ["loop", "threads", "processes"])
+@pytest.mark.parametrize("executor", ["threads", "processes"])
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stopped_parallel_run_writes_no_target_afterwards(tmp_path, signum, code, executor):
     lines = ["tasks:"]

@@ -689,8 +689,8 @@ def test_a_stop_while_the_end_of_a_run_waits_for_a_locked_store_still_records_th
 
 @pytest.mark.parametrize("function, line", [
     ("_execute_child", "os.read(errpipe_read"),  # in the start: the program runs, Popen waits for its exec
-    ("start", "stopping.track(self.started.process)"),
-    ("start", "os.close(self.err_end)"),
+    ("_call_shell", "stopping.track("),
+    ("_call_shell", "os.close(err_end)"),
 ])
 def test_a_stop_as_a_command_starts_kills_it(tmp_path: Path, function: str, line: str) -> None:
     """Ctrl-C lands while the command starts, or just after, before the run tracks it (the
@@ -781,7 +781,7 @@ def test_a_run_ending_on_an_error_does_not_hurry_another_run_of_the_same_process
 
 
 # A worker thread that is about to track the command it started (line argv[1] of
-# `Starting.start`) sends this process a real SIGINT and lets the main thread stop the run
+# `_call_shell`) sends this process a real SIGINT and lets the main thread stop the run
 # (kill the commands it tracks) before it goes on.
 LATE_TRACKING = """
 import linecache, os, signal, sys, threading, time
@@ -798,7 +798,7 @@ def local(frame, event, arg):
     return local
 
 def tracer(frame, event, arg):
-    return local if frame.f_code.co_name == "start" else None
+    return local if frame.f_code.co_name == "_call_shell" else None
 
 threading.settrace(tracer)
 sys.argv = ["targetrun", *sys.argv[2:]]
@@ -807,11 +807,10 @@ main()
 """
 
 
-@pytest.mark.parametrize("executor", ["threads", "loop"])
-def test_a_command_a_worker_thread_tracks_after_the_stop_is_killed(tmp_path: Path, executor: str) -> None:
-    """A worker thread (-j 2: a pool thread, or the loop's starter) starts a command as the
-    run stops and tracks it only after the run killed the commands it tracked: exit 130,
-    and the command is killed anyway (it ran on after the run had ended, and wrote its file)."""
+def test_a_command_a_worker_thread_tracks_after_the_stop_is_killed(tmp_path: Path) -> None:
+    """A worker thread (-j 2, threads) starts a command as the run stops and tracks it only
+    after the run killed the commands it tracked: exit 130, and the command is killed
+    anyway (it ran on after the run had ended, and wrote its file)."""
     (tmp_path / "slow").write_text("#!/bin/sh\nsleep 1.5\necho late > late\n")
     (tmp_path / "slow").chmod(0o755)
     (tmp_path / "Pipelinefile.yaml").write_text(textwrap.dedent("""
@@ -820,7 +819,7 @@ def test_a_command_a_worker_thread_tracks_after_the_stop_is_killed(tmp_path: Pat
           slow: {shell: "./slow > {output}", target: out/slow.txt}
         """))
     (tmp_path / "at.py").write_text(LATE_TRACKING)
-    done = subprocess.run([sys.executable, "at.py", "stopping.track(self.started", "run", "-j", "2", "--executor", executor],
+    done = subprocess.run([sys.executable, "at.py", "stopping.track(", "run", "-j", "2", "--executor", "threads"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, env=_env())
     assert done.returncode == 130, done.stdout + done.stderr
     time.sleep(2.0)

@@ -512,11 +512,11 @@ class Engine:
         if progress.later:
             timeout = min(timeout, max(0.0, progress.later[0][0] - self.clock.monotonic()))
         try:
-            done: list[Future[Any] | _Start] = [self._next(progress, min(timeout, KEPT_FOR))]
+            done: list[Future[Any] | _Start] = [progress.finished.get(timeout=min(timeout, KEPT_FOR))]
         except queue.Empty:
             self.store.flush()
             try:
-                done = [self._next(progress, max(0.0, timeout - KEPT_FOR))]
+                done = [progress.finished.get(timeout=max(0.0, timeout - KEPT_FOR))]
             except queue.Empty:
                 return []
         while True:  # take every other attempt that finished meanwhile
@@ -524,23 +524,6 @@ class Engine:
                 done.append(progress.finished.get_nowait())
             except queue.Empty:
                 return done
-
-    def _next(self, progress: _Progress, timeout: float) -> Future[Any] | _Start:
-        """The next attempt that ended (or began), waiting up to ``timeout`` seconds; raises
-        queue.Empty if none did. An executor that waits for its commands in this thread
-        (``pump``, targetrun/executors/loop.py) is pumped meanwhile."""
-        pump = getattr(self.executor, "pump", None)
-        if pump is None:
-            return progress.finished.get(timeout=timeout)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return progress.finished.get_nowait()
-            except queue.Empty:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise
-            pump(left)
 
     def _release_due_retries(self, progress: _Progress) -> None:
         now = self.clock.monotonic()

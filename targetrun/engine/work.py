@@ -18,7 +18,7 @@ import select
 import stat
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
@@ -165,116 +165,15 @@ def execute(job: Job) -> WorkResult:
 
     It first tells the coordinator the attempt has started on a worker (see
     :func:`~targetrun.executors.base.announce_start`): until then the task is queued.
-    A command it starts is waited for here (see :func:`stepped` for the other way).
     """
-    return _drive(_steps(job))
-
-
-def stepped(job: Job) -> Steps | None:
-    """:func:`execute` as steps, for an executor that waits for many commands at once in
-    one thread (targetrun/executors/loop.py): the steps yield the command to start
-    (:class:`Starting`, sent back what it started), then the command that runs
-    (:class:`Running`, sent back ``(printed, exit code)``) -- or, thrown an exception or
-    closed, kill it. Only a shell task's attempt whose files are all local: nothing in
-    its steps waits for the network. Else None."""
-    if job.shell is None or job.own_fds:
-        return None
-    local: list[tuple[Storage | None, str | None]] = [(job.storage, job.staging)] if job.staging is not None else []
-    local += [(source.storage, source.location) for source in job.inputs.values() if not source.in_memory]
-    if any(storage is None or place is None or storage.local_path(place) is None for storage, place in local):
-        return None
-    return _steps(job)
-
-
-execute.stepped = stepped  # type: ignore[attr-defined]
-
-
-class Starting:
-    """A command an attempt is about to start: :meth:`start` starts it in the calling
-    thread (any thread: the run's, a pool's, the loop's starter) and tracks it."""
-
-    def __init__(self, command: str, cwd: str, *, stdout: int, err_end: int, allow_redirect: bool) -> None:
-        self.command = command
-        self.cwd = cwd
-        self.stdout = stdout
-        self.err_end = err_end
-        self.allow_redirect = allow_redirect
-        self.started: Any = None  # the Started, once it is (a stop may end the steps before they hear of it)
-        self._begun = False
-
-    def abandon(self) -> None:
-        """The steps end before it was started (a stop): the pipe's end it would have given
-        the command is closed here."""
-        if not self._begun:
-            self._begun = True
-            os.close(self.err_end)
-
-    def start(self) -> Any:
-        from targetrun import direct
-
-        self._begun = True
-        # A stop while the command starts is raised once it is tracked, in the steps, where
-        # the command is killed: raised inside the start (or before the tracking) it left the
-        # command running on after the run had ended. A stop in another thread (this one a
-        # pool's or the loop's starter) waits for the tracking to kill it (stopping.starting).
-        with stopping.deferred(), stopping.starting():
-            try:
-                self.started = direct.start(self.command, self.cwd, stdout=self.stdout, stderr=self.err_end,
-                                            allow_redirect=self.allow_redirect)
-            finally:
-                os.close(self.err_end)  # the command holds its own copy: the pipe ends when the command's copies close
-            stopping.track(self.started.process)
-        return self.started
-
-    wait = start  # waited for right here (see _drive)
-
-
-class Running:
-    """A command an attempt started, and the pipes it prints to (see :class:`Collector`)."""
-
-    def __init__(self, process: Any, err: int, result: io.RawIOBase | None) -> None:
-        self.process = process
-        self.err = err
-        self.result = result
-
-    def collector(self) -> Collector:
-        """What takes its output as it comes, for a caller that waits for it elsewhere."""
-        return Collector(self.process, self.err, self.result)
-
-    def wait(self) -> tuple[bytes, int]:
-        """Wait for it here: what it printed and its exit code."""
-        text = _collect(self.process, self.err, self.result)
-        return text, self.process.wait()
-
-
-Step = Starting | Running
-Steps = Generator[Step, Any, WorkResult]
-
-
-def _drive(steps: Steps) -> WorkResult:
-    """Run ``steps`` to their end, waiting for each command they start right here."""
-    said: Any = None
-    thrown: BaseException | None = None
-    while True:
-        try:
-            step = steps.send(said) if thrown is None else steps.throw(thrown)
-        except StopIteration as done:
-            return cast(WorkResult, done.value)
-        try:
-            said, thrown = step.wait(), None
-        except BaseException as exc:  # Ctrl-C while waiting: the steps kill their command
-            said, thrown = None, exc
-
-
-def _steps(job: Job) -> Steps:
     from targetrun.executors.base import announce_start
 
     announce_start(job.key or job.task, job.ticket)
     with process_output() if job.own_fds else contextlib.nullcontext():
-        return (yield from _attempt(job))
+        return _attempt(job)
 
 
-def _attempt(job: Job) -> Steps:
+def _attempt(job: Job) -> WorkResult:
     started, wall = time.perf_counter(), time.time()
     # A shell task's output comes through its own pipes (see _call_shell), nothing of it
     # through this process's streams: it needs a log, not the capture of sys.stdout and
@@ -284,7 +183,7 @@ def _attempt(job: Job) -> Steps:
         try:
             written_as = job.serializer
             if job.shell is not None:
-                value, size, digest = yield from _run_shell(job, printed)
+                value, size, digest = _run_shell(job, printed)
             else:
                 value, size, digest, written_as = _run_python(job)
         except WorkError as exc:
@@ -455,7 +354,7 @@ _CHUNK_OF_FILE = 1024 * 1024
 # -- shell tasks -------------------------------------------------------------------
 
 
-def _run_shell(job: Job, printed: io.StringIO) -> Generator[Step, Any, tuple[object, int | None, str | None]]:
+def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str | None]:
     assert job.shell is not None
     writes_output = any(name == "output" for name, _, _ in templating.fields(job.shell))
     with ExitStack() as stack:
@@ -464,13 +363,13 @@ def _run_shell(job: Job, printed: io.StringIO) -> Generator[Step, Any, tuple[obj
         context = dict(job.context)
         context["needs"] = templating.Namespace("needs", paths)
         if job.staging is None:  # `checkpoint: false`: it runs for what it does, and what it prints is its log
-            yield from _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
+            _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
             return None, None, None
         assert job.storage is not None and job.checkpoint is not None
         if writes_output:
             out = stack.enter_context(job.storage.stage_output(job.staging))
             context["output"] = out
-            yield from _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
+            _call_shell(job, templating.render_shell(job.shell, context), stdout=None, printed=printed)
             written = _output_digest(out)
             if written is None:
                 raise WorkError("the command exited 0 but did not write {output}")
@@ -481,7 +380,7 @@ def _run_shell(job: Job, printed: io.StringIO) -> Generator[Step, Any, tuple[obj
             command = templating.render_shell(job.shell, context)
             with job.storage.stage_write(job.staging) as f:
                 writer = HashingWriter(f)
-                yield from _call_shell(job, command, stdout=writer, printed=printed)
+                _call_shell(job, command, stdout=writer, printed=printed)
             result = (None, writer.size, writer.hexdigest())
     _verify(job.storage, job.staging, job.checkpoint)
     return result
@@ -492,13 +391,11 @@ def _fetched(source: Input) -> Any:
     return source.storage.fetched(source.location)
 
 
-def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None,
-                printed: io.StringIO) -> Generator[Step, Any, None]:
+def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io.StringIO) -> None:
     """Run the command; its stderr (and stdout, unless stdout is the result) goes to the log.
 
-    It yields the command to start (:class:`Starting`), then the command it started
-    (:class:`Running`): whoever drives the steps starts it and reads what it prints
-    through a pipe while it runs (no file per command)."""
+    What it prints comes back through a pipe this process reads while the command runs
+    (no file per command)."""
     import subprocess
 
     from targetrun import direct
@@ -507,19 +404,22 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None,
     err, err_end = os.pipe()
     started: direct.Started | None = None
     try:
-        starting = Starting(command, job.root, stdout=subprocess.PIPE if stdout is not None else err_end,
-                            err_end=err_end, allow_redirect=stdout is None)
-        try:
-            started = yield starting
-        except BaseException:  # a stop as it started: what did start is killed below
-            started = starting.started
-            starting.abandon()
-            raise
-        assert started is not None
+        # A stop while the command starts is raised once it is tracked, here, where the
+        # command is killed: raised inside the start (or before the tracking) it left the
+        # command running on after the run had ended. A stop in another thread (this one
+        # a pool's) waits for the tracking to kill it (stopping.starting).
+        with stopping.deferred(), stopping.starting():
+            try:
+                started = direct.start(command, job.root, stdout=subprocess.PIPE if stdout is not None else err_end,
+                                       stderr=err_end, allow_redirect=stdout is None)
+            finally:
+                os.close(err_end)  # the command holds its own copy: the pipe ends when the command's copies close
+            stopping.track(started.process)
         process = started.process
         command_started()  # the coordinator's own work, when this is its thread, runs beside the command
-        text, code = yield Running(process, err, stdout)
-    except BaseException:  # Ctrl-C, SIGTERM, the write failed, the steps closed (the run ends): do not leave it running
+        text = _collect(process, err, stdout)
+        code = process.wait()
+    except BaseException:  # Ctrl-C, SIGTERM, or the write failed: do not leave the command running
         if started is not None:
             stopping.kill_group(started.process)
             started.process.wait()
@@ -551,61 +451,38 @@ def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
     waited for -- a daemon a task starts must not hold the run for its lifetime. What such
     a process prints later goes to a detached reader (:func:`_drain_elsewhere`), not into
     the task's value or log."""
-    import select
-
-    collector = Collector(process, err, result)
+    out = process.stdout.fileno() if result is not None else None
     poller = select.poll()
-    for fd in collector.reading:
-        poller.register(fd, select.POLLIN)
-    while collector.reading:
+    poller.register(err, select.POLLIN)
+    if out is not None:
+        poller.register(out, select.POLLIN)
+    reading = {err} if out is None else {err, out}
+    chunks: list[bytes] = []
+    while reading:
         for fd, events in poller.poll(_LEFT_OPEN_POLL):
-            if not collector.read(fd, events):
+            # hung up with nothing in it (POLLHUP alone: a command that printed nothing): it has
+            # ended, and no read is needed to tell
+            data = b"" if events == _HUNG_UP else os.read(fd, _CHUNK)
+            if not data:
                 poller.unregister(fd)
-        if collector.reading and process.poll() is not None:  # it exited: nothing of its own is still to come
-            collector.take_rest()
-    return collector.text()
-
-
-class Collector:
-    """What a running command prints, as it comes (see :func:`_collect`): ``err`` (its
-    stderr, and its stdout unless that is the value), and its stdout into ``result``."""
-
-    def __init__(self, process: Any, err: int, result: io.RawIOBase | None) -> None:
-        self.result = result
-        self.out = process.stdout.fileno() if result is not None else None
-        self.reading = {err} if self.out is None else {err, self.out}  # pipes not ended yet
-        self._chunks: list[bytes] = []
-
-    def read(self, fd: int, events: int = 0) -> bool:
-        """Take what ``fd`` (ready to read: ``events``, as poll said) holds; False once the
-        pipe has ended. Hung up with nothing in it (``POLLHUP`` alone: a command that printed
-        nothing) it has ended, and no read is needed to tell."""
-        data = b"" if events == _HUNG_UP else os.read(fd, _CHUNK)
-        if not data:
-            self.reading.discard(fd)
-            return False
-        self._keep(fd, data)
-        return True
-
-    def take_rest(self) -> None:
-        """The command exited: what is in its pipes now is the last of its own; one that a
-        process it left behind still holds goes to a reader elsewhere."""
-        for fd in sorted(self.reading):
-            rest, ended = _available(fd)
-            self._keep(fd, rest)
-            if not ended:  # something it started still holds the pipe
-                _drain_elsewhere(fd)
-        self.reading.clear()
-
-    def text(self) -> bytes:
-        return b"".join(self._chunks)
-
-    def _keep(self, fd: int, data: bytes) -> None:
-        if fd == self.out:
-            assert self.result is not None
-            self.result.write(data)
-        else:
-            self._chunks.append(data)
+                reading.discard(fd)
+            elif fd == out:
+                assert result is not None
+                result.write(data)
+            else:
+                chunks.append(data)
+        if reading and process.poll() is not None:  # it exited: nothing of its own is still to come
+            for fd in sorted(reading):
+                rest, ended = _available(fd)
+                if fd == out:
+                    assert result is not None
+                    result.write(rest)
+                else:
+                    chunks.append(rest)
+                if not ended:  # something it started still holds the pipe
+                    _drain_elsewhere(fd)
+            break
+    return b"".join(chunks)
 
 
 def _drain_elsewhere(fd: int) -> None:

@@ -37,11 +37,6 @@ def set_thread_hook(hook: StartHook | None) -> None:
     _thread_hook.hook = hook
 
 
-def thread_hook() -> StartHook | None:
-    """The hook set for work running in this thread, if any."""
-    return getattr(_thread_hook, "hook", None)
-
-
 def set_process_hook(hook: StartHook | None) -> None:
     global _process_hook
     _process_hook = hook
@@ -86,16 +81,16 @@ class ExecutorOptions:
 
 
 DEFAULT = "inline"  # -j 1 and no scheduler
-PARALLEL = "loop"  # what the default becomes with -j N > 1
+PARALLEL = "threads"  # what the default becomes with -j N > 1
 REMOTE = "dask"  # what a scheduler address implies
 
 
 def choose(name: str, options: ExecutorOptions) -> str:
     """The registry name to use: a scheduler address implies dask; the default with ``-j N``
-    is the loop (commands side by side from the run's own thread, Python tasks in threads).
+    is a thread pool.
 
     >>> choose("inline", ExecutorOptions(jobs=4)), choose("processes", ExecutorOptions(scheduler="tcp://h:1"))
-    ('loop', 'dask')
+    ('threads', 'dask')
     """
     if options.scheduler is not None:
         return REMOTE
@@ -159,7 +154,6 @@ EXECUTORS = Registry(
     "targetrun.executors",
     {
         "inline": Entry("targetrun.executors.base:InlineExecutor"),
-        "loop": Entry("targetrun.executors.loop:LoopExecutor"),
         "threads": Entry("targetrun.executors.local:ThreadExecutor"),
         "processes": Entry("targetrun.executors.local:ProcessExecutor"),
         "dask": Entry("targetrun.executors.dask:DaskExecutor", extra="dask", requires=("dask", "distributed")),
