@@ -233,3 +233,52 @@ def test_a_stop_lets_go_of_every_task_claimed_ahead(tmp_path):
     assert all(s in ("skipped", "succeeded") for s in states.values()), states
     with sqlite3.connect(store) as db:  # (the killed attempts' pending rows stay for recovery's grace)
         assert db.execute("SELECT count(*) FROM locks").fetchone() == (0,)
+
+
+# Sends this process a real SIGINT once the run loop holds successes whose records wait for
+# a few more (Engine._records_now), and prints their names first.
+HELD_AT_A_STOP = """
+import os, signal, sys
+
+sent = False
+
+def local(frame, event, arg):
+    global sent
+    if event == "line" and not sent and frame.f_code.co_name == "_loop":
+        held = frame.f_locals.get("succeeded")
+        if held and "self._worker_freed(scope, progress)" in open(frame.f_code.co_filename).read().splitlines()[frame.f_lineno - 1]:
+            sent = True
+            print("HELD " + " ".join(name for name, _, _ in held), file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGINT)
+            [None for _ in range(3)]
+    return local
+
+def tracer(frame, event, arg):
+    return local if frame.f_code.co_name == "_loop" else None
+
+sys.settrace(tracer)
+sys.argv = ["targetrun", *sys.argv[1:]]
+from targetrun.cli import main
+main()
+"""
+
+
+def test_a_stop_while_successes_wait_for_their_records_keeps_their_targets(tmp_path):
+    """A -j 2 run of many tiny commands holds a few successes to record them in one write;
+    a SIGINT then: exit 130, and each of them is recorded on the way out -- its target is
+    in place and trusted (the next run skips it), not thrown away."""
+    folder = _fan_folder(tmp_path, 200)
+    (folder / "at.py").write_text(HELD_AT_A_STOP)
+    done = subprocess.run([sys.executable, "at.py", "run", "-q", "-j", "2"], cwd=folder, capture_output=True,
+                          text=True, timeout=120)
+    held = [line.split()[1:] for line in done.stderr.splitlines() if line.startswith("HELD ")]
+    assert held and held[0], done.stderr  # the run did hold some (else this tests nothing)
+    assert done.returncode == 130, done.stderr
+    for name in held[0]:
+        assert (folder / f"out/{name}.txt").read_text() == f"{name[1:]}\n"
+    assert not [p.name for p in (folder / "out").iterdir() if p.name.startswith(".")]
+    again = start(folder, "-j", "2")
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    states = {t["task"]: t["state"] for t in json.loads(out)["tasks"]}
+    assert all(states[name] == "skipped" for name in held[0]), {name: states[name] for name in held[0]}

@@ -84,6 +84,7 @@ from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
 
 WAKE_UP = 0.5  # seconds: the loop wakes at least this often (retries due, Ctrl-C)
 KEPT_FOR = 0.005  # seconds the loop waits for an attempt to end before it commits what the store kept
+RECORDS_AT_ONCE = 16  # successes recorded in one write, at most (see Engine._records_now)
 AHEAD_PER_SLOT = 4  # ready tasks claimed ahead per attempt the executor keeps in flight (see _claim_ahead)
 
 
@@ -166,6 +167,7 @@ class _Progress:
     unkept: deque[_Unkept] = field(default_factory=deque)  # successes whose records wait for the next command
     making: dict[str, _Making] = field(default_factory=dict)  # worked out while the task's command ran
     early: set[str] = field(default_factory=set)  # staged and claimed while their last upstream ran
+    succeeded: list[tuple[str, WorkResult, _Making | None]] = field(default_factory=list)  # not recorded yet
     stopping: bool = False
     request: RunRequest = field(default_factory=RunRequest)
 
@@ -250,6 +252,10 @@ class Engine:
         if self._overlaps:
             self.executor.overlap(None)  # type: ignore[attr-defined]
             self._overlaps = False
+        if progress.succeeded:  # attempts that ended before the run did: their targets are kept
+            with contextlib.suppress(TargetrunError) if ended is not None else contextlib.nullcontext():
+                with stopping.deferred():
+                    self._record_all(scope, progress)
         summary = self._summary(scope, progress, started)
         if status is RunStatus.SUCCEEDED and not summary.ok:
             status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
@@ -276,11 +282,12 @@ class Engine:
         return summary
 
     def _loop(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
-        succeeded: list[tuple[str, WorkResult, _Making | None]] = []  # of one wake-up: their records are prepared in one write
+        succeeded = progress.succeeded  # their records are prepared in one write (see _records_now)
         starts: list[_Start] = []  # of one wake-up: told after its ends (never more shown running than workers)
-        while progress.inflight or (not progress.stopping and (progress.ready or progress.later)):
+        while progress.inflight or succeeded or (not progress.stopping and (progress.ready or progress.later)):
             self._submit_ready(scope, progress, functions)
-            for future in self._wait(progress):
+            done = self._wait(progress)
+            for future in done:
                 if isinstance(future, _Start):
                     starts.append(future)
                     continue
@@ -296,14 +303,31 @@ class Engine:
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
                     lost = WorkError(f"the executor lost the task: {type(exc).__name__}: {exc}", backend=True)
                     self._attempt_failed(scope, progress, name, lost)
-            if succeeded:
-                self._record_all(scope, progress, succeeded)
-                succeeded.clear()
+            if succeeded and (not done or self._records_now(scope, progress)):
+                self._record_all(scope, progress)
             for start in starts:
                 self._started(scope, progress, start.task, start.ticket)
             starts.clear()
             self._worker_freed(scope, progress)
             self._release_due_retries(progress)
+
+    def _records_now(self, scope: RunScope, progress: _Progress) -> bool:
+        """Whether the successes not recorded yet are recorded at once, or wait for a few
+        more (one write for all: on a run of many small commands, a commit per task is most
+        of this thread's work). They wait only while more are running, nobody is shown tasks
+        starting and ending (a live view, -v: a success is shown when recorded), no task
+        waits for them to start (their records are what releases it) and there are fewer
+        than :data:`RECORDS_AT_ONCE`; and never while the loop waits (see :meth:`_wait`)."""
+        succeeded = progress.succeeded
+        if (self._watching or progress.stopping or not progress.inflight or len(succeeded) >= RECORDS_AT_ONCE):
+            return True
+        freed: dict[str, int] = {}
+        for name, _, _ in succeeded:
+            for down in progress.dependents[name]:
+                freed[down] = freed.get(down, 0) + 1
+                if progress.waiting[down] <= freed[down]:
+                    return True
+        return False
 
     def _submit_ready(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
         if len(progress.inflight) < self.executor.max_in_flight:
@@ -514,6 +538,8 @@ class Engine:
         try:
             done: list[Future[Any] | _Start] = [progress.finished.get(timeout=min(timeout, KEPT_FOR))]
         except queue.Empty:
+            if progress.succeeded:  # the loop records them before it waits longer (_records_now)
+                return []
             self.store.flush()
             try:
                 done = [progress.finished.get(timeout=max(0.0, timeout - KEPT_FOR))]
@@ -604,10 +630,12 @@ class Engine:
             found = self.store.checkpoints(urls)
             progress.records.update((url, found.get(url)) for url in urls)
 
-    def _record_all(self, scope: RunScope, progress: _Progress,
-                    succeeded: list[tuple[str, WorkResult, _Making | None]]) -> None:
-        """The successes of one wake-up: the records that vouch for their targets are
-        prepared in one write (one commit, not one a task), then each target is moved."""
+    def _record_all(self, scope: RunScope, progress: _Progress) -> None:
+        """The successes not recorded yet (``progress.succeeded``, taken off it): the records
+        that vouch for their targets are prepared in one write (one commit, not one a task),
+        then each target is moved."""
+        succeeded = list(progress.succeeded)
+        progress.succeeded.clear()
         made = [self._made(scope, progress, name, result, making) for name, result, making in succeeded]
         moving = [m for m in made if m.moves]
         prepared = False
