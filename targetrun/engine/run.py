@@ -641,7 +641,8 @@ class Engine:
         prepared = False
         if len(moving) > 1:
             try:
-                self.writes.prepare([(m.staging, m.checkpoint, m.entry) for m in moving])  # type: ignore[misc]
+                self.writes.prepare([(m.staging, m.checkpoint, m.entry) for m in moving
+                                     if m.staging is not None and m.checkpoint is not None])
                 prepared = True
             except TargetrunError:  # each is prepared on its own below, and fails with its own reason
                 pass
