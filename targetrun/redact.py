@@ -28,7 +28,8 @@ task log files. It hides:
   as they are;
 * ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
   ``?key=...``, ``&sig=...``, ``?auth_key=...``, ``?session=...`` or ``?jwt=...``, and the
-  secret last part of a Slack or Discord webhook URL's path;
+  secret last part of a Slack or Discord webhook URL's path, the path of a Microsoft
+  Teams incoming webhook and a Telegram bot token;
 * config lines whose name ends in a credential word (``aws_secret_access_key = ...``,
   ``password: ...``, ``X-Api-Key: ...``; not ``max_tokens = 5``), an ``Authorization``
   header's value (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256 ...``), a ``Cookie`` or
@@ -121,6 +122,15 @@ _WEBHOOK = re.compile(
     r"|\b(?:[a-z0-9\-]+\.)?discord(?:app)?\.com/api/(?:v\d+/)?webhooks/\d+/)"
     r"(?P<value>[A-Za-z0-9_\-.~]++)(?!/" + re.escape(MASK) + ")"
 )
+# Microsoft Teams incoming webhooks (``TENANT.webhook.office.com/webhookb2/...``, the legacy
+# ``outlook.office.com/webhook/...``): the whole path after that is the secret (team, tenant,
+# hook and key), up to a final punctuation mark.
+_TEAMS = re.compile(
+    r"(?i)(?P<lead>\b(?:[a-z0-9\-]+\.webhook\.office\.com/webhookb2/|outlook\.office(?:365)?\.com/webhook/))"
+    r"(?P<value>[^\s'\"`<>]*[^\s'\"`<>.,;:)\]}])"
+)
+# A Telegram bot token, ``<bot id>:<35 characters>`` (in the API's URLs right after ``bot``).
+_TELEGRAM = re.compile(r"(?<![A-Za-z0-9_\-])(?P<lead>bot)?\d{8,10}:[A-Za-z0-9_\-]{35}(?![A-Za-z0-9_\-])")
 # A credential on a command line: ``--password VALUE``, ``--api-key VALUE`` (a value, not the
 # next option; ``--password-file PATH`` names a file) and openssl's ``-passin pass:VALUE``.
 _FLAG = re.compile(
@@ -433,6 +443,10 @@ def redact(text: str) -> str:
         text = _QUERY.sub(lambda m: m.group("lead") + MASK, text)
     if "hooks" in text:  # (and webhooks)
         text = _WEBHOOK.sub(lambda m: m.group("lead") + MASK, text)
+    if "office" in text:
+        text = _TEAMS.sub(lambda m: m.group("lead") + MASK, text)
+    if ":" in text:
+        text = _TELEGRAM.sub(lambda m: (m.group("lead") or "") + MASK, text)
     if ":" in text:
         text = _QUOTED.sub(lambda m: m.group("name") + MASK + m.group("vq"), text)
     lowered = text.lower()

@@ -92,3 +92,33 @@ def test_masking_a_masked_text_again_changes_nothing(shape, token, around):
 def test_a_slack_webhook_written_with_a_trailing_slash_is_masked():
     assert redact("post to hooks.slack.com/services/T1/B2/XXsecretXX/ now") == \
         "post to hooks.slack.com/services/T1/B2/***/ now"
+
+
+TEAMS = ("https://contoso.webhook.office.com/webhookb2/7d3f0c2e-1b2a-4c5d-9e8f-0a1b2c3d4e5f@72f988bf-86f1-41af-91ab-"
+         "2d7cd011db47/IncomingWebhook/0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e/5f4e3d2c-1b0a-9f8e-7d6c-5b4a3f2e1d0c")
+TELEGRAM = "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawX/sendMessage?chat_id=42"
+
+
+def test_a_teams_incoming_webhook_is_masked_after_its_host():
+    """Whoever has a Teams incoming webhook's URL may post as it: everything after
+    ``webhookb2/`` (the team, tenant, hook and key) is the secret; the legacy
+    ``outlook.office.com/webhook/`` form too."""
+    assert redact(f"POST {TEAMS} -> 400") == "POST https://contoso.webhook.office.com/webhookb2/*** -> 400"
+    legacy = "https://outlook.office.com/webhook/abc-123@tenant/IncomingWebhook/ff00/guid-1"
+    assert redact(f"to {legacy}.") == "to https://outlook.office.com/webhook/***."
+
+
+def test_a_telegram_bot_token_is_masked_wherever_it_stands():
+    """A Telegram bot token (``<bot id>:<35 characters>``) lets whoever has it run the bot:
+    in the API's URL and alone (a config line, an error)."""
+    assert redact(f"GET {TELEGRAM} failed") == "GET https://api.telegram.org/bot***/sendMessage?chat_id=42 failed"
+    assert redact("token 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawX rejected") == "token *** rejected"
+    assert redact("at 12:30:45 and 1700000000:short and 2026-12-02T10:00:00") == \
+        "at 12:30:45 and 1700000000:short and 2026-12-02T10:00:00"  # times and short values stay
+
+
+@given(st.sampled_from([TEAMS + "{t}", TELEGRAM.replace("AAHdq", "{t}"), "bot987654321:{t}" + "x" * 30]),
+       st.text(TOKEN_CHARS, min_size=5, max_size=5), st.text(string.printable, max_size=30))
+def test_masking_a_masked_webhook_or_bot_token_again_changes_nothing(shape, token, around):
+    once = redact(around + shape.format(t=token) + around)
+    assert redact(once) == once
