@@ -443,7 +443,7 @@ def redact(text: str) -> str:
         text = _QUERY.sub(lambda m: m.group("lead") + MASK, text)
     if "hooks" in text:  # (and webhooks)
         text = _WEBHOOK.sub(lambda m: m.group("lead") + MASK, text)
-    if "office" in text:
+    if "office" in text.lower():
         text = _TEAMS.sub(lambda m: m.group("lead") + MASK, text)
     if ":" in text:
         text = _TELEGRAM.sub(lambda m: (m.group("lead") or "") + MASK, text)

@@ -263,10 +263,11 @@ main()
 """
 
 
-def test_a_stop_while_successes_wait_for_their_records_keeps_their_targets(tmp_path):
+def test_a_stop_while_successes_wait_for_their_records_commits_none_of_them(tmp_path):
     """A -j 2 run of many tiny commands holds a few successes to record them in one write;
-    a SIGINT then: exit 130, and each of them is recorded on the way out -- its target is
-    in place and trusted (the next run skips it), not thrown away."""
+    a SIGINT then: exit 130, nothing is committed after the stop -- their targets are not
+    made and their staging files are gone -- and the next run makes just them (what the
+    stopped run made, it trusts)."""
     folder = _fan_folder(tmp_path, 200)
     (folder / "at.py").write_text(HELD_AT_A_STOP)
     done = subprocess.run([sys.executable, "at.py", "run", "-q", "-j", "2"], cwd=folder, capture_output=True,
@@ -274,11 +275,67 @@ def test_a_stop_while_successes_wait_for_their_records_keeps_their_targets(tmp_p
     held = [line.split()[1:] for line in done.stderr.splitlines() if line.startswith("HELD ")]
     assert held and held[0], done.stderr  # the run did hold some (else this tests nothing)
     assert done.returncode == 130, done.stderr
-    for name in held[0]:
-        assert (folder / f"out/{name}.txt").read_text() == f"{name[1:]}\n"
     assert not [p.name for p in (folder / "out").iterdir() if p.name.startswith(".")]
+    assert not [name for name in held[0] if (folder / f"out/{name}.txt").exists()]
+    made = {p.stem for p in (folder / "out").iterdir()}
     again = start(folder, "-j", "2")
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     states = {t["task"]: t["state"] for t in json.loads(out)["tasks"]}
-    assert all(states[name] == "skipped" for name in held[0]), {name: states[name] for name in held[0]}
+    assert {task for task, state in states.items() if state == "skipped"} == made
+    assert all(states[name] == "succeeded" for name in held[0])
+
+
+# Sends this process a real SIGINT the first time the function argv[1] is about to run a
+# line containing argv[2], in the main thread.
+AT_LINE = """
+import linecache, os, signal, sys
+
+function, text = sys.argv[1], sys.argv[2]
+sent = False
+
+def local(frame, event, arg):
+    global sent
+    if event == "line" and not sent and text in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+        sent = True
+        print("SENT", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGINT)
+        [None for _ in range(3)]
+    return local
+
+def tracer(frame, event, arg):
+    return local if frame.f_code.co_name == function else None
+
+sys.settrace(tracer)
+sys.argv = ["targetrun", *sys.argv[3:]]
+from targetrun.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("function, line", [
+    ("_record_all", "prepared = True"),  # the batch's records prepared, no target moved yet
+    ("_record_all", "self._record(scope, progress, m, prepared=prepared)"),  # between two moves of a batch
+    ("claim_many", "self._held[task] = name"),  # locks taken ahead, not yet known to be held
+    ("claim_many", "taken = self.store.acquire_many("),
+])
+def test_a_stop_inside_a_batch_leaves_no_staging_file_and_no_lock(tmp_path, function, line):
+    """SIGINT at the seams of this run's batched writes: exit 130; no staging file, no
+    pending intent without its file, no lock left in the store; every target in place is
+    trusted by the next run, which makes only the rest."""
+    folder = _fan_folder(tmp_path, 120)
+    (folder / "at.py").write_text(AT_LINE)
+    done = subprocess.run([sys.executable, "at.py", function, line, "run", "-q", "-j", "2"], cwd=folder,
+                          capture_output=True, text=True, timeout=120)
+    assert "SENT" in done.stderr, done.stderr  # the line ran (else this tests nothing)
+    assert done.returncode == 130, done.stderr
+    listed = list((folder / "out").iterdir()) if (folder / "out").exists() else []  # (a stop before any write)
+    assert not [p.name for p in listed if p.name.startswith(".")]
+    with sqlite3.connect(folder / ".targetrun/state.db") as db:
+        assert db.execute("SELECT count(*) FROM locks").fetchone() == (0,)
+    made = {p.stem for p in listed}
+    again = start(folder, "-j", "2")
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    states = {t["task"]: t["state"] for t in json.loads(out)["tasks"]}
+    assert {task for task, state in states.items() if state == "skipped"} == made

@@ -106,6 +106,8 @@ def test_a_teams_incoming_webhook_is_masked_after_its_host():
     assert redact(f"POST {TEAMS} -> 400") == "POST https://contoso.webhook.office.com/webhookb2/*** -> 400"
     legacy = "https://outlook.office.com/webhook/abc-123@tenant/IncomingWebhook/ff00/guid-1"
     assert redact(f"to {legacy}.") == "to https://outlook.office.com/webhook/***."
+    assert redact(TEAMS.upper()) == "HTTPS://CONTOSO.WEBHOOK.OFFICE.COM/WEBHOOKB2/***"  # in any case
+    assert redact("see https://outlook.office.com/mail/inbox") == "see https://outlook.office.com/mail/inbox"
 
 
 def test_a_telegram_bot_token_is_masked_wherever_it_stands():

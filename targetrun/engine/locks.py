@@ -21,12 +21,13 @@ live run from one that died (see :mod:`targetrun.liveness`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
 from collections.abc import Mapping
 
-from targetrun import liveness
+from targetrun import liveness, stopping
 from targetrun.errors import BackendError
 from targetrun.store.base import StateStore
 
@@ -56,15 +57,18 @@ class RunLocks:
         """Hold ``name`` for ``task`` (True), or learn that another run holds it (False)."""
         if name is None or self._held.get(task) == name:
             return True
-        if not self.store.acquire(name, self.owner, self.lease):
-            held = self.store.lock_lease(name)
-            if held is None or not _abandoned(*held):
-                return False
-            self.store.release(name, held[0])  # its process is gone and it stopped renewing
+        # Taken and known to be held in one step: a stop raised between the two left the lock
+        # in the store, out of release_all's reach (the next run waited for its lease).
+        with stopping.deferred():
             if not self.store.acquire(name, self.owner, self.lease):
-                return False
-        with self._guard:
-            self._held[task] = name
+                held = self.store.lock_lease(name)
+                if held is None or not _abandoned(*held):
+                    return False
+                self.store.release(name, held[0])  # its process is gone and it stopped renewing
+                if not self.store.acquire(name, self.owner, self.lease):
+                    return False
+            with self._guard:
+                self._held[task] = name
         self._start_renewing()
         return True
 
@@ -72,14 +76,23 @@ class RunLocks:
         """:meth:`claim` for each task (``task -> lock name``), the free locks taken in one
         write: the tasks that now hold theirs."""
         asked = {task: name for task, name in wanted.items() if name is not None and self._held.get(task) != name}
-        taken = self.store.acquire_many(list(dict.fromkeys(asked.values())), self.owner, self.lease) if asked else set()
         claimed = {task for task in wanted if task not in asked}
+        names = list(dict.fromkeys(asked.values()))
+        with stopping.deferred():  # taken and known to be held in one step (see claim)
+            try:
+                taken = self.store.acquire_many(names, self.owner, self.lease) if asked else set()
+            except BackendError:  # a store that takes them one by one may have taken some: they go
+                for name in names:
+                    with contextlib.suppress(BackendError):
+                        self.store.release(name, self.owner)
+                raise
+            with self._guard:
+                for task, name in asked.items():
+                    if name in taken:
+                        self._held[task] = name
+                        claimed.add(task)
         for task, name in asked.items():
-            if name in taken:
-                with self._guard:
-                    self._held[task] = name
-                claimed.add(task)
-            elif self.claim(task, name):  # held by another run: taken over if it was abandoned
+            if name not in taken and self.claim(task, name):  # held by another run: taken over if abandoned
                 claimed.add(task)
         if taken:
             self._start_renewing()

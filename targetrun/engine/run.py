@@ -252,10 +252,8 @@ class Engine:
         if self._overlaps:
             self.executor.overlap(None)  # type: ignore[attr-defined]
             self._overlaps = False
-        if progress.succeeded:  # attempts that ended before the run did: their targets are kept
-            with contextlib.suppress(TargetrunError) if ended is not None else contextlib.nullcontext():
-                with stopping.deferred():
-                    self._record_all(scope, progress)
+        # (Successes still waiting for their records are not recorded now: nothing is committed
+        # after a stop; their staging files go with the rest below, and the next run makes them.)
         summary = self._summary(scope, progress, started)
         if status is RunStatus.SUCCEEDED and not summary.ok:
             status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
@@ -317,7 +315,8 @@ class Engine:
         of this thread's work). They wait only while more are running, nobody is shown tasks
         starting and ending (a live view, -v: a success is shown when recorded), no task
         waits for them to start (their records are what releases it) and there are fewer
-        than :data:`RECORDS_AT_ONCE`; and never while the loop waits (see :meth:`_wait`)."""
+        than :data:`RECORDS_AT_ONCE`; and never while the loop waits (see :meth:`_wait`). A
+        stop meanwhile records none of them (nothing is committed after a stop)."""
         succeeded = progress.succeeded
         if (self._watching or progress.stopping or not progress.inflight or len(succeeded) >= RECORDS_AT_ONCE):
             return True
@@ -633,21 +632,23 @@ class Engine:
     def _record_all(self, scope: RunScope, progress: _Progress) -> None:
         """The successes not recorded yet (``progress.succeeded``, taken off it): the records
         that vouch for their targets are prepared in one write (one commit, not one a task),
-        then each target is moved."""
-        succeeded = list(progress.succeeded)
-        progress.succeeded.clear()
-        made = [self._made(scope, progress, name, result, making) for name, result, making in succeeded]
-        moving = [m for m in made if m.moves]
-        prepared = False
-        if len(moving) > 1:
-            try:
-                self.writes.prepare([(m.staging, m.checkpoint, m.entry) for m in moving
-                                     if m.staging is not None and m.checkpoint is not None])
-                prepared = True
-            except TargetrunError:  # each is prepared on its own below, and fails with its own reason
-                pass
-        for m in made:
-            self._record(scope, progress, m, prepared=prepared)
+        then each target is moved -- one step a stop does not cut in two: raised between the
+        write and the moves, it left the prepared targets' staging files behind."""
+        with stopping.deferred():
+            succeeded = list(progress.succeeded)
+            progress.succeeded.clear()
+            made = [self._made(scope, progress, name, result, making) for name, result, making in succeeded]
+            moving = [m for m in made if m.moves]
+            prepared = False
+            if len(moving) > 1:
+                try:
+                    self.writes.prepare([(m.staging, m.checkpoint, m.entry) for m in moving
+                                         if m.staging is not None and m.checkpoint is not None])
+                    prepared = True
+                except TargetrunError:  # each is prepared on its own below, and fails with its own reason
+                    pass
+            for m in made:
+                self._record(scope, progress, m, prepared=prepared)
 
     def _made(self, scope: RunScope, progress: _Progress, name: str, result: WorkResult,
               making: _Making | None) -> _Made:
