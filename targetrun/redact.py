@@ -29,7 +29,8 @@ task log files. It hides:
 * ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
   ``?key=...``, ``&sig=...``, ``?auth_key=...``, ``?session=...`` or ``?jwt=...``, and the
   secret last part of a Slack or Discord webhook URL's path, the path of a Microsoft
-  Teams incoming webhook and a Telegram bot token;
+  Teams incoming webhook and a Telegram bot token -- also percent-encoded inside another
+  URL (the word is then shown decoded, masked);
 * config lines whose name ends in a credential word (``aws_secret_access_key = ...``,
   ``password: ...``, ``X-Api-Key: ...``; not ``max_tokens = 5``), an ``Authorization``
   header's value (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256 ...``), a ``Cookie`` or
@@ -416,6 +417,19 @@ def _hide_bare_userinfo(match: re.Match[str]) -> str:
     return f"{MASK}@{match.group('host')}{match.group('port') or ''}"
 
 
+# A word with a percent-encoded URL part in it (``%2F``, ``%3A``, ``%3D``, ``%3F``, ``%26``, ``%40``):
+# maybe a credential URL passed inside another URL's query (``?url=https%3A%2F%2Fhooks...``).
+_ENCODED_WORD = re.compile(r"[^\s'\"`<>]*%(?:2[Ff]|3[AaDdFf]|26|40)[^\s'\"`<>]*")
+
+
+def _decoded_if_secret(match: re.Match[str]) -> str:
+    """The word as it is, or -- when decoding it shows a credential -- decoded and masked."""
+    word = match.group(0)
+    plain = unquote(word)
+    masked = redact(plain)  # (each decoding shortens the word: a twice-encoded one ends too)
+    return masked if masked != plain else word
+
+
 def redact(text: str) -> str:
     """``text`` with every known secret and every credential-shaped part masked.
 
@@ -433,7 +447,17 @@ def redact(text: str) -> str:
         text = pattern.sub(MASK, text)
         if ":***@" in text:
             text = _USER_OF_MASKED.sub(f"{MASK}@", text)
+    if "%" in text:
+        text = _ENCODED_WORD.sub(_decoded_if_secret, text)
     text = _TOKEN_SHAPE.sub(MASK, text)
+    # Webhook paths before a URL's user info: a hook's path may hold an "@" (Teams), and a URL
+    # in another's query (?url=https://...) looks like user info that runs to it.
+    if "hooks" in text:  # (and webhooks)
+        text = _WEBHOOK.sub(lambda m: m.group("lead") + MASK, text)
+    if "office" in text.lower():
+        text = _TEAMS.sub(lambda m: m.group("lead") + MASK, text)
+    if ":" in text:
+        text = _TELEGRAM.sub(lambda m: (m.group("lead") or "") + MASK, text)
     if "://" in text:
         text = _URL_USERINFO.sub(_hide_userinfo, text)
     if "@" in text and ":" in text:
@@ -441,12 +465,6 @@ def redact(text: str) -> str:
     if "=" in text:
         text = _NAMED.sub(lambda m: m.group("name") + MASK, text)
         text = _QUERY.sub(lambda m: m.group("lead") + MASK, text)
-    if "hooks" in text:  # (and webhooks)
-        text = _WEBHOOK.sub(lambda m: m.group("lead") + MASK, text)
-    if "office" in text.lower():
-        text = _TEAMS.sub(lambda m: m.group("lead") + MASK, text)
-    if ":" in text:
-        text = _TELEGRAM.sub(lambda m: (m.group("lead") or "") + MASK, text)
     if ":" in text:
         text = _QUOTED.sub(lambda m: m.group("name") + MASK + m.group("vq"), text)
     lowered = text.lower()
