@@ -29,8 +29,7 @@ task log files. It hides:
 * ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
   ``?key=...``, ``&sig=...``, ``?auth_key=...``, ``?session=...`` or ``?jwt=...``, and the
   secret last part of a Slack or Discord webhook URL's path, the path of a Microsoft
-  Teams incoming webhook and a Telegram bot token -- also percent-encoded inside another
-  URL (the word is then shown decoded, masked);
+  Teams incoming webhook and a Telegram bot token;
 * config lines whose name ends in a credential word (``aws_secret_access_key = ...``,
   ``password: ...``, ``X-Api-Key: ...``; not ``max_tokens = 5``), an ``Authorization``
   header's value (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256 ...``), a ``Cookie`` or
@@ -121,7 +120,7 @@ _QUERY = re.compile(
 _WEBHOOK = re.compile(
     r"(?i)(?P<lead>\bhooks\.slack\.com/(?:services|workflows|triggers)/(?:[A-Za-z0-9_\-]+/(?=[A-Za-z0-9_\-]))++"
     r"|\b(?:[a-z0-9\-]+\.)?discord(?:app)?\.com/api/(?:v\d+/)?webhooks/\d+/)"
-    r"(?P<value>[A-Za-z0-9_\-.~]++)(?!/" + re.escape(MASK) + ")"
+    r"(?P<value>[A-Za-z0-9_\-.~=]++)(?!/" + re.escape(MASK) + ")"
 )
 # Microsoft Teams incoming webhooks (``TENANT.webhook.office.com/webhookb2/...``, the legacy
 # ``outlook.office.com/webhook/...``): the whole path after that is the secret (team, tenant,
@@ -417,19 +416,6 @@ def _hide_bare_userinfo(match: re.Match[str]) -> str:
     return f"{MASK}@{match.group('host')}{match.group('port') or ''}"
 
 
-# A word with a percent-encoded URL part in it (``%2F``, ``%3A``, ``%3D``, ``%3F``, ``%26``, ``%40``):
-# maybe a credential URL passed inside another URL's query (``?url=https%3A%2F%2Fhooks...``).
-_ENCODED_WORD = re.compile(r"[^\s'\"`<>]*%(?:2[Ff]|3[AaDdFf]|26|40)[^\s'\"`<>]*")
-
-
-def _decoded_if_secret(match: re.Match[str]) -> str:
-    """The word as it is, or -- when decoding it shows a credential -- decoded and masked."""
-    word = match.group(0)
-    plain = unquote(word)
-    masked = redact(plain)  # (each decoding shortens the word: a twice-encoded one ends too)
-    return masked if masked != plain else word
-
-
 def redact(text: str) -> str:
     """``text`` with every known secret and every credential-shaped part masked.
 
@@ -447,8 +433,6 @@ def redact(text: str) -> str:
         text = pattern.sub(MASK, text)
         if ":***@" in text:
             text = _USER_OF_MASKED.sub(f"{MASK}@", text)
-    if "%" in text:
-        text = _ENCODED_WORD.sub(_decoded_if_secret, text)
     text = _TOKEN_SHAPE.sub(MASK, text)
     # Webhook paths before a URL's user info: a hook's path may hold an "@" (Teams), and a URL
     # in another's query (?url=https://...) looks like user info that runs to it.

@@ -418,3 +418,24 @@ def test_prepare_writes_commit_together_or_not_at_all(tmp_path: Path) -> None:
     assert _rows(db, "SELECT count(*) FROM pending WHERE record IS NOT NULL") == [(0,)]
     store.prepare_writes(prepared)
     assert _rows(db, "SELECT count(*) FROM pending WHERE record IS NOT NULL") == [(2,)]
+
+
+def test_locks_taken_one_by_one_are_let_go_when_the_store_fails_part_way(tmp_path: Path) -> None:
+    """A store that takes locks one by one (the default acquire_many, as Redis uses) and
+    fails on the third: the two it took are released before the error goes on up, so no
+    lock is left that this run does not know it holds."""
+    from targetrun.errors import CacheError
+    from targetrun.store.base import StateStore
+
+    class FailsOnTheThird(SqliteStore):
+        def acquire(self, name: str, owner: str, lease: float) -> bool:
+            if name == "c":
+                raise CacheError("the store went away")
+            return super().acquire(name, owner, lease)
+
+    db = str(tmp_path / "state.db")
+    store = FailsOnTheThird(db)
+    with pytest.raises(CacheError):
+        StateStore.acquire_many(store, ["a", "b", "c", "d"], "me", 60.0)
+    assert _rows(db, "SELECT count(*) FROM locks") == [(0,)]
+    assert StateStore.acquire_many(store, ["a", "b"], "me", 60.0) == {"a", "b"}

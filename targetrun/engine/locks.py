@@ -21,7 +21,6 @@ live run from one that died (see :mod:`targetrun.liveness`).
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 import time
@@ -79,13 +78,8 @@ class RunLocks:
         claimed = {task for task in wanted if task not in asked}
         names = list(dict.fromkeys(asked.values()))
         with stopping.deferred():  # taken and known to be held in one step (see claim)
-            try:
-                taken = self.store.acquire_many(names, self.owner, self.lease) if asked else set()
-            except BackendError:  # a store that takes them one by one may have taken some: they go
-                for name in names:
-                    with contextlib.suppress(BackendError):
-                        self.store.release(name, self.owner)
-                raise
+            # (a store failing part-way lets go of what it took: StateStore.acquire_many)
+            taken = self.store.acquire_many(names, self.owner, self.lease) if asked else set()
             with self._guard:
                 for task, name in asked.items():
                     if name in taken:

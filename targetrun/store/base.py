@@ -343,8 +343,21 @@ class StateStore(ABC):
 
     def acquire_many(self, names: Sequence[str], owner: str, lease: float) -> set[str]:
         """:meth:`acquire` of each of ``names``: the ones taken (a store that can takes them
-        in one write, with what this thread kept)."""
-        return {name for name in names if self.acquire(name, owner, lease)}
+        in one write, with what this thread kept). Taken one by one, a failure part-way lets
+        go of those taken before it, then raises: none is left held that nobody knows of."""
+        taken: set[str] = set()
+        try:
+            for name in names:
+                if self.acquire(name, owner, lease):
+                    taken.add(name)
+        except BaseException:
+            for name in taken:
+                try:
+                    self.release(name, owner)
+                except Exception:  # the store is failing: its lease ends it
+                    pass
+            raise
+        return taken
 
     @abstractmethod
     def renew(self, names: list[str], owner: str, lease: float) -> None:
