@@ -719,52 +719,49 @@ class Engine:
                 continue
 
     def _claim_early(self, scope: RunScope, progress: _Progress) -> None:
-        """While a task's command runs: stage and claim each task that waits for it alone
-        (its first attempt, a target of its own, no deps to check first), so that its own
-        start need not wait for that commit. If the upstream fails, :meth:`_block_downstream`
-        lets them go again; the end of the run does in any case."""
+        """While a task's command runs: stage and claim each task that waits for it alone,
+        so that its own start need not wait for that commit. If the upstream fails,
+        :meth:`_block_downstream` lets them go again; the end of the run does in any case."""
         if progress.stopping:
             return
-        for running in progress.announced:
-            for down in progress.dependents[running]:
-                task = scope.tasks[down]
-                if (progress.waiting[down] != 1 or down in progress.outcomes or down in progress.early
-                        or down in progress.attempts or down in progress.contended or task.is_gather
-                        or task.checkpoint is None or task.target is None or task.deps):
-                    continue
-                self.writes.stage(down, task.checkpoint, 1)
-                try:
-                    claimed = self.locks.claim(down, _lock_name(task))
-                except TargetrunError:  # the store failed: the loop's own claim says why
-                    claimed = False
-                if not claimed:
-                    self.writes.forget(down)
-                    continue
-                progress.early.add(down)
+        alone = [down for running in progress.announced for down in progress.dependents[running]
+                 if progress.waiting[down] == 1 and self._claimable(scope, progress, down)]
+        if alone:
+            self._stage_and_claim(scope, progress, list(dict.fromkeys(alone)))
 
     def _claim_ahead(self, scope: RunScope, progress: _Progress) -> None:
         """Stage and claim the next ready tasks in one write, when several are ready: each
         would otherwise commit its own claim, and a parallel run of many small tasks spends
         more time committing than running them. A few per worker, not all that are ready:
-        another run sharing the store still finds the rest free. They are ready tasks of
-        the kind :meth:`_claim_early` takes; the end of the run lets go of any not started."""
+        another run sharing the store still finds the rest free. The end of the run lets go
+        of any not started."""
         if progress.stopping or len(progress.ready) < 2:
             return
         room = AHEAD_PER_SLOT * self.executor.max_in_flight - len(progress.early)
         if room <= self.executor.max_in_flight:  # enough are claimed: not a write for one or two
             return
-        wanted: dict[str, str | None] = {}
+        ahead: list[str] = []
         for name in progress.ready:
-            if len(wanted) >= room:
+            if len(ahead) >= room:
                 break
-            task = scope.tasks[name]
-            if (name in progress.early or name in progress.outcomes or name in progress.attempts
+            if self._claimable(scope, progress, name):
+                ahead.append(name)
+        if len(ahead) >= 2:
+            self._stage_and_claim(scope, progress, ahead)
+
+    def _claimable(self, scope: RunScope, progress: _Progress, name: str) -> bool:
+        """Whether a task may be staged and claimed before its turn: its first attempt, not
+        claimed (nor found held by another run) yet, a target of its own, no deps to check
+        first, no gather."""
+        task = scope.tasks[name]
+        return not (name in progress.outcomes or name in progress.early or name in progress.attempts
                     or name in progress.contended or task.is_gather or task.checkpoint is None
-                    or task.target is None or task.deps):
-                continue
-            wanted[name] = _lock_name(task)
-        if len(wanted) < 2:
-            return
+                    or task.target is None or task.deps)
+
+    def _stage_and_claim(self, scope: RunScope, progress: _Progress, names: list[str]) -> None:
+        """Stage each of ``names`` and claim their locks, in one write: those claimed wait
+        in ``progress.early``, the others' staging goes again."""
+        wanted = {name: _lock_name(scope.tasks[name]) for name in names}
         for name in wanted:
             checkpoint = scope.tasks[name].checkpoint
             assert checkpoint is not None
