@@ -20,9 +20,10 @@ try:
 except ImportError:  # Windows: no FIFO to wait on, and no O_NONBLOCK set
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["NotRegularFile", "open_regular", "regular_descriptor", "read_named", "kind_of"]
+__all__ = ["NotRegularFile", "open_regular", "regular_descriptor", "read_named", "kind_of", "READ_FLAGS"]
 
-_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# Read-only, without waiting for a writer (a FIFO), not inherited by commands.
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 class NotRegularFile(OSError):
@@ -62,7 +63,7 @@ def open_regular(path: str, *, streams_too: bool = False) -> BinaryIO:
 def regular_descriptor(path: str, *, streams_too: bool = False) -> int:
     """:func:`open_regular` as a bare descriptor, for a hot path that reads it with
     ``os.read`` (a file object adds a stat, a terminal test and a seek); the caller closes it."""
-    fd = os.open(path, _FLAGS)
+    fd = os.open(path, READ_FLAGS)
     try:
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISREG(mode) or (streams_too and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)))):

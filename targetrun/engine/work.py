@@ -28,7 +28,7 @@ from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.callables import load_callable
 from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
-from targetrun.regularfile import open_regular
+from targetrun.regularfile import READ_FLAGS, open_regular
 from targetrun import stopping
 from targetrun.errors import EXIT_BACKEND, EXIT_USAGE, MissingExtraError, StorageError, TargetrunError, UsageError
 from targetrun.serializers.base import FormatMismatch, SerializationError
@@ -304,7 +304,7 @@ def _output_digest(path: str) -> tuple[int, str] | None:
     waiting for it: a stat of the path first, a flag changed, an empty read to see the end
     would each cost a hand-over for every shell task."""
     try:
-        fd = os.open(path, _READ_FLAGS)
+        fd = os.open(path, READ_FLAGS)
     except OSError as exc:
         return _not_opened(path, exc)
     try:
@@ -347,7 +347,6 @@ def _not_opened(path: str, error: OSError) -> tuple[int, str] | None:
     return 0, ""
 
 
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _CHUNK_OF_FILE = 1024 * 1024
 
 
