@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from targetrun.store.sqlite import SqliteStore
+from tests.test_trust_review import AT_FUNCTION_LINE
 
 SLOW = '''
 import os, time
@@ -286,33 +287,6 @@ def test_a_stop_while_successes_wait_for_their_records_commits_none_of_them(tmp_
     assert all(states[name] == "succeeded" for name in held[0])
 
 
-# Sends this process a real SIGINT the first time the function argv[1] is about to run a
-# line containing argv[2], in the main thread.
-AT_LINE = """
-import linecache, os, signal, sys
-
-function, text = sys.argv[1], sys.argv[2]
-sent = False
-
-def local(frame, event, arg):
-    global sent
-    if event == "line" and not sent and text in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
-        sent = True
-        print("SENT", file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGINT)
-        [None for _ in range(3)]
-    return local
-
-def tracer(frame, event, arg):
-    return local if frame.f_code.co_name == function else None
-
-sys.settrace(tracer)
-sys.argv = ["targetrun", *sys.argv[3:]]
-from targetrun.cli import main
-main()
-"""
-
-
 @pytest.mark.parametrize("function, line", [
     ("_record_all", "prepared = True"),  # the batch's records prepared, no target moved yet
     ("_record_all", "self._record(scope, progress, m, prepared=prepared)"),  # between two moves of a batch
@@ -324,7 +298,7 @@ def test_a_stop_inside_a_batch_leaves_no_staging_file_and_no_lock(tmp_path, func
     pending intent without its file, no lock left in the store; every target in place is
     trusted by the next run, which makes only the rest."""
     folder = _fan_folder(tmp_path, 120)
-    (folder / "at.py").write_text(AT_LINE)
+    (folder / "at.py").write_text(AT_FUNCTION_LINE)
     done = subprocess.run([sys.executable, "at.py", function, line, "run", "-q", "-j", "2"], cwd=folder,
                           capture_output=True, text=True, timeout=120)
     assert "SENT" in done.stderr, done.stderr  # the line ran (else this tests nothing)
