@@ -287,6 +287,23 @@ def test_a_stop_while_successes_wait_for_their_records_commits_none_of_them(tmp_
     assert all(states[name] == "succeeded" for name in held[0])
 
 
+# Makes the run loop slower than two of _fan_folder's commands, so that both end before it
+# looks again and their records are written as one batch however loaded the machine is (on
+# time alone, a busy CI machine saw every success come on its own and no batch to stop in).
+SLOW_LOOP = """
+import time
+from targetrun.engine.run import Engine
+
+looked = Engine._wait
+
+def _wait(self, progress):
+    time.sleep(0.2)
+    return looked(self, progress)
+
+Engine._wait = _wait
+"""
+
+
 @pytest.mark.parametrize("function, line", [
     ("_record_all", "prepared = True"),  # the batch's records prepared, no target moved yet
     ("_record_all", "self._record(scope, progress, m, prepared=prepared)"),  # between two moves of a batch
@@ -298,7 +315,7 @@ def test_a_stop_inside_a_batch_leaves_no_staging_file_and_no_lock(tmp_path, func
     pending intent without its file, no lock left in the store; every target in place is
     trusted by the next run, which makes only the rest."""
     folder = _fan_folder(tmp_path, 120)
-    (folder / "at.py").write_text(AT_FUNCTION_LINE)
+    (folder / "at.py").write_text((SLOW_LOOP if function == "_record_all" else "") + AT_FUNCTION_LINE)
     done = subprocess.run([sys.executable, "at.py", function, line, "run", "-q", "-j", "2"], cwd=folder,
                           capture_output=True, text=True, timeout=120)
     assert "SENT" in done.stderr, done.stderr  # the line ran (else this tests nothing)
