@@ -101,7 +101,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_constraints_pin_what_the_suite_depends_on():
     pins = dict(line.split("==", 1) for line in (ROOT / "constraints" / "test.txt").read_text().splitlines()
                 if line and not line.startswith("#"))
-    for name in ("pytest", "PyYAML", "hypothesis", "mypy", "moto", "click", "fsspec"):
+    for name in ("pytest", "PyYAML", "hypothesis", "mypy", "moto", "click", "fsspec", "luigi"):
         assert name in pins, f"{name} is not pinned"
     assert not any(name.lower() == "targetrun" for name in pins)
 
