@@ -7,7 +7,8 @@ deleted targets, failing tasks, a requested subset or the sinks, -j 1 or 2) are 
 Luigi itself (the version constraints/test.txt pins), in-process: one ``luigi.Task`` per
 task, its ``LocalTarget`` the same file as targetrun's target, ``requires()`` per the
 DAG, ``run()`` appending its name to a log and raising when its fail marker exists, built
-with ``luigi.build(local_scheduler=True, workers=1)``. Each task's fate is read from
+with ``luigi.build(local_scheduler=True, workers=1)`` (targetrun with -j 1 or 2: the
+order has only to respect the dependencies). Each task's fate is read from
 Luigi's execution summary (already_done, completed, failed, upstream_failure; any other
 category is reported by its own name, so it fails the comparison) and from the log. Then
 ``targetrun run --json --keep-going`` runs on an identical copy of the files, and the two
@@ -21,7 +22,8 @@ folder, $HOME and the working folder of its import (no lock file, no state file,
 SIGUSR1 handler; the fixture checks the last two), so it reads and writes nothing else.
 
 The one deliberate difference: a task WITHOUT a target. In both it is never complete and
-always runs. In targetrun its value then passes in memory to the tasks that need it (the
+always runs (targetrun: without ``--resume``; Luigi's ``complete()`` warns that it has no
+outputs, a warning silenced here). In targetrun its value then passes in memory to the tasks that need it (the
 README, "What runs, and why": "A task without a target always runs (its value is kept
 under .targetrun/results/RUN_ID/ ...)"). In Luigi nothing passes: before a task runs, the
 worker checks that each requirement is complete (``check_unfulfilled_deps``), and a
