@@ -1,0 +1,173 @@
+"""An independent hostile review of two promises of DESIGN.md ("Trust and containment").
+
+1. The spec cache: a file put in ``.targetrun/spec/`` by someone else must never decide
+   what runs. It is JSON (it cannot be unpickled), but a JSON spec holds every command
+   and function a run calls: rewriting one in the cache ran a command the Pipelinefile
+   does not have, past the shell placeholder checks, while the Pipelinefile looked
+   innocent (with the state store elsewhere -- Redis -- the folder holds nothing else).
+2. Credentials: a private key (PEM) that a task or a library prints -- a service
+   account's key, ``cat key.pem``, a JSON blob holding one under a neutral name -- went
+   into the console, the task's log, ``targetrun logs`` and the HTML report as it was.
+
+Real files and processes only; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+# -- 1. a spec cache file someone else wrote -----------------------------------------------
+
+SHELL_PIPELINE = """
+name: scan
+tasks:
+  a: {shell: "echo hi > {output}", target: out/a.txt}
+"""
+
+
+def _cache_files(proj) -> list[Path]:
+    return sorted((proj.root / ".targetrun" / "spec").glob("*.json"))
+
+
+def test_a_spec_cache_file_rewritten_by_someone_else_never_decides_what_runs(project):
+    proj = project(SHELL_PIPELINE)
+    assert proj.cli("status").code == 0
+    (cached,) = _cache_files(proj)
+    text = cached.read_text()
+    assert "echo hi > {output}" in text
+    cached.write_text(text.replace("echo hi > {output}", "touch MARKER; echo planted > {output}"))
+    result = proj.cli("run")
+    assert result.code == 0, result.text
+    assert not proj.exists("MARKER"), "a command written only into .targetrun/spec/ ran"
+    assert proj.read("out/a.txt") == "hi\n"
+
+
+def test_a_spec_cache_file_planted_under_the_right_name_is_not_read(project):
+    """The attacker needs no earlier run: the cache file's name is computable from what
+    anyone who can read the project sees. A file planted under it is a miss."""
+    from targetrun.pipelinefile import cachefile, parse_pipeline, spec_cache_file
+
+    proj = project(SHELL_PIPELINE)
+    evil = parse_pipeline(SHELL_PIPELINE.replace("echo hi", "touch MARKER; echo planted").encode(), str(proj.file))
+    target = Path(spec_cache_file(str(proj.file)))
+    target.parent.mkdir(parents=True)
+    target.write_bytes(cachefile.dumps(evil))
+    for command in (("status",), ("run",)):
+        result = proj.cli(*command)
+        assert result.code == 0, result.text
+        assert not proj.exists("MARKER"), f"`{command[0]}` ran a command planted in the spec cache"
+    assert proj.read("out/a.txt") == "hi\n"
+
+
+def test_the_spec_cache_still_serves_its_own_writer(project):
+    """The check is not a way of never using the cache: the file this user's targetrun
+    wrote is read back (no parse) on the next load."""
+    from targetrun.pipelinefile import load_pipeline
+
+    proj = project(SHELL_PIPELINE)
+    first = load_pipeline(str(proj.file))
+    (cached,) = _cache_files(proj)
+    proj.file.write_text(proj.file.read_text())  # same bytes: same cache file
+    again = load_pipeline(str(proj.file))
+    assert again == first and again is not first
+    assert _cache_files(proj) == [cached]
+
+
+# -- 2. a private key printed by a task or a library --------------------------------------
+
+def _pem(kind: str = "PRIVATE KEY") -> tuple[str, list[str]]:
+    """A PEM block of random key bytes, and its body lines (the secret)."""
+    body = base64.b64encode(os.urandom(300)).decode()
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return f"-----BEGIN {kind}-----\n" + "\n".join(lines) + f"\n-----END {kind}-----\n", lines
+
+
+PRINTS_KEY = '''
+import json, os, sys
+
+def plain():
+    print("loading the service account key:")
+    print(os.environ["PEM"], end="")
+    raise RuntimeError("invalid key")
+
+def as_json():
+    print(json.dumps({"kind": "sa", "pem": os.environ["PEM"]}))
+    raise RuntimeError("invalid key")
+
+def in_error():
+    raise ValueError("could not parse " + os.environ["PEM"])
+'''
+
+
+def _everything_shown(proj, env_pem: str, task: str) -> list[str]:
+    """Run ``task`` (it fails) and gather every output: both streams of run and run --json,
+    `logs`, the log files, the HTML report and the state store's text."""
+    os.environ["PEM"] = env_pem
+    try:
+        texts = []
+        for command in (("run", task), ("run", "--json", task), ("logs", task), ("history", "--json")):
+            result = proj.cli(*command)
+            texts += [result.out, result.err]
+        report = proj.root / "report.html"
+        result = proj.cli("report", "-f", str(proj.file), "-o", str(report))
+        assert result.code == 0, result.text
+        texts += [result.text, report.read_text()]
+    finally:
+        del os.environ["PEM"]
+    texts += [p.read_text() for p in (proj.root / ".targetrun" / "logs").rglob("*") if p.is_file()]
+    with sqlite3.connect(proj.root / ".targetrun" / "state.db") as db:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            texts += [repr(row) for row in db.execute(f"SELECT * FROM {table}")]  # noqa: S608 (a name it listed)
+    return texts
+
+
+@pytest.mark.parametrize("task", ["plain", "as_json", "in_error"])
+@pytest.mark.parametrize("kind", ["PRIVATE KEY", "RSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "ENCRYPTED PRIVATE KEY"])
+def test_a_private_key_a_task_prints_is_never_shown(project, task, kind):
+    proj = project(f"""
+    name: keys
+    tasks:
+      {task}: {{run: keys:{task}, target: out/{task}.json}}
+    """, keys=PRINTS_KEY)
+    pem, body = _pem(kind)
+    texts = _everything_shown(proj, pem, task)
+    joined = "\n".join(texts)
+    assert "invalid key" in joined or "could not parse" in joined  # the failure is shown ...
+    assert f"BEGIN {kind}" in joined  # ... and says what was hidden
+    for line in body:
+        assert line not in joined and json.dumps(line)[1:-1] not in joined, f"a line of the key was shown: {line}"
+
+
+def test_a_private_key_printed_by_a_shell_task_is_never_shown(project):
+    proj = project("""
+    name: keys
+    tasks:
+      sh: {shell: "cat key.pem >&2; exit 1", target: out/sh.txt}
+    """)
+    pem, body = _pem()
+    (proj.root / "key.pem").write_text(pem)
+    joined = "\n".join(_everything_shown(proj, "", "sh"))
+    assert "BEGIN PRIVATE KEY" in joined
+    for line in body:
+        assert line not in joined, f"a line of the key was shown: {line}"
+
+
+def test_redact_masks_a_private_key_in_every_spelling_and_only_its_body():
+    from targetrun.redact import redact
+
+    pem, body = _pem()
+    for text in (pem, json.dumps({"k": pem}), repr({"k": pem}), "key=" + pem.replace("\n", "\\n"),
+                 pem[: len(pem) // 2]):  # cut off before its END line (a log's last lines)
+        shown = redact(text)
+        assert "BEGIN PRIVATE KEY" in shown
+        assert not any(line[:20] in shown for line in body), shown
+        assert redact(shown) == shown  # masking twice changes nothing
+    assert redact("a line after -----END PRIVATE KEY----- stays") == "a line after -----END PRIVATE KEY----- stays"
+    certificate = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----"
+    assert redact(certificate) == certificate  # a certificate is public
