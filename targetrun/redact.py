@@ -33,7 +33,11 @@ task log files. It hides:
 * config lines whose name ends in a credential word (``aws_secret_access_key = ...``,
   ``password: ...``, ``X-Api-Key: ...``; not ``max_tokens = 5``), an ``Authorization``
   header's value (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256 ...``), a ``Cookie`` or
-  ``Set-Cookie`` header's value and any ``Bearer <token>`` -- every word in any case.
+  ``Set-Cookie`` header's value and any ``Bearer <token>`` -- every word in any case;
+* the body of a PEM private key (``-----BEGIN [RSA |EC |OPENSSH |ENCRYPTED ]PRIVATE
+  KEY-----`` up to its END line, on lines of its own or ``\\n``-escaped inside JSON or a
+  ``repr``; up to a quote or the end of the text when the END line was cut off): a
+  service account's key, ``cat key.pem`` in a task. A certificate is public and stays.
 
 :func:`printable` is the other half of human output: values that come from users
 (parameters, task names, targets, error text) are shown with control characters and
@@ -147,6 +151,13 @@ _TOKEN_SHAPE = re.compile(
     r"|hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|pypi-[A-Za-z0-9_\-]{50,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
     r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{8,})(?![A-Za-z0-9_\-])"
 )
+# A PEM private key: its body (base64 lines, an encrypted key's headers), whether its line
+# breaks are real or escaped (JSON, repr), up to its END line -- or, cut off before it (the
+# last lines of a log), to a quote or the end of the text.
+_PEM = re.compile(r"(?P<begin>-----BEGIN (?P<kind>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----)"
+                  r"(?P<value>(?:(?!-----END )[^'\"`<>])*)")
+_PEM_LEAD = re.compile(r"(?:\s|\\[rn])*")
+_PEM_TRAIL = re.compile(r"(?:\s|\\[rn])*\Z")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
 
 _known: set[str] = set()
@@ -416,6 +427,19 @@ def _hide_bare_userinfo(match: re.Match[str]) -> str:
     return f"{MASK}@{match.group('host')}{match.group('port') or ''}"
 
 
+def _hide_pem(match: re.Match[str]) -> str:
+    """A private key's BEGIN line, then the mask where its body was (its first and last
+    line breaks kept, so the END line stays on a line of its own and masking twice
+    changes nothing)."""
+    value = match.group("value")
+    lead, trail = _PEM_LEAD.match(value), _PEM_TRAIL.search(value)  # (both match an empty text too)
+    lead_text = lead.group() if lead else ""
+    trail_text = trail.group() if trail and trail.start() >= len(lead_text) else ""
+    if len(lead_text) + len(trail_text) >= len(value):
+        return match.group(0)  # only line breaks: nothing to hide
+    return f"{match.group('begin')}{lead_text}{MASK}{trail_text}"
+
+
 def redact(text: str) -> str:
     """``text`` with every known secret and every credential-shaped part masked.
 
@@ -433,6 +457,8 @@ def redact(text: str) -> str:
         text = pattern.sub(MASK, text)
         if ":***@" in text:
             text = _USER_OF_MASKED.sub(f"{MASK}@", text)
+    if "PRIVATE KEY" in text:
+        text = _PEM.sub(_hide_pem, text)
     text = _TOKEN_SHAPE.sub(MASK, text)
     # Webhook paths before a URL's user info: a hook's path may hold an "@" (Teams), and a URL
     # in another's query (?url=https://...) looks like user info that runs to it.
