@@ -171,3 +171,53 @@ def test_redact_masks_a_private_key_in_every_spelling_and_only_its_body():
     assert redact("a line after -----END PRIVATE KEY----- stays") == "a line after -----END PRIVATE KEY----- stays"
     certificate = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----"
     assert redact(certificate) == certificate  # a certificate is public
+
+
+# -- 3. a credential inside a parameter's value, kept in the state store ----------------------
+
+PARAM_STEPS = '''
+def use(db):
+    return 1
+'''
+
+
+def _store_text(proj) -> str:
+    """Every byte the SQLite store holds, compressed blobs opened."""
+    import zlib
+
+    texts = []
+    with sqlite3.connect(proj.root / ".targetrun" / "state.db") as db:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            for row in db.execute(f"SELECT * FROM {table}"):  # noqa: S608 (a name it listed)
+                for cell in row:
+                    if isinstance(cell, bytes):
+                        try:
+                            cell = zlib.decompress(cell)
+                        except zlib.error:
+                            pass
+                        cell = cell.decode("utf-8", "replace")
+                    texts.append(str(cell))
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("dsn", ["postgres://app:{pw}@db.internal:5432/sales", "app:{pw}@db.internal/sales",
+                                 '["x", {{"url": "https://u:{pw}@h/x"}}]'])
+def test_a_credential_inside_a_parameter_value_never_lands_in_the_state_store(project, dsn):
+    """``param_text`` keeps only a digest of a parameter *named* like a credential; a DSN
+    under a neutral name (``db``) went into the store's records as it was (``made_with``),
+    where anyone reading ``.targetrun/state.db`` -- a CI artifact -- finds it."""
+    proj = project("""
+    name: dsn
+    params: {db: none}
+    tasks:
+      a: {run: steps:use, args: {db: "{params.db}"}, target: out/a.json}
+    """, steps=PARAM_STEPS)
+    password, other = "Pw-7f3kQ9zX", "Pw-other-8Lm2"
+    given = dsn.format(pw=password)
+    assert proj.cli("run", "-p", f"db={given}").code == 0
+    assert password not in _store_text(proj)
+    same = proj.cli("status", "-p", f"db={given}")
+    assert same.code == 0 and "made with" not in same.out, same.out  # the same value: not stale
+    changed = proj.cli("status", "-p", f"db={dsn.format(pw=other)}")
+    assert changed.code == 0 and "made with db=" in changed.out, changed.out  # another password: told apart
+    assert password not in changed.text and other not in changed.text
