@@ -221,3 +221,26 @@ def test_a_credential_inside_a_parameter_value_never_lands_in_the_state_store(pr
     changed = proj.cli("status", "-p", f"db={dsn.format(pw=other)}")
     assert changed.code == 0 and "made with db=" in changed.out, changed.out  # another password: told apart
     assert password not in changed.text and other not in changed.text
+
+
+def test_the_spec_cache_key_is_private_to_its_user_and_outside_the_project(project, tmp_path, monkeypatch):
+    """The key is made 0600 in the user's cache folder; one others can read is no secret,
+    and without a key nothing is cached (a planted file could not be told from ours)."""
+    from targetrun.pipelinefile import load_pipeline, signing
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    signing._key_at.cache_clear()
+    try:
+        proj = project(SHELL_PIPELINE)
+        load_pipeline(str(proj.file))
+        key = Path(signing.key_path())
+        assert key.is_file() and key.stat().st_mode & 0o777 == 0o600
+        assert not str(key).startswith(str(proj.root))
+        (cached,) = _cache_files(proj)
+        key.chmod(0o644)
+        signing._key_at.cache_clear()
+        cached.unlink()
+        assert load_pipeline(str(proj.file)).tasks["a"].shell == "echo hi > {output}"
+        assert _cache_files(proj) == []  # nothing cached without a private key
+    finally:
+        signing._key_at.cache_clear()

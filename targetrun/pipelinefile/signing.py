@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import os
 import stat
+import tempfile
 
 KEY_BYTES = 32
 _HEAD = b'{"mac":"'
@@ -108,10 +109,9 @@ def _read_key(path: str) -> bytes | None:
 
 
 def _create_key(path: str) -> None:
-    """Write a new key under a temporary name and link it into place: two processes
-    making it at once end up with the same one (the first link wins)."""
-    temporary = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Write a new key under a temporary name and link it into place: two processes (or
+    threads) making it at once end up with the same one (the first link wins)."""
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".key-")  # (mode 0600)
     try:
         os.write(fd, os.urandom(KEY_BYTES))
         os.fsync(fd)
