@@ -244,3 +244,37 @@ def test_the_spec_cache_key_is_private_to_its_user_and_outside_the_project(proje
         assert _cache_files(proj) == []  # nothing cached without a private key
     finally:
         signing._key_at.cache_clear()
+
+
+# -- 4. a recorded checkpoint read as something else than it was written ---------------------
+
+def test_a_checkpoint_is_read_as_it_was_recorded_on_every_path(project):
+    """Planning reads a checkpoint with the serializer its record names ("as it was
+    written, never by a guess"), and re-labels the task for the run -- except for an
+    upstream it had already read to expand a mapped task: the run then handed the worker
+    the serializer the Pipelinefile now implies, and a checkpoint recorded as JSON went to
+    pickle.load. The record's serializer now travels with its size and sha256."""
+    proj = project("""
+    name: relabel
+    tasks:
+      u: {run: steps:items, target: out/u.dat, serializer: json}
+      m: {run: steps:each, foreach: {needs: u}, needs: {i: u}, target: "out/m/{item}.json"}
+      d: {run: steps:use, needs: {x: u}, target: out/d.json}
+    """, steps='''
+def items():
+    return [1, 2]
+
+def each(i):
+    return i
+
+def use(x):
+    return len(x)
+''')
+    assert proj.cli("run").code == 0
+    assert proj.read("out/u.dat").strip() == "[1, 2]"
+    proj.file.write_text(proj.file.read_text().replace(", serializer: json", ""))  # .dat: pickle, by default
+    result = proj.cli("run", "--force", "d")
+    assert result.code == 0, result.text
+    assert proj.read("out/d.json").strip() == "2"
+    shown = proj.cli("show", "u")
+    assert shown.code == 0 and "[1, 2]" in shown.out, shown.text
