@@ -277,4 +277,47 @@ def use(x):
     assert result.code == 0, result.text
     assert proj.read("out/d.json").strip() == "2"
     shown = proj.cli("show", "u")
-    assert shown.code == 0 and "[1, 2]" in shown.out, shown.text
+    assert shown.code == 0 and json.loads(shown.out) == [1, 2], shown.text
+
+
+# -- 5. a credential as a quoted keyword argument or config value ------------------------------
+
+QUOTED_FORMS = [
+    ("S3FileSystem(key='minio', secret='{s}', token=None)", "secret='***'"),
+    ('Redis<password="{s}">', 'password="***"'),
+    ("Credentials(client_secret='{s}', refresh_token='{s}')", "client_secret='***', refresh_token='***'"),
+    ('export DB_PASSWORD="{s} with spaces"', 'DB_PASSWORD="***"'),
+    ("aws_secret_access_key = '{s}'", "aws_secret_access_key = '***'"),
+    ('token: "{s} x"', 'token: "***"'),
+    ("{{b'password': b'{s}'}}", "b'password': b'***'"),
+    ("connect(password='{s}\\'q')", "password='***'"),
+]
+
+
+@pytest.mark.parametrize(("form", "masked"), QUOTED_FORMS)
+def test_a_quoted_credential_value_is_masked_without_being_registered(form, masked):
+    """README: ``password=``, ``secret=`` and config lines such as ``password: ...``
+    become ``***``. A repr of a client (``Redis(password='...')``), a keyword argument or
+    a quoted config value put quotes around the value, and it went through."""
+    from targetrun.redact import redact
+
+    secret = "Sx9-unregistered"
+    shown = redact(form.format(s=secret))
+    assert secret not in shown and masked in shown, shown
+    assert redact(shown) == shown
+
+
+def test_a_repr_with_a_quoted_password_a_task_raises_is_never_shown(project):
+    proj = project("""
+    name: repr
+    tasks:
+      a: {run: steps:connect, target: out/a.json}
+    """, steps='''
+def connect():
+    print("connecting with Connection(host='db', password='Kq7-from-a-vault')")
+    raise ConnectionError("cannot connect: Connection(host='db', password='Kq7-from-a-vault')")
+''')
+    texts = _everything_shown(proj, "", "a")
+    joined = "\n".join(texts)
+    assert "cannot connect" in joined and "password='***'" in joined
+    assert "Kq7-from-a-vault" not in joined
