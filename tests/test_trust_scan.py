@@ -321,3 +321,33 @@ def connect():
     joined = "\n".join(texts)
     assert "cannot connect" in joined and "password='***'" in joined
     assert "Kq7-from-a-vault" not in joined
+
+
+# -- 6. a parameter named like a credential, printed alone by a task ---------------------------
+
+@pytest.mark.parametrize("name", ["db_password", "api_token", "service_key"])
+def test_a_parameter_named_like_a_credential_is_masked_where_a_task_prints_it_alone(project, name):
+    """The store keeps only a digest of such a parameter (``param_text``), but its value was
+    never registered: a driver's message quoting it alone went to the console, the log and
+    the run's error record. Named as the environment rule names credentials
+    (``*_PASSWORD``, ``*_TOKEN``, ``*_KEY`` of a kind), a parameter now is one too."""
+    proj = project(f"""
+    name: named
+    params: {{{name}: none, city: paris}}
+    tasks:
+      a: {{run: steps:login, args: {{pw: "{{params.{name}}}", city: "{{params.city}}"}}, target: out/a.json}}
+    """, steps='''
+def login(pw, city):
+    print("login to", city, "failed with", pw)
+    raise PermissionError(f"authentication failed ({pw})")
+''')
+    secret = "Vv4-given-with-p"
+    texts = []
+    for command in (("run", "-p", f"{name}={secret}"), ("run", "--json", "-p", f"{name}={secret}"), ("logs", "a")):
+        result = proj.cli(*command)
+        texts += [result.out, result.err]
+    texts += [p.read_text() for p in (proj.root / ".targetrun" / "logs").rglob("*") if p.is_file()]
+    texts.append(_store_text(proj))
+    joined = "\n".join(texts)
+    assert "authentication failed (***)" in joined and "login to paris failed with ***" in joined
+    assert secret not in joined
