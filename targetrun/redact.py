@@ -26,7 +26,9 @@ task log files. It hides:
   ``image:tag@sha256:9f2c`` (``sha256:9f2c`` is no host and port), a Windows path
   (``C:`` and a backslash) and ``mailto:a@b.com`` (an address, not a password) are left
   as they are;
-* ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
+* ``password=...``, ``secret=...``, ``token=...`` (also with the value in quotes, up to the
+  closing one: ``Redis(password='...')``, ``export DB_PASSWORD="..."``, ``token: "..."``)
+  and query parameters such as
   ``?key=...``, ``&sig=...``, ``?auth_key=...``, ``?session=...`` or ``?jwt=...``, and the
   secret last part of a Slack or Discord webhook URL's path, the path of a Microsoft
   Teams incoming webhook and a Telegram bot token;
@@ -94,6 +96,12 @@ _ENDS_SECRET = (r"[\w\-]*(?:password|passwd|passphrase|secret|[_-]token|api[_-]?
                 r"|secret[_-]?key|private[_-]?key)")
 _CONFIG = re.compile(rf"(?im)(?P<name>(?:^|(?<=[\s{{,'\"]))(?:{_ENDS_SECRET}|token)(?:\s+=\s*|\s*=\s+|\s*:\s+))"
                      r"(?P<value>[^\s'\"`<>,;]+)")
+# The same with the value in quotes -- a client's repr (``Redis(password='...')``), a keyword
+# argument, ``export DB_PASSWORD="..."``, ``token: "..."`` --, masked up to its closing quote
+# (spaces and the other quote inside it too); the quotes stay. A ``b`` before a quote: bytes.
+_QUOTED_VALUE = r"b?(?P<q>['\"])(?P<value>(?:\\.|(?!(?P=q))[^\n\\])+)(?P=q)"
+_NAMED_QUOTED = re.compile(rf"(?i)(?P<name>\b{_WORDS}\s*=\s*){_QUOTED_VALUE}")
+_CONFIG_QUOTED = re.compile(rf"(?im)(?P<name>(?:^|(?<=[\s{{,(]))(?:{_ENDS_SECRET}|token)\s*:\s*){_QUOTED_VALUE}")
 # HTTP credentials: an Authorization header's value and any "Bearer <token>".
 _AUTHORIZATION = re.compile(
     r"(?i)(?P<name>\b(?:proxy-)?authorization['\"]?\s*[:=]\s*(?:b?['\"])?\s*"
@@ -106,7 +114,7 @@ _BEARER = re.compile(r"(?i)(?P<name>\bbearer\s+)"
                      r"(?P<value>(?:(?-i:(?=[\w\-.~+/]*[A-Z0-9\-.~+/_]))|(?=[\w\-.~+/]{20}))[\w\-.~+/]{6,}=*)")
 # A cookie header's value: every name=value in it (a session is a credential).
 _COOKIE = re.compile(r"(?i)(?P<name>\b(?:set-)?cookie['\"]?\s*:\s*(?:['\"])?)(?P<value>[^\n'\"`<>]+)")
-_QUOTED = re.compile(rf"(?i)(?P<name>(?P<q>['\"]){_WORDS}(?P=q)\s*:\s*(?P<vq>['\"]))(?P<value>.*?)(?P=vq)")
+_QUOTED = re.compile(rf"(?i)(?P<name>b?(?P<q>['\"]){_WORDS}(?P=q)\s*:\s*b?(?P<vq>['\"]))(?P<value>.*?)(?P=vq)")
 # Query parameters that carry credentials in signed or keyed URLs, sessions and tokens
 # (``?auth_key=``, ``?session=``, ``;jsessionid=``, ``?jwt=``; also in a fragment, as
 # OAuth's implicit flow returns ``#access_token=``). Names holding password, secret,
@@ -427,6 +435,13 @@ def _hide_bare_userinfo(match: re.Match[str]) -> str:
     return f"{MASK}@{match.group('host')}{match.group('port') or ''}"
 
 
+def _hide_quoted(match: re.Match[str]) -> str:
+    """``name='***'``: the quotes (and a ``b`` before them) kept around the mask."""
+    quote_at = match.start("q") - match.start()
+    whole = match.group(0)
+    return f"{whole[:quote_at + 1]}{MASK}{match.group('q')}"
+
+
 def _hide_pem(match: re.Match[str]) -> str:
     """A private key's BEGIN line, then the mask where its body was (its first and last
     line breaks kept, so the END line stays on a line of its own and masking twice
@@ -484,10 +499,12 @@ def redact_shapes(text: str) -> str:
     if "@" in text and ":" in text:
         text = _BARE_USERINFO.sub(_hide_bare_userinfo, text)
     if "=" in text:
+        text = _NAMED_QUOTED.sub(_hide_quoted, text)
         text = _NAMED.sub(lambda m: m.group("name") + MASK, text)
         text = _QUERY.sub(lambda m: m.group("lead") + MASK, text)
     if ":" in text:
         text = _QUOTED.sub(lambda m: m.group("name") + MASK + m.group("vq"), text)
+        text = _CONFIG_QUOTED.sub(_hide_quoted, text)
     lowered = text.lower()
     if "-pass" in lowered or "--" in text:
         text = _FLAG.sub(lambda m: m.group("name") + MASK, text)
