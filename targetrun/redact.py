@@ -256,6 +256,16 @@ def bare_userinfo(text: str) -> list[tuple[str, str]]:
             if m.group("user").lower() not in _NOT_A_USER]
 
 
+def register_params(params: Mapping[str, object]) -> None:
+    """Register the credentials among parameter values: the userinfo inside any value
+    (:func:`register_values`), and the whole value of a parameter *named* like a
+    credential by the rule that names environment variables (``db_password``,
+    ``api_token``, ``service_key``; not ``key`` nor ``sort_key``) -- the store keeps only
+    a digest of such a value, and a driver's message may quote it alone."""
+    register_values(*params.values())
+    register(*(text for name, value in params.items() if _SECRET_VARIABLE.search(name) for text in _strings([value])))
+
+
 def register_values(*values: object) -> None:
     """Register the credentials written as URL or ``user:password@host`` userinfo inside
     parameter values (strings, lists and mappings of them): ``-p dsn=app:pw@db/x`` keeps
@@ -392,7 +402,7 @@ def register_spec(spec: Any) -> bool:
     for named in spec.results.values():
         places += [named.url, named.options]
     register_options(places)
-    register_values(*spec.params.values())  # a DSN given as a parameter's default
+    register_params(spec.params)  # a DSN given as a parameter's default, a password: default
     in_params = any(url_credentials(v) for v in _strings(spec.params.values()))
     return in_params or any("$" not in value for value in option_credentials(places, expand=False))
 
