@@ -136,7 +136,7 @@ def merge_params(spec: PipelineSpec, overrides: Mapping[str, object]) -> dict[st
             hint = did_you_mean(name, spec.params) or f"Declared parameters: {', '.join(spec.params) or 'none'}."
             raise UsageError(f"unknown parameter {name!r}", hint=hint + " Declare it under `params:` first.")
         params[name] = value
-    redact.register_values(*overrides.values())  # -p dsn=app:pw@db/x: pw is masked from now on
+    redact.register_params(overrides)  # -p dsn=app:pw@db/x, -p db_password=pw: pw is masked from now on
     return params
 
 

@@ -50,18 +50,21 @@ VERIFY_HASH_LIMIT = 64 * 1024 * 1024  # planning checks larger checkpoints by si
 
 @dataclass(frozen=True)
 class Expected:
-    """What the state store recorded for a checkpoint: its size and sha256. Frozen and
-    picklable, so it travels to a worker with the input it describes."""
+    """What the state store recorded for a checkpoint: its size, sha256 and the serializer
+    that wrote it. Frozen and picklable, so it travels to a worker with the input it
+    describes, and every reader loads the bytes as they were written -- never as what the
+    Pipelinefile implies now (a task's serializer changed since, or inferred anew)."""
 
     size: int
     sha256: str
+    serializer: str = ""  # "": not known (a comparison only); the caller's serializer then
 
     @classmethod
     def of(cls, record: Checkpoint | None) -> Expected | None:
         """The expectation a record sets; None when there is none to check against."""
         if record is None or not record.content_hash:
             return None
-        return cls(record.size, record.content_hash)
+        return cls(record.size, record.content_hash, record.serializer)
 
 
 class CorruptCheckpoint(Exception):
@@ -93,8 +96,9 @@ def needs_record(codec: str, trust: bool) -> bool:
 def read_value(storage: Storage, url: str, codec: str, *, expected: Expected | None, trust: bool, task: str) -> object:
     """Load the value at ``url`` under the trust rule (the module docstring).
 
-    Raises :class:`UsageError` (unrecorded and the serializer can run code, no trust) before
-    a byte is read, :class:`CorruptCheckpoint` (bytes differ from the record),
+    A recorded checkpoint is loaded by the serializer its record names (``codec`` is for
+    an unrecorded file). Raises :class:`UsageError` (unrecorded and the serializer can run
+    code, no trust) before a byte is read, :class:`CorruptCheckpoint` (bytes differ from the record),
     ``FileNotFoundError`` (gone) or :class:`SerializationError` (not readable as ``codec``).
     """
     if expected is None:
@@ -102,6 +106,7 @@ def read_value(storage: Storage, url: str, codec: str, *, expected: Expected | N
             raise untrusted(url, task, codec)
         with storage.open_read(url) as source:  # nothing to compare with: load as it streams
             return _load(codec, source)
+    codec = expected.serializer or codec  # as it was written, never by a guess
     if serializer(codec).reads_whole and storage.local_path(url) is not None:
         return _load_whole(storage, url, codec, expected)
     with storage.open_read(url) as source, tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as buffer:

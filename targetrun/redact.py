@@ -26,14 +26,20 @@ task log files. It hides:
   ``image:tag@sha256:9f2c`` (``sha256:9f2c`` is no host and port), a Windows path
   (``C:`` and a backslash) and ``mailto:a@b.com`` (an address, not a password) are left
   as they are;
-* ``password=...``, ``secret=...``, ``token=...`` and query parameters such as
+* ``password=...``, ``secret=...``, ``token=...`` (also with the value in quotes, up to the
+  closing one: ``Redis(password='...')``, ``export DB_PASSWORD="..."``, ``token: "..."``)
+  and query parameters such as
   ``?key=...``, ``&sig=...``, ``?auth_key=...``, ``?session=...`` or ``?jwt=...``, and the
   secret last part of a Slack or Discord webhook URL's path, the path of a Microsoft
   Teams incoming webhook and a Telegram bot token;
 * config lines whose name ends in a credential word (``aws_secret_access_key = ...``,
   ``password: ...``, ``X-Api-Key: ...``; not ``max_tokens = 5``), an ``Authorization``
   header's value (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256 ...``), a ``Cookie`` or
-  ``Set-Cookie`` header's value and any ``Bearer <token>`` -- every word in any case.
+  ``Set-Cookie`` header's value and any ``Bearer <token>`` -- every word in any case;
+* the body of a PEM private key (``-----BEGIN [RSA |EC |OPENSSH |ENCRYPTED ]PRIVATE
+  KEY-----`` up to its END line, on lines of its own or ``\\n``-escaped inside JSON or a
+  ``repr``; up to a quote or the end of the text when the END line was cut off): a
+  service account's key, ``cat key.pem`` in a task. A certificate is public and stays.
 
 :func:`printable` is the other half of human output: values that come from users
 (parameters, task names, targets, error text) are shown with control characters and
@@ -90,6 +96,12 @@ _ENDS_SECRET = (r"[\w\-]*(?:password|passwd|passphrase|secret|[_-]token|api[_-]?
                 r"|secret[_-]?key|private[_-]?key)")
 _CONFIG = re.compile(rf"(?im)(?P<name>(?:^|(?<=[\s{{,'\"]))(?:{_ENDS_SECRET}|token)(?:\s+=\s*|\s*=\s+|\s*:\s+))"
                      r"(?P<value>[^\s'\"`<>,;]+)")
+# The same with the value in quotes -- a client's repr (``Redis(password='...')``), a keyword
+# argument, ``export DB_PASSWORD="..."``, ``token: "..."`` --, masked up to its closing quote
+# (spaces and the other quote inside it too); the quotes stay. A ``b`` before a quote: bytes.
+_QUOTED_VALUE = r"b?(?P<q>['\"])(?P<value>(?:\\.|(?!(?P=q))[^\n\\])+)(?P=q)"
+_NAMED_QUOTED = re.compile(rf"(?i)(?P<name>\b{_WORDS}\s*=\s*){_QUOTED_VALUE}")
+_CONFIG_QUOTED = re.compile(rf"(?im)(?P<name>(?:^|(?<=[\s{{,(]))(?:{_ENDS_SECRET}|token)\s*:\s*){_QUOTED_VALUE}")
 # HTTP credentials: an Authorization header's value and any "Bearer <token>".
 _AUTHORIZATION = re.compile(
     r"(?i)(?P<name>\b(?:proxy-)?authorization['\"]?\s*[:=]\s*(?:b?['\"])?\s*"
@@ -102,7 +114,7 @@ _BEARER = re.compile(r"(?i)(?P<name>\bbearer\s+)"
                      r"(?P<value>(?:(?-i:(?=[\w\-.~+/]*[A-Z0-9\-.~+/_]))|(?=[\w\-.~+/]{20}))[\w\-.~+/]{6,}=*)")
 # A cookie header's value: every name=value in it (a session is a credential).
 _COOKIE = re.compile(r"(?i)(?P<name>\b(?:set-)?cookie['\"]?\s*:\s*(?:['\"])?)(?P<value>[^\n'\"`<>]+)")
-_QUOTED = re.compile(rf"(?i)(?P<name>(?P<q>['\"]){_WORDS}(?P=q)\s*:\s*(?P<vq>['\"]))(?P<value>.*?)(?P=vq)")
+_QUOTED = re.compile(rf"(?i)(?P<name>b?(?P<q>['\"]){_WORDS}(?P=q)\s*:\s*b?(?P<vq>['\"]))(?P<value>.*?)(?P=vq)")
 # Query parameters that carry credentials in signed or keyed URLs, sessions and tokens
 # (``?auth_key=``, ``?session=``, ``;jsessionid=``, ``?jwt=``; also in a fragment, as
 # OAuth's implicit flow returns ``#access_token=``). Names holding password, secret,
@@ -147,6 +159,13 @@ _TOKEN_SHAPE = re.compile(
     r"|hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|pypi-[A-Za-z0-9_\-]{50,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
     r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{8,})(?![A-Za-z0-9_\-])"
 )
+# A PEM private key: its body (base64 lines, an encrypted key's headers), whether its line
+# breaks are real or escaped (JSON, repr), up to its END line -- or, cut off before it (the
+# last lines of a log), to a quote or the end of the text.
+_PEM = re.compile(r"(?P<begin>-----BEGIN (?P<kind>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----)"
+                  r"(?P<value>(?:(?!-----END )[^'\"`<>])*)")
+_PEM_LEAD = re.compile(r"(?:\s|\\[rn])*")
+_PEM_TRAIL = re.compile(r"(?:\s|\\[rn])*\Z")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
 
 _known: set[str] = set()
@@ -235,6 +254,16 @@ def bare_userinfo(text: str) -> list[tuple[str, str]]:
     """
     return [(m.group("user"), m.group("password")) for m in _BARE_USERINFO.finditer(text)
             if m.group("user").lower() not in _NOT_A_USER]
+
+
+def register_params(params: Mapping[str, object]) -> None:
+    """Register the credentials among parameter values: the userinfo inside any value
+    (:func:`register_values`), and the whole value of a parameter *named* like a
+    credential by the rule that names environment variables (``db_password``,
+    ``api_token``, ``service_key``; not ``key`` nor ``sort_key``) -- the store keeps only
+    a digest of such a value, and a driver's message may quote it alone."""
+    register_values(*params.values())
+    register(*(text for name, value in params.items() if _SECRET_VARIABLE.search(name) for text in _strings([value])))
 
 
 def register_values(*values: object) -> None:
@@ -373,7 +402,7 @@ def register_spec(spec: Any) -> bool:
     for named in spec.results.values():
         places += [named.url, named.options]
     register_options(places)
-    register_values(*spec.params.values())  # a DSN given as a parameter's default
+    register_params(spec.params)  # a DSN given as a parameter's default, a password: default
     in_params = any(url_credentials(v) for v in _strings(spec.params.values()))
     return in_params or any("$" not in value for value in option_credentials(places, expand=False))
 
@@ -416,6 +445,26 @@ def _hide_bare_userinfo(match: re.Match[str]) -> str:
     return f"{MASK}@{match.group('host')}{match.group('port') or ''}"
 
 
+def _hide_quoted(match: re.Match[str]) -> str:
+    """``name='***'``: the quotes (and a ``b`` before them) kept around the mask."""
+    quote_at = match.start("q") - match.start()
+    whole = match.group(0)
+    return f"{whole[:quote_at + 1]}{MASK}{match.group('q')}"
+
+
+def _hide_pem(match: re.Match[str]) -> str:
+    """A private key's BEGIN line, then the mask where its body was (its first and last
+    line breaks kept, so the END line stays on a line of its own and masking twice
+    changes nothing)."""
+    value = match.group("value")
+    lead, trail = _PEM_LEAD.match(value), _PEM_TRAIL.search(value)  # (both match an empty text too)
+    lead_text = lead.group() if lead else ""
+    trail_text = trail.group() if trail and trail.start() >= len(lead_text) else ""
+    if len(lead_text) + len(trail_text) >= len(value):
+        return match.group(0)  # only line breaks: nothing to hide
+    return f"{match.group('begin')}{lead_text}{MASK}{trail_text}"
+
+
 def redact(text: str) -> str:
     """``text`` with every known secret and every credential-shaped part masked.
 
@@ -433,6 +482,19 @@ def redact(text: str) -> str:
         text = pattern.sub(MASK, text)
         if ":***@" in text:
             text = _USER_OF_MASKED.sub(f"{MASK}@", text)
+    return redact_shapes(text)
+
+
+def redact_shapes(text: str) -> str:
+    """``text`` with every credential-*shaped* part masked (the patterns of the module
+    docstring), leaving the secrets this process registered aside: the same text in every
+    process, for what is recorded in one run and compared in the next.
+
+    >>> redact_shapes("postgres://app:p@db/x?sslmode=require&password=zz9")
+    'postgres://***@db/x?sslmode=require&password=***'
+    """
+    if "PRIVATE KEY" in text:
+        text = _PEM.sub(_hide_pem, text)
     text = _TOKEN_SHAPE.sub(MASK, text)
     # Webhook paths before a URL's user info: a hook's path may hold an "@" (Teams), and a URL
     # in another's query (?url=https://...) looks like user info that runs to it.
@@ -447,10 +509,12 @@ def redact(text: str) -> str:
     if "@" in text and ":" in text:
         text = _BARE_USERINFO.sub(_hide_bare_userinfo, text)
     if "=" in text:
+        text = _NAMED_QUOTED.sub(_hide_quoted, text)
         text = _NAMED.sub(lambda m: m.group("name") + MASK, text)
         text = _QUERY.sub(lambda m: m.group("lead") + MASK, text)
     if ":" in text:
         text = _QUOTED.sub(lambda m: m.group("name") + MASK + m.group("vq"), text)
+        text = _CONFIG_QUOTED.sub(_hide_quoted, text)
     lowered = text.lower()
     if "-pass" in lowered or "--" in text:
         text = _FLAG.sub(lambda m: m.group("name") + MASK, text)

@@ -40,7 +40,7 @@ from _string import formatter_field_name_split  # type: ignore[import-not-found]
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from targetrun import dateformat
+from targetrun import dateformat, redact
 from targetrun.errors import TemplateError, did_you_mean
 from targetrun.model import RunContext, TaskSpec
 from targetrun.shellcheck import check_shell
@@ -622,15 +622,30 @@ _SECRET_NAME = re.compile(r"pass|secret|token|key|credential|auth|private", re.I
 def param_text(name: str, value: object) -> str:
     """What the store keeps and ``status`` shows of a parameter's value: :func:`value_text`,
     or for a name that looks like a credential only a digest, so a secret passed with
-    ``-p`` never lands in the store or in output.
+    ``-p`` never lands in the store or in output. A value of any name holding a password
+    as URL userinfo (``postgres://app:PW@db/x``, ``app:PW@db``) keeps its password
+    masked, and a digest of the whole value tells two passwords apart.
 
     >>> param_text("city", "berlin"), param_text("api_token", "s3cr3t").startswith("*** (")
     ('berlin', True)
+    >>> param_text("db", "app:s3cr3t@db.internal/sales")
+    '***@db.internal/sales (9dd423b9662e)'
     """
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     if _SECRET_NAME.search(name):
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        return f"*** ({hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]})"
-    return value_text(value)
+        return f"*** ({digest})"
+    # Masked by the value's own shape, never by secrets this process happens to know: the
+    # text recorded in one run is compared with the text of the next. Masked before it is cut.
+    whole = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    shown = _shapes_masked(whole)
+    return value_text(value) if shown == whole else f"{value_text(shown)} ({digest})"
+
+
+@functools.lru_cache(maxsize=4096)
+def _shapes_masked(text: str) -> str:
+    """:func:`targetrun.redact.redact_shapes`, once per distinct value (10,000 tasks share a few)."""
+    return redact.redact_shapes(text)
 
 
 def made_with(task: TaskSpec, run: RunContext) -> tuple[dict[str, str], str | None]:

@@ -6,7 +6,9 @@ under ``.targetrun/pipelinefile/`` keyed by a hash of the file's bytes, its path
 version and the model module: any edit makes a new key, so a stale spec is never used.
 yaml is imported only on a cache miss. The cache file is JSON, not a pickle
 (:mod:`targetrun.pipelinefile.cachefile`): a file planted there cannot run code when it is read,
-and one that is not a spec is a miss.
+and one that is not a spec is a miss. Nor can one decide what runs: a cache file is used
+only if it carries this user's HMAC of its bytes (:mod:`targetrun.pipelinefile.signing`),
+so a command rewritten in it, or a file planted or restored from elsewhere, is a miss.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from targetrun import __version__, locate, redact
 from targetrun.errors import SpecError, UsageError
 from targetrun import model
 from targetrun.model import PipelineSpec, TaskSpec
-from targetrun.pipelinefile import cachefile
+from targetrun.pipelinefile import cachefile, signing
 from targetrun.regularfile import NotRegularFile, kind_of, open_regular, read_named
 
 if TYPE_CHECKING:
@@ -145,11 +147,13 @@ def _read(path: str) -> bytes:
 
 def _read_cache(cache_file: str) -> PipelineSpec | None:
     """The spec cached at ``cache_file``; None for a miss: a missing, truncated or foreign
-    file, or anything but a regular file -- a FIFO planted there is opened without waiting
-    for a writer (forever) and not read, nor is a device (``/dev/zero`` never ends)."""
+    file (one without this user's MAC: see :mod:`~targetrun.pipelinefile.signing`), or
+    anything but a regular file -- a FIFO planted there is opened without waiting for a
+    writer (forever) and not read, nor is a device (``/dev/zero`` never ends)."""
     try:
         with open_regular(cache_file) as f:  # NotRegularFile, an OSError: a miss
-            return cachefile.loads(f.read())
+            data = signing.verified(f.read())
+        return cachefile.loads(data) if data is not None else None
     except (OSError, ValueError):
         return None
 
@@ -157,7 +161,9 @@ def _read_cache(cache_file: str) -> PipelineSpec | None:
 def _write_cache(cache_file: str, spec: PipelineSpec) -> None:
     folder = os.path.dirname(cache_file)
     try:
-        data = cachefile.dumps(spec)
+        data = signing.sign(cachefile.dumps(spec))
+        if data is None:  # no key of this user's to sign it with: a cache nobody can vouch for is none
+            return
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
