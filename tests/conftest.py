@@ -6,8 +6,11 @@ Backend servers (S3, GCS, Redis, Dask) are started by fixtures in
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import shutil
+import tempfile
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +36,10 @@ os.environ.pop("STORAGE_EMULATOR_HOST", None)
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 os.environ.pop("NO_COLOR", None)
 os.environ.pop("FORCE_COLOR", None)
+# The user's own cache folder (the spec cache's signing key, see targetrun/pipelinefile/signing.py):
+# the tests', not the real home's, and gone when they end.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="targetrun-tests-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 pytest_plugins = ["tests.backends"]
 # The broken-Pipelinefile corpus's task modules are imported by `validate`, not collected.
