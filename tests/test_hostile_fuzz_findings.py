@@ -4,9 +4,12 @@ the one place the value is made, so every sibling input is covered too."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
-from tests.conftest import STEPS
+from targetrun.cli import invoke
+from tests.conftest import STEPS, Result
 
 
 def _refused_plainly(result, *words: str) -> None:
@@ -46,3 +49,18 @@ def test_a_field_that_renders_to_a_lone_surrogate_is_refused(project, site, comm
         assert command == ["validate"], result.text
     else:
         _refused_plainly(result, "not UTF-8")
+
+
+# -- 2. `-f ''`: an empty path -------------------------------------------------------------
+# `validate -f ''` was an internal error (os.path.relpath('') raises ValueError); the other
+# commands said "no such Pipelinefile: ." -- a path the user did not give.
+
+@pytest.mark.parametrize("command", [["validate"], ["validate", "--json"], ["run"], ["run", "-q"], ["status"],
+                                     ["graph"], ["show", "a"], ["history"], ["invalidate", "a"], ["gc"]])
+def test_an_empty_pipelinefile_path_is_a_usage_error(project, monkeypatch, command):
+    proj = project("tasks:\n  a: {run: steps:const}\n", steps=STEPS)
+    monkeypatch.chdir(proj.root)  # a Pipelinefile is here: the empty path must not fall back to it
+    out, err = io.StringIO(), io.StringIO()
+    code = invoke([*command, "-f", ""], out, err)
+    result = Result(code, out.getvalue(), err.getvalue())
+    _refused_plainly(result, "-f", "empty")
