@@ -64,3 +64,52 @@ def test_an_empty_pipelinefile_path_is_a_usage_error(project, monkeypatch, comma
     code = invoke([*command, "-f", ""], out, err)
     result = Result(code, out.getvalue(), err.getvalue())
     _refused_plainly(result, "-f", "empty")
+
+
+# -- 3. a task that calls sys.exit() or raises a BaseException of its own --------------------
+# SystemExit left the engine as if the run itself had ended: every task "cancelled", the run
+# recorded broken, the process exiting with the task's own code -- 0 for sys.exit(), so CI
+# saw success; 3 for sys.exit(3), "a backend could not be reached". A class derived from
+# BaseException printed a traceback. Either is the task's failure: exit 1, the others run
+# on with --keep-going, and the run is recorded failed.
+
+EXITING = '''
+import os, sys
+
+class Abort(BaseException):
+    pass
+
+def leave(code=0):
+    sys.exit(code)
+
+def abort():
+    raise Abort("the task gave up")
+
+def const(value=1):
+    with open(os.path.join(os.path.dirname(__file__), "calls.log"), "a") as f:
+        f.write("const\\n")
+    return value
+'''
+
+ENDINGS = {"sys.exit()": ("steps:leave", "SystemExit"), "sys.exit(3)": ("steps:leave", "SystemExit: 3"),
+           "sys.exit('text')": ("steps:leave", "SystemExit: text"), "BaseException": ("steps:abort", "Abort")}
+
+
+@pytest.mark.parametrize("executor", [[], ["-j", "2", "--executor", "threads"], ["-j", "2", "--executor", "processes"]],
+                         ids=["inline", "threads", "processes"])
+@pytest.mark.parametrize("ending", list(ENDINGS), ids=list(ENDINGS))
+def test_a_task_that_exits_or_raises_a_base_exception_fails_alone(project, ending, executor):
+    run, shown = ENDINGS[ending]
+    args = {"sys.exit(3)": "{code: 3}", "sys.exit('text')": "{code: text}"}.get(ending, "{}")
+    proj = project(f"tasks:\n  a: {{run: {run}, args: {args}, target: o/a.json}}\n"
+                   "  b: {run: steps:const, needs: {value: a}, target: o/b.json}\n"
+                   "  c: {run: steps:const, target: o/c.json}\n", steps=EXITING)
+    result = proj.cli("run", "--keep-going", *executor)
+    assert result.code == 1, result.text
+    assert "internal error" not in result.text and "cancelled" not in result.text, result.text
+    assert "FAILED" in result.out and shown in result.out, result.text
+    assert proj.exists("o/c.json") and not proj.exists("o/a.json") and not proj.exists("o/b.json")
+    history = proj.cli("history")
+    assert history.code == 0 and "failed" in history.out and "broken" not in history.out, history.text
+    again = proj.cli("run", "--keep-going", *executor)  # the state store is intact: c is done, a fails again
+    assert again.code == 1 and proj.counts() == {"const": 1}, again.text
