@@ -113,3 +113,18 @@ def test_a_task_that_exits_or_raises_a_base_exception_fails_alone(project, endin
     assert history.code == 0 and "failed" in history.out and "broken" not in history.out, history.text
     again = proj.cli("run", "--keep-going", *executor)  # the state store is intact: c is done, a fails again
     assert again.code == 1 and proj.counts() == {"const": 1}, again.text
+
+
+# -- 4. `foreach: {needs: ...}` naming something that is not a task name ------------------
+# A list or a mapping there was an internal error (unhashable type, looked up in a set); a
+# number was "foreach over 1, which is not in this task's needs" -- as if 1 were a task.
+
+@pytest.mark.parametrize("upstream, found", [("[a]", "a list"), ("[[a]]", "a list"), ("{a: 1}", "a mapping"),
+                                             ("1", "1"), ("null", "null"), ("1.5", "1.5"), ("true", "True")])
+def test_foreach_needs_that_is_not_a_task_name_is_refused(project, upstream, found):
+    proj = project("tasks:\n  a: {run: steps:const, target: o/a.json}\n"
+                   f"  m: {{run: steps:const, needs: {{value: a}}, foreach: {{needs: {upstream}}}, target: 'o/{{item}}.json'}}\n",
+                   steps=STEPS)
+    for command in (["validate"], ["run", "--dry-run"]):
+        result = proj.cli(*command)
+        _refused_plainly(result, "line 3", "tasks.m.foreach.needs", "expected the name of a task", found)

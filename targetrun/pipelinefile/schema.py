@@ -461,7 +461,7 @@ class _Checker:
                 raise self.error(path, f"expected one template field naming a list, such as \"{{params.cities}}\", found {raw!r}")
             return raw
         if isinstance(raw, dict) and list(raw) == ["needs"]:
-            upstream = raw["needs"]
+            upstream = self.expect(path + ("needs",), raw["needs"], str, "the name of a task this task needs")
             if upstream not in {task for _, task in needs}:
                 raise self.error(path, f"foreach over {upstream!r}, which is not in this task's needs",
                                  hint="Add it to `needs:` as well.")
