@@ -128,3 +128,27 @@ def test_foreach_needs_that_is_not_a_task_name_is_refused(project, upstream, fou
     for command in (["validate"], ["run", "--dry-run"]):
         result = proj.cli(*command)
         _refused_plainly(result, "line 3", "tasks.m.foreach.needs", "expected the name of a task", found)
+
+
+# -- 5. a deps glob in a file whose needs name a broken or unknown task ---------------------
+# The check that a dep another task makes is read only after it walked the needs graph of
+# the file as written; a task left out of it (its own problem reported already) or a need
+# naming no task was a KeyError: an internal error instead of the file's own problems.
+
+@pytest.mark.parametrize("first, problem", [
+    ("a: {run: steps:const, target: '{nope}'}", "unknown template key 'nope'"),
+    ("a: {run: steps:const, target: o/a.json, max_retries: x}", "max_retries"),
+    ("z: {run: steps:const, target: o/z.json}", "needs 'a', which is not a task"),
+])
+def test_a_deps_glob_beside_a_broken_need_reports_the_need(project, first, problem):
+    proj = project(f"tasks:\n  {first}\n  b: {{run: steps:const, needs: [a], target: o/b.json}}\n"
+                   "  c: {run: steps:const, needs: [b], target: o/c.json, deps: ['*']}\n", steps=STEPS)
+    for command in (["validate"], ["run", "--dry-run"]):
+        _refused_plainly(proj.cli(*command), problem)
+
+
+def test_the_deps_check_still_names_a_maker_that_is_not_needed_beside_a_broken_task(project):
+    proj = project("tasks:\n  a: {run: steps:const, target: '{nope}'}\n  m: {run: steps:const, target: o/m.json}\n"
+                   "  c: {run: steps:const, target: o/c.json, deps: [o/m.json]}\n", steps=STEPS)
+    result = proj.cli("validate")
+    _refused_plainly(result, "unknown template key 'nope'", "the dep o/m.json of task 'c'")

@@ -646,7 +646,7 @@ class _Checker:
     def check_graph(self, tasks: Mapping[str, TaskSpec]) -> None:
         for task in tasks.values():
             self.attempt(lambda: self.check_needs(task, tasks), None)
-        graph = {name: tuple(up for up in task.upstream if up in tasks) for name, task in tasks.items()}
+        graph = _known_graph(tasks)
         cycle = dag.find_cycle(graph)
         if cycle:
             self.problems.append(self.error(
@@ -712,19 +712,29 @@ class _Checker:
         """A dep another task makes is read only after it: the reader needs it (DepMakers)."""
         from targetrun.resolve import DepMakers
 
-        graph = {name: task.upstream for name, task in spec.tasks.items()}
+        graph = _known_graph(spec.tasks)
+        # A need that is no task here (a broken task, or a name of no task) is reported
+        # already; what it needs in turn is unknown, so a task reaching it is not judged.
+        partial = {name for name, task in spec.tasks.items() if len(graph[name]) < len(task.upstream)}
         makers = DepMakers(spec, [(name, url) for name, (url, _) in rendered.items() if url is not None])
         for name, (_, deps) in rendered.items():
             task = spec.tasks[name]
             try:
                 makers.ordered(name, task, deps, lambda: dag.ancestors(graph, [name]))
             except SpecError as exc:
-                self.problems.append(self._at_its_key(exc, task))
+                if not dag.ancestors(graph, [name]) & partial:
+                    self.problems.append(self._at_its_key(exc, task))
 
     def _at_its_key(self, exc: SpecError, task: TaskSpec) -> SpecError:
         """``exc`` at the line of the exact key that failed, from the YAML."""
         path = tuple((exc.key or f"tasks.{task.name}").split(".", 3))
         return self.error(path, exc.message, hint=exc.hint, cls=type(exc))
+
+
+def _known_graph(tasks: Mapping[str, TaskSpec]) -> dict[str, tuple[str, ...]]:
+    """Each task's needs among ``tasks``: while a file is checked, a task with a problem of
+    its own is left out, and a need may name no task at all."""
+    return {name: tuple(up for up in task.upstream if up in tasks) for name, task in tasks.items()}
 
 
 def _templates(task: TaskSpec) -> list[tuple[str, str]]:
