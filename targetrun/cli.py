@@ -369,7 +369,8 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
         summaries = api.run_dates(spec, tasks, dates=when, force=force, force_all=force_all, dry_run=dry_run,
                                   keep_going=keep_going, resume=resume, verify=verify,
                                   trust=trust or _settings(ctx).trust, params=_parse_params(params, params_file),
-                                  executor=executor, jobs=jobs, scheduler=scheduler or _settings(ctx).scheduler,
+                                  executor=executor, jobs=jobs,
+                                  scheduler=scheduler,  # else TARGETRUN_SCHEDULER: the API reads it, and names it in errors
                                   reporter=reporter, clock=_clock(), lock_lease=_settings(ctx).lock_lease,
                                   scheduler_timeout=_settings(ctx).scheduler_timeout,
                                   rebuild_stale=rebuild_stale, ticket=ticket)

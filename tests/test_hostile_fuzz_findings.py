@@ -152,3 +152,35 @@ def test_the_deps_check_still_names_a_maker_that_is_not_needed_beside_a_broken_t
                    "  c: {run: steps:const, target: o/c.json, deps: [o/m.json]}\n", steps=STEPS)
     result = proj.cli("validate")
     _refused_plainly(result, "unknown template key 'nope'", "the dep o/m.json of task 'c'")
+
+
+# -- 6. a Dask scheduler address that is not one -----------------------------------------
+# distributed raised ValueError, TypeError or UnicodeError for these (no port, an unknown
+# scheme, a host name that cannot be encoded): an internal error with distributed's traceback.
+
+BAD_SCHEDULERS = ["/", "x", "tcp://", "tcp://127.0.0.1", "tcp://[::1", "tcp://127.0.0.1:abc", "tcp://h:99999",
+                  "http://127.0.0.1:8786", "ucx://x:1", "inproc://", "tcp://" + "a" * 300 + ":8786", "tcp://:8786"]
+
+
+@pytest.mark.parametrize("address", BAD_SCHEDULERS)
+def test_a_scheduler_address_that_is_not_one_is_a_usage_error(project, monkeypatch, address):
+    proj = project("tasks:\n  a: {run: steps:const, checkpoint: false}\n", steps=STEPS)
+    _refused_plainly(proj.cli("run", "--dry-run", "--scheduler", address), "--scheduler", "tcp://HOST:PORT")
+    monkeypatch.setenv("TARGETRUN_SCHEDULER", address)
+    _refused_plainly(proj.cli("run"), "TARGETRUN_SCHEDULER", "tcp://HOST:PORT")
+    monkeypatch.delenv("TARGETRUN_SCHEDULER")
+    quoted = address.replace("'", "''")
+    in_file = project(f"scheduler: '{quoted}'\ntasks:\n  a: {{run: steps:const, checkpoint: false}}\n", steps=STEPS)
+    for command in (["validate"], ["run"]):
+        _refused_plainly(in_file.cli(*command), "line 1", "scheduler", "tcp://HOST:PORT")
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:9", "127.0.0.1:9", "ws://localhost:9", "tls://[::1]:9", "inproc://x"])
+def test_a_well_formed_scheduler_address_is_tried(project, monkeypatch, address):
+    monkeypatch.setenv("TARGETRUN_SCHEDULER_TIMEOUT", "0.5s")
+    proj = project("tasks:\n  a: {run: steps:const, checkpoint: false}\n", steps=STEPS)
+    result = proj.cli("run", "--scheduler", address)
+    if address.startswith(("tls://", "inproc://")):  # TLS without Dask's TLS settings; no such in-process cluster
+        _refused_plainly(result, "TLS")
+    else:
+        assert result.code == 3 and "cannot reach the Dask scheduler" in result.err, result.text

@@ -177,8 +177,7 @@ class _Checker:
         self.attempt(lambda: self.check_store_scheme(cache_url), None)
         scheduler = top.get("scheduler")
         if scheduler is not None:
-            self.attempt(lambda: self.expect(("scheduler",), scheduler, str,
-                                             "a Dask scheduler address such as tcp://host:8786"), None)
+            self.attempt(lambda: self.scheduler(scheduler), None)
         outside = self.attempt(lambda: self.expect(("allow_outside_targets",), top.get("allow_outside_targets", False),
                                                    bool, "true or false"), False)
         if "tasks" not in top:
@@ -210,6 +209,16 @@ class _Checker:
         )
         self.check_templates_render(spec)
         return None if self.problems else spec
+
+    def scheduler(self, raw: Any) -> str:
+        from targetrun.settings import SCHEDULER_FORM, scheduler_problem
+
+        address: str = self.expect(("scheduler",), raw, str, "a Dask scheduler address such as tcp://host:8786")
+        problem = scheduler_problem(address)
+        if problem is not None:
+            raise self.error(("scheduler",), f"{address[:200]!r} is not a Dask scheduler address: it {problem}",
+                             hint=f"Write it as {SCHEDULER_FORM}.")
+        return address
 
     def params(self, raw: Any) -> dict[str, object]:
         raw = self.expect(("params",), raw if raw is not None else {}, dict, "a mapping of parameter names to values")
