@@ -5,6 +5,10 @@ the one place the value is made, so every sibling input is covered too."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -184,3 +188,37 @@ def test_a_well_formed_scheduler_address_is_tried(project, monkeypatch, address)
         _refused_plainly(result, "TLS")
     else:
         assert result.code == 3 and "cannot reach the Dask scheduler" in result.err, result.text
+
+
+# -- 7. a library that logs an error with its traceback ----------------------------------
+# gcsfs, for one, logs "_request out of retries on exception" with the exception attached;
+# with no logging configured, Python's last-resort handler printed it with a 40-line
+# traceback on targetrun's stderr (and unmasked: it bypassed nothing, but nothing shaped it).
+
+LOGGING_LIBRARY = '''
+import logging
+
+try:
+    raise ConnectionError("Cannot connect to host storage.example:443 token=ghp_ApiP4thT0kenValue0123456789abcdef")
+except ConnectionError:
+    logging.getLogger("somelib.retry").exception("_request out of retries on exception")
+logging.getLogger("somelib").warning("falling back to the default bucket type")
+logging.getLogger("somelib").info("an info line nobody asked for")
+
+def const(value=1):
+    return value
+'''
+
+
+@pytest.mark.parametrize("command", [["validate"], ["run"]])  # (status reads the code, imports nothing)
+def test_a_library_logging_a_traceback_shows_one_line_each_without_it(tmp_path, command):
+    (tmp_path / "steps.py").write_text(LOGGING_LIBRARY)
+    (tmp_path / "Pipelinefile.yaml").write_text("tasks:\n  a: {run: steps:const, target: o/a.json}\n")
+    done = subprocess.run([sys.executable, "-m", "targetrun", *command], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "ghp_" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "somelib" in line]
+    assert len(lines) == 2, done.stderr
+    assert "_request out of retries on exception" in lines[0] and "ConnectionError: Cannot connect" in lines[0]
+    assert "falling back to the default bucket type" in lines[1]
