@@ -222,3 +222,26 @@ def test_a_library_logging_a_traceback_shows_one_line_each_without_it(tmp_path, 
     assert len(lines) == 2, done.stderr
     assert "_request out of retries on exception" in lines[0] and "ConnectionError: Cannot connect" in lines[0]
     assert "falling back to the default bucket type" in lines[1]
+
+
+# -- 8. a result URL that names no bucket or host -----------------------------------------
+# `result: gs://` loaded fine and rendered targets such as gs:/o/a.json; `status` then asked
+# Google for the bucket "o" (after ~50 s of retries, with credentials looked up on the way).
+
+@pytest.mark.parametrize("url", ["gs://", "s3://", "s3:///data", "gs:///", "http://", "https:///x", "ftp://"])
+@pytest.mark.parametrize("where", ["defaults", "results", "task"])
+def test_a_result_url_without_a_bucket_or_host_is_refused_at_load(project, url, where):
+    task = "a: {run: steps:const, target: o/a.json%s}" % (", result: lake" if where == "results" else
+                                                          f", result: '{url}'" if where == "task" else "")
+    head = {"defaults": f"defaults: {{result: '{url}'}}\n", "results": f"results: {{lake: {{url: '{url}'}}}}\n",
+            "task": ""}[where]
+    proj = project(f"{head}tasks:\n  {task}\n", steps=STEPS)
+    line = "line 1" if where != "task" else "line 2"
+    _refused_plainly(proj.cli("validate"), line, "names no bucket or host")
+
+
+@pytest.mark.parametrize("url", ["memory://", "memory://x", "file:///tmp", "s3://{params.b}", "s3://${BUCKET}/x"])
+def test_a_result_url_that_needs_no_bucket_or_fills_it_later_is_not_refused_for_it(project, url):
+    proj = project(f"params: {{b: x}}\ndefaults: {{result: '{url}'}}\ntasks:\n  a: {{run: steps:const, target: o/a.json}}\n",
+                   steps=STEPS)
+    assert "names no bucket or host" not in proj.cli("validate").text

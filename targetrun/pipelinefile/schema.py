@@ -56,6 +56,9 @@ TASK_KEYS = (
 MAX_RETRIES = 10_000
 DEFAULT_KEYS = ("result", "serializer", "checkpoint", "cache_for", "cache_validator", "max_retries", "retry_delay")
 RESULT_KEYS = ("url", "options")
+# fsspec protocols whose first path part is a bucket, container or host (s3://BUCKET/key)
+_ROOTED_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "http", "https",
+                               "ftp", "sftp", "ssh", "hdfs", "webhdfs", "webdav"})
 TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -243,6 +246,7 @@ class _Checker:
                 raise self.error(where, f"results.{name} has no `url`", hint="Give a path or an fsspec URL such as s3://bucket/prefix.")
             url = self.expect(where + ("url",), body["url"], str, "a path or URL")
             self.check_protocol(where + ("url",), url)
+            self.check_names_a_root(where + ("url",), url)
             options = self.expect(where + ("options",), body.get("options") or {}, dict, "a mapping of storage options")
             found[str(name)] = ResultLocation(str(name), url, dict(options))
         return found
@@ -252,6 +256,7 @@ class _Checker:
         self.known_keys(("defaults",), raw, DEFAULT_KEYS, "in defaults")
         if isinstance(raw.get("result"), str) and raw["result"] not in results:
             self.check_protocol(("defaults", "result"), raw["result"])
+            self.check_names_a_root(("defaults", "result"), raw["result"])
         return dict(raw)
 
     # -- one task ------------------------------------------------------------------
@@ -317,6 +322,7 @@ class _Checker:
         result = self.result_ref(where, merged.get("result", "."), results)
         if "result" in body and result not in results:
             self.check_protocol(where + ("result",), result)
+            self.check_names_a_root(where + ("result",), result)
         if target is not None:
             self.check_protocol(where + ("target",), templating.literal_prefix(target))
         serializer = self.serializer(where + ("serializer",), body.get("serializer"))
@@ -539,6 +545,18 @@ class _Checker:
         problem = self.protocols[proto]
         if problem is not None:
             raise self.error(path, f"{url!r}: {problem.message}", hint=problem.hint)
+
+    def check_names_a_root(self, path: Path, url: str) -> None:
+        """A result location on a service names its bucket or host: ``gs://`` alone would
+        render targets such as ``gs:/o/a.json`` and ask the service for a bucket ``o``.
+        (A ``{param}`` or ``${VAR}`` may fill it in later.)"""
+        from targetrun.resolve import protocol
+
+        proto = protocol(url)
+        if proto in _ROOTED_PROTOCOLS and "{" not in url and "$" not in url:
+            if not url.split("://", 1)[1].split("/", 1)[0]:
+                raise self.error(path, f"{url!r} names no bucket or host after {proto}://",
+                                 hint=f"Write it as {proto}://BUCKET/prefix (or {proto}://HOST/path).")
 
     def check_store_scheme(self, url: str) -> None:
         """``cache:`` must name a state store the registry serves (a path is SQLite), with
