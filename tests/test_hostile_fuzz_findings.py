@@ -277,3 +277,22 @@ def test_any_value_through_any_format_spec_is_rendered_or_refused_plainly(tmp_pa
         assert code in (0, 2), (code, out.getvalue(), err.getvalue())
         assert "Traceback" not in out.getvalue() + err.getvalue()
         assert code == 0 or err.getvalue().startswith("targetrun: error: "), err.getvalue()
+
+
+# -- 9. a cache entry that expires beyond the year 9999 ---------------------------------------
+# cache_for is capped at 1,000 years from now; near the end of datetime's range (a clock set
+# with TARGETRUN_NOW) the expiry passes 9999-12-31 and showing "cache hit (until T)" -- in
+# status, a dry run, the HTML report -- was an internal error: "year 10998 is out of range".
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["run", "--dry-run"], ["run"], ["cache", "list"],
+                                     ["report", "-o", "report.html"]])
+def test_an_expiry_beyond_the_year_9999_is_shown_not_a_crash(project, monkeypatch, command):
+    proj = project("tasks:\n  a: {run: steps:const, cache_for: 364999d}\n", steps=STEPS)
+    monkeypatch.setenv("TARGETRUN_NOW", "9998-12-30T00:00:00")
+    monkeypatch.chdir(proj.root)
+    assert proj.cli("run").code == 0
+    result = proj.cli(*command)
+    assert result.code == 0, result.text
+    assert "Traceback" not in result.text and "internal error" not in result.text, result.text
+    if command[:1] == ["status"] or command == ["run", "--dry-run"]:
+        assert "9999-12-31" in result.out, result.out
