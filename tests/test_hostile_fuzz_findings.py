@@ -296,3 +296,24 @@ def test_an_expiry_beyond_the_year_9999_is_shown_not_a_crash(project, monkeypatc
     assert "Traceback" not in result.text and "internal error" not in result.text, result.text
     if command[:1] == ["status"] or command == ["run", "--dry-run"]:
         assert "9999-12-31" in result.out, result.out
+
+
+# -- 10. one task's target is a folder another task's target lies in --------------------------
+# Loaded fine; the run then wrote one and failed the other -- "a file is in the way" or "a
+# folder is in the way" -- with exit 3, as if the disk were at fault, not the Pipelinefile.
+
+@pytest.mark.parametrize("first, second", [("o/x", "o/x/y.json"), ("o/x/y.json", "o/x"), ("o/x", "o/x/deep/er/y.json")])
+def test_a_target_inside_another_tasks_target_is_refused_at_load(project, first, second):
+    proj = project(f"tasks:\n  a: {{run: steps:const, target: {first}}}\n  b: {{run: steps:const, target: {second}}}\n",
+                   steps=STEPS)
+    for command in (["validate"], ["run"]):
+        _refused_plainly(proj.cli(*command), "line 3", "tasks.b.target", "lies in")
+    assert not proj.exists("o")
+
+
+def test_mapped_targets_that_nest_are_refused_before_any_runs(project):
+    proj = project("params: {xs: [a]}\n"
+                   "tasks:\n  m: {run: steps:const, foreach: '{params.xs}', target: 'o/{item}'}\n", steps=STEPS)
+    _refused_plainly(proj.cli("run", "-p", "xs=[x, x/y]"), "lies in")
+    assert not proj.exists("o")
+    assert proj.cli("run", "-p", "xs=[x, xy, x.y]").code == 0  # a shared prefix is not a folder
