@@ -150,9 +150,13 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
 
 def _utf8_only(argv: list[str]) -> None:
     """Refuse an argument holding bytes that are not UTF-8 (Python keeps them as lone
-    surrogates): no name, value, path or message of targetrun can carry one, and every
-    later layer would stumble on it in its own way."""
+    surrogates), or a NUL byte (only the in-process CLI can be given one): no name, value,
+    path or message of targetrun can carry one, and every later layer would stumble on it
+    in its own way."""
     for position, arg in enumerate(argv, 1):
+        if "\0" in arg:
+            raise UsageError(f"argument {position} ({ascii(arg)[:80]}) holds a NUL byte",
+                             hint="No name, value or path can hold one.")
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:

@@ -317,3 +317,17 @@ def test_mapped_targets_that_nest_are_refused_before_any_runs(project):
     _refused_plainly(proj.cli("run", "-p", "xs=[x, x/y]"), "lies in")
     assert not proj.exists("o")
     assert proj.cli("run", "-p", "xs=[x, xy, x.y]").code == 0  # a shared prefix is not a folder
+
+
+# -- 11. a NUL byte in an argument (the in-process CLI: a command line cannot hold one) ----------
+# A path option (-f, --params-file, --report, report -o) handed it to os.stat: ValueError,
+# an internal error. Every argument is vetted in one place (UTF-8 only); NUL joins it there.
+
+@pytest.mark.parametrize("argv", [["run", "--params-file", "x\0"], ["run", "--report", "a\0b"], ["run", "-f", "a\0"],
+                                  ["validate", "-f", "a\0"], ["report", "-o", "a\0"], ["cache", "clear", "x\0"]])
+def test_an_argument_holding_a_nul_byte_is_a_usage_error(project, monkeypatch, argv):
+    proj = project("tasks:\n  a: {run: steps:const, target: o/a.json}\n", steps=STEPS)
+    monkeypatch.chdir(proj.root)
+    out, err = io.StringIO(), io.StringIO()
+    result = Result(invoke(argv, out, err), out.getvalue(), err.getvalue())
+    _refused_plainly(result, "NUL byte")
