@@ -241,8 +241,16 @@ def trusting(trust: bool | None) -> bool:
 
 
 def scheduler_address(spec: PipelineSpec, given: str | None = None) -> str | None:
-    """``--scheduler``, else ``TARGETRUN_SCHEDULER``, else the Pipelinefile's ``scheduler:``."""
-    return given or settings.scheduler() or spec.scheduler
+    """``--scheduler``, else ``TARGETRUN_SCHEDULER``, else the Pipelinefile's ``scheduler:``
+    (checked when the file loads) -- a well-formed one, or a UsageError naming where it came from."""
+    for source, address in (("--scheduler", given), (settings.SCHEDULER, settings.scheduler())):
+        if address:
+            problem = settings.scheduler_problem(address)
+            if problem is not None:
+                raise UsageError(f"{source} {address[:200]!r} is not a Dask scheduler address: it {problem}",
+                                 hint=f"Write it as {settings.SCHEDULER_FORM}.")
+            return address
+    return spec.scheduler
 
 
 def settle(opened: Backends, clock: Clock | None = None, lease: float | None = None) -> None:

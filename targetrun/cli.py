@@ -13,9 +13,10 @@ import contextlib
 import datetime as dt
 import gc as garbage  # `gc` is a command below
 import json
+import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO, cast
 
 import click
@@ -73,11 +74,42 @@ def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
     safe_out = RedactingWriter(out)
     safe_err = RedactingWriter(err, hushed=safe_out)  # once the output's reader went away, nothing more is said
     try:
-        with contextlib.redirect_stdout(safe_out), contextlib.redirect_stderr(safe_err):
+        with contextlib.redirect_stdout(safe_out), contextlib.redirect_stderr(safe_err), _library_logging():
             return _invoke(argv, cast(TextIO, safe_out), cast(TextIO, safe_err))
     finally:
         safe_out.flush()
         safe_err.flush()
+
+
+class _OneLineHandler(logging.Handler):
+    """A library's warning or error as one line on the current stderr (a task's own while
+    it runs), its exception as ``Type: message`` on the same line: never a traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+            sys.stderr.write(f"targetrun: {record.levelname.lower()}: {record.name}: {printable(' '.join(text.split()))}\n")
+        except Exception:  # a message that cannot be formatted is not worth a failed command
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _library_logging() -> Iterator[None]:
+    """While a command runs, a library's log record that no handler takes (gcsfs: "_request
+    out of retries on exception", with the exception attached) is one line -- where Python's
+    last-resort handler prints its traceback. Only the last resort is replaced: a program or
+    a task module that configures logging (``basicConfig``) keeps its own choice."""
+    before = logging.lastResort
+    logging.lastResort = _OneLineHandler()
+    try:
+        yield
+    finally:
+        logging.lastResort = before
 
 
 def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
@@ -118,9 +150,13 @@ def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
 
 def _utf8_only(argv: list[str]) -> None:
     """Refuse an argument holding bytes that are not UTF-8 (Python keeps them as lone
-    surrogates): no name, value, path or message of targetrun can carry one, and every
-    later layer would stumble on it in its own way."""
+    surrogates), or a NUL byte (only the in-process CLI can be given one): no name, value,
+    path or message of targetrun can carry one, and every later layer would stumble on it
+    in its own way."""
     for position, arg in enumerate(argv, 1):
+        if "\0" in arg:
+            raise UsageError(f"argument {position} ({ascii(arg)[:80]}) holds a NUL byte",
+                             hint="No name, value or path can hold one.")
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:
@@ -369,7 +405,8 @@ def run(ctx: click.Context, tasks: tuple[str, ...], path: str | None, params: tu
         summaries = api.run_dates(spec, tasks, dates=when, force=force, force_all=force_all, dry_run=dry_run,
                                   keep_going=keep_going, resume=resume, verify=verify,
                                   trust=trust or _settings(ctx).trust, params=_parse_params(params, params_file),
-                                  executor=executor, jobs=jobs, scheduler=scheduler or _settings(ctx).scheduler,
+                                  executor=executor, jobs=jobs,
+                                  scheduler=scheduler,  # else TARGETRUN_SCHEDULER: the API reads it, and names it in errors
                                   reporter=reporter, clock=_clock(), lock_lease=_settings(ctx).lock_lease,
                                   scheduler_timeout=_settings(ctx).scheduler_timeout,
                                   rebuild_stale=rebuild_stale, ticket=ticket)

@@ -17,6 +17,9 @@ MAX_FILE_BYTES = 64 * 1024 * 1024  # a larger Pipelinefile is refused before it 
 def pipelinefile(given: str | None = None) -> str:
     """The Pipelinefile ``-f`` names (a file, or a folder to search), else the one in the
     current folder or its parents -- as given when it is a file, else found."""
+    if given == "":  # `-f "$UNSET_VARIABLE"`: not "here", and no file is named ''
+        raise UsageError("-f names an empty path", hint="Give the Pipelinefile's path, or leave -f out to use the "
+                         "one in the current folder or its parents.")
     if given is not None and not os.path.isdir(given):
         return given
     return find_pipelinefile(given)

@@ -317,9 +317,13 @@ def _utc_text(when: float) -> str:
 
     >>> _utc_text(0.0), _utc_text(59.9999996), _utc_text(1796088948.25)
     ('1970-01-01 00:00:00Z', '1970-01-01 00:01:00Z', '2026-12-01 01:35:48Z')
+    >>> _utc_text(_LAST_SECOND + 0.5), _utc_text(_LAST_SECOND + 86400.0)
+    ('9999-12-31 23:59:59Z', 'after 9999-12-31 23:59:59Z')
     """
     if 0 <= when < _LAST_SECOND and when % 1 < 0.9999995:
         return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(when))
+    if when >= _LAST_SECOND + 1:  # an expiry past the last date datetime can hold (a clock near its end)
+        return "after 9999-12-31 23:59:59Z"
     return f"{dt.datetime.fromtimestamp(when, dt.timezone.utc):%Y-%m-%d %H:%M:%S}Z"
 
 

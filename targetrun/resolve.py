@@ -337,6 +337,7 @@ class TargetOwners:
         # the usual path is its own folded spelling, kept then as one string (a plan of 100,000 targets
         # holds this as long as it lives)
         self._folded: dict[str, str] = {}
+        self._folders: dict[str, str] = {}  # each folder a local target lies in -> a task writing below it
 
     def claim(self, task: str, target: Location, line: int | None) -> None:
         owner = self._owners.setdefault(target.url, task)
@@ -352,6 +353,26 @@ class TargetOwners:
                 raise self._duplicate(
                     f"tasks {other!r} and {task!r} write {first} and {url}, one file on a case-insensitive "
                     "or Unicode-normalising disk (macOS, Windows)", task, line)
+            self._not_nested(task, url, line)
+
+    def _not_nested(self, task: str, url: str, line: int | None) -> None:
+        """A local target that is the folder of another's: one of the two cannot be written,
+        whichever runs second (a file in the way of a folder, or the reverse)."""
+        below = self._folders.get(url)
+        if below is not None and below != task:
+            raise self._duplicate(f"task {below!r} writes a target that lies in {url}, the target of task {task!r}: "
+                                  "a file cannot also be a folder", task, line)
+        cut = url.rfind("/")
+        while cut > 0:
+            folder = url[:cut]
+            if folder in self._folders:
+                break  # known already, and so are the folders above it (checked when it was added)
+            owner = self._owners.get(folder)
+            if owner is not None and owner != task:
+                raise self._duplicate(f"the target {url} of task {task!r} lies in {folder}, the target of task "
+                                      f"{owner!r}: a file cannot also be a folder", task, line)
+            self._folders[folder] = task
+            cut = url.rfind("/", 0, cut)
 
     def _duplicate(self, message: str, task: str, line: int | None) -> DuplicateTargetError:
         return DuplicateTargetError(message, file=self.spec.path, line=line, key=f"tasks.{task.split('[')[0]}.target",

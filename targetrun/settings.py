@@ -116,6 +116,42 @@ def scheduler(environ: Mapping[str, str] | None = None) -> str | None:
     return (os.environ if environ is None else environ).get(SCHEDULER) or None
 
 
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss")
+SCHEDULER_FORM = "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786"
+
+
+def scheduler_problem(address: str) -> str | None:
+    """What is wrong with a Dask scheduler address, or None: ``[SCHEME://]HOST:PORT`` with a
+    scheme Dask connects to, a host that can be looked up and a port of 1-65535. Checked
+    before Dask sees it, which raises ValueError, TypeError or UnicodeError of its own.
+
+    >>> scheduler_problem("tcp://10.0.0.5:8786"), scheduler_problem("[::1]:8786")
+    (None, None)
+    >>> scheduler_problem("tcp://10.0.0.5")
+    'names no port'
+    """
+    scheme, sep, location = address.partition("://")
+    if not sep:
+        scheme, location = "tcp", address
+    if scheme == "inproc":  # a cluster in this very process (the Python API, tests): Dask's own form
+        return None if location else "names no address"
+    if scheme not in SCHEDULER_SCHEMES:
+        return f"has the scheme {scheme!r}; Dask connects with {', '.join(SCHEDULER_SCHEMES)}"
+    host, colon, port = location.rpartition(":")
+    if not colon or host.startswith("[") != host.endswith("]"):
+        return "names no port"
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return f"has the port {port!r}; a port is a number from 1 to 65535"
+    host = host[1:-1] if host.startswith("[") else host
+    if not host or any(c in host for c in "/[]@ \t"):
+        return "names no host"
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return f"has the host {host[:60]!r}, which is not a host name"
+    return None
+
+
 def store_timeout(environ: Mapping[str, str] | None = None) -> float:
     """``TARGETRUN_STORE_TIMEOUT``, default 30 seconds (0: do not wait).
 

@@ -362,9 +362,24 @@ def format_field(name: str, value: object, spec: str) -> str:
     if spec:
         _check_spec(name, spec)
     try:
-        return format(value, spec)
+        text = format(value, spec)
     except (ValueError, TypeError, OverflowError) as exc:  # {n:c} of a huge n overflows
         raise TemplateError(f"cannot render template field {{{name}:{spec}}}: {exc}") from None
+    return _utf8_only(name, spec, text)
+
+
+def _utf8_only(name: str, spec: str, text: str) -> str:
+    """``text``, if it is UTF-8. Values are checked as they arrive, but ``{n:c}`` makes a
+    character of any int below 0x110000 -- 55296 is a lone surrogate, which no file name,
+    command line or state store can hold, and each fails on it in its own way."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        field = f"{{{name}:{spec}}}" if spec else f"{{{name}}}"
+        raise TemplateError(f"{field} renders to {ascii(text)[:80]}, which is not UTF-8 text (it holds a lone "
+                            "surrogate)", hint="Check the value that fills it; `:c` takes a code point that is "
+                            "not between 0xD800 and 0xDFFF.") from None
+    return text
 
 
 def _render(template: str, context: Mapping[str, object], quote: bool) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from targetrun.errors import ExecutorError
+from targetrun.errors import ExecutorError, UsageError
 from targetrun.executors.base import ExecutorOptions, StartHook, set_thread_hook
 
 IN_FLIGHT_PER_THREAD = 32  # keep workers busy while results travel back (a round trip is ~11 ms)
@@ -61,6 +61,11 @@ class DaskExecutor:
         except BaseException as exc:
             if self._cluster is not None:
                 self._cluster.close()
+            if scheduler is not None and isinstance(exc, (ValueError, TypeError)):
+                # well formed (api.scheduler_address), yet refused: tls:// without Dask's TLS settings
+                raise UsageError(f"cannot use the Dask scheduler {scheduler}: {exc}",
+                                 hint="For tls:// or wss://, give Dask its TLS settings (distributed.comm.tls in "
+                                      "Dask's configuration); otherwise use tcp://HOST:PORT.") from None
             if not isinstance(exc, (OSError, TimeoutError)):
                 raise
             where = scheduler or "a local cluster"

@@ -56,6 +56,9 @@ TASK_KEYS = (
 MAX_RETRIES = 10_000
 DEFAULT_KEYS = ("result", "serializer", "checkpoint", "cache_for", "cache_validator", "max_retries", "retry_delay")
 RESULT_KEYS = ("url", "options")
+# fsspec protocols whose first path part is a bucket, container or host (s3://BUCKET/key)
+_ROOTED_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "http", "https",
+                               "ftp", "sftp", "ssh", "hdfs", "webhdfs", "webdav"})
 TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -177,8 +180,7 @@ class _Checker:
         self.attempt(lambda: self.check_store_scheme(cache_url), None)
         scheduler = top.get("scheduler")
         if scheduler is not None:
-            self.attempt(lambda: self.expect(("scheduler",), scheduler, str,
-                                             "a Dask scheduler address such as tcp://host:8786"), None)
+            self.attempt(lambda: self.scheduler(scheduler), None)
         outside = self.attempt(lambda: self.expect(("allow_outside_targets",), top.get("allow_outside_targets", False),
                                                    bool, "true or false"), False)
         if "tasks" not in top:
@@ -211,6 +213,16 @@ class _Checker:
         self.check_templates_render(spec)
         return None if self.problems else spec
 
+    def scheduler(self, raw: Any) -> str:
+        from targetrun.settings import SCHEDULER_FORM, scheduler_problem
+
+        address: str = self.expect(("scheduler",), raw, str, "a Dask scheduler address such as tcp://host:8786")
+        problem = scheduler_problem(address)
+        if problem is not None:
+            raise self.error(("scheduler",), f"{address[:200]!r} is not a Dask scheduler address: it {problem}",
+                             hint=f"Write it as {SCHEDULER_FORM}.")
+        return address
+
     def params(self, raw: Any) -> dict[str, object]:
         raw = self.expect(("params",), raw if raw is not None else {}, dict, "a mapping of parameter names to values")
         for key, value in raw.items():
@@ -234,6 +246,7 @@ class _Checker:
                 raise self.error(where, f"results.{name} has no `url`", hint="Give a path or an fsspec URL such as s3://bucket/prefix.")
             url = self.expect(where + ("url",), body["url"], str, "a path or URL")
             self.check_protocol(where + ("url",), url)
+            self.check_names_a_root(where + ("url",), url)
             options = self.expect(where + ("options",), body.get("options") or {}, dict, "a mapping of storage options")
             found[str(name)] = ResultLocation(str(name), url, dict(options))
         return found
@@ -243,6 +256,7 @@ class _Checker:
         self.known_keys(("defaults",), raw, DEFAULT_KEYS, "in defaults")
         if isinstance(raw.get("result"), str) and raw["result"] not in results:
             self.check_protocol(("defaults", "result"), raw["result"])
+            self.check_names_a_root(("defaults", "result"), raw["result"])
         return dict(raw)
 
     # -- one task ------------------------------------------------------------------
@@ -308,6 +322,7 @@ class _Checker:
         result = self.result_ref(where, merged.get("result", "."), results)
         if "result" in body and result not in results:
             self.check_protocol(where + ("result",), result)
+            self.check_names_a_root(where + ("result",), result)
         if target is not None:
             self.check_protocol(where + ("target",), templating.literal_prefix(target))
         serializer = self.serializer(where + ("serializer",), body.get("serializer"))
@@ -461,7 +476,7 @@ class _Checker:
                 raise self.error(path, f"expected one template field naming a list, such as \"{{params.cities}}\", found {raw!r}")
             return raw
         if isinstance(raw, dict) and list(raw) == ["needs"]:
-            upstream = raw["needs"]
+            upstream = self.expect(path + ("needs",), raw["needs"], str, "the name of a task this task needs")
             if upstream not in {task for _, task in needs}:
                 raise self.error(path, f"foreach over {upstream!r}, which is not in this task's needs",
                                  hint="Add it to `needs:` as well.")
@@ -530,6 +545,18 @@ class _Checker:
         problem = self.protocols[proto]
         if problem is not None:
             raise self.error(path, f"{url!r}: {problem.message}", hint=problem.hint)
+
+    def check_names_a_root(self, path: Path, url: str) -> None:
+        """A result location on a service names its bucket or host: ``gs://`` alone would
+        render targets such as ``gs:/o/a.json`` and ask the service for a bucket ``o``.
+        (A ``{param}`` or ``${VAR}`` may fill it in later.)"""
+        from targetrun.resolve import protocol
+
+        proto = protocol(url)
+        if proto in _ROOTED_PROTOCOLS and "{" not in url and "$" not in url:
+            if not url.split("://", 1)[1].split("/", 1)[0]:
+                raise self.error(path, f"{url!r} names no bucket or host after {proto}://",
+                                 hint=f"Write it as {proto}://BUCKET/prefix (or {proto}://HOST/path).")
 
     def check_store_scheme(self, url: str) -> None:
         """``cache:`` must name a state store the registry serves (a path is SQLite), with
@@ -646,7 +673,7 @@ class _Checker:
     def check_graph(self, tasks: Mapping[str, TaskSpec]) -> None:
         for task in tasks.values():
             self.attempt(lambda: self.check_needs(task, tasks), None)
-        graph = {name: tuple(up for up in task.upstream if up in tasks) for name, task in tasks.items()}
+        graph = _known_graph(tasks)
         cycle = dag.find_cycle(graph)
         if cycle:
             self.problems.append(self.error(
@@ -712,19 +739,29 @@ class _Checker:
         """A dep another task makes is read only after it: the reader needs it (DepMakers)."""
         from targetrun.resolve import DepMakers
 
-        graph = {name: task.upstream for name, task in spec.tasks.items()}
+        graph = _known_graph(spec.tasks)
+        # A need that is no task here (a broken task, or a name of no task) is reported
+        # already; what it needs in turn is unknown, so a task reaching it is not judged.
+        partial = {name for name, task in spec.tasks.items() if len(graph[name]) < len(task.upstream)}
         makers = DepMakers(spec, [(name, url) for name, (url, _) in rendered.items() if url is not None])
         for name, (_, deps) in rendered.items():
             task = spec.tasks[name]
             try:
                 makers.ordered(name, task, deps, lambda: dag.ancestors(graph, [name]))
             except SpecError as exc:
-                self.problems.append(self._at_its_key(exc, task))
+                if not dag.ancestors(graph, [name]) & partial:
+                    self.problems.append(self._at_its_key(exc, task))
 
     def _at_its_key(self, exc: SpecError, task: TaskSpec) -> SpecError:
         """``exc`` at the line of the exact key that failed, from the YAML."""
         path = tuple((exc.key or f"tasks.{task.name}").split(".", 3))
         return self.error(path, exc.message, hint=exc.hint, cls=type(exc))
+
+
+def _known_graph(tasks: Mapping[str, TaskSpec]) -> dict[str, tuple[str, ...]]:
+    """Each task's needs among ``tasks``: while a file is checked, a task with a problem of
+    its own is left out, and a need may name no task at all."""
+    return {name: tuple(up for up in task.upstream if up in tasks) for name, task in tasks.items()}
 
 
 def _templates(task: TaskSpec) -> list[tuple[str, str]]:

@@ -384,7 +384,10 @@ def _run_label(data: ReportData, run_id: str) -> str:
 
 
 def _when(ts: float) -> str:
-    return f"{dt.datetime.fromtimestamp(ts, dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+    try:
+        return f"{dt.datetime.fromtimestamp(ts, dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+    except (ValueError, OverflowError, OSError):  # beyond what a date can hold (a clock near year 9999)
+        return "after 9999-12-31 23:59:59 UTC" if ts > 0 else "before 1970-01-01 UTC"
 
 
 def _cut(text: str, room: int) -> str:
