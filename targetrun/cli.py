@@ -208,7 +208,8 @@ def _file_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _context_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--date", "dates", multiple=True, metavar="YYYY-MM-DD[..YYYY-MM-DD]",
-                     help="Run date for {date}, {today}, ... (default: now, UTC). A range A..B, or the option "
+                     help="Run date for {date}, {today}, ... (default: now, UTC): YYYY-MM-DD, or any ISO 8601 date "
+                          "and time Python reads (2026-11-01T06:00+02:00; UTC without an offset). A range A..B, or the option "
                           "given several times, runs once per date (a backfill; run and status only).")(f)
     f = click.option("--params-file", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="A YAML or JSON file of parameter values.")(f)
