@@ -256,11 +256,19 @@ def test_a_stop_at_sampled_lines_of_the_write_path_leaves_nothing_half_done(tmp_
     assert recorded.returncode == 0, recorded.stderr
     reached = json.loads(lines.read_text())
     assert len(reached) > 300, len(reached)  # the whole write path, not a corner of it
-    for n, point in enumerate(random.Random(seed).sample(reached, SAMPLED)):
+    drawn = random.Random(seed).sample(reached, SAMPLED + 3)
+    stopped = 0
+    for n, point in enumerate(drawn):
         file, _, line = point.rpartition(":")
         folder = _folder(tmp_path / f"stop{n}")
         done = _targetrun(folder, "stop_at_line.py", "stop", file, line, str(int(signal.SIGINT)), "run", "-q")
+        if "SENT" not in done.stderr:  # a line this run did not reach (one only a slower machine takes): another
+            continue
         try:
             _assert_stopped_cleanly(folder, done, signal.SIGINT, 1)
         except AssertionError as exc:
             raise AssertionError(f"a stop at {point} (seed {seed}): {exc}") from None
+        stopped += 1
+        if stopped == SAMPLED:
+            return
+    pytest.fail(f"only {stopped} of the lines drawn were reached again: {drawn}")
