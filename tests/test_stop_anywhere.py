@@ -201,7 +201,9 @@ def _assert_stopped_cleanly(folder: Path, done: subprocess.CompletedProcess[str]
         (targets, states)  # what the stopped run made is kept
     assert {task for task, state in states.items() if state == "skipped"} <= targets, (targets, states)
     store = _store(folder)
-    assert store["locks"] == [] and store["pending"] == [] and _hidden(folder) == []
+    assert store["locks"] == [] and _hidden(folder) == []
+    if jobs == 1:  # (an attempt's kept pending write goes once its run has been gone a while: recovery.py)
+        assert store["pending"] == []
     assert set(_outputs(folder).values()) == {"recorded"}
     check = _targetrun(folder, "-m", "targetrun", "status", "--verify", "--check", *TASKS)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -224,6 +226,8 @@ def _stop_at(folder: Path, function: str, line: str, jobs: int, signum: int = si
     ("_start_renewing", "self._thread.start()", 1, signal.SIGTERM),
     # an attempt that has ended, its end not yet taken in: it writes no more
     ("_wait", "self._keep_records(progress)", 1, signal.SIGINT),
+    # an attempt handed to a worker thread, its future not yet kept: it may still write
+    ("_hand_over", "progress.inflight[future] = name", 2, signal.SIGINT),
 ])
 def test_a_stop_at_a_seam_of_the_write_path_leaves_nothing_half_done(tmp_path, function, line, jobs, signum):
     folder = _folder(tmp_path)

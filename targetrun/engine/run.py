@@ -170,6 +170,7 @@ class _Progress:
     succeeded: list[tuple[str, WorkResult, _Making | None]] = field(default_factory=list)  # not recorded yet
     stopping: bool = False
     ending: bool = False  # the run's end holds stops back (see Engine._end): it finishes whatever comes
+    handing: str | None = None  # the task being submitted, its future not kept yet (see Engine._hand_over)
     request: RunRequest = field(default_factory=RunRequest)
 
 
@@ -279,9 +280,7 @@ class Engine:
             with stopping.deferred():
                 progress.ending = True  # from here on the end finishes, whatever stop comes
                 self._keep_records(progress)
-                # (an attempt whose future is done writes no more -- the inline executor's always
-                # is --: what it staged goes with its pending write, not left for a later run)
-                self.writes.discard_all({name for future, name in progress.inflight.items() if not future.done()})
+                self.writes.discard_all(self._may_still_write(progress))
                 self.locks.release_all()
                 with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
                     self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
@@ -292,6 +291,14 @@ class Engine:
                 self._tell(RunOutput(stray))
             self._tell(RunFinished(summary))
         return summary
+
+    @staticmethod
+    def _may_still_write(progress: _Progress) -> set[str]:
+        """The tasks whose attempt may still write to its staging place: those in flight --
+        an attempt whose future is done writes no more (the inline executor's always is) --
+        and one being handed to the executor (see _hand_over)."""
+        running = {name for future, name in progress.inflight.items() if not future.done()}
+        return (running | {progress.handing}) if progress.handing is not None else running
 
     def _loop(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
         succeeded = progress.succeeded  # their records are prepared in one write (see _records_now)
@@ -387,11 +394,23 @@ class Engine:
             progress.announced[name] = (ticket, False)
             if not claimed_ahead:
                 self.store.flush()  # the intent of its write, at the latest (an inline executor runs it right here)
-            future = self.executor.submit(execute, job)
-            progress.inflight[future] = name
+            future = self._hand_over(progress, name, job)
             if not self._watching:  # it cannot tell, or nobody asks: running once submitted
                 self._started(scope, progress, name, ticket)
             future.add_done_callback(progress.finished.put)
+
+    def _hand_over(self, progress: _Progress, name: str, job: Job) -> Future[Any]:
+        """Submit an attempt, known to be in flight from the moment it may run elsewhere: a
+        stop before its future was kept had the end forget its pending write while a worker
+        still wrote there -- a staging file nobody removes. (An executor that runs it in this
+        very thread, the inline one, is done with it whenever a stop can land here.)"""
+        elsewhere = not getattr(self.executor, "runs_in_caller", False)
+        if elsewhere:
+            progress.handing = name
+        future = self.executor.submit(execute, job)
+        progress.inflight[future] = name
+        progress.handing = None
+        return future
 
     def _fails_for_missing_deps(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
         """Make's "No rule to make target": a task whose declared dep is not there fails
