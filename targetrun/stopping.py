@@ -173,6 +173,12 @@ def _stop(signum: int) -> None:
     raise Stopped(signum)
 
 
+def is_stopping() -> bool:
+    """Whether a stop arrived: the command is ending, and nothing new should start (a
+    worker thread about to start a command or create a staging file asks)."""
+    return _stopping
+
+
 def output_closed() -> None:
     """A write to the command's own output failed because its reader went away (EPIPE:
     ``| head -1`` has read its line): the command stops as if by SIGPIPE, exit 141 --

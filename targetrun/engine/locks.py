@@ -95,10 +95,11 @@ class RunLocks:
     def release(self, task: str) -> None:
         """Let ``task``'s lock go with the store's next write (group commit): after the task's
         record, which the engine kept just before, so a run waiting for the lock finds it."""
-        with self._guard:
-            name = self._held.pop(task, None)
-        if name is not None:
-            self.store.release_soon(name, self.owner)
+        with stopping.deferred():  # let go of and kept to release in one step (see claim)
+            with self._guard:
+                name = self._held.pop(task, None)
+            if name is not None:
+                self.store.release_soon(name, self.owner)
 
     def release_all(self) -> None:
         self._stop.set()
@@ -120,9 +121,12 @@ class RunLocks:
         self._start_renewing()
 
     def _start_renewing(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._renew_loop, name="targetrun-leases", daemon=True)
-            self._thread.start()
+        # Made and started in one step: a stop between the two left a thread release_all
+        # cannot join (a RuntimeError instead of the stop's clean end).
+        with stopping.deferred():
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._renew_loop, name="targetrun-leases", daemon=True)
+                self._thread.start()
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(heartbeat(self.lease)):

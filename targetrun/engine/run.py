@@ -169,6 +169,8 @@ class _Progress:
     early: set[str] = field(default_factory=set)  # staged and claimed while their last upstream ran
     succeeded: list[tuple[str, WorkResult, _Making | None]] = field(default_factory=list)  # not recorded yet
     stopping: bool = False
+    ending: bool = False  # the run's end holds stops back (see Engine._end): it finishes whatever comes
+    handing: str | None = None  # the task being submitted, its future not kept yet (see Engine._hand_over)
     request: RunRequest = field(default_factory=RunRequest)
 
 
@@ -218,29 +220,39 @@ class Engine:
         begun = False  # the run's record exists: from then on, however it ends, it is recorded
         ended: BaseException | None = None  # what ended the run, if it did not end by itself
         try:
-            # A stop during the record's write is raised once it is written, and known so.
-            with stopping.deferred():
-                # The record keeps the tasks named on the command line, not the sinks they default
-                # to: a run of a 10,000-task pipeline must not store 10,000 names, every time.
-                self.store.begin_run(RunRecord(scope.run_id, scope.spec.name, started,
-                                               requested=tuple(dict.fromkeys(request.tasks)),
-                                               owner=liveness.owner_id(), heartbeat=started))
-                begun = True
-            self._tell(RunStarted(scope.run_id, scope.spec.name, scope.plan.requested, len(scope.decisions),
-                                  len(scope.order), date=f"{scope.context.date:%Y-%m-%d}"))
-            self._report_skips(scope)
-            self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
-            self._watching = self._watch_starts(scope, progress)
-            self._overlaps = self._overlap()
-            self._loop(scope, progress, functions)
-            status = RunStatus.SUCCEEDED
-        except BaseException as exc:
-            status, ended = _ended_by(exc), exc
+            try:
+                # A stop during the record's write is raised once it is written, and known so.
+                with stopping.deferred():
+                    # The record keeps the tasks named on the command line, not the sinks they default
+                    # to: a run of a 10,000-task pipeline must not store 10,000 names, every time.
+                    self.store.begin_run(RunRecord(scope.run_id, scope.spec.name, started,
+                                                   requested=tuple(dict.fromkeys(request.tasks)),
+                                                   owner=liveness.owner_id(), heartbeat=started))
+                    begun = True
+                self._tell(RunStarted(scope.run_id, scope.spec.name, scope.plan.requested, len(scope.decisions),
+                                      len(scope.order), date=f"{scope.context.date:%Y-%m-%d}"))
+                self._report_skips(scope)
+                self.locks.start()  # renews the run's heartbeat (and later its locks) from now on
+                self._watching = self._watch_starts(scope, progress)
+                self._overlaps = self._overlap()
+                self._loop(scope, progress, functions)
+                status = RunStatus.SUCCEEDED
+            except BaseException as exc:
+                status, ended = _ended_by(exc), exc
+                raise
+            finally:
+                if begun:  # (a store that could not begin it has nothing to end)
+                    with stopping.hurried(ended is not None):  # a stop or a fault: record what the store takes at once
+                        summary = self._end(scope, progress, started, status, ended)
+        except KeyboardInterrupt as stop:
+            # The stop (a process gets one: a second exits at once) landed on the way into the
+            # end, before the end holds stops back -- at the `finally`, or in _end's first
+            # lines: the end is done all the same, as a stop's, and the stop raised once it is.
+            # Else the run's locks stayed in the store, its last records unkept and the run 'running'.
+            if begun and not progress.ending:
+                with stopping.hurried():
+                    self._end(scope, progress, started, status, ended or stop)
             raise
-        finally:
-            if begun:  # (a store that could not begin it has nothing to end)
-                with stopping.hurried(ended is not None):  # a stop or a fault: record what the store takes at once
-                    summary = self._end(scope, progress, started, status, ended)
         return summary
 
     def _end(self, scope: RunScope, progress: _Progress, started: float, status: RunStatus,
@@ -266,8 +278,9 @@ class Engine:
         # whose tasks are all done must not be left 'running' (to show as 'died').
         with contextlib.suppress(TargetrunError) if ended is not None else contextlib.nullcontext():
             with stopping.deferred():
+                progress.ending = True  # from here on the end finishes, whatever stop comes
                 self._keep_records(progress)
-                self.writes.discard_all(set(progress.inflight.values()))
+                self.writes.discard_all(self._may_still_write(progress))
                 self.locks.release_all()
                 with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
                     self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
@@ -278,6 +291,14 @@ class Engine:
                 self._tell(RunOutput(stray))
             self._tell(RunFinished(summary))
         return summary
+
+    @staticmethod
+    def _may_still_write(progress: _Progress) -> set[str]:
+        """The tasks whose attempt may still write to its staging place: those in flight --
+        an attempt whose future is done writes no more (the inline executor's always is) --
+        and one being handed to the executor (see _hand_over)."""
+        running = {name for future, name in progress.inflight.items() if not future.done()}
+        return (running | {progress.handing}) if progress.handing is not None else running
 
     def _loop(self, scope: RunScope, progress: _Progress, functions: dict[str, Any]) -> None:
         succeeded = progress.succeeded  # their records are prepared in one write (see _records_now)
@@ -373,11 +394,23 @@ class Engine:
             progress.announced[name] = (ticket, False)
             if not claimed_ahead:
                 self.store.flush()  # the intent of its write, at the latest (an inline executor runs it right here)
-            future = self.executor.submit(execute, job)
-            progress.inflight[future] = name
+            future = self._hand_over(progress, name, job)
             if not self._watching:  # it cannot tell, or nobody asks: running once submitted
                 self._started(scope, progress, name, ticket)
             future.add_done_callback(progress.finished.put)
+
+    def _hand_over(self, progress: _Progress, name: str, job: Job) -> Future[Any]:
+        """Submit an attempt, known to be in flight from the moment it may run elsewhere: a
+        stop before its future was kept had the end forget its pending write while a worker
+        still wrote there -- a staging file nobody removes. (An executor that runs it in this
+        very thread, the inline one, is done with it whenever a stop can land here.)"""
+        elsewhere = not getattr(self.executor, "runs_in_caller", False)
+        if elsewhere:
+            progress.handing = name
+        future = self.executor.submit(execute, job)
+        progress.inflight[future] = name
+        progress.handing = None
+        return future
 
     def _fails_for_missing_deps(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
         """Make's "No rule to make target": a task whose declared dep is not there fails

@@ -18,7 +18,7 @@ import select
 import stat
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
@@ -242,7 +242,7 @@ def write_value(storage: Storage, staging: str, value: object, serializer_name: 
     and content hash. The coordinator records it, then commits it to the checkpoint."""
     codec = serializer(serializer_name)
     try:
-        with storage.stage_write(staging) as f:
+        with _staged_unless_stopping(storage, staging) as f:
             writer = HashingWriter(f)
             try:
                 codec.dump(value, cast(BinaryIO, writer))
@@ -253,6 +253,25 @@ def write_value(storage: Storage, staging: str, value: object, serializer_name: 
         raise WorkError(f"cannot write the value to {shown} as {serializer_name}: {exc}", usage=True) from None
     _verify(storage, staging, shown)
     return writer.size, writer.hexdigest()
+
+
+@contextlib.contextmanager
+def _staged_unless_stopping(storage: Storage, staging: str) -> Iterator[BinaryIO]:
+    """:meth:`Storage.stage_write`, its file created only while the run is not stopping --
+    and as a command starts (stopping.starting): a stop's end, which waits for those, then
+    finds the file to remove. Made by a worker thread after the end had looked, it was
+    left beside the target (the process exits without waiting for that thread)."""
+    with contextlib.ExitStack() as stack:
+        with stopping.starting():
+            _unless_stopping(staging)
+            f = stack.enter_context(storage.stage_write(staging))
+        yield f
+
+
+def _unless_stopping(what: str) -> None:
+    """Start nothing more once the run is stopping (this attempt's end goes unrecorded)."""
+    if stopping.is_stopping():
+        raise WorkError(f"not started: the run is stopping ({what})")
 
 
 def _verify(storage: Storage, staging: str, shown: str) -> None:
@@ -381,7 +400,7 @@ def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str 
                 return result
         else:
             command = templating.render_shell(job.shell, context)
-            with job.storage.stage_write(job.staging) as f:
+            with _staged_unless_stopping(job.storage, job.staging) as f:
                 writer = HashingWriter(f)
                 _call_shell(job, command, stdout=writer, printed=printed)
             result = (None, writer.size, writer.hexdigest())
@@ -413,6 +432,7 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
         # a pool's) waits for the tracking to kill it (stopping.starting).
         with stopping.deferred(), stopping.starting():
             try:
+                _unless_stopping(job.checkpoint or job.task)
                 started = direct.start(command, job.root, stdout=subprocess.PIPE if stdout is not None else err_end,
                                        stderr=err_end, allow_redirect=stdout is None)
             finally:

@@ -42,8 +42,11 @@ class Writes:
         store before the attempt starts."""
         storage = self.storages(checkpoint.result)
         staging = storage.staging_url(checkpoint.url, f"{self.run_id}-{attempt}-{os.urandom(4).hex()}")
-        self.store.intend_write_soon(PendingWrite(self.run_id, checkpoint.url, staging, checkpoint.result))
-        self._staged[task] = (checkpoint.result, staging)
+        # The intent kept and the run knowing of it are one step: a stop between the two left
+        # the intent to commit with the end's writes, which remove only what the run knows of.
+        with stopping.deferred():
+            self.store.intend_write_soon(PendingWrite(self.run_id, checkpoint.url, staging, checkpoint.result))
+            self._staged[task] = (checkpoint.result, staging)
         return storage, staging
 
     def staged(self, task: str) -> tuple[Storage, str] | None:
@@ -75,10 +78,12 @@ class Writes:
             raise
 
     def forget(self, task: str) -> None:
-        """An attempt of ``task`` failed: remove what it staged and its pending record."""
-        storage_key, staging = self._staged.pop(task, (None, None))
-        if storage_key is not None and staging is not None:
-            self._forget(storage_key, staging)
+        """An attempt of ``task`` failed: remove what it staged and its pending record -- one
+        step: a stop once the run had let go of it, before it was removed, left it behind."""
+        with stopping.deferred():
+            storage_key, staging = self._staged.pop(task, (None, None))
+            if storage_key is not None and staging is not None:
+                self._forget(storage_key, staging)
 
     def discard_all(self, in_flight: Collection[str]) -> None:
         """At the end of a run no attempt of it commits any more: remove what they staged.

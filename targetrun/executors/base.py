@@ -65,6 +65,8 @@ class Executor(Protocol):
     max_in_flight: int
     #: True when submitted functions run in this process and may share memory with it
     in_process: bool
+    # Optional: ``runs_in_caller = True`` when ``submit`` runs the function itself, in the
+    # calling thread (then what ``submit`` raises comes once the attempt is over).
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]: ...
 
@@ -112,6 +114,7 @@ class InlineExecutor:
     max_workers = 1
     max_in_flight = 1
     in_process = True
+    runs_in_caller = True
 
     @classmethod
     def create(cls, options: ExecutorOptions) -> InlineExecutor:
