@@ -207,10 +207,29 @@ def _spellings(value: str) -> set[str]:
     import html
     import json
 
-    forms = {value, quote(value, safe=""), quote_plus(value), unquote(value), unquote_plus(value)}
+    plain = {value, unquote(value), unquote_plus(value)}
+    quoted = {form for text in plain for form in (quote(text, safe=""), quote_plus(text))}
+    forms = plain | quoted | {_lower_escapes(text) for text in plain | quoted}
     for text in (value, repr(value)[1:-1]):
         forms |= {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1], html.escape(text)}
     return forms
+
+
+def _lower_escapes(text: str) -> str:
+    """``text`` with its percent escapes in lowercase hex (``%2f``: RFC 3986 allows either)."""
+    return _ESCAPE.sub(lambda m: m.group().lower(), text) if "%" in text else text
+
+
+_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+
+
+def _basic_auth(user: str, password: str) -> str:
+    """``user:password`` as HTTP Basic auth sends it (base64, of the decoded parts): a
+    client given a URL with userinfo makes that header, and a library may log it unlabelled."""
+    import base64
+
+    pair = f"{unquote(user)}:{unquote(password)}"
+    return base64.b64encode(pair.encode("utf-8", "surrogatepass")).decode("ascii")
 
 
 def forget_all() -> None:
@@ -346,19 +365,21 @@ ENCODE_HINT = "Write them as %2F, %23 and %3F (Python: urllib.parse.quote(passwo
 
 
 def url_credentials(url: object) -> list[str]:
-    """The password (also as ``user:password``) and credential-named query values of a URL.
+    """The password (also as HTTP Basic auth sends ``user:password``) and credential-named
+    query values of a URL.
 
     >>> url_credentials("redis://:p/w@h/0"), url_credentials("redis://h/0?db=1&password=x%2Fy")
-    (['p/w'], ['x%2Fy'])
+    (['p/w', 'OnAvdw=='], ['x%2Fy'])
     """
     if not isinstance(url, str):
         return []
     found: list[str] = []
     parts = userinfo(url, whole=True)  # a URL from the configuration: a password may even hold spaces
-    if parts is not None and parts[1]:
-        found.append(parts[1])
-    elif "@" in url and "://" not in url:  # user:password@host:5432/db, written without a scheme
-        found += [password for _user, password in bare_userinfo(url)]
+    pairs = [parts] if parts is not None and parts[1] else []
+    if not pairs and "@" in url and "://" not in url:  # user:password@host:5432/db, written without a scheme
+        pairs = bare_userinfo(url)
+    for user, password in pairs:
+        found += [password, _basic_auth(user, password)]
     query = url.partition("?")[2]
     for pair in re.split(r"[&;]", query) if query else ():
         name, eq, value = pair.partition("=")

@@ -305,3 +305,63 @@ def test_a_redis_password_with_a_space_is_masked_whole(tmp_path):
                           env=dict(os.environ, RP="hunter2 secretpart"), timeout=120)
     assert done.returncode == 3, done.stderr
     assert "hunter2" not in done.stdout + done.stderr and "secretpart" not in done.stdout + done.stderr
+
+
+def _lower_escapes(text: str) -> str:
+    import re
+
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), text)
+
+
+def test_a_registered_password_is_masked_with_lowercase_escapes_and_as_basic_auth():
+    """A library may percent-encode a password with lowercase hex (``%2f``, as RFC 3986
+    allows) or send ``user:password`` as HTTP Basic auth (base64) and log that: each is
+    the password too."""
+    import base64
+
+    from targetrun import redact
+
+    redact.forget_all()
+    try:
+        redact.register_values("postgres://app:pa/ss w0rd!@db.internal/x")
+        basic = base64.b64encode(b"app:pa/ss w0rd!").decode()
+        for shown in (_lower_escapes(quote("pa/ss w0rd!", safe="")), _lower_escapes(quote_plus("pa/ss w0rd!")),
+                      quote("pa/ss w0rd!", safe=""), basic):
+            assert shown not in redact.redact(f"sent {shown} to db.internal"), shown
+        assert redact.redact("app and db.internal") == "app and db.internal"  # the user and host are no secret
+    finally:
+        redact.forget_all()
+
+
+def test_a_password_from_the_environment_is_masked_however_a_task_encodes_it(tmp_path):
+    """DATABASE_URL's password, printed by a task lowercase-percent-encoded and as the
+    Basic auth header value it makes, shows in no output and no file."""
+    import base64
+
+    password = "s3c/r3t:pa ss"
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "tasks.py").write_text(textwrap.dedent("""
+        import base64, os, re, sys
+        from urllib.parse import quote, urlsplit, unquote
+
+        def leak():
+            url = urlsplit(os.environ["DATABASE_URL"])
+            user, password = unquote(url.username), unquote(url.password)
+            low = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quote(password, safe=""))
+            basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+            print("encoded", low, "basic", basic)
+            raise RuntimeError(f"login failed: {low} / {basic}")
+        """))
+    (folder / "Pipelinefile.yaml").write_text("tasks:\n  t: {run: 'tasks:leak', target: t.json}\n")
+    env = dict(os.environ, DATABASE_URL=f"postgres://app:{quote(password, safe='')}@db.internal/x")
+    outputs = []
+    for command in (["run", "--json"], ["run"], ["logs", "t"], ["history", "--json"]):
+        done = subprocess.run([sys.executable, "-m", "targetrun", *command], cwd=folder, env=env,
+                              capture_output=True, text=True, timeout=120)
+        outputs.append(done.stdout + done.stderr)
+    assert "login failed" in outputs[1]  # the task did print it (else this tests nothing)
+    files = [p.read_bytes().decode("utf-8", "replace") for p in folder.rglob("*") if p.is_file() and p.suffix != ".py"]
+    for shown in (_lower_escapes(quote(password, safe="")), base64.b64encode(f"app:{password}".encode()).decode()):
+        for text in outputs + files:
+            assert shown not in text, (shown, text[:300])
