@@ -130,7 +130,8 @@ def as_seen(run: RunRecord, now: float, lease: float) -> RunRecord:
 
 Row = TypeVar("Row")
 Parsed = TypeVar("Parsed")
-BAD_ROW = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, CacheError)
+# RecursionError: json.loads of a record nested deeper than Python's recursion limit ("[[[[...").
+BAD_ROW = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError, CacheError)
 _warned: set[tuple[str, str]] = set()
 _warned_guard = threading.Lock()
 
@@ -149,6 +150,28 @@ def finite(value: object) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{value!r} is not a finite number")
     return number
+
+
+def text(value: object) -> str:
+    """A name or fingerprint a record may hold: text. SQLite keeps a BLOB as a BLOB in a TEXT
+    column, and JSON holds numbers, lists and nulls: none of them is a name to show,
+    compare or open (TypeError: the row is malformed, as :func:`readable` reports).
+
+    >>> text("out/a.pkl")
+    'out/a.pkl'
+    >>> text(b"\\xff")
+    Traceback (most recent call last):
+    ...
+    TypeError: expected text, found bytes
+    """
+    if type(value) is str:
+        return value
+    raise TypeError(f"expected text, found {type(value).__name__}")
+
+
+def text_or_none(value: object) -> str | None:
+    """:func:`text`, or None where a record may leave it out."""
+    return None if value is None else text(value)
 
 
 def skip_row(store: str, what: str, problem: BaseException | str) -> None:
@@ -510,7 +533,7 @@ def decode_outcomes(data: bytes) -> RunOutcomes | None:
         marks = tuple(OutcomeMark(str(t), TaskState(s), str(r), None if g is None else str(g))
                       for t, s, r, g in doc["tasks"])
         return RunOutcomes(str(doc.get("date", "")), marks)
-    except (ValueError, KeyError, TypeError, zlib.error):
+    except (ValueError, KeyError, TypeError, RecursionError, zlib.error):
         return None
 
 

@@ -30,9 +30,10 @@ import redis
 from targetrun import redact, stopping
 from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import (PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord, check_store_url, finite,
-                                  kept, readable)
-from targetrun.store.sqlite import dump_checkpoint, dump_entry, load_checkpoint, load_entry
+from targetrun.store.base import (BAD_ROW, PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord, check_store_url,
+                                  finite, kept, readable, text_or_none)
+from targetrun.store.base import text as text_of  # "text" here is a record's JSON
+from targetrun.store.sqlite import checkpoint_of, dump_checkpoint, dump_entry, load_checkpoint, load_entry
 
 PREFIX = "targetrun:"
 MAX_ENTRIES_PER_KEY = 32
@@ -162,8 +163,8 @@ class RedisStore(StateStore):
                 d = json.loads(text)
                 if location is not None and d["location"] != location:
                     continue
-                pending = PendingWrite(d["run_id"], d["location"], staging, d["storage"])
-            except (ValueError, KeyError, TypeError):
+                pending = PendingWrite(text_of(d["run_id"]), text_of(d["location"]), staging, text_of(d["storage"]))
+            except BAD_ROW:
                 continue  # not ours to read; never committed
             try:
                 pending = PendingWrite(pending.run_id, pending.location, staging, pending.storage,
@@ -324,7 +325,8 @@ class RedisStore(StateStore):
         pipe = self.client.pipeline()
         for run_id in ids:
             pipe.hget(f"{PREFIX}runckpt:{run_id}", task)
-        return [load_checkpoint(text) for text in self._call(pipe.execute) if text is not None]
+        found = [(text,) for text in self._call(pipe.execute) if text is not None]
+        return readable(self._name, "checkpoint record", found, lambda row: load_checkpoint(row[0]))
 
     def prune_runs(self, pipeline: str, run_ids: list[str]) -> int:
         # Task records live only as each task's latest (``last:PIPELINE``), which stays.
@@ -344,10 +346,10 @@ def _run_fields(record: RunRecord) -> dict[str, Any]:
 
 
 def _run_record(run_id: str, fields: dict[str, Any]) -> RunRecord:
-    return RunRecord(run_id, fields.get("pipeline", ""), finite(fields["started"]), RunStatus(fields["status"]),
-                     finite(fields["finished"]) if fields.get("finished") else None,
-                     tuple(fields["requested"].split("\n")) if fields.get("requested") else (),
-                     fields.get("counts", ""), fields.get("owner", ""),
+    return RunRecord(text_of(run_id), text_of(fields.get("pipeline", "")), finite(fields["started"]),
+                     RunStatus(fields["status"]), finite(fields["finished"]) if fields.get("finished") else None,
+                     tuple(text_of(fields["requested"]).split("\n")) if fields.get("requested") else (),
+                     text_of(fields.get("counts", "")), text_of(fields.get("owner", "")),
                      finite(fields["heartbeat"]) if fields.get("heartbeat") else None)
 
 
@@ -359,9 +361,10 @@ def _task_fields(record: TaskRecord) -> dict[str, Any]:
 
 def _task_record(pipeline: str, task: str, text: str) -> TaskRecord:
     d = json.loads(text)
-    return TaskRecord(d["run_id"], pipeline, task, TaskState(d["state"]), finite(d["finished"]), finite(d["duration"]),
-                      int(d["attempts"]), d.get("error"), d.get("target"),
-                      None if d.get("started") is None else finite(d["started"]), str(d.get("worker") or ""))
+    return TaskRecord(text_of(d["run_id"]), pipeline, text_of(task), TaskState(d["state"]), finite(d["finished"]),
+                      finite(d["duration"]), int(d["attempts"]), text_or_none(d.get("error")),
+                      text_or_none(d.get("target")), None if d.get("started") is None else finite(d["started"]),
+                      text_of(d.get("worker") or ""))
 
 
 def _entry_json(entry: CacheEntry) -> str:
@@ -374,7 +377,7 @@ def _created(text: str) -> float:
     """When an entry was written, for pruning; an unreadable one counts as oldest."""
     try:
         return finite(json.loads(text)["created"])
-    except (ValueError, KeyError, TypeError):
+    except BAD_ROW:
         return float("-inf")
 
 
@@ -382,9 +385,9 @@ def _load_entry(key: str, row: tuple[str, str]) -> CacheEntry:
     variant, text = row
     try:
         d = json.loads(text)
-        return CacheEntry(key, variant, d["pipeline"], d["task"], load_checkpoint(json.dumps(d["checkpoint"])),
-                          finite(d["expires"]))
-    except (ValueError, KeyError, TypeError) as exc:
+        return CacheEntry(key, text_of(variant), text_of(d["pipeline"]), text_of(d["task"]),
+                          checkpoint_of(d["checkpoint"]), finite(d["expires"]))
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
         raise CacheError(f"a cache entry under {key!r} in Redis is not readable: {exc}",
                          hint=f"Clear it with `targetrun cache clear {key}`.") from None
 

@@ -32,8 +32,8 @@ from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskState
 from targetrun.store.statements import (BUSY_HINT, CACHE_GENERATION, DAMAGED_HINT, FULL_HINT, GET_BLOB, INSERT_RUN,
                                         PUT_BLOB, busy, full)
-from targetrun.store.base import (LastRun, PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions, TaskRecord, finite,
-                                  kept, readable)
+from targetrun.store.base import (LastRun, PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions,
+                                  TaskRecord, finite, kept, readable, text, text_or_none)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -337,14 +337,7 @@ class SqliteStore(StateStore):
     def pending_writes(self, location: str | None = None) -> list[PendingWrite]:
         where, args = ("WHERE location = ?", (location,)) if location is not None else ("", ())
         rows = self._query(f"SELECT run_id, location, staging, storage, record, entry FROM pending {where}", args)
-        found = []
-        for run_id, loc, staging, storage, record, entry in rows:
-            try:
-                found.append(PendingWrite(run_id, loc, staging, storage, load_checkpoint(record) if record else None,
-                                          load_entry(entry) if entry else None))
-            except CacheError:
-                found.append(PendingWrite(run_id, loc, staging, storage))  # unreadable record: never committed
-        return found
+        return readable(self.path, "pending write", rows, _pending)
 
     def drop_pending(self, staging: str) -> None:
         with self._transaction() as db:
@@ -364,9 +357,9 @@ class SqliteStore(StateStore):
         :func:`_decoded`), else row by row, a malformed one reported and left out."""
         docs = _decoded(rows, 1)
         if docs is None:
-            return readable(self.path, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1])))
+            return readable(self.path, "checkpoint record", rows, lambda r: (text(r[0]), load_checkpoint(r[1])))
         return readable(self.path, "checkpoint record", zip([row[0] for row in rows], docs),
-                        lambda pair: (pair[0], checkpoint_of(pair[1])))
+                        lambda pair: (text(pair[0]), checkpoint_of(pair[1])))
 
     def checkpoints_that_differ(self, locations: list[str], code: str,
                                 kinds: Collection[StaleKind]) -> dict[str, Checkpoint | None]:
@@ -563,8 +556,8 @@ class SqliteStore(StateStore):
     def task_records(self, run_id: str, pipeline: str) -> dict[str, TaskRecord]:
         rows = self._query(f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ?", (run_id,))
         records = readable(self.path, "task record", rows, lambda r: TaskRecord(
-            r[0], r[1], r[2], TaskState(r[3]), finite(r[4]), finite(r[5]), int(r[6]), r[7], r[8],
-            None if r[9] is None else finite(r[9]), r[10] or ""))
+            text(r[0]), text(r[1]), text(r[2]), TaskState(r[3]), finite(r[4]), finite(r[5]), int(r[6]),
+            text_or_none(r[7]), text_or_none(r[8]), None if r[9] is None else finite(r[9]), text(r[10] or "")))
         return {record.task: record for record in records}
 
     def files(self) -> tuple[str, ...]:
@@ -590,7 +583,7 @@ class SqliteStore(StateStore):
         rows = self._query(
             "SELECT c.record FROM checkpoints c JOIN runs r ON r.run_id = c.run_id "
             "WHERE r.pipeline = ? AND c.task = ? ORDER BY r.started DESC LIMIT ?", (pipeline, task, limit))
-        return [load_checkpoint(record) for (record,) in rows]
+        return readable(self.path, "checkpoint record", rows, lambda row: load_checkpoint(row[0]))
 
     def prune_runs(self, pipeline: str, run_ids: list[str]) -> int:
         removed = 0
@@ -661,15 +654,15 @@ def _last_run(r: Sequence[Any]) -> tuple[str, LastRun]:
     if type(attempts) is not int:
         int(attempts)
     _number(r[5])
-    return r[0], LastRun(r[1], _STATES[r[2]], _number(r[3]), r[4])
+    return text(r[0]), LastRun(text(r[1]), _STATES[r[2]], _number(r[3]), text_or_none(r[4]))
 
 
 def _last_record(r: Sequence[Any]) -> TaskRecord:
     """A row of :meth:`SqliteStore.last_task_records` (``status`` reads one per task):
     as ``TaskRecord(..., TaskState(r[3]), finite(r[4]), ...)``, by lookups, not calls."""
     attempts = r[6]
-    return TaskRecord(r[0], r[1], r[2], _STATES[r[3]], _number(r[4]), _number(r[5]),
-                      attempts if type(attempts) is int else int(attempts), r[7], r[8])
+    return TaskRecord(text(r[0]), text(r[1]), text(r[2]), _STATES[r[3]], _number(r[4]), _number(r[5]),
+                      attempts if type(attempts) is int else int(attempts), text_or_none(r[7]), text_or_none(r[8]))
 
 
 # What a record keeps that could differ, by the kind that compares it (see
@@ -687,8 +680,8 @@ class _NoJson(Exception):
 
 
 def _run_record(r: Sequence[Any]) -> RunRecord:
-    return RunRecord(r[0], r[1], finite(r[2]), RunStatus(r[3]), None if r[4] is None else finite(r[4]),
-                     tuple(r[5].split("\n")) if r[5] else (), str(r[6]), str(r[7] or ""),
+    return RunRecord(text(r[0]), text(r[1]), finite(r[2]), RunStatus(r[3]), None if r[4] is None else finite(r[4]),
+                     tuple(text(r[5]).split("\n")) if r[5] else (), text(r[6] or ""), text(r[7] or ""),
                      None if r[8] is None else finite(r[8]))
 
 
@@ -702,12 +695,12 @@ def dump_entry(entry: CacheEntry) -> str:
                     "expires": entry.expires, "checkpoint": json.loads(dump_checkpoint(entry.checkpoint))})
 
 
-def load_entry(text: str) -> CacheEntry:
+def load_entry(record: str) -> CacheEntry:
     try:
-        d = json.loads(text)
-        return CacheEntry(d["key"], d["variant"], d["pipeline"], d["task"],
-                          load_checkpoint(json.dumps(d["checkpoint"])), float(d["expires"]))
-    except (ValueError, KeyError, TypeError) as exc:
+        d = json.loads(record)
+        return CacheEntry(text(d["key"]), text(d["variant"]), text(d["pipeline"]), text(d["task"]),
+                          checkpoint_of(d["checkpoint"]), finite(d["expires"]))
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
         raise CacheError(f"a pending cache entry in the state store is not readable: {exc}") from None
 
 
@@ -727,13 +720,13 @@ def dump_checkpoint(checkpoint: Checkpoint) -> str:
 
 def _entry(row: tuple[Any, ...]) -> CacheEntry:
     key, variant, pipeline, task, expires, record = row
-    return CacheEntry(key, variant, pipeline, task, load_checkpoint(record), finite(expires))
+    return CacheEntry(text(key), text(variant), text(pipeline), text(task), load_checkpoint(record), finite(expires))
 
 
 def _entry_of(row: tuple[Any, ...], doc: object) -> CacheEntry:
     """:func:`_entry`, its record already decoded."""
     key, variant, pipeline, task, expires, _ = row
-    return CacheEntry(key, variant, pipeline, task, checkpoint_of(doc), finite(expires))
+    return CacheEntry(text(key), text(variant), text(pipeline), text(task), checkpoint_of(doc), finite(expires))
 
 
 def _decoded(rows: Sequence[tuple[Any, ...]], column: int) -> list[Any] | None:
@@ -753,10 +746,10 @@ def _decoded(rows: Sequence[tuple[Any, ...]], column: int) -> list[Any] | None:
     return docs  # type: ignore[no-any-return]
 
 
-def load_checkpoint(text: str | bytes) -> Checkpoint:
+def load_checkpoint(record: str | bytes) -> Checkpoint:
     try:
-        d = json.loads(text)
-    except ValueError as exc:
+        d = json.loads(record)
+    except (ValueError, TypeError, RecursionError) as exc:  # TypeError: NULL; RecursionError: "[[[[..."
         raise CacheError(f"a checkpoint record in the state store is not readable: {exc}",
                          hint="Clear it with `targetrun cache clear`, or move the store aside.") from None
     return checkpoint_of(d)
@@ -794,19 +787,41 @@ def checkpoint_of(d: Any) -> Checkpoint:
     try:
         get = d.get  # 10,000 records are read per no-op run with a validator: keep this lean
         size, written, duration = d["size"], d["written_at"], get("duration", 0.0)
-        return _checkpoint(d["task"], d["location"], d["serializer"], size if type(size) is int else int(size),
-                           d["hash"], d["run_id"], written if type(written) is float and math.isfinite(written)
-                           else finite(written), duration if type(duration) is float and math.isfinite(duration)
-                           else finite(duration), _texts(get("inputs")) or {},
-                           _texts(get("params")) or {}, get("storage", "local"), _texts(get("made_with")) or {},
-                           get("made_for"), _texts(get("code")), _texts(get("deps")), _texts(get("dep_stats")) or {})
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        return _checkpoint(text(d["task"]), text(d["location"]), text(d["serializer"]),
+                           size if type(size) is int else _size(size), text(d["hash"]), text(d["run_id"]),
+                           written if type(written) is float and math.isfinite(written) else finite(written),
+                           duration if type(duration) is float and math.isfinite(duration) else finite(duration),
+                           _texts(get("inputs")) or {}, _texts(get("params")) or {}, text(get("storage", "local")),
+                           _texts(get("made_with")) or {}, text_or_none(get("made_for")), _texts(get("code")),
+                           _texts(get("deps")), _texts(get("dep_stats")) or {})
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError) as exc:
         raise CacheError(f"a checkpoint record in the state store is not readable: {exc}",
                          hint="Clear it with `targetrun cache clear`, or move the store aside.") from None
 
 
 def _texts(raw: object) -> dict[str, str] | None:
     """A recorded mapping of names to fingerprints; None when the record has none (older)."""
-    if raw is None or isinstance(raw, dict):  # json.loads made a fresh dict: no copy
+    if raw is None:
+        return None
+    if type(raw) is dict and all(type(value) is str for value in raw.values()):  # json.loads made a fresh dict: no copy
         return raw
-    raise TypeError(f"expected a mapping, found {type(raw).__name__}")
+    raise TypeError(f"expected a mapping of names to text, found {type(raw).__name__}")
+
+
+def _size(value: object) -> int:
+    """A recorded size that is not an int as written: a whole number (``true`` is not one)."""
+    if type(value) is bool or type(value) is float and not value.is_integer():
+        raise TypeError(f"expected a size in bytes, found {value!r}")
+    size: int = int(value)  # type: ignore[call-overload]  # ValueError/TypeError/OverflowError for anything else
+    return size
+
+
+def _pending(row: tuple[Any, ...]) -> PendingWrite:
+    """A row of the pending table; its record unreadable: a write that never committed."""
+    run_id, location, staging, storage, record, entry = row
+    pending = PendingWrite(text(run_id), text(location), text(staging), text(storage))
+    try:
+        return dataclasses.replace(pending, checkpoint=load_checkpoint(record) if record else None,
+                                   entry=load_entry(entry) if entry else None)
+    except CacheError:
+        return pending
