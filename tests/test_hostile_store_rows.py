@@ -10,6 +10,9 @@ after a real run, never by a mock.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import sqlite3
 import zlib
 
@@ -184,3 +187,62 @@ def test_redis_records_of_the_wrong_shape_are_skipped(project, steps, redis_url,
     finally:
         client.close()
     _every_command_holds(proj, outside)
+
+
+LOCKED = """
+name: locky
+tasks:
+  a: {run: steps:const, args: {value: 1, name: a}, target: out/a.json}
+"""
+# Lock rows no run could have written: a lease longer than its owner declares, an expiry
+# that is not a number (SQLite orders text above every number: "held" forever), an owner
+# that is not text. Each one stopped every later run of the target, for ever.
+BOGUS_LOCKS = {
+    "a lease far beyond its owner's": ("{owner}", 1e308),
+    "an owner of another form, held for ever": ("someone", 1e308),
+    "an expiry that is text": ("{owner}", "abc"),
+    "an expiry of nan": ("\x1b[31m", "nan"),
+    "an owner that is a blob": (b"\xff", 1e308),
+}
+
+
+@pytest.mark.parametrize("lock", BOGUS_LOCKS.values(), ids=BOGUS_LOCKS.keys())
+def test_a_bogus_lock_row_neither_hangs_nor_crashes_a_run(project, steps, lock):
+    proj = project(LOCKED, steps=steps)
+    assert proj.cli("run").code == 0
+    db = sqlite3.connect(proj.root / ".targetrun/state.db", isolation_level=None)
+    try:  # the names the run's locks take, as the store sees them
+        db.execute("CREATE TABLE seen (name TEXT)")
+        db.execute("CREATE TRIGGER seen_lock AFTER INSERT ON locks BEGIN INSERT INTO seen VALUES (new.name); END")
+        (proj.root / "out/a.json").unlink()
+        assert proj.cli("run").code == 0
+        names = [name for (name,) in db.execute("SELECT name FROM seen")]
+        assert names
+        (proj.root / "out/a.json").unlink()
+        owner, expires = lock
+        if isinstance(owner, str):  # a well-formed owner: this host, a live process (pytest's), lease 5 s
+            from targetrun import liveness
+            owner = owner.format(owner=f"{liveness.owner_id()}/someone-else/lease=5")
+        db.executemany("INSERT OR REPLACE INTO locks VALUES (?, ?, ?)", [(name, owner, expires) for name in names])
+    finally:
+        db.close()
+    result = subprocess.run([sys.executable, "-m", "targetrun", "run", "-f", str(proj.file)], capture_output=True,
+                            text=True, timeout=30, env=dict(os.environ, TARGETRUN_LOCK_LEASE="2s"))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    assert json.loads(proj.read("out/a.json")) == 1
+
+
+def test_a_redis_lock_without_an_expiry_neither_hangs_nor_crashes_a_run(project, steps, redis_url):
+    """Every run sets its lock with an expiry; a key without one is another client's data."""
+    import redis
+
+    proj = project(f"cache: {redis_url}\n" + LOCKED.lstrip("\n"), steps=steps)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.set(f"targetrun:lock:target:{proj.root / 'out/a.json'}", "someone")  # no PX: held for ever
+        result = subprocess.run([sys.executable, "-m", "targetrun", "run", "-f", str(proj.file)], capture_output=True,
+                                text=True, timeout=30, env=dict(os.environ, TARGETRUN_LOCK_LEASE="2s"))
+    finally:
+        client.close()
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    assert json.loads(proj.read("out/a.json")) == 1

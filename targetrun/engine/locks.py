@@ -33,6 +33,9 @@ from targetrun.store.base import StateStore
 HEARTBEAT = 1.0  # seconds between renewals, at most
 MISSED_BEATS = 3  # heartbeats a dead-looking local holder must miss before its lock is broken
 RENEWAL_JOIN = 5.0  # seconds the end of a run waits for a renewal under way (the store may be slow)
+# A lease no run takes: a lock held longer by an owner whose lease is unknown is data
+# another process left (an expiry of 1e308 stopped every later run of its target).
+FOREIGN_LEASE = 24 * 3600.0
 _OWNER = re.compile(r"^(?P<process>[^/]*/[^/]*/\d+)/(?P<run>.*)/lease=(?P<lease>[0-9.]+)$")
 
 
@@ -143,14 +146,17 @@ class RunLocks:
 def _abandoned(owner: str, left: float) -> bool:
     """Whether the holder ``owner``, whose lease has ``left`` seconds to run, is gone: its
     process is gone from this host and PID namespace *and* it has missed
-    :data:`MISSED_BEATS` renewals."""
+    :data:`MISSED_BEATS` renewals -- or the row is none its holder wrote: more left than
+    the lease it declares (or than :data:`FOREIGN_LEASE`, its lease unknown)."""
     match = _OWNER.match(owner)
-    if match is None:  # another form (an older targetrun): waited out
-        return False
+    if match is None:  # another form (an older targetrun): waited out -- unless no lease is that long
+        return left > FOREIGN_LEASE
     try:
         lease = float(match["lease"])
     except ValueError:
         return False
+    if left > 2 * lease + 1:  # its holder renews to its lease at most: a row another process wrote
+        return True
     silent = lease - left  # seconds since the holder last renewed
     if silent <= MISSED_BEATS * heartbeat(lease) + 0.5:  # half a second for a busy machine's timer
         return False

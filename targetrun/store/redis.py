@@ -49,7 +49,10 @@ return 0
 """
 _ACQUIRE = """
 local holder = redis.call('get', KEYS[1])
-if holder == false then return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 or 0 end
+-- a lock without an expiry is no run's (each sets one): data another client left, not a hold
+if holder == false or redis.call('pttl', KEYS[1]) == -1 then
+  return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 or 0
+end
 if holder == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end
 return 0
 """

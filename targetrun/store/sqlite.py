@@ -545,13 +545,14 @@ class SqliteStore(StateStore):
         return self._while_busy(lambda: db.execute(sql, args))  # type: ignore[no-any-return]
 
     def lock_owner(self, name: str) -> str | None:
-        rows = self._query("SELECT owner FROM locks WHERE name = ? AND expires > ?", (name, time.time()))
-        return rows[0][0] if rows else None
+        held = self.lock_lease(name)
+        return held[0] if held else None
 
     def lock_lease(self, name: str) -> tuple[str, float] | None:
         now = time.time()
-        rows = self._query("SELECT owner, expires FROM locks WHERE name = ? AND expires > ?", (name, now))
-        return (str(rows[0][0]), float(rows[0][1]) - now) if rows else None
+        rows = self._query("SELECT owner, expires FROM locks WHERE name = ? AND expires > ? "
+                           "AND typeof(expires) IN ('integer', 'real') AND typeof(owner) = 'text'", (name, now))
+        return (rows[0][0], rows[0][1] - now) if rows else None  # (a row of another shape is free: see _ACQUIRE)
 
     def task_records(self, run_id: str, pipeline: str) -> dict[str, TaskRecord]:
         rows = self._query(f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ?", (run_id,))
@@ -611,8 +612,12 @@ _INTEND = "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, NULL, NULL)"
 
 _PREPARE = "UPDATE pending SET record = ?, entry = ? WHERE staging = ?"
 # take a free or expired lock, or extend our own (rowcount 1), in one atomic statement
+# A lock is free when its lease ran out -- or when its row is none a run writes: an expiry
+# that is not a number (SQLite orders text above every number: "held" for ever) or an
+# owner that is not text (no release names it). Another process's row is data, not a hold.
 _ACQUIRE = ("INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
-            "expires = excluded.expires WHERE locks.expires <= ? OR locks.owner = excluded.owner")
+            "expires = excluded.expires WHERE locks.expires <= ? OR locks.owner = excluded.owner "
+            "OR typeof(locks.expires) NOT IN ('integer', 'real') OR typeof(locks.owner) != 'text'")
 
 
 def _task_writes(record: TaskRecord | None, checkpoint: Checkpoint | None, entry: CacheEntry | None,
