@@ -246,3 +246,23 @@ def test_a_redis_lock_without_an_expiry_neither_hangs_nor_crashes_a_run(project,
         client.close()
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
     assert json.loads(proj.read("out/a.json")) == 1
+
+
+# Text that is not UTF-8 (CAST of any bytes AS TEXT): Python's sqlite3 fails the whole
+# query on it, so one such row made every command say "the store cannot be used".
+NOT_UTF8 = {
+    "task record error": "UPDATE task_runs SET error = CAST(x'eda080ff' AS TEXT) WHERE task = 'b'",
+    "checkpoint record": "UPDATE checkpoints SET record = CAST(x'7b22eda080227d' AS TEXT) WHERE task = 'b'",
+    "cache entry key": "UPDATE cache SET key = CAST(x'ff' AS TEXT)",
+    "run counts": "UPDATE runs SET counts = CAST(x'ff' AS TEXT)",
+}
+
+
+@pytest.mark.parametrize("statement", NOT_UTF8.values(), ids=NOT_UTF8.keys())
+def test_text_that_is_not_utf8_is_one_skipped_row(ran, outside, statement):
+    _write(ran, statement)
+    for command in [("status", "--json"), ("cache", "list", "--json"), ("history", "--json")]:
+        result = ran.cli(*command)
+        assert result.code == 0 and "cannot be used" not in result.err, (command, result.text)
+        json.loads(result.out)
+    _every_command_holds(ran, outside)

@@ -272,7 +272,7 @@ class SqliteStore(StateStore):
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         self.flush()  # a thread reads its own kept writes
         db = self._db
-        return self._while_busy(lambda: db.execute(sql, args).fetchall())  # type: ignore[no-any-return]
+        return self._while_busy(lambda: _fetched(db, sql, args))  # type: ignore[no-any-return]
 
     # -- runs and tasks ------------------------------------------------------------
 
@@ -375,13 +375,13 @@ class SqliteStore(StateStore):
             marks = ",".join("?" * len(chunk))
             try:
                 try:  # checking each record is JSON first would parse it once more: only when one is not
-                    rows = self._db.execute(f"SELECT location, {quick} FROM checkpoints WHERE location IN ({marks})",
-                                            [code, *chunk]).fetchall()
+                    rows = _fetched(self._db, f"SELECT location, {quick} FROM checkpoints WHERE location IN ({marks})",
+                                    [code, *chunk])
                 except sqlite3.OperationalError as exc:
                     if "malformed JSON" not in str(exc):
                         raise
-                    rows = self._db.execute(f"SELECT location, {guarded} FROM checkpoints WHERE location IN ({marks})",
-                                            [code, *chunk]).fetchall()
+                    rows = _fetched(self._db, f"SELECT location, {guarded} FROM checkpoints WHERE location IN ({marks})",
+                                    [code, *chunk])
             except sqlite3.OperationalError as exc:
                 if "no such function" in str(exc):  # an SQLite without JSON: compare in Python
                     return super().checkpoints_that_differ(locations, code, kinds)
@@ -413,7 +413,7 @@ class SqliteStore(StateStore):
             sql = f"SELECT location, record FROM checkpoints WHERE location IN ({marks}) AND {condition}"
             self.flush()  # a thread reads its own kept writes
             try:
-                rows = self._db.execute(sql, [*chunk, *args]).fetchall()
+                rows = _fetched(self._db, sql, [*chunk, *args])
             except sqlite3.OperationalError as exc:
                 if "no such function" in str(exc):
                     raise _NoJson() from None
@@ -646,6 +646,30 @@ def _task_writes(record: TaskRecord | None, checkpoint: Checkpoint | None, entry
 
 
 _STATES = {state.value: state for state in TaskState}
+
+
+def _fetched(db: sqlite3.Connection, sql: str, args: Sequence[object]) -> list[tuple[Any, ...]]:
+    """Every row of a query. Python's sqlite3 fails the whole query on one text value that is
+    not UTF-8 (another program's row): it is read again with such text as bytes, which
+    the row's reader rejects as it rejects a BLOB (:func:`~targetrun.store.base.text`), so
+    that row alone is skipped -- not the store refused. The usual read stays in C."""
+    try:
+        return db.execute(sql, args).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "Could not decode to UTF-8" not in str(exc):
+            raise
+    db.text_factory = _text_or_bytes
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.text_factory = str
+
+
+def _text_or_bytes(data: bytes) -> str | bytes:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
 
 
 def _number(value: object) -> float:
