@@ -1,0 +1,196 @@
+"""A stop at any moment of a run's writes, on the paths tests/test_stop_anywhere.py's pipeline
+does not take: a failing task retried, mapped tasks, the processes executor, and the
+recovery of what a run killed with SIGKILL left half-way.
+
+The same promises (DESIGN.md "Trust and containment"): the stopped run exits 130 (143),
+leaves no staging file beside a target, no lock and no pending write of its own in the
+store; no target is in place without a record that vouches for its bytes; the next run
+exits 0, skips exactly the targets that exist, and then every target is trusted.
+
+The pinned lines are seams of a sweep of every line those paths reach (each at its first
+and last reach, or at the reach a failure or a retry adds), with the SQLite store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.test_stop_anywhere import _hidden, _outputs, _store
+from tests.test_trust_review import AT_FUNCTION_LINE, _env
+
+STEPS = '''
+import os
+
+
+def make(name, **upstream):
+    return {"name": name, "from": sorted(upstream)}
+
+
+def flaky(**upstream):
+    """Fails while the file `fails` says fewer than two failures, then succeeds."""
+    n = int(open("fails").read()) if os.path.exists("fails") else 0
+    if n < 2:
+        open("fails", "w").write(str(n + 1))
+        raise RuntimeError(f"failure {n + 1}")
+    return "fine"
+
+
+def numbers():
+    return [1, 2, 3]
+
+
+def square(x):
+    return x * x
+
+
+def fetch(city):
+    return {"city": city}
+'''
+
+RETRIED = """
+name: retried
+tasks:
+  a: {shell: "echo a > {output}", target: out/a.txt}
+  flaky: {run: "steps:flaky", needs: [a], target: out/flaky.json, max_retries: 2, retry_delay: 50ms}
+  g: {run: "steps:make", args: {name: g}, needs: [flaky], target: out/g.json}
+"""
+
+MAPPED = """
+name: mapped
+params: {cities: [paris, rome]}
+tasks:
+  per_city: {run: "steps:fetch", foreach: "{params.cities}", args: {city: "{item}"}, target: "out/raw/{item}.json"}
+  numbers: {run: "steps:numbers", target: out/numbers.json}
+  squares: {run: "steps:square", needs: {x: numbers}, foreach: {needs: numbers}, target: "out/sq/{map_index}.json"}
+  g: {run: "steps:make", args: {name: g}, needs: [per_city, squares], target: out/g.json}
+"""
+
+PLAIN = """
+name: plain
+tasks:
+  a: {run: "steps:make", args: {name: a}, target: out/a.json}
+  b: {run: "steps:make", args: {name: b}, target: out/b.pkl}
+  c: {run: "steps:make", args: {name: c}, needs: [a, b], target: out/c.json}
+"""
+
+# AT_FUNCTION_LINE, importable: the processes executor's workers are spawned, and a spawned
+# worker imports the main module -- which must not run targetrun again there.
+GUARDED = "if __name__ == '__main__':\n" + textwrap.indent(AT_FUNCTION_LINE, "    ")
+
+
+def _folder(tmp_path: Path, pipeline: str) -> Path:
+    folder = tmp_path / "paths"
+    folder.mkdir(parents=True)
+    (folder / "steps.py").write_text(STEPS)
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent(pipeline))
+    return folder
+
+
+def _targetrun(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=folder, capture_output=True, text=True, timeout=120,
+                          env=_env())
+
+
+def _stop_at(folder: Path, function: str, line: str, *run: str, signum: int = signal.SIGINT) -> \
+        subprocess.CompletedProcess[str]:
+    (folder / "at.py").write_text(GUARDED.replace("signal.SIGINT", f"signal.{signal.Signals(signum).name}"))
+    return _targetrun(folder, "at.py", function, line, "run", "-q", *run)
+
+
+def _assert_stopped_cleanly(folder: Path, done: subprocess.CompletedProcess[str], signum: int,
+                            *run: str, killed: frozenset[str] = frozenset()) -> None:
+    """What a stopped run leaves (``killed``: the ids of runs killed before it, whose pending
+    writes recovery keeps a while once their staging files are gone)."""
+    said = f"stopped run: {done.stderr[-2000:]}"
+    assert "SENT" in done.stderr, said  # the line ran (else this tests nothing)
+    assert done.returncode == 128 + signum, said
+    assert "Traceback" not in done.stderr, said
+    if not killed:  # (a stop during recovery may leave what the killed run left: the next run resolves it)
+        assert _hidden(folder) == [], said
+        store = _store(folder)
+        assert store["locks"] == [], said
+        if "-j" in run and run[run.index("-j") + 1] == "1":  # (an attempt running elsewhere keeps its
+            assert store["pending"] == [], said  # pending write, for the next run: recovery.py)
+        assert [status for _, status in store["runs"]][-1:] in (["interrupted"], ["succeeded"]), said
+    made = _outputs(folder)
+    assert "UNTRUSTED" not in made.values(), (made, said)
+    existing = {str(path.relative_to(folder)) for path in made if path.is_relative_to(folder / "out")}
+
+    again = _targetrun(folder, "-m", "targetrun", "run", "--json", *run)
+    assert again.returncode == 0, again.stderr
+    assert "untrusted" not in again.stderr and "not recorded" not in again.stderr, again.stderr
+    targets = {t["task"]: (os.path.relpath(t["target"], folder), t["state"])
+               for t in json.loads(again.stdout)["tasks"] if t.get("target")}
+    assert {task for task, (target, state) in targets.items() if (target in existing) != (state == "skipped")} \
+        == set(), (existing, targets)  # what the stopped run made is kept, the rest made now
+    store = _store(folder)
+    # (a killed run's locks are leases that lapse: they stay until their target is claimed again)
+    assert [owner for _, owner in store["locks"] if owner.split("/")[3] not in killed] == [], store["locks"]
+    assert _hidden(folder) == []
+    gone = killed | {run_id for run_id, status in store["runs"][:-1]}  # the stopped run and those before it
+    assert {row[0] for row in store["pending"]} <= {row[0] for row in _pending_of(folder, gone)}
+    assert set(_outputs(folder).values()) == {"recorded"}
+    check = _targetrun(folder, "-m", "targetrun", "status", "--verify", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def _pending_of(folder: Path, runs: frozenset[str]) -> list[tuple[str, ...]]:
+    """The pending writes of ``runs`` whose staging files are gone (kept a while: recovery.py)."""
+    import sqlite3
+
+    with sqlite3.connect(folder / ".targetrun/state.db", timeout=30) as db:
+        rows = db.execute("SELECT staging, run_id FROM pending").fetchall()
+    return [row for row in rows if row[1] in runs and not os.path.exists(row[0])]
+
+
+@pytest.mark.parametrize("function, line, signum", [
+    ("_attempt_failed", "self.writes.forget(name)", signal.SIGINT),  # a failure, before its staging goes
+    ("forget", "self._forget(storage_key, staging)", signal.SIGTERM),  # its staging let go of, not removed
+    ("_attempt_failed", "return", signal.SIGINT),  # its retry scheduled: the wait
+    ("_release_due_retries", "progress.ready.append(name)", signal.SIGTERM),  # the retry's start
+])
+def test_a_stop_as_a_task_fails_and_is_retried_leaves_nothing_half_done(tmp_path, function, line, signum):
+    folder = _folder(tmp_path, RETRIED)
+    done = _stop_at(folder, function, line, "-j", "1", signum=signum)
+    assert (folder / "fails").exists(), done.stderr  # it failed
+    _assert_stopped_cleanly(folder, done, signum, "-j", "1")
+
+
+def test_a_stop_in_the_processes_executor_as_an_attempt_is_handed_over_leaves_nothing_half_done(tmp_path):
+    folder = _folder(tmp_path, PLAIN)
+    done = _stop_at(folder, "_hand_over", "progress.inflight[future] = name", "-j", "2", "--executor", "processes")
+    _assert_stopped_cleanly(folder, done, signal.SIGINT, "-j", "2", "--executor", "processes")
+
+
+def test_a_stop_as_mapped_children_are_made_leaves_nothing_half_done(tmp_path):
+    folder = _folder(tmp_path, MAPPED)
+    done = _stop_at(folder, "stage", "self._staged[task] = (checkpoint.result, staging)", "-j", "1")
+    _assert_stopped_cleanly(folder, done, signal.SIGINT, "-j", "1")
+
+
+@pytest.mark.parametrize("kill_in, kill_at, function, line", [
+    # killed after its first target moved in (only a prepared record vouches for it):
+    # recovery commits that record -- stopped before it does
+    ("_record", "attempts = progress.attempts[name]", "recover",
+     "store.record_task(None, pending.checkpoint, pending.entry, staging=pending.staging)"),
+    # killed while attempts had staged: recovery removes the staging files -- stopped after one went
+    ("_made", "checkpoint = Checkpoint(", "_discard", "if settled:"),
+])
+def test_a_stop_while_recovering_what_a_killed_run_left_leaves_nothing_half_done(
+        tmp_path, kill_in, kill_at, function, line):
+    folder = _folder(tmp_path, PLAIN)
+    (folder / "kill.py").write_text(GUARDED.replace("signal.SIGINT", "signal.SIGKILL"))
+    killed = _targetrun(folder, "kill.py", kill_in, kill_at, "run", "-q", "-j", "1")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert _store(folder)["pending"], "the killed run left no pending write"
+    runs = frozenset(run_id for run_id, _ in _store(folder)["runs"])
+    done = _stop_at(folder, function, line, "-j", "1")
+    _assert_stopped_cleanly(folder, done, signal.SIGINT, "-j", "1", killed=runs)
