@@ -153,7 +153,6 @@ def _pending_of(folder: Path, runs: frozenset[str]) -> list[tuple[str, ...]]:
 
 @pytest.mark.parametrize("function, line, signum", [
     ("_attempt_failed", "self.writes.forget(name)", signal.SIGINT),  # a failure, before its staging goes
-    ("forget", "self._forget(storage_key, staging)", signal.SIGTERM),  # its staging let go of, not removed
     ("_attempt_failed", "return", signal.SIGINT),  # its retry scheduled: the wait
     ("_release_due_retries", "progress.ready.append(name)", signal.SIGTERM),  # the retry's start
 ])
