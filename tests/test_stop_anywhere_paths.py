@@ -13,6 +13,7 @@ and last reach, or at the reach a failure or a retry adds), with the SQLite stor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -193,3 +194,29 @@ def test_a_stop_while_recovering_what_a_killed_run_left_leaves_nothing_half_done
     runs = frozenset(run_id for run_id, _ in _store(folder)["runs"])
     done = _stop_at(folder, function, line, "-j", "1")
     _assert_stopped_cleanly(folder, done, signal.SIGINT, "-j", "1", killed=runs)
+
+
+@pytest.mark.parametrize("line", [
+    "if not wait:",  # the run is over, the workers not yet told to go
+    "self._pool.shutdown(wait=wait, cancel_futures=not wait)",  # waiting for them to go
+])
+def test_a_stop_as_the_worker_processes_are_shut_down_leaves_none_of_them_running(tmp_path, line):
+    """The run has ended and its worker processes are being shut down when the stop lands:
+    none of them outlives the stopped run -- an idle worker waits for work forever, and
+    it and its resource tracker hold the run's stdout and stderr open (`targetrun run |
+    tee log` would never end)."""
+    folder = _folder(tmp_path, PLAIN)
+    (folder / "at.py").write_text(GUARDED)
+    stopped = subprocess.Popen([sys.executable, "at.py", "shutdown", line, "run", "-q", "-j", "2", "--executor",
+                                "processes"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=_env(), start_new_session=True)
+    try:
+        assert stopped.wait(timeout=120) == 130
+        try:
+            _, stderr = stopped.communicate(timeout=20)  # the end of its output: no process holds it any more
+        except subprocess.TimeoutExpired:
+            pytest.fail("a worker process of the stopped run still holds its output")
+        assert "SENT" in stderr and "Traceback" not in stderr, stderr
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(stopped.pid, signal.SIGKILL)  # (its session: whatever it left running)
