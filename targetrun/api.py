@@ -359,12 +359,15 @@ def run_dates(
                     certify(ticket, the_plan, planner, summaries[-1], opened.store)
                 if not summaries[-1].ok and not keep_going:
                     break
+            if isinstance(executor, str):
+                # Within the try: a stop while the workers are told to go, or waited for, has
+                # them ended too -- an idle worker process would wait for work forever,
+                # holding the run's stdout and stderr open.
+                pool.shutdown()
         except BaseException:  # stopped (a signal) or broken: do not wait for running tasks
             if isinstance(executor, str):
                 pool.shutdown(wait=False)
             raise
-        if isinstance(executor, str):
-            pool.shutdown()
     return summaries
 
 
