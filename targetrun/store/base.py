@@ -130,8 +130,11 @@ def as_seen(run: RunRecord, now: float, lease: float) -> RunRecord:
 
 Row = TypeVar("Row")
 Parsed = TypeVar("Parsed")
-# RecursionError: json.loads of a record nested deeper than Python's recursion limit ("[[[[...").
-BAD_ROW = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError, CacheError)
+# What decoding a row of the wrong shape raises: a missing field, a value of the wrong type,
+# a number out of range. RecursionError: json.loads of a record nested deeper than Python's
+# recursion limit ("[[[[...").
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError)
+BAD_ROW = (*MALFORMED, CacheError)  # and a record a decoder already judged unreadable
 _warned: set[tuple[str, str]] = set()
 _warned_guard = threading.Lock()
 

@@ -30,8 +30,8 @@ import redis
 from targetrun import redact, stopping
 from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import (BAD_ROW, PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord, check_store_url,
-                                  finite, kept, readable, text_or_none)
+from targetrun.store.base import (BAD_ROW, MALFORMED, PendingWrite, RunRecord, RunStatus, StateStore, TaskRecord,
+                                  check_store_url, finite, kept, readable, text_or_none)
 from targetrun.store.base import text as text_of  # "text" here is a record's JSON
 from targetrun.store.sqlite import checkpoint_of, dump_checkpoint, dump_entry, load_checkpoint, load_entry
 
@@ -390,7 +390,7 @@ def _load_entry(key: str, row: tuple[str, str]) -> CacheEntry:
         d = json.loads(text)
         return CacheEntry(key, text_of(variant), text_of(d["pipeline"]), text_of(d["task"]),
                           checkpoint_of(d["checkpoint"]), finite(d["expires"]))
-    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+    except MALFORMED as exc:
         raise CacheError(f"a cache entry under {key!r} in Redis is not readable: {exc}",
                          hint=f"Clear it with `targetrun cache clear {key}`.") from None
 

@@ -32,7 +32,7 @@ from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskState
 from targetrun.store.statements import (BUSY_HINT, CACHE_GENERATION, DAMAGED_HINT, FULL_HINT, GET_BLOB, INSERT_RUN,
                                         PUT_BLOB, busy, full)
-from targetrun.store.base import (LastRun, PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions,
+from targetrun.store.base import (MALFORMED, LastRun, PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions,
                                   TaskRecord, finite, kept, readable, text, text_or_none)
 
 SCHEMA = """
@@ -729,7 +729,7 @@ def load_entry(record: str) -> CacheEntry:
         d = json.loads(record)
         return CacheEntry(text(d["key"]), text(d["variant"]), text(d["pipeline"]), text(d["task"]),
                           checkpoint_of(d["checkpoint"]), finite(d["expires"]))
-    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+    except MALFORMED as exc:
         raise CacheError(f"a pending cache entry in the state store is not readable: {exc}") from None
 
 
