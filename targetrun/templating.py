@@ -646,15 +646,20 @@ def param_text(name: str, value: object) -> str:
     >>> param_text("db", "app:s3cr3t@db.internal/sales")
     '***@db.internal/sales (9dd423b9662e)'
     """
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     if _SECRET_NAME.search(name):
-        return f"*** ({digest})"
+        return f"*** ({_digest(value)})"
     # Masked by the value's own shape, never by secrets this process happens to know: the
     # text recorded in one run is compared with the text of the next. Masked before it is cut.
     whole = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     shown = _shapes_masked(whole)
-    return value_text(value) if shown == whole else f"{value_text(shown)} ({digest})"
+    return value_text(value) if shown == whole else f"{value_text(shown)} ({_digest(value)})"
+
+
+def _digest(value: object) -> str:
+    """A short sha256 of a value that is shown masked: two secrets are told apart, neither
+    shown. (Only for those: every task's parameters pass through :func:`param_text`.)"""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=4096)
