@@ -166,6 +166,7 @@ _PEM = re.compile(r"(?P<begin>-----BEGIN (?P<kind>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK
                   r"(?P<value>(?:(?!-----END )[^'\"`<>])*)")
 _PEM_LEAD = re.compile(r"(?:\s|\\[rn])*")
 _PEM_TRAIL = re.compile(r"(?:\s|\\[rn])*\Z")
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")  # a URL-quoted byte, uppercase (see _lower_escapes)
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
 
 _known: set[str] = set()
@@ -217,10 +218,7 @@ def _spellings(value: str) -> set[str]:
 
 def _lower_escapes(text: str) -> str:
     """``text`` with its percent escapes in lowercase hex (``%2f``: RFC 3986 allows either)."""
-    return _ESCAPE.sub(lambda m: m.group().lower(), text) if "%" in text else text
-
-
-_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+    return _PERCENT_ESCAPE.sub(lambda m: m.group().lower(), text) if "%" in text else text
 
 
 def _basic_auth(user: str, password: str) -> str:
