@@ -124,6 +124,8 @@ class RunLocks:
         self._start_renewing()
 
     def _start_renewing(self) -> None:
+        if self._thread is not None:  # (asked on every claim: running already, as a rule)
+            return
         # Made and started in one step: a stop between the two left a thread release_all
         # cannot join (a RuntimeError instead of the stop's clean end).
         with stopping.deferred():
