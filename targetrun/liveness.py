@@ -80,6 +80,17 @@ def _pid_namespace() -> str:
 
 
 def host() -> str:
-    import socket  # only commands that record an owner pay for it
+    """This machine's name, as ``socket.gethostname()`` gives it: both ask the kernel's
+    uname, and this way no run imports :mod:`socket` (a few ms) only for this."""
+    global _HOST
+    if _HOST is None:
+        if hasattr(os, "uname"):
+            _HOST = os.uname().nodename
+        else:  # (Windows)
+            import socket
 
-    return socket.gethostname()
+            _HOST = socket.gethostname()
+    return _HOST
+
+
+_HOST: str | None = None

@@ -23,7 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
-from targetrun import templating
+from targetrun import liveness, templating
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.callables import load_callable
 from targetrun.capture import process_output, tail, task_output
@@ -136,16 +136,8 @@ class Attempt:
 
 
 def worker_name() -> str:
-    global _HOST
-    if _HOST is None:
-        import socket  # not at import: a run that executes nothing never needs it
-
-        _HOST = socket.gethostname()  # once per process, not once per attempt
     thread = threading.current_thread().name
-    return f"{_HOST}:{os.getpid()}" + ("" if thread == "MainThread" else f"/{thread}")
-
-
-_HOST: str | None = None
+    return f"{liveness.host()}:{os.getpid()}" + ("" if thread == "MainThread" else f"/{thread}")
 
 
 @dataclass(frozen=True)
