@@ -9,10 +9,9 @@ when it was spawned, and a thread here hands it to the hook. "Running" therefore
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from targetrun import stopping
@@ -81,6 +80,11 @@ class ProcessExecutor:
     def __init__(self, max_workers: int = 2) -> None:
         self.max_workers = max_workers
         self.max_in_flight = 2 * max_workers
+        # not at import: multiprocessing (and the socket module it brings) costs every run
+        # some 10 ms, and only this executor needs it
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         context = multiprocessing.get_context("spawn")
         self._relay = _Relay()
         self._starts: Any = context.SimpleQueue()
