@@ -386,8 +386,28 @@ def install_in_worker(ignored: frozenset[int] = frozenset()) -> None:
     Ctrl-C or hangup reached the whole group) kills its commands and ends the worker at
     once, so no attempt runs or writes after the stop. ``ignored``: the signals the run
     itself keeps ignored (:func:`kept_ignored`: nohup), which the worker ignores too."""
+    global _in_worker
     for signum in SIGNALS:
         signal.signal(signum, signal.SIG_IGN if signum in ignored else _stop_worker)
+    _in_worker = True
+
+
+_in_worker = False  # install_in_worker() was called: a signal here ends the process, never raises
+
+
+def stops_the_run(exc: KeyboardInterrupt) -> bool:
+    """Whether a KeyboardInterrupt out of a task's code is the run being stopped, not the
+    task's own ``raise`` (or a library's). A signal reaches Python code only in a process's
+    main thread, and where targetrun handles it -- the command (:func:`install`), a worker
+    process of it (:func:`install_in_worker`) -- it arrives as :class:`Stopped` or ends the
+    process: a bare KeyboardInterrupt there, or in any other thread, is the task's. Only a
+    program using the API that handles no signals gets Python's own KeyboardInterrupt for
+    a Ctrl-C, in its main thread, where it cannot be told from a task's: it stops the run."""
+    if isinstance(exc, Stopped):
+        return True
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return not (_installed or _in_worker)
 
 
 def _stop_worker(signum: int, frame: FrameType | None) -> None:

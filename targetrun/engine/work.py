@@ -195,11 +195,12 @@ def _attempt(job: Job) -> WorkResult:
                               log=tail(printed.getvalue()))
             error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise error from None
-        except KeyboardInterrupt:  # a stop (Ctrl-C, a signal): it ends the run, not the task
-            raise
         except BaseException as exc:  # the task's own failure: report it, with its traceback
             # (BaseException: sys.exit() in a task, or a class of its own derived from it, is
-            # the task's failure too -- not the end of the run with the task's exit code)
+            # the task's failure too -- not the end of the run with the task's exit code; a
+            # KeyboardInterrupt is a stop, which ends the run, unless the task raised it itself)
+            if isinstance(exc, KeyboardInterrupt) and stopping.stops_the_run(exc):
+                raise
             import traceback
 
             error = WorkError(f"{type(exc).__name__}: {exc}", traceback.format_exc(), log=tail(printed.getvalue()))
