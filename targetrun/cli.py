@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) 
     if code in stopping.STOP_CODES:
         # Everything is recorded and cleaned up; a Python task still running in a worker
         # thread cannot be stopped, and must not hold the exit (nothing it does is committed).
-        stopping.flush()
+        stopping.before_exit()
         os._exit(code)
     sys.exit(code)
 

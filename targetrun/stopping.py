@@ -430,6 +430,23 @@ def exit_code_of(exc: BaseException | None) -> int:
     return 128 + signal.SIGINT
 
 
+def before_exit() -> None:
+    """What a normal exit would do first and ``os._exit`` skips, for a command ending on a
+    stop: multiprocessing's exit-time finalizers (priority 0 and up), which unlink the named
+    semaphores of the processes executor's queues -- left to it, multiprocessing's resource
+    tracker, a process of its own sharing stderr, unlinks them and warns of "leaked
+    semaphore objects" after the stop was reported. Not for a library caller, whose process
+    goes on (its own semaphores are its own business); then what fails here is moot."""
+    util = sys.modules.get("multiprocessing.util")
+    run_finalizers = getattr(util, "_run_finalizers", None)
+    if run_finalizers is not None:
+        try:
+            run_finalizers(0)
+        except Exception:
+            pass
+    flush()
+
+
 def flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
