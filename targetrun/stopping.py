@@ -54,7 +54,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -175,8 +175,10 @@ def _stop(signum: int) -> None:
 
 def is_stopping() -> bool:
     """Whether a stop arrived: the command is ending, and nothing new should start (a
-    worker thread about to start a command or create a staging file asks)."""
-    return _stopping
+    worker thread about to start a command or create a staging file asks) -- or, on a
+    worker that runs attempts for other processes, the run this thread works for stopped
+    (:func:`stop_owner`)."""
+    return _stopping or (_owner_of_this_thread() in _STOPPED_OWNERS)
 
 
 def output_closed() -> None:
@@ -349,26 +351,74 @@ def track(process: Any) -> None:
     """A shell command started, in its own process group (``start_new_session``). Once a
     stop arrived it is killed at once (started as the run stopped, in another thread)."""
     _RUNNING.add(process)
-    if _stopping:
+    owner = _owner_of_this_thread()
+    if owner is not None:
+        _OWNED.setdefault(owner, set()).add(process)
+    if is_stopping():
         kill_group(process)
 
 
 def untrack(process: Any) -> None:
     _RUNNING.discard(process)
+    owner = _owner_of_this_thread()
+    if owner is not None and owner in _OWNED:
+        _OWNED[owner].discard(process)
+        if not _OWNED[owner]:
+            del _OWNED[owner]
 
 
 def kill_commands() -> None:
     """Stop every shell command this process runs, with all it started (a run is stopping)
     -- also those other threads are starting now, once they are tracked (a few ms)."""
-    for process in list(_RUNNING):
+    _kill_also_starting(lambda: _RUNNING)
+
+
+def _kill_also_starting(running: Callable[[], Iterable[Any]]) -> None:
+    """Kill the commands ``running()`` names, and again once the threads starting one now
+    have tracked it (:func:`starting`), for at most :data:`START_GRACE`."""
+    for process in list(running()):
         kill_group(process)
     me = threading.get_ident()
     deadline = time.monotonic() + START_GRACE
     with _STARTED:
         while _STARTING - {me} and (left := deadline - time.monotonic()) > 0:
             _STARTED.wait(left)
-    for process in list(_RUNNING):
+    for process in list(running()):
         kill_group(process)
+
+
+# -- a worker that runs attempts for other processes (Dask) -------------------------------
+# Such a worker runs attempts of any number of runs, each from a client process of its own;
+# a run that stops must stop its own commands there, and only those.
+
+_owner = threading.local()  # the run the attempt in this thread works for (see working_for)
+_OWNED: dict[str, set[Any]] = {}  # run -> its commands running in this process
+_STOPPED_OWNERS: set[str] = set()  # the runs that stopped: nothing more starts for them here
+
+
+def _owner_of_this_thread() -> str | None:
+    return getattr(_owner, "name", None)
+
+
+@contextmanager
+def working_for(owner: str) -> Iterator[None]:
+    """Within: this thread runs an attempt for the run ``owner`` (a name of its own, known
+    to the worker and the run), which :func:`stop_owner` stops."""
+    previous = _owner_of_this_thread()
+    _owner.name = owner
+    try:
+        yield
+    finally:
+        _owner.name = previous
+
+
+def stop_owner(owner: str) -> None:
+    """On a worker: the run ``owner`` stopped. Its commands here are killed, with all they
+    started -- also those its threads are starting now -- and nothing more starts for it
+    (:func:`is_stopping` says so in its threads): no attempt of a stopped run runs on or
+    writes. The other runs the worker serves go on."""
+    _STOPPED_OWNERS.add(owner)
+    _kill_also_starting(lambda: _OWNED.get(owner, ()))
 
 
 def kill_group(process: Any) -> None:

@@ -19,12 +19,14 @@ are captured per task on the worker as with every executor.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from targetrun import stopping
 from targetrun.errors import ExecutorError, UsageError
 from targetrun.executors.base import ExecutorOptions, StartHook, set_thread_hook
 
@@ -74,7 +76,9 @@ class DaskExecutor:
         threads = sum(self._client.nthreads().values()) or max_workers
         self.max_workers = threads
         self.max_in_flight = threads * IN_FLIGHT_PER_THREAD
-        self._pending: set[Any] = set()
+        self._pending: dict[Any, Future[Any]] = {}  # dask future -> the engine's, until settled
+        self._stopping = False
+        self._closed = False
         self._hook: StartHook | None = None
         self._topic = f"targetrun-start-{secrets.token_hex(8)}"  # this client's notices only
         self._client.subscribe_topic(self._topic, self._on_event)
@@ -91,10 +95,16 @@ class DaskExecutor:
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         result: Future[Any] = Future()
         remote = self._client.submit(_on_worker, self._topic, fn, *args, pure=False)
-        self._pending.add(remote)
+        self._pending[remote] = result
 
         def settle(done: Any) -> None:
-            self._pending.discard(done)
+            if self._stopping and done.cancelled():
+                # The run stopped (see shutdown): Dask does not stop a running attempt it
+                # cancels, and a Python task's thread cannot be -- left unsettled, the run
+                # counts it as still able to write and keeps its pending record, for the
+                # next run to remove whatever it leaves.
+                return
+            self._pending.pop(done, None)
             try:
                 result.set_result(done.result())
             except BaseException as exc:  # the engine decides what it means
@@ -104,12 +114,21 @@ class DaskExecutor:
         return result
 
     def shutdown(self, wait: bool = True) -> None:
+        if self._closed:  # the engine's end, then the caller's: once
+            return
+        self._closed = True
+        if not wait:  # the run is stopping: its commands on the workers stop first, and none starts
+            self._stopping = True
+            with contextlib.suppress(Exception):  # a worker that cannot be told: its attempt stays pending
+                stopping.within_grace(lambda: self._client.run(_stop_on_worker, self._topic, on_error="ignore"))
         for remote in list(self._pending):
             remote.cancel()
         if self._owns_client:
             self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+            for result in self._pending.values():  # its workers are gone: nothing of them writes any more
+                result.cancel()
 
 
 def _on_worker(topic: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -123,6 +142,12 @@ def _on_worker(topic: str, fn: Callable[..., Any], *args: Any) -> Any:
 
     set_thread_hook(started)
     try:
-        return fn(*args)
+        with stopping.working_for(topic):  # the run stops its own commands here (_stop_on_worker)
+            return fn(*args)
     finally:
         set_thread_hook(None)
+
+
+def _stop_on_worker(topic: str) -> None:
+    """On each worker, when the run of ``topic`` stops: kill its commands, start no more."""
+    stopping.stop_owner(topic)
