@@ -86,3 +86,63 @@ def test_a_stopped_run_on_a_local_dask_cluster_leaves_no_command_running_and_not
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sh0.txt", "sh1.txt"]
     check = _cli(tmp_path, "status", "--verify", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.fixture(scope="module")
+def remote_cluster():
+    """A cluster of worker processes this run does not own, reached by --scheduler."""
+    import logging
+
+    import distributed
+
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+    yield cluster
+    cluster.close()
+
+
+def test_a_stopped_run_on_a_shared_cluster_stops_its_own_commands_only(tmp_path, s3, s3_server, remote_cluster):
+    """The cluster goes on serving (another run's command there runs to its end); the
+    stopped run's commands end at once, and what it staged in the bucket is gone by the
+    next run, which makes every target."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "Pipelinefile.yaml").write_text(
+        "name: other\ntasks:\n"
+        f"  long: {{shell: \"sleep 3.07 && echo done > {other}/long.txt\", checkpoint: false}}\n")
+    root = tmp_path / "stopped"
+    root.mkdir()
+    nap = "8.03"
+    lines = ["name: shared", "results:", "  lake:", "    url: s3://test-bucket/shared",
+             f"    options: {{key: testing, secret: testing, client_kwargs: {{endpoint_url: '{s3_server.endpoint}'}}}}",
+             "defaults: {result: lake}", "tasks:"]
+    lines.append(f"  sh0: {{shell: \"echo go > {root}/started0; sleep {nap} && echo {root} > {{output}}\", "
+                 "target: sh0.txt}")
+    (root / "Pipelinefile.yaml").write_text("\n".join(lines) + "\n")
+    address = remote_cluster.scheduler_address
+    neighbour = subprocess.Popen([sys.executable, "-m", "targetrun", "run", "--scheduler", address], cwd=other,
+                                 env=_env(other), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen([sys.executable, "-m", "targetrun", "run", "--scheduler", address], cwd=root,
+                           env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: (root / "started0").exists() or run.poll() is not None)
+        assert run.poll() is None, run.communicate()
+        time.sleep(0.3)
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+        n_out, n_err = neighbour.communicate(timeout=60)
+    finally:
+        for process in (run, neighbour):
+            if process.poll() is None:
+                process.kill()
+    assert run.returncode == 130, out + err
+    assert _sleepers(nap) == [], "the stopped run's command is still running"
+    assert neighbour.returncode == 0 and (other / "long.txt").exists(), n_out + n_err  # the other run's went on
+    time.sleep(8.5)  # long enough for a command left running to have written
+    (root / "Pipelinefile.yaml").write_text((root / "Pipelinefile.yaml").read_text().replace(f"sleep {nap} && ", ""))
+    again = subprocess.run([sys.executable, "-m", "targetrun", "run", "--scheduler", address], cwd=root,
+                           env=_env(root), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert sorted(p.rsplit("/", 1)[-1] for p in s3.find("test-bucket/shared")) == ["sh0.txt"]  # nothing staged is left
+    check = _cli(root, "status", "--verify", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
