@@ -280,7 +280,7 @@ class Engine:
             with stopping.deferred():
                 progress.ending = True  # from here on the end finishes, whatever stop comes
                 self._keep_records(progress)
-                self.writes.discard_all(self._may_still_write(progress))
+                self.writes.discard_all(self._may_still_write(progress), stopped=ended is not None)
                 self.locks.release_all()
                 with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
                     self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")

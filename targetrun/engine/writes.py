@@ -85,17 +85,24 @@ class Writes:
             if storage_key is not None and staging is not None:
                 self._forget(storage_key, staging)
 
-    def discard_all(self, in_flight: Collection[str]) -> None:
+    def discard_all(self, in_flight: Collection[str], *, stopped: bool = False) -> None:
         """At the end of a run no attempt of it commits any more: remove what they staged.
         An attempt still running (a Python task in a thread cannot be stopped) keeps its
-        pending record, so the next run removes whatever it leaves behind."""
+        pending record, so the next run removes whatever it leaves behind -- and so does
+        every write to an object store when a stop or a fault ended the run (``stopped``):
+        a request already sent completes at the server whatever the client does next (an
+        upload fsspec's own thread goes on with, the last one of a worker process that was
+        killed), and one landing after this delete would leave a key nobody removes."""
         for task, (storage_key, staging) in self._staged.items():
-            if task in in_flight:
+            if task in in_flight or (stopped and not self._local(storage_key, staging)):
                 with contextlib.suppress(TargetrunError):
                     self._discard(storage_key, staging)
             else:
                 self._forget(storage_key, staging)
         self._staged.clear()
+
+    def _local(self, storage_key: str, staging: str) -> bool:
+        return self.storages(storage_key).local_path(staging) is not None
 
     def _forget(self, storage_key: str, staging: str) -> None:
         """Remove a staging file and its pending record; what fails here the next run redoes."""
@@ -110,7 +117,7 @@ class Writes:
         storage did not answer within the grace (targetrun/stopping.py): its pending record
         then stays, and the next run removes it. A local file is always removed."""
         storage = self.storages(storage_key)
-        if storage.local_path(staging) is not None:
+        if self._local(storage_key, staging):
             storage.discard(staging)
             return True
         return stopping.within_grace(lambda: storage.discard(staging))
