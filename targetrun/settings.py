@@ -137,6 +137,9 @@ def scheduler_problem(address: str) -> str | None:
         return None if location else "names no address"
     if scheme not in SCHEDULER_SCHEMES:
         return f"has the scheme {scheme!r}; Dask connects with {', '.join(SCHEDULER_SCHEMES)}"
+    if "@" in location.split("/", 1)[0]:
+        return ("holds user information (user:password@); Dask takes no credentials in an address "
+                "-- it authenticates with TLS certificates (tls://HOST:PORT and Dask's TLS settings)")
     host, colon, port = location.rpartition(":")
     if not colon or host.startswith("[") != host.endswith("]"):
         return "names no port"

@@ -331,3 +331,37 @@ def test_an_argument_holding_a_nul_byte_is_a_usage_error(project, monkeypatch, a
     out, err = io.StringIO(), io.StringIO()
     result = Result(invoke(argv, out, err), out.getvalue(), err.getvalue())
     _refused_plainly(result, "NUL byte")
+
+
+# -- 9. credentials written into a bucket URL or a scheduler address -------------------------
+# `s3://KEY:SECRET@bucket/x` loaded fine; every check of a target then asked S3 for the bucket
+# "KEY:SECRET@bucket" (exit 3, "cannot tell whether ... exists", "Invalid bucket name") -- no
+# bucket service takes credentials in its URL. `tcp://user:password@host:8786` was "names no
+# host", though it names one. Each is refused at load, saying where credentials go, masked.
+
+@pytest.mark.parametrize("url", ["s3://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMIK7MDENGbPxRfiCY@bucket/x",
+                                 "gs://svc:Sup3rSecret@bucket", "gcs://Sup3rSecret@bucket/x", "az://acct:Sup3rSecret@box/x"])
+@pytest.mark.parametrize("where", ["defaults", "results", "task"])
+def test_credentials_in_a_bucket_url_are_refused_at_load(project, url, where):
+    task = "a: {run: steps:const, target: o/a.json%s}" % (", result: lake" if where == "results" else
+                                                          f", result: '{url}'" if where == "task" else "")
+    head = {"defaults": f"defaults: {{result: '{url}'}}\n", "results": f"results: {{lake: {{url: '{url}'}}}}\n",
+            "task": ""}[where]
+    proj = project(f"{head}tasks:\n  {task}\n", steps=STEPS)
+    for command in (["validate"], ["status"], ["run"]):
+        result = proj.cli(*command)
+        _refused_plainly(result, "line 1" if where != "task" else "line 2", "credentials", "options")
+        assert "Sup3rSecret" not in result.text and "wJalrXUtnFEMI" not in result.text, result.text
+
+
+@pytest.mark.parametrize("url", ["sftp://deploy@host/data", "https://user@host/data", "ftp://anonymous@host/x"])
+def test_a_user_name_in_a_host_url_is_not_refused_as_credentials(project, url):
+    proj = project(f"defaults: {{result: '{url}'}}\ntasks:\n  a: {{run: steps:const, target: o/a.json}}\n", steps=STEPS)
+    assert "credentials" not in proj.cli("validate").text
+
+
+def test_user_info_in_a_scheduler_address_is_refused_as_such(project, monkeypatch):
+    proj = project("tasks:\n  a: {run: steps:const, checkpoint: false}\n", steps=STEPS)
+    result = proj.cli("run", "--scheduler", "tcp://admin:Sup3rSecret@127.0.0.1:8786")
+    _refused_plainly(result, "--scheduler", "user", "tls://")
+    assert "names no host" not in result.err and "Sup3rSecret" not in result.text, result.text

@@ -59,6 +59,8 @@ RESULT_KEYS = ("url", "options")
 # fsspec protocols whose first path part is a bucket, container or host (s3://BUCKET/key)
 _ROOTED_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "http", "https",
                                "ftp", "sftp", "ssh", "hdfs", "webhdfs", "webdav"})
+_BUCKET_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"})  # a bucket, never a user
+_ACCOUNT_PROTOCOLS = frozenset({"az", "abfs", "abfss", "adl"})  # container@account is Azure's own form
 TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -245,8 +247,8 @@ class _Checker:
             if "url" not in body:
                 raise self.error(where, f"results.{name} has no `url`", hint="Give a path or an fsspec URL such as s3://bucket/prefix.")
             url = self.expect(where + ("url",), body["url"], str, "a path or URL")
-            self.check_protocol(where + ("url",), url)
             self.check_names_a_root(where + ("url",), url)
+            self.check_protocol(where + ("url",), url)
             options = self.expect(where + ("options",), body.get("options") or {}, dict, "a mapping of storage options")
             found[str(name)] = ResultLocation(str(name), url, dict(options))
         return found
@@ -255,8 +257,8 @@ class _Checker:
         raw = self.expect(("defaults",), raw if raw is not None else {}, dict, "a mapping of task defaults")
         self.known_keys(("defaults",), raw, DEFAULT_KEYS, "in defaults")
         if isinstance(raw.get("result"), str) and raw["result"] not in results:
-            self.check_protocol(("defaults", "result"), raw["result"])
             self.check_names_a_root(("defaults", "result"), raw["result"])
+            self.check_protocol(("defaults", "result"), raw["result"])
         return dict(raw)
 
     # -- one task ------------------------------------------------------------------
@@ -321,8 +323,8 @@ class _Checker:
             )
         result = self.result_ref(where, merged.get("result", "."), results)
         if "result" in body and result not in results:
-            self.check_protocol(where + ("result",), result)
             self.check_names_a_root(where + ("result",), result)
+            self.check_protocol(where + ("result",), result)
         if target is not None:
             self.check_protocol(where + ("target",), templating.literal_prefix(target))
         serializer = self.serializer(where + ("serializer",), body.get("serializer"))
@@ -549,14 +551,32 @@ class _Checker:
     def check_names_a_root(self, path: Path, url: str) -> None:
         """A result location on a service names its bucket or host: ``gs://`` alone would
         render targets such as ``gs:/o/a.json`` and ask the service for a bucket ``o``.
-        (A ``{param}`` or ``${VAR}`` may fill it in later.)"""
+        (A ``{param}`` or ``${VAR}`` may fill it in later.) And no credentials before it
+        (see :meth:`check_no_credentials`)."""
         from targetrun.resolve import protocol
 
         proto = protocol(url)
+        if proto is not None:
+            self.check_no_credentials(path, proto, url)
         if proto in _ROOTED_PROTOCOLS and "{" not in url and "$" not in url:
             if not url.split("://", 1)[1].split("/", 1)[0]:
                 raise self.error(path, f"{url!r} names no bucket or host after {proto}://",
                                  hint=f"Write it as {proto}://BUCKET/prefix (or {proto}://HOST/path).")
+
+    def check_no_credentials(self, path: Path, proto: str, url: str) -> None:
+        """A bucket URL holds no credentials (``s3://KEY:SECRET@bucket``): no bucket service
+        takes them there -- each target's check would ask for a bucket named after them
+        (exit 3) -- and a Pipelinefile is no place for them. A bucket name holds no ``@``;
+        Azure's ``container@account`` does, but never a ``:`` before it. (A user name in
+        an sftp:// or https:// URL is that protocol's own.)"""
+        root = url.split("://", 1)[1].split("/", 1)[0]
+        user, at, _ = root.rpartition("@")
+        if not at or proto not in _BUCKET_PROTOCOLS or (proto in _ACCOUNT_PROTOCOLS and ":" not in user):
+            return
+        shown = url.replace(user + "@", "***@", 1)
+        raise self.error(path, f"{shown!r} holds credentials before its bucket: a {proto}:// URL takes none",
+                         hint=f"Write it as {proto}://BUCKET/prefix, and give credentials in the result's `options:` "
+                              "(key, secret, token: with ${VAR} references) or in the provider's usual environment.")
 
     def check_store_scheme(self, url: str) -> None:
         """``cache:`` must name a state store the registry serves (a path is SQLite), with
