@@ -72,3 +72,36 @@ def test_a_cache_for_task_made_from_a_kept_target_is_not_stale_afterwards(tmp_pa
     assert b["stale"] == [], b  # was: inputs changed -- a (its record said a was "pending")
     again = _targetrun(folder, "run", "--rebuild-stale")
     assert "ran" not in again.stdout, again.stdout
+
+
+# -- 3. a full or read-only disk under the state store is said as such, not as damage ------
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 2 MiB tmpfs (root only), remountable read-only."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(mount)], capture_output=True)
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+@pytest.mark.parametrize("trouble", ["full", "read-only"])
+def test_a_full_or_read_only_disk_under_the_store_is_not_called_damage(small_disk: Path, trouble: str) -> None:
+    folder = _write(small_disk / "p", KEPT_UPSTREAM, **{"tasks.py": KEPT_TASKS})
+    assert _targetrun(folder, "run").returncode == 0
+    if trouble == "full":
+        subprocess.run(["dd", "if=/dev/zero", f"of={small_disk}/filler", "bs=4k", "count=10000"], capture_output=True)
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    for command in (["run", "--force", "b"], ["history"]):
+        done = _targetrun(folder, *command)
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert "move it aside" not in done.stderr, done.stderr  # was: "disk I/O error ... move it aside"
+        assert ("is full" if trouble == "full" else "read-only file system") in done.stderr, done.stderr
+        assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
