@@ -105,3 +105,53 @@ def test_a_full_or_read_only_disk_under_the_store_is_not_called_damage(small_dis
         assert "move it aside" not in done.stderr, done.stderr  # was: "disk I/O error ... move it aside"
         assert ("is full" if trouble == "full" else "read-only file system") in done.stderr, done.stderr
         assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+# -- 4. a FIFO or device at an upstream's target is never handed to a shell command ---------
+
+SHELL_READER = """\
+tasks:
+  a:
+    shell: "echo hi > {output}"
+    target: out/a.txt
+  b:
+    shell: "cat {needs.a} > {output}"
+    needs: [a]
+    target: b.txt
+"""
+
+
+def _bounded(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process group with files capped at 16 MiB: were the command handed
+    the path again, `cat /dev/zero > {output}` must neither fill the disk nor outlive the
+    test (before the fix it wrote 78 GB in a minute)."""
+    import resource
+    import signal
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
+
+    process = subprocess.Popen([sys.executable, "-m", "targetrun", *args], cwd=folder, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=cap, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"the run hung on what was planted at the target:\n{out}{err}")
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+@pytest.mark.parametrize("plant", ["fifo", "dev-zero"])
+def test_a_fifo_or_device_at_a_target_a_shell_task_needs_is_refused_not_read(tmp_path: Path, plant: str) -> None:
+    folder = _write(tmp_path / "p", SHELL_READER)
+    (folder / "out").mkdir()
+    if plant == "fifo":
+        os.mkfifo(folder / "out/a.txt")  # `cat` of it waits for a writer forever (the run hung)
+    else:
+        os.symlink("/dev/zero", folder / "out/a.txt")  # `cat` of it never ends
+    done = _bounded(folder, "run")
+    text = done.stdout + done.stderr
+    assert done.returncode == 3, text
+    assert "not a regular file" in text and "Traceback" not in text, text
+    assert not (folder / "b.txt").exists()
