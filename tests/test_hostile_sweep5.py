@@ -155,3 +155,43 @@ def test_a_fifo_or_device_at_a_target_a_shell_task_needs_is_refused_not_read(tmp
     assert done.returncode == 3, text
     assert "not a regular file" in text and "Traceback" not in text, text
     assert not (folder / "b.txt").exists()
+
+
+# -- 5. a link planted in .targetrun/logs is not read through by `logs` or `report` --------
+
+FAILING = "tasks:\n  a:\n    shell: 'echo the-real-log >&2; exit 1'\n"
+
+
+@pytest.mark.parametrize("plant", ["file", "folder"])
+def test_logs_and_report_do_not_read_through_a_link_planted_among_the_logs(tmp_path: Path, plant: str) -> None:
+    folder = _write(tmp_path / "p", FAILING)
+    assert _targetrun(folder, "run").returncode == 1
+    secret = tmp_path / "outside"
+    secret.mkdir()
+    (secret / "a.log").write_text("SECRET-FILE-CONTENT outside the project\n")
+    (run_folder,) = (folder / ".targetrun/logs").iterdir()
+    if plant == "file":  # .targetrun/ restored from a CI cache, or committed: a.log -> ~/.aws/credentials
+        (run_folder / "a.log").unlink()
+        (run_folder / "a.log").symlink_to(secret / "a.log")
+    else:
+        for entry in run_folder.iterdir():
+            entry.unlink()
+        run_folder.rmdir()
+        run_folder.symlink_to(secret)
+    logs = _targetrun(folder, "logs", "a")
+    assert "SECRET-FILE-CONTENT" not in logs.stdout + logs.stderr
+    assert logs.returncode == 2 and "symlink" in logs.stderr and "Traceback" not in logs.stderr, logs.stderr
+    report = _targetrun(folder, "report", "-o", "r.html")
+    assert report.returncode == 0, report.stderr
+    assert "SECRET-FILE-CONTENT" not in (folder / "r.html").read_text()
+
+
+def test_a_project_whose_targetrun_folder_is_a_link_still_reads_its_logs(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "p", FAILING)
+    (tmp_path / "elsewhere").mkdir()
+    (folder / ".targetrun").symlink_to(tmp_path / "elsewhere")  # the user's own choice: state on another disk
+    assert _targetrun(folder, "run").returncode == 1
+    logs = _targetrun(folder, "logs", "a")
+    assert logs.returncode == 0 and "the-real-log" in logs.stdout, logs.stdout + logs.stderr
+    assert _targetrun(folder, "report", "-o", "r.html").returncode == 0
+    assert "the-real-log" in (folder / "r.html").read_text()
