@@ -195,3 +195,15 @@ def test_a_project_whose_targetrun_folder_is_a_link_still_reads_its_logs(tmp_pat
     assert logs.returncode == 0 and "the-real-log" in logs.stdout, logs.stdout + logs.stderr
     assert _targetrun(folder, "report", "-o", "r.html").returncode == 0
     assert "the-real-log" in (folder / "r.html").read_text()
+
+
+@pytest.mark.parametrize("cache, says", [("/dev/null", "a device or other special file"), (".", "a folder"), ("/proc/x.db", "")])
+def test_a_cache_that_names_no_database_file_is_not_told_to_be_moved_aside_or_full(tmp_path: Path, cache: str,
+                                                                                  says: str) -> None:
+    folder = _write(tmp_path / "p", f"cache: {cache}\n" + SHELL_READER)
+    done = _targetrun(folder, "status")
+    assert done.returncode == 3 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "is full" not in done.stderr, done.stderr  # /proc has no blocks: no room is not its failure
+    if says:
+        assert f"It is {says}, not a database file" in done.stderr, done.stderr
+        assert "move it aside" not in done.stderr, done.stderr  # was: move /dev/null aside

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import stat
 
 SUCCEEDED = "succeeded"  # RunStatus.SUCCEEDED's value (targetrun/store/base.py): a no-op that is replayed
 INSERT_RUN = "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -53,11 +54,27 @@ def failure(exc: BaseException, path: str) -> tuple[str, str]:
     the database as a bare "disk I/O error" or "unable to open database file", which reads
     as damage -- and moving a store aside for that would lose its records for nothing -- so
     the file system that holds the store is asked too."""
+    special = _special(path)
+    if special:
+        return f"cannot be used: {exc}", (f"It is {special}, not a database file: point `cache:` at a file path "
+                                          "(the default is .targetrun/state.db) and leave that one as it is.")
     if full(exc) or _filesystem_says(path, full=True):
         return f"cannot be written: {exc}", FULL_HINT
     if _filesystem_says(path, full=False):
         return f"cannot be written: {exc}", READ_ONLY_HINT
     return f"cannot be used: {exc}", DAMAGED_HINT
+
+
+def _special(path: str) -> str:
+    """What is at ``path`` when it is there and no regular file (``cache: /dev/null``,
+    ``cache: .``): moving that aside, the hint for a damaged store, is never the fix."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode):
+        return ""
+    return "a folder" if stat.S_ISDIR(mode) else "a device or other special file"
 
 
 def _filesystem_says(path: str, *, full: bool) -> bool:
@@ -73,7 +90,8 @@ def _filesystem_says(path: str, *, full: bool) -> bool:
         fs = os.statvfs(folder)
     except OSError:
         return False
-    return fs.f_bavail == 0 if full else bool(fs.f_flag & os.ST_RDONLY)
+    # /proc, /sys and the like have no blocks at all: no room is not their failure
+    return fs.f_blocks > 0 and fs.f_bavail == 0 if full else bool(fs.f_flag & os.ST_RDONLY)
 
 
 def outcomes_key(run_id: str) -> str:
