@@ -207,3 +207,37 @@ def test_a_cache_that_names_no_database_file_is_not_told_to_be_moved_aside_or_fu
     if says:
         assert f"It is {says}, not a database file" in done.stderr, done.stderr
         assert "move it aside" not in done.stderr, done.stderr  # was: move /dev/null aside
+
+
+# -- 6. on an object store a key is one key, never a glob ----------------------------------
+
+def test_a_remote_target_whose_key_holds_glob_characters_is_written_and_invalidated_alone(tmp_path: Path,
+                                                                                         s3_server) -> None:
+    import fsspec
+
+    s3_server.reset()
+    options = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": s3_server.endpoint}}
+    bucket = fsspec.filesystem("s3", skip_instance_cache=True, **options)
+    bucket.mkdir("test-bucket")
+    folder = _write(tmp_path / "p", f"""\
+params:
+  x: a
+results:
+  lake:
+    url: s3://test-bucket/lake
+    options: {{key: testing, secret: testing, client_kwargs: {{endpoint_url: "{s3_server.endpoint}"}}}}
+tasks:
+  a:
+    shell: "echo {{params.x}} > {{output}}"
+    target: "reports/{{params.x}}.txt"
+    result: lake
+""")
+    for value in ("a", "b", "'*'", "'[ab]'", "'?x'"):  # quoted: the YAML strings *, [ab], ?x
+        done = _targetrun(folder, "run", "-p", f"x={value}")  # `[ab]` and `?` were copied into a folder
+        assert done.returncode == 0, done.stdout + done.stderr
+    keys = {path.rsplit("/", 1)[1] for path in bucket.ls("test-bucket/lake/reports", refresh=True)}
+    assert keys == {"a.txt", "b.txt", "*.txt", "[ab].txt", "?x.txt"}, keys
+    done = _targetrun(folder, "invalidate", "a", "-p", "x='*'")
+    assert done.returncode == 0, done.stdout + done.stderr
+    keys = {path.rsplit("/", 1)[1] for path in bucket.ls("test-bucket/lake/reports", refresh=True)}
+    assert keys == {"a.txt", "b.txt", "[ab].txt", "?x.txt"}, keys  # was: every report the glob matched went
