@@ -241,3 +241,21 @@ tasks:
     assert done.returncode == 0, done.stdout + done.stderr
     keys = {path.rsplit("/", 1)[1] for path in bucket.ls("test-bucket/lake/reports", refresh=True)}
     assert keys == {"a.txt", "b.txt", "[ab].txt", "?x.txt"}, keys  # was: every report the glob matched went
+
+
+# -- 7. a parameter mapping whose keys mix types is recorded, not an internal error --------
+
+@pytest.mark.parametrize("field", ["{params.m[0]}", "{params.m[a b]}", "{parameters[m][a b]}"])
+def test_a_parameter_mapping_with_int_and_text_keys_is_recorded_not_a_crash(tmp_path: Path, field: str) -> None:
+    folder = _write(tmp_path / "p", f"""\
+params:
+  m: {{0: z, 'a b': 1}}
+tasks:
+  a:
+    shell: "echo hi > {{output}}"
+    target: "out/{field}.txt"
+""")
+    for command in (["run"], ["status"], ["run", "-p", "m={1: x, 'a b': 2, 0: z}"], ["status", "--json"]):
+        done = _targetrun(folder, *command)
+        assert done.returncode == 0, done.stdout + done.stderr  # was: exit 4, json.dumps TypeError after the task ran
+        assert "Traceback" not in done.stderr
