@@ -259,3 +259,23 @@ tasks:
         done = _targetrun(folder, *command)
         assert done.returncode == 0, done.stdout + done.stderr  # was: exit 4, json.dumps TypeError after the task ran
         assert "Traceback" not in done.stderr
+
+
+# -- 8. a bad value under defaults: is reported at its own line ----------------------------
+
+@pytest.mark.parametrize("default, key", [
+    ("result: nowhere", "defaults.result"), ("max_retries: -1", "defaults.max_retries"),
+    ("retry_delay: forever", "defaults.retry_delay"), ("cache_for: soon", "defaults.cache_for"),
+    ("cache_validator: nope", "defaults.cache_validator"), ("checkpoint: 'no'", "defaults.checkpoint"),
+])
+def test_a_bad_default_is_reported_at_the_defaults_line_not_at_a_task(tmp_path: Path, default: str, key: str) -> None:
+    folder = _write(tmp_path / "p", f"defaults:\n  {default}\n" + SHELL_READER)
+    done = _targetrun(folder, "validate")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"Pipelinefile.yaml, line 2, {key}:" in done.stderr, done.stderr  # was: line 7, tasks.b.<key>
+
+
+def test_a_task_that_sets_the_key_itself_is_still_reported_at_the_task(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "p", "defaults:\n  max_retries: 1\n" + SHELL_READER + "    max_retries: -3\n")
+    done = _targetrun(folder, "validate")
+    assert "line 10, tasks.b.max_retries:" in done.stderr, done.stderr
