@@ -278,4 +278,4 @@ def test_a_bad_default_is_reported_at_the_defaults_line_not_at_a_task(tmp_path: 
 def test_a_task_that_sets_the_key_itself_is_still_reported_at_the_task(tmp_path: Path) -> None:
     folder = _write(tmp_path / "p", "defaults:\n  max_retries: 1\n" + SHELL_READER + "    max_retries: -3\n")
     done = _targetrun(folder, "validate")
-    assert "line 10, tasks.b.max_retries:" in done.stderr, done.stderr
+    assert "line 11, tasks.b.max_retries:" in done.stderr, done.stderr
