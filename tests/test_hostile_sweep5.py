@@ -279,3 +279,20 @@ def test_a_task_that_sets_the_key_itself_is_still_reported_at_the_task(tmp_path:
     folder = _write(tmp_path / "p", "defaults:\n  max_retries: 1\n" + SHELL_READER + "    max_retries: -3\n")
     done = _targetrun(folder, "validate")
     assert "line 11, tasks.b.max_retries:" in done.stderr, done.stderr
+
+
+# -- 9. the report is never written over targetrun's own files ------------------------------
+
+@pytest.mark.parametrize("command", [["run", "--report", ".targetrun/state.db"], ["report", "-o", "Pipelinefile.yaml"],
+                                     ["report", "-o", ".targetrun/state.db-wal"], ["report", "-o", "store-link.html"]])
+def test_the_report_is_not_written_over_the_state_store_or_the_pipelinefile(tmp_path: Path, command: list[str]) -> None:
+    folder = _write(tmp_path / "p", SHELL_READER)
+    assert _targetrun(folder, "run").returncode == 0
+    (folder / "store-link.html").symlink_to(folder / ".targetrun/state.db")
+    pipelinefile = (folder / "Pipelinefile.yaml").read_bytes()
+    done = _targetrun(folder, *command)
+    assert done.returncode == (0 if command[0] == "run" else 2), done.stdout + done.stderr  # a run's report never changes its exit code
+    assert "not writing the report" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert (folder / "Pipelinefile.yaml").read_bytes() == pipelinefile
+    history = _targetrun(folder, "history")  # was: the store replaced by HTML, every record gone (exit 3)
+    assert history.returncode == 0 and "succeeded" in history.stdout, history.stdout + history.stderr
