@@ -296,3 +296,20 @@ def test_the_report_is_not_written_over_the_state_store_or_the_pipelinefile(tmp_
     assert (folder / "Pipelinefile.yaml").read_bytes() == pipelinefile
     history = _targetrun(folder, "history")  # was: the store replaced by HTML, every record gone (exit 3)
     assert history.returncode == 0 and "succeeded" in history.stdout, history.stdout + history.stderr
+
+
+# -- 10. a date format that names no part of the date gives every date one target: refused ---
+
+@pytest.mark.parametrize("spec", ["%%", "%%Y", "[abc]", "[", "-", "%Z"])
+def test_a_date_format_that_names_no_part_of_the_date_is_refused_at_load(tmp_path: Path, spec: str) -> None:
+    folder = _write(tmp_path / "p", f'tasks:\n  a:\n    shell: "echo hi > {{output}}"\n    target: "out/{{date:{spec}}}.txt"\n')
+    done = _targetrun(folder, "validate")
+    assert done.returncode == 2, done.stdout + done.stderr  # was: ok, and `--date A..B` wrote one file for every date
+    assert "names no part of the date" in done.stderr and "line 4, tasks.a.target" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("spec", ["%%%Y", "%p", "[day] D", "%-d"])
+def test_a_date_format_with_a_date_code_among_literal_text_stands(tmp_path: Path, spec: str) -> None:
+    folder = _write(tmp_path / "p", f'tasks:\n  a:\n    shell: "echo hi > {{output}}"\n    target: "out/{{date:{spec}}}.txt"\n')
+    done = _targetrun(folder, "validate")
+    assert done.returncode == 0, done.stdout + done.stderr
