@@ -36,7 +36,7 @@ from targetrun.executors import base as executors
 from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
 from targetrun import redact
 from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, RunContext, RunSummary
-from targetrun.resolve import INLINE, LOCAL, TaskRenderer, escapes_through_symlink, protocol
+from targetrun.resolve import INLINE, LOCAL, TaskRenderer, escapes_through_symlink, own_file, protocol
 from targetrun.envvars import expand_env
 from targetrun.pipelinefile import load_pipeline
 from targetrun.pipelinefile.values import check_param_name, check_param_value
@@ -641,6 +641,10 @@ def write_report(spec: PipelineSpec, path: str, run_ids: Sequence[str] = (), las
     from targetrun.runview import choose_runs, collect
     from targetrun.report.html import render_report
 
+    what = own_file(spec, path)
+    if what is not None:
+        raise UsageError(f"not writing the report to {path}: it is {what}",
+                         hint="Give -o (or --report) a path of its own, such as targetrun-report.html.")
     now, lease = _now(clock), _lease(lock_lease)
     with backends(spec, store_url) as opened:
         runs = choose_runs(opened.store, spec.name, run_ids, now, lease)

@@ -173,12 +173,28 @@ def check(spec: str) -> None:
         return
     if "%" in spec:
         _check_strftime(spec)
-        return
-    for match in _TOKENS.finditer(spec):
-        token = match.group(3)
-        if token is not None and token not in _RULES:
-            raise ValueError(f"the date format {spec!r} uses the token {token!r}, which Prefect 1's pendulum renders "
-                             "as nothing or as the letters themselves")
+    else:
+        for match in _TOKENS.finditer(spec):
+            token = match.group(3)
+            if token is not None and token not in _RULES:
+                raise ValueError(f"the date format {spec!r} uses the token {token!r}, which Prefect 1's pendulum "
+                                 "renders as nothing or as the letters themselves")
+    _check_names_the_date(spec)
+
+
+# Two moments that differ in every field a format can show (year, month, day, weekday, hour,
+# minute, second, fraction, AM/PM): a spec that renders both alike names no part of the date.
+_APART = (dt.datetime(2001, 2, 3, 4, 5, 6, 7000, tzinfo=dt.timezone.utc),
+          dt.datetime(2012, 11, 25, 17, 38, 49, 123000, tzinfo=dt.timezone.utc))
+
+
+def _check_names_the_date(spec: str) -> None:
+    """A spec made only of literal text (`%%`, `[text]`, `-`) or of the time zone (the run
+    date is UTC) gives every date one target, as a code printed as its own letters does."""
+    first, second = (when.strftime(spec) if "%" in spec else _tokens(when, spec) for when in _APART)
+    if first == second:
+        raise ValueError(f"the date format {spec!r} names no part of the date: it renders as {first!r}, the same "
+                         "for every date")
 
 
 def _check_strftime(spec: str) -> None:

@@ -82,14 +82,23 @@ class SpecError(TargetrunError):
     def format(self) -> str:
         where = []
         if self.file:
-            where.append(self.file)
+            where.append(_one_line(self.file))
         if self.line:
             where.append(f"line {self.line}")
         if self.key:
-            where.append(self.key)
+            where.append(_one_line(self.key))
         prefix = ", ".join(where)
         body = super().format()
         return f"{prefix}: {body}" if prefix else body
+
+
+def _one_line(text: str) -> str:
+    """A file name or key path as written in the location prefix: a YAML key may hold a
+    line break or an escape character (`"a\\nb":`), and a prefix that breaks its line would
+    split the one-paragraph error (and start a line the message's own escaping never saw)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class UnknownKeyError(SpecError):

@@ -20,7 +20,7 @@ try:
 except ImportError:  # Windows: no FIFO to wait on, and no O_NONBLOCK set
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["NotRegularFile", "open_regular", "regular_descriptor", "read_named", "kind_of", "READ_FLAGS"]
+__all__ = ["NotRegularFile", "LeadsOutside", "open_regular", "regular_descriptor", "read_named", "kind_of", "READ_FLAGS"]
 
 # Read-only, without waiting for a writer (a FIFO), not inherited by commands.
 READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -32,6 +32,13 @@ class NotRegularFile(OSError):
     def __init__(self, path: str, mode: int) -> None:
         super().__init__(errno.EINVAL, f"{kind_of(mode)}, not a regular file", path)
         self.mode = mode
+
+
+class LeadsOutside(OSError):
+    """The path is a symlink, or lies in a folder that resolves outside the one it must be in."""
+
+    def __init__(self, path: str, inside: str) -> None:
+        super().__init__(errno.ELOOP, f"a symlink, or in a folder that leads out of {inside}", path)
 
 
 def kind_of(mode: int) -> str:
@@ -49,21 +56,38 @@ def kind_of(mode: int) -> str:
     return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "no regular file"
 
 
-def open_regular(path: str, *, streams_too: bool = False) -> BinaryIO:
+def open_regular(path: str, *, streams_too: bool = False, inside: str | None = None) -> BinaryIO:
     """``path`` opened for reading, blocking as usual once open; :class:`NotRegularFile`
     when it is no regular file, OSError as ``os.open`` raises it.
 
     ``streams_too``: a pipe or a character device is read as well -- only for a file the
     user names on the command line, which may be a stream (``-f <(generate)``,
     ``--params-file /dev/stdin``), and only by a caller that reads at most a limit. A
-    FIFO no process writes to then reads as empty at once instead of waiting."""
-    return os.fdopen(regular_descriptor(path, streams_too=streams_too), "rb")
+    FIFO no process writes to then reads as empty at once instead of waiting.
+
+    ``inside``: a folder of targetrun's own the file must lie in (a task's log under
+    ``.targetrun/logs/``): a symlink at the path, or a folder on the way that resolves out
+    of it, is :class:`LeadsOutside` -- what was planted there is not read through."""
+    if inside is None:
+        return os.fdopen(regular_descriptor(path, streams_too=streams_too), "rb")
+    fd = regular_descriptor(path, streams_too=streams_too, no_link=True)
+    folder, within = os.path.realpath(os.path.dirname(path)), os.path.realpath(inside)
+    if os.path.commonpath([folder, within]) != within:
+        os.close(fd)
+        raise LeadsOutside(path, inside)
+    return os.fdopen(fd, "rb")
 
 
-def regular_descriptor(path: str, *, streams_too: bool = False) -> int:
+def regular_descriptor(path: str, *, streams_too: bool = False, no_link: bool = False) -> int:
     """:func:`open_regular` as a bare descriptor, for a hot path that reads it with
-    ``os.read`` (a file object adds a stat, a terminal test and a seek); the caller closes it."""
-    fd = os.open(path, READ_FLAGS)
+    ``os.read`` (a file object adds a stat, a terminal test and a seek); the caller closes it.
+    ``no_link``: a symlink at ``path`` itself is not followed (ELOOP)."""
+    try:
+        fd = os.open(path, READ_FLAGS | (getattr(os, "O_NOFOLLOW", 0) if no_link else 0))
+    except OSError as exc:
+        if no_link and exc.errno == errno.ELOOP:
+            _refuse_link(path)
+        raise
     try:
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISREG(mode) or (streams_too and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)))):
@@ -74,6 +98,18 @@ def regular_descriptor(path: str, *, streams_too: bool = False) -> int:
         with contextlib.suppress(OSError):
             os.close(fd)
         raise
+
+
+def _refuse_link(path: str) -> None:
+    """A symlink where no link belongs: said as what it leads to when that is no regular file
+    (a link to ``/dev/zero`` is a device), else as a link (never followed to be read)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # dangling, or a loop: a link all the same
+        mode = stat.S_IFREG
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(path, mode)
+    raise LeadsOutside(path, os.path.dirname(path))
 
 
 def _block(fd: int) -> None:

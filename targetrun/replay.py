@@ -495,10 +495,8 @@ def _not_recorded(store: str, exc: BaseException, busy: bool) -> int:
 
     if busy:
         what, hint = "stayed locked by another process", statements.BUSY_HINT
-    elif statements.full(exc):
-        what, hint = f"cannot be written: {exc}", statements.FULL_HINT
     else:
-        what, hint = f"cannot be used: {exc}", statements.DAMAGED_HINT
+        what, hint = statements.failure(exc, store)
     what += "; this run was not recorded"
     try:
         from targetrun.redact import printable, redact  # as every message the CLI writes

@@ -486,6 +486,20 @@ def _shown(rendered: str) -> str:
     return rendered if len(rendered) <= 80 else f"{rendered[:60]}...{rendered[-12:]}"
 
 
+def own_file(spec: PipelineSpec, path: str) -> str | None:
+    """What of targetrun's own a file the user names for output would overwrite (``run
+    --report .targetrun/state.db`` replaced every record with HTML): the Pipelinefile, the
+    state store, or something in the project's .targetrun/ folder; None for any other file."""
+    own = {os.path.realpath(name): what for name, what in _own_files(spec).items()}
+    folder = os.path.realpath(os.path.join(spec.root, _OWN_FOLDER))
+    for candidate in dict.fromkeys((os.path.normpath(os.path.abspath(path)), os.path.realpath(path))):
+        if candidate in own:
+            return own[candidate]
+        if os.path.commonpath([candidate, folder]) == folder:
+            return f"a file in {_OWN_FOLDER}/, where targetrun keeps its own files"
+    return None
+
+
 def _own_files(spec: PipelineSpec) -> dict[str, str]:
     """The files no target may be, with what each is: the Pipelinefile and a local SQLite
     state store (with its journal files). A ``cache:`` naming ``${VAR}`` or a server is

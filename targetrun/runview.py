@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from targetrun.errors import UsageError
 from targetrun.model import PipelineSpec
 from targetrun.regularfile import open_regular
-from targetrun.resolve import log_path
+from targetrun.resolve import LOGS, log_path
 from targetrun.store.base import RunRecord, StateStore, as_seen
 
 LOG_LINES = 30
@@ -144,7 +144,8 @@ def _reason(text: str) -> str:
 def _log_tail(root: str, run_id: str, task: str) -> str:
     path = log_path(root, run_id, task)
     try:
-        with open_regular(path) as f:  # a FIFO or a device in its place is not read: ""
+        # a FIFO or a device in its place is not read, nor a link planted there (the report is an artifact): ""
+        with open_regular(path, inside=os.path.join(root, LOGS)) as f:
             f.seek(max(0, os.fstat(f.fileno()).st_size - LOG_BYTES * 4))
             text = f.read().decode("utf-8", errors="replace")
     except OSError:

@@ -624,11 +624,34 @@ def value_text(value: object) -> str:
     >>> len(value_text("x" * 500)) < 80
     True
     """
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    text = value if isinstance(value, str) else _json(value, ascii=False)
     if len(text) <= _TEXT_LIMIT:
         return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"{text[:40]}… ({digest})"
+
+
+def _json(value: object, *, ascii: bool) -> str:
+    """A parameter value as JSON text, keys sorted. YAML lets one mapping mix key types
+    (`{0: a, b: c}`), which Python cannot sort: those are sorted as the text JSON writes
+    them, so the text stays one per value instead of failing the run after its task ran.
+
+    >>> _json({0: "a", "b": 1}, ascii=True)
+    '{"0": "a", "b": 1}'
+    """
+    try:
+        return json.dumps(value, ensure_ascii=ascii, sort_keys=True, default=str)
+    except TypeError:
+        return json.dumps(_keys_as_text(value), ensure_ascii=ascii, sort_keys=True, default=str)
+
+
+def _keys_as_text(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {key if isinstance(key, str) else json.dumps(key, default=str): _keys_as_text(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_keys_as_text(item) for item in value]
+    return value
 
 
 _SECRET_NAME = re.compile(r"pass|secret|token|key|credential|auth|private", re.IGNORECASE)
@@ -650,7 +673,7 @@ def param_text(name: str, value: object) -> str:
         return f"*** ({_digest(value)})"
     # Masked by the value's own shape, never by secrets this process happens to know: the
     # text recorded in one run is compared with the text of the next. Masked before it is cut.
-    whole = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    whole = value if isinstance(value, str) else _json(value, ascii=False)
     shown = _shapes_masked(whole)
     return value_text(value) if shown == whole else f"{value_text(shown)} ({_digest(value)})"
 
@@ -658,7 +681,7 @@ def param_text(name: str, value: object) -> str:
 def _digest(value: object) -> str:
     """A short sha256 of a value that is shown masked: two secrets are told apart, neither
     shown. (Only for those: every task's parameters pass through :func:`param_text`.)"""
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    text = value if isinstance(value, str) else _json(value, ascii=True)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 

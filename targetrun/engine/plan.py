@@ -762,6 +762,11 @@ class Planner:
         return self.outputs[name]
 
     def _note_output(self, task: PlannedTask, decision: Decision, probe: Location | None) -> None:
+        # A downstream decided in an earlier wave may have asked for this output before this
+        # task was decided (a cache_for task computes its inputs' fingerprints whatever its
+        # validator) and been told PENDING; that answer held only while it was undecided, and
+        # kept, it was recorded as the input of every record made from a kept target.
+        self.outputs.pop(task.name, None)
         if decision.reason is Reason.CACHE_HIT:
             self.outputs[task.name] = fingerprint.of_content(self.hits[task.name].checkpoint.content_hash)
         elif not decision.runs and probe is not None:

@@ -308,7 +308,7 @@ class _Checker:
             self.expect(where + ("target",), target, str, "a target path template")
             if not target.strip():
                 raise self.error(where + ("target",), "the target is empty")
-        checkpoint = self.expect(where + ("checkpoint",), merged.get("checkpoint", True), bool, "true or false")
+        checkpoint = self.expect(_said(where, "checkpoint", body), merged.get("checkpoint", True), bool, "true or false")
         if target is not None and not checkpoint:
             raise self.error(
                 where + ("checkpoint",),
@@ -321,7 +321,7 @@ class _Checker:
                 "a shell task that writes {output} must be checkpointed ({output} is where its value is written)",
                 hint="Remove `checkpoint: false`, or {output} from the command.",
             )
-        result = self.result_ref(where, merged.get("result", "."), results)
+        result = self.result_ref(_said(where, "result", body)[:-1], merged.get("result", "."), results)
         if "result" in body and result not in results:
             self.check_names_a_root(where + ("result",), result)
             self.check_protocol(where + ("result",), result)
@@ -329,13 +329,13 @@ class _Checker:
             self.check_protocol(where + ("target",), templating.literal_prefix(target))
         serializer = self.serializer(where + ("serializer",), body.get("serializer"))
         default_serializer = self.serializer(("defaults", "serializer"), defaults.get("serializer"))
-        retries = self.expect(where + ("max_retries",), merged.get("max_retries", 0), int, "a whole number of retries")
+        retries = self.expect(_said(where, "max_retries", body), merged.get("max_retries", 0), int, "a whole number of retries")
         if retries < 0:
-            raise self.error(where + ("max_retries",), f"expected 0 or more retries, found {retries}")
+            raise self.error(_said(where, "max_retries", body), f"expected 0 or more retries, found {retries}")
         if retries > MAX_RETRIES:  # 10**20 retries of a failing task is a run that never ends
             shown = f"{retries:,}" if retries < 10**30 else f"a number of {len(str(retries))} digits"
-            raise self.error(where + ("max_retries",), f"expected at most {MAX_RETRIES:,} retries, found {shown}")
-        delay = self.duration(where + ("retry_delay",), merged.get("retry_delay", 0))
+            raise self.error(_said(where, "max_retries", body), f"expected at most {MAX_RETRIES:,} retries, found {shown}")
+        delay = self.duration(_said(where, "retry_delay", body), merged.get("retry_delay", 0))
         cache = self.cache_policy(where, merged, body)
         foreach = self.foreach(where + ("foreach",), body.get("foreach"), needs, params)
         if cache is not None:
@@ -626,10 +626,10 @@ class _Checker:
                 raise self.error(where + ("cache_key",), "`cache_key` needs `cache_for`", hint="Add e.g. `cache_for: 1h` to this task.")
             if "cache_validator" not in merged:
                 return None
-            checks = self.validators(where + ("cache_validator",), merged["cache_validator"])
+            checks = self.validators(_said(where, "cache_validator", body), merged["cache_validator"])
             return CachePolicy(ttl=float("inf"), validator=checks[0][0], names=checks[0][1], also=checks[1:])
-        ttl = self.duration(where + ("cache_for",), merged["cache_for"])
-        checks = self.validators(where + ("cache_validator",), merged.get("cache_validator", "duration_only"))
+        ttl = self.duration(_said(where, "cache_for", body), merged["cache_for"])
+        checks = self.validators(_said(where, "cache_validator", body), merged.get("cache_validator", "duration_only"))
         if key is not None:
             self.expect(where + ("cache_key",), key, str, "a cache key template")
         return CachePolicy(ttl=ttl, validator=checks[0][0], names=checks[0][1], key=key, also=checks[1:])
@@ -805,6 +805,13 @@ def _templates(task: TaskSpec) -> list[tuple[str, str]]:
         elif isinstance(value, dict):
             stack.extend((f"{name}.{k}", v) for k, v in value.items())
     return found
+
+
+def _said(where: Path, key: str, body: Mapping[str, Any]) -> Path:
+    """Where a task's value for ``key`` is written: in the task, or (inherited) under
+    ``defaults:`` -- so a bad default is reported at its own line, not at a task's that
+    never names the key."""
+    return where + (key,) if key in body else ("defaults", key)
 
 
 def _known_items(foreach: Any, params: Mapping[str, object]) -> list[object] | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from targetrun.events import Event, RunOutput, RunStarted, TaskFailed, TaskRetrying, TaskSucceeded
 from targetrun.errors import UsageError
 from targetrun.redact import printable, redact
-from targetrun.regularfile import NotRegularFile, kind_of, open_regular
+from targetrun.regularfile import LeadsOutside, NotRegularFile, kind_of, open_regular
 from targetrun.resolve import LOGS, log_path
 
 UNATTRIBUTED = "unattributed.txt"  # not a task's name: task logs end in .log
@@ -119,7 +119,7 @@ def find_log(root: str, task: str, runs: Sequence[str], *, last_attempt: int | N
             if known is not None:
                 return TaskLog(path, known, "")  # it ran there, silently
             continue
-        text = _read_log(path)
+        text = _read_log(path, os.path.join(root, LOGS))
         parts = sections(text)
         if every_attempt or not parts:
             return TaskLog(path, None, text)
@@ -130,12 +130,15 @@ def find_log(root: str, task: str, runs: Sequence[str], *, last_attempt: int | N
     return None
 
 
-def _read_log(path: str) -> str:
+def _read_log(path: str, logs: str) -> str:
     """A task's log as text. Something put in its place that is no regular file is not read:
     a FIFO would wait for a writer forever, ``/dev/zero`` never ends."""
     try:
-        with open_regular(path) as f:
+        with open_regular(path, inside=logs) as f:  # a link planted there (to ~/.aws/credentials) is not followed
             return f.read().decode("utf-8", errors="replace")
+    except LeadsOutside:
+        raise UsageError(f"the log {path} is a symlink, or in a folder that leads out of {LOGS}/: targetrun does not "
+                         "read through it", hint="Move it away; targetrun writes logs as regular files.") from None
     except NotRegularFile as exc:
         raise UsageError(f"the log {path} is {kind_of(exc.mode)}, not a regular file: targetrun does not read it",
                          hint="Move it away; targetrun writes logs as regular files.") from None

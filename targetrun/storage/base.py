@@ -154,6 +154,11 @@ class Storage(ABC):
         """A local copy of ``url`` for a shell command's ``{needs.NAME}``, removed afterwards."""
         local = self.local_path(url)
         if local is not None:
+            # The command is handed the path, not bytes targetrun read: opened here first (without
+            # waiting), a FIFO, device or socket put where the checkpoint belongs is refused as a
+            # Python task's read refuses it, instead of the command waiting on it forever.
+            with self.open_read(url):
+                pass
             yield local
             return
         folder = tempfile.mkdtemp(prefix="targetrun-input-")

@@ -168,8 +168,9 @@ class FsspecStorage(Storage):
         try:
             if self.protocol in ("file", "local"):  # a rename; a copy would be visible half-done
                 fs.mv(self._path(staging), self._path(url))
-            else:  # not fs.mv: its listing-based expansion costs requests, and hung on the GCS emulator
-                fs.copy(self._path(staging), self._path(url))
+            else:  # not fs.mv or fs.copy: their expansion costs requests (it hung on the GCS emulator) and
+                # reads a key as a glob -- `[ab]` or `?` in a value copied the checkpoint into a folder
+                fs.cp_file(self._path(staging), self._path(url))
                 fs.rm_file(self._path(staging))
         except Exception as exc:
             raise StorageError(f"cannot move the new checkpoint onto {_mask(url)}: {exc}") from None
@@ -194,7 +195,9 @@ class FsspecStorage(Storage):
     def remove(self, url: str) -> None:
         fs = self.fs
         try:
-            fs.rm(self._path(url), recursive=True)
+            # one key, never fs.rm: that reads the key as a glob and removes folders it matches
+            # (invalidating `reports/*.txt` removed every report, not the one targetrun wrote)
+            fs.rm_file(self._path(url))
         except FileNotFoundError:
             pass
         except Exception as exc:

@@ -30,8 +30,8 @@ from typing import Any
 from targetrun import stopping
 from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskState
-from targetrun.store.statements import (BUSY_HINT, CACHE_GENERATION, DAMAGED_HINT, FULL_HINT, GET_BLOB, INSERT_RUN,
-                                        PUT_BLOB, busy, full)
+from targetrun.store.statements import (BUSY_HINT, CACHE_GENERATION, GET_BLOB, INSERT_RUN,
+                                        PUT_BLOB, busy, failure)
 from targetrun.store.base import (MALFORMED, LastRun, PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions,
                                   TaskRecord, finite, kept, readable, text, text_or_none)
 
@@ -226,9 +226,8 @@ class SqliteStore(StateStore):
         if busy(exc):
             return CacheError(f"the state store {self.path} stayed locked by another process for {self.timeout:g}s",
                               hint=BUSY_HINT)
-        if full(exc):
-            return CacheError(f"the state store {self.path} cannot be written: {exc}", hint=FULL_HINT)
-        return CacheError(f"the state store {self.path} cannot be used: {exc}", hint=DAMAGED_HINT)
+        what, hint = failure(exc, self.path)
+        return CacheError(f"the state store {self.path} {what}", hint=hint)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -7,7 +7,9 @@ Standard library only.
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
+import stat
 
 SUCCEEDED = "succeeded"  # RunStatus.SUCCEEDED's value (targetrun/store/base.py): a no-op that is replayed
 INSERT_RUN = "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -30,6 +32,8 @@ FULL_HINT = ("The disk that holds it is full: make room on it, then run again (t
              "trusted).")
 DAMAGED_HINT = ("If it is damaged or not a targetrun database, move it aside; targetrun creates a new one (cache "
                 "entries and run history in it are then forgotten, targets are not).")
+READ_ONLY_HINT = ("The folder that holds it is on a read-only file system: make it writable (or point `cache:` at "
+                  "a writable place), then run again; the store itself is kept as it is.")
 
 
 def busy(exc: BaseException) -> bool:
@@ -42,6 +46,52 @@ def full(exc: BaseException) -> bool:
     Moving such a store aside (the hint for a damaged one) would lose its records for nothing."""
     return isinstance(exc, sqlite3.Error) and "is full" in str(exc) or \
         isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def failure(exc: BaseException, path: str) -> tuple[str, str]:
+    """What a store error that is not a busy lock says, and what to do about it. SQLite
+    reports a full disk or a read-only mount while it sizes its shared-memory file or opens
+    the database as a bare "disk I/O error" or "unable to open database file", which reads
+    as damage -- and moving a store aside for that would lose its records for nothing -- so
+    the file system that holds the store is asked too."""
+    special = _special(path)
+    if special:
+        return f"cannot be used: {exc}", (f"It is {special}, not a database file: point `cache:` at a file path "
+                                          "(the default is .targetrun/state.db) and leave that one as it is.")
+    if full(exc) or _filesystem_says(path, full=True):
+        return f"cannot be written: {exc}", FULL_HINT
+    if _filesystem_says(path, full=False):
+        return f"cannot be written: {exc}", READ_ONLY_HINT
+    return f"cannot be used: {exc}", DAMAGED_HINT
+
+
+def _special(path: str) -> str:
+    """What is at ``path`` when it is there and no regular file (``cache: /dev/null``,
+    ``cache: .``): moving that aside, the hint for a damaged store, is never the fix."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode):
+        return ""
+    return "a folder" if stat.S_ISDIR(mode) else "a device or other special file"
+
+
+def _filesystem_says(path: str, *, full: bool) -> bool:
+    """Whether the file system holding ``path`` has no room left for this user (``full``)
+    or is mounted read-only; False when it cannot be asked."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while folder and not os.path.isdir(folder):  # not made yet: the nearest folder that is
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return False
+    # /proc, /sys and the like have no blocks at all: no room is not their failure
+    return fs.f_blocks > 0 and fs.f_bavail == 0 if full else bool(fs.f_flag & os.ST_RDONLY)
 
 
 def outcomes_key(run_id: str) -> str:
