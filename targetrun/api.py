@@ -165,7 +165,10 @@ class Backends:
         proto = (protocol(named.url) if named else key) or key
         if proto in STORAGES and proto != "fsspec":
             return STORAGES.get(proto)(**(named.options if named else {}))  # type: ignore[no-any-return]
-        return STORAGES.get("fsspec")(proto, named.options if named else {})  # type: ignore[no-any-return]
+        if named is None:
+            return STORAGES.get("fsspec")(proto, {})  # type: ignore[no-any-return]
+        return STORAGES.get("fsspec")(proto, named.options, where=f"results.{key}.options",  # type: ignore[no-any-return]
+                                      file=self.spec.path)
 
     @property
     def options(self) -> StoreOptions:

@@ -365,3 +365,16 @@ def test_user_info_in_a_scheduler_address_is_refused_as_such(project, monkeypatc
     result = proj.cli("run", "--scheduler", "tcp://admin:Sup3rSecret@127.0.0.1:8786")
     _refused_plainly(result, "--scheduler", "user", "tls://")
     assert "names no host" not in result.err and "Sup3rSecret" not in result.text, result.text
+
+
+# -- 10. an unset ${VAR} in a result's storage options ----------------------------------------
+# The error said "storage options.secret: storage options.secret uses ${NOPE}" -- which file,
+# which of its results? It names both now (the value is read when the storage is first used).
+
+def test_an_unset_variable_in_storage_options_names_the_file_and_the_result(project, monkeypatch):
+    monkeypatch.delenv("NOPE_UNSET_VAR", raising=False)
+    proj = project("results:\n  lake: {url: 's3://bucket/x', options: {key: k, secret: '${NOPE_UNSET_VAR}'}}\n"
+                   "defaults: {result: lake}\ntasks:\n  a: {run: steps:const, target: a.json}\n", steps=STEPS)
+    for command in (["run"], ["status"]):
+        result = proj.cli(*command)
+        _refused_plainly(result, "Pipelinefile.yaml", "results.lake.options.secret", "${NOPE_UNSET_VAR}", "not set")

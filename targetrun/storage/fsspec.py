@@ -34,9 +34,12 @@ BUCKETED = frozenset(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"))
 
 
 class FsspecStorage(Storage):
-    def __init__(self, protocol: str, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, protocol: str, options: Mapping[str, Any] | None = None, *,
+                 where: str = "storage options", file: str | None = None) -> None:
         self.protocol = protocol
         self.options = dict(options or {})
+        self.where = where  # what a message calls the options (results.NAME.options), and in which file
+        self.file = file
         self._fs: Any = None
         self._buckets: set[str] = set()  # known to exist
 
@@ -46,12 +49,13 @@ class FsspecStorage(Storage):
         check_protocol(protocol)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"protocol": self.protocol, "options": self.options, "_fs": None, "_buckets": set()}
+        return {"protocol": self.protocol, "options": self.options, "where": self.where, "file": self.file,
+                "_fs": None, "_buckets": set()}
 
     @property
     def fs(self) -> Any:
         if self._fs is None:
-            self._fs = _filesystem(self.protocol, self.options)
+            self._fs = _filesystem(self.protocol, self.options, self.where, self.file)
         return self._fs
 
     def _path(self, url: str) -> str:
@@ -317,7 +321,8 @@ def _install_hint(protocol: str, known: Mapping[str, Any] | None) -> str:
     return f"{said.rstrip('.')}." if said else f"Install the fsspec implementation of {protocol}://."
 
 
-def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
+def _filesystem(protocol: str, options: Mapping[str, Any], where: str = "storage options",
+                file: str | None = None) -> Any:
     import fsspec  # type: ignore[import-untyped]
 
     check_protocol(protocol)
@@ -332,7 +337,7 @@ def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
         ) from None
     except ValueError:
         raise UsageError(f"unknown storage protocol {protocol}://", hint="Use a local path or an fsspec URL such as s3:// or gs://.") from None
-    settings = {"skip_instance_cache": True, **_expand_env(options)}
+    settings = {"skip_instance_cache": True, **_expand_env(options, where, file)}
     redact.register_options(settings, expand=False)  # a library's message may quote any of them
     if protocol in BUCKETED:
         settings.setdefault("use_listings_cache", False)
@@ -342,16 +347,17 @@ def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
         raise StorageError(f"cannot open {protocol}:// storage: {exc}") from None
 
 
-def _expand_env(options: Mapping[str, Any], where: str = "storage options") -> dict[str, Any]:
+def _expand_env(options: Mapping[str, Any], where: str = "storage options", file: str | None = None) -> dict[str, Any]:
     """``${VAR}`` in option strings comes from the environment, so no secret lives in the
-    file; an unset one is exit 2 naming it (:func:`targetrun.envvars.expand_env`)."""
+    file; an unset one is exit 2 naming it, the option and the file
+    (:func:`targetrun.envvars.expand_env`)."""
 
     expanded: dict[str, Any] = {}
     for key, value in options.items():
         if isinstance(value, str):
-            expanded[key] = expand_env(value, f"{where}.{key}")
+            expanded[key] = expand_env(value, f"{where}.{key}", file=file)
         elif isinstance(value, Mapping):
-            expanded[key] = _expand_env(value, f"{where}.{key}")
+            expanded[key] = _expand_env(value, f"{where}.{key}", file)
         else:
             expanded[key] = value
     return expanded
