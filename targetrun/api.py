@@ -429,13 +429,20 @@ def invalidate(
             url = planned.target.url
             if storage.exists(url):
                 _check_removable(storage, url, opened.store.checkpoint(url))
-                storage.remove(url)
+                storage.remove(url)  # first: a record left without its target only has the next run rewrite it
                 removed.append(f"target {url}")
-            opened.store.forget_checkpoint(url)
-        if planned.cache_key:
-            count = opened.store.delete_cache(key=planned.cache_key)
-            if count:
-                removed.append(f"{count} cache entr{'y' if count == 1 else 'ies'} under {planned.cache_key!r}")
+        try:
+            if planned.target is not None:
+                opened.store.forget_checkpoint(planned.target.url)
+            if planned.cache_key:
+                count = opened.store.delete_cache(key=planned.cache_key)
+                if count:
+                    removed.append(f"{count} cache entr{'y' if count == 1 else 'ies'} under {planned.cache_key!r}")
+        except TargetrunError as exc:
+            if removed:  # say what did happen: the error alone reads as if nothing had
+                exc.message = (f"{' and '.join(removed)} already removed, but its records were not: {exc.message}; "
+                               f"run `targetrun invalidate {task}` again to remove them")
+            raise
     return removed
 
 

@@ -302,3 +302,24 @@ def test_a_lock_whose_holder_died_here_is_taken_over_in_seconds_not_at_its_lease
     assert result.returncode == 0, result.stderr
     assert calls(folder) == ["a"]
     assert time.monotonic() - started < 30  # the lease had 60 s to run
+
+
+def test_invalidate_whose_store_stays_locked_says_the_target_is_already_gone(tmp_path):
+    """The target goes first (a record without its target only makes the next run rewrite
+    it); when the store then stays locked, the error says the file is gone and what to do
+    -- not only "stayed locked", which reads as if nothing had happened."""
+    folder = make(tmp_path)
+    assert targetrun(folder, "run").returncode == 0
+    assert (folder / "out/a.txt").exists()
+    holder = hold_write_lock(folder, 20)
+    try:
+        result = targetrun(folder, "invalidate", "a", env={"TARGETRUN_STORE_TIMEOUT": "0.5"})
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    assert result.returncode == 3, result.stderr
+    assert "stayed locked" in result.stderr and "already removed" in result.stderr and "invalidate" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (folder / "out/a.txt").exists()
+    again = targetrun(folder, "invalidate", "a")
+    assert again.returncode == 0, again.stderr
