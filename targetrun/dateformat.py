@@ -183,14 +183,16 @@ def check(spec: str) -> None:
 
 
 # Two moments that differ in every field a format can show (year, month, day, weekday, hour,
-# minute, second, fraction, AM/PM): a spec that renders both alike names no part of the date.
+# minute, second, fraction, AM/PM, time zone): a spec that renders both alike names no part
+# of the date. (The zone counts: `--date 2026-11-01T06:00+02:00` keeps its offset, and
+# pendulum's Z / zz name it, as Prefect 1 renders them.)
 _APART = (dt.datetime(2001, 2, 3, 4, 5, 6, 7000, tzinfo=dt.timezone.utc),
-          dt.datetime(2012, 11, 25, 17, 38, 49, 123000, tzinfo=dt.timezone.utc))
+          dt.datetime(2012, 11, 25, 17, 38, 49, 123000, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))))
 
 
 def _check_names_the_date(spec: str) -> None:
-    """A spec made only of literal text (`%%`, `[text]`, `-`) or of the time zone (the run
-    date is UTC) gives every date one target, as a code printed as its own letters does."""
+    """A spec made only of literal text (`%%`, `[text]`, `-`) gives every date one target,
+    as a code printed as its own letters does."""
     first, second = (when.strftime(spec) if "%" in spec else _tokens(when, spec) for when in _APART)
     if first == second:
         raise ValueError(f"the date format {spec!r} names no part of the date: it renders as {first!r}, the same "

@@ -299,8 +299,10 @@ def test_the_report_is_not_written_over_the_state_store_or_the_pipelinefile(tmp_
 
 
 # -- 10. a date format that names no part of the date gives every date one target: refused ---
+# (The time zone is a part: `--date ...+02:00` keeps its offset, and Prefect 1's pendulum
+# renders Z / zz -- tests/test_oracle_prefect.py.)
 
-@pytest.mark.parametrize("spec", ["%%", "%%Y", "[abc]", "[", "-", "%Z"])
+@pytest.mark.parametrize("spec", ["%%", "%%Y", "[abc]", "[", "-"])
 def test_a_date_format_that_names_no_part_of_the_date_is_refused_at_load(tmp_path: Path, spec: str) -> None:
     folder = _write(tmp_path / "p", f'tasks:\n  a:\n    shell: "echo hi > {{output}}"\n    target: "out/{{date:{spec}}}.txt"\n')
     done = _targetrun(folder, "validate")
@@ -308,7 +310,7 @@ def test_a_date_format_that_names_no_part_of_the_date_is_refused_at_load(tmp_pat
     assert "names no part of the date" in done.stderr and "line 4, tasks.a.target" in done.stderr, done.stderr
 
 
-@pytest.mark.parametrize("spec", ["%%%Y", "%p", "[day] D", "%-d"])
+@pytest.mark.parametrize("spec", ["%%%Y", "%p", "[day] D", "%-d", "%Z", "%z", "Z", "Z ZZ z zz"])
 def test_a_date_format_with_a_date_code_among_literal_text_stands(tmp_path: Path, spec: str) -> None:
     folder = _write(tmp_path / "p", f'tasks:\n  a:\n    shell: "echo hi > {{output}}"\n    target: "out/{{date:{spec}}}.txt"\n')
     done = _targetrun(folder, "validate")
