@@ -949,12 +949,15 @@ def compare(
     inputs: Callable[[str], str | None],
     kinds: frozenset[StaleKind],
     deps: Sequence[str] | None = None,
+    upstream_made_with: Callable[[], MadeWith | None] | None = None,
 ) -> tuple[list[Stale], list[str]]:
     """What differs between a target's record and the present, for the kinds asked about,
     and the upstream tasks whose value is recomputed in this run (known only afterwards).
 
     ``inputs(arg)`` is the present fingerprint of an input, PENDING, or None (unknown);
-    ``deps``, the task's deps rendered (None: ``spec.deps`` as written).
+    ``deps``, the task's deps rendered (None: ``spec.deps`` as written);
+    ``upstream_made_with()``, what the values the task reads are made with now, as their
+    records say (None: not known) -- see :func:`_explained_by_inputs`.
     """
     found: list[Stale] = []
     pending: list[str] = []
@@ -973,6 +976,8 @@ def compare(
                     and _was_retyped(name, text, record.params[name], params[name])]
         if made_for:
             changes.append(("date", made_for, f"{made_from.context.date:%Y-%m-%d}"))
+        if changes and upstream_made_with is not None:
+            changes = _explained_by_inputs(changes, spec, record, made_from, inputs, upstream_made_with)
         if changes:
             found.append(Stale(StaleKind.PARAMETERS, ", ".join(f"{n}: {a} → {b}" for n, a, b in changes),
                                tuple(n for n, _, _ in changes)))
@@ -998,6 +1003,47 @@ def compare(
         if found_deps is not None:
             found.append(found_deps)
     return found, pending
+
+
+MadeWith = tuple[Mapping[str, str], str | None]  # parameter texts by name, and the run date
+
+
+def _explained_by_inputs(
+    changes: list[tuple[str, str, str]],
+    spec: TaskSpec,
+    record: Checkpoint,
+    made_from: MadeFrom,
+    inputs: Callable[[str], str | None],
+    upstream_made_with: Callable[[], MadeWith | None],
+) -> list[tuple[str, str, str]]:
+    """The parameter changes that still hold once early cutoff is applied. A parameter the
+    task's own templates do not name reaches it only through the values it reads (its record
+    keeps what they were made with). When those values are now made with the present value
+    (their upstream was rebuilt for it) and their content is what the task read, the change
+    made no difference to it: an upstream rebuilt into the same bytes leaves its dependents
+    fresh, for a parameter as for code. While the upstream still holds the old value, the
+    change stands (the dependent is stale with it, as ``status`` has always said)."""
+    own, own_date = templating.made_with(spec, made_from.context)
+    inherited = [c for c in changes if (c[0] == "date" and own_date is None) or (c[0] != "date" and c[0] not in own)]
+    if not inherited or not _inputs_unchanged(record, inputs):
+        return changes
+    now = upstream_made_with()
+    if now is None:
+        return changes
+    texts, date = now
+    explained = {c for c in inherited if (date if c[0] == "date" else texts.get(c[0])) == c[2]}
+    return [c for c in changes if c not in explained]
+
+
+def _inputs_unchanged(record: Checkpoint, inputs: Callable[[str], str | None]) -> bool:
+    """Whether every input the record names is known now and has the content recorded."""
+    if not record.inputs:
+        return False
+    for arg, recorded in record.inputs.items():
+        now_fp = inputs(arg)
+        if now_fp is None or now_fp == fingerprint.PENDING or recorded.startswith("stat:") or now_fp != recorded:
+            return False
+    return True
 
 
 def _or_gone(recorded: Mapping[str, str], now: Mapping[str, str] | None) -> Mapping[str, str] | None:

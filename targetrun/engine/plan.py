@@ -120,6 +120,15 @@ class _Unusable(Exception):
 _Value = TypeVar("_Value")
 _EVERY_KIND = frozenset(StaleKind)
 _NONE_KNOWN: Mapping[str, Checkpoint | None] = MappingProxyType({})
+RecordOf = Callable[[str], "Checkpoint | None"]  # an upstream task's record as a caller knows it (None: ask the store)
+
+
+@dataclass(frozen=True)
+class Records:
+    """The records a caller of :meth:`Planning.judge` knows already: by location, and by task."""
+
+    by_url: Mapping[str, Checkpoint | None]
+    record_of: RecordOf | None = None
 _MADE_FROM_VALIDATORS = frozenset((Validator.CODE, Validator.DEPS))
 _EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
 
@@ -675,13 +684,15 @@ class Planner:
         return rules
 
     def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
-              output_of: Callable[[str], str], known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> Decision:
+              output_of: Callable[[str], str], record_of: RecordOf | None = None, *,
+              known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> Decision:
         """An existing target's decision, with what is stale about it (rule 5 of
         :mod:`~targetrun.engine.decide`). A record without a kind's fingerprints says
         nothing about it (unknown). ``output_of`` gives upstream output fingerprints as
         the caller knows them (the run knows more than the plan); ``known``, the records
         the caller read already, by location (None: none there), for upstreams the plan
-        never looked at."""
+        never looked at; ``record_of``, an upstream's record as the caller knows it (the
+        run: one it wrote, perhaps not yet in the store), None to ask the store."""
         if not judged(decision) or record is None:
             return decision
         rules = self._rules(task)
@@ -697,10 +708,71 @@ class Planner:
                 current.update(task_inputs(task, upstream))
             return current.get(arg) or None
 
-        stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, rules.looked, task.deps)
+        stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, rules.looked, task.deps,
+                                           lambda: self._upstream_made_with(task, Records(known, record_of), upstream))
         decision = with_staleness(decision, stale, pending, rules, task.spec.cache, task.spec.needs,
                                   rebuild_stale=self.rebuild_stale)
         return as_parameter_change(decision, self._dep_params(task.spec)) if task.spec.deps else decision
+
+    def _upstream_made_with(self, task: PlannedTask, known: Records,
+                            output_of: Callable[[str], str], depth: int = 0) -> staleness.MadeWith | None:
+        """What the values ``task`` reads are made with now -- what a run of it would record
+        besides its own parameters (the run's ``_made_with``) -- from their records, each
+        read as :meth:`_as_made_now` reads it; None when a record is not there."""
+        made: dict[str, str] = {}
+        made_for: str | None = None
+        for up in dict.fromkeys(task.spec.upstream):
+            upstream = self._tasks.get(up)
+            if upstream is None:
+                return None
+            if upstream.is_gather:  # it reads the whole list: what the list is made with now
+                listed, listed_for = templating.list_made_with(upstream.spec, self.context)
+                for name, text in listed.items():
+                    made.setdefault(name, text)
+                made_for = made_for or listed_for
+            for part in upstream.children or () if upstream.is_gather else (up,):
+                record = self._upstream_record(part, known)
+                if record is None:
+                    return None
+                texts, day = self._as_made_now(self._tasks[part], record, known, output_of, depth)
+                for name, text in texts.items():
+                    made.setdefault(name, text)
+                made_for = made_for or day
+        return made, made_for
+
+    def _upstream_record(self, name: str, known: Records) -> Checkpoint | None:
+        """The record of an upstream's value: as the caller knows it, else from the store."""
+        found = known.record_of(name) if known.record_of is not None else None
+        if found is not None:
+            return found
+        where = self._tasks[name].checkpoint if name in self._tasks else None
+        if where is None or self.store is None:
+            return None
+        return known.by_url[where.url] if where.url in known.by_url else self.store.checkpoint(where.url)
+
+    def _as_made_now(self, task: PlannedTask, record: Checkpoint, known: Records,
+                     output_of: Callable[[str], str], depth: int) -> staleness.MadeWith:
+        """A record's made-with, with each parameter (and the date) it is not stale in read as
+        the present value: one that reached it only through values unchanged since (early
+        cutoff) counts as made with the present one, so the chain below a task rebuilt into
+        the same bytes is fresh at every level. Deeper than 32 levels, the record as it is."""
+        if depth >= 32 or not (record.made_with or record.made_for):
+            return record.made_with, record.made_for
+        inputs: dict[str, str] = {}
+
+        def input_of(arg: str) -> str | None:
+            if not inputs:
+                inputs.update(task_inputs(task, output_of))
+            return inputs.get(arg) or None
+
+        stale, _ = staleness.compare(task.spec, record, self.made_from, input_of, frozenset((StaleKind.PARAMETERS,)),
+                                     task.deps, lambda: self._upstream_made_with(task, known, output_of, depth + 1))
+        still = {name for item in stale for name in item.names}
+        params = self.context.params
+        texts = {name: text if name in still or name not in params else templating.param_text(name, params[name])
+                 for name, text in record.made_with.items()}
+        day = record.made_for if record.made_for is None or "date" in still else f"{self.context.date:%Y-%m-%d}"
+        return texts, day
 
     def _dep_params(self, spec: TaskSpec) -> tuple[str, ...]:
         """The parameters the task's deps templates name (``data/{params.which}.csv``)."""
@@ -718,7 +790,7 @@ class Planner:
             return {}
         records = self.store.checkpoints(list(urls.values()))
         known = {url: records.get(url) for url in urls.values()}  # None: no record there
-        found = {name: self.judge(self._tasks[name], _EXISTS, known[url], self.output_fingerprint, known).stale
+        found = {name: self.judge(self._tasks[name], _EXISTS, known[url], self.output_fingerprint, known=known).stale
                  for name, url in urls.items()}
         return {name: stale for name, stale in found.items() if stale}
 
