@@ -994,15 +994,26 @@ def compare(
                 changed.append(arg)
         if any(s.what is StaleKind.PARAMETERS for s in found):  # templated args follow the parameters
             changed = [a for a in changed if a in upstream_of]
-        if changed:
-            found.append(Stale(StaleKind.INPUTS, ", ".join(dict.fromkeys(upstream_of.get(a, f"argument {a}")
-                                                                         for a in changed)), tuple(changed)))
+        words = list(dict.fromkeys(upstream_of.get(a, f"argument {a}") for a in changed))
+        added, gone = _input_set_change(spec, record)
+        words += [f"new input {upstream_of.get(a, f'argument {a}')}" for a in added]
+        words += [f"input {a} is gone" for a in gone]
+        if words:
+            found.append(Stale(StaleKind.INPUTS, ", ".join(words), (*changed, *added, *gone)))
     if StaleKind.DEPS in kinds and record.deps is not None:
         now_deps = made_from.deps(spec, record, deps, record.location).hashes  # the target is none of its deps
         found_deps = deps_stale(record.deps, now_deps, made_from.root)
         if found_deps is not None:
             found.append(found_deps)
     return found, pending
+
+
+def _input_set_change(spec: TaskSpec, record: Checkpoint) -> tuple[list[str], list[str]]:
+    """The inputs (arguments) a task has now that its record has none for, and those the
+    record has that the task no longer has: a changed input set, as Snakemake and DVC count
+    it (an upstream added to ``needs`` that a shell command reads by path, one dropped)."""
+    present = [arg for arg, _ in spec.needs] + list(spec.args)
+    return [a for a in present if a not in record.inputs], [a for a in record.inputs if a not in present]
 
 
 MadeWith = tuple[Mapping[str, str], str | None]  # parameter texts by name, and the run date
@@ -1025,7 +1036,7 @@ def _explained_by_inputs(
     change stands (the dependent is stale with it, as ``status`` has always said)."""
     own, own_date = templating.made_with(spec, made_from.context)
     inherited = [c for c in changes if (c[0] == "date" and own_date is None) or (c[0] != "date" and c[0] not in own)]
-    if not inherited or not _inputs_unchanged(record, inputs):
+    if not inherited or not _inputs_unchanged(spec, record, inputs):
         return changes
     now = upstream_made_with()
     if now is None:
@@ -1035,9 +1046,9 @@ def _explained_by_inputs(
     return [c for c in changes if c not in explained]
 
 
-def _inputs_unchanged(record: Checkpoint, inputs: Callable[[str], str | None]) -> bool:
-    """Whether every input the record names is known now and has the content recorded."""
-    if not record.inputs:
+def _inputs_unchanged(spec: TaskSpec, record: Checkpoint, inputs: Callable[[str], str | None]) -> bool:
+    """Whether the task has the inputs its record names, each known now with the content recorded."""
+    if not record.inputs or any(_input_set_change(spec, record)):
         return False
     for arg, recorded in record.inputs.items():
         now_fp = inputs(arg)

@@ -51,3 +51,39 @@ def test_an_upstream_rebuilt_for_a_new_parameter_into_the_same_bytes_leaves_its_
     assert stale_of(p.cli("run", "--dry-run", "--json", "-p", "n=4").out) == {"up": [], "down": [], "last": []}
     again = p.cli("run", "--rebuild-stale", "--json", "-p", "n=4")
     assert ran(again.out) == []
+
+
+ORDERED = """
+name: ordered
+tasks:
+  up:
+    shell: "echo up > {output}"
+    target: out/up.txt
+  other:
+    shell: "echo other > {output}"
+    target: out/other.txt
+  down:
+    shell: "cat out/up.txt out/other.txt > {output}"
+    needs: [up]
+    target: out/down.txt
+"""
+
+
+def test_an_upstream_added_to_or_dropped_from_needs_makes_the_target_stale_by_its_inputs(project):
+    """The set of inputs is part of what made a target (Snakemake: "input set changed";
+    DVC: a changed ``deps`` list): an upstream added to ``needs`` (a shell command that
+    reads it by path) or dropped from it is stale by inputs, named, in every view, and
+    ``--rebuild-stale`` rebuilds exactly that target once."""
+    p: Project = project(ORDERED)
+    assert p.cli("run", "up", "other").code == 0
+    assert p.cli("run", "down").code == 0
+    p.write("Pipelinefile.yaml", ORDERED.replace("needs: [up]", "needs: [up, other]"))
+    expected = [{"what": "inputs", "detail": "new input other"}]
+    assert stale_of(p.cli("status", "--json").out)["down"] == expected
+    assert stale_of(p.cli("run", "--dry-run", "--json", "down").out)["down"] == expected
+    assert ran(p.cli("run", "--rebuild-stale", "--json").out) == ["down"]
+    assert ran(p.cli("run", "--rebuild-stale", "--json").out) == []
+    p.write("Pipelinefile.yaml", ORDERED)
+    assert stale_of(p.cli("status", "--json").out)["down"] == [{"what": "inputs", "detail": "input other is gone"}]
+    assert ran(p.cli("run", "--rebuild-stale", "--json").out) == ["down"]
+    assert stale_of(p.cli("status", "--json").out)["down"] == []
