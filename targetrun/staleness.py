@@ -163,7 +163,39 @@ STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no 
 
 
 def _digest(node: ast.AST) -> str:
-    return hashlib.sha256(ast.dump(node).encode()).hexdigest()[:16]
+    return hashlib.sha256(_dump(node).encode()).hexdigest()[:16]
+
+
+_ADDED_EMPTY = frozenset(("type_params",))  # list fields Python 3.12 added: empty unless its new syntax is used
+
+
+def _dump(node: object) -> str:
+    """``ast.dump(node)`` as Python 3.11 writes it, on every Python: the same source gets
+    the same digest on 3.11, 3.12 and 3.13 (3.12 adds ``type_params=[]`` to every
+    function and an empty string to nested f-string format specs; 3.13 leaves empty lists
+    out), so a Python upgrade, or machines on two versions sharing a store, change no code
+    fingerprint. On 3.11 the text is ``ast.dump``'s exactly: records keep their digests.
+
+    >>> _dump(ast.parse("def f(): pass").body[0])  # no type_params=[], whatever the Python
+    "FunctionDef(name='f', args=arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=[Pass()], decorator_list=[])"
+    """
+    if isinstance(node, ast.AST):
+        kind = type(node)
+        fields = []
+        for name in node._fields:
+            try:
+                value = getattr(node, name)
+            except AttributeError:  # as ast.dump: a field never set is left out
+                continue
+            if value is None and getattr(kind, name, ...) is None or (name in _ADDED_EMPTY and value == []):
+                continue  # an optional field left out, as 3.11 leaves it out
+            if isinstance(node, ast.JoinedStr) and name == "values":
+                value = [part for part in value if not (isinstance(part, ast.Constant) and part.value == "")]
+            fields.append(f"{name}={_dump(value)}")
+        return f"{kind.__name__}({', '.join(fields)})"
+    if isinstance(node, list):
+        return f"[{', '.join(map(_dump, node))}]"
+    return repr(node)
 
 
 def _parse(source: bytes, module: str, is_package: bool) -> _Module:

@@ -5,7 +5,15 @@ in-process with real files: what ``status --json``, ``run --dry-run --json`` and
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import Project
 
@@ -87,3 +95,49 @@ def test_an_upstream_added_to_or_dropped_from_needs_makes_the_target_stale_by_it
     assert stale_of(p.cli("status", "--json").out)["down"] == [{"what": "inputs", "detail": "input other is gone"}]
     assert ran(p.cli("run", "--rebuild-stale", "--json").out) == ["down"]
     assert stale_of(p.cli("status", "--json").out)["down"] == []
+
+
+def _other_pythons() -> list[str]:
+    """Python 3.12 and 3.13 interpreters that run here (on PATH, or pyenv's), one of each."""
+    found: dict[str, str] = {}
+    for minor in ("3.12", "3.13"):
+        candidates = [shutil.which(f"python{minor}"), *sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{minor}*/bin/python")))]
+        for python in filter(None, candidates):
+            if subprocess.run([python, "-c", "pass"], capture_output=True).returncode == 0:
+                found[minor] = python
+                break
+    return list(found.values())
+
+
+FINGERPRINT = """
+import json, sys
+from targetrun.staleness import CodeIndex
+print(json.dumps(CodeIndex(sys.argv[1]).of_callable("tasks:clean"), sort_keys=True))
+"""
+
+
+def test_the_code_fingerprint_of_unchanged_code_is_the_same_on_every_python(project):
+    """Python 3.12 writes ``type_params=[]`` into every function's ``ast.dump`` and an empty
+    string into nested f-string format specs, 3.13 leaves empty lists out: the same source
+    digested differently on each, so a Python upgrade -- or a 3.11 laptop and a 3.12 CI job
+    sharing one Redis store -- said "code changed — tasks.py: clean, helper norm" for code
+    nobody touched (and a ``code`` validator rebuilt everything, back and forth)."""
+    interpreters = _other_pythons()
+    if not interpreters:
+        pytest.skip("no Python 3.12 or 3.13 here to compare with")
+    p: Project = project("name: py\ntasks: {clean: {run: 'tasks:clean', target: out.json}}\n", tasks='''
+        from helpers import norm
+
+        def clean(n=2):
+            return {"v": norm(f"{n:>{n}}"), "w": [x for x in range(n) if x]}
+        ''', helpers='''
+        class Box:
+            size: int = 1
+
+        def norm(text):
+            return text.strip()
+        ''')
+    digests = {subprocess.run([python, "-c", FINGERPRINT, str(p.root)], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}).stdout
+               for python in [sys.executable, *interpreters]}
+    assert len(digests) == 1, digests
