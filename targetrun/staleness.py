@@ -1027,7 +1027,7 @@ def compare(
         if any(s.what is StaleKind.PARAMETERS for s in found):  # templated args follow the parameters
             changed = [a for a in changed if a in upstream_of]
         words = list(dict.fromkeys(upstream_of.get(a, f"argument {a}") for a in changed))
-        added, gone = _input_set_change(spec, record)
+        added, gone = _input_set_change(spec, record, inputs)
         words += [f"new input {upstream_of.get(a, f'argument {a}')}" for a in added]
         words += [f"input {a} is gone" for a in gone]
         if words:
@@ -1040,12 +1040,23 @@ def compare(
     return found, pending
 
 
-def _input_set_change(spec: TaskSpec, record: Checkpoint) -> tuple[list[str], list[str]]:
+def _input_set_change(spec: TaskSpec, record: Checkpoint,
+                      inputs: Callable[[str], str | None]) -> tuple[list[str], list[str]]:
     """The inputs (arguments) a task has now that its record has none for, and those the
     record has that the task no longer has: a changed input set, as Snakemake and DVC count
-    it (an upstream added to ``needs`` that a shell command reads by path, one dropped)."""
+    it (an upstream added to ``needs`` that a shell command reads by path, one dropped). An
+    argument renamed (``needs: {d: day}`` -> ``{days: day}``) that holds what the old name
+    held is neither: the value is the same (a Python task's code tells the rename itself)."""
     present = [arg for arg, _ in spec.needs] + list(spec.args)
-    return [a for a in present if a not in record.inputs], [a for a in record.inputs if a not in present]
+    added = [a for a in present if a not in record.inputs]
+    gone = [a for a in record.inputs if a not in present]
+    for arg in list(added):
+        value = inputs(arg)
+        twin = next((old for old in gone if value is not None and record.inputs[old] == value), None)
+        if twin is not None:
+            added.remove(arg)
+            gone.remove(twin)
+    return added, gone
 
 
 MadeWith = tuple[Mapping[str, str], str | None]  # parameter texts by name, and the run date
@@ -1080,7 +1091,7 @@ def _explained_by_inputs(
 
 def _inputs_unchanged(spec: TaskSpec, record: Checkpoint, inputs: Callable[[str], str | None]) -> bool:
     """Whether the task has the inputs its record names, each known now with the content recorded."""
-    if not record.inputs or any(_input_set_change(spec, record)):
+    if not record.inputs or any(_input_set_change(spec, record, inputs)):
         return False
     for arg, recorded in record.inputs.items():
         now_fp = inputs(arg)

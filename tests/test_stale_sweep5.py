@@ -141,3 +141,13 @@ def test_the_code_fingerprint_of_unchanged_code_is_the_same_on_every_python(proj
                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}).stdout
                for python in [sys.executable, *interpreters]}
     assert len(digests) == 1, digests
+
+
+def test_an_argument_renamed_for_the_same_upstream_is_not_a_new_input(project):
+    """``needs: {d: up}`` -> ``needs: {days: up}`` on a shell task that reads the file by path:
+    the same value under another name, nothing stale."""
+    mapped = ORDERED.replace("needs: [up]", "needs: {d: up}")
+    p: Project = project(mapped)
+    assert p.cli("run", "up", "other", "down").code == 0
+    p.write("Pipelinefile.yaml", mapped.replace("needs: {d: up}", "needs: {days: up}"))
+    assert stale_of(p.cli("status", "--json").out)["down"] == []
