@@ -151,3 +151,17 @@ def test_an_argument_renamed_for_the_same_upstream_is_not_a_new_input(project):
     assert p.cli("run", "up", "other", "down").code == 0
     p.write("Pipelinefile.yaml", mapped.replace("needs: {d: up}", "needs: {days: up}"))
     assert stale_of(p.cli("status", "--json").out)["down"] == []
+
+
+def test_early_cutoff_for_a_parameter_holds_down_a_chain_of_any_depth(project):
+    """Forty tasks below the one that names ``n``: each is judged from the answer for the
+    one above it, never by a walk up the whole chain (nor a guess past some depth)."""
+    lines = ["name: deep", "params: {n: 3}", "tasks:",
+             "  t0: {shell: 'test {params.n} -gt 0 && echo ok > {output}', target: out/t0.txt}"]
+    lines += [f"  t{i}: {{shell: 'cat {{needs.t{i - 1}}} > {{output}}', needs: [t{i - 1}], target: out/t{i}.txt}}"
+              for i in range(1, 41)]
+    p: Project = project("\n".join(lines) + "\n")
+    assert p.cli("run").code == 0
+    assert ran(p.cli("run", "--rebuild-stale", "--json", "-p", "n=4").out) == ["t0"]
+    assert not any(stale_of(p.cli("status", "--json", "-p", "n=4").out).values())
+    assert ran(p.cli("run", "--rebuild-stale", "--json", "-p", "n=4").out) == []

@@ -174,6 +174,9 @@ class Planner:
         self.report_stale = False
         self._judged_below: set[str] = set()
         self._rules_of: dict[CachePolicy | None, StaleRules] = {}
+        # while planning: what each record is made with, read as the present (_as_made_now)
+        self._made_now: dict[str, staleness.MadeWith] = {}
+        self._made_now_run: dict[str, staleness.MadeWith] = {}  # the same, as the run knows it (upstreams settled)
         self._read: dict[str, Checkpoint | None] = {}  # see Plan.records
         # sha256 fingerprints of unrecorded targets' bytes, by URL and stat (see _hash_of)
         self._hashed: dict[tuple[str, Stat], str] = {}
@@ -187,6 +190,8 @@ class Planner:
         self.rebuild_stale = request.rebuild_stale
         self.report_stale = request.report_stale or request.dry_run
         self._rules_of.clear()
+        self._made_now.clear()
+        self._made_now_run.clear()
         check_known_tasks(request.tasks, self.spec.tasks)
         check_known_tasks(request.force, self.spec.tasks, what="--force task")
         requested = list(dict.fromkeys(request.tasks)) or dag.sinks(self.graph)
@@ -709,13 +714,32 @@ class Planner:
             return current.get(arg) or None
 
         stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, rules.looked, task.deps,
-                                           lambda: self._upstream_made_with(task, Records(known, record_of), upstream))
+                                           lambda: self._made_with_now(task, Records(known, record_of), upstream,
+                                                                       self._made_now if record_of is None else self._made_now_run))
         decision = with_staleness(decision, stale, pending, rules, task.spec.cache, task.spec.needs,
                                   rebuild_stale=self.rebuild_stale)
         return as_parameter_change(decision, self._dep_params(task.spec)) if task.spec.deps else decision
 
-    def _upstream_made_with(self, task: PlannedTask, known: Records,
-                            output_of: Callable[[str], str], depth: int = 0) -> staleness.MadeWith | None:
+    def _made_with_now(self, task: PlannedTask, known: Records, output_of: Callable[[str], str],
+                       memo: dict[str, staleness.MadeWith]) -> staleness.MadeWith | None:
+        """:meth:`_upstream_made_with`, once every task above has its answer in ``memo``,
+        upstream first: each answer then looks one level down, whatever the depth, and a
+        chain of N tasks below a changed parameter costs N answers in all."""
+        parts = [part for up in task.spec.upstream if (upstream := self._tasks.get(up)) is not None
+                 for part in (upstream.children or () if upstream.is_gather else (up,)) if part in self.graph]
+        if not all(part in memo for part in parts):
+            order = [name for name in dag.toposort(self.graph, dag.ancestors(self.graph, parts))
+                     if name not in memo and (above := self._tasks.get(name)) is not None and not above.is_gather]
+            known = self._with_records(order, known)
+            for name in order:
+                above = self._tasks[name]
+                record = self._upstream_record(name, known)
+                if record is not None:
+                    self._as_made_now(above, record, known, output_of, memo, 0)
+        return self._upstream_made_with(task, known, output_of, memo)
+
+    def _upstream_made_with(self, task: PlannedTask, known: Records, output_of: Callable[[str], str],
+                            memo: dict[str, staleness.MadeWith], depth: int = 0) -> staleness.MadeWith | None:
         """What the values ``task`` reads are made with now -- what a run of it would record
         besides its own parameters (the run's ``_made_with``) -- from their records, each
         read as :meth:`_as_made_now` reads it; None when a record is not there."""
@@ -734,11 +758,20 @@ class Planner:
                 record = self._upstream_record(part, known)
                 if record is None:
                     return None
-                texts, day = self._as_made_now(self._tasks[part], record, known, output_of, depth)
+                texts, day = self._as_made_now(self._tasks[part], record, known, output_of, memo, depth)
                 for name, text in texts.items():
                     made.setdefault(name, text)
                 made_for = made_for or day
         return made, made_for
+
+    def _with_records(self, names: Sequence[str], known: Records) -> Records:
+        """``known`` and the records of these tasks' values, read in one lookup."""
+        urls = [where.url for name in names if (where := self._tasks[name].checkpoint) is not None
+                and where.url not in known.by_url]
+        if not urls or self.store is None:
+            return known
+        found = self.store.checkpoints(urls)
+        return Records({**known.by_url, **{url: found.get(url) for url in urls}}, known.record_of)
 
     def _upstream_record(self, name: str, known: Records) -> Checkpoint | None:
         """The record of an upstream's value: as the caller knows it, else from the store."""
@@ -750,14 +783,20 @@ class Planner:
             return None
         return known.by_url[where.url] if where.url in known.by_url else self.store.checkpoint(where.url)
 
-    def _as_made_now(self, task: PlannedTask, record: Checkpoint, known: Records,
-                     output_of: Callable[[str], str], depth: int) -> staleness.MadeWith:
+    def _as_made_now(self, task: PlannedTask, record: Checkpoint, known: Records, output_of: Callable[[str], str],
+                     memo: dict[str, staleness.MadeWith], depth: int) -> staleness.MadeWith:
         """A record's made-with, with each parameter (and the date) it is not stale in read as
         the present value: one that reached it only through values unchanged since (early
         cutoff) counts as made with the present one, so the chain below a task rebuilt into
-        the same bytes is fresh at every level. Deeper than 32 levels, the record as it is."""
-        if depth >= 32 or not (record.made_with or record.made_for):
-            return record.made_with, record.made_for
+        the same bytes is fresh at every level. ``memo``: the answers so far, by task (see
+        :meth:`_made_with_now`); deeper than 32 levels without one, the record as it is."""
+        if task.name in memo:
+            return memo[task.name]
+        if depth >= 32:
+            return record.made_with, record.made_for  # a guess on the safe side: not kept
+        if not (record.made_with or record.made_for):
+            memo[task.name] = record.made_with, record.made_for
+            return memo[task.name]
         inputs: dict[str, str] = {}
 
         def input_of(arg: str) -> str | None:
@@ -766,12 +805,13 @@ class Planner:
             return inputs.get(arg) or None
 
         stale, _ = staleness.compare(task.spec, record, self.made_from, input_of, frozenset((StaleKind.PARAMETERS,)),
-                                     task.deps, lambda: self._upstream_made_with(task, known, output_of, depth + 1))
+                                     task.deps, lambda: self._upstream_made_with(task, known, output_of, memo, depth + 1))
         still = {name for item in stale for name in item.names}
         params = self.context.params
         texts = {name: text if name in still or name not in params else templating.param_text(name, params[name])
                  for name, text in record.made_with.items()}
         day = record.made_for if record.made_for is None or "date" in still else f"{self.context.date:%Y-%m-%d}"
+        memo[task.name] = texts, day
         return texts, day
 
     def _dep_params(self, spec: TaskSpec) -> tuple[str, ...]:
