@@ -165,3 +165,30 @@ def test_early_cutoff_for_a_parameter_holds_down_a_chain_of_any_depth(project):
     assert ran(p.cli("run", "--rebuild-stale", "--json", "-p", "n=4").out) == ["t0"]
     assert not any(stale_of(p.cli("status", "--json", "-p", "n=4").out).values())
     assert ran(p.cli("run", "--rebuild-stale", "--json", "-p", "n=4").out) == []
+
+
+MAPPED = """
+name: mapped
+params: {cities: [berlin, paris], k: 2}
+tasks:
+  per_city:
+    shell: "test {params.k} -gt 0 && echo {item} > {output}"
+    foreach: "{params.cities}"
+    target: "out/city/{item}.txt"
+  summary:
+    run: sweep5_mapped:summary
+    needs: [per_city]
+    target: out/summary.json
+"""
+
+
+def test_a_reader_of_a_mapped_task_rebuilt_into_the_same_bytes_is_fresh_in_every_view(project):
+    """``k`` reaches ``summary`` only through ``per_city``'s children; once they are rebuilt
+    for k=5 into the same bytes, ``status`` and ``run --dry-run`` (which do not walk up to
+    the mapped task) say what ``run --rebuild-stale`` (which does) then does: nothing."""
+    p: Project = project(MAPPED, sweep5_mapped="def summary(per_city):\n    return sorted(per_city)\n")
+    assert p.cli("run").code == 0
+    assert ran(p.cli("run", "--rebuild-stale", "--json", "-p", "k=5").out) == ["per_city", "per_city[0]", "per_city[1]"]  # the mapped task reports "succeeded" too
+    assert stale_of(p.cli("status", "--json", "-p", "k=5").out)["summary"] == []
+    assert stale_of(p.cli("run", "--dry-run", "--json", "-p", "k=5").out)["summary"] == []
+    assert ran(p.cli("run", "--rebuild-stale", "--json", "-p", "k=5").out) == []

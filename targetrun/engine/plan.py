@@ -220,6 +220,7 @@ class Planner:
         self._settle_locations(list(decisions))
         if self.report_stale and not self.rebuild_stale:
             self._expand_unneeded(decisions)
+            self._rejudge_readers_of_mapped(decisions)
         if len(self._tasks) > len(scope):  # mapped children were added: put them before their parents
             self._tasks = {name: self._tasks[name] for name in dag.toposort(self.graph, self._tasks)}
         order = dag.toposort(self.graph, [name for name, d in decisions.items() if d.runs])
@@ -516,6 +517,19 @@ class Planner:
                     self._expand(name, items)
             except TargetrunError:  # e.g. two children render one target: a run that needs it says so
                 continue
+
+    def _rejudge_readers_of_mapped(self, decisions: dict[str, Decision]) -> None:
+        """Judge again the kept targets that read a mapped task expanded only just now: their
+        inputs were unknown when they were judged, and are known now (the children's
+        records), as ``run --rebuild-stale``, which walks up to the mapped task, knows them."""
+        for name, decision in list(decisions.items()):
+            task = self._tasks[name]
+            if not decision.stale or task.target is None or not any(
+                    (up := self._tasks.get(u)) is not None and up.is_gather and up.children is not None
+                    and u not in decisions for u in task.spec.upstream):
+                continue
+            record = self._read.get(task.target.url) or self.store.checkpoint(task.target.url) if self.store else None
+            decisions[name] = self.judge(task, replace(decision, stale=()), record, self._reported_output)
 
     def _unneeded_items(self, task: PlannedTask, decisions: Mapping[str, Decision]) -> list[object] | None:
         up = task.mapped_upstream
@@ -841,7 +855,11 @@ class Planner:
         task = self._tasks.get(name)
         if name in self._decisions or name in self._kept or task is None:
             return self.output_fingerprint(name)
-        if task.is_gather or task.target is None or self.store is None:
+        if task.is_gather:  # its children's, in order, once they are known (as output_fingerprint)
+            parts = [self._reported_output(child, known) for child in task.children or ()]
+            return "" if task.children is None or not all(parts) or fingerprint.PENDING in parts \
+                else fingerprint.of_value(parts)
+        if task.target is None or self.store is None:
             return ""
         url = task.target.url
         record = known[url] if url in known else self.store.checkpoint(url)
