@@ -192,3 +192,17 @@ def test_a_reader_of_a_mapped_task_rebuilt_into_the_same_bytes_is_fresh_in_every
     assert stale_of(p.cli("status", "--json", "-p", "k=5").out)["summary"] == []
     assert stale_of(p.cli("run", "--dry-run", "--json", "-p", "k=5").out)["summary"] == []
     assert ran(p.cli("run", "--rebuild-stale", "--json", "-p", "k=5").out) == []
+
+
+def test_a_parameter_through_an_upstream_without_a_target_is_judged_alike_by_status_and_run(project):
+    """``mid`` has no target: ``status`` cannot know its value without running it, so the
+    parameter it passes on stays a change for ``last``; ``--rebuild-stale`` rebuilds ``last``
+    (it does not keep it while ``status`` calls it stale), and then both say it is fresh."""
+    p: Project = project(CHAIN.replace("    target: out/down.txt\n", "").replace(
+        'shell: "cat {needs.up} > {output}; echo down >> {output}"', "run: sweep5_mid:down").replace(
+        'shell: "cat {needs.down} > {output}; echo last >> {output}"', "run: sweep5_mid:last"),
+        sweep5_mid="def down(up):\n    return up\n\n\ndef last(down):\n    return down\n")
+    assert p.cli("run").code == 0
+    assert ran(p.cli("run", "--rebuild-stale", "--json", "-p", "n=4").out) == ["down", "last", "up"]
+    assert stale_of(p.cli("status", "--json", "-p", "n=4").out)["last"] == []
+    assert ran(p.cli("run", "--rebuild-stale", "--json", "-p", "n=4").out) == ["down"]  # no target: it runs

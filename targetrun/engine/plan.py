@@ -769,6 +769,8 @@ class Planner:
                     made.setdefault(name, text)
                 made_for = made_for or listed_for
             for part in upstream.children or () if upstream.is_gather else (up,):
+                if self._tasks[part].target is None:  # its value is made anew by every run that needs it:
+                    return None  # planning cannot read it, so neither does the run (status and run agree)
                 record = self._upstream_record(part, known)
                 if record is None:
                     return None
