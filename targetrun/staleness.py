@@ -163,7 +163,39 @@ STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no 
 
 
 def _digest(node: ast.AST) -> str:
-    return hashlib.sha256(ast.dump(node).encode()).hexdigest()[:16]
+    return hashlib.sha256(_dump(node).encode()).hexdigest()[:16]
+
+
+_ADDED_EMPTY = frozenset(("type_params",))  # list fields Python 3.12 added: empty unless its new syntax is used
+
+
+def _dump(node: object) -> str:
+    """``ast.dump(node)`` as Python 3.11 writes it, on every Python: the same source gets
+    the same digest on 3.11, 3.12 and 3.13 (3.12 adds ``type_params=[]`` to every
+    function and an empty string to nested f-string format specs; 3.13 leaves empty lists
+    out), so a Python upgrade, or machines on two versions sharing a store, change no code
+    fingerprint. On 3.11 the text is ``ast.dump``'s exactly: records keep their digests.
+
+    >>> _dump(ast.parse("def f(): pass").body[0])  # no type_params=[], whatever the Python
+    "FunctionDef(name='f', args=arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=[Pass()], decorator_list=[])"
+    """
+    if isinstance(node, ast.AST):
+        kind = type(node)
+        fields = []
+        for name in node._fields:
+            try:
+                value = getattr(node, name)
+            except AttributeError:  # as ast.dump: a field never set is left out
+                continue
+            if value is None and getattr(kind, name, ...) is None or (name in _ADDED_EMPTY and value == []):
+                continue  # an optional field left out, as 3.11 leaves it out
+            if isinstance(node, ast.JoinedStr) and name == "values":
+                value = [part for part in value if not (isinstance(part, ast.Constant) and part.value == "")]
+            fields.append(f"{name}={_dump(value)}")
+        return f"{kind.__name__}({', '.join(fields)})"
+    if isinstance(node, list):
+        return f"[{', '.join(map(_dump, node))}]"
+    return repr(node)
 
 
 def _parse(source: bytes, module: str, is_package: bool) -> _Module:
@@ -949,12 +981,15 @@ def compare(
     inputs: Callable[[str], str | None],
     kinds: frozenset[StaleKind],
     deps: Sequence[str] | None = None,
+    upstream_made_with: Callable[[], MadeWith | None] | None = None,
 ) -> tuple[list[Stale], list[str]]:
     """What differs between a target's record and the present, for the kinds asked about,
     and the upstream tasks whose value is recomputed in this run (known only afterwards).
 
     ``inputs(arg)`` is the present fingerprint of an input, PENDING, or None (unknown);
-    ``deps``, the task's deps rendered (None: ``spec.deps`` as written).
+    ``deps``, the task's deps rendered (None: ``spec.deps`` as written);
+    ``upstream_made_with()``, what the values the task reads are made with now, as their
+    records say (None: not known) -- see :func:`_explained_by_inputs`.
     """
     found: list[Stale] = []
     pending: list[str] = []
@@ -973,6 +1008,8 @@ def compare(
                     and _was_retyped(name, text, record.params[name], params[name])]
         if made_for:
             changes.append(("date", made_for, f"{made_from.context.date:%Y-%m-%d}"))
+        if changes and upstream_made_with is not None:
+            changes = _explained_by_inputs(changes, spec, record, made_from, inputs, upstream_made_with)
         if changes:
             found.append(Stale(StaleKind.PARAMETERS, ", ".join(f"{n}: {a} → {b}" for n, a, b in changes),
                                tuple(n for n, _, _ in changes)))
@@ -989,15 +1026,78 @@ def compare(
                 changed.append(arg)
         if any(s.what is StaleKind.PARAMETERS for s in found):  # templated args follow the parameters
             changed = [a for a in changed if a in upstream_of]
-        if changed:
-            found.append(Stale(StaleKind.INPUTS, ", ".join(dict.fromkeys(upstream_of.get(a, f"argument {a}")
-                                                                         for a in changed)), tuple(changed)))
+        words = list(dict.fromkeys(upstream_of.get(a, f"argument {a}") for a in changed))
+        added, gone = _input_set_change(spec, record, inputs)
+        words += [f"new input {upstream_of.get(a, f'argument {a}')}" for a in added]
+        words += [f"input {a} is gone" for a in gone]
+        if words:
+            found.append(Stale(StaleKind.INPUTS, ", ".join(words), (*changed, *added, *gone)))
     if StaleKind.DEPS in kinds and record.deps is not None:
         now_deps = made_from.deps(spec, record, deps, record.location).hashes  # the target is none of its deps
         found_deps = deps_stale(record.deps, now_deps, made_from.root)
         if found_deps is not None:
             found.append(found_deps)
     return found, pending
+
+
+def _input_set_change(spec: TaskSpec, record: Checkpoint,
+                      inputs: Callable[[str], str | None]) -> tuple[list[str], list[str]]:
+    """The inputs (arguments) a task has now that its record has none for, and those the
+    record has that the task no longer has: a changed input set, as Snakemake and DVC count
+    it (an upstream added to ``needs`` that a shell command reads by path, one dropped). An
+    argument renamed (``needs: {d: day}`` -> ``{days: day}``) that holds what the old name
+    held is neither: the value is the same (a Python task's code tells the rename itself)."""
+    present = [arg for arg, _ in spec.needs] + list(spec.args)
+    added = [a for a in present if a not in record.inputs]
+    gone = [a for a in record.inputs if a not in present]
+    for arg in list(added):
+        value = inputs(arg)
+        twin = next((old for old in gone if value is not None and record.inputs[old] == value), None)
+        if twin is not None:
+            added.remove(arg)
+            gone.remove(twin)
+    return added, gone
+
+
+MadeWith = tuple[Mapping[str, str], str | None]  # parameter texts by name, and the run date
+
+
+def _explained_by_inputs(
+    changes: list[tuple[str, str, str]],
+    spec: TaskSpec,
+    record: Checkpoint,
+    made_from: MadeFrom,
+    inputs: Callable[[str], str | None],
+    upstream_made_with: Callable[[], MadeWith | None],
+) -> list[tuple[str, str, str]]:
+    """The parameter changes that still hold once early cutoff is applied. A parameter the
+    task's own templates do not name reaches it only through the values it reads (its record
+    keeps what they were made with). When those values are now made with the present value
+    (their upstream was rebuilt for it) and their content is what the task read, the change
+    made no difference to it: an upstream rebuilt into the same bytes leaves its dependents
+    fresh, for a parameter as for code. While the upstream still holds the old value, the
+    change stands (the dependent is stale with it, as ``status`` has always said)."""
+    own, own_date = templating.made_with(spec, made_from.context)
+    inherited = [c for c in changes if (c[0] == "date" and own_date is None) or (c[0] != "date" and c[0] not in own)]
+    if not inherited or not _inputs_unchanged(spec, record, inputs):
+        return changes
+    now = upstream_made_with()
+    if now is None:
+        return changes
+    texts, date = now
+    explained = {c for c in inherited if (date if c[0] == "date" else texts.get(c[0])) == c[2]}
+    return [c for c in changes if c not in explained]
+
+
+def _inputs_unchanged(spec: TaskSpec, record: Checkpoint, inputs: Callable[[str], str | None]) -> bool:
+    """Whether the task has the inputs its record names, each known now with the content recorded."""
+    if not record.inputs or any(_input_set_change(spec, record, inputs)):
+        return False
+    for arg, recorded in record.inputs.items():
+        now_fp = inputs(arg)
+        if now_fp is None or now_fp == fingerprint.PENDING or recorded.startswith("stat:") or now_fp != recorded:
+            return False
+    return True
 
 
 def _or_gone(recorded: Mapping[str, str], now: Mapping[str, str] | None) -> Mapping[str, str] | None:

@@ -788,7 +788,7 @@ def test_a_consumer_of_a_mapped_task_is_stale_when_the_list_parameter_changes(tm
     assert ran(p, "--rebuild-stale", *other) == {"per_city", "per_city[1]", "report"}
     assert stale_of(p, *other) == {"per_city[0]": [], "per_city[1]": [], "per_city": [], "report": []}
     assert json.loads((p.root / "out/report.json").read_text()) == ["BERLIN", "ROME"]
-    assert stale_of(p)["report"] == ['parameters: cities: ["berlin", "rome"] → ["berlin", "paris"]']
+    assert stale_of(p)["report"] == ['parameters: cities: ["berlin", "rome"] → ["berlin", "paris"]', "inputs: per_city"]
 
 
 def test_a_long_list_parameter_is_recorded_downstream_by_a_digest_not_item_by_item(tmp_path, fresh_imports):
@@ -801,7 +801,8 @@ def test_a_long_list_parameter_is_recorded_downstream_by_a_digest_not_item_by_it
     try:
         record = store.checkpoint(str(p.root / "out/report.json"))
         assert record is not None and record.made_with == {"cities": '["berlin", "paris"]'}
-        store.record_task(None, replace(record, made_with={"cities": templating.param_text("cities", many)}))
+        store.record_task(None, replace(record, made_with={"cities": templating.param_text("cities", many)},
+                                        inputs={"per_city": "sha256:" + "0" * 64}))  # as 10,000 children made it
     finally:
         store.close()
     kept = templating.list_made_with(load_pipeline(str(p.file)).tasks["per_city"],
@@ -809,7 +810,8 @@ def test_a_long_list_parameter_is_recorded_downstream_by_a_digest_not_item_by_it
     assert len(kept["cities"]) < 80 and kept["cities"] == templating.param_text("cities", many)
     assert kept != templating.list_made_with(load_pipeline(str(p.file)).tasks["per_city"],
                                              RunContext("mapped", datetime(2026, 12, 1), {"cities": other}, "r"))[0]
-    (detail,) = stale_of(p)["report"]
+    detail, inputs = stale_of(p)["report"]
+    assert inputs == "inputs: per_city"
     assert detail.startswith('parameters: cities: ["city00000", ') and detail.endswith(' → ["berlin", "paris"]')
     assert len(detail) < 140
 

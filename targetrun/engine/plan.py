@@ -120,6 +120,15 @@ class _Unusable(Exception):
 _Value = TypeVar("_Value")
 _EVERY_KIND = frozenset(StaleKind)
 _NONE_KNOWN: Mapping[str, Checkpoint | None] = MappingProxyType({})
+RecordOf = Callable[[str], "Checkpoint | None"]  # an upstream task's record as a caller knows it (None: ask the store)
+
+
+@dataclass(frozen=True)
+class Records:
+    """The records a caller of :meth:`Planning.judge` knows already: by location, and by task."""
+
+    by_url: Mapping[str, Checkpoint | None]
+    record_of: RecordOf | None = None
 _MADE_FROM_VALIDATORS = frozenset((Validator.CODE, Validator.DEPS))
 _EXISTS = Decision(Action.SKIP, Reason.TARGET_EXISTS)
 
@@ -165,6 +174,9 @@ class Planner:
         self.report_stale = False
         self._judged_below: set[str] = set()
         self._rules_of: dict[CachePolicy | None, StaleRules] = {}
+        # while planning: what each record is made with, read as the present (_as_made_now)
+        self._made_now: dict[str, staleness.MadeWith] = {}
+        self._made_now_run: dict[str, staleness.MadeWith] = {}  # the same, as the run knows it (upstreams settled)
         self._read: dict[str, Checkpoint | None] = {}  # see Plan.records
         # sha256 fingerprints of unrecorded targets' bytes, by URL and stat (see _hash_of)
         self._hashed: dict[tuple[str, Stat], str] = {}
@@ -178,6 +190,8 @@ class Planner:
         self.rebuild_stale = request.rebuild_stale
         self.report_stale = request.report_stale or request.dry_run
         self._rules_of.clear()
+        self._made_now.clear()
+        self._made_now_run.clear()
         check_known_tasks(request.tasks, self.spec.tasks)
         check_known_tasks(request.force, self.spec.tasks, what="--force task")
         requested = list(dict.fromkeys(request.tasks)) or dag.sinks(self.graph)
@@ -206,6 +220,7 @@ class Planner:
         self._settle_locations(list(decisions))
         if self.report_stale and not self.rebuild_stale:
             self._expand_unneeded(decisions)
+            self._rejudge_readers_of_mapped(decisions)
         if len(self._tasks) > len(scope):  # mapped children were added: put them before their parents
             self._tasks = {name: self._tasks[name] for name in dag.toposort(self.graph, self._tasks)}
         order = dag.toposort(self.graph, [name for name, d in decisions.items() if d.runs])
@@ -503,6 +518,19 @@ class Planner:
             except TargetrunError:  # e.g. two children render one target: a run that needs it says so
                 continue
 
+    def _rejudge_readers_of_mapped(self, decisions: dict[str, Decision]) -> None:
+        """Judge again the kept targets that read a mapped task expanded only just now: their
+        inputs were unknown when they were judged, and are known now (the children's
+        records), as ``run --rebuild-stale``, which walks up to the mapped task, knows them."""
+        for name, decision in list(decisions.items()):
+            task = self._tasks[name]
+            if not decision.stale or task.target is None or not any(
+                    (up := self._tasks.get(u)) is not None and up.is_gather and up.children is not None
+                    and u not in decisions for u in task.spec.upstream):
+                continue
+            record = self._read.get(task.target.url) or self.store.checkpoint(task.target.url) if self.store else None
+            decisions[name] = self.judge(task, replace(decision, stale=()), record, self._reported_output)
+
     def _unneeded_items(self, task: PlannedTask, decisions: Mapping[str, Decision]) -> list[object] | None:
         up = task.mapped_upstream
         try:
@@ -675,13 +703,15 @@ class Planner:
         return rules
 
     def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
-              output_of: Callable[[str], str], known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> Decision:
+              output_of: Callable[[str], str], record_of: RecordOf | None = None, *,
+              known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> Decision:
         """An existing target's decision, with what is stale about it (rule 5 of
         :mod:`~targetrun.engine.decide`). A record without a kind's fingerprints says
         nothing about it (unknown). ``output_of`` gives upstream output fingerprints as
         the caller knows them (the run knows more than the plan); ``known``, the records
         the caller read already, by location (None: none there), for upstreams the plan
-        never looked at."""
+        never looked at; ``record_of``, an upstream's record as the caller knows it (the
+        run: one it wrote, perhaps not yet in the store), None to ask the store."""
         if not judged(decision) or record is None:
             return decision
         rules = self._rules(task)
@@ -697,10 +727,108 @@ class Planner:
                 current.update(task_inputs(task, upstream))
             return current.get(arg) or None
 
-        stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, rules.looked, task.deps)
+        stale, pending = staleness.compare(task.spec, record, self.made_from, input_of, rules.looked, task.deps,
+                                           lambda: self._made_with_now(task, Records(known, record_of), upstream,
+                                                                       self._made_now if record_of is None else self._made_now_run))
         decision = with_staleness(decision, stale, pending, rules, task.spec.cache, task.spec.needs,
                                   rebuild_stale=self.rebuild_stale)
         return as_parameter_change(decision, self._dep_params(task.spec)) if task.spec.deps else decision
+
+    def _made_with_now(self, task: PlannedTask, known: Records, output_of: Callable[[str], str],
+                       memo: dict[str, staleness.MadeWith]) -> staleness.MadeWith | None:
+        """:meth:`_upstream_made_with`, once every task above has its answer in ``memo``,
+        upstream first: each answer then looks one level down, whatever the depth, and a
+        chain of N tasks below a changed parameter costs N answers in all."""
+        parts = [part for up in task.spec.upstream if (upstream := self._tasks.get(up)) is not None
+                 for part in (upstream.children or () if upstream.is_gather else (up,)) if part in self.graph]
+        if not all(part in memo for part in parts):
+            order = [name for name in dag.toposort(self.graph, dag.ancestors(self.graph, parts))
+                     if name not in memo and (above := self._tasks.get(name)) is not None and not above.is_gather]
+            known = self._with_records(order, known)
+            for name in order:
+                above = self._tasks[name]
+                record = self._upstream_record(name, known)
+                if record is not None:
+                    self._as_made_now(above, record, known, output_of, memo, 0)
+        return self._upstream_made_with(task, known, output_of, memo)
+
+    def _upstream_made_with(self, task: PlannedTask, known: Records, output_of: Callable[[str], str],
+                            memo: dict[str, staleness.MadeWith], depth: int = 0) -> staleness.MadeWith | None:
+        """What the values ``task`` reads are made with now -- what a run of it would record
+        besides its own parameters (the run's ``_made_with``) -- from their records, each
+        read as :meth:`_as_made_now` reads it; None when a record is not there."""
+        made: dict[str, str] = {}
+        made_for: str | None = None
+        for up in dict.fromkeys(task.spec.upstream):
+            upstream = self._tasks.get(up)
+            if upstream is None:
+                return None
+            if upstream.is_gather:  # it reads the whole list: what the list is made with now
+                listed, listed_for = templating.list_made_with(upstream.spec, self.context)
+                for name, text in listed.items():
+                    made.setdefault(name, text)
+                made_for = made_for or listed_for
+            for part in upstream.children or () if upstream.is_gather else (up,):
+                if self._tasks[part].target is None:  # its value is made anew by every run that needs it:
+                    return None  # planning cannot read it, so neither does the run (status and run agree)
+                record = self._upstream_record(part, known)
+                if record is None:
+                    return None
+                texts, day = self._as_made_now(self._tasks[part], record, known, output_of, memo, depth)
+                for name, text in texts.items():
+                    made.setdefault(name, text)
+                made_for = made_for or day
+        return made, made_for
+
+    def _with_records(self, names: Sequence[str], known: Records) -> Records:
+        """``known`` and the records of these tasks' values, read in one lookup."""
+        urls = [where.url for name in names if (where := self._tasks[name].checkpoint) is not None
+                and where.url not in known.by_url]
+        if not urls or self.store is None:
+            return known
+        found = self.store.checkpoints(urls)
+        return Records({**known.by_url, **{url: found.get(url) for url in urls}}, known.record_of)
+
+    def _upstream_record(self, name: str, known: Records) -> Checkpoint | None:
+        """The record of an upstream's value: as the caller knows it, else from the store."""
+        found = known.record_of(name) if known.record_of is not None else None
+        if found is not None:
+            return found
+        where = self._tasks[name].checkpoint if name in self._tasks else None
+        if where is None or self.store is None:
+            return None
+        return known.by_url[where.url] if where.url in known.by_url else self.store.checkpoint(where.url)
+
+    def _as_made_now(self, task: PlannedTask, record: Checkpoint, known: Records, output_of: Callable[[str], str],
+                     memo: dict[str, staleness.MadeWith], depth: int) -> staleness.MadeWith:
+        """A record's made-with, with each parameter (and the date) it is not stale in read as
+        the present value: one that reached it only through values unchanged since (early
+        cutoff) counts as made with the present one, so the chain below a task rebuilt into
+        the same bytes is fresh at every level. ``memo``: the answers so far, by task (see
+        :meth:`_made_with_now`); deeper than 32 levels without one, the record as it is."""
+        if task.name in memo:
+            return memo[task.name]
+        if depth >= 32:
+            return record.made_with, record.made_for  # a guess on the safe side: not kept
+        if not (record.made_with or record.made_for):
+            memo[task.name] = record.made_with, record.made_for
+            return memo[task.name]
+        inputs: dict[str, str] = {}
+
+        def input_of(arg: str) -> str | None:
+            if not inputs:
+                inputs.update(task_inputs(task, output_of))
+            return inputs.get(arg) or None
+
+        stale, _ = staleness.compare(task.spec, record, self.made_from, input_of, frozenset((StaleKind.PARAMETERS,)),
+                                     task.deps, lambda: self._upstream_made_with(task, known, output_of, memo, depth + 1))
+        still = {name for item in stale for name in item.names}
+        params = self.context.params
+        texts = {name: text if name in still or name not in params else templating.param_text(name, params[name])
+                 for name, text in record.made_with.items()}
+        day = record.made_for if record.made_for is None or "date" in still else f"{self.context.date:%Y-%m-%d}"
+        memo[task.name] = texts, day
+        return texts, day
 
     def _dep_params(self, spec: TaskSpec) -> tuple[str, ...]:
         """The parameters the task's deps templates name (``data/{params.which}.csv``)."""
@@ -718,7 +846,7 @@ class Planner:
             return {}
         records = self.store.checkpoints(list(urls.values()))
         known = {url: records.get(url) for url in urls.values()}  # None: no record there
-        found = {name: self.judge(self._tasks[name], _EXISTS, known[url], self.output_fingerprint, known).stale
+        found = {name: self.judge(self._tasks[name], _EXISTS, known[url], self.output_fingerprint, known=known).stale
                  for name, url in urls.items()}
         return {name: stale for name, stale in found.items() if stale}
 
@@ -729,7 +857,11 @@ class Planner:
         task = self._tasks.get(name)
         if name in self._decisions or name in self._kept or task is None:
             return self.output_fingerprint(name)
-        if task.is_gather or task.target is None or self.store is None:
+        if task.is_gather:  # its children's, in order, once they are known (as output_fingerprint)
+            parts = [self._reported_output(child, known) for child in task.children or ()]
+            return "" if task.children is None or not all(parts) or fingerprint.PENDING in parts \
+                else fingerprint.of_value(parts)
+        if task.target is None or self.store is None:
             return ""
         url = task.target.url
         record = known[url] if url in known else self.store.checkpoint(url)

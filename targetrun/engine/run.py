@@ -1023,7 +1023,8 @@ class Engine:
                                            inputs=inputs, params=scope.params, made=scope.made_now(task, ())))
                 # what made it still holds? (inputs now known: an upstream rebuilt into the same
                 # bytes leaves this one fresh -- the early cutoff)
-                return scope.judge(task, decision, record, lambda up: self._output_fingerprint(scope, progress, up)), None
+                return scope.judge(task, decision, record, lambda up: self._output_fingerprint(scope, progress, up),
+                                   lambda up: self._record_of(scope, progress, up)), None
         if not compares or not task.cache_key:
             return scope.decision(task.name), None
         entries = self.store.cache_entries([task.cache_key]).get(task.cache_key, [])

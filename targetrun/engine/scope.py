@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from targetrun.engine.decide import NOT_NEEDED, MadeNow
-from targetrun.engine.plan import Expansion, Plan
+from targetrun.engine.plan import Expansion, Plan, RecordOf
 from targetrun.model import Action, CacheEntry, Checkpoint, Decision, Location, PipelineSpec, PlannedTask, Reason, RunContext, Stale
 from targetrun.staleness import MadeFrom
 
@@ -28,7 +28,7 @@ class Planning(Protocol):
     def expand_during_run(self, name: str, items: list[object]) -> Expansion: ...
 
     def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
-              output_of: Callable[[str], str]) -> Decision: ...
+              output_of: Callable[[str], str], record_of: RecordOf | None = None) -> Decision: ...
 
     def output_fingerprint(self, name: str) -> str: ...
 
@@ -118,8 +118,8 @@ class RunScope:
     # -- what the planner knows --------------------------------------------------------
 
     def judge(self, task: PlannedTask, decision: Decision, record: Checkpoint | None,
-              output_of: Callable[[str], str]) -> Decision:
-        return self._planning.judge(task, decision, record, output_of)
+              output_of: Callable[[str], str], record_of: RecordOf | None = None) -> Decision:
+        return self._planning.judge(task, decision, record, output_of, record_of)
 
     def made_now(self, task: PlannedTask, entries: Sequence[CacheEntry]) -> MadeNow:
         """What makes the task now, for :func:`~targetrun.engine.decide.decide` (as planning asks it)."""
