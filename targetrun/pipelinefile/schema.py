@@ -576,7 +576,7 @@ class _Checker:
         shown = url.replace(user + "@", "***@", 1)
         raise self.error(path, f"{shown!r} holds credentials before its bucket: a {proto}:// URL takes none",
                          hint=f"Write it as {proto}://BUCKET/prefix, and give credentials in the result's `options:` "
-                              "(key, secret, token: with ${VAR} references) or in the provider's usual environment.")
+                              "(key, secret or token, each a ${VAR} reference) or in the provider's usual environment.")
 
     def check_store_scheme(self, url: str) -> None:
         """``cache:`` must name a state store the registry serves (a path is SQLite), with
