@@ -240,13 +240,14 @@ class Planner:
             self._handed_out = False
 
     def _corrupt_checkpoints(self, decisions: Mapping[str, Decision], *, everything: bool) -> dict[str, str]:
-        """Skipped tasks whose checkpoint a running task will read (or all, with --verify)
-        and that no longer match what was recorded: their problem, by task."""
+        """Skipped tasks whose checkpoint a running task will read (or all, with --verify:
+        also those not needed, which nothing reads) and that no longer match what was
+        recorded: their problem, by task."""
         if everything:
             suspects = [n for n, d in decisions.items() if not d.runs]
         else:
             suspects = [up for n, d in decisions.items() if d.runs for up in self.graph[n]]
-        corrupt: dict[str, str] = {}
+        corrupt: dict[str, str] = self._corrupt_unneeded(decisions) if everything else {}
         for name in dict.fromkeys(suspects):
             if name in self._verified or (name not in decisions or decisions[name].runs):
                 continue
@@ -256,6 +257,25 @@ class Planner:
                 problem = self._check_checkpoint(part, decisions[part]) if part in decisions else None
                 if problem:
                     corrupt[part] = problem
+        return corrupt
+
+    def _corrupt_unneeded(self, decisions: Mapping[str, Decision]) -> dict[str, str]:
+        """--verify: the targets of tasks not needed (upstream of a target that exists: never
+        looked at, never read) that are there and no longer hold what their record names.
+        One without a record has nothing to be compared with (and is not read: a pickle's
+        trust does not arise). Mapped tasks' children are judged with their task."""
+        unneeded = [name for name, task in self._tasks.items() if name not in decisions and name not in self._verified
+                    and not task.is_gather and task.map_index is None and self._probes.get(name) is not None]
+        self._verified.update(unneeded)
+        where = {name: location for name in unneeded if (location := self._probes[name]) is not None}
+        found = _check(self.checker, list(where.values()))
+        there = {name: location for name, location in where.items() if found.get(location)}
+        records = self.store.checkpoints([location.url for location in there.values()]) if self.store and there else {}
+        corrupt: dict[str, str] = {}
+        for name, location in there.items():
+            record = records.get(location.url)
+            if record is not None and (problem := verify_checkpoint(self.storages(location.result), location.url, record)):
+                corrupt[name] = problem
         return corrupt
 
     def _check_checkpoint(self, name: str, decision: Decision) -> str | None:
