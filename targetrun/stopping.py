@@ -353,7 +353,8 @@ def track(process: Any) -> None:
     _RUNNING.add(process)
     owner = _owner_of_this_thread()
     if owner is not None:
-        _OWNED.setdefault(owner, set()).add(process)
+        with _OWNED_LOCK:
+            _OWNED.setdefault(owner, set()).add(process)
     if is_stopping():
         kill_group(process)
 
@@ -361,10 +362,13 @@ def track(process: Any) -> None:
 def untrack(process: Any) -> None:
     _RUNNING.discard(process)
     owner = _owner_of_this_thread()
-    if owner is not None and owner in _OWNED:
-        _OWNED[owner].discard(process)
-        if not _OWNED[owner]:
-            del _OWNED[owner]
+    if owner is not None:
+        with _OWNED_LOCK:  # another thread of the same run may be adding to the set this empties
+            owned = _OWNED.get(owner)
+            if owned is not None:
+                owned.discard(process)
+                if not owned:
+                    del _OWNED[owner]
 
 
 def kill_commands() -> None:
@@ -393,6 +397,7 @@ def _kill_also_starting(running: Callable[[], Iterable[Any]]) -> None:
 
 _owner = threading.local()  # the run the attempt in this thread works for (see working_for)
 _OWNED: dict[str, set[Any]] = {}  # run -> its commands running in this process
+_OWNED_LOCK = threading.Lock()
 _STOPPED_OWNERS: set[str] = set()  # the runs that stopped: nothing more starts for them here
 
 
@@ -418,7 +423,12 @@ def stop_owner(owner: str) -> None:
     (:func:`is_stopping` says so in its threads): no attempt of a stopped run runs on or
     writes. The other runs the worker serves go on."""
     _STOPPED_OWNERS.add(owner)
-    _kill_also_starting(lambda: _OWNED.get(owner, ()))
+    _kill_also_starting(lambda: _owned_by(owner))
+
+
+def _owned_by(owner: str) -> list[Any]:
+    with _OWNED_LOCK:
+        return list(_OWNED.get(owner, ()))
 
 
 def kill_group(process: Any) -> None:
