@@ -18,6 +18,7 @@ into nodes instead and built by :class:`_Builder`, whose rules both builders sha
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -75,6 +76,16 @@ def load_document(text: str, file: str, *, max_nodes: int = MAX_NODES) -> Docume
             return _build_from_events(text, file, max_nodes)
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
+        long_key = _long_simple_key(text, exc)
+        if long_key is not None:
+            raise YamlSyntaxError(
+                f"this key is {long_key[1]:,} characters long, and YAML reads a key written as "
+                f"'key: value' only up to {MAX_SIMPLE_KEY} characters (quotes included)",
+                file=file,
+                line=long_key[0],
+                hint="Use a shorter key, or write this one as an explicit key: '? ' and the key "
+                     "on one line, ': ' and its value on the next.",
+            ) from None
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = exc.problem or exc
@@ -93,6 +104,48 @@ def load_document(text: str, file: str, *, max_nodes: int = MAX_NODES) -> Docume
     except RecursionError:
         raise SpecError("the YAML nests too deeply", file=file) from None
     return _build_from_nodes(node, survey.aliased, file, max_nodes)
+
+
+MAX_SIMPLE_KEY = 1024  # YAML 1.1 §9.1.2 (and both PyYAML and libyaml): an implicit key's length
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # the breaks YAML counts lines by
+_KEY_ENDS = {'"': re.compile(r'(?<!\\)"'), "'": re.compile("'")}
+
+
+def _long_simple_key(text: str, exc: yaml.MarkedYAMLError) -> tuple[int, int] | None:
+    """``(line, length)`` of the key that caused ``exc`` when it is a ``key: value`` key longer
+    than YAML allows, else None. Both parsers stop reading a key at 1024 characters and then
+    report the ':' after it as out of place ("mapping values are not allowed here", "did not
+    find expected ',' or '}'", "could not find expected ':'"), which names neither the key
+    nor the limit. The error's mark sits on that ':'; the key is what precedes it on the
+    line: a quoted scalar back to its opening quote, or a plain one back to the indentation,
+    a block indicator ('- ', '? ') or, inside brackets, the last flow indicator. A key
+    measured shorter than it is (a plain block key holding ', ') keeps the parser's message."""
+    mark = exc.problem_mark
+    if mark is None:
+        return None
+    lines = _LINE_BREAK.split(text)
+    if mark.line >= len(lines) or lines[mark.line][mark.column:mark.column + 1] != ":":
+        return None
+    row = lines[mark.line][:mark.column].rstrip(" \t")
+    if row[-1:] in _KEY_ENDS:
+        quote = row[-1]
+        starts = [m.start() for m in _KEY_ENDS[quote].finditer(row, 0, len(row) - 1)]
+        if quote == "'":  # '' inside a single-quoted scalar is one quote, not its start
+            starts = [i for i in starts if not (i + 1 in starts or i - 1 in starts)]
+        if not starts:
+            return None
+        start = starts[-1]
+    else:
+        flow = re.search(r"[\[{]", row) is not None
+        start = max((row.rfind(c) + 1 for c in ",[{" if flow), default=0)
+        while True:
+            stripped = row[start:].lstrip(" \t")
+            start = len(row) - len(stripped)
+            if stripped[:2] not in ("- ", "? ", "-\t", "?\t"):
+                break
+            start += 2
+    length = len(row) - start
+    return (mark.line + 1, length) if length > MAX_SIMPLE_KEY else None
 
 
 def _build_from_events(text: str, file: str, max_nodes: int) -> Document:

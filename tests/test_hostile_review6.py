@@ -1,0 +1,78 @@
+"""Hostile review 6: each case reproduced with the real CLI in a subprocess, on real files
+(or with the loader itself), before it was fixed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from targetrun.errors import SpecError
+from targetrun.pipelinefile import yamlnodes
+
+
+def _targetrun(folder: Path, *args: str, env: dict[str, str] | None = None,
+               timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "targetrun", *args], cwd=folder, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _write(folder: Path, pipelinefile: str, **files: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Pipelinefile.yaml").write_text(pipelinefile)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+# -- 1. a mapping key longer than YAML's 1024-character limit for a simple key -------------
+
+LONG = "k" * 1100
+LONG_KEYS = {  # the text, and the line of its long key
+    "task name": (f"tasks:\n  {LONG}:\n    shell: 'echo > {{output}}'\n    target: o.txt\n", 2),
+    "second key of a block": (f"tasks:\n  a:\n    shell: 'echo > {{output}}'\n    target: o.txt\n  {LONG}: 1\n", 5),
+    "flow mapping": (f"tasks:\n  a:\n    shell: 'echo > {{output}}'\n    target: o.txt\n    args: {{{LONG}: 1}}\n", 5),
+    "flow sequence": (f"tasks:\n  a:\n    shell: 'echo > {{output}}'\n    target: o.txt\n    needs: [{LONG}: 1]\n", 5),
+    "quoted key": (f'params:\n  "{LONG}": 1\ntasks:\n  a:\n    shell: "echo > {{output}}"\n    target: o.txt\n', 2),
+    "quoted key with commas": (f"params:\n  '{'a, b' * 300}': 1\n", 2),
+    "key of non-ASCII letters": (f"params:\n  {'é' * 1100}: 1\n", 2),
+    "first key of the file": (f"{LONG}: 1\n", 1),
+}
+
+
+@pytest.mark.parametrize(("text", "line"), LONG_KEYS.values(), ids=LONG_KEYS.keys())
+def test_a_key_longer_than_yaml_allows_is_named_as_such(text: str, line: int) -> None:
+    with pytest.raises(SpecError) as caught:
+        yamlnodes.load_document(text, "P.yaml")
+    message = caught.value.format()
+    assert "1024 characters" in message, message
+    assert message.startswith("P.yaml, line ")
+    assert caught.value.line == line
+    assert "? " in message  # what to do: a shorter key, or an explicit one
+
+
+def test_a_key_longer_than_yaml_allows_exits_2_with_one_paragraph(tmp_path: Path) -> None:
+    folder = _write(tmp_path, LONG_KEYS["flow mapping"][0])
+    done = _targetrun(folder, "run")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Pipelinefile.yaml, line 5:" in done.stderr
+    assert "1024 characters" in done.stderr
+    assert done.stderr.count("\n") == 1
+    done = _targetrun(folder, "run", "-p", f"{{{LONG}: 1}}")
+    assert done.returncode == 2
+
+
+def test_an_explicit_long_key_still_loads() -> None:
+    doc = yamlnodes.load_document(f"? {LONG}\n: 1\n", "P.yaml")
+    assert doc.value == {LONG: 1}
+
+
+def test_a_short_key_syntax_error_keeps_the_yaml_message() -> None:
+    with pytest.raises(SpecError) as caught:
+        yamlnodes.load_document("a: b: c\n", "P.yaml")
+    assert "1024" not in caught.value.format()
