@@ -353,4 +353,23 @@ def tail(text: str, limit: int = MAX_LOG_CHARS) -> str:
     """
     if len(text) <= limit:
         return text
-    return f"[... {len(text) - limit} characters cut ...]\n{text[-limit:]}"
+    kept = text[-limit:]
+    if text[-limit - 1] != "\n":  # the cut falls inside a line: drop the rest of it
+        kept = _from_next_break(kept)
+    return f"[... {len(text) - len(kept)} characters cut ...]\n{kept}"
+
+
+def _from_next_break(text: str) -> str:
+    """``text`` from its second line, else from its second word, else whole. A cut
+    inside a word would leave the end of whatever it held -- a credential, whose
+    redaction (later, by the process that knows the secrets) finds only the whole
+    value: so the end of a long log is kept from a line, or a word, that starts whole.
+
+    >>> _from_next_break("ret-value\\nnext line"), _from_next_break("lue more"), _from_next_break("word")
+    ('next line', 'more', 'word')
+    """
+    for breaks in ("\n", " \t\r"):
+        at = min((i for i in (text.find(c) for c in breaks) if i >= 0), default=-1)
+        if at >= 0 and text[at + 1:].strip():
+            return text[at + 1:]
+    return text

@@ -182,7 +182,7 @@ def register(*values: object) -> None:
     global _pattern
     added = False
     with _guard:
-        for value in values:
+        for value in (part for value in values for part in _with_lines(value)):
             if not isinstance(value, str) or len(value) < MIN_SECRET or value.lower() in NOT_SECRET:
                 continue
             if _ONLY_REFERENCES.fullmatch(value):  # "${TOKEN}" names a secret; its value is registered expanded
@@ -194,6 +194,27 @@ def register(*values: object) -> None:
         if added:
             ordered = sorted(_known, key=len, reverse=True)  # the longest form first: no half-masked leftovers
             _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+_ONLY_SYNTAX = re.compile(r"[\s{}\[\](),;:\"']*")  # a line of a JSON or YAML secret that holds no secret
+
+
+def _with_lines(value: object) -> list[object]:
+    """``value`` and, when it holds line breaks (a PEM key, a service account's JSON in an
+    environment variable), each of its lines, stripped: a task or a library may print one
+    line alone, or the lines with other breaks (``\\r\\n``), or a log may be cut between
+    them -- and every line of a secret is one. Lines of punctuation and keywords alone
+    (``},``, ``null,``) hold nothing and would only mask the same text everywhere.
+
+    >>> _with_lines("k3y-line-1\\r\\n  k3y-line-2\\n},\\nnull,")
+    ['k3y-line-1\\r\\n  k3y-line-2\\n},\\nnull,', 'k3y-line-1', 'k3y-line-2']
+    """
+    if not isinstance(value, str) or not _LINE_BREAKS.search(value):
+        return [value]
+    lines = [line.strip() for line in _LINE_BREAKS.split(value)]
+    return [value, *(line for line in lines
+                     if line and _ONLY_SYNTAX.sub("", line).lower() not in NOT_SECRET | {""})]
 
 
 def _spellings(value: str) -> set[str]:

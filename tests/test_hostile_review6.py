@@ -76,3 +76,56 @@ def test_a_short_key_syntax_error_keeps_the_yaml_message() -> None:
     with pytest.raises(SpecError) as caught:
         yamlnodes.load_document("a: b: c\n", "P.yaml")
     assert "1024" not in caught.value.format()
+
+
+# -- 2. a secret of several lines, or one cut where a long log is cut, leaks no part ---------
+
+SECRET = "Zq8firstHALFsecret\nSECONDhalfKq9w"
+SHOWN = ("firstHALF", "SECONDhalf", "NDhalf", "Kq9w")  # any part
+
+
+def _leaks(folder: Path, *texts: str) -> list[str]:
+    """The places under ``folder`` (files, the state store) and among ``texts`` that hold a part of SECRET."""
+    found = [f"output {i}" for i, text in enumerate(texts) if any(part in text for part in SHOWN)]
+    for path in folder.rglob("*"):
+        if path.is_file() and any(part.encode() in path.read_bytes() for part in SHOWN):
+            found.append(str(path.relative_to(folder)))
+    return found
+
+
+@pytest.mark.parametrize("command", [
+    # one line of the secret alone (a tool that prints a key line by line, `tail -1`)
+    'printf "%s\\n" "$DEPLOY_TOKEN" | tail -n 1 >&2; exit 4',
+    # the secret with Windows line breaks (a log, a terminal, a .env file edited on Windows)
+    "python3 -c \"import os,sys; sys.stderr.write(os.environ['DEPLOY_TOKEN'].replace(chr(10), chr(13) + chr(10)))\"; exit 5",
+    # a chatty task whose log is cut to its last million characters inside the secret
+    "python3 -c \"import os,sys; sys.stderr.write(os.environ['DEPLOY_TOKEN'] + chr(10) + 'y' * (1000000 - 12) + chr(10))\"; exit 3",
+    # a single-line secret cut the same way
+    "python3 -c \"import os,sys; sys.stderr.write(os.environ['DEPLOY_TOKEN'].replace(chr(10), '-') + chr(10) + 'y' * (1000000 - 12) + chr(10))\"; exit 3",
+], ids=["one line alone", "crlf", "log cut inside it", "single-line secret cut inside it"])
+def test_no_part_of_a_multi_line_or_cut_secret_is_shown_or_kept(tmp_path: Path, command: str) -> None:
+    text = "tasks:\n  a:\n    shell: |-\n      " + command + "\n    target: a.txt\n"
+    folder = _write(tmp_path / "p", text)
+    done = _targetrun(folder, "run", "--report", "r.html", env={"DEPLOY_TOKEN": SECRET})
+    assert done.returncode == 1, done.stderr
+    assert "***" in done.stdout + done.stderr  # the part was shown, masked
+    logs = _targetrun(folder, "logs", "a")
+    assert _leaks(folder, done.stdout, done.stderr, logs.stdout, logs.stderr) == []
+
+
+def test_each_line_of_a_registered_secret_is_a_secret() -> None:
+    from targetrun import redact
+    redact.forget_all()
+    try:
+        redact.register("-----BEGIN PRIVATE KEY-----\r\nMIIEvQIBADANBgkq\r\n  hkiG9w0BAQEFAASC\nnull,\n}\n")
+        assert redact.redact("MIIEvQIBADANBgkq and hkiG9w0BAQEFAASC") == "*** and ***"
+        assert redact.redact('{"a": null, "b": "}"}') == '{"a": null, "b": "}"}'  # no line of punctuation or keywords
+    finally:
+        redact.forget_all()
+
+
+def test_a_cut_log_starts_at_a_line_or_a_word() -> None:
+    from targetrun.capture import tail
+    assert tail("head\nsecret-value-x\nend-of-log\n", 18) == "[... 20 characters cut ...]\nend-of-log\n"
+    assert tail("head secret-value end", 8) == "[... 18 characters cut ...]\nend"
+    assert tail("x" * 20, 5) == "[... 15 characters cut ...]\nxxxxx"  # one word: nothing better to do
