@@ -259,7 +259,7 @@ def scheduler_address(spec: PipelineSpec, given: str | None = None) -> str | Non
 def settle(opened: Backends, clock: Clock | None = None, lease: float | None = None) -> None:
     """Resolve checkpoint writes that a run which is gone left half-way (engine/recovery.py),
     before anything is decided or read: the project's own outputs stay trusted."""
-    recover(opened.store, opened.storage, _now(clock), _lease(lease))
+    recover(opened.store, opened.storage, _now(clock), _lease(lease), spec=opened.spec)
 
 
 def check_shared_storage(the_plan: Plan) -> None:

@@ -88,6 +88,13 @@ def result_base(spec: PipelineSpec, result: str) -> Location:
     return Location(key, url.rstrip("/"))
 
 
+def result_roots(spec: PipelineSpec) -> tuple[Location, ...]:
+    """Every result location the pipeline writes in: each task's and each one named under
+    ``results:`` -- where recovery may remove a staging file (engine/recovery.py)."""
+    names = dict.fromkeys([*(task.result for task in spec.tasks.values()), *spec.results])
+    return tuple(dict.fromkeys(result_base(spec, name) for name in names))
+
+
 def escapes_through_symlink(spec: PipelineSpec, result: str, path: str) -> str | None:
     """Where a local file ``path`` really is, when it was replaced by a symlink that leads
     out of both its result location and its own folder; None when it stays inside one of

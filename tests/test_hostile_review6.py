@@ -129,3 +129,60 @@ def test_a_cut_log_starts_at_a_line_or_a_word() -> None:
     assert tail("head\nsecret-value-x\nend-of-log\n", 18) == "[... 20 characters cut ...]\nend-of-log\n"
     assert tail("head secret-value end", 8) == "[... 18 characters cut ...]\nend"
     assert tail("x" * 20, 5) == "[... 15 characters cut ...]\nxxxxx"  # one word: nothing better to do
+
+
+# -- 3. a forged pending row removes no file recovery cannot prove it staged -----------------
+
+RUN_ID = "20261203T070416-0a4d7d"
+TOKEN = f"{RUN_ID}-1-f9fd7766"
+
+
+def _pend(folder: Path, staging: str, location: str, run_id: str = RUN_ID, storage: str = "local") -> None:
+    """What someone editing the store does: a row of their own, by a second connection."""
+    import sqlite3
+    db = sqlite3.connect(folder / ".targetrun/state.db", isolation_level=None)
+    try:
+        db.execute("INSERT INTO pending VALUES (?, ?, ?, ?, NULL, NULL)", (staging, run_id, location, storage))
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("command", ["status", "run"])
+def test_a_forged_pending_row_removes_nothing_recovery_did_not_stage(tmp_path: Path, command: str) -> None:
+    folder = _write(tmp_path / "p", "tasks:\n  a:\n    shell: 'echo hi > {output}'\n    target: out/a.txt\n")
+    assert _targetrun(folder, "run").returncode == 0
+    outside = tmp_path / "victim"
+    outside.mkdir()
+    (folder / "linked").symlink_to(outside)
+    root = f"{{root:{folder}}}"
+    kept = {
+        # outside the project altogether, named like a staging file
+        outside / ".x.txt.targetrun-evil": (f"{outside}/.x.txt.targetrun-evil", f"{outside}/x.txt"),
+        outside / f".y.txt.targetrun-{TOKEN}": (f"{outside}/.y.txt.targetrun-{TOKEN}", f"{outside}/y.txt"),
+        # climbing out of the project with '..'
+        outside / f".z.txt.targetrun-{TOKEN}": (f"{root}/../victim/.z.txt.targetrun-{TOKEN}", f"{root}/../victim/z.txt"),
+        # through a symlink inside the project that leads out
+        outside / f".w.txt.targetrun-{TOKEN}": (f"{root}/linked/.w.txt.targetrun-{TOKEN}", f"{root}/linked/w.txt"),
+        # inside the project, but no token this tool makes (a user's own file)
+        folder / "out/.keep.txt.targetrun-mine": (f"{root}/out/.keep.txt.targetrun-mine", f"{root}/out/keep.txt"),
+        # a token of another run than the row's
+        folder / f"out/.b.txt.targetrun-{TOKEN}": (f"{root}/out/.b.txt.targetrun-{TOKEN}", f"{root}/out/b.txt"),
+        # a storage this pipeline does not have
+        folder / f"out/.c.txt.targetrun-{TOKEN}": (f"{root}/out/.c.txt.targetrun-{TOKEN}", f"{root}/out/c.txt"),
+    }
+    for path, (staging, location) in kept.items():
+        path.write_text("precious")
+        run_id = "20261203T070416-ffffff" if path.name == f".b.txt.targetrun-{TOKEN}" else RUN_ID
+        storage = "s3" if path.name == f".c.txt.targetrun-{TOKEN}" else "local"
+        _pend(folder, staging, location, run_id, storage)
+    # and one the tool did stage (a run killed mid-write): removed as before
+    ours = folder / f"out/.a.txt.targetrun-{TOKEN}"
+    ours.write_text("half")
+    _pend(folder, f"{root}/out/.a.txt.targetrun-{TOKEN}", f"{root}/out/a.txt")
+    done = _targetrun(folder, command)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert [str(p) for p in kept if not p.exists()] == []
+    assert all(p.read_text() == "precious" for p in kept)
+    assert not ours.exists()
+

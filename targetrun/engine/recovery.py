@@ -10,9 +10,14 @@ is no longer alive is resolved:
   has been gone for :data:`STRAGGLER_GRACE` (an object store may still complete an upload
   sent just before the end); whatever is at the target keeps the record it had.
 
-A pending write whose staging name is not its target's staging sibling
-(``.NAME.targetrun-TOKEN`` beside it) was not written by targetrun -- a store is data
-another process may have changed --: its row is dropped and the path it names left alone.
+A pending write whose staging name is not its target's staging sibling with a token of
+its own run (``.NAME.targetrun-RUN-ATTEMPT-XXXXXXXX`` beside it, as engine/writes.py names
+it) was not written by targetrun -- a store is data another process may have changed --:
+its row is dropped and the path it names left alone. One that lies outside every result
+location of this pipeline (and of another clone of its project on this machine) --
+another folder or bucket, a ``..`` segment, a symlinked folder that leads out -- is left
+alone, row and file: it may be another pipeline's (a shared store), and no row may lead
+recovery to remove a file anywhere else.
 Pending writes of a live run (another process, now) are left alone, and so are those in a
 local folder this machine does not have (a clone elsewhere sharing the store cleans up
 its own).
@@ -22,26 +27,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection
 
 from targetrun import liveness
 from targetrun.errors import TargetrunError
 from targetrun.fingerprint import stream_digest
-from targetrun.model import Checkpoint
-from targetrun.resolve import LOCAL
-from targetrun.storage.base import Storage, is_staging_of
+from targetrun.model import Checkpoint, Location, PipelineSpec
+from targetrun.resolve import LOCAL, result_roots
+from targetrun.storage.base import Storage, is_staging_of, staging_sibling
 from targetrun.store.base import PendingWrite, RunRecord, RunStatus, StateStore
 
 
-def recover(store: StateStore, storages: Callable[[str], Storage], now: float, lease: float) -> int:
-    """Resolve the pending writes of runs that are gone; return how many were resolved."""
+def recover(store: StateStore, storages: Callable[[str], Storage], now: float, lease: float, *,
+            spec: PipelineSpec) -> int:
+    """Resolve the pending writes of runs that are gone, within the result locations of
+    ``spec`` (or of a clone of its project: see :func:`inside`); return how many were resolved."""
     resolved = 0
+    roots = result_roots(spec)
     for pending in store.pending_writes():
-        if not is_staging_of(pending.staging, pending.location):
+        if not staged_by_its_run(pending):
             # Not a write targetrun prepared (a row someone else put in the store): its
             # "staging file" may be any file or folder, which is not ours to remove.
             store.drop_pending(pending.staging)
             continue
+        if not (inside(pending, roots) or in_a_clone(pending, spec, roots)):
+            continue  # another pipeline's place, or a row that leads out: not ours to touch
         if pending.storage == LOCAL and not os.path.isdir(os.path.dirname(pending.staging)):
             continue  # another machine's folder: its own next command resolves it
         run = store.run(pending.run_id)
@@ -58,6 +69,75 @@ def recover(store: StateStore, storages: Callable[[str], Storage], now: float, l
             _discard(store, storage, pending, settled=_gone_long(run, now))
         resolved += 1
     return resolved
+
+
+_TOKEN_TAIL = re.compile(r"-[0-9]+-[0-9a-f]+")  # what engine/writes.py adds to the run id (8 hex digits now)
+
+
+def staged_by_its_run(pending: PendingWrite) -> bool:
+    """Whether ``pending`` names its target's staging sibling with the token a run of its
+    ``run_id`` gives a staging file (``RUN-ATTEMPT-HEX``, engine/writes.py).
+
+    >>> from targetrun.store.base import PendingWrite
+    >>> ok = PendingWrite("r1", "/p/out/x.json", "/p/out/.x.json.targetrun-r1-2-0a1b2c3d", "local")
+    >>> staged_by_its_run(ok), staged_by_its_run(PendingWrite("r2", ok.location, ok.staging, "local"))
+    (True, False)
+    >>> staged_by_its_run(PendingWrite("r1", "/p/out/x.json", "/p/out/.x.json.targetrun-mine", "local"))
+    False
+    """
+    run_id = pending.run_id
+    if not run_id or any(c in run_id for c in "/\\\0") or not is_staging_of(pending.staging, pending.location):
+        return False
+    token = pending.staging[len(staging_sibling(pending.location, "")):]
+    return token.startswith(run_id) and _TOKEN_TAIL.fullmatch(token, len(run_id)) is not None
+
+
+def inside(pending: PendingWrite, roots: Collection[Location]) -> bool:
+    """Whether ``pending``'s staging file lies inside one of the result locations ``roots``
+    of its storage: below the folder or prefix, with no ``.`` or ``..`` segment, and -- on
+    local disk -- its folder really there, not reached through a symlink that leads out."""
+    staging = pending.staging
+    for root in roots:
+        if root.result != pending.storage:
+            continue
+        if pending.storage == LOCAL:
+            base = root.url.rstrip(os.sep) or os.sep
+            if os.path.normpath(staging) != staging or not staging.startswith(base.rstrip(os.sep) + os.sep):
+                continue
+            real_root, real_folder = os.path.realpath(base), os.path.realpath(os.path.dirname(staging))
+            if real_folder == real_root or real_folder.startswith(real_root.rstrip(os.sep) + os.sep):
+                return True
+        else:
+            base = root.url.rstrip("/")
+            rest = staging[len(base) + 1:] if staging.startswith(base + "/") else ""
+            if rest and all(part not in ("", ".", "..") for part in rest.split("/")):
+                return True
+    return False
+
+
+def in_a_clone(pending: PendingWrite, spec: PipelineSpec, roots: Collection[Location]) -> bool:
+    """Whether ``pending`` lies in a local result location of another clone of this
+    project on this machine (two clones side by side may share one state store): in
+    ``CLONE/REL`` for a result location ``REL`` inside this project, where ``CLONE`` is a
+    folder holding a Pipelinefile of the same file name."""
+    if pending.storage != LOCAL or os.path.normpath(pending.staging) != pending.staging:
+        return False
+    for root in roots:
+        if root.result != LOCAL or not _within(root.url, spec.root):
+            continue
+        relative = os.path.relpath(root.url, spec.root)
+        clone = os.path.dirname(pending.staging)
+        while clone != os.path.dirname(clone):
+            clone = os.path.dirname(clone)
+            base = os.path.normpath(os.path.join(clone, relative))
+            if clone != spec.root and os.path.isfile(os.path.join(clone, os.path.basename(spec.path))) \
+                    and inside(pending, [Location(LOCAL, base)]):
+                return True
+    return False
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 # An object store may still complete an upload its client sent just before it died: the
