@@ -7,22 +7,82 @@ The engine's workers import the function with :func:`load_callable`.
 is not there (or fails to import), a function the module does not have, and a signature
 that does not accept the task's ``args`` and ``needs`` -- each problem named, with a "did
 you mean" where one is close. The function is imported, never called.
+
+A task's code runs in targetrun's own process (inline and thread executors), so what it
+does to the process is done to the run: ``sys.exit()`` raises, and is the task's failure;
+``os._exit()`` would end the run at once -- exit status 0 for ``os._exit(0)``, with
+nothing recorded, a CI step told all is well. While a task's code runs (its module's
+import included: :func:`user_code`), ``os._exit`` called from it in this thread raises
+:class:`ProcessExitCalled` instead, a ``SystemExit``: the task fails, or its module is
+refused, like any other. A child it forked exits as asked; targetrun's own calls, other
+threads and other processes are untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import os
 import pkgutil
+import posix
 import sys
-from collections.abc import Callable
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
 
 from targetrun.errors import EXTRA_OF, SpecError, did_you_mean, install_hint
 from targetrun.model import TaskSpec
 
 _RUN_HINT = "The Pipelinefile's folder is importable: `run: tasks:fetch` finds tasks.py next to it."
+
+
+class ProcessExitCalled(SystemExit):
+    """``os._exit(code)`` called by a task's own code inside targetrun's process."""
+
+    def __str__(self) -> str:
+        return f"os._exit({self.code!r}) was called"
+
+
+_real_exit = posix._exit
+_in_user_code = threading.local()
+_guarding_pid: int | None = None
+_guard_lock = threading.Lock()
+
+
+def _depth() -> int:
+    depth: int = getattr(_in_user_code, "depth", 0)
+    return depth
+
+
+def _exit(status: int) -> NoReturn:
+    """``os._exit`` while targetrun runs a task's code (see the module docstring)."""
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    if (os.getpid() == _guarding_pid and _depth()
+            and caller != "targetrun" and not caller.startswith("targetrun.")):
+        raise ProcessExitCalled(status)
+    _real_exit(status)
+
+
+@contextlib.contextmanager
+def user_code() -> Iterator[None]:
+    """Run a task's code (or import its module) in this thread with ``os._exit`` guarded."""
+    global _guarding_pid
+    if _guarding_pid != os.getpid():
+        with _guard_lock:
+            if _guarding_pid != os.getpid():
+                os._exit = posix._exit = _exit
+                _guarding_pid = os.getpid()
+    _in_user_code.depth = _depth() + 1
+    try:
+        yield
+    finally:
+        _in_user_code.depth -= 1
+
+
+def exit_call(exc: SystemExit) -> str:
+    """How code ended the process: ``os._exit(0)``, ``sys.exit(3)``."""
+    return f"os._exit({exc.code!r})" if isinstance(exc, ProcessExitCalled) else f"sys.exit({exc.code!r})"
 
 
 def resolve_callable(task: TaskSpec, file: str, root: str) -> tuple[Callable[..., Any] | None, list[SpecError]]:
@@ -53,6 +113,9 @@ def resolve_callable(task: TaskSpec, file: str, root: str) -> tuple[Callable[...
         return None, [problem(str(exc))]
     except Exception as exc:  # the module's own code failed while importing
         return None, [problem(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}")]
+    except SystemExit as exc:  # it tried to end the process (sys.exit, exit(), os._exit)
+        return None, [problem(f"importing {module_name!r} called {exit_call(exc)}, which would end the run",
+                              "Move that call into a function, or under `if __name__ == '__main__':`.")]
     return fn, [problem(text, hint) for text, hint in signature_problems(fn, task)]
 
 
@@ -114,7 +177,8 @@ def load_callable(path: str, root: str) -> Callable[..., Any]:
         sys.path.remove(root)
     sys.path.insert(0, root)
     _forget_foreign(module_name, root)
-    obj: Any = importlib.import_module(module_name)
+    with user_code():
+        obj: Any = importlib.import_module(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
     if not callable(obj):

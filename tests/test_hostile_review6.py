@@ -186,3 +186,39 @@ def test_a_forged_pending_row_removes_nothing_recovery_did_not_stage(tmp_path: P
     assert all(p.read_text() == "precious" for p in kept)
     assert not ours.exists()
 
+
+# -- 4. a task module that exits the process: never a silent exit, never "all done" ---------
+
+EXITS = {
+    "sys.exit on import": ("import sys\nsys.exit(3)\ndef f():\n    return 1\n", 2, "sys.exit(3)"),
+    "exit(0) on import": ("exit(0)\ndef f():\n    return 1\n", 2, "exit(0)"),
+    "os._exit(0) on import": ("import os\nos._exit(0)\ndef f():\n    return 1\n", 2, "os._exit(0)"),
+    "os._exit(0) in the task": ("import os\ndef f():\n    os._exit(0)\n", 1, "os._exit(0)"),
+    "posix._exit(0) in the task": ("import posix\ndef f():\n    posix._exit(0)\n", 1, "os._exit(0)"),
+    "from os import _exit": ("from os import _exit\ndef f():\n    _exit(5)\n", 1, "os._exit(5)"),
+}
+
+
+@pytest.mark.parametrize(("module", "code", "said"), EXITS.values(), ids=EXITS.keys())
+@pytest.mark.parametrize("jobs", [[], ["-j", "2", "--executor", "threads"]], ids=["inline", "threads"])
+def test_a_task_module_that_exits_is_an_error_not_a_silent_exit(tmp_path: Path, module: str, code: int, said: str,
+                                                               jobs: list[str]) -> None:
+    folder = _write(tmp_path / "p", "tasks:\n  a: {run: steps:f, target: a.json}\n  b: {shell: 'echo > {output}', target: b.txt}\n",
+                    **{"steps.py": module})
+    done = _targetrun(folder, "run", "-k", *jobs)
+    assert done.returncode == code, (done.stdout, done.stderr)
+    assert said in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (folder / "a.json").exists()
+    if code == 1:  # the run went on: the other task was made and recorded
+        assert (folder / "b.txt").exists()
+        assert _targetrun(folder, "status", "b").returncode == 0
+
+
+def test_a_forked_child_of_a_task_still_exits_with_os_exit(tmp_path: Path) -> None:
+    module = ("import os\ndef f():\n    pid = os.fork()\n    if pid == 0:\n        os._exit(7)\n"
+              "    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n")
+    folder = _write(tmp_path / "p", "tasks:\n  a: {run: steps:f, target: a.json}\n", **{"steps.py": module})
+    done = _targetrun(folder, "run")
+    assert done.returncode == 0, done.stderr
+    assert (folder / "a.json").read_text().strip() == "7"

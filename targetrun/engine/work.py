@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, cast
 
 from targetrun import liveness, templating
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
-from targetrun.callables import load_callable
+from targetrun.callables import ProcessExitCalled, exit_call, load_callable, user_code
 from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
 from targetrun.regularfile import READ_FLAGS, open_regular
@@ -177,7 +177,8 @@ def _attempt(job: Job) -> WorkResult:
             if job.shell is not None:
                 value, size, digest = _run_shell(job, printed)
             else:
-                value, size, digest, written_as = _run_python(job)
+                with user_code():
+                    value, size, digest, written_as = _run_python(job)
         except WorkError as exc:
             exc.log = tail(printed.getvalue())
             exc.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
@@ -203,7 +204,9 @@ def _attempt(job: Job) -> WorkResult:
                 raise
             import traceback
 
-            error = WorkError(f"{type(exc).__name__}: {exc}", traceback.format_exc(), log=tail(printed.getvalue()))
+            said = f"the task called {exit_call(exc)}" if isinstance(exc, ProcessExitCalled) else \
+                f"{type(exc).__name__}: {exc}"
+            error = WorkError(said, traceback.format_exc(), log=tail(printed.getvalue()))
             error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise error from None
     duration = time.perf_counter() - started
