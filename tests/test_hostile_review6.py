@@ -222,3 +222,13 @@ def test_a_forked_child_of_a_task_still_exits_with_os_exit(tmp_path: Path) -> No
     done = _targetrun(folder, "run")
     assert done.returncode == 0, done.stderr
     assert (folder / "a.json").read_text().strip() == "7"
+
+
+# -- 5. a shell command killed by a signal is said so, in a sentence -------------------------
+
+def test_a_command_killed_by_a_signal_is_named_with_the_signal(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "p", "tasks:\n  a: {shell: 'kill -KILL $$', target: a.txt}\n")
+    done = _targetrun(folder, "run")
+    assert done.returncode == 1
+    assert "the command was killed by signal 9 (SIGKILL)" in done.stdout, done.stdout
+    assert not (folder / "a.txt").exists()

@@ -453,8 +453,18 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
     printed.write(text.decode("utf-8", "replace") + said)
     if code != 0:
         last = printed.getvalue().splitlines()[-STDERR_TAIL_LINES:]
-        reason = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        reason = f"was killed by signal {-code} ({_signal_name(-code)})" if code < 0 else f"exited with status {code}"
         raise WorkError(f"the command {reason}", "\n".join(last))
+
+
+def _signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; the number again for one this platform does not name."""
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 _LEFT_OPEN_POLL = 100  # ms: how often to look whether the command exited while its output pipe stays open
