@@ -250,7 +250,7 @@ def scheduler_address(spec: PipelineSpec, given: str | None = None) -> str | Non
         if address:
             problem = settings.scheduler_problem(address)
             if problem is not None:
-                raise UsageError(f"{source} {address[:200]!r} is not a Dask scheduler address: it {problem}",
+                raise UsageError(f"{source} {redact.clipped(address, 200)!r} is not a Dask scheduler address: it {problem}",
                                  hint=f"Write it as {settings.SCHEDULER_FORM}.")
             return address
     return spec.scheduler

@@ -24,7 +24,7 @@ import click
 from targetrun import __version__, api, replay, stopping
 from targetrun.errors import EXIT_INTERNAL, EXIT_OUTPUT_CLOSED, TargetrunError, UsageError
 from targetrun.executors.base import EXECUTORS
-from targetrun.redact import RedactingWriter, printable, redact, register_environment
+from targetrun.redact import RedactingWriter, clipped, printable, redact, register_environment
 from targetrun.registry import Registry
 from targetrun.report.console import NORMAL, QUIET, VERBOSE, ConsoleReporter
 from targetrun.paint import colour_enabled
@@ -155,7 +155,7 @@ def _utf8_only(argv: list[str]) -> None:
     in its own way."""
     for position, arg in enumerate(argv, 1):
         if "\0" in arg:
-            raise UsageError(f"argument {position} ({ascii(arg)[:80]}) holds a NUL byte",
+            raise UsageError(f"argument {position} ({ascii(clipped(arg, 80))}) holds a NUL byte",
                              hint="No name, value or path can hold one.")
         try:
             arg.encode("utf-8")

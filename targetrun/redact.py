@@ -569,6 +569,20 @@ def redact_shapes(text: str) -> str:
     return text
 
 
+def clipped(text: str, limit: int) -> str:
+    """``text`` masked, then cut to about ``limit`` characters (``...`` marks the cut). Cut
+    first, a credential would lose what makes it one (the ``@`` after a password, the end
+    of a known secret) and its start would be shown as it is.
+
+    >>> clipped("tcp://u:" + "p" * 30 + "@h:1", 20)
+    'tcp://***@h:1'
+    >>> clipped("x" * 20, 5)
+    'xxxxx...'
+    """
+    text = redact(text)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 def printable(text: str) -> str:
     """``text`` on one line: line breaks, escape and other control characters written as
     escapes (``\\n``, ``\\x1b``), so a value cannot start a forged line or move the cursor.

@@ -232,3 +232,28 @@ def test_a_command_killed_by_a_signal_is_named_with_the_signal(tmp_path: Path) -
     assert done.returncode == 1
     assert "the command was killed by signal 9 (SIGKILL)" in done.stdout, done.stdout
     assert not (folder / "a.txt").exists()
+
+
+# -- 6. a long value cut for an error message is masked before it is cut --------------------
+
+LONG_PASSWORD = "S3cr" + "q" * 250
+
+
+@pytest.mark.parametrize("how", ["--scheduler", "TARGETRUN_SCHEDULER", "scheduler:", "-p bad name"])
+def test_a_long_password_in_a_refused_value_is_not_shown_cut(tmp_path: Path, how: str) -> None:
+    address = f"tcp://user:{LONG_PASSWORD}@host:99999"
+    pipeline = "tasks:\n  a: {shell: 'echo > {output}', target: a.txt}\n"
+    args, env = ["run"], {}
+    if how == "--scheduler":
+        args += ["--scheduler", address]
+    elif how == "TARGETRUN_SCHEDULER":
+        env["TARGETRUN_SCHEDULER"] = address
+    elif how == "scheduler:":
+        pipeline = f"scheduler: '{address}'\n" + pipeline
+    else:
+        args += ["-p", f"a b=postgres://user:{LONG_PASSWORD}@db/x"]
+    folder = _write(tmp_path / "p", pipeline)
+    done = _targetrun(folder, *args, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "S3cr" not in done.stdout + done.stderr, done.stderr
+    assert "qqqq" not in done.stdout + done.stderr, done.stderr

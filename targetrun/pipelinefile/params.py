@@ -9,6 +9,7 @@ expansion), then held to the limits of :mod:`targetrun.pipelinefile.values`. Any
 from __future__ import annotations
 
 
+from targetrun import redact
 from targetrun.errors import SpecError, UsageError
 from targetrun.regularfile import read_named
 from targetrun.pipelinefile.values import check_param_name, check_param_value
@@ -34,7 +35,7 @@ def parse_param(pair: str) -> tuple[str, object]:
     try:
         check_param_name(name)
     except UsageError as exc:
-        raise UsageError(f"-p {pair[:80]!r}: {exc.message}", hint="For example -p city=paris.") from None
+        raise UsageError(f"-p {redact.clipped(pair, 80)!r}: {exc.message}", hint="For example -p city=paris.") from None
     if "\0" in raw:
         raise UsageError(f"-p {name}: the value holds a NUL byte; no path or command can hold one")
     if raw == "":

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from targetrun import dag, templating
+from targetrun import dag, redact, templating
 from targetrun.durations import parse_duration
 from targetrun.errors import (
     CycleError,
@@ -221,7 +221,8 @@ class _Checker:
         address: str = self.expect(("scheduler",), raw, str, "a Dask scheduler address such as tcp://host:8786")
         problem = scheduler_problem(address)
         if problem is not None:
-            raise self.error(("scheduler",), f"{address[:200]!r} is not a Dask scheduler address: it {problem}",
+            shown = redact.clipped(address, 200)
+            raise self.error(("scheduler",), f"{shown!r} is not a Dask scheduler address: it {problem}",
                              hint=f"Write it as {SCHEDULER_FORM}.")
         return address
 
