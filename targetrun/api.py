@@ -592,6 +592,11 @@ def show(
         settle(opened, clock, lock_lease)
         planned = TaskRenderer.for_run(spec, context).render(spec.tasks[task])
         where, codec = planned.target, planned.serializer
+        if where is None and spec.tasks[task].foreach is not None:
+            raise UsageError(f"task {task!r} is mapped (foreach): each of its children ({task}[0], {task}[1], ...) "
+                             "has a value of its own, and the task none besides them",
+                             hint=f"`targetrun status {task}` lists the children and their targets; "
+                                  "a task that needs it receives the list of their values.")
         if where is None:
             checkpoint = _made_as_asked(opened.store.task_checkpoints(spec.name, task), task, context)
             where, codec = Location(checkpoint.storage, checkpoint.location), checkpoint.serializer

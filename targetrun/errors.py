@@ -193,6 +193,11 @@ def check_known_tasks(names: Iterable[str], tasks: Collection[str], *, what: str
     """
     for name in names:
         if (name.split("[")[0] if children else name) not in tasks:
+            parent = name.split("[")[0]
+            if "[" in name and parent in tasks:  # as the output names a mapped task's child
+                raise UsageError(f"unknown {what} {name!r}: {name!r} is a child of the mapped task {parent!r}, "
+                                 "which is named as a whole here",
+                                 hint=f"Name {parent!r} (all its children).")
             hint = did_you_mean(name, tasks) or f"Tasks: {', '.join(list(tasks)[:20]) or 'none'}."
             raise UsageError(f"unknown {what} {name!r}", hint=hint)
 
@@ -207,7 +212,9 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """
     import difflib  # only when a name is wrong
 
-    matches = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+    choices = list(choices)
+    matches = [c for c in choices if c.casefold() == word.casefold()][:3]  # FETCH for fetch
+    matches = matches or difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
     if not matches:
         return None
     quoted = " or ".join(repr(m) for m in matches)

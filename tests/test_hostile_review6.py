@@ -257,3 +257,27 @@ def test_a_long_password_in_a_refused_value_is_not_shown_cut(tmp_path: Path, how
     assert done.returncode == 2, done.stderr
     assert "S3cr" not in done.stdout + done.stderr, done.stderr
     assert "qqqq" not in done.stdout + done.stderr, done.stderr
+
+
+# -- 7. a task named as the output shows it: a mapped child, another case --------------------
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["run", "m[1]"], "'m[1]' is a child of the mapped task 'm'"),
+    (["show", "m[0]"], "'m[0]' is a child of the mapped task 'm'"),
+    (["run", "FETCH"], "did you mean 'fetch'?"),
+])
+def test_an_unknown_task_named_like_a_known_one_gets_a_hint(tmp_path: Path, args: list[str], said: str) -> None:
+    folder = _write(tmp_path / "p", "tasks:\n  fetch: {shell: 'echo > {output}', target: f.txt}\n"
+                    "  m: {foreach: [1, 2], shell: 'echo {item} > {output}', target: 'm{item}.txt'}\n")
+    assert _targetrun(folder, "run").returncode == 0
+    done = _targetrun(folder, *args)
+    assert done.returncode == 2
+    assert said in done.stderr, done.stderr
+
+
+def test_show_of_a_mapped_task_says_it_is_mapped_not_that_it_never_ran(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "p", "tasks:\n  m: {foreach: [1, 2], shell: 'echo {item} > {output}', target: 'm{item}.txt'}\n")
+    assert _targetrun(folder, "run").returncode == 0
+    done = _targetrun(folder, "show", "m")
+    assert done.returncode == 2
+    assert "is mapped" in done.stderr and "Run it first" not in done.stderr, done.stderr
