@@ -160,8 +160,11 @@ def check_shell(template: str) -> None:
             _Scanner(text).scan()
         except _Unsafe as problem:
             name = names[text[: problem.index].count(_MARK)]
+            # the words quoted in ``where`` hold a mark for each placeholder among them
+            shown = "{" + name + "}" if len(set(names)) == 1 else "{...}"
+            where = problem.where.replace(_MARK, shown)
             raise TemplateError(
-                f"the placeholder {{{name}}} is {problem.where} of the shell command, where the quoted value "
+                f"the placeholder {{{name}}} is {where} of the shell command, where the quoted value "
                 "could end the quoting and run as a command",
                 hint=problem.hint.replace("FIELD", name),
             ) from None

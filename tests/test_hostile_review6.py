@@ -281,3 +281,14 @@ def test_show_of_a_mapped_task_says_it_is_mapped_not_that_it_never_ran(tmp_path:
     done = _targetrun(folder, "show", "m")
     assert done.returncode == 2
     assert "is mapped" in done.stderr and "Run it first" not in done.stderr, done.stderr
+
+
+# -- 8. a refused shell command quotes its words as written, not the scanner's marks ---------
+
+def test_a_refused_command_names_its_placeholders_not_a_nul_mark(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "p", "params:\n  x: a\ntasks:\n  f:\n    shell: |\n"
+                    "      find . -name {params.x} -exec sh -c {params.x} \\; > {output}\n    target: o.txt\n")
+    done = _targetrun(folder, "validate")
+    assert done.returncode == 2
+    assert "`find . -name {...} -exec sh -c` runs" in done.stderr, done.stderr
+    assert "\\x00" not in done.stderr
