@@ -292,3 +292,11 @@ def test_a_refused_command_names_its_placeholders_not_a_nul_mark(tmp_path: Path)
     assert done.returncode == 2
     assert "`find . -name {...} -exec sh -c` runs" in done.stderr, done.stderr
     assert "\\x00" not in done.stderr
+
+
+def test_a_p_value_with_a_key_past_yamls_limit_is_refused_not_taken_as_text(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "p", "params:\n  x: a\ntasks:\n  a: {shell: 'echo {params.x} > {output}', target: o.txt}\n")
+    done = _targetrun(folder, "run", "-p", f"x={{{LONG}: 1}}")
+    assert done.returncode == 2, done.stdout
+    assert "-p x, line 1: this key is 1,100 characters long" in done.stderr, done.stderr
+    assert not (folder / "o.txt").exists()

@@ -64,6 +64,11 @@ class YamlSyntaxError(SpecError):
     """The text is not YAML at all (as opposed to YAML that breaks a limit)."""
 
 
+class LongKeyError(SpecError):
+    """A ``key: value`` key past YAML's 1024 characters: YAML meant as YAML (a ``-p``
+    value holding one is refused, not taken as text), which the parsers cannot read."""
+
+
 def load_value(text: str, source: str, *, max_nodes: int = MAX_VALUE_NODES) -> Any:
     """One YAML value (a ``-p`` value, a params file) under the Pipelinefile's limits."""
     return load_document(text, source, max_nodes=max_nodes).value
@@ -78,7 +83,7 @@ def load_document(text: str, file: str, *, max_nodes: int = MAX_NODES) -> Docume
     except yaml.MarkedYAMLError as exc:
         long_key = _long_simple_key(text, exc)
         if long_key is not None:
-            raise YamlSyntaxError(
+            raise LongKeyError(
                 f"this key is {long_key[1]:,} characters long, and YAML reads a key written as "
                 f"'key: value' only up to {MAX_SIMPLE_KEY} characters (quotes included)",
                 file=file,
