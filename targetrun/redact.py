@@ -198,6 +198,7 @@ def register(*values: object) -> None:
 
 _LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 _ONLY_SYNTAX = re.compile(r"[\s{}\[\](),;:\"']*")  # a line of a JSON or YAML secret that holds no secret
+_NUMBER = re.compile(r"[-+]?[0-9.]*(?:e[-+]?[0-9]+)?")
 
 
 def _with_lines(value: object) -> list[object]:
@@ -207,14 +208,20 @@ def _with_lines(value: object) -> list[object]:
     them -- and every line of a secret is one. Lines of punctuation and keywords alone
     (``},``, ``null,``) hold nothing and would only mask the same text everywhere.
 
-    >>> _with_lines("k3y-line-1\\r\\n  k3y-line-2\\n},\\nnull,")
-    ['k3y-line-1\\r\\n  k3y-line-2\\n},\\nnull,', 'k3y-line-1', 'k3y-line-2']
+    >>> _with_lines("k3y-line-1\\r\\n  k3y-line-2\\n},\\nnull,\\n  4430,")
+    ['k3y-line-1\\r\\n  k3y-line-2\\n},\\nnull,\\n  4430,', 'k3y-line-1', 'k3y-line-2']
     """
     if not isinstance(value, str) or not _LINE_BREAKS.search(value):
         return [value]
     lines = [line.strip() for line in _LINE_BREAKS.split(value)]
-    return [value, *(line for line in lines
-                     if line and _ONLY_SYNTAX.sub("", line).lower() not in NOT_SECRET | {""})]
+    return [value, *(line for line in lines if _holds_more_than_syntax(line))]
+
+
+def _holds_more_than_syntax(line: str) -> bool:
+    """Whether a line of a secret holds more than punctuation, a keyword or a number
+    (``},``, ``null,``, ``443,``): masked everywhere, those would mask ``--json``'s own."""
+    rest = _ONLY_SYNTAX.sub("", line).lower()
+    return rest not in NOT_SECRET and not _NUMBER.fullmatch(rest)
 
 
 def _spellings(value: str) -> set[str]:

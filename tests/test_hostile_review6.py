@@ -117,9 +117,10 @@ def test_each_line_of_a_registered_secret_is_a_secret() -> None:
     from targetrun import redact
     redact.forget_all()
     try:
-        redact.register("-----BEGIN PRIVATE KEY-----\r\nMIIEvQIBADANBgkq\r\n  hkiG9w0BAQEFAASC\nnull,\n}\n")
+        redact.register("-----BEGIN PRIVATE KEY-----\r\nMIIEvQIBADANBgkq\r\n  hkiG9w0BAQEFAASC\nnull,\n}\n  4430,\n")
         assert redact.redact("MIIEvQIBADANBgkq and hkiG9w0BAQEFAASC") == "*** and ***"
-        assert redact.redact('{"a": null, "b": "}"}') == '{"a": null, "b": "}"}'  # no line of punctuation or keywords
+        kept = '{"a": null, "b": "}", "size": 4430, "n": 1}'
+        assert redact.redact(kept) == kept  # no line of punctuation, keywords or a number
     finally:
         redact.forget_all()
 
