@@ -301,3 +301,18 @@ def test_a_p_value_with_a_key_past_yamls_limit_is_refused_not_taken_as_text(tmp_
     assert done.returncode == 2, done.stdout
     assert "-p x, line 1: this key is 1,100 characters long" in done.stderr, done.stderr
     assert not (folder / "o.txt").exists()
+
+
+# -- 9. a value that cannot cross to or from a worker process is the task's failure ----------
+
+def test_a_value_that_cannot_leave_its_worker_process_is_the_tasks_failure_not_the_executors(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "p", "tasks:\n  a: {run: mm:f, checkpoint: false}\n"
+                    "  b: {run: mm:g, needs: [a], target: b.json}\n  c: {run: mm:h, target: c.json}\n",
+                    **{"mm.py": "import threading\ndef f():\n    return threading.Lock()\ndef g(a):\n    return 1\n"
+                                "def h():\n    return 2\n"})
+    done = _targetrun(folder, "run", "-k", "-j", "2", "--executor", "processes")
+    assert done.returncode == 2, (done.stdout, done.stderr)  # the value does not fit the executor; it is fine
+    assert "cannot pickle '_thread.lock' object" in done.stdout
+    assert "--executor threads" in done.stdout
+    assert "lost the task" not in done.stdout
+    assert (folder / "c.json").exists() and not (folder / "b.json").exists()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import pickle
 import queue
 import threading
 import time
@@ -320,8 +321,7 @@ class Engine:
                 except WorkError as exc:
                     self._attempt_failed(scope, progress, name, exc)
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
-                    lost = WorkError(f"the executor lost the task: {type(exc).__name__}: {exc}", backend=True)
-                    self._attempt_failed(scope, progress, name, lost)
+                    self._attempt_failed(scope, progress, name, _lost(exc))
             if succeeded and (not done or self._records_now(scope, progress)):
                 self._record_all(scope, progress)
             for start in starts:
@@ -1196,6 +1196,21 @@ def _not_needed(spec: PipelineSpec, decisions: Mapping[str, Decision],
         names.append(name)
     return [TaskOutcome(name, TaskState.NOT_NEEDED, replace(NOT_NEEDED, stale=stale[name]) if name in stale else NOT_NEEDED)
             for name in names if name not in decisions]
+
+
+def _lost(exc: Exception) -> WorkError:
+    """What a task's future raised that the task itself did not (its own errors come as
+    WorkError): the executor lost it (a worker died, a cluster went away: exit 3) -- or a
+    value of the task could not be pickled to cross to or from its worker process, which is
+    the task's (exit 2, not retried: see WorkError.usage), whatever executor carried it."""
+    text = str(exc)
+    if isinstance(exc, pickle.PicklingError) or (
+            isinstance(exc, (TypeError, AttributeError)) and ("pickle" in text or "serializ" in text)):
+        return WorkError(f"a value of this task cannot cross to or from its worker process ({text}): its "
+                         "inputs and returned value are pickled there; return a value that pickles, or run "
+                         "with --executor threads", usage=True)  # no retry mends it: exit 2, as a value
+                         # that does not fit its target's format
+    return WorkError(f"the executor lost the task: {type(exc).__name__}: {text}", backend=True)
 
 
 def _counts(summary: RunSummary) -> str:
