@@ -316,3 +316,30 @@ def test_a_value_that_cannot_leave_its_worker_process_is_the_tasks_failure_not_t
     assert "--executor threads" in done.stdout
     assert "lost the task" not in done.stdout
     assert (folder / "c.json").exists() and not (folder / "b.json").exists()
+
+
+# -- 10. a `cache:` path that names no database is told what it is, not to be moved aside ----
+
+@pytest.mark.parametrize(("cache", "said"), [
+    ("steps.py", "not a SQLite database"),
+    ("Pipelinefile.yaml", "not a SQLite database"),
+])
+def test_a_cache_path_that_is_no_database_is_named_for_what_it_is(tmp_path: Path, cache: str, said: str) -> None:
+    folder = _write(tmp_path / "p", f"cache: {cache}\ntasks:\n  a: {{run: steps:f, target: a.json}}\n",
+                    **{"steps.py": "def f():\n    return 1\n"})
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    done = _targetrun(folder, "run")
+    assert done.returncode in (2, 3), done.stderr
+    assert said in done.stderr, done.stderr
+    assert "move it aside" not in done.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
+def test_a_cache_path_that_climbs_past_the_root_opens_where_the_file_system_says(tmp_path: Path) -> None:
+    """SQLite normalises a path itself and refuses a '..' past '/', which the OS allows."""
+    depth = len(tmp_path.parts) + 3
+    cache = "../" * depth + str(tmp_path / "shared" / "state.db").lstrip("/")
+    folder = _write(tmp_path / "p", f"cache: {cache}\ntasks:\n  a: {{shell: 'echo > {{output}}', target: a.txt}}\n")
+    done = _targetrun(folder, "run")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "shared" / "state.db").is_file()

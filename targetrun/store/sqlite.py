@@ -121,10 +121,17 @@ class SqliteStore(StateStore):
 
     @classmethod
     def address(cls, url: str, root: str, *, file: str | None = None) -> str:
-        """A path (``~`` expanded), or ``file://`` / ``sqlite://`` and a path, relative to ``root``."""
+        """A path (``~`` expanded), or ``file://`` / ``sqlite://`` and a path, relative to ``root``;
+        normalised as SQLite itself reads it -- which refuses a ``..`` that climbs past ``/``
+        (``../../../../tmp/x.db`` from a shallow folder: "unable to open database file"),
+        where the file system stays at ``/``.
+
+        >>> SqliteStore.address("../../../../tmp/s.db", "/srv/p")
+        '/tmp/s.db'
+        """
         scheme = _SCHEME.match(url)
         path = url[scheme.end():] if scheme else url
-        return os.path.join(root, os.path.expanduser(path))
+        return os.path.normpath(os.path.join(root, os.path.expanduser(path)))
 
     def __init__(self, path: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.path = path

@@ -58,11 +58,35 @@ def failure(exc: BaseException, path: str) -> tuple[str, str]:
     if special:
         return f"cannot be used: {exc}", (f"It is {special}, not a database file: point `cache:` at a file path "
                                           "(the default is .targetrun/state.db) and leave that one as it is.")
+    if _other_data(path):
+        return f"cannot be used: {exc}", (
+            "The file holds other data, not a SQLite database: `cache:` names the wrong file (it is left as it "
+            "is) -- point it at a database path, such as the default .targetrun/state.db.")
     if full(exc) or _filesystem_says(path, full=True):
         return f"cannot be written: {exc}", FULL_HINT
     if _filesystem_says(path, full=False):
         return f"cannot be written: {exc}", READ_ONLY_HINT
     return f"cannot be used: {exc}", DAMAGED_HINT
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _other_data(path: str) -> bool:
+    """Whether ``path`` is a file whose first bytes are text that no SQLite database starts
+    with (``cache: tasks.py``): not a store that was damaged -- one whose header went is
+    bytes of no one's choosing -- but the wrong file, which moving aside would only break."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except OSError:
+        return False
+    if len(head) < len(_SQLITE_HEADER) or head == _SQLITE_HEADER:
+        return False
+    try:
+        return head.decode("utf-8").isprintable() or "\n" in head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
 
 
 def _special(path: str) -> str:
