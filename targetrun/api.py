@@ -662,12 +662,23 @@ def write_report(spec: PipelineSpec, path: str, run_ids: Sequence[str] = (), las
                          hint="Give -o (or --report) a path of its own, such as targetrun-report.html.")
     now, lease = _now(clock), _lease(lock_lease)
     with backends(spec, store_url) as opened:
+        _not_a_target(opened.store, path)
         runs = choose_runs(opened.store, spec.name, run_ids, now, lease)
         recent = [as_seen(r, now, lease) for r in opened.store.runs(spec.name, last)]
         data = collect(spec, opened.store, runs, recent, now)
     page = render_report(data).encode("utf-8")
     _write_output_file(path, page)
     return path
+
+
+def _not_a_target(store: StateStore, path: str) -> None:
+    """Refuse to write a report over a checkpoint a run recorded (``-o out/data.csv``): the
+    target would hold HTML under a record of other bytes, its value lost."""
+    for candidate in dict.fromkeys((os.path.normpath(os.path.abspath(path)), os.path.realpath(path))):
+        checkpoint = store.checkpoint(candidate)
+        if checkpoint is not None:
+            raise UsageError(f"not writing the report to {path}: it is the target of task {checkpoint.task!r}",
+                             hint="Give -o (or --report) a path of its own, such as targetrun-report.html.")
 
 
 def _write_output_file(path: str, data: bytes) -> None:

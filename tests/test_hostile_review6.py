@@ -343,3 +343,17 @@ def test_a_cache_path_that_climbs_past_the_root_opens_where_the_file_system_says
     done = _targetrun(folder, "run")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "shared" / "state.db").is_file()
+
+
+# -- 11. the report is not written over a target a run recorded ------------------------------
+
+@pytest.mark.parametrize("command", [["report", "-o", "out/a.txt"], ["run", "--report", "out/a.txt"]])
+def test_the_report_is_not_written_over_a_recorded_target(tmp_path: Path, command: list[str]) -> None:
+    folder = _write(tmp_path / "p", "tasks:\n  a: {shell: 'echo made > {output}', target: out/a.txt}\n")
+    assert _targetrun(folder, "run").returncode == 0
+    done = _targetrun(folder, *command)
+    # `report` refuses (exit 2); `run --report` says so, and keeps the run's own exit code
+    assert done.returncode == (2 if command[0] == "report" else 0), (done.stdout, done.stderr)
+    assert "not writing the report to out/a.txt: it is the target of task 'a'" in done.stderr, done.stderr
+    assert (folder / "out" / "a.txt").read_text() == "made\n"
+    assert _targetrun(folder, "status", "--verify").returncode == 0
