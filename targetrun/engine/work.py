@@ -166,6 +166,73 @@ def execute(job: Job) -> WorkResult:
 
 
 def _attempt(job: Job) -> WorkResult:
+    watched = _watch_target(job)
+    try:
+        return _attempt_body(job)
+    except BaseException as exc:  # a failure or a stop: what it made at its own target goes
+        if watched is not None:
+            with stopping.deferred():
+                said = _undo_target(*watched)
+            if said and isinstance(exc, WorkError):
+                path = watched[0]
+                shown = os.path.relpath(path, job.root) if path.startswith(job.root.rstrip(os.sep) + os.sep) else path
+                exc.message += said.format(shown)
+        raise
+
+
+# -- a target the task's own code writes -------------------------------------------
+# A value goes to a staging file and is renamed onto the target once the task succeeded.
+# But a task's code can write its target path itself ('printf half > o.txt; exit 1');
+# left there, that half-made file is the target to every later run ("target exists").
+# So, as make's .DELETE_ON_ERROR and Snakemake do, a local target a failed or stopped
+# attempt created is removed. One that was there before and changed is kept (its old
+# bytes may be in it: an append) and said: its record no longer vouches for it, which
+# `--verify` tells and every reader's sha256 check refuses. One lstat before the
+# attempt, one after a failure; local disk only (a bucket would pay a request a task).
+
+_CANNOT_TELL = ("cannot tell",)
+
+
+def _watch_target(job: Job) -> tuple[str, tuple[object, ...] | None] | None:
+    """The local target path and what is there before the attempt (None: nothing)."""
+    if job.checkpoint is None or job.storage is None:
+        return None
+    path = job.storage.local_path(job.checkpoint)
+    return None if path is None else (path, _mark(path))
+
+
+def _mark(path: str) -> tuple[object, ...] | None:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return _CANNOT_TELL
+    return info.st_mode, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def _undo_target(path: str, before: tuple[object, ...] | None) -> str:
+    """Remove what the attempt made at ``path`` where nothing was; what to add to its
+    failure ('{}': the path as shown), empty when nothing changed there."""
+    now = _mark(path)
+    if now is None or now == before or _CANNOT_TELL in (now, before):
+        return ""
+    if before is not None:
+        return ("; it changed {}, which was there before, and left it (its record no longer "
+                "vouches for it: `targetrun status --verify` shows it, --verify remakes it)")
+    try:
+        if stat.S_ISDIR(cast(int, now[0])):
+            import shutil
+
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except OSError as exc:
+        return f"; it made {{}} itself, which could not be removed ({exc.strerror}): remove it, or it counts as made"
+    return "; removed {}, which the attempt made there itself (half made, it would have counted as made)"
+
+
+def _attempt_body(job: Job) -> WorkResult:
     started, wall = time.perf_counter(), time.time()
     # A shell task's output comes through its own pipes (see _call_shell), nothing of it
     # through this process's streams: it needs a log, not the capture of sys.stdout and
