@@ -39,6 +39,10 @@ class StatusRow(NamedTuple):  # one per task, 10,000 in a no-op: a tuple is made
     made_with: Mapping[str, str] = _NO_VALUES  # recorded parameter values that differ from now
     made_for: str | None = None  # the recorded run date, when it differs from the one asked about
     stale: tuple[Stale, ...] = ()  # what differs from what made it (see targetrun.staleness)
+    # whether the state store has a record of the existing target: False, it was made by
+    # hand, by another tool, or its record was lost (what made it is unknown); None, no
+    # target there to ask about
+    recorded: bool | None = None
 
     @property
     def made(self) -> str:
@@ -72,17 +76,20 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
     stats, notes = _stats(storages, plan)
     made = _made_differently(plan, store, stats)
     stale = _stale_unneeded(plan, stats, judge)
+    recorded = _recorded(plan, store, stats)
     rows = []
     shown = _displayer(plan.spec)
     # a row per task, 10,000 in a no-op: each lookup bound once
     decision_of, stat_of, note_of, last_of = plan.decisions.get, stats.get, notes.get, last.get
     made_of, stale_of, row, as_asked = made.get, stale.get, StatusRow, (_NO_VALUES, None)
+    recorded_of = recorded.get
     for name, task in plan.tasks.items():
         target = task.target
         made_with, made_for = made_of(name, as_asked)
         decision = decision_of(name, NOT_NEEDED)
         rows.append(row(name, target.url if target else None, decision, stat_of(name), note_of(name, ""), last_of(name),
-                        shown(target) if target else None, made_with, made_for, decision.stale or stale_of(name, ())))
+                        shown(target) if target else None, made_with, made_for, decision.stale or stale_of(name, ()),
+                        recorded_of(name)))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
 
 
@@ -160,6 +167,18 @@ def _made_differently(plan: Plan, store: StateStore | None, stats: Mapping[str, 
             if made_with or made_for:
                 found[name] = (made_with, made_for)
     return found
+
+
+def _recorded(plan: Plan, store: StateStore | None, stats: Mapping[str, Stat | None]) -> dict[str, bool]:
+    """For each task whose target exists: whether the state store has a record of it. A
+    record planning read (or knew to be there) is one; the rest are asked in one lookup,
+    which decodes no record."""
+    there = {name: task.target.url for name, task in plan.tasks.items()
+             if task.target is not None and stats.get(name) is not None}
+    read = plan.records
+    unread = [url for url in there.values() if url not in read]
+    found = store.recorded(list(dict.fromkeys(unread))) if unread and store is not None else set()
+    return {name: url in read or url in found for name, url in there.items()}
 
 
 def _stale_unneeded(plan: Plan, stats: Mapping[str, Stat | None], judge: Judge) -> dict[str, tuple[Stale, ...]]:

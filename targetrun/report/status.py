@@ -26,10 +26,26 @@ def size_text(n: int | None) -> str:
     return ""  # pragma: no cover
 
 
+NO_RECORD = " (no record: what made it is unknown)"
+
+
+def _named(task: str) -> str:
+    """The name ``targetrun run`` takes for a task: a mapped child's parent (``per_city``
+    for ``per_city[0]``; running it makes only the children that are missing).
+
+    >>> _named("per_city[0]"), _named("clean")
+    ('per_city', 'clean')
+    """
+    return task.partition("[")[0]
+
+
 def _state(row: StatusRow) -> str:
     text = row.decision.describe(stale=False)
     if not row.decision.runs and row.decision.reason.value == "not needed" and row.target:
-        text += " (target exists)" if row.stat else (f" ({row.note})" if row.note else " (target missing)")
+        text += " (target exists)" if row.stat else (f" ({row.note})" if row.note else
+                                                     f" (target missing: `targetrun run {_named(row.task)}` makes it)")
+    if row.recorded is False and not row.decision.runs:
+        text += NO_RECORD  # made by hand, by another tool, or its record lost
     return text
 
 
@@ -57,7 +73,7 @@ class _Cells:
 
     def __init__(self, now: float) -> None:
         self.now = now
-        self.states: dict[tuple[int, bool, str, bool], tuple[Decision, str]] = {}
+        self.states: dict[tuple[int, bool, str, bool, bool | None, str], tuple[Decision, str]] = {}
         self.sizes: dict[int | None, str] = {}
         self.ages: dict[int, str] = {}  # by whole second, from a minute on
         self.ran: dict[tuple[TaskState, int], str] = {}  # by state and whole second, from a minute on
@@ -89,7 +105,8 @@ class _Cells:
         if row.made_with or row.made_for or row.stale:
             state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
         else:
-            key = (id(row.decision), stat is not None, row.note, row.target is not None)
+            key = (id(row.decision), stat is not None, row.note, row.target is not None, row.recorded,
+                   row.task if stat is None and not row.decision.runs else "")  # "... `targetrun run TASK` makes it"
             known = self.states.get(key)
             if known is None:
                 known = self.states[key] = (row.decision, _state(row))
@@ -163,6 +180,7 @@ def status_to_dict(report: StatusReport) -> dict[str, Any]:
                 "action": r.decision.action.value,
                 "reason": r.decision.reason.value,
                 "exists": None if r.target is None else (None if r.note else r.stat is not None),
+                "recorded": r.recorded,
                 "size": r.stat.size if r.stat else None,
                 "modified": iso(r.stat.mtime) if r.stat else None,
                 "cached_until": iso(r.decision.until),

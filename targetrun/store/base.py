@@ -324,6 +324,12 @@ class StateStore(ABC):
         return {location: record if may_differ(record, code, kinds) else None
                 for location, record in self.checkpoints(locations).items()}
 
+    def recorded(self, locations: list[str]) -> set[str]:
+        """The ``locations`` that have a checkpoint record (one round trip): ``status`` tells
+        a target a run recorded from one made by hand, by another tool, or whose record
+        was lost. A store may tell without decoding the records."""
+        return set(self.checkpoints(locations))
+
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         """The records at ``locations`` that keep what the run that wrote them asked for
         (``made_with`` or ``made_for``): the only ones ``status`` describes as "made with

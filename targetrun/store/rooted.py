@@ -319,6 +319,9 @@ class RootedStore(StateStore):
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         return self._lookup(locations, self.inner.checkpoints_made_with)
 
+    def recorded(self, locations: list[str]) -> set[str]:
+        return set(self._lookup(locations, lambda keys: dict.fromkeys(self.inner.recorded(keys))))
+
     def _lookup(self, locations: list[str], fetch: Callable[[list[str]], Mapping[str, _Record]]) -> dict[str, _Record]:
         """The records of ``locations``, fetched by their keys; a location inside the project
         with none is fetched once more by its absolute path: a record written before

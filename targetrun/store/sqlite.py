@@ -391,6 +391,16 @@ class SqliteStore(StateStore):
             found.update(self._records([row for row in rows if row[1] is not None]))
         return found
 
+    def recorded(self, locations: list[str]) -> set[str]:
+        """As the base class says; SQLite tells by the key alone, decoding no record."""
+        found: set[str] = set()
+        for start in range(0, len(locations), _BATCH):
+            chunk = locations[start:start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            found.update(text(row[0]) for row in self._query(
+                f"SELECT location FROM checkpoints WHERE location IN ({marks})", chunk))
+        return found
+
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         """As the base class says; SQLite selects the records (json_extract, in C), so the
         status of 10,000 targets made without parameters decodes none of them again."""

@@ -1,0 +1,107 @@
+"""Staleness scenarios from the sixth sweep (DESIGN.md "Staleness"), through the CLI
+in-process with real files: what ``status`` (text and ``--json``) says about a target
+no run recorded, a deleted intermediate target, and a record whose code fingerprint was
+taken by another fingerprint model.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Project
+
+CHAIN = """
+name: chain
+tasks:
+  a:
+    shell: "echo a > {output}"
+    target: out/a.txt
+  b:
+    shell: "cat {needs.a} > {output}; echo b >> {output}"
+    needs: [a]
+    target: out/b.txt
+  c:
+    shell: "cat {needs.b} > {output}; echo c >> {output}"
+    needs: [b]
+    target: out/c.txt
+"""
+
+
+def rows(out: str) -> dict[str, dict[str, object]]:
+    return {row["task"]: row for row in json.loads(out)["tasks"]}
+
+
+def line_of(out: str, task: str) -> str:
+    return next(line for line in out.splitlines() if line.split()[:1] == [task])
+
+
+def test_status_tells_a_target_no_run_recorded_from_one_a_run_recorded(project):
+    """``c`` made by hand (or by another tool, or its record lost) exists as a recorded
+    one does, but nothing is known of what made it: ``recorded`` says which is which in
+    ``--json``, and the text says it has no record. A missing target has no answer."""
+    p: Project = project(CHAIN)
+    assert p.cli("run").code == 0
+    made = rows(p.cli("status", "--json").out)
+    assert {t: r["recorded"] for t, r in made.items()} == {"a": True, "b": True, "c": True}
+    assert "no record" not in p.cli("status").out
+
+    (p.root / "out" / "c.txt").unlink()
+    (p.root / ".targetrun").rename(p.root / "lost")  # the state store gone: no record of anything
+    (p.root / "out" / "c.txt").write_text("by hand\n")
+    (p.root / "out" / "a.txt").unlink()
+    (p.root / "out" / "b.txt").unlink()
+    by_hand = rows(p.cli("status", "--json").out)
+    assert by_hand["c"]["exists"] is True and by_hand["c"]["recorded"] is False
+    assert by_hand["a"]["exists"] is False and by_hand["a"]["recorded"] is None
+    text = p.cli("status").out
+    assert "target exists (no record: what made it is unknown)" in line_of(text, "c"), text
+
+
+def test_recorded_counts_the_targets_nothing_needs_too(project):
+    """An upstream nothing needs (its dependent's target exists) is looked up as well."""
+    p: Project = project(CHAIN)
+    assert p.cli("run").code == 0
+    assert p.cli("invalidate", "a").code == 0  # its target and record go
+    (p.root / "out" / "a.txt").write_text("a by hand\n")
+    found = rows(p.cli("status", "--json").out)
+    assert found["a"]["recorded"] is False and found["b"]["recorded"] is True and found["c"]["recorded"] is True
+    assert "no record" in line_of(p.cli("status").out, "a")
+
+
+def test_a_deleted_intermediate_target_says_how_to_get_it_back(project):
+    """a -> b -> c with b's target deleted: c exists, so nothing is needed (Make, Luigi),
+    and the line says the command that makes b again -- which does."""
+    p: Project = project(CHAIN)
+    assert p.cli("run").code == 0
+    (p.root / "out" / "b.txt").unlink()
+    status = p.cli("status")
+    assert "not needed (target missing: `targetrun run b` makes it)" in line_of(status.out, "b"), status.out
+    assert rows(p.cli("status", "--json").out)["b"]["state"] == "not needed (target missing: `targetrun run b` makes it)"
+    assert p.cli("run").code == 0 and not (p.root / "out" / "b.txt").exists()  # nothing needed it
+    assert p.cli("run", "b").code == 0 and (p.root / "out" / "b.txt").read_text() == "a\nb\n"
+
+
+def test_a_deleted_mapped_child_names_the_task_run_takes(project):
+    """A mapped child is made by running its task (``run`` takes no child names); only the
+    missing child is made again."""
+    p: Project = project("""
+name: mapped
+params: {cities: [a, b]}
+tasks:
+  per:
+    shell: "echo {item} > {output}"
+    foreach: "{params.cities}"
+    target: "out/{item}.txt"
+  all:
+    run: gather:gather
+    needs: [per]
+    target: out/all.txt
+    serializer: text
+""", gather="def gather(per):\n    return ''.join(per)\n")
+    assert p.cli("run").code == 0
+    (p.root / "out" / "a.txt").unlink()
+    status = p.cli("status").out
+    assert "not needed (target missing: `targetrun run per` makes it)" in line_of(status, "per[0]"), status
+    rerun = p.cli("run", "per", "--json")
+    assert rerun.code == 0 and [r["task"] for r in json.loads(rerun.out)["tasks"] if r["state"] == "succeeded"] == ["per[0]", "per"]
+    assert (p.root / "out" / "a.txt").read_text() == "a\n"
