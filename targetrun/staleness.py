@@ -57,7 +57,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from targetrun import fingerprint, redact, templating
+from targetrun import fingerprint, redact, stalediff, templating
 from targetrun.errors import StorageError, UsageError
 from targetrun.model import Checkpoint, RunContext, Stale, StaleKind, TaskSpec
 from targetrun.stalediff import (UNKNOWN_DEP, UNPARSABLE, code_stale, deps_stale, recorded_deps, relative_key,
@@ -932,13 +932,16 @@ class MadeFrom:
         self.code_index = CodeIndex(self.root)
         self.dep_index = DepIndex(self.root, self.options_for, self.own_files)
 
-    def code(self, spec: TaskSpec) -> dict[str, str] | None:
+    def code(self, spec: TaskSpec) -> Mapping[str, str] | None:
+        """The task's code fingerprints now, as records keep them (with their model,
+        :func:`~targetrun.stalediff.modelled`); None when its code is unknown."""
         if spec.version is not None:
-            return {"version": "version:" + spec.version}
+            return stalediff.modelled({"version": "version:" + spec.version})
         if spec.shell is not None:
-            return {"shell": _shell_digest(spec.shell)}
+            return stalediff.modelled({"shell": _shell_digest(spec.shell)})
         if spec.run is not None:
-            return self.code_index.of_callable(spec.run)
+            code = self.code_index.of_callable(spec.run)
+            return stalediff.modelled(code) if code is not None else None
         return None
 
     def param_fingerprint(self, name: str) -> str:

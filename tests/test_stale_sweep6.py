@@ -105,3 +105,77 @@ tasks:
     rerun = p.cli("run", "per", "--json")
     assert rerun.code == 0 and [r["task"] for r in json.loads(rerun.out)["tasks"] if r["state"] == "succeeded"] == ["per[0]", "per"]
     assert (p.root / "out" / "a.txt").read_text() == "a\n"
+
+
+MODELLED = """
+name: modelled
+defaults: {cache_validator: [code]}
+tasks:
+  make:
+    run: steps:make
+    target: out/made.txt
+    serializer: text
+"""
+
+STEPS = """
+import os
+
+def make():
+    with open(os.path.join(os.path.dirname(__file__), "calls.log"), "a") as f:
+        f.write("make\\n")
+    return "made"
+"""
+
+
+def _recode(p: Project, change) -> None:
+    """Rewrite the code fingerprints of every record in the project's SQLite store."""
+    import sqlite3
+
+    with sqlite3.connect(p.root / ".targetrun" / "state.db") as db:
+        for location, record in db.execute("SELECT location, record FROM checkpoints").fetchall():
+            doc = json.loads(record)
+            doc["code"] = change(doc["code"])
+            db.execute("UPDATE checkpoints SET record = ? WHERE location = ?", (json.dumps(doc), location))
+
+
+def test_a_record_from_an_older_fingerprint_model_is_cannot_tell_never_code_changed(project, monkeypatch):
+    """A later targetrun that fingerprints code another way reads today's records: it
+    cannot tell whether the code changed -- it says so, and neither calls the target stale
+    nor rebuilds it for it (a `code` validator included), as a record that kept no code
+    fingerprint. A forced run records it anew."""
+    from targetrun import stalediff
+
+    p: Project = project(MODELLED, steps=STEPS)
+    assert p.cli("run").code == 0
+    monkeypatch.setattr(stalediff, "CODE_MODEL", "2")  # the later targetrun
+    status = p.cli("status")
+    line = line_of(status.out, "make")
+    assert "target exists (recorded by an older fingerprint model: cannot tell if code changed)" in line, status.out
+    assert "stale" not in line and "0 of 1 task would run" in status.out
+    row = rows(p.cli("status", "--json").out)["make"]
+    assert row["stale"] == [] and row["reason"] == "target exists"
+    assert row["unknown"] == [{"what": "code", "detail": "recorded by an older fingerprint model: cannot tell if code changed"}]
+    assert p.cli("status", "--check").code == 0
+    dry = p.cli("run", "--dry-run", "--json")
+    assert [r["state"] for r in json.loads(dry.out)["tasks"]] == ["skipped"], dry.out
+    assert p.cli("run").code == 0 and p.cli("run", "--rebuild-stale").code == 0
+    assert (p.root / "calls.log").read_text() == "make\n"  # neither rebuilt it
+    assert p.cli("run", "--force", "make").code == 0  # recorded anew, by this model
+    again = rows(p.cli("status", "--json").out)["make"]
+    assert again["unknown"] == [] and again["stale"] == []
+
+
+def test_a_record_from_a_newer_fingerprint_model_is_cannot_tell_too(project):
+    """A store shared with a later targetrun (one Redis store, two CI images): its records
+    name their model, and this one does not read their code fingerprints as changed code."""
+    p: Project = project(MODELLED, steps=STEPS)
+    assert p.cli("run").code == 0
+    _recode(p, lambda code: {**{k: v + "x" for k, v in code.items()}, "@model": "7"})
+    row = rows(p.cli("status", "--json").out)["make"]
+    assert row["stale"] == [] and row["state"] == "target exists", row
+    assert row["unknown"] == [{"what": "code", "detail": "recorded by a newer fingerprint model: cannot tell if code changed"}]
+    assert p.cli("status", "--check").code == 0
+    # the same record with the model of today is simply changed code
+    _recode(p, lambda code: {k: v for k, v in code.items() if k != "@model"})
+    row = rows(p.cli("status", "--json").out)["make"]
+    assert row["reason"] == "code changed" and row["unknown"] == [], row

@@ -274,7 +274,7 @@ def entry_verdict(
     for entry in live:
         if _mismatch(policy, entry.inputs, entry.params, inputs, params) is None:
             stale = _made_differently(entry.checkpoint, made)
-            acting = next((s for s in stale if s.what in made.rules.acting), None)
+            acting = next((s for s in stale if s.what in made.rules.acting and not s.unknown), None)
             if acting is None:
                 return Decision(Action.SKIP, Reason.CACHE_HIT, until=valid_until(entry, policy), stale=stale), entry
             if stale_entry is None:
@@ -364,8 +364,8 @@ def with_staleness(decision: Decision, stale: Sequence[Stale], pending: Sequence
     kind (or ``--rebuild-stale``), else the same decision saying why it is stale."""
     found = tuple(stale)
 
-    def acting(item: Stale) -> bool:
-        return item.what in rules.acting and acts_on(policy, needs, item, rebuild_stale=rebuild_stale)
+    def acting(item: Stale) -> bool:  # what cannot be told never acts: it is not known to differ
+        return not item.unknown and item.what in rules.acting and acts_on(policy, needs, item, rebuild_stale=rebuild_stale)
 
     if pending and acting(Stale(StaleKind.INPUTS, "", tuple(pending))):
         return Decision(Action.RUN, Reason.INPUTS_CHANGED, detail=f"{pending[0]} is recomputed in this run",

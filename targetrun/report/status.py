@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from targetrun.durations import format_duration
-from targetrun.report.json import SCHEMA_VERSION, iso
+from targetrun.report.json import SCHEMA_VERSION, iso, stale_to_list, unknown_to_list
 from targetrun.redact import safe
-from targetrun.model import Decision, StaleKind, TaskState
+from targetrun.model import Decision, StaleKind, TaskState, cannot_tell, known_stale
 from targetrun.state import StatusReport, StatusRow
 from targetrun.store.base import LastRun
 
@@ -54,8 +54,9 @@ def _stale(row: StatusRow) -> str:
     made it changed (a parameter change is already said by "made with")."""
     if row.decision.runs:
         return ""
-    items = [s for s in row.stale if not (row.made and s.what is StaleKind.PARAMETERS)]
-    return f" (stale: {'; '.join(s.describe() for s in items)})" if items else ""
+    items = [s for s in known_stale(row.stale) if not (row.made and s.what is StaleKind.PARAMETERS)]
+    unknown = "".join(f" ({s.describe()})" for s in cannot_tell(row.stale))
+    return (f" (stale: {'; '.join(s.describe() for s in items)})" if items else "") + unknown
 
 
 def cells(row: StatusRow, now: float) -> tuple[str, ...]:
@@ -186,7 +187,8 @@ def status_to_dict(report: StatusReport) -> dict[str, Any]:
                 "cached_until": iso(r.decision.until),
                 "made_with": dict(r.made_with) or None,
                 "made_for": r.made_for,
-                "stale": [{"what": s.what.value, "detail": s.detail} for s in r.stale],
+                "stale": stale_to_list(r.stale),
+                "unknown": unknown_to_list(r.stale),
                 "last_run": None if r.last is None else {
                     "run_id": r.last.run_id, "state": r.last.state.value, "finished": iso(r.last.finished),
                     "error": r.last.error},
