@@ -318,6 +318,8 @@ class Decision:
             if found := known_stale(self.stale):
                 text += f" (stale: {'; '.join(s.describe() for s in found)})"
             text += "".join(f" ({s.describe()})" for s in cannot_tell(self.stale))
+        elif stale and self.stale and (also := [s for s in known_stale(self.stale) if s.what.reason is not self.reason]):
+            text += f" (also stale: {'; '.join(s.describe() for s in also)})"  # it runs for another reason
         return f"will run: {text}" if self.runs else text
 
 

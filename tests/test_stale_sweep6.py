@@ -179,3 +179,35 @@ def test_a_record_from_a_newer_fingerprint_model_is_cannot_tell_too(project):
     _recode(p, lambda code: {k: v for k, v in code.items() if k != "@model"})
     row = rows(p.cli("status", "--json").out)["make"]
     assert row["reason"] == "code changed" and row["unknown"] == [], row
+
+
+TIMED = """
+name: timed
+tasks:
+  up:
+    shell: "echo same > {output}"
+    target: out/up.txt
+  timed:
+    shell: "cat {needs.up} > {output}; echo timed >> {output}"
+    needs: [up]
+    target: out/timed.txt
+    cache_for: 1h
+"""
+
+
+def test_a_target_that_runs_for_its_age_still_says_what_else_is_stale(project, monkeypatch):
+    """``cache_for`` expired and the command edited: the task runs because it expired
+    (rule 3 comes first), and status, ``--dry-run`` and their JSON also say that its code
+    changed -- "always say what is stale" -- as they do for a target that stands."""
+    p: Project = project(TIMED)
+    assert p.cli("run").code == 0
+    p.file.write_text(TIMED.replace("echo timed >>", "echo timed2 >>"))
+    monkeypatch.setenv("TARGETRUN_NOW", str(__import__("time").time() + 7200))
+    row = rows(p.cli("status", "--json").out)["timed"]
+    assert row["reason"] == "cache expired", row
+    assert row["stale"] == [{"what": "code", "detail": "command"}], row
+    assert "(also stale: code changed — command)" in line_of(p.cli("status").out, "timed")
+    dry = p.cli("run", "--dry-run", "--json")
+    planned = {r["task"]: r for r in json.loads(dry.out)["tasks"]}["timed"]
+    assert planned["stale"] == [{"what": "code", "detail": "command"}] and "also stale: code changed" in planned["decision"]
+    assert p.cli("run").code == 0 and (p.root / "out" / "timed.txt").read_text() == "same\ntimed2\n"

@@ -52,8 +52,9 @@ def _state(row: StatusRow) -> str:
 def _stale(row: StatusRow) -> str:
     """`` (stale: code changed — tasks.py: clean)`` for an output that stands although what
     made it changed (a parameter change is already said by "made with")."""
-    if row.decision.runs:
-        return ""
+    if row.decision.runs:  # "will run: cache expired (...) (also stale: code changed — ...)"
+        also = [s for s in known_stale(row.stale) if s.what.reason is not row.decision.reason]
+        return f" (also stale: {'; '.join(s.describe() for s in also)})" if also else ""
     items = [s for s in known_stale(row.stale) if not (row.made and s.what is StaleKind.PARAMETERS)]
     unknown = "".join(f" ({s.describe()})" for s in cannot_tell(row.stale))
     return (f" (stale: {'; '.join(s.describe() for s in items)})" if items else "") + unknown
