@@ -211,3 +211,37 @@ def test_a_target_that_runs_for_its_age_still_says_what_else_is_stale(project, m
     planned = {r["task"]: r for r in json.loads(dry.out)["tasks"]}["timed"]
     assert planned["stale"] == [{"what": "code", "detail": "command"}] and "also stale: code changed" in planned["decision"]
     assert p.cli("run").code == 0 and (p.root / "out" / "timed.txt").read_text() == "same\ntimed2\n"
+
+
+MUTATED = '''
+UNITS = {"a": 1}
+UNITS.update({"b": 2})
+NAMES = []
+for _n in ("x", "y"):
+    NAMES.append(_n)
+ORDER = [3, 1]
+ORDER.sort()
+EMPTY = []
+
+
+def make():
+    return str(UNITS) + str(NAMES) + str(ORDER) + str(EMPTY)
+'''
+
+
+def test_a_module_constant_changed_by_a_call_or_a_loop_at_module_level_makes_its_users_stale(project):
+    """A constant counts however it is made: ``UNITS.update({...})`` and a ``for`` loop that
+    fills ``NAMES`` at module level change what the task returns, so editing them makes it
+    stale, naming the constant; a call that names no constant of the module changes nothing."""
+    p: Project = project("name: m\ntasks:\n  make: {run: tasks:make, target: out/make.txt, serializer: text}\n",
+                         tasks=MUTATED)
+    assert p.cli("run").code == 0
+    tasks = p.root / "tasks.py"
+    for old, new, says in (('{"b": 2}', '{"b": 3}', "constant UNITS"), ('("x", "y")', '("x", "z")', "constant NAMES"),
+                           ("ORDER.sort()", "ORDER.sort(reverse=True)", "constant ORDER")):
+        tasks.write_text(tasks.read_text().replace(old, new))
+        row = rows(p.cli("status", "--json").out)["make"]
+        assert row["stale"] == [{"what": "code", "detail": f"tasks.py: {says}"}], (old, row)
+        assert p.cli("run", "--rebuild-stale").code == 0
+    tasks.write_text(tasks.read_text() + "\nprint('loaded')\nfor _i in range(2):\n    pass\n")
+    assert rows(p.cli("status", "--json").out)["make"]["stale"] == []

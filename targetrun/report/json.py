@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from targetrun.model import Decision, RunSummary, Stale, TaskOutcome, TaskState, cannot_tell, known_stale
+from targetrun.model import RunSummary, Stale, TaskOutcome, TaskState, cannot_tell, known_stale
 
 SCHEMA_VERSION = 2  # 2: one object with `runs` whatever the number of dates
 
