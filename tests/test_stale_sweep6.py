@@ -245,3 +245,25 @@ def test_a_module_constant_changed_by_a_call_or_a_loop_at_module_level_makes_its
         assert p.cli("run", "--rebuild-stale").code == 0
     tasks.write_text(tasks.read_text() + "\nprint('loaded')\nfor _i in range(2):\n    pass\n")
     assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
+
+
+def test_what_a_shell_command_is_fingerprinted_by(project, monkeypatch):
+    """A shell task's code is its command template as written: a change of spacing counts
+    (inside quotes it changes what is printed), named as "command". An environment
+    variable the command reads is not fingerprinted (as in Make, Snakemake and DVC): a
+    value that should count is passed as a parameter, and then it does."""
+    pipeline = """
+name: sh
+params: {region: eu}
+tasks:
+  env: {shell: "echo $TR_REGION > {output}", target: out/env.txt}
+  param: {shell: "echo {params.region} > {output}", target: out/param.txt}
+  spaced: {shell: "echo 'a b' > {output}", target: out/spaced.txt}
+"""
+    p: Project = project(pipeline)
+    monkeypatch.setenv("TR_REGION", "eu")
+    assert p.cli("run").code == 0
+    monkeypatch.setenv("TR_REGION", "us")
+    p.file.write_text(pipeline.replace("'a b'", "'a  b'"))
+    found = {t: [s["detail"] for s in r["stale"]] for t, r in rows(p.cli("status", "--json", "-p", "region=us").out).items()}
+    assert found == {"env": [], "param": ["region: eu → us"], "spaced": ["command"]}, found
