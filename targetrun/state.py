@@ -43,6 +43,8 @@ class StatusRow(NamedTuple):  # one per task, 10,000 in a no-op: a tuple is made
     # hand, by another tool, or its record was lost (what made it is unknown); None, no
     # target there to ask about
     recorded: bool | None = None
+    # the size its record says was written, when the target now has another: rewritten since
+    written: int | None = None
 
     @property
     def made(self) -> str:
@@ -87,9 +89,11 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
         target = task.target
         made_with, made_for = made_of(name, as_asked)
         decision = decision_of(name, NOT_NEEDED)
-        rows.append(row(name, target.url if target else None, decision, stat_of(name), note_of(name, ""), last_of(name),
+        stat, size = stat_of(name), recorded_of(name, _UNASKED)
+        rows.append(row(name, target.url if target else None, decision, stat, note_of(name, ""), last_of(name),
                         shown(target) if target else None, made_with, made_for, decision.stale or stale_of(name, ()),
-                        recorded_of(name)))
+                        None if size is _UNASKED else size is not False,
+                        size if stat is not None and type(size) is int and size != stat.size else None))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
 
 
@@ -169,16 +173,20 @@ def _made_differently(plan: Plan, store: StateStore | None, stats: Mapping[str, 
     return found
 
 
-def _recorded(plan: Plan, store: StateStore | None, stats: Mapping[str, Stat | None]) -> dict[str, bool]:
-    """For each task whose target exists: whether the state store has a record of it. A
-    record planning read (or knew to be there) is one; the rest are asked in one lookup,
-    which decodes no record."""
+_UNASKED = object()  # no target there: nothing asked
+
+
+def _recorded(plan: Plan, store: StateStore | None, stats: Mapping[str, Stat | None]) -> dict[str, object]:
+    """For each task whose target exists: the size its record says was written (False: no
+    record; None: a record without a size to compare, as a folder's). A record planning
+    decoded tells; the rest are asked in one lookup, which decodes no record (SQLite)."""
     there = {name: task.target.url for name, task in plan.tasks.items()
              if task.target is not None and stats.get(name) is not None}
     read = plan.records
-    unread = [url for url in there.values() if url not in read]
-    found = store.recorded(list(dict.fromkeys(unread))) if unread and store is not None else set()
-    return {name: url in read or url in found for name, url in there.items()}
+    unread = [url for url in there.values() if read.get(url) is None]
+    found = store.recorded(list(dict.fromkeys(unread))) if unread and store is not None else {}
+    return {name: ((record.size if record.content_hash else None) if (record := read.get(url)) is not None
+                   else found.get(url, False)) for name, url in there.items()}
 
 
 def _stale_unneeded(plan: Plan, stats: Mapping[str, Stat | None], judge: Judge) -> dict[str, tuple[Stale, ...]]:

@@ -267,3 +267,23 @@ tasks:
     p.file.write_text(pipeline.replace("'a b'", "'a  b'"))
     found = {t: [s["detail"] for s in r["stale"]] for t, r in rows(p.cli("status", "--json", "-p", "region=us").out).items()}
     assert found == {"env": [], "param": ["region: eu → us"], "spaced": ["command"]}, found
+
+
+def test_a_recorded_target_edited_by_hand_to_another_size_says_so(project):
+    """``b``'s target rewritten by hand after the run recorded it: it exists, so nothing
+    runs (as before), but status no longer calls it plainly "target exists" when its size
+    shows it is not what was recorded (DVC: "changed outs") -- it says so and what remakes
+    it; a same-size edit is ``--verify``'s to find (nothing is read without it)."""
+    p: Project = project(CHAIN)
+    assert p.cli("run").code == 0
+    (p.root / "out" / "b.txt").write_text("edited by hand\n")
+    status = p.cli("status")
+    says = "not needed (target exists) (changed since it was recorded: 15 B, 4 B were written; " \
+           "`targetrun run --verify` remakes it)"
+    assert says in line_of(status.out, "b"), status.out
+    found = rows(p.cli("status", "--json").out)
+    assert found["b"]["changed_since_recorded"] is True and found["c"]["changed_since_recorded"] is False
+    assert found["a"]["recorded"] is True
+    assert p.cli("run", "--verify").code == 0 and (p.root / "out" / "b.txt").read_text() == "a\nb\n"
+    assert "changed since" not in p.cli("status").out
+

@@ -46,6 +46,9 @@ def _state(row: StatusRow) -> str:
                                                      f" (target missing: `targetrun run {_named(row.task)}` makes it)")
     if row.recorded is False and not row.decision.runs:
         text += NO_RECORD  # made by hand, by another tool, or its record lost
+    elif row.written is not None and row.stat is not None and not row.decision.runs:
+        text += (f" (changed since it was recorded: {size_text(row.stat.size)}, {size_text(row.written)} were written;"
+                 " `targetrun run --verify` remakes it)")
     return text
 
 
@@ -75,7 +78,7 @@ class _Cells:
 
     def __init__(self, now: float) -> None:
         self.now = now
-        self.states: dict[tuple[int, bool, str, bool, bool | None, str], tuple[Decision, str]] = {}
+        self.states: dict[tuple[int, bool, str, bool, bool | None, str, int | None, int | None], tuple[Decision, str]] = {}
         self.sizes: dict[int | None, str] = {}
         self.ages: dict[int, str] = {}  # by whole second, from a minute on
         self.ran: dict[tuple[TaskState, int], str] = {}  # by state and whole second, from a minute on
@@ -108,7 +111,8 @@ class _Cells:
             state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
         else:
             key = (id(row.decision), stat is not None, row.note, row.target is not None, row.recorded,
-                   row.task if stat is None and not row.decision.runs else "")  # "... `targetrun run TASK` makes it"
+                   row.task if stat is None and not row.decision.runs else "", row.written,
+                   stat.size if stat is not None and row.written is not None else None)  # "... `targetrun run TASK` makes it"
             known = self.states.get(key)
             if known is None:
                 known = self.states[key] = (row.decision, _state(row))
@@ -183,6 +187,7 @@ def status_to_dict(report: StatusReport) -> dict[str, Any]:
                 "reason": r.decision.reason.value,
                 "exists": None if r.target is None else (None if r.note else r.stat is not None),
                 "recorded": r.recorded,
+                "changed_since_recorded": None if not r.recorded else r.written is not None,
                 "size": r.stat.size if r.stat else None,
                 "modified": iso(r.stat.mtime) if r.stat else None,
                 "cached_until": iso(r.decision.until),
