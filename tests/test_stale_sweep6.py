@@ -287,3 +287,15 @@ def test_a_recorded_target_edited_by_hand_to_another_size_says_so(project):
     assert p.cli("run", "--verify").code == 0 and (p.root / "out" / "b.txt").read_text() == "a\nb\n"
     assert "changed since" not in p.cli("status").out
 
+
+def test_a_folder_target_is_not_called_changed_or_corrupt_for_its_size(project):
+    """A shell task that writes a folder is recorded with no size or hash (it is no file):
+    its folder's size is nothing to compare -- neither ``status`` (changed since recorded)
+    nor ``--verify`` (corrupt, remade on every run) may read it as a difference."""
+    p: Project = project("name: f\ntasks:\n  folder: {shell: 'mkdir -p {output} && echo x > {output}/x', target: out/f}\n")
+    assert p.cli("run").code == 0
+    assert "changed since" not in p.cli("status").out
+    assert rows(p.cli("status", "--json").out)["folder"]["changed_since_recorded"] is False
+    verify = p.cli("status", "--verify", "--json")
+    assert rows(verify.out)["folder"]["state"] == "target exists", verify.out
+    assert [r["state"] for r in json.loads(p.cli("run", "--verify", "--json").out)["tasks"]] == ["skipped"]
