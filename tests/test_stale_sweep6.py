@@ -299,3 +299,25 @@ def test_a_folder_target_is_not_called_changed_or_corrupt_for_its_size(project):
     verify = p.cli("status", "--verify", "--json")
     assert rows(verify.out)["folder"]["state"] == "target exists", verify.out
     assert [r["state"] for r in json.loads(p.cli("run", "--verify", "--json").out)["tasks"]] == ["skipped"]
+
+
+def test_a_task_planned_to_run_only_because_its_upstream_is_recomputed_says_it_may_be_kept(project):
+    """``up``'s command changed (a ``code`` validator): it runs, and ``down`` -- whose input
+    it is, with ``all_inputs`` -- cannot be judged before ``up`` is made. Status says it
+    runs because ``up`` is recomputed, and that it is kept if ``up`` comes out the same --
+    which the run then does (early cutoff)."""
+    pipeline = """
+name: cut
+defaults: {cache_validator: [code, all_inputs]}
+tasks:
+  up: {shell: "echo same > {output}", target: out/up.txt}
+  down: {shell: "cat {needs.up} > {output}; date +%N >> {output}", needs: [up], target: out/down.txt}
+"""
+    p: Project = project(pipeline)
+    assert p.cli("run").code == 0
+    before = (p.root / "out" / "down.txt").read_text()
+    p.file.write_text(pipeline.replace("echo same > {output}", "echo same >{output}"))
+    line = line_of(p.cli("status").out, "down")
+    assert "will run: inputs changed (up is recomputed in this run: kept if it comes out the same)" in line, line
+    done = {r["task"]: r["state"] for r in json.loads(p.cli("run", "--json").out)["tasks"]}
+    assert done == {"up": "succeeded", "down": "skipped"} and (p.root / "out" / "down.txt").read_text() == before

@@ -380,8 +380,9 @@ def with_staleness(decision: Decision, stale: Sequence[Stale], pending: Sequence
         return not item.unknown and item.what in rules.acting and acts_on(policy, needs, item, rebuild_stale=rebuild_stale)
 
     if pending and acting(Stale(StaleKind.INPUTS, "", tuple(pending))):
-        return Decision(Action.RUN, Reason.INPUTS_CHANGED, detail=f"{pending[0]} is recomputed in this run",
-                        stale=found)
+        # planning cannot foresee the early cutoff: the run judges it again once the input is made
+        return Decision(Action.RUN, Reason.INPUTS_CHANGED,
+                        detail=f"{pending[0]} is recomputed in this run: kept if it comes out the same", stale=found)
     for item in found:
         if acting(item):
             return Decision(Action.RUN, item.what.reason, detail=item.detail, stale=found)
