@@ -45,6 +45,9 @@ def code_stale(recorded: Mapping[str, str] | None, now: Mapping[str, str] | None
     >>> code_stale({"shell": "shell:a", MODEL_KEY: "0"}, {"shell": "shell:b"}).describe()
     'recorded by an older fingerprint model: cannot tell if code changed'
     """
+    if recorded is None and now is not None:
+        return Stale(StaleKind.CODE, "recorded without a code fingerprint (by an older targetrun): cannot tell if code changed",
+                     unknown=True)
     if recorded is None or now is None or now == recorded:
         return None
     then, present = recorded.get(MODEL_KEY, "1"), now.get(MODEL_KEY, "1")

@@ -1020,8 +1020,9 @@ def compare(
     """
     found: list[Stale] = []
     pending: list[str] = []
-    if StaleKind.CODE in kinds and record.code is not None:
-        code = code_stale(record.code, _or_gone(record.code, made_from.code(spec)))
+    if StaleKind.CODE in kinds:  # a record without code fingerprints: cannot tell (said, never stale)
+        code = code_stale(record.code, _or_gone(record.code, made_from.code(spec)) if record.code is not None
+                          else made_from.code(spec))
         if code is not None:
             found.append(code)
     if StaleKind.PARAMETERS in kinds and (record.made_with or record.made_for):

@@ -321,3 +321,23 @@ tasks:
     assert "will run: inputs changed (up is recomputed in this run: kept if it comes out the same)" in line, line
     done = {r["task"]: r["state"] for r in json.loads(p.cli("run", "--json").out)["tasks"]}
     assert done == {"up": "succeeded", "down": "skipped"} and (p.root / "out" / "down.txt").read_text() == before
+
+
+def test_a_record_that_kept_no_code_fingerprint_says_it_cannot_tell(project):
+    """A record an older targetrun wrote, before code was fingerprinted: unknown, never
+    stale, never rebuilt for it (a ``code`` validator included) -- and now said plainly,
+    as a record of another fingerprint model is."""
+    p: Project = project(MODELLED, steps=STEPS)
+    assert p.cli("run").code == 0
+    import sqlite3
+
+    with sqlite3.connect(p.root / ".targetrun" / "state.db") as db:
+        for location, record in db.execute("SELECT location, record FROM checkpoints").fetchall():
+            doc = json.loads(record)
+            del doc["code"]
+            db.execute("UPDATE checkpoints SET record = ? WHERE location = ?", (json.dumps(doc), location))
+    says = "recorded without a code fingerprint (by an older targetrun): cannot tell if code changed"
+    row = rows(p.cli("status", "--json").out)["make"]
+    assert row["stale"] == [] and row["unknown"] == [{"what": "code", "detail": says}], row
+    assert f"target exists ({says})" in line_of(p.cli("status").out, "make")
+    assert p.cli("run", "--rebuild-stale").code == 0 and (p.root / "calls.log").read_text() == "make\n"
