@@ -20,7 +20,7 @@ from targetrun.engine.decide import NOT_NEEDED
 from targetrun.engine.plan import Plan
 from targetrun.errors import StorageError
 from targetrun import templating
-from targetrun.model import Checkpoint, Decision, Location, PipelineSpec, Reason, Stale
+from targetrun.model import Checkpoint, Decision, Location, PipelineSpec, PlannedTask, Reason, Stale
 from targetrun.resolve import LOCAL
 from targetrun.storage.base import Stat, Storage
 from targetrun.store.base import LastRun, StateStore
@@ -45,6 +45,9 @@ class StatusRow(NamedTuple):  # one per task, 10,000 in a no-op: a tuple is made
     recorded: bool | None = None
     # the size its record says was written, when the target now has another: rewritten since
     written: int | None = None
+    # a target nothing needs that is missing: whether what it would be made from names
+    # parameters or the date (so the command that makes it again takes the same -p, --date)
+    templated: bool = False
 
     @property
     def made(self) -> str:
@@ -93,7 +96,8 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
         rows.append(row(name, target.url if target else None, decision, stat, note_of(name, ""), last_of(name),
                         shown(target) if target else None, made_with, made_for, decision.stale or stale_of(name, ()),
                         None if size is _UNASKED else size is not False,
-                        size if stat is not None and type(size) is int and size != stat.size else None))
+                        size if stat is not None and type(size) is int and size != stat.size else None,
+                        target is not None and stat is None and name not in plan.decisions and _templated(task, plan)))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
 
 
@@ -174,6 +178,13 @@ def _made_differently(plan: Plan, store: StateStore | None, stats: Mapping[str, 
 
 
 _UNASKED = object()  # no target there: nothing asked
+
+
+def _templated(task: PlannedTask, plan: Plan) -> bool:
+    """Whether a task's templates name a parameter or the date (its mapped list included)."""
+    named, dated = templating.made_with(task.spec, plan.context)
+    listed, list_dated = templating.list_made_with(task.spec, plan.context) if task.spec.foreach else ({}, None)
+    return bool(named or dated or listed or list_dated)
 
 
 def _recorded(plan: Plan, store: StateStore | None, stats: Mapping[str, Stat | None]) -> dict[str, object]:

@@ -101,7 +101,8 @@ tasks:
     assert p.cli("run").code == 0
     (p.root / "out" / "a.txt").unlink()
     status = p.cli("status").out
-    assert "not needed (target missing: `targetrun run per` makes it)" in line_of(status, "per[0]"), status
+    assert "not needed (target missing: `targetrun run per` makes it, with the same -p and --date as this status)" \
+        in line_of(status, "per[0]"), status
     rerun = p.cli("run", "per", "--json")
     assert rerun.code == 0 and [r["task"] for r in json.loads(rerun.out)["tasks"] if r["state"] == "succeeded"] == ["per[0]", "per"]
     assert (p.root / "out" / "a.txt").read_text() == "a\n"
@@ -341,3 +342,21 @@ def test_a_record_that_kept_no_code_fingerprint_says_it_cannot_tell(project):
     assert row["stale"] == [] and row["unknown"] == [{"what": "code", "detail": says}], row
     assert f"target exists ({says})" in line_of(p.cli("status").out, "make")
     assert p.cli("run", "--rebuild-stale").code == 0 and (p.root / "calls.log").read_text() == "make\n"
+
+
+def test_the_command_that_makes_a_missing_target_again_asks_for_the_same_parameters(project):
+    """``b``'s target names a parameter: status asked about ``-p city=paris`` points at
+    ``targetrun run b`` with the same ``-p`` (plain ``run b`` would make berlin's)."""
+    p: Project = project("""
+name: cities
+params: {city: berlin}
+tasks:
+  a: {shell: "echo {params.city} > {output}", target: "out/{params.city}/a.txt"}
+  b: {shell: "cat {needs.a} > {output}", needs: [a], target: "out/{params.city}/b.txt"}
+  c: {shell: "cat {needs.b} > {output}", needs: [b], target: "out/c-{params.city}.txt"}
+""")
+    assert p.cli("run", "-p", "city=paris").code == 0
+    (p.root / "out" / "paris" / "b.txt").unlink()
+    line = line_of(p.cli("status", "-p", "city=paris").out, "b")
+    assert "not needed (target missing: `targetrun run b` makes it, with the same -p and --date as this status)" in line
+    assert p.cli("run", "b", "-p", "city=paris").code == 0 and (p.root / "out" / "paris" / "b.txt").read_text() == "paris\n"

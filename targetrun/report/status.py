@@ -27,6 +27,7 @@ def size_text(n: int | None) -> str:
 
 
 NO_RECORD = " (no record: what made it is unknown)"
+_SAME = ", with the same -p and --date as this status"  # its templates name parameters or the date
 
 
 def _named(task: str) -> str:
@@ -43,7 +44,8 @@ def _state(row: StatusRow) -> str:
     text = row.decision.describe(stale=False)
     if not row.decision.runs and row.decision.reason.value == "not needed" and row.target:
         text += " (target exists)" if row.stat else (f" ({row.note})" if row.note else
-                                                     f" (target missing: `targetrun run {_named(row.task)}` makes it)")
+                                                     f" (target missing: `targetrun run {_named(row.task)}` makes it"
+                                                     f"{_SAME if row.templated else ''})")
     if row.recorded is False and not row.decision.runs:
         text += NO_RECORD  # made by hand, by another tool, or its record lost
     elif row.written is not None and row.stat is not None and not row.decision.runs:
@@ -78,7 +80,8 @@ class _Cells:
 
     def __init__(self, now: float) -> None:
         self.now = now
-        self.states: dict[tuple[int, bool, str, bool, bool | None, str, int | None, int | None], tuple[Decision, str]] = {}
+        self.states: dict[tuple[int, bool, str, bool, bool | None, str, int | None, bool, int | None],
+                          tuple[Decision, str]] = {}
         self.sizes: dict[int | None, str] = {}
         self.ages: dict[int, str] = {}  # by whole second, from a minute on
         self.ran: dict[tuple[TaskState, int], str] = {}  # by state and whole second, from a minute on
@@ -111,7 +114,7 @@ class _Cells:
             state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
         else:
             key = (id(row.decision), stat is not None, row.note, row.target is not None, row.recorded,
-                   row.task if stat is None and not row.decision.runs else "", row.written,
+                   row.task if stat is None and not row.decision.runs else "", row.written, row.templated,
                    stat.size if stat is not None and row.written is not None else None)  # "... `targetrun run TASK` makes it"
             known = self.states.get(key)
             if known is None:
