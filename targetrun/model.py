@@ -281,6 +281,16 @@ def known_stale(stale: tuple[Stale, ...]) -> tuple[Stale, ...]:
     return stale if not any(s.unknown for s in stale) else tuple(s for s in stale if not s.unknown)
 
 
+def also_stale(decision: Decision) -> str:
+    """What else is stale about a target that runs for another reason (``cache_for``
+    expired, say), as the human lines say it after the decision: `` (also stale: code
+    changed — command)``; "" when nothing else is. (``--json`` lists it under ``stale``.)"""
+    if not decision.runs or not decision.stale:
+        return ""
+    also = [s for s in known_stale(decision.stale) if s.what.reason is not decision.reason]
+    return f" (also stale: {'; '.join(s.describe() for s in also)})" if also else ""
+
+
 def cannot_tell(stale: tuple[Stale, ...]) -> tuple[Stale, ...]:
     """What cannot be told about a target (:attr:`Stale.unknown`)."""
     return tuple(s for s in stale if s.unknown) if stale else stale
@@ -318,8 +328,6 @@ class Decision:
             if found := known_stale(self.stale):
                 text += f" (stale: {'; '.join(s.describe() for s in found)})"
             text += "".join(f" ({s.describe()})" for s in cannot_tell(self.stale))
-        elif stale and self.stale and (also := [s for s in known_stale(self.stale) if s.what.reason is not self.reason]):
-            text += f" (also stale: {'; '.join(s.describe() for s in also)})"  # it runs for another reason
         return f"will run: {text}" if self.runs else text
 
 

@@ -210,7 +210,8 @@ def test_a_target_that_runs_for_its_age_still_says_what_else_is_stale(project, m
     assert "(also stale: code changed — command)" in line_of(p.cli("status").out, "timed")
     dry = p.cli("run", "--dry-run", "--json")
     planned = {r["task"]: r for r in json.loads(dry.out)["tasks"]}["timed"]
-    assert planned["stale"] == [{"what": "code", "detail": "command"}] and "also stale: code changed" in planned["decision"]
+    assert planned["stale"] == [{"what": "code", "detail": "command"}] and planned["reason"] == "cache expired"
+    assert "(also stale: code changed — command)" in line_of(p.cli("run", "--dry-run").out, "would")
     assert p.cli("run").code == 0 and (p.root / "out" / "timed.txt").read_text() == "same\ntimed2\n"
 
 

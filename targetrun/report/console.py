@@ -29,7 +29,7 @@ from targetrun.events import (
     TaskStarted,
     TaskSucceeded,
 )
-from targetrun.model import Decision, RunSummary, TaskState, known_stale
+from targetrun.model import Decision, RunSummary, TaskState, also_stale, known_stale
 from targetrun.redact import safe
 from targetrun.paint import final_line, paint
 
@@ -81,7 +81,8 @@ class ConsoleReporter:
             if self.verbosity >= NORMAL:
                 self._line("skipped", "dim", event.task, self._words(event.decision))
         elif isinstance(event, TaskPlanned):
-            self._line("would run", "cyan", event.task, event.decision.describe().removeprefix("will run: "))
+            self._line("would run", "cyan", event.task,
+                       event.decision.describe().removeprefix("will run: ") + also_stale(event.decision))
         elif isinstance(event, TaskStarted):
             if self.verbosity >= VERBOSE:
                 attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 from targetrun.durations import format_duration
 from targetrun.report.json import SCHEMA_VERSION, iso, stale_to_list, unknown_to_list
 from targetrun.redact import safe
-from targetrun.model import Decision, StaleKind, TaskState, cannot_tell, known_stale
+from targetrun.model import Decision, StaleKind, TaskState, also_stale, cannot_tell, known_stale
 from targetrun.state import StatusReport, StatusRow
 from targetrun.store.base import LastRun
 
@@ -58,8 +58,7 @@ def _stale(row: StatusRow) -> str:
     """`` (stale: code changed — tasks.py: clean)`` for an output that stands although what
     made it changed (a parameter change is already said by "made with")."""
     if row.decision.runs:  # "will run: cache expired (...) (also stale: code changed — ...)"
-        also = [s for s in known_stale(row.stale) if s.what.reason is not row.decision.reason]
-        return f" (also stale: {'; '.join(s.describe() for s in also)})" if also else ""
+        return also_stale(row.decision)
     items = [s for s in known_stale(row.stale) if not (row.made and s.what is StaleKind.PARAMETERS)]
     unknown = "".join(f" ({s.describe()})" for s in cannot_tell(row.stale))
     return (f" (stale: {'; '.join(s.describe() for s in items)})" if items else "") + unknown
