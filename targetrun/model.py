@@ -266,9 +266,34 @@ class Stale:
     what: StaleKind
     detail: str
     names: tuple[str, ...] = ()  # the inputs or parameters that changed (for the partial validators)
+    # Not known to differ: what the record says cannot be compared with the present (its code
+    # fingerprint was taken by another fingerprint model). Said, never acted on, never stale.
+    unknown: bool = False
 
     def describe(self) -> str:
+        if self.unknown:
+            return self.detail
         return f"{self.what.reason.value} — {self.detail}" if self.detail else self.what.reason.value
+
+
+def known_stale(stale: tuple[Stale, ...]) -> tuple[Stale, ...]:
+    """What is stale, less what cannot be told (:attr:`Stale.unknown`)."""
+    return stale if not any(s.unknown for s in stale) else tuple(s for s in stale if not s.unknown)
+
+
+def also_stale(decision: Decision) -> str:
+    """What else is stale about a target that runs for another reason (``cache_for``
+    expired, say), as the human lines say it after the decision: `` (also stale: code
+    changed — command)``; "" when nothing else is. (``--json`` lists it under ``stale``.)"""
+    if not decision.runs or not decision.stale:
+        return ""
+    also = [s for s in known_stale(decision.stale) if s.what.reason is not decision.reason]
+    return f" (also stale: {'; '.join(s.describe() for s in also)})" if also else ""
+
+
+def cannot_tell(stale: tuple[Stale, ...]) -> tuple[Stale, ...]:
+    """What cannot be told about a target (:attr:`Stale.unknown`)."""
+    return tuple(s for s in stale if s.unknown) if stale else stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +325,9 @@ class Decision:
         if self.detail:
             text += f" ({self.detail})"
         if stale and self.stale and not self.runs:
-            text += f" (stale: {'; '.join(s.describe() for s in self.stale)})"
+            if found := known_stale(self.stale):
+                text += f" (stale: {'; '.join(s.describe() for s in found)})"
+            text += "".join(f" ({s.describe()})" for s in cannot_tell(self.stale))
         return f"will run: {text}" if self.runs else text
 
 

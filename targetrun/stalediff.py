@@ -23,11 +23,49 @@ _GLOB_CHARS = re.compile(r"[*?[]")  # glob.has_magic's test, without importing g
 # -- code ------------------------------------------------------------------------------
 
 
+# The fingerprint model: how code is fingerprinted (what is normalised, what is reached, how
+# entries are keyed and digested). A targetrun that fingerprints code another way has
+# another model, and records name theirs under MODEL_KEY in their code fingerprints --
+# except model "1", today's, named by no key (so every record written before this, and
+# every one written now, is model 1 without a byte more). Fingerprints of two models are
+# not comparable: a record of another model cannot tell whether the code changed.
+CODE_MODEL = "1"
+MODEL_KEY = "@model"  # no project object's key ("file.py:name") nor a library's starts with "@"
+
+
+def modelled(code: Mapping[str, str]) -> Mapping[str, str]:
+    """Code fingerprints as a record keeps them: with the model that took them, unless it is 1."""
+    return code if CODE_MODEL == "1" else {**code, MODEL_KEY: CODE_MODEL}
+
+
 def code_stale(recorded: Mapping[str, str] | None, now: Mapping[str, str] | None) -> Stale | None:
-    """How the code a record names differs from the code now (None: the same, or either unknown)."""
+    """How the code a record names differs from the code now (None: the same, or either
+    unknown); a record of another fingerprint model cannot tell (an unknown Stale).
+
+    >>> code_stale({"shell": "shell:a", MODEL_KEY: "0"}, {"shell": "shell:b"}).describe()
+    'recorded by an older fingerprint model: cannot tell if code changed'
+    """
+    if recorded is None and now is not None:
+        return Stale(StaleKind.CODE, "recorded without a code fingerprint (by an older targetrun): cannot tell if code changed",
+                     unknown=True)
     if recorded is None or now is None or now == recorded:
         return None
+    then, present = recorded.get(MODEL_KEY, "1"), now.get(MODEL_KEY, "1")
+    if then != present:
+        return Stale(StaleKind.CODE, f"recorded by {_model_age(then, present)} fingerprint model: cannot tell if code changed",
+                     unknown=True)
     return Stale(StaleKind.CODE, code_detail(recorded, now))
+
+
+def _model_age(then: str, present: str) -> str:
+    """``an older`` / ``a newer`` / ``another``: the record's model against today's.
+
+    >>> _model_age("1", "2"), _model_age("3", "2"), _model_age("x", "2")
+    ('an older', 'a newer', 'another')
+    """
+    if then.isdigit() and present.isdigit():
+        return "an older" if int(then) < int(present) else "a newer"
+    return "another"
 
 
 def unparsable_text(file: str, value: str) -> str:

@@ -8,7 +8,9 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   (modules found, as Python would find them, in the Pipelinefile's folder, a ``src/``
   folder in it, or a ``sys.path`` folder inside it) it references by name -- directly, as
   ``module.name`` or ``package.module.name``, or through an import inside the function;
-  a constant counts by every assignment to it (``A, B = ...``, ``X += ...``) and a name
+  a constant counts by every assignment to it (``A, B = ...``, ``X += ...``), every
+  module-level method call on it (``UNITS.update(...)``) and every module-level loop that
+  fills it (with what the loop goes over), and a name
   defined in an ``if``/``try`` at module level by each branch. Each object is
   one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
   changed; a project file that does not parse is one entry, ``"helpers.py" ->
@@ -57,7 +59,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from targetrun import fingerprint, redact, templating
+from targetrun import fingerprint, redact, stalediff, templating
 from targetrun.errors import StorageError, UsageError
 from targetrun.model import Checkpoint, RunContext, Stale, StaleKind, TaskSpec
 from targetrun.stalediff import (UNKNOWN_DEP, UNPARSABLE, code_stale, deps_stale, recorded_deps, relative_key,
@@ -245,6 +247,13 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                     define(root.id, "const", node, True)  # `TABLE["b"] = ...`, `Scaler.factor = ...`: it changes
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             define(node.target.id, "const", node, True)
+        elif isinstance(node, ast.Expr) and (called := _called_on(node.value)) is not None and called in objects:
+            define(called, "const", node, True)  # `UNITS.update({...})`, `NAMES.append(x)`: it changes
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            before = dict(objects)
+            _collect([*node.body, *node.orelse], parsed, package, branch=True)
+            for filled in [n for n, obj in objects.items() if before.get(n) is not obj]:
+                define(filled, "const", node, True)  # what the loop fills depends on what it loops over
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             parsed.imports.update(_imports_of(node, package))
         elif isinstance(node, (ast.If, ast.Try, ast.With)) or type(node).__name__ == "TryStar":
@@ -252,6 +261,21 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                 _collect(getattr(node, block, []), parsed, package, branch=True)
             for handler in getattr(node, "handlers", []):
                 _collect(handler.body, parsed, package, branch=True)
+
+
+def _called_on(value: ast.expr) -> str | None:
+    """The name a module-level call is a method of: ``UNITS`` for ``UNITS.update(...)`` or
+    ``TABLE["k"].append(...)``; None for any other expression.
+
+    >>> _called_on(ast.parse("UNITS.update(b=2)").body[0].value), _called_on(ast.parse("print(1)").body[0].value)
+    ('UNITS', None)
+    """
+    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Attribute):
+        return None
+    root = value.func.value
+    while isinstance(root, (ast.Attribute, ast.Subscript, ast.Call)):
+        root = root.func if isinstance(root, ast.Call) else root.value
+    return root.id if isinstance(root, ast.Name) else None
 
 
 def _module_source(path: str) -> bytes | None:
@@ -932,13 +956,16 @@ class MadeFrom:
         self.code_index = CodeIndex(self.root)
         self.dep_index = DepIndex(self.root, self.options_for, self.own_files)
 
-    def code(self, spec: TaskSpec) -> dict[str, str] | None:
+    def code(self, spec: TaskSpec) -> Mapping[str, str] | None:
+        """The task's code fingerprints now, as records keep them (with their model,
+        :func:`~targetrun.stalediff.modelled`); None when its code is unknown."""
         if spec.version is not None:
-            return {"version": "version:" + spec.version}
+            return stalediff.modelled({"version": "version:" + spec.version})
         if spec.shell is not None:
-            return {"shell": _shell_digest(spec.shell)}
+            return stalediff.modelled({"shell": _shell_digest(spec.shell)})
         if spec.run is not None:
-            return self.code_index.of_callable(spec.run)
+            code = self.code_index.of_callable(spec.run)
+            return stalediff.modelled(code) if code is not None else None
         return None
 
     def param_fingerprint(self, name: str) -> str:
@@ -993,8 +1020,9 @@ def compare(
     """
     found: list[Stale] = []
     pending: list[str] = []
-    if StaleKind.CODE in kinds and record.code is not None:
-        code = code_stale(record.code, _or_gone(record.code, made_from.code(spec)))
+    if StaleKind.CODE in kinds:  # a record without code fingerprints: cannot tell (said, never stale)
+        code = code_stale(record.code, _or_gone(record.code, made_from.code(spec)) if record.code is not None
+                          else made_from.code(spec))
         if code is not None:
             found.append(code)
     if StaleKind.PARAMETERS in kinds and (record.made_with or record.made_for):

@@ -20,7 +20,7 @@ from targetrun.engine.decide import NOT_NEEDED
 from targetrun.engine.plan import Plan
 from targetrun.errors import StorageError
 from targetrun import templating
-from targetrun.model import Checkpoint, Decision, Location, PipelineSpec, Reason, Stale
+from targetrun.model import Checkpoint, Decision, Location, PipelineSpec, PlannedTask, Reason, Stale
 from targetrun.resolve import LOCAL
 from targetrun.storage.base import Stat, Storage
 from targetrun.store.base import LastRun, StateStore
@@ -39,6 +39,15 @@ class StatusRow(NamedTuple):  # one per task, 10,000 in a no-op: a tuple is made
     made_with: Mapping[str, str] = _NO_VALUES  # recorded parameter values that differ from now
     made_for: str | None = None  # the recorded run date, when it differs from the one asked about
     stale: tuple[Stale, ...] = ()  # what differs from what made it (see targetrun.staleness)
+    # whether the state store has a record of the existing target: False, it was made by
+    # hand, by another tool, or its record was lost (what made it is unknown); None, no
+    # target there to ask about
+    recorded: bool | None = None
+    # the size its record says was written, when the target now has another: rewritten since
+    written: int | None = None
+    # a target nothing needs that is missing: whether what it would be made from names
+    # parameters or the date (so the command that makes it again takes the same -p, --date)
+    templated: bool = False
 
     @property
     def made(self) -> str:
@@ -72,17 +81,23 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
     stats, notes = _stats(storages, plan)
     made = _made_differently(plan, store, stats)
     stale = _stale_unneeded(plan, stats, judge)
+    recorded = _recorded(plan, store, stats)
     rows = []
     shown = _displayer(plan.spec)
     # a row per task, 10,000 in a no-op: each lookup bound once
     decision_of, stat_of, note_of, last_of = plan.decisions.get, stats.get, notes.get, last.get
     made_of, stale_of, row, as_asked = made.get, stale.get, StatusRow, (_NO_VALUES, None)
+    recorded_of = recorded.get
     for name, task in plan.tasks.items():
         target = task.target
         made_with, made_for = made_of(name, as_asked)
         decision = decision_of(name, NOT_NEEDED)
-        rows.append(row(name, target.url if target else None, decision, stat_of(name), note_of(name, ""), last_of(name),
-                        shown(target) if target else None, made_with, made_for, decision.stale or stale_of(name, ())))
+        stat, size = stat_of(name), recorded_of(name, _UNASKED)
+        rows.append(row(name, target.url if target else None, decision, stat, note_of(name, ""), last_of(name),
+                        shown(target) if target else None, made_with, made_for, decision.stale or stale_of(name, ()),
+                        None if size is _UNASKED else size is not False,
+                        size if stat is not None and type(size) is int and size != stat.size else None,
+                        target is not None and stat is None and name not in plan.decisions and _templated(task, plan)))
     return StatusReport(plan.spec.name, f"{plan.context.date:%Y-%m-%d}", tuple(rows))
 
 
@@ -160,6 +175,29 @@ def _made_differently(plan: Plan, store: StateStore | None, stats: Mapping[str, 
             if made_with or made_for:
                 found[name] = (made_with, made_for)
     return found
+
+
+_UNASKED = object()  # no target there: nothing asked
+
+
+def _templated(task: PlannedTask, plan: Plan) -> bool:
+    """Whether a task's templates name a parameter or the date (its mapped list included)."""
+    named, dated = templating.made_with(task.spec, plan.context)
+    listed, list_dated = templating.list_made_with(task.spec, plan.context) if task.spec.foreach else ({}, None)
+    return bool(named or dated or listed or list_dated)
+
+
+def _recorded(plan: Plan, store: StateStore | None, stats: Mapping[str, Stat | None]) -> dict[str, object]:
+    """For each task whose target exists: the size its record says was written (False: no
+    record; None: a record without a size to compare, as a folder's). A record planning
+    decoded tells; the rest are asked in one lookup, which decodes no record (SQLite)."""
+    there = {name: task.target.url for name, task in plan.tasks.items()
+             if task.target is not None and stats.get(name) is not None}
+    read = plan.records
+    unread = [url for url in there.values() if read.get(url) is None]
+    found = store.recorded(list(dict.fromkeys(unread))) if unread and store is not None else {}
+    return {name: ((record.size if record.content_hash else None) if (record := read.get(url)) is not None
+                   else found.get(url, False)) for name, url in there.items()}
 
 
 def _stale_unneeded(plan: Plan, stats: Mapping[str, Stat | None], judge: Judge) -> dict[str, tuple[Stale, ...]]:

@@ -356,6 +356,18 @@ class StateStoreContract:
         assert [r.run_id for r in store.runs(self.PIPELINE)] == ["r2"]
         assert store.last_task_records(self.PIPELINE)["a"].run_id == "r2"
 
+    def test_recorded_gives_each_recorded_location_its_size(self, store: StateStore) -> None:
+        """``status``: which targets a run recorded, and the size each record says was
+        written (None: a record of no content, as a folder's); a location without a record
+        is left out."""
+        from dataclasses import replace
+
+        store.begin_run(RunRecord("r1", self.PIPELINE, started=1_800_000_000.0))
+        store.record_task(None, self._checkpoint("a", "out/a.json", "r1"))
+        store.record_task(None, replace(self._checkpoint("f", "out/folder", "r1"), size=0, content_hash=""))
+        assert store.recorded(["out/a.json", "out/folder", "out/none.json"]) == {"out/a.json": 3, "out/folder": None}
+        assert store.recorded([]) == {}
+
     def test_checkpoints_that_differ_leaves_out_only_what_cannot_be_stale(self, store: StateStore) -> None:
         """A record is returned where judging it for the kinds asked about may find
         something stale; None where it cannot (same code, nothing else those kinds

@@ -241,7 +241,7 @@ def _entry_made_by(code: dict[str, str] | None, deps: dict[str, str] | None = No
 ])
 def test_entry_verdict_judges_the_code_its_record_names(validators, rebuild, action, reason):
     from targetrun.engine.decide import Facts, MadeNow, decide, stale_rules
-    from targetrun.model import CachePolicy, Validator
+    from targetrun.model import CachePolicy, Validator, cannot_tell, known_stale
 
     policy = CachePolicy(3600.0, Validator(validators))
     rules = stale_rules(policy, rebuild_stale=rebuild, report_stale=True)
@@ -252,7 +252,10 @@ def test_entry_verdict_judges_the_code_its_record_names(validators, rebuild, act
     assert [(s.what.value, s.detail) for s in decision.stale] == [("code", "tasks.py: f")]
     assert (hit is entry) == (action == "skip")
     unknown = decide(Facts(policy, None, False, NOW, entries=(_entry_made_by(None),), made=made))[0]
-    assert unknown.reason.value == "cache hit" and unknown.stale == ()  # a record without code: unknown, never stale
+    # a record without code: unknown, never stale -- said, never acted on
+    assert unknown.reason.value == "cache hit" and known_stale(unknown.stale) == ()
+    assert [s.detail for s in cannot_tell(unknown.stale)] == \
+        ["recorded without a code fingerprint (by an older targetrun): cannot tell if code changed"]
 
 
 def test_code_that_does_not_parse_keeps_nothing_whatever_the_rules_kept():

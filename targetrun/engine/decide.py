@@ -274,7 +274,7 @@ def entry_verdict(
     for entry in live:
         if _mismatch(policy, entry.inputs, entry.params, inputs, params) is None:
             stale = _made_differently(entry.checkpoint, made)
-            acting = next((s for s in stale if s.what in made.rules.acting), None)
+            acting = next((s for s in stale if s.what in made.rules.acting and not s.unknown), None)
             if acting is None:
                 return Decision(Action.SKIP, Reason.CACHE_HIT, until=valid_until(entry, policy), stale=stale), entry
             if stale_entry is None:
@@ -357,19 +357,32 @@ def judged(decision: Decision) -> bool:
     return not decision.runs and decision.reason is Reason.TARGET_EXISTS
 
 
+_RUNS_FOR_ITS_RECORD = frozenset((Reason.CACHE_EXPIRED, Reason.INPUTS_CHANGED, Reason.PARAMETERS_CHANGED))
+
+
+def said_too(decision: Decision) -> bool:
+    """Whether an existing target that rule 3 (``cache_for``) remakes -- expired, or its
+    recorded fingerprints fail a validator -- is judged as rule 5 judges a kept one, only
+    to say what else is stale about it: it runs anyway (:func:`with_staleness`)."""
+    return decision.runs and decision.reason in _RUNS_FOR_ITS_RECORD and not decision.stale
+
+
 def with_staleness(decision: Decision, stale: Sequence[Stale], pending: Sequence[str], rules: StaleRules,
                    policy: CachePolicy | None, needs: Sequence[tuple[str, str]], *, rebuild_stale: bool) -> Decision:
     """Rule 5: a kept target with what is stale about it (``stale``), given which of its
     inputs are recomputed in this run (``pending``): run when a validator covers a stale
     kind (or ``--rebuild-stale``), else the same decision saying why it is stale."""
     found = tuple(stale)
+    if decision.runs:  # remade for another reason (said_too): what is stale is only said
+        return replace(decision, stale=found) if found else decision
 
-    def acting(item: Stale) -> bool:
-        return item.what in rules.acting and acts_on(policy, needs, item, rebuild_stale=rebuild_stale)
+    def acting(item: Stale) -> bool:  # what cannot be told never acts: it is not known to differ
+        return not item.unknown and item.what in rules.acting and acts_on(policy, needs, item, rebuild_stale=rebuild_stale)
 
     if pending and acting(Stale(StaleKind.INPUTS, "", tuple(pending))):
-        return Decision(Action.RUN, Reason.INPUTS_CHANGED, detail=f"{pending[0]} is recomputed in this run",
-                        stale=found)
+        # planning cannot foresee the early cutoff: the run judges it again once the input is made
+        return Decision(Action.RUN, Reason.INPUTS_CHANGED,
+                        detail=f"{pending[0]} is recomputed in this run: kept if it comes out the same", stale=found)
     for item in found:
         if acting(item):
             return Decision(Action.RUN, item.what.reason, detail=item.detail, stale=found)

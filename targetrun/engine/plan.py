@@ -31,6 +31,7 @@ from targetrun.checkpoints import CorruptCheckpoint, Expected, needs_record, rea
 from targetrun.engine.cache import task_inputs
 from targetrun.engine.decide import (
     INPUT_VALIDATORS, NOT_NEEDED, NOTHING_KNOWN, Facts, MadeNow, StaleRules, as_parameter_change, decide, fails_for_missing_deps, judged,
+    said_too,
     needs_inputs, stale_rules, with_staleness,
 )
 from targetrun.engine.mapping import as_items, static_items
@@ -732,7 +733,7 @@ class Planner:
         the caller read already, by location (None: none there), for upstreams the plan
         never looked at; ``record_of``, an upstream's record as the caller knows it (the
         run: one it wrote, perhaps not yet in the store), None to ask the store."""
-        if not judged(decision) or record is None:
+        if record is None or not (judged(decision) or said_too(decision)):
             return decision
         rules = self._rules(task)
         if not rules.looked:

@@ -829,7 +829,7 @@ class Engine:
             return {}
 
     def _made_from(self, scope: RunScope, task: PlannedTask,
-                   deps: DepState | None = None) -> tuple[dict[str, str] | None, DepState | None]:
+                   deps: DepState | None = None) -> tuple[Mapping[str, str] | None, DepState | None]:
         """The code and deps fingerprints of what a task ran (computed once per run each;
         the deps' last record lets unchanged files skip hashing); ``deps``: as taken before it ran."""
         if deps is None and task.spec.deps and task.checkpoint is not None:

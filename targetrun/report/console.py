@@ -29,7 +29,7 @@ from targetrun.events import (
     TaskStarted,
     TaskSucceeded,
 )
-from targetrun.model import Decision, RunSummary, TaskState
+from targetrun.model import Decision, RunSummary, TaskState, also_stale, known_stale
 from targetrun.redact import safe
 from targetrun.paint import final_line, paint
 
@@ -81,7 +81,8 @@ class ConsoleReporter:
             if self.verbosity >= NORMAL:
                 self._line("skipped", "dim", event.task, self._words(event.decision))
         elif isinstance(event, TaskPlanned):
-            self._line("would run", "cyan", event.task, event.decision.describe().removeprefix("will run: "))
+            self._line("would run", "cyan", event.task,
+                       event.decision.describe().removeprefix("will run: ") + also_stale(event.decision))
         elif isinstance(event, TaskStarted):
             if self.verbosity >= VERBOSE:
                 attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
@@ -128,7 +129,7 @@ class ConsoleReporter:
         kept target, a child of a mapped one), as ``status`` does: what ``--rebuild-stale``
         would rebuild."""
         for outcome in summary.outcomes:
-            stale = outcome.decision.stale
+            stale = known_stale(outcome.decision.stale)  # what cannot be told is not rebuilt
             if outcome.state is TaskState.NOT_NEEDED and stale:
                 said = "; ".join(s.describe() for s in stale)
                 self._line("stale", "yellow", outcome.task, f"not needed ({said}): --rebuild-stale rebuilds it")

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from targetrun.model import Decision, RunSummary, TaskOutcome, TaskState
+from targetrun.model import RunSummary, Stale, TaskOutcome, TaskState, cannot_tell, known_stale
 
 SCHEMA_VERSION = 2  # 2: one object with `runs` whatever the number of dates
 
@@ -21,9 +21,15 @@ def iso(ts: float | None) -> str | None:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def stale_to_list(decision: Decision) -> list[dict[str, str]]:
+def stale_to_list(stale: tuple[Stale, ...]) -> list[dict[str, str]]:
     """What is out of date about a task's target (empty: nothing, or nothing recorded)."""
-    return [{"what": s.what.value, "detail": s.detail} for s in decision.stale]
+    return [{"what": s.what.value, "detail": s.detail} for s in known_stale(stale)]
+
+
+def unknown_to_list(stale: tuple[Stale, ...]) -> list[dict[str, str]]:
+    """What cannot be told about a task's target (its record's code fingerprint was taken
+    by another fingerprint model): never stale, never acted on."""
+    return [{"what": s.what.value, "detail": s.detail} for s in cannot_tell(stale)]
 
 
 def outcome_to_dict(outcome: TaskOutcome) -> dict[str, Any]:
@@ -34,7 +40,8 @@ def outcome_to_dict(outcome: TaskOutcome) -> dict[str, Any]:
         "reason": decision.reason.value,
         "decision": decision.describe(),
         "target": outcome.target,
-        "stale": stale_to_list(decision),
+        "stale": stale_to_list(decision.stale),
+        "unknown": unknown_to_list(decision.stale),
     }
     if decision.until is not None:
         entry["cached_until"] = iso(decision.until)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from targetrun.durations import format_duration
-from targetrun.report.json import SCHEMA_VERSION, iso
+from targetrun.report.json import SCHEMA_VERSION, iso, stale_to_list, unknown_to_list
 from targetrun.redact import safe
-from targetrun.model import Decision, StaleKind, TaskState
+from targetrun.model import Decision, StaleKind, TaskState, also_stale, cannot_tell, known_stale
 from targetrun.state import StatusReport, StatusRow
 from targetrun.store.base import LastRun
 
@@ -26,20 +26,42 @@ def size_text(n: int | None) -> str:
     return ""  # pragma: no cover
 
 
+NO_RECORD = " (no record: what made it is unknown)"
+_SAME = ", with the same -p and --date as this status"  # its templates name parameters or the date
+
+
+def _named(task: str) -> str:
+    """The name ``targetrun run`` takes for a task: a mapped child's parent (``per_city``
+    for ``per_city[0]``; running it makes only the children that are missing).
+
+    >>> _named("per_city[0]"), _named("clean")
+    ('per_city', 'clean')
+    """
+    return task.partition("[")[0]
+
+
 def _state(row: StatusRow) -> str:
     text = row.decision.describe(stale=False)
     if not row.decision.runs and row.decision.reason.value == "not needed" and row.target:
-        text += " (target exists)" if row.stat else (f" ({row.note})" if row.note else " (target missing)")
+        text += " (target exists)" if row.stat else (f" ({row.note})" if row.note else
+                                                     f" (target missing: `targetrun run {_named(row.task)}` makes it"
+                                                     f"{_SAME if row.templated else ''})")
+    if row.recorded is False and not row.decision.runs:
+        text += NO_RECORD  # made by hand, by another tool, or its record lost
+    elif row.written is not None and row.stat is not None and not row.decision.runs:
+        text += (f" (changed since it was recorded: {size_text(row.stat.size)}, {size_text(row.written)} were written;"
+                 " `targetrun run --verify` remakes it)")
     return text
 
 
 def _stale(row: StatusRow) -> str:
     """`` (stale: code changed — tasks.py: clean)`` for an output that stands although what
     made it changed (a parameter change is already said by "made with")."""
-    if row.decision.runs:
-        return ""
-    items = [s for s in row.stale if not (row.made and s.what is StaleKind.PARAMETERS)]
-    return f" (stale: {'; '.join(s.describe() for s in items)})" if items else ""
+    if row.decision.runs:  # "will run: cache expired (...) (also stale: code changed — ...)"
+        return also_stale(row.decision)
+    items = [s for s in known_stale(row.stale) if not (row.made and s.what is StaleKind.PARAMETERS)]
+    unknown = "".join(f" ({s.describe()})" for s in cannot_tell(row.stale))
+    return (f" (stale: {'; '.join(s.describe() for s in items)})" if items else "") + unknown
 
 
 def cells(row: StatusRow, now: float) -> tuple[str, ...]:
@@ -57,7 +79,8 @@ class _Cells:
 
     def __init__(self, now: float) -> None:
         self.now = now
-        self.states: dict[tuple[int, bool, str, bool], tuple[Decision, str]] = {}
+        self.states: dict[tuple[int, bool, str, bool, bool | None, str, int | None, bool, int | None],
+                          tuple[Decision, str]] = {}
         self.sizes: dict[int | None, str] = {}
         self.ages: dict[int, str] = {}  # by whole second, from a minute on
         self.ran: dict[tuple[TaskState, int], str] = {}  # by state and whole second, from a minute on
@@ -89,7 +112,9 @@ class _Cells:
         if row.made_with or row.made_for or row.stale:
             state = _state(row) + (f" ({row.made})" if row.made else "") + _stale(row)
         else:
-            key = (id(row.decision), stat is not None, row.note, row.target is not None)
+            key = (id(row.decision), stat is not None, row.note, row.target is not None, row.recorded,
+                   row.task if stat is None and not row.decision.runs else "", row.written, row.templated,
+                   stat.size if stat is not None and row.written is not None else None)  # "... `targetrun run TASK` makes it"
             known = self.states.get(key)
             if known is None:
                 known = self.states[key] = (row.decision, _state(row))
@@ -163,12 +188,15 @@ def status_to_dict(report: StatusReport) -> dict[str, Any]:
                 "action": r.decision.action.value,
                 "reason": r.decision.reason.value,
                 "exists": None if r.target is None else (None if r.note else r.stat is not None),
+                "recorded": r.recorded,
+                "changed_since_recorded": None if not r.recorded else r.written is not None,
                 "size": r.stat.size if r.stat else None,
                 "modified": iso(r.stat.mtime) if r.stat else None,
                 "cached_until": iso(r.decision.until),
                 "made_with": dict(r.made_with) or None,
                 "made_for": r.made_for,
-                "stale": [{"what": s.what.value, "detail": s.detail} for s in r.stale],
+                "stale": stale_to_list(r.stale),
+                "unknown": unknown_to_list(r.stale),
                 "last_run": None if r.last is None else {
                     "run_id": r.last.run_id, "state": r.last.state.value, "finished": iso(r.last.finished),
                     "error": r.last.error},

@@ -324,6 +324,15 @@ class StateStore(ABC):
         return {location: record if may_differ(record, code, kinds) else None
                 for location, record in self.checkpoints(locations).items()}
 
+    def recorded(self, locations: list[str]) -> dict[str, int | None]:
+        """The ``locations`` that have a checkpoint record, each with the size its record
+        says was written -- None when it recorded no content (a folder: no file to size):
+        ``status`` tells a target a run recorded from one made by hand, by another tool,
+        or whose record was lost, and one rewritten to another size since. One round trip;
+        a store may tell without decoding the records."""
+        return {location: record.size if record.content_hash else None
+                for location, record in self.checkpoints(locations).items()}
+
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         """The records at ``locations`` that keep what the run that wrote them asked for
         (``made_with`` or ``made_for``): the only ones ``status`` describes as "made with

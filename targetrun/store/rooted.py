@@ -319,6 +319,19 @@ class RootedStore(StateStore):
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         return self._lookup(locations, self.inner.checkpoints_made_with)
 
+    def recorded(self, locations: list[str]) -> dict[str, int | None]:
+        """As :meth:`_lookup` finds records: by key, then an older record by its absolute path."""
+        keyed = dict(zip(self.keys.stored_all(locations), locations))
+        found = self.inner.recorded(list(keyed))
+        sizes = {keyed[key]: size for key, size in found.items()}
+        older = [location for key, location in keyed.items() if key not in found and key != location]
+        if older:
+            sizes.update(self.inner.recorded(older))
+        for location in self._foreign.keys() & keyed.keys():
+            foreign = self._foreign[location]
+            sizes.setdefault(location, foreign.size if foreign.content_hash else None)
+        return sizes
+
     def _lookup(self, locations: list[str], fetch: Callable[[list[str]], Mapping[str, _Record]]) -> dict[str, _Record]:
         """The records of ``locations``, fetched by their keys; a location inside the project
         with none is fetched once more by its absolute path: a record written before

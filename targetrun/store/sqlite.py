@@ -398,6 +398,38 @@ class SqliteStore(StateStore):
             found.update(self._records([row for row in rows if row[1] is not None]))
         return found
 
+    def recorded(self, locations: list[str]) -> dict[str, int | None]:
+        """As the base class says; SQLite reads the size and hash (json_extract, in C),
+        decoding no record. A record whose size is not a whole number is read as the base
+        class reads it (a malformed one is reported and left out)."""
+        found: dict[str, int | None] = {}
+        odd: list[str] = []
+        for start in range(0, len(locations), _BATCH):
+            chunk = locations[start:start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT location, CASE WHEN json_valid(record) THEN json_extract(record, '$.size') END, " \
+                  f"CASE WHEN json_valid(record) THEN json_extract(record, '$.hash') END " \
+                  f"FROM checkpoints WHERE location IN ({marks})"
+            self.flush()  # a thread reads its own kept writes
+            try:
+                rows = _fetched(self._db, sql, chunk)
+            except sqlite3.OperationalError as exc:
+                if "no such function" in str(exc):  # an SQLite without JSON
+                    return super().recorded(locations)
+                raise self._broken(exc) from None
+            except sqlite3.Error as exc:
+                raise self._broken(exc) from None
+            for location, size, digest in rows:
+                if digest == "":  # no content recorded (a folder)
+                    found[text(location)] = None
+                elif type(size) is int and type(digest) is str:
+                    found[text(location)] = size
+                else:
+                    odd.append(text(location))
+        if odd:  # malformed: reported and left out, as checkpoints() does
+            found.update(super().recorded(odd))
+        return found
+
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         """As the base class says; SQLite selects the records (json_extract, in C), so the
         status of 10,000 targets made without parameters decodes none of them again."""
