@@ -15,7 +15,6 @@ local disk (a task writing its own bucket key is not watched: one more request a
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.clirun import targetrun, write_project
 
 STEPS = '''
 import os
@@ -37,42 +38,34 @@ def half():
 
 
 def _project(root: Path, tasks: str) -> Path:
-    (root / "steps.py").write_text(STEPS)
-    (root / "Pipelinefile.yaml").write_text("name: failed\ntasks:\n" + tasks)
-    return root
-
-
-def _cli(root: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), str(root)]))
-    return subprocess.run([sys.executable, "-m", "targetrun", *args], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return write_project(root, "name: failed\ntasks:\n" + tasks, **{"steps.py": STEPS})
 
 
 @pytest.mark.parametrize("executor", [[], ["-j", "2", "--executor", "threads"], ["-j", "2", "--executor", "processes"]],
                          ids=["inline", "threads", "processes"])
 def test_a_failed_command_leaves_no_target_it_wrote_itself(tmp_path: Path, executor: list[str]) -> None:
     root = _project(tmp_path, '  a: {shell: "mkdir -p o && printf half > o/a.txt; exit 1", target: o/a.txt}\n')
-    first = _cli(root, "run", *executor)
+    first = targetrun(root, "run", *executor)
     assert first.returncode == 1, first.stdout + first.stderr
     assert not (root / "o/a.txt").exists(), "a half-made target was left where the next run takes it as made"
     assert "removed o/a.txt" in first.stdout, first.stdout
-    again = _cli(root, "run", *executor)
+    again = targetrun(root, "run", *executor)
     assert again.returncode == 1 and "skipped" not in again.stdout, again.stdout
 
 
 def test_a_failed_python_task_leaves_no_target_it_wrote_itself(tmp_path: Path) -> None:
     root = _project(tmp_path, "  p: {run: steps:half, target: o/p.pkl}\n")
     (root / "o").mkdir()
-    first = _cli(root, "run")
+    first = targetrun(root, "run")
     assert first.returncode == 1 and "RuntimeError: broke after writing" in first.stdout, first.stdout + first.stderr
     assert not (root / "o/p.pkl").exists()
-    again = _cli(root, "run")
+    again = targetrun(root, "run")
     assert again.returncode == 1 and "RuntimeError" in again.stdout, again.stdout + again.stderr
 
 
 def test_a_command_that_writes_its_target_instead_of_output_leaves_nothing(tmp_path: Path) -> None:
     root = _project(tmp_path, '  a: {shell: "mkdir -p o && echo x > o/a.txt && true {output}", target: o/a.txt}\n')
-    first = _cli(root, "run")
+    first = targetrun(root, "run")
     assert first.returncode == 1 and "did not write {output}" in first.stdout, first.stdout + first.stderr
     assert not (root / "o/a.txt").exists()
 
@@ -80,18 +73,18 @@ def test_a_command_that_writes_its_target_instead_of_output_leaves_nothing(tmp_p
 def test_a_forced_failure_keeps_a_target_that_was_there_and_says_its_record_no_longer_vouches(tmp_path: Path) -> None:
     root = _project(tmp_path, '  a: {shell: "echo a > {output}", target: o/a.txt}\n'
                               '  b: {shell: "echo b > {output}", target: o/b.txt}\n')
-    made = _cli(root, "run")
+    made = targetrun(root, "run")
     assert made.returncode == 0, made.stdout + made.stderr
     (root / "Pipelinefile.yaml").write_text(
         "name: failed\ntasks:\n"
         '  a: {shell: "printf more >> o/a.txt; exit 3", target: o/a.txt}\n'
         '  b: {shell: "exit 3", target: o/b.txt}\n')
-    forced = _cli(root, "run", "--force-all", "--keep-going")
+    forced = targetrun(root, "run", "--force-all", "--keep-going")
     assert forced.returncode == 1, forced.stdout + forced.stderr
     assert (root / "o/a.txt").read_text() == "a\nmore", "a file that was there (maybe appended to) was removed"
     assert "changed o/a.txt, which was there before" in forced.stdout, forced.stdout
     assert (root / "o/b.txt").read_text() == "b\n", "a target the failed attempt never touched was removed"
-    verify = _cli(root, "status", "--verify", "--json")
+    verify = targetrun(root, "status", "--verify", "--json")
     states = {t["task"]: t["state"] for t in json.loads(verify.stdout)["tasks"]}
     assert states["a"].startswith("will run") and not states["b"].startswith("will run"), states
 
@@ -100,7 +93,7 @@ def test_a_folder_that_was_there_is_left_alone(tmp_path: Path) -> None:
     root = _project(tmp_path, '  a: {shell: "touch o/a/new; exit 1", target: o/a}\n')
     (root / "o/a").mkdir(parents=True)
     (root / "o/a/mine").write_text("keep")
-    result = _cli(root, "run", "--force", "a")
+    result = targetrun(root, "run", "--force", "a")
     assert result.returncode == 1, result.stdout + result.stderr
     assert (root / "o/a/mine").read_text() == "keep"
 
@@ -108,8 +101,7 @@ def test_a_folder_that_was_there_is_left_alone(tmp_path: Path) -> None:
 def test_a_stop_while_the_command_writes_its_target_leaves_no_target(tmp_path: Path) -> None:
     root = _project(tmp_path, '  a: {shell: "printf half > o/a.txt; touch o/started; sleep 30", target: o/a.txt}\n')
     (root / "o").mkdir()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), str(root)]))
-    process = subprocess.Popen([sys.executable, "-m", "targetrun", "run"], cwd=root, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "targetrun", "run"], cwd=root,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not (root / "o/started").exists():

@@ -3,30 +3,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.clirun import targetrun as _targetrun, write_project as _write
+
 from targetrun.errors import SpecError
 from targetrun.pipelinefile import yamlnodes
-
-
-def _targetrun(folder: Path, *args: str, env: dict[str, str] | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "targetrun", *args], cwd=folder, env=environment,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def _write(folder: Path, pipelinefile: str, **files: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "Pipelinefile.yaml").write_text(pipelinefile)
-    for name, text in files.items():
-        (folder / name).write_text(text)
-    return folder
 
 
 # -- 1. a mapping key longer than YAML's 1024-character limit for a simple key -------------

@@ -10,20 +10,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _targetrun(folder: Path, *args: str, env: dict[str, str] | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "targetrun", *args], cwd=folder, env=environment,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def _write(folder: Path, pipelinefile: str, **files: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "Pipelinefile.yaml").write_text(pipelinefile)
-    for name, text in files.items():
-        (folder / name).write_text(text)
-    return folder
+from tests.clirun import targetrun as _targetrun, write_project as _write
 
 
 # -- 1. a YAML key holding a line break cannot break the error's one line -----------------
