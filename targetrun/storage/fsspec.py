@@ -257,12 +257,30 @@ def _s3_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | No
     if not recursive:
         kwargs["Delimiter"] = "/"
     if start and start > prefix:  # StartAfter is exclusive: begin just before ``start``
-        kwargs["StartAfter"] = start[:-1]
+        kwargs["StartAfter"] = _just_before(start)
     page = sync(fs.loop, fs._call_s3, "list_objects_v2", **kwargs)  # errors come translated
     keys: list[tuple[str, Stat | None]] = [(c["Key"], Stat(c.get("Size"), _epoch(c.get("LastModified"))))
                                            for c in page.get("Contents", [])]
     keys += [(p["Prefix"].rstrip("/"), Stat(0, None)) for p in page.get("CommonPrefixes", [])]
     return sorted(keys), bool(page.get("IsTruncated"))
+
+
+def _just_before(key: str) -> str:
+    """A string that sorts just before ``key`` (S3 orders keys by their UTF-8 bytes, which is
+    code point order): its last letter one lower, then the highest code point many times. Not
+    ``key[:-1]``: every key sharing all but the last letter sorts between that and ``key``
+    (``t0000``..``t0999`` before ``t1``), and a listing starting there paged through them
+    all -- more requests than checking the targets one by one.
+
+    >>> _just_before("crowd/t1") < "crowd/t1" and "crowd/t0999" < _just_before("crowd/t1")
+    True
+    >>> _just_before("a\ue000") == "a"  # one lower would be a surrogate, not a letter UTF-8 has
+    True
+    """
+    last = ord(key[-1]) - 1
+    if last <= 0 or 0xD800 <= last <= 0xDFFF:
+        return key[:-1]
+    return key[:-1] + chr(last) + "\U0010ffff" * 8
 
 
 def _gcs_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | None) -> Page:
