@@ -276,3 +276,25 @@ def test_gcs_any_bucket_shape_is_answered_truly_for_no_more_than_per_key_request
     sends.n = 0
     assert {k: storage.exists(f"gs://{BUCKET}/{k}") for k in keys} == truth
     assert_cost(shape, listed, sends.n)
+
+
+def test_gcs_a_target_checked_alone_costs_one_request_when_it_exists(gcs_world: tuple[Any, str, Sends]) -> None:
+    """One key checked on its own (a target alone in its prefix): gcsfs's ``info`` sends the
+    object GET and a listing together, two requests whatever the answer; an existing
+    object needs only the first. A missing one, or a folder, takes the listing too."""
+    server, endpoint, sends = gcs_world
+    server.wipe()
+    import gcsfs
+
+    fs = gcsfs.GCSFileSystem(endpoint_url=endpoint, token="anon", project="test-project", skip_instance_cache=True)
+    fs.mkdir(BUCKET)
+    fs.pipe({f"{BUCKET}/t/file.out": b"1", f"{BUCKET}/t/folder.out/part-0": b"1", f"{BUCKET}/t/marker.out/": b""})
+    storage = FsspecStorage("gs")
+    storage.fs.ls(BUCKET)  # the client's setup is not counted
+    cost = {}
+    for name, there in (("file", True), ("folder", True), ("marker", True), ("missing", False)):
+        sends.n = 0
+        assert storage.exists(f"gs://{BUCKET}/t/{name}.out") is there, name
+        cost[name] = sends.n
+    storage.exists(f"gs://{BUCKET}/t/file.out")  # (the bucket is known now)
+    assert cost == {"file": 1, "folder": 2, "marker": 2, "missing": 2 + 1}, cost  # + the bucket's check, once

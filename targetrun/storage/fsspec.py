@@ -64,7 +64,7 @@ class FsspecStorage(Storage):
     def info(self, url: str) -> Stat | None:
         fs = self.fs  # outside the try: a missing extra is its own error, not "cannot tell"
         try:
-            info = fs.info(self._path(url))
+            info = _gcs_info(fs, self._path(url)) if self.protocol in ("gs", "gcs") else fs.info(self._path(url))
         except FileNotFoundError:
             self._check_bucket(url)
             return None
@@ -263,6 +263,27 @@ def _s3_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | No
                                            for c in page.get("Contents", [])]
     keys += [(p["Prefix"].rstrip("/"), Stat(0, None)) for p in page.get("CommonPrefixes", [])]
     return sorted(keys), bool(page.get("IsTruncated"))
+
+
+def _gcs_info(fs: Any, path: str) -> Any:
+    """gcsfs's ``info``, one request at a time: the object's GET, and only when there is no
+    such object the one-key listing that tells a folder. gcsfs sends both at once and keeps
+    the first answer, so an existing target cost two requests (sometimes one, as the race
+    went) -- twice a per-key check's one."""
+    get_object = getattr(fs, "_get_object", None)
+    if get_object is None or "/" not in path.strip("/"):
+        return fs.info(path)  # a bucket, or a gcsfs without it: its own way
+    from fsspec.asyn import sync
+
+    try:
+        return sync(fs.loop, get_object, path)
+    except FileNotFoundError:
+        pass
+    bucket, key, _ = fs.split_path(path)
+    page = sync(fs.loop, fs._call, "GET", "b/{}/o", bucket, json_out=True, prefix=key.rstrip("/") + "/", maxResults=1)
+    if page.get("items") or page.get("prefixes"):  # a key below it, or a marker ``key/``
+        return {"name": path, "size": 0, "type": "directory"}
+    raise FileNotFoundError(path)
 
 
 def _just_before(key: str) -> str:
