@@ -97,7 +97,8 @@ def shapes(draw: st.DrawFn) -> Shape:
                 shape.objects.add(f"{folder}/{n}.out" + draw(st.sampled_from([".bak", " b", "!", "0", "-x/y"])))
         if draw(st.booleans()):
             shape.objects.add(f"{folder}/")
-    # a crowd that sorts just before one target (a listing that begins too early pages through it)
+    # a crowd that sorts just before one target (a listing that begins too early pages through
+    # it), or just after it, before ``target/`` (a page that ends there has not decided it)
     if draw(st.booleans()):
         # the first target a listing seeks: the first of the fullest prefix (or of them all)
         by_folder: dict[str, list[str]] = {}
@@ -105,6 +106,8 @@ def shapes(draw: st.DrawFn) -> Shape:
             by_folder.setdefault(key.rsplit("/", 1)[0], []).append(key)
         victim = min(max(by_folder.values(), key=len)) if not one_per_prefix else min(shape.targets)
         before = victim[:-1] + chr(ord(victim[-1]) - 1)
+        if draw(st.booleans()):  # ... or between it and its folder ("t.out-00001" sorts before "t.out/")
+            before = victim + draw(st.sampled_from(["-", ".", " "]))
         shape.crowd = [f"{before}{i:05d}" for i in range(draw(st.sampled_from([10, 1100, 1100, 2300])))]
         shape.objects.update(shape.crowd)
     # noise in the parent, and in a sibling of the parent that sorts inside its range
@@ -211,6 +214,35 @@ def test_s3_a_crowd_sorting_just_before_the_targets_is_not_paged_through(s3_worl
     assert batched(storage, "s3", ["crowd/t1", "crowd/t2", "crowd/t3"]) == {
         "crowd/t1": True, "crowd/t2": False, "crowd/t3": False}
     assert sends.n == 1, sends.n  # was 3: two pages of the crowd (StartAfter "crowd/t"), then the targets
+
+
+def test_s3_a_page_ending_between_a_target_and_its_folder_goes_on_from_the_folder(s3_world: tuple[Any, Any]) -> None:
+    """Targets ``reports/sum`` (missing), ``reports/sum2``, ``reports/sum3`` among 1,500 keys
+    ``reports/sum-NNNN``, which sort between ``reports/sum`` and ``reports/sum/``: the first
+    page ends there, having decided nothing. The next begins at ``reports/sum/``, not again
+    at ``reports/sum``: no progress then stopped the listing and checked every target per
+    key, one request more than per-key checks."""
+    server, client = s3_world
+    server.reset()
+    client.create_bucket(Bucket=BUCKET)
+    server.seed({f"{BUCKET}/reports/sum-{i:04d}": b"1" for i in range(1500)} | {f"{BUCKET}/reports/sum3": b"1"})
+    targets = ["reports/sum", "reports/sum2", "reports/sum3"]
+    storage, sends = s3_storage()
+    assert batched(storage, "s3", targets) == {"reports/sum": False, "reports/sum2": False, "reports/sum3": True}
+    listed = sends.n
+    storage, sends = s3_storage()
+    per_key(storage, targets)
+    assert listed <= 2 < sends.n, (listed, sends.n)
+
+    # a target among those keys is not jumped over
+    targets = ["reports/sum", "reports/sum-1200", "reports/sum-1200x", "reports/sum2", "reports/sum3"]
+    storage, sends = s3_storage()
+    assert batched(storage, "s3", targets) == {"reports/sum": False, "reports/sum-1200": True,
+                                               "reports/sum-1200x": False, "reports/sum2": False, "reports/sum3": True}
+
+
+def per_key(storage: FsspecStorage, keys: list[str]) -> dict[str, bool]:
+    return {k: storage.exists(f"s3://{BUCKET}/{k}") for k in keys}
 
 
 # -- GCS ---------------------------------------------------------------------------------

@@ -243,8 +243,18 @@ def _seek(page: Callable[[str | None], Page], wanted: list[str],
         while i < len(todo) and (todo[i] in seen or (last > todo[i] + "/" and not last.startswith(todo[i] + "/"))):
             decided.add(todo[i])
             i += 1
-        if i >= len(todo) or i == before:
-            break  # all answered, or no progress: the rest are checked per key
+        if i >= len(todo):
+            break  # all answered
+        if todo[i] < last < todo[i] + "/" and (i + 1 == len(todo) or todo[i + 1] > todo[i] + "/"):
+            # The page ended among keys that extend the target's name ("t-0001" sorts between
+            # "t" and "t/"): it passed where "t" itself would be, so only "t/..." is left to
+            # tell. The next request begins there -- begun at "t" again it would page through
+            # those keys, or make no progress and leave every target to a per-key check. (Not
+            # when another target is among those keys: the jump would pass it unseen.)
+            start = todo[i] + "/"
+            continue
+        if i == before:
+            break  # no progress: the rest are checked per key
         start = todo[i]
     return found, decided
 
