@@ -270,3 +270,40 @@ def test_sigkill_anywhere_with_the_redis_store(tmp_path, redis_url, monkeypatch)
     started = time.monotonic()
     test_crashes.kill_and_recover(tmp_path, lambda name, _options: str(tmp_path / name / "lake"))
     assert time.monotonic() - started < 120
+
+
+# -- the local temporary folder of an object store's writes fills up ------------------------
+
+
+@pytest.mark.parametrize("task", ["py", "sh"])
+def test_a_full_temporary_folder_under_an_s3_write_is_a_storage_error(tmp_path, tmpfs, s3, s3_server, task):
+    """A checkpoint bound for S3 is written to a local temporary file first (TMPDIR). That
+    disk filling up was the task's failure (exit 1) with targetrun's own traceback in the
+    table, for a Python task's value; now it is exit 3 naming the target and the folder."""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "jobs.py").write_text("def big():\n    return 'x' * 300000\n")
+    (folder / "Pipelinefile.yaml").write_text(textwrap.dedent(f"""
+    results:
+      lake: {{url: "s3://test-bucket/t", options: {{client_kwargs: {{endpoint_url: "{s3_server.endpoint}"}}}}}}
+    defaults: {{result: lake}}
+    tasks:
+      py: {{run: jobs:big, target: py.pkl}}
+      sh: {{shell: "yes | head -c 300000 > {{output}}", target: sh.txt}}
+    """))
+    small = tmp_path / "tmp"
+    small.mkdir()
+    tmpfs(small, "size=64k")
+
+    def run(tmpdir: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "targetrun", "run", "-f", str(folder / "Pipelinefile.yaml"), task],
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(tmpdir)})
+
+    result = run(small)
+    text = result.stdout + result.stderr
+    assert result.returncode == 3 and "Traceback" not in text, text
+    assert f"cannot write s3://test-bucket/t/{task}" in text and "the disk is full" in text and str(small) in text, text
+    assert s3.find("test-bucket/t") == [] and os.listdir(small) == []
+    again = run(tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert s3.find("test-bucket/t") == [f"test-bucket/t/{task}.{'pkl' if task == 'py' else 'txt'}"]

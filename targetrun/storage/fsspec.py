@@ -28,6 +28,7 @@ from targetrun import redact
 from targetrun.envvars import expand_env
 from targetrun.errors import MissingExtraError, StorageError, UsageError, did_you_mean, install_hint
 from targetrun.storage.base import Listing, Stat, Storage, shown
+from targetrun.storage.local import _REFUSED, _refusal
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 BUCKETED = frozenset(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"))
@@ -145,14 +146,29 @@ class FsspecStorage(Storage):
 
     @contextlib.contextmanager
     def atomic_write(self, url: str) -> Iterator[BinaryIO]:
-        fd, tmp = tempfile.mkstemp(prefix="targetrun-out-")
+        with _local_refusal(url):
+            fd, tmp = tempfile.mkstemp(prefix="targetrun-out-")
         try:
-            with os.fdopen(fd, "wb") as f:
+            with _local_refusal(url), os.fdopen(fd, "wb") as f:  # closing flushes: a full disk can answer there too
                 yield f
             self.put_file(tmp, url)
         finally:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
+
+    @contextlib.contextmanager
+    def staged(self, url: str) -> Iterator[str]:
+        """A local path for a shell command's ``{output}``, uploaded on success. A command
+        that failed because the local temporary folder took no more (full, read-only) failed
+        for the storage's sake, as on local disk (storage/local.py ``stage_output``)."""
+        with super().staged(url) as path:
+            try:
+                yield path
+            except Exception:
+                refusal = _refusal(os.path.dirname(path))
+                if refusal is not None:
+                    raise _temporary_refused(url, OSError(refusal, os.strerror(refusal))) from None
+                raise
 
     def put_file(self, local_path: str, url: str) -> None:
         path = self._path(url)
@@ -273,6 +289,26 @@ def _s3_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | No
                                            for c in page.get("Contents", [])]
     keys += [(p["Prefix"].rstrip("/"), Stat(0, None)) for p in page.get("CommonPrefixes", [])]
     return sorted(keys), bool(page.get("IsTruncated"))
+
+
+@contextlib.contextmanager
+def _local_refusal(url: str) -> Iterator[None]:
+    """A write to the local temporary file that the disk refuses (full, over the file size
+    limit, read-only) is the storage's failure (exit 3) naming the target, not the task's."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _REFUSED:
+            raise
+        raise _temporary_refused(url, exc) from None
+
+
+def _temporary_refused(url: str, exc: OSError) -> StorageError:
+    reason, _ = _REFUSED[exc.errno or 0] if exc.errno in _REFUSED else (exc.strerror or str(exc), "")
+    return StorageError(
+        f"cannot write {_mask(shown(url))}: {reason} ({exc.strerror or exc}) in the local temporary folder "
+        f"{tempfile.gettempdir()}, where it is written before the upload; nothing was uploaded",
+        hint="Free space there, or set TMPDIR to a folder with room, and run again.")
 
 
 def _gcs_info(fs: Any, path: str) -> Any:
