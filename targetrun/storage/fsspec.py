@@ -191,9 +191,18 @@ class FsspecStorage(Storage):
             else:  # not fs.mv or fs.copy: their expansion costs requests (it hung on the GCS emulator) and
                 # reads a key as a glob -- `[ab]` or `?` in a value copied the checkpoint into a folder
                 fs.cp_file(self._path(staging), self._path(url))
-                fs.rm_file(self._path(staging))
         except Exception as exc:
             raise StorageError(f"cannot move the new checkpoint onto {_mask(url)}: {exc}") from None
+        if self.protocol not in ("file", "local"):
+            try:
+                fs.rm_file(self._path(staging))
+            except FileNotFoundError:
+                pass
+            except Exception as exc:  # the copy is done: say so, not "cannot move"
+                raise StorageError(
+                    f"the new checkpoint is at {_mask(url)}, but its staged copy {_mask(staging)} could not be "
+                    f"removed: {exc}",
+                    hint="The next run removes it and keeps the checkpoint (its record vouches for it).") from None
 
     def discard(self, staging: str) -> None:
         fs = self.fs
