@@ -47,6 +47,7 @@ from targetrun.engine.decide import NOT_NEEDED, Facts, decide, needs_inputs
 from targetrun.engine.locks import RunLocks
 from targetrun.engine.mapping import as_items
 from targetrun.engine.plan import Plan, RunRequest
+from targetrun.engine.recovery import holds
 from targetrun.engine.scope import Planning, RunScope
 from targetrun.engine.writes import Writes
 from targetrun.engine.work import (
@@ -192,6 +193,7 @@ class Engine:
         self.executor = executor
         self.reporter = reporter
         self._watching = False  # whether the executor's start notices reach the loop (see _watch_starts)
+        self._begun: RunRecord | None = None  # the run's record as begun (written again if the store lost it)
         self._overlaps = False  # whether the executor runs our hook while a command runs (see _meanwhile)
         self._current: _Progress | None = None  # the run on, for _tell and that hook
         self._scope: RunScope | None = None  # and its scope, for that hook
@@ -226,9 +228,10 @@ class Engine:
                 with stopping.deferred():
                     # The record keeps the tasks named on the command line, not the sinks they default
                     # to: a run of a 10,000-task pipeline must not store 10,000 names, every time.
-                    self.store.begin_run(RunRecord(scope.run_id, scope.spec.name, started,
-                                                   requested=tuple(dict.fromkeys(request.tasks)),
-                                                   owner=liveness.owner_id(), heartbeat=started))
+                    self._begun = RunRecord(scope.run_id, scope.spec.name, started,
+                                            requested=tuple(dict.fromkeys(request.tasks)),
+                                            owner=liveness.owner_id(), heartbeat=started)
+                    self.store.begin_run(self._begun)
                     begun = True
                 self._tell(RunStarted(scope.run_id, scope.spec.name, scope.plan.requested, len(scope.decisions),
                                       len(scope.order), date=f"{scope.context.date:%Y-%m-%d}"))
@@ -286,12 +289,34 @@ class Engine:
                 with contextlib.suppress(TargetrunError):  # what `targetrun report` shows of skipped tasks
                     self.store.record_outcomes(scope.run_id, summary.outcomes, f"{scope.context.date:%Y-%m-%d}")
                 self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
+                if ended is None:
+                    self._record_again_if_lost(scope, summary, status)
             self._current = self._scope = None
             stray = unattributed_output()
             if stray.strip():
                 self._tell(RunOutput(stray))
             self._tell(RunFinished(summary))
         return summary
+
+    def _record_again_if_lost(self, scope: RunScope, summary: RunSummary, status: RunStatus) -> None:
+        """A state store that restarted during the run (Redis without persistence) lost
+        what the run had recorded before: the run's own record, and the records that vouch
+        for the checkpoints it wrote -- which the next run would then refuse to load as
+        untrusted, or take for files someone else wrote. Each checkpoint of this run whose
+        record is gone is recorded again if its target still holds exactly the recorded
+        bytes, and so is the run."""
+        if not self.store.restarted_since_begin():
+            return
+        if self._begun is not None:  # (a heartbeat since may have left a record of that field alone)
+            self.store.begin_run(self._begun)
+            self.store.finish_run(scope.run_id, status, summary.finished, _counts(summary))
+        written = [o.checkpoint for o in summary.outcomes
+                   if o.checkpoint is not None and o.checkpoint.run_id == scope.run_id]
+        there = self.store.checkpoints([c.location for c in written])
+        for checkpoint in written:
+            if checkpoint.location not in there and holds(self.storages(checkpoint.storage), checkpoint.location,
+                                                          checkpoint):
+                self.store.record_task(None, checkpoint, None)
 
     @staticmethod
     def _may_still_write(progress: _Progress) -> set[str]:

@@ -28,6 +28,7 @@ from targetrun import redact
 from targetrun.envvars import expand_env
 from targetrun.errors import MissingExtraError, StorageError, UsageError, did_you_mean, install_hint
 from targetrun.storage.base import Listing, Stat, Storage, shown
+from targetrun.storage.local import _REFUSED, _refusal
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 BUCKETED = frozenset(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"))
@@ -64,7 +65,7 @@ class FsspecStorage(Storage):
     def info(self, url: str) -> Stat | None:
         fs = self.fs  # outside the try: a missing extra is its own error, not "cannot tell"
         try:
-            info = fs.info(self._path(url))
+            info = _gcs_info(fs, self._path(url)) if self.protocol in ("gs", "gcs") else fs.info(self._path(url))
         except FileNotFoundError:
             self._check_bucket(url)
             return None
@@ -145,14 +146,29 @@ class FsspecStorage(Storage):
 
     @contextlib.contextmanager
     def atomic_write(self, url: str) -> Iterator[BinaryIO]:
-        fd, tmp = tempfile.mkstemp(prefix="targetrun-out-")
+        with _local_refusal(url):
+            fd, tmp = tempfile.mkstemp(prefix="targetrun-out-")
         try:
-            with os.fdopen(fd, "wb") as f:
+            with _local_refusal(url), os.fdopen(fd, "wb") as f:  # closing flushes: a full disk can answer there too
                 yield f
             self.put_file(tmp, url)
         finally:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
+
+    @contextlib.contextmanager
+    def staged(self, url: str) -> Iterator[str]:
+        """A local path for a shell command's ``{output}``, uploaded on success. A command
+        that failed because the local temporary folder took no more (full, read-only) failed
+        for the storage's sake, as on local disk (storage/local.py ``stage_output``)."""
+        with super().staged(url) as path:
+            try:
+                yield path
+            except Exception:
+                refusal = _refusal(os.path.dirname(path))
+                if refusal is not None:
+                    raise _temporary_refused(url, OSError(refusal, os.strerror(refusal))) from None
+                raise
 
     def put_file(self, local_path: str, url: str) -> None:
         path = self._path(url)
@@ -175,9 +191,18 @@ class FsspecStorage(Storage):
             else:  # not fs.mv or fs.copy: their expansion costs requests (it hung on the GCS emulator) and
                 # reads a key as a glob -- `[ab]` or `?` in a value copied the checkpoint into a folder
                 fs.cp_file(self._path(staging), self._path(url))
-                fs.rm_file(self._path(staging))
         except Exception as exc:
             raise StorageError(f"cannot move the new checkpoint onto {_mask(url)}: {exc}") from None
+        if self.protocol not in ("file", "local"):
+            try:
+                fs.rm_file(self._path(staging))
+            except FileNotFoundError:
+                pass
+            except Exception as exc:  # the copy is done: say so, not "cannot move"
+                raise StorageError(
+                    f"the new checkpoint is at {_mask(url)}, but its staged copy {_mask(staging)} could not be "
+                    f"removed: {exc}",
+                    hint="The next run removes it and keeps the checkpoint (its record vouches for it).") from None
 
     def discard(self, staging: str) -> None:
         fs = self.fs
@@ -243,8 +268,18 @@ def _seek(page: Callable[[str | None], Page], wanted: list[str],
         while i < len(todo) and (todo[i] in seen or (last > todo[i] + "/" and not last.startswith(todo[i] + "/"))):
             decided.add(todo[i])
             i += 1
-        if i >= len(todo) or i == before:
-            break  # all answered, or no progress: the rest are checked per key
+        if i >= len(todo):
+            break  # all answered
+        if todo[i] < last < todo[i] + "/" and (i + 1 == len(todo) or todo[i + 1] > todo[i] + "/"):
+            # The page ended among keys that extend the target's name ("t-0001" sorts between
+            # "t" and "t/"): it passed where "t" itself would be, so only "t/..." is left to
+            # tell. The next request begins there -- begun at "t" again it would page through
+            # those keys, or make no progress and leave every target to a per-key check. (Not
+            # when another target is among those keys: the jump would pass it unseen.)
+            start = todo[i] + "/"
+            continue
+        if i == before:
+            break  # no progress: the rest are checked per key
         start = todo[i]
     return found, decided
 
@@ -257,12 +292,71 @@ def _s3_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | No
     if not recursive:
         kwargs["Delimiter"] = "/"
     if start and start > prefix:  # StartAfter is exclusive: begin just before ``start``
-        kwargs["StartAfter"] = start[:-1]
+        kwargs["StartAfter"] = _just_before(start)
     page = sync(fs.loop, fs._call_s3, "list_objects_v2", **kwargs)  # errors come translated
     keys: list[tuple[str, Stat | None]] = [(c["Key"], Stat(c.get("Size"), _epoch(c.get("LastModified"))))
                                            for c in page.get("Contents", [])]
     keys += [(p["Prefix"].rstrip("/"), Stat(0, None)) for p in page.get("CommonPrefixes", [])]
     return sorted(keys), bool(page.get("IsTruncated"))
+
+
+@contextlib.contextmanager
+def _local_refusal(url: str) -> Iterator[None]:
+    """A write to the local temporary file that the disk refuses (full, over the file size
+    limit, read-only) is the storage's failure (exit 3) naming the target, not the task's."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _REFUSED:
+            raise
+        raise _temporary_refused(url, exc) from None
+
+
+def _temporary_refused(url: str, exc: OSError) -> StorageError:
+    reason, _ = _REFUSED[exc.errno or 0] if exc.errno in _REFUSED else (exc.strerror or str(exc), "")
+    return StorageError(
+        f"cannot write {_mask(shown(url))}: {reason} ({exc.strerror or exc}) in the local temporary folder "
+        f"{tempfile.gettempdir()}, where it is written before the upload; nothing was uploaded",
+        hint="Free space there, or set TMPDIR to a folder with room, and run again.")
+
+
+def _gcs_info(fs: Any, path: str) -> Any:
+    """gcsfs's ``info``, one request at a time: the object's GET, and only when there is no
+    such object the one-key listing that tells a folder. gcsfs sends both at once and keeps
+    the first answer, so an existing target cost two requests (sometimes one, as the race
+    went) -- twice a per-key check's one."""
+    get_object = getattr(fs, "_get_object", None)
+    if get_object is None or "/" not in path.strip("/"):
+        return fs.info(path)  # a bucket, or a gcsfs without it: its own way
+    from fsspec.asyn import sync
+
+    try:
+        return sync(fs.loop, get_object, path)
+    except FileNotFoundError:
+        pass
+    bucket, key, _ = fs.split_path(path)
+    page = sync(fs.loop, fs._call, "GET", "b/{}/o", bucket, json_out=True, prefix=key.rstrip("/") + "/", maxResults=1)
+    if page.get("items") or page.get("prefixes"):  # a key below it, or a marker ``key/``
+        return {"name": path, "size": 0, "type": "directory"}
+    raise FileNotFoundError(path)
+
+
+def _just_before(key: str) -> str:
+    """A string that sorts just before ``key`` (S3 orders keys by their UTF-8 bytes, which is
+    code point order): its last letter one lower, then the highest code point many times. Not
+    ``key[:-1]``: every key sharing all but the last letter sorts between that and ``key``
+    (``t0000``..``t0999`` before ``t1``), and a listing starting there paged through them
+    all -- more requests than checking the targets one by one.
+
+    >>> _just_before("crowd/t1") < "crowd/t1" and "crowd/t0999" < _just_before("crowd/t1")
+    True
+    >>> _just_before("a\ue000") == "a"  # one lower would be a surrogate, not a letter UTF-8 has
+    True
+    """
+    last = ord(key[-1]) - 1
+    if last <= 0 or 0xD800 <= last <= 0xDFFF:
+        return key[:-1]
+    return key[:-1] + chr(last) + "\U0010ffff" * 8
 
 
 def _gcs_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | None) -> Page:

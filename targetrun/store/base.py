@@ -305,6 +305,12 @@ class StateStore(ABC):
     @abstractmethod
     def run(self, run_id: str) -> RunRecord | None: ...
 
+    def restarted_since_begin(self) -> bool:
+        """Whether the store may have lost what was written since :meth:`begin_run` (a
+        Redis server that restarted in between, its data gone or only partly saved). A
+        store on disk keeps what it committed: False."""
+        return False
+
     @abstractmethod
     def checkpoints(self, locations: list[str]) -> dict[str, Checkpoint]:
         """The latest checkpoint record written at each location (one round trip)."""

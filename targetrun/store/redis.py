@@ -95,6 +95,7 @@ class RedisStore(StateStore):
         except (redis.RedisError, ValueError, OSError) as exc:
             raise self._broken(exc) from None
         self._silent = False  # it did not answer while the command was ending (see _call)
+        self._server: str | None = None  # the server's run_id when a run began (see restarted_since_begin)
         self._release = self.client.register_script(_RELEASE)
         self._renew = self.client.register_script(_RENEW)
         self._acquire = self.client.register_script(_ACQUIRE)
@@ -135,6 +136,21 @@ class RedisStore(StateStore):
         pipe.hset(f"{PREFIX}run:{record.run_id}", mapping=_run_fields(record))  # type: ignore[arg-type]
         pipe.zadd(f"{PREFIX}runs:{record.pipeline}", {record.run_id: record.started})
         self._call(pipe.execute)
+        if self._server is None:
+            self._server = self._server_id()
+
+    def _server_id(self) -> str:
+        """The server's ``run_id``: a new one each time redis-server starts. "" when it cannot
+        be read (INFO disabled): a restart then goes unseen, as before."""
+        try:
+            return str(self.client.info("server").get("run_id") or "")
+        except (redis.RedisError, OSError):
+            return ""
+
+    def restarted_since_begin(self) -> bool:
+        """The server restarted since the run began: what was written before may be gone
+        (no persistence), or partly (the writes after its last snapshot)."""
+        return bool(self._server) and self._server_id() not in ("", self._server)
 
     def finish_run(self, run_id: str, status: RunStatus, finished: float, counts: str) -> None:
         self._call(self.client.hset, f"{PREFIX}run:{run_id}",

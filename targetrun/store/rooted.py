@@ -204,6 +204,9 @@ class RootedStore(StateStore):
     def heartbeat(self, run_id: str, now: float) -> None:
         self.inner.heartbeat(run_id, now)
 
+    def restarted_since_begin(self) -> bool:
+        return self.inner.restarted_since_begin()
+
     def run(self, run_id: str) -> RunRecord | None:
         return self.inner.run(run_id)
 
