@@ -75,7 +75,10 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 def _other_data(path: str) -> bool:
     """Whether ``path`` is a file whose first bytes are text that no SQLite database starts
     with (``cache: tasks.py``): not a store that was damaged -- one whose header went is
-    bytes of no one's choosing -- but the wrong file, which moving aside would only break."""
+    bytes of no one's choosing -- but the wrong file, which moving aside would only break.
+    Never so in targetrun's own ``.targetrun/`` folder: a text file there is a damaged store."""
+    if os.path.basename(os.path.dirname(os.path.abspath(path))) == ".targetrun":
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(len(_SQLITE_HEADER))
