@@ -181,7 +181,7 @@ def assert_cost(shape: Shape, listed: int, per_key: int) -> None:
         assert listed <= math.ceil(under / 1000) + 1 + found_nothing, (listed, under)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(shape=shapes())
 def test_s3_any_bucket_shape_is_answered_truly_for_no_more_than_per_key_requests(
