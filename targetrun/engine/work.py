@@ -174,7 +174,7 @@ def _attempt(job: Job) -> WorkResult:
             with stopping.deferred():
                 said = _undo_target(*watched)
             if said and isinstance(exc, WorkError):
-                path = watched[0]
+                path = watched[2]
                 shown = os.path.relpath(path, job.root) if path.startswith(job.root.rstrip(os.sep) + os.sep) else path
                 exc.message += said.format(shown)
         raise
@@ -193,12 +193,13 @@ def _attempt(job: Job) -> WorkResult:
 _CANNOT_TELL = ("cannot tell",)
 
 
-def _watch_target(job: Job) -> tuple[str, tuple[object, ...] | None] | None:
-    """The local target path and what is there before the attempt (None: nothing)."""
+def _watch_target(job: Job) -> tuple[Storage, str, str, tuple[object, ...] | None] | None:
+    """The target's storage, URL and local path, and what is there before the attempt
+    (None: nothing); None for a target not on local disk."""
     if job.checkpoint is None or job.storage is None:
         return None
     path = job.storage.local_path(job.checkpoint)
-    return None if path is None else (path, _mark(path))
+    return None if path is None else (job.storage, job.checkpoint, path, _mark(path))
 
 
 def _mark(path: str) -> tuple[object, ...] | None:
@@ -211,9 +212,9 @@ def _mark(path: str) -> tuple[object, ...] | None:
     return info.st_mode, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
-def _undo_target(path: str, before: tuple[object, ...] | None) -> str:
-    """Remove what the attempt made at ``path`` where nothing was; what to add to its
-    failure ('{}': the path as shown), empty when nothing changed there."""
+def _undo_target(storage: Storage, url: str, path: str, before: tuple[object, ...] | None) -> str:
+    """Remove what the attempt made at ``url`` (local ``path``) where nothing was; what to
+    add to its failure ('{}': the path as shown), empty when nothing changed there."""
     now = _mark(path)
     if now is None or now == before or _CANNOT_TELL in (now, before):
         return ""
@@ -221,14 +222,9 @@ def _undo_target(path: str, before: tuple[object, ...] | None) -> str:
         return ("; it changed {}, which was there before, and left it (its record no longer "
                 "vouches for it: `targetrun status --verify` shows it, --verify remakes it)")
     try:
-        if stat.S_ISDIR(cast(int, now[0])):
-            import shutil
-
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-    except OSError as exc:
-        return f"; it made {{}} itself, which could not be removed ({exc.strerror}): remove it, or it counts as made"
+        storage.remove(url)  # a folder whole, a symlink itself
+    except StorageError as exc:
+        return f"; it made {{}} itself, which could not be removed ({exc}): remove it, or it counts as made"
     return "; removed {}, which the attempt made there itself (half made, it would have counted as made)"
 
 
