@@ -28,7 +28,7 @@ from targetrun import redact
 from targetrun.envvars import expand_env
 from targetrun.errors import MissingExtraError, StorageError, UsageError, did_you_mean, install_hint
 from targetrun.storage.base import Listing, Stat, Storage, shown
-from targetrun.storage.local import _REFUSED, _refusal
+from targetrun.storage.local import _REFUSED, _refusal, _refused_as_storage_error
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 BUCKETED = frozenset(("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"))
@@ -146,10 +146,10 @@ class FsspecStorage(Storage):
 
     @contextlib.contextmanager
     def atomic_write(self, url: str) -> Iterator[BinaryIO]:
-        with _local_refusal(url):
+        with _refused_as_storage_error(url, _temporary_refused):
             fd, tmp = tempfile.mkstemp(prefix="targetrun-out-")
         try:
-            with _local_refusal(url), os.fdopen(fd, "wb") as f:  # closing flushes: a full disk can answer there too
+            with _refused_as_storage_error(url, _temporary_refused), os.fdopen(fd, "wb") as f:  # closing flushes: a full disk can answer there too
                 yield f
             self.put_file(tmp, url)
         finally:
@@ -300,19 +300,9 @@ def _s3_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | No
     return sorted(keys), bool(page.get("IsTruncated"))
 
 
-@contextlib.contextmanager
-def _local_refusal(url: str) -> Iterator[None]:
+def _temporary_refused(url: str, exc: OSError) -> StorageError:
     """A write to the local temporary file that the disk refuses (full, over the file size
     limit, read-only) is the storage's failure (exit 3) naming the target, not the task's."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in _REFUSED:
-            raise
-        raise _temporary_refused(url, exc) from None
-
-
-def _temporary_refused(url: str, exc: OSError) -> StorageError:
     reason, _ = _REFUSED[exc.errno or 0] if exc.errno in _REFUSED else (exc.strerror or str(exc), "")
     return StorageError(
         f"cannot write {_mask(shown(url))}: {reason} ({exc.strerror or exc}) in the local temporary folder "

@@ -17,7 +17,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from targetrun.errors import StorageError, UsageError
@@ -243,15 +243,16 @@ def _discard(path: str) -> None:
 
 
 @contextlib.contextmanager
-def _refused_as_storage_error(url: str) -> Iterator[None]:
-    """Turn the storage's refusal of a write (see ``_REFUSED``) into a StorageError;
-    other errors, such as a task's own, pass unchanged."""
+def _refused_as_storage_error(url: str, error: Callable[[str, OSError], StorageError] | None = None) -> Iterator[None]:
+    """Turn the storage's refusal of a write (see ``_REFUSED``) into a StorageError
+    (``error(url, exc)``; by default :func:`_write_failed`'s); other errors, such as a
+    task's own, pass unchanged."""
     try:
         yield
     except OSError as exc:
         if exc.errno not in _REFUSED:
             raise
-        raise _write_failed(url, exc) from None
+        raise (error or _write_failed)(url, exc) from None
 
 
 def _write_failed(url: str, exc: OSError) -> StorageError:
