@@ -10,9 +10,10 @@ import atexit
 import io
 import os
 import shutil
+import subprocess
 import tempfile
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,3 +172,24 @@ def flaky(times=1, name="flaky"):
 @pytest.fixture
 def steps() -> str:
     return STEPS
+
+
+def mount(*args: str) -> bool:
+    """``mount ARGS`` (root only); whether it worked."""
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def tmpfs() -> Iterator[Callable[[Path, str], None]]:
+    """``tmpfs(path, options)`` mounts a real tmpfs there (skips where mounting is not
+    allowed); each is detached at the end, lazily if a process still holds it."""
+    mounted: list[Path] = []
+
+    def attach(path: Path, options: str) -> None:
+        if not mount("-t", "tmpfs", "-o", options, "tmpfs", str(path)):
+            pytest.skip("this machine does not allow mounting a tmpfs")
+        mounted.append(path)
+
+    yield attach
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)

@@ -96,7 +96,12 @@ def outputs(base: str) -> dict[str, bytes]:
 def store_answers(folder: Path, base: str, found: dict[str, bytes]) -> None:
     """The store opens and answers, and vouches for every target there is: its record (or
     the record prepared for it by a run killed just before committing) has its bytes."""
-    store = RootedStore(SqliteStore(str(folder / ".targetrun/state.db")), str(folder), "crash")  # as targetrun opens it
+    vouches_for_every_target(RootedStore(SqliteStore(str(folder / ".targetrun/state.db")), str(folder), "crash"),
+                             base, found)  # as targetrun opens it
+
+
+def vouches_for_every_target(store: RootedStore, base: str, found: dict[str, bytes]) -> None:
+    """:func:`store_answers` with ``store`` open (closed here), whichever store it is."""
     try:
         store.runs("crash")
         store.last_task_records("crash")

@@ -18,10 +18,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import mount
 
 TASKS = '''
 import os, subprocess
@@ -120,22 +121,6 @@ def assert_recovers(folder: Path, kept: dict[str, bytes]) -> None:
     assert last.returncode == 0 and states(last)["c"] == "skipped", last.stdout
 
 
-def mount(*args: str) -> bool:
-    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
-
-
-@pytest.fixture
-def tmpfs() -> Iterator[Callable[[Path, str], None]]:
-    mounted: list[Path] = []
-
-    def attach(path: Path, options: str) -> None:
-        if not mount("-t", "tmpfs", "-o", options, "tmpfs", str(path)):
-            pytest.skip("this machine does not allow mounting a tmpfs")
-        mounted.append(path)
-
-    yield attach
-    for path in reversed(mounted):
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 MADE_BEFORE = {"a": set(), "b": {"a.json"}, "c": {"a.json", "b.json"}}
@@ -252,19 +237,7 @@ def test_sigkill_anywhere_with_the_redis_store(tmp_path, redis_url, monkeypatch)
     monkeypatch.setattr(test_crashes, "PIPELINE", f"cache: {redis_url}\n" + textwrap.dedent(test_crashes.PIPELINE))
 
     def store_answers(folder: Path, base: str, found: dict[str, bytes]) -> None:
-        import hashlib
-
-        store = RootedStore(RedisStore(redis_url), str(folder), "crash")
-        try:
-            store.runs("crash")
-            store.last_task_records("crash")
-            for rel, data in found.items():
-                location = f"{base}/{rel}"
-                records = [store.checkpoint(location)] + [p.checkpoint for p in store.pending_writes(location)]
-                vouched = {(r.size, r.content_hash) for r in records if r is not None}
-                assert (len(data), hashlib.sha256(data).hexdigest()) in vouched, f"{rel} is at its target without a record"
-        finally:
-            store.close()
+        test_crashes.vouches_for_every_target(RootedStore(RedisStore(redis_url), str(folder), "crash"), base, found)
 
     monkeypatch.setattr(test_crashes, "store_answers", store_answers)
     monkeypatch.setattr(test_crashes, "KILLS", 10)

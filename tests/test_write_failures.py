@@ -11,10 +11,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import mount
 
 TASKS = '''
 def big(n=200_000):
@@ -59,23 +61,6 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in (folder / "out").rglob("*"))
 
 
-def mount(*args: str) -> bool:
-    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
-
-
-@pytest.fixture
-def tmpfs() -> Iterator[Callable[..., None]]:
-    """``tmpfs(path, options)`` mounts a real tmpfs (skips where mounting is not allowed)."""
-    mounted: list[Path] = []
-
-    def attach(path: Path, options: str) -> None:
-        if not mount("-t", "tmpfs", "-o", options, "tmpfs", str(path)):
-            pytest.skip("this machine does not allow mounting a tmpfs")
-        mounted.append(path)
-
-    yield attach
-    for path in reversed(mounted):
-        subprocess.run(["umount", str(path)], capture_output=True)
 
 
 @pytest.mark.parametrize("task", ["py", "sh"])
