@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clirun import targetrun as _targetrun, write_project as _write
+from tests.clirun import in_process, targetrun as _targetrun, write_project as _write
 
 
 # -- 1. a YAML key holding a line break cannot break the error's one line -----------------
@@ -220,11 +220,11 @@ tasks:
     result: lake
 """)
     for value in ("a", "b", "'*'", "'[ab]'", "'?x'"):  # quoted: the YAML strings *, [ab], ?x
-        done = _targetrun(folder, "run", "-p", f"x={value}")  # `[ab]` and `?` were copied into a folder
+        done = in_process(folder, "run", "-p", f"x={value}")  # `[ab]` and `?` were copied into a folder
         assert done.returncode == 0, done.stdout + done.stderr
     keys = {path.rsplit("/", 1)[1] for path in bucket.ls("test-bucket/lake/reports", refresh=True)}
     assert keys == {"a.txt", "b.txt", "*.txt", "[ab].txt", "?x.txt"}, keys
-    done = _targetrun(folder, "invalidate", "a", "-p", "x='*'")
+    done = in_process(folder, "invalidate", "a", "-p", "x='*'")
     assert done.returncode == 0, done.stdout + done.stderr
     keys = {path.rsplit("/", 1)[1] for path in bucket.ls("test-bucket/lake/reports", refresh=True)}
     assert keys == {"a.txt", "b.txt", "[ab].txt", "?x.txt"}, keys  # was: every report the glob matched went

@@ -240,9 +240,8 @@ def test_sigkill_anywhere_with_the_redis_store(tmp_path, redis_url, monkeypatch)
         test_crashes.vouches_for_every_target(RootedStore(RedisStore(redis_url), str(folder), "crash"), base, found)
 
     monkeypatch.setattr(test_crashes, "store_answers", store_answers)
-    monkeypatch.setattr(test_crashes, "KILLS", 10)
     started = time.monotonic()
-    test_crashes.kill_and_recover(tmp_path, lambda name, _options: str(tmp_path / name / "lake"))
+    test_crashes.kill_and_recover(tmp_path, lambda name, _options: str(tmp_path / name / "lake"), kills=10)
     assert time.monotonic() - started < 120
 
 
