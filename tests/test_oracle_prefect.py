@@ -372,3 +372,25 @@ def test_an_entry_keeps_every_input_and_parameter_whatever_its_validator(project
     assert states(proj.cli("run", "--json"))["t"] == "cached"
     at(T0 + 120)
     assert states(proj.cli("run", "--json", "-p", "unused=b"))["t"] == "succeeded"  # every parameter counts
+
+
+def test_a_shared_key_serves_the_newest_valid_entry_as_prefects_backend_does(project, at):
+    """When entries of two tasks under one key both pass, the newest is served. Prefect 1.4.1
+    answers two ways: ``flow.run``'s in-memory ``context.caches`` list is checked oldest
+    first, but the persistent store targetrun's model is -- ``CloudTaskRunner`` asking the
+    backend's ``get_latest_cached_states``, ``order_by: state_timestamp desc`` -- gives the
+    newest first. The newest is also the one valid longest."""
+    proj = project(SHARED + """
+  use:
+    shell: "cat {needs.a} >> seen.txt"
+    needs: [a]
+""")
+    assert states(proj.cli("run", "--json", "use")) == {"a": "succeeded", "use": "succeeded"}
+    at(T0 + 60)
+    assert states(proj.cli("run", "--json", "--force", "b", "b")) == {"b": "succeeded"}
+    at(T0 + 120)
+    result = proj.cli("run", "--json", "use")
+    assert states(result) == {"a": "cached", "use": "succeeded"}
+    hit = next(t for t in json.loads(result.out)["tasks"] if t["task"] == "a")
+    assert proj.read("seen.txt").split() == ["a", "b"], hit  # b's value, written at T0 + 60
+    assert proj.counts() == {"a": 1, "b": 1}
