@@ -115,26 +115,81 @@ def _dotted(node: ast.Attribute) -> str | None:
     return ".".join([value.id, *reversed(parts)]) if isinstance(value, ast.Name) else None
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
+           ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _bound(body: list[ast.stmt] | list[ast.expr]) -> set[str]:
+    """The names a function binds itself: assigned, deleted, a ``for``/``with``/``except``
+    target, a nested ``def`` or ``class``, a ``match`` capture -- found in its own
+    statements, not in the scopes nested in them -- less those it declares ``global`` or
+    ``nonlocal``. (An import binds a name too, but that one is resolved by the import.)"""
+    bound: set[str] = set()
+    declared: set[str] = set()
+    todo: list[ast.AST] = list(body)
+    while todo:
+        sub = todo.pop()
+        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(sub.name)
+        if isinstance(sub, _SCOPES):
+            continue
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+            bound.add(sub.id)
+        elif isinstance(sub, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and sub.name:
+            bound.add(sub.name)
+        elif isinstance(sub, ast.MatchMapping) and sub.rest:
+            bound.add(sub.rest)
+        elif isinstance(sub, (ast.Global, ast.Nonlocal)):
+            declared.update(sub.names)
+        todo.extend(ast.iter_child_nodes(sub))
+    return bound - declared
+
+
+def _arguments(args: ast.arguments) -> list[ast.arg]:
+    return [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, (args.vararg, args.kwarg))]
+
+
 def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
     """The names an object mentions: ``x`` and, for attribute access on a name, the whole
-    chain (``pkg.words.upper``) -- less the names a function binds itself (its arguments
-    and local assignments: an argument called ``fetch`` is not the module's function
-    ``fetch``) -- and the imports made inside it, by which its names are resolved first
-    (a function that imports a helper where it needs it still uses that helper)."""
+    chain (``pkg.words.upper``) -- less the names bound in the scope that mentions them or
+    in a function around it, as Python resolves them (an argument called ``fetch`` is not
+    the module's function ``fetch``, but ``lambda RATE: RATE`` leaves the module's ``RATE``
+    read beside it counted, and a name declared ``global`` is the module's) -- and the
+    imports made inside it, by which its names are resolved first (a function that imports
+    a helper where it needs it still uses that helper)."""
     names: set[str] = set()
-    local: set[str] = set()
     imports: Imports = {}
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name):
-            (local if isinstance(sub.ctx, (ast.Store, ast.Del)) else names).add(sub.id)
-        elif isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None:
-            names.add(chain)
-        elif isinstance(sub, ast.arg):
-            local.add(sub.arg)
-        elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
-            imports.update(_imports_of(sub, package))
-    local -= imports.keys()
-    return frozenset(n for n in names if n.partition(".")[0] not in local), imports
+    todo: list[tuple[ast.AST, frozenset[str]]] = [(node, frozenset())]  # (node, names local where it is)
+    while todo:
+        sub, local = todo.pop()
+        later: list[ast.AST] = []  # looked at where ``sub`` is
+        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            arguments = _arguments(sub.args)
+            later = [*getattr(sub, "decorator_list", []), *sub.args.defaults, *filter(None, sub.args.kw_defaults),
+                     *(a.annotation for a in arguments if a.annotation), *filter(None, [getattr(sub, "returns", None)])]
+            body: list[ast.stmt] | list[ast.expr] = sub.body if isinstance(sub.body, list) else [sub.body]
+            inner = local | {a.arg for a in arguments} | _bound(body)
+            todo.extend((statement, inner) for statement in body)
+        elif isinstance(sub, ast.ClassDef):  # the class's own names are not seen by its methods
+            later = [*sub.decorator_list, *sub.bases, *sub.keywords, *sub.body]
+        elif isinstance(sub, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            later = [sub.generators[0].iter]  # evaluated in the scope around it
+            inner = local | {n.id for g in sub.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+            parts = [*sub.generators[0].ifs, *sub.generators[1:],
+                     *((sub.key, sub.value) if isinstance(sub, ast.DictComp) else (sub.elt,))]
+            todo.extend((part, inner) for part in parts)
+        elif isinstance(sub, ast.Name):
+            if isinstance(sub.ctx, ast.Load) and sub.id not in local:
+                names.add(sub.id)
+        else:
+            if isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None \
+                    and chain.partition(".")[0] not in local:
+                names.add(chain)
+            elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
+                imports.update(_imports_of(sub, package))
+            later = list(ast.iter_child_nodes(sub))
+        todo.extend((part, local) for part in later)
+    return frozenset(names), imports
 
 
 def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
@@ -216,7 +271,8 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
 def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: bool) -> None:
     """The objects and imports a module's statements define. Inside ``if``/``try``/``with``
     at module level (a fallback ``def`` in ``except ImportError:``) each definition counts,
-    and one name defined in several branches counts by all of them; ``X += ...`` adds to
+    and one name defined in several branches counts by all of them; ``f = wrap(f)`` counts
+    by the ``def f`` it wraps and the call that wraps it; ``X += ...`` adds to
     ``X``, as ``X[k] = ...`` and ``X.a = ...`` do; ``A, B = ...`` defines ``A`` and ``B``
     by the whole value."""
     objects = parsed.objects
@@ -239,7 +295,10 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
             for target in targets:
                 for name in ast.walk(target):  # `A = ...`, and each name of `A, (B, *C) = ...`
                     if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
-                        define(name.id, "const", node.value, branch)
+                        # `helper = lru_cache(helper)` wraps what the name held: that still runs
+                        rebinds = name.id in objects and any(isinstance(n, ast.Name) and n.id == name.id
+                                                             for n in ast.walk(node.value))
+                        define(name.id, "const", node.value, branch or rebinds)
                 root = target
                 while isinstance(root, (ast.Attribute, ast.Subscript)):
                     root = root.value
