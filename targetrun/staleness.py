@@ -56,7 +56,7 @@ import re
 import stat as filemode
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from targetrun import fingerprint, redact, stalediff, templating
@@ -1111,14 +1111,22 @@ def compare(
                 pending.append(upstream_of.get(arg, arg))
             elif now_fp != recorded:
                 changed.append(arg)
-        if any(s.what is StaleKind.PARAMETERS for s in found):  # templated args follow the parameters
-            changed = [a for a in changed if a in upstream_of]
-        words = list(dict.fromkeys(upstream_of.get(a, f"argument {a}") for a in changed))
         added, gone = _input_set_change(spec, record, inputs)
-        words += [f"new input {upstream_of.get(a, f'argument {a}')}" for a in added]
-        words += [f"input {a} is gone" for a in gone]
-        if words:
-            found.append(Stale(StaleKind.INPUTS, ", ".join(words), (*changed, *added, *gone)))
+
+        def inputs_stale(args: list[str]) -> Stale | None:
+            words = list(dict.fromkeys(upstream_of.get(a, f"argument {a}") for a in args))
+            words += [f"new input {upstream_of.get(a, f'argument {a}')}" for a in added]
+            words += [f"input {a} is gone" for a in gone]
+            return Stale(StaleKind.INPUTS, ", ".join(words), (*args, *added, *gone)) if words else None
+
+        said_as = next((i for i, s in enumerate(found) if s.what is StaleKind.PARAMETERS), None)
+        if said_as is not None and any(a not in upstream_of for a in changed):
+            # templated args follow the parameters: said as the parameter change, and still the
+            # input change they are, to what acts on inputs (as when the parameters are not looked at)
+            found[said_as] = replace(found[said_as], inputs=inputs_stale(changed))
+            changed = [a for a in changed if a in upstream_of]
+        if (stale := inputs_stale(changed)) is not None:
+            found.append(stale)
     if StaleKind.DEPS in kinds and record.deps is not None:
         now_deps = made_from.deps(spec, record, deps, record.location).hashes  # the target is none of its deps
         found_deps = deps_stale(record.deps, now_deps, made_from.root)

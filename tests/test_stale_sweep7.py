@@ -7,6 +7,11 @@ advance exactly what ``run`` then does.
 from __future__ import annotations
 
 import json
+import os
+import random
+import re
+import sys
+import time
 
 import pytest
 
@@ -77,3 +82,135 @@ def test_an_edit_of_code_the_task_runs_makes_it_stale_however_the_name_is_bound(
     ran = rows(p.cli("run", "--rebuild-stale", "--json").out)["make"]
     assert ran["state"] == "succeeded" and ran["stale"] == row["stale"], ran
     assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
+
+
+# -- what status says will run is what run then runs ------------------------------------
+
+CHAIN = """
+name: chain
+params: {{n: 1}}
+{defaults}
+tasks:
+  a: {{run: tasks:a, deps: [data/in.txt], target: out/a.txt, serializer: text}}
+  b: {{run: tasks:b, needs: [a], args: {{n: "{{params.n}}"}}, target: out/b.txt, serializer: text}}
+  c: {{run: tasks:c, needs: [b], target: out/c.txt, serializer: text}}
+"""
+
+CHAIN_TASKS = '''
+import os
+
+A_MARK = "x"
+
+
+def _log(name):
+    with open(os.path.join(os.path.dirname(__file__), "calls.log"), "a") as f:
+        f.write(name + "\\n")
+
+
+def a():
+    _log("a")
+    with open(os.path.join(os.path.dirname(__file__), "data", "in.txt")) as f:
+        return f.read() + A_MARK
+
+
+def b(a, n):
+    _log("b")
+    return f"{len(a)}:{n}"
+
+
+def c(b):
+    _log("c")
+    return b + "!"
+'''
+
+
+def _change(p: Project, rng: random.Random, params: list[str]) -> str:
+    """One random change of a kind a target can be stale by (or not): what it was."""
+    tasks, data = p.root / "tasks.py", p.root / "data" / "in.txt"
+    kind = rng.choice(["code a", "comment", "code c", "touch dep", "same-size dep", "dep", "param", "delete",
+                       "nothing"])
+    if kind == "code a":  # a new mark of the same length is cut off at b; another length reaches c
+        mark = rng.choice(["x", "y", "yy"])
+        tasks.write_text(re.sub(r'A_MARK = "\w*"', f'A_MARK = "{mark}"', tasks.read_text()))
+    elif kind == "comment":
+        tasks.write_text(tasks.read_text().replace('    _log("b")\n', '    _log("b")  # noted\n', 1))
+    elif kind == "code c":  # code that changes, a value that does not
+        tasks.write_text(tasks.read_text().replace('    _log("c")\n', '    _log("c")\n    unused = 1\n', 1))
+    elif kind == "touch dep":
+        os.utime(data, (time.time() + 5, time.time() + 5))
+    elif kind in ("same-size dep", "dep"):
+        text = data.read_text()
+        data.write_text(rng.choice("pq") * len(text) if kind == "same-size dep" else text + "z")
+    elif kind == "param":
+        params[:] = ["-p", f"n={rng.choice([1, 2])}"]
+    elif kind == "delete":
+        (p.root / "out" / f"{rng.choice('abc')}.txt").unlink(missing_ok=True)
+    return kind
+
+
+def _fresh_import() -> None:
+    """Each command imports tasks.py anew, as each ``targetrun`` process does."""
+    sys.modules.pop("tasks", None)
+
+
+@pytest.mark.parametrize("defaults", ["", "defaults: {cache_validator: [code, deps, all_inputs, all_parameters]}"],
+                         ids=["existence", "validators"])
+def test_status_and_dry_run_say_what_run_then_runs_and_why_after_random_changes(project, defaults):
+    """After each random change (code that changes the value or not, a comment, a dep
+    touched or rewritten in the same size, a parameter, a deleted target), with or without
+    ``--rebuild-stale``: ``status`` says what ``run --dry-run`` says; ``run`` runs every task
+    the dry run said will run, for the reason it said -- except one that waits on an upstream
+    ("kept if it comes out the same"), which may be kept -- and no other; the task bodies
+    that ran are those; and afterwards ``status --check`` finds nothing to run."""
+    p: Project = project(CHAIN.format(defaults=defaults), tasks=CHAIN_TASKS)
+    p.write("data/in.txt", "abc")
+    rng = random.Random(7 + len(defaults))
+    params: list[str] = []
+    _fresh_import()
+    assert p.cli("run").code == 0
+    for step in range(6):
+        changes = [_change(p, rng, params) for _ in range(rng.choice([1, 2]))]
+        stale_flag = ["--rebuild-stale"] if rng.random() < 0.4 else []
+        (p.root / "calls.log").unlink(missing_ok=True)
+        _fresh_import()
+        predicted = {t["task"]: t for t in json.loads(p.cli("run", "--dry-run", "--json", *stale_flag, *params).out)["tasks"]
+                     if t["state"] == "would run"}
+        if not stale_flag:
+            status = json.loads(p.cli("status", "--json", *params).out)
+            assert set(status["would_run"]) == set(predicted), (changes, status["would_run"], predicted)
+            assert {t["task"]: t["reason"] for t in status["tasks"] if t["action"] == "run"} == \
+                {t: row["reason"] for t, row in predicted.items()}, changes
+        _fresh_import()
+        result = p.cli("run", "--json", *stale_flag, *params)
+        assert result.code == 0, (changes, result.err)
+        ran = {t["task"]: t for t in json.loads(result.out)["tasks"] if t["state"] == "succeeded"}
+        context = (step, changes, stale_flag, {t: r["decision"] for t, r in predicted.items()}, list(ran))
+        assert set(ran) <= set(predicted), context
+        for task, said in predicted.items():
+            if "kept if it comes out the same" in said["decision"] and task not in ran:
+                continue
+            assert task in ran and ran[task]["reason"] == said["reason"], context
+        assert set(p.counts()) == set(ran), context
+        _fresh_import()
+        assert p.cli("status", "--check", *params).code == 0, context
+
+
+def test_an_input_validator_rebuilds_for_an_argument_a_parameter_changed_in_status_as_in_run(project):
+    """``b`` takes ``n: "{params.n}"`` and validates ``all_inputs``: with ``-p n=2`` its
+    argument is another input, so the run remakes it (as Prefect's ``all_inputs`` and a
+    ``cache_for`` entry do) -- and ``status`` and ``run --dry-run`` now say so, for that
+    reason, instead of keeping it because the change reads as a parameter's."""
+    p: Project = project(CHAIN.format(defaults="defaults: {cache_validator: [all_inputs]}"), tasks=CHAIN_TASKS)
+    p.write("data/in.txt", "abc")
+    _fresh_import()
+    assert p.cli("run").code == 0
+    status = rows(p.cli("status", "--json", "-p", "n=2").out)
+    assert (status["b"]["action"], status["b"]["reason"]) == ("run", "inputs changed"), status["b"]
+    assert status["b"]["stale"] == [{"what": "parameters", "detail": "n: 1 → 2"}]
+    dry = rows(p.cli("run", "--dry-run", "--json", "-p", "n=2").out)
+    assert dry["b"]["decision"] == "will run: inputs changed (argument n)", dry["b"]
+    _fresh_import()
+    ran = rows(p.cli("run", "--json", "-p", "n=2").out)
+    assert ran["b"]["state"] == "succeeded" and ran["b"]["decision"] == dry["b"]["decision"], ran["b"]
+    assert p.read("out/b.txt") == "4:2"
+
