@@ -214,3 +214,19 @@ def test_an_input_validator_rebuilds_for_an_argument_a_parameter_changed_in_stat
     assert ran["b"]["state"] == "succeeded" and ran["b"]["decision"] == dry["b"]["decision"], ran["b"]
     assert p.read("out/b.txt") == "4:2"
 
+
+def test_a_cache_entry_waiting_on_a_recomputed_input_says_it_may_be_kept_as_a_target_does(project):
+    """With ``cache_for`` and ``all_inputs``, ``c`` cannot be judged before ``b`` is made
+    again: ``status`` says it runs because ``b`` is recomputed -- and, as for a target a
+    validator judges, that it is kept if ``b`` comes out the same, which the run then does."""
+    p: Project = project(CHAIN.format(defaults="defaults: {cache_validator: [all_inputs], cache_for: 1h}"),
+                         tasks=CHAIN_TASKS)
+    p.write("data/in.txt", "abc")
+    _fresh_import()
+    assert p.cli("run").code == 0
+    (p.root / "out" / "b.txt").unlink()
+    said = rows(p.cli("status", "--json").out)["c"]["state"]
+    assert said == "will run: inputs changed (input 'b' is recomputed in this run: kept if it comes out the same)", said
+    _fresh_import()
+    done = {t: r["state"] for t, r in rows(p.cli("run", "--json").out).items()}
+    assert done == {"a": "skipped", "b": "succeeded", "c": "skipped"}, done
