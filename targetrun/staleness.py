@@ -217,6 +217,7 @@ def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
 
 
 STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no name starts so)
+ALIAS = "@"  # a reference "f@fast:f": `from fast import f` as one of the branches binding f (no name holds "@")
 
 
 def _digest(node: ast.AST) -> str:
@@ -271,7 +272,8 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
 def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: bool) -> None:
     """The objects and imports a module's statements define. Inside ``if``/``try``/``with``
     at module level (a fallback ``def`` in ``except ImportError:``) each definition counts,
-    and one name defined in several branches counts by all of them; ``f = wrap(f)`` counts
+    and one name defined in several branches counts by all of them, an import among them
+    too (``try: from fast import f`` / ``except ImportError: from slow import f``); ``f = wrap(f)`` counts
     by the ``def f`` it wraps and the call that wraps it; ``X += ...`` adds to
     ``X``, as ``X[k] = ...`` and ``X.a = ...`` do; ``A, B = ...`` defines ``A`` and ``B``
     by the whole value."""
@@ -287,8 +289,26 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                           {**old.imports, **imports})
         objects[name] = new
 
+    def alternative(name: str, source: tuple[str, str]) -> None:
+        """``name`` may also be ``source``'s (module, name): an import in one branch of an
+        ``if``/``try`` of several that bind it (``try: from fast import f`` / ``except
+        ImportError: from slow import f`` or ``def f``) -- each counts, as each may run."""
+        alias = f"{name}{ALIAS}{source[0]}:{source[1]}"  # no "." in it: a name, not a chain
+        new = _Object("const", hashlib.sha256(alias.encode()).hexdigest()[:16], frozenset((alias,)), {alias: source})
+        old = objects.get(name)
+        if old is not None:
+            digest = hashlib.sha256((old.digest + new.digest).encode()).hexdigest()[:16]
+            new = _Object(old.kind, digest, old.references | new.references, {**old.imports, **new.imports})
+        objects[name] = new
+
+    def imported_too(name: str) -> None:  # a name a branch binds again: the import it had counts too
+        source = parsed.imports.get(name)
+        if branch and name not in objects and source is not None and source[1] is not None:
+            alternative(name, (source[0], source[1]))
+
     for node in body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            imported_too(node.name)
             define(node.name, "class" if isinstance(node, ast.ClassDef) else "def", node, branch)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -298,6 +318,7 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                         # `helper = lru_cache(helper)` wraps what the name held: that still runs
                         rebinds = name.id in objects and any(isinstance(n, ast.Name) and n.id == name.id
                                                              for n in ast.walk(node.value))
+                        imported_too(name.id)
                         define(name.id, "const", node.value, branch or rebinds)
                 root = target
                 while isinstance(root, (ast.Attribute, ast.Subscript)):
@@ -314,7 +335,12 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
             for filled in [n for n, obj in objects.items() if before.get(n) is not obj]:
                 define(filled, "const", node, True)  # what the loop fills depends on what it loops over
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            parsed.imports.update(_imports_of(node, package))
+            imported = _imports_of(node, package)
+            for bound, (module, attr) in imported.items():
+                if branch and attr is not None and (bound in objects or bound in parsed.imports):
+                    imported_too(bound)
+                    alternative(bound, (module, attr))
+            parsed.imports.update(imported)
         elif isinstance(node, (ast.If, ast.Try, ast.With)) or type(node).__name__ == "TryStar":
             for block in ("body", "orelse", "finalbody"):
                 _collect(getattr(node, block, []), parsed, package, branch=True)

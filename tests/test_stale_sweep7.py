@@ -65,6 +65,28 @@ def make():
     names = [normalize for normalize in ("a ",)]
     return normalize(names[0])
 ''', ('"1"', '"2"'), "tasks.py: helper normalize"),
+    # `try: from fast import f` / `except ImportError: from slow import f`: either may run
+    "a helper imported in a try with a fallback import": ({"tasks.py": '''
+try:
+    from fast import helper
+except ImportError:
+    from slow import helper
+
+def make():
+    return helper()
+''', "fast.py": "def helper():\n    return '1'\n", "slow.py": "def helper():\n    return 's'\n"},
+        ("fast.py", "'1'", "'2'"), "fast.py: helper helper"),
+    # an import, and a def of the same name where it fails
+    "a helper imported in a try with a fallback def": ({"tasks.py": '''
+try:
+    from fast import helper
+except ImportError:
+    def helper():
+        return "s"
+
+def make():
+    return helper()
+''', "fast.py": "def helper():\n    return '1'\n"}, ("fast.py", "'1'", "'2'"), "fast.py: helper helper"),
 }
 
 
@@ -72,13 +94,19 @@ def make():
 def test_an_edit_of_code_the_task_runs_makes_it_stale_however_the_name_is_bound(project, case):
     """Each edit changes what the task returns, so its target is stale, naming what changed
     -- and a run with ``--rebuild-stale`` makes the new value."""
-    source, (old, new), says = REACHED[case]
-    p: Project = project(ONE, tasks=source)
+    source, change, says = REACHED[case]
+    files = source if isinstance(source, dict) else {"tasks.py": source}
+    edited, old, new = change if len(change) == 3 else ("tasks.py", *change)
+    p: Project = project(ONE)
+    for name, text in files.items():
+        p.write(name, text)
+    _fresh_import()
     assert p.cli("run").code == 0
-    tasks = p.root / "tasks.py"
-    tasks.write_text(tasks.read_text().replace(old, new))
+    path = p.root / edited
+    path.write_text(path.read_text().replace(old, new))
     row = rows(p.cli("status", "--json").out)["make"]
     assert row["stale"] == [{"what": "code", "detail": says}], row
+    _fresh_import()
     ran = rows(p.cli("run", "--rebuild-stale", "--json").out)["make"]
     assert ran["state"] == "succeeded" and ran["stale"] == row["stale"], ran
     assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
@@ -153,8 +181,9 @@ def _fresh_import() -> None:
     sys.modules.pop("tasks", None)
 
 
-@pytest.mark.parametrize("defaults", ["", "defaults: {cache_validator: [code, deps, all_inputs, all_parameters]}"],
-                         ids=["existence", "validators"])
+@pytest.mark.parametrize("defaults", ["", "defaults: {cache_validator: [code, deps, all_inputs, all_parameters]}",
+                                      "defaults: {cache_validator: [code, all_inputs, all_parameters], cache_for: 1h}"],
+                         ids=["existence", "validators", "cache"])
 def test_status_and_dry_run_say_what_run_then_runs_and_why_after_random_changes(project, defaults):
     """After each random change (code that changes the value or not, a comment, a dep
     touched or rewritten in the same size, a parameter, a deleted target), with or without
