@@ -197,7 +197,7 @@ def test_status_and_dry_run_say_what_run_then_runs_and_why_after_random_changes(
     params: list[str] = []
     _fresh_import()
     assert p.cli("run").code == 0
-    for step in range(6):
+    for step in range(12):
         changes = [_change(p, rng, params) for _ in range(rng.choice([1, 2]))]
         stale_flag = ["--rebuild-stale"] if rng.random() < 0.4 else []
         (p.root / "calls.log").unlink(missing_ok=True)
@@ -259,3 +259,21 @@ def test_a_cache_entry_waiting_on_a_recomputed_input_says_it_may_be_kept_as_a_ta
     _fresh_import()
     done = {t: r["state"] for t, r in rows(p.cli("run", "--json").out).items()}
     assert done == {"a": "skipped", "b": "succeeded", "c": "skipped"}, done
+
+
+def test_a_dep_file_swapped_for_a_link_to_the_same_bytes_is_no_change_and_a_hidden_file_is_new(project):
+    """Deps compare by content: a file replaced by a symlink to a copy of it (another inode,
+    another mtime) is hashed again and found the same; a hidden file that appears in a
+    folder dep is a new dep, as git would track it; and one removed is gone."""
+    p: Project = project("name: d\ntasks:\n  a: {shell: 'cat data/f.txt > {output}', deps: [data/], target: out/a.txt}\n")
+    p.write("data/f.txt", "same\n")
+    assert p.cli("run").code == 0
+    p.write("elsewhere/f.txt", "same\n")
+    (p.root / "data" / "f.txt").unlink()
+    (p.root / "data" / "f.txt").symlink_to(p.root / "elsewhere" / "f.txt")
+    assert rows(p.cli("status", "--json").out)["a"]["stale"] == []
+    p.write("data/.hidden", "x")
+    assert rows(p.cli("status", "--json").out)["a"]["stale"] == [{"what": "deps", "detail": "new dep data/.hidden"}]
+    (p.root / "data" / ".hidden").unlink()
+    (p.root / "data" / "f.txt").unlink()
+    assert rows(p.cli("status", "--json").out)["a"]["stale"] == [{"what": "deps", "detail": "dep data/f.txt is gone"}]
