@@ -177,13 +177,65 @@ def load_callable(path: str, root: str) -> Callable[..., Any]:
         sys.path.remove(root)
     sys.path.insert(0, root)
     _forget_foreign(module_name, root)
+    _forget_edited(root)
     with user_code():
         obj: Any = importlib.import_module(module_name)
+    _note_imported(root)
     for part in attr.split("."):
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f"{path} is a {type(obj).__name__}, not a function")
     return obj  # type: ignore[no-any-return]
+
+
+# The project's modules this process imported, per Pipelinefile folder: name -> (file, its
+# size and mtime then). A process that runs tasks again (a Dask worker, the API called twice)
+# imports them anew once one changed, as a new process would: the run records the code's
+# fingerprint as it is now, so the code it runs must be that code.
+_IMPORTED: dict[str, dict[str, tuple[str, tuple[int, int] | None]]] = {}
+_IMPORTED_LOCK = threading.Lock()
+
+
+def _stat(file: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _forget_edited(root: str) -> None:
+    """Drop every project module this process imported from ``root`` when one of their
+    files changed (or went) since: they import each other, so all are imported anew."""
+    with _IMPORTED_LOCK:
+        known = _IMPORTED.get(root)
+        if not known or all(_stat(file) == then for file, then in known.values()):
+            return
+        for name in known:
+            sys.modules.pop(name, None)
+        known.clear()
+        _SCANNED.pop(root, None)
+    importlib.invalidate_caches()
+
+
+_SCANNED: dict[str, int] = {}  # root -> how many modules sys.modules held when last looked through
+
+
+def _note_imported(root: str) -> None:
+    """Remember the project modules now imported from ``root`` and their files' stat (not
+    the installed packages of a virtual environment inside it: libraries are not reloaded)."""
+    folder = os.path.join(os.path.abspath(root), "")
+    with _IMPORTED_LOCK:
+        if _SCANNED.get(root) == len(sys.modules):  # nothing imported since: 10,000 tasks look once
+            return
+        known = _IMPORTED.setdefault(root, {})
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None)
+            if name in known or not isinstance(file, str) or not os.path.abspath(file).startswith(folder):
+                continue
+            if not any(part in ("site-packages", "dist-packages") for part in file.split(os.sep)):
+                known[name] = (file, _stat(file))
+        _SCANNED[root] = len(sys.modules)
 
 
 def _forget_foreign(module_name: str, root: str) -> None:

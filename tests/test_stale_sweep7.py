@@ -277,3 +277,22 @@ def test_a_dep_file_swapped_for_a_link_to_the_same_bytes_is_no_change_and_a_hidd
     (p.root / "data" / ".hidden").unlink()
     (p.root / "data" / "f.txt").unlink()
     assert rows(p.cli("status", "--json").out)["a"]["stale"] == [{"what": "deps", "detail": "dep data/f.txt is gone"}]
+
+
+def test_a_process_that_ran_a_task_before_runs_its_code_as_edited_since(project):
+    """One process that runs the pipeline twice -- a long-lived Dask worker, or the API
+    called again -- with tasks.py and a helper module edited in between: the second run
+    records the new code's fingerprint, so it must run the new code, not the modules it
+    imported the first time (the record would vouch for bytes other code made)."""
+    p: Project = project("name: again\ntasks:\n  make: {run: tasks:make, target: out/make.txt, serializer: text}\n",
+                         tasks="from helpers import suffix\n\ndef make():\n    return 'a' + suffix()\n",
+                         helpers="def suffix():\n    return '1'\n")
+    _fresh_import()
+    assert p.cli("run").code == 0 and p.read("out/make.txt") == "a1"
+    p.write("helpers.py", "def suffix():\n    return '22'\n")
+    assert p.cli("run", "--rebuild-stale").code == 0
+    assert p.read("out/make.txt") == "a22"
+    p.write("tasks.py", "from helpers import suffix\n\ndef make():\n    return 'bb' + suffix()\n")
+    assert p.cli("run", "--rebuild-stale").code == 0
+    assert p.read("out/make.txt") == "bb22"
+    assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
