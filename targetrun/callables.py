@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.machinery
 import inspect
 import os
 import pkgutil
@@ -178,6 +179,7 @@ def load_callable(path: str, root: str) -> Callable[..., Any]:
     sys.path.insert(0, root)
     _forget_foreign(module_name, root)
     _forget_edited(root)
+    _compile_from_source(root)
     with user_code():
         obj: Any = importlib.import_module(module_name)
     _note_imported(root)
@@ -186,6 +188,54 @@ def load_callable(path: str, root: str) -> Callable[..., Any]:
     if not callable(obj):
         raise TypeError(f"{path} is a {type(obj).__name__}, not a function")
     return obj  # type: ignore[no-any-return]
+
+
+def _installed(file: str) -> bool:
+    return any(part in ("site-packages", "dist-packages") for part in file.split(os.sep))
+
+
+class _SourceOnly(importlib.machinery.SourceFileLoader):
+    """Loads a project module from its source, never from ``__pycache__``: Python trusts a
+    bytecode file while the source keeps its size and its mtime in whole seconds, so an
+    edit in the same second that keeps the size would run the old code -- under a record
+    of the new, which :mod:`targetrun.staleness` fingerprints from the source. (It writes
+    no bytecode either; a project's modules compile in milliseconds.)"""
+
+    def get_code(self, fullname: str) -> Any:
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)
+
+
+class _ProjectFinder:
+    """Finds modules as Python does, and loads those in a project folder with :class:`_SourceOnly`."""
+
+    def __init__(self) -> None:
+        self.folders: set[str] = set()
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if not self.folders:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        origin = getattr(spec, "origin", None) if spec is not None else None
+        if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader or not isinstance(origin, str):
+            return None  # not a source file: whoever comes next finds it, as before
+        real = os.path.abspath(origin)
+        if _installed(real) or not any(real.startswith(folder) for folder in self.folders):
+            return None
+        spec.loader = _SourceOnly(fullname, origin)
+        return spec
+
+
+_FINDER = _ProjectFinder()
+
+
+def _compile_from_source(root: str) -> None:
+    """Have the modules of the project at ``root`` compiled from their source from now on."""
+    folder = os.path.join(os.path.abspath(root), "")
+    if folder not in _FINDER.folders:
+        _FINDER.folders.add(folder)
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
 
 
 # The project's modules this process imported, per Pipelinefile folder: name -> (file, its
@@ -206,16 +256,21 @@ def _stat(file: str) -> tuple[int, int] | None:
 
 def _forget_edited(root: str) -> None:
     """Drop every project module this process imported from ``root`` when one of their
-    files changed (or went) since: they import each other, so all are imported anew."""
+    files changed (or went) since: they import each other, so all are imported anew. The
+    modules another project's tasks imported go too (its ``helpers`` is not this one's)."""
+    dropped = False
     with _IMPORTED_LOCK:
-        known = _IMPORTED.get(root)
-        if not known or all(_stat(file) == then for file, then in known.values()):
-            return
-        for name in known:
-            sys.modules.pop(name, None)
-        known.clear()
-        _SCANNED.pop(root, None)
-    importlib.invalidate_caches()
+        for folder, known in _IMPORTED.items():
+            if not known or (folder == root and all(_stat(file) == then for file, then in known.values())):
+                continue
+            for name, (file, _) in known.items():
+                if getattr(sys.modules.get(name), "__file__", None) == file:
+                    del sys.modules[name]
+            known.clear()
+            _SCANNED.pop(folder, None)
+            dropped = True
+    if dropped:
+        importlib.invalidate_caches()
 
 
 _SCANNED: dict[str, int] = {}  # root -> how many modules sys.modules held when last looked through
@@ -233,7 +288,7 @@ def _note_imported(root: str) -> None:
             file = getattr(module, "__file__", None)
             if name in known or not isinstance(file, str) or not os.path.abspath(file).startswith(folder):
                 continue
-            if not any(part in ("site-packages", "dist-packages") for part in file.split(os.sep)):
+            if not _installed(file):
                 known[name] = (file, _stat(file))
         _SCANNED[root] = len(sys.modules)
 

@@ -296,3 +296,22 @@ def test_a_process_that_ran_a_task_before_runs_its_code_as_edited_since(project)
     assert p.cli("run", "--rebuild-stale").code == 0
     assert p.read("out/make.txt") == "bb22"
     assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
+
+
+def test_the_code_that_runs_is_the_source_fingerprinted_never_an_older_bytecode_file(project):
+    """Python trusts ``__pycache__/tasks.*.pyc`` while the source's size and mtime (in whole
+    seconds) match its header: an edit in the same second that keeps the size -- a script
+    that edits and runs, a checkout -- would run the old code under a record of the new.
+    The project's own modules are compiled from their source."""
+    import py_compile
+
+    p: Project = project("name: pyc\ntasks:\n  make: {run: tasks:make, target: out/make.txt, serializer: text}\n",
+                         tasks="def make():\n    return 'old'\n")
+    tasks = p.root / "tasks.py"
+    py_compile.compile(str(tasks), doraise=True)  # what an earlier import wrote
+    then = tasks.stat().st_mtime_ns
+    tasks.write_text("def make():\n    return 'new'\n")  # the same size, in the same second
+    os.utime(tasks, ns=(then, then))
+    _fresh_import()
+    assert p.cli("run").code == 0
+    assert p.read("out/make.txt") == "new"
