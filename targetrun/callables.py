@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.machinery
 import inspect
 import os
 import pkgutil
@@ -177,13 +178,119 @@ def load_callable(path: str, root: str) -> Callable[..., Any]:
         sys.path.remove(root)
     sys.path.insert(0, root)
     _forget_foreign(module_name, root)
+    _forget_edited(root)
+    _compile_from_source(root)
     with user_code():
         obj: Any = importlib.import_module(module_name)
+    _note_imported(root)
     for part in attr.split("."):
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f"{path} is a {type(obj).__name__}, not a function")
     return obj  # type: ignore[no-any-return]
+
+
+def _installed(file: str) -> bool:
+    return any(part in ("site-packages", "dist-packages") for part in file.split(os.sep))
+
+
+class _SourceOnly(importlib.machinery.SourceFileLoader):
+    """Loads a project module from its source, never from ``__pycache__``: Python trusts a
+    bytecode file while the source keeps its size and its mtime in whole seconds, so an
+    edit in the same second that keeps the size would run the old code -- under a record
+    of the new, which :mod:`targetrun.staleness` fingerprints from the source. (It writes
+    no bytecode either; a project's modules compile in milliseconds.)"""
+
+    def get_code(self, fullname: str) -> Any:
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)
+
+
+class _ProjectFinder:
+    """Finds modules as Python does, and loads those in a project folder with :class:`_SourceOnly`."""
+
+    def __init__(self) -> None:
+        self.folders: set[str] = set()
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if not self.folders:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        origin = getattr(spec, "origin", None) if spec is not None else None
+        if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader or not isinstance(origin, str):
+            return None  # not a source file: whoever comes next finds it, as before
+        real = os.path.abspath(origin)
+        if _installed(real) or not any(real.startswith(folder) for folder in self.folders):
+            return None
+        spec.loader = _SourceOnly(fullname, origin)
+        return spec
+
+
+_FINDER = _ProjectFinder()
+
+
+def _compile_from_source(root: str) -> None:
+    """Have the modules of the project at ``root`` compiled from their source from now on."""
+    folder = os.path.join(os.path.abspath(root), "")
+    if folder not in _FINDER.folders:
+        _FINDER.folders.add(folder)
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+
+
+# The project's modules this process imported, per Pipelinefile folder: name -> (file, its
+# size and mtime then). A process that runs tasks again (a Dask worker, the API called twice)
+# imports them anew once one changed, as a new process would: the run records the code's
+# fingerprint as it is now, so the code it runs must be that code.
+_IMPORTED: dict[str, dict[str, tuple[str, tuple[int, int] | None]]] = {}
+_IMPORTED_LOCK = threading.Lock()
+
+
+def _stat(file: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _forget_edited(root: str) -> None:
+    """Drop every project module this process imported from ``root`` when one of their
+    files changed (or went) since: they import each other, so all are imported anew. The
+    modules another project's tasks imported go too (its ``helpers`` is not this one's)."""
+    dropped = False
+    with _IMPORTED_LOCK:
+        for folder, known in _IMPORTED.items():
+            if not known or (folder == root and all(_stat(file) == then for file, then in known.values())):
+                continue
+            for name, (file, _) in known.items():
+                if getattr(sys.modules.get(name), "__file__", None) == file:
+                    del sys.modules[name]
+            known.clear()
+            _SCANNED.pop(folder, None)
+            dropped = True
+    if dropped:
+        importlib.invalidate_caches()
+
+
+_SCANNED: dict[str, int] = {}  # root -> how many modules sys.modules held when last looked through
+
+
+def _note_imported(root: str) -> None:
+    """Remember the project modules now imported from ``root`` and their files' stat (not
+    the installed packages of a virtual environment inside it: libraries are not reloaded)."""
+    folder = os.path.join(os.path.abspath(root), "")
+    with _IMPORTED_LOCK:
+        if _SCANNED.get(root) == len(sys.modules):  # nothing imported since: 10,000 tasks look once
+            return
+        known = _IMPORTED.setdefault(root, {})
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None)
+            if name in known or not isinstance(file, str) or not os.path.abspath(file).startswith(folder):
+                continue
+            if not _installed(file):
+                known[name] = (file, _stat(file))
+        _SCANNED[root] = len(sys.modules)
 
 
 def _forget_foreign(module_name: str, root: str) -> None:

@@ -160,7 +160,7 @@ class Change(Enum):
     CHANGED = "changed"
     GONE = "is gone"  # recorded, no longer there (``all_*`` validators)
     UNKNOWN = "is not known"  # a ``partial_*`` validator names it, the task has no such input/parameter
-    PENDING = "is recomputed in this run"  # its upstream runs first: known only afterwards
+    PENDING = "is recomputed in this run: kept if it comes out the same"  # its upstream runs first: known only afterwards
 
 
 @dataclass(frozen=True, slots=True)

@@ -266,6 +266,10 @@ class Stale:
     what: StaleKind
     detail: str
     names: tuple[str, ...] = ()  # the inputs or parameters that changed (for the partial validators)
+    # A parameter change that changed the task's arguments too (``args: {n: "{params.n}"}``):
+    # the input change it is, which an input validator acts on as it would on its own (said
+    # as the parameter change, once).
+    inputs: Stale | None = None
     # Not known to differ: what the record says cannot be compared with the present (its code
     # fingerprint was taken by another fingerprint model). Said, never acted on, never stale.
     unknown: bool = False

@@ -56,7 +56,7 @@ import re
 import stat as filemode
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from targetrun import fingerprint, redact, stalediff, templating
@@ -115,26 +115,81 @@ def _dotted(node: ast.Attribute) -> str | None:
     return ".".join([value.id, *reversed(parts)]) if isinstance(value, ast.Name) else None
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
+           ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _bound(body: list[ast.stmt] | list[ast.expr]) -> set[str]:
+    """The names a function binds itself: assigned, deleted, a ``for``/``with``/``except``
+    target, a nested ``def`` or ``class``, a ``match`` capture -- found in its own
+    statements, not in the scopes nested in them -- less those it declares ``global`` or
+    ``nonlocal``. (An import binds a name too, but that one is resolved by the import.)"""
+    bound: set[str] = set()
+    declared: set[str] = set()
+    todo: list[ast.AST] = list(body)
+    while todo:
+        sub = todo.pop()
+        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(sub.name)
+        if isinstance(sub, _SCOPES):
+            continue
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+            bound.add(sub.id)
+        elif isinstance(sub, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and sub.name:
+            bound.add(sub.name)
+        elif isinstance(sub, ast.MatchMapping) and sub.rest:
+            bound.add(sub.rest)
+        elif isinstance(sub, (ast.Global, ast.Nonlocal)):
+            declared.update(sub.names)
+        todo.extend(ast.iter_child_nodes(sub))
+    return bound - declared
+
+
+def _arguments(args: ast.arguments) -> list[ast.arg]:
+    return [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, (args.vararg, args.kwarg))]
+
+
 def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
     """The names an object mentions: ``x`` and, for attribute access on a name, the whole
-    chain (``pkg.words.upper``) -- less the names a function binds itself (its arguments
-    and local assignments: an argument called ``fetch`` is not the module's function
-    ``fetch``) -- and the imports made inside it, by which its names are resolved first
-    (a function that imports a helper where it needs it still uses that helper)."""
+    chain (``pkg.words.upper``) -- less the names bound in the scope that mentions them or
+    in a function around it, as Python resolves them (an argument called ``fetch`` is not
+    the module's function ``fetch``, but ``lambda RATE: RATE`` leaves the module's ``RATE``
+    read beside it counted, and a name declared ``global`` is the module's) -- and the
+    imports made inside it, by which its names are resolved first (a function that imports
+    a helper where it needs it still uses that helper)."""
     names: set[str] = set()
-    local: set[str] = set()
     imports: Imports = {}
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name):
-            (local if isinstance(sub.ctx, (ast.Store, ast.Del)) else names).add(sub.id)
-        elif isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None:
-            names.add(chain)
-        elif isinstance(sub, ast.arg):
-            local.add(sub.arg)
-        elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
-            imports.update(_imports_of(sub, package))
-    local -= imports.keys()
-    return frozenset(n for n in names if n.partition(".")[0] not in local), imports
+    todo: list[tuple[ast.AST, frozenset[str]]] = [(node, frozenset())]  # (node, names local where it is)
+    while todo:
+        sub, local = todo.pop()
+        later: list[ast.AST] = []  # looked at where ``sub`` is
+        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            arguments = _arguments(sub.args)
+            later = [*getattr(sub, "decorator_list", []), *sub.args.defaults, *filter(None, sub.args.kw_defaults),
+                     *(a.annotation for a in arguments if a.annotation), *filter(None, [getattr(sub, "returns", None)])]
+            body: list[ast.stmt] | list[ast.expr] = sub.body if isinstance(sub.body, list) else [sub.body]
+            inner = local | {a.arg for a in arguments} | _bound(body)
+            todo.extend((statement, inner) for statement in body)
+        elif isinstance(sub, ast.ClassDef):  # the class's own names are not seen by its methods
+            later = [*sub.decorator_list, *sub.bases, *sub.keywords, *sub.body]
+        elif isinstance(sub, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            later = [sub.generators[0].iter]  # evaluated in the scope around it
+            inner = local | {n.id for g in sub.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+            parts = [*sub.generators[0].ifs, *sub.generators[1:],
+                     *((sub.key, sub.value) if isinstance(sub, ast.DictComp) else (sub.elt,))]
+            todo.extend((part, inner) for part in parts)
+        elif isinstance(sub, ast.Name):
+            if isinstance(sub.ctx, ast.Load) and sub.id not in local:
+                names.add(sub.id)
+        else:
+            if isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None \
+                    and chain.partition(".")[0] not in local:
+                names.add(chain)
+            elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
+                imports.update(_imports_of(sub, package))
+            later = list(ast.iter_child_nodes(sub))
+        todo.extend((part, local) for part in later)
+    return frozenset(names), imports
 
 
 def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
@@ -162,6 +217,7 @@ def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
 
 
 STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no name starts so)
+ALIAS = "@"  # a reference "f@fast:f": `from fast import f` as one of the branches binding f (no name holds "@")
 
 
 def _digest(node: ast.AST) -> str:
@@ -216,7 +272,9 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
 def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: bool) -> None:
     """The objects and imports a module's statements define. Inside ``if``/``try``/``with``
     at module level (a fallback ``def`` in ``except ImportError:``) each definition counts,
-    and one name defined in several branches counts by all of them; ``X += ...`` adds to
+    and one name defined in several branches counts by all of them, an import among them
+    too (``try: from fast import f`` / ``except ImportError: from slow import f``); ``f = wrap(f)`` counts
+    by the ``def f`` it wraps and the call that wraps it; ``X += ...`` adds to
     ``X``, as ``X[k] = ...`` and ``X.a = ...`` do; ``A, B = ...`` defines ``A`` and ``B``
     by the whole value."""
     objects = parsed.objects
@@ -231,15 +289,37 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                           {**old.imports, **imports})
         objects[name] = new
 
+    def alternative(name: str, source: tuple[str, str]) -> None:
+        """``name`` may also be ``source``'s (module, name): an import in one branch of an
+        ``if``/``try`` of several that bind it (``try: from fast import f`` / ``except
+        ImportError: from slow import f`` or ``def f``) -- each counts, as each may run."""
+        alias = f"{name}{ALIAS}{source[0]}:{source[1]}"  # no "." in it: a name, not a chain
+        new = _Object("const", hashlib.sha256(alias.encode()).hexdigest()[:16], frozenset((alias,)), {alias: source})
+        old = objects.get(name)
+        if old is not None:
+            digest = hashlib.sha256((old.digest + new.digest).encode()).hexdigest()[:16]
+            new = _Object(old.kind, digest, old.references | new.references, {**old.imports, **new.imports})
+        objects[name] = new
+
+    def imported_too(name: str) -> None:  # a name a branch binds again: the import it had counts too
+        source = parsed.imports.get(name)
+        if branch and name not in objects and source is not None and source[1] is not None:
+            alternative(name, (source[0], source[1]))
+
     for node in body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            imported_too(node.name)
             define(node.name, "class" if isinstance(node, ast.ClassDef) else "def", node, branch)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 for name in ast.walk(target):  # `A = ...`, and each name of `A, (B, *C) = ...`
                     if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
-                        define(name.id, "const", node.value, branch)
+                        # `helper = lru_cache(helper)` wraps what the name held: that still runs
+                        rebinds = name.id in objects and any(isinstance(n, ast.Name) and n.id == name.id
+                                                             for n in ast.walk(node.value))
+                        imported_too(name.id)
+                        define(name.id, "const", node.value, branch or rebinds)
                 root = target
                 while isinstance(root, (ast.Attribute, ast.Subscript)):
                     root = root.value
@@ -255,7 +335,12 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
             for filled in [n for n, obj in objects.items() if before.get(n) is not obj]:
                 define(filled, "const", node, True)  # what the loop fills depends on what it loops over
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            parsed.imports.update(_imports_of(node, package))
+            imported = _imports_of(node, package)
+            for bound, (module, attr) in imported.items():
+                if branch and attr is not None and (bound in objects or bound in parsed.imports):
+                    imported_too(bound)
+                    alternative(bound, (module, attr))
+            parsed.imports.update(imported)
         elif isinstance(node, (ast.If, ast.Try, ast.With)) or type(node).__name__ == "TryStar":
             for block in ("body", "orelse", "finalbody"):
                 _collect(getattr(node, block, []), parsed, package, branch=True)
@@ -1052,14 +1137,22 @@ def compare(
                 pending.append(upstream_of.get(arg, arg))
             elif now_fp != recorded:
                 changed.append(arg)
-        if any(s.what is StaleKind.PARAMETERS for s in found):  # templated args follow the parameters
-            changed = [a for a in changed if a in upstream_of]
-        words = list(dict.fromkeys(upstream_of.get(a, f"argument {a}") for a in changed))
         added, gone = _input_set_change(spec, record, inputs)
-        words += [f"new input {upstream_of.get(a, f'argument {a}')}" for a in added]
-        words += [f"input {a} is gone" for a in gone]
-        if words:
-            found.append(Stale(StaleKind.INPUTS, ", ".join(words), (*changed, *added, *gone)))
+
+        def inputs_stale(args: list[str]) -> Stale | None:
+            words = list(dict.fromkeys(upstream_of.get(a, f"argument {a}") for a in args))
+            words += [f"new input {upstream_of.get(a, f'argument {a}')}" for a in added]
+            words += [f"input {a} is gone" for a in gone]
+            return Stale(StaleKind.INPUTS, ", ".join(words), (*args, *added, *gone)) if words else None
+
+        said_as = next((i for i, s in enumerate(found) if s.what is StaleKind.PARAMETERS), None)
+        if said_as is not None and any(a not in upstream_of for a in changed):
+            # templated args follow the parameters: said as the parameter change, and still the
+            # input change they are, to what acts on inputs (as when the parameters are not looked at)
+            found[said_as] = replace(found[said_as], inputs=inputs_stale(changed))
+            changed = [a for a in changed if a in upstream_of]
+        if (stale := inputs_stale(changed)) is not None:
+            found.append(stale)
     if StaleKind.DEPS in kinds and record.deps is not None:
         now_deps = made_from.deps(spec, record, deps, record.location).hashes  # the target is none of its deps
         found_deps = deps_stale(record.deps, now_deps, made_from.root)

@@ -386,4 +386,6 @@ def with_staleness(decision: Decision, stale: Sequence[Stale], pending: Sequence
     for item in found:
         if acting(item):
             return Decision(Action.RUN, item.what.reason, detail=item.detail, stale=found)
+        if item.inputs is not None and acting(item.inputs):  # a parameter that changed the task's arguments
+            return Decision(Action.RUN, Reason.INPUTS_CHANGED, detail=item.inputs.detail, stale=found)
     return replace(decision, stale=found) if found else decision
