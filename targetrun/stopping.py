@@ -490,6 +490,18 @@ def exit_code_of(exc: BaseException | None) -> int:
     return 128 + signal.SIGINT
 
 
+def escape_unencodable(*streams: Any) -> None:
+    """Show a character the terminal's encoding cannot (``é`` on an ASCII or Latin-1 stdout)
+    as an escape (``\\xe9``), as Python does on stderr: never a ``UnicodeEncodeError`` --
+    an internal error -- over a name, a value or a library's message."""
+    for stream in streams:
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # closed, or not a text stream after all
+                pass
+
+
 def before_exit() -> None:
     """What a normal exit would do first and ``os._exit`` skips, for a command ending on a
     stop: multiprocessing's exit-time finalizers (priority 0 and up), which unlink the named

@@ -1,0 +1,48 @@
+"""Hostile review 7: inputs and faults from outside the project's own tests, each
+reproduced with the real CLI (in process, or in a subprocess where the point is the real
+process), on real files, before it was fixed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.clirun import write_project
+
+
+# -- 1. a library object whose finalizer fails while a command runs ------------------------
+# fsspec's FTPFileSystem fails in __init__ when given no host, and then again in __del__:
+# Python printed "Exception ignored in ... Traceback (most recent call last): ..." above the
+# one-paragraph error. Any library's failing finalizer did the same.
+
+def test_a_failing_finalizer_in_targetruns_process_is_one_line_not_a_traceback(project):
+    proj = project("defaults: {result: 'ftp://127.0.0.1:9/x'}\ntasks:\n  a: {shell: 'echo > {output}', target: a.txt}\n")
+    done = proj.cli("status")
+    assert done.code == 3, done.text
+    assert "Traceback" not in done.text, done.text
+    lines = done.err.splitlines()
+    assert len(lines) == 2, done.err  # the one-line warning, then the error
+    assert lines[0].startswith("targetrun: warning: ignored an error in ") and "FTPFileSystem.__del__" in lines[0]
+    assert "AttributeError" in lines[0]
+    assert lines[1].startswith("targetrun: error: cannot open ftp:// storage")
+
+
+# -- 2. an output whose encoding cannot show a character ------------------------------------
+# With an ASCII (or Latin-1) stdout, `status -p city=é☃` died with UnicodeEncodeError and an
+# internal error's traceback (exit 4): the character is shown escaped instead.
+
+def test_a_character_the_output_cannot_encode_is_escaped_not_an_internal_error(tmp_path):
+    write_project(tmp_path, "params: {city: x}\ntasks:\n  a: {shell: 'echo {params.city} > {output}', target: 'o/{params.city}.txt'}\n")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii:strict"}
+    for command in (["status", "-p", "city=\u00e9\u2603"], ["run", "-p", "city=\u00e9\u2603", "--json"]):
+        done = subprocess.run([sys.executable, "-m", "targetrun", *command], cwd=tmp_path, env=env,
+                              capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        out, err = done.stdout.decode("ascii"), done.stderr.decode("ascii")
+        assert done.returncode == 0, err
+        assert "Traceback" not in out + err
+        if "--json" in command:
+            assert "\u00e9\u2603" in json.dumps(json.loads(out), ensure_ascii=False)
+        else:
+            assert "\\xe9\\u2603" in out, out
