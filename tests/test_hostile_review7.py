@@ -46,3 +46,40 @@ def test_a_character_the_output_cannot_encode_is_escaped_not_an_internal_error(t
             assert "\u00e9\u2603" in json.dumps(json.loads(out), ensure_ascii=False)
         else:
             assert "\\xe9\\u2603" in out, out
+
+
+# -- 3. a worker process that dies while the task writes its own target ----------------------
+# With --executor processes, a task that wrote its target path itself and whose worker then
+# died (killed, out of memory) left the half-made file there: the next run skipped the task,
+# "target exists". The worker cannot undo it (it is gone); the run now does, as it does for
+# an attempt that fails or is stopped in a worker that lives.
+
+SELF_WRITER = '''
+import os, signal
+
+def half():
+    with open(os.path.join(os.path.dirname(__file__), "out", "a.txt"), "a") as f:
+        f.write("half")
+        f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def test_a_worker_that_dies_mid_write_leaves_no_half_made_target(project):
+    proj = project("tasks:\n  a: {run: steps:half, target: out/a.txt}\n", steps=SELF_WRITER)
+    (proj.root / "out").mkdir()
+    done = proj.cli("run", "--executor", "processes", "-j", "2")
+    assert done.code == 3, done.text
+    assert "the executor lost the task" in done.text
+    assert "removed out/a.txt, which the attempt made there itself" in done.text, done.text
+    assert not proj.exists("out/a.txt")
+    assert "will run: target missing" in proj.cli("status").out
+
+
+def test_a_target_that_was_there_before_a_worker_died_is_kept_and_said(project):
+    proj = project("tasks:\n  a: {run: steps:half, target: out/a.txt}\n", steps=SELF_WRITER)
+    proj.write("out/a.txt", "old")
+    done = proj.cli("run", "--executor", "processes", "-j", "2", "--force", "a")
+    assert done.code == 3, done.text
+    assert proj.read("out/a.txt") == "oldhalf"
+    assert "which was there before, and left it" in done.text, done.text

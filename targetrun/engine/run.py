@@ -51,7 +51,7 @@ from targetrun.engine.recovery import holds
 from targetrun.engine.scope import Planning, RunScope
 from targetrun.engine.writes import Writes
 from targetrun.engine.work import (
-    Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute,
+    Attempt, CorruptInput, Input, Job, WorkError, WorkResult, Watched, execute, undo_lost, watch_target,
 )
 from targetrun.errors import EXIT_BACKEND, SpecError, SpecProblems, StorageError, TargetrunError
 from targetrun.callables import resolve_callable
@@ -168,6 +168,7 @@ class _Progress:
     deps_read: dict[str, DepState] = field(default_factory=dict)  # deps fingerprinted before their task ran
     unkept: deque[_Unkept] = field(default_factory=deque)  # successes whose records wait for the next command
     making: dict[str, _Making] = field(default_factory=dict)  # worked out while the task's command ran
+    watched: dict[str, Watched | None] = field(default_factory=dict)  # a target before an attempt elsewhere began
     early: set[str] = field(default_factory=set)  # staged and claimed while their last upstream ran
     succeeded: list[tuple[str, WorkResult, _Making | None]] = field(default_factory=list)  # not recorded yet
     stopping: bool = False
@@ -338,6 +339,7 @@ class Engine:
                     continue
                 name = progress.inflight.pop(future)
                 making = progress.making.pop(name, None)
+                watched = progress.watched.pop(name, None)
                 self._surely_started(scope, progress, name)
                 try:
                     succeeded.append((name, future.result(), making))
@@ -346,7 +348,10 @@ class Engine:
                 except WorkError as exc:
                     self._attempt_failed(scope, progress, name, exc)
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
-                    self._attempt_failed(scope, progress, name, _lost(exc))
+                    lost = _lost(exc)
+                    with stopping.deferred():
+                        lost.message += undo_lost(watched, scope.spec.root)
+                    self._attempt_failed(scope, progress, name, lost)
             if succeeded and (not done or self._records_now(scope, progress)):
                 self._record_all(scope, progress)
             for start in starts:
@@ -432,6 +437,7 @@ class Engine:
         elsewhere = not getattr(self.executor, "runs_in_caller", False)
         if elsewhere:
             progress.handing = name
+            progress.watched[name] = watch_target(job)  # its worker may die before it can undo its own
         future = self.executor.submit(execute, job)
         progress.inflight[future] = name
         progress.handing = None

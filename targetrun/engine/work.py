@@ -193,6 +193,26 @@ def _attempt(job: Job) -> WorkResult:
 _CANNOT_TELL = ("cannot tell",)
 
 
+Watched = tuple[Storage, str, str, "tuple[object, ...] | None"]
+
+
+def watch_target(job: Job) -> Watched | None:
+    """:func:`_watch_target`, for the coordinator of a worker that may die: a worker process
+    killed mid-attempt undoes nothing itself, so the run undoes it (:func:`undo_lost`)."""
+    return _watch_target(job)
+
+
+def undo_lost(watched: Watched | None, root: str) -> str:
+    """What to add to the failure of an attempt whose worker was lost: what it made at its own
+    target, removed (or, there before, left and said) -- as :func:`_attempt` does for an
+    attempt whose worker lives to see it fail."""
+    if watched is None:
+        return ""
+    said = _undo_target(*watched)
+    path = watched[2]
+    return said.format(os.path.relpath(path, root) if path.startswith(root.rstrip(os.sep) + os.sep) else path) if said else ""
+
+
 def _watch_target(job: Job) -> tuple[Storage, str, str, tuple[object, ...] | None] | None:
     """The target's storage, URL and local path, and what is there before the attempt
     (None: nothing); None for a target not on local disk."""
