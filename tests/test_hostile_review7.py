@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.clirun import write_project
 
 
@@ -83,3 +85,36 @@ def test_a_target_that_was_there_before_a_worker_died_is_kept_and_said(project):
     assert done.code == 3, done.text
     assert proj.read("out/a.txt") == "oldhalf"
     assert "which was there before, and left it" in done.text, done.text
+
+
+# -- 4. a thread a task started calls os._exit ------------------------------------------------
+# os._exit in a task's own thread fails the task; from a thread the task started, it ended
+# the whole run at once with exit 0, nothing printed and nothing recorded ("died" in
+# history): a CI step told all was well.
+
+THREAD_EXIT = '''
+import os, threading
+
+def a():
+    thread = threading.Thread(target=os._exit, args=(0,))
+    thread.start()
+    thread.join()
+    return 1
+
+def b(a):
+    return a + 1
+'''
+
+
+# (the thread ends on SystemExit, which Python's threading.excepthook passes over in silence; pytest's warns)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_os_exit_from_a_thread_a_task_started_fails_the_task_not_the_run(project):
+    proj = project("tasks:\n  a: {run: steps:a, target: out/a.json}\n  b: {run: steps:b, needs: [a], target: out/b.json}\n"
+                   "  c: {shell: 'echo c > {output}', target: out/c.txt}\n", steps=THREAD_EXIT)
+    for executor in ("inline", "threads"):
+        done = proj.cli("run", "-k", "--executor", executor, "-j", "2")
+        assert done.code == 1, done.text
+        assert "a thread started by task code called os._exit(0) while this task ran" in done.text, done.text
+        assert not proj.exists("out/a.json") and not proj.exists("out/b.json")
+        assert proj.exists("out/c.txt")
+        assert "failed" in proj.cli("history").out.splitlines()[1]

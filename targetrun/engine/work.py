@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, cast
 
 from targetrun import liveness, templating
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
-from targetrun.callables import ProcessExitCalled, exit_call, load_callable, user_code
+from targetrun.callables import ProcessExitCalled, ThreadExitCalled, exit_call, load_callable, user_code
 from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
 from targetrun.regularfile import READ_FLAGS, open_regular
@@ -287,9 +287,11 @@ def _attempt_body(job: Job) -> WorkResult:
                 raise
             import traceback
 
-            said = f"the task called {exit_call(exc)}" if isinstance(exc, ProcessExitCalled) else \
+            said = str(exc) if isinstance(exc, ThreadExitCalled) else \
+                f"the task called {exit_call(exc)}" if isinstance(exc, ProcessExitCalled) else \
                 f"{type(exc).__name__}: {exc}"
-            error = WorkError(said, traceback.format_exc(), log=tail(printed.getvalue()))
+            trace = "" if isinstance(exc, ThreadExitCalled) else traceback.format_exc()  # (only targetrun's frames)
+            error = WorkError(said, trace, log=tail(printed.getvalue()))
             error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise error from None
     duration = time.perf_counter() - started
