@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -73,7 +75,7 @@ def test_a_worker_that_dies_mid_write_leaves_no_half_made_target(project):
     done = proj.cli("run", "--executor", "processes", "-j", "2")
     assert done.code == 3, done.text
     assert "the executor lost the task" in done.text
-    assert "removed out/a.txt, which the attempt made there itself" in done.text, done.text
+    assert "pending; removed out/a.txt, which the attempt made there itself" in done.text, done.text
     assert not proj.exists("out/a.txt")
     assert "will run: target missing" in proj.cli("status").out
 
@@ -118,3 +120,38 @@ def test_os_exit_from_a_thread_a_task_started_fails_the_task_not_the_run(project
         assert not proj.exists("out/a.json") and not proj.exists("out/b.json")
         assert proj.exists("out/c.txt")
         assert "failed" in proj.cli("history").out.splitlines()[1]
+
+
+# -- 5. a run stopped while a worker process writes its task's own target ---------------------
+# SIGTERM (or Ctrl-C) ends the worker processes at once (stopping.install_in_worker), so the
+# worker's undo never ran: the half-made file stayed, and the next run skipped the task.
+
+SLOW_SELF_WRITER = '''
+import os, time
+
+def half():
+    with open(os.path.join(os.path.dirname(__file__), "out", "a.txt"), "a") as f:
+        f.write("half")
+        f.flush()
+    time.sleep(30)
+'''
+
+
+def test_a_run_stopped_while_a_worker_process_writes_its_own_target_leaves_no_half_made_target(tmp_path):
+    write_project(tmp_path, "tasks:\n  a: {run: steps:half, target: out/a.txt}\n", **{"steps.py": SLOW_SELF_WRITER})
+    (tmp_path / "out").mkdir()
+    run = subprocess.Popen([sys.executable, "-m", "targetrun", "run", "--executor", "processes", "-j", "2"], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "out" / "a.txt").exists() and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.02)
+        assert (tmp_path / "out" / "a.txt").exists(), run.communicate()
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 143, out + err
+    assert not (tmp_path / "out" / "a.txt").exists(), out + err

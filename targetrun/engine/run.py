@@ -276,7 +276,12 @@ class Engine:
             status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
         if ended is not None:  # a stop or a fault: nothing runs on, nothing is waited for
             stopping.kill_commands()
+            cut_short = self._may_still_write(progress)  # (their futures are done once their workers are gone)
             self.executor.shutdown(wait=False)
+            if getattr(self.executor, "ends_workers", False):  # an attempt cut short there undid nothing itself
+                with stopping.deferred():
+                    for name in cut_short:
+                        undo_lost(progress.watched.pop(name, None), scope.spec.root)
         # A run ended by a stop or a fault is recorded as far as the store lets it; a
         # store that fails now must not turn that stop (130) or fault into another error.
         # And a stop that arrives now is raised once the run is recorded, not before: a run
@@ -350,7 +355,9 @@ class Engine:
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
                     lost = _lost(exc)
                     with stopping.deferred():
-                        lost.message += undo_lost(watched, scope.spec.root)
+                        said = undo_lost(watched, scope.spec.root)
+                    if said:
+                        lost.message = lost.message.rstrip(".") + said
                     self._attempt_failed(scope, progress, name, lost)
             if succeeded and (not done or self._records_now(scope, progress)):
                 self._record_all(scope, progress)

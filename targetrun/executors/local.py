@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -109,12 +110,23 @@ class ProcessExecutor:
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         return self._pool.submit(fn, *args)
 
+    ends_workers = True  # shutdown(wait=False) returns once its worker processes have ended
+
     def shutdown(self, wait: bool = True) -> None:
+        workers = list((getattr(self._pool, "_processes", None) or {}).values())
         if not wait:  # the run is stopping: no worker may go on with an attempt, or start the next one
-            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+            for process in workers:
                 with contextlib.suppress(OSError):
                     process.terminate()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        if not wait:  # (a signal ends a worker at once: stopping.install_in_worker)
+            deadline = time.monotonic() + stopping.STOP_GRACE
+            for process in workers:
+                with contextlib.suppress(OSError, ValueError):
+                    process.join(max(0.0, deadline - time.monotonic()))
+                    if process.is_alive():  # stuck in C code that does not let the signal in
+                        process.kill()
+                        process.join(1)
         self._starts.put(None)  # ends the reader
         if wait:
             self._reader.join(timeout=5)
