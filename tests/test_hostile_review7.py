@@ -155,3 +155,31 @@ def test_a_run_stopped_while_a_worker_process_writes_its_own_target_leaves_no_ha
             run.wait()
     assert run.returncode == 143, out + err
     assert not (tmp_path / "out" / "a.txt").exists(), out + err
+
+
+# -- 6. a forged run-outcomes blob that inflates without end ----------------------------------
+# `history`/`report` inflated a run's outcomes blob whole: a 1 MB row put in state.db by
+# anyone but targetrun inflated to a gigabyte (a zip bomb). It is read up to a limit no
+# real run reaches, and a blob past it is left out as unreadable.
+
+def test_a_run_outcomes_blob_that_inflates_past_any_real_one_is_not_read(project, monkeypatch):
+    import sqlite3
+    import zlib
+
+    from targetrun.store import base
+
+    proj = project("tasks:\n  a: {shell: 'echo > {output}', target: o/a.txt}\n")
+    assert proj.cli("run").code == 0
+    monkeypatch.setattr(base, "OUTCOMES_LIMIT", 1 << 20)  # (a real one: 256 MB, a million tasks' rows)
+    bomb = zlib.compressobj(9)
+    text = b'{"v":1,"date":"","tasks":[' + b" " * (2 << 20) + b'["forged_task","succeeded","",null]]}'
+    data = bomb.compress(text) + bomb.flush()
+    assert len(data) < 10_000
+    db = sqlite3.connect(proj.root / ".targetrun" / "state.db")
+    with db:
+        assert db.execute("UPDATE blobs SET data = ? WHERE key LIKE '%:outcomes'", (data,)).rowcount == 1
+    db.close()
+    done = proj.cli("report", "-f", str(proj.file), "-o", str(proj.root / "r.html"))
+    assert done.code == 0, done.text
+    page = (proj.root / "r.html").read_text()
+    assert ">a<" in page and "forged_task" not in page  # inflated no further than the limit: left out
