@@ -183,3 +183,36 @@ def test_a_run_outcomes_blob_that_inflates_past_any_real_one_is_not_read(project
     assert done.code == 0, done.text
     page = (proj.root / "r.html").read_text()
     assert ">a<" in page and "forged_task" not in page  # inflated no further than the limit: left out
+
+
+# -- 7. a symlink placed during the run where a value leads a target ----------------------------
+# A value's folder is checked for symlinks out of its result location when the target is
+# rendered -- before the run. An upstream task (or anyone) that put a symlink there once the
+# run had planned had the task write its value outside ('out/sub -> /elsewhere': the target
+# written to /elsewhere/b.txt), where the next plan refuses it. The folder is judged again
+# when the task is handed to its worker.
+
+SYMLINKER = "tasks:\n" \
+    "  a: {shell: 'mkdir -p out && ln -s %s out/sub && echo a > {output}', target: o/a.txt}\n" \
+    "  b: {shell: 'echo b > {output}', target: 'out/{params.x}/b.txt', needs: [a]}\n" \
+    "  c: {run: steps:c, target: 'out/{params.x}/c.json', needs: [a]}\n" \
+    "  d: {shell: 'echo d > {output}', target: 'out/{params.x}/d.txt', needs: [a]}\n" \
+    "params: {x: sub}\n"
+
+
+def test_a_symlink_out_placed_during_the_run_where_a_value_leads_is_refused_when_the_task_starts(project, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    proj = project(SYMLINKER % outside, steps="def c(a):\n    return 1\n")
+    done = proj.cli("run", "-k", "a", "b", "c")
+    assert done.code == 2, done.text
+    assert list(outside.iterdir()) == [], done.text
+    assert "'out/sub/b.txt' goes through a symlink to " in done.text and "outside " in done.text, done.text
+    assert "FAILED   c" in done.out
+    # one inside its result location stands
+    (proj.root / "out" / "sub").unlink()
+    (proj.root / "out" / "real").mkdir()
+    proj.write("Pipelinefile.yaml", (SYMLINKER % (proj.root / "out" / "real")).replace("ln -s", "ln -sfn"))
+    done = proj.cli("run", "--force", "a", "d")
+    assert done.code == 0, done.text
+    assert (proj.root / "out" / "real" / "d.txt").read_text() == "d\n"

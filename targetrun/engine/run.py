@@ -400,6 +400,8 @@ class Engine:
             attempt = progress.attempts.get(name, 0) + 1
             if attempt == 1 and task.deps and self._fails_for_missing_deps(scope, progress, task):
                 continue
+            if task.checkpoint is not None and self._led_out(scope, progress, task):
+                continue
             # Staged first: the record of the intent is kept by the store and commits with the
             # claim of the lock, one transaction (group commit); if it is not needed, it goes.
             # Not for a task that waits for another run's lock: each look would write an intent
@@ -449,6 +451,18 @@ class Engine:
         progress.inflight[future] = name
         progress.handing = None
         return future
+
+    def _led_out(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
+        """A task whose target a symlink put since planning leads out of its result location
+        fails before it runs, exit 2, as the plan would have refused it (DESIGN.md §3)."""
+        try:
+            scope.check_target_again(task)
+        except SpecError as exc:
+            progress.attempts[task.name] = progress.attempts.get(task.name, 0) + 1
+            self._attempt_failed(scope, progress, task.name,
+                                 WorkError(exc.format(), usage=True))
+            return True
+        return False
 
     def _fails_for_missing_deps(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
         """Make's "No rule to make target": a task whose declared dep is not there fails
