@@ -216,3 +216,21 @@ def test_a_symlink_out_placed_during_the_run_where_a_value_leads_is_refused_when
     done = proj.cli("run", "--force", "a", "d")
     assert done.code == 0, done.text
     assert (proj.root / "out" / "real" / "d.txt").read_text() == "d\n"
+
+
+# -- 8. a current folder that was deleted ------------------------------------------------------
+# `targetrun status` (or run, validate, history) in a folder removed meanwhile -- a shell
+# still in a build folder a clean step deleted -- was an internal error: os.getcwd() raised
+# FileNotFoundError, shown with its traceback, exit 4.
+
+def test_a_current_folder_that_was_deleted_is_a_usage_error(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    for command in ("status", "run -q"):
+        done = subprocess.run(["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "$0" -m targetrun {command}',
+                               sys.executable], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert done.stderr.startswith("targetrun: error: the current folder no longer exists"), done.stderr
+        assert done.stderr.count("\n") == 1
+        gone.mkdir()
