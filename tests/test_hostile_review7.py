@@ -122,9 +122,10 @@ def test_os_exit_from_a_thread_a_task_started_fails_the_task_not_the_run(project
         assert "failed" in proj.cli("history").out.splitlines()[1]
 
 
-# -- 5. a run stopped while a worker process writes its task's own target ---------------------
-# SIGTERM (or Ctrl-C) ends the worker processes at once (stopping.install_in_worker), so the
-# worker's undo never ran: the half-made file stayed, and the next run skipped the task.
+# -- 5. a run stopped while a worker writes its task's own target -----------------------------
+# SIGTERM (or Ctrl-C) ends the worker processes at once (stopping.install_in_worker), and the
+# command does not wait for a pool thread it cannot stop: in neither did the attempt's own
+# undo run. The half-made file stayed, and the next run skipped the task.
 
 SLOW_SELF_WRITER = '''
 import os, time
@@ -137,10 +138,11 @@ def half():
 '''
 
 
-def test_a_run_stopped_while_a_worker_process_writes_its_own_target_leaves_no_half_made_target(tmp_path):
+@pytest.mark.parametrize("executor", ["processes", "threads"])
+def test_a_run_stopped_while_a_worker_writes_its_own_target_leaves_no_half_made_target(tmp_path, executor):
     write_project(tmp_path, "tasks:\n  a: {run: steps:half, target: out/a.txt}\n", **{"steps.py": SLOW_SELF_WRITER})
     (tmp_path / "out").mkdir()
-    run = subprocess.Popen([sys.executable, "-m", "targetrun", "run", "--executor", "processes", "-j", "2"], cwd=tmp_path,
+    run = subprocess.Popen([sys.executable, "-m", "targetrun", "run", "--executor", executor, "-j", "2"], cwd=tmp_path,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30

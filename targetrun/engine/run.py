@@ -278,10 +278,12 @@ class Engine:
             stopping.kill_commands()
             cut_short = self._may_still_write(progress)  # (their futures are done once their workers are gone)
             self.executor.shutdown(wait=False)
-            if getattr(self.executor, "ends_workers", False):  # an attempt cut short there undid nothing itself
-                with stopping.deferred():
-                    for name in cut_short:
-                        undo_lost(progress.watched.pop(name, None), scope.spec.root)
+            # An attempt cut short elsewhere undoes nothing itself: a worker process ends at once
+            # (its executor's shutdown returns once it has); a pool thread cannot be stopped, and
+            # the command ends without waiting for it (cli.main).
+            with stopping.deferred():
+                for name in cut_short:
+                    undo_lost(progress.watched.pop(name, None), scope.spec.root)
         # A run ended by a stop or a fault is recorded as far as the store lets it; a
         # store that fails now must not turn that stop (130) or fault into another error.
         # And a stop that arrives now is raised once the run is recorded, not before: a run

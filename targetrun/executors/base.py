@@ -67,9 +67,6 @@ class Executor(Protocol):
     in_process: bool
     # Optional: ``runs_in_caller = True`` when ``submit`` runs the function itself, in the
     # calling thread (then what ``submit`` raises comes once the attempt is over).
-    # Optional: ``ends_workers = True`` when ``shutdown(wait=False)`` returns only once no
-    # worker of its writes any more (its processes have ended): the run then removes what an
-    # attempt cut short had made at its own target, which that worker could not.
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]: ...
 

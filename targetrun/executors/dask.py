@@ -113,11 +113,6 @@ class DaskExecutor:
         remote.add_done_callback(settle)
         return result
 
-    @property
-    def ends_workers(self) -> bool:
-        """A local cluster's workers are gone once it is closed; a remote cluster's live on."""
-        return self._cluster is not None
-
     def shutdown(self, wait: bool = True) -> None:
         if self._closed:  # the engine's end, then the caller's: once
             return

@@ -110,8 +110,6 @@ class ProcessExecutor:
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         return self._pool.submit(fn, *args)
 
-    ends_workers = True  # shutdown(wait=False) returns once its worker processes have ended
-
     def shutdown(self, wait: bool = True) -> None:
         workers = list((getattr(self._pool, "_processes", None) or {}).values())
         if not wait:  # the run is stopping: no worker may go on with an attempt, or start the next one
@@ -119,7 +117,8 @@ class ProcessExecutor:
                 with contextlib.suppress(OSError):
                     process.terminate()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
-        if not wait:  # (a signal ends a worker at once: stopping.install_in_worker)
+        if not wait:  # returns once they have ended, so the run's undo of their attempts (Engine._end) comes
+            # after their last write (a signal ends a worker at once: stopping.install_in_worker)
             deadline = time.monotonic() + stopping.STOP_GRACE
             for process in workers:
                 with contextlib.suppress(OSError, ValueError):
