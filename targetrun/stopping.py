@@ -455,6 +455,21 @@ def install_in_worker(ignored: frozenset[int] = frozenset()) -> None:
 _in_worker = False  # install_in_worker() was called: a signal here ends the process, never raises
 
 
+def end_with_parent(parent: int, every: float = 0.2) -> None:
+    """In a worker process: end it, as a stop signal would (its commands killed first), once
+    the process that started it is gone -- killed with ``kill -9``, say, which left its
+    workers running their attempts as orphans beside the next run. A daemon thread looks at
+    the parent process every ``every`` seconds (portable, and unlike Linux's
+    PR_SET_PDEATHSIG not tied to the thread that started the worker)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os.kill(os.getpid(), signal.SIGTERM)  # the main thread's handler: _stop_worker
+
+    threading.Thread(target=watch, name="targetrun-parent-watch", daemon=True).start()
+
+
 def stops_the_run(exc: KeyboardInterrupt) -> bool:
     """Whether a KeyboardInterrupt out of a task's code is the run being stopped, not the
     task's own ``raise`` (or a library's). A signal reaches Python code only in a process's

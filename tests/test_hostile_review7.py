@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -236,3 +237,43 @@ def test_a_current_folder_that_was_deleted_is_a_usage_error(tmp_path):
         assert done.stderr.startswith("targetrun: error: the current folder no longer exists"), done.stderr
         assert done.stderr.count("\n") == 1
         gone.mkdir()
+
+
+# -- 9. a worker process whose run was killed ---------------------------------------------------
+# kill -9 of the command (the OOM killer, a CI runner's hard timeout) left its worker
+# processes running their attempts as orphans: a task went on writing for as long as it
+# ran, beside the next run of the same project. A worker now ends once its run is gone.
+
+ORPHAN = '''
+import os, time
+
+def long():
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "worker.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+'''
+
+
+def test_a_worker_process_ends_when_its_run_is_killed(tmp_path):
+    write_project(tmp_path, "tasks:\n  a: {run: steps:long, target: out/a.txt}\n", **{"steps.py": ORPHAN})
+    run = subprocess.Popen([sys.executable, "-m", "targetrun", "run", "--executor", "processes"], cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    pid_file = tmp_path / "worker.pid"
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.02)
+    worker = int(pid_file.read_text())
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:  # ended: gone, or a zombie its new parent has not reaped yet
+            if Path(f"/proc/{worker}/stat").read_text().rpartition(")")[2].split()[0] in "ZX":
+                break
+        except FileNotFoundError:
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the worker process outlived its run by 5 s")

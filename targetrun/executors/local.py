@@ -9,6 +9,7 @@ when it was spawned, and a thread here hands it to the hook. "Running" therefore
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -55,11 +56,14 @@ class ThreadExecutor:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
-def _notify_through(queue: Any, ignored: frozenset[int]) -> None:
+def _notify_through(queue: Any, ignored: frozenset[int], parent: int | None = None) -> None:
     """In a pool process, as it starts: start notices go back over ``queue``, and a stop
     signal ends the process with its commands (see :func:`targetrun.stopping.install_in_worker`)
-    -- but those in ``ignored``, which the run keeps ignored (nohup)."""
+    -- but those in ``ignored``, which the run keeps ignored (nohup). So does the end of the
+    run's process (``parent``): no attempt goes on as an orphan."""
     stopping.install_in_worker(ignored)
+    if parent is not None:
+        stopping.end_with_parent(parent)
     set_process_hook(lambda task, ticket: queue.put((task, ticket)))
 
 
@@ -90,7 +94,7 @@ class ProcessExecutor:
         self._relay = _Relay()
         self._starts: Any = context.SimpleQueue()
         self._pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=context, initializer=_notify_through,
-                                         initargs=(self._starts, stopping.kept_ignored()))
+                                         initargs=(self._starts, stopping.kept_ignored(), os.getpid()))
         self._reader = threading.Thread(target=self._read_starts, name="targetrun-starts", daemon=True)
         self._reader.start()
 
