@@ -18,10 +18,12 @@ refused, like any other. A child it forked exits as asked; targetrun's own calls
 processes are untouched.
 
 A thread the task's code started is no task's thread: ``os._exit`` there ended the run at
-once as well. Such a call (from no targetrun code, in no thread running a task's code)
-ends that thread instead (``SystemExit``, which a thread ends on quietly), and every task
-whose code runs at that moment fails when it returns: "a thread started by task code
-called os._exit(0) while this task ran". After its task ended, it only ends the thread, said in one warning line.
+once as well. While a run goes on in the process (:func:`running_tasks`), such a call (from
+no targetrun code, in no thread running a task's code) ends that thread instead
+(``SystemExit``, which a thread ends on quietly), and every task whose code runs at that
+moment fails when it returns: "a thread started by task code called os._exit(0) while this
+task ran". After its task ended, it only ends the thread, said in one warning line. Outside
+a run (a program using the API, before or after one) it ends the process, as asked.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class ThreadExitCalled(ProcessExitCalled):
 _real_exit = posix._exit
 _in_user_code = threading.local()
 _running: set[int] = set()  # the threads running a task's code now (their idents)
+_runs = 0  # runs going on in this process (running_tasks): outside one, a thread's os._exit is its program's
 _stray_exits: dict[int, int] = {}  # such a thread -> the status a thread it may have started passed to os._exit
 _guarding_pid: int | None = None
 _guard_lock = threading.Lock()
@@ -76,7 +79,7 @@ def _exit(status: int) -> NoReturn:
     if os.getpid() == _guarding_pid and caller != "targetrun" and not caller.startswith("targetrun."):
         if _depth():
             raise ProcessExitCalled(status)
-        if threading.current_thread() is not threading.main_thread():  # a thread a task's code started
+        if _runs and threading.current_thread() is not threading.main_thread():  # a thread a task's code started
             with _guard_lock:
                 for ident in _running:
                     _stray_exits.setdefault(ident, status)
@@ -85,6 +88,21 @@ def _exit(status: int) -> NoReturn:
                                      "its task ended: that thread ended, not the run\n")
             raise SystemExit(status)
     _real_exit(status)
+
+
+@contextlib.contextmanager
+def running_tasks() -> Iterator[None]:
+    """A run goes on in this process: a thread that is no task's and no targetrun's calling
+    ``os._exit`` is taken for one a task started (see the module docstring). Outside a run
+    -- a program using the API, before or after it -- such a call ends the process as asked."""
+    global _runs
+    with _guard_lock:
+        _runs += 1
+    try:
+        yield
+    finally:
+        with _guard_lock:
+            _runs -= 1
 
 
 @contextlib.contextmanager

@@ -277,3 +277,17 @@ def test_a_worker_process_ends_when_its_run_is_killed(tmp_path):
     else:
         os.kill(worker, signal.SIGKILL)
         raise AssertionError("the worker process outlived its run by 5 s")
+
+
+def test_os_exit_from_a_thread_outside_a_run_still_ends_the_program(tmp_path):
+    """A program that used the API keeps its own os._exit, from any thread, once the run is over."""
+    write_project(tmp_path, "tasks:\n  a: {run: steps:a, target: out/a.json}\n", **{"steps.py": "def a():\n    return 1\n"})
+    program = ("import io, os, sys, threading\n"
+               "from targetrun.cli import invoke\n"
+               "code = invoke(['run', '-f', sys.argv[1]], io.StringIO(), sys.stderr)\n"
+               "assert code == 0, code\n"
+               "threading.Thread(target=os._exit, args=(7,)).start()\n"
+               "threading.Event().wait(10)\n")
+    done = subprocess.run([sys.executable, "-c", program, str(tmp_path / "Pipelinefile.yaml")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 7, done.stderr

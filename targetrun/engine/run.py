@@ -41,6 +41,7 @@ from typing import Any
 
 from targetrun import dag, fingerprint, liveness, stopping, templating
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
+from targetrun.callables import running_tasks
 from targetrun.capture import process_output, unattributed_output
 from targetrun.engine.cache import new_entry, task_inputs
 from targetrun.engine.decide import NOT_NEEDED, Facts, decide, needs_inputs
@@ -210,7 +211,9 @@ class Engine:
         started = self.clock.now()
         if request.dry_run:
             return self._dry_run(plan, started, planning)
-        with process_output():  # from the imports on: what tasks print is theirs, stdout stays ours
+        # from the imports on: what tasks print is theirs, stdout stays ours; and a thread a
+        # task started does not end the run with os._exit (callables.running_tasks)
+        with process_output(), running_tasks():
             return self._run(RunScope(plan, planning), request, started)
 
     def _run(self, scope: RunScope, request: RunRequest, started: float) -> RunSummary:

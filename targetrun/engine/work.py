@@ -25,7 +25,9 @@ from typing import Any, BinaryIO, cast
 
 from targetrun import liveness, templating
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
-from targetrun.callables import ProcessExitCalled, ThreadExitCalled, exit_call, load_callable, user_code
+from targetrun.callables import (
+    ProcessExitCalled, ThreadExitCalled, exit_call, load_callable, running_tasks, user_code,
+)
 from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
 from targetrun.regularfile import READ_FLAGS, open_regular
@@ -161,7 +163,7 @@ def execute(job: Job) -> WorkResult:
     from targetrun.executors.base import announce_start
 
     announce_start(job.key or job.task, job.ticket)
-    with process_output() if job.own_fds else contextlib.nullcontext():
+    with process_output() if job.own_fds else contextlib.nullcontext(), running_tasks():  # (a worker process too)
         return _attempt(job)
 
 
