@@ -43,6 +43,7 @@ from targetrun.replay import replay  # noqa: E402
 
 def main() -> None:
     gc.disable()  # resumed by the CLI once it has planned (see the module docstring)
+    stopping.escape_unencodable(sys.stdout, sys.stderr)
     # A no-op the last identical command certified is answered before the CLI is even
     # imported (targetrun/replay.py); None: anything else, and the CLI answers.
     code = replay(sys.argv[1:], sys.stdout)

@@ -14,8 +14,16 @@ does to the process is done to the run: ``sys.exit()`` raises, and is the task's
 nothing recorded, a CI step told all is well. While a task's code runs (its module's
 import included: :func:`user_code`), ``os._exit`` called from it in this thread raises
 :class:`ProcessExitCalled` instead, a ``SystemExit``: the task fails, or its module is
-refused, like any other. A child it forked exits as asked; targetrun's own calls, other
-threads and other processes are untouched.
+refused, like any other. A child it forked exits as asked; targetrun's own calls and other
+processes are untouched.
+
+A thread the task's code started is no task's thread: ``os._exit`` there ended the run at
+once as well. While a run goes on in the process (:func:`running_tasks`), such a call (from
+no targetrun code, in no thread running a task's code) ends that thread instead
+(``SystemExit``, which a thread ends on quietly), and every task whose code runs at that
+moment fails when it returns: "a thread started by task code called os._exit(0) while this
+task ran". After its task ended, it only ends the thread, said in one warning line. Outside
+a run (a program using the API, before or after one) it ends the process, as asked.
 """
 
 from __future__ import annotations
@@ -45,8 +53,18 @@ class ProcessExitCalled(SystemExit):
         return f"os._exit({self.code!r}) was called"
 
 
+class ThreadExitCalled(ProcessExitCalled):
+    """``os._exit(code)`` called, while a task's code ran, by a thread that code may have started."""
+
+    def __str__(self) -> str:
+        return f"a thread started by task code called os._exit({self.code!r}) while this task ran"
+
+
 _real_exit = posix._exit
 _in_user_code = threading.local()
+_running: set[int] = set()  # the threads running a task's code now (their idents)
+_runs = 0  # runs going on in this process (running_tasks): outside one, a thread's os._exit is its program's
+_stray_exits: dict[int, int] = {}  # such a thread -> the status a thread it may have started passed to os._exit
 _guarding_pid: int | None = None
 _guard_lock = threading.Lock()
 
@@ -59,10 +77,33 @@ def _depth() -> int:
 def _exit(status: int) -> NoReturn:
     """``os._exit`` while targetrun runs a task's code (see the module docstring)."""
     caller = sys._getframe(1).f_globals.get("__name__", "")
-    if (os.getpid() == _guarding_pid and _depth()
-            and caller != "targetrun" and not caller.startswith("targetrun.")):
-        raise ProcessExitCalled(status)
+    if os.getpid() == _guarding_pid and caller != "targetrun" and not caller.startswith("targetrun."):
+        if _depth():
+            raise ProcessExitCalled(status)
+        if _runs and threading.current_thread() is not threading.main_thread():  # a thread a task's code started
+            with _guard_lock:
+                for ident in _running:
+                    _stray_exits.setdefault(ident, status)
+                if not _running:
+                    sys.stderr.write(f"targetrun: warning: a thread a task started called os._exit({status!r}) after "
+                                     "its task ended: that thread ended, not the run\n")
+            raise SystemExit(status)
     _real_exit(status)
+
+
+@contextlib.contextmanager
+def running_tasks() -> Iterator[None]:
+    """A run goes on in this process: a thread that is no task's and no targetrun's calling
+    ``os._exit`` is taken for one a task started (see the module docstring). Outside a run
+    -- a program using the API, before or after it -- such a call ends the process as asked."""
+    global _runs
+    with _guard_lock:
+        _runs += 1
+    try:
+        yield
+    finally:
+        with _guard_lock:
+            _runs -= 1
 
 
 @contextlib.contextmanager
@@ -74,15 +115,29 @@ def user_code() -> Iterator[None]:
             if _guarding_pid != os.getpid():
                 os._exit = posix._exit = _exit
                 _guarding_pid = os.getpid()
+    ident = threading.get_ident()
     _in_user_code.depth = _depth() + 1
+    if _in_user_code.depth == 1:
+        with _guard_lock:
+            _running.add(ident)
+            _stray_exits.pop(ident, None)
     try:
         yield
     finally:
         _in_user_code.depth -= 1
+        stray = None
+        if _in_user_code.depth == 0:
+            with _guard_lock:
+                _running.discard(ident)
+                stray = _stray_exits.pop(ident, None)
+    if stray is not None:  # (not when the code raised: its own failure says more)
+        raise ThreadExitCalled(stray)
 
 
 def exit_call(exc: SystemExit) -> str:
     """How code ended the process: ``os._exit(0)``, ``sys.exit(3)``."""
+    if isinstance(exc, ThreadExitCalled):
+        return f"os._exit({exc.code!r}) from a thread it started"  # (an import: nothing else runs then)
     return f"os._exit({exc.code!r})" if isinstance(exc, ProcessExitCalled) else f"sys.exit({exc.code!r})"
 
 

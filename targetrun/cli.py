@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) 
     global _paused
     _paused = collection_paused
     stopping.install()
+    stopping.escape_unencodable(sys.stdout, sys.stderr)
     try:
         code = invoke(list(sys.argv[1:] if argv is None else argv), _stream(sys.stdout), _stream(sys.stderr))
         stopping.ignore()  # the command is over: a signal now must not turn its result into a traceback
@@ -74,7 +75,8 @@ def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
     safe_out = RedactingWriter(out)
     safe_err = RedactingWriter(err, hushed=safe_out)  # once the output's reader went away, nothing more is said
     try:
-        with contextlib.redirect_stdout(safe_out), contextlib.redirect_stderr(safe_err), _library_logging():
+        with (contextlib.redirect_stdout(safe_out), contextlib.redirect_stderr(safe_err), _library_logging(),
+              _one_line_unraisable()):
             return _invoke(argv, cast(TextIO, safe_out), cast(TextIO, safe_err))
     finally:
         safe_out.flush()
@@ -110,6 +112,36 @@ def _library_logging() -> Iterator[None]:
         yield
     finally:
         logging.lastResort = before
+
+
+@contextlib.contextmanager
+def _one_line_unraisable() -> Iterator[None]:
+    """While a command runs, an exception a finalizer or callback raised and Python drops
+    (fsspec's ``FTPFileSystem.__del__`` after a failed ``__init__``) is one line on the
+    current stderr -- where Python prints "Exception ignored in ..." and a traceback. A
+    stop dropped there still goes to the hook before (:mod:`targetrun.stopping` delivers
+    it again)."""
+    before = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) or unraisable.exc_value is None:
+            before(unraisable)
+            return
+        try:
+            where = unraisable.err_msg or "Exception ignored in"
+            where = where.replace("Exception ignored", "ignored an error", 1)
+            what = f"{type(unraisable.exc_value).__name__}: {unraisable.exc_value}"
+            subject = f" {unraisable.object!r}" if unraisable.object is not None else ""
+            sys.stderr.write(f"targetrun: warning: {where}{subject}: {printable(' '.join(what.split()))}\n")
+        except Exception:  # a finalizer's error that cannot even be shown is not worth more
+            pass
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        if sys.unraisablehook is hook:
+            sys.unraisablehook = before
 
 
 def _invoke(argv: list[str], out: TextIO, err: TextIO) -> int:

@@ -121,6 +121,16 @@ def escapes_through_symlink(spec: PipelineSpec, result: str, path: str) -> str |
     return real
 
 
+def _inside(root: str, real_root: str, folder: str, real_folder: str, rendered: str, what: str,
+            since: bool = False) -> None:
+    if real_folder != real_root and not real_folder.startswith(real_root.rstrip(os.sep) + os.sep):
+        put = " (a symlink put there since the run planned)" if since else ""
+        raise SpecError(
+            f"the {what} {rendered!r} goes through a symlink to {real_folder}, outside {root}{put}",
+            hint="A value may not lead a target out of its result location; check the values that fill it and the symlinks.",
+        )
+
+
 class Placer:
     """Places rendered paths in result locations; remembers each result's base.
 
@@ -135,6 +145,7 @@ class Placer:
         self.spec = spec
         self._bases: dict[str, Location] = {}
         self._real: dict[str, str] = {}  # realpath of local folders, asked once per folder
+        self._within: dict[str, tuple[str, str, str]] = {}  # a path a value led -> (root, path as rendered, what)
         self._serializers: dict[tuple[object, ...], str] = {}
         self._own = _own_files(spec)
         self._own_names = tuple({os.path.basename(path) for path in self._own})  # as written: endswith
@@ -239,12 +250,18 @@ class Placer:
     def _check_symlinks(self, path: str, root: str, rendered: str, what: str) -> None:
         """The folder a value led to must still be inside ``root`` once symlinks are resolved."""
         folder = os.path.dirname(path)
-        real_root, real_folder = self._realpath(root), self._realpath(folder)
-        if real_folder != real_root and not real_folder.startswith(real_root.rstrip(os.sep) + os.sep):
-            raise SpecError(
-                f"the {what} {rendered!r} goes through a symlink to {real_folder}, outside {root}",
-                hint="A value may not lead a target out of its result location; check the values that fill it and the symlinks.",
-            )
+        self._within[path] = (root, rendered, what)
+        _inside(root, self._realpath(root), folder, self._realpath(folder), rendered, what)
+
+    def check_again(self, path: str) -> None:
+        """:meth:`_check_symlinks` of the local ``path`` once more, with the disk as it is
+        now: a symlink put in a value's folder after the target was rendered -- by an
+        upstream task, or anyone, while the run went on -- must not lead the write out.
+        A path no value led anywhere is not judged (its folders are the author's choice)."""
+        if path in self._within:
+            root, rendered, what = self._within[path]
+            folder = os.path.dirname(path)
+            _inside(root, os.path.realpath(root), folder, os.path.realpath(folder), rendered, what, since=True)
 
     def _realpath(self, folder: str) -> str:
         if folder not in self._real:

@@ -455,6 +455,21 @@ def install_in_worker(ignored: frozenset[int] = frozenset()) -> None:
 _in_worker = False  # install_in_worker() was called: a signal here ends the process, never raises
 
 
+def end_with_parent(parent: int, every: float = 0.2) -> None:
+    """In a worker process: end it, as a stop signal would (its commands killed first), once
+    the process that started it is gone -- killed with ``kill -9``, say, which left its
+    workers running their attempts as orphans beside the next run. A daemon thread looks at
+    the parent process every ``every`` seconds (portable, and unlike Linux's
+    PR_SET_PDEATHSIG not tied to the thread that started the worker)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os.kill(os.getpid(), signal.SIGTERM)  # the main thread's handler: _stop_worker
+
+    threading.Thread(target=watch, name="targetrun-parent-watch", daemon=True).start()
+
+
 def stops_the_run(exc: KeyboardInterrupt) -> bool:
     """Whether a KeyboardInterrupt out of a task's code is the run being stopped, not the
     task's own ``raise`` (or a library's). A signal reaches Python code only in a process's
@@ -488,6 +503,18 @@ def exit_code_of(exc: BaseException | None) -> int:
             return exc.exit_code
         exc = exc.__cause__ or exc.__context__
     return 128 + signal.SIGINT
+
+
+def escape_unencodable(*streams: Any) -> None:
+    """Show a character the terminal's encoding cannot (``é`` on an ASCII or Latin-1 stdout)
+    as an escape (``\\xe9``), as Python does on stderr: never a ``UnicodeEncodeError`` --
+    an internal error -- over a name, a value or a library's message."""
+    for stream in streams:
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # closed, or not a text stream after all
+                pass
 
 
 def before_exit() -> None:

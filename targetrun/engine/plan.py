@@ -626,6 +626,13 @@ class Planner:
 
     # -- deps ----------------------------------------------------------------------
 
+    def check_target_again(self, task: PlannedTask) -> None:
+        """The containment check of the task's target once more, with the disk as it is now
+        (:meth:`~targetrun.resolve.Placer.check_again`): a SpecError when a symlink put
+        since it was rendered leads it out of its result location."""
+        if task.checkpoint is not None:
+            self.renderer.placer.check_again(task.checkpoint.url)
+
     def deps_verdict(self, task: PlannedTask, decision: Decision) -> Decision:
         """The one judgement of a task's missing deps, given its final decision: one that
         runs while a declared dep is missing fails instead, one planned to fail whose deps

@@ -41,6 +41,7 @@ from typing import Any
 
 from targetrun import dag, fingerprint, liveness, stopping, templating
 from targetrun.checkpoints import Expected, needs_record, verify_checkpoint
+from targetrun.callables import running_tasks
 from targetrun.capture import process_output, unattributed_output
 from targetrun.engine.cache import new_entry, task_inputs
 from targetrun.engine.decide import NOT_NEEDED, Facts, decide, needs_inputs
@@ -51,7 +52,7 @@ from targetrun.engine.recovery import holds
 from targetrun.engine.scope import Planning, RunScope
 from targetrun.engine.writes import Writes
 from targetrun.engine.work import (
-    Attempt, CorruptInput, Input, Job, WorkError, WorkResult, execute,
+    Attempt, CorruptInput, Input, Job, WorkError, WorkResult, Watched, execute, undo_lost, watch_target,
 )
 from targetrun.errors import EXIT_BACKEND, SpecError, SpecProblems, StorageError, TargetrunError
 from targetrun.callables import resolve_callable
@@ -168,6 +169,7 @@ class _Progress:
     deps_read: dict[str, DepState] = field(default_factory=dict)  # deps fingerprinted before their task ran
     unkept: deque[_Unkept] = field(default_factory=deque)  # successes whose records wait for the next command
     making: dict[str, _Making] = field(default_factory=dict)  # worked out while the task's command ran
+    watched: dict[str, Watched | None] = field(default_factory=dict)  # a target before an attempt elsewhere began
     early: set[str] = field(default_factory=set)  # staged and claimed while their last upstream ran
     succeeded: list[tuple[str, WorkResult, _Making | None]] = field(default_factory=list)  # not recorded yet
     stopping: bool = False
@@ -209,7 +211,9 @@ class Engine:
         started = self.clock.now()
         if request.dry_run:
             return self._dry_run(plan, started, planning)
-        with process_output():  # from the imports on: what tasks print is theirs, stdout stays ours
+        # from the imports on: what tasks print is theirs, stdout stays ours; and a thread a
+        # task started does not end the run with os._exit (callables.running_tasks)
+        with process_output(), running_tasks():
             return self._run(RunScope(plan, planning), request, started)
 
     def _run(self, scope: RunScope, request: RunRequest, started: float) -> RunSummary:
@@ -275,7 +279,14 @@ class Engine:
             status = RunStatus.BROKEN if summary.backend_failed else RunStatus.FAILED
         if ended is not None:  # a stop or a fault: nothing runs on, nothing is waited for
             stopping.kill_commands()
+            cut_short = self._may_still_write(progress)  # (their futures are done once their workers are gone)
             self.executor.shutdown(wait=False)
+            # An attempt cut short elsewhere undoes nothing itself: a worker process ends at once
+            # (its executor's shutdown returns once it has); a pool thread cannot be stopped, and
+            # the command ends without waiting for it (cli.main).
+            with stopping.deferred():
+                for name in cut_short:
+                    undo_lost(progress.watched.pop(name, None), scope.spec.root)
         # A run ended by a stop or a fault is recorded as far as the store lets it; a
         # store that fails now must not turn that stop (130) or fault into another error.
         # And a stop that arrives now is raised once the run is recorded, not before: a run
@@ -338,6 +349,7 @@ class Engine:
                     continue
                 name = progress.inflight.pop(future)
                 making = progress.making.pop(name, None)
+                watched = progress.watched.pop(name, None)
                 self._surely_started(scope, progress, name)
                 try:
                     succeeded.append((name, future.result(), making))
@@ -346,7 +358,12 @@ class Engine:
                 except WorkError as exc:
                     self._attempt_failed(scope, progress, name, exc)
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
-                    self._attempt_failed(scope, progress, name, _lost(exc))
+                    lost = _lost(exc)
+                    with stopping.deferred():
+                        said = undo_lost(watched, scope.spec.root)
+                    if said:
+                        lost.message = lost.message.rstrip(".") + said
+                    self._attempt_failed(scope, progress, name, lost)
             if succeeded and (not done or self._records_now(scope, progress)):
                 self._record_all(scope, progress)
             for start in starts:
@@ -387,6 +404,8 @@ class Engine:
                 self._keep_records(progress)  # no command of its own to hide them behind: kept with its claim
             attempt = progress.attempts.get(name, 0) + 1
             if attempt == 1 and task.deps and self._fails_for_missing_deps(scope, progress, task):
+                continue
+            if task.checkpoint is not None and self._led_out(scope, progress, task):
                 continue
             # Staged first: the record of the intent is kept by the store and commits with the
             # claim of the lock, one transaction (group commit); if it is not needed, it goes.
@@ -432,10 +451,23 @@ class Engine:
         elsewhere = not getattr(self.executor, "runs_in_caller", False)
         if elsewhere:
             progress.handing = name
+            progress.watched[name] = watch_target(job)  # its worker may die before it can undo its own
         future = self.executor.submit(execute, job)
         progress.inflight[future] = name
         progress.handing = None
         return future
+
+    def _led_out(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
+        """A task whose target a symlink put since planning leads out of its result location
+        fails before it runs, exit 2, as the plan would have refused it (DESIGN.md §3)."""
+        try:
+            scope.check_target_again(task)
+        except SpecError as exc:
+            progress.attempts[task.name] = progress.attempts.get(task.name, 0) + 1
+            self._attempt_failed(scope, progress, task.name,
+                                 WorkError(exc.format(), usage=True))
+            return True
+        return False
 
     def _fails_for_missing_deps(self, scope: RunScope, progress: _Progress, task: PlannedTask) -> bool:
         """Make's "No rule to make target": a task whose declared dep is not there fails

@@ -40,6 +40,8 @@ class Planning(Protocol):
 
     def deps_verdict(self, task: PlannedTask, decision: Decision) -> Decision: ...
 
+    def check_target_again(self, task: PlannedTask) -> None: ...
+
 
 class RunScope:
     """The tasks of one run, their decisions, the graph and the order they run in."""
@@ -132,6 +134,10 @@ class RunScope:
     def target_fingerprint(self, where: Location) -> str:
         """The fingerprint of an existing target's value (its record's, else its bytes')."""
         return self._planning.target_fingerprint(where)
+
+    def check_target_again(self, task: PlannedTask) -> None:
+        """The task's target still inside its result location, judged with the disk as it is now."""
+        self._planning.check_target_again(task)
 
     def deps_verdict(self, task: PlannedTask, decision: Decision) -> Decision:
         """``decision`` with the task's deps as they are now, judged as planning judged them

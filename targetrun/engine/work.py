@@ -25,7 +25,9 @@ from typing import Any, BinaryIO, cast
 
 from targetrun import liveness, templating
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
-from targetrun.callables import ProcessExitCalled, exit_call, load_callable, user_code
+from targetrun.callables import (
+    ProcessExitCalled, ThreadExitCalled, exit_call, load_callable, running_tasks, user_code,
+)
 from targetrun.capture import process_output, tail, task_output
 from targetrun.fingerprint import stream_digest
 from targetrun.regularfile import READ_FLAGS, open_regular
@@ -161,7 +163,7 @@ def execute(job: Job) -> WorkResult:
     from targetrun.executors.base import announce_start
 
     announce_start(job.key or job.task, job.ticket)
-    with process_output() if job.own_fds else contextlib.nullcontext():
+    with process_output() if job.own_fds else contextlib.nullcontext(), running_tasks():  # (a worker process too)
         return _attempt(job)
 
 
@@ -191,6 +193,26 @@ def _attempt(job: Job) -> WorkResult:
 # attempt, one after a failure; local disk only (a bucket would pay a request a task).
 
 _CANNOT_TELL = ("cannot tell",)
+
+
+Watched = tuple[Storage, str, str, "tuple[object, ...] | None"]
+
+
+def watch_target(job: Job) -> Watched | None:
+    """:func:`_watch_target`, for the coordinator of a worker that may die: a worker process
+    killed mid-attempt undoes nothing itself, so the run undoes it (:func:`undo_lost`)."""
+    return _watch_target(job)
+
+
+def undo_lost(watched: Watched | None, root: str) -> str:
+    """What to add to the failure of an attempt whose worker was lost: what it made at its own
+    target, removed (or, there before, left and said) -- as :func:`_attempt` does for an
+    attempt whose worker lives to see it fail."""
+    if watched is None:
+        return ""
+    said = _undo_target(*watched)
+    path = watched[2]
+    return said.format(os.path.relpath(path, root) if path.startswith(root.rstrip(os.sep) + os.sep) else path) if said else ""
 
 
 def _watch_target(job: Job) -> tuple[Storage, str, str, tuple[object, ...] | None] | None:
@@ -267,9 +289,11 @@ def _attempt_body(job: Job) -> WorkResult:
                 raise
             import traceback
 
-            said = f"the task called {exit_call(exc)}" if isinstance(exc, ProcessExitCalled) else \
+            said = str(exc) if isinstance(exc, ThreadExitCalled) else \
+                f"the task called {exit_call(exc)}" if isinstance(exc, ProcessExitCalled) else \
                 f"{type(exc).__name__}: {exc}"
-            error = WorkError(said, traceback.format_exc(), log=tail(printed.getvalue()))
+            trace = "" if isinstance(exc, ThreadExitCalled) else traceback.format_exc()  # (only targetrun's frames)
+            error = WorkError(said, trace, log=tail(printed.getvalue()))
             error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise error from None
     duration = time.perf_counter() - started

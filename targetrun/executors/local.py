@@ -9,7 +9,9 @@ when it was spawned, and a thread here hands it to the hook. "Running" therefore
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -54,11 +56,14 @@ class ThreadExecutor:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
-def _notify_through(queue: Any, ignored: frozenset[int]) -> None:
+def _notify_through(queue: Any, ignored: frozenset[int], parent: int | None = None) -> None:
     """In a pool process, as it starts: start notices go back over ``queue``, and a stop
     signal ends the process with its commands (see :func:`targetrun.stopping.install_in_worker`)
-    -- but those in ``ignored``, which the run keeps ignored (nohup)."""
+    -- but those in ``ignored``, which the run keeps ignored (nohup). So does the end of the
+    run's process (``parent``): no attempt goes on as an orphan."""
     stopping.install_in_worker(ignored)
+    if parent is not None:
+        stopping.end_with_parent(parent)
     set_process_hook(lambda task, ticket: queue.put((task, ticket)))
 
 
@@ -89,7 +94,7 @@ class ProcessExecutor:
         self._relay = _Relay()
         self._starts: Any = context.SimpleQueue()
         self._pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=context, initializer=_notify_through,
-                                         initargs=(self._starts, stopping.kept_ignored()))
+                                         initargs=(self._starts, stopping.kept_ignored(), os.getpid()))
         self._reader = threading.Thread(target=self._read_starts, name="targetrun-starts", daemon=True)
         self._reader.start()
 
@@ -110,11 +115,21 @@ class ProcessExecutor:
         return self._pool.submit(fn, *args)
 
     def shutdown(self, wait: bool = True) -> None:
+        workers = list((getattr(self._pool, "_processes", None) or {}).values())
         if not wait:  # the run is stopping: no worker may go on with an attempt, or start the next one
-            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+            for process in workers:
                 with contextlib.suppress(OSError):
                     process.terminate()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        if not wait:  # returns once they have ended, so the run's undo of their attempts (Engine._end) comes
+            # after their last write (a signal ends a worker at once: stopping.install_in_worker)
+            deadline = time.monotonic() + stopping.STOP_GRACE
+            for process in workers:
+                with contextlib.suppress(OSError, ValueError):
+                    process.join(max(0.0, deadline - time.monotonic()))
+                    if process.is_alive():  # stuck in C code that does not let the signal in
+                        process.kill()
+                        process.join(1)
         self._starts.put(None)  # ends the reader
         if wait:
             self._reader.join(timeout=5)

@@ -545,9 +545,18 @@ def _json_rows(rows: list[list[object]]) -> bytes:
     return json.dumps(rows, separators=(",", ":"))[1:-1].encode()
 
 
+# What the outcomes of one run may inflate to (a million tasks' rows); a blob that inflates
+# further is no record of targetrun's -- a forged row, a zip bomb -- and is not read on.
+OUTCOMES_LIMIT = 256 * 1024 * 1024
+
+
 def decode_outcomes(data: bytes) -> RunOutcomes | None:
     try:
-        doc = json.loads(zlib.decompress(data))
+        inflater = zlib.decompressobj()
+        text = inflater.decompress(data, OUTCOMES_LIMIT)
+        if inflater.unconsumed_tail:
+            return None
+        doc = json.loads(text)
         marks = tuple(OutcomeMark(str(t), TaskState(s), str(r), None if g is None else str(g))
                       for t, s, r, g in doc["tasks"])
         return RunOutcomes(str(doc.get("date", "")), marks)
