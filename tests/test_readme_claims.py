@@ -9,7 +9,6 @@ console entry point unchanged.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from targetrun import errors
-from targetrun.cli import invoke
+from tests.clirun import in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -39,18 +38,6 @@ main()
 def _base_cli(folder: Path, *args: str, hide: tuple[str, ...] = EXTRA_LIBRARIES) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", _LAUNCH, ",".join(hide), *args], cwd=folder, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "COLUMNS": "80"})
-
-
-def _cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The same command in this process (faster), where hiding no library is needed."""
-    out, err = io.StringIO(), io.StringIO()
-    before = os.getcwd()
-    os.chdir(folder)
-    try:
-        code = invoke(list(args), out, err)
-    finally:
-        os.chdir(before)
-    return subprocess.CompletedProcess(["targetrun", *args], code, out.getvalue(), err.getvalue())
 
 
 def _one_paragraph_error(done: subprocess.CompletedProcess[str], code: int) -> str:
@@ -126,7 +113,7 @@ def test_the_exit_code_table_is_the_one_in_errors_py():
 
 def test_every_command_help_lists_every_exit_code(tmp_path):
     for command in ([], ["run"], ["status"], ["validate"], ["show"], ["cache", "list"]):
-        done = _cli(tmp_path, *command, "--help")
+        done = in_process(tmp_path, *command, "--help")
         assert done.returncode == 0, done.stderr
         text = " ".join(done.stdout.split())
         for code in ("0 ok", "1 a task failed", "2 ", "3 ", "4 ", "129 ", "130 ", "131 ", "141 ", "143 "):
@@ -136,12 +123,12 @@ def test_every_command_help_lists_every_exit_code(tmp_path):
 def test_each_kind_of_failure_has_its_own_exit_code(tmp_path):
     folder = _pipeline(tmp_path / "p", "tasks:\n  bad: {shell: 'exit 7', target: out/bad.txt}\n"
                                        "  hello: {run: tasks:hello, target: out/hello.json}\n")
-    assert _cli(folder, "run", "hello").returncode == errors.EXIT_OK
-    assert _cli(folder, "run", "bad").returncode == errors.EXIT_TASK_FAILED
-    assert _cli(folder, "run", "--date", "soon").returncode == errors.EXIT_USAGE
+    assert in_process(folder, "run", "hello").returncode == errors.EXIT_OK
+    assert in_process(folder, "run", "bad").returncode == errors.EXIT_TASK_FAILED
+    assert in_process(folder, "run", "--date", "soon").returncode == errors.EXIT_USAGE
     os.symlink("loop", folder / "loop")  # README: a symlink loop is "cannot tell", never "missing"
     (folder / "Pipelinefile.yaml").write_text("tasks:\n  hello: {run: tasks:hello, target: loop/hello.json}\n")
-    message = _one_paragraph_error(_cli(folder, "run"), errors.EXIT_BACKEND)
+    message = _one_paragraph_error(in_process(folder, "run"), errors.EXIT_BACKEND)
     assert "cannot tell whether" in message and "never treats this as missing" in message
 
 
@@ -158,7 +145,7 @@ def test_bare_targetrun_prints_its_help_plainly(tmp_path):
 
 
 def test_no_pipelinefile_says_where_it_looked(tmp_path):
-    message = _one_paragraph_error(_cli(tmp_path, "run"), 2)
+    message = _one_paragraph_error(in_process(tmp_path, "run"), 2)
     assert f"no Pipelinefile.yaml in {tmp_path} or its parents" in message and "-f PATH" in message
 
 
@@ -175,7 +162,7 @@ def test_no_pipelinefile_says_where_it_looked(tmp_path):
 ])
 def test_first_mistakes_are_one_paragraph_exit_2(tmp_path, args, says):
     folder = _pipeline(tmp_path / "p", "params: {city: berlin}\n" + LOCAL)
-    message = _one_paragraph_error(_cli(folder, *args), errors.EXIT_USAGE)
+    message = _one_paragraph_error(in_process(folder, *args), errors.EXIT_USAGE)
     assert says in message
     assert not (folder / "out").exists()
 
@@ -198,21 +185,21 @@ def test_running_again_runs_nothing_and_the_final_task_is_skipped(tmp_path):
 def test_j_without_an_executor_runs_on_threads_as_help_says(tmp_path):
     """README: `targetrun run -j 4  # 4 tasks at once (a thread pool)`; --help says the
     default executor is inline, threads with -j above 1."""
-    help_text = " ".join(_cli(tmp_path, "run", "--help").stdout.split())
+    help_text = " ".join(in_process(tmp_path, "run", "--help").stdout.split())
     assert "inline (one task at a time), threads when -j is above 1" in help_text
     folder = tmp_path / "p"
     folder.mkdir()
     (folder / "tasks.py").write_text("import threading\n\ndef where(i):\n    return threading.current_thread().name\n")
     (folder / "Pipelinefile.yaml").write_text(
         "tasks:\n" + "".join(f"  t{i}: {{run: tasks:where, args: {{i: {i}}}, target: 'out/{i}.json'}}\n" for i in range(2)))
-    assert _cli(folder, "run", "-j", "2").returncode == 0
+    assert in_process(folder, "run", "-j", "2").returncode == 0
     names = {(folder / f"out/{i}.json").read_text() for i in range(2)}
     assert all("MainThread" not in name for name in names), names
 
 
 def test_trust_help_names_its_environment_variable(tmp_path):
     for command in ("run", "status", "show"):
-        assert "TARGETRUN_TRUST=1" in " ".join(_cli(tmp_path, command, "--help").stdout.split()), command
+        assert "TARGETRUN_TRUST=1" in " ".join(in_process(tmp_path, command, "--help").stdout.split()), command
 
 
 def test_the_pandas_example_on_a_base_install_names_the_extra(tmp_path):
@@ -234,7 +221,7 @@ def test_the_pipelinefile_is_found_in_a_parent_folder_as_help_says(tmp_path):
     folder and shell commands run in it."""
     folder = _pipeline(tmp_path / "p", LOCAL + "  where: {shell: 'pwd > {output}', target: out/where.txt}\n")
     (folder / "sub" / "deeper").mkdir(parents=True)
-    done = _cli(folder / "sub" / "deeper", "run")
+    done = in_process(folder / "sub" / "deeper", "run")
     assert done.returncode == 0, done.stderr
     assert (folder / "out" / "hello.json").exists()
     assert (folder / "out" / "where.txt").read_text().strip() == str(folder)
@@ -245,7 +232,7 @@ def test_the_scheduler_comes_from_the_environment_as_help_says(tmp_path, monkeyp
     local targets are refused before anything runs, the hint naming where it came from."""
     folder = _pipeline(tmp_path / "p", LOCAL)
     monkeypatch.setenv("TARGETRUN_SCHEDULER", "tcp://127.0.0.1:1")
-    message = _one_paragraph_error(_cli(folder, "run"), errors.EXIT_USAGE)
+    message = _one_paragraph_error(in_process(folder, "run"), errors.EXIT_USAGE)
     assert "remote Dask scheduler cannot reach" in message and "TARGETRUN_SCHEDULER" in message
     assert not (folder / "out").exists()
 
@@ -303,7 +290,7 @@ def test_examples_readme_commands_run_as_shown(tmp_path, monkeypatch, folder, co
                 assert files and all(Path(path).read_text().strip() for path in files), step
                 continue
             assert program == "targetrun", step
-            done = _cli(copy, *args)
+            done = in_process(copy, *args)
             assert done.returncode == 0, f"examples/README.md, {folder}: `{step}` exited {done.returncode}:\n" \
                                          f"{done.stdout}{done.stderr}"
         said = re.fullmatch(r"(\w+): target exists", comment)
@@ -318,7 +305,7 @@ def test_help_and_readme_name_every_environment_variable(tmp_path):
 
     names = {value for key, value in vars(settings).items() if key.isupper() and str(value).startswith("TARGETRUN_")}
     assert len(names) >= 6
-    help_text = _cli(tmp_path, "--help").stdout
+    help_text = in_process(tmp_path, "--help").stdout
     for name in names:
         assert name in help_text and name in README, name
 
@@ -361,7 +348,7 @@ def test_validate_status_and_graph_of_table_targets_import_no_data_library(tmp_p
 def test_an_empty_store_says_so(tmp_path, command, says):
     """A newcomer's first `history` or `cache list` gets a sentence, not a bare header."""
     folder = _pipeline(tmp_path / "p", LOCAL)
-    done = _cli(folder, *command)
+    done = in_process(folder, *command)
     assert done.returncode == 0 and says in done.stdout, done.stdout + done.stderr
-    assert _cli(folder, "run").returncode == 0
-    assert says not in _cli(folder, "history").stdout
+    assert in_process(folder, "run").returncode == 0
+    assert says not in in_process(folder, "history").stdout
