@@ -42,11 +42,13 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import IO, Any, TextIO, cast
 
+from targetrun.stopping import StopSafeFinalizer
+
 MAX_LOG_CHARS = 1_000_000  # keep the end of very chatty tasks
 STD_FDS = (1, 2)
 
 
-class _Router(io.TextIOBase):
+class _Router(StopSafeFinalizer, io.TextIOBase):
     def __init__(self, original: TextIO, local: threading.local) -> None:
         super().__init__()
         self.original = original
@@ -286,7 +288,7 @@ def unattributed_output() -> str:
     return _SINK.take_unattributed()
 
 
-class TerminalStream(io.TextIOBase):
+class TerminalStream(StopSafeFinalizer, io.TextIOBase):
     """A reporter's stream that stays on the terminal while the sink holds fds 1 and 2.
 
     Wraps ``stream``; when ``stream`` writes to fd 1 or 2 and the sink holds it, writes go

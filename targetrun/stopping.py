@@ -119,6 +119,25 @@ def _redeliver_dropped_stop(unraisable: Any) -> None:
     _previous_hook(unraisable)
 
 
+class StopSafeFinalizer:
+    """Mixin for an :mod:`io` class of targetrun's whose ``flush`` or ``close`` is Python code.
+
+    ``io.IOBase``'s own finalizer closes the object (flushing it) and, outside Python's
+    dev mode, drops whatever that raised without a word -- it alone does not pass it to
+    ``sys.unraisablehook``. A stop signal landing in that Python code raised :class:`Stopped`
+    there and vanished: the run went on as if never stopped (capture's stdout router,
+    dropped as a task's output capture ended: the next task then failed "not started: the
+    run is stopping", and the run ended 1 instead of 130). A ``__del__`` of the class's
+    own is a finalizer the interpreter reports: such a stop reaches the hook
+    (:func:`_redeliver_dropped_stop`), which delivers it again."""
+
+    def __del__(self) -> None:
+        try:
+            self.close()  # type: ignore[attr-defined]
+        except Exception:  # as IOBase's finalizer: an I/O error while collected is not worth a word
+            pass
+
+
 def _interrupt_main(signum: int) -> None:
     global _relayed, _relay_taken
     if signal.getsignal(signum) is not _on_signal:  # a closed output (SIGPIPE stays ignored): through SIGINT's handler
@@ -260,6 +279,19 @@ def deliver(own: int = 0) -> None:
     if _deferred is not None and _deferring <= own and threading.current_thread() is threading.main_thread():
         signum, _deferred = _deferred, None
         raise Stopped(signum)
+
+
+def deliver_lost() -> None:
+    """Raise the first stop again if it was lost: asked in the main thread outside every
+    :func:`deferred` step, where a stop that arrived has always been raised already -- and
+    this code would not be running had that reached it. Something swallowed it without a
+    word: a finalizer that reports nothing (a library's stream: ``io.IOBase`` drops what its
+    ``close`` raised when collected), C code that clears errors. The engine asks before
+    each step of its loop and before an attempt starts writing."""
+    global _deferred
+    if _stopping and _first is not None and not _deferring and threading.current_thread() is threading.main_thread():
+        _deferred = None
+        raise Stopped(_first)
 
 
 def wait_until(deadline: float) -> float:

@@ -341,6 +341,7 @@ class Engine:
         succeeded = progress.succeeded  # their records are prepared in one write (see _records_now)
         starts: list[_Start] = []  # of one wake-up: told after its ends (never more shown running than workers)
         while progress.inflight or succeeded or (not progress.stopping and (progress.ready or progress.later)):
+            stopping.deliver_lost()  # a stop something swallowed still ends the run (130), never a task
             self._submit_ready(scope, progress, functions)
             done = self._wait(progress)
             for future in done:

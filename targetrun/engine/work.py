@@ -352,7 +352,9 @@ def _staged_unless_stopping(storage: Storage, staging: str) -> Iterator[BinaryIO
 
 
 def _unless_stopping(what: str) -> None:
-    """Start nothing more once the run is stopping (this attempt's end goes unrecorded)."""
+    """Start nothing more once the run is stopping (this attempt's end goes unrecorded);
+    in the main thread (an inline attempt) that is the stop itself, raised again if lost."""
+    stopping.deliver_lost()
     if stopping.is_stopping():
         raise WorkError(f"not started: the run is stopping ({what})")
 
