@@ -377,6 +377,8 @@ def starting() -> Iterator[None]:
         with _STARTED:
             _STARTING.discard(me)
             _STARTED.notify_all()
+        if _worker_stop is not None and me == threading.main_thread().ident:
+            _stop_worker(_worker_stop, None)  # what this thread started is tracked now: it goes too
 
 
 def track(process: Any) -> None:
@@ -517,7 +519,19 @@ def stops_the_run(exc: KeyboardInterrupt) -> bool:
     return not (_installed or _in_worker)
 
 
+_worker_stop: int | None = None  # a stop that reached a worker while its main thread started a command
+
+
 def _stop_worker(signum: int, frame: FrameType | None) -> None:
+    """A worker's stop: its commands killed, then the process ends. Arriving while this
+    very thread starts a command (the handler runs in the thread that is starting it),
+    it waits for the end of :func:`starting`, where that command is tracked: ended at
+    once, it left the command untracked and running on, writing its staging file after
+    the run had removed what it knew of (a processes run stopped at random moments)."""
+    global _worker_stop
+    if threading.get_ident() in _STARTING:
+        _worker_stop = signum
+        return
     kill_commands()
     flush()
     os._exit(128 + signum)

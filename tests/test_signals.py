@@ -272,3 +272,29 @@ def test_sigterm_at_any_moment_of_start_up_is_quiet(tmp_path):
         out, err = run.communicate(timeout=30)
         assert run.returncode in (143, -signal.SIGTERM, 0), (delay, run.returncode, err)
         assert "Traceback" not in err, (delay, err)
+
+
+# In a worker process (--executor processes) a stop's handler runs in the very thread that
+# starts the task's command: landing between the start and the tracking, it ended the
+# worker with the command untracked, which wrote its staging file after the run had
+# cleaned up (found by stopping a processes run at random moments).
+WORKER_STOPPED_WHILE_STARTING = '''
+import os, signal, subprocess, sys, time
+from targetrun import stopping
+
+stopping.install_in_worker()
+with stopping.starting():
+    command = subprocess.Popen(["/bin/sh", "-c", "sleep 0.3; echo late > " + sys.argv[1]], start_new_session=True)
+    os.kill(os.getpid(), signal.SIGTERM)  # the stop lands before the command is tracked
+    [n for n in range(10)]  # (Python code: the handler runs here)
+    stopping.track(command)
+time.sleep(10)
+'''
+
+
+def test_a_worker_stopped_while_starting_a_command_takes_that_command_with_it(tmp_path):
+    late = tmp_path / "late"
+    worker = subprocess.run([sys.executable, "-c", WORKER_STOPPED_WHILE_STARTING, str(late)], timeout=30)
+    assert worker.returncode == 143
+    time.sleep(0.6)  # twice what the command would take
+    assert not late.exists()
