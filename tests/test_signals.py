@@ -298,3 +298,26 @@ def test_a_worker_stopped_while_starting_a_command_takes_that_command_with_it(tm
     assert worker.returncode == 143
     time.sleep(0.6)  # twice what the command would take
     assert not late.exists()
+
+
+def _take_the_lock_and_die(queue) -> None:
+    queue._wlock.acquire()  # as a worker killed in the middle of putting a start notice
+    os._exit(0)
+
+
+@pytest.mark.parametrize("wait", [False, True])
+def test_a_worker_killed_while_it_tells_a_start_does_not_hang_the_runs_end(wait):
+    """A worker terminated by a stop while it put a start notice held that queue's lock
+    for ever: the run's end, putting the reader's None, hung (a processes run stopped at a
+    random moment never exited)."""
+    import multiprocessing
+
+    from targetrun.executors.local import ProcessExecutor
+
+    executor = ProcessExecutor(1)
+    holder = multiprocessing.get_context("fork").Process(target=_take_the_lock_and_die, args=(executor._starts,))
+    holder.start()
+    holder.join(30)
+    began = time.monotonic()
+    executor.shutdown(wait=wait)
+    assert time.monotonic() - began < 3

@@ -130,6 +130,16 @@ class ProcessExecutor:
                     if process.is_alive():  # stuck in C code that does not let the signal in
                         process.kill()
                         process.join(1)
-        self._starts.put(None)  # ends the reader
+        self._end_reader(wait)
+
+    def _end_reader(self, wait: bool) -> None:
+        """Have the reader of start notices end: a None through their queue, put by a thread
+        of its own. A worker killed while it put a notice -- terminated by a stop, or by the
+        kernel's OOM killer -- holds the queue's write lock for ever, and a put in this
+        thread waited for it for ever: a stopped processes run hung in its end (found by
+        stopping one at random moments). Left waiting, both threads end with the process."""
+        ender = threading.Thread(target=self._starts.put, args=(None,), name="targetrun-starts-end", daemon=True)
+        ender.start()
         if wait:
-            self._reader.join(timeout=5)
+            ender.join(timeout=1)
+            self._reader.join(timeout=0 if ender.is_alive() else 5)
