@@ -73,6 +73,9 @@ class PendingWrite:
     storage: str  # the result location key, to reopen the storage
     checkpoint: Checkpoint | None = None
     entry: CacheEntry | None = None
+    # Nothing was at the target (on local disk) when the attempt was staged: what is there
+    # once its run died, no record vouching for it, its own code wrote (engine/recovery.py).
+    absent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,137 @@
+"""Hostile review, round 8: the trust guarantees under kill -9 of the whole run, a symlink
+swapped in at the commit, and hostile text in every output.
+
+A task's own code can write its target path (``printf half > o/a.txt``). When the attempt
+fails, or is stopped, the run removes what it made there (engine/work.py). A ``kill -9`` of
+the whole run -- the inline executor runs the task in the run's own process -- leaves
+nobody to undo it: the next run found the half file and took it as made ("skipped: target
+exists"). The pending write of the attempt now says whether its target was absent before
+it began, and the next command's recovery removes such a target that no committed record
+vouches for, once its run is dead; a file that was there before is never removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.clirun import in_process, write_project
+
+STEPS = '''
+import os, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+def half():
+    with open(os.path.join(HERE, "o", "p.txt"), "w") as f:
+        f.write("half a value")
+    open(os.path.join(HERE, "o", "started"), "w").close()
+    time.sleep(30)
+    return "whole"
+'''
+
+
+def _killed_while_writing(root: Path, *args: str) -> None:
+    """Start ``targetrun run ARGS`` (inline executor), wait until its task said it wrote its
+    target itself, then kill -9 the whole run. (A short lease: its task's lock is free soon
+    after, for a later run.)"""
+    process = subprocess.Popen([sys.executable, "-m", "targetrun", "run", *args], cwd=root, start_new_session=True,
+                               env={**os.environ, "TARGETRUN_LOCK_LEASE": "0.3"},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (root / "o/started").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=10)
+    (root / "o/started").unlink()
+
+
+def _states(root: Path) -> dict[str, str]:
+    done = in_process(root, "status", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {t["task"]: t["state"] for t in json.loads(done.stdout)["tasks"]}
+
+
+TASKS = {
+    "shell": '  a: {shell: "printf half > o/a.txt; touch o/started; sleep 30", target: o/a.txt}\n',
+    "python": "  a: {run: steps:half, target: o/p.txt}\n",
+}
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+@pytest.mark.parametrize("kind", ["shell", "python"])
+def test_kill_9_of_the_run_leaves_no_half_target_it_wrote_itself(tmp_path: Path, kind: str, store: str,
+                                                                   request: pytest.FixtureRequest) -> None:
+    cache = f"cache: {request.getfixturevalue('redis_url')}\n" if store == "redis" else ""
+    root = write_project(tmp_path, f"name: killed\n{cache}tasks:\n" + TASKS[kind], **{"steps.py": STEPS})
+    (root / "o").mkdir()
+    _killed_while_writing(root)
+    target = root / ("o/a.txt" if kind == "shell" else "o/p.txt")
+    assert target.exists()  # what the task wrote itself, before the kill
+    states = _states(root)
+    assert not target.exists(), "the half-made target of a killed run was left for the next run to skip"
+    assert states["a"].startswith("will run"), states
+    assert not [p.name for p in (root / "o").iterdir()], "a staging file was left"
+
+
+def test_kill_9_keeps_a_target_that_was_there_before_the_attempt(tmp_path: Path) -> None:
+    root = write_project(tmp_path, "name: killed\ntasks:\n"
+                                   '  a: {shell: "printf more >> o/a.txt; touch o/started; sleep 30", target: o/a.txt}\n')
+    (root / "o").mkdir()
+    (root / "o/a.txt").write_text("mine ")
+    _killed_while_writing(root, "--force", "a")
+    _states(root)
+    assert (root / "o/a.txt").read_text() == "mine more", "a file that was there before the attempt was removed"
+
+
+def test_a_schema_7_store_with_a_pending_write_is_upgraded(tmp_path: Path) -> None:
+    """The mark is a new column (schema 8): a pending write an older targetrun left reads
+    as "cannot tell" (never removes a target), and a new one keeps its mark."""
+    import sqlite3
+
+    from targetrun.store.base import PendingWrite
+    from targetrun.store.sqlite import SqliteStore
+
+    path = tmp_path / "state.db"
+    SqliteStore(str(path)).close()
+    db = sqlite3.connect(path)
+    db.executescript("ALTER TABLE pending DROP COLUMN absent; PRAGMA user_version = 7; "
+                     "INSERT INTO pending VALUES ('/p/o/.a.targetrun-r-1-00', 'r', '/p/o/a', 'local', NULL, NULL);")
+    db.close()
+    store = SqliteStore(str(path))
+    try:
+        assert [p.absent for p in store.pending_writes()] == [False]
+        store.intend_write(PendingWrite("r", "/p/o/b", "/p/o/.b.targetrun-r-1-00", "local", absent=True))
+        assert {p.location: p.absent for p in store.pending_writes()} == {"/p/o/a": False, "/p/o/b": True}
+    finally:
+        store.close()
+
+
+def test_after_a_kill_9_a_target_another_run_made_since_or_someone_put_there_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pending write of the killed run stays a while (engine/recovery.py STRAGGLER_GRACE)
+    and is looked at by every command meanwhile: a target a later run made, its record
+    vouching for it, stays; and so does one changed after the killed run's last sign of life."""
+    from targetrun.engine import recovery
+
+    root = write_project(tmp_path, "name: killed\ntasks:\n" + TASKS["shell"])
+    (root / "o").mkdir()
+    _killed_while_writing(root)
+    assert _states(root)["a"].startswith("will run") and not (root / "o/a.txt").exists()
+    (root / "Pipelinefile.yaml").write_text('name: killed\ntasks:\n  a: {shell: "printf whole > {output}", target: o/a.txt}\n')
+    made = in_process(root, "run")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert not _states(root)["a"].startswith("will run") and (root / "o/a.txt").read_text() == "whole"
+    (root / "o/a.txt").unlink()
+    (root / "o/a.txt").write_text("put here by hand")  # no record vouches for it; changed after the kill
+    monkeypatch.setattr(recovery, "_LAST_SIGN_SLACK", -60.0)  # (a minute's wait, without waiting)
+    _states(root)
+    assert (root / "o/a.txt").read_text() == "put here by hand"
