@@ -135,3 +135,43 @@ def test_after_a_kill_9_a_target_another_run_made_since_or_someone_put_there_is_
     monkeypatch.setattr(recovery, "_LAST_SIGN_SLACK", -60.0)  # (a minute's wait, without waiting)
     _states(root)
     assert (root / "o/a.txt").read_text() == "put here by hand"
+
+
+# -- a symlink swapped in between the last check and the commit ---------------------------
+
+SWAP = '''
+import os, shutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+def swap(city, victim):
+    folder = os.path.join(HERE, "out", city)
+    shutil.rmtree(folder)  # after the run's last look at the folder, before the value is written
+    os.symlink(victim, folder)
+    return {"city": city}
+'''
+
+
+def test_a_symlink_swapped_in_after_the_last_check_does_not_lead_the_commit_out(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    root = write_project(tmp_path / "p", "name: swapped\nparams:\n  city: paris\n  victim: x\ntasks:\n"
+                                         "  a: {run: swap:swap, args: {city: '{params.city}', victim: '{params.victim}'},"
+                                         " target: 'out/{params.city}/x.json'}\n", **{"swap.py": SWAP})
+    (root / "out/paris").mkdir(parents=True)
+    done = in_process(root, "run", "-p", f"victim={victim}")
+    assert sorted(p.name for p in victim.iterdir()) == [], "the value was moved out of its result location"
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "symlink" in done.stdout and str(victim) in done.stdout, done.stdout
+
+
+def test_a_symlink_inside_the_result_location_still_commits(tmp_path: Path) -> None:
+    """The check at the commit is where the folder really is, not "no symlink at all": a
+    value led through a symlink that stays inside is written as planning allowed it."""
+    root = write_project(tmp_path, "name: inside\nparams:\n  city: latest\ntasks:\n"
+                                   "  a: {shell: 'printf v > {output}', target: 'out/{params.city}/x.txt'}\n")
+    (root / "out/2026").mkdir(parents=True)
+    (root / "out/latest").symlink_to("2026", target_is_directory=True)
+    done = in_process(root, "run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (root / "out/2026/x.txt").read_text() == "v"

@@ -66,12 +66,18 @@ class Writes:
         self.store.prepare_writes(prepared)
 
     def commit(self, target: Location, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None,
-               *, prepared: bool = False) -> None:
-        """Make a staged checkpoint the target: its record is prepared first (unless it was)."""
+               *, prepared: bool = False, inside: tuple[str, str] | None = None) -> None:
+        """Make a staged checkpoint the target: its record is prepared first (unless it was).
+        ``inside``: the result location (as written, as it really is) a value led the target
+        into; the move itself refuses a folder that is elsewhere now (Storage.commit_inside)."""
         try:
             if not prepared:
                 self.store.prepare_write(staging, checkpoint, entry)
-            self.storages(target.result).commit(staging, target.url)
+            storage = self.storages(target.result)
+            if inside is None:
+                storage.commit(staging, target.url)
+            else:
+                storage.commit_inside(staging, target.url, *inside)
         except BaseException:
             # The pending record stays: if the move did happen (a copy whose delete failed),
             # the next run finds the target matching the prepared record and commits it.
