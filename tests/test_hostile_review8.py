@@ -175,3 +175,17 @@ def test_a_symlink_inside_the_result_location_still_commits(tmp_path: Path) -> N
     done = in_process(root, "run")
     assert done.returncode == 0, done.stdout + done.stderr
     assert (root / "out/2026/x.txt").read_text() == "v"
+
+
+# -- hostile input: one paragraph, a distinct exit code, never a traceback or a secret ------
+
+
+@pytest.mark.parametrize("command", [["status"], ["validate"]])
+def test_a_cache_url_with_a_broken_ipv6_host_is_a_usage_error_without_its_password(tmp_path: Path,
+                                                                                   command: list[str]) -> None:
+    root = write_project(tmp_path, 'name: p\ncache: "redis://:s3cr3tpw@[::1:6379/0"\n'
+                                   'tasks:\n  a: {shell: "echo hi > {output}", target: out/a.txt}\n')
+    done = in_process(root, *command)
+    said = done.stdout + done.stderr
+    assert done.returncode == 2 and "Traceback" not in said and "internal error" not in said, said
+    assert "line 2" in said and "cache" in said and "s3cr3tpw" not in said, said

@@ -584,8 +584,12 @@ def check_store_url(url: str, *, file: str | None = None) -> None:
     if redact.unencoded_password(url):
         raise SpecError(f"the password in the {url.partition(':')[0]}:// cache URL has '/', '#' or '?' not "
                         "percent-encoded", file=file, key="cache", hint=redact.ENCODE_HINT)
-    parts = urlsplit(url)
     hint = "Write it as redis://HOST:6379/0."
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL": a '[' with no ']' (or the reverse) in the host
+        raise SpecError(f"the host of the {url.partition(':')[0][:20]}:// cache URL has an unmatched '[' or ']'",
+                        file=file, key="cache", hint="Write an IPv6 address as redis://[::1]:6379/0.") from None
     try:
         parts.port
     except ValueError:
