@@ -189,3 +189,39 @@ def test_a_cache_url_with_a_broken_ipv6_host_is_a_usage_error_without_its_passwo
     said = done.stdout + done.stderr
     assert done.returncode == 2 and "Traceback" not in said and "internal error" not in said, said
     assert "line 2" in said and "cache" in said and "s3cr3tpw" not in said, said
+
+
+# -- gc never follows a symlink out of .targetrun ---------------------------------------------
+
+GC_STEPS = "def a():\n    return 1\n\ndef b(a):\n    return a\n"
+
+
+@pytest.mark.parametrize("linked", ["run folder", "results folder"])
+def test_gc_does_not_remove_a_recorded_value_through_a_symlinked_folder(tmp_path: Path, linked: str) -> None:
+    """A pruned run's value without a target is recorded at .targetrun/results/RUN/a.pkl;
+    with that run's folder (or the results folder) now a symlink to elsewhere, removing the
+    recorded path removed a file outside the project (gc's docstring: a symlinked folder is
+    left alone)."""
+    root = write_project(tmp_path / "p", "name: g\ntasks:\n  a: {run: steps:a}\n"
+                                         "  b: {run: steps:b, needs: [a], target: out/b.json}\n", **{"steps.py": GC_STEPS})
+    assert in_process(root, "run", "-q").returncode == 0
+    results = root / ".targetrun/results"
+    (old,) = [p.name for p in results.iterdir()]
+    assert in_process(root, "run", "-q", "--force-all").returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    if linked == "run folder":
+        (elsewhere).mkdir()
+        (elsewhere / "a.pkl").write_text("precious")
+        for path in (results / old).iterdir():
+            path.unlink()
+        (results / old).rmdir()
+        (results / old).symlink_to(elsewhere, target_is_directory=True)
+        victim = elsewhere / "a.pkl"
+    else:
+        results.rename(elsewhere)
+        results.symlink_to(elsewhere, target_is_directory=True)
+        victim = elsewhere / old / "a.pkl"
+        victim.write_text("precious")
+    done = in_process(root, "gc", "--keep-runs", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert victim.read_text() == "precious", "gc removed a file outside the project through a symlink"
