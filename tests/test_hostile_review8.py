@@ -225,3 +225,17 @@ def test_gc_does_not_remove_a_recorded_value_through_a_symlinked_folder(tmp_path
     done = in_process(root, "gc", "--keep-runs", "1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert victim.read_text() == "precious", "gc removed a file outside the project through a symlink"
+
+
+def test_a_url_password_in_json_with_escaped_slashes_is_masked_in_the_output_and_the_log(tmp_path: Path) -> None:
+    r"""PHP's json_encode, Jackson and others write ``https:\/\/user:pw@host\/x``: still
+    ``scheme://user:password@host`` (README, Security), printed by a task that fails."""
+    emit = 'def a():\n    print(r\'{"url":"https:\\/\\/app:hunter2secret@db.example.com\\/x"}\')\n    raise RuntimeError("no")\n'
+    root = write_project(tmp_path, "name: p\ntasks:\n  a: {run: emit:a, target: out/a.json}\n", **{"emit.py": emit})
+    done = in_process(root, "run")
+    assert done.returncode == 1, done.stdout + done.stderr
+    shown = in_process(root, "logs", "a")
+    assert "db.example.com" in shown.stdout, shown.stdout + shown.stderr
+    kept = "".join(p.read_text() for p in (root / ".targetrun/logs").rglob("*") if p.is_file())
+    for said in (done.stdout, done.stderr, shown.stdout, kept):
+        assert "hunter2secret" not in said, said
