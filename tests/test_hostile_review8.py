@@ -239,3 +239,29 @@ def test_a_url_password_in_json_with_escaped_slashes_is_masked_in_the_output_and
     kept = "".join(p.read_text() for p in (root / ".targetrun/logs").rglob("*") if p.is_file())
     for said in (done.stdout, done.stderr, shown.stdout, kept):
         assert "hunter2secret" not in said, said
+
+
+# -- YAML aliases multiplying a long value -------------------------------------------------
+
+
+def test_aliases_multiplying_a_long_string_are_refused_before_anything_is_built(tmp_path: Path) -> None:
+    """A 900 KB Pipelinefile whose params alias one 900 KB string 2,000 times passed the
+    alias limit (it counts values: 2,001) and `run` rendered and fingerprinted 1.8 GB: 5 GB
+    of memory and minutes. The text aliases expand to is bounded as the file is (64 MiB)."""
+    big = "x" * 900_000
+    root = write_project(tmp_path, f'name: p\nparams:\n  s: &s "{big}"\n  big: [' + ", ".join(["*s"] * 2000) + "]\n"
+                                   'tasks:\n  a: {shell: "echo {params.big} > {output}", target: out/a.txt}\n')
+    started = time.monotonic()
+    for command in ("validate", "run"):
+        done = in_process(root, command)
+        said = done.stdout + done.stderr
+        assert done.returncode == 2 and "line 4" in said and "MiB of text" in said and "Traceback" not in said, said
+    assert time.monotonic() - started < 5
+
+
+def test_aliases_of_long_text_within_the_bound_still_load(tmp_path: Path) -> None:
+    text = "y" * 100_000
+    root = write_project(tmp_path, f'name: p\nparams:\n  s: &s "{text}"\n  many: [' + ", ".join(["*s"] * 50) + "]\n"
+                                   'tasks:\n  a: {shell: "echo hi > {output}", target: out/a.txt}\n')
+    done = in_process(root, "validate")
+    assert done.returncode == 0, done.stdout + done.stderr
