@@ -265,3 +265,26 @@ def test_aliases_of_long_text_within_the_bound_still_load(tmp_path: Path) -> Non
                                    'tasks:\n  a: {shell: "echo hi > {output}", target: out/a.txt}\n')
     done = in_process(root, "validate")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- result URLs that silently became local folders -------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["file://app:pw7secretx@localhost/tmp/x", "simplecache::s3://key:pw9secretx@bucket/x"],
+                         ids=["file-with-host", "chained"])
+@pytest.mark.parametrize("where", ["results", "task"])
+def test_a_result_url_that_is_no_path_nor_a_url_targetrun_reads_is_refused(tmp_path: Path, url: str, where: str) -> None:
+    """``file://HOST/...`` dropped ``file://`` and wrote under ``HOST/...`` in the project; a
+    chained fsspec URL (``simplecache::s3://...``) was a relative path: the task "ran" into
+    a local folder named after the URL, its credentials in the folder's name."""
+    body = (f'results:\n  lake: {{url: "{url}"}}\ntasks:\n  a: {{shell: "echo hi > {{output}}", target: a.txt, result: lake}}\n'
+            if where == "results" else
+            f'tasks:\n  a: {{shell: "echo hi > {{output}}", target: a.txt, result: "{url}"}}\n')
+    root = write_project(tmp_path / "p", "name: p\n" + body)
+    for command in ("validate", "run"):
+        done = in_process(root, command)
+        said = done.stdout + done.stderr
+        assert done.returncode == 2 and "Traceback" not in said and "secretx" not in said, said
+        assert "line 3" in said and ("chained" in said or "file://" in said), said
+    assert sorted(p.name for p in root.iterdir()) == [".targetrun", "Pipelinefile.yaml"] or \
+        sorted(p.name for p in root.iterdir()) == ["Pipelinefile.yaml"]
