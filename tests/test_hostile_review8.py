@@ -270,16 +270,23 @@ def test_aliases_of_long_text_within_the_bound_still_load(tmp_path: Path) -> Non
 # -- result URLs that silently became local folders -------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["file://app:pw7secretx@localhost/tmp/x", "simplecache::s3://key:pw9secretx@bucket/x"],
-                         ids=["file-with-host", "chained"])
-@pytest.mark.parametrize("where", ["results", "task"])
-def test_a_result_url_that_is_no_path_nor_a_url_targetrun_reads_is_refused(tmp_path: Path, url: str, where: str) -> None:
+CHAINED = "simplecache::s3://key:pw9secretx@bucket/x"
+
+
+@pytest.mark.parametrize(("where", "url"), [
+    ("results", "file://app:pw7secretx@localhost/tmp/x"), ("results", CHAINED),
+    ("task", "file://app:pw7secretx@localhost/tmp/x"), ("task", CHAINED), ("target", CHAINED + ".txt"),
+    ("deps", CHAINED + ".csv")])
+def test_a_url_that_is_no_path_nor_a_url_targetrun_reads_is_refused(tmp_path: Path, url: str, where: str) -> None:
     """``file://HOST/...`` dropped ``file://`` and wrote under ``HOST/...`` in the project; a
     chained fsspec URL (``simplecache::s3://...``) was a relative path: the task "ran" into
-    a local folder named after the URL, its credentials in the folder's name."""
-    body = (f'results:\n  lake: {{url: "{url}"}}\ntasks:\n  a: {{shell: "echo hi > {{output}}", target: a.txt, result: lake}}\n'
-            if where == "results" else
-            f'tasks:\n  a: {{shell: "echo hi > {{output}}", target: a.txt, result: "{url}"}}\n')
+    a local folder named after the URL, and `status --json` printed the path, credentials
+    and all (normalised to ``s3:/KEY:SECRET@bucket``, which no redaction rule reads)."""
+    task = '  a: {shell: "echo hi > {output}", target: a.txt'
+    body = {"results": f'results:\n  lake: {{url: "{url}"}}\ntasks:\n{task}, result: lake}}\n',
+            "task": f'tasks:\n{task}, result: "{url}"}}\n',
+            "target": f'tasks:\n  a: {{shell: "echo hi > {{output}}", target: "{url}"}}\n',
+            "deps": f'tasks:\n{task}, deps: ["{url}"]}}\n'}[where]
     root = write_project(tmp_path / "p", "name: p\n" + body)
     for command in ("validate", "run"):
         done = in_process(root, command)

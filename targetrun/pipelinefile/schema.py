@@ -533,6 +533,11 @@ class _Checker:
         """A URL's protocol must be one a storage serves (fsspec's registry or a plugin's),
         with its library installed: refused here, at load, naming the extra to install --
         not when the first task touches it. Plain paths and ``${VAR}`` are not URLs yet."""
+        chained = _CHAINED.match(url)
+        if chained:  # no protocol to targetrun: it was a local folder named after the URL
+            raise self.error(path, f"{redact.redact(url)!r} is a chained fsspec URL ({chained.group(0)}...), which "
+                                   "targetrun does not read as one: it would be a local folder of that name",
+                             hint="Give the storage's own URL (s3://bucket/prefix) and its settings under `options:`.")
         from targetrun.resolve import protocol
 
         proto = protocol(url)
@@ -558,11 +563,6 @@ class _Checker:
         from targetrun.resolve import protocol
 
         proto = protocol(url)
-        chained = _CHAINED.match(url)
-        if chained:  # no protocol to targetrun: it was a local folder named after the URL
-            raise self.error(path, f"{redact.redact(url)!r} is a chained fsspec URL ({chained.group(0)}...), which "
-                                   "targetrun does not read as one: it would be a local folder of that name",
-                             hint="Give the storage's own URL (s3://bucket/prefix) and its settings under `options:`.")
         if proto == "file" and not url[len("file://"):].startswith("/"):
             raise self.error(path, f"{redact.redact(url)!r} is a file:// URL with something before its path (a host, "
                                    "a user), which targetrun would read as a folder in the project",
