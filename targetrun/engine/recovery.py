@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections.abc import Callable, Collection
 
 from targetrun import liveness
@@ -196,7 +197,9 @@ def _remove_made_target(store: StateStore, storage: Storage, pending: PendingWri
         changed = os.lstat(path).st_ctime
     except (OSError, ValueError):
         return  # nothing there (or nothing to tell)
-    last = min(run.heartbeat if run.heartbeat is not None else run.started, now)  # (a row's future is no sign)
+    # (the wall clock, as the heartbeat thread writes it and the disk stamps ctime: TARGETRUN_NOW
+    # moves ``now``; a row's future is no sign of life)
+    last = min(run.heartbeat if run.heartbeat is not None else run.started, time.time())
     if changed > last + _LAST_SIGN_SLACK:
         return
     record = store.checkpoints([pending.location]).get(pending.location)
