@@ -295,3 +295,19 @@ def test_a_url_that_is_no_path_nor_a_url_targetrun_reads_is_refused(tmp_path: Pa
         assert "line 3" in said and ("chained" in said or "file://" in said), said
     assert sorted(p.name for p in root.iterdir()) == [".targetrun", "Pipelinefile.yaml"] or \
         sorted(p.name for p in root.iterdir()) == ["Pipelinefile.yaml"]
+
+
+# -- a command longer than the system lets one command be ------------------------------------
+
+
+def test_a_command_too_long_to_start_fails_in_one_paragraph_without_targetruns_traceback(tmp_path: Path) -> None:
+    """A 200 KB parameter in a shell command: `sh -c` takes at most 128 KiB in one argument
+    (Linux), the start fails with E2BIG, and the failure showed targetrun's own frames
+    (direct.py, subprocess.py) as if they were the task's; it is a usage error, not retried."""
+    root = write_project(tmp_path, f'name: p\nparams:\n  s: "{"x" * 200_000}"\n'
+                                   'tasks:\n  a: {shell: "echo {params.s} > {output}", target: out/a.txt, max_retries: 2}\n')
+    done = in_process(root, "run")
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said[-2000:]
+    assert "Traceback" not in said and "direct.py" not in said and "Argument list too long" in said, said[-2000:]
+    assert "attempt 2" not in said and said.count("\n") < 10, said[-2000:]
