@@ -156,6 +156,8 @@ def _collect_results(spec: PipelineSpec, store: StateStore, doomed: list[str], g
             found.kept[location] = f"run {record.run_id} recorded it"
         elif record is not None and _has_target(spec, record.task):
             found.kept[location] = f"it is the target of {record.task!r}"
+        elif record is not None and _through_a_symlink(folders, record):
+            found.kept[location] = "its folder is reached through a symlink, which gc does not follow"
         elif record is not None:
             found.results.append(record)
         else:
@@ -195,6 +197,20 @@ def _in_results_of(folders: set[tuple[str, str]], checkpoint: Checkpoint, run_id
         if checkpoint.storage == storage and location.startswith(inside) and _safe_name(location[len(inside):]):
             return True
     return False
+
+
+def _through_a_symlink(folders: set[tuple[str, str]], checkpoint: Checkpoint) -> bool:
+    """Whether a recorded local value in a run's results folder (:func:`_in_results_of`)
+    is reached through a symlink below its result location -- a symlinked ``.targetrun``,
+    ``results`` or run folder, which may lead anywhere: removing the recorded path would
+    remove a file there. (The result location's own folder may be a symlink: the author's.)"""
+    if checkpoint.storage != LOCAL:
+        return False
+    folder = os.path.dirname(checkpoint.location)
+    real = os.path.realpath(folder)
+    return not any(storage == LOCAL and folder.startswith(base.rstrip(os.sep) + os.sep)
+                   and real == os.path.join(os.path.realpath(base), os.path.relpath(folder, base))
+                   for storage, base in folders)
 
 
 def _has_target(spec: PipelineSpec, task: str) -> bool:

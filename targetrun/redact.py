@@ -73,7 +73,8 @@ _SECRET_NAME = re.compile(
     r"(?:$|_|-|id$)|secret|token|password|passwd|credential|authorization|cookie"
 )
 # scheme://userinfo@host: userinfo runs to the last "@" of the word, so "/#?@:" in a password stay inside it.
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s'\"<>`]*)@(?P<host>[^\s'\"<>`@/]*)")
+# (``:\/\/`` too: JSON as PHP's json_encode and Jackson write it escapes every ``/``)
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*:(?://|\\/\\/))(?P<userinfo>[^\s'\"<>`]*)@(?P<host>[^\s'\"<>`@/]*)")
 # user:password@host without a scheme (the rule in the module docstring).
 _BARE_USERINFO = re.compile(
     r"(?<![^\s'\"(\[{<=,;|>])"  # a word starts here
@@ -551,7 +552,7 @@ def redact_shapes(text: str) -> str:
         text = _TEAMS.sub(lambda m: m.group("lead") + MASK, text)
     if ":" in text:
         text = _TELEGRAM.sub(lambda m: (m.group("lead") or "") + MASK, text)
-    if "://" in text:
+    if "://" in text or ":\\/\\/" in text:
         text = _URL_USERINFO.sub(_hide_userinfo, text)
     if "@" in text and ":" in text:
         text = _BARE_USERINFO.sub(_hide_bare_userinfo, text)

@@ -263,6 +263,13 @@ class Placer:
             folder = os.path.dirname(path)
             _inside(root, os.path.realpath(root), folder, os.path.realpath(folder), rendered, what, since=True)
 
+    def contained_in(self, path: str) -> tuple[str, str] | None:
+        """For a local ``path`` a value led (see :meth:`_check_symlinks`): its result
+        location as written and as it really is (symlinks resolved), which the commit that
+        writes it holds it to (LocalStorage.commit_inside); None for any other path."""
+        found = self._within.get(path)
+        return None if found is None else (found[0], self._realpath(found[0]))
+
     def _realpath(self, folder: str) -> str:
         if folder not in self._real:
             self._real[folder] = os.path.realpath(folder)

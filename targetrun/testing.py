@@ -337,6 +337,13 @@ class StateStoreContract:
         store.intend_write(pending)
         store.drop_pending(pending.staging)
         assert store.pending_writes() == []
+        # whether the target was absent before the attempt outlives the prepared record
+        # (engine/recovery.py removes what a killed run's own code wrote there)
+        marked = PendingWrite("r1", "out/b.json", "out/.b.json.tmp", "local", absent=True)
+        store.intend_write(marked)
+        store.prepare_write(marked.staging, self._checkpoint("b", "out/b.json", "r1"), None)
+        assert [p.absent for p in store.pending_writes()] == [True]
+        store.drop_pending(marked.staging)
 
     def test_outcomes_of_a_run(self, store: StateStore) -> None:
         from targetrun.model import Action, Decision, Reason, TaskOutcome

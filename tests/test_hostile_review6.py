@@ -127,7 +127,7 @@ def _pend(folder: Path, staging: str, location: str, run_id: str = RUN_ID, stora
     import sqlite3
     db = sqlite3.connect(folder / ".targetrun/state.db", isolation_level=None)
     try:
-        db.execute("INSERT INTO pending VALUES (?, ?, ?, ?, NULL, NULL)", (staging, run_id, location, storage))
+        db.execute("INSERT INTO pending (staging, run_id, location, storage) VALUES (?, ?, ?, ?)", (staging, run_id, location, storage))
     finally:
         db.close()
 

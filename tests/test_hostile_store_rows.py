@@ -90,7 +90,7 @@ BLOBS = {
     "run owner and counts": "UPDATE runs SET owner = x'ff', counts = x'fe', requested = x'fd'",
     "cache entry task and key": "UPDATE cache SET task = x'ff', key = x'fe'",
     "checkpoint location": "UPDATE checkpoints SET location = x'ff' WHERE task = 'b'",
-    "pending write": "INSERT INTO pending VALUES (x'ff', x'fe', x'fd', x'fc', NULL, NULL)",
+    "pending write": "INSERT INTO pending VALUES (x'ff', x'fe', x'fd', x'fc', NULL, NULL, x'01')",
 }
 
 
@@ -146,7 +146,7 @@ def test_a_checkpoint_record_of_the_wrong_type_is_unrecorded_for_run(ran):
 NESTED_ROWS = {
     "checkpoint record": ("UPDATE checkpoints SET record = ? WHERE task = 'b'", NESTED),
     "cache entry": ("UPDATE cache SET record = ?", NESTED),
-    "pending write": ("INSERT INTO pending VALUES ('s', 'r', '{root}/out/b.pkl', 'local', ?, NULL)", NESTED),
+    "pending write": ("INSERT INTO pending VALUES ('s', 'r', '{root}/out/b.pkl', 'local', ?, NULL, 0)", NESTED),
     "run outcomes": ("UPDATE blobs SET data = ?", zlib.compress(NESTED.encode())),
 }
 

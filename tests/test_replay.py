@@ -405,8 +405,9 @@ def test_the_sqlite_cache_generation_changes_on_every_change_and_survives_an_upg
         store.close()
     assert len(set(seen)) == 4 and all(0 <= tag < 2**63 for tag in seen), seen  # every change a new tag
     db = sqlite3.connect(path)  # an older store (schema 4): the upgrade adds the tagging
-    db.executescript("DROP TRIGGER cache_insert_counted; DROP TRIGGER cache_update_counted; "
-                     "DROP TRIGGER cache_delete_counted; DROP TABLE generations; PRAGMA user_version = 4;")
+    db.executescript("ALTER TABLE pending DROP COLUMN absent; DROP TRIGGER cache_insert_counted; "
+                     "DROP TRIGGER cache_update_counted; DROP TRIGGER cache_delete_counted; DROP TABLE generations; "
+                     "PRAGMA user_version = 4;")
     db.close()
     store = SqliteStore(str(path))
     try:
@@ -415,7 +416,7 @@ def test_the_sqlite_cache_generation_changes_on_every_change_and_survives_an_upg
         assert store.cache_generation() not in (before, 0)
     finally:
         store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION == 7
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION == 8
 
 
 def test_a_run_that_warned_about_its_store_is_not_replayed_silently(project):

@@ -109,13 +109,14 @@ def test_a_schema_6_store_is_upgraded_to_tagged_generations(tmp_path):
             db.execute(f"CREATE TRIGGER {table}_{change.lower()}_counted AFTER {change} ON {table} BEGIN INSERT INTO "
                        f"generations VALUES ('{generation}', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1; END")
     db.execute("DELETE FROM generations")
+    db.execute("ALTER TABLE pending DROP COLUMN absent")
     db.execute("PRAGMA user_version = 6")
     db.commit()
     db.close()
     SqliteStore(str(path)).close()
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
         seeded = _generations(path)
         db.execute("INSERT INTO checkpoints VALUES ('x', 'r', 't', '{}')")
         db.commit()

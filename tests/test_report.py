@@ -357,7 +357,8 @@ def test_a_version_3_store_gains_start_times_and_workers(tmp_path: Path) -> None
     path = tmp_path / "state.db"
     SqliteStore(str(path)).close()  # today's schema, then turned back into version 3's task_runs
     db = sqlite3.connect(path)
-    db.executescript(f"DROP TABLE task_runs; {V3_TASK_RUNS}; PRAGMA user_version = 3;")
+    db.executescript(f"DROP TABLE task_runs; {V3_TASK_RUNS}; ALTER TABLE pending DROP COLUMN absent; "
+                     "PRAGMA user_version = 3;")
     db.execute("INSERT INTO task_runs VALUES ('r1', 'p', 'old', 'succeeded', 10.0, 1.5, 1, NULL, 'out/old')")
     db.commit()
     db.close()
@@ -373,7 +374,7 @@ def test_a_version_3_store_gains_start_times_and_workers(tmp_path: Path) -> None
         assert store.last_task_records("p")["new"].state is TaskState.SUCCEEDED
     finally:
         store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 8
 
 
 def test_the_outcome_summary_is_one_small_record_per_run(failed_run: Path) -> None:

@@ -95,7 +95,7 @@ CHANGES = {
     "a task record added": _sql("INSERT INTO task_runs SELECT 'later', pipeline, task, 'failed', finished + 1, "
                                 "duration, attempts, 'boom', target, started, worker FROM task_runs WHERE task = 'c'"),
     "a cache entry written": _sql("INSERT INTO cache VALUES ('k', 'v', 'plain', 'e', 9e9, 1.0, '{}')"),
-    "a pending write": _sql("INSERT INTO pending VALUES ('out/.c.txt.tmp', 'r', 'out/c.txt', 'local', NULL, NULL)"),
+    "a pending write": _sql("INSERT INTO pending (staging, run_id, location, storage) VALUES ('out/.c.txt.tmp', 'r', 'out/c.txt', 'local')"),
     "the store replaced": lambda proj: os.remove(proj.root / ".targetrun" / "state.db"),
 }
 

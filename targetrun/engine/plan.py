@@ -633,6 +633,11 @@ class Planner:
         if task.checkpoint is not None:
             self.renderer.placer.check_again(task.checkpoint.url)
 
+    def contained_in(self, task: PlannedTask) -> tuple[str, str] | None:
+        """The result location a value led the task's local target into, as written and as
+        it really is: where the commit must find the target's folder (None: not value-led)."""
+        return self.renderer.placer.contained_in(task.checkpoint.url) if task.checkpoint is not None else None
+
     def deps_verdict(self, task: PlannedTask, decision: Decision) -> Decision:
         """The one judgement of a task's missing deps, given its final decision: one that
         runs while a declared dep is missing fails instead, one planned to fail whose deps

@@ -8,7 +8,14 @@ is no longer alive is resolved:
   commit did not) -> the record is committed: the project's own output stays trusted;
 * anything else -> its staging file is removed, and the pending write dropped once its run
   has been gone for :data:`STRAGGLER_GRACE` (an object store may still complete an upload
-  sent just before the end); whatever is at the target keeps the record it had.
+  sent just before the end); whatever is at the target keeps the record it had -- unless
+  nothing was there when the attempt was staged (``absent``, local disk): then what is there
+  now the attempt's own code wrote (``printf half > o.txt``, the run killed whole before it
+  could undo it, as engine/work.py does when it can), and it goes, as make's
+  ``.DELETE_ON_ERROR`` -- unless a committed record vouches for its bytes (another run made
+  it since), another run still alive is writing it, or it changed after its run's last
+  sign of life (someone else put it there since). A file that was there before is never
+  removed.
 
 A pending write whose staging name is not its target's staging sibling with a token of
 its own run (``.NAME.targetrun-RUN-ATTEMPT-XXXXXXXX`` beside it, as engine/writes.py names
@@ -28,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections.abc import Callable, Collection
 
 from targetrun import liveness
@@ -66,6 +74,8 @@ def recover(store: StateStore, storages: Callable[[str], Storage], now: float, l
                 storage.discard(pending.staging)
             store.record_task(None, pending.checkpoint, pending.entry, staging=pending.staging)
         else:
+            if pending.absent:
+                _remove_made_target(store, storage, pending, run, now, lease)
             _discard(store, storage, pending, settled=_gone_long(run, now))
         resolved += 1
     return resolved
@@ -169,6 +179,40 @@ def _alive(run: RunRecord | None, now: float, lease: float) -> bool:
     if run is None or run.status is not RunStatus.RUNNING:
         return False
     return not liveness.is_dead(run.owner, run.heartbeat, now, lease)
+
+
+# A run renews its heartbeat at least once a second (engine/locks.py); a target that changed
+# later than this after the last one was not changed by that run.
+_LAST_SIGN_SLACK = 10.0
+
+
+def _remove_made_target(store: StateStore, storage: Storage, pending: PendingWrite, run: RunRecord | None,
+                        now: float, lease: float) -> None:
+    """Remove what a dead run's attempt made at a target that was absent before it (see the
+    module docstring); leave anything another run or person may have put there."""
+    path = storage.local_path(pending.location)
+    if path is None or run is None or run.status is not RunStatus.RUNNING:
+        return  # a run that ended undid what its attempts made; a row without its run: cannot tell
+    try:
+        changed = os.lstat(path).st_ctime
+    except (OSError, ValueError):
+        return  # nothing there (or nothing to tell)
+    # (the wall clock, as the heartbeat thread writes it and the disk stamps ctime: TARGETRUN_NOW
+    # moves ``now``; a row's future is no sign of life)
+    last = min(run.heartbeat if run.heartbeat is not None else run.started, time.time())
+    if changed > last + _LAST_SIGN_SLACK:
+        return
+    record = store.checkpoints([pending.location]).get(pending.location)
+    try:
+        if record is not None and holds(storage, pending.location, record):
+            return
+    except (OSError, TargetrunError):
+        return  # cannot tell: left
+    for other in store.pending_writes(pending.location):
+        if other.run_id != pending.run_id and _alive(store.run(other.run_id), now, lease):
+            return
+    with contextlib.suppress(TargetrunError):
+        storage.remove(pending.location)  # a folder whole, a symlink itself
 
 
 def _discard(store: StateStore, storage: Storage, pending: PendingWrite, *, settled: bool) -> None:

@@ -54,7 +54,7 @@ from targetrun.engine.writes import Writes
 from targetrun.engine.work import (
     Attempt, CorruptInput, Input, Job, WorkError, WorkResult, Watched, execute, undo_lost, watch_target,
 )
-from targetrun.errors import EXIT_BACKEND, SpecError, SpecProblems, StorageError, TargetrunError
+from targetrun.errors import EXIT_BACKEND, EXIT_USAGE, SpecError, SpecProblems, StorageError, TargetrunError
 from targetrun.callables import resolve_callable
 from targetrun.staleness import DepState
 from targetrun.events import (
@@ -776,9 +776,11 @@ class Engine:
             if made.moves:
                 assert task.checkpoint is not None and checkpoint is not None and made.staging is not None
                 try:
-                    self.writes.commit(task.checkpoint, made.staging, checkpoint, made.entry, prepared=prepared)
+                    self.writes.commit(task.checkpoint, made.staging, checkpoint, made.entry, prepared=prepared,
+                                       inside=scope.contained_in(task))
                 except TargetrunError as exc:
-                    return self._attempt_failed(scope, progress, name, WorkError(exc.format(), backend=True))
+                    return self._attempt_failed(scope, progress, name, WorkError(
+                        exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code == EXIT_USAGE))
             attempts = progress.attempts[name]
             outcome = TaskOutcome(name, TaskState.SUCCEEDED, scope.decision(name), _target(task), result.duration,
                                   attempts, checkpoint=checkpoint)

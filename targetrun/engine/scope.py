@@ -42,6 +42,8 @@ class Planning(Protocol):
 
     def check_target_again(self, task: PlannedTask) -> None: ...
 
+    def contained_in(self, task: PlannedTask) -> tuple[str, str] | None: ...
+
 
 class RunScope:
     """The tasks of one run, their decisions, the graph and the order they run in."""
@@ -138,6 +140,11 @@ class RunScope:
     def check_target_again(self, task: PlannedTask) -> None:
         """The task's target still inside its result location, judged with the disk as it is now."""
         self._planning.check_target_again(task)
+
+    def contained_in(self, task: PlannedTask) -> tuple[str, str] | None:
+        """The result location (as written, as it really is) the commit of the task's target
+        must find its folder in, for a target a value led there; None otherwise."""
+        return self._planning.contained_in(task)
 
     def deps_verdict(self, task: PlannedTask, decision: Decision) -> Decision:
         """``decision`` with the task's deps as they are now, judged as planning judged them

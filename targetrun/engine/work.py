@@ -518,8 +518,11 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
         with stopping.deferred(), stopping.starting():
             try:
                 _unless_stopping(job.checkpoint or job.task)
-                started = direct.start(command, job.root, stdout=subprocess.PIPE if stdout is not None else err_end,
-                                       stderr=err_end, allow_redirect=stdout is None)
+                try:
+                    started = direct.start(command, job.root, stdout=subprocess.PIPE if stdout is not None else err_end,
+                                           stderr=err_end, allow_redirect=stdout is None)
+                except OSError as exc:  # the shell itself could not start: nothing of the task's ran
+                    raise _not_started(command, exc) from None
             finally:
                 os.close(err_end)  # the command holds its own copy: the pipe ends when the command's copies close
             stopping.track(started.process)
@@ -544,6 +547,19 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
         last = printed.getvalue().splitlines()[-STDERR_TAIL_LINES:]
         reason = f"was killed by signal {-code} ({_signal_name(-code)})" if code < 0 else f"exited with status {code}"
         raise WorkError(f"the command {reason}", "\n".join(last))
+
+
+def _not_started(command: str, exc: OSError) -> WorkError:
+    """The failure of a command whose shell could not even start (its own frames, not the
+    task's, were its traceback): too long for the system (E2BIG, which no retry mends), or
+    out of processes or memory."""
+    import errno
+
+    if exc.errno == errno.E2BIG:
+        return WorkError(f"the command could not start: rendered, it is {len(command.encode('utf-8', 'replace')):,} "
+                         f"bytes, more than the system lets one command have ({exc.strerror}); pass large values "
+                         "through a file (a target the command reads as {needs.TASK}, or a dep) instead", usage=True)
+    return WorkError(f"the command could not start: {exc.strerror or exc}")
 
 
 def _signal_name(number: int) -> str:

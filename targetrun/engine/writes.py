@@ -42,10 +42,12 @@ class Writes:
         store before the attempt starts."""
         storage = self.storages(checkpoint.result)
         staging = storage.staging_url(checkpoint.url, f"{self.run_id}-{attempt}-{os.urandom(4).hex()}")
+        absent = _absent(storage.local_path(checkpoint.url))
         # The intent kept and the run knowing of it are one step: a stop between the two left
         # the intent to commit with the end's writes, which remove only what the run knows of.
         with stopping.deferred():
-            self.store.intend_write_soon(PendingWrite(self.run_id, checkpoint.url, staging, checkpoint.result))
+            self.store.intend_write_soon(PendingWrite(self.run_id, checkpoint.url, staging, checkpoint.result,
+                                                      absent=absent))
             self._staged[task] = (checkpoint.result, staging)
         return storage, staging
 
@@ -64,12 +66,18 @@ class Writes:
         self.store.prepare_writes(prepared)
 
     def commit(self, target: Location, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None,
-               *, prepared: bool = False) -> None:
-        """Make a staged checkpoint the target: its record is prepared first (unless it was)."""
+               *, prepared: bool = False, inside: tuple[str, str] | None = None) -> None:
+        """Make a staged checkpoint the target: its record is prepared first (unless it was).
+        ``inside``: the result location (as written, as it really is) a value led the target
+        into; the move itself refuses a folder that is elsewhere now (Storage.commit_inside)."""
         try:
             if not prepared:
                 self.store.prepare_write(staging, checkpoint, entry)
-            self.storages(target.result).commit(staging, target.url)
+            storage = self.storages(target.result)
+            if inside is None:
+                storage.commit(staging, target.url)
+            else:
+                storage.commit_inside(staging, target.url, *inside)
         except BaseException:
             # The pending record stays: if the move did happen (a copy whose delete failed),
             # the next run finds the target matching the prepared record and commits it.
@@ -121,3 +129,18 @@ class Writes:
             storage.discard(staging)
             return True
         return stopping.within_grace(lambda: storage.discard(staging))
+
+
+def _absent(path: str | None) -> bool:
+    """Whether nothing is at ``path`` (a target on local disk; None: elsewhere): what its
+    attempt's own code writes there, a run killed whole leaves, and the next one removes
+    (engine/recovery.py). One lstat; anything but "not there" counts as there."""
+    if path is None:
+        return False
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False

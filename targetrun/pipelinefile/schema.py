@@ -57,6 +57,7 @@ MAX_RETRIES = 10_000
 DEFAULT_KEYS = ("result", "serializer", "checkpoint", "cache_for", "cache_validator", "max_retries", "retry_delay")
 RESULT_KEYS = ("url", "options")
 # fsspec protocols whose first path part is a bucket, container or host (s3://BUCKET/key)
+_CHAINED = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")  # fsspec's "simplecache::s3://..."
 _ROOTED_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "http", "https",
                                "ftp", "sftp", "ssh", "hdfs", "webhdfs", "webdav"})
 _BUCKET_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"})  # a bucket, never a user
@@ -532,6 +533,11 @@ class _Checker:
         """A URL's protocol must be one a storage serves (fsspec's registry or a plugin's),
         with its library installed: refused here, at load, naming the extra to install --
         not when the first task touches it. Plain paths and ``${VAR}`` are not URLs yet."""
+        chained = _CHAINED.match(url)
+        if chained:  # no protocol to targetrun: it was a local folder named after the URL
+            raise self.error(path, f"{redact.redact(url)!r} is a chained fsspec URL ({chained.group(0)}...), which "
+                                   "targetrun does not read as one: it would be a local folder of that name",
+                             hint="Give the storage's own URL (s3://bucket/prefix) and its settings under `options:`.")
         from targetrun.resolve import protocol
 
         proto = protocol(url)
@@ -557,6 +563,10 @@ class _Checker:
         from targetrun.resolve import protocol
 
         proto = protocol(url)
+        if proto == "file" and not url[len("file://"):].startswith("/"):
+            raise self.error(path, f"{redact.redact(url)!r} is a file:// URL with something before its path (a host, "
+                                   "a user), which targetrun would read as a folder in the project",
+                             hint="Write file:///absolute/path, or a path relative to the Pipelinefile.")
         if proto is not None:
             self.check_no_credentials(path, proto, url)
         if proto in _ROOTED_PROTOCOLS and "{" not in url and "$" not in url:

@@ -36,6 +36,10 @@ except AttributeError:  # PyYAML built without libyaml
 MAX_NODES = 1_000_000  # values built, aliases counted each time they are used
 MAX_VALUE_NODES = 100_000  # the same for one -p value or a params file
 MAX_DEPTH = 64
+# Characters of scalar text (keys too) aliases may expand a document to: as much as a
+# Pipelinefile could hold without them (locate.MAX_FILE_BYTES). Counting values alone let
+# a 900 KB file alias a 900 KB string 2,000 times: 1.8 GB rendered and fingerprinted.
+MAX_TEXT = 64 * 1024 * 1024
 _STANDARD_TAGS = frozenset(
     "tag:yaml.org,2002:" + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")
 )
@@ -229,25 +233,31 @@ class _Sized:
     anchor: str | None
     size: int = 1
     height: int = 0
+    text: int = 0  # characters of its scalars (keys too), aliases expanded
 
-    def add(self, size: int, height: int) -> None:
+    def add(self, size: int, height: int, text: int) -> None:
         self.size += size
         self.height = max(self.height, height + 1)
+        self.text += text
 
 
 def _survey(events: Iterator[yaml.Event], file: str, max_nodes: int) -> _Survey:
     survey = _Survey()
     open_nodes = [_Sized(None, size=0)]  # the stream itself, then each collection open here
-    closed: dict[str, tuple[int, int]] = {}  # anchor -> (size, height)
+    closed: dict[str, tuple[int, int, int]] = {}  # anchor -> (size, height, text)
     documents = 0
+    expanded = 0  # characters of scalar text so far, aliases expanded
+    too_much_text: int | None = None  # the line of the alias that took it past MAX_TEXT
     for event in events:
         if isinstance(event, yaml.ScalarEvent):  # most events: kept short
             if event.anchor is not None:
                 survey.streamable &= _new_anchor(event.anchor, open_nodes, closed)
-                closed[event.anchor] = (1, 0)
+                closed[event.anchor] = (1, 0, len(event.value))
             parent = open_nodes[-1]
             parent.size += 1
             parent.height = parent.height or 1
+            parent.text += len(event.value)
+            expanded += len(event.value)
         elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             if len(open_nodes) > MAX_DEPTH:
                 raise SpecError(f"the document nests deeper than {MAX_DEPTH} levels", file=file,
@@ -258,17 +268,25 @@ def _survey(events: Iterator[yaml.Event], file: str, max_nodes: int) -> _Survey:
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             node = open_nodes.pop()
             if node.anchor is not None:
-                closed[node.anchor] = (node.size, node.height)
-            open_nodes[-1].add(node.size, node.height)
+                closed[node.anchor] = (node.size, node.height, node.text)
+            open_nodes[-1].add(node.size, node.height, node.text)
         elif isinstance(event, yaml.AliasEvent):
             survey.aliased = True
-            size, height = closed.get(_alias_name(event), (max_nodes + 1, MAX_DEPTH + 1))
+            size, height, text = closed.get(_alias_name(event), (max_nodes + 1, MAX_DEPTH + 1, 0))
             survey.streamable &= _alias_name(event) in closed and len(open_nodes) - 1 + height <= MAX_DEPTH
-            open_nodes[-1].add(size, height)
+            open_nodes[-1].add(size, height, text)
+            expanded += text
+            if expanded > MAX_TEXT and too_much_text is None:  # (an alias the events cannot size: the composer's error)
+                too_much_text = event.start_mark.line + 1 if event.start_mark else None
         elif isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             survey.streamable &= documents == 1
     survey.streamable &= not survey.aliased or open_nodes[0].size <= max_nodes
+    if too_much_text is not None and open_nodes[0].size <= max_nodes:  # (too many values: that refusal first)
+        raise SpecError(
+            f"the document expands to more than {MAX_TEXT // (1024 * 1024)} MiB of text (are YAML aliases "
+            "multiplying a long value?)", file=file, line=too_much_text,
+            hint="Pipelinefiles must not use aliases to build huge documents.")
     return survey
 
 
@@ -277,7 +295,7 @@ def _alias_name(event: yaml.AliasEvent) -> str:
     return event.anchor
 
 
-def _new_anchor(anchor: str | None, open_nodes: list[_Sized], closed: dict[str, tuple[int, int]]) -> bool:
+def _new_anchor(anchor: str | None, open_nodes: list[_Sized], closed: dict[str, tuple[int, int, int]]) -> bool:
     """Whether ``anchor`` names no other node (the composer refuses a second one)."""
     return anchor is None or (anchor not in closed and all(node.anchor != anchor for node in open_nodes))
 

@@ -195,6 +195,12 @@ class Storage(ABC):
             shutil.copyfileobj(src, dst, 1024 * 1024)
         self.discard(staging)
 
+    def commit_inside(self, staging: str, url: str, root: str, real_root: str) -> None:
+        """:meth:`commit`, for a target a value led into the result location ``root``
+        (``real_root``: its real path): the move must not land anywhere else. Only a local
+        disk has symlinks that could lead it out (LocalStorage); elsewhere it is commit."""
+        self.commit(staging, url)
+
     def discard(self, staging: str) -> None:
         """Remove a staging file (a file only; a missing one is not an error)."""
         self.remove(staging)

@@ -162,6 +162,34 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise _write_failed(url, exc) from None
 
+    def commit_inside(self, staging: str, url: str, root: str, real_root: str) -> None:
+        """The move, into the target's folder as opened -- held by a descriptor, so a symlink
+        swapped in after the look cannot redirect it -- once that folder is known to lie in
+        ``real_root``. The run's last look (Placer.check_again) comes before the attempt; a
+        symlink put in a value's folder while the attempt ran (by an upstream, anyone) led
+        the move out. An open, a readlink and a close more than :meth:`commit`."""
+        folder, name = os.path.split(url)
+        staged_folder, staged_name = os.path.split(staging)
+        try:
+            fd = os.open(folder, _DIRECTORY)
+        except OSError as exc:
+            raise _write_failed(url, exc) from None
+        try:
+            where = _opened_at(fd, folder)
+            if where is None or not (where == real_root or where.startswith(real_root.rstrip(os.sep) + os.sep)):
+                raise UsageError(
+                    f"cannot write {url}: its folder is now {where or 'somewhere else'}, outside {root} (a symlink "
+                    "put there since the run planned); nothing was written there",
+                    hint="A value may not lead a target out of its result location; check the symlinks in it.")
+            if staged_folder != folder:  # (a staging file is always its target's sibling)
+                os.replace(staging, url)
+            else:
+                os.replace(staged_name, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except OSError as exc:
+            raise _write_failed(url, exc) from None
+        finally:
+            os.close(fd)
+
     def discard(self, staging: str) -> None:
         _discard(staging)
 
@@ -205,6 +233,24 @@ class LocalStorage(Storage):
             if exc.errno == errno.EEXIST:  # makedirs says so when a file has the folder's name
                 reason, todo = "a file is in the way", "Move or remove that file, and run again."
             raise StorageError(f"cannot create the folder {folder}: {reason}", hint=todo) from None
+
+
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _opened_at(fd: int, folder: str) -> str | None:
+    """Where the folder open as ``fd`` really is (``folder``: the path it was opened by);
+    None when that cannot be told (it moved while asked)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")  # Linux: the folder itself, whatever path led to it
+    except OSError:
+        pass
+    real = os.path.realpath(folder)  # elsewhere: its real path, if that is still the folder held open
+    try:
+        now, held = os.stat(real), os.fstat(fd)
+    except OSError:
+        return None
+    return real if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) else None
 
 
 def _create_new(path: str) -> int:

@@ -73,6 +73,9 @@ class PendingWrite:
     storage: str  # the result location key, to reopen the storage
     checkpoint: Checkpoint | None = None
     entry: CacheEntry | None = None
+    # Nothing was at the target (on local disk) when the attempt was staged: what is there
+    # once its run died, no record vouching for it, its own code wrote (engine/recovery.py).
+    absent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -581,8 +584,12 @@ def check_store_url(url: str, *, file: str | None = None) -> None:
     if redact.unencoded_password(url):
         raise SpecError(f"the password in the {url.partition(':')[0]}:// cache URL has '/', '#' or '?' not "
                         "percent-encoded", file=file, key="cache", hint=redact.ENCODE_HINT)
-    parts = urlsplit(url)
     hint = "Write it as redis://HOST:6379/0."
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL": a '[' with no ']' (or the reverse) in the host
+        raise SpecError(f"the host of the {url.partition(':')[0][:20]}:// cache URL has an unmatched '[' or ']'",
+                        file=file, key="cache", hint="Write an IPv6 address as redis://[::1]:6379/0.") from None
     try:
         parts.port
     except ValueError:

@@ -165,7 +165,8 @@ class RedisStore(StateStore):
         return found[0] if found else None
 
     def intend_write(self, pending: PendingWrite) -> None:
-        text = json.dumps({"run_id": pending.run_id, "location": pending.location, "storage": pending.storage})
+        fields = {"run_id": pending.run_id, "location": pending.location, "storage": pending.storage}
+        text = json.dumps({**fields, "absent": True} if pending.absent else fields)
         self._call(self.client.hset, f"{PREFIX}pending", pending.staging, text)
 
     def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
@@ -182,13 +183,14 @@ class RedisStore(StateStore):
                 d = json.loads(text)
                 if location is not None and d["location"] != location:
                     continue
-                pending = PendingWrite(text_of(d["run_id"]), text_of(d["location"]), staging, text_of(d["storage"]))
+                pending = PendingWrite(text_of(d["run_id"]), text_of(d["location"]), staging, text_of(d["storage"]),
+                                       absent=d.get("absent") is True)
             except BAD_ROW:
                 continue  # not ours to read; never committed
             try:
                 pending = PendingWrite(pending.run_id, pending.location, staging, pending.storage,
                                        load_checkpoint(d["record"]) if d.get("record") else None,
-                                       load_entry(d["entry"]) if d.get("entry") else None)
+                                       load_entry(d["entry"]) if d.get("entry") else None, pending.absent)
             except CacheError:
                 pass
             found.append(pending)

@@ -256,7 +256,7 @@ class RootedStore(StateStore):
         return PendingWrite(
             pending.run_id, placed(pending.location), placed(pending.staging), pending.storage,
             self.keys.checkpoint_out(pending.checkpoint, placed=True) if pending.checkpoint is not None else None,
-            self.keys.entry_out(pending.entry) if pending.entry is not None else None)
+            self.keys.entry_out(pending.entry) if pending.entry is not None else None, pending.absent)
 
     def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
         self.inner.prepare_write(self._staging_key(staging), self.keys.checkpoint_out(checkpoint, placed=True),

@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, ex
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (
     staging TEXT PRIMARY KEY, run_id TEXT NOT NULL, location TEXT NOT NULL, storage TEXT NOT NULL,
-    record TEXT, entry TEXT);
+    record TEXT, entry TEXT, absent INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS pending_by_location ON pending (location);
 """
 # The generations (statements.CACHE_GENERATION, statements.RECORDS_GENERATION): a trigger
@@ -86,7 +86,7 @@ GENERATIONS = [
 RECORD_GENERATIONS = [_tagging(table, change, "records") for table in ("checkpoints", "task_runs") for change in _CHANGES]
 # A new store's generations start as tags too (a store made again must not start where the last one did).
 SEED_GENERATIONS = [f"INSERT OR REPLACE INTO generations VALUES ('{name}', {_NEW_TAG})" for name in ("cache", "records")]
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # Stores written by an older targetrun are upgraded in place, one version at a time:
 # version -> the statements that make it the next one.
 MIGRATIONS = {
@@ -101,6 +101,8 @@ MIGRATIONS = {
     # schema 6 counted changes from 0: its triggers are replaced by tagging ones, and the generations tagged
     6: [f"DROP TRIGGER IF EXISTS {table}_{change.lower()}_counted" for table in ("cache", "checkpoints", "task_runs")
         for change in _CHANGES] + GENERATIONS + RECORD_GENERATIONS + SEED_GENERATIONS,
+    # whether a pending write's target was absent before its attempt (engine/recovery.py)
+    7: ["ALTER TABLE pending ADD COLUMN absent INTEGER NOT NULL DEFAULT 0"],
 }
 MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
 _BATCH = 500  # keys per IN (...) query
@@ -319,10 +321,11 @@ class SqliteStore(StateStore):
 
     def intend_write(self, pending: PendingWrite) -> None:
         with self._transaction() as db:
-            db.execute(_INTEND, (pending.staging, pending.run_id, pending.location, pending.storage))
+            db.execute(_INTEND, (pending.staging, pending.run_id, pending.location, pending.storage, int(pending.absent)))
 
     def intend_write_soon(self, pending: PendingWrite) -> None:
-        self._later().append((_INTEND, (pending.staging, pending.run_id, pending.location, pending.storage)))
+        self._later().append((_INTEND, (pending.staging, pending.run_id, pending.location, pending.storage,
+                                        int(pending.absent))))
 
     def prepare_write(self, staging: str, checkpoint: Checkpoint, entry: CacheEntry | None) -> None:
         self._check_still_there()
@@ -342,7 +345,7 @@ class SqliteStore(StateStore):
 
     def pending_writes(self, location: str | None = None) -> list[PendingWrite]:
         where, args = ("WHERE location = ?", (location,)) if location is not None else ("", ())
-        rows = self._query(f"SELECT run_id, location, staging, storage, record, entry FROM pending {where}", args)
+        rows = self._query(f"SELECT run_id, location, staging, storage, record, entry, absent FROM pending {where}", args)
         return readable(self.path, "pending write", rows, _pending)
 
     def drop_pending(self, staging: str) -> None:
@@ -645,7 +648,7 @@ class SqliteStore(StateStore):
 _RUN_COLUMNS = "run_id, pipeline, started, status, finished, requested, counts, owner, heartbeat"
 _TASK_COLUMNS = "run_id, pipeline, task, state, finished, duration, attempts, error, target, started, worker"
 _RELEASE = "DELETE FROM locks WHERE name = ? AND owner = ?"
-_INTEND = "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, NULL, NULL)"
+_INTEND = "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, NULL, NULL, ?)"
 
 
 _PREPARE = "UPDATE pending SET record = ?, entry = ? WHERE staging = ?"
@@ -885,8 +888,8 @@ def _size(value: object) -> int:
 
 def _pending(row: tuple[Any, ...]) -> PendingWrite:
     """A row of the pending table; its record unreadable: a write that never committed."""
-    run_id, location, staging, storage, record, entry = row
-    pending = PendingWrite(text(run_id), text(location), text(staging), text(storage))
+    run_id, location, staging, storage, record, entry, absent = row
+    pending = PendingWrite(text(run_id), text(location), text(staging), text(storage), absent=absent == 1)
     try:
         return dataclasses.replace(pending, checkpoint=load_checkpoint(record) if record else None,
                                    entry=load_entry(entry) if entry else None)
