@@ -100,6 +100,16 @@ class LastRun(NamedTuple):
     error: str | None
 
 
+class Recorded(NamedTuple):
+    """What ``status`` reads of the record of an existing target planning did not read:
+    the size the record says was written (None: it recorded no content, as a folder's),
+    and the record itself when it keeps what the run that wrote it asked for
+    (``made_with`` or ``made_for``: "made with city=berlin"), else None."""
+
+    size: int | None
+    made: Checkpoint | None
+
+
 @dataclass(frozen=True, slots=True)
 class OutcomeMark:
     """One task's place in a finished run, as the run's outcome summary keeps it: tasks
@@ -337,6 +347,15 @@ class StateStore(ABC):
         or whose record was lost, and one rewritten to another size since. One round trip;
         a store may tell without decoding the records."""
         return {location: record.size if record.content_hash else None
+                for location, record in self.checkpoints(locations).items()}
+
+    def recorded_for_status(self, locations: list[str]) -> dict[str, Recorded]:
+        """:meth:`recorded` and :meth:`checkpoints_made_with` in one question: each of
+        ``locations`` that has a checkpoint record, with the size it says was written and
+        the record when it keeps parameter values or a date. One round trip; a store may
+        tell without decoding the records that keep neither."""
+        return {location: Recorded(record.size if record.content_hash else None,
+                                   record if record.made_with or record.made_for else None)
                 for location, record in self.checkpoints(locations).items()}
 
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:

@@ -44,8 +44,8 @@ from urllib.parse import quote, unquote
 
 from targetrun import liveness
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskOutcome
-from targetrun.store.base import (LastRun, OutcomeMark, PendingWrite, RunOutcomes, RunRecord, RunStatus, StateStore,
-                                  TaskRecord, may_differ)
+from targetrun.store.base import (LastRun, OutcomeMark, PendingWrite, Recorded, RunOutcomes, RunRecord, RunStatus,
+                                  StateStore, TaskRecord, may_differ)
 
 # A record as a lookup returns it: checkpoints() always one, checkpoints_that_differ() None for a record with nothing to judge
 _Record = TypeVar("_Record", Checkpoint, Optional[Checkpoint])
@@ -334,6 +334,25 @@ class RootedStore(StateStore):
             foreign = self._foreign[location]
             sizes.setdefault(location, foreign.size if foreign.content_hash else None)
         return sizes
+
+    def recorded_for_status(self, locations: list[str]) -> dict[str, Recorded]:
+        """As :meth:`_lookup` finds records: by key, then an older record by its absolute path."""
+        keyed = dict(zip(self.keys.stored_all(locations), locations))
+        found = self.inner.recorded_for_status(list(keyed))
+        answers: dict[str, Recorded] = {}
+        for key, answer in found.items():
+            location, made = keyed[key], answer.made
+            answers[location] = answer if made is None or made.location == location else \
+                Recorded(answer.size, _at(made, location))
+        older = [location for key, location in keyed.items() if key not in found and key != location]
+        if older:
+            answers.update(self.inner.recorded_for_status(older))
+        for location in self._foreign.keys() & keyed.keys():
+            if location not in answers:
+                foreign = self._foreign[location]
+                answers[location] = Recorded(foreign.size if foreign.content_hash else None,
+                                             foreign if foreign.made_with or foreign.made_for else None)
+        return answers
 
     def _lookup(self, locations: list[str], fetch: Callable[[list[str]], Mapping[str, _Record]]) -> dict[str, _Record]:
         """The records of ``locations``, fetched by their keys; a location inside the project
