@@ -208,15 +208,16 @@ class FsspecStorage(Storage):
         """A server-side move (a copy and a delete on object stores): the target key is
         written in one request, so it never holds a partial object."""
         fs = self._fs_of(url)
+        renames = self.protocol in ("file", "local") or _renames(fs)
         try:
-            if self.protocol in ("file", "local"):  # a rename; a copy would be visible half-done
+            if renames:  # a rename; a copy would be visible half-done (FTP and SFTP copy nothing on the server)
                 fs.mv(self._path(staging), self._path(url))
             else:  # not fs.mv or fs.copy: their expansion costs requests (it hung on the GCS emulator) and
                 # reads a key as a glob -- `[ab]` or `?` in a value copied the checkpoint into a folder
                 fs.cp_file(self._path(staging), self._path(url))
         except Exception as exc:
             raise StorageError(f"cannot move the new checkpoint onto {_mask(url)}: {exc}") from None
-        if self.protocol not in ("file", "local"):
+        if not renames:
             try:
                 fs.rm_file(self._path(staging))
             except FileNotFoundError:
@@ -426,6 +427,16 @@ def _install_hint(protocol: str, known: Mapping[str, Any] | None) -> str:
         return install_hint(EXTRAS[protocol])
     said = str((known or {}).get("err") or "").strip()
     return f"{said.rstrip('.')}." if said else f"Install the fsspec implementation of {protocol}://."
+
+
+def _renames(fs: Any) -> bool:
+    """Whether a filesystem copies nothing on the server but renames there (fsspec's FTP
+    and SFTP filesystems: no ``cp_file`` of their own, an ``mv`` that is one rename). An
+    async one (s3, gs) has its ``cp_file`` made on the instance, from ``_cp_file``."""
+    from fsspec.spec import AbstractFileSystem  # type: ignore[import-untyped]
+
+    return getattr(fs.cp_file, "__func__", None) is AbstractFileSystem.cp_file and \
+        getattr(fs.mv, "__func__", None) is not AbstractFileSystem.mv
 
 
 _CLASSES: dict[str, Any] = {}
