@@ -88,7 +88,8 @@ def test_each_target_reaches_the_server_its_url_names(project, servermem):
     del servermem[("two.example", 21)]["/out/a.txt"]  # gone from one server only
     dry = proj.cli("run", "--dry-run", "two", "one")
     assert [line.split()[-3] for line in dry.out.splitlines() if "target missing" in line] == ["two"], dry.out
-    for said in (first, again, status, dry):
+    as_json, graph = proj.cli("status", "--json"), proj.cli("graph")
+    for said in (first, again, status, dry, as_json, graph):
         assert "s3cret" not in said.out + said.err
 
 
