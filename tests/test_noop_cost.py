@@ -131,8 +131,9 @@ def test_the_store_judges_records_as_the_python_rule_does(tmp_path, capsys):
 def test_status_asks_the_store_again_only_about_records_planning_did_not_read(project, monkeypatch):
     """Planning read (or found nothing to read in) the record of every target it looked
     at; "made with" takes what it needs from the plan and asks the store only about the
-    targets planning did not look at -- here, one that nothing needs -- in the one lookup
-    that also tells the recorded sizes planning did not decode."""
+    targets planning did not read, in the one lookup that also tells the recorded sizes
+    planning did not decode (here, none: `up`, which nothing needs, was read to judge
+    `down` against it)."""
     proj = project("params: {city: berlin}\n" + _many(20) +
                    "  fetch: {shell: 'echo {params.city} > {output}', target: out/data.txt}\n"
                    "  up: {shell: 'echo {params.city} > {output}', target: out/up.txt}\n"
@@ -150,10 +151,11 @@ def test_status_asks_the_store_again_only_about_records_planning_did_not_read(pr
     assert status.code == 0 and "0 of 23 tasks would run" in status.out, status.out + status.err
     made = {line.split()[0] for line in status.out.splitlines() if "made with city=berlin" in line}
     assert made == {"fetch", "up", "down"}, status.out
-    # one lookup: `up`, which nothing needs, and the targets whose size planning did not
-    # decode (their records keep nothing to judge); not `fetch` or `down`, read by planning
+    # one lookup: the targets whose size planning did not decode (their records keep
+    # nothing to judge); not `fetch` or `down`, nor `up`, which nothing needs: planning
+    # read it to judge `down` against it
     assert len(asked) == 1
-    assert sorted(asked[0]) == sorted(["{root}/out/up.txt", *(f"{{root}}/out/t{i}.txt" for i in range(20))])
+    assert sorted(asked[0]) == sorted(f"{{root}}/out/t{i}.txt" for i in range(20))
 
 
 def test_status_asks_the_store_once_about_a_record_planning_did_not_read(project, redis_url):
@@ -196,10 +198,11 @@ def test_status_asks_the_store_once_about_a_record_planning_did_not_read(project
     assert "made with city=berlin" in rows["up"] and "made with city=berlin" in rows["down"], status.out
     assert "made with" not in rows["mid"] and "changed since it was recorded" in rows["mid"], status.out
     lookups = [[key.strip('"') for key in command.split()[1:]] for command in commands if command.startswith("MGET")]
-    # `mid`, which nothing needs: read by planning, by the staleness judge, and once more to
-    # describe it -- it was asked for five times (made with; again by its absolute path, as
-    # a record older than root-marked keys, since it kept no parameters; then its size)
-    assert sum("targetrun:ckpt:{root}/out/mid.txt" in keys for keys in lookups) == 3, lookups
+    # `mid`, which nothing needs: read by planning (with `up`: to judge `end` against it)
+    # and by the staleness judge; described from what planning read. It was asked for five
+    # times (alone to judge `end`; made with; again by its absolute path, as a record older
+    # than root-marked keys, since it kept no parameters; then its size)
+    assert sum("targetrun:ckpt:{root}/out/mid.txt" in keys for keys in lookups) == 2, lookups
     assert not [key for keys in lookups for key in keys if str(proj.root) in key], lookups
 
 def test_status_of_a_chain_reads_the_records_nothing_needs_in_one_lookup(project, monkeypatch):
@@ -226,6 +229,34 @@ def test_status_of_a_chain_reads_the_records_nothing_needs_in_one_lookup(project
     stale = [line.split()[0] for line in status.out.splitlines() if "stale" in line]
     assert stale == ["t1"] and "(stale: inputs changed — t0)" in status.out
     assert len(lookups) <= 3, lookups  # not one per task
+
+
+def test_status_reads_the_records_of_upstreams_it_does_not_walk_in_one_lookup(project, monkeypatch):
+    """Each needed task whose target exists is judged against its upstream's recorded
+    output; an upstream the walk does not look at (Make: the target is there) was read
+    from the store one at a time -- 5,000 round trips for 5,000 pairs on Redis. A wave's
+    upstreams are read in one lookup, and what they say still holds (an upstream rebuilt
+    into other bytes makes the task below it stale)."""
+    pairs = "".join(f"  a{i}: {{shell: 'echo {i} > {{output}}', target: out/a{i}.txt}}\n"
+                    f"  b{i}: {{shell: 'cat {{needs.a{i}}} > {{output}}', needs: [a{i}], target: out/b{i}.txt}}\n"
+                    for i in range(15))
+    proj = project("tasks:\n" + pairs)
+    assert proj.cli("run", "-q").code == 0
+    proj.file.write_text(proj.file.read_text().replace("echo 3 >", "echo 33 >"))
+    assert proj.cli("run", "-q", "--force", "a3", "a3").code == 0  # a3 alone, into new bytes
+    lookups: list[int] = []
+    real = sqlite_store.SqliteStore.checkpoints
+
+    def counting(self: sqlite_store.SqliteStore, locations: list[str]) -> dict[str, Checkpoint]:
+        lookups.append(len(locations))
+        return real(self, locations)
+
+    monkeypatch.setattr(sqlite_store.SqliteStore, "checkpoints", counting)
+    status = proj.cli("status")
+    assert status.code == 0 and "0 of 30 tasks would run" in status.out, status.out + status.err
+    stale = [line.split()[0] for line in status.out.splitlines() if "stale" in line]
+    assert stale == ["b3"] and "(stale: inputs changed — a3)" in status.out, status.out
+    assert len(lookups) <= 3, lookups  # not one per pair
 
 
 def _store_with(tmp_path, records: dict[str, str]) -> sqlite_store.SqliteStore:
