@@ -368,6 +368,33 @@ class StateStoreContract:
         assert store.recorded(["out/a.json", "out/folder", "out/none.json"]) == {"out/a.json": 3, "out/folder": None}
         assert store.recorded([]) == {}
 
+    def test_checkpoints_that_differ_each_judges_each_record_by_its_own_code(self, store: StateStore) -> None:
+        """A plan asks once for records of tasks that run different commands: each record
+        is None where its own code is the same and nothing else of the kinds asked differs."""
+        from dataclasses import replace
+
+        from targetrun.model import StaleKind
+
+        base = replace(self._checkpoint("a", "out/a.json", "r1"), inputs={}, params={})
+        records = {
+            "out/a.json": replace(base, code={"shell": "shell:a"}),
+            "out/b.json": replace(base, location="out/b.json", code={"shell": "shell:b"}),
+            "out/c.json": replace(base, location="out/c.json", code={"shell": "shell:c"}),
+            "out/made.json": replace(base, location="out/made.json", code={"shell": "shell:a"}, made_for="2026-11-01"),
+        }
+        store.begin_run(RunRecord("r1", self.PIPELINE, started=1_800_000_000.0))
+        for record in records.values():
+            store.record_task(None, record)
+        codes = {"out/a.json": '{"shell":"shell:a"}', "out/b.json": '{"shell":"shell:b"}',
+                 "out/c.json": '{"shell":"shell:changed"}', "out/made.json": '{"shell":"shell:a"}',
+                 "out/none.json": '{"shell":"shell:a"}'}
+        found = store.checkpoints_that_differ_each(codes, frozenset(StaleKind))
+        assert found == {"out/a.json": None, "out/b.json": None, "out/c.json": records["out/c.json"],
+                         "out/made.json": records["out/made.json"]}
+        only_code = store.checkpoints_that_differ_each(codes, frozenset((StaleKind.CODE,)))
+        assert {loc for loc, record in only_code.items() if record is not None} == {"out/c.json"}
+        assert store.checkpoints_that_differ_each({}, frozenset(StaleKind)) == {}
+
     def test_recorded_for_status_gives_size_and_what_made_it(self, store: StateStore) -> None:
         """``status`` asks once about existing targets planning did not read: each recorded
         location with the size its record says was written (None: no content, a folder's)

@@ -122,6 +122,12 @@ def test_the_store_judges_records_as_the_python_rule_does(tmp_path, capsys):
                 {loc for loc, r in records.items() if may_differ(r, '{"shell":"shell:1"}', kinds)}, kinds
             assert {loc: r for loc, r in found.items() if r is not None} == \
                 {loc: r for loc, r in records.items() if found[loc] is not None}
+            # each location judged by its own code, in one query: the same answer
+            codes = dict.fromkeys([*every, "/p/broken", "/p/none"], '{"shell":"shell:1"}')
+            codes["/p/code"] = '{"shell":"shell:2"}'
+            each = store.checkpoints_that_differ_each(codes, kinds)
+            assert each == {**found, "/p/code": None}, kinds  # its own code is the same: nothing else kept
+            assert each == sqlite_store.StateStore.checkpoints_that_differ_each(store, codes, kinds), kinds
         assert {loc for loc, r in found.items() if r is not None} == {"/p/code", "/p/no-code", "/p/deps"}
         assert "unreadable" in capsys.readouterr().err
     finally:
@@ -203,6 +209,10 @@ def test_status_asks_the_store_once_about_a_record_planning_did_not_read(project
     # times (alone to judge `end`; made with; again by its absolute path, as a record older
     # than root-marked keys, since it kept no parameters; then its size)
     assert sum("targetrun:ckpt:{root}/out/mid.txt" in keys for keys in lookups) == 2, lookups
+    # 12 round trips were 4: planning reads the requested targets' records (five commands,
+    # once each: was one lookup per command) and the upstreams it does not walk; status
+    # describes what planning did not read, and judges what nothing needs
+    assert len(lookups) == 4, lookups
     assert not [key for keys in lookups for key in keys if str(proj.root) in key], lookups
 
 def test_status_of_a_chain_reads_the_records_nothing_needs_in_one_lookup(project, monkeypatch):

@@ -592,8 +592,11 @@ class Planner:
         keys = [t.cache_key for t in cached if t.cache_key and not (t.target is not None and found.get(t.target))]
         records = self.store.checkpoints(locations) if locations else {}
         self._read.update(records)
-        for (code, kinds), urls in _by_value(by_code).items():  # only records where something may differ are read
-            read = self.store.checkpoints_that_differ(urls, code, kinds)
+        by_kinds: dict[frozenset[StaleKind], dict[str, str]] = {}  # a plan's tasks look at a few sets of kinds
+        for url, (code, kinds) in by_code.items():
+            by_kinds.setdefault(kinds, {})[url] = code
+        for kinds, codes in by_kinds.items():  # only records where something may differ are read: one lookup
+            read = self.store.checkpoints_that_differ_each(codes, kinds)  # for every command, not one each
             differ = {url: record for url, record in read.items() if record is not None}
             records.update(differ)
             self._read.update(read if kinds == _EVERY_KIND else differ)  # a None says all of Plan.records' then

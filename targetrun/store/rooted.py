@@ -319,6 +319,19 @@ class RootedStore(StateStore):
                 records[location] = None
         return records
 
+    def checkpoints_that_differ_each(self, codes: Mapping[str, str],
+                                     kinds: Collection[StaleKind]) -> dict[str, Checkpoint | None]:
+        locations = list(codes)
+        code_of = dict(codes)  # by key too: the lookup asks by key, then an older record by location
+        code_of.update(zip(self.keys.stored_all(locations), codes.values()))
+        records = self._lookup(locations, lambda keys: self.inner.checkpoints_that_differ_each(
+            {key: code_of[key] for key in keys}, kinds))
+        for location in self._foreign.keys() & records.keys():  # judged here, as the store judges its own
+            record = records[location]
+            if record is not None and not may_differ(record, codes[location], kinds):
+                records[location] = None
+        return records
+
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         return self._lookup(locations, self.inner.checkpoints_made_with)
 

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import types
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -391,6 +391,40 @@ class SqliteStore(StateStore):
             except sqlite3.OperationalError as exc:
                 if "no such function" in str(exc):  # an SQLite without JSON: compare in Python
                     return super().checkpoints_that_differ(locations, code, kinds)
+                raise self._broken(exc) from None
+            except sqlite3.Error as exc:
+                raise self._broken(exc) from None
+            found.update((row[0], None) for row in rows if row[1] is None)
+            found.update(self._records([row for row in rows if row[1] is not None]))
+        return found
+
+    def checkpoints_that_differ_each(self, codes: Mapping[str, str],
+                                     kinds: Collection[StaleKind]) -> dict[str, Checkpoint | None]:
+        """As the base class says; SQLite compares each record with its own code in one
+        query per batch (the asked codes joined as a VALUES table), as
+        :meth:`checkpoints_that_differ` compares with one."""
+        same = " AND ".join(["json_extract(record, '$.code') IS asked.column2",
+                             *(_SAME[kind] for kind in _SAME if kind in kinds)])
+        quick = f"CASE WHEN {same} THEN NULL ELSE record END"
+        guarded = f"CASE WHEN NOT json_valid(record) THEN record WHEN {same} THEN NULL ELSE record END"
+        pairs = list(codes.items())
+        found: dict[str, Checkpoint | None] = {}
+        for start in range(0, len(pairs), _BATCH):
+            chunk = pairs[start:start + _BATCH]
+            values = ",".join("(?,?)" for _ in chunk)
+            args = [item for pair in chunk for item in pair]
+            tail = f"FROM (VALUES {values}) AS asked JOIN checkpoints ON checkpoints.location = asked.column1"
+            self.flush()  # a thread reads its own kept writes
+            try:
+                try:  # checking each record is JSON first would parse it once more: only when one is not
+                    rows = _fetched(self._db, f"SELECT checkpoints.location, {quick} {tail}", args)
+                except sqlite3.OperationalError as exc:
+                    if "malformed JSON" not in str(exc):
+                        raise
+                    rows = _fetched(self._db, f"SELECT checkpoints.location, {guarded} {tail}", args)
+            except sqlite3.OperationalError as exc:
+                if "no such function" in str(exc):  # an SQLite without JSON: compare in Python
+                    return super().checkpoints_that_differ_each(codes, kinds)
                 raise self._broken(exc) from None
             except sqlite3.Error as exc:
                 raise self._broken(exc) from None
