@@ -674,11 +674,16 @@ def history(ctx: click.Context, path: str | None, limit: int, as_json: bool) -> 
 @_file_option
 @click.option("--run", "run_id", default=None, metavar="RUN_ID", help="That run's log (default: the latest run of TASK).")
 @click.option("--all-attempts", is_flag=True, help="Every attempt of that run, not only the latest.")
+@click.option("--raw", is_flag=True,
+              help="Print the log as captured, escape sequences and carriage returns included (for a file or a pager).")
 @click.pass_context
-def logs(ctx: click.Context, task: str, path: str | None, run_id: str | None, all_attempts: bool) -> int:
+def logs(ctx: click.Context, task: str, path: str | None, run_id: str | None, all_attempts: bool, raw: bool) -> int:
     """Print what TASK printed (stdout and stderr, subprocesses included) in its latest attempt.
 
-    Logs are kept in .targetrun/logs/RUN_ID/."""
+    Control characters other than newline and tab (escape sequences, carriage returns) are
+    shown as escapes such as \\x1b, so a task's output cannot act on your terminal; --raw
+    prints them as they are. Logs are kept in .targetrun/logs/RUN_ID/."""
+    from targetrun.redact import printable, terminal_text
     from targetrun.report.logs import find_log
 
     spec = _load(path)
@@ -694,11 +699,11 @@ def logs(ctx: click.Context, task: str, path: str | None, run_id: str | None, al
     if found is None:
         raise UsageError(f"no log of {task!r}" + (f" in run {run_id}" if run_id else ""),
                          hint="A task that printed nothing has no log; see `targetrun history` for run ids.")
-    shown = os.path.relpath(found.path, spec.root)
+    shown = printable(os.path.relpath(found.path, spec.root))
     if not found.text:
         _out(ctx).write(f"# {shown}: attempt {found.attempt} printed nothing\n")
     else:
-        _out(ctx).write(f"# {shown}\n{found.text}")
+        _out(ctx).write(f"# {shown}\n{found.text if raw else terminal_text(found.text)}")
     return 0
 
 

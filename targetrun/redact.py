@@ -603,6 +603,22 @@ def printable(text: str) -> str:
     return "".join(_escape(c) if not c.isprintable() and c != " " else c for c in text)
 
 
+def terminal_text(text: str) -> str:
+    """``text`` as lines a terminal shows and does not obey: newlines and tabs kept, every
+    other control or format character -- escape, carriage return, bell, a right-to-left
+    override -- written as an escape (``\\x1b``), so what a task printed cannot clear the
+    screen, retitle the window, hide what it wrote, or link elsewhere than it says.
+
+    >>> terminal_text("a\\tb\\n\\x1b[2Jc\\r\\n")
+    'a\\tb\\n\\\\x1b[2Jc\\\\r\\n'
+    """
+    if text.isprintable():
+        return text
+    return "\n".join(line if line.isprintable() or line.replace("\t", " ").isprintable()
+                     else "".join(c if c.isprintable() or c in "\t " else _escape(c) for c in line)
+                     for line in text.split("\n"))
+
+
 def _escape(char: str) -> str:
     if char in _ESCAPES:
         return _ESCAPES[char]

@@ -23,7 +23,7 @@ from targetrun import templating
 from targetrun.model import Checkpoint, Decision, Location, PipelineSpec, PlannedTask, Reason, Stale
 from targetrun.resolve import LOCAL
 from targetrun.storage.base import Stat, Storage
-from targetrun.store.base import LastRun, StateStore
+from targetrun.store.base import LastRun, Recorded, StateStore
 
 _NO_VALUES: Mapping[str, str] = MappingProxyType({})
 
@@ -79,9 +79,12 @@ def build_status(plan: Plan, storages: Callable[[str], Storage], store: StateSto
                  judge: Judge) -> StatusReport:
     last = store.last_runs(plan.spec.name) if store is not None else {}
     stats, notes = _stats(storages, plan)
-    made = _made_differently(plan, store, stats)
+    standing = _standing(plan, stats)
+    there = _there(plan, stats)
+    asked = _asked(plan, store, standing, there)
+    made = _made_differently(plan, standing, asked)
     stale = _stale_unneeded(plan, stats, judge)
-    recorded = _recorded(plan, store, stats)
+    recorded = _recorded(plan, there, asked)
     rows = []
     shown = _displayer(plan.spec)
     # a row per task, 10,000 in a no-op: each lookup bound once
@@ -143,31 +146,56 @@ def _displayer(spec: PipelineSpec) -> Callable[[Location], str]:
     return shown
 
 
-def _made_differently(plan: Plan, store: StateStore | None, stats: Mapping[str, Stat | None]) -> dict[str, tuple[Mapping[str, str], str | None]]:
-    """For each task whose existing output stands (skipped, cache hit, or an existing target
-    nothing needs): the recorded parameter values and date that differ from the ones asked
-    about. Records from before targetrun kept them say nothing (one batched lookup)."""
-    if store is None:
-        return {}
-    # Only records that kept parameter values or a date can differ: those planning read
-    # say so already (Plan.records); the store selects the others without decoding the rest.
-    read, decision_of = plan.records, plan.decisions.get
-    kept: dict[str, Checkpoint] = {}  # by task: a record that kept them
-    unread: dict[str, str] = {}  # by task: a location planning did not read
+def _standing(plan: Plan, stats: Mapping[str, Stat | None]) -> dict[str, str]:
+    """By task, the checkpoint location of each whose existing output stands (skipped,
+    cache hit, or an existing target nothing needs): what "made with" describes."""
+    decision_of = plan.decisions.get
+    standing: dict[str, str] = {}
     for name, task in plan.tasks.items():
         decision = decision_of(name) or NOT_NEEDED
         if decision.runs or task.checkpoint is None:
             continue
         if decision.reason is Reason.NOT_NEEDED and not stats.get(name):
             continue  # nothing there to describe
-        url = task.checkpoint.url
+        standing[name] = task.checkpoint.url
+    return standing
+
+
+def _there(plan: Plan, stats: Mapping[str, Stat | None]) -> dict[str, str]:
+    """By task, the target of each whose target exists: what "recorded" describes."""
+    return {name: task.target.url for name, task in plan.tasks.items()
+            if task.target is not None and stats.get(name) is not None}
+
+
+def _asked(plan: Plan, store: StateStore | None, standing: Mapping[str, str],
+           there: Mapping[str, str]) -> Mapping[str, Recorded]:
+    """What the store says of the records planning did not read that "made with" and
+    "recorded" describe: one question for both (a round trip, and each record decoded at
+    most once -- only those that kept parameter values or a date, on SQLite and Redis).
+    A record planning read (Plan.records) tells both already; a None there is a record
+    with nothing to judge -- no parameter values, no date -- but its size is not known."""
+    if store is None:
+        return {}
+    read = plan.records
+    unread = [url for url in standing.values() if url not in read]
+    unread.extend(url for url in there.values() if read.get(url) is None)
+    return store.recorded_for_status(list(dict.fromkeys(unread))) if unread else {}
+
+
+def _made_differently(plan: Plan, standing: Mapping[str, str],
+                      asked: Mapping[str, Recorded]) -> dict[str, tuple[Mapping[str, str], str | None]]:
+    """For each task whose existing output stands: the recorded parameter values and date
+    that differ from the ones asked about. Records from before targetrun kept them say
+    nothing. Only records that kept them can differ: those planning read say so already
+    (Plan.records); the store selected the others (:func:`_asked`)."""
+    read = plan.records
+    kept: dict[str, Checkpoint] = {}  # by task: a record that kept them
+    for name, url in standing.items():
         if url not in read:
-            unread[name] = url
+            if (answer := asked.get(url)) is not None and answer.made is not None:
+                kept[name] = answer.made
         elif (record := read[url]) is not None and (record.made_with or record.made_for):
             kept[name] = record
-    if unread:
-        records = store.checkpoints_made_with(list(dict.fromkeys(unread.values())))
-        kept.update((name, records[url]) for name, url in unread.items() if url in records)
     found: dict[str, tuple[Mapping[str, str], str | None]] = {}
     for name, record in kept.items():
         if record.made_with or record.made_for:
@@ -187,17 +215,14 @@ def _templated(task: PlannedTask, plan: Plan) -> bool:
     return bool(named or dated or listed or list_dated)
 
 
-def _recorded(plan: Plan, store: StateStore | None, stats: Mapping[str, Stat | None]) -> dict[str, object]:
+def _recorded(plan: Plan, there: Mapping[str, str], asked: Mapping[str, Recorded]) -> dict[str, object]:
     """For each task whose target exists: the size its record says was written (False: no
     record; None: a record without a size to compare, as a folder's). A record planning
-    decoded tells; the rest are asked in one lookup, which decodes no record (SQLite)."""
-    there = {name: task.target.url for name, task in plan.tasks.items()
-             if task.target is not None and stats.get(name) is not None}
+    decoded tells; the store told the rest (:func:`_asked`)."""
     read = plan.records
-    unread = [url for url in there.values() if read.get(url) is None]
-    found = store.recorded(list(dict.fromkeys(unread))) if unread and store is not None else {}
     return {name: ((record.size if record.content_hash else None) if (record := read.get(url)) is not None
-                   else found.get(url, False)) for name, url in there.items()}
+                   else answer.size if (answer := asked.get(url)) is not None else False)
+            for name, url in there.items()}
 
 
 def _stale_unneeded(plan: Plan, stats: Mapping[str, Stat | None], judge: Judge) -> dict[str, tuple[Stale, ...]]:

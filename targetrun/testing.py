@@ -375,6 +375,60 @@ class StateStoreContract:
         assert store.recorded(["out/a.json", "out/folder", "out/none.json"]) == {"out/a.json": 3, "out/folder": None}
         assert store.recorded([]) == {}
 
+    def test_checkpoints_that_differ_each_judges_each_record_by_its_own_code(self, store: StateStore) -> None:
+        """A plan asks once for records of tasks that run different commands: each record
+        is None where its own code is the same and nothing else of the kinds asked differs."""
+        from dataclasses import replace
+
+        from targetrun.model import StaleKind
+
+        base = replace(self._checkpoint("a", "out/a.json", "r1"), inputs={}, params={})
+        records = {
+            "out/a.json": replace(base, code={"shell": "shell:a"}),
+            "out/b.json": replace(base, location="out/b.json", code={"shell": "shell:b"}),
+            "out/c.json": replace(base, location="out/c.json", code={"shell": "shell:c"}),
+            "out/made.json": replace(base, location="out/made.json", code={"shell": "shell:a"}, made_for="2026-11-01"),
+        }
+        store.begin_run(RunRecord("r1", self.PIPELINE, started=1_800_000_000.0))
+        for record in records.values():
+            store.record_task(None, record)
+        codes = {"out/a.json": '{"shell":"shell:a"}', "out/b.json": '{"shell":"shell:b"}',
+                 "out/c.json": '{"shell":"shell:changed"}', "out/made.json": '{"shell":"shell:a"}',
+                 "out/none.json": '{"shell":"shell:a"}'}
+        found = store.checkpoints_that_differ_each(codes, frozenset(StaleKind))
+        assert found == {"out/a.json": None, "out/b.json": None, "out/c.json": records["out/c.json"],
+                         "out/made.json": records["out/made.json"]}
+        only_code = store.checkpoints_that_differ_each(codes, frozenset((StaleKind.CODE,)))
+        assert {loc for loc, record in only_code.items() if record is not None} == {"out/c.json"}
+        assert store.checkpoints_that_differ_each({}, frozenset(StaleKind)) == {}
+
+    def test_recorded_for_status_gives_size_and_what_made_it(self, store: StateStore) -> None:
+        """``status`` asks once about existing targets planning did not read: each recorded
+        location with the size its record says was written (None: no content, a folder's)
+        and the record when it keeps parameter values or a date; one without a record is
+        left out. The same answer as :meth:`recorded` and :meth:`checkpoints_made_with`."""
+        from dataclasses import replace
+
+        from targetrun.store.base import Recorded
+
+        records = {
+            "out/a.json": self._checkpoint("a", "out/a.json", "r1"),
+            "out/folder": replace(self._checkpoint("f", "out/folder", "r1"), size=0, content_hash=""),
+            "out/with.json": replace(self._checkpoint("w", "out/with.json", "r1"), size=7, made_with={"city": "oslo"}),
+            "out/for": replace(self._checkpoint("d", "out/for", "r1"), size=0, content_hash="", made_for="2026-11-01"),
+        }
+        store.begin_run(RunRecord("r1", self.PIPELINE, started=1_800_000_000.0))
+        for record in records.values():
+            store.record_task(None, record)
+        asked = [*records, "out/none.json"]
+        assert store.recorded_for_status(asked) == {
+            "out/a.json": Recorded(3, None), "out/folder": Recorded(None, None),
+            "out/with.json": Recorded(7, records["out/with.json"]), "out/for": Recorded(None, records["out/for"])}
+        assert {loc: found.size for loc, found in store.recorded_for_status(asked).items()} == store.recorded(asked)
+        assert {loc: found.made for loc, found in store.recorded_for_status(asked).items() if found.made} == \
+            store.checkpoints_made_with(asked)
+        assert store.recorded_for_status([]) == {}
+
     def test_checkpoints_that_differ_leaves_out_only_what_cannot_be_stale(self, store: StateStore) -> None:
         """A record is returned where judging it for the kinds asked about may find
         something stale; None where it cannot (same code, nothing else those kinds

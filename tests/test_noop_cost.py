@@ -16,7 +16,7 @@ from targetrun.events import Broadcast, RecordingReporter, RunStarted, TaskSkipp
 from targetrun.model import Action, Checkpoint, Decision, Reason
 from targetrun.pipelinefile import load_pipeline, spec_cache_file
 from targetrun.store import sqlite as sqlite_store
-from targetrun.store.base import StoreOptions
+from targetrun.store.base import Recorded, StoreOptions
 
 from tests.test_imports import loaded_after
 
@@ -122,6 +122,12 @@ def test_the_store_judges_records_as_the_python_rule_does(tmp_path, capsys):
                 {loc for loc, r in records.items() if may_differ(r, '{"shell":"shell:1"}', kinds)}, kinds
             assert {loc: r for loc, r in found.items() if r is not None} == \
                 {loc: r for loc, r in records.items() if found[loc] is not None}
+            # each location judged by its own code, in one query: the same answer
+            codes = dict.fromkeys([*every, "/p/broken", "/p/none"], '{"shell":"shell:1"}')
+            codes["/p/code"] = '{"shell":"shell:2"}'
+            each = store.checkpoints_that_differ_each(codes, kinds)
+            assert each == {**found, "/p/code": None}, kinds  # its own code is the same: nothing else kept
+            assert each == sqlite_store.StateStore.checkpoints_that_differ_each(store, codes, kinds), kinds
         assert {loc for loc, r in found.items() if r is not None} == {"/p/code", "/p/no-code", "/p/deps"}
         assert "unreadable" in capsys.readouterr().err
     finally:
@@ -131,26 +137,83 @@ def test_the_store_judges_records_as_the_python_rule_does(tmp_path, capsys):
 def test_status_asks_the_store_again_only_about_records_planning_did_not_read(project, monkeypatch):
     """Planning read (or found nothing to read in) the record of every target it looked
     at; "made with" takes what it needs from the plan and asks the store only about the
-    targets planning did not look at -- here, one that nothing needs."""
+    targets planning did not read, in the one lookup that also tells the recorded sizes
+    planning did not decode (here, none: `up`, which nothing needs, was read to judge
+    `down` against it)."""
     proj = project("params: {city: berlin}\n" + _many(20) +
                    "  fetch: {shell: 'echo {params.city} > {output}', target: out/data.txt}\n"
                    "  up: {shell: 'echo {params.city} > {output}', target: out/up.txt}\n"
                    "  down: {shell: 'cat {needs.up} > {output}', needs: [up], target: out/down.txt}\n")
     assert proj.cli("run", "-q").code == 0
     asked: list[list[str]] = []
-    real = sqlite_store.SqliteStore.checkpoints_made_with
+    real = sqlite_store.SqliteStore.recorded_for_status
 
-    def counting(self: sqlite_store.SqliteStore, locations: list[str]) -> dict[str, Checkpoint]:
+    def counting(self: sqlite_store.SqliteStore, locations: list[str]) -> dict[str, Recorded]:
         asked.append(locations)
         return real(self, locations)
 
-    monkeypatch.setattr(sqlite_store.SqliteStore, "checkpoints_made_with", counting)
+    monkeypatch.setattr(sqlite_store.SqliteStore, "recorded_for_status", counting)
     status = proj.cli("status", "-p", "city=paris")
     assert status.code == 0 and "0 of 23 tasks would run" in status.out, status.out + status.err
     made = {line.split()[0] for line in status.out.splitlines() if "made with city=berlin" in line}
     assert made == {"fetch", "up", "down"}, status.out
-    assert [len(locations) for locations in asked] == [1]  # only `up`, which nothing needs
+    # one lookup: the targets whose size planning did not decode (their records keep
+    # nothing to judge); not `fetch` or `down`, nor `up`, which nothing needs: planning
+    # read it to judge `down` against it
+    assert len(asked) == 1
+    assert sorted(asked[0]) == sorted(f"{{root}}/out/t{i}.txt" for i in range(20))
 
+
+def test_status_asks_the_store_once_about_a_record_planning_did_not_read(project, redis_url):
+    """`status` asked the store twice about each existing target planning did not read --
+    what it was made with, then the size its record says was written -- two round trips
+    (MGETs on Redis) reading the same records. One question answers both; each record is
+    asked for once to describe it, and the answers are the same (made with, recorded,
+    rewritten)."""
+    import threading
+
+    import redis
+
+    proj = project(f"cache: {redis_url}\nparams: {{city: berlin}}\n" + _many(3) +
+                   "  up: {shell: 'echo {params.city} > {output}', target: out/up.txt}\n"
+                   "  down: {shell: 'cat {needs.up} > {output}', needs: [up], target: out/down.txt}\n"
+                   "  mid: {shell: 'echo 1 > {output}', target: out/mid.txt}\n"
+                   "  end: {shell: 'cat {needs.mid} > {output}', needs: [mid], target: out/end.txt}\n")
+    assert proj.cli("run", "-q").code == 0
+    (proj.root / "out" / "mid.txt").write_text("rewritten by hand\n")
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    commands: list[str] = []
+    try:
+        with client.monitor() as monitor:
+            def watch() -> None:
+                for seen in monitor.listen():
+                    if seen["command"] == "ECHO status-done":
+                        return
+                    commands.append(seen["command"])
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            status = proj.cli("status", "-p", "city=paris")
+            client.echo("status-done")
+            watcher.join(10)
+    finally:
+        client.close()
+    assert not watcher.is_alive()
+    assert status.code == 0, status.out + status.err
+    rows = {line.split()[0]: line for line in status.out.splitlines() if line.strip()}
+    assert "made with city=berlin" in rows["up"] and "made with city=berlin" in rows["down"], status.out
+    assert "made with" not in rows["mid"] and "changed since it was recorded" in rows["mid"], status.out
+    lookups = [[key.strip('"') for key in command.split()[1:]] for command in commands if command.startswith("MGET")]
+    # `mid`, which nothing needs: read by planning (with `up`: to judge `end` against it)
+    # and by the staleness judge; described from what planning read. It was asked for five
+    # times (alone to judge `end`; made with; again by its absolute path, as a record older
+    # than root-marked keys, since it kept no parameters; then its size)
+    assert sum("targetrun:ckpt:{root}/out/mid.txt" in keys for keys in lookups) == 2, lookups
+    # 12 round trips were 4: planning reads the requested targets' records (five commands,
+    # once each: was one lookup per command) and the upstreams it does not walk; status
+    # describes what planning did not read, and judges what nothing needs
+    assert len(lookups) == 4, lookups
+    assert not [key for keys in lookups for key in keys if str(proj.root) in key], lookups
 
 def test_status_of_a_chain_reads_the_records_nothing_needs_in_one_lookup(project, monkeypatch):
     """Only the last task of a chain is needed; every target above it is judged as if it
@@ -176,6 +239,34 @@ def test_status_of_a_chain_reads_the_records_nothing_needs_in_one_lookup(project
     stale = [line.split()[0] for line in status.out.splitlines() if "stale" in line]
     assert stale == ["t1"] and "(stale: inputs changed — t0)" in status.out
     assert len(lookups) <= 3, lookups  # not one per task
+
+
+def test_status_reads_the_records_of_upstreams_it_does_not_walk_in_one_lookup(project, monkeypatch):
+    """Each needed task whose target exists is judged against its upstream's recorded
+    output; an upstream the walk does not look at (Make: the target is there) was read
+    from the store one at a time -- 5,000 round trips for 5,000 pairs on Redis. A wave's
+    upstreams are read in one lookup, and what they say still holds (an upstream rebuilt
+    into other bytes makes the task below it stale)."""
+    pairs = "".join(f"  a{i}: {{shell: 'echo {i} > {{output}}', target: out/a{i}.txt}}\n"
+                    f"  b{i}: {{shell: 'cat {{needs.a{i}}} > {{output}}', needs: [a{i}], target: out/b{i}.txt}}\n"
+                    for i in range(15))
+    proj = project("tasks:\n" + pairs)
+    assert proj.cli("run", "-q").code == 0
+    proj.file.write_text(proj.file.read_text().replace("echo 3 >", "echo 33 >"))
+    assert proj.cli("run", "-q", "--force", "a3", "a3").code == 0  # a3 alone, into new bytes
+    lookups: list[int] = []
+    real = sqlite_store.SqliteStore.checkpoints
+
+    def counting(self: sqlite_store.SqliteStore, locations: list[str]) -> dict[str, Checkpoint]:
+        lookups.append(len(locations))
+        return real(self, locations)
+
+    monkeypatch.setattr(sqlite_store.SqliteStore, "checkpoints", counting)
+    status = proj.cli("status")
+    assert status.code == 0 and "0 of 30 tasks would run" in status.out, status.out + status.err
+    stale = [line.split()[0] for line in status.out.splitlines() if "stale" in line]
+    assert stale == ["b3"] and "(stale: inputs changed — a3)" in status.out, status.out
+    assert len(lookups) <= 3, lookups  # not one per pair
 
 
 def _store_with(tmp_path, records: dict[str, str]) -> sqlite_store.SqliteStore:
@@ -208,6 +299,31 @@ def test_the_store_selects_the_records_that_kept_parameters_or_a_date(tmp_path, 
         # the generic rule (any other store) agrees
         generic = sqlite_store.StateStore.checkpoints_made_with(store, ["/p/plain", "/p/with", "/p/for", "/p/empty"])
         assert sorted(generic) == ["/p/for", "/p/with"]
+    finally:
+        store.close()
+
+
+def test_the_store_answers_status_once_even_about_malformed_records(tmp_path, capsys):
+    """The one question ``status`` asks reads a record that is not JSON, or whose size is
+    not a whole number, as :meth:`checkpoints` does: the first reported and left out, the
+    second decoded -- and agrees with the generic rule (any other store)."""
+    store = _store_with(tmp_path, {
+        "/p/plain": _record("/p/plain"),
+        "/p/folder": _record("/p/folder", hash=""),
+        "/p/with": _record("/p/with", made_with={"city": "berlin"}),
+        "/p/empty": _record("/p/empty", made_with={}),
+        "/p/float": _record("/p/float", size=2.0),
+        "/p/broken": "{not json",
+    })
+    try:
+        asked = ["/p/plain", "/p/folder", "/p/with", "/p/empty", "/p/float", "/p/broken", "/p/none"]
+        found = store.recorded_for_status(asked)
+        assert {loc: r.size for loc, r in found.items()} == {"/p/plain": 1, "/p/folder": None, "/p/with": 1,
+                                                             "/p/empty": 1, "/p/float": 2}
+        assert [loc for loc, r in found.items() if r.made is not None] == ["/p/with"]
+        assert found["/p/with"].made is not None and found["/p/with"].made.made_with == {"city": "berlin"}
+        assert "unreadable" in capsys.readouterr().err
+        assert found == sqlite_store.StateStore.recorded_for_status(store, asked)
     finally:
         store.close()
 

@@ -347,3 +347,39 @@ def test_a_quiet_retry_after_a_loud_attempt_gets_its_own_section_and_a_quiet_tas
     assert "first try fails" in proj.cli("logs", "flaky", "--all-attempts").out
     logs = [p.name for p in (proj.root / ".targetrun" / "logs").rglob("*.log")]
     assert logs == ["flaky.log"]
+
+
+LYING = r'''
+import sys
+
+
+def lie(fail=False):
+    print("plain\tline")
+    print("\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]8;;https://evil.example/\x1b\\https://bank.example/\x1b]8;;\x1b\\")
+    print("over\rwritten \u202egnp.exe", file=sys.stderr)
+    if fail:
+        raise RuntimeError("bad\x1b[31m red")
+    return 1
+'''
+
+
+def test_a_tasks_escape_sequences_never_reach_the_terminal_unless_asked_for(project):
+    """`logs` printed a task's captured output as it was: its escape sequences (clear the
+    screen, set the window title, a hyperlink whose text lies about where it goes, a
+    carriage return or a right-to-left override that hides text) acted on the user's
+    terminal. They are shown as escapes now (``\\x1b``), newlines and tabs kept; ``--raw``
+    prints the text as captured. The failure summary of a run already showed them escaped."""
+    proj = project("tasks:\n  t: {run: lying:lie, target: out/t.json}\n"
+                   "  f: {run: lying:lie, args: {fail: true}, target: out/f.json}\n", lying=LYING)
+    run = proj.cli("run")
+    assert run.code != 0 and "\x1b" not in run.out + run.err and "\\x1b[31m" in run.out + run.err, run.out + run.err
+    for task in ("t", "f"):
+        shown = proj.cli("logs", task)
+        assert shown.code == 0, shown.err
+        assert not any(c in shown.out for c in "\x1b\x07\r\u202e"), repr(shown.out)
+        assert "plain\tline\n" in shown.out and "\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07" in shown.out
+        assert "\\x1b]8;;https://evil.example/\\x1b\\https://bank.example/" in shown.out
+        assert "over\\rwritten \\u202egnp.exe\n" in shown.out
+        raw = proj.cli("logs", task, "--raw")
+        assert raw.code == 0 and "\x1b[2J\x1b[H\x1b]0;pwned\x07" in raw.out and "over\rwritten \u202egnp" in raw.out
+        assert raw.out.replace("\r", "") != shown.out

@@ -371,6 +371,7 @@ class Planner:
             ready, blocked = self._split(list(dict.fromkeys(waiting + wave)), tasks, forced, decisions)
             found = _check(checker, [p for n in ready if (p := probes.get(n)) is not None])
             records, entries = self._records(tasks, ready, forced, found)
+            known = self._upstream_records(tasks, ready, forced, found, decisions)
             upcoming: dict[str, None] = {}
             for name in ready:
                 if tasks[name].is_gather:
@@ -380,7 +381,7 @@ class Planner:
                         continue
                 else:
                     decision = self._decide_one(tasks[name], self._forced_of(tasks[name]), probes.get(name), found,
-                                                records, entries)
+                                                records, entries, known)
                 decisions[name] = decision
                 self._note_output(tasks[name], decision, probes.get(name))
                 if decision.runs:
@@ -591,8 +592,11 @@ class Planner:
         keys = [t.cache_key for t in cached if t.cache_key and not (t.target is not None and found.get(t.target))]
         records = self.store.checkpoints(locations) if locations else {}
         self._read.update(records)
-        for (code, kinds), urls in _by_value(by_code).items():  # only records where something may differ are read
-            read = self.store.checkpoints_that_differ(urls, code, kinds)
+        by_kinds: dict[frozenset[StaleKind], dict[str, str]] = {}  # a plan's tasks look at a few sets of kinds
+        for url, (code, kinds) in by_code.items():
+            by_kinds.setdefault(kinds, {})[url] = code
+        for kinds, codes in by_kinds.items():  # only records where something may differ are read: one lookup
+            read = self.store.checkpoints_that_differ_each(codes, kinds)  # for every command, not one each
             differ = {url: record for url, record in read.items() if record is not None}
             records.update(differ)
             self._read.update(read if kinds == _EVERY_KIND else differ)  # a None says all of Plan.records' then
@@ -601,9 +605,35 @@ class Planner:
         entries = self.store.cache_entries(keys) if keys else {}
         return records, entries
 
+    def _upstream_records(self, tasks: Mapping[str, PlannedTask], names: list[str], forced: Mapping[str, Reason],
+                          found: Mapping[Location, bool],
+                          decisions: Mapping[str, Decision]) -> Mapping[str, Checkpoint | None]:
+        """The records of the upstreams a wave's existing targets are judged against and the
+        walk has not decided (Make: an existing target's upstreams are not looked at), read
+        in one lookup, by location (None: no record there) -- else each was read alone when
+        judged, one round trip per task."""
+        if self.store is None:
+            return _NONE_KNOWN
+        urls: dict[str, None] = {}
+        for name in names:
+            task = tasks[name]
+            if name in forced or task.target is None or not found.get(task.target) or not self._rules(task).looked:
+                continue
+            for up in self.graph[name]:
+                upstream = self._tasks.get(up)
+                if up not in decisions and upstream is not None and upstream.target is not None \
+                        and not upstream.is_gather:
+                    urls[upstream.target.url] = None
+        if not urls:
+            return _NONE_KNOWN
+        records = self.store.checkpoints(list(urls))
+        self._read.update(records)
+        return {url: records.get(url) for url in urls}
+
     def _decide_one(self, task: PlannedTask, forced: Reason | None, probe: Location | None,
                     found: Mapping[Location, bool], records: Mapping[str, Checkpoint],
-                    entries: Mapping[str, list[CacheEntry]]) -> Decision:
+                    entries: Mapping[str, list[CacheEntry]],
+                    known: Mapping[str, Checkpoint | None] = _NONE_KNOWN) -> Decision:
         """Gather one task's facts and let :func:`~targetrun.engine.decide.decide` rule."""
         exists = probe is not None and found[probe]
         policy = task.spec.cache
@@ -621,7 +651,7 @@ class Planner:
         if entry is not None:
             self.hits[task.name] = entry
         if forced is None and task.target is not None and exists:
-            decision = self.judge(task, decision, record, self._reported_output)
+            decision = self.judge(task, decision, record, self._reported_output, known=known)
         return self.deps_verdict(task, decision)  # last: whatever made it run, rule 5 included
 
     # -- deps ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 from targetrun import redact
 from targetrun.envvars import expand_env
@@ -43,6 +44,8 @@ class FsspecStorage(Storage):
         self.file = file
         self._fs: Any = None
         self._buckets: set[str] = set()  # known to exist
+        # a filesystem per server a URL names (ftp://user@host:port/...): by what the URL gives
+        self._hosted: dict[tuple[tuple[str, str], ...], Any] = {}
 
     @staticmethod
     def check_protocol(protocol: str) -> None:
@@ -51,7 +54,7 @@ class FsspecStorage(Storage):
 
     def __getstate__(self) -> dict[str, Any]:
         return {"protocol": self.protocol, "options": self.options, "where": self.where, "file": self.file,
-                "_fs": None, "_buckets": set()}
+                "_fs": None, "_buckets": set(), "_hosted": {}}
 
     @property
     def fs(self) -> Any:
@@ -59,11 +62,28 @@ class FsspecStorage(Storage):
             self._fs = _filesystem(self.protocol, self.options, self.where, self.file)
         return self._fs
 
+    def _fs_of(self, url: str) -> Any:
+        """The filesystem that serves ``url``: for a protocol whose paths do not carry the
+        server (ftp://, sftp://, hdfs://, smb://), the host, port and user the URL names
+        reach the filesystem -- as fsspec's ``url_to_fs`` does, the result's options
+        winning -- one filesystem per server; else the storage's one filesystem."""
+        given = _url_options(self.protocol, url)
+        if not given:
+            return self.fs
+        kept = tuple(sorted((name, repr(value)) for name, value in given.items()))
+        if kept not in self._hosted:
+            self._hosted[kept] = _filesystem(self.protocol, self.options, self.where, self.file, given=given)
+        return self._hosted[kept]
+
     def _path(self, url: str) -> str:
-        return str(self.fs._strip_protocol(url))
+        return str(self.fs_class._strip_protocol(url))
+
+    @property
+    def fs_class(self) -> Any:
+        return type(self.fs) if self._fs is not None else _filesystem_class(self.protocol)
 
     def info(self, url: str) -> Stat | None:
-        fs = self.fs  # outside the try: a missing extra is its own error, not "cannot tell"
+        fs = self._fs_of(url)  # outside the try: a missing extra is its own error, not "cannot tell"
         try:
             info = _gcs_info(fs, self._path(url)) if self.protocol in ("gs", "gcs") else fs.info(self._path(url))
         except FileNotFoundError:
@@ -74,13 +94,15 @@ class FsspecStorage(Storage):
         return _stat(info)
 
     def key(self, url: str) -> str:
-        return self._path(url).rstrip("/")
+        """The name a listing knows ``url`` by: its path, after the server (``//user@host:port``,
+        never a password) where the URL names one -- two servers' ``/out/a.json`` differ."""
+        return _server(self.protocol, url) + self._path(url).rstrip("/")
 
     def listing(self, parent: str) -> frozenset[str]:
         return frozenset(self.listing_stats(parent))
 
     def listing_stats(self, parent: str) -> dict[str, Stat]:
-        fs = self.fs
+        fs = self._fs_of(parent)
         try:
             entries = fs.ls(self._path(parent), detail=True)
         except FileNotFoundError:
@@ -88,7 +110,8 @@ class FsspecStorage(Storage):
             return {}
         except Exception as exc:
             raise _cannot_tell(parent, exc) from None
-        return {str(self.fs._strip_protocol(e["name"])).rstrip("/"): _stat(e) for e in entries}
+        server = _server(self.protocol, parent)
+        return {server + str(fs._strip_protocol(e["name"])).rstrip("/"): _stat(e) for e in entries}
 
     def list_pages(self, parent: str, *, recursive: bool, max_requests: int,
                    urls: list[str] | None = None) -> Listing | None:
@@ -136,7 +159,7 @@ class FsspecStorage(Storage):
         self._buckets.add(bucket)
 
     def open_read(self, url: str) -> BinaryIO:
-        fs = self.fs
+        fs = self._fs_of(url)
         try:
             return fs.open(self._path(url), "rb")  # type: ignore[no-any-return]
         except FileNotFoundError:
@@ -172,7 +195,7 @@ class FsspecStorage(Storage):
 
     def put_file(self, local_path: str, url: str) -> None:
         path = self._path(url)
-        fs = self.fs
+        fs = self._fs_of(url)
         try:
             parent = path.rsplit("/", 1)[0]
             if "/" in path:
@@ -184,16 +207,17 @@ class FsspecStorage(Storage):
     def commit(self, staging: str, url: str) -> None:
         """A server-side move (a copy and a delete on object stores): the target key is
         written in one request, so it never holds a partial object."""
-        fs = self.fs
+        fs = self._fs_of(url)
+        renames = self.protocol in ("file", "local") or _renames(fs)
         try:
-            if self.protocol in ("file", "local"):  # a rename; a copy would be visible half-done
+            if renames:  # a rename; a copy would be visible half-done (FTP and SFTP copy nothing on the server)
                 fs.mv(self._path(staging), self._path(url))
             else:  # not fs.mv or fs.copy: their expansion costs requests (it hung on the GCS emulator) and
                 # reads a key as a glob -- `[ab]` or `?` in a value copied the checkpoint into a folder
                 fs.cp_file(self._path(staging), self._path(url))
         except Exception as exc:
             raise StorageError(f"cannot move the new checkpoint onto {_mask(url)}: {exc}") from None
-        if self.protocol not in ("file", "local"):
+        if not renames:
             try:
                 fs.rm_file(self._path(staging))
             except FileNotFoundError:
@@ -205,7 +229,7 @@ class FsspecStorage(Storage):
                     hint="The next run removes it and keeps the checkpoint (its record vouches for it).") from None
 
     def discard(self, staging: str) -> None:
-        fs = self.fs
+        fs = self._fs_of(staging)
         try:
             fs.rm_file(self._path(staging))
         except FileNotFoundError:
@@ -215,14 +239,14 @@ class FsspecStorage(Storage):
 
     def is_folder(self, url: str) -> bool:
         try:
-            return bool(self.fs.isdir(self._path(url)))
+            return bool(self._fs_of(url).isdir(self._path(url)))
         except FileNotFoundError:
             return False
         except Exception as exc:
             raise StorageError(f"cannot tell whether {_mask(url)} is a folder: {exc}") from None
 
     def remove(self, url: str) -> None:
-        fs = self.fs
+        fs = self._fs_of(url)
         try:
             # one key, never fs.rm: that reads the key as a glob and removes folders it matches
             # (invalidating `reports/*.txt` removed every report, not the one targetrun wrote)
@@ -405,9 +429,26 @@ def _install_hint(protocol: str, known: Mapping[str, Any] | None) -> str:
     return f"{said.rstrip('.')}." if said else f"Install the fsspec implementation of {protocol}://."
 
 
-def _filesystem(protocol: str, options: Mapping[str, Any], where: str = "storage options",
-                file: str | None = None) -> Any:
+def _renames(fs: Any) -> bool:
+    """Whether a filesystem copies nothing on the server but renames there (fsspec's FTP
+    and SFTP filesystems: no ``cp_file`` of their own, an ``mv`` that is one rename). An
+    async one (s3, gs) has its ``cp_file`` made on the instance, from ``_cp_file``."""
+    from fsspec.spec import AbstractFileSystem  # type: ignore[import-untyped]
+
+    return getattr(fs.cp_file, "__func__", None) is AbstractFileSystem.cp_file and \
+        getattr(fs.mv, "__func__", None) is not AbstractFileSystem.mv
+
+
+_CLASSES: dict[str, Any] = {}
+
+
+def _filesystem_class(protocol: str) -> Any:
+    """fsspec's filesystem class of ``protocol`` (exit 2 or 3 naming what to install)."""
     import fsspec  # type: ignore[import-untyped]
+
+    known = _CLASSES.get(protocol)
+    if known is not None and fsspec.registry.get(protocol) is known:  # not replaced since
+        return known
 
     check_protocol(protocol)
     try:
@@ -421,7 +462,50 @@ def _filesystem(protocol: str, options: Mapping[str, Any], where: str = "storage
         ) from None
     except ValueError:
         raise UsageError(f"unknown storage protocol {protocol}://", hint="Use a local path or an fsspec URL such as s3:// or gs://.") from None
-    settings = {"skip_instance_cache": True, **_expand_env(options, where, file)}
+    _CLASSES[protocol] = cls
+    return cls
+
+
+def _url_options(protocol: str, url: str) -> dict[str, Any]:
+    """What a URL itself tells its filesystem (fsspec's ``_get_kwargs_from_urls``): the
+    host, port, user and password of ftp://user:pw@host:port/path; nothing for a protocol
+    whose paths keep what follows ``://`` (s3://, gs://: the bucket; memory://, http://)."""
+    if not _takes_server(protocol):
+        return {}
+    try:
+        given = _filesystem_class(protocol)._get_kwargs_from_urls(url)
+    except (ValueError, TypeError):  # a port that is not a number: the filesystem says so when used
+        return {}
+    return dict(given) if isinstance(given, Mapping) else {}
+
+
+_TAKES_SERVER: dict[str, bool] = {}
+
+
+def _takes_server(protocol: str) -> bool:
+    """Whether ``protocol``'s filesystem takes the part after ``://`` as its server, not
+    as the start of a path: fsspec strips it from the path (once per protocol)."""
+    if protocol not in _TAKES_SERVER:
+        stripped = str(_filesystem_class(protocol)._strip_protocol(f"{protocol}://server.invalid/a/b"))
+        _TAKES_SERVER[protocol] = "server.invalid" not in stripped
+    return _TAKES_SERVER[protocol]
+
+
+def _server(protocol: str, url: str) -> str:
+    """``//user@host:port`` of a URL whose filesystem takes its server from the URL (never
+    its password), or "" -- the part of a listing's names that tells two servers apart."""
+    if not _takes_server(protocol):
+        return ""
+    user, at, host = urlsplit(url).netloc.rpartition("@")
+    return f"//{user.partition(':')[0]}{at}{host}"
+
+
+def _filesystem(protocol: str, options: Mapping[str, Any], where: str = "storage options",
+                file: str | None = None, *, given: Mapping[str, Any] | None = None) -> Any:
+    """The filesystem of ``protocol`` with the result's ``options`` (``${VAR}`` expanded),
+    over what a URL ``given`` (host, port, user: see :func:`_url_options`)."""
+    cls = _filesystem_class(protocol)
+    settings = {"skip_instance_cache": True, **(given or {}), **_expand_env(options, where, file)}
     redact.register_options(settings, expand=False)  # a library's message may quote any of them
     if protocol in BUCKETED:
         settings.setdefault("use_listings_cache", False)

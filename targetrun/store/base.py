@@ -25,7 +25,7 @@ import math
 import sys
 import threading
 import zlib
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import NamedTuple, TypeVar
@@ -101,6 +101,16 @@ class LastRun(NamedTuple):
     state: TaskState
     finished: float
     error: str | None
+
+
+class Recorded(NamedTuple):
+    """What ``status`` reads of the record of an existing target planning did not read:
+    the size the record says was written (None: it recorded no content, as a folder's),
+    and the record itself when it keeps what the run that wrote it asked for
+    (``made_with`` or ``made_for``: "made with city=berlin"), else None."""
+
+    size: int | None
+    made: Checkpoint | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +343,14 @@ class StateStore(ABC):
         return {location: record if may_differ(record, code, kinds) else None
                 for location, record in self.checkpoints(locations).items()}
 
+    def checkpoints_that_differ_each(self, codes: Mapping[str, str],
+                                     kinds: Collection[StaleKind]) -> dict[str, Checkpoint | None]:
+        """:meth:`checkpoints_that_differ` of locations whose code fingerprints differ, each
+        judged against its own (``codes``: location -> code): one round trip for a plan of
+        10,000 tasks that each run another command, not one per command."""
+        return {location: record if may_differ(record, codes[location], kinds) else None
+                for location, record in self.checkpoints(list(codes)).items()}
+
     def recorded(self, locations: list[str]) -> dict[str, int | None]:
         """The ``locations`` that have a checkpoint record, each with the size its record
         says was written -- None when it recorded no content (a folder: no file to size):
@@ -340,6 +358,15 @@ class StateStore(ABC):
         or whose record was lost, and one rewritten to another size since. One round trip;
         a store may tell without decoding the records."""
         return {location: record.size if record.content_hash else None
+                for location, record in self.checkpoints(locations).items()}
+
+    def recorded_for_status(self, locations: list[str]) -> dict[str, Recorded]:
+        """:meth:`recorded` and :meth:`checkpoints_made_with` in one question: each of
+        ``locations`` that has a checkpoint record, with the size it says was written and
+        the record when it keeps parameter values or a date. One round trip; a store may
+        tell without decoding the records that keep neither."""
+        return {location: Recorded(record.size if record.content_hash else None,
+                                   record if record.made_with or record.made_for else None)
                 for location, record in self.checkpoints(locations).items()}
 
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:

@@ -44,8 +44,8 @@ from urllib.parse import quote, unquote
 
 from targetrun import liveness
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskOutcome
-from targetrun.store.base import (LastRun, OutcomeMark, PendingWrite, RunOutcomes, RunRecord, RunStatus, StateStore,
-                                  TaskRecord, may_differ)
+from targetrun.store.base import (LastRun, OutcomeMark, PendingWrite, Recorded, RunOutcomes, RunRecord, RunStatus,
+                                  StateStore, TaskRecord, may_differ)
 
 # A record as a lookup returns it: checkpoints() always one, checkpoints_that_differ() None for a record with nothing to judge
 _Record = TypeVar("_Record", Checkpoint, Optional[Checkpoint])
@@ -319,6 +319,19 @@ class RootedStore(StateStore):
                 records[location] = None
         return records
 
+    def checkpoints_that_differ_each(self, codes: Mapping[str, str],
+                                     kinds: Collection[StaleKind]) -> dict[str, Checkpoint | None]:
+        locations = list(codes)
+        code_of = dict(codes)  # by key too: the lookup asks by key, then an older record by location
+        code_of.update(zip(self.keys.stored_all(locations), codes.values()))
+        records = self._lookup(locations, lambda keys: self.inner.checkpoints_that_differ_each(
+            {key: code_of[key] for key in keys}, kinds))
+        for location in self._foreign.keys() & records.keys():  # judged here, as the store judges its own
+            record = records[location]
+            if record is not None and not may_differ(record, codes[location], kinds):
+                records[location] = None
+        return records
+
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         return self._lookup(locations, self.inner.checkpoints_made_with)
 
@@ -334,6 +347,25 @@ class RootedStore(StateStore):
             foreign = self._foreign[location]
             sizes.setdefault(location, foreign.size if foreign.content_hash else None)
         return sizes
+
+    def recorded_for_status(self, locations: list[str]) -> dict[str, Recorded]:
+        """As :meth:`_lookup` finds records: by key, then an older record by its absolute path."""
+        keyed = dict(zip(self.keys.stored_all(locations), locations))
+        found = self.inner.recorded_for_status(list(keyed))
+        answers: dict[str, Recorded] = {}
+        for key, answer in found.items():
+            location, made = keyed[key], answer.made
+            answers[location] = answer if made is None or made.location == location else \
+                Recorded(answer.size, _at(made, location))
+        older = [location for key, location in keyed.items() if key not in found and key != location]
+        if older:
+            answers.update(self.inner.recorded_for_status(older))
+        for location in self._foreign.keys() & keyed.keys():
+            if location not in answers:
+                foreign = self._foreign[location]
+                answers[location] = Recorded(foreign.size if foreign.content_hash else None,
+                                             foreign if foreign.made_with or foreign.made_for else None)
+        return answers
 
     def _lookup(self, locations: list[str], fetch: Callable[[list[str]], Mapping[str, _Record]]) -> dict[str, _Record]:
         """The records of ``locations``, fetched by their keys; a location inside the project

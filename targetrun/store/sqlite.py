@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import types
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -32,8 +32,8 @@ from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskState
 from targetrun.store.statements import (BUSY_HINT, CACHE_GENERATION, GET_BLOB, INSERT_RUN,
                                         PUT_BLOB, busy, failure)
-from targetrun.store.base import (MALFORMED, LastRun, PendingWrite, RunRecord, RunStatus, StateStore, StoreOptions,
-                                  TaskRecord, finite, kept, readable, text, text_or_none)
+from targetrun.store.base import (MALFORMED, LastRun, PendingWrite, Recorded, RunRecord, RunStatus, StateStore,
+                                  StoreOptions, TaskRecord, finite, kept, readable, text, text_or_none)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -401,6 +401,40 @@ class SqliteStore(StateStore):
             found.update(self._records([row for row in rows if row[1] is not None]))
         return found
 
+    def checkpoints_that_differ_each(self, codes: Mapping[str, str],
+                                     kinds: Collection[StaleKind]) -> dict[str, Checkpoint | None]:
+        """As the base class says; SQLite compares each record with its own code in one
+        query per batch (the asked codes joined as a VALUES table), as
+        :meth:`checkpoints_that_differ` compares with one."""
+        same = " AND ".join(["json_extract(record, '$.code') IS asked.column2",
+                             *(_SAME[kind] for kind in _SAME if kind in kinds)])
+        quick = f"CASE WHEN {same} THEN NULL ELSE record END"
+        guarded = f"CASE WHEN NOT json_valid(record) THEN record WHEN {same} THEN NULL ELSE record END"
+        pairs = list(codes.items())
+        found: dict[str, Checkpoint | None] = {}
+        for start in range(0, len(pairs), _BATCH):
+            chunk = pairs[start:start + _BATCH]
+            values = ",".join("(?,?)" for _ in chunk)
+            args = [item for pair in chunk for item in pair]
+            tail = f"FROM (VALUES {values}) AS asked JOIN checkpoints ON checkpoints.location = asked.column1"
+            self.flush()  # a thread reads its own kept writes
+            try:
+                try:  # checking each record is JSON first would parse it once more: only when one is not
+                    rows = _fetched(self._db, f"SELECT checkpoints.location, {quick} {tail}", args)
+                except sqlite3.OperationalError as exc:
+                    if "malformed JSON" not in str(exc):
+                        raise
+                    rows = _fetched(self._db, f"SELECT checkpoints.location, {guarded} {tail}", args)
+            except sqlite3.OperationalError as exc:
+                if "no such function" in str(exc):  # an SQLite without JSON: compare in Python
+                    return super().checkpoints_that_differ_each(codes, kinds)
+                raise self._broken(exc) from None
+            except sqlite3.Error as exc:
+                raise self._broken(exc) from None
+            found.update((row[0], None) for row in rows if row[1] is None)
+            found.update(self._records([row for row in rows if row[1] is not None]))
+        return found
+
     def recorded(self, locations: list[str]) -> dict[str, int | None]:
         """As the base class says; SQLite reads the size and hash (json_extract, in C),
         decoding no record. A record whose size is not a whole number is read as the base
@@ -431,6 +465,55 @@ class SqliteStore(StateStore):
                     odd.append(text(location))
         if odd:  # malformed: reported and left out, as checkpoints() does
             found.update(super().recorded(odd))
+        return found
+
+    def recorded_for_status(self, locations: list[str]) -> dict[str, Recorded]:
+        """As the base class says; SQLite reads the size and hash and returns the record only
+        where it keeps parameter values or a date (json_extract, in C), so ``status`` of
+        10,000 targets made without parameters decodes none. A record whose size is not a
+        whole number, or that is not JSON, is read as the base class reads it (a malformed
+        one is reported and left out)."""
+        made = "json_extract(record, '$.made_with') IS NOT NULL OR json_extract(record, '$.made_for') IS NOT NULL"
+        quick = f"json_extract(record, '$.size'), json_extract(record, '$.hash'), CASE WHEN {made} THEN record END"
+        guarded = f"CASE WHEN json_valid(record) THEN json_extract(record, '$.size') END, " \
+                  f"CASE WHEN json_valid(record) THEN json_extract(record, '$.hash') END, " \
+                  f"CASE WHEN NOT json_valid(record) OR {made} THEN record END"
+        found: dict[str, Recorded] = {}
+        odd: list[str] = []
+        for start in range(0, len(locations), _BATCH):
+            chunk = locations[start:start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            self.flush()  # a thread reads its own kept writes
+            try:
+                try:  # checking each record is JSON first would parse it once more: only when one is not
+                    rows = _fetched(self._db, f"SELECT location, {quick} FROM checkpoints WHERE location IN ({marks})",
+                                    chunk)
+                except sqlite3.OperationalError as exc:
+                    if "malformed JSON" not in str(exc):
+                        raise
+                    rows = _fetched(self._db, f"SELECT location, {guarded} FROM checkpoints "
+                                              f"WHERE location IN ({marks})", chunk)
+            except sqlite3.OperationalError as exc:
+                if "no such function" in str(exc):  # an SQLite without JSON: decode in Python
+                    return super().recorded_for_status(locations)
+                raise self._broken(exc) from None
+            except sqlite3.Error as exc:
+                raise self._broken(exc) from None
+            kept: list[tuple[Any, ...]] = []  # rows whose record keeps parameter values or a date
+            for row in rows:
+                location, size, digest, record = row
+                if record is not None or not (digest == "" or (type(size) is int and type(digest) is str)):
+                    kept.append((location, record))
+                elif digest == "":  # no content recorded (a folder)
+                    found[text(location)] = Recorded(None, None)
+                else:
+                    found[text(location)] = Recorded(size, None)
+            for location, record in self._records([row for row in kept if row[1] is not None]):
+                found[location] = Recorded(record.size if record.content_hash else None,
+                                           record if record.made_with or record.made_for else None)
+            odd.extend(text(row[0]) for row in kept if row[1] is None)
+        if odd:  # a size that is not a whole number: decoded, a malformed one reported and left out
+            found.update(super().recorded_for_status(odd))
         return found
 
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
