@@ -1,0 +1,109 @@
+"""Staleness scenarios from the eighth sweep (DESIGN.md "Staleness"), with real files and
+the CLI in-process: the project finder looks only in the project's own folders, a module
+alias bound in a ``try``/``if`` counts by each module it may be, and ``status`` says in
+advance what ``run`` then does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import json
+import os
+import sys
+
+import pytest
+
+from targetrun import callables
+from tests.conftest import Project
+
+
+def rows(out: str) -> dict[str, dict[str, object]]:
+    return {row["task"]: row for row in json.loads(out)["tasks"]}
+
+
+def _fresh_import(*names: str) -> None:
+    """Each command imports the project's modules anew, as each ``targetrun`` process does."""
+    for name in [n for n in sys.modules if n.split(".")[0] in ("tasks", *names)]:
+        del sys.modules[name]
+
+
+ONE = "name: code\ntasks:\n  make: {run: tasks:make, target: out/make.txt, serializer: text}\n"
+
+
+# -- the project finder ------------------------------------------------------------------
+
+class _Recorder:
+    """A path entry's finder that notes each name it is asked for (and finds none)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def find_spec(self, fullname: str, target: object = None) -> None:
+        self.asked.append(fullname)
+
+    def invalidate_caches(self) -> None:
+        pass
+
+
+def test_a_library_import_after_a_task_loaded_is_not_looked_up_by_the_project_finder(project, tmp_path, monkeypatch):
+    """Once a task has loaded, targetrun's finder comes first on ``sys.meta_path``: a
+    library import (any import outside the project) must cost it nothing -- no look in the
+    folders outside the project -- while the project's modules, those on a folder it puts
+    on ``sys.path`` and a package's submodules included, are still its own (compiled from
+    source)."""
+    p: Project = project(ONE, tasks="import sys, os\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), 'lib'))\n"
+                                    "import helper8a\nimport pkg8a.sub\n\ndef make():\n    return helper8a.X + pkg8a.sub.Y\n")
+    p.write("lib/helper8a.py", "X = 'h'\n")
+    p.write("pkg8a/__init__.py", "")
+    p.write("pkg8a/sub.py", "Y = 's'\n")
+    outside = str(tmp_path / "elsewhere")
+    monkeypatch.setattr(sys, "path", [*sys.path, outside])
+    monkeypatch.setitem(sys.path_importer_cache, outside, _Recorder())
+    _fresh_import("helper8a", "pkg8a")
+    assert p.cli("run").code == 0 and p.read("out/make.txt") == "hs"
+    assert callables._FINDER in sys.meta_path
+    recorder = sys.path_importer_cache[outside]
+    for name in ("no_such_library_8", "email.mime.nonexistent", "yaml"):
+        assert callables._FINDER.find_spec(name, None if "." not in name else [outside]) is None
+    assert recorder.asked == []  # type: ignore[attr-defined]
+    for name in ("helper8a", "pkg8a", "pkg8a.sub"):
+        assert type(sys.modules[name].__spec__.loader) is callables._SourceOnly, name
+    sys.modules.pop("helper8a")
+    spec = callables._FINDER.find_spec("helper8a")
+    assert spec is not None and type(spec.loader) is callables._SourceOnly
+
+
+def test_a_project_module_on_its_own_path_entry_runs_from_source_not_an_older_bytecode_file(project):
+    """The restriction keeps what the finder is for: a module in a folder the project puts on
+    ``sys.path``, edited in the same second to the same size, runs as edited."""
+    import py_compile
+
+    p: Project = project(ONE, tasks="import sys, os\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), 'lib'))\n"
+                                    "from helper8b import value\n\ndef make():\n    return value()\n")
+    helper = p.write("lib/helper8b.py", "def value():\n    return 'old'\n")
+    py_compile.compile(str(helper), doraise=True)
+    then = helper.stat().st_mtime_ns
+    helper.write_text("def value():\n    return 'new'\n")
+    os.utime(helper, ns=(then, then))
+    _fresh_import("helper8b")
+    assert p.cli("run").code == 0
+    assert p.read("out/make.txt") == "new"
+
+
+def test_a_project_module_a_folder_earlier_on_the_path_shadows_is_left_to_python(project, tmp_path, monkeypatch):
+    """Python takes the first folder on ``sys.path`` that holds a name: when one outside the
+    project comes before the project's, the finder does not claim the project's file."""
+    p: Project = project(ONE, tasks="def make():\n    return 'x'\n")
+    p.write("shadowed8.py", "WHO = 'project'\n")
+    _fresh_import()
+    assert p.cli("run").code == 0
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "shadowed8.py").write_text("WHO = 'earlier'\n")
+    monkeypatch.setattr(sys, "path", [str(earlier), *sys.path])
+    importlib.invalidate_caches()
+    assert callables._FINDER.find_spec("shadowed8") is None
+    monkeypatch.delitem(sys.modules, "shadowed8", raising=False)
+    assert importlib.import_module("shadowed8").WHO == "earlier"
+    sys.modules.pop("shadowed8", None)
