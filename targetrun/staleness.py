@@ -91,6 +91,9 @@ class _Module:
     objects: dict[str, _Object]
     imports: Imports
     unparsable: int | None = None
+    # a name imports in several branches of an `if`/`try` bind (`try: import fast as impl` /
+    # `except ImportError: import slow as impl`): each (module, attribute) it may be
+    choices: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
 
 
 _PARSED: dict[tuple[str, str], _Module] = {}  # (path, sha256 of its bytes) -> parsed; per process
@@ -337,9 +340,14 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             imported = _imports_of(node, package)
             for bound, (module, attr) in imported.items():
-                if branch and attr is not None and (bound in objects or bound in parsed.imports):
-                    imported_too(bound)
-                    alternative(bound, (module, attr))
+                if branch and (bound in objects or bound in parsed.imports):
+                    if attr is not None:
+                        imported_too(bound)
+                        alternative(bound, (module, attr))
+                    choices = parsed.choices.setdefault(bound, [])  # `impl.compute`: in each module
+                    for choice in (parsed.imports.get(bound), (module, attr)):
+                        if choice is not None and choice not in choices:
+                            choices.append(choice)
             parsed.imports.update(imported)
         elif isinstance(node, (ast.If, ast.Try, ast.With)) or type(node).__name__ == "TryStar":
             for block in ("body", "orelse", "finalbody"):
@@ -509,6 +517,15 @@ class CodeIndex:
             return None
         return top
 
+    @staticmethod
+    def _bindings(parsed: _Module, ref: str, local: Imports) -> list[Imports]:
+        """The imports ``ref`` is resolved with: the object's own -- and, for ``impl.f`` where
+        branches of the module bind ``impl`` to several modules, one set for each of them."""
+        head = ref.partition(".")[0]
+        if head == ref or head in local or head not in parsed.choices:
+            return [local]
+        return [local, *({**local, head: choice} for choice in parsed.choices[head])]
+
     def _walk(self, run: str) -> _Closure | None:
         """What ``run: module:function`` reaches (once per run), without asking any
         library's version; None when it is nowhere to be found."""
@@ -532,12 +549,13 @@ class CodeIndex:
             obj = parsed.objects[name]
             closure.entries[f"{rel}:{name}"] = f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
             for ref in sorted(obj.references):
-                where = self._resolve(mod, ref, obj.imports)
-                if where is not None and where not in seen:
-                    seen.add(where)
-                    todo.append(where)
-                elif where is None and (library := self._library(parsed, ref, obj.imports)) is not None:
-                    closure.libraries.add(library)
+                for local in self._bindings(parsed, ref, obj.imports):
+                    where = self._resolve(mod, ref, local)
+                    if where is not None and where not in seen:
+                        seen.add(where)
+                        todo.append(where)
+                    elif where is None and (library := self._library(parsed, ref, local)) is not None:
+                        closure.libraries.add(library)
         self._walked[run] = closure
         return closure
 

@@ -107,3 +107,43 @@ def test_a_project_module_a_folder_earlier_on_the_path_shadows_is_left_to_python
     monkeypatch.delitem(sys.modules, "shadowed8", raising=False)
     assert importlib.import_module("shadowed8").WHO == "earlier"
     sys.modules.pop("shadowed8", None)
+
+
+# -- a module bound by an import in each branch of a try/if -----------------------------
+
+ALIASED = {
+    "import fast as impl / import slow as impl": (
+        "try:\n    import fast as impl\nexcept ImportError:\n    import slow as impl\n\n"
+        "def make():\n    return impl.compute()\n", {}),
+    "from pkg import fast as impl / from pkg import slow as impl": (
+        "try:\n    from pkg import fast as impl\nexcept ImportError:\n    from pkg import slow as impl\n\n"
+        "def make():\n    return impl.compute()\n", {"pkg/__init__.py": ""}),
+    "import inside an if with an else": (
+        "import os\nif os.environ.get('NO_SUCH_VAR_8'):\n    import slow as impl\nelse:\n    import fast as impl\n\n"
+        "def make():\n    return impl.compute()\n", {}),
+}
+
+
+@pytest.mark.parametrize("case", list(ALIASED))
+@pytest.mark.parametrize("edited", ["fast", "slow"])
+def test_a_module_alias_bound_in_each_branch_counts_by_every_module_it_may_be(project, case, edited):
+    """``try: import fast as impl`` / ``except ImportError: import slow as impl``: either
+    module may be the one that runs (here ``fast``), so an edit of either makes the task
+    stale, naming the function -- as a helper name bound so already does."""
+    tasks, extra = ALIASED[case]
+    folder = "pkg/" if extra else ""
+    p: Project = project(ONE, tasks=tasks)
+    for name, text in extra.items():
+        p.write(name, text)
+    p.write(f"{folder}fast.py", "def compute():\n    return 'f1'\n")
+    p.write(f"{folder}slow.py", "def compute():\n    return 's1'\n")
+    _fresh_import("fast", "slow", "pkg")
+    assert p.cli("run").code == 0 and p.read("out/make.txt") == "f1"
+    path = p.root / f"{folder}{edited}.py"
+    path.write_text(path.read_text().replace("1'", "2'"))
+    row = rows(p.cli("status", "--json").out)["make"]
+    assert row["stale"] == [{"what": "code", "detail": f"{folder}{edited}.py: helper compute"}], row
+    _fresh_import("fast", "slow", "pkg")
+    assert p.cli("run", "--rebuild-stale").code == 0
+    assert p.read("out/make.txt") == ("f2" if edited == "fast" else "f1")
+    assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
