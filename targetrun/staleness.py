@@ -11,7 +11,8 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   a constant counts by every assignment to it (``A, B = ...``, ``X += ...``), every
   module-level method call on it (``UNITS.update(...)``) and every module-level loop that
   fills it (with what the loop goes over), and a name
-  defined in an ``if``/``try`` at module level by each branch. Each object is
+  defined in an ``if``/``try`` at module level by each branch (a module alias too:
+  ``impl.f`` after ``import fast as impl`` / ``import slow as impl`` counts both ``f``). Each object is
   one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
   changed; a project file that does not parse is one entry, ``"helpers.py" ->
   "unparsable:3"`` (``status``: "helpers.py:3 does not parse"). An installed library it

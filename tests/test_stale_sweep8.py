@@ -11,6 +11,7 @@ import importlib.machinery
 import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +148,35 @@ def test_a_module_alias_bound_in_each_branch_counts_by_every_module_it_may_be(pr
     assert p.cli("run", "--rebuild-stale").code == 0
     assert p.read("out/make.txt") == ("f2" if edited == "fast" else "f1")
     assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
+
+
+# -- what is not fingerprinted ----------------------------------------------------------
+
+def test_an_environment_variable_a_function_reads_is_not_fingerprinted_and_status_says_what_run_does(project,
+                                                                                                       monkeypatch):
+    """As README says (and Make, Snakemake, DVC do): a variable a task function reads from
+    the environment is no part of its record, so another value leaves it fresh -- ``status``
+    says nothing is stale and ``run`` keeps it, with every validator on. Passed as a
+    parameter into ``args:``, the same value counts, in both."""
+    pipeline = """
+name: env
+params: {region: eu}
+defaults: {cache_validator: [code, all_inputs, all_parameters, deps]}
+tasks:
+  env: {run: tasks:from_env, target: out/env.txt, serializer: text}
+  param: {run: tasks:from_arg, args: {region: "{params.region}"}, target: out/param.txt, serializer: text}
+"""
+    p: Project = project(pipeline, tasks="import os\n\ndef from_env():\n    return os.environ['TR8_REGION']\n\n"
+                                          "def from_arg(region):\n    return region\n")
+    monkeypatch.setenv("TR8_REGION", "eu")
+    _fresh_import()
+    assert p.cli("run").code == 0
+    monkeypatch.setenv("TR8_REGION", "us")
+    found = rows(p.cli("status", "--json", "-p", "region=us").out)
+    assert {t: (r["stale"], r["action"]) for t, r in found.items()} == {
+        "env": ([], "skip"), "param": ([{"what": "parameters", "detail": "region: eu → us"}], "run")}, found
+    ran = rows(p.cli("run", "--json", "-p", "region=us").out)
+    assert ran["env"]["state"] != "succeeded" and ran["param"]["state"] == "succeeded", ran
+    assert (p.read("out/env.txt"), p.read("out/param.txt")) == ("eu", "us")
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "Environment variables a command or function reads are not\n  fingerprinted" in readme
