@@ -10,7 +10,9 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   ``module.name`` or ``package.module.name``, or through an import inside the function;
   a constant counts by every assignment to it (``A, B = ...``, ``X += ...``), every
   module-level method call on it (``UNITS.update(...)``) and every module-level loop that
-  fills it (with what the loop goes over), and a name
+  fills it (with what the loop goes over), a ``for``/``with``/``:=`` at module level that
+  binds it and a module-level call given it or of a function that reads it; a module
+  imported by a literal name (``importlib.import_module("h5")``) counts whole; and a name
   defined in an ``if``/``try`` at module level by each branch (a module alias too:
   ``impl.f`` after ``import fast as impl`` / ``import slow as impl`` counts both ``f``). Each object is
   one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
@@ -191,6 +193,10 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
                 names.add(chain)
             elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
                 imports.update(_imports_of(sub, package))
+            elif isinstance(sub, ast.Call) and (by_name := _literal_import(sub, package)) is not None:
+                key = MODULE + by_name.replace(".", "/")  # no "." in it: a name, not a chain
+                imports[key] = (by_name, None)
+                names.add(key)
             later = list(ast.iter_child_nodes(sub))
         todo.extend((part, local) for part in later)
     return frozenset(names), imports
@@ -220,7 +226,43 @@ def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
     return found
 
 
+def _literal_import(call: ast.Call, package: str) -> str | None:
+    """The absolute module ``importlib.import_module("h5")`` or ``__import__("h5")`` imports
+    by a literal name (``import_module(".b", __package__)`` relative to ``package``); None
+    for any other call.
+
+    >>> _literal_import(ast.parse("import_module('..c', __package__)").body[0].value, "pkg.sub")
+    'pkg.c'
+    >>> _literal_import(ast.parse("__import__('/etc/passwd')").body[0].value, "") is None
+    True
+    """
+    func = call.func
+    called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    if called not in ("import_module", "__import__") or not call.args:
+        return None
+    name = call.args[0]
+    if not isinstance(name, ast.Constant) or not isinstance(name.value, str) or not name.value.strip("."):
+        return None
+    level = len(name.value) - len(name.value.lstrip("."))
+    if not all(part.isidentifier() for part in name.value[level:].split(".")):
+        return None  # no module's name ("a/b", "x y"): nothing Python would import
+    if not level:
+        return name.value
+    anchor = call.args[1] if called == "import_module" and len(call.args) > 1 else \
+        next((k.value for k in call.keywords if k.arg == "package"), None)
+    if isinstance(anchor, ast.Constant) and isinstance(anchor.value, str):
+        base = anchor.value
+    elif isinstance(anchor, ast.Name) and anchor.id == "__package__":
+        base = package
+    else:
+        return None
+    parts = base.split(".") if base else []
+    parts = parts[: len(parts) - (level - 1)] if level > 1 else parts
+    return ".".join([*parts, name.value[level:]])
+
+
 STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no name starts so)
+MODULE = "%"  # a reference "%pkg/h5": a module imported by a literal name, which counts whole
 ALIAS = "@"  # a reference "f@fast:f": `from fast import f` as one of the branches binding f (no name holds "@")
 
 
@@ -311,6 +353,9 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
             alternative(name, (source[0], source[1]))
 
     for node in body:
+        for walrus in _walruses(node):  # `if (X := ...):` binds X at module level
+            imported_too(walrus.target.id)
+            define(walrus.target.id, "const", walrus.value, True)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             imported_too(node.name)
             define(node.name, "class" if isinstance(node, ast.ClassDef) else "def", node, branch)
@@ -333,7 +378,23 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
             define(node.target.id, "const", node, True)
         elif isinstance(node, ast.Expr) and (called := _called_on(node.value)) is not None and called in objects:
             define(called, "const", node, True)  # `UNITS.update({...})`, `NAMES.append(x)`: it changes
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            # `setup(TABLE)`, `setup()`: a call at module level may fill the constants it is
+            # given and those the function it calls reads; each counts by the call (so by the function)
+            call = node.value
+            given = {a.id for a in [*call.args, *(k.value for k in call.keywords)] if isinstance(a, ast.Name)}
+            function = objects.get(call.func.id) if isinstance(call.func, ast.Name) else None
+            if function is not None and function.kind == "def":
+                given |= {ref.partition(".")[0] for ref in function.references}
+            for filled in sorted(given):
+                if filled in objects and objects[filled].kind == "const":
+                    define(filled, "const", node, True)
         elif isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            if isinstance(node, (ast.For, ast.AsyncFor)):  # `for X in ...:` binds X, by what it goes over
+                for name in ast.walk(node.target):
+                    if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
+                        imported_too(name.id)
+                        define(name.id, "const", node.iter, True)
             before = dict(objects)
             _collect([*node.body, *node.orelse], parsed, package, branch=True)
             for filled in [n for n, obj in objects.items() if before.get(n) is not obj]:
@@ -351,10 +412,29 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                             choices.append(choice)
             parsed.imports.update(imported)
         elif isinstance(node, (ast.If, ast.Try, ast.With)) or type(node).__name__ == "TryStar":
+            for item in getattr(node, "items", []):  # `with open(...) as X:` binds X, by what it enters
+                for name in ast.walk(item.optional_vars) if item.optional_vars is not None else ():
+                    if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
+                        imported_too(name.id)
+                        define(name.id, "const", item.context_expr, True)
             for block in ("body", "orelse", "finalbody"):
                 _collect(getattr(node, block, []), parsed, package, branch=True)
             for handler in getattr(node, "handlers", []):
                 _collect(handler.body, parsed, package, branch=True)
+
+
+def _walruses(node: ast.stmt) -> Iterator[ast.NamedExpr]:
+    """The ``X := ...`` in a module-level statement that bind ``X`` in the module: those of
+    its own expressions (a comprehension's too), not of the statements nested in it or of
+    a function or class."""
+    todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)] \
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
+    while todo:
+        sub = todo.pop()
+        if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
+            yield sub
+        if not isinstance(sub, (ast.Lambda, ast.stmt)):
+            todo.extend(ast.iter_child_nodes(sub))
 
 
 def _called_on(value: ast.expr) -> str | None:
@@ -518,6 +598,17 @@ class CodeIndex:
             return None
         return top
 
+    def _whole(self, module: str) -> tuple[list[tuple[str, str]], set[str]]:
+        """What a module imported by a literal name brings: each of its objects when it is
+        the project's (the module itself when it does not parse), else its library's name."""
+        found = self._module(module)
+        if found is None:
+            top = module.split(".")[0]
+            return [], set() if top in sys.stdlib_module_names or self._module(top) is not None else {top}
+        if found[1].unparsable is not None:
+            return [(module, "")], set()
+        return [(module, name) for name in found[1].objects], set()
+
     @staticmethod
     def _bindings(parsed: _Module, ref: str, local: Imports) -> list[Imports]:
         """The imports ``ref`` is resolved with: the object's own -- and, for ``impl.f`` where
@@ -550,6 +641,12 @@ class CodeIndex:
             obj = parsed.objects[name]
             closure.entries[f"{rel}:{name}"] = f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
             for ref in sorted(obj.references):
+                if ref.startswith(MODULE):  # `import_module("h5")`: each object of h5, or its library
+                    whole, libraries = self._whole(obj.imports[ref][0])
+                    todo.extend(where for where in whole if where not in seen)
+                    seen.update(whole)
+                    closure.libraries.update(libraries)
+                    continue
                 for local in self._bindings(parsed, ref, obj.imports):
                     where = self._resolve(mod, ref, local)
                     if where is not None and where not in seen:

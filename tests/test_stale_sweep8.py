@@ -180,3 +180,53 @@ tasks:
     assert (p.read("out/env.txt"), p.read("out/param.txt")) == ("eu", "us")
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert "Environment variables a command or function reads are not\n  fingerprinted" in readme
+
+
+# -- names bound or filled at module level other than by `=`, and modules imported by name -
+
+BOUND = {
+    # `importlib.import_module("h5")` with a literal: the module counts whole (what of it is used is not told)
+    "a module imported by importlib.import_module with a literal name": (
+        {"tasks.py": "import importlib\n\ndef make():\n    return importlib.import_module('h5').v()\n"},
+        "h5.py", "h5.py: helper v"),
+    "a module __import__ brings, kept in a module constant": (
+        {"tasks.py": "M = __import__('h5')\n\ndef make():\n    return M.v()\n"}, "h5.py", "h5.py: helper v"),
+    "a relative import_module in a package, into a local variable": (
+        {"tasks.py": "from pkg.a import make\n", "pkg/__init__.py": "",
+         "pkg/a.py": "from importlib import import_module\n\ndef make():\n    b = import_module('.h5', __package__)\n"
+                     "    return b.v()\n"}, "pkg/h5.py", "pkg/h5.py: helper v"),
+    "a constant bound by a module-level for": (
+        {"tasks.py": "for X in ['1']:\n    pass\n\ndef make():\n    return X\n"}, "tasks.py", "tasks.py: constant X"),
+    "a constant bound by a module-level with ... as": (
+        {"tasks.py": "import contextlib\n\nwith contextlib.nullcontext('1') as X:\n    pass\n\ndef make():\n    return X\n"},
+        "tasks.py", "tasks.py: constant X"),
+    "a constant bound by := in a module-level if": (
+        {"tasks.py": "if (X := '1'):\n    pass\n\ndef make():\n    return X\n"}, "tasks.py", "tasks.py: constant X"),
+    "a constant a module-level call of a helper fills": (
+        {"tasks.py": "X = {}\n\ndef setup(d):\n    d['k'] = '1'\n\nsetup(X)\n\ndef make():\n    return X['k']\n"},
+        "tasks.py", "tasks.py: helper setup"),
+    "a constant a module-level call of a helper fills through global": (
+        {"tasks.py": "X = ['0']\n\ndef setup():\n    X[0] = '1'\n\nsetup()\n\ndef make():\n    return X[0]\n"},
+        "tasks.py", "tasks.py: helper setup"),
+}
+
+
+@pytest.mark.parametrize("case", list(BOUND))
+def test_an_edit_that_changes_what_the_task_returns_makes_it_stale_however_the_value_reaches_it(project, case):
+    """Each edit (``'1'`` -> ``'2'``) changes what ``make`` returns: ``status`` says it is
+    stale, naming what changed, and ``run --rebuild-stale`` makes the new value."""
+    files, edited, says = BOUND[case]
+    p: Project = project(ONE)
+    for name, text in files.items():
+        p.write(name, text)
+    if edited.endswith("h5.py"):
+        p.write(edited, "def v():\n    return '1'\n\ndef unused():\n    return 0\n")
+    _fresh_import("h5", "pkg")
+    assert p.cli("run").code == 0 and p.read("out/make.txt") == "1"
+    path = p.root / edited
+    path.write_text(path.read_text().replace("'1'", "'2'"))
+    row = rows(p.cli("status", "--json").out)["make"]
+    assert row["stale"] == [{"what": "code", "detail": says}], row
+    _fresh_import("h5", "pkg")
+    assert p.cli("run", "--rebuild-stale").code == 0 and p.read("out/make.txt") == "2"
+    assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
