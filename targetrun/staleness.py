@@ -11,7 +11,10 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   a constant counts by every assignment to it (``A, B = ...``, ``X += ...``), every
   module-level method call on it (``UNITS.update(...)``) and every module-level loop that
   fills it (with what the loop goes over), a ``for``/``with``/``:=`` at module level that
-  binds it and a module-level call given it or of a function that reads it; a module
+  binds it, a module-level call given it or of a function that reads it, a function that
+  sets it through ``global``, and a module-level statement of any module that runs that
+  sets it from outside (``config.LIMIT = 5``: entry ``"tasks.py:config.LIMIT" ->
+  "sets:<digest>"``); a module
   imported by a literal name (``importlib.import_module("h5")``) counts whole; and a name
   defined in an ``if``/``try`` at module level by each branch (a module alias too:
   ``impl.f`` after ``import fast as impl`` / ``import slow as impl`` counts both ``f``). Each object is
@@ -97,6 +100,9 @@ class _Module:
     # a name imports in several branches of an `if`/`try` bind (`try: import fast as impl` /
     # `except ImportError: import slow as impl`): each (module, attribute) it may be
     choices: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    # what module-level statements set in another module (`config.LIMIT = 5`, `T["k"] = 1` after
+    # `from helpers import T`): the name as written there -> those statements
+    sets: dict[str, _Object] = field(default_factory=dict)
 
 
 _PARSED: dict[tuple[str, str], _Module] = {}  # (path, sha256 of its bytes) -> parsed; per process
@@ -193,6 +199,13 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
                 names.add(chain)
             elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
                 imports.update(_imports_of(sub, package))
+            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "getattr" \
+                    and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant) \
+                    and isinstance(sub.args[1].value, str) and sub.args[1].value.isidentifier() \
+                    and isinstance(sub.args[0], (ast.Name, ast.Attribute)) \
+                    and (chain := sub.args[0].id if isinstance(sub.args[0], ast.Name) else _dotted(sub.args[0])) \
+                    and chain.partition(".")[0] not in local:
+                names.add(f"{chain}.{sub.args[1].value}")  # `getattr(helpers, "f")` is `helpers.f`
             elif isinstance(sub, ast.Call) and (by_name := _literal_import(sub, package)) is not None:
                 key = MODULE + by_name.replace(".", "/")  # no "." in it: a name, not a chain
                 imports[key] = (by_name, None)
@@ -263,6 +276,7 @@ def _literal_import(call: ast.Call, package: str) -> str | None:
 
 STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no name starts so)
 MODULE = "%"  # a reference "%pkg/h5": a module imported by a literal name, which counts whole
+SETS = ">"  # a walked name ">config.LIMIT": the module-level statements that set it (_Module.sets)
 ALIAS = "@"  # a reference "f@fast:f": `from fast import f` as one of the branches binding f (no name holds "@")
 
 
@@ -312,7 +326,29 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
     _strip_docstrings(tree)
     parsed = _Module({}, {})
     _collect(tree.body, parsed, module if is_package else module.rpartition(".")[0], branch=False)
+    _set_through_global(tree.body, parsed)
     return parsed
+
+
+def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
+    """A module name a function (or a method) declares ``global`` may be set whenever it
+    runs: the name counts by those functions too (``def init(): global X; X = ...``), and
+    is a constant of the module even when nothing at module level assigns it."""
+    setters: dict[str, set[str]] = {}
+    for node in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in parsed.objects:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Global):
+                    for name in sub.names:
+                        setters.setdefault(name, set()).add(node.name)
+    for name, by in setters.items():
+        by.discard(name)
+        old = parsed.objects.get(name)
+        if old is None:
+            digest = hashlib.sha256(" ".join(sorted(by)).encode()).hexdigest()[:16]
+            parsed.objects[name] = _Object("const", digest, frozenset(by), {})
+        elif old.kind == "const" and not by <= old.references:
+            parsed.objects[name] = replace(old, references=old.references | by)
 
 
 def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: bool) -> None:
@@ -347,6 +383,29 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
             new = _Object(old.kind, digest, old.references | new.references, {**old.imports, **new.imports})
         objects[name] = new
 
+    def sets_imported(target: ast.expr, node: ast.AST) -> None:
+        """``config.LIMIT = 5``, ``T["k"] = 1``, ``T.update(...)`` where ``config``/``T`` is
+        imported, not the module's own: it changes what the other module's code reads."""
+        while True:
+            if isinstance(target, ast.Subscript):
+                target = target.value
+            elif isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute):
+                target = target.func.value
+            else:
+                break
+        chain = target.id if isinstance(target, ast.Name) else _dotted(target) if isinstance(target, ast.Attribute) \
+            else None
+        head = (chain or "").partition(".")[0]
+        if chain is None or head in objects or head not in parsed.imports:
+            return
+        references, imports = _references(node, package)
+        new = _Object("sets", _digest(node), references | {chain}, imports)
+        old = parsed.sets.get(chain)
+        if old is not None:
+            new = _Object("sets", hashlib.sha256((old.digest + new.digest).encode()).hexdigest()[:16],
+                          old.references | new.references, {**old.imports, **new.imports})
+        parsed.sets[chain] = new
+
     def imported_too(name: str) -> None:  # a name a branch binds again: the import it had counts too
         source = parsed.imports.get(name)
         if branch and name not in objects and source is not None and source[1] is not None:
@@ -374,10 +433,16 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                     root = root.value
                 if root is not target and isinstance(root, ast.Name) and root.id in objects:
                     define(root.id, "const", node, True)  # `TABLE["b"] = ...`, `Scaler.factor = ...`: it changes
+                elif root is not target:
+                    sets_imported(target, node)
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             define(node.target.id, "const", node, True)
+        elif isinstance(node, ast.AugAssign):
+            sets_imported(node.target, node)
         elif isinstance(node, ast.Expr) and (called := _called_on(node.value)) is not None and called in objects:
             define(called, "const", node, True)  # `UNITS.update({...})`, `NAMES.append(x)`: it changes
+        elif isinstance(node, ast.Expr) and called is not None and isinstance(node.value, ast.Call):
+            sets_imported(node.value, node)
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             # `setup(TABLE)`, `setup()`: a call at module level may fill the constants it is
             # given and those the function it calls reads; each counts by the call (so by the function)
@@ -411,6 +476,14 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                         if choice is not None and choice not in choices:
                             choices.append(choice)
             parsed.imports.update(imported)
+        elif isinstance(node, ast.Match):  # each case may run; a capture binds by the subject
+            for case in node.cases:
+                for capture in ast.walk(case.pattern):
+                    captured = getattr(capture, "name", None) or getattr(capture, "rest", None)
+                    if isinstance(captured, str):
+                        imported_too(captured)
+                        define(captured, "const", ast.Match(subject=node.subject, cases=[case]), True)
+                _collect(case.body, parsed, package, branch=True)
         elif isinstance(node, (ast.If, ast.Try, ast.With)) or type(node).__name__ == "TryStar":
             for item in getattr(node, "items", []):  # `with open(...) as X:` binds X, by what it enters
                 for name in ast.walk(item.optional_vars) if item.optional_vars is not None else ():
@@ -509,6 +582,8 @@ class CodeIndex:
         self._walked: dict[str, _Closure | None] = {}
         self._unparsable: dict[str, str | None] = {}
         self._closures: dict[str, dict[str, str] | None] = {}
+        self._loads: dict[str, frozenset[str]] = {}  # module -> those its import runs that set names elsewhere
+        self._set_where: dict[tuple[str, str], tuple[str, str] | None] = {}  # (module, name it sets) -> where that is
 
     def _module(self, name: str) -> tuple[str, _Module] | None:
         """A project module by its dotted name (None: not a file in the project's folders)."""
@@ -598,6 +673,44 @@ class CodeIndex:
             return None
         return top
 
+    def _setting(self, seen: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The module-level statements that set an object in ``seen`` of another module
+        (``config.LIMIT = 5`` in tasks.py, and a helper reads ``LIMIT``), in the modules
+        reached and those they import (their module-level code runs too), as ``(module,
+        SETS + name)``, not yet in ``seen``."""
+        found = []
+        loaded: set[str] = set()  # the project modules whose module-level code runs: those reached, what they import
+        for module in {mod for mod, _ in seen}:
+            loaded |= self._setters_loaded_with(module)
+        for module in sorted(loaded):
+            parsed = (self._files.get(module) or ("", _Module({}, {})))[1]
+            for chain, obj in parsed.sets.items():
+                if (module, SETS + chain) in seen:
+                    continue
+                if (module, chain) not in self._set_where:
+                    self._set_where[module, chain] = self._resolve(module, chain, obj.imports)
+                if self._set_where[module, chain] in seen:
+                    found.append((module, SETS + chain))
+        return found
+
+    def _setters_loaded_with(self, start: str) -> frozenset[str]:
+        """The project modules importing ``start`` runs (it, the packages around it, what
+        they import, transitively) that set a name in another module (once per module)."""
+        if start not in self._loads:
+            loaded: set[str] = set()
+            modules = [start]
+            while modules:
+                module = modules.pop()
+                if module in loaded or (there := self._module(module)) is None:
+                    continue
+                loaded.add(module)
+                parts = module.split(".")
+                modules.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # a package's __init__ runs first
+                for source, attr in there[1].imports.values():
+                    modules.extend((source, f"{source}.{attr}") if attr is not None else (source,))
+            self._loads[start] = frozenset(m for m in loaded if (self._files.get(m) or ("", _Module({}, {})))[1].sets)
+        return self._loads[start]
+
     def _whole(self, module: str) -> tuple[list[tuple[str, str]], set[str]]:
         """What a module imported by a literal name brings: each of its objects when it is
         the project's (the module itself when it does not parse), else its library's name."""
@@ -632,14 +745,20 @@ class CodeIndex:
             closure = _Closure(outside=(origin[0], origin[1] + attr[len(head):])) if origin is not None else None
         todo = [start] if start is not None else []
         seen = set(todo)
-        while todo and closure is not None:
+        while closure is not None and start is not None:
+            if not todo:  # what the modules that run set in another module, where it is read
+                todo.extend(self._setting(seen))
+                seen.update(todo)
+                if not todo:
+                    break
             mod, name = todo.pop()
             rel, parsed = self._files[mod] or ("?", _Module({}, {}, 1))
             if parsed.unparsable is not None:
                 closure.entries[rel] = f"{UNPARSABLE}:{parsed.unparsable}"
                 continue
-            obj = parsed.objects[name]
-            closure.entries[f"{rel}:{name}"] = f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
+            obj = parsed.sets[name[len(SETS):]] if name.startswith(SETS) else parsed.objects[name]
+            closure.entries[f"{rel}:{name.removeprefix(SETS)}"] = \
+                f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
             for ref in sorted(obj.references):
                 if ref.startswith(MODULE):  # `import_module("h5")`: each object of h5, or its library
                     whole, libraries = self._whole(obj.imports[ref][0])

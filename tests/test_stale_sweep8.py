@@ -208,6 +208,22 @@ BOUND = {
     "a constant a module-level call of a helper fills through global": (
         {"tasks.py": "X = ['0']\n\ndef setup():\n    X[0] = '1'\n\nsetup()\n\ndef make():\n    return X[0]\n"},
         "tasks.py", "tasks.py: helper setup"),
+    "a constant bound in a module-level match": (
+        {"tasks.py": "match ['1']:\n    case [X]:\n        pass\n\ndef make():\n    return X\n"},
+        "tasks.py", "tasks.py: constant X"),
+    "a constant only a function sets, through global, called at import": (
+        {"tasks.py": "def init():\n    global X\n    X = '1'\n\ninit()\n\ndef make():\n    return X\n"},
+        "tasks.py", "tasks.py: helper init"),
+    "a helper got by getattr with a literal name": (
+        {"tasks.py": "import h5\n\ndef make():\n    return getattr(h5, 'v')()\n"}, "h5.py", "h5.py: helper v"),
+    # `config.LIMIT = 5` at module level: the other module's code reads the value set here
+    "a name of another project module set at module level": (
+        {"tasks.py": "import h11\nh11.V = '1'\n\ndef make():\n    return h11.get()\n",
+         "h11.py": "V = '0'\n\ndef get():\n    return V\n"}, "tasks.py", "tasks.py: sets h11.V"),
+    "a name set by a module the task's module only imports": (
+        {"tasks.py": "import conf, setup8\n\ndef make():\n    return conf.get()\n",
+         "setup8.py": "import conf\nconf.V += '1'\n", "conf.py": "V = ''\n\ndef get():\n    return V\n"},
+        "setup8.py", "setup8.py: sets conf.V"),
 }
 
 
@@ -221,12 +237,12 @@ def test_an_edit_that_changes_what_the_task_returns_makes_it_stale_however_the_v
         p.write(name, text)
     if edited.endswith("h5.py"):
         p.write(edited, "def v():\n    return '1'\n\ndef unused():\n    return 0\n")
-    _fresh_import("h5", "pkg")
+    _fresh_import("h5", "h11", "conf", "setup8", "pkg")
     assert p.cli("run").code == 0 and p.read("out/make.txt") == "1"
     path = p.root / edited
     path.write_text(path.read_text().replace("'1'", "'2'"))
     row = rows(p.cli("status", "--json").out)["make"]
     assert row["stale"] == [{"what": "code", "detail": says}], row
-    _fresh_import("h5", "pkg")
+    _fresh_import("h5", "h11", "conf", "setup8", "pkg")
     assert p.cli("run", "--rebuild-stale").code == 0 and p.read("out/make.txt") == "2"
     assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
