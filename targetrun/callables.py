@@ -270,7 +270,7 @@ class _ProjectFinder:
 
     def __init__(self) -> None:
         self.folders: set[str] = set()
-        self._ours: dict[str, bool] = {}  # path entry -> inside a project folder (not installed)
+        self._ours: dict[str, bool] = {}  # absolute path entry -> inside a project folder (not installed)
 
     def add(self, folder: str) -> None:
         self.folders.add(folder)
@@ -279,8 +279,8 @@ class _ProjectFinder:
     def _is_ours(self, entry: object) -> bool:
         if not isinstance(entry, str):
             return False
-        if not entry:  # "": the current folder, whatever it is now
-            return self._inside(os.getcwd())
+        if not os.path.isabs(entry):  # "", "src": under the current folder, whatever it is now
+            return self._inside(os.path.abspath(entry))
         ours = self._ours.get(entry)
         if ours is None:
             ours = self._ours[entry] = self._inside(os.path.abspath(entry))
