@@ -262,23 +262,70 @@ class _SourceOnly(importlib.machinery.SourceFileLoader):
 
 
 class _ProjectFinder:
-    """Finds modules as Python does, and loads those in a project folder with :class:`_SourceOnly`."""
+    """Finds the modules of a project folder as Python would, and loads them with
+    :class:`_SourceOnly`. It comes first on ``sys.meta_path`` and so is asked about every
+    import, a library's too: it looks only in the path entries inside a project folder (the
+    Pipelinefile's folder, and the folders the project puts on ``sys.path`` there), so a
+    library import costs it a few cached lookups, not a second search of the whole path."""
 
     def __init__(self) -> None:
         self.folders: set[str] = set()
+        self._ours: dict[str, bool] = {}  # absolute path entry -> inside a project folder (not installed)
+
+    def add(self, folder: str) -> None:
+        self.folders.add(folder)
+        self._ours.clear()
+
+    def _is_ours(self, entry: object) -> bool:
+        if not isinstance(entry, str):
+            return False
+        if not os.path.isabs(entry):  # "", "src": under the current folder, whatever it is now
+            return self._inside(os.path.abspath(entry))
+        ours = self._ours.get(entry)
+        if ours is None:
+            ours = self._ours[entry] = self._inside(os.path.abspath(entry))
+        return ours
+
+    def _inside(self, folder: str) -> bool:
+        real = os.path.join(folder, "")
+        return not _installed(real) and any(real.startswith(f) for f in self.folders)
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if not self.folders:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        entries = list(sys.path if path is None else path)
+        mine = [entry for entry in entries if self._is_ours(entry)]
+        if not mine:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, mine, target)
         origin = getattr(spec, "origin", None) if spec is not None else None
         if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader or not isinstance(origin, str):
             return None  # not a source file: whoever comes next finds it, as before
         real = os.path.abspath(origin)
         if _installed(real) or not any(real.startswith(folder) for folder in self.folders):
             return None
+        if self._found_before(fullname, path, entries, real, spec.submodule_search_locations is not None):
+            return None  # Python takes what comes first: let it
         spec.loader = _SourceOnly(fullname, origin)
         return spec
+
+    def _found_before(self, fullname: str, path: Any, entries: list[Any], origin: str, package: bool) -> bool:
+        """Whether Python would find ``fullname`` before the project's file: a built-in or
+        frozen module, or a module in a path entry outside the project that comes earlier."""
+        if path is None and (importlib.machinery.BuiltinImporter.find_spec(fullname) is not None
+                             or importlib.machinery.FrozenImporter.find_spec(fullname) is not None):
+            return True
+        where = os.path.dirname(os.path.dirname(origin) if package else origin)
+        earlier = []
+        for entry in entries:
+            if isinstance(entry, str) and os.path.abspath(entry or os.curdir) == where:
+                break
+            if not self._is_ours(entry):
+                earlier.append(entry)
+        if not earlier:
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(fullname, earlier)
+        return spec is not None and spec.loader is not None  # a namespace portion yields to a module
 
 
 _FINDER = _ProjectFinder()
@@ -288,7 +335,7 @@ def _compile_from_source(root: str) -> None:
     """Have the modules of the project at ``root`` compiled from their source from now on."""
     folder = os.path.join(os.path.abspath(root), "")
     if folder not in _FINDER.folders:
-        _FINDER.folders.add(folder)
+        _FINDER.add(folder)
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
 

@@ -72,7 +72,7 @@ def unparsable_text(file: str, value: str) -> str:
     return f"{file}:{value.partition(':')[2]} does not parse"
 
 
-_LABELS = {"task": "{}", "def": "helper {}", "class": "class {}", "const": "constant {}", "shell": "command",
+_LABELS = {"task": "{}", "def": "helper {}", "class": "class {}", "const": "constant {}", "sets": "sets {}", "shell": "command",
            "version": "version", "lib": "library {}"}
 
 

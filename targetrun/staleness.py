@@ -10,8 +10,14 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   ``module.name`` or ``package.module.name``, or through an import inside the function;
   a constant counts by every assignment to it (``A, B = ...``, ``X += ...``), every
   module-level method call on it (``UNITS.update(...)``) and every module-level loop that
-  fills it (with what the loop goes over), and a name
-  defined in an ``if``/``try`` at module level by each branch. Each object is
+  fills it (with what the loop goes over), a ``for``/``with``/``:=`` at module level that
+  binds it, a module-level call given it or of a function that reads it, a function that
+  sets it through ``global``, and a module-level statement of any module that runs that
+  sets it from outside (``config.LIMIT = 5``: entry ``"tasks.py:config.LIMIT" ->
+  "sets:<digest>"``); a module
+  imported by a literal name (``importlib.import_module("h5")``) counts whole; and a name
+  defined in an ``if``/``try`` at module level by each branch (a module alias too:
+  ``impl.f`` after ``import fast as impl`` / ``import slow as impl`` counts both ``f``). Each object is
   one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
   changed; a project file that does not parse is one entry, ``"helpers.py" ->
   "unparsable:3"`` (``status``: "helpers.py:3 does not parse"). An installed library it
@@ -91,6 +97,12 @@ class _Module:
     objects: dict[str, _Object]
     imports: Imports
     unparsable: int | None = None
+    # a name imports in several branches of an `if`/`try` bind (`try: import fast as impl` /
+    # `except ImportError: import slow as impl`): each (module, attribute) it may be
+    choices: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    # what module-level statements set in another module (`config.LIMIT = 5`, `T["k"] = 1` after
+    # `from helpers import T`): the name as written there -> those statements
+    sets: dict[str, _Object] = field(default_factory=dict)
 
 
 _PARSED: dict[tuple[str, str], _Module] = {}  # (path, sha256 of its bytes) -> parsed; per process
@@ -187,6 +199,17 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
                 names.add(chain)
             elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
                 imports.update(_imports_of(sub, package))
+            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "getattr" \
+                    and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant) \
+                    and isinstance(sub.args[1].value, str) and sub.args[1].value.isidentifier() \
+                    and isinstance(sub.args[0], (ast.Name, ast.Attribute)) \
+                    and (chain := sub.args[0].id if isinstance(sub.args[0], ast.Name) else _dotted(sub.args[0])) \
+                    and chain.partition(".")[0] not in local:
+                names.add(f"{chain}.{sub.args[1].value}")  # `getattr(helpers, "f")` is `helpers.f`
+            elif isinstance(sub, ast.Call) and (by_name := _literal_import(sub, package)) is not None:
+                key = MODULE + by_name.replace(".", "/")  # no "." in it: a name, not a chain
+                imports[key] = (by_name, None)
+                names.add(key)
             later = list(ast.iter_child_nodes(sub))
         todo.extend((part, local) for part in later)
     return frozenset(names), imports
@@ -216,7 +239,44 @@ def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
     return found
 
 
+def _literal_import(call: ast.Call, package: str) -> str | None:
+    """The absolute module ``importlib.import_module("h5")`` or ``__import__("h5")`` imports
+    by a literal name (``import_module(".b", __package__)`` relative to ``package``); None
+    for any other call.
+
+    >>> _literal_import(ast.parse("import_module('..c', __package__)").body[0].value, "pkg.sub")
+    'pkg.c'
+    >>> _literal_import(ast.parse("__import__('/etc/passwd')").body[0].value, "") is None
+    True
+    """
+    func = call.func
+    called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    if called not in ("import_module", "__import__") or not call.args:
+        return None
+    name = call.args[0]
+    if not isinstance(name, ast.Constant) or not isinstance(name.value, str) or not name.value.strip("."):
+        return None
+    level = len(name.value) - len(name.value.lstrip("."))
+    if not all(part.isidentifier() for part in name.value[level:].split(".")):
+        return None  # no module's name ("a/b", "x y"): nothing Python would import
+    if not level:
+        return name.value
+    anchor = call.args[1] if called == "import_module" and len(call.args) > 1 else \
+        next((k.value for k in call.keywords if k.arg == "package"), None)
+    if isinstance(anchor, ast.Constant) and isinstance(anchor.value, str):
+        base = anchor.value
+    elif isinstance(anchor, ast.Name) and anchor.id == "__package__":
+        base = package
+    else:
+        return None
+    parts = base.split(".") if base else []
+    parts = parts[: len(parts) - (level - 1)] if level > 1 else parts
+    return ".".join([*parts, name.value[level:]])
+
+
 STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no name starts so)
+MODULE = "%"  # a reference "%pkg/h5": a module imported by a literal name, which counts whole
+SETS = ">"  # a walked name ">config.LIMIT": the module-level statements that set it (_Module.sets)
 ALIAS = "@"  # a reference "f@fast:f": `from fast import f` as one of the branches binding f (no name holds "@")
 
 
@@ -266,7 +326,29 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
     _strip_docstrings(tree)
     parsed = _Module({}, {})
     _collect(tree.body, parsed, module if is_package else module.rpartition(".")[0], branch=False)
+    _set_through_global(tree.body, parsed)
     return parsed
+
+
+def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
+    """A module name a function (or a method) declares ``global`` may be set whenever it
+    runs: the name counts by those functions too (``def init(): global X; X = ...``), and
+    is a constant of the module even when nothing at module level assigns it."""
+    setters: dict[str, set[str]] = {}
+    for node in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in parsed.objects:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Global):
+                    for name in sub.names:
+                        setters.setdefault(name, set()).add(node.name)
+    for name, by in setters.items():
+        by.discard(name)
+        old = parsed.objects.get(name)
+        if old is None:
+            digest = hashlib.sha256(" ".join(sorted(by)).encode()).hexdigest()[:16]
+            parsed.objects[name] = _Object("const", digest, frozenset(by), {})
+        elif old.kind == "const" and not by <= old.references:
+            parsed.objects[name] = replace(old, references=old.references | by)
 
 
 def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: bool) -> None:
@@ -301,12 +383,38 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
             new = _Object(old.kind, digest, old.references | new.references, {**old.imports, **new.imports})
         objects[name] = new
 
+    def sets_imported(target: ast.expr, node: ast.AST) -> None:
+        """``config.LIMIT = 5``, ``T["k"] = 1``, ``T.update(...)`` where ``config``/``T`` is
+        imported, not the module's own: it changes what the other module's code reads."""
+        while True:
+            if isinstance(target, ast.Subscript):
+                target = target.value
+            elif isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute):
+                target = target.func.value
+            else:
+                break
+        chain = target.id if isinstance(target, ast.Name) else _dotted(target) if isinstance(target, ast.Attribute) \
+            else None
+        head = (chain or "").partition(".")[0]
+        if chain is None or head in objects or head not in parsed.imports:
+            return
+        references, imports = _references(node, package)
+        new = _Object("sets", _digest(node), references | {chain}, imports)
+        old = parsed.sets.get(chain)
+        if old is not None:
+            new = _Object("sets", hashlib.sha256((old.digest + new.digest).encode()).hexdigest()[:16],
+                          old.references | new.references, {**old.imports, **new.imports})
+        parsed.sets[chain] = new
+
     def imported_too(name: str) -> None:  # a name a branch binds again: the import it had counts too
         source = parsed.imports.get(name)
         if branch and name not in objects and source is not None and source[1] is not None:
             alternative(name, (source[0], source[1]))
 
     for node in body:
+        for walrus in _walruses(node):  # `if (X := ...):` binds X at module level
+            imported_too(walrus.target.id)
+            define(walrus.target.id, "const", walrus.value, True)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             imported_too(node.name)
             define(node.name, "class" if isinstance(node, ast.ClassDef) else "def", node, branch)
@@ -325,11 +433,33 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                     root = root.value
                 if root is not target and isinstance(root, ast.Name) and root.id in objects:
                     define(root.id, "const", node, True)  # `TABLE["b"] = ...`, `Scaler.factor = ...`: it changes
+                elif root is not target:
+                    sets_imported(target, node)
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             define(node.target.id, "const", node, True)
+        elif isinstance(node, ast.AugAssign):
+            sets_imported(node.target, node)
         elif isinstance(node, ast.Expr) and (called := _called_on(node.value)) is not None and called in objects:
             define(called, "const", node, True)  # `UNITS.update({...})`, `NAMES.append(x)`: it changes
+        elif isinstance(node, ast.Expr) and called is not None and isinstance(node.value, ast.Call):
+            sets_imported(node.value, node)
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            # `setup(TABLE)`, `setup()`: a call at module level may fill the constants it is
+            # given and those the function it calls reads; each counts by the call (so by the function)
+            call = node.value
+            given = {a.id for a in [*call.args, *(k.value for k in call.keywords)] if isinstance(a, ast.Name)}
+            function = objects.get(call.func.id) if isinstance(call.func, ast.Name) else None
+            if function is not None and function.kind == "def":
+                given |= {ref.partition(".")[0] for ref in function.references}
+            for filled in sorted(given):
+                if filled in objects and objects[filled].kind == "const":
+                    define(filled, "const", node, True)
         elif isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            if isinstance(node, (ast.For, ast.AsyncFor)):  # `for X in ...:` binds X, by what it goes over
+                for name in ast.walk(node.target):
+                    if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
+                        imported_too(name.id)
+                        define(name.id, "const", node.iter, True)
             before = dict(objects)
             _collect([*node.body, *node.orelse], parsed, package, branch=True)
             for filled in [n for n, obj in objects.items() if before.get(n) is not obj]:
@@ -337,15 +467,47 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             imported = _imports_of(node, package)
             for bound, (module, attr) in imported.items():
-                if branch and attr is not None and (bound in objects or bound in parsed.imports):
-                    imported_too(bound)
-                    alternative(bound, (module, attr))
+                if branch and (bound in objects or bound in parsed.imports):
+                    if attr is not None:
+                        imported_too(bound)
+                        alternative(bound, (module, attr))
+                    choices = parsed.choices.setdefault(bound, [])  # `impl.compute`: in each module
+                    for choice in (parsed.imports.get(bound), (module, attr)):
+                        if choice is not None and choice not in choices:
+                            choices.append(choice)
             parsed.imports.update(imported)
+        elif isinstance(node, ast.Match):  # each case may run; a capture binds by the subject
+            for case in node.cases:
+                for capture in ast.walk(case.pattern):
+                    captured = getattr(capture, "name", None) or getattr(capture, "rest", None)
+                    if isinstance(captured, str):
+                        imported_too(captured)
+                        define(captured, "const", ast.Match(subject=node.subject, cases=[case]), True)
+                _collect(case.body, parsed, package, branch=True)
         elif isinstance(node, (ast.If, ast.Try, ast.With)) or type(node).__name__ == "TryStar":
+            for item in getattr(node, "items", []):  # `with open(...) as X:` binds X, by what it enters
+                for name in ast.walk(item.optional_vars) if item.optional_vars is not None else ():
+                    if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
+                        imported_too(name.id)
+                        define(name.id, "const", item.context_expr, True)
             for block in ("body", "orelse", "finalbody"):
                 _collect(getattr(node, block, []), parsed, package, branch=True)
             for handler in getattr(node, "handlers", []):
                 _collect(handler.body, parsed, package, branch=True)
+
+
+def _walruses(node: ast.stmt) -> Iterator[ast.NamedExpr]:
+    """The ``X := ...`` in a module-level statement that bind ``X`` in the module: those of
+    its own expressions (a comprehension's too), not of the statements nested in it or of
+    a function or class."""
+    todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)] \
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
+    while todo:
+        sub = todo.pop()
+        if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
+            yield sub
+        if not isinstance(sub, (ast.Lambda, ast.stmt)):
+            todo.extend(ast.iter_child_nodes(sub))
 
 
 def _called_on(value: ast.expr) -> str | None:
@@ -420,6 +582,8 @@ class CodeIndex:
         self._walked: dict[str, _Closure | None] = {}
         self._unparsable: dict[str, str | None] = {}
         self._closures: dict[str, dict[str, str] | None] = {}
+        self._loads: dict[str, frozenset[str]] = {}  # module -> those its import runs that set names elsewhere
+        self._set_where: dict[tuple[str, str], tuple[str, str] | None] = {}  # (module, name it sets) -> where that is
 
     def _module(self, name: str) -> tuple[str, _Module] | None:
         """A project module by its dotted name (None: not a file in the project's folders)."""
@@ -509,6 +673,64 @@ class CodeIndex:
             return None
         return top
 
+    def _setting(self, seen: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The module-level statements that set an object in ``seen`` of another module
+        (``config.LIMIT = 5`` in tasks.py, and a helper reads ``LIMIT``), in the modules
+        reached and those they import (their module-level code runs too), as ``(module,
+        SETS + name)``, not yet in ``seen``."""
+        found = []
+        loaded: set[str] = set()  # the project modules whose module-level code runs: those reached, what they import
+        for module in {mod for mod, _ in seen}:
+            loaded |= self._setters_loaded_with(module)
+        for module in sorted(loaded):
+            parsed = (self._files.get(module) or ("", _Module({}, {})))[1]
+            for chain, obj in parsed.sets.items():
+                if (module, SETS + chain) in seen:
+                    continue
+                if (module, chain) not in self._set_where:
+                    self._set_where[module, chain] = self._resolve(module, chain, obj.imports)
+                if self._set_where[module, chain] in seen:
+                    found.append((module, SETS + chain))
+        return found
+
+    def _setters_loaded_with(self, start: str) -> frozenset[str]:
+        """The project modules importing ``start`` runs (it, the packages around it, what
+        they import, transitively) that set a name in another module (once per module)."""
+        if start not in self._loads:
+            loaded: set[str] = set()
+            modules = [start]
+            while modules:
+                module = modules.pop()
+                if module in loaded or (there := self._module(module)) is None:
+                    continue
+                loaded.add(module)
+                parts = module.split(".")
+                modules.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # a package's __init__ runs first
+                for source, attr in there[1].imports.values():
+                    modules.extend((source, f"{source}.{attr}") if attr is not None else (source,))
+            self._loads[start] = frozenset(m for m in loaded if (self._files.get(m) or ("", _Module({}, {})))[1].sets)
+        return self._loads[start]
+
+    def _whole(self, module: str) -> tuple[list[tuple[str, str]], set[str]]:
+        """What a module imported by a literal name brings: each of its objects when it is
+        the project's (the module itself when it does not parse), else its library's name."""
+        found = self._module(module)
+        if found is None:
+            top = module.split(".")[0]
+            return [], set() if top in sys.stdlib_module_names or self._module(top) is not None else {top}
+        if found[1].unparsable is not None:
+            return [(module, "")], set()
+        return [(module, name) for name in found[1].objects], set()
+
+    @staticmethod
+    def _bindings(parsed: _Module, ref: str, local: Imports) -> list[Imports]:
+        """The imports ``ref`` is resolved with: the object's own -- and, for ``impl.f`` where
+        branches of the module bind ``impl`` to several modules, one set for each of them."""
+        head = ref.partition(".")[0]
+        if head == ref or head in local or head not in parsed.choices:
+            return [local]
+        return [local, *({**local, head: choice} for choice in parsed.choices[head])]
+
     def _walk(self, run: str) -> _Closure | None:
         """What ``run: module:function`` reaches (once per run), without asking any
         library's version; None when it is nowhere to be found."""
@@ -523,21 +745,34 @@ class CodeIndex:
             closure = _Closure(outside=(origin[0], origin[1] + attr[len(head):])) if origin is not None else None
         todo = [start] if start is not None else []
         seen = set(todo)
-        while todo and closure is not None:
+        while closure is not None and start is not None:
+            if not todo:  # what the modules that run set in another module, where it is read
+                todo.extend(self._setting(seen))
+                seen.update(todo)
+                if not todo:
+                    break
             mod, name = todo.pop()
             rel, parsed = self._files[mod] or ("?", _Module({}, {}, 1))
             if parsed.unparsable is not None:
                 closure.entries[rel] = f"{UNPARSABLE}:{parsed.unparsable}"
                 continue
-            obj = parsed.objects[name]
-            closure.entries[f"{rel}:{name}"] = f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
+            obj = parsed.sets[name[len(SETS):]] if name.startswith(SETS) else parsed.objects[name]
+            closure.entries[f"{rel}:{name.removeprefix(SETS)}"] = \
+                f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
             for ref in sorted(obj.references):
-                where = self._resolve(mod, ref, obj.imports)
-                if where is not None and where not in seen:
-                    seen.add(where)
-                    todo.append(where)
-                elif where is None and (library := self._library(parsed, ref, obj.imports)) is not None:
-                    closure.libraries.add(library)
+                if ref.startswith(MODULE):  # `import_module("h5")`: each object of h5, or its library
+                    whole, libraries = self._whole(obj.imports[ref][0])
+                    todo.extend(where for where in whole if where not in seen)
+                    seen.update(whole)
+                    closure.libraries.update(libraries)
+                    continue
+                for local in self._bindings(parsed, ref, obj.imports):
+                    where = self._resolve(mod, ref, local)
+                    if where is not None and where not in seen:
+                        seen.add(where)
+                        todo.append(where)
+                    elif where is None and (library := self._library(parsed, ref, local)) is not None:
+                        closure.libraries.add(library)
         self._walked[run] = closure
         return closure
 
