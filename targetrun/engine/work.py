@@ -18,6 +18,7 @@ import select
 import stat
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -308,7 +309,7 @@ def _run_python(job: Job) -> tuple[object, int | None, str | None, str]:
     fn = job.fn or load_callable(job.run or "", job.root)
     kwargs = dict(job.args)
     kwargs.update((arg, source.load()) for arg, source in job.inputs.items())
-    value = fn(**kwargs)
+    value = _awaited(fn(**kwargs))
     if job.checkpoint is None or job.storage is None or job.staging is None:
         return value, None, None, job.serializer
     try:
@@ -318,6 +319,17 @@ def _run_python(job: Job) -> tuple[object, int | None, str | None, str]:
                         f"{exc}; give the target a suffix that fits, or set the task's `serializer`", usage=True) from None
     size, digest = write_value(job.storage, job.staging, value, written_as, shown=job.checkpoint)
     return value, size, digest, written_as
+
+
+def _awaited(value: object) -> object:
+    """What an ``async def`` task returns: its coroutine run to the end in an event loop of
+    this attempt's own (asyncio is imported only then). Handed on unawaited, the coroutine
+    was the task's value -- refused by json, pickled as nothing useful, and "never awaited"."""
+    if not isinstance(value, types.CoroutineType):
+        return value
+    import asyncio
+
+    return asyncio.run(value)
 
 
 def write_value(storage: Storage, staging: str, value: object, serializer_name: str, *, shown: str) -> tuple[int, str]:
