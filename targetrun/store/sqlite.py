@@ -376,29 +376,15 @@ class SqliteStore(StateStore):
         record only where something may differ, so a no-op of 10,000 unchanged targets (or
         their ``status``) decodes none. A malformed record is returned (and reported) as usual."""
         same = " AND ".join(["json_extract(record, '$.code') IS ?", *(_SAME[kind] for kind in _SAME if kind in kinds)])
-        quick = f"CASE WHEN {same} THEN NULL ELSE record END"
-        guarded = f"CASE WHEN NOT json_valid(record) THEN record WHEN {same} THEN NULL ELSE record END"
         found: dict[str, Checkpoint | None] = {}
         for start in range(0, len(locations), _BATCH):
             chunk = locations[start:start + _BATCH]
             marks = ",".join("?" * len(chunk))
-            try:
-                try:  # checking each record is JSON first would parse it once more: only when one is not
-                    rows = _fetched(self._db, f"SELECT location, {quick} FROM checkpoints WHERE location IN ({marks})",
-                                    [code, *chunk])
-                except sqlite3.OperationalError as exc:
-                    if "malformed JSON" not in str(exc):
-                        raise
-                    rows = _fetched(self._db, f"SELECT location, {guarded} FROM checkpoints WHERE location IN ({marks})",
-                                    [code, *chunk])
-            except sqlite3.OperationalError as exc:
-                if "no such function" in str(exc):  # an SQLite without JSON: compare in Python
-                    return super().checkpoints_that_differ(locations, code, kinds)
-                raise self._broken(exc) from None
-            except sqlite3.Error as exc:
-                raise self._broken(exc) from None
-            found.update((row[0], None) for row in rows if row[1] is None)
-            found.update(self._records([row for row in rows if row[1] is not None]))
+            rows = self._compared(same, "SELECT location, {} FROM checkpoints WHERE location IN (" + marks + ")",
+                                  [code, *chunk])
+            if rows is None:  # an SQLite without JSON: compare in Python
+                return super().checkpoints_that_differ(locations, code, kinds)
+            self._keep_differing(found, rows)
         return found
 
     def checkpoints_that_differ_each(self, codes: Mapping[str, str],
@@ -408,32 +394,42 @@ class SqliteStore(StateStore):
         :meth:`checkpoints_that_differ` compares with one."""
         same = " AND ".join(["json_extract(record, '$.code') IS asked.column2",
                              *(_SAME[kind] for kind in _SAME if kind in kinds)])
-        quick = f"CASE WHEN {same} THEN NULL ELSE record END"
-        guarded = f"CASE WHEN NOT json_valid(record) THEN record WHEN {same} THEN NULL ELSE record END"
         pairs = list(codes.items())
         found: dict[str, Checkpoint | None] = {}
         for start in range(0, len(pairs), _BATCH):
             chunk = pairs[start:start + _BATCH]
             values = ",".join("(?,?)" for _ in chunk)
-            args = [item for pair in chunk for item in pair]
-            tail = f"FROM (VALUES {values}) AS asked JOIN checkpoints ON checkpoints.location = asked.column1"
-            self.flush()  # a thread reads its own kept writes
-            try:
-                try:  # checking each record is JSON first would parse it once more: only when one is not
-                    rows = _fetched(self._db, f"SELECT checkpoints.location, {quick} {tail}", args)
-                except sqlite3.OperationalError as exc:
-                    if "malformed JSON" not in str(exc):
-                        raise
-                    rows = _fetched(self._db, f"SELECT checkpoints.location, {guarded} {tail}", args)
-            except sqlite3.OperationalError as exc:
-                if "no such function" in str(exc):  # an SQLite without JSON: compare in Python
-                    return super().checkpoints_that_differ_each(codes, kinds)
-                raise self._broken(exc) from None
-            except sqlite3.Error as exc:
-                raise self._broken(exc) from None
-            found.update((row[0], None) for row in rows if row[1] is None)
-            found.update(self._records([row for row in rows if row[1] is not None]))
+            rows = self._compared(same, "SELECT checkpoints.location, {} FROM (VALUES " + values + ") AS asked "
+                                  "JOIN checkpoints ON checkpoints.location = asked.column1",
+                                  [item for pair in chunk for item in pair])
+            if rows is None:  # an SQLite without JSON: compare in Python
+                return super().checkpoints_that_differ_each(codes, kinds)
+            self._keep_differing(found, rows)
         return found
+
+    def _compared(self, same: str, query: str, args: Sequence[object]) -> list[tuple[Any, ...]] | None:
+        """Rows ``(location, record or NULL)`` of ``query``, its ``{}`` the record unless
+        ``same`` holds for it; None when this SQLite has no JSON functions."""
+        quick = f"CASE WHEN {same} THEN NULL ELSE record END"
+        guarded = f"CASE WHEN NOT json_valid(record) THEN record WHEN {same} THEN NULL ELSE record END"
+        self.flush()  # a thread reads its own kept writes
+        try:
+            try:  # checking each record is JSON first would parse it once more: only when one is not
+                return _fetched(self._db, query.format(quick), args)
+            except sqlite3.OperationalError as exc:
+                if "malformed JSON" not in str(exc):
+                    raise
+                return _fetched(self._db, query.format(guarded), args)
+        except sqlite3.OperationalError as exc:
+            if "no such function" in str(exc):
+                return None
+            raise self._broken(exc) from None
+        except sqlite3.Error as exc:
+            raise self._broken(exc) from None
+
+    def _keep_differing(self, found: dict[str, Checkpoint | None], rows: list[tuple[Any, ...]]) -> None:
+        found.update((row[0], None) for row in rows if row[1] is None)
+        found.update(self._records([row for row in rows if row[1] is not None]))
 
     def recorded(self, locations: list[str]) -> dict[str, int | None]:
         """As the base class says; SQLite reads the size and hash (json_extract, in C),
