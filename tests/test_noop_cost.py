@@ -226,14 +226,7 @@ def test_status_of_a_chain_reads_the_records_nothing_needs_in_one_lookup(project
     assert proj.cli("run", "-q").code == 0
     proj.file.write_text(proj.file.read_text().replace("echo 0 >", "echo 1 >"))
     assert proj.cli("run", "-q", "--force", "t0", "t0").code == 0  # t0 alone, into new bytes
-    lookups: list[int] = []
-    real = sqlite_store.SqliteStore.checkpoints
-
-    def counting(self: sqlite_store.SqliteStore, locations: list[str]) -> dict[str, Checkpoint]:
-        lookups.append(len(locations))
-        return real(self, locations)
-
-    monkeypatch.setattr(sqlite_store.SqliteStore, "checkpoints", counting)
+    lookups = _count_record_lookups(monkeypatch)
     status = proj.cli("status")
     assert status.code == 0 and "0 of 40 tasks would run" in status.out, status.out + status.err
     stale = [line.split()[0] for line in status.out.splitlines() if "stale" in line]
@@ -254,6 +247,16 @@ def test_status_reads_the_records_of_upstreams_it_does_not_walk_in_one_lookup(pr
     assert proj.cli("run", "-q").code == 0
     proj.file.write_text(proj.file.read_text().replace("echo 3 >", "echo 33 >"))
     assert proj.cli("run", "-q", "--force", "a3", "a3").code == 0  # a3 alone, into new bytes
+    lookups = _count_record_lookups(monkeypatch)
+    status = proj.cli("status")
+    assert status.code == 0 and "0 of 30 tasks would run" in status.out, status.out + status.err
+    stale = [line.split()[0] for line in status.out.splitlines() if "stale" in line]
+    assert stale == ["b3"] and "(stale: inputs changed — a3)" in status.out, status.out
+    assert len(lookups) <= 3, lookups  # not one per pair
+
+
+def _count_record_lookups(monkeypatch) -> list[int]:
+    """How many locations each later lookup of checkpoint records asks the real SQLite store for."""
     lookups: list[int] = []
     real = sqlite_store.SqliteStore.checkpoints
 
@@ -262,11 +265,7 @@ def test_status_reads_the_records_of_upstreams_it_does_not_walk_in_one_lookup(pr
         return real(self, locations)
 
     monkeypatch.setattr(sqlite_store.SqliteStore, "checkpoints", counting)
-    status = proj.cli("status")
-    assert status.code == 0 and "0 of 30 tasks would run" in status.out, status.out + status.err
-    stale = [line.split()[0] for line in status.out.splitlines() if "stale" in line]
-    assert stale == ["b3"] and "(stale: inputs changed — a3)" in status.out, status.out
-    assert len(lookups) <= 3, lookups  # not one per pair
+    return lookups
 
 
 def _store_with(tmp_path, records: dict[str, str]) -> sqlite_store.SqliteStore:
