@@ -17,21 +17,37 @@ import pytest
 from tests.clirun import write_project
 
 
-# -- 1. a library object whose finalizer fails while a command runs ------------------------
-# fsspec's FTPFileSystem fails in __init__ when given no host, and then again in __del__:
+# -- 1. an object whose finalizer fails while a command runs -------------------------------
+# fsspec's FTPFileSystem failed in __init__ when given no host, and then again in __del__:
 # Python printed "Exception ignored in ... Traceback (most recent call last): ..." above the
-# one-paragraph error. Any library's failing finalizer did the same.
+# one-paragraph error. Any library's failing finalizer did the same. (FTP gets its host now,
+# store8: a task's value with a failing finalizer, let go by the run, is the case here.)
+
+BROKEN_FINALIZER = """
+class Bad:
+    def __del__(self):
+        raise ValueError("finalizer broke")
+
+
+def a():
+    return Bad()
+
+
+def b(a):
+    return 1
+"""
+
 
 def test_a_failing_finalizer_in_targetruns_process_is_one_line_not_a_traceback(project):
-    proj = project("defaults: {result: 'ftp://127.0.0.1:9/x'}\ntasks:\n  a: {shell: 'echo > {output}', target: a.txt}\n")
-    done = proj.cli("status")
-    assert done.code == 3, done.text
+    proj = project("tasks:\n  a: {run: 'tasks:a', checkpoint: false}\n  b: {run: 'tasks:b', needs: [a], target: b.json}\n",
+                   tasks=BROKEN_FINALIZER)
+    done = proj.cli("run", "-q")
+    assert done.code == 0, done.text
     assert "Traceback" not in done.text, done.text
     lines = done.err.splitlines()
-    assert len(lines) == 2, done.err  # the one-line warning, then the error
-    assert lines[0].startswith("targetrun: warning: ignored an error in ") and "FTPFileSystem.__del__" in lines[0]
-    assert "AttributeError" in lines[0]
-    assert lines[1].startswith("targetrun: error: cannot open ftp:// storage")
+    assert len(lines) == 1, done.err  # the one-line warning
+    assert lines[0].startswith("targetrun: warning: ignored an error in ") and "Bad.__del__" in lines[0]
+    assert "ValueError: finalizer broke" in lines[0]
 
 
 # -- 2. an output whose encoding cannot show a character ------------------------------------
