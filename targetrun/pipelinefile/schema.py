@@ -30,6 +30,7 @@ from targetrun.shellcheck import check_shell
 
 if TYPE_CHECKING:
     from targetrun.resolve import TargetOwners, TaskRenderer
+from targetrun.storage.base import ENDPOINT_HINT, endpoint_problem
 from targetrun.store.base import check_store_url
 from targetrun.pipelinefile.values import check_param_name, check_param_value
 from targetrun.pipelinefile.yamlnodes import Document, Path
@@ -252,6 +253,7 @@ class _Checker:
             self.check_names_a_root(where + ("url",), url)
             self.check_protocol(where + ("url",), url)
             options = self.expect(where + ("options",), body.get("options") or {}, dict, "a mapping of storage options")
+            self.check_endpoints(where + ("options",), options)
             found[str(name)] = ResultLocation(str(name), url, dict(options))
         return found
 
@@ -528,6 +530,19 @@ class _Checker:
             )
             raise self.error(where + ("result",), f"{value!r} is not a name under `results:`", hint=hint)
         return str(value)
+
+    def check_endpoints(self, path: Path, options: Mapping[Any, Any]) -> None:
+        """Each ``endpoint_url`` in a result's options (also under ``client_kwargs``) must be
+        a URL a client can reach (storage.base.endpoint_problem); one that names a ``$VAR``
+        is judged once expanded, when the storage opens."""
+        for key, value in options.items():
+            where = path + (str(key),)
+            if isinstance(value, Mapping):
+                self.check_endpoints(where, value)
+            elif key == "endpoint_url" and isinstance(value, str) and "$" not in value:
+                problem = endpoint_problem(value)
+                if problem is not None:
+                    raise self.error(where, f"not a URL a client can reach ({problem})", hint=ENDPOINT_HINT)
 
     def check_protocol(self, path: Path, url: str) -> None:
         """A URL's protocol must be one a storage serves (fsspec's registry or a plugin's),

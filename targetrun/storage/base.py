@@ -27,6 +27,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +36,26 @@ from typing import BinaryIO
 
 from targetrun.registry import Entry, Registry
 
+
+
+def endpoint_problem(url: str) -> str | None:
+    """What is wrong with an ``endpoint_url`` storage option (s3fs and gcsfs take one), or
+    None: it must be an http(s) URL with a host (an IPv6 address in brackets) and a numeric
+    port. A malformed one reached the first existence check, whose "cannot tell" (exit 3)
+    blamed the network. The URL itself is not quoted: it may carry credentials.
+
+    >>> endpoint_problem("http://[::1]:9000") is None, endpoint_problem("http://[::1:9000")
+    (True, 'Invalid IPv6 URL')
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # (a port that is no number raises here)
+    except ValueError as exc:
+        return str(exc)
+    return None if parts.scheme in ("http", "https") and parts.hostname else "expected http:// or https:// and a host"
+
+
+ENDPOINT_HINT = "Write it as http://HOST:PORT (an IPv6 address in brackets: http://[::1]:9000)."
 
 @dataclass(frozen=True, slots=True)
 class Stat:

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 from targetrun import redact
 from targetrun.envvars import expand_env
-from targetrun.errors import MissingExtraError, StorageError, UsageError, did_you_mean, install_hint
-from targetrun.storage.base import Listing, Stat, Storage, shown
+from targetrun.errors import MissingExtraError, SpecError, StorageError, UsageError, did_you_mean, install_hint
+from targetrun.storage.base import ENDPOINT_HINT, Listing, Stat, Storage, endpoint_problem, shown
 from targetrun.storage.local import _REFUSED, _refusal, _refused_as_storage_error
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
@@ -524,6 +524,9 @@ def _expand_env(options: Mapping[str, Any], where: str = "storage options", file
     for key, value in options.items():
         if isinstance(value, str):
             expanded[key] = expand_env(value, f"{where}.{key}", file=file)
+            if key == "endpoint_url" and "$" in value and (problem := endpoint_problem(expanded[key])) is not None:
+                raise SpecError(f"not a URL a client can reach once expanded ({problem})",
+                                file=file, key=f"{where}.{key}", hint=ENDPOINT_HINT)
         elif isinstance(value, Mapping):
             expanded[key] = _expand_env(value, f"{where}.{key}", file)
         else:
