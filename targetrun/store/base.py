@@ -112,6 +112,11 @@ class Recorded(NamedTuple):
     size: int | None
     made: Checkpoint | None
 
+    @classmethod
+    def of(cls, record: Checkpoint) -> Recorded:
+        """What ``status`` reads of a decoded ``record``."""
+        return cls(record.size if record.content_hash else None, record if record.made_with or record.made_for else None)
+
 
 @dataclass(frozen=True, slots=True)
 class OutcomeMark:
@@ -365,9 +370,7 @@ class StateStore(ABC):
         ``locations`` that has a checkpoint record, with the size it says was written and
         the record when it keeps parameter values or a date. One round trip; a store may
         tell without decoding the records that keep neither."""
-        return {location: Recorded(record.size if record.content_hash else None,
-                                   record if record.made_with or record.made_for else None)
-                for location, record in self.checkpoints(locations).items()}
+        return {location: Recorded.of(record) for location, record in self.checkpoints(locations).items()}
 
     def checkpoints_made_with(self, locations: list[str]) -> dict[str, Checkpoint]:
         """The records at ``locations`` that keep what the run that wrote them asked for

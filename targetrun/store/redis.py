@@ -247,9 +247,7 @@ class RedisStore(StateStore):
         docs = _decoded(rows, 1)
         if docs is None:  # row by row, as the base class reads them
             records = dict(readable(self._name, "checkpoint record", rows, lambda r: (r[0], load_checkpoint(r[1]))))
-            return {location: Recorded(record.size if record.content_hash else None,
-                                       record if record.made_with or record.made_for else None)
-                    for location, record in records.items()}
+            return {location: Recorded.of(record) for location, record in records.items()}
         found: dict[str, Recorded] = {}
         kept: list[tuple[str, Any]] = []
         for (location, _), doc in zip(rows, docs):
@@ -260,8 +258,7 @@ class RedisStore(StateStore):
             else:
                 found[location] = Recorded(size if digest else None, None)
         for location, record in readable(self._name, "checkpoint record", kept, lambda r: (r[0], checkpoint_of(r[1]))):
-            found[location] = Recorded(record.size if record.content_hash else None,
-                                       record if record.made_with or record.made_for else None)
+            found[location] = Recorded.of(record)
         return found
 
     def run_checkpoints(self, run_id: str) -> dict[str, Checkpoint]:

@@ -362,9 +362,7 @@ class RootedStore(StateStore):
             answers.update(self.inner.recorded_for_status(older))
         for location in self._foreign.keys() & keyed.keys():
             if location not in answers:
-                foreign = self._foreign[location]
-                answers[location] = Recorded(foreign.size if foreign.content_hash else None,
-                                             foreign if foreign.made_with or foreign.made_for else None)
+                answers[location] = Recorded.of(self._foreign[location])
         return answers
 
     def _lookup(self, locations: list[str], fetch: Callable[[list[str]], Mapping[str, _Record]]) -> dict[str, _Record]:

@@ -380,8 +380,8 @@ class SqliteStore(StateStore):
         for start in range(0, len(locations), _BATCH):
             chunk = locations[start:start + _BATCH]
             marks = ",".join("?" * len(chunk))
-            rows = self._compared(same, "SELECT location, {} FROM checkpoints WHERE location IN (" + marks + ")",
-                                  [code, *chunk])
+            rows = self._json_rows("SELECT location, {} FROM checkpoints WHERE location IN (" + marks + ")",
+                                   *_unless_same(same), [code, *chunk])
             if rows is None:  # an SQLite without JSON: compare in Python
                 return super().checkpoints_that_differ(locations, code, kinds)
             self._keep_differing(found, rows)
@@ -399,22 +399,22 @@ class SqliteStore(StateStore):
         for start in range(0, len(pairs), _BATCH):
             chunk = pairs[start:start + _BATCH]
             values = ",".join("(?,?)" for _ in chunk)
-            rows = self._compared(same, "SELECT checkpoints.location, {} FROM (VALUES " + values + ") AS asked "
-                                  "JOIN checkpoints ON checkpoints.location = asked.column1",
-                                  [item for pair in chunk for item in pair])
+            rows = self._json_rows("SELECT checkpoints.location, {} FROM (VALUES " + values + ") AS asked "
+                                   "JOIN checkpoints ON checkpoints.location = asked.column1",
+                                   *_unless_same(same), [item for pair in chunk for item in pair])
             if rows is None:  # an SQLite without JSON: compare in Python
                 return super().checkpoints_that_differ_each(codes, kinds)
             self._keep_differing(found, rows)
         return found
 
-    def _compared(self, same: str, query: str, args: Sequence[object]) -> list[tuple[Any, ...]] | None:
-        """Rows ``(location, record or NULL)`` of ``query``, its ``{}`` the record unless
-        ``same`` holds for it; None when this SQLite has no JSON functions."""
-        quick = f"CASE WHEN {same} THEN NULL ELSE record END"
-        guarded = f"CASE WHEN NOT json_valid(record) THEN record WHEN {same} THEN NULL ELSE record END"
+    def _json_rows(self, query: str, quick: str, guarded: str, args: Sequence[object]) -> list[tuple[Any, ...]] | None:
+        """Rows of ``query``, its ``{}`` the ``quick`` columns -- or, when a record is not
+        JSON (SQLite stops the quick form at it), the ``guarded`` ones, which check each record
+        first (checking them always would parse every record once more); None when this
+        SQLite has no JSON functions (the caller reads the records in Python)."""
         self.flush()  # a thread reads its own kept writes
         try:
-            try:  # checking each record is JSON first would parse it once more: only when one is not
+            try:
                 return _fetched(self._db, query.format(quick), args)
             except sqlite3.OperationalError as exc:
                 if "malformed JSON" not in str(exc):
@@ -479,22 +479,10 @@ class SqliteStore(StateStore):
         for start in range(0, len(locations), _BATCH):
             chunk = locations[start:start + _BATCH]
             marks = ",".join("?" * len(chunk))
-            self.flush()  # a thread reads its own kept writes
-            try:
-                try:  # checking each record is JSON first would parse it once more: only when one is not
-                    rows = _fetched(self._db, f"SELECT location, {quick} FROM checkpoints WHERE location IN ({marks})",
-                                    chunk)
-                except sqlite3.OperationalError as exc:
-                    if "malformed JSON" not in str(exc):
-                        raise
-                    rows = _fetched(self._db, f"SELECT location, {guarded} FROM checkpoints "
-                                              f"WHERE location IN ({marks})", chunk)
-            except sqlite3.OperationalError as exc:
-                if "no such function" in str(exc):  # an SQLite without JSON: decode in Python
-                    return super().recorded_for_status(locations)
-                raise self._broken(exc) from None
-            except sqlite3.Error as exc:
-                raise self._broken(exc) from None
+            rows = self._json_rows("SELECT location, {} FROM checkpoints WHERE location IN (" + marks + ")",
+                                   quick, guarded, chunk)
+            if rows is None:  # an SQLite without JSON: decode in Python
+                return super().recorded_for_status(locations)
             kept: list[tuple[Any, ...]] = []  # rows whose record keeps parameter values or a date
             for row in rows:
                 location, size, digest, record = row
@@ -505,8 +493,7 @@ class SqliteStore(StateStore):
                 else:
                     found[text(location)] = Recorded(size, None)
             for location, record in self._records([row for row in kept if row[1] is not None]):
-                found[location] = Recorded(record.size if record.content_hash else None,
-                                           record if record.made_with or record.made_for else None)
+                found[location] = Recorded.of(record)
             odd.extend(text(row[0]) for row in kept if row[1] is None)
         if odd:  # a size that is not a whole number: decoded, a malformed one reported and left out
             found.update(super().recorded_for_status(odd))
@@ -763,6 +750,13 @@ def _task_writes(record: TaskRecord | None, checkpoint: Checkpoint | None, entry
                            "(SELECT variant FROM cache WHERE key = ? ORDER BY created DESC LIMIT ?)",
                            (entry.key, entry.key, MAX_ENTRIES_PER_KEY)))
     return statements
+
+
+def _unless_same(same: str) -> tuple[str, str]:
+    """The quick and guarded column (:meth:`SqliteStore._json_rows`) of a record compared in
+    SQL: NULL where ``same`` holds for it, else the record (a record not JSON: returned)."""
+    return (f"CASE WHEN {same} THEN NULL ELSE record END",
+            f"CASE WHEN NOT json_valid(record) THEN record WHEN {same} THEN NULL ELSE record END")
 
 
 _STATES = {state.value: state for state in TaskState}
