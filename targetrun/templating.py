@@ -388,8 +388,10 @@ def _render(template: str, context: Mapping[str, object], quote: bool) -> str:
     except ValueError as exc:
         raise TemplateError(f"cannot parse template {template!r}: {exc}") from None
     out: list[str] = []
+    size = 0
     for literal, name, spec, conversion in parsed:
         out.append(literal)
+        size += len(literal)
         if name is None:
             continue
         if conversion or (spec and ("{" in spec or "}" in spec)):
@@ -399,8 +401,26 @@ def _render(template: str, context: Mapping[str, object], quote: bool) -> str:
             if "\0" in text:
                 raise TemplateError(f"{{{name}}} renders to text with a NUL byte, which no shell command can hold")
             text = shlex.quote(text)
+        size += len(text)
+        if size > MAX_RENDERED:
+            raise _too_long(name, len(text), template)
         out.append(text)
     return "".join(out)
+
+
+# As much text as one template may render to, the limit YAML aliases have (yamlnodes.MAX_TEXT):
+# a large value named many times in one small template (`{params.s} {params.s} ...`) built
+# gigabytes before any check of the result could refuse it -- the memory, not the check, gave out.
+MAX_RENDERED = 64 * 1024 * 1024
+
+
+def _too_long(name: str, each: int, template: str) -> TemplateError:
+    uses = sum(1 for _, field, _, _ in _FORMATTER.parse(template) if field == name)
+    return TemplateError(
+        f"the template renders to more than {MAX_RENDERED // (1024 * 1024)} MiB of text ({{{name}}} is {each:,} "
+        f"characters, named {uses:,} time{'s' if uses != 1 else ''})",
+        hint="Pass a large value through a file (a target the command reads as {needs.TASK}, or a dep) and name "
+             "the file in the template, not the value.")
 
 
 def date_values(date: dt.datetime) -> dict[str, object]:
