@@ -48,6 +48,42 @@ MAX_LOG_CHARS = 1_000_000  # keep the end of very chatty tasks
 STD_FDS = (1, 2)
 
 
+class LogBuffer:
+    """What a task prints, as much of it as its log keeps: once it holds twice
+    :data:`MAX_LOG_CHARS`, its start goes (counted in :attr:`cut`). A task that prints
+    gigabytes (a verbose loop, ``yes >&2``) cost targetrun twice its output in memory
+    before the log kept its last megabyte -- a few such tasks, and the run was killed.
+    (Pieces in a list, joined when cut: a StringIO cut in place costs ten times as much
+    for every write that follows.)"""
+
+    def __init__(self, limit: int = MAX_LOG_CHARS) -> None:
+        self._limit = limit
+        self._pieces: list[str] = []
+        self._size = 0
+        self.cut = 0  # characters dropped from the start
+
+    def write(self, text: str) -> int:
+        if text:
+            self._pieces.append(text)
+            self._size += len(text)
+            if self._size > 2 * self._limit:
+                whole = "".join(self._pieces)
+                kept = _kept_end(whole, self._limit)
+                self.cut += len(whole) - len(kept)
+                self._pieces, self._size = [kept], len(kept)
+        return len(text)
+
+    def getvalue(self) -> str:
+        """What is kept of it (without the mark of a cut: see :meth:`tail`)."""
+        if len(self._pieces) > 1:
+            self._pieces = ["".join(self._pieces)]
+        return self._pieces[0] if self._pieces else ""
+
+    def tail(self) -> str:
+        """The end of what was printed, marked as cut when it was (see :func:`tail`)."""
+        return tail(self.getvalue(), self._limit, cut=self.cut)
+
+
 class _Router(StopSafeFinalizer, io.TextIOBase):
     def __init__(self, original: TextIO, local: threading.local) -> None:
         super().__init__()
@@ -58,7 +94,7 @@ class _Router(StopSafeFinalizer, io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        buffer: io.StringIO | None = getattr(self._local, "buffer", None)
+        buffer: LogBuffer | None = getattr(self._local, "buffer", None)
         if buffer is None:
             return self.original.write(text)
         _SINK.settle()  # what the task wrote to its fds so far comes first in its log
@@ -98,8 +134,8 @@ class _Capture:
             self._saved = None
 
     @contextmanager
-    def task_output(self) -> Iterator[io.StringIO]:
-        buffer = io.StringIO()
+    def task_output(self) -> Iterator[LogBuffer]:
+        buffer = LogBuffer()
         with self._lock:
             if self._users == 0:
                 self._install()
@@ -128,8 +164,8 @@ class _Sink:
         self._terminals: dict[int, TextIO] = {}
         self._read = 0  # bytes of the file settled so far
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._running: list[io.StringIO] = []  # buffers of the tasks running in this process
-        self._unattributed = io.StringIO()
+        self._running: list[LogBuffer] = []  # buffers of the tasks running in this process
+        self._unattributed = LogBuffer()
 
     @property
     def active(self) -> bool:
@@ -204,27 +240,24 @@ class _Sink:
             size = os.fstat(self._fd).st_size
             if size <= self._read:
                 return
-            chunks = []
+            # chunk by chunk into a buffer that keeps only a log's worth (LogBuffer): a
+            # subprocess of a task may have written gigabytes to the sink since the last settle
+            into = self._running[0] if len(self._running) == 1 else self._unattributed
             while self._read < size:
                 chunk = os.pread(self._fd, min(size - self._read, 1 << 20), self._read)
                 if not chunk:
                     break
                 self._read += len(chunk)
-                chunks.append(chunk)
-            text = self._decoder.decode(b"".join(chunks))
-            if len(self._running) == 1:
-                self._running[0].write(text)
-            else:
-                self._unattributed.write(text)
+                into.write(self._decoder.decode(chunk))
 
-    def task_begins(self, buffer: io.StringIO) -> None:
+    def task_begins(self, buffer: LogBuffer) -> None:
         if not self.active:
             return
         with self._lock:
             self.settle()
             self._running.append(buffer)
 
-    def task_ends(self, buffer: io.StringIO) -> None:
+    def task_ends(self, buffer: LogBuffer) -> None:
         if not self.active:
             return
         _flush_c_streams()  # a C extension's printf sits in stdio's buffer until flushed
@@ -236,8 +269,8 @@ class _Sink:
     def take_unattributed(self) -> str:
         with self._lock:
             self.settle()
-            text = self._unattributed.getvalue()
-            self._unattributed = io.StringIO()
+            text = self._unattributed.tail()
+            self._unattributed = LogBuffer()
             return text
 
 
@@ -267,7 +300,7 @@ _CAPTURE = _Capture()  # one per process: sys.stdout is one per process too
 _SINK = _Sink()  # and so are file descriptors 1 and 2
 
 
-def task_output() -> AbstractContextManager[io.StringIO]:
+def task_output() -> AbstractContextManager[LogBuffer]:
     """``with task_output() as buffer:`` -- what this thread's task prints goes to ``buffer``
     (and, while :func:`process_output` is held, what reaches fds 1 and 2 when it runs alone)."""
     return _CAPTURE.task_output()
@@ -347,18 +380,27 @@ def _std_fd(stream: object) -> int | None:
     return fd if fd in STD_FDS else None
 
 
-def tail(text: str, limit: int = MAX_LOG_CHARS) -> str:
-    """The end of a long log, marked as cut.
+def tail(text: str, limit: int = MAX_LOG_CHARS, *, cut: int = 0) -> str:
+    """The end of a long log, marked as cut (``cut``: characters already dropped before
+    ``text``, whose start is then a cut made by :func:`_kept_end`).
 
-    >>> tail("abcdef", 3)
-    '[... 3 characters cut ...]\\ndef'
+    >>> tail("abcdef", 3), tail("def", 3, cut=3)
+    ('[... 3 characters cut ...]\\ndef', '[... 3 characters cut ...]\\ndef')
     """
+    if len(text) <= limit and not cut:
+        return text
+    kept = _kept_end(text, limit)
+    return f"[... {cut + len(text) - len(kept)} characters cut ...]\n{kept}"
+
+
+def _kept_end(text: str, limit: int) -> str:
+    """The last ``limit`` characters of ``text`` at most, from a line (or a word) that starts whole."""
     if len(text) <= limit:
         return text
     kept = text[-limit:]
     if text[-limit - 1] != "\n":  # the cut falls inside a line: drop the rest of it
         kept = _from_next_break(kept)
-    return f"[... {len(text) - len(kept)} characters cut ...]\n{kept}"
+    return kept
 
 
 def _from_next_break(text: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import stat
 from typing import BinaryIO
@@ -20,7 +21,8 @@ try:
 except ImportError:  # Windows: no FIFO to wait on, and no O_NONBLOCK set
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["NotRegularFile", "LeadsOutside", "open_regular", "regular_descriptor", "read_named", "kind_of", "READ_FLAGS"]
+__all__ = ["NotRegularFile", "LeadsOutside", "open_regular", "regular_descriptor", "read_named", "read_upto", "kind_of",
+           "READ_FLAGS"]
 
 # Read-only, without waiting for a writer (a FIFO), not inherited by commands.
 READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -133,10 +135,32 @@ def read_named(path: str, limit: int) -> bytes:
         if stat.S_ISREG(info.st_mode) and info.st_size > limit:
             raise OSError(errno.EFBIG, f"{info.st_size:,} bytes, more than the {limit:,} allowed", path)
         first = _first_of_pipe(f.fileno(), path, limit) if stat.S_ISFIFO(info.st_mode) else b""
-        data = first + f.read(limit + 1 - len(first))
+        data = first + read_upto(f, limit - len(first))
     if len(data) > limit:
         raise OSError(errno.EFBIG, f"more than the {limit:,} bytes allowed", path)
     return data
+
+
+_CHUNK = 1 << 20  # a read of a stream, at most
+
+
+def read_upto(f: BinaryIO, limit: int) -> bytes:
+    """What is left to read of ``f`` up to ``limit`` bytes and one more (so that the caller
+    tells "more than the limit" from "the limit"), in pieces the size of the file (or of
+    :data:`_CHUNK` for a stream): never a read of the whole limit at once, which allocates
+    all of it first (64 MiB for a Pipelinefile of a few kilobytes, on every command)."""
+    try:
+        info = os.fstat(f.fileno())
+        wanted = info.st_size + 1 if stat.S_ISREG(info.st_mode) else _CHUNK
+    except (OSError, ValueError, io.UnsupportedOperation):
+        wanted = _CHUNK
+    pieces: list[bytes] = []
+    size = 0
+    while size <= limit and (piece := f.read(max(1, min(wanted, limit + 1 - size)))):
+        pieces.append(piece)
+        size += len(piece)
+        wanted = _CHUNK
+    return b"".join(pieces)
 
 
 def _first_of_pipe(fd: int, path: str, limit: int) -> bytes:
@@ -144,7 +168,7 @@ def _first_of_pipe(fd: int, path: str, limit: int) -> bytes:
     written yet (it will, or close); ENODATA when the pipe has ended with nothing in it."""
     os.set_blocking(fd, False)
     try:
-        first = os.read(fd, limit + 1)
+        first = os.read(fd, min(limit + 1, _CHUNK))
     except BlockingIOError:
         return b""  # a writer is there: reading waits for it, as for any stream
     finally:

@@ -60,7 +60,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-from targetrun.regularfile import open_regular
+from targetrun.regularfile import open_regular, read_upto
 
 FORMAT = 3  # of the certificate file; another one is ignored
 FOLDER = os.path.join(".targetrun", "replay")
@@ -257,7 +257,7 @@ def _contents(pipelinefile: str) -> bytes:
     with open_regular(pipelinefile) as f:  # a pipe or a device: NotRegularFile, an OSError
         if os.fstat(f.fileno()).st_size > MAX_FILE_BYTES:
             raise OSError(f"{pipelinefile}: more than {MAX_FILE_BYTES} bytes")
-        return f.read(MAX_FILE_BYTES + 1)
+        return read_upto(f, MAX_FILE_BYTES)
 
 
 def write(path: str, certificate: Mapping[str, Any]) -> None:
@@ -300,7 +300,7 @@ def read_bytes(path: str) -> bytes | None:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
             return None
-        data = f.read(MAX_BYTES + 1)
+        data = read_upto(f, MAX_BYTES)
     return data if len(data) <= MAX_BYTES else None
 
 

@@ -237,6 +237,7 @@ def test_a_command_that_printed_and_exited_leaves_no_reader_behind(monkeypatch):
     import os
     import subprocess
 
+    from targetrun.capture import LogBuffer
     from targetrun.engine import work
 
     drained: list[int] = []
@@ -246,7 +247,9 @@ def test_a_command_that_printed_and_exited_leaves_no_reader_behind(monkeypatch):
     os.close(err_end)
     process.wait()  # exited, its output still in the pipe
     try:
-        assert work._collect(process, err, None) == b"printed\n"
+        printed = LogBuffer()
+        work._collect(process, err, None, printed)
+        assert printed.getvalue() == "printed\n"
     finally:
         os.close(err)
     assert drained == []
@@ -256,7 +259,9 @@ def test_a_command_that_printed_and_exited_leaves_no_reader_behind(monkeypatch):
     os.close(err_end)
     process.wait()
     try:
-        assert work._collect(process, err, None).startswith(b"early")
+        printed = LogBuffer()
+        work._collect(process, err, None, printed)
+        assert printed.getvalue().startswith("early")
     finally:
         os.close(err)
     assert len(drained) == 1

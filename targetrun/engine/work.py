@@ -10,6 +10,7 @@ the coordinating process.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
 import io
@@ -29,7 +30,7 @@ from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.callables import (
     ProcessExitCalled, ThreadExitCalled, exit_call, load_callable, running_tasks, user_code,
 )
-from targetrun.capture import process_output, tail, task_output
+from targetrun.capture import LogBuffer, process_output, task_output
 from targetrun.fingerprint import stream_digest
 from targetrun.regularfile import READ_FLAGS, open_regular
 from targetrun import stopping
@@ -257,7 +258,7 @@ def _attempt_body(job: Job) -> WorkResult:
     # through this process's streams: it needs a log, not the capture of sys.stdout and
     # fds 1 and 2 a Python task needs (installing it, settling the sink and flushing C's
     # stdio, twice a task). A Python task running beside it keeps the sink to itself.
-    with task_output() if job.shell is None else contextlib.nullcontext(io.StringIO()) as printed:
+    with task_output() if job.shell is None else contextlib.nullcontext(LogBuffer()) as printed:
         try:
             written_as = job.serializer
             if job.shell is not None:
@@ -266,20 +267,20 @@ def _attempt_body(job: Job) -> WorkResult:
                 with user_code():
                     value, size, digest, written_as = _run_python(job)
         except WorkError as exc:
-            exc.log = tail(printed.getvalue())
+            exc.log = printed.tail()
             exc.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise
         except StorageError as exc:
-            error = WorkError(exc.format(), backend=True, log=tail(printed.getvalue()))
+            error = WorkError(exc.format(), backend=True, log=printed.tail())
             error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise error from None
         except MissingExtraError as exc:  # a format's library (pandas, numpy...) is not installed
-            error = WorkError(f"task {job.task!r}: {exc.format()}", usage=True, log=tail(printed.getvalue()))
+            error = WorkError(f"task {job.task!r}: {exc.format()}", usage=True, log=printed.tail())
             error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise error from None
         except TargetrunError as exc:  # targetrun's own (a shell template naming no field): its message says it all
             error = WorkError(exc.format(), backend=exc.exit_code == EXIT_BACKEND, usage=exc.exit_code == EXIT_USAGE,
-                              log=tail(printed.getvalue()))
+                              log=printed.tail())
             error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise error from None
         except BaseException as exc:  # the task's own failure: report it, with its traceback
@@ -294,12 +295,12 @@ def _attempt_body(job: Job) -> WorkResult:
                 f"the task called {exit_call(exc)}" if isinstance(exc, ProcessExitCalled) else \
                 f"{type(exc).__name__}: {exc}"
             trace = "" if isinstance(exc, ThreadExitCalled) else traceback.format_exc()  # (only targetrun's frames)
-            error = WorkError(said, trace, log=tail(printed.getvalue()))
+            error = WorkError(said, trace, log=printed.tail())
             error.attempt = Attempt(wall, time.perf_counter() - started, worker_name())
             raise error from None
     duration = time.perf_counter() - started
     return WorkResult(value if job.keep_value else None, size, digest, duration, time.time(),
-                      tail(printed.getvalue()), written_as, Attempt(wall, duration, worker_name()))
+                      printed.tail(), written_as, Attempt(wall, duration, worker_name()))
 
 
 # -- Python tasks ------------------------------------------------------------------
@@ -473,7 +474,7 @@ _CHUNK_OF_FILE = 1024 * 1024
 # -- shell tasks -------------------------------------------------------------------
 
 
-def _run_shell(job: Job, printed: io.StringIO) -> tuple[object, int | None, str | None]:
+def _run_shell(job: Job, printed: LogBuffer) -> tuple[object, int | None, str | None]:
     assert job.shell is not None
     writes_output = any(name == "output" for name, _, _ in templating.fields(job.shell))
     with ExitStack() as stack:
@@ -510,7 +511,7 @@ def _fetched(source: Input) -> Any:
     return source.storage.fetched(source.location)
 
 
-def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io.StringIO) -> None:
+def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: LogBuffer) -> None:
     """Run the command; its stderr (and stdout, unless stdout is the result) goes to the log.
 
     What it prints comes back through a pipe this process reads while the command runs
@@ -540,7 +541,7 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
             stopping.track(started.process)
         process = started.process
         command_started()  # the coordinator's own work, when this is its thread, runs beside the command
-        text = _collect(process, err, stdout)
+        _collect(process, err, stdout, printed)
         code = process.wait()
     except BaseException:  # Ctrl-C, SIGTERM, or the write failed: do not leave the command running
         if started is not None:
@@ -554,7 +555,7 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: io
                 started.process.stdout.close()
             stopping.untrack(started.process)
     code, said = started.status(code)
-    printed.write(text.decode("utf-8", "replace") + said)
+    printed.write(said)
     if code != 0:
         last = printed.getvalue().splitlines()[-STDERR_TAIL_LINES:]
         reason = f"was killed by signal {-code} ({_signal_name(-code)})" if code < 0 else f"exited with status {code}"
@@ -589,10 +590,10 @@ _CHUNK = 65536  # a pipe's capacity: one read empties it
 _HUNG_UP = getattr(select, "POLLHUP", -1)  # poll's word for a pipe every writer closed (-1: no poll here)
 
 
-def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
-    """What the command prints to ``err`` while it runs, and (``result``) its stdout, as
-    they come. Each ends when its pipe does or, once the command has exited, with what is
-    there: everything the command and its foreground children wrote is in the pipe by
+def _collect(process: Any, err: int, result: io.RawIOBase | None, printed: LogBuffer) -> None:
+    """What the command prints to ``err`` while it runs (into ``printed``, which keeps a
+    log's worth of it), and (``result``) its stdout, as they come. Each ends when its pipe
+    does or, once the command has exited, with what is there: everything the command and its foreground children wrote is in the pipe by
     then, and a background process it left holding a pipe open (``server &``) is not
     waited for -- a daemon a task starts must not hold the run for its lifetime. What such
     a process prints later goes to a detached reader (:func:`_drain_elsewhere`), not into
@@ -603,7 +604,7 @@ def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
     if out is not None:
         poller.register(out, select.POLLIN)
     reading = {err} if out is None else {err, out}
-    chunks: list[bytes] = []
+    text = codecs.getincrementaldecoder("utf-8")("replace")
     while reading:
         for fd, events in poller.poll(_LEFT_OPEN_POLL):
             # hung up with nothing in it (POLLHUP alone: a command that printed nothing): it has
@@ -616,7 +617,7 @@ def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
                 assert result is not None
                 result.write(data)
             else:
-                chunks.append(data)
+                printed.write(text.decode(data))
         if reading and process.poll() is not None:  # it exited: nothing of its own is still to come
             for fd in sorted(reading):
                 rest, ended = _available(fd)
@@ -624,11 +625,11 @@ def _collect(process: Any, err: int, result: io.RawIOBase | None) -> bytes:
                     assert result is not None
                     result.write(rest)
                 else:
-                    chunks.append(rest)
+                    printed.write(text.decode(rest))
                 if not ended:  # something it started still holds the pipe
                     _drain_elsewhere(fd)
             break
-    return b"".join(chunks)
+    printed.write(text.decode(b"", final=True))
 
 
 def _drain_elsewhere(fd: int) -> None:

@@ -12,6 +12,7 @@ import io
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from targetrun.regularfile import read_upto
 from targetrun.serializers.base import SerializationError
 from targetrun.storage.base import Stat, Storage
 from targetrun.store.base import STORES, StateStore, StoreOptions
@@ -54,7 +55,7 @@ class InlineStorage(Storage):
 
     def put_file(self, local_path: str, url: str) -> None:
         with open(local_path, "rb") as f:
-            self._put(url, f.read(LIMIT + 1))
+            self._put(url, read_upto(f, LIMIT))
 
     def _put(self, url: str, data: bytes) -> None:
         if len(data) > LIMIT:
