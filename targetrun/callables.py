@@ -15,7 +15,10 @@ nothing recorded, a CI step told all is well. While a task's code runs (its modu
 import included: :func:`user_code`), ``os._exit`` called from it in this thread raises
 :class:`ProcessExitCalled` instead, a ``SystemExit``: the task fails, or its module is
 refused, like any other. A child it forked exits as asked; targetrun's own calls and other
-processes are untouched.
+processes are untouched. A child it forked that returns (or raises) into targetrun ends
+right there -- status 0, or 1 when it raised -- without running the process's exit
+handlers: it went on as a second copy of the run, recording the task again, running its
+dependents on the child's value and replacing their targets with what the child made.
 
 A thread the task's code started is no task's thread: ``os._exit`` there ended the run at
 once as well. While a run goes on in the process (:func:`running_tasks`), such a call (from
@@ -121,9 +124,12 @@ def user_code() -> Iterator[None]:
         with _guard_lock:
             _running.add(ident)
             _stray_exits.pop(ident, None)
+    called_in = os.getpid()
     try:
         yield
     finally:
+        if os.getpid() != called_in:  # a child the code forked came back: it is no second copy of the run
+            _real_exit(1 if sys.exc_info()[0] is not None else 0)
         _in_user_code.depth -= 1
         stray = None
         if _in_user_code.depth == 0:

@@ -310,7 +310,8 @@ def _run_python(job: Job) -> tuple[object, int | None, str | None, str]:
     fn = job.fn or load_callable(job.run or "", job.root)
     kwargs = dict(job.args)
     kwargs.update((arg, source.load()) for arg, source in job.inputs.items())
-    value = _awaited(fn(**kwargs))
+    with user_code():  # (nested) a child the call forked ends as it returns, before it writes anything
+        value = _awaited(fn(**kwargs))
     if job.checkpoint is None or job.storage is None or job.staging is None:
         return value, None, None, job.serializer
     try:
