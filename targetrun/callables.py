@@ -43,6 +43,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
+from targetrun import stopping
 from targetrun.errors import EXTRA_OF, SpecError, did_you_mean, install_hint
 from targetrun.model import TaskSpec
 
@@ -119,6 +120,8 @@ def user_code() -> Iterator[None]:
                 os._exit = posix._exit = _exit
                 _guarding_pid = os.getpid()
     ident = threading.get_ident()
+    # (only the main thread can set a handler, and the outermost call puts them back)
+    handlers = stopping.handlers() if not _depth() and threading.current_thread() is threading.main_thread() else None
     _in_user_code.depth = _depth() + 1
     if _in_user_code.depth == 1:
         with _guard_lock:
@@ -130,6 +133,8 @@ def user_code() -> Iterator[None]:
     finally:
         if os.getpid() != called_in:  # a child the code forked came back: it is no second copy of the run
             _real_exit(1 if sys.exc_info()[0] is not None else 0)
+        if handlers is not None:
+            stopping.restore_handlers(handlers)
         _in_user_code.depth -= 1
         stray = None
         if _in_user_code.depth == 0:

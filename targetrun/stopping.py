@@ -147,6 +147,23 @@ def _interrupt_main(signum: int) -> None:
     _thread.interrupt_main(signal.Signals(signum))
 
 
+def handlers() -> dict[int, Any]:
+    """The handlers of the stop signals (and of a closed output's SIGPIPE) now, for
+    :func:`restore_handlers` once a task's code that may change them has run."""
+    return {signum: signal.getsignal(signum) for signum in (*SIGNALS, CLOSED_OUTPUT)}
+
+
+def restore_handlers(before: dict[int, Any]) -> None:
+    """Put back the stop handlers a task's code replaced (in the main thread, where only it
+    can): a task that ignored SIGINT and SIGTERM (``signal.signal(SIGINT, SIG_IGN)``, as
+    some libraries do on import) left the run unstoppable but by ``kill -9`` -- no target
+    and no record cleaned up -- and one that set SIGPIPE back to its default let a closed
+    output kill the run without a word."""
+    for signum, handler in before.items():
+        if handler is not None and signal.getsignal(signum) is not handler:
+            signal.signal(signum, handler)
+
+
 def ignore() -> None:
     """From now on the stop signals are ignored: the command has finished, and only its
     exit code is left to give."""
