@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO, cast
 
@@ -51,12 +52,28 @@ def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) 
         stopping.ignore()  # the command is over: a signal now must not turn its result into a traceback
     except KeyboardInterrupt as exc:  # a signal between the command's end and here
         code = stopping.exit_code_of(exc)
-    if code in stopping.STOP_CODES:
+    if code in stopping.STOP_CODES or _threads_left_running():
         # Everything is recorded and cleaned up; a Python task still running in a worker
-        # thread cannot be stopped, and must not hold the exit (nothing it does is committed).
+        # thread cannot be stopped, and must not hold the exit (nothing it does is committed),
+        # nor may a thread a task's code started and left running.
         stopping.before_exit()
         os._exit(code)
     sys.exit(code)
+
+
+def _threads_left_running() -> bool:
+    """Whether threads a task's code started (not daemon threads) still run now that the
+    command is over -- said in one line. Python's exit waits for every such thread: a task
+    that left one sleeping (a library's background thread, a pool it never shut down)
+    held ``targetrun run`` for as long, after its work was done and reported."""
+    left = [t.name for t in threading.enumerate() if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+    if left:
+        names = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+        stopping.flush()
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.write(f"targetrun: warning: {len(left)} thread{'s' if len(left) > 1 else ''} a task started "
+                             f"still run{'' if len(left) > 1 else 's'} ({names}); targetrun exits without waiting\n")
+    return bool(left)
 
 
 def _stream(stream: TextIO | None) -> TextIO:

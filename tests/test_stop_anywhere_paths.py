@@ -165,7 +165,8 @@ def test_a_stop_while_recovering_what_a_killed_run_left_leaves_nothing_half_done
 
 @pytest.mark.parametrize("line", [
     "if not wait:",  # the run is over, the workers not yet told to go
-    "self._pool.shutdown(wait=wait, cancel_futures=not wait)",  # waiting for them to go
+    "self._pool.shutdown(wait=False, cancel_futures=not wait)",  # telling them to go
+    "process.join(max(0.0, deadline - time.monotonic()))",  # waiting for them to go
 ])
 def test_a_stop_as_the_worker_processes_are_shut_down_leaves_none_of_them_running(tmp_path, line):
     """The run has ended and its worker processes are being shut down when the stop lands:

@@ -67,6 +67,9 @@ def _notify_through(queue: Any, ignored: frozenset[int], parent: int | None = No
     set_process_hook(lambda task, ticket: queue.put((task, ticket)))
 
 
+WORKER_EXIT_GRACE = 1.0  # seconds a worker whose work is done gets to end on its own (moments, done)
+
+
 class ProcessExecutor:
     """Worker processes (``spawn``: no fork of a process that holds threads and sockets).
 
@@ -120,16 +123,24 @@ class ProcessExecutor:
             for process in workers:
                 with contextlib.suppress(OSError):
                     process.terminate()
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
-        if not wait:  # returns once they have ended, so the run's undo of their attempts (Engine._end) comes
-            # after their last write (a signal ends a worker at once: stopping.install_in_worker)
-            deadline = time.monotonic() + stopping.STOP_GRACE
-            for process in workers:
-                with contextlib.suppress(OSError, ValueError):
-                    process.join(max(0.0, deadline - time.monotonic()))
-                    if process.is_alive():  # stuck in C code that does not let the signal in
-                        process.kill()
-                        process.join(1)
+        # Not the pool's own wait: a worker's exit waits for every thread a task's code left
+        # running in it (a library's, a pool never shut down), and held the run's end as long.
+        self._pool.shutdown(wait=False, cancel_futures=not wait)
+        # Returns once they have ended, so the run's undo of their attempts (Engine._end) comes
+        # after their last write (a signal ends a worker at once: stopping.install_in_worker).
+        # Done, a worker ends within moments; one that does not, a signal ends (its work is over).
+        deadline = time.monotonic() + (stopping.STOP_GRACE if not wait else WORKER_EXIT_GRACE)
+        for process in workers:
+            with contextlib.suppress(OSError, ValueError):
+                process.join(max(0.0, deadline - time.monotonic()))
+                if process.is_alive() and wait:
+                    process.terminate()
+                    process.join(stopping.STOP_GRACE)
+                if process.is_alive():  # stuck in C code that does not let the signal in
+                    process.kill()
+                    process.join(1)
+        if wait:  # and the pool's own thread, which has nothing left to wait for
+            self._pool.shutdown(wait=True)
         self._end_reader(wait)
 
     def _end_reader(self, wait: bool) -> None:
