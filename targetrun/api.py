@@ -36,7 +36,7 @@ from targetrun.executors import base as executors
 from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
 from targetrun import redact
 from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, RunContext, RunSummary
-from targetrun.resolve import INLINE, LOCAL, TaskRenderer, escapes_through_symlink, own_file, protocol
+from targetrun.resolve import INLINE, LOCAL, TaskRenderer, escapes_through_symlink, own_file, protocol, result_roots
 from targetrun.envvars import expand_env
 from targetrun.pipelinefile import load_pipeline
 from targetrun.pipelinefile.values import check_param_name, check_param_value
@@ -211,7 +211,11 @@ def open_store(spec: PipelineSpec, url: str | None = None, options: StoreOptions
     moved or re-cloned project keeps its records."""
     kind, location = store_address(spec, url)
     store: type[StateStore] = STORES.get(kind)
-    return RootedStore(store.open(location, options or StoreOptions(settings.store_timeout())), spec.root, spec.name)
+    # the servers its result URLs and target URLs name with a password: the store keeps
+    # locations without it, and what it gives back is reached with the Pipelinefile's
+    logins = [*(root.url for root in result_roots(spec)), *(task.target for task in spec.tasks.values() if task.target)]
+    return RootedStore(store.open(location, options or StoreOptions(settings.store_timeout())), spec.root, spec.name,
+                       logins)
 
 
 @contextmanager

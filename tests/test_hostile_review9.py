@@ -4,6 +4,7 @@ state and environment."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,9 @@ import subprocess
 import sys
 import time
 
+import fsspec
+import pytest
+
 from targetrun import liveness
 from targetrun.resolve import LOCAL
 from targetrun.storage.base import staging_sibling
@@ -19,6 +23,18 @@ from targetrun.store.base import PendingWrite, RunRecord
 from targetrun.store.rooted import RootedStore
 from targetrun.store.sqlite import SqliteStore
 from tests.clirun import in_process, write_project
+from tests.test_hosted_urls import SERVERS, ServerMemory
+
+
+
+@pytest.fixture
+def servermem():
+    """fsspec's memory files, one store per server named in the URL (tests/test_hosted_urls.py)."""
+    fsspec.register_implementation("servermem", ServerMemory, clobber=True)
+    SERVERS.clear()
+    yield SERVERS
+    SERVERS.clear()
+
 
 ESCAPES = "b\x1b[2Jz\x07\u202e"  # clear screen, bell, right-to-left override
 
@@ -83,3 +99,102 @@ def test_a_dead_runs_half_target_is_kept_while_a_live_run_writes_it(tmp_path):
     finally:
         os.killpg(live.pid, signal.SIGKILL)
         live.communicate(timeout=10)
+
+
+# -- a result URL's password is kept out of the state store ------------------------------------
+
+STORED_PASSWORD = """\
+name: hosted
+{cache}tasks:
+  one: {{shell: 'echo one > {{output}}', target: 'servermem://alice:s3cret@one.example:2121/out/a.txt'}}
+  two: {{run: 'steps:two', target: 'servermem://alice:s3cret@two.example/out/b.pkl', cache_for: 1h}}
+  three: {{run: 'steps:three', needs: [two], result: lake, target: c.pkl}}
+results:
+  lake: {{url: 'servermem://bob:s3cret@three.example/lake'}}
+"""
+
+
+def _everything_stored(root, redis_url: str | None) -> str:
+    """Every text the state store holds (rows, JSON records, the compressed outcomes)."""
+    import sqlite3
+    import zlib
+
+    if redis_url is not None:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        said = []
+        for key in client.scan_iter("*"):
+            kind = client.type(key)
+            value = (client.get(key) if kind == b"string" else client.hgetall(key) if kind == b"hash" else
+                     client.zrange(key, 0, -1) if kind == b"zset" else client.smembers(key) if kind == b"set" else
+                     client.lrange(key, 0, -1))
+            said.append(repr((key, value)))
+            for blob in value.values() if isinstance(value, dict) else [value]:
+                if isinstance(blob, bytes):
+                    with contextlib.suppress(zlib.error):
+                        said.append(zlib.decompress(blob).decode("utf-8", "replace"))
+        return "\n".join(said)
+    db = sqlite3.connect(root / ".targetrun/state.db")
+    said = []
+    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        for row in db.execute(f"SELECT * FROM {table}"):
+            said.append(repr(row))
+            said += [zlib.decompress(cell).decode() for cell in row if isinstance(cell, bytes) and table == "blobs"]
+    db.close()
+    return "\n".join(said)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_a_result_urls_password_is_not_kept_in_the_state_store(tmp_path, servermem, store, request):
+    """A target URL's password (``ftp://u:pw@host/``, a ``results:`` URL's) was stored as it
+    was in every record of it: the checkpoint record and its key, the task record, the
+    cache entry, the run's outcomes -- a user sharing state.db, or a Redis store many
+    share, shared the password. The store now keeps each location without its password
+    (the user and server stay: they tell one server's file from another's); the password
+    comes from the Pipelinefile each time, and every command still reaches the files."""
+    redis_url = request.getfixturevalue("redis_url") if store == "redis" else None
+    cache = f"cache: {redis_url}\n" if redis_url else ""
+    root = write_project(tmp_path, STORED_PASSWORD.format(cache=cache),
+                         **{"steps.py": "def two():\n    return 2\n\ndef three(two):\n    return two + 1\n"})
+    first = in_process(root, "run")
+    assert first.returncode == 0, first.stdout + first.stderr
+    del servermem[("three.example", 21)]["/lake/c.pkl"]
+    again = in_process(root, "run")
+    shown = in_process(root, "show", "three")
+    status = in_process(root, "status", "--json")
+    assert again.returncode == 0 and "skipped  two          target exists (until" in again.stdout \
+        and "ran      three" in again.stdout, again.stdout
+    assert shown.stdout == "3\n" and status.returncode == 0, shown.stdout + shown.stderr + status.stderr
+    assert [t["recorded"] for t in json.loads(status.stdout)["tasks"]] == [True] * 3, status.stdout
+    stored = _everything_stored(root, redis_url)
+    assert "one.example" in stored and "three.example/lake/c.pkl" in stored  # (the place is kept)
+    assert "s3cret" not in stored
+    removed = in_process(root, "invalidate", "one")
+    assert removed.returncode == 0 and "/out/a.txt" not in servermem[("one.example", 2121)], removed.stdout
+
+
+def test_a_pending_write_kept_without_its_password_is_still_resolved(tmp_path, servermem):
+    """What recovery reads back of a dead run's pending write on a server with a password
+    is the location without it; the password the Pipelinefile gives is put back, so the
+    staging file is found inside the result location and removed (not left as "another
+    place's")."""
+    root = write_project(tmp_path, STORED_PASSWORD.format(cache=""),
+                         **{"steps.py": "def two():\n    return 2\n\ndef three(two):\n    return two + 1\n"})
+    target = "servermem://bob:s3cret@three.example/lake/c.pkl"
+    staging = staging_sibling(target, "20261201T000000-dead00-1-0a1b2c3d")
+    fsspec.filesystem("servermem", host="three.example").pipe(staging, b"half")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    store = RootedStore(SqliteStore(str(root / ".targetrun/state.db")), str(root), "hosted")
+    try:
+        store.begin_run(RunRecord("20261201T000000-dead00", "hosted", time.time() - 60,
+                                  owner=liveness.owner_id().rsplit("/", 1)[0] + f"/{gone.pid}", heartbeat=time.time() - 60))
+        store.intend_write(PendingWrite("20261201T000000-dead00", target, staging, "servermem"))
+    finally:
+        store.close()
+    assert "s3cret" not in _everything_stored(root, None)
+    done = in_process(root, "status")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(servermem[("three.example", 21)]) == [], "the staging file of a dead run was left"
+    assert "c.pkl" not in _everything_stored(root, None), "the pending write of a dead run was kept"
