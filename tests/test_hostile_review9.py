@@ -198,3 +198,39 @@ def test_a_pending_write_kept_without_its_password_is_still_resolved(tmp_path, s
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(servermem[("three.example", 21)]) == [], "the staging file of a dead run was left"
     assert "c.pkl" not in _everything_stored(root, None), "the pending write of a dead run was kept"
+
+
+# -- hostile environment: no file descriptor left ---------------------------------------------
+
+HOARD = '''
+import os
+HELD = []
+
+def hoard():
+    """Open files until the process may open no more, then give one back."""
+    try:
+        while True:
+            HELD.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    os.close(HELD.pop())
+    return {"b": 1}
+'''
+
+
+def test_no_file_descriptor_left_for_a_commands_pipe_is_said_without_a_traceback(tmp_path):
+    """A Python task that leaves one file descriptor free (a leak, or ``ulimit -n`` reached):
+    the next shell task's output pipe could not be made, and the failure was shown as the
+    task's own exception with targetrun's traceback (``os.pipe()`` in engine/work.py). It
+    is now said as a command that could not start, as when the shell itself cannot, with
+    what to do."""
+    from tests.clirun import targetrun
+
+    root = write_project(tmp_path, "name: fds\ntasks:\n  b: {run: 'steps:hoard', target: out/b.json}\n"
+                                   "  c: {shell: 'cat {needs.b} > {output}', needs: [b], target: out/c.txt}\n",
+                         **{"steps.py": HOARD})
+    done = targetrun(root, "run")
+    said = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in said and "work.py" not in said, said
+    assert "FAILED   c            the command could not start: Too many open files" in said, said
+    assert "ulimit -n" in said, said
