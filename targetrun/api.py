@@ -35,7 +35,7 @@ from targetrun.events import NullReporter, Reporter
 from targetrun.executors import base as executors
 from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
 from targetrun import redact
-from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, RunContext, RunSummary
+from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, PlannedTask, RunContext, RunSummary
 from targetrun.resolve import INLINE, LOCAL, TaskRenderer, escapes_through_symlink, own_file, protocol, result_roots
 from targetrun.envvars import expand_env
 from targetrun.pipelinefile import load_pipeline
@@ -427,27 +427,53 @@ def invalidate(
     context = run_context(spec, date=date, params=params)
     removed: list[str] = []
     with backends(spec, store_url) as opened:
-        planned = TaskRenderer.for_run(spec, context).render(spec.tasks[task])
-        if planned.target is not None:
-            storage = opened.storage(planned.target.result)
-            url = planned.target.url
-            if storage.exists(url):
-                _check_removable(storage, url, opened.store.checkpoint(url))
-                storage.remove(url)  # first: a record left without its target only has the next run rewrite it
-                removed.append(f"target {url}")
-        try:
+        every = _invalidated(spec, TaskRenderer.for_run(spec, context), task)
+        doomed: list[tuple[Storage, str]] = []
+        for planned in every:  # each checked before anything is touched
             if planned.target is not None:
-                opened.store.forget_checkpoint(planned.target.url)
-            if planned.cache_key:
-                count = opened.store.delete_cache(key=planned.cache_key)
+                storage = opened.storage(planned.target.result)
+                url = planned.target.url
+                if storage.exists(url):
+                    _check_removable(storage, url, opened.store.checkpoint(url))
+                    doomed.append((storage, url))
+        for storage, url in doomed:
+            storage.remove(url)  # first: a record left without its target only has the next run rewrite it
+            removed.append(f"target {url}")
+        try:
+            for planned in every:
+                if planned.target is not None:
+                    opened.store.forget_checkpoint(planned.target.url)
+            for key in dict.fromkeys(planned.cache_key for planned in every if planned.cache_key):
+                count = opened.store.delete_cache(key=key)
                 if count:
-                    removed.append(f"{count} cache entr{'y' if count == 1 else 'ies'} under {planned.cache_key!r}")
+                    removed.append(f"{count} cache entr{'y' if count == 1 else 'ies'} under {key!r}")
         except TargetrunError as exc:
             if removed:  # say what did happen: the error alone reads as if nothing had
                 exc.message = (f"{' and '.join(removed)} already removed, but its records were not: {exc.message}; "
                                f"run `targetrun invalidate {task}` again to remove them")
             raise
     return removed
+
+
+def _invalidated(spec: PipelineSpec, renderer: TaskRenderer, name: str) -> list[PlannedTask]:
+    """The task as ``invalidate`` removes it: itself, or every child of a mapped task whose
+    items are known without running anything (a list, a parameter); one mapping over
+    another task's value is refused (UsageError): its children are not known."""
+    from targetrun.engine.mapping import static_items
+
+    task = spec.tasks[name]
+    if task.foreach is None:
+        return [renderer.render(task)]
+    try:
+        items = static_items(task.foreach, renderer.base)
+    except ValueError as exc:
+        raise UsageError(f"cannot invalidate {name!r}: {exc}", hint="Check the values that fill its foreach.") from None
+    if items is None:
+        upstream = renderer.render(task).mapped_upstream
+        raise UsageError(f"cannot invalidate {name!r}: it maps over the value of {upstream!r}, so its children are not "
+                         "known without reading it",
+                         hint=f"Run `targetrun run --force {name}` to remake them, or delete their targets yourself.")
+    return [renderer.render(task, index, item) for index, item in enumerate(items)]
 
 
 def _check_removable(storage: Storage, url: str, record: Checkpoint | None) -> None:

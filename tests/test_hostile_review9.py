@@ -234,3 +234,33 @@ def test_no_file_descriptor_left_for_a_commands_pipe_is_said_without_a_traceback
     assert done.returncode == 1 and "Traceback" not in said and "work.py" not in said, said
     assert "FAILED   c            the command could not start: Too many open files" in said, said
     assert "ulimit -n" in said, said
+
+
+# -- invalidate of a mapped task ----------------------------------------------------------------
+
+
+def test_invalidate_of_a_mapped_task_removes_every_childs_target_and_cache_entries(tmp_path):
+    """``invalidate a`` of a mapped task said "nothing to remove" and left every child's
+    target and cache entry (its parent has no target of its own), though naming a child
+    is refused with "Name 'a' (all its children)". Each child is now rendered and removed
+    as a task's target is -- each checked first, before anything is touched; a task mapping
+    over another's value (its children unknown until that is read) is refused, exit 2."""
+    root = write_project(tmp_path, "name: mapped\nparams: {items: [x, y]}\ntasks:\n"
+                                   "  a: {run: steps:f, foreach: '{params.items}', args: {i: '{item}'}, "
+                                   "target: 'out/{item}.pkl', cache_for: 1h}\n"
+                                   "  up: {run: steps:f, args: {i: [1, 2]}, target: out/up.pkl}\n"
+                                   "  b: {run: steps:g, needs: {i: up}, foreach: {needs: up}, target: 'out/b{map_index}.pkl'}\n",
+                         **{"steps.py": "def f(i):\n    return i\n\ndef g(i):\n    return i\n"})
+    made = in_process(root, "run")
+    assert made.returncode == 0 and (root / "out/x.pkl").exists() and (root / "out/b1.pkl").exists(), made.stdout
+    (root / "out/mine.txt").write_text("not targetrun's")
+    done = in_process(root, "invalidate", "a")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (root / "out/x.pkl").exists() and not (root / "out/y.pkl").exists(), done.stdout
+    assert "target" in done.stdout and "cache entr" in done.stdout, done.stdout
+    listed = in_process(root, "cache", "list", "--json")
+    assert [e["task"] for e in json.loads(listed.stdout)] == [], listed.stdout
+    refused = in_process(root, "invalidate", "b")
+    said = refused.stdout + refused.stderr
+    assert refused.returncode == 2 and "'up'" in said and "Traceback" not in said, said
+    assert (root / "out/b0.pkl").exists() and (root / "out/b1.pkl").exists()
