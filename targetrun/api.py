@@ -616,36 +616,67 @@ def show(
     a pickle only if this store recorded it and its sha256 matches; a recorded checkpoint
     that differs is refused (exit 2), with ``trust`` too. A task without a target keeps one
     value per run: the newest one made with the parameter values and date asked for."""
-    check_task(spec, task)
+    check_task(spec, task, children=True)
     context = run_context(spec, date=date, params=params)
     with backends(spec, store_url) as opened:
         settle(opened, clock, lock_lease)
-        planned = TaskRenderer.for_run(spec, context).render(spec.tasks[task])
+        planned = _shown_task(spec, TaskRenderer.for_run(spec, context), task)
+        name = planned.spec.name
         where, codec = planned.target, planned.serializer
-        if where is None and spec.tasks[task].foreach is not None:
+        if where is None and planned.is_gather:
             raise UsageError(f"task {task!r} is mapped (foreach): each of its children ({task}[0], {task}[1], ...) "
                              "has a value of its own, and the task none besides them",
-                             hint=f"`targetrun status {task}` lists the children and their targets; "
-                                  "a task that needs it receives the list of their values.")
+                             hint=f"`targetrun show {task}[0]` shows one; `targetrun status {task}` lists the "
+                                  "children and their targets; a task that needs it receives the list of their values.")
         if where is None:
             checkpoint = _made_as_asked(opened.store.task_checkpoints(spec.name, task), task, context)
             where, codec = Location(checkpoint.storage, checkpoint.location), checkpoint.serializer
         if location_only:
             return Shown(where.url)
         if where.result == LOCAL:
-            _refuse_outside(spec, spec.tasks[task].result, where.url, task)
+            _refuse_outside(spec, spec.tasks[name].result, where.url, name)
         written = opened.store.checkpoint(where.url)
         codec = written.serializer if written else codec  # as it was written, never by a guess
         try:
             value = read_value(opened.storage(where.result), where.url, codec, expected=Expected.of(written),
                                trust=trusting(trust), task=task)
         except FileNotFoundError:
-            raise UsageError(f"{where.url} does not exist", hint=f"Run `targetrun run {task}` first.") from None
+            raise UsageError(f"{where.url} does not exist", hint=f"Run `targetrun run {name}` first.") from None
         except CorruptCheckpoint as exc:
-            raise UsageError(f"{exc}; refusing to show it", hint=f"Run `targetrun run {task}` to rebuild it.") from None
+            raise UsageError(f"{exc}; refusing to show it", hint=f"Run `targetrun run {name}` to rebuild it.") from None
         except SerializationError as exc:
             raise UsageError(f"cannot read {where.url} as {codec}: {exc}") from None
         return Shown(where.url, value)
+
+
+def _shown_task(spec: PipelineSpec, renderer: TaskRenderer, name: str) -> PlannedTask:
+    """The task ``show`` reads: ``name`` itself, or the child ``name[N]`` of a mapped task
+    whose items are known without running anything (a list, a parameter)."""
+    from targetrun.engine.mapping import static_items
+
+    parent, bracket, rest = name.partition("[")
+    task = spec.tasks[parent]
+    if not bracket:
+        return renderer.render(task)
+    if not rest.endswith("]") or not rest[:-1].isdigit() or not rest[:-1].isascii():
+        raise UsageError(f"{name!r} is not a child of {parent!r}", hint=f"Name one as {parent}[0], {parent}[1], ...")
+    index = int(rest[:-1])
+    if task.foreach is None:
+        raise UsageError(f"task {parent!r} is not mapped (no foreach): it has no children",
+                         hint=f"Name it alone: `targetrun show {parent}`.")
+    try:
+        items = static_items(task.foreach, renderer.base)
+    except ValueError as exc:
+        raise UsageError(f"cannot show {name!r}: {exc}", hint="Check the values that fill its foreach.") from None
+    if items is None:
+        raise UsageError(f"cannot show {name!r}: {parent!r} maps over the value of "
+                         f"{renderer.render(task).mapped_upstream!r}, so its children are not known without reading it",
+                         hint=f"A task that needs {parent!r} receives the list of their values.")
+    if index >= len(items):
+        raise UsageError(f"{name!r}: {parent!r} has {len(items)} child{'' if len(items) == 1 else 'ren'} "
+                         f"({parent}[0] to {parent}[{len(items) - 1}])" if items else f"{parent!r} has no children",
+                         hint="Check the values that fill its foreach (-p, --params-file).")
+    return renderer.render(task, index, items[index])
 
 
 def _refuse_outside(spec: PipelineSpec, result: str, url: str, task: str) -> None:

@@ -637,7 +637,7 @@ def graph(ctx: click.Context, tasks: tuple[str, ...], path: str | None, fmt: str
 @click.pass_context
 def show(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...], params_file: str | None,
          dates: tuple[str, ...], location: bool, trust: bool | None) -> int:
-    """Print TASK's checkpointed value (or, with --location, where it is stored)."""
+    """Print TASK's checkpointed value (or, with --location, where it is stored); TASK[N]: a mapped task's child."""
     from targetrun.report.show import render_value
 
     spec = _load(path)

@@ -264,3 +264,26 @@ def test_invalidate_of_a_mapped_task_removes_every_childs_target_and_cache_entri
     said = refused.stdout + refused.stderr
     assert refused.returncode == 2 and "'up'" in said and "Traceback" not in said, said
     assert (root / "out/b0.pkl").exists() and (root / "out/b1.pkl").exists()
+
+
+def test_show_reads_one_child_of_a_mapped_task(tmp_path):
+    """``show a`` of a mapped task said each child has a value of its own; ``show 'a[1]'``
+    then said "Name 'a' (all its children)": no child's value could be shown at all. A
+    child is now shown as a task is (read under the same trust rule); an index beyond its
+    items, or a task mapping over another's value, is one paragraph and exit 2."""
+    root = write_project(tmp_path, "name: mapped\nparams: {items: [x, y]}\ntasks:\n"
+                                   "  a: {run: steps:f, foreach: '{params.items}', args: {i: '{item}'}, "
+                                   "target: 'out/{item}.pkl'}\n"
+                                   "  up: {run: steps:f, args: {i: [1, 2]}, target: out/up.pkl}\n"
+                                   "  b: {run: steps:f, needs: {i: up}, foreach: {needs: up}, target: 'out/b{map_index}.pkl'}\n",
+                         **{"steps.py": "def f(i):\n    return i\n"})
+    assert in_process(root, "run").returncode == 0
+    one, where = in_process(root, "show", "a[1]"), in_process(root, "show", "--location", "a[0]")
+    assert (one.returncode, one.stdout) == (0, "y\n"), one.stdout + one.stderr
+    assert (where.returncode, where.stdout) == (0, f"{root}/out/x.pkl\n"), where.stdout + where.stderr
+    (root / "out/y.pkl").write_bytes((root / "out/x.pkl").read_bytes() + b" ")
+    for args, words in ((["show", "a[1]"], "not what targetrun wrote"), (["show", "a[2]"], "2 children"),
+                        (["show", "b[0]"], "'up'"), (["show", "up[0]"], "not mapped"), (["show", "a[x]"], "a[x]")):
+        done = in_process(root, *args)
+        said = done.stdout + done.stderr
+        assert done.returncode == 2 and words in said and "Traceback" not in said, (args, said)
