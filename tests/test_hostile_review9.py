@@ -287,3 +287,25 @@ def test_show_reads_one_child_of_a_mapped_task(tmp_path):
         done = in_process(root, *args)
         said = done.stdout + done.stderr
         assert done.returncode == 2 and words in said and "Traceback" not in said, (args, said)
+
+
+def test_a_lock_on_a_target_url_is_kept_without_its_password(tmp_path):
+    """A run's lock on a target is named by its location; a run killed while holding it
+    left the password in the store's locks until the lease ran out (or for good in a row
+    nobody took again). The name is kept without it; the caller still sees its own names."""
+    import sqlite3
+
+    store = RootedStore(SqliteStore(str(tmp_path / "state.db")), str(tmp_path), "p")
+    name, other = "target:ftp://u:s3cret@h/x.txt", "target:ftp://u:s3cret@h/y.txt"
+    try:
+        assert store.acquire(name, "me", 60.0) and store.lock_owner(name) == "me"
+        assert store.acquire_many([name, other], "me", 60.0) == {name, other}
+        assert not store.acquire(other.replace("s3cret", "else"), "you", 60.0)  # the same file on the same server
+        db = sqlite3.connect(tmp_path / "state.db")
+        assert sorted(row[0] for row in db.execute("SELECT name FROM locks")) == [
+            "target:ftp://u@h/x.txt", "target:ftp://u@h/y.txt"]
+        store.release(name, "me")
+        assert store.lock_owner(name) is None and store.lock_owner(other) == "me"
+        db.close()
+    finally:
+        store.close()
