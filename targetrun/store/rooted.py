@@ -89,10 +89,12 @@ class Keys:
         self._inside = self.root.rstrip(os.sep) + os.sep
         self._placed = f"{_PLACED}{quote(self.root, safe='/')}}}/"
         # A server's URL start without its password -> with it: learned from every location
-        # given (and ``logins``, the pipeline's result URLs), never kept in the store.
+        # given (and ``logins``: the pipeline's result and target URLs), never kept in the store.
         self._logins: dict[str, str] = {}
         for url in logins:
-            self._bare(url)
+            found = redact.login(url)
+            if found is not None and "{" not in found[0]:  # a template's server is learned once it is rendered
+                self._logins[found[1]] = found[0]
 
     def _bare(self, location: str) -> str:
         """``location`` without the password of its server (a store never keeps it: a user
@@ -113,6 +115,8 @@ class Keys:
         ('ftp://u@h:21/data/a.txt', 'ftp://u:pw@h:21/data/a.txt')
         >>> keys.located("ftp://v@h:21/a.txt"), keys.located("s3://b/k@x")
         ('ftp://v@h:21/a.txt', 's3://b/k@x')
+        >>> Keys("/w", "p", ["ftp://v:{params.pw}@h/{x}"]).located("ftp://v@h/a.txt")  # a template: not a password
+        'ftp://v@h/a.txt'
         """
         scheme, sep, rest = key.partition("://")
         if not sep or not self._logins:
