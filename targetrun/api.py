@@ -35,8 +35,8 @@ from targetrun.events import NullReporter, Reporter
 from targetrun.executors import base as executors
 from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
 from targetrun import redact
-from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, RunContext, RunSummary
-from targetrun.resolve import INLINE, LOCAL, TaskRenderer, escapes_through_symlink, own_file, protocol
+from targetrun.model import CacheEntry, Checkpoint, Location, PipelineSpec, PlannedTask, RunContext, RunSummary
+from targetrun.resolve import INLINE, LOCAL, TaskRenderer, escapes_through_symlink, own_file, protocol, result_roots
 from targetrun.envvars import expand_env
 from targetrun.pipelinefile import load_pipeline
 from targetrun.pipelinefile.values import check_param_name, check_param_value
@@ -211,7 +211,11 @@ def open_store(spec: PipelineSpec, url: str | None = None, options: StoreOptions
     moved or re-cloned project keeps its records."""
     kind, location = store_address(spec, url)
     store: type[StateStore] = STORES.get(kind)
-    return RootedStore(store.open(location, options or StoreOptions(settings.store_timeout())), spec.root, spec.name)
+    # the servers its result URLs and target URLs name with a password: the store keeps
+    # locations without it, and what it gives back is reached with the Pipelinefile's
+    logins = [*(root.url for root in result_roots(spec)), *(task.target for task in spec.tasks.values() if task.target)]
+    return RootedStore(store.open(location, options or StoreOptions(settings.store_timeout())), spec.root, spec.name,
+                       logins)
 
 
 @contextmanager
@@ -423,27 +427,53 @@ def invalidate(
     context = run_context(spec, date=date, params=params)
     removed: list[str] = []
     with backends(spec, store_url) as opened:
-        planned = TaskRenderer.for_run(spec, context).render(spec.tasks[task])
-        if planned.target is not None:
-            storage = opened.storage(planned.target.result)
-            url = planned.target.url
-            if storage.exists(url):
-                _check_removable(storage, url, opened.store.checkpoint(url))
-                storage.remove(url)  # first: a record left without its target only has the next run rewrite it
-                removed.append(f"target {url}")
-        try:
+        every = _invalidated(spec, TaskRenderer.for_run(spec, context), task)
+        doomed: list[tuple[Storage, str]] = []
+        for planned in every:  # each checked before anything is touched
             if planned.target is not None:
-                opened.store.forget_checkpoint(planned.target.url)
-            if planned.cache_key:
-                count = opened.store.delete_cache(key=planned.cache_key)
+                storage = opened.storage(planned.target.result)
+                url = planned.target.url
+                if storage.exists(url):
+                    _check_removable(storage, url, opened.store.checkpoint(url))
+                    doomed.append((storage, url))
+        for storage, url in doomed:
+            storage.remove(url)  # first: a record left without its target only has the next run rewrite it
+            removed.append(f"target {url}")
+        try:
+            for planned in every:
+                if planned.target is not None:
+                    opened.store.forget_checkpoint(planned.target.url)
+            for key in dict.fromkeys(planned.cache_key for planned in every if planned.cache_key):
+                count = opened.store.delete_cache(key=key)
                 if count:
-                    removed.append(f"{count} cache entr{'y' if count == 1 else 'ies'} under {planned.cache_key!r}")
+                    removed.append(f"{count} cache entr{'y' if count == 1 else 'ies'} under {key!r}")
         except TargetrunError as exc:
             if removed:  # say what did happen: the error alone reads as if nothing had
                 exc.message = (f"{' and '.join(removed)} already removed, but its records were not: {exc.message}; "
                                f"run `targetrun invalidate {task}` again to remove them")
             raise
     return removed
+
+
+def _invalidated(spec: PipelineSpec, renderer: TaskRenderer, name: str) -> list[PlannedTask]:
+    """The task as ``invalidate`` removes it: itself, or every child of a mapped task whose
+    items are known without running anything (a list, a parameter); one mapping over
+    another task's value is refused (UsageError): its children are not known."""
+    from targetrun.engine.mapping import static_items
+
+    task = spec.tasks[name]
+    if task.foreach is None:
+        return [renderer.render(task)]
+    try:
+        items = static_items(task.foreach, renderer.base)
+    except ValueError as exc:
+        raise UsageError(f"cannot invalidate {name!r}: {exc}", hint="Check the values that fill its foreach.") from None
+    if items is None:
+        upstream = renderer.render(task).mapped_upstream
+        raise UsageError(f"cannot invalidate {name!r}: it maps over the value of {upstream!r}, so its children are not "
+                         "known without reading it",
+                         hint=f"Run `targetrun run --force {name}` to remake them, or delete their targets yourself.")
+    return [renderer.render(task, index, item) for index, item in enumerate(items)]
 
 
 def _check_removable(storage: Storage, url: str, record: Checkpoint | None) -> None:
@@ -586,36 +616,67 @@ def show(
     a pickle only if this store recorded it and its sha256 matches; a recorded checkpoint
     that differs is refused (exit 2), with ``trust`` too. A task without a target keeps one
     value per run: the newest one made with the parameter values and date asked for."""
-    check_task(spec, task)
+    check_task(spec, task, children=True)
     context = run_context(spec, date=date, params=params)
     with backends(spec, store_url) as opened:
         settle(opened, clock, lock_lease)
-        planned = TaskRenderer.for_run(spec, context).render(spec.tasks[task])
+        planned = _shown_task(spec, TaskRenderer.for_run(spec, context), task)
+        name = planned.spec.name
         where, codec = planned.target, planned.serializer
-        if where is None and spec.tasks[task].foreach is not None:
+        if where is None and planned.is_gather:
             raise UsageError(f"task {task!r} is mapped (foreach): each of its children ({task}[0], {task}[1], ...) "
                              "has a value of its own, and the task none besides them",
-                             hint=f"`targetrun status {task}` lists the children and their targets; "
-                                  "a task that needs it receives the list of their values.")
+                             hint=f"`targetrun show {task}[0]` shows one; `targetrun status {task}` lists the "
+                                  "children and their targets; a task that needs it receives the list of their values.")
         if where is None:
             checkpoint = _made_as_asked(opened.store.task_checkpoints(spec.name, task), task, context)
             where, codec = Location(checkpoint.storage, checkpoint.location), checkpoint.serializer
         if location_only:
             return Shown(where.url)
         if where.result == LOCAL:
-            _refuse_outside(spec, spec.tasks[task].result, where.url, task)
+            _refuse_outside(spec, spec.tasks[name].result, where.url, name)
         written = opened.store.checkpoint(where.url)
         codec = written.serializer if written else codec  # as it was written, never by a guess
         try:
             value = read_value(opened.storage(where.result), where.url, codec, expected=Expected.of(written),
                                trust=trusting(trust), task=task)
         except FileNotFoundError:
-            raise UsageError(f"{where.url} does not exist", hint=f"Run `targetrun run {task}` first.") from None
+            raise UsageError(f"{where.url} does not exist", hint=f"Run `targetrun run {name}` first.") from None
         except CorruptCheckpoint as exc:
-            raise UsageError(f"{exc}; refusing to show it", hint=f"Run `targetrun run {task}` to rebuild it.") from None
+            raise UsageError(f"{exc}; refusing to show it", hint=f"Run `targetrun run {name}` to rebuild it.") from None
         except SerializationError as exc:
             raise UsageError(f"cannot read {where.url} as {codec}: {exc}") from None
         return Shown(where.url, value)
+
+
+def _shown_task(spec: PipelineSpec, renderer: TaskRenderer, name: str) -> PlannedTask:
+    """The task ``show`` reads: ``name`` itself, or the child ``name[N]`` of a mapped task
+    whose items are known without running anything (a list, a parameter)."""
+    from targetrun.engine.mapping import static_items
+
+    parent, bracket, rest = name.partition("[")
+    task = spec.tasks[parent]
+    if not bracket:
+        return renderer.render(task)
+    if not rest.endswith("]") or not rest[:-1].isdigit() or not rest[:-1].isascii():
+        raise UsageError(f"{name!r} is not a child of {parent!r}", hint=f"Name one as {parent}[0], {parent}[1], ...")
+    index = int(rest[:-1])
+    if task.foreach is None:
+        raise UsageError(f"task {parent!r} is not mapped (no foreach): it has no children",
+                         hint=f"Name it alone: `targetrun show {parent}`.")
+    try:
+        items = static_items(task.foreach, renderer.base)
+    except ValueError as exc:
+        raise UsageError(f"cannot show {name!r}: {exc}", hint="Check the values that fill its foreach.") from None
+    if items is None:
+        raise UsageError(f"cannot show {name!r}: {parent!r} maps over the value of "
+                         f"{renderer.render(task).mapped_upstream!r}, so its children are not known without reading it",
+                         hint=f"A task that needs {parent!r} receives the list of their values.")
+    if index >= len(items):
+        raise UsageError(f"{name!r}: {parent!r} has {len(items)} child{'' if len(items) == 1 else 'ren'} "
+                         f"({parent}[0] to {parent}[{len(items) - 1}])" if items else f"{parent!r} has no children",
+                         hint="Check the values that fill its foreach (-p, --params-file).")
+    return renderer.render(task, index, items[index])
 
 
 def _refuse_outside(spec: PipelineSpec, result: str, url: str, task: str) -> None:

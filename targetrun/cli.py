@@ -531,7 +531,7 @@ def _report_after_run(spec: Any, path: str, run_ids: list[str], err: TextIO) -> 
     and never replaces the run's own outcome or exit code."""
     try:
         written = write_report(spec, path, run_ids)
-        err.write(f"targetrun: report written to {written}\n")
+        err.write(f"targetrun: report written to {printable(written)}\n")
     except TargetrunError as exc:
         _print_error(f"the report was not written: {exc.format()}", err)
 
@@ -654,7 +654,7 @@ def graph(ctx: click.Context, tasks: tuple[str, ...], path: str | None, fmt: str
 @click.pass_context
 def show(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...], params_file: str | None,
          dates: tuple[str, ...], location: bool, trust: bool | None) -> int:
-    """Print TASK's checkpointed value (or, with --location, where it is stored)."""
+    """Print TASK's checkpointed value (or, with --location, where it is stored); TASK[N]: a mapped task's child."""
     from targetrun.report.show import render_value
 
     spec = _load(path)
@@ -662,7 +662,7 @@ def show(ctx: click.Context, task: str, path: str | None, params: tuple[str, ...
                      location_only=location, trust=trust or _settings(ctx).trust, clock=_clock(),
                      lock_lease=_settings(ctx).lock_lease)
     if location:
-        _out(ctx).write(shown.location + "\n")
+        _out(ctx).write(printable(shown.location) + "\n")
     else:
         render_value(shown.value, _out(ctx))
     return 0
@@ -744,7 +744,7 @@ def report(ctx: click.Context, path: str | None, output: str, run_ids: tuple[str
     spec = _load(path)
     written = write_report(spec, output, run_ids, last)
     size = os.path.getsize(written)
-    _out(ctx).write(f"wrote {written} ({size / 1024:.0f} KB)\n")
+    _out(ctx).write(f"wrote {printable(written)} ({size / 1024:.0f} KB)\n")
     return 0
 
 
@@ -853,7 +853,7 @@ def validate(ctx: click.Context, path: str | None, as_json: bool) -> int:
                              "text": p.format()} for p in problems]}
         _out(ctx).write(json.dumps(doc, indent=2) + "\n")
     elif not problems:
-        _out(ctx).write(f"{where}: ok, {count} task{'s' if count != 1 else ''}\n")
+        _out(ctx).write(f"{printable(where)}: ok, {count} task{'s' if count != 1 else ''}\n")
     else:
         for problem in problems:
             _print_error(problem.format(), ctx.obj["err"] if ctx.obj else sys.stderr)

@@ -291,6 +291,41 @@ def userinfo(url: str, *, whole: bool = False) -> tuple[str, str] | None:
     return (user, password) if colon else (user, "")
 
 
+def login(url: str) -> tuple[str, str] | None:
+    """The start of a URL that names a server *with a password* -- ``scheme://user:password@host:port``,
+    up to its path -- and that start without the password (``scheme://user@host:port``); None
+    for any other text. The server part ends at the first ``/``, ``?`` or ``#``, as a URL
+    parser ends it (and fsspec takes the server from it). What a state store keeps of a
+    location is it without the password (targetrun/store/rooted.py): the user and server
+    still tell one server's file from another's, and the password comes from the
+    Pipelinefile or the environment each time.
+
+    >>> login("ftp://alice:s3cret@h.example:2121/out/a.txt")
+    ('ftp://alice:s3cret@h.example:2121', 'ftp://alice@h.example:2121')
+    >>> login("redis://:pw@h/0"), login("s3://bucket/a:b@c"), login("ftp://alice@h/x"), login("/p/a:b@c")
+    (('redis://:pw@h', 'redis://h'), None, None, None)
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest or not scheme or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        return None
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    info, at, server = rest[:cut].rpartition("@")
+    user, colon, password = info.partition(":")
+    if not at or not colon or not password:
+        return None
+    return f"{scheme}://{rest[:cut]}", f"{scheme}://{user}{'@' if user else ''}{server}"
+
+
+def without_password(url: str) -> str:
+    """``url`` without the password of its server part (:func:`login`); any other text as it is.
+
+    >>> without_password("ftp://alice:s3cret@h.example/out/a.txt"), without_password("s3://b/k")
+    ('ftp://alice@h.example/out/a.txt', 's3://b/k')
+    """
+    found = login(url) if "@" in url else None
+    return url if found is None else found[1] + url[len(found[0]):]
+
+
 def bare_userinfo(text: str) -> list[tuple[str, str]]:
     """The (user, password) pairs written without a scheme in ``text`` (the rule in the
     module docstring).

@@ -248,7 +248,7 @@ def test_a_long_password_in_a_refused_value_is_not_shown_cut(tmp_path: Path, how
 
 @pytest.mark.parametrize(("args", "said"), [
     (["run", "m[1]"], "'m[1]' is a child of the mapped task 'm'"),
-    (["show", "m[0]"], "'m[0]' is a child of the mapped task 'm'"),
+    (["invalidate", "m[0]"], "'m[0]' is a child of the mapped task 'm'"),  # (show m[0] shows it)
     (["run", "FETCH"], "did you mean 'fetch'?"),
 ])
 def test_an_unknown_task_named_like_a_known_one_gets_a_hint(tmp_path: Path, args: list[str], said: str) -> None:

@@ -522,7 +522,10 @@ def _call_shell(job: Job, command: str, stdout: io.RawIOBase | None, printed: Lo
     from targetrun import direct
     from targetrun.executors.base import command_started
 
-    err, err_end = os.pipe()
+    try:
+        err, err_end = os.pipe()  # (none left: the limit of open files is reached)
+    except OSError as exc:
+        raise _not_started(command, exc) from None
     started: direct.Started | None = None
     try:
         # A stop while the command starts is raised once it is tracked, here, where the
@@ -573,6 +576,9 @@ def _not_started(command: str, exc: OSError) -> WorkError:
         return WorkError(f"the command could not start: rendered, it is {len(command.encode('utf-8', 'replace')):,} "
                          f"bytes, more than the system lets one command have ({exc.strerror}); pass large values "
                          "through a file (a target the command reads as {needs.TASK}, or a dep) instead", usage=True)
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return WorkError(f"the command could not start: {exc.strerror}: this process (or the system) may open no "
+                         "more files -- a task that leaves files open, or a low `ulimit -n`: raise it or close them")
     return WorkError(f"the command could not start: {exc.strerror or exc}")
 
 

@@ -22,7 +22,12 @@ inside its folder as it is now, any other where they were written -- as before. 
 checkpoint another pipeline's cache entry points to is vouched for by that entry (its
 record is keyed relative to a folder the reader cannot know).
 
-Lock names are not translated: a lock says "this file is being computed", and two clones
+A URL that names a server with a password (``ftp://user:pw@host/``, a ``results:`` URL) is
+stored without the password -- in keys, records, pending writes, outcomes and lock names --:
+a user shares state.db, many share a Redis store. What is read back gets the password this
+process was given (the Pipelinefile's result and target URLs, every location it stored).
+
+Lock names are not translated otherwise: a lock says "this file is being computed", and two clones
 at different paths sharing a Redis store write different files.
 
 Records written before this (keyed by the absolute path) are still found while the
@@ -42,7 +47,7 @@ from dataclasses import replace
 from typing import Optional, TypeVar
 from urllib.parse import quote, unquote
 
-from targetrun import liveness
+from targetrun import liveness, redact
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskOutcome
 from targetrun.store.base import (LastRun, OutcomeMark, PendingWrite, Recorded, RunOutcomes, RunRecord, RunStatus,
                                   StateStore, TaskRecord, may_differ)
@@ -78,11 +83,47 @@ class Keys:
     ('/elsewhere/clone/out/a.pkl', '/w/proj/out/a.pkl')
     """
 
-    def __init__(self, root: str, pipeline: str) -> None:
+    def __init__(self, root: str, pipeline: str, logins: Iterable[str] = ()) -> None:
         self.root = os.path.abspath(root)
         self.pipeline = pipeline
         self._inside = self.root.rstrip(os.sep) + os.sep
         self._placed = f"{_PLACED}{quote(self.root, safe='/')}}}/"
+        # A server's URL start without its password -> with it: learned from every location
+        # given (and ``logins``: the pipeline's result and target URLs), never kept in the store.
+        self._logins: dict[str, str] = {}
+        for url in logins:
+            found = redact.login(url)
+            if found is not None and "{" not in found[0]:  # a template's server is learned once it is rendered
+                self._logins[found[1]] = found[0]
+
+    def _bare(self, location: str) -> str:
+        """``location`` without the password of its server (a store never keeps it: a user
+        shares state.db, many share a Redis store); the password is remembered, in this
+        process only, to give back what is read (:meth:`_dressed`)."""
+        found = redact.login(location)
+        if found is None:
+            return location
+        whole, bare = found
+        self._logins[bare] = whole
+        return bare + location[len(whole):]
+
+    def _dressed(self, key: str) -> str:
+        """A URL key with its server's password back, when this process was given it.
+
+        >>> keys = Keys("/w", "p", ["ftp://u:pw@h:21/data"])
+        >>> keys.stored("ftp://u:pw@h:21/data/a.txt"), keys.located("ftp://u@h:21/data/a.txt")
+        ('ftp://u@h:21/data/a.txt', 'ftp://u:pw@h:21/data/a.txt')
+        >>> keys.located("ftp://v@h:21/a.txt"), keys.located("s3://b/k@x")
+        ('ftp://v@h:21/a.txt', 's3://b/k@x')
+        >>> Keys("/w", "p", ["ftp://v:{params.pw}@h/{x}"]).located("ftp://v@h/a.txt")  # a template: not a password
+        'ftp://v@h/a.txt'
+        """
+        scheme, sep, rest = key.partition("://")
+        if not sep or not self._logins:
+            return key
+        cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        whole = self._logins.get(key[:len(scheme) + 3 + cut])
+        return key if whole is None else whole + rest[cut:]
 
     def _rest(self, location: str) -> str | None:
         """``location`` relative to the project's folder, with ``/`` separators; None outside it."""
@@ -94,7 +135,9 @@ class Keys:
     def stored(self, location: str) -> str:
         """The key a record of ``location`` is looked up by: root-marked inside the project."""
         rest = self._rest(location)
-        return location if rest is None else ROOT_MARK + rest
+        if rest is None:
+            return self._bare(location) if "@" in location else location
+        return ROOT_MARK + rest
 
     def stored_all(self, locations: list[str]) -> list[str]:
         """:meth:`stored` of each of ``locations`` (a lookup of 10,000 records at once).
@@ -104,13 +147,16 @@ class Keys:
         """
         if os.sep != "/":
             return list(map(self.stored, locations))
-        inside, cut = self._inside, len(self._inside)
-        return [ROOT_MARK + location[cut:] if location.startswith(inside) else location for location in locations]
+        inside, cut, bare = self._inside, len(self._inside), self._bare
+        return [ROOT_MARK + location[cut:] if location.startswith(inside) else bare(location) if "@" in location
+                else location for location in locations]
 
     def placed(self, location: str) -> str:
         """``location`` as a record another project may read keeps it: root-marked, with this root."""
         rest = self._rest(location)
-        return location if rest is None else self._placed + rest
+        if rest is None:
+            return self._bare(location) if "@" in location else location
+        return self._placed + rest
 
     def located(self, key: str, *, own: bool = True) -> str:
         """The location a stored key names: inside this project as it is now, or (``own``
@@ -119,7 +165,7 @@ class Keys:
             return self._inside_at(key[len(ROOT_MARK):])
         placed = _split_placed(key)
         if placed is None:
-            return key
+            return self._dressed(key) if "@" in key else key
         writer, rest = placed
         return self._inside_at(rest) if own else _joined(writer.rstrip(os.sep) + os.sep, rest)
 
@@ -152,6 +198,8 @@ class Keys:
 
     def target_in(self, record: TaskRecord) -> TaskRecord:
         r, target = record, record.target
+        if target is not None and "@" in target and not target.startswith(ROOT_MARK):
+            return replace(r, target=self._dressed(target))
         if target is None or not target.startswith(ROOT_MARK):
             return r
         # as located(target); a new record rather than replace(record, target=...), which
@@ -184,9 +232,9 @@ class RootedStore(StateStore):
     """A state store seen through :class:`Keys`: every location written is stored as its
     key, every key read is returned as a location (see the module docstring)."""
 
-    def __init__(self, inner: StateStore, root: str, pipeline: str) -> None:
+    def __init__(self, inner: StateStore, root: str, pipeline: str, logins: Iterable[str] = ()) -> None:
         self.inner = inner
-        self.keys = Keys(root, pipeline)
+        self.keys = Keys(root, pipeline, logins)
         # The key each pending write read here was stored under (by its staging location):
         # it is ended under that key, whatever root or format it was written with.
         self._pending_keys: dict[str, str] = {}
@@ -461,26 +509,33 @@ class RootedStore(StateStore):
     def delete_blob(self, key: str) -> None:
         self.inner.delete_blob(key)
 
+    # A lock's name ("target:LOCATION") is kept without a server's password, as a location is.
+
+    def _lock(self, name: str) -> str:
+        kind, colon, location = name.partition(":")
+        return kind + colon + self.keys._bare(location) if "@" in location else name
+
     def acquire(self, name: str, owner: str, lease: float) -> bool:
-        return self.inner.acquire(name, owner, lease)
+        return self.inner.acquire(self._lock(name), owner, lease)
 
     def acquire_many(self, names: Sequence[str], owner: str, lease: float) -> set[str]:
-        return self.inner.acquire_many(names, owner, lease)
+        stored = {self._lock(name): name for name in names}
+        return {stored[name] for name in self.inner.acquire_many(list(stored), owner, lease)}
 
     def renew(self, names: list[str], owner: str, lease: float) -> None:
-        self.inner.renew(names, owner, lease)
+        self.inner.renew([self._lock(name) for name in names], owner, lease)
 
     def release(self, name: str, owner: str) -> None:
-        self.inner.release(name, owner)
+        self.inner.release(self._lock(name), owner)
 
     def release_soon(self, name: str, owner: str) -> None:
-        self.inner.release_soon(name, owner)
+        self.inner.release_soon(self._lock(name), owner)
 
     def lock_owner(self, name: str) -> str | None:
-        return self.inner.lock_owner(name)
+        return self.inner.lock_owner(self._lock(name))
 
     def lock_lease(self, name: str) -> tuple[str, float] | None:
-        return self.inner.lock_lease(name)
+        return self.inner.lock_lease(self._lock(name))
 
     def close(self) -> None:
         self.inner.close()
