@@ -23,17 +23,10 @@ from targetrun.store.base import PendingWrite, RunRecord
 from targetrun.store.rooted import RootedStore
 from targetrun.store.sqlite import SqliteStore
 from tests.clirun import in_process, write_project
-from tests.test_hosted_urls import SERVERS, ServerMemory
+from tests import test_hosted_urls
 
 
-
-@pytest.fixture
-def servermem():
-    """fsspec's memory files, one store per server named in the URL (tests/test_hosted_urls.py)."""
-    fsspec.register_implementation("servermem", ServerMemory, clobber=True)
-    SERVERS.clear()
-    yield SERVERS
-    SERVERS.clear()
+servermem = test_hosted_urls.servermem  # fsspec's memory files, one store per server named in the URL
 
 
 ESCAPES = "b\x1b[2Jz\x07\u202e"  # clear screen, bell, right-to-left override
