@@ -15,7 +15,12 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   sets it through ``global``, and a module-level statement of any module that runs that
   sets it from outside (``config.LIMIT = 5``: entry ``"tasks.py:config.LIMIT" ->
   "sets:<digest>"``); a module
-  imported by a literal name (``importlib.import_module("h5")``) counts whole; and a name
+  imported by a literal name (``importlib.import_module("h5")``) counts whole, as does one
+  that sets names where no statement shows which (``exec``, ``globals()``: entry
+  ``"h.py:(module)" -> "module:<digest>"``, :func:`_dynamic`); a name a module's
+  ``__getattr__`` supplies counts by it; a call at import of a project function (a
+  decorator, ``h.configure(LIMIT)``: ``"tasks.py:h.configure()" -> "calls:<digest>"``)
+  counts where what the function reaches is read; and a name
   defined in an ``if``/``try`` at module level by each branch (a module alias too:
   ``impl.f`` after ``import fast as impl`` / ``import slow as impl`` counts both ``f``). Each object is
   one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
@@ -105,6 +110,7 @@ class _Module:
     sets: dict[str, _Object] = field(default_factory=dict)
 
 
+_NO_OBJECT = _Object("", "", frozenset(), {})
 _PARSED: dict[tuple[str, str], _Module] = {}  # (path, sha256 of its bytes) -> parsed; per process
 
 
@@ -278,6 +284,8 @@ STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no 
 MODULE = "%"  # a reference "%pkg/h5": a module imported by a literal name, which counts whole
 SETS = ">"  # a walked name ">config.LIMIT": the module-level statements that set it (_Module.sets)
 ALIAS = "@"  # a reference "f@fast:f": `from fast import f` as one of the branches binding f (no name holds "@")
+WHOLE = "(module)"  # the object "the whole module" of one whose names are set where no statement shows it (_dynamic)
+CALLED = "()"  # a sets name "h.configure()": the module-level calls of h.configure (what they set is not told)
 
 
 def _digest(node: ast.AST) -> str:
@@ -325,9 +333,48 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
         return _Module({}, {}, unparsable=1)
     _strip_docstrings(tree)
     parsed = _Module({}, {})
-    _collect(tree.body, parsed, module if is_package else module.rpartition(".")[0], branch=False)
+    package = module if is_package else module.rpartition(".")[0]
+    _collect(tree.body, parsed, package, branch=False)
     _set_through_global(tree.body, parsed)
+    if _dynamic(tree):  # every object, and every statement at module level, by one digest
+        references: set[str] = set(parsed.objects)
+        imports: Imports = {}
+        for node in tree.body:
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)):
+                found, inside = _references(node, package)
+                references |= found
+                imports.update(inside)
+        parsed.objects[WHOLE] = _Object("module", _digest(tree), frozenset(references), imports)
     return parsed
+
+
+def _dynamic(tree: ast.Module) -> bool:
+    """Whether a module's names may be set (or read) where none of its statements shows
+    which: ``exec``/``eval`` at module level, ``globals()`` anywhere, ``vars()`` or
+    ``locals()`` at module level, the module itself through ``sys.modules[__name__]``. Such
+    a module counts whole: any edit of it may change what a task reads there.
+
+    >>> _dynamic(ast.parse("globals().update(A=1)")), _dynamic(ast.parse("def f(c):\\n    exec(c, {})"))
+    (True, False)
+    """
+    todo: list[tuple[ast.AST, bool]] = [(node, True) for node in tree.body]  # (node, runs at module level)
+    while todo:
+        sub, top = todo.pop()
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
+            called = sub.func.id
+            if called == "globals" or top and (called in ("exec", "eval") or called in ("vars", "locals") and not sub.args):
+                return True
+        if isinstance(sub, ast.Subscript):
+            of, key = sub.value, sub.slice
+        elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.args:
+            of, key = sub.func.value, sub.args[0]  # sys.modules.get(__name__)
+        else:
+            of, key = None, None
+        if isinstance(of, ast.Attribute) and of.attr == "modules" and isinstance(key, ast.Name) and key.id == "__name__":
+            return True
+        inner = top and not isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        todo.extend((child, inner) for child in ast.iter_child_nodes(sub))
+    return False
 
 
 def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
@@ -351,14 +398,14 @@ def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
             parsed.objects[name] = replace(old, references=old.references | by)
 
 
-def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: bool) -> None:
+def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: bool, runs: bool = True) -> None:
     """The objects and imports a module's statements define. Inside ``if``/``try``/``with``
     at module level (a fallback ``def`` in ``except ImportError:``) each definition counts,
     and one name defined in several branches counts by all of them, an import among them
     too (``try: from fast import f`` / ``except ImportError: from slow import f``); ``f = wrap(f)`` counts
     by the ``def f`` it wraps and the call that wraps it; ``X += ...`` adds to
     ``X``, as ``X[k] = ...`` and ``X.a = ...`` do; ``A, B = ...`` defines ``A`` and ``B``
-    by the whole value."""
+    by the whole value. ``runs``: the statements run on import (not in a ``__main__`` guard)."""
     objects = parsed.objects
 
     def define(name: str, kind: str, node: ast.AST, merge: bool) -> None:
@@ -411,10 +458,27 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
         if branch and name not in objects and source is not None and source[1] is not None:
             alternative(name, (source[0], source[1]))
 
+    def call_at_import(chain: str, node: ast.AST, references: Iterable[str] = ()) -> None:
+        """A call at import of ``chain`` (``h.configure(LIMIT)``, ``@register("x")``): it may
+        set what that function reaches, wherever it is read (:meth:`CodeIndex._setting`)."""
+        if chain.partition(".")[0] not in objects and chain.partition(".")[0] not in parsed.imports:
+            return  # a builtin's or a local's: no project function
+        found, imports = _references(node, package)
+        new = _Object("calls", _digest(node), found | {chain, *references}, imports)
+        key = chain + CALLED
+        old = parsed.sets.get(key)
+        if old is not None:
+            new = _Object("calls", hashlib.sha256((old.digest + new.digest).encode()).hexdigest()[:16],
+                          old.references | new.references, {**old.imports, **new.imports})
+        parsed.sets[key] = new
+
     for node in body:
-        for walrus in _walruses(node):  # `if (X := ...):` binds X at module level
+        if runs:
+            for chain, call, references in _calls_at_import(node):
+                call_at_import(chain, call, references)
+        for walrus, scope in _walruses(node):  # `if (X := ...):` binds X at module level
             imported_too(walrus.target.id)
-            define(walrus.target.id, "const", walrus.value, True)
+            define(walrus.target.id, "const", scope, True)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             imported_too(node.name)
             define(node.name, "class" if isinstance(node, ast.ClassDef) else "def", node, branch)
@@ -435,6 +499,14 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                     define(root.id, "const", node, True)  # `TABLE["b"] = ...`, `Scaler.factor = ...`: it changes
                 elif root is not target:
                     sets_imported(target, node)
+        elif isinstance(node, ast.Expr) and (attribute := _setattr_target(node.value)) is not None:
+            root = attribute.value  # `setattr(h, "V", 1)` is `h.V = 1`
+            while isinstance(root, (ast.Attribute, ast.Subscript)):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in objects:
+                define(root.id, "const", node, True)
+            else:
+                sets_imported(attribute, node)
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             define(node.target.id, "const", node, True)
         elif isinstance(node, ast.AugAssign):
@@ -461,7 +533,7 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                         imported_too(name.id)
                         define(name.id, "const", node.iter, True)
             before = dict(objects)
-            _collect([*node.body, *node.orelse], parsed, package, branch=True)
+            _collect([*node.body, *node.orelse], parsed, package, branch=True, runs=runs)
             for filled in [n for n, obj in objects.items() if before.get(n) is not obj]:
                 define(filled, "const", node, True)  # what the loop fills depends on what it loops over
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -483,7 +555,7 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                     if isinstance(captured, str):
                         imported_too(captured)
                         define(captured, "const", ast.Match(subject=node.subject, cases=[case]), True)
-                _collect(case.body, parsed, package, branch=True)
+                _collect(case.body, parsed, package, branch=True, runs=runs)
         elif isinstance(node, (ast.If, ast.Try, ast.With)) or type(node).__name__ == "TryStar":
             for item in getattr(node, "items", []):  # `with open(...) as X:` binds X, by what it enters
                 for name in ast.walk(item.optional_vars) if item.optional_vars is not None else ():
@@ -491,23 +563,77 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                         imported_too(name.id)
                         define(name.id, "const", item.context_expr, True)
             for block in ("body", "orelse", "finalbody"):
-                _collect(getattr(node, block, []), parsed, package, branch=True)
+                _collect(getattr(node, block, []), parsed, package, branch=True,
+                         runs=runs and not (block == "body" and _main_guard(node)))
             for handler in getattr(node, "handlers", []):
-                _collect(handler.body, parsed, package, branch=True)
+                _collect(handler.body, parsed, package, branch=True, runs=runs)
 
 
-def _walruses(node: ast.stmt) -> Iterator[ast.NamedExpr]:
+def _walruses(node: ast.stmt) -> Iterator[tuple[ast.NamedExpr, ast.expr]]:
     """The ``X := ...`` in a module-level statement that bind ``X`` in the module: those of
     its own expressions (a comprehension's too), not of the statements nested in it or of
-    a function or class."""
-    todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)] \
+    a function or class -- each with what it binds by: its value, or the outermost
+    comprehension around it (``[(X := i) for i in ITEMS]`` binds X by what it goes over)."""
+    todo: list[tuple[ast.AST, ast.expr | None]] = \
+        [(child, None) for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)] \
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
     while todo:
-        sub = todo.pop()
+        sub, around = todo.pop()
         if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
-            yield sub
+            yield sub, around if around is not None else sub.value
+        if isinstance(sub, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)) and around is None:
+            around = sub
+        if not isinstance(sub, (ast.Lambda, ast.stmt)):
+            todo.extend((child, around) for child in ast.iter_child_nodes(sub))
+
+
+def _calls_at_import(node: ast.stmt) -> Iterator[tuple[str, ast.AST, frozenset[str]]]:
+    """The calls a module-level statement makes when the module is imported, by the name
+    called (``h.configure``): those in its own expressions (not in the statements nested
+    in it, nor in a function or lambda), each with the call, and its decorators -- each
+    called with what it decorates, which counts by its name (``@register("x")`` over
+    ``def fx``: ``fx`` is what the registry then holds). Nothing in a ``__main__`` guard."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        for decorator in node.decorator_list:
+            function = decorator.func if isinstance(decorator, ast.Call) else decorator
+            chain = function.id if isinstance(function, ast.Name) else \
+                _dotted(function) if isinstance(function, ast.Attribute) else None
+            if chain is not None:
+                yield chain, decorator, frozenset((node.name,))
+        return
+    todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)]
+    while todo:
+        sub = todo.pop()
+        if isinstance(sub, ast.Call):
+            chain = sub.func.id if isinstance(sub.func, ast.Name) else \
+                _dotted(sub.func) if isinstance(sub.func, ast.Attribute) else None
+            if chain is not None:
+                yield chain, sub, frozenset()
         if not isinstance(sub, (ast.Lambda, ast.stmt)):
             todo.extend(ast.iter_child_nodes(sub))
+
+
+def _setattr_target(value: ast.expr) -> ast.Attribute | None:
+    """``h.V`` for ``setattr(h, "V", ...)`` with a literal name; None for any other expression.
+
+    >>> ast.unparse(_setattr_target(ast.parse("setattr(cfg.opts, 'n', 1)").body[0].value))
+    'cfg.opts.n'
+    """
+    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Name) or value.func.id != "setattr" \
+            or len(value.args) != 3 or not isinstance(value.args[0], (ast.Name, ast.Attribute)):
+        return None
+    name = value.args[1]
+    if not isinstance(name, ast.Constant) or not isinstance(name.value, str) or not name.value.isidentifier():
+        return None
+    return ast.Attribute(value=value.args[0], attr=name.value, ctx=ast.Store())
+
+
+def _main_guard(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":`` -- its body never runs on import."""
+    test = node.test if isinstance(node, ast.If) else None
+    return isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__" \
+        and len(test.comparators) == 1 and isinstance(test.comparators[0], ast.Constant) \
+        and test.comparators[0].value == "__main__"
 
 
 def _called_on(value: ast.expr) -> str | None:
@@ -584,6 +710,9 @@ class CodeIndex:
         self._closures: dict[str, dict[str, str] | None] = {}
         self._loads: dict[str, frozenset[str]] = {}  # module -> those its import runs that set names elsewhere
         self._set_where: dict[tuple[str, str], tuple[str, str] | None] = {}  # (module, name it sets) -> where that is
+        self._uses: dict[tuple[str, str], tuple[list[tuple[str, str]], frozenset[str]]] = {}  # object -> _edges
+        self._reached: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}  # object -> _reach
+        self._state: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}  # function -> what of _reach is state
 
     def _module(self, name: str) -> tuple[str, _Module] | None:
         """A project module by its dotted name (None: not a file in the project's folders)."""
@@ -607,9 +736,13 @@ class CodeIndex:
         self._files[name] = found
         return found
 
-    def _lookup(self, module: str, name: str, depth: int = 0) -> tuple[str, str] | None:
+    def _lookup(self, module: str, name: str, depth: int = 0, attribute: bool = True) -> tuple[str, str] | None:
         """Where a top-level name of a project module is defined: (module, name), following
-        imports -- or the module that does not parse, where the name cannot be told."""
+        imports -- or the module that does not parse, where the name cannot be told. A name
+        no statement binds is the module's whole when names are set there unseen (exec,
+        globals()), else, asked of the module from outside (``attribute``: ``h.LIMIT``,
+        ``from h import LIMIT``, not a name its own code reads), its ``__getattr__`` (PEP 562)
+        unless a submodule is so named."""
         found = self._module(module)
         if found is None or depth > 10:
             return None
@@ -620,9 +753,13 @@ class CodeIndex:
             source, attr = parsed.imports[name]
             return self._lookup(source, attr, depth + 1) if attr is not None else None
         for key, (source, _) in reversed(parsed.imports.items()):  # `from helpers import *`: the last one wins
-            if key.startswith(STAR) and (found_there := self._lookup(source, name, depth + 1)) is not None:
+            if key.startswith(STAR) and (found_there := self._lookup(source, name, depth + 1, False)) is not None:
                 return found_there
-        return None
+        fallback = WHOLE if WHOLE in parsed.objects else "__getattr__" if attribute and "__getattr__" in parsed.objects \
+            else None
+        if fallback is None or attribute and self._module(f"{module}.{name}") is not None:
+            return None  # nothing supplies it (a builtin, a local), or a submodule: looked up as one
+        return module, fallback
 
     def _origin(self, module: str, name: str, depth: int = 0) -> tuple[str, str] | None:
         """The module outside the project a name comes from, following the project's
@@ -647,7 +784,7 @@ class CodeIndex:
             if head in local:
                 source, name = local[head]
                 return self._lookup(source, name) if name is not None else None
-            return self._lookup(module, head)
+            return self._lookup(module, head, attribute=False)
         if imported is None:
             return None
         # `import helpers` ... `helpers.normalize`; `import pkg.words` ... `pkg.words.upper`
@@ -688,10 +825,38 @@ class CodeIndex:
                 if (module, SETS + chain) in seen:
                     continue
                 if (module, chain) not in self._set_where:
-                    self._set_where[module, chain] = self._resolve(module, chain, obj.imports)
-                if self._set_where[module, chain] in seen:
+                    self._set_where[module, chain] = self._resolve(module, chain.removesuffix(CALLED), obj.imports)
+                where = self._set_where[module, chain]
+                if where is None:
+                    continue
+                if self._state_read(where, seen) if chain.endswith(CALLED) else where in seen:
                     found.append((module, SETS + chain))
         return found
+
+    def _state_read(self, function: tuple[str, str], seen: set[tuple[str, str]]) -> bool:
+        """Whether what ``seen`` holds reads, from outside ``function``, state it reaches (a
+        constant, a class): what a call of it at import may have set -- the registry
+        ``@register("x")`` fills, the table ``h.configure(LIMIT)`` stores in --, not what
+        only the function's own code reads (a memo table a decorator keeps, a log list)."""
+        reach = self._reach(function)
+        if function not in self._state:
+            state = {where for where in reach if where != function and self._kind(where) in ("const", "class", "module")}
+            for mod, name in reach:  # a name a function reached sets through `global` counts by it (_set_through_global)
+                parsed = (self._files.get(mod) or ("?", _Module({}, {}, 1)))[1]
+                if not name.startswith(SETS) and parsed.objects.get(name, _NO_OBJECT).kind == "def":
+                    state.update((mod, other) for other, obj in parsed.objects.items()
+                                 if obj.kind == "const" and name in obj.references)
+            self._state[function] = frozenset(state)
+        written = self._state[function]
+        return not written.isdisjoint(seen) and \
+            any(not written.isdisjoint(self._edges(*where)[0]) for where in seen if where not in reach)
+
+    def _kind(self, where: tuple[str, str]) -> str:
+        mod, name = where
+        parsed = (self._files.get(mod) or ("?", _Module({}, {}, 1)))[1]
+        if parsed.unparsable is not None:
+            return "unparsable"
+        return (parsed.sets[name[len(SETS):]] if name.startswith(SETS) else parsed.objects[name]).kind
 
     def _setters_loaded_with(self, start: str) -> frozenset[str]:
         """The project modules importing ``start`` runs (it, the packages around it, what
@@ -759,22 +924,53 @@ class CodeIndex:
             obj = parsed.sets[name[len(SETS):]] if name.startswith(SETS) else parsed.objects[name]
             closure.entries[f"{rel}:{name.removeprefix(SETS)}"] = \
                 f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
-            for ref in sorted(obj.references):
-                if ref.startswith(MODULE):  # `import_module("h5")`: each object of h5, or its library
-                    whole, libraries = self._whole(obj.imports[ref][0])
-                    todo.extend(where for where in whole if where not in seen)
-                    seen.update(whole)
-                    closure.libraries.update(libraries)
-                    continue
-                for local in self._bindings(parsed, ref, obj.imports):
-                    where = self._resolve(mod, ref, local)
-                    if where is not None and where not in seen:
-                        seen.add(where)
-                        todo.append(where)
-                    elif where is None and (library := self._library(parsed, ref, local)) is not None:
-                        closure.libraries.add(library)
+            uses, libraries = self._edges(mod, name)
+            closure.libraries.update(libraries)
+            for where in uses:
+                if where not in seen:
+                    seen.add(where)
+                    todo.append(where)
         self._walked[run] = closure
         return closure
+
+    def _edges(self, mod: str, name: str) -> tuple[list[tuple[str, str]], frozenset[str]]:
+        """The project objects one object uses (its module's whole too, when that counts
+        whole), and the installed libraries it uses by name; once per object."""
+        if (mod, name) not in self._uses:
+            parsed = (self._files.get(mod) or ("?", _Module({}, {}, 1)))[1]
+            uses: list[tuple[str, str]] = []
+            libraries: set[str] = set()
+            if parsed.unparsable is None:
+                obj = parsed.sets[name[len(SETS):]] if name.startswith(SETS) else parsed.objects[name]
+                if WHOLE in parsed.objects and name != WHOLE:
+                    uses.append((mod, WHOLE))
+                for ref in sorted(obj.references):
+                    if ref.startswith(MODULE):  # `import_module("h5")`: each object of h5, or its library
+                        whole, of_library = self._whole(obj.imports[ref][0])
+                        uses.extend(whole)
+                        libraries |= of_library
+                        continue
+                    for local in self._bindings(parsed, ref, obj.imports):
+                        where = self._resolve(mod, ref, local)
+                        if where is not None:
+                            uses.append(where)
+                        elif (library := self._library(parsed, ref, local)) is not None:
+                            libraries.add(library)
+            self._uses[mod, name] = (uses, frozenset(libraries))
+        return self._uses[mod, name]
+
+    def _reach(self, start: tuple[str, str]) -> frozenset[tuple[str, str]]:
+        """The project objects ``start`` uses, transitively, itself included (once per object)."""
+        if start not in self._reached:
+            seen = {start}
+            todo = [start]
+            while todo:
+                for where in self._edges(*todo.pop())[0]:
+                    if where not in seen:
+                        seen.add(where)
+                        todo.append(where)
+            self._reached[start] = frozenset(seen)
+        return self._reached[start]
 
     def sources(self) -> list[str]:
         """The project files read so far (absolute paths): what the code of the tasks
@@ -1280,12 +1476,15 @@ class MadeFrom:
         """The task's code fingerprints now, as records keep them (with their model,
         :func:`~targetrun.stalediff.modelled`); None when its code is unknown."""
         if spec.version is not None:
-            return stalediff.modelled({"version": "version:" + spec.version})
+            return {"version": "version:" + spec.version}
         if spec.shell is not None:
-            return stalediff.modelled({"shell": _shell_digest(spec.shell)})
+            return {"shell": _shell_digest(spec.shell)}
         if spec.run is not None:
             code = self.code_index.of_callable(spec.run)
-            return stalediff.modelled(code) if code is not None else None
+            if code is None:
+                return None
+            outside = any(value.startswith(("python:", "dist:")) for value in code.values())  # a library's callable
+            return stalediff.modelled(code, "1" if outside else stalediff.CODE_MODEL)
         return None
 
     def param_fingerprint(self, name: str) -> str:
