@@ -19,8 +19,10 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   that sets names where no statement shows which (``exec``, ``globals()``: entry
   ``"h.py:(module)" -> "module:<digest>"``, :func:`_dynamic`); a name a module's
   ``__getattr__`` supplies counts by it; a call at import of a project function (a
-  decorator, ``h.configure(LIMIT)``: ``"tasks.py:h.configure()" -> "calls:<digest>"``)
-  counts where what the function reaches is read; and a name
+  decorator, ``h.configure(LIMIT)``: ``"tasks.py:h.configure()" -> "calls:<digest>"``; a
+  class statement whose base has an ``__init_subclass__``, or a metaclass) counts where
+  state the function reaches is read from outside it; ``vars(h)[k] = ...`` of another
+  module counts where anything of ``h`` is used; and a name
   defined in an ``if``/``try`` at module level by each branch (a module alias too:
   ``impl.f`` after ``import fast as impl`` / ``import slow as impl`` counts both ``f``). Each object is
   one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
@@ -108,6 +110,8 @@ class _Module:
     # what module-level statements set in another module (`config.LIMIT = 5`, `T["k"] = 1` after
     # `from helpers import T`): the name as written there -> those statements
     sets: dict[str, _Object] = field(default_factory=dict)
+    # the classes whose code a class statement deriving from them runs: an __init_subclass__, a metaclass
+    hooks: set[str] = field(default_factory=set)
 
 
 _NO_OBJECT = _Object("", "", frozenset(), {})
@@ -286,6 +290,7 @@ SETS = ">"  # a walked name ">config.LIMIT": the module-level statements that se
 ALIAS = "@"  # a reference "f@fast:f": `from fast import f` as one of the branches binding f (no name holds "@")
 WHOLE = "(module)"  # the object "the whole module" of one whose names are set where no statement shows it (_dynamic)
 CALLED = "()"  # a sets name "h.configure()": the module-level calls of h.configure (what they set is not told)
+SUBCLASSED = "(class)"  # a sets name "Base(class)": the class statements deriving from Base (its hooks run)
 
 
 def _digest(node: ast.AST) -> str:
@@ -445,37 +450,51 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
         head = (chain or "").partition(".")[0]
         if chain is None or head in objects or head not in parsed.imports:
             return
-        references, imports = _references(node, package)
-        new = _Object("sets", _digest(node), references | {chain}, imports)
-        old = parsed.sets.get(chain)
+        add_set(chain, "sets", node, {chain})
+
+    def add_set(key: str, kind: str, node: ast.AST, references: Iterable[str]) -> None:
+        found, imports = _references(node, package)
+        new = _Object(kind, _digest(node), found | set(references), imports)
+        old = parsed.sets.get(key)
         if old is not None:
-            new = _Object("sets", hashlib.sha256((old.digest + new.digest).encode()).hexdigest()[:16],
+            new = _Object(kind, hashlib.sha256((old.digest + new.digest).encode()).hexdigest()[:16],
                           old.references | new.references, {**old.imports, **new.imports})
-        parsed.sets[chain] = new
+        parsed.sets[key] = new
 
     def imported_too(name: str) -> None:  # a name a branch binds again: the import it had counts too
         source = parsed.imports.get(name)
         if branch and name not in objects and source is not None and source[1] is not None:
             alternative(name, (source[0], source[1]))
 
-    def call_at_import(chain: str, node: ast.AST, references: Iterable[str] = ()) -> None:
-        """A call at import of ``chain`` (``h.configure(LIMIT)``, ``@register("x")``): it may
-        set what that function reaches, wherever it is read (:meth:`CodeIndex._setting`)."""
-        if chain.partition(".")[0] not in objects and chain.partition(".")[0] not in parsed.imports:
-            return  # a builtin's or a local's: no project function
-        found, imports = _references(node, package)
-        new = _Object("calls", _digest(node), found | {chain, *references}, imports)
-        key = chain + CALLED
-        old = parsed.sets.get(key)
-        if old is not None:
-            new = _Object("calls", hashlib.sha256((old.digest + new.digest).encode()).hexdigest()[:16],
-                          old.references | new.references, {**old.imports, **new.imports})
-        parsed.sets[key] = new
+    def call_at_import(chain: str, node: ast.AST, references: Iterable[str], how: str) -> None:
+        """A call at import of ``chain`` (``h.configure(LIMIT)``, ``@register("x")``, a class
+        statement's base or metaclass): it may set what that function reaches, wherever
+        that is read (:meth:`CodeIndex._setting`)."""
+        head, dot, _ = chain.partition(".")
+        if head in objects and dot and not references:
+            return  # `UNITS.update(...)`: the module's own object, which counts by the statement (define)
+        if head in objects or head in parsed.imports:  # else no project function
+            add_set(chain + how, "calls", node, {chain, *references})
+
+    def written_unseen(chain: str, node: ast.AST) -> None:
+        """``vars(h)[k] = ...``, ``h.__dict__.update(...)``, ``setattr(h, name, ...)``: any name of
+        ``h`` may be set (of an object of this module: it changes)."""
+        head = chain.partition(".")[0]
+        if head in objects:
+            define(head, "const", node, True)
+        elif head in parsed.imports:
+            add_set(f"{chain}.{WHOLE}", "sets", node, {chain})
 
     for node in body:
         if runs:
-            for chain, call, references in _calls_at_import(node):
-                call_at_import(chain, call, references)
+            for chain, call, references, how in _calls_at_import(node):
+                call_at_import(chain, call, references, how)
+            for chain in _written_unseen(node):
+                written_unseen(chain, node)
+        if isinstance(node, ast.ClassDef) and any(isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                                  and d.name == "__init_subclass__" for d in node.body) \
+                or isinstance(node, ast.ClassDef) and any(isinstance(b, ast.Name) and b.id == "type" for b in node.bases):
+            parsed.hooks.add(node.name)  # a class statement deriving from it runs its code
         for walrus, scope in _walruses(node):  # `if (X := ...):` binds X at module level
             imported_too(walrus.target.id)
             define(walrus.target.id, "const", scope, True)
@@ -587,28 +606,55 @@ def _walruses(node: ast.stmt) -> Iterator[tuple[ast.NamedExpr, ast.expr]]:
             todo.extend((child, around) for child in ast.iter_child_nodes(sub))
 
 
-def _calls_at_import(node: ast.stmt) -> Iterator[tuple[str, ast.AST, frozenset[str]]]:
+def _calls_at_import(node: ast.stmt) -> Iterator[tuple[str, ast.AST, frozenset[str], str]]:
     """The calls a module-level statement makes when the module is imported, by the name
     called (``h.configure``): those in its own expressions (not in the statements nested
     in it, nor in a function or lambda), each with the call, and its decorators -- each
     called with what it decorates, which counts by its name (``@register("x")`` over
-    ``def fx``: ``fx`` is what the registry then holds). Nothing in a ``__main__`` guard."""
+    ``def fx``: ``fx`` is what the registry then holds), a class's bases (``SUBCLASSED``: their
+    ``__init_subclass__`` runs) and metaclass. Nothing in a ``__main__`` guard."""
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         for decorator in node.decorator_list:
-            function = decorator.func if isinstance(decorator, ast.Call) else decorator
-            chain = function.id if isinstance(function, ast.Name) else \
-                _dotted(function) if isinstance(function, ast.Attribute) else None
+            chain = _chain(decorator.func if isinstance(decorator, ast.Call) else decorator)
             if chain is not None:
-                yield chain, decorator, frozenset((node.name,))
+                yield chain, decorator, frozenset((node.name,)), CALLED
+        if isinstance(node, ast.ClassDef):  # `class A(Base)` runs Base's __init_subclass__; a metaclass runs
+            for base in node.bases:
+                if (chain := _chain(base)) is not None:
+                    yield chain, base, frozenset((node.name,)), SUBCLASSED
+            for keyword in node.keywords:
+                if keyword.arg == "metaclass" and (chain := _chain(keyword.value)) is not None:
+                    yield chain, keyword.value, frozenset((node.name,)), CALLED
         return
     todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)]
     while todo:
         sub = todo.pop()
-        if isinstance(sub, ast.Call):
-            chain = sub.func.id if isinstance(sub.func, ast.Name) else \
-                _dotted(sub.func) if isinstance(sub.func, ast.Attribute) else None
-            if chain is not None:
-                yield chain, sub, frozenset()
+        if isinstance(sub, ast.Call) and (chain := _chain(sub.func)) is not None:
+            yield chain, sub, frozenset(), CALLED
+        if not isinstance(sub, (ast.Lambda, ast.stmt)):
+            todo.extend(ast.iter_child_nodes(sub))
+
+
+def _chain(node: ast.expr) -> str | None:
+    """``h.configure`` for a name or an attribute chain that starts at a name, else None."""
+    return node.id if isinstance(node, ast.Name) else _dotted(node) if isinstance(node, ast.Attribute) else None
+
+
+def _written_unseen(node: ast.stmt) -> Iterator[str]:
+    """What a module-level statement may set any name of, unseen: ``h`` for ``vars(h)``,
+    ``h.__dict__``, ``setattr(h, name, ...)`` with a name not written out."""
+    todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)] \
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
+    while todo:
+        sub = todo.pop()
+        target: ast.expr | None = None
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.args and (
+                sub.func.id == "vars" or sub.func.id == "setattr" and _setattr_target(sub) is None):
+            target = sub.args[0]
+        elif isinstance(sub, ast.Attribute) and sub.attr == "__dict__":
+            target = sub.value
+        if target is not None and (chain := _chain(target)) is not None:
+            yield chain
         if not isinstance(sub, (ast.Lambda, ast.stmt)):
             todo.extend(ast.iter_child_nodes(sub))
 
@@ -709,7 +755,8 @@ class CodeIndex:
         self._unparsable: dict[str, str | None] = {}
         self._closures: dict[str, dict[str, str] | None] = {}
         self._loads: dict[str, frozenset[str]] = {}  # module -> those its import runs that set names elsewhere
-        self._set_where: dict[tuple[str, str], tuple[str, str] | None] = {}  # (module, name it sets) -> where that is
+        # (module, name it sets) -> where that is, and whether the whole name is there (not an object it is part of)
+        self._set_where: dict[tuple[str, str], tuple[tuple[str, str], bool] | None] = {}
         self._uses: dict[tuple[str, str], tuple[list[tuple[str, str]], frozenset[str]]] = {}  # object -> _edges
         self._reached: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}  # object -> _reach
         self._state: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}  # function -> what of _reach is state
@@ -753,8 +800,9 @@ class CodeIndex:
             source, attr = parsed.imports[name]
             return self._lookup(source, attr, depth + 1) if attr is not None else None
         for key, (source, _) in reversed(parsed.imports.items()):  # `from helpers import *`: the last one wins
-            if key.startswith(STAR) and (found_there := self._lookup(source, name, depth + 1, False)) is not None:
-                return found_there
+            lazy = key.startswith(STAR) and "__all__" in (self._module(source) or ("", _Module({}, {})))[1].objects
+            if key.startswith(STAR) and (found_there := self._lookup(source, name, depth + 1, lazy)) is not None:
+                return found_there  # (a name `__all__` lists may be one `__getattr__` supplies)
         fallback = WHOLE if WHOLE in parsed.objects else "__getattr__" if attribute and "__getattr__" in parsed.objects \
             else None
         if fallback is None or attribute and self._module(f"{module}.{name}") is not None:
@@ -824,14 +872,50 @@ class CodeIndex:
             for chain, obj in parsed.sets.items():
                 if (module, SETS + chain) in seen:
                     continue
+                if chain.endswith("." + WHOLE):  # `vars(h)[k] = ...`: any name of h, read where any object of it is
+                    target = self._module_named(module, chain[:-len(WHOLE) - 1])
+                    if target is not None and any(mod == target for mod, _ in seen):
+                        found.append((module, SETS + chain))
+                    continue
                 if (module, chain) not in self._set_where:
-                    self._set_where[module, chain] = self._resolve(module, chain.removesuffix(CALLED), obj.imports)
-                where = self._set_where[module, chain]
+                    self._set_where[module, chain] = self._resolve_prefix(module, chain.removesuffix(CALLED)
+                                                                          .removesuffix(SUBCLASSED), obj.imports)
+                where, exact = self._set_where[module, chain] or (None, False)
                 if where is None:
                     continue
-                if self._state_read(where, seen) if chain.endswith(CALLED) else where in seen:
+                if not exact and chain.endswith(CALLED) and chain[:-len(CALLED)].rpartition(".")[0] in parsed.sets:
+                    hit = False  # `h.T.update(...)`: said as what it sets, `sets h.T`
+                elif not exact or not chain.endswith((CALLED, SUBCLASSED)):  # an object it sets (`C.k = 1`, `R0.add(f)`)
+                    hit = where in seen
+                elif chain.endswith(SUBCLASSED):  # a class statement: only a hook of the base runs code
+                    hit = any(name in self._hooks(mod) for mod, name in self._reach(where)) and self._state_read(where, seen)
+                else:
+                    hit = self._state_read(where, seen)
+                if hit:
                     found.append((module, SETS + chain))
         return found
+
+    def _hooks(self, module: str) -> set[str]:
+        return (self._files.get(module) or ("", _Module({}, {})))[1].hooks
+
+    def _resolve_prefix(self, module: str, chain: str, local: Imports) -> tuple[tuple[str, str], bool] | None:
+        """The project object ``chain`` names, and True -- or, when only a part of it names one
+        (``R0.add``, ``C.k``: a method or an attribute of it), that object, and False."""
+        parts = chain.split(".")
+        for end in range(len(parts), 0, -1):
+            where = self._resolve(module, ".".join(parts[:end]), local)
+            if where is not None:
+                return where, end == len(parts)
+        return None
+
+    def _module_named(self, module: str, chain: str) -> str | None:
+        """The project module ``chain`` (``h``, ``pkg.h``) names in ``module``, or None."""
+        head, *attrs = chain.split(".")
+        imported = (self._files.get(module) or ("", _Module({}, {})))[1].imports.get(head)
+        if imported is None:
+            return None
+        target = ".".join([f"{imported[0]}.{imported[1]}" if imported[1] is not None else imported[0], *attrs])
+        return target if self._module(target) is not None else None
 
     def _state_read(self, function: tuple[str, str], seen: set[tuple[str, str]]) -> bool:
         """Whether what ``seen`` holds reads, from outside ``function``, state it reaches (a

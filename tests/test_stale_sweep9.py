@@ -96,6 +96,36 @@ HIDDEN = {
     "a function given to another module's add() at import": (
         {"tasks.py": "import reg9\n\ndef fx():\n    return '1'\n\nreg9.add('x', fx)\n\ndef make():\n    return reg9.REGISTRY['x']()\n",
          "reg9.py": "REGISTRY = {}\n\ndef add(name, f):\n    REGISTRY[name] = f\n"}, "tasks.py", "tasks.py: helper fx"),
+    # a class statement calls its base's __init_subclass__, or its metaclass
+    "a subclass its base's __init_subclass__ registers": (
+        {"tasks.py": "import reg9, plugins9\n\ndef make():\n    return reg9.REG['A'].v\n",
+         "reg9.py": "REG = {}\n\nclass Base:\n    def __init_subclass__(cls, **kw):\n        REG[cls.__name__] = cls\n",
+         "plugins9.py": "from reg9 import Base\n\nclass A(Base):\n    v = '1'\n"}, "plugins9.py", "plugins9.py: class A"),
+    "a class its metaclass registers": (
+        {"tasks.py": "from reg9 import Meta, REG\n\nclass A(metaclass=Meta):\n    v = '1'\n\ndef make():\n    return REG['A'].v\n",
+         "reg9.py": "REG = {}\n\nclass Meta(type):\n    def __init__(cls, *args):\n        REG[cls.__name__] = cls\n"},
+        "tasks.py", "tasks.py: class A"),
+    "a function a registry object's method decorates": (
+        {"tasks.py": "from reg9 import R0\n\n@R0.add\ndef fx():\n    return '1'\n\ndef make():\n    return R0.d['fx']()\n",
+         "reg9.py": "class R:\n    def __init__(self):\n        self.d = {}\n\n    def add(self, f):\n        self.d[f.__name__] = f\n"
+                    "        return f\n\nR0 = R()\n"}, "tasks.py", "tasks.py: helper fx"),
+    "a class attribute of another module's class set at module level": (
+        {"tasks.py": "from h9 import C\nC.k = '1'\n\ndef make():\n    return C.get()\n",
+         "h9.py": "class C:\n    k = '0'\n\n    @classmethod\n    def get(cls):\n        return cls.k\n"}, "tasks.py", "tasks.py: sets C.k"),
+    # another module's names set where no statement shows which
+    "vars(module)[name] = of another project module": (
+        {"tasks.py": "import h9\nvars(h9)['V'] = '1'\n\ndef make():\n    return h9.get()\n", "h9.py": "def get():\n    return V\n"},
+        "tasks.py", "tasks.py: sets h9.(module)"),
+    "module.__dict__.update(...) of another project module": (
+        {"tasks.py": "import h9\nh9.__dict__.update(V='1')\n\ndef make():\n    return h9.get()\n", "h9.py": "def get():\n    return V\n"},
+        "tasks.py", "tasks.py: sets h9.(module)"),
+    "setattr(module, name, ...) with a computed name": (
+        {"tasks.py": "import h9\nNAME = 'V'\nsetattr(h9, NAME, '1')\n\ndef make():\n    return h9.get()\n",
+         "h9.py": "V = '0'\n\ndef get():\n    return V\n"}, "tasks.py", "tasks.py: constant NAME, sets h9.(module)"),
+    "a name __all__ lists and __getattr__ supplies, by a star import": (
+        {"tasks.py": "from h9 import *\n\ndef make():\n    return LIMIT\n",
+         "h9.py": "__all__ = ['LIMIT']\n\ndef __getattr__(name):\n    if name == 'LIMIT':\n        return '1'\n    raise AttributeError(name)\n"},
+        "h9.py", "h9.py: helper __getattr__"),
     # := inside a module-level comprehension binds by what the comprehension goes over
     "a constant := binds in a module-level comprehension": (
         {"tasks.py": "[(K := i) for i in ['1']]\n\ndef make():\n    return K\n"}, "tasks.py", "tasks.py: constant K"),
@@ -131,6 +161,10 @@ UNRELATED = {
     "what a call at import logs, where only the logger reads it": (
         {"tasks.py": "from h9 import log\nlog('a')\n\ndef make():\n    log('b')\n    return '1'\n",
          "h9.py": "_LINES = []\n\ndef log(m):\n    _LINES.append(m)\n"}, ("log('a')", "log('c')")),
+    "another subclass of a base that has no __init_subclass__": (
+        {"tasks.py": "from h9 import Base, DEFAULT\n\nclass A(Base):\n    def v(self):\n        return DEFAULT\n\n"
+                     "class B(Base):\n    w = 'a'\n\ndef make():\n    return A().v()\n",
+         "h9.py": "DEFAULT = '1'\n\nclass Base:\n    def run(self):\n        return DEFAULT\n"}, ("w = 'a'", "w = 'b'")),
     "a call under a __main__ guard": (
         {"tasks.py": "import h9\n\ndef make():\n    return h9.get()\n\nif __name__ == '__main__':\n    h9.configure('a')\n",
          "h9.py": CONFIGURED.replace("_L = None", "_L = '1'")}, ("configure('a')", "configure('b')")),
