@@ -310,23 +310,40 @@ def _dump(node: object) -> str:
     >>> _dump(ast.parse("def f(): pass").body[0])  # no type_params=[], whatever the Python
     "FunctionDef(name='f', args=arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=[Pass()], decorator_list=[])"
     """
-    if isinstance(node, ast.AST):
-        kind = type(node)
-        fields = []
-        for name in node._fields:
-            try:
-                value = getattr(node, name)
-            except AttributeError:  # as ast.dump: a field never set is left out
-                continue
-            if value is None and getattr(kind, name, ...) is None or (name in _ADDED_EMPTY and value == []):
-                continue  # an optional field left out, as 3.11 leaves it out
-            if isinstance(node, ast.JoinedStr) and name == "values":
-                value = [part for part in value if not (isinstance(part, ast.Constant) and part.value == "")]
-            fields.append(f"{name}={_dump(value)}")
-        return f"{kind.__name__}({', '.join(fields)})"
-    if isinstance(node, list):
-        return f"[{', '.join(map(_dump, node))}]"
-    return repr(node)
+    out: list[str] = []
+    todo: list[object] = [node]  # what is left to write, the next last; text as _Text, as is
+    while todo:
+        item = todo.pop()
+        if isinstance(item, _Text):
+            out.append(item)
+        elif isinstance(item, ast.AST):
+            kind = type(item)
+            parts: list[object] = [_Text(kind.__name__ + "(")]
+            for name in item._fields:
+                try:
+                    value = getattr(item, name)
+                except AttributeError:  # as ast.dump: a field never set is left out
+                    continue
+                if value is None and getattr(kind, name, ...) is None or (name in _ADDED_EMPTY and value == []):
+                    continue  # an optional field left out, as 3.11 leaves it out
+                if isinstance(item, ast.JoinedStr) and name == "values":
+                    value = [part for part in value if not (isinstance(part, ast.Constant) and part.value == "")]
+                parts += [_Text(f"{', ' if len(parts) > 1 else ''}{name}="), value]
+            todo += reversed([*parts, _Text(")")])
+        elif isinstance(item, list):
+            parts = [_Text("[")]
+            for index, value in enumerate(item):
+                parts += [_Text(", "), value] if index else [value]
+            todo += reversed([*parts, _Text("]")])
+        else:
+            out.append(repr(item))
+    return "".join(out)
+
+
+class _Text(str):
+    """Text :func:`_dump` writes as it is (a ``str`` in the tree is written by its repr).
+    The tree is walked without recursion: a generated expression of thousands of terms
+    imports, and is fingerprinted, without reaching Python's recursion limit."""
 
 
 def _parse(source: bytes, module: str, is_package: bool) -> _Module:
@@ -334,7 +351,7 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
         tree = ast.parse(source)
     except SyntaxError as exc:  # the import will fail on the same line: say where
         return _Module({}, {}, unparsable=exc.lineno or 1)
-    except ValueError:  # a NUL byte: Python refuses the whole file
+    except (ValueError, RecursionError, MemoryError):  # a NUL byte, nesting too deep: Python refuses the whole file
         return _Module({}, {}, unparsable=1)
     _strip_docstrings(tree)
     parsed = _Module({}, {})

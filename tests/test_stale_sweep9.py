@@ -289,3 +289,25 @@ def test_a_record_of_model_1_reads_cannot_tell_for_project_code_and_compares_for
         "echo": ([], []), "dumps": ([], [])}, found
     ran = rows(p.cli("run", "--rebuild-stale", "--json").out)
     assert all(r["state"] != "succeeded" for r in ran.values()), ran
+
+
+# -- code that is deep, not wrong -------------------------------------------------------
+
+def test_a_module_with_an_expression_deeper_than_the_recursion_limit_is_fingerprinted_not_a_crash(project):
+    """A generated constant of 1,500 terms (``X = 1 + 1 + ...``) imports and runs: taking its
+    fingerprint walked the tree by recursion and ended in an internal error. It counts as
+    any constant; one Python cannot compile at all (5,000 terms) is said as code that does
+    not parse, and the run fails importing it with exit 2 -- never a traceback."""
+    p: Project = project(ONE, tasks="X = " + " + ".join(["1"] * 1500) + "\n\ndef make():\n    return str(X)\n")
+    _fresh_import()
+    assert p.cli("run").code == 0 and p.read("out/make.txt") == "1500"
+    tasks = p.root / "tasks.py"
+    tasks.write_text(tasks.read_text().replace("1 + 1\n", "1 + 2\n"))
+    assert rows(p.cli("status", "--json").out)["make"]["stale"] == [{"what": "code", "detail": "tasks.py: constant X"}]
+    tasks.write_text("X = " + " + ".join(["1"] * 5000) + "\n\ndef make():\n    return str(X)\n")
+    status = p.cli("status", "--json")
+    assert status.code == 0 and rows(status.out)["make"]["stale"] == [
+        {"what": "code", "detail": "tasks.py:1 does not parse"}], status
+    _fresh_import()
+    ran = p.cli("run", "--rebuild-stale")
+    assert ran.code == 2 and "RecursionError" in ran.err and "Traceback" not in ran.err, ran
