@@ -425,7 +425,8 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
     at module level (a fallback ``def`` in ``except ImportError:``) each definition counts,
     and one name defined in several branches counts by all of them, an import among them
     too (``try: from fast import f`` / ``except ImportError: from slow import f``); ``f = wrap(f)`` counts
-    by the ``def f`` it wraps and the call that wraps it; ``X += ...`` adds to
+    by the ``def f`` it wraps and the call that wraps it -- a name bound twice at module level
+    counts by both bindings (``g = f`` before ``def f`` again saw the first); ``X += ...`` adds to
     ``X``, as ``X[k] = ...`` and ``X.a = ...`` do; ``A, B = ...`` defines ``A`` and ``B``
     by the whole value. ``runs``: the statements run on import (not in a ``__main__`` guard)."""
     objects = parsed.objects
@@ -517,17 +518,17 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
             define(walrus.target.id, "const", scope, True)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             imported_too(node.name)
-            define(node.name, "class" if isinstance(node, ast.ClassDef) else "def", node, branch)
+            # bound again: what ran in between (`g = f`, a decorator that registered it) saw the one before
+            define(node.name, "class" if isinstance(node, ast.ClassDef) else "def", node, True)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 for name in ast.walk(target):  # `A = ...`, and each name of `A, (B, *C) = ...`
                     if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
-                        # `helper = lru_cache(helper)` wraps what the name held: that still runs
-                        rebinds = name.id in objects and any(isinstance(n, ast.Name) and n.id == name.id
-                                                             for n in ast.walk(node.value))
+                        # bound again (`K = 1`, `T = K * 2`, `K = 5`): what ran in between saw the value before,
+                        # and `helper = lru_cache(helper)` wraps what the name held: each binding counts
                         imported_too(name.id)
-                        define(name.id, "const", node.value, branch or rebinds)
+                        define(name.id, "const", node.value, True)
                 root = target
                 while isinstance(root, (ast.Attribute, ast.Subscript)):
                     root = root.value

@@ -126,6 +126,16 @@ HIDDEN = {
         {"tasks.py": "from h9 import *\n\ndef make():\n    return LIMIT\n",
          "h9.py": "__all__ = ['LIMIT']\n\ndef __getattr__(name):\n    if name == 'LIMIT':\n        return '1'\n    raise AttributeError(name)\n"},
         "h9.py", "h9.py: helper __getattr__"),
+    # a name bound again at module level: what ran in between saw the binding before
+    "the first of two implementations functools.singledispatch registers, both named _": (
+        {"tasks.py": "import functools\n\n@functools.singledispatch\ndef fmt(x):\n    return 'o'\n\n@fmt.register(int)\n"
+                     "def _(x):\n    return '1'\n\n@fmt.register(str)\ndef _(x):\n    return 's'\n\ndef make():\n    return fmt(5)\n"},
+        "tasks.py", "tasks.py: helper _"),
+    "a function bound to another name before it is defined again": (
+        {"tasks.py": "def f():\n    return '1'\n\ng = f\n\ndef f():\n    return '3'\n\ndef make():\n    return g()\n"},
+        "tasks.py", "tasks.py: helper f"),
+    "a constant read at import before it is assigned again": (
+        {"tasks.py": "K = '1'\nT = K * 2\nK = '5'\n\ndef make():\n    return T[0]\n"}, "tasks.py", "tasks.py: constant K"),
     # := inside a module-level comprehension binds by what the comprehension goes over
     "a constant := binds in a module-level comprehension": (
         {"tasks.py": "[(K := i) for i in ['1']]\n\ndef make():\n    return K\n"}, "tasks.py", "tasks.py: constant K"),
