@@ -97,6 +97,8 @@ def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
     'command'
     >>> code_detail({"h.py:(module)": "module:1", "h.py:f": "def:1"}, {"h.py:(module)": "module:2", "h.py:f": "def:2"})
     'h.py: helper f'
+    >>> code_detail({"h.py:(module)": "module:1", "h.py:f": "def:1"}, {"h.py:f": "def:1"})
+    'h.py: the whole module (no longer counted whole)'
     >>> code_detail({"json:dumps": "python:3.11.7", "click": "lib:8.1"}, {"json:dumps": "python:3.12.1", "click": "lib:8.2"})
     'library click (8.1 → 8.2), json:dumps (python 3.11.7 → 3.12.1)'
 
@@ -132,7 +134,7 @@ def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
             if kind == "lib" and old is not None and new is not None:
                 label += f" ({old.partition(':')[2]} → {value})"
         if new is None:
-            label += " (gone)"
+            label += " (no longer counted whole)" if kind == "module" else " (gone)"
         by_file.setdefault(file, []).append(label)
     for file, names in by_file.items():  # a module counted whole changes with each object of it: named, those say more
         if len(names) > 1 and names[0].startswith(_LABELS["module"]):
