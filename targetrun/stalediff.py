@@ -17,6 +17,7 @@ from targetrun.model import Stale, StaleKind
 
 UNKNOWN_DEP = "missing"  # a declared dep that is not there (or a glob that matches nothing)
 UNPARSABLE = "unparsable"  # the kind of a code entry for a project file that does not parse
+UNFOLLOWED = "unfollowed"  # the kind of a code entry for a module imported by a name computed when it runs
 _GLOB_CHARS = re.compile(r"[*?[]")  # glob.has_magic's test, without importing glob
 
 
@@ -59,13 +60,30 @@ def code_stale(recorded: Mapping[str, str] | None, now: Mapping[str, str] | None
     if recorded is None and now is not None:
         return Stale(StaleKind.CODE, "recorded without a code fingerprint (by an older targetrun): cannot tell if code changed",
                      unknown=True)
-    if recorded is None or now is None or now == recorded:
+    if recorded is None or now is None:
         return None
+    if now == recorded:
+        return _unfollowed(now)
     then, present = recorded.get(MODEL_KEY, "1"), now.get(MODEL_KEY, "1")
     if then != present and (set(recorded) & set(now)) - {MODEL_KEY}:  # none in common: other code, by any model
         return Stale(StaleKind.CODE, f"recorded by {_model_age(then, present)} fingerprint model: cannot tell if code changed",
                      unknown=True)
     return Stale(StaleKind.CODE, code_detail(recorded, now))
+
+
+def _unfollowed(now: Mapping[str, str]) -> Stale | None:
+    """Code the same as recorded that imports a module by a name computed when it runs: what
+    runs cannot be told, so it is never called fresh -- unknown, said, never acted on.
+
+    >>> _unfollowed({"tasks.py:make": "task:1", "tasks.py:make(computed import)": "unfollowed:1"}).describe()
+    'tasks.py: make imports a module by a name computed when it runs: cannot tell if code changed'
+    """
+    keys = sorted(key for key, value in now.items() if value.startswith(UNFOLLOWED + ":"))
+    if not keys:
+        return None
+    file, _, name = keys[0].rpartition(":")
+    return Stale(StaleKind.CODE, f"{file}: {name.partition('(')[0]} imports a module by a name computed when it runs: "
+                 "cannot tell if code changed", unknown=True)
 
 
 def _model_age(then: str, present: str) -> str:
@@ -83,7 +101,7 @@ def unparsable_text(file: str, value: str) -> str:
     return f"{file}:{value.partition(':')[2]} does not parse"
 
 
-_LABELS = {"task": "{}", "def": "helper {}", "class": "class {}", "const": "constant {}", "sets": "sets {}", "shell": "command",
+_LABELS = {"unfollowed": "{}", "task": "{}", "def": "helper {}", "class": "class {}", "const": "constant {}", "sets": "sets {}", "shell": "command",
            "version": "version", "lib": "library {}", "calls": "calls {}", "module": "the whole module"}
 
 

@@ -22,7 +22,11 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   decorator, ``h.configure(LIMIT)``: ``"tasks.py:h.configure()" -> "calls:<digest>"``; a
   class statement whose base has an ``__init_subclass__``, or a metaclass) counts where
   state the function reaches is read from outside it; ``vars(h)[k] = ...`` of another
-  module counts where anything of ``h`` is used; and a name
+  module counts where anything of ``h`` is used; a module used as a value (``M = pkg.mod``,
+  ``getattr(h, name)``, ``vars(h)``, ``sys.modules["h"]``) counts whole, and so does each
+  module of a package one is imported from by a computed name (``import_module(f"steps.{x}")``);
+  with no package written (``import_module(name)``) an entry ``"tasks.py:make(computed
+  import)" -> "unfollowed:1"`` makes the code "cannot tell" while it is unchanged; and a name
   defined in an ``if``/``try`` at module level by each branch (a module alias too:
   ``impl.f`` after ``import fast as impl`` / ``import slow as impl`` counts both ``f``). Each object is
   one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
@@ -204,9 +208,11 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
             if isinstance(sub.ctx, ast.Load) and sub.id not in local:
                 names.add(sub.id)
         else:
-            if isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None \
-                    and chain.partition(".")[0] not in local:
-                names.add(chain)
+            later = list(ast.iter_child_nodes(sub))
+            if isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None:
+                if chain.partition(".")[0] not in local:
+                    names.add(chain)  # one reference: its head alone would be the module used as a value
+                later = []
             elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
                 imports.update(_imports_of(sub, package))
             elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "getattr" \
@@ -216,11 +222,31 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
                     and (chain := sub.args[0].id if isinstance(sub.args[0], ast.Name) else _dotted(sub.args[0])) \
                     and chain.partition(".")[0] not in local:
                 names.add(f"{chain}.{sub.args[1].value}")  # `getattr(helpers, "f")` is `helpers.f`
+                later = [sub.func, *sub.args[2:], *sub.keywords]
             elif isinstance(sub, ast.Call) and (by_name := _literal_import(sub, package)) is not None:
                 key = MODULE + by_name.replace(".", "/")  # no "." in it: a name, not a chain
                 imports[key] = (by_name, None)
                 names.add(key)
-            later = list(ast.iter_child_nodes(sub))
+            elif isinstance(sub, ast.Call) and _imports_by_name(sub):  # a name computed when it runs
+                prefix = _package_prefix(sub.args[0])  # a module of it: "steps._x", "._x" (relative to `package`)
+                some = _literal_import(_with_name(sub, prefix + ("_x" if not prefix.strip(".") else "._x")), package) \
+                    if prefix is not None else None
+                inside = some.rpartition(".")[0] if some is not None else None
+                if inside:  # import_module(f"steps.{name}"): a module of that package
+                    key = PACKAGE + inside.replace(".", "/")
+                    imports[key] = (inside, None)
+                    names.add(key)
+                else:
+                    names.add(UNFOLLOWED)
+            elif isinstance(sub, ast.Subscript) and _dotted_name(sub.value) == "sys.modules":
+                key_node = sub.slice  # sys.modules["h5"]: that module; sys.modules[name]: not told
+                if isinstance(key_node, ast.Constant) and isinstance(key_node.value, str) \
+                        and all(part.isidentifier() for part in key_node.value.split(".")):
+                    key = MODULE + key_node.value.replace(".", "/")
+                    imports[key] = (key_node.value, None)
+                    names.add(key)
+                elif not (isinstance(key_node, ast.Name) and key_node.id == "__name__"):  # the module itself: _dynamic
+                    names.add(UNFOLLOWED)
         todo.extend((part, local) for part in later)
     return frozenset(names), imports
 
@@ -284,8 +310,41 @@ def _literal_import(call: ast.Call, package: str) -> str | None:
     return ".".join([*parts, name.value[level:]])
 
 
+def _imports_by_name(call: ast.Call) -> bool:
+    """Whether a call is ``import_module(...)`` or ``__import__(...)`` with an argument."""
+    func = call.func
+    called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    return called in ("import_module", "__import__") and bool(call.args)
+
+
+def _package_prefix(name: ast.expr) -> str | None:
+    """The package a computed module name starts in, as written: ``steps`` for
+    ``f"steps.{x}"`` or ``"steps." + x``, ``.steps`` for ``f".steps.{x}"``; None when its
+    start names no package (``f"{x}"``, ``"step_" + x``).
+
+    >>> _package_prefix(ast.parse("f'pkg.steps.s_{n}'").body[0].value), _package_prefix(ast.parse("'x_' + n").body[0].value)
+    ('pkg.steps', None)
+    """
+    start = name.values[0] if isinstance(name, ast.JoinedStr) and name.values else \
+        name.left if isinstance(name, ast.BinOp) and isinstance(name.op, ast.Add) else None
+    if not isinstance(start, ast.Constant) or not isinstance(start.value, str) or "." not in start.value:
+        return None
+    return start.value[:start.value.rfind(".")] or "."  # "." alone: the package it is relative to
+
+
+def _with_name(call: ast.Call, name: str) -> ast.Call:
+    """``call`` with the literal module name ``name`` (for :func:`_literal_import`)."""
+    return ast.Call(func=call.func, args=[ast.Constant(name), *call.args[1:]], keywords=call.keywords)
+
+
+def _dotted_name(node: ast.expr) -> str | None:
+    return node.id if isinstance(node, ast.Name) else _dotted(node) if isinstance(node, ast.Attribute) else None
+
+
 STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no name starts so)
 MODULE = "%"  # a reference "%pkg/h5": a module imported by a literal name, which counts whole
+PACKAGE = "&"  # a reference "&pkg/steps": a module of that package imported by a computed name: each counts whole
+UNFOLLOWED = "(computed import)"  # a reference: a module imported by a name no literal tells (its entry: cannot tell)
 SETS = ">"  # a walked name ">config.LIMIT": the module-level statements that set it (_Module.sets)
 ALIAS = "@"  # a reference "f@fast:f": `from fast import f` as one of the branches binding f (no name holds "@")
 WHOLE = "(module)"  # the object "the whole module" of one whose names are set where no statement shows it (_dynamic)
@@ -776,6 +835,8 @@ class CodeIndex:
         # (module, name it sets) -> where that is, and whether the whole name is there (not an object it is part of)
         self._set_where: dict[tuple[str, str], tuple[tuple[str, str], bool] | None] = {}
         self._uses: dict[tuple[str, str], tuple[list[tuple[str, str]], frozenset[str]]] = {}  # object -> _edges
+        self._namespaces: dict[str, bool] = {}  # dotted name -> a namespace package of the project
+        self._listed: set[str] = set()  # the folders of packages a module is imported from by a computed name
         self._reached: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}  # object -> _reach
         self._state: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}  # function -> what of _reach is state
 
@@ -851,18 +912,59 @@ class CodeIndex:
                 source, name = local[head]
                 return self._lookup(source, name) if name is not None else None
             return self._lookup(module, head, attribute=False)
-        if imported is None:
-            return None
+        if imported is None:  # `C.method`, `TABLE.get`: the module's own object (or its star import's)
+            return self._lookup(module, head, attribute=False)
         # `import helpers` ... `helpers.normalize`; `import pkg.words` ... `pkg.words.upper`
         target = f"{imported[0]}.{imported[1]}" if imported[1] is not None else imported[0]
+        if imported[1] is not None and self._module(target) is None and not self._namespace(target):
+            return self._lookup(imported[0], imported[1])  # `from reg import R0` ... `R0.d`: that object
         for attr in attrs:
-            if self._module(target) is None:
+            if self._module(target) is None and not self._namespace(target):
                 return None
             where = self._lookup(target, attr)
             if where is not None:
                 return where
             target = f"{target}.{attr}"  # a submodule, perhaps
         return None
+
+    def _package_modules(self, package: str) -> list[str]:
+        """The project modules in a package (its own ``__init__`` and those under it, at any
+        depth), by dotted name, sorted; a folder of installed packages or targetrun's own is none."""
+        if self._path is None:
+            self._path = _search_path(self.root)
+        found: set[str] = set()
+        for folder in self._path:
+            top = os.path.join(folder, *package.split("."))
+            for where, subfolders, files in os.walk(top):
+                self._listed.add(where)  # a module added there is one more it may import: what this rests on
+                subfolders[:] = sorted(d for d in subfolders if d.isidentifier())
+                below = os.path.relpath(where, top)
+                dotted = ".".join([package, *([] if below == os.curdir else below.split(os.sep))])
+                found.update(dotted if name == "__init__.py" else f"{dotted}.{name[:-3]}"
+                             for name in files if name.endswith(".py") and name[:-3].isidentifier())
+        return sorted(m for m in found if self._module(m) is not None)
+
+    def _namespace(self, name: str) -> bool:
+        """Whether ``name`` is a namespace package of the project: a folder without an
+        ``__init__.py`` in a folder modules are found in (PEP 420), whose modules are the project's."""
+        if name not in self._namespaces:
+            if self._path is None:
+                self._path = _search_path(self.root)
+            self._namespaces[name] = any(os.path.isdir(os.path.join(folder, *name.split("."))) for folder in self._path)
+        return self._namespaces[name]
+
+    def _module_value(self, module: str, ref: str, local: Imports) -> str | None:
+        """The project module ``ref`` names as a value -- ``M = pkg.mod``, ``getattr(h, name)``,
+        ``vars(h)``, ``h.__dict__`` -- what of it is read is not told: it counts whole. None
+        when ``ref`` names no module."""
+        head, *attrs = ref.split(".")
+        imported = local.get(head) or (self._files.get(module) or ("", _Module({}, {})))[1].imports.get(head)
+        if imported is None:
+            return None
+        if attrs[-1:] == ["__dict__"]:
+            attrs = attrs[:-1]
+        target = ".".join([f"{imported[0]}.{imported[1]}" if imported[1] is not None else imported[0], *attrs])
+        return target if self._module(target) is not None else None
 
     def _library(self, parsed: _Module, ref: str, local: Imports) -> str | None:
         """The top-level name of the installed library an imported name comes from; None
@@ -919,12 +1021,11 @@ class CodeIndex:
     def _resolve_prefix(self, module: str, chain: str, local: Imports) -> tuple[tuple[str, str], bool] | None:
         """The project object ``chain`` names, and True -- or, when only a part of it names one
         (``R0.add``, ``C.k``: a method or an attribute of it), that object, and False."""
-        parts = chain.split(".")
-        for end in range(len(parts), 0, -1):
-            where = self._resolve(module, ".".join(parts[:end]), local)
-            if where is not None:
-                return where, end == len(parts)
-        return None
+        where = self._resolve(module, chain, local)
+        if where is None:
+            return None
+        owner = chain.rpartition(".")[0]  # `h.configure`: h is a module; `R0.add`: R0 is not
+        return where, not owner or self._module_value(module, owner, local) is not None
 
     def _module_named(self, module: str, chain: str) -> str | None:
         """The project module ``chain`` (``h``, ``pkg.h``) names in ``module``, or None."""
@@ -1026,6 +1127,8 @@ class CodeIndex:
             obj = parsed.sets[name[len(SETS):]] if name.startswith(SETS) else parsed.objects[name]
             closure.entries[f"{rel}:{name.removeprefix(SETS)}"] = \
                 f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
+            if UNFOLLOWED in obj.references:  # which module it imports cannot be told: said each time
+                closure.entries[f"{rel}:{name.removeprefix(SETS)}{UNFOLLOWED}"] = f"{stalediff.UNFOLLOWED}:1"
             uses, libraries = self._edges(mod, name)
             closure.libraries.update(libraries)
             for where in uses:
@@ -1047,15 +1150,23 @@ class CodeIndex:
                 if WHOLE in parsed.objects and name != WHOLE:
                     uses.append((mod, WHOLE))
                 for ref in sorted(obj.references):
+                    if ref == UNFOLLOWED:  # said as an entry of its own (_walk)
+                        continue
                     if ref.startswith(MODULE):  # `import_module("h5")`: each object of h5, or its library
                         whole, of_library = self._whole(obj.imports[ref][0])
                         uses.extend(whole)
                         libraries |= of_library
                         continue
+                    if ref.startswith(PACKAGE):  # `import_module(f"steps.{x}")`: each module of steps, whole
+                        for inside in self._package_modules(obj.imports[ref][0]):
+                            uses.extend(self._whole(inside)[0])
+                        continue
                     for local in self._bindings(parsed, ref, obj.imports):
                         where = self._resolve(mod, ref, local)
                         if where is not None:
                             uses.append(where)
+                        elif (whole_of := self._module_value(mod, ref, local)) is not None:
+                            uses.extend(self._whole(whole_of)[0])
                         elif (library := self._library(parsed, ref, local)) is not None:
                             libraries.add(library)
             self._uses[mod, name] = (uses, frozenset(libraries))
@@ -1075,9 +1186,11 @@ class CodeIndex:
         return self._reached[start]
 
     def sources(self) -> list[str]:
-        """The project files read so far (absolute paths): what the code of the tasks
-        looked at rests on (:mod:`targetrun.certify`)."""
-        return sorted(os.path.join(self.root, found[0]) for found in self._files.values() if found is not None)
+        """The project files read so far (absolute paths), and the folders listed for a module
+        imported by a computed name: what the code of the tasks looked at rests on
+        (:mod:`targetrun.certify`)."""
+        return sorted({os.path.join(self.root, found[0]) for found in self._files.values() if found is not None}
+                      | self._listed)
 
     def unparsable(self, run: str) -> str | None:
         """``"helpers.py:3 does not parse"`` when a project file the callable reaches does

@@ -25,7 +25,7 @@ def _fresh_import(*names: str) -> None:
 
 
 ONE = "name: code\ntasks:\n  make: {run: tasks:make, target: out/make.txt, serializer: text}\n"
-HELPERS = ("h9", "reg9", "plugins9")
+HELPERS = ("h9", "reg9", "plugins9", "pkg9", "nsp9", "steps9")
 
 REGISTRY = "REGISTRY = {}\n\ndef register(name):\n    def deco(f):\n        REGISTRY[name] = f\n        return f\n    return deco\n"
 CONFIGURED = "_L = None\n\ndef configure(n):\n    global _L\n    _L = n\n\ndef get():\n    return _L\n"
@@ -136,6 +136,29 @@ HIDDEN = {
         "tasks.py", "tasks.py: helper f"),
     "a constant read at import before it is assigned again": (
         {"tasks.py": "K = '1'\nT = K * 2\nK = '5'\n\ndef make():\n    return T[0]\n"}, "tasks.py", "tasks.py: constant K"),
+    # a module used as a value: what of it is read is not told, so all of it counts
+    "a module given a module-level alias (M = pkg9.mod)": (
+        {"tasks.py": "import pkg9.mod\nM = pkg9.mod\n\ndef make():\n    return M.K\n", "pkg9/__init__.py": "",
+         "pkg9/mod.py": "K = '1'\n"}, "pkg9/mod.py", "pkg9/mod.py: constant K"),
+    "a module name read by getattr with a computed name": (
+        {"tasks.py": "import h9\nWHICH = 'A'\n\ndef make():\n    return getattr(h9, WHICH)\n", "h9.py": "A = '1'\nB = '5'\n"},
+        "h9.py", "h9.py: constant A"),
+    "a module name read through vars(module)": (
+        {"tasks.py": "import h9\n\ndef make():\n    return vars(h9)['A']\n", "h9.py": "A = '1'\n"}, "h9.py", "h9.py: constant A"),
+    "a module name read through module.__dict__": (
+        {"tasks.py": "import h9\n\ndef make():\n    return h9.__dict__['A']\n", "h9.py": "A = '1'\n"}, "h9.py", "h9.py: constant A"),
+    # import_module(f"steps9.{NAME}"): a module of that package, each counts whole
+    "a module imported by a computed name under a literal package": (
+        {"tasks.py": "import importlib\nNAME = 'a'\n\ndef make():\n    return importlib.import_module(f'steps9.{NAME}').K\n",
+         "steps9/__init__.py": "", "steps9/a.py": "K = '1'\n", "steps9/deeper/b.py": "K = '0'\n"},
+        "steps9/a.py", "steps9/a.py: constant K"),
+    "a module sys.modules gives by a literal name": (
+        {"tasks.py": "import sys, h9\n\ndef make():\n    return sys.modules['h9'].A\n", "h9.py": "A = '1'\n"},
+        "h9.py", "h9.py: constant A"),
+    # a namespace package (a folder without __init__.py) is a package too
+    "a module of a namespace package, by import nsp9.mod": (
+        {"tasks.py": "import nsp9.mod\n\ndef make():\n    return nsp9.mod.K\n", "nsp9/mod.py": "K = '1'\n"},
+        "nsp9/mod.py", "nsp9/mod.py: constant K"),
     # := inside a module-level comprehension binds by what the comprehension goes over
     "a constant := binds in a module-level comprehension": (
         {"tasks.py": "[(K := i) for i in ['1']]\n\ndef make():\n    return K\n"}, "tasks.py", "tasks.py: constant K"),
@@ -195,6 +218,25 @@ def test_a_call_at_import_counts_only_where_state_it_sets_is_read(project, case)
     tasks = p.root / "tasks.py"
     tasks.write_text(tasks.read_text().replace(old, new))
     assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
+
+
+def test_a_module_imported_by_a_name_computed_at_run_time_says_it_cannot_tell(project):
+    """``importlib.import_module(name)`` with a name only the run knows: which module's code
+    the task runs cannot be told. ``status`` never claims it fresh: it says so, under
+    ``unknown`` (no validator acts on it), while the rest of the code is still compared."""
+    p: Project = project(ONE, tasks="import importlib\n\ndef make(name='h9'):\n    return importlib.import_module(name).A\n",
+                         h9="A = '1'\n")
+    _fresh_import(*HELPERS)
+    assert p.cli("run").code == 0
+    cannot = [{"what": "code", "detail": "tasks.py: make imports a module by a name computed when it runs: cannot tell if "
+                                         "code changed"}]
+    (p.root / "h9.py").write_text("A = '2'\n")
+    row = rows(p.cli("status", "--json").out)["make"]
+    assert (row["stale"], row["unknown"]) == ([], cannot), row
+    assert "cannot tell if code changed" in p.cli("status").out
+    (p.root / "tasks.py").write_text((p.root / "tasks.py").read_text().replace(".A", ".A * 2"))
+    row = rows(p.cli("status", "--json").out)["make"]
+    assert row["stale"] == [{"what": "code", "detail": "tasks.py: make"}], row
 
 
 # -- the fingerprint model --------------------------------------------------------------
