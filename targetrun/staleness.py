@@ -437,8 +437,11 @@ def _dynamic(tree: ast.Module) -> bool:
 
     >>> _dynamic(ast.parse("globals().update(A=1)")), _dynamic(ast.parse("def f(c):\\n    exec(c, {})"))
     (True, False)
+    >>> _dynamic(ast.parse("if __name__ == '__main__':\\n    globals()[sys.argv[1]]()"))
+    False
     """
-    todo: list[tuple[ast.AST, bool]] = [(node, True) for node in tree.body]  # (node, runs at module level)
+    # (node, runs at module level); what a `__main__` guard runs, only a script does
+    todo: list[tuple[ast.AST, bool]] = [(node, True) for node in tree.body if not _main_guard(node)]
     while todo:
         sub, top = todo.pop()
         if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):

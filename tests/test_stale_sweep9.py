@@ -198,6 +198,9 @@ UNRELATED = {
         {"tasks.py": "from h9 import Base, DEFAULT\n\nclass A(Base):\n    def v(self):\n        return DEFAULT\n\n"
                      "class B(Base):\n    w = 'a'\n\ndef make():\n    return A().v()\n",
          "h9.py": "DEFAULT = '1'\n\nclass Base:\n    def run(self):\n        return DEFAULT\n"}, ("w = 'a'", "w = 'b'")),
+    "another function a __main__ guard picks from globals()": (
+        {"tasks.py": "def other():\n    return 'a'\n\ndef make():\n    return '1'\n\nif __name__ == '__main__':\n"
+                     "    globals()['other']()\n"}, ("return 'a'", "return 'b'")),
     "a call under a __main__ guard": (
         {"tasks.py": "import h9\n\ndef make():\n    return h9.get()\n\nif __name__ == '__main__':\n    h9.configure('a')\n",
          "h9.py": CONFIGURED.replace("_L = None", "_L = '1'")}, ("configure('a')", "configure('b')")),
