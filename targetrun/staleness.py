@@ -1046,7 +1046,9 @@ class CodeIndex:
         only the function's own code reads (a memo table a decorator keeps, a log list)."""
         reach = self._reach(function)
         if function not in self._state:
-            state = {where for where in reach if where != function and self._kind(where) in ("const", "class", "module")}
+            # a class called (h.Cfg(5)) is state itself: its __init__ may set what it holds
+            state = {where for where in reach if (where != function or self._kind(where) == "class")
+                     and self._kind(where) in ("const", "class", "module")}
             for mod, name in reach:  # a name a function reached sets through `global` counts by it (_set_through_global)
                 parsed = (self._files.get(mod) or ("?", _Module({}, {}, 1)))[1]
                 if not name.startswith(SETS) and parsed.objects.get(name, _NO_OBJECT).kind == "def":

@@ -85,6 +85,10 @@ HIDDEN = {
     "the body of the configure() called at import": (
         {"tasks.py": "import h9\nh9.configure('')\n\ndef make():\n    return h9.get()\n",
          "h9.py": STORED.replace("= n\n", "= n + '1'\n")}, "h9.py", "h9.py: helper configure"),
+    "a class of another module instantiated at import, whose __init__ sets a class attribute": (
+        {"tasks.py": "import h9\nh9.Cfg('1')\n\ndef make():\n    return h9.get()\n",
+         "h9.py": "class Cfg:\n    cur = None\n\n    def __init__(self, v):\n        Cfg.cur = v\n\ndef get():\n    return Cfg.cur\n"},
+        "tasks.py", "tasks.py: calls h9.Cfg()"),
     # a registry filled at import: by a decorator, or by a call given the function
     "a function a decorator registers in the task's module": (
         {"tasks.py": REGISTRY + "\n@register('x')\ndef fx():\n    return '1'\n\ndef make():\n    return REGISTRY['x']()\n"},
