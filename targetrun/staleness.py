@@ -116,9 +116,10 @@ class _Module:
     sets: dict[str, _Object] = field(default_factory=dict)
     # the classes whose code a class statement deriving from them runs: an __init_subclass__, a metaclass
     hooks: set[str] = field(default_factory=set)
+    # a function (or class) -> the module names it sets through `global`
+    setters: dict[str, set[str]] = field(default_factory=dict)
 
 
-_NO_OBJECT = _Object("", "", frozenset(), {})
 _PARSED: dict[tuple[str, str], _Module] = {}  # (path, sha256 of its bytes) -> parsed; per process
 
 
@@ -474,6 +475,8 @@ def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
                         setters.setdefault(name, set()).add(node.name)
     for name, by in setters.items():
         by.discard(name)
+        for setter in by:
+            parsed.setters.setdefault(setter, set()).add(name)
         old = parsed.objects.get(name)
         if old is None:
             digest = hashlib.sha256(" ".join(sorted(by)).encode()).hexdigest()[:16]
@@ -1049,11 +1052,9 @@ class CodeIndex:
             # a class called (h.Cfg(5)) is state itself: its __init__ may set what it holds
             state = {where for where in reach if (where != function or self._kind(where) == "class")
                      and self._kind(where) in ("const", "class", "module")}
-            for mod, name in reach:  # a name a function reached sets through `global` counts by it (_set_through_global)
+            for mod, name in reach:  # a name a function reached sets through `global`
                 parsed = (self._files.get(mod) or ("?", _Module({}, {}, 1)))[1]
-                if not name.startswith(SETS) and parsed.objects.get(name, _NO_OBJECT).kind == "def":
-                    state.update((mod, other) for other, obj in parsed.objects.items()
-                                 if obj.kind == "const" and name in obj.references)
+                state.update((mod, other) for other in parsed.setters.get(name, ()) if other in parsed.objects)
             self._state[function] = frozenset(state)
         written = self._state[function]
         return not written.isdisjoint(seen) and \

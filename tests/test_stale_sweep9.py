@@ -306,7 +306,6 @@ def test_the_fingerprints_of_unchanged_code_are_pinned_to_the_model_that_takes_t
         "helpers.py:get": "def:5bd21d0905d5a458",
         "tasks.py:TABLE": "const:ad38ae4afb51ece9",
         "tasks.py:fill": "def:2422c5baed27633d",
-        "tasks.py:fill()": "calls:03a9dc5861d11327",
         "tasks.py:helpers.configure()": "calls:4f8ccb4d66303947",
         "tasks.py:make": "task:666a8cc54e97f5e1",
         "tasks.py:name": "const:61e86ecde35f7dfe",
