@@ -262,6 +262,8 @@ def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
             else:
                 top = alias.name.split(".")[0]
                 found[top] = (top, None)
+                if top != alias.name:  # `import pk.plug` binds pk, and runs pk.plug: what it sets counts
+                    found[LOADS + alias.name] = (alias.name, None)
         return found
     base = node.module or ""
     if node.level:
@@ -343,6 +345,7 @@ def _dotted_name(node: ast.expr) -> str | None:
 
 
 STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no name starts so)
+LOADS = "+"  # an import key "+pk.plug": a submodule `import pk.plug` runs (it binds only pk)
 MODULE = "%"  # a reference "%pkg/h5": a module imported by a literal name, which counts whole
 PACKAGE = "&"  # a reference "&pkg/steps": a module of that package imported by a computed name: each counts whole
 UNFOLLOWED = "(computed import)"  # a reference: a module imported by a name no literal tells (its entry: cannot tell)
@@ -993,6 +996,13 @@ class CodeIndex:
         loaded: set[str] = set()  # the project modules whose module-level code runs: those reached, what they import
         for module in {mod for mod, _ in seen}:
             loaded |= self._setters_loaded_with(module)
+        for mod, name in seen:  # and what the objects reached import where they run (`def make(): import pk.plug`)
+            parsed = (self._files.get(mod) or ("", _Module({}, {})))[1]
+            obj = parsed.sets.get(name[len(SETS):]) if name.startswith(SETS) else parsed.objects.get(name)
+            for source, attr in (obj.imports.values() if obj is not None else ()):
+                loaded |= self._setters_loaded_with(source)
+                if attr is not None:
+                    loaded |= self._setters_loaded_with(f"{source}.{attr}")
         for module in sorted(loaded):
             parsed = (self._files.get(module) or ("", _Module({}, {})))[1]
             for chain, obj in parsed.sets.items():

@@ -97,6 +97,14 @@ HIDDEN = {
         {"tasks.py": "import reg9, plugins9\n\ndef make():\n    return reg9.REGISTRY['x']()\n", "reg9.py": REGISTRY,
          "plugins9.py": "from reg9 import register\n\n@register('x')\ndef fx():\n    return '1'\n"},
         "plugins9.py", "plugins9.py: helper fx"),
+    "a function a decorator registers in a submodule imported as pkg9.plug": (
+        {"tasks.py": "import pkg9.reg, pkg9.plug\n\ndef make():\n    return pkg9.reg.REGISTRY['x']()\n", "pkg9/__init__.py": "",
+         "pkg9/reg.py": REGISTRY, "pkg9/plug.py": "from pkg9.reg import register\n\n@register('x')\ndef fx():\n    return '1'\n"},
+        "pkg9/plug.py", "pkg9/plug.py: helper fx"),
+    "a function a decorator registers in a module the task imports where it runs": (
+        {"tasks.py": "import reg9\n\ndef make():\n    import plugins9\n    return reg9.REGISTRY['x']()\n", "reg9.py": REGISTRY,
+         "plugins9.py": "from reg9 import register\n\n@register('x')\ndef fx():\n    return '1'\n"},
+        "plugins9.py", "plugins9.py: helper fx"),
     "a function given to another module's add() at import": (
         {"tasks.py": "import reg9\n\ndef fx():\n    return '1'\n\nreg9.add('x', fx)\n\ndef make():\n    return reg9.REGISTRY['x']()\n",
          "reg9.py": "REGISTRY = {}\n\ndef add(name, f):\n    REGISTRY[name] = f\n"}, "tasks.py", "tasks.py: helper fx"),
