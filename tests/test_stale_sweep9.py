@@ -1,7 +1,9 @@
 """Staleness scenarios from the ninth sweep (DESIGN.md "Staleness"), with real files and
 the CLI in-process: names a module's statements do not show (a module ``__getattr__``,
 ``exec``, ``globals()``), what a call at import -- a decorator, a ``configure(...)`` of
-another module -- sets where the task reads it, and the fingerprint model's number.
+another module, a class statement -- sets where the task reads it, names bound twice,
+modules used as values or imported by a computed name, code deeper than Python's
+recursion limit, and the fingerprint model's number.
 """
 
 from __future__ import annotations
