@@ -618,12 +618,12 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
             sets_imported(node.target, node)
         elif isinstance(node, ast.Expr) and (called := _called_on(node.value)) is not None and called in objects:
             define(called, "const", node, True)  # `UNITS.update({...})`, `NAMES.append(x)`: it changes
-        elif isinstance(node, ast.Expr) and called is not None and isinstance(node.value, ast.Call):
-            sets_imported(node.value, node)
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-            # `setup(TABLE)`, `setup()`: a call at module level may fill the constants it is
-            # given and those the function it calls reads; each counts by the call (so by the function)
             call = node.value
+            if called is not None:  # `T.update(...)` where T is imported: it changes what the other module reads
+                sets_imported(call, node)
+            # `setup(TABLE)`, `setup()`, `h.fill(TABLE)`: a call at module level may fill the constants
+            # it is given and those the function it calls reads; each counts by the call (so by the function)
             given = {a.id for a in [*call.args, *(k.value for k in call.keywords)] if isinstance(a, ast.Name)}
             function = objects.get(call.func.id) if isinstance(call.func, ast.Name) else None
             if function is not None and function.kind == "def":

@@ -91,6 +91,9 @@ HIDDEN = {
         {"tasks.py": "import h9\nh9.Cfg('1')\n\ndef make():\n    return h9.get()\n",
          "h9.py": "class Cfg:\n    cur = None\n\n    def __init__(self, v):\n        Cfg.cur = v\n\ndef get():\n    return Cfg.cur\n"},
         "tasks.py", "tasks.py: calls h9.Cfg()"),
+    "a constant another module's function fills at import, given it (h9.fill(TABLE, ...))": (
+        {"tasks.py": "import h9\nTABLE = {}\nh9.fill(TABLE, '1')\n\ndef make():\n    return TABLE['k']\n",
+         "h9.py": "def fill(t, v):\n    t['k'] = v\n"}, "tasks.py", "tasks.py: constant TABLE"),
     # a registry filled at import: by a decorator, or by a call given the function
     "a function a decorator registers in the task's module": (
         {"tasks.py": REGISTRY + "\n@register('x')\ndef fx():\n    return '1'\n\ndef make():\n    return REGISTRY['x']()\n"},
@@ -314,7 +317,7 @@ def test_the_fingerprints_of_unchanged_code_are_pinned_to_the_model_that_takes_t
         "helpers.py:__getattr__": "def:7f4cead0c5ec6dc8",
         "helpers.py:configure": "def:bd9d68248bfaaaed",
         "helpers.py:get": "def:5bd21d0905d5a458",
-        "tasks.py:TABLE": "const:ad38ae4afb51ece9",
+        "tasks.py:TABLE": "const:ef27bad236ef408f",
         "tasks.py:fill": "def:2422c5baed27633d",
         "tasks.py:helpers.configure()": "calls:4f8ccb4d66303947",
         "tasks.py:make": "task:666a8cc54e97f5e1",
