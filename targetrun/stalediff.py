@@ -34,8 +34,9 @@ _GLOB_CHARS = re.compile(r"[*?[]")  # glob.has_magic's test, without importing g
 # module's fingerprints to the number). A shell command, a ``version:`` and a library's
 # callable are fingerprinted as in model 1 and name no model: their records stay comparable.
 # Model 2: constants bound or filled by module-level loops, with, match, := and calls, set
-# through ``global`` or from another module; modules imported by a literal name, counted
-# whole when they set names unseen (exec, globals()); ``__getattr__``; calls at import.
+# through ``global`` or from another module; modules imported by a literal or computed name,
+# used as values, or counted whole when they set names unseen (exec, globals());
+# ``__getattr__``; calls at import (decorators, class statements); names bound twice.
 CODE_MODEL = "2"
 MODEL_KEY = "@model"  # no project object's key ("file.py:name") nor a library's starts with "@"
 
@@ -101,8 +102,8 @@ def unparsable_text(file: str, value: str) -> str:
     return f"{file}:{value.partition(':')[2]} does not parse"
 
 
-_LABELS = {"unfollowed": "{}", "task": "{}", "def": "helper {}", "class": "class {}", "const": "constant {}", "sets": "sets {}", "shell": "command",
-           "version": "version", "lib": "library {}", "calls": "calls {}", "module": "the whole module"}
+_LABELS = {"task": "{}", "def": "helper {}", "class": "class {}", "const": "constant {}", "sets": "sets {}", "shell": "command",
+           "version": "version", "lib": "library {}", "calls": "calls {}", "module": "the whole module", "unfollowed": "{}"}
 
 
 def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
