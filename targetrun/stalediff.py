@@ -17,25 +17,33 @@ from targetrun.model import Stale, StaleKind
 
 UNKNOWN_DEP = "missing"  # a declared dep that is not there (or a glob that matches nothing)
 UNPARSABLE = "unparsable"  # the kind of a code entry for a project file that does not parse
+UNFOLLOWED = "unfollowed"  # the kind of a code entry for a module imported by a name computed when it runs
 _GLOB_CHARS = re.compile(r"[*?[]")  # glob.has_magic's test, without importing glob
 
 
 # -- code ------------------------------------------------------------------------------
 
 
-# The fingerprint model: how code is fingerprinted (what is normalised, what is reached, how
-# entries are keyed and digested). A targetrun that fingerprints code another way has
-# another model, and records name theirs under MODEL_KEY in their code fingerprints --
-# except model "1", today's, named by no key (so every record written before this, and
-# every one written now, is model 1 without a byte more). Fingerprints of two models are
-# not comparable: a record of another model cannot tell whether the code changed.
-CODE_MODEL = "1"
+# The fingerprint model of a Python task's project code: how it is fingerprinted (what is
+# normalised, what is reached, how entries are keyed and digested). A targetrun that
+# fingerprints it another way has another model, and records name theirs under MODEL_KEY in
+# their code fingerprints -- except model "1", named by no key (every record written before
+# models were named is model 1). Fingerprints of two models are not comparable: a record of
+# another model cannot tell whether the code changed. Any change to the rules that changes
+# the fingerprints of code nobody edited bumps it (tests/test_stale_sweep9.py pins one
+# module's fingerprints to the number). A shell command, a ``version:`` and a library's
+# callable are fingerprinted as in model 1 and name no model: their records stay comparable.
+# Model 2: constants bound or filled by module-level loops, with, match, := and calls, set
+# through ``global`` or from another module; modules imported by a literal or computed name,
+# used as values, or counted whole when they set names unseen (exec, globals());
+# ``__getattr__``; calls at import (decorators, class statements); names bound twice.
+CODE_MODEL = "2"
 MODEL_KEY = "@model"  # no project object's key ("file.py:name") nor a library's starts with "@"
 
 
-def modelled(code: Mapping[str, str]) -> Mapping[str, str]:
+def modelled(code: Mapping[str, str], model: str = "1") -> Mapping[str, str]:
     """Code fingerprints as a record keeps them: with the model that took them, unless it is 1."""
-    return code if CODE_MODEL == "1" else {**code, MODEL_KEY: CODE_MODEL}
+    return code if model == "1" else {**code, MODEL_KEY: model}
 
 
 def code_stale(recorded: Mapping[str, str] | None, now: Mapping[str, str] | None) -> Stale | None:
@@ -44,17 +52,39 @@ def code_stale(recorded: Mapping[str, str] | None, now: Mapping[str, str] | None
 
     >>> code_stale({"shell": "shell:a", MODEL_KEY: "0"}, {"shell": "shell:b"}).describe()
     'recorded by an older fingerprint model: cannot tell if code changed'
+
+    A task that became another kind of code (a command, a function) changed, whatever the models:
+
+    >>> code_stale({"tasks.py:f": "task:1", MODEL_KEY: "2"}, {"shell": "shell:b"}).describe()
+    'code changed — command; tasks.py: f (gone)'
     """
     if recorded is None and now is not None:
         return Stale(StaleKind.CODE, "recorded without a code fingerprint (by an older targetrun): cannot tell if code changed",
                      unknown=True)
-    if recorded is None or now is None or now == recorded:
+    if recorded is None or now is None:
         return None
+    if now == recorded:
+        return _unfollowed(now)
     then, present = recorded.get(MODEL_KEY, "1"), now.get(MODEL_KEY, "1")
-    if then != present:
+    if then != present and (set(recorded) & set(now)) - {MODEL_KEY}:  # none in common: other code, by any model
         return Stale(StaleKind.CODE, f"recorded by {_model_age(then, present)} fingerprint model: cannot tell if code changed",
                      unknown=True)
     return Stale(StaleKind.CODE, code_detail(recorded, now))
+
+
+def _unfollowed(now: Mapping[str, str]) -> Stale | None:
+    """Code the same as recorded that imports a module by a name computed when it runs: what
+    runs cannot be told, so it is never called fresh -- unknown, said, never acted on.
+
+    >>> _unfollowed({"tasks.py:make": "task:1", "tasks.py:make(computed import)": "unfollowed:1"}).describe()
+    'tasks.py: make imports a module by a name computed when it runs: cannot tell if code changed'
+    """
+    keys = sorted(key for key, value in now.items() if value.startswith(UNFOLLOWED + ":"))
+    if not keys:
+        return None
+    file, _, name = keys[0].rpartition(":")
+    return Stale(StaleKind.CODE, f"{file}: {name.partition('(')[0]} imports a module by a name computed when it runs: "
+                 "cannot tell if code changed", unknown=True)
 
 
 def _model_age(then: str, present: str) -> str:
@@ -73,7 +103,7 @@ def unparsable_text(file: str, value: str) -> str:
 
 
 _LABELS = {"task": "{}", "def": "helper {}", "class": "class {}", "const": "constant {}", "sets": "sets {}", "shell": "command",
-           "version": "version", "lib": "library {}"}
+           "version": "version", "lib": "library {}", "calls": "calls {}", "module": "the whole module", "unfollowed": "{}"}
 
 
 def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
@@ -84,6 +114,10 @@ def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
     'tasks.py: clean, helper normalize'
     >>> code_detail({"shell": "shell:a"}, {"shell": "shell:b"})
     'command'
+    >>> code_detail({"h.py:(module)": "module:1", "h.py:f": "def:1"}, {"h.py:(module)": "module:2", "h.py:f": "def:2"})
+    'h.py: helper f'
+    >>> code_detail({"h.py:(module)": "module:1", "h.py:f": "def:1"}, {"h.py:f": "def:1"})
+    'h.py: the whole module (no longer counted whole)'
     >>> code_detail({"json:dumps": "python:3.11.7", "click": "lib:8.1"}, {"json:dumps": "python:3.12.1", "click": "lib:8.2"})
     'library click (8.1 → 8.2), json:dumps (python 3.11.7 → 3.12.1)'
 
@@ -104,7 +138,7 @@ def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
         return "version (added)" if "version" in now else "version (removed)"
     incomplete = any(v.startswith(UNPARSABLE + ":") for v in now.values())
     by_file: dict[str, list[str]] = {}
-    for key in sorted(set(recorded) | set(now)):
+    for key in sorted((set(recorded) | set(now)) - {MODEL_KEY}):
         old, new = recorded.get(key), now.get(key)
         if old == new or (new is None and (incomplete or (old or "").startswith(UNPARSABLE + ":"))):
             continue  # unchanged; or not known now (behind a file that does not parse), or parses again
@@ -119,8 +153,11 @@ def code_detail(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
             if kind == "lib" and old is not None and new is not None:
                 label += f" ({old.partition(':')[2]} → {value})"
         if new is None:
-            label += " (gone)"
+            label += " (no longer counted whole)" if kind == "module" else " (gone)"
         by_file.setdefault(file, []).append(label)
+    for file, names in by_file.items():  # a module counted whole changes with each object of it: named, those say more
+        if len(names) > 1 and names[0].startswith(_LABELS["module"]):
+            del names[0]
     return "; ".join(f"{file}: {', '.join(names)}" if file else ", ".join(names) for file, names in by_file.items())
 
 

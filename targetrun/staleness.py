@@ -15,7 +15,18 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   sets it through ``global``, and a module-level statement of any module that runs that
   sets it from outside (``config.LIMIT = 5``: entry ``"tasks.py:config.LIMIT" ->
   "sets:<digest>"``); a module
-  imported by a literal name (``importlib.import_module("h5")``) counts whole; and a name
+  imported by a literal name (``importlib.import_module("h5")``) counts whole, as does one
+  that sets names where no statement shows which (``exec``, ``globals()``: entry
+  ``"h.py:(module)" -> "module:<digest>"``, :func:`_dynamic`); a name a module's
+  ``__getattr__`` supplies counts by it; a call at import of a project function (a
+  decorator, ``h.configure(LIMIT)``: ``"tasks.py:h.configure()" -> "calls:<digest>"``; a
+  class statement whose base has an ``__init_subclass__``, or a metaclass) counts where
+  state the function reaches is read from outside it; ``vars(h)[k] = ...`` of another
+  module counts where anything of ``h`` is used; a module used as a value (``M = pkg.mod``,
+  ``getattr(h, name)``, ``vars(h)``, ``sys.modules["h"]``) counts whole, and so does each
+  module of a package one is imported from by a computed name (``import_module(f"steps.{x}")``);
+  with no package written (``import_module(name)``) an entry ``"tasks.py:make(computed
+  import)" -> "unfollowed:1"`` makes the code "cannot tell" while it is unchanged; and a name
   defined in an ``if``/``try`` at module level by each branch (a module alias too:
   ``impl.f`` after ``import fast as impl`` / ``import slow as impl`` counts both ``f``). Each object is
   one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
@@ -103,6 +114,10 @@ class _Module:
     # what module-level statements set in another module (`config.LIMIT = 5`, `T["k"] = 1` after
     # `from helpers import T`): the name as written there -> those statements
     sets: dict[str, _Object] = field(default_factory=dict)
+    # the classes whose code a class statement deriving from them runs: an __init_subclass__, a metaclass
+    hooks: set[str] = field(default_factory=set)
+    # a function (or class) -> the module names it sets through `global`
+    setters: dict[str, set[str]] = field(default_factory=dict)
 
 
 _PARSED: dict[tuple[str, str], _Module] = {}  # (path, sha256 of its bytes) -> parsed; per process
@@ -194,9 +209,11 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
             if isinstance(sub.ctx, ast.Load) and sub.id not in local:
                 names.add(sub.id)
         else:
-            if isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None \
-                    and chain.partition(".")[0] not in local:
-                names.add(chain)
+            later = list(ast.iter_child_nodes(sub))
+            if isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None:
+                if chain.partition(".")[0] not in local:
+                    names.add(chain)  # one reference: its head alone would be the module used as a value
+                later = []
             elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
                 imports.update(_imports_of(sub, package))
             elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "getattr" \
@@ -206,11 +223,31 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
                     and (chain := sub.args[0].id if isinstance(sub.args[0], ast.Name) else _dotted(sub.args[0])) \
                     and chain.partition(".")[0] not in local:
                 names.add(f"{chain}.{sub.args[1].value}")  # `getattr(helpers, "f")` is `helpers.f`
+                later = [sub.func, *sub.args[2:], *sub.keywords]
             elif isinstance(sub, ast.Call) and (by_name := _literal_import(sub, package)) is not None:
                 key = MODULE + by_name.replace(".", "/")  # no "." in it: a name, not a chain
                 imports[key] = (by_name, None)
                 names.add(key)
-            later = list(ast.iter_child_nodes(sub))
+            elif isinstance(sub, ast.Call) and _imports_by_name(sub):  # a name computed when it runs
+                prefix = _package_prefix(sub.args[0])  # a module of it: "steps._x", "._x" (relative to `package`)
+                some = _literal_import(_with_name(sub, prefix + ("_x" if not prefix.strip(".") else "._x")), package) \
+                    if prefix is not None else None
+                inside = some.rpartition(".")[0] if some is not None else None
+                if inside:  # import_module(f"steps.{name}"): a module of that package
+                    key = PACKAGE + inside.replace(".", "/")
+                    imports[key] = (inside, None)
+                    names.add(key)
+                else:
+                    names.add(UNFOLLOWED)
+            elif isinstance(sub, ast.Subscript) and _dotted_name(sub.value) == "sys.modules":
+                key_node = sub.slice  # sys.modules["h5"]: that module; sys.modules[name]: not told
+                if isinstance(key_node, ast.Constant) and isinstance(key_node.value, str) \
+                        and all(part.isidentifier() for part in key_node.value.split(".")):
+                    key = MODULE + key_node.value.replace(".", "/")
+                    imports[key] = (key_node.value, None)
+                    names.add(key)
+                elif not (isinstance(key_node, ast.Name) and key_node.id == "__name__"):  # the module itself: _dynamic
+                    names.add(UNFOLLOWED)
         todo.extend((part, local) for part in later)
     return frozenset(names), imports
 
@@ -225,6 +262,8 @@ def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
             else:
                 top = alias.name.split(".")[0]
                 found[top] = (top, None)
+                if top != alias.name:  # `import pk.plug` binds pk, and runs pk.plug: what it sets counts
+                    found[LOADS + alias.name] = (alias.name, None)
         return found
     base = node.module or ""
     if node.level:
@@ -274,10 +313,47 @@ def _literal_import(call: ast.Call, package: str) -> str | None:
     return ".".join([*parts, name.value[level:]])
 
 
+def _imports_by_name(call: ast.Call) -> bool:
+    """Whether a call is ``import_module(...)`` or ``__import__(...)`` with an argument."""
+    func = call.func
+    called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    return called in ("import_module", "__import__") and bool(call.args)
+
+
+def _package_prefix(name: ast.expr) -> str | None:
+    """The package a computed module name starts in, as written: ``steps`` for
+    ``f"steps.{x}"`` or ``"steps." + x``, ``.steps`` for ``f".steps.{x}"``; None when its
+    start names no package (``f"{x}"``, ``"step_" + x``).
+
+    >>> _package_prefix(ast.parse("f'pkg.steps.s_{n}'").body[0].value), _package_prefix(ast.parse("'x_' + n").body[0].value)
+    ('pkg.steps', None)
+    """
+    start = name.values[0] if isinstance(name, ast.JoinedStr) and name.values else \
+        name.left if isinstance(name, ast.BinOp) and isinstance(name.op, ast.Add) else None
+    if not isinstance(start, ast.Constant) or not isinstance(start.value, str) or "." not in start.value:
+        return None
+    return start.value[:start.value.rfind(".")] or "."  # "." alone: the package it is relative to
+
+
+def _with_name(call: ast.Call, name: str) -> ast.Call:
+    """``call`` with the literal module name ``name`` (for :func:`_literal_import`)."""
+    return ast.Call(func=call.func, args=[ast.Constant(name), *call.args[1:]], keywords=call.keywords)
+
+
+def _dotted_name(node: ast.expr) -> str | None:
+    return node.id if isinstance(node, ast.Name) else _dotted(node) if isinstance(node, ast.Attribute) else None
+
+
 STAR = "*"  # an import key "*helpers": what `from helpers import *` brings (no name starts so)
+LOADS = "+"  # an import key "+pk.plug": a submodule `import pk.plug` runs (it binds only pk)
 MODULE = "%"  # a reference "%pkg/h5": a module imported by a literal name, which counts whole
+PACKAGE = "&"  # a reference "&pkg/steps": a module of that package imported by a computed name: each counts whole
+UNFOLLOWED = "(computed import)"  # a reference: a module imported by a name no literal tells (its entry: cannot tell)
 SETS = ">"  # a walked name ">config.LIMIT": the module-level statements that set it (_Module.sets)
 ALIAS = "@"  # a reference "f@fast:f": `from fast import f` as one of the branches binding f (no name holds "@")
+WHOLE = "(module)"  # the object "the whole module" of one whose names are set where no statement shows it (_dynamic)
+CALLED = "()"  # a sets name "h.configure()": the module-level calls of h.configure (what they set is not told)
+SUBCLASSED = "(class)"  # a sets name "Base(class)": the class statements deriving from Base (its hooks run)
 
 
 def _digest(node: ast.AST) -> str:
@@ -297,23 +373,40 @@ def _dump(node: object) -> str:
     >>> _dump(ast.parse("def f(): pass").body[0])  # no type_params=[], whatever the Python
     "FunctionDef(name='f', args=arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=[Pass()], decorator_list=[])"
     """
-    if isinstance(node, ast.AST):
-        kind = type(node)
-        fields = []
-        for name in node._fields:
-            try:
-                value = getattr(node, name)
-            except AttributeError:  # as ast.dump: a field never set is left out
-                continue
-            if value is None and getattr(kind, name, ...) is None or (name in _ADDED_EMPTY and value == []):
-                continue  # an optional field left out, as 3.11 leaves it out
-            if isinstance(node, ast.JoinedStr) and name == "values":
-                value = [part for part in value if not (isinstance(part, ast.Constant) and part.value == "")]
-            fields.append(f"{name}={_dump(value)}")
-        return f"{kind.__name__}({', '.join(fields)})"
-    if isinstance(node, list):
-        return f"[{', '.join(map(_dump, node))}]"
-    return repr(node)
+    out: list[str] = []
+    todo: list[object] = [node]  # what is left to write, the next last; text as _Text, as is
+    while todo:
+        item = todo.pop()
+        if isinstance(item, _Text):
+            out.append(item)
+        elif isinstance(item, ast.AST):
+            kind = type(item)
+            parts: list[object] = [_Text(kind.__name__ + "(")]
+            for name in item._fields:
+                try:
+                    value = getattr(item, name)
+                except AttributeError:  # as ast.dump: a field never set is left out
+                    continue
+                if value is None and getattr(kind, name, ...) is None or (name in _ADDED_EMPTY and value == []):
+                    continue  # an optional field left out, as 3.11 leaves it out
+                if isinstance(item, ast.JoinedStr) and name == "values":
+                    value = [part for part in value if not (isinstance(part, ast.Constant) and part.value == "")]
+                parts += [_Text(f"{', ' if len(parts) > 1 else ''}{name}="), value]
+            todo += reversed([*parts, _Text(")")])
+        elif isinstance(item, list):
+            parts = [_Text("[")]
+            for index, value in enumerate(item):
+                parts += [_Text(", "), value] if index else [value]
+            todo += reversed([*parts, _Text("]")])
+        else:
+            out.append(repr(item))
+    return "".join(out)
+
+
+class _Text(str):
+    """Text :func:`_dump` writes as it is (a ``str`` in the tree is written by its repr).
+    The tree is walked without recursion: a generated expression of thousands of terms
+    imports, and is fingerprinted, without reaching Python's recursion limit."""
 
 
 def _parse(source: bytes, module: str, is_package: bool) -> _Module:
@@ -321,13 +414,55 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
         tree = ast.parse(source)
     except SyntaxError as exc:  # the import will fail on the same line: say where
         return _Module({}, {}, unparsable=exc.lineno or 1)
-    except ValueError:  # a NUL byte: Python refuses the whole file
+    except (ValueError, RecursionError, MemoryError):  # a NUL byte, nesting too deep: Python refuses the whole file
         return _Module({}, {}, unparsable=1)
     _strip_docstrings(tree)
     parsed = _Module({}, {})
-    _collect(tree.body, parsed, module if is_package else module.rpartition(".")[0], branch=False)
+    package = module if is_package else module.rpartition(".")[0]
+    _collect(tree.body, parsed, package, branch=False)
     _set_through_global(tree.body, parsed)
+    if _dynamic(tree):  # every object, and every statement at module level, by one digest
+        references: set[str] = set(parsed.objects)
+        imports: Imports = {}
+        for node in tree.body:
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)):
+                found, inside = _references(node, package)
+                references |= found
+                imports.update(inside)
+        parsed.objects[WHOLE] = _Object("module", _digest(tree), frozenset(references), imports)
     return parsed
+
+
+def _dynamic(tree: ast.Module) -> bool:
+    """Whether a module's names may be set (or read) where none of its statements shows
+    which: ``exec``/``eval`` at module level, ``globals()`` anywhere, ``vars()`` or
+    ``locals()`` at module level, the module itself through ``sys.modules[__name__]``. Such
+    a module counts whole: any edit of it may change what a task reads there.
+
+    >>> _dynamic(ast.parse("globals().update(A=1)")), _dynamic(ast.parse("def f(c):\\n    exec(c, {})"))
+    (True, False)
+    >>> _dynamic(ast.parse("if __name__ == '__main__':\\n    globals()[sys.argv[1]]()"))
+    False
+    """
+    # (node, runs at module level); what a `__main__` guard runs, only a script does
+    todo: list[tuple[ast.AST, bool]] = [(node, True) for node in tree.body if not _main_guard(node)]
+    while todo:
+        sub, top = todo.pop()
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
+            called = sub.func.id
+            if called == "globals" or top and (called in ("exec", "eval") or called in ("vars", "locals") and not sub.args):
+                return True
+        if isinstance(sub, ast.Subscript):
+            of, key = sub.value, sub.slice
+        elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.args:
+            of, key = sub.func.value, sub.args[0]  # sys.modules.get(__name__)
+        else:
+            of, key = None, None
+        if isinstance(of, ast.Attribute) and of.attr == "modules" and isinstance(key, ast.Name) and key.id == "__name__":
+            return True
+        inner = top and not isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        todo.extend((child, inner) for child in ast.iter_child_nodes(sub))
+    return False
 
 
 def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
@@ -343,6 +478,8 @@ def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
                         setters.setdefault(name, set()).add(node.name)
     for name, by in setters.items():
         by.discard(name)
+        for setter in by:
+            parsed.setters.setdefault(setter, set()).add(name)
         old = parsed.objects.get(name)
         if old is None:
             digest = hashlib.sha256(" ".join(sorted(by)).encode()).hexdigest()[:16]
@@ -351,14 +488,15 @@ def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
             parsed.objects[name] = replace(old, references=old.references | by)
 
 
-def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: bool) -> None:
+def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: bool, runs: bool = True) -> None:
     """The objects and imports a module's statements define. Inside ``if``/``try``/``with``
     at module level (a fallback ``def`` in ``except ImportError:``) each definition counts,
     and one name defined in several branches counts by all of them, an import among them
     too (``try: from fast import f`` / ``except ImportError: from slow import f``); ``f = wrap(f)`` counts
-    by the ``def f`` it wraps and the call that wraps it; ``X += ...`` adds to
+    by the ``def f`` it wraps and the call that wraps it -- a name bound twice at module level
+    counts by both bindings (``g = f`` before ``def f`` again saw the first); ``X += ...`` adds to
     ``X``, as ``X[k] = ...`` and ``X.a = ...`` do; ``A, B = ...`` defines ``A`` and ``B``
-    by the whole value."""
+    by the whole value. ``runs``: the statements run on import (not in a ``__main__`` guard)."""
     objects = parsed.objects
 
     def define(name: str, kind: str, node: ast.AST, merge: bool) -> None:
@@ -398,36 +536,67 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
         head = (chain or "").partition(".")[0]
         if chain is None or head in objects or head not in parsed.imports:
             return
-        references, imports = _references(node, package)
-        new = _Object("sets", _digest(node), references | {chain}, imports)
-        old = parsed.sets.get(chain)
+        add_set(chain, "sets", node, {chain})
+
+    def add_set(key: str, kind: str, node: ast.AST, references: Iterable[str]) -> None:
+        found, imports = _references(node, package)
+        new = _Object(kind, _digest(node), found | set(references), imports)
+        old = parsed.sets.get(key)
         if old is not None:
-            new = _Object("sets", hashlib.sha256((old.digest + new.digest).encode()).hexdigest()[:16],
+            new = _Object(kind, hashlib.sha256((old.digest + new.digest).encode()).hexdigest()[:16],
                           old.references | new.references, {**old.imports, **new.imports})
-        parsed.sets[chain] = new
+        parsed.sets[key] = new
 
     def imported_too(name: str) -> None:  # a name a branch binds again: the import it had counts too
         source = parsed.imports.get(name)
         if branch and name not in objects and source is not None and source[1] is not None:
             alternative(name, (source[0], source[1]))
 
+    def call_at_import(chain: str, node: ast.AST, references: Iterable[str], how: str) -> None:
+        """A call at import of ``chain`` (``h.configure(LIMIT)``, ``@register("x")``, a class
+        statement's base or metaclass): it may set what that function reaches, wherever
+        that is read (:meth:`CodeIndex._setting`)."""
+        head, dot, _ = chain.partition(".")
+        if head in objects and dot and not references:
+            return  # `UNITS.update(...)`: the module's own object, which counts by the statement (define)
+        if head in objects or head in parsed.imports:  # else no project function
+            add_set(chain + how, "calls", node, {chain, *references})
+
+    def written_unseen(chain: str, node: ast.AST) -> None:
+        """``vars(h)[k] = ...``, ``h.__dict__.update(...)``, ``setattr(h, name, ...)``: any name of
+        ``h`` may be set (of an object of this module: it changes)."""
+        head = chain.partition(".")[0]
+        if head in objects:
+            define(head, "const", node, True)
+        elif head in parsed.imports:
+            add_set(f"{chain}.{WHOLE}", "sets", node, {chain})
+
     for node in body:
-        for walrus in _walruses(node):  # `if (X := ...):` binds X at module level
+        if runs:
+            for chain, call, references, how in _calls_at_import(node):
+                call_at_import(chain, call, references, how)
+            for chain in _written_unseen(node):
+                written_unseen(chain, node)
+        if isinstance(node, ast.ClassDef) and any(isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                                  and d.name == "__init_subclass__" for d in node.body) \
+                or isinstance(node, ast.ClassDef) and any(isinstance(b, ast.Name) and b.id == "type" for b in node.bases):
+            parsed.hooks.add(node.name)  # a class statement deriving from it runs its code
+        for walrus, scope in _walruses(node):  # `if (X := ...):` binds X at module level
             imported_too(walrus.target.id)
-            define(walrus.target.id, "const", walrus.value, True)
+            define(walrus.target.id, "const", scope, True)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             imported_too(node.name)
-            define(node.name, "class" if isinstance(node, ast.ClassDef) else "def", node, branch)
+            # bound again: what ran in between (`g = f`, a decorator that registered it) saw the one before
+            define(node.name, "class" if isinstance(node, ast.ClassDef) else "def", node, True)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 for name in ast.walk(target):  # `A = ...`, and each name of `A, (B, *C) = ...`
                     if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
-                        # `helper = lru_cache(helper)` wraps what the name held: that still runs
-                        rebinds = name.id in objects and any(isinstance(n, ast.Name) and n.id == name.id
-                                                             for n in ast.walk(node.value))
+                        # bound again (`K = 1`, `T = K * 2`, `K = 5`): what ran in between saw the value before,
+                        # and `helper = lru_cache(helper)` wraps what the name held: each binding counts
                         imported_too(name.id)
-                        define(name.id, "const", node.value, branch or rebinds)
+                        define(name.id, "const", node.value, True)
                 root = target
                 while isinstance(root, (ast.Attribute, ast.Subscript)):
                     root = root.value
@@ -435,18 +604,26 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                     define(root.id, "const", node, True)  # `TABLE["b"] = ...`, `Scaler.factor = ...`: it changes
                 elif root is not target:
                     sets_imported(target, node)
+        elif isinstance(node, ast.Expr) and (attribute := _setattr_target(node.value)) is not None:
+            root = attribute.value  # `setattr(h, "V", 1)` is `h.V = 1`
+            while isinstance(root, (ast.Attribute, ast.Subscript)):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in objects:
+                define(root.id, "const", node, True)
+            else:
+                sets_imported(attribute, node)
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             define(node.target.id, "const", node, True)
         elif isinstance(node, ast.AugAssign):
             sets_imported(node.target, node)
         elif isinstance(node, ast.Expr) and (called := _called_on(node.value)) is not None and called in objects:
             define(called, "const", node, True)  # `UNITS.update({...})`, `NAMES.append(x)`: it changes
-        elif isinstance(node, ast.Expr) and called is not None and isinstance(node.value, ast.Call):
-            sets_imported(node.value, node)
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-            # `setup(TABLE)`, `setup()`: a call at module level may fill the constants it is
-            # given and those the function it calls reads; each counts by the call (so by the function)
             call = node.value
+            if called is not None:  # `T.update(...)` where T is imported: it changes what the other module reads
+                sets_imported(call, node)
+            # `setup(TABLE)`, `setup()`, `h.fill(TABLE)`: a call at module level may fill the constants
+            # it is given and those the function it calls reads; each counts by the call (so by the function)
             given = {a.id for a in [*call.args, *(k.value for k in call.keywords)] if isinstance(a, ast.Name)}
             function = objects.get(call.func.id) if isinstance(call.func, ast.Name) else None
             if function is not None and function.kind == "def":
@@ -461,7 +638,7 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                         imported_too(name.id)
                         define(name.id, "const", node.iter, True)
             before = dict(objects)
-            _collect([*node.body, *node.orelse], parsed, package, branch=True)
+            _collect([*node.body, *node.orelse], parsed, package, branch=True, runs=runs)
             for filled in [n for n, obj in objects.items() if before.get(n) is not obj]:
                 define(filled, "const", node, True)  # what the loop fills depends on what it loops over
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -483,7 +660,7 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                     if isinstance(captured, str):
                         imported_too(captured)
                         define(captured, "const", ast.Match(subject=node.subject, cases=[case]), True)
-                _collect(case.body, parsed, package, branch=True)
+                _collect(case.body, parsed, package, branch=True, runs=runs)
         elif isinstance(node, (ast.If, ast.Try, ast.With)) or type(node).__name__ == "TryStar":
             for item in getattr(node, "items", []):  # `with open(...) as X:` binds X, by what it enters
                 for name in ast.walk(item.optional_vars) if item.optional_vars is not None else ():
@@ -491,23 +668,104 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                         imported_too(name.id)
                         define(name.id, "const", item.context_expr, True)
             for block in ("body", "orelse", "finalbody"):
-                _collect(getattr(node, block, []), parsed, package, branch=True)
+                _collect(getattr(node, block, []), parsed, package, branch=True,
+                         runs=runs and not (block == "body" and _main_guard(node)))
             for handler in getattr(node, "handlers", []):
-                _collect(handler.body, parsed, package, branch=True)
+                _collect(handler.body, parsed, package, branch=True, runs=runs)
 
 
-def _walruses(node: ast.stmt) -> Iterator[ast.NamedExpr]:
+def _walruses(node: ast.stmt) -> Iterator[tuple[ast.NamedExpr, ast.expr]]:
     """The ``X := ...`` in a module-level statement that bind ``X`` in the module: those of
     its own expressions (a comprehension's too), not of the statements nested in it or of
-    a function or class."""
+    a function or class -- each with what it binds by: its value, or the outermost
+    comprehension around it (``[(X := i) for i in ITEMS]`` binds X by what it goes over)."""
+    todo: list[tuple[ast.AST, ast.expr | None]] = \
+        [(child, None) for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)] \
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
+    while todo:
+        sub, around = todo.pop()
+        if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
+            yield sub, around if around is not None else sub.value
+        if isinstance(sub, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)) and around is None:
+            around = sub
+        if not isinstance(sub, (ast.Lambda, ast.stmt)):
+            todo.extend((child, around) for child in ast.iter_child_nodes(sub))
+
+
+def _calls_at_import(node: ast.stmt) -> Iterator[tuple[str, ast.AST, frozenset[str], str]]:
+    """The calls a module-level statement makes when the module is imported, by the name
+    called (``h.configure``): those in its own expressions (not in the statements nested
+    in it, nor in a function or lambda), each with the call, and its decorators -- each
+    called with what it decorates, which counts by its name (``@register("x")`` over
+    ``def fx``: ``fx`` is what the registry then holds), a class's bases (``SUBCLASSED``: their
+    ``__init_subclass__`` runs) and metaclass. Nothing in a ``__main__`` guard."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        for decorator in node.decorator_list:
+            chain = _chain(decorator.func if isinstance(decorator, ast.Call) else decorator)
+            if chain is not None:
+                yield chain, decorator, frozenset((node.name,)), CALLED
+        if isinstance(node, ast.ClassDef):  # `class A(Base)` runs Base's __init_subclass__; a metaclass runs
+            for base in node.bases:
+                if (chain := _chain(base)) is not None:
+                    yield chain, base, frozenset((node.name,)), SUBCLASSED
+            for keyword in node.keywords:
+                if keyword.arg == "metaclass" and (chain := _chain(keyword.value)) is not None:
+                    yield chain, keyword.value, frozenset((node.name,)), CALLED
+        return
+    todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)]
+    while todo:
+        sub = todo.pop()
+        if isinstance(sub, ast.Call) and (chain := _chain(sub.func)) is not None:
+            yield chain, sub, frozenset(), CALLED
+        if not isinstance(sub, (ast.Lambda, ast.stmt)):
+            todo.extend(ast.iter_child_nodes(sub))
+
+
+def _chain(node: ast.expr) -> str | None:
+    """``h.configure`` for a name or an attribute chain that starts at a name, else None."""
+    return node.id if isinstance(node, ast.Name) else _dotted(node) if isinstance(node, ast.Attribute) else None
+
+
+def _written_unseen(node: ast.stmt) -> Iterator[str]:
+    """What a module-level statement may set any name of, unseen: ``h`` for ``vars(h)``,
+    ``h.__dict__``, ``setattr(h, name, ...)`` with a name not written out."""
     todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)] \
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
     while todo:
         sub = todo.pop()
-        if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
-            yield sub
+        target: ast.expr | None = None
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.args and (
+                sub.func.id == "vars" or sub.func.id == "setattr" and _setattr_target(sub) is None):
+            target = sub.args[0]
+        elif isinstance(sub, ast.Attribute) and sub.attr == "__dict__":
+            target = sub.value
+        if target is not None and (chain := _chain(target)) is not None:
+            yield chain
         if not isinstance(sub, (ast.Lambda, ast.stmt)):
             todo.extend(ast.iter_child_nodes(sub))
+
+
+def _setattr_target(value: ast.expr) -> ast.Attribute | None:
+    """``h.V`` for ``setattr(h, "V", ...)`` with a literal name; None for any other expression.
+
+    >>> ast.unparse(_setattr_target(ast.parse("setattr(cfg.opts, 'n', 1)").body[0].value))
+    'cfg.opts.n'
+    """
+    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Name) or value.func.id != "setattr" \
+            or len(value.args) != 3 or not isinstance(value.args[0], (ast.Name, ast.Attribute)):
+        return None
+    name = value.args[1]
+    if not isinstance(name, ast.Constant) or not isinstance(name.value, str) or not name.value.isidentifier():
+        return None
+    return ast.Attribute(value=value.args[0], attr=name.value, ctx=ast.Store())
+
+
+def _main_guard(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":`` -- its body never runs on import."""
+    test = node.test if isinstance(node, ast.If) else None
+    return isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__" \
+        and len(test.comparators) == 1 and isinstance(test.comparators[0], ast.Constant) \
+        and test.comparators[0].value == "__main__"
 
 
 def _called_on(value: ast.expr) -> str | None:
@@ -583,7 +841,13 @@ class CodeIndex:
         self._unparsable: dict[str, str | None] = {}
         self._closures: dict[str, dict[str, str] | None] = {}
         self._loads: dict[str, frozenset[str]] = {}  # module -> those its import runs that set names elsewhere
-        self._set_where: dict[tuple[str, str], tuple[str, str] | None] = {}  # (module, name it sets) -> where that is
+        # (module, name it sets) -> where that is, and whether the whole name is there (not an object it is part of)
+        self._set_where: dict[tuple[str, str], tuple[tuple[str, str], bool] | None] = {}
+        self._uses: dict[tuple[str, str], tuple[list[tuple[str, str]], frozenset[str]]] = {}  # object -> _edges
+        self._namespaces: dict[str, bool] = {}  # dotted name -> a namespace package of the project
+        self._listed: set[str] = set()  # the folders of packages a module is imported from by a computed name
+        self._reached: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}  # object -> _reach
+        self._state: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}  # function -> what of _reach is state
 
     def _module(self, name: str) -> tuple[str, _Module] | None:
         """A project module by its dotted name (None: not a file in the project's folders)."""
@@ -607,9 +871,13 @@ class CodeIndex:
         self._files[name] = found
         return found
 
-    def _lookup(self, module: str, name: str, depth: int = 0) -> tuple[str, str] | None:
+    def _lookup(self, module: str, name: str, depth: int = 0, attribute: bool = True) -> tuple[str, str] | None:
         """Where a top-level name of a project module is defined: (module, name), following
-        imports -- or the module that does not parse, where the name cannot be told."""
+        imports -- or the module that does not parse, where the name cannot be told. A name
+        no statement binds is the module's whole when names are set there unseen (exec,
+        globals()), else, asked of the module from outside (``attribute``: ``h.LIMIT``,
+        ``from h import LIMIT``, not a name its own code reads), its ``__getattr__`` (PEP 562)
+        unless a submodule is so named."""
         found = self._module(module)
         if found is None or depth > 10:
             return None
@@ -620,9 +888,14 @@ class CodeIndex:
             source, attr = parsed.imports[name]
             return self._lookup(source, attr, depth + 1) if attr is not None else None
         for key, (source, _) in reversed(parsed.imports.items()):  # `from helpers import *`: the last one wins
-            if key.startswith(STAR) and (found_there := self._lookup(source, name, depth + 1)) is not None:
-                return found_there
-        return None
+            lazy = key.startswith(STAR) and "__all__" in (self._module(source) or ("", _Module({}, {})))[1].objects
+            if key.startswith(STAR) and (found_there := self._lookup(source, name, depth + 1, lazy)) is not None:
+                return found_there  # (a name `__all__` lists may be one `__getattr__` supplies)
+        fallback = WHOLE if WHOLE in parsed.objects else "__getattr__" if attribute and "__getattr__" in parsed.objects \
+            else None
+        if fallback is None or attribute and self._module(f"{module}.{name}") is not None:
+            return None  # nothing supplies it (a builtin, a local), or a submodule: looked up as one
+        return module, fallback
 
     def _origin(self, module: str, name: str, depth: int = 0) -> tuple[str, str] | None:
         """The module outside the project a name comes from, following the project's
@@ -647,19 +920,60 @@ class CodeIndex:
             if head in local:
                 source, name = local[head]
                 return self._lookup(source, name) if name is not None else None
-            return self._lookup(module, head)
-        if imported is None:
-            return None
+            return self._lookup(module, head, attribute=False)
+        if imported is None:  # `C.method`, `TABLE.get`: the module's own object (or its star import's)
+            return self._lookup(module, head, attribute=False)
         # `import helpers` ... `helpers.normalize`; `import pkg.words` ... `pkg.words.upper`
         target = f"{imported[0]}.{imported[1]}" if imported[1] is not None else imported[0]
+        if imported[1] is not None and self._module(target) is None and not self._namespace(target):
+            return self._lookup(imported[0], imported[1])  # `from reg import R0` ... `R0.d`: that object
         for attr in attrs:
-            if self._module(target) is None:
+            if self._module(target) is None and not self._namespace(target):
                 return None
             where = self._lookup(target, attr)
             if where is not None:
                 return where
             target = f"{target}.{attr}"  # a submodule, perhaps
         return None
+
+    def _package_modules(self, package: str) -> list[str]:
+        """The project modules in a package (its own ``__init__`` and those under it, at any
+        depth), by dotted name, sorted; a folder of installed packages or targetrun's own is none."""
+        if self._path is None:
+            self._path = _search_path(self.root)
+        found: set[str] = set()
+        for folder in self._path:
+            top = os.path.join(folder, *package.split("."))
+            for where, subfolders, files in os.walk(top):
+                self._listed.add(where)  # a module added there is one more it may import: what this rests on
+                subfolders[:] = sorted(d for d in subfolders if d.isidentifier())
+                below = os.path.relpath(where, top)
+                dotted = ".".join([package, *([] if below == os.curdir else below.split(os.sep))])
+                found.update(dotted if name == "__init__.py" else f"{dotted}.{name[:-3]}"
+                             for name in files if name.endswith(".py") and name[:-3].isidentifier())
+        return sorted(m for m in found if self._module(m) is not None)
+
+    def _namespace(self, name: str) -> bool:
+        """Whether ``name`` is a namespace package of the project: a folder without an
+        ``__init__.py`` in a folder modules are found in (PEP 420), whose modules are the project's."""
+        if name not in self._namespaces:
+            if self._path is None:
+                self._path = _search_path(self.root)
+            self._namespaces[name] = any(os.path.isdir(os.path.join(folder, *name.split("."))) for folder in self._path)
+        return self._namespaces[name]
+
+    def _module_value(self, module: str, ref: str, local: Imports) -> str | None:
+        """The project module ``ref`` names as a value -- ``M = pkg.mod``, ``getattr(h, name)``,
+        ``vars(h)``, ``h.__dict__`` -- what of it is read is not told: it counts whole. None
+        when ``ref`` names no module."""
+        head, *attrs = ref.split(".")
+        imported = local.get(head) or (self._files.get(module) or ("", _Module({}, {})))[1].imports.get(head)
+        if imported is None:
+            return None
+        if attrs[-1:] == ["__dict__"]:
+            attrs = attrs[:-1]
+        target = ".".join([f"{imported[0]}.{imported[1]}" if imported[1] is not None else imported[0], *attrs])
+        return target if self._module(target) is not None else None
 
     def _library(self, parsed: _Module, ref: str, local: Imports) -> str | None:
         """The top-level name of the installed library an imported name comes from; None
@@ -682,16 +996,86 @@ class CodeIndex:
         loaded: set[str] = set()  # the project modules whose module-level code runs: those reached, what they import
         for module in {mod for mod, _ in seen}:
             loaded |= self._setters_loaded_with(module)
+        for mod, name in seen:  # and what the objects reached import where they run (`def make(): import pk.plug`)
+            parsed = (self._files.get(mod) or ("", _Module({}, {})))[1]
+            obj = parsed.sets.get(name[len(SETS):]) if name.startswith(SETS) else parsed.objects.get(name)
+            for source, attr in (obj.imports.values() if obj is not None else ()):
+                loaded |= self._setters_loaded_with(source)
+                if attr is not None:
+                    loaded |= self._setters_loaded_with(f"{source}.{attr}")
         for module in sorted(loaded):
             parsed = (self._files.get(module) or ("", _Module({}, {})))[1]
             for chain, obj in parsed.sets.items():
                 if (module, SETS + chain) in seen:
                     continue
+                if chain.endswith("." + WHOLE):  # `vars(h)[k] = ...`: any name of h, read where any object of it is
+                    target = self._module_named(module, chain[:-len(WHOLE) - 1])
+                    if target is not None and any(mod == target for mod, _ in seen):
+                        found.append((module, SETS + chain))
+                    continue
                 if (module, chain) not in self._set_where:
-                    self._set_where[module, chain] = self._resolve(module, chain, obj.imports)
-                if self._set_where[module, chain] in seen:
+                    self._set_where[module, chain] = self._resolve_prefix(module, chain.removesuffix(CALLED)
+                                                                          .removesuffix(SUBCLASSED), obj.imports)
+                where, exact = self._set_where[module, chain] or (None, False)
+                if where is None:
+                    continue
+                if not exact and chain.endswith(CALLED) and chain[:-len(CALLED)].rpartition(".")[0] in parsed.sets:
+                    hit = False  # `h.T.update(...)`: said as what it sets, `sets h.T`
+                elif not exact or not chain.endswith((CALLED, SUBCLASSED)):  # an object it sets (`C.k = 1`, `R0.add(f)`)
+                    hit = where in seen
+                elif chain.endswith(SUBCLASSED):  # a class statement: only a hook of the base runs code
+                    hit = any(name in self._hooks(mod) for mod, name in self._reach(where)) and self._state_read(where, seen)
+                else:
+                    hit = self._state_read(where, seen)
+                if hit:
                     found.append((module, SETS + chain))
         return found
+
+    def _hooks(self, module: str) -> set[str]:
+        return (self._files.get(module) or ("", _Module({}, {})))[1].hooks
+
+    def _resolve_prefix(self, module: str, chain: str, local: Imports) -> tuple[tuple[str, str], bool] | None:
+        """The project object ``chain`` names, and True -- or, when only a part of it names one
+        (``R0.add``, ``C.k``: a method or an attribute of it), that object, and False."""
+        where = self._resolve(module, chain, local)
+        if where is None:
+            return None
+        owner = chain.rpartition(".")[0]  # `h.configure`: h is a module; `R0.add`: R0 is not
+        return where, not owner or self._module_value(module, owner, local) is not None
+
+    def _module_named(self, module: str, chain: str) -> str | None:
+        """The project module ``chain`` (``h``, ``pkg.h``) names in ``module``, or None."""
+        head, *attrs = chain.split(".")
+        imported = (self._files.get(module) or ("", _Module({}, {})))[1].imports.get(head)
+        if imported is None:
+            return None
+        target = ".".join([f"{imported[0]}.{imported[1]}" if imported[1] is not None else imported[0], *attrs])
+        return target if self._module(target) is not None else None
+
+    def _state_read(self, function: tuple[str, str], seen: set[tuple[str, str]]) -> bool:
+        """Whether what ``seen`` holds reads, from outside ``function``, state it reaches (a
+        constant, a class): what a call of it at import may have set -- the registry
+        ``@register("x")`` fills, the table ``h.configure(LIMIT)`` stores in --, not what
+        only the function's own code reads (a memo table a decorator keeps, a log list)."""
+        reach = self._reach(function)
+        if function not in self._state:
+            # a class called (h.Cfg(5)) is state itself: its __init__ may set what it holds
+            state = {where for where in reach if (where != function or self._kind(where) == "class")
+                     and self._kind(where) in ("const", "class", "module")}
+            for mod, name in reach:  # a name a function reached sets through `global`
+                parsed = (self._files.get(mod) or ("?", _Module({}, {}, 1)))[1]
+                state.update((mod, other) for other in parsed.setters.get(name, ()) if other in parsed.objects)
+            self._state[function] = frozenset(state)
+        written = self._state[function]
+        return not written.isdisjoint(seen) and \
+            any(not written.isdisjoint(self._edges(*where)[0]) for where in seen if where not in reach)
+
+    def _kind(self, where: tuple[str, str]) -> str:
+        mod, name = where
+        parsed = (self._files.get(mod) or ("?", _Module({}, {}, 1)))[1]
+        if parsed.unparsable is not None:
+            return "unparsable"
+        return (parsed.sets[name[len(SETS):]] if name.startswith(SETS) else parsed.objects[name]).kind
 
     def _setters_loaded_with(self, start: str) -> frozenset[str]:
         """The project modules importing ``start`` runs (it, the packages around it, what
@@ -759,27 +1143,70 @@ class CodeIndex:
             obj = parsed.sets[name[len(SETS):]] if name.startswith(SETS) else parsed.objects[name]
             closure.entries[f"{rel}:{name.removeprefix(SETS)}"] = \
                 f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
-            for ref in sorted(obj.references):
-                if ref.startswith(MODULE):  # `import_module("h5")`: each object of h5, or its library
-                    whole, libraries = self._whole(obj.imports[ref][0])
-                    todo.extend(where for where in whole if where not in seen)
-                    seen.update(whole)
-                    closure.libraries.update(libraries)
-                    continue
-                for local in self._bindings(parsed, ref, obj.imports):
-                    where = self._resolve(mod, ref, local)
-                    if where is not None and where not in seen:
-                        seen.add(where)
-                        todo.append(where)
-                    elif where is None and (library := self._library(parsed, ref, local)) is not None:
-                        closure.libraries.add(library)
+            if UNFOLLOWED in obj.references:  # which module it imports cannot be told: said each time
+                closure.entries[f"{rel}:{name.removeprefix(SETS)}{UNFOLLOWED}"] = f"{stalediff.UNFOLLOWED}:1"
+            uses, libraries = self._edges(mod, name)
+            closure.libraries.update(libraries)
+            for where in uses:
+                if where not in seen:
+                    seen.add(where)
+                    todo.append(where)
         self._walked[run] = closure
         return closure
 
+    def _edges(self, mod: str, name: str) -> tuple[list[tuple[str, str]], frozenset[str]]:
+        """The project objects one object uses (its module's whole too, when that counts
+        whole), and the installed libraries it uses by name; once per object."""
+        if (mod, name) not in self._uses:
+            parsed = (self._files.get(mod) or ("?", _Module({}, {}, 1)))[1]
+            uses: list[tuple[str, str]] = []
+            libraries: set[str] = set()
+            if parsed.unparsable is None:
+                obj = parsed.sets[name[len(SETS):]] if name.startswith(SETS) else parsed.objects[name]
+                if WHOLE in parsed.objects and name != WHOLE:
+                    uses.append((mod, WHOLE))
+                for ref in sorted(obj.references):
+                    if ref == UNFOLLOWED:  # said as an entry of its own (_walk)
+                        continue
+                    if ref.startswith(MODULE):  # `import_module("h5")`: each object of h5, or its library
+                        whole, of_library = self._whole(obj.imports[ref][0])
+                        uses.extend(whole)
+                        libraries |= of_library
+                        continue
+                    if ref.startswith(PACKAGE):  # `import_module(f"steps.{x}")`: each module of steps, whole
+                        for inside in self._package_modules(obj.imports[ref][0]):
+                            uses.extend(self._whole(inside)[0])
+                        continue
+                    for local in self._bindings(parsed, ref, obj.imports):
+                        where = self._resolve(mod, ref, local)
+                        if where is not None:
+                            uses.append(where)
+                        elif (whole_of := self._module_value(mod, ref, local)) is not None:
+                            uses.extend(self._whole(whole_of)[0])
+                        elif (library := self._library(parsed, ref, local)) is not None:
+                            libraries.add(library)
+            self._uses[mod, name] = (uses, frozenset(libraries))
+        return self._uses[mod, name]
+
+    def _reach(self, start: tuple[str, str]) -> frozenset[tuple[str, str]]:
+        """The project objects ``start`` uses, transitively, itself included (once per object)."""
+        if start not in self._reached:
+            seen = {start}
+            todo = [start]
+            while todo:
+                for where in self._edges(*todo.pop())[0]:
+                    if where not in seen:
+                        seen.add(where)
+                        todo.append(where)
+            self._reached[start] = frozenset(seen)
+        return self._reached[start]
+
     def sources(self) -> list[str]:
-        """The project files read so far (absolute paths): what the code of the tasks
-        looked at rests on (:mod:`targetrun.certify`)."""
-        return sorted(os.path.join(self.root, found[0]) for found in self._files.values() if found is not None)
+        """The project files read so far (absolute paths), and the folders listed for a module
+        imported by a computed name: what the code of the tasks looked at rests on
+        (:mod:`targetrun.certify`)."""
+        return sorted({os.path.join(self.root, found[0]) for found in self._files.values() if found is not None}
+                      | self._listed)
 
     def unparsable(self, run: str) -> str | None:
         """``"helpers.py:3 does not parse"`` when a project file the callable reaches does
@@ -1280,12 +1707,15 @@ class MadeFrom:
         """The task's code fingerprints now, as records keep them (with their model,
         :func:`~targetrun.stalediff.modelled`); None when its code is unknown."""
         if spec.version is not None:
-            return stalediff.modelled({"version": "version:" + spec.version})
+            return {"version": "version:" + spec.version}
         if spec.shell is not None:
-            return stalediff.modelled({"shell": _shell_digest(spec.shell)})
+            return {"shell": _shell_digest(spec.shell)}
         if spec.run is not None:
             code = self.code_index.of_callable(spec.run)
-            return stalediff.modelled(code) if code is not None else None
+            if code is None:
+                return None
+            outside = any(value.startswith(("python:", "dist:")) for value in code.values())  # a library's callable
+            return stalediff.modelled(code, "1" if outside else stalediff.CODE_MODEL)
         return None
 
     def param_fingerprint(self, name: str) -> str:

@@ -204,7 +204,7 @@ def test_a_package_under_src_or_a_sys_path_folder_in_the_project_is_fingerprinte
     assert p.cli("run").code == 0
     if layout == "src":
         monkeypatch.undo()  # root/src counts even when it is not on sys.path now (another process)
-    assert records(p)["made"]["code"].keys() == {f"{layout}/pkg/mod.py:make", f"{layout}/pkg/util.py:scale"}
+    assert records(p)["made"]["code"].keys() == {f"{layout}/pkg/mod.py:make", f"{layout}/pkg/util.py:scale", "@model"}
     p.write(f"{layout}/pkg/util.py", "def scale(x):\n    return x * 100\n")
     assert rows(p)["made"]["stale"] == [{"what": "code", "detail": f"{layout}/pkg/util.py: helper scale"}]
 

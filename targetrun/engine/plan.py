@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from targetrun import dag, fingerprint, staleness, templating
+from targetrun.stalediff import UNFOLLOWED
 from targetrun.staleness import MadeFrom, OwnFiles
 from targetrun.checkpoints import CorruptCheckpoint, Expected, needs_record, read_value, untrusted, verify_checkpoint
 from targetrun.engine.cache import task_inputs
@@ -733,7 +734,8 @@ class Planner:
                 looked = self._rules(task).looked
                 code = self.made_from.code_text(spec) \
                     if StaleKind.CODE in looked and not (spec.cache is not None and spec.cache.caches) else None
-                pairs[key] = (code, looked) if code is not None else None
+                # code that imports a module by a computed name is said to be unknown, from its record
+                pairs[key] = (code, looked) if code is not None and f'"{UNFOLLOWED}:' not in code else None
             pair = pairs[key]
             if pair is not None and task.target is not None:
                 found[task.target.url] = pair
