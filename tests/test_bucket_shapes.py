@@ -176,9 +176,11 @@ def compare(shapes: list[Figures], features: set[str] = FEATURES) -> None:
 class Sends:
     def __init__(self) -> None:
         self.n = 0
+        self.seen: list[str] = []
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
         self.n += 1
+        self.seen.append(str(kwargs.get("request").url)[-60:])
 
 
 def s3_storages() -> Callable[[], tuple[FsspecStorage, Sends]]:
@@ -327,3 +329,93 @@ def test_gcs_a_key_and_keys_below_it_in_one_listing_page(gcs_sends: tuple[Any, s
     storage.fs.ls(BUCKET)
     sends.n = 0
     assert_key_and_keys_below(storage, sends, "gs")
+
+
+# -- faults: a listing that cannot answer ---------------------------------------------------
+
+
+@pytest.fixture
+def flaky_s3(s3: Any, s3_client: Any) -> Iterator[Any]:
+    """A second door onto the S3 server's objects that answers the requests a rule matches
+    with an error (tests/test_flaky_s3.py)."""
+    from tests.test_flaky_s3 import FlakyS3
+
+    s3_client.create_bucket(Bucket=BUCKET)
+    server = FlakyS3()
+    server.start()
+    yield server
+    server.stop()
+
+
+def flaky_storage(endpoint: str) -> tuple[FsspecStorage, Sends]:
+    storage = FsspecStorage("s3", {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": endpoint},
+                                   "config_kwargs": {"retries": {"total_max_attempts": 1}}})
+    sends = Sends()
+    storage.fs.s3.meta.events.register("before-send.s3", sends)
+    return storage, sends
+
+
+def test_s3_listings_refused_but_reads_allowed_answer_as_per_key_checks(s3_server: Any, flaky_s3: Any) -> None:
+    """A policy with s3:GetObject and no s3:ListBucket (a common read-only grant): every
+    listing is refused (403). What exists is answered per key, as a check of each key
+    alone answers it; what a key's own check cannot tell either stays "cannot tell",
+    never "missing"."""
+    s3_server.seed({f"{BUCKET}/out/{n}": b"1" for n in ("a", "b", "c")})
+    flaky_s3.faults.add("GET", r"list-type=2", status=403)
+    urls = [f"s3://{BUCKET}/out/{n}" for n in ("a", "b", "c", "d")]
+    storage, sends = flaky_storage(flaky_s3.endpoint)
+    checker = TargetChecker(lambda _key: storage)
+    checker.expect("", urls)
+    assert checker.check_urls("", urls[:3]) == dict.fromkeys(urls[:3], True)  # was "cannot tell" for all
+    assert sends.n == 1 + 3  # the refused listing, then one HEAD each
+    with pytest.raises(StorageError, match=r"cannot tell whether s3://shapes-bucket/out/d exists") as caught:
+        checker.check_urls("", urls[3:])  # HEAD 404, then the listing of out/d/ that tells a folder: refused
+    assert "testing" not in str(caught.value) and "Traceback" not in str(caught.value)
+
+
+def test_s3_a_listing_that_fails_after_its_first_page_answers_as_per_key_checks(s3_server: Any, flaky_s3: Any) -> None:
+    """1,500 keys; targets the first page reaches and targets beyond it. The second request
+    fails (500): nothing the first page saw is lost, and no target is "missing" because
+    the listing stopped -- each is answered as its own check answers it."""
+    s3_server.seed({f"{BUCKET}/crowd/k{i:04d}": b"1" for i in range(1500)})
+    targets = [f"s3://{BUCKET}/crowd/k{i:04d}{x}" for i, x in ((5, ""), (6, "x"), (7, ""), (1400, ""), (1401, "x"))]
+    storage, _ = flaky_storage(flaky_s3.endpoint)
+    truth = {url: storage.exists(url) for url in targets}
+    assert list(truth.values()) == [True, False, True, True, False]
+    flaky_s3.faults.add("GET", r"list-type=2.*start-after=crowd%2Fk1", status=500)
+    storage, sends = flaky_storage(flaky_s3.endpoint)
+    checker = TargetChecker(lambda _key: storage)
+    checker.expect("", targets)
+    assert checker.check_urls("", targets) == truth
+    # the first page answered the first three: 2 listing requests, then per key 1 + 2 for the
+    # last two and one look at the bucket -- not 8, every target checked again
+    assert sends.n == 6, "\n".join(sends.seen)
+
+
+def test_run_and_status_where_listings_are_refused(project: Any, flaky_s3: Any, s3: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI on a read-only grant (listings refused, reads allowed): what exists is skipped
+    and shown; a target no check can tell is exit 3 in one paragraph, never "missing"
+    (nothing runs), without a traceback or the credentials."""
+    import json
+    import sys
+
+    from tests.test_flaky_s3 import SECRET, TASKS, assert_one_paragraph, pipeline
+
+    monkeypatch.setenv("LAKE_SECRET", SECRET)
+    lake = project(pipeline(flaky_s3.endpoint), flakytasks=TASKS)
+    monkeypatch.syspath_prepend(str(lake.root))
+    monkeypatch.delitem(sys.modules, "flakytasks", raising=False)
+    assert lake.cli("run").code == 0
+    calls = lake.counts()
+    flaky_s3.faults.add("GET", r"list-type=2", status=403)
+    status = lake.cli("status", "--json")
+    assert status.code == 0, status.text  # was exit 3: "cannot tell whether s3://test-bucket/flaky exists"
+    assert {t["task"]: (t["exists"], t["size"]) for t in json.loads(status.out)["tasks"]} == {
+        "a": (True, 5), "b": (True, 7), "c": (True, 9), "d": (True, 11)}
+    assert lake.cli("run").code == 0 and lake.counts() == calls
+    s3.rm_file("test-bucket/flaky/d.json")
+    result = lake.cli("run")
+    assert result.code == 3, result.text
+    assert_one_paragraph(result.err, "cannot tell whether s3://test-bucket/flaky/d.json exists")
+    assert lake.counts() == calls

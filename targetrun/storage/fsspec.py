@@ -132,8 +132,12 @@ class FsspecStorage(Storage):
         except FileNotFoundError:
             self._check_bucket(parent)
             return Listing({})
-        except Exception as exc:
-            raise _cannot_tell(parent, exc) from None
+        except Exception:
+            # Refused (a grant to read objects but not to list them: 403) or failed: a listing
+            # only saves requests, so each key is checked on its own, as it would have been
+            # without it -- what exists is told, what that check cannot tell stays "cannot
+            # tell". (It was "cannot tell" for every target, even those a read found.)
+            return None
         entries: dict[str, Stat | None] = {}
         root = f"{bucket}/{prefix}".rstrip("/")
         for key, stat in found:
@@ -271,7 +275,9 @@ def _seek(page: Callable[[str | None], Page], wanted: list[str],
     and the keys decided (None: the listing covered everything).
 
     A key is decided once seen, or seen with keys below it (``key/...``: a target may be
-    a folder), or once the listing has passed it and everything below it.
+    a folder), or once the listing has passed it and everything below it. A request that
+    fails after the first keeps what the earlier ones decided (the rest are checked per
+    key); the first one's error is raised.
     """
     found: list[tuple[str, Stat | None]] = []
     decided: set[str] = set()
@@ -279,8 +285,13 @@ def _seek(page: Callable[[str | None], Page], wanted: list[str],
     todo = sorted(set(wanted))
     i = 0
     start = todo[0] if todo else None
-    for _ in range(max_requests):
-        entries, more = page(start)
+    for asked in range(max_requests):
+        try:
+            entries, more = page(start)
+        except Exception:
+            if not asked:
+                raise
+            return found, decided
         found += entries
         if not more:
             if start is None:
