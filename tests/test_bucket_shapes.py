@@ -262,6 +262,22 @@ def assert_key_and_keys_below(storage: FsspecStorage, sends: Sends, protocol: st
     assert storage.info(urls[0]) is not None and storage.info(urls[0]).size == 1  # type: ignore[union-attr]
 
 
+def test_s3_keys_under_an_empty_folder_name_are_checked_as_they_are(s3_client: Any, s3_server: Any) -> None:
+    """``a//b`` (a template's empty value: ``{prefix}/{name}``) and ``/x`` are keys S3 keeps
+    as they are. Their folder ``a/`` (``/`` at the bucket's top) is no folder a listing of
+    ``a`` can name: its keys sit under the common prefix ``a//``. ``stat_many`` (status)
+    read that listing and said the existing targets were missing; the planner listed it for
+    nothing, a request more than checking each key."""
+    objects = {"a//b1", "a//b2", "a//b3", "/x", "/y", "/z", "a/c"}
+    shape = Shape(0, objects=objects, targets=["a//b1", "a//b2", "a//b3", "a//d", "/x", "/y", "/z", "/w", "a/c"])
+    build_s3(s3_server, s3_client, shape)
+    figures = measure(shape, s3_storages(), "s3")
+    truth = {t: shape.truth(t) for t in shape.targets}
+    assert figures.answers == {"per key": truth, "batched": truth, "stat_many": truth}, figures.answers
+    assert figures.requests["batched"] <= figures.requests["per key"], figures.row()
+    assert figures.requests["stat_many"] <= figures.requests["per key"], figures.row()
+
+
 # -- GCS ------------------------------------------------------------------------------------
 
 
