@@ -263,13 +263,14 @@ def assert_key_and_keys_below(storage: FsspecStorage, sends: Sends, protocol: st
 
 
 def test_s3_keys_under_an_empty_folder_name_are_checked_as_they_are(s3_client: Any, s3_server: Any) -> None:
-    """``a//b`` (a template's empty value: ``{prefix}/{name}``) and ``/x`` are keys S3 keeps
-    as they are. Their folder ``a/`` (``/`` at the bucket's top) is no folder a listing of
-    ``a`` can name: its keys sit under the common prefix ``a//``. ``stat_many`` (status)
-    read that listing and said the existing targets were missing; the planner listed it for
-    nothing, a request more than checking each key."""
-    objects = {"a//b1", "a//b2", "a//b3", "/x", "/y", "/z", "a/c"}
-    shape = Shape(0, objects=objects, targets=["a//b1", "a//b2", "a//b3", "a//d", "/x", "/y", "/z", "/w", "a/c"])
+    """``a//b`` (a template's empty value: ``{prefix}/{name}``), ``/x`` and ``/f/g`` are keys
+    S3 keeps as they are. Their folders (``a/``, ``/f``) are no folders fsspec lists: ``a/``
+    loses its slash and the listing of ``a`` has ``a//`` as a common prefix, ``/f`` is not
+    found. ``stat_many`` (status) read those listings and said the existing targets were
+    missing; the planner listed ``a/`` for nothing, a request more than checking each key."""
+    objects = {"a//b1", "a//b2", "a//b3", "/x", "/y", "/z", "a/c", "/f/g1", "/f/g2", "/f/g3", "h//i/j1", "h//i/j2", "h//i/j3"}
+    shape = Shape(0, objects=objects, targets=["a//b1", "a//b2", "a//b3", "a//d", "/x", "/y", "/z", "/w", "a/c",
+                                               "/f/g1", "/f/g2", "/f/g3", "h//i/j1", "h//i/j2", "h//i/j3"])
     build_s3(s3_server, s3_client, shape)
     figures = measure(shape, s3_storages(), "s3")
     truth = {t: shape.truth(t) for t in shape.targets}

@@ -275,16 +275,17 @@ def shown(url: str) -> str:
 
 def lists_as_named(folder: str) -> bool:
     """Whether a listing of ``folder`` (a :meth:`Storage.parent`) lists that folder. Not
-    when its last name is empty: ``s3://b/a/`` holds ``s3://b/a//x`` (a template's empty
+    when one of its names is empty: ``s3://b/a/`` holds ``s3://b/a//x`` (a template's empty
     value), but its URL loses the slash on the way (fsspec, :meth:`Storage.key`) and the
-    listing is one of ``a``, where ``a//x`` is under a folder, not a key -- ``status`` read
-    that as "missing", and the planner's listing answered none of them. Such targets are
-    checked one by one (or by a recursive listing above them, which sees every key).
+    listing is one of ``a``, where ``a//x`` is under a folder, not a key; s3fs finds no
+    folder ``s3://b//f`` at all. ``status`` read either as "missing", and the planner's
+    listing answered none of them. Such targets are checked one by one (or by a recursive
+    listing above them, which sees every key).
 
-    >>> lists_as_named("s3://b/a"), lists_as_named("s3://b/a/"), lists_as_named("s3://b/")
+    >>> lists_as_named("s3://b/a"), lists_as_named("s3://b/a/"), lists_as_named("s3://b//f")
     (True, False, False)
     """
-    return not folder.endswith("/")
+    return not folder.endswith("/") and "//" not in folder.partition("://")[2 if "://" in folder else 0]
 
 
 @dataclass(frozen=True, slots=True)
