@@ -8,7 +8,8 @@ whose targets are those keys (every other target exists):
 * dense prefixes: N targets under P prefixes;
 * one target per prefix under a shared parent (Hive style ``events/dt=YYYY-MM-DD/part.json``
   x 365);
-* a few targets (5) in a crowded prefix (3,000 other objects).
+* a few targets (5) in a crowded prefix (3,000 other objects);
+* keys that are also folders (``nested/r000`` and ``nested/r000/part.json``, 100 each).
 
 Requests are counted at the server (werkzeug's access log: one line per request). For
 comparison, the same targets are checked one key at a time with ``fs.exists``, as
@@ -54,8 +55,12 @@ def shapes(tasks: int, prefixes: int) -> dict[str, tuple[list[str], list[str]]]:
     hive = [f"bench/events/dt={start + dt.timedelta(days=i)}/part.json" for i in range(365)]
     crowd = [f"bench/crowd/a{i:05d}.json" for i in range(3000)]
     few = [f"bench/crowd/report-{i}.json" for i in range(5)]
+    # keys that are also folders: r000 and r000/part.json both targets (a listing of
+    # bench/nested/ holds the object r000 and the prefix r000/ under one name)
+    nested = [f"bench/nested/r{i // 2:03d}" + ("/part.json" if i % 2 else "") for i in range(200)]
+    nested = nested[1::2] + nested[::2]  # of those that exist (keys[::2]) r000 is an object and a folder
     return {"dense prefixes": (dense, []), "one per prefix (Hive)": (hive, []),
-            "few in a crowded prefix": (few, crowd)}
+            "few in a crowded prefix": (few, crowd), "keys that are folders": (nested, [])}
 
 
 def main() -> None:

@@ -75,9 +75,9 @@ class Faults:
                 if rule.sleep:
                     time.sleep(rule.sleep)
                 if rule.status:
-                    body = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>"
-                            f"{'SlowDown' if rule.status == 503 else 'InternalError'}</Code>"
-                            f"<Message>injected fault</Message></Error>").encode()
+                    code = {503: "SlowDown", 403: "AccessDenied"}.get(rule.status, "InternalError")
+                    body = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+                            "<Message>injected fault</Message></Error>").encode()
                     start_response(f"{rule.status} Injected", [("Content-Type", "application/xml"),
                                                                ("Content-Length", str(len(body)))])
                     return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]

@@ -150,7 +150,7 @@ class Storage(ABC):
             groups.setdefault(self.parent(url), []).append(url)
         found: dict[str, Stat | None] = {}
         for parent, members in groups.items():
-            stats = self.listing_stats(parent) if len(members) >= threshold else None
+            stats = self.listing_stats(parent) if len(members) >= threshold and lists_as_named(parent) else None
             for url in members:
                 found[url] = stats.get(self.key(url)) if stats is not None else self.info(url)
         return found
@@ -273,6 +273,21 @@ def shown(url: str) -> str:
     return f"{head}/{target}" if head else target
 
 
+def lists_as_named(folder: str) -> bool:
+    """Whether a listing of ``folder`` (a :meth:`Storage.parent`) lists that folder. Not
+    when one of its names is empty: ``s3://b/a/`` holds ``s3://b/a//x`` (a template's empty
+    value), but its URL loses the slash on the way (fsspec, :meth:`Storage.key`) and the
+    listing is one of ``a``, where ``a//x`` is under a folder, not a key; s3fs finds no
+    folder ``s3://b//f`` at all. ``status`` read either as "missing", and the planner's
+    listing answered none of them. Such targets are checked one by one (or by a recursive
+    listing above them, which sees every key).
+
+    >>> lists_as_named("s3://b/a"), lists_as_named("s3://b/a/"), lists_as_named("s3://b//f")
+    (True, False, False)
+    """
+    return not folder.endswith("/") and "//" not in folder.partition("://")[2 if "://" in folder else 0]
+
+
 @dataclass(frozen=True, slots=True)
 class Listing:
     """What one listing saw: each key found (with its size and age, or None when the
@@ -389,7 +404,8 @@ class TargetChecker:
         self._tried.add(group)
         count = self._expected[group]
         if count >= self._threshold:
-            self._list(storage, group, recursive=False, urls=self._members.get(group, []))
+            if lists_as_named(group[1]):
+                self._list(storage, group, recursive=False, urls=self._members.get(group, []))
             return
         family = (group[0], storage.parent(group[1]))
         if family in self._tried or family[1] == group[1]:

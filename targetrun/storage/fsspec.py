@@ -84,8 +84,12 @@ class FsspecStorage(Storage):
 
     def info(self, url: str) -> Stat | None:
         fs = self._fs_of(url)  # outside the try: a missing extra is its own error, not "cannot tell"
+        # the key a listing knows it by (``key``): gcsfs keeps a trailing slash, and read
+        # gs://b/out/x/ as the object "out/x/" -- missing where out/x is a file -- which a
+        # listing (and s3fs, which strips it) finds
+        path = self._path(url).rstrip("/") or self._path(url)
         try:
-            info = _gcs_info(fs, self._path(url)) if self.protocol in ("gs", "gcs") else fs.info(self._path(url))
+            info = _gcs_info(fs, path) if self.protocol in ("gs", "gcs") else fs.info(path)
         except FileNotFoundError:
             self._check_bucket(url)
             return None
@@ -128,8 +132,12 @@ class FsspecStorage(Storage):
         except FileNotFoundError:
             self._check_bucket(parent)
             return Listing({})
-        except Exception as exc:
-            raise _cannot_tell(parent, exc) from None
+        except Exception:
+            # Refused (a grant to read objects but not to list them: 403) or failed: a listing
+            # only saves requests, so each key is checked on its own, as it would have been
+            # without it -- what exists is told, what that check cannot tell stays "cannot
+            # tell". (It was "cannot tell" for every target, even those a read found.)
+            return None
         entries: dict[str, Stat | None] = {}
         root = f"{bucket}/{prefix}".rstrip("/")
         for key, stat in found:
@@ -267,7 +275,9 @@ def _seek(page: Callable[[str | None], Page], wanted: list[str],
     and the keys decided (None: the listing covered everything).
 
     A key is decided once seen, or seen with keys below it (``key/...``: a target may be
-    a folder), or once the listing has passed it and everything below it.
+    a folder), or once the listing has passed it and everything below it. A request that
+    fails after the first keeps what the earlier ones decided (the rest are checked per
+    key); the first one's error is raised.
     """
     found: list[tuple[str, Stat | None]] = []
     decided: set[str] = set()
@@ -275,8 +285,13 @@ def _seek(page: Callable[[str | None], Page], wanted: list[str],
     todo = sorted(set(wanted))
     i = 0
     start = todo[0] if todo else None
-    for _ in range(max_requests):
-        entries, more = page(start)
+    for asked in range(max_requests):
+        try:
+            entries, more = page(start)
+        except Exception:
+            if not asked:
+                raise
+            return found, decided
         found += entries
         if not more:
             if start is None:
@@ -318,10 +333,23 @@ def _s3_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | No
     if start and start > prefix:  # StartAfter is exclusive: begin just before ``start``
         kwargs["StartAfter"] = _just_before(start)
     page = sync(fs.loop, fs._call_s3, "list_objects_v2", **kwargs)  # errors come translated
-    keys: list[tuple[str, Stat | None]] = [(c["Key"], Stat(c.get("Size"), _epoch(c.get("LastModified"))))
-                                           for c in page.get("Contents", [])]
-    keys += [(p["Prefix"].rstrip("/"), Stat(0, None)) for p in page.get("CommonPrefixes", [])]
-    return sorted(keys), bool(page.get("IsTruncated"))
+    keys: list[tuple[str, Stat | None]] = [(p["Prefix"].rstrip("/"), Stat(0, None)) for p in page.get("CommonPrefixes", [])]
+    keys += [(c["Key"], Stat(c.get("Size"), _epoch(c.get("LastModified")))) for c in page.get("Contents", [])]
+    return _in_order(keys), bool(page.get("IsTruncated"))
+
+
+def _in_order(keys: list[tuple[str, Stat | None]]) -> list[tuple[str, Stat | None]]:
+    """A page's keys in name order, a folder ahead of an object of the same name.
+
+    ``out/a`` can be an object and a folder (``out/a/c``): a listing with a delimiter
+    has both, under one name. Sorted as pairs, their stats were compared (a TypeError:
+    every target of the prefix was "cannot tell"); kept in this order, the object's size
+    and age are the ones the listing keeps, as ``info`` tells them.
+
+    >>> _in_order([("out/a", Stat(0, None)), ("out/", Stat(1, 2.0)), ("out/a", Stat(5, 1.0))])
+    [('out/', Stat(size=1, mtime=2.0, signature=None)), ('out/a', Stat(size=0, mtime=None, signature=None)), ('out/a', Stat(size=5, mtime=1.0, signature=None))]
+    """
+    return sorted(keys, key=lambda entry: entry[0])  # stable: callers put folders first
 
 
 def _temporary_refused(url: str, exc: OSError) -> StorageError:
@@ -383,10 +411,9 @@ def _gcs_page(fs: Any, bucket: str, prefix: str, recursive: bool, start: str | N
     if start and start > prefix:
         params["startOffset"] = start
     page = sync(fs.loop, fs._call, "GET", "b/{}/o", bucket, json_out=True, **params)
-    keys: list[tuple[str, Stat | None]] = [(o["name"], Stat(int(o["size"]), _epoch(o.get("updated"))))
-                                           for o in page.get("items", [])]
-    keys += [(p.rstrip("/"), Stat(0, None)) for p in page.get("prefixes", [])]
-    return sorted(keys), bool(page.get("nextPageToken"))
+    keys: list[tuple[str, Stat | None]] = [(p.rstrip("/"), Stat(0, None)) for p in page.get("prefixes", [])]
+    keys += [(o["name"], Stat(int(o["size"]), _epoch(o.get("updated")))) for o in page.get("items", [])]
+    return _in_order(keys), bool(page.get("nextPageToken"))
 
 
 def check_protocol(protocol: str) -> None:
@@ -564,3 +591,4 @@ def _cannot_tell(url: str, exc: BaseException) -> StorageError:
         f"cannot tell whether {_mask(shown(url))} exists: {type(exc).__name__}: {exc}",
         hint="Check the credentials, network and bucket; targetrun never treats this as missing.",
     )
+
