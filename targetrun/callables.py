@@ -38,6 +38,8 @@ import inspect
 import os
 import pkgutil
 import posix
+import resource
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -72,6 +74,50 @@ _stray_exits: dict[int, int] = {}  # such a thread -> the status a thread it may
 _guarding_pid: int | None = None
 _guard_lock = threading.Lock()
 
+# What a task's code may set for the whole process, as the run had it (see _ProcessState)
+_LIMITS = (resource.RLIMIT_FSIZE, resource.RLIMIT_NOFILE)
+_getrlimit, _getitimer, _umask, _INFINITY = resource.getrlimit, signal.getitimer, os.umask, resource.RLIM_INFINITY
+
+
+class _ProcessState:
+    """What a task's code can set for the whole process and leave set when it returns --
+    where under make each command's process, and what it set, ends with the command: the
+    umask (``os.umask(0o777)``: every later target written mode 000), the file size and
+    open files limits (a later write failed as "disk I/O error", an import as "too many
+    open files"), the recursion limit (``sys.setrecursionlimit(50)``: targetrun's own code
+    failed) and a pending alarm (``signal.alarm(1)``: SIGALRM killed the run a second
+    later, nothing said). :meth:`restore` puts them back as the run had them -- a timer the
+    run did not have is cancelled -- each time a task's code (or its module's import)
+    returns; one restore costs ~3 us, a few system calls. Only what is lower than the run's
+    comes back (``sys.setrecursionlimit(10**5)`` on a module's import still holds for its
+    function), and a limit only while the hard limit allows: one the task lowered for good
+    holds (its writes then fail, said)."""
+
+    __slots__ = ("pid", "umask", "limits", "recursion", "timer")
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.umask = _umask(0o022)
+        _umask(self.umask)
+        self.limits = [_getrlimit(which) for which in _LIMITS]
+        self.recursion = sys.getrecursionlimit()
+        self.timer = _getitimer(signal.ITIMER_REAL)[0] > 0
+
+    def restore(self) -> None:
+        _umask(self.umask)
+        for which, limit in zip(_LIMITS, self.limits):
+            now = _getrlimit(which)
+            if now[0] != limit[0] and now[0] != _INFINITY and (limit[0] == _INFINITY or now[0] < limit[0]):
+                with contextlib.suppress(ValueError, OSError):  # (above a hard limit it lowered)
+                    resource.setrlimit(which, (limit[0], now[1]))
+        if sys.getrecursionlimit() < self.recursion:
+            sys.setrecursionlimit(self.recursion)
+        if not self.timer and _getitimer(signal.ITIMER_REAL)[0] > 0:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+_run_state: _ProcessState | None = None  # the process's state as the run (or a worker's first job) found it
+
 
 def _depth() -> int:
     depth: int = getattr(_in_user_code, "depth", 0)
@@ -96,13 +142,18 @@ def _exit(status: int) -> NoReturn:
 
 
 @contextlib.contextmanager
-def running_tasks() -> Iterator[None]:
+def running_tasks(fresh: bool = False) -> Iterator[None]:
     """A run goes on in this process: a thread that is no task's and no targetrun's calling
     ``os._exit`` is taken for one a task started (see the module docstring). Outside a run
-    -- a program using the API, before or after it -- such a call ends the process as asked."""
-    global _runs
+    -- a program using the API, before or after it -- such a call ends the process as asked.
+
+    The process's state (:class:`_ProcessState`) is taken here, for the tasks' code to leave
+    as it was: by the run (``fresh``), or by a worker process before its first job."""
+    global _runs, _run_state
     with _guard_lock:
         _runs += 1
+        if fresh or _run_state is None or _run_state.pid != os.getpid():
+            _run_state = _ProcessState()
     try:
         yield
     finally:
@@ -111,8 +162,10 @@ def running_tasks() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def user_code() -> Iterator[None]:
-    """Run a task's code (or import its module) in this thread with ``os._exit`` guarded."""
+def user_code(restore: bool = True) -> Iterator[None]:
+    """Run a task's code (or import its module) in this thread with ``os._exit`` guarded,
+    and what it set for the process put back as the run had it when it returns (not with
+    ``restore=False``: a section around nested ones that is targetrun's own code)."""
     global _guarding_pid
     if _guarding_pid != os.getpid():
         with _guard_lock:
@@ -128,11 +181,16 @@ def user_code() -> Iterator[None]:
             _running.add(ident)
             _stray_exits.pop(ident, None)
     called_in = os.getpid()
+    state = None
+    if restore:
+        state = _run_state if _runs and _run_state is not None and _run_state.pid == called_in else _ProcessState()
     try:
         yield
     finally:
         if os.getpid() != called_in:  # a child the code forked came back: it is no second copy of the run
             _real_exit(1 if sys.exc_info()[0] is not None else 0)
+        if state is not None:
+            state.restore()
         if handlers is not None:
             stopping.restore_handlers(handlers)
         _in_user_code.depth -= 1
@@ -246,7 +304,7 @@ def load_callable(path: str, root: str) -> Callable[..., Any]:
     _forget_foreign(module_name, root)
     _forget_edited(root)
     _compile_from_source(root)
-    with user_code():
+    with user_code(restore=module_name not in sys.modules):  # (imported before: no code of its runs now)
         obj: Any = importlib.import_module(module_name)
     _note_imported(root)
     for part in attr.split("."):

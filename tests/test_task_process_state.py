@@ -1,0 +1,66 @@
+"""What a Python task's code leaves set in the process does not break the rest of the run.
+
+A Python task runs in targetrun's process (inline: the main thread; threads: a worker
+thread; processes: a worker process's main thread), so what it sets for the process stays
+set once it returns -- where under make each command's process, and all it set, ends with
+the command. ``os.umask(0o777)`` had every later target (the task's own included) written
+mode 000; a file size limit lowered (``RLIMIT_FSIZE``) had the state store fail as "disk
+I/O error ... move it aside" (exit 3), a lowered open files limit failed the task as it
+returned, ``sys.setrecursionlimit(50)`` failed it in targetrun's own code, and an alarm
+left pending (``signal.alarm``, ``setitimer``) killed the run by SIGALRM a second later:
+exit -14, nothing said, the next task's work lost. These are put back (a pending timer
+cancelled) when the task's code returns.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.clirun import in_process, targetrun, write_project
+
+TASKS = """
+import os, resource, signal, sys, time
+
+def umask():
+    os.umask(0o777)
+    return 1
+
+def limits(x):
+    resource.setrlimit(resource.RLIMIT_FSIZE, (10, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (12, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    sys.setrecursionlimit(50)
+    return x + 1
+
+def alarm(x):
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    return x + 1
+
+def later(x):
+    time.sleep(0.15)  # the alarm's time is past
+    return {"x": x, "big": "y" * 5000}
+"""
+
+PIPELINE = """
+tasks:
+  u: {run: "tasks:umask", target: u.json}
+  l: {run: "tasks:limits", needs: {x: u}, target: l.json}
+  a: {run: "tasks:alarm", needs: {x: l}, target: a.json}
+  z: {run: "tasks:later", needs: {x: a}, target: z.json}
+"""
+
+
+@pytest.mark.parametrize("executor", ["inline", "processes"])
+def test_what_a_task_set_for_the_process_is_put_back(tmp_path: Path, executor: str) -> None:
+    write_project(tmp_path, PIPELINE, **{"tasks.py": TASKS})
+    done = targetrun(tmp_path, "run", "--executor", executor, "-j", "1")
+    assert done.returncode == 0, (done.returncode, done.stdout + done.stderr)
+    assert json.loads((tmp_path / "z.json").read_text())["x"] == 3
+    for name in ("u.json", "l.json", "a.json", "z.json", ".targetrun/state.db"):
+        mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+        assert mode & 0o600 == 0o600, (name, oct(mode))  # written as the run's umask has it
+    again = in_process(tmp_path, "run")  # each recorded as made
+    assert again.returncode == 0 and "ran " not in again.stdout, again.stdout + again.stderr
