@@ -10,11 +10,18 @@ returned, ``sys.setrecursionlimit(50)`` failed it in targetrun's own code, and a
 left pending (``signal.alarm``, ``setitimer``) killed the run by SIGALRM a second later:
 exit -14, nothing said, the next task's work lost. These are put back (a pending timer
 cancelled) when the task's code returns.
+
+And a command a task of ``--executor processes`` left running in the background
+(``os.system("server &")``) inherited the worker's pipes to the run (spawn hands them on
+inheritable), and held the run's end -- ``targetrun run | cat`` -- as long as it ran.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import stat
 from pathlib import Path
 
@@ -27,6 +34,7 @@ import os, resource, signal, sys, time
 
 def umask():
     os.umask(0o777)
+    os.system("sleep 30 & echo $! > bg.pid")  # in the background, left running
     return 1
 
 def limits(x):
@@ -56,7 +64,11 @@ tasks:
 @pytest.mark.parametrize("executor", ["inline", "processes"])
 def test_what_a_task_set_for_the_process_is_put_back(tmp_path: Path, executor: str) -> None:
     write_project(tmp_path, PIPELINE, **{"tasks.py": TASKS})
-    done = targetrun(tmp_path, "run", "--executor", executor, "-j", "1")
+    try:
+        done = targetrun(tmp_path, "run", "--executor", executor, "-j", "1", timeout=20)  # before: 30 s, processes
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int((tmp_path / "bg.pid").read_text()), signal.SIGKILL)
     assert done.returncode == 0, (done.returncode, done.stdout + done.stderr)
     assert json.loads((tmp_path / "z.json").read_text())["x"] == 3
     for name in ("u.json", "l.json", "a.json", "z.json", ".targetrun/state.db"):
@@ -64,3 +76,4 @@ def test_what_a_task_set_for_the_process_is_put_back(tmp_path: Path, executor: s
         assert mode & 0o600 == 0o600, (name, oct(mode))  # written as the run's umask has it
     again = in_process(tmp_path, "run")  # each recorded as made
     assert again.returncode == 0 and "ran " not in again.stdout, again.stdout + again.stderr
+
