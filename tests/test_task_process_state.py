@@ -23,6 +23,8 @@ import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,24 @@ def test_what_a_task_set_for_the_process_is_put_back(tmp_path: Path, executor: s
     again = in_process(tmp_path, "run")  # each recorded as made
     assert again.returncode == 0 and "ran " not in again.stdout, again.stdout + again.stderr
 
+
+
+def test_a_task_reading_stdin_gets_its_end_not_the_terminal(tmp_path: Path) -> None:
+    """``input()`` in a Python task, or a command it runs that reads (``read x``), with the
+    run's stdin a terminal: it waited on the terminal for a line, its prompt in the task's
+    captured output, so the run hung with nothing on the screen. A shell task's stdin is
+    /dev/null; a Python task's is too now, while the run goes on: end of input at once."""
+    import pty
+
+    write_project(tmp_path, 'tasks:\n  a: {run: "tasks:asks", target: a.json}\n  c: {run: "tasks:reads", target: c.json}\n',
+                  **{"tasks.py": "import subprocess\n\ndef asks():\n    return input('name? ')\n\ndef reads():\n"
+                                 "    return subprocess.run(['sh', '-c', 'read x; echo $?'], capture_output=True, text=True).stdout\n"})
+    leader, follower = pty.openpty()
+    try:
+        run = subprocess.run([sys.executable, "-m", "targetrun", "run", "-k"], cwd=tmp_path, stdin=follower,
+                             capture_output=True, text=True, timeout=20)  # before: waited for a line for ever
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert run.returncode == 1 and "EOFError: EOF when reading a line" in run.stdout, run.stdout + run.stderr
+    assert json.loads((tmp_path / "c.json").read_text()) == "1\n"  # read's end of input
