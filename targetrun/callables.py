@@ -20,6 +20,8 @@ right there -- status 0, or 1 when it raised -- without running the process's ex
 handlers: it went on as a second copy of the run, recording the task again, running its
 dependents on the child's value and replacing their targets with what the child made.
 
+``os.setsid()`` and ``os.setpgrp()`` in the run's process are refused (:func:`_refuse_leaving`).
+
 A thread the task's code started is no task's thread: ``os._exit`` there ended the run at
 once as well. While a run goes on in the process (:func:`running_tasks`), such a call (from
 no targetrun code, in no thread running a task's code) ends that thread instead
@@ -32,6 +34,7 @@ a run (a program using the API, before or after one) it ends the process, as ask
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import importlib.machinery
 import inspect
@@ -141,6 +144,39 @@ def _exit(status: int) -> NoReturn:
     _real_exit(status)
 
 
+_real_setsid, _real_setpgrp, _real_setpgid = posix.setsid, posix.setpgrp, posix.setpgid
+
+
+def _refuse_leaving(call: str) -> None:
+    """``os.setsid()``, ``os.setpgrp()`` (``setpgid`` of this process) from a task's code in
+    the run's process: the whole run left its terminal's session or foreground group for
+    good -- Ctrl-C no longer reached it, nor did a closed terminal's hangup, and it went on
+    unstoppable but by ``kill``. Refused (``PermissionError``, the task fails, said); a child
+    it forks, or starts with ``start_new_session=True``, may still."""
+    caller = sys._getframe(2).f_globals.get("__name__", "")
+    if os.getpid() == _guarding_pid and (_depth() or _runs) and caller != "targetrun" \
+            and not caller.startswith("targetrun."):
+        raise PermissionError(errno.EPERM, f"os.{call}() in a task's code would take the whole run out of its "
+                              "terminal's session and job (Ctrl-C and a closed terminal would no longer stop it); "
+                              "call it in a child process (subprocess's start_new_session=True)")
+
+
+def _setsid() -> None:
+    _refuse_leaving("setsid")
+    _real_setsid()
+
+
+def _setpgrp() -> None:
+    _refuse_leaving("setpgrp")
+    _real_setpgrp()
+
+
+def _setpgid(pid: int, pgrp: int, /) -> None:
+    if pid in (0, os.getpid()):
+        _refuse_leaving("setpgid")
+    _real_setpgid(pid, pgrp)
+
+
 @contextlib.contextmanager
 def running_tasks(fresh: bool = False) -> Iterator[None]:
     """A run goes on in this process: a thread that is no task's and no targetrun's calling
@@ -171,6 +207,7 @@ def user_code(restore: bool = True) -> Iterator[None]:
         with _guard_lock:
             if _guarding_pid != os.getpid():
                 os._exit = posix._exit = _exit
+                os.setsid, os.setpgrp, os.setpgid = _setsid, _setpgrp, _setpgid
                 _guarding_pid = os.getpid()
     ident = threading.get_ident()
     # (only the main thread can set a handler, and the outermost call puts them back)

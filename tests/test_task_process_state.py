@@ -100,3 +100,41 @@ def test_a_task_reading_stdin_gets_its_end_not_the_terminal(tmp_path: Path) -> N
         os.close(follower)
     assert run.returncode == 1 and "EOFError: EOF when reading a line" in run.stdout, run.stdout + run.stderr
     assert json.loads((tmp_path / "c.json").read_text()) == "1\n"  # read's end of input
+
+
+
+
+SESSION_TASKS = """
+import os
+
+def leaves(how):
+    try:
+        getattr(os, how)()
+    except PermissionError as exc:
+        return str(exc)
+    return "left"
+
+def after(x, y):
+    return [x, y, os.getpid(), os.getsid(0), os.getpgrp()]
+"""
+
+SESSION_PIPELINE = """
+tasks:
+  s: {run: "tasks:leaves", args: {how: setsid}, target: s.json}
+  g: {run: "tasks:leaves", args: {how: setpgrp}, target: g.json}
+  b: {run: "tasks:after", needs: {x: s, y: g}, target: b.json}
+"""
+
+
+def test_a_task_cannot_take_the_run_out_of_its_terminals_job(tmp_path: Path) -> None:
+    """``os.setsid()`` (or ``os.setpgrp()``) in a task's code, in targetrun's process: the
+    whole run left its terminal's session (or foreground group) for good -- Ctrl-C no longer
+    reached it, nor did a closed terminal's hangup: it went on, unstoppable but by kill,
+    with exit 0. Now the call raises PermissionError, said; a child may still call it."""
+    write_project(tmp_path, SESSION_PIPELINE, **{"tasks.py": SESSION_TASKS})
+    done = targetrun(tmp_path, "run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    setsid, setpgrp, pid, sid, group = json.loads((tmp_path / "b.json").read_text())
+    assert setsid.startswith("[Errno 1] os.setsid() in a task's code would take the whole run out of its terminal's")
+    assert setpgrp.startswith("[Errno 1] os.setpgrp() in a task's code")
+    assert sid != pid and group != pid  # still in the session and group it was started in
