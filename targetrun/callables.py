@@ -218,6 +218,7 @@ def user_code(restore: bool = True) -> Iterator[None]:
             _running.add(ident)
             _stray_exits.pop(ident, None)
     called_in = os.getpid()
+    dropped_to = sys.unraisablehook  # where a stop a finalizer dropped goes (targetrun.stopping)
     state = None
     if restore:
         state = _run_state if _runs and _run_state is not None and _run_state.pid == called_in else _ProcessState()
@@ -228,6 +229,8 @@ def user_code(restore: bool = True) -> Iterator[None]:
             _real_exit(1 if sys.exc_info()[0] is not None else 0)
         if state is not None:
             state.restore()
+        if sys.unraisablehook is not dropped_to:
+            sys.unraisablehook = dropped_to
         if handlers is not None:
             stopping.restore_handlers(handlers)
         _in_user_code.depth -= 1

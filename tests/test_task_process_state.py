@@ -138,3 +138,15 @@ def test_a_task_cannot_take_the_run_out_of_its_terminals_job(tmp_path: Path) -> 
     assert setsid.startswith("[Errno 1] os.setsid() in a task's code would take the whole run out of its terminal's")
     assert setpgrp.startswith("[Errno 1] os.setpgrp() in a task's code")
     assert sid != pid and group != pid  # still in the session and group it was started in
+
+
+def test_the_hook_a_dropped_stop_goes_to_is_put_back() -> None:
+    """A task that replaced ``sys.unraisablehook`` (a library's quiet one) had the run drop
+    a stop that arrived while a finalizer ran: Python hands it to that hook, and the run went
+    on as if never stopped (targetrun.stopping delivers it again through its own hook)."""
+    from targetrun import callables
+
+    before = sys.unraisablehook
+    with callables.user_code():
+        sys.unraisablehook = lambda unraisable: None
+    assert sys.unraisablehook is before
