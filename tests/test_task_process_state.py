@@ -11,6 +11,10 @@ left pending (``signal.alarm``, ``setitimer``) killed the run by SIGALRM a secon
 exit -14, nothing said, the next task's work lost. These are put back (a pending timer
 cancelled) when the task's code returns.
 
+A library a task imported that patched ``os.replace`` (one that renamed nothing) had every
+later target left in its staging file, the run saying "ran" and exit 0, nothing made:
+targetrun commits with the function it found when it was imported.
+
 And a command a task of ``--executor processes`` left running in the background
 (``os.system("server &")``) inherited the worker's pipes to the run (spawn hands them on
 inheritable), and held the run's end -- ``targetrun run | cat`` -- as long as it ran.
@@ -47,6 +51,7 @@ def limits(x):
 
 def alarm(x):
     signal.setitimer(signal.ITIMER_REAL, 0.05)
+    os.replace = lambda *args, **kwargs: None  # a library's patch, which renames nothing
     return x + 1
 
 def later(x):
