@@ -154,14 +154,24 @@ def handlers() -> dict[int, Any]:
 
 
 def restore_handlers(before: dict[int, Any]) -> None:
-    """Put back the stop handlers a task's code replaced (in the main thread, where only it
-    can): a task that ignored SIGINT and SIGTERM (``signal.signal(SIGINT, SIG_IGN)``, as
-    some libraries do on import) left the run unstoppable but by ``kill -9`` -- no target
-    and no record cleaned up -- and one that set SIGPIPE back to its default let a closed
-    output kill the run without a word."""
+    """Put back the stop handlers a task's code replaced, and unblock the stop signals it
+    blocked (in the main thread, where only it can set a handler): a task that ignored
+    SIGINT and SIGTERM (``signal.signal(SIGINT, SIG_IGN)``, as some libraries do on import)
+    left the run unstoppable but by ``kill -9`` -- no target and no record cleaned up -- and
+    one that set SIGPIPE back to its default let a closed output kill the run without a word."""
     for signum, handler in before.items():
         if handler is not None and signal.getsignal(signum) is not handler:
             signal.signal(signum, handler)
+    # Blocked (``signal.pthread_sigmask(SIG_BLOCK, {SIGINT, SIGTERM})``), they stayed pending
+    # for good: only ``kill -9`` ended the run. The command unblocks them as it starts (see
+    # targetrun/__init__.py), a worker's are the run's: a program using the API keeps its own.
+    if (_installed or _in_worker) and _SIGMASK is not None:
+        stuck = _SIGMASK(signal.SIG_BLOCK, ()).intersection(SIGNALS)
+        if stuck:
+            _SIGMASK(signal.SIG_UNBLOCK, stuck)
+
+
+_SIGMASK = getattr(signal, "pthread_sigmask", None)  # (not on Windows)
 
 
 def ignore() -> None:

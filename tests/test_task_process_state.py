@@ -29,6 +29,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,39 @@ def test_the_hook_a_dropped_stop_goes_to_is_put_back() -> None:
     with callables.user_code():
         sys.unraisablehook = lambda unraisable: None
     assert sys.unraisablehook is before
+
+
+MASK_TASKS = """
+import os, signal, time
+
+def blocks():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    return 1
+
+def waits(x):
+    open(os.path.join(os.path.dirname(__file__), "waiting"), "w").close()
+    time.sleep(60)
+    return x
+"""
+
+
+def test_a_run_stops_after_a_task_blocked_the_stop_signals(tmp_path: Path) -> None:
+    """``signal.pthread_sigmask(SIG_BLOCK, {SIGINT, SIGTERM})`` in a task's code, inline (the
+    run's main thread): Ctrl-C and ``kill`` stayed pending for good -- the run went on, only
+    ``kill -9`` ended it. The stop signals are unblocked again when the task's code returns."""
+    write_project(tmp_path, 'tasks:\n  deaf: {run: "tasks:blocks", target: deaf.json}\n'
+                  '  slow: {run: "tasks:waits", needs: {x: deaf}, target: slow.json}\n', **{"tasks.py": MASK_TASKS})
+    run = subprocess.Popen([sys.executable, "-m", "targetrun", "run"], cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        while not (tmp_path / "waiting").exists():
+            assert run.poll() is None, run.communicate()
+            time.sleep(0.02)
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=10)  # before: never, but for kill -9
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 128 + signal.SIGTERM, out + err
+    assert (tmp_path / "deaf.json").exists() and not (tmp_path / "slow.json").exists()
