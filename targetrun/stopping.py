@@ -63,6 +63,10 @@ from typing import Any
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
 OPTIONAL = tuple(signum for signum in SIGNALS if signum not in (signal.SIGINT, signal.SIGTERM))  # nohup's to ignore
 CLOSED_OUTPUT = getattr(signal, "SIGPIPE", 13)  # the stop of a reader that went away (see output_closed)
+# The handlers a task's code may not leave changed (restore_handlers): the stop signals, a
+# closed output's, and SIGCHLD's -- ignored (SIG_IGN), the kernel reaped every command itself
+# and Python's wait took status 0: a later shell task that failed (exit 3) was recorded as made.
+_KEPT = (*SIGNALS, CLOSED_OUTPUT, *((signal.SIGCHLD,) if hasattr(signal, "SIGCHLD") else ()))
 STOP_CODES = frozenset(128 + signum for signum in (*SIGNALS, CLOSED_OUTPUT))  # the exit codes of a stop
 
 
@@ -148,9 +152,9 @@ def _interrupt_main(signum: int) -> None:
 
 
 def handlers() -> dict[int, Any]:
-    """The handlers of the stop signals (and of a closed output's SIGPIPE) now, for
+    """The handlers of the stop signals (and of a closed output's SIGPIPE, and SIGCHLD) now, for
     :func:`restore_handlers` once a task's code that may change them has run."""
-    return {signum: signal.getsignal(signum) for signum in (*SIGNALS, CLOSED_OUTPUT)}
+    return {signum: signal.getsignal(signum) for signum in _KEPT}
 
 
 def restore_handlers(before: dict[int, Any]) -> None:

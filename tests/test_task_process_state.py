@@ -192,3 +192,17 @@ def test_a_run_stops_after_a_task_blocked_the_stop_signals(tmp_path: Path) -> No
             run.communicate()
     assert run.returncode == 128 + signal.SIGTERM, out + err
     assert (tmp_path / "deaf.json").exists() and not (tmp_path / "slow.json").exists()
+
+
+def test_a_failed_command_is_failed_after_a_task_ignored_sigchld(tmp_path: Path) -> None:
+    """``signal.signal(SIGCHLD, SIG_IGN)`` in a task's code (inline, or in a worker process):
+    the kernel then reaps children itself, Python's wait gets no status and takes 0 -- every
+    later shell task's command that failed (``exit 3``) was recorded as made, "ran", exit 0,
+    its half-written target kept and its dependents run on it. The handler is put back."""
+    write_project(tmp_path, 'tasks:\n  a: {run: "tasks:ignores", target: a.json}\n'
+                  '  b: {shell: "cat {needs.x} > {output}; exit 3", needs: {x: a}, target: b.txt}\n',
+                  **{"tasks.py": "import signal\n\ndef ignores():\n    signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+                                 "    return 1\n"})
+    done = targetrun(tmp_path, "run")
+    assert done.returncode == 1 and "FAILED   b" in done.stdout, done.stdout + done.stderr
+    assert not (tmp_path / "b.txt").exists()
