@@ -20,7 +20,8 @@ right there -- status 0, or 1 when it raised -- without running the process's ex
 handlers: it went on as a second copy of the run, recording the task again, running its
 dependents on the child's value and replacing their targets with what the child made.
 
-``os.setsid()`` and ``os.setpgrp()`` in the run's process are refused (:func:`_refuse_leaving`).
+``os.setsid()``, ``os.setpgrp()`` and ``os.closerange()`` in the run's process are refused
+(:func:`_refuse_leaving`).
 
 A thread the task's code started is no task's thread: ``os._exit`` there ended the run at
 once as well. While a run goes on in the process (:func:`running_tasks`), such a call (from
@@ -145,20 +146,28 @@ def _exit(status: int) -> NoReturn:
 
 
 _real_setsid, _real_setpgrp, _real_setpgid = posix.setsid, posix.setpgrp, posix.setpgid
+_real_closerange = posix.closerange
+_LEAVES = ("would take the whole run out of its terminal's session and job (Ctrl-C and a closed terminal would no "
+           "longer stop it); call it in a child process (subprocess's start_new_session=True)")
 
 
-def _refuse_leaving(call: str) -> None:
+def _refuse_leaving(call: str, why: str = _LEAVES) -> None:
     """``os.setsid()``, ``os.setpgrp()`` (``setpgid`` of this process) from a task's code in
     the run's process: the whole run left its terminal's session or foreground group for
     good -- Ctrl-C no longer reached it, nor did a closed terminal's hangup, and it went on
-    unstoppable but by ``kill``. Refused (``PermissionError``, the task fails, said); a child
-    it forks, or starts with ``start_new_session=True``, may still."""
+    unstoppable but by ``kill``. ``os.closerange(3, 4096)`` (a daemonizing library's) closed
+    the run's own files: its state store, its output. Refused (``PermissionError``, the task
+    fails, said); a child it forks, or starts with ``start_new_session=True``, may still."""
     caller = sys._getframe(2).f_globals.get("__name__", "")
     if os.getpid() == _guarding_pid and (_depth() or _runs) and caller != "targetrun" \
             and not caller.startswith("targetrun."):
-        raise PermissionError(errno.EPERM, f"os.{call}() in a task's code would take the whole run out of its "
-                              "terminal's session and job (Ctrl-C and a closed terminal would no longer stop it); "
-                              "call it in a child process (subprocess's start_new_session=True)")
+        raise PermissionError(errno.EPERM, f"os.{call}() in a task's code {why}")
+
+
+def _closerange(low: int, high: int, /) -> None:
+    _refuse_leaving("closerange", "would close targetrun's own files (its state store, its output); close the "
+                    "files the task opened itself, or call it in a child process")
+    _real_closerange(low, high)
 
 
 def _setsid() -> None:
@@ -208,6 +217,7 @@ def user_code(restore: bool = True) -> Iterator[None]:
             if _guarding_pid != os.getpid():
                 os._exit = posix._exit = _exit
                 os.setsid, os.setpgrp, os.setpgid = _setsid, _setpgrp, _setpgid
+                os.closerange = _closerange
                 _guarding_pid = os.getpid()
     ident = threading.get_ident()
     # (only the main thread can set a handler, and the outermost call puts them back)

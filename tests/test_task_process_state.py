@@ -113,22 +113,23 @@ def test_a_task_reading_stdin_gets_its_end_not_the_terminal(tmp_path: Path) -> N
 SESSION_TASKS = """
 import os
 
-def leaves(how):
+def leaves(how, args=()):
     try:
-        getattr(os, how)()
+        getattr(os, how)(*args)
     except PermissionError as exc:
         return str(exc)
     return "left"
 
-def after(x, y):
-    return [x, y, os.getpid(), os.getsid(0), os.getpgrp()]
+def after(x, y, z):
+    return [x, y, z, os.getpid(), os.getsid(0), os.getpgrp()]
 """
 
 SESSION_PIPELINE = """
 tasks:
   s: {run: "tasks:leaves", args: {how: setsid}, target: s.json}
   g: {run: "tasks:leaves", args: {how: setpgrp}, target: g.json}
-  b: {run: "tasks:after", needs: {x: s, y: g}, target: b.json}
+  c: {run: "tasks:leaves", args: {how: closerange, args: [3, 4096]}, target: c.json}
+  b: {run: "tasks:after", needs: {x: s, y: g, z: c}, target: b.json}
 """
 
 
@@ -136,13 +137,16 @@ def test_a_task_cannot_take_the_run_out_of_its_terminals_job(tmp_path: Path) -> 
     """``os.setsid()`` (or ``os.setpgrp()``) in a task's code, in targetrun's process: the
     whole run left its terminal's session (or foreground group) for good -- Ctrl-C no longer
     reached it, nor did a closed terminal's hangup: it went on, unstoppable but by kill,
-    with exit 0. Now the call raises PermissionError, said; a child may still call it."""
+    with exit 0. ``os.closerange(3, 4096)`` (as a daemonizing library does) closed the run's
+    own files: its state store, its output (nothing more was shown), 13 s and exit 1. Now the
+    call raises PermissionError, said; a child may still call it."""
     write_project(tmp_path, SESSION_PIPELINE, **{"tasks.py": SESSION_TASKS})
     done = targetrun(tmp_path, "run")
     assert done.returncode == 0, done.stdout + done.stderr
-    setsid, setpgrp, pid, sid, group = json.loads((tmp_path / "b.json").read_text())
+    setsid, setpgrp, closerange, pid, sid, group = json.loads((tmp_path / "b.json").read_text())
     assert setsid.startswith("[Errno 1] os.setsid() in a task's code would take the whole run out of its terminal's")
     assert setpgrp.startswith("[Errno 1] os.setpgrp() in a task's code")
+    assert closerange.startswith("[Errno 1] os.closerange() in a task's code would close targetrun's own files")
     assert sid != pid and group != pid  # still in the session and group it was started in
 
 
