@@ -20,6 +20,9 @@ right there -- status 0, or 1 when it raised -- without running the process's ex
 handlers: it went on as a second copy of the run, recording the task again, running its
 dependents on the child's value and replacing their targets with what the child made.
 
+Once the command is over (:func:`command_ends`), ``os._exit`` from a task's code -- an
+atexit hook it registered -- ends the process with the command's exit code.
+
 ``os.setsid()``, ``os.setpgrp()`` and ``os.closerange()`` in the run's process are refused
 (:func:`_refuse_leaving`).
 
@@ -128,10 +131,35 @@ def _depth() -> int:
     return depth
 
 
+def _caller(depth: int) -> str:
+    """The module that called, ``depth`` frames up; "" for none (a call straight from C:
+    an atexit hook, a thread's target), which is no targetrun code either."""
+    try:
+        return str(sys._getframe(depth + 1).f_globals.get("__name__", ""))
+    except ValueError:
+        return ""
+
+
+_command_code: int | None = None  # the command's exit code, once it is over (command_ends)
+
+
+def command_ends(code: int) -> None:
+    """The command is over and exits with ``code``: a task's code that still calls
+    ``os._exit`` (``atexit.register(os._exit, 0)``, a library's quick-exit hook) ends the
+    process with this code, not its own -- a failed run exited 0, its summary unflushed."""
+    global _command_code
+    _command_code = code
+
+
 def _exit(status: int) -> NoReturn:
     """``os._exit`` while targetrun runs a task's code (see the module docstring)."""
-    caller = sys._getframe(1).f_globals.get("__name__", "")
+    caller = _caller(1)
     if os.getpid() == _guarding_pid and caller != "targetrun" and not caller.startswith("targetrun."):
+        if _command_code is not None:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            _real_exit(_command_code)
         if _depth():
             raise ProcessExitCalled(status)
         if _runs and threading.current_thread() is not threading.main_thread():  # a thread a task's code started
@@ -158,7 +186,7 @@ def _refuse_leaving(call: str, why: str = _LEAVES) -> None:
     unstoppable but by ``kill``. ``os.closerange(3, 4096)`` (a daemonizing library's) closed
     the run's own files: its state store, its output. Refused (``PermissionError``, the task
     fails, said); a child it forks, or starts with ``start_new_session=True``, may still."""
-    caller = sys._getframe(2).f_globals.get("__name__", "")
+    caller = _caller(2)
     if os.getpid() == _guarding_pid and (_depth() or _runs) and caller != "targetrun" \
             and not caller.startswith("targetrun."):
         raise PermissionError(errno.EPERM, f"os.{call}() in a task's code {why}")

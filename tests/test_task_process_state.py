@@ -210,3 +210,18 @@ def test_a_failed_command_is_failed_after_a_task_ignored_sigchld(tmp_path: Path)
     done = targetrun(tmp_path, "run")
     assert done.returncode == 1 and "FAILED   b" in done.stdout, done.stdout + done.stderr
     assert not (tmp_path / "b.txt").exists()
+
+
+def test_an_exit_a_task_left_for_the_end_does_not_change_the_commands_code(tmp_path: Path) -> None:
+    """``atexit.register(os._exit, 0)`` in a task's code (a library's "exit quickly" hook):
+    at the end of a run whose other task failed it printed a traceback ("call stack is not
+    deep enough", from targetrun's own os._exit guard) -- and, that fixed, would have ended
+    the command with status 0, its summary unflushed. The command ends with its own code."""
+    write_project(tmp_path, 'tasks:\n  a: {run: "tasks:leaves", target: a.json}\n'
+                  '  b: {run: "tasks:fails", needs: {x: a}, target: b.json}\n',
+                  **{"tasks.py": "import atexit, os\n\ndef leaves():\n    atexit.register(os._exit, 0)\n"
+                                 "    atexit.register(lambda: os._exit(0))\n    return 1\n\n"
+                                 "def fails(x):\n    raise ValueError('b fails')\n"})
+    done = targetrun(tmp_path, "run")
+    assert done.returncode == 1 and "1 ran, 1 failed" in done.stdout, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
