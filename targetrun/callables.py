@@ -20,6 +20,12 @@ right there -- status 0, or 1 when it raised -- without running the process's ex
 handlers: it went on as a second copy of the run, recording the task again, running its
 dependents on the child's value and replacing their targets with what the child made.
 
+Once the command is over (:func:`command_ends`), ``os._exit`` from a task's code -- an
+atexit hook it registered -- ends the process with the command's exit code.
+
+``os.setsid()``, ``os.setpgrp()`` and ``os.closerange()`` in the run's process are refused
+(:func:`_refuse_leaving`).
+
 A thread the task's code started is no task's thread: ``os._exit`` there ended the run at
 once as well. While a run goes on in the process (:func:`running_tasks`), such a call (from
 no targetrun code, in no thread running a task's code) ends that thread instead
@@ -32,12 +38,15 @@ a run (a program using the API, before or after one) it ends the process, as ask
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import importlib.machinery
 import inspect
 import os
 import pkgutil
 import posix
+import resource
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -72,16 +81,85 @@ _stray_exits: dict[int, int] = {}  # such a thread -> the status a thread it may
 _guarding_pid: int | None = None
 _guard_lock = threading.Lock()
 
+# What a task's code may set for the whole process, as the run had it (see _ProcessState)
+_LIMITS = (resource.RLIMIT_FSIZE, resource.RLIMIT_NOFILE)
+_getrlimit, _getitimer, _umask, _INFINITY = resource.getrlimit, signal.getitimer, os.umask, resource.RLIM_INFINITY
+
+
+class _ProcessState:
+    """What a task's code can set for the whole process and leave set when it returns --
+    where under make each command's process, and what it set, ends with the command: the
+    umask (``os.umask(0o777)``: every later target written mode 000), the file size and
+    open files limits (a later write failed as "disk I/O error", an import as "too many
+    open files"), the recursion limit (``sys.setrecursionlimit(50)``: targetrun's own code
+    failed) and a pending alarm (``signal.alarm(1)``: SIGALRM killed the run a second
+    later, nothing said). :meth:`restore` puts them back as the run had them -- a timer the
+    run did not have is cancelled -- each time a task's code (or its module's import)
+    returns; one restore costs ~3 us, a few system calls. Only what is lower than the run's
+    comes back (``sys.setrecursionlimit(10**5)`` on a module's import still holds for its
+    function), and a limit only while the hard limit allows: one the task lowered for good
+    holds (its writes then fail, said)."""
+
+    __slots__ = ("pid", "umask", "limits", "recursion", "timer")
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.umask = _umask(0o022)
+        _umask(self.umask)
+        self.limits = [_getrlimit(which) for which in _LIMITS]
+        self.recursion = sys.getrecursionlimit()
+        self.timer = _getitimer(signal.ITIMER_REAL)[0] > 0
+
+    def restore(self) -> None:
+        _umask(self.umask)
+        for which, limit in zip(_LIMITS, self.limits):
+            now = _getrlimit(which)
+            if now[0] != limit[0] and now[0] != _INFINITY and (limit[0] == _INFINITY or now[0] < limit[0]):
+                with contextlib.suppress(ValueError, OSError):  # (above a hard limit it lowered)
+                    resource.setrlimit(which, (limit[0], now[1]))
+        if sys.getrecursionlimit() < self.recursion:
+            sys.setrecursionlimit(self.recursion)
+        if not self.timer and _getitimer(signal.ITIMER_REAL)[0] > 0:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+_run_state: _ProcessState | None = None  # the process's state as the run (or a worker's first job) found it
+
 
 def _depth() -> int:
     depth: int = getattr(_in_user_code, "depth", 0)
     return depth
 
 
+def _caller(depth: int) -> str:
+    """The module that called, ``depth`` frames up; "" for none (a call straight from C:
+    an atexit hook, a thread's target), which is no targetrun code either."""
+    try:
+        return str(sys._getframe(depth + 1).f_globals.get("__name__", ""))
+    except ValueError:
+        return ""
+
+
+_command_code: int | None = None  # the command's exit code, once it is over (command_ends)
+
+
+def command_ends(code: int) -> None:
+    """The command is over and exits with ``code``: a task's code that still calls
+    ``os._exit`` (``atexit.register(os._exit, 0)``, a library's quick-exit hook) ends the
+    process with this code, not its own -- a failed run exited 0, its summary unflushed."""
+    global _command_code
+    _command_code = code
+
+
 def _exit(status: int) -> NoReturn:
     """``os._exit`` while targetrun runs a task's code (see the module docstring)."""
-    caller = sys._getframe(1).f_globals.get("__name__", "")
+    caller = _caller(1)
     if os.getpid() == _guarding_pid and caller != "targetrun" and not caller.startswith("targetrun."):
+        if _command_code is not None:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            _real_exit(_command_code)
         if _depth():
             raise ProcessExitCalled(status)
         if _runs and threading.current_thread() is not threading.main_thread():  # a thread a task's code started
@@ -95,14 +173,60 @@ def _exit(status: int) -> NoReturn:
     _real_exit(status)
 
 
+_real_setsid, _real_setpgrp, _real_setpgid = posix.setsid, posix.setpgrp, posix.setpgid
+_real_closerange = posix.closerange
+_LEAVES = ("would take the whole run out of its terminal's session and job (Ctrl-C and a closed terminal would no "
+           "longer stop it); call it in a child process (subprocess's start_new_session=True)")
+
+
+def _refuse_leaving(call: str, why: str = _LEAVES) -> None:
+    """``os.setsid()``, ``os.setpgrp()`` (``setpgid`` of this process) from a task's code in
+    the run's process: the whole run left its terminal's session or foreground group for
+    good -- Ctrl-C no longer reached it, nor did a closed terminal's hangup, and it went on
+    unstoppable but by ``kill``. ``os.closerange(3, 4096)`` (a daemonizing library's) closed
+    the run's own files: its state store, its output. Refused (``PermissionError``, the task
+    fails, said); a child it forks, or starts with ``start_new_session=True``, may still."""
+    caller = _caller(2)
+    if os.getpid() == _guarding_pid and (_depth() or _runs) and caller != "targetrun" \
+            and not caller.startswith("targetrun."):
+        raise PermissionError(errno.EPERM, f"os.{call}() in a task's code {why}")
+
+
+def _closerange(low: int, high: int, /) -> None:
+    _refuse_leaving("closerange", "would close targetrun's own files (its state store, its output); close the "
+                    "files the task opened itself, or call it in a child process")
+    _real_closerange(low, high)
+
+
+def _setsid() -> None:
+    _refuse_leaving("setsid")
+    _real_setsid()
+
+
+def _setpgrp() -> None:
+    _refuse_leaving("setpgrp")
+    _real_setpgrp()
+
+
+def _setpgid(pid: int, pgrp: int, /) -> None:
+    if pid in (0, os.getpid()):
+        _refuse_leaving("setpgid")
+    _real_setpgid(pid, pgrp)
+
+
 @contextlib.contextmanager
-def running_tasks() -> Iterator[None]:
+def running_tasks(fresh: bool = False) -> Iterator[None]:
     """A run goes on in this process: a thread that is no task's and no targetrun's calling
     ``os._exit`` is taken for one a task started (see the module docstring). Outside a run
-    -- a program using the API, before or after it -- such a call ends the process as asked."""
-    global _runs
+    -- a program using the API, before or after it -- such a call ends the process as asked.
+
+    The process's state (:class:`_ProcessState`) is taken here, for the tasks' code to leave
+    as it was: by the run (``fresh``), or by a worker process before its first job."""
+    global _runs, _run_state
     with _guard_lock:
         _runs += 1
+        if fresh or _run_state is None or _run_state.pid != os.getpid():
+            _run_state = _ProcessState()
     try:
         yield
     finally:
@@ -111,13 +235,17 @@ def running_tasks() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def user_code() -> Iterator[None]:
-    """Run a task's code (or import its module) in this thread with ``os._exit`` guarded."""
+def user_code(restore: bool = True) -> Iterator[None]:
+    """Run a task's code (or import its module) in this thread with ``os._exit`` guarded,
+    and what it set for the process put back as the run had it when it returns (not with
+    ``restore=False``: a section around nested ones that is targetrun's own code)."""
     global _guarding_pid
     if _guarding_pid != os.getpid():
         with _guard_lock:
             if _guarding_pid != os.getpid():
                 os._exit = posix._exit = _exit
+                os.setsid, os.setpgrp, os.setpgid = _setsid, _setpgrp, _setpgid
+                os.closerange = _closerange
                 _guarding_pid = os.getpid()
     ident = threading.get_ident()
     # (only the main thread can set a handler, and the outermost call puts them back)
@@ -128,11 +256,19 @@ def user_code() -> Iterator[None]:
             _running.add(ident)
             _stray_exits.pop(ident, None)
     called_in = os.getpid()
+    dropped_to = sys.unraisablehook  # where a stop a finalizer dropped goes (targetrun.stopping)
+    state = None
+    if restore:
+        state = _run_state if _runs and _run_state is not None and _run_state.pid == called_in else _ProcessState()
     try:
         yield
     finally:
         if os.getpid() != called_in:  # a child the code forked came back: it is no second copy of the run
             _real_exit(1 if sys.exc_info()[0] is not None else 0)
+        if state is not None:
+            state.restore()
+        if sys.unraisablehook is not dropped_to:
+            sys.unraisablehook = dropped_to
         if handlers is not None:
             stopping.restore_handlers(handlers)
         _in_user_code.depth -= 1
@@ -246,7 +382,7 @@ def load_callable(path: str, root: str) -> Callable[..., Any]:
     _forget_foreign(module_name, root)
     _forget_edited(root)
     _compile_from_source(root)
-    with user_code():
+    with user_code(restore=module_name not in sys.modules):  # (imported before: no code of its runs now)
         obj: Any = importlib.import_module(module_name)
     _note_imported(root)
     for part in attr.split("."):

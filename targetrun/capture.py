@@ -154,13 +154,15 @@ class _Capture:
 
 
 class _Sink:
-    """Fds 1 and 2 of this process pointed at one append-only file, while held."""
+    """Fds 1 and 2 of this process pointed at one append-only file, while held (and fd 0
+    at /dev/null: tasks read no input)."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._users = 0
         self._fd: int | None = None  # kept open for the process: children may still write to it
         self._saved: dict[int, int] = {}  # 1 and 2 -> a duplicate of the original descriptor
+        self._saved_input: int | None = None  # a duplicate of fd 0, on /dev/null meanwhile
         self._terminals: dict[int, TextIO] = {}
         self._read = 0  # bytes of the file settled so far
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -197,6 +199,17 @@ class _Sink:
             except OSError:  # no such descriptor (a daemon): nothing to protect
                 continue
             os.dup2(self._fd, fd)
+        # Tasks read no input, as a shell task's command's stdin is /dev/null: input() in a
+        # Python task, or a command it runs that reads (`read x`), waited on the terminal
+        # for a line, its prompt captured -- the run hung with nothing on the screen.
+        try:
+            self._saved_input = os.dup(0)
+        except OSError:
+            self._saved_input = None
+        else:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.close(null)
 
     def _restore(self) -> None:
         _flush_python_streams()
@@ -210,6 +223,10 @@ class _Sink:
             os.dup2(saved, fd)
             os.close(saved)
         self._saved.clear()
+        if self._saved_input is not None:
+            os.dup2(self._saved_input, 0)
+            os.close(self._saved_input)
+            self._saved_input = None
         if self._fd is not None:  # start the file over: nothing in it is unsettled
             os.ftruncate(self._fd, 0)
             self._read = 0

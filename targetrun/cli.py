@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) 
         # nor may a thread a task's code started and left running.
         stopping.before_exit()
         os._exit(code)
+    tasks_code = sys.modules.get("targetrun.callables")  # (loaded when a task's code may have run)
+    if tasks_code is not None:
+        tasks_code.command_ends(code)  # a task's atexit hook calling os._exit ends it with this code
     sys.exit(code)
 
 

@@ -63,6 +63,10 @@ from typing import Any
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
 OPTIONAL = tuple(signum for signum in SIGNALS if signum not in (signal.SIGINT, signal.SIGTERM))  # nohup's to ignore
 CLOSED_OUTPUT = getattr(signal, "SIGPIPE", 13)  # the stop of a reader that went away (see output_closed)
+# The handlers a task's code may not leave changed (restore_handlers): the stop signals, a
+# closed output's, and SIGCHLD's -- ignored (SIG_IGN), the kernel reaped every command itself
+# and Python's wait took status 0: a later shell task that failed (exit 3) was recorded as made.
+_KEPT = (*SIGNALS, CLOSED_OUTPUT, *((signal.SIGCHLD,) if hasattr(signal, "SIGCHLD") else ()))
 STOP_CODES = frozenset(128 + signum for signum in (*SIGNALS, CLOSED_OUTPUT))  # the exit codes of a stop
 
 
@@ -148,20 +152,30 @@ def _interrupt_main(signum: int) -> None:
 
 
 def handlers() -> dict[int, Any]:
-    """The handlers of the stop signals (and of a closed output's SIGPIPE) now, for
+    """The handlers of the stop signals (and of a closed output's SIGPIPE, and SIGCHLD) now, for
     :func:`restore_handlers` once a task's code that may change them has run."""
-    return {signum: signal.getsignal(signum) for signum in (*SIGNALS, CLOSED_OUTPUT)}
+    return {signum: signal.getsignal(signum) for signum in _KEPT}
 
 
 def restore_handlers(before: dict[int, Any]) -> None:
-    """Put back the stop handlers a task's code replaced (in the main thread, where only it
-    can): a task that ignored SIGINT and SIGTERM (``signal.signal(SIGINT, SIG_IGN)``, as
-    some libraries do on import) left the run unstoppable but by ``kill -9`` -- no target
-    and no record cleaned up -- and one that set SIGPIPE back to its default let a closed
-    output kill the run without a word."""
+    """Put back the stop handlers a task's code replaced, and unblock the stop signals it
+    blocked (in the main thread, where only it can set a handler): a task that ignored
+    SIGINT and SIGTERM (``signal.signal(SIGINT, SIG_IGN)``, as some libraries do on import)
+    left the run unstoppable but by ``kill -9`` -- no target and no record cleaned up -- and
+    one that set SIGPIPE back to its default let a closed output kill the run without a word."""
     for signum, handler in before.items():
         if handler is not None and signal.getsignal(signum) is not handler:
             signal.signal(signum, handler)
+    # Blocked (``signal.pthread_sigmask(SIG_BLOCK, {SIGINT, SIGTERM})``), they stayed pending
+    # for good: only ``kill -9`` ended the run. The command unblocks them as it starts (see
+    # targetrun/__init__.py), a worker's are the run's: a program using the API keeps its own.
+    if (_installed or _in_worker) and _SIGMASK is not None:
+        stuck = _SIGMASK(signal.SIG_BLOCK, ()).intersection(SIGNALS)
+        if stuck:
+            _SIGMASK(signal.SIG_UNBLOCK, stuck)
+
+
+_SIGMASK = getattr(signal, "pthread_sigmask", None)  # (not on Windows)
 
 
 def ignore() -> None:

@@ -213,7 +213,7 @@ class Engine:
             return self._dry_run(plan, started, planning)
         # from the imports on: what tasks print is theirs, stdout stays ours; and a thread a
         # task started does not end the run with os._exit (callables.running_tasks)
-        with process_output(), running_tasks():
+        with process_output(), running_tasks(fresh=True):
             return self._run(RunScope(plan, planning), request, started)
 
     def _run(self, scope: RunScope, request: RunRequest, started: float) -> RunSummary:

@@ -264,7 +264,7 @@ def _attempt_body(job: Job) -> WorkResult:
             if job.shell is not None:
                 value, size, digest = _run_shell(job, printed)
             else:
-                with user_code():
+                with user_code(restore=False):  # (the import and the call put back what they set)
                     value, size, digest, written_as = _run_python(job)
         except WorkError as exc:
             exc.log = printed.tail()

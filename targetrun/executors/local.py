@@ -65,6 +65,24 @@ def _notify_through(queue: Any, ignored: frozenset[int], parent: int | None = No
     if parent is not None:
         stopping.end_with_parent(parent)
     set_process_hook(lambda task, ticket: queue.put((task, ticket)))
+    _keep_own_fds()
+
+
+def _keep_own_fds() -> None:
+    """The worker's pipes to the run (its call and result queues, the start notices, the
+    resource tracker's) are not handed on: ``spawn`` leaves them inheritable, and a command
+    a task started in the background (``os.system("server &")``, ``Popen(close_fds=False)``)
+    held them -- and with them the run's end (``targetrun run | cat``) -- as long as it ran.
+    Such a command gets fds 0-2 only, as it does from the inline executor."""
+    folder = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+    try:
+        fds = [int(name) for name in os.listdir(folder)]
+    except (OSError, ValueError):
+        return
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):  # (the listing's own, closed by now)
+                os.set_inheritable(fd, False)
 
 
 WORKER_EXIT_GRACE = 1.0  # seconds a worker whose work is done gets to end on its own (moments, done)

@@ -40,6 +40,11 @@ _REFUSED = {
     errno.EIO: ("the disk reported an I/O error", "Check the disk, and run again."),
 }
 
+# The rename that commits a target, as found when targetrun was imported: a library a task
+# imports that patches ``os.replace`` (in targetrun's process) had every later target left in
+# its staging file -- "ran", exit 0, nothing made.
+_replace = os.replace
+
 
 class LocalStorage(Storage):
     def __init__(self, **options: object) -> None:
@@ -114,7 +119,7 @@ class LocalStorage(Storage):
     def put_file(self, local_path: str, url: str) -> None:
         self._makedirs(os.path.dirname(url))
         try:
-            os.replace(local_path, url)
+            _replace(local_path, url)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise _write_failed(url, exc) from None
@@ -158,7 +163,7 @@ class LocalStorage(Storage):
 
     def commit(self, staging: str, url: str) -> None:
         try:
-            os.replace(staging, url)
+            _replace(staging, url)
         except OSError as exc:
             raise _write_failed(url, exc) from None
 
@@ -182,9 +187,9 @@ class LocalStorage(Storage):
                     "put there since the run planned); nothing was written there",
                     hint="A value may not lead a target out of its result location; check the symlinks in it.")
             if staged_folder != folder:  # (a staging file is always its target's sibling)
-                os.replace(staging, url)
+                _replace(staging, url)
             else:
-                os.replace(staged_name, name, src_dir_fd=fd, dst_dir_fd=fd)
+                _replace(staged_name, name, src_dir_fd=fd, dst_dir_fd=fd)
         except OSError as exc:
             raise _write_failed(url, exc) from None
         finally:
@@ -216,7 +221,7 @@ class LocalStorage(Storage):
             yield tmp
             if os.path.lexists(tmp):
                 try:
-                    os.replace(tmp, url)
+                    _replace(tmp, url)
                 except OSError as exc:
                     raise _write_failed(url, exc) from None
         except BaseException:
