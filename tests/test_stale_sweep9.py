@@ -9,21 +9,11 @@ recursion limit, and the fingerprint model's number.
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
 from tests.conftest import Project
-
-
-def rows(out: str) -> dict[str, dict[str, object]]:
-    return {row["task"]: row for row in json.loads(out)["tasks"]}
-
-
-def _fresh_import(*names: str) -> None:
-    """Each command imports the project's modules anew, as each ``targetrun`` process does."""
-    for name in [n for n in sys.modules if n.split(".")[0] in ("tasks", *names)]:
-        del sys.modules[name]
+from tests.test_stale_sweep8 import _fresh_import, rows
 
 
 ONE = "name: code\ntasks:\n  make: {run: tasks:make, target: out/make.txt, serializer: text}\n"
