@@ -591,4 +591,3 @@ def _cannot_tell(url: str, exc: BaseException) -> StorageError:
         f"cannot tell whether {_mask(shown(url))} exists: {type(exc).__name__}: {exc}",
         hint="Check the credentials, network and bucket; targetrun never treats this as missing.",
     )
-
