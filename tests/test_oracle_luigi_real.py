@@ -386,3 +386,43 @@ def test_shapes_the_random_scenarios_do_not_draw_and_retries(real_luigi, tmp_pat
             (root / "fail").mkdir()
     assert ran == ["h", "i"] and fate == {"a": SKIPPED, "d": SKIPPED, "e": SKIPPED, "g": SKIPPED,
                                           "h": SUCCEEDED, "i": SUCCEEDED}
+
+
+def test_an_edited_recorded_target_that_a_running_task_needs(real_luigi, tmp_path):
+    """README, What runs, and why: Luigi reads an edited target as it is; targetrun rebuilds one
+    it recorded (checkpoint corrupt) and uses one it did not record as it is, as Luigi does."""
+    luigi = real_luigi
+
+    class Step(luigi.Task):  # type: ignore[misc]
+        name = luigi.Parameter()
+
+        def requires(self) -> list[Any]:
+            return [Step(name="a")] if self.name == "b" else []
+
+        def output(self) -> Any:
+            return luigi.LocalTarget(str(tmp_path / "theirs" / f"{self.name}.txt"))
+
+        def run(self) -> None:
+            text = Path(self.input()[0].path).read_text() if self.name == "b" else "a\n"
+            with self.output().open("w") as out:
+                out.write(text)
+
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "a.txt").write_text("edited\n")
+    fate, _ = luigi_fates(luigi, [Step(name="b")])
+    assert fate == {"a": SKIPPED, "b": SUCCEEDED} and (tmp_path / "theirs" / "b.txt").read_text() == "edited\n"
+    (tmp_path / "Pipelinefile.yaml").write_text(
+        "tasks:\n  a:\n    shell: \"echo a > {output}\"\n    target: out/a.txt\n"
+        "  b:\n    shell: \"cat {needs.a} > {output}\"\n    target: out/b.txt\n    needs: [a]\n")
+    for recorded, a_fate, b_text in ((True, SUCCEEDED, "a\n"), (False, SKIPPED, "edited\n")):
+        shutil.rmtree(tmp_path / ".targetrun", ignore_errors=True)
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        if recorded:
+            assert run(tmp_path)[0] == 0
+            (tmp_path / "out" / "b.txt").unlink()
+        else:
+            (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "a.txt").write_text("edited\n")
+        code, states, _ = run(tmp_path)
+        assert (code, states) == (0, {"a": a_fate, "b": SUCCEEDED}), recorded
+        assert (tmp_path / "out" / "b.txt").read_text() == b_text
