@@ -42,6 +42,7 @@ targetrun there (its docstring: "no output, never complete"). So this test pins:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import importlib
 import itertools
 import logging
@@ -248,3 +249,180 @@ def test_targetrun_and_the_model_decide_as_the_real_luigi_does(real_luigi, tmp_p
             shutil.rmtree(root / "fail")
             (root / "fail").mkdir()
         failing, exists = set(), made(theirs, names)
+
+
+def luigi_fates(luigi: Any, tasks: list[Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Build ``tasks`` with the real Luigi: each task's fate by its ``name``, and failure messages."""
+    errors: dict[str, str] = {}
+
+    @luigi.Task.event_handler(luigi.Event.FAILURE)  # type: ignore[untyped-decorator]
+    def failed(task: Any, exception: BaseException) -> None:
+        errors[task.name] = str(exception)
+
+    try:
+        result = luigi.build(tasks, local_scheduler=True, workers=1, detailed_summary=True, log_level="ERROR")
+    finally:
+        luigi.Task._event_callbacks[luigi.Task][luigi.Event.FAILURE].discard(failed)
+    fate = {task.name: FATES[category] for category, found in luigi.execution_summary._summary_dict(result.worker).items()
+            if category in FATES for task in found}
+    return fate, errors
+
+
+@pytest.mark.parametrize("check_complete_on_run", [False, True])
+def test_a_command_that_exits_0_without_writing_its_target(real_luigi, tmp_path, check_complete_on_run):
+    """README, Shell tasks: targetrun fails it, as Luigi with check_complete_on_run; Luigi's
+    default calls it done and fails the task that needs it ("Unfulfilled dependency")."""
+    luigi = real_luigi
+    luigi.configuration.get_config().set("worker", "check_complete_on_run", str(check_complete_on_run).lower())
+
+    class Step(luigi.Task):  # type: ignore[misc]
+        name = luigi.Parameter()
+
+        def requires(self) -> list[Any]:
+            return [Step(name="a")] if self.name == "b" else []
+
+        def output(self) -> Any:
+            return luigi.LocalTarget(str(tmp_path / "theirs" / f"{self.name}.txt"))
+
+        def run(self) -> None:
+            if self.name == "b":
+                with self.output().open("w") as out:
+                    out.write("b\n")
+
+    fate, errors = luigi_fates(luigi, [Step(name="b")])
+    (tmp_path / "Pipelinefile.yaml").write_text(
+        "tasks:\n  a:\n    shell: \"test -n {output}\"\n    target: out/a.txt\n"
+        "  b:\n    shell: \"echo b > {output}\"\n    target: out/b.txt\n    needs: [a]\n")
+    code, states, _ = run(tmp_path)
+    assert code == 1 and states == {"a": FAILED, "b": BLOCKED}
+    if check_complete_on_run:
+        assert fate == states
+    else:
+        assert fate == {"a": SUCCEEDED, "b": FAILED} and errors["b"].startswith("Unfulfilled dependency")
+
+
+def test_shapes_the_random_scenarios_do_not_draw_and_retries(real_luigi, tmp_path):
+    """A diamond, three sinks, a parameterised and a dated target, a request of a middle task
+    with one downstream of it, a target that exists above a missing one, a task that fails once
+    and one that always fails: Luigi's ``retry_count`` N is targetrun's ``max_retries`` N - 1
+    (Luigi retries within one build only with ``keep_alive``). Fates, attempts, files, twice."""
+    luigi = real_luigi
+    config = luigi.configuration.get_config()
+    for section, key, value in (("worker", "keep_alive", "true"), ("worker", "wait_interval", "0.01"),
+                                ("worker", "wait_jitter", "0"),
+                                ("scheduler", "retry_delay", "0.01")):
+        config.set(section, key, value)
+    deps = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": ["d"], "f": ["a"], "g": ["f"], "h": ["a"],
+            "i": ["h", "d"]}
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    targets = {t: f"out/{t}.txt" for t in deps} | {"b": "out/b-{params.x}.txt", "c": "out/c-{today}.txt"}
+    retries = {"f": 1, "h": 1}
+    fails = {"f": 1, "h": 99}  # how many attempts fail
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+
+    def path(root: Path, task: str) -> Path:
+        return root / targets[task].replace("{params.x}", "v7").replace("{today}", today)
+
+    lines = ["params:", "  x: default", "tasks:"]
+    for name, needs in deps.items():
+        lines += [f"  {name}:", f"    shell: 'echo {name} >> {ours}/log.txt; n=$(cat {ours}/att/{name} 2>/dev/null || echo 0);"
+                  f" n=$((n+1)); echo $n > {ours}/att/{name}; if [ $(cat {ours}/fail/{name} 2>/dev/null || echo 0) -ge $n ];"
+                  f" then exit 1; fi; echo {name} > {{output}}'", f"    target: \"{targets[name]}\""]
+        lines += [f"    needs: [{', '.join(needs)}]"] if needs else []
+        lines += [f"    max_retries: {retries[name]}"] if name in retries else []
+
+    class Step(luigi.Task):  # type: ignore[misc]
+        name = luigi.Parameter()
+        x = luigi.Parameter(default="v7")
+        day = luigi.DateParameter(default=datetime.date.fromisoformat(today))
+
+        @property
+        def retry_count(self) -> int:
+            return retries.get(self.name, 0) + 1
+
+        def requires(self) -> list[Any]:
+            return [Step(name=dep) for dep in deps[self.name]]
+
+        def output(self) -> Any:
+            return luigi.LocalTarget(str(theirs / targets[self.name].format(params=self, today=self.day)))
+
+        def run(self) -> None:
+            with (theirs / "log.txt").open("a") as log:
+                log.write(f"{self.name}\n")
+            attempts = theirs / "att" / self.name
+            attempt = int(attempts.read_text()) + 1 if attempts.exists() else 1
+            attempts.write_text(str(attempt))
+            marker = theirs / "fail" / self.name
+            if marker.exists() and int(marker.read_text()) >= attempt:
+                raise RuntimeError(f"{self.name} fails")
+            with self.output().open("w") as out:
+                out.write(f"{self.name}\n")
+
+    for root in (ours, theirs):
+        for folder in ("out", "att", "fail"):
+            (root / folder).mkdir(parents=True)
+        for task in ("c", "e"):  # exist, above a missing a and d
+            path(root, task).write_text(f"{task}\n")
+        for task, count in fails.items():
+            (root / "fail" / task).write_text(str(count))
+    (ours / "Pipelinefile.yaml").write_text("\n".join(lines) + "\n")
+    wanted = ["d", "e", "g", "i"]
+    for round_ in ("failing", "mended"):
+        for root in (ours, theirs):
+            (root / "log.txt").unlink(missing_ok=True)
+            shutil.rmtree(root / "att")
+            (root / "att").mkdir()
+        fate, _ = luigi_fates(luigi, [Step(name=name) for name in wanted])
+        code, states, ran = run(ours, *wanted, "-p", "x=v7")
+        assert everywhere(states, list(deps)) == everywhere(fate, list(deps)), round_
+        assert sorted(ran) == sorted((theirs / "log.txt").read_text().split()), round_
+        assert in_order(ran, deps), ran
+        assert {t for t in deps if path(ours, t).exists()} == {t for t in deps if path(theirs, t).exists()}
+        assert code == (1 if FAILED in fate.values() else 0)
+        if round_ == "failing":  # f failed once then succeeded, h failed twice: each retried once
+            assert (ran.count("f"), ran.count("h"), fate["f"], fate["h"]) == (2, 2, SUCCEEDED, FAILED)
+        for root in (ours, theirs):
+            shutil.rmtree(root / "fail")
+            (root / "fail").mkdir()
+    assert ran == ["h", "i"] and fate == {"a": SKIPPED, "d": SKIPPED, "e": SKIPPED, "g": SKIPPED,
+                                          "h": SUCCEEDED, "i": SUCCEEDED}
+
+
+def test_an_edited_recorded_target_that_a_running_task_needs(real_luigi, tmp_path):
+    """README, What runs, and why: Luigi reads an edited target as it is; targetrun rebuilds one
+    it recorded (checkpoint corrupt) and uses one it did not record as it is, as Luigi does."""
+    luigi = real_luigi
+
+    class Step(luigi.Task):  # type: ignore[misc]
+        name = luigi.Parameter()
+
+        def requires(self) -> list[Any]:
+            return [Step(name="a")] if self.name == "b" else []
+
+        def output(self) -> Any:
+            return luigi.LocalTarget(str(tmp_path / "theirs" / f"{self.name}.txt"))
+
+        def run(self) -> None:
+            text = Path(self.input()[0].path).read_text() if self.name == "b" else "a\n"
+            with self.output().open("w") as out:
+                out.write(text)
+
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "a.txt").write_text("edited\n")
+    fate, _ = luigi_fates(luigi, [Step(name="b")])
+    assert fate == {"a": SKIPPED, "b": SUCCEEDED} and (tmp_path / "theirs" / "b.txt").read_text() == "edited\n"
+    (tmp_path / "Pipelinefile.yaml").write_text(
+        "tasks:\n  a:\n    shell: \"echo a > {output}\"\n    target: out/a.txt\n"
+        "  b:\n    shell: \"cat {needs.a} > {output}\"\n    target: out/b.txt\n    needs: [a]\n")
+    for recorded, a_fate, b_text in ((True, SUCCEEDED, "a\n"), (False, SKIPPED, "edited\n")):
+        shutil.rmtree(tmp_path / ".targetrun", ignore_errors=True)
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        if recorded:
+            assert run(tmp_path)[0] == 0
+            (tmp_path / "out" / "b.txt").unlink()
+        else:
+            (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "a.txt").write_text("edited\n")
+        code, states, _ = run(tmp_path)
+        assert (code, states) == (0, {"a": a_fate, "b": SUCCEEDED}), recorded
+        assert (tmp_path / "out" / "b.txt").read_text() == b_text
