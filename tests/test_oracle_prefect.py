@@ -328,6 +328,26 @@ def test_each_validator_keeps_an_entry_when_prefect_does(validator, case):
         assert decision.runs and decision.reason is not Reason.CACHE_HIT
 
 
+
+@pytest.mark.parametrize(("writer_ttl", "reader_ttl", "age", "prefect_hits", "hits"), [
+    (60.0, HOUR, 120, False, False),     # the writer's expiry passed: gone for both
+    (HOUR, HOUR, 120, True, True),
+    (HOUR, 60.0, 30, True, True),
+    # Prefect keeps the writer's cached_result_expiration; targetrun also caps it at the
+    # reader's own cache_for (README: a value no older than the task's cache_for), so a
+    # task with a shorter cache_for under a shared cache_key reruns where Prefect hits.
+    (HOUR, 60.0, 120, True, False),
+])
+def test_a_shared_key_entry_lives_until_the_writers_expiry_or_the_readers_cache_for(
+        writer_ttl, reader_ttl, age, prefect_hits, hits):
+    record = Checkpoint("writer", "/cache/w.pkl", "pickle", 1, "ab", "run-1", NOW - age)
+    entry = new_entry("shared", "p", "writer", record, CachePolicy(writer_ttl, V.DURATION_ONLY, key="shared"))
+    reader = CachePolicy(reader_ttl, V.DURATION_ONLY, key="shared")
+    decision, hit = decide(Facts(reader, None, False, NOW, entries=(entry,)))
+    assert (hit is not None) is hits, decision
+    assert prefect_hits is (NOW < record.written_at + writer_ttl)  # Prefect's duration_only, on the same entry
+    assert hits is (prefect_hits and age < reader_ttl)
+
 # -- what a run stores: on a miss, an entry with every input and parameter; on a hit, nothing
 
 
