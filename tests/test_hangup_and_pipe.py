@@ -163,8 +163,10 @@ def test_a_hangup_while_python_tasks_run_is_recorded_and_resumed(tmp_path, momen
         assert moment == "between tasks" and _history(tmp_path) == ["succeeded"]
     else:
         assert run.returncode == 129, out + err
-        # (a signal landing as the run records its own end, all tasks done, leaves it succeeded)
-        assert _history(tmp_path) == ["succeeded" if len(made) == 3 else "interrupted"], made
+        # All tasks done, the signal landed after the last commit: before the run recorded its
+        # end it is interrupted (as its exit code says), while it recorded it, succeeded. A run
+        # with a task left undone is interrupted, always.
+        assert _history(tmp_path) in ([["succeeded"], ["interrupted"]] if len(made) == 3 else [["interrupted"]]), made
     if moment == "in a python task":
         assert made == ["first.pkl"]
     kept = {name: (tmp_path / "out" / name).stat().st_mtime_ns for name in made}
