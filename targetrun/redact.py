@@ -308,7 +308,7 @@ def login(url: str) -> tuple[str, str] | None:
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest or not scheme or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
         return None
-    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    cut = authority_end(rest)
     info, at, server = rest[:cut].rpartition("@")
     user, colon, password = info.partition(":")
     if not at or not colon or not password:
@@ -316,14 +316,14 @@ def login(url: str) -> tuple[str, str] | None:
     return f"{scheme}://{rest[:cut]}", f"{scheme}://{user}{'@' if user else ''}{server}"
 
 
-def without_password(url: str) -> str:
-    """``url`` without the password of its server part (:func:`login`); any other text as it is.
+def authority_end(rest: str) -> int:
+    """Where the server part of a URL's ``rest`` (what follows ``scheme://``) ends: at the first
+    ``/``, ``?`` or ``#``, as a URL parser ends it.
 
-    >>> without_password("ftp://alice:s3cret@h.example/out/a.txt"), without_password("s3://b/k")
-    ('ftp://alice@h.example/out/a.txt', 's3://b/k')
+    >>> authority_end("u:pw@h:21/data"), authority_end("h?x"), authority_end("h")
+    (9, 1, 1)
     """
-    found = login(url) if "@" in url else None
-    return url if found is None else found[1] + url[len(found[0]):]
+    return min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
 
 
 def bare_userinfo(text: str) -> list[tuple[str, str]]:

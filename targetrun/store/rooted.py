@@ -121,7 +121,7 @@ class Keys:
         scheme, sep, rest = key.partition("://")
         if not sep or not self._logins:
             return key
-        cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        cut = redact.authority_end(rest)
         whole = self._logins.get(key[:len(scheme) + 3 + cut])
         return key if whole is None else whole + rest[cut:]
 
