@@ -156,9 +156,7 @@ def _exit(status: int) -> NoReturn:
     caller = _caller(1)
     if os.getpid() == _guarding_pid and caller != "targetrun" and not caller.startswith("targetrun."):
         if _command_code is not None:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(Exception):
-                    stream.flush()
+            stopping.flush()
             _real_exit(_command_code)
         if _depth():
             raise ProcessExitCalled(status)

@@ -612,8 +612,10 @@ def before_exit() -> None:
 
 
 def flush() -> None:
+    """Flush stdout and stderr before an ``os._exit``: whatever a stream raises (closed, full,
+    None when started closed, a task's own replacement of it) must not stop the exit."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError, AttributeError):  # AttributeError: started with it closed (None)
+        except Exception:
             pass
