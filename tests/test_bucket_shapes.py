@@ -28,6 +28,8 @@ import pytest
 from targetrun.errors import StorageError
 from targetrun.storage.base import TargetChecker
 from targetrun.storage.fsspec import FsspecStorage
+from tests import test_listing_shapes
+from tests.test_listing_shapes import Sends
 
 BUCKET = "shapes-bucket"
 NAMES = ["a", "b", "x y", "é", "日本", "\U0001f600", "%", "%2F", "+", "?", "#", "..", "=", "~", "!", "[x]", "*", "0", "z",
@@ -173,16 +175,6 @@ def compare(shapes: list[Figures], features: set[str] = FEATURES) -> None:
 # -- S3 -------------------------------------------------------------------------------------
 
 
-class Sends:
-    def __init__(self) -> None:
-        self.n = 0
-        self.seen: list[str] = []
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        self.n += 1
-        self.seen.append(str(getattr(kwargs.get("request"), "url", ""))[-60:])  # S3: what was asked
-
-
 def s3_storages() -> Callable[[], tuple[FsspecStorage, Sends]]:
     """Fresh storages (nothing known of any bucket) on one counted client: making a client
     takes about 0.1 s, ten times what a shape's checks take."""
@@ -282,20 +274,7 @@ def test_s3_keys_under_an_empty_folder_name_are_checked_as_they_are(s3_client: A
 # -- GCS ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def gcs_sends(gcs: Any, gcs_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str, Sends]]:
-    import gcp_storage_emulator.server as gse
-
-    server, endpoint = gcs_emulator
-    sends = Sends()
-    original = gse.RequestHandler.parse_request
-
-    def counting(self: Any) -> bool:
-        sends()
-        return bool(original(self))
-
-    monkeypatch.setattr(gse.RequestHandler, "parse_request", counting)
-    yield server, endpoint, sends
+gcs_world = test_listing_shapes.gcs_world  # the emulator, every request it parses counted
 
 
 def build_gcs(server: Any, endpoint: str, shape: Shape) -> None:
@@ -315,8 +294,8 @@ def build_gcs(server: Any, endpoint: str, shape: Shape) -> None:
 
 
 def test_gcs_seeded_bucket_shapes_answer_as_per_key_checks_for_no_more_requests(
-        gcs_sends: tuple[Any, str, Sends]) -> None:
-    server, endpoint, sends = gcs_sends
+        gcs_world: tuple[Any, str, Sends]) -> None:
+    server, endpoint, sends = gcs_world
 
     def make() -> tuple[FsspecStorage, Sends]:
         storage = FsspecStorage("gs")
@@ -334,8 +313,8 @@ def test_gcs_seeded_bucket_shapes_answer_as_per_key_checks_for_no_more_requests(
     compare(figures, FEATURES - {"delete markers"})
 
 
-def test_gcs_a_key_and_keys_below_it_in_one_listing_page(gcs_sends: tuple[Any, str, Sends]) -> None:
-    server, endpoint, sends = gcs_sends
+def test_gcs_a_key_and_keys_below_it_in_one_listing_page(gcs_world: tuple[Any, str, Sends]) -> None:
+    server, endpoint, sends = gcs_world
     import gcsfs
 
     fs = gcsfs.GCSFileSystem(endpoint_url=endpoint, token="anon", project="test-project", skip_instance_cache=True)

@@ -125,9 +125,11 @@ def shapes(draw: st.DrawFn) -> Shape:
 class Sends:
     def __init__(self) -> None:
         self.n = 0
+        self.seen: list[str] = []
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
         self.n += 1
+        self.seen.append(str(getattr(kwargs.get("request"), "url", ""))[-60:])  # S3: what was asked
 
 
 @pytest.fixture
