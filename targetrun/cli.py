@@ -71,7 +71,8 @@ def _threads_left_running() -> bool:
     held ``targetrun run`` for as long, after its work was done and reported."""
     left = [t.name for t in threading.enumerate() if t.is_alive() and not t.daemon and t is not threading.main_thread()]
     if left:
-        names = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+        # a name is the task's text (a URL with a password, an escape): masked and on one line, as an error is
+        names = printable(redact(", ".join(left[:3]))) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
         stopping.flush()
         with contextlib.suppress(OSError, ValueError, AttributeError):
             sys.stderr.write(f"targetrun: warning: {len(left)} thread{'s' if len(left) > 1 else ''} a task started "

@@ -23,6 +23,10 @@ import threading, time
 def leaves_a_thread():
     threading.Thread(target=time.sleep, args=(60,), name="left-behind").start()
     return 1
+
+def names_a_secret():
+    threading.Thread(target=time.sleep, args=(60,), name="db-postgres://bob:Hunter2Secret99@db/x\x1b[2J").start()
+    return 1
 """
 
 
@@ -39,3 +43,11 @@ def test_the_run_ends_when_its_work_does(tmp_path: Path, executor: str) -> None:
     if executor != "processes":  # (a worker's threads are its own: it is ended without a word)
         assert "warning: 1 thread a task started still runs (left-behind); targetrun exits without waiting" \
             in done.stderr
+
+
+def test_a_left_threads_name_is_masked_and_on_one_line(tmp_path: Path) -> None:
+    write_project(tmp_path, "tasks:\n  a: {run: 'tasks:names_a_secret', target: a.json}\n", **{"tasks.py": TASKS})
+    done = targetrun(tmp_path, "run", timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Hunter2Secret99" not in done.stderr and "\x1b" not in done.stderr
+    assert "still runs (db-postgres://***@db/x\\x1b[2J); targetrun exits without waiting" in done.stderr
