@@ -16,7 +16,7 @@ import included: :func:`user_code`), ``os._exit`` called from it in this thread 
 :class:`ProcessExitCalled` instead, a ``SystemExit``: the task fails, or its module is
 refused, like any other. A child it forked exits as asked; targetrun's own calls and other
 processes are untouched. A child it forked that returns (or raises) into targetrun ends
-right there -- status 0, or 1 when it raised -- without running the process's exit
+right there -- status 0, its ``sys.exit`` code, or 1 when it raised -- without running the process's exit
 handlers: it went on as a second copy of the run, recording the task again, running its
 dependents on the child's value and replacing their targets with what the child made.
 
@@ -232,6 +232,22 @@ def running_tasks(fresh: bool = False) -> Iterator[None]:
             _runs -= 1
 
 
+def _child_status(raised: BaseException | None) -> int:
+    """The exit status of a forked child that came back into targetrun, as Python's own exit
+    gives it: 0 when it returned, the code of its ``sys.exit(code)`` (None 0, a text 1), 1
+    for any other exception.
+
+    >>> [_child_status(e) for e in (None, SystemExit(0), SystemExit(5), SystemExit("no"), ValueError())]
+    [0, 0, 5, 1, 1]
+    """
+    if raised is None:
+        return 0
+    if isinstance(raised, SystemExit) and not isinstance(raised, ProcessExitCalled):
+        code = raised.code
+        return 0 if code is None else code if isinstance(code, int) else 1
+    return 1
+
+
 @contextlib.contextmanager
 def user_code(restore: bool = True) -> Iterator[None]:
     """Run a task's code (or import its module) in this thread with ``os._exit`` guarded,
@@ -262,7 +278,7 @@ def user_code(restore: bool = True) -> Iterator[None]:
         yield
     finally:
         if os.getpid() != called_in:  # a child the code forked came back: it is no second copy of the run
-            _real_exit(1 if sys.exc_info()[0] is not None else 0)
+            _real_exit(_child_status(sys.exc_info()[1]))
         if state is not None:
             state.restore()
         if sys.unraisablehook is not dropped_to:

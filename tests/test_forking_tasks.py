@@ -55,3 +55,24 @@ def test_a_forked_child_that_returns_ends_there(tmp_path: Path, executor: str, r
         assert db.execute("SELECT count(*) FROM runs").fetchone() == (1,)
         assert db.execute("SELECT count(*) FROM pending").fetchone() == (0,)
     assert sorted(p.name for p in tmp_path.iterdir() if ".targetrun-" in p.name) == []
+
+
+EXITS = """
+import os, sys
+
+def forks():
+    codes = []
+    for code in (0, 5, None):
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(code)  # comes back into targetrun as SystemExit
+        codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    return codes
+"""
+
+
+def test_a_forked_childs_sys_exit_code_is_its_status(tmp_path: Path) -> None:
+    write_project(tmp_path, "tasks:\n  a: {run: 'tasks:forks', target: a.json}\n", **{"tasks.py": EXITS})
+    done = targetrun(tmp_path, "run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((tmp_path / "a.json").read_text()) == [0, 5, 0]  # as Python's own exit gives them
