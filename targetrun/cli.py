@@ -23,7 +23,7 @@ from typing import Any, TextIO, cast
 import click
 
 from targetrun import __version__, api, replay, stopping
-from targetrun.errors import EXIT_INTERNAL, EXIT_OUTPUT_CLOSED, TargetrunError, UsageError
+from targetrun.errors import EXIT_BACKEND, EXIT_INTERNAL, EXIT_OK, EXIT_OUTPUT_CLOSED, TargetrunError, UsageError
 from targetrun.executors.base import EXECUTORS
 from targetrun.redact import RedactingWriter, clipped, printable, redact, register_environment
 from targetrun.registry import Registry
@@ -36,7 +36,7 @@ _PLANNING = ("run", "status")  # commands that keep garbage collection paused wh
 # click 8.2+ raises it for a group called without a command (8.1 prints the help and exits 0)
 _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 EPILOG = ("Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments (or an extra to install), "
-          "3 backend unreachable or could not tell, 4 internal error (a bug); stopped: 129 SIGHUP, 130 Ctrl-C, "
+          "3 backend unreachable or could not tell (or the output could not be written), 4 internal error (a bug); stopped: 129 SIGHUP, 130 Ctrl-C, "
           "131 SIGQUIT, 141 SIGPIPE (output closed), 143 SIGTERM.")
 
 
@@ -98,10 +98,25 @@ def invoke(argv: list[str], out: TextIO, err: TextIO) -> int:
     try:
         with (contextlib.redirect_stdout(safe_out), contextlib.redirect_stderr(safe_err), _library_logging(),
               _one_line_unraisable()):
-            return _invoke(argv, cast(TextIO, safe_out), cast(TextIO, safe_err))
+            code = _invoke(argv, cast(TextIO, safe_out), cast(TextIO, safe_err))
     finally:
         safe_out.flush()
         safe_err.flush()
+    return _unwritten_output(code, safe_out, safe_err)
+
+
+def _unwritten_output(code: int, out: RedactingWriter, err: RedactingWriter) -> int:
+    """The command's exit code once what it printed could not all be written (a full disk
+    under ``> file``; the rest was dropped and the work went on): each such stream named
+    in one line on stderr -- if stderr itself can take it -- and exit 3, where the command
+    would have exited 0; another outcome keeps its own code."""
+    failed = [(name, writer.failed) for name, writer in (("standard output", out), ("standard error", err))
+              if writer.failed is not None]
+    for name, exc in failed:
+        err.write(f"targetrun: error: could not write to {name}: {exc.strerror or exc}; what did not fit was dropped "
+                  "(the command's work went on). Free space there, or send the output elsewhere.\n")
+    err.flush()
+    return EXIT_BACKEND if failed and code == EXIT_OK else code
 
 
 class _OneLineHandler(logging.Handler):

@@ -7,7 +7,8 @@ Exit codes (DESIGN.md §4):
   (``TaskState.FAILED``), never an exception -- and never a runner error;
 * 2 -- the pipeline file or the command line is wrong (:class:`SpecError`, :class:`UsageError`);
 * 3 -- a backend (storage, state store, executor) could not be reached or could not
-  tell (:class:`BackendError` and its children);
+  tell (:class:`BackendError` and its children); also the exit of a command that did its
+  work but could not write its own output (a full disk: ``cli._unwritten_output``);
 * 4 -- an internal error: a bug in targetrun (the CLI prints the traceback);
 * 128 + N -- stopped by signal N (see :mod:`targetrun.stopping`): 129 SIGHUP, 130 SIGINT
   (Ctrl-C), 131 SIGQUIT, 143 SIGTERM; 141 (SIGPIPE) when the output's reader went away.

@@ -687,6 +687,7 @@ class RedactingWriter:
         self._hushed_by = hushed  # another writer: once its reader went away, this one drops all too
         self.written = False  # whether anything was written (a no-op that warned is not replayed)
         self.reader_gone = False  # a write failed because the reader went away (EPIPE): drop the rest
+        self.failed: OSError | None = None  # a write failed otherwise (a full disk): the rest is dropped, the work goes on
 
     def write(self, text: str) -> int:
         with self._lock:
@@ -703,8 +704,11 @@ class RedactingWriter:
         (``| head -1`` has read its line, or the terminal is gone: an ssh session dropped,
         whose SIGHUP is stopping the command already): then drop this and everything
         after, and stop the command (:func:`targetrun.stopping.output_closed`, exit 141,
-        as git does; once stopping, the stop's own code)."""
-        if self.reader_gone or (self._hushed_by is not None and self._hushed_by.reader_gone):
+        as git does; once stopping, the stop's own code). A write that fails otherwise (a
+        full disk: ENOSPC, EFBIG, a disk's EIO) drops this and everything after too, but
+        stops nothing -- as make builds on when its output cannot be written: ``failed``
+        holds the error, which the command reports as it ends (``cli.invoke``)."""
+        if self.reader_gone or self.failed is not None or (self._hushed_by is not None and self._hushed_by.reader_gone):
             return
         try:
             if text is None:
@@ -712,10 +716,11 @@ class RedactingWriter:
             else:
                 self._stream.write(text)
         except OSError as exc:
-            if not (isinstance(exc, BrokenPipeError) or (exc.errno == errno.EIO and self._on_a_terminal())):
-                raise
-            self.reader_gone = True
-            stopping.output_closed()
+            if isinstance(exc, BrokenPipeError) or (exc.errno == errno.EIO and self._on_a_terminal()):
+                self.reader_gone = True
+                stopping.output_closed()
+            else:
+                self.failed = exc
 
     def _on_a_terminal(self) -> bool:
         """Whether the stream is on a character device (a terminal; a hung-up one answers
