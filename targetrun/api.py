@@ -465,7 +465,7 @@ def _invalidated(spec: PipelineSpec, renderer: TaskRenderer, name: str) -> list[
     if task.foreach is None:
         return [renderer.render(task)]
     try:
-        items = static_items(task.foreach, renderer.base)
+        items = static_items(task.foreach, renderer.base, renderer.budget)
     except ValueError as exc:
         raise UsageError(f"cannot invalidate {name!r}: {exc}", hint="Check the values that fill its foreach.") from None
     if items is None:
@@ -665,7 +665,7 @@ def _shown_task(spec: PipelineSpec, renderer: TaskRenderer, name: str) -> Planne
         raise UsageError(f"task {parent!r} is not mapped (no foreach): it has no children",
                          hint=f"Name it alone: `targetrun show {parent}`.")
     try:
-        items = static_items(task.foreach, renderer.base)
+        items = static_items(task.foreach, renderer.base, renderer.budget)
     except ValueError as exc:
         raise UsageError(f"cannot show {name!r}: {exc}", hint="Check the values that fill its foreach.") from None
     if items is None:

@@ -166,9 +166,11 @@ class Placer:
             self._bases[result] = result_base(self.spec, result)
         return self._bases[result]
 
-    def target(self, task: TaskSpec, context: Mapping[str, object]) -> Location:
+    def target(self, task: TaskSpec, context: Mapping[str, object],
+               budget: templating.RenderBudget | None = None) -> Location:
         assert task.target is not None
-        rendered = templating.render(task.target, context) if templating.has_fields(task.target) else task.target
+        rendered = templating.render(task.target, context, budget) if templating.has_fields(task.target) \
+            else task.target
         return self.place(task.result, rendered, what="target", template=task.target)
 
     def place(self, result: str, rendered: str, *, what: str, template: str | None = None) -> Location:
@@ -289,6 +291,9 @@ class TaskRenderer:
         self.base = base  # templating.base_context of the run
         self.run_id = run_id
         self.placer = placer or Placer(spec)
+        # what this run's renders keep, together: targets, arguments, cache keys, deps and the
+        # items of a list or template foreach (engine/mapping.static_items is given it)
+        self.budget = templating.RenderBudget()
 
     @classmethod
     def for_run(cls, spec: PipelineSpec, context: RunContext) -> TaskRenderer:
@@ -321,7 +326,7 @@ class TaskRenderer:
         rendered: list[str] = []
         for i, dep in enumerate(task.deps):
             try:
-                rendered.append(_dep_in_place(templating.render(dep, context), dep))
+                rendered.append(_dep_in_place(templating.render(dep, context, self.budget), dep))
             except SpecError as exc:
                 raise type(exc)(exc.message, file=self.spec.path, line=task.line_of("deps"),
                                 key=f"tasks.{task.name}.deps.{i}", hint=exc.hint) from None
@@ -340,17 +345,18 @@ class TaskRenderer:
         context = templating.task_context(self.base, task.name, **extra) if templated else self.base
         try:
             part: tuple[str, ...] = ("target",)
-            target = self.placer.target(task, context) if task.target is not None else None
+            target = self.placer.target(task, context, self.budget) if task.target is not None else None
             args = task.args
             if templated_args:
                 args = {}
                 for key, value in task.args.items():
                     part = ("args", key)
-                    args[key] = templating.render_value(value, context)
+                    args[key] = templating.render_value(value, context, self.budget)
             rendered_key = None
             if cache_key and task.cache is not None and task.cache.caches:
                 part = ("cache_key",)
-                rendered_key = templating.render(key_template, context) if key_template else f"{self.spec.name}/{name}"
+                rendered_key = templating.render(key_template, context, self.budget) if key_template \
+                    else f"{self.spec.name}/{name}"
         except SpecError as exc:  # with the file, the line and the key of the template
             raise type(exc)(exc.message, file=self.spec.path, line=task.line_of(part[0]),
                             key=".".join(("tasks", task.name) + part), hint=exc.hint) from None

@@ -382,16 +382,19 @@ def _utf8_only(name: str, spec: str, text: str) -> str:
     return text
 
 
-def _render(template: str, context: Mapping[str, object], quote: bool) -> str:
+def _render(template: str, context: Mapping[str, object], quote: bool, budget: RenderBudget | None) -> str:
     try:
         parsed = list(_FORMATTER.parse(template))
     except ValueError as exc:
         raise TemplateError(f"cannot parse template {template!r}: {exc}") from None
     out: list[str] = []
     size = 0
+    limit = MAX_RENDERED if budget is None else min(MAX_RENDERED, budget.left)
     for literal, name, spec, conversion in parsed:
         out.append(literal)
         size += len(literal)
+        if size > limit:  # a long literal, rendered once more for each of many mapped children
+            raise _too_long(None, len(literal), template, in_all=size <= MAX_RENDERED)
         if name is None:
             continue
         if conversion or (spec and ("{" in spec or "}" in spec)):
@@ -402,9 +405,11 @@ def _render(template: str, context: Mapping[str, object], quote: bool) -> str:
                 raise TemplateError(f"{{{name}}} renders to text with a NUL byte, which no shell command can hold")
             text = shlex.quote(text)
         size += len(text)
-        if size > MAX_RENDERED:
-            raise _too_long(name, len(text), template)
+        if size > limit:
+            raise _too_long(name, len(text), template, in_all=size <= MAX_RENDERED)
         out.append(text)
+    if budget is not None:
+        budget.left -= size
     return "".join(out)
 
 
@@ -412,13 +417,35 @@ def _render(template: str, context: Mapping[str, object], quote: bool) -> str:
 # a large value named many times in one small template (`{params.s} {params.s} ...`) built
 # gigabytes before any check of the result could refuse it -- the memory, not the check, gave out.
 MAX_RENDERED = 64 * 1024 * 1024
+# As much text as every template a run renders and keeps may add up to (RenderBudget): each
+# within its 64 MiB, eight arguments or a task mapped over twenty items built gigabytes. A
+# run of 100,000 tasks renders a few tens of MB; a value named alone costs nothing (it is
+# the value itself, not a copy).
+MAX_RENDERED_IN_ALL = 256 * 1024 * 1024
 
 
-def _too_long(name: str, each: int, template: str) -> TemplateError:
-    uses = sum(1 for _, field, _, _ in _FORMATTER.parse(template) if field == name)
+class RenderBudget:
+    """What the templates one run renders and keeps (every task's target, arguments, cache
+    key, deps, foreach items: :class:`targetrun.resolve.TaskRenderer`) may add up to; each
+    render takes its size from ``left``, and one that would go below zero is refused."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, size: int = MAX_RENDERED_IN_ALL) -> None:
+        self.left = size
+
+
+def _too_long(name: str | None, each: int, template: str, *, in_all: bool) -> TemplateError:
+    """``name``: the field whose text went over (None: the template's literal text)."""
+    what = (f"the run's templates together render to more than {MAX_RENDERED_IN_ALL // (1024 * 1024)} MiB of text"
+            if in_all else f"the template renders to more than {MAX_RENDERED // (1024 * 1024)} MiB of text")
+    if name is None:
+        detail = f"its literal text is {each:,} characters"
+    else:
+        uses = sum(1 for _, field, _, _ in _FORMATTER.parse(template) if field == name)
+        detail = f"{{{name}}} is {each:,} characters, named {uses:,} time{'s' if uses != 1 else ''}"
     return TemplateError(
-        f"the template renders to more than {MAX_RENDERED // (1024 * 1024)} MiB of text ({{{name}}} is {each:,} "
-        f"characters, named {uses:,} time{'s' if uses != 1 else ''})",
+        f"{what} ({detail})",
         hint="Pass a large value through a file (a target the command reads as {needs.TASK}, or a dep) and name "
              "the file in the template, not the value.")
 
@@ -459,16 +486,18 @@ def task_context(base: Mapping[str, object], task_name: str, **extra: object) ->
     return context
 
 
-def render(template: str, context: Mapping[str, object]) -> str:
+def render(template: str, context: Mapping[str, object], budget: RenderBudget | None = None) -> str:
     """Render strictly: a missing key or a bad format spec raises :class:`TemplateError`.
+    ``budget``: the run's, which the rendered text is taken from (None: this template's
+    own limit only -- text that is used and dropped, as a command line).
 
     >>> render("{a}-{b:>3}", {"a": 1, "b": "x"})
     '1-  x'
     """
-    return _render(template, context, quote=False)
+    return _render(template, context, False, budget)
 
 
-def render_value(value: object, context: Mapping[str, object]) -> object:
+def render_value(value: object, context: Mapping[str, object], budget: RenderBudget | None = None) -> object:
     """Render strings (a lone field keeps its type), recurse into lists and dicts.
 
     >>> render_value({"n": "{n}", "s": "n={n}", "l": ["{n}"]}, {"n": 3})
@@ -478,11 +507,11 @@ def render_value(value: object, context: Mapping[str, object]) -> object:
         lone = lone_field(value)
         if lone is not None:
             return resolve(lone, context)
-        return render(value, context)
+        return render(value, context, budget)
     if isinstance(value, list):
-        return [render_value(v, context) for v in value]
+        return [render_value(v, context, budget) for v in value]
     if isinstance(value, dict):
-        return {k: render_value(v, context) for k, v in value.items()}
+        return {k: render_value(v, context, budget) for k, v in value.items()}
     return value
 
 
@@ -554,7 +583,7 @@ def render_shell(template: str, context: Mapping[str, object]) -> str:
     "echo 'a; rm -rf /' > o.txt"
     """
     check_shell(template)
-    return _render(template, context, quote=True)
+    return _render(template, context, True, None)
 
 
 # -- what a value was made with (status: "made with city=berlin") --------------------

@@ -61,3 +61,39 @@ def test_the_limit_is_on_the_rendered_text_not_on_a_value():
         templating.render("{s}{s}", context)
     with pytest.raises(TemplateError, match=r"named 1 time\)"):
         templating.render("x" * 11 + "{s}", context)  # the literal text counts as well
+
+
+# Each template within its 64 MiB, but many of them -- several arguments, a mapped task's
+# children, a foreach list -- together: 8 arguments of 60 names of a 1 MB value
+# built 480 MB and ran; mapped over 20 items, 9.6 GB. What one run's templates render
+# together is bounded too (templating.MAX_RENDERED_IN_ALL), with the key where it ran out.
+SIXTY = " ".join(["{params.s}"] * 60)
+ARGS = "\n".join(f"      a{i}: \"{SIXTY}\"" for i in range(8))
+
+
+@pytest.mark.parametrize("key, task", [
+    ("tasks.a.args.a4", f"    run: steps:f\n    args:\n{ARGS}\n"),
+    ("tasks.a.args.x", f"    run: steps:f\n    foreach: [{', '.join(map(str, range(20)))}]\n"
+                       f"    args:\n      x: \"{SIXTY} {{item}}\"\n"),
+    ("tasks.a.foreach", f"    run: steps:f\n    foreach: [{', '.join([repr(SIXTY)] * 8)}]\n"
+                        "    args:\n      x: \"{item}\"\n"),
+])
+def test_what_a_run_s_templates_render_together_is_bounded(tmp_path, key, task):
+    (tmp_path / "steps.py").write_text("def f(**values):\n    return 1\n")
+    done = _run(tmp_path, f"params:\n  s: {LARGE}\ntasks:\n  a:\n{task}")
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said[-2000:]
+    assert "Traceback" not in said and "MemoryError" not in said
+    assert "Pipelinefile.yaml, line " in said and key in said, said[:2000]
+    assert "the run's templates together render to more than 256 MiB of text" in said, said[:2000]
+    assert len(said) < 2000
+
+
+def test_the_run_s_budget_counts_rendered_text_not_values_named_alone():
+    budget = templating.RenderBudget(100)
+    context = {"s": "y" * 60, "big": "z" * 10_000}
+    assert templating.render_value({"a": "{big}", "b": ["{big}"]}, context, budget) == {"a": "z" * 10_000, "b": ["z" * 10_000]}
+    assert budget.left == 100  # a lone field is the value itself: nothing was built
+    assert templating.render("{s}", context, budget) == "y" * 60 and budget.left == 40
+    with pytest.raises(TemplateError, match=r"together render to more than"):
+        templating.render("-{s}", context, budget)

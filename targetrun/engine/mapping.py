@@ -14,7 +14,8 @@ from targetrun import templating
 MAX_CHILDREN = 100_000
 
 
-def static_items(foreach: object, context: Mapping[str, object]) -> list[object] | None:
+def static_items(foreach: object, context: Mapping[str, object],
+                 budget: templating.RenderBudget | None = None) -> list[object] | None:
     """The items of a list or template ``foreach``; None for ``{needs: TASK}``.
 
     >>> static_items(["a", "{params.x}"], {"params": templating.Namespace("params", {"x": 1})})
@@ -25,9 +26,9 @@ def static_items(foreach: object, context: Mapping[str, object]) -> list[object]
     True
     """
     if isinstance(foreach, list):
-        return [templating.render_value(item, context) for item in foreach]
+        return [templating.render_value(item, context, budget) for item in foreach]
     if isinstance(foreach, str):
-        return as_items(templating.render_value(foreach, context), f"foreach {foreach!r}")
+        return as_items(templating.render_value(foreach, context, budget), f"foreach {foreach!r}")
     return None
 
 

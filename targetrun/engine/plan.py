@@ -454,7 +454,7 @@ class Planner:
         up = task.mapped_upstream
         try:
             if up is None:
-                return static_items(task.spec.foreach, self.base)
+                return static_items(task.spec.foreach, self.base, self.renderer.budget)
             if self._decisions[up].runs:
                 return None
             try:
@@ -558,7 +558,7 @@ class Planner:
         up = task.mapped_upstream
         try:
             if up is None:
-                return static_items(task.spec.foreach, self.base)
+                return static_items(task.spec.foreach, self.base, self.renderer.budget)
             if up in decisions and decisions[up].runs:
                 return None
             return as_items(self._load_value(up), f"the value of {up!r}")
