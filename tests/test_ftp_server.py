@@ -11,6 +11,7 @@ command talks to a server.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import warnings
 from collections.abc import Iterator
@@ -39,13 +40,24 @@ def ftp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     authorizer.add_user("alice", PASSWORD, str(home), perm="elradfmwMT")
     handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "auth_failed_timeout": 0.01})
     server = FTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.05}, daemon=True)
+    port = server.address[1]
+    done = threading.Event()
+
+    def serve() -> None:  # closed in its own thread: closing it from another raced its poll (EBADF)
+        try:
+            while not done.is_set():
+                server.serve_forever(timeout=0.02, blocking=False, handle_exit=False)
+        finally:
+            server.close_all()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield server.address[1], home
+        yield port, home
     finally:
-        server.close_all()
+        done.set()
         thread.join(5)
+        assert not thread.is_alive()
 
 
 def _project(folder: Path, port: int) -> Path:
@@ -96,7 +108,7 @@ def test_targets_are_written_by_rename_on_the_server_and_skipped_after(tmp_path,
     _no_secret(root, first.stdout, first.stderr, again.stdout, forced.stdout, verify.stdout, verify.stderr)
 
 
-def test_a_wrong_password_or_a_stopped_server_is_exit_3_without_the_password(tmp_path, ftp, monkeypatch):
+def test_a_wrong_password_or_no_server_is_exit_3_without_the_password(tmp_path, ftp, monkeypatch):
     port, _ = ftp
     root = _project(tmp_path / "project", port)
     monkeypatch.setenv("FTP_PASSWORD", "wrong-" + PASSWORD)
@@ -104,15 +116,9 @@ def test_a_wrong_password_or_a_stopped_server_is_exit_3_without_the_password(tmp
     assert refused.returncode == EXIT_BACKEND, refused.stdout + refused.stderr
     assert "530" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
     assert "wrong-" + PASSWORD not in refused.stdout + refused.stderr
-    closed = _project(tmp_path / "elsewhere", _free_port())
-    gone = in_process(closed, "run")
+    with socket.socket() as bound:  # a port bound but not listening: held, so no other test takes it meanwhile
+        bound.bind(("127.0.0.1", 0))
+        closed = _project(tmp_path / "elsewhere", bound.getsockname()[1])
+        gone = in_process(closed, "run")
     assert gone.returncode == EXIT_BACKEND, gone.stdout + gone.stderr
     assert "Connection refused" in gone.stdout + gone.stderr and "Traceback" not in gone.stdout + gone.stderr
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
