@@ -43,6 +43,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import IO, Any, TextIO, cast
 
 from targetrun.stopping import StopSafeFinalizer
+from targetrun.wholewrite import write_whole
 
 MAX_LOG_CHARS = 1_000_000  # keep the end of very chatty tasks
 STD_FDS = (1, 2)
@@ -362,7 +363,8 @@ class TerminalStream(StopSafeFinalizer, io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        return self._target().write(text)
+        write_whole(self._target(), text)  # (a short write by a full disk is not taken for a whole one)
+        return len(text)
 
     def flush(self) -> None:
         self._target().flush()

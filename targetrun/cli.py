@@ -113,8 +113,9 @@ def _unwritten_output(code: int, out: RedactingWriter, err: RedactingWriter) -> 
     failed = [(name, writer.failed) for name, writer in (("standard output", out), ("standard error", err))
               if writer.failed is not None]
     for name, exc in failed:
-        err.write(f"targetrun: error: could not write to {name}: {exc.strerror or exc}; what did not fit was dropped "
-                  "(the command's work went on). Free space there, or send the output elsewhere.\n")
+        err.write(f"targetrun: error: could not write to {name}: {exc.strerror or exc}; the rest of what the command "
+                  "printed there was dropped (the command did not stop for it). Free space on that device (or raise "
+                  "`ulimit -f`), or send the output elsewhere.\n")
     err.flush()
     return EXIT_BACKEND if failed and code == EXIT_OK else code
 

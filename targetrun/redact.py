@@ -61,6 +61,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from targetrun import stopping
 from targetrun.capture import terminal
+from targetrun.wholewrite import write_whole
 
 MASK = "***"
 MIN_SECRET = 4  # shorter values would mask ordinary words; the patterns still hide them in URLs
@@ -714,7 +715,7 @@ class RedactingWriter:
             if text is None:
                 self._stream.flush()
             else:
-                self._stream.write(text)
+                write_whole(self._stream, text)
         except OSError as exc:
             if isinstance(exc, BrokenPipeError) or (exc.errno == errno.EIO and self._on_a_terminal()):
                 self.reader_gone = True

@@ -61,6 +61,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from targetrun.regularfile import open_regular, read_upto
+from targetrun.wholewrite import write_whole
 
 FORMAT = 3  # of the certificate file; another one is ignored
 FOLDER = os.path.join(".targetrun", "replay")
@@ -331,7 +332,7 @@ def _announce(certificate: Mapping[str, Any], started: float, finished: float, o
     from targetrun.paint import colour_enabled, final_line
 
     try:
-        out.write(final_line(certificate["final"], format_duration(finished - started), colour=colour_enabled(out)))
+        write_whole(out, final_line(certificate["final"], format_duration(finished - started), colour=colour_enabled(out)))
         out.flush()
     except Exception:
         return False

@@ -49,6 +49,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from targetrun import replay
+from targetrun.wholewrite import write_whole
 
 FORMAT = replay.FORMAT  # replay.write writes it; a status certificate is told apart by its fields
 HEADERS = ("task", "target", "state", "size", "age", "last run")  # targetrun/report/status.py's
@@ -134,9 +135,9 @@ def _print(out: TextIO, table: str, footer: str) -> bool:
     kernel cuts the table's write short, which Python reports as no error at all (the rest
     is lost) -- it is the final line's write that fails, as the full status's does."""
     try:
-        out.write(table)
+        write_whole(out, table)
         out.flush()
-        out.write(footer)
+        write_whole(out, footer)
         out.flush()
     except BrokenPipeError:
         return False

@@ -12,9 +12,11 @@ Real ``targetrun`` processes whose descriptors are /dev/full (every write: ENOSP
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,11 +41,11 @@ def _cli(root: Path, *args: str, stdout: str | None = None, stderr: str | None =
                               stderr=full if stderr == "full" else subprocess.PIPE)
 
 
-def _said_once(err: str, stream: str) -> None:
+def _said_once(err: str, stream: str, error: str = "No space left on device") -> None:
     assert "Traceback" not in err and "internal error" not in err and "Exception ignored" not in err, err
     lines = [line for line in err.splitlines() if f"could not write to {stream}" in line]
     assert len(lines) == 1 and lines[0].startswith("targetrun: error: "), err
-    assert "No space left on device" in lines[0], err
+    assert error in lines[0], err
 
 
 def test_a_run_whose_output_cannot_be_written_does_its_work_and_exits_3(tmp_path: Path) -> None:
@@ -73,3 +75,46 @@ def test_a_failure_keeps_its_code_when_neither_stream_can_be_written(tmp_path: P
     fixed = write_project(tmp_path, PIPELINE)
     assert _cli(fixed, "run", stdout="full", stderr="full").returncode == EXIT_BACKEND
     assert (root / "out" / "b.txt").read_text() == "a\n"
+
+
+MANY = "tasks:\n" + "".join(f"  task_with_a_long_name_{i:04}: {{shell: \"echo {i} > {{output}}\", "
+                            f"target: out/a_long_folder_name/{i:04}.txt}}\n" for i in range(400))
+
+
+def _limited_to(size: int):
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+
+def test_a_write_the_disk_cuts_short_is_not_taken_for_a_whole_one(tmp_path: Path) -> None:
+    """A large write that the disk takes only in part (a full disk, `ulimit -f`) returns a
+    short count from Python's buffered layer, which its text layer drops: the JSON ended at
+    byte 65,536, exit 0, nothing said."""
+    root = write_project(tmp_path, MANY)
+    assert targetrun(root, "run", "-q").returncode == EXIT_OK
+    with open(tmp_path / "status.json", "w") as file:
+        cut = subprocess.run([sys.executable, "-m", "targetrun", "status", "--json"], cwd=root, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL, stdout=file, stderr=subprocess.PIPE,
+                             preexec_fn=_limited_to(65536))  # (the store's own files need 32 KiB)
+    assert (tmp_path / "status.json").stat().st_size == 65536
+    assert cut.returncode == EXIT_BACKEND, cut.stderr
+    _said_once(cut.stderr, "standard output", "File too large")
+
+
+def test_a_non_blocking_pipe_read_late_gets_everything(tmp_path: Path) -> None:
+    """stdout a pipe in non-blocking mode (a parent that set O_NONBLOCK) whose reader is
+    slow: a write the pipe cannot take now waits for room, as with a blocking pipe."""
+    root = write_project(tmp_path, MANY)
+    assert targetrun(root, "run", "-q").returncode == EXIT_OK
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    status = subprocess.Popen([sys.executable, "-m", "targetrun", "status", "--json"], cwd=root, text=True,
+                              stdin=subprocess.DEVNULL, stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        time.sleep(1.0)  # the ~100 KB document fills the 64 KiB pipe meanwhile
+        document = reader.read()
+    err = status.communicate(timeout=60)[1]
+    assert status.returncode == EXIT_OK, err
+    assert len(json.loads(document)["tasks"]) == 400
