@@ -351,14 +351,17 @@ def run_dates(
                              hint="See `targetrun history` for run ids, or give --resume alone for the latest failed run.")
         if not dry_run:
             settle(opened, clock, lock_lease)
-        first = plan_for(dates[0])  # before any executor starts: a bad file or target costs no cluster
+        # before any executor starts: a bad file or target costs no cluster (and dropped once run:
+        # a backfill holds one date's plan at a time)
+        first: tuple[Plan, Planner] | None = plan_for(dates[0])
         pool = make_executor(executor, jobs, address, scheduler_timeout) if isinstance(executor, str) else executor
         try:
             engine = Engine(storages=opened.storage, store=opened.store, executor=pool,
                             reporter=reporter or NullReporter(), clock=clock,
                             lock_lease=_lease(lock_lease))
-            for index, when in enumerate(dates):
-                the_plan, planner = first if index == 0 else plan_for(when)
+            for when in dates:
+                the_plan, planner = first if first is not None else plan_for(when)
+                first = None
                 summaries.append(engine.run(the_plan, request, planner))
                 if ticket is not None and len(dates) == 1:
                     from targetrun.certify import certify

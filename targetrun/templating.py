@@ -33,6 +33,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import os
 import re
 import shlex
 import string
@@ -389,24 +390,27 @@ def _render(template: str, context: Mapping[str, object], quote: bool, budget: R
         raise TemplateError(f"cannot parse template {template!r}: {exc}") from None
     out: list[str] = []
     size = 0
-    limit = MAX_RENDERED if budget is None else min(MAX_RENDERED, budget.left)
+    own = _command_limit() if quote else MAX_RENDERED  # (only a shell command is quoted)
+    limit = own if budget is None else min(own, budget.left)
     for literal, name, spec, conversion in parsed:
         out.append(literal)
         size += len(literal)
         if size > limit:  # a long literal, rendered once more for each of many mapped children
-            raise _too_long(None, len(literal), template, in_all=size <= MAX_RENDERED)
+            raise _too_long(None, len(literal), template, own if size > own else None, quote)
         if name is None:
             continue
         if conversion or (spec and ("{" in spec or "}" in spec)):
             raise TemplateError(f"template {template!r}: conversions and nested fields are not supported")
         text = format_field(name, resolve(name, context), spec or "")
         if quote:
+            if size + len(text) > limit:  # (before quoting copies it: quoting only adds)
+                raise _too_long(name, len(text), template, own if size + len(text) > own else None, quote)
             if "\0" in text:
                 raise TemplateError(f"{{{name}}} renders to text with a NUL byte, which no shell command can hold")
             text = shlex.quote(text)
         size += len(text)
         if size > limit:
-            raise _too_long(name, len(text), template, in_all=size <= MAX_RENDERED)
+            raise _too_long(name, len(text), template, own if size > own else None, quote)
         out.append(text)
     if budget is not None:
         budget.left -= size
@@ -435,19 +439,39 @@ class RenderBudget:
         self.left = size
 
 
-def _too_long(name: str | None, each: int, template: str, *, in_all: bool) -> TemplateError:
-    """``name``: the field whose text went over (None: the template's literal text)."""
-    what = (f"the run's templates together render to more than {MAX_RENDERED_IN_ALL // (1024 * 1024)} MiB of text"
-            if in_all else f"the template renders to more than {MAX_RENDERED // (1024 * 1024)} MiB of text")
+@functools.cache
+def _command_limit() -> int:
+    """As many characters as a command line may hold here (ARG_MAX, arguments and
+    environment together; 2 MiB on Linux by default): a longer one cannot start (E2BIG),
+    so it is not built -- one is rendered per task as it starts, several at once with -j."""
+    try:
+        return min(MAX_RENDERED, max(os.sysconf("SC_ARG_MAX"), 4096))
+    except (ValueError, OSError):
+        return MAX_RENDERED
+
+
+def _too_long(name: str | None, each: int, template: str, limit: int | None, command: bool) -> TemplateError:
+    """``name``: the field whose text went over (None: the template's literal text);
+    ``limit``: the template's own limit it went over (None: the run's budget)."""
+    if limit is None:
+        what = f"the run's templates together render to more than {MAX_RENDERED_IN_ALL // (1024 * 1024)} MiB of text"
+    elif command:
+        what = (f"the command renders to more than {limit:,} characters, more than a command line can hold on this "
+                "system (ARG_MAX)")
+    else:
+        what = f"the template renders to more than {limit // (1024 * 1024)} MiB of text"
     if name is None:
         detail = f"its literal text is {each:,} characters"
     else:
         uses = sum(1 for _, field, _, _ in _FORMATTER.parse(template) if field == name)
         detail = f"{{{name}}} is {each:,} characters, named {uses:,} time{'s' if uses != 1 else ''}"
-    return TemplateError(
-        f"{what} ({detail})",
-        hint="Pass a large value through a file (a target the command reads as {needs.TASK}, or a dep) and name "
-             "the file in the template, not the value.")
+    hint = ("Pass a large value through a file (a target the command reads as {needs.TASK}, or a dep) and name "
+            "the file in the template, not the value.")
+    if limit is None:
+        hint = ("A run keeps at most this much rendered text: name a large value alone (`x: \"{params.big}\"` passes "
+                "the value itself, not a copy) or through a file, or run fewer tasks at once (fewer foreach items, "
+                "fewer dates).")
+    return TemplateError(f"{what} ({detail})", hint=hint)
 
 
 def date_values(date: dt.datetime) -> dict[str, object]:
