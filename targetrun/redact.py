@@ -626,6 +626,30 @@ def clipped(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 
+_WINDOW_SLACK = 65_536  # what is masked beyond a cut: any credential starting before it ends within this
+
+
+def bounded(text: str, limit: int, *, tail: int = 0) -> str:
+    """``text`` masked, and when longer than ``limit`` + ``tail`` characters cut to its first
+    ``limit`` and its last ``tail``, with how many were cut between: what a task's error or
+    traceback is kept and shown as (a 3 MB exception text is not recorded, printed and
+    reported whole). Only the kept parts and ``_WINDOW_SLACK`` characters around them are
+    masked -- the whole would cost seconds -- so a credential crossing a cut is masked
+    before it is cut, never shown in part.
+
+    >>> bounded("tcp://u:" + "p" * 30 + "@h:1 " + "x" * 100, 10)
+    'tcp://***@... (133 characters cut)'
+    >>> bounded("abc", 2, tail=1), bounded("a" * 5 + "b" * 5, 2, tail=2)
+    ('abc', 'aa... (6 characters cut) ...bb')
+    """
+    if len(text) <= limit + tail:
+        return redact(text)
+    head = redact(text[:limit + _WINDOW_SLACK])[:limit]
+    end = redact(text[max(limit, len(text) - tail - _WINDOW_SLACK):])[-tail:] if tail else ""
+    cut = len(text) - limit - tail
+    return f"{head}... ({cut:,} characters cut)" + (f" ...{end}" if end else "")
+
+
 def printable(text: str) -> str:
     """``text`` on one line: line breaks, escape and other control characters written as
     escapes (``\\n``, ``\\x1b``), so a value cannot start a forged line or move the cursor.
