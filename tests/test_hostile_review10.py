@@ -3,6 +3,7 @@ guarantees under faults (old state rows, killed writers, descriptor exhaustion).
 
 from __future__ import annotations
 
+import os
 import re
 
 from tests.clirun import in_process, write_project
@@ -37,4 +38,68 @@ def test_a_huge_or_bidi_error_is_bounded_and_escaped_in_record_report_and_consol
     assert "\\u202e\\u2066gnp.exe" in page
     assert "<img" not in page and "&lt;img src=x" in page
     assert re.search(r"[0-9,]+ characters cut", page)
+
+
+# -- local temporary files of a writer killed while writing to an object store ---------------
+
+
+SLOW_STEPS = '''
+import os, time
+
+class Slow:
+    def __reduce__(self):  # pickled into the local temporary file before the upload
+        open("pickling", "w").close()
+        time.sleep(60)
+        return (int, (1,))
+
+def slow():
+    return Slow()
+'''
+
+
+def test_temporary_files_of_a_killed_writer_are_removed_by_a_later_run_never_a_live_ones(
+        tmp_path, s3, s3_server, monkeypatch):
+    """``kill -9`` of a run while it pickled a value into ``$TMPDIR/targetrun-out-*`` (the
+    upload's local copy) and while a shell command wrote its ``{output}`` into
+    ``$TMPDIR/targetrun-stage-*``: both stayed forever, and a later run could not tell them
+    from a live run's. They now carry their process (``targetrun-out-TAG-PID-*``), and a later
+    run removes those whose process is gone -- never one a live process still writes."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from targetrun import scratch
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    options = (f"{{url: 's3://test-bucket/lake', options: {{key: testing, secret: testing, "
+               f"client_kwargs: {{endpoint_url: '{s3_server.endpoint}'}}}}}}")
+    root = write_project(tmp_path / "p", f"results: {{lake: {options}}}\ndefaults: {{result: lake}}\ntasks:\n"
+                         "  py: {run: 'steps:slow', target: v.pkl}\n"
+                         "  sh: {shell: 'echo hi > {output}; touch shelling; sleep 60', target: s.txt}\n",
+                         **{"steps.py": SLOW_STEPS})
+    with open(tmp_path / "said", "w") as said:
+        run = subprocess.Popen([sys.executable, "-m", "targetrun", "run", "-q", "-j", "2"], cwd=root,
+                               env={**os.environ, "TMPDIR": str(temp)}, stdout=said, stderr=said, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not ((root / "pickling").exists() and (root / "shelling").exists()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (root / "shelling").exists() and (root / "pickling").exists(), (tmp_path / "said").read_text()
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    left = sorted(p.name for p in temp.iterdir())
+    assert any(n.startswith("targetrun-out-") for n in left) and any(n.startswith("targetrun-stage-") for n in left), left
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(scratch, "_swept", True)
+    fd, live = scratch.mkstemp("out")  # this process's: alive, so it stays
+    os.close(fd)
+    monkeypatch.setattr(scratch, "_swept", False)
+    (root / "Pipelinefile.yaml").write_text("tasks:\n  py: {run: 'steps:one', target: v.pkl}\n")  # any later run
+    (root / "steps.py").write_text("def one():\n    return 1\n")
+    assert in_process(root, "run", "-q").returncode == 0
+    assert sorted(p.name for p in temp.iterdir()) == [os.path.basename(live)]
 

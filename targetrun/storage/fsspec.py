@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from targetrun import redact
+from targetrun import redact, scratch
 from targetrun.envvars import expand_env
 from targetrun.errors import MissingExtraError, SpecError, StorageError, UsageError, did_you_mean, install_hint
 from targetrun.storage.base import ENDPOINT_HINT, Listing, Stat, Storage, endpoint_problem, shown
@@ -178,7 +178,7 @@ class FsspecStorage(Storage):
     @contextlib.contextmanager
     def atomic_write(self, url: str) -> Iterator[BinaryIO]:
         with _refused_as_storage_error(url, _temporary_refused):
-            fd, tmp = tempfile.mkstemp(prefix="targetrun-out-")
+            fd, tmp = scratch.mkstemp("out")  # (named for this process: see targetrun/scratch.py)
         try:
             with _refused_as_storage_error(url, _temporary_refused), os.fdopen(fd, "wb") as f:  # closing flushes: a full disk can answer there too
                 yield f
