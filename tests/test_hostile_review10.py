@@ -103,3 +103,50 @@ def test_temporary_files_of_a_killed_writer_are_removed_by_a_later_run_never_a_l
     assert in_process(root, "run", "-q").returncode == 0
     assert sorted(p.name for p in temp.iterdir()) == [os.path.basename(live)]
 
+
+# -- descriptor exhaustion (EMFILE) ----------------------------------------------------------
+
+
+LEAKS = '''
+import os
+KEEP = []
+
+def leak_all():
+    try:
+        while True:
+            KEEP.append(open(os.devnull))
+    except OSError:
+        pass
+'''
+
+
+def test_no_descriptor_left_at_a_checkpoint_write_or_an_import_says_ulimit_n(tmp_path):
+    """With every descriptor taken (a task leaking files under a low ``ulimit -n``), the
+    checkpoint's first write said "Too many open files (Too many open files) ... Check that
+    path", and an import that needed one more file was "importing 'leaky' failed: OSError:
+    [Errno 24]": a shell command's start said what it is and what to do. Both now say it
+    as that does (one paragraph, ``ulimit -n``)."""
+    import resource
+    import subprocess
+    import sys
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    root = write_project(tmp_path / "p", "tasks:\n  t: {run: 'steps:leaky', target: out/a.pkl}\n",
+                         **{"steps.py": LEAKS + "\ndef leaky():\n    leak_all()\n    return 1\n",
+                            "importer.py": "import steps\nsteps.leak_all()\nimport other\n\ndef f():\n    return 1\n",
+                            "other.py": "X = 1\n"})
+    said = []
+    for pipeline in ("tasks:\n  t: {run: 'steps:leaky', target: out/a.pkl}\n",
+                     "tasks:\n  t: {run: 'importer:f', target: out/b.pkl}\n"):
+        (root / "Pipelinefile.yaml").write_text(pipeline)
+        done = subprocess.run([sys.executable, "-m", "targetrun", "run", "-q"], cwd=root, capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL, preexec_fn=low_limit)
+        said.append(done)
+    for done in said:
+        assert done.returncode in (1, 2, 3), done
+        assert "Traceback" not in done.stderr + done.stdout and "Errno" not in done.stderr + done.stdout, done
+        assert "may open no more files" in done.stderr + done.stdout and "`ulimit -n`" in done.stderr + done.stdout, done
+        assert "Check that path" not in done.stderr + done.stdout, done
+

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -355,11 +356,12 @@ def _in_order(keys: list[tuple[str, Stat | None]]) -> list[tuple[str, Stat | Non
 def _temporary_refused(url: str, exc: OSError) -> StorageError:
     """A write to the local temporary file that the disk refuses (full, over the file size
     limit, read-only) is the storage's failure (exit 3) naming the target, not the task's."""
-    reason, _ = _REFUSED[exc.errno or 0] if exc.errno in _REFUSED else (exc.strerror or str(exc), "")
+    reason, todo = _REFUSED[exc.errno or 0] if exc.errno in _REFUSED else (exc.strerror or str(exc), "")
     return StorageError(
         f"cannot write {_mask(shown(url))}: {reason} ({exc.strerror or exc}) in the local temporary folder "
         f"{tempfile.gettempdir()}, where it is written before the upload; nothing was uploaded",
-        hint="Free space there, or set TMPDIR to a folder with room, and run again.")
+        hint=todo if exc.errno in (errno.EMFILE, errno.ENFILE) else
+        "Free space there, or set TMPDIR to a folder with room, and run again.")
 
 
 def _gcs_info(fs: Any, path: str) -> Any:
