@@ -316,6 +316,33 @@ def login(url: str) -> tuple[str, str] | None:
     return f"{scheme}://{rest[:cut]}", f"{scheme}://{user}{'@' if user else ''}{server}"
 
 
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_URL_STOP = re.compile(r"[\s\"'<>\\]")  # where a URL written inside JSON, a repr or a sentence ends
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with every URL in it that names a server with a password written as
+    :func:`login` gives it without the password -- what a state store keeps of a location:
+    the rewrite of rows an older targetrun kept with it (a JSON record, a key).
+
+    >>> without_passwords('{"location": "ftp://u:pw@h:21/a.txt", "b": "s3://x/y@z", "c": "ftp://v@h/b"}')
+    '{"location": "ftp://u@h:21/a.txt", "b": "s3://x/y@z", "c": "ftp://v@h/b"}'
+    """
+    if "@" not in text or "://" not in text:
+        return text
+    out: list[str] = []
+    done = 0
+    for match in _URL_START.finditer(text):
+        if match.start() < done:
+            continue
+        stop = _URL_STOP.search(text, match.end())
+        found = login(text[match.start():stop.start() if stop else len(text)])
+        if found is not None:
+            out += [text[done:match.start()], found[1]]
+            done = match.start() + len(found[0])
+    return "".join(out) + text[done:]
+
+
 def authority_end(rest: str) -> int:
     """Where the server part of a URL's ``rest`` (what follows ``scheme://``) ends: at the first
     ``/``, ``?`` or ``#``, as a URL parser ends it.

@@ -3,10 +3,14 @@ guarantees under faults (old state rows, killed writers, descriptor exhaustion).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
+from tests import test_hosted_urls
 from tests.clirun import in_process, write_project
+
+servermem = test_hosted_urls.servermem  # fsspec memory files, one store per server named in the URL
 
 BIDI = "\u202e\u2066"  # right-to-left override, left-to-right isolate: text shown other than it is
 
@@ -149,4 +153,103 @@ def test_no_descriptor_left_at_a_checkpoint_write_or_an_import_says_ulimit_n(tmp
         assert "Traceback" not in done.stderr + done.stdout and "Errno" not in done.stderr + done.stdout, done
         assert "may open no more files" in done.stderr + done.stdout and "`ulimit -n`" in done.stderr + done.stdout, done
         assert "Check that path" not in done.stderr + done.stdout, done
+
+
+# -- rows an older targetrun wrote with a result URL's password ------------------------------
+
+
+def _as_an_older_targetrun_wrote_it(db_path) -> None:
+    """The rows of a store as targetrun wrote them before locations were kept without their
+    URL's password: every ``alice@``/``bob@`` of a location written ``alice:s3cret@``."""
+    import sqlite3
+    import zlib
+
+    db = sqlite3.connect(db_path)
+    with db:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            for column, kind in [(r[1], r[2]) for r in db.execute(f"PRAGMA table_info({table})")]:
+                if kind == "TEXT":
+                    db.execute(f"UPDATE {table} SET {column} = replace(replace({column}, '//alice@', '//alice:s3cret@'), "
+                               "'//bob@', '//bob:s3cret@')")
+        for key, data in db.execute("SELECT key, data FROM blobs").fetchall():
+            text = zlib.decompress(data).decode().replace("//alice@", "//alice:s3cret@").replace("//bob@", "//bob:s3cret@")
+            db.execute("UPDATE blobs SET data = ? WHERE key = ?", (zlib.compress(text.encode()), key))
+        db.execute("INSERT INTO locks VALUES ('target:servermem://alice:s3cret@one.example:2121/out/a.txt', 'x/1/1', 0)")
+    db.close()
+
+
+def test_rows_an_older_targetrun_kept_with_a_urls_password_lose_it_when_the_store_is_opened(tmp_path, servermem):
+    """Since locations are kept without their URL's password, new rows hold none -- but the
+    rows an older targetrun wrote (checkpoint keys and records, task records, cache entries,
+    outcomes, locks) kept it in state.db, and kept it there for good: nothing rewrote them. Opening
+    the store now rewrites them once (schema 9), in one transaction, with SQLite's
+    secure delete and the WAL truncated, so the password is in none of its files; every
+    record is still found (the password comes from the Pipelinefile)."""
+    from tests.test_hostile_review9 import STORED_PASSWORD, _everything_stored
+
+    root = write_project(tmp_path, STORED_PASSWORD.format(cache=""),
+                         **{"steps.py": "def two():\n    return 2\n\ndef three(two):\n    return two + 1\n"})
+    assert in_process(root, "run").returncode == 0
+    state = root / ".targetrun" / "state.db"
+    import sqlite3
+
+    with sqlite3.connect(state) as db:
+        db.execute("PRAGMA user_version = 8")  # (the schema before this rewrite)
+    _as_an_older_targetrun_wrote_it(state)
+    assert "s3cret" in _everything_stored(root, None)
+    again = in_process(root, "run")
+    assert again.returncode == 0 and "ran" not in again.stdout, again.stdout + again.stderr
+    status = in_process(root, "status", "--json")
+    assert [t["recorded"] for t in json.loads(status.stdout)["tasks"]] == [True] * 3, status.stdout
+    assert "s3cret" not in _everything_stored(root, None)
+    for name in ("state.db", "state.db-wal"):
+        if (root / ".targetrun" / name).exists():
+            assert b"s3cret" not in (root / ".targetrun" / name).read_bytes(), name
+
+
+def _as_an_older_targetrun_wrote_it_in(redis_url: str) -> None:
+    """The keys of a Redis store as targetrun wrote them before locations were kept without
+    their URL's password (names, hash fields and values, records, outcomes)."""
+    import zlib
+
+    import redis
+
+    def old(raw: bytes) -> bytes:
+        return raw.replace(b"//alice@", b"//alice:s3cret@").replace(b"//bob@", b"//bob:s3cret@")
+
+    client = redis.Redis.from_url(redis_url)
+    client.delete("targetrun:schema:bare-locations")
+    for key in list(client.scan_iter("targetrun:*")):
+        kind = client.type(key)
+        if kind == b"hash":
+            fields = client.hgetall(key)
+            client.delete(key)
+            client.hset(key, mapping={old(f): old(v) for f, v in fields.items()})
+        elif kind == b"string":
+            value = client.get(key)
+            if key.endswith(b":outcomes"):
+                client.set(key, zlib.compress(old(zlib.decompress(value))))
+            else:
+                client.set(key, old(value))
+        if old(key) != key:
+            client.rename(key, old(key))
+    client.set("targetrun:lock:target:servermem://alice:s3cret@one.example:2121/out/a.txt", "x/1/1", px=600_000)
+
+
+def test_keys_an_older_targetrun_kept_with_a_urls_password_in_redis_lose_it_when_the_store_is_opened(
+        tmp_path, servermem, redis_url):
+    """As for SQLite: a Redis store's keys an older targetrun wrote kept the password for
+    good. Opening it now rewrites them once, key by key, and marks it done."""
+    from tests.test_hostile_review9 import STORED_PASSWORD, _everything_stored
+
+    root = write_project(tmp_path, STORED_PASSWORD.format(cache=f"cache: {redis_url}\n"),
+                         **{"steps.py": "def two():\n    return 2\n\ndef three(two):\n    return two + 1\n"})
+    assert in_process(root, "run").returncode == 0
+    _as_an_older_targetrun_wrote_it_in(redis_url)
+    assert "s3cret" in _everything_stored(root, redis_url)
+    again = in_process(root, "run")
+    assert again.returncode == 0 and "ran" not in again.stdout, again.stdout + again.stderr
+    status = in_process(root, "status", "--json")
+    assert [t["recorded"] for t in json.loads(status.stdout)["tasks"]] == [True] * 3, status.stdout
+    assert "s3cret" not in _everything_stored(root, redis_url)
 
