@@ -253,3 +253,28 @@ def test_keys_an_older_targetrun_kept_with_a_urls_password_in_redis_lose_it_when
     assert [t["recorded"] for t in json.loads(status.stdout)["tasks"]] == [True] * 3, status.stdout
     assert "s3cret" not in _everything_stored(root, redis_url)
 
+
+# -- a Redis store holding bytes that are not UTF-8 -------------------------------------------
+
+
+def test_bytes_that_are_not_utf8_in_redis_keys_are_read_around_not_a_traceback(tmp_path, redis_url):
+    """A field or value that is not UTF-8 text under ``targetrun:`` (another program's
+    bytes, a truncated write) made every command end with redis-py's UnicodeDecodeError and
+    targetrun's traceback (exit 4): ``run``, ``status``, ``show``, ``gc``. Such a row is now
+    read as unreadable text -- skipped as a damaged record is -- and the commands go on."""
+    import redis
+
+    root = write_project(tmp_path, f"name: u\ncache: {redis_url}\n"
+                                   "tasks:\n  a: {shell: 'echo a > {output}', target: out/a.txt}\n")
+    assert in_process(root, "run", "-q").returncode == 0
+    client = redis.Redis.from_url(redis_url)
+    client.hset("targetrun:pending", b"\xff\xfe/tmp/x", b"\xff")
+    client.hset("targetrun:last:u", b"\xffa", b"\xff{")
+    for key in client.keys("targetrun:ckpt:*"):
+        client.set(key, b"\xff\xfe")
+    client.close()
+    said = [in_process(root, *args) for args in (["run", "-q"], ["status", "--json"], ["history"], ["gc", "--dry-run"])]
+    for done in said:
+        assert done.returncode in (0, 1), done
+        assert "Traceback" not in done.stdout + done.stderr and "UnicodeDecodeError" not in done.stdout + done.stderr, done
+

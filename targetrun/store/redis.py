@@ -93,8 +93,11 @@ class RedisStore(StateStore):
         check_url(url)
         self.url = url
         try:
+            # Bytes that are not UTF-8 (another program's, a cut write) read as U+FFFD: the row is
+            # then unreadable and skipped as a damaged one is, instead of redis-py's decode error
+            # ending every command with a traceback. targetrun itself writes only UTF-8.
             self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                               decode_responses=True)
+                                               decode_responses=True, encoding_errors="replace")
             self.client.ping()
             self._bytes = redis.Redis(connection_pool=redis.ConnectionPool.from_url(
                 url, socket_timeout=timeout, socket_connect_timeout=timeout))  # undecoded, for inline values
