@@ -278,3 +278,20 @@ def test_bytes_that_are_not_utf8_in_redis_keys_are_read_around_not_a_traceback(t
         assert done.returncode in (0, 1), done
         assert "Traceback" not in done.stdout + done.stderr and "UnicodeDecodeError" not in done.stdout + done.stderr, done
 
+
+# -- show of a pickle target that is gone ------------------------------------------------------
+
+
+def test_show_of_a_pickle_target_that_is_gone_says_so_instead_of_asking_for_trust(tmp_path):
+    """``show`` of a task whose pickle target was removed (``invalidate``, by hand) said it
+    "is a pickle checkpoint that no targetrun run recorded ... Pass --trust" -- of a file
+    that does not exist, sending the user to ``--trust`` (which then said it does not exist).
+    A missing file is now said to be missing, whatever the trust."""
+    root = write_project(tmp_path, "tasks:\n  a: {run: 'steps:a', target: out/a.pkl}\n",
+                         **{"steps.py": "def a():\n    return 1\n"})
+    assert in_process(root, "run", "-q").returncode == 0
+    assert in_process(root, "invalidate", "a").returncode == 0
+    shown = in_process(root, "show", "a")
+    assert shown.returncode == 2, shown
+    assert "does not exist" in shown.stderr and "--trust" not in shown.stderr, shown.stderr
+
