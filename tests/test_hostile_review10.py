@@ -295,3 +295,27 @@ def test_show_of_a_pickle_target_that_is_gone_says_so_instead_of_asking_for_trus
     assert shown.returncode == 2, shown
     assert "does not exist" in shown.stderr and "--trust" not in shown.stderr, shown.stderr
 
+
+# -- a value holding text that is not Unicode --------------------------------------------------
+
+
+def test_a_value_with_a_lone_surrogate_is_a_one_paragraph_failure_not_targetruns_traceback(tmp_path):
+    """A task returning text with a lone surrogate (``os.fsdecode`` of a file name's
+    undecodable bytes gives them: ``'a\\udcffb'``) to a JSON, text or bytes target failed
+    with ``UnicodeEncodeError`` and targetrun's own serializer frames as its traceback. It
+    is now said as a value the format cannot write (where, and what to do), as a value of
+    the wrong type is, and not retried."""
+    steps = ("def s():\n    return 'a\\udcffb'\n\ndef k():\n    return {'\\udcff': 1}\n\n"
+             "def b():\n    return 'x\\udcff'\n")
+    root = write_project(tmp_path, "tasks:\n  t: {run: 'steps:s', target: out/t.txt}\n"
+                                   "  j: {run: 'steps:k', target: out/j.json}\n"
+                                   "  b: {run: 'steps:b', target: out/b.bin, serializer: bytes}\n",
+                         **{"steps.py": steps})
+    done = in_process(root, "run", "-k")
+    assert done.returncode in (1, 2), done
+    said = done.stdout + done.stderr
+    assert "Traceback" not in said and "builtin.py" not in said, said
+    assert said.count("not Unicode text") == 3, said
+    logs = "".join(p.read_text() for p in (root / ".targetrun" / "logs").rglob("*.txt"))
+    assert "builtin.py" not in logs, logs
+
