@@ -319,3 +319,39 @@ def test_a_value_with_a_lone_surrogate_is_a_one_paragraph_failure_not_targetruns
     logs = "".join(p.read_text() for p in (root / ".targetrun" / "logs").rglob("*.txt"))
     assert "builtin.py" not in logs, logs
 
+
+# -- a live run whose run record is gone -------------------------------------------------------
+
+
+def test_a_live_runs_half_written_output_is_left_when_its_run_record_is_gone(tmp_path):
+    """A run's row deleted from the store while it runs (a hand's ``DELETE``, a Redis key
+    expired or removed): the next command's recovery took the run for dead, removed the
+    staging file its command was writing, and the command went on writing a new one -- the
+    run then committed ``done`` where it wrote ``halfdone``, a half-written target, recorded.
+    A pending write whose run has no record is now left while a live holder of its target's
+    lock names that run."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    root = write_project(tmp_path, "name: gone\ntasks:\n  s: {shell: 'printf half > {output}; touch started; "
+                                   "while [ ! -e go ]; do sleep 0.02; done; printf done >> {output}', target: out/s.txt}\n")
+    run = subprocess.Popen([sys.executable, "-m", "targetrun", "run", "-q"], cwd=root, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not (root / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with sqlite3.connect(root / ".targetrun" / "state.db") as db:
+            assert db.execute("DELETE FROM runs").rowcount == 1
+        assert in_process(root, "status").returncode == 0  # its recovery looks at the pending write
+        (root / "go").touch()
+        out, _ = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.communicate()
+    assert run.returncode == 0, out
+    assert (root / "out" / "s.txt").read_text() == "halfdone"
