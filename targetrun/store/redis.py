@@ -121,7 +121,16 @@ class RedisStore(StateStore):
         is done. Key by key, each in one transaction (WATCH): interrupted, every key is either
         as it was (still read) or rewritten, and the next command goes on; a key whose name
         without the password is taken (a newer targetrun wrote it since) goes, as does a
-        hash field's. A page of keys costs three round trips to look at."""
+        hash field's. A page of keys costs three round trips to look at. A server that refuses
+        a step (an ACL without SCAN or RENAME) leaves it for the next command: the store is
+        still used, as it was before this rewrite."""
+        try:
+            self._rewrite_without_passwords()
+        except CacheError as exc:
+            if "NOPERM" not in str(exc) and "no permissions" not in str(exc):
+                raise
+
+    def _rewrite_without_passwords(self) -> None:
         if self._call(self.client.exists, BARE_LOCATIONS):
             return
         raw = self._bytes
