@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from targetrun import liveness, locate, settings, stopping
+from targetrun import liveness, locate, scratch, settings, stopping
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.engine.recovery import holds, recover
@@ -262,8 +262,10 @@ def scheduler_address(spec: PipelineSpec, given: str | None = None) -> str | Non
 
 def settle(opened: Backends, clock: Clock | None = None, lease: float | None = None) -> None:
     """Resolve checkpoint writes that a run which is gone left half-way (engine/recovery.py),
-    before anything is decided or read: the project's own outputs stay trusted."""
+    before anything is decided or read: the project's own outputs stay trusted. The local
+    temporary files of dead processes go too (targetrun/scratch.py)."""
     recover(opened.store, opened.storage, _now(clock), _lease(lease), spec=opened.spec)
+    scratch.sweep_once()
 
 
 def check_shared_storage(the_plan: Plan) -> None:

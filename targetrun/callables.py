@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 from targetrun import stopping
-from targetrun.errors import EXTRA_OF, SpecError, did_you_mean, install_hint
+from targetrun.errors import EXTRA_OF, NO_MORE_FILES, NO_MORE_FILES_HINT, SpecError, did_you_mean, install_hint
 from targetrun.model import TaskSpec
 
 _RUN_HINT = "The Pipelinefile's folder is importable: `run: tasks:fetch` finds tasks.py next to it."
@@ -328,6 +328,11 @@ def resolve_callable(task: TaskSpec, file: str, root: str) -> tuple[Callable[...
                               did_you_mean(attr.rpartition(".")[2], names) or f"Define {attr}() in {module_name}.")]
     except TypeError as exc:  # load_callable: the name is there but is not callable
         return None, [problem(str(exc))]
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):  # not the module's fault: this process ran out (see errors.py)
+            return None, [problem(f"importing {module_name!r} failed: {exc.strerror}: {NO_MORE_FILES}",
+                                  NO_MORE_FILES_HINT)]
+        return None, [problem(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}")]
     except Exception as exc:  # the module's own code failed while importing
         return None, [problem(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}")]
     except SystemExit as exc:  # it tried to end the process (sys.exit, exit(), os._exit)

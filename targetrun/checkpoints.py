@@ -103,6 +103,8 @@ def read_value(storage: Storage, url: str, codec: str, *, expected: Expected | N
     """
     if expected is None:
         if needs_record(codec, trust):
+            if storage.info(url) is None:  # gone: said as gone, not as a file to trust (--trust would say "gone")
+                raise FileNotFoundError(url)
             raise untrusted(url, task, codec)
         with storage.open_read(url) as source:  # nothing to compare with: load as it streams
             return _load(codec, source)

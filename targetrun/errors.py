@@ -34,6 +34,12 @@ EXIT_QUIT = 131  # SIGQUIT (Ctrl-\\): 128 + 3
 EXIT_OUTPUT_CLOSED = 141  # the output's reader went away (EPIPE, as SIGPIPE): 128 + 13, as git exits
 
 
+# What running out of file descriptors (EMFILE, ENFILE) is and what to do, said the same
+# wherever it is met: a shell command's start, a checkpoint's write, a task module's import.
+NO_MORE_FILES = "this process (or the system) may open no more files"
+NO_MORE_FILES_HINT = "a task that leaves files open, or a low `ulimit -n`: raise it or close them"
+
+
 class TargetrunError(Exception):
     """Base class: a problem the user can act on, printed without a traceback."""
 

@@ -317,6 +317,33 @@ def login(url: str) -> tuple[str, str] | None:
     return f"{scheme}://{rest[:cut]}", f"{scheme}://{user}{'@' if user else ''}{server}"
 
 
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_URL_STOP = re.compile(r"[\s\"'<>\\]")  # where a URL written inside JSON, a repr or a sentence ends
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with every URL in it that names a server with a password written as
+    :func:`login` gives it without the password -- what a state store keeps of a location:
+    the rewrite of rows an older targetrun kept with it (a JSON record, a key).
+
+    >>> without_passwords('{"location": "ftp://u:pw@h:21/a.txt", "b": "s3://x/y@z", "c": "ftp://v@h/b"}')
+    '{"location": "ftp://u@h:21/a.txt", "b": "s3://x/y@z", "c": "ftp://v@h/b"}'
+    """
+    if "@" not in text or "://" not in text:
+        return text
+    out: list[str] = []
+    done = 0
+    for match in _URL_START.finditer(text):
+        if match.start() < done:
+            continue
+        stop = _URL_STOP.search(text, match.end())
+        found = login(text[match.start():stop.start() if stop else len(text)])
+        if found is not None:
+            out += [text[done:match.start()], found[1]]
+            done = match.start() + len(found[0])
+    return "".join(out) + text[done:]
+
+
 def authority_end(rest: str) -> int:
     """Where the server part of a URL's ``rest`` (what follows ``scheme://``) ends: at the first
     ``/``, ``?`` or ``#``, as a URL parser ends it.
@@ -625,6 +652,30 @@ def clipped(text: str, limit: int) -> str:
     """
     text = redact(text)
     return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+_WINDOW_SLACK = 65_536  # what is masked beyond a cut: any credential starting before it ends within this
+
+
+def bounded(text: str, limit: int, *, tail: int = 0) -> str:
+    """``text`` masked, and when longer than ``limit`` + ``tail`` characters cut to its first
+    ``limit`` and its last ``tail``, with how many were cut between: what a task's error or
+    traceback is kept and shown as (a 3 MB exception text is not recorded, printed and
+    reported whole). Only the kept parts and ``_WINDOW_SLACK`` characters around them are
+    masked -- the whole would cost seconds -- so a credential crossing a cut is masked
+    before it is cut, never shown in part.
+
+    >>> bounded("tcp://u:" + "p" * 30 + "@h:1 " + "x" * 100, 10)
+    'tcp://***@... (133 characters cut)'
+    >>> bounded("abc", 2, tail=1), bounded("a" * 5 + "b" * 5, 2, tail=2)
+    ('abc', 'aa... (6 characters cut) ...bb')
+    """
+    if len(text) <= limit + tail:
+        return redact(text)
+    head = redact(text[:limit + _WINDOW_SLACK])[:limit]
+    end = redact(text[max(limit, len(text) - tail - _WINDOW_SLACK):])[-tail:] if tail else ""
+    cut = len(text) - limit - tail
+    return f"{head}... ({cut:,} characters cut)" + (f" ...{end}" if end else "")
 
 
 def printable(text: str) -> str:

@@ -416,7 +416,7 @@ def test_the_sqlite_cache_generation_changes_on_every_change_and_survives_an_upg
         assert store.cache_generation() not in (before, 0)
     finally:
         store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION == 8
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == sqlite_store.SCHEMA_VERSION == 9
 
 
 def test_a_run_that_warned_about_its_store_is_not_replayed_silently(project):

@@ -116,7 +116,7 @@ def test_a_schema_6_store_is_upgraded_to_tagged_generations(tmp_path):
     SqliteStore(str(path)).close()
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
         seeded = _generations(path)
         db.execute("INSERT INTO checkpoints VALUES ('x', 'r', 't', '{}')")
         db.commit()

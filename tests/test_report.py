@@ -374,7 +374,7 @@ def test_a_version_3_store_gains_start_times_and_workers(tmp_path: Path) -> None
         assert store.last_task_records("p")["new"].state is TaskState.SUCCEEDED
     finally:
         store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 8
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 9
 
 
 def test_the_outcome_summary_is_one_small_record_per_run(failed_run: Path) -> None:

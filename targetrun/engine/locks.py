@@ -145,6 +145,20 @@ class RunLocks:
                 pass  # try again next period; a lost lease only risks duplicate work
 
 
+def held_by_run(store: StateStore, name: str, run_id: str) -> bool:
+    """Whether run ``run_id`` holds lock ``name`` and is not gone (see :func:`_abandoned`):
+    a sign of life that does not depend on the run's record (recovery asks it of a pending
+    write whose run has no readable record). True too when the store cannot tell."""
+    try:
+        held = store.lock_lease(name)
+    except BackendError:
+        return True
+    if held is None:
+        return False
+    match = _OWNER.match(held[0])
+    return match is not None and match["run"] == run_id and not _abandoned(*held)
+
+
 def _abandoned(owner: str, left: float) -> bool:
     """Whether the holder ``owner``, whose lease has ``left`` seconds to run, is gone: its
     process is gone from this host and PID namespace *and* it has missed

@@ -25,7 +25,9 @@ location of this pipeline (and of another clone of its project on this machine) 
 another folder or bucket, a ``..`` segment, a symlinked folder that leads out -- is left
 alone, row and file: it may be another pipeline's (a shared store), and no row may lead
 recovery to remove a file anywhere else.
-Pending writes of a live run (another process, now) are left alone, and so are those in a
+Pending writes of a live run (another process, now) are left alone -- also one whose run
+record is gone (deleted from the store, unreadable) while that run holds its target's lock --,
+and so are those in a
 local folder this machine does not have (a clone elsewhere sharing the store cleans up
 its own).
 """
@@ -39,6 +41,7 @@ import time
 from collections.abc import Callable, Collection
 
 from targetrun import liveness
+from targetrun.engine.locks import held_by_run
 from targetrun.errors import TargetrunError
 from targetrun.fingerprint import stream_digest
 from targetrun.model import Checkpoint, Location, PipelineSpec
@@ -64,8 +67,8 @@ def recover(store: StateStore, storages: Callable[[str], Storage], now: float, l
         if pending.storage == LOCAL and not os.path.isdir(os.path.dirname(pending.staging)):
             continue  # another machine's folder: its own next command resolves it
         run = store.run(pending.run_id)
-        if _alive(run, now, lease):
-            continue
+        if _alive(run, now, lease) or (run is None and held_by_run(store, f"target:{pending.location}", pending.run_id)):
+            continue  # (a run whose record is gone -- deleted, unreadable -- is alive while it holds its target's lock)
         storage = storages(pending.storage)
         if pending.checkpoint is not None and holds(storage, pending.location, pending.checkpoint):
             # The move happened; on an object store it is a copy then a delete, and the run

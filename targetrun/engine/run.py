@@ -79,7 +79,7 @@ from targetrun.executors.base import Executor
 from targetrun.model import (
     CacheEntry, Checkpoint, Decision, PipelineSpec, PlannedTask, Reason, RunSummary, Stale, TaskOutcome, TaskState,
 )
-from targetrun.redact import redact
+from targetrun.redact import bounded, redact
 from targetrun.resolve import default_checkpoint, infer_serializer
 from targetrun.storage.base import Storage
 from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
@@ -88,6 +88,8 @@ from targetrun.store.base import RunRecord, RunStatus, StateStore, TaskRecord
 WAKE_UP = 0.5  # seconds: the loop wakes at least this often (retries due, Ctrl-C)
 KEPT_FOR = 0.005  # seconds the loop waits for an attempt to end before it commits what the store kept
 RECORDS_AT_ONCE = 16  # successes recorded in one write, at most (see Engine._records_now)
+ERROR_KEPT = 10_000  # characters of a task's error recorded and shown (its start; see redact.bounded)
+DETAILS_KEPT = 20_000  # ... and of its traceback or last stderr lines, from the start and from the end each
 AHEAD_PER_SLOT = 4  # ready tasks claimed ahead per attempt the executor keeps in flight (see _claim_ahead)
 
 
@@ -958,8 +960,12 @@ class Engine:
     def _attempt_failed(self, scope: RunScope, progress: _Progress, name: str, error: WorkError) -> None:
         # Masked once, here, before any event, outcome or summary carries it: an exception's
         # text often holds the URL it could not reach, and a Python caller of the API prints
-        # the summary's errors without the console's masking.
-        error.message, error.details, error.log = redact(error.message), redact(error.details), redact(error.log)
+        # the summary's errors without the console's masking. Bounded too: a task's exception
+        # text (and its traceback, which ends with it) can be megabytes, recorded in the store,
+        # printed by the console and --json, and put in the HTML report.
+        error.message = bounded(error.message, ERROR_KEPT)
+        error.details = bounded(error.details, DETAILS_KEPT, tail=DETAILS_KEPT)
+        error.log = redact(error.log)
         task = scope.tasks[name]
         self.writes.forget(name)
         attempts = progress.attempts[name]

@@ -34,7 +34,8 @@ from targetrun.capture import LogBuffer, process_output, task_output
 from targetrun.fingerprint import stream_digest
 from targetrun.regularfile import READ_FLAGS, open_regular
 from targetrun import stopping
-from targetrun.errors import EXIT_BACKEND, EXIT_USAGE, MissingExtraError, StorageError, TargetrunError, UsageError
+from targetrun.errors import (EXIT_BACKEND, EXIT_USAGE, NO_MORE_FILES, NO_MORE_FILES_HINT, MissingExtraError, StorageError,
+                              TargetrunError, UsageError)
 from targetrun.serializers.base import FormatMismatch, SerializationError
 from targetrun.serializers.make import serializer
 from targetrun.storage.base import Storage
@@ -577,8 +578,7 @@ def _not_started(command: str, exc: OSError) -> WorkError:
                          f"bytes, more than the system lets one command have ({exc.strerror}); pass large values "
                          "through a file (a target the command reads as {needs.TASK}, or a dep) instead", usage=True)
     if exc.errno in (errno.EMFILE, errno.ENFILE):
-        return WorkError(f"the command could not start: {exc.strerror}: this process (or the system) may open no "
-                         "more files -- a task that leaves files open, or a low `ulimit -n`: raise it or close them")
+        return WorkError(f"the command could not start: {exc.strerror}: {NO_MORE_FILES} -- {NO_MORE_FILES_HINT}")
     return WorkError(f"the command could not start: {exc.strerror or exc}")
 
 

@@ -11,7 +11,7 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from targetrun.redact import redact
+from targetrun.redact import redact, terminal_text
 from targetrun.report.layout import Layout, layout
 
 # state -> (label, fill, text colour); in order of precedence when one node stands for
@@ -35,14 +35,18 @@ FIT_WIDTH = 2400  # a graph up to this wide shrinks to the page; a wider one scr
 def esc(value: object) -> str:
     """Text as HTML/SVG text or attribute value: nothing a task printed can become markup,
     and no credential reaches the file (it is written straight to disk, not through the
-    command line's redacting streams): the one redaction, before escaping.
+    command line's redacting streams): the one redaction, before escaping. Control and
+    format characters other than line breaks and tabs are written as escapes, as the console
+    shows them: a right-to-left override would turn ``gnp.exe`` round on the page.
 
     >>> esc('<script>alert("x")</script>')
     '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;'
     >>> esc("dsn: postgres://app:hunter2@db/x")
     'dsn: postgres://***@db/x'
+    >>> esc("a\\u202egnp.exe\\tb\\x1b[2J")
+    'a\\\\u202egnp.exe\\tb\\\\x1b[2J'
     """
-    return html.escape(redact(str(value)), quote=True)
+    return html.escape(terminal_text(redact(str(value))), quote=True)
 
 
 def worst(states: Sequence[str]) -> str:

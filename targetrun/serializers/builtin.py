@@ -10,6 +10,26 @@ from targetrun.errors import UsageError
 from targetrun.serializers.base import FormatMismatch, SerializationError, Serializer, classes, kind_of
 
 
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8; text that is not Unicode -- a lone surrogate, which ``os.fsdecode``
+    makes of a file name's bytes that are not UTF-8 -- is the value's failure to fit the
+    format (:class:`SerializationError`), not an error inside targetrun with its traceback.
+
+    >>> _utf8("a\\udcffb")
+    Traceback (most recent call last):
+    ...
+    targetrun.serializers.base.SerializationError: the value holds text that is not Unicode text ('\\udcff' at character 1: a lone surrogate, as os.fsdecode makes of bytes that are not UTF-8); decode such bytes first (bytes.decode with errors='replace'), or return bytes
+    """
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SerializationError(
+            f"the value holds text that is not Unicode text ({ascii(text[exc.start:exc.end])} at character {exc.start}: "
+            "a lone surrogate, as os.fsdecode makes of bytes that are not UTF-8); decode such bytes first "
+            "(bytes.decode with errors='replace'), or return bytes") from None
+
+
 class PickleSerializer(Serializer):
     """Any picklable value. Loading a pickle runs code chosen by whoever wrote it:
     only read pickles from storage you trust (see the README's security notes)."""
@@ -45,7 +65,7 @@ class JsonSerializer(Serializer):
             text = json.dumps(value, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise SerializationError(f"the value is not JSON: {exc}") from None
-        f.write(text.encode("utf-8") + b"\n")
+        f.write(_utf8(text) + b"\n")
 
     def load(self, f: BinaryIO) -> object:
         try:
@@ -66,7 +86,7 @@ class TextSerializer(Serializer):
     def dump(self, value: object, f: BinaryIO) -> None:
         if not isinstance(value, str):
             raise SerializationError(f"the text serializer takes a str, the task returned {type(value).__name__}")
-        f.write(value.encode("utf-8"))
+        f.write(_utf8(value))
 
     def load(self, f: BinaryIO) -> object:
         try:
@@ -85,7 +105,7 @@ class BytesSerializer(Serializer):
 
     def dump(self, value: object, f: BinaryIO) -> None:
         if isinstance(value, str):
-            value = value.encode("utf-8")
+            value = _utf8(value)
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise SerializationError(f"the bytes serializer takes bytes, the task returned {type(value).__name__}")
         f.write(value)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -34,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from targetrun import scratch
 from targetrun.registry import Entry, Registry
 
 
@@ -162,7 +162,7 @@ class Storage(ABC):
     @contextlib.contextmanager
     def staged(self, url: str) -> Iterator[str]:
         """A local path to write; put onto ``url`` only if the block succeeds."""
-        folder = tempfile.mkdtemp(prefix="targetrun-stage-")
+        folder = scratch.mkdtemp("stage")  # (named for this process: see targetrun/scratch.py)
         try:
             path = os.path.join(folder, os.path.basename(url.rstrip("/")) or "output")
             yield path
@@ -182,7 +182,7 @@ class Storage(ABC):
                 pass
             yield local
             return
-        folder = tempfile.mkdtemp(prefix="targetrun-input-")
+        folder = scratch.mkdtemp("input")
         try:
             path = os.path.join(folder, os.path.basename(url.rstrip("/")) or "input")
             with self.open_read(url) as src, open(path, "wb") as dst:

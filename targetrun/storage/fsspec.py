@@ -19,13 +19,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from targetrun import redact
+from targetrun import redact, scratch
 from targetrun.envvars import expand_env
 from targetrun.errors import MissingExtraError, SpecError, StorageError, UsageError, did_you_mean, install_hint
 from targetrun.storage.base import ENDPOINT_HINT, Listing, Stat, Storage, endpoint_problem, shown
@@ -178,7 +179,7 @@ class FsspecStorage(Storage):
     @contextlib.contextmanager
     def atomic_write(self, url: str) -> Iterator[BinaryIO]:
         with _refused_as_storage_error(url, _temporary_refused):
-            fd, tmp = tempfile.mkstemp(prefix="targetrun-out-")
+            fd, tmp = scratch.mkstemp("out")  # (named for this process: see targetrun/scratch.py)
         try:
             with _refused_as_storage_error(url, _temporary_refused), os.fdopen(fd, "wb") as f:  # closing flushes: a full disk can answer there too
                 yield f
@@ -355,11 +356,12 @@ def _in_order(keys: list[tuple[str, Stat | None]]) -> list[tuple[str, Stat | Non
 def _temporary_refused(url: str, exc: OSError) -> StorageError:
     """A write to the local temporary file that the disk refuses (full, over the file size
     limit, read-only) is the storage's failure (exit 3) naming the target, not the task's."""
-    reason, _ = _REFUSED[exc.errno or 0] if exc.errno in _REFUSED else (exc.strerror or str(exc), "")
+    reason, todo = _REFUSED[exc.errno or 0] if exc.errno in _REFUSED else (exc.strerror or str(exc), "")
     return StorageError(
         f"cannot write {_mask(shown(url))}: {reason} ({exc.strerror or exc}) in the local temporary folder "
         f"{tempfile.gettempdir()}, where it is written before the upload; nothing was uploaded",
-        hint="Free space there, or set TMPDIR to a folder with room, and run again.")
+        hint=todo if exc.errno in (errno.EMFILE, errno.ENFILE) else
+        "Free space there, or set TMPDIR to a folder with room, and run again.")
 
 
 def _gcs_info(fs: Any, path: str) -> Any:

@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from targetrun.errors import StorageError, UsageError
+from targetrun.errors import NO_MORE_FILES, NO_MORE_FILES_HINT, StorageError, UsageError
 from targetrun.regularfile import NotRegularFile, open_regular
 from targetrun.storage.base import Stat, Storage, shown
 
@@ -38,6 +38,8 @@ _REFUSED = {
     errno.EISDIR: ("a folder is in the way", "Move or remove that folder (targetrun only replaces files), and run again."),
     errno.ENOTDIR: ("a file is in the way of a folder on that path", "Move or remove that file, and run again."),
     errno.EIO: ("the disk reported an I/O error", "Check the disk, and run again."),
+    errno.EMFILE: (NO_MORE_FILES, NO_MORE_FILES_HINT[0].upper() + NO_MORE_FILES_HINT[1:] + ", and run again."),
+    errno.ENFILE: (NO_MORE_FILES, NO_MORE_FILES_HINT[0].upper() + NO_MORE_FILES_HINT[1:] + ", and run again."),
 }
 
 # The rename that commits a target, as found when targetrun was imported: a library a task

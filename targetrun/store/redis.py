@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import zlib
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
@@ -30,12 +32,16 @@ import redis
 from targetrun import redact, stopping
 from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import (BAD_ROW, MALFORMED, PendingWrite, Recorded, RunRecord, RunStatus, StateStore,
+from targetrun.store.base import (BAD_ROW, MALFORMED, OUTCOMES_LIMIT, PendingWrite, Recorded, RunRecord, RunStatus, StateStore,
                                   TaskRecord, check_store_url, finite, kept, readable, text_or_none)
 from targetrun.store.base import text as text_of  # "text" here is a record's JSON
 from targetrun.store.sqlite import _decoded, checkpoint_of, dump_checkpoint, dump_entry, load_checkpoint, load_entry
 
 PREFIX = "targetrun:"
+# Set once every key an older targetrun wrote with a URL's password is rewritten (_drop_passwords).
+BARE_LOCATIONS = f"{PREFIX}schema:bare-locations"
+_OUTCOMES = re.compile(rf"{re.escape(PREFIX)}blob:targetrun-run:.*:outcomes", re.S)  # (store/statements.py outcomes_key)
+_SCAN_PAGE = 1000
 MAX_ENTRIES_PER_KEY = 32
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
@@ -87,8 +93,11 @@ class RedisStore(StateStore):
         check_url(url)
         self.url = url
         try:
+            # Bytes that are not UTF-8 (another program's, a cut write) read as U+FFFD: the row is
+            # then unreadable and skipped as a damaged one is, instead of redis-py's decode error
+            # ending every command with a traceback. targetrun itself writes only UTF-8.
             self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                               decode_responses=True)
+                                               decode_responses=True, encoding_errors="replace")
             self.client.ping()
             self._bytes = redis.Redis(connection_pool=redis.ConnectionPool.from_url(
                 url, socket_timeout=timeout, socket_connect_timeout=timeout))  # undecoded, for inline values
@@ -100,6 +109,49 @@ class RedisStore(StateStore):
         self._renew = self.client.register_script(_RENEW)
         self._acquire = self.client.register_script(_ACQUIRE)
         self._extend = self.client.register_script(_EXTEND)
+        self._drop_passwords()
+
+    # -- rows an older targetrun wrote with a URL's password ----------------------------
+
+    def _drop_passwords(self) -> None:
+        """Rewrite every key an older targetrun wrote with a URL's password in a location --
+        in its name (``ckpt:``, ``lock:``), a hash's fields or values (``pending``, ``last:``,
+        ``runtasks:``, ``runckpt:``, ``cache:``), a record or a run's outcomes -- without it,
+        as store/rooted.py keeps a location now. Once per store: :data:`BARE_LOCATIONS` says it
+        is done. Key by key, each in one transaction (WATCH): interrupted, every key is either
+        as it was (still read) or rewritten, and the next command goes on; a key whose name
+        without the password is taken (a newer targetrun wrote it since) goes, as does a
+        hash field's. A page of keys costs three round trips to look at. A server that refuses
+        a step (an ACL without SCAN or RENAME) leaves it for the next command: the store is
+        still used, as it was before this rewrite."""
+        try:
+            self._rewrite_without_passwords()
+        except CacheError as exc:
+            if "NOPERM" not in str(exc) and "no permissions" not in str(exc):
+                raise
+
+    def _rewrite_without_passwords(self) -> None:
+        if self._call(self.client.exists, BARE_LOCATIONS):
+            return
+        raw = self._bytes
+        cursor = 0
+        while True:
+            cursor, keys = self._call(raw.scan, cursor, match=f"{PREFIX}*", count=_SCAN_PAGE)
+            if keys:
+                pipe = raw.pipeline(transaction=False)
+                for key in keys:
+                    pipe.type(key)
+                kinds = self._call(pipe.execute)
+                pipe = raw.pipeline(transaction=False)
+                for key, kind in zip(keys, kinds):
+                    (pipe.hgetall if kind == b"hash" else pipe.get if kind == b"string" else pipe.exists)(key)
+                values = self._call(pipe.execute)
+                for key, kind, value in zip(keys, kinds, values):
+                    if _with_password(key, kind, value):
+                        self._call(raw.transaction, partial(_rewrite_bare, key), key, _bare_name(key))
+            if cursor == 0:
+                break
+        self._call(self.client.set, BARE_LOCATIONS, "1")
 
     def _broken(self, exc: BaseException) -> CacheError:
         if isinstance(exc, redis.AuthenticationError):  # a ConnectionError to redis-py, but not a network problem
@@ -438,3 +490,74 @@ def _load_entry(key: str, row: tuple[str, str]) -> CacheEntry:
         raise CacheError(f"a cache entry under {key!r} in Redis is not readable: {exc}",
                          hint=f"Clear it with `targetrun cache clear {key}`.") from None
 
+
+
+# -- the rewrite of keys an older targetrun wrote with a URL's password ----------------------
+
+
+def _utf8(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _bare_name(key: bytes) -> bytes:
+    name = _utf8(key)
+    return key if name is None else redact.without_passwords(name).encode("utf-8")
+
+
+def _bare_value(key: bytes, value: bytes) -> bytes:
+    """A string key's value without a URL's password: a record's JSON, a run's outcomes
+    (zlib-compressed JSON); an inline value (any bytes) and a lock's owner stay."""
+    name = _utf8(key) or ""
+    if name.startswith(f"{PREFIX}lock:") or (name.startswith(f"{PREFIX}blob:") and not _OUTCOMES.fullmatch(name)):
+        return value
+    if name.startswith(f"{PREFIX}blob:"):
+        try:
+            inflater = zlib.decompressobj()
+            text = inflater.decompress(value, OUTCOMES_LIMIT).decode("utf-8")
+        except (zlib.error, UnicodeDecodeError):
+            return value
+        bare = redact.without_passwords(text)
+        return value if bare == text or inflater.unconsumed_tail else zlib.compress(bare.encode("utf-8"), 1)
+    decoded = _utf8(value)
+    return value if decoded is None else redact.without_passwords(decoded).encode("utf-8")
+
+
+def _with_password(key: bytes, kind: bytes, value: Any) -> bool:
+    if _bare_name(key) != key:
+        return True
+    if kind == b"hash":
+        return any(_bare_name(f) != f or _bare_name(v) != v for f, v in value.items())
+    return kind == b"string" and value is not None and _bare_value(key, value) != value
+
+
+def _rewrite_bare(key: bytes, pipe: Any) -> None:
+    """One key without a URL's password (see :meth:`RedisStore._drop_passwords`), inside
+    ``redis.transaction``'s WATCH of it and of its new name: read, then MULTI, then write."""
+    new = _bare_name(key)
+    kind = pipe.type(key)
+    taken = new != key and bool(pipe.exists(new))
+    if kind == b"hash":
+        fields = pipe.hgetall(key)
+        pipe.multi()
+        for field, value in fields.items():
+            bare_field, bare_value = _bare_name(field), _bare_name(value)
+            if bare_field != field:
+                pipe.hdel(key, field)
+                pipe.hsetnx(key, bare_field, bare_value)  # a field a newer targetrun wrote stays
+            elif bare_value != value:
+                pipe.hset(key, field, bare_value)
+    elif kind == b"string":
+        value = pipe.get(key)
+        pipe.multi()
+        if value is not None and _bare_value(key, value) != value:
+            pipe.set(key, _bare_value(key, value), keepttl=True)
+    else:
+        pipe.multi()
+    if new != key:
+        if taken:
+            pipe.delete(key)
+        else:
+            pipe.rename(key, new)  # (keeps its expiry)

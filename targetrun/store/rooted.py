@@ -26,6 +26,9 @@ A URL that names a server with a password (``ftp://user:pw@host/``, a ``results:
 stored without the password -- in keys, records, pending writes, outcomes and lock names --:
 a user shares state.db, many share a Redis store. What is read back gets the password this
 process was given (the Pipelinefile's result and target URLs, every location it stored).
+Rows an older targetrun wrote with the password are rewritten without it when the store is
+opened (store/sqlite.py schema 9, store/redis.py ``_drop_passwords``): that needs no project's
+folder, only the text.
 
 Lock names are not translated otherwise: a lock says "this file is being computed", and two clones
 at different paths sharing a Redis store write different files.

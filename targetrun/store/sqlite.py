@@ -23,16 +23,17 @@ import sqlite3
 import threading
 import time
 import types
+import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from targetrun import stopping
+from targetrun import redact, stopping
 from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskState
 from targetrun.store.statements import (BUSY_HINT, CACHE_GENERATION, GET_BLOB, INSERT_RUN,
                                         PUT_BLOB, busy, failure)
-from targetrun.store.base import (MALFORMED, LastRun, PendingWrite, Recorded, RunRecord, RunStatus, StateStore,
+from targetrun.store.base import (MALFORMED, OUTCOMES_LIMIT, LastRun, PendingWrite, Recorded, RunRecord, RunStatus, StateStore,
                                   StoreOptions, TaskRecord, finite, kept, readable, text, text_or_none)
 
 SCHEMA = """
@@ -86,10 +87,42 @@ GENERATIONS = [
 RECORD_GENERATIONS = [_tagging(table, change, "records") for table in ("checkpoints", "task_runs") for change in _CHANGES]
 # A new store's generations start as tags too (a store made again must not start where the last one did).
 SEED_GENERATIONS = [f"INSERT OR REPLACE INTO generations VALUES ('{name}', {_NEW_TAG})" for name in ("cache", "records")]
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
+
+
+def _without_passwords(db: sqlite3.Connection) -> None:
+    """Schema 9: the rows an older targetrun wrote with a URL's password in a location
+    (checkpoint keys and records, task records, cache entries, pending writes, lock names,
+    a run's outcomes) rewritten without it, as targetrun/store/rooted.py keeps a location
+    now. In the upgrade's one transaction (interrupted, nothing changed; done, the version
+    says so), with SQLite's secure delete on so the old text is not left in freed space (the
+    WAL is truncated after the commit, see :meth:`SqliteStore._check_schema`). A row whose key
+    without the password is already taken -- written by a newer targetrun since -- goes."""
+    db.execute("PRAGMA secure_delete = ON")
+    db.create_function("targetrun_bare", 1, lambda v: redact.without_passwords(v) if isinstance(v, str) else v,
+                       deterministic=True)
+    tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()]
+    for table in tables:
+        for column in [r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall() if r[2].upper() == "TEXT"]:
+            holds = f"{column} LIKE '%://%@%' AND targetrun_bare({column}) != {column}"
+            db.execute(f"UPDATE OR IGNORE {table} SET {column} = targetrun_bare({column}) WHERE {holds}")
+            db.execute(f"DELETE FROM {table} WHERE {holds}")  # its key without the password was taken
+    for key, data in db.execute("SELECT key, data FROM blobs WHERE key LIKE 'targetrun-run:%:outcomes'").fetchall():
+        try:
+            inflater = zlib.decompressobj()
+            text = inflater.decompress(data, OUTCOMES_LIMIT).decode("utf-8")
+        except (zlib.error, UnicodeDecodeError, TypeError):
+            continue
+        if inflater.unconsumed_tail or "@" not in text:
+            continue
+        bare = redact.without_passwords(text)
+        if bare != text:
+            db.execute("UPDATE blobs SET data = ? WHERE key = ?", (zlib.compress(bare.encode("utf-8"), 1), key))
+
+
 # Stores written by an older targetrun are upgraded in place, one version at a time:
-# version -> the statements that make it the next one.
-MIGRATIONS = {
+# version -> the statements (or steps) that make it the next one.
+MIGRATIONS: dict[int, Sequence[str | Callable[[sqlite3.Connection], None]]] = {
     2: ["ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''", "ALTER TABLE runs ADD COLUMN heartbeat REAL",
         "CREATE TABLE IF NOT EXISTS pending (staging TEXT PRIMARY KEY, run_id TEXT NOT NULL, location TEXT NOT NULL, "
         "storage TEXT NOT NULL, record TEXT, entry TEXT)",
@@ -103,6 +136,7 @@ MIGRATIONS = {
         for change in _CHANGES] + GENERATIONS + RECORD_GENERATIONS + SEED_GENERATIONS,
     # whether a pending write's target was absent before its attempt (engine/recovery.py)
     7: ["ALTER TABLE pending ADD COLUMN absent INTEGER NOT NULL DEFAULT 0"],
+    8: [_without_passwords],
 }
 MAX_ENTRIES_PER_KEY = 32  # older variants beyond this are pruned
 _BATCH = 500  # keys per IN (...) query
@@ -187,10 +221,14 @@ class SqliteStore(StateStore):
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-            if version in MIGRATIONS and tables:
+            migrated = version in MIGRATIONS and tables
+            if migrated:
                 while version in MIGRATIONS:
                     for statement in MIGRATIONS[version]:
-                        db.execute(statement)
+                        if isinstance(statement, str):
+                            db.execute(statement)
+                        else:
+                            statement(db)
                     version += 1
                 db.execute(f"PRAGMA user_version = {version}")
             if version != SCHEMA_VERSION and (version != 0 or tables):
@@ -207,6 +245,9 @@ class SqliteStore(StateStore):
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        if migrated:  # what the rewrite replaced is in the WAL's older frames until it is emptied
+            with suppress(sqlite3.Error):
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @property
     def _db(self) -> sqlite3.Connection:
