@@ -52,3 +52,28 @@ def test_bad_ranges_are_usage_errors(project, steps):
     assert huge.code == 2 and "more than 10,000 runs" in huge.err
     assert proj.cli("show", "day", "--date", "2026-11-01..2026-11-02").code == 2
     assert proj.counts() == {}
+
+
+def test_a_status_over_many_dates_holds_one_date_at_a_time(tmp_path):
+    """Each date's table is printed as it is made and its report dropped: a status of 300
+    dates held every date's rows, with their planned tasks, until it printed (2 GB)."""
+    import tracemalloc
+
+    from tests.clirun import in_process, write_project
+
+    root = write_project(tmp_path, "tasks:\n" + "".join(
+        f"  t{i}: {{shell: \"echo > {{output}}\", target: \"out/{{date:%Y-%m-%d}}/{'x' * 200}/t{i}.txt\"}}\n"
+        for i in range(60)))
+
+    def peak(last_day: int) -> int:
+        tracemalloc.start()
+        try:
+            shown = in_process(root, "status", "--date", f"2026-01-01..2026-01-{last_day:02d}")
+            assert shown.returncode == 0 and shown.stdout.count("60 of 60 tasks would run") == last_day, shown
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peak(1)  # (what the first command imports is not a date's)
+    few, many = peak(2), peak(24)
+    assert many < few * 1.5, (few, many)

@@ -3,6 +3,7 @@ otherwise, or JSON."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from targetrun.durations import format_duration
@@ -206,14 +207,15 @@ def status_to_dict(report: StatusReport) -> dict[str, Any]:
     }
 
 
-def statuses_to_dict(reports: list[StatusReport]) -> dict[str, Any]:
+def statuses_to_dict(reports: Iterable[StatusReport]) -> dict[str, Any]:
     """``status --json``: one object whatever the number of dates (as ``run --json``):
-    every date's status under ``runs`` and, at the top, every row (each naming its date)."""
+    every date's status under ``runs`` and, at the top, every row (each naming its date).
+    ``reports`` may be made as they are read: each is dropped once turned into its rows."""
     docs = [status_to_dict(report) for report in reports]
     return {
         "schema": SCHEMA_VERSION,
         "command": "status",
-        "pipeline": reports[0].pipeline if reports else None,
+        "pipeline": docs[0]["pipeline"] if docs else None,
         "dates": [doc["date"] for doc in docs],
         "would_run": [task for doc in docs for task in doc["would_run"]],
         "tasks": [{**row, "date": doc["date"]} for doc in docs for row in doc["tasks"]],
