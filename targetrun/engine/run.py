@@ -359,7 +359,7 @@ class Engine:
                 except WorkError as exc:
                     self._attempt_failed(scope, progress, name, exc)
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
-                    lost = _lost(exc)
+                    lost = _lost(exc, getattr(self.executor, "explain_loss", None))
                     with stopping.deferred():
                         said = undo_lost(watched, scope.spec.root)
                     if said:
@@ -1258,7 +1258,7 @@ def _not_needed(spec: PipelineSpec, decisions: Mapping[str, Decision],
             for name in names if name not in decisions]
 
 
-def _lost(exc: Exception) -> WorkError:
+def _lost(exc: Exception, explain: Callable[[BaseException], str | None] | None = None) -> WorkError:
     """What a task's future raised that the task itself did not (its own errors come as
     WorkError): the executor lost it (a worker died, a cluster went away: exit 3) -- or a
     value of the task could not be pickled to cross to or from its worker process, which is
@@ -1270,6 +1270,9 @@ def _lost(exc: Exception) -> WorkError:
                          "inputs and returned value are pickled there; return a value that pickles, or run "
                          "with --executor threads", usage=True)  # no retry mends it: exit 2, as a value
                          # that does not fit its target's format
+    why = explain(exc) if explain is not None else None
+    if why:
+        return WorkError(f"the executor lost the task: {why}", backend=True)
     return WorkError(f"the executor lost the task: {type(exc).__name__}: {text}", backend=True)
 
 

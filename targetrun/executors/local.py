@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -109,20 +110,30 @@ class ProcessExecutor:
         # not at import: multiprocessing (and the socket module it brings) costs every run
         # some 10 ms, and only this executor needs it
         import multiprocessing
+
+        self._context = multiprocessing.get_context("spawn")
+        self._relay = _Relay()
+        self._workers: dict[int, Any] = {}  # every worker process the pool started, by pid
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> Any:
+        """A pool, with a queue of start notices (and its reader) of its own: a worker killed
+        while it put a notice holds that queue's write lock for ever, and the workers of a
+        pool started after it would wait for it at their first attempt's start."""
         from concurrent.futures import ProcessPoolExecutor
 
-        context = multiprocessing.get_context("spawn")
-        self._relay = _Relay()
-        self._starts: Any = context.SimpleQueue()
-        self._pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=context, initializer=_notify_through,
-                                         initargs=(self._starts, stopping.kept_ignored(), os.getpid()))
-        self._reader = threading.Thread(target=self._read_starts, name="targetrun-starts", daemon=True)
+        self._starts: Any = self._context.SimpleQueue()
+        self._reader = threading.Thread(target=self._read_starts, args=(self._starts,), name="targetrun-starts",
+                                        daemon=True)
         self._reader.start()
+        return ProcessPoolExecutor(max_workers=self.max_workers, mp_context=self._context,
+                                   initializer=_notify_through,
+                                   initargs=(self._starts, stopping.kept_ignored(), os.getpid()))
 
-    def _read_starts(self) -> None:
+    def _read_starts(self, starts: Any) -> None:
         while True:
             try:
-                notice = self._starts.get()
+                notice = starts.get()
             except (EOFError, OSError):
                 return
             if notice is None:
@@ -133,7 +144,46 @@ class ProcessExecutor:
         self._relay.hook = hook
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
-        return self._pool.submit(fn, *args)
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            future: Future[Any] = self._pool.submit(fn, *args)
+        except BrokenProcessPool:
+            # A worker died (the OOM killer, kill -9): the pool is unusable for good, and
+            # the attempts it lost are the engine's to retry or fail. A retry -- or any task
+            # submitted after -- gets a new pool; it raised out of the run (exit 4).
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._end_reader(wait=False)
+            self._workers.clear()
+            self._pool = self._new_pool()
+            future = self._pool.submit(fn, *args)
+        self._workers.update(getattr(self._pool, "_processes", None) or {})
+        return future
+
+    def explain_loss(self, exc: BaseException) -> str | None:
+        """How the worker whose death broke the pool ended ("killed by signal 9 (SIGKILL:
+        ...)"; the pool's SIGTERM to the others it then ends is not that), and that the
+        attempts beside it were lost with it. None when ``exc`` is not a broken pool's, or no
+        worker is seen ended otherwise."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not isinstance(exc, BrokenProcessPool):
+            return None
+        for process in list(self._workers.values()):
+            with contextlib.suppress(OSError, ValueError):
+                process.join(1)  # the pool ends them all; one killed can close its pipes before it is reaped
+                code = process.exitcode
+                if code is None or code == 0 or code == -signal.SIGTERM:
+                    continue
+                if code < 0:
+                    name = signal.Signals(-code).name if -code in signal.valid_signals() else "?"
+                    why = (": killed from outside, as the kernel does when memory runs out"
+                           if -code == signal.SIGKILL else "")
+                    how = f"was killed by signal {-code} ({name}{why})"
+                else:
+                    how = f"ended with exit code {code}"
+                return f"a worker process of the pool {how}; every attempt running in the pool was lost with it"
+        return None
 
     def shutdown(self, wait: bool = True) -> None:
         workers = list((getattr(self._pool, "_processes", None) or {}).values())
