@@ -2,6 +2,9 @@
 
 * a worker process of the processes executor killed (the kernel's OOM killer, kill -9)
   while a task that may be retried runs in it;
+* Redis refusing writes mid-run: out of memory (``maxmemory`` with ``noeviction``) or made
+  a read-only replica;
+* the disk under ``.targetrun/`` full while the spec cache is written.
 
 Each: exit code from targetrun/errors.py with one paragraph that says what broke and what
 to do, never a traceback, nothing half-written, and a plain re-run after the fault is
@@ -11,6 +14,8 @@ cleared finishes.
 from __future__ import annotations
 
 import json
+
+import pytest
 
 KILLED = '''
 import os, signal
@@ -44,3 +49,64 @@ def test_a_worker_killed_under_a_task_with_retries_is_retried_in_a_new_pool(proj
     assert "a worker process of the pool was killed by signal 9 (SIGKILL" in done.out, done.out
     assert json.loads(proj.read("out/then.json")) == ["survived"]
 
+
+# -- Redis refusing writes mid-run ----------------------------------------------------------
+
+REFUSER = '''
+import redis
+
+def make(name, **upstream):
+    return name
+
+def refuse(url, how, **upstream):
+    """Redis stops taking writes while this task runs: out of memory, or made a replica."""
+    client = redis.Redis.from_url(url)
+    if how == "oom":
+        client.config_set("maxmemory", "1")  # with the default noeviction: every write refused
+    else:
+        client.replicaof("127.0.0.1", "1")  # a replica of nothing: read-only, its data kept
+    client.close()
+    return "b"
+'''
+
+
+@pytest.mark.parametrize("how, says, hint", [
+    ("oom", "is out of memory (maxmemory) and refuses writes", "raise its maxmemory"),
+    ("replica", "is a read-only replica and refuses writes", "Point `cache:` at the primary"),
+])
+def test_redis_refusing_writes_mid_run_says_why(project, redis_url, how, says, hint):
+    """Redis refusing writes (OutOfMemoryError, ReadOnlyError) was "the state store ...
+    failed: OutOfMemoryError: Command # 1 (HSET targetrun:last:... {"run_id": ...) of
+    pipeline caused error: ...", with the hint "Check that Redis is running and the URL in
+    `cache:` is right" -- it is running and the URL is right, and the failed command's
+    arguments (records, values) were printed. Now: what Redis refuses and what to do."""
+    import redis
+
+    proj = project(f"""
+    cache: {redis_url}
+    defaults: {{serializer: json}}
+    tasks:
+      a: {{run: refuser:make, args: {{name: a}}, target: out/a.json}}
+      b: {{run: refuser:refuse, args: {{url: "{redis_url}", how: {how}}}, needs: [a], target: out/b.json}}
+    """, refuser=REFUSER)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        done = proj.cli("run")
+        assert done.code == 3, done.text
+        assert "Traceback" not in done.text and "Command #" not in done.text and "HSET" not in done.text, done.text
+        assert f"the state store {redis_url} {says}" in done.err and hint in done.err, done.err
+        assert not proj.exists("out/b.json")
+    finally:
+        client.config_set("maxmemory", "0")
+        client.replicaof("NO", "ONE")
+        # b's lock could not be released by a read-only replica, and its holder is this very
+        # process, alive: the next run would wait out its lease (a run in a process of its
+        # own takes over a dead holder's lock at once: tests/test_store_faults.py)
+        for key in client.scan_iter("targetrun:lock:*"):
+            client.delete(key)
+        client.close()
+    (proj.root / "refuser.py").write_text(REFUSER.replace('client.config_set("maxmemory", "1")', "pass")
+                                          .replace('client.replicaof("127.0.0.1", "1")', "pass"))
+    again = proj.cli("run", "--json")
+    assert again.code == 0, again.text
+    assert {t["task"]: t["state"] for t in json.loads(again.out)["tasks"]} == {"a": "skipped", "b": "succeeded"}
