@@ -110,3 +110,38 @@ def test_redis_refusing_writes_mid_run_says_why(project, redis_url, how, says, h
     again = proj.cli("run", "--json")
     assert again.code == 0, again.text
     assert {t["task"]: t["state"] for t in json.loads(again.out)["tasks"]} == {"a": "skipped", "b": "succeeded"}
+
+
+# -- the disk under .targetrun/ full ---------------------------------------------------------
+
+CHATTY = '''
+def chatty():
+    print("a line the task printed " * 2000)
+    return "made"
+'''
+
+
+def test_a_full_disk_under_the_logs_is_said_and_leaves_nothing_half_written(project, tmpfs):
+    """The state store elsewhere, ``.targetrun/`` on a full disk: the run succeeds (a log is
+    no target), but what the task printed was lost without a word -- and `targetrun logs`
+    then said "attempt None printed nothing" from the empty file left behind. The spec
+    cache left a ``.tmp-`` file per command. Now: one warning naming the log and why, no
+    empty or half-written log, no temporary file."""
+    proj = project("""
+    cache: state.db
+    tasks:
+      a: {run: chatty:chatty, target: out/a.txt, serializer: text}
+    """, chatty=CHATTY)
+    folder = proj.root / ".targetrun"
+    folder.mkdir()
+    tmpfs(folder, "size=64k")
+    (folder / "filler").write_bytes(b"\0" * 65536)  # every block taken (this write itself stops short)
+    done = proj.cli("run")
+    assert done.code == 0, done.text
+    assert "targetrun: warning: " in done.err and "the disk is full" in done.err, done.err
+    assert "a.log" in done.err and "what the task printed is not kept" in done.err, done.err
+    assert proj.read("out/a.txt") == "made"
+    left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert left == ["filler"], left
+    shown = proj.cli("logs", "a")
+    assert "attempt None" not in shown.text, shown.text
