@@ -29,6 +29,12 @@ def die_once(flag):
 
 def after(**upstream):
     return sorted(upstream.values())
+
+def beside():
+    """Runs while the other task's worker is killed (or waits for a worker then)."""
+    import time
+    time.sleep(0.3)
+    return "beside"
 '''
 
 
@@ -36,18 +42,25 @@ def test_a_worker_killed_under_a_task_with_retries_is_retried_in_a_new_pool(proj
     """A pool whose worker died is broken for good: the retry's submit raised
     BrokenProcessPool out of the engine -- "internal error", a traceback, exit 4. The
     executor now starts a new pool, the retry runs there, and the run succeeds; the
-    lost attempt says which signal ended its worker."""
+    lost attempt says which signal ended its worker. A task running beside it (or waiting
+    for a worker), which the broken pool ended too, failed "the executor lost the task"
+    (exit 3 without retries of its own): it is now run again, as make -j runs the jobs
+    beside one that was killed to their end."""
     proj = project(f"""
     defaults: {{serializer: json}}
     tasks:
       k: {{run: killed:die_once, args: {{flag: "{tmp_path / 'flag'}"}}, target: out/k.json, max_retries: 1}}
       then: {{run: killed:after, needs: [k], target: out/then.json}}
+      beside: {{run: killed:beside, target: out/beside.json}}
     """, killed=KILLED)
-    done = proj.cli("run", "--executor", "processes", "-j", "2")
+    done = proj.cli("run", "--executor", "processes", "-j", "2", "then", "beside")
     assert "Traceback" not in done.text, done.text
     assert done.code == 0, done.text
     assert "a worker process of the pool was killed by signal 9 (SIGKILL" in done.out, done.out
     assert json.loads(proj.read("out/then.json")) == ["survived"]
+    assert json.loads(proj.read("out/beside.json")) == "beside"
+    assert "this task's own worker was ended with it: running it again" in done.out, done.out
+    assert "FAILED" not in done.out, done.out
 
 
 # -- Redis refusing writes mid-run ----------------------------------------------------------

@@ -165,6 +165,7 @@ class _Progress:
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
     records: dict[str, Checkpoint | None] = field(default_factory=dict)  # store records of checkpoints read
     rebuilt: set[str] = field(default_factory=set)  # skipped tasks rebuilt because a reader found them corrupt
+    spared: set[str] = field(default_factory=set)  # tasks submitted again once: lost only with another's attempt
     contended: set[str] = field(default_factory=set)  # tasks whose lock another run held when they were due
     deps_read: dict[str, DepState] = field(default_factory=dict)  # deps fingerprinted before their task ran
     unkept: deque[_Unkept] = field(default_factory=deque)  # successes whose records wait for the next command
@@ -351,6 +352,7 @@ class Engine:
                 name = progress.inflight.pop(future)
                 making = progress.making.pop(name, None)
                 watched = progress.watched.pop(name, None)
+                ticket = progress.announced.get(name, (0, True))[0]
                 self._surely_started(scope, progress, name)
                 try:
                     succeeded.append((name, future.result(), making))
@@ -360,11 +362,15 @@ class Engine:
                     self._attempt_failed(scope, progress, name, exc)
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
                     lost = _lost(exc, getattr(self.executor, "explain_loss", None))
+                    spared = self._spared(progress, name, exc, ticket)
                     with stopping.deferred():
                         said = undo_lost(watched, scope.spec.root)
                     if said:
                         lost.message = lost.message.rstrip(".") + said
-                    self._attempt_failed(scope, progress, name, lost)
+                    if spared:
+                        self._run_again(progress, name, lost)
+                    else:
+                        self._attempt_failed(scope, progress, name, lost)
             if succeeded and (not done or self._records_now(scope, progress)):
                 self._record_all(scope, progress)
             for start in starts:
@@ -927,6 +933,25 @@ class Engine:
             return outcome.checkpoint
         checkpoint = scope.tasks[name].checkpoint if name in scope.tasks else None
         return progress.records.get(checkpoint.url) if checkpoint is not None else None
+
+    def _spared(self, progress: _Progress, name: str, exc: Exception, ticket: int) -> bool:
+        """Whether the executor lost the attempt only with another's (a pool whose worker
+        died ends every attempt in it: see ProcessExecutor.spared). Once per task and run:
+        a task whose own worker keeps dying is not tried for ever."""
+        spared = getattr(self.executor, "spared", None)
+        if spared is None or name in progress.spared or progress.stopping or not spared(exc, ticket):
+            return False
+        progress.spared.add(name)
+        return True
+
+    def _run_again(self, progress: _Progress, name: str, error: WorkError) -> None:
+        """An attempt lost with another's: submitted again at once; it does not count (it
+        is no retry of the task's, as a rebuilt input's is not)."""
+        self.writes.forget(name)
+        self._tell(TaskRetrying(name, progress.attempts[name], f"{redact(error.message)}; this task's own worker "
+                                "was ended with it: running it again", 0.0, redact(error.log)))
+        progress.attempts[name] -= 1
+        heapq.heappush(progress.later, (self.clock.monotonic(), name))
 
     def _rebuild_input(self, scope: RunScope, progress: _Progress, name: str, error: CorruptInput) -> None:
         """A task found the checkpoint of an upstream it reads gone or changed since it was

@@ -65,7 +65,8 @@ def _notify_through(queue: Any, ignored: frozenset[int], parent: int | None = No
     stopping.install_in_worker(ignored)
     if parent is not None:
         stopping.end_with_parent(parent)
-    set_process_hook(lambda task, ticket: queue.put((task, ticket)))
+    pid = os.getpid()
+    set_process_hook(lambda task, ticket: queue.put((task, ticket, pid)))  # the pid: see ProcessExecutor.spared
     _keep_own_fds()
 
 
@@ -85,6 +86,10 @@ def _keep_own_fds() -> None:
             with contextlib.suppress(OSError):  # (the listing's own, closed by now)
                 os.set_inheritable(fd, False)
 
+
+# How a worker the broken pool ended itself exits: its SIGTERM, as the worker's handler
+# ends with it (stopping.install_in_worker: 128 + 15), or as the signal's default.
+_ENDED_BY_POOL = (-signal.SIGTERM, 128 + signal.SIGTERM)
 
 WORKER_EXIT_GRACE = 1.0  # seconds a worker whose work is done gets to end on its own (moments, done)
 
@@ -114,6 +119,7 @@ class ProcessExecutor:
         self._context = multiprocessing.get_context("spawn")
         self._relay = _Relay()
         self._workers: dict[int, Any] = {}  # every worker process the pool started, by pid
+        self._ran_in: dict[int, int] = {}  # submission ticket -> the pid of the worker that began it
         self._pool = self._new_pool()
 
     def _new_pool(self) -> Any:
@@ -138,7 +144,9 @@ class ProcessExecutor:
                 return
             if notice is None:
                 return
-            self._relay(*notice)
+            task, ticket, pid = notice
+            self._ran_in[ticket] = pid
+            self._relay(task, ticket)
 
     def watch_starts(self, hook: StartHook | None) -> None:
         self._relay.hook = hook
@@ -160,6 +168,27 @@ class ProcessExecutor:
         self._workers.update(getattr(self._pool, "_processes", None) or {})
         return future
 
+    def spared(self, exc: BaseException, ticket: int) -> bool:
+        """Whether submission ``ticket``, lost with ``exc``, was lost only because another
+        worker died and broke the pool: it had not begun, or began in a worker the pool ended
+        itself (SIGTERM) -- not in the worker that died. Such an attempt ran nothing of its
+        own to blame: the engine submits it again. (A worker that died before its start
+        notice was read makes its task look spared once; the engine spares a task once.)"""
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not isinstance(exc, BrokenProcessPool):
+            return False
+        pid = self._ran_in.pop(ticket, None)
+        if pid is None:
+            return True
+        process = self._workers.get(pid)
+        if process is None:
+            return False
+        with contextlib.suppress(OSError, ValueError):
+            process.join(1)
+            return process.exitcode in _ENDED_BY_POOL
+        return False
+
     def explain_loss(self, exc: BaseException) -> str | None:
         """How the worker whose death broke the pool ended ("killed by signal 9 (SIGKILL:
         ...)"; the pool's SIGTERM to the others it then ends is not that), and that the
@@ -173,7 +202,7 @@ class ProcessExecutor:
             with contextlib.suppress(OSError, ValueError):
                 process.join(1)  # the pool ends them all; one killed can close its pipes before it is reaped
                 code = process.exitcode
-                if code is None or code == 0 or code == -signal.SIGTERM:
+                if code is None or code == 0 or code in _ENDED_BY_POOL:
                     continue
                 if code < 0:
                     name = signal.Signals(-code).name if -code in signal.valid_signals() else "?"
