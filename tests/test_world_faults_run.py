@@ -158,3 +158,23 @@ def test_a_full_disk_under_the_logs_is_said_and_leaves_nothing_half_written(proj
     assert left == ["filler"], left
     shown = proj.cli("logs", "a")
     assert "attempt None" not in shown.text, shown.text
+
+
+def test_a_report_on_a_full_disk_is_the_disks_error_not_a_wrong_path(project, tmpfs):
+    """`report -o` (and `run --report`) on a full disk was exit 2 with "Give -o a writable
+    file path" -- the path is fine, and `run` has no -o. Now: exit 3, the disk is full, make
+    room; `run --report` keeps its own exit code; no temporary file is left."""
+    proj = project("tasks:\n  a: {run: chatty:chatty, target: out/a.txt, serializer: text}\n", chatty=CHATTY)
+    full = proj.root / "reports"
+    full.mkdir()
+    tmpfs(full, "size=16k")
+    (full / "filler").write_bytes(b"\0" * 16384)
+    done = proj.cli("run", "--report", str(full / "r.html"))
+    assert done.code == 0, done.text
+    assert "the report was not written" in done.err and "the disk is full" in done.err, done.err
+    assert "Give -o" not in done.err, done.err
+    shown = proj.cli("report", "-f", str(proj.file), "-o", str(full / "r.html"))
+    assert shown.code == 3, shown.text
+    assert f"cannot write the report to {full / 'r.html'}: the disk is full" in shown.err, shown.err
+    assert "Make room on that disk" in shown.err and "Traceback" not in shown.text, shown.err
+    assert sorted(p.name for p in full.iterdir()) == ["filler"]
