@@ -178,3 +178,29 @@ def test_a_report_on_a_full_disk_is_the_disks_error_not_a_wrong_path(project, tm
     assert f"cannot write the report to {full / 'r.html'}: the disk is full" in shown.err, shown.err
     assert "Make room on that disk" in shown.err and "Traceback" not in shown.text, shown.err
     assert sorted(p.name for p in full.iterdir()) == ["filler"]
+
+
+def test_a_state_store_stopped_by_the_file_size_limit_is_not_called_damaged(project):
+    """``ulimit -f`` stopping the SQLite store from growing: SQLite says "disk I/O error",
+    and the hint was that of a damaged store -- move it aside, losing its cache entries and
+    history for nothing. Now: the limit is named, and to raise it; the store is kept."""
+    import resource
+
+    proj = project("""
+    cache: state.db
+    tasks:
+      a: {run: chatty:chatty, target: out/a.txt, serializer: text}
+    """, chatty=CHATTY)
+    assert proj.cli("run").code == 0
+    size = (proj.root / "state.db").stat().st_size
+    before = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, before[1]))  # (Python ignores SIGXFSZ: EFBIG instead)
+    try:
+        done = proj.cli("run", "--force-all")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, before)
+    assert done.code == 3, done.text
+    assert f"it may not grow past {size} bytes" in done.err and "`ulimit -f`" in done.err, done.err
+    assert "move it aside" not in done.err and "Traceback" not in done.text, done.err
+    again = proj.cli("run", "--force-all")
+    assert again.code == 0, again.text
