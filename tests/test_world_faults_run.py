@@ -71,13 +71,22 @@ import redis
 def make(name, **upstream):
     return name
 
-def refuse(url, how, **upstream):
-    """Redis stops taking writes while this task runs: out of memory, or made a replica."""
+def refuse(url, how, full="", **upstream):
+    """Redis stops taking writes while this task runs: out of memory, made a replica, or
+    its snapshot failing on a full disk (``full``)."""
+    import time
     client = redis.Redis.from_url(url)
     if how == "oom":
         client.config_set("maxmemory", "1")  # with the default noeviction: every write refused
-    else:
+    elif how == "replica":
         client.replicaof("127.0.0.1", "1")  # a replica of nothing: read-only, its data kept
+    else:
+        client.config_set("dir", full)
+        client.config_set("stop-writes-on-bgsave-error", "yes")
+        client.config_set("save", "3600 1")  # writes stop only on a server that is to save
+        client.bgsave()
+        while client.info("persistence")["rdb_last_bgsave_status"] == "ok":
+            time.sleep(0.01)
     client.close()
     return "b"
 '''
@@ -86,8 +95,9 @@ def refuse(url, how, **upstream):
 @pytest.mark.parametrize("how, says, hint", [
     ("oom", "is out of memory (maxmemory) and refuses writes", "raise its maxmemory"),
     ("replica", "is a read-only replica and refuses writes", "Point `cache:` at the primary"),
+    ("misconf", "cannot save its data to its disk and refuses writes", "Make room on the Redis server's disk"),
 ])
-def test_redis_refusing_writes_mid_run_says_why(project, redis_url, how, says, hint):
+def test_redis_refusing_writes_mid_run_says_why(project, redis_url, tmp_path, tmpfs, how, says, hint):
     """Redis refusing writes (OutOfMemoryError, ReadOnlyError) was "the state store ...
     failed: OutOfMemoryError: Command # 1 (HSET targetrun:last:... {"run_id": ...) of
     pipeline caused error: ...", with the hint "Check that Redis is running and the URL in
@@ -95,14 +105,21 @@ def test_redis_refusing_writes_mid_run_says_why(project, redis_url, how, says, h
     arguments (records, values) were printed. Now: what Redis refuses and what to do."""
     import redis
 
+    full = tmp_path / "full"
+    full.mkdir()
+    if how == "misconf":
+        tmpfs(full, "size=16k")
+        (full / "filler").write_bytes(b"\0" * 16384)
     proj = project(f"""
     cache: {redis_url}
     defaults: {{serializer: json}}
     tasks:
       a: {{run: refuser:make, args: {{name: a}}, target: out/a.json}}
-      b: {{run: refuser:refuse, args: {{url: "{redis_url}", how: {how}}}, needs: [a], target: out/b.json}}
+      b: {{run: refuser:refuse, args: {{url: "{redis_url}", how: {how}, full: "{full}"}}, needs: [a],
+          target: out/b.json}}
     """, refuser=REFUSER)
     client = redis.Redis.from_url(redis_url)
+    folder = client.config_get("dir")["dir"]
     try:
         done = proj.cli("run")
         assert done.code == 3, done.text
@@ -112,14 +129,15 @@ def test_redis_refusing_writes_mid_run_says_why(project, redis_url, how, says, h
     finally:
         client.config_set("maxmemory", "0")
         client.replicaof("NO", "ONE")
+        client.config_set("dir", folder)
+        client.config_set("save", "")  # as tests/backends.py starts it
         # b's lock could not be released by a read-only replica, and its holder is this very
         # process, alive: the next run would wait out its lease (a run in a process of its
         # own takes over a dead holder's lock at once: tests/test_store_faults.py)
         for key in client.scan_iter("targetrun:lock:*"):
             client.delete(key)
         client.close()
-    (proj.root / "refuser.py").write_text(REFUSER.replace('client.config_set("maxmemory", "1")', "pass")
-                                          .replace('client.replicaof("127.0.0.1", "1")', "pass"))
+    (proj.root / "refuser.py").write_text(REFUSER.replace("client = redis.Redis.from_url(url)", "return 'b'"))
     again = proj.cli("run", "--json")
     assert again.code == 0, again.text
     assert {t["task"]: t["state"] for t in json.loads(again.out)["tasks"]} == {"a": "skipped", "b": "succeeded"}
