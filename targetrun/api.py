@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from targetrun import liveness, locate, scratch, settings, stopping
 from targetrun.engine import Clock, Engine, Plan, Planner, RunRequest
 from targetrun.checkpoints import CorruptCheckpoint, Expected, read_value
 from targetrun.engine.recovery import holds, recover
-from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, SpecError, TargetrunError, UsageError, check_known_tasks, did_you_mean
+from targetrun.errors import EXIT_BACKEND, EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, SpecError, StorageError, TargetrunError, UsageError, check_known_tasks, did_you_mean
 from targetrun.events import NullReporter, Reporter
 from targetrun.executors import base as executors
 from targetrun.executors.base import EXECUTORS, Executor, ExecutorOptions
@@ -747,6 +748,18 @@ def _not_a_target(store: StateStore, path: str) -> None:
                              hint="Give -o (or --report) a path of its own, such as targetrun-report.html.")
 
 
+def _unwritable(what: str, exc: OSError, hint: str) -> TargetrunError:
+    """A file the user named that cannot be written: the disk refusing it (full, over
+    quota, read-only) is the disk's, exit 3 with what to do -- not a wrong path (exit 2,
+    "give a writable file path", when the path was fine)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(f"{what}: the disk is full ({exc.strerror})",
+                            hint="Make room on that disk, or give a path on another one.")
+    if exc.errno == errno.EROFS:
+        return StorageError(f"{what}: {exc.strerror}", hint="Give a path on a writable disk.")
+    return UsageError(f"{what}: {exc.strerror or exc}", hint=hint)
+
+
 def _write_output_file(path: str, data: bytes) -> None:
     """Write a file the user named: a regular file (or a new one, in an existing folder) is
     replaced atomically (a temporary sibling, then rename); anything else that is there -- a
@@ -759,22 +772,21 @@ def _write_output_file(path: str, data: bytes) -> None:
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"cannot write {path}: {exc.strerror or exc}", hint="Give a writable file path.") from None
+            raise _unwritable(f"cannot write {path}", exc, "Give a writable file path.") from None
     try:
         if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
             with open(path, "wb") as f:
                 f.write(data)
             return
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}", hint="Give a writable file path.") from None
+        raise _unwritable(f"cannot write {path}", exc, "Give a writable file path.") from None
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
         with open(temporary, "xb") as f:
             f.write(data)
         os.replace(temporary, path)
     except OSError as exc:
-        raise UsageError(f"cannot write the report to {path}: {exc.strerror or exc}",
-                         hint="Give -o a writable file path.") from None
+        raise _unwritable(f"cannot write the report to {path}", exc, "Give a writable file path.") from None
     finally:  # a failed write, or a stop (Ctrl-C) before the rename, leaves no temporary file behind
         if os.path.lexists(temporary):
             with contextlib.suppress(OSError):

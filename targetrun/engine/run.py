@@ -167,6 +167,7 @@ class _Progress:
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
     records: dict[str, Checkpoint | None] = field(default_factory=dict)  # store records of checkpoints read
     rebuilt: set[str] = field(default_factory=set)  # skipped tasks rebuilt because a reader found them corrupt
+    spared: set[str] = field(default_factory=set)  # tasks submitted again once: lost only with another's attempt
     contended: set[str] = field(default_factory=set)  # tasks whose lock another run held when they were due
     deps_read: dict[str, DepState] = field(default_factory=dict)  # deps fingerprinted before their task ran
     unkept: deque[_Unkept] = field(default_factory=deque)  # successes whose records wait for the next command
@@ -353,6 +354,7 @@ class Engine:
                 name = progress.inflight.pop(future)
                 making = progress.making.pop(name, None)
                 watched = progress.watched.pop(name, None)
+                ticket = progress.announced.get(name, (0, True))[0]
                 self._surely_started(scope, progress, name)
                 try:
                     succeeded.append((name, future.result(), making))
@@ -361,12 +363,16 @@ class Engine:
                 except WorkError as exc:
                     self._attempt_failed(scope, progress, name, exc)
                 except Exception as exc:  # the executor lost the task (a worker died, ...)
-                    lost = _lost(exc)
+                    lost = _lost(exc, getattr(self.executor, "explain_loss", None))
+                    spared = self._spared(progress, name, exc, ticket)
                     with stopping.deferred():
                         said = undo_lost(watched, scope.spec.root)
                     if said:
                         lost.message = lost.message.rstrip(".") + said
-                    self._attempt_failed(scope, progress, name, lost)
+                    if spared:
+                        self._run_again(progress, name, lost)
+                    else:
+                        self._attempt_failed(scope, progress, name, lost)
             if succeeded and (not done or self._records_now(scope, progress)):
                 self._record_all(scope, progress)
             for start in starts:
@@ -930,6 +936,25 @@ class Engine:
         checkpoint = scope.tasks[name].checkpoint if name in scope.tasks else None
         return progress.records.get(checkpoint.url) if checkpoint is not None else None
 
+    def _spared(self, progress: _Progress, name: str, exc: Exception, ticket: int) -> bool:
+        """Whether the executor lost the attempt only with another's (a pool whose worker
+        died ends every attempt in it: see ProcessExecutor.spared). Once per task and run:
+        a task whose own worker keeps dying is not tried for ever."""
+        spared = getattr(self.executor, "spared", None)
+        if spared is None or name in progress.spared or progress.stopping or not spared(exc, ticket):
+            return False
+        progress.spared.add(name)
+        return True
+
+    def _run_again(self, progress: _Progress, name: str, error: WorkError) -> None:
+        """An attempt lost with another's: submitted again at once; it does not count (it
+        is no retry of the task's, as a rebuilt input's is not)."""
+        self.writes.forget(name)
+        self._tell(TaskRetrying(name, progress.attempts[name], f"{redact(error.message)}; this task's own worker "
+                                "was ended with it: running it again", 0.0, redact(error.log)))
+        progress.attempts[name] -= 1
+        heapq.heappush(progress.later, (self.clock.monotonic(), name))
+
     def _rebuild_input(self, scope: RunScope, progress: _Progress, name: str, error: CorruptInput) -> None:
         """A task found the checkpoint of an upstream it reads gone or changed since it was
         recorded (after planning checked it). That upstream was skipped: run it now, then
@@ -1264,7 +1289,7 @@ def _not_needed(spec: PipelineSpec, decisions: Mapping[str, Decision],
             for name in names if name not in decisions]
 
 
-def _lost(exc: Exception) -> WorkError:
+def _lost(exc: Exception, explain: Callable[[BaseException], str | None] | None = None) -> WorkError:
     """What a task's future raised that the task itself did not (its own errors come as
     WorkError): the executor lost it (a worker died, a cluster went away: exit 3) -- or a
     value of the task could not be pickled to cross to or from its worker process, which is
@@ -1276,6 +1301,9 @@ def _lost(exc: Exception) -> WorkError:
                          "inputs and returned value are pickled there; return a value that pickles, or run "
                          "with --executor threads", usage=True)  # no retry mends it: exit 2, as a value
                          # that does not fit its target's format
+    why = explain(exc) if explain is not None else None
+    if why:
+        return WorkError(f"the executor lost the task: {why}", backend=True)
     return WorkError(f"the executor lost the task: {type(exc).__name__}: {text}", backend=True)
 
 

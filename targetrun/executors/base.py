@@ -67,6 +67,8 @@ class Executor(Protocol):
     in_process: bool
     # Optional: ``runs_in_caller = True`` when ``submit`` runs the function itself, in the
     # calling thread (then what ``submit`` raises comes once the attempt is over).
+    # Optional: ``explain_loss(exc) -> str | None``, what ended the worker a future's error
+    # ``exc`` says was lost ("killed by signal 9 (SIGKILL ...)"), for the task's message.
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]: ...
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -64,7 +65,8 @@ def _notify_through(queue: Any, ignored: frozenset[int], parent: int | None = No
     stopping.install_in_worker(ignored)
     if parent is not None:
         stopping.end_with_parent(parent)
-    set_process_hook(lambda task, ticket: queue.put((task, ticket)))
+    pid = os.getpid()
+    set_process_hook(lambda task, ticket: queue.put((task, ticket, pid)))  # the pid: see ProcessExecutor.spared
     _keep_own_fds()
 
 
@@ -84,6 +86,10 @@ def _keep_own_fds() -> None:
             with contextlib.suppress(OSError):  # (the listing's own, closed by now)
                 os.set_inheritable(fd, False)
 
+
+# How a worker the broken pool ended itself exits: its SIGTERM, as the worker's handler
+# ends with it (stopping.install_in_worker: 128 + 15), or as the signal's default.
+_ENDED_BY_POOL = (-signal.SIGTERM, 128 + signal.SIGTERM)
 
 WORKER_EXIT_GRACE = 1.0  # seconds a worker whose work is done gets to end on its own (moments, done)
 
@@ -109,31 +115,104 @@ class ProcessExecutor:
         # not at import: multiprocessing (and the socket module it brings) costs every run
         # some 10 ms, and only this executor needs it
         import multiprocessing
+
+        self._context = multiprocessing.get_context("spawn")
+        self._relay = _Relay()
+        self._workers: dict[int, Any] = {}  # every worker process the pool started, by pid
+        self._ran_in: dict[int, int] = {}  # submission ticket -> the pid of the worker that began it
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> Any:
+        """A pool, with a queue of start notices (and its reader) of its own: a worker killed
+        while it put a notice holds that queue's write lock for ever, and the workers of a
+        pool started after it would wait for it at their first attempt's start."""
         from concurrent.futures import ProcessPoolExecutor
 
-        context = multiprocessing.get_context("spawn")
-        self._relay = _Relay()
-        self._starts: Any = context.SimpleQueue()
-        self._pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=context, initializer=_notify_through,
-                                         initargs=(self._starts, stopping.kept_ignored(), os.getpid()))
-        self._reader = threading.Thread(target=self._read_starts, name="targetrun-starts", daemon=True)
+        self._starts: Any = self._context.SimpleQueue()
+        self._reader = threading.Thread(target=self._read_starts, args=(self._starts,), name="targetrun-starts",
+                                        daemon=True)
         self._reader.start()
+        return ProcessPoolExecutor(max_workers=self.max_workers, mp_context=self._context,
+                                   initializer=_notify_through,
+                                   initargs=(self._starts, stopping.kept_ignored(), os.getpid()))
 
-    def _read_starts(self) -> None:
+    def _read_starts(self, starts: Any) -> None:
         while True:
             try:
-                notice = self._starts.get()
+                notice = starts.get()
             except (EOFError, OSError):
                 return
             if notice is None:
                 return
-            self._relay(*notice)
+            task, ticket, pid = notice
+            self._ran_in[ticket] = pid
+            self._relay(task, ticket)
 
     def watch_starts(self, hook: StartHook | None) -> None:
         self._relay.hook = hook
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
-        return self._pool.submit(fn, *args)
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            future: Future[Any] = self._pool.submit(fn, *args)
+        except BrokenProcessPool:
+            # A worker died (the OOM killer, kill -9): the pool is unusable for good, and
+            # the attempts it lost are the engine's to retry or fail. A retry -- or any task
+            # submitted after -- gets a new pool; it raised out of the run (exit 4).
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._end_reader(wait=False)
+            self._workers.clear()
+            self._pool = self._new_pool()
+            future = self._pool.submit(fn, *args)
+        self._workers.update(getattr(self._pool, "_processes", None) or {})
+        return future
+
+    def spared(self, exc: BaseException, ticket: int) -> bool:
+        """Whether submission ``ticket``, lost with ``exc``, was lost only because another
+        worker died and broke the pool: it had not begun, or began in a worker the pool ended
+        itself (SIGTERM) -- not in the worker that died. Such an attempt ran nothing of its
+        own to blame: the engine submits it again. (A worker that died before its start
+        notice was read makes its task look spared once; the engine spares a task once.)"""
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not isinstance(exc, BrokenProcessPool):
+            return False
+        pid = self._ran_in.pop(ticket, None)
+        if pid is None:
+            return True
+        process = self._workers.get(pid)
+        if process is None:
+            return False
+        with contextlib.suppress(OSError, ValueError):
+            process.join(1)
+            return process.exitcode in _ENDED_BY_POOL
+        return False
+
+    def explain_loss(self, exc: BaseException) -> str | None:
+        """How the worker whose death broke the pool ended ("killed by signal 9 (SIGKILL:
+        ...)"; the pool's SIGTERM to the others it then ends is not that), and that the
+        attempts beside it were lost with it. None when ``exc`` is not a broken pool's, or no
+        worker is seen ended otherwise."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not isinstance(exc, BrokenProcessPool):
+            return None
+        for process in list(self._workers.values()):
+            with contextlib.suppress(OSError, ValueError):
+                process.join(1)  # the pool ends them all; one killed can close its pipes before it is reaped
+                code = process.exitcode
+                if code is None or code == 0 or code in _ENDED_BY_POOL:
+                    continue
+                if code < 0:
+                    name = signal.Signals(-code).name if -code in signal.valid_signals() else "?"
+                    why = (": killed from outside, as the kernel does when memory runs out"
+                           if -code == signal.SIGKILL else "")
+                    how = f"was killed by signal {-code} ({name}{why})"
+                else:
+                    how = f"ended with exit code {code}"
+                return f"a worker process of the pool {how}; every attempt running in the pool was lost with it"
+        return None
 
     def shutdown(self, wait: bool = True) -> None:
         workers = list((getattr(self._pool, "_processes", None) or {}).values())

@@ -13,6 +13,7 @@ so a command rewritten in it, or a file planted or restored from elsewhere, is a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -166,8 +167,12 @@ def _write_cache(cache_file: str, spec: PipelineSpec) -> None:
             return
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    except (OSError, TypeError, ValueError):
+        return  # a read-only folder, or a value JSON cannot hold, only costs the next load its parse
+    try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, cache_file)
-    except (OSError, TypeError, ValueError):
-        pass  # a read-only folder, or a value JSON cannot hold, only costs the next load its parse
+    except OSError:  # a full disk: no temporary file is left behind (one was, per command)
+        with contextlib.suppress(OSError):
+            os.remove(tmp)

@@ -15,8 +15,10 @@ what is kept.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +37,7 @@ class LogFileReporter:
         self.root = root
         self.run_id = ""
         self._written: set[str] = set()  # logs this reporter wrote in this run (each run has its folder)
+        self._failed = False  # a log of this run could not be written (and that was said)
 
     def wants(self, kind: type) -> bool:
         """Only the events that carry what a task printed (events.Broadcast asks)."""
@@ -53,6 +56,7 @@ class LogFileReporter:
         if isinstance(event, RunStarted):
             self.run_id = event.run_id
             self._written.clear()
+            self._failed = False
         elif isinstance(event, TaskSucceeded):
             self._write(event.task, event.attempts, event.log, "succeeded")
         elif isinstance(event, TaskRetrying):
@@ -61,25 +65,38 @@ class LogFileReporter:
             extra = f"\n{event.details}" if event.details and event.details not in event.log else ""
             self._write(event.task, event.attempts, event.log + extra, f"failed: {event.error}")
         elif isinstance(event, RunOutput) and self.run_id:
-            path = os.path.join(self.root, LOGS, self.run_id, UNATTRIBUTED)
-            with contextlib.suppress(OSError):
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                with open(path, "a", encoding="utf-8") as f:
-                    f.write(redact(event.text))
+            self._append(os.path.join(self.root, LOGS, self.run_id, UNATTRIBUTED), redact(event.text))
 
     def _write(self, task: str, attempt: int, text: str, outcome: str) -> None:
         if not self._logs(task, text):  # a quiet task: no file, and no look for one
             return
         path = log_path(self.root, self.run_id, task)
         self._written.add(task)
+        section = f"--- attempt {attempt}: {printable(outcome)} ---\n{text}"
+        self._append(path, redact(section if not text or text.endswith("\n") else section + "\n"))  # logs are often CI artifacts
+
+    def _append(self, path: str, text: str) -> None:
+        """Add ``text`` to the log at ``path``, whole or not at all: a write the disk refuses
+        (full, read-only, over quota) is undone to the sections before it -- a half section
+        read as the attempt's whole output -- and said once per run on stderr. It does not
+        fail the run: a log is no target."""
+        size: int | None = None
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(redact(f"--- attempt {attempt}: {printable(outcome)} ---\n{text}"))  # logs are often CI artifacts
-                if text and not text.endswith("\n"):
-                    f.write("\n")
-        except OSError:
-            pass  # a log that cannot be written must not fail the run
+            with open(path, "ab") as f:
+                size = f.tell()
+                f.write(text.encode("utf-8", errors="replace"))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                if size == 0:
+                    os.remove(path)
+                elif size is not None:
+                    os.truncate(path, size)
+            if not self._failed:
+                self._failed = True
+                why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror or str(exc)
+                sys.stderr.write(f"targetrun: warning: cannot write the task log {printable(path)} ({why}): what "
+                                 "the task printed is not kept, nor what later tasks print while this lasts\n")
 
 
 

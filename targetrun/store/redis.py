@@ -81,6 +81,39 @@ def check_url(url: str) -> None:
                          hint=redact.ENCODE_HINT)
 
 
+_PIPELINED = re.compile(r"Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
+
+
+def _reply(exc: BaseException) -> str:
+    """The server's reply alone: redis-py puts the pipelined command before it, arguments
+    and all (a record, an inline value's first bytes), which is no output's business.
+
+    >>> _reply(redis.ResponseError("Command # 1 (SET k v) of pipeline caused error: OOM no"))
+    'OOM no'
+    """
+    return _PIPELINED.sub("", str(exc), count=1)
+
+
+_NO_LOSS = "then run again (targets already made are kept)"
+
+
+def _refusal(exc: BaseException) -> tuple[str, str] | None:
+    """A running Redis that refuses every write, as (what, what to do) -- not a wrong URL
+    or a server gone (what the generic message tells to check), and not a stop: the run's
+    records cannot be written until someone changes the server."""
+    text = _reply(exc)
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or text.startswith("OOM ") or "maxmemory" in text:
+        return ("is out of memory (maxmemory) and refuses writes",
+                f"Free memory on that Redis server or raise its maxmemory (CONFIG SET maxmemory), {_NO_LOSS}.")
+    if isinstance(exc, redis.exceptions.ReadOnlyError) or text.startswith("READONLY ") or "read only replica" in text:
+        return ("is a read-only replica and refuses writes",
+                f"Point `cache:` at the primary (or run REPLICAOF NO ONE on that server), {_NO_LOSS}.")
+    if text.startswith("MISCONF "):
+        return ("cannot save its data to its disk and refuses writes",
+                f"Make room on the Redis server's disk (or fix its `dir` and `save` settings), {_NO_LOSS}.")
+    return None
+
+
 class RedisStore(StateStore):
     @classmethod
     def address(cls, url: str, root: str, *, file: str | None = None) -> str:
@@ -158,6 +191,12 @@ class RedisStore(StateStore):
             return CacheError(f"the state store {mask(self.url)} refused the credentials: {type(exc).__name__}: {exc}",
                               hint="Check the user and password in `cache:` (percent-encoded: %2F for /, %23 for #, "
                                    "%3F for ?, %40 for @, %3A for :).")
+        if isinstance(exc, redis.ResponseError):
+            refused = _refusal(exc)
+            if refused is not None:
+                what, hint = refused
+                return CacheError(f"the state store {mask(self.url)} {what}: {_reply(exc)}", hint=hint)
+            exc = type(exc)(_reply(exc))
         what = "cannot be reached" if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)) else "failed"
         return CacheError(f"the state store {mask(self.url)} {what}: {type(exc).__name__}: {exc}",
                           hint="Check that Redis is running and the URL in `cache:` is right.")

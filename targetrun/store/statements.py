@@ -6,6 +6,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
@@ -32,6 +33,8 @@ FULL_HINT = ("The disk that holds it is full: make room on it, then run again (t
              "trusted).")
 DAMAGED_HINT = ("If it is damaged or not a targetrun database, move it aside; targetrun creates a new one (cache "
                 "entries and run history in it are then forgotten, targets are not).")
+SIZE_LIMIT_HINT = ("This process may not write files that large (`ulimit -f`, RLIMIT_FSIZE): raise the limit, then run "
+                   "again (targets already made are kept and trusted); the store itself is kept as it is.")
 READ_ONLY_HINT = ("The folder that holds it is on a read-only file system: make it writable (or point `cache:` at "
                   "a writable place), then run again; the store itself is kept as it is.")
 
@@ -64,6 +67,9 @@ def failure(exc: BaseException, path: str) -> tuple[str, str]:
             "is) -- point it at a database path, such as the default .targetrun/state.db.")
     if full(exc) or _filesystem_says(path, full=True):
         return f"cannot be written: {exc}", FULL_HINT
+    limit = _size_limit_reached(path, exc)
+    if limit:
+        return f"cannot be written: {exc} (it may not grow past {limit} bytes)", SIZE_LIMIT_HINT
     if _filesystem_says(path, full=False):
         return f"cannot be written: {exc}", READ_ONLY_HINT
     return f"cannot be used: {exc}", DAMAGED_HINT
@@ -90,6 +96,29 @@ def _other_data(path: str) -> bool:
         return head.decode("utf-8").isprintable() or "\n" in head.decode("utf-8")
     except UnicodeDecodeError:
         return False
+
+
+def _size_limit_reached(path: str, exc: BaseException) -> int:
+    """The process's file size limit (``ulimit -f``) when it is what stopped the store, its
+    write-ahead log or its journal growing: SQLite says only "disk I/O error" for the EFBIG
+    of a write past it, which reads as damage -- and moving the store aside would lose its
+    records for nothing. 0 when there is no limit or no file of the store is near it."""
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        pass
+    elif not (isinstance(exc, sqlite3.Error) and "disk I/O error" in str(exc)):
+        return 0
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return 0
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY or limit < 0:
+        return 0
+    for suffix in ("", "-wal", "-journal"):
+        with contextlib.suppress(OSError):
+            if os.stat(path + suffix).st_size + 2 * 65536 >= limit:  # a write of a few pages would cross it
+                return int(limit)
+    return 0
 
 
 def _special(path: str) -> str:
