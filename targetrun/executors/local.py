@@ -119,6 +119,9 @@ class ProcessExecutor:
         self._context = multiprocessing.get_context("spawn")
         self._relay = _Relay()
         self._workers: dict[int, Any] = {}  # every worker process the pool started, by pid
+        # the broken pool's, while the attempts it lost are still being told (a retry submitted
+        # first replaced it: those told after looked for their worker among the new pool's)
+        self._broken: dict[int, Any] = {}
         self._ran_in: dict[int, int] = {}  # submission ticket -> the pid of the worker that began it
         self._pool = self._new_pool()
 
@@ -162,7 +165,7 @@ class ProcessExecutor:
             # submitted after -- gets a new pool; it raised out of the run (exit 4).
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._end_reader(wait=False)
-            self._workers.clear()
+            self._broken, self._workers = self._workers, {}
             self._pool = self._new_pool()
             future = self._pool.submit(fn, *args)
         self._workers.update(getattr(self._pool, "_processes", None) or {})
@@ -181,11 +184,11 @@ class ProcessExecutor:
         pid = self._ran_in.pop(ticket, None)
         if pid is None:
             return True
-        process = self._workers.get(pid)
+        process = self._workers.get(pid) or self._broken.get(pid)
         if process is None:
             return False
         with contextlib.suppress(OSError, ValueError):
-            process.join(1)
+            process.join(5)  # the pool has just told it to end: moments, longer on a loaded machine
             return process.exitcode in _ENDED_BY_POOL
         return False
 
@@ -198,9 +201,9 @@ class ProcessExecutor:
 
         if not isinstance(exc, BrokenProcessPool):
             return None
-        for process in list(self._workers.values()):
+        for process in [*self._workers.values(), *self._broken.values()]:
             with contextlib.suppress(OSError, ValueError):
-                process.join(1)  # the pool ends them all; one killed can close its pipes before it is reaped
+                process.join(5)  # the pool ends them all; one killed can close its pipes before it is reaped
                 code = process.exitcode
                 if code is None or code == 0 or code in _ENDED_BY_POOL:
                     continue
