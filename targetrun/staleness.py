@@ -66,6 +66,7 @@ import ast
 import errno
 import functools
 import hashlib
+import importlib.util
 import itertools
 import json
 import os
@@ -123,13 +124,36 @@ class _Module:
 _PARSED: dict[tuple[str, str], _Module] = {}  # (path, sha256 of its bytes) -> parsed; per process
 
 
-def _strip_docstrings(tree: ast.AST) -> None:
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
+def _strip_docstrings(tree: ast.Module) -> None:
+    for node in _statements(tree.body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            _strip_docstring(node)
+    _strip_docstring(tree)
+
+
+def _strip_docstring(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module) -> None:
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        node.body = body[1:] or [ast.Pass()]
+
+
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")  # where statements hold statements
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement of ``body`` and those nested in them, in functions and classes too
+    (each before those in it). A ``def``, a docstring and ``global`` are statements: the
+    expressions around them, most of a module's nodes, are not walked to find them."""
+    todo: list[ast.AST] = list(reversed(body))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.stmt):
+            yield node
+        for block in _BLOCKS:  # an except handler or a match case holds statements too
+            inner = getattr(node, block, None)
+            if inner:
+                todo.extend(reversed(inner))
 
 
 def _dotted(node: ast.Attribute) -> str | None:
@@ -168,7 +192,7 @@ def _bound(body: list[ast.stmt] | list[ast.expr]) -> set[str]:
             bound.add(sub.rest)
         elif isinstance(sub, (ast.Global, ast.Nonlocal)):
             declared.update(sub.names)
-        todo.extend(ast.iter_child_nodes(sub))
+        todo.extend(_children(sub))
     return bound - declared
 
 
@@ -209,7 +233,7 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
             if isinstance(sub.ctx, ast.Load) and sub.id not in local:
                 names.add(sub.id)
         else:
-            later = list(ast.iter_child_nodes(sub))
+            later = _children(sub)
             if isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None:
                 if chain.partition(".")[0] not in local:
                     names.add(chain)  # one reference: its head alone would be the module used as a value
@@ -372,41 +396,111 @@ def _dump(node: object) -> str:
 
     >>> _dump(ast.parse("def f(): pass").body[0])  # no type_params=[], whatever the Python
     "FunctionDef(name='f', args=arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=[Pass()], decorator_list=[])"
+
+    The tree is walked without recursion: a generated expression of thousands of terms
+    imports, and is fingerprinted, without reaching Python's recursion limit.
     """
     out: list[str] = []
-    todo: list[object] = [node]  # what is left to write, the next last; text as _Text, as is
+    todo: list[object] = [node]  # what is left to write, the next last: text (a str) as it is, a node, a list
     while todo:
         item = todo.pop()
-        if isinstance(item, _Text):
+        if type(item) is str:
             out.append(item)
-        elif isinstance(item, ast.AST):
+            continue
+        if isinstance(item, ast.AST):
             kind = type(item)
-            parts: list[object] = [_Text(kind.__name__ + "(")]
-            for name in item._fields:
+            plan = _DUMP_PLANS.get(kind)
+            if plan is None:
+                plan = _dump_plan(kind)
+            parts: list[object] = [kind.__name__ + "("]
+            for name, optional in plan:
                 try:
                     value = getattr(item, name)
                 except AttributeError:  # as ast.dump: a field never set is left out
                     continue
-                if value is None and getattr(kind, name, ...) is None or (name in _ADDED_EMPTY and value == []):
+                if value is None and optional or (name in _ADDED_EMPTY and value == []):
                     continue  # an optional field left out, as 3.11 leaves it out
-                if isinstance(item, ast.JoinedStr) and name == "values":
+                if kind is ast.JoinedStr and name == "values":
                     value = [part for part in value if not (isinstance(part, ast.Constant) and part.value == "")]
-                parts += [_Text(f"{', ' if len(parts) > 1 else ''}{name}="), value]
-            todo += reversed([*parts, _Text(")")])
-        elif isinstance(item, list):
-            parts = [_Text("[")]
-            for index, value in enumerate(item):
-                parts += [_Text(", "), value] if index else [value]
-            todo += reversed([*parts, _Text("]")])
-        else:
-            out.append(repr(item))
+                parts.append(f"{', ' if len(parts) > 1 else ''}{name}=")
+                parts.append(_leaf(value))
+            parts.append(")")
+        else:  # a list
+            parts = ["["]
+            for index, value in enumerate(item):  # type: ignore[arg-type]
+                if index:
+                    parts.append(", ")
+                parts.append(_leaf(value))
+            parts.append("]")
+        todo += reversed(parts)
     return "".join(out)
 
 
-class _Text(str):
-    """Text :func:`_dump` writes as it is (a ``str`` in the tree is written by its repr).
-    The tree is walked without recursion: a generated expression of thousands of terms
-    imports, and is fingerprinted, without reaching Python's recursion limit."""
+_CONTEXTS = {ast.Load: "Load()", ast.Store: "Store()", ast.Del: "Del()"}
+
+
+def _leaf(value: object) -> object:
+    """A value of a node's field as :func:`_dump` writes it: its text when it holds no
+    node that is not a name or a constant (most of a tree: written at once), else itself."""
+    kind = type(value)
+    if kind is ast.Name:
+        context = _CONTEXTS.get(type(value.ctx))  # type: ignore[attr-defined]
+        if context is not None:
+            return f"Name(id={value.id!r}, ctx={context})"  # type: ignore[attr-defined]
+    elif kind is ast.Constant:
+        if value.kind is None:  # type: ignore[attr-defined]
+            return f"Constant(value={value.value!r})"  # type: ignore[attr-defined]
+    elif kind is list:
+        return value if value else "[]"
+    elif kind in _CONTEXTS:
+        return _CONTEXTS[kind]
+    elif not isinstance(value, ast.AST):
+        return repr(value)
+    return value
+
+
+# a node class -> its fields, each with whether it is optional (left out when None, as ast.dump does)
+_DUMP_PLANS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _dump_plan(kind: type) -> tuple[tuple[str, bool], ...]:
+    plan = tuple((name, getattr(kind, name, ...) is None) for name in kind._fields)  # type: ignore[attr-defined]
+    _DUMP_PLANS[kind] = plan
+    return plan
+
+
+# a node class -> the fields that may hold the nodes a walk looks at: not names, strings, numbers, or the
+# load/store context of a name (its ASDL signature, ``Name(identifier id, expr_context ctx)``, tells which)
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+_LEAF_TYPES = frozenset(("identifier", "string", "constant", "int", "expr_context"))
+_SIGNATURE = re.compile(r"(\w+)[*?]? (\w+)")
+
+
+def _child_fields(kind: type) -> tuple[str, ...]:
+    fields: tuple[str, ...] = kind._fields  # type: ignore[attr-defined]
+    signature = dict((name, of) for of, name in _SIGNATURE.findall((kind.__doc__ or "").partition("\n")[0]))
+    if set(signature) == set(fields):  # else (a signature not as expected): every field
+        fields = tuple(name for name in fields if signature[name] not in _LEAF_TYPES)
+    _CHILD_FIELDS[kind] = fields
+    return fields
+
+
+def _children(node: ast.AST) -> list[ast.AST]:
+    """The nodes directly under ``node``, in order: ``ast.iter_child_nodes`` less those no
+    walk here looks at (a name's load/store context), as a list -- several times faster,
+    and the code fingerprint walks every node of each project module several times."""
+    kind = type(node)
+    fields = _CHILD_FIELDS.get(kind)
+    if fields is None:
+        fields = _child_fields(kind)
+    found: list[ast.AST] = []
+    for name in fields:
+        value = getattr(node, name, None)
+        if isinstance(value, ast.AST):
+            found.append(value)
+        elif isinstance(value, list):
+            found += [item for item in value if isinstance(item, ast.AST)]
+    return found
 
 
 def _parse(source: bytes, module: str, is_package: bool) -> _Module:
@@ -421,7 +515,7 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
     package = module if is_package else module.rpartition(".")[0]
     _collect(tree.body, parsed, package, branch=False)
     _set_through_global(tree.body, parsed)
-    if _dynamic(tree):  # every object, and every statement at module level, by one digest
+    if _may_be_dynamic(source) and _dynamic(tree):  # every object, and every statement at module level, by one digest
         references: set[str] = set(parsed.objects)
         imports: Imports = {}
         for node in tree.body:
@@ -431,6 +525,24 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
                 imports.update(inside)
         parsed.objects[WHOLE] = _Object("module", _digest(tree), frozenset(references), imports)
     return parsed
+
+
+_DYNAMIC_WORDS = ("globals", "exec", "eval", "vars", "locals", "__name__")  # what _dynamic looks for
+
+
+def _may_be_dynamic(source: bytes) -> bool:
+    """False when the source names none of the words :func:`_dynamic` looks for, so that
+    walking its tree is not needed: its text is ASCII (no other spelling of a name, which
+    Python normalises NFKC, can read as one) and none of the words is in it.
+
+    >>> _may_be_dynamic(b"def f():\\n    return 1\\n"), _may_be_dynamic("ｇｌｏｂａｌｓ()".encode())
+    (False, True)
+    """
+    try:
+        text = importlib.util.decode_source(source)
+    except (SyntaxError, UnicodeError, LookupError):
+        return True
+    return not text.isascii() or any(word in text for word in _DYNAMIC_WORDS)
 
 
 def _dynamic(tree: ast.Module) -> bool:
@@ -461,7 +573,7 @@ def _dynamic(tree: ast.Module) -> bool:
         if isinstance(of, ast.Attribute) and of.attr == "modules" and isinstance(key, ast.Name) and key.id == "__name__":
             return True
         inner = top and not isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-        todo.extend((child, inner) for child in ast.iter_child_nodes(sub))
+        todo.extend((child, inner) for child in _children(sub))
     return False
 
 
@@ -470,12 +582,19 @@ def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
     runs: the name counts by those functions too (``def init(): global X; X = ...``), and
     is a constant of the module even when nothing at module level assigns it."""
     setters: dict[str, set[str]] = {}
-    for node in ast.walk(ast.Module(body=body, type_ignores=[])):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in parsed.objects:
-            for sub in ast.walk(node):
-                if isinstance(sub, ast.Global):
-                    for name in sub.names:
-                        setters.setdefault(name, set()).add(node.name)
+    todo: list[tuple[ast.AST, tuple[str, ...]]] = [(node, ()) for node in reversed(body)]  # (node, defs around it)
+    while todo:
+        node, around = todo.pop()
+        if isinstance(node, ast.Global):
+            for name in node.names:
+                setters.setdefault(name, set()).update(around)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in parsed.objects:
+            around = (*around, node.name)  # a Global in it (at any depth) is its
+        for block in _BLOCKS:
+            inner = getattr(node, block, None)
+            if inner:
+                todo.extend((child, around) for child in reversed(inner))
+    setters = {name: by for name, by in setters.items() if by}
     for name, by in setters.items():
         by.discard(name)
         for setter in by:
@@ -680,7 +799,7 @@ def _walruses(node: ast.stmt) -> Iterator[tuple[ast.NamedExpr, ast.expr]]:
     a function or class -- each with what it binds by: its value, or the outermost
     comprehension around it (``[(X := i) for i in ITEMS]`` binds X by what it goes over)."""
     todo: list[tuple[ast.AST, ast.expr | None]] = \
-        [(child, None) for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)] \
+        [(child, None) for child in _children(node) if not isinstance(child, ast.stmt)] \
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
     while todo:
         sub, around = todo.pop()
@@ -689,7 +808,7 @@ def _walruses(node: ast.stmt) -> Iterator[tuple[ast.NamedExpr, ast.expr]]:
         if isinstance(sub, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)) and around is None:
             around = sub
         if not isinstance(sub, (ast.Lambda, ast.stmt)):
-            todo.extend((child, around) for child in ast.iter_child_nodes(sub))
+            todo.extend((child, around) for child in _children(sub))
 
 
 def _calls_at_import(node: ast.stmt) -> Iterator[tuple[str, ast.AST, frozenset[str], str]]:
@@ -712,13 +831,13 @@ def _calls_at_import(node: ast.stmt) -> Iterator[tuple[str, ast.AST, frozenset[s
                 if keyword.arg == "metaclass" and (chain := _chain(keyword.value)) is not None:
                     yield chain, keyword.value, frozenset((node.name,)), CALLED
         return
-    todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)]
+    todo: list[ast.AST] = [child for child in _children(node) if not isinstance(child, ast.stmt)]
     while todo:
         sub = todo.pop()
         if isinstance(sub, ast.Call) and (chain := _chain(sub.func)) is not None:
             yield chain, sub, frozenset(), CALLED
         if not isinstance(sub, (ast.Lambda, ast.stmt)):
-            todo.extend(ast.iter_child_nodes(sub))
+            todo.extend(_children(sub))
 
 
 def _chain(node: ast.expr) -> str | None:
@@ -729,7 +848,7 @@ def _chain(node: ast.expr) -> str | None:
 def _written_unseen(node: ast.stmt) -> Iterator[str]:
     """What a module-level statement may set any name of, unseen: ``h`` for ``vars(h)``,
     ``h.__dict__``, ``setattr(h, name, ...)`` with a name not written out."""
-    todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)] \
+    todo: list[ast.AST] = [child for child in _children(node) if not isinstance(child, ast.stmt)] \
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
     while todo:
         sub = todo.pop()
@@ -742,7 +861,7 @@ def _written_unseen(node: ast.stmt) -> Iterator[str]:
         if target is not None and (chain := _chain(target)) is not None:
             yield chain
         if not isinstance(sub, (ast.Lambda, ast.stmt)):
-            todo.extend(ast.iter_child_nodes(sub))
+            todo.extend(_children(sub))
 
 
 def _setattr_target(value: ast.expr) -> ast.Attribute | None:
