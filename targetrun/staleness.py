@@ -14,9 +14,10 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   binds it, a module-level call given it or of a function that reads it, a function that
   sets it through ``global``, and a module-level statement of any module that runs that
   sets it from outside (``config.LIMIT = 5``: entry ``"tasks.py:config.LIMIT" ->
-  "sets:<digest>"``); a module
+  "sets:<digest>"``; ``sys.modules["config"].LIMIT = 5`` too; ``builtins.LIMIT = 5`` where a
+  name ``LIMIT`` no module binds is read); a module
   imported by a literal name (``importlib.import_module("h5")``) counts whole, as does one
-  that sets names where no statement shows which (``exec``, ``globals()``: entry
+  that sets names where no statement shows which (``exec``, ``globals()``, ``g = globals``: entry
   ``"h.py:(module)" -> "module:<digest>"``, :func:`_dynamic`); a name a module's
   ``__getattr__`` supplies counts by it; a call at import of a project function (a
   decorator, ``h.configure(LIMIT)``: ``"tasks.py:h.configure()" -> "calls:<digest>"``; a
@@ -26,7 +27,8 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   ``getattr(h, name)``, ``vars(h)``, ``sys.modules["h"]``) counts whole, and so does each
   module of a package one is imported from by a computed name (``import_module(f"steps.{x}")``);
   with no package written (``import_module(name)``) an entry ``"tasks.py:make(computed
-  import)" -> "unfollowed:1"`` makes the code "cannot tell" while it is unchanged; and a name
+  import)" -> "unfollowed:1"`` makes the code "cannot tell" while it is unchanged, as does code
+  run from a value or a file (``exec(open(p).read())``, ``runpy.run_path``: ``"(computed code)"``); and a name
   defined in an ``if``/``try`` at module level by each branch (a module alias too:
   ``impl.f`` after ``import fast as impl`` / ``import slow as impl`` counts both ``f``). Each object is
   one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
@@ -119,6 +121,9 @@ class _Module:
     hooks: set[str] = field(default_factory=set)
     # a function (or class) -> the module names it sets through `global`
     setters: dict[str, set[str]] = field(default_factory=dict)
+    # a module-level name bound to another module or an imported object (`m = h`, `m = sys.modules["h"]`,
+    # `b = __builtins__`) -> the chain it stands for, and the imports that chain is resolved with
+    aliases: dict[str, tuple[str, Imports]] = field(default_factory=dict)
 
 
 _PARSED: dict[tuple[str, str], _Module] = {}  # (path, sha256 of its bytes) -> parsed; per process
@@ -234,19 +239,21 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
                 names.add(sub.id)
         else:
             later = _children(sub)
+            if isinstance(sub, ast.Call) and _runs_computed_code(sub, local):
+                names.add(COMPUTED)
             if isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None:
                 if chain.partition(".")[0] not in local:
                     names.add(chain)  # one reference: its head alone would be the module used as a value
                 later = []
             elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
                 imports.update(_imports_of(sub, package))
-            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "getattr" \
+            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in _BY_NAME \
                     and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant) \
                     and isinstance(sub.args[1].value, str) and sub.args[1].value.isidentifier() \
                     and isinstance(sub.args[0], (ast.Name, ast.Attribute)) \
                     and (chain := sub.args[0].id if isinstance(sub.args[0], ast.Name) else _dotted(sub.args[0])) \
                     and chain.partition(".")[0] not in local:
-                names.add(f"{chain}.{sub.args[1].value}")  # `getattr(helpers, "f")` is `helpers.f`
+                names.add(f"{chain}.{sub.args[1].value}")  # `getattr(helpers, "f")` is `helpers.f`, `setattr` sets it
                 later = [sub.func, *sub.args[2:], *sub.keywords]
             elif isinstance(sub, ast.Call) and (by_name := _literal_import(sub, package)) is not None:
                 key = MODULE + by_name.replace(".", "/")  # no "." in it: a name, not a chain
@@ -274,6 +281,33 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
                     names.add(UNFOLLOWED)
         todo.extend((part, local) for part in later)
     return frozenset(names), imports
+
+
+_BY_NAME = frozenset(("getattr", "setattr", "delattr", "hasattr"))  # `f(h, "X", ...)`: h.X, not all of h
+
+
+def _runs_computed_code(call: ast.Call, local: frozenset[str]) -> bool:
+    """Whether a call runs code no source of the project shows: ``exec``/``eval``/``compile``
+    of a value the function computes (``exec(open("x.py").read())``, ``eval(formula)``
+    of an argument) -- not of a literal, nor of a module constant, which counts as any --,
+    or ``runpy.run_path`` (a file by path).
+
+    >>> calls = ["exec(open('x.py').read())", "eval(f)", "exec('X = 1')", "exec(CODE)", "runpy.run_path('x.py')"]
+    >>> [_runs_computed_code(ast.parse(c).body[0].value, frozenset({"f"})) for c in calls]
+    [True, True, False, False, True]
+    """
+    func = call.func
+    called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+    if called == "run_path":
+        return True
+    if called not in ("exec", "eval", "compile") or not call.args or isinstance(func, ast.Attribute) \
+            and not (isinstance(func.value, ast.Name) and func.value.id in _BUILTINS):
+        return False
+    code = call.args[0]
+    if isinstance(code, ast.Constant):
+        return False
+    chain = _chain(code)
+    return chain is None or chain.partition(".")[0] in local
 
 
 def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
@@ -373,6 +407,7 @@ LOADS = "+"  # an import key "+pk.plug": a submodule `import pk.plug` runs (it b
 MODULE = "%"  # a reference "%pkg/h5": a module imported by a literal name, which counts whole
 PACKAGE = "&"  # a reference "&pkg/steps": a module of that package imported by a computed name: each counts whole
 UNFOLLOWED = "(computed import)"  # a reference: a module imported by a name no literal tells (its entry: cannot tell)
+COMPUTED = "(computed code)"  # a reference: code run from a value or a file (`exec(text)`; its entry: cannot tell)
 SETS = ">"  # a walked name ">config.LIMIT": the module-level statements that set it (_Module.sets)
 ALIAS = "@"  # a reference "f@fast:f": `from fast import f` as one of the branches binding f (no name holds "@")
 WHOLE = "(module)"  # the object "the whole module" of one whose names are set where no statement shows it (_dynamic)
@@ -515,7 +550,7 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
     package = module if is_package else module.rpartition(".")[0]
     _collect(tree.body, parsed, package, branch=False)
     _set_through_global(tree.body, parsed)
-    if _may_be_dynamic(source) and _dynamic(tree):  # every object, and every statement at module level, by one digest
+    if _may_be_dynamic(source) and _dynamic(tree, parsed.imports):  # every object, and every statement at module level, by one digest
         references: set[str] = set(parsed.objects)
         imports: Imports = {}
         for node in tree.body:
@@ -545,25 +580,32 @@ def _may_be_dynamic(source: bytes) -> bool:
     return not text.isascii() or any(word in text for word in _DYNAMIC_WORDS)
 
 
-def _dynamic(tree: ast.Module) -> bool:
+def _dynamic(tree: ast.Module, imports: Imports | None = None) -> bool:
     """Whether a module's names may be set (or read) where none of its statements shows
     which: ``exec``/``eval`` at module level, ``globals()`` anywhere, ``vars()`` or
-    ``locals()`` at module level, the module itself through ``sys.modules[__name__]``. Such
-    a module counts whole: any edit of it may change what a task reads there.
+    ``locals()`` at module level, the module itself through ``sys.modules[__name__]`` --
+    each also reached through ``builtins``, or given another name (``g = globals``: what
+    it is called as later is not told). Such a module counts whole: any edit of it may
+    change what a task reads there.
 
     >>> _dynamic(ast.parse("globals().update(A=1)")), _dynamic(ast.parse("def f(c):\\n    exec(c, {})"))
     (True, False)
     >>> _dynamic(ast.parse("if __name__ == '__main__':\\n    globals()[sys.argv[1]]()"))
     False
+    >>> _dynamic(ast.parse("run = exec")), _dynamic(ast.parse("def f():\\n    return builtins.globals"))
+    (True, True)
     """
     # (node, runs at module level); what a `__main__` guard runs, only a script does
     todo: list[tuple[ast.AST, bool]] = [(node, True) for node in tree.body if not _main_guard(node)]
     while todo:
         sub, top = todo.pop()
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
-            called = sub.func.id
+        children = _children(sub)
+        if isinstance(sub, ast.Call) and (called := _builtin_name(sub.func, imports or {})) is not None:
             if called == "globals" or top and (called in ("exec", "eval") or called in ("vars", "locals") and not sub.args):
                 return True
+            children = children[1:]  # the function called: not a use of it as a value
+        elif (used := _builtin_name(sub, imports or {})) is not None and (used == "globals" or top and used in _UNSEEN_AT_TOP):
+            return True  # given another name (`g = globals`, `run = exec`): what it is called as is not told
         if isinstance(sub, ast.Subscript):
             of, key = sub.value, sub.slice
         elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.args:
@@ -573,8 +615,25 @@ def _dynamic(tree: ast.Module) -> bool:
         if isinstance(of, ast.Attribute) and of.attr == "modules" and isinstance(key, ast.Name) and key.id == "__name__":
             return True
         inner = top and not isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-        todo.extend((child, inner) for child in _children(sub))
+        todo.extend((child, inner) for child in children)
     return False
+
+
+_UNSEEN_AT_TOP = frozenset(("exec", "eval", "vars", "locals"))  # set a module's names unseen when run at its top
+_BUILTINS = frozenset(("builtins", "__builtins__"))
+
+
+def _builtin_name(node: ast.AST, imports: Imports) -> str | None:
+    """``globals`` for ``globals``, ``builtins.globals``, ``__builtins__.globals``, or a name
+    ``from builtins import globals as g`` binds; the name itself for any other name; None
+    for anything else."""
+    if isinstance(node, ast.Name):
+        source = imports.get(node.id)
+        return source[1] if source is not None and source[0] == "builtins" and source[1] else node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+            and (node.value.id in _BUILTINS or imports.get(node.value.id) == ("builtins", None)):
+        return node.attr
+    return None
 
 
 def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
@@ -642,23 +701,61 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
 
     def sets_imported(target: ast.expr, node: ast.AST) -> None:
         """``config.LIMIT = 5``, ``T["k"] = 1``, ``T.update(...)`` where ``config``/``T`` is
-        imported, not the module's own: it changes what the other module's code reads."""
-        while True:
+        imported, not the module's own: it changes what the other module's code reads; so do
+        ``sys.modules["config"].LIMIT = 5`` and ``builtins.LIMIT = 5`` (any module's ``LIMIT``)."""
+        if (builtin := _builtin_set(target, builtins_named)) is not None:
+            add_set(builtin, "sets", node, ())
+            return
+        while _module_of(target, package) is None:
             if isinstance(target, ast.Subscript):
                 target = target.value
             elif isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute):
                 target = target.func.value
             else:
                 break
-        chain = target.id if isinstance(target, ast.Name) else _dotted(target) if isinstance(target, ast.Attribute) \
-            else None
-        head = (chain or "").partition(".")[0]
-        if chain is None or head in objects or head not in parsed.imports:
+        written = written_to(target)
+        if written is None:
             return
-        add_set(chain, "sets", node, {chain})
+        chain, bound = written
+        head = chain.partition(".")[0]
+        if "." not in chain and head not in parsed.imports or not bound and (head in objects or head not in parsed.imports):
+            return
+        add_set(chain, "sets", node, {chain}, bound)
 
-    def add_set(key: str, kind: str, node: ast.AST, references: Iterable[str]) -> None:
+    def written_to(target: ast.expr) -> tuple[str, Imports] | None:
+        """The chain an expression names -- ``h.X``, through an alias (``m.X`` after ``m = h``)
+        or a module by its literal name (``sys.modules["h"].X``) -- and the imports it is
+        resolved with besides the module's; None for anything else."""
+        if (through := _through_module(target, package)) is not None:
+            top = through[1].partition(".")[0]
+            return through[0], {top: (top, None)}
+        chain = _chain(target)
+        if chain is None:
+            return None
+        head, dot, rest = chain.partition(".")
+        if head in parsed.aliases:
+            alias, bound = parsed.aliases[head]
+            return alias + dot + rest, bound
+        return chain, {}
+
+    def builtins_named(name: str) -> str | None:
+        """``__builtins__`` or the name the ``builtins`` module is imported as, for ``name`` or
+        an alias of it (``b = __builtins__``); None for any other name."""
+        chain = parsed.aliases.get(name, (name, {}))[0]
+        return chain if chain == "__builtins__" or parsed.imports.get(chain) == ("builtins", None) else None
+
+    def alias_of(value: ast.expr) -> tuple[str, Imports] | None:
+        """What ``m = value`` makes ``m`` stand for: another module or an imported object."""
+        written = written_to(value)
+        if written is None:
+            return None
+        chain, bound = written
+        head = chain.partition(".")[0]
+        return written if bound or head == "__builtins__" or head in parsed.imports and head not in objects else None
+
+    def add_set(key: str, kind: str, node: ast.AST, references: Iterable[str], bound: Imports | None = None) -> None:
         found, imports = _references(node, package)
+        imports.update(bound or {})
         new = _Object(kind, _digest(node), found | set(references), imports)
         old = parsed.sets.get(key)
         if old is not None:
@@ -685,16 +782,22 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
         """``vars(h)[k] = ...``, ``h.__dict__.update(...)``, ``setattr(h, name, ...)``: any name of
         ``h`` may be set (of an object of this module: it changes)."""
         head = chain.partition(".")[0]
-        if head in objects:
+        if chain.startswith(MODULE):  # of `sys.modules["h"]`
+            top = chain[len(MODULE):].partition(".")[0]
+            add_set(f"{chain[len(MODULE):]}.{WHOLE}", "sets", node, (), {top: (top, None)})
+        elif head in parsed.aliases:  # `vars(m)` after `m = h`
+            alias, bound = parsed.aliases[head]
+            add_set(f"{alias}{chain[len(head):]}.{WHOLE}", "sets", node, (), bound)
+        elif head in objects:
             define(head, "const", node, True)
-        elif head in parsed.imports:
+        elif head in parsed.imports or head in _BUILTINS:
             add_set(f"{chain}.{WHOLE}", "sets", node, {chain})
 
     for node in body:
         if runs:
             for chain, call, references, how in _calls_at_import(node):
                 call_at_import(chain, call, references, how)
-            for chain in _written_unseen(node):
+            for chain in _written_unseen(node, package):
                 written_unseen(chain, node)
         if isinstance(node, ast.ClassDef) and any(isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef))
                                                   and d.name == "__init_subclass__" for d in node.body) \
@@ -716,10 +819,14 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                         # and `helper = lru_cache(helper)` wraps what the name held: each binding counts
                         imported_too(name.id)
                         define(name.id, "const", node.value, True)
+                if isinstance(target, ast.Name) and (alias := alias_of(node.value)) is not None:
+                    parsed.aliases[target.id] = alias
                 root = target
                 while isinstance(root, (ast.Attribute, ast.Subscript)):
                     root = root.value
-                if root is not target and isinstance(root, ast.Name) and root.id in objects:
+                if root is not target and isinstance(root, ast.Name) and root.id in parsed.aliases:
+                    sets_imported(target, node)  # `m.X = ...` after `m = h`: `h.X = ...`
+                elif root is not target and isinstance(root, ast.Name) and root.id in objects:
                     define(root.id, "const", node, True)  # `TABLE["b"] = ...`, `Scaler.factor = ...`: it changes
                 elif root is not target:
                     sets_imported(target, node)
@@ -727,7 +834,7 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
             root = attribute.value  # `setattr(h, "V", 1)` is `h.V = 1`
             while isinstance(root, (ast.Attribute, ast.Subscript)):
                 root = root.value
-            if isinstance(root, ast.Name) and root.id in objects:
+            if isinstance(root, ast.Name) and root.id in objects and root.id not in parsed.aliases:
                 define(root.id, "const", node, True)
             else:
                 sets_imported(attribute, node)
@@ -845,7 +952,7 @@ def _chain(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else _dotted(node) if isinstance(node, ast.Attribute) else None
 
 
-def _written_unseen(node: ast.stmt) -> Iterator[str]:
+def _written_unseen(node: ast.stmt, package: str) -> Iterator[str]:
     """What a module-level statement may set any name of, unseen: ``h`` for ``vars(h)``,
     ``h.__dict__``, ``setattr(h, name, ...)`` with a name not written out."""
     todo: list[ast.AST] = [child for child in _children(node) if not isinstance(child, ast.stmt)] \
@@ -860,6 +967,8 @@ def _written_unseen(node: ast.stmt) -> Iterator[str]:
             target = sub.value
         if target is not None and (chain := _chain(target)) is not None:
             yield chain
+        elif target is not None and (through := _through_module(target, package)) is not None:
+            yield MODULE + through[0]  # `vars(sys.modules["h"])`: h's names, h imported or not
         if not isinstance(sub, (ast.Lambda, ast.stmt)):
             todo.extend(_children(sub))
 
@@ -871,12 +980,69 @@ def _setattr_target(value: ast.expr) -> ast.Attribute | None:
     'cfg.opts.n'
     """
     if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Name) or value.func.id != "setattr" \
-            or len(value.args) != 3 or not isinstance(value.args[0], (ast.Name, ast.Attribute)):
+            or len(value.args) != 3 or not isinstance(value.args[0], (ast.Name, ast.Attribute, ast.Subscript)):
         return None
     name = value.args[1]
     if not isinstance(name, ast.Constant) or not isinstance(name.value, str) or not name.value.isidentifier():
         return None
     return ast.Attribute(value=value.args[0], attr=name.value, ctx=ast.Store())
+
+
+def _through_module(node: ast.expr, package: str) -> tuple[str, str] | None:
+    """``("h.X", "h")`` for ``sys.modules["h"].X``, ``("h", "h")`` for ``sys.modules["h"]``
+    (or ``sys.modules.get("h")``, ``import_module("h")``: a module by its literal name);
+    None for anything else.
+
+    >>> _through_module(ast.parse("sys.modules['pkg.h'].T.k").body[0].value, "")
+    ('pkg.h.T.k', 'pkg.h')
+    """
+    attributes: list[str] = []
+    while isinstance(node, ast.Attribute):
+        attributes.append(node.attr)
+        node = node.value
+    module = _module_of(node, package)
+    return (".".join([module, *reversed(attributes)]), module) if module is not None else None
+
+
+def _module_of(node: ast.expr, package: str) -> str | None:
+    """The module an expression is by its literal name: ``sys.modules["h"]``,
+    ``sys.modules.get("h")``, ``importlib.import_module("h")``, ``__import__("pkg.h")``
+    (``pkg``: what ``__import__`` gives without a from-list); None for anything else."""
+    key: ast.expr | None = None
+    if isinstance(node, ast.Subscript) and _dotted_name(node.value) == "sys.modules":
+        key = node.slice
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args \
+            and _dotted_name(node.func) == "sys.modules.get":
+        key = node.args[0]
+    elif isinstance(node, ast.Call) and (imported := _literal_import(node, package)) is not None:
+        called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        return imported.partition(".")[0] if called == "__import__" and len(node.args) < 4 and not node.keywords \
+            else imported
+    if not isinstance(key, ast.Constant) or not isinstance(key.value, str) \
+            or not all(part.isidentifier() for part in key.value.split(".")):
+        return None
+    return key.value
+
+
+def _builtin_set(target: ast.expr, builtins_named: Callable[[str], str | None]) -> str | None:
+    """What a module-level statement sets in the ``builtins`` module, which every module
+    reads a name it does not bind from: ``"builtins.X"`` for ``builtins.X = ...``,
+    ``setattr(builtins, "X", ...)`` (as ``b.X`` after ``import builtins as b``), ``"__builtins__.X"``
+    for ``__builtins__["X"] = ...``; ``"builtins.(module)"`` where the name is not told
+    (``__builtins__.update(...)``, ``__builtins__[name] = ...``); None for anything else."""
+    node: ast.expr = target
+    name: str | None = None
+    if isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute):
+        node = target.func.value  # `__builtins__.update(...)`
+    elif isinstance(target, ast.Attribute):
+        node, name = target.value, target.attr
+    elif isinstance(target, ast.Subscript):
+        key = target.slice
+        node, name = target.value, key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
+    head = builtins_named(node.id) if isinstance(node, ast.Name) else None
+    if head is None:
+        return None
+    return f"{head}.{name if name is not None and name.isidentifier() else WHOLE}"
 
 
 def _main_guard(node: ast.stmt) -> bool:
@@ -1127,8 +1293,13 @@ class CodeIndex:
             for chain, obj in parsed.sets.items():
                 if (module, SETS + chain) in seen:
                     continue
+                head, _, name = chain.partition(".")
+                if head == "__builtins__" or parsed.imports.get(head) == ("builtins", None):  # `builtins.X = ...`
+                    if self._reads_builtin(seen, name):
+                        found.append((module, SETS + chain))
+                    continue
                 if chain.endswith("." + WHOLE):  # `vars(h)[k] = ...`: any name of h, read where any object of it is
-                    target = self._module_named(module, chain[:-len(WHOLE) - 1])
+                    target = self._module_named(module, chain[:-len(WHOLE) - 1], obj.imports)
                     if target is not None and any(mod == target for mod, _ in seen):
                         found.append((module, SETS + chain))
                     continue
@@ -1162,10 +1333,26 @@ class CodeIndex:
         owner = chain.rpartition(".")[0]  # `h.configure`: h is a module; `R0.add`: R0 is not
         return where, not owner or self._module_value(module, owner, local) is not None
 
-    def _module_named(self, module: str, chain: str) -> str | None:
+    def _reads_builtin(self, seen: set[tuple[str, str]], name: str) -> bool:
+        """Whether an object in ``seen`` reads ``name`` (any name, for WHOLE) where its module
+        binds none: from the ``builtins`` module, which a statement elsewhere sets."""
+        for mod, of in seen:
+            parsed = (self._files.get(mod) or ("?", _Module({}, {}, 1)))[1]
+            obj = parsed.sets.get(of[len(SETS):]) if of.startswith(SETS) else parsed.objects.get(of)
+            if obj is None or parsed.unparsable is not None:
+                continue
+            for ref in obj.references:
+                head = ref.partition(".")[0]
+                if (head == name or name == WHOLE and head.isidentifier()) and head not in obj.imports:
+                    where = self._resolve(mod, head, obj.imports)
+                    if where is None or where[1] == WHOLE:
+                        return True
+        return False
+
+    def _module_named(self, module: str, chain: str, local: Imports) -> str | None:
         """The project module ``chain`` (``h``, ``pkg.h``) names in ``module``, or None."""
         head, *attrs = chain.split(".")
-        imported = (self._files.get(module) or ("", _Module({}, {})))[1].imports.get(head)
+        imported = local.get(head) or (self._files.get(module) or ("", _Module({}, {})))[1].imports.get(head)
         if imported is None:
             return None
         target = ".".join([f"{imported[0]}.{imported[1]}" if imported[1] is not None else imported[0], *attrs])
@@ -1262,8 +1449,9 @@ class CodeIndex:
             obj = parsed.sets[name[len(SETS):]] if name.startswith(SETS) else parsed.objects[name]
             closure.entries[f"{rel}:{name.removeprefix(SETS)}"] = \
                 f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
-            if UNFOLLOWED in obj.references:  # which module it imports cannot be told: said each time
-                closure.entries[f"{rel}:{name.removeprefix(SETS)}{UNFOLLOWED}"] = f"{stalediff.UNFOLLOWED}:1"
+            for marker in (UNFOLLOWED, COMPUTED):  # which module it imports, what code it runs, cannot be told
+                if marker in obj.references:  # said each time
+                    closure.entries[f"{rel}:{name.removeprefix(SETS)}{marker}"] = f"{stalediff.UNFOLLOWED}:1"
             uses, libraries = self._edges(mod, name)
             closure.libraries.update(libraries)
             for where in uses:
@@ -1285,7 +1473,7 @@ class CodeIndex:
                 if WHOLE in parsed.objects and name != WHOLE:
                     uses.append((mod, WHOLE))
                 for ref in sorted(obj.references):
-                    if ref == UNFOLLOWED:  # said as an entry of its own (_walk)
+                    if ref in (UNFOLLOWED, COMPUTED):  # said as an entry of its own (_walk)
                         continue
                     if ref.startswith(MODULE):  # `import_module("h5")`: each object of h5, or its library
                         whole, of_library = self._whole(obj.imports[ref][0])

@@ -53,3 +53,138 @@ def test_a_module_skipped_by_its_words_is_never_one_the_walk_finds_dynamic():
             assert staleness._may_be_dynamic(source.encode()), source
         skipped += not staleness._may_be_dynamic(source.encode())
     assert dynamic >= 5 and skipped > 50, (dynamic, skipped)
+
+
+# -- names set where the task's module does not show it ---------------------------------
+
+from tests.conftest import Project  # noqa: E402
+from tests.test_stale_sweep8 import _fresh_import, rows  # noqa: E402
+
+ONE = "name: code\ntasks:\n  make: {run: tasks:make, target: out/make.txt, serializer: text}\n"
+HELPERS = ("h10", "setup10")
+GET = "LIMIT = '0'\n\ndef get():\n    return LIMIT\n"
+
+# files, the file whose '1' becomes '2' (what `make` returns follows), what status names
+HIDDEN = {
+    # an alias of globals/vars/exec: the module's names are set where no statement shows which
+    "an alias of globals() at module level": (
+        {"tasks.py": "g = globals\ng()['LIMIT'] = '1'\n\ndef make():\n    return LIMIT\n"}, "tasks.py",
+        "tasks.py: the whole module"),
+    "an alias of exec at module level": (
+        {"tasks.py": "run = exec\nrun(\"LIMIT = '1'\")\n\ndef make():\n    return LIMIT\n"}, "tasks.py",
+        "tasks.py: the whole module"),
+    "globals reached through the builtins module": (
+        {"tasks.py": "import builtins\nbuiltins.globals()['LIMIT'] = '1'\n\ndef make():\n    return LIMIT\n"},
+        "tasks.py", "tasks.py: the whole module"),
+    # a builtin set by one module, read as a bare name by the task's
+    "builtins.X = in a module the task's imports": (
+        {"tasks.py": "import setup10\n\ndef make():\n    return LIMIT\n", "setup10.py": "import builtins\nbuiltins.LIMIT = '1'\n"},
+        "setup10.py", "setup10.py: sets builtins.LIMIT"),
+    "b.X = after import builtins as b": (
+        {"tasks.py": "import setup10\n\ndef make():\n    return LIMIT\n", "setup10.py": "import builtins as b\nb.LIMIT = '1'\n"},
+        "setup10.py", "setup10.py: sets b.LIMIT"),
+    "setattr(builtins, 'X', ...)": (
+        {"tasks.py": "import setup10\n\ndef make():\n    return LIMIT\n",
+         "setup10.py": "import builtins\nsetattr(builtins, 'LIMIT', '1')\n"}, "setup10.py", "setup10.py: sets builtins.LIMIT"),
+    "__builtins__['X'] = in an imported module": (
+        {"tasks.py": "import setup10\n\ndef make():\n    return LIMIT\n", "setup10.py": "__builtins__['LIMIT'] = '1'\n"},
+        "setup10.py", "setup10.py: sets __builtins__.LIMIT"),
+    "builtins.X = read in a helper module": (
+        {"tasks.py": "import setup10, h10\n\ndef make():\n    return h10.get()\n", "setup10.py": "import builtins\nbuiltins.LIMIT = '1'\n",
+         "h10.py": "def get():\n    return LIMIT\n"}, "setup10.py", "setup10.py: sets builtins.LIMIT"),
+    # another module's name set through sys.modules
+    "sys.modules['m'].X = of another project module": (
+        {"tasks.py": "import sys, h10\nsys.modules['h10'].LIMIT = '1'\n\ndef make():\n    return h10.get()\n", "h10.py": GET},
+        "tasks.py", "tasks.py: sets h10.LIMIT"),
+    "setattr(sys.modules['m'], 'X', ...)": (
+        {"tasks.py": "import sys, h10\nsetattr(sys.modules['h10'], 'LIMIT', '1')\n\ndef make():\n    return h10.get()\n",
+         "h10.py": GET}, "tasks.py", "tasks.py: sets h10.LIMIT"),
+    "sys.modules.get('m').X =": (
+        {"tasks.py": "import sys, h10\nsys.modules.get('h10').LIMIT = '1'\n\ndef make():\n    return h10.get()\n", "h10.py": GET},
+        "tasks.py", "tasks.py: sets h10.LIMIT"),
+    "importlib.import_module('m').X =": (
+        {"tasks.py": "import importlib\nimportlib.import_module('h10').LIMIT = '1'\n\ndef make():\n    import h10\n"
+                     "    return h10.get()\n", "h10.py": GET}, "tasks.py", "tasks.py: sets h10.LIMIT"),
+    # a module given another name at module level, then set through it
+    "m = module; m.X =": (
+        {"tasks.py": "import h10\nm = h10\nm.LIMIT = '1'\n\ndef make():\n    return h10.get()\n", "h10.py": GET},
+        "tasks.py", "tasks.py: sets h10.LIMIT"),
+    "m = sys.modules['m']; setattr(m, 'X', ...)": (
+        {"tasks.py": "import sys, h10\nm = sys.modules['h10']\nsetattr(m, 'LIMIT', '1')\n\ndef make():\n    return h10.get()\n",
+         "h10.py": GET}, "tasks.py", "tasks.py: sets h10.LIMIT"),
+    "b = __builtins__; b['X'] =": (
+        {"tasks.py": "import setup10\n\ndef make():\n    return LIMIT\n", "setup10.py": "b = __builtins__\nb['LIMIT'] = '1'\n"},
+        "setup10.py", "setup10.py: sets __builtins__.LIMIT"),
+    "from builtins import globals as g": (
+        {"tasks.py": "from builtins import globals as g\ng()['LIMIT'] = '1'\n\ndef make():\n    return LIMIT\n"},
+        "tasks.py", "tasks.py: the whole module"),
+    # setattr with a literal name in a function called at import is an assignment there too
+    "setattr(module, 'X', ...) in a function called at import": (
+        {"tasks.py": "import h10\n\ndef init():\n    setattr(h10, 'LIMIT', '1')\n\ninit()\n\ndef make():\n    return h10.get()\n",
+         "h10.py": GET}, "tasks.py", "tasks.py: helper init"),
+    "vars(sys.modules['m'])['X'] =": (
+        {"tasks.py": "import sys, h10\nvars(sys.modules['h10'])['LIMIT'] = '1'\n\ndef make():\n    return h10.get()\n",
+         "h10.py": GET}, "tasks.py", "tasks.py: sets h10.(module)"),
+}
+
+
+@pytest.mark.parametrize("case", list(HIDDEN))
+def test_an_edit_that_changes_what_the_task_returns_makes_it_stale_wherever_the_name_is_set(project, case):
+    """Each edit (``'1'`` -> ``'2'``) changes what ``make`` returns: ``status`` says it is
+    stale, naming what changed, and ``run --rebuild-stale`` makes the new value."""
+    files, edited, says = HIDDEN[case]
+    p: Project = project(ONE)
+    for name, text in files.items():
+        p.write(name, text)
+    _fresh_import(*HELPERS)
+    assert p.cli("run").code == 0 and p.read("out/make.txt") == "1"
+    path = p.root / edited
+    path.write_text(path.read_text().replace("'1'", "'2'"))
+    row = rows(p.cli("status", "--json").out)["make"]
+    assert row["stale"] == [{"what": "code", "detail": says}], row
+    _fresh_import(*HELPERS)
+    assert p.cli("run", "--rebuild-stale").code == 0 and p.read("out/make.txt") == "2"
+    assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
+
+
+# files, (file, old, new): an edit that changes nothing `make` returns
+UNRELATED = {
+    "a builtin the task does not read": (
+        {"tasks.py": "import setup10\n\ndef make():\n    return str(len('x'))\n",
+         "setup10.py": "import builtins\nbuiltins.OTHER = 'a'\n"}, ("setup10.py", "'a'", "'b'")),
+    "a name set through sys.modules that the module's code does not read": (
+        {"tasks.py": "import sys, h10\nsys.modules['h10'].OTHER = 'a'\n\ndef make():\n    return str(len(h10.get()))\n",
+         "h10.py": GET}, ("tasks.py", "'a'", "'b'")),
+}
+
+
+@pytest.mark.parametrize("case", list(UNRELATED))
+def test_a_name_set_elsewhere_counts_only_where_it_is_read(project, case):
+    files, (edited, old, new) = UNRELATED[case]
+    p: Project = project(ONE)
+    for name, text in files.items():
+        p.write(name, text)
+    _fresh_import(*HELPERS)
+    assert p.cli("run").code == 0 and p.read("out/make.txt") == "1"
+    path = p.root / edited
+    path.write_text(path.read_text().replace(old, new))
+    assert rows(p.cli("status", "--json").out)["make"]["stale"] == []
+
+
+@pytest.mark.parametrize("make", [
+    "import os\n\ndef make():\n    ns = {}\n    exec(open(os.path.join(os.path.dirname(__file__), 'x10.py')).read(), ns)\n"
+    "    return ns['K']\n",
+    "import os, runpy\n\ndef make():\n    return runpy.run_path(os.path.join(os.path.dirname(__file__), 'x10.py'))['K']\n",
+])
+def test_code_run_from_a_file_or_a_computed_value_says_it_cannot_tell(project, make):
+    """``exec(open("x10.py").read())``, ``runpy.run_path("x10.py")``: the code that runs is
+    no project module's, and an edit of it changed what ``make`` returns while ``status``
+    called it fresh. It is never called fresh now: ``unknown``, said, no validator acts on it
+    (as for a module imported by a computed name) -- list the file in ``deps:`` to track it."""
+    p: Project = project(ONE, tasks=make)
+    p.write("x10.py", "K = '1'\n")
+    assert p.cli("run").code == 0 and p.read("out/make.txt") == "1"
+    p.write("x10.py", "K = '2'\n")
+    row = rows(p.cli("status", "--json").out)["make"]
+    assert (row["stale"], row["unknown"]) == ([], [{"what": "code", "detail": "tasks.py: make runs code computed when it "
+                                                    "runs (exec, eval, runpy): cannot tell if code changed"}]), row
