@@ -773,7 +773,7 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
         statement's base or metaclass): it may set what that function reaches, wherever
         that is read (:meth:`CodeIndex._setting`)."""
         head, dot, _ = chain.partition(".")
-        if head in objects and dot and not references:
+        if head in objects and dot and not references and objects[head].kind != "class":
             return  # `UNITS.update(...)`: the module's own object, which counts by the statement (define)
         if head in objects or head in parsed.imports:  # else no project function
             add_set(chain + how, "calls", node, {chain, *references})
@@ -1310,9 +1310,12 @@ class CodeIndex:
                 if where is None:
                     continue
                 if not exact and chain.endswith(CALLED) and chain[:-len(CALLED)].rpartition(".")[0] in parsed.sets:
-                    hit = False  # `h.T.update(...)`: said as what it sets, `sets h.T`
+                    # `h.T.update(...)`: said as what it sets, `sets h.T` -- but a class's method may set state elsewhere
+                    hit = self._kind(where) == "class" and self._state_read(where, seen)
                 elif not exact or not chain.endswith((CALLED, SUBCLASSED)):  # an object it sets (`C.k = 1`, `R0.add(f)`)
                     hit = where in seen
+                    if not hit and chain.endswith(CALLED) and self._kind(where) == "class":
+                        hit = self._state_read(where, seen)  # `S.setup()`: a class's method may set state elsewhere
                 elif chain.endswith(SUBCLASSED):  # a class statement: only a hook of the base runs code
                     hit = any(name in self._hooks(mod) for mod, name in self._reach(where)) and self._state_read(where, seen)
                 else:
@@ -1401,16 +1404,24 @@ class CodeIndex:
             self._loads[start] = frozenset(m for m in loaded if (self._files.get(m) or ("", _Module({}, {})))[1].sets)
         return self._loads[start]
 
-    def _whole(self, module: str) -> tuple[list[tuple[str, str]], set[str]]:
-        """What a module imported by a literal name brings: each of its objects when it is
-        the project's (the module itself when it does not parse), else its library's name."""
+    def _whole(self, module: str, depth: int = 0) -> tuple[list[tuple[str, str]], set[str]]:
+        """What a module imported by a literal name brings: each of its objects, and of the
+        names it imports, when it is the project's (the module itself when it does not
+        parse), else its library's name."""
         found = self._module(module)
         if found is None:
             top = module.split(".")[0]
             return [], set() if top in sys.stdlib_module_names or self._module(top) is not None else {top}
         if found[1].unparsable is not None:
             return [(module, "")], set()
-        return [(module, name) for name in found[1].objects], set()
+        objects = [(module, name) for name in found[1].objects]
+        # the names it imports are its too (`from hc import V`: `M.V`, `getattr(M, name)`), as are a star import's
+        for key, (source, attr) in found[1].imports.items():
+            if key.startswith(STAR) and depth < 10:
+                objects += self._whole(source, depth + 1)[0]
+            elif attr is not None and (where := self._lookup(source, attr, depth + 1)) is not None:
+                objects.append(where)
+        return objects, set()
 
     @staticmethod
     def _bindings(parsed: _Module, ref: str, local: Imports) -> list[Imports]:

@@ -61,7 +61,7 @@ from tests.conftest import Project  # noqa: E402
 from tests.test_stale_sweep8 import _fresh_import, rows  # noqa: E402
 
 ONE = "name: code\ntasks:\n  make: {run: tasks:make, target: out/make.txt, serializer: text}\n"
-HELPERS = ("h10", "setup10")
+HELPERS = ("h10", "setup10", "hc10")
 GET = "LIMIT = '0'\n\ndef get():\n    return LIMIT\n"
 
 # files, the file whose '1' becomes '2' (what `make` returns follows), what status names
@@ -122,6 +122,21 @@ HIDDEN = {
     "setattr(module, 'X', ...) in a function called at import": (
         {"tasks.py": "import h10\n\ndef init():\n    setattr(h10, 'LIMIT', '1')\n\ninit()\n\ndef make():\n    return h10.get()\n",
          "h10.py": GET}, "tasks.py", "tasks.py: helper init"),
+    # a module used as a value counts whole: the names it imports are its too
+    "a name a module used as a value imports (M = h10; M.V)": (
+        {"tasks.py": "import h10\nM = h10\n\ndef make():\n    return M.V\n", "h10.py": "from hc10 import V\n", "hc10.py": "V = '1'\n"},
+        "hc10.py", "hc10.py: constant V"),
+    "a name a module a task imports by a literal name brings by a star import": (
+        {"tasks.py": "import importlib\n\ndef make():\n    return importlib.import_module('h10').V\n",
+         "h10.py": "from hc10 import *\n", "hc10.py": "V = '1'\n"}, "hc10.py", "hc10.py: constant V"),
+    # a class's method called at import may set state anywhere, as a function does
+    "a staticmethod of the task module's class called at import sets another module's name": (
+        {"tasks.py": "import h10\n\nclass S:\n    @staticmethod\n    def go():\n        h10.LIMIT = '1'\n\nS.go()\n\n"
+                     "def make():\n    return h10.get()\n", "h10.py": GET}, "tasks.py", "tasks.py: class S"),
+    "a classmethod of an imported class called at import": (
+        {"tasks.py": "import h10\nfrom hc10 import S\nS.go()\n\ndef make():\n    return h10.get()\n", "h10.py": GET,
+         "hc10.py": "import h10\n\nclass S:\n    @classmethod\n    def go(cls):\n        h10.LIMIT = '1'\n"},
+        "hc10.py", "hc10.py: class S"),
     "vars(sys.modules['m'])['X'] =": (
         {"tasks.py": "import sys, h10\nvars(sys.modules['h10'])['LIMIT'] = '1'\n\ndef make():\n    return h10.get()\n",
          "h10.py": GET}, "tasks.py", "tasks.py: sets h10.(module)"),
