@@ -228,6 +228,9 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
             todo.extend((statement, inner) for statement in body)
         elif isinstance(sub, ast.ClassDef):  # the class's own names are not seen by its methods
             later = [*sub.decorator_list, *sub.bases, *sub.keywords, *sub.body]
+            for statement in sub.body:  # `class C: from h import K` -- C.K is h's K, read from outside
+                if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                    names.update(bound for bound in _imports_of(statement, package) if bound.isidentifier())
         elif isinstance(sub, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
             later = [sub.generators[0].iter]  # evaluated in the scope around it
             inner = local | {n.id for g in sub.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
@@ -246,7 +249,15 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
                     names.add(chain)  # one reference: its head alone would be the module used as a value
                 later = []
             elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
-                imports.update(_imports_of(sub, package))
+                for bound, source in _imports_of(sub, package).items():
+                    before = imports.get(bound)
+                    if before is not None and before != source:  # `try: from fast import K` / `except: from slow import K`
+                        for choice in (before, source):  # each may be the one bound: each counts
+                            alias = f"{bound}{ALIAS}{choice[0]}:{choice[1] or ''}"
+                            imports[alias] = choice
+                            if choice[1] is not None:  # a module (`import fast as impl`): by _bindings
+                                names.add(alias)
+                    imports[bound] = source
             elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in _BY_NAME \
                     and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant) \
                     and isinstance(sub.args[1].value, str) and sub.args[1].value.isidentifier() \
@@ -1426,9 +1437,15 @@ class CodeIndex:
     @staticmethod
     def _bindings(parsed: _Module, ref: str, local: Imports) -> list[Imports]:
         """The imports ``ref`` is resolved with: the object's own -- and, for ``impl.f`` where
-        branches of the module bind ``impl`` to several modules, one set for each of them."""
+        branches of the module (or of the function) bind ``impl`` to several modules, one set
+        for each of them."""
         head = ref.partition(".")[0]
-        if head == ref or head in local or head not in parsed.choices:
+        if head == ref:
+            return [local]
+        if head in local:
+            inside = [source for key, source in local.items() if key.startswith(head + ALIAS) and source[1] is None]
+            return [local, *({**local, head: choice} for choice in inside)]
+        if head not in parsed.choices:
             return [local]
         return [local, *({**local, head: choice} for choice in parsed.choices[head])]
 
