@@ -215,6 +215,7 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
     a helper where it needs it still uses that helper)."""
     names: set[str] = set()
     imports: Imports = {}
+    computed: set[str] = set()  # what of _runs_computed_code it does
     todo: list[tuple[ast.AST, frozenset[str]]] = [(node, frozenset())]  # (node, names local where it is)
     while todo:
         sub, local = todo.pop()
@@ -242,8 +243,8 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
                 names.add(sub.id)
         else:
             later = _children(sub)
-            if isinstance(sub, ast.Call) and _runs_computed_code(sub, local):
-                names.add(COMPUTED)
+            if isinstance(sub, ast.Call) and (how := _runs_computed_code(sub, local)) is not None:
+                computed.add(how)
             if isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None:
                 if chain.partition(".")[0] not in local:
                     names.add(chain)  # one reference: its head alone would be the module used as a value
@@ -291,34 +292,43 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
                 elif not (isinstance(key_node, ast.Name) and key_node.id == "__name__"):  # the module itself: _dynamic
                     names.add(UNFOLLOWED)
         todo.extend((part, local) for part in later)
+    if "file" in computed or {"runs", "reads"} <= computed:  # code from a file: which, and what it holds, is not told
+        names.add(COMPUTED)
     return frozenset(names), imports
 
 
 _BY_NAME = frozenset(("getattr", "setattr", "delattr", "hasattr"))  # `f(h, "X", ...)`: h.X, not all of h
 
 
-def _runs_computed_code(call: ast.Call, local: frozenset[str]) -> bool:
-    """Whether a call runs code no source of the project shows: ``exec``/``eval``/``compile``
-    of a value the function computes (``exec(open("x.py").read())``, ``eval(formula)``
-    of an argument) -- not of a literal, nor of a module constant, which counts as any --,
-    or ``runpy.run_path`` (a file by path).
+_READS = frozenset(("open", "read", "read_text", "read_bytes", "urlopen", "get_data"))  # calls that read a file
 
-    >>> calls = ["exec(open('x.py').read())", "eval(f)", "exec('X = 1')", "exec(CODE)", "runpy.run_path('x.py')"]
+
+def _runs_computed_code(call: ast.Call, local: frozenset[str]) -> str | None:
+    """``"runs"`` for ``exec``/``eval``/``compile`` of a value the function computes (not a
+    literal, nor a module constant, which counts as any), ``"reads"`` for a call that reads
+    a file; ``"file"`` for ``runpy.run_path`` (a file by path); else None. An object that
+    both runs a computed value and reads a file runs code no source of the project shows
+    (``exec(open("x.py").read())``); one that runs what it builds from its own text and
+    its arguments (``namedtuple``'s ``eval``, ``eval(formula)`` of a parameter) does not.
+
+    >>> calls = ["exec(open('x.py').read())", "eval(f)", "exec('X = 1')", "exec(CODE)", "runpy.run_path('x.py')", "p.read_text()"]
     >>> [_runs_computed_code(ast.parse(c).body[0].value, frozenset({"f"})) for c in calls]
-    [True, True, False, False, True]
+    ['runs', 'runs', None, None, 'file', 'reads']
     """
     func = call.func
     called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
     if called == "run_path":
-        return True
+        return "file"
+    if called in _READS:
+        return "reads"
     if called not in ("exec", "eval", "compile") or not call.args or isinstance(func, ast.Attribute) \
             and not (isinstance(func.value, ast.Name) and func.value.id in _BUILTINS):
-        return False
+        return None
     code = call.args[0]
     if isinstance(code, ast.Constant):
-        return False
+        return None
     chain = _chain(code)
-    return chain is None or chain.partition(".")[0] in local
+    return "runs" if chain is None or chain.partition(".")[0] in local else None
 
 
 def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
@@ -1320,13 +1330,14 @@ class CodeIndex:
                 where, exact = self._set_where[module, chain] or (None, False)
                 if where is None:
                     continue
-                if not exact and chain.endswith(CALLED) and chain[:-len(CALLED)].rpartition(".")[0] in parsed.sets:
-                    # `h.T.update(...)`: said as what it sets, `sets h.T` -- but a class's method may set state elsewhere
-                    hit = self._kind(where) == "class" and self._state_read(where, seen)
+                if not exact and chain.endswith(CALLED) and self._kind(where) == "class":
+                    # `S.setup()`: a class's method may set state elsewhere; where the class is read, the call
+                    # counts already (in its digest, or as `sets S` where it is imported)
+                    hit = where not in seen and self._state_read(where, seen)
+                elif not exact and chain.endswith(CALLED) and chain[:-len(CALLED)].rpartition(".")[0] in parsed.sets:
+                    hit = False  # `h.T.update(...)`: said as what it sets, `sets h.T`
                 elif not exact or not chain.endswith((CALLED, SUBCLASSED)):  # an object it sets (`C.k = 1`, `R0.add(f)`)
                     hit = where in seen
-                    if not hit and chain.endswith(CALLED) and self._kind(where) == "class":
-                        hit = self._state_read(where, seen)  # `S.setup()`: a class's method may set state elsewhere
                 elif chain.endswith(SUBCLASSED):  # a class statement: only a hook of the base runs code
                     hit = any(name in self._hooks(mod) for mod, name in self._reach(where)) and self._state_read(where, seen)
                 else:

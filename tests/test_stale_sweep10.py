@@ -257,3 +257,15 @@ def test_code_run_from_a_file_or_a_computed_value_says_it_cannot_tell(project, m
     row = rows(p.cli("status", "--json").out)["make"]
     assert (row["stale"], row["unknown"]) == ([], [{"what": "code", "detail": "tasks.py: make runs code computed when it "
                                                     "runs (exec, eval, runpy): cannot tell if code changed"}]), row
+
+
+def test_code_a_function_builds_from_its_own_text_and_arguments_is_followed():
+    """``eval`` of what a function builds from its own text and its arguments (namedtuple's
+    way, ``eval(formula)`` of a parameter) runs nothing the fingerprint does not see: no
+    "cannot tell"; ``eval`` of text the same function reads from a file is one."""
+    def refs(source: str) -> frozenset[str]:
+        return staleness._references(ast.parse(source).body[0], "")[0]
+
+    assert staleness.COMPUTED not in refs("def f(formula, x):\n    return eval(formula, {'x': x})\n")
+    assert staleness.COMPUTED not in refs("def f(n):\n    code = f'lambda: {n}'\n    return eval(code)\n")
+    assert staleness.COMPUTED in refs("def f(p):\n    text = open(p).read()\n    return eval(text)\n")
