@@ -39,7 +39,9 @@ _GLOB_CHARS = re.compile(r"[*?[]")  # glob.has_magic's test, without importing g
 # ``__getattr__``; calls at import (decorators, class statements); names bound twice.
 # Model 3: what a module sets in ``builtins`` (read as a bare name elsewhere) or through
 # ``sys.modules["h"]``, ``import_module("h")`` or an alias (``m = h``); ``globals``/``exec``
-# given another name; ``setattr(h, "X", ...)`` in a function is ``h.X``, not all of ``h``.
+# given another name, as are ``setattr``/``vars``; ``setattr(h, "X", ...)`` in a function is
+# ``h.X``, not all of ``h``; what a module used as a value imports; a class's method called at
+# import; each import a function or class body binds; code run from a file (cannot tell).
 CODE_MODEL = "3"
 MODEL_KEY = "@model"  # no project object's key ("file.py:name") nor a library's starts with "@"
 

@@ -766,13 +766,24 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
         return chain if chain == "__builtins__" or parsed.imports.get(chain) == ("builtins", None) else None
 
     def alias_of(value: ast.expr) -> tuple[str, Imports] | None:
-        """What ``m = value`` makes ``m`` stand for: another module or an imported object."""
+        """What ``m = value`` makes ``m`` stand for: another module or an imported object (or
+        ``setattr``/``vars``, which set names unseen)."""
         written = written_to(value)
         if written is None:
             return None
         chain, bound = written
         head = chain.partition(".")[0]
+        if chain in ("setattr", "vars") and chain not in objects and chain not in parsed.imports:
+            return written
         return written if bound or head == "__builtins__" or head in parsed.imports and head not in objects else None
+
+    def builtins_as() -> dict[str, str]:
+        """The module's other names for ``setattr`` and ``vars`` (``s = setattr``, ``from
+        builtins import vars as v``)."""
+        named = {name: chain for name, (chain, _) in parsed.aliases.items() if chain in ("setattr", "vars")}
+        named.update((name, attr) for name, (module, attr) in parsed.imports.items()
+                     if module == "builtins" and attr in ("setattr", "vars"))
+        return named
 
     def add_set(key: str, kind: str, node: ast.AST, references: Iterable[str], bound: Imports | None = None) -> None:
         found, imports = _references(node, package)
@@ -818,7 +829,7 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
         if runs:
             for chain, call, references, how in _calls_at_import(node):
                 call_at_import(chain, call, references, how)
-            for chain in _written_unseen(node, package):
+            for chain in _written_unseen(node, package, builtins_as()):
                 written_unseen(chain, node)
         if isinstance(node, ast.ClassDef) and any(isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef))
                                                   and d.name == "__init_subclass__" for d in node.body) \
@@ -851,7 +862,7 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                     define(root.id, "const", node, True)  # `TABLE["b"] = ...`, `Scaler.factor = ...`: it changes
                 elif root is not target:
                     sets_imported(target, node)
-        elif isinstance(node, ast.Expr) and (attribute := _setattr_target(node.value)) is not None:
+        elif isinstance(node, ast.Expr) and (attribute := _setattr_target(node.value, builtins_as())) is not None:
             root = attribute.value  # `setattr(h, "V", 1)` is `h.V = 1`
             while isinstance(root, (ast.Attribute, ast.Subscript)):
                 root = root.value
@@ -973,16 +984,18 @@ def _chain(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else _dotted(node) if isinstance(node, ast.Attribute) else None
 
 
-def _written_unseen(node: ast.stmt, package: str) -> Iterator[str]:
+def _written_unseen(node: ast.stmt, package: str, named: Mapping[str, str] = {}) -> Iterator[str]:
     """What a module-level statement may set any name of, unseen: ``h`` for ``vars(h)``,
-    ``h.__dict__``, ``setattr(h, name, ...)`` with a name not written out."""
+    ``h.__dict__``, ``setattr(h, name, ...)`` with a name not written out. ``named``: the
+    module's other names for ``vars`` and ``setattr`` (``s = setattr``)."""
     todo: list[ast.AST] = [child for child in _children(node) if not isinstance(child, ast.stmt)] \
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
     while todo:
         sub = todo.pop()
         target: ast.expr | None = None
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.args and (
-                sub.func.id == "vars" or sub.func.id == "setattr" and _setattr_target(sub) is None):
+        called = named.get(sub.func.id, sub.func.id) if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) else None
+        if isinstance(sub, ast.Call) and sub.args and (
+                called == "vars" or called == "setattr" and _setattr_target(sub, named) is None):
             target = sub.args[0]
         elif isinstance(sub, ast.Attribute) and sub.attr == "__dict__":
             target = sub.value
@@ -994,13 +1007,15 @@ def _written_unseen(node: ast.stmt, package: str) -> Iterator[str]:
             todo.extend(_children(sub))
 
 
-def _setattr_target(value: ast.expr) -> ast.Attribute | None:
-    """``h.V`` for ``setattr(h, "V", ...)`` with a literal name; None for any other expression.
+def _setattr_target(value: ast.expr, named: Mapping[str, str] = {}) -> ast.Attribute | None:
+    """``h.V`` for ``setattr(h, "V", ...)`` with a literal name (``setattr`` by another name
+    in ``named``: ``s = setattr``); None for any other expression.
 
     >>> ast.unparse(_setattr_target(ast.parse("setattr(cfg.opts, 'n', 1)").body[0].value))
     'cfg.opts.n'
     """
-    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Name) or value.func.id != "setattr" \
+    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Name) \
+            or named.get(value.func.id, value.func.id) != "setattr" \
             or len(value.args) != 3 or not isinstance(value.args[0], (ast.Name, ast.Attribute, ast.Subscript)):
         return None
     name = value.args[1]

@@ -170,6 +170,14 @@ HIDDEN = {
     "the fallback module alias of a try/except ImportError inside the task's function": (
         {"tasks.py": "def make():\n    try:\n        import nonexistent10 as impl\n    except ImportError:\n"
                      "        import h10 as impl\n    return impl.LIMIT\n", "h10.py": "LIMIT = '1'\n"}, "h10.py", "h10.py: constant LIMIT"),
+    # setattr and vars by another name
+    "s = setattr; s(module, 'X', ...) in a module the task imports": (
+        {"tasks.py": "import setup10, h10\n\ndef make():\n    return h10.get()\n",
+         "setup10.py": "import h10\ns = setattr\ns(h10, 'LIMIT', '1')\n", "h10.py": GET}, "setup10.py", "setup10.py: sets h10.LIMIT"),
+    "from builtins import vars as v; v(module)[k] =": (
+        {"tasks.py": "import setup10, h10\n\ndef make():\n    return h10.get()\n",
+         "setup10.py": "import h10\nfrom builtins import vars as v\nv(h10)['LIMIT'] = '1'\n", "h10.py": GET},
+        "setup10.py", "setup10.py: sets h10.(module)"),
     "vars(sys.modules['m'])['X'] =": (
         {"tasks.py": "import sys, h10\nvars(sys.modules['h10'])['LIMIT'] = '1'\n\ndef make():\n    return h10.get()\n",
          "h10.py": GET}, "tasks.py", "tasks.py: sets h10.(module)"),
