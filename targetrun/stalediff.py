@@ -17,7 +17,7 @@ from targetrun.model import Stale, StaleKind
 
 UNKNOWN_DEP = "missing"  # a declared dep that is not there (or a glob that matches nothing)
 UNPARSABLE = "unparsable"  # the kind of a code entry for a project file that does not parse
-UNFOLLOWED = "unfollowed"  # the kind of a code entry for a module imported by a name computed when it runs
+UNFOLLOWED = "unfollowed"  # the kind of a code entry for a module imported by a name, or code run, computed when it runs
 _GLOB_CHARS = re.compile(r"[*?[]")  # glob.has_magic's test, without importing glob
 
 
@@ -37,7 +37,12 @@ _GLOB_CHARS = re.compile(r"[*?[]")  # glob.has_magic's test, without importing g
 # through ``global`` or from another module; modules imported by a literal or computed name,
 # used as values, or counted whole when they set names unseen (exec, globals());
 # ``__getattr__``; calls at import (decorators, class statements); names bound twice.
-CODE_MODEL = "2"
+# Model 3: what a module sets in ``builtins`` (read as a bare name elsewhere) or through
+# ``sys.modules["h"]``, ``import_module("h")`` or an alias (``m = h``); ``globals``/``exec``
+# given another name, as are ``setattr``/``vars``; ``setattr(h, "X", ...)`` in a function is
+# ``h.X``, not all of ``h``; what a module used as a value imports; a class's method called at
+# import; each import a function or class body binds; code run from a file (cannot tell).
+CODE_MODEL = "3"
 MODEL_KEY = "@model"  # no project object's key ("file.py:name") nor a library's starts with "@"
 
 
@@ -83,8 +88,9 @@ def _unfollowed(now: Mapping[str, str]) -> Stale | None:
     if not keys:
         return None
     file, _, name = keys[0].rpartition(":")
-    return Stale(StaleKind.CODE, f"{file}: {name.partition('(')[0]} imports a module by a name computed when it runs: "
-                 "cannot tell if code changed", unknown=True)
+    what = "runs code computed when it runs (exec, eval, runpy)" if name.endswith("(computed code)") else \
+        "imports a module by a name computed when it runs"
+    return Stale(StaleKind.CODE, f"{file}: {name.partition('(')[0]} {what}: cannot tell if code changed", unknown=True)
 
 
 def _model_age(then: str, present: str) -> str:

@@ -14,9 +14,10 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   binds it, a module-level call given it or of a function that reads it, a function that
   sets it through ``global``, and a module-level statement of any module that runs that
   sets it from outside (``config.LIMIT = 5``: entry ``"tasks.py:config.LIMIT" ->
-  "sets:<digest>"``); a module
+  "sets:<digest>"``; ``sys.modules["config"].LIMIT = 5`` too; ``builtins.LIMIT = 5`` where a
+  name ``LIMIT`` no module binds is read); a module
   imported by a literal name (``importlib.import_module("h5")``) counts whole, as does one
-  that sets names where no statement shows which (``exec``, ``globals()``: entry
+  that sets names where no statement shows which (``exec``, ``globals()``, ``g = globals``: entry
   ``"h.py:(module)" -> "module:<digest>"``, :func:`_dynamic`); a name a module's
   ``__getattr__`` supplies counts by it; a call at import of a project function (a
   decorator, ``h.configure(LIMIT)``: ``"tasks.py:h.configure()" -> "calls:<digest>"``; a
@@ -26,7 +27,8 @@ A checkpoint records, when it is written, four kinds of fingerprints:
   ``getattr(h, name)``, ``vars(h)``, ``sys.modules["h"]``) counts whole, and so does each
   module of a package one is imported from by a computed name (``import_module(f"steps.{x}")``);
   with no package written (``import_module(name)``) an entry ``"tasks.py:make(computed
-  import)" -> "unfollowed:1"`` makes the code "cannot tell" while it is unchanged; and a name
+  import)" -> "unfollowed:1"`` makes the code "cannot tell" while it is unchanged, as does code
+  run from a value or a file (``exec(open(p).read())``, ``runpy.run_path``: ``"(computed code)"``); and a name
   defined in an ``if``/``try`` at module level by each branch (a module alias too:
   ``impl.f`` after ``import fast as impl`` / ``import slow as impl`` counts both ``f``). Each object is
   one entry, ``"tasks.py:normalize" -> "def:<digest>"``, so a difference names what
@@ -66,6 +68,7 @@ import ast
 import errno
 import functools
 import hashlib
+import importlib.util
 import itertools
 import json
 import os
@@ -118,18 +121,44 @@ class _Module:
     hooks: set[str] = field(default_factory=set)
     # a function (or class) -> the module names it sets through `global`
     setters: dict[str, set[str]] = field(default_factory=dict)
+    # a module-level name bound to another module or an imported object (`m = h`, `m = sys.modules["h"]`,
+    # `b = __builtins__`) -> the chain it stands for, and the imports that chain is resolved with
+    aliases: dict[str, tuple[str, Imports]] = field(default_factory=dict)
 
 
 _PARSED: dict[tuple[str, str], _Module] = {}  # (path, sha256 of its bytes) -> parsed; per process
 
 
-def _strip_docstrings(tree: ast.AST) -> None:
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
+def _strip_docstrings(tree: ast.Module) -> None:
+    for node in _statements(tree.body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            _strip_docstring(node)
+    _strip_docstring(tree)
+
+
+def _strip_docstring(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module) -> None:
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        node.body = body[1:] or [ast.Pass()]
+
+
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")  # where statements hold statements
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement of ``body`` and those nested in them, in functions and classes too
+    (each before those in it). A ``def``, a docstring and ``global`` are statements: the
+    expressions around them, most of a module's nodes, are not walked to find them."""
+    todo: list[ast.AST] = list(reversed(body))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.stmt):
+            yield node
+        for block in _BLOCKS:  # an except handler or a match case holds statements too
+            inner = getattr(node, block, None)
+            if inner:
+                todo.extend(reversed(inner))
 
 
 def _dotted(node: ast.Attribute) -> str | None:
@@ -168,7 +197,7 @@ def _bound(body: list[ast.stmt] | list[ast.expr]) -> set[str]:
             bound.add(sub.rest)
         elif isinstance(sub, (ast.Global, ast.Nonlocal)):
             declared.update(sub.names)
-        todo.extend(ast.iter_child_nodes(sub))
+        todo.extend(_children(sub))
     return bound - declared
 
 
@@ -186,6 +215,7 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
     a helper where it needs it still uses that helper)."""
     names: set[str] = set()
     imports: Imports = {}
+    computed: set[str] = set()  # what of _runs_computed_code it does
     todo: list[tuple[ast.AST, frozenset[str]]] = [(node, frozenset())]  # (node, names local where it is)
     while todo:
         sub, local = todo.pop()
@@ -199,6 +229,9 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
             todo.extend((statement, inner) for statement in body)
         elif isinstance(sub, ast.ClassDef):  # the class's own names are not seen by its methods
             later = [*sub.decorator_list, *sub.bases, *sub.keywords, *sub.body]
+            for statement in sub.body:  # `class C: from h import K` -- C.K is h's K, read from outside
+                if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                    names.update(bound for bound in _imports_of(statement, package) if bound.isidentifier())
         elif isinstance(sub, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
             later = [sub.generators[0].iter]  # evaluated in the scope around it
             inner = local | {n.id for g in sub.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
@@ -209,20 +242,30 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
             if isinstance(sub.ctx, ast.Load) and sub.id not in local:
                 names.add(sub.id)
         else:
-            later = list(ast.iter_child_nodes(sub))
+            later = _children(sub)
+            if isinstance(sub, ast.Call) and (how := _runs_computed_code(sub, local)) is not None:
+                computed.add(how)
             if isinstance(sub, ast.Attribute) and (chain := _dotted(sub)) is not None:
                 if chain.partition(".")[0] not in local:
                     names.add(chain)  # one reference: its head alone would be the module used as a value
                 later = []
             elif isinstance(sub, (ast.Import, ast.ImportFrom)) and sub is not node:
-                imports.update(_imports_of(sub, package))
-            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "getattr" \
+                for bound, source in _imports_of(sub, package).items():
+                    before = imports.get(bound)
+                    if before is not None and before != source:  # `try: from fast import K` / `except: from slow import K`
+                        for choice in (before, source):  # each may be the one bound: each counts
+                            alias = f"{bound}{ALIAS}{choice[0]}:{choice[1] or ''}"
+                            imports[alias] = choice
+                            if choice[1] is not None:  # a module (`import fast as impl`): by _bindings
+                                names.add(alias)
+                    imports[bound] = source
+            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in _BY_NAME \
                     and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant) \
                     and isinstance(sub.args[1].value, str) and sub.args[1].value.isidentifier() \
                     and isinstance(sub.args[0], (ast.Name, ast.Attribute)) \
                     and (chain := sub.args[0].id if isinstance(sub.args[0], ast.Name) else _dotted(sub.args[0])) \
                     and chain.partition(".")[0] not in local:
-                names.add(f"{chain}.{sub.args[1].value}")  # `getattr(helpers, "f")` is `helpers.f`
+                names.add(f"{chain}.{sub.args[1].value}")  # `getattr(helpers, "f")` is `helpers.f`, `setattr` sets it
                 later = [sub.func, *sub.args[2:], *sub.keywords]
             elif isinstance(sub, ast.Call) and (by_name := _literal_import(sub, package)) is not None:
                 key = MODULE + by_name.replace(".", "/")  # no "." in it: a name, not a chain
@@ -249,7 +292,43 @@ def _references(node: ast.AST, package: str) -> tuple[frozenset[str], Imports]:
                 elif not (isinstance(key_node, ast.Name) and key_node.id == "__name__"):  # the module itself: _dynamic
                     names.add(UNFOLLOWED)
         todo.extend((part, local) for part in later)
+    if "file" in computed or {"runs", "reads"} <= computed:  # code from a file: which, and what it holds, is not told
+        names.add(COMPUTED)
     return frozenset(names), imports
+
+
+_BY_NAME = frozenset(("getattr", "setattr", "delattr", "hasattr"))  # `f(h, "X", ...)`: h.X, not all of h
+
+
+_READS = frozenset(("open", "read", "read_text", "read_bytes", "urlopen", "get_data"))  # calls that read a file
+
+
+def _runs_computed_code(call: ast.Call, local: frozenset[str]) -> str | None:
+    """``"runs"`` for ``exec``/``eval``/``compile`` of a value the function computes (not a
+    literal, nor a module constant, which counts as any), ``"reads"`` for a call that reads
+    a file; ``"file"`` for ``runpy.run_path`` (a file by path); else None. An object that
+    both runs a computed value and reads a file runs code no source of the project shows
+    (``exec(open("x.py").read())``); one that runs what it builds from its own text and
+    its arguments (``namedtuple``'s ``eval``, ``eval(formula)`` of a parameter) does not.
+
+    >>> calls = ["exec(open('x.py').read())", "eval(f)", "exec('X = 1')", "exec(CODE)", "runpy.run_path('x.py')", "p.read_text()"]
+    >>> [_runs_computed_code(ast.parse(c).body[0].value, frozenset({"f"})) for c in calls]
+    ['runs', 'runs', None, None, 'file', 'reads']
+    """
+    func = call.func
+    called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+    if called == "run_path":
+        return "file"
+    if called in _READS:
+        return "reads"
+    if called not in ("exec", "eval", "compile") or not call.args or isinstance(func, ast.Attribute) \
+            and not (isinstance(func.value, ast.Name) and func.value.id in _BUILTINS):
+        return None
+    code = call.args[0]
+    if isinstance(code, ast.Constant):
+        return None
+    chain = _chain(code)
+    return "runs" if chain is None or chain.partition(".")[0] in local else None
 
 
 def _imports_of(node: ast.Import | ast.ImportFrom, package: str) -> Imports:
@@ -349,6 +428,7 @@ LOADS = "+"  # an import key "+pk.plug": a submodule `import pk.plug` runs (it b
 MODULE = "%"  # a reference "%pkg/h5": a module imported by a literal name, which counts whole
 PACKAGE = "&"  # a reference "&pkg/steps": a module of that package imported by a computed name: each counts whole
 UNFOLLOWED = "(computed import)"  # a reference: a module imported by a name no literal tells (its entry: cannot tell)
+COMPUTED = "(computed code)"  # a reference: code run from a value or a file (`exec(text)`; its entry: cannot tell)
 SETS = ">"  # a walked name ">config.LIMIT": the module-level statements that set it (_Module.sets)
 ALIAS = "@"  # a reference "f@fast:f": `from fast import f` as one of the branches binding f (no name holds "@")
 WHOLE = "(module)"  # the object "the whole module" of one whose names are set where no statement shows it (_dynamic)
@@ -372,41 +452,111 @@ def _dump(node: object) -> str:
 
     >>> _dump(ast.parse("def f(): pass").body[0])  # no type_params=[], whatever the Python
     "FunctionDef(name='f', args=arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=[Pass()], decorator_list=[])"
+
+    The tree is walked without recursion: a generated expression of thousands of terms
+    imports, and is fingerprinted, without reaching Python's recursion limit.
     """
     out: list[str] = []
-    todo: list[object] = [node]  # what is left to write, the next last; text as _Text, as is
+    todo: list[object] = [node]  # what is left to write, the next last: text (a str) as it is, a node, a list
     while todo:
         item = todo.pop()
-        if isinstance(item, _Text):
+        if type(item) is str:
             out.append(item)
-        elif isinstance(item, ast.AST):
+            continue
+        if isinstance(item, ast.AST):
             kind = type(item)
-            parts: list[object] = [_Text(kind.__name__ + "(")]
-            for name in item._fields:
+            plan = _DUMP_PLANS.get(kind)
+            if plan is None:
+                plan = _dump_plan(kind)
+            parts: list[object] = [kind.__name__ + "("]
+            for name, optional in plan:
                 try:
                     value = getattr(item, name)
                 except AttributeError:  # as ast.dump: a field never set is left out
                     continue
-                if value is None and getattr(kind, name, ...) is None or (name in _ADDED_EMPTY and value == []):
+                if value is None and optional or (name in _ADDED_EMPTY and value == []):
                     continue  # an optional field left out, as 3.11 leaves it out
-                if isinstance(item, ast.JoinedStr) and name == "values":
+                if kind is ast.JoinedStr and name == "values":
                     value = [part for part in value if not (isinstance(part, ast.Constant) and part.value == "")]
-                parts += [_Text(f"{', ' if len(parts) > 1 else ''}{name}="), value]
-            todo += reversed([*parts, _Text(")")])
-        elif isinstance(item, list):
-            parts = [_Text("[")]
-            for index, value in enumerate(item):
-                parts += [_Text(", "), value] if index else [value]
-            todo += reversed([*parts, _Text("]")])
-        else:
-            out.append(repr(item))
+                parts.append(f"{', ' if len(parts) > 1 else ''}{name}=")
+                parts.append(_leaf(value))
+            parts.append(")")
+        else:  # a list
+            parts = ["["]
+            for index, value in enumerate(item):  # type: ignore[arg-type]
+                if index:
+                    parts.append(", ")
+                parts.append(_leaf(value))
+            parts.append("]")
+        todo += reversed(parts)
     return "".join(out)
 
 
-class _Text(str):
-    """Text :func:`_dump` writes as it is (a ``str`` in the tree is written by its repr).
-    The tree is walked without recursion: a generated expression of thousands of terms
-    imports, and is fingerprinted, without reaching Python's recursion limit."""
+_CONTEXTS = {ast.Load: "Load()", ast.Store: "Store()", ast.Del: "Del()"}
+
+
+def _leaf(value: object) -> object:
+    """A value of a node's field as :func:`_dump` writes it: its text when it holds no
+    node that is not a name or a constant (most of a tree: written at once), else itself."""
+    kind = type(value)
+    if kind is ast.Name:
+        context = _CONTEXTS.get(type(value.ctx))  # type: ignore[attr-defined]
+        if context is not None:
+            return f"Name(id={value.id!r}, ctx={context})"  # type: ignore[attr-defined]
+    elif kind is ast.Constant:
+        if value.kind is None:  # type: ignore[attr-defined]
+            return f"Constant(value={value.value!r})"  # type: ignore[attr-defined]
+    elif kind is list:
+        return value if value else "[]"
+    elif kind in _CONTEXTS:
+        return _CONTEXTS[kind]
+    elif not isinstance(value, ast.AST):
+        return repr(value)
+    return value
+
+
+# a node class -> its fields, each with whether it is optional (left out when None, as ast.dump does)
+_DUMP_PLANS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _dump_plan(kind: type) -> tuple[tuple[str, bool], ...]:
+    plan = tuple((name, getattr(kind, name, ...) is None) for name in kind._fields)  # type: ignore[attr-defined]
+    _DUMP_PLANS[kind] = plan
+    return plan
+
+
+# a node class -> the fields that may hold the nodes a walk looks at: not names, strings, numbers, or the
+# load/store context of a name (its ASDL signature, ``Name(identifier id, expr_context ctx)``, tells which)
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+_LEAF_TYPES = frozenset(("identifier", "string", "constant", "int", "expr_context"))
+_SIGNATURE = re.compile(r"(\w+)[*?]? (\w+)")
+
+
+def _child_fields(kind: type) -> tuple[str, ...]:
+    fields: tuple[str, ...] = kind._fields  # type: ignore[attr-defined]
+    signature = dict((name, of) for of, name in _SIGNATURE.findall((kind.__doc__ or "").partition("\n")[0]))
+    if set(signature) == set(fields):  # else (a signature not as expected): every field
+        fields = tuple(name for name in fields if signature[name] not in _LEAF_TYPES)
+    _CHILD_FIELDS[kind] = fields
+    return fields
+
+
+def _children(node: ast.AST) -> list[ast.AST]:
+    """The nodes directly under ``node``, in order: ``ast.iter_child_nodes`` less those no
+    walk here looks at (a name's load/store context), as a list -- several times faster,
+    and the code fingerprint walks every node of each project module several times."""
+    kind = type(node)
+    fields = _CHILD_FIELDS.get(kind)
+    if fields is None:
+        fields = _child_fields(kind)
+    found: list[ast.AST] = []
+    for name in fields:
+        value = getattr(node, name, None)
+        if isinstance(value, ast.AST):
+            found.append(value)
+        elif isinstance(value, list):
+            found += [item for item in value if isinstance(item, ast.AST)]
+    return found
 
 
 def _parse(source: bytes, module: str, is_package: bool) -> _Module:
@@ -421,7 +571,7 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
     package = module if is_package else module.rpartition(".")[0]
     _collect(tree.body, parsed, package, branch=False)
     _set_through_global(tree.body, parsed)
-    if _dynamic(tree):  # every object, and every statement at module level, by one digest
+    if _may_be_dynamic(source) and _dynamic(tree, parsed.imports):  # every object, and every statement at module level, by one digest
         references: set[str] = set(parsed.objects)
         imports: Imports = {}
         for node in tree.body:
@@ -433,25 +583,50 @@ def _parse(source: bytes, module: str, is_package: bool) -> _Module:
     return parsed
 
 
-def _dynamic(tree: ast.Module) -> bool:
+_DYNAMIC_WORDS = ("globals", "exec", "eval", "vars", "locals", "__name__")  # what _dynamic looks for
+
+
+def _may_be_dynamic(source: bytes) -> bool:
+    """False when the source names none of the words :func:`_dynamic` looks for, so that
+    walking its tree is not needed: its text is ASCII (no other spelling of a name, which
+    Python normalises NFKC, can read as one) and none of the words is in it.
+
+    >>> _may_be_dynamic(b"def f():\\n    return 1\\n"), _may_be_dynamic("ｇｌｏｂａｌｓ()".encode())
+    (False, True)
+    """
+    try:
+        text = importlib.util.decode_source(source)
+    except (SyntaxError, UnicodeError, LookupError):
+        return True
+    return not text.isascii() or any(word in text for word in _DYNAMIC_WORDS)
+
+
+def _dynamic(tree: ast.Module, imports: Imports | None = None) -> bool:
     """Whether a module's names may be set (or read) where none of its statements shows
     which: ``exec``/``eval`` at module level, ``globals()`` anywhere, ``vars()`` or
-    ``locals()`` at module level, the module itself through ``sys.modules[__name__]``. Such
-    a module counts whole: any edit of it may change what a task reads there.
+    ``locals()`` at module level, the module itself through ``sys.modules[__name__]`` --
+    each also reached through ``builtins``, or given another name (``g = globals``: what
+    it is called as later is not told). Such a module counts whole: any edit of it may
+    change what a task reads there.
 
     >>> _dynamic(ast.parse("globals().update(A=1)")), _dynamic(ast.parse("def f(c):\\n    exec(c, {})"))
     (True, False)
     >>> _dynamic(ast.parse("if __name__ == '__main__':\\n    globals()[sys.argv[1]]()"))
     False
+    >>> _dynamic(ast.parse("run = exec")), _dynamic(ast.parse("def f():\\n    return builtins.globals"))
+    (True, True)
     """
     # (node, runs at module level); what a `__main__` guard runs, only a script does
     todo: list[tuple[ast.AST, bool]] = [(node, True) for node in tree.body if not _main_guard(node)]
     while todo:
         sub, top = todo.pop()
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
-            called = sub.func.id
+        children = _children(sub)
+        if isinstance(sub, ast.Call) and (called := _builtin_name(sub.func, imports or {})) is not None:
             if called == "globals" or top and (called in ("exec", "eval") or called in ("vars", "locals") and not sub.args):
                 return True
+            children = children[1:]  # the function called: not a use of it as a value
+        elif (used := _builtin_name(sub, imports or {})) is not None and (used == "globals" or top and used in _UNSEEN_AT_TOP):
+            return True  # given another name (`g = globals`, `run = exec`): what it is called as is not told
         if isinstance(sub, ast.Subscript):
             of, key = sub.value, sub.slice
         elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.args:
@@ -461,8 +636,25 @@ def _dynamic(tree: ast.Module) -> bool:
         if isinstance(of, ast.Attribute) and of.attr == "modules" and isinstance(key, ast.Name) and key.id == "__name__":
             return True
         inner = top and not isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-        todo.extend((child, inner) for child in ast.iter_child_nodes(sub))
+        todo.extend((child, inner) for child in children)
     return False
+
+
+_UNSEEN_AT_TOP = frozenset(("exec", "eval", "vars", "locals"))  # set a module's names unseen when run at its top
+_BUILTINS = frozenset(("builtins", "__builtins__"))
+
+
+def _builtin_name(node: ast.AST, imports: Imports) -> str | None:
+    """``globals`` for ``globals``, ``builtins.globals``, ``__builtins__.globals``, or a name
+    ``from builtins import globals as g`` binds; the name itself for any other name; None
+    for anything else."""
+    if isinstance(node, ast.Name):
+        source = imports.get(node.id)
+        return source[1] if source is not None and source[0] == "builtins" and source[1] else node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+            and (node.value.id in _BUILTINS or imports.get(node.value.id) == ("builtins", None)):
+        return node.attr
+    return None
 
 
 def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
@@ -470,12 +662,19 @@ def _set_through_global(body: list[ast.stmt], parsed: _Module) -> None:
     runs: the name counts by those functions too (``def init(): global X; X = ...``), and
     is a constant of the module even when nothing at module level assigns it."""
     setters: dict[str, set[str]] = {}
-    for node in ast.walk(ast.Module(body=body, type_ignores=[])):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in parsed.objects:
-            for sub in ast.walk(node):
-                if isinstance(sub, ast.Global):
-                    for name in sub.names:
-                        setters.setdefault(name, set()).add(node.name)
+    todo: list[tuple[ast.AST, tuple[str, ...]]] = [(node, ()) for node in reversed(body)]  # (node, defs around it)
+    while todo:
+        node, around = todo.pop()
+        if isinstance(node, ast.Global):
+            for name in node.names:
+                setters.setdefault(name, set()).update(around)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in parsed.objects:
+            around = (*around, node.name)  # a Global in it (at any depth) is its
+        for block in _BLOCKS:
+            inner = getattr(node, block, None)
+            if inner:
+                todo.extend((child, around) for child in reversed(inner))
+    setters = {name: by for name, by in setters.items() if by}
     for name, by in setters.items():
         by.discard(name)
         for setter in by:
@@ -523,23 +722,72 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
 
     def sets_imported(target: ast.expr, node: ast.AST) -> None:
         """``config.LIMIT = 5``, ``T["k"] = 1``, ``T.update(...)`` where ``config``/``T`` is
-        imported, not the module's own: it changes what the other module's code reads."""
-        while True:
+        imported, not the module's own: it changes what the other module's code reads; so do
+        ``sys.modules["config"].LIMIT = 5`` and ``builtins.LIMIT = 5`` (any module's ``LIMIT``)."""
+        if (builtin := _builtin_set(target, builtins_named)) is not None:
+            add_set(builtin, "sets", node, ())
+            return
+        while _module_of(target, package) is None:
             if isinstance(target, ast.Subscript):
                 target = target.value
             elif isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute):
                 target = target.func.value
             else:
                 break
-        chain = target.id if isinstance(target, ast.Name) else _dotted(target) if isinstance(target, ast.Attribute) \
-            else None
-        head = (chain or "").partition(".")[0]
-        if chain is None or head in objects or head not in parsed.imports:
+        written = written_to(target)
+        if written is None:
             return
-        add_set(chain, "sets", node, {chain})
+        chain, bound = written
+        head = chain.partition(".")[0]
+        if "." not in chain and head not in parsed.imports or not bound and (head in objects or head not in parsed.imports):
+            return
+        add_set(chain, "sets", node, {chain}, bound)
 
-    def add_set(key: str, kind: str, node: ast.AST, references: Iterable[str]) -> None:
+    def written_to(target: ast.expr) -> tuple[str, Imports] | None:
+        """The chain an expression names -- ``h.X``, through an alias (``m.X`` after ``m = h``)
+        or a module by its literal name (``sys.modules["h"].X``) -- and the imports it is
+        resolved with besides the module's; None for anything else."""
+        if (through := _through_module(target, package)) is not None:
+            top = through[1].partition(".")[0]
+            return through[0], {top: (top, None)}
+        chain = _chain(target)
+        if chain is None:
+            return None
+        head, dot, rest = chain.partition(".")
+        if head in parsed.aliases:
+            alias, bound = parsed.aliases[head]
+            return alias + dot + rest, bound
+        return chain, {}
+
+    def builtins_named(name: str) -> str | None:
+        """``__builtins__`` or the name the ``builtins`` module is imported as, for ``name`` or
+        an alias of it (``b = __builtins__``); None for any other name."""
+        chain = parsed.aliases.get(name, (name, {}))[0]
+        return chain if chain == "__builtins__" or parsed.imports.get(chain) == ("builtins", None) else None
+
+    def alias_of(value: ast.expr) -> tuple[str, Imports] | None:
+        """What ``m = value`` makes ``m`` stand for: another module or an imported object (or
+        ``setattr``/``vars``, which set names unseen)."""
+        written = written_to(value)
+        if written is None:
+            return None
+        chain, bound = written
+        head = chain.partition(".")[0]
+        if chain in ("setattr", "vars") and chain not in objects and chain not in parsed.imports:
+            return written
+        return written if bound or head == "__builtins__" or head in parsed.imports and head not in objects else None
+
+    def builtins_as() -> dict[str, str]:
+        """The module's other names for ``setattr`` and ``vars`` (``s = setattr``, ``from
+        builtins import vars as v``)."""
+        named = {name: chain for name, (chain, _) in parsed.aliases.items() if chain in ("setattr", "vars")}
+        named.update((name, attr) for name, (module, attr) in parsed.imports.items()
+                     if module == "builtins" and attr in ("setattr", "vars"))
+        return named
+
+    def add_set(key: str, kind: str, node: ast.AST, references: Iterable[str], bound: Imports | None = None) -> None:
         found, imports = _references(node, package)
+        imports.update(bound or {})
         new = _Object(kind, _digest(node), found | set(references), imports)
         old = parsed.sets.get(key)
         if old is not None:
@@ -557,7 +805,7 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
         statement's base or metaclass): it may set what that function reaches, wherever
         that is read (:meth:`CodeIndex._setting`)."""
         head, dot, _ = chain.partition(".")
-        if head in objects and dot and not references:
+        if head in objects and dot and not references and objects[head].kind != "class":
             return  # `UNITS.update(...)`: the module's own object, which counts by the statement (define)
         if head in objects or head in parsed.imports:  # else no project function
             add_set(chain + how, "calls", node, {chain, *references})
@@ -566,16 +814,22 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
         """``vars(h)[k] = ...``, ``h.__dict__.update(...)``, ``setattr(h, name, ...)``: any name of
         ``h`` may be set (of an object of this module: it changes)."""
         head = chain.partition(".")[0]
-        if head in objects:
+        if chain.startswith(MODULE):  # of `sys.modules["h"]`
+            top = chain[len(MODULE):].partition(".")[0]
+            add_set(f"{chain[len(MODULE):]}.{WHOLE}", "sets", node, (), {top: (top, None)})
+        elif head in parsed.aliases:  # `vars(m)` after `m = h`
+            alias, bound = parsed.aliases[head]
+            add_set(f"{alias}{chain[len(head):]}.{WHOLE}", "sets", node, (), bound)
+        elif head in objects:
             define(head, "const", node, True)
-        elif head in parsed.imports:
+        elif head in parsed.imports or head in _BUILTINS:
             add_set(f"{chain}.{WHOLE}", "sets", node, {chain})
 
     for node in body:
         if runs:
             for chain, call, references, how in _calls_at_import(node):
                 call_at_import(chain, call, references, how)
-            for chain in _written_unseen(node):
+            for chain in _written_unseen(node, package, builtins_as()):
                 written_unseen(chain, node)
         if isinstance(node, ast.ClassDef) and any(isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef))
                                                   and d.name == "__init_subclass__" for d in node.body) \
@@ -597,18 +851,22 @@ def _collect(body: list[ast.stmt], parsed: _Module, package: str, *, branch: boo
                         # and `helper = lru_cache(helper)` wraps what the name held: each binding counts
                         imported_too(name.id)
                         define(name.id, "const", node.value, True)
+                if isinstance(target, ast.Name) and (alias := alias_of(node.value)) is not None:
+                    parsed.aliases[target.id] = alias
                 root = target
                 while isinstance(root, (ast.Attribute, ast.Subscript)):
                     root = root.value
-                if root is not target and isinstance(root, ast.Name) and root.id in objects:
+                if root is not target and isinstance(root, ast.Name) and root.id in parsed.aliases:
+                    sets_imported(target, node)  # `m.X = ...` after `m = h`: `h.X = ...`
+                elif root is not target and isinstance(root, ast.Name) and root.id in objects:
                     define(root.id, "const", node, True)  # `TABLE["b"] = ...`, `Scaler.factor = ...`: it changes
                 elif root is not target:
                     sets_imported(target, node)
-        elif isinstance(node, ast.Expr) and (attribute := _setattr_target(node.value)) is not None:
+        elif isinstance(node, ast.Expr) and (attribute := _setattr_target(node.value, builtins_as())) is not None:
             root = attribute.value  # `setattr(h, "V", 1)` is `h.V = 1`
             while isinstance(root, (ast.Attribute, ast.Subscript)):
                 root = root.value
-            if isinstance(root, ast.Name) and root.id in objects:
+            if isinstance(root, ast.Name) and root.id in objects and root.id not in parsed.aliases:
                 define(root.id, "const", node, True)
             else:
                 sets_imported(attribute, node)
@@ -680,7 +938,7 @@ def _walruses(node: ast.stmt) -> Iterator[tuple[ast.NamedExpr, ast.expr]]:
     a function or class -- each with what it binds by: its value, or the outermost
     comprehension around it (``[(X := i) for i in ITEMS]`` binds X by what it goes over)."""
     todo: list[tuple[ast.AST, ast.expr | None]] = \
-        [(child, None) for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)] \
+        [(child, None) for child in _children(node) if not isinstance(child, ast.stmt)] \
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
     while todo:
         sub, around = todo.pop()
@@ -689,7 +947,7 @@ def _walruses(node: ast.stmt) -> Iterator[tuple[ast.NamedExpr, ast.expr]]:
         if isinstance(sub, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)) and around is None:
             around = sub
         if not isinstance(sub, (ast.Lambda, ast.stmt)):
-            todo.extend((child, around) for child in ast.iter_child_nodes(sub))
+            todo.extend((child, around) for child in _children(sub))
 
 
 def _calls_at_import(node: ast.stmt) -> Iterator[tuple[str, ast.AST, frozenset[str], str]]:
@@ -712,13 +970,13 @@ def _calls_at_import(node: ast.stmt) -> Iterator[tuple[str, ast.AST, frozenset[s
                 if keyword.arg == "metaclass" and (chain := _chain(keyword.value)) is not None:
                     yield chain, keyword.value, frozenset((node.name,)), CALLED
         return
-    todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)]
+    todo: list[ast.AST] = [child for child in _children(node) if not isinstance(child, ast.stmt)]
     while todo:
         sub = todo.pop()
         if isinstance(sub, ast.Call) and (chain := _chain(sub.func)) is not None:
             yield chain, sub, frozenset(), CALLED
         if not isinstance(sub, (ast.Lambda, ast.stmt)):
-            todo.extend(ast.iter_child_nodes(sub))
+            todo.extend(_children(sub))
 
 
 def _chain(node: ast.expr) -> str | None:
@@ -726,38 +984,101 @@ def _chain(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else _dotted(node) if isinstance(node, ast.Attribute) else None
 
 
-def _written_unseen(node: ast.stmt) -> Iterator[str]:
+def _written_unseen(node: ast.stmt, package: str, named: Mapping[str, str] = {}) -> Iterator[str]:
     """What a module-level statement may set any name of, unseen: ``h`` for ``vars(h)``,
-    ``h.__dict__``, ``setattr(h, name, ...)`` with a name not written out."""
-    todo: list[ast.AST] = [child for child in ast.iter_child_nodes(node) if not isinstance(child, ast.stmt)] \
+    ``h.__dict__``, ``setattr(h, name, ...)`` with a name not written out. ``named``: the
+    module's other names for ``vars`` and ``setattr`` (``s = setattr``)."""
+    todo: list[ast.AST] = [child for child in _children(node) if not isinstance(child, ast.stmt)] \
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
     while todo:
         sub = todo.pop()
         target: ast.expr | None = None
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.args and (
-                sub.func.id == "vars" or sub.func.id == "setattr" and _setattr_target(sub) is None):
+        called = named.get(sub.func.id, sub.func.id) if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) else None
+        if isinstance(sub, ast.Call) and sub.args and (
+                called == "vars" or called == "setattr" and _setattr_target(sub, named) is None):
             target = sub.args[0]
         elif isinstance(sub, ast.Attribute) and sub.attr == "__dict__":
             target = sub.value
         if target is not None and (chain := _chain(target)) is not None:
             yield chain
+        elif target is not None and (through := _through_module(target, package)) is not None:
+            yield MODULE + through[0]  # `vars(sys.modules["h"])`: h's names, h imported or not
         if not isinstance(sub, (ast.Lambda, ast.stmt)):
-            todo.extend(ast.iter_child_nodes(sub))
+            todo.extend(_children(sub))
 
 
-def _setattr_target(value: ast.expr) -> ast.Attribute | None:
-    """``h.V`` for ``setattr(h, "V", ...)`` with a literal name; None for any other expression.
+def _setattr_target(value: ast.expr, named: Mapping[str, str] = {}) -> ast.Attribute | None:
+    """``h.V`` for ``setattr(h, "V", ...)`` with a literal name (``setattr`` by another name
+    in ``named``: ``s = setattr``); None for any other expression.
 
     >>> ast.unparse(_setattr_target(ast.parse("setattr(cfg.opts, 'n', 1)").body[0].value))
     'cfg.opts.n'
     """
-    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Name) or value.func.id != "setattr" \
-            or len(value.args) != 3 or not isinstance(value.args[0], (ast.Name, ast.Attribute)):
+    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Name) \
+            or named.get(value.func.id, value.func.id) != "setattr" \
+            or len(value.args) != 3 or not isinstance(value.args[0], (ast.Name, ast.Attribute, ast.Subscript)):
         return None
     name = value.args[1]
     if not isinstance(name, ast.Constant) or not isinstance(name.value, str) or not name.value.isidentifier():
         return None
     return ast.Attribute(value=value.args[0], attr=name.value, ctx=ast.Store())
+
+
+def _through_module(node: ast.expr, package: str) -> tuple[str, str] | None:
+    """``("h.X", "h")`` for ``sys.modules["h"].X``, ``("h", "h")`` for ``sys.modules["h"]``
+    (or ``sys.modules.get("h")``, ``import_module("h")``: a module by its literal name);
+    None for anything else.
+
+    >>> _through_module(ast.parse("sys.modules['pkg.h'].T.k").body[0].value, "")
+    ('pkg.h.T.k', 'pkg.h')
+    """
+    attributes: list[str] = []
+    while isinstance(node, ast.Attribute):
+        attributes.append(node.attr)
+        node = node.value
+    module = _module_of(node, package)
+    return (".".join([module, *reversed(attributes)]), module) if module is not None else None
+
+
+def _module_of(node: ast.expr, package: str) -> str | None:
+    """The module an expression is by its literal name: ``sys.modules["h"]``,
+    ``sys.modules.get("h")``, ``importlib.import_module("h")``, ``__import__("pkg.h")``
+    (``pkg``: what ``__import__`` gives without a from-list); None for anything else."""
+    key: ast.expr | None = None
+    if isinstance(node, ast.Subscript) and _dotted_name(node.value) == "sys.modules":
+        key = node.slice
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args \
+            and _dotted_name(node.func) == "sys.modules.get":
+        key = node.args[0]
+    elif isinstance(node, ast.Call) and (imported := _literal_import(node, package)) is not None:
+        called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        return imported.partition(".")[0] if called == "__import__" and len(node.args) < 4 and not node.keywords \
+            else imported
+    if not isinstance(key, ast.Constant) or not isinstance(key.value, str) \
+            or not all(part.isidentifier() for part in key.value.split(".")):
+        return None
+    return key.value
+
+
+def _builtin_set(target: ast.expr, builtins_named: Callable[[str], str | None]) -> str | None:
+    """What a module-level statement sets in the ``builtins`` module, which every module
+    reads a name it does not bind from: ``"builtins.X"`` for ``builtins.X = ...``,
+    ``setattr(builtins, "X", ...)`` (as ``b.X`` after ``import builtins as b``), ``"__builtins__.X"``
+    for ``__builtins__["X"] = ...``; ``"builtins.(module)"`` where the name is not told
+    (``__builtins__.update(...)``, ``__builtins__[name] = ...``); None for anything else."""
+    node: ast.expr = target
+    name: str | None = None
+    if isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute):
+        node = target.func.value  # `__builtins__.update(...)`
+    elif isinstance(target, ast.Attribute):
+        node, name = target.value, target.attr
+    elif isinstance(target, ast.Subscript):
+        key = target.slice
+        node, name = target.value, key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
+    head = builtins_named(node.id) if isinstance(node, ast.Name) else None
+    if head is None:
+        return None
+    return f"{head}.{name if name is not None and name.isidentifier() else WHOLE}"
 
 
 def _main_guard(node: ast.stmt) -> bool:
@@ -1008,8 +1329,13 @@ class CodeIndex:
             for chain, obj in parsed.sets.items():
                 if (module, SETS + chain) in seen:
                     continue
+                head, _, name = chain.partition(".")
+                if head == "__builtins__" or parsed.imports.get(head) == ("builtins", None):  # `builtins.X = ...`
+                    if self._reads_builtin(seen, name):
+                        found.append((module, SETS + chain))
+                    continue
                 if chain.endswith("." + WHOLE):  # `vars(h)[k] = ...`: any name of h, read where any object of it is
-                    target = self._module_named(module, chain[:-len(WHOLE) - 1])
+                    target = self._module_named(module, chain[:-len(WHOLE) - 1], obj.imports)
                     if target is not None and any(mod == target for mod, _ in seen):
                         found.append((module, SETS + chain))
                     continue
@@ -1019,7 +1345,11 @@ class CodeIndex:
                 where, exact = self._set_where[module, chain] or (None, False)
                 if where is None:
                     continue
-                if not exact and chain.endswith(CALLED) and chain[:-len(CALLED)].rpartition(".")[0] in parsed.sets:
+                if not exact and chain.endswith(CALLED) and self._kind(where) == "class":
+                    # `S.setup()`: a class's method may set state elsewhere; where the class is read, the call
+                    # counts already (in its digest, or as `sets S` where it is imported)
+                    hit = where not in seen and self._state_read(where, seen)
+                elif not exact and chain.endswith(CALLED) and chain[:-len(CALLED)].rpartition(".")[0] in parsed.sets:
                     hit = False  # `h.T.update(...)`: said as what it sets, `sets h.T`
                 elif not exact or not chain.endswith((CALLED, SUBCLASSED)):  # an object it sets (`C.k = 1`, `R0.add(f)`)
                     hit = where in seen
@@ -1043,10 +1373,26 @@ class CodeIndex:
         owner = chain.rpartition(".")[0]  # `h.configure`: h is a module; `R0.add`: R0 is not
         return where, not owner or self._module_value(module, owner, local) is not None
 
-    def _module_named(self, module: str, chain: str) -> str | None:
+    def _reads_builtin(self, seen: set[tuple[str, str]], name: str) -> bool:
+        """Whether an object in ``seen`` reads ``name`` (any name, for WHOLE) where its module
+        binds none: from the ``builtins`` module, which a statement elsewhere sets."""
+        for mod, of in seen:
+            parsed = (self._files.get(mod) or ("?", _Module({}, {}, 1)))[1]
+            obj = parsed.sets.get(of[len(SETS):]) if of.startswith(SETS) else parsed.objects.get(of)
+            if obj is None or parsed.unparsable is not None:
+                continue
+            for ref in obj.references:
+                head = ref.partition(".")[0]
+                if (head == name or name == WHOLE and head.isidentifier()) and head not in obj.imports:
+                    where = self._resolve(mod, head, obj.imports)
+                    if where is None or where[1] == WHOLE:
+                        return True
+        return False
+
+    def _module_named(self, module: str, chain: str, local: Imports) -> str | None:
         """The project module ``chain`` (``h``, ``pkg.h``) names in ``module``, or None."""
         head, *attrs = chain.split(".")
-        imported = (self._files.get(module) or ("", _Module({}, {})))[1].imports.get(head)
+        imported = local.get(head) or (self._files.get(module) or ("", _Module({}, {})))[1].imports.get(head)
         if imported is None:
             return None
         target = ".".join([f"{imported[0]}.{imported[1]}" if imported[1] is not None else imported[0], *attrs])
@@ -1095,23 +1441,37 @@ class CodeIndex:
             self._loads[start] = frozenset(m for m in loaded if (self._files.get(m) or ("", _Module({}, {})))[1].sets)
         return self._loads[start]
 
-    def _whole(self, module: str) -> tuple[list[tuple[str, str]], set[str]]:
-        """What a module imported by a literal name brings: each of its objects when it is
-        the project's (the module itself when it does not parse), else its library's name."""
+    def _whole(self, module: str, depth: int = 0) -> tuple[list[tuple[str, str]], set[str]]:
+        """What a module imported by a literal name brings: each of its objects, and of the
+        names it imports, when it is the project's (the module itself when it does not
+        parse), else its library's name."""
         found = self._module(module)
         if found is None:
             top = module.split(".")[0]
             return [], set() if top in sys.stdlib_module_names or self._module(top) is not None else {top}
         if found[1].unparsable is not None:
             return [(module, "")], set()
-        return [(module, name) for name in found[1].objects], set()
+        objects = [(module, name) for name in found[1].objects]
+        # the names it imports are its too (`from hc import V`: `M.V`, `getattr(M, name)`), as are a star import's
+        for key, (source, attr) in found[1].imports.items():
+            if key.startswith(STAR) and depth < 10:
+                objects += self._whole(source, depth + 1)[0]
+            elif attr is not None and (where := self._lookup(source, attr, depth + 1)) is not None:
+                objects.append(where)
+        return objects, set()
 
     @staticmethod
     def _bindings(parsed: _Module, ref: str, local: Imports) -> list[Imports]:
         """The imports ``ref`` is resolved with: the object's own -- and, for ``impl.f`` where
-        branches of the module bind ``impl`` to several modules, one set for each of them."""
+        branches of the module (or of the function) bind ``impl`` to several modules, one set
+        for each of them."""
         head = ref.partition(".")[0]
-        if head == ref or head in local or head not in parsed.choices:
+        if head == ref:
+            return [local]
+        if head in local:
+            inside = [source for key, source in local.items() if key.startswith(head + ALIAS) and source[1] is None]
+            return [local, *({**local, head: choice} for choice in inside)]
+        if head not in parsed.choices:
             return [local]
         return [local, *({**local, head: choice} for choice in parsed.choices[head])]
 
@@ -1143,8 +1503,9 @@ class CodeIndex:
             obj = parsed.sets[name[len(SETS):]] if name.startswith(SETS) else parsed.objects[name]
             closure.entries[f"{rel}:{name.removeprefix(SETS)}"] = \
                 f"{'task' if (mod, name) == start else obj.kind}:{obj.digest}"
-            if UNFOLLOWED in obj.references:  # which module it imports cannot be told: said each time
-                closure.entries[f"{rel}:{name.removeprefix(SETS)}{UNFOLLOWED}"] = f"{stalediff.UNFOLLOWED}:1"
+            for marker in (UNFOLLOWED, COMPUTED):  # which module it imports, what code it runs, cannot be told
+                if marker in obj.references:  # said each time
+                    closure.entries[f"{rel}:{name.removeprefix(SETS)}{marker}"] = f"{stalediff.UNFOLLOWED}:1"
             uses, libraries = self._edges(mod, name)
             closure.libraries.update(libraries)
             for where in uses:
@@ -1166,7 +1527,7 @@ class CodeIndex:
                 if WHOLE in parsed.objects and name != WHOLE:
                     uses.append((mod, WHOLE))
                 for ref in sorted(obj.references):
-                    if ref == UNFOLLOWED:  # said as an entry of its own (_walk)
+                    if ref in (UNFOLLOWED, COMPUTED):  # said as an entry of its own (_walk)
                         continue
                     if ref.startswith(MODULE):  # `import_module("h5")`: each object of h5, or its library
                         whole, of_library = self._whole(obj.imports[ref][0])

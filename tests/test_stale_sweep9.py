@@ -302,7 +302,7 @@ def test_the_fingerprints_of_unchanged_code_are_pinned_to_the_model_that_takes_t
 
     (tmp_path / "tasks.py").write_text(PINNED_TASKS)
     (tmp_path / "helpers.py").write_text(PINNED_HELPERS)
-    assert (stalediff.CODE_MODEL, CodeIndex(str(tmp_path)).of_callable("tasks:make")) == ("2", {
+    assert (stalediff.CODE_MODEL, CodeIndex(str(tmp_path)).of_callable("tasks:make")) == ("3", {
         "helpers.py:_T": "const:8f2cda988d9ca730",
         "helpers.py:__getattr__": "def:7f4cead0c5ec6dc8",
         "helpers.py:configure": "def:bd9d68248bfaaaed",
