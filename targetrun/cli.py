@@ -36,8 +36,8 @@ _PLANNING = ("run", "status")  # commands that keep garbage collection paused wh
 # click 8.2+ raises it for a group called without a command (8.1 prints the help and exits 0)
 _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 EPILOG = ("Exit codes: 0 ok, 1 a task failed, 2 bad Pipelinefile or arguments (or an extra to install), "
-          "3 backend unreachable or could not tell (or the output could not be written), 4 internal error (a bug); stopped: 129 SIGHUP, 130 Ctrl-C, "
-          "131 SIGQUIT, 141 SIGPIPE (output closed), 143 SIGTERM.")
+          "3 backend unreachable or could not tell (or the output could not be written), 4 internal error (a bug); "
+          "stopped: 129 SIGHUP, 130 Ctrl-C, 131 SIGQUIT, 141 SIGPIPE (output closed), 143 SIGTERM.")
 
 
 def main(argv: Sequence[str] | None = None, *, collection_paused: bool = False) -> None:
