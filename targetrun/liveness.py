@@ -65,7 +65,7 @@ def pid_exists(pid: int) -> bool:
     """Whether process ``pid`` exists in this PID namespace (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (a number no process can have: a forged owner)
         return False
     except PermissionError:
         return True

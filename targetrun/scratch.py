@@ -26,6 +26,7 @@ import threading
 from targetrun import liveness
 
 KINDS = ("out", "stage", "input")
+PID_LIMIT = 1 << 22  # the largest process number Linux gives (PID_MAX_LIMIT)
 _swept = False
 _lock = threading.Lock()
 
@@ -78,8 +79,8 @@ def sweep() -> int:
         if found is None:
             continue
         pid = int(found.group(1))
-        if pid == os.getpid() or liveness.pid_exists(pid):
-            continue
+        if not 0 < pid <= PID_LIMIT or pid == os.getpid() or liveness.pid_exists(pid):
+            continue  # (a number no process has is no process of ours: a name someone else chose)
         path = os.path.join(folder, name)
         try:
             info = os.lstat(path)

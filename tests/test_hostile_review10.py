@@ -355,3 +355,22 @@ def test_a_live_runs_half_written_output_is_left_when_its_run_record_is_gone(tmp
             run.communicate()
     assert run.returncode == 0, out
     assert (root / "out" / "s.txt").read_text() == "halfdone"
+
+
+def test_no_name_planted_in_tmpdir_makes_the_sweep_fail_a_run(tmp_path, monkeypatch):
+    """Anyone can name a file in a shared ``$TMPDIR`` like a temporary file of targetrun's:
+    one with a process number no process can have (``targetrun-out-TAG-99999999999999999999-x``)
+    made ``os.kill`` raise OverflowError -- every later run of every project ended with an
+    internal error (exit 4) before it began. Such a name is no process of ours: left alone."""
+    import tempfile
+
+    from targetrun import scratch
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    planted = [temp / f"targetrun-out-{scratch._tag()}-{pid}-x" for pid in ("99999999999999999999", "0", "00")]
+    for path in planted:
+        path.write_text("not ours")
+    assert scratch.sweep() == 0
+    assert all(path.exists() for path in planted)
