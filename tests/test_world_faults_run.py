@@ -74,8 +74,7 @@ def test_a_worker_killed_under_a_task_with_retries_is_retried_in_a_new_pool(proj
     assert json.loads(proj.read("out/then.json")) == ["survived"]
     assert json.loads(proj.read("out/beside.json")) == "beside"
     assert "FAILED" not in done.out, done.out
-    # (`beside` is run again without counting an attempt when the pool can tell that its worker
-    # was only ended with the other -- not always on a loaded machine: its own retry covers it)
+    # (`beside`, running when the pool broke, lost an attempt: its own retry runs it again)
 
 
 # -- Redis refusing writes mid-run ----------------------------------------------------------
@@ -237,3 +236,37 @@ def test_a_state_store_stopped_by_the_file_size_limit_is_not_called_damaged(proj
     assert "move it aside" not in done.err and "Traceback" not in done.text, done.err
     again = proj.cli("run", "--force-all")
     assert again.code == 0, again.text
+
+
+TERMED = '''
+import os, signal, time
+
+def term_own_worker(log):
+    """A task whose worker gets SIGTERM from outside (an admin's `kill`, a supervisor): it
+    did its work (the log line) before it was ended."""
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+
+def beside():
+    time.sleep(0.3)
+    return "beside"
+'''
+
+
+def test_a_task_whose_own_worker_was_ended_runs_no_more_often_than_its_retries_allow(project, tmp_path):
+    """The exit code of a worker ended by SIGTERM cannot tell the pool's from anyone's: a
+    task without retries whose own worker got SIGTERM was 'spared' and ran twice (review)."""
+    log = tmp_path / "attempts.log"
+    proj = project(f"""
+    defaults: {{serializer: json}}
+    tasks:
+      t: {{run: termed:term_own_worker, args: {{log: "{log}"}}, target: out/t.json}}
+      beside: {{run: termed:beside, target: out/beside.json, max_retries: 1}}
+    """, termed=TERMED)
+    done = proj.cli("run", "--executor", "processes", "-j", "2", "--keep-going")
+    assert "Traceback" not in done.text, done.text
+    assert done.code == 3, done.text  # the executor lost t's only attempt
+    assert len(log.read_text().splitlines()) == 1, done.text
+    assert json.loads(proj.read("out/beside.json")) == "beside"

@@ -172,25 +172,16 @@ class ProcessExecutor:
         return future
 
     def spared(self, exc: BaseException, ticket: int) -> bool:
-        """Whether submission ``ticket``, lost with ``exc``, was lost only because another
-        worker died and broke the pool: it had not begun, or began in a worker the pool ended
-        itself (SIGTERM) -- not in the worker that died. Such an attempt ran nothing of its
-        own to blame: the engine submits it again. (A worker that died before its start
-        notice was read makes its task look spared once; the engine spares a task once.)"""
+        """Whether submission ``ticket``, lost with ``exc``, was lost only because a worker
+        died and broke the pool before it began: it ran nothing, so the engine submits it
+        again without counting an attempt. One that had begun counts its lost attempt, as
+        any (its worker may have been ended by the pool -- or by a SIGTERM of its own or an
+        admin's, which the exit code cannot tell apart; running it again for free ran a task
+        without retries twice). (A worker that died before its start notice was read makes
+        its task look spared once; the engine spares a task once.)"""
         from concurrent.futures.process import BrokenProcessPool
 
-        if not isinstance(exc, BrokenProcessPool):
-            return False
-        pid = self._ran_in.pop(ticket, None)
-        if pid is None:
-            return True
-        process = self._workers.get(pid) or self._broken.get(pid)
-        if process is None:
-            return False
-        with contextlib.suppress(OSError, ValueError):
-            process.join(5)  # the pool has just told it to end: moments, longer on a loaded machine
-            return process.exitcode in _ENDED_BY_POOL
-        return False
+        return isinstance(exc, BrokenProcessPool) and self._ran_in.pop(ticket, None) is None
 
     def explain_loss(self, exc: BaseException) -> str | None:
         """How the worker whose death broke the pool ended ("killed by signal 9 (SIGKILL:
