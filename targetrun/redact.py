@@ -672,10 +672,25 @@ def bounded(text: str, limit: int, *, tail: int = 0) -> str:
     """
     if len(text) <= limit + tail:
         return redact(text)
-    head = redact(text[:limit + _WINDOW_SLACK])[:limit]
-    end = redact(text[max(limit, len(text) - tail - _WINDOW_SLACK):])[-tail:] if tail else ""
+    head = _masked_start(text, limit)
+    end = _masked_start(text[::-1], tail, backwards=True)[::-1] if tail else ""
     cut = len(text) - limit - tail
     return f"{head}... ({cut:,} characters cut)" + (f" ...{end}" if end else "")
+
+
+def _masked_start(text: str, limit: int, *, backwards: bool = False) -> str:
+    """The first ``limit`` characters of ``text`` masked (``backwards``: ``text`` is
+    reversed, and masked as the right way round). A window of ``_WINDOW_SLACK`` more is
+    masked with them -- and grown while masking shrank it so much that the kept part would
+    reach the window's last ``_WINDOW_SLACK`` characters, where a credential the window's
+    end cuts (no '@' left in it) is not masked."""
+    window = limit + _WINDOW_SLACK
+    while True:
+        part = text[:window]
+        masked = redact(part[::-1])[::-1] if backwards else redact(part)
+        if window >= len(text) or len(masked) >= limit + _WINDOW_SLACK:
+            return masked[:limit]
+        window *= 2
 
 
 def printable(text: str) -> str:

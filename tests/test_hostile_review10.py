@@ -374,3 +374,18 @@ def test_no_name_planted_in_tmpdir_makes_the_sweep_fail_a_run(tmp_path, monkeypa
         path.write_text("not ours")
     assert scratch.sweep() == 0
     assert all(path.exists() for path in planted)
+
+
+def test_a_credential_the_cut_of_a_long_error_crosses_is_never_shown_in_part():
+    """A long error whose earlier credentials masking shrank: the kept start reached the
+    end of the window masked with it, where a URL cut by that window had lost its '@' and
+    was not masked -- 'ftp://deploy:Hunter2...' was recorded and printed (review)."""
+    from targetrun.redact import bounded
+
+    secret = "Hunter2SuperSecretPassw0rd"
+    crowd = ("password=" + "s" * 1000 + " ") * 74
+    url = f"ftp://deploy:{secret}@db.internal/x more"
+    for pad in (758, 775):  # (about 770: the URL crosses the masked window's end)
+        text = crowd + "x" * pad + url + " tail " * 20_000
+        for kept in (bounded(text, 10_000), bounded(text, 10_000, tail=20_000), bounded(url + text, 10, tail=10)):
+            assert "Hunter2" not in kept and "Sup" + "erSecret" not in kept, pad
