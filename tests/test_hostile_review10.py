@@ -389,3 +389,34 @@ def test_a_credential_the_cut_of_a_long_error_crosses_is_never_shown_in_part():
         text = crowd + "x" * pad + url + " tail " * 20_000
         for kept in (bounded(text, 10_000), bounded(text, 10_000, tail=20_000), bounded(url + text, 10, tail=10)):
             assert "Hunter2" not in kept and "Sup" + "erSecret" not in kept, pad
+
+
+def test_ctrl_c_during_the_store_upgrade_is_an_interruption_not_a_damaged_store(tmp_path):
+    """A stop that lands in the schema 9 rewrite's own SQL function came out as "user-defined
+    function raised exception" -- exit 3 with the hint to move state.db aside (its records
+    and history forgotten) for a store that was whole: it is exit 130, and the store is
+    still the old one, rows and all, for the next command to upgrade (review)."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    root = write_project(tmp_path, "tasks:\n  a: {shell: \"echo 1 > {output}\", target: out/a.txt}\n")
+    assert in_process(root, "run").returncode == 0
+    with sqlite3.connect(root / ".targetrun" / "state.db") as db:
+        row = db.execute("SELECT * FROM task_runs").fetchone()
+        db.executemany(f"INSERT INTO task_runs VALUES ({', '.join('?' * len(row))})",
+                       [(f"run{i:07d}", *row[1:7], f"ftp://u:s3cret@h/x{i}", f"ftp://u:s3cret@h/t{i}.txt", *row[9:])
+                        for i in range(60_000)])
+        db.execute("PRAGMA user_version = 8")
+    status = subprocess.Popen([sys.executable, "-m", "targetrun", "status"], cwd=root, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # the upgrade of 60,000 rows takes several seconds
+    status.send_signal(signal.SIGINT)
+    err = status.communicate(timeout=60)[1]
+    assert status.returncode == 130, err
+    assert "move it aside" not in err and "Traceback" not in err, err
+    with sqlite3.connect(root / ".targetrun" / "state.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 8
+        assert db.execute("SELECT count(*) FROM task_runs").fetchone()[0] == 60_001

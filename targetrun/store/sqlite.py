@@ -241,8 +241,12 @@ class SqliteStore(StateStore):
                 for statement in [s for s in SCHEMA.split(";") if s.strip()] + tables_and_triggers:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
+        except BaseException as exc:
             db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                # a stop that landed in a migration's own function came out as "user-defined
+                # function raised exception": an interruption, not a damaged store to move aside
+                stopping.deliver_lost()
             raise
         db.execute("COMMIT")
         if migrated:  # what the rewrite replaced is in the WAL's older frames until it is emptied
