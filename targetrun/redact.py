@@ -328,9 +328,18 @@ def without_passwords(text: str) -> str:
 
     >>> without_passwords('{"location": "ftp://u:pw@h:21/a.txt", "b": "s3://x/y@z", "c": "ftp://v@h/b"}')
     '{"location": "ftp://u@h:21/a.txt", "b": "s3://x/y@z", "c": "ftp://v@h/b"}'
+    >>> without_passwords("ftp://u:p@a,ftp://v:q@b/x")
+    'ftp://u@a,ftp://v@b/x'
     """
-    if "@" not in text or "://" not in text:
-        return text
+    while "@" in text and "://" in text:  # until nothing changes: one pass can leave a second URL's
+        bare = _one_pass_without_passwords(text)  # (`ftp://u:p@a,ftp://v:q@b/x`: the first span ran on)
+        if bare == text:
+            break
+        text = bare
+    return text
+
+
+def _one_pass_without_passwords(text: str) -> str:
     out: list[str] = []
     done = 0
     for match in _URL_START.finditer(text):
