@@ -33,7 +33,7 @@ from typing import NamedTuple, TypeVar
 from targetrun import liveness
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskOutcome, TaskState
 from targetrun.errors import CacheError, SpecError
-from targetrun.redact import printable, redact
+from targetrun.redact import printable, redact, without_passwords
 from abc import ABC, abstractmethod  # noqa: E402
 from targetrun.registry import Entry, Registry
 from targetrun.store import statements
@@ -583,11 +583,33 @@ def _json_rows(rows: list[list[object]]) -> bytes:
 OUTCOMES_LIMIT = 256 * 1024 * 1024
 
 
-def decode_outcomes(data: bytes) -> RunOutcomes | None:
+def _inflated(data: bytes) -> bytes | None:
+    """An outcomes blob inflated; None when it is not zlib or inflates past OUTCOMES_LIMIT."""
     try:
         inflater = zlib.decompressobj()
         text = inflater.decompress(data, OUTCOMES_LIMIT)
-        if inflater.unconsumed_tail:
+    except (zlib.error, TypeError):
+        return None
+    return None if inflater.unconsumed_tail else text
+
+
+def outcomes_without_passwords(data: bytes) -> bytes:
+    """An outcomes blob an older targetrun wrote, without a URL's password (the stores'
+    rewrite of such rows: sqlite's schema 9, Redis's pass); ``data`` itself when it holds
+    none, or is no blob of ours."""
+    inflated = _inflated(data)
+    try:
+        text = inflated.decode("utf-8") if inflated is not None else ""
+    except UnicodeDecodeError:
+        return data
+    bare = without_passwords(text) if "@" in text else text
+    return data if bare == text else zlib.compress(bare.encode("utf-8"), 1)
+
+
+def decode_outcomes(data: bytes) -> RunOutcomes | None:
+    try:
+        text = _inflated(data)
+        if text is None:
             return None
         doc = json.loads(text)
         marks = tuple(OutcomeMark(str(t), TaskState(s), str(r), None if g is None else str(g))

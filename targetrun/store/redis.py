@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import zlib
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
@@ -32,8 +31,9 @@ import redis
 from targetrun import redact, stopping
 from targetrun.errors import CacheError, UsageError
 from targetrun.model import CacheEntry, Checkpoint, TaskState
-from targetrun.store.base import (BAD_ROW, MALFORMED, OUTCOMES_LIMIT, PendingWrite, Recorded, RunRecord, RunStatus, StateStore,
-                                  TaskRecord, check_store_url, finite, kept, readable, text_or_none)
+from targetrun.store.base import (BAD_ROW, MALFORMED, PendingWrite, Recorded, RunRecord, RunStatus, StateStore,
+                                  TaskRecord, check_store_url, finite, kept, outcomes_without_passwords, readable,
+                                  text_or_none)
 from targetrun.store.base import text as text_of  # "text" here is a record's JSON
 from targetrun.store.sqlite import _decoded, checkpoint_of, dump_checkpoint, dump_entry, load_checkpoint, load_entry
 
@@ -553,13 +553,7 @@ def _bare_value(key: bytes, value: bytes) -> bytes:
     if name.startswith(f"{PREFIX}lock:") or (name.startswith(f"{PREFIX}blob:") and not _OUTCOMES.fullmatch(name)):
         return value
     if name.startswith(f"{PREFIX}blob:"):
-        try:
-            inflater = zlib.decompressobj()
-            text = inflater.decompress(value, OUTCOMES_LIMIT).decode("utf-8")
-        except (zlib.error, UnicodeDecodeError):
-            return value
-        bare = redact.without_passwords(text)
-        return value if bare == text or inflater.unconsumed_tail else zlib.compress(bare.encode("utf-8"), 1)
+        return outcomes_without_passwords(value)
     decoded = _utf8(value)
     return value if decoded is None else redact.without_passwords(decoded).encode("utf-8")
 

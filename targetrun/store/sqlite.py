@@ -23,7 +23,6 @@ import sqlite3
 import threading
 import time
 import types
-import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -33,8 +32,9 @@ from targetrun.errors import CacheError
 from targetrun.model import CacheEntry, Checkpoint, StaleKind, TaskState
 from targetrun.store.statements import (BUSY_HINT, CACHE_GENERATION, GET_BLOB, INSERT_RUN,
                                         PUT_BLOB, busy, failure)
-from targetrun.store.base import (MALFORMED, OUTCOMES_LIMIT, LastRun, PendingWrite, Recorded, RunRecord, RunStatus, StateStore,
-                                  StoreOptions, TaskRecord, finite, kept, readable, text, text_or_none)
+from targetrun.store.base import (MALFORMED, LastRun, PendingWrite, Recorded, RunRecord, RunStatus, StateStore,
+                                  StoreOptions, TaskRecord, finite, kept, outcomes_without_passwords, readable, text,
+                                  text_or_none)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -108,16 +108,9 @@ def _without_passwords(db: sqlite3.Connection) -> None:
             db.execute(f"UPDATE OR IGNORE {table} SET {column} = targetrun_bare({column}) WHERE {holds}")
             db.execute(f"DELETE FROM {table} WHERE {holds}")  # its key without the password was taken
     for key, data in db.execute("SELECT key, data FROM blobs WHERE key LIKE 'targetrun-run:%:outcomes'").fetchall():
-        try:
-            inflater = zlib.decompressobj()
-            text = inflater.decompress(data, OUTCOMES_LIMIT).decode("utf-8")
-        except (zlib.error, UnicodeDecodeError, TypeError):
-            continue
-        if inflater.unconsumed_tail or "@" not in text:
-            continue
-        bare = redact.without_passwords(text)
-        if bare != text:
-            db.execute("UPDATE blobs SET data = ? WHERE key = ?", (zlib.compress(bare.encode("utf-8"), 1), key))
+        bare = outcomes_without_passwords(data)
+        if bare is not data:
+            db.execute("UPDATE blobs SET data = ? WHERE key = ?", (bare, key))
 
 
 # Stores written by an older targetrun are upgraded in place, one version at a time:
