@@ -192,9 +192,11 @@ class ProcessExecutor:
 
         if not isinstance(exc, BrokenProcessPool):
             return None
+        deadline = time.monotonic() + 5  # one wait for them all, not one for each (-j 16: a minute)
         for process in [*self._workers.values(), *self._broken.values()]:
             with contextlib.suppress(OSError, ValueError):
-                process.join(5)  # the pool ends them all; one killed can close its pipes before it is reaped
+                # the pool ends them all; one killed can close its pipes before it is reaped
+                process.join(max(0.0, deadline - time.monotonic()))
                 code = process.exitcode
                 if code is None or code == 0 or code in _ENDED_BY_POOL:
                     continue
